@@ -1,0 +1,212 @@
+"""The pipeline steps, shared by the CLI and the Airflow DAGs.
+
+fetch → parse_validate → write_lake → publish → export. Every step takes and returns
+small JSON-able dicts so Airflow can pass them between tasks as XComs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from collections import Counter
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from noriba.fetch import fetch as fetch_source
+from noriba.specs import FeedSpec
+from noriba.workspace import Workspace
+from transforms.adapters import adapter_for
+from transforms.canonical import canonicalize, lit
+from transforms.schema import load_schema
+
+Progress = Callable[[str], None]
+
+#: Lake tables written for every feed version, besides gtfs_<table>.
+QUALITY_TABLES = ("quality_notices", "quality_quarantine")
+META_TABLE = "meta_feed_versions"
+VERSION_ID_LENGTH = 16
+
+
+def _say(progress: Progress | None, msg: str) -> None:
+    if progress:
+        progress(msg)
+
+
+def fetch(spec: FeedSpec, ws: Workspace) -> dict:
+    """Return the archived input of ``spec`` and whether this exact input was ingested before."""
+    got = fetch_source(ws, spec.id, spec.source).to_dict()
+    known = known_version_for_source(ws, spec.id, got["source_sha256"])
+    got["known_version"] = known
+    return got
+
+
+def known_version_for_source(ws: Workspace, feed_id: str, source_sha256: str) -> str | None:
+    """Return the feed version already made from this exact input, or None."""
+    root = ws.lake / META_TABLE / f"feed_id={feed_id}"
+    if not root.exists():
+        return None
+    for part in root.glob("feed_version=*/*.parquet"):
+        t = pq.read_table(part, columns=["source_sha256"])
+        if source_sha256 in t.column("source_sha256").to_pylist():
+            return part.parent.name.split("=", 1)[1]
+    return None
+
+
+def version_exists(ws: Workspace, feed_id: str, feed_version: str) -> bool:
+    return (ws.lake_partition(META_TABLE, feed_id, feed_version) / "part-0.parquet").exists()
+
+
+def parse_validate(spec: FeedSpec, ws: Workspace, fetched: dict, *, progress: Progress | None = None) -> dict:
+    """Return the staged feed version made from the fetched input.
+
+    If the input's normalised contents match a version already in the lake, then nothing is
+    staged and ``unchanged`` is true.
+    """
+    adapter = adapter_for(spec.kind)
+    _say(progress, f"{spec.id}: reading {Path(fetched['raw_path']).name}")
+    feed = adapter.read(Path(fetched["raw_path"]), encoding=spec.encoding, progress=progress)
+    content = feed.content_hash()
+    version = content[:VERSION_ID_LENGTH]
+    base = {"feed_id": spec.id, "feed_version": version, "content_sha256": content}
+    if version_exists(ws, spec.id, version):
+        return {**base, "unchanged": True, "staging_dir": None}
+    staging = ws.staging / spec.id / f"{version}-{uuid.uuid4().hex[:8]}"
+    tables_dir = staging / "gtfs"
+    _say(progress, f"{spec.id}: typing and checking {sum(f.csv.rows_in for f in feed.files.values()):,} rows")
+    con = duckdb.connect()
+    result = canonicalize(feed, schema=load_schema(), out_dir=tables_dir, profile=spec.profile, con=con)
+    if con.sql("SELECT count(*) FROM duckdb_tables() WHERE table_name = 't_other_files'").fetchall()[0][0]:
+        con.execute(f"COPY (SELECT * FROM t_other_files ORDER BY file_name, _line) TO {lit(str(staging / 'gtfs_other_files.parquet'))} (FORMAT parquet)")
+    if feed.other_files:
+        blobs = pa.table({"file_name": list(feed.other_files), "content": [feed.other_files[k] for k in feed.other_files]})
+        pq.write_table(blobs, staging / "gtfs_other_blobs.parquet")
+    notices = feed.findings.notices_table()
+    quarantine = feed.findings.quarantine_table()
+    pq.write_table(notices, staging / "quality_notices.parquet", compression="zstd")
+    pq.write_table(quarantine, staging / "quality_quarantine.parquet", compression="zstd")
+    severity = Counter(notices.column("severity").to_pylist())
+    files = {
+        name: {"rows_in": c.rows_in, "accepted": c.accepted, "quarantined": c.quarantined, "encoding": c.encoding,
+               "known": c.known, "header": feed.files[name].csv.header}
+        for name, c in result.counts.items()
+    }
+    start, end = _service_window(con, tables_dir)
+    row = {
+        "content_sha256": content,
+        "source_sha256": fetched["source_sha256"],
+        "source": fetched["source"],
+        "raw_path": fetched["raw_path"],
+        "fetched_at": fetched["fetched_at"],
+        "ingested_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "kind": spec.kind,
+        "profile": "gtfs-jp" if spec.profile == "gtfs-jp" or any(n.endswith("_jp.txt") for n in feed.files) else "gtfs",
+        "service_start": start,
+        "service_end": end,
+        "files": json.dumps(files, ensure_ascii=False),
+        "tables": json.dumps(result.tables),
+        "rows_in": sum(c.rows_in for c in result.counts.values()),
+        "rows_accepted": sum(c.accepted for c in result.counts.values()),
+        "rows_quarantined": sum(c.quarantined for c in result.counts.values()),
+        "errors": severity.get("ERROR", 0),
+        "warnings": severity.get("WARNING", 0),
+        "infos": severity.get("INFO", 0),
+        "notice_codes": json.dumps(dict(Counter(notices.column("code").to_pylist()).most_common())),
+        "spec": json.dumps(spec.metadata(), ensure_ascii=False),
+    }
+    pq.write_table(pa.Table.from_pylist([row]), staging / "meta_feed_versions.parquet")
+    con.close()
+    return {**base, "unchanged": False, "staging_dir": str(staging), "rows_in": row["rows_in"],
+            "rows_accepted": row["rows_accepted"], "rows_quarantined": row["rows_quarantined"],
+            "errors": row["errors"], "warnings": row["warnings"]}
+
+
+def _service_window(con, tables_dir: Path) -> tuple[str | None, str | None]:
+    parts = []
+    cal, dates = tables_dir / "calendar.parquet", tables_dir / "calendar_dates.parquet"
+    if cal.exists():
+        parts.append(f"SELECT start_date AS d FROM read_parquet({lit(str(cal))}, hive_partitioning=false) UNION ALL SELECT end_date FROM read_parquet({lit(str(cal))}, hive_partitioning=false)")
+    if dates.exists():
+        parts.append(f"SELECT date FROM read_parquet({lit(str(dates))}, hive_partitioning=false) WHERE exception_type = 1")
+    if not parts:
+        return None, None
+    lo, hi = con.sql(f"SELECT min(d)::VARCHAR, max(d)::VARCHAR FROM ({' UNION ALL '.join(parts)})").fetchall()[0]
+    return lo, hi
+
+
+def _replace_dir(src: Path, dst: Path) -> None:
+    """Move ``src`` to ``dst``, replacing whatever was there, as close to atomically as a file system allows."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    old = dst.with_name(f".{dst.name}.old-{uuid.uuid4().hex[:6]}")
+    if dst.exists():
+        os.replace(dst, old)
+    os.replace(src, dst)
+    if old.exists():
+        shutil.rmtree(old)
+
+
+def write_lake(ws: Workspace, staged: dict) -> dict:
+    """Return the lake partitions written for a staged version; each partition is replaced whole.
+
+    The meta_feed_versions partition is written last, so a version exists only once all its tables do.
+    """
+    if staged.get("unchanged"):
+        return {**staged, "lake": []}
+    staging = Path(staged["staging_dir"])
+    fid, ver = staged["feed_id"], staged["feed_version"]
+    moves: list[tuple[Path, str]] = [(p, f"gtfs_{p.stem}") for p in sorted((staging / "gtfs").glob("*.parquet"))]
+    moves += [(p, p.stem) for p in sorted(staging.glob("*.parquet")) if p.stem != META_TABLE]
+    # remove partitions of tables this version no longer has (a rerun of a changed staging)
+    written = []
+    for src, table in moves + [(staging / f"{META_TABLE}.parquet", META_TABLE)]:
+        part = ws.lake_partition(table, fid, ver)
+        tmp = part.with_name(f".{part.name}.tmp-{uuid.uuid4().hex[:6]}")
+        tmp.mkdir(parents=True)
+        os.replace(src, tmp / "part-0.parquet")
+        _replace_dir(tmp, part)
+        written.append(table)
+    shutil.rmtree(staging, ignore_errors=True)
+    return {**staged, "staging_dir": None, "lake": written}
+
+
+def lake_versions(ws: Workspace, feed_id: str | None = None) -> list[tuple[str, str]]:
+    """Return (feed_id, feed_version) of every complete version in the lake."""
+    root = ws.lake / META_TABLE
+    out = []
+    for part in sorted(root.glob("feed_id=*/feed_version=*/part-0.parquet")):
+        fid = part.parent.parent.name.split("=", 1)[1]
+        if feed_id is None or fid == feed_id:
+            out.append((fid, part.parent.name.split("=", 1)[1]))
+    return out
+
+
+def run_feed(spec: FeedSpec, ws: Workspace, *, progress: Progress | None = None, export: bool = True) -> dict:
+    """Return what one full run of a feed did: fetch, parse/validate, lake, publish, export."""
+    from warehouse.export import export_version
+    from warehouse.publish import is_published, publish
+
+    fetched = fetch(spec, ws)
+    version = fetched.get("known_version")
+    if version and is_published(ws, spec.id, version):
+        return {"feed_id": spec.id, "feed_version": version, "status": "unchanged",
+                "message": f"{spec.id}: input unchanged (sha256 {fetched['source_sha256'][:12]}…), still version {version}; nothing to do"}
+    staged = parse_validate(spec, ws, fetched, progress=progress) if not version else {
+        "feed_id": spec.id, "feed_version": version, "unchanged": True}
+    lake = write_lake(ws, staged)
+    ver = lake["feed_version"]
+    if staged["unchanged"] and is_published(ws, spec.id, ver):
+        return {"feed_id": spec.id, "feed_version": ver, "status": "unchanged",
+                "message": f"{spec.id}: same contents as version {ver} (repackaged input); nothing to do"}
+    _say(progress, f"{spec.id}: publishing version {ver}")
+    pub = publish(ws, spec.id, ver)
+    out = {"feed_id": spec.id, "feed_version": ver, "status": "new" if not staged["unchanged"] else "published", **pub}
+    if export:
+        _say(progress, f"{spec.id}: exporting version {ver}")
+        out["exports"] = export_version(ws, spec.id, ver)
+    return out

@@ -1,0 +1,353 @@
+"""Turn GTFS-shaped text tables into canonical typed tables, with structural checks.
+
+All work is set-based in DuckDB: typing, the rows that must be quarantined, duplicate
+keys and broken references. The typed tables are written as Parquet, one file per table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from transforms.adapters import TextFeed
+from transforms.notices import ERROR, INFO, NOTICE_SCHEMA, QUARANTINE_SCHEMA, WARNING
+from transforms.schema import Field, Schema, Table
+
+#: Most notices of one code kept per file and field; the rest are counted in one summary notice.
+NOTICE_SAMPLE_LIMIT = 10_000
+
+_TYPE_NOTICE = {
+    "int": ("invalid_integer", "not a whole number"),
+    "enum": ("invalid_integer", "not a whole number"),
+    "float": ("invalid_float", "not a decimal number"),
+    "time": ("invalid_time", "not a time in H:MM:SS form (25:10:00 allowed)"),
+    "date": ("invalid_date", "not a date in YYYYMMDD form"),
+}
+
+
+def q(name: str) -> str:
+    """Return ``name`` quoted as a SQL identifier."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def lit(value: str) -> str:
+    """Return ``value`` as a SQL string literal."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def typed_expr(f: Field, v: str) -> str:
+    """Return the SQL expression typing the text column ``v`` as field ``f`` (NULL when it cannot)."""
+    # Fast casts first; the strict pattern is only evaluated for the rare value the fast path rejects.
+    if f.type in ("int", "enum"):
+        return (
+            f"CASE WHEN TRY_CAST({v} AS INTEGER)::VARCHAR = {v} THEN TRY_CAST({v} AS INTEGER) "
+            f"WHEN regexp_full_match({v}, '\\s*[+-]?\\d{{1,9}}\\s*') THEN CAST(trim({v}) AS INTEGER) END"
+        )
+    if f.type == "float":
+        return f"(CASE WHEN isfinite(TRY_CAST({v} AS DOUBLE)) THEN TRY_CAST({v} AS DOUBLE) END)"
+    if f.type == "time":
+        return (
+            f"CASE WHEN {v} GLOB '[0-9][0-9]:[0-5][0-9]:[0-5][0-9]' OR {v} GLOB '[0-9]:[0-5][0-9]:[0-5][0-9]' "
+            f"THEN epoch(CAST({v} AS INTERVAL))::INTEGER "
+            f"WHEN regexp_full_match({v}, '\\s*\\d{{1,3}}:[0-5]\\d:[0-5]\\d\\s*') THEN epoch(CAST(trim({v}) AS INTERVAL))::INTEGER END"
+        )
+    if f.type == "date":
+        return f"CASE WHEN regexp_full_match({v}, '\\s*\\d{{8}}\\s*') THEN CAST(try_strptime(trim({v}), '%Y%m%d') AS DATE) END"
+    return f"NULLIF({v}, '')"
+
+
+@dataclass
+class FileCount:
+    file: str
+    rows_in: int
+    accepted: int = 0
+    quarantined: int = 0
+    encoding: str = ""
+    known: bool = True
+
+
+@dataclass
+class Canonical:
+    counts: dict[str, FileCount] = field(default_factory=dict)
+    tables: list[str] = field(default_factory=list)  # canonical tables written
+
+
+class _Sink:
+    """Append notice and quarantine rows produced by SQL into the feed's findings."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, feed: TextFeed):
+        self.con = con
+        self.findings = feed.findings
+
+    def notices(self, sql: str, *, limit: int = NOTICE_SAMPLE_LIMIT) -> int:
+        """Add the notices selected by ``sql`` (columns as NOTICE_SCHEMA); return how many there were."""
+        total = self.con.sql(f"SELECT count(*) FROM ({sql})").fetchall()[0][0]
+        if total:
+            t = self.con.sql(f"SELECT * FROM ({sql}) ORDER BY line LIMIT {limit}").to_arrow_table()
+            self.findings.notice_tables.append(t.select(NOTICE_SCHEMA.names).cast(NOTICE_SCHEMA))
+            if total > limit:
+                first = t.slice(0, 1).to_pylist()[0]
+                self.findings.add(first["code"], first["severity"], f"{total - limit} more notices like this were not listed",
+                                  file=first["file"], field=first["field"])
+        return total
+
+    def quarantine(self, sql: str) -> None:
+        t = self.con.sql(sql).to_arrow_table()
+        if t.num_rows:
+            self.findings.quarantine_tables.append(t.select(QUARANTINE_SCHEMA.names).cast(QUARANTINE_SCHEMA))
+
+
+def _raw_json(cols: list[tuple[str, str]]) -> str:
+    """Return SQL building a JSON object {header name: text} from (name, column) pairs, in order."""
+    if not cols:
+        return "'{}'"
+    parts = ", ".join(f"{lit(to_json_key(n))} || ':' || to_json({c})" for n, c in cols)
+    return f"'{{' || concat_ws(',', {parts}) || '}}'"
+
+
+def to_json_key(name: str) -> str:
+    import json
+
+    return json.dumps(name, ensure_ascii=False)
+
+
+def canonicalize(
+    feed: TextFeed,
+    *,
+    schema: Schema,
+    out_dir: Path,
+    profile: str = "gtfs",
+    con: duckdb.DuckDBPyConnection | None = None,
+) -> Canonical:
+    """Return row counts per file after writing ``out_dir/<table>.parquet`` for every canonical table.
+
+    Rows whose key cannot be read, or that repeat a key, go to quarantine; every other
+    problem is a notice and the row is kept, with untypable text kept in ``_untyped``.
+    """
+    con = con or duckdb.connect()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    sink = _Sink(con, feed)
+    result = Canonical()
+    present: set[str] = set()
+    is_jp = profile == "gtfs-jp" or any(n.endswith("_jp.txt") for n in feed.files)
+
+    for name, tf in sorted(feed.files.items()):
+        table = schema.by_file(name)
+        csvt = tf.csv
+        count = FileCount(name, rows_in=csvt.rows_in, encoding=tf.encoding, known=table is not None)
+        count.quarantined = len(csvt.bad_rows)
+        result.counts[name] = count
+        if not csvt.header:
+            continue
+        if table is None:
+            _keep_unknown(con, tf, out_dir, result, feed)
+            continue
+        present.add(table.name)
+        _type_table(con, sink, table, tf, count)
+
+    for table in schema.tables.values():
+        if table.required and table.name not in present:
+            feed.findings.add("missing_required_file", ERROR, f"required file {table.file_name} is missing", file=table.file_name)
+    if not ({"calendar", "calendar_dates"} & present):
+        feed.findings.add("missing_calendar_and_calendar_date_files", ERROR,
+                          "neither calendar.txt nor calendar_dates.txt is present: no trip has service days", file="calendar.txt")
+    if is_jp:
+        for jp in ("agency_jp", "feed_info"):
+            if jp not in present:
+                feed.findings.add("missing_recommended_file", WARNING,
+                                  f"{jp}.txt is expected in a GTFS-JP feed", file=f"{jp}.txt")
+
+    _check_references(con, sink, schema, present)
+
+    for table in schema.tables.values():
+        if table.name not in present:
+            continue
+        cols = ", ".join(q(c) for c, _ in table.columns_sql() if c not in ("feed_id", "feed_version"))
+        con.execute(f"COPY (SELECT {cols} FROM {q('t_' + table.name)} ORDER BY _line) TO {lit(str(out_dir / (table.name + '.parquet')))} (FORMAT parquet, COMPRESSION zstd)")
+        result.tables.append(table.name)
+    return result
+
+
+def _header_map(sink: _Sink, table: Table | None, tf, file: str) -> tuple[dict[str, str], list[tuple[str, str]]]:
+    """Return ({known field: column}, [(unknown header, column)]), with notices for header problems."""
+    known: dict[str, str] = {}
+    unknown: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    for i, raw_name in enumerate(tf.csv.header):
+        col = f"c{i}"
+        name = raw_name.strip().lstrip("\ufeff")
+        if name != raw_name:
+            sink.findings.add("leading_or_trailing_whitespaces", WARNING, f"column name '{raw_name}' has spaces around it", file=file, line=tf.csv.header_line, field=name)
+        if not name:
+            sink.findings.add("empty_column_name", ERROR, f"column {i + 1} has no name; its values are kept but cannot be used", file=file, line=tf.csv.header_line)
+            unknown.append((f"column_{i + 1}", col))
+            continue
+        if name in seen:
+            sink.findings.add("duplicated_column", ERROR, f"column '{name}' appears twice; the first one is used", file=file, line=tf.csv.header_line, field=name)
+            unknown.append((name, col))
+            continue
+        seen.add(name)
+        if table is not None and table.field(name) is not None:
+            known[name] = col
+        else:
+            if table is not None:
+                sink.findings.add("unknown_column", INFO, f"column '{name}' is not part of {file}; kept as received", file=file, line=tf.csv.header_line, field=name)
+            unknown.append((name, col))
+    return known, unknown
+
+
+def _type_table(con, sink: _Sink, table: Table, tf, count: FileCount) -> None:
+    file = tf.name
+    known, unknown = _header_map(sink, table, tf, file)
+    for f in table.fields:
+        if f.required and f.name not in known and not (table.name == "translations"):
+            sink.findings.add("missing_required_column", ERROR, f"required column '{f.name}' is missing", file=file, line=tf.csv.header_line, field=f.name)
+    raw_name = "raw_" + table.name
+    con.register(raw_name, tf.csv.table)
+
+    select = ["_line"]
+    fails: list[tuple[Field, str]] = []
+    for f in table.fields:
+        col = known.get(f.name)
+        if col is None:
+            select.append(f"CAST(NULL AS {f.sql_type}) AS {q(f.column)}")
+            continue
+        select.append(f"{typed_expr(f, col)} AS {q(f.column)}")
+        if f.type in _TYPE_NOTICE:
+            select.append(f"{col} AS {q('r__' + f.name)}")
+            fails.append((f, col))
+    untyped_parts = ", ".join(
+        f"CASE WHEN {q(f.column)} IS NULL AND trim({q('r__' + f.name)}) <> '' THEN {lit(to_json_key(f.name))} || ':' || to_json({q('r__' + f.name)}) END"
+        for f, _ in fails
+    )
+    untyped = f"NULLIF('{{' || concat_ws(',', {untyped_parts}) || '}}', '{{}}')" if fails else "CAST(NULL AS VARCHAR)"
+    extra = _raw_json(unknown) if unknown else "CAST(NULL AS VARCHAR)"
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {q('s_' + table.name)} AS SELECT *, {untyped} AS _untyped, {extra} AS _extra "
+        f"FROM (SELECT {', '.join(select)}, * EXCLUDE (_line) FROM {q(raw_name)})"
+    )
+    con.unregister(raw_name)
+    s = q("s_" + table.name)
+    raw_json = _raw_json(sorted([*known.items(), *unknown], key=lambda hc: int(hc[1][1:])))
+
+    # Typing failures: one notice per value.
+    for f, _ in fails:
+        code, what = _TYPE_NOTICE[f.type]
+        hard = f.key and f.required
+        tail = "; row quarantined" if hard else "; the text is kept, the typed value is empty"
+        head, rest = lit(f"{f.name} value '"), lit(f"' is {what}{tail}")
+        sink.notices(
+            f"SELECT {lit(code)} AS code, 'ERROR' AS severity, {lit(file)} AS file, _line AS line, {lit(f.name)} AS field, "
+            f"{q('r__' + f.name)} AS value, {head} || {q('r__' + f.name)} || {rest} AS message "
+            f"FROM {s} WHERE {q(f.column)} IS NULL AND trim({q('r__' + f.name)}) <> ''"
+        )
+    # Quarantine: a key field that is required but empty or untypable.
+    hard_keys = [f for f in table.key if f.required]
+    if hard_keys:
+        conds = " OR ".join(f"{q(f.column)} IS NULL" for f in hard_keys)
+        reasons = " , ".join(
+            f"CASE WHEN {q(f.column)} IS NULL THEN {lit(f.name + ' is empty or unreadable')} END" for f in hard_keys
+        )
+        empty = " OR ".join(f"trim(coalesce({_text_col(f)}, '')) = ''" for f in hard_keys)
+        sink.notices(
+            f"SELECT 'missing_required_field' AS code, 'ERROR' AS severity, {lit(file)} AS file, _line AS line, "
+            f"{lit(', '.join(f.name for f in hard_keys))} AS field, NULL AS value, "
+            f"{lit('key field ' + ' / '.join(f.name for f in hard_keys) + ' must be filled in; row quarantined')} AS message "
+            f"FROM {s} WHERE {empty}"
+        )
+        sink.quarantine(
+            f"SELECT {lit(file)} AS file, _line AS line, 'missing_required_field' AS code, concat_ws('; ', {reasons}) AS reason, {raw_json} AS raw FROM {s} WHERE {conds}"
+        )
+        con.execute(f"DELETE FROM {s} WHERE {conds}")
+    # Duplicate keys: the first row wins, later ones are quarantined.
+    if table.key:
+        keys = ", ".join(q(f.column) for f in table.key)
+        not_null = " AND ".join(f"{q(f.column)} IS NOT NULL" for f in table.key)
+        dup = con.sql(f"SELECT count(*) FROM (SELECT {keys} FROM {s} WHERE {not_null} GROUP BY ALL HAVING count(*) > 1)").fetchall()[0][0]
+        if dup:
+            con.execute(
+                f"CREATE OR REPLACE TEMP TABLE dups AS SELECT _line, first_line, {keys}, _raw FROM ("
+                f"SELECT _line, {keys}, {raw_json} AS _raw, min(_line) OVER (PARTITION BY {keys}) AS first_line FROM {s} WHERE {not_null}"
+                f") WHERE _line > first_line"
+            )
+            keydesc = " || ', ' || ".join(f"{lit(f.name + '=')} || CAST({q(f.column)} AS VARCHAR)" for f in table.key)
+            sink.notices(
+                f"SELECT 'duplicate_key' AS code, 'ERROR' AS severity, {lit(file)} AS file, _line AS line, {lit(table.key[0].name)} AS field, "
+                f"{keydesc} AS value, 'key ' || {keydesc} || ' was already used on line ' || first_line || '; row quarantined' AS message FROM dups"
+            )
+            sink.quarantine(
+                f"SELECT {lit(file)} AS file, _line AS line, 'duplicate_key' AS code, 'same key as line ' || first_line AS reason, _raw AS raw FROM dups"
+            )
+            con.execute(f"DELETE FROM {s} WHERE _line IN (SELECT _line FROM dups)")
+    # Required non-key fields left empty: reported, row kept.
+    for f in table.fields:
+        if f.required and not f.key and f.name in known:
+            rcol = _text_col(f)
+            sink.notices(
+                f"SELECT 'missing_required_field' AS code, 'ERROR' AS severity, {lit(file)} AS file, _line AS line, {lit(f.name)} AS field, "
+                f"NULL AS value, {lit('required field ' + f.name + ' is empty')} AS message FROM {s} WHERE trim(coalesce({rcol}, '')) = ''"
+            )
+    count.accepted = con.sql(f"SELECT count(*) FROM {s}").fetchall()[0][0]
+    count.quarantined = count.rows_in - count.accepted
+    cols = ", ".join(q(c) for c, _ in table.columns_sql() if c not in ("feed_id", "feed_version"))
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {q('t_' + table.name)} AS SELECT {cols} FROM {s}")
+    con.execute(f"DROP TABLE {s}")
+
+
+def _text_col(f: Field) -> str:
+    """Return the column holding the text of field ``f`` in a staging table."""
+    return q("r__" + f.name) if f.type in _TYPE_NOTICE else q(f.column)
+
+
+def _keep_unknown(con, tf, out_dir: Path, result: Canonical, feed: TextFeed) -> None:
+    """Keep the rows of a file the schema does not know, as JSON records, so exports can return it."""
+    feed.findings.add("unknown_file", INFO, f"file {tf.name} is not part of GTFS or GTFS-JP; its rows are kept as received", file=tf.name)
+    cols = [(h, f"c{i}") for i, h in enumerate(tf.csv.header)]
+    con.register("raw_other", tf.csv.table)
+    con.execute(
+        f"CREATE TEMP TABLE IF NOT EXISTS t_other_files (file_name VARCHAR, _line INTEGER, header VARCHAR, record VARCHAR)"
+    )
+    header = to_json_key_list(tf.csv.header)
+    con.execute(
+        f"INSERT INTO t_other_files SELECT {lit(tf.name)}, _line, {lit(header)}, {_raw_json(cols)} FROM raw_other"
+    )
+    con.unregister("raw_other")
+    result.counts[tf.name].accepted = tf.csv.table.num_rows
+    result.counts[tf.name].quarantined = len(tf.csv.bad_rows)
+
+
+def to_json_key_list(names: list[str]) -> str:
+    import json
+
+    return json.dumps(names, ensure_ascii=False)
+
+
+def _check_references(con, sink: _Sink, schema: Schema, present: set[str]) -> None:
+    """Report every value that points at a row that does not exist (foreign_key_violation)."""
+    for table in schema.tables.values():
+        if table.name not in present:
+            continue
+        for f in table.fields:
+            if not f.ref:
+                continue
+            ptable, pfield = f.ref.split(".")
+            child = q("t_" + table.name)
+            if ptable == "service":
+                parents = [p for p in ("calendar", "calendar_dates") if p in present]
+                parent_sql = " UNION ALL ".join(f"SELECT service_id AS k FROM {q('t_' + p)}" for p in parents) or "SELECT NULL::VARCHAR AS k WHERE false"
+                target = "calendar.txt or calendar_dates.txt"
+            elif ptable in present:
+                parent_sql = f"SELECT {q(pfield)} AS k FROM {q('t_' + ptable)}"
+                target = f"{ptable}.txt"
+            else:
+                parent_sql = "SELECT NULL::VARCHAR AS k WHERE false"
+                target = f"{ptable}.txt (missing)"
+            head, rest = lit(f"{f.name} '"), lit(f"' is not defined in {target} ({pfield})")
+            sink.notices(
+                f"SELECT 'foreign_key_violation' AS code, 'ERROR' AS severity, {lit(table.file_name)} AS file, _line AS line, {lit(f.name)} AS field, "
+                f"CAST({q(f.column)} AS VARCHAR) AS value, {head} || CAST({q(f.column)} AS VARCHAR) || {rest} AS message "
+                f"FROM {child} c WHERE {q(f.column)} IS NOT NULL AND {q(f.column)} NOT IN (SELECT k FROM ({parent_sql}) WHERE k IS NOT NULL)"
+            )

@@ -1,0 +1,161 @@
+"""Read a UTF-8 CSV into an all-text Arrow table with the source line of every row.
+
+The fast path hands the bytes to pyarrow's multi-threaded reader; when a file has rows
+with the wrong number of cells, quoted line breaks, or anything pyarrow refuses, the
+exact path reads it with Python's csv module so every row keeps its physical line number.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+
+@dataclass
+class BadRow:
+    line: int
+    cells: int
+    text: str
+
+
+@dataclass
+class CsvText:
+    """A CSV file's header, its rows as text columns, and what could not be read as a row."""
+
+    header: list[str]
+    table: pa.Table  # columns c0..cN (strings, '' for empty) plus _line (int32)
+    bad_rows: list[BadRow] = field(default_factory=list)
+    blank_lines: int = 0
+    header_line: int = 1
+
+    @property
+    def rows_in(self) -> int:
+        return self.table.num_rows + len(self.bad_rows)
+
+
+def _col_names(n: int) -> list[str]:
+    return [f"c{i}" for i in range(n)]
+
+
+def _split_header(data: bytes) -> tuple[list[str], int, int]:
+    """Return (header cells, header line number, byte offset where data rows start)."""
+    pos = 0
+    line = 1
+    while pos < len(data):
+        end = data.find(b"\n", pos)
+        end = len(data) if end < 0 else end + 1
+        if data[pos:end].strip(b"\r\n"):
+            break
+        pos, line = end, line + 1
+    if pos >= len(data):
+        return [], line, len(data)
+    # the header never holds quoted line breaks in practice; read one physical line
+    end = data.find(b"\n", pos)
+    end = len(data) if end < 0 else end + 1
+    text = data[pos:end].decode("utf-8").rstrip("\r\n")
+    cells = next(csv.reader([text]), [])
+    return cells, line, end
+
+
+def read_csv_text(data: bytes) -> CsvText:
+    """Return the rows of UTF-8 CSV ``data`` as text columns with their line numbers."""
+    header, header_line, body_start = _split_header(data)
+    if not header:
+        return CsvText([], pa.table({"_line": pa.array([], pa.int32())}), header_line=header_line)
+    body = data[body_start:]
+    fast = _read_fast(body, len(header), header_line)
+    if fast is not None:
+        table, blank = fast
+        return CsvText(header, table, [], blank, header_line)
+    table, bad, blank = _read_exact(body, len(header), header_line)
+    return CsvText(header, table, bad, blank, header_line)
+
+
+def _read_fast(body: bytes, ncols: int, header_line: int):
+    """Return (table, blank line count) from pyarrow, or None when the exact path is needed."""
+    names = _col_names(ncols)
+    if not body.strip(b"\r\n"):
+        empty = pa.table({**{n: pa.array([], pa.string()) for n in names}, "_line": pa.array([], pa.int32())})
+        return empty, body.count(b"\n")
+    invalid = []
+
+    def on_invalid(row):
+        invalid.append(row)
+        return "skip"
+
+    try:
+        table = pacsv.read_csv(
+            pa.py_buffer(body),
+            read_options=pacsv.ReadOptions(column_names=names, block_size=16 << 20),
+            parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid, newlines_in_values=False),
+            convert_options=pacsv.ConvertOptions(
+                column_types={n: pa.string() for n in names},
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+            ),
+        )
+    except (pa.ArrowInvalid, pa.ArrowException):
+        return None
+    if invalid:
+        return None
+    # Map rows to physical lines. Rows are the non-blank lines, unless a quoted value holds a
+    # line break, in which case the counts disagree and the exact path is taken.
+    nlines = body.count(b"\n") + (0 if body.endswith(b"\n") else 1)
+    has_blank = body.startswith((b"\n", b"\r\n")) or b"\n\n" in body or b"\n\r\n" in body
+    if not has_blank:
+        if table.num_rows != nlines:
+            return None
+        lines = np.arange(header_line + 1, header_line + 1 + nlines, dtype=np.int32)
+        blank = 0
+    else:
+        arr = np.frombuffer(body, dtype=np.uint8)
+        ends = np.flatnonzero(arr == 10)
+        if not body.endswith(b"\n"):
+            ends = np.append(ends, len(body))
+        starts = np.concatenate(([0], ends[:-1] + 1))
+        length = ends - starts
+        cr_only = (length == 1) & (arr[np.minimum(starts, len(arr) - 1)] == 13)
+        nonblank = (length > 0) & ~cr_only
+        if int(nonblank.sum()) != table.num_rows:
+            return None
+        lines = (np.flatnonzero(nonblank) + header_line + 1).astype(np.int32)
+        blank = int((~nonblank).sum())
+    return table.append_column("_line", pa.array(lines, pa.int32())), blank
+
+
+def _read_exact(body: bytes, ncols: int, header_line: int):
+    """Return (table, bad rows, blank lines) read record by record with exact line numbers."""
+    text = body.decode("utf-8")
+    reader = csv.reader(io.StringIO(text, newline=""), strict=False)
+    cols: list[list[str]] = [[] for _ in range(ncols)]
+    lines: list[int] = []
+    bad: list[BadRow] = []
+    physical: list[str] | None = None
+    blank = 0
+    prev_end = 0
+    for cells in reader:
+        start = prev_end + 1
+        prev_end = reader.line_num
+        line = header_line + start
+        if not cells:
+            blank += 1
+            continue
+        if len(cells) != ncols:
+            if physical is None:
+                physical = text.split("\n")
+            raw = "\n".join(physical[start - 1:prev_end]).rstrip("\r\n")
+            bad.append(BadRow(line, len(cells), raw))
+            continue
+        for col, value in zip(cols, cells):
+            col.append(value)
+        lines.append(line)
+    names = _col_names(ncols)
+    table = pa.table(
+        {**{n: pa.array(c, pa.string()) for n, c in zip(names, cols)}, "_line": pa.array(lines, pa.int32())}
+    )
+    return table, bad, blank

@@ -1,0 +1,116 @@
+"""GTFS / GTFS-JP adapter: read a zip or a folder into text tables."""
+
+from __future__ import annotations
+
+import hashlib
+import zipfile
+from pathlib import Path, PurePosixPath
+
+from transforms.adapters import InputError, Progress, TextFeed, TextFile
+from transforms.csvread import read_csv_text
+from transforms.encoding import decode
+from transforms.notices import ERROR, INFO, WARNING
+
+#: Largest uncompressed member read; larger ones are refused with a notice (zip bombs, mistakes).
+MAX_MEMBER_BYTES = 4 << 30
+
+
+def normalised_sha256(data: bytes) -> str:
+    """Return sha256 of UTF-8 text with CRLF turned into LF and a final line end ensured."""
+    h = hashlib.sha256()
+    if b"\r" in data:
+        data = data.replace(b"\r\n", b"\n")
+    h.update(data)
+    if data and not data.endswith(b"\n"):
+        h.update(b"\n")
+    return h.hexdigest()
+
+
+def _members(source: Path) -> tuple[dict[str, callable], list[str]]:
+    """Return {member path: reader} of a zip or folder and the names skipped as not files."""
+    if source.is_dir():
+        found = {}
+        for p in sorted(source.rglob("*")):
+            if p.is_file() and not p.name.startswith("."):
+                found[p.relative_to(source).as_posix()] = p.read_bytes
+        return found, []
+    if not source.exists():
+        raise InputError(f"{source}: no such file or folder")
+    try:
+        zf = zipfile.ZipFile(source)
+    except zipfile.BadZipFile:
+        raise InputError(f"{source}: not a zip file and not a folder; a GTFS feed is a .zip of .txt files") from None
+    found = {}
+    for info in zf.infolist():
+        if info.is_dir() or PurePosixPath(info.filename).name.startswith(".") or "__MACOSX" in info.filename:
+            continue
+        if info.file_size > MAX_MEMBER_BYTES:
+            raise InputError(f"{source}!{info.filename}: {info.file_size} bytes uncompressed, over the {MAX_MEMBER_BYTES} byte limit")
+        found[info.filename] = (lambda name=info.filename: zf.read(name))
+    return found, []
+
+
+class GtfsAdapter:
+    kind = "gtfs"
+
+    def read(self, source: Path, *, encoding: str | None = None, progress: Progress | None = None) -> TextFeed:
+        """Return the feed at ``source`` (zip or folder) as text tables.
+
+        If files sit in a single sub-folder, then they are read from there with a notice.
+        Files that are not CSV text are kept as received.
+        """
+        feed = TextFeed()
+        members, _ = _members(Path(source))
+        if not members:
+            raise InputError(f"{source}: the feed is empty (no files)")
+        txt = {k: v for k, v in members.items() if k.lower().endswith(".txt")}
+        folders = {str(PurePosixPath(k).parent) for k in txt}
+        if "." not in folders and len(folders) == 1:
+            sub = folders.pop()
+            feed.findings.add(
+                "invalid_input_files_in_subfolder", ERROR,
+                f"the feed's files are inside the folder '{sub}/' of the zip; they must be at its top level",
+                file=sub,
+            )
+            prefix = sub + "/"
+            members = {k[len(prefix):] if k.startswith(prefix) else k: v for k, v in members.items()}
+        for name in sorted(members):
+            read = members[name]
+            if "/" in name:
+                feed.findings.add("unknown_file", INFO, f"file '{name}' in a sub-folder is not part of GTFS; kept as received", file=name)
+                feed.other_files[name] = read()
+                continue
+            if not name.lower().endswith(".txt"):
+                feed.findings.add("unknown_file", INFO, f"file '{name}' is not a GTFS text file; kept as received", file=name)
+                feed.other_files[name] = read()
+                continue
+            if progress:
+                progress(f"reading {name}")
+            raw = read()
+            dec = decode(raw, file=name, override=encoding)
+            feed.findings.notices.extend(dec.notices)
+            if b"\x00" in dec.data:
+                line = dec.data.count(b"\n", 0, dec.data.find(b"\x00")) + 1
+                feed.findings.add("invalid_character", ERROR, "file contains NUL bytes (\\0); they are not allowed in GTFS text", file=name, line=line)
+            csvt = read_csv_text(dec.data)
+            if not csvt.header:
+                feed.findings.add("empty_file", ERROR, "file is empty: it has no header line", file=name)
+            feed.files[name] = TextFile(name=name, csv=csvt, encoding=dec.encoding, content_sha256=normalised_sha256(dec.data))
+            if csvt.blank_lines:
+                feed.findings.add("empty_row", WARNING, f"{csvt.blank_lines} blank line(s) skipped", file=name)
+            for bad in csvt.bad_rows:
+                feed.findings.add(
+                    "invalid_row_length", ERROR,
+                    f"row has {bad.cells} cells but the header has {len(csvt.header)}; row quarantined",
+                    file=name, line=bad.line, value=bad.text[:200],
+                )
+                feed.findings.quarantine_row(name, bad.line, "invalid_row_length",
+                                             f"{bad.cells} cells, header has {len(csvt.header)}", bad.text)
+        encodings = {f.encoding for f in feed.files.values()}
+        if {"utf-8", "utf-8-sig"} <= encodings:
+            with_bom = sorted(n for n, f in feed.files.items() if f.encoding == "utf-8-sig")
+            feed.findings.add(
+                "mixed_bom", INFO,
+                f"some files start with a UTF-8 byte order mark and others do not ({', '.join(with_bom)} do); both were read",
+            )
+        return feed

@@ -1,0 +1,111 @@
+"""Exports of a published feed version: a GTFS zip rebuilt from the canonical tables, and Parquet."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import zipfile
+from pathlib import Path
+
+import duckdb
+
+from noriba.workspace import Workspace
+from transforms.canonical import lit, q
+from transforms.schema import Field, load_schema
+
+
+def text_expr(f: Field) -> str:
+    """Return SQL turning canonical column ``f`` back into GTFS text; untypable values come back as received."""
+    c = q(f.column)
+    if f.type == "time":
+        typed = f"printf('%02d:%02d:%02d', {c} // 3600, ({c} % 3600) // 60, {c} % 60)"
+    elif f.type == "date":
+        typed = f"strftime({c}, '%Y%m%d')"
+    elif f.sql_type != "VARCHAR":
+        typed = f"CAST({c} AS VARCHAR)"
+    else:
+        return c
+    return f"coalesce({typed}, json_extract_string(_untyped, {lit('$.' + json.dumps(f.name))}))"
+
+
+def _zip_dir(src: Path, target: Path) -> None:
+    tmp = target.with_suffix(".zip.tmp")
+    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for p in sorted(x for x in src.rglob("*") if x.is_file()):
+            info = zipfile.ZipInfo(p.relative_to(src).as_posix(), date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            with p.open("rb") as fh, zf.open(info, "w", force_zip64=True) as out:
+                shutil.copyfileobj(fh, out, 1 << 20)
+    os.replace(tmp, target)
+
+
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def export_version(ws: Workspace, feed_id: str, feed_version: str) -> dict:
+    """Return the paths of the GTFS zip and Parquet folder written for one feed version.
+
+    The zip holds every file of the input: canonical tables in the standard column order
+    (columns the input had, then its unknown columns), unknown files as received, all UTF-8.
+    """
+    schema = load_schema()
+    con = duckdb.connect()
+    meta_part = ws.lake_partition("meta_feed_versions", feed_id, feed_version) / "part-0.parquet"
+    meta = con.sql(f"SELECT files, tables FROM read_parquet({lit(str(meta_part))}, hive_partitioning=false)").fetchall()[0]
+    files = json.loads(meta[0])
+    out_dir = ws.exports / "gtfs" / feed_id
+    out_dir.mkdir(parents=True, exist_ok=True)
+    pq_dir = ws.exports / "parquet" / feed_id / feed_version
+    pq_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=ws.exports) as tmpd:
+        tmp = Path(tmpd)
+        for tname in json.loads(meta[1]):
+            table = schema.tables[tname]
+            part = ws.lake_partition(f"gtfs_{tname}", feed_id, feed_version) / "part-0.parquet"
+            header = [h.strip().lstrip("\ufeff") for h in files[table.file_name]["header"]]
+            known = [f for f in table.fields if f.name in header]
+            unknown = [h for h in header if h and table.field(h) is None]
+            cols = [f"{text_expr(f)} AS {q(f.name)}" for f in known]
+            cols += [f"json_extract_string(_extra, {lit('$.' + json.dumps(h))}) AS {q(h)}" for h in dict.fromkeys(unknown)]
+            src = f"read_parquet({lit(str(part))}, hive_partitioning=false)"
+            con.execute(
+                f"COPY (SELECT {', '.join(cols)} FROM {src} ORDER BY _line) TO {lit(str(tmp / table.file_name))} "
+                f"(FORMAT csv, HEADER true, DELIMITER ',', QUOTE '\"', NEW_LINE '\\n')"
+            )
+            con.execute(
+                f"COPY (SELECT {lit(feed_id)} AS feed_id, {lit(feed_version)} AS feed_version, * FROM {src}) "
+                f"TO {lit(str(pq_dir / (tname + '.parquet')))} (FORMAT parquet, COMPRESSION zstd)"
+            )
+        other = ws.lake_partition("gtfs_other_files", feed_id, feed_version) / "part-0.parquet"
+        if other.exists():
+            rows = con.sql(f"SELECT file_name, header, record FROM read_parquet({lit(str(other))}, hive_partitioning=false) ORDER BY file_name, _line").fetchall()
+            by_file: dict[str, list] = {}
+            for name, header, record in rows:
+                by_file.setdefault(name, [json.loads(header)]).append(list(json.loads(record).values()))
+            for name, data in by_file.items():
+                with (tmp / name).open("w", encoding="utf-8", newline="") as fh:
+                    csv.writer(fh, lineterminator="\n").writerows(data)
+        blobs = ws.lake_partition("gtfs_other_blobs", feed_id, feed_version) / "part-0.parquet"
+        if blobs.exists():
+            for name, content in con.sql(f"SELECT file_name, content FROM read_parquet({lit(str(blobs))}, hive_partitioning=false)").fetchall():
+                target = tmp / name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(content)
+        # an unknown file that had a header but no rows still comes back
+        for name, info in files.items():
+            if not info.get("known") and not (tmp / name).exists() and info.get("header"):
+                with (tmp / name).open("w", encoding="utf-8", newline="") as fh:
+                    csv.writer(fh, lineterminator="\n").writerow(info["header"])
+        zip_path = out_dir / f"{feed_id}_{feed_version}.zip"
+        _zip_dir(tmp, zip_path)
+    con.close()
+    return {"gtfs_zip": str(zip_path), "gtfs_sha256": sha256_of(zip_path), "parquet_dir": str(pq_dir)}

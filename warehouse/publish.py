@@ -1,0 +1,145 @@
+"""Publish: the single writer that moves a feed version from the lake into the DuckDB file.
+
+One transaction per version: if anything fails (or the process dies) before COMMIT, the
+warehouse keeps its previous state. A file lock makes concurrent publishers wait in turn.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+
+import duckdb
+
+from noriba.workspace import Workspace
+from transforms.canonical import lit, q
+from transforms.schema import load_schema
+
+NOTICE_COLUMNS = "code VARCHAR, severity VARCHAR, file VARCHAR, line BIGINT, field VARCHAR, value VARCHAR, message VARCHAR"
+QUARANTINE_COLUMNS = "file VARCHAR, line BIGINT, code VARCHAR, reason VARCHAR, raw VARCHAR"
+FEED_VERSION_COLUMNS = (
+    "feed_version VARCHAR, content_sha256 VARCHAR, source_sha256 VARCHAR, source VARCHAR, raw_path VARCHAR, "
+    "fetched_at VARCHAR, ingested_at VARCHAR, kind VARCHAR, profile VARCHAR, service_start VARCHAR, service_end VARCHAR, "
+    "files VARCHAR, tables VARCHAR, rows_in BIGINT, rows_accepted BIGINT, rows_quarantined BIGINT, errors BIGINT, "
+    "warnings BIGINT, infos BIGINT, notice_codes VARCHAR, spec VARCHAR"
+)
+
+#: Test hook: when set to a table name, the process dies right after loading that table, mid-transaction.
+CRASH_ENV = "NORIBA_TEST_CRASH_DURING_PUBLISH"
+
+
+@contextmanager
+def publish_lock(ws: Workspace):
+    ws.home.mkdir(parents=True, exist_ok=True)
+    with open(ws.home / ".publish.lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def connect(ws: Workspace, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    return duckdb.connect(str(ws.warehouse), read_only=read_only)
+
+
+def _warehouse_tables() -> list[tuple[str, str, list[tuple[str, str]]]]:
+    """Return (schema, table, columns) of every warehouse table, in publish order."""
+    out = []
+    for t in load_schema().tables.values():
+        out.append(("gtfs", t.name, t.columns_sql()))
+    out.append(("gtfs", "other_files", [("feed_id", "VARCHAR"), ("feed_version", "VARCHAR"), ("file_name", "VARCHAR"),
+                                         ("_line", "INTEGER"), ("header", "VARCHAR"), ("record", "VARCHAR")]))
+    out.append(("gtfs", "other_blobs", [("feed_id", "VARCHAR"), ("feed_version", "VARCHAR"), ("file_name", "VARCHAR"), ("content", "BLOB")]))
+    out.append(("quality", "notices", [("feed_id", "VARCHAR"), ("feed_version", "VARCHAR"),
+                                       *[tuple(c.split()) for c in NOTICE_COLUMNS.split(", ")]]))
+    out.append(("quality", "quarantine", [("feed_id", "VARCHAR"), ("feed_version", "VARCHAR"),
+                                          *[tuple(c.split()) for c in QUARANTINE_COLUMNS.split(", ")]]))
+    out.append(("meta", "feed_versions", [("feed_id", "VARCHAR"), *[tuple(c.split()) for c in FEED_VERSION_COLUMNS.split(", ")],
+                                          ("published_at", "VARCHAR")]))
+    return out
+
+
+def _lake_table(schema: str, table: str) -> str:
+    return {"gtfs": f"gtfs_{table}", "quality": f"quality_{table}", "meta": f"meta_{table}"}[schema]
+
+
+def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
+    """Create the warehouse schemas, tables and latest-version views when missing (new columns are added)."""
+    for s in ("gtfs", "gtfs_latest", "meta", "quality"):
+        con.execute(f"CREATE SCHEMA IF NOT EXISTS {s}")
+    for schema, table, cols in _warehouse_tables():
+        con.execute(f"CREATE TABLE IF NOT EXISTS {schema}.{q(table)} ({', '.join(f'{q(c)} {t}' for c, t in cols)})")
+        have = {r[0] for r in con.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND table_name = ?", [schema, table]).fetchall()}
+        for c, t in cols:
+            if c not in have:
+                con.execute(f"ALTER TABLE {schema}.{q(table)} ADD COLUMN {q(c)} {t}")
+    con.execute(
+        "CREATE OR REPLACE VIEW meta.latest_versions AS SELECT feed_id, feed_version FROM ("
+        " SELECT feed_id, feed_version, row_number() OVER (PARTITION BY feed_id ORDER BY ingested_at DESC, fetched_at DESC, feed_version) AS n"
+        " FROM meta.feed_versions) WHERE n = 1"
+    )
+    for schema, table, _ in _warehouse_tables():
+        if schema == "gtfs":
+            con.execute(
+                f"CREATE OR REPLACE VIEW gtfs_latest.{q(table)} AS SELECT t.* FROM gtfs.{q(table)} t "
+                f"SEMI JOIN meta.latest_versions l ON t.feed_id = l.feed_id AND t.feed_version = l.feed_version"
+            )
+
+
+def is_published(ws: Workspace, feed_id: str, feed_version: str) -> bool:
+    if not ws.warehouse.exists():
+        return False
+    with publish_lock(ws):
+        con = connect(ws)
+        try:
+            ensure_schema(con)
+            return bool(con.execute("SELECT count(*) FROM meta.feed_versions WHERE feed_id = ? AND feed_version = ?",
+                                    [feed_id, feed_version]).fetchall()[0][0])
+        finally:
+            con.close()
+
+
+def publish(ws: Workspace, feed_id: str, feed_version: str) -> dict:
+    """Return row counts published for one feed version, loaded from the lake in one transaction.
+
+    The version's rows replace any earlier copy of the same version, so a rerun is idempotent.
+    """
+    crash_at = os.environ.get(CRASH_ENV)
+    counts: dict[str, int] = {}
+    with publish_lock(ws):
+        con = connect(ws)
+        try:
+            ensure_schema(con)
+            con.execute("BEGIN TRANSACTION")
+            for schema, table, cols in _warehouse_tables():
+                target = f"{schema}.{q(table)}"
+                con.execute(f"DELETE FROM {target} WHERE feed_id = ? AND feed_version = ?", [feed_id, feed_version])
+                part = ws.lake_partition(_lake_table(schema, table), feed_id, feed_version) / "part-0.parquet"
+                if not part.exists():
+                    continue
+                extra = ", ?::VARCHAR AS published_at" if table == "feed_versions" else ""
+                params = [feed_id, feed_version] + ([datetime.now(timezone.utc).isoformat(timespec="seconds")] if extra else [])
+                con.execute(
+                    f"INSERT INTO {target} BY NAME SELECT ?::VARCHAR AS feed_id, ?::VARCHAR AS feed_version, *{extra} "
+                    f"FROM read_parquet({lit(str(part))}, hive_partitioning=false)", params,
+                )
+                counts[f"{schema}.{table}"] = con.execute(
+                    f"SELECT count(*) FROM {target} WHERE feed_id = ? AND feed_version = ?", [feed_id, feed_version]).fetchall()[0][0]
+                if crash_at == table:
+                    os._exit(86)  # simulate a kill in the middle of the transaction
+            con.execute("COMMIT")
+            con.execute("CHECKPOINT")
+        except BaseException:
+            try:
+                con.execute("ROLLBACK")
+            except duckdb.Error:
+                pass
+            raise
+        finally:
+            con.close()
+    return {"published": counts}

@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 from noriba.fetch import fetch as fetch_source
 from noriba.specs import FeedSpec
 from noriba.workspace import Workspace
-from transforms.adapters import adapter_for
+from transforms.adapters import InputError, adapter_for
 from transforms.canonical import canonicalize, lit
 from transforms.schema import load_schema
 
@@ -71,7 +71,10 @@ def parse_validate(spec: FeedSpec, ws: Workspace, fetched: dict, *, progress: Pr
     """
     adapter = adapter_for(spec.kind)
     _say(progress, f"{spec.id}: reading {Path(fetched['raw_path']).name}")
-    feed = adapter.read(Path(fetched["raw_path"]), encoding=spec.encoding, progress=progress)
+    try:
+        feed = adapter.read(Path(fetched["raw_path"]), encoding=spec.encoding, progress=progress)
+    except InputError as exc:  # name the input as the user gave it, not its archived copy
+        raise InputError(str(exc).replace(fetched["raw_path"], fetched["source"])) from None
     content = feed.content_hash()
     version = content[:VERSION_ID_LENGTH]
     base = {"feed_id": spec.id, "feed_version": version, "content_sha256": content}
@@ -133,7 +136,7 @@ def _service_window(con, tables_dir: Path) -> tuple[str | None, str | None]:
     if cal.exists():
         parts.append(f"SELECT start_date AS d FROM read_parquet({lit(str(cal))}, hive_partitioning=false) UNION ALL SELECT end_date FROM read_parquet({lit(str(cal))}, hive_partitioning=false)")
     if dates.exists():
-        parts.append(f"SELECT date FROM read_parquet({lit(str(dates))}, hive_partitioning=false) WHERE exception_type = 1")
+        parts.append(f"SELECT date AS d FROM read_parquet({lit(str(dates))}, hive_partitioning=false) WHERE exception_type = 1")
     if not parts:
         return None, None
     lo, hi = con.sql(f"SELECT min(d)::VARCHAR, max(d)::VARCHAR FROM ({' UNION ALL '.join(parts)})").fetchall()[0]

@@ -32,6 +32,9 @@ class CsvText:
     bad_rows: list[BadRow] = field(default_factory=list)
     blank_lines: int = 0
     header_line: int = 1
+    #: rows kept although their cell count differs from the header: (line, cells); missing cells read as empty,
+    #: surplus cells were all empty
+    ragged_rows: list[tuple[int, int]] = field(default_factory=list)
 
     @property
     def rows_in(self) -> int:
@@ -72,8 +75,8 @@ def read_csv_text(data: bytes) -> CsvText:
     if fast is not None:
         table, blank = fast
         return CsvText(header, table, [], blank, header_line)
-    table, bad, blank = _read_exact(body, len(header), header_line)
-    return CsvText(header, table, bad, blank, header_line)
+    table, bad, blank, ragged = _read_exact(body, len(header), header_line)
+    return CsvText(header, table, bad, blank, header_line, ragged)
 
 
 def _read_fast(body: bytes, ncols: int, header_line: int):
@@ -129,13 +132,18 @@ def _read_fast(body: bytes, ncols: int, header_line: int):
 
 
 def _read_exact(body: bytes, ncols: int, header_line: int):
-    """Return (table, bad rows, blank lines) read record by record with exact line numbers."""
+    """Return (table, bad rows, blank lines, ragged rows) read record by record with exact line numbers.
+
+    A row with fewer cells than the header is kept with the missing cells empty; one with more
+    cells is kept only when the surplus cells are all empty, else it is a bad row.
+    """
     text = body.decode("utf-8")
     reader = csv.reader(io.StringIO(text, newline=""), strict=False)
     cols: list[list[str]] = [[] for _ in range(ncols)]
     lines: list[int] = []
     bad: list[BadRow] = []
     physical: list[str] | None = None
+    ragged: list[tuple[int, int]] = []
     blank = 0
     prev_end = 0
     for cells in reader:
@@ -145,6 +153,13 @@ def _read_exact(body: bytes, ncols: int, header_line: int):
         if not cells:
             blank += 1
             continue
+        if len(cells) != ncols:
+            if len(cells) < ncols:
+                ragged.append((line, len(cells)))
+                cells = cells + [""] * (ncols - len(cells))
+            elif not any(c.strip() for c in cells[ncols:]):
+                ragged.append((line, len(cells)))
+                cells = cells[:ncols]
         if len(cells) != ncols:
             if physical is None:
                 physical = text.split("\n")
@@ -158,4 +173,4 @@ def _read_exact(body: bytes, ncols: int, header_line: int):
     table = pa.table(
         {**{n: pa.array(c, pa.string()) for n, c in zip(names, cols)}, "_line": pa.array(lines, pa.int32())}
     )
-    return table, bad, blank
+    return table, bad, blank, ragged

@@ -75,7 +75,7 @@ def export_version(ws: Workspace, feed_id: str, feed_version: str) -> dict:
             known = [f for f in table.fields if f.name in header]
             unknown = [h for h in header if h and table.field(h) is None]
             cols = [f"{text_expr(f)} AS {q(f.name)}" for f in known]
-            cols += [f"json_extract_string(_extra, {lit('$.' + json.dumps(h))}) AS {q(h)}" for h in dict.fromkeys(unknown)]
+            cols += [f"NULLIF(json_extract_string(_extra, {lit('$.' + json.dumps(h))}), '') AS {q(h)}" for h in dict.fromkeys(unknown)]
             src = f"read_parquet({lit(str(part))}, hive_partitioning=false)"
             con.execute(
                 f"COPY (SELECT {', '.join(cols)} FROM {src} ORDER BY _line) TO {lit(str(tmp / table.file_name))} "

@@ -1,0 +1,95 @@
+"""Publishing is idempotent, serialised, and all-or-nothing."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import duckdb
+
+from tests.conftest import MINI_FEED, ROOT, make_spec, write_feed
+
+
+def dump(ws) -> dict:
+    """Return every warehouse table's rows, without publish timestamps, for comparison."""
+    con = duckdb.connect(str(ws.warehouse), read_only=True)
+    try:
+        out = {}
+        for schema, table in con.execute(
+            "SELECT schema_name, table_name FROM duckdb_tables() WHERE schema_name IN ('gtfs','meta','quality') ORDER BY ALL"
+        ).fetchall():
+            drop = ["published_at", "ingested_at", "fetched_at", "raw_path", "source"] if table == "feed_versions" else []
+            cols = [c for (c,) in con.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_schema=? AND table_name=? ORDER BY ordinal_position",
+                [schema, table]).fetchall() if c not in drop]
+            sel = ", ".join(f'"{c}"' for c in cols)
+            out[f"{schema}.{table}"] = sorted(map(repr, con.execute(f'SELECT {sel} FROM {schema}."{table}"').fetchall()))
+        return out
+    finally:
+        con.close()
+
+
+def test_same_source_twice_makes_one_version(ws, tmp_path):
+    from noriba.pipeline import run_feed
+
+    spec = make_spec("mini", write_feed(tmp_path / "mini", MINI_FEED))
+    first = run_feed(spec, ws)
+    second = run_feed(spec, ws)
+    assert first["status"] == "new" and second["status"] == "unchanged"
+    assert "nothing to do" in second["message"]
+    con = duckdb.connect(str(ws.warehouse), read_only=True)
+    assert con.execute("SELECT count(*) FROM meta.feed_versions").fetchall() == [(1,)]
+
+
+def test_repackaged_input_makes_no_new_version(ws, tmp_path):
+    """Same files, CRLF line ends and a BOM: another sha256, same normalised contents."""
+    from noriba.pipeline import run_feed
+
+    run_feed(make_spec("mini", write_feed(tmp_path / "a", MINI_FEED)), ws)
+    crlf = {k: "\ufeff" + v.replace("\n", "\r\n") for k, v in MINI_FEED.items()}
+    again = run_feed(make_spec("mini", write_feed(tmp_path / "b", crlf)), ws)
+    assert again["status"] == "unchanged"
+    changed = {**MINI_FEED, "stops.txt": MINI_FEED["stops.txt"].replace("港前", "港前東")}
+    third = run_feed(make_spec("mini", write_feed(tmp_path / "c", changed)), ws)
+    assert third["status"] == "new"
+    con = duckdb.connect(str(ws.warehouse), read_only=True)
+    assert con.execute("SELECT count(*) FROM meta.feed_versions").fetchall() == [(2,)]
+    assert con.execute("SELECT stop_name FROM gtfs_latest.stops ORDER BY stop_id").fetchall() == [("港前東",), ("駅前",)]
+
+
+def _cli(home, *args, env=None):
+    return subprocess.run([sys.executable, "-m", "noriba.cli", "--home", str(home), *args],
+                          capture_output=True, text=True, cwd=ROOT, env={**os.environ, **(env or {})}, timeout=300)
+
+
+def test_killed_publish_then_rerun_equals_an_uninterrupted_run(tmp_path):
+    from noriba.workspace import Workspace
+    from warehouse.publish import CRASH_ENV
+
+    feed = write_feed(tmp_path / "mini", MINI_FEED)
+    clean = _cli(tmp_path / "clean", "ingest", "--id", "mini", "--quiet", str(feed))
+    assert clean.returncode == 0, clean.stderr
+    # first publish a version so there is a previous state, then kill the publish of a second one
+    crashed_home = tmp_path / "crashed"
+    assert _cli(crashed_home, "ingest", "--id", "mini", "--quiet", str(feed)).returncode == 0
+    before = dump(Workspace(crashed_home))
+    feed2 = write_feed(tmp_path / "mini2", {**MINI_FEED, "routes.txt": MINI_FEED["routes.txt"] + "R2,A,2,山線,3\n"})
+    killed = _cli(crashed_home, "ingest", "--id", "mini", "--quiet", str(feed2), env={CRASH_ENV: "stop_times"})
+    assert killed.returncode == 86
+    assert dump(Workspace(crashed_home)) == before, "a publish killed mid-way changed the warehouse"
+    rerun = _cli(crashed_home, "ingest", "--id", "mini", "--quiet", str(feed2))
+    assert rerun.returncode == 0, rerun.stderr
+    assert _cli(tmp_path / "clean", "ingest", "--id", "mini", "--quiet", str(feed2)).returncode == 0
+    assert dump(Workspace(crashed_home)) == dump(Workspace(tmp_path / "clean"))
+
+
+def test_latest_views_show_only_the_newest_version(ws, tmp_path):
+    from noriba.pipeline import run_feed
+
+    run_feed(make_spec("mini", write_feed(tmp_path / "a", MINI_FEED)), ws)
+    changed = {**MINI_FEED, "stops.txt": MINI_FEED["stops.txt"] + "S3,山手,43.32,141.42\n"}
+    run_feed(make_spec("mini", write_feed(tmp_path / "b", changed)), ws)
+    con = duckdb.connect(str(ws.warehouse), read_only=True)
+    assert con.execute("SELECT count(*) FROM gtfs.stops").fetchall() == [(5,)]
+    assert con.execute("SELECT count(*) FROM gtfs_latest.stops").fetchall() == [(3,)]

@@ -166,7 +166,7 @@ def canonicalize(
         if table.name not in present:
             continue
         cols = ", ".join(q(c) for c, _ in table.columns_sql() if c not in ("feed_id", "feed_version"))
-        con.execute(f"COPY (SELECT {cols} FROM {q('t_' + table.name)} ORDER BY _line) TO {lit(str(out_dir / (table.name + '.parquet')))} (FORMAT parquet, COMPRESSION zstd)")
+        con.execute(f"COPY (SELECT {cols} FROM {q('t_' + table.name)}) TO {lit(str(out_dir / (table.name + '.parquet')))} (FORMAT parquet, COMPRESSION zstd)")
         result.tables.append(table.name)
     return result
 
@@ -200,77 +200,89 @@ def _header_map(sink: _Sink, table: Table | None, tf, file: str) -> tuple[dict[s
 
 
 def _type_table(con, sink: _Sink, table: Table, tf, count: FileCount) -> None:
+    """Type one file into the temp table t_<name>; report and quarantine as the schema says.
+
+    One pass types every column; the original text of any value that does not type is kept
+    in ``_untyped``, so later checks never need the raw columns except for quarantined rows.
+    """
     file = tf.name
     known, unknown = _header_map(sink, table, tf, file)
     for f in table.fields:
-        if f.required and f.name not in known and not (table.name == "translations"):
+        if f.required and f.name not in known and table.name != "translations":
             sink.findings.add("missing_required_column", ERROR, f"required column '{f.name}' is missing", file=file, line=tf.csv.header_line, field=f.name)
-    raw_name = "raw_" + table.name
-    con.register(raw_name, tf.csv.table)
-
-    select = ["_line"]
-    fails: list[tuple[Field, str]] = []
+    raw = q("raw_" + table.name)
+    con.register("raw_" + table.name, tf.csv.table)
+    typed_cols, raw_refs, fails = [], [], []
     for f in table.fields:
         col = known.get(f.name)
         if col is None:
-            select.append(f"CAST(NULL AS {f.sql_type}) AS {q(f.column)}")
+            typed_cols.append(f"CAST(NULL AS {f.sql_type}) AS {q(f.column)}")
             continue
-        select.append(f"{typed_expr(f, col)} AS {q(f.column)}")
+        typed_cols.append(f"{typed_expr(f, col)} AS {q(f.column)}")
         if f.type in _TYPE_NOTICE:
-            select.append(f"{col} AS {q('r__' + f.name)}")
-            fails.append((f, col))
-    untyped_parts = ", ".join(
-        f"CASE WHEN {q(f.column)} IS NULL AND trim({q('r__' + f.name)}) <> '' THEN {lit(to_json_key(f.name))} || ':' || to_json({q('r__' + f.name)}) END"
-        for f, _ in fails
-    )
-    untyped = f"NULLIF('{{' || concat_ws(',', {untyped_parts}) || '}}', '{{}}')" if fails else "CAST(NULL AS VARCHAR)"
+            raw_refs.append(f"{col} AS {q('r__' + f.name)}")
+            fails.append(f)
+    untyped = "CAST(NULL AS VARCHAR)"
+    if fails:
+        parts = ", ".join(
+            f"CASE WHEN {q(f.column)} IS NULL AND trim({q('r__' + f.name)}) <> '' THEN {lit(to_json_key(f.name))} || ':' || to_json({q('r__' + f.name)}) END"
+            for f in fails
+        )
+        untyped = f"NULLIF('{{' || concat_ws(',', {parts}) || '}}', '{{}}')"
     extra = _raw_json(unknown) if unknown else "CAST(NULL AS VARCHAR)"
+    field_cols = ", ".join(q(f.column) for f in table.fields)
+    t = q("t_" + table.name)
     con.execute(
-        f"CREATE OR REPLACE TEMP TABLE {q('s_' + table.name)} AS SELECT *, {untyped} AS _untyped, {extra} AS _extra "
-        f"FROM (SELECT {', '.join(select)}, * EXCLUDE (_line) FROM {q(raw_name)})"
+        f"CREATE OR REPLACE TEMP TABLE {t} AS SELECT _line, {field_cols}, {untyped} AS _untyped, {extra} AS _extra "
+        f"FROM (SELECT _line, {', '.join(typed_cols + raw_refs + [c for _, c in unknown])} FROM {raw})"
     )
-    con.unregister(raw_name)
-    s = q("s_" + table.name)
     raw_json = _raw_json(sorted([*known.items(), *unknown], key=lambda hc: int(hc[1][1:])))
 
+    def raw_of(lines_sql: str) -> str:
+        return f"(SELECT _line, {raw_json} AS raw FROM {raw} WHERE _line IN ({lines_sql}))"
+
+    def untyped_of(f: Field) -> str:
+        return f"json_extract_string(_untyped, {lit('$.' + to_json_key(f.name))})"
+
     # Typing failures: one notice per value.
-    for f, _ in fails:
+    for f in fails:
         code, what = _TYPE_NOTICE[f.type]
-        hard = f.key and f.required
-        tail = "; row quarantined" if hard else "; the text is kept, the typed value is empty"
+        tail = "; row quarantined" if f.key and f.required else "; the text is kept, the typed value is empty"
         head, rest = lit(f"{f.name} value '"), lit(f"' is {what}{tail}")
         sink.notices(
             f"SELECT {lit(code)} AS code, 'ERROR' AS severity, {lit(file)} AS file, _line AS line, {lit(f.name)} AS field, "
-            f"{q('r__' + f.name)} AS value, {head} || {q('r__' + f.name)} || {rest} AS message "
-            f"FROM {s} WHERE {q(f.column)} IS NULL AND trim({q('r__' + f.name)}) <> ''"
+            f"v AS value, {head} || v || {rest} AS message FROM (SELECT _line, {untyped_of(f)} AS v FROM {t} WHERE _untyped IS NOT NULL) WHERE v IS NOT NULL"
         )
     # Quarantine: a key field that is required but empty or untypable.
     hard_keys = [f for f in table.key if f.required]
     if hard_keys:
         conds = " OR ".join(f"{q(f.column)} IS NULL" for f in hard_keys)
-        reasons = " , ".join(
-            f"CASE WHEN {q(f.column)} IS NULL THEN {lit(f.name + ' is empty or unreadable')} END" for f in hard_keys
+        empty = " OR ".join(
+            f"({q(f.column)} IS NULL AND {untyped_of(f)} IS NULL)" if f in fails else f"{q(f.column)} IS NULL" for f in hard_keys
         )
-        empty = " OR ".join(f"trim(coalesce({_text_col(f)}, '')) = ''" for f in hard_keys)
+        names = " / ".join(f.name for f in hard_keys)
         sink.notices(
             f"SELECT 'missing_required_field' AS code, 'ERROR' AS severity, {lit(file)} AS file, _line AS line, "
             f"{lit(', '.join(f.name for f in hard_keys))} AS field, NULL AS value, "
-            f"{lit('key field ' + ' / '.join(f.name for f in hard_keys) + ' must be filled in; row quarantined')} AS message "
-            f"FROM {s} WHERE {empty}"
+            f"{lit('key field ' + names + ' must be filled in; row quarantined')} AS message FROM {t} WHERE {empty}"
         )
-        sink.quarantine(
-            f"SELECT {lit(file)} AS file, _line AS line, 'missing_required_field' AS code, concat_ws('; ', {reasons}) AS reason, {raw_json} AS raw FROM {s} WHERE {conds}"
-        )
-        con.execute(f"DELETE FROM {s} WHERE {conds}")
+        reasons = ", ".join(f"CASE WHEN {q(f.column)} IS NULL THEN {lit(f.name + ' is empty or unreadable')} END" for f in hard_keys)
+        bad = f"SELECT _line FROM {t} WHERE {conds}"
+        if con.sql(f"SELECT count(*) FROM ({bad})").fetchall()[0][0]:
+            sink.quarantine(
+                f"SELECT {lit(file)} AS file, s._line AS line, 'missing_required_field' AS code, concat_ws('; ', {reasons}) AS reason, r.raw "
+                f"FROM {t} s JOIN {raw_of(bad)} r USING (_line)"
+            )
+            con.execute(f"DELETE FROM {t} WHERE {conds}")
     # Duplicate keys: the first row wins, later ones are quarantined.
     if table.key:
         keys = ", ".join(q(f.column) for f in table.key)
         not_null = " AND ".join(f"{q(f.column)} IS NOT NULL" for f in table.key)
-        dup = con.sql(f"SELECT count(*) FROM (SELECT {keys} FROM {s} WHERE {not_null} GROUP BY ALL HAVING count(*) > 1)").fetchall()[0][0]
+        dup = con.sql(f"SELECT count(*) FROM (SELECT {keys} FROM {t} WHERE {not_null} GROUP BY ALL HAVING count(*) > 1)").fetchall()[0][0]
         if dup:
             con.execute(
-                f"CREATE OR REPLACE TEMP TABLE dups AS SELECT _line, first_line, {keys}, _raw FROM ("
-                f"SELECT _line, {keys}, {raw_json} AS _raw, min(_line) OVER (PARTITION BY {keys}) AS first_line FROM {s} WHERE {not_null}"
+                f"CREATE OR REPLACE TEMP TABLE dups AS SELECT _line, first_line, {keys} FROM ("
+                f"SELECT _line, {keys}, min(_line) OVER (PARTITION BY {keys}) AS first_line FROM {t} WHERE {not_null}"
                 f") WHERE _line > first_line"
             )
             keydesc = " || ', ' || ".join(f"{lit(f.name + '=')} || CAST({q(f.column)} AS VARCHAR)" for f in table.key)
@@ -279,27 +291,21 @@ def _type_table(con, sink: _Sink, table: Table, tf, count: FileCount) -> None:
                 f"{keydesc} AS value, 'key ' || {keydesc} || ' was already used on line ' || first_line || '; row quarantined' AS message FROM dups"
             )
             sink.quarantine(
-                f"SELECT {lit(file)} AS file, _line AS line, 'duplicate_key' AS code, 'same key as line ' || first_line AS reason, _raw AS raw FROM dups"
+                f"SELECT {lit(file)} AS file, d._line AS line, 'duplicate_key' AS code, 'same key as line ' || first_line AS reason, r.raw "
+                f"FROM dups d JOIN {raw_of('SELECT _line FROM dups')} r USING (_line)"
             )
-            con.execute(f"DELETE FROM {s} WHERE _line IN (SELECT _line FROM dups)")
+            con.execute(f"DELETE FROM {t} WHERE _line IN (SELECT _line FROM dups)")
+    con.unregister("raw_" + table.name)
     # Required non-key fields left empty: reported, row kept.
     for f in table.fields:
         if f.required and not f.key and f.name in known:
-            rcol = _text_col(f)
+            empty = f"{q(f.column)} IS NULL" + (f" AND {untyped_of(f)} IS NULL" if f in fails else "")
             sink.notices(
                 f"SELECT 'missing_required_field' AS code, 'ERROR' AS severity, {lit(file)} AS file, _line AS line, {lit(f.name)} AS field, "
-                f"NULL AS value, {lit('required field ' + f.name + ' is empty')} AS message FROM {s} WHERE trim(coalesce({rcol}, '')) = ''"
+                f"NULL AS value, {lit('required field ' + f.name + ' is empty')} AS message FROM {t} WHERE {empty}"
             )
-    count.accepted = con.sql(f"SELECT count(*) FROM {s}").fetchall()[0][0]
+    count.accepted = con.sql(f"SELECT count(*) FROM {t}").fetchall()[0][0]
     count.quarantined = count.rows_in - count.accepted
-    cols = ", ".join(q(c) for c, _ in table.columns_sql() if c not in ("feed_id", "feed_version"))
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {q('t_' + table.name)} AS SELECT {cols} FROM {s}")
-    con.execute(f"DROP TABLE {s}")
-
-
-def _text_col(f: Field) -> str:
-    """Return the column holding the text of field ``f`` in a staging table."""
-    return q("r__" + f.name) if f.type in _TYPE_NOTICE else q(f.column)
 
 
 def _keep_unknown(con, tf, out_dir: Path, result: Canonical, feed: TextFeed) -> None:

@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
+
+
+_NON_NEWLINE = re.compile(rb"[^\r\n]")
 
 
 @dataclass
@@ -82,7 +86,7 @@ def read_csv_text(data: bytes) -> CsvText:
 def _read_fast(body: bytes, ncols: int, header_line: int):
     """Return (table, blank line count) from pyarrow, or None when the exact path is needed."""
     names = _col_names(ncols)
-    if not body.strip(b"\r\n"):
+    if _NON_NEWLINE.search(body) is None:
         empty = pa.table({**{n: pa.array([], pa.string()) for n in names}, "_line": pa.array([], pa.int32())})
         return empty, body.count(b"\n")
     invalid = []

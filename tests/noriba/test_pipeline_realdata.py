@@ -134,6 +134,9 @@ def test_japanese_text_round_trips_byte_for_byte_through_the_export(ingested):
         for name, info in files.items():
             if not info["known"] or info["quarantined"]:
                 continue
+            if not info["header"]:  # an empty file (no header) is reported and not re-exported
+                assert name not in exported
+                continue
             src = _records(members[name])
             out = [row for row in csv.reader(io.StringIO(exported[name].decode("utf-8"), newline="")) if row]
             src_header = [h.strip().lstrip("\ufeff") for h in src[0]]

@@ -1,0 +1,126 @@
+"""Benchmark: GTFS ingest against bare DuckDB read_csv (the floor) and gtfs-kit read_feed.
+
+Input: ../shared/data/gtfs/world/vilnius-2015 replicated ×1, ×4 and ×16 (trips and
+stop_times copied with suffixed trip ids; the other files unchanged). Every measurement
+runs in its own process, so wall time includes imports and peak memory is that process's.
+
+    uv run python bench/bench_ingest.py [--sizes 1 4 16] [--repeat 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SOURCE = ROOT.parent / "shared" / "data" / "gtfs" / "world" / "vilnius-2015" / "gtfs.zip"
+OUT = ROOT / "bench" / "out"
+
+
+def replicate(n: int) -> tuple[Path, Path, int]:
+    """Return (feed zip, extracted stop_times.txt, stop_times rows) for the feed replicated n times."""
+    feed = OUT / f"vilnius-x{n}.zip"
+    st_path = OUT / f"vilnius-x{n}-stop_times.txt"
+    if feed.exists() and st_path.exists():
+        rows = sum(1 for _ in st_path.open("rb")) - 1
+        return feed, st_path, rows
+    OUT.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(SOURCE) as zf:
+        files = {n_: zf.read(n_) for n_ in zf.namelist()}
+
+    def rep(data: bytes, id_col: str) -> bytes:
+        text = data.decode("utf-8-sig").replace("\r\n", "\n")
+        header, *lines = [l for l in text.split("\n") if l]
+        idx = header.split(",").index(id_col)
+        out = [header]
+        for k in range(n):
+            for line in lines:
+                if k == 0:
+                    out.append(line)
+                else:
+                    cells = line.split(",")
+                    cells[idx] = f"{cells[idx]}_r{k}"
+                    out.append(",".join(cells))
+        return ("\n".join(out) + "\n").encode("utf-8")
+
+    files["trips.txt"] = rep(files["trips.txt"], "trip_id")
+    files["stop_times.txt"] = rep(files["stop_times.txt"], "trip_id")
+    with zipfile.ZipFile(feed, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in files.items():
+            zf.writestr(name, data)
+    st_path.write_bytes(files["stop_times.txt"])
+    return feed, st_path, files["stop_times.txt"].count(b"\n") - 1
+
+
+CHILD = r"""
+import json, resource, sys, time, shutil
+t0 = time.perf_counter()
+what, feed, st = sys.argv[1], sys.argv[2], sys.argv[3]
+if what == "duckdb_read_csv":
+    import duckdb
+    con = duckdb.connect()
+    con.execute(f"CREATE TABLE stop_times AS SELECT * FROM read_csv('{st}', types={{'trip_id': 'VARCHAR', 'stop_id': 'VARCHAR'}})")
+    rows = con.execute("SELECT count(*) FROM stop_times").fetchall()[0][0]
+elif what == "gtfs_kit_read_feed":
+    import gtfs_kit
+    f = gtfs_kit.read_feed(feed, dist_units="km")
+    rows = len(f.stop_times)
+elif what == "noriba_ingest":
+    from pathlib import Path
+    from noriba.specs import parse_spec
+    from noriba.workspace import Workspace
+    from noriba.pipeline import run_feed
+    home = Path(sys.argv[4])
+    shutil.rmtree(home, ignore_errors=True)
+    ws = Workspace(home).ensure()
+    spec = parse_spec({"id": "vilnius", "kind": "gtfs", "source": {"path": feed}}, where="bench", root=Path("."))
+    r = run_feed(spec, ws, export=False)
+    rows = r["published"]["gtfs.stop_times"]
+wall = time.perf_counter() - t0
+print(json.dumps({"rows": rows, "wall_s": wall, "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def measure(what: str, feed: Path, st: Path) -> dict:
+    proc = subprocess.run([sys.executable, "-c", CHILD, what, str(feed), str(st), str(OUT / "home")],
+                          capture_output=True, text=True, cwd=ROOT)
+    if proc.returncode != 0:
+        raise SystemExit(f"{what} failed:\n{proc.stderr[-2000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sizes", type=int, nargs="*", default=[1, 4, 16])
+    ap.add_argument("--repeat", type=int, default=1, help="runs per measurement; the best wall time is kept")
+    ap.add_argument("--skip-gtfs-kit", action="store_true")
+    args = ap.parse_args()
+    if not SOURCE.exists():
+        raise SystemExit(f"{SOURCE} not found: the benchmark needs ../shared/data beside the project")
+    results = []
+    print(f"Vilnius 2015 GTFS replicated by copying trips/stop_times with suffixed trip ids; best of {args.repeat} run(s) each.")
+    print(f"{'size':>5} {'stop_times':>11} {'what':<20} {'wall s':>8} {'peak MB':>8} {'× floor':>8}")
+    for n in args.sizes:
+        feed, st, rows = replicate(n)
+        whats = ["duckdb_read_csv", "noriba_ingest"] + ([] if args.skip_gtfs_kit else ["gtfs_kit_read_feed"])
+        got = {}
+        for what in whats:
+            runs = [measure(what, feed, st) for _ in range(args.repeat)]
+            got[what] = min(runs, key=lambda r: r["wall_s"])
+        floor = got["duckdb_read_csv"]["wall_s"]
+        for what, r in got.items():
+            print(f"×{n:<4} {rows:>11,} {what:<20} {r['wall_s']:>8.2f} {r['peak_mb']:>8.0f} {r['wall_s'] / floor:>8.2f}")
+            results.append({"replication": n, "stop_times_rows": rows, "what": what, **r, "ratio_to_floor": r["wall_s"] / floor})
+        if "gtfs_kit_read_feed" in got:
+            print(f"      noriba / gtfs-kit = {got['noriba_ingest']['wall_s'] / got['gtfs_kit_read_feed']['wall_s']:.2f}")
+    (OUT / "results.json").write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

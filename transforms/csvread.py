@@ -89,34 +89,24 @@ def _read_fast(body: bytes, ncols: int, header_line: int):
     if _NON_NEWLINE.search(body) is None:
         empty = pa.table({**{n: pa.array([], pa.string()) for n in names}, "_line": pa.array([], pa.int32())})
         return empty, body.count(b"\n")
-    invalid = []
-
-    def on_invalid(row):
-        invalid.append(row)
-        return "skip"
-
     try:
         table = pacsv.read_csv(
             pa.py_buffer(body),
             read_options=pacsv.ReadOptions(column_names=names, block_size=16 << 20),
-            parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid, newlines_in_values=False),
+            parse_options=pacsv.ParseOptions(newlines_in_values=False),
             convert_options=pacsv.ConvertOptions(
                 column_types={n: pa.string() for n in names},
                 strings_can_be_null=False,
                 quoted_strings_can_be_null=False,
             ),
         )
-    except (pa.ArrowInvalid, pa.ArrowException):
+    except (pa.ArrowInvalid, pa.ArrowException):  # wrong cell counts, quoting pyarrow refuses: exact path
         return None
-    if invalid:
-        return None
-    # Map rows to physical lines. Rows are the non-blank lines, unless a quoted value holds a
-    # line break, in which case the counts disagree and the exact path is taken.
+    # Map rows to physical lines. When every line is a row, row i is line i; otherwise (blank
+    # lines) find the non-blank lines; if a quoted value held a line break the counts disagree
+    # and the exact path is taken.
     nlines = body.count(b"\n") + (0 if body.endswith(b"\n") else 1)
-    has_blank = body.startswith((b"\n", b"\r\n")) or b"\n\n" in body or b"\n\r\n" in body
-    if not has_blank:
-        if table.num_rows != nlines:
-            return None
+    if table.num_rows == nlines:
         lines = np.arange(header_line + 1, header_line + 1 + nlines, dtype=np.int32)
         blank = 0
     else:

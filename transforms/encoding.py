@@ -50,7 +50,8 @@ def decode(raw: bytes, *, file: str, override: str | None = None) -> Decoded:
         body = raw[len(UTF8_BOM):]
         if override is None or override.lower().replace("_", "-") in ("utf-8", "utf8", "utf-8-sig"):
             try:
-                body.decode("utf-8")
+                if not body.isascii():
+                    body.decode("utf-8")
                 return Decoded(body, "utf-8-sig")
             except UnicodeDecodeError:
                 pass  # fall through to the lenient path below, keeping the BOM stripped
@@ -76,6 +77,8 @@ def decode(raw: bytes, *, file: str, override: str | None = None) -> Decoded:
                 [Notice("invalid_character", ERROR, f"bytes not valid in the declared encoding {override} were replaced with U+FFFD",
                         file=file, line=_line_of(raw, exc.start), value=raw[exc.start:exc.end + 8].hex(" "))],
             )
+    if raw.isascii():  # much faster than a full UTF-8 decode, and the common case
+        return Decoded(raw, "utf-8")
     try:
         raw.decode("utf-8")
         return Decoded(raw, "utf-8")

@@ -70,7 +70,7 @@ def _print_notices(ws, feed_id: str, feed_version: str, console, limit: int = 10
     con = connect(ws, read_only=True)
     rows = con.execute(
         "SELECT severity, code, count(*) AS n, any_value(message) AS msg, any_value(file) AS file FROM quality.notices "
-        "WHERE feed_id = ? AND feed_version = ? GROUP BY ALL "
+        "WHERE feed_id = ? AND feed_version = ? GROUP BY severity, code "
         "ORDER BY CASE severity WHEN 'ERROR' THEN 0 WHEN 'WARNING' THEN 1 ELSE 2 END, n DESC LIMIT ?",
         [feed_id, feed_version, limit]).fetchall()
     con.close()
@@ -182,6 +182,7 @@ def cmd_demo(args) -> int:
         _console().print("error: no demo feed specs (tag 'demo') under specs/feeds/")
         return EXIT_PROBLEM
     rc = cmd_run(args, specs)
+    sys.stderr.flush()
     ws = Workspace.from_env(args.home)
     print()
     print(f"Demo region built in {time.monotonic() - t0:.1f}s.")
@@ -189,8 +190,10 @@ def cmd_demo(args) -> int:
     print(f"  lake      : {ws.lake}")
     print(f"  exports   : {ws.exports}")
     print("Try a query:")
-    print(f"  duckdb {ws.warehouse} \"SELECT feed_id, stop_name, stop_lat, stop_lon FROM gtfs_latest.stops LIMIT 5\"")
-    print("  or: uv run noriba status")
+    print(f"  uv run python -c \"import duckdb; print(duckdb.connect('{ws.warehouse}', read_only=True)"
+          f".sql('SELECT feed_id, stop_name, stop_lat, stop_lon FROM gtfs_latest.stops LIMIT 5'))\"")
+    print("  uv run noriba status")
+    sys.stdout.flush()
     return rc
 
 

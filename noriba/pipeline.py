@@ -70,7 +70,7 @@ def parse_validate(spec: FeedSpec, ws: Workspace, fetched: dict, *, progress: Pr
     staged and ``unchanged`` is true.
     """
     adapter = adapter_for(spec.kind)
-    _say(progress, f"{spec.id}: reading {Path(fetched['raw_path']).name}")
+    _say(progress, f"{spec.id}: reading {fetched['source']}")
     try:
         feed = adapter.read(Path(fetched["raw_path"]), encoding=spec.encoding, progress=progress)
     except InputError as exc:  # name the input as the user gave it, not its archived copy

@@ -1,0 +1,114 @@
+"""Noriba DAGs, generated from ``specs/feeds/*.yml``: one DAG per feed, plus one mapped over all feeds.
+
+Each feed DAG runs fetch → parse_validate → write_lake → publish → export; every task calls
+``noriba.tasks``, the same steps as the ``noriba`` CLI. Publishing goes through the one-slot pool
+``noriba_publish`` (DuckDB has a single writer). Export marks the feed's Asset, so downstream
+DAGs (merged exports, reports) are scheduled on data, not on clock times.
+Only the spec loader (PyYAML) is imported here; pipeline code is imported inside the tasks.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from airflow.sdk import Asset, dag, task
+
+from noriba.specs import SpecError, load_specs
+
+DEFAULT_ARGS = {"owner": "noriba", "retries": 2, "retry_delay": timedelta(minutes=2)}
+PUBLISH_POOL = "noriba_publish"
+
+
+def feed_asset(feed_id: str) -> Asset:
+    """Return the Asset updated each time a feed's new version is published and exported."""
+    return Asset(name=f"noriba_feed_{feed_id}", uri=f"noriba://warehouse/gtfs/{feed_id}")
+
+
+def build_feed_dag(spec):
+    feed_id = spec.id
+
+    @dag(
+        dag_id=f"noriba_feed__{feed_id}",
+        description=f"Ingest {spec.name} ({spec.source.describe()})",
+        schedule=spec.schedule,
+        start_date=datetime(2026, 1, 1),
+        catchup=False,
+        max_active_runs=1,
+        default_args=DEFAULT_ARGS,
+        tags=["noriba", "feed", spec.kind, *spec.tags],
+    )
+    def feed_dag():
+        @task
+        def fetch() -> dict:
+            from noriba import tasks
+
+            return tasks.fetch(feed_id)
+
+        @task
+        def parse_validate(fetched: dict) -> dict:
+            from noriba import tasks
+
+            return tasks.parse_validate(feed_id, fetched)
+
+        @task
+        def write_lake(staged: dict) -> dict:
+            from noriba import tasks
+
+            return tasks.write_lake(staged)
+
+        @task(pool=PUBLISH_POOL)
+        def publish(lake: dict) -> dict:
+            from noriba import tasks
+
+            return tasks.publish(lake)
+
+        @task(outlets=[feed_asset(feed_id)])
+        def export(published: dict) -> dict:
+            from noriba import tasks
+
+            return tasks.export(published)
+
+        export(publish(write_lake(parse_validate(fetch()))))
+
+    return feed_dag()
+
+
+try:
+    SPECS = load_specs()
+except SpecError as exc:  # surface spec mistakes as a DAG import error naming file and field
+    raise RuntimeError("invalid feed specs:\n" + "\n".join(exc.problems)) from None
+
+for _spec in SPECS:
+    build_feed_dag(_spec)
+
+
+@dag(
+    dag_id="noriba_all_feeds",
+    description="Run every feed once, mapped over the specs (the feed id is the map label)",
+    schedule=None,
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    default_args=DEFAULT_ARGS,
+    tags=["noriba", "mapped"],
+)
+def all_feeds():
+    @task
+    def feed_ids() -> list[str]:
+        return [s.id for s in load_specs()]
+
+    @task(map_index_template="{{ task.op_kwargs['feed_id'] }}")
+    def ingest(feed_id: str) -> dict:
+        from noriba import tasks
+
+        return tasks.write_lake(tasks.parse_validate(feed_id, tasks.fetch(feed_id)))
+
+    @task(pool=PUBLISH_POOL, map_index_template="{{ task.op_kwargs['lake']['feed_id'] }}")
+    def publish_and_export(lake: dict) -> dict:
+        from noriba import tasks
+
+        return tasks.export(tasks.publish(lake))
+
+    publish_and_export.expand(lake=ingest.expand(feed_id=feed_ids()))
+
+
+all_feeds()

@@ -1,0 +1,75 @@
+"""The generated DAGs load, have the expected shape, and a whole feed DAG runs with dag.test()."""
+
+from __future__ import annotations
+
+import duckdb
+import pytest
+
+from tests.dags.conftest import DAGS
+
+pytestmark = pytest.mark.airflow
+FEED_TASKS = ["fetch", "parse_validate", "write_lake", "publish", "export"]
+
+
+@pytest.fixture(scope="module")
+def dagbag():
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(dag_folder=str(DAGS), include_examples=False, known_pools={"default_pool", "noriba_publish"})
+
+
+@pytest.fixture(scope="module")
+def specs():
+    from noriba.specs import load_specs
+
+    return load_specs()
+
+
+def test_every_dag_file_imports_without_errors(dagbag):
+    assert dagbag.import_errors == {}
+    assert dagbag.dag_warnings == set()
+
+
+def test_one_dag_per_feed_spec_plus_the_mapped_dag(dagbag, specs):
+    assert specs, "specs/feeds has no feed"
+    assert set(dagbag.dag_ids) == {f"noriba_feed__{s.id}" for s in specs} | {"noriba_all_feeds"}
+
+
+def test_feed_dag_chains_steps_serialises_publish_and_marks_its_asset(dagbag, specs):
+    for spec in specs:
+        d = dagbag.dags[f"noriba_feed__{spec.id}"]
+        assert sorted(d.task_ids) == sorted(FEED_TASKS)
+        for up, down in zip(FEED_TASKS, FEED_TASKS[1:]):
+            assert d.get_task(up).downstream_task_ids == {down}
+        assert d.get_task("publish").pool == "noriba_publish"
+        assert all(t.retries == 2 for t in d.tasks)
+        assert [o.uri for o in d.get_task("export").outlets] == [f"noriba://warehouse/gtfs/{spec.id}"]
+
+
+def test_mapped_dag_labels_each_map_index_with_the_feed_id(dagbag):
+    d = dagbag.dags["noriba_all_feeds"]
+    assert d.get_task("ingest").map_index_template == "{{ task.op_kwargs['feed_id'] }}"
+
+
+def test_dag_file_imports_no_heavy_library():
+    import subprocess
+    import sys
+
+    code = ("import sys, runpy; runpy.run_path('dags/noriba_feeds.py');"
+            "print(','.join(m for m in ('duckdb', 'pyarrow', 'pandas', 'gtfs_kit') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=DAGS.parent, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1:] in ([""], []), f"heavy imports at DAG top level: {out.stdout}"
+
+
+def test_whole_feed_dag_runs_with_dag_test(airflow_db, dagbag, specs, tmp_path, monkeypatch):
+    from airflow.utils.state import DagRunState
+
+    monkeypatch.setenv("NORIBA_HOME", str(tmp_path / "home"))
+    spec = next(s for s in specs if "demo" in s.tags)
+    run = dagbag.dags[f"noriba_feed__{spec.id}"].test()
+    assert run.state == DagRunState.SUCCESS
+    con = duckdb.connect(str(tmp_path / "home" / "noriba.duckdb"), read_only=True)
+    assert con.execute("SELECT count(*) FROM meta.feed_versions WHERE feed_id = ?", [spec.id]).fetchall() == [(1,)]
+    assert con.execute("SELECT count(*) FROM gtfs_latest.stops WHERE feed_id = ?", [spec.id]).fetchall()[0][0] > 0
+    assert list((tmp_path / "home" / "exports" / "gtfs" / spec.id).glob("*.zip"))

@@ -15,7 +15,7 @@ FEED_TASKS = ["fetch", "parse_validate", "write_lake", "publish", "export"]
 def dagbag():
     from airflow.dag_processing.dagbag import DagBag
 
-    return DagBag(dag_folder=str(DAGS), include_examples=False, known_pools={"default_pool", "noriba_publish"})
+    return DagBag(dag_folder=str(DAGS), known_pools={"default_pool", "noriba_publish"})
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,6 @@ import uuid
 from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable
 
 import duckdb
 import pyarrow as pa
@@ -22,11 +21,9 @@ import pyarrow.parquet as pq
 from noriba.fetch import fetch as fetch_source
 from noriba.specs import FeedSpec
 from noriba.workspace import Workspace
-from transforms.adapters import InputError, adapter_for
+from transforms.adapters import InputError, Progress, adapter_for
 from transforms.canonical import canonicalize, lit
 from transforms.schema import load_schema
-
-Progress = Callable[[str], None]
 
 #: Lake tables written for every feed version, besides gtfs_<table>.
 QUALITY_TABLES = ("quality_notices", "quality_quarantine")
@@ -165,7 +162,6 @@ def write_lake(ws: Workspace, staged: dict) -> dict:
     fid, ver = staged["feed_id"], staged["feed_version"]
     moves: list[tuple[Path, str]] = [(p, f"gtfs_{p.stem}") for p in sorted((staging / "gtfs").glob("*.parquet"))]
     moves += [(p, p.stem) for p in sorted(staging.glob("*.parquet")) if p.stem != META_TABLE]
-    # remove partitions of tables this version no longer has (a rerun of a changed staging)
     written = []
     for src, table in moves + [(staging / f"{META_TABLE}.parquet", META_TABLE)]:
         part = ws.lake_partition(table, fid, ver)
@@ -189,27 +185,45 @@ def lake_versions(ws: Workspace, feed_id: str | None = None) -> list[tuple[str, 
     return out
 
 
-def run_feed(spec: FeedSpec, ws: Workspace, *, progress: Progress | None = None, export: bool = True) -> dict:
-    """Return what one full run of a feed did: fetch, parse/validate, lake, publish, export."""
-    from warehouse.export import export_version
+def stage(spec: FeedSpec, ws: Workspace, fetched: dict, *, progress: Progress | None = None) -> dict:
+    """Return the staged version of the fetched input. If this exact input made a version before, then nothing is parsed."""
+    if fetched.get("known_version"):
+        return {"feed_id": spec.id, "feed_version": fetched["known_version"], "unchanged": True, "staging_dir": None}
+    return parse_validate(spec, ws, fetched, progress=progress)
+
+
+def publish_step(ws: Workspace, lake: dict) -> dict:
+    """Return the lake dict with what was published. If an unchanged version is already published, then nothing is done."""
     from warehouse.publish import is_published, publish
 
+    if lake.get("unchanged") and is_published(ws, lake["feed_id"], lake["feed_version"]):
+        return {**lake, "published": {}, "status": "unchanged"}
+    return {**lake, **publish(ws, lake["feed_id"], lake["feed_version"]), "status": "published"}
+
+
+def export_step(ws: Workspace, published: dict) -> dict:
+    """Return the published dict with the paths of its exports (none when nothing changed)."""
+    from warehouse.export import export_version
+
+    if published.get("status") == "unchanged":
+        return {**published, "exports": None}
+    return {**published, "exports": export_version(ws, published["feed_id"], published["feed_version"])}
+
+
+def run_feed(spec: FeedSpec, ws: Workspace, *, progress: Progress | None = None, export: bool = True) -> dict:
+    """Return what one full run of a feed did: fetch, stage, lake, publish, export (the DAG's steps, in order)."""
     fetched = fetch(spec, ws)
-    version = fetched.get("known_version")
-    if version and is_published(ws, spec.id, version):
-        return {"feed_id": spec.id, "feed_version": version, "status": "unchanged",
-                "message": f"{spec.id}: input unchanged (sha256 {fetched['source_sha256'][:12]}…), still version {version}; nothing to do"}
-    staged = parse_validate(spec, ws, fetched, progress=progress) if not version else {
-        "feed_id": spec.id, "feed_version": version, "unchanged": True}
+    staged = stage(spec, ws, fetched, progress=progress)
     lake = write_lake(ws, staged)
     ver = lake["feed_version"]
-    if staged["unchanged"] and is_published(ws, spec.id, ver):
-        return {"feed_id": spec.id, "feed_version": ver, "status": "unchanged",
-                "message": f"{spec.id}: same contents as version {ver} (repackaged input); nothing to do"}
     _say(progress, f"{spec.id}: publishing version {ver}")
-    pub = publish(ws, spec.id, ver)
-    out = {"feed_id": spec.id, "feed_version": ver, "status": "new" if not staged["unchanged"] else "published", **pub}
+    out = publish_step(ws, lake)
+    if out["status"] == "unchanged":
+        why = (f"input unchanged (sha256 {fetched['source_sha256'][:12]}…)" if fetched.get("known_version")
+               else "same contents as before (repackaged input)")
+        return {**out, "message": f"{spec.id}: {why}, still version {ver}; nothing to do"}
+    out["status"] = "published" if staged["unchanged"] else "new"
     if export:
         _say(progress, f"{spec.id}: exporting version {ver}")
-        out["exports"] = export_version(ws, spec.id, ver)
+        out = export_step(ws, out)
     return out

@@ -6,6 +6,7 @@ keys and broken references. The typed tables are written as Parquet, one file pe
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -108,9 +109,8 @@ def _raw_json(cols: list[tuple[str, str]]) -> str:
     return f"'{{' || concat_ws(',', {parts}) || '}}'"
 
 
-def to_json_key(name: str) -> str:
-    import json
-
+def to_json_key(name: str | list[str]) -> str:
+    """Return ``name`` (or a list of names) as JSON text, non-ASCII kept as is."""
     return json.dumps(name, ensure_ascii=False)
 
 
@@ -338,19 +338,13 @@ def _keep_unknown(con, tf, out_dir: Path, result: Canonical, feed: TextFeed) -> 
     con.execute(
         f"CREATE TEMP TABLE IF NOT EXISTS t_other_files (file_name VARCHAR, _line INTEGER, header VARCHAR, record VARCHAR)"
     )
-    header = to_json_key_list(tf.csv.header)
+    header = to_json_key(tf.csv.header)
     con.execute(
         f"INSERT INTO t_other_files SELECT {lit(tf.name)}, _line, {lit(header)}, {_raw_json(cols)} FROM raw_other"
     )
     con.unregister("raw_other")
     result.counts[tf.name].accepted = tf.csv.table.num_rows
     result.counts[tf.name].quarantined = len(tf.csv.bad_rows)
-
-
-def to_json_key_list(names: list[str]) -> str:
-    import json
-
-    return json.dumps(names, ensure_ascii=False)
 
 
 def _check_references(con, sink: _Sink, schema: Schema, present: set[str]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import zipfile
 from pathlib import Path, PurePosixPath
+from typing import Callable
 
 from transforms.adapters import InputError, Progress, TextFeed, TextFile
 from transforms.csvread import read_csv_text
@@ -26,14 +27,14 @@ def normalised_sha256(data: bytes) -> str:
     return h.hexdigest()
 
 
-def _members(source: Path) -> tuple[dict[str, callable], list[str]]:
-    """Return {member path: reader} of a zip or folder and the names skipped as not files."""
+def _members(source: Path) -> dict[str, Callable[[], bytes]]:
+    """Return {member path: reader} of the files in a zip or folder. If it is neither, raise InputError."""
     if source.is_dir():
         found = {}
         for p in sorted(source.rglob("*")):
             if p.is_file() and not p.name.startswith("."):
                 found[p.relative_to(source).as_posix()] = p.read_bytes
-        return found, []
+        return found
     if not source.exists():
         raise InputError(f"{source}: no such file or folder")
     try:
@@ -47,7 +48,7 @@ def _members(source: Path) -> tuple[dict[str, callable], list[str]]:
         if info.file_size > MAX_MEMBER_BYTES:
             raise InputError(f"{source}!{info.filename}: {info.file_size} bytes uncompressed, over the {MAX_MEMBER_BYTES} byte limit")
         found[info.filename] = (lambda name=info.filename: zf.read(name))
-    return found, []
+    return found
 
 
 class GtfsAdapter:
@@ -60,7 +61,7 @@ class GtfsAdapter:
         Files that are not CSV text are kept as received.
         """
         feed = TextFeed()
-        members, _ = _members(Path(source))
+        members = _members(Path(source))
         if not members:
             raise InputError(f"{source}: the feed is empty (no files)")
         txt = {k: v for k, v in members.items() if k.lower().endswith(".txt")}

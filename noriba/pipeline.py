@@ -11,7 +11,7 @@ import os
 import shutil
 import uuid
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
 
 import duckdb
@@ -23,6 +23,7 @@ from noriba.specs import FeedSpec
 from noriba.workspace import Workspace
 from transforms.adapters import InputError, Progress, adapter_for
 from transforms.canonical import canonicalize, lit
+from transforms.rules.engine import run_rules
 from transforms.schema import load_schema
 
 #: Lake tables written for every feed version, besides gtfs_<table>.
@@ -60,8 +61,9 @@ def version_exists(ws: Workspace, feed_id: str, feed_version: str) -> bool:
     return (ws.lake_partition(META_TABLE, feed_id, feed_version) / "part-0.parquet").exists()
 
 
-def parse_validate(spec: FeedSpec, ws: Workspace, fetched: dict, *, progress: Progress | None = None) -> dict:
-    """Return the staged feed version made from the fetched input.
+def parse_validate(spec: FeedSpec, ws: Workspace, fetched: dict, *, progress: Progress | None = None,
+                   validation_date: date | None = None) -> dict:
+    """Return the staged feed version made from the fetched input, validated as of ``validation_date`` (default today).
 
     If the input's normalised contents match a version already in the lake, then nothing is
     staged and ``unchanged`` is true.
@@ -84,6 +86,11 @@ def parse_validate(spec: FeedSpec, ws: Workspace, fetched: dict, *, progress: Pr
     result = canonicalize(feed, schema=load_schema(), out_dir=tables_dir, profile=spec.profile, con=con)
     if con.sql("SELECT count(*) FROM duckdb_tables() WHERE table_name = 't_other_files'").fetchall()[0][0]:
         con.execute(f"COPY (SELECT * FROM t_other_files ORDER BY file_name, _line) TO {lit(str(staging / 'gtfs_other_files.parquet'))} (FORMAT parquet)")
+    _say(progress, f"{spec.id}: running validation rules")
+    profile = "gtfs-jp" if spec.profile == "gtfs-jp" or any(n.endswith("_jp.txt") for n in feed.files) else "gtfs"
+    ruled = run_rules(tables_dir, validation_date=validation_date, profile=profile, con=con,
+                      params=None)
+    feed.findings.add_table(ruled.notices, ruled.counts)
     if feed.other_files:
         blobs = pa.table({"file_name": list(feed.other_files), "content": [feed.other_files[k] for k in feed.other_files]})
         pq.write_table(blobs, staging / "gtfs_other_blobs.parquet")
@@ -91,7 +98,11 @@ def parse_validate(spec: FeedSpec, ws: Workspace, fetched: dict, *, progress: Pr
     quarantine = feed.findings.quarantine_table()
     pq.write_table(notices, staging / "quality_notices.parquet", compression="zstd")
     pq.write_table(quarantine, staging / "quality_quarantine.parquet", compression="zstd")
-    severity = Counter(notices.column("severity").to_pylist())
+    severity: Counter = Counter()
+    by_code: Counter = Counter()
+    for (code, sev), n in feed.findings.counts.items():
+        severity[sev] += n
+        by_code[code] += n
     files = {
         name: {"rows_in": c.rows_in, "accepted": c.accepted, "quarantined": c.quarantined, "encoding": c.encoding,
                "known": c.known, "header": feed.files[name].csv.header}
@@ -106,7 +117,7 @@ def parse_validate(spec: FeedSpec, ws: Workspace, fetched: dict, *, progress: Pr
         "fetched_at": fetched["fetched_at"],
         "ingested_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "kind": spec.kind,
-        "profile": "gtfs-jp" if spec.profile == "gtfs-jp" or any(n.endswith("_jp.txt") for n in feed.files) else "gtfs",
+        "profile": profile,
         "service_start": start,
         "service_end": end,
         "files": json.dumps(files, ensure_ascii=False),
@@ -117,7 +128,8 @@ def parse_validate(spec: FeedSpec, ws: Workspace, fetched: dict, *, progress: Pr
         "errors": severity.get("ERROR", 0),
         "warnings": severity.get("WARNING", 0),
         "infos": severity.get("INFO", 0),
-        "notice_codes": json.dumps(dict(Counter(notices.column("code").to_pylist()).most_common())),
+        "notice_codes": json.dumps(dict(by_code.most_common())),
+        "validation_date": (validation_date or date.today()).isoformat(),
         "spec": json.dumps(spec.metadata(), ensure_ascii=False),
     }
     pq.write_table(pa.Table.from_pylist([row]), staging / "meta_feed_versions.parquet")

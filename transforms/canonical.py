@@ -7,6 +7,7 @@ keys and broken references. The typed tables are written as Parquet, one file pe
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -85,14 +86,17 @@ class _Sink:
 
     def notices(self, sql: str, *, limit: int = NOTICE_SAMPLE_LIMIT) -> int:
         """Add the notices selected by ``sql`` (columns as NOTICE_SCHEMA); return how many there were."""
-        total = self.con.sql(f"SELECT count(*) FROM ({sql})").fetchall()[0][0]
+        self.con.execute(f"CREATE OR REPLACE TEMP TABLE _n AS {sql}")
+        total = self.con.sql("SELECT count(*) FROM _n").fetchall()[0][0]
         if total:
-            t = self.con.sql(f"SELECT * FROM ({sql}) ORDER BY line LIMIT {limit}").to_arrow_table()
-            self.findings.notice_tables.append(t.select(NOTICE_SCHEMA.names).cast(NOTICE_SCHEMA))
-            if total > limit:
-                first = t.slice(0, 1).to_pylist()[0]
-                self.findings.add(first["code"], first["severity"], f"{total - limit} more notices like this were not listed",
-                                  file=first["file"], field=first["field"])
+            t = self.con.sql(f"SELECT * FROM _n ORDER BY line LIMIT {limit}").to_arrow_table()
+            t = t.select(NOTICE_SCHEMA.names).cast(NOTICE_SCHEMA)
+            counts = Counter(zip(t.column("code").to_pylist(), t.column("severity").to_pylist()))
+            if total > limit:  # one code per query; the count is the query's total
+                (key,) = counts
+                counts[key] = total
+            self.findings.add_table(t, counts)
+        self.con.execute("DROP TABLE IF EXISTS _n")
         return total
 
     def quarantine(self, sql: str) -> None:

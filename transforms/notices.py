@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 
 import pyarrow as pa
@@ -73,9 +74,18 @@ class Findings:
     #: notice tables produced set-based (DuckDB/Arrow), already in NOTICE_SCHEMA
     notice_tables: list[pa.Table] = field(default_factory=list)
     quarantine_tables: list[pa.Table] = field(default_factory=list)
+    #: (code, severity) -> number of findings, including those not kept as samples
+    counts: Counter = field(default_factory=Counter)
 
     def add(self, code: str, severity: str, message: str, **where) -> None:
         self.notices.append(Notice(code=code, severity=severity, message=message, **where))
+        self.counts[(code, severity)] += 1
+
+    def add_table(self, samples: pa.Table, counts: dict[tuple[str, str], int]) -> None:
+        """Add notice samples found set-based, with the total count per (code, severity)."""
+        if samples.num_rows:
+            self.notice_tables.append(samples.select(NOTICE_SCHEMA.names).cast(NOTICE_SCHEMA))
+        self.counts.update(counts)
 
     def quarantine_row(self, file: str, line: int | None, code: str, reason: str, raw: str) -> None:
         self.quarantine.append(QuarantinedRow(file, line, code, reason, raw))

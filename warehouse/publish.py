@@ -24,7 +24,7 @@ FEED_VERSION_COLUMNS = (
     "feed_version VARCHAR, content_sha256 VARCHAR, source_sha256 VARCHAR, source VARCHAR, raw_path VARCHAR, "
     "fetched_at VARCHAR, ingested_at VARCHAR, kind VARCHAR, profile VARCHAR, service_start VARCHAR, service_end VARCHAR, "
     "files VARCHAR, tables VARCHAR, rows_in BIGINT, rows_accepted BIGINT, rows_quarantined BIGINT, errors BIGINT, "
-    "warnings BIGINT, infos BIGINT, notice_codes VARCHAR, spec VARCHAR"
+    "warnings BIGINT, infos BIGINT, notice_codes VARCHAR, validation_date VARCHAR, spec VARCHAR"
 )
 
 #: Test hook: when set to a table name, the process dies right after loading that table, mid-transaction.

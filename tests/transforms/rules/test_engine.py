@@ -1,0 +1,71 @@
+"""The rule engine: rules see every canonical table, findings are counted whole and sampled."""
+
+from datetime import date
+
+import pyarrow as pa
+import pytest
+
+from transforms.canonical import canonicalize
+from transforms.gtfs import GtfsAdapter
+from transforms.rules.engine import ERROR, WARNING, Context, Rule, run_rules
+from transforms.rules.registry import all_rules, rule_codes
+from transforms.schema import load_schema
+from tests.conftest import MINI_FEED, write_feed
+
+
+def _tables(tmp_path, files=MINI_FEED):
+    src = write_feed(tmp_path / "feed", files)
+    feed = GtfsAdapter().read(src)
+    out = tmp_path / "tables"
+    canonicalize(feed, schema=load_schema(), out_dir=out)
+    return out
+
+
+def test_rule_findings_are_counted_and_sampled(tmp_path):
+    out = _tables(tmp_path)
+    every_stop = Rule("test_every_stop", WARNING, "test", sql=lambda ctx: "SELECT 'stops.txt' AS file, _line AS line, 'stop_id' AS field, stop_id AS value, 'x' AS message FROM stops")
+    run = run_rules(out, rules=[every_stop], sample_limit=1)
+    n_stops = sum(1 for _ in (tmp_path / "feed" / "stops.txt").open()) - 1
+    assert run.counts == {("test_every_stop", WARNING): n_stops}
+    assert run.notices.num_rows == 1 and run.notices.column("code").to_pylist() == ["test_every_stop"]
+
+
+def test_absent_optional_table_is_an_empty_view_and_needs_skips(tmp_path):
+    out = _tables(tmp_path)
+    on_shapes = Rule("test_shapes", ERROR, "test", sql=lambda ctx: "SELECT 'shapes.txt' AS file, _line AS line, NULL AS field, NULL AS value, 'x' AS message FROM shapes")
+    needs_shapes = Rule("test_needs", ERROR, "test", needs=("shapes",), sql=lambda ctx: "SELECT * FROM no_such_table")
+    run = run_rules(out, rules=[on_shapes, needs_shapes])
+    assert run.counts == {}
+
+
+def test_validation_date_reaches_rules(tmp_path):
+    out = _tables(tmp_path)
+    seen = []
+
+    def sql(ctx: Context) -> str:
+        seen.append(ctx.validation_date)
+        return f"SELECT 'x' AS file, NULL AS line, NULL AS field, CAST({ctx.today} AS VARCHAR) AS value, 'x' AS message"
+
+    run = run_rules(out, rules=[Rule("test_date", WARNING, "test", sql=sql)], validation_date=date(2019, 4, 1))
+    assert seen == [date(2019, 4, 1)]
+    assert run.notices.column("value").to_pylist() == ["2019-04-01"]
+
+
+def test_gtfs_jp_rules_run_only_for_gtfs_jp(tmp_path):
+    out = _tables(tmp_path)
+    jp = Rule("test_jp", WARNING, "test", profile="gtfs-jp", sql=lambda ctx: "SELECT 'x' AS file, 1 AS line, NULL AS field, NULL AS value, 'x' AS message")
+    assert run_rules(out, rules=[jp]).counts == {}
+    assert run_rules(out, rules=[jp], profile="gtfs-jp").counts == {("test_jp", WARNING): 1}
+
+
+def test_every_registered_rule_has_code_severity_and_why():
+    codes = rule_codes()
+    assert len(codes) == len({r.code for r in all_rules()})
+    for rule in all_rules():
+        assert rule.code.islower() and " " not in rule.code
+        assert rule.why and rule.why.endswith("."), rule.code
+
+
+def test_a_sql_rule_without_query_is_refused():
+    with pytest.raises(ValueError):
+        Rule("x", ERROR, "x.")

@@ -1,0 +1,181 @@
+"""The rule engine: every validation rule is one :class:`Rule`, run set-based in DuckDB.
+
+A rule is a code (MobilityData gtfs-validator's name where one exists), a severity, a one-line
+``why`` that is also its documentation, the fields it reports, and a SQL query over the
+canonical tables of one feed version. The query selects ``file, line, field, value, message``
+for every finding; the engine adds code and severity, counts every finding and keeps up to
+``sample_limit`` of them per code.
+
+Tables are visible to the query under their GTFS names (``stops``, ``stop_times``...). A table
+the feed does not have is an empty view with the right columns, so a rule never fails because
+an optional file is absent; use ``needs`` to skip a rule when its input is missing.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from transforms.notices import ERROR, INFO, NOTICE_SCHEMA, SEVERITIES, WARNING
+from transforms.schema import Schema, load_schema
+
+__all__ = ["ERROR", "WARNING", "INFO", "Rule", "Context", "RuleRun", "run_rules", "open_tables"]
+
+#: Stages: 'read' rules are raised while files are read and typed (transforms.gtfs,
+#: transforms.csvread, transforms.canonical) and are listed here for documentation and
+#: policy; 'sql' rules run in this engine over the canonical tables.
+STAGES = ("read", "sql")
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a rule may depend on besides the tables: the date it validates for, the profile, settings."""
+
+    validation_date: date
+    profile: str = "gtfs"
+    present: frozenset[str] = frozenset()  # canonical tables the feed has
+    params: dict = field(default_factory=dict)
+
+    def param(self, name: str, default):
+        return self.params.get(name, default)
+
+    @property
+    def today(self) -> str:
+        """Return the validation date as a SQL DATE literal."""
+        return f"DATE '{self.validation_date.isoformat()}'"
+
+
+@dataclass(frozen=True)
+class Rule:
+    code: str
+    severity: str
+    why: str  # one line: what is wrong and why it matters; shown in reports as the rule's documentation
+    fields: tuple[str, ...] = ()  # fields the notice reports (file, field, ...), for the documentation
+    sql: Callable[[Context], str] | None = None  # SELECT file, line, field, value, message ...
+    needs: tuple[str, ...] = ()  # canonical tables that must be present, else the rule is skipped
+    profile: str = "gtfs"  # 'gtfs-jp': only for GTFS-JP feeds
+    stage: str = "sql"
+    fix: str = ""  # how to fix it, for the report (optional; ``why`` is used when empty)
+    fix_ja: str = ""  # the same in Japanese, for Japanese feeds' reports
+    why_ja: str = ""
+
+    def __post_init__(self):
+        if self.severity not in SEVERITIES:
+            raise ValueError(f"rule {self.code}: severity must be one of {SEVERITIES}")
+        if self.stage not in STAGES:
+            raise ValueError(f"rule {self.code}: stage must be one of {STAGES}")
+        if self.stage == "sql" and self.sql is None:
+            raise ValueError(f"rule {self.code}: a 'sql' rule needs a query")
+
+    def applies(self, ctx: Context) -> bool:
+        if self.stage != "sql":
+            return False
+        if self.profile == "gtfs-jp" and ctx.profile != "gtfs-jp":
+            return False
+        return all(t in ctx.present for t in self.needs)
+
+
+@dataclass
+class RuleRun:
+    notices: pa.Table  # samples, NOTICE_SCHEMA, at most sample_limit per code
+    counts: dict[tuple[str, str], int]  # (code, severity) -> number of findings
+    seconds: dict[str, float]  # rule code -> wall time
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def open_tables(tables_dir: Path, *, schema: Schema | None = None, con: duckdb.DuckDBPyConnection | None = None,
+                files: dict[str, list[str]] | None = None) -> tuple[duckdb.DuckDBPyConnection, frozenset[str]]:
+    """Return a connection where every canonical table is a view under its GTFS name, and the tables present.
+
+    ``tables_dir/<table>.parquet`` is read when it exists; ``files`` may instead give a list of
+    Parquet paths per table (a lake partition). Absent tables are empty views with typed columns.
+    """
+    schema = schema or load_schema()
+    con = con or duckdb.connect()
+    _macros(con)
+    present = set()
+    for table in schema.tables.values():
+        paths = (files or {}).get(table.name)
+        if paths is None and tables_dir is not None and (tables_dir / f"{table.name}.parquet").exists():
+            paths = [str(tables_dir / f"{table.name}.parquet")]
+        if paths:
+            plist = "[" + ", ".join("'" + p.replace("'", "''") + "'" for p in paths) + "]"
+            con.execute(f"CREATE OR REPLACE VIEW {_q(table.name)} AS SELECT * FROM read_parquet({plist}, hive_partitioning=false)")
+            present.add(table.name)
+        else:
+            cols = ", ".join(f"NULL::{t} AS {_q(c)}" for c, t in table.columns_sql() if c not in ("feed_id", "feed_version"))
+            con.execute(f"CREATE OR REPLACE VIEW {_q(table.name)} AS SELECT {cols} WHERE false")
+    return con, frozenset(present)
+
+
+def _macros(con: duckdb.DuckDBPyConnection) -> None:
+    """Define the SQL helpers rules share."""
+    con.execute(
+        "CREATE OR REPLACE MACRO haversine_m(lat1, lon1, lat2, lon2) AS "
+        "2 * 6371008.8 * asin(sqrt(pow(sin(radians(lat2 - lat1) / 2), 2) + "
+        "cos(radians(lat1)) * cos(radians(lat2)) * pow(sin(radians(lon2 - lon1) / 2), 2)))"
+    )
+    con.execute(
+        "CREATE OR REPLACE MACRO gtfs_time(s) AS CASE WHEN s IS NULL THEN NULL ELSE "
+        "lpad(CAST(s // 3600 AS VARCHAR), 2, '0') || ':' || lpad(CAST((s % 3600) // 60 AS VARCHAR), 2, '0') || ':' || "
+        "lpad(CAST(s % 60 AS VARCHAR), 2, '0') END"
+    )
+
+
+def run_rules(
+    tables_dir: Path | None,
+    *,
+    validation_date: date | None = None,
+    profile: str = "gtfs",
+    rules: list[Rule] | None = None,
+    params: dict | None = None,
+    sample_limit: int = 1000,
+    con: duckdb.DuckDBPyConnection | None = None,
+    files: dict[str, list[str]] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> RuleRun:
+    """Return the findings of every applicable rule over the canonical tables in ``tables_dir``.
+
+    If ``validation_date`` is not given, then today is used; pass the date to make a rerun of
+    an old version give the same answer.
+    """
+    from transforms.rules.registry import all_rules
+
+    rules = all_rules() if rules is None else rules
+    con, present = open_tables(tables_dir, con=con, files=files)
+    ctx = Context(validation_date=validation_date or date.today(), profile=profile, present=present, params=params or {})
+    tables: list[pa.Table] = []
+    counts: dict[tuple[str, str], int] = {}
+    seconds: dict[str, float] = {}
+    for rule in rules:
+        if not rule.applies(ctx):
+            continue
+        t0 = time.perf_counter()
+        sql = rule.sql(ctx)
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE _found AS SELECT CAST(file AS VARCHAR) AS file, CAST(line AS BIGINT) AS line, "
+            f"CAST(field AS VARCHAR) AS field, CAST(value AS VARCHAR) AS value, CAST(message AS VARCHAR) AS message FROM ({sql})"
+        )
+        n = con.sql("SELECT count(*) FROM _found").fetchall()[0][0]
+        if n:
+            counts[(rule.code, rule.severity)] = counts.get((rule.code, rule.severity), 0) + n
+            t = con.sql(
+                f"SELECT '{rule.code}' AS code, '{rule.severity}' AS severity, file, line, field, value, message "
+                f"FROM _found ORDER BY file, line NULLS FIRST, field LIMIT {int(sample_limit)}"
+            ).to_arrow_table()
+            tables.append(t.cast(NOTICE_SCHEMA))
+        seconds[rule.code] = seconds.get(rule.code, 0.0) + time.perf_counter() - t0
+        if progress and seconds[rule.code] > 2:
+            progress(f"rule {rule.code}: {n:,} findings in {seconds[rule.code]:.1f} s")
+    con.execute("DROP TABLE IF EXISTS _found")
+    notices = pa.concat_tables(tables) if tables else NOTICE_SCHEMA.empty_table()
+    return RuleRun(notices=notices, counts=counts, seconds=seconds)

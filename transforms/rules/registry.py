@@ -1,0 +1,47 @@
+"""Every rule Noriba knows, as one explicit list. A module of rules exports ``RULES``; add it here."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from transforms.rules.engine import Rule
+
+
+@lru_cache(maxsize=1)
+def all_rules() -> tuple[Rule, ...]:
+    """Return every rule, 'read' rules (raised while reading) and 'sql' rules alike, each code once."""
+    from transforms.rules import (
+        agency,
+        calendar,
+        fares,
+        feed_info,
+        formats,
+        gtfs_jp,
+        read,
+        routes,
+        shapes,
+        stop_times,
+        stops,
+        transfers,
+        translations,
+        trips,
+    )
+
+    rules: list[Rule] = []
+    for module in (read, formats, agency, stops, routes, trips, stop_times, shapes, calendar, feed_info, fares,
+                   transfers, translations, gtfs_jp):
+        rules.extend(module.RULES)
+    seen: dict[str, Rule] = {}
+    for r in rules:
+        if r.code in seen and seen[r.code].stage == r.stage and seen[r.code].sql is r.sql:
+            raise ValueError(f"rule {r.code} is registered twice")
+        seen.setdefault(r.code, r)
+    return tuple(rules)
+
+
+def rule_codes() -> dict[str, Rule]:
+    """Return {code: first rule with that code}, for documentation and policy lookups."""
+    out: dict[str, Rule] = {}
+    for r in all_rules():
+        out.setdefault(r.code, r)
+    return out

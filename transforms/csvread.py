@@ -74,24 +74,27 @@ def read_csv_text(data: bytes) -> CsvText:
     header, header_line, body_start = _split_header(data)
     if not header:
         return CsvText([], pa.table({"_line": pa.array([], pa.int32())}), header_line=header_line)
-    body = data[body_start:]
-    fast = _read_fast(body, len(header), header_line)
+    fast = _read_fast(data, body_start, len(header), header_line)
     if fast is not None:
         table, blank = fast
         return CsvText(header, table, [], blank, header_line)
-    table, bad, blank, ragged = _read_exact(body, len(header), header_line)
+    table, bad, blank, ragged = _read_exact(data[body_start:], len(header), header_line)
     return CsvText(header, table, bad, blank, header_line, ragged)
 
 
-def _read_fast(body: bytes, ncols: int, header_line: int):
-    """Return (table, blank line count) from pyarrow, or None when the exact path is needed."""
+def _read_fast(data: bytes, start: int, ncols: int, header_line: int):
+    """Return (table, blank line count) for ``data[start:]`` from pyarrow, or None when the exact path is needed.
+
+    The body is never copied: pyarrow and numpy read it through zero-copy views.
+    """
     names = _col_names(ncols)
+    body = memoryview(data)[start:]
     if _NON_NEWLINE.search(body) is None:
         empty = pa.table({**{n: pa.array([], pa.string()) for n in names}, "_line": pa.array([], pa.int32())})
-        return empty, body.count(b"\n")
+        return empty, data.count(b"\n", start)
     try:
         table = pacsv.read_csv(
-            pa.py_buffer(body),
+            pa.py_buffer(data).slice(start),
             read_options=pacsv.ReadOptions(column_names=names, block_size=16 << 20),
             parse_options=pacsv.ParseOptions(newlines_in_values=False),
             convert_options=pacsv.ConvertOptions(
@@ -105,14 +108,15 @@ def _read_fast(body: bytes, ncols: int, header_line: int):
     # Map rows to physical lines. When every line is a row, row i is line i; otherwise (blank
     # lines) find the non-blank lines; if a quoted value held a line break the counts disagree
     # and the exact path is taken.
-    nlines = body.count(b"\n") + (0 if body.endswith(b"\n") else 1)
+    ends_with_nl = data.endswith(b"\n")
+    nlines = data.count(b"\n", start) + (0 if ends_with_nl else 1)
     if table.num_rows == nlines:
         lines = np.arange(header_line + 1, header_line + 1 + nlines, dtype=np.int32)
         blank = 0
     else:
         arr = np.frombuffer(body, dtype=np.uint8)
         ends = np.flatnonzero(arr == 10)
-        if not body.endswith(b"\n"):
+        if not ends_with_nl:
             ends = np.append(ends, len(body))
         starts = np.concatenate(([0], ends[:-1] + 1))
         length = ends - starts

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
 from typing import Callable
 
@@ -28,12 +29,15 @@ def normalised_sha256(data: bytes) -> str:
 
 
 def _members(source: Path) -> dict[str, Callable[[], bytes]]:
-    """Return {member path: reader} of the files in a zip or folder. If it is neither, raise InputError."""
+    """Return {member path: reader} of the files in a zip or folder. If it is neither, raise InputError.
+
+    Each reader has a ``size`` attribute (uncompressed bytes) so the biggest files can start first.
+    """
     if source.is_dir():
         found = {}
         for p in sorted(source.rglob("*")):
             if p.is_file() and not p.name.startswith("."):
-                found[p.relative_to(source).as_posix()] = p.read_bytes
+                found[p.relative_to(source).as_posix()] = _sized(lambda p=p: p.read_bytes(), p.stat().st_size)
         return found
     if not source.exists():
         raise InputError(f"{source}: no such file or folder")
@@ -47,8 +51,32 @@ def _members(source: Path) -> dict[str, Callable[[], bytes]]:
             continue
         if info.file_size > MAX_MEMBER_BYTES:
             raise InputError(f"{source}!{info.filename}: {info.file_size} bytes uncompressed, over the {MAX_MEMBER_BYTES} byte limit")
-        found[info.filename] = (lambda name=info.filename: zf.read(name))
+        found[info.filename] = _sized(lambda name=info.filename: zf.read(name), info.file_size)
     return found
+
+
+def _sized(reader: Callable[[], bytes], size: int) -> Callable[[], bytes]:
+    reader.size = size  # type: ignore[attr-defined]
+    return reader
+
+
+def _load(name: str, read: Callable[[], bytes], encoding: str | None):
+    """Return (decoded text, CSV table, normalised sha256, first NUL line or None) of one member.
+
+    Runs in a worker thread: unzip, decoding checks, hashing and pyarrow's CSV reader release
+    the GIL, so a big stop_times.txt is read while the other files are.
+    """
+    raw = read()
+    dec = decode(raw, file=name, override=encoding)
+    del raw
+    nul = None
+    if b"\x00" in dec.data:
+        nul = dec.data.count(b"\n", 0, dec.data.find(b"\x00")) + 1
+    return dec, read_csv_text(dec.data), normalised_sha256(dec.data), nul
+
+
+#: Files read at once; two suits the 2-core machines this runs on, more only costs memory.
+READ_THREADS = 2
 
 
 class GtfsAdapter:
@@ -75,46 +103,30 @@ class GtfsAdapter:
             )
             prefix = sub + "/"
             members = {k[len(prefix):] if k.startswith(prefix) else k: v for k, v in members.items()}
+        texts = []
         for name in sorted(members):
             read = members[name]
             if "/" in name:
                 feed.findings.add("unknown_file", INFO, f"file '{name}' in a sub-folder is not part of GTFS; kept as received", file=name)
                 feed.other_files[name] = read()
-                continue
-            if not name.lower().endswith(".txt"):
+            elif not name.lower().endswith(".txt"):
                 feed.findings.add("unknown_file", INFO, f"file '{name}' is not a GTFS text file; kept as received", file=name)
                 feed.other_files[name] = read()
-                continue
-            if progress:
-                progress(f"reading {name}")
-            raw = read()
-            dec = decode(raw, file=name, override=encoding)
-            feed.findings.notices.extend(dec.notices)
-            if b"\x00" in dec.data:
-                line = dec.data.count(b"\n", 0, dec.data.find(b"\x00")) + 1
-                feed.findings.add("invalid_character", ERROR, "file contains NUL bytes (\\0); they are not allowed in GTFS text", file=name, line=line)
-            csvt = read_csv_text(dec.data)
-            if not csvt.header:
-                feed.findings.add("empty_file", ERROR, "file is empty: it has no header line", file=name)
-            feed.files[name] = TextFile(name=name, csv=csvt, encoding=dec.encoding, content_sha256=normalised_sha256(dec.data))
-            if csvt.blank_lines:
-                feed.findings.add("empty_row", WARNING, f"{csvt.blank_lines} blank line(s) skipped", file=name)
-            if csvt.ragged_rows:
-                line, cells = csvt.ragged_rows[0]
-                feed.findings.add(
-                    "invalid_row_length", ERROR,
-                    f"{len(csvt.ragged_rows)} row(s) have a different number of cells than the header's {len(csvt.header)} "
-                    f"(first: line {line}, {cells} cells); missing cells were read as empty, surplus empty cells dropped",
-                    file=name, line=line,
-                )
-            for bad in csvt.bad_rows:
-                feed.findings.add(
-                    "invalid_row_length", ERROR,
-                    f"row has {bad.cells} cells but the header has {len(csvt.header)}, and the surplus cells are not empty; row quarantined",
-                    file=name, line=bad.line, value=bad.text[:200],
-                )
-                feed.findings.quarantine_row(name, bad.line, "invalid_row_length",
-                                             f"{bad.cells} cells, header has {len(csvt.header)}", bad.text)
+            else:
+                texts.append(name)
+        with ThreadPoolExecutor(max_workers=READ_THREADS) as pool:
+            futures = {}
+            for name in sorted(texts, key=lambda n: -getattr(members[n], "size", 0)):
+                futures[name] = pool.submit(_load, name, members[name], encoding)
+            for name in texts:
+                if progress:
+                    progress(f"reading {name}")
+                dec, csvt, sha, nul = futures.pop(name).result()
+                feed.findings.notices.extend(dec.notices)
+                feed.findings.counts.update((n.code, n.severity) for n in dec.notices)
+                if nul is not None:
+                    feed.findings.add("invalid_character", ERROR, "file contains NUL bytes (\\0); they are not allowed in GTFS text", file=name, line=nul)
+                self._add_text(feed, name, dec, csvt, sha)
         encodings = {f.encoding for f in feed.files.values()}
         if {"utf-8", "utf-8-sig"} <= encodings:
             with_bom = sorted(n for n, f in feed.files.items() if f.encoding == "utf-8-sig")
@@ -123,3 +135,27 @@ class GtfsAdapter:
                 f"some files start with a UTF-8 byte order mark and others do not ({', '.join(with_bom)} do); both were read",
             )
         return feed
+
+    @staticmethod
+    def _add_text(feed: TextFeed, name: str, dec, csvt, sha: str) -> None:
+        if not csvt.header:
+            feed.findings.add("empty_file", ERROR, "file is empty: it has no header line", file=name)
+        feed.files[name] = TextFile(name=name, csv=csvt, encoding=dec.encoding, content_sha256=sha)
+        if csvt.blank_lines:
+            feed.findings.add("empty_row", WARNING, f"{csvt.blank_lines} blank line(s) skipped", file=name)
+        if csvt.ragged_rows:
+            line, cells = csvt.ragged_rows[0]
+            feed.findings.add(
+                "invalid_row_length", ERROR,
+                f"{len(csvt.ragged_rows)} row(s) have a different number of cells than the header's {len(csvt.header)} "
+                f"(first: line {line}, {cells} cells); missing cells were read as empty, surplus empty cells dropped",
+                file=name, line=line,
+            )
+        for bad in csvt.bad_rows:
+            feed.findings.add(
+                "invalid_row_length", ERROR,
+                f"row has {bad.cells} cells but the header has {len(csvt.header)}, and the surplus cells are not empty; row quarantined",
+                file=name, line=bad.line, value=bad.text[:200],
+            )
+            feed.findings.quarantine_row(name, bad.line, "invalid_row_length",
+                                         f"{bad.cells} cells, header has {len(csvt.header)}", bad.text)

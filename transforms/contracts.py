@@ -1,0 +1,161 @@
+"""Data contracts of the canonical tables, as Great Expectations (GX 1.x) expectation suites.
+
+One suite per canonical table, generated from ``specs/schemas/gtfs.yml`` (transforms/schema.py).
+The suite checks one feed version's partition of the table (the lake Parquet partition, which is
+what publish copies into the warehouse); feed_id and feed_version are the partition keys, so they
+are not columns of the partition and are not checked.
+
+Mapping rule → expectation (the whole contract; CONTRACT_RULES lists it for docs and reports):
+
+======================  ======================================================  ===============================================
+rule                    applies to                                              expectation
+======================  ======================================================  ===============================================
+columns                 every table                                             expect_table_columns_to_match_set (exact)
+type                    every column (_line, fields, _untyped, _extra)          expect_column_values_to_be_of_type
+not_null                _line, and every field with ``required`` or ``key``     expect_column_values_to_not_be_null
+unique_key              table with one key field                                expect_column_values_to_be_unique
+unique_compound_key     table with several key fields                           expect_compound_columns_to_be_unique
+has_rows                table with ``required: true`` in the schema             expect_table_row_count_to_be_between(min 1)
+latitude                float field named ``*_lat``                             expect_column_values_to_be_between(-90, 90)
+longitude               float field named ``*_lon``                             expect_column_values_to_be_between(-180, 180)
+time_sanity             ``time`` fields (seconds after midnight)                between(0, TIME_MAX_SECONDS = 48:00:00)
+date_sanity             ``date`` fields                                         between(DATE_MIN, DATE_MAX)
+enum                    ``enum`` fields                                         expect_column_values_to_be_in_set(enum)
+non_negative            NON_NEGATIVE_FIELDS (prices, distances, durations, ...)  between(0, None)
+positive                POSITIVE_FIELDS (headway_secs)                          between(1, None)
+======================  ======================================================  ===============================================
+
+Nulls are ignored by every rule except not_null (GX semantics), so optional fields are checked
+only where they have a value. Type names depend on the engine that runs the suite: the DuckDB
+(SQL) route sees DuckDB types, the pandas route sees pandas dtypes (see TYPE_NAMES).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from transforms.schema import Schema, Table, load_schema
+
+#: Upper bound of a GTFS time (seconds after midnight of the service day). GTFS allows times past
+#: 24:00:00 for trips running after midnight; 48:00:00 is a sanity cap (no real service day runs
+#: two full days), so 47:59:59 passes and 48:00:01 fails.
+TIME_MAX_SECONDS = 48 * 3600
+#: Sane window for calendar dates. GTFS dates 20991231 ("until further notice") are common and pass.
+DATE_MIN = dt.date(1990, 1, 1)
+DATE_MAX = dt.date(2100, 12, 31)
+#: Fields that can never be negative: money, distances, durations, counts, sequences.
+NON_NEGATIVE_FIELDS = (
+    "price", "shape_dist_traveled", "length", "transfer_duration", "min_transfer_time", "traversal_time",
+    "min_width", "stop_sequence", "shape_pt_sequence", "route_sort_order",
+)
+#: Fields that must be strictly positive.
+POSITIVE_FIELDS = ("headway_secs",)
+#: Columns every lake partition carries besides the schema's fields (see transforms/schema.py).
+PARTITION_SYSTEM_COLUMNS = (("_line", "INTEGER"),)
+PARTITION_TRAILING_COLUMNS = (("_untyped", "VARCHAR"), ("_extra", "VARCHAR"))
+
+#: Engine → {DuckDB column type: type name that engine reports}. The pandas route loads Parquet
+#: with nullable Int32/Float64 dtypes and pandas' str dtype; dates stay datetime.date objects.
+TYPE_NAMES = {
+    "sql": {"INTEGER": "INTEGER", "DOUBLE": "DOUBLE", "DATE": "DATE", "VARCHAR": "VARCHAR"},
+    "pandas": {"INTEGER": "int32", "DOUBLE": "float64", "DATE": "date", "VARCHAR": "str"},
+}
+ENGINES = tuple(TYPE_NAMES)
+
+#: rule name → (what it checks, in one line). The order is the order of expectations in a suite.
+CONTRACT_RULES = {
+    "columns": "the partition has exactly the canonical columns",
+    "type": "each column has its canonical type",
+    "not_null": "_line and every required or key field have a value",
+    "unique_key": "the single key field is unique",
+    "unique_compound_key": "the key fields are unique together",
+    "has_rows": "a required table has at least one row",
+    "latitude": "latitudes are within -90..90",
+    "longitude": "longitudes are within -180..180",
+    "time_sanity": f"times are within 0..{TIME_MAX_SECONDS // 3600}:00:00",
+    "date_sanity": f"dates are within {DATE_MIN}..{DATE_MAX}",
+    "enum": "enum fields hold one of their allowed values",
+    "non_negative": "prices, distances, durations and sequences are not negative",
+    "positive": "headways are positive",
+}
+
+
+@dataclass(frozen=True)
+class Contract:
+    """One expectation of a table's contract: the rule that made it, the GX expectation type and its kwargs."""
+
+    rule: str
+    expectation_type: str
+    kwargs: dict
+
+    @property
+    def column(self) -> str | None:
+        return self.kwargs.get("column")
+
+
+def partition_columns(table: Table) -> list[tuple[str, str]]:
+    """Return (name, DuckDB type) of every column of one version's lake partition of ``table``."""
+    return [*PARTITION_SYSTEM_COLUMNS, *((f.column, f.sql_type) for f in table.fields), *PARTITION_TRAILING_COLUMNS]
+
+
+def table_contracts(table: Table, *, engine: str) -> list[Contract]:
+    """Return the contract of ``table`` as a list of expectations, in CONTRACT_RULES order, for ``engine``."""
+    if engine not in TYPE_NAMES:
+        raise ValueError(f"unknown engine {engine!r}; expected one of {', '.join(ENGINES)}")
+    cols = partition_columns(table)
+    out = [Contract("columns", "expect_table_columns_to_match_set",
+                    {"column_set": [c for c, _ in cols], "exact_match": True})]
+    out += [Contract("type", "expect_column_values_to_be_of_type", {"column": c, "type_": TYPE_NAMES[engine][t]})
+            for c, t in cols]
+    out.append(Contract("not_null", "expect_column_values_to_not_be_null", {"column": "_line"}))
+    out += [Contract("not_null", "expect_column_values_to_not_be_null", {"column": f.column})
+            for f in table.fields if f.required or f.key]
+    key = [f.column for f in table.key]
+    if len(key) == 1:
+        out.append(Contract("unique_key", "expect_column_values_to_be_unique", {"column": key[0]}))
+    elif key:
+        out.append(Contract("unique_compound_key", "expect_compound_columns_to_be_unique", {"column_list": key}))
+    if table.required:
+        out.append(Contract("has_rows", "expect_table_row_count_to_be_between", {"min_value": 1, "max_value": None}))
+    between = "expect_column_values_to_be_between"
+    for f in table.fields:
+        if f.type == "float" and f.name.endswith("_lat"):
+            out.append(Contract("latitude", between, {"column": f.column, "min_value": -90.0, "max_value": 90.0}))
+        elif f.type == "float" and f.name.endswith("_lon"):
+            out.append(Contract("longitude", between, {"column": f.column, "min_value": -180.0, "max_value": 180.0}))
+        elif f.type == "time":
+            out.append(Contract("time_sanity", between, {"column": f.column, "min_value": 0, "max_value": TIME_MAX_SECONDS}))
+        elif f.type == "date":
+            out.append(Contract("date_sanity", between, {"column": f.column, "min_value": DATE_MIN, "max_value": DATE_MAX}))
+        elif f.type == "enum" and f.enum:
+            out.append(Contract("enum", "expect_column_values_to_be_in_set", {"column": f.column, "value_set": list(f.enum)}))
+        if f.name in NON_NEGATIVE_FIELDS:
+            out.append(Contract("non_negative", between, {"column": f.column, "min_value": 0, "max_value": None}))
+        elif f.name in POSITIVE_FIELDS:
+            out.append(Contract("positive", between, {"column": f.column, "min_value": 1, "max_value": None}))
+    return out
+
+
+def suite_name(table: str) -> str:
+    """Return the GX suite name of a canonical table (``gtfs.<table>``)."""
+    return f"gtfs.{table}"
+
+
+def build_suite(table: Table, *, engine: str):
+    """Return the GX ExpectationSuite of ``table`` for ``engine``; each expectation's meta names its contract rule."""
+    import great_expectations as gx
+    from great_expectations.expectations.registry import get_expectation_impl
+
+    expectations = []
+    for c in table_contracts(table, engine=engine):
+        cls = get_expectation_impl(c.expectation_type)
+        expectations.append(cls(**c.kwargs, meta={"rule": c.rule, "why": CONTRACT_RULES[c.rule]}))
+    return gx.ExpectationSuite(name=suite_name(table.name), expectations=expectations,
+                               meta={"table": table.name, "engine": engine, "generated_from": "specs/schemas"})
+
+
+def build_suites(*, engine: str, schema: Schema | None = None) -> dict:
+    """Return {table name: GX ExpectationSuite} for every canonical table of ``schema`` (default gtfs)."""
+    schema = schema or load_schema()
+    return {name: build_suite(t, engine=engine) for name, t in schema.tables.items()}

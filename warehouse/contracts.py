@@ -1,0 +1,270 @@
+"""Run the canonical tables' data contracts (GX suites from transforms/contracts.py) on one published version.
+
+Each table of the version is read from its lake Parquet partition (the source of truth that
+publish copies into the warehouse) by one of two routes:
+
+- ``duckdb``: GX's SQL engine on an in-memory DuckDB with one view per table over the Parquet
+  partition; every metric is a SQL query pushed down to DuckDB, only aggregates come back
+  (needs the workaround in warehouse/gx_duckdb.py);
+- ``pandas``: GX's pandas engine, one batch per table partition (the whole partition: key
+  uniqueness cannot be proved batch by batch).
+
+``auto`` is ``duckdb`` (faster and lighter, see bench/README.md). The results go to the warehouse
+table quality.expectation_results (the version's earlier results are replaced) and GX Data Docs
+(static HTML) are rebuilt under NORIBA_HOME/reports/data_docs/.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import time
+from contextlib import contextmanager
+from datetime import datetime, timezone
+
+import pyarrow as pa
+
+from noriba.workspace import Workspace
+from transforms.canonical import lit, q
+from transforms.contracts import build_suite, partition_columns, suite_name
+from transforms.schema import Table, load_schema
+from warehouse.publish import connect, publish_lock
+
+ROUTES = ("auto", "duckdb", "pandas")
+#: GX result format: SUMMARY keeps counts and up to 20 example bad values for Data Docs.
+RESULT_FORMAT = "SUMMARY"
+RESULT_COLUMNS = [
+    ("feed_id", "VARCHAR"), ("feed_version", "VARCHAR"), ("table_name", "VARCHAR"), ("suite", "VARCHAR"),
+    ("rule", "VARCHAR"), ("expectation_type", "VARCHAR"), ("column_name", "VARCHAR"), ("kwargs", "VARCHAR"),
+    ("success", "BOOLEAN"), ("element_count", "BIGINT"), ("unexpected_count", "BIGINT"), ("unexpected_percent", "DOUBLE"),
+    ("observed_value", "VARCHAR"), ("partial_unexpected", "VARCHAR"), ("exception", "VARCHAR"), ("route", "VARCHAR"),
+    ("run_at", "VARCHAR"),
+]
+_ARROW = {"VARCHAR": pa.string(), "BOOLEAN": pa.bool_(), "BIGINT": pa.int64(), "DOUBLE": pa.float64()}
+
+
+def _quiet_gx() -> None:
+    """Turn off GX usage statistics and progress bars before GX is imported (no network, clean logs)."""
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    logging.getLogger("great_expectations").setLevel(logging.ERROR)
+
+
+def ensure_contract_tables(con) -> None:
+    """Create quality.expectation_results when missing (new columns are added). Call under publish_lock."""
+    con.execute("CREATE SCHEMA IF NOT EXISTS quality")
+    con.execute(f"CREATE TABLE IF NOT EXISTS quality.expectation_results ({', '.join(f'{q(c)} {t}' for c, t in RESULT_COLUMNS)})")
+    have = {r[0] for r in con.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_schema = 'quality' AND table_name = 'expectation_results'").fetchall()}
+    for c, t in RESULT_COLUMNS:
+        if c not in have:
+            con.execute(f"ALTER TABLE quality.expectation_results ADD COLUMN {q(c)} {t}")
+
+
+def gx_context(ws: Workspace):
+    """Return an ephemeral GX context whose validation results and Data Docs live under NORIBA_HOME/reports (offline)."""
+    _quiet_gx()
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import DataContextConfig, ProgressBarsConfig
+
+    gx_dir = ws.reports / "gx"
+
+    def fs(sub: str) -> dict:
+        return {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(gx_dir / sub)}
+
+    config = DataContextConfig(
+        stores={
+            "expectations_store": {"class_name": "ExpectationsStore", "store_backend": fs("expectations")},
+            "validation_results_store": {"class_name": "ValidationResultsStore", "store_backend": fs("validations")},
+            "checkpoint_store": {"class_name": "CheckpointStore", "store_backend": {"class_name": "InMemoryStoreBackend"}},
+            "validation_definition_store": {"class_name": "ValidationDefinitionStore",
+                                            "store_backend": {"class_name": "InMemoryStoreBackend"}},
+        },
+        expectations_store_name="expectations_store",
+        validation_results_store_name="validation_results_store",
+        checkpoint_store_name="checkpoint_store",
+        data_docs_sites={"noriba": {
+            "class_name": "SiteBuilder",
+            "show_how_to_buttons": False,
+            "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(ws.reports / "data_docs")},
+            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+        }},
+        analytics_enabled=False,
+        progress_bars=ProgressBarsConfig(globally=False),
+    )
+    return gx.get_context(mode="ephemeral", project_config=config)
+
+
+def version_tables(ws: Workspace, feed_id: str, feed_version: str) -> list[tuple[Table, object]]:
+    """Return (table, Parquet partition file or None) for every table the version has, plus required tables it lacks."""
+    out = []
+    for t in load_schema().tables.values():
+        part = ws.lake_partition(f"gtfs_{t.name}", feed_id, feed_version) / "part-0.parquet"
+        if part.exists():
+            out.append((t, part))
+        elif t.required:
+            out.append((t, None))  # validated as an empty table: its has_rows contract fails
+    return out
+
+
+@contextmanager
+def _duckdb_batches(ctx, feed_id: str, tables):
+    """Yield {table: (batch definition, batch parameters)} over DuckDB views of the partitions; close DuckDB after."""
+    from warehouse.gx_duckdb import dispose_engines, memory_url
+
+    ds = ctx.data_sources.add_sql(f"{feed_id}-duckdb", connection_string=memory_url())
+    try:
+        with ds.get_engine().connect() as c:
+            for t, part in tables:
+                if part is not None:
+                    body = f"SELECT * FROM read_parquet({lit(str(part))}, hive_partitioning=false)"
+                else:
+                    body = "SELECT " + ", ".join(f"CAST(NULL AS {typ}) AS {q(col)}" for col, typ in partition_columns(t)) + " WHERE false"
+                c.exec_driver_sql(f"CREATE VIEW {q(t.name)} AS {body}")
+        out = {}
+        for t, _ in tables:
+            asset = ds.add_table_asset(t.name, table_name=t.name)
+            out[t.name] = (asset.add_batch_definition_whole_table("version"), None)
+        yield out
+    finally:
+        dispose_engines(ds)
+
+
+def read_partition_pandas(table: Table, part):
+    """Return one version's partition of ``table`` as a pandas DataFrame with nullable Int32/Float64 and str columns."""
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    mapper = {pa.int32(): pd.Int32Dtype(), pa.float64(): pd.Float64Dtype()}.get
+    if part is None:
+        types = {"INTEGER": pa.int32(), "DOUBLE": pa.float64(), "DATE": pa.date32(), "VARCHAR": pa.string()}
+        arrow = pa.schema([(c, types[t]) for c, t in partition_columns(table)]).empty_table()
+    else:
+        arrow = pq.read_table(part)
+    return arrow.to_pandas(types_mapper=mapper)
+
+
+@contextmanager
+def _pandas_batches(ctx, feed_id: str, tables):
+    """Yield {table: (batch definition, batch parameters loader)}; each table is read only when validated."""
+    ds = ctx.data_sources.add_pandas(f"{feed_id}-pandas")
+    out = {}
+    for t, part in tables:
+        bd = ds.add_dataframe_asset(t.name).add_batch_definition_whole_dataframe("version")
+        out[t.name] = (bd, lambda t=t, part=part: {"dataframe": read_partition_pandas(t, part)})
+    yield out
+
+
+def _json(value) -> str | None:
+    if value is None:
+        return None
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
+def _result_rows(result, *, feed_id: str, feed_version: str, table: str, route: str, run_at: str) -> list[dict]:
+    rows = []
+    for r in result.results:
+        cfg = r.expectation_config
+        kwargs = {k: v for k, v in cfg.kwargs.items() if k != "batch_id"}
+        res = r.result or {}
+        exc = r.exception_info or {}
+        raised = exc.get("raised_exception") if isinstance(exc, dict) else False
+        column = kwargs.get("column") or (",".join(kwargs["column_list"]) if kwargs.get("column_list") else None)
+        rows.append({
+            "feed_id": feed_id, "feed_version": feed_version, "table_name": table, "suite": suite_name(table),
+            "rule": (cfg.meta or {}).get("rule"), "expectation_type": cfg.type, "column_name": column, "kwargs": _json(kwargs),
+            "success": bool(r.success), "element_count": res.get("element_count"), "unexpected_count": res.get("unexpected_count"),
+            "unexpected_percent": res.get("unexpected_percent"), "observed_value": _json(res.get("observed_value")),
+            "partial_unexpected": _json(res.get("partial_unexpected_list")),
+            "exception": (exc.get("exception_message") if raised else None), "route": route, "run_at": run_at,
+        })
+    return rows
+
+
+def store_results(ws: Workspace, feed_id: str, feed_version: str, rows: list[dict]) -> None:
+    """Replace the version's rows of quality.expectation_results with ``rows``, in one transaction under the publish lock."""
+    table = pa.table({c: pa.array([r[c] for r in rows], type=_ARROW[t]) for c, t in RESULT_COLUMNS})
+    with publish_lock(ws):
+        con = connect(ws)
+        try:
+            ensure_contract_tables(con)
+            con.execute("BEGIN TRANSACTION")
+            con.execute("DELETE FROM quality.expectation_results WHERE feed_id = ? AND feed_version = ?", [feed_id, feed_version])
+            con.register("new_results", table)
+            con.execute("INSERT INTO quality.expectation_results BY NAME SELECT * FROM new_results")
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        finally:
+            con.close()
+
+
+@contextmanager
+def _file_lock(path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def build_data_docs(ws: Workspace, ctx) -> str:
+    """Return the path of the Data Docs index after rebuilding it (one builder at a time)."""
+    with _file_lock(ws.reports / ".data_docs.lock"):
+        ctx.build_data_docs()
+    return str(ws.reports / "data_docs" / "index.html")
+
+
+def validate_version(ws: Workspace, feed_id: str, feed_version: str, *, route: str = "auto", progress=None) -> tuple[list[dict], dict]:
+    """Return (result rows, GX context) of the contracts run on one version's tables, without storing anything."""
+    if route not in ROUTES:
+        raise ValueError(f"unknown contracts route {route!r}; expected one of {', '.join(ROUTES)}")
+    route = "duckdb" if route == "auto" else route
+    from great_expectations import ValidationDefinition
+    from great_expectations.core.run_identifier import RunIdentifier
+
+    tables = version_tables(ws, feed_id, feed_version)
+    ctx = gx_context(ws)
+    run_at = datetime.now(timezone.utc)
+    run_id = RunIdentifier(run_name=f"{feed_id}@{feed_version}", run_time=run_at)
+    run_at_s = run_at.isoformat(timespec="seconds")
+    engine = "sql" if route == "duckdb" else "pandas"
+    rows: list[dict] = []
+    batches = _duckdb_batches if route == "duckdb" else _pandas_batches
+    with batches(ctx, feed_id, tables) as by_table:
+        for t, _ in tables:
+            if progress:
+                progress(f"{feed_id}: contracts of {t.name} ({route})")
+            suite = ctx.suites.add_or_update(build_suite(t, engine=engine))
+            bd, params = by_table[t.name]
+            vd = ctx.validation_definitions.add(ValidationDefinition(name=f"{feed_id}.{feed_version}.{t.name}", data=bd, suite=suite))
+            result = vd.run(batch_parameters=params() if params else None, result_format=RESULT_FORMAT, run_id=run_id)
+            rows += _result_rows(result, feed_id=feed_id, feed_version=feed_version, table=t.name, route=route, run_at=run_at_s)
+    return rows, ctx
+
+
+def run_contracts(ws: Workspace, feed_id: str, feed_version: str, *, route: str = "auto", progress=None,
+                  data_docs: bool = True) -> dict:
+    """Return a summary of the contracts run on one published version: suites, expectations, failed, seconds.
+
+    Results replace the version's rows in quality.expectation_results; if ``data_docs``, then GX
+    Data Docs are rebuilt under NORIBA_HOME/reports/data_docs/.
+    """
+    t0 = time.perf_counter()
+    rows, ctx = validate_version(ws, feed_id, feed_version, route=route, progress=progress)
+    store_results(ws, feed_id, feed_version, rows)
+    docs = build_data_docs(ws, ctx) if data_docs else None
+    failed = [r for r in rows if not r["success"]]
+    failed_by_table: dict[str, int] = {}
+    for r in failed:
+        failed_by_table[r["table_name"]] = failed_by_table.get(r["table_name"], 0) + 1
+    return {
+        "feed_id": feed_id, "feed_version": feed_version, "route": rows[0]["route"] if rows else route,
+        "suites": len({r["suite"] for r in rows}), "expectations": len(rows), "failed": len(failed),
+        "errors": sum(1 for r in rows if r["exception"]), "failed_by_table": failed_by_table,
+        "data_docs": docs, "seconds": round(time.perf_counter() - t0, 3),
+    }

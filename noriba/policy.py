@@ -26,7 +26,9 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from transforms.notices import ERROR, SEVERITIES
+#: transforms.notices.SEVERITIES, repeated so that loading specs (in the DAG file) imports no pyarrow
+SEVERITIES = ("ERROR", "WARNING", "INFO")
+ERROR = SEVERITIES[0]
 
 STRUCTURE = "structure"
 BLOCK_ITEMS = (STRUCTURE, *SEVERITIES)
@@ -110,7 +112,7 @@ def parse_policy(doc: object, *, where: str) -> tuple[Policy, list[str]]:
         return Policy(), [f"{where}: policy: must be a mapping such as `policy: {{block: [ERROR], allow: [unused_stop]}}`"]
     for k in sorted(set(map(str, doc)) - set(_KEYS)):
         problems.append(f"{where}: policy.{k}: unknown key; allowed keys are {', '.join(_KEYS)}")
-    known = _rules()
+    known: dict | None = None  # the rule registry, loaded only when codes are named (it imports DuckDB)
     lists: dict[str, tuple[str, ...]] = {}
     for key in _KEYS:
         value = doc.get(key, [STRUCTURE] if key == "block" else [])
@@ -128,7 +130,7 @@ def parse_policy(doc: object, *, where: str) -> tuple[Policy, list[str]]:
                     problems.append(f"{where}: policy.block: {v!r} is not one of {', '.join(BLOCK_ITEMS)}")
                     continue
                 v = norm
-            elif v not in known:
+            elif v not in (known := known if known is not None else _rules()):
                 near = difflib.get_close_matches(v, list(known), n=1)
                 hint = f"; did you mean {near[0]!r}?" if near else "; see the codes in report.json or `noriba validate`"
                 problems.append(f"{where}: policy.{key}: {v!r} is not a notice code Noriba knows{hint}")

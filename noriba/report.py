@@ -175,11 +175,11 @@ LABELS = {
         "blocked_by": "Blocked by", "summary": "Rows per file", "file": "File", "rows_in": "Rows read", "accepted": "Accepted",
         "quarantined": "Quarantined", "encoding": "Encoding", "total": "Total", "problems": "Problems, most serious first",
         "none": "No problems found.", "what": "What is wrong", "where": "Where", "fix": "How to fix", "examples": "Examples",
-        "show": "Show {n} examples", "not_listed": "{n} more findings are not listed here (see quality.notices for the samples kept).",
+        "show": "Examples ({n})", "not_listed": "{n} more findings are not listed here (see quality.notices for the samples kept).",
         "line": "Line", "field": "Field", "value": "Value", "message": "Message", "findings": "findings",
         "blocks": "blocks publishing", "ERROR": "Error", "WARNING": "Warning", "INFO": "Info",
         "top": "Top problems", "report": "Report", "rows": "rows", "read": "read",
-        "pass_short": "PASS", "blocked_short": "BLOCKED by policy",
+        "pass_short": "PASS", "blocked_short": "BLOCKED by policy", "policy": "Policy",
     },
     "ja": {
         "title": "検証レポート", "feed": "フィード", "version": "バージョン", "date": "検証日", "profile": "プロファイル",
@@ -189,11 +189,11 @@ LABELS = {
         "blocked_by": "停止の原因", "summary": "ファイルごとの行数", "file": "ファイル", "rows_in": "読込行数", "accepted": "採用",
         "quarantined": "隔離", "encoding": "文字コード", "total": "合計", "problems": "問題点（重大なものから）",
         "none": "問題は見つかりませんでした。", "what": "問題の内容", "where": "場所", "fix": "直し方", "examples": "例",
-        "show": "例を表示（{n}件）", "not_listed": "ほか{n}件はここに載せていません。",
+        "show": "例（{n}件）", "not_listed": "ほか{n}件はここに載せていません。",
         "line": "行", "field": "項目", "value": "値", "message": "メッセージ", "findings": "件",
         "blocks": "公開を止めています", "ERROR": "エラー", "WARNING": "警告", "INFO": "情報",
         "top": "主な問題", "report": "レポート", "rows": "行", "read": "読込",
-        "pass_short": "合格", "blocked_short": "公開停止（ポリシー）",
+        "pass_short": "合格", "blocked_short": "公開停止（ポリシー）", "policy": "判定ルール",
     },
 }
 
@@ -300,6 +300,11 @@ def render_html(report: dict) -> str:
     if status == "blocked":
         w(f'<br>{_e(L["blocked_by"])}: <code>{_e(pol["reason"])}</code>')
     w("</div>\n")
+    rules = pol.get("rules") or {}
+    if rules:
+        parts = [f"block: {', '.join(rules.get('block') or []) or '-'}"]
+        parts += [f"{k}: {', '.join(rules[k])}" for k in ("block_codes", "allow") if rules.get(k)]
+        w(f'<p>{_e(L["policy"])}: <code>{_e("; ".join(parts))}</code></p>\n')
     w('<p class="totals">' + "".join(f'<span><span class="sev {s}">{_e(L[s])}</span>{report["totals"][s]:,} {_e(L["findings"])}</span>'
                                      for s in SEVERITIES) + "</p>\n")
     w(f'<h2>{_e(L["summary"])}</h2>\n<table>\n<tr><th>{_e(L["file"])}</th><th>{_e(L["rows_in"])}</th><th>{_e(L["accepted"])}</th>'

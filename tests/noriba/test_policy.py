@@ -85,3 +85,15 @@ def test_a_spec_without_policy_gets_the_default():
     from tests.conftest import make_spec
 
     assert make_spec("x", "somewhere").policy == Policy()
+
+
+def test_specs_readme_lists_exactly_the_codes_structure_blocks_on():
+    import re
+
+    from noriba.policy import structure_codes
+    from tests.conftest import ROOT
+
+    text = (ROOT / "specs" / "README.md").read_text(encoding="utf-8")
+    section = text.split("## Severity policy", 1)[1].split("- `block: [ERROR]`", 1)[0]
+    documented = set(re.findall(r"`([a-z][a-z0-9_]+)`", section)) - {"structure", "read", "policy", "block_codes", "allow"}
+    assert documented == set(structure_codes())

@@ -156,10 +156,19 @@ def _pandas_batches(ctx, feed_id: str, tables):
     yield out
 
 
+def _plain(value):
+    """Return a numpy/pandas scalar as the Python value it holds (pandas NA as null, dates and other objects as text)."""
+    if hasattr(value, "item"):
+        return value.item()
+    if type(value).__name__ == "NAType":
+        return None
+    return str(value)
+
+
 def _json(value) -> str | None:
     if value is None:
         return None
-    return json.dumps(value, ensure_ascii=False, default=str)
+    return json.dumps(value, ensure_ascii=False, default=_plain)
 
 
 def _result_rows(result, *, feed_id: str, feed_version: str, table: str, route: str, run_at: str) -> list[dict]:

@@ -145,11 +145,8 @@ def cmd_ingest(args) -> int:
 
 def cmd_validate(args) -> int:
     """Validate one feed (a path, URL or feed id) without publishing; write its report; exit 1 if its policy blocks it."""
-    import shutil
-    import tempfile
-
-    from noriba import pipeline
-    from noriba.report import build_report, staged_sources, summary_lines, write_report
+    from noriba.report import summary_lines
+    from noriba.validate import brief, validate_feed
     from noriba.workspace import Workspace
 
     console = _console()
@@ -162,10 +159,9 @@ def cmd_validate(args) -> int:
         try:
             specs = {s.id: s for s in load_specs(Path(args.specs) if args.specs else None)}
         except SpecError as exc:
-            specs = {}
-            if re.fullmatch(r"[a-z0-9][a-z0-9-]*", target):
-                console.print(f"error: {exc.problems[0]}", markup=False)
-                return EXIT_PROBLEM
+            for line in exc.problems:
+                console.print(f"error: {line}", markup=False)
+            return EXIT_PROBLEM
         spec = specs.get(target)
         if spec is None:
             console.print(f"error: {target}: no such file or folder, and no feed spec with that id", markup=False)
@@ -185,25 +181,14 @@ def cmd_validate(args) -> int:
             _fail(console, fid, exc)
             return EXIT_PROBLEM
     ws = Workspace.from_env(args.home)
-    tmp = Path(tempfile.mkdtemp(prefix="noriba-validate-"))
     try:
-        scratch = Workspace(tmp).ensure()  # raw copy and staging only; nothing reaches the lake or warehouse
         with _Progress(args.quiet or args.json) as progress:
-            fetched = pipeline.fetch(spec, scratch)
-            staged = pipeline.parse_validate(spec, scratch, fetched, progress=progress, validation_date=args.date)
-            report = build_report(spec.id, staged["feed_version"], staged_sources(Path(staged["staging_dir"])))
-        ws.reports.mkdir(parents=True, exist_ok=True)
-        paths = write_report(ws, report)
+            report, paths = validate_feed(spec, ws, validation_date=args.date, progress=progress)
     except Exception as exc:  # unreadable input: one line, exit 2
         _fail(console, spec.id, exc)
         return EXIT_PROBLEM
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     if args.json:
-        brief = {k: v for k, v in report.items() if k != "notices"}
-        brief["notices"] = [{**{k: v for k, v in d.items() if k != "samples"}, "samples": d["samples"][:3]} for d in report["notices"]]
-        brief["report_json"], brief["report_html"] = paths["json"], paths["html"]
-        print(json.dumps(brief, ensure_ascii=False, indent=2))
+        print(json.dumps(brief(report, paths), ensure_ascii=False, indent=2))
     else:
         for line in summary_lines(report):
             print(line)

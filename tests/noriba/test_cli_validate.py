@@ -85,3 +85,16 @@ def test_unreadable_input_exits_2_with_one_line_and_no_traceback(tmp_path, make)
 def test_a_bad_date_is_one_clear_line(tmp_path):
     proc = validate(tmp_path / "h", str(tmp_path), "--date", "2019-13-01")
     assert proc.returncode == 2 and "YYYY-MM-DD" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_feed_id_is_validated_with_its_specs_policy(tmp_path):
+    src = write_feed(tmp_path / "in", {**MINI_FEED, "stop_times.txt": MINI_FEED["stop_times.txt"].replace(",S2,2", ",S9,2")})
+    specs = tmp_path / "specs"
+    (specs / "feeds").mkdir(parents=True)
+    spec = specs / "feeds" / "my-bus.yml"
+    spec.write_text(f"id: my-bus\nkind: gtfs\nsource: {{path: {src}}}\n", encoding="utf-8")
+    assert validate(tmp_path / "h", "my-bus", "--specs", str(specs)).returncode == 1
+    spec.write_text(spec.read_text(encoding="utf-8") + "policy: {allow: [foreign_key_violation]}\n", encoding="utf-8")
+    proc = validate(tmp_path / "h", "my-bus", "--specs", str(specs))
+    assert proc.returncode == 0 and "foreign_key_violation ×1" in proc.stdout, proc.stdout + proc.stderr
+    assert validate(tmp_path / "h", "no-such-bus", "--specs", str(specs)).returncode == 2

@@ -101,7 +101,7 @@ def build_report(feed_id: str, feed_version: str, sources: dict[str, Path], *, s
             "why_ja": (rule.why_ja if rule else "") or "", "fix_ja": (rule.fix_ja if rule else "") or "",
             "samples_total": len(ex), "samples": ex,
         })
-    notices.sort(key=lambda d: (not d["blocks"], _SEV_ORDER.get(d["severity"], 9), -d["count"], d["code"]))
+    notices.sort(key=lambda d: (_SEV_ORDER.get(d["severity"], 9), not d["blocks"], -d["count"], d["code"]))
     totals = {s: sum(d["count"] for d in notices if d["severity"] == s) for s in SEVERITIES}
     files = {name: {k: v for k, v in info.items() if k != "header"} for name, info in json.loads(meta.get("files") or "{}").items()}
     spec = json.loads(meta.get("spec") or "{}")
@@ -180,6 +180,7 @@ LABELS = {
         "blocks": "blocks publishing", "ERROR": "Error", "WARNING": "Warning", "INFO": "Info",
         "top": "Top problems", "report": "Report", "rows": "rows", "read": "read",
         "pass_short": "PASS", "blocked_short": "BLOCKED by policy", "policy": "Policy",
+        "fix_generic": "Correct the file at the lines listed (see the examples), then send the feed again.",
     },
     "ja": {
         "title": "検証レポート", "feed": "フィード", "version": "バージョン", "date": "検証日", "profile": "プロファイル",
@@ -194,13 +195,15 @@ LABELS = {
         "blocks": "公開を止めています", "ERROR": "エラー", "WARNING": "警告", "INFO": "情報",
         "top": "主な問題", "report": "レポート", "rows": "行", "read": "読込",
         "pass_short": "合格", "blocked_short": "公開停止（ポリシー）", "policy": "判定ルール",
+        "fix_generic": "例に示した行のデータを修正し、フィードを再提出してください。",
     },
 }
 
 
 def _text(d: dict, key: str, lang: str) -> str:
-    """Return the rule text in the report's language, falling back to English."""
-    return (d.get(f"{key}_ja") if lang == "ja" else None) or d.get(key) or ""
+    """Return the rule text in the report's language, falling back to English (and for a fix, to a general one)."""
+    text = (d.get(f"{key}_ja") if lang == "ja" else None) or d.get(key) or ""
+    return text or (LABELS[lang]["fix_generic"] if key == "fix" else "")
 
 
 def where(sample: dict) -> str:

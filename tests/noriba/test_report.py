@@ -53,7 +53,7 @@ def test_report_json_counts_equal_the_findings_totals(ws, tmp_path):
     assert fk["samples"][0]["file"] == "stop_times.txt" and fk["samples"][0]["line"] == 2
     assert fk["why"] and fk["fix"]
     assert report["policy"]["status"] == "blocked" and report["policy"]["blocked_by"] == {"foreign_key_violation": N_BAD}
-    assert report["notices"][0]["code"] == "foreign_key_violation"  # what blocks comes first
+    assert report["notices"][0]["code"] == "foreign_key_violation"  # ERRORs first, and among them what blocks
 
 
 def test_report_html_escapes_values_and_needs_no_network(ws, tmp_path):

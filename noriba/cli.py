@@ -85,7 +85,7 @@ def _print_notices(ws, feed_id: str, feed_version: str, console, limit: int = 10
         [feed_id, feed_version, limit]).fetchall()
     con.close()
     for sev, code, n, msg, file in rows:
-        console.print(f"  {sev:<7} {code} ×{n}: {file or ''} {msg}")
+        console.print(f"  {sev:<7} {code} ×{n}: {file or ''} {msg}", markup=False)
 
 
 def cmd_run(args, specs) -> int:

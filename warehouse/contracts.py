@@ -17,12 +17,14 @@ table quality.expectation_results (the version's earlier results are replaced) a
 from __future__ import annotations
 
 import fcntl
+import html
 import json
 import logging
 import os
 import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
+from pathlib import Path
 
 import pyarrow as pa
 
@@ -222,21 +224,63 @@ def _file_lock(path):
 
 
 def build_data_docs(ws: Workspace, ctx) -> str:
-    """Return the path of the Data Docs index after rebuilding it (one builder at a time)."""
+    """Return the path of the Data Docs index after rebuilding it and the offline index (one builder at a time)."""
     with _file_lock(ws.reports / ".data_docs.lock"):
         ctx.build_data_docs()
+        write_offline_index(ws)
     return str(ws.reports / "data_docs" / "index.html")
 
 
-def validate_version(ws: Workspace, feed_id: str, feed_version: str, *, route: str = "auto", progress=None) -> tuple[list[dict], dict]:
-    """Return (result rows, GX context) of the contracts run on one version's tables, without storing anything."""
+def write_offline_index(ws: Workspace) -> Path:
+    """Return reports/data_docs/offline.html after writing it: every GX validation page, newest first, in plain HTML.
+
+    GX's index.html lists validations with JavaScript loaded from CDNs, so offline it shows an
+    empty list; its validation pages are plain HTML and readable offline (unstyled).
+    """
+    docs = ws.reports / "data_docs"
+    store = ws.reports / "gx" / "validations"
+    entries = []
+    for f in store.rglob("*.json"):
+        rel = f.relative_to(store).with_suffix(".html")
+        try:
+            d = json.loads(f.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        run = d.get("meta", {}).get("run_id", {})
+        st = d.get("statistics", {})
+        entries.append((run.get("run_time", ""), run.get("run_name", ""), d.get("suite_name", ""), bool(d.get("success")),
+                        st.get("evaluated_expectations", 0), st.get("unsuccessful_expectations", 0), rel.as_posix()))
+    entries.sort(key=lambda e: (e[0], e[1], e[2]), reverse=True)
+    rows = "\n".join(
+        f"<tr class=\"{'ok' if ok else 'bad'}\"><td>{html.escape(rt[:19].replace('T', ' '))}</td><td>{html.escape(rn)}</td>"
+        f"<td><a href=\"validations/{html.escape(link)}\">{html.escape(sn)}</a></td><td>{'pass' if ok else 'FAIL'}</td>"
+        f"<td>{n}</td><td>{bad}</td></tr>"
+        for rt, rn, sn, ok, n, bad, link in entries)
+    page = ("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Noriba data contracts</title><style>"
+            "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px}"
+            "tr.bad td{background:#fde2e1}tr.ok td:nth-child(4){color:#176f2c}</style></head><body>"
+            "<h1>Data contracts (Great Expectations validations)</h1>"
+            "<p>One row per table of each feed version checked (run = feed@version), newest first. "
+            "Each link opens GX's page of that validation.</p>"
+            "<table><tr><th>run at (UTC)</th><th>run</th><th>suite</th><th>result</th><th>checks</th><th>failed</th></tr>"
+            f"{rows}</table></body></html>\n")
+    docs.mkdir(parents=True, exist_ok=True)
+    out = docs / "offline.html"
+    out.write_text(page, encoding="utf-8")
+    return out
+
+
+def validate_version(ws: Workspace, feed_id: str, feed_version: str, *, route: str = "auto", progress=None,
+                     tables: list[str] | None = None) -> tuple[list[dict], object]:
+    """Return (result rows, GX context) of the contracts run on one version's tables (or only ``tables``), storing nothing."""
     if route not in ROUTES:
         raise ValueError(f"unknown contracts route {route!r}; expected one of {', '.join(ROUTES)}")
     route = "duckdb" if route == "auto" else route
     from great_expectations import ValidationDefinition
     from great_expectations.core.run_identifier import RunIdentifier
 
-    tables = version_tables(ws, feed_id, feed_version)
+    only = set(tables) if tables is not None else None
+    tables = [(t, p) for t, p in version_tables(ws, feed_id, feed_version) if only is None or t.name in only]
     ctx = gx_context(ws)
     run_at = datetime.now(timezone.utc)
     run_id = RunIdentifier(run_name=f"{feed_id}@{feed_version}", run_time=run_at)

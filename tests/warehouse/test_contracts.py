@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import duckdb
@@ -100,6 +101,10 @@ def test_data_docs_index_is_written_under_reports(mini):
     assert "gtfs.stop_times" in html and f"mini@{ver}" in html
     pages = list((ws.reports / "data_docs" / "validations" / "gtfs").rglob("*.html"))
     assert any("stop_times" in str(p) for p in pages)
+    offline = (ws.reports / "data_docs" / "offline.html").read_text(encoding="utf-8")
+    assert "<script" not in offline and f"mini@{ver}" in offline
+    links = re.findall(r'href="([^"]+)"', offline)
+    assert len(links) >= 6 and all((ws.reports / "data_docs" / link).exists() for link in links)
 
 
 CASES = {

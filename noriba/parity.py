@@ -39,9 +39,10 @@ ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT.parent / "shared" / "data" / "gtfs" / "jp" / "corpus-2019"
 
 #: The date FeedValidator validated the corpus on, as far as its logs show it (docs/validation-parity.md,
-#: "Validation date"): three feeds "will soon expire" (feed_end_date within 60 days), none "expired",
-#: and the service-gap windows end one year after it.
-VALIDATION_DATE = date(2019, 4, 25)
+#: "Validation date"; :func:`date_evidence`): the earliest date no feed's first service day is after
+#: (no "first date of service is in the future" warning), with three feeds "will soon expire" and the
+#: others not.
+VALIDATION_DATE = date(2019, 4, 26)
 
 #: Notices kept per code when we validate; large enough that no finding of a matched code is cut.
 SAMPLE_LIMIT = 10_000_000
@@ -60,10 +61,11 @@ def _wrapped(pattern: str) -> re.Pattern:
     return re.compile(pattern.replace(" ", "[ \\n]"), re.S)
 
 
-#: A stop or station name as FeedValidator prints it unquoted: any text, but never across an "(ID " of
-#: another message and at most three lines long.
-_NAME = r"(?:(?!\(ID )[^\n]){1,200}?(?:\n(?:(?!\(ID )[^\n]){0,200}?){0,2}?"
-_NAME = _NAME.replace(" ", "_SP_")  # protected from _wrapped(); restored below
+#: A stop or station name as FeedValidator prints it unquoted: any text, but never across an "(ID ".
+#: A name that starts a message is on that message's first line (a name of 78 characters or more
+#: does not occur), so an unknown line before it is never swallowed; a later name may be wrapped.
+_NAME_FIRST = r"(?:(?!\(ID )[^\n]){1,200}?".replace(" ", "_SP_")  # _SP_: protected from _wrapped()
+_NAME = r"(?:(?!\(ID )[^\n]){1,200}?(?:\n(?:(?!\(ID )[^\n]){0,200}?){0,2}?".replace(" ", "_SP_")
 
 
 def _rx(pattern: str) -> re.Pattern:
@@ -151,7 +153,7 @@ PEER_CLASSES: tuple[PeerClass, ...] = (
         label="A stop more than 100 m from its parent station",
         peer_type="StopTooFarFromParentStation, Schedule.ValidateStops",
         peer_severity="WARNING",
-        regex=_rx(rf"(?P<name_a>{_NAME}) \(ID (?P<stop_a>[^)]*)\) is too far from its parent station "
+        regex=_rx(rf"(?P<name_a>{_NAME_FIRST}) \(ID (?P<stop_a>[^)]*)\) is too far from its parent station "
                   rf"(?P<name_b>{_NAME}) \(ID (?P<stop_b>[^)]*)\) : (?P<dist>[\d.]+) meters\."),
         codes=("stop_too_far_from_parent_station",),
         match="one",
@@ -177,7 +179,7 @@ PEER_CLASSES: tuple[PeerClass, ...] = (
         label="A stop (location_type 0) no trip uses",
         peer_type="UnusedStop, Schedule.ValidateStops",
         peer_severity="WARNING",
-        regex=_rx(rf"(?P<name_a>{_NAME}) \(ID (?P<stop_a>[^)]*)\) isn't used in any trips"),
+        regex=_rx(rf"(?P<name_a>{_NAME_FIRST}) \(ID (?P<stop_a>[^)]*)\) isn't used in any trips"),
         codes=("stop_without_stop_time",),
         match="one",
         ids=("stop_a",),
@@ -413,6 +415,58 @@ def parse_corpus(corpus: Path = CORPUS) -> dict[str, PeerLog]:
     return {feed: parse_log(log.read_text(encoding="utf-8"), feed) for feed, _zip, log in corpus_feeds(corpus)}
 
 
+def feed_date_range(zip_path: Path) -> tuple[date | None, date | None]:
+    """Return the first and last service day as FeedValidator takes them: feed_info's dates when given, else calendars."""
+    import csv
+    import io
+    import zipfile
+
+    def rows(zf, name):
+        for n in zf.namelist():
+            if n.rsplit("/", 1)[-1] == name:
+                return list(csv.DictReader(io.StringIO(zf.read(n).decode("utf-8-sig", "replace"))))
+        return []
+
+    def day(s):
+        s = (s or "").strip()
+        return date(int(s[:4]), int(s[4:6]), int(s[6:8])) if len(s) == 8 and s.isdigit() else None
+
+    with zipfile.ZipFile(zip_path) as zf:
+        info = rows(zf, "feed_info.txt")
+        cal, dates = rows(zf, "calendar.txt"), rows(zf, "calendar_dates.txt")
+    starts = [d for d in [day(r.get("start_date")) for r in cal] + [day(r.get("date")) for r in dates] if d]
+    ends = [d for d in [day(r.get("end_date")) for r in cal] + [day(r.get("date")) for r in dates] if d]
+    first, last = (min(starts) if starts else None), (max(ends) if ends else None)
+    if info:
+        first = day(info[0].get("feed_start_date")) or first
+        last = day(info[0].get("feed_end_date")) or last
+    return first, last
+
+
+def date_evidence(corpus: Path = CORPUS, logs: dict[str, PeerLog] | None = None) -> tuple[date, date, list[str]]:
+    """Return the earliest and latest validation date consistent with the peer's logs, and why.
+
+    FeedValidator warns "This feed will soon expire" when the last service day is less than 60 days
+    after the validation date, and "The first date of service is in the future" when the first
+    service day is after it (transitfeed Schedule.ValidateFeedStartAndExpirationDates).
+    """
+    from datetime import timedelta
+
+    logs = logs or parse_corpus(corpus)
+    lo, hi = date.min, date.max
+    why_lo, why_hi = "", ""
+    for feed, zip_path, _log in corpus_feeds(corpus):
+        first, last = feed_date_range(zip_path)
+        warned = any(f.cls == "expiration_date" for f in logs[feed].findings)
+        if first and first > lo:
+            lo, why_lo = first, f"{feed} starts on {first} and the peer does not say it starts in the future"
+        if last and warned and last - timedelta(days=59) > lo:
+            lo, why_lo = last - timedelta(days=59), f"{feed} ends on {last} and the peer says it will soon expire"
+        if last and not warned and last - timedelta(days=60) < hi:
+            hi, why_hi = last - timedelta(days=60), f"{feed} ends on {last} and the peer does not say it will soon expire"
+    return lo, hi, [why_lo, why_hi]
+
+
 # --------------------------------------------------------------------------------------------
 # Our side: validate a corpus feed, resolve each notice to the ids of its row
 # --------------------------------------------------------------------------------------------
@@ -558,13 +612,26 @@ def ours_cached(zip_path: Path, feed: str, *, validation_date: date = VALIDATION
 
 
 def validate_corpus(corpus: Path = CORPUS, *, validation_date: date = VALIDATION_DATE, refresh: bool = False,
-                    progress=None) -> dict[str, OurResult]:
-    """Return {feed: our result} for every corpus feed, from the cache where the code and inputs are unchanged."""
+                    progress=None, jobs: int | None = None) -> dict[str, OurResult]:
+    """Return {feed: our result} for every corpus feed, from the cache where the code and inputs are unchanged.
+
+    Feeds not cached are validated in ``jobs`` processes (default: up to 2).
+    """
+    from concurrent.futures import ProcessPoolExecutor
+
     digest = _code_digest()
-    out = {}
     feeds = corpus_feeds(corpus)
-    for i, (feed, zip_path, _log) in enumerate(feeds, 1):
-        res, cached = ours_cached(zip_path, feed, validation_date=validation_date, digest=digest, refresh=refresh)
+    jobs = jobs or min(2, os.cpu_count() or 1)
+    out: dict[str, OurResult] = {}
+    args = [(zip_path, feed) for feed, zip_path, _log in feeds]
+    if jobs > 1:
+        with ProcessPoolExecutor(jobs) as pool:
+            futures = [pool.submit(ours_cached, z, f, validation_date=validation_date, digest=digest, refresh=refresh)
+                       for z, f in args]
+            done = [fu.result() for fu in futures]
+    else:
+        done = [ours_cached(z, f, validation_date=validation_date, digest=digest, refresh=refresh) for z, f in args]
+    for i, ((_z, feed), (res, cached)) in enumerate(zip(args, done), 1):
         out[feed] = res
         if progress and not cached:
             progress(f"[{i}/{len(feeds)}] {feed}: {sum(res.counts.values()):,} findings in {res.seconds:.1f} s")

@@ -39,7 +39,19 @@ FEED_ID = "vilnius"
 
 
 def ingest(n: int) -> tuple[str, int]:
-    """Return (feed version, stop_times rows) of the feed replicated n times, ingested into HOME once."""
+    """Return (feed version, stop_times rows) of the feed replicated n times, ingested into HOME once.
+
+    Runs in a child process: Linux keeps a process's peak RSS across fork and exec, so an ingest in
+    this process would inflate every measurement's peak memory.
+    """
+    proc = subprocess.run([sys.executable, __file__, "--ingest-only", "--replicate", str(n)], capture_output=True, text=True, cwd=ROOT)
+    if proc.returncode != 0:
+        raise SystemExit(f"ingest failed:\n{proc.stderr[-3000:]}")
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    return got["feed_version"], got["rows"]
+
+
+def _ingest_here(n: int) -> tuple[str, int]:
     from noriba.pipeline import lake_versions, run_feed
     from noriba.specs import parse_spec
     from noriba.workspace import Workspace
@@ -164,7 +176,12 @@ def main() -> None:
     ap.add_argument("--replicate", type=int, default=9, help="copies of Vilnius 2015 (×9 ≈ 4M stop_times)")
     ap.add_argument("--repeat", type=int, default=1, help="runs per measurement; the best wall time is kept")
     ap.add_argument("--skip-full", action="store_true", help="skip run_contracts on the whole version")
+    ap.add_argument("--ingest-only", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.ingest_only:
+        ver, rows = _ingest_here(args.replicate)
+        print(json.dumps({"feed_version": ver, "rows": rows}))
+        return
     if not SOURCE.exists():
         raise SystemExit(f"{SOURCE} not found: the benchmark needs ../shared/data beside the project")
     print(f"ingesting Vilnius 2015 ×{args.replicate} into {HOME} (once) ...", flush=True)

@@ -70,7 +70,7 @@ def gx_context(ws: Workspace):
     import great_expectations as gx
     from great_expectations.data_context.types.base import DataContextConfig, ProgressBarsConfig
 
-    gx_dir = ws.reports / "gx"
+    gx_dir = ws.reports.resolve() / "gx"  # GX store backends need absolute paths
 
     def fs(sub: str) -> dict:
         return {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(gx_dir / sub)}
@@ -89,7 +89,7 @@ def gx_context(ws: Workspace):
         data_docs_sites={"noriba": {
             "class_name": "SiteBuilder",
             "show_how_to_buttons": False,
-            "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(ws.reports / "data_docs")},
+            "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(ws.reports.resolve() / "data_docs")},
             "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
         }},
         analytics_enabled=False,

@@ -186,13 +186,19 @@ def _kana_not_kana(ctx: Context) -> str:
 
 
 def _missing_kana(ctx: Context) -> str:
+    # The GTFS-JP 1st edition composes readings from parts ('川崎駅西口' + '番のりば' for '川崎駅西口51番のりば'):
+    # a name is read when no kanji is left after taking out every part that has a reading, longest first.
     return (
-        "SELECT 'stops.txt' AS file, min(s._line) AS line, 'stop_name' AS field, s.stop_name AS value, "
-        "'stop_name ' || s.stop_name || ' (stop_id ' || string_agg(s.stop_id, ', ' ORDER BY s.stop_id) || ') has no kana reading (ja-Hrkt) in translations.txt' AS message "
-        f"FROM stops s WHERE s.stop_name IS NOT NULL AND regexp_matches(s.stop_name, '{KANJI}') AND coalesce(s.location_type, 0) IN (0, 1) "
-        "AND NOT EXISTS (SELECT 1 FROM translations t WHERE lower(coalesce(t.language, t.lang)) = 'ja-hrkt' AND ("
-        "t.trans_id = s.stop_name OR (t.table_name = 'stops' AND t.field_name = 'stop_name' AND (t.field_value = s.stop_name OR t.record_id = s.stop_id)))) "
-        "GROUP BY s.stop_name"
+        "WITH names AS (SELECT stop_name, min(_line) AS line, string_agg(stop_id, ', ' ORDER BY stop_id) AS ids FROM stops "
+        f"WHERE stop_name IS NOT NULL AND regexp_matches(stop_name, '{KANJI}') AND coalesce(location_type, 0) IN (0, 1) GROUP BY stop_name), "
+        f"parts AS (SELECT DISTINCT trans_id AS t FROM translations WHERE {OLD} AND lower(lang) = 'ja-hrkt'), "
+        "composed AS (SELECT n.stop_name, list(p.t ORDER BY length(p.t) DESC, p.t) AS ts FROM names n JOIN parts p ON contains(n.stop_name, p.t) GROUP BY n.stop_name) "
+        "SELECT 'stops.txt' AS file, n.line, 'stop_name' AS field, n.stop_name AS value, "
+        "'stop_name ' || n.stop_name || ' (stop_id ' || n.ids || ') has no kana reading (ja-Hrkt) in translations.txt' AS message "
+        "FROM names n LEFT JOIN composed c USING (stop_name) "
+        f"WHERE regexp_matches(coalesce(list_reduce(c.ts, lambda acc, t: replace(acc, t, ''), n.stop_name), n.stop_name), '{KANJI}') "
+        "AND NOT EXISTS (SELECT 1 FROM translations t, stops s WHERE s.stop_name = n.stop_name AND lower(t.language) = 'ja-hrkt' "
+        "AND t.table_name = 'stops' AND t.field_name = 'stop_name' AND (t.field_value = s.stop_name OR t.record_id = s.stop_id))"
     )
 
 

@@ -279,6 +279,8 @@ def validate_version(ws: Workspace, feed_id: str, feed_version: str, *, route: s
     from great_expectations import ValidationDefinition
     from great_expectations.core.run_identifier import RunIdentifier
 
+    if not (ws.lake_partition("meta_feed_versions", feed_id, feed_version) / "part-0.parquet").exists():
+        raise ValueError(f"{feed_id}: no version {feed_version} in the lake at {ws.lake}; nothing to check")
     only = set(tables) if tables is not None else None
     tables = [(t, p) for t, p in version_tables(ws, feed_id, feed_version) if only is None or t.name in only]
     ctx = gx_context(ws)
@@ -315,8 +317,12 @@ def run_contracts(ws: Workspace, feed_id: str, feed_version: str, *, route: str 
     failed_by_table: dict[str, int] = {}
     for r in failed:
         failed_by_table[r["table_name"]] = failed_by_table.get(r["table_name"], 0) + 1
+    where = f"; see {ws.reports / 'data_docs' / 'offline.html'}" if docs else "; see quality.expectation_results"
+    detail = ", ".join(f"{t}: {n}" for t, n in sorted(failed_by_table.items()))
+    message = (f"{feed_id}@{feed_version}: all {len(rows)} contract checks passed" if not failed else
+               f"{feed_id}@{feed_version}: {len(failed)} of {len(rows)} contract checks failed ({detail}){where}")
     return {
-        "feed_id": feed_id, "feed_version": feed_version, "route": rows[0]["route"] if rows else route,
+        "feed_id": feed_id, "feed_version": feed_version, "route": "duckdb" if route == "auto" else route, "message": message,
         "suites": len({r["suite"] for r in rows}), "expectations": len(rows), "failed": len(failed),
         "errors": sum(1 for r in rows if r["exception"]), "failed_by_table": failed_by_table,
         "data_docs": docs, "seconds": round(time.perf_counter() - t0, 3),

@@ -64,6 +64,7 @@ def test_a_clean_version_meets_every_contract(mini, route):
     assert (got["suites"], got["failed"], got["errors"]) == (len(tables), 0, 0)
     schema = load_schema()
     assert got["expectations"] == sum(len(table_contracts(schema.tables[t], engine="sql")) for t in tables)
+    assert got["message"] == f"mini@{ver}: all {got['expectations']} contract checks passed"
 
 
 def test_results_land_in_the_warehouse_and_a_rerun_replaces_them(mini):
@@ -131,6 +132,7 @@ def test_a_broken_partition_fails_the_right_expectation(tmp_path, case, route):
     got = run_contracts(ws, "mini", ver, route=route, data_docs=False)
     assert _failed(ws, "mini", ver) == expected
     assert got["failed"] == len(expected) and got["failed_by_table"] == {table: len(expected)}
+    assert f": {len(expected)} of {got['expectations']} contract checks failed ({table}: {len(expected)})" in got["message"]
 
 
 @pytest.mark.parametrize("route", ROUTES)
@@ -155,12 +157,14 @@ def test_out_of_range_coordinates_and_times_from_the_input_fail_their_contracts(
     assert got == [("departure_time", 1, "[172801]"), ("stop_lat", 1, "[95.5]"), ("stop_lon", 1, "[-181.0]")]
 
 
-def test_an_unknown_route_is_refused(mini):
+def test_an_unknown_route_or_version_is_refused(mini):
     from warehouse.contracts import run_contracts
 
     ws, ver = mini
     with pytest.raises(ValueError, match="unknown contracts route 'spark'"):
         run_contracts(ws, "mini", ver, route="spark")
+    with pytest.raises(ValueError, match="mini: no version 0000 in the lake"):
+        run_contracts(ws, "mini", "0000")
 
 
 @pytest.mark.realdata

@@ -8,8 +8,7 @@ import textwrap
 import pytest
 
 from transforms.contracts import (
-    CONTRACT_RULES, DATE_MAX, DATE_MIN, ENGINES, TIME_MAX_SECONDS, TYPE_NAMES, build_suites, partition_columns,
-    table_contracts,
+    CONTRACT_RULES, ENGINES, TYPE_NAMES, build_suites, load_bounds, partition_columns, table_contracts,
 )
 from transforms.schema import load_schema
 
@@ -73,15 +72,16 @@ def test_coordinates_must_be_on_earth():
 
 def test_times_and_dates_must_be_sane():
     schema = load_schema()
+    b = load_bounds()
     times = {(t, c.column) for t in schema.tables for c in _by_rule(t, "time_sanity")}
     assert times == {(t.name, f.column) for t in schema.tables.values() for f in t.fields if f.type == "time"}
     assert ("frequencies", "start_time") in times and ("stop_times", "departure_time") in times
-    assert all(c.kwargs["min_value"] == 0 and c.kwargs["max_value"] == TIME_MAX_SECONDS == 172800
+    assert all(c.kwargs["min_value"] == 0 and c.kwargs["max_value"] == b.time_max_seconds == 172800
                for t, _ in times for c in _by_rule(t, "time_sanity"))
     dates = {(t, c.column): (c.kwargs["min_value"], c.kwargs["max_value"]) for t in schema.tables for c in _by_rule(t, "date_sanity")}
     assert set(dates) == {(t.name, f.column) for t in schema.tables.values() for f in t.fields if f.type == "date"}
-    assert dates[("calendar", "end_date")] == (DATE_MIN, DATE_MAX)
-    assert DATE_MIN <= dt.date(2099, 12, 31) <= DATE_MAX  # "until further notice" passes
+    assert dates[("calendar", "end_date")] == (b.date_min, b.date_max) == (dt.date(1990, 1, 1), dt.date(2100, 12, 31))
+    assert b.date_min <= dt.date(2099, 12, 31) <= b.date_max  # "until further notice" passes
 
 
 def test_enums_must_hold_an_allowed_value():
@@ -114,6 +114,37 @@ def test_a_table_added_to_the_schema_gets_its_suite_without_code(tmp_path):
     assert list(suites) == ["depots"]
     rules = [e.meta["rule"] for e in suites["depots"].expectations]  # type: _line, 3 fields, _untyped, _extra
     assert rules.count("type") == 6 and {"unique_key", "has_rows", "latitude", "date_sanity"} <= set(rules)
+
+
+def _specs(tmp_path, bounds: str):
+    (tmp_path / "expectations").mkdir()
+    (tmp_path / "expectations" / "gtfs.yml").write_text(bounds, encoding="utf-8")
+    return tmp_path
+
+
+def test_sanity_bounds_come_from_specs_expectations(tmp_path):
+    specs = _specs(tmp_path, textwrap.dedent("""\
+        time_max: "30:00:00"
+        date_min: 2000-01-01
+        date_max: 2050-12-31
+        latitude_suffix: _lat
+        longitude_suffix: _lon
+        non_negative: [stop_sequence]
+        positive: []
+        """))
+    b = load_bounds("gtfs", specs)
+    got = table_contracts(load_schema().tables["stop_times"], engine="sql", bounds=b)
+    assert {c.kwargs["max_value"] for c in got if c.rule == "time_sanity"} == {30 * 3600}
+    assert [c.column for c in got if c.rule == "non_negative"] == ["stop_sequence"]
+    cal = table_contracts(load_schema().tables["calendar"], engine="sql", bounds=b)
+    assert {(c.kwargs["min_value"], c.kwargs["max_value"]) for c in cal if c.rule == "date_sanity"} == {
+        (dt.date(2000, 1, 1), dt.date(2050, 12, 31))}
+
+
+def test_malformed_bounds_name_the_file_and_key(tmp_path):
+    specs = _specs(tmp_path, "time_max: 48:00:00\ndate_min: 1990-01-01\n")
+    with pytest.raises(ValueError, match=r"expectations/gtfs.yml: missing or malformed 'date_max'"):
+        load_bounds("gtfs", specs)
 
 
 def test_an_unknown_engine_is_refused():

@@ -141,7 +141,8 @@ def _consecutive_days_without_service(ctx: Context) -> str:
     n = int(ctx.param("service_gap_days", 13))
     return (
         f"WITH run_days AS (SELECT DISTINCT d FROM {service_days()} WHERE service_id IN (SELECT service_id FROM trips)), "
-        f"win AS (SELECT greatest(first_day, {ctx.today} - {n - 1}) AS lo, least(last_day, {ctx.today} + 365) AS hi FROM {feed_bounds()}), "
+        f"win AS (SELECT greatest(first_day, {ctx.today} - {n - 1}) AS lo, least(last_day, {ctx.today} + 365) AS hi FROM {feed_bounds()} "
+        "WHERE first_day IS NOT NULL AND last_day IS NOT NULL), "
         "days AS (SELECT CAST(unnest(generate_series(CAST(lo AS TIMESTAMP), CAST(hi - 1 AS TIMESTAMP), INTERVAL 1 DAY)) AS DATE) AS d FROM win WHERE lo < hi), "
         "idle AS (SELECT d, d - CAST(row_number() OVER (ORDER BY d) AS INTEGER) AS grp FROM days WHERE d NOT IN (SELECT d FROM run_days)) "
         f"SELECT {_calendar_file(ctx)} AS file, NULL AS line, NULL AS field, strftime(min(d), '%Y-%m-%d') || '..' || strftime(max(d), '%Y-%m-%d') AS value, "
@@ -196,7 +197,8 @@ def _not_active_next7(ctx: Context) -> str:
         f"SELECT {_calendar_file(ctx)} AS file, NULL AS line, NULL AS field, strftime({ctx.today}, '%Y-%m-%d') AS value, "
         f"'Trips run from ' || coalesce(strftime(first_trip_day, '%Y-%m-%d'), '(never)') || ' to ' || coalesce(strftime(last_trip_day, '%Y-%m-%d'), '(never)') || "
         f"', which does not cover the 7 days from ' || strftime({ctx.today}, '%Y-%m-%d') AS message "
-        f"FROM {_trip_window()} WHERE (SELECT count(*) FROM trips) > 0 AND (first_trip_day IS NULL OR first_trip_day > {ctx.today} OR last_trip_day < {ctx.today} + 6)"
+        f"FROM {_trip_window()} WHERE (SELECT count(*) FROM trips) > 0 "
+        f"AND (EXISTS (SELECT 1 FROM calendar) OR EXISTS (SELECT 1 FROM calendar_dates)) AND (first_trip_day IS NULL OR first_trip_day > {ctx.today} OR last_trip_day < {ctx.today} + 6)"
     )
 
 

@@ -206,3 +206,9 @@ def test_gaps_exceptions_and_expiry_match_feedvalidator(tmp_path, feed_zip):
         assert [o[: len(t)] for o, t in zip(ours, theirs)] == theirs and len(ours) == len(theirs), code
     soon = "This feed will soon expire" in log
     assert bool(codes(result) & set(EXPIRY)) == soon
+
+
+def test_a_feed_without_any_service_date_gets_no_gap_or_coverage_notice(tmp_path):
+    """Without calendar files missing_calendar_and_calendar_date_files says it all (as FeedValidator: no effective dates, no gap search)."""
+    picked = rule(RULES, "consecutive_days_without_service") + rule(RULES, "trip_coverage_not_active_for_next7_days")
+    assert not run(tmp_path, feed(calendar=None), picked).counts

@@ -75,3 +75,22 @@ def test_each_non_ascii_id_is_reported_once_where_it_is_defined(tmp_path):
         "service_id,monday,tuesday,wednesday,thursday,friday,saturday,sunday,start_date,end_date\n平日,1,1,1,1,1,0,0,20260401,20270331\n"))
     result = run(tmp_path, files, rule(RULES, "non_ascii_or_non_printable_char"))
     assert [(n["file"], n["value"]) for n in found(result, "non_ascii_or_non_printable_char")] == [("calendar.txt", "平日")]
+
+
+def test_part_b_codes_use_mobilitydata_names_and_severities():
+    """Where MobilityData's gtfs-validator has a notice for a problem, the rule uses its code and severity."""
+    from pathlib import Path
+
+    from transforms.rules import agency, calendar, fares, feed_info, formats, gtfs_jp, translations
+
+    tsv = Path(__file__).resolve().parents[3].parent / "shared" / "reference" / "mobilitydata-notice-codes.tsv"
+    if not tsv.exists():
+        pytest.skip(f"{tsv} is absent")
+    severities = dict(reversed(line.split("\t")) for line in tsv.read_text(encoding="utf-8").split("\n") if line and not line.startswith("#"))
+    ours = [r for m in (formats, agency, calendar, feed_info, fares, translations, gtfs_jp) for r in m.RULES]
+    shared_codes = {r.code for r in ours if r.code in severities}
+    assert len(shared_codes) >= 25
+    for r in ours:
+        if r.code in severities:
+            assert r.severity == severities[r.code], r.code
+        assert r.why.endswith(".") and r.why_ja and r.fix and r.fix_ja, r.code

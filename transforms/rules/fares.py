@@ -2,7 +2,7 @@
 
 Broken references (an unknown fare_id, route_id or zone in fare_rules.txt) are reported while
 the feed is typed (foreign_key_violation); negative prices and unknown currencies by the format
-rules. These rules check that the two files fit together and that every route has a fare.
+rules; stops without zone_id under zone fares by the stops rules (stop_without_zone_id). These rules check that the two files fit together and that every route has a fare.
 """
 
 from __future__ import annotations
@@ -16,15 +16,6 @@ def _fare_without_rules(ctx: Context) -> str:
         "'fare_id ' || fare_id || ' (' || CAST(price AS VARCHAR) || ' ' || coalesce(currency_type, '') || ') is used by no row of fare_rules.txt, "
         "so it is unclear which trips it applies to' AS message "
         "FROM fare_attributes WHERE EXISTS (SELECT 1 FROM fare_rules) AND fare_id NOT IN (SELECT fare_id FROM fare_rules WHERE fare_id IS NOT NULL)"
-    )
-
-
-def _stop_without_zone(ctx: Context) -> str:
-    return (
-        "SELECT 'stops.txt' AS file, _line AS line, 'zone_id' AS field, NULL AS value, "
-        "'stop_id ' || stop_id || coalesce(' (' || stop_name || ')', '') || ' has no zone_id, but fare_rules.txt sets fares by zone, so no fare applies from or to it' AS message "
-        "FROM stops WHERE zone_id IS NULL AND coalesce(location_type, 0) = 0 "
-        "AND EXISTS (SELECT 1 FROM fare_rules WHERE origin_id IS NOT NULL OR destination_id IS NOT NULL OR contains_id IS NOT NULL)"
     )
 
 
@@ -90,11 +81,6 @@ RULES: list[Rule] = [
          fix="Add fare_rules.txt rows (route, origin and destination zones) for the fare, or delete it.",
          why_ja="fare_attributes.txt の運賃が fare_rules.txt のどの行でも使われておらず、どの区間の運賃か分かりません。",
          fix_ja="その運賃を使う区間（路線・乗車停留所・降車停留所のゾーン）を fare_rules.txt に追加するか、不要なら削除してください。"),
-    Rule("stop_without_zone_id", INFO, "A stop has no zone_id while fare_rules.txt sets fares by zone, so no fare applies from or to it.",
-         ("file", "line", "stop_id"), _stop_without_zone, needs=("fare_rules",),
-         fix="Set zone_id on the stop (in GTFS-JP usually the stop's own fare zone).",
-         why_ja="fare_rules.txt がゾーンで運賃を決めているのに、この停留所に zone_id がなく、この停留所から・までの運賃が決まりません。",
-         fix_ja="停留所に zone_id（運賃ゾーン）を設定してください。"),
     Rule("duplicate_fare_rule", WARNING, "A fare_rules.txt row repeats an earlier row exactly.",
          ("file", "line", "fare_id"), _duplicate_fare_rule, needs=("fare_rules",),
          fix="Delete the repeated row.",

@@ -24,15 +24,6 @@ def test_fare_no_rule_uses_is_reported(tmp_path):
     assert not good.counts
 
 
-def test_stop_without_zone_gets_no_zone_fare(tmp_path):
-    fa, fr = FA + "F1,210,JPY,0,0,\n", FR + "F1,,Z1,Z2,\n"
-    stops = "stop_id,stop_name,stop_lat,stop_lon,zone_id\nS1,港前,43.30,141.40,Z1\nS2,駅前,43.31,141.41,\nS3,山,43.32,141.42,Z2\n"
-    bad = run(tmp_path / "bad", feed(stops=stops, fare_attributes=fa, fare_rules=fr), rule(RULES, "stop_without_zone_id"))
-    assert ["S2" in n["message"] for n in found(bad, "stop_without_zone_id")] == [True]
-    good = run(tmp_path / "good", feed(**ZONED, fare_attributes=fa, fare_rules=fr), rule(RULES, "stop_without_zone_id"))
-    assert not good.counts
-
-
 def test_repeated_fare_rule_is_reported(tmp_path):
     fa = FA + "F1,210,JPY,0,0,\n"
     bad = run(tmp_path / "bad", feed(**ZONED, fare_attributes=fa, fare_rules=FR + "F1,R1,Z1,Z2,\nF1,R1,Z1,Z2,\n"), rule(RULES, "duplicate_fare_rule"))

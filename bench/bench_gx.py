@@ -10,6 +10,8 @@ includes imports, work time excludes them; peak memory is that process's max RSS
   DESCRIBE for the types) – the floor;
 - gx_duckdb: the stop_times suite through GX's SQL engine on DuckDB (warehouse/contracts.py route
   "duckdb": every metric is SQL pushed down to DuckDB);
+- gx_duckdb_warehouse: the same, reading the version's rows of gtfs.stop_times in the DuckDB
+  warehouse file (attached read-only; it also holds the ×1 version) instead of the Parquet partition;
 - gx_pandas: the same suite through GX's pandas engine, the whole partition as one DataFrame
   (route "pandas");
 - gx_pandas_batches: the suite without its uniqueness rules on 1M-row pandas batches (what
@@ -93,9 +95,10 @@ if what == "sql_baseline":
     failed = sum(1 for v in bad if v) + (described != partition_columns(t))
     rows = con.sql("SELECT count(*) FROM stop_times").fetchall()[0][0]
     n = len(checks) + 1
-elif what in ("gx_duckdb", "gx_pandas"):
+elif what in ("gx_duckdb", "gx_pandas", "gx_duckdb_warehouse"):
     from warehouse.contracts import validate_version
-    res, _ = validate_version(ws, feed_id, ver, route=what[3:], tables=["stop_times"])
+    route, _, source = what[3:].partition("_")
+    res, _ = validate_version(ws, feed_id, ver, route=route, tables=["stop_times"], source=source or "lake")
     failed = sum(1 for r in res if not r["success"])
     rows = next(r["element_count"] for r in res if r["rule"] == "not_null" and r["column_name"] == "_line")
     n = len(res)
@@ -186,7 +189,7 @@ def main() -> None:
         raise SystemExit(f"{SOURCE} not found: the benchmark needs ../shared/data beside the project")
     print(f"ingesting Vilnius 2015 ×{args.replicate} into {HOME} (once) ...", flush=True)
     ver, rows = ingest(args.replicate)
-    whats = ["sql_baseline", "gx_duckdb", "gx_pandas", "gx_pandas_batches"]
+    whats = ["sql_baseline", "gx_duckdb", "gx_duckdb_warehouse", "gx_pandas", "gx_pandas_batches"]
     if not args.skip_full:
         whats += ["contracts_duckdb", "contracts_pandas"]
     print(f"stop_times rows: {rows:,}; best of {args.repeat} run(s) each, one process per run")

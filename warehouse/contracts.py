@@ -22,7 +22,7 @@ import json
 import logging
 import os
 import time
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -35,6 +35,7 @@ from transforms.schema import Table, load_schema
 from warehouse.publish import connect, publish_lock
 
 ROUTES = ("auto", "duckdb", "pandas")
+SOURCES = ("lake", "warehouse")
 #: GX result format: SUMMARY keeps counts and up to 20 example bad values for Data Docs.
 RESULT_FORMAT = "SUMMARY"
 RESULT_COLUMNS = [
@@ -42,7 +43,7 @@ RESULT_COLUMNS = [
     ("rule", "VARCHAR"), ("expectation_type", "VARCHAR"), ("column_name", "VARCHAR"), ("kwargs", "VARCHAR"),
     ("success", "BOOLEAN"), ("element_count", "BIGINT"), ("unexpected_count", "BIGINT"), ("unexpected_percent", "DOUBLE"),
     ("observed_value", "VARCHAR"), ("partial_unexpected", "VARCHAR"), ("exception", "VARCHAR"), ("route", "VARCHAR"),
-    ("run_at", "VARCHAR"),
+    ("source", "VARCHAR"), ("run_at", "VARCHAR"),
 ]
 _ARROW = {"VARCHAR": pa.string(), "BOOLEAN": pa.bool_(), "BIGINT": pa.int64(), "DOUBLE": pa.float64()}
 
@@ -111,15 +112,24 @@ def version_tables(ws: Workspace, feed_id: str, feed_version: str) -> list[tuple
 
 
 @contextmanager
-def _duckdb_batches(ctx, feed_id: str, tables):
-    """Yield {table: (batch definition, batch parameters)} over DuckDB views of the partitions; close DuckDB after."""
+def _duckdb_batches(ctx, ws: Workspace, feed_id: str, feed_version: str, tables, *, source: str):
+    """Yield {table: (batch definition, batch parameters)} over DuckDB views of the version's tables; close DuckDB after.
+
+    The views read the lake partitions (``source="lake"``) or the version's rows of the warehouse
+    tables (``"warehouse"``, attached read-only: hold the publish lock meanwhile).
+    """
     from warehouse.gx_duckdb import dispose_engines, memory_url
 
     ds = ctx.data_sources.add_sql(f"{feed_id}-duckdb", connection_string=memory_url())
     try:
         with ds.get_engine().connect() as c:
+            if source == "warehouse":
+                c.exec_driver_sql(f"ATTACH {lit(str(ws.warehouse))} AS wh (READ_ONLY)")
             for t, part in tables:
-                if part is not None:
+                if part is not None and source == "warehouse":
+                    body = (f"SELECT * EXCLUDE (feed_id, feed_version) FROM wh.gtfs.{q(t.name)} "
+                            f"WHERE feed_id = {lit(feed_id)} AND feed_version = {lit(feed_version)}")
+                elif part is not None:
                     body = f"SELECT * FROM read_parquet({lit(str(part))}, hive_partitioning=false)"
                 else:
                     body = "SELECT " + ", ".join(f"CAST(NULL AS {typ}) AS {q(col)}" for col, typ in partition_columns(t)) + " WHERE false"
@@ -148,7 +158,7 @@ def read_partition_pandas(table: Table, part):
 
 
 @contextmanager
-def _pandas_batches(ctx, feed_id: str, tables):
+def _pandas_batches(ctx, ws: Workspace, feed_id: str, feed_version: str, tables, *, source: str):
     """Yield {table: (batch definition, batch parameters loader)}; each table is read only when validated."""
     ds = ctx.data_sources.add_pandas(f"{feed_id}-pandas")
     out = {}
@@ -173,7 +183,7 @@ def _json(value) -> str | None:
     return json.dumps(value, ensure_ascii=False, default=_plain)
 
 
-def _result_rows(result, *, feed_id: str, feed_version: str, table: str, route: str, run_at: str) -> list[dict]:
+def _result_rows(result, *, feed_id: str, feed_version: str, table: str, route: str, source: str, run_at: str) -> list[dict]:
     rows = []
     for r in result.results:
         cfg = r.expectation_config
@@ -188,7 +198,7 @@ def _result_rows(result, *, feed_id: str, feed_version: str, table: str, route: 
             "success": bool(r.success), "element_count": res.get("element_count"), "unexpected_count": res.get("unexpected_count"),
             "unexpected_percent": res.get("unexpected_percent"), "observed_value": _json(res.get("observed_value")),
             "partial_unexpected": _json(res.get("partial_unexpected_list")),
-            "exception": (exc.get("exception_message") if raised else None), "route": route, "run_at": run_at,
+            "exception": (exc.get("exception_message") if raised else None), "route": route, "source": source, "run_at": run_at,
         })
     return rows
 
@@ -271,11 +281,18 @@ def write_offline_index(ws: Workspace) -> Path:
 
 
 def validate_version(ws: Workspace, feed_id: str, feed_version: str, *, route: str = "auto", progress=None,
-                     tables: list[str] | None = None) -> tuple[list[dict], object]:
-    """Return (result rows, GX context) of the contracts run on one version's tables (or only ``tables``), storing nothing."""
+                     tables: list[str] | None = None, source: str = "lake") -> tuple[list[dict], object]:
+    """Return (result rows, GX context) of the contracts run on one version's tables (or only ``tables``), storing nothing.
+
+    ``source`` is where the DuckDB route reads: the lake partitions (default, no lock) or the
+    warehouse (under the publish lock); the pandas route reads the lake.
+    """
     if route not in ROUTES:
         raise ValueError(f"unknown contracts route {route!r}; expected one of {', '.join(ROUTES)}")
     route = "duckdb" if route == "auto" else route
+    if source not in SOURCES or (source == "warehouse" and route != "duckdb"):
+        raise ValueError(f"unknown contracts source {source!r} for route {route}; the duckdb route reads "
+                         f"{' or '.join(SOURCES)}, the pandas route the lake")
     from great_expectations import ValidationDefinition
     from great_expectations.core.run_identifier import RunIdentifier
 
@@ -290,7 +307,10 @@ def validate_version(ws: Workspace, feed_id: str, feed_version: str, *, route: s
     engine = "sql" if route == "duckdb" else "pandas"
     rows: list[dict] = []
     batches = _duckdb_batches if route == "duckdb" else _pandas_batches
-    with batches(ctx, feed_id, tables) as by_table:
+    with ExitStack() as stack:
+        if source == "warehouse":
+            stack.enter_context(publish_lock(ws))  # no publisher may write the file while it is attached
+        by_table = stack.enter_context(batches(ctx, ws, feed_id, feed_version, tables, source=source))
         for t, _ in tables:
             if progress:
                 progress(f"{feed_id}: contracts of {t.name} ({route})")
@@ -298,19 +318,19 @@ def validate_version(ws: Workspace, feed_id: str, feed_version: str, *, route: s
             bd, params = by_table[t.name]
             vd = ctx.validation_definitions.add(ValidationDefinition(name=f"{feed_id}.{feed_version}.{t.name}", data=bd, suite=suite))
             result = vd.run(batch_parameters=params() if params else None, result_format=RESULT_FORMAT, run_id=run_id)
-            rows += _result_rows(result, feed_id=feed_id, feed_version=feed_version, table=t.name, route=route, run_at=run_at_s)
+            rows += _result_rows(result, feed_id=feed_id, feed_version=feed_version, table=t.name, route=route, source=source, run_at=run_at_s)
     return rows, ctx
 
 
 def run_contracts(ws: Workspace, feed_id: str, feed_version: str, *, route: str = "auto", progress=None,
-                  data_docs: bool = True) -> dict:
+                  data_docs: bool = True, source: str = "lake") -> dict:
     """Return a summary of the contracts run on one published version: suites, expectations, failed, seconds.
 
     Results replace the version's rows in quality.expectation_results; if ``data_docs``, then GX
     Data Docs are rebuilt under NORIBA_HOME/reports/data_docs/.
     """
     t0 = time.perf_counter()
-    rows, ctx = validate_version(ws, feed_id, feed_version, route=route, progress=progress)
+    rows, ctx = validate_version(ws, feed_id, feed_version, route=route, progress=progress, source=source)
     store_results(ws, feed_id, feed_version, rows)
     docs = build_data_docs(ws, ctx) if data_docs else None
     failed = [r for r in rows if not r["success"]]
@@ -322,7 +342,7 @@ def run_contracts(ws: Workspace, feed_id: str, feed_version: str, *, route: str 
     message = (f"{feed_id}@{feed_version}: all {len(rows)} contract checks passed" if not failed else
                f"{feed_id}@{feed_version}: {len(failed)} of {len(rows)} contract checks failed ({detail}){where}")
     return {
-        "feed_id": feed_id, "feed_version": feed_version, "route": "duckdb" if route == "auto" else route, "message": message,
+        "feed_id": feed_id, "feed_version": feed_version, "route": "duckdb" if route == "auto" else route, "source": source, "message": message,
         "suites": len({r["suite"] for r in rows}), "expectations": len(rows), "failed": len(failed),
         "errors": sum(1 for r in rows if r["exception"]), "failed_by_table": failed_by_table,
         "data_docs": docs, "seconds": round(time.perf_counter() - t0, 3),

@@ -91,6 +91,22 @@ def test_results_land_in_the_warehouse_and_a_rerun_replaces_them(mini):
     assert ("stops", "latitude", "expect_column_values_to_be_between", "stop_lat", True) in {r[:5] for r in rows}
 
 
+def test_the_duckdb_route_reads_the_warehouse_like_the_lake(mini):
+    from warehouse.contracts import validate_version
+
+    ws, ver = mini
+    got = {}
+    for source in ("lake", "warehouse"):
+        rows, _ = validate_version(ws, "mini", ver, route="duckdb", source=source)
+        assert {r["source"] for r in rows} == {source}
+        got[source] = [(r["table_name"], r["rule"], r["column_name"], r["success"], r["element_count"], r["observed_value"])
+                       for r in rows]
+    assert got["warehouse"] == got["lake"] and len(got["lake"]) > 100
+    assert ("stop_times", "not_null", "_line", True, 2, None) in got["warehouse"]
+    with pytest.raises(ValueError, match="the pandas route the lake"):
+        validate_version(ws, "mini", ver, route="pandas", source="warehouse")
+
+
 def test_data_docs_index_is_written_under_reports(mini):
     from warehouse.contracts import run_contracts
 

@@ -87,3 +87,21 @@ def test_changing_the_policy_lets_the_same_input_pass(ws, tmp_path):
 
     report = json.loads((ws.reports / "mini" / first["feed_version"] / "report.json").read_text(encoding="utf-8"))
     assert report["policy"]["status"] == "pass" and report["policy"]["rules"]["allow"] == ["foreign_key_violation"]
+
+
+def test_a_version_from_before_policies_is_judged_on_the_next_run(ws, tmp_path):
+    """An older lake row has no verdict nor notice_counts: the rerun judges it from its notices and republishes."""
+    import pyarrow.parquet as pq
+
+    from noriba.pipeline import run_feed
+
+    src = write_feed(tmp_path / "b", UNDEFINED_STOP)
+    first = run_feed(make_spec("mini", src, policy={"block": []}), ws)
+    assert first["policy_status"] == "pass"
+    part = ws.lake_partition("meta_feed_versions", "mini", first["feed_version"]) / "part-0.parquet"
+    old = pq.read_table(part).drop_columns(["notice_counts", "policy_status", "blocked_by", "policy"])
+    pq.write_table(old, part)
+    again = run_feed(make_spec("mini", src), ws)
+    assert again["policy_status"] == "blocked" and again["blocked_by"] == {"foreign_key_violation": 1}
+    latest, versions, _ = _latest(ws)
+    assert latest == [] and versions[0][1] == "blocked"

@@ -2,7 +2,8 @@
 
 Broken references (an unknown fare_id, route_id or zone in fare_rules.txt) are reported while
 the feed is typed (foreign_key_violation); negative prices and unknown currencies by the format
-rules; stops without zone_id under zone fares by the stops rules (stop_without_zone_id). These rules check that the two files fit together and that every route has a fare.
+rules; stops without zone_id under zone fares by the stops rules (stop_without_zone_id). These
+rules check that the two files fit together and that every route and journey has a fare.
 """
 
 from __future__ import annotations
@@ -57,6 +58,33 @@ def _route_without_fare(ctx: Context) -> str:
     )
 
 
+def _journey_without_fare(ctx: Context) -> str:
+    """Every (route, boarding zone, alighting zone) a trip offers needs a matching fare rule, when fares go by zone.
+
+    A rule matches when each of its route_id, origin_id and destination_id is empty or equal; the
+    eight combinations of empty fields are eight hash joins, not one join on an OR condition.
+    """
+    cols = (("route_id", "route_id"), ("origin_id", "o"), ("destination_id", "d"))
+    covered = []
+    for mask in range(8):
+        on = " AND ".join(f"r.{c} IS NULL" if mask & (1 << i) else f"r.{c} = p.{pc}" for i, (c, pc) in enumerate(cols))
+        covered.append(f"SELECT p.route_id, p.o, p.d FROM pairs p JOIN fare_rules r ON {on}")
+    return (
+        "WITH patterns AS (SELECT DISTINCT route_id, zones FROM (SELECT t.route_id, list(s.zone_id ORDER BY st.stop_sequence) AS zones "
+        "FROM stop_times st JOIN trips t USING (trip_id) JOIN stops s USING (stop_id) GROUP BY t.route_id, st.trip_id)), "
+        "pairs AS (SELECT DISTINCT route_id, zones[i] AS o, zones[j] AS d FROM patterns, range(1, len(zones) + 1) a(i), range(1, len(zones) + 1) b(j) "
+        "WHERE i < j AND zones[i] IS NOT NULL AND zones[j] IS NOT NULL AND zones[i] <> zones[j] "
+        "AND EXISTS (SELECT 1 FROM fare_rules WHERE origin_id IS NOT NULL OR destination_id IS NOT NULL) "
+        "AND NOT EXISTS (SELECT 1 FROM fare_rules WHERE contains_id IS NOT NULL) "
+        # a route no rule names at all is route_without_fare, reported once
+        "AND (route_id IN (SELECT route_id FROM fare_rules) OR EXISTS (SELECT 1 FROM fare_rules WHERE route_id IS NULL))), "
+        f"missing AS (SELECT route_id, o, d FROM pairs EXCEPT ({' UNION '.join(covered)})) "
+        "SELECT 'fare_rules.txt' AS file, NULL AS line, 'origin_id' AS field, o || ' -> ' || d AS value, "
+        "'route_id ' || route_id || ': no fare rule applies from zone ' || o || ' to zone ' || d || ', though its trips run from one to the other' AS message "
+        "FROM missing"
+    )
+
+
 def _rules_without_attributes(ctx: Context) -> str:
     if "fare_attributes" in ctx.present:
         return "SELECT NULL AS file, NULL AS line, NULL AS field, NULL AS value, NULL AS message WHERE false"
@@ -96,6 +124,11 @@ RULES: list[Rule] = [
          fix="Add fare_rules.txt rows for the route.",
          why_ja="運賃ルールがすべて路線を指定しているのに、この路線（便あり）を指定したルールがなく、運賃が決まりません。",
          fix_ja="この路線の運賃ルールを fare_rules.txt に追加してください。"),
+    Rule("journey_without_fare", WARNING, "Fares go by zone, but no fare rule applies to a journey a trip offers (a route from one zone to a later one).",
+         ("file", "route_id", "origin_id", "destination_id"), _journey_without_fare, needs=("fare_rules", "stop_times"),
+         fix="Add a fare_rules.txt row for the route, origin zone and destination zone (or one without route_id that covers it).",
+         why_ja="運賃がゾーン（停留所）間で決められていますが、便が実際に運行する乗車・降車の組み合わせに当てはまる運賃がありません。",
+         fix_ja="その路線・乗車ゾーン・降車ゾーンの運賃を fare_rules.txt に追加してください。"),
     Rule("fare_rules_without_fare_attributes", WARNING, "fare_rules.txt has rows but fare_attributes.txt is missing, so no fare has a price.",
          ("file",), _rules_without_attributes, needs=("fare_rules",),
          fix="Add fare_attributes.txt with the price of each fare_id.",

@@ -59,3 +59,15 @@ def test_fare_rules_without_fare_attributes_give_no_price(tmp_path):
 def test_transfer_duration_needs_transfers(tmp_path, transfers, reported):
     result = run(tmp_path, feed(fare_attributes=FA + f"F1,210,JPY,0,{transfers},3600\n"), rule(RULES, "transfer_duration_without_transfers"))
     assert codes(result) == ({"transfer_duration_without_transfers"} if reported else set())
+
+
+@pytest.mark.parametrize("rules,missing", [
+    (FR + "F1,R1,Z1,Z2,\nF1,R2,Z1,Z2,\n", ["Z2 -> Z1"]),  # R2 runs Z2 to Z1; its rule is the other way
+    (FR + "F1,R1,Z1,Z2,\nF1,R2,Z2,Z1,\n", []),
+    (FR + "F1,R1,Z1,Z2,\nF1,,Z2,Z1,\n", []),  # a rule without route_id covers every route
+    (FR + "F1,R1,Z1,Z2,\n", []),  # R2 has no rule at all: that is route_without_fare, said once
+])
+def test_journey_a_trip_offers_needs_a_zone_fare(tmp_path, rules, missing):
+    files = feed(**TWO_ROUTES, **ZONED, fare_attributes=FA + "F1,210,JPY,0,0,\n", fare_rules=rules)
+    result = run(tmp_path, files, rule(RULES, "journey_without_fare"))
+    assert [n["value"] for n in found(result, "journey_without_fare")] == missing

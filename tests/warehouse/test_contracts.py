@@ -111,6 +111,7 @@ def test_data_docs_index_is_written_under_reports(mini):
     from warehouse.contracts import run_contracts
 
     ws, ver = mini
+    run_contracts(ws, "mini", ver, route="duckdb", data_docs=False)  # stored by GX, not rendered yet
     got = run_contracts(ws, "mini", ver, route="pandas")
     index = ws.reports / "data_docs" / "index.html"
     assert got["data_docs"] == str(index) and index.exists()
@@ -121,7 +122,9 @@ def test_data_docs_index_is_written_under_reports(mini):
     offline = (ws.reports / "data_docs" / "offline.html").read_text(encoding="utf-8")
     assert "<script" not in offline and f"mini@{ver}" in offline
     links = re.findall(r'href="([^"]+)"', offline)
-    assert len(links) >= 6 and all((ws.reports / "data_docs" / link).exists() for link in links)
+    assert all((ws.reports / "data_docs" / link).exists() for link in links)
+    assert {link for link in links if "-duckdb-" in link} and {link for link in links if "-pandas-" in link}
+    assert len(links) == len(list((ws.reports / "gx" / "validations").rglob("*.json")))  # every stored run has its page
 
 
 CASES = {
@@ -149,6 +152,28 @@ def test_a_broken_partition_fails_the_right_expectation(tmp_path, case, route):
     assert _failed(ws, "mini", ver) == expected
     assert got["failed"] == len(expected) and got["failed_by_table"] == {table: len(expected)}
     assert f": {len(expected)} of {got['expectations']} contract checks failed ({table}: {len(expected)})" in got["message"]
+
+
+@pytest.mark.parametrize("route", ROUTES)
+def test_a_missing_column_fails_the_column_set_and_records_why_its_type_could_not_be_checked(tmp_path, route):
+    from warehouse.contracts import run_contracts
+    from warehouse.publish import connect
+
+    ws, ver = _ingest(tmp_path / "home", "mini", MINI_FEED)
+    _rewrite(ws, "mini", ver, "stops", "SELECT * EXCLUDE (stop_code) FROM p")
+    got = run_contracts(ws, "mini", ver, route=route, data_docs=False)
+    assert _failed(ws, "mini", ver) == {("stops", "columns", None), ("stops", "type", "stop_code")}
+    con = connect(ws, read_only=True)
+    try:
+        [(observed, exception)] = con.sql("SELECT observed_value, exception FROM quality.expectation_results "
+                                          "WHERE rule = 'columns' AND NOT success").fetchall()
+        [type_exception] = con.sql("SELECT exception FROM quality.expectation_results "
+                                   "WHERE rule = 'type' AND column_name = 'stop_code'").fetchall()[0]
+    finally:
+        con.close()
+    assert exception is None and "stop_code" not in observed
+    assert type_exception  # GX could not evaluate it: the message is kept
+    assert got["errors"] >= 1
 
 
 @pytest.mark.parametrize("route", ROUTES)

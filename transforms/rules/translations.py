@@ -185,18 +185,24 @@ def _kana_not_kana(ctx: Context) -> str:
     )
 
 
+#: A platform number in a stop name ('（２番のりば）', '1番線') needs no reading of its own.
+PLATFORM = "[（(]?[0-9０-９]+番(のりば|乗り場|乗場|線)?[）)]?"
+
+
 def _missing_kana(ctx: Context) -> str:
     # The GTFS-JP 1st edition composes readings from parts ('川崎駅西口' + '番のりば' for '川崎駅西口51番のりば'):
     # a name is read when no kanji is left after taking out every part that has a reading, longest first.
     return (
-        "WITH names AS (SELECT stop_name, min(_line) AS line, string_agg(stop_id, ', ' ORDER BY stop_id) AS ids FROM stops "
-        f"WHERE stop_name IS NOT NULL AND regexp_matches(stop_name, '{KANJI}') AND coalesce(location_type, 0) IN (0, 1) GROUP BY stop_name), "
+        f"WITH names AS (SELECT stop_name, regexp_replace(stop_name, '{PLATFORM}', '', 'g') AS bare, min(_line) AS line, "
+        "string_agg(stop_id, ', ' ORDER BY stop_id) AS ids FROM stops "
+        f"WHERE stop_name IS NOT NULL AND regexp_matches(regexp_replace(stop_name, '{PLATFORM}', '', 'g'), '{KANJI}') "
+        "AND coalesce(location_type, 0) IN (0, 1) GROUP BY stop_name), "
         f"parts AS (SELECT DISTINCT trans_id AS t FROM translations WHERE {OLD} AND lower(lang) = 'ja-hrkt'), "
-        "composed AS (SELECT n.stop_name, list(p.t ORDER BY length(p.t) DESC, p.t) AS ts FROM names n JOIN parts p ON contains(n.stop_name, p.t) GROUP BY n.stop_name) "
+        "composed AS (SELECT n.stop_name, list(p.t ORDER BY length(p.t) DESC, p.t) AS ts FROM names n JOIN parts p ON contains(n.bare, p.t) GROUP BY n.stop_name) "
         "SELECT 'stops.txt' AS file, n.line, 'stop_name' AS field, n.stop_name AS value, "
         "'stop_name ' || n.stop_name || ' (stop_id ' || n.ids || ') has no kana reading (ja-Hrkt) in translations.txt' AS message "
         "FROM names n LEFT JOIN composed c USING (stop_name) "
-        f"WHERE regexp_matches(coalesce(list_reduce(c.ts, lambda acc, t: replace(acc, t, ''), n.stop_name), n.stop_name), '{KANJI}') "
+        f"WHERE regexp_matches(coalesce(list_reduce(c.ts, lambda acc, t: replace(acc, t, ''), n.bare), n.bare), '{KANJI}') "
         "AND NOT EXISTS (SELECT 1 FROM translations t, stops s WHERE s.stop_name = n.stop_name AND lower(t.language) = 'ja-hrkt' "
         "AND t.table_name = 'stops' AND t.field_name = 'stop_name' AND (t.field_value = s.stop_name OR t.record_id = s.stop_id))"
     )

@@ -73,3 +73,9 @@ def test_real_feed_translating_a_text_that_is_not_in_the_feed(tmp_path):
     values = {n["value"] for n in found(result, "translation_value_not_found")}
     assert "上賀茂神社前（上賀茂シャトル）" in values
     assert "京都産業大学前（シャトルバス）" not in values
+
+
+def test_a_platform_number_needs_no_reading_of_its_own(tmp_path):
+    stops = "stop_id,stop_name,stop_lat,stop_lon\nS1,港前（２番のりば）,43.30,141.40\nS2,駅前 1番線,43.31,141.41\n"
+    result = run(tmp_path, feed(stops=stops, translations=GOOD_OLD), rule(RULES, "missing_kana_reading"), profile="gtfs-jp")
+    assert not result.counts

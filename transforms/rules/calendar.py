@@ -172,7 +172,8 @@ def _expiry(low: int | None, high: int, *, strict: bool = False):
             "NULL AS line, CASE WHEN last_origin LIKE '%feed_info%' THEN 'feed_end_date' WHEN last_origin LIKE '%calendar_dates%' THEN 'date' ELSE 'end_date' END AS field, "
             "strftime(last_day, '%Y%m%d') AS value, "
             f"CASE WHEN last_day < {ctx.today} THEN 'The feed expired on ' ELSE 'The feed expires on ' END || strftime(last_day, '%Y-%m-%d') || ' (' || last_origin || '), ' || "
-            f"CAST(last_day - {ctx.today} AS VARCHAR) || ' day(s) from the validation date ' || strftime({ctx.today}, '%Y-%m-%d') AS message "
+            f"CAST(abs(last_day - {ctx.today}) AS VARCHAR) || CASE WHEN last_day < {ctx.today} THEN ' day(s) before' ELSE ' day(s) after' END || "
+            f"' the validation date ' || strftime({ctx.today}, '%Y-%m-%d') AS message "
             f"FROM {feed_bounds()} WHERE last_day {op} {ctx.today} + {high} {lower}"
         )
 

@@ -19,7 +19,7 @@ includes imports, work time excludes them; peak memory is that process's max RSS
 - contracts_<route>: run_contracts on the whole version (all its tables, results stored, Data
   Docs rebuilt), as the pipeline would call it.
 
-    uv run python bench/bench_gx.py [--replicate 9] [--repeat 1] [--skip-full]
+    uv run python bench/bench_gx.py [--replicate 9] [--repeat 1] [--skip-full] [--only gx_duckdb gx_pandas ...]
 """
 
 from __future__ import annotations
@@ -179,6 +179,7 @@ def main() -> None:
     ap.add_argument("--replicate", type=int, default=9, help="copies of Vilnius 2015 (×9 ≈ 4M stop_times)")
     ap.add_argument("--repeat", type=int, default=1, help="runs per measurement; the best wall time is kept")
     ap.add_argument("--skip-full", action="store_true", help="skip run_contracts on the whole version")
+    ap.add_argument("--only", nargs="*", help="measure only these (sql_baseline is always measured: it is the baseline)")
     ap.add_argument("--ingest-only", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.ingest_only:
@@ -192,6 +193,8 @@ def main() -> None:
     whats = ["sql_baseline", "gx_duckdb", "gx_duckdb_warehouse", "gx_pandas", "gx_pandas_batches"]
     if not args.skip_full:
         whats += ["contracts_duckdb", "contracts_pandas"]
+    if args.only:
+        whats = ["sql_baseline"] + [w for w in whats if w in args.only and w != "sql_baseline"]
     print(f"stop_times rows: {rows:,}; best of {args.repeat} run(s) each, one process per run")
     print(f"{'what':<20} {'rows':>10} {'checks':>7} {'failed':>7} {'wall s':>8} {'work s':>8} {'peak MB':>8} {'× SQL':>7} {'work × SQL':>10}")
     results, base, base_work = [], None, None

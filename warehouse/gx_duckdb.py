@@ -1,8 +1,8 @@
 """The one workaround that lets Great Expectations' SQL engine run on DuckDB. Nothing else in Noriba knows about it.
 
-GX 1.x runs SQL through SQLAlchemy, which needs a DuckDB dialect. Two problems, measured with
+GX 1.x runs SQL through SQLAlchemy, which needs a DuckDB dialect. Three problems, measured with
 great-expectations 1.24.1, SQLAlchemy 2.1 and duckdb 2.0 (tests/warehouse/test_contracts.py
-pins both, so a GX or library upgrade that changes either shows up as a failing test):
+pins them, so a GX or library upgrade that changes either shows up as a failing test):
 
 1. No dialect: duckdb-engine is not in the lock (``duckdb:///`` URLs raise NoSuchModuleError).
    NoribaDuckDBDialect below is a minimal one: PostgreSQL's SQL compiler (DuckDB speaks that
@@ -13,6 +13,10 @@ pins both, so a GX or library upgrade that changes either shows up as a failing 
    connection went back to the pool. A closed DuckDB connection drops its result set ("No open
    result set"). The dialect therefore uses a StaticPool: one DuckDB connection per engine that
    a return to the pool never closes. Callers dispose the engines when done (dispose_engines).
+
+3. A GX SQL datasource builds two engines (its own for asset checks, and its execution engine's),
+   so a plain ``:memory:`` database would be two databases: memory_url names one, which every
+   connection of the process shares.
 
 GX does not know the dialect name "duckdb" (GXSqlDialect.OTHER): type checks fall back to the
 top-level SQLAlchemy types (INTEGER, DOUBLE, DATE, VARCHAR), which is what reflection returns.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from pathlib import Path
 
@@ -239,7 +240,7 @@ def test_both_routes_agree_on_a_real_gtfs_jp_feed(tmp_path):
 # --- the GX-on-DuckDB workaround (warehouse/gx_duckdb.py): these fail when GX or the lock changes under it ---
 
 
-def test_gx_still_reads_sql_results_after_closing_the_connection_so_duckdb_needs_a_static_pool(tmp_path):
+def test_gx_still_fetches_after_closing_the_connection_so_duckdb_needs_a_static_pool(tmp_path):
     import sqlalchemy as sa
     from great_expectations.execution_engine import SqlAlchemyExecutionEngine
 
@@ -262,6 +263,28 @@ def test_gx_still_reads_sql_results_after_closing_the_connection_so_duckdb_needs
         assert [(c["name"], type(c["type"]).__name__) for c in fixed.get_inspector().get_columns("t")] == [("n", "BIGINT")]
     finally:
         fixed.engine.dispose()
+
+
+def test_engines_on_one_memory_url_share_the_database_and_reflect_duckdb_types():
+    import sqlalchemy as sa
+
+    from warehouse.gx_duckdb import memory_url
+
+    url = memory_url()
+    a, b = sa.create_engine(url), sa.create_engine(url)
+    try:
+        with a.connect() as c:
+            c.exec_driver_sql("CREATE VIEW v AS SELECT 1::INTEGER AS i, 1.5::DOUBLE AS x, DATE '2026-04-01' AS d, 'み' AS s")
+        with b.connect() as c:
+            assert c.exec_driver_sql("SELECT s, d FROM v").fetchall() == [("み", dt.date(2026, 4, 1))]
+        cols = sa.inspect(b).get_columns("v")
+        assert [(c["name"], type(c["type"]).__name__) for c in cols] == [
+            ("i", "INTEGER"), ("x", "DOUBLE"), ("d", "DATE"), ("s", "VARCHAR")]
+        assert sa.inspect(b).get_view_names() == ["v"] and sa.inspect(b).has_table("v")
+    finally:
+        a.dispose()
+        b.dispose()
+    assert memory_url() != url
 
 
 def test_gx_has_no_duckdb_dialect_and_the_lock_has_no_duckdb_engine():

@@ -14,7 +14,9 @@ rule                    applies to                                              
 ======================  ======================================================  ===============================================
 columns                 every table                                             expect_table_columns_to_match_set (exact)
 type                    every column (_line, fields, _untyped, _extra)          expect_column_values_to_be_of_type
-not_null                _line, and every field with ``required`` or ``key``     expect_column_values_to_not_be_null
+not_null                _line, and every ``required`` field (all key fields     expect_column_values_to_not_be_null
+                        but agency_id and attribution_id, which GTFS lets a
+                        single-agency feed leave empty)
 unique_key              table with one key field                                expect_column_values_to_be_unique
 unique_compound_key     table with several key fields                           expect_compound_columns_to_be_unique
 has_rows                table with ``required: true`` in the schema             expect_table_row_count_to_be_between(min 1)
@@ -112,7 +114,7 @@ ENGINES = tuple(TYPE_NAMES)
 CONTRACT_RULES = {
     "columns": "the partition has exactly the canonical columns",
     "type": "each column has its canonical type",
-    "not_null": "_line and every required or key field have a value",
+    "not_null": "_line and every required field have a value",
     "unique_key": "the single key field is unique",
     "unique_compound_key": "the key fields are unique together",
     "has_rows": "a required table has at least one row",
@@ -158,8 +160,10 @@ def table_contracts(table: Table, *, engine: str, bounds: Bounds | None = None) 
     out += [Contract("type", "expect_column_values_to_be_of_type", {"column": c, "type_": TYPE_NAMES[engine][t]})
             for c, t in cols]
     out.append(Contract("not_null", "expect_column_values_to_not_be_null", {"column": "_line"}))
+    # Keys the schema leaves optional (agency_id, attribution_id) are conditionally required in
+    # GTFS: a feed with one agency may leave agency_id empty, so only required fields are checked.
     out += [Contract("not_null", "expect_column_values_to_not_be_null", {"column": f.column})
-            for f in table.fields if f.required or f.key]
+            for f in table.fields if f.required]
     key = [f.column for f in table.key]
     if len(key) == 1:
         out.append(Contract("unique_key", "expect_column_values_to_be_unique", {"column": key[0]}))

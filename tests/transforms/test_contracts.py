@@ -43,8 +43,12 @@ def test_every_column_must_exist_with_its_canonical_type(engine):
 
 def test_required_and_key_fields_must_not_be_null():
     for name, table in load_schema().tables.items():
-        expected = {"_line"} | {f.column for f in table.fields if f.required or f.key}
+        expected = {"_line"} | {f.column for f in table.fields if f.required}
         assert {c.column for c in _by_rule(name, "not_null")} == expected
+        # every key is required except the two GTFS lets a single-agency feed leave empty
+        assert {(name, f.name) for f in table.key if not f.required} <= {("agency", "agency_id"), ("attributions", "attribution_id")}
+    assert "agency_id" not in {c.column for c in _by_rule("agency", "not_null")}
+    assert [c.kwargs for c in _by_rule("agency", "unique_key")] == [{"column": "agency_id"}]
     assert "stop_headsign" not in {c.column for c in _by_rule("stop_times", "not_null")}
     assert {"trip_id", "stop_sequence"} <= {c.column for c in _by_rule("stop_times", "not_null")}
 

@@ -237,6 +237,20 @@ def test_both_routes_agree_on_a_real_gtfs_jp_feed(tmp_path):
     assert (ws.reports / "data_docs" / "index.html").exists()
 
 
+@pytest.mark.realdata
+def test_a_real_single_agency_feed_without_agency_id_meets_its_contract(tmp_path):
+    from warehouse.contracts import run_contracts
+
+    ws, ver = _ingest(tmp_path / "home", "cairns", shared("gtfs/world/cairns-2014/cairns_gtfs.zip"))
+    got = run_contracts(ws, "cairns", ver, data_docs=False)
+    assert (got["failed"], got["errors"]) == (0, 0) and got["suites"] >= 7
+    con = duckdb.connect(str(ws.warehouse), read_only=True)
+    try:
+        assert con.sql("SELECT count(*) FROM gtfs.agency WHERE agency_id IS NULL").fetchall()[0][0] == 1
+    finally:
+        con.close()
+
+
 # --- the GX-on-DuckDB workaround (warehouse/gx_duckdb.py): these fail when GX or the lock changes under it ---
 
 

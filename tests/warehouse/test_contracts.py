@@ -178,7 +178,7 @@ def test_a_missing_column_fails_the_column_set_and_records_why_its_type_could_no
 
 
 @pytest.mark.parametrize("route", ROUTES)
-def test_out_of_range_coordinates_and_times_from_the_input_fail_their_contracts(tmp_path, route):
+def test_out_of_range_coordinates_times_and_dates_from_the_input_fail_their_contracts(tmp_path, route):
     from warehouse.contracts import run_contracts
     from warehouse.publish import connect
 
@@ -186,17 +186,20 @@ def test_out_of_range_coordinates_and_times_from_the_input_fail_their_contracts(
     files["stops.txt"] = "stop_id,stop_name,stop_lat,stop_lon\nS1,港前,95.5,141.40\nS2,駅前,43.31,-181\n"
     files["stop_times.txt"] = ("trip_id,arrival_time,departure_time,stop_id,stop_sequence\n"
                                "T1,08:00:00,08:00:00,S1,1\nT1,47:59:59,48:00:01,S2,2\n")
+    files["calendar.txt"] = ("service_id,monday,tuesday,wednesday,thursday,friday,saturday,sunday,start_date,end_date\n"
+                             "WD,1,1,1,1,1,0,0,19850401,20991231\n")
     ws, ver = _ingest(tmp_path / "home", "bad", files)
     run_contracts(ws, "bad", ver, route=route, data_docs=False)
     assert _failed(ws, "bad", ver) == {("stops", "latitude", "stop_lat"), ("stops", "longitude", "stop_lon"),
-                                       ("stop_times", "time_sanity", "departure_time")}
+                                       ("stop_times", "time_sanity", "departure_time"), ("calendar", "date_sanity", "start_date")}
     con = connect(ws, read_only=True)
     try:
         got = con.sql("SELECT column_name, unexpected_count, partial_unexpected FROM quality.expectation_results "
                       "WHERE NOT success ORDER BY column_name").fetchall()
     finally:
         con.close()
-    assert got == [("departure_time", 1, "[172801]"), ("stop_lat", 1, "[95.5]"), ("stop_lon", 1, "[-181.0]")]
+    assert got == [("departure_time", 1, "[172801]"), ("start_date", 1, '["1985-04-01"]'),
+                   ("stop_lat", 1, "[95.5]"), ("stop_lon", 1, "[-181.0]")]
 
 
 def test_an_unknown_route_or_version_is_refused(mini):

@@ -20,8 +20,8 @@ not_null                _line, and every ``required`` field (all key fields     
 unique_key              table with one key field                                expect_column_values_to_be_unique
 unique_compound_key     table with several key fields                           expect_compound_columns_to_be_unique
 has_rows                table with ``required: true`` in the schema             expect_table_row_count_to_be_between(min 1)
-latitude                float field named ``*_lat``                             expect_column_values_to_be_between(-90, 90)
-longitude               float field named ``*_lon``                             expect_column_values_to_be_between(-180, 180)
+latitude                float field ending in ``latitude_suffix`` (_lat)         expect_column_values_to_be_between(-90, 90)
+longitude               float field ending in ``longitude_suffix`` (_lon)        expect_column_values_to_be_between(-180, 180)
 time_sanity             ``time`` fields (seconds after midnight)                between(0, time_max = 48:00:00)
 date_sanity             ``date`` fields                                         between(date_min, date_max)
 enum                    ``enum`` fields                                         expect_column_values_to_be_in_set(enum)
@@ -44,6 +44,7 @@ from pathlib import Path
 import yaml
 
 from transforms.schema import Schema, Table, default_specs_dir, load_schema
+
 
 @dataclass(frozen=True)
 class Bounds:
@@ -120,8 +121,8 @@ CONTRACT_RULES = {
     "has_rows": "a required table has at least one row",
     "latitude": "latitudes are within -90..90",
     "longitude": "longitudes are within -180..180",
-    "time_sanity": "times are within 0 and time_max (48:00:00)",
-    "date_sanity": "dates are within date_min..date_max (1990-01-01..2100-12-31)",
+    "time_sanity": "times are within 0 and time_max of specs/expectations",
+    "date_sanity": "dates are within date_min..date_max of specs/expectations",
     "enum": "enum fields hold one of their allowed values",
     "non_negative": "prices, distances, durations and sequences are not negative",
     "positive": "headways are positive",

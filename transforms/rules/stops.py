@@ -11,6 +11,9 @@ from transforms.rules.engine import ERROR, INFO, WARNING, Context, Rule
 
 #: location_type with the default (empty = 0, a stop or platform) applied.
 LT = "coalesce(location_type, 0)"
+#: FeedValidator measures with an earth radius of 6378135 m (haversine); its own checks (stops too close, too far
+#: from the parent station) use the same, so that a stop 100.04 m away for it is not 99.93 m for us.
+FV_EARTH = 6378135.0 / 6371008.8
 TYPE_NAMES = "['stop or platform', 'station', 'entrance or exit', 'generic node', 'boarding area']"
 
 
@@ -161,7 +164,7 @@ def _stop_too_far_from_parent(ctx: Context) -> str:
         "label || ' is ' || CAST(round(d, 2) AS VARCHAR) || ' m from its parent station stop_id ' || parent_station || "
         f"coalesce(' (' || pname || ')', '') || ', more than {limit:g} m' AS message FROM ("
         f"SELECT c._line AS line, c.parent_station, {_label('c')} AS label, p.stop_name AS pname, "
-        "haversine_m(c.stop_lat, c.stop_lon, p.stop_lat, p.stop_lon) AS d "
+        f"haversine_m(c.stop_lat, c.stop_lon, p.stop_lat, p.stop_lon) * {FV_EARTH} AS d "
         "FROM stops c JOIN stops p ON p.stop_id = c.parent_station WHERE coalesce(p.location_type, 0) = 1 "
         f"AND coalesce(c.location_type, 0) IN (0, 2)) WHERE d > {limit}"
     )
@@ -176,14 +179,14 @@ def stops_close_pairs(limit_m: float, where: str = "TRUE") -> str:
     return (
         f"WITH p AS (SELECT stop_id, stop_name, _line, {LT} AS lt, parent_station, stop_lat AS lat, stop_lon AS lon FROM stops "
         f"WHERE stop_lat IS NOT NULL AND stop_lon IS NOT NULL AND {where}), "
-        f"g AS (SELECT {limit_m} / (111320.0 * greatest(cos(radians(least(coalesce(max(abs(lat)), 0), 89.0))), 0.01)) AS c FROM p), "
+        f"g AS (SELECT {limit_m} / (111320.0 * greatest(cos(radians(least(coalesce(max(abs(lat)), 0), 89.0))), 0.01)) * 1.01 AS c FROM p), "
         "cells AS (SELECT p.*, CAST(floor(lat / g.c) AS BIGINT) AS cy, CAST(floor(lon / g.c) AS BIGINT) AS cx FROM p, g), "
         "probe AS (SELECT a.*, a.cy + dy AS ny, a.cx + dx AS nx FROM cells a, (VALUES (-1), (0), (1)) t1(dy), (VALUES (-1), (0), (1)) t2(dx)) "
         "SELECT a.stop_id AS a_id, a.stop_name AS a_name, a._line AS a_line, a.lt AS a_lt, a.parent_station AS a_parent, "
         "b.stop_id AS b_id, b.stop_name AS b_name, b._line AS b_line, b.lt AS b_lt, b.parent_station AS b_parent, "
-        "haversine_m(a.lat, a.lon, b.lat, b.lon) AS d "
+        f"haversine_m(a.lat, a.lon, b.lat, b.lon) * {FV_EARTH} AS d "
         "FROM probe a JOIN cells b ON b.cy = a.ny AND b.cx = a.nx AND a.stop_id < b.stop_id "
-        f"WHERE haversine_m(a.lat, a.lon, b.lat, b.lon) < {limit_m}"
+        f"WHERE haversine_m(a.lat, a.lon, b.lat, b.lon) * {FV_EARTH} < {limit_m}"
     )
 
 

@@ -63,7 +63,7 @@ def _same_route_and_agency_url(ctx: Context) -> str:
 def _duplicate_route_name(ctx: Context) -> str:
     return (
         "SELECT 'routes.txt' AS file, _line AS line, 'route_long_name' AS field, coalesce(route_long_name, route_short_name) AS value, "
-        "'route_id ' || route_id || ' and route_id ' || first_id || ' (line ' || first_line || ') have the same route_short_name ' || "
+        "'route_id \"' || route_id || '\" and route_id \"' || first_id || '\" (line ' || first_line || ') have the same route_short_name ' || "
         "coalesce('\"' || route_short_name || '\"', '(empty)') || ' and route_long_name ' || coalesce('\"' || route_long_name || '\"', '(empty)') || "
         "CASE WHEN coalesce(agency_id, '') <> coalesce(first_agency, '') THEN ' (agencies ' || coalesce(agency_id, '(empty)') || ' and ' || coalesce(first_agency, '(empty)') || ')' ELSE '' END || "
         "CASE WHEN route_type <> first_type THEN ' (route_type ' || route_type || ' and ' || first_type || ')' ELSE '' END AS message "

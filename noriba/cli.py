@@ -1,4 +1,4 @@
-"""The ``noriba`` command line: ingest, run, status, export, demo."""
+"""The ``noriba`` command line: ingest, run, validate, status, export, demo."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 EXIT_PROBLEM = 2
+EXIT_BLOCKED = 1
 
 
 def _console():
@@ -54,14 +55,23 @@ def _slug(text: str) -> str:
 
 def _report_run(result: dict, console) -> None:
     if result["status"] == "unchanged":
-        console.print(result["message"])
+        console.print(result["message"], markup=False)
         return
     fv = result["feed_version"]
     counts = result.get("published", {})
     rows = sum(v for k, v in counts.items() if k.startswith("gtfs."))
-    console.print(f"{result['feed_id']}: version {fv} published ({rows:,} rows)")
-    if "exports" in result:
-        console.print(f"  GTFS export: {result['exports']['gtfs_zip']}")
+    console.print(f"{result['feed_id']}: version {fv} published ({rows:,} rows)", markup=False)
+    if result.get("policy_status") == "blocked":
+        from noriba.policy import blocking_reason
+
+        console.print(f"  BLOCKED by policy: {blocking_reason(result.get('blocked_by'))}; gtfs_latest keeps the last version that passed",
+                      markup=False)
+    if result.get("export_refused"):
+        console.print(f"  no export: {result['export_refused']}", markup=False)
+    elif result.get("exports"):
+        console.print(f"  GTFS export: {result['exports']['gtfs_zip']}", markup=False)
+    if result.get("report"):
+        console.print(f"  report: {result['report']['html']}", markup=False)
 
 
 def _print_notices(ws, feed_id: str, feed_version: str, console, limit: int = 10) -> None:
@@ -75,7 +85,7 @@ def _print_notices(ws, feed_id: str, feed_version: str, console, limit: int = 10
         [feed_id, feed_version, limit]).fetchall()
     con.close()
     for sev, code, n, msg, file in rows:
-        console.print(f"  {sev:<7} {code} ×{n}: {file or ''} {msg}")
+        console.print(f"  {sev:<7} {code} ×{n}: {file or ''} {msg}", markup=False)
 
 
 def cmd_run(args, specs) -> int:
@@ -88,7 +98,8 @@ def cmd_run(args, specs) -> int:
     for spec in specs:
         try:
             with _Progress(args.quiet) as progress:
-                result = run_feed(spec, ws, progress=progress, export=not args.no_export)
+                result = run_feed(spec, ws, progress=progress, export=not args.no_export,
+                                  validation_date=getattr(args, "date", None))
             _report_run(result, console)
             if result["status"] != "unchanged" and not args.quiet:
                 _print_notices(ws, spec.id, result["feed_version"], console, limit=5)
@@ -132,6 +143,69 @@ def cmd_ingest(args) -> int:
     return cmd_run(args, [spec])
 
 
+def cmd_validate(args) -> int:
+    """Validate one feed (a path, URL or feed id) without publishing; write its report; exit 1 if its policy blocks it."""
+    from noriba.report import summary_lines
+    from noriba.validate import brief, validate_feed
+    from noriba.workspace import Workspace
+
+    console = _console()
+    target = args.target
+    spec = None
+    is_url = bool(re.match(r"^https?://", target))
+    if not is_url and not Path(target).exists():
+        from noriba.specs import SpecError, load_specs
+
+        try:
+            specs = {s.id: s for s in load_specs(Path(args.specs) if args.specs else None)}
+        except SpecError as exc:
+            for line in exc.problems:
+                console.print(f"error: {line}", markup=False)
+            return EXIT_PROBLEM
+        spec = specs.get(target)
+        if spec is None:
+            console.print(f"error: {target}: no such file or folder, and no feed spec with that id", markup=False)
+            return EXIT_PROBLEM
+    if spec is None:
+        from noriba.specs import parse_spec
+
+        fid = args.id or _slug(Path(target.rstrip("/")).stem if not is_url else target.rsplit("/", 1)[-1].split(".")[0])
+        doc = {"id": fid, "kind": args.kind, "source": {"url": target} if is_url else {"path": str(Path(target).resolve())}}
+        if args.encoding:
+            doc["encoding"] = args.encoding
+        if args.profile:
+            doc["profile"] = args.profile
+        try:
+            spec = parse_spec(doc, where="command line", root=Path.cwd())
+        except Exception as exc:
+            _fail(console, fid, exc)
+            return EXIT_PROBLEM
+    ws = Workspace.from_env(args.home)
+    try:
+        with _Progress(args.quiet or args.json) as progress:
+            report, paths = validate_feed(spec, ws, validation_date=args.date, progress=progress)
+    except Exception as exc:  # unreadable input: one line, exit 2
+        _fail(console, spec.id, exc)
+        return EXIT_PROBLEM
+    if args.json:
+        print(json.dumps(brief(report, paths), ensure_ascii=False, indent=2))
+    else:
+        for line in summary_lines(report):
+            print(line)
+        print(f"report: {paths['html']}")
+        print(f"        {paths['json']}")
+    return EXIT_BLOCKED if report["policy"]["status"] == "blocked" else 0
+
+
+def _date(text: str):
+    from datetime import date
+
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date in YYYY-MM-DD form") from None
+
+
 def cmd_status(args) -> int:
     from noriba.workspace import Workspace
     from warehouse.status import status
@@ -148,12 +222,19 @@ def cmd_status(args) -> int:
         print(f"No feeds published yet in {ws.home}. Run `noriba run` or `noriba demo`.")
         return 0
     t = Table(title=f"Noriba warehouse {ws.warehouse}")
-    for col in ("feed", "latest version", "versions", "service", "rows", "quarantined", "ERROR", "WARNING", "INFO"):
+    for col in ("feed", "latest (served)", "newest", "policy", "versions", "service", "rows", "quarantined", "ERROR", "WARNING", "INFO"):
         t.add_column(col)
     for f in data["feeds"]:
-        t.add_row(f["feed_id"], f["latest_version"], str(f["versions"]), f"{f['service_start'] or '?'} – {f['service_end'] or '?'}",
-                  f"{f['rows_accepted']:,}", f"{f['rows_quarantined']:,}", str(f["errors"]), str(f["warnings"]), str(f["infos"]))
-    Console(width=None if sys.stdout.isatty() else 200).print(t)
+        t.add_row(f["feed_id"], f["latest_version"] or "none", f["newest_version"], f["policy_status"], str(f["versions"]),
+                  f"{f['service_start'] or '?'} – {f['service_end'] or '?'}", f"{f['rows_accepted'] or 0:,}",
+                  f"{f['rows_quarantined'] or 0:,}", str(f["errors"]), str(f["warnings"]), str(f["infos"]))
+    out = Console(width=None if sys.stdout.isatty() else 200, highlight=False)
+    out.print(t)
+    for f in data["feeds"]:
+        if f["reason"]:
+            out.print(f"{f['feed_id']}: newest version {f['newest_version']} {f['reason']}", markup=False)
+            if f["report"]:
+                out.print(f"  report: {f['report']}", markup=False)
     return 0
 
 
@@ -162,14 +243,40 @@ def cmd_export(args) -> int:
     from warehouse.export import export_version
     from warehouse.status import status
 
+    from noriba.policy import blocking_reason
+    from warehouse.export import ExportRefused
+
     ws = Workspace.from_env(args.home)
     console = _console()
-    for f in status(ws)["feeds"]:
+    if args.version and len(args.feed_ids) != 1:
+        console.print("error: --version needs exactly one feed id, e.g. `noriba export my-bus --version 0123abcd`", markup=False)
+        return EXIT_PROBLEM
+    feeds = status(ws)["feeds"]
+    unknown = set(args.feed_ids) - {f["feed_id"] for f in feeds}
+    if unknown:
+        console.print(f"error: no published feed {', '.join(sorted(unknown))}", markup=False)
+        return EXIT_PROBLEM
+    refused = 0
+    for f in feeds:
         if args.feed_ids and f["feed_id"] not in args.feed_ids:
             continue
-        out = export_version(ws, f["feed_id"], f["latest_version"])
-        console.print(f"{f['feed_id']}: {out['gtfs_zip']}")
-    return 0
+        version = args.version or f["latest_version"]
+        if version is None:  # every version of the feed was blocked: name what blocks the newest
+            version = f["newest_version"]
+        if not ws.lake_partition("meta_feed_versions", f["feed_id"], version).exists():
+            console.print(f"error: {f['feed_id']}: no version {version} in the lake", markup=False)
+            return EXIT_PROBLEM
+        try:
+            out = export_version(ws, f["feed_id"], version)
+        except ExportRefused as exc:
+            refused += 1
+            console.print(f"error: {exc}", markup=False)
+            continue
+        if f["policy_status"] == "blocked" and version != f["newest_version"]:
+            console.print(f"{f['feed_id']}: newest version {f['newest_version']} is blocked by policy "
+                          f"({blocking_reason(f['blocked_by'])}); exported {version}, the latest that passed", markup=False)
+        console.print(f"{f['feed_id']}: {out['gtfs_zip']}", markup=False)
+    return EXIT_BLOCKED if refused else 0
 
 
 def cmd_demo(args) -> int:
@@ -205,6 +312,7 @@ def build_parser() -> argparse.ArgumentParser:
     def common(sp):
         sp.add_argument("--quiet", action="store_true", help="no progress output")
         sp.add_argument("--no-export", action="store_true", help="stop after publishing")
+        sp.add_argument("--date", type=_date, help="validation date YYYY-MM-DD for time-dependent rules (default today)")
 
     sp = sub.add_parser("ingest", help="ingest one feed from a path or URL, no spec needed")
     sp.add_argument("source", help="a GTFS zip, a folder, or an http(s) URL")
@@ -217,10 +325,21 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("feed_ids", nargs="*")
     sp.add_argument("--specs", help="specs folder (default $NORIBA_SPECS or ./specs)")
     common(sp)
-    sp = sub.add_parser("status", help="feeds, versions, row counts and notices by severity")
+    sp = sub.add_parser("validate", help="validate one feed and write its report, without publishing; exit 1 if its policy blocks it")
+    sp.add_argument("target", metavar="PATH_OR_FEED", help="a GTFS zip, a folder, an http(s) URL, or the id of a feed in specs/feeds")
+    sp.add_argument("--date", type=_date, help="validation date YYYY-MM-DD for time-dependent rules (default today)")
+    sp.add_argument("--json", action="store_true", help="print the summary as JSON")
+    sp.add_argument("--id", help="feed id for a path or URL (default: derived from the file name)")
+    sp.add_argument("--kind", default="gtfs")
+    sp.add_argument("--encoding", help="force an encoding, e.g. cp932")
+    sp.add_argument("--profile", choices=("gtfs", "gtfs-jp"), help="rule profile for a path or URL (default: detected)")
+    sp.add_argument("--specs", help="specs folder, to look up a feed id (default $NORIBA_SPECS or ./specs)")
+    sp.add_argument("--quiet", action="store_true", help="no progress output")
+    sp = sub.add_parser("status", help="feeds, versions, row counts, notices by severity and policy verdict")
     sp.add_argument("--json", action="store_true")
-    sp = sub.add_parser("export", help="rebuild exports of the latest version of each feed")
+    sp = sub.add_parser("export", help="rebuild exports of the latest version of each feed that its policy let pass")
     sp.add_argument("feed_ids", nargs="*")
+    sp.add_argument("--version", help="export this version instead (refused if its policy blocked it)")
     sp = sub.add_parser("demo", help="build the demo region offline from the project's own inputs")
     common(sp)
     return p
@@ -247,6 +366,8 @@ def main(argv: list[str] | None = None) -> int:
                     return EXIT_PROBLEM
                 specs = [s for s in specs if s.id in args.feed_ids]
             return cmd_run(args, specs)
+        if args.command == "validate":
+            return cmd_validate(args)
         if args.command == "status":
             return cmd_status(args)
         if args.command == "export":

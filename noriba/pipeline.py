@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from noriba.fetch import fetch as fetch_source
+from noriba.policy import policy_from_json
 from noriba.specs import FeedSpec
 from noriba.workspace import Workspace
 from transforms.adapters import InputError, Progress, adapter_for
@@ -105,9 +106,12 @@ def parse_validate(spec: FeedSpec, ws: Workspace, fetched: dict, *, progress: Pr
     pq.write_table(quarantine, staging / "quality_quarantine.parquet", compression="zstd")
     severity: Counter = Counter()
     by_code: Counter = Counter()
+    by_severity: dict[str, dict[str, int]] = {}
     for (code, sev), n in feed.findings.counts.items():
         severity[sev] += n
         by_code[code] += n
+        by_severity.setdefault(sev, {})[code] = by_severity.get(sev, {}).get(code, 0) + n
+    verdict = spec.policy.evaluate(feed.findings.counts)
     files = {
         name: {"rows_in": c.rows_in, "accepted": c.accepted, "quarantined": c.quarantined, "encoding": c.encoding,
                "known": c.known, "header": feed.files[name].csv.header}
@@ -136,12 +140,17 @@ def parse_validate(spec: FeedSpec, ws: Workspace, fetched: dict, *, progress: Pr
         "notice_codes": json.dumps(dict(by_code.most_common())),
         "validation_date": (validation_date or date.today()).isoformat(),
         "spec": json.dumps(spec.metadata(), ensure_ascii=False),
+        "notice_counts": json.dumps(by_severity, sort_keys=True),
+        "policy_status": verdict.status,
+        "blocked_by": json.dumps(verdict.blocked_by),
+        "policy": json.dumps(spec.policy.to_dict()),
     }
     pq.write_table(pa.Table.from_pylist([row]), staging / "meta_feed_versions.parquet")
     con.close()
     return {**base, "unchanged": False, "staging_dir": str(staging), "rows_in": row["rows_in"],
             "rows_accepted": row["rows_accepted"], "rows_quarantined": row["rows_quarantined"],
-            "errors": row["errors"], "warnings": row["warnings"]}
+            "errors": row["errors"], "warnings": row["warnings"], "policy_status": verdict.status,
+            "blocked_by": verdict.blocked_by}
 
 
 def _service_window(con, tables_dir: Path) -> tuple[str | None, str | None]:
@@ -202,35 +211,109 @@ def lake_versions(ws: Workspace, feed_id: str | None = None) -> list[tuple[str, 
     return out
 
 
-def stage(spec: FeedSpec, ws: Workspace, fetched: dict, *, progress: Progress | None = None) -> dict:
-    """Return the staged version of the fetched input. If this exact input made a version before, then nothing is parsed."""
+def stage(spec: FeedSpec, ws: Workspace, fetched: dict, *, progress: Progress | None = None,
+          validation_date: date | None = None) -> dict:
+    """Return the staged version of the fetched input, with its policy verdict and report.
+
+    If this exact input made a version before, then nothing is parsed; if the spec's policy
+    changed since, then that version's verdict is re-evaluated (see :func:`restamp_policy`).
+    """
     if fetched.get("known_version"):
-        return {"feed_id": spec.id, "feed_version": fetched["known_version"], "unchanged": True, "staging_dir": None}
-    return parse_validate(spec, ws, fetched, progress=progress)
+        staged = {"feed_id": spec.id, "feed_version": fetched["known_version"], "unchanged": True, "staging_dir": None}
+    else:
+        staged = parse_validate(spec, ws, fetched, progress=progress, validation_date=validation_date)
+    if staged["unchanged"]:
+        staged = {**staged, **restamp_policy(spec, ws, staged["feed_id"], staged["feed_version"])}
+    return report_step(ws, staged)
+
+
+def version_meta(ws: Workspace, feed_id: str, feed_version: str) -> dict:
+    """Return the metadata row of a version in the lake."""
+    part = ws.lake_partition(META_TABLE, feed_id, feed_version) / "part-0.parquet"
+    return pq.read_table(part).to_pylist()[0]
+
+
+def restamp_policy(spec: FeedSpec, ws: Workspace, feed_id: str, feed_version: str) -> dict:
+    """Return the policy verdict of a version already in the lake, under the spec's current policy.
+
+    If the policy differs from the one the version was judged by, then the verdict is evaluated
+    again from the stored notice totals, the metadata partition is replaced and ``policy_changed``
+    is true, so the publish step republishes the version (and gtfs_latest follows).
+    """
+    meta = version_meta(ws, feed_id, feed_version)
+    now = {"policy_status": meta.get("policy_status") or "pass", "blocked_by": json.loads(meta.get("blocked_by") or "{}")}
+    if policy_from_json(meta.get("policy")) == spec.policy and meta.get("policy_status"):
+        return now
+    if meta.get("notice_counts"):
+        counts = {(c, sev): n for sev, by in json.loads(meta["notice_counts"]).items() for c, n in by.items()}
+    else:  # a version from before policies: severity from the notices kept with it
+        notices = ws.lake_partition("quality_notices", feed_id, feed_version) / "part-0.parquet"
+        sev: dict[str, str] = {}
+        if notices.exists():
+            for r in pq.read_table(notices, columns=["code", "severity"]).to_pylist():
+                sev.setdefault(r["code"], r["severity"])
+        counts = {(c, sev.get(c, "INFO")): n for c, n in json.loads(meta.get("notice_codes") or "{}").items()}
+    verdict = spec.policy.evaluate(counts)
+    meta.update(policy_status=verdict.status, blocked_by=json.dumps(verdict.blocked_by), policy=json.dumps(spec.policy.to_dict()))
+    part = ws.lake_partition(META_TABLE, feed_id, feed_version)
+    tmp = part.with_name(f".{part.name}.tmp-{uuid.uuid4().hex[:6]}")
+    tmp.mkdir(parents=True)
+    pq.write_table(pa.Table.from_pylist([meta]), tmp / "part-0.parquet")
+    _replace_dir(tmp, part)
+    return {"policy_status": verdict.status, "blocked_by": verdict.blocked_by, "policy_changed": True}
+
+
+def report_step(ws: Workspace, staged: dict) -> dict:
+    """Return the staged dict with the paths of its report.json and report.html.
+
+    The report is built from the staging folder, or for an unchanged version from the lake
+    (rebuilt only when it is missing or the version's verdict changed).
+    """
+    from noriba.report import build_report, lake_sources, report_dir, staged_sources, write_report
+
+    fid, ver = staged["feed_id"], staged["feed_version"]
+    if staged.get("staging_dir"):
+        sources = staged_sources(Path(staged["staging_dir"]))
+    else:
+        have = report_dir(ws, fid, ver) / "report.json"
+        if have.exists() and not staged.get("policy_changed"):
+            return {**staged, "report": {"json": str(have), "html": str(have.with_name("report.html"))}}
+        sources = lake_sources(ws, fid, ver)
+        if not sources["meta"].exists():
+            return staged
+    return {**staged, "report": write_report(ws, build_report(fid, ver, sources))}
 
 
 def publish_step(ws: Workspace, lake: dict) -> dict:
     """Return the lake dict with what was published. If an unchanged version is already published, then nothing is done."""
     from warehouse.publish import is_published, publish
 
-    if lake.get("unchanged") and is_published(ws, lake["feed_id"], lake["feed_version"]):
+    if lake.get("unchanged") and not lake.get("policy_changed") and is_published(ws, lake["feed_id"], lake["feed_version"]):
         return {**lake, "published": {}, "status": "unchanged"}
     return {**lake, **publish(ws, lake["feed_id"], lake["feed_version"]), "status": "published"}
 
 
 def export_step(ws: Workspace, published: dict) -> dict:
-    """Return the published dict with the paths of its exports (none when nothing changed)."""
-    from warehouse.export import export_version
+    """Return the published dict with the paths of its exports.
+
+    If nothing changed, then there are none. If the version is blocked by its policy, then none
+    are built and ``export_refused`` says why in one line.
+    """
+    from warehouse.export import ExportRefused, export_version
 
     if published.get("status") == "unchanged":
         return {**published, "exports": None}
-    return {**published, "exports": export_version(ws, published["feed_id"], published["feed_version"])}
+    try:
+        return {**published, "exports": export_version(ws, published["feed_id"], published["feed_version"])}
+    except ExportRefused as exc:
+        return {**published, "exports": None, "export_refused": str(exc)}
 
 
-def run_feed(spec: FeedSpec, ws: Workspace, *, progress: Progress | None = None, export: bool = True) -> dict:
+def run_feed(spec: FeedSpec, ws: Workspace, *, progress: Progress | None = None, export: bool = True,
+             validation_date: date | None = None) -> dict:
     """Return what one full run of a feed did: fetch, stage, lake, publish, export (the DAG's steps, in order)."""
     fetched = fetch(spec, ws)
-    staged = stage(spec, ws, fetched, progress=progress)
+    staged = stage(spec, ws, fetched, progress=progress, validation_date=validation_date)
     lake = write_lake(ws, staged)
     ver = lake["feed_version"]
     _say(progress, f"{spec.id}: publishing version {ver}")

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
+from noriba.policy import Policy, parse_policy
 from transforms.schema import default_specs_dir
 
 KINDS = ("gtfs",)
@@ -54,6 +55,7 @@ class FeedSpec:
     license: dict = field(default_factory=dict)
     tags: tuple[str, ...] = ()
     spec_path: Path | None = None
+    policy: Policy = Policy()
 
     def metadata(self) -> dict:
         """Return the spec's descriptive fields, as stored with each feed version."""
@@ -136,13 +138,15 @@ def parse_spec(doc: object, *, where: str, root: Path, expect_id: str | None = N
     tags = doc.get("tags", [])
     if not isinstance(tags, list):
         bad("tags", "must be a list such as [demo, hokkaido]")
+    policy, policy_problems = parse_policy(doc.get("policy"), where=where)
+    problems.extend(policy_problems)
     if problems:
         raise SpecError(problems)
     return FeedSpec(
         id=fid, kind=kind, source=source, name=str(doc.get("name") or fid), schedule=schedule,
         timezone=str(tz), encoding=enc, profile=profile, operator=doc.get("operator"),
         municipality=doc.get("municipality") or {}, license=doc.get("license") or {},
-        tags=tuple(str(t) for t in tags),
+        tags=tuple(str(t) for t in tags), policy=policy,
     )
 
 

@@ -23,6 +23,7 @@ def fetch(feed_id: str) -> dict:
 
 
 def parse_validate(feed_id: str, fetched: dict) -> dict:
+    """Stage and validate the fetched input; the version's report is written under reports/ (see pipeline.stage)."""
     from noriba import pipeline
 
     return pipeline.stage(_spec(feed_id), Workspace.from_env(), fetched)
@@ -41,6 +42,12 @@ def publish(lake: dict) -> dict:
 
 
 def export(published: dict) -> dict:
+    """Export the published version; a version its policy blocked is not exported and the task log says why."""
+    import logging
+
     from noriba import pipeline
 
-    return pipeline.export_step(Workspace.from_env(), published)
+    out = pipeline.export_step(Workspace.from_env(), published)
+    if out.get("export_refused"):
+        logging.getLogger(__name__).warning("%s", out["export_refused"])
+    return out

@@ -51,15 +51,39 @@ def sha256_of(path: Path) -> str:
     return h.hexdigest()
 
 
+class ExportRefused(Exception):
+    """A feed version may not be exported: its severity policy blocked it. The message is one line naming the codes."""
+
+
+def refusal(feed_id: str, feed_version: str, meta_part: Path) -> str | None:
+    """Return why ``feed_version`` may not be exported (one line), or None if its policy let it pass."""
+    import pyarrow.parquet as pq
+
+    names = pq.read_schema(meta_part).names
+    if "policy_status" not in names:
+        return None
+    row = pq.read_table(meta_part, columns=["policy_status", "blocked_by"]).to_pylist()[0]
+    if row["policy_status"] != "blocked":
+        return None
+    from noriba.policy import blocking_reason
+
+    return (f"{feed_id}: version {feed_version} is blocked by the feed's policy ({blocking_reason(json.loads(row['blocked_by'] or '{}'))}); "
+            f"no export is built from a blocked version; fix the feed or change `policy` in its spec")
+
+
 def export_version(ws: Workspace, feed_id: str, feed_version: str) -> dict:
     """Return the paths of the GTFS zip and Parquet folder written for one feed version.
 
     The zip holds every file of the input: canonical tables in the standard column order
     (columns the input had, then its unknown columns), unknown files as received, all UTF-8.
+    If the version's severity policy blocked it, then raise ExportRefused and write nothing.
     """
     schema = load_schema()
-    con = duckdb.connect()
     meta_part = ws.lake_partition("meta_feed_versions", feed_id, feed_version) / "part-0.parquet"
+    why = refusal(feed_id, feed_version, meta_part)
+    if why:
+        raise ExportRefused(why)
+    con = duckdb.connect()
     meta = con.sql(f"SELECT files, tables FROM read_parquet({lit(str(meta_part))}, hive_partitioning=false)").fetchall()[0]
     files = json.loads(meta[0])
     out_dir = ws.exports / "gtfs" / feed_id

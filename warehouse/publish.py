@@ -24,7 +24,8 @@ FEED_VERSION_COLUMNS = (
     "feed_version VARCHAR, content_sha256 VARCHAR, source_sha256 VARCHAR, source VARCHAR, raw_path VARCHAR, "
     "fetched_at VARCHAR, ingested_at VARCHAR, kind VARCHAR, profile VARCHAR, service_start VARCHAR, service_end VARCHAR, "
     "files VARCHAR, tables VARCHAR, rows_in BIGINT, rows_accepted BIGINT, rows_quarantined BIGINT, errors BIGINT, "
-    "warnings BIGINT, infos BIGINT, notice_codes VARCHAR, validation_date VARCHAR, spec VARCHAR"
+    "warnings BIGINT, infos BIGINT, notice_codes VARCHAR, validation_date VARCHAR, spec VARCHAR, "
+    "notice_counts VARCHAR, policy_status VARCHAR, blocked_by VARCHAR, policy VARCHAR"
 )
 
 #: Test hook: when set to a table name, the process dies right after loading that table, mid-transaction.
@@ -78,10 +79,17 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
         for c, t in cols:
             if c not in have:
                 con.execute(f"ALTER TABLE {schema}.{q(table)} ADD COLUMN {q(c)} {t}")
+    # newest version of each feed, whatever its verdict; latest = newest that its policy did not block
+    order = "ORDER BY ingested_at DESC, fetched_at DESC, feed_version"
+    con.execute(
+        "CREATE OR REPLACE VIEW meta.newest_versions AS SELECT feed_id, feed_version FROM ("
+        f" SELECT feed_id, feed_version, row_number() OVER (PARTITION BY feed_id {order}) AS n"
+        " FROM meta.feed_versions) WHERE n = 1"
+    )
     con.execute(
         "CREATE OR REPLACE VIEW meta.latest_versions AS SELECT feed_id, feed_version FROM ("
-        " SELECT feed_id, feed_version, row_number() OVER (PARTITION BY feed_id ORDER BY ingested_at DESC, fetched_at DESC, feed_version) AS n"
-        " FROM meta.feed_versions) WHERE n = 1"
+        f" SELECT feed_id, feed_version, row_number() OVER (PARTITION BY feed_id {order}) AS n"
+        " FROM meta.feed_versions WHERE coalesce(policy_status, 'pass') <> 'blocked') WHERE n = 1"
     )
     for schema, table, _ in _warehouse_tables():
         if schema == "gtfs":

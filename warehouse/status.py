@@ -1,36 +1,52 @@
-"""What the warehouse holds: feeds, versions, row counts and notices by severity."""
+"""What the warehouse holds: feeds, versions, row counts, notices by severity and the policy verdict."""
 
 from __future__ import annotations
+
+import json
 
 from noriba.workspace import Workspace
 
 
 def status(ws: Workspace) -> dict:
-    """Return one entry per feed with its latest version, counts and notices. If nothing is published, feeds is empty."""
+    """Return one entry per feed describing its newest version, and the version gtfs_latest serves.
+
+    ``latest_version`` is the newest version its policy let pass (None if every version was
+    blocked); the counts, ``policy_status`` and ``reason`` are those of ``newest_version``. If
+    nothing is published, then feeds is empty.
+    """
     if not ws.warehouse.exists():
         return {"warehouse": str(ws.warehouse), "feeds": []}
+    from noriba.policy import blocking_reason
     from warehouse.publish import connect
 
     con = connect(ws, read_only=True)
     try:
-        have = con.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'meta' AND table_name = 'feed_versions'").fetchall()[0][0]
-        if not have:
+        have = {r[0] for r in con.execute(
+            "SELECT view_name FROM duckdb_views() WHERE schema_name = 'meta'").fetchall()}
+        if "newest_versions" not in have:
             return {"warehouse": str(ws.warehouse), "feeds": []}
         rows = con.execute(
-            "SELECT v.feed_id, v.feed_version, (SELECT count(*) FROM meta.feed_versions x WHERE x.feed_id = v.feed_id), "
+            "SELECT v.feed_id, l.feed_version, v.feed_version, (SELECT count(*) FROM meta.feed_versions x WHERE x.feed_id = v.feed_id), "
             "v.service_start, v.service_end, v.rows_in, v.rows_accepted, v.rows_quarantined, v.errors, v.warnings, v.infos, "
-            "v.ingested_at, v.profile, v.notice_codes "
-            "FROM meta.feed_versions v SEMI JOIN meta.latest_versions l USING (feed_id, feed_version) ORDER BY v.feed_id"
+            "v.ingested_at, v.profile, v.notice_codes, coalesce(v.policy_status, 'pass'), v.blocked_by, v.validation_date "
+            "FROM meta.feed_versions v SEMI JOIN meta.newest_versions n USING (feed_id, feed_version) "
+            "LEFT JOIN meta.latest_versions l USING (feed_id) ORDER BY v.feed_id"
         ).fetchall()
     finally:
         con.close()
-    import json
-
-    keys = ("feed_id", "latest_version", "versions", "service_start", "service_end", "rows_in", "rows_accepted",
-            "rows_quarantined", "errors", "warnings", "infos", "ingested_at", "profile", "notice_codes")
+    keys = ("feed_id", "latest_version", "newest_version", "versions", "service_start", "service_end", "rows_in", "rows_accepted",
+            "rows_quarantined", "errors", "warnings", "infos", "ingested_at", "profile", "notice_codes", "policy_status",
+            "blocked_by", "validation_date")
     feeds = []
     for r in rows:
         d = dict(zip(keys, r))
         d["notice_codes"] = json.loads(d["notice_codes"] or "{}")
+        d["blocked_by"] = json.loads(d["blocked_by"] or "{}")
+        d["reason"] = ""
+        if d["policy_status"] == "blocked":
+            served = f"gtfs_latest serves {d['latest_version']}" if d["latest_version"] else "gtfs_latest serves no version of this feed"
+            d["reason"] = f"blocked by policy: {blocking_reason(d['blocked_by'])}; {served}"
+        html = ws.reports / d["feed_id"] / d["newest_version"] / "report.html"
+        d["report"] = str(html) if html.exists() else None
         feeds.append(d)
     return {"warehouse": str(ws.warehouse), "feeds": feeds}

@@ -1,7 +1,309 @@
-"""Rules on stop_times. Each rule: code, severity, one-line why, fields, SQL over the canonical tables."""
+"""Rules on stop_times: times in order, trip edges, timepoints, distances along the shape, travel speeds.
+
+Every rule works on whole trips at once with window functions ordered by stop_sequence (the
+previous timed stop, the running distance); nothing loops over trips in Python. Travel speeds
+use the stops' coordinates (a stop without them takes its parent station's).
+"""
 
 from __future__ import annotations
 
-from transforms.rules.engine import ERROR, INFO, WARNING, Context, Rule  # noqa: F401
+from transforms.rules.engine import ERROR, WARNING, Context, Rule
 
-RULES: list[Rule] = []
+#: MobilityData's top speeds (km/h) per basic route_type; other types: DEFAULT_MAX_SPEED.
+MD_MAX_SPEED = {0: 100, 1: 150, 2: 500, 3: 150, 4: 80, 11: 150, 12: 150}
+DEFAULT_MAX_SPEED = 50
+#: Google FeedValidator's (transitfeed Route._ROUTE_TYPES); an unknown type counts as a tram (100).
+FV_MAX_SPEED = {0: 100, 1: 150, 2: 300, 3: 100, 4: 80, 5: 50, 6: 50, 7: 50}
+FV_DEFAULT_MAX_SPEED = 100
+TYPE_NAMES = {0: "tram", 1: "subway", 2: "rail", 3: "bus", 4: "ferry", 5: "cable tram", 6: "aerial lift", 7: "funicular",
+              11: "trolleybus", 12: "monorail"}
+
+#: Extended route types (Google's hierarchical list) folded to their basic type.
+BASIC_TYPE = (
+    "CASE WHEN route_type BETWEEN 0 AND 12 THEN route_type WHEN route_type BETWEEN 100 AND 199 THEN 2 "
+    "WHEN route_type BETWEEN 200 AND 299 THEN 3 WHEN route_type BETWEEN 400 AND 499 THEN 1 WHEN route_type BETWEEN 700 AND 799 THEN 3 "
+    "WHEN route_type = 800 THEN 11 WHEN route_type BETWEEN 900 AND 999 THEN 0 WHEN route_type BETWEEN 1000 AND 1299 THEN 4 "
+    "WHEN route_type = 1300 THEN 6 WHEN route_type = 1400 THEN 7 ELSE route_type END"
+)
+
+
+def _case(mapping: dict, default: float, col: str) -> str:
+    whens = " ".join(f"WHEN {int(k)} THEN {float(v)}" for k, v in mapping.items())
+    return f"CASE {col} {whens} ELSE {float(default)} END"
+
+
+def _type_name(col: str) -> str:
+    whens = " ".join(f"WHEN {k} THEN '{v}'" for k, v in TYPE_NAMES.items())
+    return f"CASE {col} {whens} ELSE 'route_type ' || {col} END"
+
+
+def _ordered(extra: str = "") -> str:
+    """Return SQL of stop_times with the previous timed departure (prev_dep, prev_dep_seq) and the previous distance."""
+    w = "(PARTITION BY trip_id ORDER BY stop_sequence ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)"
+    return (
+        "SELECT *, "
+        f"last_value(departure_time IGNORE NULLS) OVER {w} AS prev_dep, "
+        f"last_value(CASE WHEN departure_time IS NOT NULL THEN stop_sequence END IGNORE NULLS) OVER {w} AS prev_dep_seq, "
+        f"last_value(shape_dist_traveled IGNORE NULLS) OVER {w} AS prev_dist, "
+        f"last_value(CASE WHEN shape_dist_traveled IS NOT NULL THEN stop_sequence END IGNORE NULLS) OVER {w} AS prev_dist_seq "
+        f"{extra} FROM stop_times WHERE trip_id IS NOT NULL AND stop_sequence IS NOT NULL"
+    )
+
+
+def _arrival_before_previous_departure(ctx: Context) -> str:
+    return (
+        "SELECT 'stop_times.txt' AS file, _line AS line, 'arrival_time' AS field, gtfs_time(arrival_time) AS value, "
+        "'trip_id ' || trip_id || ' arrives at stop_sequence ' || stop_sequence || ' at ' || gtfs_time(arrival_time) || "
+        "', before it departs from stop_sequence ' || prev_dep_seq || ' at ' || gtfs_time(prev_dep) AS message "
+        f"FROM ({_ordered()}) WHERE arrival_time < prev_dep"
+    )
+
+
+def _departure_before_arrival(ctx: Context) -> str:
+    return (
+        "SELECT 'stop_times.txt' AS file, _line AS line, 'departure_time' AS field, gtfs_time(departure_time) AS value, "
+        "'trip_id ' || trip_id || ' at stop_sequence ' || stop_sequence || ' departs at ' || gtfs_time(departure_time) || "
+        "', before it arrives at ' || gtfs_time(arrival_time) AS message "
+        "FROM stop_times WHERE departure_time < arrival_time"
+    )
+
+
+def _only_arrival_or_departure(ctx: Context) -> str:
+    return (
+        "SELECT 'stop_times.txt' AS file, _line AS line, CASE WHEN arrival_time IS NULL THEN 'arrival_time' ELSE 'departure_time' END AS field, "
+        "gtfs_time(coalesce(arrival_time, departure_time)) AS value, "
+        "'trip_id ' || trip_id || ' at stop_sequence ' || stop_sequence || ' has ' || "
+        "CASE WHEN arrival_time IS NULL THEN 'a departure_time but no arrival_time' ELSE 'an arrival_time but no departure_time' END AS message "
+        "FROM stop_times WHERE (arrival_time IS NULL) <> (departure_time IS NULL)"
+    )
+
+
+def _missing_trip_edge(ctx: Context) -> str:
+    edges = (
+        "SELECT *, row_number() OVER (PARTITION BY trip_id ORDER BY stop_sequence) AS i, count(*) OVER (PARTITION BY trip_id) AS n "
+        "FROM stop_times WHERE trip_id IS NOT NULL AND stop_sequence IS NOT NULL"
+    )
+    parts = []
+    for col in ("arrival_time", "departure_time"):
+        parts.append(
+            f"SELECT 'stop_times.txt' AS file, _line AS line, '{col}' AS field, NULL AS value, "
+            "'trip_id ' || trip_id || ': the ' || CASE WHEN i = 1 THEN 'first' ELSE 'last' END || ' stop (stop_sequence ' || stop_sequence || "
+            f"', stop_id ' || coalesce(stop_id, '') || ') has no {col}' AS message FROM e WHERE (i = 1 OR i = n) AND {col} IS NULL"
+        )
+    return f"WITH e AS ({edges}) " + " UNION ALL ".join(parts)
+
+
+def _timepoint_without_times(ctx: Context) -> str:
+    return (
+        "SELECT 'stop_times.txt' AS file, _line AS line, CASE WHEN arrival_time IS NULL THEN 'arrival_time' ELSE 'departure_time' END AS field, "
+        "NULL AS value, 'trip_id ' || trip_id || ' at stop_sequence ' || stop_sequence || ' is a timepoint (timepoint 1) without ' || "
+        "CASE WHEN arrival_time IS NULL AND departure_time IS NULL THEN 'times' WHEN arrival_time IS NULL THEN 'arrival_time' ELSE 'departure_time' END AS message "
+        "FROM stop_times WHERE timepoint = 1 AND (arrival_time IS NULL OR departure_time IS NULL)"
+    )
+
+
+def _missing_timepoint_value(ctx: Context) -> str:
+    return (
+        "SELECT 'stop_times.txt' AS file, _line AS line, 'timepoint' AS field, NULL AS value, "
+        "'trip_id ' || trip_id || ' at stop_sequence ' || stop_sequence || ' has times but an empty timepoint' AS message "
+        "FROM stop_times WHERE timepoint IS NULL AND (arrival_time IS NOT NULL OR departure_time IS NOT NULL) "
+        "AND EXISTS (SELECT 1 FROM stop_times WHERE timepoint IS NOT NULL)"
+    )
+
+
+def _decreasing_distance(ctx: Context) -> str:
+    return (
+        "SELECT 'stop_times.txt' AS file, _line AS line, 'shape_dist_traveled' AS field, CAST(shape_dist_traveled AS VARCHAR) AS value, "
+        "'trip_id ' || trip_id || ': stop_id ' || coalesce(stop_id, '') || ' (stop_sequence ' || stop_sequence || ') has shape_dist_traveled ' || "
+        "shape_dist_traveled || CASE WHEN shape_dist_traveled = prev_dist THEN ', equal to' ELSE ', less than' END || "
+        "' the ' || prev_dist || ' of stop_sequence ' || prev_dist_seq AS message "
+        f"FROM ({_ordered()}) WHERE shape_dist_traveled <= prev_dist"
+    )
+
+
+def _unexpected_location(ctx: Context) -> str:
+    return (
+        "SELECT 'stop_times.txt' AS file, st._line AS line, 'stop_id' AS field, st.stop_id AS value, "
+        "'trip_id ' || st.trip_id || ' at stop_sequence ' || st.stop_sequence || ' calls at stop_id ' || st.stop_id || "
+        "coalesce(' (' || s.stop_name || ')', '') || ', which has location_type ' || s.location_type || ', not a stop or platform' AS message "
+        "FROM stop_times st JOIN stops s ON s.stop_id = st.stop_id WHERE coalesce(s.location_type, 0) <> 0"
+    )
+
+
+def _located() -> str:
+    """Return SQL of (stop_id, stop_name, lat, lon): each stop's coordinates, or its parent station's."""
+    return (
+        "SELECT s.stop_id, s.stop_name, coalesce(s.stop_lat, p.stop_lat) AS lat, coalesce(s.stop_lon, p.stop_lon) AS lon "
+        "FROM stops s LEFT JOIN stops p ON p.stop_id = s.parent_station"
+    )
+
+
+def _legs(ctx: Context) -> str:
+    """Return SQL of every stop_time with its trip's route type, its position i, the distance from the previous stop (leg_m) and running total (cum_m)."""
+    return (
+        "WITH loc AS (" + _located() + "), "
+        f"rt AS (SELECT t.trip_id, t.route_id, r.route_type, {BASIC_TYPE.replace('route_type', 'r.route_type')} AS basic_type "
+        "FROM trips t JOIN routes r ON r.route_id = t.route_id), "
+        "seq AS (SELECT st.trip_id, st._line, st.stop_sequence, st.stop_id, st.arrival_time, st.departure_time, l.stop_name, l.lat, l.lon, "
+        "row_number() OVER (PARTITION BY st.trip_id ORDER BY st.stop_sequence) AS i "
+        "FROM stop_times st LEFT JOIN loc l ON l.stop_id = st.stop_id WHERE st.trip_id IS NOT NULL AND st.stop_sequence IS NOT NULL), "
+        "legs AS (SELECT seq.*, coalesce(haversine_m(lag(lat) OVER w, lag(lon) OVER w, lat, lon), 0) AS leg_m "
+        "FROM seq WINDOW w AS (PARTITION BY trip_id ORDER BY i)), "
+        "run AS (SELECT legs.*, sum(leg_m) OVER (PARTITION BY trip_id ORDER BY i ROWS UNBOUNDED PRECEDING) AS cum_m, rt.route_id, rt.route_type, rt.basic_type "
+        "FROM legs JOIN rt USING (trip_id)) "
+    )
+
+
+def _md_seconds(dep: str, arr: str) -> str:
+    """Return MobilityData's travel time: at least a minute; a minute more when both times are on whole minutes (rounding)."""
+    return (f"(CASE WHEN {arr} - {dep} <= 0 THEN 60 WHEN {arr} % 60 = 0 AND {dep} % 60 = 0 THEN {arr} - {dep} + 60 "
+            f"ELSE {arr} - {dep} END)")
+
+
+def _md_limit(ctx: Context, col: str) -> str:
+    speeds = {**MD_MAX_SPEED, **{int(k): v for k, v in dict(ctx.param("max_speed_kmh", {})).items()}}
+    return _case(speeds, ctx.param("default_max_speed_kmh", DEFAULT_MAX_SPEED), col)
+
+
+def _leg_message(kind: str) -> str:
+    return (
+        f"'trip_id ' || trip_id || ' ({kind}): from stop_id ' || a_stop || coalesce(' \"' || a_name || '\"', '') || ' (stop_sequence ' || a_seq || "
+        "', departs ' || gtfs_time(a_dep) || ') to stop_id ' || b_stop || coalesce(' \"' || b_name || '\"', '') || ' (stop_sequence ' || b_seq || "
+        "', arrives ' || gtfs_time(b_arr) || '): ' || printf('%.0f', d) || ' m in ' || (b_arr - a_dep) || ' s, ' || printf('%.0f', kmh) || "
+        f"' km/h, faster than ' || printf('%.0f', lim) || ' km/h for a ' || {_type_name('basic_type')}"
+    )
+
+
+def _fast_consecutive(ctx: Context) -> str:
+    return (
+        _legs(ctx)
+        + ", pairs AS (SELECT a.trip_id, b._line, a.stop_id AS a_stop, a.stop_name AS a_name, a.stop_sequence AS a_seq, a.departure_time AS a_dep, "
+        "b.stop_id AS b_stop, b.stop_name AS b_name, b.stop_sequence AS b_seq, b.arrival_time AS b_arr, b.leg_m AS d, b.basic_type, "
+        f"b.leg_m / 1000.0 * 3600 / {_md_seconds('a.departure_time', 'b.arrival_time')} AS kmh, {_md_limit(ctx, 'b.basic_type')} AS lim "
+        "FROM run a JOIN run b ON b.trip_id = a.trip_id AND b.i = a.i + 1 "
+        "WHERE a.departure_time IS NOT NULL AND b.arrival_time IS NOT NULL AND a.lat IS NOT NULL AND b.lat IS NOT NULL) "
+        "SELECT 'stop_times.txt' AS file, _line AS line, 'arrival_time' AS field, gtfs_time(b_arr) AS value, "
+        f"{_leg_message('consecutive stops')} AS message FROM pairs WHERE kmh > lim"
+    )
+
+
+def _fast_far(ctx: Context) -> str:
+    far_m = float(ctx.param("far_stops_m", 10_000))
+    return (
+        _legs(ctx)
+        + ", pairs AS (SELECT a.trip_id, b._line, b.i AS b_i, a.i AS a_i, a.stop_id AS a_stop, a.stop_name AS a_name, a.stop_sequence AS a_seq, "
+        "a.departure_time AS a_dep, b.stop_id AS b_stop, b.stop_name AS b_name, b.stop_sequence AS b_seq, b.arrival_time AS b_arr, "
+        f"b.cum_m - a.cum_m AS d, b.basic_type, (b.cum_m - a.cum_m) / 1000.0 * 3600 / {_md_seconds('a.departure_time', 'b.arrival_time')} AS kmh, "
+        f"{_md_limit(ctx, 'b.basic_type')} AS lim "
+        "FROM run a JOIN run b ON b.trip_id = a.trip_id AND b.i > a.i "
+        f"WHERE a.departure_time IS NOT NULL AND b.arrival_time IS NOT NULL AND b.cum_m - a.cum_m > {far_m}), "
+        "first_per_trip AS (SELECT * FROM pairs WHERE kmh > lim QUALIFY row_number() OVER (PARTITION BY trip_id ORDER BY b_i, a_i DESC) = 1) "
+        "SELECT 'stop_times.txt' AS file, _line AS line, 'arrival_time' AS field, gtfs_time(b_arr) AS value, "
+        f"{_leg_message('stops more than ' + format(far_m / 1000, 'g') + ' km apart along the trip')} AS message FROM first_per_trip"
+    )
+
+
+def _too_fast_travel(ctx: Context) -> str:
+    speeds = {**FV_MAX_SPEED, **{int(k): v for k, v in dict(ctx.param("fv_max_speed_kmh", {})).items()}}
+    fv_lim = _case(speeds, FV_DEFAULT_MAX_SPEED, "route_type")
+    return (
+        _legs(ctx)
+        + ", timed AS (SELECT run.*, lag(i) OVER w AS p_i, lag(stop_id) OVER w AS a_stop, lag(stop_name) OVER w AS a_name, "
+        "lag(stop_sequence) OVER w AS a_seq, lag(departure_time) OVER w AS a_dep, lag(lat) OVER w AS a_lat, lag(lon) OVER w AS a_lon "
+        "FROM run WHERE arrival_time IS NOT NULL AND departure_time IS NOT NULL WINDOW w AS (PARTITION BY trip_id ORDER BY i)), "
+        "pairs AS (SELECT trip_id, _line, a_stop, a_name, a_seq, a_dep, stop_id AS b_stop, stop_name AS b_name, stop_sequence AS b_seq, "
+        f"arrival_time AS b_arr, basic_type, haversine_m(a_lat, a_lon, lat, lon) * {6378135.0 / 6371008.8} AS d, "
+        " arrival_time - a_dep AS secs, p_i, i, "
+        f"{fv_lim} AS lim, {_md_limit(ctx, 'basic_type')} AS md_lim FROM timed WHERE a_dep IS NOT NULL AND a_lat IS NOT NULL AND lat IS NOT NULL), "
+        "fast AS (SELECT *, CASE WHEN secs > 0 THEN d / 1000.0 * 3600 / secs END AS kmh FROM pairs "
+        "WHERE (secs > 0 AND d / 1000.0 * 3600 / secs > lim) OR (secs = 0 AND (a_dep % 60 <> 0 OR d / 1000.0 * 60 > lim))) "
+        "SELECT 'stop_times.txt' AS file, _line AS line, 'arrival_time' AS field, gtfs_time(b_arr) AS value, "
+        "'trip_id ' || trip_id || ': from stop_id ' || a_stop || coalesce(' \"' || a_name || '\"', '') || ' (stop_sequence ' || a_seq || ', departs ' || "
+        "gtfs_time(a_dep) || ') to stop_id ' || b_stop || coalesce(' \"' || b_name || '\"', '') || ' (stop_sequence ' || b_seq || ', arrives ' || "
+        "gtfs_time(b_arr) || '): ' || printf('%.0f', d) || ' m in ' || secs || ' s' || coalesce(', ' || printf('%.0f', kmh) || ' km/h', '') || "
+        f"', faster than ' || printf('%.0f', lim) || ' km/h for a ' || {_type_name('basic_type')} AS message FROM fast "
+        # a leg MobilityData's consecutive-stops rule reports already is not reported twice
+        f"WHERE NOT (p_i = i - 1 AND d / 1000.0 * 3600 / {_md_seconds('a_dep', 'b_arr')} > md_lim)"
+    )
+
+
+def _same_time_run(ctx: Context) -> str:
+    limit = int(ctx.param("max_consecutive_stop_times_with_same_time", 5))
+    # As FeedValidator: a timed stop time continues a run when arrival = departure = the previous timed departure;
+    # an untimed one always continues it; any other timed one starts a new run. Runs before the first timed stop are not counted.
+    return (
+        "WITH o AS (SELECT *, last_value(departure_time IGNORE NULLS) OVER (PARTITION BY trip_id ORDER BY stop_sequence "
+        "ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev_dep FROM stop_times WHERE trip_id IS NOT NULL AND stop_sequence IS NOT NULL), "
+        "b AS (SELECT *, CASE WHEN arrival_time IS NULL OR departure_time IS NULL THEN 0 "
+        "WHEN prev_dep = arrival_time AND arrival_time = departure_time THEN 0 ELSE 1 END AS starts FROM o), "
+        "r AS (SELECT *, sum(starts) OVER (PARTITION BY trip_id ORDER BY stop_sequence ROWS UNBOUNDED PRECEDING) AS run FROM b), "
+        "g AS (SELECT trip_id, run, count(*) AS n, min(_line) AS line, min(stop_sequence) AS s0, max(stop_sequence) AS s1, "
+        "arg_max(departure_time, CASE WHEN departure_time IS NOT NULL THEN stop_sequence END) AS t FROM r WHERE run >= 1 GROUP BY trip_id, run) "
+        "SELECT 'stop_times.txt' AS file, line, 'arrival_time' AS field, gtfs_time(t) AS value, "
+        "'trip_id ' || trip_id || ' has ' || n || ' consecutive stop times (stop_sequence ' || s0 || ' to ' || s1 || ') all with the same arrival/departure time ' || "
+        f"gtfs_time(t) AS message FROM g WHERE n > {limit}"
+    )
+
+
+RULES: list[Rule] = [
+    Rule("stop_time_with_arrival_before_previous_departure_time", ERROR, "A trip arrives at a stop before it has left the previous stop, so its times go backwards.",
+         ("file", "line", "trip_id", "stop_sequence", "arrival_time"), _arrival_before_previous_departure, needs=("stop_times",),
+         fix="Correct the times (a typo, or a time after midnight written as 00:10 instead of 24:10), or the stop_sequence order.",
+         why_ja="便が前の停留所を出発する前に次の停留所に到着しており、時刻が逆戻りしています。",
+         fix_ja="時刻の誤り（深夜 0 時以降を 24:10 ではなく 00:10 と書いている等）か、stop_sequence の順序を直してください。"),
+    Rule("stop_time_with_departure_before_arrival_time", ERROR, "A trip leaves a stop before it arrives there (departure_time earlier than arrival_time).",
+         ("file", "line", "trip_id", "stop_sequence", "departure_time"), _departure_before_arrival, needs=("stop_times",),
+         fix="Swap or correct arrival_time and departure_time of that stop.",
+         why_ja="停留所の発車時刻 (departure_time) が到着時刻 (arrival_time) より前になっています。",
+         fix_ja="その停留所の arrival_time と departure_time を入れ替えるか、正しい時刻に直してください。"),
+    Rule("stop_time_with_only_arrival_or_departure_time", ERROR, "A stop time has an arrival_time without a departure_time or the reverse; GTFS requires both or neither.",
+         ("file", "line", "trip_id", "stop_sequence"), _only_arrival_or_departure, needs=("stop_times",),
+         fix="Fill in the missing time (the same as the other one if the bus does not wait), or empty both.",
+         why_ja="到着時刻と発車時刻の一方だけが入力されています。GTFS では両方を入れるか、両方を空欄にする必要があります。",
+         fix_ja="もう一方の時刻を入力してください（停車時間がなければ同じ時刻）。または両方を空欄にしてください。"),
+    Rule("missing_trip_edge", ERROR, "The first or last stop of a trip has no arrival_time or departure_time; a trip must have times where it starts and ends.",
+         ("file", "line", "trip_id", "stop_sequence"), _missing_trip_edge, needs=("stop_times",),
+         fix="Give the first and last stop of every trip both times.",
+         why_ja="便の始発または終着の停留所に時刻がありません。始発と終着には必ず時刻が必要です。",
+         fix_ja="各便の最初と最後の停留所に到着・発車の両方の時刻を入力してください。"),
+    Rule("stop_time_timepoint_without_times", ERROR, "A stop time is marked as an exact timepoint (timepoint 1) but has no time.",
+         ("file", "line", "trip_id", "stop_sequence", "timepoint"), _timepoint_without_times, needs=("stop_times",),
+         fix="Fill in its times, or set timepoint to 0 if the times are only estimated.",
+         why_ja="時刻が正確な停留所 (timepoint=1) とされているのに時刻がありません。",
+         fix_ja="時刻を入力するか、時刻が目安なら timepoint を 0 にしてください。"),
+    Rule("missing_timepoint_value", WARNING, "stop_times.txt uses timepoint, but a stop time with times leaves it empty, so it is unclear whether its times are exact.",
+         ("file", "line", "trip_id", "stop_sequence", "timepoint"), _missing_timepoint_value, needs=("stop_times",),
+         fix="Set timepoint to 1 (exact time) or 0 (approximate) on every stop time that has times.",
+         why_ja="stop_times.txt で timepoint を使っているのに、時刻のある行で空欄になっており、時刻が正確か目安か分かりません。",
+         fix_ja="時刻のある行すべてに timepoint を 1（正確）または 0（目安）で入力してください。"),
+    Rule("decreasing_or_equal_stop_time_distance", ERROR, "Along a trip, a stop's shape_dist_traveled is not greater than the previous stop's, so the distance goes backwards or stands still.",
+         ("file", "line", "trip_id", "stop_id", "shape_dist_traveled"), _decreasing_distance, needs=("stop_times",),
+         fix="Recompute shape_dist_traveled so that it grows from the first stop to the last (in the same unit as shapes.txt).",
+         why_ja="便の中で、停留所の shape_dist_traveled（起点からの距離）が前の停留所以下になっています。",
+         fix_ja="始発から終着へ増えていくように shape_dist_traveled を計算し直してください（shapes.txt と同じ単位で）。"),
+    Rule("location_with_unexpected_stop_time", ERROR, "A stop time refers to a station, entrance, node or boarding area; trips can only call at stops or platforms (location_type 0).",
+         ("file", "line", "trip_id", "stop_id"), _unexpected_location, needs=("stop_times",),
+         fix="Refer to the platform or stop (location_type 0) inside the station instead.",
+         why_ja="stop_times が駅・出入口・結節点・乗車位置を参照しています。便が停車できるのは停留所・のりば (location_type 0) だけです。",
+         fix_ja="駅の中ののりば・停留所 (location_type 0) の stop_id を指定してください。"),
+    Rule("fast_travel_between_consecutive_stops", WARNING, "A trip travels between two consecutive stops faster than its vehicle can (MobilityData's limits, e.g. 150 km/h for a bus, allowing a minute for rounded times).",
+         ("file", "line", "trip_id", "stop_sequence"), _fast_consecutive, needs=("stop_times", "stops"),
+         fix="Check the times of the two stops and the coordinates of both stops (a misplaced stop makes a short hop look long).",
+         why_ja="連続する二つの停留所の間を、車両が出せない速さで移動しています（MobilityData の基準、例: バスは時速 150 km）。",
+         fix_ja="二つの停留所の時刻と座標を確認してください（停留所の位置がずれていると距離が長く見えます）。"),
+    Rule("fast_travel_between_far_stops", WARNING, "A trip covers more than 10 km between two stops faster than its vehicle can; over such a distance a single mistyped time cannot explain it.",
+         ("file", "line", "trip_id", "stop_sequence"), _fast_far, needs=("stop_times", "stops"),
+         fix="Check the trip's times and the coordinates of its stops; one notice is given per trip.",
+         why_ja="10 km 以上離れた停留所の間を、車両が出せない速さで移動しています。時刻の入力ミス一つでは説明できない誤りです。",
+         fix_ja="便の時刻と停留所の座標を確認してください（便ごとに一件だけ報告します）。"),
+    Rule("too_fast_travel", WARNING, "A trip travels between two timed stops faster than Google FeedValidator allows (bus and tram 100 km/h, ferry 80, rail 300), counting scheduled minutes exactly.",
+         ("file", "line", "trip_id", "stop_sequence"), _too_fast_travel, needs=("stop_times", "stops"),
+         fix="Check the times and coordinates of both stops; with times rounded to the minute, give short hops at least a minute.",
+         why_ja="時刻のある二つの停留所の間の速度が Google FeedValidator の基準（バス・路面電車は時速 100 km、船 80 km、鉄道 300 km）を超えています。",
+         fix_ja="二つの停留所の時刻と座標を確認してください。分単位の時刻で所要 0 分になる区間は、1 分以上にしてください。"),
+    Rule("too_many_consecutive_stop_times_with_same_time", WARNING, "More than 5 consecutive stop times of a trip have the same arrival and departure time, which usually means times were copied instead of entered (FeedValidator's check).",
+         ("file", "line", "trip_id", "arrival_time"), _same_time_run, needs=("stop_times",),
+         fix="Enter the real passing time of each stop, or leave the times of intermediate stops empty so that apps interpolate them.",
+         why_ja="便の中で 6 つ以上の停留所が続けて同じ時刻になっています。時刻を入力せず複写した可能性があります。",
+         fix_ja="各停留所の実際の通過時刻を入力するか、途中停留所の時刻を空欄にして（アプリが補間します）ください。"),
+]

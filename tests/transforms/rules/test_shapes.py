@@ -1,0 +1,64 @@
+"""Shape rules: each finds a tiny broken feed and stays quiet on its corrected twin."""
+
+import pytest
+
+from tests.transforms.rules._feed_b import codes, feed, found, rule, run
+from transforms.rules.shapes import RULES
+
+SH = "shape_id,shape_pt_lat,shape_pt_lon,shape_pt_sequence,shape_dist_traveled\n"
+#: The shape of T1, from S1 (43.30, 141.40) to S2 (43.31, 141.41), about 1365 m.
+LINE = SH + "SH,43.30,141.40,1,0\nSH,43.305,141.405,2,682\nSH,43.31,141.41,3,1365\n"
+TRIPS = "route_id,service_id,trip_id,shape_id\nR1,WD,T1,SH\n"
+ST = "trip_id,arrival_time,departure_time,stop_id,stop_sequence,shape_dist_traveled\n"
+
+
+def with_shape(shapes: str = LINE, stop_times: str | None = None, stops: str | None = None) -> dict:
+    files = {"shapes": shapes, "trips": TRIPS}
+    if stop_times:
+        files["stop_times"] = ST + stop_times
+    if stops:
+        files["stops"] = stops
+    return files
+
+
+CASES = [
+    ("decreasing_shape_distance", with_shape(SH + "SH,43.30,141.40,1,0\nSH,43.305,141.405,2,682\nSH,43.31,141.41,3,600\n"), with_shape(), ["SH"]),
+    ("equal_shape_distance_same_coordinates", with_shape(SH + "SH,43.30,141.40,1,0\nSH,43.30,141.40,2,0\nSH,43.31,141.41,3,1365\n"), with_shape(), ["SH"]),
+    ("equal_shape_distance_diff_coordinates", with_shape(SH + "SH,43.30,141.40,1,0\nSH,43.305,141.405,2,0\nSH,43.31,141.41,3,1365\n"), with_shape(), ["SH"]),
+    ("equal_shape_distance_diff_coordinates_distance_below_threshold",
+     with_shape(SH + "SH,43.30,141.40,1,0\nSH,43.300005,141.40,2,0\nSH,43.31,141.41,3,1365\n"), with_shape(), ["SH"]),
+    ("unused_shape", with_shape(LINE + "OLD,43.30,141.40,1,0\nOLD,43.31,141.41,2,1365\n"), with_shape(), ["OLD"]),
+    ("single_shape_point", with_shape(LINE + "DOT,43.30,141.40,1,0\n"), with_shape(), ["DOT"]),
+    ("trip_distance_exceeds_shape_distance",
+     with_shape(stop_times="T1,08:00:00,08:00:00,S1,1,0\nT1,08:10:00,08:10:00,S2,2,1500\n",
+                stops="stop_id,stop_name,stop_lat,stop_lon\nS1,港前,43.30,141.40\nS2,駅前,43.32,141.42\n"),
+     with_shape(stop_times="T1,08:00:00,08:00:00,S1,1,0\nT1,08:10:00,08:10:00,S2,2,1365\n"), ["T1", "SH"]),
+    ("trip_distance_exceeds_shape_distance_below_threshold",
+     with_shape(stop_times="T1,08:00:00,08:00:00,S1,1,0\nT1,08:10:00,08:10:00,S2,2,1366\n"),
+     with_shape(stop_times="T1,08:00:00,08:00:00,S1,1,0\nT1,08:10:00,08:10:00,S2,2,1365\n"), ["T1", "SH"]),
+    ("trip_with_shape_dist_traveled_but_no_shape_distances",
+     with_shape(SH + "SH,43.30,141.40,1,\nSH,43.31,141.41,2,\n", stop_times="T1,08:00:00,08:00:00,S1,1,0\nT1,08:10:00,08:10:00,S2,2,1365\n"),
+     with_shape(stop_times="T1,08:00:00,08:00:00,S1,1,0\nT1,08:10:00,08:10:00,S2,2,1365\n"), ["T1", "SH"]),
+    ("stop_too_far_from_shape", with_shape(stops="stop_id,stop_name,stop_lat,stop_lon\nS1,港前,43.30,141.40\nS2,駅前,43.31,141.43\n"),
+     with_shape(stops="stop_id,stop_name,stop_lat,stop_lon\nS1,港前,43.30,141.40\nS2,駅前,43.3051,141.4050\n"), ["S2", "SH"]),
+]
+
+
+@pytest.mark.parametrize("code,bad,good,named", CASES, ids=[c[0] for c in CASES])
+def test_shape_rule_reports_the_broken_feed_and_not_the_corrected_one(tmp_path, code, bad, good, named):
+    picked = rule(RULES, code)
+    hits = found(run(tmp_path / "bad", feed(**bad), picked), code)
+    assert hits, f"{code} found nothing"
+    assert all(any(n in h["message"] for h in hits) for n in named), hits
+    assert code not in codes(run(tmp_path / "good", feed(**good), picked))
+
+
+def test_every_shape_rule_has_a_case():
+    assert {r.code for r in RULES} == {c[0] for c in CASES}
+
+
+def test_stop_distance_to_shape_is_measured_to_the_segment_not_the_points(tmp_path):
+    # A stop in the middle of a 2 km straight segment is on the shape, although 1 km from both of its points.
+    shapes = SH + "SH,43.30,141.40,1,\nSH,43.318,141.40,2,\n"
+    stops = "stop_id,stop_name,stop_lat,stop_lon\nS1,港前,43.30,141.40\nS2,駅前,43.309,141.4001\n"
+    assert not run(tmp_path, feed(**with_shape(shapes, stops=stops)), rule(RULES, "stop_too_far_from_shape")).counts

@@ -1,0 +1,104 @@
+"""Stop time rules: each finds a tiny broken feed and stays quiet on its corrected twin; speeds and same-time runs as the peers count them."""
+
+import pytest
+
+from tests.transforms.rules._feed_b import codes, feed, found, rule, run
+from transforms.rules.stop_times import RULES
+
+H = "trip_id,arrival_time,departure_time,stop_id,stop_sequence,shape_dist_traveled,timepoint\n"
+OK = H + "T1,08:00:00,08:00:00,S1,1,0,1\nT1,08:10:00,08:10:00,S2,2,1500,1\n"
+#: A line of stops 1 km apart going north, S1..S30.
+STOPS = "stop_id,stop_name,stop_lat,stop_lon,location_type\n" + "".join(
+    f"S{i},停留所{i},{43.30 + (i - 1) * 0.009:.4f},141.40,\n" for i in range(1, 31)) + "ST,駅,43.30,141.40,1\n"
+
+
+def times(*rows: str) -> dict:
+    return {"stop_times": H + "".join(r + "\n" for r in rows), "stops": STOPS}
+
+
+CASES = [
+    ("stop_time_with_arrival_before_previous_departure_time",
+     times("T1,08:00:00,08:10:00,S1,1,,", "T1,08:05:00,08:05:00,S2,2,,"), times("T1,08:00:00,08:00:00,S1,1,,", "T1,08:05:00,08:05:00,S2,2,,"), ["T1"]),
+    ("stop_time_with_departure_before_arrival_time",
+     times("T1,08:00:00,08:00:00,S1,1,,", "T1,08:05:00,08:04:00,S2,2,,", "T1,08:10:00,08:10:00,S3,3,,"), {}, ["T1"]),
+    ("stop_time_with_only_arrival_or_departure_time",
+     times("T1,08:00:00,08:00:00,S1,1,,", "T1,08:05:00,,S2,2,,", "T1,08:10:00,08:10:00,S3,3,,"),
+     times("T1,08:00:00,08:00:00,S1,1,,", "T1,,,S2,2,,", "T1,08:10:00,08:10:00,S3,3,,"), ["T1"]),
+    ("missing_trip_edge", times("T1,08:00:00,08:00:00,S1,1,,", "T1,,,S2,2,,"), times("T1,08:00:00,08:00:00,S1,1,,", "T1,08:05:00,08:05:00,S2,2,,"), ["T1", "last"]),
+    ("stop_time_timepoint_without_times",
+     times("T1,08:00:00,08:00:00,S1,1,,1", "T1,,,S2,2,,1", "T1,08:10:00,08:10:00,S3,3,,1"),
+     times("T1,08:00:00,08:00:00,S1,1,,1", "T1,,,S2,2,,0", "T1,08:10:00,08:10:00,S3,3,,1"), ["T1"]),
+    ("missing_timepoint_value", times("T1,08:00:00,08:00:00,S1,1,,1", "T1,08:05:00,08:05:00,S2,2,,"), {"stop_times": OK}, ["T1"]),
+    ("decreasing_or_equal_stop_time_distance", times("T1,08:00:00,08:00:00,S1,1,100,", "T1,08:05:00,08:05:00,S2,2,100,"),
+     times("T1,08:00:00,08:00:00,S1,1,100,", "T1,08:05:00,08:05:00,S2,2,,", "T1,08:10:00,08:10:00,S3,3,900,"), ["T1", "S2"]),
+    ("location_with_unexpected_stop_time", times("T1,08:00:00,08:00:00,ST,1,,", "T1,08:05:00,08:05:00,S2,2,,"),
+     times("T1,08:00:00,08:00:00,S1,1,,", "T1,08:05:00,08:05:00,S2,2,,"), ["T1", "ST"]),
+    # 5 km in 1 minute: 150 km/h with MobilityData's minute of rounding allowance; 5 km in 3 minutes is fine.
+    ("fast_travel_between_consecutive_stops", times("T1,08:00:00,08:00:00,S1,1,,", "T1,08:01:00,08:01:00,S6,2,,"),
+     times("T1,08:00:00,08:00:00,S1,1,,", "T1,08:03:00,08:03:00,S6,2,,"), ["T1", "S1", "S6"]),
+    # 20 km in 7 minutes (160 km/h over 8 minutes) through untimed stops; 20 km in 15 minutes is fine.
+    ("fast_travel_between_far_stops", times("T1,08:00:00,08:00:00,S1,1,,", "T1,,,S11,2,,", "T1,08:07:00,08:07:00,S21,3,,"),
+     times("T1,08:00:00,08:00:00,S1,1,,", "T1,,,S11,2,,", "T1,08:15:00,08:15:00,S21,3,,"), ["T1", "S1", "S21"]),
+    # 2 km in one minute: 120 km/h > FeedValidator's 100 for a bus, below MobilityData's limit.
+    ("too_fast_travel", times("T1,08:00:00,08:00:00,S1,1,,", "T1,08:01:00,08:01:00,S3,2,,"),
+     times("T1,08:00:00,08:00:00,S1,1,,", "T1,08:02:00,08:02:00,S3,2,,"), ["T1", "停留所1", "停留所3"]),
+    ("too_many_consecutive_stop_times_with_same_time", times(*[f"T1,08:00:00,08:00:00,S{i},{i},," for i in range(1, 7)]),
+     times(*[f"T1,08:00:00,08:00:00,S{i},{i},," for i in range(1, 6)]), ["T1"]),
+]
+
+
+@pytest.mark.parametrize("code,bad,good,named", CASES, ids=[c[0] for c in CASES])
+def test_stop_time_rule_reports_the_broken_feed_and_not_the_corrected_one(tmp_path, code, bad, good, named):
+    picked = rule(RULES, code)
+    hits = found(run(tmp_path / "bad", feed(**bad), picked), code)
+    assert hits, f"{code} found nothing"
+    assert all(any(n in h["message"] for h in hits) for n in named), hits
+    assert code not in codes(run(tmp_path / "good", feed(**good), picked))
+
+
+def test_every_stop_time_rule_has_a_case():
+    assert {r.code for r in RULES} == {c[0] for c in CASES}
+
+
+def test_arrival_is_compared_with_the_last_timed_departure_across_untimed_stops(tmp_path):
+    bad = times("T1,08:00:00,08:10:00,S1,1,,", "T1,,,S2,2,,", "T1,08:05:00,08:05:00,S3,3,,")
+    (hit,) = found(run(tmp_path, feed(**bad), rule(RULES, "stop_time_with_arrival_before_previous_departure_time")),
+                   "stop_time_with_arrival_before_previous_departure_time")
+    assert "stop_sequence 3" in hit["message"] and "stop_sequence 1" in hit["message"] and "08:10:00" in hit["message"]
+
+
+def test_fast_travel_is_reported_once_not_by_both_speed_rules(tmp_path):
+    # 10 km in one minute breaks both limits: MobilityData's rule reports it, FeedValidator's rule stays quiet.
+    bad = times("T1,08:00:00,08:00:00,S1,1,,", "T1,08:01:00,08:01:00,S11,2,,")
+    result = run(tmp_path, feed(**bad), rule(RULES, "fast_travel_between_consecutive_stops") + rule(RULES, "too_fast_travel"))
+    assert codes(result) == {"fast_travel_between_consecutive_stops"}
+
+
+def test_zero_second_hop_is_too_fast_only_beyond_a_minute_at_top_speed(tmp_path):
+    picked = rule(RULES, "too_fast_travel")
+    far = times("T1,08:00:00,08:00:00,S1,1,,", "T1,08:00:00,08:00:00,S3,2,,")  # 2 km in 0 s: more than 100 km/h for a minute
+    near = times("T1,08:00:00,08:00:00,S1,1,,", "T1,08:00:00,08:00:00,S2,2,,")  # 1 km in 0 s: times rounded to the minute
+    assert codes(run(tmp_path / "far", feed(**far), picked)) == {"too_fast_travel"}
+    assert not run(tmp_path / "near", feed(**near), picked).counts
+
+
+def test_far_stops_are_reported_once_per_trip(tmp_path):
+    rows = ["T1,08:00:00,08:00:00,S1,1,,", "T1,08:03:00,08:03:00,S12,2,,", "T1,08:06:00,08:06:00,S23,3,,", "T1,08:09:00,08:09:00,S30,4,,"]
+    hits = found(run(tmp_path, feed(**times(*rows)), rule(RULES, "fast_travel_between_far_stops")), "fast_travel_between_far_stops")
+    assert len(hits) == 1 and "stop_sequence 2" in hits[0]["message"]
+
+
+def test_same_time_run_counts_untimed_stops_as_feedvalidator_does(tmp_path):
+    # 3 timed stops at 08:00 with 3 untimed ones between: a run of 6, more than 5.
+    rows = ["T1,08:00:00,08:00:00,S1,1,,", "T1,,,S2,2,,", "T1,08:00:00,08:00:00,S3,3,,", "T1,,,S4,4,,", "T1,,,S5,5,,",
+            "T1,08:00:00,08:00:00,S6,6,,", "T1,08:30:00,08:30:00,S7,7,,"]
+    (hit,) = found(run(tmp_path, feed(**times(*rows)), rule(RULES, "too_many_consecutive_stop_times_with_same_time")),
+                   "too_many_consecutive_stop_times_with_same_time")
+    assert "has 6 consecutive" in hit["message"] and "08:00:00" in hit["message"]
+
+
+def test_speed_limits_are_parameters(tmp_path):
+    slow = times("T1,08:00:00,08:00:00,S1,1,,", "T1,08:03:00,08:03:00,S6,2,,")  # 5 km in 3 (+1) minutes: 75 km/h
+    picked = rule(RULES, "fast_travel_between_consecutive_stops")
+    assert not run(tmp_path / "a", feed(**slow), picked).counts
+    assert run(tmp_path / "b", feed(**slow), picked, params={"max_speed_kmh": {3: 60}}).counts

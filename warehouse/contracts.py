@@ -1,0 +1,380 @@
+"""Run the canonical tables' data contracts (GX suites from transforms/contracts.py) on one published version.
+
+Each table of the version is read from its lake Parquet partition (the source of truth that
+publish copies into the warehouse) by one of two routes:
+
+- ``duckdb``: GX's SQL engine on an in-memory DuckDB with one view per table over the Parquet
+  partition; every metric is a SQL query pushed down to DuckDB, only aggregates come back
+  (needs the workaround in warehouse/gx_duckdb.py). With ``source="warehouse"`` the views read
+  the version's rows of the warehouse tables instead (attached read-only, under the publish lock);
+- ``pandas``: GX's pandas engine, one batch per table partition (the whole partition: key
+  uniqueness cannot be proved batch by batch).
+
+``auto`` is ``duckdb`` (faster and lighter, see bench/README.md). The results go to the warehouse
+table quality.expectation_results (the version's earlier results are replaced) and GX Data Docs
+(static HTML) are rebuilt under NORIBA_HOME/reports/data_docs/.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import html
+import json
+import logging
+import os
+import time
+from contextlib import ExitStack, contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pyarrow as pa
+
+from noriba.workspace import Workspace
+from transforms.canonical import lit, q
+from transforms.contracts import build_suite, partition_columns, suite_name
+from transforms.schema import Table, load_schema
+from warehouse.publish import connect, publish_lock
+
+ROUTES = ("auto", "duckdb", "pandas")
+SOURCES = ("lake", "warehouse")
+#: GX result format: SUMMARY keeps counts and up to 20 example bad values for Data Docs.
+RESULT_FORMAT = "SUMMARY"
+RESULT_COLUMNS = [
+    ("feed_id", "VARCHAR"), ("feed_version", "VARCHAR"), ("table_name", "VARCHAR"), ("suite", "VARCHAR"),
+    ("rule", "VARCHAR"), ("expectation_type", "VARCHAR"), ("column_name", "VARCHAR"), ("kwargs", "VARCHAR"),
+    ("success", "BOOLEAN"), ("element_count", "BIGINT"), ("unexpected_count", "BIGINT"), ("unexpected_percent", "DOUBLE"),
+    ("observed_value", "VARCHAR"), ("partial_unexpected", "VARCHAR"), ("exception", "VARCHAR"), ("route", "VARCHAR"),
+    ("source", "VARCHAR"), ("run_at", "VARCHAR"),
+]
+_ARROW = {"VARCHAR": pa.string(), "BOOLEAN": pa.bool_(), "BIGINT": pa.int64(), "DOUBLE": pa.float64()}
+
+
+def _quiet_gx() -> None:
+    """Turn off GX usage statistics and quiet its logger (its progress bars are off in gx_context's config)."""
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    logging.getLogger("great_expectations").setLevel(logging.ERROR)
+
+
+def ensure_contract_tables(con) -> None:
+    """Create quality.expectation_results when missing (new columns are added). Call under publish_lock."""
+    con.execute("CREATE SCHEMA IF NOT EXISTS quality")
+    con.execute(f"CREATE TABLE IF NOT EXISTS quality.expectation_results ({', '.join(f'{q(c)} {t}' for c, t in RESULT_COLUMNS)})")
+    have = {r[0] for r in con.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_schema = 'quality' AND table_name = 'expectation_results'").fetchall()}
+    for c, t in RESULT_COLUMNS:
+        if c not in have:
+            con.execute(f"ALTER TABLE quality.expectation_results ADD COLUMN {q(c)} {t}")
+
+
+def gx_context(ws: Workspace):
+    """Return an ephemeral GX context whose validation results and Data Docs live under NORIBA_HOME/reports (offline)."""
+    _quiet_gx()
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import DataContextConfig, ProgressBarsConfig
+
+    gx_dir = ws.reports.resolve() / "gx"  # GX store backends need absolute paths
+
+    def fs(sub: str) -> dict:
+        return {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(gx_dir / sub)}
+
+    config = DataContextConfig(
+        stores={
+            "expectations_store": {"class_name": "ExpectationsStore", "store_backend": fs("expectations")},
+            "validation_results_store": {"class_name": "ValidationResultsStore", "store_backend": fs("validations")},
+            "checkpoint_store": {"class_name": "CheckpointStore", "store_backend": {"class_name": "InMemoryStoreBackend"}},
+            "validation_definition_store": {"class_name": "ValidationDefinitionStore",
+                                            "store_backend": {"class_name": "InMemoryStoreBackend"}},
+        },
+        expectations_store_name="expectations_store",
+        validation_results_store_name="validation_results_store",
+        checkpoint_store_name="checkpoint_store",
+        data_docs_sites={"noriba": {
+            "class_name": "SiteBuilder",
+            "show_how_to_buttons": False,
+            "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(ws.reports.resolve() / "data_docs")},
+            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+        }},
+        analytics_enabled=False,
+        progress_bars=ProgressBarsConfig(globally=False),
+    )
+    return gx.get_context(mode="ephemeral", project_config=config)
+
+
+def version_tables(ws: Workspace, feed_id: str, feed_version: str) -> list[tuple[Table, object]]:
+    """Return (table, Parquet partition file or None) for every table the version has, plus required tables it lacks."""
+    out = []
+    for t in load_schema().tables.values():
+        part = ws.lake_partition(f"gtfs_{t.name}", feed_id, feed_version) / "part-0.parquet"
+        if part.exists():
+            out.append((t, part))
+        elif t.required:
+            out.append((t, None))  # validated as an empty table: its has_rows contract fails
+    return out
+
+
+@contextmanager
+def _duckdb_batches(ctx, ws: Workspace, feed_id: str, feed_version: str, tables, *, source: str):
+    """Yield {table: (batch definition, batch parameters)} over DuckDB views of the version's tables; close DuckDB after.
+
+    The views read the lake partitions (``source="lake"``) or the version's rows of the warehouse
+    tables (``"warehouse"``, attached read-only: hold the publish lock meanwhile).
+    """
+    from warehouse.gx_duckdb import dispose_engines, memory_url
+
+    ds = ctx.data_sources.add_sql(f"{feed_id}-duckdb", connection_string=memory_url())
+    try:
+        with ds.get_engine().connect() as c:
+            if source == "warehouse":
+                c.exec_driver_sql(f"ATTACH {lit(str(ws.warehouse))} AS wh (READ_ONLY)")
+            for t, part in tables:
+                if part is not None and source == "warehouse":
+                    body = (f"SELECT * EXCLUDE (feed_id, feed_version) FROM wh.gtfs.{q(t.name)} "
+                            f"WHERE feed_id = {lit(feed_id)} AND feed_version = {lit(feed_version)}")
+                elif part is not None:
+                    body = f"SELECT * FROM read_parquet({lit(str(part))}, hive_partitioning=false)"
+                else:
+                    body = "SELECT " + ", ".join(f"CAST(NULL AS {typ}) AS {q(col)}" for col, typ in partition_columns(t)) + " WHERE false"
+                c.exec_driver_sql(f"CREATE VIEW {q(t.name)} AS {body}")
+        out = {}
+        for t, _ in tables:
+            asset = ds.add_table_asset(t.name, table_name=t.name)
+            out[t.name] = (asset.add_batch_definition_whole_table("version"), None)
+        yield out
+    finally:
+        dispose_engines(ds)
+
+
+def read_partition_pandas(table: Table, part):
+    """Return one version's partition of ``table`` as a pandas DataFrame with nullable Int32/Float64 and str columns."""
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    mapper = {pa.int32(): pd.Int32Dtype(), pa.float64(): pd.Float64Dtype()}.get
+    if part is None:
+        types = {"INTEGER": pa.int32(), "DOUBLE": pa.float64(), "DATE": pa.date32(), "VARCHAR": pa.string()}
+        arrow = pa.schema([(c, types[t]) for c, t in partition_columns(table)]).empty_table()
+    else:
+        arrow = pq.read_table(part)
+    return arrow.to_pandas(types_mapper=mapper)
+
+
+@contextmanager
+def _pandas_batches(ctx, ws: Workspace, feed_id: str, feed_version: str, tables, *, source: str):
+    """Yield {table: (batch definition, batch parameters loader)}; each table is read only when validated."""
+    ds = ctx.data_sources.add_pandas(f"{feed_id}-pandas")
+    out = {}
+    for t, part in tables:
+        bd = ds.add_dataframe_asset(t.name).add_batch_definition_whole_dataframe("version")
+        out[t.name] = (bd, lambda t=t, part=part: {"dataframe": read_partition_pandas(t, part)})
+    yield out
+
+
+def _plain(value):
+    """Return a numpy/pandas scalar as the Python value it holds (pandas NA as null, dates and other objects as text)."""
+    if hasattr(value, "item"):
+        return value.item()
+    if type(value).__name__ == "NAType":
+        return None
+    return str(value)
+
+
+def _json(value) -> str | None:
+    if value is None:
+        return None
+    return json.dumps(value, ensure_ascii=False, default=_plain)
+
+
+def _exception_message(info) -> str | None:
+    """Return GX's error message of an expectation that could not be evaluated, else None.
+
+    GX gives either one {raised_exception, exception_message, ...} dict or one such dict per metric.
+    """
+    if not isinstance(info, dict):
+        return None
+    if "raised_exception" in info:
+        return str(info.get("exception_message")) if info.get("raised_exception") else None
+    msgs = [str(v.get("exception_message")) for v in info.values() if isinstance(v, dict) and v.get("raised_exception")]
+    return "; ".join(msgs) or None
+
+
+def _result_rows(result, *, feed_id: str, feed_version: str, table: str, route: str, source: str, run_at: str) -> list[dict]:
+    rows = []
+    for r in result.results:
+        cfg = r.expectation_config
+        kwargs = {k: v for k, v in cfg.kwargs.items() if k != "batch_id"}
+        res = r.result or {}
+        column = kwargs.get("column") or (",".join(kwargs["column_list"]) if kwargs.get("column_list") else None)
+        rows.append({
+            "feed_id": feed_id, "feed_version": feed_version, "table_name": table, "suite": suite_name(table),
+            "rule": (cfg.meta or {}).get("rule"), "expectation_type": cfg.type, "column_name": column, "kwargs": _json(kwargs),
+            "success": bool(r.success), "element_count": res.get("element_count"), "unexpected_count": res.get("unexpected_count"),
+            "unexpected_percent": res.get("unexpected_percent"), "observed_value": _json(res.get("observed_value")),
+            "partial_unexpected": _json(res.get("partial_unexpected_list")),
+            "exception": _exception_message(r.exception_info), "route": route, "source": source, "run_at": run_at,
+        })
+    return rows
+
+
+def store_results(ws: Workspace, feed_id: str, feed_version: str, rows: list[dict]) -> None:
+    """Replace the version's rows of quality.expectation_results with ``rows``, in one transaction under the publish lock."""
+    table = pa.table({c: pa.array([r[c] for r in rows], type=_ARROW[t]) for c, t in RESULT_COLUMNS})
+    with publish_lock(ws):
+        con = connect(ws)
+        try:
+            ensure_contract_tables(con)
+            con.execute("BEGIN TRANSACTION")
+            con.execute("DELETE FROM quality.expectation_results WHERE feed_id = ? AND feed_version = ?", [feed_id, feed_version])
+            con.register("new_results", table)
+            con.execute("INSERT INTO quality.expectation_results BY NAME SELECT * FROM new_results")
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        finally:
+            con.close()
+
+
+@contextmanager
+def _file_lock(path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def build_data_docs(ws: Workspace, ctx, *, run_name: str | None = None, run_time: datetime | None = None) -> str:
+    """Return the path of the Data Docs index after updating the site and the offline index (one builder at a time).
+
+    If ``run_name`` and ``run_time`` are given, then only that run's validation pages, pages not
+    rendered yet (runs with data_docs=False) and the suites are rendered (GX otherwise re-renders
+    every stored validation: 4.9 s for 106 of them, growing with history, against 1.1 s for one
+    version's 8), and the indexes are rebuilt.
+    """
+    from great_expectations.data_context.types.resource_identifiers import ExpectationSuiteIdentifier
+
+    site = ws.reports / "data_docs" / "validations"
+    with _file_lock(ws.reports / ".data_docs.lock"):
+        if run_name is None:
+            ctx.build_data_docs()
+        else:
+            keys = [k for k in ctx.validation_results_store.list_keys()
+                    if (k.run_id.run_name == run_name and k.run_id.run_time == run_time)
+                    or not site.joinpath(*k.to_tuple()).with_name(k.to_tuple()[-1] + ".html").exists()]
+            suites = sorted({k.expectation_suite_identifier.name for k in keys})
+            ctx.build_data_docs(resource_identifiers=[*keys, *(ExpectationSuiteIdentifier(name=n) for n in suites)])
+        write_offline_index(ws)
+    return str(ws.reports / "data_docs" / "index.html")
+
+
+def write_offline_index(ws: Workspace) -> Path:
+    """Return reports/data_docs/offline.html after writing it: every GX validation page, newest first, in plain HTML.
+
+    GX's index.html lists validations with JavaScript loaded from CDNs, so offline it shows an
+    empty list; its validation pages are plain HTML and readable offline (unstyled).
+    """
+    docs = ws.reports / "data_docs"
+    store = ws.reports / "gx" / "validations"
+    entries = []
+    for f in store.rglob("*.json"):
+        rel = f.relative_to(store).with_suffix(".html")
+        if not (docs / "validations" / rel).exists():
+            continue  # validated with data_docs=False: no page yet
+        try:
+            d = json.loads(f.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        run = d.get("meta", {}).get("run_id", {})
+        st = d.get("statistics", {})
+        entries.append((run.get("run_time", ""), run.get("run_name", ""), d.get("suite_name", ""), bool(d.get("success")),
+                        st.get("evaluated_expectations", 0), st.get("unsuccessful_expectations", 0), rel.as_posix()))
+    entries.sort(key=lambda e: (e[0], e[1], e[2]), reverse=True)
+    rows = "\n".join(
+        f"<tr class=\"{'ok' if ok else 'bad'}\"><td>{html.escape(rt[:19].replace('T', ' '))}</td><td>{html.escape(rn)}</td>"
+        f"<td><a href=\"validations/{html.escape(link)}\">{html.escape(sn)}</a></td><td>{'pass' if ok else 'FAIL'}</td>"
+        f"<td>{n}</td><td>{bad}</td></tr>"
+        for rt, rn, sn, ok, n, bad, link in entries)
+    page = ("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Noriba data contracts</title><style>"
+            "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px}"
+            "tr.bad td{background:#fde2e1}tr.ok td:nth-child(4){color:#176f2c}</style></head><body>"
+            "<h1>Data contracts (Great Expectations validations)</h1>"
+            "<p>One row per table of each feed version checked (run = feed@version), newest first. "
+            "Each link opens GX's page of that validation.</p>"
+            "<table><tr><th>run at (UTC)</th><th>run</th><th>suite</th><th>result</th><th>checks</th><th>failed</th></tr>"
+            f"{rows}</table></body></html>\n")
+    docs.mkdir(parents=True, exist_ok=True)
+    out = docs / "offline.html"
+    out.write_text(page, encoding="utf-8")
+    return out
+
+
+def validate_version(ws: Workspace, feed_id: str, feed_version: str, *, route: str = "auto", progress=None,
+                     tables: list[str] | None = None, source: str = "lake") -> tuple[list[dict], object]:
+    """Return (result rows, GX context) of the contracts run on one version's tables (or only ``tables``), storing nothing.
+
+    ``source`` is where the DuckDB route reads: the lake partitions (default, no lock) or the
+    warehouse (under the publish lock); the pandas route reads the lake.
+    """
+    if route not in ROUTES:
+        raise ValueError(f"unknown contracts route {route!r}; expected one of {', '.join(ROUTES)}")
+    route = "duckdb" if route == "auto" else route
+    if source not in SOURCES or (source == "warehouse" and route != "duckdb"):
+        raise ValueError(f"unknown contracts source {source!r} for route {route}; the duckdb route reads "
+                         f"{' or '.join(SOURCES)}, the pandas route the lake")
+    from great_expectations import ValidationDefinition
+    from great_expectations.core.run_identifier import RunIdentifier
+
+    if not (ws.lake_partition("meta_feed_versions", feed_id, feed_version) / "part-0.parquet").exists():
+        raise ValueError(f"{feed_id}: no version {feed_version} in the lake at {ws.lake}; nothing to check")
+    only = set(tables) if tables is not None else None
+    tables = [(t, p) for t, p in version_tables(ws, feed_id, feed_version) if only is None or t.name in only]
+    ctx = gx_context(ws)
+    run_at = datetime.now(timezone.utc).replace(microsecond=0)  # = the stored run_at, which finds the run's GX keys
+    run_id = RunIdentifier(run_name=f"{feed_id}@{feed_version}", run_time=run_at)
+    run_at_s = run_at.isoformat(timespec="seconds")
+    engine = "sql" if route == "duckdb" else "pandas"
+    rows: list[dict] = []
+    batches = _duckdb_batches if route == "duckdb" else _pandas_batches
+    with ExitStack() as stack:
+        if source == "warehouse":
+            stack.enter_context(publish_lock(ws))  # no publisher may write the file while it is attached
+        by_table = stack.enter_context(batches(ctx, ws, feed_id, feed_version, tables, source=source))
+        for t, _ in tables:
+            if progress:
+                progress(f"{feed_id}: contracts of {t.name} ({route})")
+            suite = ctx.suites.add_or_update(build_suite(t, engine=engine))
+            bd, params = by_table[t.name]
+            vd = ctx.validation_definitions.add(ValidationDefinition(name=f"{feed_id}.{feed_version}.{t.name}", data=bd, suite=suite))
+            result = vd.run(batch_parameters=params() if params else None, result_format=RESULT_FORMAT, run_id=run_id)
+            rows += _result_rows(result, feed_id=feed_id, feed_version=feed_version, table=t.name, route=route, source=source, run_at=run_at_s)
+    return rows, ctx
+
+
+def run_contracts(ws: Workspace, feed_id: str, feed_version: str, *, route: str = "auto", progress=None,
+                  data_docs: bool = True, source: str = "lake") -> dict:
+    """Return a summary of the contracts run on one published version: suites, expectations, failed, seconds.
+
+    Results replace the version's rows in quality.expectation_results; if ``data_docs``, then GX
+    Data Docs are rebuilt under NORIBA_HOME/reports/data_docs/.
+    """
+    t0 = time.perf_counter()
+    rows, ctx = validate_version(ws, feed_id, feed_version, route=route, progress=progress, source=source)
+    store_results(ws, feed_id, feed_version, rows)
+    run_time = datetime.fromisoformat(rows[0]["run_at"]) if rows else None
+    docs = build_data_docs(ws, ctx, run_name=f"{feed_id}@{feed_version}", run_time=run_time) if data_docs else None
+    failed = [r for r in rows if not r["success"]]
+    failed_by_table: dict[str, int] = {}
+    for r in failed:
+        failed_by_table[r["table_name"]] = failed_by_table.get(r["table_name"], 0) + 1
+    where = f"; see {ws.reports / 'data_docs' / 'offline.html'}" if docs else "; see quality.expectation_results"
+    detail = ", ".join(f"{t}: {n}" for t, n in sorted(failed_by_table.items()))
+    message = (f"{feed_id}@{feed_version}: all {len(rows)} contract checks passed" if not failed else
+               f"{feed_id}@{feed_version}: {len(failed)} of {len(rows)} contract checks failed ({detail}){where}")
+    return {
+        "feed_id": feed_id, "feed_version": feed_version, "route": "duckdb" if route == "auto" else route, "source": source, "message": message,
+        "suites": len({r["suite"] for r in rows}), "expectations": len(rows), "failed": len(failed),
+        "errors": sum(1 for r in rows if r["exception"]), "failed_by_table": failed_by_table,
+        "data_docs": docs, "seconds": round(time.perf_counter() - t0, 3),
+    }

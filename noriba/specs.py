@@ -11,11 +11,12 @@ import yaml
 
 from transforms.schema import default_specs_dir
 
-KINDS = ("gtfs",)
+KINDS = ("gtfs", "trips", "zones")
 PROFILES = ("gtfs", "gtfs-jp")
 ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _KEYS = {"id", "kind", "name", "source", "schedule", "timezone", "encoding", "profile", "operator",
-         "municipality", "license", "tags", "description", "policy"}
+         "municipality", "license", "tags", "description", "policy",
+         "trips", "zones"}  # trips/zones: the section of a trips or zones spec (transforms/trips/spec.py)
 _SOURCE_KEYS = {"path", "url", "max_bytes", "headers", "timeout_s", "retries"}
 
 
@@ -54,6 +55,7 @@ class FeedSpec:
     license: dict = field(default_factory=dict)
     tags: tuple[str, ...] = ()
     spec_path: Path | None = None
+    options: dict = field(default_factory=dict)  # the kind's own section (trips: / zones:), checked by its kind
 
     def metadata(self) -> dict:
         """Return the spec's descriptive fields, as stored with each feed version."""
@@ -136,13 +138,19 @@ def parse_spec(doc: object, *, where: str, root: Path, expect_id: str | None = N
     tags = doc.get("tags", [])
     if not isinstance(tags, list):
         bad("tags", "must be a list such as [demo, hokkaido]")
+    options = {}
+    if kind in ("trips", "zones"):
+        from transforms.trips.spec import check_trips, check_zones
+
+        options = doc.get(kind) or {}
+        problems.extend((check_trips if kind == "trips" else check_zones)(doc.get(kind), where=where)[1])
     if problems:
         raise SpecError(problems)
     return FeedSpec(
         id=fid, kind=kind, source=source, name=str(doc.get("name") or fid), schedule=schedule,
         timezone=str(tz), encoding=enc, profile=profile, operator=doc.get("operator"),
         municipality=doc.get("municipality") or {}, license=doc.get("license") or {},
-        tags=tuple(str(t) for t in tags),
+        tags=tuple(str(t) for t in tags), options=options,
     )
 
 

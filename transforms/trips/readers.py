@@ -1,0 +1,249 @@
+"""Readers: every trip file format becomes a DuckDB table of text columns plus its file and record number.
+
+CSV in any encoding (UTF-8 read by DuckDB directly; anything else decoded by
+transforms.encoding.decode() into a UTF-8 staging copy first), Parquet, JSON (an array of
+records, or JSON lines), Avro (fastavro), XLSX (openpyxl, first sheet or the spec's sheet) and
+MDS provider ``trips`` payloads (validated with jsonschema; invalid trips are rejected with the
+schema's message). Values stay text here: typing is the mapping engine's job, so a bad value is
+reported with its row instead of failing the whole file.
+"""
+
+from __future__ import annotations
+
+import csv
+import glob
+import io
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from transforms.adapters import InputError
+from transforms.encoding import decode
+from transforms.notices import Notice
+from transforms.trips.spec import TripOptions, file_label
+
+_EXT_FORMATS = {".csv": "csv", ".txt": "csv", ".tsv": "csv", ".parquet": "parquet", ".json": "json", ".jsonl": "jsonl",
+                ".ndjson": "jsonl", ".avro": "avro", ".xlsx": "xlsx"}
+
+
+@dataclass
+class SourceFile:
+    path: Path  # as received
+    label: str  # relative to the source root
+    format: str
+    read_path: Path | None = None  # UTF-8 copy for CSV that needed decoding
+    encoding: str = "utf-8"
+    header: tuple[str, ...] = ()
+    notices: list[Notice] = field(default_factory=list)
+    rejected: list[tuple[int, str, str]] = field(default_factory=list)  # (row, reason, raw json) found while reading
+
+
+def q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def lit(s: str) -> str:
+    return "'" + str(s).replace("'", "''") + "'"
+
+
+def list_files(root: Path, patterns: tuple[str, ...]) -> list[Path]:
+    """Return the files under ``root`` matching the spec's patterns, sorted, each once. If none match, raise InputError."""
+    if root.is_file():
+        return [root]
+    if not root.exists():
+        raise InputError(f"{root}: the source folder does not exist; check source.path in the spec")
+    seen: dict[Path, None] = {}
+    for pat in patterns:
+        for p in sorted(glob.glob(str(root / pat), recursive=True)):
+            if Path(p).is_file():
+                seen.setdefault(Path(p), None)
+    if not seen:
+        raise InputError(f"{root}: no file matches {', '.join(patterns)}; check trips.files in the spec")
+    return list(seen)
+
+
+def file_format(path: Path, declared: str) -> str:
+    if declared != "auto":
+        return declared
+    fmt = _EXT_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise InputError(f"{path.name}: cannot tell the format from the extension; set trips.format in the spec")
+    return fmt
+
+
+def inspect(path: Path, *, root: Path, opts: TripOptions, encoding: str | None, staging: Path) -> SourceFile:
+    """Return the file ready to read: its format, header, and a UTF-8 copy when the bytes needed decoding."""
+    sf = SourceFile(path=path, label=file_label(path, root), format=file_format(path, opts.format))
+    if sf.format != "csv":
+        return sf
+    raw = path.read_bytes()
+    if encoding is None and (raw.isascii() or _is_utf8(raw)) and not raw.startswith(b"\xef\xbb\xbf"):
+        sf.read_path = path
+    else:
+        dec = decode(raw, file=sf.label, override=encoding)
+        sf.encoding, sf.notices = dec.encoding, list(dec.notices)
+        staging.mkdir(parents=True, exist_ok=True)
+        sf.read_path = staging / f"utf8-{abs(hash(sf.label)):x}.csv"
+        sf.read_path.write_bytes(dec.data)
+    with open(sf.read_path, encoding="utf-8", newline="") as fh:
+        first = fh.readline()
+    if not first.strip():
+        raise InputError(f"{sf.label}: the file is empty (no header line)")
+    sf.header = tuple(next(csv.reader(io.StringIO(first))))
+    return sf
+
+
+def _is_utf8(raw: bytes) -> bool:
+    try:
+        raw.decode("utf-8")
+        return True
+    except UnicodeDecodeError:
+        return False
+
+
+def batches(files: list[SourceFile]) -> list[list[SourceFile]]:
+    """Return the files grouped so each group is read by one scan: CSVs with the same header together."""
+    groups: dict[tuple, list[SourceFile]] = {}
+    out: list[list[SourceFile]] = []
+    for f in files:
+        if f.format == "csv":
+            groups.setdefault(f.header, []).append(f)
+        elif f.format == "parquet":
+            out.append([f])
+        else:
+            out.append([f])
+    return list(groups.values()) + out
+
+
+def load_batch(con: duckdb.DuckDBPyConnection, batch: list[SourceFile], *, table: str, opts: TripOptions) -> list[str]:
+    """Create ``table`` with the batch's rows: every source column as VARCHAR, plus ``_file`` and ``_row``. Return the source columns."""
+    fmt = batch[0].format
+    if fmt == "csv":
+        paths = "[" + ", ".join(lit(str(f.read_path)) for f in batch) + "]"
+        labels = " ".join(f"WHEN {lit(str(f.read_path))} THEN {lit(f.label)}" for f in batch)
+        try:
+            con.execute(
+                f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT * EXCLUDE (_g, filename), "
+                f"CASE filename {labels} END AS _file, _g - min(_g) OVER (PARTITION BY filename) + 1 AS _row FROM ("
+                f"SELECT *, row_number() OVER () AS _g FROM read_csv({paths}, header=true, all_varchar=true, "
+                f"strict_mode=false, null_padding=true, filename=true, sample_size=-1))"
+            )
+        except duckdb.Error as exc:
+            names = ", ".join(f.label for f in batch[:3]) + (" ..." if len(batch) > 3 else "")
+            raise InputError(f"{names}: the CSV cannot be read: {str(exc).splitlines()[0]}") from None
+        return list(batch[0].header)
+    (f,) = batch
+    if fmt == "parquet":
+        desc = con.sql(f"DESCRIBE SELECT * FROM read_parquet({lit(str(f.path))})").fetchall()
+        cols = [r[0] for r in desc]
+        casts = ", ".join(f"CAST({q(c)} AS VARCHAR) AS {q(c)}" for c in cols)
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT {casts}, {lit(f.label)} AS _file, file_row_number + 1 AS _row "
+            f"FROM read_parquet({lit(str(f.path))}, file_row_number=true, hive_partitioning=false)"
+        )
+        return cols
+    records = _records(f, opts)
+    cols: dict[str, None] = {}
+    for r in records:
+        for k in r:
+            cols.setdefault(k, None)
+    data = {c: [_text(r.get(c)) for r in records] for c in cols}
+    data["_file"] = [f.label] * len(records)
+    data["_row"] = list(range(1, len(records) + 1))
+    arrow = pa.table({k: pa.array(v, type=pa.int64() if k == "_row" else pa.string()) for k, v in data.items()})
+    con.register(f"{table}_arrow", arrow)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT * FROM {table}_arrow")
+    con.unregister(f"{table}_arrow")
+    return list(cols)
+
+
+def _text(v) -> str | None:
+    if v is None:
+        return None
+    if isinstance(v, (dict, list)):
+        return json.dumps(v, ensure_ascii=False)
+    if isinstance(v, float) and v.is_integer():
+        return repr(v)
+    return str(v)
+
+
+def _records(f: SourceFile, opts: TripOptions) -> list[dict]:
+    """Return the file's records as dicts (MDS trips flattened; invalid ones kept aside in ``f.rejected``)."""
+    try:
+        if f.format == "avro":
+            import fastavro
+
+            with open(f.path, "rb") as fh:
+                return list(fastavro.reader(fh))
+        if f.format == "xlsx":
+            import openpyxl
+
+            wb = openpyxl.load_workbook(f.path, read_only=True, data_only=True)
+            ws = wb[opts.sheet] if opts.sheet else wb.worksheets[0]
+            rows = ws.iter_rows(values_only=True)
+            header = [str(h) if h is not None else f"column_{i + 1}" for i, h in enumerate(next(rows))]
+            out = [dict(zip(header, r)) for r in rows if any(v is not None for v in r)]
+            wb.close()
+            return out
+        text = decode(f.path.read_bytes(), file=f.label).data.decode("utf-8")
+        if f.format == "jsonl":
+            return [json.loads(line) for line in text.splitlines() if line.strip()]
+        doc = json.loads(text)
+        if f.format == "mds":
+            return _mds_trips(doc, f, opts)
+        if isinstance(doc, dict):
+            doc = doc.get("data", doc)
+            if isinstance(doc, dict):
+                doc = next((v for v in doc.values() if isinstance(v, list)), [doc])
+        if not isinstance(doc, list):
+            raise InputError(f"{f.label}: expected a JSON array of trip records")
+        return doc
+    except InputError:
+        raise
+    except Exception as exc:  # a broken file must say which file and why, never a traceback
+        raise InputError(f"{f.label}: cannot be read as {f.format}: {exc}") from None
+
+
+def _mds_trips(doc: dict, f: SourceFile, opts: TripOptions) -> list[dict]:
+    """Return the MDS ``trips`` of a provider payload, flattened. Trips the JSON schema rejects go to ``f.rejected``."""
+    import jsonschema
+
+    if not isinstance(doc, dict) or not isinstance(doc.get("data"), dict) or not isinstance(doc["data"].get("trips"), list):
+        raise InputError(f"{f.label}: not an MDS provider trips payload (expected data.trips)")
+    schema = None
+    if opts.mds_schema:
+        schema = json.loads(Path(opts.mds_schema).read_text(encoding="utf-8"))
+        errors = [e for e in jsonschema.Draft6Validator(schema).iter_errors(doc) if "trips" not in list(e.absolute_path)[:2]]
+        if errors:
+            raise InputError(f"{f.label}: the payload does not follow the MDS trips schema: {errors[0].message}")
+        item = _trip_item_schema(schema)
+        validator = jsonschema.Draft6Validator(item) if item else None
+    out = []
+    for i, t in enumerate(doc["data"]["trips"], start=1):
+        if schema is not None and validator is not None:
+            err = next(iter(validator.iter_errors(t)), None)
+            if err is not None:
+                where = "/".join(str(p) for p in err.absolute_path) or "trip"
+                msg = f"MDS schema: {where}: {err.message}"[:500]
+                f.rejected.append((i, msg, json.dumps(t, ensure_ascii=False)))
+                out.append({"__rejected__": msg, "__raw__": json.dumps(t, ensure_ascii=False)})
+                continue
+        flat = {k: v for k, v in t.items() if k != "route"}
+        feats = (t.get("route") or {}).get("features") or []
+        if feats:
+            start, end = feats[0]["geometry"]["coordinates"], feats[-1]["geometry"]["coordinates"]
+            flat.update(start_lon=start[0], start_lat=start[1], end_lon=end[0], end_lat=end[1])
+        out.append(flat)
+    return out
+
+
+def _trip_item_schema(schema: dict) -> dict | None:
+    """Return the schema of one trip inside an MDS trips schema (with its definitions), or None."""
+    try:
+        item = schema["properties"]["data"]["properties"]["trips"]["items"]
+    except (KeyError, TypeError):
+        return None
+    return {**item, "definitions": schema.get("definitions", {}), "$schema": schema.get("$schema")}

@@ -30,7 +30,8 @@ SOURCE_FIELDS = (
 )
 CODE_FIELDS = ("vendor", "payment_type", "mode", "provider")
 _TRIPS_KEYS = {"files", "format", "mode", "provider", "currency", "money_unit", "distance_unit", "duration_unit", "time",
-               "period", "zones", "municipalities", "columns", "codes", "rules", "privacy", "transit_gap", "sheet", "mds_schema"}
+               "period", "zones", "municipalities", "columns", "codes", "rules", "privacy", "transit_gap", "sheet", "mds_schema",
+               "holidays"}
 _ZONES_KEYS = {"format", "id_field", "name_field", "group_field", "geometry_field", "crs", "lookup", "role"}
 
 

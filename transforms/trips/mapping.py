@@ -43,7 +43,9 @@ def _ts(expr: str | None, opts: TripOptions) -> str:
         return "NULL::TIMESTAMP"
     if opts.epoch:
         div = 1000.0 if opts.epoch == "ms" else 1.0
-        return f"CAST(to_timestamp(TRY_CAST(trim({expr}) AS DOUBLE) / {div}) AS TIMESTAMP)"
+        naive = f"CAST(to_timestamp(TRY_CAST(trim({expr}) AS DOUBLE) / {div}) AS TIMESTAMP)"
+        # zone: local means the epoch counts wall-clock seconds (a common export quirk, e.g. Chicago's BigQuery copy)
+        return naive if opts.time_zone == "utc" else f"CAST(timezone({{tz}}, {naive}) AS TIMESTAMP)"
     if opts.time_formats:
         fmts = "[" + ", ".join(lit(f) for f in opts.time_formats) + "]"
         naive = f"try_strptime(trim({expr}), {fmts})"
@@ -83,6 +85,10 @@ def select_sql(table: str, columns: list[str], opts: TripOptions, *, timezone: s
     def coord(fld: str) -> str:
         return f"{_num(col(fld))}"
 
+    provider = coded("provider", opts.provider or source_id)
+    if opts.provider_by_file:
+        whens = " ".join(f"WHEN _file GLOB {lit(g)} THEN {lit(v)}" for g, v in opts.provider_by_file.items())
+        provider = f"CASE {whens} ELSE {provider} END"
     passengers = "NULL::INTEGER" if col("passengers") is None else f"CAST(round({_num(col('passengers'))}) AS INTEGER)"
     distance = "NULL::DOUBLE" if col("distance") is None else f"{_num(col('distance'))} * {opts.distance_factor}"
     sql = f"""
@@ -93,7 +99,7 @@ def select_sql(table: str, columns: list[str], opts: TripOptions, *, timezone: s
         {dur if col('duration') else 'NULL::DOUBLE'} AS _dur,
         {col('trip_ref') or 'NULL'}::VARCHAR AS trip_ref,
         {coded('mode', opts.mode)} AS mode,
-        {coded('provider', opts.provider or source_id)} AS provider,
+        {provider} AS provider,
         {coded('vendor')} AS vendor,
         {zone('pickup_zone')} AS pickup_zone, {zone('dropoff_zone')} AS dropoff_zone,
         {coord('pickup_lat')} AS pickup_lat, {coord('pickup_lon')} AS pickup_lon,

@@ -31,7 +31,7 @@ SOURCE_FIELDS = (
 CODE_FIELDS = ("vendor", "payment_type", "mode", "provider")
 _TRIPS_KEYS = {"files", "format", "mode", "provider", "currency", "money_unit", "distance_unit", "duration_unit", "time",
                "period", "zones", "municipalities", "columns", "codes", "rules", "privacy", "transit_gap", "sheet", "mds_schema",
-               "holidays"}
+               "holidays", "provider_by_file"}
 _ZONES_KEYS = {"format", "id_field", "name_field", "group_field", "geometry_field", "crs", "lookup", "role"}
 
 
@@ -68,6 +68,7 @@ class TripOptions:
     max_stop_distance_m: float = 500.0
     sheet: str | None = None
     mds_schema: str | None = None
+    provider_by_file: dict = field(default_factory=dict)  # file glob -> provider, when one source mixes operators
 
 
 @dataclass(frozen=True)
@@ -200,6 +201,7 @@ def check_trips(section: object, *, where: str) -> tuple[TripOptions | None, lis
         allow_points=bool(privacy.get("allow_points", False)), allow_exact_times=bool(privacy.get("allow_exact_times", False)),
         gtfs_feed=gap.get("gtfs_feed"), max_stop_distance_m=max_stop,
         sheet=section.get("sheet"), mds_schema=section.get("mds_schema"),
+        provider_by_file={str(a): str(b) for a, b in (section.get("provider_by_file") or {}).items()},
     ), []
 
 

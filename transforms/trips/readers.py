@@ -215,7 +215,14 @@ def _mds_trips(doc: dict, f: SourceFile, opts: TripOptions) -> list[dict]:
         raise InputError(f"{f.label}: not an MDS provider trips payload (expected data.trips)")
     schema = None
     if opts.mds_schema:
-        schema = json.loads(Path(opts.mds_schema).read_text(encoding="utf-8"))
+        spath = Path(opts.mds_schema)
+        if not spath.is_absolute():
+            from transforms.schema import default_specs_dir
+
+            spath = default_specs_dir().resolve().parent / spath
+        if not spath.exists():
+            raise InputError(f"{f.label}: the MDS schema {spath} (trips.mds_schema) does not exist")
+        schema = json.loads(spath.read_text(encoding="utf-8"))
         errors = [e for e in jsonschema.Draft6Validator(schema).iter_errors(doc) if "trips" not in list(e.absolute_path)[:2]]
         if errors:
             raise InputError(f"{f.label}: the payload does not follow the MDS trips schema: {errors[0].message}")

@@ -126,7 +126,7 @@ def parse_validate_trips(spec: FeedSpec, ws: Workspace, fetched: dict, *, specs:
     _say(progress, f"{spec.id}: reading {len(paths)} file(s) from {root}")
     staged = stage_source(paths, root=link_root, opts=opts, source_id=spec.id, feed_version=ver, timezone=spec.timezone,
                           out_dir=staging / "out", encoding=spec.encoding, zones=zones, municipalities=munis,
-                          municipality_name=(spec.municipality or {}).get("name"), progress=progress)
+                          municipality_name=None if munis else (spec.municipality or {}).get("name"), progress=progress)
     shutil.rmtree(link_root, ignore_errors=True)
     by_sev: dict[str, int] = {}
     by_code: dict[str, int] = {}

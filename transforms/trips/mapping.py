@@ -52,7 +52,7 @@ def _ts(expr: str | None, opts: TripOptions) -> str:
     else:
         naive = f"TRY_CAST(trim({expr}) AS TIMESTAMP)"
     if opts.time_zone == "utc":
-        return naive
+        return f"CAST({naive} AS TIMESTAMP)"  # text with an offset (+09:00) parses to an instant; the session zone is UTC
     return f"CAST(timezone({{tz}}, {naive}) AS TIMESTAMP)"
 
 

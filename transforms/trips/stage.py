@@ -202,6 +202,10 @@ def _assign(con: duckdb.DuckDBPyConnection, layer: ZoneLayer, what: str) -> None
 
     pz = layer.assign(arr("pickup_lon"), arr("pickup_lat"))
     dz = layer.assign(arr("dropoff_lon"), arr("dropoff_lat"))
+    if what == "municipality":  # municipalities are stored by name (みなと市), their codes stay in trips.zones
+        names = {i: n or i for i, n in zip(layer.ids, layer.names)}
+        pz = np.array([names.get(v, v) for v in pz], dtype=object)
+        dz = np.array([names.get(v, v) for v in dz], dtype=object)
     con.register("_assigned", pa.table({"_k": t.column("_k"), "p": pa.array(pz.tolist(), pa.string()), "d": pa.array(dz.tolist(), pa.string())}))
     con.execute(f"UPDATE _m SET pickup_{what} = coalesce(_m.pickup_{what}, a.p), dropoff_{what} = coalesce(_m.dropoff_{what}, a.d) "
                 f"FROM _assigned a WHERE _m._k = a._k")
@@ -215,6 +219,8 @@ def _municipality_by_zone(con: duckdb.DuckDBPyConnection, zones: ZoneLayer, muni
     if not pts:
         return
     m = munis.assign(np.array([p[1] for p in pts]), np.array([p[2] for p in pts]))
+    names = {i: n or i for i, n in zip(munis.ids, munis.names)}
+    m = np.array([names.get(v, v) for v in m], dtype=object)
     con.register("_zm", pa.table({"zone_id": [p[0] for p in pts], "muni": pa.array(m.tolist(), pa.string())}))
     con.execute("UPDATE _m SET pickup_municipality = z.muni FROM _zm z WHERE _m.pickup_zone = z.zone_id")
     con.execute("UPDATE _m SET dropoff_municipality = z.muni FROM _zm z WHERE _m.dropoff_zone = z.zone_id")

@@ -38,22 +38,17 @@ def _num(expr: str | None) -> str:
 
 
 def _ts(expr: str | None, opts: TripOptions) -> str:
-    """Return SQL for the instant in ``expr`` as a naive UTC TIMESTAMP (session time zone is UTC)."""
+    """Return SQL for the time in ``expr`` as a naive TIMESTAMP on the spec's clock (wall-clock if zone is local, UTC if utc)."""
     if expr is None:
         return "NULL::TIMESTAMP"
     if opts.epoch:
         div = 1000.0 if opts.epoch == "ms" else 1.0
-        naive = f"CAST(to_timestamp(TRY_CAST(trim({expr}) AS DOUBLE) / {div}) AS TIMESTAMP)"
         # zone: local means the epoch counts wall-clock seconds (a common export quirk, e.g. Chicago's BigQuery copy)
-        return naive if opts.time_zone == "utc" else f"CAST(timezone({{tz}}, {naive}) AS TIMESTAMP)"
+        return f"CAST(to_timestamp(TRY_CAST(trim({expr}) AS DOUBLE) / {div}) AS TIMESTAMP)"
     if opts.time_formats:
         fmts = "[" + ", ".join(lit(f) for f in opts.time_formats) + "]"
-        naive = f"try_strptime(trim({expr}), {fmts})"
-    else:
-        naive = f"TRY_CAST(trim({expr}) AS TIMESTAMP)"
-    if opts.time_zone == "utc":
-        return f"CAST({naive} AS TIMESTAMP)"  # text with an offset (+09:00) parses to an instant; the session zone is UTC
-    return f"CAST(timezone({{tz}}, {naive}) AS TIMESTAMP)"
+        return f"CAST(try_strptime(trim({expr}), {fmts}) AS TIMESTAMP)"  # with %z the offset is applied (session zone UTC)
+    return f"TRY_CAST(trim({expr}) AS TIMESTAMP)"
 
 
 def select_sql(table: str, columns: list[str], opts: TripOptions, *, timezone: str, source_id: str, feed_version: str,
@@ -65,8 +60,18 @@ def select_sql(table: str, columns: list[str], opts: TripOptions, *, timezone: s
         return q(m[fld]) if fld in m else None
 
     tz = lit(timezone)
-    pickup_utc = _ts(col("pickup_time"), opts).replace("{tz}", tz)
-    dropoff_utc = _ts(col("dropoff_time"), opts).replace("{tz}", tz)
+    rejected = q("__rejected__") if "__rejected__" in columns else "NULL::VARCHAR"
+    pickup_n = _ts(col("pickup_time"), opts)
+    dropoff_n = _ts(col("dropoff_time"), opts)
+    # one ICU conversion per timestamp: the clock the file uses is kept as is, the other one is computed
+    if opts.time_zone == "local":
+        to_utc = "CAST(timezone({tz}, {x}) AS TIMESTAMP)"
+        clocks = (f"_pu AS _pu_local, {to_utc.format(tz=tz, x='_pu')} AS _pu_utc, _do AS _do_local, "
+                  f"{to_utc.format(tz=tz, x='_do')} AS _do_utc")
+    else:
+        to_local = "CAST(timezone({tz}, CAST({x} AS TIMESTAMPTZ)) AS TIMESTAMP)"
+        clocks = (f"_pu AS _pu_utc, {to_local.format(tz=tz, x='_pu')} AS _pu_local, _do AS _do_utc, "
+                  f"{to_local.format(tz=tz, x='_do')} AS _do_local")
     dur = f"{_num(col('duration'))} * {opts.duration_factor}"
     money = 0.01 if opts.money_minor else 1.0
     codes = opts.codes
@@ -93,9 +98,10 @@ def select_sql(table: str, columns: list[str], opts: TripOptions, *, timezone: s
     distance = "NULL::DOUBLE" if col("distance") is None else f"{_num(col('distance'))} * {opts.distance_factor}"
     sql = f"""
     WITH src AS (
-      SELECT _file, _row, {period_sql} AS _period,
+      SELECT _file, _row, _k, {rejected} AS _rejected, {period_sql} AS _period,
         {col('pickup_time') or 'NULL'} AS _pickup_raw,
-        {pickup_utc} AS _pu, {dropoff_utc} AS _do,
+        {pickup_n} AS _pu,
+        coalesce({dropoff_n}, {pickup_n} + to_microseconds(CAST({dur if col('duration') else 'NULL::DOUBLE'} * 1000000 AS BIGINT))) AS _do,
         {dur if col('duration') else 'NULL::DOUBLE'} AS _dur,
         {col('trip_ref') or 'NULL'}::VARCHAR AS trip_ref,
         {coded('mode', opts.mode)} AS mode,
@@ -112,15 +118,12 @@ def select_sql(table: str, columns: list[str], opts: TripOptions, *, timezone: s
         {passengers} AS passengers,
         {coded('payment_type')} AS payment_type
       FROM {table}
-    )
-    SELECT {lit(source_id)} AS source_id, {lit(feed_version)} AS feed_version, _file AS source_file, _row AS source_row,
+    ), t AS (SELECT *, {clocks} FROM src)
+    SELECT _k, _rejected, {lit(source_id)} AS source_id, {lit(feed_version)} AS feed_version, _file AS source_file, _row AS source_row,
       trip_ref, mode, provider, vendor,
-      _pu AS pickup_time_utc,
-      coalesce(_do, _pu + to_microseconds(CAST(_dur * 1000000 AS BIGINT))) AS dropoff_time_utc,
-      CAST(timezone({tz}, CAST(_pu AS TIMESTAMPTZ)) AS TIMESTAMP) AS pickup_time_local,
-      CAST(timezone({tz}, CAST(coalesce(_do, _pu + to_microseconds(CAST(_dur * 1000000 AS BIGINT))) AS TIMESTAMPTZ)) AS TIMESTAMP) AS dropoff_time_local,
+      _pu_utc AS pickup_time_utc, _do_utc AS dropoff_time_utc, _pu_local AS pickup_time_local, _do_local AS dropoff_time_local,
       {tz} AS timezone,
-      strftime(CAST(timezone({tz}, CAST(_pu AS TIMESTAMPTZ)) AS TIMESTAMP), '%Y-%m') AS month,
+      strftime(_pu_local, '%Y-%m') AS month,
       pickup_zone, dropoff_zone, NULL::VARCHAR AS zone_layer,
       CASE WHEN pickup_lat = 0 AND pickup_lon = 0 THEN NULL ELSE pickup_lat END AS pickup_lat,
       CASE WHEN pickup_lat = 0 AND pickup_lon = 0 THEN NULL ELSE pickup_lon END AS pickup_lon,
@@ -128,12 +131,12 @@ def select_sql(table: str, columns: list[str], opts: TripOptions, *, timezone: s
       CASE WHEN dropoff_lat = 0 AND dropoff_lon = 0 THEN NULL ELSE dropoff_lon END AS dropoff_lon,
       NULL::VARCHAR AS pickup_municipality, NULL::VARCHAR AS dropoff_municipality,
       distance_km,
-      CAST(round(coalesce(_dur, epoch(_do) - epoch(_pu))) AS BIGINT) AS duration_s,
+      CAST(round(coalesce(_dur, epoch(_do_utc) - epoch(_pu_utc))) AS BIGINT) AS duration_s,
       fare_amount, tip_amount, total_amount, currency, passengers, payment_type,
       -- raw facts the rules need, dropped before the lake
       _period, _pickup_raw,
       (pickup_lat = 0 AND pickup_lon = 0) AS _pickup_zero_point,
       (dropoff_lat = 0 AND dropoff_lon = 0) AS _dropoff_zero_point
-    FROM src
+    FROM t
     """
     return sql, m

@@ -118,46 +118,61 @@ def batches(files: list[SourceFile]) -> list[list[SourceFile]]:
     return list(groups.values()) + out
 
 
-def load_batch(con: duckdb.DuckDBPyConnection, batch: list[SourceFile], *, table: str, opts: TripOptions) -> list[str]:
-    """Create ``table`` with the batch's rows: every source column as VARCHAR, plus ``_file`` and ``_row``. Return the source columns."""
+def load_batch(con: duckdb.DuckDBPyConnection, batch: list[SourceFile], *, opts: TripOptions) -> tuple[pa.Table, list[str]]:
+    """Return the batch's rows as one Arrow table (every source column as text, plus ``_file``, ``_row``) and its source columns.
+
+    UTF-8 CSV is read by Arrow's multi-threaded CSV reader (all columns as strings, empty = null);
+    a file Arrow cannot read (e.g. rows with missing trailing fields) falls back to DuckDB's
+    lenient reader, which pads short rows with nulls.
+    """
     fmt = batch[0].format
     if fmt == "csv":
-        paths = "[" + ", ".join(lit(str(f.read_path)) for f in batch) + "]"
-        labels = " ".join(f"WHEN {lit(str(f.read_path))} THEN {lit(f.label)}" for f in batch)
-        try:
-            con.execute(
-                f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT * EXCLUDE (_g, filename), "
-                f"CASE filename {labels} END AS _file, _g - min(_g) OVER (PARTITION BY filename) + 1 AS _row FROM ("
-                f"SELECT *, row_number() OVER () AS _g FROM read_csv({paths}, header=true, all_varchar=true, "
-                f"strict_mode=false, null_padding=true, filename=true, sample_size=-1))"
-            )
-        except duckdb.Error as exc:
-            names = ", ".join(f.label for f in batch[:3]) + (" ..." if len(batch) > 3 else "")
-            raise InputError(f"{names}: the CSV cannot be read: {str(exc).splitlines()[0]}") from None
-        return list(batch[0].header)
+        tables = [_csv_table(con, f) for f in batch]
+        cols = list(batch[0].header)
+        return pa.concat_tables([t.select(cols + ["_file", "_row"]) for t in tables]), cols
     (f,) = batch
     if fmt == "parquet":
-        desc = con.sql(f"DESCRIBE SELECT * FROM read_parquet({lit(str(f.path))})").fetchall()
-        cols = [r[0] for r in desc]
-        casts = ", ".join(f"CAST({q(c)} AS VARCHAR) AS {q(c)}" for c in cols)
-        con.execute(
-            f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT {casts}, {lit(f.label)} AS _file, file_row_number + 1 AS _row "
-            f"FROM read_parquet({lit(str(f.path))}, file_row_number=true, hive_partitioning=false)"
-        )
-        return cols
+        import pyarrow.parquet as pq
+
+        t = pq.read_table(f.path)
+        cols = t.column_names
+        arrays = [t.column(c).cast(pa.string()) for c in cols]
+        return _with_position(pa.table(dict(zip(cols, arrays))), f.label), cols
     records = _records(f, opts)
     cols: dict[str, None] = {}
     for r in records:
         for k in r:
             cols.setdefault(k, None)
-    data = {c: [_text(r.get(c)) for r in records] for c in cols}
-    data["_file"] = [f.label] * len(records)
-    data["_row"] = list(range(1, len(records) + 1))
-    arrow = pa.table({k: pa.array(v, type=pa.int64() if k == "_row" else pa.string()) for k, v in data.items()})
-    con.register(f"{table}_arrow", arrow)
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT * FROM {table}_arrow")
-    con.unregister(f"{table}_arrow")
-    return list(cols)
+    data = {c: pa.array([_text(r.get(c)) for r in records], pa.string()) for c in cols}
+    return _with_position(pa.table(data) if data else pa.table({"_empty": pa.nulls(len(records), pa.string())}), f.label), [
+        c for c in cols]
+
+
+def _with_position(t: pa.Table, label: str) -> pa.Table:
+    n = t.num_rows
+    return t.append_column("_file", pa.array([label] * n, pa.string())).append_column("_row", pa.array(range(1, n + 1), pa.int64()))
+
+
+def _csv_table(con: duckdb.DuckDBPyConnection, f: SourceFile) -> pa.Table:
+    import pyarrow.csv as pacsv
+
+    names = list(f.header)
+    if len(set(names)) == len(names) and all(names):
+        try:
+            t = pacsv.read_csv(f.read_path, read_options=pacsv.ReadOptions(block_size=8 << 20),
+                               convert_options=pacsv.ConvertOptions(column_types={c: pa.string() for c in names},
+                                                                    strings_can_be_null=True, quoted_strings_can_be_null=True))
+            if t.column_names == names:
+                return _with_position(t, f.label)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            pass
+    try:
+        t = con.sql(f"SELECT * FROM read_csv({lit(str(f.read_path))}, header=true, all_varchar=true, strict_mode=false, "
+                    f"null_padding=true, sample_size=-1)").to_arrow_table()
+    except duckdb.Error as exc:
+        raise InputError(f"{f.label}: the CSV cannot be read: {str(exc).splitlines()[0]}") from None
+    t = t.rename_columns(names[:t.num_columns] + [f"column_{i + 1}" for i in range(len(names), t.num_columns)])
+    return _with_position(t, f.label)
 
 
 def _text(v) -> str | None:

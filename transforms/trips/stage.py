@@ -121,33 +121,40 @@ def stage_source(
         names = ", ".join(f.label for f in batch[:2]) + (f" and {len(batch) - 2} more" if len(batch) > 2 else "")
         if progress:
             progress(f"{source_id}: reading {names}")
-        raw_cols = readers.load_batch(con, batch, table="_raw", opts=opts)
-        select, resolved = mapping.select_sql("_raw", [c for c in raw_cols if not c.startswith("__")], opts,
+        src, raw_cols = readers.load_batch(con, batch, opts=opts)
+        src = src.append_column("_k", pa.array(np.arange(src.num_rows, dtype=np.int64)))
+        con.register("_src", src)
+        select, resolved = mapping.select_sql("_src", raw_cols, opts,
                                               timezone=timezone, source_id=source_id, feed_version=feed_version,
                                               period_sql=_period_sql(opts))
         if "pickup_time" not in resolved:
             raise InputError(f"{names}: none of the columns {', '.join(opts.columns['pickup_time'])} (trips.columns.pickup_time) "
                              f"is in the file; it has: {', '.join(raw_cols[:30])}")
         rejected = "__rejected__" in raw_cols
-        con.execute(f"CREATE OR REPLACE TEMP TABLE _m AS SELECT *, row_number() OVER () AS _k, "
-                    f"{'r.__rejected__' if rejected else 'NULL::VARCHAR'} AS _rejected FROM ({select}) m "
-                    f"{'POSITIONAL JOIN (SELECT __rejected__ FROM _raw) r' if rejected else ''}")
         has_points = "pickup_lat" in resolved and "pickup_lon" in resolved
+        assign = has_points and (zones is not None or municipalities is not None)
+        fills = []
         if zones is not None:
-            con.execute(f"UPDATE _m SET zone_layer = {readers.lit(zones.layer_id)}")
-            if has_points:
+            fills.append(f"{readers.lit(zones.layer_id)} AS zone_layer")
+        if municipality_name and municipalities is None:
+            fills.append(f"coalesce(pickup_municipality, {readers.lit(municipality_name)}) AS pickup_municipality")
+            fills.append(f"coalesce(dropoff_municipality, {readers.lit(municipality_name)}) AS dropoff_municipality")
+        replace = f" REPLACE ({', '.join(fills)})" if fills else ""
+        mapped = f"SELECT *{replace} FROM ({select}) m"
+        if assign or (municipalities is not None and zones is not None):
+            con.execute(f"CREATE OR REPLACE TEMP TABLE _m AS {mapped}")
+            if zones is not None and has_points:
                 _assign(con, zones, "zone")
-        if municipalities is not None and has_points:
-            _assign(con, municipalities, "municipality")
-        elif municipalities is not None and zones is not None:
-            _municipality_by_zone(con, zones, municipalities)
-        if municipality_name:
-            con.execute(f"UPDATE _m SET pickup_municipality = coalesce(pickup_municipality, {readers.lit(municipality_name)}), "
-                        f"dropoff_municipality = coalesce(dropoff_municipality, {readers.lit(municipality_name)})")
+            if municipalities is not None and has_points:
+                _assign(con, municipalities, "municipality")
+            elif municipalities is not None and zones is not None:
+                _municipality_by_zone(con, zones, municipalities)
+            mapped = "SELECT * FROM _m"
         applicable = rules.applicable(set(resolved), point_zones=zones is not None and has_points)
         hard, soft = rules.codes_sql(applicable, ctx)
-        hard = f"CASE WHEN _rejected IS NOT NULL THEN ['invalid_record'] ELSE {hard} END"
-        con.execute(f"CREATE OR REPLACE TEMP TABLE _r AS SELECT *, {hard} AS _hard, {soft} AS _soft FROM _m")
+        if rejected:
+            hard = f"CASE WHEN _rejected IS NOT NULL THEN ['invalid_record'] ELSE {hard} END"
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _r AS SELECT *, {hard} AS _hard, {soft} AS _soft FROM ({mapped})")
         for fname, code, n in con.sql(
                 "SELECT source_file, code, count(*) FROM (SELECT source_file, unnest(_hard || _soft) AS code FROM _r) GROUP BY ALL").fetchall():
             rule_counts.append({"file": fname, "code": code, "severity": severity.get(code, "ERROR"), "rows": n})
@@ -170,9 +177,10 @@ def stage_source(
             f"SELECT r.source_file AS file, r.source_row AS line, r._hard[1] AS code, "
             f"concat_ws(' | ', array_to_string(list_transform(r._hard, lambda x: {reason_case}), ' | '), r._rejected) AS reason, "
             f"CAST({raw_json} AS VARCHAR) AS raw "
-            f"FROM _r r JOIN _raw w ON w._file = r.source_file AND w._row = r.source_row WHERE len(r._hard) > 0 ORDER BY 1, 2"
+            f"FROM (SELECT * FROM _r WHERE len(_hard) > 0) r JOIN _src w ON w._k = r._k ORDER BY 1, 2"
         ).to_arrow_table())
-        con.execute("DROP TABLE IF EXISTS _raw; DROP TABLE IF EXISTS _m; DROP TABLE IF EXISTS _r")
+        con.unregister("_src")
+        con.execute("DROP TABLE IF EXISTS _m; DROP TABLE IF EXISTS _r")
     shutil.rmtree(tmp, ignore_errors=True)
     for f in per_file.values():
         if f["rows_in"] != f["accepted"] + f["quarantined"]:  # cannot happen; proves nothing was lost

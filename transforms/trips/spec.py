@@ -9,6 +9,7 @@ several naming conventions), plus units, timestamp format and zone, code lists a
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -292,7 +293,15 @@ def load_schema_fields() -> list[dict]:
     """Return the fields of the canonical trips table (specs/schemas/trips.yml)."""
     from transforms.schema import default_specs_dir
 
-    return yaml.safe_load((default_specs_dir() / "schemas" / "trips.yml").read_text(encoding="utf-8"))["fields"]
+    return _schema_fields(str(default_specs_dir()))
+
+
+@lru_cache(maxsize=4)
+def _schema_fields(specs_dir: str) -> list[dict]:
+    from pathlib import Path as _P
+
+    return yaml.safe_load((_P(specs_dir) / "schemas" / "trips.yml").read_text(encoding="utf-8"))["fields"]
+
 
 
 def file_label(path: Path, root: Path) -> str:

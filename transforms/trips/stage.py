@@ -95,6 +95,7 @@ def stage_source(
     """Return what staging the source's files did; the tables are written under ``out_dir``."""
     con = con or duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
+    con.execute("SET preserve_insertion_order = false")  # rows carry their file and record number; order is not data
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp = out_dir / "_decoded"
     files = [readers.inspect(p, root=root, opts=opts, encoding=encoding, staging=tmp) for p in paths]

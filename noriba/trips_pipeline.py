@@ -238,3 +238,14 @@ def run_all(ws: Workspace, *, ids: list[str] | None = None, tags: tuple[str, ...
     chosen.sort(key=lambda s: (s.kind != "zones", s.id))
     cache: dict = {}
     return [run_trips(s, ws, progress=progress, export=export, specs=specs, cache=cache) for s in chosen]
+
+
+def check_contracts(ws: Workspace, source_id: str, *, sample: int = 100_000):
+    """Return the GX contract results (transforms/trips/contracts.py) over a sample of the source's accepted trips in the lake."""
+    from transforms.trips.contracts import validate_parquet
+
+    part = ws.lake / "trips_fct_trips" / f"source_id={source_id}"
+    files = sorted(part.glob("month=*/*.parquet"))
+    if not files:
+        raise InputError(f"{source_id}: no accepted trips in the lake; run the source first")
+    return validate_parquet(files, sample=sample)

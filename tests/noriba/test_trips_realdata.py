@@ -230,3 +230,13 @@ def test_statistics_are_plausible(warehouse):
     km = np.array([r[0] for r in con.execute("SELECT distance_km FROM trips.fct_trips WHERE source_id = 'nyc-yellow-samples' "
                                              "AND distance_km > 0").fetchall()])
     assert 2.0 < np.median(km) < 4.0  # a typical Manhattan yellow trip is 1-2 miles
+
+
+def test_accepted_yellow_trips_meet_the_generated_gx_contract(warehouse):
+    ws, _, _ = warehouse
+    from noriba.trips_pipeline import check_contracts
+
+    res = check_contracts(ws, "nyc-yellow-samples", sample=50_000)
+    assert res.success and res.rows_checked == 50_000
+    soft = {r["expectation"] + ":" + r["column"]: r["unexpected_count"] for r in res.results if r["severity"] == "warning"}
+    assert soft["expect_column_values_to_be_between:passengers"] > 0  # zero-passenger trips are kept, flagged

@@ -115,6 +115,7 @@ def publish_trips(ws: Workspace, source_id: str) -> dict:
         con = connect(ws)
         try:
             ensure_trips_schema(con)
+            con.execute("SET preserve_insertion_order = false")  # trips carry their own file and row; order is not data
             meta = con.sql(f"SELECT * FROM read_parquet({lit(str(meta_part))}, hive_partitioning=false)").to_arrow_table().to_pylist()[0]
             ver = meta["feed_version"]
             con.execute("BEGIN TRANSACTION")
@@ -330,6 +331,24 @@ def _write_csv(path: Path, rows: list[dict], columns: list[str]) -> None:
         w.writerows(rows)
 
 
+def _export_trip_rows(ws: Workspace, source_id: str, out_dir: Path, opts: TripOptions) -> str:
+    """Return the path of the trip-level export a spec explicitly allowed: points only if allow_points, exact times only
+    if allow_exact_times (otherwise times are cut to the hour); never the operator's trip id or the source row."""
+    times = ("pickup_time_local, dropoff_time_local" if opts.allow_exact_times
+             else "date_trunc('hour', pickup_time_local) AS pickup_hour_local")
+    points = ", pickup_lat, pickup_lon, dropoff_lat, dropoff_lon" if opts.allow_points else ""
+    path = out_dir / "trips.parquet"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    con = connect(ws, read_only=True)
+    try:
+        con.execute(f"COPY (SELECT mode, provider, {times}, pickup_zone, dropoff_zone, pickup_municipality, dropoff_municipality, "
+                    f"distance_km, duration_s, total_amount, currency, passengers{points} FROM trips.fct_trips "
+                    f"WHERE source_id = {lit(source_id)}) TO {lit(str(path))} (FORMAT parquet)")
+    finally:
+        con.close()
+    return str(path)
+
+
 def export_trips(ws: Workspace, source_id: str, *, opts: TripOptions) -> dict:
     """Return the paths of the source's exports: zone × hour demand, OD matrix and transit gaps, each k-suppressed.
 
@@ -359,6 +378,8 @@ def export_trips(ws: Workspace, source_id: str, *, opts: TripOptions) -> dict:
         path = out_dir / f"{name}.csv"
         _write_csv(path, kept, list(rows[0].keys()))
         files[name], suppressed[name] = str(path), n
+    if opts.allow_points or opts.allow_exact_times:
+        files["trips"] = _export_trip_rows(ws, source_id, out_dir, opts)
     about = {"source_id": source_id, "k": opts.k, "suppressed_cells": suppressed,
              "note": f"cells with fewer than {opts.k} trips are not published; points and exact times are not exported"
                      + ("" if not (opts.allow_points or opts.allow_exact_times) else " unless the spec allows them"),

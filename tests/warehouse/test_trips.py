@@ -20,7 +20,7 @@ ZONES = {"type": "FeatureCollection", "features": [
 HEADER = "pickup,dropoff,plat,plon,dlat,dlon,pax\n"
 
 
-def _specs(tmp_path: Path, trips: str, *, k: int = 10, gap: dict | None = None) -> dict:
+def _specs(tmp_path: Path, trips: str, *, k: int = 10, gap: dict | None = None, privacy: dict | None = None) -> dict:
     from noriba.specs import parse_spec
 
     src = tmp_path / "src"
@@ -30,7 +30,7 @@ def _specs(tmp_path: Path, trips: str, *, k: int = 10, gap: dict | None = None) 
     zones = parse_spec({"id": "z", "kind": "zones", "source": {"path": str(tmp_path / "zones.geojson")},
                         "zones": {"id_field": "id", "name_field": "name"}}, where="z.yml", root=ROOT)
     section = {"files": ["*.csv"], "currency": "JPY", "time": {"format": "%Y-%m-%d %H:%M", "zone": "local"},
-               "period": {"from_name": r"_(\d{4}-\d{2})\."}, "zones": {"layer": "z"}, "privacy": {"k": k},
+               "period": {"from_name": r"_(\d{4}-\d{2})\."}, "zones": {"layer": "z"}, "privacy": {"k": k, **(privacy or {})},
                "columns": {"pickup_time": "pickup", "dropoff_time": "dropoff", "pickup_lat": "plat", "pickup_lon": "plon",
                            "dropoff_lat": "dlat", "dropoff_lon": "dlon", "passengers": "pax"}}
     if gap:
@@ -122,3 +122,14 @@ def test_suppress_drops_cells_below_k(k, expected):
 
     kept, n = suppress([{"trips": 2}, {"trips": 3}], k=k)
     assert n == expected and all(r["trips"] >= k for r in kept)
+
+
+def test_trip_rows_leave_only_when_the_spec_allows_and_only_what_it_allows(ws, tmp_path):
+    import pyarrow.parquet as pq
+
+    trips = "".join(_trip(8, 43.30, 141.40, m) for m in range(3))
+    out = _run(ws, _specs(tmp_path / "a", trips))
+    assert "trips" not in out["exports"]
+    out = _run(ws, _specs(tmp_path / "b", trips, privacy={"allow_points": True}))
+    cols = set(pq.read_schema(out["exports"]["trips"]).names)
+    assert {"pickup_lat", "pickup_hour_local"} <= cols and not {"pickup_time_local", "source_row", "trip_ref"} & cols

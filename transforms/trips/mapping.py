@@ -28,13 +28,19 @@ def resolve(columns: list[str], opts: TripOptions) -> dict[str, str]:
 
 def _code_sql(expr: str, codes: dict[str, str | None]) -> str:
     """Return SQL applying a code list to ``expr``; '2.0' matches code '2' (integers written as floats)."""
-    norm = f"regexp_replace(trim({expr}), '\\.0+$', '')"
+    norm = _int_text(f"trim({expr})")
     whens = " ".join(f"WHEN {lit(k)} THEN {'NULL' if v is None else lit(v)}" for k, v in codes.items())
     return f"(CASE WHEN {expr} IS NULL THEN NULL ELSE CASE {norm} {whens} ELSE 'unknown:' || {norm} END END)"
 
 
+def _int_text(expr: str) -> str:
+    """Return SQL writing an integer stored as a float ('2.0') as '2'; other text unchanged."""
+    return f"(CASE WHEN contains({expr}, '.') THEN regexp_replace({expr}, '\\.0+$', '') ELSE {expr} END)"
+
+
 def _num(expr: str | None) -> str:
-    return "NULL::DOUBLE" if expr is None else f"TRY_CAST(trim({expr}) AS DOUBLE)"
+    # DuckDB's cast already ignores surrounding spaces
+    return "NULL::DOUBLE" if expr is None else f"TRY_CAST({expr} AS DOUBLE)"
 
 
 def _ts(expr: str | None, opts: TripOptions) -> str:
@@ -44,11 +50,11 @@ def _ts(expr: str | None, opts: TripOptions) -> str:
     if opts.epoch:
         div = 1000.0 if opts.epoch == "ms" else 1.0
         # zone: local means the epoch counts wall-clock seconds (a common export quirk, e.g. Chicago's BigQuery copy)
-        return f"CAST(to_timestamp(TRY_CAST(trim({expr}) AS DOUBLE) / {div}) AS TIMESTAMP)"
+        return f"CAST(to_timestamp(TRY_CAST({expr} AS DOUBLE) / {div}) AS TIMESTAMP)"
     if opts.time_formats:
         fmts = "[" + ", ".join(lit(f) for f in opts.time_formats) + "]"
-        return f"CAST(try_strptime(trim({expr}), {fmts}) AS TIMESTAMP)"  # with %z the offset is applied (session zone UTC)
-    return f"TRY_CAST(trim({expr}) AS TIMESTAMP)"
+        return f"CAST(try_strptime({expr}, {fmts}) AS TIMESTAMP)"  # with %z the offset is applied (session zone UTC)
+    return f"TRY_CAST({expr} AS TIMESTAMP)"
 
 
 def select_sql(table: str, columns: list[str], opts: TripOptions, *, timezone: str, source_id: str, feed_version: str,
@@ -85,7 +91,7 @@ def select_sql(table: str, columns: list[str], opts: TripOptions, *, timezone: s
 
     def zone(fld: str) -> str:
         c = col(fld)
-        return "NULL::VARCHAR" if c is None else f"NULLIF(regexp_replace(trim({c}), '\\.0+$', ''), '')"
+        return "NULL::VARCHAR" if c is None else f"NULLIF({_int_text(f'trim({c})')}, '')"
 
     def coord(fld: str) -> str:
         return f"{_num(col(fld))}"

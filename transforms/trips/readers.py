@@ -104,18 +104,27 @@ def _is_utf8(raw: bytes) -> bool:
         return False
 
 
-def batches(files: list[SourceFile]) -> list[list[SourceFile]]:
-    """Return the files grouped so each group is read by one scan: CSVs with the same header together."""
-    groups: dict[tuple, list[SourceFile]] = {}
+#: A batch of CSV files is processed in one set-based pass; its size bounds memory (Arrow text + DuckDB table).
+BATCH_BYTES = 96 << 20
+
+
+def batches(files: list[SourceFile], *, max_bytes: int = BATCH_BYTES) -> list[list[SourceFile]]:
+    """Return the files grouped for set-based passes: CSVs with the same header together, up to ``max_bytes`` a group."""
+    groups: dict[tuple, list[list[SourceFile]]] = {}
+    sizes: dict[tuple, int] = {}
     out: list[list[SourceFile]] = []
     for f in files:
-        if f.format == "csv":
-            groups.setdefault(f.header, []).append(f)
-        elif f.format == "parquet":
+        if f.format != "csv":
             out.append([f])
-        else:
-            out.append([f])
-    return list(groups.values()) + out
+            continue
+        size = (f.read_path or f.path).stat().st_size
+        chunks = groups.setdefault(f.header, [[]])
+        if chunks[-1] and sizes.get(f.header, 0) + size > max_bytes:
+            chunks.append([])
+            sizes[f.header] = 0
+        chunks[-1].append(f)
+        sizes[f.header] = sizes.get(f.header, 0) + size
+    return [c for chunks in groups.values() for c in chunks] + out
 
 
 def load_batch(con: duckdb.DuckDBPyConnection, batch: list[SourceFile], *, opts: TripOptions) -> tuple[pa.Table, list[str]]:

@@ -5,9 +5,13 @@ publishing. Quarantined rows go to the shared ``quality.quarantine`` table (feed
 with their raw row as JSON and the reason; what reading found goes to ``quality.notices``; one
 row per version to ``meta.feed_versions`` (kind 'trips') so ``noriba status`` lists trips too.
 
-SQL models, in the shape source → renamed → final: ``trips.stg_trips__lake`` (the lake as read),
-``trips.fct_trips`` (published table), ``marts.trips_by_zone_hour``, ``marts.trips_od_matrix``,
-``marts.transit_gap_trips`` and ``marts.transit_gap_by_municipality``.
+SQL models, in the shape source → renamed → final: ``trips.fct_trips`` is a view over the lake's
+Parquet (``lake/trips_fct_trips/source_id=…/month=…``) restricted to the version of each source
+recorded in ``trips.sources``, so publishing a version is one transaction that switches which
+files count, without copying millions of trip rows a second time (the lake is the source of
+truth; the warehouse path must stay where the workspace is). The marts are tables built at
+publish: ``marts.trips_by_zone_hour``, ``marts.trips_od_matrix``, ``marts.transit_gap_trips``
+and ``marts.transit_gap_by_municipality``.
 
 Privacy: trip rows are personal data. Exports aggregate to zones × time bins and drop every cell
 with fewer than k trips (the spec's privacy.k, default 10); points and exact timestamps are only
@@ -47,7 +51,6 @@ def ensure_trips_schema(con: duckdb.DuckDBPyConnection) -> None:
     ensure_schema(con)
     for s in ("trips", "marts"):
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {s}")
-    con.execute(f"CREATE TABLE IF NOT EXISTS trips.fct_trips ({', '.join(f'{c} {t}' for c, t in fct_columns())})")
     con.execute(f"CREATE TABLE IF NOT EXISTS trips.zones ({', '.join(f'{c} {t}' for c, t in ZONE_COLUMNS)})")
     con.execute("CREATE TABLE IF NOT EXISTS trips.source_files (source_id VARCHAR, feed_version VARCHAR, file VARCHAR, "
                 "format VARCHAR, encoding VARCHAR, rows_in BIGINT, accepted BIGINT, quarantined BIGINT)")
@@ -55,6 +58,22 @@ def ensure_trips_schema(con: duckdb.DuckDBPyConnection) -> None:
                 "code VARCHAR, severity VARCHAR, rows BIGINT)")
     con.execute("CREATE TABLE IF NOT EXISTS trips.sources (source_id VARCHAR, feed_version VARCHAR, spec VARCHAR, "
                 "published_at VARCHAR)")
+
+
+def fct_view(con: duckdb.DuckDBPyConnection, ws: Workspace) -> None:
+    """(Re)create the view trips.fct_trips over the lake, limited to the published version of each source."""
+    cols = ", ".join(f"CAST({c} AS {t}) AS {c}" if t != "VARCHAR[]" else c for c, t in fct_columns())
+    have = con.sql("SELECT table_type FROM information_schema.tables WHERE table_schema = 'trips' AND table_name = 'fct_trips'").fetchall()
+    if have and have[0][0] != "VIEW":
+        con.execute("DROP TABLE trips.fct_trips")
+    files = sorted(str(p) for p in (ws.lake / "trips_fct_trips").glob("source_id=*/month=*/*.parquet"))
+    if files:
+        src = f"read_parquet({lit(str(ws.lake / 'trips_fct_trips' / 'source_id=*' / 'month=*' / '*.parquet'))}, hive_partitioning=false)"
+        con.execute(f"CREATE OR REPLACE VIEW trips.fct_trips AS SELECT {cols} FROM {src} f "
+                    f"SEMI JOIN trips.sources s ON f.source_id = s.source_id AND f.feed_version = s.feed_version")
+    else:
+        empty = ", ".join(f"NULL::{t} AS {c}" for c, t in fct_columns())
+        con.execute(f"CREATE OR REPLACE VIEW trips.fct_trips AS SELECT {empty} WHERE false")
 
 
 def published_version(ws: Workspace, source_id: str) -> str | None:
@@ -107,7 +126,6 @@ def _zone_notices(con, layer) -> None:
 
 def publish_trips(ws: Workspace, source_id: str) -> dict:
     """Return row counts published for a trips source: its lake partitions replace its warehouse rows in one transaction."""
-    fct = _lake(ws, "trips_fct_trips", source_id)
     meta_part = _lake(ws, "trips_meta", source_id) / "part-0.parquet"
     if not meta_part.exists():
         raise FileNotFoundError(f"{source_id}: nothing in the lake to publish; run the source first")
@@ -119,18 +137,11 @@ def publish_trips(ws: Workspace, source_id: str) -> dict:
             meta = con.sql(f"SELECT * FROM read_parquet({lit(str(meta_part))}, hive_partitioning=false)").to_arrow_table().to_pylist()[0]
             ver = meta["feed_version"]
             con.execute("BEGIN TRANSACTION")
-            for t in ("trips.fct_trips",):
-                con.execute(f"DELETE FROM {t} WHERE source_id = ?", [source_id])
             con.execute("DELETE FROM trips.source_files WHERE source_id = ?", [source_id])
             con.execute("DELETE FROM quality.trip_rule_counts WHERE source_id = ?", [source_id])
             con.execute("DELETE FROM quality.quarantine WHERE feed_id = ?", [source_id])
             con.execute("DELETE FROM quality.notices WHERE feed_id = ? AND feed_version <> 'zones'", [source_id])
             con.execute("DELETE FROM trips.sources WHERE source_id = ?", [source_id])
-            cols = ", ".join(c for c, _ in fct_columns())
-            if list(fct.glob("month=*/*.parquet")):
-                con.execute(f"CREATE OR REPLACE TEMP VIEW stg_trips__lake AS SELECT {cols} FROM read_parquet("
-                            f"{lit(str(fct / 'month=*' / '*.parquet'))}, hive_partitioning=false)")
-                con.execute(f"INSERT INTO trips.fct_trips ({cols}) SELECT {cols} FROM stg_trips__lake")
             files = _lake(ws, "trips_files", source_id) / "part-0.parquet"
             con.execute(f"INSERT INTO trips.source_files SELECT ?, ?, file, format, encoding, rows_in, accepted, quarantined "
                         f"FROM read_parquet({lit(str(files))}, hive_partitioning=false)", [source_id, ver])
@@ -149,6 +160,7 @@ def publish_trips(ws: Workspace, source_id: str) -> dict:
                 con.execute(f"INSERT INTO trips.zones BY NAME SELECT * FROM read_parquet({lit(str(zp))}, hive_partitioning=false)")
             now = datetime.now(timezone.utc).isoformat(timespec="seconds")
             con.execute("INSERT INTO trips.sources VALUES (?, ?, ?, ?)", [source_id, ver, meta["spec"], now])
+            fct_view(con, ws)
             con.execute("DELETE FROM meta.feed_versions WHERE feed_id = ?", [source_id])
             con.execute(
                 "INSERT INTO meta.feed_versions (feed_id, feed_version, content_sha256, source_sha256, source, raw_path, fetched_at, "

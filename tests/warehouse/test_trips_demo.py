@@ -87,3 +87,21 @@ def test_demo_exports_are_suppressed(demo):
     assert rows and all(int(r["trips"]) >= 10 for r in rows)
     about = json.loads((ws.exports / "trips" / "minato-taxi" / "about.json").read_text(encoding="utf-8"))
     assert about["suppressed_cells"]["trips_by_zone_hour"] > 0
+
+
+def test_run_feed_dispatches_a_trips_spec(tmp_path):
+    from noriba.pipeline import run_feed
+    from noriba.workspace import Workspace
+    from transforms.trips.spec import load_trip_specs
+
+    spec = next(s for s in load_trip_specs() if s.id == "minato-ondemand")
+    out = run_feed(spec, Workspace(tmp_path / "home").ensure(), export=False)
+    assert out["status"] == "new" and out["rows_in"] == 400 and out["rows_quarantined"] == 4
+
+
+def test_cli_names_an_unknown_trips_spec_in_one_line(tmp_path, capsys):
+    from noriba.cli import main
+
+    rc = main(["--home", str(tmp_path / "home"), "trips", "no-such-source", "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "no-such-source" in err[0] and "Traceback" not in err[0]

@@ -165,10 +165,7 @@ def stage_source(
             per_file[fname]["quarantined"] += n_q
             per_file[fname]["accepted"] += n_in - n_q
         select_cols = ", ".join(f"_soft AS flags" if c == "flags" else readers.q(c) for c in cols)
-        con.execute(
-            f"COPY (SELECT {select_cols} FROM _r WHERE len(_hard) = 0) TO {readers.lit(str(fct_dir))} "
-            f"(FORMAT parquet, COMPRESSION zstd, PARTITION_BY (month), OVERWRITE_OR_IGNORE true, FILENAME_PATTERN 'b{bi}_{{i}}', WRITE_PARTITION_COLUMNS true)"
-        )
+        _write_months(con.sql(f"SELECT {select_cols} FROM _r WHERE len(_hard) = 0 ORDER BY month").to_arrow_table(), fct_dir, f"b{bi}")
         raw_json = "json_object(" + ", ".join(f"{readers.lit(c)}, w.{readers.q(c)}" for c in raw_cols if not c.startswith("__")) + ")"
         if rejected and "__raw__" in raw_cols:
             raw_json = f"coalesce(w.__raw__, {raw_json})"
@@ -198,6 +195,26 @@ def stage_source(
     pq.write_table(pa.Table.from_pylist([asdict(n) for n in notices], schema=NOTICE_SCHEMA), out_dir / "notices.parquet")
     months = sorted(p.name.split("=", 1)[1] for p in fct_dir.glob("month=*")) if fct_dir.exists() else []
     return Staged(files=list(per_file.values()), rule_counts=rule_counts, notices=notices, months=months)
+
+
+def _write_months(table: pa.Table, fct_dir: Path, name: str) -> None:
+    """Write accepted trips (sorted by month) as ``fct_dir/month=YYYY-MM/<name>.parquet``, one file per month.
+
+    Arrow's Parquet writer is used: it writes the ``flags`` list column about twice as fast as
+    DuckDB's partitioned COPY here.
+    """
+    if not table.num_rows:
+        return
+    import pyarrow.compute as pc
+
+    counts = pc.value_counts(table.column("month"))
+    offset = 0
+    for item in counts.to_pylist():
+        month, n = item["values"], item["counts"]
+        part = fct_dir / f"month={month}"
+        part.mkdir(parents=True, exist_ok=True)
+        pq.write_table(table.slice(offset, n), part / f"{name}.parquet", compression="zstd")
+        offset += n
 
 
 def _assign(con: duckdb.DuckDBPyConnection, layer: ZoneLayer, what: str) -> None:

@@ -14,7 +14,6 @@ Rows in = accepted + quarantined holds per file by construction and is checked b
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -155,17 +154,27 @@ def stage_source(
         hard, soft = rules.codes_sql(applicable, ctx)
         if rejected:
             hard = f"CASE WHEN _rejected IS NOT NULL THEN ['invalid_record'] ELSE {hard} END"
-        con.execute(f"CREATE OR REPLACE TEMP TABLE _r AS SELECT *, {hard} AS _hard, {soft} AS _soft FROM ({mapped})")
+        # one streaming pass: canonical columns + rule codes straight into Arrow (no wide DuckDB table)
+        select_cols = ", ".join(f"_soft AS flags" if c == "flags" else readers.q(c) for c in cols)
+        out = con.sql(f"SELECT {select_cols}, _hard, _k, _rejected FROM (SELECT *, {hard} AS _hard, {soft} AS _soft "
+                      f"FROM ({mapped}))").to_arrow_table()
+        con.register("_r", out.select(["source_file", "source_row", "flags", "_hard", "_k", "_rejected"]))
         for fname, code, n in con.sql(
-                "SELECT source_file, code, count(*) FROM (SELECT source_file, unnest(_hard || _soft) AS code FROM _r) GROUP BY ALL").fetchall():
+                "SELECT source_file, code, count(*) FROM (SELECT source_file, unnest(_hard || flags) AS code FROM _r) GROUP BY ALL").fetchall():
             rule_counts.append({"file": fname, "code": code, "severity": severity.get(code, "ERROR"), "rows": n})
+        n_hard = 0
         for fname, n_in, n_q in con.sql(
                 "SELECT source_file, count(*), count(*) FILTER (WHERE len(_hard) > 0) FROM _r GROUP BY ALL").fetchall():
             per_file[fname]["rows_in"] += n_in
             per_file[fname]["quarantined"] += n_q
             per_file[fname]["accepted"] += n_in - n_q
-        select_cols = ", ".join(f"_soft AS flags" if c == "flags" else readers.q(c) for c in cols)
-        _write_months(con.sql(f"SELECT {select_cols} FROM _r WHERE len(_hard) = 0 ORDER BY month").to_arrow_table(), fct_dir, f"b{bi}")
+            n_hard += n_q
+        accepted = out.select(cols)
+        if n_hard:
+            import pyarrow.compute as pc
+
+            accepted = accepted.filter(pc.equal(pc.list_value_length(out.column("_hard")), 0))
+        _write_months(accepted, fct_dir, f"b{bi}")
         raw_json = "json_object(" + ", ".join(f"{readers.lit(c)}, w.{readers.q(c)}" for c in raw_cols if not c.startswith("__")) + ")"
         if rejected and "__raw__" in raw_cols:
             raw_json = f"coalesce(w.__raw__, {raw_json})"
@@ -178,7 +187,8 @@ def stage_source(
             f"FROM (SELECT * FROM _r WHERE len(_hard) > 0) r JOIN _src w ON w._k = r._k ORDER BY 1, 2"
         ).to_arrow_table())
         con.unregister("_src")
-        con.execute("DROP TABLE IF EXISTS _m; DROP TABLE IF EXISTS _r")
+        con.unregister("_r")
+        con.execute("DROP TABLE IF EXISTS _m")
     shutil.rmtree(tmp, ignore_errors=True)
     for f in per_file.values():
         if f["rows_in"] != f["accepted"] + f["quarantined"]:  # cannot happen; proves nothing was lost
@@ -198,7 +208,7 @@ def stage_source(
 
 
 def _write_months(table: pa.Table, fct_dir: Path, name: str) -> None:
-    """Write accepted trips (sorted by month) as ``fct_dir/month=YYYY-MM/<name>.parquet``, one file per month.
+    """Write accepted trips as ``fct_dir/month=YYYY-MM/<name>.parquet``, one file per month (no sort: one mask per month).
 
     Arrow's Parquet writer is used: it writes the ``flags`` list column about twice as fast as
     DuckDB's partitioned COPY here.
@@ -207,14 +217,13 @@ def _write_months(table: pa.Table, fct_dir: Path, name: str) -> None:
         return
     import pyarrow.compute as pc
 
-    counts = pc.value_counts(table.column("month"))
-    offset = 0
-    for item in counts.to_pylist():
-        month, n = item["values"], item["counts"]
+    months = pc.dictionary_encode(table.column("month")).combine_chunks()
+    if months.null_count:  # cannot happen: a trip without a pickup time fails a hard rule
+        raise AssertionError("accepted trips without a month")
+    for i, month in enumerate(months.dictionary.to_pylist()):
         part = fct_dir / f"month={month}"
         part.mkdir(parents=True, exist_ok=True)
-        pq.write_table(table.slice(offset, n), part / f"{name}.parquet", compression="zstd")
-        offset += n
+        pq.write_table(table.filter(pc.equal(months.indices, i)), part / f"{name}.parquet", compression="zstd")
 
 
 def _assign(con: duckdb.DuckDBPyConnection, layer: ZoneLayer, what: str) -> None:
@@ -251,7 +260,3 @@ def _municipality_by_zone(con: duckdb.DuckDBPyConnection, zones: ZoneLayer, muni
     con.execute("UPDATE _m SET pickup_municipality = z.muni FROM _zm z WHERE _m.pickup_zone = z.zone_id")
     con.execute("UPDATE _m SET dropoff_municipality = z.muni FROM _zm z WHERE _m.dropoff_zone = z.zone_id")
     con.unregister("_zm")
-
-
-def flags_json(flags) -> str:
-    return json.dumps(list(flags or []))

@@ -14,6 +14,7 @@ import csv
 import glob
 import io
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -136,7 +137,11 @@ def load_batch(con: duckdb.DuckDBPyConnection, batch: list[SourceFile], *, opts:
     """
     fmt = batch[0].format
     if fmt == "csv":
-        tables = [_csv_table(con, f) for f in batch]
+        from concurrent.futures import ThreadPoolExecutor
+
+        # small files: Arrow's reader cannot spread one 1 MB file over cores, so files are read side by side
+        with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+            tables = list(pool.map(lambda f: _csv_table(con.cursor(), f), batch))
         cols = list(batch[0].header)
         return pa.concat_tables([t.select(cols + ["_file", "_row"]) for t in tables]), cols
     (f,) = batch

@@ -217,13 +217,21 @@ def _write_months(table: pa.Table, fct_dir: Path, name: str) -> None:
         return
     import pyarrow.compute as pc
 
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
     months = pc.dictionary_encode(table.column("month")).combine_chunks()
     if months.null_count:  # cannot happen: a trip without a pickup time fails a hard rule
         raise AssertionError("accepted trips without a month")
-    for i, month in enumerate(months.dictionary.to_pylist()):
+
+    def write(i_month: tuple[int, str]) -> None:
+        i, month = i_month
         part = fct_dir / f"month={month}"
         part.mkdir(parents=True, exist_ok=True)
         pq.write_table(table.filter(pc.equal(months.indices, i)), part / f"{name}.parquet", compression="zstd")
+
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:  # Arrow releases the GIL while it encodes
+        list(pool.map(write, enumerate(months.dictionary.to_pylist())))
 
 
 def _assign(con: duckdb.DuckDBPyConnection, layer: ZoneLayer, what: str) -> None:

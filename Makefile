@@ -22,3 +22,4 @@ test: uv
 bench: uv
 	$(UV) sync --frozen
 	$(UV) run --frozen python bench/bench_ingest.py
+	$(UV) run --frozen python bench/bench_trips.py

@@ -289,6 +289,7 @@ def cmd_demo(args) -> int:
         _console().print("error: no demo feed specs (tag 'demo') under specs/feeds/")
         return EXIT_PROBLEM
     rc = cmd_run(args, specs)
+    rc = max(rc, _run_trips(args, tags=("demo",)))  # the demo region's taxi, on-demand and zone specs (specs/trips/)
     sys.stderr.flush()
     ws = Workspace.from_env(args.home)
     print()
@@ -299,9 +300,36 @@ def cmd_demo(args) -> int:
     print("Try a query:")
     print(f"  uv run python -c \"import duckdb; print(duckdb.connect('{ws.warehouse}', read_only=True)"
           f".sql('SELECT feed_id, stop_name, stop_lat, stop_lon FROM gtfs_latest.stops LIMIT 5'))\"")
+    print(f"  uv run python -c \"import duckdb; print(duckdb.connect('{ws.warehouse}', read_only=True)"
+          f".sql('SELECT * FROM marts.transit_gap_by_municipality'))\"")
     print("  uv run noriba status")
     sys.stdout.flush()
     return rc
+
+
+def _run_trips(args, *, ids: list[str] | None = None, tags: tuple[str, ...] = ()) -> int:
+    """Run trips / zones specs (specs/trips/); return 0, or EXIT_PROBLEM after printing one line per failure."""
+    from noriba.specs import SpecError
+    from noriba.trips_pipeline import run_all
+    from noriba.workspace import Workspace
+
+    ws = Workspace.from_env(args.home)
+    console = _console()
+    try:
+        with _Progress(getattr(args, "quiet", False)) as progress:
+            results = run_all(ws, ids=ids, tags=tags, progress=progress, export=not getattr(args, "no_export", False))
+    except SpecError as exc:
+        for line in exc.problems:
+            console.print(f"error: {line}", markup=False)
+        return EXIT_PROBLEM
+    except Exception as exc:  # one line a person can act on, never a traceback
+        _fail(console, "trips", exc)
+        return EXIT_PROBLEM
+    for r in results:
+        console.print(r["message"], markup=False)
+        for path in (r.get("exports") or {}).values():
+            console.print(f"  export: {path}", markup=False)
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -340,6 +368,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("export", help="rebuild exports of the latest version of each feed that its policy let pass")
     sp.add_argument("feed_ids", nargs="*")
     sp.add_argument("--version", help="export this version instead (refused if its policy blocked it)")
+    sp = sub.add_parser("trips", help="run the trip and zone specs in specs/trips (all, or those named)")
+    sp.add_argument("feed_ids", nargs="*")
+    common(sp)
     sp = sub.add_parser("demo", help="build the demo region offline from the project's own inputs")
     common(sp)
     return p
@@ -374,6 +405,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_export(args)
         if args.command == "demo":
             return cmd_demo(args)
+        if args.command == "trips":
+            return _run_trips(args, ids=args.feed_ids or None)
     except KeyboardInterrupt:
         _console().print("interrupted")
         return 130

@@ -312,6 +312,10 @@ def export_step(ws: Workspace, published: dict) -> dict:
 def run_feed(spec: FeedSpec, ws: Workspace, *, progress: Progress | None = None, export: bool = True,
              validation_date: date | None = None) -> dict:
     """Return what one full run of a feed did: fetch, stage, lake, publish, export (the DAG's steps, in order)."""
+    if spec.kind in ("trips", "zones"):  # trips are a second family with their own pipeline
+        from noriba.trips_pipeline import run_trips
+
+        return run_trips(spec, ws, progress=progress, export=export)
     fetched = fetch(spec, ws)
     staged = stage(spec, ws, fetched, progress=progress, validation_date=validation_date)
     lake = write_lake(ws, staged)

@@ -12,11 +12,12 @@ import yaml
 from noriba.policy import Policy, parse_policy
 from transforms.schema import default_specs_dir
 
-KINDS = ("gtfs",)
+KINDS = ("gtfs", "trips", "zones")
 PROFILES = ("gtfs", "gtfs-jp")
 ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _KEYS = {"id", "kind", "name", "source", "schedule", "timezone", "encoding", "profile", "operator",
-         "municipality", "license", "tags", "description", "policy"}
+         "municipality", "license", "tags", "description", "policy",
+         "trips", "zones"}  # trips/zones: the section of a trips or zones spec (transforms/trips/spec.py)
 _SOURCE_KEYS = {"path", "url", "max_bytes", "headers", "timeout_s", "retries"}
 
 
@@ -56,6 +57,7 @@ class FeedSpec:
     tags: tuple[str, ...] = ()
     spec_path: Path | None = None
     policy: Policy = Policy()
+    options: dict = field(default_factory=dict)  # the kind's own section (trips: / zones:), checked by its kind
 
     def metadata(self) -> dict:
         """Return the spec's descriptive fields, as stored with each feed version."""
@@ -140,13 +142,19 @@ def parse_spec(doc: object, *, where: str, root: Path, expect_id: str | None = N
         bad("tags", "must be a list such as [demo, hokkaido]")
     policy, policy_problems = parse_policy(doc.get("policy"), where=where)
     problems.extend(policy_problems)
+    options = {}
+    if kind in ("trips", "zones"):
+        from transforms.trips.spec import check_trips, check_zones
+
+        options = doc.get(kind) or {}
+        problems.extend((check_trips if kind == "trips" else check_zones)(doc.get(kind), where=where)[1])
     if problems:
         raise SpecError(problems)
     return FeedSpec(
         id=fid, kind=kind, source=source, name=str(doc.get("name") or fid), schedule=schedule,
         timezone=str(tz), encoding=enc, profile=profile, operator=doc.get("operator"),
         municipality=doc.get("municipality") or {}, license=doc.get("license") or {},
-        tags=tuple(str(t) for t in tags), policy=policy,
+        tags=tuple(str(t) for t in tags), policy=policy, options=options,
     )
 
 

@@ -1,0 +1,251 @@
+"""The trips pipeline: fetch → parse/validate → lake (by source and month) → publish → privacy-safe exports.
+
+Trip sources and zone layers are specs under ``specs/trips/`` (kinds ``trips`` and ``zones``).
+Every file is archived as received under ``raw/<source_id>/<sha256><ext>``; the source version is a
+hash of the files' hashes and the spec's mapping, so an unchanged delivery makes no new version.
+The lake keeps the latest version of each source, partitioned by source and month:
+``lake/trips_fct_trips/source_id=<id>/month=YYYY-MM/*.parquet``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from noriba.specs import FeedSpec, SpecError
+from noriba.workspace import Workspace
+from transforms.adapters import InputError, Progress
+from transforms.trips.readers import list_files
+from transforms.trips.spec import load_trip_specs, trip_options, zone_options
+from transforms.trips.stage import stage_source
+from transforms.trips.zones import ZoneLayer, load_layer
+
+VERSION_ID_LENGTH = 16
+#: Lake tables of one trips source, each under lake/<table>/source_id=<id>/.
+LAKE_TABLES = ("trips_fct_trips", "trips_quarantine", "trips_rule_counts", "trips_files", "trips_notices", "trips_meta")
+
+
+def _say(progress: Progress | None, msg: str) -> None:
+    if progress:
+        progress(msg)
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def zone_layer(spec: FeedSpec, *, cache: dict | None = None) -> ZoneLayer:
+    """Return the zone layer a zones spec declares (cached per spec id within one run)."""
+    if cache is not None and spec.id in cache:
+        return cache[spec.id]
+    layer = load_layer(spec.id, spec.source.path, zone_options(spec))
+    if cache is not None:
+        cache[spec.id] = layer
+    return layer
+
+
+def _layer_for(name: str | None, specs: dict[str, FeedSpec], *, where: str, cache: dict) -> ZoneLayer | None:
+    if not name:
+        return None
+    spec = specs.get(name)
+    if spec is None or spec.kind != "zones":
+        raise SpecError([f"{where}: trips.zones.layer / municipalities.layer: no zones spec '{name}' under specs/trips/"])
+    return zone_layer(spec, cache=cache)
+
+
+def fetch_trips(spec: FeedSpec, ws: Workspace) -> dict:
+    """Return the archived files of a trips source and the version they make. If the source is missing, raise InputError."""
+    opts = trip_options(spec)
+    root = spec.source.path
+    if root is None:
+        raise InputError(f"{spec.id}: trips sources are read from source.path (a folder or file)")
+    if not root.exists():
+        raise InputError(f"{spec.id}: source {root} does not exist; check source.path in {spec.spec_path or 'the spec'}")
+    paths = list_files(root, opts.files)
+    folder = ws.raw / spec.id
+    folder.mkdir(parents=True, exist_ok=True)
+    base = root if root.is_dir() else root.parent
+    listing = []
+    for p in paths:
+        sha = _sha256(p)
+        target = folder / f"{sha}{p.suffix.lower()}"
+        if not target.exists():
+            tmp = folder / f".{sha}.tmp{os.getpid()}"
+            shutil.copyfile(p, tmp)
+            os.chmod(tmp, 0o444)
+            os.replace(tmp, target)
+        listing.append({"file": p.relative_to(base).as_posix(), "sha256": sha, "raw_path": str(target), "bytes": p.stat().st_size})
+    h = hashlib.sha256()
+    for f in listing:
+        h.update(f"{f['file']}\t{f['sha256']}\n".encode())
+    h.update(json.dumps(spec.options, sort_keys=True, default=str).encode())
+    h.update(spec.timezone.encode())
+    return {"source_id": spec.id, "feed_version": h.hexdigest()[:VERSION_ID_LENGTH], "files": listing, "root": str(base),
+            "fetched_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+
+
+def lake_version(ws: Workspace, source_id: str) -> str | None:
+    """Return the version of the source now in the lake, or None."""
+    part = ws.lake / "trips_meta" / f"source_id={source_id}" / "part-0.parquet"
+    if not part.exists():
+        return None
+    return pq.read_table(part, columns=["feed_version"]).column("feed_version")[0].as_py()
+
+
+def parse_validate_trips(spec: FeedSpec, ws: Workspace, fetched: dict, *, specs: dict[str, FeedSpec] | None = None,
+                         progress: Progress | None = None, cache: dict | None = None) -> dict:
+    """Return the staged version of a trips source: canonical trips, quarantine, rule counts, per-file counts."""
+    opts = trip_options(spec)
+    specs = specs if specs is not None else {s.id: s for s in load_trip_specs()}
+    cache = cache if cache is not None else {}
+    where = str(spec.spec_path or spec.id)
+    zones = _layer_for(opts.zone_layer, specs, where=where, cache=cache)
+    munis = _layer_for(opts.municipality_layer, specs, where=where, cache=cache)
+    ver = fetched["feed_version"]
+    staging = ws.staging / spec.id / f"{ver}-{uuid.uuid4().hex[:8]}"
+    root = Path(fetched["root"])
+    # read the archived copies (immutable), under the names the operator gave them
+    link_root = staging / "_files"
+    for f in fetched["files"]:
+        dst = link_root / f["file"]
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        os.symlink(f["raw_path"], dst)
+    paths = [link_root / f["file"] for f in fetched["files"]]
+    _say(progress, f"{spec.id}: reading {len(paths)} file(s) from {root}")
+    staged = stage_source(paths, root=link_root, opts=opts, source_id=spec.id, feed_version=ver, timezone=spec.timezone,
+                          out_dir=staging / "out", encoding=spec.encoding, zones=zones, municipalities=munis,
+                          municipality_name=None if munis else (spec.municipality or {}).get("name"), progress=progress)
+    shutil.rmtree(link_root, ignore_errors=True)
+    by_sev: dict[str, int] = {}
+    by_code: dict[str, int] = {}
+    for r in staged.rule_counts:
+        by_sev[r["severity"]] = by_sev.get(r["severity"], 0) + r["rows"]
+        by_code[r["code"]] = by_code.get(r["code"], 0) + r["rows"]
+    meta = {
+        "source_id": spec.id, "feed_version": ver, "kind": "trips", "source": str(root), "fetched_at": fetched["fetched_at"],
+        "ingested_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "files": json.dumps(fetched["files"], ensure_ascii=False), "months": json.dumps(staged.months),
+        "rows_in": staged.rows_in, "rows_accepted": staged.accepted, "rows_quarantined": staged.quarantined,
+        "errors": by_sev.get("ERROR", 0), "warnings": by_sev.get("WARNING", 0), "infos": by_sev.get("INFO", 0),
+        "notice_codes": json.dumps(by_code), "spec": json.dumps({**spec.metadata(), "trips": spec.options}, ensure_ascii=False, default=str),
+        "zone_layer": opts.zone_layer, "municipality_layer": opts.municipality_layer,
+        "source_sha256": hashlib.sha256("".join(f["sha256"] for f in fetched["files"]).encode()).hexdigest(),
+    }
+    pq.write_table(pa.Table.from_pylist([meta]), staging / "out" / "meta.parquet")
+    layers = [layer for layer in (zones, munis) if layer is not None]
+    if layers:
+        pq.write_table(pa.Table.from_pylist([r for layer in layers for r in layer.rows()]), staging / "out" / "zones.parquet")
+    return {"source_id": spec.id, "feed_version": ver, "staging_dir": str(staging / "out"), "rows_in": staged.rows_in,
+            "rows_accepted": staged.accepted, "rows_quarantined": staged.quarantined, "files": staged.files,
+            "rule_counts": staged.rule_counts, "unchanged": False}
+
+
+def _replace_dir(src: Path, dst: Path) -> None:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    old = dst.with_name(f".{dst.name}.old-{uuid.uuid4().hex[:6]}")
+    if dst.exists():
+        os.replace(dst, old)
+    os.replace(src, dst)
+    if old.exists():
+        shutil.rmtree(old)
+
+
+def write_trips_lake(ws: Workspace, staged: dict) -> dict:
+    """Return the staged dict after moving its tables into the lake (each source partition replaced whole; meta last)."""
+    if staged.get("unchanged"):
+        return staged
+    out = Path(staged["staging_dir"])
+    sid = staged["source_id"]
+    moves = [(out / "fct_trips", "trips_fct_trips", True)]
+    for name, table in (("quarantine", "trips_quarantine"), ("rule_counts", "trips_rule_counts"), ("files", "trips_files"),
+                        ("notices", "trips_notices"), ("zones", "trips_zones"), ("meta", "trips_meta")):
+        moves.append((out / f"{name}.parquet", table, False))
+    for src, table, is_dir in moves:
+        part = ws.lake / table / f"source_id={sid}"
+        tmp = part.with_name(f".{part.name}.tmp-{uuid.uuid4().hex[:6]}")
+        part.parent.mkdir(parents=True, exist_ok=True)
+        if is_dir:
+            if src.exists():
+                os.replace(src, tmp)
+            else:
+                tmp.mkdir(parents=True)
+        else:
+            if not src.exists():
+                continue
+            tmp.mkdir(parents=True)
+            os.replace(src, tmp / "part-0.parquet")
+        _replace_dir(tmp, part)
+    shutil.rmtree(out.parent, ignore_errors=True)
+    return {**staged, "staging_dir": None}
+
+
+def run_trips(spec: FeedSpec, ws: Workspace, *, progress: Progress | None = None, export: bool = True,
+              specs: dict[str, FeedSpec] | None = None, cache: dict | None = None) -> dict:
+    """Return what one run of a trips (or zones) spec did: fetch, stage, lake, publish, marts, exports."""
+    from warehouse.trips import export_trips, publish_trips, publish_zones
+
+    ws.ensure()
+    if spec.kind == "zones":
+        layer = zone_layer(spec, cache=cache)
+        _say(progress, f"{spec.id}: publishing {len(set(layer.ids))} zones")
+        n = publish_zones(ws, layer)
+        return {"feed_id": spec.id, "status": "published", "zones": n, "notices": [x.render() for x in layer.notices],
+                "message": f"{spec.id}: {n} zones published ({len(layer.notices)} notices)"}
+    fetched = fetch_trips(spec, ws)
+    ver = fetched["feed_version"]
+    from warehouse.trips import published_version
+
+    if lake_version(ws, spec.id) == ver and published_version(ws, spec.id) == ver:
+        return {"feed_id": spec.id, "feed_version": ver, "status": "unchanged",
+                "message": f"{spec.id}: input unchanged, still version {ver}; nothing to do"}
+    if lake_version(ws, spec.id) != ver:
+        staged = parse_validate_trips(spec, ws, fetched, specs=specs, progress=progress, cache=cache)
+        write_trips_lake(ws, staged)
+    else:
+        staged = {"source_id": spec.id, "feed_version": ver}
+    _say(progress, f"{spec.id}: publishing version {ver}")
+    published = publish_trips(ws, spec.id)
+    out = {**staged, "feed_id": spec.id, "status": "new", "published": published}
+    if export:
+        _say(progress, f"{spec.id}: exporting aggregates (k = {trip_options(spec).k})")
+        out["exports"] = export_trips(ws, spec.id, opts=trip_options(spec))
+    out["message"] = (f"{spec.id}: version {ver}: {out.get('rows_in', published.get('rows_in', 0)):,} rows in, "
+                      f"{out.get('rows_accepted', published.get('rows_accepted', 0)):,} accepted, "
+                      f"{out.get('rows_quarantined', published.get('rows_quarantined', 0)):,} quarantined")
+    return out
+
+
+def run_all(ws: Workspace, *, ids: list[str] | None = None, tags: tuple[str, ...] = (), progress: Progress | None = None,
+            export: bool = True, specs_dir: Path | None = None) -> list[dict]:
+    """Return the results of running the trips/zones specs named (all when None), zones first."""
+    specs = {s.id: s for s in load_trip_specs(specs_dir)}
+    chosen = [s for s in specs.values() if (not ids or s.id in ids) and (not tags or set(tags) & set(s.tags))]
+    unknown = set(ids or ()) - set(specs)
+    if unknown:
+        raise SpecError([f"no trips spec for {', '.join(sorted(unknown))}; known: {', '.join(sorted(specs))}"])
+    chosen.sort(key=lambda s: (s.kind != "zones", s.id))
+    cache: dict = {}
+    return [run_trips(s, ws, progress=progress, export=export, specs=specs, cache=cache) for s in chosen]
+
+
+def check_contracts(ws: Workspace, source_id: str, *, sample: int = 100_000):
+    """Return the GX contract results (transforms/trips/contracts.py) over a sample of the source's accepted trips in the lake."""
+    from transforms.trips.contracts import validate_parquet
+
+    part = ws.lake / "trips_fct_trips" / f"source_id={source_id}"
+    files = sorted(part.glob("month=*/*.parquet"))
+    if not files:
+        raise InputError(f"{source_id}: no accepted trips in the lake; run the source first")
+    return validate_parquet(files, sample=sample)

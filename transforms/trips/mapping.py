@@ -1,0 +1,148 @@
+"""The mapping engine: one SQL SELECT, built from the spec, turns a raw batch into canonical trip columns.
+
+Per canonical field the first candidate column the file has is used (case-insensitive), so one
+spec covers several naming conventions of the same operator. Units are converted here
+(miles → km, minutes → seconds, minor currency units → major), timestamps are parsed
+(text formats, or epoch seconds/milliseconds) and placed on both clocks (UTC and local) from the
+spec's time zone, and code lists are applied (a code missing from the list is kept as
+``unknown:<code>`` and flagged by a rule). Casts happen only here, in staging.
+"""
+
+from __future__ import annotations
+
+from transforms.trips.readers import lit, q
+from transforms.trips.spec import TripOptions
+
+
+def resolve(columns: list[str], opts: TripOptions) -> dict[str, str]:
+    """Return canonical source field -> the batch column that holds it (only fields the batch has)."""
+    by_lower = {c.lower(): c for c in columns}
+    out = {}
+    for fld, candidates in opts.columns.items():
+        for cand in candidates:
+            if cand.lower() in by_lower:
+                out[fld] = by_lower[cand.lower()]
+                break
+    return out
+
+
+def _code_sql(expr: str, codes: dict[str, str | None]) -> str:
+    """Return SQL applying a code list to ``expr``; '2.0' matches code '2' (integers written as floats)."""
+    norm = _int_text(f"trim({expr})")
+    whens = " ".join(f"WHEN {lit(k)} THEN {'NULL' if v is None else lit(v)}" for k, v in codes.items())
+    return f"(CASE WHEN {expr} IS NULL THEN NULL ELSE CASE {norm} {whens} ELSE 'unknown:' || {norm} END END)"
+
+
+def _int_text(expr: str) -> str:
+    """Return SQL writing an integer stored as a float ('2.0') as '2'; other text unchanged."""
+    return f"(CASE WHEN contains({expr}, '.') THEN regexp_replace({expr}, '\\.0+$', '') ELSE {expr} END)"
+
+
+def _num(expr: str | None) -> str:
+    # DuckDB's cast already ignores surrounding spaces
+    return "NULL::DOUBLE" if expr is None else f"TRY_CAST({expr} AS DOUBLE)"
+
+
+def _ts(expr: str | None, opts: TripOptions) -> str:
+    """Return SQL for the time in ``expr`` as a naive TIMESTAMP on the spec's clock (wall-clock if zone is local, UTC if utc)."""
+    if expr is None:
+        return "NULL::TIMESTAMP"
+    if opts.epoch:
+        div = 1000.0 if opts.epoch == "ms" else 1.0
+        # zone: local means the epoch counts wall-clock seconds (a common export quirk, e.g. Chicago's BigQuery copy)
+        return f"CAST(to_timestamp(TRY_CAST({expr} AS DOUBLE) / {div}) AS TIMESTAMP)"
+    if opts.time_formats:
+        fmts = "[" + ", ".join(lit(f) for f in opts.time_formats) + "]"
+        return f"CAST(try_strptime({expr}, {fmts}) AS TIMESTAMP)"  # with %z the offset is applied (session zone UTC)
+    return f"TRY_CAST({expr} AS TIMESTAMP)"
+
+
+def select_sql(table: str, columns: list[str], opts: TripOptions, *, timezone: str, source_id: str, feed_version: str,
+               period_sql: str) -> tuple[str, dict[str, str]]:
+    """Return (SELECT producing the canonical columns plus raw-check columns, resolved field map)."""
+    m = resolve(columns, opts)
+
+    def col(fld: str) -> str | None:
+        return q(m[fld]) if fld in m else None
+
+    tz = lit(timezone)
+    rejected = q("__rejected__") if "__rejected__" in columns else "NULL::VARCHAR"
+    pickup_n = _ts(col("pickup_time"), opts)
+    dropoff_n = _ts(col("dropoff_time"), opts)
+    # one ICU conversion per timestamp: the clock the file uses is kept as is, the other one is computed
+    if opts.time_zone == "local":
+        to_utc = "CAST(timezone({tz}, {x}) AS TIMESTAMP)"
+        clocks = (f"_pu AS _pu_local, {to_utc.format(tz=tz, x='_pu')} AS _pu_utc, _do AS _do_local, "
+                  f"{to_utc.format(tz=tz, x='_do')} AS _do_utc")
+    else:
+        to_local = "CAST(timezone({tz}, CAST({x} AS TIMESTAMPTZ)) AS TIMESTAMP)"
+        clocks = (f"_pu AS _pu_utc, {to_local.format(tz=tz, x='_pu')} AS _pu_local, _do AS _do_utc, "
+                  f"{to_local.format(tz=tz, x='_do')} AS _do_local")
+    dur = f"{_num(col('duration'))} * {opts.duration_factor}"
+    money = 0.01 if opts.money_minor else 1.0
+    codes = opts.codes
+
+    def coded(fld: str, default: str | None = None) -> str:
+        c = col(fld)
+        if c is None:
+            return "NULL::VARCHAR" if default is None else lit(default)
+        expr = _code_sql(c, codes[fld]) if fld in codes else f"NULLIF(trim({c}), '')"
+        return expr if default is None else f"coalesce({expr}, {lit(default)})"
+
+    def zone(fld: str) -> str:
+        c = col(fld)
+        return "NULL::VARCHAR" if c is None else f"NULLIF({_int_text(f'trim({c})')}, '')"
+
+    def coord(fld: str) -> str:
+        return f"{_num(col(fld))}"
+
+    provider = coded("provider", opts.provider or source_id)
+    if opts.provider_by_file:
+        whens = " ".join(f"WHEN _file GLOB {lit(g)} THEN {lit(v)}" for g, v in opts.provider_by_file.items())
+        provider = f"CASE {whens} ELSE {provider} END"
+    passengers = "NULL::INTEGER" if col("passengers") is None else f"CAST(round({_num(col('passengers'))}) AS INTEGER)"
+    distance = "NULL::DOUBLE" if col("distance") is None else f"{_num(col('distance'))} * {opts.distance_factor}"
+    sql = f"""
+    WITH src AS (
+      SELECT _file, _row, _k, {rejected} AS _rejected, {period_sql} AS _period,
+        {col('pickup_time') or 'NULL'} AS _pickup_raw,
+        {pickup_n} AS _pu,
+        coalesce({dropoff_n}, {pickup_n} + to_microseconds(CAST({dur if col('duration') else 'NULL::DOUBLE'} * 1000000 AS BIGINT))) AS _do,
+        {dur if col('duration') else 'NULL::DOUBLE'} AS _dur,
+        {col('trip_ref') or 'NULL'}::VARCHAR AS trip_ref,
+        {coded('mode', opts.mode)} AS mode,
+        {provider} AS provider,
+        {coded('vendor')} AS vendor,
+        {zone('pickup_zone')} AS pickup_zone, {zone('dropoff_zone')} AS dropoff_zone,
+        {coord('pickup_lat')} AS pickup_lat, {coord('pickup_lon')} AS pickup_lon,
+        {coord('dropoff_lat')} AS dropoff_lat, {coord('dropoff_lon')} AS dropoff_lon,
+        {distance} AS distance_km,
+        {_num(col('fare_amount'))} * {money} AS fare_amount,
+        {_num(col('tip_amount'))} * {money} AS tip_amount,
+        {_num(col('total_amount'))} * {money} AS total_amount,
+        {coded('currency', opts.currency)} AS currency,
+        {passengers} AS passengers,
+        {coded('payment_type')} AS payment_type
+      FROM {table}
+    ), t AS (SELECT *, {clocks} FROM src)
+    SELECT _k, _rejected, {lit(source_id)} AS source_id, {lit(feed_version)} AS feed_version, _file AS source_file, _row AS source_row,
+      trip_ref, mode, provider, vendor,
+      _pu_utc AS pickup_time_utc, _do_utc AS dropoff_time_utc, _pu_local AS pickup_time_local, _do_local AS dropoff_time_local,
+      {tz} AS timezone,
+      strftime(_pu_local, '%Y-%m') AS month,
+      pickup_zone, dropoff_zone, NULL::VARCHAR AS zone_layer,
+      CASE WHEN pickup_lat = 0 AND pickup_lon = 0 THEN NULL ELSE pickup_lat END AS pickup_lat,
+      CASE WHEN pickup_lat = 0 AND pickup_lon = 0 THEN NULL ELSE pickup_lon END AS pickup_lon,
+      CASE WHEN dropoff_lat = 0 AND dropoff_lon = 0 THEN NULL ELSE dropoff_lat END AS dropoff_lat,
+      CASE WHEN dropoff_lat = 0 AND dropoff_lon = 0 THEN NULL ELSE dropoff_lon END AS dropoff_lon,
+      NULL::VARCHAR AS pickup_municipality, NULL::VARCHAR AS dropoff_municipality,
+      distance_km,
+      CAST(round(coalesce(_dur, epoch(_do_utc) - epoch(_pu_utc))) AS BIGINT) AS duration_s,
+      fare_amount, tip_amount, total_amount, currency, passengers, payment_type,
+      -- raw facts the rules need, dropped before the lake
+      _period, _pickup_raw,
+      (pickup_lat = 0 AND pickup_lon = 0) AS _pickup_zero_point,
+      (dropoff_lat = 0 AND dropoff_lon = 0) AS _dropoff_zero_point
+    FROM t
+    """
+    return sql, m

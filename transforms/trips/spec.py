@@ -1,0 +1,312 @@
+"""The ``trips:`` and ``zones:`` sections of a spec: how one operator's files map into fct_trips.
+
+A trips spec declares which files to read, their format, and for each canonical field the
+source column (or a list of candidate columns: the first one a file has wins, so one spec covers
+several naming conventions), plus units, timestamp format and zone, code lists and rules.
+``check_trips`` / ``check_zones`` return every mistake as 'file: field: what is wrong'.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pathlib import PurePath
+
+import yaml
+
+MODES = ("taxi", "ride_hailing", "on_demand", "shared_taxi", "micromobility")
+FORMATS = ("auto", "csv", "parquet", "json", "jsonl", "avro", "xlsx", "mds")
+DISTANCE_UNITS = {"km": 1.0, "m": 0.001, "mi": 1.609344}
+DURATION_UNITS = {"s": 1, "min": 60, "ms": 0.001}
+TIME_ZONES = ("local", "utc")
+EPOCHS = ("s", "ms")
+#: Canonical source fields a spec may map (the mapping engine turns them into fct_trips columns).
+SOURCE_FIELDS = (
+    "trip_ref", "vendor", "provider", "mode", "pickup_time", "dropoff_time", "duration", "passengers", "distance",
+    "pickup_zone", "dropoff_zone", "pickup_lat", "pickup_lon", "dropoff_lat", "dropoff_lon",
+    "fare_amount", "tip_amount", "total_amount", "payment_type", "currency",
+)
+CODE_FIELDS = ("vendor", "payment_type", "mode", "provider")
+_TRIPS_KEYS = {"files", "format", "mode", "provider", "currency", "money_unit", "distance_unit", "duration_unit", "time",
+               "period", "zones", "municipalities", "columns", "codes", "rules", "privacy", "transit_gap", "sheet", "mds_schema",
+               "holidays", "provider_by_file"}
+_ZONES_KEYS = {"format", "id_field", "name_field", "group_field", "geometry_field", "crs", "lookup", "role"}
+
+
+@dataclass(frozen=True)
+class TripOptions:
+    """The parsed ``trips:`` section (defaults filled in)."""
+
+    files: tuple[str, ...]
+    format: str = "auto"
+    mode: str = "taxi"
+    provider: str = ""
+    currency: str = "USD"
+    money_minor: bool = False
+    distance_factor: float = 1.0
+    duration_factor: float = 1.0
+    time_formats: tuple[str, ...] = ()
+    time_zone: str = "local"
+    epoch: str | None = None
+    period_from_name: str | None = None
+    period_overrides: dict = field(default_factory=dict)
+    period_start: str | None = None
+    period_end: str | None = None
+    zone_layer: str | None = None
+    unknown_zone_ids: tuple[str, ...] = ()
+    municipality_layer: str | None = None
+    columns: dict = field(default_factory=dict)  # source field -> tuple of candidate column names
+    codes: dict = field(default_factory=dict)  # source field -> {raw code: canonical value}
+    max_speed_kmh: float = 150.0
+    max_duration_h: float = 24.0
+    k: int = 10
+    allow_points: bool = False
+    allow_exact_times: bool = False
+    gtfs_feed: str | None = None
+    max_stop_distance_m: float = 500.0
+    sheet: str | None = None
+    mds_schema: str | None = None
+    provider_by_file: dict = field(default_factory=dict)  # file glob -> provider, when one source mixes operators
+
+
+@dataclass(frozen=True)
+class ZoneOptions:
+    format: str = "auto"  # shapefile | geojson | wkt_csv
+    id_field: str = "id"
+    name_field: str | None = None
+    group_field: str | None = None
+    geometry_field: str = "geometry"
+    crs: str | None = None
+    lookup: dict | None = None  # {path, id_field, name_field, group_field}
+    role: str = "zones"  # zones | municipality
+
+
+def _as_list(v) -> tuple[str, ...]:
+    if v is None:
+        return ()
+    if isinstance(v, (list, tuple)):
+        return tuple(str(x) for x in v)
+    return (str(v),)
+
+
+def check_trips(section: object, *, where: str) -> tuple[TripOptions | None, list[str]]:
+    """Return the parsed ``trips:`` section and every problem in it (empty when it is valid)."""
+    problems: list[str] = []
+
+    def bad(f: str, msg: str) -> None:
+        problems.append(f"{where}: trips.{f}: {msg}")
+
+    if not isinstance(section, dict):
+        return None, [f"{where}: trips: missing; a trips spec needs a `trips:` mapping (files, columns, ...)"]
+    for k in sorted(set(section) - _TRIPS_KEYS):
+        bad(k, f"unknown key; allowed: {', '.join(sorted(_TRIPS_KEYS))}")
+    files = _as_list(section.get("files"))
+    if not files:
+        bad("files", "give the file names or glob patterns to read, relative to source.path")
+    fmt = section.get("format", "auto")
+    if fmt not in FORMATS:
+        bad("format", f"{fmt!r}; use one of: {', '.join(FORMATS)}")
+    mode = section.get("mode", "taxi")
+    if mode not in MODES:
+        bad("mode", f"{mode!r}; use one of: {', '.join(MODES)}")
+    money = section.get("money_unit", "major")
+    if money not in ("major", "minor"):
+        bad("money_unit", f"{money!r}; use major (dollars, yen) or minor (cents)")
+    dist = section.get("distance_unit", "km")
+    if dist not in DISTANCE_UNITS:
+        bad("distance_unit", f"{dist!r}; use one of: {', '.join(DISTANCE_UNITS)}")
+    dur = section.get("duration_unit", "s")
+    if dur not in DURATION_UNITS:
+        bad("duration_unit", f"{dur!r}; use one of: {', '.join(DURATION_UNITS)}")
+    cur = str(section.get("currency", "USD"))
+    if not re.fullmatch(r"[A-Z]{3}", cur):
+        bad("currency", f"{cur!r} is not an ISO 4217 code such as JPY or USD")
+    time = section.get("time") or {}
+    if not isinstance(time, dict):
+        bad("time", "must be a mapping: {format: '%Y/%m/%d %H:%M', zone: local|utc, epoch: s|ms}")
+        time = {}
+    tz = time.get("zone", "local")
+    if tz not in TIME_ZONES:
+        bad("time.zone", f"{tz!r}; use local (wall-clock time in the spec's timezone) or utc")
+    epoch = time.get("epoch")
+    if epoch is not None and epoch not in EPOCHS:
+        bad("time.epoch", f"{epoch!r}; use s or ms (or leave it out for text timestamps)")
+    period = section.get("period") or {}
+    if not isinstance(period, dict):
+        bad("period", "must be a mapping: {from_name: '(\\d{4}-\\d{2})'} or {start: 2020-01-01, end: 2020-12-31}")
+        period = {}
+    rx = period.get("from_name")
+    if rx is not None:
+        try:
+            if re.compile(str(rx)).groups != 1:
+                bad("period.from_name", "the pattern needs exactly one (group) capturing YYYY-MM")
+        except re.error as exc:
+            bad("period.from_name", f"not a valid regular expression: {exc}")
+    columns = section.get("columns") or {}
+    if not isinstance(columns, dict) or not columns:
+        bad("columns", "map canonical fields to source columns, e.g. pickup_time: tpep_pickup_datetime")
+        columns = {}
+    for k in sorted(set(columns) - set(SOURCE_FIELDS)):
+        bad(f"columns.{k}", f"not a canonical field; use one of: {', '.join(SOURCE_FIELDS)}")
+    if columns and "pickup_time" not in columns:
+        bad("columns.pickup_time", "required: the column holding the pickup (start) time")
+    codes = section.get("codes") or {}
+    if not isinstance(codes, dict):
+        bad("codes", "must map a field to its code list, e.g. payment_type: {1: card, 2: cash}")
+        codes = {}
+    for k, v in codes.items():
+        if k not in CODE_FIELDS:
+            bad(f"codes.{k}", f"code lists apply to: {', '.join(CODE_FIELDS)}")
+        elif not isinstance(v, dict):
+            bad(f"codes.{k}", "must be a mapping of source code to value")
+    zones = section.get("zones") or {}
+    munis = section.get("municipalities") or {}
+    rules = section.get("rules") or {}
+    privacy = section.get("privacy") or {}
+    gap = section.get("transit_gap") or {}
+    for name, v in (("zones", zones), ("municipalities", munis), ("rules", rules), ("privacy", privacy), ("transit_gap", gap)):
+        if not isinstance(v, dict):
+            bad(name, "must be a mapping")
+    try:
+        k = int(privacy.get("k", 10)) if isinstance(privacy, dict) else 10
+        if k < 2:
+            bad("privacy.k", "must be at least 2")
+    except (TypeError, ValueError):
+        bad("privacy.k", "must be a whole number such as 10")
+        k = 10
+    try:
+        max_speed = float(rules.get("max_speed_kmh", 150)) if isinstance(rules, dict) else 150.0
+        max_dur = float(rules.get("max_duration_h", 24)) if isinstance(rules, dict) else 24.0
+        max_stop = float(gap.get("max_distance_m", 500)) if isinstance(gap, dict) else 500.0
+    except (TypeError, ValueError):
+        bad("rules", "max_speed_kmh, max_duration_h and transit_gap.max_distance_m must be numbers")
+        max_speed, max_dur, max_stop = 150.0, 24.0, 500.0
+    if problems:
+        return None, problems
+    return TripOptions(
+        files=files, format=fmt, mode=mode, provider=str(section.get("provider") or ""), currency=cur,
+        money_minor=money == "minor", distance_factor=DISTANCE_UNITS[dist], duration_factor=DURATION_UNITS[dur],
+        time_formats=_as_list(time.get("format")), time_zone=tz, epoch=epoch,
+        period_from_name=str(rx) if rx else None,
+        period_overrides={str(a): (None if b is None else str(b)) for a, b in (period.get("overrides") or {}).items()},
+        period_start=str(period["start"]) if period.get("start") else None,
+        period_end=str(period["end"]) if period.get("end") else None,
+        zone_layer=zones.get("layer"), unknown_zone_ids=_as_list(zones.get("unknown_ids")),
+        municipality_layer=munis.get("layer"),
+        columns={k: _as_list(v) for k, v in columns.items()},
+        codes={k: {str(a): (None if b is None else str(b)) for a, b in v.items()} for k, v in codes.items()},
+        max_speed_kmh=max_speed, max_duration_h=max_dur, k=k,
+        allow_points=bool(privacy.get("allow_points", False)), allow_exact_times=bool(privacy.get("allow_exact_times", False)),
+        gtfs_feed=gap.get("gtfs_feed"), max_stop_distance_m=max_stop,
+        sheet=section.get("sheet"), mds_schema=section.get("mds_schema"),
+        provider_by_file={str(a): str(b) for a, b in (section.get("provider_by_file") or {}).items()},
+    ), []
+
+
+def check_zones(section: object, *, where: str) -> tuple[ZoneOptions | None, list[str]]:
+    """Return the parsed ``zones:`` section and every problem in it."""
+    problems: list[str] = []
+
+    def bad(f: str, msg: str) -> None:
+        problems.append(f"{where}: zones.{f}: {msg}")
+
+    if not isinstance(section, dict):
+        return None, [f"{where}: zones: missing; a zones spec needs a `zones:` mapping (id_field, ...)"]
+    for k in sorted(set(section) - _ZONES_KEYS):
+        bad(k, f"unknown key; allowed: {', '.join(sorted(_ZONES_KEYS))}")
+    fmt = section.get("format", "auto")
+    if fmt not in ("auto", "shapefile", "geojson", "wkt_csv"):
+        bad("format", f"{fmt!r}; use shapefile, geojson or wkt_csv")
+    if not section.get("id_field"):
+        bad("id_field", "required: the attribute holding the zone id")
+    role = section.get("role", "zones")
+    if role not in ("zones", "municipality"):
+        bad("role", f"{role!r}; use zones or municipality")
+    crs = section.get("crs")
+    if crs is not None:
+        from pyproj import CRS
+        from pyproj.exceptions import CRSError
+
+        try:
+            CRS.from_user_input(crs)
+        except CRSError:
+            bad("crs", f"{crs!r} is not a coordinate reference system pyproj knows (e.g. EPSG:2263)")
+    lookup = section.get("lookup")
+    if lookup is not None and (not isinstance(lookup, dict) or not lookup.get("path") or not lookup.get("id_field")):
+        bad("lookup", "must give path and id_field (a CSV of zone ids, names and groups)")
+    if problems:
+        return None, problems
+    return ZoneOptions(
+        format=fmt, id_field=str(section["id_field"]), name_field=section.get("name_field"),
+        group_field=section.get("group_field"), geometry_field=str(section.get("geometry_field", "geometry")),
+        crs=crs, lookup=lookup, role=role,
+    ), []
+
+
+def trip_options(spec) -> TripOptions:
+    """Return the parsed trips section of a FeedSpec (already validated when the spec was loaded)."""
+    opts, problems = check_trips(spec.options, where=str(spec.spec_path or spec.id))
+    if problems:
+        from noriba.specs import SpecError
+
+        raise SpecError(problems)
+    return opts
+
+
+def zone_options(spec) -> ZoneOptions:
+    opts, problems = check_zones(spec.options, where=str(spec.spec_path or spec.id))
+    if problems:
+        from noriba.specs import SpecError
+
+        raise SpecError(problems)
+    return opts
+
+
+def default_trips_dir() -> Path:
+    from transforms.schema import default_specs_dir
+
+    return default_specs_dir() / "trips"
+
+
+def load_trip_specs(specs_dir: Path | None = None) -> list:
+    """Return every spec under ``specs/trips`` (kinds trips and zones). If any is wrong, raise SpecError listing all problems."""
+    from noriba.specs import SpecError, load_spec
+    from transforms.schema import default_specs_dir
+
+    specs_dir = specs_dir or default_specs_dir()
+    problems: list[str] = []
+    out = []
+    for path in sorted((specs_dir / "trips").glob("*.y*ml")):
+        try:
+            out.append(load_spec(path, specs_dir=specs_dir))
+        except SpecError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise SpecError(problems)
+    return out
+
+
+def load_schema_fields() -> list[dict]:
+    """Return the fields of the canonical trips table (specs/schemas/trips.yml)."""
+    from transforms.schema import default_specs_dir
+
+    return _schema_fields(str(default_specs_dir()))
+
+
+@lru_cache(maxsize=4)
+def _schema_fields(specs_dir: str) -> list[dict]:
+    from pathlib import Path as _P
+
+    return yaml.safe_load((_P(specs_dir) / "schemas" / "trips.yml").read_text(encoding="utf-8"))["fields"]
+
+
+
+def file_label(path: Path, root: Path) -> str:
+    """Return the file's name relative to the source root (POSIX), as stored in source_file."""
+    try:
+        return PurePath(path.relative_to(root)).as_posix()
+    except ValueError:
+        return path.name

@@ -1,0 +1,212 @@
+"""Zone layers: shapefile, GeoJSON or WKT-in-CSV polygons in any CRS, reprojected to WGS84, and point-in-zone.
+
+Coordinates are transformed with pyproj (``always_xy``: lon, lat order); points are assigned with
+shapely's STRtree in vectorised batches. Problems in a layer are reported, never merged away:
+a zone id carried by several polygons (``duplicate_zone_id``, the polygons are kept as parts of
+one zone and the notice says so), a record without geometry or a lookup id without a polygon
+(``zone_without_geometry``), an invalid polygon (``invalid_zone_geometry``, repaired with
+make_valid and reported).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import shapely
+from pyproj import CRS, Transformer
+from shapely.geometry import shape
+
+from transforms.adapters import InputError
+from transforms.notices import INFO, WARNING, Notice
+from transforms.trips.spec import ZoneOptions
+
+WGS84 = CRS.from_epsg(4326)
+
+
+@dataclass
+class ZoneLayer:
+    layer_id: str
+    role: str
+    ids: list[str]  # one per polygon (ids may repeat: see notices)
+    names: list[str | None]
+    groups: list[str | None]
+    geoms: np.ndarray  # shapely geometries in WGS84, one per id
+    known_ids: set[str] = field(default_factory=set)  # ids with or without geometry (lookup included)
+    lookup_names: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)
+    notices: list[Notice] = field(default_factory=list)
+    _tree: shapely.STRtree | None = None
+
+    @property
+    def tree(self) -> shapely.STRtree:
+        if self._tree is None:
+            self._tree = shapely.STRtree(self.geoms)
+        return self._tree
+
+    def assign(self, lon: np.ndarray, lat: np.ndarray, *, batch: int = 200_000) -> np.ndarray:
+        """Return the zone id of each point (object array; None where no zone contains it, or the point is missing).
+
+        If zones overlap, then the first polygon in layer order wins, so the answer is deterministic.
+        """
+        out = np.full(len(lon), None, dtype=object)
+        ids = np.asarray(self.ids, dtype=object)
+        for lo in range(0, len(lon), batch):
+            x, y = lon[lo:lo + batch], lat[lo:lo + batch]
+            ok = np.isfinite(x) & np.isfinite(y)
+            pts = shapely.points(np.where(ok, x, 0.0), np.where(ok, y, 0.0))
+            pi, gi = self.tree.query(pts, predicate="intersects")
+            pi, gi = pi[ok[pi]], gi[ok[pi]]
+            order = np.lexsort((gi, pi))
+            pi, gi = pi[order], gi[order]
+            first = np.unique(pi, return_index=True)[1]
+            out[lo + pi[first]] = ids[gi[first]]
+        return out
+
+    def rows(self) -> list[dict]:
+        """Return one row per zone id for trips.zones (parts of a duplicated id are unioned into one geometry)."""
+        by_id: dict[str, list[int]] = {}
+        for i, zid in enumerate(self.ids):
+            by_id.setdefault(zid, []).append(i)
+        out = []
+        for zid, idx in by_id.items():
+            g = shapely.union_all(self.geoms[idx]) if len(idx) > 1 else self.geoms[idx[0]]
+            c = g.representative_point()
+            out.append({"zone_layer": self.layer_id, "role": self.role, "zone_id": zid, "zone_name": self.names[idx[0]],
+                        "zone_group": self.groups[idx[0]], "polygons": len(idx), "geometry_wkt": g.wkt,
+                        "point_lat": c.y, "point_lon": c.x})
+        for zid, (name, group) in self.lookup_names.items():
+            if zid not in by_id:
+                out.append({"zone_layer": self.layer_id, "role": self.role, "zone_id": zid, "zone_name": name,
+                            "zone_group": group, "polygons": 0, "geometry_wkt": None, "point_lat": None, "point_lon": None})
+        return out
+
+
+def _transformer(src: CRS) -> Transformer | None:
+    if src.equals(WGS84):
+        return None
+    return Transformer.from_crs(src, WGS84, always_xy=True)
+
+
+def _reproject(geoms: list, src: CRS) -> np.ndarray:
+    arr = np.asarray(geoms, dtype=object)
+    tr = _transformer(src)
+    if tr is None:
+        return arr
+    ok = np.array([g is not None for g in geoms])
+    if ok.any():
+        arr[ok] = shapely.transform(arr[ok], lambda xy: np.column_stack(tr.transform(xy[:, 0], xy[:, 1])))
+    return arr
+
+
+def _read_shapefile(path: Path, opts: ZoneOptions) -> tuple[list[dict], list, CRS]:
+    import shapefile  # pyshp
+
+    prj = path.with_suffix(".prj")
+    crs = CRS.from_user_input(opts.crs) if opts.crs else (CRS.from_wkt(prj.read_text()) if prj.exists() else WGS84)
+    with shapefile.Reader(str(path)) as r:
+        fields = [f[0] for f in r.fields[1:]]
+        attrs, geoms = [], []
+        for sr in r.iterShapeRecords():
+            attrs.append(dict(zip(fields, sr.record)))
+            gi = sr.shape.__geo_interface__ if sr.shape.shapeType != shapefile.NULL else None
+            geoms.append(shape(gi) if gi and gi.get("coordinates") else None)
+    return attrs, geoms, crs
+
+
+def _read_geojson(path: Path, opts: ZoneOptions) -> tuple[list[dict], list, CRS]:
+    doc = json.loads(path.read_text(encoding="utf-8-sig"))
+    name = ((doc.get("crs") or {}).get("properties") or {}).get("name")
+    crs = CRS.from_user_input(opts.crs or name or "EPSG:4326")
+    feats = doc.get("features") if doc.get("type") == "FeatureCollection" else [doc]
+    attrs = [f.get("properties") or {} for f in feats]
+    geoms = [shape(f["geometry"]) if f.get("geometry") else None for f in feats]
+    return attrs, geoms, crs
+
+
+def _read_wkt_csv(path: Path, opts: ZoneOptions) -> tuple[list[dict], list, CRS]:
+    csv.field_size_limit(1 << 30)
+    with open(path, encoding="utf-8-sig", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    geoms = []
+    for r in rows:
+        text = (r.pop(opts.geometry_field, None) or "").strip()
+        geoms.append(shapely.from_wkt(text) if text else None)
+    return rows, geoms, CRS.from_user_input(opts.crs or "EPSG:4326")
+
+
+def load_layer(layer_id: str, path: Path, opts: ZoneOptions) -> ZoneLayer:
+    """Return the zone layer in ``path``, in WGS84, with notices for duplicate ids and zones without geometry."""
+    if not path.exists():
+        raise InputError(f"{path}: the zone file does not exist; check source.path in the zones spec")
+    fmt = opts.format
+    if fmt == "auto":
+        fmt = {".shp": "shapefile", ".geojson": "geojson", ".json": "geojson", ".csv": "wkt_csv"}.get(path.suffix.lower(), "")
+    reader = {"shapefile": _read_shapefile, "geojson": _read_geojson, "wkt_csv": _read_wkt_csv}.get(fmt)
+    if reader is None:
+        raise InputError(f"{path.name}: cannot tell the zone format; set zones.format (shapefile, geojson, wkt_csv)")
+    try:
+        attrs, geoms, crs = reader(path, opts)
+    except InputError:
+        raise
+    except Exception as exc:
+        raise InputError(f"{path.name}: cannot read the zone layer: {exc}") from None
+    if attrs and opts.id_field not in attrs[0]:
+        raise InputError(f"{path.name}: zones.id_field {opts.id_field!r} is not an attribute; it has: {', '.join(attrs[0])}")
+    notices: list[Notice] = []
+    ids, names, groups, keep = [], [], [], []
+    for i, (a, g) in enumerate(zip(attrs, geoms)):
+        zid = str(a.get(opts.id_field)).strip()
+        zid = zid[:-2] if zid.endswith(".0") else zid
+        if g is None or g.is_empty:
+            notices.append(Notice("zone_without_geometry", WARNING, f"zone {zid} (record {i + 1}) has no geometry; trips cannot be placed in it",
+                                  file=path.name, line=i + 1, field=opts.id_field, value=zid))
+            continue
+        ids.append(zid)
+        names.append(str(a.get(opts.name_field)) if opts.name_field and a.get(opts.name_field) is not None else None)
+        groups.append(str(a.get(opts.group_field)) if opts.group_field and a.get(opts.group_field) is not None else None)
+        keep.append(g)
+    wgs = _reproject(keep, crs)
+    invalid = ~shapely.is_valid(wgs) if len(wgs) else np.array([], dtype=bool)
+    for i in np.flatnonzero(invalid):
+        notices.append(Notice("invalid_zone_geometry", INFO, f"zone {ids[i]}: polygon is not valid ({shapely.is_valid_reason(wgs[i])}); repaired",
+                              file=path.name, field=opts.id_field, value=ids[i]))
+        wgs[i] = shapely.make_valid(wgs[i])
+    for zid, n in sorted(Counter(ids).items()):
+        if n > 1:
+            notices.append(Notice("duplicate_zone_id", WARNING,
+                                  f"zone id {zid} is carried by {n} polygons; they are kept as parts of one zone, not merged silently",
+                                  file=path.name, field=opts.id_field, value=zid))
+    layer = ZoneLayer(layer_id=layer_id, role=opts.role, ids=ids, names=names, groups=groups, geoms=wgs,
+                      known_ids=set(ids), notices=notices)
+    if opts.lookup:
+        _add_lookup(layer, path, opts)
+    return layer
+
+
+def _add_lookup(layer: ZoneLayer, path: Path, opts: ZoneOptions) -> None:
+    lk = opts.lookup
+    lpath = Path(lk["path"])
+    if not lpath.is_absolute():
+        lpath = path.parent / lpath
+    if not lpath.exists():
+        raise InputError(f"{lpath}: the zone lookup does not exist; check zones.lookup.path")
+    with open(lpath, encoding="utf-8-sig", newline="") as fh:
+        rows = list(csv.DictReader(io.StringIO(fh.read())))
+    have = set(layer.ids)
+    for i, r in enumerate(rows, start=1):
+        zid = str(r.get(lk["id_field"], "")).strip()
+        if not zid:
+            continue
+        name, group = r.get(lk.get("name_field", "")), r.get(lk.get("group_field", ""))
+        layer.known_ids.add(zid)
+        if zid in have:
+            continue
+        layer.lookup_names[zid] = (name, group)
+        layer.notices.append(Notice("zone_without_geometry", WARNING,
+                                    f"zone {zid} ({name}) is in the lookup but has no polygon; trips there keep the id but have no shape",
+                                    file=lpath.name, line=i + 1, field=lk["id_field"], value=zid))

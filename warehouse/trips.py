@@ -1,0 +1,402 @@
+"""Publish trips into DuckDB (schema ``trips``), build the marts (schema ``marts``), export privacy-safe aggregates.
+
+Publishing a source replaces its rows in one transaction under the same file lock as GTFS
+publishing. Quarantined rows go to the shared ``quality.quarantine`` table (feed_id = source id)
+with their raw row as JSON and the reason; what reading found goes to ``quality.notices``; one
+row per version to ``meta.feed_versions`` (kind 'trips') so ``noriba status`` lists trips too.
+
+SQL models, in the shape source → renamed → final: ``trips.fct_trips`` is a view over the lake's
+Parquet (``lake/trips_fct_trips/source_id=…/month=…``) restricted to the version of each source
+recorded in ``trips.sources``, so publishing a version is one transaction that switches which
+files count, without copying millions of trip rows a second time (the lake is the source of
+truth; the warehouse path must stay where the workspace is). The marts are tables built at
+publish: ``marts.trips_by_zone_hour``, ``marts.trips_od_matrix``, ``marts.transit_gap_trips``
+and ``marts.transit_gap_by_municipality``.
+
+Privacy: trip rows are personal data. Exports aggregate to zones × time bins and drop every cell
+with fewer than k trips (the spec's privacy.k, default 10); points and exact timestamps are only
+exported when the spec says ``privacy: {allow_points: true, allow_exact_times: true}``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from noriba.workspace import Workspace
+from transforms.canonical import lit
+from transforms.trips.spec import TripOptions, load_schema_fields
+from warehouse.publish import connect, ensure_schema, publish_lock
+
+_TYPES = {"text": "VARCHAR", "int": "BIGINT", "float": "DOUBLE", "timestamp": "TIMESTAMP", "list": "VARCHAR[]"}
+ZONE_COLUMNS = [("zone_layer", "VARCHAR"), ("role", "VARCHAR"), ("zone_id", "VARCHAR"), ("zone_name", "VARCHAR"),
+                ("zone_group", "VARCHAR"), ("polygons", "BIGINT"), ("geometry_wkt", "VARCHAR"), ("point_lat", "DOUBLE"),
+                ("point_lon", "DOUBLE")]
+#: Day types of the demand mart: Sunday and public holidays are one type, as Japanese timetables count them.
+DAY_TYPES = ("weekday", "saturday", "sunday_holiday")
+
+
+def fct_columns() -> list[tuple[str, str]]:
+    return [(f["name"], _TYPES[f["type"]]) for f in load_schema_fields()]
+
+
+def ensure_trips_schema(con: duckdb.DuckDBPyConnection) -> None:
+    """Create schemas trips / marts and their tables when missing (shared schemas through warehouse.publish)."""
+    ensure_schema(con)
+    for s in ("trips", "marts"):
+        con.execute(f"CREATE SCHEMA IF NOT EXISTS {s}")
+    con.execute(f"CREATE TABLE IF NOT EXISTS trips.zones ({', '.join(f'{c} {t}' for c, t in ZONE_COLUMNS)})")
+    con.execute("CREATE TABLE IF NOT EXISTS trips.source_files (source_id VARCHAR, feed_version VARCHAR, file VARCHAR, "
+                "format VARCHAR, encoding VARCHAR, rows_in BIGINT, accepted BIGINT, quarantined BIGINT)")
+    con.execute("CREATE TABLE IF NOT EXISTS quality.trip_rule_counts (source_id VARCHAR, feed_version VARCHAR, file VARCHAR, "
+                "code VARCHAR, severity VARCHAR, rows BIGINT)")
+    con.execute("CREATE TABLE IF NOT EXISTS trips.sources (source_id VARCHAR, feed_version VARCHAR, spec VARCHAR, "
+                "published_at VARCHAR)")
+
+
+def fct_view(con: duckdb.DuckDBPyConnection, ws: Workspace) -> None:
+    """(Re)create the view trips.fct_trips over the lake, limited to the published version of each source."""
+    cols = ", ".join(f"CAST({c} AS {t}) AS {c}" if t != "VARCHAR[]" else c for c, t in fct_columns())
+    have = con.sql("SELECT table_type FROM information_schema.tables WHERE table_schema = 'trips' AND table_name = 'fct_trips'").fetchall()
+    if have and have[0][0] != "VIEW":
+        con.execute("DROP TABLE trips.fct_trips")
+    files = sorted(str(p) for p in (ws.lake / "trips_fct_trips").glob("source_id=*/month=*/*.parquet"))
+    if files:
+        src = f"read_parquet({lit(str(ws.lake / 'trips_fct_trips' / 'source_id=*' / 'month=*' / '*.parquet'))}, hive_partitioning=false)"
+        con.execute(f"CREATE OR REPLACE VIEW trips.fct_trips AS SELECT {cols} FROM {src} f "
+                    f"SEMI JOIN trips.sources s ON f.source_id = s.source_id AND f.feed_version = s.feed_version")
+    else:
+        empty = ", ".join(f"NULL::{t} AS {c}" for c, t in fct_columns())
+        con.execute(f"CREATE OR REPLACE VIEW trips.fct_trips AS SELECT {empty} WHERE false")
+
+
+def published_version(ws: Workspace, source_id: str) -> str | None:
+    """Return the version of the source in the warehouse, or None."""
+    if not ws.warehouse.exists():
+        return None
+    con = connect(ws, read_only=True)
+    try:
+        have = con.sql("SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'trips' AND table_name = 'sources'").fetchall()[0][0]
+        if not have:
+            return None
+        rows = con.execute("SELECT feed_version FROM trips.sources WHERE source_id = ?", [source_id]).fetchall()
+        return rows[0][0] if rows else None
+    finally:
+        con.close()
+
+
+def _lake(ws: Workspace, table: str, source_id: str) -> Path:
+    return ws.lake / table / f"source_id={source_id}"
+
+
+def publish_zones(ws: Workspace, layer) -> int:
+    """Return the number of zones published for one layer (its rows replaced in one transaction)."""
+    rows = layer.rows()
+    with publish_lock(ws):
+        con = connect(ws)
+        try:
+            ensure_trips_schema(con)
+            con.execute("BEGIN TRANSACTION")
+            con.execute("DELETE FROM trips.zones WHERE zone_layer = ?", [layer.layer_id])
+            if rows:
+                con.register("_z", pa.Table.from_pylist(rows))
+                con.execute("INSERT INTO trips.zones BY NAME SELECT * FROM _z")
+            _zone_notices(con, layer)
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        finally:
+            con.close()
+    return len({r["zone_id"] for r in rows})
+
+
+def _zone_notices(con, layer) -> None:
+    con.execute("DELETE FROM quality.notices WHERE feed_id = ? AND feed_version = 'zones'", [layer.layer_id])
+    for n in layer.notices:
+        con.execute("INSERT INTO quality.notices VALUES (?, 'zones', ?, ?, ?, ?, ?, ?, ?)",
+                    [layer.layer_id, n.code, n.severity, n.file, n.line, n.field, n.value, n.message])
+
+
+def publish_trips(ws: Workspace, source_id: str) -> dict:
+    """Return row counts published for a trips source: its lake partitions replace its warehouse rows in one transaction."""
+    meta_part = _lake(ws, "trips_meta", source_id) / "part-0.parquet"
+    if not meta_part.exists():
+        raise FileNotFoundError(f"{source_id}: nothing in the lake to publish; run the source first")
+    with publish_lock(ws):
+        con = connect(ws)
+        try:
+            ensure_trips_schema(con)
+            con.execute("SET preserve_insertion_order = false")  # trips carry their own file and row; order is not data
+            meta = con.sql(f"SELECT * FROM read_parquet({lit(str(meta_part))}, hive_partitioning=false)").to_arrow_table().to_pylist()[0]
+            ver = meta["feed_version"]
+            con.execute("BEGIN TRANSACTION")
+            con.execute("DELETE FROM trips.source_files WHERE source_id = ?", [source_id])
+            con.execute("DELETE FROM quality.trip_rule_counts WHERE source_id = ?", [source_id])
+            con.execute("DELETE FROM quality.quarantine WHERE feed_id = ?", [source_id])
+            con.execute("DELETE FROM quality.notices WHERE feed_id = ? AND feed_version <> 'zones'", [source_id])
+            con.execute("DELETE FROM trips.sources WHERE source_id = ?", [source_id])
+            files = _lake(ws, "trips_files", source_id) / "part-0.parquet"
+            con.execute(f"INSERT INTO trips.source_files SELECT ?, ?, file, format, encoding, rows_in, accepted, quarantined "
+                        f"FROM read_parquet({lit(str(files))}, hive_partitioning=false)", [source_id, ver])
+            rc = _lake(ws, "trips_rule_counts", source_id) / "part-0.parquet"
+            con.execute(f"INSERT INTO quality.trip_rule_counts SELECT ?, ?, file, code, severity, rows FROM read_parquet({lit(str(rc))}, hive_partitioning=false)",
+                        [source_id, ver])
+            qp = _lake(ws, "trips_quarantine", source_id) / "part-0.parquet"
+            con.execute(f"INSERT INTO quality.quarantine SELECT ?, ?, file, line, code, reason, raw FROM read_parquet({lit(str(qp))}, hive_partitioning=false)",
+                        [source_id, ver])
+            npart = _lake(ws, "trips_notices", source_id) / "part-0.parquet"
+            con.execute(f"INSERT INTO quality.notices SELECT ?, ?, code, severity, file, line, field, value, message "
+                        f"FROM read_parquet({lit(str(npart))}, hive_partitioning=false)", [source_id, ver])
+            zp = _lake(ws, "trips_zones", source_id) / "part-0.parquet"
+            if zp.exists():
+                con.execute(f"DELETE FROM trips.zones WHERE zone_layer IN (SELECT DISTINCT zone_layer FROM read_parquet({lit(str(zp))}, hive_partitioning=false))")
+                con.execute(f"INSERT INTO trips.zones BY NAME SELECT * FROM read_parquet({lit(str(zp))}, hive_partitioning=false)")
+            now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+            con.execute("INSERT INTO trips.sources VALUES (?, ?, ?, ?)", [source_id, ver, meta["spec"], now])
+            fct_view(con, ws)
+            con.execute("DELETE FROM meta.feed_versions WHERE feed_id = ?", [source_id])
+            con.execute(
+                "INSERT INTO meta.feed_versions (feed_id, feed_version, content_sha256, source_sha256, source, raw_path, fetched_at, "
+                "ingested_at, kind, profile, files, rows_in, rows_accepted, rows_quarantined, errors, warnings, infos, notice_codes, "
+                "spec, published_at, service_start, service_end) VALUES (?, ?, ?, ?, ?, NULL, ?, ?, 'trips', 'trips', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [source_id, ver, ver, meta["source_sha256"], meta["source"], meta["fetched_at"], meta["ingested_at"], meta["files"],
+                 meta["rows_in"], meta["rows_accepted"], meta["rows_quarantined"], meta["errors"], meta["warnings"], meta["infos"],
+                 meta["notice_codes"], meta["spec"], now, *(_months(meta))])
+            build_marts(con, source_id)
+            con.execute("COMMIT")
+            con.execute("CHECKPOINT")
+        except BaseException:
+            try:
+                con.execute("ROLLBACK")
+            except duckdb.Error:
+                pass
+            raise
+        finally:
+            con.close()
+    return {"rows_in": meta["rows_in"], "rows_accepted": meta["rows_accepted"], "rows_quarantined": meta["rows_quarantined"]}
+
+
+def _months(meta: dict) -> tuple[str | None, str | None]:
+    months = json.loads(meta.get("months") or "[]")
+    return (months[0], months[-1]) if months else (None, None)
+
+
+# --------------------------------------------------------------------------------------------
+# Marts
+# --------------------------------------------------------------------------------------------
+
+def _holidays(con, source_id: str, country: str | None) -> None:
+    """Register the public holidays of the years the source covers as ``_holidays(d DATE)``."""
+    years = [r[0] for r in con.execute("SELECT DISTINCT year(pickup_time_local) FROM trips.fct_trips WHERE source_id = ? "
+                                        "AND pickup_time_local IS NOT NULL", [source_id]).fetchall()]
+    days = []
+    if country and years:
+        import holidays
+
+        days = sorted(holidays.country_holidays(country, years=years))
+    con.register("_holidays_arrow", pa.table({"d": pa.array(days, pa.date32())}))
+    con.execute("CREATE OR REPLACE TEMP TABLE _holidays AS SELECT d FROM _holidays_arrow")
+    con.unregister("_holidays_arrow")
+
+
+def _country(spec_json: str | None, tz: str | None) -> str | None:
+    spec = json.loads(spec_json or "{}")
+    c = (spec.get("trips") or {}).get("holidays")
+    if c:
+        return str(c)
+    return {"Asia/Tokyo": "JP"}.get(tz or "", "US" if (tz or "").startswith("America/") else None)
+
+
+def build_marts(con: duckdb.DuckDBPyConnection, source_id: str) -> None:
+    """Rebuild the marts rows of one source (inside the caller's transaction)."""
+    spec_json, tz = (con.execute("SELECT s.spec, any_value(f.timezone) FROM trips.sources s LEFT JOIN trips.fct_trips f USING (source_id) "
+                                 "WHERE s.source_id = ? GROUP BY s.spec", [source_id]).fetchall() or [(None, None)])[0]
+    _holidays(con, source_id, _country(spec_json, tz))
+    day_type = ("CASE WHEN CAST(pickup_time_local AS DATE) IN (SELECT d FROM _holidays) OR dayofweek(pickup_time_local) = 0 "
+                "THEN 'sunday_holiday' WHEN dayofweek(pickup_time_local) = 6 THEN 'saturday' ELSE 'weekday' END")
+    con.execute(
+        "CREATE TABLE IF NOT EXISTS marts.trips_by_zone_hour (source_id VARCHAR, mode VARCHAR, zone_layer VARCHAR, zone_id VARCHAR, "
+        "municipality VARCHAR, month VARCHAR, day_type VARCHAR, hour INTEGER, trips BIGINT, passengers BIGINT, "
+        "avg_distance_km DOUBLE, avg_duration_s DOUBLE, total_amount DOUBLE, currency VARCHAR)")
+    con.execute("DELETE FROM marts.trips_by_zone_hour WHERE source_id = ?", [source_id])
+    con.execute(
+        f"INSERT INTO marts.trips_by_zone_hour SELECT source_id, mode, zone_layer, pickup_zone, pickup_municipality, month, {day_type}, "
+        f"hour(pickup_time_local), count(*), sum(passengers), avg(distance_km), avg(duration_s), "
+        f"sum(total_amount) FILTER (WHERE total_amount >= 0), any_value(currency) "
+        f"FROM trips.fct_trips WHERE source_id = ? GROUP BY ALL", [source_id])
+    con.execute(
+        "CREATE TABLE IF NOT EXISTS marts.trips_od_matrix (source_id VARCHAR, zone_layer VARCHAR, month VARCHAR, "
+        "pickup_zone VARCHAR, dropoff_zone VARCHAR, pickup_municipality VARCHAR, dropoff_municipality VARCHAR, trips BIGINT, "
+        "avg_distance_km DOUBLE, avg_duration_s DOUBLE)")
+    con.execute("DELETE FROM marts.trips_od_matrix WHERE source_id = ?", [source_id])
+    con.execute(
+        "INSERT INTO marts.trips_od_matrix SELECT source_id, zone_layer, month, pickup_zone, dropoff_zone, pickup_municipality, "
+        "dropoff_municipality, count(*), avg(distance_km), avg(duration_s) FROM trips.fct_trips WHERE source_id = ? GROUP BY ALL",
+        [source_id])
+    _transit_gap(con, source_id, json.loads(spec_json or "{}").get("trips") or {})
+
+
+def _transit_gap(con, source_id: str, trips_section: dict) -> None:
+    """Rebuild marts.transit_gap_trips / transit_gap_by_municipality for one source.
+
+    A trip is a transit-gap trip when its pickup or dropoff lies farther than
+    ``transit_gap.max_distance_m`` from every stop of the named GTFS feed (latest published
+    version), or its pickup time of day is outside that feed's service hours (first departure to
+    last arrival of its stop_times, times past 24:00 wrapping to the small hours).
+    """
+    con.execute(
+        "CREATE TABLE IF NOT EXISTS marts.transit_gap_trips (source_id VARCHAR, gtfs_feed_id VARCHAR, source_file VARCHAR, "
+        "source_row BIGINT, mode VARCHAR, municipality VARCHAR, month VARCHAR, hour INTEGER, pickup_zone VARCHAR, dropoff_zone VARCHAR, "
+        "pickup_stop_distance_m DOUBLE, dropoff_stop_distance_m DOUBLE, far_from_stop BOOLEAN, outside_service_hours BOOLEAN, "
+        "max_distance_m DOUBLE)")
+    con.execute(
+        "CREATE TABLE IF NOT EXISTS marts.transit_gap_by_municipality (source_id VARCHAR, gtfs_feed_id VARCHAR, municipality VARCHAR, "
+        "month VARCHAR, trips BIGINT, gap_trips BIGINT, far_from_stop BIGINT, outside_service_hours BIGINT, gap_share DOUBLE)")
+    con.execute("DELETE FROM marts.transit_gap_trips WHERE source_id = ?", [source_id])
+    con.execute("DELETE FROM marts.transit_gap_by_municipality WHERE source_id = ?", [source_id])
+    gap = trips_section.get("transit_gap") or {}
+    feed = gap.get("gtfs_feed")
+    if not feed:
+        return
+    max_m = float(gap.get("max_distance_m", 500))
+    has_gtfs = con.sql("SELECT count(*) FROM duckdb_views() WHERE schema_name = 'gtfs_latest' AND view_name = 'stops'").fetchall()[0][0]
+    if not has_gtfs:
+        return
+    stops = con.execute("SELECT stop_lat, stop_lon FROM gtfs_latest.stops WHERE feed_id = ? AND stop_lat IS NOT NULL "
+                        "AND coalesce(location_type, 0) IN (0, 4)", [feed]).fetchall()
+    if not stops:
+        return
+    win = con.execute("SELECT min(least(departure_time, arrival_time)), max(greatest(departure_time, arrival_time)) "
+                      "FROM gtfs_latest.stop_times WHERE feed_id = ?", [feed]).fetchall()[0]
+    first_s, last_s = win if win[0] is not None else (0, 86400)
+    trips = con.sql("SELECT source_file, source_row, pickup_lat, pickup_lon, dropoff_lat, dropoff_lon FROM trips.fct_trips "
+                    "WHERE source_id = ?", params=[source_id]).to_arrow_table()
+    lat0 = float(np.mean([s[0] for s in stops]))
+    pd_ = nearest_distances_m(np.array(stops, dtype=float), trips.column("pickup_lat").to_numpy(zero_copy_only=False).astype(float),
+                              trips.column("pickup_lon").to_numpy(zero_copy_only=False).astype(float), lat0=lat0)
+    dd_ = nearest_distances_m(np.array(stops, dtype=float), trips.column("dropoff_lat").to_numpy(zero_copy_only=False).astype(float),
+                              trips.column("dropoff_lon").to_numpy(zero_copy_only=False).astype(float), lat0=lat0)
+    con.register("_dist", pa.table({"source_file": trips.column("source_file"), "source_row": trips.column("source_row"),
+                                    "pd": pa.array(pd_), "dd": pa.array(dd_)}))
+    tod = "(hour(f.pickup_time_local) * 3600 + minute(f.pickup_time_local) * 60 + second(f.pickup_time_local))"
+    inside = f"({tod} BETWEEN {int(first_s)} AND {int(last_s)} OR {tod} + 86400 BETWEEN {int(first_s)} AND {int(last_s)})"
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE _gap AS SELECT f.source_id, {lit(feed)} AS gtfs_feed_id, f.source_file, f.source_row, f.mode, "
+        f"coalesce(f.pickup_municipality, f.dropoff_municipality) AS municipality, f.month, hour(f.pickup_time_local) AS hour, "
+        f"f.pickup_zone, f.dropoff_zone, CASE WHEN isnan(d.pd) THEN NULL ELSE d.pd END AS pd, "
+        f"CASE WHEN isnan(d.dd) THEN NULL ELSE d.dd END AS dd, "
+        f"(coalesce(d.pd > {max_m}, false) OR coalesce(d.dd > {max_m}, false)) AS far, NOT {inside} AS outside "
+        f"FROM trips.fct_trips f JOIN _dist d USING (source_file, source_row) WHERE f.source_id = {lit(source_id)}")
+    con.unregister("_dist")
+    con.execute(f"INSERT INTO marts.transit_gap_trips SELECT source_id, gtfs_feed_id, source_file, source_row, mode, municipality, "
+                f"month, hour, pickup_zone, dropoff_zone, pd, dd, far, outside, {max_m} FROM _gap WHERE far OR outside")
+    con.execute("INSERT INTO marts.transit_gap_by_municipality SELECT source_id, gtfs_feed_id, municipality, month, count(*), "
+                "count(*) FILTER (WHERE far OR outside), count(*) FILTER (WHERE far), count(*) FILTER (WHERE outside), "
+                "round(count(*) FILTER (WHERE far OR outside) / count(*), 4) FROM _gap GROUP BY ALL")
+    con.execute("DROP TABLE _gap")
+
+
+def nearest_distances_m(stops_latlon: np.ndarray, lat: np.ndarray, lon: np.ndarray, *, lat0: float) -> np.ndarray:
+    """Return, for each point, the distance in metres to the nearest stop (NaN where the point is missing).
+
+    Points and stops are projected to a local equirectangular plane around ``lat0`` (error
+    well under 1 % within a municipality) and matched with shapely's STRtree.query_nearest.
+    """
+    import shapely
+
+    kx = 111_320.0 * np.cos(np.radians(lat0))
+    ky = 110_574.0
+    tree = shapely.STRtree(shapely.points(stops_latlon[:, 1] * kx, stops_latlon[:, 0] * ky))
+    out = np.full(len(lat), np.nan)
+    ok = np.isfinite(lat) & np.isfinite(lon)
+    if ok.any():
+        pts = shapely.points(lon[ok] * kx, lat[ok] * ky)
+        (pi, _), dist = tree.query_nearest(pts, return_distance=True, all_matches=False)
+        vals = np.full(ok.sum(), np.nan)
+        vals[pi] = dist
+        out[ok] = vals
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Privacy-safe exports
+# --------------------------------------------------------------------------------------------
+
+def suppress(rows: list[dict], *, k: int, count: str = "trips") -> tuple[list[dict], int]:
+    """Return (cells with at least k trips, number of cells suppressed). A suppressed cell is dropped whole."""
+    kept = [r for r in rows if (r.get(count) or 0) >= k]
+    return kept, len(rows) - len(kept)
+
+
+def _write_csv(path: Path, rows: list[dict], columns: list[str]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8-sig", newline="") as fh:  # BOM: municipal officers open these in Excel
+        w = csv.DictWriter(fh, fieldnames=columns, extrasaction="ignore")
+        w.writeheader()
+        w.writerows(rows)
+
+
+def _export_trip_rows(ws: Workspace, source_id: str, out_dir: Path, opts: TripOptions) -> str:
+    """Return the path of the trip-level export a spec explicitly allowed: points only if allow_points, exact times only
+    if allow_exact_times (otherwise times are cut to the hour); never the operator's trip id or the source row."""
+    times = ("pickup_time_local, dropoff_time_local" if opts.allow_exact_times
+             else "date_trunc('hour', pickup_time_local) AS pickup_hour_local")
+    points = ", pickup_lat, pickup_lon, dropoff_lat, dropoff_lon" if opts.allow_points else ""
+    path = out_dir / "trips.parquet"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    con = connect(ws, read_only=True)
+    try:
+        con.execute(f"COPY (SELECT mode, provider, {times}, pickup_zone, dropoff_zone, pickup_municipality, dropoff_municipality, "
+                    f"distance_km, duration_s, total_amount, currency, passengers{points} FROM trips.fct_trips "
+                    f"WHERE source_id = {lit(source_id)}) TO {lit(str(path))} (FORMAT parquet)")
+    finally:
+        con.close()
+    return str(path)
+
+
+def export_trips(ws: Workspace, source_id: str, *, opts: TripOptions) -> dict:
+    """Return the paths of the source's exports: zone × hour demand, OD matrix and transit gaps, each k-suppressed.
+
+    Cells with fewer than ``opts.k`` trips are dropped (k-anonymity of aggregates); trip-level rows
+    are exported only when the spec allows it, and then without points / exact times unless allowed.
+    """
+    out_dir = ws.exports / "trips" / source_id
+    con = connect(ws, read_only=True)
+    try:
+        demand = con.sql(
+            "SELECT mode, zone_layer, zone_id, municipality, day_type, hour, sum(trips)::BIGINT AS trips, sum(passengers)::BIGINT AS passengers, "
+            "round(sum(avg_distance_km * trips) / sum(trips), 2) AS avg_distance_km, round(sum(avg_duration_s * trips) / sum(trips)) AS avg_duration_s "
+            "FROM marts.trips_by_zone_hour WHERE source_id = ? GROUP BY ALL ORDER BY zone_id, day_type, hour", params=[source_id]).to_arrow_table().to_pylist()
+        od = con.sql(
+            "SELECT zone_layer, pickup_zone, dropoff_zone, pickup_municipality, dropoff_municipality, sum(trips)::BIGINT AS trips "
+            "FROM marts.trips_od_matrix WHERE source_id = ? GROUP BY ALL ORDER BY pickup_zone, dropoff_zone", params=[source_id]).to_arrow_table().to_pylist()
+        gap = con.sql(
+            "SELECT gtfs_feed_id, municipality, month, trips, gap_trips, far_from_stop, outside_service_hours, gap_share "
+            "FROM marts.transit_gap_by_municipality WHERE source_id = ? ORDER BY municipality, month", params=[source_id]).to_arrow_table().to_pylist()
+    finally:
+        con.close()
+    files, suppressed = {}, {}
+    for name, rows in (("trips_by_zone_hour", demand), ("od_matrix", od), ("transit_gap_by_municipality", gap)):
+        if not rows:
+            continue
+        kept, n = suppress(rows, k=opts.k)
+        path = out_dir / f"{name}.csv"
+        _write_csv(path, kept, list(rows[0].keys()))
+        files[name], suppressed[name] = str(path), n
+    if opts.allow_points or opts.allow_exact_times:
+        files["trips"] = _export_trip_rows(ws, source_id, out_dir, opts)
+    about = {"source_id": source_id, "k": opts.k, "suppressed_cells": suppressed,
+             "note": f"cells with fewer than {opts.k} trips are not published; points and exact times are not exported"
+                     + ("" if not (opts.allow_points or opts.allow_exact_times) else " unless the spec allows them"),
+             "allow_points": opts.allow_points, "allow_exact_times": opts.allow_exact_times}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "about.json").write_text(json.dumps(about, ensure_ascii=False, indent=2), encoding="utf-8")
+    files["about"] = str(out_dir / "about.json")
+    return files

@@ -57,7 +57,7 @@ class ExportSpec:
     prefecture: str | None = None
     municipality: str | None = None
     lake_globs: tuple[str, ...] = ()
-    ingest: tuple[IngestEntry, ...] = ()
+    ingest: tuple[dict, ...] = ()  # entries as written; resolve_ingest() finds their files
     namespaces: dict = field(default_factory=dict)
     area: dict | None = None  # {"bbox": [w, s, e, n]} or {"polygon": [[lon, lat], ...]} (a file is read on load)
     dates: tuple[date | None, date | None] | None = None
@@ -116,7 +116,7 @@ def parse_export_spec(doc: object, *, where: str, root: Path, expect_id: str | N
             return ()
         return tuple(str(v) for v in value)
 
-    ingest: list[IngestEntry] = []
+    ingest: list[dict] = []
     raw_ingest = doc.get("ingest") or []
     if not isinstance(raw_ingest, list):
         bad("ingest", "must be a list of {glob: ..., id_prefix: ...} or {path: ..., id: ...}")
@@ -131,31 +131,20 @@ def parse_export_spec(doc: object, *, where: str, root: Path, expect_id: str | N
         if bool(e.get("glob")) == bool(e.get("path")):
             bad(f, "give exactly one of `glob` (many files) or `path` (one file, with `id`)")
             continue
-        pattern = str(e.get("glob") or e.get("path"))
-        base = Path(pattern) if Path(pattern).is_absolute() else root / pattern
-        paths = sorted(base.parent.glob(base.name)) if e.get("glob") else [base]
-        if not paths or not all(p.exists() for p in paths):
-            bad(f"{f}.{'glob' if e.get('glob') else 'path'}", f"{pattern!r} matches no file (relative paths start at {root})")
+        if e.get("path") and not e.get("id"):
+            bad(f"{f}.id", "an ingested `path` needs the feed `id` to ingest it as")
+        if e.get("id") and not ID_PATTERN.match(str(e["id"])):
+            bad(f"{f}.id", f"{e['id']!r} is not a valid feed id")
+        if e.get("id_prefix") and not re.match(r"^[a-z0-9][a-z0-9-]*$", str(e["id_prefix"])):
+            bad(f"{f}.id_prefix", f"{e['id_prefix']!r} must be lowercase letters, digits and '-'")
+        try:
+            parse_spec({"id": "x", "kind": "gtfs", "source": {"path": "x"}, "timezone": e.get("timezone", "UTC"),
+                        "profile": e.get("profile", "gtfs"), **({"encoding": e["encoding"]} if e.get("encoding") else {})},
+                       where=f"{where}: {f}", root=root)
+        except SpecError as exc:
+            problems.extend(exc.problems)
             continue
-        for p in paths:
-            stem = p.name[:-4] if p.name.endswith(".zip") else p.name
-            if e.get("strip"):
-                stem = stem.replace(str(e["strip"]), "")
-            fid = str(e["id"]) if e.get("id") and e.get("path") else f"{e.get('id_prefix', '')}{_slug(stem)}"
-            if not ID_PATTERN.match(fid):
-                bad(f, f"derived feed id {fid!r} is not valid; set `id` or `id_prefix`")
-                continue
-            try:
-                doc_spec = {"id": fid, "kind": "gtfs", "source": {"path": str(p)}, "timezone": e.get("timezone", "UTC"),
-                            "profile": e.get("profile", "gtfs")}
-                if e.get("encoding"):
-                    doc_spec["encoding"] = e["encoding"]
-                parse_spec(doc_spec, where=f"{where}: {f}", root=root)
-            except SpecError as exc:
-                problems.extend(exc.problems)
-                continue
-            ingest.append(IngestEntry(feed_id=fid, path=p, timezone=str(e.get("timezone", "UTC")), encoding=e.get("encoding"),
-                                      profile=str(e.get("profile", "gtfs")), name=str(e.get("name") or "")))
+        ingest.append(dict(e))
     area = doc.get("area")
     if area is not None:
         area = _parse_area(area, root, bad)
@@ -217,6 +206,30 @@ def parse_export_spec(doc: object, *, where: str, root: Path, expect_id: str | N
         publisher=dict(doc.get("publisher") or {}), country_code=doc.get("country_code"), subdivision=doc.get("subdivision"),
         raw=doc,
     )
+
+
+def resolve_ingest(spec: ExportSpec, root: Path) -> list[IngestEntry]:
+    """Return the files an export ingests ad hoc, each with its feed id. If an entry matches no file, raise SpecError."""
+    out, problems = [], []
+    where = str(spec.spec_path or spec.id)
+    for n, e in enumerate(spec.ingest):
+        pattern = str(e.get("glob") or e.get("path"))
+        base = Path(pattern) if Path(pattern).is_absolute() else root / pattern
+        paths = sorted(base.parent.glob(base.name)) if e.get("glob") else [base]
+        if not paths or not all(p.exists() for p in paths):
+            problems.append(f"{where}: ingest[{n}].{'glob' if e.get('glob') else 'path'}: {pattern!r} matches no file "
+                            f"(relative paths start at {root})")
+            continue
+        for p in paths:
+            stem = p.name[:-4] if p.name.endswith(".zip") else p.name
+            if e.get("strip"):
+                stem = stem.replace(str(e["strip"]), "")
+            fid = str(e["id"]) if e.get("path") else f"{e.get('id_prefix', '')}{_slug(stem)}"
+            out.append(IngestEntry(feed_id=fid, path=p, timezone=str(e.get("timezone", "UTC")), encoding=e.get("encoding"),
+                                   profile=str(e.get("profile", "gtfs")), name=str(e.get("name") or "")))
+    if problems:
+        raise SpecError(problems)
+    return out
 
 
 def _parse_area(area, root: Path, bad) -> dict | None:
@@ -303,7 +316,7 @@ def latest_versions(ws: Workspace) -> dict[str, dict]:
     return {r["feed_id"]: r for r in rows}
 
 
-def select_feeds(spec: ExportSpec, ws: Workspace, *, feed_specs=None) -> list[str]:
+def select_feeds(spec: ExportSpec, ws: Workspace, *, feed_specs=None, specs_dir: Path | None = None) -> list[str]:
     """Return the feed ids of an export in merge order: listed ids first, then the others by id.
 
     If a named feed has no version in the lake yet, then raise SpecError saying how to ingest it.
@@ -311,7 +324,7 @@ def select_feeds(spec: ExportSpec, ws: Workspace, *, feed_specs=None) -> list[st
     feed_specs = load_specs() if feed_specs is None else feed_specs
     lake = latest_versions(ws)
     chosen = list(spec.feed_ids)
-    chosen += [e.feed_id for e in spec.ingest]
+    chosen += [e.feed_id for e in resolve_ingest(spec, project_root(specs_dir or default_specs_dir()))] if spec.ingest else []
     chosen += sorted(s.id for s in export_feed_specs(spec, feed_specs))
     for g in spec.lake_globs:
         chosen += sorted(f for f in lake if fnmatch.fnmatch(f, g))
@@ -366,14 +379,14 @@ def build_export(export_id: str | ExportSpec, ws: Workspace, *, progress: Progre
     spec = export_id if isinstance(export_id, ExportSpec) else load_export_spec(specs_dir / "exports" / f"{export_id}.yml", specs_dir=specs_dir)
     ws.ensure()
     say = progress or (lambda m: None)
-    for e in spec.ingest:
+    for e in resolve_ingest(spec, project_root(specs_dir)):
         fs = parse_spec({"id": e.feed_id, "kind": "gtfs", "source": {"path": str(e.path)}, "timezone": e.timezone,
                          "profile": e.profile, **({"encoding": e.encoding} if e.encoding else {}),
                          **({"name": e.name} if e.name else {})}, where=str(spec.spec_path), root=project_root(specs_dir))
         res = run_feed(fs, ws, progress=None)
         say(res.get("message") or f"{e.feed_id}: version {res['feed_version']} ingested")
     feed_specs = load_specs(specs_dir)
-    feed_ids = select_feeds(spec, ws, feed_specs=feed_specs)
+    feed_ids = select_feeds(spec, ws, feed_specs=feed_specs, specs_dir=specs_dir)
     lake = latest_versions(ws)
     ns = _namespaces(spec, feed_ids)
     inputs = [mg.MergeInput(f, lake[f]["feed_version"], ns[f]) for f in feed_ids]

@@ -82,6 +82,7 @@ class Work:
     headers: dict[str, list[str]]
     profile: str = "gtfs"
     manifest: dict = field(default_factory=dict)
+    received_empty: set[str] = field(default_factory=set)  # tables every input had with a header and no rows
 
     def count(self, table: str) -> int:
         if table not in self.tables:
@@ -137,6 +138,7 @@ def load_inputs(ws: Workspace, inputs: list[MergeInput], *, con: duckdb.DuckDBPy
         present.append(table.name)
     work = Work(con=con, tables=present, headers=_union_headers(schema, present, headers),
                 profile="gtfs-jp" if any(m.get("profile") == "gtfs-jp" for m in metas.values()) else "gtfs")
+    work.received_empty = {t for t in present if work.count(t) == 0}
     return work, metas
 
 
@@ -550,8 +552,8 @@ def write_feed(work: Work, zip_path: Path, *, tables_dir: Path | None = None) ->
         tmp = Path(tmpd)
         for t in work.tables:
             table = schema.tables[t]
-            if work.count(t) == 0 and not table.required:
-                continue
+            if work.count(t) == 0 and not table.required and t not in work.received_empty:
+                continue  # emptied by an extract: left out rather than written as a header-only file
             write_gtfs_text(work.con, table, q("w_" + t), work.headers.get(t) or [f.name for f in table.fields if f.required],
                             tmp / table.file_name, order_by="_ord, _line")
         zip_dir(tmp, zip_path)

@@ -114,11 +114,13 @@ def _restrict_area(work: Work, geom) -> dict:
         "CREATE OR REPLACE TEMP TABLE _keep AS SELECT s.trip_id, s.stop_sequence FROM _st s JOIN _bounds b USING (trip_id) "
         "WHERE s.inside AND s.stop_sequence BETWEEN b.lo AND b.hi")
     con.execute(
-        "CREATE OR REPLACE TEMP TABLE _trip_cut AS SELECT b.trip_id, b.n, count(k.stop_sequence) AS kept, b.first_seq, b.last_seq, "
-        "min(k.stop_sequence) AS kept_first, max(k.stop_sequence) AS kept_last, "
-        "(SELECT count(*) FROM _st s WHERE s.trip_id = b.trip_id AND s.stop_sequence > min(k.stop_sequence) "
-        " AND s.stop_sequence < max(k.stop_sequence) AND NOT s.inside) AS gap "
+        "CREATE OR REPLACE TEMP TABLE _trip_cut0 AS SELECT b.trip_id, b.n, count(k.stop_sequence) AS kept, b.first_seq, b.last_seq, "
+        "min(k.stop_sequence) AS kept_first, max(k.stop_sequence) AS kept_last "
         "FROM _bounds b LEFT JOIN _keep k USING (trip_id) GROUP BY ALL")
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _trip_cut AS SELECT c.*, "
+        "(SELECT count(*) FROM _st s WHERE s.trip_id = c.trip_id AND s.stop_sequence BETWEEN c.kept_first AND c.kept_last) - c.kept AS gap "
+        "FROM _trip_cut0 c")
     removed = [r[0] for r in con.sql("SELECT trip_id FROM _trip_cut WHERE kept < 2 ORDER BY trip_id").fetchall()]
     cut = []
     for trip_id, n, kept, first, last, kf, kl, gap in con.sql(

@@ -1,4 +1,4 @@
-"""The ``noriba`` command line: ingest, run, status, export, demo."""
+"""The ``noriba`` command line: ingest, run, status, export, serve, demo."""
 
 from __future__ import annotations
 
@@ -158,17 +158,74 @@ def cmd_status(args) -> int:
 
 
 def cmd_export(args) -> int:
+    """Build the named exports: an export spec id builds that export; a feed id re-exports its latest version.
+
+    With no ids, every feed's latest version is re-exported and every export spec is built.
+    """
+    from noriba.exports import build_export, load_export_specs
+    from noriba.specs import SpecError
     from noriba.workspace import Workspace
+    from warehouse.catalog import build_site
     from warehouse.export import export_version
     from warehouse.status import status
 
-    ws = Workspace.from_env(args.home)
+    ws = Workspace.from_env(args.home).ensure()
     console = _console()
-    for f in status(ws)["feeds"]:
-        if args.feed_ids and f["feed_id"] not in args.feed_ids:
+    try:
+        export_ids = [s.id for s in load_export_specs()]
+    except SpecError as exc:
+        for line in exc.problems:
+            console.print(f"error: {line}", markup=False)
+        return EXIT_PROBLEM
+    feeds = {f["feed_id"]: f for f in status(ws)["feeds"]} if ws.warehouse.exists() else {}
+    unknown = [i for i in args.ids if i not in export_ids and i not in feeds]
+    if unknown:
+        console.print(f"error: {', '.join(unknown)}: neither an export spec (specs/exports/: {', '.join(export_ids) or 'none'}) "
+                      f"nor a published feed", markup=False)
+        return EXIT_PROBLEM
+    failed = 0
+    for fid, f in feeds.items():
+        if args.ids and fid not in args.ids:
             continue
-        out = export_version(ws, f["feed_id"], f["latest_version"])
-        console.print(f"{f['feed_id']}: {out['gtfs_zip']}")
+        out = export_version(ws, fid, f["latest_version"])
+        console.print(f"{fid}: {out['gtfs_zip']}")
+    for eid in export_ids:
+        if args.ids and eid not in args.ids:
+            continue
+        try:
+            with _Progress(args.quiet) as progress:
+                res = build_export(eid, ws, progress=progress, force=args.force)
+        except Exception as exc:  # one clear line per problem
+            failed += 1
+            _fail(console, eid, exc)
+            continue
+        if res["status"] == "unchanged":
+            console.print(res["message"])
+            continue
+        console.print(f"{eid}: version {res['export_version']}: {res['gtfs_zip']}")
+        console.print(f"  validation: {res['validation']}" + (f" {res['new_errors']}" if res["new_errors"] else "")
+                      + f"; collisions {res['collisions'] or 'none'}; stops unified {res['unified_stops']}")
+        console.print(f"  manifest: {res['manifest']}")
+    index = build_site(ws)
+    console.print(f"catalog: {index}")
+    return EXIT_PROBLEM if failed else 0
+
+
+def cmd_serve(args) -> int:
+    from noriba.serve import make_server
+    from noriba.workspace import Workspace
+    from warehouse.catalog import build_site
+
+    ws = Workspace.from_env(args.home).ensure()
+    if not (ws.exports / "site" / "index.html").exists():
+        build_site(ws)
+    server = make_server(ws, port=args.port, verbose=args.verbose)
+    print(f"Serving the catalog of {ws.exports} at http://127.0.0.1:{server.server_address[1]}/ (Ctrl-C to stop)")
+    sys.stdout.flush()
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()
     return 0
 
 
@@ -219,8 +276,13 @@ def build_parser() -> argparse.ArgumentParser:
     common(sp)
     sp = sub.add_parser("status", help="feeds, versions, row counts and notices by severity")
     sp.add_argument("--json", action="store_true")
-    sp = sub.add_parser("export", help="rebuild exports of the latest version of each feed")
-    sp.add_argument("feed_ids", nargs="*")
+    sp = sub.add_parser("export", help="build export specs (specs/exports/) and re-export feeds' latest versions")
+    sp.add_argument("ids", nargs="*", metavar="EXPORT_ID", help="export spec ids or feed ids (default: all)")
+    sp.add_argument("--force", action="store_true", help="rebuild even if nothing changed")
+    sp.add_argument("--quiet", action="store_true", help="no progress output")
+    sp = sub.add_parser("serve", help="serve the download catalog on http://127.0.0.1")
+    sp.add_argument("--port", type=int, default=8000)
+    sp.add_argument("--verbose", action="store_true", help="log every request")
     sp = sub.add_parser("demo", help="build the demo region offline from the project's own inputs")
     common(sp)
     return p
@@ -251,6 +313,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_status(args)
         if args.command == "export":
             return cmd_export(args)
+        if args.command == "serve":
+            return cmd_serve(args)
         if args.command == "demo":
             return cmd_demo(args)
     except KeyboardInterrupt:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import tempfile
 import zipfile
 
 import duckdb
@@ -148,12 +149,12 @@ def _check_merged(ws, result, *, feeds: int):
             assert len(c["feeds"]) >= 2 and len(set(c["merged_ids"].values())) == len(c["feeds"]), (space, c)
     zip_path = result["dir"] + "/" + manifest["files"]["gtfs"]["path"]
     con = duckdb.connect()
-    with zipfile.ZipFile(zip_path) as zf:
+    with zipfile.ZipFile(zip_path) as zf, tempfile.TemporaryDirectory() as tmp:
         for name in ("stops", "stop_times", "trips", "routes"):
-            data = zf.read(f"{name}.txt")
-            p = f"{result['dir']}/_{name}.csv"
-            open(p, "wb").write(data)
-            con.execute(f"CREATE TABLE {name} AS SELECT * FROM read_csv('{p}', all_varchar=true, header=true)")
+            p = f"{tmp}/{name}.txt"
+            open(p, "wb").write(zf.read(f"{name}.txt"))
+            con.execute(f"CREATE TABLE {name} AS SELECT * FROM read_csv('{p}', all_varchar=true, header=true, quote='\"', "
+                        f"escape='\"', delim=',')")
     assert con.sql("SELECT count(*) - count(DISTINCT stop_id) FROM stops").fetchall()[0][0] == 0
     assert con.sql("SELECT count(*) - count(DISTINCT trip_id) FROM trips").fetchall()[0][0] == 0
     assert con.sql("SELECT count(*) FROM stop_times WHERE stop_id NOT IN (SELECT stop_id FROM stops)").fetchall()[0][0] == 0

@@ -239,19 +239,48 @@ def cmd_demo(args) -> int:
         _console().print("error: no demo feed specs (tag 'demo') under specs/feeds/")
         return EXIT_PROBLEM
     rc = cmd_run(args, specs)
-    sys.stderr.flush()
     ws = Workspace.from_env(args.home)
+    catalog, reports = _demo_outputs(args, ws, specs)
+    sys.stderr.flush()
     print()
     print(f"Demo region built in {time.monotonic() - t0:.1f}s.")
     print(f"  warehouse : {ws.warehouse}")
     print(f"  lake      : {ws.lake}")
     print(f"  exports   : {ws.exports}")
+    if catalog:
+        print(f"  catalog   : {catalog}   (serve it: uv run noriba serve)")
+    for path in reports:
+        print(f"  report    : {path}")
     print("Try a query:")
     print(f"  uv run python -c \"import duckdb; print(duckdb.connect('{ws.warehouse}', read_only=True)"
           f".sql('SELECT feed_id, stop_name, stop_lat, stop_lon FROM gtfs_latest.stops LIMIT 5'))\"")
     print("  uv run noriba status")
     sys.stdout.flush()
     return rc
+
+
+def _demo_outputs(args, ws, specs) -> tuple[str | None, list[str]]:
+    """Return the catalog page and the municipality reports built for the demo region (its export specs tagged by feed)."""
+    from noriba.exports import build_export, export_feed_specs, load_export_specs
+    from warehouse.catalog import build_site
+    from warehouse.municipality_report import build_report
+
+    console = _console()
+    demo_ids = {s.id for s in specs}
+    reports = []
+    try:
+        for es in load_export_specs():
+            selected = set(es.feed_ids) | {s.id for s in export_feed_specs(es, specs)}
+            if selected and set(es.feed_ids) <= demo_ids and not es.ingest and not es.lake_globs:
+                with _Progress(args.quiet) as progress:
+                    res = build_export(es.id, ws, progress=progress)
+                console.print(res.get("message") or f"{es.id}: export version {res['export_version']} ({res['validation']})")
+        for code in dict.fromkeys(str(s.municipality.get("code") or s.municipality.get("name")) for s in specs if s.municipality):
+            reports.append(build_report(ws, municipality=code)["html"])
+        return str(build_site(ws)), reports
+    except Exception as exc:  # the feeds are built; say what failed after them
+        _fail(console, "demo outputs", exc)
+        return None, reports
 
 
 def build_parser() -> argparse.ArgumentParser:

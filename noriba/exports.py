@@ -261,11 +261,19 @@ def _parse_area(area, root: Path, bad) -> dict | None:
     return {"geojson": {"type": "Polygon", "coordinates": [poly + ([poly[0]] if poly[0] != poly[-1] else [])]}}
 
 
+class _Loader(yaml.SafeLoader):
+    """Safe YAML without timestamp parsing: dates stay text, so a wrong date is reported with its field, not as a crash."""
+
+
+_Loader.yaml_implicit_resolvers = {k: [r for r in v if r[0] != "tag:yaml.org,2002:timestamp"]
+                                   for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+
+
 def load_export_spec(path: Path, *, specs_dir: Path | None = None) -> ExportSpec:
     """Return the export spec in ``path``. If it is not valid, raise SpecError naming the file and fields."""
     specs_dir = specs_dir or path.resolve().parent.parent
     try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        doc = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)  # noqa: S506 (a SafeLoader subclass)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         raise SpecError([f"{path}:{f' line {mark.line + 1}' if mark else ''} not valid YAML: {getattr(exc, 'problem', exc)}"]) from None

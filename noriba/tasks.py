@@ -44,3 +44,11 @@ def export(published: dict) -> dict:
     from noriba import pipeline
 
     return pipeline.export_step(Workspace.from_env(), published)
+
+
+def build_export(export_id: str) -> dict:
+    """Build the export ``specs/exports/<export_id>.yml`` from the latest feed versions; unchanged inputs do nothing."""
+    from noriba.exports import build_export as build
+
+    out = build(export_id, Workspace.from_env())
+    return {k: out.get(k) for k in ("export_id", "export_version", "status", "manifest", "validation")}

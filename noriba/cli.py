@@ -158,16 +158,29 @@ def cmd_status(args) -> int:
 
 
 def cmd_export(args) -> int:
-    """Build the named exports: an export spec id builds that export; a feed id re-exports its latest version.
+    from noriba.workspace import Workspace
+    from warehouse.export import export_version
+    from warehouse.status import status
 
-    With no ids, every feed's latest version is re-exported and every export spec is built.
+    ws = Workspace.from_env(args.home)
+    console = _console()
+    for f in status(ws)["feeds"]:
+        if args.feed_ids and f["feed_id"] not in args.feed_ids:
+            continue
+        out = export_version(ws, f["feed_id"], f["latest_version"])
+        console.print(f"{f['feed_id']}: {out['gtfs_zip']}")
+    return 0
+
+
+def cmd_export_specs(args) -> int:
+    """Build the export specs named (or all, when no id is given); feed ids among the names re-export those feeds.
+
+    With no ids, every feed's latest version is re-exported (``cmd_export``) and every export spec is built.
     """
     from noriba.exports import build_export, load_export_specs
     from noriba.specs import SpecError
     from noriba.workspace import Workspace
     from warehouse.catalog import build_site
-    from warehouse.export import export_version
-    from warehouse.status import status
 
     ws = Workspace.from_env(args.home).ensure()
     console = _console()
@@ -177,26 +190,28 @@ def cmd_export(args) -> int:
         for line in exc.problems:
             console.print(f"error: {line}", markup=False)
         return EXIT_PROBLEM
-    feeds = {f["feed_id"]: f for f in status(ws)["feeds"]} if ws.warehouse.exists() else {}
-    unknown = [i for i in args.ids if i not in export_ids and i not in feeds]
+    from warehouse.status import status
+
+    wanted = list(args.feed_ids)
+    feed_ids = [i for i in wanted if i not in export_ids]
+    known = {f["feed_id"] for f in status(ws)["feeds"]} if ws.warehouse.exists() else set()
+    unknown = [i for i in feed_ids if i not in known]
     if unknown:
         console.print(f"error: {', '.join(unknown)}: neither an export spec (specs/exports/: {', '.join(export_ids) or 'none'}) "
                       f"nor a published feed", markup=False)
         return EXIT_PROBLEM
-    failed = 0
-    for fid, f in feeds.items():
-        if args.ids and fid not in args.ids:
-            continue
-        out = export_version(ws, fid, f["latest_version"])
-        console.print(f"{fid}: {out['gtfs_zip']}")
+    rc = 0
+    if feed_ids or (not wanted and known):
+        args.feed_ids = feed_ids
+        rc = cmd_export(args)
     for eid in export_ids:
-        if args.ids and eid not in args.ids:
+        if wanted and eid not in wanted:
             continue
         try:
             with _Progress(args.quiet) as progress:
                 res = build_export(eid, ws, progress=progress, force=args.force)
         except Exception as exc:  # one clear line per problem
-            failed += 1
+            rc = EXIT_PROBLEM
             _fail(console, eid, exc)
             continue
         if res["status"] == "unchanged":
@@ -206,9 +221,8 @@ def cmd_export(args) -> int:
         console.print(f"  validation: {res['validation']}" + (f" {res['new_errors']}" if res["new_errors"] else "")
                       + f"; collisions {res['collisions'] or 'none'}; stops unified {res['unified_stops']}")
         console.print(f"  manifest: {res['manifest']}")
-    index = build_site(ws)
-    console.print(f"catalog: {index}")
-    return EXIT_PROBLEM if failed else 0
+    console.print(f"catalog: {build_site(ws)}")
+    return rc
 
 
 def cmd_serve(args) -> int:
@@ -305,8 +319,8 @@ def build_parser() -> argparse.ArgumentParser:
     common(sp)
     sp = sub.add_parser("status", help="feeds, versions, row counts and notices by severity")
     sp.add_argument("--json", action="store_true")
-    sp = sub.add_parser("export", help="build export specs (specs/exports/) and re-export feeds' latest versions")
-    sp.add_argument("ids", nargs="*", metavar="EXPORT_ID", help="export spec ids or feed ids (default: all)")
+    sp = sub.add_parser("export", help="rebuild exports of the latest version of each feed, and build export specs (specs/exports/)")
+    sp.add_argument("feed_ids", nargs="*")
     sp.add_argument("--force", action="store_true", help="rebuild even if nothing changed")
     sp.add_argument("--quiet", action="store_true", help="no progress output")
     sp = sub.add_parser("serve", help="serve the download catalog on http://127.0.0.1")
@@ -341,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "status":
             return cmd_status(args)
         if args.command == "export":
-            return cmd_export(args)
+            return cmd_export_specs(args)
         if args.command == "serve":
             return cmd_serve(args)
         if args.command == "demo":

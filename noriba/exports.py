@@ -309,19 +309,32 @@ def export_feed_specs(spec: ExportSpec, feed_specs) -> list:
     return out
 
 
-def latest_versions(ws: Workspace) -> dict[str, dict]:
-    """Return {feed_id: metadata row of its latest version} from the lake (no warehouse lock needed)."""
+def latest_versions(ws: Workspace, *, passing_only: bool = True) -> dict[str, dict]:
+    """Return {feed_id: metadata row of its latest version} from the lake (no warehouse lock needed).
+
+    If a version's severity policy blocked it (``policy_status`` = blocked), then the latest
+    version that passed is returned instead, and ``newer_blocked`` lists the blocked ones.
+    """
     import duckdb
 
     glob = ws.lake / "meta_feed_versions" / "feed_id=*" / "feed_version=*" / "part-0.parquet"
     if not list((ws.lake / "meta_feed_versions").glob("feed_id=*/feed_version=*/part-0.parquet")):
         return {}
     con = duckdb.connect()
-    rows = con.sql(
-        f"SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY feed_id ORDER BY ingested_at DESC, fetched_at DESC, feed_version) AS _n "
-        f"FROM read_parquet('{glob}', hive_partitioning=true)) WHERE _n = 1 ORDER BY feed_id").to_arrow_table().to_pylist()
+    rows = con.sql(f"SELECT * FROM read_parquet('{glob}', hive_partitioning=true, union_by_name=true) "
+                   f"ORDER BY feed_id, ingested_at DESC, fetched_at DESC, feed_version").to_arrow_table().to_pylist()
     con.close()
-    return {r["feed_id"]: r for r in rows}
+    out: dict[str, dict] = {}
+    blocked: dict[str, list[str]] = {}
+    for r in rows:
+        fid = r["feed_id"]
+        if fid in out:
+            continue
+        if passing_only and r.get("policy_status") == "blocked":
+            blocked.setdefault(fid, []).append(r["feed_version"])
+            continue
+        out[fid] = {**r, "newer_blocked": blocked.get(fid, [])}
+    return out
 
 
 def select_feeds(spec: ExportSpec, ws: Workspace, *, feed_specs=None, specs_dir: Path | None = None) -> list[str]:
@@ -339,6 +352,10 @@ def select_feeds(spec: ExportSpec, ws: Workspace, *, feed_specs=None, specs_dir:
     chosen = list(dict.fromkeys(chosen))
     where = str(spec.spec_path or spec.id)
     missing = [f for f in chosen if f not in lake]
+    blocked = [f for f in missing if f in latest_versions(ws, passing_only=False)]
+    if blocked:
+        raise SpecError([f"{where}: feeds: every version of {f} was blocked by its severity policy; fix the feed or its policy, "
+                         f"or leave it out of the export" for f in blocked])
     if missing:
         spec_ids = {s.id for s in feed_specs}
         raise SpecError([f"{where}: feeds: {f} has no version in {ws.lake} yet; "
@@ -417,7 +434,8 @@ def build_export(export_id: str | ExportSpec, ws: Workspace, *, progress: Progre
     work, crosswalk = mg.merge(ws, inputs, previous_crosswalk=previous, stop_distance_m=spec.stop_distance_m,
                                publisher=publisher, version=f"{spec.id}-{version}", progress=say)
     manifest = {"export_id": spec.id, "export_version": version, "name": spec.name, "name_en": spec.name_en,
-                "license": spec.license, "publisher": publisher, **work.manifest}
+                "license": spec.license, "publisher": publisher, **work.manifest,
+                "blocked_versions_skipped": {f: lake[f]["newer_blocked"] for f in feed_ids if lake[f].get("newer_blocked")}}
     if spec.area or spec.dates or spec.agencies or spec.routes:
         from warehouse.extract import extract, area_geometry
 

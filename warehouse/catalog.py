@@ -142,7 +142,8 @@ def _feed_page(ws: Workspace, f: dict, reports: dict) -> str:
         (label("自治体", "municipality"), _e(" ".join(x for x in (muni.get("prefecture"), muni.get("name")) if x)) + (f" ({_e(muni.get('code'))})" if muni.get("code") else "")),
         (label("現行バージョン", "current version"), f"<code>{_e(f['feed_version'])}</code> ({_e(f['ingested_at'])})"),
         (label("有効期間", "valid"), f"{_e(f['service_start'] or '?')} – {_e(f['service_end'] or '?')}"),
-        (label("検証結果", "validation"), _status(f["errors"], f["warnings"]) + ' · <a href="#validation">詳細 <span class="en">report</span></a>'),
+        (label("検証結果", "validation"), _status(f["errors"], f["warnings"])
+         + f' · <a href="{_e(f.get("report") or "#validation")}">詳細 <span class="en">report</span></a>'),
         (label("ライセンス", "licence"), _e(lic.get("id") or lic.get("text") or "不明 unknown") + (f" — {_e(lic.get('attribution'))}" if lic.get("attribution") else "")),
     ]
     code = str(muni.get("code") or "")
@@ -368,6 +369,11 @@ def build_site(ws: Workspace, *, base_url: str | None = None) -> Path:
     (tmp / "feeds").mkdir(parents=True)
     (tmp / "exports").mkdir(parents=True)
     for f in data["feeds"]:
+        # the validation report written with each version (reports/<feed>/<version>/report.html), published beside the page
+        report = ws.reports / f["feed_id"] / f["feed_version"] / "report.html"
+        if report.exists():
+            shutil.copy(report, tmp / "feeds" / f"{f['feed_id']}.report.html")
+            f["report"] = f"{f['feed_id']}.report.html"
         (tmp / "feeds" / f"{f['feed_id']}.html").write_text(_feed_page(ws, f, data["reports"]), encoding="utf-8")
     for x in data["exports"]:
         (tmp / "exports" / f"{x['manifest']['export_id']}.html").write_text(_export_page(ws, x), encoding="utf-8")

@@ -1,4 +1,4 @@
-"""The ``noriba`` command line: ingest, run, status, export, serve, demo."""
+"""The ``noriba`` command line: ingest, run, status, export, municipality, serve, demo."""
 
 from __future__ import annotations
 
@@ -225,6 +225,26 @@ def cmd_export_specs(args) -> int:
     return rc
 
 
+def cmd_municipality(args) -> int:
+    from noriba.workspace import Workspace
+    from warehouse.catalog import build_site
+    from warehouse.municipality_report import build_report, write_pdf
+
+    ws = Workspace.from_env(args.home).ensure()
+    try:
+        r = build_report(ws, municipality=args.municipality, feed_ids=args.feed or None,
+                         population=Path(args.population) if args.population else None)
+    except ValueError as exc:
+        _console().print(f"error: {args.municipality}: {exc}", markup=False)
+        return EXIT_PROBLEM
+    print(f"{r['name']}: {r['html']}")
+    if args.pdf:
+        pdf = write_pdf(Path(r["html"]))
+        print(f"  PDF: {pdf}" if pdf else "  PDF: not written (no chromium installed; see .ci/install-chromium)")
+    build_site(ws)
+    return 0
+
+
 def cmd_serve(args) -> int:
     from noriba.serve import make_server
     from noriba.workspace import Workspace
@@ -323,6 +343,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("feed_ids", nargs="*")
     sp.add_argument("--force", action="store_true", help="rebuild even if nothing changed")
     sp.add_argument("--quiet", action="store_true", help="no progress output")
+    sp = sub.add_parser("municipality", help="write the report of a municipality's service (HTML, optionally PDF)")
+    sp.add_argument("municipality", help="municipality code or name, as in the feed specs (e.g. 99001 or みなと市)")
+    sp.add_argument("--feed", action="append", help="report on these feed ids instead of those naming the municipality")
+    sp.add_argument("--population", help="GeoJSON with a 'population' property (polygons or points) for covered population")
+    sp.add_argument("--pdf", action="store_true", help="also print the page to PDF with headless chromium")
     sp = sub.add_parser("serve", help="serve the download catalog on http://127.0.0.1")
     sp.add_argument("--port", type=int, default=8000)
     sp.add_argument("--verbose", action="store_true", help="log every request")
@@ -358,6 +383,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_export_specs(args)
         if args.command == "serve":
             return cmd_serve(args)
+        if args.command == "municipality":
+            return cmd_municipality(args)
         if args.command == "demo":
             return cmd_demo(args)
     except KeyboardInterrupt:

@@ -599,3 +599,28 @@ def render(f: dict, *, map_svg: str, lang: str) -> str:
     return (f'<!DOCTYPE html>\n<html lang="{lang}"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">'
             f"<title>{_e(title)}</title><style>{CSS}h3{{font-size:1rem}}svg{{background:#fff;border:1px solid #d0d7de;margin:.4rem 0}}</style></head>"
             f'<body><header><a href="../../site/index.html">Noriba</a><h1>{_e(title)}</h1></header><main>{body}</main></body></html>\n')
+
+
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--no-first-run", "--disable-sync"]
+
+
+def write_pdf(html_path: Path, pdf_path: Path | None = None) -> Path | None:
+    """Return the PDF printed from the report page by headless Chromium (Playwright), or None when no Chromium is installed."""
+    import shutil
+
+    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not exe:
+        return None
+    from playwright.sync_api import sync_playwright
+
+    pdf_path = pdf_path or Path(html_path).with_suffix(".pdf")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.goto(Path(html_path).resolve().as_uri())
+            page.pdf(path=str(pdf_path), format="A4", print_background=True, margin={"top": "12mm", "bottom": "12mm", "left": "10mm", "right": "10mm"})
+        finally:
+            browser.close()
+    return pdf_path

@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -79,3 +80,14 @@ def test_catalog_page_download_link_serves_the_file_with_its_sha256(served_demo)
             assert hashlib.sha256(open(info.value.path(), "rb").read()).hexdigest() == flink.get_attribute("data-sha256")
         finally:
             browser.close()
+
+
+def test_municipality_report_prints_to_pdf(served_demo):
+    from warehouse.municipality_report import build_report, write_pdf
+
+    chromium_path()
+    ws, _, _ = served_demo
+    report = build_report(ws, municipality="99001")
+    pdf = write_pdf(Path(report["html"]))
+    data = pdf.read_bytes()
+    assert data.startswith(b"%PDF-") and len(data) > 10_000

@@ -208,7 +208,7 @@ def _unify_stops(work: Work, inputs: list[MergeInput], distance_m: float) -> tup
     are not unified (the pair is listed instead).
     """
     con = work.con
-    if "stops" not in work.tables:
+    if "stops" not in work.tables or distance_m <= 0:
         return {}, [], []
     zone_feeds = set()
     if "fare_rules" in work.tables:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import html
 import json
-import math
 from collections import Counter
 from dataclasses import dataclass
 from datetime import date, timedelta

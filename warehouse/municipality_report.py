@@ -51,6 +51,10 @@ LABELS = {
     "demand": ("需要（ゾーン別）と交通空白の移動", "Demand by zone and transit-gap trips"),
     "no_trip_data": ("この自治体の移動データ（タクシー・デマンド交通の乗車記録）はまだ取り込まれていません。取り込まれると、ゾーン別の需要と公共交通で行けない移動をここに示します。",
                      "No trip records (taxi, on-demand) are published for this municipality yet; once they are, demand by zone and the trips transit cannot serve appear here."),
+    "zone": ("ゾーン", "Zone"), "demand_zones": ("乗車の多いゾーン", "Zones with the most pickups"),
+    "demand_hours": ("時間帯別の乗車数", "Pickups per hour"), "gaps": ("交通空白の移動（公共交通で行けない移動）", "Transit-gap trips (trips transit cannot serve)"),
+    "month": ("月", "Month"), "gap_trips": ("空白の移動", "Gap trips"), "far": ("停留所から遠い", "Far from a stop"),
+    "outside_hours": ("運行時間外", "Outside service hours"), "share": ("割合", "Share"),
     "route": ("路線", "Route"), "name": ("名称", "Name"), "count": ("件数", "Count"), "more": ("ほか", "and"),
     "km2": ("km²", "km²"), "people": ("人", "people"),
 }
@@ -455,6 +459,54 @@ def svg_hbars(items: list[tuple[str, float, str]], *, unit: str, width: int = 76
 
 
 # ---------------------------------------------------------------------------------------------
+# Trip data (taxi, on-demand): the marts published by the trips pipeline, when there are any
+
+
+def trip_data(ws: Workspace, names: list[str]) -> dict | None:
+    """Return demand by zone and transit-gap figures for a municipality (by any of ``names``), or None without trip marts.
+
+    Reads ``marts.trips_by_zone_hour`` and ``marts.transit_gap_by_municipality`` from the warehouse,
+    read-only; a warehouse that is missing, busy or has no such tables gives None.
+    """
+    if not ws.warehouse.exists():
+        return None
+    names = [n for n in dict.fromkeys(names) if n]
+    try:
+        con = duckdb.connect(str(ws.warehouse), read_only=True)
+    except duckdb.Error:
+        return None
+    try:
+        have = {r[0] for r in con.sql("SELECT table_name FROM duckdb_tables() WHERE schema_name = 'marts'").fetchall()}
+        out: dict = {}
+        params = {"names": names}
+        if "trips_by_zone_hour" in have:
+            zones = con.execute(
+                "SELECT zone_id, sum(trips) AS trips, sum(passengers) AS passengers FROM marts.trips_by_zone_hour "
+                "WHERE municipality IN (SELECT unnest($names)) AND zone_id IS NOT NULL GROUP BY zone_id ORDER BY trips DESC, zone_id",
+                params).fetchall()
+            hours = dict(con.execute("SELECT hour, sum(trips) FROM marts.trips_by_zone_hour WHERE municipality IN (SELECT unnest($names)) "
+                                     "GROUP BY hour", params).fetchall())
+            modes = dict(con.execute("SELECT mode, sum(trips) FROM marts.trips_by_zone_hour WHERE municipality IN (SELECT unnest($names)) "
+                                     "GROUP BY mode ORDER BY 2 DESC", params).fetchall())
+            if zones:
+                out["zones"] = [{"zone_id": z, "trips": int(n), "passengers": int(p) if p is not None else None} for z, n, p in zones]
+                out["by_hour"] = [int(hours.get(h, 0)) for h in range(24)]
+                out["modes"] = {k: int(v) for k, v in modes.items()}
+        if "transit_gap_by_municipality" in have:
+            gaps = con.execute(
+                "SELECT month, sum(trips), sum(gap_trips), sum(far_from_stop), sum(outside_service_hours) FROM marts.transit_gap_by_municipality "
+                "WHERE municipality IN (SELECT unnest($names)) GROUP BY month ORDER BY month", params).fetchall()
+            if gaps:
+                out["transit_gaps"] = [{"month": m, "trips": int(t_), "gap_trips": int(g), "far_from_stop": int(f), "outside_service_hours": int(o),
+                                        "gap_share": round(g / t_, 4) if t_ else None} for m, t_, g, f, o in gaps]
+        return out or None
+    except duckdb.Error:
+        return None
+    finally:
+        con.close()
+
+
+# ---------------------------------------------------------------------------------------------
 # The report
 
 
@@ -532,7 +584,7 @@ def build_report(ws: Workspace, *, municipality: str | None = None, feed_ids: li
                    "service_end": m.get("service_end")} for m in metas],
         "stops": sum(s["stops"] for s in stats), "routes": sum(s["routes"] for s in stats), "days": days,
         "coverage": {k: v for k, v in cov.items() if k in ("area_km2", "radius_m", "population_total", "population_covered", "population_share")},
-        "changes": changes, "trip_data": None,
+        "changes": changes, "trip_data": trip_data(ws, [str(muni.get("code") or ""), muni.get("name") or "", municipality or ""]),
     }
     out_dir = ws.exports / "reports" / key
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -593,7 +645,22 @@ def render(f: dict, *, map_svg: str, lang: str) -> str:
                      f"<td class='num {cls(dt)}'>{dt:+,}</td><td class='num'>{d['vehicle_hours_before']:,.1f}</td>"
                      f"<td class='num'>{d['vehicle_hours_after']:,.1f}</td><td class='num {cls(dh)}'>{dh:+,.1f}</td></tr>")
         body += "</table>"
-    body += f"<h2>{L('demand')}</h2><p>{L('no_trip_data')}</p>"
+    body += f"<h2>{L('demand')}</h2>"
+    td = f.get("trip_data")
+    if not td:
+        body += f"<p>{L('no_trip_data')}</p>"
+    else:
+        if td.get("zones"):
+            body += f"<h3>{L('demand_zones')}</h3>" + svg_hbars([(z["zone_id"], float(z["trips"]), "#6aa84f") for z in td["zones"][:12]],
+                                                             unit=t("trips", lang))
+            body += f"<h3>{L('demand_hours')}</h3>" + svg_trips_per_hour(
+                {"weekday": {"by_hour": td["by_hour"], "date": ", ".join(f"{k} {v:,}" for k, v in td["modes"].items())}}, lang=lang)
+        if td.get("transit_gaps"):
+            body += (f"<h3>{L('gaps')}</h3><table><tr><th>{L('month')}</th><th>{L('trips')}</th><th>{L('gap_trips')}</th><th>{L('far')}</th>"
+                     f"<th>{L('outside_hours')}</th><th>{L('share')}</th></tr>"
+                     + "".join(f"<tr><td>{_e(g['month'])}</td><td class='num'>{g['trips']:,}</td><td class='num'>{g['gap_trips']:,}</td>"
+                               f"<td class='num'>{g['far_from_stop']:,}</td><td class='num'>{g['outside_service_hours']:,}</td>"
+                               f"<td class='num'>{(g['gap_share'] or 0) * 100:.1f}%</td></tr>" for g in td["transit_gaps"]) + "</table>")
     title = f"{f['name']} {t('title', lang)}"
     return (f'<!DOCTYPE html>\n<html lang="{lang}"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">'
             f"<title>{_e(title)}</title><style>{CSS}h3{{font-size:1rem}}svg{{background:#fff;border:1px solid #d0d7de;margin:.4rem 0}}</style></head>"

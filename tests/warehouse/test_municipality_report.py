@@ -71,3 +71,40 @@ def test_report_page_shows_map_plots_coverage_and_changes_in_japanese(muroran, t
     assert c["population_total"] == 1500 and 0 < c["population_covered"] <= 1000
     saved = json.loads(open(r["json"], encoding="utf-8").read())
     assert saved["changes"][0]["stops_added"] == r["changes"][0]["stops_added"]
+
+
+def test_demand_by_zone_and_transit_gaps_appear_when_trip_marts_exist(tmp_path):
+    """The trips pipeline publishes marts.trips_by_zone_hour and marts.transit_gap_by_municipality; the report reads them."""
+    import duckdb
+
+    from noriba.pipeline import run_feed
+    from noriba.specs import load_specs
+    from noriba.workspace import Workspace
+    from warehouse.municipality_report import build_report
+
+    ws = Workspace(tmp_path / "home").ensure()
+    for spec in load_specs():
+        if spec.id == "minato-city-bus":
+            run_feed(spec, ws, export=False)
+    without = build_report(ws, municipality="99001")
+    assert without["trip_data"] is None and "まだ取り込まれていません" in open(without["html"], encoding="utf-8").read()
+    con = duckdb.connect(str(ws.warehouse))
+    con.execute("CREATE SCHEMA marts")
+    con.execute("CREATE TABLE marts.trips_by_zone_hour (source_id VARCHAR, mode VARCHAR, zone_layer VARCHAR, zone_id VARCHAR, municipality VARCHAR, "
+                "month VARCHAR, day_type VARCHAR, hour INTEGER, trips BIGINT, passengers BIGINT, avg_distance_km DOUBLE, avg_duration_s DOUBLE, "
+                "total_amount DOUBLE, currency VARCHAR)")
+    con.execute("INSERT INTO marts.trips_by_zone_hour VALUES ('taxi', 'taxi', 'district', '港地区', 'みなと市', '2026-05', 'weekday', 8, 12, 14, 2.1, 600, 9000, 'JPY'),"
+                "('taxi', 'taxi', 'district', '山手地区', 'みなと市', '2026-05', 'weekday', 22, 30, 31, 3.0, 700, 20000, 'JPY'),"
+                "('taxi', 'taxi', 'district', '北浜', '北浜町', '2026-05', 'weekday', 9, 99, 99, 1.0, 300, 1, 'JPY')")
+    con.execute("CREATE TABLE marts.transit_gap_by_municipality (source_id VARCHAR, gtfs_feed_id VARCHAR, municipality VARCHAR, month VARCHAR, "
+                "trips BIGINT, gap_trips BIGINT, far_from_stop BIGINT, outside_service_hours BIGINT, gap_share DOUBLE)")
+    con.execute("INSERT INTO marts.transit_gap_by_municipality VALUES ('taxi', 'minato-city-bus', 'みなと市', '2026-05', 42, 30, 10, 25, 0.714)")
+    con.close()
+    r = build_report(ws, municipality="99001")
+    td = r["trip_data"]
+    assert [(z["zone_id"], z["trips"]) for z in td["zones"]] == [("山手地区", 30), ("港地区", 12)]  # 北浜町 is another municipality
+    assert td["by_hour"][8] == 12 and td["by_hour"][22] == 30 and sum(td["by_hour"]) == 42
+    assert td["transit_gaps"] == [{"month": "2026-05", "trips": 42, "gap_trips": 30, "far_from_stop": 10, "outside_service_hours": 25,
+                                   "gap_share": 0.7143}]
+    page = open(r["html"], encoding="utf-8").read()
+    assert "山手地区" in page and "交通空白の移動" in page and "71.4%" in page

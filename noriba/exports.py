@@ -27,6 +27,8 @@ from transforms.schema import default_specs_dir
 
 Progress = Callable[[str], None]
 FORMATS = ("gtfs", "parquet", "duckdb", "csv")
+#: Bumped when the way exports are built changes, so a rebuild is not mistaken for "unchanged".
+EXPORT_FORMAT = 2
 RESERVED_IDS = {"gtfs", "parquet", "site", "reports", "files"}
 _KEYS = {"id", "name", "name_en", "description", "feeds", "ingest", "namespaces", "area", "dates", "agencies", "routes",
          "merge", "formats", "license", "publisher", "attribution", "country_code", "subdivision"}
@@ -416,7 +418,7 @@ def build_export(export_id: str | ExportSpec, ws: Workspace, *, progress: Progre
     ns = _namespaces(spec, feed_ids)
     inputs = [mg.MergeInput(f, lake[f]["feed_version"], ns[f]) for f in feed_ids]
     version = hashlib.sha256(json.dumps({"spec": spec.fingerprint(), "inputs": [(i.feed_id, i.feed_version) for i in inputs],
-                                         "format": 1}).encode()).hexdigest()[:16]
+                                         "format": EXPORT_FORMAT}).encode()).hexdigest()[:16]
     root = export_dir(ws, spec.id)
     out = root / version
     if not force and (out / "manifest.json").exists():

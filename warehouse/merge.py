@@ -19,7 +19,7 @@ import tempfile
 import unicodedata
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Callable
 
@@ -197,6 +197,59 @@ def _fill_agency_ids(work: Work, inputs: list[MergeInput]) -> list[dict]:
         for fid, n in rows:
             filled.append({"feed_id": fid, "file": f"{t}.txt", "field": "agency_id", "rows": n, "value": "the feed's only agency"})
     return filled
+
+
+def same_clock(zones: list[str], start: date, end: date) -> bool:
+    """Return True if the time zones have the same UTC offset at every hour from ``start`` to ``end`` (so local times mean the same)."""
+    from datetime import datetime, timezone as tz
+    from zoneinfo import ZoneInfo
+
+    infos = [ZoneInfo(z) for z in zones]
+    t = datetime(start.year, start.month, start.day, tzinfo=tz.utc)
+    stop = datetime(end.year, end.month, end.day, tzinfo=tz.utc) + timedelta(days=2)
+    while t <= stop:
+        offsets = {t.astimezone(i).utcoffset() for i in infos}
+        if len(offsets) > 1:
+            return False
+        t += timedelta(hours=1)
+    return True
+
+
+def _harmonise_timezones(work: Work, metas: dict) -> tuple[list[dict], list[dict]]:
+    """Give every agency the most common agency_timezone when the others keep the same clock over the service window.
+
+    GTFS requires one time zone for all agencies of a feed. Zones with the same offsets (America/Vancouver
+    and America/Los_Angeles) can be rewritten without changing any time; others are left as received and
+    listed as a problem.
+    """
+    if "agency" not in work.tables:
+        return [], []
+    zones = dict(work.con.sql("SELECT agency_timezone, list(DISTINCT _feed ORDER BY _feed) FROM w_agency "
+                              "WHERE agency_timezone IS NOT NULL GROUP BY ALL ORDER BY count(*) DESC, agency_timezone").fetchall())
+    if len(zones) < 2:
+        return [], []
+    main = next(iter(zones))
+    starts = [m["service_start"] for m in metas.values() if m.get("service_start")]
+    ends = [m["service_end"] for m in metas.values() if m.get("service_end")]
+    start = date.fromisoformat(min(starts)) if starts else date.today()
+    end = min(date.fromisoformat(max(ends)) if ends else start, start + timedelta(days=3 * 366))
+    filled, problems = [], []
+    for z, feeds in zones.items():
+        if z == main:
+            continue
+        try:
+            ok = same_clock([main, z], start, end)
+        except Exception:  # an unknown zone name: leave it, it is reported by validation
+            ok = False
+        if ok:
+            work.con.execute("UPDATE w_agency SET agency_timezone = ? WHERE agency_timezone = ?", [main, z])
+            filled += [{"feed_id": f, "file": "agency.txt", "field": "agency_timezone", "value": main,
+                        "was": z, "why": f"{z} keeps the same clock as {main} from {start} to {end}; GTFS needs one time zone"} for f in feeds]
+        else:
+            problems.append({"code": "agencies_with_different_timezones", "timezones": {main: zones[main], z: feeds},
+                             "message": f"{z} does not keep the same clock as {main}; GTFS requires one time zone for all agencies, "
+                                        "the merged feed keeps each as received"})
+    return filled, problems
 
 
 def _unify_stops(work: Work, inputs: list[MergeInput], distance_m: float) -> tuple[dict, list[dict], list[dict]]:
@@ -494,13 +547,8 @@ def merge(ws: Workspace, inputs: list[MergeInput], *, previous_crosswalk: dict |
     dropped_agency_jp = _dedupe(work, "agency_jp", ["agency_id"])
     _feed_info(work, metas, publisher=publisher or {}, version=version)
     complete_headers(work)
-    timezones = {}
-    if "agency" in work.tables:
-        timezones = dict(work.con.sql("SELECT agency_timezone, list(DISTINCT _feed ORDER BY _feed) FROM w_agency GROUP BY ALL").fetchall())
-    problems = []
-    if len(timezones) > 1:
-        problems.append({"code": "agencies_with_different_timezones", "timezones": timezones,
-                         "message": "GTFS requires one timezone for all agencies; the merged feed keeps each as received"})
+    harmonised, problems = _harmonise_timezones(work, metas)
+    filled += harmonised
     other = []
     for inp in inputs:
         part = ws.lake_partition("gtfs_other_files", inp.feed_id, inp.feed_version) / "part-0.parquet"

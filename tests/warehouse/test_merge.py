@@ -181,3 +181,31 @@ def test_gunma_corpus_feeds_merge_into_one_gtfs_jp_without_new_errors(gunma_expo
     assert all(i["feed_id"].startswith("gunma-10") for i in manifest["inputs"])
     names = {r["agency_name"] for r in _table(result["dir"] + "/" + manifest["files"]["gtfs"]["path"], "agency.txt")}
     assert "関越交通株式会社" in names or any("関越交通" in n for n in names)
+
+
+def test_agency_time_zones_with_the_same_clock_become_one():
+    from datetime import date
+
+    from warehouse.merge import same_clock
+
+    # SolTrans' America/Vancouver and the other 511 agencies' America/Los_Angeles
+    assert same_clock(["America/Los_Angeles", "America/Vancouver"], date(2018, 1, 1), date(2019, 12, 31))
+    assert not same_clock(["America/Los_Angeles", "America/Phoenix"], date(2018, 1, 1), date(2018, 12, 31))  # no DST in Arizona
+    assert not same_clock(["Asia/Tokyo", "Asia/Seoul"], date(1987, 1, 1), date(1988, 12, 31))  # Korea had DST in 1987-88
+
+
+def test_merge_rewrites_an_equivalent_agency_time_zone_and_says_so(ws, tmp_path):
+    from noriba.exports import build_export
+    from noriba.pipeline import run_feed
+
+    b = {**FEED_B, "agency.txt": "agency_id,agency_name,agency_url,agency_timezone\nB,山手バス,https://b.example.jp,Asia/Tokyo\n"}
+    a = {**FEED_A, "agency.txt": "agency_id,agency_name,agency_url,agency_timezone\nA,みなと交通,https://a.example.jp,Japan\n"}
+    run_feed(make_spec("mini-a", write_feed(tmp_path / "a", a)), ws)
+    run_feed(make_spec("mini-b", write_feed(tmp_path / "b", b)), ws)
+    out = build_export(_spec(["mini-a", "mini-b"]), ws)
+    zones = {r["agency_id"]: r["agency_timezone"] for r in _table(out["gtfs_zip"], "agency.txt")}
+    assert len(set(zones.values())) == 1
+    manifest = json.loads(open(out["manifest"], encoding="utf-8").read())
+    (change,) = [f for f in manifest["filled"] if f["field"] == "agency_timezone"]
+    assert {change["was"], change["value"]} == {"Japan", "Asia/Tokyo"}
+    assert manifest["problems"] == []

@@ -515,7 +515,7 @@ def municipality_feeds(ws: Workspace, municipality: str) -> list[dict]:
     from noriba.exports import latest_versions
 
     out = []
-    for fid, meta in latest_versions(ws).items():
+    for fid, meta in latest_versions(ws, passing_only=False).items():
         muni = (json.loads(meta.get("spec") or "{}").get("municipality") or {})
         if municipality in (str(muni.get("code") or ""), muni.get("name")):
             out.append(meta)
@@ -537,7 +537,7 @@ def build_report(ws: Workspace, *, municipality: str | None = None, feed_ids: li
     """
     from noriba.exports import latest_versions
 
-    latest = latest_versions(ws)
+    latest = latest_versions(ws, passing_only=False)  # a report describes the newest service, even one its policy blocked
     if feed_ids:
         metas = [latest[f] for f in feed_ids if f in latest]
         missing = [f for f in feed_ids if f not in latest]

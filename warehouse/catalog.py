@@ -361,7 +361,16 @@ def filter_files(rows: list[dict], *, pref: str | None = None, target_date: str 
 
 def build_site(ws: Workspace, *, base_url: str | None = None) -> Path:
     """Return the path of the catalog's index.html after rebuilding the whole site under ``exports/site/``."""
+    import fcntl
+
     base_url = os.environ.get("NORIBA_BASE_URL", "") if base_url is None else base_url
+    ws.exports.mkdir(parents=True, exist_ok=True)
+    with open(ws.exports / ".site.lock", "w") as lock:  # two exports finishing together rebuild the site in turn
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _build_site(ws, base_url)
+
+
+def _build_site(ws: Workspace, base_url: str) -> Path:
     data = collect(ws)
     site = ws.exports / SITE
     tmp = ws.exports / f".{SITE}.tmp"

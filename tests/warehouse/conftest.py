@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import os
 
 import pytest
 
@@ -18,7 +19,9 @@ def build_cached(tmp_path_factory, export_id: str, data: tuple[str, ...]):
     from noriba.workspace import Workspace
 
     shared(*data)
-    root = tmp_path_factory.getbasetemp().parent / f"export-cache-{export_id}"
+    base = tmp_path_factory.getbasetemp()
+    # under xdist each worker's basetemp is inside the session's folder: share that one, never a previous session's
+    root = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / f"export-cache-{export_id}"
     root.mkdir(parents=True, exist_ok=True)
     ws = Workspace(root / "home").ensure()
     with open(root / ".lock", "w") as fh:

@@ -7,6 +7,7 @@ import fcntl
 import io
 import json
 import zipfile
+from pathlib import Path
 
 import duckdb
 import pytest
@@ -100,9 +101,9 @@ def test_extract_by_route_keeps_only_its_trips(ws, tmp_path):
 BAY_AREA_POLYGON = [[-122.52, 37.70], [-122.36, 37.70], [-122.20, 37.76], [-122.22, 37.88], [-122.52, 37.83]]
 
 
-def test_polygon_extract_of_the_merged_bay_area_keeps_every_trip_consistent(sfbay_export, tmp_path_factory):
+def test_polygon_extract_of_the_merged_bay_area_keeps_every_trip_consistent(sfbay_export):
     ws, merged = sfbay_export
-    lock = tmp_path_factory.getbasetemp().parent / "export-cache-sfbay-511-2018" / ".lock"
+    lock = Path(ws.home).parent / ".lock"
     with open(lock, "w") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         out, manifest = _build(ws, {"id": "sfbay-core", "feeds": {"lake": ["sfbay-*"]}, "area": {"polygon": BAY_AREA_POLYGON}})

@@ -4,15 +4,21 @@ Each feed DAG runs fetch → parse_validate → write_lake → publish → expor
 ``noriba.tasks``, the same steps as the ``noriba`` CLI. Publishing goes through the one-slot pool
 ``noriba_publish`` (DuckDB has a single writer). Export marks the feed's Asset, so downstream
 DAGs (merged exports, reports) are scheduled on data, not on clock times.
-Only the spec loader (PyYAML) is imported here; pipeline code is imported inside the tasks.
+One export DAG per export spec (``specs/exports/*.yml``) is scheduled on the Assets of the feeds
+it selects, so a new version of any input rebuilds the export; exports of feeds without a feed
+spec (ingested ad hoc) have no Asset to wait for and run when triggered.
+Only the spec loaders (PyYAML) are imported here; pipeline code is imported inside the tasks.
 """
 
 from __future__ import annotations
 
+import functools
+import operator
 from datetime import datetime, timedelta
 
 from airflow.sdk import Asset, dag, task
 
+from noriba.exports import export_feed_specs, load_export_specs
 from noriba.specs import SpecError, load_specs
 
 DEFAULT_ARGS = {"owner": "noriba", "retries": 2, "retry_delay": timedelta(minutes=2)}
@@ -80,6 +86,47 @@ except SpecError as exc:  # surface spec mistakes as a DAG import error naming f
 
 for _spec in SPECS:
     build_feed_dag(_spec)
+
+
+def export_asset(export_id: str) -> Asset:
+    """Return the Asset updated each time an export is rebuilt."""
+    return Asset(name=f"noriba_export_{export_id}", uri=f"noriba://exports/{export_id}")
+
+
+def build_export_dag(spec, feed_specs):
+    export_id = spec.id
+    assets = [feed_asset(s.id) for s in export_feed_specs(spec, feed_specs)]
+    schedule = functools.reduce(operator.or_, assets) if len(assets) > 1 else (assets or None)
+
+    @dag(
+        dag_id=f"noriba_export__{export_id}",
+        description=f"Build the export {spec.name} when any of its feeds has a new version",
+        schedule=schedule,
+        start_date=datetime(2026, 1, 1),
+        catchup=False,
+        max_active_runs=1,
+        default_args=DEFAULT_ARGS,
+        tags=["noriba", "export"],
+    )
+    def export_dag():
+        @task(outlets=[export_asset(export_id)])
+        def build() -> dict:
+            from noriba import tasks
+
+            return tasks.build_export(export_id)
+
+        build()
+
+    return export_dag()
+
+
+try:
+    EXPORT_SPECS = load_export_specs()
+except SpecError as exc:
+    raise RuntimeError("invalid export specs:\n" + "\n".join(exc.problems)) from None
+
+for _export in EXPORT_SPECS:
+    build_export_dag(_export, SPECS)
 
 
 @dag(

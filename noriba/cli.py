@@ -1,4 +1,4 @@
-"""The ``noriba`` command line: ingest, run, validate, status, export, demo."""
+"""The ``noriba`` command line: ingest, run, validate, status, export, trips, municipality, serve, demo."""
 
 from __future__ import annotations
 
@@ -279,6 +279,97 @@ def cmd_export(args) -> int:
     return EXIT_BLOCKED if refused else 0
 
 
+def cmd_export_specs(args) -> int:
+    """Build the export specs named (or all, when no id is given); feed ids among the names re-export those feeds.
+
+    With no ids, every feed's latest version is re-exported (``cmd_export``) and every export spec is built.
+    """
+    from noriba.exports import build_export, load_export_specs
+    from noriba.specs import SpecError
+    from noriba.workspace import Workspace
+    from warehouse.catalog import build_site
+
+    ws = Workspace.from_env(args.home).ensure()
+    console = _console()
+    try:
+        export_ids = [s.id for s in load_export_specs()]
+    except SpecError as exc:
+        for line in exc.problems:
+            console.print(f"error: {line}", markup=False)
+        return EXIT_PROBLEM
+    from warehouse.status import status
+
+    wanted = list(args.feed_ids)
+    feed_ids = [i for i in wanted if i not in export_ids]
+    known = {f["feed_id"] for f in status(ws)["feeds"]} if ws.warehouse.exists() else set()
+    unknown = [i for i in feed_ids if i not in known]
+    if unknown:
+        console.print(f"error: {', '.join(unknown)}: neither an export spec (specs/exports/: {', '.join(export_ids) or 'none'}) "
+                      f"nor a published feed", markup=False)
+        return EXIT_PROBLEM
+    rc = 0
+    if feed_ids or (not wanted and known):
+        args.feed_ids = feed_ids
+        rc = cmd_export(args)
+    for eid in export_ids:
+        if wanted and eid not in wanted:
+            continue
+        try:
+            with _Progress(args.quiet) as progress:
+                res = build_export(eid, ws, progress=progress, force=args.force)
+        except Exception as exc:  # one clear line per problem
+            rc = EXIT_PROBLEM
+            _fail(console, eid, exc)
+            continue
+        if res["status"] == "unchanged":
+            console.print(res["message"])
+            continue
+        console.print(f"{eid}: version {res['export_version']}: {res['gtfs_zip']}")
+        console.print(f"  validation: {res['validation']}" + (f" {res['new_errors']}" if res["new_errors"] else "")
+                      + f"; collisions {res['collisions'] or 'none'}; stops unified {res['unified_stops']}")
+        console.print(f"  manifest: {res['manifest']}")
+    console.print(f"catalog: {build_site(ws)}")
+    return rc
+
+
+def cmd_municipality(args) -> int:
+    from noriba.workspace import Workspace
+    from warehouse.catalog import build_site
+    from warehouse.municipality_report import build_report, write_pdf
+
+    ws = Workspace.from_env(args.home).ensure()
+    try:
+        r = build_report(ws, municipality=args.municipality, feed_ids=args.feed or None,
+                         population=Path(args.population) if args.population else None)
+    except ValueError as exc:
+        _console().print(f"error: {args.municipality}: {exc}", markup=False)
+        return EXIT_PROBLEM
+    print(f"{r['name']}: {r['html']}")
+    if args.pdf:
+        pdf = write_pdf(Path(r["html"]))
+        print(f"  PDF: {pdf}" if pdf else "  PDF: not written (no chromium installed; see .ci/install-chromium)")
+    build_site(ws)
+    return 0
+
+
+def cmd_serve(args) -> int:
+    from noriba.serve import make_server
+    from noriba.workspace import Workspace
+    from warehouse.catalog import build_site
+
+    ws = Workspace.from_env(args.home).ensure()
+    if not (ws.exports / "site" / "index.html").exists():
+        build_site(ws)
+    server = make_server(ws, port=args.port, verbose=args.verbose)
+    print(f"Serving the catalog of {ws.exports} at http://127.0.0.1:{server.server_address[1]}/ (Ctrl-C to stop)")
+    sys.stdout.flush()
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()
+    return 0
+
+
 def cmd_demo(args) -> int:
     from noriba.specs import load_specs
     from noriba.workspace import Workspace
@@ -292,11 +383,17 @@ def cmd_demo(args) -> int:
     rc = max(rc, _run_trips(args, tags=("demo",)))  # the demo region's taxi, on-demand and zone specs (specs/trips/)
     sys.stderr.flush()
     ws = Workspace.from_env(args.home)
+    catalog, reports = _demo_outputs(args, ws, specs)
+    sys.stderr.flush()
     print()
     print(f"Demo region built in {time.monotonic() - t0:.1f}s.")
     print(f"  warehouse : {ws.warehouse}")
     print(f"  lake      : {ws.lake}")
     print(f"  exports   : {ws.exports}")
+    if catalog:
+        print(f"  catalog   : {catalog}   (serve it: uv run noriba serve)")
+    for path in reports:
+        print(f"  report    : {path}")
     print("Try a query:")
     print(f"  uv run python -c \"import duckdb; print(duckdb.connect('{ws.warehouse}', read_only=True)"
           f".sql('SELECT feed_id, stop_name, stop_lat, stop_lon FROM gtfs_latest.stops LIMIT 5'))\"")
@@ -332,6 +429,30 @@ def _run_trips(args, *, ids: list[str] | None = None, tags: tuple[str, ...] = ()
     return 0
 
 
+def _demo_outputs(args, ws, specs) -> tuple[str | None, list[str]]:
+    """Return the catalog page and the municipality reports built for the demo region (its export specs tagged by feed)."""
+    from noriba.exports import build_export, export_feed_specs, load_export_specs
+    from warehouse.catalog import build_site
+    from warehouse.municipality_report import build_report
+
+    console = _console()
+    demo_ids = {s.id for s in specs}
+    reports = []
+    try:
+        for es in load_export_specs():
+            selected = set(es.feed_ids) | {s.id for s in export_feed_specs(es, specs)}
+            if selected and set(es.feed_ids) <= demo_ids and not es.ingest and not es.lake_globs:
+                with _Progress(args.quiet) as progress:
+                    res = build_export(es.id, ws, progress=progress)
+                console.print(res.get("message") or f"{es.id}: export version {res['export_version']} ({res['validation']})")
+        for code in dict.fromkeys(str(s.municipality.get("code") or s.municipality.get("name")) for s in specs if s.municipality):
+            reports.append(build_report(ws, municipality=code)["html"])
+        return str(build_site(ws)), reports
+    except Exception as exc:  # the feeds are built; say what failed after them
+        _fail(console, "demo outputs", exc)
+        return None, reports
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="noriba", description="Noriba (乗り場): receive, validate, store and export transport data.")
     p.add_argument("--home", help="workspace folder (default $NORIBA_HOME or ./noriba-data)")
@@ -365,12 +486,22 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--quiet", action="store_true", help="no progress output")
     sp = sub.add_parser("status", help="feeds, versions, row counts, notices by severity and policy verdict")
     sp.add_argument("--json", action="store_true")
-    sp = sub.add_parser("export", help="rebuild exports of the latest version of each feed that its policy let pass")
+    sp = sub.add_parser("export", help="rebuild exports of the latest version of each feed that its policy let pass, and build export specs (specs/exports/)")
     sp.add_argument("feed_ids", nargs="*")
     sp.add_argument("--version", help="export this version instead (refused if its policy blocked it)")
+    sp.add_argument("--force", action="store_true", help="rebuild even if nothing changed")
+    sp.add_argument("--quiet", action="store_true", help="no progress output")
     sp = sub.add_parser("trips", help="run the trip and zone specs in specs/trips (all, or those named)")
     sp.add_argument("feed_ids", nargs="*")
     common(sp)
+    sp = sub.add_parser("municipality", help="write the report of a municipality's service (HTML, optionally PDF)")
+    sp.add_argument("municipality", help="municipality code or name, as in the feed specs (e.g. 99001 or みなと市)")
+    sp.add_argument("--feed", action="append", help="report on these feed ids instead of those naming the municipality")
+    sp.add_argument("--population", help="GeoJSON with a 'population' property (polygons or points) for covered population")
+    sp.add_argument("--pdf", action="store_true", help="also print the page to PDF with headless chromium")
+    sp = sub.add_parser("serve", help="serve the download catalog on http://127.0.0.1")
+    sp.add_argument("--port", type=int, default=8000)
+    sp.add_argument("--verbose", action="store_true", help="log every request")
     sp = sub.add_parser("demo", help="build the demo region offline from the project's own inputs")
     common(sp)
     return p
@@ -402,7 +533,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "status":
             return cmd_status(args)
         if args.command == "export":
-            return cmd_export(args)
+            return cmd_export_specs(args)
+        if args.command == "serve":
+            return cmd_serve(args)
+        if args.command == "municipality":
+            return cmd_municipality(args)
         if args.command == "demo":
             return cmd_demo(args)
         if args.command == "trips":

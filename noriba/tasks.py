@@ -51,3 +51,11 @@ def export(published: dict) -> dict:
     if out.get("export_refused"):
         logging.getLogger(__name__).warning("%s", out["export_refused"])
     return out
+
+
+def build_export(export_id: str) -> dict:
+    """Build the export ``specs/exports/<export_id>.yml`` from the latest feed versions; unchanged inputs do nothing."""
+    from noriba.exports import build_export as build
+
+    out = build(export_id, Workspace.from_env())
+    return {k: out.get(k) for k in ("export_id", "export_version", "status", "manifest", "validation")}

@@ -15,7 +15,7 @@ import duckdb
 
 from noriba.workspace import Workspace
 from transforms.canonical import lit, q
-from transforms.schema import Field, load_schema
+from transforms.schema import Field, Table, load_schema
 
 
 def text_expr(f: Field) -> str:
@@ -30,6 +30,28 @@ def text_expr(f: Field) -> str:
     else:
         return c
     return f"coalesce({typed}, json_extract_string(_untyped, {lit('$.' + json.dumps(f.name))}))"
+
+
+def write_gtfs_text(con: duckdb.DuckDBPyConnection, table: Table, src: str, header: list[str], target: Path,
+                    *, order_by: str = "_line") -> None:
+    """Write ``target`` (a GTFS .txt) from canonical rows ``src`` (a SQL relation), columns as in ``header``.
+
+    Known fields come back in the standard column order, unknown columns (kept in ``_extra``) after
+    them, untypable values as received (``_untyped``); UTF-8, LF, quoted only where needed.
+    """
+    known = [f for f in table.fields if f.name in header]
+    unknown = [h for h in header if h and table.field(h) is None]
+    cols = [f"{text_expr(f)} AS {q(f.name)}" for f in known]
+    cols += [f"NULLIF(json_extract_string(_extra, {lit('$.' + json.dumps(h))}), '') AS {q(h)}" for h in dict.fromkeys(unknown)]
+    con.execute(
+        f"COPY (SELECT {', '.join(cols)} FROM {src} ORDER BY {order_by}) TO {lit(str(target))} "
+        f"(FORMAT csv, HEADER true, DELIMITER ',', QUOTE '\"', NEW_LINE '\\n')"
+    )
+
+
+def zip_dir(src: Path, target: Path) -> None:
+    """Write every file under ``src`` into the zip ``target`` (deterministic: sorted, fixed timestamps), atomically."""
+    _zip_dir(src, target)
 
 
 def _zip_dir(src: Path, target: Path) -> None:
@@ -96,15 +118,8 @@ def export_version(ws: Workspace, feed_id: str, feed_version: str) -> dict:
             table = schema.tables[tname]
             part = ws.lake_partition(f"gtfs_{tname}", feed_id, feed_version) / "part-0.parquet"
             header = [h.strip().lstrip("\ufeff") for h in files[table.file_name]["header"]]
-            known = [f for f in table.fields if f.name in header]
-            unknown = [h for h in header if h and table.field(h) is None]
-            cols = [f"{text_expr(f)} AS {q(f.name)}" for f in known]
-            cols += [f"NULLIF(json_extract_string(_extra, {lit('$.' + json.dumps(h))}), '') AS {q(h)}" for h in dict.fromkeys(unknown)]
             src = f"read_parquet({lit(str(part))}, hive_partitioning=false)"
-            con.execute(
-                f"COPY (SELECT {', '.join(cols)} FROM {src} ORDER BY _line) TO {lit(str(tmp / table.file_name))} "
-                f"(FORMAT csv, HEADER true, DELIMITER ',', QUOTE '\"', NEW_LINE '\\n')"
-            )
+            write_gtfs_text(con, table, src, header, tmp / table.file_name)
             con.execute(
                 f"COPY (SELECT {lit(feed_id)} AS feed_id, {lit(feed_version)} AS feed_version, * FROM {src}) "
                 f"TO {lit(str(pq_dir / (tname + '.parquet')))} (FORMAT parquet, COMPRESSION zstd)"

@@ -30,9 +30,42 @@ def test_every_dag_file_imports_without_errors(dagbag):
     assert dagbag.dag_warnings == set()
 
 
-def test_one_dag_per_feed_spec_plus_the_mapped_dag(dagbag, specs):
+def test_one_dag_per_feed_spec_and_export_spec_plus_the_mapped_dag(dagbag, specs):
+    from noriba.exports import load_export_specs
+
     assert specs, "specs/feeds has no feed"
-    assert set(dagbag.dag_ids) == {f"noriba_feed__{s.id}" for s in specs} | {"noriba_all_feeds"}
+    exports = {f"noriba_export__{e.id}" for e in load_export_specs()}
+    assert set(dagbag.dag_ids) == {f"noriba_feed__{s.id}" for s in specs} | {"noriba_all_feeds"} | exports
+
+
+def test_export_dag_is_scheduled_on_its_feeds_assets_and_marks_its_own(dagbag, specs):
+    from airflow.sdk import AssetAny
+
+    d = dagbag.dags["noriba_export__demo-region"]
+    assert d.task_ids == ["build"]
+    assert [o.uri for o in d.get_task("build").outlets] == ["noriba://exports/demo-region"]
+    cond = d.timetable.asset_condition
+    assert isinstance(cond, AssetAny)  # any input's new version rebuilds the export
+    assert {a.uri for a in cond.objects} == {"noriba://warehouse/gtfs/minato-city-bus", "noriba://warehouse/gtfs/kita-coast-line"}
+    # feeds ingested ad hoc have no feed DAG to wait for: the Bay Area export runs when triggered
+    assert type(dagbag.dags["noriba_export__sfbay-511-2018"].timetable).__name__ == "NullTimetable"
+
+
+def test_export_dag_builds_the_export_with_dag_test(airflow_db, dagbag, specs, tmp_path, monkeypatch):
+    from airflow.utils.state import DagRunState
+
+    from noriba.pipeline import run_feed
+    from noriba.workspace import Workspace
+
+    monkeypatch.setenv("NORIBA_HOME", str(tmp_path / "home"))
+    ws = Workspace.from_env().ensure()
+    for spec in specs:
+        if "demo" in spec.tags:
+            run_feed(spec, ws)
+    run = dagbag.dags["noriba_export__demo-region"].test()
+    assert run.state == DagRunState.SUCCESS
+    assert list((ws.exports / "demo-region").glob("*/demo-region.zip"))
+    assert (ws.exports / "site" / "exports" / "demo-region.html").exists()
 
 
 def test_feed_dag_chains_steps_serialises_publish_and_marks_its_asset(dagbag, specs):

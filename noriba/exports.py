@@ -1,0 +1,508 @@
+"""Export specs (``specs/exports/<export_id>.yml``) and the build of one export.
+
+An export names its feeds (by id, tag, prefecture, municipality, or a glob over the feed ids in
+the lake), may ingest files that have no feed spec, and may cut the result by area, dates,
+agencies or routes. ``build_export`` merges the latest version of each feed, cuts it, writes
+the GTFS zip and the analytical formats, validates the result against its inputs and updates
+the catalog. A build whose inputs and spec are unchanged does nothing and says so.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import json
+import re
+import shutil
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Callable
+
+import yaml
+
+from noriba.specs import ID_PATTERN, SpecError, load_specs, parse_spec, project_root
+from noriba.workspace import Workspace
+from transforms.schema import default_specs_dir
+
+Progress = Callable[[str], None]
+FORMATS = ("gtfs", "parquet", "duckdb", "csv")
+#: Bumped when the way exports are built changes, so a rebuild is not mistaken for "unchanged".
+EXPORT_FORMAT = 2
+RESERVED_IDS = {"gtfs", "parquet", "site", "reports", "files"}
+_KEYS = {"id", "name", "name_en", "description", "feeds", "ingest", "namespaces", "area", "dates", "agencies", "routes",
+         "merge", "formats", "license", "publisher", "attribution", "country_code", "subdivision"}
+_FEED_KEYS = {"ids", "tags", "prefecture", "municipality", "lake"}
+_INGEST_KEYS = {"glob", "path", "id", "id_prefix", "strip", "timezone", "encoding", "profile", "name"}
+
+
+@dataclass(frozen=True)
+class IngestEntry:
+    """A file ingested ad hoc (no feed spec) as feed ``feed_id``."""
+
+    feed_id: str
+    path: Path
+    timezone: str = "UTC"
+    encoding: str | None = None
+    profile: str = "gtfs"
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class ExportSpec:
+    id: str
+    name: str
+    name_en: str = ""
+    description: str = ""
+    feed_ids: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    prefecture: str | None = None
+    municipality: str | None = None
+    lake_globs: tuple[str, ...] = ()
+    ingest: tuple[dict, ...] = ()  # entries as written; resolve_ingest() finds their files
+    namespaces: dict = field(default_factory=dict)
+    area: dict | None = None  # {"bbox": [w, s, e, n]} or {"polygon": [[lon, lat], ...]} (a file is read on load)
+    dates: tuple[date | None, date | None] | None = None
+    agencies: tuple[str, ...] = ()
+    routes: tuple[str, ...] = ()
+    stop_distance_m: float = 30.0
+    formats: tuple[str, ...] = FORMATS
+    license: dict = field(default_factory=dict)
+    publisher: dict = field(default_factory=dict)
+    country_code: str | None = None
+    subdivision: str | None = None
+    spec_path: Path | None = None
+    raw: dict = field(default_factory=dict)
+
+    def fingerprint(self) -> str:
+        return hashlib.sha256(json.dumps(self.raw, sort_keys=True, default=str, ensure_ascii=False).encode()).hexdigest()
+
+
+def _slug(text: str) -> str:
+    s = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+    return s[:60] or "feed"
+
+
+def parse_export_spec(doc: object, *, where: str, root: Path, expect_id: str | None = None) -> ExportSpec:
+    """Return the ExportSpec in ``doc``. If anything is wrong, raise SpecError listing every problem with file and field."""
+    problems: list[str] = []
+
+    def bad(f: str, msg: str) -> None:
+        problems.append(f"{where}: {f}: {msg}")
+
+    if not isinstance(doc, dict):
+        raise SpecError([f"{where}: the file must be a YAML mapping (key: value lines)"])
+    for k in sorted(set(doc) - _KEYS):
+        bad(k, f"unknown key; allowed keys are {', '.join(sorted(_KEYS))}")
+    eid = doc.get("id")
+    if not isinstance(eid, str) or not ID_PATTERN.match(eid):
+        bad("id", f"{eid!r} is not a valid export id (lowercase letters, digits and '-')")
+    elif eid in RESERVED_IDS:
+        bad("id", f"'{eid}' is reserved (it names a folder of exports/); choose another")
+    elif expect_id and eid != expect_id:
+        bad("id", f"'{eid}' must equal the file name '{expect_id}'")
+    feeds = doc.get("feeds") or {}
+    if not isinstance(feeds, dict):
+        bad("feeds", "must be a mapping with any of: " + ", ".join(sorted(_FEED_KEYS)))
+        feeds = {}
+    for k in sorted(set(feeds) - _FEED_KEYS):
+        bad(f"feeds.{k}", f"unknown key; allowed: {', '.join(sorted(_FEED_KEYS))}")
+
+    def str_list(value, f: str) -> tuple[str, ...]:
+        if value is None:
+            return ()
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(v, (str, int)) for v in value):
+            bad(f, "must be a list of names, e.g. [a, b]")
+            return ()
+        return tuple(str(v) for v in value)
+
+    ingest: list[dict] = []
+    raw_ingest = doc.get("ingest") or []
+    if not isinstance(raw_ingest, list):
+        bad("ingest", "must be a list of {glob: ..., id_prefix: ...} or {path: ..., id: ...}")
+        raw_ingest = []
+    for n, e in enumerate(raw_ingest):
+        f = f"ingest[{n}]"
+        if not isinstance(e, dict):
+            bad(f, "must be a mapping")
+            continue
+        for k in sorted(set(e) - _INGEST_KEYS):
+            bad(f"{f}.{k}", f"unknown key; allowed: {', '.join(sorted(_INGEST_KEYS))}")
+        if bool(e.get("glob")) == bool(e.get("path")):
+            bad(f, "give exactly one of `glob` (many files) or `path` (one file, with `id`)")
+            continue
+        if e.get("path") and not e.get("id"):
+            bad(f"{f}.id", "an ingested `path` needs the feed `id` to ingest it as")
+        if e.get("id") and not ID_PATTERN.match(str(e["id"])):
+            bad(f"{f}.id", f"{e['id']!r} is not a valid feed id")
+        if e.get("id_prefix") and not re.match(r"^[a-z0-9][a-z0-9-]*$", str(e["id_prefix"])):
+            bad(f"{f}.id_prefix", f"{e['id_prefix']!r} must be lowercase letters, digits and '-'")
+        try:
+            parse_spec({"id": "x", "kind": "gtfs", "source": {"path": "x"}, "timezone": e.get("timezone", "UTC"),
+                        "profile": e.get("profile", "gtfs"), **({"encoding": e["encoding"]} if e.get("encoding") else {})},
+                       where=f"{where}: {f}", root=root)
+        except SpecError as exc:
+            problems.extend(exc.problems)
+            continue
+        ingest.append(dict(e))
+    area = doc.get("area")
+    if area is not None:
+        area = _parse_area(area, root, bad)
+    dates = doc.get("dates")
+    window = None
+    if dates is not None:
+        if not isinstance(dates, dict) or not set(dates) <= {"start", "end"}:
+            bad("dates", "must be {start: YYYY-MM-DD, end: YYYY-MM-DD} (either may be omitted)")
+        else:
+            try:
+                window = tuple(date.fromisoformat(str(dates[k])) if dates.get(k) else None for k in ("start", "end"))
+                if window[0] and window[1] and window[0] > window[1]:
+                    bad("dates", "start is after end")
+            except ValueError:
+                bad("dates", "dates must be written YYYY-MM-DD, e.g. 2026-04-01")
+    merge = doc.get("merge") or {}
+    dist = 30.0
+    if not isinstance(merge, dict) or set(merge) - {"stop_distance_m"}:
+        bad("merge", "only `stop_distance_m` (metres within which same-name stops are unified) may be set")
+    else:
+        try:
+            dist = float(merge.get("stop_distance_m", 30.0))
+            if dist < 0:
+                raise ValueError
+        except (TypeError, ValueError):
+            bad("merge.stop_distance_m", "must be a number of metres, 0 or more (0 turns unification off)")
+    formats = str_list(doc.get("formats"), "formats") or FORMATS
+    for fmt in formats:
+        if fmt not in FORMATS:
+            bad("formats", f"{fmt!r} is not a format; use any of {', '.join(FORMATS)}")
+    if "gtfs" not in formats:
+        bad("formats", "gtfs is always built (it is what the other formats are made from); list it")
+    for k in ("license", "publisher", "namespaces"):
+        if doc.get(k) is not None and not isinstance(doc.get(k), dict):
+            bad(k, "must be a mapping")
+    lic = doc.get("license") or {}
+    if isinstance(lic, dict) and not lic.get("id") and not lic.get("text"):
+        bad("license", "give the licence of the export: {id: CC-BY-4.0, attribution: ...} (SPDX id) or {text: ...}")
+    ids = str_list(feeds.get("ids"), "feeds.ids")
+    tags = str_list(feeds.get("tags"), "feeds.tags")
+    globs = str_list(feeds.get("lake"), "feeds.lake")
+    if not (ids or tags or globs or feeds.get("prefecture") or feeds.get("municipality") or ingest):
+        bad("feeds", "name at least one feed: feeds.ids, feeds.tags, feeds.prefecture, feeds.municipality, feeds.lake or ingest")
+    namespaces = doc.get("namespaces") or {}
+    if isinstance(namespaces, dict):
+        for k, v in namespaces.items():
+            if not isinstance(v, str) or not re.match(r"^[A-Za-z0-9_-]{1,32}$", v):
+                bad(f"namespaces.{k}", f"{v!r} must be a short prefix of letters, digits, '-' or '_'")
+        if len(set(namespaces.values())) != len(namespaces):
+            bad("namespaces", "two feeds have the same namespace")
+    if problems:
+        raise SpecError(problems)
+    return ExportSpec(
+        id=eid, name=str(doc.get("name") or eid), name_en=str(doc.get("name_en") or ""), description=str(doc.get("description") or ""),
+        feed_ids=ids, tags=tags, prefecture=str(feeds["prefecture"]) if feeds.get("prefecture") else None,
+        municipality=str(feeds["municipality"]) if feeds.get("municipality") else None, lake_globs=globs, ingest=tuple(ingest),
+        namespaces=dict(namespaces), area=area, dates=window, agencies=str_list(doc.get("agencies"), "agencies"),
+        routes=str_list(doc.get("routes"), "routes"), stop_distance_m=dist, formats=tuple(formats), license=dict(lic),
+        publisher=dict(doc.get("publisher") or {}), country_code=doc.get("country_code"), subdivision=doc.get("subdivision"),
+        raw=doc,
+    )
+
+
+def resolve_ingest(spec: ExportSpec, root: Path) -> list[IngestEntry]:
+    """Return the files an export ingests ad hoc, each with its feed id. If an entry matches no file, raise SpecError."""
+    out, problems = [], []
+    where = str(spec.spec_path or spec.id)
+    for n, e in enumerate(spec.ingest):
+        pattern = str(e.get("glob") or e.get("path"))
+        base = Path(pattern) if Path(pattern).is_absolute() else root / pattern
+        paths = sorted(base.parent.glob(base.name)) if e.get("glob") else [base]
+        if not paths or not all(p.exists() for p in paths):
+            problems.append(f"{where}: ingest[{n}].{'glob' if e.get('glob') else 'path'}: {pattern!r} matches no file "
+                            f"(relative paths start at {root})")
+            continue
+        for p in paths:
+            stem = p.name[:-4] if p.name.endswith(".zip") else p.name
+            if e.get("strip"):
+                stem = stem.replace(str(e["strip"]), "")
+            fid = str(e["id"]) if e.get("path") else f"{e.get('id_prefix', '')}{_slug(stem)}"
+            out.append(IngestEntry(feed_id=fid, path=p, timezone=str(e.get("timezone", "UTC")), encoding=e.get("encoding"),
+                                   profile=str(e.get("profile", "gtfs")), name=str(e.get("name") or "")))
+    if problems:
+        raise SpecError(problems)
+    return out
+
+
+def _parse_area(area, root: Path, bad) -> dict | None:
+    if not isinstance(area, dict) or len(area) != 1 or not set(area) <= {"bbox", "polygon"}:
+        bad("area", "give either {bbox: [west, south, east, north]} or {polygon: file.geojson} / {polygon: [[lon, lat], ...]}")
+        return None
+    if "bbox" in area:
+        b = area["bbox"]
+        if not (isinstance(b, list) and len(b) == 4 and all(isinstance(x, (int, float)) for x in b)) or b[0] >= b[2] or b[1] >= b[3]:
+            bad("area.bbox", "must be [west, south, east, north] in degrees, west < east and south < north")
+            return None
+        return {"bbox": [float(x) for x in b]}
+    poly = area["polygon"]
+    if isinstance(poly, str):
+        p = Path(poly) if Path(poly).is_absolute() else root / poly
+        try:
+            gj = json.loads(p.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            bad("area.polygon", f"{poly}: cannot be read as GeoJSON ({exc})")
+            return None
+        geom = gj.get("geometry", gj) if gj.get("type") != "FeatureCollection" else gj["features"][0]["geometry"]
+        if geom.get("type") not in ("Polygon", "MultiPolygon"):
+            bad("area.polygon", f"{poly}: the geometry must be a Polygon or MultiPolygon, not {geom.get('type')}")
+            return None
+        return {"geojson": geom, "source": str(poly)}
+    if not (isinstance(poly, list) and len(poly) >= 3 and all(isinstance(c, list) and len(c) == 2 for c in poly)):
+        bad("area.polygon", "must be a GeoJSON file or a list of at least 3 [lon, lat] points")
+        return None
+    return {"geojson": {"type": "Polygon", "coordinates": [poly + ([poly[0]] if poly[0] != poly[-1] else [])]}}
+
+
+class _Loader(yaml.SafeLoader):
+    """Safe YAML without timestamp parsing: dates stay text, so a wrong date is reported with its field, not as a crash."""
+
+
+_Loader.yaml_implicit_resolvers = {k: [r for r in v if r[0] != "tag:yaml.org,2002:timestamp"]
+                                   for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+
+
+def load_export_spec(path: Path, *, specs_dir: Path | None = None) -> ExportSpec:
+    """Return the export spec in ``path``. If it is not valid, raise SpecError naming the file and fields."""
+    specs_dir = specs_dir or path.resolve().parent.parent
+    try:
+        doc = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)  # noqa: S506 (a SafeLoader subclass)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise SpecError([f"{path}:{f' line {mark.line + 1}' if mark else ''} not valid YAML: {getattr(exc, 'problem', exc)}"]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError([f"{path}: cannot be read ({exc}); save it as UTF-8"]) from None
+    spec = parse_export_spec(doc, where=str(path), root=project_root(specs_dir), expect_id=path.stem)
+    return ExportSpec(**{**spec.__dict__, "spec_path": path})
+
+
+def load_export_specs(specs_dir: Path | None = None) -> list[ExportSpec]:
+    """Return every export spec under ``specs_dir/exports``. If any is wrong, raise SpecError listing all problems."""
+    specs_dir = specs_dir or default_specs_dir()
+    problems, out = [], []
+    for path in sorted((specs_dir / "exports").glob("*.y*ml")):
+        try:
+            out.append(load_export_spec(path, specs_dir=specs_dir))
+        except SpecError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise SpecError(problems)
+    return out
+
+
+def export_feed_specs(spec: ExportSpec, feed_specs) -> list:
+    """Return the feed specs an export selects by id, tag, prefecture or municipality (code or name)."""
+    out = []
+    for s in feed_specs:
+        muni = s.municipality or {}
+        if (s.id in spec.feed_ids or (spec.tags and set(spec.tags) & set(s.tags))
+                or (spec.prefecture and spec.prefecture in (muni.get("prefecture"), muni.get("prefecture_code")))
+                or (spec.municipality and spec.municipality in (muni.get("code"), muni.get("name")))):
+            out.append(s)
+    return out
+
+
+def latest_versions(ws: Workspace, *, passing_only: bool = True) -> dict[str, dict]:
+    """Return {feed_id: metadata row of its latest version} from the lake (no warehouse lock needed).
+
+    If a version's severity policy blocked it (``policy_status`` = blocked), then the latest
+    version that passed is returned instead, and ``newer_blocked`` lists the blocked ones.
+    """
+    import duckdb
+
+    glob = ws.lake / "meta_feed_versions" / "feed_id=*" / "feed_version=*" / "part-0.parquet"
+    if not list((ws.lake / "meta_feed_versions").glob("feed_id=*/feed_version=*/part-0.parquet")):
+        return {}
+    con = duckdb.connect()
+    rows = con.sql(f"SELECT * FROM read_parquet('{glob}', hive_partitioning=true, union_by_name=true) "
+                   f"ORDER BY feed_id, ingested_at DESC, fetched_at DESC, feed_version").to_arrow_table().to_pylist()
+    con.close()
+    out: dict[str, dict] = {}
+    blocked: dict[str, list[str]] = {}
+    for r in rows:
+        fid = r["feed_id"]
+        if fid in out:
+            continue
+        if passing_only and r.get("policy_status") == "blocked":
+            blocked.setdefault(fid, []).append(r["feed_version"])
+            continue
+        out[fid] = {**r, "newer_blocked": blocked.get(fid, [])}
+    return out
+
+
+def select_feeds(spec: ExportSpec, ws: Workspace, *, feed_specs=None, specs_dir: Path | None = None) -> list[str]:
+    """Return the feed ids of an export in merge order: listed ids first, then the others by id.
+
+    If a named feed has no version in the lake yet, then raise SpecError saying how to ingest it.
+    """
+    feed_specs = load_specs() if feed_specs is None else feed_specs
+    lake = latest_versions(ws)
+    chosen = list(spec.feed_ids)
+    chosen += [e.feed_id for e in resolve_ingest(spec, project_root(specs_dir or default_specs_dir()))] if spec.ingest else []
+    chosen += sorted(s.id for s in export_feed_specs(spec, feed_specs))
+    for g in spec.lake_globs:
+        chosen += sorted(f for f in lake if fnmatch.fnmatch(f, g))
+    chosen = list(dict.fromkeys(chosen))
+    where = str(spec.spec_path or spec.id)
+    missing = [f for f in chosen if f not in lake]
+    blocked = [f for f in missing if f in latest_versions(ws, passing_only=False)]
+    if blocked:
+        raise SpecError([f"{where}: feeds: every version of {f} was blocked by its severity policy; fix the feed or its policy, "
+                         f"or leave it out of the export" for f in blocked])
+    if missing:
+        spec_ids = {s.id for s in feed_specs}
+        raise SpecError([f"{where}: feeds: {f} has no version in {ws.lake} yet; "
+                         + (f"run `noriba run {f}` first" if f in spec_ids else "ingest it (`noriba ingest FILE --id " + f + "`) or list it under `ingest:`")
+                         for f in missing])
+    if not chosen:
+        raise SpecError([f"{where}: feeds: the selection matches no feed (check ids, tags, prefecture, municipality)"])
+    return chosen
+
+
+def _namespaces(spec: ExportSpec, feed_ids: list[str]) -> dict[str, str]:
+    """Return a short namespace per feed: the spec's, else the feed id without the prefix all the feeds share."""
+    common = ""
+    if len(feed_ids) > 1:
+        first, last = min(feed_ids), max(feed_ids)
+        n = 0
+        while n < min(len(first), len(last)) and first[n] == last[n]:
+            n += 1
+        common = first[:n]
+        common = common[: common.rfind("-") + 1] if "-" in common else ""
+    out = {}
+    for f in feed_ids:
+        ns = spec.namespaces.get(f) or (f[len(common):] if common and len(f) > len(common) else f)
+        while ns in out.values():
+            ns = f
+        out[f] = ns
+    return out
+
+
+def export_dir(ws: Workspace, export_id: str) -> Path:
+    return ws.exports / export_id
+
+
+def build_export(export_id: str | ExportSpec, ws: Workspace, *, progress: Progress | None = None, force: bool = False,
+                 specs_dir: Path | None = None, validate: bool = True) -> dict:
+    """Return what building one export did: its version, files, manifest path and validation summary.
+
+    If neither the spec nor any input version changed since the last build, then nothing is
+    rebuilt and ``status`` is ``unchanged``.
+    """
+    from noriba.pipeline import run_feed
+    from warehouse import merge as mg
+    from warehouse.export import sha256_of
+
+    specs_dir = specs_dir or default_specs_dir()
+    spec = export_id if isinstance(export_id, ExportSpec) else load_export_spec(specs_dir / "exports" / f"{export_id}.yml", specs_dir=specs_dir)
+    ws.ensure()
+    say = progress or (lambda m: None)
+    for e in resolve_ingest(spec, project_root(specs_dir)):
+        fs = parse_spec({"id": e.feed_id, "kind": "gtfs", "source": {"path": str(e.path)}, "timezone": e.timezone,
+                         "profile": e.profile, **({"encoding": e.encoding} if e.encoding else {}),
+                         **({"name": e.name} if e.name else {})}, where=str(spec.spec_path), root=project_root(specs_dir))
+        res = run_feed(fs, ws, progress=None)
+        say(res.get("message") or f"{e.feed_id}: version {res['feed_version']} ingested")
+    feed_specs = load_specs(specs_dir)
+    feed_ids = select_feeds(spec, ws, feed_specs=feed_specs, specs_dir=specs_dir)
+    lake = latest_versions(ws)
+    ns = _namespaces(spec, feed_ids)
+    inputs = [mg.MergeInput(f, lake[f]["feed_version"], ns[f]) for f in feed_ids]
+    version = hashlib.sha256(json.dumps({"spec": spec.fingerprint(), "inputs": [(i.feed_id, i.feed_version) for i in inputs],
+                                         "format": EXPORT_FORMAT}).encode()).hexdigest()[:16]
+    root = export_dir(ws, spec.id)
+    out = root / version
+    if not force and (out / "manifest.json").exists():
+        return {"export_id": spec.id, "export_version": version, "status": "unchanged", "dir": str(out),
+                "manifest": str(out / "manifest.json"),
+                "message": f"{spec.id}: inputs and spec unchanged, still version {version}; nothing to do"}
+    tmp = root / f".{version}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    say(f"{spec.id}: merging {len(inputs)} feed(s)")
+    previous = mg.read_crosswalk(root / "crosswalk.csv")
+    publisher = {"name": spec.publisher.get("name") or spec.name, "url": spec.publisher.get("url"),
+                 "email": spec.publisher.get("email"), "lang": spec.publisher.get("lang"),
+                 "contact_url": spec.publisher.get("contact_url")}
+    work, crosswalk = mg.merge(ws, inputs, previous_crosswalk=previous, stop_distance_m=spec.stop_distance_m,
+                               publisher=publisher, version=f"{spec.id}-{version}", progress=say)
+    manifest = {"export_id": spec.id, "export_version": version, "name": spec.name, "name_en": spec.name_en,
+                "license": spec.license, "publisher": publisher, **work.manifest,
+                "blocked_versions_skipped": {f: lake[f]["newer_blocked"] for f in feed_ids if lake[f].get("newer_blocked")}}
+    if spec.area or spec.dates or spec.agencies or spec.routes:
+        from warehouse.extract import extract, area_geometry
+
+        say(f"{spec.id}: cutting by {', '.join(k for k, v in (('area', spec.area), ('dates', spec.dates), ('agency', spec.agencies), ('route', spec.routes)) if v)}")
+        manifest["extract"] = extract(work, area=area_geometry(spec.area) if spec.area else None, dates=spec.dates,
+                                      agencies=spec.agencies, routes=spec.routes)
+        manifest["rows_out"] = work.rows()
+    zip_path = tmp / f"{spec.id}.zip"
+    say(f"{spec.id}: writing the GTFS zip")
+    mg.write_feed(work, zip_path, tables_dir=tmp / "tables")
+    mg.write_crosswalk(crosswalk, tmp / "crosswalk.csv")
+    files = {"gtfs": {"path": zip_path.name, "sha256": sha256_of(zip_path), "bytes": zip_path.stat().st_size},
+             "crosswalk": {"path": "crosswalk.csv", "sha256": sha256_of(tmp / "crosswalk.csv")}}
+    if validate:
+        say(f"{spec.id}: validating the result")
+        vdate = mg.validation_date_of(ws, inputs)
+        found = mg.validate_zip(zip_path, validation_date=vdate, profile=work.profile)
+        before = mg.input_notices(ws, inputs)
+        new = mg.new_errors(found, before)
+        manifest["validation"] = {"validation_date": vdate.isoformat() if vdate else None, "found": found, "inputs": before,
+                                  "new_errors": new, "status": "no new errors" if not new else "new errors"}
+    analytics = [f for f in spec.formats if f != "gtfs"]
+    if analytics:
+        from warehouse.analytics import write_analytics
+
+        say(f"{spec.id}: writing {', '.join(analytics)}")
+        for fmt, info in write_analytics(work, tmp, formats=analytics, name=spec.id).items():
+            files[fmt] = info
+    manifest["files"] = files
+    manifest["service"] = _service_dates(work)
+    manifest["bbox"] = _bbox(work)
+    (tmp / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=1, default=str), encoding="utf-8")
+    work.con.close()
+    if out.exists():
+        shutil.rmtree(out)
+    tmp.rename(out)
+    mg.write_crosswalk(crosswalk, root / "crosswalk.csv")
+    (root / "latest.json").write_text(json.dumps({"export_version": version, "dir": version}), encoding="utf-8")
+    say(f"{spec.id}: updating the catalog")
+    try:
+        from warehouse.catalog import build_site
+
+        build_site(ws)
+    except ImportError:  # pragma: no cover - catalog module optional while developing
+        pass
+    return {"export_id": spec.id, "export_version": version, "status": "new", "dir": str(out), "gtfs_zip": str(out / zip_path.name),
+            "manifest": str(out / "manifest.json"), "validation": manifest.get("validation", {}).get("status"),
+            "new_errors": manifest.get("validation", {}).get("new_errors", {}),
+            "collisions": manifest.get("collision_counts", {}), "unified_stops": len(manifest.get("unified_stops", []))}
+
+
+def _service_dates(work) -> dict:
+    parts = []
+    if "calendar" in work.tables:
+        parts.append("SELECT min(start_date) AS s, max(end_date) AS e FROM w_calendar")
+    if "calendar_dates" in work.tables:
+        parts.append("SELECT min(date), max(date) FROM w_calendar_dates WHERE exception_type = 1")
+    if not parts:
+        return {"start": None, "end": None}
+    s, e = work.con.sql(f"SELECT min(s)::VARCHAR, max(e)::VARCHAR FROM ({' UNION ALL '.join(parts)})").fetchall()[0]
+    return {"start": s, "end": e}
+
+
+def _bbox(work) -> list[float] | None:
+    if "stops" not in work.tables:
+        return None
+    r = work.con.sql("SELECT min(stop_lon), min(stop_lat), max(stop_lon), max(stop_lat) FROM w_stops").fetchall()[0]
+    return None if r[0] is None else [round(x, 6) for x in r]

@@ -1,0 +1,63 @@
+"""Export specs: every mistake reported with file and field; the repo's specs load; `noriba demo` ends with the catalog and a report."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import ROOT
+
+
+def test_every_mistake_in_an_export_spec_is_reported_with_file_and_field(tmp_path):
+    from noriba.exports import load_export_spec
+    from noriba.specs import SpecError
+
+    (tmp_path / "exports").mkdir()
+    bad = tmp_path / "exports" / "my-region.yml"
+    bad.write_text(
+        "id: other\nfeeds: {ids: [a], colour: red}\narea: {bbox: [141, 43, 140, 44]}\ndates: {start: 2026-13-01}\n"
+        "formats: [gtfs, xlsx]\nmerge: {stop_distance_m: -5}\nlicense: {}\nsurprise: 1\n"
+        "ingest: [{glob: 'x/*.zip', timezone: Tokyo}]\n", encoding="utf-8")
+    with pytest.raises(SpecError) as err:
+        load_export_spec(bad, specs_dir=tmp_path)
+    text = "\n".join(err.value.problems)
+    for field in ("id:", "feeds.colour:", "area.bbox:", "dates:", "formats:", "merge.stop_distance_m:", "license:", "surprise:",
+                  "ingest[0]: timezone:"):
+        assert f"{bad}: {field}" in text, field
+    assert all(p.startswith(str(bad)) for p in err.value.problems)
+
+
+def test_repo_export_specs_load_and_name_their_feeds():
+    from noriba.exports import load_export_specs
+
+    specs = {s.id: s for s in load_export_specs()}
+    assert {"demo-region", "sfbay-511-2018", "gunma-2019"} <= set(specs)
+    assert specs["demo-region"].feed_ids == ("minato-city-bus", "kita-coast-line")
+    assert specs["gunma-2019"].ingest[0]["profile"] == "gtfs-jp"
+
+
+def test_export_naming_an_unknown_feed_says_how_to_ingest_it(ws):
+    from noriba.exports import parse_export_spec, select_feeds
+    from noriba.specs import SpecError
+
+    spec = parse_export_spec({"id": "x", "feeds": {"ids": ["nowhere"]}, "license": {"id": "CC0-1.0"}}, where="x.yml", root=ROOT)
+    with pytest.raises(SpecError, match="nowhere has no version .*noriba ingest FILE --id nowhere"):
+        select_feeds(spec, ws, feed_specs=[])
+
+
+def test_demo_ends_with_the_catalog_page_and_a_municipality_report(tmp_path, capsys):
+    from noriba.cli import main
+
+    assert main(["--home", str(tmp_path / "home"), "demo", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    catalog = next(line.split(":", 1)[1].split()[0] for line in out.splitlines() if line.strip().startswith("catalog"))
+    report = next(line.split(":", 1)[1].strip() for line in out.splitlines() if line.strip().startswith("report"))
+    index = open(catalog, encoding="utf-8").read()
+    assert "demo-region" in index and "reports/99001/index.html" in index
+    assert "みなと市 公共交通レポート" in open(report, encoding="utf-8").read()
+
+
+def test_export_command_rejects_an_unknown_id(tmp_path, capsys):
+    from noriba.cli import main
+
+    assert main(["--home", str(tmp_path / "home"), "export", "nope"]) == 2
+    assert "nope: neither an export spec" in capsys.readouterr().err

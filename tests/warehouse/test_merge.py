@@ -1,0 +1,211 @@
+"""Merge: colliding ids namespaced and listed, same stops unified with a crosswalk that stays stable
+across versions, and real regional feeds merged with no ERROR their inputs did not have."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import tempfile
+import zipfile
+
+import duckdb
+import pytest
+
+from tests.conftest import ROOT, make_spec, write_feed
+
+FEED_A = {
+    "agency.txt": "agency_id,agency_name,agency_url,agency_timezone\nA,みなと交通,https://a.example.jp,Asia/Tokyo\n",
+    "stops.txt": "stop_id,stop_name,stop_lat,stop_lon\nS1,港前,43.30,141.40\nS2,駅前,43.31,141.41\nS3,市役所,43.32,141.42\n",
+    "routes.txt": "route_id,agency_id,route_short_name,route_long_name,route_type\nR1,A,1,港線,3\n",
+    "trips.txt": "route_id,service_id,trip_id\nR1,WD,T1\n",
+    "stop_times.txt": "trip_id,arrival_time,departure_time,stop_id,stop_sequence\n"
+                      "T1,08:00:00,08:00:00,S1,1\nT1,08:10:00,08:10:00,S2,2\nT1,08:20:00,08:20:00,S3,3\n",
+    "calendar.txt": "service_id,monday,tuesday,wednesday,thursday,friday,saturday,sunday,start_date,end_date\n"
+                    "WD,1,1,1,1,1,0,0,20260401,20270331\n",
+}
+FEED_B = {
+    "agency.txt": "agency_id,agency_name,agency_url,agency_timezone\nB,山手バス,https://b.example.jp,Asia/Tokyo\n",
+    # S1 collides with A's S1 but is another stop; H1 is A's 駅前 about 7 m away, written full-width
+    "stops.txt": "stop_id,stop_name,stop_lat,stop_lon\nS1,山手,43.40,141.50\nH1,駅前 ,43.31005,141.41005\n",
+    "routes.txt": "route_id,agency_id,route_short_name,route_long_name,route_type\nR1,B,2,山手線,3\n",
+    "trips.txt": "route_id,service_id,trip_id\nR1,WD,T1\n",
+    "stop_times.txt": "trip_id,arrival_time,departure_time,stop_id,stop_sequence\nT1,09:00:00,09:00:00,S1,1\nT1,09:30:00,09:30:00,H1,2\n",
+    "calendar.txt": "service_id,monday,tuesday,wednesday,thursday,friday,saturday,sunday,start_date,end_date\n"
+                    "WD,1,1,1,1,1,0,0,20260401,20270331\n",
+}
+
+
+def _spec(ids, **extra):
+    from noriba.exports import parse_export_spec
+
+    doc = {"id": "mini-region", "feeds": {"ids": ids}, "license": {"id": "CC0-1.0"}, "formats": ["gtfs"], **extra}
+    return parse_export_spec(doc, where="test", root=ROOT)
+
+
+def _table(zip_path, name):
+    with zipfile.ZipFile(zip_path) as zf:
+        return list(csv.DictReader(io.StringIO(zf.read(name).decode("utf-8"))))
+
+
+def _crosswalk(path):
+    with open(path, encoding="utf-8") as fh:
+        return {(r["space"], r["feed_id"], r["source_id"]): r for r in csv.DictReader(fh)}
+
+
+@pytest.fixture
+def two_feeds(ws, tmp_path):
+    from noriba.pipeline import run_feed
+
+    run_feed(make_spec("mini-a", write_feed(tmp_path / "a", FEED_A)), ws)
+    run_feed(make_spec("mini-b", write_feed(tmp_path / "b", FEED_B)), ws)
+    return ws
+
+
+def test_colliding_ids_are_namespaced_and_listed_in_the_manifest(two_feeds):
+    from noriba.exports import build_export
+
+    out = build_export(_spec(["mini-a", "mini-b"]), two_feeds)
+    manifest = json.loads(open(out["manifest"], encoding="utf-8").read())
+    stop = {c["id"]: c for c in manifest["collisions"]["stop"]}
+    assert stop["S1"]["merged_ids"] == {"mini-a": "a:S1", "mini-b": "b:S1"}
+    for space, ident in (("route", "R1"), ("trip", "T1"), ("service", "WD")):
+        assert {c["id"] for c in manifest["collisions"][space]} == {ident}
+    times = _table(out["gtfs_zip"], "stop_times.txt")
+    assert [(r["trip_id"], r["stop_id"]) for r in times] == [
+        ("a:T1", "a:S1"), ("a:T1", "S2"), ("a:T1", "S3"), ("b:T1", "b:S1"), ("b:T1", "S2")]
+    trips = _table(out["gtfs_zip"], "trips.txt")
+    assert [(t["route_id"], t["service_id"]) for t in trips] == [("a:R1", "a:WD"), ("b:R1", "b:WD")]
+    assert {a["agency_id"] for a in _table(out["gtfs_zip"], "agency.txt")} == {"A", "B"}
+    assert manifest["validation"]["new_errors"] == {}
+
+
+def test_same_stop_in_two_feeds_is_unified_and_recorded_in_the_crosswalk(two_feeds):
+    from noriba.exports import build_export
+
+    out = build_export(_spec(["mini-a", "mini-b"]), two_feeds)
+    manifest = json.loads(open(out["manifest"], encoding="utf-8").read())
+    (group,) = manifest["unified_stops"]
+    assert group["kept"] == {"feed_id": "mini-a", "stop_id": "S2"}
+    assert [(u["feed_id"], u["stop_id"]) for u in group["unified"]] == [("mini-b", "H1")]
+    assert 5 < group["unified"][0]["distance_m"] < 10
+    stops = {s["stop_id"] for s in _table(out["gtfs_zip"], "stops.txt")}
+    assert stops == {"a:S1", "b:S1", "S2", "S3"}
+    xw = _crosswalk(out["dir"] + "/crosswalk.csv")
+    assert xw[("stop", "mini-b", "H1")]["merged_id"] == "S2"
+    assert manifest["rows_out"]["stops"] == manifest["rows_in"]["stops"] - 1
+
+
+def test_unification_is_off_beyond_the_distance(two_feeds):
+    from noriba.exports import build_export
+
+    out = build_export(_spec(["mini-a", "mini-b"], merge={"stop_distance_m": 3}), two_feeds)
+    stops = {s["stop_id"] for s in _table(out["gtfs_zip"], "stops.txt")}
+    assert {"S2", "H1"} <= stops
+
+
+def test_merged_ids_stay_stable_when_a_collision_goes_away_in_a_new_version(two_feeds, tmp_path):
+    from noriba.exports import build_export
+    from noriba.pipeline import run_feed
+
+    first = build_export(_spec(["mini-a", "mini-b"]), two_feeds)
+    before = _crosswalk(first["dir"] + "/crosswalk.csv")
+    # feed A's next version no longer has stop S1 or route R1: nothing collides with B's S1 and R1 any more
+    v2 = {**FEED_A,
+          "stops.txt": "stop_id,stop_name,stop_lat,stop_lon\nS2,駅前,43.31,141.41\nS3,市役所,43.32,141.42\n",
+          "routes.txt": "route_id,agency_id,route_short_name,route_long_name,route_type\nR9,A,9,駅線,3\n",
+          "trips.txt": "route_id,service_id,trip_id\nR9,WD,T1\n",
+          "stop_times.txt": "trip_id,arrival_time,departure_time,stop_id,stop_sequence\n"
+                            "T1,08:10:00,08:10:00,S2,1\nT1,08:20:00,08:20:00,S3,2\n"}
+    res = run_feed(make_spec("mini-a", write_feed(tmp_path / "a2", v2)), two_feeds)
+    assert res["status"] == "new"
+    second = build_export(_spec(["mini-a", "mini-b"]), two_feeds)
+    assert second["export_version"] != first["export_version"]
+    after = _crosswalk(second["dir"] + "/crosswalk.csv")
+    for key in [("stop", "mini-b", "S1"), ("route", "mini-b", "R1"), ("stop", "mini-b", "H1"), ("stop", "mini-a", "S2"),
+                ("trip", "mini-a", "T1"), ("trip", "mini-b", "T1")]:
+        assert after[key]["merged_id"] == before[key]["merged_id"], key
+    assert after[("stop", "mini-b", "S1")]["reason"].startswith("kept from previous build")
+    assert ("route", "mini-a", "R9") in after and after[("route", "mini-a", "R9")]["merged_id"] == "R9"
+    manifest = json.loads(open(second["manifest"], encoding="utf-8").read())
+    assert "stop" not in manifest["collisions"] or "S1" not in {c["id"] for c in manifest["collisions"]["stop"]}
+
+
+def test_rebuild_without_changes_does_nothing(two_feeds):
+    from noriba.exports import build_export
+
+    first = build_export(_spec(["mini-a", "mini-b"]), two_feeds)
+    again = build_export(_spec(["mini-a", "mini-b"]), two_feeds)
+    assert again["status"] == "unchanged" and again["export_version"] == first["export_version"]
+
+
+def _check_merged(ws, result, *, feeds: int):
+    manifest = json.loads(open(result["manifest"], encoding="utf-8").read())
+    assert len(manifest["inputs"]) == feeds
+    assert manifest["validation"]["new_errors"] == {}, manifest["validation"]
+    assert manifest["collisions"], "the inputs share ids; the collisions must be listed"
+    for space, listed in manifest["collisions"].items():
+        for c in listed:
+            assert len(c["feeds"]) >= 2 and len(set(c["merged_ids"].values())) == len(c["feeds"]), (space, c)
+    zip_path = result["dir"] + "/" + manifest["files"]["gtfs"]["path"]
+    con = duckdb.connect()
+    with zipfile.ZipFile(zip_path) as zf, tempfile.TemporaryDirectory() as tmp:
+        for name in ("stops", "stop_times", "trips", "routes"):
+            p = f"{tmp}/{name}.txt"
+            open(p, "wb").write(zf.read(f"{name}.txt"))
+            con.execute(f"CREATE TABLE {name} AS SELECT * FROM read_csv('{p}', all_varchar=true, header=true, quote='\"', "
+                        f"escape='\"', delim=',')")
+    assert con.sql("SELECT count(*) - count(DISTINCT stop_id) FROM stops").fetchall()[0][0] == 0
+    assert con.sql("SELECT count(*) - count(DISTINCT trip_id) FROM trips").fetchall()[0][0] == 0
+    assert con.sql("SELECT count(*) FROM stop_times WHERE stop_id NOT IN (SELECT stop_id FROM stops)").fetchall()[0][0] == 0
+    assert con.sql("SELECT count(*) FROM trips WHERE route_id NOT IN (SELECT route_id FROM routes)").fetchall()[0][0] == 0
+    unified = sum(len(g["unified"]) for g in manifest["unified_stops"])
+    assert manifest["rows_out"]["stops"] == manifest["rows_in"]["stops"] - unified
+    for t in ("stop_times", "trips", "routes", "calendar", "calendar_dates", "fare_attributes", "fare_rules", "shapes"):
+        assert manifest["rows_out"].get(t) == manifest["rows_in"].get(t), t
+    return manifest
+
+
+def test_bay_area_29_feeds_merge_without_new_errors(sfbay_export):
+    ws, result = sfbay_export
+    manifest = _check_merged(ws, result, feeds=29)
+    assert manifest["collision_counts"]["stop"] > 0
+    # BART and Caltrain are separate agencies in the merged agency.txt, each with its id
+    assert {"sfbay-ba", "sfbay-ct"} <= {i["feed_id"] for i in manifest["inputs"]}
+    assert manifest["left_out"]["unknown_files"], "511's extra files are listed as left out, not dropped silently"
+
+
+def test_gunma_corpus_feeds_merge_into_one_gtfs_jp_without_new_errors(gunma_export):
+    ws, result = gunma_export
+    manifest = _check_merged(ws, result, feeds=27)
+    assert all(i["feed_id"].startswith("gunma-10") for i in manifest["inputs"])
+    names = {r["agency_name"] for r in _table(result["dir"] + "/" + manifest["files"]["gtfs"]["path"], "agency.txt")}
+    assert "関越交通株式会社" in names or any("関越交通" in n for n in names)
+
+
+def test_agency_time_zones_with_the_same_clock_become_one():
+    from datetime import date
+
+    from warehouse.merge import same_clock
+
+    # SolTrans' America/Vancouver and the other 511 agencies' America/Los_Angeles
+    assert same_clock(["America/Los_Angeles", "America/Vancouver"], date(2018, 1, 1), date(2019, 12, 31))
+    assert not same_clock(["America/Los_Angeles", "America/Phoenix"], date(2018, 1, 1), date(2018, 12, 31))  # no DST in Arizona
+    assert not same_clock(["Asia/Tokyo", "Asia/Seoul"], date(1987, 1, 1), date(1988, 12, 31))  # Korea had DST in 1987-88
+
+
+def test_merge_rewrites_an_equivalent_agency_time_zone_and_says_so(ws, tmp_path):
+    from noriba.exports import build_export
+    from noriba.pipeline import run_feed
+
+    b = {**FEED_B, "agency.txt": "agency_id,agency_name,agency_url,agency_timezone\nB,山手バス,https://b.example.jp,Asia/Tokyo\n"}
+    a = {**FEED_A, "agency.txt": "agency_id,agency_name,agency_url,agency_timezone\nA,みなと交通,https://a.example.jp,Japan\n"}
+    run_feed(make_spec("mini-a", write_feed(tmp_path / "a", a)), ws)
+    run_feed(make_spec("mini-b", write_feed(tmp_path / "b", b)), ws)
+    out = build_export(_spec(["mini-a", "mini-b"]), ws)
+    zones = {r["agency_id"]: r["agency_timezone"] for r in _table(out["gtfs_zip"], "agency.txt")}
+    assert len(set(zones.values())) == 1
+    manifest = json.loads(open(out["manifest"], encoding="utf-8").read())
+    (change,) = [f for f in manifest["filled"] if f["field"] == "agency_timezone"]
+    assert {change["was"], change["value"]} == {"Japan", "Asia/Tokyo"}
+    assert manifest["problems"] == []

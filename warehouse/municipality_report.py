@@ -1,0 +1,692 @@
+"""Municipality report: one self-contained HTML page (plots as inline SVG, no script) about a
+municipality's own service, from the latest version of its feeds in the lake.
+
+It shows a map of stops and routes with the area within 300 m of a stop, trips per hour and
+service hours for a representative weekday, Saturday and Sunday/holiday, coverage (area, and
+population when a population layer is given), and what changed since the previous version of
+each feed: stops and trips added or removed, stops renamed or moved, trips and service hours up
+or down. Labels are Japanese for Japanese municipalities. ``report.json`` beside the page holds
+the same figures for machines.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from collections import Counter
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+
+import duckdb
+import shapely
+from pyproj import CRS, Transformer
+from shapely.ops import transform as shp_transform
+
+from noriba.workspace import Workspace
+from transforms.schema import load_schema
+
+COVERAGE_M = 300.0
+MOVED_M = 50.0
+DAY_TYPES = ("weekday", "saturday", "sunday")
+PALETTE = ("#0b5394", "#cc4125", "#6aa84f", "#e69138", "#674ea7", "#3d85c6", "#a61c00", "#45818e", "#bf9000", "#741b47")
+
+LABELS = {
+    "title": ("公共交通レポート", "Public transport report"),
+    "feeds": ("対象データ", "Feeds"), "feed": ("フィード", "Feed"), "version": ("バージョン", "Version"),
+    "valid": ("有効期間", "Valid"), "stops": ("停留所", "Stops"), "routes": ("路線", "Routes"), "trips": ("便数", "Trips"),
+    "map": ("停留所・路線図（網掛けは停留所から 300 m 圏）", "Stops and routes (shaded: within 300 m of a stop)"),
+    "per_hour": ("時間帯別の便数（出発時刻）", "Trips per hour (by departure)"),
+    "hours": ("運行時間（車両・時間の合計）", "Service hours (vehicle hours)"),
+    "weekday": ("平日", "Weekday"), "saturday": ("土曜", "Saturday"), "sunday": ("日曜・祝日", "Sunday/holiday"),
+    "date_used": ("代表日", "Representative day"), "first": ("始発", "First"), "last": ("終発着", "Last"),
+    "coverage": ("カバー率", "Coverage"), "area": ("停留所 300 m 圏の面積", "Area within 300 m of a stop"),
+    "population": ("300 m 圏の人口（推計）", "Population within 300 m (estimate)"),
+    "no_population": ("人口データが指定されていないため、人口は表示していません。", "No population layer was given, so population is not shown."),
+    "changes": ("前回バージョンからの変化", "Changes since the previous version"),
+    "no_previous": ("前回のバージョンがないため、比較はありません。", "There is no previous version to compare with."),
+    "added": ("追加", "Added"), "removed": ("廃止", "Removed"), "renamed": ("名称変更", "Renamed"), "moved": ("移設（50 m 超）", "Moved (over 50 m)"),
+    "stops_changes": ("停留所の変化", "Stops"), "trips_changes": ("便の変化", "Trips"),
+    "before": ("前回", "Before"), "after": ("今回", "After"), "diff": ("増減", "Change"),
+    "demand": ("需要（ゾーン別）と交通空白の移動", "Demand by zone and transit-gap trips"),
+    "no_trip_data": ("この自治体の移動データ（タクシー・デマンド交通の乗車記録）はまだ取り込まれていません。取り込まれると、ゾーン別の需要と公共交通で行けない移動をここに示します。",
+                     "No trip records (taxi, on-demand) are published for this municipality yet; once they are, demand by zone and the trips transit cannot serve appear here."),
+    "zone": ("ゾーン", "Zone"), "demand_zones": ("乗車の多いゾーン", "Zones with the most pickups"),
+    "demand_hours": ("時間帯別の乗車数", "Pickups per hour"), "gaps": ("交通空白の移動（公共交通で行けない移動）", "Transit-gap trips (trips transit cannot serve)"),
+    "month": ("月", "Month"), "gap_trips": ("空白の移動", "Gap trips"), "far": ("停留所から遠い", "Far from a stop"),
+    "outside_hours": ("運行時間外", "Outside service hours"), "share": ("割合", "Share"),
+    "route": ("路線", "Route"), "name": ("名称", "Name"), "count": ("件数", "Count"), "more": ("ほか", "and"),
+    "km2": ("km²", "km²"), "people": ("人", "people"),
+}
+
+
+def t(key: str, lang: str) -> str:
+    ja, en = LABELS[key]
+    return ja if lang == "ja" else en
+
+
+def _e(x) -> str:
+    return html.escape("" if x is None else str(x))
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading one feed version
+
+
+@dataclass
+class Version:
+    feed_id: str
+    feed_version: str
+    meta: dict
+    con: duckdb.DuckDBPyConnection
+
+
+def versions_of(ws: Workspace, feed_id: str) -> list[dict]:
+    """Return the metadata rows of every version of a feed in the lake, oldest first (ingestion, then service start)."""
+    root = ws.lake / "meta_feed_versions" / f"feed_id={feed_id}"
+    parts = sorted(root.glob("feed_version=*/part-0.parquet"))
+    if not parts:
+        return []
+    con = duckdb.connect()
+    rows = []
+    for p in parts:
+        r = con.sql(f"SELECT * FROM read_parquet('{p}', hive_partitioning=false)").to_arrow_table().to_pylist()[0]
+        r["feed_version"] = p.parent.name.split("=", 1)[1]
+        r["feed_id"] = feed_id
+        rows.append(r)
+    con.close()
+    return sorted(rows, key=lambda r: (r.get("ingested_at") or "", r.get("service_start") or "", r["feed_version"]))
+
+
+def open_version(ws: Workspace, meta: dict) -> Version:
+    """Return a connection where the version's canonical tables are views under their GTFS names."""
+    from transforms.rules.engine import open_tables
+
+    files = {}
+    for table in load_schema().tables:
+        part = ws.lake_partition(f"gtfs_{table}", meta["feed_id"], meta["feed_version"]) / "part-0.parquet"
+        if part.exists():
+            files[table] = [str(part)]
+    con, _ = open_tables(None, files=files)
+    return Version(meta["feed_id"], meta["feed_version"], meta, con)
+
+
+def _service_dates(v: Version, *, days: int = 370) -> dict[date, int]:
+    """Return {date: trips running} for every date of the version's service window (at most ``days`` days)."""
+    start, end = v.meta.get("service_start"), v.meta.get("service_end")
+    if not start or not end:
+        return {}
+    s = date.fromisoformat(start)
+    e = min(date.fromisoformat(end), s + timedelta(days=days))
+    con = v.con
+    rows = con.sql(f"""
+        WITH d AS (SELECT CAST(g AS DATE) AS d FROM generate_series(DATE '{s}', DATE '{e}', INTERVAL 1 DAY) t(g)),
+        cal AS (SELECT d.d, c.service_id FROM d JOIN calendar c ON d.d BETWEEN c.start_date AND c.end_date
+                WHERE (CASE isodow(d.d) WHEN 1 THEN c.monday WHEN 2 THEN c.tuesday WHEN 3 THEN c.wednesday WHEN 4 THEN c.thursday
+                       WHEN 5 THEN c.friday WHEN 6 THEN c.saturday ELSE c.sunday END) = 1),
+        act AS (SELECT d, service_id FROM cal WHERE (service_id, d) NOT IN (SELECT (service_id, date) FROM calendar_dates WHERE exception_type = 2)
+                UNION SELECT date, service_id FROM calendar_dates WHERE exception_type = 1 AND date BETWEEN DATE '{s}' AND DATE '{e}')
+        SELECT act.d, count(*) FROM act JOIN trips USING (service_id) GROUP BY act.d ORDER BY act.d""").fetchall()
+    return {d: n for d, n in rows}
+
+
+def day_type(d: date, holidays_set) -> str:
+    if d in holidays_set or d.isoweekday() == 7:
+        return "sunday"
+    return "saturday" if d.isoweekday() == 6 else "weekday"
+
+
+def representative_days(per_date: dict[date, int], country: str | None) -> dict[str, date]:
+    """Return, per day type, the first date with that type's most common number of trips (exceptions do not count)."""
+    import holidays as hol
+
+    if not per_date:
+        return {}
+    years = sorted({d.year for d in per_date})
+    try:
+        hs = hol.country_holidays(country or "JP", years=years)
+    except (NotImplementedError, KeyError):
+        hs = {}
+    by_type: dict[str, list[tuple[date, int]]] = {k: [] for k in DAY_TYPES}
+    for d, n in sorted(per_date.items()):
+        by_type[day_type(d, hs)].append((d, n))
+    out = {}
+    for k, items in by_type.items():
+        if not items:
+            continue
+        mode = Counter(n for _, n in items).most_common(1)[0][0]
+        out[k] = next(d for d, n in items if n == mode)
+    return out
+
+
+def day_stats(v: Version, d: date) -> dict:
+    """Return trips, trips per hour, vehicle hours and first/last times of the service running on date ``d``."""
+    con = v.con
+    rows = con.sql(f"""
+        WITH act AS (
+            SELECT service_id FROM calendar WHERE DATE '{d}' BETWEEN start_date AND end_date
+              AND (CASE isodow(DATE '{d}') WHEN 1 THEN monday WHEN 2 THEN tuesday WHEN 3 THEN wednesday WHEN 4 THEN thursday
+                   WHEN 5 THEN friday WHEN 6 THEN saturday ELSE sunday END) = 1
+              AND service_id NOT IN (SELECT service_id FROM calendar_dates WHERE date = DATE '{d}' AND exception_type = 2)
+            UNION SELECT service_id FROM calendar_dates WHERE date = DATE '{d}' AND exception_type = 1),
+        span AS (SELECT trip_id, min(coalesce(departure_time, arrival_time)) AS dep, max(coalesce(arrival_time, departure_time)) AS arr
+                 FROM stop_times GROUP BY trip_id),
+        runs AS (
+            SELECT t.trip_id, s.dep, s.arr FROM trips t JOIN span s USING (trip_id)
+            WHERE t.service_id IN (SELECT service_id FROM act) AND t.trip_id NOT IN (SELECT trip_id FROM frequencies)
+            UNION ALL
+            SELECT t.trip_id, CAST(g AS INTEGER) AS dep, CAST(g AS INTEGER) + (s.arr - s.dep) AS arr
+            FROM trips t JOIN span s USING (trip_id) JOIN frequencies f USING (trip_id),
+                 generate_series(f.start_time, f.end_time - 1, f.headway_secs) AS x(g)
+            WHERE t.service_id IN (SELECT service_id FROM act))
+        SELECT dep, arr FROM runs WHERE dep IS NOT NULL""").fetchall()
+    hours = Counter(dep // 3600 for dep, _ in rows)
+    top = max([27, *hours]) if hours else 27
+    return {"date": d.isoformat(), "trips": len(rows), "vehicle_hours": round(sum(max(a - b, 0) for b, a in rows) / 3600, 1),
+            "first": _hms(min(r[0] for r in rows)) if rows else None, "last": _hms(max(r[1] for r in rows)) if rows else None,
+            "by_hour": [hours.get(h, 0) for h in range(top + 1)]}
+
+
+def _hms(s: int) -> str:
+    return f"{s // 3600:02d}:{s % 3600 // 60:02d}"
+
+
+def version_stats(v: Version, country: str | None) -> dict:
+    days = representative_days(_service_dates(v), country)
+    out = {"feed_id": v.feed_id, "feed_version": v.feed_version, "service_start": v.meta.get("service_start"),
+           "service_end": v.meta.get("service_end"), "days": {}}
+    for k, d in days.items():
+        out["days"][k] = day_stats(v, d)
+    out["stops"] = v.con.sql("SELECT count(*) FROM stops WHERE coalesce(location_type, 0) = 0").fetchall()[0][0]
+    out["routes"] = v.con.sql("SELECT count(*) FROM routes").fetchall()[0][0]
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Changes between two versions
+
+
+def _haversine(a, b) -> float:
+    from warehouse.merge import haversine_m
+
+    return haversine_m(a[0], a[1], b[0], b[1])
+
+
+def compare_versions(old: Version, new: Version, *, country: str | None = None) -> dict:
+    """Return what changed from ``old`` to ``new``: stops and trips added and removed (by id), stops renamed or moved, totals."""
+    def stops(v):
+        return {r[0]: r[1:] for r in v.con.sql("SELECT stop_id, stop_name, stop_lat, stop_lon, coalesce(location_type, 0) FROM stops").fetchall()}
+
+    def trips(v):
+        return {r[0]: r[1:] for r in v.con.sql(
+            "SELECT t.trip_id, t.route_id, coalesce(r.route_short_name, '') || CASE WHEN r.route_short_name IS NOT NULL AND r.route_long_name IS NOT NULL "
+            "THEN ' ' ELSE '' END || coalesce(r.route_long_name, '') AS route_name, t.service_id, "
+            "(SELECT min(departure_time) FROM stop_times s WHERE s.trip_id = t.trip_id) AS dep "
+            "FROM trips t LEFT JOIN routes r USING (route_id)").fetchall()}
+
+    so, sn = stops(old), stops(new)
+    to, tn = trips(old), trips(new)
+
+    def stop_row(i, r):
+        return {"stop_id": i, "stop_name": r[0], "location_type": r[3]}
+
+    def trip_row(i, r):
+        return {"trip_id": i, "route_id": r[0], "route_name": r[1].strip(), "service_id": r[2], "departure": _hms(r[3]) if r[3] is not None else None}
+
+    renamed = [{"stop_id": i, "before": so[i][0], "after": sn[i][0]} for i in sorted(set(so) & set(sn)) if so[i][0] != sn[i][0]]
+    moved = []
+    for i in sorted(set(so) & set(sn)):
+        a, b = so[i], sn[i]
+        if None not in (a[1], a[2], b[1], b[2]):
+            dist = _haversine((a[1], a[2]), (b[1], b[2]))
+            if dist > MOVED_M:
+                moved.append({"stop_id": i, "stop_name": b[0], "distance_m": round(dist)})
+    names_old = {r[0] for r in so.values() if r[3] == 0}
+    names_new = {r[0] for r in sn.values() if r[3] == 0}
+    so_stats, sn_stats = version_stats(old, country), version_stats(new, country)
+    days = {}
+    for k in DAY_TYPES:
+        a, b = so_stats["days"].get(k), sn_stats["days"].get(k)
+        if a or b:
+            days[k] = {"trips_before": a["trips"] if a else 0, "trips_after": b["trips"] if b else 0,
+                       "vehicle_hours_before": a["vehicle_hours"] if a else 0.0, "vehicle_hours_after": b["vehicle_hours"] if b else 0.0,
+                       "date_before": a["date"] if a else None, "date_after": b["date"] if b else None}
+    return {
+        "feed_id": new.feed_id, "before": old.feed_version, "after": new.feed_version,
+        "before_valid": [old.meta.get("service_start"), old.meta.get("service_end")],
+        "after_valid": [new.meta.get("service_start"), new.meta.get("service_end")],
+        "stops_added": [stop_row(i, sn[i]) for i in sorted(set(sn) - set(so))],
+        "stops_removed": [stop_row(i, so[i]) for i in sorted(set(so) - set(sn))],
+        "stops_renamed": renamed, "stops_moved": moved,
+        "stop_names_added": sorted(n for n in names_new - names_old if n), "stop_names_removed": sorted(n for n in names_old - names_new if n),
+        "trips_added": [trip_row(i, tn[i]) for i in sorted(set(tn) - set(to))],
+        "trips_removed": [trip_row(i, to[i]) for i in sorted(set(to) - set(tn))],
+        "routes_added": sorted({tn[i][0] for i in tn} - {to[i][0] for i in to}),
+        "routes_removed": sorted({to[i][0] for i in to} - {tn[i][0] for i in tn}),
+        "days": days,
+    }
+
+
+def change_report(ws: Workspace, feed_id: str, *, country: str | None = None) -> dict | None:
+    """Return the changes between the two latest versions of a feed, or None if it has only one version."""
+    vs = versions_of(ws, feed_id)
+    if len(vs) < 2:
+        return None
+    old, new = open_version(ws, vs[-2]), open_version(ws, vs[-1])
+    try:
+        return compare_versions(old, new, country=country)
+    finally:
+        old.con.close()
+        new.con.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# Geometry: a metric CRS, coverage, the map
+
+
+def utm_crs(lon: float, lat: float) -> CRS:
+    zone = int((lon + 180) // 6) + 1
+    return CRS.from_epsg((32600 if lat >= 0 else 32700) + zone)
+
+
+def coverage(points_lonlat: list[tuple[float, float]], *, radius_m: float = COVERAGE_M, population: Path | None = None,
+             population_field: str = "population") -> dict:
+    """Return the union of ``radius_m`` buffers around the points (in a UTM CRS), its area, and the population inside.
+
+    Population comes from a GeoJSON layer: polygons count by the share of their area inside, points whole.
+    """
+    if not points_lonlat:
+        return {"area_km2": 0.0, "geometry": None, "crs": None}
+    lon0 = sum(p[0] for p in points_lonlat) / len(points_lonlat)
+    lat0 = sum(p[1] for p in points_lonlat) / len(points_lonlat)
+    crs = utm_crs(lon0, lat0)
+    fwd = Transformer.from_crs("EPSG:4326", crs, always_xy=True)
+    xs, ys = fwd.transform([p[0] for p in points_lonlat], [p[1] for p in points_lonlat])
+    area = shapely.union_all(shapely.buffer(shapely.points(xs, ys), radius_m, quad_segs=12))
+    out = {"area_km2": round(area.area / 1e6, 3), "geometry": area, "crs": crs, "transformer": fwd, "radius_m": radius_m}
+    if population is not None:
+        gj = json.loads(Path(population).read_text(encoding="utf-8"))
+        total = covered = 0.0
+        for feat in gj.get("features", []):
+            pop = float((feat.get("properties") or {}).get(population_field) or 0)
+            geom = shp_transform(lambda x, y, z=None: fwd.transform(x, y), shapely.geometry.shape(feat["geometry"]))
+            total += pop
+            if geom.geom_type == "Point":
+                covered += pop if area.contains(geom) else 0.0
+            elif geom.area > 0:
+                covered += pop * geom.intersection(area).area / geom.area
+        out["population_total"] = round(total)
+        out["population_covered"] = round(covered)
+        out["population_share"] = round(covered / total, 4) if total else None
+    return out
+
+
+def svg_map(feeds: list[Version], cov: dict, *, lang: str, width: int = 760, height: int = 520) -> str:
+    """Return an SVG map: the coverage area, each route's shape (or stop sequence), and the stops."""
+    fwd = cov.get("transformer")
+    if fwd is None:
+        return ""
+    lines, stops = [], []
+    for v in feeds:
+        con = v.con
+        have_shapes = con.sql("SELECT count(*) FROM shapes").fetchall()[0][0] > 0
+        if have_shapes:
+            q = ("SELECT r.route_id, any_value(coalesce(r.route_short_name, r.route_long_name, r.route_id)), any_value(r.route_color), "
+                 "any_value(t.shape_id) FROM trips t JOIN routes r USING (route_id) WHERE t.shape_id IS NOT NULL GROUP BY r.route_id, t.shape_id")
+            for rid, name, color, sid in con.sql(q).fetchall():
+                pts = con.sql(f"SELECT shape_pt_lon, shape_pt_lat FROM shapes WHERE shape_id = $s ORDER BY shape_pt_sequence", params={"s": sid}).fetchall()
+                lines.append((v.feed_id, rid, name, color, pts))
+        routes_with_line = {(f, r) for f, r, *_ in lines}
+        q = ("SELECT r.route_id, any_value(coalesce(r.route_short_name, r.route_long_name, r.route_id)), any_value(r.route_color), "
+             "arg_max(t.trip_id, (SELECT count(*) FROM stop_times s WHERE s.trip_id = t.trip_id)) FROM trips t JOIN routes r USING (route_id) GROUP BY r.route_id")
+        for rid, name, color, tid in con.sql(q).fetchall():
+            if (v.feed_id, rid) in routes_with_line:
+                continue
+            pts = con.sql("SELECT s.stop_lon, s.stop_lat FROM stop_times st JOIN stops s USING (stop_id) WHERE st.trip_id = $t "
+                          "AND s.stop_lon IS NOT NULL ORDER BY st.stop_sequence", params={"t": tid}).fetchall()
+            lines.append((v.feed_id, rid, name, color, pts))
+        stops += con.sql("SELECT stop_lon, stop_lat, stop_name FROM stops WHERE stop_lon IS NOT NULL AND coalesce(location_type, 0) = 0").fetchall()
+    allx, ally = [], []
+    proj_lines = []
+    for f, rid, name, color, pts in lines:
+        if len(pts) < 2:
+            continue
+        xs, ys = fwd.transform([p[0] for p in pts], [p[1] for p in pts])
+        proj_lines.append((rid, name, color, list(zip(xs, ys))))
+        allx += list(xs)
+        ally += list(ys)
+    sx, sy = fwd.transform([s[0] for s in stops], [s[1] for s in stops]) if stops else ([], [])
+    allx += list(sx)
+    ally += list(sy)
+    if cov.get("geometry") is not None:
+        b = cov["geometry"].bounds
+        allx += [b[0], b[2]]
+        ally += [b[1], b[3]]
+    if not allx:
+        return ""
+    minx, maxx, miny, maxy = min(allx), max(allx), min(ally), max(ally)
+    pad = 20
+    scale = min((width - 2 * pad) / max(maxx - minx, 1), (height - 2 * pad - 40) / max(maxy - miny, 1))
+
+    offx = (width - 2 * pad - (maxx - minx) * scale) / 2
+
+    def px(x, y):
+        return pad + offx + (x - minx) * scale, height - pad - 40 - (y - miny) * scale
+
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="100%" role="img" '
+             f'aria-label="{_e(t("map", lang))}"><rect width="{width}" height="{height}" fill="#fbfcfd"/>']
+    geom = cov.get("geometry")
+    if geom is not None:
+        polys = list(geom.geoms) if hasattr(geom, "geoms") else [geom]
+        for poly in polys:
+            d = ""
+            for ring in [poly.exterior, *poly.interiors]:
+                coords = [px(x, y) for x, y in ring.coords]
+                d += "M" + " L".join(f"{a:.1f},{b:.1f}" for a, b in coords) + " Z "
+            parts.append(f'<path d="{d}" fill="#9fc5e8" fill-opacity="0.35" stroke="#6fa8dc" stroke-width="0.6" fill-rule="evenodd"/>')
+    legend = []
+    for n, (rid, name, color, pts) in enumerate(proj_lines):
+        c = f"#{color}" if color and len(color) == 6 else PALETTE[n % len(PALETTE)]
+        d = " ".join(f"{a:.1f},{b:.1f}" for a, b in (px(x, y) for x, y in pts))
+        parts.append(f'<polyline points="{d}" fill="none" stroke="{c}" stroke-width="2.2" stroke-opacity="0.85"><title>{_e(name)}</title></polyline>')
+        if len(legend) < 12 and name not in [x[0] for x in legend]:
+            legend.append((name, c))
+    for (x, y), (_, _, name) in zip(zip(sx, sy), stops):
+        a, b = px(x, y)
+        parts.append(f'<circle cx="{a:.1f}" cy="{b:.1f}" r="2.6" fill="#fff" stroke="#1b1f24" stroke-width="1"><title>{_e(name)}</title></circle>')
+    # scale bar
+    span = max(maxx - minx, maxy - miny, 1) / 5
+    bar_m = next(m for m in (c * 10 ** e for e in range(1, 7) for c in (1, 2, 5)) if m >= span * 0.6)
+    parts.append(f'<line x1="{pad}" y1="{height - 22}" x2="{pad + bar_m * scale:.1f}" y2="{height - 22}" stroke="#1b1f24" stroke-width="3"/>'
+                 f'<text x="{pad}" y="{height - 6}" font-size="12">{bar_m / 1000:g} km</text>')
+    x0 = pad + 120
+    for name, c in legend[:6]:
+        parts.append(f'<rect x="{x0}" y="{height - 30}" width="14" height="4" fill="{c}"/><text x="{x0 + 18}" y="{height - 24}" font-size="11">{_e(str(name)[:14])}</text>')
+        x0 += 105
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def svg_trips_per_hour(days: dict, *, lang: str, width: int = 760, height: int = 260) -> str:
+    """Return a grouped bar chart of trips per hour, one colour per day type."""
+    if not days:
+        return ""
+    hours = max(len(d["by_hour"]) for d in days.values())
+    top = max(max(d["by_hour"]) for d in days.values()) or 1
+    left, bottom, pad = 40, 30, 10
+    gw = (width - left - pad) / hours
+    colors = {"weekday": "#0b5394", "saturday": "#e69138", "sunday": "#cc4125"}
+    kinds = [k for k in DAY_TYPES if k in days]
+    bw = gw / (len(kinds) + 0.5)
+    ph = height - bottom - pad - 20
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="100%" role="img" aria-label="{_e(t("per_hour", lang))}">']
+    step = max(1, round(top / 4))
+    for yv in range(0, top + 1, step):
+        y = pad + 20 + ph - yv / top * ph
+        parts.append(f'<line x1="{left}" x2="{width - pad}" y1="{y:.1f}" y2="{y:.1f}" stroke="#e1e4e8"/><text x="{left - 4}" y="{y + 4:.1f}" font-size="10" text-anchor="end">{yv}</text>')
+    for h in range(hours):
+        for i, k in enumerate(kinds):
+            v = days[k]["by_hour"][h] if h < len(days[k]["by_hour"]) else 0
+            if v:
+                bh = v / top * ph
+                x = left + h * gw + i * bw
+                parts.append(f'<rect x="{x:.1f}" y="{pad + 20 + ph - bh:.1f}" width="{bw * 0.9:.1f}" height="{bh:.1f}" fill="{colors[k]}"><title>{h}:00 {t(k, lang)} {v}</title></rect>')
+        if h % 2 == 0:
+            parts.append(f'<text x="{left + h * gw + gw / 2:.1f}" y="{height - 12}" font-size="10" text-anchor="middle">{h}</text>')
+    x0 = left
+    for k in kinds:
+        parts.append(f'<rect x="{x0}" y="4" width="12" height="12" fill="{colors[k]}"/><text x="{x0 + 16}" y="14" font-size="12">{_e(t(k, lang))} ({days[k]["date"]})</text>')
+        x0 += 190
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def svg_hbars(items: list[tuple[str, float, str]], *, unit: str, width: int = 760) -> str:
+    """Return horizontal bars: (label, value, colour) each."""
+    if not items:
+        return ""
+    top = max(v for _, v, _ in items) or 1
+    h = 28 * len(items) + 10
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {h}" width="100%" role="img">']
+    for i, (lab, v, c) in enumerate(items):
+        y = 6 + i * 28
+        w = v / top * (width - 260)
+        parts.append(f'<text x="150" y="{y + 15}" font-size="12" text-anchor="end">{_e(lab)}</text>'
+                     f'<rect x="160" y="{y}" width="{w:.1f}" height="20" fill="{c}"/>'
+                     f'<text x="{166 + w:.1f}" y="{y + 15}" font-size="12">{v:,.1f} {_e(unit)}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+# ---------------------------------------------------------------------------------------------
+# Trip data (taxi, on-demand): the marts published by the trips pipeline, when there are any
+
+
+def trip_data(ws: Workspace, names: list[str]) -> dict | None:
+    """Return demand by zone and transit-gap figures for a municipality (by any of ``names``), or None without trip marts.
+
+    Reads ``marts.trips_by_zone_hour`` and ``marts.transit_gap_by_municipality`` from the warehouse,
+    read-only; a warehouse that is missing, busy or has no such tables gives None.
+    """
+    if not ws.warehouse.exists():
+        return None
+    names = [n for n in dict.fromkeys(names) if n]
+    try:
+        con = duckdb.connect(str(ws.warehouse), read_only=True)
+    except duckdb.Error:
+        return None
+    try:
+        have = {r[0] for r in con.sql("SELECT table_name FROM duckdb_tables() WHERE schema_name = 'marts'").fetchall()}
+        out: dict = {}
+        params = {"names": names}
+        if "trips_by_zone_hour" in have:
+            zones = con.execute(
+                "SELECT zone_id, sum(trips) AS trips, sum(passengers) AS passengers FROM marts.trips_by_zone_hour "
+                "WHERE municipality IN (SELECT unnest($names)) AND zone_id IS NOT NULL GROUP BY zone_id ORDER BY trips DESC, zone_id",
+                params).fetchall()
+            hours = dict(con.execute("SELECT hour, sum(trips) FROM marts.trips_by_zone_hour WHERE municipality IN (SELECT unnest($names)) "
+                                     "GROUP BY hour", params).fetchall())
+            modes = dict(con.execute("SELECT mode, sum(trips) FROM marts.trips_by_zone_hour WHERE municipality IN (SELECT unnest($names)) "
+                                     "GROUP BY mode ORDER BY 2 DESC", params).fetchall())
+            if zones:
+                out["zones"] = [{"zone_id": z, "trips": int(n), "passengers": int(p) if p is not None else None} for z, n, p in zones]
+                out["by_hour"] = [int(hours.get(h, 0)) for h in range(24)]
+                out["modes"] = {k: int(v) for k, v in modes.items()}
+        if "transit_gap_by_municipality" in have:
+            gaps = con.execute(
+                "SELECT month, sum(trips), sum(gap_trips), sum(far_from_stop), sum(outside_service_hours) FROM marts.transit_gap_by_municipality "
+                "WHERE municipality IN (SELECT unnest($names)) GROUP BY month ORDER BY month", params).fetchall()
+            if gaps:
+                out["transit_gaps"] = [{"month": m, "trips": int(t_), "gap_trips": int(g), "far_from_stop": int(f), "outside_service_hours": int(o),
+                                        "gap_share": round(g / t_, 4) if t_ else None} for m, t_, g, f, o in gaps]
+        return out or None
+    except duckdb.Error:
+        return None
+    finally:
+        con.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# The report
+
+
+def municipality_feeds(ws: Workspace, municipality: str) -> list[dict]:
+    """Return the latest version metadata of the feeds whose spec names this municipality (code or name)."""
+    from noriba.exports import latest_versions
+
+    out = []
+    for fid, meta in latest_versions(ws, passing_only=False).items():
+        muni = (json.loads(meta.get("spec") or "{}").get("municipality") or {})
+        if municipality in (str(muni.get("code") or ""), muni.get("name")):
+            out.append(meta)
+    return out
+
+
+def _list(items: list[str], n: int, lang: str) -> str:
+    shown = ", ".join(_e(x) for x in items[:n])
+    if len(items) > n:
+        shown += f" … ({t('more', lang)} {len(items) - n})"
+    return shown
+
+
+def build_report(ws: Workspace, *, municipality: str | None = None, feed_ids: list[str] | None = None, name: str | None = None,
+                 key: str | None = None, population: Path | None = None, lang: str | None = None) -> dict:
+    """Return the paths and figures of the report for a municipality (by code or name) or an explicit list of feeds.
+
+    If no feed matches, then raise ValueError saying what was looked for.
+    """
+    from noriba.exports import latest_versions
+
+    latest = latest_versions(ws, passing_only=False)  # a report describes the newest service, even one its policy blocked
+    if feed_ids:
+        metas = [latest[f] for f in feed_ids if f in latest]
+        missing = [f for f in feed_ids if f not in latest]
+        if missing:
+            raise ValueError(f"no version in the lake for feed(s) {', '.join(missing)}")
+    else:
+        metas = municipality_feeds(ws, municipality or "")
+    if not metas:
+        raise ValueError(f"no feed names the municipality {municipality!r} (municipality: {{code: ..., name: ...}} in its spec)")
+    specs = [json.loads(m.get("spec") or "{}") for m in metas]
+    muni = next((s.get("municipality") for s in specs if s.get("municipality")), {}) or {}
+    name = name or muni.get("name") or municipality or ", ".join(m["feed_id"] for m in metas)
+    is_jp = bool(muni.get("prefecture")) or any(m.get("profile") == "gtfs-jp" for m in metas) or any(
+        (s.get("timezone") or "") == "Asia/Tokyo" for s in specs)
+    lang = lang or ("ja" if is_jp else "en")
+    country = "JP" if is_jp else None
+    key = key or str(muni.get("code") or municipality or metas[0]["feed_id"])
+    versions = [open_version(ws, {**m, "feed_id": m["feed_id"]}) for m in metas]
+    try:
+        stats = [version_stats(v, country) for v in versions]
+        pts = []
+        for v in versions:
+            pts += v.con.sql("SELECT DISTINCT s.stop_lon, s.stop_lat FROM stops s WHERE s.stop_lon IS NOT NULL "
+                             "AND s.stop_id IN (SELECT stop_id FROM stop_times)").fetchall()
+        cov = coverage(pts, population=population)
+        days: dict[str, dict] = {}
+        for st in stats:
+            for k, d in st["days"].items():
+                acc = days.setdefault(k, {"date": d["date"], "trips": 0, "vehicle_hours": 0.0, "by_hour": [], "first": d["first"], "last": d["last"]})
+                acc["trips"] += d["trips"]
+                acc["vehicle_hours"] = round(acc["vehicle_hours"] + d["vehicle_hours"], 1)
+                acc["by_hour"] = [a + b for a, b in zip(acc["by_hour"] + [0] * (len(d["by_hour"]) - len(acc["by_hour"])),
+                                                          d["by_hour"] + [0] * (len(acc["by_hour"]) - len(d["by_hour"])))]
+                acc["first"] = min(x for x in (acc["first"], d["first"]) if x) if (acc["first"] or d["first"]) else None
+                acc["last"] = max(x for x in (acc["last"], d["last"]) if x) if (acc["last"] or d["last"]) else None
+        map_svg = svg_map(versions, cov, lang=lang)
+    finally:
+        for v in versions:
+            v.con.close()
+    changes = [c for c in (change_report(ws, m["feed_id"], country=country) for m in metas) if c]
+    figures = {
+        "key": key, "name": name, "name_en": muni.get("name_en"), "lang": lang, "municipality": muni,
+        "feeds": [{"feed_id": m["feed_id"], "feed_version": m["feed_version"], "service_start": m.get("service_start"),
+                   "service_end": m.get("service_end")} for m in metas],
+        "stops": sum(s["stops"] for s in stats), "routes": sum(s["routes"] for s in stats), "days": days,
+        "coverage": {k: v for k, v in cov.items() if k in ("area_km2", "radius_m", "population_total", "population_covered", "population_share")},
+        "changes": changes, "trip_data": trip_data(ws, [str(muni.get("code") or ""), muni.get("name") or "", municipality or ""]),
+    }
+    out_dir = ws.exports / "reports" / key
+    out_dir.mkdir(parents=True, exist_ok=True)
+    page = render(figures, map_svg=map_svg, lang=lang)
+    (out_dir / "index.html").write_text(page, encoding="utf-8")
+    (out_dir / "report.json").write_text(json.dumps(figures, ensure_ascii=False, indent=1, default=str), encoding="utf-8")
+    return {"html": str(out_dir / "index.html"), "json": str(out_dir / "report.json"), **figures}
+
+
+def render(f: dict, *, map_svg: str, lang: str) -> str:
+    """Return the report page: self-contained HTML with inline SVG."""
+    from warehouse.catalog import CSS
+
+    L = lambda k: _e(t(k, lang))  # noqa: E731
+    body = f"<p>{L('feeds')}: " + ", ".join(
+        f"<code>{_e(x['feed_id'])}</code> ({L('version')} <code>{_e(x['feed_version'])}</code>, {L('valid')} {_e(x['service_start'])} – {_e(x['service_end'])})"
+        for x in f["feeds"]) + "</p>"
+    body += (f"<table><tr><th>{L('stops')}</th><th>{L('routes')}</th>" + "".join(f"<th>{L('trips')} ({L(k)})</th>" for k in f["days"])
+             + f"<th>{L('area')}</th></tr><tr><td class='num'>{f['stops']:,}</td><td class='num'>{f['routes']:,}</td>"
+             + "".join(f"<td class='num'>{d['trips']:,}</td>" for d in f["days"].values())
+             + f"<td class='num'>{f['coverage']['area_km2']:,.2f} {L('km2')}</td></tr></table>")
+    body += f"<h2>{L('map')}</h2>{map_svg}"
+    body += f"<h2>{L('per_hour')}</h2>{svg_trips_per_hour(f['days'], lang=lang)}"
+    colors = {"weekday": "#0b5394", "saturday": "#e69138", "sunday": "#cc4125"}
+    body += f"<h2>{L('hours')}</h2>" + svg_hbars([(t(k, lang), d["vehicle_hours"], colors[k]) for k, d in f["days"].items()],
+                                                 unit="h" if lang != "ja" else "時間")
+    body += (f"<table><tr><th></th><th>{L('date_used')}</th><th>{L('trips')}</th><th>{L('first')}</th><th>{L('last')}</th></tr>"
+             + "".join(f"<tr><th>{L(k)}</th><td>{_e(d['date'])}</td><td class='num'>{d['trips']:,}</td><td>{_e(d['first'])}</td><td>{_e(d['last'])}</td></tr>"
+                       for k, d in f["days"].items()) + "</table>")
+    c = f["coverage"]
+    body += f"<h2>{L('coverage')}</h2><p>{L('area')}: <b>{c['area_km2']:,.2f} {L('km2')}</b></p>"
+    if c.get("population_total") is not None:
+        share = f" ({c['population_share'] * 100:.1f}%)" if c.get("population_share") is not None else ""
+        body += f"<p>{L('population')}: <b>{c['population_covered']:,} / {c['population_total']:,} {L('people')}{share}</b></p>"
+    else:
+        body += f"<p class='en'>{L('no_population')}</p>"
+    body += f"<h2>{L('changes')}</h2>"
+    if not f["changes"]:
+        body += f"<p>{L('no_previous')}</p>"
+    for ch in f["changes"]:
+        body += (f"<h3><code>{_e(ch['feed_id'])}</code>: <code>{_e(ch['before'])}</code> ({_e(ch['before_valid'][0])}) → "
+                 f"<code>{_e(ch['after'])}</code> ({_e(ch['after_valid'][0])})</h3>")
+        rows = [(L("stops_changes") + " " + L("added"), len(ch["stops_added"]), _list([f"{s['stop_name']} ({s['stop_id']})" for s in ch["stops_added"]], 12, lang)),
+                (L("stops_changes") + " " + L("removed"), len(ch["stops_removed"]), _list([f"{s['stop_name']} ({s['stop_id']})" for s in ch["stops_removed"]], 12, lang)),
+                (L("stops_changes") + " " + L("renamed"), len(ch["stops_renamed"]), _list([f"{s['before']} → {s['after']} ({s['stop_id']})" for s in ch["stops_renamed"]], 12, lang)),
+                (L("stops_changes") + " " + L("moved"), len(ch["stops_moved"]), _list([f"{s['stop_name']} {s['distance_m']} m" for s in ch["stops_moved"]], 12, lang)),
+                (L("trips_changes") + " " + L("added"), len(ch["trips_added"]), _list([f"{x['route_name'] or x['route_id']} {x['departure'] or ''} ({x['trip_id']})" for x in ch["trips_added"]], 10, lang)),
+                (L("trips_changes") + " " + L("removed"), len(ch["trips_removed"]), _list([f"{x['route_name'] or x['route_id']} {x['departure'] or ''} ({x['trip_id']})" for x in ch["trips_removed"]], 10, lang))]
+        body += (f"<table><tr><th></th><th>{L('count')}</th><th>{L('name')}</th></tr>"
+                 + "".join(f"<tr><th>{a}</th><td class='num'>{n:,}</td><td>{txt}</td></tr>" for a, n, txt in rows) + "</table>")
+        body += (f"<table><tr><th></th><th>{L('trips')} {L('before')}</th><th>{L('trips')} {L('after')}</th><th>{L('diff')}</th>"
+                 f"<th>{L('hours')} {L('before')}</th><th>{L('hours')} {L('after')}</th><th>{L('diff')}</th></tr>")
+        for k, d in ch["days"].items():
+            dt = d["trips_after"] - d["trips_before"]
+            dh = d["vehicle_hours_after"] - d["vehicle_hours_before"]
+            cls = lambda x: "ok" if x > 0 else ("err" if x < 0 else "")  # noqa: E731
+            body += (f"<tr><th>{L(k)}</th><td class='num'>{d['trips_before']:,}</td><td class='num'>{d['trips_after']:,}</td>"
+                     f"<td class='num {cls(dt)}'>{dt:+,}</td><td class='num'>{d['vehicle_hours_before']:,.1f}</td>"
+                     f"<td class='num'>{d['vehicle_hours_after']:,.1f}</td><td class='num {cls(dh)}'>{dh:+,.1f}</td></tr>")
+        body += "</table>"
+    body += f"<h2>{L('demand')}</h2>"
+    td = f.get("trip_data")
+    if not td:
+        body += f"<p>{L('no_trip_data')}</p>"
+    else:
+        if td.get("zones"):
+            body += f"<h3>{L('demand_zones')}</h3>" + svg_hbars([(z["zone_id"], float(z["trips"]), "#6aa84f") for z in td["zones"][:12]],
+                                                             unit=t("trips", lang))
+            body += f"<h3>{L('demand_hours')}</h3>" + svg_trips_per_hour(
+                {"weekday": {"by_hour": td["by_hour"], "date": ", ".join(f"{k} {v:,}" for k, v in td["modes"].items())}}, lang=lang)
+        if td.get("transit_gaps"):
+            body += (f"<h3>{L('gaps')}</h3><table><tr><th>{L('month')}</th><th>{L('trips')}</th><th>{L('gap_trips')}</th><th>{L('far')}</th>"
+                     f"<th>{L('outside_hours')}</th><th>{L('share')}</th></tr>"
+                     + "".join(f"<tr><td>{_e(g['month'])}</td><td class='num'>{g['trips']:,}</td><td class='num'>{g['gap_trips']:,}</td>"
+                               f"<td class='num'>{g['far_from_stop']:,}</td><td class='num'>{g['outside_service_hours']:,}</td>"
+                               f"<td class='num'>{(g['gap_share'] or 0) * 100:.1f}%</td></tr>" for g in td["transit_gaps"]) + "</table>")
+    title = f"{f['name']} {t('title', lang)}"
+    return (f'<!DOCTYPE html>\n<html lang="{lang}"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">'
+            f"<title>{_e(title)}</title><style>{CSS}h3{{font-size:1rem}}svg{{background:#fff;border:1px solid #d0d7de;margin:.4rem 0}}</style></head>"
+            f'<body><header><a href="../../site/index.html">Noriba</a><h1>{_e(title)}</h1></header><main>{body}</main></body></html>\n')
+
+
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--no-first-run", "--disable-sync"]
+
+
+def write_pdf(html_path: Path, pdf_path: Path | None = None) -> Path | None:
+    """Return the PDF printed from the report page by headless Chromium (Playwright), or None when no Chromium is installed."""
+    import shutil
+
+    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not exe:
+        return None
+    from playwright.sync_api import sync_playwright
+
+    pdf_path = pdf_path or Path(html_path).with_suffix(".pdf")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.goto(Path(html_path).resolve().as_uri())
+            page.pdf(path=str(pdf_path), format="A4", print_background=True, margin={"top": "12mm", "bottom": "12mm", "left": "10mm", "right": "10mm"})
+        finally:
+            browser.close()
+    return pdf_path

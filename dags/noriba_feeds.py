@@ -68,13 +68,19 @@ def build_feed_dag(spec):
 
             return tasks.publish(lake)
 
+        @task(pool=PUBLISH_POOL)
+        def contracts(published: dict) -> dict:
+            from noriba import tasks
+
+            return tasks.contracts(published)
+
         @task(outlets=[feed_asset(feed_id)])
         def export(published: dict) -> dict:
             from noriba import tasks
 
             return tasks.export(published)
 
-        export(publish(write_lake(parse_validate(fetch()))))
+        export(contracts(publish(write_lake(parse_validate(fetch())))))
 
     return feed_dag()
 

@@ -309,9 +309,25 @@ def export_step(ws: Workspace, published: dict) -> dict:
         return {**published, "exports": None, "export_refused": str(exc)}
 
 
+def contracts_step(ws: Workspace, published: dict, *, progress: Progress | None = None) -> dict:
+    """Return the published dict with the Great Expectations contract results of its version.
+
+    Contracts report (quality.expectation_results, reports/data_docs/); they never block. If the
+    version was unchanged, then nothing is run.
+    """
+    from warehouse.contracts import run_contracts
+
+    if published.get("status") == "unchanged":
+        return {**published, "contracts": None}
+    return {**published, "contracts": run_contracts(ws, published["feed_id"], published["feed_version"], progress=progress)}
+
+
 def run_feed(spec: FeedSpec, ws: Workspace, *, progress: Progress | None = None, export: bool = True,
-             validation_date: date | None = None) -> dict:
-    """Return what one full run of a feed did: fetch, stage, lake, publish, export (the DAG's steps, in order)."""
+             validation_date: date | None = None, contracts: bool = True) -> dict:
+    """Return what one full run of a feed did: fetch, stage, lake, publish, contracts, export (the DAG's steps, in order).
+
+    If ``contracts`` is false, then the Great Expectations contracts are skipped (they only report).
+    """
     if spec.kind in ("trips", "zones"):  # trips are a second family with their own pipeline
         from noriba.trips_pipeline import run_trips
 
@@ -327,6 +343,9 @@ def run_feed(spec: FeedSpec, ws: Workspace, *, progress: Progress | None = None,
                else "same contents as before (repackaged input)")
         return {**out, "message": f"{spec.id}: {why}, still version {ver}; nothing to do"}
     out["status"] = "published" if staged["unchanged"] else "new"
+    if contracts:
+        _say(progress, f"{spec.id}: checking data contracts of version {ver}")
+        out = contracts_step(ws, out, progress=progress)
     if export:
         _say(progress, f"{spec.id}: exporting version {ver}")
         out = export_step(ws, out)

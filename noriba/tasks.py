@@ -41,6 +41,13 @@ def publish(lake: dict) -> dict:
     return pipeline.publish_step(Workspace.from_env(), lake)
 
 
+def contracts(published: dict) -> dict:
+    """Run the version's Great Expectations contracts; results go to quality.expectation_results."""
+    from noriba import pipeline
+
+    return pipeline.contracts_step(Workspace.from_env(), published)
+
+
 def export(published: dict) -> dict:
     """Export the published version; a version its policy blocked is not exported and the task log says why."""
     import logging

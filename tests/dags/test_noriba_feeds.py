@@ -8,7 +8,7 @@ import pytest
 from tests.dags.conftest import DAGS
 
 pytestmark = pytest.mark.airflow
-FEED_TASKS = ["fetch", "parse_validate", "write_lake", "publish", "export"]
+FEED_TASKS = ["fetch", "parse_validate", "write_lake", "publish", "contracts", "export"]
 
 
 @pytest.fixture(scope="module")

@@ -161,7 +161,7 @@ def canonicalize(
         feed.findings.add("missing_calendar_and_calendar_date_files", ERROR,
                           "neither calendar.txt nor calendar_dates.txt is present: no trip has service days", file="calendar.txt")
     if is_jp:
-        for jp in ("agency_jp", "feed_info"):
+        for jp in ("agency_jp",):  # feed_info is required in GTFS-JP: rule missing_gtfs_jp_required_file
             if jp not in present:
                 feed.findings.add("missing_recommended_file", WARNING,
                                   f"{jp}.txt is expected in a GTFS-JP feed", file=f"{jp}.txt")

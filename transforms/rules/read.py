@@ -33,7 +33,7 @@ RULES: list[Rule] = [
           fix="Give each row its own id, or delete the repeated row."),
     _read("foreign_key_violation", ERROR, "A value refers to a row that does not exist (e.g. a trip's route_id not in routes.txt).",
           "file", "line", "field", "value", fix="Correct the id, or add the missing row to the referenced file."),
-    _read("invalid_row_length", ERROR, "A row has more or fewer values than the header; the row is quarantined whole.", "file", "line",
+    _read("invalid_row_length", ERROR, "A row has more or fewer values than the header; missing values are read as empty, and a row with extra non-empty values is quarantined.", "file", "line",
           fix="Check for a missing or extra comma, or a value with a comma that is not in double quotes."),
     _read("empty_file", ERROR, "A file has no header or no data rows.", "file"),
     _read("empty_row", WARNING, "A row has no values at all.", "file", "line"),

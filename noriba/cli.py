@@ -284,15 +284,16 @@ def cmd_export_specs(args) -> int:
 
     With no ids, every feed's latest version is re-exported (``cmd_export``) and every export spec is built.
     """
-    from noriba.exports import build_export, load_export_specs
-    from noriba.specs import SpecError
+    from noriba.exports import build_export, export_feed_specs, load_export_specs
+    from noriba.specs import SpecError, load_specs
     from noriba.workspace import Workspace
     from warehouse.catalog import build_site
 
     ws = Workspace.from_env(args.home).ensure()
     console = _console()
     try:
-        export_ids = [s.id for s in load_export_specs()]
+        export_specs = load_export_specs()
+        export_ids = [s.id for s in export_specs]
     except SpecError as exc:
         for line in exc.problems:
             console.print(f"error: {line}", markup=False)
@@ -311,9 +312,18 @@ def cmd_export_specs(args) -> int:
     if feed_ids or (not wanted and known):
         args.feed_ids = feed_ids
         rc = cmd_export(args)
-    for eid in export_ids:
+    for es in export_specs:
+        eid = es.id
         if wanted and eid not in wanted:
             continue
+        if not wanted and (es.ingest or es.lake_globs):  # it ingests feeds of its own: only when named
+            console.print(f"{eid}: not built (it ingests its own inputs; run `noriba export {eid}` to build it)", markup=False)
+            continue
+        if not wanted:
+            missing = sorted((set(es.feed_ids) | {s.id for s in export_feed_specs(es, load_specs())}) - known)
+            if missing:
+                console.print(f"{eid}: not built (feeds not published yet: {', '.join(missing)})", markup=False)
+                continue
         try:
             with _Progress(args.quiet) as progress:
                 res = build_export(eid, ws, progress=progress, force=args.force)
@@ -328,7 +338,9 @@ def cmd_export_specs(args) -> int:
         console.print(f"  validation: {res['validation']}" + (f" {res['new_errors']}" if res["new_errors"] else "")
                       + f"; collisions {res['collisions'] or 'none'}; stops unified {res['unified_stops']}")
         console.print(f"  manifest: {res['manifest']}")
-    console.print(f"catalog: {build_site(ws)}")
+    site = build_site(ws)
+    if rc == 0:  # after a refusal, the one error line is the whole message
+        console.print(f"catalog: {site}")
     return rc
 
 

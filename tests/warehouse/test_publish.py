@@ -19,7 +19,8 @@ def dump(ws) -> dict:
         for schema, table in con.execute(
             "SELECT schema_name, table_name FROM duckdb_tables() WHERE schema_name IN ('gtfs','meta','quality') ORDER BY ALL"
         ).fetchall():
-            drop = ["published_at", "ingested_at", "fetched_at", "raw_path", "source"] if table == "feed_versions" else []
+            drop = (["published_at", "ingested_at", "fetched_at", "raw_path", "source"] if table == "feed_versions"
+                    else ["run_at", "seconds"] if table == "expectation_results" else [])
             cols = [c for (c,) in con.execute(
                 "SELECT column_name FROM information_schema.columns WHERE table_schema=? AND table_name=? ORDER BY ordinal_position",
                 [schema, table]).fetchall() if c not in drop]

@@ -6,6 +6,7 @@ keys and broken references. The typed tables are written as Parquet, one file pe
 
 from __future__ import annotations
 
+import difflib
 import json
 from collections import Counter
 from dataclasses import dataclass, field
@@ -195,7 +196,10 @@ def _header_map(sink: _Sink, table: Table | None, tf, file: str) -> tuple[dict[s
             known[name] = col
         else:
             if table is not None:
-                sink.findings.add("unknown_column", INFO, f"column '{name}' is not part of {file}; kept as received", file=file, line=tf.csv.header_line, field=name)
+                close = difflib.get_close_matches(name, table.field_names, n=1, cutoff=0.8)
+                hint = f"; did you mean '{close[0]}'?" if close else ""
+                sink.findings.add("unknown_column", INFO, f"column '{name}' is not part of {file}; kept as received{hint}",
+                                  file=file, line=tf.csv.header_line, field=name)
             unknown.append((name, col))
     return known, unknown
 

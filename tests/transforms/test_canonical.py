@@ -84,3 +84,14 @@ def test_unknown_columns_and_files_are_kept(tmp_path):
     row = pq.read_table(tmp_path / "out" / "stops.parquet").to_pylist()[0]
     assert row["_extra"] == '{"my_note":"北口"}'
     assert result.counts["vendor_extra.txt"].accepted == 1
+
+
+def test_misspelled_header_is_kept_and_named_with_the_likely_field_even_without_rows(tmp_path):
+    files = dict(MINI_FEED)
+    files["agency_jp.txt"] = "agency_id,agency_offilcal_name\n"  # the typo of a real GTFS-JP feed, header only
+    feed = GtfsAdapter().read(write_feed(tmp_path / "feed", files))
+    canonicalize(feed, schema=load_schema(), out_dir=tmp_path / "out")
+    typo = [n for n in feed.findings.notices if n.code == "unknown_column" and n.field == "agency_offilcal_name"]
+    assert len(typo) == 1 and "did you mean 'agency_official_name'?" in typo[0].message
+    plain = [n for n in feed.findings.notices if n.code == "unknown_column" and n.field != "agency_offilcal_name"]
+    assert all("did you mean" not in n.message for n in plain)

@@ -189,6 +189,9 @@ def cmd_demo(args) -> int:
     print(f"  warehouse : {ws.warehouse}")
     print(f"  lake      : {ws.lake}")
     print(f"  exports   : {ws.exports}")
+    for s in specs:
+        if s.kind != "gtfs":
+            print(f"  {s.id}: built from spreadsheets ({s.kind} spec {s.spec_path.name if s.spec_path else ''}) into {s.profile.upper()}")
     print("Try a query:")
     print(f"  uv run python -c \"import duckdb; print(duckdb.connect('{ws.warehouse}', read_only=True)"
           f".sql('SELECT feed_id, stop_name, stop_lat, stop_lon FROM gtfs_latest.stops LIMIT 5'))\"")

@@ -206,7 +206,7 @@ def check_config(doc: Any, *, files: set[str] | None = None) -> list[tuple[str, 
             if not isinstance(cols, dict) or "name" not in cols or not ({"lat", "lon"} <= set(cols) or {"x", "y"} <= set(cols)):
                 bad("stops.columns", "map name and lat/lon (or x/y with crs) to the list's header names")
         if stops.get("crs") is not None:
-            from transforms.timetable.stops import crs_epsg
+            from transforms.timetable.crs import crs_epsg
 
             try:
                 crs_epsg(stops["crs"])

@@ -21,11 +21,10 @@ import jaconv
 
 from transforms.adapters import InputError
 from transforms.encoding import decode
+from transforms.timetable.crs import JGD2011_ZONE_EPSG, crs_epsg  # noqa: F401 (re-exported)
 
 _SPACES = re.compile(r"[\s\u3000・･]+")
 _SUFFIXES = ("停留所", "駅前", "前", "駅", "停")
-#: JGD2011 plane rectangular coordinate systems I..XIX are EPSG:6669..6687.
-JGD2011_ZONE_EPSG = {zone: 6668 + zone for zone in range(1, 20)}
 
 
 def normalise_name(name: str) -> str:
@@ -205,20 +204,6 @@ def _transformer(epsg: int):
     if epsg not in _TRANSFORMERS:
         _TRANSFORMERS[epsg] = Transformer.from_crs(f"EPSG:{epsg}", "EPSG:4326", always_xy=True)
     return _TRANSFORMERS[epsg]
-
-
-def crs_epsg(crs: str) -> int:
-    """Return the EPSG code of 'EPSG:6680', 'jgd2011:12' or 'wgs84'. If unknown, raise ValueError."""
-    s = str(crs).strip().lower()
-    if s in ("wgs84", "epsg:4326", "4326"):
-        return 4326
-    m = re.fullmatch(r"jgd2011[:\- ]?(?:zone[:\- ]?)?(\d{1,2})", s)
-    if m and int(m.group(1)) in JGD2011_ZONE_EPSG:
-        return JGD2011_ZONE_EPSG[int(m.group(1))]
-    m = re.fullmatch(r"(?:epsg:)?(\d{4,5})", s)
-    if m:
-        return int(m.group(1))
-    raise ValueError(f"{crs!r} is not a coordinate system such as wgs84, jgd2011:12 or EPSG:6680")
 
 
 def read_table_stops(data: bytes, name: str, *, columns: dict, encoding: str | None = None, crs: str = "wgs84") -> StopList:

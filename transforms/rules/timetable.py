@@ -37,5 +37,7 @@ RULES: list[Rule] = [
     _read("timetable_fare_stop_unknown", WARNING, "A fare names a stop that is not in the stop list; the fare is skipped.", "file"),
     _read("timetable_fare_conflict", WARNING, "A route's fare table gives two fares between the same two zones (a loop passes a "
           "stop twice); GTFS fare_rules can hold one, the first is kept.", "file"),
+    _read("timetable_read_summary", INFO, "How many time cells were read, and how many became stop times, were merged "
+          "(a stop on two rows) or were quarantined.", "file"),
     _read("timetable_unused_service", INFO, "A service declared in calendar.services has no trips.", "file"),
 ]

@@ -28,12 +28,12 @@ from transforms.notices import ERROR, INFO, WARNING
 from transforms.timetable.calendar import CalendarPlan, Exception_, Service, calendar_rows
 from transforms.timetable.config import MANIFEST, _date, check_config
 from transforms.timetable.fares import RouteTable, fare_id_for, read_route_table
-from transforms.timetable.layout import SheetTimetable, StopRow, read_sheet
+from transforms.timetable.layout import SheetTimetable, read_sheet
 from transforms.timetable.odpt import read_odpt_patterns
 from transforms.timetable.stops import (
-    Stop, StopList, StopMatcher, normalise_name, read_gtfs_stops, read_p11_stops, read_table_stops,
+    Stop, StopMatcher, normalise_name, read_gtfs_stops, read_p11_stops, read_table_stops,
 )
-from transforms.timetable.times import BAD, NOT_RUN, PASS, TIME, format_seconds
+from transforms.timetable.times import BAD, TIME, format_seconds
 from transforms.timetable.workbook import Sheet, column_index, parse_cell, read_workbook
 
 STOP_TIMES = "stop_times.txt"
@@ -60,6 +60,8 @@ class Built:
     fare_tables: dict[str, RouteTable] = field(default_factory=dict)  # route_id -> triangle
     time_cells: int = 0  # every time cell read in the selected sheets (accepted + quarantined)
     quarantined_cells: int = 0
+    merged_cells: int = 0  # a stop on two rows in a row: two cells, one stop time
+    sheets_read: int = 0
 
 
 def _pattern_key(name: str) -> str:
@@ -295,6 +297,7 @@ class _Reader:
             b.routes[route_id] = {"long_name": str(long_name).format(sheet=sh.name), "short_name": str(rc.get("short_name", "")).format(sheet=sh.name),
                                   "origin": tt.stops[0].name, "destination": tt.stops[-1].name, "sheet": sh.name}
         where = f"{fname} {sh.name}"
+        b.sheets_read += 1
         ids = self.resolve(tt, [sh.name, route_id], where)
         wrap = self.cfg.get("midnight_wrap", True)
         counter = Counter(t.route_id + "\0" + t.service_id for t in b.trips)
@@ -339,6 +342,7 @@ class _Reader:
                     if arr < prev[1] and problem is None:
                         problem = (ref, f"{format_seconds(arr)} at {ref} ({stop.name}) is earlier than {format_seconds(prev[1])} at {prev[2]}")
                 if times and times[-1][0] == ids[i]:
+                    self.built.merged_cells += 1
                     # the same stop on two rows in a row (arrival and departure at a terminal): one stop time
                     times[-1] = (ids[i], times[-1][1], max(dep, times[-1][2]), times[-1][3])
                 else:
@@ -554,4 +558,9 @@ class TimetableAdapter:
             r.add("timetable_no_trips", ERROR, "no trip was read from the timetables; check sheets and layout")
         r.read_fares()
         r.write_tables()
+        b = r.built
+        st = r.feed.files[STOP_TIMES].csv.table.num_rows
+        r.add("timetable_read_summary", INFO,
+              f"{b.time_cells:,} time cells in {b.sheets_read} sheets: {st:,} stop times in {len(b.trips):,} trips, "
+              f"{b.merged_cells:,} merged (a stop on two rows), {b.quarantined_cells:,} quarantined")
         return r.feed

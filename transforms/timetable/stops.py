@@ -184,8 +184,6 @@ def to_wgs84(x: float, y: float, crs: str) -> tuple[float, float]:
     For JGD2011 plane rectangular zones (``jgd2011:9`` or ``EPSG:6677``), ``x`` is the northing
     and ``y`` the easting, in metres, as Japanese surveys write them (X軸 = 北向き).
     """
-    from pyproj import Transformer
-
     epsg = crs_epsg(crs)
     tr = _transformer(epsg)
     if 6669 <= epsg <= 6687 or 2443 <= epsg <= 2461:

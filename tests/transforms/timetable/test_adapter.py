@@ -46,6 +46,8 @@ def test_backwards_trip_is_quarantined_with_its_location(tmp_path):
     assert [t["trip_id"] for t in table(feed, "trips.txt")] == ["R1_weekday_1"]
     assert table(feed, "stop_times.txt")[0]["departure_time"] == "08:05:00"
     assert len([q for q in feed.findings.quarantine if q.code == "timetable_backwards_trip"]) == 4
+    summary = next(n for n in feed.findings.notices if n.code == "timetable_read_summary")
+    assert summary.message == "7 time cells in 1 sheets: 3 stop times in 1 trips, 0 merged (a stop on two rows), 4 quarantined"
 
 
 def test_trip_past_midnight_keeps_counting_hours(tmp_path):

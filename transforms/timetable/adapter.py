@@ -46,6 +46,7 @@ class Trip:
     service_id: str
     direction: str
     notes: str
+    headsign: str
     where: str  # e.g. 'timetable.xls 平日!F'
     times: list[tuple[str, int, int, str]]  # (stop_id, arrival s, departure s, cell ref)
 
@@ -375,7 +376,7 @@ class _Reader:
             counter[key] += 1
             trip_id = self.cfg.get("trip_id", "{route}_{service}_{n}").format(
                 route=route_id, service=svc, n=counter[key], sheet=sh.name, number=trip.number or counter[key])
-            b.trips.append(Trip(trip_id, route_id, svc, direction, trip.notes, col_ref, times))
+            b.trips.append(Trip(trip_id, route_id, svc, direction, trip.notes, trip.headsign, col_ref, times))
             b.used_stops.update(s for s, _, _, _ in times)
 
     # ---- fares ---------------------------------------------------------------------------
@@ -452,8 +453,9 @@ class _Reader:
         self.table("routes_jp.txt", ["route_id", "route_update_date", "origin_stop", "via_stop", "destination_stop"],
                    [[rid, start, r["origin"], "", r["destination"]] for rid, r in b.routes.items()])
         office = str(rc.get("office", ""))
-        self.table("trips.txt", ["route_id", "service_id", "trip_id", "direction_id", "jp_trip_desc", "jp_office_id"],
-                   [[t.route_id, t.service_id, t.trip_id, t.direction, t.notes, office] for t in b.trips])
+        self.table("trips.txt", ["route_id", "service_id", "trip_id", "trip_headsign", "direction_id", "jp_trip_desc",
+                                 "jp_office_id"],
+                   [[t.route_id, t.service_id, t.trip_id, t.headsign, t.direction, t.notes, office] for t in b.trips])
         st = []
         for t in b.trips:
             for seq, (sid, arr, dep, _ref) in enumerate(t.times, 1):

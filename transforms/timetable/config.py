@@ -26,7 +26,7 @@ _AGENCY = {"id", "name", "url", "timezone", "lang", "phone", "fare_url", "email"
 _LAYOUT = {"trips", "stop_column", "stop_row", "first_stop_row", "first_stop_column", "last_stop_row",
            "last_stop_column", "first_trip_column", "first_trip_row", "arrival_departure_column",
            "arrival_departure_row", "pole_column", "pole_row", "number_row", "number_column", "notes_row",
-           "notes_column"}
+           "notes_column", "destination_row", "destination_column"}
 _ROUTE = {"id", "short_name", "long_name", "long_name_cell", "type", "color", "text_color", "office"}
 _STOPS = {"file", "format", "encoding", "columns", "crs", "patterns", "pole_child", "overrides"}
 _PATTERNS = {"file", "format", "name_column", "stop_id_column", "first_row", "key"}
@@ -159,7 +159,7 @@ def check_config(doc: Any, *, files: set[str] | None = None) -> list[tuple[str, 
             row("layout.first_trip_row", layout.get("first_trip_row"), required=True)
             for k in ("arrival_departure_row", "pole_row"):
                 row(f"layout.{k}", layout.get(k))
-            for k in ("number_column", "notes_column"):
+            for k in ("number_column", "notes_column", "destination_column"):
                 column(f"layout.{k}", layout.get(k))
         else:
             column("layout.stop_column", layout.get("stop_column"), required=True)
@@ -168,7 +168,7 @@ def check_config(doc: Any, *, files: set[str] | None = None) -> list[tuple[str, 
             column("layout.first_trip_column", layout.get("first_trip_column"), required=True)
             for k in ("arrival_departure_column", "pole_column"):
                 column(f"layout.{k}", layout.get(k))
-            for k in ("number_row", "notes_row"):
+            for k in ("number_row", "notes_row", "destination_row"):
                 row(f"layout.{k}", layout.get(k))
     route = doc.get("route", {})
     if not isinstance(route, dict):

@@ -31,6 +31,7 @@ class TripColumn:
     col: int
     number: str = ""
     notes: str = ""
+    headsign: str = ""  # from the destination (行先) header
     cells: dict[int, Cell] = field(default_factory=dict)  # sheet row -> parsed cell
     raw: dict[int, object] = field(default_factory=dict)
 
@@ -78,6 +79,7 @@ def read_sheet(sheet: Sheet, layout: dict, markers: dict | None = None) -> Sheet
         pole = _idx(layout.get("pole_row"))
         number = column_index(layout["number_column"]) if layout.get("number_column") else None
         notes = column_index(layout["notes_column"]) if layout.get("notes_column") else None
+        dest = column_index(layout["destination_column"]) if layout.get("destination_column") else None
     else:
         grid = sheet
         stop_col = column_index(layout["stop_column"])
@@ -88,6 +90,7 @@ def read_sheet(sheet: Sheet, layout: dict, markers: dict | None = None) -> Sheet
         pole = column_index(layout["pole_column"]) if layout.get("pole_column") else None
         number = layout["number_row"] - 1 if layout.get("number_row") else None
         notes = layout["notes_row"] - 1 if layout.get("notes_row") else None
+        dest = layout["destination_row"] - 1 if layout.get("destination_row") else None
     out = SheetTimetable(grid, rows_layout)
     end = (last + 1) if last is not None else grid.nrows
     # stops: consecutive 着 / 発 rows of one stop become one stop with arrival and departure rows
@@ -121,5 +124,6 @@ def read_sheet(sheet: Sheet, layout: dict, markers: dict | None = None) -> Sheet
         if not any(x.is_time or x.kind == BAD for x in cells.values()):
             continue  # a column of markers only (e.g. a note column) is not a trip
         out.trips.append(TripColumn(c, _text(grid.value(number, c)) if number is not None else "",
-                                    _text(grid.value(notes, c)) if notes is not None else "", cells, raw))
+                                    _text(grid.value(notes, c)) if notes is not None else "", cells=cells, raw=raw,
+                                    headsign=_text(grid.value(dest, c)) if dest is not None else ""))
     return out

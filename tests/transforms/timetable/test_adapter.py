@@ -85,6 +85,13 @@ def test_footnote_restricts_a_trip_to_its_service(tmp_path):
     assert trips == {"R1_weekday_1": ("weekday", ""), "R1_friday_1": ("friday", "金")}
 
 
+def test_destination_row_gives_the_headsign(tmp_path):
+    tt = WEEKDAY_CSV.replace("備考,,,", "備考,,,\n行先,,北浜海岸,北浜海岸")
+    layout = {**config()["layout"], "first_stop_row": 5, "destination_row": 4}
+    feed = read(write_input(tmp_path, {"平日.csv": tt, "stops.csv": STOPS_CSV}, config(layout=layout)))
+    assert [t["trip_headsign"] for t in table(feed, "trips.txt")] == ["北浜海岸", "北浜海岸"]
+
+
 def test_trips_down_rows_are_read_like_columns(tmp_path):
     tt = "便,みなと駅,市役所,港前,北浜海岸\n1,6:40,6:44,6:48,6:55\n2,8:05,8:09,レ,8:20\n"
     layout = {"trips": "rows", "stop_row": 1, "first_stop_column": "B", "first_trip_row": 2, "number_column": "A"}

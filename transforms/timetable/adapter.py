@@ -189,7 +189,7 @@ class _Reader:
             return children[0], []
         return None, [f"{c.name} ({c.stop_id})" for c in children[:6]]
 
-    def resolve(self, tt: SheetTimetable, pattern_keys: list[str], where: str) -> list[str | None]:
+    def resolve(self, tt: SheetTimetable, pattern_keys: list[str], fname: str) -> list[str | None]:
         """Return the stop id of each stop row; report every row that cannot be resolved, with candidates."""
         ids: list[str | None] = [None] * len(tt.stops)
         for key in pattern_keys:
@@ -199,7 +199,7 @@ class _Reader:
                     if j is not None and pids[j]:
                         if pids[j] not in self.stops.stops:
                             self.add("timetable_stop_not_in_stop_list", ERROR,
-                                     f"{pwhere}: stop id '{pids[j]}' ({pnames[j]}) for {where} {tt.stops[i].name_ref} "
+                                     f"{pwhere}: stop id '{pids[j]}' ({pnames[j]}) for {fname} {tt.stops[i].name_ref} "
                                      f"is not in {self.stops.file}", file=self.stops.file, value=pids[j])
                             continue
                         ids[i] = pids[j]
@@ -226,10 +226,10 @@ class _Reader:
                 what = "matches several stops" if (m.how == "ambiguous" or m.stop is not None) else "matches no stop"
                 pole = f" (pole {row.pole})" if row.pole else ""
                 self.add("timetable_stop_not_matched", ERROR,
-                         f"{where} {row.name_ref}: stop name '{row.name}'{pole} {what} in {self.stops.file}; "
+                         f"{row.name_ref}: stop name '{row.name}'{pole} {what} in {self.stops.file}; "
                          f"closest: {', '.join(cands) or 'none'}. Its times are quarantined; correct the name, add the stop, "
                          f"or declare it in stops.overrides",
-                         file=where.split(" ")[0], value=row.name)
+                         file=fname, value=row.name)
                 continue
             ids[i] = stop.stop_id
         return ids
@@ -274,7 +274,7 @@ class _Reader:
         b = self.built
         service, direction = self._sheet_rules(sh.name, wb)
         if service is None:
-            self.add("timetable_no_service", ERROR, f"{fname} {sh.name}: no service for this sheet (workbooks[].service or sheets.rules)",
+            self.add("timetable_no_service", ERROR, f"sheet {sh.name}: no service for this sheet (workbooks[].service or sheets.rules)",
                      file=fname)
             return
         try:
@@ -282,11 +282,11 @@ class _Reader:
         except (ValueError, KeyError) as exc:
             raise InputError(f"{fname} {sh.name}: the layout does not fit this sheet ({exc})") from None
         if not tt.trips:
-            self.add("timetable_sheet_without_trips", INFO, f"{fname} {sh.name}: no trip times found; sheet skipped", file=fname)
+            self.add("timetable_sheet_without_trips", INFO, f"sheet {sh.name}: no trip times found; sheet skipped", file=fname)
             return
         if not tt.stops:
             self.add("timetable_sheet_without_stops", ERROR,
-                     f"{fname} {sh.name}: times found but no stop names in the stop column; check layout", file=fname)
+                     f"sheet {sh.name}: times found but no stop names in the stop column; check layout", file=fname)
             return
         route_id = str(rc.get("id", "{sheet}")).format(sheet=sh.name, file=Path(fname).stem)
         if route_id not in b.routes:
@@ -297,9 +297,8 @@ class _Reader:
                 long_name = str(v).strip() if v is not None else long_name
             b.routes[route_id] = {"long_name": str(long_name).format(sheet=sh.name), "short_name": str(rc.get("short_name", "")).format(sheet=sh.name),
                                   "origin": tt.stops[0].name, "destination": tt.stops[-1].name, "sheet": sh.name}
-        where = f"{fname} {sh.name}"
         b.sheets_read += 1
-        ids = self.resolve(tt, [sh.name, route_id], where)
+        ids = self.resolve(tt, [sh.name, route_id], fname)
         wrap = self.cfg.get("midnight_wrap", True)
         counter = Counter(t.route_id + "\0" + t.service_id for t in b.trips)
         footnotes = self.cfg.get("footnotes", {})
@@ -321,7 +320,7 @@ class _Reader:
                     bad_row = stop.arr_row if arr_c.kind == BAD else stop.dep_row
                     bad_ref = tt.ref(bad_row, trip.col)
                     self.add("timetable_invalid_time", ERROR,
-                             f"{fname} {bad_ref}: {trip.raw[bad_row]!r} cannot be read; expected {arr_c.expected or dep_c.expected}",
+                             f"{bad_ref}: {trip.raw[bad_row]!r} cannot be read; expected {arr_c.expected or dep_c.expected}",
                              file=fname, value=str(trip.raw[bad_row])[:100])
                     cells_here += 1
                     quarantined_here.append((bad_ref, "timetable_invalid_time", f"unreadable time {trip.raw[bad_row]!r}", str(trip.raw[bad_row])))
@@ -351,25 +350,25 @@ class _Reader:
                 prev = (ids[i], dep, ref)
             b.time_cells += cells_here
             for ref, code, reason, raw in quarantined_here:
-                self.feed.findings.quarantine_row(fname, None, code, f"{fname} {ref}: {reason}", raw)
+                self.feed.findings.quarantine_row(fname, None, code, f"{ref}: {reason}", raw)
                 b.quarantined_cells += 1
             col_ref = tt.ref(tt.stops[0].arr_row, trip.col)
             if problem is not None:
                 self.add("timetable_backwards_trip", ERROR,
-                         f"{fname} {problem[0]}: times go backwards ({problem[1]}); the trip in {col_ref.rstrip('0123456789')} "
+                         f"{problem[0]}: times go backwards ({problem[1]}); the trip in {col_ref.rstrip('0123456789')} "
                          f"is quarantined, not reordered", file=fname)
                 raw = "; ".join(f"{r}={format_seconds(a)}" for _, a, _, r in times)
                 for _, a, _, r in times:
                     self.feed.findings.quarantine_row(fname, None, "timetable_backwards_trip",
-                                                      f"{fname} {r}: trip {col_ref.rstrip('0123456789')} goes backwards at {problem[0]}", raw)
+                                                      f"{r}: trip {col_ref.rstrip('0123456789')} goes backwards at {problem[0]}", raw)
                 b.quarantined_cells += len(times)
                 continue
             if len(times) < 2:
                 if times:
                     self.add("timetable_trip_too_short", WARNING,
-                             f"{fname} {col_ref}: trip has only one readable stop time; quarantined", file=fname)
+                             f"{col_ref}: trip has only one readable stop time; quarantined", file=fname)
                     for _, a, _, r in times:
-                        self.feed.findings.quarantine_row(fname, None, "timetable_trip_too_short", f"{fname} {r}: one-stop trip", format_seconds(a))
+                        self.feed.findings.quarantine_row(fname, None, "timetable_trip_too_short", f"{r}: one-stop trip", format_seconds(a))
                     b.quarantined_cells += len(times)
                 continue
             key = route_id + "\0" + svc
@@ -394,7 +393,7 @@ class _Reader:
                                  first_row=int(tri.get("first_row", 1)) - 1,
                                  first_fare_col=column_index(tri["first_fare_column"]))
             for ref, v in t.bad_cells:
-                self.add("timetable_invalid_fare", ERROR, f"{tri['file']} {ref}: fare {v!r} is not a number of yen", file=tri["file"])
+                self.add("timetable_invalid_fare", ERROR, f"{ref}: fare {v!r} is not a number of yen", file=tri["file"])
             route_id = str(rc.get("id", "{sheet}")).format(sheet=sh.name, file="")
             if route_id not in self.built.routes:
                 continue
@@ -510,7 +509,7 @@ class _Reader:
                 o, d = ids[j], ids[i]
                 if not o or not d or o not in zone or d not in zone:
                     self.add("timetable_fare_stop_unknown", WARNING,
-                             f"{t.file} {t.sheet}: fare between '{t.names[j]}' and '{t.names[i]}' names a stop not in the stop list; skipped",
+                             f"sheet {t.sheet}: fare between '{t.names[j]}' and '{t.names[i]}' names a stop not in the stop list; skipped",
                              file=t.file)
                     continue
                 fid = fare_id_for(price, tmpl)
@@ -518,7 +517,7 @@ class _Reader:
                 if key in seen:
                     if seen[key] != fid:
                         self.add("timetable_fare_conflict", WARNING,
-                                 f"{t.file} {t.sheet}: two fares ({seen[key]}, {fid}) between zones {key[0]} and {key[1]}; the first is kept",
+                                 f"sheet {t.sheet}: two fares ({seen[key]}, {fid}) between zones {key[0]} and {key[1]}; the first is kept",
                                  file=t.file)
                     continue
                 seen[key] = fid

@@ -402,6 +402,9 @@ def cmd_demo(args) -> int:
     print(f"  warehouse : {ws.warehouse}")
     print(f"  lake      : {ws.lake}")
     print(f"  exports   : {ws.exports}")
+    for s in specs:
+        if s.kind != "gtfs":
+            print(f"  {s.id}: built from spreadsheets ({s.kind} spec {s.spec_path.name if s.spec_path else ''}) into {s.profile.upper()}")
     if catalog:
         print(f"  catalog   : {catalog}   (serve it: uv run noriba serve)")
     for path in reports:

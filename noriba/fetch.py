@@ -45,14 +45,50 @@ def _sha256_file(path: Path) -> str:
 
 def _zip_folder(folder: Path) -> bytes:
     """Return a deterministic zip of ``folder`` (sorted names, fixed timestamps), so its hash is stable."""
+    return _zip_members({p.relative_to(folder).as_posix(): p.read_bytes
+                         for p in sorted(folder.rglob("*")) if p.is_file() and not p.name.startswith(".")})
+
+
+def _zip_members(members: dict) -> bytes:
+    """Return a deterministic zip of {name: bytes or reader} (sorted names, fixed timestamps)."""
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        for p in sorted(folder.rglob("*")):
-            if p.is_file() and not p.name.startswith("."):
-                info = zipfile.ZipInfo(p.relative_to(folder).as_posix(), date_time=(1980, 1, 1, 0, 0, 0))
-                info.compress_type = zipfile.ZIP_DEFLATED
-                zf.writestr(info, p.read_bytes())
+        for name in sorted(members):
+            data = members[name]
+            info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            zf.writestr(info, data if isinstance(data, bytes) else data())
     return buf.getvalue()
+
+
+def _fetch_bundle(ws: Workspace, feed_id: str, source: Source) -> Fetched:
+    """Archive several files (source.files, or a folder or file) plus the kind's manifest as one deterministic zip."""
+    members: dict = {}
+    if source.files:
+        missing = [f"{p} ({name})" for name, p in source.files if not p.is_file()]
+        if missing:
+            raise InputError(f"{missing[0]}: no such file (feed '{feed_id}', source.files)"
+                             + (f"; {len(missing) - 1} more missing" if len(missing) > 1 else ""))
+        members = {name: p.read_bytes for name, p in source.files}
+        where = ", ".join(str(p) for _, p in source.files)
+    else:
+        path = source.path
+        if path is None or not path.exists():
+            raise InputError(f"{path}: no such file or folder (feed '{feed_id}', source.path)")
+        if path.is_dir():
+            members = {p.relative_to(path).as_posix(): p.read_bytes
+                       for p in sorted(path.rglob("*")) if p.is_file() and not p.name.startswith(".")}
+        else:
+            members = {path.name: path.read_bytes}
+        where = str(path)
+    total = sum(p.stat().st_size for _, p in source.files) if source.files else 0
+    if total > source.max_bytes:
+        raise InputError(f"{where}: {total} bytes, over the feed's limit source.max_bytes={source.max_bytes}")
+    if source.manifest:
+        name, text = source.manifest
+        members[name] = text.encode("utf-8")
+    target, sha = _archive(ws, feed_id, None, _zip_members(members), ".zip")
+    return Fetched(feed_id, str(target), sha, _now(), where)
 
 
 def _archive(ws: Workspace, feed_id: str, data_path: Path | None, data: bytes | None, suffix: str) -> tuple[Path, str]:
@@ -75,6 +111,8 @@ def _archive(ws: Workspace, feed_id: str, data_path: Path | None, data: bytes | 
 def fetch(ws: Workspace, feed_id: str, source: Source) -> Fetched:
     """Return where the feed's input was archived. If it cannot be received, raise InputError."""
     ws.ensure()
+    if source.files or source.manifest:
+        return _fetch_bundle(ws, feed_id, source)
     if source.url:
         return _fetch_url(ws, feed_id, source)
     path = source.path

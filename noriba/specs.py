@@ -12,13 +12,13 @@ import yaml
 from noriba.policy import Policy, parse_policy
 from transforms.schema import default_specs_dir
 
-KINDS = ("gtfs", "trips", "zones")
+KINDS = ("gtfs", "timetable", "trips", "zones")
 PROFILES = ("gtfs", "gtfs-jp")
 ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _KEYS = {"id", "kind", "name", "source", "schedule", "timezone", "encoding", "profile", "operator",
-         "municipality", "license", "tags", "description", "policy",
+         "municipality", "license", "tags", "description", "policy", "timetable",
          "trips", "zones"}  # trips/zones: the section of a trips or zones spec (transforms/trips/spec.py)
-_SOURCE_KEYS = {"path", "url", "max_bytes", "headers", "timeout_s", "retries"}
+_SOURCE_KEYS = {"path", "url", "files", "max_bytes", "headers", "timeout_s", "retries"}
 
 
 class SpecError(Exception):
@@ -36,8 +36,14 @@ class Source:
     max_bytes: int = 2 << 30
     timeout_s: float = 60.0
     retries: int = 3
+    #: several local files archived together as one zip: (name inside the archive, path)
+    files: tuple[tuple[str, Path], ...] = ()
+    #: (name, text) of a kind's settings archived with the input, e.g. the timetable section as JSON
+    manifest: tuple[str, str] | None = None
 
     def describe(self) -> str:
+        if self.files:
+            return ", ".join(str(p) for _, p in self.files)
         return self.url or str(self.path)
 
 
@@ -58,6 +64,7 @@ class FeedSpec:
     spec_path: Path | None = None
     policy: Policy = Policy()
     options: dict = field(default_factory=dict)  # the kind's own section (trips: / zones:), checked by its kind
+    timetable: dict | None = None  # the `timetable:` section of a kind: timetable spec, defaults filled
 
     def metadata(self) -> dict:
         """Return the spec's descriptive fields, as stored with each feed version."""
@@ -97,8 +104,19 @@ def parse_spec(doc: object, *, where: str, root: Path, expect_id: str | None = N
     else:
         for k in sorted(set(src) - _SOURCE_KEYS):
             bad(f"source.{k}", f"unknown key; allowed: {', '.join(sorted(_SOURCE_KEYS))}")
-        if bool(src.get("path")) == bool(src.get("url")):
-            bad("source", "give exactly one of `path` or `url`")
+        if sum(bool(src.get(k)) for k in ("path", "url", "files")) != 1:
+            bad("source", "give exactly one of `path`, `url` or `files`")
+        files: list[tuple[str, Path]] = []
+        if src.get("files") is not None:
+            if not isinstance(src["files"], dict) or not src["files"]:
+                bad("source.files", "must map each file's name in the archive to its path, e.g. {timetable.xls: data/平日.xls}")
+            else:
+                for name, fp in src["files"].items():
+                    if not isinstance(fp, str) or not fp or "/" in str(name) or str(name).startswith("."):
+                        bad(f"source.files.{name}", "give a plain file name (no folders) and a path")
+                        continue
+                    q = Path(fp)
+                    files.append((str(name), q if q.is_absolute() else root / q))
         url = src.get("url")
         if url and not re.match(r"^https?://", str(url)):
             bad("source.url", f"{url!r} must start with http:// or https://")
@@ -114,7 +132,7 @@ def parse_spec(doc: object, *, where: str, root: Path, expect_id: str | None = N
         except (TypeError, ValueError):
             bad("source", "max_bytes, retries and timeout_s must be numbers")
             max_bytes, retries, timeout_s = 2 << 30, 3, 60.0
-        source = Source(path=p, url=url, max_bytes=max_bytes, retries=retries, timeout_s=timeout_s)
+        source = Source(path=p, url=url, max_bytes=max_bytes, retries=retries, timeout_s=timeout_s, files=tuple(files))
     tz = doc.get("timezone", "UTC")
     try:
         ZoneInfo(str(tz))
@@ -148,14 +166,44 @@ def parse_spec(doc: object, *, where: str, root: Path, expect_id: str | None = N
 
         options = doc.get(kind) or {}
         problems.extend((check_trips if kind == "trips" else check_zones)(doc.get(kind), where=where)[1])
+    timetable = None
+    if kind == "timetable":
+        timetable, manifest = _timetable_section(doc.get("timetable"), source, bad)
+        source = Source(**{**source.__dict__, "manifest": manifest})
+    elif doc.get("timetable") is not None:
+        bad("timetable", "only a feed of kind timetable has a `timetable:` section")
     if problems:
         raise SpecError(problems)
     return FeedSpec(
         id=fid, kind=kind, source=source, name=str(doc.get("name") or fid), schedule=schedule,
         timezone=str(tz), encoding=enc, profile=profile, operator=doc.get("operator"),
         municipality=doc.get("municipality") or {}, license=doc.get("license") or {},
-        tags=tuple(str(t) for t in tags), policy=policy, options=options,
+        tags=tuple(str(t) for t in tags), policy=policy, options=options, timetable=timetable,
     )
+
+
+def _timetable_section(section: object, source: Source, bad) -> tuple[dict | None, tuple[str, str] | None]:
+    """Return (the timetable section with defaults, its archived manifest). Each mistake is reported through ``bad``."""
+    import json
+
+    from transforms.timetable.config import MANIFEST, check_config, with_defaults
+
+    names = None
+    if source.url:
+        bad("source.url", "a timetable feed reads local files; give source.path (a folder) or source.files")
+    if source.files:
+        names = {n for n, _ in source.files}
+    elif source.path is not None and source.path.is_dir():
+        names = {p.relative_to(source.path).as_posix() for p in source.path.rglob("*") if p.is_file()}
+    elif source.path is not None and source.path.is_file():
+        names = {source.path.name}
+    problems = check_config(section, files=names)
+    for fieldname, msg in problems:
+        bad(fieldname, msg)
+    if problems:
+        return None, None
+    cfg = with_defaults(section)
+    return cfg, (MANIFEST, json.dumps(cfg, ensure_ascii=False, sort_keys=True, indent=1))
 
 
 def load_spec(path: Path, *, specs_dir: Path | None = None) -> FeedSpec:

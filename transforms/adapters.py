@@ -58,8 +58,9 @@ class Adapter(Protocol):
 def adapter_for(kind: str) -> Adapter:
     """Return the adapter of a source kind. If the kind is unknown, raise InputError listing the known kinds."""
     from transforms.gtfs import GtfsAdapter
+    from transforms.timetable.adapter import TimetableAdapter
 
-    adapters: dict[str, Adapter] = {"gtfs": GtfsAdapter()}
+    adapters: dict[str, Adapter] = {"gtfs": GtfsAdapter(), "timetable": TimetableAdapter()}
     if kind not in adapters:
         raise InputError(f"unknown feed kind '{kind}'; known kinds: {', '.join(sorted(adapters))}")
     return adapters[kind]

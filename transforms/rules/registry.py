@@ -22,6 +22,7 @@ def all_rules() -> tuple[Rule, ...]:
         shapes,
         stop_times,
         stops,
+        timetable,
         transfers,
         translations,
         trips,
@@ -29,7 +30,7 @@ def all_rules() -> tuple[Rule, ...]:
 
     rules: list[Rule] = []
     for module in (read, formats, agency, stops, routes, trips, stop_times, shapes, calendar, feed_info, fares,
-                   transfers, translations, gtfs_jp):
+                   transfers, translations, gtfs_jp, timetable):
         rules.extend(module.RULES)
     seen: dict[str, Rule] = {}
     for r in rules:

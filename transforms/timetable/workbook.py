@@ -1,0 +1,206 @@
+"""Read spreadsheet sheets (.xls, .xlsx, .csv) into plain cell grids, merged cells filled.
+
+Rows and columns are 0-based inside the code; people see Excel notation (``平日!D14``) made
+by :func:`cell_ref`. A merged range is filled with its top-left value, so a note or a
+``レ`` spanning several cells applies to each of them.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import re
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+from typing import Any
+
+from transforms.adapters import InputError
+from transforms.encoding import decode
+
+
+def column_letter(col: int) -> str:
+    """Return the Excel column letters of 0-based column ``col`` (0 → A, 26 → AA)."""
+    letters = ""
+    col += 1
+    while col:
+        col, rem = divmod(col - 1, 26)
+        letters = chr(65 + rem) + letters
+    return letters
+
+
+def column_index(letters: str | int) -> int:
+    """Return the 0-based column of Excel letters ('A' → 0) or of a 1-based number. If invalid, raise ValueError."""
+    if isinstance(letters, int):
+        if letters < 1:
+            raise ValueError(f"column number {letters} must be 1 or more")
+        return letters - 1
+    s = str(letters).strip().upper()
+    if s.isdigit():
+        return column_index(int(s))
+    if not re.fullmatch(r"[A-Z]{1,3}", s):
+        raise ValueError(f"{letters!r} is not a column such as 'B' or 2")
+    n = 0
+    for ch in s:
+        n = n * 26 + (ord(ch) - 64)
+    return n - 1
+
+
+def parse_cell(ref: str) -> tuple[int, int]:
+    """Return the 0-based (row, col) of an Excel reference such as 'E1'. If invalid, raise ValueError."""
+    m = re.fullmatch(r"\s*([A-Za-z]{1,3})(\d+)\s*", str(ref))
+    if not m or int(m.group(2)) < 1:
+        raise ValueError(f"{ref!r} is not a cell such as 'E1'")
+    return int(m.group(2)) - 1, column_index(m.group(1))
+
+
+def cell_ref(sheet: str, row: int, col: int) -> str:
+    """Return the Excel notation of a 0-based cell, e.g. ``平日!D14``."""
+    return f"{sheet}!{column_letter(col)}{row + 1}"
+
+
+@dataclass
+class Sheet:
+    """One sheet as a grid of values: str, float, datetime.time/datetime/timedelta, or None for empty."""
+
+    name: str
+    file: str
+    cells: list[list[Any]]
+    datemode: int = 0  # xls: 0 = 1900 system, 1 = 1904 system
+    merged: list[tuple[int, int, int, int]] = field(default_factory=list)  # (row_lo, row_hi, col_lo, col_hi) exclusive
+    #: cells with a date/time number format (xls), so a number there is an Excel time
+    time_format: set[tuple[int, int]] = field(default_factory=set)
+
+    @property
+    def nrows(self) -> int:
+        return len(self.cells)
+
+    @property
+    def ncols(self) -> int:
+        return max((len(r) for r in self.cells), default=0)
+
+    def value(self, row: int, col: int) -> Any:
+        if 0 <= row < len(self.cells) and 0 <= col < len(self.cells[row]):
+            return self.cells[row][col]
+        return None
+
+    def ref(self, row: int, col: int) -> str:
+        return cell_ref(self.name, row, col)
+
+    def transposed(self) -> "Sheet":
+        """Return the sheet with rows and columns swapped (for trips that run down rows)."""
+        n = self.ncols
+        grid = [[self.value(r, c) for r in range(self.nrows)] for c in range(n)]
+        return Sheet(self.name, self.file, grid, self.datemode,
+                     [(c0, c1, r0, r1) for r0, r1, c0, c1 in self.merged], {(c, r) for r, c in self.time_format})
+
+
+def _fill_merged(cells: list[list[Any]], merged: list[tuple[int, int, int, int]]) -> None:
+    for r0, r1, c0, c1 in merged:
+        if r0 >= len(cells):
+            continue
+        top = cells[r0][c0] if c0 < len(cells[r0]) else None
+        for r in range(r0, min(r1, len(cells))):
+            row = cells[r]
+            if len(row) < c1:
+                row.extend([None] * (c1 - len(row)))
+            for c in range(c0, c1):
+                if (r, c) != (r0, c0):
+                    row[c] = top
+
+
+def _read_xls(data: bytes, name: str) -> list[Sheet]:
+    import xlrd
+
+    try:
+        book = xlrd.open_workbook(file_contents=data, formatting_info=True, on_demand=True)
+    except Exception as exc:  # xlrd raises many types for broken files
+        raise InputError(f"{name}: not a readable .xls workbook ({exc})") from None
+    sheets = []
+    for sh in book.sheets():
+        cells: list[list[Any]] = []
+        timefmt: set[tuple[int, int]] = set()
+        for r in range(sh.nrows):
+            row: list[Any] = []
+            for c in range(sh.ncols):
+                ctype, v = sh.cell_type(r, c), sh.cell_value(r, c)
+                if ctype in (xlrd.XL_CELL_EMPTY, xlrd.XL_CELL_BLANK):
+                    row.append(None)
+                elif ctype == xlrd.XL_CELL_DATE:
+                    timefmt.add((r, c))
+                    row.append(float(v))
+                elif ctype == xlrd.XL_CELL_NUMBER:
+                    row.append(float(v))
+                elif ctype == xlrd.XL_CELL_TEXT:
+                    row.append(v if v.strip() else None)
+                elif ctype == xlrd.XL_CELL_BOOLEAN:
+                    row.append(bool(v))
+                else:  # error cells
+                    row.append(None)
+            cells.append(row)
+        merged = [tuple(m) for m in sh.merged_cells]
+        _fill_merged(cells, merged)
+        sheets.append(Sheet(sh.name, name, cells, book.datemode, merged, timefmt))
+    return sheets
+
+
+def _read_xlsx(data: bytes, name: str) -> list[Sheet]:
+    import openpyxl
+
+    try:
+        book = openpyxl.load_workbook(io.BytesIO(data), data_only=True)
+    except Exception as exc:
+        raise InputError(f"{name}: not a readable .xlsx workbook ({exc})") from None
+    sheets = []
+    for ws in book.worksheets:
+        cells: list[list[Any]] = []
+        timefmt: set[tuple[int, int]] = set()
+        for r, row in enumerate(ws.iter_rows()):
+            out: list[Any] = []
+            for c, cell in enumerate(row):
+                v = cell.value
+                if isinstance(v, str) and not v.strip():
+                    v = None
+                elif isinstance(v, (int, float)) and not isinstance(v, bool):
+                    if cell.is_date:
+                        timefmt.add((r, c))
+                    v = float(v)
+                out.append(v)
+            cells.append(out)
+        merged = [(m.min_row - 1, m.max_row, m.min_col - 1, m.max_col) for m in ws.merged_cells.ranges]
+        _fill_merged(cells, merged)
+        sheets.append(Sheet(ws.title, name, cells, 0, merged, timefmt))
+    return sheets
+
+
+def _read_csv(data: bytes, name: str, encoding: str | None) -> tuple[list[Sheet], list]:
+    dec = decode(data, file=name, override=encoding)
+    text = dec.data.decode("utf-8")
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    rows = [[(v if v.strip() else None) for v in row] for row in csv.reader(io.StringIO(text, newline=""))]
+    return [Sheet(PurePosixPath(name).stem, name, rows)], dec.notices
+
+
+def read_workbook(data: bytes, name: str, *, encoding: str | None = None) -> tuple[list[Sheet], list]:
+    """Return (sheets, decoding notices) of a .xls, .xlsx/.xlsm or .csv file. If it cannot be read, raise InputError."""
+    suffix = PurePosixPath(name).suffix.lower()
+    if data[:4] == b"PK\x03\x04" or suffix in (".xlsx", ".xlsm"):
+        return _read_xlsx(data, name), []
+    if data[:8] == b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" or suffix == ".xls":
+        return _read_xls(data, name), []
+    if suffix in (".csv", ".txt", ".tsv"):
+        return _read_csv(data, name, encoding)
+    raise InputError(f"{name}: not a spreadsheet Noriba can read (.xls, .xlsx or .csv)")
+
+
+def excel_serial(value: Any, datemode: int = 0) -> float | None:
+    """Return an Excel serial number (days, fraction = time of day) for a date/time/timedelta value, else None."""
+    if isinstance(value, dt.timedelta):
+        return value.total_seconds() / 86400
+    if isinstance(value, dt.datetime):
+        epoch = dt.datetime(1904, 1, 1) if datemode else dt.datetime(1899, 12, 30)
+        return (value - epoch).total_seconds() / 86400
+    if isinstance(value, dt.time):
+        return (value.hour * 3600 + value.minute * 60 + value.second + value.microsecond / 1e6) / 86400
+    return None

@@ -94,19 +94,22 @@ def cmd_run(args, specs) -> int:
 
     ws = Workspace.from_env(args.home).ensure()
     console = _console()
-    failed = 0
+    failed = blocked = 0
     for spec in specs:
         try:
             with _Progress(args.quiet) as progress:
                 result = run_feed(spec, ws, progress=progress, export=not args.no_export,
                                   validation_date=getattr(args, "date", None))
             _report_run(result, console)
+            blocked += result.get("policy_status") == "blocked"
+
             if result["status"] != "unchanged" and not args.quiet:
                 _print_notices(ws, spec.id, result["feed_version"], console, limit=5)
         except Exception as exc:  # one clear line per problem, never a traceback
             failed += 1
             _fail(console, spec.id, exc)
-    return EXIT_PROBLEM if failed else 0
+    # 2 when a feed could not be run; 1 when a new version was blocked by its policy (cron and CI notice it)
+    return EXIT_PROBLEM if failed else EXIT_BLOCKED if blocked else 0
 
 
 def _fail(console, feed_id: str, exc: BaseException) -> None:

@@ -14,7 +14,7 @@ def test_ingest_records_the_validation_date_given_and_reports_the_verdict(tmp_pa
     src = write_feed(tmp_path / "in", {**MINI_FEED, "stop_times.txt": MINI_FEED["stop_times.txt"].replace(",S2,2", ",S9,2")})
     proc = subprocess.run([sys.executable, "-m", "noriba.cli", "--home", str(tmp_path / "h"), "ingest", "--id", "my-bus",
                            "--date", "2020-02-29", str(src)], capture_output=True, text=True, cwd=ROOT, timeout=300)
-    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr  # blocked by policy: exit 1
     assert "BLOCKED by policy: foreign_key_violation ×1" in proc.stderr
     assert "no export:" in proc.stderr and "report:" in proc.stderr
     con = duckdb.connect(str(tmp_path / "h" / "noriba.duckdb"), read_only=True)

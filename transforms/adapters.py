@@ -57,10 +57,12 @@ class Adapter(Protocol):
 
 def adapter_for(kind: str) -> Adapter:
     """Return the adapter of a source kind. If the kind is unknown, raise InputError listing the known kinds."""
-    from transforms.gtfs import GtfsAdapter
-    from transforms.timetable.adapter import TimetableAdapter
+    if kind == "gtfs":  # imported on demand: a GTFS run need not load the spreadsheet readers
+        from transforms.gtfs import GtfsAdapter
 
-    adapters: dict[str, Adapter] = {"gtfs": GtfsAdapter(), "timetable": TimetableAdapter()}
-    if kind not in adapters:
-        raise InputError(f"unknown feed kind '{kind}'; known kinds: {', '.join(sorted(adapters))}")
-    return adapters[kind]
+        return GtfsAdapter()
+    if kind == "timetable":
+        from transforms.timetable.adapter import TimetableAdapter
+
+        return TimetableAdapter()
+    raise InputError(f"unknown feed kind '{kind}'; known kinds: gtfs, timetable")

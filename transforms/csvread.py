@@ -7,7 +7,9 @@ exact path reads it with Python's csv module so every row keeps its physical lin
 
 from __future__ import annotations
 
+import codecs
 import csv
+import hashlib
 import io
 import re
 from dataclasses import dataclass, field
@@ -172,3 +174,134 @@ def _read_exact(body: bytes, ncols: int, header_line: int):
         {**{n: pa.array(c, pa.string()) for n, c in zip(names, cols)}, "_line": pa.array(lines, pa.int32())}
     )
     return table, bad, blank, ragged
+
+
+class _Tee(io.RawIOBase):
+    """A readable stream over ``source`` that keeps every chunk and what the checks need.
+
+    It hashes the text with CRLF normalised (as ``normalised_sha256`` does), counts line ends,
+    and notes NUL and non-ASCII bytes, while pyarrow's parser threads work on earlier blocks.
+    """
+
+    def __init__(self, source, first: bytes):
+        self.source, self.pending = source, first
+        self.chunks: list[bytes] = []
+        self.sha = hashlib.sha256()
+        self.newlines = 0
+        self.nul = False
+        self.ascii = True
+        self._cr = b""  # a chunk's final CR, held back until the next chunk shows whether LF follows
+        self.last = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def _take(self, chunk: bytes) -> None:
+        self.chunks.append(chunk)
+        self.newlines += chunk.count(b"\n")
+        self.nul = self.nul or b"\x00" in chunk
+        self.ascii = self.ascii and chunk.isascii()
+        text = self._cr + chunk
+        self._cr = b""
+        if text.endswith(b"\r"):
+            text, self._cr = text[:-1], b"\r"
+        self.sha.update(text.replace(b"\r\n", b"\n") if b"\r" in text else text)
+        self.last = chunk[-1:] or self.last
+
+    def read(self, n: int = -1) -> bytes:
+        if self.pending:
+            chunk, self.pending = self.pending, b""
+        else:
+            chunk = self.source.read(n if n and n > 0 else 16 << 20)
+        if chunk:
+            self._take(chunk)
+        return chunk
+
+    def readinto(self, b) -> int:
+        chunk = self.read(len(b))
+        b[:len(chunk)] = chunk
+        return len(chunk)
+
+    def digest(self) -> str:
+        self.sha.update(self._cr)
+        self._cr = b""
+        if self.last and self.last != b"\n":
+            self.sha.update(b"\n")
+        return self.sha.hexdigest()
+
+
+@dataclass
+class Streamed:
+    """A big CSV read while it was decompressed: its table, normalised sha256 and whether it is pure ASCII."""
+
+    csv: CsvText
+    sha256: str
+    ascii: bool
+
+
+def read_csv_stream(stream, *, head: int = 1 << 20) -> Streamed | tuple[bytes, None]:
+    """Return the CSV in ``stream`` read block by block as it is decompressed.
+
+    The common case (UTF-8 without BOM, no NUL, one row per line) needs no second copy of the
+    text: decompression, hashing and parsing overlap. Anything else returns ``(all bytes, None)``
+    so the caller takes the exact path on the whole file, with the same result as before.
+    """
+    first = stream.read(head)
+
+    def rest(tee: _Tee | None = None) -> tuple[bytes, None]:
+        done = tee.chunks if tee is not None else [first]
+        return b"".join([*done, stream.read()]), None
+
+    if first.startswith((codecs.BOM_UTF8, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return rest()
+    try:
+        header, header_line, body_start = _split_header(first) if b"\n" in first else ([], 0, 0)
+    except UnicodeDecodeError:  # not UTF-8: the decoder decides what it is
+        return rest()
+    if not header or body_start >= len(first):
+        return rest()
+    names = _col_names(len(header))
+    tee = _Tee(stream, first)
+    tee.read()  # the first chunk: hashed and counted whole, header included
+    body = _Skip(tee, first[body_start:])
+    try:
+        table = pacsv.read_csv(
+            body,
+            read_options=pacsv.ReadOptions(column_names=names, block_size=16 << 20),
+            parse_options=pacsv.ParseOptions(newlines_in_values=False),
+            convert_options=pacsv.ConvertOptions(
+                column_types={n: pa.string() for n in names}, strings_can_be_null=False, quoted_strings_can_be_null=False,
+            ),
+        )
+    except (pa.ArrowInvalid, pa.ArrowException):  # invalid UTF-8, wrong cell counts, odd quoting: exact path
+        return rest(tee)
+    if tee.nul:
+        return rest(tee)
+    nlines = tee.newlines - header_line + (0 if tee.last == b"\n" else 1)  # lines after the header
+    if table.num_rows != nlines:  # blank lines or a quoted line break: the exact line numbers need the bytes
+        return rest(tee)
+    lines = np.arange(header_line + 1, header_line + 1 + nlines, dtype=np.int32)
+    csvt = CsvText(header, table.append_column("_line", pa.array(lines, pa.int32())), [], 0, header_line)
+    return Streamed(csvt, tee.digest(), tee.ascii)
+
+
+class _Skip(io.RawIOBase):
+    """The tee's bytes with the header line left out: first the rest of the first chunk, then the stream."""
+
+    def __init__(self, tee: _Tee, rest_of_first: bytes):
+        self.tee, self.buf = tee, rest_of_first
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, n: int = -1) -> bytes:
+        """Return ``n`` bytes (fewer only at the end): pyarrow's reader takes a short read for a block."""
+        parts, size = ([self.buf], len(self.buf)) if self.buf else ([], 0)
+        self.buf = b""
+        while n < 0 or size < n:
+            chunk = self.tee.read(n - size if n > 0 else -1)
+            if not chunk:
+                break
+            parts.append(chunk)
+            size += len(chunk)
+        return parts[0] if len(parts) == 1 else b"".join(parts)

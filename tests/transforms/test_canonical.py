@@ -95,3 +95,33 @@ def test_misspelled_header_is_kept_and_named_with_the_likely_field_even_without_
     assert len(typo) == 1 and "did you mean 'agency_official_name'?" in typo[0].message
     plain = [n for n in feed.findings.notices if n.code == "unknown_column" and n.field != "agency_offilcal_name"]
     assert all("did you mean" not in n.message for n in plain)
+
+
+def _text(trips, seqs):
+    import pyarrow as pa
+
+    return pa.table({"c0": pa.array(trips, pa.string()), "c1": pa.array(seqs, pa.string())})
+
+
+def test_contiguous_increasing_keys_are_proven_unique_from_text():
+    from transforms.canonical import dup_free_text
+
+    assert dup_free_text(_text(["A", "A", "B", "B", "B"], ["1", "2", "1", "5", "9"]), "c0", "c1")
+
+
+def test_key_proof_from_text_declines_what_it_cannot_prove():
+    from transforms.canonical import dup_free_text
+
+    assert not dup_free_text(_text(["A", "A", "B", "A"], ["1", "2", "1", "3"]), "c0", "c1")  # A comes back
+    assert not dup_free_text(_text(["A", "A", "B"], ["1", "1", "1"]), "c0", "c1")  # repeated sequence
+    assert not dup_free_text(_text(["A", "A", "B"], ["2", "1", "1"]), "c0", "c1")  # sequence goes down
+    assert not dup_free_text(_text(["A", "", "B"], ["1", "2", "1"]), "c0", "c1")  # empty id: quarantine decides
+    assert not dup_free_text(_text(["A", "A", "B"], ["1", " 2", "1"]), "c0", "c1")  # not a plain integer
+    assert not dup_free_text(_text(["A", "A", "B"], ["1", "9999999999", "1"]), "c0", "c1")  # over INTEGER
+
+
+def test_duplicate_stop_time_key_is_quarantined_when_trips_interleave(tmp_path):
+    files = {**MINI_FEED, "stop_times.txt": MINI_FEED["stop_times.txt"] + MINI_FEED["stop_times.txt"].split("\n", 2)[1] + "\n"}
+    result, notices, quarantine = run(tmp_path, files)
+    assert [q["code"] for q in quarantine] == ["duplicate_key"]
+    assert result.counts["stop_times.txt"].rows_in == result.counts["stop_times.txt"].accepted + 1

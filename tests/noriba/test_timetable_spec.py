@@ -95,7 +95,7 @@ def test_demo_community_bus_is_published_and_a_changed_cell_makes_a_new_version(
     services = dict(con.sql(f"SELECT service_id, count(*) FROM gtfs_latest.trips WHERE feed_id = '{spec.id}' GROUP BY 1").fetchall())
     con.close()
     assert stops["C04"] == "ＪＡみなと漁港前"  # matched from the timetable's 'JAみなと漁港'
-    assert services == {"平日": 5, "金曜": 1, "土日祝": 4}
+    assert services == {"weekday": 5, "friday": 1, "holiday": 4}
     weekday = folder / "timetable_weekday.csv"
     weekday.write_bytes(weekday.read_bytes().replace(b"16:47", b"16:48"))
     second = run_feed(spec, ws, export=False)

@@ -476,9 +476,10 @@ class _Reader:
             self.table("fare_rules.txt", ["fare_id", "route_id", "origin_id", "destination_id"], fare_rows)
         feed = cfg.get("feed", {})
         self.table("feed_info.txt", ["feed_publisher_name", "feed_publisher_url", "feed_lang", "feed_start_date", "feed_end_date",
-                                     "feed_version"],
+                                     "feed_version", "feed_contact_email", "feed_contact_url"],
                    [[feed.get("publisher_name", ag["name"]), feed.get("publisher_url", ag["url"]), feed.get("lang", "ja"),
-                     start, _date(cfg["calendar"]["end"]).strftime("%Y%m%d"), str(feed.get("version", ""))]])
+                     start, _date(cfg["calendar"]["end"]).strftime("%Y%m%d"), str(feed.get("version", "")),
+                     str(feed.get("contact_email", "")), str(feed.get("contact_url", ""))]])
         tr = []
         for lang, key in (("ja-Hrkt", "kana"), ("en", "english")):
             if ag.get(key):

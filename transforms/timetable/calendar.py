@@ -49,7 +49,8 @@ def japanese_holidays(start: dt.date, end: dt.date) -> dict[dt.date, str]:
 def calendar_rows(plan: CalendarPlan) -> tuple[list[list[str]], list[list[str]]]:
     """Return (calendar.txt rows, calendar_dates.txt rows) for the plan.
 
-    Declared exceptions win over holiday rules for the same service and date.
+    Declared exceptions win over holiday rules for the same service and date; an exception
+    that calendar.txt already expresses (removing a day the service does not run) makes no row.
     """
     cal = []
     for s in plan.services:
@@ -63,8 +64,14 @@ def calendar_rows(plan: CalendarPlan) -> tuple[list[list[str]], list[list[str]]]
                 dates[(s.service_id, day)] = 2
             elif s.holidays == "run" and weekday not in s.days:
                 dates[(s.service_id, day)] = 1
+    by_id = {s.service_id: s for s in plan.services}
     for e in plan.exceptions:
-        if plan.start <= e.date <= plan.end:
+        if not plan.start <= e.date <= plan.end or e.service_id not in by_id:
+            continue
+        # a row only where calendar.txt says otherwise: removing a day the service never runs is noise
+        if (DAYS[e.date.weekday()] in by_id[e.service_id].days) == e.added:
+            dates.pop((e.service_id, e.date), None)
+        else:
             dates[(e.service_id, e.date)] = 1 if e.added else 2
     rows = [[sid, d.strftime("%Y%m%d"), str(t)] for (sid, d), t in sorted(dates.items(), key=lambda kv: (kv[0][1], kv[0][0]))]
     return cal, rows

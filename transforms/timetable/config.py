@@ -108,7 +108,9 @@ def check_config(doc: Any, *, files: set[str] | None = None) -> list[tuple[str, 
         bad("offices", "must be a list of {id, name, url?, phone?}")
     feed = doc.get("feed", {})
     if not isinstance(feed, dict):
-        bad("feed", "must be a mapping {publisher_name, publisher_url, lang, version}")
+        bad("feed", "must be a mapping {publisher_name, publisher_url, lang, version, contact_email, contact_url}")
+    else:
+        unknown(feed, {"publisher_name", "publisher_url", "lang", "version", "contact_email", "contact_url"}, "feed")
     wbs = doc.get("workbooks")
     if not isinstance(wbs, list) or not wbs:
         bad("workbooks", "missing; list the timetable files, e.g. [{file: 平日.xlsx, service: weekday}]")

@@ -19,14 +19,18 @@ def test_japanese_holidays_come_from_the_library_with_substitute_days():
 def test_holiday_rules_and_declared_exceptions_make_calendar_dates():
     plan = CalendarPlan(dt.date(2026, 4, 1), dt.date(2027, 3, 31),
                         [Service("平日", ("mon", "tue", "wed", "thu", "fri"), "skip"), Service("日祝", ("sun",), "run")],
-                        [Exception_("平日", dt.date(2026, 12, 31), False), Exception_("日祝", dt.date(2026, 7, 20), False)])
+                        [Exception_("平日", dt.date(2026, 12, 31), False), Exception_("日祝", dt.date(2026, 7, 20), False),
+                         Exception_("平日", dt.date(2027, 1, 3), False), Exception_("日祝", dt.date(2026, 8, 13), True)])
     cal, dates = calendar_rows(plan)
     assert cal[0] == ["平日", "1", "1", "1", "1", "1", "0", "0", "20260401", "20270331"]
     got = {(s, d): t for s, d, t in dates}
     assert got[("平日", "20260429")] == "2" and got[("日祝", "20260429")] == "1"
     assert got[("平日", "20261231")] == "2"
-    assert got[("日祝", "20260720")] == "2"  # the declared exception wins over the holiday rule
-    assert ("平日", "20270103") not in got  # 2027-01-03 is a Sunday: not in 平日's pattern anyway
+    # the declared exception wins over the holiday rule: 海の日 (a Monday) gets no 'added' row, and calendar.txt
+    # already says 日祝 does not run on Mondays, so no row at all
+    assert ("日祝", "20260720") not in got
+    assert ("平日", "20270103") not in got  # removing a Sunday from 平日 is what calendar.txt says already
+    assert got[("日祝", "20260813")] == "1"  # お盆: a Thursday added to the Sunday service
 
 
 def _triangle_xlsx() -> bytes:

@@ -27,6 +27,10 @@ Systematic differences, and how the spec or the reader settles them:
   three holidays that fall on a Saturday (2017-04-29, 09-23, 12-23) as exceptions that change
   nothing (weekday removed on a Saturday, weekend added on a Saturday); ours leaves those out.
   The days each service runs are the same, which the test checks.
+- Translations: GTFS-JP requires translations.txt, and the published feed has none (our
+  validator reports missing_gtfs_jp_required_file on it). The municipal files give no kana, so
+  ours carries the agency's reading and English name declared in the spec, and every stop name
+  without a reading is a WARNING (missing_kana_reading) that tells the operator what to add.
 - Not compared: trip ids (same scheme, route_service_n), pickup/drop-off types (the published
   feed marks first and last stops 3/1; the timetables say nothing about them), shapes (from
   OpenStreetMap, not in the municipal files), and fare_rules for zone pairs that a loop route

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -44,7 +45,66 @@ def lit(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def typed_expr(f: Field, v: str) -> str:
+def fast_times(text: pa.ChunkedArray | pa.Array) -> pa.Array | pa.ChunkedArray:
+    """Return seconds after midnight for each 'HH:MM:SS' or 'H:MM:SS' text value; null where the form differs.
+
+    Vectorised over the Arrow buffers (no per-value Python): the SQL typing only has to look at
+    the values left null here (empty, spaced, or malformed).
+    """
+    if isinstance(text, pa.ChunkedArray):  # chunk by chunk: small temporaries stay in cache and in the heap
+        return pa.chunked_array([fast_times(c) for c in text.chunks], type=pa.int32())
+    arr = text
+    n = len(arr)
+    if n == 0 or arr.type != pa.string() or arr.buffers()[2] is None:
+        return _int32_with_nulls(np.full(n, -1, dtype=np.int32))
+    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int32)[arr.offset:arr.offset + n + 1]
+    data = np.frombuffer(arr.buffers()[2], dtype=np.uint8)
+    lengths = np.diff(offsets)
+    if not arr.null_count and offsets[-1] - offsets[0] == 8 * n and (lengths == 8).all():
+        # the usual column: every value 8 characters, read through a zero-copy 2-D view
+        block = data[offsets[0]:offsets[-1]].reshape(n, 8)
+        return _int32_with_nulls(_hms(lambda k: block[:, k], 8))
+    if arr.null_count:
+        lengths = np.where(np.asarray(arr.is_null()), 0, lengths)
+    out = np.full(n, -1, dtype=np.int32)
+    for width in (8, 7):
+        rows = np.flatnonzero(lengths == width)
+        if rows.size:
+            start = offsets[:-1][rows]
+            out[rows] = _hms(lambda k: data[start + k], width)
+    return _int32_with_nulls(out)
+
+
+def _hms(at, width: int) -> np.ndarray:
+    """Return seconds for fixed-width 'HH:MM:SS' (8) or 'H:MM:SS' (7) bytes, -1 where they are not that form.
+
+    ``at(k)`` gives the k-th byte of every value. Digits are uint8 (a byte below '0' wraps above 9).
+    """
+    o = width - 8  # -1 when the hour has one digit
+    zero = np.uint8(48)
+    ok = (at(2 + o) == 58) & (at(5 + o) == 58)
+    digits = [at(k + o) - zero for k in (0, 1, 3, 4, 6, 7) if k + o >= 0]
+    for d in digits:
+        ok &= d <= 9
+    *hour, m1, m2, s1, s2 = digits
+    ok &= (m1 <= 5) & (s1 <= 5)
+    secs = hour[-1].astype(np.int32)
+    if len(hour) == 2:
+        secs += hour[0].astype(np.int32) * 10
+    secs *= 3600
+    secs += (m1 * np.uint8(10) + m2).astype(np.int32) * 60
+    secs += s1 * np.uint8(10) + s2
+    secs[~ok] = -1
+    return secs
+
+
+def _int32_with_nulls(values: np.ndarray) -> pa.Array:
+    """Return ``values`` as an Arrow int32 array, null where negative (built from buffers: pa.array with a mask imports pandas)."""
+    valid = np.packbits(values >= 0, bitorder="little")
+    return pa.Array.from_buffers(pa.int32(), len(values), [pa.py_buffer(valid), pa.py_buffer(values)])
+
+
+def typed_expr(f: Field, v: str, *, fast: str | None = None) -> str:
     """Return the SQL expression typing the text column ``v`` as field ``f`` (NULL when it cannot)."""
     # Fast casts first; the strict pattern is only evaluated for the rare value the fast path rejects.
     if f.type in ("int", "enum"):
@@ -54,6 +114,8 @@ def typed_expr(f: Field, v: str) -> str:
         )
     if f.type == "float":
         return f"(CASE WHEN isfinite(TRY_CAST({v} AS DOUBLE)) THEN TRY_CAST({v} AS DOUBLE) END)"
+    if f.type == "time" and fast:  # seconds already read by fast_times; SQL only for what it left
+        return f"CASE WHEN {fast} IS NOT NULL THEN {fast} WHEN {v} = '' THEN NULL ELSE {typed_expr(f, v)} END"
     if f.type == "time":
         return (
             f"CASE WHEN {v} GLOB '[0-9][0-9]:[0-5][0-9]:[0-5][0-9]' OR {v} GLOB '[0-9]:[0-5][0-9]:[0-5][0-9]' "
@@ -233,19 +295,32 @@ def dup_free_text(raw: pa.Table, group: str, number: str) -> bool:
     """
     if raw.num_rows < 2:
         return False
-    g = raw.column(group).combine_chunks()
-    try:
-        n = pc.cast(raw.column(number), pa.int32()).combine_chunks()  # strict: '', ' 5', '5.0' raise
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        return False
-    if pc.any(pc.equal(g, "")).as_py() or n.null_count:
-        return False
-    change = pc.not_equal(g[1:], g[:-1])
-    starts = pa.concat_arrays([pa.array([0], pa.int64()), pc.add(pc.indices_nonzero(change), 1)])
-    if len(pc.unique(g.take(starts))) != len(starts):
-        return False  # a group id comes back after another group: not contiguous
-    backwards = pc.and_(pc.invert(change), pc.less_equal(n[1:], n[:-1]))
-    return not pc.any(backwards).as_py()
+    groups, numbers = raw.column(group).chunks, raw.column(number).chunks
+    if [len(c) for c in groups] != [len(c) for c in numbers]:
+        groups, numbers = [raw.column(group).combine_chunks()], [raw.column(number).combine_chunks()]
+    starts: list[pa.Array] = []
+    prev_g = prev_n = None
+    for g, n in zip(groups, numbers):  # chunk by chunk, with the boundary between chunks checked too
+        if not len(g):
+            continue
+        try:
+            n = pc.cast(n, pa.int32())  # strict: '', ' 5', '5.0' raise
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            return False
+        if n.null_count or g.null_count or pc.any(pc.equal(g, "")).as_py():
+            return False
+        g0, n0 = g[0].as_py(), n[0].as_py()
+        if g0 == prev_g and n0 <= prev_n:
+            return False
+        change = pc.not_equal(g[1:], g[:-1])
+        if pc.any(pc.and_(pc.invert(change), pc.less_equal(n[1:], n[:-1]))).as_py():
+            return False
+        if g0 != prev_g:
+            starts.append(g.slice(0, 1))
+        starts.append(g.take(pc.add(pc.indices_nonzero(change), 1)))
+        prev_g, prev_n = g[-1].as_py(), n[-1].as_py()
+    firsts = pa.concat_arrays(starts)
+    return len(pc.unique(firsts)) == len(firsts)  # else a group id comes back after another group
 
 
 def _type_table(con, sink: _Sink, table: Table, tf, count: FileCount, out_dir: Path) -> None:
@@ -263,14 +338,20 @@ def _type_table(con, sink: _Sink, table: Table, tf, count: FileCount, out_dir: P
         if f.required and f.name not in known and table.name != "translations":
             sink.findings.add("missing_required_column", ERROR, f"required column '{f.name}' is missing", file=file, line=tf.csv.header_line, field=f.name)
     raw = q("raw_" + table.name)
-    con.register("raw_" + table.name, tf.csv.table)
+    text = tf.csv.table
+    fast = {}
+    for f in table.fields:
+        if f.type == "time" and f.name in known and text.num_rows:
+            fast[f.name] = f"s_{known[f.name]}"
+            text = text.append_column(fast[f.name], fast_times(text.column(known[f.name])))
+    con.register("raw_" + table.name, text)
     typed_cols, raw_refs, fails = [], [], []
     for f in table.fields:
         col = known.get(f.name)
         if col is None:
             typed_cols.append(f"CAST(NULL AS {f.sql_type}) AS {q(f.column)}")
             continue
-        typed_cols.append(f"{typed_expr(f, col)} AS {q(f.column)}")
+        typed_cols.append(f"{typed_expr(f, col, fast=fast.get(f.name))} AS {q(f.column)}")
         if f.type in _TYPE_NOTICE:
             raw_refs.append(f"{col} AS {q('r__' + f.name)}")
             fails.append(f)

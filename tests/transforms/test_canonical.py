@@ -125,3 +125,46 @@ def test_duplicate_stop_time_key_is_quarantined_when_trips_interleave(tmp_path):
     result, notices, quarantine = run(tmp_path, files)
     assert [q["code"] for q in quarantine] == ["duplicate_key"]
     assert result.counts["stop_times.txt"].rows_in == result.counts["stop_times.txt"].accepted + 1
+
+
+def test_fast_time_reader_agrees_with_the_sql_typing_on_every_form():
+    import duckdb
+    import pyarrow as pa
+
+    from transforms.canonical import fast_times, typed_expr
+    from transforms.schema import Field
+
+    values = ["08:00:00", "8:00:00", "24:10:00", "99:59:59", "", " 08:00:00", "08:60:00", "08:00:6x", "8:0:00",
+              "08-00-00", "123:00:00", "0:00:00", "５:３０:００", None, "07:05:09"]
+    fast = fast_times(pa.chunked_array([pa.array(values[:5], pa.string()), pa.array(values[5:], pa.string())]))
+    assert fast.to_pylist()[:4] == [28800, 28800, 87000, 359999]
+    assert fast.to_pylist()[4:9] == [None] * 5 and fast.to_pylist()[-1] == 25509
+    f = Field(name="arrival_time", type="time")
+    con = duckdb.connect()
+    con.register("t", pa.table({"v": pa.array(values, pa.string()), "s": fast}))
+    both = con.sql(f"SELECT {typed_expr(f, 'v')}, {typed_expr(f, 'v', fast='s')} FROM t").fetchall()
+    assert [a for a, _ in both] == [b for _, b in both]  # the fast path changes the speed, not the result
+
+
+def test_fast_time_reader_handles_one_width_columns_and_sliced_arrays():
+    import pyarrow as pa
+
+    from transforms.canonical import fast_times
+
+    arr = pa.array(["00:00:01", "10:20:30", "25:00:00", "01:02:03"], pa.string())
+    assert fast_times(arr).to_pylist() == [1, 37230, 90000, 3723]
+    assert fast_times(arr.slice(1, 2)).to_pylist() == [37230, 90000]
+
+
+def test_key_proof_from_text_checks_the_boundaries_between_chunks():
+    import pyarrow as pa
+
+    from transforms.canonical import dup_free_text
+
+    def chunked(trips, seqs, cut):
+        return pa.table({"c0": pa.chunked_array([trips[:cut], trips[cut:]], pa.string()),
+                         "c1": pa.chunked_array([seqs[:cut], seqs[cut:]], pa.string())})
+
+    assert dup_free_text(chunked(["A", "A", "A", "B"], ["1", "2", "3", "1"], 2), "c0", "c1")
+    assert not dup_free_text(chunked(["A", "A", "A", "B"], ["1", "2", "2", "1"], 2), "c0", "c1")  # repeat across the cut
+    assert not dup_free_text(chunked(["A", "B", "A", "C"], ["1", "1", "2", "1"], 2), "c0", "c1")  # A returns after the cut

@@ -307,7 +307,7 @@ def dup_free_text(raw: pa.Table, group: str, number: str) -> bool:
             n = pc.cast(n, pa.int32())  # strict: '', ' 5', '5.0' raise
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             return False
-        if n.null_count or g.null_count or pc.any(pc.equal(g, "")).as_py():
+        if n.null_count or g.null_count or pc.min(pc.binary_length(g)).as_py() == 0:  # (no Python scalars: they import pandas)
             return False
         g0, n0 = g[0].as_py(), n[0].as_py()
         if g0 == prev_g and n0 <= prev_n:
@@ -317,7 +317,7 @@ def dup_free_text(raw: pa.Table, group: str, number: str) -> bool:
             return False
         if g0 != prev_g:
             starts.append(g.slice(0, 1))
-        starts.append(g.take(pc.add(pc.indices_nonzero(change), 1)))
+        starts.append(g.slice(1).take(pc.indices_nonzero(change)))
         prev_g, prev_n = g[-1].as_py(), n[-1].as_py()
     firsts = pa.concat_arrays(starts)
     return len(pc.unique(firsts)) == len(firsts)  # else a group id comes back after another group

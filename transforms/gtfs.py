@@ -9,8 +9,8 @@ from pathlib import Path, PurePosixPath
 from typing import Callable
 
 from transforms.adapters import InputError, Progress, TextFeed, TextFile
-from transforms.csvread import Streamed, read_csv_stream, read_csv_text
-from transforms.encoding import Decoded, decode
+from transforms.csvread import read_csv_text
+from transforms.encoding import decode
 from transforms.notices import ERROR, INFO, WARNING
 
 #: Largest uncompressed member read; larger ones are refused with a notice (zip bombs, mistakes).
@@ -37,7 +37,7 @@ def _members(source: Path) -> dict[str, Callable[[], bytes]]:
         found = {}
         for p in sorted(source.rglob("*")):
             if p.is_file() and not p.name.startswith("."):
-                found[p.relative_to(source).as_posix()] = _sized(lambda p=p: p.read_bytes(), p.stat().st_size, lambda p=p: p.open("rb"))
+                found[p.relative_to(source).as_posix()] = _sized(lambda p=p: p.read_bytes(), p.stat().st_size)
         return found
     if not source.exists():
         raise InputError(f"{source}: no such file or folder")
@@ -51,18 +51,13 @@ def _members(source: Path) -> dict[str, Callable[[], bytes]]:
             continue
         if info.file_size > MAX_MEMBER_BYTES:
             raise InputError(f"{source}!{info.filename}: {info.file_size} bytes uncompressed, over the {MAX_MEMBER_BYTES} byte limit")
-        found[info.filename] = _sized(lambda name=info.filename: zf.read(name), info.file_size, lambda name=info.filename: zf.open(name))
+        found[info.filename] = _sized(lambda name=info.filename: zf.read(name), info.file_size)
     return found
 
 
-def _sized(reader: Callable[[], bytes], size: int, opener: Callable | None = None) -> Callable[[], bytes]:
+def _sized(reader: Callable[[], bytes], size: int) -> Callable[[], bytes]:
     reader.size = size  # type: ignore[attr-defined]
-    reader.open = opener  # type: ignore[attr-defined]
     return reader
-
-
-#: Members at least this big are parsed while they are decompressed (read_csv_stream), not after.
-STREAM_MIN_BYTES = 32 << 20
 
 
 def _load(name: str, read: Callable[[], bytes], encoding: str | None):
@@ -71,15 +66,7 @@ def _load(name: str, read: Callable[[], bytes], encoding: str | None):
     Runs in a worker thread: unzip, decoding checks, hashing and pyarrow's CSV reader release
     the GIL, so a big stop_times.txt is read while the other files are.
     """
-    opener = getattr(read, "open", None)
-    if encoding is None and opener is not None and getattr(read, "size", 0) >= STREAM_MIN_BYTES:
-        with opener() as stream:
-            got = read_csv_stream(stream)
-        if isinstance(got, Streamed):
-            return Decoded(b"", "utf-8"), got.csv, got.sha256, None
-        raw = got[0]
-    else:
-        raw = read()
+    raw = read()
     dec = decode(raw, file=name, override=encoding)
     del raw
     nul = None

@@ -39,7 +39,8 @@ RULES: list[Rule] = [
     _read("empty_row", WARNING, "A row has no values at all.", "file", "line"),
     _read("empty_column_name", ERROR, "A column of the header has no name.", "file", "field"),
     _read("duplicated_column", ERROR, "Two columns of the header have the same name.", "file", "field"),
-    _read("unknown_column", INFO, "A column is not part of GTFS or GTFS-JP; its values are kept in _extra.", "file", "field",
+    _read("unknown_column", INFO, "A column is not part of GTFS or GTFS-JP and close to no field; its values are kept in _extra. "
+          "A column close to a field the header lacks is a typo: rule misspelled_column (WARNING) reports it instead.", "file", "field",
           fix="Check the spelling of the column name against the specification."),
     _read("unknown_file", INFO, "A file is not part of GTFS or GTFS-JP; its rows are kept as received.", "file"),
     _read("invalid_input_files_in_subfolder", ERROR, "The feed's files are in a subfolder of the zip instead of at its top level.", "file",

@@ -107,7 +107,7 @@ def _missing_timepoint_value(ctx: Context) -> str:
         "SELECT 'stop_times.txt' AS file, _line AS line, 'timepoint' AS field, NULL AS value, "
         "'trip_id ' || trip_id || ' at stop_sequence ' || stop_sequence || ' has times but an empty timepoint' AS message "
         "FROM stop_times WHERE timepoint IS NULL AND (arrival_time IS NOT NULL OR departure_time IS NOT NULL) "
-        "AND EXISTS (SELECT 1 FROM stop_times WHERE timepoint IS NOT NULL)"
+        "AND EXISTS (SELECT 1 FROM _columns WHERE file = 'stop_times.txt' AND \"column\" = 'timepoint' AND known)"
     )
 
 
@@ -271,7 +271,7 @@ RULES: list[Rule] = [
          fix="Fill in its times, or set timepoint to 0 if the times are only estimated.",
          why_ja="時刻が正確な停留所 (timepoint=1) とされているのに時刻がありません。",
          fix_ja="時刻を入力するか、時刻が目安なら timepoint を 0 にしてください。"),
-    Rule("missing_timepoint_value", WARNING, "stop_times.txt uses timepoint, but a stop time with times leaves it empty, so it is unclear whether its times are exact.",
+    Rule("missing_timepoint_value", WARNING, "stop_times.txt has a timepoint column, but a stop time with times leaves it empty, so it is unclear whether its times are exact.",
          ("file", "line", "trip_id", "stop_sequence", "timepoint"), _missing_timepoint_value, needs=("stop_times",),
          fix="Set timepoint to 1 (exact time) or 0 (approximate) on every stop time that has times.",
          why_ja="stop_times.txt で timepoint を使っているのに、時刻のある行で空欄になっており、時刻が正確か目安か分かりません。",

@@ -151,9 +151,9 @@ RULES: list[Rule] = [
          "agency_official_name), so its values are not used. Checked on the header, also of files without rows. "
          "Such a column gets this notice only, not unknown_column (INFO), which is for columns close to no field.",
          ("file", "field"), _misspelled_column,
-         fix="Rename the column in the header to the field it was meant to be.",
+         fix="In the first line of the file, rename the column shown in [ ] to the field shown after = (e.g. agency_offilcal_name to agency_official_name).",
          why_ja="列名が仕様の項目名と一致しませんが、よく似た項目があります（例: agency_offilcal_name → agency_official_name）。この列の値は使われません。データ行のないファイルでも 1 行目の列名を確認します。",
-         fix_ja="ファイル 1 行目の列名を、意図した項目名に正しく書き直してください。"),
+         fix_ja="ファイル 1 行目の [ ] 内の列名を、= の後に示した正しい項目名に書き直してください（例: agency_offilcal_name → agency_official_name）。"),
     Rule("missing_gtfs_jp_required_file", ERROR, "A file GTFS-JP requires (fare_attributes, fare_rules when there are several fares, translations, feed_info) is absent.",
          ("file",), _missing_required_file, profile="gtfs-jp",
          fix="Add the file; see the GTFS-JP specification for its fields.",

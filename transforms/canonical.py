@@ -202,7 +202,8 @@ def canonicalize(
     pq.write_table(pa.Table.from_pylist(result.columns, schema=COLUMNS_SCHEMA), out_dir / f"{COLUMNS_TABLE}.parquet")
 
     for table in schema.tables.values():
-        if table.required and table.name not in present:
+        # A file that is there but has no header already has its empty_file notice: one notice per problem.
+        if table.required and table.name not in present and table.file_name not in feed.files:
             feed.findings.add("missing_required_file", ERROR, f"required file {table.file_name} is missing", file=table.file_name)
     if not ({"calendar", "calendar_dates"} & present):
         feed.findings.add("missing_calendar_and_calendar_date_files", ERROR,
@@ -213,7 +214,7 @@ def canonicalize(
                 feed.findings.add("missing_recommended_file", WARNING,
                                   f"{jp}.txt is expected in a GTFS-JP feed", file=f"{jp}.txt")
 
-    _check_references(con, sink, schema, present)
+    _check_references(con, sink, schema, present, empty={n for n, tf in feed.files.items() if not tf.csv.header})
 
     result.tables.extend(t.name for t in schema.tables.values() if t.name in present)
     return result
@@ -425,8 +426,11 @@ def _keep_unknown(con, tf, out_dir: Path, result: Canonical, feed: TextFeed) -> 
     result.counts[tf.name].quarantined = len(tf.csv.bad_rows)
 
 
-def _check_references(con, sink: _Sink, schema: Schema, present: set[str]) -> None:
-    """Report every value that points at a row that does not exist (foreign_key_violation)."""
+def _check_references(con, sink: _Sink, schema: Schema, present: set[str], *, empty: set[str] = frozenset()) -> None:
+    """Report every value that points at a row that does not exist (foreign_key_violation).
+
+    The referenced file is named '(missing)' when it is absent, '(empty)' when it is in ``empty``.
+    """
     for table in schema.tables.values():
         if table.name not in present:
             continue
@@ -444,7 +448,7 @@ def _check_references(con, sink: _Sink, schema: Schema, present: set[str]) -> No
                 target = f"{ptable}.txt"
             else:
                 parent_sql = "SELECT NULL::VARCHAR AS k WHERE false"
-                target = f"{ptable}.txt (missing)"
+                target = f"{ptable}.txt ({'empty' if f'{ptable}.txt' in empty else 'missing'})"
             head, rest = lit(f"{f.name} '"), lit(f"' is not defined in {target} ({pfield})")
             sink.notices(
                 f"SELECT 'foreign_key_violation' AS code, 'ERROR' AS severity, {lit(table.file_name)} AS file, _line AS line, {lit(f.name)} AS field, "

@@ -98,3 +98,13 @@ def test_every_header_column_is_recorded_even_without_rows(tmp_path):
     assert len(result.columns) == sum(len(tf.csv.header) for tf in feed.files.values())
     # the typo is rule misspelled_column's (WARNING); unknown_column is for the column close to no field
     assert [n.field for n in feed.findings.notices if n.code == "unknown_column"] == ["memo"]
+
+
+def test_an_empty_required_file_is_reported_once_as_empty_not_as_missing(tmp_path):
+    _, notices, _ = run(tmp_path, {**MINI_FEED, "agency.txt": ""})
+    about_agency = [(n["code"], n["file"]) for n in notices if n["file"] == "agency.txt"]
+    assert about_agency == [("empty_file", "agency.txt")]
+    fk = [n["message"] for n in notices if n["code"] == "foreign_key_violation" and n["field"] == "agency_id"]
+    assert fk and all("agency.txt (empty)" in m for m in fk)
+    _, notices, _ = run(tmp_path / "b", {k: v for k, v in MINI_FEED.items() if k != "agency.txt"})
+    assert ("missing_required_file", "agency.txt") in {(n["code"], n["file"]) for n in notices}

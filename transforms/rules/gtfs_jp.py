@@ -147,9 +147,9 @@ def _holiday_without_exception(ctx: Context) -> str:
 
 
 RULES: list[Rule] = [
-    Rule("misspelled_column", WARNING, "A column name is not a known field but is close to one the header lacks (e.g. agency_offilcal_name for "
-         "agency_official_name), so its values are not used. Checked on the header, also of files without rows. "
-         "Such a column gets this notice only, not unknown_column (INFO), which is for columns close to no field.",
+    Rule("misspelled_column", WARNING, "A column name is not a known field but is close to one the header lacks (e.g. agency_offilcal_name "
+         "for agency_official_name), so its values are not used; the header is checked even when the file has no rows. "
+         "A typo gets this notice only (no unknown_column).",
          ("file", "field"), _misspelled_column,
          fix="In the first line of the file, rename the column shown in [ ] to the field shown after = (e.g. agency_offilcal_name to agency_official_name).",
          why_ja="列名が仕様の項目名と一致しませんが、よく似た項目があります（例: agency_offilcal_name → agency_official_name）。この列の値は使われません。データ行のないファイルでも 1 行目の列名を確認します。",

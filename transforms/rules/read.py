@@ -76,8 +76,8 @@ RULES: list[Rule] = [
           fix="Delete one of the two columns, or rename it.",
           why_ja="1 行目に同じ名前の列が二つあります。最初の列だけが使われます。",
           fix_ja="どちらかの列を削除するか、名前を直してください。"),
-    _read("unknown_column", INFO, "A column is not part of GTFS or GTFS-JP and close to no field; its values are kept in _extra. "
-          "A column close to a field the header lacks is a typo: rule misspelled_column (WARNING) reports it instead.", "file", "field",
+    _read("unknown_column", INFO, "A column is not part of GTFS or GTFS-JP and close to no field of its file; its values are kept as received "
+          "(a column close to a field is reported as misspelled_column instead).", "file", "field",
           fix="Check the spelling of the column name against the specification.",
           why_ja="GTFS にも GTFS-JP にもない列で、似た項目名もありません。値はそのまま保存されます（似た項目名がある列は misspelled_column で警告します）。",
           fix_ja="独自の列であればそのままで構いません。仕様の項目のつもりなら列名の綴りを確認してください。"),

@@ -95,3 +95,11 @@ def test_an_unchanged_version_keeps_its_report(ws, tmp_path):
     second = run_feed(spec, ws)  # rebuilt from the lake when missing
     assert second["status"] == "unchanged" and html.exists()
     assert json.loads((html.parent / "report.json").read_text(encoding="utf-8"))["feed_version"] == first["feed_version"]
+
+
+def test_report_html_shows_each_first_place_with_its_message(ws, tmp_path):
+    files = _feed(**{"stop_times.txt": MINI_FEED["stop_times.txt"].replace(",S2,2", ",S9,2")})
+    page = Path(_stage(ws, tmp_path, files)["report"]["html"]).read_text(encoding="utf-8")
+    section = page[page.index('id="foreign_key_violation"'):]
+    place = section.index("stop_times.txt:3 [stop_id] = &#x27;S9&#x27;")
+    assert section.index("stop_id &#x27;S9&#x27; is not defined in stops.txt", place) < section.index("<details>")

@@ -273,9 +273,10 @@ RULES: list[Rule] = [
          fix_ja="時刻を入力するか、時刻が目安なら timepoint を 0 にしてください。"),
     Rule("missing_timepoint_value", WARNING, "stop_times.txt has a timepoint column, but a stop time with times leaves it empty, so it is unclear whether its times are exact.",
          ("file", "line", "trip_id", "stop_sequence", "timepoint"), _missing_timepoint_value, needs=("stop_times",),
-         fix="Set timepoint to 1 (exact time) or 0 (approximate) on every stop time that has times.",
+         fix="Set timepoint to 1 (exact time) or 0 (approximate) on every stop time that has times; if the feed does not say which "
+             "times are exact, delete the empty timepoint column instead.",
          why_ja="stop_times.txt に timepoint 列があるのに、時刻のある行で空欄になっており、時刻が正確か目安か分かりません。",
-         fix_ja="時刻のある行すべてに timepoint を 1（正確）または 0（目安）で入力してください。"),
+         fix_ja="時刻のある行すべてに timepoint を 1（正確）または 0（目安）で入力してください。使っていない空の timepoint 列なら、列ごと削除してください。"),
     Rule("decreasing_or_equal_stop_time_distance", ERROR, "Along a trip, a stop's shape_dist_traveled is not greater than the previous stop's, so the distance goes backwards or stands still.",
          ("file", "line", "trip_id", "stop_id", "shape_dist_traveled"), _decreasing_distance, needs=("stop_times",),
          fix="Recompute shape_dist_traveled so that it grows from the first stop to the last (in the same unit as shapes.txt).",

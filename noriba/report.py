@@ -242,7 +242,8 @@ def summary_lines(report: dict, *, limit: int = 5, examples: int = 2) -> list[st
         lines.append(f"{L['top']}:")
     for d in report["notices"][:limit]:
         mark = f" ({L['blocks']})" if d["blocks"] else ""
-        lines.append(f"  {d['severity']:<7} {d['code']} ×{d['count']:,}{mark}: {_text(d, 'why', lang)}")
+        sev = f"{d['severity']:<7}" if lang == "en" else L.get(d["severity"], d["severity"])
+        lines.append(f"  {sev} {d['code']} ×{d['count']:,}{mark}: {_text(d, 'why', lang)}")
         for s in d["samples"][:examples]:
             lines.append(f"      {where(s)}" + (f"  {s['message']}" if s.get("message") else ""))
         fix = _text(d, "fix", lang)

@@ -75,6 +75,11 @@ def test_report_speaks_japanese_for_a_japanese_feed(ws, tmp_path):
     assert report["language"] == "ja" and report["languages"] == ["ja"]
     assert 'lang="ja"' in page and "検証レポート" in page and "直し方" in page and "公開停止" in page
     assert "stop_times.txt:3 [stop_id] = &#x27;S9&#x27;" in page  # where, with the value, in the first lines of the problem
+    from noriba.report import summary_lines
+
+    summary = "\n".join(summary_lines(report))
+    assert "エラー foreign_key_violation ×1 (公開を止めています): 参照先に存在しない ID" in summary
+    assert "直し方: ID を正しく直すか" in summary
 
 
 def test_gtfs_jp_profile_alone_makes_the_report_japanese(ws, tmp_path):

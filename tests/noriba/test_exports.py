@@ -31,7 +31,7 @@ def test_repo_export_specs_load_and_name_their_feeds():
 
     specs = {s.id: s for s in load_export_specs()}
     assert {"demo-region", "sfbay-511-2018", "gunma-2019"} <= set(specs)
-    assert specs["demo-region"].feed_ids == ("minato-city-bus", "kita-coast-line")
+    assert specs["demo-region"].feed_ids == ("minato-city-bus", "minato-community-timetable", "kita-coast-line")
     assert specs["gunma-2019"].ingest[0]["profile"] == "gtfs-jp"
 
 

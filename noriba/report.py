@@ -242,7 +242,8 @@ def summary_lines(report: dict, *, limit: int = 5, examples: int = 2) -> list[st
         lines.append(f"{L['top']}:")
     for d in report["notices"][:limit]:
         mark = f" ({L['blocks']})" if d["blocks"] else ""
-        lines.append(f"  {d['severity']:<7} {d['code']} ×{d['count']:,}{mark}: {_text(d, 'why', lang)}")
+        sev = f"{d['severity']:<7}" if lang == "en" else L.get(d["severity"], d["severity"])
+        lines.append(f"  {sev} {d['code']} ×{d['count']:,}{mark}: {_text(d, 'why', lang)}")
         for s in d["samples"][:examples]:
             lines.append(f"      {where(s)}" + (f"  {s['message']}" if s.get("message") else ""))
         fix = _text(d, "fix", lang)
@@ -269,6 +270,7 @@ td.n{text-align:right;font-variant-numeric:tabular-nums}
 .notice h3{margin:.2rem 0;font-size:1.05rem}.sev{display:inline-block;padding:0 .4rem;border-radius:4px;color:#fff;font-size:.8rem;margin-right:.4rem}
 .sev.ERROR{background:#b23b3b}.sev.WARNING{background:#9a7400}.sev.INFO{background:#3d6ca8}.blocks{color:#b23b3b;font-weight:600;margin-left:.5rem}
 code{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:.9em}.where{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:.85rem}
+ul.first{margin:-.6rem 0 .6rem;padding-left:1.4rem}ul.first li{margin:.15rem 0;overflow-wrap:anywhere}.msg{color:#4a525a;font-size:.9rem;margin-left:.5rem}
 details{margin:.5rem 0}summary{cursor:pointer;color:#2c5d9a}.totals span{margin-right:1.2rem}
 @media print{details{display:block}body{background:#fff}}
 """
@@ -331,9 +333,12 @@ def render_html(report: dict) -> str:
         w("</h3>\n")
         why, fix = _text(d, "why", lang), _text(d, "fix", lang)
         w(f'<p><strong>{_e(L["what"])}:</strong> {_e(why)}</p>\n')
-        if d["samples"]:
-            first = "; ".join(where(s) for s in d["samples"][:3])
-            w(f'<p><strong>{_e(L["where"])}:</strong> <span class="where">{_e(first)}</span></p>\n')
+        if d["samples"]:  # the first places, each with its own message (which names the ids and values involved)
+            w(f'<p><strong>{_e(L["where"])}:</strong></p>\n<ul class="first">\n')
+            for s in d["samples"][:3]:
+                msg = f' <span class="msg">{_e(s["message"])}</span>' if s.get("message") else ""
+                w(f'<li><span class="where">{_e(where(s))}</span>{msg}</li>\n')
+            w("</ul>\n")
         if fix:
             w(f'<p><strong>{_e(L["fix"])}:</strong> {_e(fix)}</p>\n')
         if d["samples"]:

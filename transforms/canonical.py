@@ -6,7 +6,6 @@ keys and broken references. The typed tables are written as Parquet, one file pe
 
 from __future__ import annotations
 
-import difflib
 import json
 from collections import Counter
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from transforms.adapters import TextFeed
 from transforms.notices import ERROR, INFO, NOTICE_SCHEMA, QUARANTINE_SCHEMA, WARNING
@@ -141,6 +141,49 @@ class FileCount:
 class Canonical:
     counts: dict[str, FileCount] = field(default_factory=dict)
     tables: list[str] = field(default_factory=list)  # canonical tables written
+    columns: list[dict] = field(default_factory=list)  # every header column of every file, as COLUMNS_SCHEMA
+
+
+#: ``_columns.parquet``: one row per column of every file's header, also when the file has no rows.
+#: ``known`` says the column is a field of the file's table; ``likely_field`` names the field an
+#: unknown column is most likely a misspelling of (rule misspelled_column), else NULL.
+COLUMNS_TABLE = "_columns"
+COLUMNS_SCHEMA = pa.schema([
+    ("file", pa.string()), ("table_name", pa.string()), ("column", pa.string()), ("position", pa.int32()),
+    ("line", pa.int32()), ("known", pa.bool_()), ("likely_field", pa.string()),
+])
+
+
+def edit_distance(a: str, b: str) -> int:
+    """Return the optimal-string-alignment distance of ``a`` and ``b`` (insert, delete, substitute, swap neighbours)."""
+    prev2: list[int] = []
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        cur = [i] + [0] * len(b)
+        for j, cb in enumerate(b, 1):
+            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb))
+            if i > 1 and j > 1 and ca == b[j - 2] and a[i - 2] == cb:
+                cur[j] = min(cur[j], prev2[j - 2] + 1)
+        prev2, prev = prev, cur
+    return prev[-1]
+
+
+def likely_field(name: str, table: Table, header: set[str]) -> str | None:
+    """Return the field of ``table`` that the unknown column ``name`` is most likely a misspelling of, or None.
+
+    A field is close when the lower-cased name is within 1 edit of it (fields under 8 letters),
+    2 (under 16) or 3 (longer). A field the header already has is not suggested: then the column
+    is an extra column, not a typo.
+    """
+    low = name.lower()
+    best: tuple[int, str] | None = None
+    for f in table.field_names:
+        if f in header:
+            continue
+        d = edit_distance(low, f)
+        if d <= (1 if len(f) < 8 else 2 if len(f) < 16 else 3) and (best is None or (d, f) < best):
+            best = (d, f)
+    return best[1] if best else None
 
 
 class _Sink:
@@ -213,13 +256,17 @@ def canonicalize(
         if not csvt.header:
             continue
         if table is None:
+            result.columns += [{"file": name, "table_name": None, "column": h.strip().lstrip("\ufeff"), "position": i + 1,
+                                "line": csvt.header_line, "known": False, "likely_field": None} for i, h in enumerate(csvt.header)]
             _keep_unknown(con, tf, out_dir, result, feed)
             continue
         present.add(table.name)
-        _type_table(con, sink, table, tf, count, out_dir)
+        _type_table(con, sink, table, tf, count, out_dir, result.columns)
+    pq.write_table(pa.Table.from_pylist(result.columns, schema=COLUMNS_SCHEMA), out_dir / f"{COLUMNS_TABLE}.parquet")
 
     for table in schema.tables.values():
-        if table.required and table.name not in present:
+        # A file that is there but has no header already has its empty_file notice: one notice per problem.
+        if table.required and table.name not in present and table.file_name not in feed.files:
             feed.findings.add("missing_required_file", ERROR, f"required file {table.file_name} is missing", file=table.file_name)
     if not ({"calendar", "calendar_dates"} & present):
         feed.findings.add("missing_calendar_and_calendar_date_files", ERROR,
@@ -230,20 +277,29 @@ def canonicalize(
                 feed.findings.add("missing_recommended_file", WARNING,
                                   f"{jp}.txt is expected in a GTFS-JP feed", file=f"{jp}.txt")
 
-    _check_references(con, sink, schema, present)
+    _check_references(con, sink, schema, present, empty={n for n, tf in feed.files.items() if not tf.csv.header})
 
     result.tables.extend(t.name for t in schema.tables.values() if t.name in present)
     return result
 
 
-def _header_map(sink: _Sink, table: Table | None, tf, file: str) -> tuple[dict[str, str], list[tuple[str, str]]]:
-    """Return ({known field: column}, [(unknown header, column)]), with notices for header problems."""
+def _header_map(sink: _Sink, table: Table, tf, file: str, columns: list[dict]) -> tuple[dict[str, str], list[tuple[str, str]]]:
+    """Return ({known field: column}, [(unknown header, column)]), with notices for header problems.
+
+    Every header column is appended to ``columns`` (COLUMNS_SCHEMA). An unknown column that is
+    likely a misspelled field gets no unknown_column notice here: rule misspelled_column reports
+    it from ``_columns`` (one notice per typo, a WARNING since its values are not used).
+    """
     known: dict[str, str] = {}
     unknown: list[tuple[str, str]] = []
     seen: set[str] = set()
+    names = [h.strip().lstrip("\ufeff") for h in tf.csv.header]
     for i, raw_name in enumerate(tf.csv.header):
         col = f"c{i}"
-        name = raw_name.strip().lstrip("\ufeff")
+        name = names[i]
+        row = {"file": file, "table_name": table.name, "column": name, "position": i + 1, "line": tf.csv.header_line,
+               "known": False, "likely_field": None}
+        columns.append(row)
         if name != raw_name:
             sink.findings.add("leading_or_trailing_whitespaces", WARNING, f"column name '{raw_name}' has spaces around it", file=file, line=tf.csv.header_line, field=name)
         if not name:
@@ -255,15 +311,15 @@ def _header_map(sink: _Sink, table: Table | None, tf, file: str) -> tuple[dict[s
             unknown.append((name, col))
             continue
         seen.add(name)
-        if table is not None and table.field(name) is not None:
+        if table.field(name) is not None:
             known[name] = col
-        else:
-            if table is not None:
-                close = difflib.get_close_matches(name, table.field_names, n=1, cutoff=0.8)
-                hint = f"; did you mean '{close[0]}'?" if close else ""
-                sink.findings.add("unknown_column", INFO, f"column '{name}' is not part of {file}; kept as received{hint}",
-                                  file=file, line=tf.csv.header_line, field=name)
-            unknown.append((name, col))
+            row["known"] = True
+            continue
+        row["likely_field"] = likely_field(name, table, set(names))
+        if row["likely_field"] is None:
+            sink.findings.add("unknown_column", INFO, f"column '{name}' is not part of {file}; its values are kept as received",
+                              file=file, line=tf.csv.header_line, field=name)
+        unknown.append((name, col))
     return known, unknown
 
 
@@ -323,7 +379,7 @@ def dup_free_text(raw: pa.Table, group: str, number: str) -> bool:
     return len(pc.unique(firsts)) == len(firsts)  # else a group id comes back after another group
 
 
-def _type_table(con, sink: _Sink, table: Table, tf, count: FileCount, out_dir: Path) -> None:
+def _type_table(con, sink: _Sink, table: Table, tf, count: FileCount, out_dir: Path, columns: list[dict]) -> None:
     """Type one file straight into ``out_dir/<table>.parquet``; report and quarantine as the schema says.
 
     One streaming pass (Arrow text → typed columns → Parquet) types every column; the original
@@ -333,7 +389,7 @@ def _type_table(con, sink: _Sink, table: Table, tf, count: FileCount, out_dir: P
     The view ``t_<table>`` shows the accepted rows to the later checks.
     """
     file = tf.name
-    known, unknown = _header_map(sink, table, tf, file)
+    known, unknown = _header_map(sink, table, tf, file, columns)
     for f in table.fields:
         if f.required and f.name not in known and table.name != "translations":
             sink.findings.add("missing_required_column", ERROR, f"required column '{f.name}' is missing", file=file, line=tf.csv.header_line, field=f.name)
@@ -481,8 +537,11 @@ def _keep_unknown(con, tf, out_dir: Path, result: Canonical, feed: TextFeed) -> 
     result.counts[tf.name].quarantined = len(tf.csv.bad_rows)
 
 
-def _check_references(con, sink: _Sink, schema: Schema, present: set[str]) -> None:
-    """Report every value that points at a row that does not exist (foreign_key_violation)."""
+def _check_references(con, sink: _Sink, schema: Schema, present: set[str], *, empty: set[str] = frozenset()) -> None:
+    """Report every value that points at a row that does not exist (foreign_key_violation).
+
+    The referenced file is named '(missing)' when it is absent, '(empty)' when it is in ``empty``.
+    """
     for table in schema.tables.values():
         if table.name not in present:
             continue
@@ -500,7 +559,7 @@ def _check_references(con, sink: _Sink, schema: Schema, present: set[str]) -> No
                 target = f"{ptable}.txt"
             else:
                 parent_sql = "SELECT NULL::VARCHAR AS k WHERE false"
-                target = f"{ptable}.txt (missing)"
+                target = f"{ptable}.txt ({'empty' if f'{ptable}.txt' in empty else 'missing'})"
             head, rest = lit(f"{f.name} '"), lit(f"' is not defined in {target} ({pfield})")
             sink.notices(
                 f"SELECT 'foreign_key_violation' AS code, 'ERROR' AS severity, {lit(table.file_name)} AS file, _line AS line, {lit(f.name)} AS field, "

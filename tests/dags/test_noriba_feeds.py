@@ -47,7 +47,7 @@ def test_export_dag_is_scheduled_on_its_feeds_assets_and_marks_its_own(dagbag, s
     cond = d.timetable.asset_condition
     assert isinstance(cond, AssetAny)  # any input's new version rebuilds the export
     assert {a.uri for a in cond.objects} == {"noriba://warehouse/gtfs/minato-city-bus", "noriba://warehouse/gtfs/minato-community-timetable",
-                                                "noriba://warehouse/gtfs/kita-coast-line"}
+                                             "noriba://warehouse/gtfs/kita-coast-line"}  # the feeds of specs/exports/demo-region.yml
     # feeds ingested ad hoc have no feed DAG to wait for: the Bay Area export runs when triggered
     assert type(dagbag.dags["noriba_export__sfbay-511-2018"].timetable).__name__ == "NullTimetable"
 

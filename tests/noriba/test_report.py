@@ -75,6 +75,11 @@ def test_report_speaks_japanese_for_a_japanese_feed(ws, tmp_path):
     assert report["language"] == "ja" and report["languages"] == ["ja"]
     assert 'lang="ja"' in page and "検証レポート" in page and "直し方" in page and "公開停止" in page
     assert "stop_times.txt:3 [stop_id] = &#x27;S9&#x27;" in page  # where, with the value, in the first lines of the problem
+    from noriba.report import summary_lines
+
+    summary = "\n".join(summary_lines(report))
+    assert "エラー foreign_key_violation ×1 (公開を止めています): 参照先に存在しない ID" in summary
+    assert "直し方: ID を正しく直すか" in summary
 
 
 def test_gtfs_jp_profile_alone_makes_the_report_japanese(ws, tmp_path):
@@ -95,3 +100,11 @@ def test_an_unchanged_version_keeps_its_report(ws, tmp_path):
     second = run_feed(spec, ws)  # rebuilt from the lake when missing
     assert second["status"] == "unchanged" and html.exists()
     assert json.loads((html.parent / "report.json").read_text(encoding="utf-8"))["feed_version"] == first["feed_version"]
+
+
+def test_report_html_shows_each_first_place_with_its_message(ws, tmp_path):
+    files = _feed(**{"stop_times.txt": MINI_FEED["stop_times.txt"].replace(",S2,2", ",S9,2")})
+    page = Path(_stage(ws, tmp_path, files)["report"]["html"]).read_text(encoding="utf-8")
+    section = page[page.index('id="foreign_key_violation"'):]
+    place = section.index("stop_times.txt:3 [stop_id] = &#x27;S9&#x27;")
+    assert section.index("stop_id &#x27;S9&#x27; is not defined in stops.txt", place) < section.index("<details>")

@@ -86,15 +86,18 @@ def test_unknown_columns_and_files_are_kept(tmp_path):
     assert result.counts["vendor_extra.txt"].accepted == 1
 
 
-def test_misspelled_header_is_kept_and_named_with_the_likely_field_even_without_rows(tmp_path):
+def test_every_header_column_is_recorded_even_without_rows(tmp_path):
     files = dict(MINI_FEED)
-    files["agency_jp.txt"] = "agency_id,agency_offilcal_name\n"  # the typo of a real GTFS-JP feed, header only
+    files["agency_jp.txt"] = "agency_id,agency_offilcal_name,memo\n"  # the typo of a real GTFS-JP feed, header only
     feed = GtfsAdapter().read(write_feed(tmp_path / "feed", files))
-    canonicalize(feed, schema=load_schema(), out_dir=tmp_path / "out")
-    typo = [n for n in feed.findings.notices if n.code == "unknown_column" and n.field == "agency_offilcal_name"]
-    assert len(typo) == 1 and "did you mean 'agency_official_name'?" in typo[0].message
-    plain = [n for n in feed.findings.notices if n.code == "unknown_column" and n.field != "agency_offilcal_name"]
-    assert all("did you mean" not in n.message for n in plain)
+    result = canonicalize(feed, schema=load_schema(), out_dir=tmp_path / "out")
+    cols = [(c["column"], c["position"], c["line"], c["known"], c["likely_field"])
+            for c in pq.read_table(tmp_path / "out" / "_columns.parquet").to_pylist() if c["file"] == "agency_jp.txt"]
+    assert cols == [("agency_id", 1, 1, True, None), ("agency_offilcal_name", 2, 1, False, "agency_official_name"),
+                    ("memo", 3, 1, False, None)]
+    assert len(result.columns) == sum(len(tf.csv.header) for tf in feed.files.values())
+    # the typo is rule misspelled_column's (WARNING); unknown_column is for the column close to no field
+    assert [n.field for n in feed.findings.notices if n.code == "unknown_column"] == ["memo"]
 
 
 def _text(trips, seqs):
@@ -168,3 +171,14 @@ def test_key_proof_from_text_checks_the_boundaries_between_chunks():
     assert dup_free_text(chunked(["A", "A", "A", "B"], ["1", "2", "3", "1"], 2), "c0", "c1")
     assert not dup_free_text(chunked(["A", "A", "A", "B"], ["1", "2", "2", "1"], 2), "c0", "c1")  # repeat across the cut
     assert not dup_free_text(chunked(["A", "B", "A", "C"], ["1", "1", "2", "1"], 2), "c0", "c1")  # A returns after the cut
+
+
+
+def test_an_empty_required_file_is_reported_once_as_empty_not_as_missing(tmp_path):
+    _, notices, _ = run(tmp_path, {**MINI_FEED, "agency.txt": ""})
+    about_agency = [(n["code"], n["file"]) for n in notices if n["file"] == "agency.txt"]
+    assert about_agency == [("empty_file", "agency.txt")]
+    fk = [n["message"] for n in notices if n["code"] == "foreign_key_violation" and n["field"] == "agency_id"]
+    assert fk and all("agency.txt (empty)" in m for m in fk)
+    _, notices, _ = run(tmp_path / "b", {k: v for k, v in MINI_FEED.items() if k != "agency.txt"})
+    assert ("missing_required_file", "agency.txt") in {(n["code"], n["file"]) for n in notices}

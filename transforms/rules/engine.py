@@ -9,6 +9,11 @@ for every finding; the engine adds code and severity, counts every finding and k
 Tables are visible to the query under their GTFS names (``stops``, ``stop_times``...). A table
 the feed does not have is an empty view with the right columns, so a rule never fails because
 an optional file is absent; use ``needs`` to skip a rule when its input is missing.
+
+The view ``_columns`` lists every column of every file's header (file, table_name, column,
+position, line, known, likely_field), also for a file with a header and no rows: a rule about
+columns (a misspelled name, a column the file has but leaves empty) reads the header there,
+never infers it from the rows.
 """
 
 from __future__ import annotations
@@ -98,7 +103,11 @@ def open_tables(tables_dir: Path, *, schema: Schema | None = None, con: duckdb.D
 
     ``tables_dir/<table>.parquet`` is read when it exists; ``files`` may instead give a list of
     Parquet paths per table (a lake partition). Absent tables are empty views with typed columns.
+    The header columns are the view ``_columns`` (``tables_dir/_columns.parquet`` or
+    ``files['_columns']``; an empty view when neither exists).
     """
+    from transforms.canonical import COLUMNS_SCHEMA, COLUMNS_TABLE
+
     schema = schema or load_schema()
     con = con or duckdb.connect()
     _macros(con)
@@ -114,6 +123,16 @@ def open_tables(tables_dir: Path, *, schema: Schema | None = None, con: duckdb.D
         else:
             cols = ", ".join(f"NULL::{t} AS {_q(c)}" for c, t in table.columns_sql() if c not in ("feed_id", "feed_version"))
             con.execute(f"CREATE OR REPLACE VIEW {_q(table.name)} AS SELECT {cols} WHERE false")
+    paths = (files or {}).get(COLUMNS_TABLE)
+    if paths is None and tables_dir is not None and (tables_dir / f"{COLUMNS_TABLE}.parquet").exists():
+        paths = [str(tables_dir / f"{COLUMNS_TABLE}.parquet")]
+    if paths:
+        plist = "[" + ", ".join("'" + p.replace("'", "''") + "'" for p in paths) + "]"
+        con.execute(f"CREATE OR REPLACE VIEW {COLUMNS_TABLE} AS SELECT * FROM read_parquet({plist}, hive_partitioning=false)")
+    else:
+        sql_type = {pa.string(): "VARCHAR", pa.int32(): "INTEGER", pa.bool_(): "BOOLEAN"}
+        cols = ", ".join(f"NULL::{sql_type[f.type]} AS {_q(f.name)}" for f in COLUMNS_SCHEMA)
+        con.execute(f"CREATE OR REPLACE VIEW {COLUMNS_TABLE} AS SELECT {cols} WHERE false")
     return con, frozenset(present)
 
 

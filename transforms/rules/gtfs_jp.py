@@ -4,7 +4,7 @@ References from the GTFS-JP files (agency_jp.agency_id, trips.jp_office_id, trip
 routes_jp.route_id) are checked while the feed is typed (foreign_key_violation). These rules
 check what GTFS-JP adds on top: the files it requires, the _jp files' consistency with the GTFS
 files, agency_id as a corporate number, national holidays, and misspelled column names (which
-apply to every feed: the unknown columns of a row are kept in its ``_extra`` JSON column).
+apply to every feed and are read from the header of every file, the ``_columns`` view).
 """
 
 from __future__ import annotations
@@ -22,22 +22,14 @@ def _lit(s: str) -> str:
 
 
 def _misspelled_column(ctx: Context) -> str:
-    schema = load_schema()
-    parts = []
-    for table in schema.tables.values():
-        if table.name not in ctx.present:
-            continue
-        known = ", ".join(f"({_lit(f.name)})" for f in table.fields)
-        parts.append(
-            f"SELECT {_lit(table.file_name)} AS file, NULL AS line, k AS field, arg_min(f, dist) AS value, "
-            f"'column ' || k || ' of {table.file_name} is not a known field; did you mean ' || arg_min(f, dist) || '? "
-            f"Its values are kept as received but not used' AS message "
-            f"FROM (SELECT k, f, damerau_levenshtein(lower(k), f) AS dist FROM "
-            f"(SELECT unnest(json_keys(_extra)) AS k FROM (SELECT _extra FROM \"{table.name}\" WHERE _extra IS NOT NULL LIMIT 1)) u, "
-            f"(VALUES {known}) kf(f)) "
-            "WHERE dist <= CASE WHEN length(f) < 8 THEN 1 WHEN length(f) < 16 THEN 2 ELSE 3 END AND k <> f GROUP BY k"
-        )
-    return " UNION ALL ".join(parts) if parts else NONE
+    # The header of every file is in _columns, also when the file has no rows (Shibukawa's agency_jp.txt);
+    # likely_field is decided once, while the header is read (transforms.canonical.likely_field).
+    return (
+        "SELECT file, line, \"column\" AS field, likely_field AS value, "
+        "'column ' || \"column\" || ' of ' || file || ' is not a known field; did you mean ' || likely_field || '? "
+        "Its values are kept as received but not used' AS message "
+        "FROM _columns WHERE likely_field IS NOT NULL"
+    )
 
 
 #: Files GTFS-JP requires (beyond those GTFS requires), and why.
@@ -155,11 +147,13 @@ def _holiday_without_exception(ctx: Context) -> str:
 
 
 RULES: list[Rule] = [
-    Rule("misspelled_column", WARNING, "A column name is not a known field but is close to one (e.g. agency_offilcal_name), so its values are not used.",
+    Rule("misspelled_column", WARNING, "A column name is not a known field but is close to one the header lacks (e.g. agency_offilcal_name "
+         "for agency_official_name), so its values are not used; the header is checked even when the file has no rows. "
+         "A typo gets this notice only (no unknown_column).",
          ("file", "field"), _misspelled_column,
-         fix="Rename the column in the header to the field it was meant to be.",
-         why_ja="列名が仕様の項目名と一致しませんが、よく似た項目があります（例: agency_offilcal_name）。この列の値は使われません。",
-         fix_ja="ファイル 1 行目の列名を、意図した項目名に正しく書き直してください。"),
+         fix="In the first line of the file, rename the column shown in [ ] to the field shown after = (e.g. agency_offilcal_name to agency_official_name).",
+         why_ja="列名が仕様の項目名と一致しませんが、よく似た項目があります（例: agency_offilcal_name → agency_official_name）。この列の値は使われません。データ行のないファイルでも 1 行目の列名を確認します。",
+         fix_ja="ファイル 1 行目の [ ] 内の列名を、= の後に示した正しい項目名に書き直してください（例: agency_offilcal_name → agency_official_name）。"),
     Rule("missing_gtfs_jp_required_file", ERROR, "A file GTFS-JP requires (fare_attributes, fare_rules when there are several fares, translations, feed_info) is absent.",
          ("file",), _missing_required_file, profile="gtfs-jp",
          fix="Add the file; see the GTFS-JP specification for its fields.",

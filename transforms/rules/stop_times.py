@@ -107,7 +107,7 @@ def _missing_timepoint_value(ctx: Context) -> str:
         "SELECT 'stop_times.txt' AS file, _line AS line, 'timepoint' AS field, NULL AS value, "
         "'trip_id ' || trip_id || ' at stop_sequence ' || stop_sequence || ' has times but an empty timepoint' AS message "
         "FROM stop_times WHERE timepoint IS NULL AND (arrival_time IS NOT NULL OR departure_time IS NOT NULL) "
-        "AND EXISTS (SELECT 1 FROM stop_times WHERE timepoint IS NOT NULL)"
+        "AND EXISTS (SELECT 1 FROM _columns WHERE file = 'stop_times.txt' AND \"column\" = 'timepoint' AND known)"
     )
 
 
@@ -271,11 +271,12 @@ RULES: list[Rule] = [
          fix="Fill in its times, or set timepoint to 0 if the times are only estimated.",
          why_ja="時刻が正確な停留所 (timepoint=1) とされているのに時刻がありません。",
          fix_ja="時刻を入力するか、時刻が目安なら timepoint を 0 にしてください。"),
-    Rule("missing_timepoint_value", WARNING, "stop_times.txt uses timepoint, but a stop time with times leaves it empty, so it is unclear whether its times are exact.",
+    Rule("missing_timepoint_value", WARNING, "stop_times.txt has a timepoint column, but a stop time with times leaves it empty, so it is unclear whether its times are exact.",
          ("file", "line", "trip_id", "stop_sequence", "timepoint"), _missing_timepoint_value, needs=("stop_times",),
-         fix="Set timepoint to 1 (exact time) or 0 (approximate) on every stop time that has times.",
-         why_ja="stop_times.txt で timepoint を使っているのに、時刻のある行で空欄になっており、時刻が正確か目安か分かりません。",
-         fix_ja="時刻のある行すべてに timepoint を 1（正確）または 0（目安）で入力してください。"),
+         fix="Set timepoint to 1 (exact time) or 0 (approximate) on every stop time that has times; if the feed does not say which "
+             "times are exact, delete the empty timepoint column instead.",
+         why_ja="stop_times.txt に timepoint 列があるのに、時刻のある行で空欄になっており、時刻が正確か目安か分かりません。",
+         fix_ja="時刻のある行すべてに timepoint を 1（正確）または 0（目安）で入力してください。使っていない空の timepoint 列なら、列ごと削除してください。"),
     Rule("decreasing_or_equal_stop_time_distance", ERROR, "Along a trip, a stop's shape_dist_traveled is not greater than the previous stop's, so the distance goes backwards or stands still.",
          ("file", "line", "trip_id", "stop_id", "shape_dist_traveled"), _decreasing_distance, needs=("stop_times",),
          fix="Recompute shape_dist_traveled so that it grows from the first stop to the last (in the same unit as shapes.txt).",

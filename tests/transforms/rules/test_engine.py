@@ -66,6 +66,13 @@ def test_every_registered_rule_has_code_severity_and_why():
         assert rule.why and rule.why.endswith("."), rule.code
 
 
+def test_every_rule_says_what_is_wrong_and_how_to_fix_it_in_english_and_japanese():
+    # A Japanese feed's report shows why_ja and fix_ja; a code without them would be English in a Japanese report.
+    missing = [r.code for r in all_rules() if not (r.fix and r.why_ja and r.fix_ja)]
+    assert missing == []
+    assert all(any("\u3040" <= ch <= "\u30ff" for ch in r.why_ja + r.fix_ja) for r in all_rules())  # kana: Japanese text
+
+
 def test_a_sql_rule_without_query_is_refused():
     with pytest.raises(ValueError):
         Rule("x", ERROR, "x.")

@@ -3,7 +3,8 @@
 import pytest
 
 from tests.conftest import shared
-from tests.transforms.rules._feed_b import codes, feed, found, rule, run
+from tests.transforms.rules._feed_b import DAY, codes, feed, found, rule, run, tables
+from transforms.rules.engine import run_rules
 from transforms.rules.gtfs_jp import RULES
 
 AGENCY = "agency_id,agency_name,agency_url,agency_timezone\n"
@@ -32,12 +33,23 @@ def test_misspelled_columns_of_a_real_feed_are_found(tmp_path):
         ("shape_dist_travel", "shape_dist_traveled"), ("wheelchair_accesible", "wheelchair_accessible")}
 
 
-@pytest.mark.xfail(strict=True, reason="agency_jp.txt has a header and no rows: canonical tables keep no header, "
-                                        "so the misspelling needs the header list from the reading stage (engine change requested)")
 def test_misspelled_header_of_an_empty_file_is_found(tmp_path):
+    # agency_jp.txt of Shibukawa has a header and no rows; FeedValidator misses its typo
     zip_path = shared("gtfs", "jp", "corpus-2019", "feeds", "gtfs.1018.shibukawashi_com.zip")
     result = run(tmp_path, zip_path, rule(RULES, "misspelled_column"), profile="gtfs-jp")
-    assert "agency_offilcal_name" in {n["field"] for n in found(result, "misspelled_column")}
+    typo = [n for n in found(result, "misspelled_column") if n["field"] == "agency_offilcal_name"]
+    assert [(n["file"], n["line"], n["value"]) for n in typo] == [("agency_jp.txt", 1, "agency_official_name")]
+    assert "did you mean agency_official_name?" in typo[0]["message"]
+
+
+def test_a_typo_gets_one_notice_and_an_extra_column_another(tmp_path):
+    files = feed(agency_jp="agency_id,agency_offilcal_name,memo\n",
+                 stops="stop_id,stop_name,stop_lat,stop_lon,stop_desc,stop_descr\nS1,港前,43.3,141.4,x,y\nS2,駅前,43.31,141.41,,\n")
+    out, read = tables(tmp_path, files)
+    unknown = {(n.file, n.field) for n in read.notices if n.code == "unknown_column"}
+    assert unknown == {("agency_jp.txt", "memo"), ("stops.txt", "stop_descr")}  # stop_desc is there: stop_descr is extra
+    result = run_rules(out, rules=rule(RULES, "misspelled_column"), validation_date=DAY)
+    assert [(n["file"], n["field"]) for n in found(result, "misspelled_column")] == [("agency_jp.txt", "agency_offilcal_name")]
 
 
 def test_gtfs_jp_requires_fares_translations_and_feed_info(tmp_path):

@@ -102,3 +102,12 @@ def test_speed_limits_are_parameters(tmp_path):
     picked = rule(RULES, "fast_travel_between_consecutive_stops")
     assert not run(tmp_path / "a", feed(**slow), picked).counts
     assert run(tmp_path / "b", feed(**slow), picked, params={"max_speed_kmh": {3: 60}}).counts
+
+
+def test_timepoint_column_in_the_header_is_what_makes_an_empty_timepoint_a_finding(tmp_path):
+    # The header says the feed uses timepoint, even when no row fills it in (as MobilityData reads it).
+    picked = rule(RULES, "missing_timepoint_value")
+    all_empty = run(tmp_path / "empty", feed(**times("T1,08:00:00,08:00:00,S1,1,,", "T1,,,S2,2,,", "T1,08:10:00,08:10:00,S3,3,,")), picked)
+    assert sorted(h["line"] for h in found(all_empty, "missing_timepoint_value")) == [2, 4]
+    no_column = "trip_id,arrival_time,departure_time,stop_id,stop_sequence\nT1,08:00:00,08:00:00,S1,1\nT1,08:10:00,08:10:00,S2,2\n"
+    assert not run(tmp_path / "none", feed(stop_times=no_column, stops=STOPS), picked).counts

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 
 from noriba.policy import Policy, parse_policy
-from transforms.schema import default_specs_dir
+from transforms.schema import YAML_LOADER, default_specs_dir
 
 KINDS = ("gtfs", "timetable", "trips", "zones")
 PROFILES = ("gtfs", "gtfs-jp")
@@ -210,7 +210,7 @@ def load_spec(path: Path, *, specs_dir: Path | None = None) -> FeedSpec:
     """Return the feed spec in ``path``. If it is not valid, raise SpecError naming the file and fields."""
     specs_dir = specs_dir or path.resolve().parent.parent
     try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        doc = yaml.load(path.read_text(encoding="utf-8"), Loader=YAML_LOADER)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f" line {mark.line + 1}" if mark else ""

@@ -66,3 +66,67 @@ def build_export(export_id: str) -> dict:
 
     out = build(export_id, Workspace.from_env())
     return {k: out.get(k) for k in ("export_id", "export_version", "status", "manifest", "validation")}
+
+
+# --- trips and zones (specs/trips/), the steps `noriba trips` chains in noriba.trips_pipeline.run_trips ---
+
+def _trip_spec(source_id: str):
+    from transforms.trips.spec import load_trip_specs
+
+    specs = {s.id: s for s in load_trip_specs()}
+    return specs[source_id], specs
+
+
+def publish_zones(layer_id: str) -> dict:
+    """Publish a zone layer (kind zones) into trips.zones; return its zone count and notices."""
+    from noriba.trips_pipeline import run_trips
+
+    spec, _ = _trip_spec(layer_id)
+    out = run_trips(spec, Workspace.from_env())
+    return {k: out[k] for k in ("feed_id", "status", "zones", "message")}
+
+
+def trips_fetch(source_id: str) -> dict:
+    """Archive the source's files; return them and the version they make."""
+    from noriba.trips_pipeline import fetch_trips
+
+    spec, _ = _trip_spec(source_id)
+    return fetch_trips(spec, Workspace.from_env())
+
+
+def trips_parse_validate(source_id: str, fetched: dict) -> dict:
+    """Stage the source (mapping, rules, zones); a version already in the lake is not staged again."""
+    from noriba.trips_pipeline import lake_version, parse_validate_trips
+
+    ws = Workspace.from_env()
+    spec, specs = _trip_spec(source_id)
+    if lake_version(ws, source_id) == fetched["feed_version"]:
+        return {"source_id": source_id, "feed_version": fetched["feed_version"], "unchanged": True}
+    staged = parse_validate_trips(spec, ws, fetched, specs=specs)
+    return {k: v for k, v in staged.items() if k != "rule_counts"}
+
+
+def trips_write_lake(staged: dict) -> dict:
+    from noriba.trips_pipeline import write_trips_lake
+
+    return write_trips_lake(Workspace.from_env(), staged)
+
+
+def trips_publish(lake: dict) -> dict:
+    """Publish the source's lake partitions (one transaction); an already published version does nothing."""
+    from warehouse.trips import published_version, publish_trips
+
+    ws = Workspace.from_env()
+    sid, ver = lake["source_id"], lake["feed_version"]
+    if published_version(ws, sid) == ver:
+        return {"source_id": sid, "feed_version": ver, "status": "unchanged"}
+    return {"source_id": sid, "feed_version": ver, "status": "new", "published": publish_trips(ws, sid)}
+
+
+def trips_export(published: dict) -> dict:
+    """Write the source's privacy-safe aggregates under exports/trips/<id>/."""
+    from transforms.trips.spec import trip_options
+    from warehouse.trips import export_trips
+
+    spec, _ = _trip_spec(published["source_id"])
+    return {**published, "exports": export_trips(Workspace.from_env(), spec.id, opts=trip_options(spec))}

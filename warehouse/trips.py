@@ -5,12 +5,12 @@ publishing. Quarantined rows go to the shared ``quality.quarantine`` table (feed
 with their raw row as JSON and the reason; what reading found goes to ``quality.notices``; one
 row per version to ``meta.feed_versions`` (kind 'trips') so ``noriba status`` lists trips too.
 
-SQL models, in the shape source → renamed → final: ``trips.fct_trips`` is a view over the lake's
-Parquet (``lake/trips_fct_trips/source_id=…/month=…``) restricted to the version of each source
-recorded in ``trips.sources``, so publishing a version is one transaction that switches which
-files count, without copying millions of trip rows a second time (the lake is the source of
-truth; the warehouse path must stay where the workspace is). The marts are tables built at
-publish: ``marts.trips_by_zone_hour``, ``marts.trips_od_matrix``, ``marts.transit_gap_trips``
+SQL models, in the shape source → renamed → final: ``trips.fct_trips`` is a table in the DuckDB
+file; publishing a version replaces the source's rows with its lake Parquet
+(``lake/trips_fct_trips/source_id=…/month=…``, the source of truth) in the publish transaction,
+so the DuckDB file stays queryable when the workspace is moved or opened from elsewhere (an older
+view over absolute lake paths is replaced by the table at the next publish). The marts are
+tables built at publish: ``marts.trips_by_zone_hour``, ``marts.trips_od_matrix``, ``marts.transit_gap_trips``
 and ``marts.transit_gap_by_municipality``.
 
 Privacy: trip rows are personal data. Exports aggregate to zones × time bins and drop every cell
@@ -60,20 +60,27 @@ def ensure_trips_schema(con: duckdb.DuckDBPyConnection) -> None:
                 "published_at VARCHAR)")
 
 
-def fct_view(con: duckdb.DuckDBPyConnection, ws: Workspace) -> None:
-    """(Re)create the view trips.fct_trips over the lake, limited to the published version of each source."""
-    cols = ", ".join(f"CAST({c} AS {t}) AS {c}" if t != "VARCHAR[]" else c for c, t in fct_columns())
+def ensure_fct_table(con: duckdb.DuckDBPyConnection, ws: Workspace) -> None:
+    """Create the table trips.fct_trips when missing. If it is still the old view over the lake, replace it by a table
+    holding the published versions' rows (read from the lake once), so the DuckDB file no longer depends on where the
+    lake is."""
     have = con.sql("SELECT table_type FROM information_schema.tables WHERE table_schema = 'trips' AND table_name = 'fct_trips'").fetchall()
     if have and have[0][0] != "VIEW":
-        con.execute("DROP TABLE trips.fct_trips")
-    files = sorted(str(p) for p in (ws.lake / "trips_fct_trips").glob("source_id=*/month=*/*.parquet"))
-    if files:
-        src = f"read_parquet({lit(str(ws.lake / 'trips_fct_trips' / 'source_id=*' / 'month=*' / '*.parquet'))}, hive_partitioning=false)"
-        con.execute(f"CREATE OR REPLACE VIEW trips.fct_trips AS SELECT {cols} FROM {src} f "
-                    f"SEMI JOIN trips.sources s ON f.source_id = s.source_id AND f.feed_version = s.feed_version")
-    else:
-        empty = ", ".join(f"NULL::{t} AS {c}" for c, t in fct_columns())
-        con.execute(f"CREATE OR REPLACE VIEW trips.fct_trips AS SELECT {empty} WHERE false")
+        return
+    if have:
+        con.execute("DROP VIEW trips.fct_trips")
+    con.execute(f"CREATE TABLE trips.fct_trips ({', '.join(f'{c} {t}' for c, t in fct_columns())})")
+    for sid, ver in con.sql("SELECT source_id, feed_version FROM trips.sources").fetchall():
+        _insert_fct(con, ws, sid, ver)
+
+
+def _insert_fct(con: duckdb.DuckDBPyConnection, ws: Workspace, source_id: str, ver: str) -> None:
+    files = sorted(str(p) for p in _lake(ws, "trips_fct_trips", source_id).glob("month=*/*.parquet"))
+    if not files:
+        return
+    cols = ", ".join(f"CAST({c} AS {t}) AS {c}" if t != "VARCHAR[]" else c for c, t in fct_columns())
+    con.execute(f"INSERT INTO trips.fct_trips SELECT {cols} FROM read_parquet([{', '.join(lit(f) for f in files)}], hive_partitioning=false) "
+                "WHERE source_id = ? AND feed_version = ?", [source_id, ver])
 
 
 def published_version(ws: Workspace, source_id: str) -> str | None:
@@ -142,6 +149,8 @@ def publish_trips(ws: Workspace, source_id: str) -> dict:
             con.execute("DELETE FROM quality.quarantine WHERE feed_id = ?", [source_id])
             con.execute("DELETE FROM quality.notices WHERE feed_id = ? AND feed_version <> 'zones'", [source_id])
             con.execute("DELETE FROM trips.sources WHERE source_id = ?", [source_id])
+            ensure_fct_table(con, ws)  # the other sources' rows, when an older view over the lake is replaced
+            con.execute("DELETE FROM trips.fct_trips WHERE source_id = ?", [source_id])
             files = _lake(ws, "trips_files", source_id) / "part-0.parquet"
             con.execute(f"INSERT INTO trips.source_files SELECT ?, ?, file, format, encoding, rows_in, accepted, quarantined "
                         f"FROM read_parquet({lit(str(files))}, hive_partitioning=false)", [source_id, ver])
@@ -160,7 +169,7 @@ def publish_trips(ws: Workspace, source_id: str) -> dict:
                 con.execute(f"INSERT INTO trips.zones BY NAME SELECT * FROM read_parquet({lit(str(zp))}, hive_partitioning=false)")
             now = datetime.now(timezone.utc).isoformat(timespec="seconds")
             con.execute("INSERT INTO trips.sources VALUES (?, ?, ?, ?)", [source_id, ver, meta["spec"], now])
-            fct_view(con, ws)
+            _insert_fct(con, ws, source_id, ver)
             con.execute("DELETE FROM meta.feed_versions WHERE feed_id = ?", [source_id])
             con.execute(
                 "INSERT INTO meta.feed_versions (feed_id, feed_version, content_sha256, source_sha256, source, raw_path, fetched_at, "

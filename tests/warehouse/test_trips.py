@@ -133,3 +133,40 @@ def test_trip_rows_leave_only_when_the_spec_allows_and_only_what_it_allows(ws, t
     out = _run(ws, _specs(tmp_path / "b", trips, privacy={"allow_points": True}))
     cols = set(pq.read_schema(out["exports"]["trips"]).names)
     assert {"pickup_lat", "pickup_hour_local"} <= cols and not {"pickup_time_local", "source_row", "trip_ref"} & cols
+
+
+def test_fct_trips_survives_moving_the_workspace_and_deleting_the_lake(ws, tmp_path, monkeypatch):
+    import shutil
+
+    trips = "".join(_trip(8, 43.30, 141.40, m) for m in range(5))
+    _run(ws, _specs(tmp_path, trips))
+    moved = tmp_path / "elsewhere" / "noriba-data"
+    shutil.copytree(ws.home, moved, symlinks=True)
+    shutil.rmtree(ws.home)  # the original lake is gone: the warehouse must not point into it
+    monkeypatch.chdir(tmp_path)
+    con = duckdb.connect(str(moved / ws.warehouse.name), read_only=True)
+    assert con.sql("SELECT count(*), count(DISTINCT pickup_zone) FROM trips.fct_trips WHERE source_id = 't'").fetchall() == [(5, 1)]
+    assert con.sql("SELECT table_type FROM information_schema.tables WHERE table_schema = 'trips' "
+                   "AND table_name = 'fct_trips'").fetchall() == [("BASE TABLE",)]
+    con.close()
+
+
+def test_an_older_fct_trips_view_becomes_a_table_keeping_every_published_source(ws, tmp_path):
+    from warehouse.publish import connect
+    from warehouse.trips import fct_columns, publish_trips
+
+    trips = "".join(_trip(8, 43.30, 141.40, m) for m in range(4))
+    _run(ws, _specs(tmp_path, trips))
+    con = connect(ws)  # the layout of earlier versions: a view over the lake's Parquet
+    lake = ws.lake / "trips_fct_trips" / "source_id=t" / "month=*" / "*.parquet"
+    con.execute("DROP TABLE trips.fct_trips")
+    con.execute(f"CREATE VIEW trips.fct_trips AS SELECT {', '.join(c for c, _ in fct_columns())} "
+                f"FROM read_parquet('{lake}', hive_partitioning=false)")
+    con.execute("INSERT INTO trips.sources VALUES ('other', 'v0', '{}', 'now')")  # a published source without lake rows
+    con.close()
+    publish_trips(ws, "t")
+    con = duckdb.connect(str(ws.warehouse), read_only=True)
+    assert con.sql("SELECT table_type FROM information_schema.tables WHERE table_schema = 'trips' "
+                   "AND table_name = 'fct_trips'").fetchall() == [("BASE TABLE",)]
+    assert con.sql("SELECT source_id, count(*) FROM trips.fct_trips GROUP BY ALL").fetchall() == [("t", 4)]
+    con.close()

@@ -17,6 +17,8 @@ from pathlib import PurePath
 
 import yaml
 
+from transforms.schema import YAML_LOADER
+
 MODES = ("taxi", "ride_hailing", "on_demand", "shared_taxi", "micromobility")
 FORMATS = ("auto", "csv", "parquet", "json", "jsonl", "avro", "xlsx", "mds")
 DISTANCE_UNITS = {"km": 1.0, "m": 0.001, "mi": 1.609344}
@@ -300,7 +302,7 @@ def load_schema_fields() -> list[dict]:
 def _schema_fields(specs_dir: str) -> list[dict]:
     from pathlib import Path as _P
 
-    return yaml.safe_load((_P(specs_dir) / "schemas" / "trips.yml").read_text(encoding="utf-8"))["fields"]
+    return yaml.load((_P(specs_dir) / "schemas" / "trips.yml").read_text(encoding="utf-8"), Loader=YAML_LOADER)["fields"]
 
 
 

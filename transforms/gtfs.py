@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import zipfile
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
 from typing import Callable
+
+from isal import isal_zlib
 
 from transforms.adapters import InputError, Progress, TextFeed, TextFile
 from transforms.csvread import read_csv_text
@@ -51,8 +54,41 @@ def _members(source: Path) -> dict[str, Callable[[], bytes]]:
             continue
         if info.file_size > MAX_MEMBER_BYTES:
             raise InputError(f"{source}!{info.filename}: {info.file_size} bytes uncompressed, over the {MAX_MEMBER_BYTES} byte limit")
-        found[info.filename] = _sized(lambda name=info.filename: zf.read(name), info.file_size)
+        found[info.filename] = _sized(lambda info=info: _member_bytes(source, zf, info), info.file_size)
     return found
+
+
+def _member_bytes(source: Path, zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
+    """Return the bytes of one zip member. If the member is damaged, then raise InputError naming it."""
+    try:
+        return _inflate(zf, info)
+    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError) as e:
+        raise InputError(f"{source}!{info.filename}: this file of the zip is damaged or cannot be unpacked ({e}); "
+                         "download or export the feed again") from None
+
+
+def _inflate(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
+    """Return the bytes of one zip member, inflated with ISA-L. If it is not plain deflate, then zipfile reads it.
+
+    ISA-L inflates about 3x faster than zlib (bench/README.md); the CRC-32 is checked as zipfile
+    does, and any problem with the member falls back to zipfile so its error message is the one users see.
+    """
+    if info.compress_type != zipfile.ZIP_DEFLATED or info.flag_bits & 0x1:  # stored, bzip2/lzma, encrypted
+        return zf.read(info.filename)
+    try:
+        with open(zf.filename, "rb") as f:
+            f.seek(info.header_offset)
+            header = f.read(30)
+            if len(header) != 30 or header[:4] != b"PK\x03\x04":
+                return zf.read(info.filename)
+            f.seek(info.header_offset + 30 + int.from_bytes(header[26:28], "little") + int.from_bytes(header[28:30], "little"))
+            compressed = f.read(info.compress_size)
+        data = isal_zlib.decompress(compressed, wbits=-15, bufsize=max(info.file_size, 1))
+    except (OSError, isal_zlib.error, ValueError):
+        return zf.read(info.filename)
+    if len(data) != info.file_size or isal_zlib.crc32(data) != info.CRC:
+        return zf.read(info.filename)  # raises zipfile's own 'Bad CRC-32' / size error
+    return data
 
 
 def _sized(reader: Callable[[], bytes], size: int) -> Callable[[], bytes]:

@@ -98,6 +98,69 @@ def _hms(at, width: int) -> np.ndarray:
     return secs
 
 
+#: Bytes a value may hold for Arrow's cast to give what the SQL typing gives (Arrow also reads '0x10', 'nan', 'inf').
+_NUMBER_BYTES = {"int": b"0123456789-", "float": b"0123456789-+.eE"}
+_ALLOWED = {k: np.isin(np.arange(256), np.frombuffer(v, dtype=np.uint8)) for k, v in _NUMBER_BYTES.items()}
+
+
+def fast_numbers(text: pa.ChunkedArray | pa.Array, kind: str) -> pa.Array | pa.ChunkedArray:
+    """Return an int ('int') or float ('float') text column typed by Arrow's strict cast; null where it could not.
+
+    Chunk by chunk: a chunk with a byte outside plain numbers, an int over 9 characters, or a
+    value Arrow refuses is left all null, and the SQL typing decides its values. Empty text is
+    null. Non-finite floats are null, as in SQL.
+    """
+    target = pa.float64() if kind == "float" else pa.int32()
+    if isinstance(text, pa.ChunkedArray):
+        return pa.chunked_array([fast_numbers(c, kind) for c in text.chunks], type=target)
+    arr = text
+    n = len(arr)
+    if n == 0 or arr.type != pa.string() or arr.buffers()[2] is None:
+        return pa.nulls(n, target)
+    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int32)[arr.offset:arr.offset + n + 1]
+    data = np.frombuffer(arr.buffers()[2], dtype=np.uint8)[offsets[0]:offsets[-1]]
+    lengths = np.diff(offsets)
+    if not _ALLOWED[kind][data].all() or (kind == "int" and lengths.max() > 9):
+        return pa.nulls(n, target)
+    valid = lengths > 0
+    if arr.null_count:
+        valid &= np.asarray(arr.is_valid())
+    if not valid.all():  # empty values become nulls, which the cast skips
+        arr = pa.Array.from_buffers(pa.string(), n, [pa.py_buffer(np.packbits(valid, bitorder="little")), *arr.buffers()[1:]], offset=arr.offset)
+    try:
+        out = pc.cast(arr, target)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return pa.nulls(n, target)
+    if kind == "float":
+        out = pc.if_else(pc.is_finite(out), out, pa.nulls(n, target))
+    return out
+
+
+def fast_values(f: Field, text: pa.ChunkedArray) -> pa.ChunkedArray | None:
+    """Return field ``f``'s values typed in Arrow (None when only SQL types this kind of field)."""
+    if f.type == "time":
+        return fast_times(text)
+    if f.type in ("int", "enum"):
+        return fast_numbers(text, "int")
+    if f.type == "float":
+        return fast_numbers(text, "float")
+    return None
+
+
+def _empty_count(text: pa.ChunkedArray) -> int:
+    """Return how many values of a text column are empty or null (from the offsets: no per-value work)."""
+    empty = 0
+    for c in text.chunks:
+        offsets = np.frombuffer(c.buffers()[1], dtype=np.int32)[c.offset:c.offset + len(c) + 1]
+        lengths = np.diff(offsets)
+        empty += int(np.count_nonzero(lengths == 0)) if not c.null_count else int(np.count_nonzero((lengths == 0) | ~np.asarray(c.is_valid())))
+    return empty
+
+
+#: Field types with an Arrow fast path.
+FAST_TYPES = ("time", "int", "enum", "float")
+
+
 def _int32_with_nulls(values: np.ndarray) -> pa.Array:
     """Return ``values`` as an Arrow int32 array, null where negative (built from buffers: pa.array with a mask imports pandas)."""
     valid = np.packbits(values >= 0, bitorder="little")
@@ -114,7 +177,7 @@ def typed_expr(f: Field, v: str, *, fast: str | None = None) -> str:
         )
     if f.type == "float":
         return f"(CASE WHEN isfinite(TRY_CAST({v} AS DOUBLE)) THEN TRY_CAST({v} AS DOUBLE) END)"
-    if f.type == "time" and fast:  # seconds already read by fast_times; SQL only for what it left
+    if fast and f.type in FAST_TYPES:  # values already typed in Arrow (fast_values); SQL only for what it left
         return f"CASE WHEN {fast} IS NOT NULL THEN {fast} WHEN {v} = '' THEN NULL ELSE {typed_expr(f, v)} END"
     if f.type == "time":
         return (
@@ -342,25 +405,27 @@ def dup_free(con, t: str, table: Table) -> bool:
     return runs == groups and bad_steps == 0
 
 
-def dup_free_text(raw: pa.Table, group: str, number: str) -> bool:
+def dup_free_text(raw: pa.Table, group: str, number: str, *, typed: pa.ChunkedArray | None = None) -> bool:
     """Return True when the raw text columns prove a (group, sequence) key unique; False means 'check otherwise'.
 
     The same proof as :func:`dup_free`, on the Arrow text before typing (file order is line
     order): it costs a few vectorised passes instead of a window over the typed table. Only
-    plain non-empty ids and plain integers are trusted; anything else falls back.
+    plain non-empty ids and plain integers are trusted; anything else falls back. ``typed``, when
+    given, is the sequence already typed (from :func:`fast_numbers`), so it is not parsed again.
     """
     if raw.num_rows < 2:
         return False
-    groups, numbers = raw.column(group).chunks, raw.column(number).chunks
+    seq = typed if typed is not None else raw.column(number)
+    groups, numbers = raw.column(group).chunks, seq.chunks
     if [len(c) for c in groups] != [len(c) for c in numbers]:
-        groups, numbers = [raw.column(group).combine_chunks()], [raw.column(number).combine_chunks()]
+        groups, numbers = [raw.column(group).combine_chunks()], [seq.combine_chunks()]
     starts: list[pa.Array] = []
     prev_g = prev_n = None
     for g, n in zip(groups, numbers):  # chunk by chunk, with the boundary between chunks checked too
         if not len(g):
             continue
         try:
-            n = pc.cast(n, pa.int32())  # strict: '', ' 5', '5.0' raise
+            n = n if n.type == pa.int32() else pc.cast(n, pa.int32())  # strict: '', ' 5', '5.0' raise
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             return False
         if n.null_count or g.null_count or pc.min(pc.binary_length(g)).as_py() == 0:  # (no Python scalars: they import pandas)
@@ -395,17 +460,24 @@ def _type_table(con, sink: _Sink, table: Table, tf, count: FileCount, out_dir: P
             sink.findings.add("missing_required_column", ERROR, f"required column '{f.name}' is missing", file=file, line=tf.csv.header_line, field=f.name)
     raw = q("raw_" + table.name)
     text = tf.csv.table
-    fast = {}
+    fast, clean, fast_arrays = {}, set(), {}
     for f in table.fields:
-        if f.type == "time" and f.name in known and text.num_rows:
-            fast[f.name] = f"s_{known[f.name]}"
-            text = text.append_column(fast[f.name], fast_times(text.column(known[f.name])))
+        if f.type in FAST_TYPES and f.name in known and text.num_rows:
+            values = fast_values(f, text.column(known[f.name]))
+            fast[f.name], fast_arrays[f.name] = f"s_{known[f.name]}", values
+            text = text.append_column(fast[f.name], values)
+            # every value typed or empty: the field cannot fail, so SQL neither types nor checks it
+            if values.null_count == _empty_count(text.column(known[f.name])):
+                clean.add(f.name)
     con.register("raw_" + table.name, text)
     typed_cols, raw_refs, fails = [], [], []
     for f in table.fields:
         col = known.get(f.name)
         if col is None:
             typed_cols.append(f"CAST(NULL AS {f.sql_type}) AS {q(f.column)}")
+            continue
+        if f.name in clean:
+            typed_cols.append(f"{fast[f.name]} AS {q(f.column)}")
             continue
         typed_cols.append(f"{typed_expr(f, col, fast=fast.get(f.name))} AS {q(f.column)}")
         if f.type in _TYPE_NOTICE:
@@ -480,7 +552,7 @@ def _type_table(con, sink: _Sink, table: Table, tf, count: FileCount, out_dir: P
         not_null = " AND ".join(f"{q(f.column)} IS NOT NULL" for f in table.key)
         g_col, n_col = (known.get(f.name) for f in table.key) if len(table.key) == 2 else (None, None)
         proven = bool(g_col and n_col and table.key[1].sql_type == "INTEGER" and table.key[0].sql_type == "VARCHAR"
-                      and dup_free_text(tf.csv.table, g_col, n_col))
+                      and dup_free_text(tf.csv.table, g_col, n_col, typed=fast_arrays.get(table.key[1].name) if table.key[1].name in clean else None))
         if proven or dup_free(con, t, table):
             dup = 0
         else:

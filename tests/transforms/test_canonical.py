@@ -1,3 +1,4 @@
+import pytest
 import duckdb
 import pyarrow.parquet as pq
 
@@ -147,6 +148,39 @@ def test_fast_time_reader_agrees_with_the_sql_typing_on_every_form():
     con.register("t", pa.table({"v": pa.array(values, pa.string()), "s": fast}))
     both = con.sql(f"SELECT {typed_expr(f, 'v')}, {typed_expr(f, 'v', fast='s')} FROM t").fetchall()
     assert [a for a, _ in both] == [b for _, b in both]  # the fast path changes the speed, not the result
+
+
+@pytest.mark.parametrize("kind,ftype", [("int", "int"), ("float", "float")])
+def test_fast_number_reader_agrees_with_the_sql_typing_on_every_form(kind, ftype):
+    import duckdb
+    import pyarrow as pa
+
+    from transforms.canonical import fast_numbers, typed_expr
+    from transforms.schema import Field
+
+    values = ["0", "7", "-3", "007", "+5", " 5", "5 ", "0x10", "1_0", "2147483647", "12345678901", "1.5", "-.5", "5.",
+              "1e5", "1E-3", "nan", "inf", "Infinity", "1e400", "1,5", "５", "", None, "--1", "1-2", "e", "."]
+    chunks = [pa.array(values[i:i + 3], pa.string()) for i in range(0, len(values), 3)]  # one odd value refuses only its chunk
+    fast = fast_numbers(pa.chunked_array(chunks), kind)
+    f = Field(name="v", type=ftype)
+    con = duckdb.connect()
+    con.register("t", pa.table({"v": pa.array(values, pa.string()), "s": fast}))
+    both = con.sql(f"SELECT {typed_expr(f, 'v')}, {typed_expr(f, 'v', fast='s')}, s FROM t").fetchall()
+    assert [a for a, _, _ in both] == [b for _, b, _ in both]  # the fast path changes the speed, not the result
+    got = dict(zip(values, (s for _, _, s in both)))
+    assert got["0"] == 0 and got["7"] == 7 and got["-3"] == -3  # the plain first chunk is read by Arrow
+    assert got["0x10"] is None and got["nan"] is None  # forms Arrow reads but GTFS does not are left to SQL
+
+
+def test_a_column_arrow_types_completely_is_not_checked_again_and_a_bad_value_still_is(tmp_path):
+    result, notices, quarantine = run(tmp_path / "a", MINI_FEED)
+    assert not [n for n in notices if n["code"] in ("invalid_integer", "invalid_float")] and not quarantine
+    bad = {**MINI_FEED, "stop_times.txt": MINI_FEED["stop_times.txt"].replace("S1,1\n", "S1,x1\n")}
+    assert bad["stop_times.txt"] != MINI_FEED["stop_times.txt"]
+    result, notices, quarantine = run(tmp_path / "b", bad)
+    assert ("invalid_integer", "x1", 2) in {(n["code"], n["value"], n["line"]) for n in notices}
+    assert [(q["code"], q["line"]) for q in quarantine] == [("missing_required_field", 2)]  # a key that does not type
+    assert result.counts["stop_times.txt"].accepted == result.counts["stop_times.txt"].rows_in - 1
 
 
 def test_fast_time_reader_handles_one_width_columns_and_sliced_arrays():

@@ -108,16 +108,7 @@ def _load(name: str, read: Callable[[], bytes], encoding: str | None):
     nul = None
     if b"\x00" in dec.data:
         nul = dec.data.count(b"\n", 0, dec.data.find(b"\x00")) + 1
-    if len(dec.data) < HASH_ASIDE_BYTES:
-        return dec, read_csv_text(dec.data), normalised_sha256(dec.data), nul
-    with ThreadPoolExecutor(max_workers=1) as aside:  # a big file is hashed while pyarrow parses it
-        digest = aside.submit(normalised_sha256, dec.data)
-        table = read_csv_text(dec.data)
-        return dec, table, digest.result(), nul
-
-
-#: From this size a file's hash is computed beside its CSV parse (hashlib releases the GIL).
-HASH_ASIDE_BYTES = 8 << 20
+    return dec, read_csv_text(dec.data), normalised_sha256(dec.data), nul
 
 
 #: Files read at once; two suits the 2-core machines this runs on, more only costs memory.

@@ -6,12 +6,9 @@ small JSON-able dicts so Airflow can pass them between tasks as XComs.
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import shutil
-import sys
-import threading
 import uuid
 from collections import Counter
 from datetime import date, datetime, timezone
@@ -26,6 +23,7 @@ from noriba.policy import policy_from_json
 from noriba.specs import FeedSpec
 from noriba.workspace import Workspace
 from transforms.adapters import InputError, Progress, adapter_for
+from transforms.arrowrows import rows_table
 from transforms.canonical import canonicalize, lit
 from transforms.rules.engine import run_rules
 from transforms.schema import load_schema
@@ -65,13 +63,6 @@ def version_exists(ws: Workspace, feed_id: str, feed_version: str) -> bool:
     return (ws.lake_partition(META_TABLE, feed_id, feed_version) / "part-0.parquet").exists()
 
 
-def _preload_pandas() -> None:
-    """Import pandas in a background thread. pyarrow imports it on the first ``pa.array`` of a run (0.3 s cold);
-    the import runs while the files are unzipped and parsed, which release the GIL."""
-    if "pandas" not in sys.modules:
-        threading.Thread(target=importlib.import_module, args=("pandas",), daemon=True, name="preload-pandas").start()
-
-
 def parse_validate(spec: FeedSpec, ws: Workspace, fetched: dict, *, progress: Progress | None = None,
                    validation_date: date | None = None, rules: bool = True) -> dict:
     """Return the staged feed version made from the fetched input, validated as of ``validation_date`` (default today).
@@ -82,7 +73,6 @@ def parse_validate(spec: FeedSpec, ws: Workspace, fetched: dict, *, progress: Pr
     If the input's normalised contents match a version already in the lake, then nothing is
     staged and ``unchanged`` is true.
     """
-    _preload_pandas()
     adapter = adapter_for(spec.kind)
     _say(progress, f"{spec.id}: reading {fetched['source']}")
     try:
@@ -109,7 +99,8 @@ def parse_validate(spec: FeedSpec, ws: Workspace, fetched: dict, *, progress: Pr
                           progress=(lambda msg: progress(f"{spec.id}: {msg}")) if progress else None)
         feed.findings.add_table(ruled.notices, ruled.counts)
     if feed.other_files:
-        blobs = pa.table({"file_name": list(feed.other_files), "content": [feed.other_files[k] for k in feed.other_files]})
+        blobs = rows_table([{"file_name": k, "content": v} for k, v in feed.other_files.items()],
+                           pa.schema([("file_name", pa.string()), ("content", pa.binary())]))
         pq.write_table(blobs, staging / "gtfs_other_blobs.parquet")
     notices = feed.findings.notices_table()
     quarantine = feed.findings.quarantine_table()
@@ -156,7 +147,7 @@ def parse_validate(spec: FeedSpec, ws: Workspace, fetched: dict, *, progress: Pr
         "blocked_by": json.dumps(verdict.blocked_by),
         "policy": json.dumps(spec.policy.to_dict()),
     }
-    pq.write_table(pa.Table.from_pylist([row]), staging / "meta_feed_versions.parquet")
+    pq.write_table(rows_table([row]), staging / "meta_feed_versions.parquet")
     con.close()
     return {**base, "unchanged": False, "staging_dir": str(staging), "rows_in": row["rows_in"],
             "rows_accepted": row["rows_accepted"], "rows_quarantined": row["rows_quarantined"],

@@ -7,6 +7,8 @@ from dataclasses import asdict, dataclass, field
 
 import pyarrow as pa
 
+from transforms.arrowrows import rows_table
+
 ERROR = "ERROR"
 WARNING = "WARNING"
 INFO = "INFO"
@@ -91,11 +93,11 @@ class Findings:
         self.quarantine.append(QuarantinedRow(file, line, code, reason, raw))
 
     def notices_table(self) -> pa.Table:
-        rows = pa.Table.from_pylist([asdict(n) for n in self.notices], schema=NOTICE_SCHEMA)
+        rows = rows_table([asdict(n) for n in self.notices], NOTICE_SCHEMA)
         return pa.concat_tables([rows, *(t.select(NOTICE_SCHEMA.names).cast(NOTICE_SCHEMA) for t in self.notice_tables)])
 
     def quarantine_table(self) -> pa.Table:
-        rows = pa.Table.from_pylist([asdict(q) for q in self.quarantine], schema=QUARANTINE_SCHEMA)
+        rows = rows_table([asdict(q) for q in self.quarantine], QUARANTINE_SCHEMA)
         return pa.concat_tables(
             [rows, *(t.select(QUARANTINE_SCHEMA.names).cast(QUARANTINE_SCHEMA) for t in self.quarantine_tables)]
         )

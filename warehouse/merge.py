@@ -3,7 +3,8 @@
 Ids are namespaced per feed (``<namespace>:<id>``) only where they collide; stops with the same
 name within a set distance are unified across feeds; the assignment of every source id to its
 merged id is a crosswalk, reused on the next build so merged ids stay stable across versions.
-Nothing is dropped silently: every collision, unification and left-out file is in the manifest.
+Nothing is dropped silently: every collision, unification, same-name stop pair left apart (with its reason) and left-out
+file is in the manifest.
 
 The working tables live in one DuckDB connection as ``w_<table>``, with the source feed
 (``_feed``), the feed's position in the export (``_ord``) and the source line (``_line``) beside
@@ -258,7 +259,9 @@ def _unify_stops(work: Work, inputs: list[MergeInput], distance_m: float) -> tup
     A stop is unified into a stop of an earlier feed with the same name (NFKC, spaces and case
     ignored) and location type within ``distance_m``; each target takes at most one stop per feed,
     nearest first. If the later feed prices fares by zone, then its stops keep their own zones and
-    are not unified (the pair is listed instead).
+    are not unified (the pair is listed instead). If taking the kept stop's coordinates would make a
+    shape check fail for the later feed's trips where it passes as received (see :func:`_shape_harm`),
+    then the pair is not unified and is listed with the check, the shape, the trips and both distances.
     """
     con = work.con
     if "stops" not in work.tables or distance_m <= 0:
@@ -270,8 +273,10 @@ def _unify_stops(work: Work, inputs: list[MergeInput], distance_m: float) -> tup
     rows = con.sql("SELECT _feed, _ord, stop_id, stop_name, stop_lat, stop_lon, coalesce(location_type, 0), zone_id "
                    "FROM w_stops WHERE stop_lat IS NOT NULL AND stop_lon IS NOT NULL ORDER BY _ord, _line").fetchall()
     by_feed: dict[int, list] = defaultdict(list)
+    coords: dict[tuple[str, str], tuple[float, float]] = {}
     for r in rows:
         by_feed[r[1]].append(r)
+        coords[(r[0], r[2])] = (r[4], r[5])
     keepers: dict[tuple[str, int], list] = defaultdict(list)  # (norm name, location type) -> stops kept so far
     unified: dict[tuple[str, str], tuple[str, str]] = {}
     carried: dict[tuple[str, str], tuple[str, str]] = {}  # kept stop -> (feed, zone_id) it takes from a unified stop
@@ -291,8 +296,9 @@ def _unify_stops(work: Work, inputs: list[MergeInput], distance_m: float) -> tup
                 if d <= distance_m:
                     pairs.append((d, (fid, sid, name, zone), k))
         pairs.sort(key=lambda p: (p[0], p[1][1], p[2][2]))
+        harm = _shape_harm(work, [(p[1][0], p[1][1], *coords[(p[1][0], p[1][1])], p[2][4], p[2][5]) for p in pairs])
         taken_src, taken_dst = set(), set()
-        for d, (fid, sid, name, zone), k in pairs:
+        for n, (d, (fid, sid, name, zone), k) in enumerate(pairs):
             src, dst = (fid, sid), (k[0], k[2])
             if src in taken_src or dst in taken_dst:
                 continue
@@ -302,12 +308,20 @@ def _unify_stops(work: Work, inputs: list[MergeInput], distance_m: float) -> tup
                 if k[7] is None and k[0] not in zone_feeds and dst not in carried:
                     carry = zone
                 else:
-                    apart.append({"reason": "fare zones differ: the later feed prices fares by zone", "stop_name": name,
+                    apart.append({"reason": "fare zones differ: the later feed prices fares by zone", "check": "fare_zones",
+                                  "stop_name": name,
                                   "stops": [{"feed_id": k[0], "stop_id": k[2], "zone_id": k[7]},
                                             {"feed_id": fid, "stop_id": sid, "zone_id": zone}],
                                   "distance_m": round(d, 1)})
                     taken_src.add(src)
                     continue
+            if harm.get(n):
+                # left apart; the stop may still be unified with another same-name stop that harms no shape check
+                apart.append({"reason": _harm_reason(harm[n][0], stop=f"{fid} {sid}", kept=f"{k[0]} {k[2]}", distance_m=d),
+                              "check": harm[n][0]["check"], "stop_name": name,
+                              "stops": [{"feed_id": k[0], "stop_id": k[2]}, {"feed_id": fid, "stop_id": sid}],
+                              "distance_m": round(d, 1), "shapes": harm[n]})
+                continue
             taken_src.add(src)
             taken_dst.add(dst)
             unified[src] = dst
@@ -321,6 +335,81 @@ def _unify_stops(work: Work, inputs: list[MergeInput], distance_m: float) -> tup
                 keepers[(norm_name(name), lt)].append((fid, ord_, sid, name, lat, lon, lt, zone))
     work.manifest["_carried_zones"] = carried
     return unified, list(groups.values()), apart
+
+
+def _shape_harm(work: Work, moves: list[tuple[str, str, float, float, float, float]]) -> dict[int, list[dict]]:
+    """Return, by index in ``moves``, the shape checks that moving the stop would make fail where they pass as received.
+
+    Each move is (feed, stop_id, lat, lon, new lat, new lon): a stop of a later feed taking the kept
+    stop's coordinates. Two checks of :mod:`transforms.rules.shapes` depend on where a stop is: the
+    last stop of a trip that runs past its shape's end must lie within ``TRIP_END_TOLERANCE_M`` of
+    that end (else ``trip_distance_exceeds_shape_distance``, an ERROR), and a stop must lie within
+    ``STOP_FAR_FROM_SHAPE_M`` of the shape of every trip calling there (``stop_too_far_from_shape``).
+    Only the moved stop's own feed's trips and shapes are looked at: the kept stop does not move.
+    """
+    from transforms.rules.shapes import STOP_FAR_FROM_SHAPE_M, TRIP_END_TOLERANCE_M, stop_shape_distance_sql
+
+    con = work.con
+    if not moves or not {"trips", "stop_times", "shapes"} <= set(work.tables):
+        return {}
+    import pyarrow as pa
+
+    out: dict[int, list[dict]] = defaultdict(list)
+    by_feed: dict[str, list[int]] = defaultdict(list)
+    for n, m in enumerate(moves):
+        by_feed[m[0]].append(n)
+    for fid, idx in sorted(by_feed.items()):
+        con.register("_mv", pa.Table.from_pylist([{"i": n, "stop_id": moves[n][1], "lat": moves[n][2], "lon": moves[n][3],
+                                                   "new_lat": moves[n][4], "new_lon": moves[n][5]} for n in idx]))
+        f = lit(fid)
+        # trips whose last stop (by shape_dist_traveled) is a moved stop and which run past their shape's end
+        ends = con.sql(
+            "WITH sh AS (SELECT shape_id, max(shape_dist_traveled) AS max_d, arg_max(shape_pt_lat, shape_pt_sequence) AS lat, "
+            f"arg_max(shape_pt_lon, shape_pt_sequence) AS lon FROM w_shapes WHERE _feed = {f} GROUP BY shape_id "
+            "HAVING max(shape_dist_traveled) IS NOT NULL), "
+            "tr AS (SELECT trip_id, max(shape_dist_traveled) AS max_d, arg_max(stop_id, shape_dist_traveled) AS stop_id "
+            f"FROM w_stop_times WHERE _feed = {f} AND shape_dist_traveled IS NOT NULL GROUP BY trip_id) "
+            "SELECT m.i, t.shape_id, count(*), min(t.trip_id), any_value(sh.lat), any_value(sh.lon), "
+            "any_value(m.lat), any_value(m.lon), any_value(m.new_lat), any_value(m.new_lon) "
+            f"FROM w_trips t JOIN tr USING (trip_id) JOIN sh USING (shape_id) JOIN _mv m ON m.stop_id = tr.stop_id "
+            f"WHERE t._feed = {f} AND tr.max_d > sh.max_d GROUP BY m.i, t.shape_id ORDER BY m.i, t.shape_id").fetchall()
+        for i, shape, trips, trip, elat, elon, lat, lon, nlat, nlon in ends:
+            before, after = haversine_m(lat, lon, elat, elon), haversine_m(nlat, nlon, elat, elon)
+            if before <= TRIP_END_TOLERANCE_M < after:
+                out[i].append({"check": "trip_distance_exceeds_shape_distance", "shape_id": shape, "trips": trips, "trip_id": trip,
+                               "m_as_received": round(before, 1), "m_if_unified": round(after, 1), "tolerance_m": TRIP_END_TOLERANCE_M})
+        # every shape of the trips calling at a moved stop: distance as received and if unified
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE _mv_shapes AS SELECT m.i, t.shape_id, count(DISTINCT t.trip_id) AS trips, min(t.trip_id) AS trip_id "
+            "FROM w_stop_times st JOIN w_trips t ON t._feed = st._feed AND t.trip_id = st.trip_id JOIN _mv m ON m.stop_id = st.stop_id "
+            f"WHERE st._feed = {f} AND t.shape_id IS NOT NULL GROUP BY m.i, t.shape_id")
+        points = ("SELECT CAST(s.i AS VARCHAR) || ':' || CAST(w AS VARCHAR) AS pid, s.shape_id, CASE w WHEN 0 THEN m.lat ELSE m.new_lat END AS lat, "
+                  "CASE w WHEN 0 THEN m.lon ELSE m.new_lon END AS lon FROM _mv_shapes s JOIN _mv m USING (i), range(2) r(w)")
+        shapes = f"SELECT shape_id, shape_pt_lat, shape_pt_lon, shape_pt_sequence FROM w_shapes WHERE _feed = {f}"
+        far = con.sql(
+            f"WITH d AS ({stop_shape_distance_sql(points, shapes)}) "
+            "SELECT s.i, s.shape_id, s.trips, s.trip_id, b.d, a.d FROM _mv_shapes s "
+            "JOIN d b ON b.shape_id = s.shape_id AND b.pid = CAST(s.i AS VARCHAR) || ':0' "
+            "JOIN d a ON a.shape_id = s.shape_id AND a.pid = CAST(s.i AS VARCHAR) || ':1' "
+            f"WHERE b.d <= {STOP_FAR_FROM_SHAPE_M} AND a.d > {STOP_FAR_FROM_SHAPE_M} ORDER BY s.i, s.shape_id").fetchall()
+        for i, shape, trips, trip, before, after in far:
+            out[i].append({"check": "stop_too_far_from_shape", "shape_id": shape, "trips": trips, "trip_id": trip,
+                           "m_as_received": round(before, 1), "m_if_unified": round(after, 1), "tolerance_m": STOP_FAR_FROM_SHAPE_M})
+        con.unregister("_mv")
+        con.execute("DROP TABLE IF EXISTS _mv_shapes")
+    return dict(out)
+
+
+def _harm_reason(h: dict, *, stop: str, kept: str, distance_m: float) -> str:
+    """Return why a stop pair is left apart, from one failing shape check of :func:`_shape_harm`."""
+    head = f"unifying would move stop {stop} {distance_m:.1f} m onto {kept}, "
+    trips = f"{h['trips']} trip(s) (e.g. trip_id {h['trip_id']})"
+    if h["check"] == "trip_distance_exceeds_shape_distance":
+        return (head + f"{h['m_if_unified']:.1f} m from the end of shape_id {h['shape_id']}, where {trips} end past the shape; "
+                f"as received it is {h['m_as_received']:.1f} m, within the {h['tolerance_m']:g} m tolerance, so "
+                "trip_distance_exceeds_shape_distance would become an ERROR")
+    return (head + f"{h['m_if_unified']:.0f} m from shape_id {h['shape_id']} of the {trips} calling there; as received it is "
+            f"{h['m_as_received']:.0f} m, within {h['tolerance_m']:g} m, so stop_too_far_from_shape would be reported")
 
 
 def _carry_zones(work: Work, carried: dict, crosswalk: list[dict]) -> None:

@@ -9,6 +9,35 @@ from __future__ import annotations
 
 from transforms.rules.engine import ERROR, INFO, WARNING, Context, Rule
 
+#: A trip's last stop within this distance of its shape's end may run slightly past it (a WARNING, not an ERROR).
+TRIP_END_TOLERANCE_M = 11.1
+#: A stop farther than this from the shape of a trip calling there is reported.
+STOP_FAR_FROM_SHAPE_M = 100.0
+
+
+def stop_shape_distance_sql(points: str, shapes: str = "SELECT * FROM shapes") -> str:
+    """Return SQL of (pid, shape_id, d): the shortest distance in metres from each point to any segment of its shape.
+
+    ``points`` is SQL with columns pid, shape_id, lat, lon; ``shapes`` is SQL with shape_id,
+    shape_pt_lat, shape_pt_lon and shape_pt_sequence. Distances are in a local flat projection (metres
+    east and north of the point), the same for the rule and for the merge's check before unifying stops.
+    """
+    return (
+        f"WITH p AS ({points}), "
+        "seg AS (SELECT shape_id, shape_pt_lat AS lat1, shape_pt_lon AS lon1, "
+        "coalesce(lead(shape_pt_lat) OVER w, shape_pt_lat) AS lat2, coalesce(lead(shape_pt_lon) OVER w, shape_pt_lon) AS lon2 "
+        f"FROM ({shapes}) WHERE shape_pt_lat IS NOT NULL AND shape_pt_lon IS NOT NULL AND shape_id IN (SELECT shape_id FROM p) "
+        "WINDOW w AS (PARTITION BY shape_id ORDER BY shape_pt_sequence)), "
+        "xy AS (SELECT p.pid, p.shape_id, "
+        "(s.lon1 - p.lon) * 111320.0 * cos(radians(p.lat)) AS x1, (s.lat1 - p.lat) * 110540.0 AS y1, "
+        "(s.lon2 - p.lon) * 111320.0 * cos(radians(p.lat)) AS x2, (s.lat2 - p.lat) * 110540.0 AS y2 "
+        "FROM p JOIN seg s USING (shape_id)) "
+        "SELECT pid, shape_id, min(sqrt(pow(x1 + tt * (x2 - x1), 2) + pow(y1 + tt * (y2 - y1), 2))) AS d FROM ("
+        "SELECT *, CASE WHEN (x2 - x1) * (x2 - x1) + (y2 - y1) * (y2 - y1) = 0 THEN 0 "
+        "ELSE greatest(0, least(1, -(x1 * (x2 - x1) + y1 * (y2 - y1)) / ((x2 - x1) * (x2 - x1) + (y2 - y1) * (y2 - y1)))) END AS tt FROM xy) "
+        "GROUP BY pid, shape_id"
+    )
+
 
 def _points() -> str:
     """Return SQL of shape points with the previous point of the same shape (p_lat, p_lon, p_dist, p_seq)."""
@@ -68,7 +97,7 @@ def _single_shape_point(ctx: Context) -> str:
 
 def _trip_exceeds_shape(*, error: bool):
     def sql(ctx: Context) -> str:
-        limit = float(ctx.param("trip_distance_exceeds_shape_threshold_m", 11.1))
+        limit = float(ctx.param("trip_distance_exceeds_shape_threshold_m", TRIP_END_TOLERANCE_M))
         op = ">" if error else "<="
         return (
             "WITH sh AS (SELECT shape_id, max(shape_dist_traveled) AS max_d, arg_max(shape_pt_lat, shape_pt_sequence) AS lat, "
@@ -97,28 +126,17 @@ def _no_shape_distances(ctx: Context) -> str:
 
 
 def _stop_too_far_from_shape(ctx: Context) -> str:
-    limit = float(ctx.param("stop_too_far_from_shape_m", 100.0))
-    # Per (shape, stop): shortest distance to any segment, in metres east (x) and north (y) of the stop.
+    limit = float(ctx.param("stop_too_far_from_shape_m", STOP_FAR_FROM_SHAPE_M))
     return (
         "WITH used AS (SELECT t.shape_id, st.stop_id, min(st._line) AS line, min(t.trip_id) AS trip_id, count(DISTINCT t.trip_id) AS trips "
         "FROM stop_times st JOIN trips t USING (trip_id) WHERE t.shape_id IS NOT NULL AND st.stop_id IS NOT NULL GROUP BY t.shape_id, st.stop_id), "
         "pts AS (SELECT u.*, s.stop_name, s.stop_lat AS lat, s.stop_lon AS lon FROM used u JOIN stops s USING (stop_id) "
         "WHERE s.stop_lat IS NOT NULL AND s.stop_lon IS NOT NULL AND u.shape_id IN (SELECT shape_id FROM shapes)), "
-        "seg AS (SELECT shape_id, shape_pt_lat AS lat1, shape_pt_lon AS lon1, "
-        "coalesce(lead(shape_pt_lat) OVER w, shape_pt_lat) AS lat2, coalesce(lead(shape_pt_lon) OVER w, shape_pt_lon) AS lon2 "
-        "FROM shapes WHERE shape_pt_lat IS NOT NULL AND shape_pt_lon IS NOT NULL WINDOW w AS (PARTITION BY shape_id ORDER BY shape_pt_sequence)), "
-        "xy AS (SELECT p.shape_id, p.stop_id, "
-        "(s.lon1 - p.lon) * 111320.0 * cos(radians(p.lat)) AS x1, (s.lat1 - p.lat) * 110540.0 AS y1, "
-        "(s.lon2 - p.lon) * 111320.0 * cos(radians(p.lat)) AS x2, (s.lat2 - p.lat) * 110540.0 AS y2 "
-        "FROM pts p JOIN seg s USING (shape_id)), "
-        "dist AS (SELECT shape_id, stop_id, min(sqrt(pow(x1 + tt * (x2 - x1), 2) + pow(y1 + tt * (y2 - y1), 2))) AS d FROM ("
-        "SELECT *, CASE WHEN (x2 - x1) * (x2 - x1) + (y2 - y1) * (y2 - y1) = 0 THEN 0 "
-        "ELSE greatest(0, least(1, -(x1 * (x2 - x1) + y1 * (y2 - y1)) / ((x2 - x1) * (x2 - x1) + (y2 - y1) * (y2 - y1)))) END AS tt FROM xy) "
-        "GROUP BY shape_id, stop_id) "
+        f"dist AS ({stop_shape_distance_sql('SELECT stop_id AS pid, shape_id, lat, lon FROM pts')}) "
         "SELECT 'stop_times.txt' AS file, p.line, 'stop_id' AS field, p.stop_id AS value, "
         "'stop_id ' || p.stop_id || coalesce(' (' || p.stop_name || ')', '') || ' is ' || printf('%.0f', d.d) || ' m from shape_id ' || p.shape_id || "
         f"' of the ' || p.trips || ' trip(s) calling there (e.g. trip_id ' || p.trip_id || '), more than {limit:g} m' AS message "
-        f"FROM pts p JOIN dist d USING (shape_id, stop_id) WHERE d.d > {limit}"
+        "FROM pts p JOIN dist d ON d.pid = p.stop_id AND d.shape_id = p.shape_id WHERE d.d > " + f"{limit}"
     )
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -156,6 +157,9 @@ def _empty_count(text: pa.ChunkedArray) -> int:
         empty += int(np.count_nonzero(lengths == 0)) if not c.null_count else int(np.count_nonzero((lengths == 0) | ~np.asarray(c.is_valid())))
     return empty
 
+
+#: From this many rows a table's columns are typed in Arrow two at a time.
+PARALLEL_ROWS = 1 << 20
 
 #: Field types with an Arrow fast path.
 FAST_TYPES = ("time", "int", "enum", "float")
@@ -477,14 +481,22 @@ def _type_table(con, sink: _Sink, table: Table, tf, count: FileCount, out_dir: P
     raw = q("raw_" + table.name)
     text = tf.csv.table
     fast, clean, fast_arrays = {}, set(), {}
-    for f in table.fields:
-        if f.type in FAST_TYPES and f.name in known and text.num_rows:
-            values = fast_values(f, text.column(known[f.name]))
-            fast[f.name], fast_arrays[f.name] = f"s_{known[f.name]}", values
-            text = text.append_column(fast[f.name], values)
-            # every value typed or empty: the field cannot fail, so SQL neither types nor checks it
-            if values.null_count == _empty_count(text.column(known[f.name])):
-                clean.add(f.name)
+    to_type = [f for f in table.fields if f.type in FAST_TYPES and f.name in known and text.num_rows]
+
+    def type_one(f: Field):
+        return fast_values(f, tf.csv.table.column(known[f.name]))
+
+    if text.num_rows >= PARALLEL_ROWS and len(to_type) > 1:  # numpy and Arrow release the GIL: columns side by side
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            typed = list(pool.map(type_one, to_type))
+    else:
+        typed = [type_one(f) for f in to_type]
+    for f, values in zip(to_type, typed):
+        fast[f.name], fast_arrays[f.name] = f"s_{known[f.name]}", values
+        text = text.append_column(fast[f.name], values)
+        # every value typed or empty: the field cannot fail, so SQL neither types nor checks it
+        if values.null_count == _empty_count(tf.csv.table.column(known[f.name])):
+            clean.add(f.name)
     con.register("raw_" + table.name, text)
     typed_cols, raw_refs, fails = [], [], []
     for f in table.fields:

@@ -216,3 +216,18 @@ def test_an_empty_required_file_is_reported_once_as_empty_not_as_missing(tmp_pat
     assert fk and all("agency.txt (empty)" in m for m in fk)
     _, notices, _ = run(tmp_path / "b", {k: v for k, v in MINI_FEED.items() if k != "agency.txt"})
     assert ("missing_required_file", "agency.txt") in {(n["code"], n["file"]) for n in notices}
+
+
+def test_columns_typed_side_by_side_give_the_same_tables(tmp_path, monkeypatch):
+    import pyarrow.parquet as pq
+
+    import transforms.canonical as canonical
+
+    files = {**MINI_FEED, "stop_times.txt": MINI_FEED["stop_times.txt"] + "T1,x9:00:00,25:00:00,S2,3\n"}
+    run(tmp_path / "serial", files)
+    monkeypatch.setattr(canonical, "PARALLEL_ROWS", 1)
+    run(tmp_path / "parallel", files)
+    for name in ("stop_times", "trips", "stops"):
+        serial = pq.read_table(next((tmp_path / "serial").rglob(f"{name}.parquet")))
+        parallel = pq.read_table(next((tmp_path / "parallel").rglob(f"{name}.parquet")))
+        assert serial.equals(parallel), name

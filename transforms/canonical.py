@@ -19,6 +19,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from transforms.adapters import TextFeed
+from transforms.arrowrows import rows_table
 from transforms.notices import ERROR, INFO, NOTICE_SCHEMA, QUARANTINE_SCHEMA, WARNING
 from transforms.schema import Field, Schema, Table
 
@@ -221,22 +222,6 @@ COLUMNS_SCHEMA = pa.schema([
 ])
 
 
-_SQL_TYPES = {pa.string(): "VARCHAR", pa.int32(): "INTEGER", pa.int64(): "BIGINT", pa.bool_(): "BOOLEAN", pa.float64(): "DOUBLE"}
-
-
-def _write_rows(con, rows: list[dict], schema: pa.Schema, path: Path) -> None:
-    """Write ``rows`` (dicts with the schema's names) as a Parquet file of ``schema``, through DuckDB.
-
-    pyarrow's ``from_pylist`` would import pandas (0.3 s cold) for a table of a few rows.
-    """
-    cols = ", ".join(f"{q(f.name)} {_SQL_TYPES[f.type]}" for f in schema)
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _rows ({cols})")
-    if rows:
-        con.executemany(f"INSERT INTO _rows VALUES ({', '.join('?' for _ in schema)})", [tuple(r.get(n) for n in schema.names) for r in rows])
-    con.execute(f"COPY _rows TO {lit(str(path))} (FORMAT parquet)")
-    con.execute("DROP TABLE _rows")
-
-
 def edit_distance(a: str, b: str) -> int:
     """Return the optimal-string-alignment distance of ``a`` and ``b`` (insert, delete, substitute, swap neighbours)."""
     prev2: list[int] = []
@@ -345,7 +330,7 @@ def canonicalize(
             continue
         present.add(table.name)
         _type_table(con, sink, table, tf, count, out_dir, result.columns)
-    _write_rows(con, result.columns, COLUMNS_SCHEMA, out_dir / f"{COLUMNS_TABLE}.parquet")
+    pq.write_table(rows_table(result.columns, COLUMNS_SCHEMA), out_dir / f"{COLUMNS_TABLE}.parquet")
 
     for table in schema.tables.values():
         # A file that is there but has no header already has its empty_file notice: one notice per problem.

@@ -7,6 +7,8 @@ Python, quarantined rows, a version's metadata) are built through DuckDB instead
 
 from __future__ import annotations
 
+import threading
+
 import duckdb
 import pyarrow as pa
 
@@ -33,8 +35,16 @@ def rows_table(rows: list[dict], schema: pa.Schema | None = None) -> pa.Table:
         return pa.Table.from_arrays([pa.nulls(0, f.type) for f in schema], schema=schema)  # (empty_table imports pandas)
     cols = [[r.get(name) for r in rows] for name in schema.names]
     select = ", ".join(f'unnest(${i + 1}::{_SQL[f.type]}[]) AS "{f.name.replace(chr(34), chr(34) * 2)}"' for i, f in enumerate(schema))
-    con = duckdb.connect()
+    with _LOCK:
+        global _CON
+        if _CON is None:  # one in-memory database for the process: opening one costs ~10 ms a call
+            _CON = duckdb.connect()
+        cur = _CON.cursor()
     try:
-        return con.sql(f"SELECT {select}", params=cols).to_arrow_table().cast(schema)
+        return cur.sql(f"SELECT {select}", params=cols).to_arrow_table().cast(schema)
     finally:
-        con.close()
+        cur.close()
+
+
+_LOCK = threading.Lock()
+_CON: duckdb.DuckDBPyConnection | None = None

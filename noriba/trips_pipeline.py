@@ -159,7 +159,7 @@ def parse_validate_trips(spec: FeedSpec, ws: Workspace, fetched: dict, *, specs:
         pq.write_table(pa.Table.from_pylist([r for layer in layers for r in layer.rows()]), staging / "out" / "zones.parquet")
     return {"source_id": spec.id, "feed_version": ver, "staging_dir": str(staging / "out"), "rows_in": staged.rows_in,
             "rows_accepted": staged.accepted, "rows_quarantined": staged.quarantined, "files": staged.files,
-            "rule_counts": staged.rule_counts, "unchanged": False}
+            "rule_counts": staged.rule_counts, "unchanged": False, "seconds": staged.seconds}
 
 
 def _replace_dir(src: Path, dst: Path) -> None:

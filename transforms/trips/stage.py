@@ -135,9 +135,13 @@ def stage_source(
         t = lap("read", t)
         src = src.append_column("_k", pa.array(np.arange(src.num_rows, dtype=np.int64)))
         con.register("_src", src)
-        select, resolved = mapping.select_sql("_src", raw_cols, opts,
+        # the period a file declares is worked out once per file (regexp on its name), not once per row
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _file_periods AS SELECT _file, {_period_sql(opts)} AS _period "
+                    f"FROM (SELECT unnest(CAST(? AS VARCHAR[])) AS _file)", [[f.label for f in batch]])
+        with_period = "(SELECT s.*, p._period AS __file_period FROM _src s LEFT JOIN _file_periods p ON s._file = p._file)"
+        select, resolved = mapping.select_sql(with_period, raw_cols, opts,
                                               timezone=timezone, source_id=source_id, feed_version=feed_version,
-                                              period_sql=_period_sql(opts))
+                                              period_sql="__file_period")
         if "pickup_time" not in resolved:
             raise InputError(f"{names}: none of the columns {', '.join(opts.columns['pickup_time'])} (trips.columns.pickup_time) "
                              f"is in the file; it has: {', '.join(raw_cols[:30])}")
@@ -199,6 +203,7 @@ def stage_source(
         con.unregister("_src")
         con.unregister("_r")
         con.execute("DROP TABLE IF EXISTS _m")
+        con.execute("DROP TABLE IF EXISTS _file_periods")
     shutil.rmtree(tmp, ignore_errors=True)
     for f in per_file.values():
         if f["rows_in"] != f["accepted"] + f["quarantined"]:  # cannot happen; proves nothing was lost

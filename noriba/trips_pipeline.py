@@ -88,8 +88,11 @@ def fetch_trips(spec: FeedSpec, ws: Workspace) -> dict:
     folder.mkdir(parents=True, exist_ok=True)
     base = root if root.is_dir() else root.parent
     listing = []
-    for p in paths:
-        sha = _sha256(p)
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:  # hashlib and file reads release the GIL
+        shas = list(pool.map(_sha256, paths))
+    for p, sha in zip(paths, shas):
         target = folder / f"{sha}{p.suffix.lower()}"
         if not target.exists():
             tmp = folder / f".{sha}.tmp{os.getpid()}"

@@ -255,8 +255,10 @@ def _write_months(table: pa.Table, fct_dir: Path, name: str, *, hard: pa.Chunked
             mask = pc.and_(mask, accepted)
         part = fct_dir / f"month={month}"
         part.mkdir(parents=True, exist_ok=True)
-        pq.write_table(table.filter(mask), part / f"{name}.parquet", compression="zstd")
+        pq.write_table(table.filter(mask), part / f"{name}.parquet", compression="zstd", use_dictionary=dictionary)
 
+    # timestamps are nearly all distinct: trying a dictionary for them first costs 40 % of their encoding and makes them larger
+    dictionary = [f.name for f in table.schema if not pa.types.is_timestamp(f.type)]
     todo = [(i, m) for i, m in enumerate(months.dictionary.to_pylist()) if counts[i]]
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:  # Arrow releases the GIL while it filters and encodes
         list(pool.map(write, todo))

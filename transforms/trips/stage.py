@@ -14,6 +14,7 @@ Rows in = accepted + quarantined holds per file by construction and is checked b
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from collections.abc import Callable
@@ -42,7 +43,7 @@ class Staged:
     rule_counts: list[dict]  # per file and code: file, code, severity, rows
     notices: list[Notice] = field(default_factory=list)
     months: list[str] = field(default_factory=list)
-    seconds: dict[str, float] = field(default_factory=dict)  # wall time per phase (read, map, counts, lake, quarantine)
+    seconds: dict[str, float] = field(default_factory=dict)  # wall time per phase (inspect, read, map, counts, lake, quarantine)
 
     @property
     def rows_in(self) -> int:
@@ -99,7 +100,19 @@ def stage_source(
     con.execute("SET preserve_insertion_order = false")  # rows carry their file and record number; order is not data
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp = out_dir / "_decoded"
-    files = [readers.inspect(p, root=root, opts=opts, encoding=encoding, staging=tmp) for p in paths]
+    seconds: dict[str, float] = {}
+
+    def lap(phase: str, t0: float) -> float:
+        now = time.perf_counter()
+        seconds[phase] = seconds.get(phase, 0.0) + now - t0
+        return now
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    t = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:  # reading each file to check its encoding releases the GIL
+        files = list(pool.map(lambda p: readers.inspect(p, root=root, opts=opts, encoding=encoding, staging=tmp), paths))
+    lap("inspect", t)
     notices: list[Notice] = [n for f in files for n in f.notices]
     for layer in (zones, municipalities):
         if layer is not None:
@@ -119,13 +132,6 @@ def stage_source(
     rule_counts: list[dict] = []
     quarantine_parts: list[pa.Table] = []
     severity = {r.code: r.severity for r in rules.RULES}
-    seconds: dict[str, float] = {}
-
-    def lap(phase: str, t0: float) -> float:
-        now = time.perf_counter()
-        seconds[phase] = seconds.get(phase, 0.0) + now - t0
-        return now
-
     for bi, batch in enumerate(readers.batches(files)):
         names = ", ".join(f.label for f in batch[:2]) + (f" and {len(batch) - 2} more" if len(batch) > 2 else "")
         if progress:
@@ -233,7 +239,6 @@ def _write_months(table: pa.Table, fct_dir: Path, name: str, *, hard: pa.Chunked
     """
     if not table.num_rows:
         return
-    import os
     from concurrent.futures import ThreadPoolExecutor
 
     import pyarrow.compute as pc

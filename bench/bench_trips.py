@@ -14,8 +14,9 @@ time includes imports and peak memory is that process's max RSS.
   (``fetch_trips``, ``parse_validate_trips``, ``write_trips_lake``): hash and archive every file,
   read, map to fct_trips (units, both clocks, code lists), zone lookup against the stored TLC layer
   (+ unknown-zone rules), every trip rule, quarantine with raw rows, the Parquet lake by month;
-- ``publish``: ``publish_trips`` of that lake version: one DuckDB transaction (the rows copied
-  into trips.fct_trips, quality tables, marts) and the checkpoint;
+- ``publish``: the DAG's publish step (``noriba.tasks.trips_publish``: ``publish_trips`` of that
+  lake version, no spec loading): one DuckDB transaction (the rows copied into trips.fct_trips,
+  quality tables, marts) and the checkpoint;
 - ``ingest_cold``: ``ingest`` in a fresh workspace without the zones run, so it reads and
   reprojects the shapefile itself.
 
@@ -62,6 +63,15 @@ if what == "floor":
     lst = "[" + ", ".join("'" + f + "'" for f in files) + "]"
     con.execute(f"CREATE TABLE t AS SELECT * FROM read_csv({lst}, strict_mode=false)")
     rows = con.execute("SELECT count(*) FROM t").fetchall()[0][0]
+elif what == "publish":  # noriba.tasks.trips_publish: the lake version into the DuckDB file, one transaction, marts, checkpoint
+    from pathlib import Path
+    from noriba.workspace import Workspace
+    from warehouse.trips import published_version, publish_trips
+    ws = Workspace(Path(home))
+    assert published_version(ws, "yellow-bench") is None
+    out = publish_trips(ws, "yellow-bench")
+    rows = out["rows_in"]
+    extra = {"accepted": out["rows_accepted"]}
 else:
     from pathlib import Path
     from noriba.specs import parse_spec
@@ -79,18 +89,13 @@ else:
     specs[spec.id] = spec
     if what == "zones":  # the zone layer's own run: shapefile -> lake (stored layer) -> trips.zones
         rows = tp.run_trips(specs["nyc-taxi-zones"], ws, specs=specs)["zones"]
-    elif what in ("ingest", "ingest_cold"):  # the trips DAG's fetch, parse_validate and write_lake steps
+    else:  # the trips DAG's fetch, parse_validate and write_lake steps
         fetched = tp.fetch_trips(spec, ws)
         staged = tp.parse_validate_trips(spec, ws, fetched, specs=specs)
         tp.write_trips_lake(ws, staged)
         rows = staged["rows_in"]
         extra = {"accepted": staged["rows_accepted"], "quarantined": staged["rows_quarantined"],
                  "phases": {k: round(v, 2) for k, v in staged.get("seconds", {}).items()}}
-    else:  # publish: the lake version into the DuckDB file, one transaction, marts, checkpoint
-        from warehouse.trips import publish_trips
-        out = publish_trips(ws, spec.id)
-        rows = out["rows_in"]
-        extra = {"accepted": out["rows_accepted"]}
 wall = time.perf_counter() - t0
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(json.dumps({"what": what, "rows": rows, "wall_s": round(wall, 2), "peak_mb": round(peak), **extra}))

@@ -15,7 +15,7 @@ from pathlib import Path
 import duckdb
 
 from noriba.workspace import Workspace
-from transforms.canonical import lit, q
+from transforms.sql import lit, q
 from transforms.schema import load_schema
 
 NOTICE_COLUMNS = "code VARCHAR, severity VARCHAR, file VARCHAR, line BIGINT, field VARCHAR, value VARCHAR, message VARCHAR"

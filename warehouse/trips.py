@@ -29,11 +29,9 @@ from pathlib import Path
 from concurrent.futures import ThreadPoolExecutor
 
 import duckdb
-import numpy as np
-import pyarrow as pa
 
 from noriba.workspace import Workspace
-from transforms.canonical import lit
+from transforms.sql import lit
 from transforms.trips.spec import TripOptions, load_schema_fields
 from warehouse.publish import connect, ensure_schema, publish_lock
 
@@ -115,6 +113,8 @@ def publish_zones(ws: Workspace, layer) -> int:
             con.execute("BEGIN TRANSACTION")
             con.execute("DELETE FROM trips.zones WHERE zone_layer = ?", [layer.layer_id])
             if rows:
+                import pyarrow as pa
+
                 con.register("_z", pa.Table.from_pylist(rows))
                 con.execute("INSERT INTO trips.zones BY NAME SELECT * FROM _z")
             _zone_notices(con, layer)
@@ -144,7 +144,8 @@ def publish_trips(ws: Workspace, source_id: str) -> dict:
         try:
             ensure_trips_schema(con)
             con.execute("SET preserve_insertion_order = false")  # trips carry their own file and row; order is not data
-            meta = con.sql(f"SELECT * FROM read_parquet({lit(str(meta_part))}, hive_partitioning=false)").to_arrow_table().to_pylist()[0]
+            rel = con.sql(f"SELECT * FROM read_parquet({lit(str(meta_part))}, hive_partitioning=false)")
+            meta = dict(zip(rel.columns, rel.fetchall()[0]))  # no Arrow: the publish step does not import pyarrow
             ver = meta["feed_version"]
             # the holiday calendar (importing holidays' country tables) is computed while DuckDB loads the rows
             spec_tz = json.loads(meta["spec"] or "{}").get("timezone")
@@ -312,6 +313,9 @@ def _transit_gap(con, source_id: str, trips_section: dict) -> None:
     first_s, last_s = win if win[0] is not None else (0, 86400)
     trips = con.sql("SELECT source_file, source_row, pickup_lat, pickup_lon, dropoff_lat, dropoff_lon FROM trips.fct_trips "
                     "WHERE source_id = ?", params=[source_id]).to_arrow_table()
+    import numpy as np
+    import pyarrow as pa
+
     lat0 = float(np.mean([s[0] for s in stops]))
     pd_ = nearest_distances_m(np.array(stops, dtype=float), trips.column("pickup_lat").to_numpy(zero_copy_only=False).astype(float),
                               trips.column("pickup_lon").to_numpy(zero_copy_only=False).astype(float), lat0=lat0)
@@ -343,6 +347,7 @@ def nearest_distances_m(stops_latlon: np.ndarray, lat: np.ndarray, lon: np.ndarr
     Points and stops are projected to a local equirectangular plane around ``lat0`` (error
     well under 1 % within a municipality) and matched with shapely's STRtree.query_nearest.
     """
+    import numpy as np
     import shapely
 
     kx = 111_320.0 * np.cos(np.radians(lat0))

@@ -192,19 +192,33 @@ def stage_source(
             per_file[fname]["accepted"] += n_in - n_q
             n_hard += n_q
         t = lap("counts", t)
-        _write_months(out.select(cols), fct_dir, f"b{bi}", hard=out.column("_hard") if n_hard else None)
+        accepted, failed = None, np.empty(0, dtype=np.int64)
+        if n_hard:
+            import pyarrow.compute as pc
+
+            n_codes = pc.list_value_length(out.column("_hard"))
+            accepted = pc.equal(n_codes, 0).combine_chunks()
+            failed = np.flatnonzero(pc.fill_null(pc.greater(n_codes, 0), False).to_numpy(zero_copy_only=False))
+        _write_months(out.select(cols), fct_dir, f"b{bi}", accepted=accepted)
         t = lap("lake", t)
         raw_json = "json_object(" + ", ".join(f"{readers.lit(c)}, w.{readers.q(c)}" for c in raw_cols if not c.startswith("__")) + ")"
         if rejected and "__raw__" in raw_cols:
             raw_json = f"coalesce(w.__raw__, {raw_json})"
         whys = {r.code: r.why for r in rules.RULES}
         reason_case = "CASE x " + " ".join(f"WHEN '{c}' THEN {readers.lit(c + ': ' + w)}" for c, w in whys.items()) + " ELSE x END"
-        quarantine_parts.append(con.sql(
-            f"SELECT r.source_file AS file, r.source_row AS line, r._hard[1] AS code, "
-            f"concat_ws(' | ', array_to_string(list_transform(r._hard, lambda x: {reason_case}), ' | '), r._rejected) AS reason, "
-            f"CAST({raw_json} AS VARCHAR) AS raw "
-            f"FROM (SELECT * FROM _r WHERE len(_hard) > 0) r JOIN _src w ON w._k = r._k ORDER BY 1, 2"
-        ).to_arrow_table())
+        if len(failed):
+            # the failing rows and their raw records are picked by position (_k is the row's index in _src), no join over the batch
+            bad = out.select(["source_file", "source_row", "_hard", "_k", "_rejected"]).take(pa.array(failed))
+            con.register("_qr", bad)
+            con.register("_qw", src.take(bad.column("_k")))
+            quarantine_parts.append(con.sql(
+                f"SELECT r.source_file AS file, r.source_row AS line, r._hard[1] AS code, "
+                f"concat_ws(' | ', array_to_string(list_transform(r._hard, lambda x: {reason_case}), ' | '), r._rejected) AS reason, "
+                f"CAST({raw_json} AS VARCHAR) AS raw "
+                f"FROM _qr r JOIN _qw w ON w._k = r._k ORDER BY 1, 2"
+            ).to_arrow_table())
+            con.unregister("_qr")
+            con.unregister("_qw")
         lap("quarantine", t)
         con.unregister("_src")
         con.unregister("_r")
@@ -228,10 +242,10 @@ def stage_source(
     return Staged(files=list(per_file.values()), rule_counts=rule_counts, notices=notices, months=months, seconds=seconds)
 
 
-def _write_months(table: pa.Table, fct_dir: Path, name: str, *, hard: pa.ChunkedArray | None = None) -> None:
+def _write_months(table: pa.Table, fct_dir: Path, name: str, *, accepted: pa.BooleanArray | None = None) -> None:
     """Write the accepted trips of ``table`` as ``fct_dir/month=YYYY-MM/<name>.parquet``, one file per month.
 
-    If ``hard`` (the hard rule codes of each row) is given, then rows with any hard code are left
+    If ``accepted`` (one flag per row: no hard rule failed) is given, then the other rows are left
     out. Each month's rows are picked by one mask (month and accepted) straight from the batch, so
     the batch is copied once, in the writer threads, instead of filtered whole first; no sort.
     Arrow's Parquet writer is used: it writes the ``flags`` list column about twice as fast as
@@ -244,7 +258,6 @@ def _write_months(table: pa.Table, fct_dir: Path, name: str, *, hard: pa.Chunked
     import pyarrow.compute as pc
 
     months = pc.dictionary_encode(table.column("month")).combine_chunks()
-    accepted = None if hard is None else pc.equal(pc.list_value_length(hard), 0).combine_chunks()
     keep = np.ones(len(months), dtype=bool) if accepted is None else accepted.to_numpy(zero_copy_only=False)
     if months.null_count:
         if (keep & ~months.indices.is_valid().to_numpy(zero_copy_only=False)).any():

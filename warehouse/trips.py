@@ -250,8 +250,9 @@ def build_marts(con: duckdb.DuckDBPyConnection, source_id: str, *, calendar: Cal
     caller may have computed them while the rows were loading); otherwise they are computed here
     for the years of the source's trips.
     """
-    spec_json, tz = (con.execute("SELECT s.spec, (SELECT f.timezone FROM trips.fct_trips f WHERE f.source_id = s.source_id LIMIT 1) "
-                                 "FROM trips.sources s WHERE s.source_id = ?", [source_id]).fetchall() or [(None, None)])[0]
+    spec_json = (con.execute("SELECT spec FROM trips.sources WHERE source_id = ?", [source_id]).fetchall() or [(None,)])[0][0]
+    # the source's time zone from any one of its trips (a correlated subquery would scan them all)
+    tz = (con.execute("SELECT timezone FROM trips.fct_trips WHERE source_id = ? LIMIT 1", [source_id]).fetchall() or [(None,)])[0][0]
     country = _country(spec_json, tz)
     _holidays(con, source_id, country, days=None if calendar is None else calendar(country))
     day_type = ("CASE WHEN CAST(pickup_time_local AS DATE) IN (SELECT d FROM _holidays) OR dayofweek(pickup_time_local) = 0 "

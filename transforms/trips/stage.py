@@ -182,7 +182,8 @@ def stage_source(
         t = lap("map", t)
         con.register("_r", out.select(["source_file", "source_row", "flags", "_hard", "_k", "_rejected"]))
         for fname, code, n in con.sql(
-                "SELECT source_file, code, count(*) FROM (SELECT source_file, unnest(_hard || flags) AS code FROM _r) GROUP BY ALL").fetchall():
+                "SELECT source_file, code, count(*) FROM (SELECT source_file, unnest(flags) AS code FROM _r WHERE len(flags) > 0 "
+                "UNION ALL SELECT source_file, unnest(_hard) AS code FROM _r WHERE len(_hard) > 0) GROUP BY ALL").fetchall():
             rule_counts.append({"file": fname, "code": code, "severity": severity.get(code, "ERROR"), "rows": n})
         n_hard = 0
         for fname, n_in, n_q in con.sql(

@@ -26,11 +26,13 @@ from transforms.adapters import InputError, Progress
 from transforms.trips.readers import list_files
 from transforms.trips.spec import load_trip_specs, trip_options, zone_options
 from transforms.trips.stage import stage_source
-from transforms.trips.zones import ZoneLayer, load_layer
+from transforms.trips.zones import ZoneLayer, load_layer, stored_layer
 
 VERSION_ID_LENGTH = 16
 #: Lake tables of one trips source, each under lake/<table>/source_id=<id>/.
 LAKE_TABLES = ("trips_fct_trips", "trips_quarantine", "trips_rule_counts", "trips_files", "trips_notices", "trips_meta")
+#: Zone layers as loaded (WGS84 WKB), by layer and content hash: lake/trips_zone_layers/layer_id=<id>/<hash>.parquet.
+ZONE_LAYER_STORE = "trips_zone_layers"
 
 
 def _say(progress: Progress | None, msg: str) -> None:
@@ -46,23 +48,31 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def zone_layer(spec: FeedSpec, *, cache: dict | None = None) -> ZoneLayer:
-    """Return the zone layer a zones spec declares (cached per spec id within one run)."""
+def zone_layer(spec: FeedSpec, *, cache: dict | None = None, ws: Workspace | None = None) -> ZoneLayer:
+    """Return the zone layer a zones spec declares (cached per spec id within one run).
+
+    With a workspace, the layer as loaded is kept in its lake by content hash, so a run after the
+    first one (the zones spec's own run, or an earlier trips run) reads it back instead of reading
+    and reprojecting the source file; a changed file or spec loads it again.
+    """
     if cache is not None and spec.id in cache:
         return cache[spec.id]
-    layer = load_layer(spec.id, spec.source.path, zone_options(spec))
+    if ws is not None:
+        layer = stored_layer(spec.id, spec.source.path, zone_options(spec), ws.lake / ZONE_LAYER_STORE)
+    else:
+        layer = load_layer(spec.id, spec.source.path, zone_options(spec))
     if cache is not None:
         cache[spec.id] = layer
     return layer
 
 
-def _layer_for(name: str | None, specs: dict[str, FeedSpec], *, where: str, cache: dict) -> ZoneLayer | None:
+def _layer_for(name: str | None, specs: dict[str, FeedSpec], *, where: str, cache: dict, ws: Workspace | None = None) -> ZoneLayer | None:
     if not name:
         return None
     spec = specs.get(name)
     if spec is None or spec.kind != "zones":
         raise SpecError([f"{where}: trips.zones.layer / municipalities.layer: no zones spec '{name}' under specs/trips/"])
-    return zone_layer(spec, cache=cache)
+    return zone_layer(spec, cache=cache, ws=ws)
 
 
 def fetch_trips(spec: FeedSpec, ws: Workspace) -> dict:
@@ -78,8 +88,11 @@ def fetch_trips(spec: FeedSpec, ws: Workspace) -> dict:
     folder.mkdir(parents=True, exist_ok=True)
     base = root if root.is_dir() else root.parent
     listing = []
-    for p in paths:
-        sha = _sha256(p)
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:  # hashlib and file reads release the GIL
+        shas = list(pool.map(_sha256, paths))
+    for p, sha in zip(paths, shas):
         target = folder / f"{sha}{p.suffix.lower()}"
         if not target.exists():
             tmp = folder / f".{sha}.tmp{os.getpid()}"
@@ -111,8 +124,8 @@ def parse_validate_trips(spec: FeedSpec, ws: Workspace, fetched: dict, *, specs:
     specs = specs if specs is not None else {s.id: s for s in load_trip_specs()}
     cache = cache if cache is not None else {}
     where = str(spec.spec_path or spec.id)
-    zones = _layer_for(opts.zone_layer, specs, where=where, cache=cache)
-    munis = _layer_for(opts.municipality_layer, specs, where=where, cache=cache)
+    zones = _layer_for(opts.zone_layer, specs, where=where, cache=cache, ws=ws)
+    munis = _layer_for(opts.municipality_layer, specs, where=where, cache=cache, ws=ws)
     ver = fetched["feed_version"]
     staging = ws.staging / spec.id / f"{ver}-{uuid.uuid4().hex[:8]}"
     root = Path(fetched["root"])
@@ -149,7 +162,7 @@ def parse_validate_trips(spec: FeedSpec, ws: Workspace, fetched: dict, *, specs:
         pq.write_table(pa.Table.from_pylist([r for layer in layers for r in layer.rows()]), staging / "out" / "zones.parquet")
     return {"source_id": spec.id, "feed_version": ver, "staging_dir": str(staging / "out"), "rows_in": staged.rows_in,
             "rows_accepted": staged.accepted, "rows_quarantined": staged.quarantined, "files": staged.files,
-            "rule_counts": staged.rule_counts, "unchanged": False}
+            "rule_counts": staged.rule_counts, "unchanged": False, "seconds": staged.seconds}
 
 
 def _replace_dir(src: Path, dst: Path) -> None:
@@ -198,7 +211,7 @@ def run_trips(spec: FeedSpec, ws: Workspace, *, progress: Progress | None = None
 
     ws.ensure()
     if spec.kind == "zones":
-        layer = zone_layer(spec, cache=cache)
+        layer = zone_layer(spec, cache=cache, ws=ws)
         _say(progress, f"{spec.id}: publishing {len(set(layer.ids))} zones")
         n = publish_zones(ws, layer)
         return {"feed_id": spec.id, "status": "published", "zones": n, "notices": [x.render() for x in layer.notices],

@@ -22,6 +22,7 @@ from transforms.adapters import TextFeed
 from transforms.arrowrows import rows_table
 from transforms.notices import ERROR, INFO, NOTICE_SCHEMA, QUARANTINE_SCHEMA, WARNING
 from transforms.schema import Field, Schema, Table
+from transforms.sql import lit, q  # noqa: F401  (re-exported: lit and q were defined here)
 
 #: Most notices of one code kept per file and field; the rest are counted in one summary notice.
 NOTICE_SAMPLE_LIMIT = 10_000
@@ -35,16 +36,6 @@ _TYPE_NOTICE = {
     "time": ("invalid_time", "not a time in H:MM:SS form (25:10:00 allowed)"),
     "date": ("invalid_date", "not a date in YYYYMMDD form"),
 }
-
-
-def q(name: str) -> str:
-    """Return ``name`` quoted as a SQL identifier."""
-    return '"' + name.replace('"', '""') + '"'
-
-
-def lit(value: str) -> str:
-    """Return ``value`` as a SQL string literal."""
-    return "'" + value.replace("'", "''") + "'"
 
 
 def fast_times(text: pa.ChunkedArray | pa.Array) -> pa.Array | pa.ChunkedArray:

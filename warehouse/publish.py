@@ -15,7 +15,7 @@ from pathlib import Path
 import duckdb
 
 from noriba.workspace import Workspace
-from transforms.canonical import lit, q
+from transforms.sql import lit, q
 from transforms.schema import load_schema
 
 NOTICE_COLUMNS = "code VARCHAR, severity VARCHAR, file VARCHAR, line BIGINT, field VARCHAR, value VARCHAR, message VARCHAR"
@@ -68,35 +68,68 @@ def _lake_table(schema: str, table: str) -> str:
     return {"gtfs": f"gtfs_{table}", "quality": f"quality_{table}", "meta": f"meta_{table}"}[schema]
 
 
+def _view_statements() -> list[str]:
+    """Return the CREATE OR REPLACE VIEW statements of the warehouse (meta versions, gtfs_latest), in order."""
+    # newest version of each feed, whatever its verdict; latest = newest that its policy did not block
+    order = "ORDER BY ingested_at DESC, fetched_at DESC, feed_version"
+    out = [
+        "CREATE OR REPLACE VIEW meta.newest_versions AS SELECT feed_id, feed_version FROM ("
+        f" SELECT feed_id, feed_version, row_number() OVER (PARTITION BY feed_id {order}) AS n"
+        " FROM meta.feed_versions) WHERE n = 1",
+        "CREATE OR REPLACE VIEW meta.latest_versions AS SELECT feed_id, feed_version FROM ("
+        f" SELECT feed_id, feed_version, row_number() OVER (PARTITION BY feed_id {order}) AS n"
+        " FROM meta.feed_versions WHERE coalesce(policy_status, 'pass') <> 'blocked') WHERE n = 1",
+    ]
+    for schema, table, _ in _warehouse_tables():
+        if schema == "gtfs":
+            out.append(f"CREATE OR REPLACE VIEW gtfs_latest.{q(table)} AS SELECT t.* FROM gtfs.{q(table)} t "
+                       f"SEMI JOIN meta.latest_versions l ON t.feed_id = l.feed_id AND t.feed_version = l.feed_version")
+    return out
+
+
+def _layout_fingerprint(tables: list, views: list[str]) -> str:
+    import hashlib
+
+    return hashlib.sha256(repr((tables, views)).encode()).hexdigest()[:32]
+
+
+def _at_layout(con: duckdb.DuckDBPyConnection, tables: list, fingerprint: str) -> bool:
+    """Return True if the warehouse was brought to this layout (fingerprint on meta.latest_versions) and still has every
+    table column and view of it."""
+    mark = con.sql("SELECT comment FROM duckdb_views() WHERE schema_name = 'meta' AND view_name = 'latest_versions'").fetchall()
+    if not mark or mark[0][0] != fingerprint:
+        return False
+    have = set(con.sql("SELECT schema_name, table_name, column_name FROM duckdb_columns() "
+                       "WHERE schema_name IN ('gtfs', 'meta', 'quality')").fetchall())
+    views = set(con.sql("SELECT schema_name, view_name FROM duckdb_views() WHERE schema_name IN ('gtfs_latest', 'meta')").fetchall())
+    need_views = {("meta", "newest_versions"), ("meta", "latest_versions")} | {("gtfs_latest", t) for s, t, _ in tables if s == "gtfs"}
+    return all((s, t, c) in have for s, t, cols in tables for c, _ in cols) and need_views <= views
+
+
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
-    """Create the warehouse schemas, tables and latest-version views when missing (new columns are added)."""
+    """Create the warehouse schemas, tables and latest-version views when missing (new columns are added).
+
+    If the warehouse is already at the current layout (the fingerprint of these tables and views,
+    kept as the comment of meta.latest_versions, matches and every column and view is there), then
+    nothing is run: two catalog queries instead of a check per table.
+    """
+    tables = _warehouse_tables()
+    views = _view_statements()
+    fingerprint = _layout_fingerprint(tables, views)
+    if _at_layout(con, tables, fingerprint):
+        return
     for s in ("gtfs", "gtfs_latest", "meta", "quality"):
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {s}")
-    for schema, table, cols in _warehouse_tables():
+    for schema, table, cols in tables:
         con.execute(f"CREATE TABLE IF NOT EXISTS {schema}.{q(table)} ({', '.join(f'{q(c)} {t}' for c, t in cols)})")
         have = {r[0] for r in con.execute(
             "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND table_name = ?", [schema, table]).fetchall()}
         for c, t in cols:
             if c not in have:
                 con.execute(f"ALTER TABLE {schema}.{q(table)} ADD COLUMN {q(c)} {t}")
-    # newest version of each feed, whatever its verdict; latest = newest that its policy did not block
-    order = "ORDER BY ingested_at DESC, fetched_at DESC, feed_version"
-    con.execute(
-        "CREATE OR REPLACE VIEW meta.newest_versions AS SELECT feed_id, feed_version FROM ("
-        f" SELECT feed_id, feed_version, row_number() OVER (PARTITION BY feed_id {order}) AS n"
-        " FROM meta.feed_versions) WHERE n = 1"
-    )
-    con.execute(
-        "CREATE OR REPLACE VIEW meta.latest_versions AS SELECT feed_id, feed_version FROM ("
-        f" SELECT feed_id, feed_version, row_number() OVER (PARTITION BY feed_id {order}) AS n"
-        " FROM meta.feed_versions WHERE coalesce(policy_status, 'pass') <> 'blocked') WHERE n = 1"
-    )
-    for schema, table, _ in _warehouse_tables():
-        if schema == "gtfs":
-            con.execute(
-                f"CREATE OR REPLACE VIEW gtfs_latest.{q(table)} AS SELECT t.* FROM gtfs.{q(table)} t "
-                f"SEMI JOIN meta.latest_versions l ON t.feed_id = l.feed_id AND t.feed_version = l.feed_version"
-            )
+    for sql in views:
+        con.execute(sql)
+    con.execute(f"COMMENT ON VIEW meta.latest_versions IS {lit(fingerprint)}")
 
 
 def is_published(ws: Workspace, feed_id: str, feed_version: str) -> bool:

@@ -22,15 +22,16 @@ from __future__ import annotations
 
 import csv
 import json
-from datetime import datetime, timezone
+from collections.abc import Callable
+from datetime import date, datetime, timezone
 from pathlib import Path
 
+from concurrent.futures import ThreadPoolExecutor
+
 import duckdb
-import numpy as np
-import pyarrow as pa
 
 from noriba.workspace import Workspace
-from transforms.canonical import lit
+from transforms.sql import lit
 from transforms.trips.spec import TripOptions, load_schema_fields
 from warehouse.publish import connect, ensure_schema, publish_lock
 
@@ -112,6 +113,8 @@ def publish_zones(ws: Workspace, layer) -> int:
             con.execute("BEGIN TRANSACTION")
             con.execute("DELETE FROM trips.zones WHERE zone_layer = ?", [layer.layer_id])
             if rows:
+                import pyarrow as pa
+
                 con.register("_z", pa.Table.from_pylist(rows))
                 con.execute("INSERT INTO trips.zones BY NAME SELECT * FROM _z")
             _zone_notices(con, layer)
@@ -141,8 +144,15 @@ def publish_trips(ws: Workspace, source_id: str) -> dict:
         try:
             ensure_trips_schema(con)
             con.execute("SET preserve_insertion_order = false")  # trips carry their own file and row; order is not data
-            meta = con.sql(f"SELECT * FROM read_parquet({lit(str(meta_part))}, hive_partitioning=false)").to_arrow_table().to_pylist()[0]
+            rel = con.sql(f"SELECT * FROM read_parquet({lit(str(meta_part))}, hive_partitioning=false)")
+            meta = dict(zip(rel.columns, rel.fetchall()[0]))  # no Arrow: the publish step does not import pyarrow
             ver = meta["feed_version"]
+            # the holiday calendar (importing holidays' country tables) is computed while DuckDB loads the rows
+            spec_tz = json.loads(meta["spec"] or "{}").get("timezone")
+            years = sorted({int(m[:4]) for m in json.loads(meta.get("months") or "[]")})  # the accepted trips' local months
+            pool = ThreadPoolExecutor(max_workers=1)
+            days = pool.submit(holiday_dates, _country(meta["spec"], spec_tz), years)
+            pool.shutdown(wait=False)
             con.execute("BEGIN TRANSACTION")
             con.execute("DELETE FROM trips.source_files WHERE source_id = ?", [source_id])
             con.execute("DELETE FROM quality.trip_rule_counts WHERE source_id = ?", [source_id])
@@ -178,7 +188,8 @@ def publish_trips(ws: Workspace, source_id: str) -> dict:
                 [source_id, ver, ver, meta["source_sha256"], meta["source"], meta["fetched_at"], meta["ingested_at"], meta["files"],
                  meta["rows_in"], meta["rows_accepted"], meta["rows_quarantined"], meta["errors"], meta["warnings"], meta["infos"],
                  meta["notice_codes"], meta["spec"], now, *(_months(meta))])
-            build_marts(con, source_id)
+            build_marts(con, source_id, calendar=lambda country: days.result() if country == _country(meta["spec"], spec_tz)
+                        else holiday_dates(country, years))
             con.execute("COMMIT")
             con.execute("CHECKPOINT")
         except BaseException:
@@ -201,18 +212,27 @@ def _months(meta: dict) -> tuple[str | None, str | None]:
 # Marts
 # --------------------------------------------------------------------------------------------
 
-def _holidays(con, source_id: str, country: str | None) -> None:
-    """Register the public holidays of the years the source covers as ``_holidays(d DATE)``."""
-    years = [r[0] for r in con.execute("SELECT DISTINCT year(pickup_time_local) FROM trips.fct_trips WHERE source_id = ? "
-                                        "AND pickup_time_local IS NOT NULL", [source_id]).fetchall()]
-    days = []
-    if country and years:
-        import holidays
+def holiday_dates(country: str | None, years: list[int]) -> list[date]:
+    """Return the public holidays of ``country`` in ``years``, sorted (none without a country or years)."""
+    if not country or not years:
+        return []
+    import holidays
 
-        days = sorted(holidays.country_holidays(country, years=years))
-    con.register("_holidays_arrow", pa.table({"d": pa.array(days, pa.date32())}))
-    con.execute("CREATE OR REPLACE TEMP TABLE _holidays AS SELECT d FROM _holidays_arrow")
-    con.unregister("_holidays_arrow")
+    return sorted(holidays.country_holidays(country, years=sorted(years)))
+
+
+def _holidays(con, source_id: str, country: str | None, *, days: list[date] | None = None) -> None:
+    """Register the public holidays of the years the source covers as ``_holidays(d DATE)``.
+
+    If ``days`` is given (computed by the caller for the same country and years), then it is used as is.
+    """
+    if days is None:
+        years = [r[0] for r in con.execute("SELECT DISTINCT year(pickup_time_local) FROM trips.fct_trips WHERE source_id = ? "
+                                            "AND pickup_time_local IS NOT NULL", [source_id]).fetchall()]
+        days = holiday_dates(country, years)
+    # a list parameter, not an Arrow table: building one from Python objects makes pyarrow import pandas (0.25 s)
+    con.execute("CREATE OR REPLACE TEMP TABLE _holidays AS SELECT CAST(unnest(CAST(? AS VARCHAR[])) AS DATE) AS d",
+                [[d.isoformat() for d in days]])
 
 
 def _country(spec_json: str | None, tz: str | None) -> str | None:
@@ -223,11 +243,18 @@ def _country(spec_json: str | None, tz: str | None) -> str | None:
     return {"Asia/Tokyo": "JP"}.get(tz or "", "US" if (tz or "").startswith("America/") else None)
 
 
-def build_marts(con: duckdb.DuckDBPyConnection, source_id: str) -> None:
-    """Rebuild the marts rows of one source (inside the caller's transaction)."""
-    spec_json, tz = (con.execute("SELECT s.spec, any_value(f.timezone) FROM trips.sources s LEFT JOIN trips.fct_trips f USING (source_id) "
-                                 "WHERE s.source_id = ? GROUP BY s.spec", [source_id]).fetchall() or [(None, None)])[0]
-    _holidays(con, source_id, _country(spec_json, tz))
+def build_marts(con: duckdb.DuckDBPyConnection, source_id: str, *, calendar: Callable[[str | None], list[date]] | None = None) -> None:
+    """Rebuild the marts rows of one source (inside the caller's transaction).
+
+    ``calendar(country)``, if given, returns the source's public holidays for that country (the
+    caller may have computed them while the rows were loading); otherwise they are computed here
+    for the years of the source's trips.
+    """
+    spec_json = (con.execute("SELECT spec FROM trips.sources WHERE source_id = ?", [source_id]).fetchall() or [(None,)])[0][0]
+    # the source's time zone from any one of its trips (a correlated subquery would scan them all)
+    tz = (con.execute("SELECT timezone FROM trips.fct_trips WHERE source_id = ? LIMIT 1", [source_id]).fetchall() or [(None,)])[0][0]
+    country = _country(spec_json, tz)
+    _holidays(con, source_id, country, days=None if calendar is None else calendar(country))
     day_type = ("CASE WHEN CAST(pickup_time_local AS DATE) IN (SELECT d FROM _holidays) OR dayofweek(pickup_time_local) = 0 "
                 "THEN 'sunday_holiday' WHEN dayofweek(pickup_time_local) = 6 THEN 'saturday' ELSE 'weekday' END")
     con.execute(
@@ -287,6 +314,9 @@ def _transit_gap(con, source_id: str, trips_section: dict) -> None:
     first_s, last_s = win if win[0] is not None else (0, 86400)
     trips = con.sql("SELECT source_file, source_row, pickup_lat, pickup_lon, dropoff_lat, dropoff_lon FROM trips.fct_trips "
                     "WHERE source_id = ?", params=[source_id]).to_arrow_table()
+    import numpy as np
+    import pyarrow as pa
+
     lat0 = float(np.mean([s[0] for s in stops]))
     pd_ = nearest_distances_m(np.array(stops, dtype=float), trips.column("pickup_lat").to_numpy(zero_copy_only=False).astype(float),
                               trips.column("pickup_lon").to_numpy(zero_copy_only=False).astype(float), lat0=lat0)
@@ -318,6 +348,7 @@ def nearest_distances_m(stops_latlon: np.ndarray, lat: np.ndarray, lon: np.ndarr
     Points and stops are projected to a local equirectangular plane around ``lat0`` (error
     well under 1 % within a municipality) and matched with shapely's STRtree.query_nearest.
     """
+    import numpy as np
     import shapely
 
     kx = 111_320.0 * np.cos(np.radians(lat0))

@@ -205,6 +205,25 @@ def test_zone_layer_reports_duplicate_ids_and_zones_without_polygons(warehouse):
     assert {v for c, v in notes if c == "zone_without_geometry"} == {"57", "104", "105", "264", "265"}
 
 
+def test_trips_runs_read_the_zone_layer_the_zones_run_stored(warehouse, monkeypatch):
+    ws, con, _ = warehouse
+    import transforms.trips.zones as zones
+    from noriba.trips_pipeline import ZONE_LAYER_STORE, zone_layer
+    from transforms.trips.spec import load_trip_specs
+
+    stored = list((ws.lake / ZONE_LAYER_STORE / "layer_id=nyc-taxi-zones").glob("*.parquet"))
+    assert len(stored) == 1
+
+    def no_shapefile(*a, **k):
+        raise AssertionError("the shapefile was read again")
+
+    monkeypatch.setattr(zones, "load_layer", no_shapefile)
+    layer = zone_layer({s.id: s for s in load_trip_specs()}["nyc-taxi-zones"], ws=ws)
+    published = dict(con.execute("SELECT zone_id, polygons FROM trips.zones WHERE zone_layer = 'nyc-taxi-zones'").fetchall())
+    assert {r["zone_id"]: r["polygons"] for r in layer.rows()} == published
+    assert {"57", "104", "105", "264", "265"} <= layer.known_ids
+
+
 def test_marts_and_exports_are_published(warehouse):
     ws, con, _ = warehouse
     total = con.execute("SELECT count(*) FROM trips.fct_trips WHERE source_id = 'nyc-yellow-samples'").fetchall()[0][0]

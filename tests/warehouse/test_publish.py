@@ -94,3 +94,36 @@ def test_latest_views_show_only_the_newest_version(ws, tmp_path):
     con = duckdb.connect(str(ws.warehouse), read_only=True)
     assert con.execute("SELECT count(*) FROM gtfs.stops").fetchall() == [(5,)]
     assert con.execute("SELECT count(*) FROM gtfs_latest.stops").fetchall() == [(3,)]
+
+
+def test_schema_checks_are_skipped_at_the_current_layout_and_rerun_when_it_is_incomplete(tmp_path, monkeypatch):
+    import warehouse.publish as publish
+
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    publish.ensure_schema(con)  # a new warehouse: everything created, the layout marked
+    ran: list[str] = []
+    real = duckdb.DuckDBPyConnection.execute
+
+    class Spy:
+        def __init__(self, c):
+            self.c = c
+
+        def execute(self, sql, *a):
+            ran.append(sql)
+            return real(self.c, sql, *a)
+
+        def sql(self, *a, **k):
+            return self.c.sql(*a, **k)
+
+    publish.ensure_schema(Spy(con))
+    assert ran == []  # at the current layout: only the two catalog reads
+    con.execute("ALTER TABLE quality.notices DROP COLUMN message")
+    con.execute("DROP VIEW gtfs_latest.stops")
+    publish.ensure_schema(Spy(con))
+    assert any("ADD COLUMN \"message\"" in s for s in ran) and any("VIEW gtfs_latest.\"stops\"" in s for s in ran)
+    cols = {c for (c,) in con.sql("SELECT column_name FROM duckdb_columns() WHERE schema_name = 'quality' AND table_name = 'notices'").fetchall()}
+    assert "message" in cols
+    assert con.sql("SELECT count(*) FROM duckdb_views() WHERE schema_name = 'gtfs_latest' AND view_name = 'stops'").fetchall()[0][0] == 1
+    ran.clear()
+    publish.ensure_schema(Spy(con))
+    assert ran == []

@@ -170,3 +170,13 @@ def test_an_older_fct_trips_view_becomes_a_table_keeping_every_published_source(
                    "AND table_name = 'fct_trips'").fetchall() == [("BASE TABLE",)]
     assert con.sql("SELECT source_id, count(*) FROM trips.fct_trips GROUP BY ALL").fetchall() == [("t", 4)]
     con.close()
+
+
+def test_demand_mart_counts_public_holidays_with_sundays(ws, tmp_path):
+    # Japan, April 2026: the 4th is a Saturday, the 5th a Sunday, the 6th a Monday, the 29th (Showa Day) a Wednesday holiday
+    trips = "".join(_trip(8, 43.30, 141.40, day=d) for d in (4, 5, 6, 29))
+    _run(ws, _specs(tmp_path, trips))
+    con = duckdb.connect(str(ws.warehouse), read_only=True)
+    got = dict(con.execute("SELECT day_type, sum(trips)::BIGINT FROM marts.trips_by_zone_hour WHERE source_id = 't' GROUP BY 1").fetchall())
+    con.close()
+    assert got == {"saturday": 1, "sunday_holiday": 2, "weekday": 1}

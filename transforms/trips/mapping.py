@@ -57,6 +57,27 @@ def _ts(expr: str | None, opts: TripOptions) -> str:
     return f"TRY_CAST({expr} AS TIMESTAMP)"
 
 
+def utc_of_local(tz: str, x: str) -> str:
+    """Return SQL for the naive UTC time of the naive wall-clock time ``x`` in zone ``tz`` (a SQL literal).
+
+    The same instant as ``CAST(timezone(tz, x) AS TIMESTAMP)``, with one ICU call instead of two
+    (the cast back to TIMESTAMP goes through the session zone): the instant's microseconds are
+    read off the TIMESTAMPTZ. Infinite times keep the plain form.
+    """
+    return (f"CASE WHEN isfinite({x}) THEN make_timestamp(epoch_us(timezone({tz}, {x}))) "
+            f"ELSE CAST(timezone({tz}, {x}) AS TIMESTAMP) END")
+
+
+def local_of_utc(tz: str, x: str) -> str:
+    """Return SQL for the naive wall-clock time in zone ``tz`` of the naive UTC time ``x``.
+
+    The same as ``CAST(timezone(tz, CAST(x AS TIMESTAMPTZ)) AS TIMESTAMP)``, with one ICU call
+    instead of two: the TIMESTAMPTZ is built from the microseconds, not through the session zone.
+    """
+    return (f"CASE WHEN isfinite({x}) THEN timezone({tz}, make_timestamptz(epoch_us({x}))) "
+            f"ELSE CAST(timezone({tz}, CAST({x} AS TIMESTAMPTZ)) AS TIMESTAMP) END")
+
+
 def select_sql(table: str, columns: list[str], opts: TripOptions, *, timezone: str, source_id: str, feed_version: str,
                period_sql: str) -> tuple[str, dict[str, str]]:
     """Return (SELECT producing the canonical columns plus raw-check columns, resolved field map)."""
@@ -71,13 +92,11 @@ def select_sql(table: str, columns: list[str], opts: TripOptions, *, timezone: s
     dropoff_n = _ts(col("dropoff_time"), opts)
     # one ICU conversion per timestamp: the clock the file uses is kept as is, the other one is computed
     if opts.time_zone == "local":
-        to_utc = "CAST(timezone({tz}, {x}) AS TIMESTAMP)"
-        clocks = (f"_pu AS _pu_local, {to_utc.format(tz=tz, x='_pu')} AS _pu_utc, _do AS _do_local, "
-                  f"{to_utc.format(tz=tz, x='_do')} AS _do_utc")
+        clocks = (f"_pu AS _pu_local, {utc_of_local(tz, '_pu')} AS _pu_utc, _do AS _do_local, "
+                  f"{utc_of_local(tz, '_do')} AS _do_utc")
     else:
-        to_local = "CAST(timezone({tz}, CAST({x} AS TIMESTAMPTZ)) AS TIMESTAMP)"
-        clocks = (f"_pu AS _pu_utc, {to_local.format(tz=tz, x='_pu')} AS _pu_local, _do AS _do_utc, "
-                  f"{to_local.format(tz=tz, x='_do')} AS _do_local")
+        clocks = (f"_pu AS _pu_utc, {local_of_utc(tz, '_pu')} AS _pu_local, _do AS _do_utc, "
+                  f"{local_of_utc(tz, '_do')} AS _do_local")
     dur = f"{_num(col('duration'))} * {opts.duration_factor}"
     money = 0.01 if opts.money_minor else 1.0
     codes = opts.codes

@@ -163,8 +163,13 @@ def load_batch(con: duckdb.DuckDBPyConnection, batch: list[SourceFile], *, opts:
 
 
 def _with_position(t: pa.Table, label: str) -> pa.Table:
+    """Return ``t`` with its file (``_file``) and 1-based record number (``_row``) appended."""
+    import numpy as np
+
     n = t.num_rows
-    return t.append_column("_file", pa.array([label] * n, pa.string())).append_column("_row", pa.array(range(1, n + 1), pa.int64()))
+    # built in Arrow / numpy, not from Python lists (1.4 s for 576 files of 10,000 rows, holding the GIL)
+    return t.append_column("_file", pa.repeat(pa.scalar(label, pa.string()), n)).append_column(
+        "_row", pa.array(np.arange(1, n + 1, dtype=np.int64)))
 
 
 def _csv_table(con: duckdb.DuckDBPyConnection, f: SourceFile) -> pa.Table:

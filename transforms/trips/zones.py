@@ -19,14 +19,16 @@ from pathlib import Path
 
 import numpy as np
 import shapely
-from pyproj import CRS, Transformer
 from shapely.geometry import shape
 
 from transforms.adapters import InputError
 from transforms.notices import INFO, WARNING, Notice
 from transforms.trips.spec import ZoneOptions
 
-WGS84 = CRS.from_epsg(4326)
+#: Bump when loading a layer changes what it gives (reading, reprojection, repair, notices): stored layers are then read again.
+STORE_VERSION = 1
+#: Files read with a layer besides the one named in the spec (shapefile sidecars).
+_SIDECARS = {".shp": (".shx", ".dbf", ".prj", ".cpg")}
 
 
 @dataclass
@@ -86,13 +88,28 @@ class ZoneLayer:
         return out
 
 
-def _transformer(src: CRS) -> Transformer | None:
-    if src.equals(WGS84):
+def _wgs84():
+    from pyproj import CRS  # imported when a layer is read from its source, not when a stored layer is used
+
+    return CRS.from_epsg(4326)
+
+
+def _crs(text: str, *, wkt: bool = False):
+    from pyproj import CRS
+
+    return CRS.from_wkt(text) if wkt else CRS.from_user_input(text)
+
+
+def _transformer(src):
+    from pyproj import Transformer
+
+    wgs84 = _wgs84()
+    if src.equals(wgs84):
         return None
-    return Transformer.from_crs(src, WGS84, always_xy=True)
+    return Transformer.from_crs(src, wgs84, always_xy=True)
 
 
-def _reproject(geoms: list, src: CRS) -> np.ndarray:
+def _reproject(geoms: list, src) -> np.ndarray:
     arr = np.asarray(geoms, dtype=object)
     tr = _transformer(src)
     if tr is None:
@@ -103,11 +120,11 @@ def _reproject(geoms: list, src: CRS) -> np.ndarray:
     return arr
 
 
-def _read_shapefile(path: Path, opts: ZoneOptions) -> tuple[list[dict], list, CRS]:
+def _read_shapefile(path: Path, opts: ZoneOptions) -> tuple[list[dict], list, object]:
     import shapefile  # pyshp
 
     prj = path.with_suffix(".prj")
-    crs = CRS.from_user_input(opts.crs) if opts.crs else (CRS.from_wkt(prj.read_text()) if prj.exists() else WGS84)
+    crs = _crs(opts.crs) if opts.crs else (_crs(prj.read_text(), wkt=True) if prj.exists() else _wgs84())
     with shapefile.Reader(str(path)) as r:
         fields = [f[0] for f in r.fields[1:]]
         attrs, geoms = [], []
@@ -118,17 +135,17 @@ def _read_shapefile(path: Path, opts: ZoneOptions) -> tuple[list[dict], list, CR
     return attrs, geoms, crs
 
 
-def _read_geojson(path: Path, opts: ZoneOptions) -> tuple[list[dict], list, CRS]:
+def _read_geojson(path: Path, opts: ZoneOptions) -> tuple[list[dict], list, object]:
     doc = json.loads(path.read_text(encoding="utf-8-sig"))
     name = ((doc.get("crs") or {}).get("properties") or {}).get("name")
-    crs = CRS.from_user_input(opts.crs or name or "EPSG:4326")
+    crs = _crs(opts.crs or name or "EPSG:4326")
     feats = doc.get("features") if doc.get("type") == "FeatureCollection" else [doc]
     attrs = [f.get("properties") or {} for f in feats]
     geoms = [shape(f["geometry"]) if f.get("geometry") else None for f in feats]
     return attrs, geoms, crs
 
 
-def _read_wkt_csv(path: Path, opts: ZoneOptions) -> tuple[list[dict], list, CRS]:
+def _read_wkt_csv(path: Path, opts: ZoneOptions) -> tuple[list[dict], list, object]:
     csv.field_size_limit(1 << 30)
     with open(path, encoding="utf-8-sig", newline="") as fh:
         rows = list(csv.DictReader(fh))
@@ -136,7 +153,7 @@ def _read_wkt_csv(path: Path, opts: ZoneOptions) -> tuple[list[dict], list, CRS]
     for r in rows:
         text = (r.pop(opts.geometry_field, None) or "").strip()
         geoms.append(shapely.from_wkt(text) if text else None)
-    return rows, geoms, CRS.from_user_input(opts.crs or "EPSG:4326")
+    return rows, geoms, _crs(opts.crs or "EPSG:4326")
 
 
 def load_layer(layer_id: str, path: Path, opts: ZoneOptions) -> ZoneLayer:
@@ -210,3 +227,101 @@ def _add_lookup(layer: ZoneLayer, path: Path, opts: ZoneOptions) -> None:
         layer.notices.append(Notice("zone_without_geometry", WARNING,
                                     f"zone {zid} ({name}) is in the lookup but has no polygon; trips there keep the id but have no shape",
                                     file=lpath.name, line=i + 1, field=lk["id_field"], value=zid))
+
+
+# --------------------------------------------------------------------------------------------
+# The layer as loaded, kept in the lake: read from its source once per content, not at every run
+# --------------------------------------------------------------------------------------------
+
+_STORE_KEY = b"noriba.zone_layer"
+
+
+def layer_hash(path: Path, opts: ZoneOptions) -> str:
+    """Return the hash of what loading a layer reads: the file, its sidecars, the lookup, the options and STORE_VERSION."""
+    import hashlib
+    from dataclasses import asdict
+
+    h = hashlib.sha256(f"noriba zone layer {STORE_VERSION}\n".encode())
+    h.update(json.dumps(asdict(opts), sort_keys=True, default=str).encode())
+    files = [path] + [path.with_suffix(ext) for ext in _SIDECARS.get(path.suffix.lower(), ())]
+    if opts.lookup:
+        lpath = Path(opts.lookup["path"])
+        files.append(lpath if lpath.is_absolute() else path.parent / lpath)
+    for f in files:
+        h.update(f"\n{f.name}\n".encode())
+        if f.exists():
+            with f.open("rb") as fh:
+                for chunk in iter(lambda: fh.read(1 << 20), b""):
+                    h.update(chunk)
+        else:
+            h.update(b"<missing>")
+    return h.hexdigest()
+
+
+def save_layer(layer: ZoneLayer, dest: Path) -> None:
+    """Write the loaded layer to one Parquet file: WGS84 polygons as WKB in layer order, then lookup-only ids; known ids
+    and notices in the file's metadata."""
+    import os
+    import uuid
+    from dataclasses import asdict
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    lookup = list(layer.lookup_names.items())
+    wkb = list(shapely.to_wkb(layer.geoms)) if len(layer.geoms) else []
+    table = pa.table({
+        "zone_id": pa.array(list(layer.ids) + [z for z, _ in lookup], pa.string()),
+        "zone_name": pa.array(list(layer.names) + [v[0] for _, v in lookup], pa.string()),
+        "zone_group": pa.array(list(layer.groups) + [v[1] for _, v in lookup], pa.string()),
+        "wkb": pa.array(wkb + [None] * len(lookup), pa.binary()),
+    })
+    meta = {"version": STORE_VERSION, "layer_id": layer.layer_id, "role": layer.role, "polygons": len(layer.ids),
+            "known_ids": sorted(layer.known_ids), "notices": [asdict(x) for x in layer.notices]}
+    table = table.replace_schema_metadata({_STORE_KEY: json.dumps(meta, ensure_ascii=False).encode()})
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.tmp-{uuid.uuid4().hex[:6]}")
+    pq.write_table(table, tmp)
+    os.replace(tmp, dest)
+
+
+def read_layer(src: Path) -> ZoneLayer:
+    """Return the layer save_layer wrote: the same ids, names, groups, geometries, known ids, lookup names and notices."""
+    import pyarrow.parquet as pq
+
+    t = pq.read_table(src)
+    meta = json.loads(t.schema.metadata[_STORE_KEY])
+    if meta.get("version") != STORE_VERSION:
+        raise ValueError(f"{src}: zone layer store version {meta.get('version')}, expected {STORE_VERSION}")
+    n = meta["polygons"]
+    ids, names, groups, wkb = (t.column(c).to_pylist() for c in ("zone_id", "zone_name", "zone_group", "wkb"))
+    geoms = np.empty(n, dtype=object)
+    if n:
+        geoms[:] = shapely.from_wkb(np.asarray(wkb[:n], dtype=object))
+    return ZoneLayer(layer_id=meta["layer_id"], role=meta["role"], ids=ids[:n], names=names[:n], groups=groups[:n], geoms=geoms,
+                     known_ids=set(meta["known_ids"]), lookup_names={z: (nm, g) for z, nm, g in zip(ids[n:], names[n:], groups[n:])},
+                     notices=[Notice(**x) for x in meta["notices"]])
+
+
+def stored_layer(layer_id: str, path: Path, opts: ZoneOptions, store: Path) -> ZoneLayer:
+    """Return the layer in ``path``, read from ``store/layer_id=<id>/<content hash>.parquet`` when that content was loaded
+    before (no shapefile reading or reprojection).
+
+    If it was not (first run, or the files or the options changed), then it is loaded from ``path``
+    and stored under its hash, and the layer's older stored versions are removed.
+    """
+    if not path.exists():
+        raise InputError(f"{path}: the zone file does not exist; check source.path in the zones spec")
+    folder = store / f"layer_id={layer_id}"
+    dest = folder / f"{layer_hash(path, opts)}.parquet"
+    if dest.exists():
+        try:
+            return read_layer(dest)
+        except Exception:  # an unreadable or older stored layer is loaded again from its source below
+            pass
+    layer = load_layer(layer_id, path, opts)
+    save_layer(layer, dest)
+    for old in folder.glob("*.parquet"):
+        if old != dest:
+            old.unlink(missing_ok=True)
+    return layer

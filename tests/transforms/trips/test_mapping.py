@@ -91,3 +91,25 @@ def test_file_without_the_pickup_column_is_a_clear_error(stage):
 
     with pytest.raises(InputError, match="trips.columns.pickup_time"):
         stage({"x.csv": b"a,b\n1,2\n"}, {"columns": {"pickup_time": "start"}}, timezone="UTC")
+
+
+def test_clock_conversions_give_the_instants_of_icu_casts_in_every_zone_kind():
+    """One ICU call per clock gives exactly what the two-cast forms give: DST gaps and overlaps, half-hour and
+    45-minute zones, LMT before 1900, infinities and NULL."""
+    import duckdb
+
+    from transforms.trips.mapping import local_of_utc, utc_of_local
+
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    grid = ("SELECT unnest(generate_series(TIMESTAMP '1880-01-01', TIMESTAMP '2040-01-01', INTERVAL 97 MINUTE)) AS x UNION ALL "
+            "SELECT * FROM (VALUES (TIMESTAMP 'infinity'), (TIMESTAMP '-infinity'), (NULL::TIMESTAMP), (TIMESTAMP '2019-03-10 02:30'), "
+            "(TIMESTAMP '2019-11-03 01:30'), (TIMESTAMP '0001-01-01'), (TIMESTAMP '9999-12-31 23:59:59.999999')) v(x)")
+    for zone in ("America/New_York", "Asia/Tokyo", "Australia/Lord_Howe", "Asia/Kathmandu", "Europe/London", "America/St_Johns"):
+        tz = f"'{zone}'"
+        n, utc_diff, local_diff = con.sql(
+            f"SELECT count(*), count(*) FILTER (WHERE {utc_of_local(tz, 'x')} IS DISTINCT FROM CAST(timezone({tz}, x) AS TIMESTAMP)), "
+            f"count(*) FILTER (WHERE {local_of_utc(tz, 'x')} IS DISTINCT FROM CAST(timezone({tz}, CAST(x AS TIMESTAMPTZ)) AS TIMESTAMP)) "
+            f"FROM ({grid})").fetchall()[0]
+        assert n > 860_000
+        assert (zone, utc_diff, local_diff) == (zone, 0, 0)

@@ -67,3 +67,53 @@ def test_zone_spec_mistakes_are_all_reported():
     text = "\n".join(problems)
     for field in ("zones.format", "zones.id_field", "zones.crs", "zones.role"):
         assert f"specs/trips/z.yml: {field}:" in text
+
+
+def _stored(tmp_path, features, lookup_csv=None, **opts):
+    import transforms.trips.zones as zones
+
+    path = tmp_path / "zones.geojson"
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": features,
+                                "crs": {"type": "name", "properties": {"name": "EPSG:3857"}}}), encoding="utf-8")
+    if lookup_csv is not None:
+        (tmp_path / "lookup.csv").write_text(lookup_csv, encoding="utf-8")
+        opts["lookup"] = {"path": "lookup.csv", "id_field": "code", "name_field": "name", "group_field": "ward"}
+    o, problems = check_zones({"id_field": "code", "name_field": "name", "group_field": "ward", **opts}, where="z.yml")
+    assert not problems
+    return zones.stored_layer("z", path, o, tmp_path / "store"), path, o
+
+
+def test_stored_layer_is_read_back_without_reading_the_source_again(tmp_path, monkeypatch):
+    import shapely
+
+    import transforms.trips.zones as zones
+
+    feats = [{"type": "Feature", "properties": {"code": "A", "name": "港", "ward": "北"}, "geometry": _square(141.39, 43.29, crs="EPSG:3857")},
+             {"type": "Feature", "properties": {"code": "A", "name": "港", "ward": "北"}, "geometry": _square(141.41, 43.29, crs="EPSG:3857")},
+             {"type": "Feature", "properties": {"code": "B", "name": "山手", "ward": None}, "geometry": _square(141.40, 43.30, crs="EPSG:3857")},
+             {"type": "Feature", "properties": {"code": "C", "name": "空"}, "geometry": None}]
+    first, path, o = _stored(tmp_path, feats, lookup_csv="code,name,ward\nA,港,北\nX,不明,\n")
+    assert len(list((tmp_path / "store" / "layer_id=z").glob("*.parquet"))) == 1
+
+    def no_source(*a, **k):
+        raise AssertionError("the source was read again")
+
+    monkeypatch.setattr(zones, "load_layer", no_source)
+    again = zones.stored_layer("z", path, o, tmp_path / "store")
+    assert (again.layer_id, again.role, again.ids, again.names, again.groups) == (first.layer_id, first.role, first.ids, first.names, first.groups)
+    assert again.known_ids == first.known_ids == {"A", "B", "X"}  # C has no polygon and is not in the lookup
+    assert again.lookup_names == first.lookup_names == {"X": ("不明", "")}
+    assert again.notices == first.notices and {n.code for n in again.notices} == {"duplicate_zone_id", "zone_without_geometry"}
+    assert all(shapely.equals_exact(a, b, tolerance=0) for a, b in zip(again.geoms, first.geoms))
+    assert again.rows() == first.rows()
+    pts = (np.array([141.395, 141.415, 141.405, 141.5]), np.array([43.295, 43.295, 43.305, 43.5]))
+    assert again.assign(*pts).tolist() == first.assign(*pts).tolist() == ["A", "A", "B", None]
+
+
+def test_changed_layer_file_is_loaded_again_and_replaces_the_stored_one(tmp_path):
+    feats = [{"type": "Feature", "properties": {"code": "A", "name": "a"}, "geometry": _square(141.39, 43.29, crs="EPSG:3857")}]
+    first, path, _ = _stored(tmp_path, feats)
+    feats.append({"type": "Feature", "properties": {"code": "B", "name": "b"}, "geometry": _square(141.40, 43.30, crs="EPSG:3857")})
+    second, _, _ = _stored(tmp_path, feats)
+    assert first.ids == ["A"] and second.ids == ["A", "B"]
+    assert len(list((tmp_path / "store" / "layer_id=z").glob("*.parquet"))) == 1

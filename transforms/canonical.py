@@ -50,7 +50,7 @@ def fast_times(text: pa.ChunkedArray | pa.Array) -> pa.Array | pa.ChunkedArray:
     n = len(arr)
     if n == 0 or arr.type != pa.string() or arr.buffers()[2] is None:
         return _int32_with_nulls(np.full(n, -1, dtype=np.int32))
-    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int32)[arr.offset:arr.offset + n + 1]
+    offsets = _offsets(arr)
     data = np.frombuffer(arr.buffers()[2], dtype=np.uint8)
     lengths = np.diff(offsets)
     if not arr.null_count and offsets[-1] - offsets[0] == 8 * n and (lengths == 8).all():
@@ -66,6 +66,11 @@ def fast_times(text: pa.ChunkedArray | pa.Array) -> pa.Array | pa.ChunkedArray:
             start = offsets[:-1][rows]
             out[rows] = _hms(lambda k: data[start + k], width)
     return _int32_with_nulls(out)
+
+
+def _offsets(arr: pa.Array) -> np.ndarray:
+    """Return the n + 1 value offsets of a string array as a zero-copy numpy view (slices included)."""
+    return np.frombuffer(arr.buffers()[1], dtype=np.int32)[arr.offset:arr.offset + len(arr) + 1]
 
 
 def _hms(at, width: int) -> np.ndarray:
@@ -110,7 +115,7 @@ def fast_numbers(text: pa.ChunkedArray | pa.Array, kind: str) -> pa.Array | pa.C
     n = len(arr)
     if n == 0 or arr.type != pa.string() or arr.buffers()[2] is None:
         return pa.nulls(n, target)
-    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int32)[arr.offset:arr.offset + n + 1]
+    offsets = _offsets(arr)
     data = np.frombuffer(arr.buffers()[2], dtype=np.uint8)[offsets[0]:offsets[-1]]
     lengths = np.diff(offsets)
     if not _ALLOWED[kind][data].all() or (kind == "int" and lengths.max() > 9):
@@ -144,8 +149,7 @@ def _empty_count(text: pa.ChunkedArray) -> int:
     """Return how many values of a text column are empty or null (from the offsets: no per-value work)."""
     empty = 0
     for c in text.chunks:
-        offsets = np.frombuffer(c.buffers()[1], dtype=np.int32)[c.offset:c.offset + len(c) + 1]
-        lengths = np.diff(offsets)
+        lengths = np.diff(_offsets(c))
         empty += int(np.count_nonzero(lengths == 0)) if not c.null_count else int(np.count_nonzero((lengths == 0) | ~np.asarray(c.is_valid())))
     return empty
 

@@ -7,74 +7,71 @@ given in Excel notation (file, sheet!cell) in each notice's message.
 from __future__ import annotations
 
 from transforms.rules.engine import ERROR, INFO, WARNING, Rule
-
-
-def _read(code: str, severity: str, why: str, *fields: str, fix: str = "", why_ja: str = "", fix_ja: str = "") -> Rule:
-    return Rule(code=code, severity=severity, why=why, fields=fields or ("file",), stage="read", fix=fix, why_ja=why_ja, fix_ja=fix_ja)
+from transforms.rules.read import read_rule
 
 
 RULES: list[Rule] = [
-    _read("timetable_invalid_time", ERROR, "A timetable cell is neither a time nor a known marker; that stop time is quarantined.",
+    read_rule("timetable_invalid_time", ERROR, "A timetable cell is neither a time nor a known marker; that stop time is quarantined.",
           "file", "value", fix="Write the time as 5:30, 05:30 or 530, or use a marker declared in markers (レ, =).",
           why_ja="時刻表のセルが時刻でも、定義された記号でもありません。その停留所の時刻は隔離されます。",
           fix_ja="時刻を 5:30、05:30、530 のように書くか、spec の markers に定義した記号（レ、= など）を使ってください。"),
-    _read("timetable_backwards_trip", ERROR, "A trip's times go backwards; the whole trip is quarantined, never reordered.",
+    read_rule("timetable_backwards_trip", ERROR, "A trip's times go backwards; the whole trip is quarantined, never reordered.",
           "file", fix="Correct the time at the cell named; a trip past midnight is written 24:10 or later.",
           why_ja="便の時刻が途中で戻っています。並べ替えはせず、その便全体を隔離します。",
           fix_ja="示したセルの時刻を直してください。深夜 0 時を過ぎる便は 24:10 のように 24 時以降で書きます。"),
-    _read("timetable_stop_not_matched", ERROR, "A stop name in the timetable matches no stop (or several) in the stop list; "
+    read_rule("timetable_stop_not_matched", ERROR, "A stop name in the timetable matches no stop (or several) in the stop list; "
           "its times are quarantined.", "file", "value",
           fix="Correct the name, add the stop to the stop list, or declare it in stops.overrides.",
           why_ja="時刻表の停留所名が停留所一覧のどの停留所とも（または複数の停留所と）一致しません。その時刻は隔離されます。",
           fix_ja="停留所名を直すか、停留所一覧に追加するか、spec の stops.overrides で対応を指定してください。"),
-    _read("timetable_stop_not_in_stop_list", ERROR, "A stop id from the pattern/fare table or an override is not in the stop list.",
+    read_rule("timetable_stop_not_in_stop_list", ERROR, "A stop id from the pattern/fare table or an override is not in the stop list.",
           "file", "value", fix="Add the stop to the stop list or correct the id.",
           why_ja="系統・運賃表や overrides にある停留所 ID が停留所一覧にありません。",
           fix_ja="停留所一覧にその停留所を追加するか、ID を直してください。"),
-    _read("timetable_stop_without_coordinates", ERROR, "A stop used by trips has no coordinates in the stop list.", "file", "value",
+    read_rule("timetable_stop_without_coordinates", ERROR, "A stop used by trips has no coordinates in the stop list.", "file", "value",
           fix="Add latitude and longitude (or plane rectangular x/y with stops.crs).",
           why_ja="便が使う停留所に、停留所一覧で座標がありません。",
           fix_ja="緯度・経度（または平面直角座標の x・y と spec の stops.crs）を停留所一覧に入力してください。"),
-    _read("timetable_trip_too_short", WARNING, "A trip has only one readable stop time; it is quarantined.", "file",
+    read_rule("timetable_trip_too_short", WARNING, "A trip has only one readable stop time; it is quarantined.", "file",
           fix="Check the trip's column or row: it needs at least two times.",
           why_ja="読み取れた時刻が一つしかない便です。この便は隔離されます。",
           fix_ja="その便の列（行）を確認してください。便には二つ以上の時刻が必要です。"),
-    _read("timetable_no_sheet_selected", ERROR, "No sheet of a workbook matches sheets.include/exclude.", "file",
+    read_rule("timetable_no_sheet_selected", ERROR, "No sheet of a workbook matches sheets.include/exclude.", "file",
           fix="Check the sheet name patterns in the spec.",
           why_ja="ブックのどのシートも spec の sheets.include / exclude に当てはまりません。",
           fix_ja="spec のシート名の指定を、実際のシート名と見比べて直してください。"),
-    _read("timetable_no_service", ERROR, "A sheet has no service (workbooks[].service or sheets.rules).", "file",
+    read_rule("timetable_no_service", ERROR, "A sheet has no service (workbooks[].service or sheets.rules).", "file",
           fix="Give the sheet a service in the spec (workbooks[].service or a sheets.rules entry).",
           why_ja="シートに運行日 (service) が指定されていません。",
           fix_ja="spec の workbooks[].service か sheets.rules で、そのシートの運行日を指定してください。"),
-    _read("timetable_sheet_without_trips", INFO, "A selected sheet holds no trip times; it is skipped.", "file",
+    read_rule("timetable_sheet_without_trips", INFO, "A selected sheet holds no trip times; it is skipped.", "file",
           fix="Nothing to do if the sheet holds no timetable; otherwise check layout in the spec.",
           why_ja="選ばれたシートに便の時刻がないため、読み飛ばしました。",
           fix_ja="時刻表でないシートならそのままで構いません。時刻表なら spec の layout を確認してください。"),
-    _read("timetable_sheet_without_stops", ERROR, "A sheet has times but no stop names where the layout says.", "file",
+    read_rule("timetable_sheet_without_stops", ERROR, "A sheet has times but no stop names where the layout says.", "file",
           fix="Check layout.stop_column and layout.first_stop_row.",
           why_ja="シートに時刻はありますが、layout で指定した位置に停留所名がありません。",
           fix_ja="spec の layout.stop_column と layout.first_stop_row を確認してください。"),
-    _read("timetable_no_trips", ERROR, "No trip was read from any timetable.", "file", fix="Check sheets and layout in the spec.",
+    read_rule("timetable_no_trips", ERROR, "No trip was read from any timetable.", "file", fix="Check sheets and layout in the spec.",
           why_ja="どの時刻表からも便を読み取れませんでした。", fix_ja="spec の sheets と layout を確認してください。"),
-    _read("timetable_invalid_fare", ERROR, "A fare table cell is not a number of yen.", "file",
+    read_rule("timetable_invalid_fare", ERROR, "A fare table cell is not a number of yen.", "file",
           fix="Write the fare as a whole number of yen, e.g. 210.",
           why_ja="運賃表のセルが円の金額（数値）になっていません。", fix_ja="運賃を円単位の整数（例: 210）で入力してください。"),
-    _read("timetable_fare_stop_unknown", WARNING, "A fare names a stop that is not in the stop list; the fare is skipped.", "file",
+    read_rule("timetable_fare_stop_unknown", WARNING, "A fare names a stop that is not in the stop list; the fare is skipped.", "file",
           fix="Correct the stop name in the fare table, or add the stop to the stop list.",
           why_ja="運賃表に停留所一覧にない停留所名があり、その運賃は使われません。",
           fix_ja="運賃表の停留所名を直すか、停留所一覧に追加してください。"),
-    _read("timetable_fare_conflict", WARNING, "A route's fare table gives two fares between the same two zones (a loop passes a "
+    read_rule("timetable_fare_conflict", WARNING, "A route's fare table gives two fares between the same two zones (a loop passes a "
           "stop twice); GTFS fare_rules can hold one, the first is kept.", "file",
           fix="Check which fare is right; if both are, split the route so each has one fare per pair of stops.",
           why_ja="同じ二つの停留所（ゾーン）間に運賃が二つあります（循環で同じ停留所を二度通るなど）。GTFS には一つしか書けないため、最初の運賃を使います。",
           fix_ja="正しい運賃を確認してください。両方正しい場合は路線を分けてください。"),
-    _read("timetable_read_summary", INFO, "How many time cells were read, and how many became stop times, were merged "
+    read_rule("timetable_read_summary", INFO, "How many time cells were read, and how many became stop times, were merged "
           "(a stop on two rows) or were quarantined.", "file",
           fix="Nothing to do; compare the figures with the timetable.",
           why_ja="読み取った時刻セルの数と、そのうち停留所時刻になった数・統合した数（2 行に分かれた停留所）・隔離した数です。",
           fix_ja="対応は不要です。時刻表の件数と見比べてください。"),
-    _read("timetable_unused_service", INFO, "A service declared in calendar.services has no trips.", "file",
+    read_rule("timetable_unused_service", INFO, "A service declared in calendar.services has no trips.", "file",
           fix="Remove the service from the spec, or give it its sheets.",
           why_ja="spec の calendar.services に定義した運行日を使う便がありません。",
           fix_ja="spec からその運行日を削除するか、対応するシートを割り当ててください。"),

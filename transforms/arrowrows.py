@@ -12,9 +12,14 @@ import threading
 import duckdb
 import pyarrow as pa
 
+from transforms.sql import q
+
 _SQL = {pa.string(): "VARCHAR", pa.int32(): "INTEGER", pa.int64(): "BIGINT", pa.bool_(): "BOOLEAN",
         pa.float64(): "DOUBLE", pa.binary(): "BLOB"}
 _PY = ((bool, pa.bool_()), (int, pa.int64()), (float, pa.float64()), (str, pa.string()), (bytes, pa.binary()))
+
+_LOCK = threading.Lock()
+_CON: duckdb.DuckDBPyConnection | None = None  # one in-memory database for the process, opened on first use
 
 
 def infer_schema(row: dict) -> pa.Schema:
@@ -29,15 +34,15 @@ def rows_table(rows: list[dict], schema: pa.Schema | None = None) -> pa.Table:
 
     A key missing from a row is null. If there are no rows and no schema, then the table is empty.
     """
+    global _CON
     if schema is None:
         schema = infer_schema(rows[0]) if rows else pa.schema([])
     if not rows:
         return pa.Table.from_arrays([pa.nulls(0, f.type) for f in schema], schema=schema)  # (empty_table imports pandas)
     cols = [[r.get(name) for r in rows] for name in schema.names]
-    select = ", ".join(f'unnest(${i + 1}::{_SQL[f.type]}[]) AS "{f.name.replace(chr(34), chr(34) * 2)}"' for i, f in enumerate(schema))
+    select = ", ".join(f"unnest(${i + 1}::{_SQL[f.type]}[]) AS {q(f.name)}" for i, f in enumerate(schema))
     with _LOCK:
-        global _CON
-        if _CON is None:  # one in-memory database for the process: opening one costs ~10 ms a call
+        if _CON is None:  # opening a database costs ~10 ms; a cursor of this one, next to nothing
             _CON = duckdb.connect()
         cur = _CON.cursor()
     try:
@@ -45,6 +50,3 @@ def rows_table(rows: list[dict], schema: pa.Schema | None = None) -> pa.Table:
     finally:
         cur.close()
 
-
-_LOCK = threading.Lock()
-_CON: duckdb.DuckDBPyConnection | None = None

@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 
 from transforms.adapters import TextFeed
 from transforms.arrowrows import rows_table
-from transforms.notices import ERROR, INFO, NOTICE_SCHEMA, QUARANTINE_SCHEMA, WARNING
+from transforms.notices import ERROR, INFO, NOTICE_SCHEMA, QUARANTINE_SCHEMA, WARNING, Findings
 from transforms.schema import Field, Schema, Table
 from transforms.sql import lit, q  # noqa: F401  (re-exported: lit and q were defined here)
 
@@ -28,6 +28,22 @@ from transforms.sql import lit, q  # noqa: F401  (re-exported: lit and q were de
 NOTICE_SAMPLE_LIMIT = 10_000
 #: Lake Parquet settings: zstd level 1 writes ~25% faster than the default level for ~15% more bytes.
 PARQUET_OPTIONS = "FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1"
+
+#: Arrow type of each DuckDB column type of the canonical tables (the Arrow path writes the same Parquet types).
+ARROW_TYPES = {"INTEGER": pa.int32(), "DOUBLE": pa.float64(), "DATE": pa.date32(), "VARCHAR": pa.string()}
+
+
+def write_lake_table(table: pa.Table, path: Path) -> None:
+    """Write a canonical Arrow table as the lake's Parquet file.
+
+    zstd level 1 as the DuckDB path; integers delta-encoded (line numbers, times and sequences
+    shrink ~3x and write faster than dictionary pages); strings dictionary-encoded, which
+    pyarrow drops by itself for a column with too many distinct values.
+    """
+    ints = [f.name for f in table.schema if f.type == pa.int32()]
+    strings = [f.name for f in table.schema if f.type == pa.string()]
+    pq.write_table(table, path, compression="zstd", compression_level=1, use_dictionary=strings,
+                   column_encoding={c: "DELTA_BINARY_PACKED" for c in ints})
 
 _TYPE_NOTICE = {
     "int": ("invalid_integer", "not a whole number"),
@@ -124,7 +140,7 @@ def fast_numbers(text: pa.ChunkedArray | pa.Array, kind: str) -> pa.Array | pa.C
     if arr.null_count:
         valid &= np.asarray(arr.is_valid())
     if not valid.all():  # empty values become nulls, which the cast skips
-        arr = pa.Array.from_buffers(pa.string(), n, [pa.py_buffer(np.packbits(valid, bitorder="little")), *arr.buffers()[1:]], offset=arr.offset)
+        arr = _with_validity(arr, valid)
     try:
         out = pc.cast(arr, target)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
@@ -159,6 +175,28 @@ PARALLEL_ROWS = 1 << 20
 
 #: Field types with an Arrow fast path.
 FAST_TYPES = ("time", "int", "enum", "float")
+
+
+def null_if_empty(text: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Return a text column with empty values as null, as SQL's NULLIF(v, ''); the character data is not copied."""
+    out = []
+    for c in text.chunks:
+        lengths = np.diff(_offsets(c))
+        if c.null_count or not lengths.all():
+            valid = lengths > 0
+            if c.null_count:
+                valid &= np.asarray(c.is_valid())
+            c = _with_validity(c, valid)
+        out.append(c)
+    return pa.chunked_array(out, type=pa.string())
+
+
+def _with_validity(arr: pa.Array, valid: np.ndarray) -> pa.Array:
+    """Return string array ``arr`` with ``valid`` (one bool per value) as its validity; the data is shared, not copied."""
+    if arr.offset:  # the bitmap is read from bit ``offset`` on, like the offsets buffer
+        valid = np.concatenate([np.zeros(arr.offset, dtype=bool), valid])
+    return pa.Array.from_buffers(pa.string(), len(arr), [pa.py_buffer(np.packbits(valid, bitorder="little")), *arr.buffers()[1:]],
+                                 offset=arr.offset)
 
 
 def _int32_with_nulls(values: np.ndarray) -> pa.Array:
@@ -305,10 +343,83 @@ def canonicalize(
     """
     con = con or duckdb.connect()
     out_dir.mkdir(parents=True, exist_ok=True)
-    sink = _Sink(con, feed)
+    with _BackgroundWriter() as writer:
+        return _canonicalize(feed, schema, out_dir, profile, con, writer)
+
+
+class _BackgroundWriter:
+    """Write lake tables one at a time on a thread of their own, while the checks go on.
+
+    pyarrow's Parquet writer releases the GIL, so the biggest table's file is written on one
+    core while the other runs the next file's typing and the reference checks.
+    """
+
+    def __init__(self):
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lake-writer")
+        self._pending = []
+
+    def write(self, table: pa.Table, path: Path) -> None:
+        self._pending.append(self._pool.submit(write_lake_table, table, path))
+
+    def wait(self) -> None:
+        """Return when every file is written. If a write failed, then raise its error."""
+        pending, self._pending = self._pending, []
+        for f in pending:
+            f.result()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        return False
+
+
+@dataclass
+class _Typed:
+    """A file's text table after the Arrow typing, and its canonical table when that typed every value."""
+
+    text: pa.Table  # the text columns plus one Arrow-typed column per typed field (named in ``fast``)
+    fast: dict[str, str]  # field -> its Arrow-typed column
+    clean: set[str]  # fields whose every value typed (or was empty): SQL neither types nor checks them
+    arrays: dict[str, pa.ChunkedArray]  # field -> its Arrow-typed values
+    out: pa.Table | None = None  # the canonical table, when no value is left for SQL and no column is unknown
+    written: bool = False  # ``out`` is already handed to the writer
+
+
+@dataclass
+class _State:
+    """What one canonicalize run shares between its files."""
+
+    con: duckdb.DuckDBPyConnection
+    sink: _Sink
+    writer: _BackgroundWriter
+    out_dir: Path
+    #: canonical tables kept in memory (registered as t_<table>), for the reference checks
+    arrow: dict[str, pa.Table] = field(default_factory=dict)
+    #: (table, field) -> its distinct values, when known for free (the groups of a proven key)
+    distinct: dict[tuple[str, str], pa.Array] = field(default_factory=dict)
+
+
+def _canonicalize(feed: TextFeed, schema: Schema, out_dir: Path, profile: str, con, writer: _BackgroundWriter) -> Canonical:
+    st = _State(con, _Sink(con, feed), writer, out_dir)
     result = Canonical()
     present: set[str] = set()
     is_jp = profile == "gtfs-jp" or any(n.endswith("_jp.txt") for n in feed.files)
+
+    # The biggest files are typed first and, when Arrow typed every value, start being written at
+    # once: their Parquet is written on the other core while the remaining files are checked. If
+    # their checks quarantine rows, the file is written again without them (the writer keeps order).
+    early: dict[str, _Typed] = {}
+    big = [(tf.csv.table.num_rows, name) for name, tf in feed.files.items()
+           if tf.csv.header and schema.by_file(name) is not None and tf.csv.table.num_rows >= PARALLEL_ROWS]
+    for _, name in sorted(big, reverse=True):
+        table, tf = schema.by_file(name), feed.files[name]
+        known, unknown = _header_map(Findings(), table, tf, name, [])
+        typed = early[name] = _type_in_arrow(table, tf, known, unknown)
+        if typed.out is not None:
+            writer.write(typed.out, out_dir / f"{table.name}.parquet")
+            typed.written = True
 
     for name, tf in sorted(feed.files.items()):
         table = schema.by_file(name)
@@ -324,7 +435,7 @@ def canonicalize(
             _keep_unknown(con, tf, out_dir, result, feed)
             continue
         present.add(table.name)
-        _type_table(con, sink, table, tf, count, out_dir, result.columns)
+        _type_table(st, table, tf, count, result.columns, early.get(name))
     pq.write_table(rows_table(result.columns, COLUMNS_SCHEMA), out_dir / f"{COLUMNS_TABLE}.parquet")
 
     for table in schema.tables.values():
@@ -340,13 +451,14 @@ def canonicalize(
                 feed.findings.add("missing_recommended_file", WARNING,
                                   f"{jp}.txt is expected in a GTFS-JP feed", file=f"{jp}.txt")
 
-    _check_references(con, sink, schema, present, empty={n for n, tf in feed.files.items() if not tf.csv.header})
+    _check_references(st, schema, present, empty={n for n, tf in feed.files.items() if not tf.csv.header})
+    writer.wait()
 
     result.tables.extend(t.name for t in schema.tables.values() if t.name in present)
     return result
 
 
-def _header_map(sink: _Sink, table: Table, tf, file: str, columns: list[dict]) -> tuple[dict[str, str], list[tuple[str, str]]]:
+def _header_map(findings: Findings, table: Table, tf, file: str, columns: list[dict]) -> tuple[dict[str, str], list[tuple[str, str]]]:
     """Return ({known field: column}, [(unknown header, column)]), with notices for header problems.
 
     Every header column is appended to ``columns`` (COLUMNS_SCHEMA). An unknown column that is
@@ -364,13 +476,13 @@ def _header_map(sink: _Sink, table: Table, tf, file: str, columns: list[dict]) -
                "known": False, "likely_field": None}
         columns.append(row)
         if name != raw_name:
-            sink.findings.add("leading_or_trailing_whitespaces", WARNING, f"column name '{raw_name}' has spaces around it", file=file, line=tf.csv.header_line, field=name)
+            findings.add("leading_or_trailing_whitespaces", WARNING, f"column name '{raw_name}' has spaces around it", file=file, line=tf.csv.header_line, field=name)
         if not name:
-            sink.findings.add("empty_column_name", ERROR, f"column {i + 1} has no name; its values are kept but cannot be used", file=file, line=tf.csv.header_line)
+            findings.add("empty_column_name", ERROR, f"column {i + 1} has no name; its values are kept but cannot be used", file=file, line=tf.csv.header_line)
             unknown.append((f"column_{i + 1}", col))
             continue
         if name in seen:
-            sink.findings.add("duplicated_column", ERROR, f"column '{name}' appears twice; the first one is used", file=file, line=tf.csv.header_line, field=name)
+            findings.add("duplicated_column", ERROR, f"column '{name}' appears twice; the first one is used", file=file, line=tf.csv.header_line, field=name)
             unknown.append((name, col))
             continue
         seen.add(name)
@@ -380,7 +492,7 @@ def _header_map(sink: _Sink, table: Table, tf, file: str, columns: list[dict]) -
             continue
         row["likely_field"] = likely_field(name, table, set(names))
         if row["likely_field"] is None:
-            sink.findings.add("unknown_column", INFO, f"column '{name}' is not part of {file}; its values are kept as received",
+            findings.add("unknown_column", INFO, f"column '{name}' is not part of {file}; its values are kept as received",
                               file=file, line=tf.csv.header_line, field=name)
         unknown.append((name, col))
     return known, unknown
@@ -406,7 +518,12 @@ def dup_free(con, t: str, table: Table) -> bool:
 
 
 def dup_free_text(raw: pa.Table, group: str, number: str, *, typed: pa.ChunkedArray | None = None) -> bool:
-    """Return True when the raw text columns prove a (group, sequence) key unique; False means 'check otherwise'.
+    """Return True when the raw text columns prove a (group, sequence) key unique; False means 'check otherwise'."""
+    return run_groups(raw, group, number, typed=typed) is not None
+
+
+def run_groups(raw: pa.Table, group: str, number: str, *, typed: pa.ChunkedArray | None = None) -> pa.Array | None:
+    """Return the distinct group ids when the raw text columns prove a (group, sequence) key unique, else None.
 
     The same proof as :func:`dup_free`, on the Arrow text before typing (file order is line
     order): it costs a few vectorised passes instead of a window over the typed table. Only
@@ -414,7 +531,7 @@ def dup_free_text(raw: pa.Table, group: str, number: str, *, typed: pa.ChunkedAr
     given, is the sequence already typed (from :func:`fast_numbers`), so it is not parsed again.
     """
     if raw.num_rows < 2:
-        return False
+        return None
     seq = typed if typed is not None else raw.column(number)
     groups, numbers = raw.column(group).chunks, seq.chunks
     if [len(c) for c in groups] != [len(c) for c in numbers]:
@@ -427,70 +544,61 @@ def dup_free_text(raw: pa.Table, group: str, number: str, *, typed: pa.ChunkedAr
         try:
             n = n if n.type == pa.int32() else pc.cast(n, pa.int32())  # strict: '', ' 5', '5.0' raise
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            return False
+            return None
         if n.null_count or g.null_count or pc.min(pc.binary_length(g)).as_py() == 0:  # (no Python scalars: they import pandas)
-            return False
+            return None
         g0, n0 = g[0].as_py(), n[0].as_py()
         if g0 == prev_g and n0 <= prev_n:
-            return False
+            return None
         change = pc.not_equal(g[1:], g[:-1])
         if pc.any(pc.and_(pc.invert(change), pc.less_equal(n[1:], n[:-1]))).as_py():
-            return False
+            return None
         if g0 != prev_g:
             starts.append(g.slice(0, 1))
         starts.append(g.slice(1).take(pc.indices_nonzero(change)))
         prev_g, prev_n = g[-1].as_py(), n[-1].as_py()
     firsts = pa.concat_arrays(starts)
-    return len(pc.unique(firsts)) == len(firsts)  # else a group id comes back after another group
+    return firsts if len(pc.unique(firsts)) == len(firsts) else None  # else a group id comes back after another group
 
 
-def _type_table(con, sink: _Sink, table: Table, tf, count: FileCount, out_dir: Path, columns: list[dict]) -> None:
-    """Type one file straight into ``out_dir/<table>.parquet``; report and quarantine as the schema says.
+def _assemble(table: Table, text: pa.Table, known: dict[str, str], typed: dict[str, pa.ChunkedArray]) -> pa.Table:
+    """Return the canonical table of ``table`` from its text columns and the fields typed in Arrow (``typed``).
 
-    One streaming pass (Arrow text → typed columns → Parquet) types every column; the original
-    text of any value that does not type is kept in ``_untyped``. The checks then read the
-    Parquet file: one aggregate pass counts every kind of problem, and a detailed query runs
-    only for the kinds that occur. The file is rewritten only when rows must be quarantined.
-    The view ``t_<table>`` shows the accepted rows to the later checks.
+    Text fields get NULL for empty values, absent fields typed NULLs; no value is copied.
     """
-    file = tf.name
-    known, unknown = _header_map(sink, table, tf, file, columns)
+    n = text.num_rows
+    cols = {"_line": text.column("_line")}
     for f in table.fields:
-        if f.required and f.name not in known and table.name != "translations":
-            sink.findings.add("missing_required_column", ERROR, f"required column '{f.name}' is missing", file=file, line=tf.csv.header_line, field=f.name)
-    raw = q("raw_" + table.name)
-    text = tf.csv.table
-    fast, clean, fast_arrays = {}, set(), {}
-    to_type = [f for f in table.fields if f.type in FAST_TYPES and f.name in known and text.num_rows]
+        col = known.get(f.name)
+        if col is None:
+            cols[f.column] = pa.nulls(n, ARROW_TYPES[f.sql_type])
+        elif f.name in typed:
+            cols[f.column] = typed[f.name]
+        else:
+            cols[f.column] = null_if_empty(text.column(col))
+    cols["_untyped"] = cols["_extra"] = pa.nulls(n, pa.string())
+    return pa.table(cols)
 
-    def type_one(f: Field):
-        return fast_values(f, tf.csv.table.column(known[f.name]))
 
-    if text.num_rows >= PARALLEL_ROWS and len(to_type) > 1:  # numpy and Arrow release the GIL: columns side by side
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            typed = list(pool.map(type_one, to_type))
-    else:
-        typed = [type_one(f) for f in to_type]
-    for f, values in zip(to_type, typed):
-        fast[f.name], fast_arrays[f.name] = f"s_{known[f.name]}", values
-        text = text.append_column(fast[f.name], values)
-        # every value typed or empty: the field cannot fail, so SQL neither types nor checks it
-        if values.null_count == _empty_count(tf.csv.table.column(known[f.name])):
-            clean.add(f.name)
-    con.register("raw_" + table.name, text)
-    typed_cols, raw_refs, fails = [], [], []
+def _copy_typed(con, table: Table, known: dict[str, str], unknown: list[tuple[str, str]], fast: dict[str, str],
+                clean: set[str], fails: list[Field], raw: str, path: Path) -> None:
+    """Write the canonical table to ``path`` with one SQL pass over the registered text table ``raw``.
+
+    Values the Arrow typing left are typed here (``fast`` names its typed columns, ``clean`` the
+    fields it typed completely); the original text of any value that fails is kept as JSON in
+    ``_untyped``, and the unknown columns as JSON in ``_extra``.
+    """
+    typed_cols, raw_refs = [], []
     for f in table.fields:
         col = known.get(f.name)
         if col is None:
             typed_cols.append(f"CAST(NULL AS {f.sql_type}) AS {q(f.column)}")
-            continue
-        if f.name in clean:
+        elif f.name in clean:
             typed_cols.append(f"{fast[f.name]} AS {q(f.column)}")
-            continue
-        typed_cols.append(f"{typed_expr(f, col, fast=fast.get(f.name))} AS {q(f.column)}")
-        if f.type in _TYPE_NOTICE:
-            raw_refs.append(f"{col} AS {q('r__' + f.name)}")
-            fails.append(f)
+        else:
+            typed_cols.append(f"{typed_expr(f, col, fast=fast.get(f.name))} AS {q(f.column)}")
+            if f in fails:
+                raw_refs.append(f"{col} AS {q('r__' + f.name)}")
     untyped = "CAST(NULL AS VARCHAR)"
     if fails:
         parts = ", ".join(
@@ -502,14 +610,74 @@ def _type_table(con, sink: _Sink, table: Table, tf, count: FileCount, out_dir: P
         untyped = f"CASE WHEN {failed} THEN NULLIF('{{' || concat_ws(',', {parts}) || '}}', '{{}}') END"
     extra = _raw_json(unknown) if unknown else "CAST(NULL AS VARCHAR)"
     field_cols = ", ".join(q(f.column) for f in table.fields)
-    path = out_dir / f"{table.name}.parquet"
     con.execute(
         f"COPY (SELECT _line, {field_cols}, {untyped} AS _untyped, {extra} AS _extra "
         f"FROM (SELECT _line, {', '.join(typed_cols + raw_refs + [c for _, c in unknown])} FROM {raw})) "
         f"TO {lit(str(path))} ({PARQUET_OPTIONS})"
     )
+
+
+def _type_in_arrow(table: Table, tf, known: dict[str, str], unknown: list[tuple[str, str]]) -> _Typed:
+    """Return the file's times and numbers typed in Arrow, and its canonical table when nothing is left for SQL."""
+    text = tf.csv.table
+    fast, clean, arrays = {}, set(), {}
+    to_type = [f for f in table.fields if f.type in FAST_TYPES and f.name in known and text.num_rows]
+
+    def type_one(f: Field):
+        return fast_values(f, tf.csv.table.column(known[f.name]))
+
+    if text.num_rows >= PARALLEL_ROWS and len(to_type) > 1:  # numpy and Arrow release the GIL: columns side by side
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            typed = list(pool.map(type_one, to_type))
+    else:
+        typed = [type_one(f) for f in to_type]
+    for f, values in zip(to_type, typed):
+        fast[f.name], arrays[f.name] = f"s_{known[f.name]}", values
+        text = text.append_column(fast[f.name], values)
+        # every value typed or empty: the field cannot fail, so SQL neither types nor checks it
+        if values.null_count == _empty_count(tf.csv.table.column(known[f.name])):
+            clean.add(f.name)
+    out = None
+    if not unknown and not _sql_fields(table, known, clean):
+        out = _assemble(table, text, known, {k: arrays[k] for k in clean})
+    return _Typed(text, fast, clean, arrays, out)
+
+
+def _sql_fields(table: Table, known: dict[str, str], clean: set[str]) -> list[Field]:
+    """Return the fields SQL must type and check: those with values the Arrow typing left."""
+    return [f for f in table.fields if f.name in known and f.name not in clean and f.type in _TYPE_NOTICE]
+
+
+def _type_table(st: _State, table: Table, tf, count: FileCount, columns: list[dict], typed: _Typed | None) -> None:
+    """Type one file into ``<out_dir>/<table>.parquet``; report and quarantine as the schema says.
+
+    Times and numbers are typed in Arrow first (``typed``, when done already). When that types
+    every value (the usual case), the canonical table is assembled in memory without copying,
+    checked there, and handed to the background writer without its quarantined rows. Otherwise
+    one SQL pass types what is left and writes the file; the original text of any value that
+    does not type is kept in ``_untyped``, and the file is rewritten only when rows must be
+    quarantined. Either way one aggregate pass counts every kind of problem and a detailed query
+    runs only for the kinds that occur. ``t_<table>`` shows the accepted rows to the later checks.
+    """
+    con, sink = st.con, st.sink
+    file = tf.name
+    known, unknown = _header_map(sink.findings, table, tf, file, columns)
+    for f in table.fields:
+        if f.required and f.name not in known and table.name != "translations":
+            sink.findings.add("missing_required_column", ERROR, f"required column '{f.name}' is missing", file=file, line=tf.csv.header_line, field=f.name)
+    raw = q("raw_" + table.name)
+    typed = typed or _type_in_arrow(table, tf, known, unknown)
+    fast, clean, fast_arrays = typed.fast, typed.clean, typed.arrays
+    con.register("raw_" + table.name, typed.text)
+    fails = _sql_fields(table, known, clean)
+    path = st.out_dir / f"{table.name}.parquet"
     t = q("t_" + table.name)
-    con.execute(f"CREATE OR REPLACE VIEW {t} AS SELECT * FROM read_parquet({lit(str(path))})")
+    arrow_out = typed.out
+    if arrow_out is not None:
+        con.register("t_" + table.name, arrow_out)
+    else:
+        _copy_typed(con, table, known, unknown, fast, clean, fails, raw, path)
+        con.execute(f"CREATE OR REPLACE VIEW {t} AS SELECT * FROM read_parquet({lit(str(path))})")
     raw_json = _raw_json(sorted([*known.items(), *unknown], key=lambda hc: int(hc[1][1:])))
 
     def raw_of(lines_sql: str) -> str:
@@ -559,9 +727,12 @@ def _type_table(con, sink: _Sink, table: Table, tf, count: FileCount, out_dir: P
         keys = ", ".join(q(f.column) for f in table.key)
         not_null = " AND ".join(f"{q(f.column)} IS NOT NULL" for f in table.key)
         g_col, n_col = (known.get(f.name) for f in table.key) if len(table.key) == 2 else (None, None)
-        proven = bool(g_col and n_col and table.key[1].sql_type == "INTEGER" and table.key[0].sql_type == "VARCHAR"
-                      and dup_free_text(tf.csv.table, g_col, n_col, typed=fast_arrays.get(table.key[1].name) if table.key[1].name in clean else None))
-        if proven or dup_free(con, t, table):
+        groups = None
+        if g_col and n_col and table.key[1].sql_type == "INTEGER" and table.key[0].sql_type == "VARCHAR":
+            groups = run_groups(tf.csv.table, g_col, n_col, typed=fast_arrays.get(table.key[1].name) if table.key[1].name in clean else None)
+        if groups is not None:  # every group id once: what the reference check of that field needs
+            st.distinct[(table.name, table.key[0].name)] = groups
+        if groups is not None or dup_free(con, t, table):
             dup = 0
         else:
             dup = con.sql(f"SELECT count(*) FROM (SELECT {keys} FROM {t} WHERE {not_null} GROUP BY ALL HAVING count(*) > 1)").fetchall()[0][0]
@@ -592,7 +763,15 @@ def _type_table(con, sink: _Sink, table: Table, tf, count: FileCount, out_dir: P
         )
     con.unregister("raw_" + table.name)
     dropped = con.sql("SELECT count(DISTINCT _line) FROM _drop").fetchall()[0][0]
-    if dropped:  # rare: rewrite the file without the quarantined rows
+    if arrow_out is not None:
+        if dropped:
+            lines = con.sql("SELECT DISTINCT _line FROM _drop").to_arrow_table().column(0)
+            arrow_out = arrow_out.filter(pc.invert(pc.is_in(arrow_out.column("_line"), value_set=lines.combine_chunks())))
+            con.register("t_" + table.name, arrow_out)
+        if dropped or not typed.written:
+            st.writer.write(arrow_out, path)
+        st.arrow[table.name] = arrow_out
+    elif dropped:  # rare: rewrite the file without the quarantined rows
         tmp = path.with_suffix(".tmp.parquet")
         con.execute(f"COPY (SELECT * FROM {t} WHERE _line NOT IN (SELECT _line FROM _drop)) TO {lit(str(tmp))} ({PARQUET_OPTIONS})")
         tmp.replace(path)
@@ -617,7 +796,26 @@ def _keep_unknown(con, tf, out_dir: Path, result: Canonical, feed: TextFeed) -> 
     result.counts[tf.name].quarantined = len(tf.csv.bad_rows)
 
 
-def _check_references(con, sink: _Sink, schema: Schema, present: set[str], *, empty: set[str] = frozenset()) -> None:
+def _all_found(st: _State, table: Table, f: Field, parents: list[tuple[str, str]]) -> bool:
+    """Return True when every value of ``f`` is among the parents' keys, proven in Arrow; False means 'check in SQL'.
+
+    Only for tables held in memory: a hash lookup per value (of each distinct value, when the
+    key proof gave them) instead of the anti-join's scan and string conversion.
+    """
+    child = st.arrow.get(table.name)
+    if child is None or not parents or any(p not in st.arrow for p, _ in parents):
+        return False
+    values = st.distinct.get((table.name, f.name))
+    if values is None:
+        values = child.column(f.column)
+    keys = [pc.drop_null(st.arrow[p].column(k)).combine_chunks() for p, k in parents]
+    if values.type != pa.string() or any(k.type != pa.string() for k in keys):
+        return False
+    found = pc.sum(pc.is_in(values, value_set=pa.concat_arrays(keys))).as_py() or 0
+    return found == len(values) - values.null_count
+
+
+def _check_references(st: _State, schema: Schema, present: set[str], *, empty: set[str] = frozenset()) -> None:
     """Report every value that points at a row that does not exist (foreign_key_violation).
 
     The referenced file is named '(missing)' when it is absent, '(empty)' when it is in ``empty``.
@@ -629,6 +827,12 @@ def _check_references(con, sink: _Sink, schema: Schema, present: set[str], *, em
             if not f.ref:
                 continue
             ptable, pfield = f.ref.split(".")
+            if ptable == "service":
+                parent_keys = [(p, "service_id") for p in ("calendar", "calendar_dates") if p in present]
+            else:
+                parent_keys = [(ptable, pfield)] if ptable in present else []
+            if _all_found(st, table, f, parent_keys):
+                continue
             child = q("t_" + table.name)
             if ptable == "service":
                 parents = [p for p in ("calendar", "calendar_dates") if p in present]
@@ -641,7 +845,7 @@ def _check_references(con, sink: _Sink, schema: Schema, present: set[str], *, em
                 parent_sql = "SELECT NULL::VARCHAR AS k WHERE false"
                 target = f"{ptable}.txt ({'empty' if f'{ptable}.txt' in empty else 'missing'})"
             head, rest = lit(f"{f.name} '"), lit(f"' is not defined in {target} ({pfield})")
-            sink.notices(
+            st.sink.notices(
                 f"SELECT 'foreign_key_violation' AS code, 'ERROR' AS severity, {lit(table.file_name)} AS file, _line AS line, {lit(f.name)} AS field, "
                 f"CAST({q(f.column)} AS VARCHAR) AS value, {head} || CAST({q(f.column)} AS VARCHAR) || {rest} AS message "
                 f"FROM {child} c WHERE {q(f.column)} IS NOT NULL AND {q(f.column)} NOT IN (SELECT k FROM ({parent_sql}) WHERE k IS NOT NULL)"

@@ -231,3 +231,44 @@ def test_columns_typed_side_by_side_give_the_same_tables(tmp_path, monkeypatch):
         serial = pq.read_table(next((tmp_path / "serial").rglob(f"{name}.parquet")))
         parallel = pq.read_table(next((tmp_path / "parallel").rglob(f"{name}.parquet")))
         assert serial.equals(parallel), name
+
+
+def _tables(out_dir):
+    return {p.stem: pq.read_table(p) for p in sorted(out_dir.glob("*.parquet")) if not p.stem.startswith("_")}
+
+
+def test_tables_assembled_in_arrow_equal_the_sql_typed_ones(tmp_path, monkeypatch):
+    import dataclasses
+
+    import transforms.canonical as canonical
+
+    files = {**MINI_FEED, "stops.txt": MINI_FEED["stops.txt"] + "S3,,43.32,\n"}  # empty text and float cells
+    run(tmp_path / "arrow", files)
+    typed_in_arrow = canonical._type_in_arrow
+    monkeypatch.setattr(canonical, "_type_in_arrow", lambda *a: dataclasses.replace(typed_in_arrow(*a), out=None))
+    run(tmp_path / "sql", files)
+    arrow, sql = _tables(tmp_path / "arrow" / "out"), _tables(tmp_path / "sql" / "out")
+    assert arrow.keys() == sql.keys() and "stop_times" in arrow
+    for name in arrow:
+        assert arrow[name].schema.remove_metadata() == sql[name].schema.remove_metadata(), name
+        assert arrow[name].to_pylist() == sql[name].to_pylist(), name
+    assert [r["stop_name"] for r in arrow["stops"].to_pylist()] == ["港前", "駅前", None]
+
+
+def test_a_file_written_before_its_checks_is_rewritten_without_quarantined_rows(tmp_path, monkeypatch):
+    import transforms.canonical as canonical
+
+    files = {
+        **MINI_FEED,
+        "stops.txt": MINI_FEED["stops.txt"] + "S1,港前(重複),43.3,141.4\n",  # duplicate key: quarantined
+        "stop_times.txt": MINI_FEED["stop_times.txt"] + "T9,09:00:00,09:00:00,S1,1\nT9,09:05:00,09:05:00,S2,2\n",
+    }
+    _, in_order, _ = run(tmp_path / "in_order", files)
+    monkeypatch.setattr(canonical, "PARALLEL_ROWS", 1)  # every file counts as big: typed and written first
+    result, early, quarantine = run(tmp_path / "early", files)
+    assert early == in_order
+    assert [(q["file"], q["line"]) for q in quarantine] == [("stops.txt", 4)]
+    stops = pq.read_table(tmp_path / "early" / "out" / "stops.parquet").to_pylist()
+    assert [r["_line"] for r in stops] == [2, 3] and result.counts["stops.txt"].accepted == 2
+    fk = [(n["file"], n["line"], n["value"]) for n in early if n["code"] == "foreign_key_violation"]
+    assert fk == [("stop_times.txt", 4, "T9"), ("stop_times.txt", 5, "T9")]

@@ -37,3 +37,30 @@ def test_header_only_file_has_no_rows():
 def test_empty_file_has_no_header():
     assert read_csv_text(b"").header == []
 
+
+
+def test_blank_lines_in_unquoted_lf_files_keep_line_numbers():
+    # the unquoted LF fast path finds skipped blank lines from the body's length, wherever they are
+    cases = {  # data: (row lines, blank lines)
+        b"a,b\n1,2\n3,4\n": ([2, 3], 0),
+        b"a,b\n1,2\n3,4": ([2, 3], 0),
+        b"a,b\n\n1,2\n3,4\n": ([3, 4], 1),
+        b"a,b\n1,2\n\n\n3,4\n": ([2, 5], 2),
+        b"a,b\n1,2\n3,4\n\n": ([2, 3], 1),
+        b"a,b\n1,\n,4\n": ([2, 3], 0),
+    }
+    for data, (lines, blank) in cases.items():
+        ct = read_csv_text(data)
+        assert (ct.table.column("_line").to_pylist(), ct.blank_lines) == (lines, blank), data
+
+
+def test_sliced_arrays_read_with_their_offset():
+    # chunks of a big file are slices of one buffer: the line proof must read each chunk's own offsets
+    import pyarrow as pa
+
+    from transforms.csvread import _one_row_per_line
+
+    body = b"a,b\n1,2\n33,4\n5,66\n"
+    table = pa.table({"c0": pa.array(["1", "33", "5", "x"]).slice(0, 3), "c1": pa.array(["z", "2", "4", "66"]).slice(1)})
+    assert _one_row_per_line(body, 4, table)
+    assert not _one_row_per_line(body + b"\n", 4, table)

@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from noriba.fetch import fetch as fetch_source
+from noriba.memory import avoid_huge_pages
 from noriba.policy import policy_from_json
 from noriba.specs import FeedSpec
 from noriba.workspace import Workspace
@@ -73,6 +74,7 @@ def parse_validate(spec: FeedSpec, ws: Workspace, fetched: dict, *, progress: Pr
     If the input's normalised contents match a version already in the lake, then nothing is
     staged and ``unchanged`` is true.
     """
+    avoid_huge_pages()
     adapter = adapter_for(spec.kind)
     _say(progress, f"{spec.id}: reading {fetched['source']}")
     try:

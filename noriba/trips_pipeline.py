@@ -20,6 +20,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from noriba.memory import avoid_huge_pages
 from noriba.specs import FeedSpec, SpecError
 from noriba.workspace import Workspace
 from transforms.adapters import InputError, Progress
@@ -120,6 +121,7 @@ def lake_version(ws: Workspace, source_id: str) -> str | None:
 def parse_validate_trips(spec: FeedSpec, ws: Workspace, fetched: dict, *, specs: dict[str, FeedSpec] | None = None,
                          progress: Progress | None = None, cache: dict | None = None) -> dict:
     """Return the staged version of a trips source: canonical trips, quarantine, rule counts, per-file counts."""
+    avoid_huge_pages()
     opts = trip_options(spec)
     specs = specs if specs is not None else {s.id: s for s in load_trip_specs()}
     cache = cache if cache is not None else {}

@@ -172,7 +172,8 @@ def _empty_count(text: pa.ChunkedArray) -> int:
     return empty
 
 
-#: From this many rows a table's columns are typed in Arrow two at a time.
+#: From this many rows a table's columns are typed in Arrow two at a time, and the table is typed
+#: and handed to the background writer before the other files are checked.
 PARALLEL_ROWS = 1 << 20
 
 #: Field types with an Arrow fast path.

@@ -49,4 +49,3 @@ def rows_table(rows: list[dict], schema: pa.Schema | None = None) -> pa.Table:
         return cur.sql(f"SELECT {select}", params=cols).to_arrow_table().cast(schema)
     finally:
         cur.close()
-

@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 
 from transforms.adapters import TextFeed
 from transforms.arrowrows import rows_table
+from transforms.csvread import string_offsets
 from transforms.notices import ERROR, INFO, NOTICE_SCHEMA, QUARANTINE_SCHEMA, WARNING, Findings
 from transforms.schema import Field, Schema, Table
 from transforms.sql import lit, q  # noqa: F401  (re-exported: lit and q were defined here)
@@ -68,7 +69,7 @@ def fast_times(text: pa.ChunkedArray | pa.Array) -> pa.Array | pa.ChunkedArray:
     n = len(arr)
     if n == 0 or arr.type != pa.string() or arr.buffers()[2] is None:
         return _int32_with_nulls(np.full(n, -1, dtype=np.int32))
-    offsets = _offsets(arr)
+    offsets = string_offsets(arr)
     data = np.frombuffer(arr.buffers()[2], dtype=np.uint8)
     lengths = np.diff(offsets)
     if not arr.null_count and offsets[-1] - offsets[0] == 8 * n and (lengths == 8).all():
@@ -86,9 +87,12 @@ def fast_times(text: pa.ChunkedArray | pa.Array) -> pa.Array | pa.ChunkedArray:
     return _int32_with_nulls(out)
 
 
-def _offsets(arr: pa.Array) -> np.ndarray:
-    """Return the n + 1 value offsets of a string array as a zero-copy numpy view (slices included)."""
-    return np.frombuffer(arr.buffers()[1], dtype=np.int32)[arr.offset:arr.offset + len(arr) + 1]
+def _filled(arr: pa.Array) -> np.ndarray:
+    """Return one bool per value of a string array: True where it is neither null nor empty (from the offsets)."""
+    filled = np.diff(string_offsets(arr)) > 0
+    if arr.null_count:
+        filled &= np.asarray(arr.is_valid())
+    return filled
 
 
 def _hms(at, width: int) -> np.ndarray:
@@ -133,14 +137,11 @@ def fast_numbers(text: pa.ChunkedArray | pa.Array, kind: str) -> pa.Array | pa.C
     n = len(arr)
     if n == 0 or arr.type != pa.string() or arr.buffers()[2] is None:
         return pa.nulls(n, target)
-    offsets = _offsets(arr)
+    offsets = string_offsets(arr)
     data = np.frombuffer(arr.buffers()[2], dtype=np.uint8)[offsets[0]:offsets[-1]]
-    lengths = np.diff(offsets)
-    if not _ALLOWED[kind][data].all() or (kind == "int" and lengths.max() > 9):
+    if not _ALLOWED[kind][data].all() or (kind == "int" and np.diff(offsets).max() > 9):
         return pa.nulls(n, target)
-    valid = lengths > 0
-    if arr.null_count:
-        valid &= np.asarray(arr.is_valid())
+    valid = _filled(arr)
     if not valid.all():  # empty values become nulls, which the cast skips
         arr = _with_validity(arr, valid)
     try:
@@ -165,11 +166,7 @@ def fast_values(f: Field, text: pa.ChunkedArray) -> pa.ChunkedArray | None:
 
 def _empty_count(text: pa.ChunkedArray) -> int:
     """Return how many values of a text column are empty or null (from the offsets: no per-value work)."""
-    empty = 0
-    for c in text.chunks:
-        lengths = np.diff(_offsets(c))
-        empty += int(np.count_nonzero(lengths == 0)) if not c.null_count else int(np.count_nonzero((lengths == 0) | ~np.asarray(c.is_valid())))
-    return empty
+    return sum(len(c) - int(np.count_nonzero(_filled(c))) for c in text.chunks)
 
 
 #: From this many rows a table's columns are typed in Arrow two at a time, and the table is typed
@@ -199,13 +196,8 @@ def null_if_empty(text: pa.ChunkedArray) -> pa.ChunkedArray:
     """Return a text column with empty values as null, as SQL's NULLIF(v, ''); the character data is not copied."""
     out = []
     for c in text.chunks:
-        lengths = np.diff(_offsets(c))
-        if c.null_count or not lengths.all():
-            valid = lengths > 0
-            if c.null_count:
-                valid &= np.asarray(c.is_valid())
-            c = _with_validity(c, valid)
-        out.append(c)
+        filled = _filled(c)
+        out.append(c if filled.all() and not c.null_count else _with_validity(c, filled))
     return pa.chunked_array(out, type=pa.string())
 
 
@@ -535,11 +527,6 @@ def dup_free(con, t: str, table: Table) -> bool:
     return runs == groups and bad_steps == 0
 
 
-def dup_free_text(raw: pa.Table, group: str, number: str, *, typed: pa.ChunkedArray | None = None) -> bool:
-    """Return True when the raw text columns prove a (group, sequence) key unique; False means 'check otherwise'."""
-    return run_groups(raw, group, number, typed=typed) is not None
-
-
 def run_groups(raw: pa.Table, group: str, number: str, *, typed: pa.ChunkedArray | None = None) -> pa.Array | None:
     """Return the distinct group ids when the raw text columns prove a (group, sequence) key unique, else None.
 
@@ -846,22 +833,16 @@ def _check_references(st: _State, schema: Schema, present: set[str], *, empty: s
                 continue
             ptable, pfield = f.ref.split(".")
             if ptable == "service":
-                parent_keys = [(p, "service_id") for p in ("calendar", "calendar_dates") if p in present]
-            else:
-                parent_keys = [(ptable, pfield)] if ptable in present else []
-            if _all_found(st, table, f, parent_keys):
-                continue
-            child = q("t_" + table.name)
-            if ptable == "service":
-                parents = [p for p in ("calendar", "calendar_dates") if p in present]
-                parent_sql = " UNION ALL ".join(f"SELECT service_id AS k FROM {q('t_' + p)}" for p in parents) or "SELECT NULL::VARCHAR AS k WHERE false"
+                parents = [(p, "service_id") for p in ("calendar", "calendar_dates") if p in present]
                 target = "calendar.txt or calendar_dates.txt"
             elif ptable in present:
-                parent_sql = f"SELECT {q(pfield)} AS k FROM {q('t_' + ptable)}"
-                target = f"{ptable}.txt"
+                parents, target = [(ptable, pfield)], f"{ptable}.txt"
             else:
-                parent_sql = "SELECT NULL::VARCHAR AS k WHERE false"
-                target = f"{ptable}.txt ({'empty' if f'{ptable}.txt' in empty else 'missing'})"
+                parents, target = [], f"{ptable}.txt ({'empty' if f'{ptable}.txt' in empty else 'missing'})"
+            if _all_found(st, table, f, parents):
+                continue
+            child = q("t_" + table.name)
+            parent_sql = " UNION ALL ".join(f"SELECT {q(k)} AS k FROM {q('t_' + p)}" for p, k in parents) or "SELECT NULL::VARCHAR AS k WHERE false"
             head, rest = lit(f"{f.name} '"), lit(f"' is not defined in {target} ({pfield})")
             st.sink.notices(
                 f"SELECT 'foreign_key_violation' AS code, 'ERROR' AS severity, {lit(table.file_name)} AS file, _line AS line, {lit(f.name)} AS field, "

@@ -51,6 +51,11 @@ def _int32_array(values: np.ndarray) -> pa.Array:
     return pa.Array.from_buffers(pa.int32(), len(values), [None, pa.py_buffer(values)])
 
 
+def string_offsets(arr: pa.Array) -> np.ndarray:
+    """Return the n + 1 value offsets of a string array as a zero-copy numpy view (slices included)."""
+    return np.frombuffer(arr.buffers()[1], dtype=np.int32)[arr.offset:arr.offset + len(arr) + 1]
+
+
 def _col_names(n: int) -> list[str]:
     return [f"c{i}" for i in range(n)]
 
@@ -101,8 +106,8 @@ def _one_row_per_line(data: bytes, start: int, table: pa.Table) -> bool:
     for column in table.columns:
         for c in column.chunks:
             if len(c):
-                offsets = np.frombuffer(c.buffers()[1], dtype=np.int32)
-                cells += int(offsets[c.offset + len(c)]) - int(offsets[c.offset])
+                offsets = string_offsets(c)
+                cells += int(offsets[-1]) - int(offsets[0])
     ends_with_nl = data.endswith(b"\n")
     return cells + table.num_rows * table.num_columns - (0 if ends_with_nl else 1) == len(data) - start
 

@@ -23,10 +23,9 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime, timezone
 from pathlib import Path
-
-from concurrent.futures import ThreadPoolExecutor
 
 import duckdb
 

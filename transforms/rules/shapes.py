@@ -136,7 +136,7 @@ def _stop_too_far_from_shape(ctx: Context) -> str:
         "SELECT 'stop_times.txt' AS file, p.line, 'stop_id' AS field, p.stop_id AS value, "
         "'stop_id ' || p.stop_id || coalesce(' (' || p.stop_name || ')', '') || ' is ' || printf('%.0f', d.d) || ' m from shape_id ' || p.shape_id || "
         f"' of the ' || p.trips || ' trip(s) calling there (e.g. trip_id ' || p.trip_id || '), more than {limit:g} m' AS message "
-        "FROM pts p JOIN dist d ON d.pid = p.stop_id AND d.shape_id = p.shape_id WHERE d.d > " + f"{limit}"
+        f"FROM pts p JOIN dist d ON d.pid = p.stop_id AND d.shape_id = p.shape_id WHERE d.d > {limit}"
     )
 
 

@@ -290,7 +290,7 @@ def cmd_export_specs(args) -> int:
     from noriba.exports import build_export, export_feed_specs, load_export_specs
     from noriba.specs import SpecError, load_specs
     from noriba.workspace import Workspace
-    from warehouse.catalog import build_site
+    from noriba.exports import update_catalog
 
     ws = Workspace.from_env(args.home).ensure()
     console = _console()
@@ -341,7 +341,7 @@ def cmd_export_specs(args) -> int:
         console.print(f"  validation: {res['validation']}" + (f" {res['new_errors']}" if res["new_errors"] else "")
                       + f"; collisions {res['collisions'] or 'none'}; stops unified {res['unified_stops']}")
         console.print(f"  manifest: {res['manifest']}")
-    site = build_site(ws)
+    site = update_catalog(ws)
     if rc == 0:  # after a refusal, the one error line is the whole message
         console.print(f"catalog: {site}")
     return rc
@@ -349,7 +349,7 @@ def cmd_export_specs(args) -> int:
 
 def cmd_municipality(args) -> int:
     from noriba.workspace import Workspace
-    from warehouse.catalog import build_site
+    from noriba.exports import update_catalog
     from warehouse.municipality_report import build_report, write_pdf
 
     ws = Workspace.from_env(args.home).ensure()
@@ -363,18 +363,18 @@ def cmd_municipality(args) -> int:
     if args.pdf:
         pdf = write_pdf(Path(r["html"]))
         print(f"  PDF: {pdf}" if pdf else "  PDF: not written (no chromium installed; see .ci/install-chromium)")
-    build_site(ws)
+    update_catalog(ws)
     return 0
 
 
 def cmd_serve(args) -> int:
     from noriba.serve import make_server
     from noriba.workspace import Workspace
-    from warehouse.catalog import build_site
+    from noriba.exports import update_catalog
 
     ws = Workspace.from_env(args.home).ensure()
     if not (ws.exports / "site" / "index.html").exists():
-        build_site(ws)
+        update_catalog(ws)
     server = make_server(ws, port=args.port, verbose=args.verbose)
     print(f"Serving the catalog of {ws.exports} at http://127.0.0.1:{server.server_address[1]}/ (Ctrl-C to stop)")
     sys.stdout.flush()
@@ -450,7 +450,7 @@ def _run_trips(args, *, ids: list[str] | None = None, tags: tuple[str, ...] = ()
 def _demo_outputs(args, ws, specs) -> tuple[str | None, list[str]]:
     """Return the catalog page and the municipality reports built for the demo region (its export specs tagged by feed)."""
     from noriba.exports import build_export, export_feed_specs, load_export_specs
-    from warehouse.catalog import build_site
+    from noriba.exports import update_catalog
     from warehouse.municipality_report import build_report
 
     console = _console()
@@ -465,7 +465,7 @@ def _demo_outputs(args, ws, specs) -> tuple[str | None, list[str]]:
                 console.print(res.get("message") or f"{es.id}: export version {res['export_version']} ({res['validation']})")
         for code in dict.fromkeys(str(s.municipality.get("code") or s.municipality.get("name")) for s in specs if s.municipality):
             reports.append(build_report(ws, municipality=code)["html"])
-        return str(build_site(ws)), reports
+        return str(update_catalog(ws)), reports
     except Exception as exc:  # the feeds are built; say what failed after them
         _fail(console, "demo outputs", exc)
         return None, reports

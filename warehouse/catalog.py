@@ -97,7 +97,7 @@ def pref_code(name: str | None) -> int | None:
 
 def collect(ws: Workspace) -> dict:
     """Return what the catalog lists: the feeds (latest versions in the lake) and the exports (latest builds)."""
-    from noriba.exports import latest_versions
+    from warehouse.versions import latest_versions
 
     feeds = []
     for fid, meta in latest_versions(ws).items():
@@ -284,7 +284,7 @@ def _feed_bbox(ws: Workspace, f: dict) -> list | None:
     return None if r[0] is None else [round(v, 6) for v in r]
 
 
-def catalog_json(ws: Workspace, data: dict, *, base_url: str = "") -> dict:
+def catalog_json(ws: Workspace, data: dict, *, base_url: str = "", locations: dict | None = None) -> dict:
     """Return catalog.json: every export and feed as a Mobility Database catalog source, URLs under ``base_url``."""
     def url(p: Path) -> str:
         return f"{base_url.rstrip('/')}/{p.relative_to(ws.exports).as_posix()}"
@@ -303,7 +303,7 @@ def catalog_json(ws: Workspace, data: dict, *, base_url: str = "") -> dict:
                     "service_end": (m.get("service") or {}).get("end"), "license": lic.get("id"), "attribution": lic.get("attribution"),
                     "feeds": [i["feed_id"] for i in m.get("inputs", [])], "validation": "no new errors" if not val.get("new_errors") else "new errors",
                     "page": f"{base_url.rstrip('/')}/{SITE}/exports/{m['export_id']}.html"}))
-        sources[-1]["location"].update(_export_location(ws, m))
+        sources[-1]["location"].update((locations or {}).get(m["export_id"]) or {})
     for f in data["feeds"]:
         muni = f["municipality"] or {}
         lic = f["license"] or {}
@@ -316,18 +316,6 @@ def catalog_json(ws: Workspace, data: dict, *, base_url: str = "") -> dict:
                                  "validation": {"errors": f["errors"], "warnings": f["warnings"], "infos": f["infos"]},
                                  "page": f"{base_url.rstrip('/')}/{SITE}/feeds/{f['feed_id']}.html"}))
     return {"generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "sources": sources}
-
-
-def _export_location(ws: Workspace, m: dict) -> dict:
-    from noriba.exports import load_export_specs
-
-    try:
-        spec = next((s for s in load_export_specs() if s.id == m["export_id"]), None)
-    except Exception:  # a broken spec elsewhere must not break the catalog
-        spec = None
-    if spec is None:
-        return {}
-    return {"country_code": spec.country_code, "subdivision_name": spec.subdivision}
 
 
 def files_listing(ws: Workspace, data: dict, *, base_url: str = "") -> list[dict]:
@@ -359,18 +347,21 @@ def filter_files(rows: list[dict], *, pref: str | None = None, target_date: str 
     return out
 
 
-def build_site(ws: Workspace, *, base_url: str | None = None) -> Path:
-    """Return the path of the catalog's index.html after rebuilding the whole site under ``exports/site/``."""
+def build_site(ws: Workspace, *, base_url: str | None = None, locations: dict | None = None) -> Path:
+    """Return the path of the catalog's index.html after rebuilding the whole site under ``exports/site/``.
+
+    ``locations`` gives each export's {country_code, subdivision_name} (from its spec: noriba.exports.export_locations).
+    """
     import fcntl
 
     base_url = os.environ.get("NORIBA_BASE_URL", "") if base_url is None else base_url
     ws.exports.mkdir(parents=True, exist_ok=True)
     with open(ws.exports / ".site.lock", "w") as lock:  # two exports finishing together rebuild the site in turn
         fcntl.flock(lock, fcntl.LOCK_EX)
-        return _build_site(ws, base_url)
+        return _build_site(ws, base_url, locations or {})
 
 
-def _build_site(ws: Workspace, base_url: str) -> Path:
+def _build_site(ws: Workspace, base_url: str, locations: dict) -> Path:
     data = collect(ws)
     site = ws.exports / SITE
     tmp = ws.exports / f".{SITE}.tmp"
@@ -387,7 +378,7 @@ def _build_site(ws: Workspace, base_url: str) -> Path:
     for x in data["exports"]:
         (tmp / "exports" / f"{x['manifest']['export_id']}.html").write_text(_export_page(ws, x), encoding="utf-8")
     (tmp / "index.html").write_text(_index(ws, data), encoding="utf-8")
-    (tmp / "catalog.json").write_text(json.dumps(catalog_json(ws, data, base_url=base_url), ensure_ascii=False, indent=1), encoding="utf-8")
+    (tmp / "catalog.json").write_text(json.dumps(catalog_json(ws, data, base_url=base_url, locations=locations), ensure_ascii=False, indent=1), encoding="utf-8")
     (tmp / "files.json").write_text(json.dumps({"code": 200, "message": "ok", "body": files_listing(ws, data, base_url=base_url)},
                                                ensure_ascii=False, indent=1), encoding="utf-8")
     old = ws.exports / f".{SITE}.old"

@@ -512,7 +512,7 @@ def trip_data(ws: Workspace, names: list[str]) -> dict | None:
 
 def municipality_feeds(ws: Workspace, municipality: str) -> list[dict]:
     """Return the latest version metadata of the feeds whose spec names this municipality (code or name)."""
-    from noriba.exports import latest_versions
+    from warehouse.versions import latest_versions
 
     out = []
     for fid, meta in latest_versions(ws, passing_only=False).items():
@@ -535,7 +535,7 @@ def build_report(ws: Workspace, *, municipality: str | None = None, feed_ids: li
 
     If no feed matches, then raise ValueError saying what was looked for.
     """
-    from noriba.exports import latest_versions
+    from warehouse.versions import latest_versions
 
     latest = latest_versions(ws, passing_only=False)  # a report describes the newest service, even one its policy blocked
     if feed_ids:

@@ -78,3 +78,16 @@ def test_files_listing_filters_by_prefecture_and_target_date_when_served(demo_ws
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_catalog_and_municipality_report_do_not_import_upward_into_noriba():
+    """Layers point down (noriba → warehouse): the catalog and the report must not import noriba's export code."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2] / "warehouse"
+    for name in ("catalog.py", "municipality_report.py"):
+        tree = ast.parse((root / name).read_text(encoding="utf-8"))
+        upward = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and (n.module or "").startswith("noriba")}
+        upward |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names if a.name.startswith("noriba")}
+        assert upward <= {"noriba.workspace"}, (name, upward)  # Workspace is a plain path holder every layer shares

@@ -138,6 +138,10 @@ def cmd_ingest(args) -> int:
            "timezone": args.timezone}
     if args.encoding:
         doc["encoding"] = args.encoding
+    if args.license:
+        doc["license"] = {"id": args.license}
+    if args.publish:  # without a licence or this, a one-off ingest stays out of the public catalog
+        doc["publish"] = True
     try:
         spec = parse_spec(doc, where="command line", root=Path.cwd())
     except Exception as exc:
@@ -487,6 +491,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--kind", default="gtfs")
     sp.add_argument("--encoding", help="force an encoding, e.g. cp932")
     sp.add_argument("--timezone", default="UTC")
+    sp.add_argument("--license", help="the licence the feed carries (an SPDX id such as CC-BY-4.0); a licensed feed is listed in the catalog")
+    sp.add_argument("--publish", action="store_true", help="list the feed in the public catalog even without a licence")
     common(sp)
     sp = sub.add_parser("run", help="run the feeds declared in specs/feeds (all, or those named)")
     sp.add_argument("feed_ids", nargs="*")

@@ -372,15 +372,16 @@ def cmd_municipality(args) -> int:
 
 
 def cmd_serve(args) -> int:
-    from noriba.serve import make_server
-    from noriba.workspace import Workspace
     from noriba.exports import update_catalog
+    from noriba.serve import endpoints, make_server
+    from noriba.workspace import Workspace
 
     ws = Workspace.from_env(args.home).ensure()
-    if not (ws.exports / "site" / "index.html").exists():
-        update_catalog(ws)
-    server = make_server(ws, port=args.port, verbose=args.verbose)
-    print(f"Serving the catalog of {ws.exports} at http://127.0.0.1:{server.server_address[1]}/ (Ctrl-C to stop)")
+    update_catalog(ws)  # the catalog as of today (validity, what is public), with its latest.zip links
+    server = make_server(ws, host=args.host, port=args.port, verbose=args.verbose)
+    host, port = server.server_address[:2]
+    base = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
+    print(f"Serving the catalog of {ws.exports} at {base}/ (Ctrl-C to stop): {endpoints(base)}")
     sys.stdout.flush()
     try:
         server.serve_forever()
@@ -524,7 +525,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--population", help="GeoJSON with a 'population' property (polygons or points) for covered population")
     sp.add_argument("--pdf", action="store_true", help="also print the page to PDF with headless chromium")
     sp = sub.add_parser("serve", help="serve the download catalog on http://127.0.0.1")
-    sp.add_argument("--port", type=int, default=8000)
+    sp.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    sp.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
     sp.add_argument("--verbose", action="store_true", help="log every request")
     sp = sub.add_parser("demo", help="build the demo region offline from the project's own inputs")
     common(sp)

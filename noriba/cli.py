@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import re
@@ -75,17 +76,23 @@ def _report_run(result: dict, console) -> None:
 
 
 def _print_notices(ws, feed_id: str, feed_version: str, console, limit: int = 10) -> None:
+    """Print the version's most frequent notice codes with their true counts (the notices table keeps only samples)."""
     from warehouse.publish import connect
 
     con = connect(ws, read_only=True)
-    rows = con.execute(
-        "SELECT severity, code, count(*) AS n, any_value(message) AS msg, any_value(file) AS file FROM quality.notices "
-        "WHERE feed_id = ? AND feed_version = ? GROUP BY severity, code "
-        "ORDER BY CASE severity WHEN 'ERROR' THEN 0 WHEN 'WARNING' THEN 1 ELSE 2 END, n DESC LIMIT ?",
-        [feed_id, feed_version, limit]).fetchall()
-    con.close()
-    for sev, code, n, msg, file in rows:
-        console.print(f"  {sev:<7} {code} ×{n}: {file or ''} {msg}", markup=False)
+    try:
+        total = json.loads((con.execute("SELECT notice_codes FROM meta.feed_versions WHERE feed_id = ? AND feed_version = ?",
+                                        [feed_id, feed_version]).fetchall() or [("{}",)])[0][0] or "{}")
+        rows = con.execute(
+            "SELECT severity, code, count(*) AS n, any_value(message) AS msg, any_value(file) AS file FROM quality.notices "
+            "WHERE feed_id = ? AND feed_version = ? GROUP BY severity, code", [feed_id, feed_version]).fetchall()
+    finally:
+        con.close()
+    order = {"ERROR": 0, "WARNING": 1}
+    rows = sorted(((sev, code, total.get(code, n), msg, file) for sev, code, n, msg, file in rows),
+                  key=lambda r: (order.get(r[0], 2), -r[2], r[1]))
+    for sev, code, n, msg, file in rows[:limit]:
+        console.print(f"  {sev:<7} {code} ×{n:,}: {file or ''} {msg}", markup=False)
 
 
 def cmd_run(args, specs) -> int:
@@ -121,8 +128,40 @@ def _fail(console, feed_id: str, exc: BaseException) -> None:
     if isinstance(exc, (InputError, SpecError)):
         for line in str(exc).splitlines():
             console.print(f"error: {feed_id}: {line}", markup=False)
+    elif disk_problem(exc):
+        console.print(f"error: {feed_id}: {disk_problem(exc)}", markup=False)
     else:
         console.print(f"error: {feed_id}: {type(exc).__name__}: {exc} (set NORIBA_DEBUG=1 for details)", markup=False)
+
+
+#: (errno, words a library writes for it): disk problems a person fixes outside Noriba
+_DISK = ((errno.EROFS, "Read-only file system"), (errno.ENOSPC, "No space left on device"), (errno.EDQUOT, "Disk quota exceeded"),
+         (errno.EACCES, "Permission denied"), (errno.EPERM, "Operation not permitted"))
+
+
+def disk_problem(exc: BaseException) -> str | None:
+    """Return one sentence saying which path could not be written and what to do, if ``exc`` (or its cause) is a
+    read-only, full or forbidden disk: an OSError, or a DuckDB/Arrow error carrying the system's words. Else None."""
+    seen = []
+    e: BaseException | None = exc
+    while e is not None and e not in seen:
+        seen.append(e)
+        text = str(e)
+        code = e.errno if isinstance(e, OSError) and e.errno in {c for c, _ in _DISK} else next(
+            (c for c, words in _DISK if words in text), None)
+        if code is not None:
+            quoted = re.search(r"[\"'](/[^\"']+)[\"']", text)  # DuckDB: Could not write file "/x/noriba.duckdb.wal"
+            path = getattr(e, "filename", None) or (quoted.group(1) if quoted else "the workspace (NORIBA_HOME)")
+            if code == errno.EROFS:
+                return (f"cannot write {path}: the file system is read-only; give Noriba a writable folder "
+                        f"(--home DIR or NORIBA_HOME=DIR) and run the command again")
+            if code in (errno.ENOSPC, errno.EDQUOT):
+                return (f"cannot write {path}: the disk is full; free space on it (or use a folder on a disk with room: "
+                        f"--home DIR or NORIBA_HOME=DIR) and run the command again")
+            return (f"cannot write {path}: permission denied; let the user running noriba write there, "
+                    f"or use another folder (--home DIR or NORIBA_HOME=DIR)")
+        e = e.__cause__ or e.__context__
+    return None
 
 
 def cmd_ingest(args) -> int:

@@ -403,6 +403,9 @@ def cmd_municipality(args) -> int:
         _console().print(f"error: {args.municipality}: {exc}", markup=False)
         return EXIT_PROBLEM
     print(f"{r['name']}: {r['html']}")
+    for w in r.get("expiry_warnings") or []:
+        when = f"ends on {w['end_date']} ({w['days_left']} days left)" if w["validity"] == "expiring" else f"expired on {w['end_date']}"
+        print(f"  warning: {w['feed_id']} {when}: publish the timetable revision (改正)")
     if args.pdf:
         pdf = write_pdf(Path(r["html"]))
         print(f"  PDF: {pdf}" if pdf else "  PDF: not written (no chromium installed; see .ci/install-chromium)")

@@ -57,6 +57,10 @@ LABELS = {
     "outside_hours": ("運行時間外", "Outside service hours"), "share": ("割合", "Share"),
     "route": ("路線", "Route"), "name": ("名称", "Name"), "count": ("件数", "Count"), "more": ("ほか", "and"),
     "km2": ("km²", "km²"), "people": ("人", "people"),
+    "expiring_warning": ("{feed} のデータは {end} で終わります（残り {days} 日）。ダイヤ改正（改正）後のデータを期限までに取り込んでください。",
+                         "The data of {feed} ends on {end} ({days} days left): publish the timetable revision before then."),
+    "expired_warning": ("{feed} のデータは {end} で期限切れです（{ago} 日経過）。改正後のデータを取り込んでください。",
+                        "The data of {feed} expired on {end} ({ago} days ago): publish the current timetable."),
     "suppressed": ("移動データの集計は {k} 件未満のセルを公開していません（空欄・「< {k}」）。",
                    "Trip figures with fewer than {k} trips are not published (blank or \"< {k}\")."),
 }
@@ -551,10 +555,31 @@ def _list(items: list[str], n: int, lang: str) -> str:
     return shown
 
 
+def expiry_warnings(versions: list[Version], *, today: date) -> list[dict]:
+    """Return the feeds whose data ends within EXPIRING_DAYS of ``today`` or has ended: a revision (改正) is due.
+
+    The end is feed_info.feed_end_date when the feed gives one, else its last service day.
+    """
+    from warehouse.catalog import validity
+
+    out = []
+    for v in versions:
+        end = v.meta.get("service_end")
+        have = {r[0] for r in v.con.sql("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()}
+        if "feed_info" in have:
+            fi = v.con.sql("SELECT max(feed_end_date)::VARCHAR FROM feed_info").fetchall()[0][0]
+            end = fi or end
+        state, left = validity(None, end, today)
+        if state in ("expiring", "expired"):
+            out.append({"feed_id": v.feed_id, "end_date": str(end)[:10], "days_left": left, "validity": state})
+    return out
+
+
 def build_report(ws: Workspace, *, municipality: str | None = None, feed_ids: list[str] | None = None, name: str | None = None,
-                 key: str | None = None, population: Path | None = None, lang: str | None = None) -> dict:
+                 key: str | None = None, population: Path | None = None, lang: str | None = None, today: date | None = None) -> dict:
     """Return the paths and figures of the report for a municipality (by code or name) or an explicit list of feeds.
 
+    If a feed's data ends within 30 days of ``today`` (default: today), then the report warns that a revision is due.
     If no feed matches, then raise ValueError saying what was looked for.
     """
     from warehouse.versions import latest_versions
@@ -596,12 +621,13 @@ def build_report(ws: Workspace, *, municipality: str | None = None, feed_ids: li
                 acc["first"] = min(x for x in (acc["first"], d["first"]) if x) if (acc["first"] or d["first"]) else None
                 acc["last"] = max(x for x in (acc["last"], d["last"]) if x) if (acc["last"] or d["last"]) else None
         map_svg = svg_map(versions, cov, lang=lang)
+        warnings = expiry_warnings(versions, today=today or date.today())
     finally:
         for v in versions:
             v.con.close()
     changes = [c for c in (change_report(ws, m["feed_id"], country=country) for m in metas) if c]
     figures = {
-        "key": key, "name": name, "name_en": muni.get("name_en"), "lang": lang, "municipality": muni,
+        "key": key, "name": name, "name_en": muni.get("name_en"), "lang": lang, "municipality": muni, "expiry_warnings": warnings,
         "feeds": [{"feed_id": m["feed_id"], "feed_version": m["feed_version"], "service_start": m.get("service_start"),
                    "service_end": m.get("service_end")} for m in metas],
         "stops": sum(s["stops"] for s in stats), "routes": sum(s["routes"] for s in stats), "days": days,
@@ -630,7 +656,12 @@ def render(f: dict, *, map_svg: str, lang: str) -> str:
     from warehouse.catalog import CSS
 
     L = lambda k: _e(t(k, lang))  # noqa: E731
-    body = f"<p>{L('feeds')}: " + ", ".join(
+    body = ""
+    for w in f.get("expiry_warnings") or []:
+        key = "expired_warning" if w["validity"] == "expired" else "expiring_warning"
+        body += f"<p class='{'err' if w['validity'] == 'expired' else 'warn'}'>⚠ " + _e(t(key, lang).format(
+            feed=w["feed_id"], end=w["end_date"], days=w["days_left"], ago=-w["days_left"])) + "</p>"
+    body += f"<p>{L('feeds')}: " + ", ".join(
         f"<code>{_e(x['feed_id'])}</code> ({L('version')} <code>{_e(x['feed_version'])}</code>, {L('valid')} {_e(x['service_start'])} – {_e(x['service_end'])})"
         for x in f["feeds"]) + "</p>"
     body += (f"<table><tr><th>{L('stops')}</th><th>{L('routes')}</th>" + "".join(f"<th>{L('trips')} ({L(k)})</th>" for k in f["days"])

@@ -162,3 +162,25 @@ def test_trip_counts_below_k_leave_the_warehouse_in_no_file(tmp_path):
 
             rows = list(csv.DictReader(text.splitlines()))
             assert all(int(x["trips"]) >= 10 for x in rows if x.get("trips")), p
+
+
+def test_report_warns_before_a_feeds_end_date_passes_without_a_revision(tmp_path):
+    """A timetable revision (改正) is due when a feed's end date (feed_info.feed_end_date, else its last service day) is near."""
+    from datetime import date
+
+    from noriba.pipeline import run_feed
+    from noriba.specs import load_specs
+    from noriba.workspace import Workspace
+    from warehouse.municipality_report import build_report
+
+    ws = Workspace(tmp_path / "home").ensure()
+    run_feed(next(s for s in load_specs() if s.id == "minato-city-bus"), ws, export=False)  # feed_end_date 2027-03-31
+    calm = build_report(ws, municipality="99001", today=date(2027, 2, 28))
+    assert calm["expiry_warnings"] == [] and "改正" not in open(calm["html"], encoding="utf-8").read()
+    soon = build_report(ws, municipality="99001", today=date(2027, 3, 10))
+    assert soon["expiry_warnings"] == [{"feed_id": "minato-city-bus", "end_date": "2027-03-31", "days_left": 21, "validity": "expiring"}]
+    page = open(soon["html"], encoding="utf-8").read()
+    assert "2027-03-31" in page and "残り 21 日" in page and "改正" in page
+    assert json.loads(open(soon["json"], encoding="utf-8").read())["expiry_warnings"] == soon["expiry_warnings"]
+    late = build_report(ws, municipality="99001", today=date(2027, 4, 2))
+    assert late["expiry_warnings"][0]["validity"] == "expired" and "期限切れ" in open(late["html"], encoding="utf-8").read()

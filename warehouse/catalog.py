@@ -195,6 +195,12 @@ def _rel(ws: Workspace, path: Path, depth: int) -> str:
     return "../" * (depth + 1) + path.relative_to(ws.exports).as_posix()
 
 
+def _latest_html(ws: Workspace, latest: Path, sha256: str) -> str:
+    """Return the line giving the stable URL that always serves the current GTFS zip."""
+    return (f'<p>{label("常に最新版を指す URL", "stable URL of the current version")}: '
+            f'<a class="latest" href="{_e(_rel(ws, latest, 1))}" data-sha256="{_e(sha256)}">{_e(latest.relative_to(ws.exports).as_posix())}</a></p>')
+
+
 def _feed_page(ws: Workspace, f: dict, reports: dict) -> str:
     lic = f["license"]
     muni = f["municipality"]
@@ -218,7 +224,7 @@ def _feed_page(ws: Workspace, f: dict, reports: dict) -> str:
                  + "</th><th>sha256</th></tr>"
                  f'<tr><td>GTFS{"-JP" if f["profile"] == "gtfs-jp" else ""} (zip)</td><td><a class="dl" href="{_e(_rel(ws, f["zip"], 1))}" '
                  f'data-sha256="{f["sha256"]}">{_e(f["zip"].name)}</a></td><td class="num">{_size(f["bytes"])}</td>'
-                 f'<td class="sha">{f["sha256"]}</td></tr></table>')
+                 f'<td class="sha">{f["sha256"]}</td></tr></table>' + _latest_html(ws, f["zip"].parent / LATEST, f["sha256"]))
     else:
         body += "<p>" + label("エクスポート未作成（noriba export で作成）", "not exported yet (run noriba export)") + "</p>"
     body += f'<h2 id="validation">{label("検証レポート", "validation report")}</h2>'
@@ -263,6 +269,8 @@ def _export_page(ws: Workspace, x: dict) -> str:
                  f'<td class="sha">{_e(info.get("sha256"))}</td></tr>')
     man = d / "manifest.json"
     body += f'<tr><td>{label("マニフェスト", "manifest")} (JSON)</td><td><a href="{_e(_rel(ws, man, 1))}">manifest.json</a></td><td></td><td></td></tr></table>'
+    if (m.get("files") or {}).get("gtfs"):
+        body += _latest_html(ws, d.parent / LATEST, m["files"]["gtfs"]["sha256"])
     body += f"<h2>{label('入力フィード', 'input feeds')}</h2><table><tr><th>{label('フィード', 'feed')}</th><th>{label('バージョン', 'version')}</th><th>{label('名前空間', 'namespace')}</th><th>{label('有効期間', 'valid')}</th></tr>"
     for i in m.get("inputs", []):
         body += (f'<tr><td><a href="../feeds/{_e(i["feed_id"])}.html">{_e(i["feed_id"])}</a></td><td><code>{_e(i["feed_version"])}</code></td>'

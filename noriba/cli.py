@@ -158,8 +158,13 @@ def disk_problem(exc: BaseException) -> str | None:
             if code in (errno.ENOSPC, errno.EDQUOT):
                 return (f"cannot write {path}: the disk is full; free space on it (or use a folder on a disk with room: "
                         f"--home DIR or NORIBA_HOME=DIR) and run the command again")
-            return (f"cannot write {path}: permission denied; let the user running noriba write there, "
+            return (f"cannot use {path}: permission denied; let the user running noriba read and write there, "
                     f"or use another folder (--home DIR or NORIBA_HOME=DIR)")
+        if type(e).__name__ in ("FatalException", "IOException") and type(e).__module__.startswith(("duckdb", "_duckdb")):
+            quoted = re.search(r"[\"'](/[^\"']+)[\"']", text)
+            where = quoted.group(1) if quoted else "the warehouse (noriba.duckdb in NORIBA_HOME)"
+            return (f"cannot write {where}: DuckDB stopped on a fatal error (most often a full or read-only disk); check that the disk has room and is writable, "
+                    f"then run the command again")
         e = e.__cause__ or e.__context__
     return None
 

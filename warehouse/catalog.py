@@ -112,12 +112,17 @@ def validity(start: str | None, end: str | None, today: date) -> tuple[str, int 
 
     ``expiring`` means the service ends within :data:`EXPIRING_DAYS` days: a timetable change (改正) is due.
     """
-    if not end:
+    try:
+        last = date.fromisoformat(str(end)[:10]) if end else None
+        first = date.fromisoformat(str(start)[:10]) if start else None
+    except ValueError:  # not a date: say nothing rather than guess
         return "unknown", None
-    left = (date.fromisoformat(str(end)[:10]) - today).days
+    if last is None:
+        return "unknown", None
+    left = (last - today).days
     if left < 0:
         return "expired", left
-    if start and date.fromisoformat(str(start)[:10]) > today:
+    if first and first > today:
         return "future", left
     return ("expiring" if left <= EXPIRING_DAYS else "current"), left
 

@@ -57,7 +57,7 @@ LABELS = {
     "outside_hours": ("運行時間外", "Outside service hours"), "share": ("割合", "Share"),
     "route": ("路線", "Route"), "name": ("名称", "Name"), "count": ("件数", "Count"), "more": ("ほか", "and"),
     "km2": ("km²", "km²"), "people": ("人", "people"),
-    "expiring_warning": ("{feed} のデータは {end} で終わります（残り {days} 日）。ダイヤ改正（改正）後のデータを期限までに取り込んでください。",
+    "expiring_warning": ("{feed} のデータは {end} で終わります（残り {days} 日）。期限までにダイヤ改正後のデータを取り込んでください。",
                          "The data of {feed} ends on {end} ({days} days left): publish the timetable revision before then."),
     "expired_warning": ("{feed} のデータは {end} で期限切れです（{ago} 日経過）。改正後のデータを取り込んでください。",
                         "The data of {feed} expired on {end} ({ago} days ago): publish the current timetable."),

@@ -51,9 +51,8 @@ def test_a_read_only_home_is_one_sentence_naming_the_folder_and_what_to_do(tmpfs
 
 def test_a_full_disk_is_one_sentence_naming_the_file_and_what_to_do(tmpfs, tmp_path):
     home = tmpfs("full", "size=1m")
-    rows = ["trip_id,arrival_time,departure_time,stop_id,stop_sequence"]
-    rows += [f"T1,08:00:{i % 60:02d},08:00:{i % 60:02d},S1,{i + 1}" for i in range(60000)]  # about 1.8 MB: more than the disk
-    feed = write_feed(tmp_path / "big", {**MINI_FEED, "stop_times.txt": "\n".join(rows) + "\n"})
+    extra = "note_id,text\n" + "".join(f"N{i},{'x' * 40}\n" for i in range(40000))  # about 1.9 MB: more than the disk holds
+    feed = write_feed(tmp_path / "big", {**MINI_FEED, "notes.txt": extra})
     line = _one_sentence(_noriba("--home", str(home), "ingest", str(feed), "--id", "big", "--quiet"))
     assert "disk is full" in line and str(home) in line and "free" in line.lower()
 

@@ -215,9 +215,10 @@ def run_trips(spec: FeedSpec, ws: Workspace, *, progress: Progress | None = None
     if spec.kind == "zones":
         layer = zone_layer(spec, cache=cache, ws=ws)
         _say(progress, f"{spec.id}: publishing {len(set(layer.ids))} zones")
-        n = publish_zones(ws, layer)
-        return {"feed_id": spec.id, "status": "published", "zones": n, "notices": [x.render() for x in layer.notices],
-                "message": f"{spec.id}: {n} zones published ({len(layer.notices)} notices)"}
+        res = publish_zones(ws, layer)
+        n, done = res["zones"], "published" if res["status"] == "published" else "unchanged, nothing to do"
+        return {"feed_id": spec.id, "status": res["status"], "zones": n, "notices": [x.render() for x in layer.notices],
+                "message": f"{spec.id}: {n} zones {done} ({len(layer.notices)} notices)"}
     fetched = fetch_trips(spec, ws)
     ver = fetched["feed_version"]
     from warehouse.trips import published_version

@@ -47,13 +47,13 @@ def _table_diff(con, table, feed_id: str, old: str, new: str) -> dict:
         added, removed, changed = con.execute(
             f"SELECT count(*) FILTER (o.k IS NULL), count(*) FILTER (n.k IS NULL), "
             f"count(*) FILTER (n.k IS NOT NULL AND o.k IS NOT NULL AND n.v IS DISTINCT FROM o.v) "
-            f"FROM ({side(new)}) n FULL OUTER JOIN ({side(old)}) o ON n.k IS NOT DISTINCT FROM o.k").fetchone()
+            f"FROM ({side(new)}) n FULL OUTER JOIN ({side(old)}) o ON n.k IS NOT DISTINCT FROM o.k").fetchall()[0]
     else:  # no key: a changed row is one removed and one added
-        added = con.execute(f"SELECT count(*) FROM ({rows(new, cols)} EXCEPT ALL {rows(old, cols)})").fetchone()[0]
-        removed = con.execute(f"SELECT count(*) FROM ({rows(old, cols)} EXCEPT ALL {rows(new, cols)})").fetchone()[0]
+        added = con.execute(f"SELECT count(*) FROM ({rows(new, cols)} EXCEPT ALL {rows(old, cols)})").fetchall()[0][0]
+        removed = con.execute(f"SELECT count(*) FROM ({rows(old, cols)} EXCEPT ALL {rows(new, cols)})").fetchall()[0][0]
         changed = None
     counts = con.execute(f"SELECT count(*) FILTER (feed_version = ?), count(*) FILTER (feed_version = ?) FROM gtfs.{q(table.name)} "
-                         f"WHERE feed_id = ?", [old, new, feed_id]).fetchone()
+                         f"WHERE feed_id = ?", [old, new, feed_id]).fetchall()[0]
     return {"file": table.file_name, "rows_before": counts[0], "rows_after": counts[1],
             "added": added, "removed": removed, "changed": changed, "keyed_by": key}
 

@@ -63,7 +63,7 @@ def feed_status(ws: Workspace, feed_id: str) -> dict | None:
         return None
     con = connect(ws, read_only=True)
     try:
-        if not con.execute("SELECT count(*) FROM duckdb_views() WHERE schema_name = 'meta' AND view_name = 'latest_versions'").fetchone()[0]:
+        if not con.execute("SELECT count(*) FROM duckdb_views() WHERE schema_name = 'meta' AND view_name = 'latest_versions'").fetchall()[0][0]:
             return None
         keys = ("feed_version", "ingested_at", "service_start", "service_end", "rows_in", "rows_accepted", "rows_quarantined",
                 "errors", "warnings", "infos", "notice_codes", "policy_status", "blocked_by")

@@ -141,8 +141,8 @@ def _zones_as_published(con, layer_id: str, have_rows: bool, notices: list[list]
     cols = ", ".join(c for c, _ in ZONE_COLUMNS)
     old = f"SELECT {cols} FROM trips.zones WHERE zone_layer = {lit(layer_id)}"
     new = f"SELECT {cols} FROM _z" if have_rows else f"SELECT {cols} FROM trips.zones WHERE false"
-    differ = con.execute(f"SELECT (SELECT count(*) FROM ({old} EXCEPT ALL {new})) + (SELECT count(*) FROM ({new} EXCEPT ALL {old}))").fetchone()[0]
-    if differ or not con.execute(f"SELECT count(*) FROM ({old})").fetchone()[0]:
+    differ = con.execute(f"SELECT (SELECT count(*) FROM ({old} EXCEPT ALL {new})) + (SELECT count(*) FROM ({new} EXCEPT ALL {old}))").fetchall()[0][0]
+    if differ or not con.execute(f"SELECT count(*) FROM ({old})").fetchall()[0][0]:
         return False
     stored = con.execute("SELECT feed_id, code, severity, file, line, field, value, message FROM quality.notices "
                          "WHERE feed_id = ? AND feed_version = 'zones'", [layer_id]).fetchall()

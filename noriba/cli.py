@@ -309,6 +309,7 @@ def cmd_status(args) -> int:
             out.print(f"{f['feed_id']}: newest version {f['newest_version']} {f['reason']}", markup=False)
             if f["report"]:
                 out.print(f"  report: {f['report']}", markup=False)
+    out.print(f"One feed's versions, notices by code and changes: noriba status {data['feeds'][0]['feed_id']}", markup=False)
     return 0
 
 
@@ -339,11 +340,11 @@ def _feed_status(args, ws) -> int:
 
 
 def _print_diff(d: dict) -> None:
-    print(f"changes from {d['from_version']} to {d['to_version']}:")
+    print(f"changes from {d['from_version']} to {d['to_version']} (+ added, - removed, ~ changed rows):")
     changed = [f for f in d["files"] if f["added"] or f["removed"] or f["changed"]]
     for f in changed:
-        print(f"  {f['file']:<22} +{f['added']:,} -{f['removed']:,} ~{f['changed'] if f['changed'] is not None else '?'}"
-              f"  ({f['rows_before']:,} → {f['rows_after']:,} rows)")
+        same_key = f"~{f['changed']:,}" if f["changed"] is not None else "(no key: a changed row is one - and one +)"
+        print(f"  {f['file']:<22} +{f['added']:,} -{f['removed']:,} {same_key}  ({f['rows_before']:,} → {f['rows_after']:,} rows)")
     if not changed:
         print("  no row added, removed or changed")
     for label, key in (("appeared", "notices_appeared"), ("disappeared", "notices_disappeared"), ("changed count", "notices_changed")):

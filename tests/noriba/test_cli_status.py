@@ -9,12 +9,14 @@ import pytest
 from noriba.cli import main
 from tests.conftest import MINI_FEED, make_spec, write_feed
 
-V1 = {**MINI_FEED, "stops.txt": "stop_id,stop_name,stop_lat,stop_lon,stop_desc\nS1,港前,43.30,141.40,\nS2,駅前,43.31,141.41,駅前\n"}
+V1 = {**MINI_FEED, "stops.txt": "stop_id,stop_name,stop_lat,stop_lon,stop_desc\nS1,港前,43.30,141.40,\nS2,駅前,43.31,141.41,駅前\n",
+      "transfers.txt": "from_stop_id,to_stop_id,transfer_type\nS1,S2,0\n"}
 # S2 renamed (its description no longer repeats the name), S3 added and served, S4 added and served by no trip
 V2 = {**MINI_FEED,
       "stops.txt": "stop_id,stop_name,stop_lat,stop_lon,stop_desc\nS1,港前,43.30,141.40,\nS2,新駅前,43.31,141.41,駅前\n"
                    "S3,港北,43.32,141.42,\nS4,港南,43.33,141.43,\n",
-      "stop_times.txt": MINI_FEED["stop_times.txt"] + "T1,24:20:00,24:20:00,S3,3\n"}
+      "stop_times.txt": MINI_FEED["stop_times.txt"] + "T1,24:20:00,24:20:00,S3,3\n",
+      "transfers.txt": "from_stop_id,to_stop_id,transfer_type\nS1,S2,1\n"}  # transfers.txt has no key
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +52,8 @@ def test_diff_counts_rows_added_removed_changed_per_file_and_notice_codes_that_c
     assert (files["stops.txt"]["added"], files["stops.txt"]["removed"], files["stops.txt"]["changed"]) == (2, 0, 1)
     assert (files["stop_times.txt"]["added"], files["stop_times.txt"]["removed"], files["stop_times.txt"]["changed"]) == (1, 0, 0)
     assert (files["routes.txt"]["added"], files["routes.txt"]["removed"], files["routes.txt"]["changed"]) == (0, 0, 0)
+    assert (files["transfers.txt"]["added"], files["transfers.txt"]["removed"], files["transfers.txt"]["changed"]) == (1, 1, None)
+    assert (files["stops.txt"]["rows_before"], files["stops.txt"]["rows_after"]) == (2, 4)
     assert "stop_without_stop_time" in [n["code"] for n in d["notices_appeared"]]
     assert "same_name_and_description_for_stop" in [n["code"] for n in d["notices_disappeared"]]
     assert "stop_without_stop_time" not in [n["code"] for n in d["notices_disappeared"]]

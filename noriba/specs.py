@@ -18,7 +18,7 @@ ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _KEYS = {"id", "kind", "name", "source", "schedule", "timezone", "encoding", "profile", "operator",
          "municipality", "license", "tags", "description", "policy", "timetable",
          "trips", "zones"}  # trips/zones: the section of a trips or zones spec (transforms/trips/spec.py)
-_SOURCE_KEYS = {"path", "url", "files", "max_bytes", "headers", "timeout_s", "retries"}
+_SOURCE_KEYS = {"path", "url", "files", "max_bytes", "headers", "timeout_s", "retries", "deadline_s"}
 
 
 class SpecError(Exception):
@@ -36,6 +36,8 @@ class Source:
     max_bytes: int = 2 << 30
     timeout_s: float = 60.0
     retries: int = 3
+    #: seconds a whole download may take, retries included (timeout_s bounds each wait for the server)
+    deadline_s: float = 900.0
     #: several local files archived together as one zip: (name inside the archive, path)
     files: tuple[tuple[str, Path], ...] = ()
     #: (name, text) of a kind's settings archived with the input, e.g. the timetable section as JSON
@@ -129,10 +131,12 @@ def parse_spec(doc: object, *, where: str, root: Path, expect_id: str | None = N
             max_bytes = int(src.get("max_bytes", 2 << 30))
             retries = int(src.get("retries", 3))
             timeout_s = float(src.get("timeout_s", 60))
+            deadline_s = float(src.get("deadline_s", 900))
         except (TypeError, ValueError):
-            bad("source", "max_bytes, retries and timeout_s must be numbers")
-            max_bytes, retries, timeout_s = 2 << 30, 3, 60.0
-        source = Source(path=p, url=url, max_bytes=max_bytes, retries=retries, timeout_s=timeout_s, files=tuple(files))
+            bad("source", "max_bytes, retries, timeout_s and deadline_s must be numbers")
+            max_bytes, retries, timeout_s, deadline_s = 2 << 30, 3, 60.0, 900.0
+        source = Source(path=p, url=url, max_bytes=max_bytes, retries=retries, timeout_s=timeout_s, deadline_s=deadline_s,
+                        files=tuple(files))
     tz = doc.get("timezone", "UTC")
     try:
         ZoneInfo(str(tz))

@@ -157,14 +157,16 @@ def refuse_links_outside(paths: list[Path], root: Path, *, feed_id: str) -> None
 def _folder_files(folder: Path, *, feed_id: str) -> dict[str, Path]:
     """Return {name in the archive: file} of the files under ``folder``, hidden files skipped, sorted.
 
-    Linked folders are not entered. If a symbolic link points outside ``folder``, raise InputError.
+    Linked folders are not entered. If a symbolic link (not hidden) points outside ``folder``, raise InputError.
     """
     found: dict[str, Path] = {}
     links: list[Path] = []
     for p in sorted(folder.rglob("*")):  # rglob does not enter linked folders
+        if p.name.startswith("."):
+            continue
         if p.is_symlink():
             links.append(p)
-        if p.is_file() and not p.name.startswith("."):
+        if p.is_file():
             found[p.relative_to(folder).as_posix()] = p
     refuse_links_outside(links, folder, feed_id=feed_id)
     return found
@@ -192,7 +194,7 @@ def _archive_zip(ws: Workspace, feed_id: str, members: dict[str, Path | bytes], 
     files = [p for p in members.values() if isinstance(p, Path)]
     for p in files:
         if not p.is_file():
-            raise InputError(f"{p}: not a regular file (feed '{feed_id}', {where}); give files or a folder")
+            raise InputError(f"{p}: not a regular file (feed '{feed_id}'); give files or a folder")
     total = sum(p.stat().st_size for p in files)
     if total > max_bytes:
         raise _too_big(where, max_bytes, feed_id, f" ({total} bytes)")

@@ -166,9 +166,11 @@ def test_folder_symlink_inside_the_folder_is_archived(ws, tmp_path):
     (folder / "sub").mkdir()
     (folder / "sub" / "notes.txt").write_text("hello\n")
     (folder / "notes.txt").symlink_to(folder / "sub" / "notes.txt")
+    (folder / ".cache").symlink_to(tmp_path)  # hidden: skipped like every hidden file, so not refused
     got = fetch(ws, FEED, _source(path=str(folder)))
     with zipfile.ZipFile(got.raw_path) as zf:
-        assert zf.read("notes.txt") == b"hello\n" and "stops.txt" in zf.namelist()
+        assert zf.read("notes.txt") == b"hello\n" and zf.read("sub/notes.txt") == b"hello\n"
+        assert sorted(zf.namelist()) == sorted([*MINI_FEED, "notes.txt", "sub/notes.txt"])
 
 
 def test_folder_archive_is_deterministic(ws, tmp_path):

@@ -146,12 +146,12 @@ def _inside(path: Path, root: Path) -> bool:
 
 
 def refuse_links_outside(paths: list[Path], root: Path, *, feed_id: str) -> None:
-    """If any of ``paths`` is (or passes through) a symbolic link to outside ``root``, raise InputError naming it."""
+    """If any of ``paths`` leads outside ``root`` (a symbolic link, or a '..' in a pattern), raise InputError naming it."""
     real_root = root.resolve()
     for p in paths:
         if not _inside(p, real_root):
-            raise InputError(f"{p}: a symbolic link to {p.resolve()}, outside the source folder {root} (feed '{feed_id}'); "
-                             "links out of the folder are not followed: copy the file into the folder instead")
+            raise InputError(f"{p}: leads to {p.resolve()}, outside the source folder {root} (feed '{feed_id}'); "
+                             "symbolic links out of the folder are not followed: copy the file into the folder instead")
 
 
 def _folder_files(folder: Path, *, feed_id: str) -> dict[str, Path]:

@@ -13,6 +13,7 @@ import json
 import os
 import re
 import shutil
+import stat
 import tempfile
 import time
 import zipfile
@@ -155,20 +156,36 @@ def refuse_links_outside(paths: list[Path], root: Path, *, feed_id: str) -> None
 
 
 def _folder_files(folder: Path, *, feed_id: str) -> dict[str, Path]:
-    """Return {name in the archive: file} of the files under ``folder``, hidden files skipped, sorted.
+    """Return {name in the archive: file} of the files under ``folder``, hidden files skipped.
 
-    Linked folders are not entered. If a symbolic link (not hidden) points outside ``folder``, raise InputError.
+    The entries transforms/gtfs.py leaves out of a folder feed are refused here, since an archive has no
+    notices: a link leading out of ``folder`` or to a folder, a link to nothing, a device, pipe or socket.
+    If there is one, raise InputError naming it.
     """
+    base = folder.resolve()
     found: dict[str, Path] = {}
-    links: list[Path] = []
-    for p in sorted(folder.rglob("*")):  # rglob does not enter linked folders
-        if p.name.startswith("."):
-            continue
-        if p.is_symlink():
-            links.append(p)
-        if p.is_file():
+
+    def refuse(p: Path, why: str) -> InputError:
+        return InputError(f"{p}: {why} (feed '{feed_id}'); put the file itself in the feed's folder, or remove this entry")
+
+    for dirpath, dirnames, filenames in os.walk(folder):  # does not enter linked folders
+        here = Path(dirpath)
+        for d in sorted(dirnames):
+            if (here / d).is_symlink() and not d.startswith("."):
+                raise refuse(here / d, "a link to a folder, which is not followed")
+        for f in sorted(filenames):
+            p = here / f
+            if f.startswith("."):
+                continue
+            if p.is_symlink() and not _inside(p, base):
+                raise refuse(p, f"a link to {p.resolve()}, outside the source folder {folder}")
+            try:
+                mode = p.stat().st_mode
+            except OSError:
+                raise refuse(p, "a link to nothing") from None
+            if not stat.S_ISREG(mode):
+                raise refuse(p, "not a regular file (a device, pipe or socket)")
             found[p.relative_to(folder).as_posix()] = p
-    refuse_links_outside(links, folder, feed_id=feed_id)
     return found
 
 

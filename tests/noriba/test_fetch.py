@@ -154,7 +154,15 @@ def test_folder_symlinked_subfolder_outside_the_folder_is_refused(ws, tmp_path):
     (tmp_path / "elsewhere" / "stops.txt").write_text("stop_id\nX\n")
     folder = write_feed(tmp_path / "feed", MINI_FEED)
     (folder / "extra").symlink_to(tmp_path / "elsewhere")
-    with pytest.raises(InputError, match="extra.*outside"):
+    with pytest.raises(InputError, match="extra: a link to a folder"):
+        fetch(ws, FEED, _source(path=str(folder)))
+    assert _files(ws) == []
+
+
+def test_folder_with_a_pipe_inside_is_refused(ws, tmp_path):
+    folder = write_feed(tmp_path / "feed", MINI_FEED)
+    os.mkfifo(folder / "shapes.txt")
+    with pytest.raises(InputError, match="shapes.txt: not a regular file"):
         fetch(ws, FEED, _source(path=str(folder)))
     assert _files(ws) == []
 

@@ -76,11 +76,19 @@ def _too_big(where: str, limit: int, feed_id: str, detail: str = "") -> InputErr
                       "If the feed really is this big, raise source.max_bytes in its spec")
 
 
+#: A temporary file untouched this long was left by a run that was killed; the next run of the feed deletes it.
+STALE_SECONDS = 24 * 3600
+
+
 @contextmanager
 def _incoming(folder: Path) -> Iterator[BinaryIO]:
     """Yield a new temporary file in ``folder``. On exit it is deleted, unless ``_keep`` moved it into the archive."""
     made = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob(".incoming-*.tmp"):
+        with suppress(OSError):
+            if time.time() - old.lstat().st_mtime > STALE_SECONDS:
+                old.unlink()
     f = tempfile.NamedTemporaryFile(prefix=".incoming-", suffix=".tmp", dir=folder, delete=False)  # noqa: SIM115
     try:
         with f:

@@ -281,3 +281,18 @@ def test_bundle_source_that_is_not_a_regular_file_is_refused(ws, tmp_path):
     with pytest.raises(InputError, match="not a regular file"):
         fetch(ws, FEED, source)
     assert _files(ws) == []
+
+
+def test_temporary_file_left_by_a_killed_run_is_removed_by_the_next(ws, tmp_path):
+    from noriba.fetch import STALE_SECONDS
+
+    folder = ws.raw / FEED
+    folder.mkdir(parents=True)
+    stale, fresh = folder / ".incoming-killed.tmp", folder / ".incoming-running.tmp"
+    stale.write_bytes(b"partial")
+    fresh.write_bytes(b"partial")
+    os.utime(stale, (time.time() - STALE_SECONDS - 60,) * 2)
+    src = tmp_path / "feed.zip"
+    src.write_bytes(small_zip())
+    got = fetch(ws, FEED, _source(path=str(src)))
+    assert sorted(_files(ws)) == sorted([Path(got.raw_path), fresh])

@@ -155,12 +155,20 @@ def _inside(path: Path, root: Path) -> bool:
 
 
 def refuse_links_outside(paths: list[Path], root: Path, *, feed_id: str) -> None:
-    """If any of ``paths`` leads outside ``root`` (a symbolic link, or a '..' in a pattern), raise InputError naming it."""
+    """If any of ``paths`` is reached through a linked folder, or leads outside ``root`` (a link, or a '..'
+    in a pattern), raise InputError naming it. Linked folders are refused as in a folder feed: a link
+    back up the tree would list the same files again and again.
+    """
     real_root = root.resolve()
     for p in paths:
         if not _inside(p, real_root):
             raise InputError(f"{p}: leads to {p.resolve()}, outside the source folder {root} (feed '{feed_id}'); "
                              "symbolic links out of the folder are not followed: copy the file into the folder instead")
+        with suppress(ValueError):
+            for parent in p.relative_to(root).parents:
+                if parent != Path(".") and (root / parent).is_symlink():
+                    raise InputError(f"{p}: reached through {root / parent}, a link to a folder, which is not followed "
+                                     f"(feed '{feed_id}'); put the files themselves in the source folder")
 
 
 def _folder_files(folder: Path, *, feed_id: str) -> dict[str, Path]:
@@ -430,6 +438,8 @@ def _fetch_url(ws: Workspace, feed_id: str, source: Source) -> Fetched:
                     ctype = resp.headers.get("content-type", "").split(";")[0].strip().lower()
                     with _incoming(folder) as f:
                         for chunk in resp.iter_bytes():  # as they arrive (at most 64 KiB each, before any decoding)
+                            if deadline.left() <= 0:  # also through a proxy from the environment, which has no capped backend
+                                raise httpx.ReadTimeout("the download deadline has passed")
                             received += len(chunk)
                             if received > source.max_bytes:
                                 raise _too_big(url, source.max_bytes, feed_id)

@@ -296,3 +296,15 @@ def test_temporary_file_left_by_a_killed_run_is_removed_by_the_next(ws, tmp_path
     src.write_bytes(small_zip())
     got = fetch(ws, FEED, _source(path=str(src)))
     assert sorted(_files(ws)) == sorted([Path(got.raw_path), fresh])
+
+
+def test_trips_folder_linked_back_up_the_tree_is_refused(ws, tmp_path):
+    from noriba.trips_pipeline import fetch_trips
+
+    src = tmp_path / "trips"
+    src.mkdir()
+    (src / "2026-04.csv").write_text("t\n2026-04-01 09:00\n")
+    (src / "again").symlink_to(src)  # without the check, **/*.csv lists the file once per level, up to the OS limit
+    with pytest.raises(InputError, match="again, a link to a folder"):
+        fetch_trips(_trip_spec(src), ws)
+    assert _files(ws) == []

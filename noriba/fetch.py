@@ -133,16 +133,9 @@ def archive_file(ws: Workspace, feed_id: str, path: Path, *, max_bytes: int, suf
     target = folder / f"{sha}{suffix or archive_suffix(path.name)}"
     if target.exists():
         return target, sha, size
-    h = hashlib.sha256()
-    with path.open("rb") as src, _incoming(folder) as f:
-        size = 0
-        for chunk in iter(lambda: src.read(CHUNK), b""):
-            size += len(chunk)
-            if size > max_bytes:
-                raise too_big()
-            h.update(chunk)
-            f.write(chunk)
-        if h.hexdigest() != sha:
+    with _incoming(folder) as f:
+        shutil.copyfile(path, f.name)  # the kernel's copy; the copy is then hashed again (from the page cache)
+        if _sha256_file(Path(f.name), limit=max_bytes, too_big=too_big) != sha:
             raise InputError(f"{path}: the file changed while it was being read (feed '{feed_id}'); "
                              "run again once whatever writes it has finished")
         _keep(f, target.suffix, sha)

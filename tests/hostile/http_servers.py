@@ -97,6 +97,16 @@ def fail_then_ok(h: _Handler, *, failures: int = 1, code: int = 503, body: bytes
         ok(h, body=body)
 
 
+def etag(h: _Handler, *, tag: str = '"v1"', body: bytes | None = None) -> None:
+    """Answer 304 to a request whose If-None-Match is ``tag`` (whatever the client has), else like ``ok`` with that ETag."""
+    if h.headers.get("If-None-Match") == tag:
+        h.head(304, extra={"ETag": tag})
+        return
+    body = small_zip() if body is None else body
+    h.head(length=len(body), extra={"ETag": tag})
+    h.wfile.write(body)
+
+
 def redirect_loop(h: _Handler) -> None:
     """Redirect /a to /b and everything else to /a, for ever."""
     h.head(302, length=0, ctype="text/plain", extra={"Location": "/b" if h.path == "/a" else "/a"})
@@ -161,7 +171,7 @@ def html(h: _Handler, *, code: int = 200, ctype: str = "text/html; charset=utf-8
 
 #: Behaviour name -> handler (each takes the request handler and the options given to ``serve``).
 BEHAVIOURS: dict[str, Callable[..., None]] = {
-    "ok": ok, "status": status, "fail_then_ok": fail_then_ok, "redirect_loop": redirect_loop,
+    "ok": ok, "etag": etag, "status": status, "fail_then_ok": fail_then_ok, "redirect_loop": redirect_loop,
     "trickle": trickle, "trickle_headers": trickle_headers, "huge": huge, "lying_length": lying_length,
     "reset": reset, "html": html,
 }

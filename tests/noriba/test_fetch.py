@@ -308,3 +308,24 @@ def test_trips_folder_linked_back_up_the_tree_is_refused(ws, tmp_path):
     with pytest.raises(InputError, match="again, a link to a folder"):
         fetch_trips(_trip_spec(src), ws)
     assert _files(ws) == []
+
+
+def test_unchanged_download_is_not_fetched_again(ws):
+    with serve("etag") as url:
+        first = fetch(ws, FEED, _source(url=url))
+        again = fetch(ws, FEED, _source(url=url))
+    assert not first.not_modified and again.not_modified
+    assert (again.raw_path, again.source_sha256) == (first.raw_path, first.source_sha256)
+
+
+def test_saved_http_state_cannot_point_outside_the_feed_archive(ws, tmp_path):
+    import json
+
+    outside = tmp_path / "secret.zip"
+    outside.write_bytes(b"not yours")
+    (ws.raw / FEED).mkdir(parents=True)
+    (ws.raw / FEED / "http_state.json").write_text(json.dumps({"etag": '"v1"', "raw_path": str(outside), "sha256": "0" * 64}))
+    with serve("etag") as url:
+        got = fetch(ws, FEED, _source(url=url))
+    assert not got.not_modified and Path(got.raw_path).parent == ws.raw / FEED
+    assert Path(got.raw_path).read_bytes() == small_zip()

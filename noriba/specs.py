@@ -17,7 +17,7 @@ from noriba.policy import Policy, parse_policy
 from transforms.schedule import ONCE_PRESETS, schedule_problem
 from transforms.schema import default_specs_dir
 from transforms.specfile import (ID_PATTERN, Anything, ListOf, Map, Null, Number, OneOf, SpecError, Text, check_shape, field_of,
-                                 is_under, load_yaml)
+                                 is_under, load_yaml, shown)
 
 __all__ = ["SpecError", "FeedSpec", "Source", "load_spec", "load_specs", "load_trip_specs", "parse_spec"]
 
@@ -107,12 +107,12 @@ def parse_spec(doc: object, *, where: str, root: Path, expect_id: str | None = N
 
     fid = doc.get("id")
     if not isinstance(fid, str) or not ID_PATTERN.match(fid):
-        bad("id", f"{fid!r} is not a valid feed id (lowercase letters, digits and '-', starting with a letter or digit)")
+        bad("id", f"{shown(fid)} is not a valid feed id (lowercase letters, digits and '-', starting with a letter or digit)")
     elif expect_id and fid != expect_id:
         bad("id", f"'{fid}' must equal the file name '{expect_id}'")
     kind = doc.get("kind")
     if kind not in KINDS:
-        bad("kind", f"{kind!r} is not a known kind; use one of: {', '.join(KINDS)}")
+        bad("kind", f"{shown(kind)} is not a known kind; use one of: {', '.join(KINDS)}")
     src = doc.get("source")
     source = Source()
     if not isinstance(src, dict):
@@ -133,7 +133,7 @@ def parse_spec(doc: object, *, where: str, root: Path, expect_id: str | None = N
                 files.append((str(name), q if q.is_absolute() else root / q))
         url = src.get("url")
         if url and not re.match(r"https?://", url):
-            bad("source.url", f"{url!r} must start with http:// or https://")
+            bad("source.url", f"{shown(url)} must start with http:// or https://")
         path = src.get("path")
         p = None
         if path:
@@ -145,16 +145,16 @@ def parse_spec(doc: object, *, where: str, root: Path, expect_id: str | None = N
     try:
         ZoneInfo(tz)
     except (ZoneInfoNotFoundError, ValueError, OSError):
-        bad("timezone", f"{tz!r} is not an IANA time zone such as Asia/Tokyo")
+        bad("timezone", f"{shown(tz)} is not an IANA time zone such as Asia/Tokyo")
     enc = doc.get("encoding")
     if enc is not None:
         try:
             codecs.lookup(enc)
-        except LookupError:
-            bad("encoding", f"{enc!r} is not an encoding Python knows (try cp932 for Shift_JIS)")
+        except (LookupError, ValueError):
+            bad("encoding", f"{shown(enc)} is not an encoding Python knows (try cp932 for Shift_JIS)")
     profile = doc.get("profile", "gtfs")
     if profile not in PROFILES:
-        bad("profile", f"{profile!r}; use one of: {', '.join(PROFILES)}")
+        bad("profile", f"{shown(profile)}; use one of: {', '.join(PROFILES)}")
     schedule = doc.get("schedule")
     if (why := schedule_problem(schedule)) is not None:
         bad("schedule", why)

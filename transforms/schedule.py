@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from croniter import croniter
 
+from transforms.specfile import shown
+
 #: airflow.sdk.definitions.timetables._cron.CRON_PRESETS (Airflow 3.3); keep in sync.
 CRON_PRESETS = {
     "@hourly": "0 * * * *",
@@ -34,5 +36,5 @@ def schedule_problem(value: object) -> str | None:
         except (ValueError, TypeError, KeyError, IndexError):  # CroniterBadCronError and friends are ValueErrors
             pass
     presets = ", ".join((*ONCE_PRESETS, *CRON_PRESETS))
-    return (f"{value!r} is not a cron expression (e.g. '0 5 * * *': minute hour day month weekday) or one of "
+    return (f"{shown(value)} is not a cron expression (e.g. '0 5 * * *': minute hour day month weekday) or one of "
             f"{presets}, or null (run when triggered)")

@@ -148,15 +148,18 @@ def load_yaml(path: Path, *, dates: bool = True) -> Any:
 # ---------------------------------------------------------------- shapes
 
 
+def shown(v: Any, limit: int = 60) -> str:
+    """Return ``repr(v)``, cut to ``limit`` characters, for messages that quote a value."""
+    text = repr(v)
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
 def _found(v: Any) -> str:
     """Return a short description of a value, for 'found ...'."""
     kinds = {bool: "true/false", int: "a number", float: "a number", str: "text", list: "a list", dict: "a mapping",
              dt.date: "a date", dt.datetime: "a date and time", type(None): "nothing (null)"}
     kind = kinds.get(type(v), type(v).__name__)
-    if isinstance(v, (list, dict)):
-        return kind
-    text = repr(v)
-    return f"{kind} {text[:60] + '…' if len(text) > 60 else text}"
+    return kind if isinstance(v, (list, dict)) else f"{kind} {shown(v)}"
 
 
 DROP = object()  #: what a refused value becomes in the cleaned document (the key is left out)

@@ -381,3 +381,11 @@ def test_transforms_import_nothing_from_noriba():
     offenders = [str(p.relative_to(ROOT)) for p in (ROOT / "transforms").rglob("*.py")
                  if "from noriba" in p.read_text(encoding="utf-8") or "import noriba" in p.read_text(encoding="utf-8")]
     assert offenders == []
+
+
+@pytest.mark.parametrize("field", ["id", "kind", "timezone", "encoding", "profile", "schedule"])
+@pytest.mark.parametrize("value", ["\x00", "a" * 5000, "../../etc/passwd"])
+def test_a_hostile_text_value_gets_one_short_message(field, value):
+    problems = _problems(_parse, _feed(**{field: value})).splitlines()
+    assert len(problems) == 1 and problems[0].startswith(f"specs/feeds/my-bus.yml: {field}: ")
+    assert len(problems[0]) < 400

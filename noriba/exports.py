@@ -22,13 +22,15 @@ from typing import Callable
 from noriba.specs import ID_PATTERN, SpecError, load_specs, parse_spec, project_root
 from noriba.workspace import Workspace
 from transforms.schema import default_specs_dir
-from transforms.specfile import Date, ListOf, Map, Number, OneOf, Text, check_shape, field_of, is_under, load_yaml
+from transforms.specfile import Date, ListOf, Map, Number, OneOf, Text, check_shape, field_of, is_under, load_yaml, shown
 
 Progress = Callable[[str], None]
 FORMATS = ("gtfs", "parquet", "duckdb", "csv")
 #: Bumped when the way exports are built changes, so a rebuild is not mistaken for "unchanged".
 EXPORT_FORMAT = 2
 RESERVED_IDS = {"gtfs", "parquet", "site", "reports", "files"}
+#: Largest GeoJSON file an export's area.polygon may name (bytes).
+MAX_AREA_BYTES = 64 << 20
 _FEED_KEYS = {"ids", "tags", "prefecture", "municipality", "lake"}
 _NAMES = OneOf(Text(numbers=True), ListOf(Text(numbers=True)), expected="a name or a list of names, e.g. [a, b]")
 #: Every key of an export spec, with the type of its value.
@@ -262,13 +264,19 @@ def _parse_area(area, root: Path, bad) -> dict | None:
     if isinstance(poly, str):
         p = Path(poly) if Path(poly).is_absolute() else root / poly
         try:
+            if p.stat().st_size > MAX_AREA_BYTES:
+                raise ValueError(f"larger than {MAX_AREA_BYTES:,} bytes")
             gj = json.loads(p.read_text(encoding="utf-8"))
+            geom = gj.get("geometry", gj) if gj.get("type") != "FeatureCollection" else gj["features"][0]["geometry"]
+            kind = geom.get("type")
         except (OSError, ValueError) as exc:
             bad("area.polygon", f"{poly}: cannot be read as GeoJSON ({exc})")
             return None
-        geom = gj.get("geometry", gj) if gj.get("type") != "FeatureCollection" else gj["features"][0]["geometry"]
-        if geom.get("type") not in ("Polygon", "MultiPolygon"):
-            bad("area.polygon", f"{poly}: the geometry must be a Polygon or MultiPolygon, not {geom.get('type')}")
+        except (AttributeError, KeyError, IndexError, TypeError):
+            bad("area.polygon", f"{poly}: not a GeoJSON Feature, FeatureCollection or geometry")
+            return None
+        if kind not in ("Polygon", "MultiPolygon"):
+            bad("area.polygon", f"{poly}: the geometry must be a Polygon or MultiPolygon, not {shown(kind)}")
             return None
         return {"geojson": geom, "source": str(poly)}
     if not (isinstance(poly, list) and len(poly) >= 3 and all(isinstance(c, list) and len(c) == 2 for c in poly)):

@@ -389,3 +389,12 @@ def test_a_hostile_text_value_gets_one_short_message(field, value):
     problems = _problems(_parse, _feed(**{field: value})).splitlines()
     assert len(problems) == 1 and problems[0].startswith(f"specs/feeds/my-bus.yml: {field}: ")
     assert len(problems[0]) < 400
+
+
+@pytest.mark.parametrize("content", ["[1, 2]", '{"type": "FeatureCollection", "features": []}', '"x"', '{"type": 5}'])
+def test_an_area_file_that_is_not_geojson_is_one_message(tmp_path, content):
+    from noriba.exports import parse_export_spec
+
+    (tmp_path / "area.geojson").write_text(content, encoding="utf-8")
+    text = _problems(parse_export_spec, {**EXPORT, "area": {"polygon": "area.geojson"}}, where="my-region.yml", root=tmp_path)
+    assert text.startswith("my-region.yml: area.polygon: area.geojson: ") and len(text.splitlines()) == 1

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from noriba.policy import Policy, parse_policy
 from transforms.schedule import ONCE_PRESETS, schedule_problem
 from transforms.schema import default_specs_dir
-from transforms.specfile import (ID_PATTERN, Anything, ListOf, Map, Null, Number, OneOf, SpecError, Text, check_shape, field_of,
+from transforms.specfile import (ID_PATTERN, Anything, Flag, ListOf, Map, Null, Number, OneOf, SpecError, Text, check_shape, field_of,
                                  is_under, load_yaml, shown)
 
 __all__ = ["SpecError", "FeedSpec", "Source", "load_spec", "load_specs", "load_trip_specs", "parse_spec"]
@@ -39,6 +39,7 @@ FEED_SHAPE = Map({
     "license": Map({"id": Text(), "attribution": Text(), "url": Text(), "text": Text()}),
     "tags": ListOf(Text()),
     "policy": Map({"block": Anything(), "block_codes": Anything(), "allow": Anything()}),  # values: noriba.policy
+    "publish": OneOf(Flag(), Null(), expected="true or false (whether the feed is listed in the public catalog)"),
     "timetable": Anything(), "trips": Anything(), "zones": Anything(),  # checked by their kind
 })
 
@@ -79,12 +80,13 @@ class FeedSpec:
     policy: Policy = Policy()
     options: dict = field(default_factory=dict)  # the kind's own section (trips: / zones:), checked by its kind
     timetable: dict | None = None  # the `timetable:` section of a kind: timetable spec, defaults filled
+    publish: bool | None = None  # in the public catalog: True/False as asked; None = when it has a licence
 
     def metadata(self) -> dict:
         """Return the spec's descriptive fields, as stored with each feed version."""
         return {
             "name": self.name, "operator": self.operator, "municipality": self.municipality,
-            "license": self.license, "tags": list(self.tags), "timezone": self.timezone,
+            "license": self.license, "tags": list(self.tags), "timezone": self.timezone, "publish": self.publish,
         }
 
 
@@ -185,7 +187,7 @@ def parse_spec(doc: object, *, where: str, root: Path, expect_id: str | None = N
         id=fid, kind=kind, source=source, name=doc.get("name") or fid, schedule=schedule,
         timezone=tz, encoding=enc, profile=profile, operator=doc.get("operator"),
         municipality=doc.get("municipality") or {}, license=doc.get("license") or {},
-        tags=tuple(tags), policy=policy, options=options, timetable=timetable,
+        tags=tuple(tags), policy=policy, options=options, timetable=timetable, publish=doc.get("publish"),
     )
 
 

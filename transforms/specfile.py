@@ -216,6 +216,10 @@ class Number(Shape):
 class Flag(Shape):
     expected = "true or false"
 
+    def __init__(self, *, expected: str | None = None):
+        if expected:
+            self.expected = expected
+
     def accepts(self, v):
         return isinstance(v, bool)
 

@@ -474,7 +474,8 @@ def _canonicalize(feed: TextFeed, schema: Schema, out_dir: Path, profile: str, c
                 feed.findings.add("missing_recommended_file", WARNING,
                                   f"{jp}.txt is expected in a GTFS-JP feed", file=f"{jp}.txt")
 
-    _check_references(st, schema, present, empty={n for n, tf in feed.files.items() if not tf.csv.header})
+    _check_references(st, schema, present, empty={n for n, tf in feed.files.items() if not tf.csv.header},
+                      unread={n for n, tf in feed.files.items() if tf.csv.refused})
     writer.wait()
 
     result.tables.extend(t.name for t in schema.tables.values() if t.name in present)
@@ -833,10 +834,12 @@ def _all_found(st: _State, table: Table, f: Field, parents: list[tuple[str, str]
     return found == len(values) - values.null_count
 
 
-def _check_references(st: _State, schema: Schema, present: set[str], *, empty: set[str] = frozenset()) -> None:
+def _check_references(st: _State, schema: Schema, present: set[str], *, empty: set[str] = frozenset(),
+                      unread: set[str] = frozenset()) -> None:
     """Report every value that points at a row that does not exist (foreign_key_violation).
 
-    The referenced file is named '(missing)' when it is absent, '(empty)' when it is in ``empty``.
+    The referenced file is named '(missing)' when it is absent, '(empty)' when it is in ``empty``,
+    '(not read)' when it is in ``unread`` (refused by the reader's limits).
     """
     for table in schema.tables.values():
         if table.name not in present:
@@ -851,7 +854,8 @@ def _check_references(st: _State, schema: Schema, present: set[str], *, empty: s
             elif ptable in present:
                 parents, target = [(ptable, pfield)], f"{ptable}.txt"
             else:
-                parents, target = [], f"{ptable}.txt ({'empty' if f'{ptable}.txt' in empty else 'missing'})"
+                name = f"{ptable}.txt"
+                parents, target = [], f"{name} ({'not read' if name in unread else 'empty' if name in empty else 'missing'})"
             if _all_found(st, table, f, parents):
                 continue
             child = q("t_" + table.name)

@@ -334,6 +334,7 @@ def test_file_wider_than_the_column_limit_gets_one_notice_and_its_rows_quarantin
     stops += "".join(f"S{r},n,43.3,141.4," + ",".join(["v"] * (cols - 4)) + "\n" for r in (1, 2))
     with deadline(60):
         result, notices, quarantine = run(tmp_path, {**MINI_FEED, "stops.txt": stops})
+    assert {n["message"] for n in notices if n["code"] == "foreign_key_violation"} >= {"stop_id 'S1' is not defined in stops.txt (not read) (stop_id)"}
     wide = [n for n in notices if n["file"] == "stops.txt"]
     assert [(n["code"], n["line"]) for n in wide] == [("too_many_columns", 1)], wide
     assert "5,000 columns" in wide[0]["message"]

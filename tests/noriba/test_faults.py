@@ -123,10 +123,11 @@ def test_a_run_killed_at_a_step_heals_on_rerun_to_an_uninterrupted_runs_state(st
         assert got[part] == expected[part], f"{part} after a kill at {step} and a rerun differs from an uninterrupted run's"
     if step in ("contracts", "export"):  # the version was published: the rerun's input is unchanged, and it says what it finished
         left = "the data contracts and the export" if step == "contracts" else "the export"
-        assert f"input unchanged (sha256" in rerun.stdout and f"finished {left} left by an interrupted run" in rerun.stdout, rerun.stdout
+        said = rerun.stdout + rerun.stderr  # the CLI writes its messages to stderr
+        assert "input unchanged (sha256" in said and f"finished {left} left by an interrupted run" in said, said
     if step == "export":
         again = _run(home, specs)
-        assert again.returncode == 0 and "nothing to do" in again.stdout, again.stdout + again.stderr
+        assert again.returncode == 0 and "nothing to do" in again.stdout + again.stderr, again.stdout + again.stderr
 
 
 def test_two_runs_of_the_same_feed_at_once_both_end_cleanly_with_one_export(clean, tmp_path):
@@ -147,8 +148,9 @@ def test_a_run_that_runs_out_of_disk_fails_in_one_line_and_the_rerun_heals(max_b
     specs, expected = clean
     home = tmp_path / "home"
     full = _run(home, specs, max_file_bytes=max_bytes)  # 2 kB: staging the tables fails; 20 kB: the warehouse commit fails
-    assert full.returncode == 2 and "Traceback" not in full.stderr + full.stdout
-    assert f"error: {FEED_ID}: " in full.stdout and where in full.stdout, full.stdout
+    said = full.stdout + full.stderr
+    assert full.returncode == 2 and "Traceback" not in said
+    assert f"error: {FEED_ID}: " in said and where in said, said
     rerun = _run(home, specs)
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     assert leftovers(home) == []

@@ -23,6 +23,7 @@ import yaml
 from noriba.specs import ID_PATTERN, SpecError, load_specs, parse_spec, project_root
 from noriba.workspace import Workspace
 from transforms.schema import default_specs_dir
+from warehouse.versions import latest_versions  # noqa: F401 (the lake's latest versions; importers of noriba.exports use it)
 
 Progress = Callable[[str], None]
 FORMATS = ("gtfs", "parquet", "duckdb", "csv")
@@ -310,34 +311,6 @@ def export_feed_specs(spec: ExportSpec, feed_specs) -> list:
     return out
 
 
-def latest_versions(ws: Workspace, *, passing_only: bool = True) -> dict[str, dict]:
-    """Return {feed_id: metadata row of its latest version} from the lake (no warehouse lock needed).
-
-    If a version's severity policy blocked it (``policy_status`` = blocked), then the latest
-    version that passed is returned instead, and ``newer_blocked`` lists the blocked ones.
-    """
-    import duckdb
-
-    glob = ws.lake / "meta_feed_versions" / "feed_id=*" / "feed_version=*" / "part-0.parquet"
-    if not list((ws.lake / "meta_feed_versions").glob("feed_id=*/feed_version=*/part-0.parquet")):
-        return {}
-    con = duckdb.connect()
-    rows = con.sql(f"SELECT * FROM read_parquet('{glob}', hive_partitioning=true, union_by_name=true) "
-                   f"ORDER BY feed_id, ingested_at DESC, fetched_at DESC, feed_version").to_arrow_table().to_pylist()
-    con.close()
-    out: dict[str, dict] = {}
-    blocked: dict[str, list[str]] = {}
-    for r in rows:
-        fid = r["feed_id"]
-        if fid in out:
-            continue
-        if passing_only and r.get("policy_status") == "blocked":
-            blocked.setdefault(fid, []).append(r["feed_version"])
-            continue
-        out[fid] = {**r, "newer_blocked": blocked.get(fid, [])}
-    return out
-
-
 def select_feeds(spec: ExportSpec, ws: Workspace, *, feed_specs=None, specs_dir: Path | None = None) -> list[str]:
     """Return the feed ids of an export in merge order: listed ids first, then the others by id.
 
@@ -438,7 +411,7 @@ def _build_locked(spec: ExportSpec, ws: Workspace, *, progress: Progress | None,
                     "manifest": str(out / "manifest.json"),
                     "message": f"{spec.id}: inputs and spec unchanged, still version {version}; nothing to do"}
         say(f"{spec.id}: inputs and spec unchanged; finishing version {version} left by an interrupted build")
-        _publish_version(ws, root, version, say)
+        _publish_version(ws, root, version, say, specs_dir=specs_dir)
         return {"export_id": spec.id, "export_version": version, "status": "unchanged", "finished": True, "dir": str(out),
                 "manifest": str(out / "manifest.json"),
                 "message": f"{spec.id}: inputs and spec unchanged; finished version {version} left by an interrupted build"}
@@ -488,7 +461,7 @@ def _build_locked(spec: ExportSpec, ws: Workspace, *, progress: Progress | None,
     (tmp / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=1, default=str), encoding="utf-8")
     work.con.close()
     replace_dir(tmp, out)
-    _publish_version(ws, root, version, say)
+    _publish_version(ws, root, version, say, specs_dir=specs_dir)
     return {"export_id": spec.id, "export_version": version, "status": "new", "dir": str(out), "gtfs_zip": str(out / zip_path.name),
             "manifest": str(out / "manifest.json"), "validation": manifest.get("validation", {}).get("status"),
             "new_errors": manifest.get("validation", {}).get("new_errors", {}),
@@ -503,7 +476,7 @@ def _latest(root: Path) -> str | None:
         return None
 
 
-def _publish_version(ws: Workspace, root: Path, version: str, say: Progress) -> None:
+def _publish_version(ws: Workspace, root: Path, version: str, say: Progress, *, specs_dir: Path | None) -> None:
     """Make the built folder ``root/version`` the export's latest: its crosswalk, latest.json (each replaced whole), the catalog."""
     import os
 
@@ -513,12 +486,23 @@ def _publish_version(ws: Workspace, root: Path, version: str, say: Progress) -> 
         part.write_bytes(data)
         os.replace(part, root / name)
     say(f"{root.name}: updating the catalog")
-    try:
-        from warehouse.catalog import build_site
+    update_catalog(ws, specs_dir=specs_dir)
 
-        build_site(ws)
-    except ImportError:  # pragma: no cover - catalog module optional while developing
-        pass
+
+def export_locations(specs_dir: Path | None = None) -> dict[str, dict]:
+    """Return {export_id: {country_code, subdivision_name}} from the export specs; {} if any spec is broken."""
+    try:
+        specs = load_export_specs(specs_dir)
+    except SpecError:  # a broken spec elsewhere must not break the catalog
+        return {}
+    return {s.id: {"country_code": s.country_code, "subdivision_name": s.subdivision} for s in specs}
+
+
+def update_catalog(ws: Workspace, *, specs_dir: Path | None = None) -> Path:
+    """Return the catalog page after rebuilding the site, with each export's location from its spec."""
+    from warehouse.catalog import build_site
+
+    return build_site(ws, locations=export_locations(specs_dir))
 
 
 def _service_dates(work) -> dict:

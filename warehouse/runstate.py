@@ -5,7 +5,11 @@ A run of a feed (CLI ``noriba run``, or each Airflow task) holds the feed's lock
 dies, even by kill -9). Under it, nothing of that feed can be in progress elsewhere, so each step
 first removes what an earlier, killed run of its own left: ``sweep`` with the step's patterns.
 Temporary names start with "." so nothing that lists a folder (the catalog server, lake globs)
-shows them.
+shows them, and are unique (a uuid part), so two writers never share one.
+
+Why a lock and not unique names alone: a step may remove a temporary file only when it knows no
+live run is writing it, and a lock that the kernel drops with its process is what tells. Airflow
+runs each step as its own task, so there the lock is held per step; a DAG allows one run per feed.
 """
 
 from __future__ import annotations

@@ -404,7 +404,8 @@ def _build_locked(spec: ExportSpec, ws: Workspace, *, progress: Progress | None,
                                          "format": EXPORT_FORMAT}).encode()).hexdigest()[:16]
     root = export_dir(ws, spec.id)
     out = root / version
-    sweep(root, ".*.tmp", ".*.old-*", "*.tmp")  # a killed build's folder, swap and crosswalk copies
+    # what a killed build left: its folder (.<version>.tmp), swap and file copies; not the catalog's .latest.zip.tmp
+    sweep(root, "." + "?" * len(version) + ".tmp", ".*.old-*", ".crosswalk.csv.tmp", ".latest.json.tmp", "crosswalk.tmp")
     if not force and (out / "manifest.json").exists():
         if _latest(root) == version:
             return {"export_id": spec.id, "export_version": version, "status": "unchanged", "dir": str(out),

@@ -139,7 +139,8 @@ def _export_locked(ws: Workspace, schema, feed_id: str, feed_version: str, meta_
     out_dir = zip_path.parent
     out_dir.mkdir(parents=True, exist_ok=True)
     pq_dir.parent.mkdir(parents=True, exist_ok=True)
-    sweep(out_dir, ".*.tmp*", "*.zip.tmp")  # ours, and <name>.zip.tmp of older versions
+    # ours (.<feed>_<version>.tmp-*, .<feed>_<version>.zip.tmp-*) and older versions' <feed>_<version>.zip.tmp; not the catalog's
+    sweep(out_dir, f".{feed_id}_*.tmp-*", f"{feed_id}_*.zip.tmp")
     sweep(pq_dir.parent, ".*.tmp-*", ".*.old-*")
     sweep_legacy_export_tmp(ws)
     con = duckdb.connect()

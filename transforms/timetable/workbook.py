@@ -17,6 +17,7 @@ from typing import Any
 
 from transforms.adapters import InputError
 from transforms.encoding import decode
+from transforms.notices import WARNING, Notice
 
 
 def column_letter(col: int) -> str:
@@ -144,33 +145,76 @@ def _read_xls(data: bytes, name: str) -> list[Sheet]:
     return sheets
 
 
-def _read_xlsx(data: bytes, name: str) -> list[Sheet]:
-    import openpyxl
+def _read_xlsx(data: bytes, name: str) -> tuple[list[Sheet], list[Notice]]:
+    """Return the sheets of an .xlsx, each a grid bounded by the cells holding a value, and a notice per formula without a saved value.
 
-    try:
-        book = openpyxl.load_workbook(io.BytesIO(data), data_only=True)
-    except Exception as exc:
-        raise InputError(f"{name}: not a readable .xlsx workbook ({exc})") from None
-    sheets = []
-    for ws in book.worksheets:
-        cells: list[list[Any]] = []
-        timefmt: set[tuple[int, int]] = set()
-        for r, row in enumerate(ws.iter_rows()):
-            out: list[Any] = []
-            for c, cell in enumerate(row):
-                v = cell.value
-                if isinstance(v, str) and not v.strip():
-                    v = None
-                elif isinstance(v, (int, float)) and not isinstance(v, bool):
-                    if cell.is_date:
-                        timefmt.add((r, c))
-                    v = float(v)
-                out.append(v)
-            cells.append(out)
-        merged = [(m.min_row - 1, m.max_row, m.min_col - 1, m.max_col) for m in ws.merged_cells.ranges]
-        _fill_merged(cells, merged)
-        sheets.append(Sheet(ws.title, name, cells, 0, merged, timefmt))
-    return sheets
+    The sheet XML is streamed (transforms.xlsx); the grid spans the cells that hold a value and the
+    merged ranges whose top-left holds one, never the sheet's declared ``dimension``. If the grids
+    of the workbook would hold more than the cell limit, raise InputError naming the sheet and the
+    farthest cell.
+    """
+    from transforms.xlsx import Workbook
+
+    sheets: list[Sheet] = []
+    notices: list[Notice] = []
+    with Workbook(data, name) as wb:
+        lim = wb.limits
+        budget = lim.cells
+        for sheet_name, _part in wb.sheets:
+            st = wb.stream(sheet_name)
+            rows: dict[int, list[Any]] = {}  # each row as long as its last value, filled as the XML streams by
+            n_rows = n_cols = 0
+            for r, cells in wb.rows(st):
+                for c, v in cells:
+                    if isinstance(v, str):
+                        if not v.strip():
+                            continue
+                    elif isinstance(v, int) and not isinstance(v, bool):
+                        v = float(v)
+                    row = rows.setdefault(r, [])
+                    if c >= len(row):
+                        n_rows, n_cols = max(n_rows, r + 1), max(n_cols, c + 1)
+                        if n_rows * n_cols > budget:
+                            raise _too_many(lim, name, sheet_name, n_rows, n_cols, (r, c))
+                        row.extend([None] * (c + 1 - len(row)))
+                    row[c] = v
+            merged = []
+            for r0, r1, c0, c1 in st.merged:
+                if r0 in rows and c0 < len(rows[r0]) and rows[r0][c0] is not None:  # its value goes to every cell of the range
+                    merged.append((r0, r1, c0, c1))
+                    n_rows, n_cols = max(n_rows, r1), max(n_cols, c1)
+                    if n_rows * n_cols > budget:
+                        raise _too_many(lim, name, sheet_name, n_rows, n_cols, (r1 - 1, c1 - 1))
+            budget -= n_rows * n_cols
+            grid: list[list[Any]] = []
+            for r in range(n_rows):
+                row = rows.pop(r, [])
+                row.extend([None] * (n_cols - len(row)))
+                grid.append(row)
+            _fill_merged(grid, merged)
+            for r, c, formula in st.uncached[:_MAX_FORMULA_NOTICES]:
+                notices.append(Notice(
+                    "formula_without_value", WARNING,
+                    f"{cell_ref(sheet_name, r, c)} holds the formula ={formula[:80]} but no saved value, so it was read as empty; "
+                    f"open the workbook in Excel (or LibreOffice) and save it so the values are stored, or type the value in the cell",
+                    file=name, value=cell_ref(sheet_name, r, c)))
+            if len(st.uncached) > _MAX_FORMULA_NOTICES:
+                notices.append(Notice("formula_without_value", WARNING,
+                                      f"sheet {sheet_name}: {len(st.uncached) - _MAX_FORMULA_NOTICES:,} more formulas without a saved value",
+                                      file=name))
+            sheets.append(Sheet(sheet_name, name, grid, 0, merged, set()))  # datetimes are already converted in the workbook's date system
+    return sheets, notices
+
+
+#: Formula cells without a saved value are named one notice each, up to this many per sheet; the rest are counted.
+_MAX_FORMULA_NOTICES = 200
+
+
+def _too_many(lim, name: str, sheet: str, n_rows: int, n_cols: int, far: tuple[int, int]) -> InputError:
+    return lim.refuse(f"{name} sheet {sheet}",
+                      f"its values span {n_rows:,} rows x {n_cols:,} columns (A1:{column_letter(n_cols - 1)}{n_rows}, "
+                      f"{n_rows * n_cols:,} cells, out to {cell_ref(sheet, *far)}); delete stray cells far from the table, or",
+                      "cells")
 
 
 def _read_csv(data: bytes, name: str, encoding: str | None) -> tuple[list[Sheet], list]:
@@ -186,7 +230,7 @@ def read_workbook(data: bytes, name: str, *, encoding: str | None = None) -> tup
     """Return (sheets, decoding notices) of a .xls, .xlsx/.xlsm or .csv file. If it cannot be read, raise InputError."""
     suffix = PurePosixPath(name).suffix.lower()
     if data[:4] == b"PK\x03\x04" or suffix in (".xlsx", ".xlsm"):
-        return _read_xlsx(data, name), []
+        return _read_xlsx(data, name)
     if data[:8] == b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" or suffix == ".xls":
         return _read_xls(data, name), []
     if suffix in (".csv", ".txt", ".tsv"):

@@ -1,0 +1,80 @@
+"""Hostile spreadsheets, generated: an .xlsx is a zip of XML parts, written here by hand (nothing is committed)."""
+
+from __future__ import annotations
+
+import zipfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+MAIN = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
+REL = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
+PKG = "http://schemas.openxmlformats.org/package/2006/relationships"
+
+_TYPES = ('<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
+          '<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
+          '<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
+          '<Default Extension="xml" ContentType="application/xml"/>'
+          '<Override PartName="/xl/workbook.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/>'
+          '<Override PartName="/xl/worksheets/sheet1.xml" '
+          'ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/></Types>')
+_RELS = (f'<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="{PKG}"><Relationship Id="rId1" '
+         f'Type="{REL}/officeDocument" Target="xl/workbook.xml"/></Relationships>')
+_WORKBOOK = (f'<?xml version="1.0" encoding="UTF-8"?><workbook xmlns="{MAIN}" xmlns:r="{REL}"><sheets>'
+             '<sheet name="{name}" sheetId="1" r:id="rId1"/></sheets></workbook>')
+_WB_RELS = (f'<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="{PKG}"><Relationship Id="rId1" '
+            f'Type="{REL}/worksheet" Target="worksheets/sheet1.xml"/></Relationships>')
+
+
+def write_xlsx(path: Path, sheet_xml: Iterable[bytes], *, sheet: str = "Sheet1", level: int = 6) -> Path:
+    """Write a one-sheet .xlsx whose sheet XML is the concatenation of ``sheet_xml`` (streamed, deflated)."""
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=level) as z:
+        z.writestr("[Content_Types].xml", _TYPES)
+        z.writestr("_rels/.rels", _RELS)
+        z.writestr("xl/workbook.xml", _WORKBOOK.replace("{name}", sheet))
+        z.writestr("xl/_rels/workbook.xml.rels", _WB_RELS)
+        with z.open("xl/worksheets/sheet1.xml", "w", force_zip64=True) as fh:
+            for chunk in sheet_xml:
+                fh.write(chunk)
+    return path
+
+
+def _sheet(rows: Iterable[bytes], *, dimension: str = "A1") -> Iterator[bytes]:
+    yield f'<?xml version="1.0" encoding="UTF-8"?><worksheet xmlns="{MAIN}"><dimension ref="{dimension}"/><sheetData>'.encode()
+    yield from rows
+    yield b"</sheetData></worksheet>"
+
+
+def far_cell(path: Path) -> Path:
+    """Return an .xlsx with a header in A1 and one more cell at XFD1048576, the last cell Excel allows."""
+    return write_xlsx(path, _sheet([b'<row r="1"><c r="A1" t="inlineStr"><is><t>start</t></is></c></row>',
+                                    b'<row r="1048576"><c r="XFD1048576"><v>1</v></c></row>'], dimension="A1:XFD1048576"))
+
+
+def whitespace_padded(path: Path, *, gigabytes: float = 2.0) -> Path:
+    """Return an .xlsx whose sheet XML holds ``gigabytes`` of spaces between two rows (a few MB once deflated)."""
+    block = b" " * (8 << 20)
+
+    def rows() -> Iterator[bytes]:
+        yield b'<row r="1"><c r="A1" t="inlineStr"><is><t>start</t></is></c></row>'
+        for _ in range(int(gigabytes * 1024 / 8)):
+            yield block
+        yield b'<row r="2"><c r="A2"><v>1</v></c></row>'
+
+    return write_xlsx(path, _sheet(rows()), level=1)
+
+
+def many_rows(path: Path, *, rows: int = 1_048_576, cols: int = 8) -> Path:
+    """Return an .xlsx of ``rows`` rows of ``cols`` numbers, with a header row (the most rows Excel allows by default)."""
+    letters = [chr(65 + i) for i in range(cols)]
+
+    def body() -> Iterator[bytes]:
+        yield ('<row r="1">' + "".join(f'<c r="{c}1" t="inlineStr"><is><t>col{c}</t></is></c>' for c in letters) + "</row>").encode()
+        buf = []
+        for r in range(2, rows + 1):
+            buf.append(f'<row r="{r}">' + "".join(f'<c r="{c}{r}"><v>{r}</v></c>' for c in letters) + "</row>")
+            if len(buf) == 10000:
+                yield "".join(buf).encode()
+                buf = []
+        yield "".join(buf).encode()
+
+    return write_xlsx(path, _sheet(body(), dimension=f"A1:{letters[-1]}{rows}"), level=1)

@@ -63,9 +63,10 @@ class SheetLimits:
                 values[name] = int(raw)
         return cls(**values)
 
-    def refuse(self, where: str, what: str, name: str) -> InputError:
-        """Return the one-line error for ``what`` being over the limit ``name``, saying how to raise it."""
-        return InputError(f"{where}: {what}, over the limit of {getattr(self, name):,} {name.replace('_', ' ')}; "
+    def refuse(self, where: str, what: str, name: str, *, fix: str = "") -> InputError:
+        """Return the one-line error for ``what`` being over the limit ``name``: what to do (``fix``), and how to raise the limit."""
+        unit = {"xml_bytes": "bytes", "ratio": "times"}.get(name, name)
+        return InputError(f"{where}: {what}, over the limit of {getattr(self, name):,} {unit}; {fix + ', or ' if fix else ''}"
                           f"if the workbook is genuine, set the environment variable {self.env[name]} to a higher number")
 
 

@@ -213,8 +213,8 @@ _MAX_FORMULA_NOTICES = 200
 def _too_many(lim, name: str, sheet: str, n_rows: int, n_cols: int, far: tuple[int, int]) -> InputError:
     return lim.refuse(f"{name} sheet {sheet}",
                       f"its values span {n_rows:,} rows x {n_cols:,} columns (A1:{column_letter(n_cols - 1)}{n_rows}, "
-                      f"{n_rows * n_cols:,} cells, out to {cell_ref(sheet, *far)}); delete stray cells far from the table, or",
-                      "cells")
+                      f"{n_rows * n_cols:,} cells, out to {cell_ref(sheet, *far)})", "cells",
+                      fix="delete stray cells far from the table")
 
 
 def _read_csv(data: bytes, name: str, encoding: str | None) -> tuple[list[Sheet], list]:

@@ -78,3 +78,28 @@ def many_rows(path: Path, *, rows: int = 1_048_576, cols: int = 8) -> Path:
         yield "".join(buf).encode()
 
     return write_xlsx(path, _sheet(body(), dimension=f"A1:{letters[-1]}{rows}"), level=1)
+
+
+def run_capped(code: str, *args: str, env: dict[str, str] | None = None, cpu_seconds: int = 60,
+               memory_bytes: int = 6 << 30) -> tuple[int, str, float, float]:
+    """Return (exit status, output, peak RSS in MB, CPU seconds) of ``code`` run in a child Python capped in CPU time and address space.
+
+    The caps stop old, unbounded code from taking the machine down: it dies (SIGXCPU, MemoryError)
+    and the caller's assertions fail. Peak RSS is the child's own (wait4), not the test process's.
+    """
+    import os
+    import resource
+    import subprocess
+    import sys
+
+    def caps() -> None:
+        resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 5))
+        resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+
+    root = Path(__file__).resolve().parents[3]
+    p = subprocess.Popen([sys.executable, "-c", code, *args], cwd=root, preexec_fn=caps, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+    out = p.stdout.read().decode("utf-8", "replace")
+    _, status, usage = os.wait4(p.pid, 0)
+    p.returncode = os.waitstatus_to_exitcode(status)
+    return p.returncode, out, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime

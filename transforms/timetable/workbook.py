@@ -96,11 +96,20 @@ class Sheet:
                      [(c0, c1, r0, r1) for r0, r1, c0, c1 in self.merged], {(c, r) for r, c in self.time_format})
 
 
-def _fill_merged(cells: list[list[Any]], merged: list[tuple[int, int, int, int]]) -> None:
+def _fill_merged(cells: list[list[Any]], merged: list[tuple[int, int, int, int]], *, where: str = "", limit: int = 0) -> None:
+    """Give every cell of each merged range its top-left value. If ``limit`` and the ranges cover more cells than it, raise InputError."""
+    work = 0
     for r0, r1, c0, c1 in merged:
         if r0 >= len(cells):
             continue
         top = cells[r0][c0] if c0 < len(cells[r0]) else None
+        if top is None:
+            continue
+        work += (min(r1, len(cells)) - r0) * (c1 - c0)
+        if limit and work > limit:
+            from transforms.xlsx import SheetLimits
+
+            raise SheetLimits.from_env().refuse(where, f"its merged ranges cover more than {work:,} cells", "cells")
         for r in range(r0, min(r1, len(cells))):
             row = cells[r]
             if len(row) < c1:
@@ -111,19 +120,45 @@ def _fill_merged(cells: list[list[Any]], merged: list[tuple[int, int, int, int]]
 
 
 def _read_xls(data: bytes, name: str) -> list[Sheet]:
+    """Return the sheets of an .xls. If a sheet's used range is over the row, column or cell limits, raise InputError.
+
+    xlrd holds one sheet's cells (at most 65,536 x 256 in the format) while the grid is built;
+    each sheet is released before the next is loaded.
+    """
     import xlrd
 
+    from transforms.xlsx import SheetLimits
+
+    lim = SheetLimits.from_env()
+    budget = lim.cells
     try:
-        book = xlrd.open_workbook(file_contents=data, formatting_info=True, on_demand=True)
+        book = xlrd.open_workbook(file_contents=data, formatting_info=True, on_demand=True, ragged_rows=True)
     except Exception as exc:  # xlrd raises many types for broken files
         raise InputError(f"{name}: not a readable .xls workbook ({exc})") from None
     sheets = []
-    for sh in book.sheets():
+    for i in range(book.nsheets):
+        try:
+            sh = book.sheet_by_index(i)
+        except Exception as exc:
+            raise InputError(f"{name}: sheet {i + 1} cannot be read ({exc})") from None
+        where = f"{name} sheet {sh.name}"
+        if sh.nrows > lim.rows:
+            raise lim.refuse(where, f"row {sh.nrows:,} is used", "rows")
+        if sh.ncols > lim.columns:
+            raise lim.refuse(where, f"column {sh.ncols:,} is used", "columns")
+        if sh.nrows * sh.ncols > budget:
+            raise lim.refuse(where, f"its values span {sh.nrows:,} rows x {sh.ncols:,} columns ({sh.nrows * sh.ncols:,} cells)", "cells",
+                             fix="delete stray cells far from the table")
+        budget -= sh.nrows * sh.ncols
         cells: list[list[Any]] = []
         timefmt: set[tuple[int, int]] = set()
         for r in range(sh.nrows):
             row: list[Any] = []
+            n = sh.row_len(r)
             for c in range(sh.ncols):
+                if c >= n:
+                    row.append(None)
+                    continue
                 ctype, v = sh.cell_type(r, c), sh.cell_value(r, c)
                 if ctype in (xlrd.XL_CELL_EMPTY, xlrd.XL_CELL_BLANK):
                     row.append(None)
@@ -140,8 +175,9 @@ def _read_xls(data: bytes, name: str) -> list[Sheet]:
                     row.append(None)
             cells.append(row)
         merged = [tuple(m) for m in sh.merged_cells]
-        _fill_merged(cells, merged)
+        _fill_merged(cells, merged, where=where, limit=lim.cells)
         sheets.append(Sheet(sh.name, name, cells, book.datemode, merged, timefmt))
+        book.unload_sheet(i)
     return sheets
 
 
@@ -191,7 +227,7 @@ def _read_xlsx(data: bytes, name: str) -> tuple[list[Sheet], list[Notice]]:
                 row = rows.pop(r, [])
                 row.extend([None] * (n_cols - len(row)))
                 grid.append(row)
-            _fill_merged(grid, merged)
+            _fill_merged(grid, merged, where=f"{name} sheet {sheet_name}", limit=lim.cells)
             for r, c, formula in st.uncached[:_MAX_FORMULA_NOTICES]:
                 notices.append(Notice(
                     "formula_without_value", WARNING,

@@ -153,3 +153,22 @@ def test_cell_longer_than_excel_allows_is_refused(bomb_dir):
     long = b"x" * 40_000
     path = bombs.write_xlsx(bomb_dir / "long.xlsx", bombs._sheet([b'<row r="1"><c r="A1" t="inlineStr"><is><t>' + long + b"</t></is></c></row>"]))
     assert "32,767" in _one_line_refusal(path.read_bytes(), "long.xlsx")
+
+
+def test_xls_sheet_over_the_cell_limit_is_refused_naming_file_and_sheet(monkeypatch):
+    from tests.conftest import shared
+
+    path = shared("jp-sources/muroran-donan-timetables-2017/timetable_weekday_20170401.xls")
+    monkeypatch.setenv("NORIBA_SHEET_MAX_CELLS", "100")
+    with pytest.raises(InputError, match=r"^timetable_weekday_20170401\.xls sheet .+: its values span .* over the limit of 100 cells;.*"
+                                         r"NORIBA_SHEET_MAX_CELLS"):
+        read_workbook(path.read_bytes(), path.name)
+
+
+def test_merged_ranges_covering_more_than_the_cell_limit_are_refused(bomb_dir, monkeypatch):
+    monkeypatch.setenv("NORIBA_SHEET_MAX_CELLS", "1000")
+    merges = "".join('<mergeCell ref="A1:J10"/>' for _ in range(20)).encode()  # 20 overlapping ranges of 100 cells: 2,000 fills
+    sheet = [f'<?xml version="1.0"?><worksheet xmlns="{bombs.MAIN}"><sheetData><row r="1"><c r="A1"><v>1</v></c></row>'
+             f'</sheetData><mergeCells>'.encode(), merges, b"</mergeCells></worksheet>"]
+    path = bombs.write_xlsx(bomb_dir / "merged.xlsx", sheet)
+    assert "merged ranges" in _one_line_refusal(path.read_bytes(), "merged.xlsx")

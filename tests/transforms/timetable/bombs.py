@@ -81,7 +81,7 @@ def many_rows(path: Path, *, rows: int = 1_048_576, cols: int = 8) -> Path:
 
 
 def run_capped(code: str, *args: str, env: dict[str, str] | None = None, cpu_seconds: int = 60,
-               memory_bytes: int = 6 << 30) -> tuple[int, str, float, float]:
+               memory_bytes: int = 6 << 30, root: Path | None = None) -> tuple[int, str, float, float]:
     """Return (exit status, output, peak RSS in MB, CPU seconds) of ``code`` run in a child Python capped in CPU time and address space.
 
     The caps stop old, unbounded code from taking the machine down: it dies (SIGXCPU, MemoryError)
@@ -96,7 +96,7 @@ def run_capped(code: str, *args: str, env: dict[str, str] | None = None, cpu_sec
         resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 5))
         resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
 
-    root = Path(__file__).resolve().parents[3]
+    root = root or Path(__file__).resolve().parents[3]
     p = subprocess.Popen([sys.executable, "-c", code, *args], cwd=root, preexec_fn=caps, stdout=subprocess.PIPE,
                          stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
     out = p.stdout.read().decode("utf-8", "replace")

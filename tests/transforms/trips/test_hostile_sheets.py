@@ -12,6 +12,7 @@ SECTION = {"currency": "JPY", "time": {"format": "%Y-%m-%d %H:%M:%S", "zone": "l
 READ = """
 import sys
 from pathlib import Path
+import duckdb
 from transforms.adapters import InputError
 from transforms.trips import readers
 from transforms.trips.spec import check_trips
@@ -19,11 +20,21 @@ p = Path(sys.argv[1])
 opts, _ = check_trips({"files": [p.name], "columns": {"pickup_time": "colA"}}, where="t.yml")
 f = readers.SourceFile(path=p, label=p.name, format="xlsx")
 try:
-    t = readers._xlsx_table(f, opts)
-    print("read", t.num_rows, t.column_names)
+    t, cols = readers.load_batch(duckdb.connect(), [f], opts=opts)
+    print("read", t.num_rows, cols)
 except InputError as exc:
     print("refused", exc)
 """
+
+
+def _load(path, **section):
+    import duckdb
+
+    from transforms.trips import readers
+    from transforms.trips.spec import check_trips
+
+    opts, _ = check_trips({"files": [path.name], "columns": {"pickup_time": "colA"}, **section}, where="t.yml")
+    return readers.load_batch(duckdb.connect(), [readers.SourceFile(path=path, label=path.name, format="xlsx")], opts=opts)[0]
 MAX_RSS_MB = 1536
 
 
@@ -70,24 +81,15 @@ def test_a_million_trips_in_a_sheet_are_read_in_bounded_memory(tmp_path):
 
 
 def test_table_over_the_cell_limit_is_refused_saying_how_to_raise_it(tmp_path, monkeypatch):
-    from transforms.trips import readers
-    from transforms.trips.spec import check_trips
-
     monkeypatch.setenv("NORIBA_SHEET_MAX_CELLS", "100")
     path = bombs.many_rows(tmp_path / "big.xlsx", rows=100, cols=2)
-    opts, _ = check_trips({"files": ["big.xlsx"], "columns": {"pickup_time": "colA"}}, where="t.yml")
     with pytest.raises(InputError) as exc:
-        readers._xlsx_table(readers.SourceFile(path=path, label="big.xlsx", format="xlsx"), opts)
+        _load(path)
     assert str(exc.value).startswith("big.xlsx sheet Sheet1: 51 rows x 2 columns make 102 cells")
     assert "NORIBA_SHEET_MAX_CELLS" in str(exc.value)
 
 
 def test_repeated_header_keeps_both_columns(tmp_path):
-    from transforms.trips import readers
-    from transforms.trips.spec import check_trips
-
     path = bombs.write_xlsx(tmp_path / "dup.xlsx", bombs._sheet(_rows([_cell("A1", "fare"), _cell("B1", "fare")],
                                                                      ['<c r="A2"><v>1</v></c><c r="B2"><v>2</v></c>'])))
-    opts, _ = check_trips({"files": ["dup.xlsx"], "columns": {"pickup_time": "fare"}}, where="t.yml")
-    t = readers._xlsx_table(readers.SourceFile(path=path, label="dup.xlsx", format="xlsx"), opts)
-    assert t.to_pylist() == [{"fare": "1", "fare_2": "2"}]
+    assert _load(path).drop_columns(["_file", "_row"]).to_pylist() == [{"fare": "1", "fare_2": "2"}]

@@ -366,58 +366,71 @@ class Workbook:
         done: list[tuple[int, list[tuple[int, Any]]]] = []
         cur: list[tuple[int, Any]] = []
         buf: list[str] = []
-        s = {"row": -1, "col": -1, "ref": "", "t": "n", "style": 0, "text": None, "f": None, "n": 0, "is": False, "rph": 0}
+        names: dict[str, str] = {}  # element name -> local name (prefixes are rare; this is the hot path)
+        columns: dict[str, int] = {}  # column letters -> index
+        # the state of the cell being read (closures over locals: the handlers run for every element of the sheet)
+        row = col = -1
+        ctype, style, text, formula, inline, phonetic, n_chars, inside = "n", 0, None, None, False, 0, 0, None
+
+        def local(name: str) -> str:
+            loc = names.get(name)
+            if loc is None:
+                loc = names[name] = _local(name)
+            return loc
 
         def ref() -> str:
-            return f"{st.name}!{column_letters(s['col'])}{s['row'] + 1}" if s["col"] >= 0 else f"{st.name}!row {s['row'] + 1}"
+            return f"{st.name}!{column_letters(col)}{row + 1}" if col >= 0 else f"{st.name}!row {row + 1}"
+
+        def start_row(r: int) -> None:
+            nonlocal row
+            if r < 0 or r >= max_row:
+                raise lim.refuse(where, f"row {r + 1:,} is used", "rows")
+            if r != row:
+                if cur:
+                    done.append((row, cur.copy()))
+                    cur.clear()
+                row = r
 
         def start(name: str, a: dict) -> None:
-            name = _local(name)
+            nonlocal col, ctype, style, text, formula, inline, phonetic, n_chars, inside
+            name = names.get(name) or local(name)
             if name == "c":
                 r = a.get("r")
                 if r:
-                    m = _CELL_REF.fullmatch(r)
-                    if not m:
+                    letters = r.rstrip("0123456789")
+                    c = columns.get(letters)
+                    if c is None:
+                        if not _CELL_REF.fullmatch(r):
+                            raise InputError(f"{where}: {r!r} is not a cell reference; open and save the workbook in Excel or LibreOffice")
+                        c = columns[letters] = _column(letters)
+                    digits = r[len(letters):]
+                    if not digits.isdigit() or len(digits) > 7:
                         raise InputError(f"{where}: {r!r} is not a cell reference; open and save the workbook in Excel or LibreOffice")
-                    s["col"] = _column(m.group(1))
-                    row = int(m.group(2)) - 1
-                    if row != s["row"]:
-                        start_row(row)
+                    col = c
+                    rr = int(digits) - 1
+                    if rr != row:
+                        start_row(rr)
                 else:
-                    s["col"] += 1
-                if s["col"] >= max_col:
-                    raise lim.refuse(where, f"cell {column_letters(s['col'])}{s['row'] + 1} is in column {s['col'] + 1:,}", "columns")
-                s["t"], s["text"], s["f"], s["is"] = a.get("t", "n"), None, None, False
-                st_ = a.get("s")
-                s["style"] = int(st_) if st_ and st_.isdigit() else 0
-            elif name in ("v", "f") or (name == "t" and s["is"] and not s["rph"]):
+                    col += 1
+                if col >= max_col:
+                    raise lim.refuse(where, f"cell {column_letters(col)}{row + 1} is in column {col + 1:,}", "columns")
+                ctype, text, formula, inline = a.get("t", "n"), None, None, False
+                s_ = a.get("s")
+                style = int(s_) if s_ and s_.isdigit() else 0
+            elif name == "v" or name == "f" or (name == "t" and inline and not phonetic):
                 buf.clear()
-                s["n"] = 0
-                s["in"] = name
-            elif name == "is":
-                s["is"] = True
-                s["text"] = ""
-            elif name == "rPh":
-                s["rph"] += 1
+                n_chars = 0
+                inside = name
             elif name == "row":
                 r = a.get("r")
-                row = int(r) - 1 if r and r.isdigit() else s["row"] + 1
-                start_row(row)
-                s["col"] = -1
+                start_row(int(r) - 1 if r and r.isdigit() else row + 1)
+                col = -1
+            elif name == "is":
+                inline, text = True, ""
+            elif name == "rPh":
+                phonetic += 1
             elif name == "mergeCell":
                 merge(a.get("ref", ""))
-
-        def start_row(row: int) -> None:
-            if row < 0 or row >= max_row:
-                raise lim.refuse(where, f"row {row + 1:,} is used", "rows")
-            if row != s["row"]:
-                flush()
-                s["row"] = row
-
-        def flush() -> None:
-            if cur:
-                done.append((s["row"], cur.copy()))
-                cur.clear()
 
         def merge(r: str) -> None:
             m = re.fullmatch(r"([A-Z]{1,3})([0-9]{1,7}):([A-Z]{1,3})([0-9]{1,7})", r)
@@ -430,49 +443,52 @@ class Workbook:
                 st.merged.append((r0, r1, c0, c1))
 
         def end(name: str) -> None:
-            name = _local(name)
-            if name == s.get("in") and name in ("v", "f", "t"):
-                text = "".join(buf)
-                s["in"] = None
-                if name == "v":
-                    s["text"] = text
-                elif name == "f":
-                    s["f"] = text
-                else:
-                    s["text"] = (s["text"] or "") + text
-            elif name == "rPh":
-                s["rph"] -= 1
-            elif name == "is":
-                s["is"] = False
-            elif name == "c":
+            nonlocal text, formula, inline, phonetic, inside
+            name = names.get(name) or local(name)
+            if name == "c":
                 value = convert()
                 if value is not None:
-                    cur.append((s["col"], value))
+                    cur.append((col, value))
+            elif inside is not None and name == inside:
+                inside = None
+                if name == "v":
+                    text = "".join(buf)
+                elif name == "f":
+                    formula = "".join(buf)
+                else:
+                    text = (text or "") + "".join(buf)
             elif name == "row":
-                flush()
+                if cur:
+                    done.append((row, cur.copy()))
+                    cur.clear()
+            elif name == "rPh":
+                phonetic -= 1
+            elif name == "is":
+                inline = False
 
-        def data(text: str) -> None:
-            if s.get("in"):
-                s["n"] += len(text)
-                if s["n"] > EXCEL_CELL_CHARS:
+        def data(chunk: str) -> None:
+            nonlocal n_chars
+            if inside is not None:
+                n_chars += len(chunk)
+                if n_chars > EXCEL_CELL_CHARS:
                     raise InputError(f"{where}: cell {ref()} holds more than {EXCEL_CELL_CHARS:,} characters, Excel's own limit; "
                                      f"the workbook is damaged or hostile")
-                buf.append(text)
+                buf.append(chunk)
 
         def convert() -> Any:
-            t, text = s["t"], s["text"]
+            t = ctype
             if t == "inlineStr":
                 return text or None
             if not text:  # openpyxl: an empty <v/> is no value
-                if s["f"] is not None:
-                    st.uncached.append((s["row"], s["col"], s["f"]))
+                if formula is not None:
+                    st.uncached.append((row, col, formula))
                 return None
             try:
                 if t == "n":
                     v = float(text) if ("." in text or "e" in text or "E" in text) else int(text)
-                    if s["style"] in dates:
+                    if style in dates:
                         try:
-                            return from_excel(v, epoch, timedelta=s["style"] in durations)
+                            return from_excel(v, epoch, timedelta=style in durations)
                         except (OverflowError, ValueError):
                             return "#VALUE!"
                     return v
@@ -493,5 +509,6 @@ class Workbook:
             if done:
                 yield from done
                 done.clear()
-        flush()
+        if cur:
+            done.append((row, cur.copy()))
         yield from done

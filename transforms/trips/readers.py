@@ -90,10 +90,17 @@ def inspect(path: Path, *, root: Path, opts: TripOptions, encoding: str | None, 
         sf.encoding, sf.notices = dec.encoding, list(dec.notices)
         staging.mkdir(parents=True, exist_ok=True)
         sf.read_path = staging / f"utf8-{abs(hash(sf.label)):x}.csv"
-        enc = encoding or _ROW_ENCODINGS.get(dec.encoding, dec.encoding)
-        if encoding is None and enc in ("utf-8", "cp932"):
-            enc = _main_encoding(raw)
-        if dec.encoding != "utf-16" and (nul or _suspect_lines(raw, enc)):
+        enc = _ROW_ENCODINGS.get(dec.encoding, dec.encoding)
+        suspect = False
+        if dec.encoding == "utf-16":
+            pass  # decoded whole: its bytes are not ASCII-compatible, so rows cannot be split on them
+        elif encoding is None and enc in ("utf-8", "cp932"):
+            utf8, sjis, other = _line_census(raw)
+            enc = "cp932" if sjis > utf8 else "utf-8"
+            suspect = bool(nul or other or (utf8 and sjis))
+        else:
+            suspect = nul or _suspect_lines(raw, enc)
+        if suspect:
             if enc != dec.encoding:
                 sf.encoding, sf.notices = enc, []
             _write_trusted_rows(raw, enc, sf)
@@ -113,9 +120,9 @@ _ROW_ENCODINGS = {"utf-8": "utf-8", "utf-8-sig": "utf-8", "utf-8+latin-1": "utf-
 MAX_ROW_NOTICES = 1000
 
 
-def _main_encoding(raw: bytes) -> str:
-    """Return the encoding most non-ASCII lines of ``raw`` are valid in: ``cp932`` or, on a tie, ``utf-8``."""
-    utf8 = sjis = 0
+def _line_census(raw: bytes) -> tuple[int, int, int]:
+    """Return how many non-ASCII lines of ``raw`` are UTF-8, Shift_JIS (CP932) Japanese text, and neither."""
+    utf8 = sjis = other = 0
     for line in raw.split(b"\n"):
         if line.isascii():
             continue
@@ -123,7 +130,9 @@ def _main_encoding(raw: bytes) -> str:
             utf8 += 1
         elif _is_sjis(line):
             sjis += 1
-    return "cp932" if sjis > utf8 else "utf-8"
+        else:
+            other += 1
+    return utf8, sjis, other
 
 
 def _suspect_lines(raw: bytes, enc: str) -> bool:

@@ -197,8 +197,8 @@ def _write_trusted_rows(raw: bytes, enc: str, sf: SourceFile) -> None:
     text = raw.decode("latin-1")
     if text.startswith("\xef\xbb\xbf"):
         text = text[3:]
-    reader = csv.reader(io.StringIO(text, newline=""))
-    header = next(reader, [])
+    records = _records_of(csv.reader(io.StringIO(text, newline="")), sf.label)
+    header = next(records, [])
     try:
         names = [h.encode("latin-1").decode(enc) for h in header]
     except UnicodeDecodeError:
@@ -211,7 +211,7 @@ def _write_trusted_rows(raw: bytes, enc: str, sf: SourceFile) -> None:
         w = csv.writer(out, lineterminator="\n")
         w.writerow(names)
         row = 0
-        for fields in _records_of(reader, sf.label):
+        for fields in records:
             if not fields:
                 continue
             row += 1

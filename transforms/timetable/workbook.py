@@ -194,6 +194,8 @@ def _read_xlsx(data: bytes, name: str) -> tuple[list[Sheet], list[Notice]]:
     sheets: list[Sheet] = []
     notices: list[Notice] = []
     with Workbook(data, name) as wb:
+        if not wb.sheets:
+            raise InputError(f"{name}: the workbook has no sheet")
         lim = wb.limits
         budget = lim.cells
         for sheet_name, _part in wb.sheets:

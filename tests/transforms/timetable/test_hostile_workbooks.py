@@ -172,3 +172,10 @@ def test_merged_ranges_covering_more_than_the_cell_limit_are_refused(bomb_dir, m
              f'</sheetData><mergeCells>'.encode(), merges, b"</mergeCells></worksheet>"]
     path = bombs.write_xlsx(bomb_dir / "merged.xlsx", sheet)
     assert "merged ranges" in _one_line_refusal(path.read_bytes(), "merged.xlsx")
+
+
+def test_workbook_without_sheets_is_refused():
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("xl/workbook.xml", f'<workbook xmlns="{bombs.MAIN}"><sheets/></workbook>')
+    assert "no sheet" in _one_line_refusal(buf.getvalue(), "empty.xlsx")

@@ -179,3 +179,9 @@ def test_workbook_without_sheets_is_refused():
     with zipfile.ZipFile(buf, "w") as z:
         z.writestr("xl/workbook.xml", f'<workbook xmlns="{bombs.MAIN}"><sheets/></workbook>')
     assert "no sheet" in _one_line_refusal(buf.getvalue(), "empty.xlsx")
+
+
+def test_part_inflating_a_thousand_times_is_refused_by_its_ratio(bomb_dir):
+    path = bombs.whitespace_padded(bomb_dir / "ratio.xlsx", gigabytes=0.1)  # 100 MB of spaces: under the size limit
+    msg = _one_line_refusal(path.read_bytes(), "ratio.xlsx")
+    assert "inflates" in msg and "NORIBA_SHEET_MAX_RATIO" in msg

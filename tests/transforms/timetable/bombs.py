@@ -80,26 +80,53 @@ def many_rows(path: Path, *, rows: int = 1_048_576, cols: int = 8) -> Path:
     return write_xlsx(path, _sheet(body(), dimension=f"A1:{letters[-1]}{rows}"), level=1)
 
 
+_PEAK = """
+import atexit, resource, sys
+resource.setrlimit(resource.RLIMIT_CPU, ({cpu}, {cpu} + 5))
+resource.setrlimit(resource.RLIMIT_AS, ({mem}, {mem}))
+def _peak():
+    with open("/proc/self/status") as fh:
+        kb = next(int(line.split()[1]) for line in fh if line.startswith("VmHWM:"))
+    sys.stdout.flush()
+    print("\\n__peak_kb__", kb)
+atexit.register(_peak)
+"""
+
+
 def run_capped(code: str, *args: str, env: dict[str, str] | None = None, cpu_seconds: int = 60,
                memory_bytes: int = 6 << 30, root: Path | None = None) -> tuple[int, str, float, float]:
     """Return (exit status, output, peak RSS in MB, CPU seconds) of ``code`` run in a child Python capped in CPU time and address space.
 
     The caps stop old, unbounded code from taking the machine down: it dies (SIGXCPU, MemoryError)
-    and the caller's assertions fail. Peak RSS is the child's own (wait4), not the test process's.
+    and the caller's assertions fail. Peak RSS is the child's own VmHWM, read by the child as it
+    exits: the rusage of a child counts the pages of the parent it was forked from, which for a
+    long test session is hundreds of MB. If the child is killed, the peak is reported as infinite.
     """
     import os
-    import resource
     import subprocess
     import sys
 
-    def caps() -> None:
-        resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 5))
-        resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
-
     root = root or Path(__file__).resolve().parents[3]
-    p = subprocess.Popen([sys.executable, "-c", code, *args], cwd=root, preexec_fn=caps, stdout=subprocess.PIPE,
-                         stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
-    out = p.stdout.read().decode("utf-8", "replace")
-    _, status, usage = os.wait4(p.pid, 0)
-    p.returncode = os.waitstatus_to_exitcode(status)
-    return p.returncode, out, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
+    prefix = _PEAK.format(cpu=cpu_seconds, mem=memory_bytes)
+    p = subprocess.run([sys.executable, "-c", prefix + code, *args], cwd=root, stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+    out = p.stdout.decode("utf-8", "replace")
+    peak = float("inf")
+    if "__peak_kb__" in out:
+        out, _, kb = out.rpartition("__peak_kb__")
+        out = out.rstrip("\n") + "\n"
+        peak = int(kb) / 1024
+    import resource
+
+    return p.returncode, out, peak, _children_cpu(resource)
+
+
+_cpu_seen = [0.0]
+
+
+def _children_cpu(resource) -> float:
+    """Return the CPU seconds of the children waited for since the last call."""
+    u = resource.getrusage(resource.RUSAGE_CHILDREN)
+    total = u.ru_utime + u.ru_stime
+    spent, _cpu_seen[0] = total - _cpu_seen[0], total
+    return spent

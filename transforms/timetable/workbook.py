@@ -3,6 +3,10 @@
 Rows and columns are 0-based inside the code; people see Excel notation (``平日!D14``) made
 by :func:`cell_ref`. A merged range is filled with its top-left value, so a note or a
 ``レ`` spanning several cells applies to each of them.
+
+Workbooks are hostile input: .xlsx sheets are streamed by transforms.xlsx and each grid spans the
+cells holding a value (not the sheet's declared dimension); .xls sheets are loaded one at a time.
+Both are bounded by the NORIBA_SHEET_MAX_* limits (transforms.xlsx.SheetLimits).
 """
 
 from __future__ import annotations

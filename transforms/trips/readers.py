@@ -94,6 +94,8 @@ def inspect(path: Path, *, root: Path, opts: TripOptions, encoding: str | None, 
         suspect = False
         if dec.encoding == "utf-16":
             pass  # decoded whole: its bytes are not ASCII-compatible, so rows cannot be split on them
+        elif dec.encoding in ("utf-8", "utf-8-sig"):
+            suspect = nul  # the whole file is valid UTF-8: only a NUL can make a row untrustworthy
         elif encoding is None and enc in ("utf-8", "cp932"):
             utf8, sjis, other = _line_census(raw)
             enc = "cp932" if sjis > utf8 else "utf-8"

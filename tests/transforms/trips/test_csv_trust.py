@@ -81,3 +81,11 @@ def test_quoted_newline_keeps_rows_numbered_as_records(stage):
     staged, con = stage({"t.csv": data}, SECTION)
     assert (staged.rows_in, staged.accepted, staged.quarantined) == (3, 2, 1)
     assert list(_quarantine(con)) == [2]
+
+
+def test_declared_encoding_is_checked_row_by_row(stage):
+    data = HEADER.encode() + _row("室蘭", "cp932", 0) + _row("登別", "utf-8", 1)
+    staged, con = stage({"t.csv": data}, SECTION, encoding="shift_jis")
+    assert (staged.rows_in, staged.accepted, staged.quarantined) == (2, 1, 1)
+    assert list(_quarantine(con)) == [2]
+    assert [n.line for n in staged.notices if n.code == "mixed_encoding_row"] == [2]

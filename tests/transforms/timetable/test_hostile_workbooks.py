@@ -72,6 +72,7 @@ def test_whitespace_in_sheet_xml_costs_no_memory_when_the_limits_are_raised(whit
     assert rss < 256  # the parser keeps cell values only: 2 GB of spaces are streamed past
 
 
+@pytest.mark.slow  # about 30 CPU seconds: a million rows are parsed
 def test_sheet_of_a_million_rows_is_read_in_bounded_memory(bomb_dir):
     path = bombs.many_rows(bomb_dir / "rows.xlsx", cols=4)
     status, out, rss, cpu = bombs.run_capped(READ, str(path), cpu_seconds=120)

@@ -72,6 +72,7 @@ def test_whitespace_inflating_to_gigabytes_is_refused(tmp_path):
     assert rss < MAX_RSS_MB
 
 
+@pytest.mark.slow  # about 30 CPU seconds: a million rows are parsed
 def test_a_million_trips_in_a_sheet_are_read_in_bounded_memory(tmp_path):
     path = bombs.many_rows(tmp_path / "rows.xlsx", cols=8)
     status, out, rss, cpu = bombs.run_capped(READ, str(path), cpu_seconds=120)

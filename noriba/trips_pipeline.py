@@ -21,11 +21,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from noriba.memory import avoid_huge_pages
-from noriba.specs import FeedSpec, SpecError
+from noriba.specs import FeedSpec, SpecError, load_trip_specs
 from noriba.workspace import Workspace
 from transforms.adapters import InputError, Progress
 from transforms.trips.readers import list_files
-from transforms.trips.spec import load_trip_specs, trip_options, zone_options
+from transforms.trips.spec import trip_options, zone_options
 from transforms.trips.stage import stage_source
 from transforms.trips.zones import ZoneLayer, load_layer, stored_layer
 

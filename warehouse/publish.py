@@ -84,6 +84,13 @@ def _view_statements() -> list[str]:
         if schema == "gtfs":
             out.append(f"CREATE OR REPLACE VIEW gtfs_latest.{q(table)} AS SELECT t.* FROM gtfs.{q(table)} t "
                        f"SEMI JOIN meta.latest_versions l ON t.feed_id = l.feed_id AND t.feed_version = l.feed_version")
+    # analysts' views: each GTFS time (seconds after midnight) also as HH:MM:SS text, 25:10:00 after midnight as in GTFS
+    for t in load_schema().tables.values():
+        times = [f.column for f in t.fields if f.type == "time"]
+        if times:
+            hms = ", ".join(f"printf('%02d:%02d:%02d', {q(c)} // 3600, {q(c)} % 3600 // 60, {q(c)} % 60) AS {q(c + '_hms')}"
+                            for c in times)
+            out.append(f"CREATE OR REPLACE VIEW gtfs_latest.{q(t.name + '_hms')} AS SELECT *, {hms} FROM gtfs_latest.{q(t.name)}")
     return out
 
 

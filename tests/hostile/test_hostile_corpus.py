@@ -1,0 +1,169 @@
+"""Every hostile input of tests/hostile/corpus.py through the ``noriba`` command line, in a subprocess.
+
+Each case must end within 60 s and 1.5 GB of resident memory with an exit code the CLI documents
+(0 passed, 1 blocked by policy, 2 input cannot be read), name the file it refused, print no
+traceback, write nothing outside NORIBA_HOME, and leave a warehouse `noriba status --json`
+can read where rows in = accepted + quarantined. Peak memory is watched, not limited with
+RLIMIT_AS: DuckDB, pyarrow and mimalloc reserve far more address space than they use, so an
+address-space limit kills honest runs. A watcher samples the child's VmRSS every 20 ms, kills
+its process group over the limit, and takes the kernel's own peak (ru_maxrss) at exit.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.hostile.corpus import CASES, Case, Run, specs_dir
+
+MEMORY_LIMIT = 1536 << 20  # bytes of resident memory
+TIME_LIMIT = 60.0  # seconds of wall time
+SAMPLE_EVERY = 0.02
+#: When set, each case appends one JSON line (case, exit code, wall, peak RSS, outcome) to this file.
+LOG_ENV = "NORIBA_HOSTILE_LOG"
+#: Folders of the case's tmp folder that are not inputs: the workspace, the child's TMPDIR, the captured output.
+HOME, TMP, LOGS = "home", "sys-tmp", "logs"
+
+
+@dataclass
+class Outcome:
+    code: int | None
+    out: str
+    err: str
+    wall: float
+    peak: int  # bytes
+    killed: str = ""  # "memory" or "time" when the watcher stopped it
+
+    @property
+    def text(self) -> str:
+        return self.out + self.err
+
+
+def _rss(pid: int) -> int:
+    """Return the resident memory of ``pid`` in bytes (0 if it is gone)."""
+    try:
+        with open(f"/proc/{pid}/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def run_cli(argv: list[str], root: Path, *, memory: int = MEMORY_LIMIT, seconds: float = TIME_LIMIT) -> Outcome:
+    """Return the outcome of ``noriba <argv>`` run with NORIBA_HOME and NORIBA_SPECS under ``root``, watched for memory and time."""
+    prepare(root)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NORIBA_")}
+    env.update(NORIBA_HOME=str(root / HOME), NORIBA_SPECS=str(specs_dir(root)), TMPDIR=str(root / TMP), PYTHONUNBUFFERED="1")
+    n = len(list((root / LOGS).iterdir()))
+    out_path, err_path = root / LOGS / f"{n}.out", root / LOGS / f"{n}.err"
+    with out_path.open("wb") as out, err_path.open("wb") as err:
+        t0 = time.monotonic()
+        proc = subprocess.Popen([sys.executable, "-m", "noriba.cli", *argv], stdout=out, stderr=err, stdin=subprocess.DEVNULL,
+                                cwd=root / "cwd", env=env, start_new_session=True)
+        peak, killed = 0, ""
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            rss = _rss(proc.pid)
+            peak = max(peak, rss)
+            over = "memory" if rss > memory else "time" if time.monotonic() - t0 > seconds else ""
+            if over and not killed:
+                killed = over
+                os.killpg(proc.pid, signal.SIGKILL)
+            time.sleep(SAMPLE_EVERY)
+        wall = time.monotonic() - t0
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    peak = max(peak, usage.ru_maxrss * 1024)
+    return Outcome(None if killed else proc.returncode, out_path.read_text(errors="replace"), err_path.read_text(errors="replace"),
+                   wall, peak, killed)
+
+
+def prepare(root: Path) -> None:
+    """Make the folders a run uses under ``root``: the workspace, TMPDIR, captured output, the working folder, specs."""
+    for d in (HOME, TMP, LOGS, "cwd"):
+        (root / d).mkdir(exist_ok=True)
+    specs_dir(root)
+
+
+def _tree(root: Path) -> dict[str, int]:
+    """Return {relative path: size} of everything under ``root`` except the workspace, TMPDIR and the captured output."""
+    skip = {HOME, TMP, LOGS}
+    found = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        rel = Path(dirpath).relative_to(root)
+        if rel == Path("."):
+            dirnames[:] = [d for d in dirnames if d not in skip]
+        for name in dirnames + filenames:
+            p = Path(dirpath) / name
+            found[str(rel / name)] = p.lstat().st_size if not p.is_dir() else -1
+    return found
+
+
+def _log(case: Case, result: Outcome, verdict: str) -> None:
+    path = os.environ.get(LOG_ENV)
+    if path:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(json.dumps({"case": case.id, "area": case.area, "code": result.code, "wall_s": round(result.wall, 2),
+                                "peak_mb": round(result.peak / 1e6), "killed": result.killed, "verdict": verdict}) + "\n")
+
+
+def check_case(case: Case, root: Path, run: Run) -> None:
+    """Run ``run`` and assert every promise of the module docstring; log the figures."""
+    before = _tree(root)
+    result = run_cli(run.argv, root)
+    problems = []
+    tail = (result.text[-3000:] or "(no output)")
+    if result.killed:
+        problems.append(f"killed over the {result.killed} limit after {result.wall:.1f}s, peak RSS {result.peak / 1e6:.0f} MB")
+    else:
+        if result.code not in run.codes:
+            problems.append(f"exit code {result.code}, expected one of {run.codes}")
+        if result.peak > MEMORY_LIMIT:
+            problems.append(f"peak RSS {result.peak / 1e6:.0f} MB over {MEMORY_LIMIT / 1e6:.0f} MB")
+    if "Traceback" in result.text:
+        problems.append("a traceback was printed")
+    if result.code == 2 and not any(name in result.text for name in run.names):
+        problems.append(f"exit 2 without naming the input ({' or '.join(run.names)})")
+    for path in run.absent:
+        if path.exists() or path.is_symlink():
+            problems.append(f"{path} was written, outside NORIBA_HOME")
+    after = _tree(root)
+    if after != before:
+        added = sorted(set(after) - set(before))
+        changed = sorted(k for k in before if k in after and after[k] != before[k])
+        removed = sorted(set(before) - set(after))
+        problems.append(f"files outside NORIBA_HOME changed: added {added[:5]}, changed {changed[:5]}, removed {removed[:5]}")
+    status = run_cli(["status", "--json"], root)
+    if status.code != 0 or "Traceback" in status.text:
+        problems.append(f"`noriba status --json` failed after the case (exit {status.code}): {status.text[-1500:]}")
+    else:
+        for feed in json.loads(status.out)["feeds"]:
+            accepted, quarantined, rows_in = feed["rows_accepted"] or 0, feed["rows_quarantined"] or 0, feed["rows_in"] or 0
+            if rows_in != accepted + quarantined:
+                problems.append(f"{feed['feed_id']} {feed['newest_version']}: rows in {rows_in} != accepted {accepted} + "
+                                f"quarantined {quarantined}")
+            if case.area != "control" and result.code in (0, 1) and not (feed["errors"] or feed["warnings"] or feed["infos"]):
+                problems.append(f"{feed['feed_id']}: published with no notice at all; the hostile part passed silently")
+    _log(case, result, "; ".join(problems) or "ok")
+    assert not problems, (f"{case.id} ({case.area}): " + "; ".join(problems)
+                          + f"\n--- exit {result.code}, {result.wall:.1f}s, peak {result.peak / 1e6:.0f} MB, output tail:\n{tail}")
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if not c.http], ids=lambda c: c.id)
+def test_hostile_input_gets_one_clear_answer_within_limits(case: Case, tmp_path: Path):
+    root = tmp_path / "case"
+    root.mkdir()
+    prepare(root)
+    run = case.build(root)
+    check_case(case, root, run)

@@ -32,6 +32,7 @@ MINI_FEED = {
     "stop_times.txt": "trip_id,arrival_time,departure_time,stop_id,stop_sequence\nT1,08:00:00,08:00:00,S1,1\nT1,08:10:00,08:10:00,S2,2\n",
     "calendar.txt": "service_id,monday,tuesday,wednesday,thursday,friday,saturday,sunday,start_date,end_date\n"
                     "WD,1,1,1,1,1,0,0,20260401,20270331\n",
+    "calendar_dates.txt": "service_id,date,exception_type\nWD,20261229,2\n",
 }
 
 
@@ -151,6 +152,10 @@ def _cell(ref: str, value: str) -> str:
     return f'<c r="{ref}" t="inlineStr"><is><t>{value}</t></is></c>'
 
 
+#: The notices of the honest timetable below (no kana, no contact, no corporate number, no office_jp; one summary).
+TIMETABLE_BASELINE = frozenset({"missing_kana_reading", "timetable_read_summary", "missing_feed_contact_email_and_url",
+                                "missing_gtfs_jp_required_file", "agency_id_not_corporate_number"})
+
 #: A timetable sheet, stops down column A (rows 2–3) and two trips in columns B and C.
 TIMETABLE_ROWS = ('<row r="1">' + _cell("A1", "停留所") + _cell("B1", "1") + _cell("C1", "2") + "</row>"
                   '<row r="2">' + _cell("A2", "港前") + _cell("B2", "8:00") + _cell("C2", "9:00") + "</row>"
@@ -218,14 +223,16 @@ class Run:
     names: list[str]
     absent: list[Path] = field(default_factory=list)
     codes: tuple[int, ...] = (0, 1, 2)
+    #: notice codes the honest version of this input has; published hostile input must add one (controls: exactly these)
+    baseline: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
 class Case:
     id: str
     area: str  # the branch of issue 13 whose fix the case checks
-    build: Callable[..., Run]  # build(root) or, with http, build(root, base_url)
-    http: bool = False
+    build: Callable[..., Run]  # build(root), or build(root, url) when the case needs a hostile server
+    http: tuple[str, dict] | None = None  # (behaviour, options) of tests/hostile/http_servers.serve
 
 
 def _ingest(path: Path, feed_id: str = "hostile") -> list[str]:
@@ -381,7 +388,8 @@ def xlsx_far_cell(root: Path) -> Run:
     folder = root / "tt"
     folder.mkdir()
     write_xlsx(folder / "weekday.xlsx", [TIMETABLE_ROWS.encode(), ('<row r="1048576">' + _cell("XFD1048576", "x") + "</row>").encode()])
-    return Run(["run", write_timetable_spec(root, folder, workbook="weekday.xlsx"), "--date", "2026-06-01"], ["weekday.xlsx"])
+    return Run(["run", write_timetable_spec(root, folder, workbook="weekday.xlsx"), "--date", "2026-06-01"], ["weekday.xlsx"],
+               baseline=TIMETABLE_BASELINE)
 
 
 def xlsx_whitespace_bomb(root: Path) -> Run:
@@ -389,7 +397,8 @@ def xlsx_whitespace_bomb(root: Path) -> Run:
     folder = root / "tt"
     folder.mkdir()
     write_xlsx(folder / "weekday.xlsx", [TIMETABLE_ROWS.encode(), Repeat(b" " * MiB, 3 * 1024)])
-    return Run(["run", write_timetable_spec(root, folder, workbook="weekday.xlsx"), "--date", "2026-06-01"], ["weekday.xlsx"])
+    return Run(["run", write_timetable_spec(root, folder, workbook="weekday.xlsx"), "--date", "2026-06-01"], ["weekday.xlsx"],
+               baseline=TIMETABLE_BASELINE)
 
 
 def xlsx_million_rows(root: Path) -> Run:
@@ -401,7 +410,7 @@ def xlsx_million_rows(root: Path) -> Run:
     write_xlsx(folder / "weekday.xlsx", [head, Repeat(row * 1000, 1000)])
     layout = "{trips: rows, stop_row: 1, first_stop_column: B, first_trip_row: 2}"
     return Run(["run", write_timetable_spec(root, folder, workbook="weekday.xlsx", layout=layout), "--date", "2026-06-01"],
-               ["weekday.xlsx"])
+               ["weekday.xlsx"], baseline=TIMETABLE_BASELINE)
 
 
 def _yaml_bomb(levels: int = 9) -> str:
@@ -448,6 +457,15 @@ def trips_csv_mixed_encoding(root: Path) -> Run:
     return Run(["trips", write_trips_spec(root, folder)], ["log.csv"])
 
 
+def _http_case(source_extra: str, doc: str) -> Callable[[Path, str], Run]:
+    def build(root: Path, url: str) -> Run:
+        (specs_dir(root) / "feeds" / "hostile-http.yml").write_text(
+            f"id: hostile-http\nkind: gtfs\nsource: {{url: {url}, {source_extra}}}\ntimezone: Asia/Tokyo\n", encoding="utf-8")
+        return Run(["run", "hostile-http", "--date", "2026-06-01"], [url.rsplit("/", 1)[0]])
+    build.__doc__ = doc
+    return build
+
+
 def control_gtfs(root: Path) -> Run:
     """An honest small feed: must pass within the limits (proves the harness does not kill honest runs)."""
     z = write_zip(root / "honest.zip", feed_members())
@@ -460,7 +478,7 @@ def control_timetable(root: Path) -> Run:
     folder.mkdir()
     write_xlsx(folder / "weekday.xlsx", [TIMETABLE_ROWS.encode()])
     return Run(["run", write_timetable_spec(root, folder, workbook="weekday.xlsx"), "--date", "2026-06-01"], ["hostile-timetable"],
-               codes=(0,))
+               codes=(0,), baseline=TIMETABLE_BASELINE)
 
 
 CASES: list[Case] = [
@@ -491,4 +509,19 @@ CASES: list[Case] = [
     Case("yaml_bomb_name", "h-specs", _yaml_bomb_case("name")),
     Case("yaml_bomb_tags", "h-specs", _yaml_bomb_case("tags")),
     Case("yaml_bomb_timezone", "h-specs", _yaml_bomb_case("timezone")),
+    # hostile servers: tests/hostile/http_servers.py (h-fetch), behaviour name and options in Case.http
+    Case("http_500", "h-fetch", _http_case("retries: 2", "The server always answers 500."), http=("status", {"code": 500})),
+    Case("http_redirect_loop", "h-fetch", _http_case("retries: 2", "The URL redirects for ever."), http=("redirect_loop", {})),
+    Case("http_trickle", "h-fetch", _http_case("retries: 1, timeout_s: 5", "One byte every 0.2 s: each read is quick, the download never ends."),
+         http=("trickle", {"interval": 0.2, "length": 10 << 20})),
+    Case("http_trickle_headers", "h-fetch", _http_case("retries: 1, timeout_s: 5", "Headers that never end, one byte every 0.2 s."),
+         http=("trickle_headers", {"interval": 0.2})),
+    Case("http_huge_unannounced", "h-fetch", _http_case("retries: 1", "3 GiB without Content-Length, under the default 2 GiB limit."),
+         http=("huge", {"size": 3 << 30, "announce": False, "chunk": 1 << 20})),
+    Case("http_huge_over_limit", "h-fetch", _http_case("retries: 1, max_bytes: 50000000", "200 MB announced, source.max_bytes 50 MB."),
+         http=("huge", {"size": 200 << 20, "announce": True})),
+    Case("http_lying_length", "h-fetch", _http_case("retries: 1", "Content-Length says 10,000 bytes, the body is a small zip."),
+         http=("lying_length", {"announced": 10_000})),
+    Case("http_reset", "h-fetch", _http_case("retries: 1", "The connection is reset after 4 KB of 1 MB."), http=("reset", {})),
+    Case("http_html", "h-fetch", _http_case("retries: 1", "An HTML maintenance page where a zip was expected."), http=("html", {})),
 ]

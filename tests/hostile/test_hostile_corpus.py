@@ -29,6 +29,8 @@ TIME_LIMIT = 60.0  # seconds of wall time
 SAMPLE_EVERY = 0.02
 #: When set, each case appends one JSON line (case, exit code, wall, peak RSS, outcome) to this file.
 LOG_ENV = "NORIBA_HOSTILE_LOG"
+#: What the CLI appends to an exception it did not expect (noriba/cli.py::_fail): a crash, told in one line.
+UNEXPECTED = "(set NORIBA_DEBUG=1 for details)"
 #: Folders of the case's tmp folder that are not inputs: the workspace, the child's TMPDIR, the captured output.
 HOME, TMP, LOGS = "home", "sys-tmp", "logs"
 
@@ -113,9 +115,11 @@ def _tree(root: Path) -> dict[str, int]:
 def _log(case: Case, result: Outcome, verdict: str) -> None:
     path = os.environ.get(LOG_ENV)
     if path:
+        said = [line for line in result.err.splitlines() if line.startswith("error:") or " published (" in line]
         with open(path, "a", encoding="utf-8") as f:
             f.write(json.dumps({"case": case.id, "area": case.area, "code": result.code, "wall_s": round(result.wall, 2),
-                                "peak_mb": round(result.peak / 1e6), "killed": result.killed, "verdict": verdict}) + "\n")
+                                "peak_mb": round(result.peak / 1e6), "killed": result.killed, "verdict": verdict,
+                                "said": said[:3]}, ensure_ascii=False) + "\n")
 
 
 def check_case(case: Case, root: Path, run: Run) -> None:
@@ -133,8 +137,12 @@ def check_case(case: Case, root: Path, run: Run) -> None:
             problems.append(f"peak RSS {result.peak / 1e6:.0f} MB over {MEMORY_LIMIT / 1e6:.0f} MB")
     if "Traceback" in result.text:
         problems.append("a traceback was printed")
-    if result.code == 2 and not any(name in result.text for name in run.names):
-        problems.append(f"exit 2 without naming the input ({' or '.join(run.names)})")
+    errors = [line for line in result.err.splitlines() if line.startswith("error:")]
+    if result.code == 2 and not any(name in line for line in errors for name in run.names):
+        problems.append(f"exit 2 without an error line naming the input ({' or '.join(run.names)})")
+    unexpected = [line for line in errors if UNEXPECTED in line]
+    if unexpected:
+        problems.append(f"an unexpected error instead of a message: {unexpected[0][:300]}")
     for path in run.absent:
         if path.exists() or path.is_symlink():
             problems.append(f"{path} was written, outside NORIBA_HOME")
@@ -153,8 +161,12 @@ def check_case(case: Case, root: Path, run: Run) -> None:
             if rows_in != accepted + quarantined:
                 problems.append(f"{feed['feed_id']} {feed['newest_version']}: rows in {rows_in} != accepted {accepted} + "
                                 f"quarantined {quarantined}")
-            if case.area != "control" and result.code in (0, 1) and not (feed["errors"] or feed["warnings"] or feed["infos"]):
-                problems.append(f"{feed['feed_id']}: published with no notice at all; the hostile part passed silently")
+            codes = set(feed["notice_codes"])
+            if case.area == "control" and codes != run.baseline:
+                problems.append(f"the honest input has notices {sorted(codes)}, expected {sorted(run.baseline)}")
+            if case.area != "control" and result.code in (0, 1) and not codes - run.baseline:
+                problems.append(f"{feed['feed_id']}: published with only the notices of the honest input ({sorted(codes)}); "
+                                "the hostile part passed silently")
     _log(case, result, "; ".join(problems) or "ok")
     assert not problems, (f"{case.id} ({case.area}): " + "; ".join(problems)
                           + f"\n--- exit {result.code}, {result.wall:.1f}s, peak {result.peak / 1e6:.0f} MB, output tail:\n{tail}")
@@ -167,3 +179,14 @@ def test_hostile_input_gets_one_clear_answer_within_limits(case: Case, tmp_path:
     prepare(root)
     run = case.build(root)
     check_case(case, root, run)
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.http], ids=lambda c: c.id)
+def test_hostile_server_gets_one_clear_answer_within_limits(case: Case, tmp_path: Path):
+    servers = pytest.importorskip("tests.hostile.http_servers", reason="the hostile HTTP servers come with branch h-fetch")
+    root = tmp_path / "case"
+    root.mkdir()
+    prepare(root)
+    behaviour, options = case.http
+    with servers.serve(behaviour, **options) as url:
+        check_case(case, root, case.build(root, url))

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.hostile.corpus import CASES, Case, Run, specs_dir
+from tests.hostile.corpus import CASES, ROOT, Case, Run, specs_dir
 
 MEMORY_LIMIT = 1536 << 20  # bytes of resident memory
 TIME_LIMIT = 60.0  # seconds of wall time
@@ -65,7 +65,8 @@ def run_cli(argv: list[str], root: Path, *, memory: int = MEMORY_LIMIT, seconds:
     """Return the outcome of ``noriba <argv>`` run with NORIBA_HOME and NORIBA_SPECS under ``root``, watched for memory and time."""
     prepare(root)
     env = {k: v for k, v in os.environ.items() if not k.startswith("NORIBA_")}
-    env.update(NORIBA_HOME=str(root / HOME), NORIBA_SPECS=str(specs_dir(root)), TMPDIR=str(root / TMP), PYTHONUNBUFFERED="1")
+    env.update(NORIBA_HOME=str(root / HOME), NORIBA_SPECS=str(specs_dir(root)), TMPDIR=str(root / TMP), PYTHONUNBUFFERED="1",
+               PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))  # this checkout's code
     n = len(list((root / LOGS).iterdir()))
     out_path, err_path = root / LOGS / f"{n}.out", root / LOGS / f"{n}.err"
     with out_path.open("wb") as out, err_path.open("wb") as err:

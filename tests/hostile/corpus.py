@@ -359,26 +359,35 @@ def utf16_members(root: Path) -> Run:
 
 
 def bad_rows_1m(root: Path) -> Run:
-    """stop_times.txt with a million rows whose surplus cells are not empty (each would be a notice and a quarantined row)."""
-    row = b"T1,08:00:00,08:00:00,S1,1,x,y,z\n"
+    """stop_times.txt with a million rows whose surplus cells are not empty (each one a notice and a quarantined row).
+
+    Members with big text are stored, not deflated, so they test the CSV reader, not the zip's packing-ratio check.
+    """
+    rows = "".join(f"T1,08:00:00,08:00:00,S1,{i},x{i},y,z\n" for i in range(1_000_000)).encode()
     z = write_zip(root / "badrows.zip", [m for m in feed_members() if m.name != "stop_times.txt"] + [
-        Member("stop_times.txt", [b"trip_id,arrival_time,departure_time,stop_id,stop_sequence\n", Repeat(row * 1000, 1000)])])
+        Member("stop_times.txt", [b"trip_id,arrival_time,departure_time,stop_id,stop_sequence\n", rows], stored=True)])
     return Run(_ingest(z), ["badrows.zip"])
 
 
 def columns_100k(root: Path) -> Run:
-    """stops.txt with 100,000 columns in its header and one row."""
+    """stops.txt with 100,000 columns in its header and two rows (stored, as above)."""
     header = "stop_id,stop_name,stop_lat,stop_lon," + ",".join(f"c{i}" for i in range(100_000 - 4))
-    row = "S1,港前,43.30,141.40" + "," * (100_000 - 4)
-    z = write_zip(root / "wide.zip", feed_members({"stops.txt": f"{header}\n{row}\nS2,駅前,43.31,141.41{',' * (100_000 - 4)}\n"}))
+    rows = "".join(f"S{n},港前,43.30,141.40," + ",".join(str(i % 97) for i in range(100_000 - 4)) + "\n" for n in (1, 2))
+    members = [m for m in feed_members() if m.name != "stops.txt"]
+    members.append(Member("stops.txt", f"{header}\n{rows}".encode(), stored=True))
+    z = write_zip(root / "wide.zip", members)
     return Run(_ingest(z), ["wide.zip"])
 
 
 def field_50mb(root: Path) -> Run:
-    """stops.txt whose stop_desc is one quoted field of 50 MB."""
+    """stops.txt whose stop_desc is one quoted field of 50 MB (base64 of pseudo-random bytes, stored)."""
+    import base64
+    import random
+
+    blob = base64.b64encode(random.Random(13).randbytes(50 * MiB * 3 // 4))
     members = [m for m in feed_members() if m.name != "stops.txt"]
-    members.append(Member("stops.txt", [b'stop_id,stop_name,stop_lat,stop_lon,stop_desc\nS1,\xe6\xb8\xaf,43.30,141.40,"',
-                                        Repeat(b"a" * MiB, 50), b'"\nS2,x,43.31,141.41,\n']))
+    members.append(Member("stops.txt", [b'stop_id,stop_name,stop_lat,stop_lon,stop_desc\nS1,\xe6\xb8\xaf,43.30,141.40,"', blob,
+                                        b'"\nS2,x,43.31,141.41,\n'], stored=True))
     z = write_zip(root / "bigfield.zip", members)
     return Run(_ingest(z), ["bigfield.zip"])
 

@@ -132,7 +132,8 @@ def _notice_codes(root: Path, feed_id: str, version: str) -> set[str]:
 def _log(case: Case, result: Outcome, verdict: str) -> None:
     path = os.environ.get(LOG_ENV)
     if path:
-        said = [line for line in result.err.splitlines() if line.startswith("error:") or " published (" in line]
+        said = [line for line in result.err.splitlines() if line.startswith("error:") or " published (" in line
+                or " rows in, " in line]
         with open(path, "a", encoding="utf-8") as f:
             f.write(json.dumps({"case": case.id, "area": case.area, "code": result.code, "wall_s": round(result.wall, 2),
                                 "peak_mb": round(result.peak / 1e6), "killed": result.killed, "verdict": verdict,
@@ -173,7 +174,10 @@ def check_case(case: Case, root: Path, run: Run) -> None:
     if status.code != 0 or "Traceback" in status.text:
         problems.append(f"`noriba status --json` failed after the case (exit {status.code}): {status.text[-1500:]}")
     else:
-        for feed in json.loads(status.out)["feeds"]:
+        feeds = json.loads(status.out)["feeds"]
+        if case.area == "control" and len(feeds) != 1:
+            problems.append(f"the honest input should be the one published feed; status lists {len(feeds)}")
+        for feed in feeds:
             accepted, quarantined, rows_in = feed["rows_accepted"] or 0, feed["rows_quarantined"] or 0, feed["rows_in"] or 0
             if rows_in != accepted + quarantined:
                 problems.append(f"{feed['feed_id']} {feed['newest_version']}: rows in {rows_in} != accepted {accepted} + "

@@ -25,7 +25,9 @@ import pytest
 from tests.hostile.corpus import CASES, ROOT, Case, Run, specs_dir
 
 MEMORY_LIMIT = 1536 << 20  # bytes of resident memory
-TIME_LIMIT = 60.0  # seconds of wall time
+#: Seconds of wall time. A machine shared with other work can set NORIBA_HOSTILE_TIME_LIMIT higher (an honest
+#: small feed took 48 s on 2 cores with a load of 9); the figure asserted in CI is 60.
+TIME_LIMIT = float(os.environ.get("NORIBA_HOSTILE_TIME_LIMIT") or 60)
 SAMPLE_EVERY = 0.02
 #: When set, each case appends one JSON line (case, exit code, wall, peak RSS, outcome) to this file.
 LOG_ENV = "NORIBA_HOSTILE_LOG"

@@ -471,6 +471,10 @@ def trips_csv_mixed_encoding(root: Path) -> Run:
     return Run(["trips", write_trips_spec(root, folder)], ["log.csv"])
 
 
+#: A slow server's spec: each wait 5 s, the whole download 10 s (h-fetch's source.deadline_s, default 900 s).
+_SLOW = "retries: 1, timeout_s: 5, deadline_s: 10"
+
+
 def _http_case(source_extra: str, doc: str) -> Callable[[Path, str], Run]:
     def build(root: Path, url: str) -> Run:
         (specs_dir(root) / "feeds" / "hostile-http.yml").write_text(
@@ -526,9 +530,9 @@ CASES: list[Case] = [
     # hostile servers: tests/hostile/http_servers.py (h-fetch), behaviour name and options in Case.http
     Case("http_500", "h-fetch", _http_case("retries: 2", "The server always answers 500."), http=("status", {"code": 500})),
     Case("http_redirect_loop", "h-fetch", _http_case("retries: 2", "The URL redirects for ever."), http=("redirect_loop", {})),
-    Case("http_trickle", "h-fetch", _http_case("retries: 1, timeout_s: 5, deadline_s: 10", "One byte every 0.2 s: each read is quick, the download never ends."),
+    Case("http_trickle", "h-fetch", _http_case(_SLOW, "One byte every 0.2 s: each read is quick, the download never ends."),
          http=("trickle", {"interval": 0.2, "length": 10 << 20})),
-    Case("http_trickle_headers", "h-fetch", _http_case("retries: 1, timeout_s: 5, deadline_s: 10", "Headers that never end, one byte every 0.2 s."),
+    Case("http_trickle_headers", "h-fetch", _http_case(_SLOW, "Headers that never end, one byte every 0.2 s."),
          http=("trickle_headers", {"interval": 0.2})),
     Case("http_huge_unannounced", "h-fetch", _http_case("retries: 1", "3 GiB without Content-Length, under the default 2 GiB limit."),
          http=("huge", {"size": 3 << 30, "announce": False, "chunk": 1 << 20})),

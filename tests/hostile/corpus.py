@@ -305,8 +305,8 @@ def nested_feed(root: Path) -> Run:
 
 
 def duplicate_members(root: Path) -> Run:
-    """stops.txt twice with different contents: which one is the feed?"""
-    other = "stop_id,stop_name,stop_lat,stop_lon\nS1,偽港前,0,0\nS2,偽駅前,0,0\n"
+    """stops.txt twice, both valid, with different names: which one is the feed? Taking one silently is the bug."""
+    other = MINI_FEED["stops.txt"].replace("港前", "偽港前").replace("駅前", "偽駅前")
     z = write_zip(root / "duplicate.zip", feed_members() + [Member("stops.txt", other.encode())])
     return Run(_ingest(z), ["duplicate.zip"])
 

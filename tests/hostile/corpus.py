@@ -271,6 +271,25 @@ def symlink_stops(root: Path) -> Run:
     return Run(_ingest(z), ["symlink-stops.zip"])
 
 
+def folder_symlink_out(root: Path) -> Run:
+    """A feed folder whose stops.txt is a symbolic link to a file outside it, and whose extra/ links to a folder outside.
+
+    The linked stops.txt is valid, so reading it silently gives no notice at all: only refusing the link does.
+    """
+    outside = root / "outside"
+    (outside / "dir").mkdir(parents=True)
+    (outside / "stops.txt").write_text(MINI_FEED["stops.txt"].replace("港前", "外の港前"), encoding="utf-8")
+    (outside / "dir" / "notes.txt").write_text("a,b\n1,2\n", encoding="utf-8")
+    feed = root / "feed"
+    feed.mkdir()
+    for name, text in MINI_FEED.items():
+        if name != "stops.txt":
+            (feed / name).write_text(text, encoding="utf-8")
+    (feed / "stops.txt").symlink_to(outside / "stops.txt")
+    (feed / "extra").symlink_to(outside / "dir", target_is_directory=True)
+    return Run(_ingest(feed), ["stops.txt", "extra"])
+
+
 def bomb_lying(root: Path) -> Run:
     """stop_times.txt declares 1,000 bytes and inflates to 10 GiB."""
     header = b"trip_id,arrival_time,departure_time,stop_id,stop_sequence\n"
@@ -506,6 +525,7 @@ CASES: list[Case] = [
     Case("absolute_member", "h-zip", absolute_member),
     Case("symlink_member", "h-zip", symlink_member),
     Case("symlink_stops", "h-zip", symlink_stops),
+    Case("folder_symlink_out", "h-fetch", folder_symlink_out),
     Case("bomb_lying_header", "h-zip", bomb_lying),
     Case("bomb_honest_3_5gib", "h-zip", bomb_honest),
     Case("bomb_nested", "h-zip", bomb_nested),

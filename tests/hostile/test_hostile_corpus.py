@@ -166,6 +166,9 @@ def check_case(case: Case, root: Path, run: Run) -> None:
     for path in run.absent:
         if path.exists() or path.is_symlink():
             problems.append(f"{path} was written, outside NORIBA_HOME")
+    left = sorted(p.name for p in (root / TMP).iterdir())
+    if left and not result.killed:
+        problems.append(f"temporary files left in TMPDIR (outside NORIBA_HOME): {left[:5]}")
     after = _tree(root)
     if after != before:
         added = sorted(set(after) - set(before))

@@ -5,8 +5,10 @@ Each case must end within 60 s and 1.5 GB of resident memory with an exit code t
 traceback, write nothing outside NORIBA_HOME, and leave a warehouse `noriba status --json`
 can read where rows in = accepted + quarantined. Peak memory is watched, not limited with
 RLIMIT_AS: DuckDB, pyarrow and mimalloc reserve far more address space than they use, so an
-address-space limit kills honest runs. A watcher samples the child's VmRSS every 20 ms, kills
-its process group over the limit, and takes the kernel's own peak (ru_maxrss) at exit.
+address-space limit kills honest runs. A watcher samples the child's VmRSS and VmHWM (the kernel's
+peak for the process) every 20 ms and kills its process group over the limit. ru_maxrss from wait4
+is not used: Linux carries the forking process's peak into the child's, so it reported pytest's own
+memory (about 250 MB once duckdb was imported) for every small run.
 """
 
 from __future__ import annotations
@@ -51,16 +53,19 @@ class Outcome:
         return self.out + self.err
 
 
-def _rss(pid: int) -> int:
-    """Return the resident memory of ``pid`` in bytes (0 if it is gone)."""
+def _memory(pid: int) -> tuple[int, int]:
+    """Return (resident, peak resident) memory of ``pid`` in bytes, from /proc/<pid>/status ((0, 0) if it is gone)."""
+    rss = hwm = 0
     try:
         with open(f"/proc/{pid}/status", "rb") as f:
             for line in f:
                 if line.startswith(b"VmRSS:"):
-                    return int(line.split()[1]) * 1024
+                    rss = int(line.split()[1]) * 1024
+                elif line.startswith(b"VmHWM:"):
+                    hwm = int(line.split()[1]) * 1024
     except OSError:
         pass
-    return 0
+    return rss, hwm
 
 
 def run_cli(argv: list[str], root: Path, *, memory: int = MEMORY_LIMIT, seconds: float = TIME_LIMIT) -> Outcome:
@@ -77,11 +82,11 @@ def run_cli(argv: list[str], root: Path, *, memory: int = MEMORY_LIMIT, seconds:
                                 cwd=root / "cwd", env=env, start_new_session=True)
         peak, killed = 0, ""
         while True:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            pid, status = os.waitpid(proc.pid, os.WNOHANG)
             if pid:
                 break
-            rss = _rss(proc.pid)
-            peak = max(peak, rss)
+            rss, hwm = _memory(proc.pid)
+            peak = max(peak, rss, hwm)
             over = "memory" if rss > memory else "time" if time.monotonic() - t0 > seconds else ""
             if over and not killed:
                 killed = over
@@ -89,7 +94,6 @@ def run_cli(argv: list[str], root: Path, *, memory: int = MEMORY_LIMIT, seconds:
             time.sleep(SAMPLE_EVERY)
         wall = time.monotonic() - t0
     proc.returncode = os.waitstatus_to_exitcode(status)
-    peak = max(peak, usage.ru_maxrss * 1024)
     return Outcome(None if killed else proc.returncode, out_path.read_text(errors="replace"), err_path.read_text(errors="replace"),
                    wall, peak, killed)
 

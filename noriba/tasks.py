@@ -71,7 +71,7 @@ def build_export(export_id: str) -> dict:
 # --- trips and zones (specs/trips/), the steps `noriba trips` chains in noriba.trips_pipeline.run_trips ---
 
 def _trip_spec(source_id: str):
-    from transforms.trips.spec import load_trip_specs
+    from noriba.specs import load_trip_specs
 
     specs = {s.id: s for s in load_trip_specs()}
     return specs[source_id], specs

@@ -20,12 +20,13 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from noriba.fetch import archive_file, archive_suffix, refuse_links_outside
 from noriba.memory import avoid_huge_pages
-from noriba.specs import FeedSpec, SpecError
+from noriba.specs import FeedSpec, SpecError, load_trip_specs
 from noriba.workspace import Workspace
 from transforms.adapters import InputError, Progress
 from transforms.trips.readers import list_files
-from transforms.trips.spec import load_trip_specs, trip_options, zone_options
+from transforms.trips.spec import trip_options, zone_options
 from transforms.trips.stage import stage_source
 from transforms.trips.zones import ZoneLayer, load_layer, stored_layer
 
@@ -39,14 +40,6 @@ ZONE_LAYER_STORE = "trips_zone_layers"
 def _say(progress: Progress | None, msg: str) -> None:
     if progress:
         progress(msg)
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def zone_layer(spec: FeedSpec, *, cache: dict | None = None, ws: Workspace | None = None) -> ZoneLayer:
@@ -84,23 +77,20 @@ def fetch_trips(spec: FeedSpec, ws: Workspace) -> dict:
         raise InputError(f"{spec.id}: trips sources are read from source.path (a folder or file)")
     if not root.exists():
         raise InputError(f"{spec.id}: source {root} does not exist; check source.path in {spec.spec_path or 'the spec'}")
+    ws.raw_dir(spec.id)  # a hostile id is refused before anything is read
     paths = list_files(root, opts.files)
-    folder = ws.raw / spec.id
-    folder.mkdir(parents=True, exist_ok=True)
     base = root if root.is_dir() else root.parent
-    listing = []
+    if root.is_dir():
+        refuse_links_outside(paths, root, feed_id=spec.id)
     from concurrent.futures import ThreadPoolExecutor
 
+    def archive(p: Path) -> tuple[Path, str, int]:
+        return archive_file(ws, spec.id, p, max_bytes=spec.source.max_bytes, suffix=archive_suffix(p.name.lower()))
+
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:  # hashlib and file reads release the GIL
-        shas = list(pool.map(_sha256, paths))
-    for p, sha in zip(paths, shas):
-        target = folder / f"{sha}{p.suffix.lower()}"
-        if not target.exists():
-            tmp = folder / f".{sha}.tmp{os.getpid()}"
-            shutil.copyfile(p, tmp)
-            os.chmod(tmp, 0o444)
-            os.replace(tmp, target)
-        listing.append({"file": p.relative_to(base).as_posix(), "sha256": sha, "raw_path": str(target), "bytes": p.stat().st_size})
+        archived = list(pool.map(archive, paths))
+    listing = [{"file": p.relative_to(base).as_posix(), "sha256": sha, "raw_path": str(target), "bytes": size}
+               for p, (target, sha, size) in zip(paths, archived)]
     h = hashlib.sha256()
     for f in listing:
         h.update(f"{f['file']}\t{f['sha256']}\n".encode())

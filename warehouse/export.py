@@ -15,6 +15,7 @@ import duckdb
 
 from noriba.workspace import Workspace
 from transforms.canonical import lit, q
+from transforms.paths import UnsafePath, safe_join
 from transforms.schema import Field, Table, load_schema
 
 
@@ -98,6 +99,8 @@ def export_version(ws: Workspace, feed_id: str, feed_version: str) -> dict:
 
     The zip holds every file of the input: canonical tables in the standard column order
     (columns the input had, then its unknown columns), unknown files as received, all UTF-8.
+    A file whose name would lead out of the folder (a lake written before names were checked)
+    is left out and listed in ``left_out``.
     If the version's severity policy blocked it, then raise ExportRefused and write nothing.
     """
     schema = load_schema()
@@ -112,6 +115,15 @@ def export_version(ws: Workspace, feed_id: str, feed_version: str) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
     pq_dir = ws.exports / "parquet" / feed_id / feed_version
     pq_dir.mkdir(parents=True, exist_ok=True)
+    left_out: list[str] = []
+
+    def target_of(name: str) -> Path | None:
+        try:
+            return safe_join(tmp, name)
+        except UnsafePath:
+            left_out.append(name)
+            return None
+
     with tempfile.TemporaryDirectory(dir=ws.exports) as tmpd:
         tmp = Path(tmpd)
         for tname in json.loads(meta[1]):
@@ -131,20 +143,25 @@ def export_version(ws: Workspace, feed_id: str, feed_version: str) -> dict:
             for name, header, record in rows:
                 by_file.setdefault(name, [json.loads(header)]).append(list(json.loads(record).values()))
             for name, data in by_file.items():
-                with (tmp / name).open("w", encoding="utf-8", newline="") as fh:
+                if (target := target_of(name)) is None:
+                    continue
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with target.open("w", encoding="utf-8", newline="") as fh:
                     csv.writer(fh, lineterminator="\n").writerows(data)
         blobs = ws.lake_partition("gtfs_other_blobs", feed_id, feed_version) / "part-0.parquet"
         if blobs.exists():
             for name, content in con.sql(f"SELECT file_name, content FROM read_parquet({lit(str(blobs))}, hive_partitioning=false)").fetchall():
-                target = tmp / name
+                if (target := target_of(name)) is None:
+                    continue
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(content)
         # an unknown file that had a header but no rows still comes back
         for name, info in files.items():
-            if not info.get("known") and not (tmp / name).exists() and info.get("header"):
-                with (tmp / name).open("w", encoding="utf-8", newline="") as fh:
+            if not info.get("known") and info.get("header") and (target := target_of(name)) and not target.exists():
+                with target.open("w", encoding="utf-8", newline="") as fh:
                     csv.writer(fh, lineterminator="\n").writerow(info["header"])
         zip_path = out_dir / f"{feed_id}_{feed_version}.zip"
         _zip_dir(tmp, zip_path)
     con.close()
-    return {"gtfs_zip": str(zip_path), "gtfs_sha256": sha256_of(zip_path), "parquet_dir": str(pq_dir)}
+    return {"gtfs_zip": str(zip_path), "gtfs_sha256": sha256_of(zip_path), "parquet_dir": str(pq_dir),
+            "left_out": sorted(set(left_out))}

@@ -268,7 +268,9 @@ class GtfsAdapter:
                 file=sub,
             )
             prefix = sub + "/"
-            members = {k[len(prefix):] if k.startswith(prefix) else k: v for k, v in members.items()}
+            # a file of the sub-folder keeps its full name if one of that name is already at the top level
+            members = {(k[len(prefix):] if k.startswith(prefix) and k[len(prefix):] not in members else k): v
+                       for k, v in members.items()}
         texts = []
         for name in sorted(members):
             read = members[name]
@@ -288,15 +290,19 @@ class GtfsAdapter:
             futures = {}
             for name in sorted(texts, key=lambda n: -getattr(members[n], "size", 0)):
                 futures[name] = pool.submit(_load, name, members[name], encoding)
-            for name in texts:
-                if progress:
-                    progress(f"reading {name}")
-                dec, csvt, sha, nul = futures.pop(name).result()
-                feed.findings.notices.extend(dec.notices)
-                feed.findings.counts.update((n.code, n.severity) for n in dec.notices)
-                if nul is not None:
-                    feed.findings.add("invalid_character", ERROR, "file contains NUL bytes (\\0); they are not allowed in GTFS text", file=name, line=nul)
-                self._add_text(feed, name, dec, csvt, sha)
+            try:
+                for name in texts:
+                    if progress:
+                        progress(f"reading {name}")
+                    dec, csvt, sha, nul = futures.pop(name).result()
+                    feed.findings.notices.extend(dec.notices)
+                    feed.findings.counts.update((n.code, n.severity) for n in dec.notices)
+                    if nul is not None:
+                        feed.findings.add("invalid_character", ERROR, "file contains NUL bytes (\\0); they are not allowed in GTFS text", file=name, line=nul)
+                    self._add_text(feed, name, dec, csvt, sha)
+            except BaseException:
+                pool.shutdown(wait=False, cancel_futures=True)  # a file refused ends the read: the others are not started
+                raise
         encodings = {f.encoding for f in feed.files.values()}
         if {"utf-8", "utf-8-sig"} <= encodings:
             with_bom = sorted(n for n, f in feed.files.items() if f.encoding == "utf-8-sig")

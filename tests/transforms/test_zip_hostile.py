@@ -167,3 +167,11 @@ def test_folder_source_does_not_follow_links_out_of_the_folder(tmp_path):
     assert not any(b"SECRET" in v for v in feed.other_files.values())
     assert {n.file for n in _codes(feed, "special_file")} == {"shapes.txt", "more"}
     assert feed.other_files["stops_copy.bin"] == (feed_dir / "stops.txt").read_bytes()
+
+
+def test_file_of_a_sub_folder_feed_does_not_replace_a_top_level_file_of_the_same_name(tmp_path):
+    members = [member("gtfs/" + n, t.encode()) for n, t in MINI_FEED.items()]
+    members += [member("gtfs/readme.md", b"inner"), member("readme.md", b"outer")]
+    feed = GtfsAdapter().read(raw_zip(tmp_path / "f.zip", members))
+    assert set(MINI_FEED) <= set(feed.files)
+    assert feed.other_files == {"readme.md": b"outer", "gtfs/readme.md": b"inner"}

@@ -58,7 +58,7 @@ def limits() -> tuple[int, float]:
             value = float(text) if text else default
         except ValueError:
             value = -1
-        if not value > 0 or value != value or value == float("inf"):
+        if not 0 < value < float("inf"):  # NaN fails too
             raise InputError(f"{var}={text!r} is not a positive number; unset it or write e.g. {var}={default}")
         out.append(value)
     return int(out[0]), out[1]
@@ -129,7 +129,7 @@ def _not_a_zip(source: Path, e: Exception) -> str:
     with source.open("rb") as f:
         head = f.read(4)
     if head == b"PK\x03\x04" or head == b"PK\x05\x06":
-        return (f"{source}: the zip is incomplete or damaged ({e}); it may have been cut off while downloading: "
+        return (f"{source}: the zip is incomplete or damaged ({shown(str(e))}); it may have been cut off while downloading: "
                 "download or export the feed again")
     return f"{source}: not a zip file and not a folder; a GTFS feed is a .zip of .txt files"
 
@@ -156,7 +156,7 @@ def _member_bytes(source: Path, zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> b
     except _Unreadable as e:
         raise InputError(f"{source}!{shown(info.orig_filename)}: {e}") from None
     except (OSError, EOFError, ValueError, zlib.error, isal_zlib.error, lzma.LZMAError) as e:
-        raise InputError(f"{source}!{shown(info.orig_filename)}: this file of the zip is damaged or cannot be unpacked ({e}); "
+        raise InputError(f"{source}!{shown(info.orig_filename)}: this file of the zip is damaged or cannot be unpacked ({shown(str(e))}); "
                          "download or export the feed again") from None
 
 

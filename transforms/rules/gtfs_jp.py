@@ -9,6 +9,7 @@ apply to every feed and are read from the header of every file, the ``_columns``
 
 from __future__ import annotations
 
+import unicodedata
 from functools import lru_cache
 
 from transforms.rules.engine import ERROR, INFO, WARNING, Context, Rule
@@ -146,6 +147,31 @@ def _holiday_without_exception(ctx: Context) -> str:
     )
 
 
+#: Half-width katakana and punctuation (U+FF61-U+FF9F) and their full-width forms (NFKC of each, one character).
+HALF_WIDTH = "".join(chr(c) for c in range(0xFF61, 0xFFA0))
+FULL_WIDTH = "".join(unicodedata.normalize("NFKC", chr(c)) for c in range(0xFF61, 0xFFA0))
+
+
+def _half_width_katakana(ctx: Context) -> str:
+    # Every text field of every file the feed has; the full-width form is NFKC of the half-width characters
+    # only (translate, then NFC joins カ + the combining voiced mark into ガ), so other characters stay as they are.
+    parts = []
+    for table in load_schema().tables.values():
+        if table.name not in ctx.present:
+            continue
+        for f in table.fields:
+            if f.type != "text":
+                continue
+            col = f'"{f.column}"'
+            full = f"nfc_normalize(translate({col}, {_lit(HALF_WIDTH)}, {_lit(FULL_WIDTH)}))"
+            parts.append(
+                f"SELECT {_lit(table.file_name)} AS file, _line AS line, {_lit(f.name)} AS field, {col} AS value, "
+                f"{_lit(f.name + ' ')} || {col} || ' is written in half-width katakana; write it full-width: ' || {full} AS message "
+                f"FROM {table.name} WHERE regexp_matches({col}, '[{HALF_WIDTH[0]}-{HALF_WIDTH[-1]}]')"
+            )
+    return " UNION ALL ".join(parts) if parts else NONE
+
+
 RULES: list[Rule] = [
     Rule("misspelled_column", WARNING, "A column name is not a known field but is close to one the header lacks (e.g. agency_offilcal_name "
          "for agency_official_name), so its values are not used; the header is checked even when the file has no rows. "
@@ -199,4 +225,10 @@ RULES: list[Rule] = [
          fix="If the holiday timetable differs, add the holiday to calendar_dates.txt (remove the weekday service, add the holiday service).",
          why_ja="祝日に平日ダイヤがそのまま運行する設定で、calendar_dates.txt にその日の例外がありません。多くのバスは祝日に休日ダイヤで運行します。",
          fix_ja="祝日のダイヤが異なる場合は、calendar_dates.txt に祝日を追加してください（平日ダイヤを運休 2、休日ダイヤを運行 1）。"),
+    Rule("half_width_katakana", WARNING, "A name is written in half-width katakana (ﾊﾞｽ), common in municipal data; apps, "
+         "speech readers and search treat it as different text from the full-width form (バス) riders type.",
+         ("file", "line", "field"), _half_width_katakana,
+         fix="Replace the value with the full-width form shown after 'write it full-width:' (NFKC of the half-width characters).",
+         why_ja="名称が半角カタカナ（ﾊﾞｽ）で書かれています。アプリの検索や読み上げでは全角（バス）と別の文字として扱われます。",
+         fix_ja="値を「write it full-width:」の後に示した全角の表記に書き換えてください（半角カナのみを全角に直したもの）。"),
 ]

@@ -122,3 +122,17 @@ def test_weekday_service_on_a_national_holiday_without_exception_is_reported(tmp
                                                          "holiday_without_service_exception")}
     every_day = feed(calendar="service_id,monday,tuesday,wednesday,thursday,friday,saturday,sunday,start_date,end_date\nWD,1,1,1,1,1,1,1,20260401,20270331\n")
     assert not run(tmp_path / "e", every_day, rule(RULES, "holiday_without_service_exception"), profile="gtfs-jp").counts
+
+
+def test_half_width_katakana_gets_the_full_width_form_as_the_fix(tmp_path):
+    files = feed(stops="stop_id,stop_name,stop_lat,stop_lon\nS1,ﾊﾞｽﾀｰﾐﾅﾙ前,43.30,141.40\nS2,駅前,43.31,141.41\n",
+                 trips="route_id,service_id,trip_id,trip_headsign\nR1,WD,T1,ﾊﾟｰｸ行｡\n")
+    result = run(tmp_path / "bad", files, rule(RULES, "half_width_katakana"), profile="gtfs-jp")
+    got = sorted((n["file"], n["line"], n["field"], n["value"]) for n in found(result, "half_width_katakana"))
+    assert got == [("stops.txt", 2, "stop_name", "ﾊﾞｽﾀｰﾐﾅﾙ前"), ("trips.txt", 2, "trip_headsign", "ﾊﾟｰｸ行｡")]
+    messages = {n["value"]: n["message"] for n in found(result, "half_width_katakana")}
+    assert messages["ﾊﾞｽﾀｰﾐﾅﾙ前"].endswith("write it full-width: バスターミナル前")
+    assert messages["ﾊﾟｰｸ行｡"].endswith("write it full-width: パーク行。")
+    # full-width katakana, and half-width ASCII, are not half-width katakana
+    good = feed(stops="stop_id,stop_name,stop_lat,stop_lon\nS1,バスターミナル前,43.30,141.40\nS2,Station A,43.31,141.41\n")
+    assert not run(tmp_path / "good", good, rule(RULES, "half_width_katakana"), profile="gtfs-jp").counts

@@ -175,3 +175,13 @@ def test_file_of_a_sub_folder_feed_does_not_replace_a_top_level_file_of_the_same
     feed = GtfsAdapter().read(raw_zip(tmp_path / "f.zip", members))
     assert set(MINI_FEED) <= set(feed.files)
     assert feed.other_files == {"readme.md": b"outer", "gtfs/readme.md": b"inner"}
+
+
+@pytest.mark.parametrize("codec", ["utf-16-le", "utf-16-be"])
+def test_utf16_text_member_without_byte_order_mark_is_read_with_one_notice(tmp_path, codec):
+    members = [member(n, t.encode(codec) if n == "stops.txt" else t.encode()) for n, t in MINI_FEED.items()]
+    feed = GtfsAdapter().read(raw_zip(tmp_path / "f.zip", members))
+    assert feed.files["stops.txt"].csv.header == ["stop_id", "stop_name", "stop_lat", "stop_lon"]
+    assert feed.files["stops.txt"].csv.rows_in == 2
+    [notice] = [n for n in feed.findings.notices if n.file == "stops.txt"]
+    assert notice.code == "non_utf8_encoding" and "UTF-16" in notice.message

@@ -30,6 +30,10 @@ MAX_MEMBER_BYTES = 4 << 30
 MAX_ZIP_RATIO = 200
 #: Members smaller than this are not held to the ratio: tiny files pack oddly and cannot exhaust memory.
 RATIO_FLOOR_BYTES = 1 << 20
+#: Most files a feed's zip may hold (real feeds: a few dozen), and most bytes its table of contents may take;
+#: both are checked before zipfile lists the members (each costs ~0.5 KB of memory).
+MAX_ZIP_FILES = 10_000
+MAX_DIRECTORY_BYTES = 4 << 20
 #: The methods read: stored, deflate, bzip2, lzma (what zipfile writes); others are refused by name.
 _METHODS = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "deflate", zipfile.ZIP_BZIP2: "bzip2", zipfile.ZIP_LZMA: "lzma"}
 _LINK = 0o120000  # S_IFLNK in a member's unix mode (the high 16 bits of external_attr)
@@ -89,10 +93,13 @@ def _members(source: Path, *, findings: Findings | None = None) -> dict[str, Cal
     if not source.exists():
         raise InputError(f"{source}: no such file or folder")
     try:
+        _check_directory(source)
         zf = zipfile.ZipFile(source)
         infos = zf.infolist()
     except (zipfile.BadZipFile, OSError, EOFError, ValueError, OverflowError, NotImplementedError, struct.error) as e:
         raise InputError(_not_a_zip(source, e)) from None
+    if len(infos) > MAX_ZIP_FILES:
+        raise InputError(_too_many(source, len(infos)))
     found = {}
     copies: Counter = Counter()
     unpacked = packed = 0
@@ -122,6 +129,38 @@ def _members(source: Path, *, findings: Findings | None = None) -> dict[str, Cal
                          f"real feeds pack at most about 25:1, so the zip is refused as a possible zip bomb; "
                          f"if you trust it, set NORIBA_MAX_ZIP_RATIO higher (now {max_ratio:g})")
     return found
+
+
+def _too_many(source: Path, n: int) -> str:
+    return (f"{source}: the zip holds {n:,} files; a feed has a few dozen, and more than {MAX_ZIP_FILES:,} are refused "
+            "(a zip made to exhaust memory); zip the feed's files alone")
+
+
+def _check_directory(source: Path) -> None:
+    """Raise InputError if the zip's end record declares more files or a bigger table of contents than allowed.
+
+    The record is found as zipfile finds it (the last end signature in the final 64 KiB, then the ZIP64
+    record it points to); if there is none, zipfile's own error follows.
+    """
+    with source.open("rb") as f:
+        size = f.seek(0, 2)
+        f.seek(max(0, size - (1 << 16) - 22))
+        tail = f.read()
+        at = tail.rfind(b"PK\x05\x06")
+        if at < 0 or len(tail) - at < 22:
+            return
+        _sig, _d, _dcd, _n_disk, entries, cd_bytes, _off, _c = struct.unpack("<4s4H2LH", tail[at:at + 22])
+        loc = tail[at - 20:at] if at >= 20 else b""
+        if loc[:4] == b"PK\x06\x07":
+            f.seek(struct.unpack("<Q", loc[8:16])[0])
+            rec = f.read(56)
+            if len(rec) == 56 and rec[:4] == b"PK\x06\x06":
+                entries, cd_bytes = struct.unpack("<2Q", rec[32:48])
+    if entries > MAX_ZIP_FILES:
+        raise InputError(_too_many(source, entries))
+    if cd_bytes > MAX_DIRECTORY_BYTES:
+        raise InputError(f"{source}: the zip's table of contents takes {cd_bytes:,} bytes; a feed's takes a few thousand, and "
+                         f"more than {MAX_DIRECTORY_BYTES:,} are refused (a zip made to exhaust memory); zip the feed's files alone")
 
 
 def _not_a_zip(source: Path, e: Exception) -> str:

@@ -185,3 +185,19 @@ def test_utf16_text_member_without_byte_order_mark_is_read_with_one_notice(tmp_p
     assert feed.files["stops.txt"].csv.rows_in == 2
     [notice] = [n for n in feed.findings.notices if n.file == "stops.txt"]
     assert notice.code == "non_utf8_encoding" and "UTF-16" in notice.message
+
+
+def test_zip_of_too_many_files_is_refused_before_they_are_listed(tmp_path):
+    many = [member(f"f{i}.bin", b"") for i in range(10_001)]
+    with pytest.raises(InputError, match=r"f\.zip: the zip holds 10,0\d\d files"):
+        GtfsAdapter().read(raw_zip(tmp_path / "f.zip", _mini(*many)))
+
+
+def test_zip_whose_end_record_hides_how_many_files_it_holds_is_still_refused(tmp_path):
+    path = raw_zip(tmp_path / "f.zip", _mini(*[member(f"f{i}.bin", b"") for i in range(10_001)]))
+    data = bytearray(path.read_bytes())
+    end = data.rfind(b"PK\x05\x06")
+    data[end + 8:end + 12] = (5).to_bytes(2, "little") * 2  # the count says 5; the central directory holds them all
+    path.write_bytes(bytes(data))
+    with pytest.raises(InputError, match=r"f\.zip: the zip holds 10,0\d\d files"):
+        GtfsAdapter().read(path)

@@ -70,3 +70,14 @@ def test_honest_member_of_zeros_is_refused_as_a_zip_bomb_with_bounded_memory(tmp
     assert code == 2
     assert "zeros.zip!stop_times.txt" in out and "NORIBA_MAX_ZIP_RATIO" in out
     assert "Traceback" not in out and len([line for line in out.splitlines() if line.startswith("error:")]) == 1
+
+
+def test_many_small_members_that_unpack_to_gigabytes_are_refused_with_bounded_memory(tmp_path):
+    one = member("x", bytes(1 << 20))  # 1 MiB of zeros: under the size from which a single member's ratio is checked
+    bombs = [Raw(**{**one.__dict__, "name": f"parts/p{i}.bin".encode()}) for i in range(3000)]
+    path = raw_zip(tmp_path / "many.zip", [member(n, t.encode()) for n, t in MINI_FEED.items()] + bombs)
+    code, out, peak, secs = ingest_watched(path, tmp_path / "home")
+    print(f"many small members: peak {peak >> 20} MiB, {secs:.1f} s")
+    assert code == 2
+    assert "many.zip: its files unpack to" in out and "NORIBA_MAX_ZIP_RATIO" in out
+    assert "Traceback" not in out and len([line for line in out.splitlines() if line.startswith("error:")]) == 1

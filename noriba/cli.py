@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import re
@@ -75,17 +76,23 @@ def _report_run(result: dict, console) -> None:
 
 
 def _print_notices(ws, feed_id: str, feed_version: str, console, limit: int = 10) -> None:
+    """Print the version's most frequent notice codes with their true counts (the notices table keeps only samples)."""
     from warehouse.publish import connect
 
     con = connect(ws, read_only=True)
-    rows = con.execute(
-        "SELECT severity, code, count(*) AS n, any_value(message) AS msg, any_value(file) AS file FROM quality.notices "
-        "WHERE feed_id = ? AND feed_version = ? GROUP BY severity, code "
-        "ORDER BY CASE severity WHEN 'ERROR' THEN 0 WHEN 'WARNING' THEN 1 ELSE 2 END, n DESC LIMIT ?",
-        [feed_id, feed_version, limit]).fetchall()
-    con.close()
-    for sev, code, n, msg, file in rows:
-        console.print(f"  {sev:<7} {code} ×{n}: {file or ''} {msg}", markup=False)
+    try:
+        total = json.loads((con.execute("SELECT notice_codes FROM meta.feed_versions WHERE feed_id = ? AND feed_version = ?",
+                                        [feed_id, feed_version]).fetchall() or [("{}",)])[0][0] or "{}")
+        rows = con.execute(
+            "SELECT severity, code, count(*) AS n, any_value(message) AS msg, any_value(file) AS file FROM quality.notices "
+            "WHERE feed_id = ? AND feed_version = ? GROUP BY severity, code", [feed_id, feed_version]).fetchall()
+    finally:
+        con.close()
+    order = {"ERROR": 0, "WARNING": 1}
+    rows = sorted(((sev, code, total.get(code, n), msg, file) for sev, code, n, msg, file in rows),
+                  key=lambda r: (order.get(r[0], 2), -r[2], r[1]))
+    for sev, code, n, msg, file in rows[:limit]:
+        console.print(f"  {sev:<7} {code} ×{n:,}: {file or ''} {msg}", markup=False)
 
 
 def cmd_run(args, specs) -> int:
@@ -121,8 +128,45 @@ def _fail(console, feed_id: str, exc: BaseException) -> None:
     if isinstance(exc, (InputError, SpecError)):
         for line in str(exc).splitlines():
             console.print(f"error: {feed_id}: {line}", markup=False)
+    elif disk_problem(exc):
+        console.print(f"error: {feed_id}: {disk_problem(exc)}", markup=False)
     else:
         console.print(f"error: {feed_id}: {type(exc).__name__}: {exc} (set NORIBA_DEBUG=1 for details)", markup=False)
+
+
+#: (errno, words a library writes for it): disk problems a person fixes outside Noriba
+_DISK = ((errno.EROFS, "Read-only file system"), (errno.ENOSPC, "No space left on device"), (errno.EDQUOT, "Disk quota exceeded"),
+         (errno.EACCES, "Permission denied"), (errno.EPERM, "Operation not permitted"))
+
+
+def disk_problem(exc: BaseException) -> str | None:
+    """Return one sentence saying which path could not be written and what to do, if ``exc`` (or its cause) is a
+    read-only, full or forbidden disk: an OSError, or a DuckDB/Arrow error carrying the system's words. Else None."""
+    seen = []
+    e: BaseException | None = exc
+    while e is not None and e not in seen:
+        seen.append(e)
+        text = str(e)
+        code = e.errno if isinstance(e, OSError) and e.errno in {c for c, _ in _DISK} else next(
+            (c for c, words in _DISK if words in text), None)
+        if code is not None:
+            quoted = re.search(r"[\"'](/[^\"']+)[\"']", text)  # DuckDB: Could not write file "/x/noriba.duckdb.wal"
+            path = getattr(e, "filename", None) or (quoted.group(1) if quoted else "the workspace (NORIBA_HOME)")
+            if code == errno.EROFS:
+                return (f"cannot write {path}: the file system is read-only; give Noriba a writable folder "
+                        f"(--home DIR or NORIBA_HOME=DIR) and run the command again")
+            if code in (errno.ENOSPC, errno.EDQUOT):
+                return (f"cannot write {path}: the disk is full; free space on it (or use a folder on a disk with room: "
+                        f"--home DIR or NORIBA_HOME=DIR) and run the command again")
+            return (f"cannot use {path}: permission denied; let the user running noriba read and write there, "
+                    f"or use another folder (--home DIR or NORIBA_HOME=DIR)")
+        if type(e).__name__ in ("FatalException", "IOException") and type(e).__module__.startswith(("duckdb", "_duckdb")):
+            quoted = re.search(r"[\"'](/[^\"']+)[\"']", text)
+            where = quoted.group(1) if quoted else "the warehouse (noriba.duckdb in NORIBA_HOME)"
+            return (f"cannot write {where}: DuckDB stopped on a fatal error (most often a full or read-only disk); check that the disk has room and is writable, "
+                    f"then run the command again")
+        e = e.__cause__ or e.__context__
+    return None
 
 
 def cmd_ingest(args) -> int:
@@ -138,6 +182,10 @@ def cmd_ingest(args) -> int:
            "timezone": args.timezone}
     if args.encoding:
         doc["encoding"] = args.encoding
+    if args.license:
+        doc["license"] = {"id": args.license}
+    if args.publish:  # without a licence or this, a one-off ingest stays out of the public catalog
+        doc["publish"] = True
     try:
         spec = parse_spec(doc, where="command line", root=Path.cwd())
     except Exception as exc:
@@ -290,7 +338,7 @@ def cmd_export_specs(args) -> int:
     from noriba.exports import build_export, export_feed_specs, load_export_specs
     from noriba.specs import SpecError, load_specs
     from noriba.workspace import Workspace
-    from warehouse.catalog import build_site
+    from noriba.exports import update_catalog
 
     ws = Workspace.from_env(args.home).ensure()
     console = _console()
@@ -341,7 +389,7 @@ def cmd_export_specs(args) -> int:
         console.print(f"  validation: {res['validation']}" + (f" {res['new_errors']}" if res["new_errors"] else "")
                       + f"; collisions {res['collisions'] or 'none'}; stops unified {res['unified_stops']}")
         console.print(f"  manifest: {res['manifest']}")
-    site = build_site(ws)
+    site = update_catalog(ws)
     if rc == 0:  # after a refusal, the one error line is the whole message
         console.print(f"catalog: {site}")
     return rc
@@ -349,7 +397,7 @@ def cmd_export_specs(args) -> int:
 
 def cmd_municipality(args) -> int:
     from noriba.workspace import Workspace
-    from warehouse.catalog import build_site
+    from noriba.exports import update_catalog
     from warehouse.municipality_report import build_report, write_pdf
 
     ws = Workspace.from_env(args.home).ensure()
@@ -360,23 +408,27 @@ def cmd_municipality(args) -> int:
         _console().print(f"error: {args.municipality}: {exc}", markup=False)
         return EXIT_PROBLEM
     print(f"{r['name']}: {r['html']}")
+    for w in r.get("expiry_warnings") or []:
+        when = f"ends on {w['end_date']} ({w['days_left']} days left)" if w["validity"] == "expiring" else f"expired on {w['end_date']}"
+        print(f"  warning: {w['feed_id']} {when}: publish the timetable revision (改正)")
     if args.pdf:
         pdf = write_pdf(Path(r["html"]))
         print(f"  PDF: {pdf}" if pdf else "  PDF: not written (no chromium installed; see .ci/install-chromium)")
-    build_site(ws)
+    update_catalog(ws)
     return 0
 
 
 def cmd_serve(args) -> int:
-    from noriba.serve import make_server
+    from noriba.exports import update_catalog
+    from noriba.serve import endpoints, make_server
     from noriba.workspace import Workspace
-    from warehouse.catalog import build_site
 
     ws = Workspace.from_env(args.home).ensure()
-    if not (ws.exports / "site" / "index.html").exists():
-        build_site(ws)
-    server = make_server(ws, port=args.port, verbose=args.verbose)
-    print(f"Serving the catalog of {ws.exports} at http://127.0.0.1:{server.server_address[1]}/ (Ctrl-C to stop)")
+    update_catalog(ws)  # the catalog as of today (validity, what is public), with its latest.zip links
+    server = make_server(ws, host=args.host, port=args.port, verbose=args.verbose)
+    host, port = server.server_address[:2]
+    base = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
+    print(f"Serving the catalog of {ws.exports} at {base}/ (Ctrl-C to stop): {endpoints(base)}")
     sys.stdout.flush()
     try:
         server.serve_forever()
@@ -450,7 +502,7 @@ def _run_trips(args, *, ids: list[str] | None = None, tags: tuple[str, ...] = ()
 def _demo_outputs(args, ws, specs) -> tuple[str | None, list[str]]:
     """Return the catalog page and the municipality reports built for the demo region (its export specs tagged by feed)."""
     from noriba.exports import build_export, export_feed_specs, load_export_specs
-    from warehouse.catalog import build_site
+    from noriba.exports import update_catalog
     from warehouse.municipality_report import build_report
 
     console = _console()
@@ -465,7 +517,7 @@ def _demo_outputs(args, ws, specs) -> tuple[str | None, list[str]]:
                 console.print(res.get("message") or f"{es.id}: export version {res['export_version']} ({res['validation']})")
         for code in dict.fromkeys(str(s.municipality.get("code") or s.municipality.get("name")) for s in specs if s.municipality):
             reports.append(build_report(ws, municipality=code)["html"])
-        return str(build_site(ws)), reports
+        return str(update_catalog(ws)), reports
     except Exception as exc:  # the feeds are built; say what failed after them
         _fail(console, "demo outputs", exc)
         return None, reports
@@ -487,6 +539,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--kind", default="gtfs")
     sp.add_argument("--encoding", help="force an encoding, e.g. cp932")
     sp.add_argument("--timezone", default="UTC")
+    sp.add_argument("--license", help="the licence the feed carries (an SPDX id such as CC-BY-4.0); a licensed feed is listed in the catalog")
+    sp.add_argument("--publish", action="store_true", help="list the feed in the public catalog even without a licence")
     common(sp)
     sp = sub.add_parser("run", help="run the feeds declared in specs/feeds (all, or those named)")
     sp.add_argument("feed_ids", nargs="*")
@@ -518,7 +572,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--population", help="GeoJSON with a 'population' property (polygons or points) for covered population")
     sp.add_argument("--pdf", action="store_true", help="also print the page to PDF with headless chromium")
     sp = sub.add_parser("serve", help="serve the download catalog on http://127.0.0.1")
-    sp.add_argument("--port", type=int, default=8000)
+    sp.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    sp.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
     sp.add_argument("--verbose", action="store_true", help="log every request")
     sp = sub.add_parser("demo", help="build the demo region offline from the project's own inputs")
     common(sp)

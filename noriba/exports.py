@@ -24,6 +24,7 @@ import yaml
 from noriba.specs import ID_PATTERN, SpecError, load_specs, parse_spec, project_root
 from noriba.workspace import Workspace
 from transforms.schema import default_specs_dir
+from warehouse.versions import latest_versions  # noqa: F401 (the lake's latest versions; importers of noriba.exports use it)
 
 Progress = Callable[[str], None]
 FORMATS = ("gtfs", "parquet", "duckdb", "csv")
@@ -311,34 +312,6 @@ def export_feed_specs(spec: ExportSpec, feed_specs) -> list:
     return out
 
 
-def latest_versions(ws: Workspace, *, passing_only: bool = True) -> dict[str, dict]:
-    """Return {feed_id: metadata row of its latest version} from the lake (no warehouse lock needed).
-
-    If a version's severity policy blocked it (``policy_status`` = blocked), then the latest
-    version that passed is returned instead, and ``newer_blocked`` lists the blocked ones.
-    """
-    import duckdb
-
-    glob = ws.lake / "meta_feed_versions" / "feed_id=*" / "feed_version=*" / "part-0.parquet"
-    if not list((ws.lake / "meta_feed_versions").glob("feed_id=*/feed_version=*/part-0.parquet")):
-        return {}
-    con = duckdb.connect()
-    rows = con.sql(f"SELECT * FROM read_parquet('{glob}', hive_partitioning=true, union_by_name=true) "
-                   f"ORDER BY feed_id, ingested_at DESC, fetched_at DESC, feed_version").to_arrow_table().to_pylist()
-    con.close()
-    out: dict[str, dict] = {}
-    blocked: dict[str, list[str]] = {}
-    for r in rows:
-        fid = r["feed_id"]
-        if fid in out:
-            continue
-        if passing_only and r.get("policy_status") == "blocked":
-            blocked.setdefault(fid, []).append(r["feed_version"])
-            continue
-        out[fid] = {**r, "newer_blocked": blocked.get(fid, [])}
-    return out
-
-
 def select_feeds(spec: ExportSpec, ws: Workspace, *, feed_specs=None, specs_dir: Path | None = None) -> list[str]:
     """Return the feed ids of an export in merge order: listed ids first, then the others by id.
 
@@ -477,16 +450,27 @@ def build_export(export_id: str | ExportSpec, ws: Workspace, *, progress: Progre
     mg.write_crosswalk(crosswalk, root / "crosswalk.csv")
     (root / "latest.json").write_text(json.dumps({"export_version": version, "dir": version}), encoding="utf-8")
     say(f"{spec.id}: updating the catalog")
-    try:
-        from warehouse.catalog import build_site
-
-        build_site(ws)
-    except ImportError:  # pragma: no cover - catalog module optional while developing
-        pass
+    update_catalog(ws, specs_dir=specs_dir)
     return {"export_id": spec.id, "export_version": version, "status": "new", "dir": str(out), "gtfs_zip": str(out / zip_path.name),
             "manifest": str(out / "manifest.json"), "validation": manifest.get("validation", {}).get("status"),
             "new_errors": manifest.get("validation", {}).get("new_errors", {}),
             "collisions": manifest.get("collision_counts", {}), "unified_stops": len(manifest.get("unified_stops", []))}
+
+
+def export_locations(specs_dir: Path | None = None) -> dict[str, dict]:
+    """Return {export_id: {country_code, subdivision_name}} from the export specs; {} if any spec is broken."""
+    try:
+        specs = load_export_specs(specs_dir)
+    except SpecError:  # a broken spec elsewhere must not break the catalog
+        return {}
+    return {s.id: {"country_code": s.country_code, "subdivision_name": s.subdivision} for s in specs}
+
+
+def update_catalog(ws: Workspace, *, specs_dir: Path | None = None) -> Path:
+    """Return the catalog page after rebuilding the site, with each export's location from its spec."""
+    from warehouse.catalog import build_site
+
+    return build_site(ws, locations=export_locations(specs_dir))
 
 
 def _service_dates(work) -> dict:

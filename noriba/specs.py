@@ -16,7 +16,7 @@ KINDS = ("gtfs", "timetable", "trips", "zones")
 PROFILES = ("gtfs", "gtfs-jp")
 ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _KEYS = {"id", "kind", "name", "source", "schedule", "timezone", "encoding", "profile", "operator",
-         "municipality", "license", "tags", "description", "policy", "timetable",
+         "municipality", "license", "tags", "description", "policy", "timetable", "publish",
          "trips", "zones"}  # trips/zones: the section of a trips or zones spec (transforms/trips/spec.py)
 _SOURCE_KEYS = {"path", "url", "files", "max_bytes", "headers", "timeout_s", "retries"}
 
@@ -65,12 +65,13 @@ class FeedSpec:
     policy: Policy = Policy()
     options: dict = field(default_factory=dict)  # the kind's own section (trips: / zones:), checked by its kind
     timetable: dict | None = None  # the `timetable:` section of a kind: timetable spec, defaults filled
+    publish: bool | None = None  # in the public catalog: True/False as asked; None = when it has a licence
 
     def metadata(self) -> dict:
         """Return the spec's descriptive fields, as stored with each feed version."""
         return {
             "name": self.name, "operator": self.operator, "municipality": self.municipality,
-            "license": self.license, "tags": list(self.tags), "timezone": self.timezone,
+            "license": self.license, "tags": list(self.tags), "timezone": self.timezone, "publish": self.publish,
         }
 
 
@@ -155,6 +156,8 @@ def parse_spec(doc: object, *, where: str, root: Path, expect_id: str | None = N
     for key in ("municipality", "license"):
         if doc.get(key) is not None and not isinstance(doc.get(key), dict):
             bad(key, "must be a mapping (e.g. name: ..., code: ...)")
+    if doc.get("publish") is not None and not isinstance(doc.get("publish"), bool):
+        bad("publish", "must be true or false (whether the feed is listed in the public catalog)")
     tags = doc.get("tags", [])
     if not isinstance(tags, list):
         bad("tags", "must be a list such as [demo, hokkaido]")
@@ -178,7 +181,7 @@ def parse_spec(doc: object, *, where: str, root: Path, expect_id: str | None = N
         id=fid, kind=kind, source=source, name=str(doc.get("name") or fid), schedule=schedule,
         timezone=str(tz), encoding=enc, profile=profile, operator=doc.get("operator"),
         municipality=doc.get("municipality") or {}, license=doc.get("license") or {},
-        tags=tuple(str(t) for t in tags), policy=policy, options=options, timetable=timetable,
+        tags=tuple(str(t) for t in tags), policy=policy, options=options, timetable=timetable, publish=doc.get("publish"),
     )
 
 

@@ -368,10 +368,44 @@ def nearest_distances_m(stops_latlon: np.ndarray, lat: np.ndarray, lon: np.ndarr
 # Privacy-safe exports
 # --------------------------------------------------------------------------------------------
 
-def suppress(rows: list[dict], *, k: int, count: str = "trips") -> tuple[list[dict], int]:
-    """Return (cells with at least k trips, number of cells suppressed). A suppressed cell is dropped whole."""
-    kept = [r for r in rows if (r.get(count) or 0) >= k]
+GAP_COUNTS = ("gap_trips", "far_from_stop", "outside_service_hours")  # trip counts inside a transit-gap row
+GAP_SHARES = {"gap_share": "gap_trips"}
+DEFAULT_K = 10  # a trips spec's privacy.k when it gives none (transforms/trips/spec.py)
+
+
+def suppress(rows: list[dict], *, k: int, count: str = "trips", minor: tuple[str, ...] = (),
+             shares: dict[str, str] | None = None) -> tuple[list[dict], int]:
+    """Return (cells with at least k trips, number of cells suppressed). A suppressed cell is dropped whole.
+
+    Every figure derived from trip records passes here before it leaves the warehouse (exports,
+    the municipality report). ``minor`` names counts of a kept row that are themselves trip
+    counts (e.g. gap_trips): one below k becomes None; ``shares`` maps a ratio column to the count
+    it is computed from, and is blanked with it.
+    """
+    kept = []
+    for r in rows:
+        if (r.get(count) or 0) < k:
+            continue
+        r = dict(r)
+        for c in minor:
+            if 0 < (r.get(c) or 0) < k:
+                r[c] = None
+        for share, of in (shares or {}).items():
+            if r.get(of) is None:
+                r[share] = None
+        kept.append(r)
     return kept, len(rows) - len(kept)
+
+
+def privacy_k(con: duckdb.DuckDBPyConnection, source_ids: list[str]) -> int:
+    """Return the k to suppress figures mixing these trip sources with: the largest privacy.k of their specs."""
+    ks = [DEFAULT_K]
+    have = con.sql("SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'trips' AND table_name = 'sources'").fetchall()[0][0]
+    if have and source_ids:
+        for (spec,) in con.execute("SELECT spec FROM trips.sources WHERE source_id IN (SELECT unnest($ids))", {"ids": list(source_ids)}).fetchall():
+            k = ((json.loads(spec or "{}").get("trips") or {}).get("privacy") or {}).get("k")
+            ks.append(int(k) if isinstance(k, int) or str(k).isdigit() else DEFAULT_K)
+    return max(ks)
 
 
 def _write_csv(path: Path, rows: list[dict], columns: list[str]) -> None:
@@ -425,7 +459,8 @@ def export_trips(ws: Workspace, source_id: str, *, opts: TripOptions) -> dict:
     for name, rows in (("trips_by_zone_hour", demand), ("od_matrix", od), ("transit_gap_by_municipality", gap)):
         if not rows:
             continue
-        kept, n = suppress(rows, k=opts.k)
+        kept, n = suppress(rows, k=opts.k, minor=GAP_COUNTS if name == "transit_gap_by_municipality" else (),
+                           shares=GAP_SHARES if name == "transit_gap_by_municipality" else None)
         path = out_dir / f"{name}.csv"
         _write_csv(path, kept, list(rows[0].keys()))
         files[name], suppressed[name] = str(path), n

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from transforms.adapters import InputError
+from transforms.errors import InputError
 
 #: A feed or source id as used in a folder name: one path component, no leading dot, no separators.
 SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")

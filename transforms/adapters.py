@@ -14,11 +14,8 @@ from pathlib import Path
 from typing import Callable, Protocol
 
 from transforms.csvread import CsvText
+from transforms.errors import InputError  # noqa: F401 (re-exported: adapters raise it)
 from transforms.notices import Findings
-
-
-class InputError(Exception):
-    """The input cannot be read at all. The message says what and where, in one line."""
 
 
 @dataclass

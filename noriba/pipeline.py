@@ -336,8 +336,15 @@ def run_feed(spec: FeedSpec, ws: Workspace, *, progress: Progress | None = None,
         from noriba.trips_pipeline import run_trips
 
         return run_trips(spec, ws, progress=progress, export=export)
-    fetched = fetch(spec, ws)
-    staged = stage(spec, ws, fetched, progress=progress, validation_date=validation_date)
+    from noriba import notify
+
+    try:
+        fetched = fetch(spec, ws)
+        staged = stage(spec, ws, fetched, progress=progress, validation_date=validation_date)
+    except Exception as exc:
+        notify.failure(spec, ws, exc)  # counted per feed; `failing` after notify.failures in a row
+        raise
+    notify.outcome(spec, ws, staged)  # blocked / expiring, once per version; never raises
     lake = write_lake(ws, staged)
     ver = lake["feed_version"]
     _say(progress, f"{spec.id}: publishing version {ver}")

@@ -1,7 +1,8 @@
 """Noriba DAGs, generated from ``specs/feeds/*.yml``: one DAG per feed, plus one mapped over all feeds.
 
 Each feed DAG runs fetch → parse_validate → write_lake → publish → export; every task calls
-``noriba.tasks``, the same steps as the ``noriba`` CLI. Publishing goes through the one-slot pool
+``noriba.tasks``, the same steps as the ``noriba`` CLI. When the input is unchanged and its version
+is already published and exported, the tasks after fetch are skipped (and the Asset is not marked). Publishing goes through the one-slot pool
 ``noriba_publish`` (DuckDB has a single writer). Export marks the feed's Asset, so downstream
 DAGs (merged exports, reports) are scheduled on data, not on clock times.
 One export DAG per export spec (``specs/exports/*.yml``) is scheduled on the Assets of the feeds
@@ -32,6 +33,21 @@ def feed_asset(feed_id: str) -> Asset:
     return Asset(name=f"noriba_feed_{feed_id}", uri=f"noriba://warehouse/gtfs/{feed_id}")
 
 
+def nothing_to_do(staged: dict) -> bool:
+    """Return whether a staged version needs no further step: unchanged, same verdict, published, and exported (or blocked).
+
+    An interrupted earlier run (not published, or published but not exported) is not skipped.
+    """
+    if not staged.get("unchanged") or staged.get("policy_changed"):
+        return False
+    from noriba.workspace import Workspace
+    from warehouse.publish import is_published
+
+    ws, fid, ver = Workspace.from_env(), staged["feed_id"], staged["feed_version"]
+    exported = staged.get("policy_status") == "blocked" or (ws.exports / "gtfs" / fid / f"{fid}_{ver}.zip").exists()
+    return exported and is_published(ws, fid, ver)
+
+
 def build_feed_dag(spec):
     feed_id = spec.id
 
@@ -56,7 +72,13 @@ def build_feed_dag(spec):
         def parse_validate(fetched: dict) -> dict:
             from noriba import tasks
 
-            return tasks.parse_validate(feed_id, fetched)
+            staged = tasks.parse_validate(feed_id, fetched)
+            if nothing_to_do(staged):  # the rest shows as skipped, and the feed's Asset is not marked
+                from airflow.sdk.exceptions import AirflowSkipException
+
+                raise AirflowSkipException(f"{feed_id}: input unchanged, still version {staged['feed_version']} "
+                                           "(published and exported); nothing to do")
+            return staged
 
         @task
         def write_lake(staged: dict) -> dict:

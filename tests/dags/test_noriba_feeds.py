@@ -108,3 +108,30 @@ def test_whole_feed_dag_runs_with_dag_test(airflow_db, dagbag, specs, tmp_path, 
     assert con.execute("SELECT count(*) FROM meta.feed_versions WHERE feed_id = ?", [spec.id]).fetchall() == [(1,)]
     assert con.execute("SELECT count(*) FROM gtfs_latest.stops WHERE feed_id = ?", [spec.id]).fetchall()[0][0] > 0
     assert list((tmp_path / "home" / "exports" / "gtfs" / spec.id).glob("*.zip"))
+
+
+def test_second_run_of_an_unchanged_feed_skips_the_tasks_after_fetch_and_marks_no_asset(airflow_db, dagbag, specs, tmp_path, monkeypatch):
+    from datetime import datetime, timedelta, timezone
+
+    from airflow.models.asset import AssetEvent
+    from airflow.utils.session import create_session
+    from airflow.utils.state import DagRunState, TaskInstanceState
+
+    monkeypatch.setenv("NORIBA_HOME", str(tmp_path / "home"))
+    spec = next(s for s in specs if "demo" in s.tags)
+    d = dagbag.dags[f"noriba_feed__{spec.id}"]
+    uri = f"noriba://warehouse/gtfs/{spec.id}"
+    first = d.test(logical_date=datetime.now(timezone.utc) - timedelta(hours=1))
+    assert first.state == DagRunState.SUCCESS
+    with create_session() as session:
+        before = session.query(AssetEvent).filter(AssetEvent.asset.has(uri=uri)).count()
+    second = d.test()
+    states = {ti.task_id: ti.state for ti in second.get_task_instances()}
+    assert states["fetch"] == TaskInstanceState.SUCCESS
+    assert {t: states[t] for t in FEED_TASKS[1:]} == {t: TaskInstanceState.SKIPPED for t in FEED_TASKS[1:]}
+    with create_session() as session:  # nothing new: downstream export DAGs are not triggered
+        assert session.query(AssetEvent).filter(AssetEvent.asset.has(uri=uri)).count() == before
+    for z in (tmp_path / "home" / "exports" / "gtfs" / spec.id).glob("*.zip"):  # an export interrupted: not skipped
+        z.unlink()
+    third = d.test(logical_date=datetime.now(timezone.utc) + timedelta(seconds=1))
+    assert {ti.task_id: ti.state for ti in third.get_task_instances()}["write_lake"] == TaskInstanceState.SUCCESS

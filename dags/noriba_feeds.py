@@ -7,7 +7,8 @@ is already published and exported, the tasks after fetch are skipped (and the As
 DAGs (merged exports, reports) are scheduled on data, not on clock times.
 One export DAG per export spec (``specs/exports/*.yml``) is scheduled on the Assets of the feeds
 it selects, so a new version of any input rebuilds the export; exports of feeds without a feed
-spec (ingested ad hoc) have no Asset to wait for and run when triggered.
+spec (ingested ad hoc) have no Asset to wait for and run when triggered. Export DAGs are created
+unpaused: Airflow drops an asset event for a DAG paused at the time (a triggered run catches up).
 Only the spec loaders (PyYAML) are imported here; pipeline code is imported inside the tasks.
 A spec with a mistake costs only its own DAG: every other spec's DAG is still built, and the
 mistakes (file and field) are the import error of dags/noriba_spec_errors.py.
@@ -131,6 +132,9 @@ def build_export_dag(spec, feed_specs):
         schedule=schedule,
         start_date=datetime(2026, 1, 1),
         catchup=False,
+        # Airflow queues an asset-triggered run only for DAGs unpaused when the event is recorded (an event
+        # seen while paused is dropped for them), and an export with unchanged inputs does nothing: so unpaused.
+        is_paused_upon_creation=False,
         max_active_runs=1,
         default_args=DEFAULT_ARGS,
         tags=["noriba", "export"],

@@ -35,18 +35,18 @@ def feed_asset(feed_id: str) -> Asset:
 
 
 def nothing_to_do(staged: dict) -> bool:
-    """Return whether a staged version needs no further step: unchanged, same verdict, published, and exported (or blocked).
+    """Return whether a staged version needs no further step: unchanged, same verdict, published, contracts and export done.
 
-    An interrupted earlier run (not published, or published but not exported) is not skipped.
+    A version an interrupted run left unfinished (not published, no contract results, no export) is not skipped.
     """
     if not staged.get("unchanged") or staged.get("policy_changed"):
         return False
+    from noriba.pipeline import unfinished_steps
     from noriba.workspace import Workspace
     from warehouse.publish import is_published
 
     ws, fid, ver = Workspace.from_env(), staged["feed_id"], staged["feed_version"]
-    exported = staged.get("policy_status") == "blocked" or (ws.exports / "gtfs" / fid / f"{fid}_{ver}.zip").exists()
-    return exported and is_published(ws, fid, ver)
+    return is_published(ws, fid, ver) and not unfinished_steps(ws, fid, ver)
 
 
 def build_feed_dag(spec):

@@ -15,8 +15,9 @@ from pathlib import Path
 import duckdb
 
 from noriba.workspace import Workspace
-from transforms.sql import lit, q
 from transforms.schema import load_schema
+from transforms.sql import lit, q
+from warehouse.runstate import fault_point
 
 NOTICE_COLUMNS = "code VARCHAR, severity VARCHAR, file VARCHAR, line BIGINT, field VARCHAR, value VARCHAR, message VARCHAR"
 QUARANTINE_COLUMNS = "file VARCHAR, line BIGINT, code VARCHAR, reason VARCHAR, raw VARCHAR"
@@ -183,6 +184,7 @@ def publish(ws: Workspace, feed_id: str, feed_version: str) -> dict:
                 ).fetchall()[0][0]
                 if crash_at == table:
                     os._exit(86)  # simulate a kill in the middle of the transaction
+                fault_point("publish")  # test hook (NORIBA_FAULT_AT=publish): killed after the first table, mid-transaction
             con.execute("COMMIT")
             con.execute("CHECKPOINT")
         except BaseException:

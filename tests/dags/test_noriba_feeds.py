@@ -134,7 +134,8 @@ def test_second_run_of_an_unchanged_feed_skips_the_tasks_after_fetch_and_marks_n
     for z in (tmp_path / "home" / "exports" / "gtfs" / spec.id).glob("*.zip"):  # an export interrupted: not skipped
         z.unlink()
     third = d.test(logical_date=datetime.now(timezone.utc) + timedelta(seconds=1))
-    assert {ti.task_id: ti.state for ti in third.get_task_instances()}["write_lake"] == TaskInstanceState.SUCCESS
+    assert {ti.task_id: ti.state for ti in third.get_task_instances()}["export"] == TaskInstanceState.SUCCESS
+    assert list((tmp_path / "home" / "exports" / "gtfs" / spec.id).glob("*.zip"))  # the rerun finished it
 
 
 def test_a_published_feed_queues_a_run_of_its_export_dag_which_is_created_unpaused(airflow_db, dagbag, specs, tmp_path, monkeypatch):

@@ -168,3 +168,28 @@ def test_notify_section_mistakes_are_named_and_a_secret_in_the_spec_is_refused(t
     assert "notify.email.to: found text" in text
     assert "notify.email.password_env: 'hunter 2' is not an environment variable name" in text
     assert "hooks.slack.com" not in text
+
+
+def test_airflow_tasks_count_failures_and_tell_a_blocked_version_to_the_hooks(tmp_path, webhook, monkeypatch):
+    import shutil
+
+    from noriba import tasks
+    from tests.conftest import ROOT
+
+    url, got = webhook
+    monkeypatch.setenv("NORIBA_TEST_HOOK", url)
+    src = tmp_path / "in"
+    shutil.copytree(ROOT / "specs" / "schemas", tmp_path / "specs" / "schemas")
+    (tmp_path / "specs" / "feeds").mkdir(parents=True)
+    (tmp_path / "specs" / "feeds" / "my-bus.yml").write_text(
+        f"id: my-bus\nkind: gtfs\nsource: {{path: {src}}}\nnotify: {{failures: 2, webhook: {{url_env: NORIBA_TEST_HOOK}}}}\n",
+        encoding="utf-8")
+    monkeypatch.setenv("NORIBA_SPECS", str(tmp_path / "specs"))
+    monkeypatch.setenv("NORIBA_HOME", str(tmp_path / "home"))
+    for _ in range(2):  # the source is missing: the fetch task fails twice in a row
+        with pytest.raises(Exception):
+            tasks.fetch("my-bus")
+    assert [g["event"] for g in got] == ["failing"]
+    write_feed(src, BLOCKED_FEED)
+    staged = tasks.parse_validate("my-bus", tasks.fetch("my-bus"))
+    assert [g["event"] for g in got] == ["failing", "blocked"] and staged["feed_version"] in got[1]["text"]

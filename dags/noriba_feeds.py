@@ -1,12 +1,14 @@
 """Noriba DAGs, generated from ``specs/feeds/*.yml``: one DAG per feed, plus one mapped over all feeds.
 
 Each feed DAG runs fetch → parse_validate → write_lake → publish → export; every task calls
-``noriba.tasks``, the same steps as the ``noriba`` CLI. Publishing goes through the one-slot pool
+``noriba.tasks``, the same steps as the ``noriba`` CLI. When the input is unchanged and its version
+is already published and exported, the tasks after fetch are skipped (and the Asset is not marked). Publishing goes through the one-slot pool
 ``noriba_publish`` (DuckDB has a single writer). Export marks the feed's Asset, so downstream
 DAGs (merged exports, reports) are scheduled on data, not on clock times.
 One export DAG per export spec (``specs/exports/*.yml``) is scheduled on the Assets of the feeds
 it selects, so a new version of any input rebuilds the export; exports of feeds without a feed
-spec (ingested ad hoc) have no Asset to wait for and run when triggered.
+spec (ingested ad hoc) have no Asset to wait for and run when triggered. Export DAGs are created
+unpaused: Airflow drops an asset event for a DAG paused at the time (a triggered run catches up).
 Only the spec loaders (PyYAML) are imported here; pipeline code is imported inside the tasks.
 A spec with a mistake costs only its own DAG: every other spec's DAG is still built, and the
 mistakes (file and field) are the import error of dags/noriba_spec_errors.py.
@@ -30,6 +32,21 @@ PUBLISH_POOL = "noriba_publish"
 def feed_asset(feed_id: str) -> Asset:
     """Return the Asset updated each time a feed's new version is published and exported."""
     return Asset(name=f"noriba_feed_{feed_id}", uri=f"noriba://warehouse/gtfs/{feed_id}")
+
+
+def nothing_to_do(staged: dict) -> bool:
+    """Return whether a staged version needs no further step: unchanged, same verdict, published, contracts and export done.
+
+    A version an interrupted run left unfinished (not published, no contract results, no export) is not skipped.
+    """
+    if not staged.get("unchanged") or staged.get("policy_changed"):
+        return False
+    from noriba.pipeline import unfinished_steps
+    from noriba.workspace import Workspace
+    from warehouse.publish import is_published
+
+    ws, fid, ver = Workspace.from_env(), staged["feed_id"], staged["feed_version"]
+    return is_published(ws, fid, ver) and not unfinished_steps(ws, fid, ver)
 
 
 def build_feed_dag(spec):
@@ -56,7 +73,13 @@ def build_feed_dag(spec):
         def parse_validate(fetched: dict) -> dict:
             from noriba import tasks
 
-            return tasks.parse_validate(feed_id, fetched)
+            staged = tasks.parse_validate(feed_id, fetched)
+            if nothing_to_do(staged):  # the rest shows as skipped, and the feed's Asset is not marked
+                from airflow.sdk.exceptions import AirflowSkipException
+
+                raise AirflowSkipException(f"{feed_id}: input unchanged, still version {staged['feed_version']} "
+                                           "(published and exported); nothing to do")
+            return staged
 
         @task
         def write_lake(staged: dict) -> dict:
@@ -109,6 +132,9 @@ def build_export_dag(spec, feed_specs):
         schedule=schedule,
         start_date=datetime(2026, 1, 1),
         catchup=False,
+        # Airflow queues an asset-triggered run only for DAGs unpaused when the event is recorded (an event
+        # seen while paused is dropped for them), and an export with unchanged inputs does nothing: so unpaused.
+        is_paused_upon_creation=False,
         max_active_runs=1,
         default_args=DEFAULT_ARGS,
         tags=["noriba", "export"],

@@ -390,8 +390,15 @@ def run_feed(spec: FeedSpec, ws: Workspace, *, progress: Progress | None = None,
 
 def _run_feed_locked(spec: FeedSpec, ws: Workspace, *, progress: Progress | None, export: bool,
                      validation_date: date | None, contracts: bool) -> dict:
-    fetched = fetch(spec, ws)
-    staged = stage(spec, ws, fetched, progress=progress, validation_date=validation_date)
+    from noriba import notify
+
+    try:
+        fetched = fetch(spec, ws)
+        staged = stage(spec, ws, fetched, progress=progress, validation_date=validation_date)
+    except Exception as exc:
+        notify.failure(spec, ws, exc)  # counted per feed; `failing` after notify.failures in a row
+        raise
+    notify.outcome(spec, ws, staged)  # blocked / expiring, once per version; never raises
     lake = write_lake(ws, staged)
     ver = lake["feed_version"]
     _say(progress, f"{spec.id}: publishing version {ver}")

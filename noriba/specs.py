@@ -30,6 +30,16 @@ SOURCE_SHAPE = Map({
     "retries": Number(whole=True, lo=1, hi=10),
     "deadline_s": Number(lo=1, hi=86400),  # the whole download, retries included (noriba/fetch.py)
 })
+NOTIFY_EVENTS = ("blocked", "expiring", "failing")
+_ENV = Text(expected="the name of an environment variable (the secret itself never goes in a spec)")
+#: The `notify:` section (noriba/notify.py): which outcomes, and the hooks they go to.
+NOTIFY_SHAPE = Map({
+    "on": ListOf(Text()),  # values: NOTIFY_EVENTS
+    "expiry_days": Number(whole=True, lo=1, hi=366), "failures": Number(whole=True, lo=1, hi=100),
+    "webhook": Map({"url_env": _ENV}),
+    "email": Map({"to": ListOf(Text()), "from": Text(), "smtp_host": Text(), "smtp_port": Number(whole=True, lo=1, hi=65535),
+                  "starttls": Flag(), "username_env": _ENV, "password_env": _ENV}),
+})
 #: Every key of a feed spec, with the type of its value. The kind's own section is checked by its kind.
 FEED_SHAPE = Map({
     "id": Text(), "kind": Text(), "name": Text(), "source": SOURCE_SHAPE,
@@ -42,6 +52,7 @@ FEED_SHAPE = Map({
     "policy": Map({"block": Anything(), "block_codes": Anything(), "allow": Anything()}),  # values: noriba.policy
     "publish": OneOf(Flag(), Null(), expected="true or false (whether the feed is listed in the public catalog)"),
     "timetable": Anything(), "trips": Anything(), "zones": Anything(),  # checked by their kind
+    "notify": NOTIFY_SHAPE,
 })
 
 
@@ -84,6 +95,7 @@ class FeedSpec:
     options: dict = field(default_factory=dict)  # the kind's own section (trips: / zones:), checked by its kind
     timetable: dict | None = None  # the `timetable:` section of a kind: timetable spec, defaults filled
     publish: bool | None = None  # in the public catalog: True/False as asked; None = when it has a licence
+    notify: dict = field(default_factory=dict)  # the `notify:` section (noriba/notify.py); empty = no notifications
 
     def metadata(self) -> dict:
         """Return the spec's descriptive fields, as stored with each feed version."""
@@ -166,6 +178,9 @@ def parse_spec(doc: object, *, where: str, root: Path, expect_id: str | None = N
     tags = doc.get("tags", [])
     policy, policy_problems = parse_policy(doc.get("policy"), where=where)
     problems.extend(p for p in policy_problems if not is_under(field_of(p, where), dropped))
+    notify = doc.get("notify") or {}
+    for fieldname, msg in _notify_problems(notify):
+        bad(fieldname, msg)
     options = {}
     if kind in ("trips", "zones"):
         from transforms.trips.spec import check_trips, check_zones, layers
@@ -191,7 +206,29 @@ def parse_spec(doc: object, *, where: str, root: Path, expect_id: str | None = N
         timezone=tz, encoding=enc, profile=profile, operator=doc.get("operator"),
         municipality=doc.get("municipality") or {}, license=doc.get("license") or {},
         tags=tuple(tags), policy=policy, options=options, timetable=timetable, publish=doc.get("publish"),
+        notify=notify,
     )
+
+
+def _notify_problems(notify: dict) -> list[tuple[str, str]]:
+    """Return (field, message) for each mistake of a `notify:` section whose value types are already checked."""
+    out = []
+    if notify and not (notify.get("webhook") or notify.get("email")):
+        out.append(("notify", "give a hook: `webhook: {url_env: NAME}` or `email: {to: [...], smtp_host: ...}`"))
+    for i, ev in enumerate(notify.get("on") or []):
+        if ev not in NOTIFY_EVENTS:
+            out.append((f"notify.on[{i}]", f"{shown(ev)} is not an event; use some of: {', '.join(NOTIFY_EVENTS)}"))
+    hooks = [("webhook", notify.get("webhook") or {}), ("email", notify.get("email") or {})]
+    for hook, keys in ((h, [k for k in c if k.endswith("_env")]) for h, c in hooks):
+        for k in keys:
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", dict(hooks)[hook][k]):
+                out.append((f"notify.{hook}.{k}", f"{shown(dict(hooks)[hook][k])} is not an environment variable name "
+                                                  "(letters, digits, '_'); put the secret in that variable, not in the spec"))
+    if notify.get("webhook") and not notify["webhook"].get("url_env"):
+        out.append(("notify.webhook.url_env", "missing; name the environment variable that holds the webhook URL"))
+    if notify.get("email") and not notify["email"].get("to"):
+        out.append(("notify.email.to", "missing; give a list of addresses"))
+    return out
 
 
 def _timetable_section(section: object, source: Source, bad) -> tuple[dict | None, tuple[str, str] | None]:

@@ -23,16 +23,32 @@ def _spec(feed_id: str):
 
 
 def fetch(feed_id: str) -> dict:
-    from noriba import pipeline
+    """Fetch the feed's input. If it fails, the failure is counted for notifications (noriba.notify)."""
+    from noriba import notify, pipeline
 
-    return pipeline.fetch(_spec(feed_id), Workspace.from_env())
+    spec, ws = _spec(feed_id), Workspace.from_env()
+    try:
+        return pipeline.fetch(spec, ws)
+    except Exception as exc:
+        notify.failure(spec, ws, exc)
+        raise
 
 
 def parse_validate(feed_id: str, fetched: dict) -> dict:
-    """Stage and validate the fetched input; the version's report is written under reports/ (see pipeline.stage)."""
-    from noriba import pipeline
+    """Stage and validate the fetched input; the version's report is written under reports/ (see pipeline.stage).
 
-    return pipeline.stage(_spec(feed_id), Workspace.from_env(), fetched)
+    The outcome goes to the spec's notifications (a blocked or expiring version; a failure is counted).
+    """
+    from noriba import notify, pipeline
+
+    spec, ws = _spec(feed_id), Workspace.from_env()
+    try:
+        staged = pipeline.stage(spec, ws, fetched)
+    except Exception as exc:
+        notify.failure(spec, ws, exc)
+        raise
+    notify.outcome(spec, ws, staged)
+    return staged
 
 
 def write_lake(staged: dict) -> dict:

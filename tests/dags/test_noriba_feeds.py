@@ -108,3 +108,65 @@ def test_whole_feed_dag_runs_with_dag_test(airflow_db, dagbag, specs, tmp_path, 
     assert con.execute("SELECT count(*) FROM meta.feed_versions WHERE feed_id = ?", [spec.id]).fetchall() == [(1,)]
     assert con.execute("SELECT count(*) FROM gtfs_latest.stops WHERE feed_id = ?", [spec.id]).fetchall()[0][0] > 0
     assert list((tmp_path / "home" / "exports" / "gtfs" / spec.id).glob("*.zip"))
+
+
+def test_second_run_of_an_unchanged_feed_skips_the_tasks_after_fetch_and_marks_no_asset(airflow_db, dagbag, specs, tmp_path, monkeypatch):
+    from datetime import datetime, timedelta, timezone
+
+    from airflow.models.asset import AssetEvent
+    from airflow.utils.session import create_session
+    from airflow.utils.state import DagRunState, TaskInstanceState
+
+    monkeypatch.setenv("NORIBA_HOME", str(tmp_path / "home"))
+    spec = next(s for s in specs if "demo" in s.tags)
+    d = dagbag.dags[f"noriba_feed__{spec.id}"]
+    uri = f"noriba://warehouse/gtfs/{spec.id}"
+    first = d.test(logical_date=datetime.now(timezone.utc) - timedelta(hours=1))
+    assert first.state == DagRunState.SUCCESS
+    with create_session() as session:
+        before = session.query(AssetEvent).filter(AssetEvent.asset.has(uri=uri)).count()
+    second = d.test()
+    states = {ti.task_id: ti.state for ti in second.get_task_instances()}
+    assert states["fetch"] == TaskInstanceState.SUCCESS
+    assert {t: states[t] for t in FEED_TASKS[1:]} == {t: TaskInstanceState.SKIPPED for t in FEED_TASKS[1:]}
+    with create_session() as session:  # nothing new: downstream export DAGs are not triggered
+        assert session.query(AssetEvent).filter(AssetEvent.asset.has(uri=uri)).count() == before
+    for z in (tmp_path / "home" / "exports" / "gtfs" / spec.id).glob("*.zip"):  # an export interrupted: not skipped
+        z.unlink()
+    third = d.test(logical_date=datetime.now(timezone.utc) + timedelta(seconds=1))
+    assert {ti.task_id: ti.state for ti in third.get_task_instances()}["export"] == TaskInstanceState.SUCCESS
+    assert list((tmp_path / "home" / "exports" / "gtfs" / spec.id).glob("*.zip"))  # the rerun finished it
+
+
+def test_a_published_feed_queues_a_run_of_its_export_dag_which_is_created_unpaused(airflow_db, dagbag, specs, tmp_path, monkeypatch):
+    """Issue 19.11: Airflow queues an asset-triggered run only for consumers unpaused when the event is recorded."""
+    from airflow.models.asset import AssetDagRunQueue, AssetEvent
+    from airflow.models.dag import DagModel
+    from airflow.utils.session import create_session
+
+    spec = next(s for s in specs if "demo" in s.tags)
+    export_id = "noriba_export__demo-region"
+    assert f"noriba://warehouse/gtfs/{spec.id}" in {a.uri for a in dagbag.dags[export_id].timetable.asset_condition.objects}
+
+    def publish_once(home: str) -> tuple[int, bool, set[str]]:
+        """Return (asset events of this run, whether the export DAG has a queued run, the DAGs the scheduler would run)."""
+        monkeypatch.setenv("NORIBA_HOME", str(tmp_path / home))  # a fresh workspace: a new version, a new event
+        with create_session() as session:
+            session.query(AssetDagRunQueue).delete()
+        run = dagbag.dags[f"noriba_feed__{spec.id}"].test()
+        with create_session() as session:
+            events = session.query(AssetEvent).filter(AssetEvent.source_run_id == run.run_id).count()
+            queued = session.query(AssetDagRunQueue).filter(AssetDagRunQueue.target_dag_id == export_id).count() > 0
+            due = {m.dag_id for m in DagModel.dags_needing_dagruns(session)[0]}
+        return events, queued, due
+
+    events, queued, due = publish_once("h1")  # the export DAG is written to the metadata DB by dag.test() of its feed
+    with create_session() as session:
+        assert DagModel.get_current(export_id, session=session).is_paused is False  # created unpaused
+    assert events == 1 and queued and export_id in due  # the scheduler creates the export run
+    with create_session() as session:
+        DagModel.get_current(export_id, session=session).is_paused = True
+    events, queued, due = publish_once("h2")
+    assert events == 1 and not queued and export_id not in due  # paused: Airflow drops the event for it (README says so)
+    with create_session() as session:
+        DagModel.get_current(export_id, session=session).is_paused = False

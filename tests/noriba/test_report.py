@@ -176,3 +176,18 @@ def test_a_version_without_errors_still_passes_plainly(ws, tmp_path):
     assert report["language"] == "ja" and report["totals"]["ERROR"] == 0
     assert "  合格" in summary_lines(report)
     assert "合格：" in Path(staged["report"]["html"]).read_text(encoding="utf-8")
+
+
+def test_run_says_the_row_count_the_report_says_and_names_the_files_kept_as_received(ws, tmp_path, capsys):
+    from noriba.cli import main
+
+    # notes.txt is read as rows (counted like the GTFS files); the PDF and the PNG are kept as they are, no rows
+    folder = write_feed(tmp_path / "mini", _feed(**{"notes.txt": "a,b\n1,2\n3,4\n", "時刻表.pdf": "%PDF-1.4\n", "logo.png": "PNG"}))
+    specs = tmp_path / "specs"
+    (specs / "feeds").mkdir(parents=True)
+    (specs / "feeds" / "mini.yml").write_text(f"id: mini\nkind: gtfs\nsource: {{path: '{folder}'}}\n", encoding="utf-8")
+    assert main(["--home", str(ws.home), "run", "--specs", str(specs), "--quiet"]) in (0, 1)
+    out = capsys.readouterr().err  # the CLI's messages go to stderr
+    report = json.loads(next(ws.reports.glob("mini/*/report.json")).read_text(encoding="utf-8"))
+    accepted = report["rows"]["accepted"]
+    assert accepted == 10 and f"published ({accepted:,} rows; +2 other files kept as received)" in out

@@ -1,4 +1,4 @@
-"""The ``noriba`` command line: ingest, run, validate, status, export, trips, municipality, serve, demo."""
+"""The ``noriba`` command line: ingest, run, validate, status, diff, export, trips, municipality, serve, demo."""
 
 from __future__ import annotations
 
@@ -52,6 +52,24 @@ class _Progress:
 def _slug(text: str) -> str:
     s = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
     return (s or "feed")[:60]
+
+
+#: file names that say nothing about the feed: its id comes from the folder (or the URL path) holding it
+GENERIC_NAMES = ("gtfs", "feed", "google-transit", "gtfs-jp", "data", "latest", "download")
+
+
+def _derived_id(target: str, *, is_url: bool) -> str:
+    """Return a safe feed id from a path or URL: the file name's stem. If the file is generically named (gtfs.zip,
+    feed.zip, google_transit.zip), then the name of the folder (or URL path segment) holding it."""
+    if is_url:
+        parts = [p for p in target.split("?")[0].split("#")[0].split("/")[3:] if p]
+        names = [*parts[:-1], parts[-1].split(".")[0]] if parts else []
+    else:
+        path = Path(target.rstrip("/") or target).resolve()
+        names = [*path.parent.parts[1:], path.stem]
+    if len(names) > 1 and _slug(names[-1]) in GENERIC_NAMES and _slug(names[-2]) not in GENERIC_NAMES:
+        return _slug(names[-2])
+    return _slug(names[-1]) if names else "feed"
 
 
 def _report_run(result: dict, console) -> None:
@@ -179,7 +197,7 @@ def cmd_ingest(args) -> int:
     if not is_url and not Path(target).exists():
         _console().print(f"error: {target}: no such file or folder", markup=False)
         return EXIT_PROBLEM
-    fid = args.id or _slug(Path(target.rstrip("/")).stem if not is_url else target.rsplit("/", 1)[-1].split(".")[0])
+    fid = args.id or _derived_id(target, is_url=is_url)
     doc = {"id": fid, "kind": args.kind, "source": {"url": target} if is_url else {"path": str(Path(target).resolve())},
            "timezone": args.timezone}
     if args.encoding:
@@ -205,8 +223,8 @@ def cmd_validate(args) -> int:
     console = _console()
     target = args.target
     spec = None
-    is_url = bool(re.match(r"^https?://", target))
-    if not is_url and not Path(target).exists():
+    is_url = bool(re.match(r"^https?://", target or ""))
+    if target is None or (not is_url and not Path(target).exists()):
         from noriba.specs import SpecError, load_specs
 
         try:
@@ -215,14 +233,17 @@ def cmd_validate(args) -> int:
             for line in exc.problems:
                 console.print(f"error: {line}", markup=False)
             return EXIT_PROBLEM
-        spec = specs.get(target)
+        spec = specs.get(target) if target else None
         if spec is None:
-            console.print(f"error: {target}: no such file or folder, and no feed spec with that id", markup=False)
+            known = f"known feed ids: {', '.join(specs)}" if specs else "no feed specs under specs/feeds"
+            what = (f"{target}: no such file or folder, and no feed spec with that id" if target
+                    else "give a path (GTFS zip or folder), an http(s) URL or a feed id, e.g. `noriba validate gtfs.zip`")
+            console.print(f"error: {what}; {known}", markup=False)
             return EXIT_PROBLEM
     if spec is None:
         from noriba.specs import parse_spec
 
-        fid = args.id or _slug(Path(target.rstrip("/")).stem if not is_url else target.rsplit("/", 1)[-1].split(".")[0])
+        fid = args.id or _derived_id(target, is_url=is_url)
         doc = {"id": fid, "kind": args.kind, "source": {"url": target} if is_url else {"path": str(Path(target).resolve())}}
         if args.encoding:
             doc["encoding"] = args.encoding
@@ -264,6 +285,8 @@ def cmd_status(args) -> int:
     from warehouse.status import status
 
     ws = Workspace.from_env(args.home)
+    if args.feed:
+        return _feed_status(args, ws)
     data = status(ws)
     if args.json:
         print(json.dumps(data, ensure_ascii=False, indent=2))
@@ -288,6 +311,67 @@ def cmd_status(args) -> int:
             out.print(f"{f['feed_id']}: newest version {f['newest_version']} {f['reason']}", markup=False)
             if f["report"]:
                 out.print(f"  report: {f['report']}", markup=False)
+    out.print(f"One feed's versions, notices by code and changes: noriba status {data['feeds'][0]['feed_id']}", markup=False)
+    return 0
+
+
+def _feed_status(args, ws) -> int:
+    """Print one feed's versions, the notices by code of its newest version and what changed since the one before."""
+    from warehouse.status import feed_status, status
+
+    data = feed_status(ws, args.feed)
+    if data is None:
+        known = [f["feed_id"] for f in status(ws)["feeds"]]
+        _console().print(f"error: {args.feed}: no published feed with that id; published: {', '.join(known) or 'none'}", markup=False)
+        return EXIT_PROBLEM
+    if args.json:
+        print(json.dumps(data, ensure_ascii=False, indent=2))
+        return 0
+    print(f"{data['feed_id']}: {len(data['versions'])} version(s), newest first (* = served by gtfs_latest)")
+    for v in data["versions"]:
+        mark = "*" if v["served"] else " "
+        print(f" {mark} {v['feed_version']}  {v['ingested_at'] or '?'}  {v['policy_status']:<7}  {v['rows_accepted'] or 0:,} rows, "
+              f"{v['rows_quarantined'] or 0:,} quarantined, {v['errors']} ERROR {v['warnings']} WARNING {v['infos']} INFO"
+              + (f"  ({v['reason']})" if v["reason"] else ""))
+    print(f"notices of {data['newest_version']} by code:" if data["notices"] else f"notices of {data['newest_version']}: none")
+    for n in data["notices"]:
+        print(f"  {n['severity'] or '?':<7} {n['code']} ×{n['count']:,}")
+    if data["diff"]:
+        _print_diff(data["diff"])
+    return 0
+
+
+def _print_diff(d: dict) -> None:
+    print(f"changes from {d['from_version']} to {d['to_version']} (+ added, - removed, ~ changed rows):")
+    changed = [f for f in d["files"] if f["added"] or f["removed"] or f["changed"]]
+    for f in changed:
+        same_key = f"~{f['changed']:,}" if f["changed"] is not None else "(no key: a changed row is one - and one +)"
+        print(f"  {f['file']:<22} +{f['added']:,} -{f['removed']:,} {same_key}  ({f['rows_before']:,} → {f['rows_after']:,} rows)")
+    if not changed:
+        print("  no row added, removed or changed")
+    for label, key in (("appeared", "notices_appeared"), ("disappeared", "notices_disappeared"), ("changed count", "notices_changed")):
+        for n in d[key]:
+            print(f"  notice {label}: {n['severity'] or '?'} {n['code']} ({n['before']:,} → {n['after']:,})")
+
+
+def cmd_diff(args) -> int:
+    """Print what changed between two versions of a feed (default: its two newest)."""
+    from noriba.workspace import Workspace
+    from warehouse.diff import DiffError, diff_versions
+
+    if len(args.versions) not in (0, 2):
+        _console().print("error: give two versions (old then new), or none for the two newest, "
+                         "e.g. `noriba diff my-bus 0123abcd 4567ef01`", markup=False)
+        return EXIT_PROBLEM
+    try:
+        d = diff_versions(Workspace.from_env(args.home), args.feed, *args.versions)
+    except DiffError as exc:
+        _console().print(f"error: {exc}", markup=False)
+        return EXIT_PROBLEM
+    if args.json:
+        print(json.dumps(d, ensure_ascii=False, indent=2))
+    else:
+        _print_diff(d)
     return 0
 
 
@@ -543,35 +627,46 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("ingest", help="ingest one feed from a path or URL, no spec needed")
     sp.add_argument("source", help="a GTFS zip, a folder, or an http(s) URL")
     sp.add_argument("--id", help="feed id (default: derived from the file name)")
-    sp.add_argument("--kind", default="gtfs")
+    sp.add_argument("--kind", default="gtfs", help="what the input is (default gtfs; spreadsheet kinds need a spec in specs/feeds)")
     sp.add_argument("--encoding", help="force an encoding, e.g. cp932")
-    sp.add_argument("--timezone", default="UTC")
+    sp.add_argument("--timezone", default="UTC", help="IANA time zone recorded in the feed's spec, e.g. Asia/Tokyo (default UTC; "
+                    "a GTFS feed's times follow its own agency_timezone)")
     sp.add_argument("--license", help="the licence the feed carries (an SPDX id such as CC-BY-4.0); a licensed feed is listed in the catalog")
     sp.add_argument("--publish", action="store_true", help="list the feed in the public catalog even without a licence")
     common(sp)
     sp = sub.add_parser("run", help="run the feeds declared in specs/feeds (all, or those named)")
-    sp.add_argument("feed_ids", nargs="*")
+    sp.add_argument("feed_ids", nargs="*", metavar="FEED", help="feed ids of specs/feeds to run (default: all)")
     sp.add_argument("--specs", help="specs folder (default $NORIBA_SPECS or ./specs)")
     common(sp)
     sp = sub.add_parser("validate", help="validate one feed and write its report, without publishing; exit 1 if its policy blocks it")
-    sp.add_argument("target", metavar="PATH_OR_FEED", help="a GTFS zip, a folder, an http(s) URL, or the id of a feed in specs/feeds")
+    sp.add_argument("target", metavar="PATH_OR_FEED", nargs="?", help="a GTFS zip, a folder, an http(s) URL, or the id of a feed in specs/feeds")
     sp.add_argument("--date", type=_date, help="validation date YYYY-MM-DD for time-dependent rules (default today)")
     sp.add_argument("--json", action="store_true", help="print the summary as JSON")
     sp.add_argument("--id", help="feed id for a path or URL (default: derived from the file name)")
-    sp.add_argument("--kind", default="gtfs")
+    sp.add_argument("--kind", default="gtfs", help="what a path or URL is (default gtfs)")
     sp.add_argument("--encoding", help="force an encoding, e.g. cp932")
     sp.add_argument("--profile", choices=("gtfs", "gtfs-jp"), help="rule profile for a path or URL (default: detected)")
     sp.add_argument("--specs", help="specs folder, to look up a feed id (default $NORIBA_SPECS or ./specs)")
     sp.add_argument("--quiet", action="store_true", help="no progress output")
-    sp = sub.add_parser("status", help="feeds, versions, row counts, notices by severity and policy verdict")
-    sp.add_argument("--json", action="store_true")
+    sp = sub.add_parser("status", help="feeds, versions, row counts, notices by severity and policy verdict; "
+                        "with a feed id, its versions, notices by code and what changed")
+    sp.add_argument("feed", nargs="?", metavar="FEED", help="one published feed id: its versions, verdicts, notices by code "
+                    "and the changes between its two newest versions")
+    sp.add_argument("--json", action="store_true", help="print the status as JSON")
+    sp = sub.add_parser("diff", help="what changed between two versions of a feed: rows added/removed/changed per file, "
+                        "notice codes that appeared or disappeared")
+    sp.add_argument("feed", metavar="FEED", help="a published feed id")
+    sp.add_argument("versions", nargs="*", metavar="VERSION", help="old and new version (ids or unique prefixes; "
+                    "default: the two newest)")
+    sp.add_argument("--json", action="store_true", help="print the diff as JSON")
     sp = sub.add_parser("export", help="rebuild exports of the latest version of each feed that its policy let pass, and build export specs (specs/exports/)")
-    sp.add_argument("feed_ids", nargs="*")
+    sp.add_argument("feed_ids", nargs="*", metavar="FEED_OR_EXPORT",
+                    help="published feed ids to re-export and export spec ids (specs/exports) to build (default: all)")
     sp.add_argument("--version", help="export this version instead (refused if its policy blocked it)")
     sp.add_argument("--force", action="store_true", help="rebuild even if nothing changed")
     sp.add_argument("--quiet", action="store_true", help="no progress output")
     sp = sub.add_parser("trips", help="run the trip and zone specs in specs/trips (all, or those named)")
-    sp.add_argument("feed_ids", nargs="*")
+    sp.add_argument("feed_ids", nargs="*", metavar="SPEC", help="ids of trips or zones specs in specs/trips (default: all)")
     common(sp)
     sp = sub.add_parser("municipality", help="write the report of a municipality's service (HTML, optionally PDF)")
     sp.add_argument("municipality", help="municipality code or name, as in the feed specs (e.g. 99001 or みなと市)")
@@ -612,6 +707,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_validate(args)
         if args.command == "status":
             return cmd_status(args)
+        if args.command == "diff":
+            return cmd_diff(args)
         if args.command == "export":
             return cmd_export_specs(args)
         if args.command == "serve":

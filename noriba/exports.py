@@ -13,7 +13,6 @@ import fnmatch
 import hashlib
 import json
 import re
-import shutil
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -383,15 +382,26 @@ def build_export(export_id: str | ExportSpec, ws: Workspace, *, progress: Progre
     """Return what building one export did: its version, files, manifest path and validation summary.
 
     If neither the spec nor any input version changed since the last build, then nothing is
-    rebuilt and ``status`` is ``unchanged``.
+    rebuilt and ``status`` is ``unchanged``. A build holds the export's lock (two builds of one
+    export take turns) and first removes the temporary folders a killed build left; a build killed
+    after its version folder was in place is finished by the next one (crosswalk, latest.json, catalog).
     """
-    from noriba.pipeline import run_feed
-    from warehouse import merge as mg
-    from warehouse.export import sha256_of
+    from warehouse.runstate import feed_lock
 
     specs_dir = specs_dir or default_specs_dir()
     spec = export_id if isinstance(export_id, ExportSpec) else load_export_spec(specs_dir / "exports" / f"{export_id}.yml", specs_dir=specs_dir)
     ws.ensure()
+    with feed_lock(ws, f"export.{spec.id}"):  # "." is in no feed id: no clash with a feed's lock
+        return _build_locked(spec, ws, progress=progress, force=force, specs_dir=specs_dir, validate=validate)
+
+
+def _build_locked(spec: ExportSpec, ws: Workspace, *, progress: Progress | None, force: bool, specs_dir: Path,
+                  validate: bool) -> dict:
+    from noriba.pipeline import run_feed
+    from warehouse import merge as mg
+    from warehouse.export import sha256_of
+    from warehouse.runstate import replace_dir, sweep
+
     say = progress or (lambda m: None)
     for e in resolve_ingest(spec, project_root(specs_dir)):
         fs = parse_spec({"id": e.feed_id, "kind": "gtfs", "source": {"path": str(e.path)}, "timezone": e.timezone,
@@ -408,12 +418,19 @@ def build_export(export_id: str | ExportSpec, ws: Workspace, *, progress: Progre
                                          "format": EXPORT_FORMAT}).encode()).hexdigest()[:16]
     root = export_dir(ws, spec.id)
     out = root / version
+    # what a killed build left: its folder (.<version>.tmp), swap and file copies; not the catalog's .latest.zip.tmp
+    sweep(root, "." + "?" * len(version) + ".tmp", ".*.old-*", ".crosswalk.csv.tmp", ".latest.json.tmp", "crosswalk.tmp")
     if not force and (out / "manifest.json").exists():
-        return {"export_id": spec.id, "export_version": version, "status": "unchanged", "dir": str(out),
+        if _latest(root) == version:
+            return {"export_id": spec.id, "export_version": version, "status": "unchanged", "dir": str(out),
+                    "manifest": str(out / "manifest.json"),
+                    "message": f"{spec.id}: inputs and spec unchanged, still version {version}; nothing to do"}
+        say(f"{spec.id}: inputs and spec unchanged; finishing version {version} left by an interrupted build")
+        _publish_version(ws, root, version, say, specs_dir=specs_dir)
+        return {"export_id": spec.id, "export_version": version, "status": "unchanged", "finished": True, "dir": str(out),
                 "manifest": str(out / "manifest.json"),
-                "message": f"{spec.id}: inputs and spec unchanged, still version {version}; nothing to do"}
+                "message": f"{spec.id}: inputs and spec unchanged; finished version {version} left by an interrupted build"}
     tmp = root / f".{version}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     say(f"{spec.id}: merging {len(inputs)} feed(s)")
     previous = mg.read_crosswalk(root / "crosswalk.csv")
@@ -460,18 +477,34 @@ def build_export(export_id: str | ExportSpec, ws: Workspace, *, progress: Progre
     manifest["bbox"] = _bbox(work)
     (tmp / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=1, default=str), encoding="utf-8")
     work.con.close()
-    if out.exists():
-        shutil.rmtree(out)
-    tmp.rename(out)
-    mg.write_crosswalk(crosswalk, root / "crosswalk.csv")
-    (root / "latest.json").write_text(json.dumps({"export_version": version, "dir": version}), encoding="utf-8")
-    say(f"{spec.id}: updating the catalog")
-    update_catalog(ws, specs_dir=specs_dir)
+    replace_dir(tmp, out)
+    _publish_version(ws, root, version, say, specs_dir=specs_dir)
     return {"export_id": spec.id, "export_version": version, "status": "new", "dir": str(out), "gtfs_zip": str(out / zip_path.name),
             "manifest": str(out / "manifest.json"), "validation": manifest.get("validation", {}).get("status"),
             "new_errors": manifest.get("validation", {}).get("new_errors", {}),
             "new_warnings": manifest.get("validation", {}).get("new_warnings", {}), "problems": manifest.get("problems", []),
             "collisions": manifest.get("collision_counts", {}), "unified_stops": len(manifest.get("unified_stops", []))}
+
+
+def _latest(root: Path) -> str | None:
+    """Return the export version latest.json names, or None."""
+    try:
+        return json.loads((root / "latest.json").read_text(encoding="utf-8")).get("export_version")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def _publish_version(ws: Workspace, root: Path, version: str, say: Progress, *, specs_dir: Path | None) -> None:
+    """Make the built folder ``root/version`` the export's latest: its crosswalk, latest.json (each replaced whole), the catalog."""
+    import os
+
+    for name, data in (("crosswalk.csv", (root / version / "crosswalk.csv").read_bytes()),
+                       ("latest.json", json.dumps({"export_version": version, "dir": version}).encode())):
+        part = root / f".{name}.tmp"
+        part.write_bytes(data)
+        os.replace(part, root / name)
+    say(f"{root.name}: updating the catalog")
+    update_catalog(ws, specs_dir=specs_dir)
 
 
 def export_locations(specs_dir: Path | None = None) -> dict[str, dict]:

@@ -28,6 +28,7 @@ SOURCE_SHAPE = Map({
     "path": Text(), "url": Text(), "files": Map(values=Text(), expected="a mapping of file name: path"),
     "max_bytes": Number(whole=True, lo=1), "headers": Map(values=Text()), "timeout_s": Number(lo=1, hi=3600),
     "retries": Number(whole=True, lo=1, hi=10),
+    "deadline_s": Number(lo=1, hi=86400),  # the whole download, retries included (noriba/fetch.py)
 })
 #: Every key of a feed spec, with the type of its value. The kind's own section is checked by its kind.
 FEED_SHAPE = Map({
@@ -51,6 +52,8 @@ class Source:
     max_bytes: int = 2 << 30
     timeout_s: float = 60.0
     retries: int = 3
+    #: seconds a whole download may take, retries included (timeout_s bounds each wait for the server)
+    deadline_s: float = 900.0
     #: several local files archived together as one zip: (name inside the archive, path)
     files: tuple[tuple[str, Path], ...] = ()
     #: (name, text) of a kind's settings archived with the input, e.g. the timetable section as JSON
@@ -142,7 +145,7 @@ def parse_spec(doc: object, *, where: str, root: Path, expect_id: str | None = N
             p = Path(path)
             p = p if p.is_absolute() else (root / p)
         source = Source(path=p, url=url, max_bytes=src.get("max_bytes", 2 << 30), retries=src.get("retries", 3),
-                        timeout_s=float(src.get("timeout_s", 60)), files=tuple(files))
+                        timeout_s=float(src.get("timeout_s", 60)), deadline_s=float(src.get("deadline_s", 900)), files=tuple(files))
     tz = doc.get("timezone", "UTC")
     try:
         ZoneInfo(tz)

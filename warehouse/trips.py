@@ -102,19 +102,29 @@ def _lake(ws: Workspace, table: str, source_id: str) -> Path:
     return ws.lake / table / f"source_id={source_id}"
 
 
-def publish_zones(ws: Workspace, layer) -> int:
-    """Return the number of zones published for one layer (its rows replaced in one transaction)."""
+def publish_zones(ws: Workspace, layer) -> dict:
+    """Return the number of zones of one layer and whether they were published (its rows replaced in one transaction).
+
+    If the warehouse already holds exactly these rows and notices for the layer, then nothing is
+    written and the status is ``unchanged``.
+    """
     rows = layer.rows()
+    zones = len({r["zone_id"] for r in rows})
+    notices = [[layer.layer_id, n.code, n.severity, n.file, n.line, n.field, n.value, n.message] for n in layer.notices]
     with publish_lock(ws):
         con = connect(ws)
         try:
             ensure_trips_schema(con)
             con.execute("BEGIN TRANSACTION")
-            con.execute("DELETE FROM trips.zones WHERE zone_layer = ?", [layer.layer_id])
             if rows:
                 import pyarrow as pa
 
                 con.register("_z", pa.Table.from_pylist(rows))
+            if _zones_as_published(con, layer.layer_id, bool(rows), notices):
+                con.execute("ROLLBACK")
+                return {"zones": zones, "status": "unchanged"}
+            con.execute("DELETE FROM trips.zones WHERE zone_layer = ?", [layer.layer_id])
+            if rows:
                 con.execute("INSERT INTO trips.zones BY NAME SELECT * FROM _z")
             _zone_notices(con, layer)
             con.execute("COMMIT")
@@ -123,7 +133,20 @@ def publish_zones(ws: Workspace, layer) -> int:
             raise
         finally:
             con.close()
-    return len({r["zone_id"] for r in rows})
+    return {"zones": zones, "status": "published"}
+
+
+def _zones_as_published(con, layer_id: str, have_rows: bool, notices: list[list]) -> bool:
+    """Return True if trips.zones and the layer's notices already hold exactly these rows (registered as _z) and notices."""
+    cols = ", ".join(c for c, _ in ZONE_COLUMNS)
+    old = f"SELECT {cols} FROM trips.zones WHERE zone_layer = {lit(layer_id)}"
+    new = f"SELECT {cols} FROM _z" if have_rows else f"SELECT {cols} FROM trips.zones WHERE false"
+    differ = con.execute(f"SELECT (SELECT count(*) FROM ({old} EXCEPT ALL {new})) + (SELECT count(*) FROM ({new} EXCEPT ALL {old}))").fetchall()[0][0]
+    if differ or not con.execute(f"SELECT count(*) FROM ({old})").fetchall()[0][0]:
+        return False
+    stored = con.execute("SELECT feed_id, code, severity, file, line, field, value, message FROM quality.notices "
+                         "WHERE feed_id = ? AND feed_version = 'zones'", [layer_id]).fetchall()
+    return sorted(map(repr, stored)) == sorted(repr(tuple(n)) for n in notices)
 
 
 def _zone_notices(con, layer) -> None:

@@ -44,6 +44,11 @@ RULES: list[Rule] = [
           fix="Give the sheet a service in the spec (workbooks[].service or a sheets.rules entry).",
           why_ja="シートに運行日 (service) が指定されていません。",
           fix_ja="spec の workbooks[].service か sheets.rules で、そのシートの運行日を指定してください。"),
+    read_rule("formula_without_value", WARNING, "A cell holds a formula but no saved value (the workbook was written by a "
+              "program that does not calculate), so it was read as empty.", "file", "value",
+          fix="Open the workbook in Excel or LibreOffice and save it, so the values are stored; or type the value in the cell.",
+          why_ja="セルに数式がありますが、計算結果が保存されていないため空のセルとして読みました。",
+          fix_ja="Excel か LibreOffice でブックを開いて保存し、計算結果を保存してください。またはセルに値を直接入力してください。"),
     read_rule("timetable_sheet_without_trips", INFO, "A selected sheet holds no trip times; it is skipped.", "file",
           fix="Nothing to do if the sheet holds no timetable; otherwise check layout in the spec.",
           why_ja="選ばれたシートに便の時刻がないため、読み飛ばしました。",

@@ -3,6 +3,10 @@
 Rows and columns are 0-based inside the code; people see Excel notation (``平日!D14``) made
 by :func:`cell_ref`. A merged range is filled with its top-left value, so a note or a
 ``レ`` spanning several cells applies to each of them.
+
+Workbooks are hostile input: .xlsx sheets are streamed by transforms.xlsx and each grid spans the
+cells holding a value (not the sheet's declared dimension); .xls sheets are loaded one at a time.
+Both are bounded by the NORIBA_SHEET_MAX_* limits (transforms.xlsx.SheetLimits).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from typing import Any
 
 from transforms.adapters import InputError
 from transforms.encoding import decode
+from transforms.notices import WARNING, Notice
 
 
 def column_letter(col: int) -> str:
@@ -95,11 +100,20 @@ class Sheet:
                      [(c0, c1, r0, r1) for r0, r1, c0, c1 in self.merged], {(c, r) for r, c in self.time_format})
 
 
-def _fill_merged(cells: list[list[Any]], merged: list[tuple[int, int, int, int]]) -> None:
+def _fill_merged(cells: list[list[Any]], merged: list[tuple[int, int, int, int]], *, where: str = "", limit: int = 0) -> None:
+    """Give every cell of each merged range its top-left value. If ``limit`` and the ranges cover more cells than it, raise InputError."""
+    work = 0
     for r0, r1, c0, c1 in merged:
         if r0 >= len(cells):
             continue
         top = cells[r0][c0] if c0 < len(cells[r0]) else None
+        if top is None:
+            continue
+        work += (min(r1, len(cells)) - r0) * (c1 - c0)
+        if limit and work > limit:
+            from transforms.xlsx import SheetLimits
+
+            raise SheetLimits.from_env().refuse(where, f"its merged ranges cover more than {work:,} cells", "cells")
         for r in range(r0, min(r1, len(cells))):
             row = cells[r]
             if len(row) < c1:
@@ -110,19 +124,45 @@ def _fill_merged(cells: list[list[Any]], merged: list[tuple[int, int, int, int]]
 
 
 def _read_xls(data: bytes, name: str) -> list[Sheet]:
+    """Return the sheets of an .xls. If a sheet's used range is over the row, column or cell limits, raise InputError.
+
+    xlrd holds one sheet's cells (at most 65,536 x 256 in the format) while the grid is built;
+    each sheet is released before the next is loaded.
+    """
     import xlrd
 
+    from transforms.xlsx import SheetLimits
+
+    lim = SheetLimits.from_env()
+    budget = lim.cells
     try:
-        book = xlrd.open_workbook(file_contents=data, formatting_info=True, on_demand=True)
+        book = xlrd.open_workbook(file_contents=data, formatting_info=True, on_demand=True, ragged_rows=True)
     except Exception as exc:  # xlrd raises many types for broken files
         raise InputError(f"{name}: not a readable .xls workbook ({exc})") from None
     sheets = []
-    for sh in book.sheets():
+    for i in range(book.nsheets):
+        try:
+            sh = book.sheet_by_index(i)
+        except Exception as exc:
+            raise InputError(f"{name}: sheet {i + 1} cannot be read ({exc})") from None
+        where = f"{name} sheet {sh.name}"
+        if sh.nrows > lim.rows:
+            raise lim.refuse(where, f"row {sh.nrows:,} is used", "rows")
+        if sh.ncols > lim.columns:
+            raise lim.refuse(where, f"column {sh.ncols:,} is used", "columns")
+        if sh.nrows * sh.ncols > budget:
+            raise lim.refuse(where, f"its values span {sh.nrows:,} rows x {sh.ncols:,} columns ({sh.nrows * sh.ncols:,} cells)", "cells",
+                             fix="delete stray cells far from the table")
+        budget -= sh.nrows * sh.ncols
         cells: list[list[Any]] = []
         timefmt: set[tuple[int, int]] = set()
         for r in range(sh.nrows):
             row: list[Any] = []
+            n = sh.row_len(r)
             for c in range(sh.ncols):
+                if c >= n:
+                    row.append(None)
+                    continue
                 ctype, v = sh.cell_type(r, c), sh.cell_value(r, c)
                 if ctype in (xlrd.XL_CELL_EMPTY, xlrd.XL_CELL_BLANK):
                     row.append(None)
@@ -139,38 +179,84 @@ def _read_xls(data: bytes, name: str) -> list[Sheet]:
                     row.append(None)
             cells.append(row)
         merged = [tuple(m) for m in sh.merged_cells]
-        _fill_merged(cells, merged)
+        _fill_merged(cells, merged, where=where, limit=lim.cells)
         sheets.append(Sheet(sh.name, name, cells, book.datemode, merged, timefmt))
+        book.unload_sheet(i)
     return sheets
 
 
-def _read_xlsx(data: bytes, name: str) -> list[Sheet]:
-    import openpyxl
+def _read_xlsx(data: bytes, name: str) -> tuple[list[Sheet], list[Notice]]:
+    """Return the sheets of an .xlsx, each a grid bounded by the cells holding a value, and a notice per formula without a saved value.
 
-    try:
-        book = openpyxl.load_workbook(io.BytesIO(data), data_only=True)
-    except Exception as exc:
-        raise InputError(f"{name}: not a readable .xlsx workbook ({exc})") from None
-    sheets = []
-    for ws in book.worksheets:
-        cells: list[list[Any]] = []
-        timefmt: set[tuple[int, int]] = set()
-        for r, row in enumerate(ws.iter_rows()):
-            out: list[Any] = []
-            for c, cell in enumerate(row):
-                v = cell.value
-                if isinstance(v, str) and not v.strip():
-                    v = None
-                elif isinstance(v, (int, float)) and not isinstance(v, bool):
-                    if cell.is_date:
-                        timefmt.add((r, c))
-                    v = float(v)
-                out.append(v)
-            cells.append(out)
-        merged = [(m.min_row - 1, m.max_row, m.min_col - 1, m.max_col) for m in ws.merged_cells.ranges]
-        _fill_merged(cells, merged)
-        sheets.append(Sheet(ws.title, name, cells, 0, merged, timefmt))
-    return sheets
+    The sheet XML is streamed (transforms.xlsx); the grid spans the cells that hold a value and the
+    merged ranges whose top-left holds one, never the sheet's declared ``dimension``. If the grids
+    of the workbook would hold more than the cell limit, raise InputError naming the sheet and the
+    farthest cell.
+    """
+    from transforms.xlsx import Workbook
+
+    sheets: list[Sheet] = []
+    notices: list[Notice] = []
+    with Workbook(data, name) as wb:
+        if not wb.sheets:
+            raise InputError(f"{name}: the workbook has no sheet")
+        lim = wb.limits
+        budget = lim.cells
+        for sheet_name, _part in wb.sheets:
+            st = wb.stream(sheet_name)
+            rows: dict[int, list[Any]] = {}  # each row as long as its last value, filled as the XML streams by
+            n_rows = n_cols = 0
+            for r, cells in wb.rows(st):
+                for c, v in cells:
+                    if isinstance(v, str):
+                        if not v.strip():
+                            continue
+                    elif isinstance(v, int) and not isinstance(v, bool):
+                        v = float(v)
+                    row = rows.setdefault(r, [])
+                    if c >= len(row):
+                        n_rows, n_cols = max(n_rows, r + 1), max(n_cols, c + 1)
+                        if n_rows * n_cols > budget:
+                            raise _too_many(lim, name, sheet_name, n_rows, n_cols, (r, c))
+                        row.extend([None] * (c + 1 - len(row)))
+                    row[c] = v
+            merged = []
+            for r0, r1, c0, c1 in st.merged:
+                if r0 in rows and c0 < len(rows[r0]) and rows[r0][c0] is not None:  # its value goes to every cell of the range
+                    merged.append((r0, r1, c0, c1))
+                    n_rows, n_cols = max(n_rows, r1), max(n_cols, c1)
+                    if n_rows * n_cols > budget:
+                        raise _too_many(lim, name, sheet_name, n_rows, n_cols, (r1 - 1, c1 - 1))
+            budget -= n_rows * n_cols
+            grid: list[list[Any]] = []
+            for r in range(n_rows):
+                row = rows.pop(r, [])
+                row.extend([None] * (n_cols - len(row)))
+                grid.append(row)
+            _fill_merged(grid, merged, where=f"{name} sheet {sheet_name}", limit=lim.cells)
+            for r, c, formula in st.uncached[:_MAX_FORMULA_NOTICES]:
+                notices.append(Notice(
+                    "formula_without_value", WARNING,
+                    f"{cell_ref(sheet_name, r, c)} holds the formula ={formula[:80]} but no saved value, so it was read as empty; "
+                    f"open the workbook in Excel (or LibreOffice) and save it so the values are stored, or type the value in the cell",
+                    file=name, value=cell_ref(sheet_name, r, c)))
+            if len(st.uncached) > _MAX_FORMULA_NOTICES:
+                notices.append(Notice("formula_without_value", WARNING,
+                                      f"sheet {sheet_name}: {len(st.uncached) - _MAX_FORMULA_NOTICES:,} more formulas without a saved value",
+                                      file=name))
+            sheets.append(Sheet(sheet_name, name, grid, 0, merged, set()))  # datetimes are already converted in the workbook's date system
+    return sheets, notices
+
+
+#: Formula cells without a saved value are named one notice each, up to this many per sheet; the rest are counted.
+_MAX_FORMULA_NOTICES = 200
+
+
+def _too_many(lim, name: str, sheet: str, n_rows: int, n_cols: int, far: tuple[int, int]) -> InputError:
+    return lim.refuse(f"{name} sheet {sheet}",
+                      f"its values span {n_rows:,} rows x {n_cols:,} columns (A1:{column_letter(n_cols - 1)}{n_rows}, "
+                      f"{n_rows * n_cols:,} cells, out to {cell_ref(sheet, *far)})", "cells",
+                      fix="delete stray cells far from the table")
 
 
 def _read_csv(data: bytes, name: str, encoding: str | None) -> tuple[list[Sheet], list]:
@@ -186,7 +272,7 @@ def read_workbook(data: bytes, name: str, *, encoding: str | None = None) -> tup
     """Return (sheets, decoding notices) of a .xls, .xlsx/.xlsm or .csv file. If it cannot be read, raise InputError."""
     suffix = PurePosixPath(name).suffix.lower()
     if data[:4] == b"PK\x03\x04" or suffix in (".xlsx", ".xlsm"):
-        return _read_xlsx(data, name), []
+        return _read_xlsx(data, name)
     if data[:8] == b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" or suffix == ".xls":
         return _read_xls(data, name), []
     if suffix in (".csv", ".txt", ".tsv"):

@@ -2,7 +2,7 @@
 
 CSV in any encoding (UTF-8 read by DuckDB directly; anything else decoded by
 transforms.encoding.decode() into a UTF-8 staging copy first), Parquet, JSON (an array of
-records, or JSON lines), Avro (fastavro), XLSX (openpyxl, first sheet or the spec's sheet) and
+records, or JSON lines), Avro (fastavro), XLSX (streamed by transforms.xlsx, first sheet or the spec's sheet) and
 MDS provider ``trips`` payloads (validated with jsonschema; invalid trips are rejected with the
 schema's message). Values stay text here: typing is the mapping engine's job, so a bad value is
 reported with its row instead of failing the whole file.
@@ -10,6 +10,7 @@ reported with its row instead of failing the whole file.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import glob
 import io
@@ -22,8 +23,8 @@ import duckdb
 import pyarrow as pa
 
 from transforms.adapters import InputError
-from transforms.encoding import decode
-from transforms.notices import Notice
+from transforms.encoding import _PRIVATE_USE, _looks_japanese, decode
+from transforms.notices import ERROR, Notice
 from transforms.trips.spec import TripOptions, file_label
 
 _EXT_FORMATS = {".csv": "csv", ".txt": "csv", ".tsv": "csv", ".parquet": "parquet", ".json": "json", ".jsonl": "jsonl",
@@ -81,20 +82,175 @@ def inspect(path: Path, *, root: Path, opts: TripOptions, encoding: str | None, 
     if sf.format != "csv":
         return sf
     raw = path.read_bytes()
-    if encoding is None and (raw.isascii() or _is_utf8(raw)) and not raw.startswith(b"\xef\xbb\xbf"):
+    nul = b"\x00" in raw
+    if encoding is None and not nul and (raw.isascii() or _is_utf8(raw)) and not raw.startswith(b"\xef\xbb\xbf"):
         sf.read_path = path
     else:
         dec = decode(raw, file=sf.label, override=encoding)
         sf.encoding, sf.notices = dec.encoding, list(dec.notices)
         staging.mkdir(parents=True, exist_ok=True)
         sf.read_path = staging / f"utf8-{abs(hash(sf.label)):x}.csv"
-        sf.read_path.write_bytes(dec.data)
+        enc = _ROW_ENCODINGS.get(dec.encoding, dec.encoding)
+        suspect = False
+        if dec.encoding == "utf-16":
+            pass  # decoded whole: its bytes are not ASCII-compatible, so rows cannot be split on them
+        elif dec.encoding in ("utf-8", "utf-8-sig"):
+            suspect = nul  # the whole file is valid UTF-8: only a NUL can make a row untrustworthy
+        elif encoding is None and enc in ("utf-8", "cp932"):
+            utf8, sjis, other = _line_census(raw)
+            enc = "cp932" if sjis > utf8 else "utf-8"
+            suspect = bool(nul or other or (utf8 and sjis))
+        else:
+            suspect = nul or _suspect_lines(raw, enc)
+        if suspect:
+            if enc != dec.encoding:
+                sf.encoding, sf.notices = enc, []
+            _write_trusted_rows(raw, enc, sf)
+        else:
+            sf.read_path.write_bytes(dec.data)
     with open(sf.read_path, encoding="utf-8", newline="") as fh:
         first = fh.readline()
     if not first.strip():
         raise InputError(f"{sf.label}: the file is empty (no header line)")
     sf.header = tuple(next(csv.reader(io.StringIO(first))))
     return sf
+
+
+#: The encoding each row is checked against, by what transforms.encoding.decode found for the whole file.
+_ROW_ENCODINGS = {"utf-8": "utf-8", "utf-8-sig": "utf-8", "utf-8+latin-1": "utf-8", "cp932": "cp932"}
+#: Rows that cannot be trusted are each named in a notice, up to this many per file; the rest are counted (all are quarantined).
+MAX_ROW_NOTICES = 1000
+
+
+def _line_census(raw: bytes) -> tuple[int, int, int]:
+    """Return how many non-ASCII lines of ``raw`` are UTF-8, Shift_JIS (CP932) Japanese text, and neither."""
+    utf8 = sjis = other = 0
+    for line in raw.split(b"\n"):
+        if line.isascii():
+            continue
+        if _is_utf8(line):
+            utf8 += 1
+        elif _is_sjis(line):
+            sjis += 1
+        else:
+            other += 1
+    return utf8, sjis, other
+
+
+def _suspect_lines(raw: bytes, enc: str) -> bool:
+    """Return True if a line of ``raw`` is not valid ``enc``, or is UTF-8 text inside a file read as Shift_JIS (CP932)."""
+    try:
+        codecs.lookup(enc)
+    except LookupError:
+        return False  # decode() already reported the unknown encoding; the file is read as UTF-8 with replacements
+    for line in raw.split(b"\n"):
+        if line.isascii():
+            continue
+        try:
+            text = line.decode(enc)
+        except UnicodeDecodeError:
+            return True
+        if enc == "cp932" and (_is_utf8(line) or _PRIVATE_USE.search(text)):
+            return True
+    return False
+
+
+def _row_problem(fields: list[str], enc: str) -> tuple[str, str, str] | None:
+    """Return (notice code, why, encoding to show the raw row in) if a CSV record's bytes cannot be trusted, else None.
+
+    ``fields`` are the record's values read as Latin-1 (one character per byte).
+    """
+    for i, v in enumerate(fields):
+        if "\x00" in v:
+            return "nul_in_value", f"field {i + 1} holds a NUL byte (0x00), which no text value contains", enc
+    b = ",".join(fields).encode("latin-1")
+    if b.isascii():
+        return None
+    if enc == "cp932" and _is_utf8(b):
+        return "mixed_encoding_row", "the row is UTF-8 while the file is Shift_JIS (CP932)", "utf-8"
+    try:
+        text = b.decode(enc)
+    except UnicodeDecodeError as exc:
+        if enc == "utf-8" and _is_sjis(b):
+            return "mixed_encoding_row", "the row is Shift_JIS (CP932) while the file is UTF-8", "cp932"
+        return "undecodable_row", f"bytes {b[exc.start:exc.end + 3].hex(' ')} are not valid {enc}", enc
+    if enc == "cp932" and _PRIVATE_USE.search(text):
+        return "undecodable_row", "bytes decode to private-use characters, which Shift_JIS text does not hold", enc
+    return None
+
+
+def _is_sjis(b: bytes) -> bool:
+    """Return True if ``b`` reads as Shift_JIS (CP932) Japanese text (valid, some kana or kanji, no private-use characters)."""
+    try:
+        return _looks_japanese(b.decode("cp932"))
+    except UnicodeDecodeError:
+        return False
+
+
+def _write_trusted_rows(raw: bytes, enc: str, sf: SourceFile) -> None:
+    """Write ``sf.read_path`` record by record: trusted rows decoded, rows that cannot be trusted kept in ``sf.rejected``.
+
+    The CSV is split into records on the raw bytes (read as Latin-1, one character per byte: the
+    separators of UTF-8 and Shift_JIS text are plain ASCII), so a row holding undecodable bytes, UTF-8
+    inside a Shift_JIS file, or a NUL byte is found where it is. Such a row keeps its place (its
+    values replaced), is quarantined with its raw text (bytes that are not text shown as \\xNN), and
+    gets a notice of its own; empty lines are dropped as every CSV reader does.
+    """
+    text = raw.decode("latin-1")
+    if text.startswith("\xef\xbb\xbf"):
+        text = text[3:]
+    records = _records_of(csv.reader(io.StringIO(text, newline="")), sf.label)
+    header = next(records, [])
+    try:
+        names = [h.encode("latin-1").decode(enc) for h in header]
+    except UnicodeDecodeError:
+        raise InputError(f"{sf.label}: the header line is not valid {enc}; save the file in one encoding (UTF-8)") from None
+    if any("\x00" in h for h in names):
+        raise InputError(f"{sf.label}: the header line holds a NUL byte (0x00); the file is damaged")
+    notices = [n for n in sf.notices if n.code not in ("non_utf8_bytes", "invalid_character")]  # replaced by one notice per row
+    n_bad = 0
+    with open(sf.read_path, "w", encoding="utf-8", newline="") as out:
+        w = csv.writer(out, lineterminator="\n")
+        w.writerow(names)
+        row = 0
+        for fields in records:
+            if not fields:
+                continue
+            row += 1
+            problem = _row_problem(fields, enc)
+            if problem is None:
+                w.writerow([v.encode("latin-1").decode(enc) for v in fields])
+                continue
+            code, why, shown = problem
+            values = [v.encode("latin-1").decode(shown, errors="backslashreplace") for v in fields]
+            keys = names + [f"column_{i + 1}" for i in range(len(names), len(values))]
+            raw_text = json.dumps(dict(zip(keys, values)), ensure_ascii=False)
+            reason = f"{code}: {why}; the row was quarantined with its raw text"
+            sf.rejected.append((row, reason, raw_text))
+            w.writerow([v.encode("latin-1").decode(enc, errors="replace").replace("\x00", "\ufffd") for v in fields])
+            n_bad += 1
+            if n_bad <= MAX_ROW_NOTICES:
+                notices.append(Notice(code, ERROR, f"row {row}: {why}; the row was quarantined with its raw text. "
+                                                   f"Correct the row, or save the whole file in one encoding (UTF-8)",
+                                      file=sf.label, line=row, value=raw_text[:200]))
+    if n_bad > MAX_ROW_NOTICES:
+        notices.append(Notice("undecodable_row", ERROR, f"{n_bad - MAX_ROW_NOTICES:,} more rows that cannot be trusted were quarantined",
+                              file=sf.label))
+    sf.notices = notices
+
+
+def _records_of(reader, label: str):
+    """Yield the reader's records; a record the csv module cannot read becomes one InputError naming the file and record."""
+    n = 0
+    while True:
+        try:
+            fields = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise InputError(f"{label}: record {n + 1}: {exc}; the CSV cannot be read") from None
+        n += 1
+        yield fields
 
 
 def _is_utf8(raw: bytes) -> bool:
@@ -143,8 +299,14 @@ def load_batch(con: duckdb.DuckDBPyConnection, batch: list[SourceFile], *, opts:
         with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
             tables = list(pool.map(lambda f: _csv_table(con.cursor(), f), batch))
         cols = list(batch[0].header)
+        if any(f.rejected for f in batch):  # rows that cannot be trusted: quarantined as invalid_record with their raw text
+            tables = [_with_rejected(t, f) for t, f in zip(tables, batch)]
+            cols += ["__rejected__", "__raw__"]
         return pa.concat_tables([t.select(cols + ["_file", "_row"]) for t in tables]), cols
     (f,) = batch
+    if fmt == "xlsx":
+        t = _xlsx_table(f, opts)
+        return _with_position(t, f.label), t.column_names
     if fmt == "parquet":
         import pyarrow.parquet as pq
 
@@ -160,6 +322,17 @@ def load_batch(con: duckdb.DuckDBPyConnection, batch: list[SourceFile], *, opts:
     data = {c: pa.array([_text(r.get(c)) for r in records], pa.string()) for c in cols}
     return _with_position(pa.table(data) if data else pa.table({"_empty": pa.nulls(len(records), pa.string())}), f.label), [
         c for c in cols]
+
+
+def _with_rejected(t: pa.Table, f: SourceFile) -> pa.Table:
+    """Return ``t`` with ``__rejected__`` (why) and ``__raw__`` (raw text) set on the records listed in ``f.rejected``."""
+    why: list[str | None] = [None] * t.num_rows
+    raw: list[str | None] = [None] * t.num_rows
+    for row, reason, text in f.rejected:
+        if not 0 < row <= t.num_rows:  # cannot happen: the rows were counted on the file this table was read from
+            raise AssertionError(f"{f.label}: row {row} set aside while reading is not among its {t.num_rows} rows")
+        why[row - 1], raw[row - 1] = reason, text
+    return t.append_column("__rejected__", pa.array(why, pa.string())).append_column("__raw__", pa.array(raw, pa.string()))
 
 
 def _with_position(t: pa.Table, label: str) -> pa.Table:
@@ -204,6 +377,84 @@ def _text(v) -> str | None:
     return str(v)
 
 
+#: Rows of an .xlsx gathered as Python values before they become Arrow text (bounds the Python objects alive at once).
+XLSX_CHUNK_ROWS = 65_536
+
+
+def _xlsx_table(f: SourceFile, opts: TripOptions) -> pa.Table:
+    """Return the sheet (the spec's ``trips.sheet``, else the first) as a table of text columns, one row per non-empty row.
+
+    The first row holding a value is the header; a value under no header goes to ``column_<n>``.
+    The sheet XML is streamed (transforms.xlsx) and the rows become Arrow text every
+    XLSX_CHUNK_ROWS rows. If the table would hold more cells than the limit (rows x columns), or
+    the workbook breaks another limit, raise InputError naming the file, sheet and limit.
+    """
+    from transforms.xlsx import Workbook
+
+    with Workbook(f.path, f.label) as wb:
+        if not wb.sheets:
+            raise InputError(f"{f.label}: the workbook has no sheet")
+        st = wb.stream(opts.sheet) if opts.sheet else wb.stream(wb.sheets[0][0])
+        lim = wb.limits
+        names: dict[int, str] = {}  # column index -> name
+        done: dict[int, list[pa.Array]] = {}  # column index -> finished chunks
+        cur: dict[int, list[str | None]] = {}
+        taken: set[str] = set()
+        n_done = n_cur = 0
+        header = True
+
+        def name_column(c: int, name: str) -> None:
+            """Name column ``c``; a name already taken (a repeated header) gets the column number, so no values are lost."""
+            if name in taken:
+                name = f"{name}_{c + 1}"
+            taken.add(name)
+            names[c] = name
+
+        def finish() -> None:
+            nonlocal n_done, n_cur
+            for c, vals in cur.items():
+                done.setdefault(c, [pa.nulls(n_done, pa.string())] if n_done else []).append(pa.array(vals, pa.string()))
+            for c in done.keys() - cur.keys():
+                done[c].append(pa.nulls(n_cur, pa.string()))
+            n_done, n_cur = n_done + n_cur, 0
+            cur.clear()
+
+        def too_many(row: int) -> InputError:
+            n = n_done + n_cur
+            return lim.refuse(f"{f.label} sheet {st.name}", f"{n:,} rows x {len(names):,} columns make {n * len(names):,} cells "
+                                                             f"(at row {row + 1:,})", "cells")
+
+        for r, cells in wb.rows(st):
+            if header:
+                for c, v in cells:
+                    name_column(c, str(v))
+                header = False
+                continue
+            n_cur += 1
+            if (n_done + n_cur) * len(names) > lim.cells:
+                raise too_many(r)
+            for c, v in cells:
+                col = cur.get(c)
+                if col is None:
+                    if c not in names:
+                        name_column(c, f"column_{c + 1}")
+                        if (n_done + n_cur) * len(names) > lim.cells:
+                            raise too_many(r)
+                    col = cur[c] = [None] * (n_cur - 1)
+                col.append(_text(v))
+            for col in cur.values():
+                if len(col) < n_cur:
+                    col.append(None)
+            if n_cur >= XLSX_CHUNK_ROWS:
+                finish()
+        finish()
+    order = sorted(names)
+    cols = {names[c]: pa.chunked_array(done.get(c) or [pa.nulls(n_done, pa.string())], pa.string()) for c in order}
+    if not cols:
+        return pa.table({"_empty": pa.nulls(n_done, pa.string())})
+    return pa.table(cols)
+
+
 def _records(f: SourceFile, opts: TripOptions) -> list[dict]:
     """Return the file's records as dicts (MDS trips flattened; invalid ones kept aside in ``f.rejected``)."""
     try:
@@ -212,16 +463,6 @@ def _records(f: SourceFile, opts: TripOptions) -> list[dict]:
 
             with open(f.path, "rb") as fh:
                 return list(fastavro.reader(fh))
-        if f.format == "xlsx":
-            import openpyxl
-
-            wb = openpyxl.load_workbook(f.path, read_only=True, data_only=True)
-            ws = wb[opts.sheet] if opts.sheet else wb.worksheets[0]
-            rows = ws.iter_rows(values_only=True)
-            header = [str(h) if h is not None else f"column_{i + 1}" for i, h in enumerate(next(rows))]
-            out = [dict(zip(header, r)) for r in rows if any(v is not None for v in r)]
-            wb.close()
-            return out
         text = decode(f.path.read_bytes(), file=f.label).data.decode("utf-8")
         if f.format == "jsonl":
             return [json.loads(line) for line in text.splitlines() if line.strip()]

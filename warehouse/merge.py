@@ -223,18 +223,20 @@ def _fill_absent_as_meant(work: Work, inputs: list[MergeInput]) -> list[dict]:
                                "value": "1 where the stop time has times, else 0",
                                "why": f"{inp.feed_id} has no timepoint column; in GTFS an empty timepoint means exact times "
                                       "where times are given"})
-    if "routes_jp" in work.tables and "routes" in work.tables:
+    for jp, base, key, what in (("routes_jp", "routes", "route_id", "route"), ("agency_jp", "agency", "agency_id", "agency")):
+        if jp not in work.tables or base not in work.tables:
+            continue
         for inp in inputs:
-            if "routes_jp.txt" in work.feed_headers.get(inp.feed_id, {}):
+            if f"{jp}.txt" in work.feed_headers.get(inp.feed_id, {}):
                 continue
-            n = con.execute("SELECT count(*) FROM w_routes WHERE _feed = ? AND route_id IS NOT NULL", [inp.feed_id]).fetchall()[0][0]
+            n = con.execute(f"SELECT count(*) FROM {q('w_' + base)} WHERE _feed = ? AND {q(key)} IS NOT NULL", [inp.feed_id]).fetchall()[0][0]
             if not n:
                 continue
-            con.execute("INSERT INTO w_routes_jp BY NAME SELECT _feed, _ord, _line, route_id FROM w_routes "
-                        "WHERE _feed = ? AND route_id IS NOT NULL", [inp.feed_id])
-            filled.append({"feed_id": inp.feed_id, "file": "routes_jp.txt", "field": "route_id", "rows": n,
-                           "value": "one row per route, other fields empty",
-                           "why": f"{inp.feed_id} has no routes_jp.txt; GTFS-JP wants a routes_jp row for every route"})
+            con.execute(f"INSERT INTO {q('w_' + jp)} BY NAME SELECT _feed, _ord, _line, {q(key)} FROM {q('w_' + base)} "
+                        f"WHERE _feed = ? AND {q(key)} IS NOT NULL", [inp.feed_id])
+            filled.append({"feed_id": inp.feed_id, "file": f"{jp}.txt", "field": key, "rows": n,
+                           "value": f"one row per {what}, other fields empty",
+                           "why": f"{inp.feed_id} has no {jp}.txt; GTFS-JP wants a {jp} row for every {what}"})
     return filled
 
 
@@ -676,8 +678,8 @@ def merge(ws: Workspace, inputs: list[MergeInput], *, previous_crosswalk: dict |
     _say(progress, f"merge: loading {len(inputs)} feed version(s) from the lake")
     work, metas = load_inputs(ws, inputs)
     rows_in = work.rows()
-    filled = _fill_absent_as_meant(work, inputs)
-    filled += _fill_agency_ids(work, inputs)
+    filled = _fill_agency_ids(work, inputs)
+    filled += _fill_absent_as_meant(work, inputs)  # after agency ids: an agency_jp row needs its agency's id
     _say(progress, "merge: unifying stops and agencies")
     stop_unified, stop_groups, apart = _unify_stops(work, inputs, stop_distance_m)
     agency_unified = _unify_agencies(work)

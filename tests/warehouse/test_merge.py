@@ -329,6 +329,23 @@ def test_merge_keeps_a_routes_jp_row_for_every_route_of_gtfs_jp_inputs(ws, tmp_p
             "why": "mini-b has no routes_jp.txt; GTFS-JP wants a routes_jp row for every route"} in manifest["filled"]
 
 
+def test_merge_gives_a_plain_gtfs_input_the_gtfs_jp_rows_its_routes_and_agency_need(ws, tmp_path):
+    from noriba.exports import build_export
+    from noriba.pipeline import run_feed
+
+    a = _jp(FEED_A, routes_jp="route_id,route_update_date,origin_stop,destination_stop\nR1,20260401,港前,市役所\n")
+    run_feed(make_spec("mini-a", write_feed(tmp_path / "a", a), profile="gtfs-jp"), ws)
+    run_feed(make_spec("mini-b", write_feed(tmp_path / "b", FEED_B)), ws)  # plain GTFS: no agency_jp.txt, no routes_jp.txt
+    out = build_export(_spec(["mini-a", "mini-b"]), ws)
+    manifest = json.loads(open(out["manifest"], encoding="utf-8").read())
+    assert {r["agency_id"] for r in _table(out["gtfs_zip"], "agency_jp.txt")} == {"A", "B"}
+    assert {r["route_id"] for r in _table(out["gtfs_zip"], "routes_jp.txt")} == {"a:R1", "b:R1"}
+    found = manifest["validation"]["found"]
+    assert "agency_missing_in_agency_jp" not in found and "route_missing_in_routes_jp" not in found
+    assert {(f["feed_id"], f["file"], f["rows"]) for f in manifest["filled"] if f["file"].endswith("_jp.txt")} == {
+        ("mini-b", "agency_jp.txt", 1), ("mini-b", "routes_jp.txt", 1)}
+
+
 def test_merge_of_feeds_whose_service_periods_do_not_overlap_warns_naming_feeds_and_periods(ws, tmp_path):
     later = FEED_B["calendar.txt"].replace("20260401,20270331", "20270401,20280331")
     out, manifest = _build(ws, tmp_path, {"mini-a": FEED_A, "mini-b": {**FEED_B, "calendar.txt": later}})

@@ -39,6 +39,23 @@ def _looks_japanese(text: str) -> bool:
     return _JAPANESE.search(text) is not None
 
 
+def _utf16_without_bom(raw: bytes) -> str | None:
+    """Return 'utf-16-le' or 'utf-16-be' if ``raw`` starts as UTF-16 ASCII text without a BOM, else None.
+
+    A GTFS file starts with its ASCII header, so in UTF-16 every other byte of its first 32
+    characters is NUL and the bytes between are not.
+    """
+    head = raw[:64]
+    if len(head) < 8 or len(head) % 2 or b"\x00" not in head:
+        return None
+    even, odd = head[0::2], head[1::2]
+    if not odd.strip(b"\x00") and b"\x00" not in even:
+        return "utf-16-le"
+    if not even.strip(b"\x00") and b"\x00" not in odd:
+        return "utf-16-be"
+    return None
+
+
 def decode(raw: bytes, *, file: str, override: str | None = None) -> Decoded:
     """Return the file's text as UTF-8 bytes without BOM.
 
@@ -62,6 +79,13 @@ def decode(raw: bytes, *, file: str, override: str | None = None) -> Decoded:
             text.encode("utf-8"),
             "utf-16",
             [Notice("non_utf8_encoding", WARNING, "file is UTF-16; GTFS requires UTF-8. It was converted.", file=file)],
+        )
+    bare16 = None if override else _utf16_without_bom(raw)
+    if bare16:
+        return Decoded(
+            raw.decode(bare16, errors="replace").encode("utf-8"),
+            "utf-16",
+            [Notice("non_utf8_encoding", WARNING, "file is UTF-16 without a byte order mark; GTFS requires UTF-8. It was converted.", file=file)],
         )
     if override:
         enc = "cp932" if override.lower() in SHIFT_JIS_NAMES else override

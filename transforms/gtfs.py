@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import bz2
 import hashlib
+import lzma
+import os
+import struct
 import zipfile
 import zlib
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
 from typing import Callable
@@ -14,10 +19,24 @@ from isal import isal_zlib
 from transforms.adapters import InputError, Progress, TextFeed, TextFile
 from transforms.csvread import read_csv_text
 from transforms.encoding import decode
-from transforms.notices import ERROR, INFO, WARNING
+from transforms.notices import ERROR, INFO, WARNING, Findings
+from transforms.paths import folder_files, shown, unsafe_reason
 
-#: Largest uncompressed member read; larger ones are refused with a notice (zip bombs, mistakes).
+#: Largest file of a feed read, unpacked; larger ones are refused (zip bombs, mistakes). NORIBA_MAX_FILE_BYTES sets it.
 MAX_MEMBER_BYTES = 4 << 30
+#: Highest ratio of unpacked to packed bytes accepted for a zip member (and for the whole zip); NORIBA_MAX_ZIP_RATIO
+#: sets it. The 1,800 members of the 130 real zips in ../shared/data/gtfs pack at most 22.8:1 (trips.txt, fare_rules.txt);
+#: deflate reaches 1032:1 on repeated bytes, the shape of a zip bomb.
+MAX_ZIP_RATIO = 200
+#: Members smaller than this are not held to the ratio: tiny files pack oddly and cannot exhaust memory.
+RATIO_FLOOR_BYTES = 1 << 20
+#: Most files a feed's zip may hold (real feeds: a few dozen), and most bytes its table of contents may take;
+#: both are checked before zipfile lists the members (each costs ~0.5 KB of memory).
+MAX_ZIP_FILES = 10_000
+MAX_DIRECTORY_BYTES = 4 << 20
+#: The methods read: stored, deflate, bzip2, lzma (what zipfile writes); others are refused by name.
+_METHODS = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "deflate", zipfile.ZIP_BZIP2: "bzip2", zipfile.ZIP_LZMA: "lzma"}
+_LINK = 0o120000  # S_IFLNK in a member's unix mode (the high 16 bits of external_attr)
 
 
 def normalised_sha256(data: bytes) -> str:
@@ -31,64 +50,214 @@ def normalised_sha256(data: bytes) -> str:
     return h.hexdigest()
 
 
-def _members(source: Path) -> dict[str, Callable[[], bytes]]:
+def limits() -> tuple[int, float]:
+    """Return (largest file in bytes, highest packing ratio), from NORIBA_MAX_FILE_BYTES and NORIBA_MAX_ZIP_RATIO if set.
+
+    If either is set to something other than a positive number, then raise InputError saying so.
+    """
+    out = []
+    for var, default in (("NORIBA_MAX_FILE_BYTES", MAX_MEMBER_BYTES), ("NORIBA_MAX_ZIP_RATIO", MAX_ZIP_RATIO)):
+        text = os.environ.get(var, "").strip()
+        try:
+            value = float(text) if text else default
+        except ValueError:
+            value = -1
+        if not 0 < value < float("inf"):  # NaN fails too
+            raise InputError(f"{var}={text!r} is not a positive number; unset it or write e.g. {var}={default}")
+        out.append(value)
+    return int(out[0]), out[1]
+
+
+def _members(source: Path, *, findings: Findings | None = None) -> dict[str, Callable[[], bytes]]:
     """Return {member path: reader} of the files in a zip or folder. If it is neither, raise InputError.
 
     Each reader has a ``size`` attribute (uncompressed bytes) so the biggest files can start first.
+    Members that cannot be files here (names leading out of the folder, links, devices) are left
+    out with a notice in ``findings``; members too big or packed too tightly raise InputError.
     """
+    findings = findings if findings is not None else Findings()
+    max_bytes, max_ratio = limits()
     if source.is_dir():
+        files, refused = folder_files(source)
+        for name, why in refused:
+            code = "unsafe_file_name" if unsafe_reason(name) else "special_file"
+            findings.add(code, ERROR, f"'{shown(name)}' was not read: {why}; put the file itself in the feed's folder", file=shown(name))
         found = {}
-        for p in sorted(source.rglob("*")):
-            if p.is_file() and not p.name.startswith("."):
-                found[p.relative_to(source).as_posix()] = _sized(lambda p=p: p.read_bytes(), p.stat().st_size)
+        for name, p in files.items():
+            size = p.stat().st_size
+            if size > max_bytes:
+                raise InputError(f"{source}/{name}: {size:,} bytes, over the limit of {max_bytes:,} for one file; "
+                                 f"if the file is genuine, set NORIBA_MAX_FILE_BYTES higher")
+            found[name] = _sized(lambda p=p: p.read_bytes(), size)
         return found
     if not source.exists():
         raise InputError(f"{source}: no such file or folder")
     try:
+        _check_directory(source)
         zf = zipfile.ZipFile(source)
-    except zipfile.BadZipFile:
-        raise InputError(f"{source}: not a zip file and not a folder; a GTFS feed is a .zip of .txt files") from None
+        infos = zf.infolist()
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, OverflowError, NotImplementedError, struct.error) as e:
+        raise InputError(_not_a_zip(source, e)) from None
+    if len(infos) > MAX_ZIP_FILES:
+        raise InputError(_too_many(source, len(infos)))
     found = {}
-    for info in zf.infolist():
-        if info.is_dir() or PurePosixPath(info.filename).name.startswith(".") or "__MACOSX" in info.filename:
+    copies: Counter = Counter()
+    unpacked = packed = 0
+    for info in infos:
+        name = info.orig_filename  # zipfile cuts filename at a NUL; the name as written is what is checked
+        why = unsafe_reason(name)
+        if why:
+            findings.add("unsafe_file_name", ERROR, f"file '{shown(name)}' of the zip was not read: {why}; "
+                         "a feed's files must stay inside its folder: rename it in the zip or remove it", file=shown(name))
             continue
-        if info.file_size > MAX_MEMBER_BYTES:
-            raise InputError(f"{source}!{info.filename}: {info.file_size} bytes uncompressed, over the {MAX_MEMBER_BYTES} byte limit")
-        found[info.filename] = _sized(lambda info=info: _member_bytes(source, zf, info), info.file_size)
+        if info.is_dir() or PurePosixPath(name).name.startswith(".") or "__MACOSX" in name:
+            continue
+        if (info.external_attr >> 16) & 0o170000 == _LINK:
+            findings.add("special_file", ERROR, f"file '{name}' of the zip is a symbolic link, not a file; it was not read; "
+                         "put the file itself in the zip", file=name)
+            continue
+        _check_size(source, info, max_bytes, max_ratio)
+        unpacked, packed = unpacked + info.file_size, packed + info.compress_size
+        copies[name] += 1
+        found[name] = _sized(lambda info=info: _member_bytes(source, zf, info), info.file_size)
+    for name, n in copies.items():
+        if n > 1:
+            findings.add("duplicate_file", ERROR, f"the zip holds {n} files named '{name}'; only the last one was read; "
+                         "remove the others from the zip", file=name)
+    if unpacked > RATIO_FLOOR_BYTES and unpacked > max_ratio * packed:
+        raise InputError(f"{source}: its files unpack to {unpacked:,} bytes from {packed:,} ({unpacked / max(packed, 1):,.0f}:1); "
+                         f"real feeds pack at most about 25:1, so the zip is refused as a possible zip bomb; "
+                         f"if you trust it, set NORIBA_MAX_ZIP_RATIO higher (now {max_ratio:g})")
     return found
 
 
+def _too_many(source: Path, n: int) -> str:
+    return (f"{source}: the zip holds {n:,} files; a feed has a few dozen, and more than {MAX_ZIP_FILES:,} are refused "
+            "(a zip made to exhaust memory); zip the feed's files alone")
+
+
+def _check_directory(source: Path) -> None:
+    """Raise InputError if the zip's end record declares more files or a bigger table of contents than allowed.
+
+    The record is found as zipfile finds it (the last end signature in the final 64 KiB, then the ZIP64
+    record it points to); if there is none, zipfile's own error follows.
+    """
+    with source.open("rb") as f:
+        size = f.seek(0, 2)
+        f.seek(max(0, size - (1 << 16) - 22))
+        tail = f.read()
+        at = tail.rfind(b"PK\x05\x06")
+        if at < 0 or len(tail) - at < 22:
+            return
+        _sig, _d, _dcd, _n_disk, entries, cd_bytes, _off, _c = struct.unpack("<4s4H2LH", tail[at:at + 22])
+        loc = tail[at - 20:at] if at >= 20 else b""
+        if loc[:4] == b"PK\x06\x07":
+            f.seek(struct.unpack("<Q", loc[8:16])[0])
+            rec = f.read(56)
+            if len(rec) == 56 and rec[:4] == b"PK\x06\x06":
+                entries, cd_bytes = struct.unpack("<2Q", rec[32:48])
+    if entries > MAX_ZIP_FILES:
+        raise InputError(_too_many(source, entries))
+    if cd_bytes > MAX_DIRECTORY_BYTES:
+        raise InputError(f"{source}: the zip's table of contents takes {cd_bytes:,} bytes; a feed's takes a few thousand, and "
+                         f"more than {MAX_DIRECTORY_BYTES:,} are refused (a zip made to exhaust memory); zip the feed's files alone")
+
+
+def _not_a_zip(source: Path, e: Exception) -> str:
+    """Return the one-line error for a file zipfile cannot open: a damaged or cut-off zip, or not a zip at all."""
+    with source.open("rb") as f:
+        head = f.read(4)
+    if head == b"PK\x03\x04" or head == b"PK\x05\x06":
+        return (f"{source}: the zip is incomplete or damaged ({shown(str(e))}); it may have been cut off while downloading: "
+                "download or export the feed again")
+    return f"{source}: not a zip file and not a folder; a GTFS feed is a .zip of .txt files"
+
+
+def _check_size(source: Path, info: zipfile.ZipInfo, max_bytes: int, max_ratio: float) -> None:
+    """Raise InputError if a member declares more bytes than the limit, or packs more tightly than ``max_ratio``."""
+    if info.file_size > max_bytes:
+        raise InputError(f"{source}!{shown(info.orig_filename)}: {info.file_size:,} bytes unpacked, over the limit of {max_bytes:,} "
+                         f"for one file; if the file is genuine, set NORIBA_MAX_FILE_BYTES higher")
+    if info.file_size > RATIO_FLOOR_BYTES and info.file_size > max_ratio * info.compress_size:
+        raise InputError(f"{source}!{shown(info.orig_filename)}: {info.file_size:,} bytes packed into {info.compress_size:,} "
+                         f"({info.file_size / max(info.compress_size, 1):,.0f}:1); real feeds pack at most about 25:1, so the zip "
+                         f"is refused as a possible zip bomb; if you trust it, set NORIBA_MAX_ZIP_RATIO higher (now {max_ratio:g})")
+
+
+class _Unreadable(Exception):
+    """One member cannot be read; the message says why and what to do (without the member's name)."""
+
+
 def _member_bytes(source: Path, zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
-    """Return the bytes of one zip member. If the member is damaged, then raise InputError naming it."""
+    """Return the bytes of one zip member. If it cannot be read, then raise InputError naming it."""
     try:
         return _inflate(zf, info)
-    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError) as e:
-        raise InputError(f"{source}!{info.filename}: this file of the zip is damaged or cannot be unpacked ({e}); "
+    except _Unreadable as e:
+        raise InputError(f"{source}!{shown(info.orig_filename)}: {e}") from None
+    except (OSError, EOFError, ValueError, zlib.error, isal_zlib.error, lzma.LZMAError) as e:
+        raise InputError(f"{source}!{shown(info.orig_filename)}: this file of the zip is damaged or cannot be unpacked ({shown(str(e))}); "
                          "download or export the feed again") from None
 
 
 def _inflate(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
-    """Return the bytes of one zip member, inflated with ISA-L. If it is not plain deflate, then zipfile reads it.
+    """Return the bytes of one zip member, never unpacking more than it declares.
 
-    ISA-L inflates about 3x faster than zlib (bench/README.md); the CRC-32 is checked as zipfile
-    does, and any problem with the member falls back to zipfile so its error message is the one users see.
+    Deflate is inflated with ISA-L, about 3x faster than zlib (bench/README.md). Every method is
+    unpacked with a limit of the declared size plus one byte, so a member that unpacks to more
+    (a lying header: a zip bomb) is refused having cost that much memory, no more; the size and
+    CRC-32 are then checked as zipfile does.
     """
-    if info.compress_type != zipfile.ZIP_DEFLATED or info.flag_bits & 0x1:  # stored, bzip2/lzma, encrypted
-        return zf.read(info.filename)
-    try:
-        with open(zf.filename, "rb") as f:
-            f.seek(info.header_offset)
-            header = f.read(30)
-            if len(header) != 30 or header[:4] != b"PK\x03\x04":
-                return zf.read(info.filename)
-            f.seek(info.header_offset + 30 + int.from_bytes(header[26:28], "little") + int.from_bytes(header[28:30], "little"))
-            compressed = f.read(info.compress_size)
-        data = isal_zlib.decompress(compressed, wbits=-15, bufsize=max(info.file_size, 1))
-    except (OSError, isal_zlib.error, ValueError):
-        return zf.read(info.filename)
-    if len(data) != info.file_size or isal_zlib.crc32(data) != info.CRC:
-        return zf.read(info.filename)  # raises zipfile's own 'Bad CRC-32' / size error
+    if info.flag_bits & 0x1:
+        raise _Unreadable("this file of the zip is encrypted (password-protected); Noriba does not read encrypted zips: "
+                          "send the feed without a password")
+    if info.compress_type not in _METHODS:
+        raise _Unreadable(f"this file of the zip is packed with compression method {info.compress_type}, which Noriba does "
+                          "not read; zip the feed again with the usual method (deflate)")
+    with open(zf.filename, "rb") as f:
+        end = f.seek(0, 2)
+        f.seek(info.header_offset)
+        header = f.read(30)
+        if len(header) != 30 or header[:4] != b"PK\x03\x04":
+            raise _Unreadable("this file of the zip is damaged (its header is missing); download or export the feed again")
+        start = info.header_offset + 30 + int.from_bytes(header[26:28], "little") + int.from_bytes(header[28:30], "little")
+        if start + info.compress_size > end:
+            raise _Unreadable("this file of the zip is cut off (the zip is incomplete); download or export the feed again")
+        f.seek(start)
+        packed = f.read(info.compress_size)
+    limit = info.file_size + 1
+    if info.compress_type == zipfile.ZIP_DEFLATED:
+        data = isal_zlib.decompressobj(-15).decompress(packed, limit)
+    elif info.compress_type == zipfile.ZIP_BZIP2:
+        data = bz2.BZ2Decompressor().decompress(packed, limit)
+    elif info.compress_type == zipfile.ZIP_LZMA:
+        data = _unlzma(packed, limit)
+    else:
+        data = packed[:limit]
+    del packed
+    if len(data) > info.file_size:
+        raise _Unreadable(f"this file of the zip unpacks to more than the {info.file_size:,} bytes its header declares; the zip "
+                          "is damaged or built to exhaust memory (a zip bomb), so it was not read; download or export the feed again")
+    if len(data) != info.file_size:
+        raise _Unreadable(f"this file of the zip is damaged: it unpacks to {len(data):,} bytes, not the {info.file_size:,} its "
+                          "header declares; download or export the feed again")
+    if isal_zlib.crc32(data) != info.CRC:
+        raise _Unreadable(f"this file of the zip is damaged (Bad CRC-32: its contents do not match its checksum); "
+                          "download or export the feed again")
     return data
+
+
+def _unlzma(packed: bytes, limit: int) -> bytes:
+    """Return up to ``limit`` bytes unpacked from a zip LZMA member (version, properties, then a raw LZMA1 stream)."""
+    if len(packed) < 9:
+        raise _Unreadable("this file of the zip is damaged (its LZMA header is cut off); download or export the feed again")
+    size = int.from_bytes(packed[2:4], "little")
+    props = packed[4:4 + size]
+    if size != 5 or len(props) != 5 or props[0] >= 9 * 5 * 5:
+        raise _Unreadable("this file of the zip is damaged (its LZMA header is not valid); download or export the feed again")
+    pb, rest = divmod(props[0], 45)
+    lp, lc = divmod(rest, 9)
+    lzma1 = {"id": lzma.FILTER_LZMA1, "dict_size": int.from_bytes(props[1:5], "little"), "lc": lc, "lp": lp, "pb": pb}
+    return lzma.LZMADecompressor(lzma.FORMAT_RAW, filters=[lzma1]).decompress(packed[4 + size:], limit)
 
 
 def _sized(reader: Callable[[], bytes], size: int) -> Callable[[], bytes]:
@@ -125,7 +294,7 @@ class GtfsAdapter:
         Files that are not CSV text are kept as received.
         """
         feed = TextFeed()
-        members = _members(Path(source))
+        members = _members(Path(source), findings=feed.findings)
         if not members:
             raise InputError(f"{source}: the feed is empty (no files)")
         txt = {k: v for k, v in members.items() if k.lower().endswith(".txt")}
@@ -138,31 +307,41 @@ class GtfsAdapter:
                 file=sub,
             )
             prefix = sub + "/"
-            members = {k[len(prefix):] if k.startswith(prefix) else k: v for k, v in members.items()}
+            # a file of the sub-folder keeps its full name if one of that name is already at the top level
+            members = {(k[len(prefix):] if k.startswith(prefix) and k[len(prefix):] not in members else k): v
+                       for k, v in members.items()}
         texts = []
         for name in sorted(members):
             read = members[name]
-            if "/" in name:
-                feed.findings.add("unknown_file", INFO, f"file '{name}' in a sub-folder is not part of GTFS; kept as received", file=name)
-                feed.other_files[name] = read()
-            elif not name.lower().endswith(".txt"):
-                feed.findings.add("unknown_file", INFO, f"file '{name}' is not a GTFS text file; kept as received", file=name)
-                feed.other_files[name] = read()
+            if "/" in name or not name.lower().endswith(".txt"):
+                data = feed.other_files[name] = read()
+                if name.lower().endswith(".zip") or data[:4] == b"PK\x03\x04":
+                    feed.findings.add("nested_zip", WARNING, f"file '{name}' is a zip inside the feed's zip; it was kept as received "
+                                      "but not read; if it holds the feed, send that zip itself, or put its files at the top "
+                                      "level of one zip", file=name)
+                elif "/" in name:
+                    feed.findings.add("unknown_file", INFO, f"file '{name}' in a sub-folder is not part of GTFS; kept as received", file=name)
+                else:
+                    feed.findings.add("unknown_file", INFO, f"file '{name}' is not a GTFS text file; kept as received", file=name)
             else:
                 texts.append(name)
         with ThreadPoolExecutor(max_workers=READ_THREADS) as pool:
             futures = {}
             for name in sorted(texts, key=lambda n: -getattr(members[n], "size", 0)):
                 futures[name] = pool.submit(_load, name, members[name], encoding)
-            for name in texts:
-                if progress:
-                    progress(f"reading {name}")
-                dec, csvt, sha, nul = futures.pop(name).result()
-                feed.findings.notices.extend(dec.notices)
-                feed.findings.counts.update((n.code, n.severity) for n in dec.notices)
-                if nul is not None:
-                    feed.findings.add("invalid_character", ERROR, "file contains NUL bytes (\\0); they are not allowed in GTFS text", file=name, line=nul)
-                self._add_text(feed, name, dec, csvt, sha)
+            try:
+                for name in texts:
+                    if progress:
+                        progress(f"reading {name}")
+                    dec, csvt, sha, nul = futures.pop(name).result()
+                    feed.findings.notices.extend(dec.notices)
+                    feed.findings.counts.update((n.code, n.severity) for n in dec.notices)
+                    if nul is not None:
+                        feed.findings.add("invalid_character", ERROR, "file contains NUL bytes (\\0); they are not allowed in GTFS text", file=name, line=nul)
+                    self._add_text(feed, name, dec, csvt, sha)
+            except BaseException:
+                pool.shutdown(wait=False, cancel_futures=True)  # a file refused ends the read: the others are not started
+                raise
         encodings = {f.encoding for f in feed.files.values()}
         if {"utf-8", "utf-8-sig"} <= encodings:
             with_bom = sorted(n for n, f in feed.files.items() if f.encoding == "utf-8-sig")

@@ -70,6 +70,17 @@ class SheetLimits:
                           f"if the workbook is genuine, set the environment variable {self.env[name]} to a higher number")
 
 
+@dataclass(frozen=True)
+class TimetableLimits(SheetLimits):
+    """Bounds on a timetable workbook: a timetable is stops by trips, so a sheet of 100,000 rows or a workbook
+    of a million cells is not one (a trip file in a workbook is read with SheetLimits instead)."""
+
+    rows: int = 100_000
+    cells: int = 1_000_000
+
+    env = {**SheetLimits.env, "rows": "NORIBA_TIMETABLE_MAX_ROWS", "cells": "NORIBA_TIMETABLE_MAX_CELLS"}
+
+
 def column_letters(col: int) -> str:
     """Return the Excel letters of 0-based column ``col``."""
     letters = ""

@@ -17,6 +17,7 @@ import duckdb
 from noriba.workspace import Workspace
 from warehouse.runstate import fault_point, feed_lock, replace_dir, sweep, sweep_legacy_export_tmp
 from transforms.canonical import lit, q
+from transforms.paths import UnsafePath, safe_join
 from transforms.schema import Field, Table, load_schema
 
 
@@ -118,6 +119,8 @@ def export_version(ws: Workspace, feed_id: str, feed_version: str) -> dict:
 
     The zip holds every file of the input: canonical tables in the standard column order
     (columns the input had, then its unknown columns), unknown files as received, all UTF-8.
+    A file whose name would lead out of the folder (a lake written before names were checked)
+    is left out and listed in ``left_out``.
     If the version's severity policy blocked it, then raise ExportRefused and write nothing.
 
     Everything is written in a hidden temporary folder beside the zip (``.<zip stem>.tmp-*``),
@@ -146,6 +149,15 @@ def _export_locked(ws: Workspace, schema, feed_id: str, feed_version: str, meta_
     con = duckdb.connect()
     meta = con.sql(f"SELECT files, tables FROM read_parquet({lit(str(meta_part))}, hive_partitioning=false)").fetchall()[0]
     files = json.loads(meta[0])
+    left_out: list[str] = []
+
+    def target_of(name: str) -> Path | None:
+        try:
+            return safe_join(tmp, name)
+        except UnsafePath:
+            left_out.append(name)
+            return None
+
     work = Path(tempfile.mkdtemp(prefix=f".{zip_path.stem}.tmp-", dir=out_dir))
     try:
         tmp, pq_tmp = work / "gtfs", work / "parquet"
@@ -168,18 +180,22 @@ def _export_locked(ws: Workspace, schema, feed_id: str, feed_version: str, meta_
             for name, header, record in rows:
                 by_file.setdefault(name, [json.loads(header)]).append(list(json.loads(record).values()))
             for name, data in by_file.items():
-                with (tmp / name).open("w", encoding="utf-8", newline="") as fh:
+                if (target := target_of(name)) is None:
+                    continue
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with target.open("w", encoding="utf-8", newline="") as fh:
                     csv.writer(fh, lineterminator="\n").writerows(data)
         blobs = ws.lake_partition("gtfs_other_blobs", feed_id, feed_version) / "part-0.parquet"
         if blobs.exists():
             for name, content in con.sql(f"SELECT file_name, content FROM read_parquet({lit(str(blobs))}, hive_partitioning=false)").fetchall():
-                target = tmp / name
+                if (target := target_of(name)) is None:
+                    continue
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(content)
         # an unknown file that had a header but no rows still comes back
         for name, info in files.items():
-            if not info.get("known") and not (tmp / name).exists() and info.get("header"):
-                with (tmp / name).open("w", encoding="utf-8", newline="") as fh:
+            if not info.get("known") and info.get("header") and (target := target_of(name)) and not target.exists():
+                with target.open("w", encoding="utf-8", newline="") as fh:
                     csv.writer(fh, lineterminator="\n").writerow(info["header"])
         fault_point("export")  # test hook: a kill here leaves the temporary folder and no zip
         replace_dir(pq_tmp, pq_dir)
@@ -187,4 +203,5 @@ def _export_locked(ws: Workspace, schema, feed_id: str, feed_version: str, meta_
     finally:
         con.close()
         shutil.rmtree(work, ignore_errors=True)
-    return {"gtfs_zip": str(zip_path), "gtfs_sha256": sha256_of(zip_path), "parquet_dir": str(pq_dir)}
+    return {"gtfs_zip": str(zip_path), "gtfs_sha256": sha256_of(zip_path), "parquet_dir": str(pq_dir),
+            "left_out": sorted(set(left_out))}

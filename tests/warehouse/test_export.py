@@ -21,6 +21,60 @@ def test_export_rebuilds_gtfs_in_standard_order_with_exact_text(ws, tmp_path):
     assert "T1,24:10:00,24:10:00,S2,2" in times
 
 
+def _feed_zip(path, extra: dict[str, bytes]):
+    """Return ``path`` after writing MINI_FEED and the ``extra`` members (names taken as given) into it."""
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, text in MINI_FEED.items():
+            zf.writestr(name, text.encode("utf-8"))
+        for name, data in extra.items():
+            zf.writestr(zipfile.ZipInfo(name), data)  # ZipInfo keeps the name as given ('..', leading '/')
+    return path
+
+
+def test_zip_member_outside_folder_is_refused_and_never_written(ws, tmp_path):
+    from noriba.pipeline import run_feed
+
+    outside = tmp_path / "outside-abs" / "new" / "dir"
+    climbing = "../" * 12 + str(tmp_path.relative_to("/")) + "/outside-rel/x.sh"
+    feed = _feed_zip(tmp_path / "feed.zip", {climbing: b"#!/bin/sh\necho owned\n", str(outside / "x.bin"): b"\x00\x01",
+                                             "docs/readme.bin": b"kept"})
+    # unsafe_file_name is an ERROR; this feed's policy lets it pass so that the export runs too
+    result = run_feed(make_spec("slip", feed, policy={"allow": ["unsafe_file_name"]}), ws)
+    assert not (tmp_path / "outside-rel").exists(), "a member climbing out of the folder was written"
+    assert not (tmp_path / "outside-abs").exists(), "a member with an absolute path was written"
+    with zipfile.ZipFile(result["exports"]["gtfs_zip"]) as zf:
+        names = zf.namelist()
+    assert "docs/readme.bin" in names, "a harmless member in a sub-folder is still kept"
+    assert not [n for n in names if ".." in n or n.startswith("/") or "outside" in n]
+    import pyarrow.parquet as pq
+
+    notes = pq.read_table(ws.lake_partition("quality_notices", "slip", result["feed_version"]) / "part-0.parquet").to_pylist()
+    refused = [n for n in notes if n["code"] == "unsafe_file_name"]
+    assert {n["file"] for n in refused} == {climbing, str(outside / "x.bin")}
+    assert all(n["severity"] == "ERROR" for n in refused)
+
+
+def test_export_never_writes_a_lake_file_name_outside_its_folder(ws, tmp_path):
+    """A lake version written before names were checked may hold one; the export leaves it out and says so."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from noriba.pipeline import run_feed
+    from warehouse.export import export_version
+
+    result = run_feed(make_spec("old", write_feed(tmp_path / "in", MINI_FEED)), ws, export=False)
+    bad = "../" * 12 + str(tmp_path.relative_to("/")) + "/outside/x.sh"
+    blobs = ws.lake_partition("gtfs_other_blobs", "old", result["feed_version"]) / "part-0.parquet"
+    blobs.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.table({"file_name": [bad, str(tmp_path / "abs" / "y.bin"), "ok/z.bin"], "content": [b"1", b"2", b"3"]}), blobs)
+    out = export_version(ws, "old", result["feed_version"])
+    assert not (tmp_path / "outside").exists() and not (tmp_path / "abs").exists()
+    with zipfile.ZipFile(out["gtfs_zip"]) as zf:
+        assert zf.read("ok/z.bin") == b"3"
+        assert not [n for n in zf.namelist() if ".." in n or n.startswith("/")]
+    assert sorted(out["left_out"]) == sorted([bad, str(tmp_path / "abs" / "y.bin")])
+
+
 def test_export_removes_the_temporary_files_killed_exports_left_and_keeps_real_exports(ws, tmp_path):
     from noriba.pipeline import run_feed
 

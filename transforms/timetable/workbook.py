@@ -6,7 +6,7 @@ by :func:`cell_ref`. A merged range is filled with its top-left value, so a note
 
 Workbooks are hostile input: .xlsx sheets are streamed by transforms.xlsx and each grid spans the
 cells holding a value (not the sheet's declared dimension); .xls sheets are loaded one at a time.
-Both are bounded by the NORIBA_SHEET_MAX_* limits (transforms.xlsx.SheetLimits).
+Both are bounded by transforms.xlsx.TimetableLimits (NORIBA_TIMETABLE_MAX_ROWS and _CELLS, NORIBA_SHEET_MAX_* for the rest).
 """
 
 from __future__ import annotations
@@ -111,7 +111,7 @@ def _fill_merged(cells: list[list[Any]], merged: list[tuple[int, int, int, int]]
             continue
         work += (min(r1, len(cells)) - r0) * (c1 - c0)
         if limit and work > limit:
-            from transforms.xlsx import SheetLimits
+            from transforms.xlsx import TimetableLimits as SheetLimits
 
             raise SheetLimits.from_env().refuse(where, f"its merged ranges cover more than {work:,} cells", "cells")
         for r in range(r0, min(r1, len(cells))):
@@ -131,7 +131,7 @@ def _read_xls(data: bytes, name: str) -> list[Sheet]:
     """
     import xlrd
 
-    from transforms.xlsx import SheetLimits
+    from transforms.xlsx import TimetableLimits as SheetLimits
 
     lim = SheetLimits.from_env()
     budget = lim.cells
@@ -197,7 +197,9 @@ def _read_xlsx(data: bytes, name: str) -> tuple[list[Sheet], list[Notice]]:
 
     sheets: list[Sheet] = []
     notices: list[Notice] = []
-    with Workbook(data, name) as wb:
+    from transforms.xlsx import TimetableLimits
+
+    with Workbook(data, name, limits=TimetableLimits.from_env()) as wb:
         if not wb.sheets:
             raise InputError(f"{name}: the workbook has no sheet")
         lim = wb.limits

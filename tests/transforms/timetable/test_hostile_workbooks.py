@@ -38,12 +38,13 @@ def test_cell_at_XFD1048576_is_refused_naming_the_file_sheet_cell_and_limit(bomb
     status, out, rss, cpu = bombs.run_capped(READ, str(path))
     assert status == 0, out[-2000:]
     assert out.startswith("refused far.xlsx sheet Sheet1:"), out
-    assert "XFD1048576" in out and "NORIBA_SHEET_MAX_CELLS" in out
+    # a timetable has no row 1,048,576: the row limit refuses it before any grid is built
+    assert "row 1,048,576 is used" in out and "NORIBA_TIMETABLE_MAX_ROWS" in out
     assert rss < MAX_RSS_MB
 
 
 def test_a_few_stray_cells_within_the_limit_are_read(bomb_dir, monkeypatch):
-    monkeypatch.setenv("NORIBA_SHEET_MAX_CELLS", str(1 << 40))
+    monkeypatch.setenv("NORIBA_TIMETABLE_MAX_CELLS", str(1 << 40))
     path = bombs.write_xlsx(bomb_dir / "near.xlsx", bombs._sheet([b'<row r="1"><c r="A1"><v>1</v></c></row>',
                                                                  b'<row r="3"><c r="C3"><v>2</v></c></row>'], dimension="A1:XFD1048576"))
     (sheet,), _ = read_workbook(path.read_bytes(), path.name)
@@ -72,28 +73,41 @@ def test_whitespace_in_sheet_xml_costs_no_memory_when_the_limits_are_raised(whit
     assert rss < 256  # the parser keeps cell values only: 2 GB of spaces are streamed past
 
 
+@pytest.fixture(scope="module")
+def million_rows(bomb_dir):
+    return bombs.many_rows(bomb_dir / "rows.xlsx", cols=4)
+
+
+def test_sheet_of_a_million_rows_is_no_timetable_and_is_refused_in_seconds(million_rows):
+    status, out, rss, cpu = bombs.run_capped(READ, str(million_rows), cpu_seconds=30)
+    assert status == 0, out[-2000:]
+    assert out.startswith("refused rows.xlsx sheet Sheet1: row 100,001 is used, over the limit of 100,000 rows;"), out
+    assert "NORIBA_TIMETABLE_MAX_ROWS" in out
+    assert cpu < 15 and rss < MAX_RSS_MB
+
+
 @pytest.mark.slow  # about 30 CPU seconds: a million rows are parsed
-def test_sheet_of_a_million_rows_is_read_in_bounded_memory(bomb_dir):
-    path = bombs.many_rows(bomb_dir / "rows.xlsx", cols=4)
-    status, out, rss, cpu = bombs.run_capped(READ, str(path), cpu_seconds=120)
+def test_sheet_of_a_million_rows_is_read_in_bounded_memory_when_the_limits_are_raised(million_rows):
+    status, out, rss, cpu = bombs.run_capped(READ, str(million_rows), cpu_seconds=120,
+                                             env={"NORIBA_TIMETABLE_MAX_ROWS": str(1 << 21), "NORIBA_TIMETABLE_MAX_CELLS": str(1 << 24)})
     assert status == 0, out[-2000:]
     assert out.strip() == "read [(1048576, 4)]"
     assert rss < MAX_RSS_MB
 
 
 def test_rows_over_the_limit_are_refused_saying_how_to_raise_it(bomb_dir, monkeypatch):
-    monkeypatch.setenv("NORIBA_SHEET_MAX_ROWS", "100")
+    monkeypatch.setenv("NORIBA_TIMETABLE_MAX_ROWS", "100")
     path = bombs.many_rows(bomb_dir / "200.xlsx", rows=200, cols=2)
     with pytest.raises(InputError) as exc:
         read_workbook(path.read_bytes(), path.name)
     assert str(exc.value).startswith("200.xlsx sheet Sheet1: row 101 is used, over the limit of 100 rows;")
-    assert "NORIBA_SHEET_MAX_ROWS" in str(exc.value)
+    assert "NORIBA_TIMETABLE_MAX_ROWS" in str(exc.value)
 
 
 def test_cells_over_the_limit_are_refused_naming_the_farthest_cell(bomb_dir, monkeypatch):
-    monkeypatch.setenv("NORIBA_SHEET_MAX_CELLS", "50")
+    monkeypatch.setenv("NORIBA_TIMETABLE_MAX_CELLS", "50")
     path = bombs.many_rows(bomb_dir / "cells.xlsx", rows=30, cols=2)
-    with pytest.raises(InputError, match=r"cells\.xlsx sheet Sheet1: its values span 26 rows x 2 columns .*Sheet1!A26.*NORIBA_SHEET_MAX_CELLS"):
+    with pytest.raises(InputError, match=r"cells\.xlsx sheet Sheet1: its values span 26 rows x 2 columns .*Sheet1!A26.*NORIBA_TIMETABLE_MAX_CELLS"):
         read_workbook(path.read_bytes(), path.name)
 
 
@@ -160,14 +174,14 @@ def test_xls_sheet_over_the_cell_limit_is_refused_naming_file_and_sheet(monkeypa
     from tests.conftest import shared
 
     path = shared("jp-sources/muroran-donan-timetables-2017/timetable_weekday_20170401.xls")
-    monkeypatch.setenv("NORIBA_SHEET_MAX_CELLS", "100")
+    monkeypatch.setenv("NORIBA_TIMETABLE_MAX_CELLS", "100")
     with pytest.raises(InputError, match=r"^timetable_weekday_20170401\.xls sheet .+: its values span .* over the limit of 100 cells;.*"
-                                         r"NORIBA_SHEET_MAX_CELLS"):
+                                         r"NORIBA_TIMETABLE_MAX_CELLS"):
         read_workbook(path.read_bytes(), path.name)
 
 
 def test_merged_ranges_covering_more_than_the_cell_limit_are_refused(bomb_dir, monkeypatch):
-    monkeypatch.setenv("NORIBA_SHEET_MAX_CELLS", "1000")
+    monkeypatch.setenv("NORIBA_TIMETABLE_MAX_CELLS", "1000")
     merges = "".join('<mergeCell ref="A1:J10"/>' for _ in range(20)).encode()  # 20 overlapping ranges of 100 cells: 2,000 fills
     sheet = [f'<?xml version="1.0"?><worksheet xmlns="{bombs.MAIN}"><sheetData><row r="1"><c r="A1"><v>1</v></c></row>'
              f'</sheetData><mergeCells>'.encode(), merges, b"</mergeCells></worksheet>"]

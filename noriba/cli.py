@@ -78,8 +78,10 @@ def _report_run(result: dict, console) -> None:
         return
     fv = result["feed_version"]
     counts = result.get("published", {})
-    rows = sum(v for k, v in counts.items() if k.startswith("gtfs."))
-    console.print(f"{result['feed_id']}: version {fv} published ({rows:,} rows)", markup=False)
+    blobs = counts.get("gtfs.other_blobs", 0)  # files that are not text (one row each): status and the report count no rows for them
+    rows = sum(v for k, v in counts.items() if k.startswith("gtfs.") and k != "gtfs.other_blobs")
+    console.print(f"{result['feed_id']}: version {fv} published ({rows:,} rows"
+                  + (f"; +{blobs:,} other file{'s' if blobs != 1 else ''} kept as received)" if blobs else ")"), markup=False)
     if result.get("policy_status") == "blocked":
         from noriba.policy import blocking_reason
 
@@ -472,6 +474,11 @@ def cmd_export_specs(args) -> int:
         console.print(f"{eid}: version {res['export_version']}: {res['gtfs_zip']}")
         console.print(f"  validation: {res['validation']}" + (f" {res['new_errors']}" if res["new_errors"] else "")
                       + f"; collisions {res['collisions'] or 'none'}; stops unified {res['unified_stops']}")
+        if res.get("new_warnings"):
+            console.print("  new warnings: " + ", ".join(f"{c} {e['count']:,} (inputs {e['inputs']:,})" for c, e in res["new_warnings"].items()),
+                          markup=False)
+        for p in res.get("problems") or []:
+            console.print(f"  warning: {p['message']}", markup=False)
         console.print(f"  manifest: {res['manifest']}")
     site = update_catalog(ws)
     if rc == 0:  # after a refusal, the one error line is the whole message

@@ -461,8 +461,10 @@ def _build_locked(spec: ExportSpec, ws: Workspace, *, progress: Progress | None,
         found = mg.validate_zip(zip_path, validation_date=vdate, profile=work.profile)
         before = mg.input_notices(ws, inputs)
         new = mg.new_errors(found, before)
+        new_warn = mg.new_errors(found, before, severity="WARNING")
+        status = "new errors" if new else "new warnings" if new_warn else "no new errors or warnings"
         manifest["validation"] = {"validation_date": vdate.isoformat() if vdate else None, "found": found, "inputs": before,
-                                  "new_errors": new, "status": "no new errors" if not new else "new errors"}
+                                  "new_errors": new, "new_warnings": new_warn, "status": status}
     analytics = [f for f in spec.formats if f != "gtfs"]
     if analytics:
         from warehouse.analytics import write_analytics
@@ -480,6 +482,7 @@ def _build_locked(spec: ExportSpec, ws: Workspace, *, progress: Progress | None,
     return {"export_id": spec.id, "export_version": version, "status": "new", "dir": str(out), "gtfs_zip": str(out / zip_path.name),
             "manifest": str(out / "manifest.json"), "validation": manifest.get("validation", {}).get("status"),
             "new_errors": manifest.get("validation", {}).get("new_errors", {}),
+            "new_warnings": manifest.get("validation", {}).get("new_warnings", {}), "problems": manifest.get("problems", []),
             "collisions": manifest.get("collision_counts", {}), "unified_stops": len(manifest.get("unified_stops", []))}
 
 

@@ -34,6 +34,8 @@ STRUCTURE = "structure"
 BLOCK_ITEMS = (STRUCTURE, *SEVERITIES)
 PASS, BLOCKED = "pass", "blocked"
 _KEYS = ("block", "block_codes", "allow")
+#: Where the severity policy is explained; reports and the CLI point here.
+POLICY_DOC = "specs/README.md#severity-policy"
 
 
 def _rules() -> dict:
@@ -90,6 +92,19 @@ class Verdict:
     def reason(self) -> str:
         """Return one line naming the blocking codes, or '' when the version passed."""
         return blocking_reason(self.blocked_by)
+
+
+def pass_label(errors: int, *, lang: str) -> str:
+    """Return the short verdict of a version that passed: 'PASS' / '合格' if it has no ERROR.
+
+    If ERRORs were found but the policy lets them through, then say that instead, so a page that
+    also shows the errors does not call the version a plain pass.
+    """
+    if not errors:
+        return "合格" if lang == "ja" else "PASS"
+    if lang == "ja":
+        return f"公開可（エラー {errors:,} 件は公開を止めない設定です）"
+    return f"PUBLISHABLE ({errors:,} error{'s do' if errors != 1 else ' does'} not block under this feed's policy)"
 
 
 def blocking_reason(blocked_by: Mapping[str, int] | None, *, limit: int = 5) -> str:

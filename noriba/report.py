@@ -19,7 +19,7 @@ from pathlib import Path, PurePath
 
 import duckdb
 
-from noriba.policy import BLOCKED, blocking_reason
+from noriba.policy import BLOCKED, POLICY_DOC, blocking_reason, pass_label
 from transforms.notices import SEVERITIES
 
 SAMPLE_LIMIT = 1000
@@ -181,6 +181,8 @@ LABELS = {
         "blocks": "blocks publishing", "ERROR": "Error", "WARNING": "Warning", "INFO": "Info",
         "top": "Top problems", "report": "Report", "rows": "rows", "read": "read",
         "pass_short": "PASS", "blocked_short": "BLOCKED by policy", "policy": "Policy",
+        "pass_with_errors": ": this version is served as the latest and exported; the errors are listed below.",
+        "policy_doc": "What blocks publishing (severity policy)",
         "fix_generic": "Correct the file at the lines listed (see the examples), then send the feed again.",
     },
     "ja": {
@@ -196,6 +198,8 @@ LABELS = {
         "blocks": "公開を止めています", "ERROR": "エラー", "WARNING": "警告", "INFO": "情報",
         "top": "主な問題", "report": "レポート", "rows": "行", "read": "読込",
         "pass_short": "合格", "blocked_short": "公開停止（ポリシー）", "policy": "判定ルール",
+        "pass_with_errors": "：このバージョンは最新版として提供され、エクスポートも作成されます。エラーの内容は下の一覧を確認してください。",
+        "policy_doc": "公開を止める条件（判定ルールの説明）",
         "fix_generic": "例に示した行のデータを修正し、フィードを再提出してください。",
     },
 }
@@ -236,7 +240,8 @@ def summary_lines(report: dict, *, limit: int = 5, examples: int = 2) -> list[st
     if pol["status"] == BLOCKED:
         lines.append(f"  {L['blocked_short']}: {pol['reason']}")
     else:
-        lines.append(f"  {L['pass_short']}")
+        errors = report["totals"].get("ERROR", 0)
+        lines.append(f"  {pass_label(errors, lang=lang)}" + (f" — {L['policy_doc']}: {POLICY_DOC}" if errors else ""))
     totals = report["totals"]
     lines.append("  " + ", ".join(f"{L[s]} {totals[s]:,}" for s in SEVERITIES))
     if report["notices"]:
@@ -316,7 +321,9 @@ def render_html(report: dict) -> str:
             w(f"<dt>{_e(L[key])}</dt><dd>{_e(val)}</dd>\n")
     w("</dl>\n")
     status = "blocked" if pol["status"] == BLOCKED else "pass"
-    w(f'<h2>{_e(L["verdict"])}</h2>\n<div class="verdict {status}" id="verdict">{_e(L[status])}')
+    errors = report["totals"].get("ERROR", 0)
+    text = L[status] if status == "blocked" or not errors else f'{pass_label(errors, lang=lang)}{L["pass_with_errors"]}'
+    w(f'<h2>{_e(L["verdict"])}</h2>\n<div class="verdict {status}" id="verdict">{_e(text)}')
     if status == "blocked":
         w(f'<br>{_e(L["blocked_by"])}: <code>{_e(pol["reason"])}</code>')
     w("</div>\n")
@@ -325,6 +332,7 @@ def render_html(report: dict) -> str:
         parts = [f"block: {', '.join(rules.get('block') or []) or '-'}"]
         parts += [f"{k}: {', '.join(rules[k])}" for k in ("block_codes", "allow") if rules.get(k)]
         w(f'<p>{_e(L["policy"])}: <code>{_e("; ".join(parts))}</code></p>\n')
+    w(f'<p>{_e(L["policy_doc"])}: <code>{_e(POLICY_DOC)}</code></p>\n')
     w('<p class="totals">' + "".join(f'<span><span class="sev {s}">{_e(L[s])}</span>{report["totals"][s]:,} {_e(L["findings"])}</span>'
                                      for s in SEVERITIES) + "</p>\n")
     w(f'<h2>{_e(L["summary"])}</h2>\n<table>\n<tr><th>{_e(L["file"])}</th><th>{_e(L["rows_in"])}</th><th>{_e(L["accepted"])}</th>'

@@ -243,6 +243,11 @@ def _feed_page(ws: Workspace, f: dict, reports: dict) -> str:
     return _page(f"{f['name']}", body, depth=1)
 
 
+def _new_list(new: dict) -> str:
+    """Return 'code 63 (inputs 0), …' for the codes a merge found more often than its inputs."""
+    return ", ".join(f"{c} {e['count']:,} (入力 inputs {e['inputs']:,})" for c, e in new.items())
+
+
 def _export_page(ws: Workspace, x: dict) -> str:
     m, d = x["manifest"], x["dir"]
     lic = m.get("license") or {}
@@ -251,8 +256,12 @@ def _export_page(ws: Workspace, x: dict) -> str:
     found_err = sum(e["count"] for e in (val.get("found") or {}).values() if e["severity"] == "ERROR")
     found_warn = sum(e["count"] for e in (val.get("found") or {}).values() if e["severity"] == "WARNING")
     vtxt = _status(found_err, found_warn)
+    new_warn = val.get("new_warnings") or {}
     vtxt += (' · <span class="ok">入力にない新たなエラーなし</span> <span class="en">no error its inputs did not have</span>' if not new
-             else f' · <span class="err">新たなエラー {_e(", ".join(new))}</span>')
+             else f' · <span class="err">新たなエラー <span class="en">new errors</span> {_e(_new_list(new))}</span>')
+    if "new_warnings" in val:  # manifests written before new warnings were counted say nothing about them
+        vtxt += (' · <span class="ok">入力にない新たな警告なし</span> <span class="en">no warning its inputs did not have</span>' if not new_warn
+                 else f' · <span class="warn">新たな警告 <span class="en">new warnings</span> {_e(_new_list(new_warn))}</span>')
     service = m.get("service") or {}
     rows = [
         (label("エクスポート ID", "export id"), f"<code>{_e(m['export_id'])}</code>"),
@@ -293,12 +302,23 @@ def _export_page(ws: Workspace, x: dict) -> str:
         body += (f"<li>{label('切り出し', 'extract')}: {label('区間を短縮した便', 'trips cut')} {len(a.get('trips_cut', [])):,}, "
                  f"{label('削除した便', 'trips removed')} {len(a.get('trips_removed_leaving_fewer_than_2_stops', [])):,}</li>")
     body += "</ul>"
+    if m.get("problems"):
+        body += f'<h2 id="problems">{label("統合での注意", "merge warnings")}</h2><ul>'
+        for p in m["problems"]:
+            ja = f'{_e(p["message_ja"])}<br><span class="en">{_e(p["message"])}</span>' if p.get("message_ja") else _e(p["message"])
+            body += f'<li class="warn"><code>{_e(p["code"])}</code>: {ja}</li>'
+        body += "</ul>"
     body += f'<h2 id="validation">{label("検証レポート", "validation report")}</h2>'
     body += f"<p>{label('検証日', 'validated for')}: {_e(val.get('validation_date'))}</p>"
     if val.get("found"):
-        body += f"<table><tr><th>{label('コード', 'code')}</th><th>{label('重大度', 'severity')}</th><th>{label('件数', 'count')}</th><th>{label('入力での件数', 'in the inputs')}</th></tr>"
+        body += (f"<table><tr><th>{label('コード', 'code')}</th><th>{label('重大度', 'severity')}</th><th>{label('件数', 'count')}</th>"
+                 f"<th>{label('入力での件数', 'in the inputs')}</th><th>{label('統合で新たに', 'new in the merge')}</th></tr>")
         for c, e in sorted(val["found"].items()):
-            body += f"<tr><td><code>{_e(c)}</code></td><td>{_e(e['severity'])}</td><td class='num'>{e['count']:,}</td><td class='num'>{(val.get('inputs') or {}).get(c, {}).get('count', 0):,}</td></tr>"
+            had = (val.get("inputs") or {}).get(c, {}).get("count", 0)
+            mark = (f'<span class="{"err" if e["severity"] == "ERROR" else "warn"}">+{e["count"] - had:,}</span>'
+                    if c in new or c in new_warn else "")
+            body += (f"<tr><td><code>{_e(c)}</code></td><td>{_e(e['severity'])}</td><td class='num'>{e['count']:,}</td>"
+                     f"<td class='num'>{had:,}</td><td class='num'>{mark}</td></tr>")
         body += "</table>"
     else:
         body += "<p>" + label("指摘事項はありません。", "Nothing to report.") + "</p>"

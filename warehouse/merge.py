@@ -84,6 +84,7 @@ class Work:
     profile: str = "gtfs"
     manifest: dict = field(default_factory=dict)
     received_empty: set[str] = field(default_factory=set)  # tables every input had with a header and no rows
+    feed_headers: dict[str, dict[str, list[str]]] = field(default_factory=dict)  # feed -> file -> header as received
 
     def count(self, table: str) -> int:
         if table not in self.tables:
@@ -140,6 +141,7 @@ def load_inputs(ws: Workspace, inputs: list[MergeInput], *, con: duckdb.DuckDBPy
     work = Work(con=con, tables=present, headers=_union_headers(schema, present, headers),
                 profile="gtfs-jp" if any(m.get("profile") == "gtfs-jp" for m in metas.values()) else "gtfs")
     work.received_empty = {t for t in present if work.count(t) == 0}
+    work.feed_headers = headers
     return work, metas
 
 
@@ -198,6 +200,63 @@ def _fill_agency_ids(work: Work, inputs: list[MergeInput]) -> list[dict]:
         for fid, n in rows:
             filled.append({"feed_id": fid, "file": f"{t}.txt", "field": "agency_id", "rows": n, "value": "the feed's only agency"})
     return filled
+
+
+def _fill_absent_as_meant(work: Work, inputs: list[MergeInput]) -> list[dict]:
+    """Fill, for an input without a column or file another input has, what GTFS says its absence means; return what was filled.
+
+    Without this the merged feed would show the input's rows with the column empty (or its routes
+    without a routes_jp row), a warning the input never had.
+    """
+    con, filled = work.con, []
+    if "timepoint" in work.headers.get("stop_times", []):
+        for inp in inputs:
+            if "stop_times.txt" not in work.feed_headers.get(inp.feed_id, {}) or \
+                    "timepoint" in work.feed_headers[inp.feed_id]["stop_times.txt"]:
+                continue
+            # GTFS stop_times.timepoint: "1 or empty - times are considered exact"; a stop time without times is interpolated
+            n = con.execute("SELECT count(*) FROM w_stop_times WHERE _feed = ?", [inp.feed_id]).fetchall()[0][0]
+            con.execute("UPDATE w_stop_times SET timepoint = CASE WHEN arrival_time IS NOT NULL OR departure_time IS NOT NULL "
+                        "THEN 1 ELSE 0 END WHERE _feed = ?", [inp.feed_id])
+            if n:
+                filled.append({"feed_id": inp.feed_id, "file": "stop_times.txt", "field": "timepoint", "rows": n,
+                               "value": "1 where the stop time has times, else 0",
+                               "why": f"{inp.feed_id} has no timepoint column; in GTFS an empty timepoint means exact times "
+                                      "where times are given"})
+    for jp, base, key, what in (("routes_jp", "routes", "route_id", "route"), ("agency_jp", "agency", "agency_id", "agency")):
+        if jp not in work.tables or base not in work.tables:
+            continue
+        for inp in inputs:
+            if f"{jp}.txt" in work.feed_headers.get(inp.feed_id, {}):
+                continue
+            n = con.execute(f"SELECT count(*) FROM {q('w_' + base)} WHERE _feed = ? AND {q(key)} IS NOT NULL", [inp.feed_id]).fetchall()[0][0]
+            if not n:
+                continue
+            con.execute(f"INSERT INTO {q('w_' + jp)} BY NAME SELECT _feed, _ord, _line, {q(key)} FROM {q('w_' + base)} "
+                        f"WHERE _feed = ? AND {q(key)} IS NOT NULL", [inp.feed_id])
+            filled.append({"feed_id": inp.feed_id, "file": f"{jp}.txt", "field": key, "rows": n,
+                           "value": f"one row per {what}, other fields empty",
+                           "why": f"{inp.feed_id} has no {jp}.txt; GTFS-JP wants a {jp} row for every {what}"})
+    return filled
+
+
+def service_overlap(metas: dict, inputs: list[MergeInput]) -> list[dict]:
+    """Return one problem naming the feeds and their service periods if two inputs' periods share no day ([] otherwise)."""
+    spans = [(i.feed_id, metas[i.feed_id].get("service_start"), metas[i.feed_id].get("service_end")) for i in inputs]
+    spans = [s for s in spans if s[1] and s[2]]
+    apart = [(a, b) for n, a in enumerate(spans) for b in spans[n + 1:] if a[2] < b[1] or b[2] < a[1]]
+    if not apart:
+        return []
+    involved = [s for s in spans if any(s in pair for pair in apart)]
+    pairs = "; ".join(f"{a[0]} ({a[1]} – {a[2]}) and {b[0]} ({b[1]} – {b[2]})" for a, b in apart)
+    return [{"code": "service_periods_do_not_overlap", "severity": "WARNING",
+             "feeds": [{"feed_id": f, "start": s, "end": e} for f, s, e in involved],
+             "pairs": [[a[0], b[0]] for a, b in apart],
+             "message": f"service periods do not overlap: {pairs}; no day has service from all of them, so the merged feed "
+                        "is not one network on any day — check that these are the versions you meant to merge",
+             "message_ja": "運行期間が重なっていません: " + pairs.replace(" and ", " と ")
+                           + "。すべてのフィードが運行する日がないため、統合したフィードはどの日も 1 つの路線網になりません。"
+                             "統合するバージョンが正しいか確認してください。"}]
 
 
 def same_clock(zones: list[str], start: date, end: date) -> bool:
@@ -620,6 +679,7 @@ def merge(ws: Workspace, inputs: list[MergeInput], *, previous_crosswalk: dict |
     work, metas = load_inputs(ws, inputs)
     rows_in = work.rows()
     filled = _fill_agency_ids(work, inputs)
+    filled += _fill_absent_as_meant(work, inputs)  # after agency ids: an agency_jp row needs its agency's id
     _say(progress, "merge: unifying stops and agencies")
     stop_unified, stop_groups, apart = _unify_stops(work, inputs, stop_distance_m)
     agency_unified = _unify_agencies(work)
@@ -638,6 +698,7 @@ def merge(ws: Workspace, inputs: list[MergeInput], *, previous_crosswalk: dict |
     complete_headers(work)
     harmonised, problems = _harmonise_timezones(work, metas)
     filled += harmonised
+    problems += service_overlap(metas, inputs)
     other = []
     for inp in inputs:
         part = ws.lake_partition("gtfs_other_files", inp.feed_id, inp.feed_version) / "part-0.parquet"
@@ -745,11 +806,11 @@ def input_notices(ws: Workspace, inputs: list[MergeInput]) -> dict[str, dict]:
     return out
 
 
-def new_errors(found: dict[str, dict], before: dict[str, dict]) -> dict[str, dict]:
-    """Return the ERROR codes found more often in the output than in all its inputs together."""
+def new_errors(found: dict[str, dict], before: dict[str, dict], *, severity: str = "ERROR") -> dict[str, dict]:
+    """Return the codes of ``severity`` found more often in the output than in all its inputs together, with both counts."""
     out = {}
     for code, e in found.items():
-        if e["severity"] != "ERROR":
+        if e["severity"] != severity:
             continue
         had = before.get(code, {}).get("count", 0)
         if e["count"] > had:

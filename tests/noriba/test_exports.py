@@ -93,3 +93,26 @@ def test_an_export_build_killed_after_its_folder_was_in_place_is_finished_by_the
     assert sorted(p.name for p in root.iterdir() if p.name not in catalog) == sorted([first["export_version"], "crosswalk.csv", "latest.json"])
     third = build_export(spec, ws, validate=False)
     assert third["status"] == "unchanged" and "nothing to do" in third["message"]
+
+
+def test_export_command_warns_when_the_feeds_service_periods_do_not_overlap(tmp_path, monkeypatch, capsys):
+    from noriba.cli import main
+    from noriba.pipeline import run_feed
+    from noriba.workspace import Workspace
+    from tests.conftest import make_spec, write_feed
+    from tests.warehouse.test_merge import FEED_A, FEED_B
+
+    specs = tmp_path / "specs"
+    (specs / "exports").mkdir(parents=True)
+    (specs / "feeds").mkdir()
+    (specs / "exports" / "two-years.yml").write_text(
+        "id: two-years\nfeeds: {ids: [mini-a, mini-b]}\nlicense: {id: CC0-1.0}\nformats: [gtfs]\n", encoding="utf-8")
+    monkeypatch.setenv("NORIBA_SPECS", str(specs))
+    ws = Workspace.from_env(str(tmp_path / "home")).ensure()
+    later = {**FEED_B, "calendar.txt": FEED_B["calendar.txt"].replace("20260401,20270331", "20270401,20280331")}
+    run_feed(make_spec("mini-a", write_feed(tmp_path / "a", FEED_A)), ws)
+    run_feed(make_spec("mini-b", write_feed(tmp_path / "b", later)), ws)
+    assert main(["--home", str(tmp_path / "home"), "export", "two-years", "--quiet"]) == 0
+    out = capsys.readouterr().err  # the CLI's messages go to stderr
+    assert "warning: service periods do not overlap: mini-a (2026-04-01 – 2027-03-31) and mini-b (2027-04-01 – 2028-03-31)" in out
+    assert "new warnings: missing_feed_contact_email_and_url 1 (inputs 0)" in out  # the merge's own, named like new errors

@@ -97,3 +97,11 @@ def test_specs_readme_lists_exactly_the_codes_structure_blocks_on():
     section = text.split("## Severity policy", 1)[1].split("- `block: [ERROR]`", 1)[0]
     documented = set(re.findall(r"`([a-z][a-z0-9_]+)`", section)) - {"structure", "read", "policy", "block_codes", "allow"}
     assert documented == set(structure_codes())
+
+
+def test_pass_label_names_the_errors_the_policy_lets_through():
+    from noriba.policy import pass_label
+
+    assert pass_label(0, lang="ja") == "合格" and pass_label(0, lang="en") == "PASS"
+    assert pass_label(1, lang="ja") == "公開可（エラー 1 件は公開を止めない設定です）"
+    assert pass_label(1_234, lang="en") == "PUBLISHABLE (1,234 errors do not block under this feed's policy)"

@@ -86,7 +86,8 @@ def test_gtfs_jp_profile_alone_makes_the_report_japanese(ws, tmp_path):
     staged = _stage(ws, tmp_path, MINI_FEED, profile="gtfs-jp")
     report = json.loads(Path(staged["report"]["json"]).read_text(encoding="utf-8"))
     assert report["language"] == "ja" and report["policy"]["status"] == "pass"
-    assert "合格" in Path(staged["report"]["html"]).read_text(encoding="utf-8")
+    n = report["totals"]["ERROR"]  # missing_gtfs_jp_required_file: reported, not blocking by default
+    assert n and f"公開可（エラー {n} 件は公開を止めない設定です）" in Path(staged["report"]["html"]).read_text(encoding="utf-8")
 
 
 def test_an_unchanged_version_keeps_its_report(ws, tmp_path):
@@ -127,3 +128,66 @@ def test_report_source_name_drops_folders_and_url_secrets():
     assert source_name("https://user:pw@example.jp/gtfs/feed.zip?key=SECRET#x") == "https://example.jp/gtfs/feed.zip"
     assert source_name("/a/x/stops.csv, /a/x/平日.xlsx") == "stops.csv, 平日.xlsx"
     assert source_name(None) is None
+
+
+JA_AGENCY = "agency_id,agency_name,agency_url,agency_timezone,agency_lang\nA,みなと交通,https://example.jp,Asia/Tokyo,ja\n"
+
+
+def _with_a_non_blocking_error(**extra) -> dict:
+    """Return the mini feed with one SQL-rule ERROR (distance going backwards), which the default policy does not block on."""
+    times = ("trip_id,arrival_time,departure_time,stop_id,stop_sequence,shape_dist_traveled\n"
+             "T1,08:00:00,08:00:00,S1,1,5\nT1,08:10:00,08:10:00,S2,2,1\n")
+    return _feed(**{"stop_times.txt": times, **extra})
+
+
+def test_a_passing_version_with_errors_says_they_do_not_block_and_where_the_policy_is(ws, tmp_path):
+    from noriba.report import summary_lines
+
+    staged = _stage(ws, tmp_path, _with_a_non_blocking_error(**{"agency.txt": JA_AGENCY}))
+    report = json.loads(Path(staged["report"]["json"]).read_text(encoding="utf-8"))
+    assert report["language"] == "ja" and report["policy"]["status"] == "pass" and report["totals"]["ERROR"] == 1
+    page = Path(staged["report"]["html"]).read_text(encoding="utf-8")
+    verdict = page[page.index('id="verdict"'):page.index("</div>", page.index('id="verdict"'))]
+    assert "公開可（エラー 1 件は公開を止めない設定です）" in verdict and "合格" not in verdict
+    assert "specs/README.md#severity-policy" in page
+    summary = "\n".join(summary_lines(report))
+    assert "  公開可（エラー 1 件は公開を止めない設定です）" in summary and "合格" not in summary
+    assert "specs/README.md#severity-policy" in summary
+
+
+def test_a_passing_english_version_with_errors_is_not_called_a_plain_pass(ws, tmp_path):
+    from noriba.report import summary_lines
+
+    staged = _stage(ws, tmp_path, _with_a_non_blocking_error(**{
+        "agency.txt": "agency_id,agency_name,agency_url,agency_timezone,agency_lang\nA,Harbor Transit,https://example.com,America/Los_Angeles,en\n"}))
+    report = json.loads(Path(staged["report"]["json"]).read_text(encoding="utf-8"))
+    assert report["language"] == "en" and report["policy"]["status"] == "pass"
+    summary = "\n".join(summary_lines(report))
+    assert ("PUBLISHABLE (1 error does not block under this feed's policy) — What blocks publishing (severity policy): "
+            "specs/README.md#severity-policy") in summary
+    assert "PASS" not in summary
+
+
+def test_a_version_without_errors_still_passes_plainly(ws, tmp_path):
+    from noriba.report import summary_lines
+
+    staged = _stage(ws, tmp_path, _feed(**{"agency.txt": JA_AGENCY}))
+    report = json.loads(Path(staged["report"]["json"]).read_text(encoding="utf-8"))
+    assert report["language"] == "ja" and report["totals"]["ERROR"] == 0
+    assert "  合格" in summary_lines(report)
+    assert "合格：" in Path(staged["report"]["html"]).read_text(encoding="utf-8")
+
+
+def test_run_says_the_row_count_the_report_says_and_names_the_files_kept_as_received(ws, tmp_path, capsys):
+    from noriba.cli import main
+
+    # notes.txt is read as rows (counted like the GTFS files); the PDF and the PNG are kept as they are, no rows
+    folder = write_feed(tmp_path / "mini", _feed(**{"notes.txt": "a,b\n1,2\n3,4\n", "時刻表.pdf": "%PDF-1.4\n", "logo.png": "PNG"}))
+    specs = tmp_path / "specs"
+    (specs / "feeds").mkdir(parents=True)
+    (specs / "feeds" / "mini.yml").write_text(f"id: mini\nkind: gtfs\nsource: {{path: '{folder}'}}\n", encoding="utf-8")
+    assert main(["--home", str(ws.home), "run", "--specs", str(specs), "--quiet"]) in (0, 1)
+    out = capsys.readouterr().err  # the CLI's messages go to stderr
+    report = json.loads(next(ws.reports.glob("mini/*/report.json")).read_text(encoding="utf-8"))
+    accepted = report["rows"]["accepted"]
+    assert accepted == 10 and f"published ({accepted:,} rows; +2 other files kept as received)" in out

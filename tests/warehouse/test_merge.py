@@ -277,3 +277,108 @@ def test_merge_rewrites_an_equivalent_agency_time_zone_and_says_so(ws, tmp_path)
     (change,) = [f for f in manifest["filled"] if f["field"] == "agency_timezone"]
     assert {change["was"], change["value"]} == {"Japan", "Asia/Tokyo"}
     assert manifest["problems"] == []
+
+
+def _jp(feed: dict, *, routes_jp: str | None = None) -> dict:
+    """Return ``feed`` as a GTFS-JP feed (agency_jp, and routes_jp if given)."""
+    aid = feed["agency.txt"].splitlines()[1].split(",")[0]
+    out = {**feed, "agency_jp.txt": f"agency_id,agency_official_name\n{aid},{aid} 交通株式会社\n"}
+    if routes_jp:
+        out["routes_jp.txt"] = routes_jp
+    return out
+
+
+def _build(ws, tmp_path, feeds: dict[str, dict], *, profile: str = "gtfs"):
+    from noriba.exports import build_export
+    from noriba.pipeline import run_feed
+
+    for fid, files in feeds.items():
+        run_feed(make_spec(fid, write_feed(tmp_path / fid, files), profile=profile), ws)
+    out = build_export(_spec(list(feeds)), ws)
+    return out, json.loads(open(out["manifest"], encoding="utf-8").read())
+
+
+def test_merge_fills_timepoint_of_a_feed_without_the_column_as_exact_and_adds_no_warning(ws, tmp_path):
+    a = {**FEED_A, "stop_times.txt": "trip_id,arrival_time,departure_time,stop_id,stop_sequence,timepoint\n"
+                                     "T1,08:00:00,08:00:00,S1,1,1\nT1,,,S2,2,0\nT1,08:20:00,08:20:00,S3,3,1\n"}
+    b = {**FEED_B, "stop_times.txt": "trip_id,arrival_time,departure_time,stop_id,stop_sequence\n"
+                                     "T1,09:00:00,09:00:00,S1,1\nT1,,,H1,2\nT1,09:40:00,09:40:00,S9,3\n",
+         "stops.txt": FEED_B["stops.txt"] + "S9,終点,43.41,141.52\n"}
+    out, manifest = _build(ws, tmp_path, {"mini-a": a, "mini-b": b})
+    times = {(r["trip_id"], r["stop_sequence"]): r["timepoint"] for r in _table(out["gtfs_zip"], "stop_times.txt")}
+    # GTFS: timepoint empty with times = exact (1); B gave no times at its middle stop, so that one is approximate (0)
+    assert times == {("a:T1", "1"): "1", ("a:T1", "2"): "0", ("a:T1", "3"): "1",
+                     ("b:T1", "1"): "1", ("b:T1", "2"): "0", ("b:T1", "3"): "1"}
+    assert "missing_timepoint_value" not in manifest["validation"]["found"]
+    filled = [f for f in manifest["filled"] if f["field"] == "timepoint"]
+    assert filled == [{"feed_id": "mini-b", "file": "stop_times.txt", "field": "timepoint", "rows": 3,
+                       "value": "1 where the stop time has times, else 0",
+                       "why": "mini-b has no timepoint column; in GTFS an empty timepoint means exact times where times are given"}]
+
+
+def test_merge_keeps_a_routes_jp_row_for_every_route_of_gtfs_jp_inputs(ws, tmp_path):
+    a = _jp(FEED_A, routes_jp="route_id,route_update_date,origin_stop,destination_stop\nR1,20260401,港前,市役所\n")
+    b = _jp(FEED_B)  # GTFS-JP without routes_jp.txt (the file is optional)
+    out, manifest = _build(ws, tmp_path, {"mini-a": a, "mini-b": b}, profile="gtfs-jp")
+    rows = {r["route_id"]: r for r in _table(out["gtfs_zip"], "routes_jp.txt")}
+    assert set(rows) == {"a:R1", "b:R1"}
+    assert rows["a:R1"]["origin_stop"] == "港前" and rows["b:R1"]["origin_stop"] == ""
+    assert "route_missing_in_routes_jp" not in manifest["validation"]["found"]
+    assert {"feed_id": "mini-b", "file": "routes_jp.txt", "field": "route_id", "rows": 1,
+            "value": "one row per route, other fields empty",
+            "why": "mini-b has no routes_jp.txt; GTFS-JP wants a routes_jp row for every route"} in manifest["filled"]
+
+
+def test_merge_gives_a_plain_gtfs_input_the_gtfs_jp_rows_its_routes_and_agency_need(ws, tmp_path):
+    from noriba.exports import build_export
+    from noriba.pipeline import run_feed
+
+    a = _jp(FEED_A, routes_jp="route_id,route_update_date,origin_stop,destination_stop\nR1,20260401,港前,市役所\n")
+    run_feed(make_spec("mini-a", write_feed(tmp_path / "a", a), profile="gtfs-jp"), ws)
+    run_feed(make_spec("mini-b", write_feed(tmp_path / "b", FEED_B)), ws)  # plain GTFS: no agency_jp.txt, no routes_jp.txt
+    out = build_export(_spec(["mini-a", "mini-b"]), ws)
+    manifest = json.loads(open(out["manifest"], encoding="utf-8").read())
+    assert {r["agency_id"] for r in _table(out["gtfs_zip"], "agency_jp.txt")} == {"A", "B"}
+    assert {r["route_id"] for r in _table(out["gtfs_zip"], "routes_jp.txt")} == {"a:R1", "b:R1"}
+    found = manifest["validation"]["found"]
+    assert "agency_missing_in_agency_jp" not in found and "route_missing_in_routes_jp" not in found
+    assert {(f["feed_id"], f["file"], f["rows"]) for f in manifest["filled"] if f["file"].endswith("_jp.txt")} == {
+        ("mini-b", "agency_jp.txt", 1), ("mini-b", "routes_jp.txt", 1)}
+
+
+def test_merge_of_feeds_whose_service_periods_do_not_overlap_warns_naming_feeds_and_periods(ws, tmp_path):
+    later = FEED_B["calendar.txt"].replace("20260401,20270331", "20270401,20280331")
+    out, manifest = _build(ws, tmp_path, {"mini-a": FEED_A, "mini-b": {**FEED_B, "calendar.txt": later}})
+    p = [p for p in manifest["problems"] if p["code"] == "service_periods_do_not_overlap"]
+    assert len(p) == 1
+    assert p[0]["feeds"] == [{"feed_id": "mini-a", "start": "2026-04-01", "end": "2027-03-31"},
+                             {"feed_id": "mini-b", "start": "2027-04-01", "end": "2028-03-31"}]
+    assert "mini-a (2026-04-01 – 2027-03-31)" in p[0]["message"] and "mini-b (2027-04-01 – 2028-03-31)" in p[0]["message"]
+    assert out["problems"] == manifest["problems"]
+    page = open(f"{two_feeds_site(ws)}/exports/mini-region.html", encoding="utf-8").read()
+    assert p[0]["message"] in page.replace("&amp;", "&")
+
+
+def test_merge_of_feeds_with_overlapping_service_periods_gives_no_period_warning_and_no_new_warning(two_feeds):
+    from noriba.exports import build_export
+
+    spec = _spec(["mini-a", "mini-b"], publisher={"email": "data@example.jp"})  # the merged feed_info's contact
+    manifest = json.loads(open(build_export(spec, two_feeds)["manifest"], encoding="utf-8").read())
+    assert not [p for p in manifest["problems"] if p["code"] == "service_periods_do_not_overlap"]
+    assert manifest["validation"]["new_warnings"] == {} and manifest["validation"]["status"] == "no new errors or warnings"
+
+
+def test_a_merge_without_a_contact_lists_the_warning_it_creates_on_the_export_page(two_feeds):
+    from noriba.exports import build_export
+
+    out = build_export(_spec(["mini-a", "mini-b"]), two_feeds)
+    manifest = json.loads(open(out["manifest"], encoding="utf-8").read())
+    assert manifest["validation"]["new_warnings"] == {"missing_feed_contact_email_and_url": {"count": 1, "inputs": 0}}
+    assert manifest["validation"]["status"] == "new warnings" and out["new_warnings"] == manifest["validation"]["new_warnings"]
+    page = open(f"{two_feeds_site(two_feeds)}/exports/mini-region.html", encoding="utf-8").read()
+    assert "新たな警告 <span class=\"en\">new warnings</span> missing_feed_contact_email_and_url 1 (入力 inputs 0)" in page
+    assert '<span class="warn">+1</span>' in page  # the row of the code in the validation table says it is new
+
+
+def two_feeds_site(ws) -> str:
+    return str(ws.exports / "site")

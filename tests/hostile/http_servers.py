@@ -27,11 +27,11 @@ from typing import Callable, Iterator
 
 
 def small_zip(files: dict[str, str] | None = None) -> bytes:
-    """Return the bytes of a small zip of {name: text} (a one-file GTFS-like zip by default)."""
+    """Return the bytes of a small zip of {name: text} (a one-file GTFS-like zip by default), the same on every call."""
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
         for name, text in (files or {"agency.txt": "agency_id,agency_name\nA,みなと交通\n"}).items():
-            zf.writestr(name, text)
+            zf.writestr(zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)), text)  # fixed time: same bytes on every call
     return buf.getvalue()
 
 

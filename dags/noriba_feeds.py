@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import operator
+import os
 from datetime import datetime, timedelta
 
 from airflow.sdk import Asset, dag, task
@@ -21,7 +22,9 @@ from airflow.sdk import Asset, dag, task
 from noriba.exports import export_feed_specs, load_export_specs
 from noriba.specs import SpecError, load_specs
 
-DEFAULT_ARGS = {"owner": "noriba", "retries": 2, "retry_delay": timedelta(minutes=2)}
+#: A failed task (a worker that died, a source that was down) is retried twice, NORIBA_RETRY_DELAY_S apart (default 2 min).
+DEFAULT_ARGS = {"owner": "noriba", "retries": 2,
+                "retry_delay": timedelta(seconds=int(os.environ.get("NORIBA_RETRY_DELAY_S", "120")))}
 PUBLISH_POOL = "noriba_publish"
 
 

@@ -445,7 +445,7 @@ def warehouse_checksums(db_path: Path) -> dict[str, tuple[int, int]]:
                                               "AND table_name = ? ORDER BY ordinal_position", [schema, table]).fetchall()
                     if c not in VOLATILE_COLUMNS]
             row = ", ".join('"' + c.replace('"', '""') + '"' for c in cols)
-            n, h = con.sql(f'SELECT count(*), coalesce(sum(hash({row})), 0) FROM "{schema}"."{table}"').fetchone()
+            n, h = con.execute(f'SELECT count(*), coalesce(sum(hash({row})), 0) FROM "{schema}"."{table}"').fetchall()[0]
             out[f"{schema}.{table}"] = (int(n), int(h))
         return out
     finally:

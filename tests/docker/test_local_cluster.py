@@ -25,7 +25,7 @@ import local_cluster as lc  # noqa: E402
 
 pytestmark = pytest.mark.airflow
 
-JP_FEEDS = 30
+JP_FEEDS = 28
 BAY_AREA = ("CT_gtfs.zip", "SB_gtfs.zip")
 EXPORT_ID = "scale-export"
 

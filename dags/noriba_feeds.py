@@ -158,11 +158,12 @@ def all_feeds():
 
         return tasks.write_lake(tasks.parse_validate(feed_id, tasks.fetch(feed_id)))
 
+    # the same steps as a feed DAG: publish, data contracts, export
     @task(pool=PUBLISH_POOL, map_index_template="{{ task.op_kwargs['lake']['feed_id'] }}")
     def publish_and_export(lake: dict) -> dict:
         from noriba import tasks
 
-        return tasks.export(tasks.publish(lake))
+        return tasks.export(tasks.contracts(tasks.publish(lake)))
 
     publish_and_export.expand(lake=ingest.expand(feed_id=feed_ids()))
 

@@ -424,7 +424,7 @@ def kill(base: Path, name: str) -> None:
 
 
 #: Columns that differ between two runs of the same inputs (clock times, paths under NORIBA_HOME).
-VOLATILE_COLUMNS = ("raw_path", "fetched_at", "ingested_at", "published_at", "built_at", "generated_at")
+VOLATILE_COLUMNS = ("raw_path", "fetched_at", "ingested_at", "published_at", "built_at", "generated_at", "run_at")
 
 
 def warehouse_checksums(db_path: Path) -> dict[str, tuple[int, int]]:

@@ -77,7 +77,7 @@ else:
     from noriba.specs import parse_spec
     from noriba.workspace import Workspace
     from noriba import trips_pipeline as tp
-    from transforms.trips.spec import load_trip_specs
+    from noriba.specs import load_trip_specs
     if what in ("ingest_cold", "zones"):
         shutil.rmtree(home, ignore_errors=True)
     ws = Workspace(Path(home)).ensure()

@@ -8,6 +8,8 @@ One export DAG per export spec (``specs/exports/*.yml``) is scheduled on the Ass
 it selects, so a new version of any input rebuilds the export; exports of feeds without a feed
 spec (ingested ad hoc) have no Asset to wait for and run when triggered.
 Only the spec loaders (PyYAML) are imported here; pipeline code is imported inside the tasks.
+A spec with a mistake costs only its own DAG: every other spec's DAG is still built, and the
+mistakes (file and field) are the import error of dags/noriba_spec_errors.py.
 """
 
 from __future__ import annotations
@@ -19,8 +21,8 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import Asset, dag, task
 
-from noriba.exports import export_feed_specs, load_export_specs
-from noriba.specs import SpecError, load_specs
+from noriba.exports import export_feed_specs, load_export_each
+from noriba.specs import load_each, load_specs
 
 #: A failed task (a worker that died, a source that was down) is retried twice, NORIBA_RETRY_DELAY_S apart (default 2 min).
 DEFAULT_ARGS = {"owner": "noriba", "retries": 2,
@@ -88,10 +90,7 @@ def build_feed_dag(spec):
     return feed_dag()
 
 
-try:
-    SPECS = load_specs()
-except SpecError as exc:  # surface spec mistakes as a DAG import error naming file and field
-    raise RuntimeError("invalid feed specs:\n" + "\n".join(exc.problems)) from None
+SPECS, _ = load_each("feeds")  # the mistakes of the others: dags/noriba_spec_errors.py
 
 for _spec in SPECS:
     build_feed_dag(_spec)
@@ -129,10 +128,7 @@ def build_export_dag(spec, feed_specs):
     return export_dag()
 
 
-try:
-    EXPORT_SPECS = load_export_specs()
-except SpecError as exc:
-    raise RuntimeError("invalid export specs:\n" + "\n".join(exc.problems)) from None
+EXPORT_SPECS, _ = load_export_each()
 
 for _export in EXPORT_SPECS:
     build_export_dag(_export, SPECS)
@@ -150,7 +146,7 @@ for _export in EXPORT_SPECS:
 def all_feeds():
     @task
     def feed_ids() -> list[str]:
-        return [s.id for s in load_specs()]
+        return [s.id for s in load_specs()]  # at run time: a spec with a mistake fails the run, naming it
 
     @task(map_index_template="{{ task.op_kwargs['feed_id'] }}")
     def ingest(feed_id: str) -> dict:

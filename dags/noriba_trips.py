@@ -6,7 +6,8 @@ steps ``noriba trips`` chains (``noriba.trips_pipeline.run_trips``). A source th
 municipalities is scheduled on its layers' Assets (and on its own ``schedule`` if it has one), so a
 layer is in the warehouse before the trips that use it, chained by data, not by clock times.
 Publishing goes through the one-slot pool ``noriba_publish`` (DuckDB has a single writer); publish
-marks the source's Asset. Only the spec loader (PyYAML) is imported here.
+marks the source's Asset. Only the spec loader (PyYAML) is imported here. A spec with a mistake
+costs only its own DAG; the mistakes (file and field) are the import error of dags/noriba_spec_errors.py.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import Asset, dag, task
 
-from noriba.specs import SpecError
-from transforms.trips.spec import load_trip_specs, trip_options
+from noriba.specs import load_each
+from transforms.trips.spec import layers
 
 DEFAULT_ARGS = {"owner": "noriba", "retries": 2, "retry_delay": timedelta(minutes=2)}
 PUBLISH_POOL = "noriba_publish"
@@ -36,11 +37,10 @@ def trips_asset(source_id: str) -> Asset:
 
 def trips_schedule(spec):
     """Return the DAG schedule of a trips source: its layers' Assets (all of them), or them or its cron, or its cron."""
-    opts = trip_options(spec)
-    layers = sorted({x for x in (opts.zone_layer, opts.municipality_layer) if x})
-    if not layers:
+    used = layers(spec.options)
+    if not used:
         return spec.schedule
-    assets = functools.reduce(operator.and_, [zones_asset(x) for x in layers]) if len(layers) > 1 else zones_asset(layers[0])
+    assets = functools.reduce(operator.and_, [zones_asset(x) for x in used]) if len(used) > 1 else zones_asset(used[0])
     if not spec.schedule:
         return assets
     from airflow.timetables.assets import AssetOrTimeSchedule
@@ -123,10 +123,7 @@ def build_trips_dag(spec):
     return trips_dag()
 
 
-try:
-    TRIP_SPECS = load_trip_specs()
-except SpecError as exc:  # surface spec mistakes as a DAG import error naming file and field
-    raise RuntimeError("invalid trips specs:\n" + "\n".join(exc.problems)) from None
+TRIP_SPECS, _ = load_each("trips")  # the mistakes of the others: dags/noriba_spec_errors.py
 
 for _spec in TRIP_SPECS:
     (build_zones_dag if _spec.kind == "zones" else build_trips_dag)(_spec)

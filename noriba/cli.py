@@ -1,8 +1,9 @@
-"""The ``noriba`` command line: ingest, run, validate, status, export, trips, municipality, serve, demo."""
+"""The ``noriba`` command line: ingest, run, validate, status, diff, export, trips, municipality, serve, demo."""
 
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import re
@@ -53,6 +54,24 @@ def _slug(text: str) -> str:
     return (s or "feed")[:60]
 
 
+#: file names that say nothing about the feed: its id comes from the folder (or the URL path) holding it
+GENERIC_NAMES = ("gtfs", "feed", "google-transit", "gtfs-jp", "data", "latest", "download")
+
+
+def _derived_id(target: str, *, is_url: bool) -> str:
+    """Return a safe feed id from a path or URL: the file name's stem. If the file is generically named (gtfs.zip,
+    feed.zip, google_transit.zip), then the name of the folder (or URL path segment) holding it."""
+    if is_url:
+        parts = [p for p in target.split("?")[0].split("#")[0].split("/")[3:] if p]
+        names = [*parts[:-1], parts[-1].split(".")[0]] if parts else []
+    else:
+        path = Path(target.rstrip("/") or target).resolve()
+        names = [*path.parent.parts[1:], path.stem]
+    if len(names) > 1 and _slug(names[-1]) in GENERIC_NAMES and _slug(names[-2]) not in GENERIC_NAMES:
+        return _slug(names[-2])
+    return _slug(names[-1]) if names else "feed"
+
+
 def _report_run(result: dict, console) -> None:
     if result["status"] == "unchanged":
         console.print(result["message"], markup=False)
@@ -75,17 +94,23 @@ def _report_run(result: dict, console) -> None:
 
 
 def _print_notices(ws, feed_id: str, feed_version: str, console, limit: int = 10) -> None:
+    """Print the version's most frequent notice codes with their true counts (the notices table keeps only samples)."""
     from warehouse.publish import connect
 
     con = connect(ws, read_only=True)
-    rows = con.execute(
-        "SELECT severity, code, count(*) AS n, any_value(message) AS msg, any_value(file) AS file FROM quality.notices "
-        "WHERE feed_id = ? AND feed_version = ? GROUP BY severity, code "
-        "ORDER BY CASE severity WHEN 'ERROR' THEN 0 WHEN 'WARNING' THEN 1 ELSE 2 END, n DESC LIMIT ?",
-        [feed_id, feed_version, limit]).fetchall()
-    con.close()
-    for sev, code, n, msg, file in rows:
-        console.print(f"  {sev:<7} {code} ×{n}: {file or ''} {msg}", markup=False)
+    try:
+        total = json.loads((con.execute("SELECT notice_codes FROM meta.feed_versions WHERE feed_id = ? AND feed_version = ?",
+                                        [feed_id, feed_version]).fetchall() or [("{}",)])[0][0] or "{}")
+        rows = con.execute(
+            "SELECT severity, code, count(*) AS n, any_value(message) AS msg, any_value(file) AS file FROM quality.notices "
+            "WHERE feed_id = ? AND feed_version = ? GROUP BY severity, code", [feed_id, feed_version]).fetchall()
+    finally:
+        con.close()
+    order = {"ERROR": 0, "WARNING": 1}
+    rows = sorted(((sev, code, total.get(code, n), msg, file) for sev, code, n, msg, file in rows),
+                  key=lambda r: (order.get(r[0], 2), -r[2], r[1]))
+    for sev, code, n, msg, file in rows[:limit]:
+        console.print(f"  {sev:<7} {code} ×{n:,}: {file or ''} {msg}", markup=False)
 
 
 def cmd_run(args, specs) -> int:
@@ -121,8 +146,45 @@ def _fail(console, feed_id: str, exc: BaseException) -> None:
     if isinstance(exc, (InputError, SpecError)):
         for line in str(exc).splitlines():
             console.print(f"error: {feed_id}: {line}", markup=False)
+    elif disk_problem(exc):
+        console.print(f"error: {feed_id}: {disk_problem(exc)}", markup=False)
     else:
         console.print(f"error: {feed_id}: {type(exc).__name__}: {exc} (set NORIBA_DEBUG=1 for details)", markup=False)
+
+
+#: (errno, words a library writes for it): disk problems a person fixes outside Noriba
+_DISK = ((errno.EROFS, "Read-only file system"), (errno.ENOSPC, "No space left on device"), (errno.EDQUOT, "Disk quota exceeded"),
+         (errno.EACCES, "Permission denied"), (errno.EPERM, "Operation not permitted"))
+
+
+def disk_problem(exc: BaseException) -> str | None:
+    """Return one sentence saying which path could not be written and what to do, if ``exc`` (or its cause) is a
+    read-only, full or forbidden disk: an OSError, or a DuckDB/Arrow error carrying the system's words. Else None."""
+    seen = []
+    e: BaseException | None = exc
+    while e is not None and e not in seen:
+        seen.append(e)
+        text = str(e)
+        code = e.errno if isinstance(e, OSError) and e.errno in {c for c, _ in _DISK} else next(
+            (c for c, words in _DISK if words in text), None)
+        if code is not None:
+            quoted = re.search(r"[\"'](/[^\"']+)[\"']", text)  # DuckDB: Could not write file "/x/noriba.duckdb.wal"
+            path = getattr(e, "filename", None) or (quoted.group(1) if quoted else "the workspace (NORIBA_HOME)")
+            if code == errno.EROFS:
+                return (f"cannot write {path}: the file system is read-only; give Noriba a writable folder "
+                        f"(--home DIR or NORIBA_HOME=DIR) and run the command again")
+            if code in (errno.ENOSPC, errno.EDQUOT):
+                return (f"cannot write {path}: the disk is full; free space on it (or use a folder on a disk with room: "
+                        f"--home DIR or NORIBA_HOME=DIR) and run the command again")
+            return (f"cannot use {path}: permission denied; let the user running noriba read and write there, "
+                    f"or use another folder (--home DIR or NORIBA_HOME=DIR)")
+        if type(e).__name__ in ("FatalException", "IOException") and type(e).__module__.startswith(("duckdb", "_duckdb")):
+            quoted = re.search(r"[\"'](/[^\"']+)[\"']", text)
+            where = quoted.group(1) if quoted else "the warehouse (noriba.duckdb in NORIBA_HOME)"
+            return (f"cannot write {where}: DuckDB stopped on a fatal error (most often a full or read-only disk); check that the disk has room and is writable, "
+                    f"then run the command again")
+        e = e.__cause__ or e.__context__
+    return None
 
 
 def cmd_ingest(args) -> int:
@@ -133,11 +195,15 @@ def cmd_ingest(args) -> int:
     if not is_url and not Path(target).exists():
         _console().print(f"error: {target}: no such file or folder", markup=False)
         return EXIT_PROBLEM
-    fid = args.id or _slug(Path(target.rstrip("/")).stem if not is_url else target.rsplit("/", 1)[-1].split(".")[0])
+    fid = args.id or _derived_id(target, is_url=is_url)
     doc = {"id": fid, "kind": args.kind, "source": {"url": target} if is_url else {"path": str(Path(target).resolve())},
            "timezone": args.timezone}
     if args.encoding:
         doc["encoding"] = args.encoding
+    if args.license:
+        doc["license"] = {"id": args.license}
+    if args.publish:  # without a licence or this, a one-off ingest stays out of the public catalog
+        doc["publish"] = True
     try:
         spec = parse_spec(doc, where="command line", root=Path.cwd())
     except Exception as exc:
@@ -155,8 +221,8 @@ def cmd_validate(args) -> int:
     console = _console()
     target = args.target
     spec = None
-    is_url = bool(re.match(r"^https?://", target))
-    if not is_url and not Path(target).exists():
+    is_url = bool(re.match(r"^https?://", target or ""))
+    if target is None or (not is_url and not Path(target).exists()):
         from noriba.specs import SpecError, load_specs
 
         try:
@@ -165,14 +231,17 @@ def cmd_validate(args) -> int:
             for line in exc.problems:
                 console.print(f"error: {line}", markup=False)
             return EXIT_PROBLEM
-        spec = specs.get(target)
+        spec = specs.get(target) if target else None
         if spec is None:
-            console.print(f"error: {target}: no such file or folder, and no feed spec with that id", markup=False)
+            known = f"known feed ids: {', '.join(specs)}" if specs else "no feed specs under specs/feeds"
+            what = (f"{target}: no such file or folder, and no feed spec with that id" if target
+                    else "give a path (GTFS zip or folder), an http(s) URL or a feed id, e.g. `noriba validate gtfs.zip`")
+            console.print(f"error: {what}; {known}", markup=False)
             return EXIT_PROBLEM
     if spec is None:
         from noriba.specs import parse_spec
 
-        fid = args.id or _slug(Path(target.rstrip("/")).stem if not is_url else target.rsplit("/", 1)[-1].split(".")[0])
+        fid = args.id or _derived_id(target, is_url=is_url)
         doc = {"id": fid, "kind": args.kind, "source": {"url": target} if is_url else {"path": str(Path(target).resolve())}}
         if args.encoding:
             doc["encoding"] = args.encoding
@@ -214,6 +283,8 @@ def cmd_status(args) -> int:
     from warehouse.status import status
 
     ws = Workspace.from_env(args.home)
+    if args.feed:
+        return _feed_status(args, ws)
     data = status(ws)
     if args.json:
         print(json.dumps(data, ensure_ascii=False, indent=2))
@@ -238,6 +309,67 @@ def cmd_status(args) -> int:
             out.print(f"{f['feed_id']}: newest version {f['newest_version']} {f['reason']}", markup=False)
             if f["report"]:
                 out.print(f"  report: {f['report']}", markup=False)
+    out.print(f"One feed's versions, notices by code and changes: noriba status {data['feeds'][0]['feed_id']}", markup=False)
+    return 0
+
+
+def _feed_status(args, ws) -> int:
+    """Print one feed's versions, the notices by code of its newest version and what changed since the one before."""
+    from warehouse.status import feed_status, status
+
+    data = feed_status(ws, args.feed)
+    if data is None:
+        known = [f["feed_id"] for f in status(ws)["feeds"]]
+        _console().print(f"error: {args.feed}: no published feed with that id; published: {', '.join(known) or 'none'}", markup=False)
+        return EXIT_PROBLEM
+    if args.json:
+        print(json.dumps(data, ensure_ascii=False, indent=2))
+        return 0
+    print(f"{data['feed_id']}: {len(data['versions'])} version(s), newest first (* = served by gtfs_latest)")
+    for v in data["versions"]:
+        mark = "*" if v["served"] else " "
+        print(f" {mark} {v['feed_version']}  {v['ingested_at'] or '?'}  {v['policy_status']:<7}  {v['rows_accepted'] or 0:,} rows, "
+              f"{v['rows_quarantined'] or 0:,} quarantined, {v['errors']} ERROR {v['warnings']} WARNING {v['infos']} INFO"
+              + (f"  ({v['reason']})" if v["reason"] else ""))
+    print(f"notices of {data['newest_version']} by code:" if data["notices"] else f"notices of {data['newest_version']}: none")
+    for n in data["notices"]:
+        print(f"  {n['severity'] or '?':<7} {n['code']} ×{n['count']:,}")
+    if data["diff"]:
+        _print_diff(data["diff"])
+    return 0
+
+
+def _print_diff(d: dict) -> None:
+    print(f"changes from {d['from_version']} to {d['to_version']} (+ added, - removed, ~ changed rows):")
+    changed = [f for f in d["files"] if f["added"] or f["removed"] or f["changed"]]
+    for f in changed:
+        same_key = f"~{f['changed']:,}" if f["changed"] is not None else "(no key: a changed row is one - and one +)"
+        print(f"  {f['file']:<22} +{f['added']:,} -{f['removed']:,} {same_key}  ({f['rows_before']:,} → {f['rows_after']:,} rows)")
+    if not changed:
+        print("  no row added, removed or changed")
+    for label, key in (("appeared", "notices_appeared"), ("disappeared", "notices_disappeared"), ("changed count", "notices_changed")):
+        for n in d[key]:
+            print(f"  notice {label}: {n['severity'] or '?'} {n['code']} ({n['before']:,} → {n['after']:,})")
+
+
+def cmd_diff(args) -> int:
+    """Print what changed between two versions of a feed (default: its two newest)."""
+    from noriba.workspace import Workspace
+    from warehouse.diff import DiffError, diff_versions
+
+    if len(args.versions) not in (0, 2):
+        _console().print("error: give two versions (old then new), or none for the two newest, "
+                         "e.g. `noriba diff my-bus 0123abcd 4567ef01`", markup=False)
+        return EXIT_PROBLEM
+    try:
+        d = diff_versions(Workspace.from_env(args.home), args.feed, *args.versions)
+    except DiffError as exc:
+        _console().print(f"error: {exc}", markup=False)
+        return EXIT_PROBLEM
+    if args.json:
+        print(json.dumps(d, ensure_ascii=False, indent=2))
+    else:
+        _print_diff(d)
     return 0
 
 
@@ -290,7 +422,7 @@ def cmd_export_specs(args) -> int:
     from noriba.exports import build_export, export_feed_specs, load_export_specs
     from noriba.specs import SpecError, load_specs
     from noriba.workspace import Workspace
-    from warehouse.catalog import build_site
+    from noriba.exports import update_catalog
 
     ws = Workspace.from_env(args.home).ensure()
     console = _console()
@@ -341,7 +473,7 @@ def cmd_export_specs(args) -> int:
         console.print(f"  validation: {res['validation']}" + (f" {res['new_errors']}" if res["new_errors"] else "")
                       + f"; collisions {res['collisions'] or 'none'}; stops unified {res['unified_stops']}")
         console.print(f"  manifest: {res['manifest']}")
-    site = build_site(ws)
+    site = update_catalog(ws)
     if rc == 0:  # after a refusal, the one error line is the whole message
         console.print(f"catalog: {site}")
     return rc
@@ -349,7 +481,7 @@ def cmd_export_specs(args) -> int:
 
 def cmd_municipality(args) -> int:
     from noriba.workspace import Workspace
-    from warehouse.catalog import build_site
+    from noriba.exports import update_catalog
     from warehouse.municipality_report import build_report, write_pdf
 
     ws = Workspace.from_env(args.home).ensure()
@@ -360,23 +492,27 @@ def cmd_municipality(args) -> int:
         _console().print(f"error: {args.municipality}: {exc}", markup=False)
         return EXIT_PROBLEM
     print(f"{r['name']}: {r['html']}")
+    for w in r.get("expiry_warnings") or []:
+        when = f"ends on {w['end_date']} ({w['days_left']} days left)" if w["validity"] == "expiring" else f"expired on {w['end_date']}"
+        print(f"  warning: {w['feed_id']} {when}: publish the timetable revision (改正)")
     if args.pdf:
         pdf = write_pdf(Path(r["html"]))
         print(f"  PDF: {pdf}" if pdf else "  PDF: not written (no chromium installed; see .ci/install-chromium)")
-    build_site(ws)
+    update_catalog(ws)
     return 0
 
 
 def cmd_serve(args) -> int:
-    from noriba.serve import make_server
+    from noriba.exports import update_catalog
+    from noriba.serve import endpoints, make_server
     from noriba.workspace import Workspace
-    from warehouse.catalog import build_site
 
     ws = Workspace.from_env(args.home).ensure()
-    if not (ws.exports / "site" / "index.html").exists():
-        build_site(ws)
-    server = make_server(ws, port=args.port, verbose=args.verbose)
-    print(f"Serving the catalog of {ws.exports} at http://127.0.0.1:{server.server_address[1]}/ (Ctrl-C to stop)")
+    update_catalog(ws)  # the catalog as of today (validity, what is public), with its latest.zip links
+    server = make_server(ws, host=args.host, port=args.port, verbose=args.verbose)
+    host, port = server.server_address[:2]
+    base = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
+    print(f"Serving the catalog of {ws.exports} at {base}/ (Ctrl-C to stop): {endpoints(base)}")
     sys.stdout.flush()
     try:
         server.serve_forever()
@@ -450,7 +586,7 @@ def _run_trips(args, *, ids: list[str] | None = None, tags: tuple[str, ...] = ()
 def _demo_outputs(args, ws, specs) -> tuple[str | None, list[str]]:
     """Return the catalog page and the municipality reports built for the demo region (its export specs tagged by feed)."""
     from noriba.exports import build_export, export_feed_specs, load_export_specs
-    from warehouse.catalog import build_site
+    from noriba.exports import update_catalog
     from warehouse.municipality_report import build_report
 
     console = _console()
@@ -465,7 +601,7 @@ def _demo_outputs(args, ws, specs) -> tuple[str | None, list[str]]:
                 console.print(res.get("message") or f"{es.id}: export version {res['export_version']} ({res['validation']})")
         for code in dict.fromkeys(str(s.municipality.get("code") or s.municipality.get("name")) for s in specs if s.municipality):
             reports.append(build_report(ws, municipality=code)["html"])
-        return str(build_site(ws)), reports
+        return str(update_catalog(ws)), reports
     except Exception as exc:  # the feeds are built; say what failed after them
         _fail(console, "demo outputs", exc)
         return None, reports
@@ -484,33 +620,46 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("ingest", help="ingest one feed from a path or URL, no spec needed")
     sp.add_argument("source", help="a GTFS zip, a folder, or an http(s) URL")
     sp.add_argument("--id", help="feed id (default: derived from the file name)")
-    sp.add_argument("--kind", default="gtfs")
+    sp.add_argument("--kind", default="gtfs", help="what the input is (default gtfs; spreadsheet kinds need a spec in specs/feeds)")
     sp.add_argument("--encoding", help="force an encoding, e.g. cp932")
-    sp.add_argument("--timezone", default="UTC")
+    sp.add_argument("--timezone", default="UTC", help="IANA time zone recorded in the feed's spec, e.g. Asia/Tokyo (default UTC; "
+                    "a GTFS feed's times follow its own agency_timezone)")
+    sp.add_argument("--license", help="the licence the feed carries (an SPDX id such as CC-BY-4.0); a licensed feed is listed in the catalog")
+    sp.add_argument("--publish", action="store_true", help="list the feed in the public catalog even without a licence")
     common(sp)
     sp = sub.add_parser("run", help="run the feeds declared in specs/feeds (all, or those named)")
-    sp.add_argument("feed_ids", nargs="*")
+    sp.add_argument("feed_ids", nargs="*", metavar="FEED", help="feed ids of specs/feeds to run (default: all)")
     sp.add_argument("--specs", help="specs folder (default $NORIBA_SPECS or ./specs)")
     common(sp)
     sp = sub.add_parser("validate", help="validate one feed and write its report, without publishing; exit 1 if its policy blocks it")
-    sp.add_argument("target", metavar="PATH_OR_FEED", help="a GTFS zip, a folder, an http(s) URL, or the id of a feed in specs/feeds")
+    sp.add_argument("target", metavar="PATH_OR_FEED", nargs="?", help="a GTFS zip, a folder, an http(s) URL, or the id of a feed in specs/feeds")
     sp.add_argument("--date", type=_date, help="validation date YYYY-MM-DD for time-dependent rules (default today)")
     sp.add_argument("--json", action="store_true", help="print the summary as JSON")
     sp.add_argument("--id", help="feed id for a path or URL (default: derived from the file name)")
-    sp.add_argument("--kind", default="gtfs")
+    sp.add_argument("--kind", default="gtfs", help="what a path or URL is (default gtfs)")
     sp.add_argument("--encoding", help="force an encoding, e.g. cp932")
     sp.add_argument("--profile", choices=("gtfs", "gtfs-jp"), help="rule profile for a path or URL (default: detected)")
     sp.add_argument("--specs", help="specs folder, to look up a feed id (default $NORIBA_SPECS or ./specs)")
     sp.add_argument("--quiet", action="store_true", help="no progress output")
-    sp = sub.add_parser("status", help="feeds, versions, row counts, notices by severity and policy verdict")
-    sp.add_argument("--json", action="store_true")
+    sp = sub.add_parser("status", help="feeds, versions, row counts, notices by severity and policy verdict; "
+                        "with a feed id, its versions, notices by code and what changed")
+    sp.add_argument("feed", nargs="?", metavar="FEED", help="one published feed id: its versions, verdicts, notices by code "
+                    "and the changes between its two newest versions")
+    sp.add_argument("--json", action="store_true", help="print the status as JSON")
+    sp = sub.add_parser("diff", help="what changed between two versions of a feed: rows added/removed/changed per file, "
+                        "notice codes that appeared or disappeared")
+    sp.add_argument("feed", metavar="FEED", help="a published feed id")
+    sp.add_argument("versions", nargs="*", metavar="VERSION", help="old and new version (ids or unique prefixes; "
+                    "default: the two newest)")
+    sp.add_argument("--json", action="store_true", help="print the diff as JSON")
     sp = sub.add_parser("export", help="rebuild exports of the latest version of each feed that its policy let pass, and build export specs (specs/exports/)")
-    sp.add_argument("feed_ids", nargs="*")
+    sp.add_argument("feed_ids", nargs="*", metavar="FEED_OR_EXPORT",
+                    help="published feed ids to re-export and export spec ids (specs/exports) to build (default: all)")
     sp.add_argument("--version", help="export this version instead (refused if its policy blocked it)")
     sp.add_argument("--force", action="store_true", help="rebuild even if nothing changed")
     sp.add_argument("--quiet", action="store_true", help="no progress output")
     sp = sub.add_parser("trips", help="run the trip and zone specs in specs/trips (all, or those named)")
-    sp.add_argument("feed_ids", nargs="*")
+    sp.add_argument("feed_ids", nargs="*", metavar="SPEC", help="ids of trips or zones specs in specs/trips (default: all)")
     common(sp)
     sp = sub.add_parser("municipality", help="write the report of a municipality's service (HTML, optionally PDF)")
     sp.add_argument("municipality", help="municipality code or name, as in the feed specs (e.g. 99001 or みなと市)")
@@ -518,7 +667,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--population", help="GeoJSON with a 'population' property (polygons or points) for covered population")
     sp.add_argument("--pdf", action="store_true", help="also print the page to PDF with headless chromium")
     sp = sub.add_parser("serve", help="serve the download catalog on http://127.0.0.1")
-    sp.add_argument("--port", type=int, default=8000)
+    sp.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    sp.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
     sp.add_argument("--verbose", action="store_true", help="log every request")
     sp = sub.add_parser("demo", help="build the demo region offline from the project's own inputs")
     common(sp)
@@ -550,6 +700,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_validate(args)
         if args.command == "status":
             return cmd_status(args)
+        if args.command == "diff":
+            return cmd_diff(args)
         if args.command == "export":
             return cmd_export_specs(args)
         if args.command == "serve":

@@ -13,27 +13,44 @@ import fnmatch
 import hashlib
 import json
 import re
-import shutil
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Callable
 
-import yaml
-
 from noriba.specs import ID_PATTERN, SpecError, load_specs, parse_spec, project_root
 from noriba.workspace import Workspace
 from transforms.schema import default_specs_dir
+from transforms.specfile import Date, ListOf, Map, Number, OneOf, Text, check_shape, field_of, is_under, load_yaml, shown
+from warehouse.versions import latest_versions  # noqa: F401 (the lake's latest versions; importers of noriba.exports use it)
 
 Progress = Callable[[str], None]
 FORMATS = ("gtfs", "parquet", "duckdb", "csv")
 #: Bumped when the way exports are built changes, so a rebuild is not mistaken for "unchanged".
 EXPORT_FORMAT = 2
 RESERVED_IDS = {"gtfs", "parquet", "site", "reports", "files"}
-_KEYS = {"id", "name", "name_en", "description", "feeds", "ingest", "namespaces", "area", "dates", "agencies", "routes",
-         "merge", "formats", "license", "publisher", "attribution", "country_code", "subdivision"}
+#: Largest GeoJSON file an export's area.polygon may name (bytes).
+MAX_AREA_BYTES = 64 << 20
 _FEED_KEYS = {"ids", "tags", "prefecture", "municipality", "lake"}
-_INGEST_KEYS = {"glob", "path", "id", "id_prefix", "strip", "timezone", "encoding", "profile", "name"}
+_NAMES = OneOf(Text(numbers=True), ListOf(Text(numbers=True)), expected="a name or a list of names, e.g. [a, b]")
+#: Every key of an export spec, with the type of its value.
+EXPORT_SHAPE = Map({
+    "id": Text(), "name": Text(), "name_en": Text(), "description": Text(),
+    "feeds": Map({"ids": _NAMES, "tags": _NAMES, "lake": _NAMES, "prefecture": Text(),
+                  "municipality": Text(expected='a code in quotes such as "99001", or a name')}),
+    "ingest": ListOf(Map({k: Text() for k in ("glob", "path", "id", "id_prefix", "strip", "timezone", "encoding", "profile",
+                                              "name")})),
+    "namespaces": Map(values=Text()),
+    "area": Map({"bbox": ListOf(Number()), "polygon": OneOf(Text(), ListOf(ListOf(Number())),
+                                                            expected="a GeoJSON file or a list of [lon, lat] points")}),
+    "dates": Map({"start": Date(), "end": Date()}),
+    "agencies": _NAMES, "routes": _NAMES,
+    "merge": Map({"stop_distance_m": Number(lo=0)}),
+    "formats": OneOf(Text(), ListOf(Text())),
+    "license": Map({"id": Text(), "attribution": Text(), "url": Text(), "text": Text()}),
+    "publisher": Map({"name": Text(), "url": Text(), "email": Text(), "lang": Text(), "contact_url": Text()}),
+    "attribution": Text(), "country_code": Text(), "subdivision": Text(),
+})
 
 
 @dataclass(frozen=True)
@@ -85,15 +102,15 @@ def _slug(text: str) -> str:
 
 def parse_export_spec(doc: object, *, where: str, root: Path, expect_id: str | None = None) -> ExportSpec:
     """Return the ExportSpec in ``doc``. If anything is wrong, raise SpecError listing every problem with file and field."""
-    problems: list[str] = []
-
-    def bad(f: str, msg: str) -> None:
-        problems.append(f"{where}: {f}: {msg}")
-
     if not isinstance(doc, dict):
         raise SpecError([f"{where}: the file must be a YAML mapping (key: value lines)"])
-    for k in sorted(set(doc) - _KEYS):
-        bad(k, f"unknown key; allowed keys are {', '.join(sorted(_KEYS))}")
+    shape_problems, dropped, doc = check_shape(doc, EXPORT_SHAPE)
+    problems = [f"{where}: {f}: {msg}" for f, msg in shape_problems]
+
+    def bad(f: str, msg: str) -> None:
+        if not is_under(f, dropped):  # a value of the wrong type is reported once, by the shape check
+            problems.append(f"{where}: {f}: {msg}")
+
     eid = doc.get("id")
     if not isinstance(eid, str) or not ID_PATTERN.match(eid):
         bad("id", f"{eid!r} is not a valid export id (lowercase letters, digits and '-')")
@@ -105,8 +122,6 @@ def parse_export_spec(doc: object, *, where: str, root: Path, expect_id: str | N
     if not isinstance(feeds, dict):
         bad("feeds", "must be a mapping with any of: " + ", ".join(sorted(_FEED_KEYS)))
         feeds = {}
-    for k in sorted(set(feeds) - _FEED_KEYS):
-        bad(f"feeds.{k}", f"unknown key; allowed: {', '.join(sorted(_FEED_KEYS))}")
 
     def str_list(value, f: str) -> tuple[str, ...]:
         if value is None:
@@ -128,8 +143,6 @@ def parse_export_spec(doc: object, *, where: str, root: Path, expect_id: str | N
         if not isinstance(e, dict):
             bad(f, "must be a mapping")
             continue
-        for k in sorted(set(e) - _INGEST_KEYS):
-            bad(f"{f}.{k}", f"unknown key; allowed: {', '.join(sorted(_INGEST_KEYS))}")
         if bool(e.get("glob")) == bool(e.get("path")):
             bad(f, "give exactly one of `glob` (many files) or `path` (one file, with `id`)")
             continue
@@ -137,14 +150,14 @@ def parse_export_spec(doc: object, *, where: str, root: Path, expect_id: str | N
             bad(f"{f}.id", "an ingested `path` needs the feed `id` to ingest it as")
         if e.get("id") and not ID_PATTERN.match(str(e["id"])):
             bad(f"{f}.id", f"{e['id']!r} is not a valid feed id")
-        if e.get("id_prefix") and not re.match(r"^[a-z0-9][a-z0-9-]*$", str(e["id_prefix"])):
+        if e.get("id_prefix") and not re.fullmatch(r"[a-z0-9][a-z0-9-]*", str(e["id_prefix"])):
             bad(f"{f}.id_prefix", f"{e['id_prefix']!r} must be lowercase letters, digits and '-'")
         try:
             parse_spec({"id": "x", "kind": "gtfs", "source": {"path": "x"}, "timezone": e.get("timezone", "UTC"),
                         "profile": e.get("profile", "gtfs"), **({"encoding": e["encoding"]} if e.get("encoding") else {})},
                        where=f"{where}: {f}", root=root)
         except SpecError as exc:
-            problems.extend(exc.problems)
+            problems.extend(p for p in exc.problems if not is_under(f + "." + field_of(p, f"{where}: {f}"), dropped))
             continue
         ingest.append(dict(e))
     area = doc.get("area")
@@ -186,6 +199,9 @@ def parse_export_spec(doc: object, *, where: str, root: Path, expect_id: str | N
     if isinstance(lic, dict) and not lic.get("id") and not lic.get("text"):
         bad("license", "give the licence of the export: {id: CC-BY-4.0, attribution: ...} (SPDX id) or {text: ...}")
     ids = str_list(feeds.get("ids"), "feeds.ids")
+    for n, fid in enumerate(ids):
+        if not ID_PATTERN.match(fid):
+            bad(f"feeds.ids[{n}]", f"{fid!r} is not a valid feed id (lowercase letters, digits and '-')")
     tags = str_list(feeds.get("tags"), "feeds.tags")
     globs = str_list(feeds.get("lake"), "feeds.lake")
     if not (ids or tags or globs or feeds.get("prefecture") or feeds.get("municipality") or ingest):
@@ -193,7 +209,7 @@ def parse_export_spec(doc: object, *, where: str, root: Path, expect_id: str | N
     namespaces = doc.get("namespaces") or {}
     if isinstance(namespaces, dict):
         for k, v in namespaces.items():
-            if not isinstance(v, str) or not re.match(r"^[A-Za-z0-9_-]{1,32}$", v):
+            if not isinstance(v, str) or not re.fullmatch(r"[A-Za-z0-9_-]{1,32}", v):
                 bad(f"namespaces.{k}", f"{v!r} must be a short prefix of letters, digits, '-' or '_'")
         if len(set(namespaces.values())) != len(namespaces):
             bad("namespaces", "two feeds have the same namespace")
@@ -248,13 +264,19 @@ def _parse_area(area, root: Path, bad) -> dict | None:
     if isinstance(poly, str):
         p = Path(poly) if Path(poly).is_absolute() else root / poly
         try:
+            if p.stat().st_size > MAX_AREA_BYTES:
+                raise ValueError(f"larger than {MAX_AREA_BYTES:,} bytes")
             gj = json.loads(p.read_text(encoding="utf-8"))
+            geom = gj.get("geometry", gj) if gj.get("type") != "FeatureCollection" else gj["features"][0]["geometry"]
+            kind = geom.get("type")
         except (OSError, ValueError) as exc:
             bad("area.polygon", f"{poly}: cannot be read as GeoJSON ({exc})")
             return None
-        geom = gj.get("geometry", gj) if gj.get("type") != "FeatureCollection" else gj["features"][0]["geometry"]
-        if geom.get("type") not in ("Polygon", "MultiPolygon"):
-            bad("area.polygon", f"{poly}: the geometry must be a Polygon or MultiPolygon, not {geom.get('type')}")
+        except (AttributeError, KeyError, IndexError, TypeError):
+            bad("area.polygon", f"{poly}: not a GeoJSON Feature, FeatureCollection or geometry")
+            return None
+        if kind not in ("Polygon", "MultiPolygon"):
+            bad("area.polygon", f"{poly}: the geometry must be a Polygon or MultiPolygon, not {shown(kind)}")
             return None
         return {"geojson": geom, "source": str(poly)}
     if not (isinstance(poly, list) and len(poly) >= 3 and all(isinstance(c, list) and len(c) == 2 for c in poly)):
@@ -263,30 +285,16 @@ def _parse_area(area, root: Path, bad) -> dict | None:
     return {"geojson": {"type": "Polygon", "coordinates": [poly + ([poly[0]] if poly[0] != poly[-1] else [])]}}
 
 
-class _Loader(yaml.SafeLoader):
-    """Safe YAML without timestamp parsing: dates stay text, so a wrong date is reported with its field, not as a crash."""
-
-
-_Loader.yaml_implicit_resolvers = {k: [r for r in v if r[0] != "tag:yaml.org,2002:timestamp"]
-                                   for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()}
-
-
 def load_export_spec(path: Path, *, specs_dir: Path | None = None) -> ExportSpec:
     """Return the export spec in ``path``. If it is not valid, raise SpecError naming the file and fields."""
     specs_dir = specs_dir or path.resolve().parent.parent
-    try:
-        doc = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)  # noqa: S506 (a SafeLoader subclass)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise SpecError([f"{path}:{f' line {mark.line + 1}' if mark else ''} not valid YAML: {getattr(exc, 'problem', exc)}"]) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError([f"{path}: cannot be read ({exc}); save it as UTF-8"]) from None
+    doc = load_yaml(path, dates=False)  # dates stay text, so a wrong date is reported with its field, not as a crash
     spec = parse_export_spec(doc, where=str(path), root=project_root(specs_dir), expect_id=path.stem)
     return ExportSpec(**{**spec.__dict__, "spec_path": path})
 
 
-def load_export_specs(specs_dir: Path | None = None) -> list[ExportSpec]:
-    """Return every export spec under ``specs_dir/exports``. If any is wrong, raise SpecError listing all problems."""
+def load_export_each(specs_dir: Path | None = None) -> tuple[list[ExportSpec], list[str]]:
+    """Return (the valid export specs under ``specs_dir/exports``, every problem of the others). One bad file costs only itself."""
     specs_dir = specs_dir or default_specs_dir()
     problems, out = [], []
     for path in sorted((specs_dir / "exports").glob("*.y*ml")):
@@ -294,6 +302,12 @@ def load_export_specs(specs_dir: Path | None = None) -> list[ExportSpec]:
             out.append(load_export_spec(path, specs_dir=specs_dir))
         except SpecError as exc:
             problems.extend(exc.problems)
+    return out, problems
+
+
+def load_export_specs(specs_dir: Path | None = None) -> list[ExportSpec]:
+    """Return every export spec under ``specs_dir/exports``. If any is wrong, raise SpecError listing all problems."""
+    out, problems = load_export_each(specs_dir)
     if problems:
         raise SpecError(problems)
     return out
@@ -308,34 +322,6 @@ def export_feed_specs(spec: ExportSpec, feed_specs) -> list:
                 or (spec.prefecture and spec.prefecture in (muni.get("prefecture"), muni.get("prefecture_code")))
                 or (spec.municipality and spec.municipality in (muni.get("code"), muni.get("name")))):
             out.append(s)
-    return out
-
-
-def latest_versions(ws: Workspace, *, passing_only: bool = True) -> dict[str, dict]:
-    """Return {feed_id: metadata row of its latest version} from the lake (no warehouse lock needed).
-
-    If a version's severity policy blocked it (``policy_status`` = blocked), then the latest
-    version that passed is returned instead, and ``newer_blocked`` lists the blocked ones.
-    """
-    import duckdb
-
-    glob = ws.lake / "meta_feed_versions" / "feed_id=*" / "feed_version=*" / "part-0.parquet"
-    if not list((ws.lake / "meta_feed_versions").glob("feed_id=*/feed_version=*/part-0.parquet")):
-        return {}
-    con = duckdb.connect()
-    rows = con.sql(f"SELECT * FROM read_parquet('{glob}', hive_partitioning=true, union_by_name=true) "
-                   f"ORDER BY feed_id, ingested_at DESC, fetched_at DESC, feed_version").to_arrow_table().to_pylist()
-    con.close()
-    out: dict[str, dict] = {}
-    blocked: dict[str, list[str]] = {}
-    for r in rows:
-        fid = r["feed_id"]
-        if fid in out:
-            continue
-        if passing_only and r.get("policy_status") == "blocked":
-            blocked.setdefault(fid, []).append(r["feed_version"])
-            continue
-        out[fid] = {**r, "newer_blocked": blocked.get(fid, [])}
     return out
 
 
@@ -396,15 +382,26 @@ def build_export(export_id: str | ExportSpec, ws: Workspace, *, progress: Progre
     """Return what building one export did: its version, files, manifest path and validation summary.
 
     If neither the spec nor any input version changed since the last build, then nothing is
-    rebuilt and ``status`` is ``unchanged``.
+    rebuilt and ``status`` is ``unchanged``. A build holds the export's lock (two builds of one
+    export take turns) and first removes the temporary folders a killed build left; a build killed
+    after its version folder was in place is finished by the next one (crosswalk, latest.json, catalog).
     """
-    from noriba.pipeline import run_feed
-    from warehouse import merge as mg
-    from warehouse.export import sha256_of
+    from warehouse.runstate import feed_lock
 
     specs_dir = specs_dir or default_specs_dir()
     spec = export_id if isinstance(export_id, ExportSpec) else load_export_spec(specs_dir / "exports" / f"{export_id}.yml", specs_dir=specs_dir)
     ws.ensure()
+    with feed_lock(ws, f"export.{spec.id}"):  # "." is in no feed id: no clash with a feed's lock
+        return _build_locked(spec, ws, progress=progress, force=force, specs_dir=specs_dir, validate=validate)
+
+
+def _build_locked(spec: ExportSpec, ws: Workspace, *, progress: Progress | None, force: bool, specs_dir: Path,
+                  validate: bool) -> dict:
+    from noriba.pipeline import run_feed
+    from warehouse import merge as mg
+    from warehouse.export import sha256_of
+    from warehouse.runstate import replace_dir, sweep
+
     say = progress or (lambda m: None)
     for e in resolve_ingest(spec, project_root(specs_dir)):
         fs = parse_spec({"id": e.feed_id, "kind": "gtfs", "source": {"path": str(e.path)}, "timezone": e.timezone,
@@ -421,12 +418,19 @@ def build_export(export_id: str | ExportSpec, ws: Workspace, *, progress: Progre
                                          "format": EXPORT_FORMAT}).encode()).hexdigest()[:16]
     root = export_dir(ws, spec.id)
     out = root / version
+    # what a killed build left: its folder (.<version>.tmp), swap and file copies; not the catalog's .latest.zip.tmp
+    sweep(root, "." + "?" * len(version) + ".tmp", ".*.old-*", ".crosswalk.csv.tmp", ".latest.json.tmp", "crosswalk.tmp")
     if not force and (out / "manifest.json").exists():
-        return {"export_id": spec.id, "export_version": version, "status": "unchanged", "dir": str(out),
+        if _latest(root) == version:
+            return {"export_id": spec.id, "export_version": version, "status": "unchanged", "dir": str(out),
+                    "manifest": str(out / "manifest.json"),
+                    "message": f"{spec.id}: inputs and spec unchanged, still version {version}; nothing to do"}
+        say(f"{spec.id}: inputs and spec unchanged; finishing version {version} left by an interrupted build")
+        _publish_version(ws, root, version, say, specs_dir=specs_dir)
+        return {"export_id": spec.id, "export_version": version, "status": "unchanged", "finished": True, "dir": str(out),
                 "manifest": str(out / "manifest.json"),
-                "message": f"{spec.id}: inputs and spec unchanged, still version {version}; nothing to do"}
+                "message": f"{spec.id}: inputs and spec unchanged; finished version {version} left by an interrupted build"}
     tmp = root / f".{version}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     say(f"{spec.id}: merging {len(inputs)} feed(s)")
     previous = mg.read_crosswalk(root / "crosswalk.csv")
@@ -471,22 +475,49 @@ def build_export(export_id: str | ExportSpec, ws: Workspace, *, progress: Progre
     manifest["bbox"] = _bbox(work)
     (tmp / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=1, default=str), encoding="utf-8")
     work.con.close()
-    if out.exists():
-        shutil.rmtree(out)
-    tmp.rename(out)
-    mg.write_crosswalk(crosswalk, root / "crosswalk.csv")
-    (root / "latest.json").write_text(json.dumps({"export_version": version, "dir": version}), encoding="utf-8")
-    say(f"{spec.id}: updating the catalog")
-    try:
-        from warehouse.catalog import build_site
-
-        build_site(ws)
-    except ImportError:  # pragma: no cover - catalog module optional while developing
-        pass
+    replace_dir(tmp, out)
+    _publish_version(ws, root, version, say, specs_dir=specs_dir)
     return {"export_id": spec.id, "export_version": version, "status": "new", "dir": str(out), "gtfs_zip": str(out / zip_path.name),
             "manifest": str(out / "manifest.json"), "validation": manifest.get("validation", {}).get("status"),
             "new_errors": manifest.get("validation", {}).get("new_errors", {}),
             "collisions": manifest.get("collision_counts", {}), "unified_stops": len(manifest.get("unified_stops", []))}
+
+
+def _latest(root: Path) -> str | None:
+    """Return the export version latest.json names, or None."""
+    try:
+        return json.loads((root / "latest.json").read_text(encoding="utf-8")).get("export_version")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def _publish_version(ws: Workspace, root: Path, version: str, say: Progress, *, specs_dir: Path | None) -> None:
+    """Make the built folder ``root/version`` the export's latest: its crosswalk, latest.json (each replaced whole), the catalog."""
+    import os
+
+    for name, data in (("crosswalk.csv", (root / version / "crosswalk.csv").read_bytes()),
+                       ("latest.json", json.dumps({"export_version": version, "dir": version}).encode())):
+        part = root / f".{name}.tmp"
+        part.write_bytes(data)
+        os.replace(part, root / name)
+    say(f"{root.name}: updating the catalog")
+    update_catalog(ws, specs_dir=specs_dir)
+
+
+def export_locations(specs_dir: Path | None = None) -> dict[str, dict]:
+    """Return {export_id: {country_code, subdivision_name}} from the export specs; {} if any spec is broken."""
+    try:
+        specs = load_export_specs(specs_dir)
+    except SpecError:  # a broken spec elsewhere must not break the catalog
+        return {}
+    return {s.id: {"country_code": s.country_code, "subdivision_name": s.subdivision} for s in specs}
+
+
+def update_catalog(ws: Workspace, *, specs_dir: Path | None = None) -> Path:
+    """Return the catalog page after rebuilding the site, with each export's location from its spec."""
+    from warehouse.catalog import build_site
+
+    return build_site(ws, locations=export_locations(specs_dir))
 
 
 def _service_dates(work) -> dict:

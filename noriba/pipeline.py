@@ -1,7 +1,14 @@
 """The pipeline steps, shared by the CLI and the Airflow DAGs.
 
-fetch → parse_validate → write_lake → publish → export. Every step takes and returns
+fetch → parse_validate → write_lake → publish → contracts → export. Every step takes and returns
 small JSON-able dicts so Airflow can pass them between tasks as XComs.
+
+Reruns heal: each step holds the feed's lock (warehouse/runstate.py; ``run_feed`` holds it for the
+whole run, so two runs of one feed take turns), first removes the temporary files a killed run of
+its own left, and a version's steps are known done from what they leave: the lake partition
+``meta_feed_versions`` (written last), the warehouse row ``meta.feed_versions`` (one transaction),
+the version's rows in ``quality.expectation_results`` and the export zip (renamed last). A rerun
+whose input is unchanged finishes the steps that are not done.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from transforms.arrowrows import rows_table
 from transforms.canonical import canonicalize, lit
 from transforms.rules.engine import run_rules
 from transforms.schema import load_schema
+from warehouse.runstate import fault_point, feed_lock, replace_dir, sweep
 
 #: Lake tables written for every feed version, besides gtfs_<table>.
 QUALITY_TABLES = ("quality_notices", "quality_quarantine")
@@ -42,8 +50,10 @@ def _say(progress: Progress | None, msg: str) -> None:
 
 def fetch(spec: FeedSpec, ws: Workspace) -> dict:
     """Return the archived input of ``spec`` and whether this exact input was ingested before."""
-    got = fetch_source(ws, spec.id, spec.source).to_dict()
-    known = known_version_for_source(ws, spec.id, got["source_sha256"])
+    with feed_lock(ws, spec.id):
+        sweep(ws.raw / spec.id, ".*.tmp*")  # an archive copy a killed fetch left
+        got = fetch_source(ws, spec.id, spec.source).to_dict()
+        known = known_version_for_source(ws, spec.id, got["source_sha256"])
     got["known_version"] = known
     return got
 
@@ -92,6 +102,7 @@ def parse_validate(spec: FeedSpec, ws: Workspace, fetched: dict, *, progress: Pr
     _say(progress, f"{spec.id}: typing and checking {sum(f.csv.rows_in for f in feed.files.values()):,} rows")
     con = duckdb.connect()
     result = canonicalize(feed, schema=load_schema(), out_dir=tables_dir, profile=spec.profile, con=con)
+    fault_point("parse")
     if con.sql("SELECT count(*) FROM duckdb_tables() WHERE table_name = 't_other_files'").fetchall()[0][0]:
         con.execute(f"COPY (SELECT * FROM t_other_files ORDER BY file_name, _line) TO {lit(str(staging / 'gtfs_other_files.parquet'))} (FORMAT parquet)")
     profile = "gtfs-jp" if spec.profile == "gtfs-jp" or any(n.endswith("_jp.txt") for n in feed.files) else "gtfs"
@@ -100,6 +111,7 @@ def parse_validate(spec: FeedSpec, ws: Workspace, fetched: dict, *, progress: Pr
         ruled = run_rules(tables_dir, validation_date=validation_date, profile=profile, con=con,
                           progress=(lambda msg: progress(f"{spec.id}: {msg}")) if progress else None)
         feed.findings.add_table(ruled.notices, ruled.counts)
+        fault_point("rules")
     if feed.other_files:
         blobs = rows_table([{"file_name": k, "content": v} for k, v in feed.other_files.items()],
                            pa.schema([("file_name", pa.string()), ("content", pa.binary())]))
@@ -170,38 +182,48 @@ def _service_window(con, tables_dir: Path) -> tuple[str | None, str | None]:
     return lo, hi
 
 
-def _replace_dir(src: Path, dst: Path) -> None:
-    """Move ``src`` to ``dst``, replacing whatever was there, as close to atomically as a file system allows."""
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    old = dst.with_name(f".{dst.name}.old-{uuid.uuid4().hex[:6]}")
-    if dst.exists():
-        os.replace(dst, old)
-    os.replace(src, dst)
-    if old.exists():
-        shutil.rmtree(old)
-
-
 def write_lake(ws: Workspace, staged: dict) -> dict:
     """Return the lake partitions written for a staged version; each partition is replaced whole.
 
     The meta_feed_versions partition is written last, so a version exists only once all its tables do.
+    The partition copies a killed write left (``.feed_version=*.tmp-*`` / ``.old-*``) are removed first.
+    If the staging folder is gone because another run of the feed already wrote the version, then
+    the version is taken as unchanged.
     """
     if staged.get("unchanged"):
         return {**staged, "lake": []}
     staging = Path(staged["staging_dir"])
     fid, ver = staged["feed_id"], staged["feed_version"]
-    moves: list[tuple[Path, str]] = [(p, f"gtfs_{p.stem}") for p in sorted((staging / "gtfs").glob("*.parquet"))]
-    moves += [(p, p.stem) for p in sorted(staging.glob("*.parquet")) if p.stem != META_TABLE]
-    written = []
-    for src, table in moves + [(staging / f"{META_TABLE}.parquet", META_TABLE)]:
-        part = ws.lake_partition(table, fid, ver)
-        tmp = part.with_name(f".{part.name}.tmp-{uuid.uuid4().hex[:6]}")
-        tmp.mkdir(parents=True)
-        os.replace(src, tmp / "part-0.parquet")
-        _replace_dir(tmp, part)
-        written.append(table)
-    shutil.rmtree(staging, ignore_errors=True)
+    with feed_lock(ws, fid):
+        sweep_lake(ws, fid)
+        if not staging.is_dir():
+            if version_exists(ws, fid, ver):
+                return {**staged, "unchanged": True, "staging_dir": None, "lake": []}
+            raise InputError(f"{fid}: the staged version {ver} is gone ({staging}); run the feed again")
+        moves: list[tuple[Path, str]] = [(p, f"gtfs_{p.stem}") for p in sorted((staging / "gtfs").glob("*.parquet"))]
+        moves += [(p, p.stem) for p in sorted(staging.glob("*.parquet")) if p.stem != META_TABLE]
+        written = []
+        for src, table in moves + [(staging / f"{META_TABLE}.parquet", META_TABLE)]:
+            part = ws.lake_partition(table, fid, ver)
+            tmp = part.with_name(f".{part.name}.tmp-{uuid.uuid4().hex[:6]}")
+            tmp.mkdir(parents=True)
+            os.replace(src, tmp / "part-0.parquet")
+            replace_dir(tmp, part)
+            written.append(table)
+            fault_point("lake")  # test hook: a kill here leaves the version without its meta partition
+        shutil.rmtree(staging, ignore_errors=True)
     return {**staged, "staging_dir": None, "lake": written}
+
+
+def sweep_lake(ws: Workspace, feed_id: str) -> list[Path]:
+    """Return the half-written partition copies of the feed a killed run left in the lake, after removing them.
+
+    Call under the feed's lock.
+    """
+    if not ws.lake.is_dir():
+        return []
+    return [p for table in sorted(ws.lake.iterdir()) if table.is_dir()
+            for p in sweep(table / f"feed_id={feed_id}", ".feed_version=*.tmp-*", ".feed_version=*.old-*")]
 
 
 def lake_versions(ws: Workspace, feed_id: str | None = None) -> list[tuple[str, str]]:
@@ -221,14 +243,18 @@ def stage(spec: FeedSpec, ws: Workspace, fetched: dict, *, progress: Progress | 
 
     If this exact input made a version before, then nothing is parsed; if the spec's policy
     changed since, then that version's verdict is re-evaluated (see :func:`restamp_policy`).
+    The staging folders a killed run of the feed left are removed first.
     """
-    if fetched.get("known_version"):
-        staged = {"feed_id": spec.id, "feed_version": fetched["known_version"], "unchanged": True, "staging_dir": None}
-    else:
-        staged = parse_validate(spec, ws, fetched, progress=progress, validation_date=validation_date)
-    if staged["unchanged"]:
-        staged = {**staged, **restamp_policy(spec, ws, staged["feed_id"], staged["feed_version"])}
-    return report_step(ws, staged)
+    with feed_lock(ws, spec.id):
+        sweep(ws.staging / spec.id, "*")
+        sweep_lake(ws, spec.id)  # a policy restamp killed mid-swap
+        if fetched.get("known_version"):
+            staged = {"feed_id": spec.id, "feed_version": fetched["known_version"], "unchanged": True, "staging_dir": None}
+        else:
+            staged = parse_validate(spec, ws, fetched, progress=progress, validation_date=validation_date)
+        if staged["unchanged"]:
+            staged = {**staged, **restamp_policy(spec, ws, staged["feed_id"], staged["feed_version"])}
+        return report_step(ws, staged)
 
 
 def version_meta(ws: Workspace, feed_id: str, feed_version: str) -> dict:
@@ -263,7 +289,7 @@ def restamp_policy(spec: FeedSpec, ws: Workspace, feed_id: str, feed_version: st
     tmp = part.with_name(f".{part.name}.tmp-{uuid.uuid4().hex[:6]}")
     tmp.mkdir(parents=True)
     pq.write_table(pa.Table.from_pylist([meta]), tmp / "part-0.parquet")
-    _replace_dir(tmp, part)
+    replace_dir(tmp, part)
     return {"policy_status": verdict.status, "blocked_by": verdict.blocked_by, "policy_changed": True}
 
 
@@ -276,6 +302,7 @@ def report_step(ws: Workspace, staged: dict) -> dict:
     from noriba.report import build_report, lake_sources, report_dir, staged_sources, write_report
 
     fid, ver = staged["feed_id"], staged["feed_version"]
+    sweep(report_dir(ws, fid, ver), ".*.tmp-*")  # a report write a killed run left
     if staged.get("staging_dir"):
         sources = staged_sources(Path(staged["staging_dir"]))
     else:
@@ -292,50 +319,77 @@ def publish_step(ws: Workspace, lake: dict) -> dict:
     """Return the lake dict with what was published. If an unchanged version is already published, then nothing is done."""
     from warehouse.publish import is_published, publish
 
-    if lake.get("unchanged") and not lake.get("policy_changed") and is_published(ws, lake["feed_id"], lake["feed_version"]):
-        return {**lake, "published": {}, "status": "unchanged"}
-    return {**lake, **publish(ws, lake["feed_id"], lake["feed_version"]), "status": "published"}
+    with feed_lock(ws, lake["feed_id"]):
+        if lake.get("unchanged") and not lake.get("policy_changed") and is_published(ws, lake["feed_id"], lake["feed_version"]):
+            return {**lake, "published": {}, "status": "unchanged"}
+        return {**lake, **publish(ws, lake["feed_id"], lake["feed_version"]), "status": "published"}
 
 
 def export_step(ws: Workspace, published: dict) -> dict:
     """Return the published dict with the paths of its exports.
 
-    If nothing changed, then there are none. If the version is blocked by its policy, then none
-    are built and ``export_refused`` says why in one line.
+    If the version is unchanged and its export is complete, then there are none. If the version
+    is blocked by its policy, then none are built and ``export_refused`` says why in one line.
     """
-    from warehouse.export import ExportRefused, export_version
+    from warehouse.export import ExportRefused, export_version, is_exported
 
-    if published.get("status") == "unchanged":
-        return {**published, "exports": None}
-    try:
-        return {**published, "exports": export_version(ws, published["feed_id"], published["feed_version"])}
-    except ExportRefused as exc:
-        return {**published, "exports": None, "export_refused": str(exc)}
+    fid, ver = published["feed_id"], published["feed_version"]
+    with feed_lock(ws, fid):
+        if published.get("status") == "unchanged" and is_exported(ws, fid, ver):
+            return {**published, "exports": None}
+        try:
+            return {**published, "exports": export_version(ws, fid, ver)}
+        except ExportRefused as exc:
+            return {**published, "exports": None, "export_refused": str(exc)}
 
 
 def contracts_step(ws: Workspace, published: dict, *, progress: Progress | None = None) -> dict:
     """Return the published dict with the Great Expectations contract results of its version.
 
     Contracts report (quality.expectation_results, reports/data_docs/); they never block. If the
-    version was unchanged, then nothing is run.
+    version is unchanged and its results are stored, then nothing is run.
     """
-    from warehouse.contracts import run_contracts
+    from warehouse.contracts import has_results, run_contracts
 
-    if published.get("status") == "unchanged":
-        return {**published, "contracts": None}
-    return {**published, "contracts": run_contracts(ws, published["feed_id"], published["feed_version"], progress=progress)}
+    fid, ver = published["feed_id"], published["feed_version"]
+    with feed_lock(ws, fid):
+        if published.get("status") == "unchanged" and has_results(ws, fid, ver):
+            return {**published, "contracts": None}
+        return {**published, "contracts": run_contracts(ws, fid, ver, progress=progress)}
+
+
+def unfinished_steps(ws: Workspace, feed_id: str, feed_version: str, *, contracts: bool = True, export: bool = True) -> list[str]:
+    """Return the steps after publish that a published version has not finished (an earlier run was interrupted)."""
+    from warehouse.contracts import has_results
+    from warehouse.export import is_exported
+
+    todo = []
+    if contracts and not has_results(ws, feed_id, feed_version):
+        todo.append("data contracts")
+    if export and not is_exported(ws, feed_id, feed_version):
+        todo.append("export")
+    return todo
 
 
 def run_feed(spec: FeedSpec, ws: Workspace, *, progress: Progress | None = None, export: bool = True,
              validation_date: date | None = None, contracts: bool = True) -> dict:
     """Return what one full run of a feed did: fetch, stage, lake, publish, contracts, export (the DAG's steps, in order).
 
-    If ``contracts`` is false, then the Great Expectations contracts are skipped (they only report).
+    The run holds the feed's lock, so a second run of the same feed waits for it. If the input is
+    unchanged but an interrupted run left steps unfinished, then those are finished and
+    ``finished`` names them. If ``contracts`` is false, then the Great Expectations contracts are
+    skipped (they only report).
     """
     if spec.kind in ("trips", "zones"):  # trips are a second family with their own pipeline
         from noriba.trips_pipeline import run_trips
 
         return run_trips(spec, ws, progress=progress, export=export)
+    with feed_lock(ws, spec.id):
+        return _run_feed_locked(spec, ws, progress=progress, export=export, validation_date=validation_date, contracts=contracts)
+
+
+def _run_feed_locked(spec: FeedSpec, ws: Workspace, *, progress: Progress | None, export: bool,
+                     validation_date: date | None, contracts: bool) -> dict:
     fetched = fetch(spec, ws)
     staged = stage(spec, ws, fetched, progress=progress, validation_date=validation_date)
     lake = write_lake(ws, staged)
@@ -345,7 +399,18 @@ def run_feed(spec: FeedSpec, ws: Workspace, *, progress: Progress | None = None,
     if out["status"] == "unchanged":
         why = (f"input unchanged (sha256 {fetched['source_sha256'][:12]}…)" if fetched.get("known_version")
                else "same contents as before (repackaged input)")
-        return {**out, "message": f"{spec.id}: {why}, still version {ver}; nothing to do"}
+        todo = unfinished_steps(ws, spec.id, ver, contracts=contracts, export=export)
+        if not todo:
+            return {**out, "message": f"{spec.id}: {why}, still version {ver}; nothing to do"}
+        left = " and the ".join(todo)
+        _say(progress, f"{spec.id}: {why}; finishing the {left} left by an interrupted run")
+        if "data contracts" in todo:
+            out = contracts_step(ws, out, progress=progress)
+        if "export" in todo:
+            out = export_step(ws, out)
+        return {**out, "finished": todo,
+                "message": f"{spec.id}: {why}, still version {ver}; finished the {left} left by an interrupted run"
+                           + (f" ({out['export_refused']})" if out.get("export_refused") else "")}
     out["status"] = "published" if staged["unchanged"] else "new"
     if contracts:
         _say(progress, f"{spec.id}: checking data contracts of version {ver}")

@@ -12,9 +12,10 @@ from __future__ import annotations
 import html
 import json
 import os
+import re
 import uuid
 from datetime import datetime, timezone
-from pathlib import Path
+from pathlib import Path, PurePath
 
 import duckdb
 
@@ -280,6 +281,20 @@ def _e(v) -> str:
     return html.escape("" if v is None else str(v), quote=True)
 
 
+def source_name(source: str | None) -> str | None:
+    """Return what the page shows of an input: a file's own name (no folder of the server), or a URL without
+    credentials, query or fragment. Several files (``a, b``) give their names."""
+    if not source:
+        return source
+    from urllib.parse import urlsplit, urlunsplit
+
+    if re.match(r"^https?://", source):
+        u = urlsplit(source)
+        host = u.hostname or ""
+        return urlunsplit((u.scheme, host + (f":{u.port}" if u.port else ""), u.path, "", ""))
+    return ", ".join(PurePath(p.strip()).name for p in source.split(", "))
+
+
 def render_html(report: dict) -> str:
     """Return the report as one self-contained HTML page; every value from the feed is escaped."""
     lang = report["language"]
@@ -296,7 +311,7 @@ def render_html(report: dict) -> str:
     service = f"{report.get('service_start') or '?'} – {report.get('service_end') or '?'}"
     for key, val in (("feed", report["feed_id"]), ("operator", report.get("operator")), ("version", report["feed_version"]),
                      ("date", report["validation_date"]), ("profile", report["profile"]), ("service", service),
-                     ("source", report.get("source")), ("generated", report["generated_at"])):
+                     ("source", source_name(report.get("source"))), ("generated", report["generated_at"])):
         if val:
             w(f"<dt>{_e(L[key])}</dt><dd>{_e(val)}</dd>\n")
     w("</dl>\n")

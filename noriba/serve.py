@@ -1,7 +1,12 @@
 """``noriba serve``: serve the catalog (``exports/``) on localhost with Python's http.server.
 
-``/`` redirects to the catalog page; ``/files?pref=<code or name>&target_date=<YYYY-MM-DD>``
-answers like the Japanese GTFS data repository's files API, from ``site/files.json``.
+- ``/`` redirects to the catalog page ``/site/index.html``;
+- ``/catalog.json`` and ``/files.json`` are the site's machine-readable listings;
+- ``/files?pref=<01–47 or name>&target_date=<YYYY-MM-DD>`` answers like the Japanese GTFS data
+  repository's files API (a bad code or date is a 400 with a JSON message saying what is expected);
+- every other path is a file under ``exports/``: folders are never listed (404), hidden files are
+  not served, and a feed left out of the catalog (no licence, not published) is not downloadable.
+  ``gtfs/<feed>/latest.zip`` and ``<export>/latest.zip`` are the stable URLs of the current files.
 """
 
 from __future__ import annotations
@@ -11,35 +16,84 @@ import threading
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from noriba.workspace import Workspace
 
+#: Listings served at the root, from the site folder.
+ROOT_FILES = {"/catalog.json": "site/catalog.json", "/files.json": "site/files.json"}
+#: Folders of exports/ holding one subfolder per feed: only the feeds in the catalog are served.
+PER_FEED = ("gtfs", "parquet")
+
+
+def endpoints(base: str) -> str:
+    """Return the one-line list of what the server answers, for its startup line."""
+    return (f"catalog {base}/site/index.html · {base}/catalog.json · {base}/files.json · "
+            f"{base}/files?pref=01&target_date=YYYY-MM-DD · latest files {base}/gtfs/<feed>/latest.zip, {base}/<export>/latest.zip")
+
 
 class CatalogHandler(SimpleHTTPRequestHandler):
-    """Static files under exports/, plus ``/`` → the catalog and the ``/files`` listing."""
+    """Static files under exports/, plus ``/`` → the catalog, the root listings and the ``/files`` API."""
 
     def do_GET(self):  # noqa: N802 (http.server's naming)
+        if self._route():
+            super().do_GET()
+
+    def do_HEAD(self):  # noqa: N802
+        if self._route():
+            super().do_HEAD()
+
+    def _route(self) -> bool:
+        """Answer the request here and return False, or return True to let the static file handler answer."""
         parts = urlsplit(self.path)
-        if parts.path in ("/", ""):
+        path = unquote(parts.path)
+        if path in ("/", ""):
             self.send_response(302)
             self.send_header("Location", "/site/index.html")
             self.end_headers()
-            return
-        if parts.path.rstrip("/") in ("/files", "/v2/files"):
+            return False
+        if path.rstrip("/") in ("/files", "/v2/files"):
             self._files(parse_qs(parts.query))
-            return
-        super().do_GET()
+            return False
+        if path in ROOT_FILES:
+            self.path = "/" + ROOT_FILES[path]
+            return True
+        if not self._allowed(path):
+            self.send_error(404, "Not found")
+            return False
+        return True
+
+    def _allowed(self, path: str) -> bool:
+        """Return whether a static path may be served: no hidden file, and per-feed files only of catalogued feeds."""
+        segs = [s for s in path.split("/") if s]
+        if any(s.startswith(".") for s in segs):
+            return False
+        if len(segs) >= 2 and segs[0] in PER_FEED:
+            return segs[1] in self._public_feeds()
+        return True
+
+    def _public_feeds(self) -> set[str]:
+        cat = Path(self.directory) / "site" / "catalog.json"
+        try:
+            sources = json.loads(cat.read_text(encoding="utf-8"))["sources"]
+        except (OSError, ValueError, KeyError):
+            return set()
+        return {s["noriba"]["id"] for s in sources if s.get("noriba", {}).get("kind") == "feed"}
+
+    def list_directory(self, path):
+        """Never list a folder: answer 404 (a folder with an index.html still serves that page)."""
+        self.send_error(404, "Not found")
+        return None
 
     def _files(self, query: dict) -> None:
         from warehouse.catalog import filter_files
 
         listing = Path(self.directory) / "site" / "files.json"
         rows = json.loads(listing.read_text(encoding="utf-8"))["body"] if listing.exists() else []
-        date = (query.get("target_date") or [None])[0]
-        if date and (len(date) != 10 or date[4] != "-" or date[7] != "-"):
-            return self._json(400, {"code": 400, "message": "target_date must be YYYY-MM-DD", "body": []})
-        body = filter_files(rows, pref=(query.get("pref") or [None])[0], target_date=date)
+        try:
+            body = filter_files(rows, pref=(query.get("pref") or [None])[0], target_date=(query.get("target_date") or [None])[0])
+        except ValueError as exc:  # a bad prefecture code or date: say what is expected
+            return self._json(400, {"code": 400, "message": str(exc), "body": []})
         self._json(200, {"code": 200, "message": "ok", "body": body})
 
     def _json(self, status: int, doc: dict) -> None:
@@ -48,7 +102,8 @@ class CatalogHandler(SimpleHTTPRequestHandler):
         self.send_header("Content-Type", "application/json; charset=utf-8")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
-        self.wfile.write(data)
+        if self.command != "HEAD":
+            self.wfile.write(data)
 
     def guess_type(self, path):
         p = str(path)

@@ -1,32 +1,48 @@
-"""Feed specs: ``specs/feeds/<feed_id>.yml``, one per feed, validated on load."""
+"""Feed specs: ``specs/feeds/<feed_id>.yml``, one per feed, validated on load.
+
+Trips and zones specs (``specs/trips/<id>.yml``) are feed specs too: their kind's own section is
+checked by transforms/trips/spec.py. Every file is read by the shared safe loader
+(transforms/specfile.py: size, alias and depth limits) and every key at every depth is checked.
+"""
 
 from __future__ import annotations
 
+import codecs
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import yaml
-
 from noriba.policy import Policy, parse_policy
-from transforms.schema import YAML_LOADER, default_specs_dir
+from transforms.schedule import ONCE_PRESETS, schedule_problem
+from transforms.schema import default_specs_dir
+from transforms.specfile import (ID_PATTERN, Anything, Flag, ListOf, Map, Null, Number, OneOf, SpecError, Text, check_shape, field_of,
+                                 is_under, load_yaml, shown)
+
+__all__ = ["SpecError", "FeedSpec", "Source", "load_spec", "load_specs", "load_trip_specs", "parse_spec"]
 
 KINDS = ("gtfs", "timetable", "trips", "zones")
 PROFILES = ("gtfs", "gtfs-jp")
-ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
-_KEYS = {"id", "kind", "name", "source", "schedule", "timezone", "encoding", "profile", "operator",
-         "municipality", "license", "tags", "description", "policy", "timetable",
-         "trips", "zones"}  # trips/zones: the section of a trips or zones spec (transforms/trips/spec.py)
-_SOURCE_KEYS = {"path", "url", "files", "max_bytes", "headers", "timeout_s", "retries"}
-
-
-class SpecError(Exception):
-    """A feed spec is wrong. ``problems`` lists every mistake as 'file: field: what is wrong'."""
-
-    def __init__(self, problems: list[str]):
-        super().__init__("\n".join(problems))
-        self.problems = problems
+_QUOTED = 'text in quotes, such as "01205" (unquoted digits are read as a number)'
+SOURCE_SHAPE = Map({
+    "path": Text(), "url": Text(), "files": Map(values=Text(), expected="a mapping of file name: path"),
+    "max_bytes": Number(whole=True, lo=1), "headers": Map(values=Text()), "timeout_s": Number(lo=1, hi=3600),
+    "retries": Number(whole=True, lo=1, hi=10),
+    "deadline_s": Number(lo=1, hi=86400),  # the whole download, retries included (noriba/fetch.py)
+})
+#: Every key of a feed spec, with the type of its value. The kind's own section is checked by its kind.
+FEED_SHAPE = Map({
+    "id": Text(), "kind": Text(), "name": Text(), "source": SOURCE_SHAPE,
+    "schedule": OneOf(Text(), Null(), expected="a cron expression or preset such as '@daily', or null"),
+    "timezone": Text(), "encoding": Text(), "profile": Text(), "operator": Text(), "description": Text(),
+    "municipality": Map({"name": Text(), "code": Text(expected=_QUOTED), "prefecture": Text(),
+                         "prefecture_code": Text(expected=_QUOTED), "name_en": Text()}),
+    "license": Map({"id": Text(), "attribution": Text(), "url": Text(), "text": Text()}),
+    "tags": ListOf(Text()),
+    "policy": Map({"block": Anything(), "block_codes": Anything(), "allow": Anything()}),  # values: noriba.policy
+    "publish": OneOf(Flag(), Null(), expected="true or false (whether the feed is listed in the public catalog)"),
+    "timetable": Anything(), "trips": Anything(), "zones": Anything(),  # checked by their kind
+})
 
 
 @dataclass(frozen=True)
@@ -36,6 +52,8 @@ class Source:
     max_bytes: int = 2 << 30
     timeout_s: float = 60.0
     retries: int = 3
+    #: seconds a whole download may take, retries included (timeout_s bounds each wait for the server)
+    deadline_s: float = 900.0
     #: several local files archived together as one zip: (name inside the archive, path)
     files: tuple[tuple[str, Path], ...] = ()
     #: (name, text) of a kind's settings archived with the input, e.g. the timetable section as JSON
@@ -65,12 +83,13 @@ class FeedSpec:
     policy: Policy = Policy()
     options: dict = field(default_factory=dict)  # the kind's own section (trips: / zones:), checked by its kind
     timetable: dict | None = None  # the `timetable:` section of a kind: timetable spec, defaults filled
+    publish: bool | None = None  # in the public catalog: True/False as asked; None = when it has a licence
 
     def metadata(self) -> dict:
         """Return the spec's descriptive fields, as stored with each feed version."""
         return {
             "name": self.name, "operator": self.operator, "municipality": self.municipality,
-            "license": self.license, "tags": list(self.tags), "timezone": self.timezone,
+            "license": self.license, "tags": list(self.tags), "timezone": self.timezone, "publish": self.publish,
         }
 
 
@@ -82,90 +101,83 @@ def parse_spec(doc: object, *, where: str, root: Path, expect_id: str | None = N
     """Return the FeedSpec in ``doc``. If anything is wrong, raise SpecError listing every problem."""
     problems: list[str] = []
 
-    def bad(fieldname: str, msg: str) -> None:
-        problems.append(f"{where}: {fieldname}: {msg}")
-
     if not isinstance(doc, dict):
         raise SpecError([f"{where}: the file must be a YAML mapping (key: value lines)"])
-    for k in sorted(set(doc) - _KEYS):
-        bad(k, f"unknown key; allowed keys are {', '.join(sorted(_KEYS))}")
+    shape_problems, dropped, doc = check_shape(doc, FEED_SHAPE)
+    problems.extend(f"{where}: {f}: {msg}" for f, msg in shape_problems)
+
+    def bad(fieldname: str, msg: str) -> None:
+        if not is_under(fieldname, dropped):  # a value of the wrong type is reported once, by the shape check
+            problems.append(f"{where}: {fieldname}: {msg}")
+
     fid = doc.get("id")
     if not isinstance(fid, str) or not ID_PATTERN.match(fid):
-        bad("id", f"{fid!r} is not a valid feed id (lowercase letters, digits and '-', starting with a letter or digit)")
+        bad("id", f"{shown(fid)} is not a valid feed id (lowercase letters, digits and '-', starting with a letter or digit)")
     elif expect_id and fid != expect_id:
         bad("id", f"'{fid}' must equal the file name '{expect_id}'")
     kind = doc.get("kind")
     if kind not in KINDS:
-        bad("kind", f"{kind!r} is not a known kind; use one of: {', '.join(KINDS)}")
+        bad("kind", f"{shown(kind)} is not a known kind; use one of: {', '.join(KINDS)}")
     src = doc.get("source")
     source = Source()
     if not isinstance(src, dict):
         bad("source", "missing; give `source: {path: ...}` or `source: {url: ...}`")
     else:
-        for k in sorted(set(src) - _SOURCE_KEYS):
-            bad(f"source.{k}", f"unknown key; allowed: {', '.join(sorted(_SOURCE_KEYS))}")
-        if sum(bool(src.get(k)) for k in ("path", "url", "files")) != 1:
+        given = [k for k in ("path", "url", "files") if src.get(k) or f"source.{k}" in dropped]
+        if len(given) != 1:
             bad("source", "give exactly one of `path`, `url` or `files`")
         files: list[tuple[str, Path]] = []
         if src.get("files") is not None:
-            if not isinstance(src["files"], dict) or not src["files"]:
+            if not src["files"]:
                 bad("source.files", "must map each file's name in the archive to its path, e.g. {timetable.xls: data/平日.xls}")
-            else:
-                for name, fp in src["files"].items():
-                    if not isinstance(fp, str) or not fp or "/" in str(name) or str(name).startswith("."):
-                        bad(f"source.files.{name}", "give a plain file name (no folders) and a path")
-                        continue
-                    q = Path(fp)
-                    files.append((str(name), q if q.is_absolute() else root / q))
+            for name, fp in src["files"].items():
+                if not fp or "/" in str(name) or "\\" in str(name) or str(name).startswith("."):
+                    bad(f"source.files.{name}", "give a plain file name (no folders) and a path")
+                    continue
+                q = Path(fp)
+                files.append((str(name), q if q.is_absolute() else root / q))
         url = src.get("url")
-        if url and not re.match(r"^https?://", str(url)):
-            bad("source.url", f"{url!r} must start with http:// or https://")
+        if url and not re.match(r"https?://", url):
+            bad("source.url", f"{shown(url)} must start with http:// or https://")
         path = src.get("path")
         p = None
         if path:
-            p = Path(str(path))
+            p = Path(path)
             p = p if p.is_absolute() else (root / p)
-        try:
-            max_bytes = int(src.get("max_bytes", 2 << 30))
-            retries = int(src.get("retries", 3))
-            timeout_s = float(src.get("timeout_s", 60))
-        except (TypeError, ValueError):
-            bad("source", "max_bytes, retries and timeout_s must be numbers")
-            max_bytes, retries, timeout_s = 2 << 30, 3, 60.0
-        source = Source(path=p, url=url, max_bytes=max_bytes, retries=retries, timeout_s=timeout_s, files=tuple(files))
+        source = Source(path=p, url=url, max_bytes=src.get("max_bytes", 2 << 30), retries=src.get("retries", 3),
+                        timeout_s=float(src.get("timeout_s", 60)), deadline_s=float(src.get("deadline_s", 900)), files=tuple(files))
     tz = doc.get("timezone", "UTC")
     try:
-        ZoneInfo(str(tz))
-    except (ZoneInfoNotFoundError, ValueError):
-        bad("timezone", f"{tz!r} is not an IANA time zone such as Asia/Tokyo")
+        ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        bad("timezone", f"{shown(tz)} is not an IANA time zone such as Asia/Tokyo")
     enc = doc.get("encoding")
     if enc is not None:
-        import codecs
-
         try:
-            codecs.lookup(str(enc))
-        except LookupError:
-            bad("encoding", f"{enc!r} is not an encoding Python knows (try cp932 for Shift_JIS)")
+            codecs.lookup(enc)
+        except (LookupError, ValueError):
+            bad("encoding", f"{shown(enc)} is not an encoding Python knows (try cp932 for Shift_JIS)")
     profile = doc.get("profile", "gtfs")
     if profile not in PROFILES:
-        bad("profile", f"{profile!r}; use one of: {', '.join(PROFILES)}")
+        bad("profile", f"{shown(profile)}; use one of: {', '.join(PROFILES)}")
     schedule = doc.get("schedule")
-    if schedule is not None and not isinstance(schedule, str):
-        bad("schedule", "must be a cron expression or preset such as '@daily', or null")
-    for key in ("municipality", "license"):
-        if doc.get(key) is not None and not isinstance(doc.get(key), dict):
-            bad(key, "must be a mapping (e.g. name: ..., code: ...)")
+    if (why := schedule_problem(schedule)) is not None:
+        bad("schedule", why)
     tags = doc.get("tags", [])
-    if not isinstance(tags, list):
-        bad("tags", "must be a list such as [demo, hokkaido]")
     policy, policy_problems = parse_policy(doc.get("policy"), where=where)
-    problems.extend(policy_problems)
+    problems.extend(p for p in policy_problems if not is_under(field_of(p, where), dropped))
     options = {}
     if kind in ("trips", "zones"):
-        from transforms.trips.spec import check_trips, check_zones
+        from transforms.trips.spec import check_trips, check_zones, layers
 
         options = doc.get(kind) or {}
         problems.extend((check_trips if kind == "trips" else check_zones)(doc.get(kind), where=where)[1])
+        if kind == "trips" and schedule in ONCE_PRESETS and isinstance(options, dict) and layers(options):
+            bad("schedule", f"{schedule!r}: a trips source on zone layers runs when a layer changes, or on a clock "
+                            "schedule (a cron expression or a preset such as '@daily'); use one of those or null")
+    for other in ("trips", "zones"):
+        if other != kind and doc.get(other) is not None:
+            bad(other, f"only a spec of kind {other} has a `{other}:` section")
     timetable = None
     if kind == "timetable":
         timetable, manifest = _timetable_section(doc.get("timetable"), source, bad)
@@ -175,10 +187,10 @@ def parse_spec(doc: object, *, where: str, root: Path, expect_id: str | None = N
     if problems:
         raise SpecError(problems)
     return FeedSpec(
-        id=fid, kind=kind, source=source, name=str(doc.get("name") or fid), schedule=schedule,
-        timezone=str(tz), encoding=enc, profile=profile, operator=doc.get("operator"),
+        id=fid, kind=kind, source=source, name=doc.get("name") or fid, schedule=schedule,
+        timezone=tz, encoding=enc, profile=profile, operator=doc.get("operator"),
         municipality=doc.get("municipality") or {}, license=doc.get("license") or {},
-        tags=tuple(str(t) for t in tags), policy=policy, options=options, timetable=timetable,
+        tags=tuple(tags), policy=policy, options=options, timetable=timetable, publish=doc.get("publish"),
     )
 
 
@@ -209,28 +221,35 @@ def _timetable_section(section: object, source: Source, bad) -> tuple[dict | Non
 def load_spec(path: Path, *, specs_dir: Path | None = None) -> FeedSpec:
     """Return the feed spec in ``path``. If it is not valid, raise SpecError naming the file and fields."""
     specs_dir = specs_dir or path.resolve().parent.parent
-    try:
-        doc = yaml.load(path.read_text(encoding="utf-8"), Loader=YAML_LOADER)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f" line {mark.line + 1}" if mark else ""
-        raise SpecError([f"{path}:{at} not valid YAML: {getattr(exc, 'problem', exc)}"]) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError([f"{path}: cannot be read ({exc}); save it as UTF-8"]) from None
+    doc = load_yaml(path)
     spec = parse_spec(doc, where=str(path), root=project_root(specs_dir), expect_id=path.stem)
     return FeedSpec(**{**spec.__dict__, "spec_path": path})
 
 
-def load_specs(specs_dir: Path | None = None) -> list[FeedSpec]:
-    """Return every feed spec under ``specs_dir/feeds``. If any is wrong, raise SpecError listing all problems."""
+def load_each(folder: str, specs_dir: Path | None = None) -> tuple[list[FeedSpec], list[str]]:
+    """Return (the valid specs under ``specs_dir/<folder>``, every problem of the others). One bad file costs only itself."""
     specs_dir = specs_dir or default_specs_dir()
     problems: list[str] = []
     specs: list[FeedSpec] = []
-    for path in sorted((specs_dir / "feeds").glob("*.y*ml")):
+    for path in sorted((specs_dir / folder).glob("*.y*ml")):
         try:
             specs.append(load_spec(path, specs_dir=specs_dir))
         except SpecError as exc:
             problems.extend(exc.problems)
+    return specs, problems
+
+
+def load_specs(specs_dir: Path | None = None) -> list[FeedSpec]:
+    """Return every feed spec under ``specs_dir/feeds``. If any is wrong, raise SpecError listing all problems."""
+    specs, problems = load_each("feeds", specs_dir)
+    if problems:
+        raise SpecError(problems)
+    return specs
+
+
+def load_trip_specs(specs_dir: Path | None = None) -> list[FeedSpec]:
+    """Return every spec under ``specs_dir/trips`` (kinds trips and zones). If any is wrong, raise SpecError listing all problems."""
+    specs, problems = load_each("trips", specs_dir)
     if problems:
         raise SpecError(problems)
     return specs

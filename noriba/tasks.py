@@ -9,6 +9,12 @@ from __future__ import annotations
 from noriba.workspace import Workspace
 
 
+def _log():
+    import logging
+
+    return logging.getLogger(__name__)
+
+
 def _spec(feed_id: str):
     from noriba.specs import load_spec
     from transforms.schema import default_specs_dir
@@ -42,21 +48,26 @@ def publish(lake: dict) -> dict:
 
 
 def contracts(published: dict) -> dict:
-    """Run the version's Great Expectations contracts; results go to quality.expectation_results."""
+    """Run the version's Great Expectations contracts (results go to quality.expectation_results), unless an unchanged
+    version has them already: a run interrupted before storing them is finished here."""
     from noriba import pipeline
 
-    return pipeline.contracts_step(Workspace.from_env(), published)
+    out = pipeline.contracts_step(Workspace.from_env(), published)
+    if published.get("status") == "unchanged" and out.get("contracts"):
+        _log().info("%s: input unchanged; finished the data contracts left by an interrupted run", published["feed_id"])
+    return out
 
 
 def export(published: dict) -> dict:
-    """Export the published version; a version its policy blocked is not exported and the task log says why."""
-    import logging
-
+    """Export the published version (unless an unchanged version's export is complete); a version its policy blocked
+    is not exported and the task log says why."""
     from noriba import pipeline
 
     out = pipeline.export_step(Workspace.from_env(), published)
     if out.get("export_refused"):
-        logging.getLogger(__name__).warning("%s", out["export_refused"])
+        _log().warning("%s", out["export_refused"])
+    elif published.get("status") == "unchanged" and out.get("exports"):
+        _log().info("%s: input unchanged; finished the export left by an interrupted run", published["feed_id"])
     return out
 
 
@@ -71,7 +82,7 @@ def build_export(export_id: str) -> dict:
 # --- trips and zones (specs/trips/), the steps `noriba trips` chains in noriba.trips_pipeline.run_trips ---
 
 def _trip_spec(source_id: str):
-    from transforms.trips.spec import load_trip_specs
+    from noriba.specs import load_trip_specs
 
     specs = {s.id: s for s in load_trip_specs()}
     return specs[source_id], specs
@@ -124,9 +135,8 @@ def trips_publish(lake: dict) -> dict:
 
 
 def trips_export(published: dict) -> dict:
-    """Write the source's privacy-safe aggregates under exports/trips/<id>/."""
-    from transforms.trips.spec import trip_options
-    from warehouse.trips import export_trips
+    """Write the source's privacy-safe aggregates under exports/trips/<id>/ (and mark the version exported)."""
+    from noriba.trips_pipeline import export_step
 
     spec, _ = _trip_spec(published["source_id"])
-    return {**published, "exports": export_trips(Workspace.from_env(), spec.id, opts=trip_options(spec))}
+    return {**published, "exports": export_step(spec, Workspace.from_env(), published["feed_version"])}

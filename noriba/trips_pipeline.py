@@ -20,14 +20,16 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from noriba.fetch import archive_file, archive_suffix, refuse_links_outside
 from noriba.memory import avoid_huge_pages
-from noriba.specs import FeedSpec, SpecError
+from noriba.specs import FeedSpec, SpecError, load_trip_specs
 from noriba.workspace import Workspace
 from transforms.adapters import InputError, Progress
 from transforms.trips.readers import list_files
-from transforms.trips.spec import load_trip_specs, trip_options, zone_options
+from transforms.trips.spec import trip_options, zone_options
 from transforms.trips.stage import stage_source
 from transforms.trips.zones import ZoneLayer, load_layer, stored_layer
+from warehouse.runstate import feed_lock, replace_dir, sweep
 
 VERSION_ID_LENGTH = 16
 #: Lake tables of one trips source, each under lake/<table>/source_id=<id>/.
@@ -39,14 +41,6 @@ ZONE_LAYER_STORE = "trips_zone_layers"
 def _say(progress: Progress | None, msg: str) -> None:
     if progress:
         progress(msg)
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def zone_layer(spec: FeedSpec, *, cache: dict | None = None, ws: Workspace | None = None) -> ZoneLayer:
@@ -84,23 +78,20 @@ def fetch_trips(spec: FeedSpec, ws: Workspace) -> dict:
         raise InputError(f"{spec.id}: trips sources are read from source.path (a folder or file)")
     if not root.exists():
         raise InputError(f"{spec.id}: source {root} does not exist; check source.path in {spec.spec_path or 'the spec'}")
+    ws.raw_dir(spec.id)  # a hostile id is refused before anything is read
     paths = list_files(root, opts.files)
-    folder = ws.raw / spec.id
-    folder.mkdir(parents=True, exist_ok=True)
     base = root if root.is_dir() else root.parent
-    listing = []
+    if root.is_dir():
+        refuse_links_outside(paths, root, feed_id=spec.id)
     from concurrent.futures import ThreadPoolExecutor
 
+    def archive(p: Path) -> tuple[Path, str, int]:
+        return archive_file(ws, spec.id, p, max_bytes=spec.source.max_bytes, suffix=archive_suffix(p.name.lower()))
+
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:  # hashlib and file reads release the GIL
-        shas = list(pool.map(_sha256, paths))
-    for p, sha in zip(paths, shas):
-        target = folder / f"{sha}{p.suffix.lower()}"
-        if not target.exists():
-            tmp = folder / f".{sha}.tmp{os.getpid()}"
-            shutil.copyfile(p, tmp)
-            os.chmod(tmp, 0o444)
-            os.replace(tmp, target)
-        listing.append({"file": p.relative_to(base).as_posix(), "sha256": sha, "raw_path": str(target), "bytes": p.stat().st_size})
+        archived = list(pool.map(archive, paths))
+    listing = [{"file": p.relative_to(base).as_posix(), "sha256": sha, "raw_path": str(target), "bytes": size}
+               for p, (target, sha, size) in zip(paths, archived)]
     h = hashlib.sha256()
     for f in listing:
         h.update(f"{f['file']}\t{f['sha256']}\n".encode())
@@ -120,7 +111,17 @@ def lake_version(ws: Workspace, source_id: str) -> str | None:
 
 def parse_validate_trips(spec: FeedSpec, ws: Workspace, fetched: dict, *, specs: dict[str, FeedSpec] | None = None,
                          progress: Progress | None = None, cache: dict | None = None) -> dict:
-    """Return the staged version of a trips source: canonical trips, quarantine, rule counts, per-file counts."""
+    """Return the staged version of a trips source: canonical trips, quarantine, rule counts, per-file counts.
+
+    The staging folders a killed run of the source left are removed first (under the source's lock).
+    """
+    with feed_lock(ws, spec.id):
+        sweep(ws.staging / spec.id, "*")
+        return _parse_validate_locked(spec, ws, fetched, specs=specs, progress=progress, cache=cache)
+
+
+def _parse_validate_locked(spec: FeedSpec, ws: Workspace, fetched: dict, *, specs: dict[str, FeedSpec] | None,
+                           progress: Progress | None, cache: dict | None) -> dict:
     avoid_huge_pages()
     opts = trip_options(spec)
     specs = specs if specs is not None else {s.id: s for s in load_trip_specs()}
@@ -167,22 +168,21 @@ def parse_validate_trips(spec: FeedSpec, ws: Workspace, fetched: dict, *, specs:
             "rule_counts": staged.rule_counts, "unchanged": False, "seconds": staged.seconds}
 
 
-def _replace_dir(src: Path, dst: Path) -> None:
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    old = dst.with_name(f".{dst.name}.old-{uuid.uuid4().hex[:6]}")
-    if dst.exists():
-        os.replace(dst, old)
-    os.replace(src, dst)
-    if old.exists():
-        shutil.rmtree(old)
-
-
 def write_trips_lake(ws: Workspace, staged: dict) -> dict:
-    """Return the staged dict after moving its tables into the lake (each source partition replaced whole; meta last)."""
+    """Return the staged dict after moving its tables into the lake (each source partition replaced whole; meta last).
+
+    The partition copies a killed write left (``.source_id=*.tmp-*`` / ``.old-*``) are removed first.
+    """
     if staged.get("unchanged"):
         return staged
+    with feed_lock(ws, staged["source_id"]):
+        return _write_lake_locked(ws, staged)
+
+
+def _write_lake_locked(ws: Workspace, staged: dict) -> dict:
     out = Path(staged["staging_dir"])
     sid = staged["source_id"]
+    sweep_lake(ws, sid)
     moves = [(out / "fct_trips", "trips_fct_trips", True)]
     for name, table in (("quarantine", "trips_quarantine"), ("rule_counts", "trips_rule_counts"), ("files", "trips_files"),
                         ("notices", "trips_notices"), ("zones", "trips_zones"), ("meta", "trips_meta")):
@@ -201,30 +201,85 @@ def write_trips_lake(ws: Workspace, staged: dict) -> dict:
                 continue
             tmp.mkdir(parents=True)
             os.replace(src, tmp / "part-0.parquet")
-        _replace_dir(tmp, part)
+        replace_dir(tmp, part)
     shutil.rmtree(out.parent, ignore_errors=True)
     return {**staged, "staging_dir": None}
 
 
+def sweep_lake(ws: Workspace, source_id: str) -> list[Path]:
+    """Return the half-written partition copies of the source a killed run left in the lake, after removing them.
+
+    Call under the source's lock.
+    """
+    return [p for table in sorted(ws.lake.glob("trips_*"))
+            for p in sweep(table, f".source_id={source_id}.tmp-*", f".source_id={source_id}.old-*")]
+
+
+#: Written beside the source's trips_meta partition once its exports are written: {"feed_version": ...}.
+EXPORTED_MARK = "exported.json"
+
+
+def is_exported(ws: Workspace, source_id: str, feed_version: str) -> bool:
+    """Return True if the source's exports were written for ``feed_version`` (a new lake version resets this)."""
+    mark = ws.lake / "trips_meta" / f"source_id={source_id}" / EXPORTED_MARK
+    try:
+        return json.loads(mark.read_text(encoding="utf-8")).get("feed_version") == feed_version
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def export_step(spec: FeedSpec, ws: Workspace, feed_version: str) -> dict:
+    """Return the paths of the source's privacy-safe exports, after writing them and marking ``feed_version`` exported."""
+    from warehouse.trips import export_trips
+
+    with feed_lock(ws, spec.id):
+        files = export_trips(ws, spec.id, opts=trip_options(spec))
+        part = ws.lake / "trips_meta" / f"source_id={spec.id}"
+        if part.is_dir():
+            tmp = part / f".{EXPORTED_MARK}.tmp-{uuid.uuid4().hex[:6]}"
+            tmp.write_text(json.dumps({"feed_version": feed_version}), encoding="utf-8")
+            os.replace(tmp, part / EXPORTED_MARK)
+        return files
+
+
 def run_trips(spec: FeedSpec, ws: Workspace, *, progress: Progress | None = None, export: bool = True,
               specs: dict[str, FeedSpec] | None = None, cache: dict | None = None) -> dict:
-    """Return what one run of a trips (or zones) spec did: fetch, stage, lake, publish, marts, exports."""
-    from warehouse.trips import export_trips, publish_trips, publish_zones
+    """Return what one run of a trips (or zones) spec did: fetch, stage, lake, publish, marts, exports.
 
+    The run holds the source's lock. If the input is unchanged but an interrupted run left the
+    exports unwritten, then they are written and the message says so.
+    """
     ws.ensure()
+    with feed_lock(ws, spec.id):
+        return _run_trips_locked(spec, ws, progress=progress, export=export, specs=specs, cache=cache)
+
+
+def _run_trips_locked(spec: FeedSpec, ws: Workspace, *, progress: Progress | None, export: bool,
+                      specs: dict[str, FeedSpec] | None, cache: dict | None) -> dict:
+    from warehouse.trips import publish_trips, publish_zones
+
     if spec.kind == "zones":
         layer = zone_layer(spec, cache=cache, ws=ws)
         _say(progress, f"{spec.id}: publishing {len(set(layer.ids))} zones")
-        n = publish_zones(ws, layer)
-        return {"feed_id": spec.id, "status": "published", "zones": n, "notices": [x.render() for x in layer.notices],
-                "message": f"{spec.id}: {n} zones published ({len(layer.notices)} notices)"}
+        res = publish_zones(ws, layer)
+        n, done = res["zones"], "published" if res["status"] == "published" else "unchanged, nothing to do"
+        return {"feed_id": spec.id, "status": res["status"], "zones": n, "notices": [x.render() for x in layer.notices],
+                "message": f"{spec.id}: {n} zones {done} ({len(layer.notices)} notices)"}
     fetched = fetch_trips(spec, ws)
     ver = fetched["feed_version"]
     from warehouse.trips import published_version
 
+    sweep(ws.staging / spec.id, "*")  # what a killed run left, whatever this run has to do
+    sweep_lake(ws, spec.id)
+
     if lake_version(ws, spec.id) == ver and published_version(ws, spec.id) == ver:
-        return {"feed_id": spec.id, "feed_version": ver, "status": "unchanged",
-                "message": f"{spec.id}: input unchanged, still version {ver}; nothing to do"}
+        if not export or is_exported(ws, spec.id, ver):
+            return {"feed_id": spec.id, "feed_version": ver, "status": "unchanged",
+                    "message": f"{spec.id}: input unchanged, still version {ver}; nothing to do"}
+        _say(progress, f"{spec.id}: input unchanged; finishing the export left by an interrupted run")
+        return {"feed_id": spec.id, "feed_version": ver, "status": "unchanged", "exports": export_step(spec, ws, ver),
+                "finished": ["export"],
+                "message": f"{spec.id}: input unchanged, still version {ver}; finished the export left by an interrupted run"}
     if lake_version(ws, spec.id) != ver:
         staged = parse_validate_trips(spec, ws, fetched, specs=specs, progress=progress, cache=cache)
         write_trips_lake(ws, staged)
@@ -235,7 +290,7 @@ def run_trips(spec: FeedSpec, ws: Workspace, *, progress: Progress | None = None
     out = {**staged, "feed_id": spec.id, "status": "new", "published": published}
     if export:
         _say(progress, f"{spec.id}: exporting aggregates (k = {trip_options(spec).k})")
-        out["exports"] = export_trips(ws, spec.id, opts=trip_options(spec))
+        out["exports"] = export_step(spec, ws, ver)
     out["message"] = (f"{spec.id}: version {ver}: {out.get('rows_in', published.get('rows_in', 0)):,} rows in, "
                       f"{out.get('rows_accepted', published.get('rows_accepted', 0)):,} accepted, "
                       f"{out.get('rows_quarantined', published.get('rows_quarantined', 0)):,} quarantined")

@@ -3,8 +3,22 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
+
+from transforms.adapters import InputError
+
+#: A feed or source id as used in a folder name: one path component, no leading dot, no separators.
+SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
+def safe_id(feed_id: object) -> str:
+    """Return ``feed_id``. If it could not be used as one folder name under the workspace, raise InputError."""
+    if not isinstance(feed_id, str) or not SAFE_ID.fullmatch(feed_id):
+        raise InputError(f"{feed_id!r} is not a safe feed id: use letters, digits, '-', '_' or '.', "
+                         "starting with a letter or digit, at most 128 characters")
+    return feed_id
 
 
 @dataclass(frozen=True)
@@ -20,6 +34,10 @@ class Workspace:
     @property
     def raw(self) -> Path:
         return self.home / "raw"
+
+    def raw_dir(self, feed_id: str) -> Path:
+        """Return ``raw/<feed_id>``. If the id is not a safe folder name, raise InputError."""
+        return self.raw / safe_id(feed_id)
 
     @property
     def lake(self) -> Path:
@@ -47,4 +65,4 @@ class Workspace:
         return self
 
     def lake_partition(self, table: str, feed_id: str, feed_version: str) -> Path:
-        return self.lake / table / f"feed_id={feed_id}" / f"feed_version={feed_version}"
+        return self.lake / table / f"feed_id={safe_id(feed_id)}" / f"feed_version={feed_version}"

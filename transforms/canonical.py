@@ -22,13 +22,12 @@ import pyarrow.parquet as pq
 
 from transforms.adapters import TextFeed
 from transforms.arrowrows import rows_table
-from transforms.csvread import string_offsets
+from transforms.csvread import NOTICE_SAMPLE_LIMIT, RAW_KEEP_BYTES, string_offsets
 from transforms.notices import ERROR, INFO, NOTICE_SCHEMA, QUARANTINE_SCHEMA, WARNING, Findings
 from transforms.schema import Field, Schema, Table
 from transforms.sql import lit, q  # noqa: F401  (re-exported: lit and q were defined here)
 
-#: Most notices of one code kept per file and field; the rest are counted in one summary notice.
-NOTICE_SAMPLE_LIMIT = 10_000
+#: NOTICE_SAMPLE_LIMIT (from csvread): most notices of one code kept per file and field; the rest are only counted.
 #: Lake Parquet settings: zstd level 1 writes ~25% faster than the default level for ~15% more bytes.
 PARQUET_OPTIONS = "FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1"
 
@@ -309,7 +308,10 @@ class _Sink:
         self.con.execute(f"CREATE OR REPLACE TEMP TABLE _n AS {sql}")
         total = self.con.sql("SELECT count(*) FROM _n").fetchall()[0][0]
         if total:
-            t = self.con.sql(f"SELECT * FROM _n ORDER BY line LIMIT {limit}").to_arrow_table()
+            t = self.con.sql(
+                f"SELECT code, severity, file, line, field, {_clipped('value', NOTICE_TEXT_CHARS)} AS value, "
+                f"{_clipped('message', NOTICE_TEXT_CHARS)} AS message FROM (SELECT * FROM _n ORDER BY line LIMIT {limit})"
+            ).to_arrow_table()
             t = t.select(NOTICE_SCHEMA.names).cast(NOTICE_SCHEMA)
             counts = Counter(zip(t.column("code").to_pylist(), t.column("severity").to_pylist()))
             if total > limit:  # one code per query; the count is the query's total
@@ -320,9 +322,20 @@ class _Sink:
         return total
 
     def quarantine(self, sql: str) -> None:
-        t = self.con.sql(sql).to_arrow_table()
+        """Add the quarantined rows selected by ``sql`` (columns as QUARANTINE_SCHEMA), each row's text clipped."""
+        t = self.con.sql(f"SELECT file, line, code, reason, {_clipped('raw', RAW_KEEP_BYTES)} AS raw FROM ({sql})").to_arrow_table()
         if t.num_rows:
             self.findings.quarantine_tables.append(t.select(QUARANTINE_SCHEMA.names).cast(QUARANTINE_SCHEMA))
+
+
+#: Characters of a notice's value and message that are kept (the full value stays in the lake's ``_untyped``).
+NOTICE_TEXT_CHARS = 1000
+
+
+def _clipped(col: str, keep: int) -> str:
+    """Return SQL for text column ``col``: as is, or its first ``keep`` characters and a marker with its length in bytes."""
+    return (f"CASE WHEN strlen({col}) > {keep} THEN left({col}, {keep}) || '… [' || format('{{:,}}', strlen({col})) "
+            f"|| ' bytes; only the first {keep:,} characters are kept]' ELSE {col} END")
 
 
 def _raw_json(cols: list[tuple[str, str]]) -> str:
@@ -461,7 +474,8 @@ def _canonicalize(feed: TextFeed, schema: Schema, out_dir: Path, profile: str, c
                 feed.findings.add("missing_recommended_file", WARNING,
                                   f"{jp}.txt is expected in a GTFS-JP feed", file=f"{jp}.txt")
 
-    _check_references(st, schema, present, empty={n for n, tf in feed.files.items() if not tf.csv.header})
+    _check_references(st, schema, present, empty={n for n, tf in feed.files.items() if not tf.csv.header},
+                      unread={n for n, tf in feed.files.items() if tf.csv.refused})
     writer.wait()
 
     result.tables.extend(t.name for t in schema.tables.values() if t.name in present)
@@ -820,10 +834,12 @@ def _all_found(st: _State, table: Table, f: Field, parents: list[tuple[str, str]
     return found == len(values) - values.null_count
 
 
-def _check_references(st: _State, schema: Schema, present: set[str], *, empty: set[str] = frozenset()) -> None:
+def _check_references(st: _State, schema: Schema, present: set[str], *, empty: set[str] = frozenset(),
+                      unread: set[str] = frozenset()) -> None:
     """Report every value that points at a row that does not exist (foreign_key_violation).
 
-    The referenced file is named '(missing)' when it is absent, '(empty)' when it is in ``empty``.
+    The referenced file is named '(missing)' when it is absent, '(empty)' when it is in ``empty``,
+    '(not read)' when it is in ``unread`` (refused by the reader's limits).
     """
     for table in schema.tables.values():
         if table.name not in present:
@@ -838,7 +854,8 @@ def _check_references(st: _State, schema: Schema, present: set[str], *, empty: s
             elif ptable in present:
                 parents, target = [(ptable, pfield)], f"{ptable}.txt"
             else:
-                parents, target = [], f"{ptable}.txt ({'empty' if f'{ptable}.txt' in empty else 'missing'})"
+                name = f"{ptable}.txt"
+                parents, target = [], f"{name} ({'not read' if name in unread else 'empty' if name in empty else 'missing'})"
             if _all_found(st, table, f, parents):
                 continue
             child = q("t_" + table.name)

@@ -41,9 +41,15 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-import yaml
-
 from transforms.schema import Schema, Table, default_specs_dir, load_schema
+from transforms.specfile import Date, ListOf, Map, Number, OneOf, SpecError, Text, check_shape, load_yaml
+
+#: Every key of ``specs/expectations/<schema>.yml``, with the type of its value.
+EXPECTATIONS_SHAPE = Map({
+    "time_max": OneOf(Text(), Number(whole=True, lo=0), expected='a time such as "48:00:00"'),
+    "date_min": Date(), "date_max": Date(), "latitude_suffix": Text(), "longitude_suffix": Text(),
+    "non_negative": ListOf(Text()), "positive": ListOf(Text()),
+})
 
 
 @dataclass(frozen=True)
@@ -71,7 +77,15 @@ def _seconds(value) -> int:
 def load_bounds(name: str = "gtfs", specs_dir: Path | None = None) -> Bounds:
     """Return the contracts' sanity bounds ``specs/expectations/<name>.yml``. If a key is missing or malformed, then ValueError names it."""
     path = (specs_dir or default_specs_dir()) / "expectations" / f"{name}.yml"
-    doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    try:
+        doc = load_yaml(path) or {}
+    except SpecError as exc:
+        raise ValueError("\n".join(exc.problems)) from None
+    if not isinstance(doc, dict):
+        raise ValueError(f"{path}: the file must be a YAML mapping (key: value lines)")
+    problems, _, _ = check_shape(doc, EXPECTATIONS_SHAPE)
+    if problems:
+        raise ValueError("\n".join(f"{path}: {f}: {m}" for f, m in problems))
 
     def get(key: str, parse):
         if key not in doc:

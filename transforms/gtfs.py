@@ -174,24 +174,9 @@ class GtfsAdapter:
 
     @staticmethod
     def _add_text(feed: TextFeed, name: str, dec, csvt, sha: str) -> None:
-        if not csvt.header:
+        if not csvt.header and not csvt.refused:
             feed.findings.add("empty_file", ERROR, "file is empty: it has no header line", file=name)
         feed.files[name] = TextFile(name=name, csv=csvt, encoding=dec.encoding, content_sha256=sha)
         if csvt.blank_lines:
             feed.findings.add("empty_row", WARNING, f"{csvt.blank_lines} blank line(s) skipped", file=name)
-        if csvt.ragged_rows:
-            line, cells = csvt.ragged_rows[0]
-            feed.findings.add(
-                "invalid_row_length", ERROR,
-                f"{len(csvt.ragged_rows)} row(s) have a different number of cells than the header's {len(csvt.header)} "
-                f"(first: line {line}, {cells} cells); missing cells were read as empty, surplus empty cells dropped",
-                file=name, line=line,
-            )
-        for bad in csvt.bad_rows:
-            feed.findings.add(
-                "invalid_row_length", ERROR,
-                f"row has {bad.cells} cells but the header has {len(csvt.header)}, and the surplus cells are not empty; row quarantined",
-                file=name, line=bad.line, value=bad.text[:200],
-            )
-            feed.findings.quarantine_row(name, bad.line, "invalid_row_length",
-                                         f"{bad.cells} cells, header has {len(csvt.header)}", bad.text)
+        csvt.report(feed.findings, name)  # refused file, ragged and bad rows: notices (sampled) and quarantine

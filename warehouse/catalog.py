@@ -19,12 +19,17 @@ import html
 import json
 import os
 import shutil
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
 
 from noriba.workspace import Workspace
 
 SITE = "site"
+#: A feed whose service ends within this many days is marked as expiring soon.
+EXPIRING_DAYS = 30
+#: What the catalog says of a published file whose publisher stated no licence.
+NO_LICENSE = "not stated"
+LATEST = "latest.zip"
 #: JIS X 0401 prefecture codes.
 PREFECTURES = ("北海道", "青森県", "岩手県", "宮城県", "秋田県", "山形県", "福島県", "茨城県", "栃木県", "群馬県", "埼玉県", "千葉県",
                "東京都", "神奈川県", "新潟県", "富山県", "石川県", "福井県", "山梨県", "長野県", "岐阜県", "静岡県", "愛知県", "三重県",
@@ -85,23 +90,82 @@ def _size(n: int | None) -> str:
     return ""
 
 
+def is_public(spec: dict) -> bool:
+    """Return whether a feed goes in the public catalog: as its spec's ``publish`` says, else when it has a licence.
+
+    A one-off ``noriba ingest`` has no licence, so it stays out unless asked (``--publish``).
+    """
+    if spec.get("publish") is not None:
+        return bool(spec["publish"])
+    lic = spec.get("license") or {}
+    return bool(lic.get("id") or lic.get("text"))
+
+
+def license_id(lic: dict | None) -> str:
+    """Return the licence a file carries, as the catalog names it (``not stated`` when none was given)."""
+    lic = lic or {}
+    return lic.get("id") or lic.get("text") or NO_LICENSE
+
+
+def validity(start: str | None, end: str | None, today: date) -> tuple[str, int | None]:
+    """Return (current | expiring | expired | future | unknown, days left to the last service day) on ``today``.
+
+    ``expiring`` means the service ends within :data:`EXPIRING_DAYS` days: a timetable change (改正) is due.
+    """
+    try:
+        last = date.fromisoformat(str(end)[:10]) if end else None
+        first = date.fromisoformat(str(start)[:10]) if start else None
+    except ValueError:  # not a date: say nothing rather than guess
+        return "unknown", None
+    if last is None:
+        return "unknown", None
+    left = (last - today).days
+    if left < 0:
+        return "expired", left
+    if first and first > today:
+        return "future", left
+    return ("expiring" if left <= EXPIRING_DAYS else "current"), left
+
+
+def _validity_html(state: str, left: int | None) -> str:
+    if state == "expired":
+        return ' <span class="err">期限切れ</span> <span class="en">expired</span>'
+    if state == "expiring":
+        return f' <span class="warn">まもなく期限切れ（残り {left} 日）</span> <span class="en">expires in {left} days</span>'
+    if state == "future":
+        return ' <span class="en">(開始前 not yet valid)</span>'
+    return ""
+
+
+def _license_html(lic: dict) -> str:
+    if license_id(lic) == NO_LICENSE:
+        return label("ライセンス未記載", "licence not stated")
+    return _e(license_id(lic))
+
+
 def pref_code(name: str | None) -> int | None:
     """Return the JIS prefecture code (1–47) of a prefecture name, or None."""
     if not name:
         return None
     for i, p in enumerate(PREFECTURES, start=1):
-        if name in (p, p.rstrip("都道府県")):
+        if name in (p, p[:-1] if p[-1] in "都府県" else p):  # 東京都 or 東京, 京都府 or 京都; 北海道 whole
             return i
     return None
 
 
-def collect(ws: Workspace) -> dict:
-    """Return what the catalog lists: the feeds (latest versions in the lake) and the exports (latest builds)."""
-    from noriba.exports import latest_versions
+def collect(ws: Workspace, *, today: date | None = None) -> dict:
+    """Return what the catalog lists: the public feeds (latest versions in the lake) and the exports (latest builds).
 
+    A feed is public when :func:`is_public` says so; each feed and export carries its ``validity`` on ``today``.
+    """
+    from warehouse.versions import latest_versions
+
+    today = today or date.today()
     feeds = []
     for fid, meta in latest_versions(ws).items():
         spec = json.loads(meta.get("spec") or "{}")
+        if not is_public(spec):
+            continue
         ver = meta["feed_version"]
         z = ws.exports / "gtfs" / fid / f"{fid}_{ver}.zip"
         muni = spec.get("municipality") or {}
@@ -114,13 +178,16 @@ def collect(ws: Workspace) -> dict:
             "validation_date": meta.get("validation_date"), "content_sha256": meta.get("content_sha256"),
             "zip": z if z.exists() else None, "sha256": _sha256(z) if z.exists() else None, "bytes": z.stat().st_size if z.exists() else None,
         })
+        feeds[-1]["validity"], feeds[-1]["days_left"] = validity(meta.get("service_start"), meta.get("service_end"), today)
     exports = []
     for latest in sorted(ws.exports.glob("*/latest.json")):
         d = latest.parent
         info = json.loads(latest.read_text(encoding="utf-8"))
         mpath = d / info["dir"] / "manifest.json"
         if mpath.exists():
-            exports.append({"dir": d / info["dir"], "manifest": json.loads(mpath.read_text(encoding="utf-8"))})
+            m = json.loads(mpath.read_text(encoding="utf-8"))
+            state, left = validity((m.get("service") or {}).get("start"), (m.get("service") or {}).get("end"), today)
+            exports.append({"dir": d / info["dir"], "manifest": m, "validity": state, "days_left": left})
     reports = {}
     for r in sorted((ws.exports / "reports").glob("*/index.html")):
         meta = r.parent / "report.json"
@@ -133,6 +200,12 @@ def _rel(ws: Workspace, path: Path, depth: int) -> str:
     return "../" * (depth + 1) + path.relative_to(ws.exports).as_posix()
 
 
+def _latest_html(ws: Workspace, latest: Path, sha256: str) -> str:
+    """Return the line giving the stable URL that always serves the current GTFS zip."""
+    return (f'<p>{label("常に最新版を指す URL", "stable URL of the current version")}: '
+            f'<a class="latest" href="{_e(_rel(ws, latest, 1))}" data-sha256="{_e(sha256)}">{_e(latest.relative_to(ws.exports).as_posix())}</a></p>')
+
+
 def _feed_page(ws: Workspace, f: dict, reports: dict) -> str:
     lic = f["license"]
     muni = f["municipality"]
@@ -141,10 +214,10 @@ def _feed_page(ws: Workspace, f: dict, reports: dict) -> str:
         (label("事業者", "operator"), _e(f["operator"] or "")),
         (label("自治体", "municipality"), _e(" ".join(x for x in (muni.get("prefecture"), muni.get("name")) if x)) + (f" ({_e(muni.get('code'))})" if muni.get("code") else "")),
         (label("現行バージョン", "current version"), f"<code>{_e(f['feed_version'])}</code> ({_e(f['ingested_at'])})"),
-        (label("有効期間", "valid"), f"{_e(f['service_start'] or '?')} – {_e(f['service_end'] or '?')}"),
+        (label("有効期間", "valid"), f"{_e(f['service_start'] or '?')} – {_e(f['service_end'] or '?')}" + _validity_html(f["validity"], f["days_left"])),
         (label("検証結果", "validation"), _status(f["errors"], f["warnings"])
          + f' · <a href="{_e(f.get("report") or "#validation")}">詳細 <span class="en">report</span></a>'),
-        (label("ライセンス", "licence"), _e(lic.get("id") or lic.get("text") or "不明 unknown") + (f" — {_e(lic.get('attribution'))}" if lic.get("attribution") else "")),
+        (label("ライセンス", "licence"), _license_html(lic) + (f" — {_e(lic.get('attribution'))}" if lic.get("attribution") else "")),
     ]
     code = str(muni.get("code") or "")
     if code in reports:
@@ -156,7 +229,7 @@ def _feed_page(ws: Workspace, f: dict, reports: dict) -> str:
                  + "</th><th>sha256</th></tr>"
                  f'<tr><td>GTFS{"-JP" if f["profile"] == "gtfs-jp" else ""} (zip)</td><td><a class="dl" href="{_e(_rel(ws, f["zip"], 1))}" '
                  f'data-sha256="{f["sha256"]}">{_e(f["zip"].name)}</a></td><td class="num">{_size(f["bytes"])}</td>'
-                 f'<td class="sha">{f["sha256"]}</td></tr></table>')
+                 f'<td class="sha">{f["sha256"]}</td></tr></table>' + _latest_html(ws, f["zip"].parent / LATEST, f["sha256"]))
     else:
         body += "<p>" + label("エクスポート未作成（noriba export で作成）", "not exported yet (run noriba export)") + "</p>"
     body += f'<h2 id="validation">{label("検証レポート", "validation report")}</h2>'
@@ -185,9 +258,9 @@ def _export_page(ws: Workspace, x: dict) -> str:
         (label("エクスポート ID", "export id"), f"<code>{_e(m['export_id'])}</code>"),
         (label("名称", "name"), _e(m.get("name")) + (f" <span class='en'>{_e(m.get('name_en'))}</span>" if m.get("name_en") else "")),
         (label("現行バージョン", "current version"), f"<code>{_e(m['export_version'])}</code>"),
-        (label("有効期間", "valid"), f"{_e(service.get('start') or '?')} – {_e(service.get('end') or '?')}"),
+        (label("有効期間", "valid"), f"{_e(service.get('start') or '?')} – {_e(service.get('end') or '?')}" + _validity_html(x["validity"], x["days_left"])),
         (label("検証結果", "validation"), vtxt + ' · <a href="#validation">詳細 <span class="en">report</span></a>'),
-        (label("ライセンス", "licence"), _e(lic.get("id") or lic.get("text")) + (f" — {_e(lic.get('attribution'))}" if lic.get("attribution") else "")
+        (label("ライセンス", "licence"), _license_html(lic) + (f" — {_e(lic.get('attribution'))}" if lic.get("attribution") else "")
          + (f' (<a href="{_e(lic["url"])}">{_e(lic["url"])}</a>)' if lic.get("url") else "")),
     ]
     body = "<table>" + "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in rows) + "</table>"
@@ -201,6 +274,8 @@ def _export_page(ws: Workspace, x: dict) -> str:
                  f'<td class="sha">{_e(info.get("sha256"))}</td></tr>')
     man = d / "manifest.json"
     body += f'<tr><td>{label("マニフェスト", "manifest")} (JSON)</td><td><a href="{_e(_rel(ws, man, 1))}">manifest.json</a></td><td></td><td></td></tr></table>'
+    if (m.get("files") or {}).get("gtfs"):
+        body += _latest_html(ws, d.parent / LATEST, m["files"]["gtfs"]["sha256"])
     body += f"<h2>{label('入力フィード', 'input feeds')}</h2><table><tr><th>{label('フィード', 'feed')}</th><th>{label('バージョン', 'version')}</th><th>{label('名前空間', 'namespace')}</th><th>{label('有効期間', 'valid')}</th></tr>"
     for i in m.get("inputs", []):
         body += (f'<tr><td><a href="../feeds/{_e(i["feed_id"])}.html">{_e(i["feed_id"])}</a></td><td><code>{_e(i["feed_version"])}</code></td>'
@@ -232,7 +307,7 @@ def _export_page(ws: Workspace, x: dict) -> str:
 
 def _index(ws: Workspace, data: dict) -> str:
     body = f"<h2>{label('地域データ（統合・切り出し）', 'regional exports (merged, extracted)')}</h2>"
-    body += f"<table><tr><th>{label('名称', 'name')}</th><th>{label('バージョン', 'version')}</th><th>{label('有効期間', 'valid')}</th><th>{label('フィード数', 'feeds')}</th><th>{label('検証', 'validation')}</th><th>GTFS</th></tr>"
+    body += f"<table><tr><th>{label('名称', 'name')}</th><th>{label('バージョン', 'version')}</th><th>{label('有効期間', 'valid')}</th><th>{label('フィード数', 'feeds')}</th><th>{label('検証', 'validation')}</th><th>{label('ライセンス', 'licence')}</th><th>GTFS</th></tr>"
     for x in data["exports"]:
         m = x["manifest"]
         s = m.get("service") or {}
@@ -241,16 +316,16 @@ def _index(ws: Workspace, data: dict) -> str:
         g = (m.get("files") or {}).get("gtfs")
         dl = f'<a class="dl" href="{_e(_rel(ws, x["dir"] / g["path"], 0))}" data-sha256="{_e(g["sha256"])}">zip</a>' if g else ""
         body += (f'<tr><td><a href="exports/{_e(m["export_id"])}.html">{_e(m.get("name"))}</a><br><span class="en">{_e(m.get("name_en"))}</span></td>'
-                 f'<td><code>{_e(m["export_version"])}</code></td><td>{_e(s.get("start"))} – {_e(s.get("end"))}</td>'
-                 f'<td class="num">{len(m.get("inputs", []))}</td><td>{ok}</td><td>{dl}</td></tr>')
+                 f'<td><code>{_e(m["export_version"])}</code></td><td>{_e(s.get("start"))} – {_e(s.get("end"))}{_validity_html(x["validity"], x["days_left"])}</td>'
+                 f'<td class="num">{len(m.get("inputs", []))}</td><td>{ok}</td><td>{_license_html(m.get("license") or {})}</td><td>{dl}</td></tr>')
     body += "</table>"
     body += f"<h2>{label('フィード', 'feeds')}</h2>"
     body += f"<table><tr><th>{label('フィード', 'feed')}</th><th>{label('バージョン', 'version')}</th><th>{label('有効期間', 'valid')}</th><th>{label('検証', 'validation')}</th><th>{label('ライセンス', 'licence')}</th><th>GTFS</th></tr>"
     for f in data["feeds"]:
         dl = f'<a class="dl" href="{_e(_rel(ws, f["zip"], 0))}" data-sha256="{f["sha256"]}">zip</a>' if f["zip"] else ""
         body += (f'<tr><td><a href="feeds/{_e(f["feed_id"])}.html">{_e(f["name"])}</a><br><code>{_e(f["feed_id"])}</code></td>'
-                 f'<td><code>{_e(f["feed_version"])}</code></td><td>{_e(f["service_start"])} – {_e(f["service_end"])}</td>'
-                 f'<td>{_status(f["errors"], f["warnings"])}</td><td>{_e(f["license"].get("id") or "")}</td><td>{dl}</td></tr>')
+                 f'<td><code>{_e(f["feed_version"])}</code></td><td>{_e(f["service_start"])} – {_e(f["service_end"])}{_validity_html(f["validity"], f["days_left"])}</td>'
+                 f'<td>{_status(f["errors"], f["warnings"])}</td><td>{_license_html(f["license"])}</td><td>{dl}</td></tr>')
     body += "</table>"
     if data["reports"]:
         body += f"<h2>{label('自治体レポート', 'municipality reports')}</h2><ul>"
@@ -261,15 +336,16 @@ def _index(ws: Workspace, data: dict) -> str:
 
 
 def _mdb_entry(*, kind: str, ident: str, provider: str, name: str, country: str | None, subdivision: str | None, municipality: str | None,
-               bbox: list | None, url: str, license_url: str | None, features: list[str], noriba: dict) -> dict:
+               bbox: list | None, url: str, latest: str | None, license_url: str | None, features: list[str], state: str,
+               noriba: dict) -> dict:
     """Return one source in the Mobility Database catalogs' shape (mdb_source_id is assigned by the Mobility Database, so null)."""
     loc = {"country_code": country, "subdivision_name": subdivision, "municipality": municipality}
     if bbox:
         loc["bounding_box"] = {"minimum_latitude": bbox[1], "maximum_latitude": bbox[3], "minimum_longitude": bbox[0],
                                "maximum_longitude": bbox[2], "extracted_on": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     return {"mdb_source_id": None, "data_type": "gtfs", "provider": provider, "name": name, "location": loc,
-            "urls": {"direct_download": url, "latest": url, "license": license_url, "authentication_type": 0},
-            "status": "active", "features": features, "redirect": [], "noriba": {"kind": kind, "id": ident, **noriba}}
+            "urls": {"direct_download": url, "latest": latest or url, "license": license_url, "authentication_type": 0},
+            "status": "inactive" if state == "expired" else "active", "features": features, "redirect": [], "noriba": {"kind": kind, "id": ident, **noriba}}
 
 
 def _feed_bbox(ws: Workspace, f: dict) -> list | None:
@@ -284,7 +360,7 @@ def _feed_bbox(ws: Workspace, f: dict) -> list | None:
     return None if r[0] is None else [round(v, 6) for v in r]
 
 
-def catalog_json(ws: Workspace, data: dict, *, base_url: str = "") -> dict:
+def catalog_json(ws: Workspace, data: dict, *, base_url: str = "", locations: dict | None = None) -> dict:
     """Return catalog.json: every export and feed as a Mobility Database catalog source, URLs under ``base_url``."""
     def url(p: Path) -> str:
         return f"{base_url.rstrip('/')}/{p.relative_to(ws.exports).as_posix()}"
@@ -297,81 +373,142 @@ def catalog_json(ws: Workspace, data: dict, *, base_url: str = "") -> dict:
         val = m.get("validation") or {}
         sources.append(_mdb_entry(
             kind="export", ident=m["export_id"], provider=(m.get("publisher") or {}).get("name") or "Noriba", name=m.get("name_en") or m.get("name"),
-            country=None, subdivision=None, municipality=None, bbox=m.get("bbox"), url=url(x["dir"] / g["path"]), license_url=lic.get("url"),
+            country=None, subdivision=None, municipality=None, bbox=m.get("bbox"), url=url(x["dir"] / g["path"]),
+            latest=url(x["dir"].parent / LATEST), license_url=lic.get("url"), state=x["validity"],
             features=sorted({"fares-v1"} if m.get("rows_out", {}).get("fare_attributes") else set()),
             noriba={"version": m["export_version"], "sha256": g["sha256"], "service_start": (m.get("service") or {}).get("start"),
-                    "service_end": (m.get("service") or {}).get("end"), "license": lic.get("id"), "attribution": lic.get("attribution"),
+                    "service_end": (m.get("service") or {}).get("end"), "validity": x["validity"], "days_left": x["days_left"],
+                    "license": license_id(lic), "attribution": lic.get("attribution"),
                     "feeds": [i["feed_id"] for i in m.get("inputs", [])], "validation": "no new errors" if not val.get("new_errors") else "new errors",
                     "page": f"{base_url.rstrip('/')}/{SITE}/exports/{m['export_id']}.html"}))
-        sources[-1]["location"].update(_export_location(ws, m))
+        sources[-1]["location"].update((locations or {}).get(m["export_id"]) or {})
     for f in data["feeds"]:
         muni = f["municipality"] or {}
         lic = f["license"] or {}
         sources.append(_mdb_entry(
             kind="feed", ident=f["feed_id"], provider=f["operator"] or f["name"], name=f["name"],
             country="JP" if muni.get("prefecture") or f["profile"] == "gtfs-jp" else None, subdivision=muni.get("prefecture"),
-            municipality=muni.get("name"), bbox=_feed_bbox(ws, f), url=url(f["zip"]) if f["zip"] else None, license_url=lic.get("url"),
+            municipality=muni.get("name"), bbox=_feed_bbox(ws, f), url=url(f["zip"]) if f["zip"] else None,
+            latest=url(f["zip"].parent / LATEST) if f["zip"] else None, license_url=lic.get("url"), state=f["validity"],
             features=[], noriba={"version": f["feed_version"], "sha256": f["sha256"], "service_start": f["service_start"],
-                                 "service_end": f["service_end"], "license": lic.get("id"), "attribution": lic.get("attribution"),
+                                 "service_end": f["service_end"], "validity": f["validity"], "days_left": f["days_left"],
+                                 "license": license_id(lic), "attribution": lic.get("attribution"),
                                  "validation": {"errors": f["errors"], "warnings": f["warnings"], "infos": f["infos"]},
                                  "page": f"{base_url.rstrip('/')}/{SITE}/feeds/{f['feed_id']}.html"}))
     return {"generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "sources": sources}
 
 
-def _export_location(ws: Workspace, m: dict) -> dict:
-    from noriba.exports import load_export_specs
+def files_listing(ws: Workspace, data: dict, *, base_url: str = "", locations: dict | None = None) -> list[dict]:
+    """Return the rows of the GTFS data repository's /files listing: one per feed file and per merged export, with
+    prefecture, validity, licence and both the versioned and the stable latest URL."""
+    def url(p: Path) -> str:
+        return f"{base_url.rstrip('/')}/{p.relative_to(ws.exports).as_posix()}"
 
-    try:
-        spec = next((s for s in load_export_specs() if s.id == m["export_id"]), None)
-    except Exception:  # a broken spec elsewhere must not break the catalog
-        spec = None
-    if spec is None:
-        return {}
-    return {"country_code": spec.country_code, "subdivision_name": spec.subdivision}
-
-
-def files_listing(ws: Workspace, data: dict, *, base_url: str = "") -> list[dict]:
-    """Return the rows of the GTFS data repository's /files listing: one per feed file, with prefecture and validity."""
     rows = []
+    for x in data["exports"]:
+        m = x["manifest"]
+        g = (m.get("files") or {}).get("gtfs")
+        if not g:
+            continue
+        service = m.get("service") or {}
+        loc = (locations or {}).get(m["export_id"]) or {}
+        publisher = (m.get("publisher") or {}).get("name") or "Noriba"
+        rows.append({
+            "organization_id": publisher, "organization_name": publisher, "feed_id": m["export_id"], "feed_name": m.get("name"),
+            "feed_kind": "export", "feed_pref_id": pref_code(loc.get("subdivision_name")), "feed_municipality_code": None,
+            "feed_license_id": license_id(m.get("license")), "file_uid": m["export_version"], "file_from_date": service.get("start"),
+            "file_to_date": service.get("end"), "file_status": x["validity"], "file_published_at": None,
+            "file_url": url(x["dir"] / g["path"]), "file_latest_url": url(x["dir"].parent / LATEST), "file_sha256": g["sha256"],
+        })
     for f in data["feeds"]:
         if not f["zip"]:
             continue
         muni = f["municipality"] or {}
         rows.append({
             "organization_id": (f["operator"] or f["feed_id"]), "organization_name": f["operator"] or f["name"],
-            "feed_id": f["feed_id"], "feed_name": f["name"], "feed_pref_id": pref_code(muni.get("prefecture")),
-            "feed_municipality_code": muni.get("code"), "feed_license_id": (f["license"] or {}).get("id"),
+            "feed_id": f["feed_id"], "feed_name": f["name"], "feed_kind": "feed", "feed_pref_id": pref_code(muni.get("prefecture")),
+            "feed_municipality_code": muni.get("code"), "feed_license_id": license_id(f["license"]),
             "file_uid": f["feed_version"], "file_from_date": f["service_start"], "file_to_date": f["service_end"],
-            "file_published_at": f["ingested_at"], "file_url": f"{base_url.rstrip('/')}/{f['zip'].relative_to(ws.exports).as_posix()}",
-            "file_sha256": f["sha256"],
+            "file_status": f["validity"], "file_published_at": f["ingested_at"], "file_url": url(f["zip"]),
+            "file_latest_url": url(f["zip"].parent / LATEST), "file_sha256": f["sha256"],
         })
     return rows
 
 
+def parse_pref(pref: str) -> int:
+    """Return the JIS X 0401 prefecture code (1–47) of ``pref``: a code (``01`` or ``1``) or a name (``北海道``).
+
+    If it is neither, then raise ValueError saying what is expected.
+    """
+    text = str(pref).strip()
+    code = int(text) if text.isascii() and text.isdigit() else pref_code(text)
+    if code is None or not 1 <= code <= len(PREFECTURES):
+        raise ValueError(f"pref {text!r} is not a prefecture: give a JIS prefecture code 01–47 (e.g. 01 for 北海道, 13 for 東京都) "
+                         f"or a prefecture name")
+    return code
+
+
+def parse_target_date(text: str) -> date:
+    """Return the date written ``YYYY-MM-DD``. If it is not a real date in that form, then raise ValueError saying so."""
+    import re
+
+    try:
+        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+            raise ValueError
+        return date.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"target_date {text!r} is not a date: use YYYY-MM-DD, e.g. 2026-06-01") from None
+
+
 def filter_files(rows: list[dict], *, pref: str | None = None, target_date: str | None = None) -> list[dict]:
-    """Return the listing rows of prefecture ``pref`` (code or name) valid on ``target_date`` (YYYY-MM-DD)."""
+    """Return the listing rows of prefecture ``pref`` (code or name) valid on ``target_date`` (YYYY-MM-DD).
+
+    If ``pref`` or ``target_date`` is not valid, then raise ValueError saying what is expected.
+    """
     out = rows
     if pref:
-        code = int(pref) if str(pref).isdigit() else pref_code(pref)
+        code = parse_pref(pref)
         out = [r for r in out if r["feed_pref_id"] == code]
     if target_date:
-        out = [r for r in out if (r["file_from_date"] or "0000") <= target_date <= (r["file_to_date"] or "9999")]
+        day = parse_target_date(target_date).isoformat()
+        out = [r for r in out if (r["file_from_date"] or "0000") <= day <= (r["file_to_date"] or "9999")]
     return out
 
 
-def build_site(ws: Workspace, *, base_url: str | None = None) -> Path:
-    """Return the path of the catalog's index.html after rebuilding the whole site under ``exports/site/``."""
+def _link_latest(target: Path, link: Path) -> None:
+    """Make ``link`` the same file as ``target`` (a hard link, else a copy), replaced atomically."""
+    tmp = link.with_name(f".{link.name}.tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(target, tmp)
+    except OSError:  # another file system, or links not allowed
+        shutil.copyfile(target, tmp)
+    os.replace(tmp, link)
+
+
+def build_site(ws: Workspace, *, base_url: str | None = None, locations: dict | None = None, today: date | None = None) -> Path:
+    """Return the path of the catalog's index.html after rebuilding the whole site under ``exports/site/``.
+
+    ``locations`` gives each export's {country_code, subdivision_name} (from its spec: noriba.exports.export_locations).
+    """
     import fcntl
 
     base_url = os.environ.get("NORIBA_BASE_URL", "") if base_url is None else base_url
     ws.exports.mkdir(parents=True, exist_ok=True)
     with open(ws.exports / ".site.lock", "w") as lock:  # two exports finishing together rebuild the site in turn
         fcntl.flock(lock, fcntl.LOCK_EX)
-        return _build_site(ws, base_url)
+        return _build_site(ws, base_url, locations or {}, today)
 
 
-def _build_site(ws: Workspace, base_url: str) -> Path:
-    data = collect(ws)
+def _build_site(ws: Workspace, base_url: str, locations: dict, today: date | None) -> Path:
+    data = collect(ws, today=today)
+    for f in data["feeds"]:  # a stable URL per feed and export: <folder>/latest.zip is the current version's file
+        if f["zip"]:
+            _link_latest(f["zip"], f["zip"].parent / LATEST)
+    for x in data["exports"]:
+        g = (x["manifest"].get("files") or {}).get("gtfs")
+        if g:
+            _link_latest(x["dir"] / g["path"], x["dir"].parent / LATEST)
     site = ws.exports / SITE
     tmp = ws.exports / f".{SITE}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -387,8 +524,8 @@ def _build_site(ws: Workspace, base_url: str) -> Path:
     for x in data["exports"]:
         (tmp / "exports" / f"{x['manifest']['export_id']}.html").write_text(_export_page(ws, x), encoding="utf-8")
     (tmp / "index.html").write_text(_index(ws, data), encoding="utf-8")
-    (tmp / "catalog.json").write_text(json.dumps(catalog_json(ws, data, base_url=base_url), ensure_ascii=False, indent=1), encoding="utf-8")
-    (tmp / "files.json").write_text(json.dumps({"code": 200, "message": "ok", "body": files_listing(ws, data, base_url=base_url)},
+    (tmp / "catalog.json").write_text(json.dumps(catalog_json(ws, data, base_url=base_url, locations=locations), ensure_ascii=False, indent=1), encoding="utf-8")
+    (tmp / "files.json").write_text(json.dumps({"code": 200, "message": "ok", "body": files_listing(ws, data, base_url=base_url, locations=locations)},
                                                ensure_ascii=False, indent=1), encoding="utf-8")
     old = ws.exports / f".{SITE}.old"
     shutil.rmtree(old, ignore_errors=True)

@@ -34,6 +34,7 @@ from transforms.canonical import lit, q
 from transforms.contracts import build_suite, partition_columns, suite_name
 from transforms.schema import Table, load_schema
 from warehouse.publish import connect, publish_lock
+from warehouse.runstate import fault_point
 
 ROUTES = ("auto", "duckdb", "pandas")
 SOURCES = ("lake", "warehouse")
@@ -215,6 +216,22 @@ def _result_rows(result, *, feed_id: str, feed_version: str, table: str, route: 
     return rows
 
 
+def has_results(ws: Workspace, feed_id: str, feed_version: str) -> bool:
+    """Return True if the warehouse holds contract results of the version (its contracts step finished)."""
+    if not ws.warehouse.exists():
+        return False
+    with publish_lock(ws):
+        con = connect(ws)
+        try:
+            if not con.sql("SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'quality' "
+                           "AND table_name = 'expectation_results'").fetchall()[0][0]:
+                return False
+            return bool(con.execute("SELECT count(*) FROM quality.expectation_results WHERE feed_id = ? AND feed_version = ?",
+                                    [feed_id, feed_version]).fetchall()[0][0])
+        finally:
+            con.close()
+
+
 def store_results(ws: Workspace, feed_id: str, feed_version: str, rows: list[dict]) -> None:
     """Replace the version's rows of quality.expectation_results with ``rows``, in one transaction under the publish lock."""
     table = pa.table({c: pa.array([r[c] for r in rows], type=_ARROW[t]) for c, t in RESULT_COLUMNS})
@@ -361,6 +378,7 @@ def run_contracts(ws: Workspace, feed_id: str, feed_version: str, *, route: str 
     """
     t0 = time.perf_counter()
     rows, ctx = validate_version(ws, feed_id, feed_version, route=route, progress=progress, source=source)
+    fault_point("contracts")  # test hook: a kill here leaves GX's validation files and no stored results
     store_results(ws, feed_id, feed_version, rows)
     run_time = datetime.fromisoformat(rows[0]["run_at"]) if rows else None
     docs = build_data_docs(ws, ctx, run_name=f"{feed_id}@{feed_version}", run_time=run_time) if data_docs else None

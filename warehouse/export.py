@@ -8,12 +8,14 @@ import json
 import os
 import shutil
 import tempfile
+import uuid
 import zipfile
 from pathlib import Path
 
 import duckdb
 
 from noriba.workspace import Workspace
+from warehouse.runstate import fault_point, feed_lock, replace_dir, sweep, sweep_legacy_export_tmp
 from transforms.canonical import lit, q
 from transforms.schema import Field, Table, load_schema
 
@@ -55,14 +57,18 @@ def zip_dir(src: Path, target: Path) -> None:
 
 
 def _zip_dir(src: Path, target: Path) -> None:
-    tmp = target.with_suffix(".zip.tmp")
-    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        for p in sorted(x for x in src.rglob("*") if x.is_file()):
-            info = zipfile.ZipInfo(p.relative_to(src).as_posix(), date_time=(1980, 1, 1, 0, 0, 0))
-            info.compress_type = zipfile.ZIP_DEFLATED
-            with p.open("rb") as fh, zf.open(info, "w", force_zip64=True) as out:
-                shutil.copyfileobj(fh, out, 1 << 20)
-    os.replace(tmp, target)
+    # a name of its own (hidden, unique), so two writers never share a temporary file; removed if writing fails
+    tmp = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex[:8]}")
+    try:
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+            for p in sorted(x for x in src.rglob("*") if x.is_file()):
+                info = zipfile.ZipInfo(p.relative_to(src).as_posix(), date_time=(1980, 1, 1, 0, 0, 0))
+                info.compress_type = zipfile.ZIP_DEFLATED
+                with p.open("rb") as fh, zf.open(info, "w", force_zip64=True) as out:
+                    shutil.copyfileobj(fh, out, 1 << 20)
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def sha256_of(path: Path) -> str:
@@ -93,27 +99,58 @@ def refusal(feed_id: str, feed_version: str, meta_part: Path) -> str | None:
             f"no export is built from a blocked version; fix the feed or change `policy` in its spec")
 
 
+def export_paths(ws: Workspace, feed_id: str, feed_version: str) -> tuple[Path, Path]:
+    """Return (GTFS zip, Parquet folder) of a version's export; the zip is written last, so it exists only when both are whole."""
+    return ws.exports / "gtfs" / feed_id / f"{feed_id}_{feed_version}.zip", ws.exports / "parquet" / feed_id / feed_version
+
+
+def is_exported(ws: Workspace, feed_id: str, feed_version: str) -> bool:
+    """Return True if the version's export is complete, or its policy refuses one (nothing is left to do)."""
+    zip_path, pq_dir = export_paths(ws, feed_id, feed_version)
+    if zip_path.exists() and pq_dir.is_dir():
+        return True
+    meta_part = ws.lake_partition("meta_feed_versions", feed_id, feed_version) / "part-0.parquet"
+    return meta_part.exists() and refusal(feed_id, feed_version, meta_part) is not None
+
+
 def export_version(ws: Workspace, feed_id: str, feed_version: str) -> dict:
     """Return the paths of the GTFS zip and Parquet folder written for one feed version.
 
     The zip holds every file of the input: canonical tables in the standard column order
     (columns the input had, then its unknown columns), unknown files as received, all UTF-8.
     If the version's severity policy blocked it, then raise ExportRefused and write nothing.
+
+    Everything is written in a hidden temporary folder beside the zip (``.<zip stem>.tmp-*``),
+    under the feed's lock; the Parquet folder is then swapped in and the zip renamed last. The
+    temporary files a killed export left (and ``exports/tmpXXXXXXXX`` of older versions) are
+    removed first.
     """
     schema = load_schema()
     meta_part = ws.lake_partition("meta_feed_versions", feed_id, feed_version) / "part-0.parquet"
     why = refusal(feed_id, feed_version, meta_part)
     if why:
         raise ExportRefused(why)
+    with feed_lock(ws, feed_id):
+        return _export_locked(ws, schema, feed_id, feed_version, meta_part)
+
+
+def _export_locked(ws: Workspace, schema, feed_id: str, feed_version: str, meta_part: Path) -> dict:
+    zip_path, pq_dir = export_paths(ws, feed_id, feed_version)
+    out_dir = zip_path.parent
+    out_dir.mkdir(parents=True, exist_ok=True)
+    pq_dir.parent.mkdir(parents=True, exist_ok=True)
+    # ours (.<feed>_<version>.tmp-*, .<feed>_<version>.zip.tmp-*) and older versions' <feed>_<version>.zip.tmp; not the catalog's
+    sweep(out_dir, f".{feed_id}_*.tmp-*", f"{feed_id}_*.zip.tmp")
+    sweep(pq_dir.parent, ".*.tmp-*", ".*.old-*")
+    sweep_legacy_export_tmp(ws)
     con = duckdb.connect()
     meta = con.sql(f"SELECT files, tables FROM read_parquet({lit(str(meta_part))}, hive_partitioning=false)").fetchall()[0]
     files = json.loads(meta[0])
-    out_dir = ws.exports / "gtfs" / feed_id
-    out_dir.mkdir(parents=True, exist_ok=True)
-    pq_dir = ws.exports / "parquet" / feed_id / feed_version
-    pq_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=ws.exports) as tmpd:
-        tmp = Path(tmpd)
+    work = Path(tempfile.mkdtemp(prefix=f".{zip_path.stem}.tmp-", dir=out_dir))
+    try:
+        tmp, pq_tmp = work / "gtfs", work / "parquet"
+        tmp.mkdir()
+        pq_tmp.mkdir()
         for tname in json.loads(meta[1]):
             table = schema.tables[tname]
             part = ws.lake_partition(f"gtfs_{tname}", feed_id, feed_version) / "part-0.parquet"
@@ -122,7 +159,7 @@ def export_version(ws: Workspace, feed_id: str, feed_version: str) -> dict:
             write_gtfs_text(con, table, src, header, tmp / table.file_name)
             con.execute(
                 f"COPY (SELECT {lit(feed_id)} AS feed_id, {lit(feed_version)} AS feed_version, * FROM {src}) "
-                f"TO {lit(str(pq_dir / (tname + '.parquet')))} (FORMAT parquet, COMPRESSION zstd)"
+                f"TO {lit(str(pq_tmp / (tname + '.parquet')))} (FORMAT parquet, COMPRESSION zstd)"
             )
         other = ws.lake_partition("gtfs_other_files", feed_id, feed_version) / "part-0.parquet"
         if other.exists():
@@ -144,7 +181,10 @@ def export_version(ws: Workspace, feed_id: str, feed_version: str) -> dict:
             if not info.get("known") and not (tmp / name).exists() and info.get("header"):
                 with (tmp / name).open("w", encoding="utf-8", newline="") as fh:
                     csv.writer(fh, lineterminator="\n").writerow(info["header"])
-        zip_path = out_dir / f"{feed_id}_{feed_version}.zip"
+        fault_point("export")  # test hook: a kill here leaves the temporary folder and no zip
+        replace_dir(pq_tmp, pq_dir)
         _zip_dir(tmp, zip_path)
-    con.close()
+    finally:
+        con.close()
+        shutil.rmtree(work, ignore_errors=True)
     return {"gtfs_zip": str(zip_path), "gtfs_sha256": sha256_of(zip_path), "parquet_dir": str(pq_dir)}

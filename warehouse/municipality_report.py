@@ -57,6 +57,12 @@ LABELS = {
     "outside_hours": ("運行時間外", "Outside service hours"), "share": ("割合", "Share"),
     "route": ("路線", "Route"), "name": ("名称", "Name"), "count": ("件数", "Count"), "more": ("ほか", "and"),
     "km2": ("km²", "km²"), "people": ("人", "people"),
+    "expiring_warning": ("{feed} のデータは {end} で終わります（残り {days} 日）。期限までにダイヤ改正後のデータを取り込んでください。",
+                         "The data of {feed} ends on {end} ({days} days left): publish the timetable revision before then."),
+    "expired_warning": ("{feed} のデータは {end} で期限切れです（{ago} 日経過）。改正後のデータを取り込んでください。",
+                        "The data of {feed} expired on {end} ({ago} days ago): publish the current timetable."),
+    "suppressed": ("移動データの集計は {k} 件未満のセルを公開していません（空欄・「< {k}」）。",
+                   "Trip figures with fewer than {k} trips are not published (blank or \"< {k}\")."),
 }
 
 
@@ -412,7 +418,7 @@ def svg_trips_per_hour(days: dict, *, lang: str, width: int = 760, height: int =
     if not days:
         return ""
     hours = max(len(d["by_hour"]) for d in days.values())
-    top = max(max(d["by_hour"]) for d in days.values()) or 1
+    top = max(max(x or 0 for x in d["by_hour"]) for d in days.values()) or 1
     left, bottom, pad = 40, 30, 10
     gw = (width - left - pad) / hours
     colors = {"weekday": "#0b5394", "saturday": "#e69138", "sunday": "#cc4125"}
@@ -475,10 +481,19 @@ def trip_data(ws: Workspace, names: list[str]) -> dict | None:
         con = duckdb.connect(str(ws.warehouse), read_only=True)
     except duckdb.Error:
         return None
+    from warehouse.trips import GAP_COUNTS, GAP_SHARES, privacy_k, suppress
+
     try:
         have = {r[0] for r in con.sql("SELECT table_name FROM duckdb_tables() WHERE schema_name = 'marts'").fetchall()}
         out: dict = {}
         params = {"names": names}
+        sources: set[str] = set()
+        for table in ("trips_by_zone_hour", "transit_gap_by_municipality"):
+            if table in have:
+                sources |= {r[0] for r in con.execute(f"SELECT DISTINCT source_id FROM marts.{table} "
+                                                      "WHERE municipality IN (SELECT unnest($names))", params).fetchall()}
+        k = privacy_k(con, sorted(sources))
+        suppressed: dict[str, int] = {}
         if "trips_by_zone_hour" in have:
             zones = con.execute(
                 "SELECT zone_id, sum(trips) AS trips, sum(passengers) AS passengers FROM marts.trips_by_zone_hour "
@@ -486,19 +501,30 @@ def trip_data(ws: Workspace, names: list[str]) -> dict | None:
                 params).fetchall()
             hours = dict(con.execute("SELECT hour, sum(trips) FROM marts.trips_by_zone_hour WHERE municipality IN (SELECT unnest($names)) "
                                      "GROUP BY hour", params).fetchall())
-            modes = dict(con.execute("SELECT mode, sum(trips) FROM marts.trips_by_zone_hour WHERE municipality IN (SELECT unnest($names)) "
-                                     "GROUP BY mode ORDER BY 2 DESC", params).fetchall())
+            modes = con.execute("SELECT mode, sum(trips) FROM marts.trips_by_zone_hour WHERE municipality IN (SELECT unnest($names)) "
+                                "GROUP BY mode ORDER BY 2 DESC", params).fetchall()
             if zones:
-                out["zones"] = [{"zone_id": z, "trips": int(n), "passengers": int(p) if p is not None else None} for z, n, p in zones]
-                out["by_hour"] = [int(hours.get(h, 0)) for h in range(24)]
-                out["modes"] = {k: int(v) for k, v in modes.items()}
+                # every figure goes through the exports' suppression: cells with fewer than k trips are not published
+                out["zones"], suppressed["zones"] = suppress(
+                    [{"zone_id": z, "trips": int(n), "passengers": int(p) if p is not None else None} for z, n, p in zones], k=k)
+                by_hour, suppressed["by_hour"] = suppress([{"hour": h, "trips": int(hours.get(h, 0))} for h in range(24)], k=k)
+                kept = {r["hour"]: r["trips"] for r in by_hour}
+                # an hour without trips stays 0; a suppressed hour is None (not published), not "no trips"
+                out["by_hour"] = [kept.get(h, 0 if not hours.get(h) else None) for h in range(24)]
+                suppressed["by_hour"] -= sum(1 for h in range(24) if not hours.get(h))
+                kept_modes, suppressed["modes"] = suppress([{"mode": m, "trips": int(v)} for m, v in modes], k=k)
+                out["modes"] = {r["mode"]: r["trips"] for r in kept_modes}
         if "transit_gap_by_municipality" in have:
             gaps = con.execute(
                 "SELECT month, sum(trips), sum(gap_trips), sum(far_from_stop), sum(outside_service_hours) FROM marts.transit_gap_by_municipality "
                 "WHERE municipality IN (SELECT unnest($names)) GROUP BY month ORDER BY month", params).fetchall()
             if gaps:
-                out["transit_gaps"] = [{"month": m, "trips": int(t_), "gap_trips": int(g), "far_from_stop": int(f), "outside_service_hours": int(o),
-                                        "gap_share": round(g / t_, 4) if t_ else None} for m, t_, g, f, o in gaps]
+                out["transit_gaps"], suppressed["transit_gaps"] = suppress(
+                    [{"month": m, "trips": int(t_), "gap_trips": int(g), "far_from_stop": int(f), "outside_service_hours": int(o),
+                      "gap_share": round(g / t_, 4) if t_ else None} for m, t_, g, f, o in gaps], k=k, minor=GAP_COUNTS, shares=GAP_SHARES)
+        if out:
+            out["k"] = k
+            out["suppressed_cells"] = suppressed
         return out or None
     except duckdb.Error:
         return None
@@ -512,7 +538,7 @@ def trip_data(ws: Workspace, names: list[str]) -> dict | None:
 
 def municipality_feeds(ws: Workspace, municipality: str) -> list[dict]:
     """Return the latest version metadata of the feeds whose spec names this municipality (code or name)."""
-    from noriba.exports import latest_versions
+    from warehouse.versions import latest_versions
 
     out = []
     for fid, meta in latest_versions(ws, passing_only=False).items():
@@ -529,13 +555,34 @@ def _list(items: list[str], n: int, lang: str) -> str:
     return shown
 
 
+def expiry_warnings(versions: list[Version], *, today: date) -> list[dict]:
+    """Return the feeds whose data ends within EXPIRING_DAYS of ``today`` or has ended: a revision (改正) is due.
+
+    The end is feed_info.feed_end_date when the feed gives one, else its last service day.
+    """
+    from warehouse.catalog import validity
+
+    out = []
+    for v in versions:
+        end = v.meta.get("service_end")
+        have = {r[0] for r in v.con.sql("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()}
+        if "feed_info" in have:
+            fi = v.con.sql("SELECT max(feed_end_date)::VARCHAR FROM feed_info").fetchall()[0][0]
+            end = fi or end
+        state, left = validity(None, end, today)
+        if state in ("expiring", "expired"):
+            out.append({"feed_id": v.feed_id, "end_date": str(end)[:10], "days_left": left, "validity": state})
+    return out
+
+
 def build_report(ws: Workspace, *, municipality: str | None = None, feed_ids: list[str] | None = None, name: str | None = None,
-                 key: str | None = None, population: Path | None = None, lang: str | None = None) -> dict:
+                 key: str | None = None, population: Path | None = None, lang: str | None = None, today: date | None = None) -> dict:
     """Return the paths and figures of the report for a municipality (by code or name) or an explicit list of feeds.
 
+    If a feed's data ends within 30 days of ``today`` (default: today), then the report warns that a revision is due.
     If no feed matches, then raise ValueError saying what was looked for.
     """
-    from noriba.exports import latest_versions
+    from warehouse.versions import latest_versions
 
     latest = latest_versions(ws, passing_only=False)  # a report describes the newest service, even one its policy blocked
     if feed_ids:
@@ -574,12 +621,13 @@ def build_report(ws: Workspace, *, municipality: str | None = None, feed_ids: li
                 acc["first"] = min(x for x in (acc["first"], d["first"]) if x) if (acc["first"] or d["first"]) else None
                 acc["last"] = max(x for x in (acc["last"], d["last"]) if x) if (acc["last"] or d["last"]) else None
         map_svg = svg_map(versions, cov, lang=lang)
+        warnings = expiry_warnings(versions, today=today or date.today())
     finally:
         for v in versions:
             v.con.close()
     changes = [c for c in (change_report(ws, m["feed_id"], country=country) for m in metas) if c]
     figures = {
-        "key": key, "name": name, "name_en": muni.get("name_en"), "lang": lang, "municipality": muni,
+        "key": key, "name": name, "name_en": muni.get("name_en"), "lang": lang, "municipality": muni, "expiry_warnings": warnings,
         "feeds": [{"feed_id": m["feed_id"], "feed_version": m["feed_version"], "service_start": m.get("service_start"),
                    "service_end": m.get("service_end")} for m in metas],
         "stops": sum(s["stops"] for s in stats), "routes": sum(s["routes"] for s in stats), "days": days,
@@ -594,12 +642,26 @@ def build_report(ws: Workspace, *, municipality: str | None = None, feed_ids: li
     return {"html": str(out_dir / "index.html"), "json": str(out_dir / "report.json"), **figures}
 
 
+def _count(n: int | None, k: int) -> str:
+    """Return a trip count for the page: a suppressed one (None) reads "< k"."""
+    return f"&lt; {k}" if n is None else f"{n:,}"
+
+
+def _share(x: float | None) -> str:
+    return "" if x is None else f"{x * 100:.1f}%"
+
+
 def render(f: dict, *, map_svg: str, lang: str) -> str:
     """Return the report page: self-contained HTML with inline SVG."""
     from warehouse.catalog import CSS
 
     L = lambda k: _e(t(k, lang))  # noqa: E731
-    body = f"<p>{L('feeds')}: " + ", ".join(
+    body = ""
+    for w in f.get("expiry_warnings") or []:
+        key = "expired_warning" if w["validity"] == "expired" else "expiring_warning"
+        body += f"<p class='{'err' if w['validity'] == 'expired' else 'warn'}'>⚠ " + _e(t(key, lang).format(
+            feed=w["feed_id"], end=w["end_date"], days=w["days_left"], ago=-w["days_left"])) + "</p>"
+    body += f"<p>{L('feeds')}: " + ", ".join(
         f"<code>{_e(x['feed_id'])}</code> ({L('version')} <code>{_e(x['feed_version'])}</code>, {L('valid')} {_e(x['service_start'])} – {_e(x['service_end'])})"
         for x in f["feeds"]) + "</p>"
     body += (f"<table><tr><th>{L('stops')}</th><th>{L('routes')}</th>" + "".join(f"<th>{L('trips')} ({L(k)})</th>" for k in f["days"])
@@ -650,6 +712,7 @@ def render(f: dict, *, map_svg: str, lang: str) -> str:
     if not td:
         body += f"<p>{L('no_trip_data')}</p>"
     else:
+        k = td.get("k") or 10
         if td.get("zones"):
             body += f"<h3>{L('demand_zones')}</h3>" + svg_hbars([(z["zone_id"], float(z["trips"]), "#6aa84f") for z in td["zones"][:12]],
                                                              unit=t("trips", lang))
@@ -658,9 +721,11 @@ def render(f: dict, *, map_svg: str, lang: str) -> str:
         if td.get("transit_gaps"):
             body += (f"<h3>{L('gaps')}</h3><table><tr><th>{L('month')}</th><th>{L('trips')}</th><th>{L('gap_trips')}</th><th>{L('far')}</th>"
                      f"<th>{L('outside_hours')}</th><th>{L('share')}</th></tr>"
-                     + "".join(f"<tr><td>{_e(g['month'])}</td><td class='num'>{g['trips']:,}</td><td class='num'>{g['gap_trips']:,}</td>"
-                               f"<td class='num'>{g['far_from_stop']:,}</td><td class='num'>{g['outside_service_hours']:,}</td>"
-                               f"<td class='num'>{(g['gap_share'] or 0) * 100:.1f}%</td></tr>" for g in td["transit_gaps"]) + "</table>")
+                     + "".join(f"<tr><td>{_e(g['month'])}</td><td class='num'>{_count(g['trips'], k)}</td><td class='num'>{_count(g['gap_trips'], k)}</td>"
+                               f"<td class='num'>{_count(g['far_from_stop'], k)}</td><td class='num'>{_count(g['outside_service_hours'], k)}</td>"
+                               f"<td class='num'>{_share(g['gap_share'])}</td></tr>"
+                               for g in td["transit_gaps"]) + "</table>")
+        body += f"<p class='en'>{_e(t('suppressed', lang).format(k=k))}</p>"
     title = f"{f['name']} {t('title', lang)}"
     return (f'<!DOCTYPE html>\n<html lang="{lang}"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">'
             f"<title>{_e(title)}</title><style>{CSS}h3{{font-size:1rem}}svg{{background:#fff;border:1px solid #d0d7de;margin:.4rem 0}}</style></head>"

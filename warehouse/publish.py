@@ -15,8 +15,9 @@ from pathlib import Path
 import duckdb
 
 from noriba.workspace import Workspace
-from transforms.sql import lit, q
 from transforms.schema import load_schema
+from transforms.sql import lit, q
+from warehouse.runstate import fault_point
 
 NOTICE_COLUMNS = "code VARCHAR, severity VARCHAR, file VARCHAR, line BIGINT, field VARCHAR, value VARCHAR, message VARCHAR"
 QUARANTINE_COLUMNS = "file VARCHAR, line BIGINT, code VARCHAR, reason VARCHAR, raw VARCHAR"
@@ -84,6 +85,13 @@ def _view_statements() -> list[str]:
         if schema == "gtfs":
             out.append(f"CREATE OR REPLACE VIEW gtfs_latest.{q(table)} AS SELECT t.* FROM gtfs.{q(table)} t "
                        f"SEMI JOIN meta.latest_versions l ON t.feed_id = l.feed_id AND t.feed_version = l.feed_version")
+    # analysts' views: each GTFS time (seconds after midnight) also as HH:MM:SS text, 25:10:00 after midnight as in GTFS
+    for t in load_schema().tables.values():
+        times = [f.column for f in t.fields if f.type == "time"]
+        if times:
+            hms = ", ".join(f"printf('%02d:%02d:%02d', {q(c)} // 3600, {q(c)} % 3600 // 60, {q(c)} % 60) AS {q(c + '_hms')}"
+                            for c in times)
+            out.append(f"CREATE OR REPLACE VIEW gtfs_latest.{q(t.name + '_hms')} AS SELECT *, {hms} FROM gtfs_latest.{q(t.name)}")
     return out
 
 
@@ -176,6 +184,7 @@ def publish(ws: Workspace, feed_id: str, feed_version: str) -> dict:
                 ).fetchall()[0][0]
                 if crash_at == table:
                     os._exit(86)  # simulate a kill in the middle of the transaction
+                fault_point("publish")  # test hook (NORIBA_FAULT_AT=publish): killed after the first table, mid-transaction
             con.execute("COMMIT")
             con.execute("CHECKPOINT")
         except BaseException:

@@ -102,19 +102,29 @@ def _lake(ws: Workspace, table: str, source_id: str) -> Path:
     return ws.lake / table / f"source_id={source_id}"
 
 
-def publish_zones(ws: Workspace, layer) -> int:
-    """Return the number of zones published for one layer (its rows replaced in one transaction)."""
+def publish_zones(ws: Workspace, layer) -> dict:
+    """Return the number of zones of one layer and whether they were published (its rows replaced in one transaction).
+
+    If the warehouse already holds exactly these rows and notices for the layer, then nothing is
+    written and the status is ``unchanged``.
+    """
     rows = layer.rows()
+    zones = len({r["zone_id"] for r in rows})
+    notices = [[layer.layer_id, n.code, n.severity, n.file, n.line, n.field, n.value, n.message] for n in layer.notices]
     with publish_lock(ws):
         con = connect(ws)
         try:
             ensure_trips_schema(con)
             con.execute("BEGIN TRANSACTION")
-            con.execute("DELETE FROM trips.zones WHERE zone_layer = ?", [layer.layer_id])
             if rows:
                 import pyarrow as pa
 
                 con.register("_z", pa.Table.from_pylist(rows))
+            if _zones_as_published(con, layer.layer_id, bool(rows), notices):
+                con.execute("ROLLBACK")
+                return {"zones": zones, "status": "unchanged"}
+            con.execute("DELETE FROM trips.zones WHERE zone_layer = ?", [layer.layer_id])
+            if rows:
                 con.execute("INSERT INTO trips.zones BY NAME SELECT * FROM _z")
             _zone_notices(con, layer)
             con.execute("COMMIT")
@@ -123,7 +133,20 @@ def publish_zones(ws: Workspace, layer) -> int:
             raise
         finally:
             con.close()
-    return len({r["zone_id"] for r in rows})
+    return {"zones": zones, "status": "published"}
+
+
+def _zones_as_published(con, layer_id: str, have_rows: bool, notices: list[list]) -> bool:
+    """Return True if trips.zones and the layer's notices already hold exactly these rows (registered as _z) and notices."""
+    cols = ", ".join(c for c, _ in ZONE_COLUMNS)
+    old = f"SELECT {cols} FROM trips.zones WHERE zone_layer = {lit(layer_id)}"
+    new = f"SELECT {cols} FROM _z" if have_rows else f"SELECT {cols} FROM trips.zones WHERE false"
+    differ = con.execute(f"SELECT (SELECT count(*) FROM ({old} EXCEPT ALL {new})) + (SELECT count(*) FROM ({new} EXCEPT ALL {old}))").fetchall()[0][0]
+    if differ or not con.execute(f"SELECT count(*) FROM ({old})").fetchall()[0][0]:
+        return False
+    stored = con.execute("SELECT feed_id, code, severity, file, line, field, value, message FROM quality.notices "
+                         "WHERE feed_id = ? AND feed_version = 'zones'", [layer_id]).fetchall()
+    return sorted(map(repr, stored)) == sorted(repr(tuple(n)) for n in notices)
 
 
 def _zone_notices(con, layer) -> None:
@@ -368,10 +391,44 @@ def nearest_distances_m(stops_latlon: np.ndarray, lat: np.ndarray, lon: np.ndarr
 # Privacy-safe exports
 # --------------------------------------------------------------------------------------------
 
-def suppress(rows: list[dict], *, k: int, count: str = "trips") -> tuple[list[dict], int]:
-    """Return (cells with at least k trips, number of cells suppressed). A suppressed cell is dropped whole."""
-    kept = [r for r in rows if (r.get(count) or 0) >= k]
+GAP_COUNTS = ("gap_trips", "far_from_stop", "outside_service_hours")  # trip counts inside a transit-gap row
+GAP_SHARES = {"gap_share": "gap_trips"}
+DEFAULT_K = 10  # a trips spec's privacy.k when it gives none (transforms/trips/spec.py)
+
+
+def suppress(rows: list[dict], *, k: int, count: str = "trips", minor: tuple[str, ...] = (),
+             shares: dict[str, str] | None = None) -> tuple[list[dict], int]:
+    """Return (cells with at least k trips, number of cells suppressed). A suppressed cell is dropped whole.
+
+    Every figure derived from trip records passes here before it leaves the warehouse (exports,
+    the municipality report). ``minor`` names counts of a kept row that are themselves trip
+    counts (e.g. gap_trips): one below k becomes None; ``shares`` maps a ratio column to the count
+    it is computed from, and is blanked with it.
+    """
+    kept = []
+    for r in rows:
+        if (r.get(count) or 0) < k:
+            continue
+        r = dict(r)
+        for c in minor:
+            if 0 < (r.get(c) or 0) < k:
+                r[c] = None
+        for share, of in (shares or {}).items():
+            if r.get(of) is None:
+                r[share] = None
+        kept.append(r)
     return kept, len(rows) - len(kept)
+
+
+def privacy_k(con: duckdb.DuckDBPyConnection, source_ids: list[str]) -> int:
+    """Return the k to suppress figures mixing these trip sources with: the largest privacy.k of their specs."""
+    ks = [DEFAULT_K]
+    have = con.sql("SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'trips' AND table_name = 'sources'").fetchall()[0][0]
+    if have and source_ids:
+        for (spec,) in con.execute("SELECT spec FROM trips.sources WHERE source_id IN (SELECT unnest($ids))", {"ids": list(source_ids)}).fetchall():
+            k = ((json.loads(spec or "{}").get("trips") or {}).get("privacy") or {}).get("k")
+            ks.append(int(k) if isinstance(k, int) or str(k).isdigit() else DEFAULT_K)
+    return max(ks)
 
 
 def _write_csv(path: Path, rows: list[dict], columns: list[str]) -> None:
@@ -425,7 +482,8 @@ def export_trips(ws: Workspace, source_id: str, *, opts: TripOptions) -> dict:
     for name, rows in (("trips_by_zone_hour", demand), ("od_matrix", od), ("transit_gap_by_municipality", gap)):
         if not rows:
             continue
-        kept, n = suppress(rows, k=opts.k)
+        kept, n = suppress(rows, k=opts.k, minor=GAP_COUNTS if name == "transit_gap_by_municipality" else (),
+                           shares=GAP_SHARES if name == "transit_gap_by_municipality" else None)
         path = out_dir / f"{name}.csv"
         _write_csv(path, kept, list(rows[0].keys()))
         files[name], suppressed[name] = str(path), n

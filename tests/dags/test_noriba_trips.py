@@ -23,7 +23,7 @@ def dagbag():
 
 @pytest.fixture(scope="module")
 def trip_specs():
-    from transforms.trips.spec import load_trip_specs
+    from noriba.specs import load_trip_specs
 
     return load_trip_specs()
 

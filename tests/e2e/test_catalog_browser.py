@@ -71,6 +71,11 @@ def test_catalog_page_download_link_serves_the_file_with_its_sha256(served_demo)
             path = info.value.path()
             got = hashlib.sha256(open(path, "rb").read()).hexdigest()
             assert got == shown == manifest["files"]["gtfs"]["sha256"]
+            # the stable latest URL serves the same file
+            with page.expect_download() as info:
+                page.click("a.latest")
+            assert info.value.url.endswith(f"/{manifest['export_id']}/latest.zip")
+            assert hashlib.sha256(open(info.value.path(), "rb").read()).hexdigest() == manifest["files"]["gtfs"]["sha256"]
             # the feed pages link their own zips the same way
             page.goto(base + "/site/feeds/minato-city-bus.html")
             assert "みなと市コミュニティバス" in page.inner_text("h1")

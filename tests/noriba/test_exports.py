@@ -61,3 +61,35 @@ def test_export_command_rejects_an_unknown_id(tmp_path, capsys):
 
     assert main(["--home", str(tmp_path / "home"), "export", "nope"]) == 2
     assert "nope: neither an export spec" in capsys.readouterr().err
+
+
+def test_an_export_build_killed_after_its_folder_was_in_place_is_finished_by_the_next_build(tmp_path):
+    from noriba.exports import build_export, parse_export_spec
+    from noriba.pipeline import run_feed
+    from noriba.workspace import Workspace
+    from tests.conftest import make_spec, write_feed
+    from tests.warehouse.test_merge import FEED_A, FEED_B
+
+    ws = Workspace(tmp_path / "home").ensure()
+    run_feed(make_spec("mini-a", write_feed(tmp_path / "a", FEED_A)), ws, contracts=False, export=False)
+    run_feed(make_spec("mini-b", write_feed(tmp_path / "b", FEED_B)), ws, contracts=False, export=False)
+    spec = parse_export_spec({"id": "mini-region", "feeds": {"ids": ["mini-a", "mini-b"]}, "license": {"id": "CC0-1.0"},
+                              "formats": ["gtfs"]}, where="test", root=ROOT)
+    first = build_export(spec, ws, validate=False)
+    root = ws.exports / "mini-region"
+    latest = (root / "latest.json").read_text(encoding="utf-8")
+    # the state a kill between the folder's rename and latest.json leaves, plus a killed build's temporary folder
+    (root / "latest.json").unlink()
+    (root / "crosswalk.csv").unlink()
+    (root / ".0123456789abcdef.tmp").mkdir()
+    (root / "crosswalk.tmp").write_text("half", encoding="utf-8")
+    again = build_export(spec, ws, validate=False)
+    assert again["export_version"] == first["export_version"] and "left by an interrupted build" in again["message"]
+    assert (root / "latest.json").read_text(encoding="utf-8") == latest
+    assert (root / "crosswalk.csv").read_bytes() == (root / first["export_version"] / "crosswalk.csv").read_bytes()
+    # the build's own files; latest.zip and its .latest.zip.tmp are the catalog's (warehouse/catalog.py leaves that
+    # temporary link when latest.zip already is the same file: rename(2) of two links to one inode does nothing)
+    catalog = {"latest.zip", ".latest.zip.tmp"}
+    assert sorted(p.name for p in root.iterdir() if p.name not in catalog) == sorted([first["export_version"], "crosswalk.csv", "latest.json"])
+    third = build_export(spec, ws, validate=False)
+    assert third["status"] == "unchanged" and "nothing to do" in third["message"]

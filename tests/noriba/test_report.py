@@ -108,3 +108,22 @@ def test_report_html_shows_each_first_place_with_its_message(ws, tmp_path):
     section = page[page.index('id="foreign_key_violation"'):]
     place = section.index("stop_times.txt:3 [stop_id] = &#x27;S9&#x27;")
     assert section.index("stop_id &#x27;S9&#x27; is not defined in stops.txt", place) < section.index("<details>")
+
+
+def test_report_html_names_the_input_file_but_not_where_it_lies_on_the_server(ws, tmp_path):
+    staged = _stage(ws, tmp_path, _feed())
+    report = json.loads(Path(staged["report"]["json"]).read_text(encoding="utf-8"))
+    page = Path(staged["report"]["html"]).read_text(encoding="utf-8")
+    folder = str(tmp_path / "mini")
+    assert report["source"].startswith(folder)  # the machine-readable report, kept in NORIBA_HOME, has the whole path
+    assert folder not in page and str(tmp_path) not in page
+    assert re.search(r"<dd>mini[^<]*</dd>", page)  # the input's own name is shown
+
+
+def test_report_source_name_drops_folders_and_url_secrets():
+    from noriba.report import source_name
+
+    assert source_name("/srv/noriba/inbox/バス 2026.zip") == "バス 2026.zip"
+    assert source_name("https://user:pw@example.jp/gtfs/feed.zip?key=SECRET#x") == "https://example.jp/gtfs/feed.zip"
+    assert source_name("/a/x/stops.csv, /a/x/平日.xlsx") == "stops.csv, 平日.xlsx"
+    assert source_name(None) is None

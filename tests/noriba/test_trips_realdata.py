@@ -209,7 +209,7 @@ def test_trips_runs_read_the_zone_layer_the_zones_run_stored(warehouse, monkeypa
     ws, con, _ = warehouse
     import transforms.trips.zones as zones
     from noriba.trips_pipeline import ZONE_LAYER_STORE, zone_layer
-    from transforms.trips.spec import load_trip_specs
+    from noriba.specs import load_trip_specs
 
     stored = list((ws.lake / ZONE_LAYER_STORE / "layer_id=nyc-taxi-zones").glob("*.parquet"))
     assert len(stored) == 1

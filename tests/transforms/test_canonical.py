@@ -273,3 +273,108 @@ def test_a_file_written_before_its_checks_is_rewritten_without_quarantined_rows(
     assert [r["_line"] for r in stops] == [2, 3] and result.counts["stops.txt"].accepted == 2
     fk = [(n["file"], n["line"], n["value"]) for n in early if n["code"] == "foreign_key_violation"]
     assert fk == [("stop_times.txt", 4, "T9"), ("stop_times.txt", 5, "T9")]
+
+
+# Hostile input (issue 13): one clear finding per problem, bounded memory, rows in = accepted + quarantined.
+
+import contextlib
+import signal
+
+
+@contextlib.contextmanager
+def deadline(seconds: float):
+    """Raise TimeoutError in the test when the block runs longer than ``seconds``."""
+    def expired(*_):
+        raise TimeoutError(f"still running after {seconds} s")
+
+    old = signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
+def adds_up(result):
+    return all(c.rows_in == c.accepted + c.quarantined for c in result.counts.values())
+
+
+def test_bad_rows_beyond_the_sample_limit_are_counted_exactly_and_all_quarantined(tmp_path):
+    from transforms.csvread import NOTICE_SAMPLE_LIMIT
+
+    n = NOTICE_SAMPLE_LIMIT * 3
+    rows = "".join(f"T1,08:00:00,08:00:00,S1,{i},junk\n" for i in range(n))
+    files = {**MINI_FEED, "stop_times.txt": MINI_FEED["stop_times.txt"] + rows}
+    feed = GtfsAdapter().read(write_feed(tmp_path / "in", files))
+    result = canonicalize(feed, schema=load_schema(), out_dir=tmp_path / "out")
+    notices = [n for n in feed.findings.notices if n.code == "invalid_row_length"]
+    assert len(notices) == NOTICE_SAMPLE_LIMIT and notices[0].line == 4
+    assert feed.findings.counts[("invalid_row_length", "ERROR")] == n
+    quarantine = feed.findings.quarantine_table()
+    assert quarantine.num_rows == n and quarantine.column("raw")[0].as_py() == "T1,08:00:00,08:00:00,S1,0,junk"
+    c = result.counts["stop_times.txt"]
+    assert (c.rows_in, c.accepted, c.quarantined) == (n + 2, 2, n) and adds_up(result)
+
+
+def test_quarantined_text_and_notice_values_are_clipped(tmp_path):
+    huge = "9" * 100_000 + "x"  # under the field limit, but not a number: the key is unreadable
+    files = {**MINI_FEED, "stop_times.txt": MINI_FEED["stop_times.txt"] + f"T1,25:00:00,25:00:00,S2,{huge}\n"}
+    result, notices, quarantine = run(tmp_path, files)
+    [q] = quarantine
+    assert q["line"] == 4 and q["raw"].startswith('{"trip_id":"T1"') and len(q["raw"]) < 4200 and "bytes; only the first" in q["raw"]
+    [bad] = [n for n in notices if n["code"] == "invalid_integer"]
+    assert bad["line"] == 4 and len(bad["value"]) < 1100 and len(bad["message"]) < 1100
+    assert result.counts["stop_times.txt"].quarantined == 1 and adds_up(result)
+
+
+def test_file_wider_than_the_column_limit_gets_one_notice_and_its_rows_quarantined(tmp_path):
+    cols = 5000
+    stops = ",".join(["stop_id", "stop_name", "stop_lat", "stop_lon"] + [f"x{i}" for i in range(cols - 4)]) + "\n"
+    stops += "".join(f"S{r},n,43.3,141.4," + ",".join(["v"] * (cols - 4)) + "\n" for r in (1, 2))
+    with deadline(60):
+        result, notices, quarantine = run(tmp_path, {**MINI_FEED, "stops.txt": stops})
+    assert {n["message"] for n in notices if n["code"] == "foreign_key_violation"} >= {"stop_id 'S1' is not defined in stops.txt (not read) (stop_id)"}
+    wide = [n for n in notices if n["file"] == "stops.txt"]
+    assert [(n["code"], n["line"]) for n in wide] == [("too_many_columns", 1)], wide
+    assert "5,000 columns" in wide[0]["message"]
+    assert [(q["file"], q["line"], q["code"]) for q in quarantine] == [("stops.txt", 2, "too_many_columns"), ("stops.txt", 3, "too_many_columns")]
+    c = result.counts["stops.txt"]
+    assert (c.rows_in, c.accepted, c.quarantined) == (2, 0, 2) and adds_up(result)
+
+
+def test_file_at_the_column_limit_is_typed_in_seconds(tmp_path):
+    cols = 1000
+    stops = ",".join(["stop_id", "stop_name", "stop_lat", "stop_lon"] + [f"x{i}" for i in range(cols - 4)]) + "\n"
+    stops += "".join(f"S{r},n,43.3,141.4," + ",".join(["v"] * (cols - 4)) + "\n" for r in (1, 2))
+    with deadline(60):
+        result, notices, _ = run(tmp_path, {**MINI_FEED, "stops.txt": stops})
+    assert result.counts["stops.txt"].accepted == 2 and "too_many_columns" not in codes(notices)
+
+
+def test_value_over_the_field_limit_quarantines_its_row_with_file_line_and_field(tmp_path):
+    files = {**MINI_FEED, "stops.txt": MINI_FEED["stops.txt"] + "S3," + "x" * (200 << 10) + ",43.3,141.4\n"}
+    with deadline(60):
+        result, notices, quarantine = run(tmp_path, files)
+    [n] = [n for n in notices if n["code"] == "field_too_long"]
+    assert (n["file"], n["line"], n["field"]) == ("stops.txt", 4, "stop_name") and "204,800 bytes" in n["message"]
+    assert [(q["file"], q["line"], q["code"]) for q in quarantine] == [("stops.txt", 4, "field_too_long")]
+    assert len(quarantine[0]["raw"]) < 4200
+    c = result.counts["stops.txt"]
+    assert (c.rows_in, c.accepted, c.quarantined) == (3, 2, 1) and adds_up(result)
+
+
+def test_nul_bytes_utf16_and_cr_only_files_end_with_notices_naming_the_file(tmp_path):
+    files = {
+        **MINI_FEED,
+        "stops.txt": "stop_id,stop_name,stop_lat,stop_lon\nS1,港\x00前,43.30,141.40\nS2,駅前,43.31,141.41\n",
+        "routes.txt": MINI_FEED["routes.txt"].replace("\n", "\r"),
+    }
+    folder = write_feed(tmp_path / "in", files)
+    (folder / "agency.txt").write_bytes(MINI_FEED["agency.txt"].encode("utf-16"))
+    feed = GtfsAdapter().read(folder)
+    result = canonicalize(feed, schema=load_schema(), out_dir=tmp_path / "out")
+    got = {(n["code"], n["file"], n["line"]) for n in feed.findings.notices_table().to_pylist()}
+    assert got == {("invalid_character", "stops.txt", 2), ("non_utf8_encoding", "agency.txt", None),
+                   ("invalid_line_ends", "routes.txt", 1)}
+    assert [result.counts[f].accepted for f in ("agency.txt", "routes.txt", "stops.txt")] == [1, 1, 2] and adds_up(result)

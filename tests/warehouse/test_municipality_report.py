@@ -108,3 +108,79 @@ def test_demand_by_zone_and_transit_gaps_appear_when_trip_marts_exist(tmp_path):
                                    "gap_share": 0.7143}]
     page = open(r["html"], encoding="utf-8").read()
     assert "山手地区" in page and "交通空白の移動" in page and "71.4%" in page
+
+
+def _walk_numbers(doc, path=""):
+    """Yield (path, number) of every int in a JSON document."""
+    if isinstance(doc, dict):
+        for k, v in doc.items():
+            yield from _walk_numbers(v, f"{path}.{k}")
+    elif isinstance(doc, list):
+        for i, v in enumerate(doc):
+            yield from _walk_numbers(v, f"{path}[{i}]")
+    elif isinstance(doc, int) and not isinstance(doc, bool):
+        yield path, doc
+
+
+def test_trip_counts_below_k_leave_the_warehouse_in_no_file(tmp_path):
+    """The demo's みなと市 has an hour with fewer than k = 10 trips: no report, page or export may carry it."""
+    import re
+
+    import duckdb
+
+    from noriba.exports import update_catalog
+    from noriba.pipeline import run_feed
+    from noriba.specs import load_specs
+    from noriba.trips_pipeline import run_all
+    from noriba.workspace import Workspace
+    from warehouse.municipality_report import build_report
+
+    ws = Workspace(tmp_path / "home").ensure()
+    run_feed(next(s for s in load_specs() if s.id == "minato-city-bus"), ws)
+    run_all(ws, tags=("demo",))
+    con = duckdb.connect(str(ws.warehouse), read_only=True)
+    small = con.sql("SELECT hour, sum(trips)::INT FROM marts.trips_by_zone_hour WHERE municipality = 'みなと市' "
+                    "GROUP BY hour HAVING sum(trips) < 10").fetchall()
+    con.close()
+    assert small, "the demo should have an hour with fewer than 10 trips (the case this test is about)"
+    r = build_report(ws, municipality="99001")
+    update_catalog(ws)
+    td = json.loads(open(r["json"], encoding="utf-8").read())["trip_data"]
+    for h, _ in small:
+        assert td["by_hour"][h] is None  # suppressed, not zero: a reader must not take it for "no trips"
+    assert td["k"] == 10
+    counts = [(p, n) for p, n in _walk_numbers(td) if p != ".k" and not p.startswith(".suppressed_cells")]
+    assert counts and all(n >= 10 or n == 0 for p, n in counts), [x for x in counts if 0 < x[1] < 10]
+    written = [p for root in (ws.exports, ws.reports) for p in root.rglob("*") if p.suffix in (".json", ".html", ".csv")]
+    assert any(p.name == "index.html" and "reports" in p.parts for p in written)
+    for p in written:
+        text = p.read_text(encoding="utf-8-sig")
+        for h, n in small:
+            assert not re.search(rf"\b{h}:00 [^<]*? {n}</title>", text), p  # a bar of the pickups-per-hour chart
+        if p.suffix == ".csv" and "trips" in p.parts:
+            import csv
+
+            rows = list(csv.DictReader(text.splitlines()))
+            assert all(int(x["trips"]) >= 10 for x in rows if x.get("trips")), p
+
+
+def test_report_warns_before_a_feeds_end_date_passes_without_a_revision(tmp_path):
+    """A timetable revision (改正) is due when a feed's end date (feed_info.feed_end_date, else its last service day) is near."""
+    from datetime import date
+
+    from noriba.pipeline import run_feed
+    from noriba.specs import load_specs
+    from noriba.workspace import Workspace
+    from warehouse.municipality_report import build_report
+
+    ws = Workspace(tmp_path / "home").ensure()
+    run_feed(next(s for s in load_specs() if s.id == "minato-city-bus"), ws, export=False)  # feed_end_date 2027-03-31
+    calm = build_report(ws, municipality="99001", today=date(2027, 2, 28))
+    assert calm["expiry_warnings"] == [] and "改正" not in open(calm["html"], encoding="utf-8").read()
+    soon = build_report(ws, municipality="99001", today=date(2027, 3, 10))
+    assert soon["expiry_warnings"] == [{"feed_id": "minato-city-bus", "end_date": "2027-03-31", "days_left": 21, "validity": "expiring"}]
+    page = open(soon["html"], encoding="utf-8").read()
+    assert "2027-03-31" in page and "残り 21 日" in page and "改正" in page
+    assert json.loads(open(soon["json"], encoding="utf-8").read())["expiry_warnings"] == soon["expiry_warnings"]
+    late = build_report(ws, municipality="99001", today=date(2027, 4, 2))
+    assert late["expiry_warnings"][0]["validity"] == "expired" and "期限切れ" in open(late["html"], encoding="utf-8").read()

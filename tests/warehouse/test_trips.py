@@ -180,3 +180,20 @@ def test_demand_mart_counts_public_holidays_with_sundays(ws, tmp_path):
     got = dict(con.execute("SELECT day_type, sum(trips)::BIGINT FROM marts.trips_by_zone_hour WHERE source_id = 't' GROUP BY 1").fetchall())
     con.close()
     assert got == {"saturday": 1, "sunday_holiday": 2, "weekday": 1}
+
+
+def test_a_trips_run_interrupted_before_its_exports_is_finished_by_the_rerun(ws, tmp_path):
+    from noriba.trips_pipeline import run_trips
+
+    specs = _specs(tmp_path, "".join(_trip(8, 43.30, 141.40, m) for m in range(3)), k=2)
+    run_trips(specs["t"], ws, specs=specs, export=False)  # published, no exports: what a kill during the export leaves
+    stale = [ws.staging / "t" / "0123456789abcdef-dead", ws.lake / "trips_fct_trips" / ".source_id=t.tmp-abcd",
+             ws.lake / "trips_meta" / ".source_id=t.old-abcd"]
+    for p in stale:
+        p.mkdir(parents=True)
+    again = run_trips(specs["t"], ws, specs=specs)
+    assert again["status"] == "unchanged" and "finished the export left by an interrupted run" in again["message"]
+    assert [r["trips"] for r in _export(ws, "trips_by_zone_hour")] == ["3"]
+    assert not any(p.exists() for p in stale)
+    third = run_trips(specs["t"], ws, specs=specs)
+    assert third["status"] == "unchanged" and "nothing to do" in third["message"]

@@ -92,7 +92,7 @@ def test_demo_exports_are_suppressed(demo):
 def test_run_feed_dispatches_a_trips_spec(tmp_path):
     from noriba.pipeline import run_feed
     from noriba.workspace import Workspace
-    from transforms.trips.spec import load_trip_specs
+    from noriba.specs import load_trip_specs
 
     spec = next(s for s in load_trip_specs() if s.id == "minato-ondemand")
     out = run_feed(spec, Workspace(tmp_path / "home").ensure(), export=False)

@@ -12,6 +12,7 @@ import datetime as dt
 import re
 from typing import Any
 
+from transforms.specfile import Date, Flag, ListOf, Map, Number, OneOf, Text, check_shape, is_under
 from transforms.timetable.calendar import DAYS, HOLIDAY_RULES
 
 MANIFEST = "noriba-timetable.json"
@@ -19,20 +20,55 @@ LAYOUTS = ("columns", "rows")
 STOP_FORMATS = ("gtfs", "csv", "xlsx", "p11")
 PATTERN_FORMATS = ("sheets", "odpt")
 
-_TOP = {"agency", "offices", "feed", "workbooks", "sheets", "layout", "route", "markers", "footnotes", "trip_id",
-        "stops", "fares", "calendar", "midnight_wrap"}
-_AGENCY = {"id", "name", "url", "timezone", "lang", "phone", "fare_url", "email", "official_name", "zip_number",
-           "address", "president_pos", "president_name", "kana", "english"}
-_LAYOUT = {"trips", "stop_column", "stop_row", "first_stop_row", "first_stop_column", "last_stop_row",
-           "last_stop_column", "first_trip_column", "first_trip_row", "arrival_departure_column",
-           "arrival_departure_row", "pole_column", "pole_row", "number_row", "number_column", "notes_row",
-           "notes_column", "destination_row", "destination_column"}
-_ROUTE = {"id", "short_name", "long_name", "long_name_cell", "type", "color", "text_color", "office"}
-_STOPS = {"file", "format", "encoding", "columns", "crs", "patterns", "pole_child", "overrides"}
-_PATTERNS = {"file", "format", "name_column", "stop_id_column", "first_row", "key"}
-_FARES = {"triangle", "flat", "currency", "payment_method", "transfers"}
-_TRIANGLE = {"file", "name_column", "stop_id_column", "first_fare_column", "first_row", "fare_id"}
-_CAL = {"start", "end", "services", "exceptions"}
+_QUOTED = 'text in quotes, such as "0500083" (unquoted digits are read as a number)'
+_COL = OneOf(Text(), Number(whole=True, lo=1), expected="a column letter (A, B, …) or a 1-based number")
+_ROW = Number(whole=True, lo=1)
+_NAME = Text(numbers=True)  # sheet names, service ids, header names: 130400 unquoted is still meant as a name
+_DIRECTION = Number(whole=True, lo=0, hi=1)
+#: Every key of a ``timetable:`` section, with the type of its value (specs/README.md, "Timetable specs").
+TIMETABLE_SHAPE = Map({
+    "agency": Map({k: Text() for k in ("name", "url", "timezone", "lang", "phone", "fare_url", "email", "official_name",
+                                       "address", "president_pos", "president_name", "kana", "english")}
+                  | {"id": Text(expected=_QUOTED), "zip_number": Text(expected=_QUOTED)}),
+    "offices": ListOf(Map({"id": _NAME, "name": Text(), "url": Text(), "phone": Text()})),
+    "feed": Map({"publisher_name": Text(), "publisher_url": Text(), "lang": Text(), "version": _NAME,
+                 "contact_email": Text(), "contact_url": Text()}),
+    "workbooks": ListOf(Map({"file": Text(), "service": _NAME, "direction": _DIRECTION, "encoding": Text()})),
+    "sheets": Map({"include": ListOf(_NAME), "exclude": ListOf(_NAME),
+                   "rules": ListOf(Map({"match": _NAME, "service": _NAME, "direction": _DIRECTION}))}),
+    "layout": Map({"trips": Text(), **{k: _COL for k in ("stop_column", "first_stop_column", "last_stop_column",
+                                                           "first_trip_column", "arrival_departure_column", "pole_column",
+                                                           "number_column", "notes_column", "destination_column")},
+                   **{k: _ROW for k in ("stop_row", "first_stop_row", "last_stop_row", "first_trip_row",
+                                        "arrival_departure_row", "pole_row", "number_row", "notes_row", "destination_row")}}),
+    "route": Map({"id": _NAME, "short_name": _NAME, "long_name": Text(), "long_name_cell": Text(), "type": Number(whole=True),
+                  "color": Text(expected='a colour such as "2A9D8F", in quotes'),
+                  "text_color": Text(expected='a colour such as "FFFFFF", in quotes'), "office": _NAME}),
+    "markers": Map({"pass": ListOf(_NAME), "not_run": ListOf(_NAME)}),
+    "footnotes": Map(values=Map({"service": _NAME})),
+    "trip_id": Text(),
+    "stops": Map({
+        "file": Text(), "format": Text(), "encoding": Text(), "crs": _NAME, "pole_child": Text(),
+        "columns": Map({k: _NAME for k in ("id", "name", "kana", "english", "lat", "lon", "x", "y", "zone", "code",
+                                           "parent", "platform", "desc", "municipality", "operator")}),
+        "patterns": Map({"file": Text(), "format": Text(), "name_column": _COL, "stop_id_column": _COL,
+                         "first_row": _ROW, "key": Text()}),
+        "overrides": ListOf(Map({"sheet": _NAME, "name": Text(), "pole": Number(whole=True, lo=0), "stop_id": _NAME})),
+    }),
+    "fares": Map({
+        "triangle": Map({"file": Text(), "name_column": _COL, "stop_id_column": _COL, "first_fare_column": _COL,
+                         "first_row": _ROW, "fare_id": Text()}),
+        "flat": Map({"price": Number(lo=0), "fare_id": Text()}),
+        "currency": Text(), "payment_method": Number(whole=True, lo=0, hi=1), "transfers": Number(whole=True, lo=0, hi=2),
+    }),
+    "calendar": Map({
+        "start": Date(), "end": Date(),
+        "services": Map(values=Map({"days": ListOf(Text()), "holidays": Text()})),
+        "exceptions": ListOf(Map({"date": Date(), "from": Date(), "to": Date(), "service": _NAME, "type": Text(),
+                                  "note": Text()})),
+    }),
+    "midnight_wrap": Flag(),
+})
 
 
 def _date(v: Any) -> dt.date | None:
@@ -62,14 +98,15 @@ def check_config(doc: Any, *, files: set[str] | None = None) -> list[tuple[str, 
     ``files`` are the input file names the source provides, when known, so a workbook or stop
     list that is not among them is reported here rather than at run time.
     """
-    out: list[tuple[str, str]] = []
+    if not isinstance(doc, dict):
+        return [("timetable", "missing or not a mapping; a feed of kind timetable needs a `timetable:` section "
+                              "(see specs/README.md, 'Timetable specs')")]
+    out, dropped, doc = check_shape(doc, TIMETABLE_SHAPE, prefix="timetable")
 
     def bad(f: str, msg: str) -> None:
-        out.append((f"timetable.{f}" if f else "timetable", msg))
-
-    def unknown(d: dict, allowed: set, where: str) -> None:
-        for k in sorted(set(d) - allowed, key=str):
-            bad(f"{where}.{k}" if where else str(k), f"unknown key; allowed: {', '.join(sorted(allowed))}")
+        f = f"timetable.{f}" if f else "timetable"
+        if not is_under(f, dropped):  # a value of the wrong type is reported once, by the shape check
+            out.append((f, msg))
 
     def need_file(where: str, name: Any) -> None:
         if not isinstance(name, str) or not name:
@@ -91,15 +128,10 @@ def check_config(doc: Any, *, files: set[str] | None = None) -> list[tuple[str, 
         elif not (isinstance(v, int) and not isinstance(v, bool) and v >= 1):
             bad(where, f"{v!r} is not a row number (1, 2, …, as Excel shows it)")
 
-    if not isinstance(doc, dict):
-        return [("timetable", "missing or not a mapping; a feed of kind timetable needs a `timetable:` section "
-                              "(see specs/README.md, 'Timetable specs')")]
-    unknown(doc, _TOP, "")
     agency = doc.get("agency")
     if not isinstance(agency, dict):
         bad("agency", "missing; give at least id, name and url of the operator")
     else:
-        unknown(agency, _AGENCY, "agency")
         for k in ("id", "name", "url"):
             if not agency.get(k):
                 bad(f"agency.{k}", "missing")
@@ -109,8 +141,6 @@ def check_config(doc: Any, *, files: set[str] | None = None) -> list[tuple[str, 
     feed = doc.get("feed", {})
     if not isinstance(feed, dict):
         bad("feed", "must be a mapping {publisher_name, publisher_url, lang, version, contact_email, contact_url}")
-    else:
-        unknown(feed, {"publisher_name", "publisher_url", "lang", "version", "contact_email", "contact_url"}, "feed")
     wbs = doc.get("workbooks")
     if not isinstance(wbs, list) or not wbs:
         bad("workbooks", "missing; list the timetable files, e.g. [{file: 平日.xlsx, service: weekday}]")
@@ -124,15 +154,13 @@ def check_config(doc: Any, *, files: set[str] | None = None) -> list[tuple[str, 
         if not isinstance(wb, dict):
             bad(where, "must be a mapping {file, service?, sheets?}")
             continue
-        unknown(wb, {"file", "service", "direction", "encoding"}, where)
         need_file(f"{where}.file", wb.get("file"))
         if wb.get("service") is not None and services and wb["service"] not in services:
-            bad(f"{where}.service", f"'{wb['service']}' is not a service in calendar.services ({', '.join(sorted(services))})")
+            bad(f"{where}.service", f"'{wb['service']}' is not a service in calendar.services ({', '.join(sorted(map(str, services)))})")
     sheets = doc.get("sheets", {})
     if not isinstance(sheets, dict):
         bad("sheets", "must be a mapping {include: [patterns], exclude: [patterns], rules: [...]}")
     else:
-        unknown(sheets, {"include", "exclude", "rules"}, "sheets")
         for k in ("include", "exclude"):
             v = sheets.get(k, [])
             if not isinstance(v, list) or not all(isinstance(p, (str, int)) for p in v):
@@ -141,7 +169,6 @@ def check_config(doc: Any, *, files: set[str] | None = None) -> list[tuple[str, 
             if not isinstance(rule, dict) or "match" not in rule:
                 bad(f"sheets.rules[{i}]", "must be {match: pattern, service?: id, direction?: 0|1}")
                 continue
-            unknown(rule, {"match", "service", "direction"}, f"sheets.rules[{i}]")
             if rule.get("service") is not None and services and rule["service"] not in services:
                 bad(f"sheets.rules[{i}].service", f"'{rule['service']}' is not in calendar.services")
             if rule.get("direction") not in (None, 0, 1):
@@ -150,7 +177,6 @@ def check_config(doc: Any, *, files: set[str] | None = None) -> list[tuple[str, 
     if not isinstance(layout, dict):
         bad("layout", "missing; say where stops and trips are (see specs/README.md)")
     else:
-        unknown(layout, _LAYOUT, "layout")
         trips = layout.get("trips", "columns")
         if trips not in LAYOUTS:
             bad("layout.trips", f"{trips!r}; use columns (one trip per column) or rows (one trip per row)")
@@ -176,7 +202,6 @@ def check_config(doc: Any, *, files: set[str] | None = None) -> list[tuple[str, 
     if not isinstance(route, dict):
         bad("route", "must be a mapping {id: '{sheet}', long_name_cell: E1, type: 3}")
     else:
-        unknown(route, _ROUTE, "route")
         cell = route.get("long_name_cell")
         if cell is not None and not re.fullmatch(r"[A-Za-z]{1,3}[1-9]\d*", str(cell)):
             bad("route.long_name_cell", f"{cell!r} is not a cell such as E1")
@@ -198,7 +223,6 @@ def check_config(doc: Any, *, files: set[str] | None = None) -> list[tuple[str, 
     if not isinstance(stops, dict):
         bad("stops", "missing; name the stop list: {file: stops.csv, format: csv, columns: {...}}")
     else:
-        unknown(stops, _STOPS, "stops")
         need_file("stops.file", stops.get("file"))
         fmt = stops.get("format", "gtfs")
         if fmt not in STOP_FORMATS:
@@ -222,7 +246,6 @@ def check_config(doc: Any, *, files: set[str] | None = None) -> list[tuple[str, 
             if not isinstance(pat, dict):
                 bad("stops.patterns", "must be {file, format: sheets|odpt, name_column, stop_id_column}")
             else:
-                unknown(pat, _PATTERNS, "stops.patterns")
                 need_file("stops.patterns.file", pat.get("file"))
                 if pat.get("format", "sheets") not in PATTERN_FORMATS:
                     bad("stops.patterns.format", f"use one of: {', '.join(PATTERN_FORMATS)}")
@@ -235,13 +258,11 @@ def check_config(doc: Any, *, files: set[str] | None = None) -> list[tuple[str, 
         if not isinstance(fares, dict):
             bad("fares", "must be {triangle: {...}} or {flat: {price: 200}}")
         else:
-            unknown(fares, _FARES, "fares")
             tri = fares.get("triangle")
             if tri is not None:
                 if not isinstance(tri, dict):
                     bad("fares.triangle", "must be a mapping")
                 else:
-                    unknown(tri, _TRIANGLE, "fares.triangle")
                     need_file("fares.triangle.file", tri.get("file"))
                     column("fares.triangle.name_column", tri.get("name_column"), required=True)
                     column("fares.triangle.stop_id_column", tri.get("stop_id_column"))
@@ -253,7 +274,6 @@ def check_config(doc: Any, *, files: set[str] | None = None) -> list[tuple[str, 
     if not isinstance(cal, dict):
         bad("calendar", "missing; give start, end and services")
     else:
-        unknown(cal, _CAL, "calendar")
         start, end = _date(cal.get("start")), _date(cal.get("end"))
         if start is None:
             bad("calendar.start", f"{cal.get('start')!r} is not a date such as 2026-04-01")
@@ -279,7 +299,6 @@ def check_config(doc: Any, *, files: set[str] | None = None) -> list[tuple[str, 
             if not isinstance(e, dict):
                 bad(where, "must be {date | from/to, service, type: added|removed, note?}")
                 continue
-            unknown(e, {"date", "from", "to", "service", "type", "note"}, where)
             if "date" in e:
                 if _date(e["date"]) is None:
                     bad(f"{where}.date", f"{e['date']!r} is not a date")

@@ -9,15 +9,12 @@ several naming conventions), plus units, timestamp format and zone, code lists a
 from __future__ import annotations
 
 import re
-from functools import lru_cache
 from dataclasses import dataclass, field
-from pathlib import Path
+from functools import lru_cache
+from pathlib import Path, PurePath
 
-from pathlib import PurePath
-
-import yaml
-
-from transforms.schema import YAML_LOADER
+from transforms.specfile import (ID_PATTERN, Date, Flag, ListOf, Map, Null, Number, OneOf, SpecError, Text, check_shape,
+                                 is_under, load_yaml)
 
 MODES = ("taxi", "ride_hailing", "on_demand", "shared_taxi", "micromobility")
 FORMATS = ("auto", "csv", "parquet", "json", "jsonl", "avro", "xlsx", "mds")
@@ -32,10 +29,31 @@ SOURCE_FIELDS = (
     "fare_amount", "tip_amount", "total_amount", "payment_type", "currency",
 )
 CODE_FIELDS = ("vendor", "payment_type", "mode", "provider")
-_TRIPS_KEYS = {"files", "format", "mode", "provider", "currency", "money_unit", "distance_unit", "duration_unit", "time",
-               "period", "zones", "municipalities", "columns", "codes", "rules", "privacy", "transit_gap", "sheet", "mds_schema",
-               "holidays", "provider_by_file"}
-_ZONES_KEYS = {"format", "id_field", "name_field", "group_field", "geometry_field", "crs", "lookup", "role"}
+_TEXTS = OneOf(Text(), ListOf(Text()), expected="text or a list of text")
+_NAMES = OneOf(Text(numbers=True), ListOf(Text(numbers=True)), expected="a column name or a list of them")
+#: Every key of a ``trips:`` section, with the type of its value.
+TRIPS_SHAPE = Map({
+    "files": _TEXTS, "format": Text(), "mode": Text(), "provider": Text(), "currency": Text(), "money_unit": Text(),
+    "distance_unit": Text(), "duration_unit": Text(),
+    "time": Map({"format": _TEXTS, "zone": Text(), "epoch": Text()}),
+    "period": Map({"from_name": Text(), "start": Date(), "end": Date(),
+                   "overrides": Map(values=OneOf(Text(), Date(), Null(), expected="a month YYYY-MM or null"))}),
+    "zones": Map({"layer": Text(), "unknown_ids": _NAMES}),
+    "municipalities": Map({"layer": Text()}),
+    "columns": Map(values=_NAMES),
+    "codes": Map(values=Map(values=OneOf(Text(numbers=True), Null(), expected="a value or null"))),
+    "rules": Map({"max_speed_kmh": Number(lo=1), "max_duration_h": Number(lo=0.01)}),
+    "privacy": Map({"k": Number(whole=True, lo=2), "allow_points": Flag(), "allow_exact_times": Flag()}),
+    "transit_gap": Map({"gtfs_feed": Text(), "max_distance_m": Number(lo=1)}),
+    "sheet": Text(numbers=True), "mds_schema": Text(), "holidays": Text(expected="a country code such as JP (write NO in quotes)"),
+    "provider_by_file": Map(values=Text()),
+})
+#: Every key of a ``zones:`` section, with the type of its value.
+ZONES_SHAPE = Map({
+    "format": Text(), "id_field": Text(), "name_field": Text(), "group_field": Text(), "geometry_field": Text(),
+    "crs": Text(expected="text such as EPSG:2263"), "role": Text(),
+    "lookup": Map({"path": Text(), "id_field": Text(), "name_field": Text(), "group_field": Text()}),
+})
 
 
 @dataclass(frozen=True)
@@ -96,15 +114,15 @@ def _as_list(v) -> tuple[str, ...]:
 
 def check_trips(section: object, *, where: str) -> tuple[TripOptions | None, list[str]]:
     """Return the parsed ``trips:`` section and every problem in it (empty when it is valid)."""
-    problems: list[str] = []
-
-    def bad(f: str, msg: str) -> None:
-        problems.append(f"{where}: trips.{f}: {msg}")
-
     if not isinstance(section, dict):
         return None, [f"{where}: trips: missing; a trips spec needs a `trips:` mapping (files, columns, ...)"]
-    for k in sorted(set(section) - _TRIPS_KEYS):
-        bad(k, f"unknown key; allowed: {', '.join(sorted(_TRIPS_KEYS))}")
+    shape_problems, dropped, section = check_shape(section, TRIPS_SHAPE, prefix="trips")
+    problems = [f"{where}: {f}: {msg}" for f, msg in shape_problems]
+
+    def bad(f: str, msg: str) -> None:
+        if not is_under(f"trips.{f}", dropped):
+            problems.append(f"{where}: trips.{f}: {msg}")
+
     files = _as_list(section.get("files"))
     if not files:
         bad("files", "give the file names or glob patterns to read, relative to source.path")
@@ -169,23 +187,13 @@ def check_trips(section: object, *, where: str) -> tuple[TripOptions | None, lis
     rules = section.get("rules") or {}
     privacy = section.get("privacy") or {}
     gap = section.get("transit_gap") or {}
-    for name, v in (("zones", zones), ("municipalities", munis), ("rules", rules), ("privacy", privacy), ("transit_gap", gap)):
-        if not isinstance(v, dict):
-            bad(name, "must be a mapping")
-    try:
-        k = int(privacy.get("k", 10)) if isinstance(privacy, dict) else 10
-        if k < 2:
-            bad("privacy.k", "must be at least 2")
-    except (TypeError, ValueError):
-        bad("privacy.k", "must be a whole number such as 10")
-        k = 10
-    try:
-        max_speed = float(rules.get("max_speed_kmh", 150)) if isinstance(rules, dict) else 150.0
-        max_dur = float(rules.get("max_duration_h", 24)) if isinstance(rules, dict) else 24.0
-        max_stop = float(gap.get("max_distance_m", 500)) if isinstance(gap, dict) else 500.0
-    except (TypeError, ValueError):
-        bad("rules", "max_speed_kmh, max_duration_h and transit_gap.max_distance_m must be numbers")
-        max_speed, max_dur, max_stop = 150.0, 24.0, 500.0
+    for f, ref in (("zones.layer", zones.get("layer")), ("municipalities.layer", munis.get("layer")),
+                   ("transit_gap.gtfs_feed", gap.get("gtfs_feed"))):
+        if ref is not None and not ID_PATTERN.match(ref):
+            bad(f, f"{ref!r} is not a spec id (lowercase letters, digits and '-')")
+    k = privacy.get("k", 10)
+    max_speed, max_dur = float(rules.get("max_speed_kmh", 150)), float(rules.get("max_duration_h", 24))
+    max_stop = float(gap.get("max_distance_m", 500))
     if problems:
         return None, problems
     return TripOptions(
@@ -203,7 +211,7 @@ def check_trips(section: object, *, where: str) -> tuple[TripOptions | None, lis
         max_speed_kmh=max_speed, max_duration_h=max_dur, k=k,
         allow_points=bool(privacy.get("allow_points", False)), allow_exact_times=bool(privacy.get("allow_exact_times", False)),
         gtfs_feed=gap.get("gtfs_feed"), max_stop_distance_m=max_stop,
-        sheet=section.get("sheet"), mds_schema=section.get("mds_schema"),
+        sheet=None if section.get("sheet") is None else str(section["sheet"]), mds_schema=section.get("mds_schema"),
         provider_by_file={str(a): str(b) for a, b in (section.get("provider_by_file") or {}).items()},
     ), []
 
@@ -213,12 +221,13 @@ def check_zones(section: object, *, where: str) -> tuple[ZoneOptions | None, lis
     problems: list[str] = []
 
     def bad(f: str, msg: str) -> None:
-        problems.append(f"{where}: zones.{f}: {msg}")
+        if not is_under(f"zones.{f}", dropped):
+            problems.append(f"{where}: zones.{f}: {msg}")
 
     if not isinstance(section, dict):
         return None, [f"{where}: zones: missing; a zones spec needs a `zones:` mapping (id_field, ...)"]
-    for k in sorted(set(section) - _ZONES_KEYS):
-        bad(k, f"unknown key; allowed: {', '.join(sorted(_ZONES_KEYS))}")
+    shape_problems, dropped, section = check_shape(section, ZONES_SHAPE, prefix="zones")
+    problems.extend(f"{where}: {f}: {msg}" for f, msg in shape_problems)
     fmt = section.get("format", "auto")
     if fmt not in ("auto", "shapefile", "geojson", "wkt_csv"):
         bad("format", f"{fmt!r}; use shapefile, geojson or wkt_csv")
@@ -248,21 +257,24 @@ def check_zones(section: object, *, where: str) -> tuple[ZoneOptions | None, lis
     ), []
 
 
+def layers(section: dict) -> list[str]:
+    """Return the zone layers a ``trips:`` section uses (zones and municipalities), sorted."""
+    refs = [(section.get(k) or {}).get("layer") if isinstance(section.get(k), dict) else None for k in ("zones", "municipalities")]
+    return sorted({r for r in refs if isinstance(r, str) and r})
+
+
 def trip_options(spec) -> TripOptions:
     """Return the parsed trips section of a FeedSpec (already validated when the spec was loaded)."""
     opts, problems = check_trips(spec.options, where=str(spec.spec_path or spec.id))
     if problems:
-        from noriba.specs import SpecError
-
         raise SpecError(problems)
     return opts
 
 
 def zone_options(spec) -> ZoneOptions:
+    """Return the parsed zones section of a FeedSpec (already validated when the spec was loaded)."""
     opts, problems = check_zones(spec.options, where=str(spec.spec_path or spec.id))
     if problems:
-        from noriba.specs import SpecError
-
         raise SpecError(problems)
     return opts
 
@@ -273,24 +285,6 @@ def default_trips_dir() -> Path:
     return default_specs_dir() / "trips"
 
 
-def load_trip_specs(specs_dir: Path | None = None) -> list:
-    """Return every spec under ``specs/trips`` (kinds trips and zones). If any is wrong, raise SpecError listing all problems."""
-    from noriba.specs import SpecError, load_spec
-    from transforms.schema import default_specs_dir
-
-    specs_dir = specs_dir or default_specs_dir()
-    problems: list[str] = []
-    out = []
-    for path in sorted((specs_dir / "trips").glob("*.y*ml")):
-        try:
-            out.append(load_spec(path, specs_dir=specs_dir))
-        except SpecError as exc:
-            problems.extend(exc.problems)
-    if problems:
-        raise SpecError(problems)
-    return out
-
-
 def load_schema_fields() -> list[dict]:
     """Return the fields of the canonical trips table (specs/schemas/trips.yml)."""
     from transforms.schema import default_specs_dir
@@ -298,12 +292,20 @@ def load_schema_fields() -> list[dict]:
     return _schema_fields(str(default_specs_dir()))
 
 
+#: Every key of ``specs/schemas/trips.yml``, with the type of its value.
+SCHEMA_SHAPE = Map({"table": Text(), "fields": ListOf(Map({
+    "name": Text(), "type": Text(), "required": Flag(), "doc": Text(), "personal": Flag(), "enum": ListOf(Text()),
+}))})
+
+
 @lru_cache(maxsize=4)
 def _schema_fields(specs_dir: str) -> list[dict]:
-    from pathlib import Path as _P
-
-    return yaml.load((_P(specs_dir) / "schemas" / "trips.yml").read_text(encoding="utf-8"), Loader=YAML_LOADER)["fields"]
-
+    path = Path(specs_dir) / "schemas" / "trips.yml"
+    doc = load_yaml(path)
+    problems, _, _ = check_shape(doc, SCHEMA_SHAPE)
+    if problems or not isinstance(doc.get("fields"), list):
+        raise SpecError([f"{path}: {f or 'fields'}: {m}" for f, m in problems] or [f"{path}: fields: missing"])
+    return doc["fields"]
 
 
 def file_label(path: Path, root: Path) -> str:

@@ -21,7 +21,7 @@ def test_every_mistake_in_a_trips_section_is_listed_with_file_and_field():
 
 
 def test_committed_trip_specs_load():
-    from transforms.trips.spec import load_trip_specs
+    from noriba.specs import load_trip_specs
 
     specs = {s.id: s for s in load_trip_specs()}
     assert {"nyc-yellow-samples", "nyc-green-2020-04", "nyc-azure-2016", "chicago-taxi-2013-2016", "nyc-taxi-zones"} <= set(specs)

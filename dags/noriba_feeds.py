@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import operator
+import os
 from datetime import datetime, timedelta
 
 from airflow.sdk import Asset, dag, task
@@ -25,7 +26,9 @@ from airflow.sdk import Asset, dag, task
 from noriba.exports import export_feed_specs, load_export_each
 from noriba.specs import load_each, load_specs
 
-DEFAULT_ARGS = {"owner": "noriba", "retries": 2, "retry_delay": timedelta(minutes=2)}
+#: A failed task (a worker that died, a source that was down) is retried twice, NORIBA_RETRY_DELAY_S apart (default 2 min).
+DEFAULT_ARGS = {"owner": "noriba", "retries": 2,
+                "retry_delay": timedelta(seconds=int(os.environ.get("NORIBA_RETRY_DELAY_S", "120")))}
 PUBLISH_POOL = "noriba_publish"
 
 
@@ -177,11 +180,12 @@ def all_feeds():
 
         return tasks.write_lake(tasks.parse_validate(feed_id, tasks.fetch(feed_id)))
 
+    # the same steps as a feed DAG: publish, data contracts, export
     @task(pool=PUBLISH_POOL, map_index_template="{{ task.op_kwargs['lake']['feed_id'] }}")
     def publish_and_export(lake: dict) -> dict:
         from noriba import tasks
 
-        return tasks.export(tasks.publish(lake))
+        return tasks.export(tasks.contracts(tasks.publish(lake)))
 
     publish_and_export.expand(lake=ingest.expand(feed_id=feed_ids()))
 

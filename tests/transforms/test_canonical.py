@@ -277,23 +277,7 @@ def test_a_file_written_before_its_checks_is_rewritten_without_quarantined_rows(
 
 # Hostile input (issue 13): one clear finding per problem, bounded memory, rows in = accepted + quarantined.
 
-import contextlib
-import signal
-
-
-@contextlib.contextmanager
-def deadline(seconds: float):
-    """Raise TimeoutError in the test when the block runs longer than ``seconds``."""
-    def expired(*_):
-        raise TimeoutError(f"still running after {seconds} s")
-
-    old = signal.signal(signal.SIGALRM, expired)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
+from tests.conftest import deadline  # noqa: E402
 
 
 def adds_up(result):

@@ -68,27 +68,10 @@ def test_sliced_arrays_read_with_their_offset():
 
 # Hostile input (issue 13): every case ends in seconds with one clear finding, within the limits.
 
-import contextlib
-import signal
+import pytest  # noqa: E402
 
-import pytest
-
-from transforms.csvread import RAW_KEEP_BYTES, limits
-
-
-@contextlib.contextmanager
-def deadline(seconds: float):
-    """Raise TimeoutError in the test when the block runs longer than ``seconds`` (the old code took minutes)."""
-    def expired(*_):
-        raise TimeoutError(f"still running after {seconds} s")
-
-    old = signal.signal(signal.SIGALRM, expired)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
+from tests.conftest import deadline  # noqa: E402
+from transforms.csvread import RAW_KEEP_BYTES, limits  # noqa: E402
 
 
 def wide_csv(columns: int, rows: int) -> bytes:

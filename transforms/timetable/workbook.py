@@ -22,16 +22,11 @@ from typing import Any
 from transforms.adapters import InputError
 from transforms.encoding import decode
 from transforms.notices import WARNING, Notice
+from transforms.xlsx import column_letters
 
 
-def column_letter(col: int) -> str:
-    """Return the Excel column letters of 0-based column ``col`` (0 → A, 26 → AA)."""
-    letters = ""
-    col += 1
-    while col:
-        col, rem = divmod(col - 1, 26)
-        letters = chr(65 + rem) + letters
-    return letters
+#: The Excel column letters of a 0-based column (0 → A, 26 → AA).
+column_letter = column_letters
 
 
 def column_index(letters: str | int) -> int:

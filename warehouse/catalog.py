@@ -497,6 +497,8 @@ def filter_files(rows: list[dict], *, pref: str | None = None, target_date: str 
 
 def _link_latest(target: Path, link: Path) -> None:
     """Make ``link`` the same file as ``target`` (a hard link, else a copy), replaced atomically."""
+    if link.exists() and os.path.samefile(target, link):
+        return  # already the same file (and rename(2) of two links to one inode would leave the temporary link)
     tmp = link.with_name(f".{link.name}.tmp")
     tmp.unlink(missing_ok=True)
     try:

@@ -33,7 +33,7 @@ from noriba.workspace import Workspace
 from transforms.canonical import lit, q
 from transforms.contracts import build_suite, partition_columns, suite_name
 from transforms.schema import Table, load_schema
-from warehouse.publish import connect, publish_lock
+from warehouse.publish import connect, current_file, publish_lock
 from warehouse.runstate import fault_point
 
 ROUTES = ("auto", "duckdb", "pandas")
@@ -126,7 +126,7 @@ def _duckdb_batches(ctx, ws: Workspace, feed_id: str, feed_version: str, tables,
     try:
         with ds.get_engine().connect() as c:
             if source == "warehouse":
-                c.exec_driver_sql(f"ATTACH {lit(str(ws.warehouse))} AS wh (READ_ONLY)")
+                c.exec_driver_sql(f"ATTACH {lit(str(current_file(ws)))} AS wh (READ_ONLY)")
             for t, part in tables:
                 if part is not None and source == "warehouse":
                     body = (f"SELECT * EXCLUDE (feed_id, feed_version) FROM wh.gtfs.{q(t.name)} "
@@ -221,7 +221,7 @@ def has_results(ws: Workspace, feed_id: str, feed_version: str) -> bool:
     if not ws.warehouse.exists():
         return False
     with publish_lock(ws):
-        con = connect(ws)
+        con = connect(ws, read_only=True)
         try:
             if not con.sql("SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'quality' "
                            "AND table_name = 'expectation_results'").fetchall()[0][0]:

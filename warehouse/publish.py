@@ -2,12 +2,25 @@
 
 One transaction per version: if anything fails (or the process dies) before COMMIT, the
 warehouse keeps its previous state. A file lock makes concurrent publishers wait in turn.
+
+Readers never meet the writer. The writer has its own file, ``NORIBA_HOME/writer/noriba.duckdb``;
+what analysts and every reader open is ``NORIBA_HOME/noriba.duckdb`` (``ws.warehouse``), a copy of
+the writer's file that is never written in place: when the publish lock is released after a
+write, a fresh copy is made beside it (``.noriba.duckdb.tmp-<id>``, fsynced) and renamed over it
+(``os.replace``). A reader that opens it gets the last committed state at once, a whole file
+(the old one or the new one, never a half publish), and a reader that keeps it open never holds
+up a writer. ``writer/.snapshot-pending`` is made before the writer's file is opened for writing
+and removed after the rename, so a process killed in between leaves it, and the next holder of
+the publish lock (a rerun) replaces the copy first.
 """
 
 from __future__ import annotations
 
 import fcntl
 import os
+import shutil
+import threading
+import uuid
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -33,19 +46,170 @@ FEED_VERSION_COLUMNS = (
 CRASH_ENV = "NORIBA_TEST_CRASH_DURING_PUBLISH"
 
 
+#: The writer's threads that hold the publish lock now, by writer file (so their reads see their own writes).
+_held = threading.local()
+
+
+def writer_path(ws: Workspace) -> Path:
+    """Return the writer's own DuckDB file, ``writer/noriba.duckdb`` beside the published one; only publish opens it."""
+    return ws.warehouse.parent / "writer" / ws.warehouse.name
+
+
+def _pending(ws: Workspace) -> Path:
+    return writer_path(ws).parent / ".snapshot-pending"
+
+
+def _holds_lock(ws: Workspace) -> bool:
+    return str(writer_path(ws)) in getattr(_held, "files", ())
+
+
 @contextmanager
 def publish_lock(ws: Workspace):
+    """Hold the single-writer lock of the warehouse for the block; other writers wait for it, readers never do.
+
+    If the writer's file was opened for writing (now or by a run killed before its copy was
+    published), then the published copy is replaced before the lock is released.
+    """
     ws.home.mkdir(parents=True, exist_ok=True)
+    key = str(writer_path(ws))
     with open(ws.home / ".publish.lock", "w") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
+        files = _held.__dict__.setdefault("files", set())
+        files.add(key)
         try:
             yield
+        except BaseException:
+            try:  # what was committed before the error is still published; the error is the one that counts
+                if _pending(ws).exists():
+                    publish_snapshot(ws)
+            except Exception:
+                pass  # the marker stays: the next writer publishes the copy
+            raise
+        else:
+            if _pending(ws).exists():
+                publish_snapshot(ws)
         finally:
+            files.discard(key)
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+#: Linux ioctl FICLONE: the copy shares the source's blocks (btrfs, XFS with reflink, bcachefs); refused elsewhere.
+_FICLONE = 0x40049409
+
+
+def _copy_file(src: Path, dst: Path) -> str:
+    """Return how ``src`` was copied to the new file ``dst`` (fsynced): "reflink" where the file system shares blocks
+    (nothing is copied), else "copy" (in the kernel: copy_file_range, else read and write)."""
+    with open(src, "rb") as fin, open(dst, "wb") as fout:
+        try:
+            fcntl.ioctl(fout.fileno(), _FICLONE, fin.fileno())
+            how = "reflink"
+        except OSError:
+            how = "copy"
+            size, done = os.fstat(fin.fileno()).st_size, 0
+            try:
+                while done < size and (n := os.copy_file_range(fin.fileno(), fout.fileno(), size - done)):
+                    done += n
+            except OSError:
+                if done:
+                    raise
+            if done < size:  # no copy_file_range here (or across file systems): the plain way
+                fin.seek(done)
+                fout.seek(done)
+                shutil.copyfileobj(fin, fout, 8 << 20)
+        os.fsync(fout.fileno())
+    return how
+
+
+def _writer_file(ws: Workspace) -> Path:
+    """Return the writer's file. If there is none but a published one (a workspace of earlier versions, where that
+    was the writer's), then it starts as a copy of that one."""
+    path = writer_path(ws)
+    if path.exists() or not ws.warehouse.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    wal = ws.warehouse.with_name(ws.warehouse.name + ".wal")
+    if wal.exists():  # commits of an earlier version's killed writer: into the file before it is copied
+        duckdb.connect(str(ws.warehouse)).close()
+    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+    _copy_file(ws.warehouse, tmp)
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+    return path
+
+
+def _mark_pending(ws: Workspace) -> None:
+    marker = _pending(ws)
+    if marker.exists():
+        return
+    with open(marker, "w") as fh:
+        os.fsync(fh.fileno())
+    _fsync_dir(marker.parent)
+
+
+def publish_snapshot(ws: Workspace) -> dict:
+    """Return how the published copy was replaced by a copy of the writer's file (seconds, bytes, "reflink" or "copy").
+
+    Call it under the publish lock. The copy is written beside the published file under a
+    temporary name, fsynced and renamed over it, so a reader opens either the old file or the
+    new one; readers that have the old one open keep it until they close it.
+    """
+    import time
+
+    started = time.perf_counter()
+    src = _writer_file(ws)
+    dst = ws.warehouse
+    if not src.exists():
+        _pending(ws).unlink(missing_ok=True)
+        return {"seconds": 0.0, "bytes": 0, "how": "none"}
+    if src.with_name(src.name + ".wal").exists():  # commits not yet in the file (a killed writer's): checkpoint them
+        con = duckdb.connect(str(src))
+        try:
+            con.execute("CHECKPOINT")
+        finally:
+            con.close()
+    for old in dst.parent.glob(f".{dst.name}.tmp-*"):  # a copy a killed writer left
+        old.unlink(missing_ok=True)
+    tmp = dst.with_name(f".{dst.name}.tmp-{uuid.uuid4().hex[:8]}")
+    try:
+        how = _copy_file(src, tmp)
+        fault_point("snapshot")  # test hook: killed after the commit and the copy, before the rename
+        os.replace(tmp, dst)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(dst.parent)
+    _pending(ws).unlink(missing_ok=True)
+    return {"seconds": time.perf_counter() - started, "bytes": dst.stat().st_size, "how": how}
+
+
+def current_file(ws: Workspace) -> Path:
+    """Return the DuckDB file this thread reads: the writer's own while it holds the publish lock, else the published copy."""
+    return _writer_file(ws) if _holds_lock(ws) else ws.warehouse
+
+
 def connect(ws: Workspace, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
-    return duckdb.connect(str(ws.warehouse), read_only=read_only)
+    """Return a connection to the warehouse.
+
+    Reading (``read_only``) opens the published copy, which never waits for a writer, or the
+    writer's own file while this thread holds the publish lock. Writing opens the writer's file
+    and marks the published copy stale, so releasing the publish lock replaces it.
+    """
+    if read_only and not _holds_lock(ws):
+        return duckdb.connect(str(ws.warehouse), read_only=True)
+    path = _writer_file(ws)
+    if not read_only:
+        _mark_pending(ws)
+    return duckdb.connect(str(path), read_only=read_only)
 
 
 def _warehouse_tables() -> list[tuple[str, str, list[tuple[str, str]]]]:
@@ -141,12 +305,19 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def is_published(ws: Workspace, feed_id: str, feed_version: str) -> bool:
-    if not ws.warehouse.exists():
+    """Return True if the writer's file holds the version. Under the publish lock: a copy a killed run did not publish is."""
+    if not writer_path(ws).exists() and not ws.warehouse.exists():
         return False
     with publish_lock(ws):
-        con = connect(ws)
+        if not _writer_file(ws).exists():
+            return False
+        con = connect(ws, read_only=True)
         try:
-            ensure_schema(con)
+            tables = _warehouse_tables()
+            if not _at_layout(con, tables, _layout_fingerprint(tables, _view_statements())):
+                con.close()  # an earlier layout: brought to this one (writing), as publish would
+                con = connect(ws)
+                ensure_schema(con)
             return bool(con.execute("SELECT count(*) FROM meta.feed_versions WHERE feed_id = ? AND feed_version = ?",
                                     [feed_id, feed_version]).fetchall()[0][0])
         finally:

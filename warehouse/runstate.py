@@ -29,7 +29,7 @@ from noriba.workspace import Workspace
 #: Test hook: ``NORIBA_FAULT_AT=<step>`` kills the process (SIGKILL, as ``kill -9``) at that step's
 #: fault point; the steps are those of FAULT_STEPS. Used by tests/noriba/test_faults.py only.
 FAULT_ENV = "NORIBA_FAULT_AT"
-FAULT_STEPS = ("parse", "rules", "lake", "publish", "contracts", "export")
+FAULT_STEPS = ("parse", "rules", "lake", "publish", "snapshot", "contracts", "export")
 
 _held: dict[tuple[str, int], list] = {}
 _held_guard = threading.Lock()

@@ -29,7 +29,7 @@ VOLATILE = {"ingested_at", "fetched_at", "published_at", "run_at", "raw_path"}
 #: Names of temporary files and folders: ours (.x.tmp-id, .x.old-id), older ones (x.zip.tmp) and tempfile's (tmpXXXXXXXX).
 TEMP_NAME = re.compile(r"(\.tmp|\.old-)|^tmp[a-z0-9_]{8}$")
 FEED_FILES = {**MINI_FEED, "notes.txt": "note_id,text\nN1,港線は平日のみ\n"}  # an unknown file: other_files → export
-STEPS = ("parse", "rules", "lake", "publish", "contracts", "export")
+STEPS = ("parse", "rules", "lake", "publish", "snapshot", "contracts", "export")
 
 
 def _specs(tmp: Path) -> Path:

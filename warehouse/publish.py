@@ -140,6 +140,8 @@ def _writer_file(ws: Workspace) -> Path:
     wal = ws.warehouse.with_name(ws.warehouse.name + ".wal")
     if wal.exists():  # commits of an earlier version's killed writer: into the file before it is copied
         duckdb.connect(str(ws.warehouse)).close()
+    for old in path.parent.glob(f".{path.name}.tmp-*"):  # a copy a killed run left
+        old.unlink(missing_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
     _copy_file(ws.warehouse, tmp)
     os.replace(tmp, path)
@@ -147,11 +149,31 @@ def _writer_file(ws: Workspace) -> Path:
     return path
 
 
+def _file_state(path: Path) -> str:
+    """Return what changes whenever DuckDB commits to ``path``: its headers (a checkpoint rewrites one), size and mtime,
+    and whether it has a WAL. Opening it for writing and closing it without a commit changes none of them."""
+    import hashlib
+    import json
+
+    if not path.exists():
+        return "absent"
+    st = path.stat()
+    with open(path, "rb") as fh:
+        head = hashlib.sha256(fh.read(3 * 4096)).hexdigest()
+    return json.dumps([head, st.st_size, st.st_mtime_ns, path.with_name(path.name + ".wal").exists()])
+
+
 def _mark_pending(ws: Workspace) -> None:
+    """Make the marker (fsynced) that the published copy may be stale, holding the state of the writer's file it copies.
+
+    If the marker is there already (a killed run's, or this run's), then it is kept: the state it holds is the copy's.
+    """
     marker = _pending(ws)
     if marker.exists():
         return
-    with open(marker, "w") as fh:
+    with open(marker, "w", encoding="utf-8") as fh:
+        fh.write(_file_state(writer_path(ws)))
+        fh.flush()
         os.fsync(fh.fileno())
     _fsync_dir(marker.parent)
 
@@ -159,7 +181,8 @@ def _mark_pending(ws: Workspace) -> None:
 def publish_snapshot(ws: Workspace) -> dict:
     """Return how the published copy was replaced by a copy of the writer's file (seconds, bytes, "reflink" or "copy").
 
-    Call it under the publish lock. The copy is written beside the published file under a
+    Call it under the publish lock. If nothing was committed to the writer's file since the
+    marker was made (a writer that opened it and rolled back), then no copy is made ("unchanged"). The copy is written beside the published file under a
     temporary name, fsynced and renamed over it, so a reader opens either the old file or the
     new one; readers that have the old one open keep it until they close it.
     """
@@ -168,9 +191,11 @@ def publish_snapshot(ws: Workspace) -> dict:
     started = time.perf_counter()
     src = _writer_file(ws)
     dst = ws.warehouse
-    if not src.exists():
-        _pending(ws).unlink(missing_ok=True)
-        return {"seconds": 0.0, "bytes": 0, "how": "none"}
+    marker = _pending(ws)
+    copied = marker.read_text(encoding="utf-8") if marker.exists() else ""
+    if not src.exists() or (dst.exists() and copied == _file_state(src)):  # nothing was committed since the copy
+        marker.unlink(missing_ok=True)
+        return {"seconds": time.perf_counter() - started, "bytes": 0, "how": "unchanged"}
     if src.with_name(src.name + ".wal").exists():  # commits not yet in the file (a killed writer's): checkpoint them
         con = duckdb.connect(str(src))
         try:

@@ -43,6 +43,7 @@ def test_queries_while_ten_feeds_publish_never_fail_never_wait_a_second_and_see_
         rows = stop_reader(proc, stop, out)
     answered = [r for r in rows if "versions" in r]
     figures = latency(rows)
+    print(f"readers while {len(FEEDS)} feeds publish: {figures}")  # shown with pytest -s; bench/README.md quotes it
     assert figures["failed"] == 0, figures["errors"]
     assert figures["max_s"] < 1.0, figures
     seen = [r["versions"] for r in answered]

@@ -509,6 +509,38 @@ def cmd_municipality(args) -> int:
     return 0
 
 
+def cmd_spec_suggest(args) -> int:
+    """Print a starting spec for a timetable workbook or a trip file. Exit 2 if the file cannot be read."""
+    from transforms.adapters import InputError
+    from transforms.timetable import suggest as timetable
+
+    path = Path(args.path)
+    console = _console()
+    if not path.is_file():
+        console.print(f"error: {path}: no such file", markup=False)
+        return EXIT_PROBLEM
+    kind = args.kind
+    try:
+        if kind is None:
+            is_book = path.suffix.lower() in timetable.WORKBOOK_SUFFIXES
+            kind = "timetable" if is_book and timetable.looks_like_timetable(path) else "trips"
+        if kind == "timetable":
+            text = timetable.suggest(path)
+        else:
+            try:
+                from transforms.trips.suggest import suggest as trips_suggest
+            except ImportError:
+                console.print(f"error: {path} looks like a file of trips, and this build cannot suggest a trips spec yet "
+                              "(transforms.trips.suggest is missing); if it is a timetable, run with --kind timetable", markup=False)
+                return EXIT_PROBLEM
+            text = trips_suggest(path)
+    except InputError as exc:
+        console.print(f"error: {exc}", markup=False)
+        return EXIT_PROBLEM
+    sys.stdout.write(text)
+    return 0
+
+
 def cmd_serve(args) -> int:
     from noriba.exports import update_catalog
     from noriba.serve import endpoints, make_server
@@ -679,6 +711,13 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--verbose", action="store_true", help="log every request")
     sp = sub.add_parser("demo", help="build the demo region offline from the project's own inputs")
     common(sp)
+    sp = sub.add_parser("spec", help="help writing a spec: `noriba spec suggest FILE` prints a starting spec for it")
+    spec_sub = sp.add_subparsers(dest="spec_command", required=True)
+    ssp = spec_sub.add_parser("suggest", help="look at a timetable workbook or a trip file and print a starting spec "
+                              "(sheets, blocks and their ranges, time cells outside them; or header rows, column types and fields)")
+    ssp.add_argument("path", metavar="PATH", help="a workbook (.xls, .xlsx) or a trip file (.csv, .tsv, .json, .parquet, .xlsx)")
+    ssp.add_argument("--kind", choices=("timetable", "trips"),
+                     help="what the file is (default: a workbook with a grid of times is a timetable, anything else trips)")
     return p
 
 
@@ -719,6 +758,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_demo(args)
         if args.command == "trips":
             return _run_trips(args, ids=args.feed_ids or None)
+        if args.command == "spec":
+            return cmd_spec_suggest(args)
     except KeyboardInterrupt:
         _console().print("interrupted")
         return 130

@@ -305,21 +305,25 @@ class _Reader:
                      f"{fname} {where}: {n} time-like cells outside every block of the layout, so they were not read; "
                      f"add a block for them (layout.blocks, or layout.repeat with a marker) or, if they are no timetable, "
                      f"leave them (`noriba spec suggest {fname}` shows the blocks it finds)", file=fname, value=where)
-        if not any(tt.trips for tt in tts):
+        if not any(tt.trips or tt.loose_times for tt in tts):
             self.add("timetable_sheet_without_trips", INFO, f"sheet {sh.name}: no trip times found; sheet skipped", file=fname)
             return
         many = len(tts) > 1
         counted = False
         for tt in tts:
-            if not tt.trips:
+            if not tt.trips and not tt.loose_times:
                 if many:
                     self.add("timetable_sheet_without_trips", INFO,
                              f"sheet {sh.name} block {tt.block.number} ({tt.block.how}): no trip times found; block skipped", file=fname)
                 continue
             if not tt.stops:
-                what = f"sheet {sh.name}" + (f" block {tt.block.number} ({tt.block.how})" if many else "")
+                bl = tt.block
+                what = f"sheet {sh.name}" + (f" block {bl.number} ({bl.how})" if many else "")
+                key = bl.how if bl.how.startswith("layout") else "layout"
+                names = "stop_row or first_stop_column" if rows_layout else "stop_column or first_stop_row"
                 self.add("timetable_sheet_without_stops", ERROR,
-                         f"{what}: times found but no stop names in the stop column; check layout", file=fname)
+                         f"{fname} {what}: times found but no stop names from {tt.ref(bl.first, bl.stop_col)} on; "
+                         f"change {key}.{names.replace(' or ', f' or {key}.')} in the spec", file=fname)
                 continue
             if not counted:
                 self.built.sheets_read += 1

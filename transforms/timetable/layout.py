@@ -47,6 +47,7 @@ class SheetTimetable:
     stops: list[StopRow] = field(default_factory=list)
     trips: list[TripColumn] = field(default_factory=list)
     block: "Block | None" = None
+    loose_times: int = 0  # time-like cells in the block's trip area when it has no stop names
 
     def ref(self, row: int, col: int) -> str:
         """Return the Excel reference of an (internal) cell in the original sheet."""
@@ -262,6 +263,10 @@ def read_block(sheet: Sheet, grid: Sheet, rows_layout: bool, block: Block, marke
         out.stops.append(StopRow(name, out.ref(r, stop_col), _text(grid.value(r, pole)) if pole is not None else "",
                                  r, r, len(out.stops), label))
     stop_rows = sorted({s.arr_row for s in out.stops} | {s.dep_row for s in out.stops})
+    if not out.stops:  # times with no stop beside them are a layout that does not fit, not an empty block
+        right = min(grid.ncols, block.last_trip + 1) if block.last_trip is not None else grid.ncols
+        out.loose_times = sum(is_time_like(grid.value(r, c), time_format=((c, r) if rows_layout else (r, c)) in sheet.time_format)
+                              for r in range(first, min(end, grid.nrows)) for c in range(first_trip, right))
     pass_m = tuple(markers.get("pass") or DEFAULT_PASS)
     not_m = tuple(markers.get("not_run") or DEFAULT_NOT_RUN)
     for c in range(first_trip, min(grid.ncols, block.last_trip + 1) if block.last_trip is not None else grid.ncols):

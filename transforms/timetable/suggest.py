@@ -226,7 +226,7 @@ def _where(plan: SheetPlan, b: Found) -> str:
     stops = f"{ref(b.first, b.stop_col)}:{ref(b.last, b.stop_col)}"
     trips = f"{ref(b.first, b.first_trip)}:{ref(b.last, b.last_trip)}"
     heads = ", ".join(f"{k} {'column' if plan.rows_layout else 'row'} "
-                      f"{column_letter(v) if plan.rows_layout else v + 1} ({b.labels[k] or '-'})" for k, v in b.header.items())
+                      f"{column_letter(v) if plan.rows_layout else v + 1} ({b.labels[k] or '-'})" for k, v in sorted(b.header.items(), key=lambda kv: kv[1]))
     return f"stops {stops}, times {trips} ({b.trips} trips, {b.times} time cells)" + (f", headers: {heads}" if heads else "")
 
 

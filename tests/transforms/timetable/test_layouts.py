@@ -235,3 +235,20 @@ def test_unreadable_workbook_is_listed_after_the_others_are_read(tmp_path):
         run(tmp_path, books, layout=BASE)
     msg = str(exc.value)
     assert msg.startswith("1 of 2 workbooks could not be read (1 read without that problem): A.xlsx")
+
+
+def test_route_per_column_range_over_the_same_stop_rows(tmp_path):
+    three = [*MORNING, ["8:40", "8:44", "8:48", "8:55"]]
+    layout = {**BASE, "blocks": [{"last_trip_column": "D", "route": "普通"}, {"first_trip_column": "E", "route": "急行"}]}
+    feed = run(tmp_path, {"平日.xlsx": xlsx({"平日": [(0, 0, block(three))]})}, layout=layout)
+    assert [t["route_id"] for t in table(feed, "trips.txt")] == ["普通", "普通", "急行"]
+
+
+def test_block_without_stop_names_names_the_keys_to_change(tmp_path):
+    layout = {**BASE, "blocks": [{}, {"stop_column": "F", "arrival_departure_column": "G", "first_trip_column": "H"}]}
+    lonely = [[None, None, "9:00", "9:30"], [None, None, "9:10", "9:40"]]  # times, but nothing in F
+    feed = run(tmp_path, {"平日.xlsx": xlsx({"平日": [(0, 0, block(MORNING)), (2, 5, lonely)]})}, layout=layout)
+    (e,) = notices(feed, "timetable_sheet_without_stops")
+    assert "block 2 (layout.blocks[1])" in e.message and "平日!F3" in e.message
+    assert "change layout.blocks[1].stop_column or layout.blocks[1].first_stop_row" in e.message
+    assert len(table(feed, "trips.txt")) == 2

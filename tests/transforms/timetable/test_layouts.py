@@ -252,3 +252,18 @@ def test_block_without_stop_names_names_the_keys_to_change(tmp_path):
     assert "block 2 (layout.blocks[1])" in e.message and "平日!F3" in e.message
     assert "change layout.blocks[1].stop_column or layout.blocks[1].first_stop_row" in e.message
     assert len(table(feed, "trips.txt")) == 2
+
+
+def test_two_tables_of_trips_down_rows_found_by_the_first_stop(tmp_path):
+    head = ["便", *NAMES]
+    rows = [head, ["1", *MORNING[0]], ["2", *MORNING[1]], [None], head, ["3", *EVENING[0]], ["4", *EVENING[1]]]
+    layout = {"trips": "rows", "stop_row": 1, "first_stop_column": "B", "first_trip_row": 2, "number_column": "A",
+              "repeat": {"marker": "first_stop"}}
+    feed = run(tmp_path, {"平日.xlsx": xlsx({"平日": [(0, 0, rows)]})}, layout=layout)
+    assert len(table(feed, "trips.txt")) == 4
+    assert [n for n in feed.findings.notices if n.severity in ("ERROR", "WARNING")] == []
+    # without the marker the lower table is named as outside the layout (its header row is read as a trip)
+    del layout["repeat"]
+    feed = run(tmp_path / "b", {"平日.xlsx": xlsx({"平日": [(0, 0, rows)]})}, layout={**layout, "last_trip_row": 3})
+    (w,) = notices(feed, "timetable_cells_outside_layout")
+    assert "平日!B6:E7" in w.message

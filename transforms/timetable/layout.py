@@ -3,6 +3,11 @@
 Trips run across columns (one column per trip, stops down a column) or down rows (one row
 per trip); the rows layout is read by transposing the sheet, so cell references are always
 given in the original sheet's notation.
+
+A sheet may hold several blocks (stacked, or side by side), each with its own stop rows, trip
+columns and header rows: declared in ``layout.blocks`` or found by ``layout.repeat`` (a marker
+cell). :func:`uncovered` names the time-like cells that no block covers, so half a timetable is
+never read silently.
 """
 
 from __future__ import annotations
@@ -60,15 +65,6 @@ def _text(v) -> str:
     if isinstance(v, float) and v.is_integer():
         return str(int(v))
     return str(v).strip()
-
-
-def _idx(v) -> int | None:
-    """Return the 0-based index of a column letter/number or a 1-based row number."""
-    if v is None:
-        return None
-    if isinstance(v, int):
-        return v - 1
-    return column_index(v)
 
 
 #: Layout keys naming rows (1-based) and columns (letters), per trip direction; header keys are those above/left of the stops.
@@ -232,12 +228,6 @@ def _bound(blocks: list[Block]) -> None:
             below = [o.top for o in blocks if o is not b and o.top > b.first and b.left <= o.left <= right]
             if below:
                 b.last = min(below) - 1
-
-
-def read_sheet(sheet: Sheet, layout: dict, markers: dict | None = None) -> SheetTimetable:
-    """Return the stops and trip columns of the sheet's only (or first) block with every time cell parsed."""
-    grid, rows_layout, blocks = find_blocks(sheet, layout)
-    return read_block(sheet, grid, rows_layout, blocks[0], markers)
 
 
 def read_block(sheet: Sheet, grid: Sheet, rows_layout: bool, block: Block, markers: dict | None = None) -> SheetTimetable:

@@ -74,6 +74,8 @@ COLUMN_KEYS = ("stop_column", "first_stop_column", "last_stop_column", "first_tr
                "arrival_departure_column", "pole_column", "number_column", "notes_column", "destination_column", "route_column")
 #: Keys of a layout that are not where cells are: how blocks are found, and the route of a block.
 BLOCK_KEYS = ("blocks", "repeat")
+#: A marker found more often than this on one sheet marks something other than blocks (the sheet is refused, not read for hours).
+MAX_BLOCKS = 200
 
 
 class LayoutError(ValueError):
@@ -212,6 +214,9 @@ def _repeated(grid: Sheet, first: Block, marker: str, sheet_name: str, rows_layo
                 elif _text(grid.value(r - 1, c)):
                     continue
             out.append(_shifted(first, dr, dc, len(out) + 2, f"marker {text!r} at {_ref(sheet_name, rows_layout, r, c)}"))
+            if len(out) >= MAX_BLOCKS:
+                raise LayoutError("layout.repeat.marker", f"the marker {text!r} is found more than {MAX_BLOCKS} times; "
+                                  "choose a text that only the start of each block holds")
     return out
 
 

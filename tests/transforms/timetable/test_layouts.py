@@ -267,3 +267,10 @@ def test_two_tables_of_trips_down_rows_found_by_the_first_stop(tmp_path):
     feed = run(tmp_path / "b", {"平日.xlsx": xlsx({"平日": [(0, 0, rows)]})}, layout={**layout, "last_trip_row": 3})
     (w,) = notices(feed, "timetable_cells_outside_layout")
     assert "平日!B6:E7" in w.message
+
+
+def test_marker_found_on_every_row_is_refused_not_read_for_hours(tmp_path):
+    rows = block(MORNING) + [["便"]] * 250
+    feed = run(tmp_path, {"平日.xlsx": xlsx({"平日": [(0, 0, rows)]})}, layout={**BASE, "repeat": {"marker": "便"}})
+    (e,) = notices(feed, "timetable_layout_does_not_fit")
+    assert "more than 200 times" in e.message and "layout.repeat.marker" in e.message

@@ -71,3 +71,9 @@ def test_muroran_workbook_gets_the_layout_its_committed_spec_gives():
     assert tt["layout"] == committed
     assert "OUTSIDE" not in suggest(path)
 
+
+
+def test_route_header_row_is_suggested_as_route_row(tmp_path):
+    rows = [["便", None, "1", "2"], ["系統", None, "港線", "山手線"], *block(MORNING)[2:]]
+    text, tt = suggested(tmp_path, {"平日": [(0, 0, rows)]})
+    assert "route row 2 (系統)" in text and tt["layout"]["route_row"] == 2

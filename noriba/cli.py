@@ -529,7 +529,9 @@ def cmd_spec_suggest(args) -> int:
         else:
             try:
                 from transforms.trips.suggest import suggest as trips_suggest
-            except ImportError:
+            except ModuleNotFoundError as exc:
+                if exc.name != "transforms.trips.suggest":
+                    raise
                 console.print(f"error: {path} looks like a file of trips, and this build cannot suggest a trips spec yet "
                               "(transforms.trips.suggest is missing); if it is a timetable, run with --kind timetable", markup=False)
                 return EXIT_PROBLEM

@@ -65,7 +65,7 @@ LABELS = {
                  "The OpenStreetMap basemap shows when this report is opened through noriba serve; opened as a file, the map shows routes and stops only."),
     "map_offline": ("背景地図を読み込めません（オフライン）。路線と停留所だけを表示しています。",
                     "The basemap could not be loaded (offline): routes and stops only."),
-    "pickups": ("件", "trips"), "all_days": ("全日", "All days"),
+    "pickups": ("件", "trips"), "trip_records": ("乗車数", "Trips"), "all_days": ("全日", "All days"),
     "suppressed": ("移動データの集計は {k} 件未満のセルを公開していません（空欄・「< {k}」）。",
                    "Trip figures with fewer than {k} trips are not published (blank or \"< {k}\")."),
 }
@@ -524,8 +524,17 @@ def hour_axis(series: list[list[int | None]]) -> range:
     return range(min(used), max(used) + 1) if used else range(24)
 
 
-def svg_hour_bars(series: list[tuple[str, list[int | None], str]], *, aria: str, width: int = 760, height: int = 260) -> str:
-    """Return a grouped bar chart per hour, one (label, counts by hour, colour) per series; the axis spans hour_axis."""
+def _nice_step(top: float) -> int:
+    """Return a gridline step of 1, 2 or 5 times a power of ten giving three to five lines up to ``top``."""
+    return next(m for m in (c * 10 ** e for e in range(0, 9) for c in (1, 2, 5)) if top / m <= 5)
+
+
+def svg_hour_bars(series: list[tuple[str, list[int | None], str]], *, aria: str, suppressed: str = "", width: int = 760,
+                  height: int = 260) -> str:
+    """Return a grouped bar chart per hour, one (label, counts by hour, colour) per series; the axis spans hour_axis.
+
+    A count that is not published (None) is marked with ``suppressed`` (e.g. "<10"), never drawn as zero.
+    """
     if not series:
         return ""
     axis = hour_axis([s for _, s, _ in series])
@@ -536,7 +545,7 @@ def svg_hour_bars(series: list[tuple[str, list[int | None], str]], *, aria: str,
     bw = gw / (len(series) + 0.5)
     ph = height - bottom - pad - 20
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="100%" role="img" aria-label="{_e(aria)}">']
-    step = max(1, round(top / 4))
+    step = _nice_step(top)
     for yv in range(0, top + 1, step):
         y = pad + 20 + ph - yv / top * ph
         parts.append(f'<line x1="{left}" x2="{width - pad}" y1="{y:.1f}" y2="{y:.1f}" stroke="#e1e4e8"/><text x="{left - 4}" y="{y + 4:.1f}" font-size="10" text-anchor="end">{yv}</text>')
@@ -544,7 +553,11 @@ def svg_hour_bars(series: list[tuple[str, list[int | None], str]], *, aria: str,
     for n, h in enumerate(axis):
         for i, (lab, s, color) in enumerate(series):
             v = s[h] if h < len(s) else 0
-            if v:
+            if v is None and suppressed:
+                x = left + n * gw + (i + 0.45) * bw
+                parts.append(f'<text class="suppressed" x="{x:.1f}" y="{pad + 16 + ph:.1f}" font-size="9" text-anchor="middle" fill="#57606a">'
+                             f'{_e(suppressed)}<title>{h}:00 {_e(lab)} {_e(suppressed)}</title></text>')
+            elif v:
                 bh = v / top * ph
                 x = left + n * gw + i * bw
                 parts.append(f'<rect x="{x:.1f}" y="{pad + 20 + ph - bh:.1f}" width="{bw * 0.9:.1f}" height="{bh:.1f}" fill="{color}"><title>{h}:00 {_e(lab)} {v}</title></rect>')
@@ -897,9 +910,9 @@ def render(f: dict, *, map_svg: str, lang: str, map_data: dict | None = None, le
                                                          for m, v in td["modes"].items())
             body += f"<h3>{L('demand_hours')}</h3>" + svg_hour_bars(
                 [(f"{t('all_days', lang)}（{modes}）" if lang == "ja" else f"{t('all_days', lang)} ({modes})", td["by_hour"], "#6aa84f")],
-                aria=t("demand_hours", lang))
+                aria=t("demand_hours", lang), suppressed=f"<{k}")
         if td.get("transit_gaps"):
-            body += (f"<h3>{L('gaps')}</h3><table><tr><th>{L('month')}</th><th>{L('trips')}</th><th>{L('gap_trips')}</th><th>{L('far')}</th>"
+            body += (f"<h3>{L('gaps')}</h3><table><tr><th>{L('month')}</th><th>{L('trip_records')}</th><th>{L('gap_trips')}</th><th>{L('far')}</th>"
                      f"<th>{L('outside_hours')}</th><th>{L('share')}</th></tr>"
                      + "".join(f"<tr><td>{_e(g['month'])}</td><td class='num'>{_count(g['trips'], k)}</td><td class='num'>{_count(g['gap_trips'], k)}</td>"
                                f"<td class='num'>{_count(g['far_from_stop'], k)}</td><td class='num'>{_count(g['outside_service_hours'], k)}</td>"

@@ -1,5 +1,6 @@
-"""Municipality report: one self-contained HTML page (plots as inline SVG, no script) about a
-municipality's own service, from the latest version of its feeds in the lake.
+"""Municipality report: one HTML page (plots as inline SVG) about a municipality's own service, from the
+latest version of its feeds in the lake. Its folder is self-contained: the interactive map's script and
+the vendored Leaflet (``static/``) are copied beside the page; without them, or in print, the SVG map shows.
 
 It shows a map of stops and routes with the area within 300 m of a stop, trips per hour and
 service hours for a representative weekday, Saturday and Sunday/holiday, coverage (area, and
@@ -378,7 +379,7 @@ def map_layers(feeds: list[Version]) -> tuple[list[dict], list[tuple[float, floa
             for rid, sid in con.sql(q).fetchall():
                 lines.append((rid, con.sql("SELECT shape_pt_lon, shape_pt_lat FROM shapes WHERE shape_id = $s AND shape_pt_lon IS NOT NULL "
                                            "ORDER BY shape_pt_sequence", params={"s": sid}).fetchall()))
-        with_line = {rid for rid, _ in lines}
+        with_line = {rid for rid, pts in lines if len(pts) >= 2}  # a route whose shapes have no points is drawn by its stops
         q = ("SELECT t.route_id, arg_max(t.trip_id, (SELECT count(*) FROM stop_times s WHERE s.trip_id = t.trip_id)) FROM trips t "
              "GROUP BY t.route_id ORDER BY t.route_id")
         for rid, tid in con.sql(q).fetchall():

@@ -820,7 +820,7 @@ MAP_CSS = (".map{height:520px;border:1px solid #d0d7de;background:#eef1f4;margin
            ".legend .sw{flex:none;width:18px;height:5px;margin-top:.5em;border-radius:2px}"
            ".legend .rn{min-width:0;overflow-wrap:anywhere}.legend input{display:none;margin:.15em 0 0}.legend.live input{display:inline}"
            ".leaflet-tooltip{font-size:.85rem}.leaflet-container svg{background:none;border:0;margin:0}"
-           "@media print{#map{display:none!important}#svgmap{display:block!important}.legend input{display:none!important}}")
+           "@media print{#map,#map-note{display:none!important}#svgmap{display:block!important}.legend input{display:none!important}}")
 
 
 def _count(n: int | None, k: int) -> str:

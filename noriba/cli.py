@@ -121,7 +121,8 @@ def cmd_run(args, specs) -> int:
 
     ws = Workspace.from_env(args.home).ensure()
     console = _console()
-    failed = blocked = 0
+    failed: list[str] = []
+    blocked = 0
     for spec in specs:
         try:
             with _Progress(args.quiet) as progress:
@@ -133,8 +134,10 @@ def cmd_run(args, specs) -> int:
             if result["status"] != "unchanged" and not args.quiet:
                 _print_notices(ws, spec.id, result["feed_version"], console, limit=5)
         except Exception as exc:  # one clear line per problem, never a traceback
-            failed += 1
+            failed.append(spec.id)
             _fail(console, spec.id, exc)
+    if failed and len(specs) > 1:  # the feeds after a failure still ran; say at the end which did not
+        console.print(f"error: {len(failed)} of {len(specs)} feeds failed: {', '.join(failed)}", markup=False)
     # 2 when a feed could not be run; 1 when a new version was blocked by its policy (cron and CI notice it)
     return EXIT_PROBLEM if failed else EXIT_BLOCKED if blocked else 0
 

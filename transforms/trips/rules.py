@@ -32,7 +32,8 @@ RULES: list[Rule] = [
          ("record",), sql=lambda ctx: "_rejected IS NOT NULL"),
     Rule("missing_pickup_time", ERROR, "The pickup time is empty or cannot be read with the spec's timestamp format, so the trip cannot be placed in time.",
          ("pickup_time",), sql=lambda ctx: "pickup_time_utc IS NULL",
-         fix="Check time.format / time.epoch in the trips spec against the file's timestamps."),
+         fix="Check time.format / time.epoch (time.date_format / time.time_of_day_format for a date and a time of day in two "
+             "columns) in the trips spec against the file's timestamps."),
     Rule("dropoff_before_pickup", ERROR, "The dropoff time is earlier than the pickup time: at least one of the two is wrong.",
          ("pickup_time", "dropoff_time"), sql=lambda ctx: "dropoff_time_utc < pickup_time_utc",
          fix="Check that columns.pickup_time and columns.dropoff_time are not swapped and that time.format reads both."),

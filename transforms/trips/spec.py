@@ -208,6 +208,10 @@ def check_trips(section: object, *, where: str) -> tuple[TripOptions | None, lis
     header_row = section.get("header_row")
     if isinstance(header_row, str) and header_row != "auto":
         bad("header_row", f"{header_row!r}; give the line number of the header (1 = the first line) or auto")
+    if fmt in ("parquet", "json", "jsonl", "avro", "mds"):
+        for key in ("header_row", "footer_rows"):
+            if section.get(key) is not None:
+                bad(key, f"applies to csv and xlsx files only; {fmt} records name their fields, so remove it")
     exclude = section.get("exclude") or {}
     for k in sorted(exclude):
         if k not in EXCLUDE_FIELDS:

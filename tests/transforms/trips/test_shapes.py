@@ -205,3 +205,9 @@ def test_a_zone_layer_with_points_or_zone_ids_is_accepted():
         _, problems = check_trips({"files": ["*.csv"], "zones": {"layer": "z"}, "columns": {"pickup_time": "ts", **cols}},
                                   where="t.yml")
         assert problems == []
+
+
+def test_header_row_on_a_format_without_lines_is_a_spec_error():
+    _, problems = check_trips({"files": ["*.jsonl"], "format": "jsonl", "header_row": 2, "columns": {"pickup_time": "ts"}},
+                              where="t.yml")
+    assert problems == ["t.yml: trips.header_row: applies to csv and xlsx files only; jsonl records name their fields, so remove it"]

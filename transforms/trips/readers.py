@@ -117,8 +117,7 @@ def inspect(path: Path, *, root: Path, opts: TripOptions, encoding: str | None, 
     if not first.strip():
         raise InputError(f"{sf.label}: the file is empty (no header line)")
     scan = max(HEADER_SCAN_ROWS, opts.header_row if isinstance(opts.header_row, int) else 0)
-    with open(sf.read_path, encoding="utf-8", newline="") as fh:
-        head = [[v for v in r] for _, r in zip(range(scan), _records_of(csv.reader(fh), sf.label))]
+    head = _head_records(sf.read_path, scan) or [next(csv.reader(io.StringIO(first)))]
     idx = header_index(head, opts, label=sf.label)
     names, renamed = unique_names(head[idx], label=sf.label, line=idx + 1)
     sf.notices.extend(renamed)
@@ -130,6 +129,22 @@ def inspect(path: Path, *, root: Path, opts: TripOptions, encoding: str | None, 
         sf.rejected = [(row - idx, why, raw) for row, why, raw in sf.rejected if row > idx]
     sf.header = tuple(names)
     return sf
+
+
+def _head_records(path: Path, n: int) -> list[list[str]]:
+    """Return the first ``n`` records of a UTF-8 CSV, or those before the first one the csv module cannot read
+    (a later reader, more lenient, reports or reads it)."""
+    out: list[list[str]] = []
+    with open(path, encoding="utf-8", newline="") as fh:
+        reader = csv.reader(fh)
+        try:
+            for rec in reader:
+                out.append(rec)
+                if len(out) >= n:
+                    break
+        except csv.Error:
+            pass
+    return out
 
 
 def spec_names(opts: TripOptions) -> list[str]:

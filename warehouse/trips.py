@@ -295,6 +295,8 @@ def build_marts(con: duckdb.DuckDBPyConnection, source_id: str, *, calendar: Cal
     _holidays(con, source_id, country, days=None if calendar is None else calendar(country))
     trips_section = json.loads(spec_json or "{}").get("trips") or {}
     weighted = "trip_count" in (trips_section.get("columns") or {})
+    # a file with dates but no time of day (e.g. one row per base per day) has no hour: not hour 0
+    hour = "NULL::INTEGER" if _date_only(trips_section) else "hour(pickup_time_local)"
 
     def mean(col: str) -> str:
         return _wavg(col) if weighted else f"avg({col})"
@@ -308,7 +310,7 @@ def build_marts(con: duckdb.DuckDBPyConnection, source_id: str, *, calendar: Cal
     con.execute("DELETE FROM marts.trips_by_zone_hour WHERE source_id = ?", [source_id])
     con.execute(
         f"INSERT INTO marts.trips_by_zone_hour SELECT source_id, mode, zone_layer, pickup_zone, pickup_municipality, month, {day_type}, "
-        f"hour(pickup_time_local), sum(trip_count), sum(passengers), {mean('distance_km')}, {mean('duration_s')}, "
+        f"{hour}, sum(trip_count), sum(passengers), {mean('distance_km')}, {mean('duration_s')}, "
         f"sum(total_amount) FILTER (WHERE total_amount >= 0), any_value(currency) "
         f"FROM trips.fct_trips WHERE source_id = ? GROUP BY ALL", [source_id])
     con.execute(
@@ -322,6 +324,12 @@ def build_marts(con: duckdb.DuckDBPyConnection, source_id: str, *, calendar: Cal
         "WHERE source_id = ? GROUP BY ALL",
         [source_id])
     _transit_gap(con, source_id, trips_section)
+
+
+def _date_only(trips_section: dict) -> bool:
+    """Return True if the source's pickups have a date but no time of day (columns.pickup_date without pickup_time_of_day)."""
+    cols = trips_section.get("columns") or {}
+    return "pickup_date" in cols and "pickup_time_of_day" not in cols
 
 
 def _wavg(col: str) -> str:
@@ -377,9 +385,12 @@ def _transit_gap(con, source_id: str, trips_section: dict) -> None:
                                     "pd": pa.array(pd_), "dd": pa.array(dd_)}))
     tod = "(hour(f.pickup_time_local) * 3600 + minute(f.pickup_time_local) * 60 + second(f.pickup_time_local))"
     inside = f"({tod} BETWEEN {int(first_s)} AND {int(last_s)} OR {tod} + 86400 BETWEEN {int(first_s)} AND {int(last_s)})"
+    hour = "hour(f.pickup_time_local)"
+    if _date_only(trips_section):  # no time of day: the service hours cannot be compared, only the distance
+        inside, hour = "true", "NULL::INTEGER"
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE _gap AS SELECT f.source_id, {lit(feed)} AS gtfs_feed_id, f.source_file, f.source_row, f.mode, "
-        f"coalesce(f.pickup_municipality, f.dropoff_municipality) AS municipality, f.month, hour(f.pickup_time_local) AS hour, "
+        f"coalesce(f.pickup_municipality, f.dropoff_municipality) AS municipality, f.month, {hour} AS hour, "
         f"f.pickup_zone, f.dropoff_zone, f.trip_count AS n, CASE WHEN isnan(d.pd) THEN NULL ELSE d.pd END AS pd, "
         f"CASE WHEN isnan(d.dd) THEN NULL ELSE d.dd END AS dd, "
         f"(coalesce(d.pd > {max_m}, false) OR coalesce(d.dd > {max_m}, false)) AS far, NOT {inside} AS outside "

@@ -408,7 +408,7 @@ def _render(path: Path, fmt: str, sheet: str | None, header_line: int | None, fo
         if c.field:
             out.append(f"    {c.field}: {_q(c.name)}  # {c.why}; {_describe(c)}")
     if "pickup_date" in by_field and "pickup_time_of_day" not in by_field:
-        out.append("    # no time-of-day column: pickups are placed at midnight of their date (hour 0 in the marts)")
+        out.append("    # no time-of-day column: pickups are at midnight of their date; the marts leave the hour empty")
     status = by_field.get("status")
     if status is not None:
         counts = Counter(v.strip() for v in status.values)

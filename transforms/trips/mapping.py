@@ -6,6 +6,11 @@ spec covers several naming conventions of the same operator. Units are converted
 (text formats, or epoch seconds/milliseconds) and placed on both clocks (UTC and local) from the
 spec's time zone, and code lists are applied (a code missing from the list is kept as
 ``unknown:<code>`` and flagged by a rule). Casts happen only here, in staging.
+
+A pickup may also be a date column plus a time-of-day column (24 h or 12 h with AM/PM); numbers
+are read with thousands separators and surrounding spaces, '-' and blanks as empty; an aggregate
+row's ``trip_count`` says how many trips it stands for; a row whose value ``trips.exclude`` lists
+carries ``_excluded`` ('field, column, value'), so staging counts it apart instead of as a trip.
 """
 
 from __future__ import annotations
@@ -162,6 +167,7 @@ def select_sql(table: str, columns: list[str], opts: TripOptions, *, timezone: s
     if opts.provider_by_file:
         whens = " ".join(f"WHEN _file GLOB {lit(g)} THEN {lit(v)}" for g, v in opts.provider_by_file.items())
         provider = f"CASE {whens} ELSE {provider} END"
+
     def text(fld: str) -> str:
         c = col(fld)
         return "NULL::VARCHAR" if c is None else f"NULLIF(trim({c}), '')"

@@ -71,3 +71,31 @@ def test_a_count_column_missing_from_the_file_stops_the_source_saying_which_key_
     msg = str(exc.value)
     assert msg.startswith("daily_2026-04.csv: line 2: none of the columns trips (trips.columns.trip_count) is in the header")
     assert "it has: base, day, dispatched, status" in msg
+
+
+def test_a_warehouse_and_lake_from_before_trip_count_count_one_trip_per_row(ws, tmp_path):
+    import pyarrow.parquet as pq
+
+    from noriba.trips_pipeline import run_trips
+    from warehouse.trips import publish_trips
+
+    run_trips(_spec(tmp_path), ws, specs={})
+    new = ("trip_count", "pickup_address", "dropoff_address")
+    for part in (ws.lake / "trips_fct_trips" / "source_id=agg").glob("month=*/*.parquet"):  # lake files written before
+        t = pq.read_table(part)
+        pq.write_table(t.drop_columns([c for c in new if c in t.column_names]), part)
+    files = ws.lake / "trips_files" / "source_id=agg" / "part-0.parquet"
+    pq.write_table(pq.read_table(files).drop_columns(["excluded"]), files)
+    con = duckdb.connect(str(ws.warehouse))
+    con.execute("DROP TABLE marts.trips_by_zone_hour")
+    for c in new:
+        con.execute(f"ALTER TABLE trips.fct_trips DROP COLUMN {c}")
+    con.execute("ALTER TABLE trips.source_files DROP COLUMN excluded")
+    con.close()
+    publish_trips(ws, "agg")
+    con = duckdb.connect(str(ws.warehouse), read_only=True)
+    try:
+        assert con.sql("SELECT sum(trip_count), count(*) FROM trips.fct_trips WHERE source_id = 'agg'").fetchall() == [(4, 4)]
+        assert con.sql("SELECT excluded FROM trips.source_files WHERE source_id = 'agg'").fetchall() == [(0,)]
+    finally:
+        con.close()

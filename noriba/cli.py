@@ -608,11 +608,16 @@ def _run_trips(args, *, ids: list[str] | None = None, tags: tuple[str, ...] = ()
     from noriba.trips_pipeline import run_all
     from noriba.workspace import Workspace
 
+    from noriba.trips_pipeline import SourcesFailed
+
     ws = Workspace.from_env(args.home)
     console = _console()
+    failed: list[str] = []
     try:
         with _Progress(getattr(args, "quiet", False)) as progress:
             results = run_all(ws, ids=ids, tags=tags, progress=progress, export=not getattr(args, "no_export", False))
+    except SourcesFailed as exc:  # one source failing did not stop the others: each is listed, the run exits non-zero
+        results, failed = exc.results, exc.failed
     except SpecError as exc:
         for line in exc.problems:
             console.print(f"error: {line}", markup=False)
@@ -621,9 +626,16 @@ def _run_trips(args, *, ids: list[str] | None = None, tags: tuple[str, ...] = ()
         _fail(console, "trips", exc)
         return EXIT_PROBLEM
     for r in results:
+        if r.get("status") == "failed":
+            _fail(console, r["feed_id"], r["exception"])
+            continue
         console.print(r["message"], markup=False)
         for path in (r.get("exports") or {}).values():
             console.print(f"  export: {path}", markup=False)
+    if failed:
+        console.print(f"error: trips: {len(failed)} of {len(results)} sources failed: {', '.join(failed)} "
+                      f"(the others ran)", markup=False)
+        return EXIT_PROBLEM
     return 0
 
 

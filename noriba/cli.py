@@ -614,9 +614,46 @@ def _demo_outputs(args, ws, specs) -> tuple[str | None, list[str]]:
         return None, reports
 
 
+def cmd_publish(args) -> int:
+    """Publish the lake's complete versions (all feeds, or those named) that this machine's warehouse lacks.
+
+    With NORIBA_HOME on object storage this is how a second machine builds its warehouse from the lake as stored.
+    """
+    from noriba import storage
+    from noriba.pipeline import META_TABLE, lake_versions, publish_step
+    from noriba.workspace import Workspace, safe_id
+
+    ws = Workspace.from_env(args.home).ensure()
+    console = _console()
+    for fid in args.feed_ids:
+        safe_id(fid)
+        storage.pull(ws, ws.lake / META_TABLE / f"feed_id={fid}")
+    if not args.feed_ids:
+        storage.pull(ws, ws.lake / META_TABLE)
+    versions = [(f, v) for f, v in lake_versions(ws) if not args.feed_ids or f in args.feed_ids]
+    missing = sorted(set(args.feed_ids) - {f for f, _ in versions})
+    if missing:
+        console.print(f"error: no version of {', '.join(missing)} in the lake at {ws.location}/lake", markup=False)
+        return EXIT_PROBLEM
+    for fid, ver in versions:
+        out = publish_step(ws, {"feed_id": fid, "feed_version": ver, "unchanged": True})
+        rows = sum(out.get("published", {}).values())
+        console.print(f"{fid}: version {ver} " + ("already published" if out["status"] == "unchanged" else f"published ({rows:,} rows)"),
+                      markup=False)
+    return 0
+
+
+def _sync_up(args) -> None:
+    """With NORIBA_HOME on object storage, send what a command wrote outside the pipeline's steps (trips, reports, the catalog)."""
+    from noriba import storage
+    from noriba.workspace import Workspace
+
+    storage.sync_up(Workspace.from_env(args.home))
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="noriba", description="Noriba (乗り場): receive, validate, store and export transport data.")
-    p.add_argument("--home", help="workspace folder (default $NORIBA_HOME or ./noriba-data)")
+    p.add_argument("--home", help="workspace folder, or an s3:// or gs:// URL (default $NORIBA_HOME or ./noriba-data)")
     sub = p.add_subparsers(dest="command", required=True)
 
     def common(sp):
@@ -679,6 +716,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--verbose", action="store_true", help="log every request")
     sp = sub.add_parser("demo", help="build the demo region offline from the project's own inputs")
     common(sp)
+    sp = sub.add_parser("publish", help="publish the lake's versions (all feeds, or those named) that this machine's warehouse "
+                        "lacks; with NORIBA_HOME on object storage, from the lake as stored")
+    sp.add_argument("feed_ids", nargs="*", metavar="FEED", help="feed ids (default: all in the lake)")
     return p
 
 
@@ -713,12 +753,13 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_export_specs(args)
         if args.command == "serve":
             return cmd_serve(args)
-        if args.command == "municipality":
-            return cmd_municipality(args)
-        if args.command == "demo":
-            return cmd_demo(args)
-        if args.command == "trips":
-            return _run_trips(args, ids=args.feed_ids or None)
+        if args.command == "publish":
+            return cmd_publish(args)
+        if args.command in ("municipality", "demo", "trips"):
+            rc = (cmd_municipality(args) if args.command == "municipality" else cmd_demo(args) if args.command == "demo"
+                  else _run_trips(args, ids=args.feed_ids or None))
+            _sync_up(args)
+            return rc
     except KeyboardInterrupt:
         _console().print("interrupted")
         return 130

@@ -615,12 +615,13 @@ def _demo_outputs(args, ws, specs) -> tuple[str | None, list[str]]:
 
 
 def cmd_publish(args) -> int:
-    """Publish the lake's complete versions (all feeds, or those named) that this machine's warehouse lacks.
+    """Publish the lake's complete versions (all feeds, or those named) that this machine's warehouse lacks, with their
+    data contracts (unless --no-contracts); exports are left as they are.
 
     With NORIBA_HOME on object storage this is how a second machine builds its warehouse from the lake as stored.
     """
     from noriba import storage
-    from noriba.pipeline import META_TABLE, lake_versions, publish_step
+    from noriba.pipeline import META_TABLE, contracts_step, lake_versions, publish_step, unfinished_steps
     from noriba.workspace import Workspace, safe_id
 
     ws = Workspace.from_env(args.home).ensure()
@@ -638,8 +639,11 @@ def cmd_publish(args) -> int:
     for fid, ver in versions:
         out = publish_step(ws, {"feed_id": fid, "feed_version": ver, "unchanged": True})
         rows = sum(out.get("published", {}).values())
-        console.print(f"{fid}: version {ver} " + ("already published" if out["status"] == "unchanged" else f"published ({rows:,} rows)"),
-                      markup=False)
+        done = "already published" if out["status"] == "unchanged" else f"published ({rows:,} rows)"
+        if not args.no_contracts and unfinished_steps(ws, fid, ver, export=False):
+            contracts_step(ws, {**out, "status": "published"})
+            done += ", data contracts checked"
+        console.print(f"{fid}: version {ver} {done}", markup=False)
     return 0
 
 
@@ -719,6 +723,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("publish", help="publish the lake's versions (all feeds, or those named) that this machine's warehouse "
                         "lacks; with NORIBA_HOME on object storage, from the lake as stored")
     sp.add_argument("feed_ids", nargs="*", metavar="FEED", help="feed ids (default: all in the lake)")
+    sp.add_argument("--no-contracts", action="store_true", help="skip the data contracts (they only report)")
     return p
 
 

@@ -9,6 +9,10 @@ its own left, and a version's steps are known done from what they leave: the lak
 ``meta_feed_versions`` (written last), the warehouse row ``meta.feed_versions`` (one transaction),
 the version's rows in ``quality.expectation_results`` and the export zip (renamed last). A rerun
 whose input is unchanged finishes the steps that are not done.
+
+With NORIBA_HOME on object storage (noriba/storage.py) the steps also pull what they read from the
+store and push what they write (raw archive, lake partitions with the meta partition last, exports);
+on a local home those calls return at once.
 """
 
 from __future__ import annotations

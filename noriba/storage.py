@@ -367,7 +367,7 @@ def pull_version(ws: "Workspace", feed_id: str, feed_version: str) -> int:
             pafs.FileSelector(ws.remote.key("lake"), recursive=False, allow_not_found=True)) if i.type == pafs.FileType.Directory]
     except OSError as exc:
         raise _store_error(ws, "list lake", exc) from None
-    parts = [p for p in _version_parts(ws, [t for t in tables if not unsafe_reason(t) and not t.startswith(".")], feed_id, feed_version)]
+    parts = _version_parts(ws, [t for t in tables if not unsafe_reason(t) and not t.startswith(".")], feed_id, feed_version)
     keys = [ws.remote.key(_rel(ws, p)) for p in parts]
     got = 0
     for local, key, info in zip(parts, keys, _infos(ws, keys)):

@@ -383,6 +383,8 @@ def cmd_export(args) -> int:
     from noriba.policy import blocking_reason
     from warehouse.export import ExportRefused
 
+    from noriba import storage
+
     ws = Workspace.from_env(args.home)
     console = _console()
     if args.version and len(args.feed_ids) != 1:
@@ -400,6 +402,7 @@ def cmd_export(args) -> int:
         version = args.version or f["latest_version"]
         if version is None:  # every version of the feed was blocked: name what blocks the newest
             version = f["newest_version"]
+        storage.pull_version(ws, f["feed_id"], version)  # NORIBA_HOME on object storage: the lake as stored
         if not ws.lake_partition("meta_feed_versions", f["feed_id"], version).exists():
             console.print(f"error: {f['feed_id']}: no version {version} in the lake", markup=False)
             return EXIT_PROBLEM
@@ -492,6 +495,13 @@ def cmd_municipality(args) -> int:
     from warehouse.municipality_report import build_report, write_pdf
 
     ws = Workspace.from_env(args.home).ensure()
+    if ws.remote is not None:  # NORIBA_HOME on object storage: the latest versions as stored
+        from noriba import storage
+        from warehouse.versions import latest_versions
+
+        storage.pull(ws, ws.lake / storage.META_TABLE)
+        for fid, meta in latest_versions(ws).items():
+            storage.pull_version(ws, fid, meta["feed_version"])
     try:
         r = build_report(ws, municipality=args.municipality, feed_ids=args.feed or None,
                          population=Path(args.population) if args.population else None)

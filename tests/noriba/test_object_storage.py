@@ -140,6 +140,12 @@ def test_second_machine_publishes_the_same_warehouse_from_the_bucket(runs):
     assert warehouse_checksums(runs["base"] / "cache-b" / "noriba.duckdb") == warehouse_checksums(runs["local"] / "noriba.duckdb")
     again = noriba("publish", env=env)
     assert again.returncode == 0 and (again.stdout + again.stderr).count("already published") == len(FEEDS), again.stderr
+    export = noriba("export", "tosen", env=env)  # re-export on the second machine: from the lake as stored, into the bucket
+    assert export.returncode == 0, export.stdout + export.stderr
+    built = list((runs["base"] / "cache-b" / "exports" / "gtfs" / "tosen").glob("tosen_*.zip"))
+    assert len(built) == 1
+    stored = _objects(runs["endpoint"])[f"home/exports/gtfs/tosen/{built[0].name}"]
+    assert stored == (built[0].stat().st_size, built[0].stat().st_mtime_ns), "the re-export was not sent to the bucket"
 
 
 def test_second_machine_running_the_same_feeds_sends_nothing_new_to_the_lake(runs):

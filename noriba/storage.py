@@ -125,11 +125,14 @@ def _filesystem(remote: Remote):
 
     env = os.environ
     if remote.scheme == "gs":
+        from datetime import timedelta
+
+        opts = {"retry_time_limit": timedelta(seconds=30)}  # the default retries for many minutes before failing
         emulator = env.get("STORAGE_EMULATOR_HOST")
         if emulator:
             split = urlsplit(emulator if "://" in emulator else f"http://{emulator}")
-            return pafs.GcsFileSystem(anonymous=True, endpoint_override=split.netloc, scheme=split.scheme or "http")
-        return pafs.GcsFileSystem()  # Google's application default credentials
+            return pafs.GcsFileSystem(anonymous=True, endpoint_override=split.netloc, scheme=split.scheme or "http", **opts)
+        return pafs.GcsFileSystem(**opts)  # Google's application default credentials
     if not any(env.get(v) for v in _AWS_CREDENTIALS):
         raise StorageError(f"NORIBA_HOME={remote.url}: no credentials for the object store; set AWS_ACCESS_KEY_ID and "
                            "AWS_SECRET_ACCESS_KEY (or AWS_PROFILE), and AWS_ENDPOINT_URL for a store other than AWS S3")
@@ -168,8 +171,9 @@ def check(remote: Remote) -> None:
     try:
         info = remote.fs.get_file_info(remote.bucket)
     except OSError as exc:
+        hint = "AWS_ENDPOINT_URL" if remote.scheme == "s3" else "STORAGE_EMULATOR_HOST or GOOGLE_APPLICATION_CREDENTIALS"
         raise StorageError(f"NORIBA_HOME={remote.url}: the object store did not answer ({_why(exc)}); "
-                           "check AWS_ENDPOINT_URL, the credentials and the network") from None
+                           f"check {hint}, the credentials and the network") from None
     if info.type == pafs.FileType.NotFound:
         raise StorageError(f"NORIBA_HOME={remote.url}: there is no bucket {remote.bucket} (or these credentials may not see it); "
                            "create it or give an existing one")

@@ -386,6 +386,8 @@ def cmd_export(args) -> int:
     from noriba.policy import blocking_reason
     from warehouse.export import ExportRefused
 
+    from noriba import storage
+
     ws = Workspace.from_env(args.home)
     console = _console()
     if args.version and len(args.feed_ids) != 1:
@@ -403,6 +405,7 @@ def cmd_export(args) -> int:
         version = args.version or f["latest_version"]
         if version is None:  # every version of the feed was blocked: name what blocks the newest
             version = f["newest_version"]
+        storage.pull_version(ws, f["feed_id"], version)  # NORIBA_HOME on object storage: the lake as stored
         if not ws.lake_partition("meta_feed_versions", f["feed_id"], version).exists():
             console.print(f"error: {f['feed_id']}: no version {version} in the lake", markup=False)
             return EXIT_PROBLEM
@@ -495,6 +498,13 @@ def cmd_municipality(args) -> int:
     from warehouse.municipality_report import build_report, write_pdf
 
     ws = Workspace.from_env(args.home).ensure()
+    if ws.remote is not None:  # NORIBA_HOME on object storage: the latest versions as stored
+        from noriba import storage
+        from warehouse.versions import latest_versions
+
+        storage.pull(ws, ws.lake / storage.META_TABLE)
+        for fid, meta in latest_versions(ws).items():
+            storage.pull_version(ws, fid, meta["feed_version"])
     try:
         r = build_report(ws, municipality=args.municipality, feed_ids=args.feed or None,
                          population=Path(args.population) if args.population else None)
@@ -663,9 +673,50 @@ def _demo_outputs(args, ws, specs) -> tuple[str | None, list[str]]:
         return None, reports
 
 
+def cmd_publish(args) -> int:
+    """Publish the lake's complete versions (all feeds, or those named) that this machine's warehouse lacks, with their
+    data contracts (unless --no-contracts); exports are left as they are.
+
+    With NORIBA_HOME on object storage this is how a second machine builds its warehouse from the lake as stored.
+    """
+    from noriba import storage
+    from noriba.pipeline import META_TABLE, contracts_step, lake_versions, publish_step, unfinished_steps
+    from noriba.workspace import Workspace, safe_id
+
+    ws = Workspace.from_env(args.home).ensure()
+    console = _console()
+    for fid in args.feed_ids:
+        safe_id(fid)
+        storage.pull(ws, ws.lake / META_TABLE / f"feed_id={fid}")
+    if not args.feed_ids:
+        storage.pull(ws, ws.lake / META_TABLE)
+    versions = [(f, v) for f, v in lake_versions(ws) if not args.feed_ids or f in args.feed_ids]
+    missing = sorted(set(args.feed_ids) - {f for f, _ in versions})
+    if missing:
+        console.print(f"error: no version of {', '.join(missing)} in the lake at {ws.location}/lake", markup=False)
+        return EXIT_PROBLEM
+    for fid, ver in versions:
+        out = publish_step(ws, {"feed_id": fid, "feed_version": ver, "unchanged": True})
+        rows = sum(out.get("published", {}).values())
+        done = "already published" if out["status"] == "unchanged" else f"published ({rows:,} rows)"
+        if not args.no_contracts and unfinished_steps(ws, fid, ver, export=False):
+            contracts_step(ws, {**out, "status": "published"})
+            done += ", data contracts checked"
+        console.print(f"{fid}: version {ver} {done}", markup=False)
+    return 0
+
+
+def _sync_up(args) -> None:
+    """With NORIBA_HOME on object storage, send what a command wrote outside the pipeline's steps (trips, reports, the catalog)."""
+    from noriba import storage
+    from noriba.workspace import Workspace
+
+    storage.sync_up(Workspace.from_env(args.home))
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="noriba", description="Noriba (乗り場): receive, validate, store and export transport data.")
-    p.add_argument("--home", help="workspace folder (default $NORIBA_HOME or ./noriba-data)")
+    p.add_argument("--home", help="workspace folder, or an s3:// or gs:// URL (default $NORIBA_HOME or ./noriba-data)")
     sub = p.add_subparsers(dest="command", required=True)
 
     def common(sp):
@@ -735,6 +786,10 @@ def build_parser() -> argparse.ArgumentParser:
     ssp.add_argument("path", metavar="PATH", help="a workbook (.xls, .xlsx) or a trip file (.csv, .tsv, .json, .parquet, .xlsx)")
     ssp.add_argument("--kind", choices=("timetable", "trips"),
                      help="what the file is (default: a workbook with a grid of times is a timetable, anything else trips)")
+    sp = sub.add_parser("publish", help="publish the lake's versions (all feeds, or those named) that this machine's warehouse "
+                        "lacks; with NORIBA_HOME on object storage, from the lake as stored")
+    sp.add_argument("feed_ids", nargs="*", metavar="FEED", help="feed ids (default: all in the lake)")
+    sp.add_argument("--no-contracts", action="store_true", help="skip the data contracts (they only report)")
     return p
 
 
@@ -769,12 +824,13 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_export_specs(args)
         if args.command == "serve":
             return cmd_serve(args)
-        if args.command == "municipality":
-            return cmd_municipality(args)
-        if args.command == "demo":
-            return cmd_demo(args)
-        if args.command == "trips":
-            return _run_trips(args, ids=args.feed_ids or None)
+        if args.command == "publish":
+            return cmd_publish(args)
+        if args.command in ("municipality", "demo", "trips"):
+            rc = (cmd_municipality(args) if args.command == "municipality" else cmd_demo(args) if args.command == "demo"
+                  else _run_trips(args, ids=args.feed_ids or None))
+            _sync_up(args)
+            return rc
         if args.command == "spec":
             return cmd_spec_suggest(args)
     except KeyboardInterrupt:

@@ -1,0 +1,418 @@
+"""GBFS steps: ingest a folder of captured snapshots, poll a live system respecting ``ttl``, publish, export.
+
+``noriba gbfs ingest PATH --feed ID`` reads any folder of GBFS JSON files (whatever poller wrote
+it: file kinds come from names or contents, transforms/gbfs/discover.py). ``noriba gbfs fetch FEED``
+follows the spec's ``gbfs.json`` and downloads each listed file when its ``ttl`` has run out (never
+more often than ``gbfs.min_interval_s``), with the bounded-download rules of noriba/fetch.py.
+
+Every file is archived as received under ``raw/<feed_id>/<sha256>.json``. A file already ingested
+(same sha256) is skipped, so re-ingesting a folder, or a poll that brings nothing new, does nothing.
+New files form one batch in the lake (``lake/gbfs_<table>/feed_id=<id>/batch=<id>.parquet``,
+``gbfs_batches`` written last); the feed is then published whole (warehouse/gbfs.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from noriba.specs import FeedSpec
+from noriba.workspace import Workspace, safe_id
+from transforms.adapters import InputError, Progress
+from transforms.gbfs.discover import POLLED, parse_discovery
+from transforms.gbfs.parse import SnapshotReader, sort_key
+from transforms.gbfs.spec import GbfsOptions, gbfs_options
+from transforms.notices import NOTICE_SCHEMA, QUARANTINE_SCHEMA
+from transforms.paths import folder_files
+from warehouse.runstate import feed_lock, sweep
+
+#: Largest single GBFS file read from a folder when the spec gives no source.max_bytes (a big free-floating system is a few MB).
+DEFAULT_MAX_FILE_BYTES = 256 << 20
+#: Notices kept per code in one batch (the counts are kept whole in the batch's meta).
+SAMPLES_PER_CODE = 200
+VERSION_LENGTH = 16
+
+
+def _say(progress: Progress | None, msg: str) -> None:
+    if progress:
+        progress(msg)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _lake_dir(ws: Workspace, table: str, feed_id: str) -> Path:
+    return ws.lake / f"gbfs_{table}" / f"feed_id={feed_id}"
+
+
+def _write(table: pa.Table, dest: Path) -> None:
+    """Write ``table`` to ``dest`` atomically (a temporary file beside it, then a rename)."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.tmp-{uuid.uuid4().hex[:6]}")
+    pq.write_table(table, tmp)
+    os.replace(tmp, dest)
+
+
+def known_state(ws: Workspace, feed_id: str) -> dict:
+    """Return what earlier batches of the feed hold: file hashes, station ids, vehicle type ids, whether system_information came."""
+    from warehouse.gbfs import batch_files, lake_paths
+
+    batches = batch_files(ws, feed_id)
+    out = {"sha256": set(), "station_ids": set(), "vehicle_type_ids": None, "system_information": False, "batches": batches,
+           "meta": []}
+    for table, col in (("files", "sha256"), ("station_information", "station_id"), ("vehicle_types", "vehicle_type_id")):
+        paths = lake_paths(ws, table, feed_id, batches)
+        if not paths:
+            continue
+        values = set(pq.read_table(paths, columns=[col]).column(col).to_pylist()) if paths else set()
+        key = {"files": "sha256", "station_information": "station_ids", "vehicle_types": "vehicle_type_ids"}[table]
+        out[key] = values
+    out["system_information"] = bool(lake_paths(ws, "system_information", feed_id, batches))
+    for b in batches:
+        out["meta"].append(pq.read_table(_lake_dir(ws, "batches", feed_id) / f"batch={b}.parquet").to_pylist()[0])
+    return out
+
+
+def _read_limited(path: Path, max_bytes: int) -> bytes:
+    size = path.stat().st_size
+    if size > max_bytes:
+        raise InputError(f"{path}: {size:,} bytes, larger than source.max_bytes={max_bytes:,}; nothing was kept. "
+                         "If a GBFS file really is this big, raise source.max_bytes in the spec")
+    with open(path, "rb") as fh:
+        data = fh.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise InputError(f"{path}: grew past source.max_bytes={max_bytes:,} while it was read; nothing was kept")
+    return data
+
+
+def _archive_bytes(folder: Path, data: bytes, sha: str) -> Path:
+    """Return raw/<feed>/<sha256>.json after writing ``data`` there (once per content, read-only, atomically)."""
+    target = folder / f"{sha}.json"
+    if not target.exists():
+        tmp = folder / f".incoming-{uuid.uuid4().hex[:12]}.tmp"
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+        os.chmod(tmp, 0o444)
+        os.replace(tmp, target)
+    return target
+
+
+def snapshot_files(path: Path, *, feed_id: str) -> list[tuple[str, Path]]:
+    """Return (name, file) of the JSON files of a snapshot folder (or the one file), in reading order.
+
+    Hidden files and files not ending in .json are left out. If an entry is unsafe (a link leading
+    out of the folder, a device), raise InputError naming it.
+    """
+    if not path.exists():
+        raise InputError(f"{path}: no such file or folder (feed '{feed_id}')")
+    if path.is_file():
+        return [(path.name, path)]
+    found, refused = folder_files(path)
+    if refused:
+        name, why = refused[0]
+        raise InputError(f"{path / name}: {why} (feed '{feed_id}'); put the snapshot files themselves in the folder")
+    files = [(n, p) for n, p in found.items() if n.lower().endswith(".json")]
+    return sorted(files, key=lambda x: sort_key(x[0]))
+
+
+def ingest(ws: Workspace, feed_id: str, path: Path, *, spec: FeedSpec | None = None, timezone_name: str | None = None,
+           progress: Progress | None = None, export: bool = True) -> dict:
+    """Return what ingesting a snapshot folder (or one file) did: new files archived, read, checked, in the lake, published."""
+    safe_id(feed_id)
+    ws.ensure()
+    opts = gbfs_options(spec) if spec is not None else GbfsOptions()
+    max_bytes = min(spec.source.max_bytes, DEFAULT_MAX_FILE_BYTES) if spec is not None else DEFAULT_MAX_FILE_BYTES
+    files = snapshot_files(path, feed_id=feed_id)
+    if not files:
+        raise InputError(f"{path}: no .json file to read (feed '{feed_id}'); give the folder a poller wrote GBFS snapshots into")
+    _say(progress, f"{feed_id}: reading {len(files):,} GBFS file(s) from {path}")
+    with feed_lock(ws, feed_id):
+        items = ((name, _read_limited(p, max_bytes)) for name, p in files)
+        return _ingest_items(ws, feed_id, items, source=str(path), opts=opts, spec=spec, timezone_name=timezone_name,
+                             progress=progress, export=export)
+
+
+def _ingest_items(ws: Workspace, feed_id: str, items, *, source: str, opts: GbfsOptions, spec: FeedSpec | None,
+                  timezone_name: str | None, progress: Progress | None, export: bool) -> dict:
+    """Return the result of one batch: the new files of ``items`` ((name, bytes) in reading order). Call under the feed's lock."""
+    sweep(ws.staging / f"gbfs-{feed_id}", "*")
+    for table in ("batches", *_TABLE_NAMES):
+        sweep(_lake_dir(ws, table, feed_id), ".batch=*.tmp-*")
+    state = known_state(ws, feed_id)
+    raw = ws.raw_dir(feed_id)
+    raw.mkdir(parents=True, exist_ok=True)
+    reader = SnapshotReader(opts, known_station_ids=state["station_ids"], known_vehicle_type_ids=state["vehicle_type_ids"],
+                            has_system_information=state["system_information"])
+    seen = set(state["sha256"])
+    new: list[tuple[str, str]] = []
+    skipped = 0
+    pool = ThreadPoolExecutor(max_workers=2)  # archive writes overlap the parsing (file writes release the GIL)
+    writes = []
+    for name, data in items:
+        sha = hashlib.sha256(data).hexdigest()
+        if sha in seen:
+            skipped += 1
+            continue
+        seen.add(sha)
+        writes.append(pool.submit(_archive_bytes, raw, data, sha))
+        reader.add(name, data, sha256=sha)
+        new.append((name, sha))
+    for w in writes:
+        w.result()
+    pool.shutdown()
+    if not new:
+        meta = _feed_meta(state["meta"])
+        return {"feed_id": feed_id, "status": "unchanged", "feed_version": meta.get("feed_version"), "skipped": skipped,
+                "message": f"{feed_id}: no new GBFS file ({skipped:,} already ingested); nothing to do"}
+    parsed = reader.finish()
+    tz = parsed.timezone or timezone_name or (spec.timezone if spec is not None else None) or _last_tz(state["meta"]) or "UTC"
+    zone_layer = _zone_layer(opts, ws)
+    tables = dict(parsed.tables)
+    for t in ("station_information", "vehicle_status"):
+        tables[t] = _with_zones(tables[t], zone_layer)
+    batch = hashlib.sha256("".join(f"{n}\t{s}\n" for n, s in new).encode()).hexdigest()[:VERSION_LENGTH]
+    notices, counts = _sampled_notices(parsed.findings)
+    by_sev = {"ERROR": 0, "WARNING": 0, "INFO": 0}
+    for (code, sev), n in counts.items():
+        by_sev[sev] = by_sev.get(sev, 0) + n
+    ts = [t for t in tables["files"].column("snapshot_ts").to_pylist() if t is not None]
+    meta = {"batch_id": batch, "feed_id": feed_id, "source": source, "ingested_at": _now(), "files": len(new),
+            "skipped": skipped, "rows_in": parsed.rows_in, "rows_accepted": parsed.rows_accepted,
+            "rows_quarantined": parsed.rows_quarantined, "timezone": tz, "versions": json.dumps(parsed.versions),
+            "notice_codes": json.dumps({c: n for (c, _), n in sorted(counts.items())}),
+            "errors": by_sev["ERROR"], "warnings": by_sev["WARNING"], "infos": by_sev["INFO"],
+            "first_snapshot": min(ts) if ts else None, "last_snapshot": max(ts) if ts else None,
+            "zone_layer": zone_layer.layer_id if zone_layer else None,
+            "spec": json.dumps({**(spec.metadata() if spec else {}), "gbfs": spec.options if spec else {}}, ensure_ascii=False, default=str)}
+    _say(progress, f"{feed_id}: {len(new):,} new file(s), {parsed.rows_in:,} rows; writing the lake")
+    for t, table in tables.items():
+        _write(table, _lake_dir(ws, t, feed_id) / f"batch={batch}.parquet")
+    _write(notices, _lake_dir(ws, "notices", feed_id) / f"batch={batch}.parquet")
+    _write(parsed.findings.quarantine_table(), _lake_dir(ws, "quarantine", feed_id) / f"batch={batch}.parquet")
+    _write(pa.Table.from_pylist([meta]), _lake_dir(ws, "batches", feed_id) / f"batch={batch}.parquet")  # last: the batch is complete
+    out = publish_feed(ws, feed_id, opts=opts, progress=progress)
+    out.update({"batch_id": batch, "new_files": len(new), "skipped": skipped, "batch_rows_in": parsed.rows_in,
+                "batch_rows_accepted": parsed.rows_accepted, "batch_rows_quarantined": parsed.rows_quarantined,
+                "notices": {c: n for (c, _), n in counts.items()}})
+    if export:
+        from warehouse.gbfs import export_gbfs
+
+        out["exports"] = export_gbfs(ws, feed_id)
+    out["message"] = (f"{feed_id}: version {out['feed_version']}: {len(new):,} new file(s) "
+                      f"({parsed.rows_in:,} rows in, {parsed.rows_accepted:,} accepted, {parsed.rows_quarantined:,} quarantined); "
+                      f"feed total {out['rows_in']:,} rows in")
+    return out
+
+
+_TABLE_NAMES = ("station_information", "station_status", "vehicle_status", "system_information", "vehicle_types", "files",
+                "notices", "quarantine")
+
+
+def _last_tz(metas: list[dict]) -> str | None:
+    return metas[-1].get("timezone") if metas else None
+
+
+def _feed_meta(metas: list[dict]) -> dict:
+    """Return the feed's meta row from its batches' rows: totals, notice counts summed, and the version (hash of the batches)."""
+    if not metas:
+        return {}
+    codes: dict[str, int] = {}
+    for m in metas:
+        for c, n in json.loads(m.get("notice_codes") or "{}").items():
+            codes[c] = codes.get(c, 0) + n
+    ver = hashlib.sha256("".join(m["batch_id"] for m in metas).encode()).hexdigest()[:VERSION_LENGTH]
+    firsts = [m["first_snapshot"] for m in metas if m.get("first_snapshot") is not None]
+    lasts = [m["last_snapshot"] for m in metas if m.get("last_snapshot") is not None]
+    iso = lambda t: datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="seconds") if t is not None else None  # noqa: E731
+    return {
+        "feed_version": ver, "source_sha256": ver, "source": metas[-1]["source"], "fetched_at": metas[-1]["ingested_at"],
+        "ingested_at": metas[-1]["ingested_at"], "files": json.dumps({"batches": len(metas), "files": sum(m["files"] for m in metas)}),
+        "rows_in": sum(m["rows_in"] for m in metas), "rows_accepted": sum(m["rows_accepted"] for m in metas),
+        "rows_quarantined": sum(m["rows_quarantined"] for m in metas), "errors": sum(m["errors"] for m in metas),
+        "warnings": sum(m["warnings"] for m in metas), "infos": sum(m["infos"] for m in metas),
+        "notice_codes": json.dumps(codes), "spec": metas[-1]["spec"], "timezone": metas[-1]["timezone"],
+        "first_snapshot": iso(min(firsts) if firsts else None), "last_snapshot": iso(max(lasts) if lasts else None),
+    }
+
+
+def publish_feed(ws: Workspace, feed_id: str, *, opts: GbfsOptions | None = None, progress: Progress | None = None) -> dict:
+    """Return the feed's meta after publishing all its lake batches (warehouse/gbfs.py)."""
+    from warehouse.gbfs import publish_gbfs
+
+    opts = opts or GbfsOptions()
+    meta = _feed_meta(known_state(ws, feed_id)["meta"])
+    _say(progress, f"{feed_id}: publishing version {meta['feed_version']} and the marts")
+    counts = publish_gbfs(ws, feed_id, meta=meta, max_gap_s=opts.max_gap_s)
+    return {"feed_id": feed_id, "status": "new", **meta, "published": counts}
+
+
+def _zone_layer(opts: GbfsOptions, ws: Workspace):
+    if not opts.zone_layer:
+        return None
+    from noriba.specs import SpecError, load_trip_specs
+    from noriba.trips_pipeline import zone_layer
+
+    specs = {s.id: s for s in load_trip_specs()}
+    spec = specs.get(opts.zone_layer)
+    if spec is None or spec.kind != "zones":
+        raise SpecError([f"gbfs.zones.layer: no zones spec '{opts.zone_layer}' under specs/trips; known: "
+                         f"{', '.join(sorted(s for s, v in specs.items() if v.kind == 'zones'))}"])
+    return zone_layer(spec, ws=ws)
+
+
+def _with_zones(table: pa.Table, layer) -> pa.Table:
+    """Return ``table`` with zone_layer and zone_id (the zone of each row's lat/lon; null without a layer or outside it)."""
+    n = table.num_rows
+    if layer is None or n == 0:
+        return table.append_column("zone_layer", pa.nulls(n, pa.string())).append_column("zone_id", pa.nulls(n, pa.string()))
+    import numpy as np
+
+    lat = table.column("lat").to_numpy(zero_copy_only=False).astype(float)
+    lon = table.column("lon").to_numpy(zero_copy_only=False).astype(float)
+    ids = layer.assign(lon, lat)
+    zone = pa.array([None if z is None else str(z) for z in ids], pa.string())
+    layer_col = pa.array(np.where(pa.array(zone).is_null().to_numpy(zero_copy_only=False), None, layer.layer_id), pa.string())
+    return table.append_column("zone_layer", layer_col).append_column("zone_id", zone)
+
+
+def _sampled_notices(findings) -> tuple[pa.Table, dict]:
+    """Return (at most SAMPLES_PER_CODE notices per code, the true count per (code, severity))."""
+    table = findings.notices_table()
+    if table.num_rows:
+        kept, per = [], {}
+        for i, code in enumerate(table.column("code").to_pylist()):
+            per[code] = per.get(code, 0) + 1
+            if per[code] <= SAMPLES_PER_CODE:
+                kept.append(i)
+        table = table.take(pa.array(kept, pa.int64()))
+    return table.cast(NOTICE_SCHEMA), dict(findings.counts)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Live polling
+# ---------------------------------------------------------------------------------------------------------------------
+
+def download(ws: Workspace, feed_id: str, url: str, spec: FeedSpec) -> tuple[bytes, str]:
+    """Return (bytes, sha256) of one GBFS file downloaded within the spec's limits (size, deadline, retries), archived under raw/.
+
+    If it cannot be received, or is a web page instead of JSON, raise InputError.
+    """
+    import httpx
+
+    from noriba.fetch import _checked_suffix, _client, _Deadline, _incoming, _keep, _one_line, _too_big
+
+    src = spec.source
+    deadline = _Deadline(src.deadline_s)
+    folder = ws.raw_dir(feed_id)
+    last = ""
+    with _client(deadline, src.timeout_s) as client:
+        for attempt in range(max(1, src.retries)):
+            if attempt:
+                pause = min(2 ** (attempt - 1) * 0.5, 30.0)
+                if deadline.left() <= pause:
+                    break
+                time.sleep(pause)
+            try:
+                with client.stream("GET", url, headers={"Accept-Encoding": "identity"}) as resp:
+                    if resp.status_code in (408, 429, 500, 502, 503, 504):
+                        last = f"the server answered HTTP {resp.status_code}"
+                        continue
+                    if resp.status_code != 200:
+                        raise InputError(f"{url}: the server answered HTTP {resp.status_code} (feed '{feed_id}')")
+                    ctype = resp.headers.get("content-type", "").split(";")[0].strip().lower()
+                    h = hashlib.sha256()
+                    n = 0
+                    with _incoming(folder) as f:
+                        for chunk in resp.iter_bytes():
+                            if deadline.left() <= 0:
+                                raise httpx.ReadTimeout("the download deadline has passed")
+                            n += len(chunk)
+                            if n > src.max_bytes:
+                                raise _too_big(url, src.max_bytes, feed_id)
+                            h.update(chunk)
+                            f.write(chunk)
+                        _checked_suffix(f, url, ctype, feed_id=feed_id)  # a web page instead of data is refused
+                        target, sha = _keep(f, ".json", h.hexdigest())
+                    return target.read_bytes(), sha
+            except httpx.HTTPError as exc:
+                if deadline.left() <= 0:
+                    break
+                last = f"{type(exc).__name__}: {_one_line(exc)}"
+    if deadline.left() <= 0:
+        raise InputError(f"{url}: the download did not finish within source.deadline_s={src.deadline_s:g} seconds (feed '{feed_id}')")
+    raise InputError(f"{url}: download failed (feed '{feed_id}'): {last}; check the URL or try again later")
+
+
+def next_due(fetched_at: float, ttl: object, min_interval_s: float) -> float:
+    """Return when a file fetched at ``fetched_at`` may be asked again: after its ttl (seconds), never sooner than min_interval_s."""
+    t = ttl if type(ttl) is int and ttl >= 0 else 0
+    return fetched_at + max(float(t), min_interval_s)
+
+
+def poll(spec: FeedSpec, ws: Workspace, *, once: bool = False, rounds: int | None = None, progress: Progress | None = None,
+         export: bool = True, clock=time.monotonic, sleep=time.sleep) -> list[dict]:
+    """Return the result of each round of polling a live system (gbfs.json, then each listed file when its ttl ran out).
+
+    ``once`` asks every file once; ``rounds`` stops after that many rounds; otherwise it runs until
+    interrupted. Each round's new files are ingested and published as one batch.
+    """
+    if spec.kind != "gbfs" or not spec.source.url:
+        raise InputError(f"{spec.id}: `noriba gbfs fetch` needs a spec of kind gbfs with source.url (the system's gbfs.json)")
+    opts = gbfs_options(spec)
+    ws.ensure()
+    due: dict[str, float] = {}
+    urls: dict[str, str] = {}
+    results = []
+    n = 0
+    while True:
+        now = clock()
+        items: list[tuple[str, bytes]] = []
+        stamp = int(time.time())
+        if due.get("gbfs", 0) <= now:
+            data, sha = download(ws, spec.id, spec.source.url, spec)
+            try:
+                doc = json.loads(data)
+                disc = parse_discovery(doc, language=opts.language)
+            except ValueError as exc:
+                raise InputError(f"{spec.source.url}: not a GBFS auto-discovery file ({exc}); source.url must be the system's gbfs.json") from None
+            urls = {k: u for k, u in disc.feeds.items() if k in POLLED}
+            due["gbfs"] = next_due(clock(), doc.get("ttl"), opts.min_interval_s)
+            items.append((f"gbfs/{stamp}-{sha[:8]}.json", data))
+        for kind in POLLED:
+            if kind in urls and due.get(kind, 0) <= clock():
+                data, sha = download(ws, spec.id, urls[kind], spec)
+                try:
+                    ttl = json.loads(data).get("ttl")
+                except (ValueError, AttributeError):
+                    ttl = None
+                due[kind] = next_due(clock(), ttl, opts.min_interval_s)
+                items.append((f"{kind}/{stamp}-{sha[:8]}.json", data))
+        _say(progress, f"{spec.id}: round {n + 1}: {len(items)} file(s) downloaded")
+        with feed_lock(ws, spec.id):
+            results.append(_ingest_items(ws, spec.id, items, source=spec.source.url, opts=opts, spec=spec, timezone_name=None,
+                                         progress=progress, export=export))
+        n += 1
+        if once or (rounds is not None and n >= rounds):
+            return results
+        wait = min(due.values()) - clock()
+        if wait > 0:
+            sleep(wait)
+
+
+def run_gbfs(spec: FeedSpec, ws: Workspace, *, progress: Progress | None = None, export: bool = True) -> dict:
+    """Return one run of a gbfs spec: its source folder ingested, or its live system polled once."""
+    if spec.source.url:
+        return poll(spec, ws, once=True, progress=progress, export=export)[-1]
+    if spec.source.path is None:
+        raise InputError(f"{spec.id}: a gbfs spec needs source.url (gbfs.json) or source.path (a snapshot folder)")
+    return ingest(ws, spec.id, spec.source.path, spec=spec, progress=progress, export=export)

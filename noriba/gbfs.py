@@ -126,7 +126,7 @@ def snapshot_files(path: Path, *, feed_id: str) -> list[tuple[str, Path]]:
 
 
 def ingest(ws: Workspace, feed_id: str, path: Path, *, spec: FeedSpec | None = None, timezone_name: str | None = None,
-           progress: Progress | None = None, export: bool = True) -> dict:
+           progress: Progress | None = None, export: bool = True, specs_dir: Path | None = None) -> dict:
     """Return what ingesting a snapshot folder (or one file) did: new files archived, read, checked, in the lake, published."""
     safe_id(feed_id)
     ws.ensure()
@@ -139,11 +139,11 @@ def ingest(ws: Workspace, feed_id: str, path: Path, *, spec: FeedSpec | None = N
     with feed_lock(ws, feed_id):
         items = ((name, _read_limited(p, max_bytes)) for name, p in files)
         return _ingest_items(ws, feed_id, items, source=str(path), opts=opts, spec=spec, timezone_name=timezone_name,
-                             progress=progress, export=export)
+                             progress=progress, export=export, specs_dir=specs_dir)
 
 
 def _ingest_items(ws: Workspace, feed_id: str, items, *, source: str, opts: GbfsOptions, spec: FeedSpec | None,
-                  timezone_name: str | None, progress: Progress | None, export: bool) -> dict:
+                  timezone_name: str | None, progress: Progress | None, export: bool, specs_dir: Path | None = None) -> dict:
     """Return the result of one batch: the new files of ``items`` ((name, bytes) in reading order). Call under the feed's lock."""
     sweep(ws.staging / f"gbfs-{feed_id}", "*")
     for table in ("batches", *_TABLE_NAMES):
@@ -176,7 +176,7 @@ def _ingest_items(ws: Workspace, feed_id: str, items, *, source: str, opts: Gbfs
                 "message": f"{feed_id}: no new GBFS file ({skipped:,} already ingested); nothing to do"}
     parsed = reader.finish()
     tz = parsed.timezone or timezone_name or (spec.timezone if spec is not None else None) or _last_tz(state["meta"]) or "UTC"
-    zone_layer = _zone_layer(opts, ws)
+    zone_layer = _zone_layer(opts, ws, specs_dir)
     tables = dict(parsed.tables)
     for t in ("station_information", "vehicle_status"):
         tables[t] = _with_zones(tables[t], zone_layer)
@@ -256,13 +256,13 @@ def publish_feed(ws: Workspace, feed_id: str, *, opts: GbfsOptions | None = None
     return {"feed_id": feed_id, "status": "new", **meta, "published": counts}
 
 
-def _zone_layer(opts: GbfsOptions, ws: Workspace):
+def _zone_layer(opts: GbfsOptions, ws: Workspace, specs_dir: Path | None = None):
     if not opts.zone_layer:
         return None
     from noriba.specs import SpecError, load_trip_specs
     from noriba.trips_pipeline import zone_layer
 
-    specs = {s.id: s for s in load_trip_specs()}
+    specs = {s.id: s for s in load_trip_specs(specs_dir)}
     spec = specs.get(opts.zone_layer)
     if spec is None or spec.kind != "zones":
         raise SpecError([f"gbfs.zones.layer: no zones spec '{opts.zone_layer}' under specs/trips; known: "
@@ -360,7 +360,7 @@ def next_due(fetched_at: float, ttl: object, min_interval_s: float) -> float:
 
 
 def poll(spec: FeedSpec, ws: Workspace, *, once: bool = False, rounds: int | None = None, progress: Progress | None = None,
-         export: bool = True, clock=time.monotonic, sleep=time.sleep) -> list[dict]:
+         export: bool = True, specs_dir: Path | None = None, clock=time.monotonic, sleep=time.sleep) -> list[dict]:
     """Return the result of each round of polling a live system (gbfs.json, then each listed file when its ttl ran out).
 
     ``once`` asks every file once; ``rounds`` stops after that many rounds; otherwise it runs until
@@ -400,7 +400,7 @@ def poll(spec: FeedSpec, ws: Workspace, *, once: bool = False, rounds: int | Non
         _say(progress, f"{spec.id}: round {n + 1}: {len(items)} file(s) downloaded")
         with feed_lock(ws, spec.id):
             results.append(_ingest_items(ws, spec.id, items, source=spec.source.url, opts=opts, spec=spec, timezone_name=None,
-                                         progress=progress, export=export))
+                                         progress=progress, export=export, specs_dir=specs_dir))
         n += 1
         if once or (rounds is not None and n >= rounds):
             return results
@@ -412,7 +412,10 @@ def poll(spec: FeedSpec, ws: Workspace, *, once: bool = False, rounds: int | Non
 def run_gbfs(spec: FeedSpec, ws: Workspace, *, progress: Progress | None = None, export: bool = True) -> dict:
     """Return one run of a gbfs spec: its source folder ingested, or its live system polled once."""
     if spec.source.url:
-        return poll(spec, ws, once=True, progress=progress, export=export)[-1]
-    if spec.source.path is None:
+        out = poll(spec, ws, once=True, progress=progress, export=export)[-1]
+    elif spec.source.path is None:
         raise InputError(f"{spec.id}: a gbfs spec needs source.url (gbfs.json) or source.path (a snapshot folder)")
-    return ingest(ws, spec.id, spec.source.path, spec=spec, progress=progress, export=export)
+    else:
+        out = ingest(ws, spec.id, spec.source.path, spec=spec, progress=progress, export=export)
+    out["gbfs_exports"] = out.pop("exports", None)  # `noriba run` reports GTFS exports under "exports"
+    return out

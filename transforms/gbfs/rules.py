@@ -19,6 +19,8 @@ from transforms.rules.engine import Rule
 SCHEMAS = Path(__file__).with_name("schemas")
 #: A file kind whose schema is named otherwise in a version (vehicle_status is free_bike_status before 3.0).
 _SCHEMA_NAME = {"vehicle_status": "vehicle_status", "free_bike_status": "free_bike_status"}
+#: Keys whose values identify a vehicle (GBFS asks them to rotate): never quoted in a notice.
+_SECRET_KEYS = ("bike_id", "vehicle_id", "rental_uris")
 #: At most this many schema errors are kept per file (the count of the rest is in the last message).
 MAX_ERRORS_PER_FILE = 20
 
@@ -124,9 +126,12 @@ def schema_notices(doc: object, *, kind: str, version: str, file: str) -> list[N
     for err in v.iter_errors(doc):
         n += 1
         if n <= MAX_ERRORS_PER_FILE:
-            msg = " ".join(err.message.split())
+            # a vehicle's id (and the rental links that embed it) never leaves in a message: objects are not quoted either
+            hidden = isinstance(err.instance, (dict, list)) or any(p in _SECRET_KEYS for p in err.absolute_path)
+            msg = err.message.replace(repr(err.instance), "the value") if hidden else err.message
+            msg = " ".join(msg.split())
             out.append(notice("schema_error", f"GBFS {version} schema: {msg[:300]}", file=file, field=_path(err),
-                              value=None if isinstance(err.instance, (dict, list)) else str(err.instance)[:100]))
+                              value=None if hidden else str(err.instance)[:100]))
     if n > MAX_ERRORS_PER_FILE:
         out.append(notice("schema_error", f"GBFS {version} schema: {n - MAX_ERRORS_PER_FILE} more errors in this file", file=file))
     return out

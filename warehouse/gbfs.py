@@ -137,8 +137,10 @@ INSERT INTO marts.gbfs_station_availability_hour
 WITH s AS (
   SELECT station_id, snapshot_ts AS t, arg_max(num_bikes_available, file) AS bikes, arg_max(num_docks_available, file) AS docks
   FROM gbfs.station_status WHERE feed_id = $feed GROUP BY station_id, snapshot_ts
-), iv AS (
-  SELECT station_id, t, bikes, docks, least(lead(t) OVER (PARTITION BY station_id ORDER BY t), t + $gap) AS t_end FROM s
+), iv0 AS (
+  SELECT station_id, t, bikes, docks, lead(t) OVER (PARTITION BY station_id ORDER BY t) AS nxt FROM s
+), iv AS (  -- the last snapshot of a station starts no interval (least() would skip the NULL)
+  SELECT station_id, t, bikes, docks, CASE WHEN nxt IS NOT NULL THEN least(nxt, t + $gap) END AS t_end FROM iv0
 ), pieces AS (
   SELECT station_id, t, bikes, docks, t_end, unnest(range(t // 3600, (t_end - 1) // 3600 + 1)) AS h FROM iv WHERE t_end > t
 ), cut AS (

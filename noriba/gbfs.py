@@ -5,7 +5,9 @@ it: file kinds come from names or contents, transforms/gbfs/discover.py). ``nori
 follows the spec's ``gbfs.json`` and downloads each listed file when its ``ttl`` has run out (never
 more often than ``gbfs.min_interval_s``), with the bounded-download rules of noriba/fetch.py.
 
-Every file is archived as received under ``raw/<feed_id>/<sha256>.json``. A file already ingested
+Every file is archived as received: the new files of an ingest together in one uncompressed zip
+``raw/<feed_id>/<sha256>.zip`` (names and bytes unchanged), each live download as it arrives as
+``raw/<feed_id>/<sha256>.json``; the files table keeps each file's own sha256. A file already ingested
 (same sha256) is skipped, so re-ingesting a folder, or a poll that brings nothing new, does nothing.
 New files form one batch in the lake (``lake/gbfs_<table>/feed_id=<id>/batch=<id>.parquet``,
 ``gbfs_batches`` written last); the feed is then published whole (warehouse/gbfs.py).
@@ -18,7 +20,6 @@ import json
 import os
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -31,8 +32,7 @@ from transforms.adapters import InputError, Progress
 from transforms.gbfs.discover import POLLED, parse_discovery
 from transforms.gbfs.parse import SnapshotReader, sort_key
 from transforms.gbfs.spec import GbfsOptions, gbfs_options
-from transforms.notices import NOTICE_SCHEMA, QUARANTINE_SCHEMA
-from transforms.paths import folder_files
+from transforms.notices import NOTICE_SCHEMA
 from warehouse.runstate import feed_lock, sweep
 
 #: Largest single GBFS file read from a folder when the spec gives no source.max_bytes (a big free-floating system is a few MB).
@@ -84,27 +84,82 @@ def known_state(ws: Workspace, feed_id: str) -> dict:
 
 
 def _read_limited(path: Path, max_bytes: int) -> bytes:
-    size = path.stat().st_size
-    if size > max_bytes:
-        raise InputError(f"{path}: {size:,} bytes, larger than source.max_bytes={max_bytes:,}; nothing was kept. "
-                         "If a GBFS file really is this big, raise source.max_bytes in the spec")
+    """Return the bytes of ``path``. If it holds more than ``max_bytes``, raise InputError (at most max_bytes + 1 are read)."""
     with open(path, "rb") as fh:
         data = fh.read(max_bytes + 1)
     if len(data) > max_bytes:
-        raise InputError(f"{path}: grew past source.max_bytes={max_bytes:,} while it was read; nothing was kept")
+        raise InputError(f"{path}: larger than source.max_bytes={max_bytes:,} bytes; nothing was kept. "
+                         "If a GBFS file really is this big, raise source.max_bytes in the spec")
     return data
 
 
-def _archive_bytes(folder: Path, data: bytes, sha: str) -> Path:
-    """Return raw/<feed>/<sha256>.json after writing ``data`` there (once per content, read-only, atomically)."""
-    target = folder / f"{sha}.json"
+def _json_files(root: Path, *, feed_id: str) -> list[tuple[str, Path]]:
+    """Return (relative name, path) of the .json files under ``root``, hidden entries skipped, with one directory read per
+    folder (os.scandir: no stat per regular file). Links are checked as transforms/paths.folder_files checks them: a
+    link to a folder, out of ``root`` or to nothing, a device or a pipe, or an unsafe name raises InputError naming it."""
+    import stat as stat_
+
+    from transforms.paths import unsafe_reason
+
+    base = root.resolve()
+    out: list[tuple[str, Path]] = []
+    stack = [(root, "")]
+
+    def refuse(name: str, why: str) -> InputError:
+        return InputError(f"{root / name}: {why} (feed '{feed_id}'); put the snapshot files themselves in the folder")
+
+    while stack:
+        folder, prefix = stack.pop()
+        with os.scandir(folder) as it:
+            entries = sorted(it, key=lambda e: e.name)
+        for e in entries:
+            if e.name.startswith("."):
+                continue
+            name = prefix + e.name
+            if e.is_dir(follow_symlinks=False):
+                stack.append((Path(e.path), name + "/"))
+                continue
+            if e.is_symlink():
+                target = Path(e.path).resolve()
+                if target.is_dir():
+                    raise refuse(name, "it is a link to a folder, which is not followed")
+                if not target.is_relative_to(base):
+                    raise refuse(name, "it is a link to a file outside the folder")
+                if not target.exists():
+                    raise refuse(name, "it is a link to nothing")
+            if not name.lower().endswith(".json"):
+                continue
+            if not e.is_file() or (e.is_symlink() and not stat_.S_ISREG(os.stat(e.path).st_mode)):
+                raise refuse(name, "it is not a regular file (a device, pipe or socket)")
+            if (why := unsafe_reason(name)) is not None:
+                raise refuse(name, why)
+            out.append((name, Path(e.path)))
+    return out
+
+
+def archive_batch(folder: Path, members: list[tuple[str, bytes]]) -> tuple[Path, str]:
+    """Return (raw/<feed>/<sha256>.zip, sha256) after archiving a batch's files as received, in one uncompressed zip.
+
+    Members keep their names and exact bytes (ZIP_STORED, sorted, fixed timestamps: the same files give
+    the same archive); one write per batch instead of one per snapshot. Written once per content, read-only.
+    """
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as zf:
+        for name, data in sorted(members, key=lambda m: m[0]):
+            zf.writestr(zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)), data)
+    blob = buf.getvalue()
+    sha = hashlib.sha256(blob).hexdigest()
+    target = folder / f"{sha}.zip"
     if not target.exists():
         tmp = folder / f".incoming-{uuid.uuid4().hex[:12]}.tmp"
         with open(tmp, "wb") as fh:
-            fh.write(data)
+            fh.write(blob)
         os.chmod(tmp, 0o444)
         os.replace(tmp, target)
-    return target
+    return target, sha
 
 
 def snapshot_files(path: Path, *, feed_id: str) -> list[tuple[str, Path]]:
@@ -117,12 +172,7 @@ def snapshot_files(path: Path, *, feed_id: str) -> list[tuple[str, Path]]:
         raise InputError(f"{path}: no such file or folder (feed '{feed_id}')")
     if path.is_file():
         return [(path.name, path)]
-    found, refused = folder_files(path)
-    if refused:
-        name, why = refused[0]
-        raise InputError(f"{path / name}: {why} (feed '{feed_id}'); put the snapshot files themselves in the folder")
-    files = [(n, p) for n, p in found.items() if n.lower().endswith(".json")]
-    return sorted(files, key=lambda x: sort_key(x[0]))
+    return sorted(_json_files(path, feed_id=feed_id), key=lambda x: sort_key(x[0]))
 
 
 def ingest(ws: Workspace, feed_id: str, path: Path, *, spec: FeedSpec | None = None, timezone_name: str | None = None,
@@ -137,14 +187,70 @@ def ingest(ws: Workspace, feed_id: str, path: Path, *, spec: FeedSpec | None = N
         raise InputError(f"{path}: no .json file to read (feed '{feed_id}'); give the folder a poller wrote GBFS snapshots into")
     _say(progress, f"{feed_id}: reading {len(files):,} GBFS file(s) from {path}")
     with feed_lock(ws, feed_id):
-        items = ((name, _read_limited(p, max_bytes)) for name, p in files)
-        return _ingest_items(ws, feed_id, items, source=str(path), opts=opts, spec=spec, timezone_name=timezone_name,
-                             progress=progress, export=export, specs_dir=specs_dir)
+        batches = [_stage_batch(ws, feed_id, chunk, source=str(path), opts=opts, spec=spec, timezone_name=timezone_name,
+                                progress=progress, specs_dir=specs_dir) for chunk in _chunks(files, max_bytes)]
+        return _publish_batches(ws, feed_id, batches, opts=opts, progress=progress, export=export)
+
+
+#: A batch holds at most this many files or bytes (memory bound); a bigger folder is read as several batches.
+MAX_BATCH_FILES = 5000
+MAX_BATCH_BYTES = 256 << 20
+
+
+def _chunks(files: list[tuple[str, Path]], max_bytes: int):
+    """Yield lists of (name, bytes) of consecutive files, each list within MAX_BATCH_FILES and MAX_BATCH_BYTES."""
+    chunk: list[tuple[str, bytes]] = []
+    size = 0
+    for name, path in files:
+        data = _read_limited(path, max_bytes)
+        if chunk and (len(chunk) >= MAX_BATCH_FILES or size + len(data) > MAX_BATCH_BYTES):
+            yield chunk
+            chunk, size = [], 0
+        chunk.append((name, data))
+        size += len(data)
+    if chunk:
+        yield chunk
 
 
 def _ingest_items(ws: Workspace, feed_id: str, items, *, source: str, opts: GbfsOptions, spec: FeedSpec | None,
-                  timezone_name: str | None, progress: Progress | None, export: bool, specs_dir: Path | None = None) -> dict:
-    """Return the result of one batch: the new files of ``items`` ((name, bytes) in reading order). Call under the feed's lock."""
+                  timezone_name: str | None, progress: Progress | None, export: bool, specs_dir: Path | None = None,
+                  archive: bool = True) -> dict:
+    """Return the result of one batch of ``items`` ((name, bytes)), published. Call under the feed's lock."""
+    batch = _stage_batch(ws, feed_id, items, source=source, opts=opts, spec=spec, timezone_name=timezone_name,
+                         progress=progress, specs_dir=specs_dir, archive=archive)
+    return _publish_batches(ws, feed_id, [batch], opts=opts, progress=progress, export=export)
+
+
+def _publish_batches(ws: Workspace, feed_id: str, batches: list[dict], *, opts: GbfsOptions, progress: Progress | None,
+                     export: bool) -> dict:
+    """Return the result of staged batches: nothing to do when none is new, else the feed published (and exported)."""
+    new = [b for b in batches if b["status"] == "batch"]
+    skipped = sum(b["skipped"] for b in batches)
+    if not new:
+        meta = _feed_meta(known_state(ws, feed_id)["meta"])
+        return {"feed_id": feed_id, "status": "unchanged", "feed_version": meta.get("feed_version"), "skipped": skipped,
+                "message": f"{feed_id}: no new GBFS file ({skipped:,} already ingested); nothing to do"}
+    out = publish_feed(ws, feed_id, opts=opts, progress=progress)
+    notices: dict[str, int] = {}
+    for b in new:
+        for c, n in b["notices"].items():
+            notices[c] = notices.get(c, 0) + n
+    n_files, rows_in, ok, q = (sum(b[k] for b in new) for k in ("new_files", "batch_rows_in", "batch_rows_accepted", "batch_rows_quarantined"))
+    out.update({"batch_id": new[-1]["batch_id"], "batches": [b["batch_id"] for b in new], "new_files": n_files, "skipped": skipped,
+                "batch_rows_in": rows_in, "batch_rows_accepted": ok, "batch_rows_quarantined": q, "notices": notices})
+    if export:
+        from warehouse.gbfs import export_gbfs
+
+        out["exports"] = export_gbfs(ws, feed_id)
+    out["message"] = (f"{feed_id}: version {out['feed_version']}: {n_files:,} new file(s) "
+                      f"({rows_in:,} rows in, {ok:,} accepted, {q:,} quarantined); feed total {out['rows_in']:,} rows in")
+    return out
+
+
+def _stage_batch(ws: Workspace, feed_id: str, items, *, source: str, opts: GbfsOptions, spec: FeedSpec | None,
+                 timezone_name: str | None, progress: Progress | None, specs_dir: Path | None = None, archive: bool = True) -> dict:
+    """Return one batch of the new files of ``items`` ((name, bytes) in reading order), archived and in the lake (not yet
+    published). Call under the feed's lock."""
     sweep(ws.staging / f"gbfs-{feed_id}", "*")
     for table in ("batches", *_TABLE_NAMES):
         sweep(_lake_dir(ws, table, feed_id), ".batch=*.tmp-*")
@@ -156,24 +262,22 @@ def _ingest_items(ws: Workspace, feed_id: str, items, *, source: str, opts: Gbfs
     seen = set(state["sha256"])
     new: list[tuple[str, str]] = []
     skipped = 0
-    pool = ThreadPoolExecutor(max_workers=2)  # archive writes overlap the parsing (file writes release the GIL)
-    writes = []
+    members: list[tuple[str, bytes]] = []
     for name, data in items:
         sha = hashlib.sha256(data).hexdigest()
         if sha in seen:
             skipped += 1
             continue
         seen.add(sha)
-        writes.append(pool.submit(_archive_bytes, raw, data, sha))
+        members.append((name, data))
         reader.add(name, data, sha256=sha)
         new.append((name, sha))
-    for w in writes:
-        w.result()
-    pool.shutdown()
+    archived = None
+    if members and archive:
+        archived = archive_batch(raw, members)[0]
+    del members
     if not new:
-        meta = _feed_meta(state["meta"])
-        return {"feed_id": feed_id, "status": "unchanged", "feed_version": meta.get("feed_version"), "skipped": skipped,
-                "message": f"{feed_id}: no new GBFS file ({skipped:,} already ingested); nothing to do"}
+        return {"status": "unchanged", "skipped": skipped}
     parsed = reader.finish()
     tz = parsed.timezone or timezone_name or (spec.timezone if spec is not None else None) or _last_tz(state["meta"]) or "UTC"
     zone_layer = _zone_layer(opts, ws, specs_dir)
@@ -186,7 +290,7 @@ def _ingest_items(ws: Workspace, feed_id: str, items, *, source: str, opts: Gbfs
     for (code, sev), n in counts.items():
         by_sev[sev] = by_sev.get(sev, 0) + n
     ts = [t for t in tables["files"].column("snapshot_ts").to_pylist() if t is not None]
-    meta = {"batch_id": batch, "feed_id": feed_id, "source": source, "ingested_at": _now(), "files": len(new),
+    meta = {"batch_id": batch, "feed_id": feed_id, "source": source, "raw_path": str(archived) if archived else None, "ingested_at": _now(), "files": len(new),
             "skipped": skipped, "rows_in": parsed.rows_in, "rows_accepted": parsed.rows_accepted,
             "rows_quarantined": parsed.rows_quarantined, "timezone": tz, "versions": json.dumps(parsed.versions),
             "notice_codes": json.dumps({c: n for (c, _), n in sorted(counts.items())}),
@@ -200,18 +304,9 @@ def _ingest_items(ws: Workspace, feed_id: str, items, *, source: str, opts: Gbfs
     _write(notices, _lake_dir(ws, "notices", feed_id) / f"batch={batch}.parquet")
     _write(parsed.findings.quarantine_table(), _lake_dir(ws, "quarantine", feed_id) / f"batch={batch}.parquet")
     _write(pa.Table.from_pylist([meta]), _lake_dir(ws, "batches", feed_id) / f"batch={batch}.parquet")  # last: the batch is complete
-    out = publish_feed(ws, feed_id, opts=opts, progress=progress)
-    out.update({"batch_id": batch, "new_files": len(new), "skipped": skipped, "batch_rows_in": parsed.rows_in,
-                "batch_rows_accepted": parsed.rows_accepted, "batch_rows_quarantined": parsed.rows_quarantined,
-                "notices": {c: n for (c, _), n in counts.items()}})
-    if export:
-        from warehouse.gbfs import export_gbfs
-
-        out["exports"] = export_gbfs(ws, feed_id)
-    out["message"] = (f"{feed_id}: version {out['feed_version']}: {len(new):,} new file(s) "
-                      f"({parsed.rows_in:,} rows in, {parsed.rows_accepted:,} accepted, {parsed.rows_quarantined:,} quarantined); "
-                      f"feed total {out['rows_in']:,} rows in")
-    return out
+    return {"status": "batch", "batch_id": batch, "new_files": len(new), "skipped": skipped, "batch_rows_in": parsed.rows_in,
+            "batch_rows_accepted": parsed.rows_accepted, "batch_rows_quarantined": parsed.rows_quarantined,
+            "notices": {c: n for (c, _), n in counts.items()}}
 
 
 _TABLE_NAMES = ("station_information", "station_status", "vehicle_status", "system_information", "vehicle_types", "files",
@@ -400,7 +495,8 @@ def poll(spec: FeedSpec, ws: Workspace, *, once: bool = False, rounds: int | Non
         _say(progress, f"{spec.id}: round {n + 1}: {len(items)} file(s) downloaded")
         with feed_lock(ws, spec.id):
             results.append(_ingest_items(ws, spec.id, items, source=spec.source.url, opts=opts, spec=spec, timezone_name=None,
-                                         progress=progress, export=export, specs_dir=specs_dir))
+                                         progress=progress, export=export, specs_dir=specs_dir,
+                                         archive=False))  # each download is archived as it arrives
         n += 1
         if once or (rounds is not None and n >= rounds):
             return results

@@ -24,7 +24,6 @@ from __future__ import annotations
 import csv
 import json
 from datetime import datetime, timezone
-from pathlib import Path
 
 import duckdb
 

@@ -10,7 +10,7 @@ gbfs:
   language: en                    # which language's feed list of gbfs.json to follow (default: the first)
   zones: {layer: boulder-zones}   # a zones spec under specs/trips: vehicles and stations per zone
   schema_check: sample            # all | sample (first, last and every sample_every-th snapshot of a series)
-  sample_every: 25
+  sample_every: 100
   max_gap_s: 300                  # a state lasts until the next snapshot, at most this long
   min_interval_s: 10              # live polling: never ask a file more often, whatever its ttl
 ```
@@ -45,7 +45,7 @@ class GbfsOptions:
     language: str | None = None
     zone_layer: str | None = None
     schema_check: str = "sample"
-    sample_every: int = 25
+    sample_every: int = 100
     max_gap_s: int = 300
     min_interval_s: float = 10.0
 
@@ -78,7 +78,7 @@ def check_gbfs(section: object, *, where: str) -> tuple[GbfsOptions | None, list
     if problems:
         return None, problems
     return GbfsOptions(version=version, language=section.get("language"), zone_layer=layer, schema_check=check,
-                       sample_every=section.get("sample_every", 25), max_gap_s=section.get("max_gap_s", 300),
+                       sample_every=section.get("sample_every", 100), max_gap_s=section.get("max_gap_s", 300),
                        min_interval_s=float(section.get("min_interval_s", 10))), []
 
 

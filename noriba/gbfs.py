@@ -262,19 +262,25 @@ def _stage_batch(ws: Workspace, feed_id: str, items, *, source: str, opts: GbfsO
     seen = set(state["sha256"])
     new: list[tuple[str, str]] = []
     skipped = 0
-    members: list[tuple[str, bytes]] = []
-    for name, data in items:
+    members: list[tuple[str, bytes, str]] = []
+    for name, data in items:  # the new files (by sha256) of the batch
         sha = hashlib.sha256(data).hexdigest()
         if sha in seen:
             skipped += 1
             continue
         seen.add(sha)
-        members.append((name, data))
+        members.append((name, data, sha))
+    archiving = None
+    if members and archive:  # written while the files are parsed (the write and the zip's CRC release the GIL)
+        from concurrent.futures import ThreadPoolExecutor
+
+        pool = ThreadPoolExecutor(max_workers=1)
+        archiving = pool.submit(archive_batch, raw, [(n, d) for n, d, _ in members])
+        pool.shutdown(wait=False)
+    for name, data, sha in members:
         reader.add(name, data, sha256=sha)
         new.append((name, sha))
-    archived = None
-    if members and archive:
-        archived = archive_batch(raw, members)[0]
+    archived = archiving.result()[0] if archiving is not None else None
     del members
     if not new:
         return {"status": "unchanged", "skipped": skipped}
@@ -299,10 +305,10 @@ def _stage_batch(ws: Workspace, feed_id: str, items, *, source: str, opts: GbfsO
             "zone_layer": zone_layer.layer_id if zone_layer else None,
             "spec": json.dumps({**(spec.metadata() if spec else {}), "gbfs": spec.options if spec else {}}, ensure_ascii=False, default=str)}
     _say(progress, f"{feed_id}: {len(new):,} new file(s), {parsed.rows_in:,} rows; writing the lake")
-    for t, table in tables.items():
-        _write(table, _lake_dir(ws, t, feed_id) / f"batch={batch}.parquet")
-    _write(notices, _lake_dir(ws, "notices", feed_id) / f"batch={batch}.parquet")
-    _write(parsed.findings.quarantine_table(), _lake_dir(ws, "quarantine", feed_id) / f"batch={batch}.parquet")
+    quarantine = parsed.findings.quarantine_table()
+    for t, table in (*tables.items(), ("notices", notices), ("quarantine", quarantine)):
+        if table.num_rows or t == "files":  # an empty table is not written: publishing reads the batches' files that exist
+            _write(table, _lake_dir(ws, t, feed_id) / f"batch={batch}.parquet")
     _write(pa.Table.from_pylist([meta]), _lake_dir(ws, "batches", feed_id) / f"batch={batch}.parquet")  # last: the batch is complete
     return {"status": "batch", "batch_id": batch, "new_files": len(new), "skipped": skipped, "batch_rows_in": parsed.rows_in,
             "batch_rows_accepted": parsed.rows_accepted, "batch_rows_quarantined": parsed.rows_quarantined,

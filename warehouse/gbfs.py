@@ -149,14 +149,17 @@ WITH s AS (
   SELECT station_id, arg_max(name, snapshot_ts) AS name, arg_max(zone_layer, snapshot_ts) AS zone_layer,
          arg_max(zone_id, snapshot_ts) AS zone_id FROM gbfs.station_information WHERE feed_id = $feed GROUP BY station_id
 )
-SELECT $feed, c.station_id, i.name, i.zone_layer, i.zone_id, timezone($tz, to_timestamp(h * 3600)) AS hour_local,
+SELECT $feed, a.station_id, i.name, i.zone_layer, i.zone_id, timezone($tz, to_timestamp(h * 3600)) AS hour_local,
        CAST(timezone($tz, to_timestamp(h * 3600)) AS DATE), hour(timezone($tz, to_timestamp(h * 3600))),
-       count(*) FILTER (WHERE starts_here), sum(secs) / 60.0,
-       sum(bikes * secs) / sum(secs), min(bikes), max(bikes),
-       sum(docks * secs) FILTER (WHERE docks IS NOT NULL) / nullif(sum(secs) FILTER (WHERE docks IS NOT NULL), 0),
-       coalesce(sum(secs) FILTER (WHERE bikes = 0), 0) / 60.0, coalesce(sum(secs) FILTER (WHERE docks = 0), 0) / 60.0
-FROM cut c LEFT JOIN info i USING (station_id)
-GROUP BY ALL
+       snapshots, minutes_observed, avg_bikes, min_bikes, max_bikes, avg_docks, minutes_empty, minutes_full
+FROM (  -- aggregated per station and hour first: the local-time labels are computed once per row of the mart
+  SELECT station_id, h, count(*) FILTER (WHERE starts_here) AS snapshots, sum(secs) / 60.0 AS minutes_observed,
+         sum(bikes * secs) / sum(secs) AS avg_bikes, min(bikes) AS min_bikes, max(bikes) AS max_bikes,
+         sum(docks * secs) FILTER (WHERE docks IS NOT NULL) / nullif(sum(secs) FILTER (WHERE docks IS NOT NULL), 0) AS avg_docks,
+         coalesce(sum(secs) FILTER (WHERE bikes = 0), 0) / 60.0 AS minutes_empty,
+         coalesce(sum(secs) FILTER (WHERE docks = 0), 0) / 60.0 AS minutes_full
+  FROM cut GROUP BY station_id, h
+) a LEFT JOIN info i USING (station_id)
 """
 
 #: Vehicles available per zone, summed per snapshot, averaged over the hour's snapshots of the feed (a zone with no
@@ -185,11 +188,15 @@ WITH snaps AS (
 )
 SELECT $feed, src, zone_layer, zone_id, vehicle_type_id, timezone($tz, to_timestamp(h * 3600)),
        CAST(timezone($tz, to_timestamp(h * 3600)) AS DATE), hour(timezone($tz, to_timestamp(h * 3600))),
-       any_value(n), sum(available) / any_value(n), max(available), sum(reserved) / any_value(n), sum(disabled) / any_value(n)
-FROM (SELECT 'free_floating' AS src, p.*, p.snapshot_ts // 3600 AS h FROM per_snap p
-      UNION ALL SELECT 'docked', d.*, d.snapshot_ts // 3600 FROM docked d) x
-JOIN (SELECT 'free_floating' AS src, * FROM snaps UNION ALL SELECT 'docked', * FROM dsnaps) n USING (src, h)
-GROUP BY src, zone_layer, zone_id, vehicle_type_id, h
+       n, available, max_available, reserved, disabled
+FROM (
+  SELECT src, zone_layer, zone_id, vehicle_type_id, h, any_value(n) AS n, sum(available) / any_value(n) AS available,
+         max(available) AS max_available, sum(reserved) / any_value(n) AS reserved, sum(disabled) / any_value(n) AS disabled
+  FROM (SELECT 'free_floating' AS src, p.*, p.snapshot_ts // 3600 AS h FROM per_snap p
+        UNION ALL SELECT 'docked', d.*, d.snapshot_ts // 3600 FROM docked d) x
+  JOIN (SELECT 'free_floating' AS src, * FROM snaps UNION ALL SELECT 'docked', * FROM dsnaps) n USING (src, h)
+  GROUP BY src, zone_layer, zone_id, vehicle_type_id, h
+)
 """
 
 

@@ -63,14 +63,22 @@ def _bool(x):
     return None
 
 
+_INT, _BOOL = {int}, {bool}
+
+
 def _bools(values: list) -> list:
     """Return the values as true/false (1.x writes 1/0), None where neither; the list itself when already all booleans."""
-    return values if all(type(x) is bool for x in values) else [_bool(x) for x in values]
+    kinds = set(map(type, values))
+    if kinds <= _BOOL:
+        return values
+    if kinds <= {int, bool} and set(values) <= {0, 1}:
+        return [x == 1 for x in values]
+    return [_bool(x) for x in values]
 
 
 def _counts(values: list) -> list:
     """Return the values where they are whole numbers >= 0, None elsewhere; the list itself when all are."""
-    if all(type(x) is int for x in values) and (not values or min(values) >= 0):
+    if set(map(type, values)) <= _INT and (not values or min(values) >= 0):
         return values
     return [x if type(x) is int and x >= 0 else None for x in values]
 
@@ -303,7 +311,7 @@ class SnapshotReader:
             bikes = [st[key] for st in stations]
         except (KeyError, TypeError, IndexError):
             return None
-        if not all(type(x) is str for x in sids) or not all(type(x) is int for x in bikes) or (bikes and min(bikes) < 0):
+        if set(map(type, sids)) != {str} or set(map(type, bikes)) != _INT or min(bikes) < 0:
             return None
         c = self.cols["station_status"]
         n = len(stations)
@@ -320,7 +328,7 @@ class SnapshotReader:
         for col in ("is_installed", "is_renting", "is_returning"):
             c[col].extend(_bools([st.get(col) for st in stations]))
         reported = [st.get("last_reported") for st in stations]
-        c["last_reported"].extend(reported if all(type(x) is int for x in reported) else
+        c["last_reported"].extend(reported if set(map(type, reported)) <= _INT else
                                   [x if type(x) is int else epoch_of(x) for x in reported])
         seen = self.status_station_ids
         for sid in sids:

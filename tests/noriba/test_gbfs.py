@@ -262,3 +262,37 @@ def test_live_poll_refuses_a_file_larger_than_max_bytes_in_one_line(tmp_path, li
     assert main(["--home", str(tmp_path / "home"), "gbfs", "fetch", "tier-small", "--once", "--specs", str(specs), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert "larger than source.max_bytes=10000" in err and "Traceback" not in err
+
+
+# --------------------------------------------------------------------------------------------- specs
+
+def test_gbfs_spec_mistakes_name_the_file_and_field(tmp_path):
+    from noriba.specs import SpecError, load_spec
+
+    specs = tmp_path / "specs"
+    (specs / "feeds").mkdir(parents=True)
+    path = specs / "feeds" / "bikes.yml"
+    path.write_text("id: bikes\nkind: gbfs\nsource: {url: https://x/gbfs.json}\ngbfs: {verison: '2.3', sample_every: 0}\n"
+                    "trips: {files: x}\n", encoding="utf-8")
+    with pytest.raises(SpecError) as exc:
+        load_spec(path, specs_dir=specs)
+    text = "\n".join(exc.value.problems)
+    assert f"{path}: gbfs.verison: unknown key; did you mean 'version'?" in text
+    assert f"{path}: gbfs.sample_every: found a number 0; expected a whole number from 1 to 100000" in text
+    assert f"{path}: trips: only a spec of kind trips has a `trips:` section" in text
+
+
+def test_noriba_run_of_a_gbfs_spec_ingests_its_snapshot_folder(tmp_path):
+    from noriba.pipeline import run_feed
+    from noriba.specs import load_spec
+    from noriba.workspace import Workspace
+
+    head = shared("gbfs", "tier-wolfsburg-v2.3", "head")
+    specs = tmp_path / "specs"
+    (specs / "feeds").mkdir(parents=True)
+    path = specs / "feeds" / "tier.yml"
+    path.write_text(f"id: tier\nkind: gbfs\nsource: {{path: {head}}}\ngbfs: {{version: '2.3'}}\n", encoding="utf-8")
+    res = run_feed(load_spec(path, specs_dir=specs), Workspace(tmp_path / "home"), export=False)
+    assert res["status"] == "new" and res["rows_in"] == 842 and res["rows_quarantined"] == 0
+    with _con(tmp_path / "home") as con:
+        assert con.sql("SELECT timezone FROM gbfs.system_information").fetchall() == [("Europe/Berlin",)]

@@ -32,7 +32,7 @@ from transforms.adapters import InputError, Progress
 from transforms.gbfs.discover import POLLED, parse_discovery
 from transforms.gbfs.parse import SnapshotReader, sort_key
 from transforms.gbfs.spec import GbfsOptions, gbfs_options
-from transforms.notices import NOTICE_SCHEMA
+from transforms.notices import NOTICE_SCHEMA, QUARANTINE_SCHEMA
 from warehouse.runstate import feed_lock, sweep
 
 #: Largest single GBFS file read from a folder when the spec gives no source.max_bytes (a big free-floating system is a few MB).
@@ -305,7 +305,7 @@ def _stage_batch(ws: Workspace, feed_id: str, items, *, source: str, opts: GbfsO
             "zone_layer": zone_layer.layer_id if zone_layer else None,
             "spec": json.dumps({**(spec.metadata() if spec else {}), "gbfs": spec.options if spec else {}}, ensure_ascii=False, default=str)}
     _say(progress, f"{feed_id}: {len(new):,} new file(s), {parsed.rows_in:,} rows; writing the lake")
-    quarantine = parsed.findings.quarantine_table()
+    quarantine = _table(parsed.findings.quarantine, QUARANTINE_SCHEMA)
     for t, table in (*tables.items(), ("notices", notices), ("quarantine", quarantine)):
         if table.num_rows or t == "files":  # an empty table is not written: publishing reads the batches' files that exist
             _write(table, _lake_dir(ws, t, feed_id) / f"batch={batch}.parquet")
@@ -386,17 +386,19 @@ def _with_zones(table: pa.Table, layer) -> pa.Table:
     return table.append_column("zone_layer", layer_col).append_column("zone_id", zone)
 
 
+def _table(rows: list, schema: pa.Schema) -> pa.Table:
+    """Return dataclass rows (Notice, QuarantinedRow) as a table of ``schema``, column by column."""
+    return pa.Table.from_arrays([pa.array([getattr(r, f.name) for r in rows], f.type) for f in schema], schema=schema)
+
+
 def _sampled_notices(findings) -> tuple[pa.Table, dict]:
     """Return (at most SAMPLES_PER_CODE notices per code, the true count per (code, severity))."""
-    table = findings.notices_table()
-    if table.num_rows:
-        kept, per = [], {}
-        for i, code in enumerate(table.column("code").to_pylist()):
-            per[code] = per.get(code, 0) + 1
-            if per[code] <= SAMPLES_PER_CODE:
-                kept.append(i)
-        table = table.take(pa.array(kept, pa.int64()))
-    return table.cast(NOTICE_SCHEMA), dict(findings.counts)
+    kept, per = [], {}
+    for n in findings.notices:
+        per[n.code] = per.get(n.code, 0) + 1
+        if per[n.code] <= SAMPLES_PER_CODE:
+            kept.append(n)
+    return _table(kept, NOTICE_SCHEMA), dict(findings.counts)
 
 
 # ---------------------------------------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from datetime import datetime
 
 #: The files Noriba reads into tables; other GBFS files (pricing, alerts, geofencing) are recognised and kept as received.
@@ -59,14 +60,20 @@ def parse_discovery(doc: object, *, language: str | None = None) -> Discovery:
     return Discovery(version=version, language=chosen, ttl=ttl, feeds=out, languages=langs)
 
 
+_KIND_PART = re.compile(r"(?:%s)(?=$|[_.-])" % "|".join(_BY_LENGTH))
+
+
+@lru_cache(maxsize=4096)
+def _kind_of_part(part: str) -> str | None:
+    m = _KIND_PART.match(part[:-5] if part.lower().endswith(".json") else part)
+    return m.group(0) if m else None
+
+
 def kind_from_name(relpath: str) -> str | None:
     """Return the GBFS kind a file's name or the name of a folder holding it says, nearest first; None if none does."""
-    parts = [p for p in re.split(r"[\\/]", relpath) if p]
-    for part in reversed(parts):
-        stem = part[:-5] if part.lower().endswith(".json") else part
-        for kind in _BY_LENGTH:
-            if stem == kind or stem.startswith(kind + "_") or stem.startswith(kind + "-") or stem.startswith(kind + "."):
-                return kind
+    for part in reversed(re.split(r"[\\/]", relpath)):
+        if part and (kind := _kind_of_part(part)) is not None:
+            return kind
     return None
 
 

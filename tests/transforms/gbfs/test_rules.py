@@ -86,11 +86,13 @@ def test_gbfs_1_1_files_are_checked_against_the_1_1_schema_where_integer_boolean
 
 def test_mixed_versions_are_each_checked_against_their_own_schema_and_reported_once():
     p = _read([("station_information.json", _doc("stations", [_info("1")], version="2.2")),
-               ("station_status.json", _doc("stations", [_status("1")], version="2.3"))])
+               ("station_status/1.json", _doc("stations", [_status("1")], version="2.1")),
+               ("station_status/2.json", _doc("stations", [_status("1")], version="2.1", t=T0 + 60))])
     assert "version_mismatch" in _codes(p) and p.findings.counts[("version_mismatch", "INFO")] == 1
-    (n,) = _notices(p, "no_schema_for_version")  # 2.2 is not bundled: said once, Noriba's own checks still ran
-    assert n.file == "station_information.json" and n.value == "2.2"
-    assert p.versions == {"station_information": "2.2", "station_status": "2.3"}
+    (n,) = _notices(p, "no_schema_for_version")  # 2.1 is not bundled: said once, Noriba's own checks still ran
+    assert n.file == "station_status/1.json" and n.value == "2.1"
+    assert p.versions == {"station_information": "2.2", "station_status": "2.1"}
+    assert "schema_error" not in _codes(p)  # station_information checked against the 2.2 schema, and valid
 
 
 def test_file_without_version_is_read_as_the_spec_version_and_reported_once_per_kind():
@@ -173,7 +175,7 @@ def test_gbfs_spec_section_reports_unknown_keys_and_versions_with_the_field():
     assert check_gbfs(None, where="x")[0] == GbfsOptions()
 
 
-@pytest.mark.parametrize("version", ["1.1", "2.3"])
+@pytest.mark.parametrize("version", ["1.1", "2.2", "2.3", "3.0"])
 def test_bundled_schemas_are_the_official_draft_07_files(version):
     from jsonschema import Draft7Validator
 
@@ -181,3 +183,21 @@ def test_bundled_schemas_are_the_official_draft_07_files(version):
 
     for path in sorted((SCHEMAS / f"v{version}").glob("*.json")):
         Draft7Validator.check_schema(json.loads(path.read_text()))
+
+
+def test_gbfs_3_0_snapshots_with_rfc3339_times_and_num_vehicles_are_read_and_checked():
+    t = "2023-11-14T22:13:20Z"  # = T0
+    def doc(key, rows):
+        return json.dumps({"last_updated": t, "ttl": 0, "version": "3.0", "data": {key: rows}}).encode()
+    status = {"station_id": "1", "num_vehicles_available": 2, "num_docks_available": 3, "is_installed": True, "is_renting": True,
+              "is_returning": True, "last_reported": t}
+    vehicles = [{"vehicle_id": "secret-1", "lat": 35.0, "lon": 139.0, "is_reserved": False, "is_disabled": False, "last_reported": t},
+                {"vehicle_id": "secret-2", "lat": 35.0, "lon": 139.0, "is_reserved": "no", "is_disabled": False}]
+    p = _read([("station_information.json", _doc("stations", [_info("1")])), ("station_status.json", doc("stations", [status])),
+               ("vehicle_status.json", doc("vehicles", vehicles))])
+    assert p.tables["station_status"].to_pylist()[0]["num_bikes_available"] == 2
+    assert p.tables["station_status"].column("snapshot_ts").to_pylist() == [T0]
+    assert p.tables["vehicle_status"].column("last_reported").to_pylist() == [T0, None]
+    (n,) = _notices(p, "schema_error")
+    assert (n.file, n.field) == ("vehicle_status.json", "data.vehicles[1].is_reserved") and "GBFS 3.0 schema" in n.message
+    assert "secret" not in json.dumps([t.to_pylist() for t in p.tables.values()])

@@ -251,7 +251,6 @@ def _stage_batch(ws: Workspace, feed_id: str, items, *, source: str, opts: GbfsO
                  timezone_name: str | None, progress: Progress | None, specs_dir: Path | None = None, archive: bool = True) -> dict:
     """Return one batch of the new files of ``items`` ((name, bytes) in reading order), archived and in the lake (not yet
     published). Call under the feed's lock."""
-    sweep(ws.staging / f"gbfs-{feed_id}", "*")
     for table in ("batches", *_TABLE_NAMES):
         sweep(_lake_dir(ws, table, feed_id), ".batch=*.tmp-*")
     state = known_state(ws, feed_id)
@@ -493,7 +492,14 @@ def poll(spec: FeedSpec, ws: Workspace, *, once: bool = False, rounds: int | Non
             items.append((f"gbfs/{stamp}-{sha[:8]}.json", data))
         for kind in POLLED:
             if kind in urls and due.get(kind, 0) <= clock():
-                data, sha = download(ws, spec.id, urls[kind], spec)
+                try:
+                    data, sha = download(ws, spec.id, urls[kind], spec)
+                except InputError as exc:
+                    if once or rounds is not None:
+                        raise
+                    _say(progress, f"{spec.id}: {exc}; asked again in {opts.min_interval_s:g} s")  # a poller keeps going
+                    due[kind] = clock() + max(opts.min_interval_s, 1.0)
+                    continue
                 try:
                     ttl = json.loads(data).get("ttl")
                 except (ValueError, AttributeError):

@@ -123,7 +123,11 @@ def schema_notices(doc: object, *, kind: str, version: str, file: str) -> list[N
                        file=file, value=version)]
     out: list[Notice] = []
     n = 0
-    for err in v.iter_errors(doc):
+    try:
+        errors = list(v.iter_errors(doc))
+    except RecursionError:  # a hostile document nested deeper than the validator can walk
+        return [notice("schema_error", f"GBFS {version} schema: the document is nested too deeply to check", file=file)]
+    for err in errors:
         n += 1
         if n <= MAX_ERRORS_PER_FILE:
             # a vehicle's id (and the rental links that embed it) never leaves in a message: objects are not quoted either

@@ -201,3 +201,10 @@ def test_gbfs_3_0_snapshots_with_rfc3339_times_and_num_vehicles_are_read_and_che
     (n,) = _notices(p, "schema_error")
     assert (n.file, n.field) == ("vehicle_status.json", "data.vehicles[1].is_reserved") and "GBFS 3.0 schema" in n.message
     assert "secret" not in json.dumps([t.to_pylist() for t in p.tables.values()])
+
+
+def test_hostile_nesting_is_a_notice_never_a_crash():
+    deep = b'{"last_updated": 1700000000, "ttl": 0, "version": "2.3", "data": {"stations": ' + b"[" * 50_000 + b"]" * 50_000 + b"}}"
+    p = _read([("station_status.json", deep)])
+    assert p.rows_in == p.rows_accepted + p.rows_quarantined
+    assert _codes(p) & {"invalid_json", "schema_error", "invalid_station_status"}

@@ -284,7 +284,9 @@ def _stage_batch(ws: Workspace, feed_id: str, items, *, source: str, opts: GbfsO
     if not new:
         return {"status": "unchanged", "skipped": skipped}
     parsed = reader.finish()
-    tz = parsed.timezone or timezone_name or (spec.timezone if spec is not None else None) or _last_tz(state["meta"]) or "UTC"
+    # the system's own time zone; else the one asked for; else the one an earlier batch had (a poll round without
+    # system_information.json); else the spec's
+    tz = parsed.timezone or timezone_name or _last_tz(state["meta"]) or (spec.timezone if spec is not None else None) or "UTC"
     zone_layer = _zone_layer(opts, ws, specs_dir)
     tables = dict(parsed.tables)
     for t in ("station_information", "vehicle_status"):
@@ -295,8 +297,8 @@ def _stage_batch(ws: Workspace, feed_id: str, items, *, source: str, opts: GbfsO
     for (code, sev), n in counts.items():
         by_sev[sev] = by_sev.get(sev, 0) + n
     ts = [t for t in tables["files"].column("snapshot_ts").to_pylist() if t is not None]
-    meta = {"batch_id": batch, "feed_id": feed_id, "source": source, "raw_path": str(archived) if archived else None, "ingested_at": _now(), "files": len(new),
-            "skipped": skipped, "rows_in": parsed.rows_in, "rows_accepted": parsed.rows_accepted,
+    meta = {"batch_id": batch, "feed_id": feed_id, "source": source, "raw_path": str(archived) if archived else None,
+            "ingested_at": _now(), "files": len(new), "skipped": skipped, "rows_in": parsed.rows_in, "rows_accepted": parsed.rows_accepted,
             "rows_quarantined": parsed.rows_quarantined, "timezone": tz, "versions": json.dumps(parsed.versions),
             "notice_codes": json.dumps({c: n for (c, _), n in sorted(counts.items())}),
             "errors": by_sev["ERROR"], "warnings": by_sev["WARNING"], "infos": by_sev["INFO"],

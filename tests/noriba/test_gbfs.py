@@ -296,3 +296,14 @@ def test_noriba_run_of_a_gbfs_spec_ingests_its_snapshot_folder(tmp_path):
     assert res["status"] == "new" and res["rows_in"] == 842 and res["rows_quarantined"] == 0
     with _con(tmp_path / "home") as con:
         assert con.sql("SELECT timezone FROM gbfs.system_information").fetchall() == [("Europe/Berlin",)]
+
+
+def test_live_poll_refuses_a_web_page_instead_of_gbfs_json_in_one_line(tmp_path, live_tier, capsys):
+    _System.files["gbfs.json"] = b"<!DOCTYPE html><html><body>Service unavailable</body></html>"
+    specs = tmp_path / "specs"
+    (specs / "feeds").mkdir(parents=True)
+    (specs / "feeds" / "tier-html.yml").write_text(f"id: tier-html\nkind: gbfs\nsource: {{url: {live_tier}/gbfs.json}}\n", encoding="utf-8")
+    assert main(["--home", str(tmp_path / "home"), "gbfs", "fetch", "tier-html", "--once", "--specs", str(specs), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "the server sent a web page" in err and "Traceback" not in err
+    assert not list((tmp_path / "home" / "raw" / "tier-html").glob("*.json"))  # nothing archived

@@ -2,9 +2,11 @@
 
 Schema checks use MobilityData's schemas (``schemas/v<version>/<file>.json``, see schemas/README.md)
 with the ``jsonschema`` library; each error becomes one ``schema_error`` notice with the file and
-the JSON path of the field. Cross-file rules are named after the rules of Entur's gbfs-validator-java
-(``NoInvalidReferenceToVehicleTypesInStationStatus`` is ``invalid_reference_to_vehicle_types_in_station_status``)
-where it has one; MobilityData's gbfs-validator reports schema errors and missing files only.
+the JSON path of the field. MobilityData's gbfs-validator names no rule beyond schema errors and
+missing files; Entur's gbfs-validator-java does: ``NoInvalidReferenceToVehicleTypesInStationStatus``
+is ``invalid_reference_to_vehicle_types_in_station_status`` here, and the invalid half of
+``NoMissingOrInvalidVehicleTypeIdInVehicleStatusWhenVehicleTypesExist`` is
+``invalid_reference_to_vehicle_types_in_vehicle_status``. The other codes are Noriba's own.
 """
 
 from __future__ import annotations

@@ -307,3 +307,20 @@ def test_live_poll_refuses_a_web_page_instead_of_gbfs_json_in_one_line(tmp_path,
     err = capsys.readouterr().err
     assert "the server sent a web page" in err and "Traceback" not in err
     assert not list((tmp_path / "home" / "raw" / "tier-html").glob("*.json"))  # nothing archived
+
+
+def test_a_folder_named_by_an_archiver_hashes_only_is_read_by_contents(tmp_path):
+    import hashlib
+
+    head = shared("gbfs", "tier-wolfsburg-v2.3", "head")
+    folder = tmp_path / "archive" / "2023-08-11"
+    folder.mkdir(parents=True)
+    for f in head.glob("*.json"):
+        data = f.read_bytes()
+        (folder / f"{hashlib.sha256(data).hexdigest()}.json").write_bytes(data)
+    home = tmp_path / "home"
+    assert main(["--home", str(home), "gbfs", "ingest", str(tmp_path / "archive"), "--feed", "tier", "--quiet", "--no-export"]) == 0
+    with _con(home) as con:
+        kinds = dict(con.sql("SELECT kind, count(*) FROM gbfs.files GROUP BY ALL").fetchall())
+        vehicles = con.sql("SELECT count(*) FROM gbfs.vehicle_status").fetchall()[0][0]
+    assert kinds == {"gbfs": 1, "system_information": 1, "vehicle_types": 1, "free_bike_status": 1} and vehicles == 840

@@ -1,7 +1,8 @@
 """Feed specs: ``specs/feeds/<feed_id>.yml``, one per feed, validated on load.
 
 Trips and zones specs (``specs/trips/<id>.yml``) are feed specs too: their kind's own section is
-checked by transforms/trips/spec.py. Every file is read by the shared safe loader
+checked by transforms/trips/spec.py; a bike/scooter system (kind ``gbfs``) has its ``gbfs:`` section checked by
+transforms/gbfs/spec.py. Every file is read by the shared safe loader
 (transforms/specfile.py: size, alias and depth limits) and every key at every depth is checked.
 """
 

@@ -712,6 +712,66 @@ def _sync_up(args) -> None:
     from noriba.workspace import Workspace
 
     storage.sync_up(Workspace.from_env(args.home))
+def cmd_gbfs(args) -> int:
+    """Run ``noriba gbfs ingest PATH --feed ID`` or ``noriba gbfs fetch FEED``; return 0, or EXIT_PROBLEM after one line per failure."""
+    from noriba import gbfs
+    from noriba.specs import SpecError, load_spec
+    from noriba.workspace import Workspace
+    from transforms.schema import default_specs_dir
+
+    console = _console()
+    ws = Workspace.from_env(args.home)
+    fid = args.feed
+    specs_dir = Path(args.specs) if args.specs else default_specs_dir()
+    path = specs_dir / "feeds" / f"{fid}.yml"
+    try:
+        spec = load_spec(path, specs_dir=specs_dir) if path.exists() else None
+        if spec is not None and spec.kind != "gbfs":
+            console.print(f"error: {path}: feed {fid} is of kind {spec.kind}, not gbfs", markup=False)
+            return EXIT_PROBLEM
+        with _Progress(args.quiet) as progress:
+            if args.gbfs_command == "ingest":
+                results = [gbfs.ingest(ws, fid, Path(args.path), spec=spec, timezone_name=args.timezone, progress=progress,
+                                       export=not args.no_export, specs_dir=specs_dir)]
+            else:
+                if spec is None:
+                    console.print(f"error: no spec {path}; write one of kind gbfs with source.url (the system's gbfs.json)", markup=False)
+                    return EXIT_PROBLEM
+                results = gbfs.poll(spec, ws, once=args.once, rounds=args.rounds, progress=progress, export=not args.no_export,
+                                     specs_dir=specs_dir)
+    except SpecError as exc:
+        for line in exc.problems:
+            console.print(f"error: {line}", markup=False)
+        return EXIT_PROBLEM
+    except KeyboardInterrupt:
+        console.print(f"{fid}: polling stopped", markup=False)
+        return 0
+    except Exception as exc:  # one line a person can act on, never a traceback
+        _fail(console, fid, exc)
+        return EXIT_PROBLEM
+    for r in results:
+        console.print(r["message"], markup=False)
+        for path_ in (r.get("exports") or {}).values():
+            console.print(f"  export: {path_}", markup=False)
+    return 0
+
+
+def _gbfs_parser(sub) -> None:
+    """Add the ``gbfs`` command group (bike and scooter sharing)."""
+    sp = sub.add_parser("gbfs", help="bike and scooter sharing (GBFS): ingest captured snapshots, or poll a live system")
+    gsub = sp.add_subparsers(dest="gbfs_command", required=True)
+    g = gsub.add_parser("ingest", help="ingest a folder of GBFS snapshots (or one file) written by any poller")
+    g.add_argument("path", help="a folder of GBFS JSON files (any names and subfolders), or one file")
+    g.add_argument("--feed", required=True, help="feed id (settings from specs/feeds/<id>.yml when it exists)")
+    g.add_argument("--timezone", help="IANA time zone of the marts' hours when the snapshots have no system_information.json")
+    g = gsub.add_parser("fetch", help="poll a live system from its spec's gbfs.json, each file when its ttl has run out")
+    g.add_argument("feed", help="id of a gbfs spec in specs/feeds")
+    g.add_argument("--once", action="store_true", help="ask every file once, ingest, publish and stop")
+    g.add_argument("--rounds", type=int, help="stop after this many rounds (default: run until interrupted)")
+    for g in gsub.choices.values():
+        g.add_argument("--specs", help="specs folder (default $NORIBA_SPECS or ./specs)")
+        g.add_argument("--quiet", action="store_true", help="no progress output")
+        g.add_argument("--no-export", action="store_true", help="stop after publishing")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -790,6 +850,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "lacks; with NORIBA_HOME on object storage, from the lake as stored")
     sp.add_argument("feed_ids", nargs="*", metavar="FEED", help="feed ids (default: all in the lake)")
     sp.add_argument("--no-contracts", action="store_true", help="skip the data contracts (they only report)")
+    _gbfs_parser(sub)
     return p
 
 
@@ -833,6 +894,10 @@ def main(argv: list[str] | None = None) -> int:
             return rc
         if args.command == "spec":
             return cmd_spec_suggest(args)
+        if args.command == "gbfs":
+            rc = cmd_gbfs(args)
+            _sync_up(args)  # with NORIBA_HOME on object storage, the raw snapshots and the lake go to the store
+            return rc
     except KeyboardInterrupt:
         _console().print("interrupted")
         return 130

@@ -403,6 +403,10 @@ def run_feed(spec: FeedSpec, ws: Workspace, *, progress: Progress | None = None,
         from noriba.trips_pipeline import run_trips
 
         return run_trips(spec, ws, progress=progress, export=export)
+    if spec.kind == "gbfs":  # bike and scooter sharing: snapshots, not feed versions (noriba/gbfs.py)
+        from noriba.gbfs import run_gbfs
+
+        return run_gbfs(spec, ws, progress=progress, export=export)
     with feed_lock(ws, spec.id):
         return _run_feed_locked(spec, ws, progress=progress, export=export, validation_date=validation_date, contracts=contracts)
 

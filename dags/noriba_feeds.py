@@ -116,7 +116,8 @@ def build_feed_dag(spec):
 SPECS, _ = load_each("feeds")  # the mistakes of the others: dags/noriba_spec_errors.py
 
 for _spec in SPECS:
-    build_feed_dag(_spec)
+    if _spec.kind != "gbfs":  # GBFS systems are polled (noriba gbfs fetch), not run as feed versions
+        build_feed_dag(_spec)
 
 
 def export_asset(export_id: str) -> Asset:

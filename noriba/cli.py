@@ -121,7 +121,8 @@ def cmd_run(args, specs) -> int:
 
     ws = Workspace.from_env(args.home).ensure()
     console = _console()
-    failed = blocked = 0
+    failed: list[str] = []
+    blocked = 0
     for spec in specs:
         try:
             with _Progress(args.quiet) as progress:
@@ -133,8 +134,10 @@ def cmd_run(args, specs) -> int:
             if result["status"] != "unchanged" and not args.quiet:
                 _print_notices(ws, spec.id, result["feed_version"], console, limit=5)
         except Exception as exc:  # one clear line per problem, never a traceback
-            failed += 1
+            failed.append(spec.id)
             _fail(console, spec.id, exc)
+    if failed and len(specs) > 1:  # the feeds after a failure still ran; say at the end which did not
+        console.print(f"error: {len(failed)} of {len(specs)} feeds failed: {', '.join(failed)}", markup=False)
     # 2 when a feed could not be run; 1 when a new version was blocked by its policy (cron and CI notice it)
     return EXIT_PROBLEM if failed else EXIT_BLOCKED if blocked else 0
 
@@ -383,6 +386,8 @@ def cmd_export(args) -> int:
     from noriba.policy import blocking_reason
     from warehouse.export import ExportRefused
 
+    from noriba import storage
+
     ws = Workspace.from_env(args.home)
     console = _console()
     if args.version and len(args.feed_ids) != 1:
@@ -400,6 +405,7 @@ def cmd_export(args) -> int:
         version = args.version or f["latest_version"]
         if version is None:  # every version of the feed was blocked: name what blocks the newest
             version = f["newest_version"]
+        storage.pull_version(ws, f["feed_id"], version)  # NORIBA_HOME on object storage: the lake as stored
         if not ws.lake_partition("meta_feed_versions", f["feed_id"], version).exists():
             console.print(f"error: {f['feed_id']}: no version {version} in the lake", markup=False)
             return EXIT_PROBLEM
@@ -492,6 +498,13 @@ def cmd_municipality(args) -> int:
     from warehouse.municipality_report import build_report, write_pdf
 
     ws = Workspace.from_env(args.home).ensure()
+    if ws.remote is not None:  # NORIBA_HOME on object storage: the latest versions as stored
+        from noriba import storage
+        from warehouse.versions import latest_versions
+
+        storage.pull(ws, ws.lake / storage.META_TABLE)
+        for fid, meta in latest_versions(ws).items():
+            storage.pull_version(ws, fid, meta["feed_version"])
     try:
         r = build_report(ws, municipality=args.municipality, feed_ids=args.feed or None,
                          population=Path(args.population) if args.population else None)
@@ -506,6 +519,40 @@ def cmd_municipality(args) -> int:
         pdf = write_pdf(Path(r["html"]))
         print(f"  PDF: {pdf}" if pdf else "  PDF: not written (no chromium installed; see .ci/install-chromium)")
     update_catalog(ws)
+    return 0
+
+
+def cmd_spec_suggest(args) -> int:
+    """Print a starting spec for a timetable workbook or a trip file. Exit 2 if the file cannot be read."""
+    from transforms.adapters import InputError
+    from transforms.timetable import suggest as timetable
+
+    path = Path(args.path)
+    console = _console()
+    if not path.is_file():
+        console.print(f"error: {path}: no such file", markup=False)
+        return EXIT_PROBLEM
+    kind = args.kind
+    try:
+        if kind is None:
+            is_book = path.suffix.lower() in timetable.WORKBOOK_SUFFIXES
+            kind = "timetable" if is_book and timetable.looks_like_timetable(path) else "trips"
+        if kind == "timetable":
+            text = timetable.suggest(path)
+        else:
+            try:
+                from transforms.trips.suggest import suggest as trips_suggest
+            except ModuleNotFoundError as exc:
+                if exc.name != "transforms.trips.suggest":
+                    raise
+                console.print(f"error: {path} looks like a file of trips, and this build cannot suggest a trips spec yet "
+                              "(transforms.trips.suggest is missing); if it is a timetable, run with --kind timetable", markup=False)
+                return EXIT_PROBLEM
+            text = trips_suggest(path)
+    except InputError as exc:
+        console.print(f"error: {exc}", markup=False)
+        return EXIT_PROBLEM
+    sys.stdout.write(text)
     return 0
 
 
@@ -571,11 +618,16 @@ def _run_trips(args, *, ids: list[str] | None = None, tags: tuple[str, ...] = ()
     from noriba.trips_pipeline import run_all
     from noriba.workspace import Workspace
 
+    from noriba.trips_pipeline import SourcesFailed
+
     ws = Workspace.from_env(args.home)
     console = _console()
+    failed: list[str] = []
     try:
         with _Progress(getattr(args, "quiet", False)) as progress:
             results = run_all(ws, ids=ids, tags=tags, progress=progress, export=not getattr(args, "no_export", False))
+    except SourcesFailed as exc:  # one source failing did not stop the others: each is listed, the run exits non-zero
+        results, failed = exc.results, exc.failed
     except SpecError as exc:
         for line in exc.problems:
             console.print(f"error: {line}", markup=False)
@@ -584,9 +636,16 @@ def _run_trips(args, *, ids: list[str] | None = None, tags: tuple[str, ...] = ()
         _fail(console, "trips", exc)
         return EXIT_PROBLEM
     for r in results:
+        if r.get("status") == "failed":
+            _fail(console, r["feed_id"], r["exception"])
+            continue
         console.print(r["message"], markup=False)
         for path in (r.get("exports") or {}).values():
             console.print(f"  export: {path}", markup=False)
+    if failed:
+        console.print(f"error: trips: {len(failed)} of {len(results)} sources failed: {', '.join(failed)} "
+                      f"(the others ran)", markup=False)
+        return EXIT_PROBLEM
     return 0
 
 
@@ -614,9 +673,110 @@ def _demo_outputs(args, ws, specs) -> tuple[str | None, list[str]]:
         return None, reports
 
 
+def cmd_publish(args) -> int:
+    """Publish the lake's complete versions (all feeds, or those named) that this machine's warehouse lacks, with their
+    data contracts (unless --no-contracts); exports are left as they are.
+
+    With NORIBA_HOME on object storage this is how a second machine builds its warehouse from the lake as stored.
+    """
+    from noriba import storage
+    from noriba.pipeline import META_TABLE, contracts_step, lake_versions, publish_step, unfinished_steps
+    from noriba.workspace import Workspace, safe_id
+
+    ws = Workspace.from_env(args.home).ensure()
+    console = _console()
+    for fid in args.feed_ids:
+        safe_id(fid)
+        storage.pull(ws, ws.lake / META_TABLE / f"feed_id={fid}")
+    if not args.feed_ids:
+        storage.pull(ws, ws.lake / META_TABLE)
+    versions = [(f, v) for f, v in lake_versions(ws) if not args.feed_ids or f in args.feed_ids]
+    missing = sorted(set(args.feed_ids) - {f for f, _ in versions})
+    if missing:
+        console.print(f"error: no version of {', '.join(missing)} in the lake at {ws.location}/lake", markup=False)
+        return EXIT_PROBLEM
+    for fid, ver in versions:
+        out = publish_step(ws, {"feed_id": fid, "feed_version": ver, "unchanged": True})
+        rows = sum(out.get("published", {}).values())
+        done = "already published" if out["status"] == "unchanged" else f"published ({rows:,} rows)"
+        if not args.no_contracts and unfinished_steps(ws, fid, ver, export=False):
+            contracts_step(ws, {**out, "status": "published"})
+            done += ", data contracts checked"
+        console.print(f"{fid}: version {ver} {done}", markup=False)
+    return 0
+
+
+def _sync_up(args) -> None:
+    """With NORIBA_HOME on object storage, send what a command wrote outside the pipeline's steps (trips, reports, the catalog)."""
+    from noriba import storage
+    from noriba.workspace import Workspace
+
+    storage.sync_up(Workspace.from_env(args.home))
+def cmd_gbfs(args) -> int:
+    """Run ``noriba gbfs ingest PATH --feed ID`` or ``noriba gbfs fetch FEED``; return 0, or EXIT_PROBLEM after one line per failure."""
+    from noriba import gbfs
+    from noriba.specs import SpecError, load_spec
+    from noriba.workspace import Workspace
+    from transforms.schema import default_specs_dir
+
+    console = _console()
+    ws = Workspace.from_env(args.home)
+    fid = args.feed
+    specs_dir = Path(args.specs) if args.specs else default_specs_dir()
+    path = specs_dir / "feeds" / f"{fid}.yml"
+    try:
+        spec = load_spec(path, specs_dir=specs_dir) if path.exists() else None
+        if spec is not None and spec.kind != "gbfs":
+            console.print(f"error: {path}: feed {fid} is of kind {spec.kind}, not gbfs", markup=False)
+            return EXIT_PROBLEM
+        with _Progress(args.quiet) as progress:
+            if args.gbfs_command == "ingest":
+                results = [gbfs.ingest(ws, fid, Path(args.path), spec=spec, timezone_name=args.timezone, progress=progress,
+                                       export=not args.no_export, specs_dir=specs_dir)]
+            else:
+                if spec is None:
+                    console.print(f"error: no spec {path}; write one of kind gbfs with source.url (the system's gbfs.json)", markup=False)
+                    return EXIT_PROBLEM
+                results = gbfs.poll(spec, ws, once=args.once, rounds=args.rounds, progress=progress, export=not args.no_export,
+                                     specs_dir=specs_dir)
+    except SpecError as exc:
+        for line in exc.problems:
+            console.print(f"error: {line}", markup=False)
+        return EXIT_PROBLEM
+    except KeyboardInterrupt:
+        console.print(f"{fid}: polling stopped", markup=False)
+        return 0
+    except Exception as exc:  # one line a person can act on, never a traceback
+        _fail(console, fid, exc)
+        return EXIT_PROBLEM
+    for r in results:
+        console.print(r["message"], markup=False)
+        for path_ in (r.get("exports") or {}).values():
+            console.print(f"  export: {path_}", markup=False)
+    return 0
+
+
+def _gbfs_parser(sub) -> None:
+    """Add the ``gbfs`` command group (bike and scooter sharing)."""
+    sp = sub.add_parser("gbfs", help="bike and scooter sharing (GBFS): ingest captured snapshots, or poll a live system")
+    gsub = sp.add_subparsers(dest="gbfs_command", required=True)
+    g = gsub.add_parser("ingest", help="ingest a folder of GBFS snapshots (or one file) written by any poller")
+    g.add_argument("path", help="a folder of GBFS JSON files (any names and subfolders), or one file")
+    g.add_argument("--feed", required=True, help="feed id (settings from specs/feeds/<id>.yml when it exists)")
+    g.add_argument("--timezone", help="IANA time zone of the marts' hours when the snapshots have no system_information.json")
+    g = gsub.add_parser("fetch", help="poll a live system from its spec's gbfs.json, each file when its ttl has run out")
+    g.add_argument("feed", help="id of a gbfs spec in specs/feeds")
+    g.add_argument("--once", action="store_true", help="ask every file once, ingest, publish and stop")
+    g.add_argument("--rounds", type=int, help="stop after this many rounds (default: run until interrupted)")
+    for g in gsub.choices.values():
+        g.add_argument("--specs", help="specs folder (default $NORIBA_SPECS or ./specs)")
+        g.add_argument("--quiet", action="store_true", help="no progress output")
+        g.add_argument("--no-export", action="store_true", help="stop after publishing")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="noriba", description="Noriba (乗り場): receive, validate, store and export transport data.")
-    p.add_argument("--home", help="workspace folder (default $NORIBA_HOME or ./noriba-data)")
+    p.add_argument("--home", help="workspace folder, or an s3:// or gs:// URL (default $NORIBA_HOME or ./noriba-data)")
     sub = p.add_subparsers(dest="command", required=True)
 
     def common(sp):
@@ -679,6 +839,18 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--verbose", action="store_true", help="log every request")
     sp = sub.add_parser("demo", help="build the demo region offline from the project's own inputs")
     common(sp)
+    sp = sub.add_parser("spec", help="help writing a spec: `noriba spec suggest FILE` prints a starting spec for it")
+    spec_sub = sp.add_subparsers(dest="spec_command", required=True)
+    ssp = spec_sub.add_parser("suggest", help="look at a timetable workbook or a trip file and print a starting spec "
+                              "(sheets, blocks and their ranges, time cells outside them; or header rows, column types and fields)")
+    ssp.add_argument("path", metavar="PATH", help="a workbook (.xls, .xlsx) or a trip file (.csv, .tsv, .json, .parquet, .xlsx)")
+    ssp.add_argument("--kind", choices=("timetable", "trips"),
+                     help="what the file is (default: a workbook with a grid of times is a timetable, anything else trips)")
+    sp = sub.add_parser("publish", help="publish the lake's versions (all feeds, or those named) that this machine's warehouse "
+                        "lacks; with NORIBA_HOME on object storage, from the lake as stored")
+    sp.add_argument("feed_ids", nargs="*", metavar="FEED", help="feed ids (default: all in the lake)")
+    sp.add_argument("--no-contracts", action="store_true", help="skip the data contracts (they only report)")
+    _gbfs_parser(sub)
     return p
 
 
@@ -713,12 +885,19 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_export_specs(args)
         if args.command == "serve":
             return cmd_serve(args)
-        if args.command == "municipality":
-            return cmd_municipality(args)
-        if args.command == "demo":
-            return cmd_demo(args)
-        if args.command == "trips":
-            return _run_trips(args, ids=args.feed_ids or None)
+        if args.command == "publish":
+            return cmd_publish(args)
+        if args.command in ("municipality", "demo", "trips"):
+            rc = (cmd_municipality(args) if args.command == "municipality" else cmd_demo(args) if args.command == "demo"
+                  else _run_trips(args, ids=args.feed_ids or None))
+            _sync_up(args)
+            return rc
+        if args.command == "spec":
+            return cmd_spec_suggest(args)
+        if args.command == "gbfs":
+            rc = cmd_gbfs(args)
+            _sync_up(args)  # with NORIBA_HOME on object storage, the raw snapshots and the lake go to the store
+            return rc
     except KeyboardInterrupt:
         _console().print("interrupted")
         return 130

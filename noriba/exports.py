@@ -18,6 +18,7 @@ from datetime import date
 from pathlib import Path
 from typing import Callable
 
+from noriba import storage
 from noriba.specs import ID_PATTERN, SpecError, load_specs, parse_spec, project_root
 from noriba.workspace import Workspace
 from transforms.schema import default_specs_dir
@@ -392,7 +393,10 @@ def build_export(export_id: str | ExportSpec, ws: Workspace, *, progress: Progre
     spec = export_id if isinstance(export_id, ExportSpec) else load_export_spec(specs_dir / "exports" / f"{export_id}.yml", specs_dir=specs_dir)
     ws.ensure()
     with feed_lock(ws, f"export.{spec.id}"):  # "." is in no feed id: no clash with a feed's lock
-        return _build_locked(spec, ws, progress=progress, force=force, specs_dir=specs_dir, validate=validate)
+        out = _build_locked(spec, ws, progress=progress, force=force, specs_dir=specs_dir, validate=validate)
+        storage.push_tree(ws, export_dir(ws, spec.id))  # object-store home: the build, then the catalog
+        storage.push_tree(ws, ws.exports)
+        return out
 
 
 def _build_locked(spec: ExportSpec, ws: Workspace, *, progress: Progress | None, force: bool, specs_dir: Path,
@@ -410,10 +414,13 @@ def _build_locked(spec: ExportSpec, ws: Workspace, *, progress: Progress | None,
         res = run_feed(fs, ws, progress=None)
         say(res.get("message") or f"{e.feed_id}: version {res['feed_version']} ingested")
     feed_specs = load_specs(specs_dir)
+    storage.pull(ws, ws.lake / storage.META_TABLE)  # object-store home: every feed's versions, as stored
     feed_ids = select_feeds(spec, ws, feed_specs=feed_specs, specs_dir=specs_dir)
     lake = latest_versions(ws)
     ns = _namespaces(spec, feed_ids)
     inputs = [mg.MergeInput(f, lake[f]["feed_version"], ns[f]) for f in feed_ids]
+    for i in inputs:
+        storage.pull_version(ws, i.feed_id, i.feed_version)
     version = hashlib.sha256(json.dumps({"spec": spec.fingerprint(), "inputs": [(i.feed_id, i.feed_version) for i in inputs],
                                          "format": EXPORT_FORMAT}).encode()).hexdigest()[:16]
     root = export_dir(ws, spec.id)
@@ -520,7 +527,13 @@ def update_catalog(ws: Workspace, *, specs_dir: Path | None = None) -> Path:
     """Return the catalog page after rebuilding the site, with each export's location from its spec."""
     from warehouse.catalog import build_site
 
-    return build_site(ws, locations=export_locations(specs_dir))
+    if ws.remote is not None:  # object-store home: the lake's latest versions (and their stops, for the map) as stored
+        storage.pull(ws, ws.lake / storage.META_TABLE)
+        storage.pull_files(ws, [ws.lake_partition("gtfs_stops", fid, m["feed_version"]) / "part-0.parquet"
+                                for fid, m in latest_versions(ws).items()])
+    page = build_site(ws, locations=export_locations(specs_dir))
+    storage.push_tree(ws, ws.exports)
+    return page
 
 
 def _service_dates(work) -> dict:

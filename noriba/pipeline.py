@@ -9,6 +9,10 @@ its own left, and a version's steps are known done from what they leave: the lak
 ``meta_feed_versions`` (written last), the warehouse row ``meta.feed_versions`` (one transaction),
 the version's rows in ``quality.expectation_results`` and the export zip (renamed last). A rerun
 whose input is unchanged finishes the steps that are not done.
+
+With NORIBA_HOME on object storage (noriba/storage.py) the steps also pull what they read from the
+store and push what they write (raw archive, lake partitions with the meta partition last, exports);
+on a local home those calls return at once.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from noriba import storage
 from noriba.fetch import fetch as fetch_source
 from noriba.memory import avoid_huge_pages
 from noriba.policy import policy_from_json
@@ -53,6 +58,8 @@ def fetch(spec: FeedSpec, ws: Workspace) -> dict:
     with feed_lock(ws, spec.id):
         sweep(ws.raw / spec.id, ".*.tmp*")  # an archive copy a killed fetch left
         got = fetch_source(ws, spec.id, spec.source).to_dict()
+        storage.push(ws, [Path(got["raw_path"])], immutable=True)  # object-store home: archived once, by content
+        storage.pull(ws, ws.lake / META_TABLE / f"feed_id={spec.id}")  # versions another machine made
         known = known_version_for_source(ws, spec.id, got["source_sha256"])
     got["known_version"] = known
     return got
@@ -138,7 +145,7 @@ def parse_validate(spec: FeedSpec, ws: Workspace, fetched: dict, *, progress: Pr
         "content_sha256": content,
         "source_sha256": fetched["source_sha256"],
         "source": fetched["source"],
-        "raw_path": fetched["raw_path"],
+        "raw_path": storage.location(ws, fetched["raw_path"]),
         "fetched_at": fetched["fetched_at"],
         "ingested_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "kind": spec.kind,
@@ -191,6 +198,7 @@ def write_lake(ws: Workspace, staged: dict) -> dict:
     the version is taken as unchanged.
     """
     if staged.get("unchanged"):
+        storage.push_version(ws, staged["feed_id"], staged["feed_version"])  # a run killed before its push
         return {**staged, "lake": []}
     staging = Path(staged["staging_dir"])
     fid, ver = staged["feed_id"], staged["feed_version"]
@@ -198,6 +206,7 @@ def write_lake(ws: Workspace, staged: dict) -> dict:
         sweep_lake(ws, fid)
         if not staging.is_dir():
             if version_exists(ws, fid, ver):
+                storage.push_version(ws, fid, ver)
                 return {**staged, "unchanged": True, "staging_dir": None, "lake": []}
             raise InputError(f"{fid}: the staged version {ver} is gone ({staging}); run the feed again")
         moves: list[tuple[Path, str]] = [(p, f"gtfs_{p.stem}") for p in sorted((staging / "gtfs").glob("*.parquet"))]
@@ -211,6 +220,7 @@ def write_lake(ws: Workspace, staged: dict) -> dict:
             replace_dir(tmp, part)
             written.append(table)
             fault_point("lake")  # test hook: a kill here leaves the version without its meta partition
+        storage.push_version(ws, fid, ver)  # object-store home: the partitions, meta last
         shutil.rmtree(staging, ignore_errors=True)
     return {**staged, "staging_dir": None, "lake": written}
 
@@ -248,11 +258,15 @@ def stage(spec: FeedSpec, ws: Workspace, fetched: dict, *, progress: Progress | 
     with feed_lock(ws, spec.id):
         sweep(ws.staging / spec.id, "*")
         sweep_lake(ws, spec.id)  # a policy restamp killed mid-swap
+        if ws.remote is not None:  # object-store home: the fetch may have run on another machine
+            storage.pull_files(ws, [Path(fetched["raw_path"])])
+            storage.pull(ws, ws.lake / META_TABLE / f"feed_id={spec.id}")
         if fetched.get("known_version"):
             staged = {"feed_id": spec.id, "feed_version": fetched["known_version"], "unchanged": True, "staging_dir": None}
         else:
             staged = parse_validate(spec, ws, fetched, progress=progress, validation_date=validation_date)
         if staged["unchanged"]:
+            storage.pull_version(ws, staged["feed_id"], staged["feed_version"])  # made on another machine
             staged = {**staged, **restamp_policy(spec, ws, staged["feed_id"], staged["feed_version"])}
         return report_step(ws, staged)
 
@@ -290,6 +304,7 @@ def restamp_policy(spec: FeedSpec, ws: Workspace, feed_id: str, feed_version: st
     tmp.mkdir(parents=True)
     pq.write_table(pa.Table.from_pylist([meta]), tmp / "part-0.parquet")
     replace_dir(tmp, part)
+    storage.push(ws, [part / "part-0.parquet"])
     return {"policy_status": verdict.status, "blocked_by": verdict.blocked_by, "policy_changed": True}
 
 
@@ -322,6 +337,7 @@ def publish_step(ws: Workspace, lake: dict) -> dict:
     with feed_lock(ws, lake["feed_id"]):
         if lake.get("unchanged") and not lake.get("policy_changed") and is_published(ws, lake["feed_id"], lake["feed_version"]):
             return {**lake, "published": {}, "status": "unchanged"}
+        storage.pull_version(ws, lake["feed_id"], lake["feed_version"])  # object-store home: the lake as stored
         return {**lake, **publish(ws, lake["feed_id"], lake["feed_version"]), "status": "published"}
 
 
@@ -338,7 +354,10 @@ def export_step(ws: Workspace, published: dict) -> dict:
         if published.get("status") == "unchanged" and is_exported(ws, fid, ver):
             return {**published, "exports": None}
         try:
-            return {**published, "exports": export_version(ws, fid, ver)}
+            out = export_version(ws, fid, ver)
+            storage.push_tree(ws, Path(out["parquet_dir"]))
+            storage.push(ws, [Path(out["gtfs_zip"])])  # the zip last: it says the export is whole
+            return {**published, "exports": out}
         except ExportRefused as exc:
             return {**published, "exports": None, "export_refused": str(exc)}
 
@@ -384,6 +403,10 @@ def run_feed(spec: FeedSpec, ws: Workspace, *, progress: Progress | None = None,
         from noriba.trips_pipeline import run_trips
 
         return run_trips(spec, ws, progress=progress, export=export)
+    if spec.kind == "gbfs":  # bike and scooter sharing: snapshots, not feed versions (noriba/gbfs.py)
+        from noriba.gbfs import run_gbfs
+
+        return run_gbfs(spec, ws, progress=progress, export=export)
     with feed_lock(ws, spec.id):
         return _run_feed_locked(spec, ws, progress=progress, export=export, validation_date=validation_date, contracts=contracts)
 

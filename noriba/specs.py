@@ -1,7 +1,8 @@
 """Feed specs: ``specs/feeds/<feed_id>.yml``, one per feed, validated on load.
 
 Trips and zones specs (``specs/trips/<id>.yml``) are feed specs too: their kind's own section is
-checked by transforms/trips/spec.py. Every file is read by the shared safe loader
+checked by transforms/trips/spec.py; a bike/scooter system (kind ``gbfs``) has its ``gbfs:`` section checked by
+transforms/gbfs/spec.py. Every file is read by the shared safe loader
 (transforms/specfile.py: size, alias and depth limits) and every key at every depth is checked.
 """
 
@@ -21,7 +22,7 @@ from transforms.specfile import (ID_PATTERN, Anything, Flag, ListOf, Map, Null, 
 
 __all__ = ["SpecError", "FeedSpec", "Source", "load_spec", "load_specs", "load_trip_specs", "parse_spec"]
 
-KINDS = ("gtfs", "timetable", "trips", "zones")
+KINDS = ("gtfs", "timetable", "trips", "zones", "gbfs")
 PROFILES = ("gtfs", "gtfs-jp")
 _QUOTED = 'text in quotes, such as "01205" (unquoted digits are read as a number)'
 SOURCE_SHAPE = Map({
@@ -51,7 +52,7 @@ FEED_SHAPE = Map({
     "tags": ListOf(Text()),
     "policy": Map({"block": Anything(), "block_codes": Anything(), "allow": Anything()}),  # values: noriba.policy
     "publish": OneOf(Flag(), Null(), expected="true or false (whether the feed is listed in the public catalog)"),
-    "timetable": Anything(), "trips": Anything(), "zones": Anything(),  # checked by their kind
+    "timetable": Anything(), "trips": Anything(), "zones": Anything(), "gbfs": Anything(),  # checked by their kind
     "notify": NOTIFY_SHAPE,
 })
 
@@ -190,7 +191,12 @@ def parse_spec(doc: object, *, where: str, root: Path, expect_id: str | None = N
         if kind == "trips" and schedule in ONCE_PRESETS and isinstance(options, dict) and layers(options):
             bad("schedule", f"{schedule!r}: a trips source on zone layers runs when a layer changes, or on a clock "
                             "schedule (a cron expression or a preset such as '@daily'); use one of those or null")
-    for other in ("trips", "zones"):
+    if kind == "gbfs":  # bike and scooter sharing (transforms/gbfs/spec.py)
+        from transforms.gbfs.spec import check_gbfs
+
+        options = doc.get("gbfs") or {}
+        problems.extend(check_gbfs(doc.get("gbfs"), where=where)[1])
+    for other in ("trips", "zones", "gbfs"):
         if other != kind and doc.get(other) is not None:
             bad(other, f"only a spec of kind {other} has a `{other}:` section")
     timetable = None

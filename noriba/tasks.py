@@ -15,6 +15,13 @@ def _log():
     return logging.getLogger(__name__)
 
 
+def _sync_up(ws: Workspace) -> None:
+    """With NORIBA_HOME on object storage, send what a trips step wrote (the trips pipeline has no finer hooks)."""
+    from noriba.storage import sync_up
+
+    sync_up(ws)
+
+
 def _spec(feed_id: str):
     from noriba.specs import load_spec
     from transforms.schema import default_specs_dir
@@ -109,7 +116,8 @@ def publish_zones(layer_id: str) -> dict:
     from noriba.trips_pipeline import run_trips
 
     spec, _ = _trip_spec(layer_id)
-    out = run_trips(spec, Workspace.from_env())
+    out = run_trips(spec, ws := Workspace.from_env())
+    _sync_up(ws)
     return {k: out[k] for k in ("feed_id", "status", "zones", "message")}
 
 
@@ -136,7 +144,9 @@ def trips_parse_validate(source_id: str, fetched: dict) -> dict:
 def trips_write_lake(staged: dict) -> dict:
     from noriba.trips_pipeline import write_trips_lake
 
-    return write_trips_lake(Workspace.from_env(), staged)
+    out = write_trips_lake(ws := Workspace.from_env(), staged)
+    _sync_up(ws)
+    return out
 
 
 def trips_publish(lake: dict) -> dict:
@@ -155,4 +165,6 @@ def trips_export(published: dict) -> dict:
     from noriba.trips_pipeline import export_step
 
     spec, _ = _trip_spec(published["source_id"])
-    return {**published, "exports": export_step(spec, Workspace.from_env(), published["feed_version"])}
+    out = {**published, "exports": export_step(spec, ws := Workspace.from_env(), published["feed_version"])}
+    _sync_up(ws)
+    return out

@@ -154,6 +154,7 @@ def _parse_validate_locked(spec: FeedSpec, ws: Workspace, fetched: dict, *, spec
         "ingested_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "files": json.dumps(fetched["files"], ensure_ascii=False), "months": json.dumps(staged.months),
         "rows_in": staged.rows_in, "rows_accepted": staged.accepted, "rows_quarantined": staged.quarantined,
+        "rows_excluded": staged.excluded,
         "errors": by_sev.get("ERROR", 0), "warnings": by_sev.get("WARNING", 0), "infos": by_sev.get("INFO", 0),
         "notice_codes": json.dumps(by_code), "spec": json.dumps({**spec.metadata(), "trips": spec.options}, ensure_ascii=False, default=str),
         "zone_layer": opts.zone_layer, "municipality_layer": opts.municipality_layer,
@@ -164,7 +165,8 @@ def _parse_validate_locked(spec: FeedSpec, ws: Workspace, fetched: dict, *, spec
     if layers:
         pq.write_table(pa.Table.from_pylist([r for layer in layers for r in layer.rows()]), staging / "out" / "zones.parquet")
     return {"source_id": spec.id, "feed_version": ver, "staging_dir": str(staging / "out"), "rows_in": staged.rows_in,
-            "rows_accepted": staged.accepted, "rows_quarantined": staged.quarantined, "files": staged.files,
+            "rows_accepted": staged.accepted, "rows_quarantined": staged.quarantined, "rows_excluded": staged.excluded,
+            "files": staged.files,
             "rule_counts": staged.rule_counts, "unchanged": False, "seconds": staged.seconds}
 
 
@@ -293,21 +295,65 @@ def _run_trips_locked(spec: FeedSpec, ws: Workspace, *, progress: Progress | Non
         out["exports"] = export_step(spec, ws, ver)
     out["message"] = (f"{spec.id}: version {ver}: {out.get('rows_in', published.get('rows_in', 0)):,} rows in, "
                       f"{out.get('rows_accepted', published.get('rows_accepted', 0)):,} accepted, "
-                      f"{out.get('rows_quarantined', published.get('rows_quarantined', 0)):,} quarantined")
+                      f"{out.get('rows_quarantined', published.get('rows_quarantined', 0)):,} quarantined"
+                      + (f", {out['rows_excluded']:,} excluded (not trips: trips.exclude)" if out.get("rows_excluded") else ""))
     return out
+
+
+class SourcesFailed(Exception):
+    """Some sources of a run failed; the others ran. ``results`` holds every source's result, in run order:
+    a failed one has status ``failed`` and ``errors`` (lines naming the file, line, column and what to change)."""
+
+    def __init__(self, results: list[dict]):
+        self.results = results
+        self.failed = [r["feed_id"] for r in results if r.get("status") == "failed"]
+        super().__init__(f"{len(self.failed)} of {len(results)} trips sources failed: {', '.join(self.failed)}")
+
+
+def _error_lines(exc: BaseException) -> list[str]:
+    """Return what went wrong as lines a person can act on (an unexpected error as its type and message)."""
+    if isinstance(exc, SpecError):
+        return list(exc.problems)
+    if isinstance(exc, InputError):
+        return str(exc).splitlines() or [type(exc).__name__]
+    return [f"{type(exc).__name__}: {exc} (set NORIBA_DEBUG=1 for details)"]
 
 
 def run_all(ws: Workspace, *, ids: list[str] | None = None, tags: tuple[str, ...] = (), progress: Progress | None = None,
             export: bool = True, specs_dir: Path | None = None) -> list[dict]:
-    """Return the results of running the trips/zones specs named (all when None), zones first."""
-    specs = {s.id: s for s in load_trip_specs(specs_dir)}
+    """Return the results of running the trips/zones specs named (all when None), zones first.
+
+    One source failing does not stop the others: each is run, and if any failed, SourcesFailed is
+    raised at the end with every result (set NORIBA_DEBUG=1 to stop at the first failure instead).
+    """
+    from noriba.specs import load_each
+
+    loaded, problems = load_each("trips", specs_dir)
+    specs = {s.id: s for s in loaded}
+    broken: dict[str, list[str]] = {}  # a spec file that does not load is a failed source named by its file's stem
+    for line in problems:
+        stem = Path(line.split(": ", 1)[0]).stem
+        broken.setdefault(stem, []).append(line)
     chosen = [s for s in specs.values() if (not ids or s.id in ids) and (not tags or set(tags) & set(s.tags))]
-    unknown = set(ids or ()) - set(specs)
+    unknown = set(ids or ()) - set(specs) - set(broken)
     if unknown:
         raise SpecError([f"no trips spec for {', '.join(sorted(unknown))}; known: {', '.join(sorted(specs))}"])
+    failed_specs = [{"feed_id": stem, "status": "failed", "errors": lines, "exception": SpecError(lines), "message": f"{stem}: FAILED"}
+                    for stem, lines in sorted(broken.items()) if not ids or stem in ids]
     chosen.sort(key=lambda s: (s.kind != "zones", s.id))
     cache: dict = {}
-    return [run_trips(s, ws, progress=progress, export=export, specs=specs, cache=cache) for s in chosen]
+    results = list(failed_specs)
+    for s in chosen:
+        try:
+            results.append(run_trips(s, ws, progress=progress, export=export, specs=specs, cache=cache))
+        except Exception as exc:  # the next source still runs; KeyboardInterrupt and the like stop the run
+            if os.environ.get("NORIBA_DEBUG"):
+                raise
+            results.append({"feed_id": s.id, "status": "failed", "errors": _error_lines(exc), "exception": exc,
+                            "message": f"{s.id}: FAILED"})
+    if any(r["status"] == "failed" for r in results):
+        raise SourcesFailed(results)
+    return results
 
 
 def check_contracts(ws: Workspace, source_id: str, *, sample: int = 100_000):

@@ -1,4 +1,9 @@
-"""The workspace: everything Noriba writes lives under one folder, ``NORIBA_HOME``."""
+"""The workspace: everything Noriba writes lives under one folder, ``NORIBA_HOME``.
+
+``NORIBA_HOME`` may also be an ``s3://bucket/prefix`` (or ``gs://``) URL: then raw/, lake/ and exports/
+live in that object store and ``home`` is the local working folder (``NORIBA_CACHE``) that holds the
+warehouse and a copy of the objects in use (see noriba/storage.py).
+"""
 
 from __future__ import annotations
 
@@ -6,8 +11,12 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from transforms.errors import InputError
+
+if TYPE_CHECKING:
+    from noriba.storage import Remote
 
 #: A feed or source id as used in a folder name: one path component, no leading dot, no separators.
 SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
@@ -24,12 +33,32 @@ def safe_id(feed_id: object) -> str:
 @dataclass(frozen=True)
 class Workspace:
     home: Path
+    #: the object store holding raw/, lake/ and exports/ when NORIBA_HOME is a URL; None for a local home
+    remote: "Remote | None" = None
 
     @classmethod
     def from_env(cls, home: str | Path | None = None) -> "Workspace":
-        """Return the workspace at ``home``, else ``$NORIBA_HOME``, else ``./noriba-data``."""
-        root = Path(home or os.environ.get("NORIBA_HOME") or "noriba-data").resolve()
-        return cls(root)
+        """Return the workspace at ``home``, else ``$NORIBA_HOME``, else ``./noriba-data``.
+
+        If that is an ``s3://`` or ``gs://`` URL, then the workspace's folder is its working folder
+        (``$NORIBA_CACHE``, default under ~/.cache/noriba) and the store is checked once; if it cannot
+        be used (no credentials, no answer, no bucket), then raise InputError saying what to do.
+        """
+        given = home or os.environ.get("NORIBA_HOME") or "noriba-data"
+        from noriba.storage import is_url
+
+        if is_url(given):
+            from noriba.storage import Remote, cache_for, check
+
+            remote = Remote.parse(given)
+            check(remote)
+            return cls(cache_for(remote), remote)
+        return cls(Path(given).resolve())
+
+    @property
+    def location(self) -> str:
+        """Return NORIBA_HOME as given: the URL of an object-store home, else the folder."""
+        return self.remote.url if self.remote else str(self.home)
 
     @property
     def raw(self) -> Path:

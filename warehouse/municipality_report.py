@@ -1,5 +1,6 @@
-"""Municipality report: one self-contained HTML page (plots as inline SVG, no script) about a
-municipality's own service, from the latest version of its feeds in the lake.
+"""Municipality report: one HTML page (plots as inline SVG) about a municipality's own service, from the
+latest version of its feeds in the lake. Its folder is self-contained: the interactive map's script and
+the vendored Leaflet (``static/``) are copied beside the page; without them, or in print, the SVG map shows.
 
 It shows a map of stops and routes with the area within 300 m of a stop, trips per hour and
 service hours for a representative weekday, Saturday and Sunday/holiday, coverage (area, and
@@ -61,9 +62,25 @@ LABELS = {
                          "The data of {feed} ends on {end} ({days} days left): publish the timetable revision before then."),
     "expired_warning": ("{feed} のデータは {end} で期限切れです（{ago} 日経過）。改正後のデータを取り込んでください。",
                         "The data of {feed} expired on {end} ({ago} days ago): publish the current timetable."),
+    "map_file": ("背景地図（OpenStreetMap）は、このレポートを noriba serve で開くと表示されます。ファイルとして開いたときは路線と停留所だけを表示します。",
+                 "The OpenStreetMap basemap shows when this report is opened through noriba serve; opened as a file, the map shows routes and stops only."),
+    "map_offline": ("背景地図を読み込めません（オフライン）。路線と停留所だけを表示しています。",
+                    "The basemap could not be loaded (offline): routes and stops only."),
+    "pickups": ("件", "trips"), "trip_records": ("乗車数", "Trips"), "all_days": ("全日", "All days"),
     "suppressed": ("移動データの集計は {k} 件未満のセルを公開していません（空欄・「< {k}」）。",
                    "Trip figures with fewer than {k} trips are not published (blank or \"< {k}\")."),
 }
+
+
+#: Trip modes (transforms/trips/spec.py MODES) as the report names them.
+MODE_LABELS = {"taxi": ("タクシー", "Taxi"), "ride_hailing": ("配車サービス", "Ride-hailing"), "on_demand": ("デマンド交通", "On-demand"),
+               "shared_taxi": ("乗合タクシー", "Shared taxi"), "micromobility": ("マイクロモビリティ", "Micromobility")}
+
+
+def mode_label(mode: str, lang: str) -> str:
+    """Return a trip mode's name in the report's language; an unknown mode as it is."""
+    ja, en = MODE_LABELS.get(mode, (mode, mode))
+    return ja if lang == "ja" else en
 
 
 def t(key: str, lang: str) -> str:
@@ -187,7 +204,7 @@ def day_stats(v: Version, d: date) -> dict:
             WHERE t.service_id IN (SELECT service_id FROM act))
         SELECT dep, arr FROM runs WHERE dep IS NOT NULL""").fetchall()
     hours = Counter(dep // 3600 for dep, _ in rows)
-    top = max([27, *hours]) if hours else 27
+    top = max([23, *hours])  # a day's 24 hours, and the hours after midnight (24:00–) when trips leave then
     return {"date": d.isoformat(), "trips": len(rows), "vehicle_hours": round(sum(max(a - b, 0) for b, a in rows) / 3600, 1),
             "first": _hms(min(r[0] for r in rows)) if rows else None, "last": _hms(max(r[1] for r in rows)) if rows else None,
             "by_hour": [hours.get(h, 0) for h in range(top + 1)]}
@@ -327,40 +344,132 @@ def coverage(points_lonlat: list[tuple[float, float]], *, radius_m: float = COVE
     return out
 
 
-def svg_map(feeds: list[Version], cov: dict, *, lang: str, width: int = 760, height: int = 520) -> str:
-    """Return an SVG map: the coverage area, each route's shape (or stop sequence), and the stops."""
+def _route_name(short: str | None, long: str | None, route_id: str) -> str:
+    """Return a route's legend name: short and long name together when both exist, else whichever exists, else its id."""
+    parts = [x.strip() for x in (short, long) if x and x.strip()]
+    return " ".join(dict.fromkeys(parts)) or route_id
+
+
+def _route_color(color: str | None, n: int) -> str:
+    """Return the route's own colour (#rrggbb), unless it is missing, malformed or too light to see on a map; then a palette colour."""
+    c = (color or "").strip().lstrip("#")
+    if len(c) == 6 and all(ch in "0123456789abcdefABCDEF" for ch in c):
+        r, g, b = (int(c[i:i + 2], 16) for i in (0, 2, 4))
+        if 0.2126 * r + 0.7152 * g + 0.0722 * b < 215:
+            return f"#{c.lower()}"
+    return PALETTE[n % len(PALETTE)]
+
+
+def map_layers(feeds: list[Version]) -> tuple[list[dict], list[tuple[float, float, str]]]:
+    """Return the routes and stops to draw: one route per feed and name, each with its lines in (lon, lat), and (lon, lat, name) stops.
+
+    A route's lines are its shapes, or the stop sequence of its longest trip when it has no shape. Routes of one feed
+    with the same name (the directions of a line, often) are one legend entry, toggled together.
+    """
+    routes: dict[tuple[str, str], dict] = {}
+    stops: list[tuple[float, float, str]] = []
+    for v in feeds:
+        con = v.con
+        names = {rid: _route_name(s, l_, rid) for rid, s, l_ in con.sql(
+            "SELECT route_id, route_short_name, route_long_name FROM routes ORDER BY coalesce(route_sort_order, 0), route_id").fetchall()}
+        colors = dict(con.sql("SELECT route_id, route_color FROM routes").fetchall())
+        lines: list[tuple[str, list]] = []
+        if con.sql("SELECT count(*) FROM shapes").fetchall()[0][0] > 0:
+            q = "SELECT DISTINCT route_id, shape_id FROM trips WHERE shape_id IS NOT NULL ORDER BY route_id, shape_id"
+            for rid, sid in con.sql(q).fetchall():
+                lines.append((rid, con.sql("SELECT shape_pt_lon, shape_pt_lat FROM shapes WHERE shape_id = $s AND shape_pt_lon IS NOT NULL "
+                                           "ORDER BY shape_pt_sequence", params={"s": sid}).fetchall()))
+        with_line = {rid for rid, pts in lines if len(pts) >= 2}  # a route whose shapes have no points is drawn by its stops
+        q = ("SELECT t.route_id, arg_max(t.trip_id, (SELECT count(*) FROM stop_times s WHERE s.trip_id = t.trip_id)) FROM trips t "
+             "GROUP BY t.route_id ORDER BY t.route_id")
+        for rid, tid in con.sql(q).fetchall():
+            if rid in with_line:
+                continue
+            lines.append((rid, con.sql("SELECT s.stop_lon, s.stop_lat FROM stop_times st JOIN stops s USING (stop_id) WHERE st.trip_id = $t "
+                                       "AND s.stop_lon IS NOT NULL ORDER BY st.stop_sequence", params={"t": tid}).fetchall()))
+        order = {rid: i for i, rid in enumerate(names)}
+        for rid, pts in sorted(lines, key=lambda x: order.get(x[0], len(order))):
+            if len(pts) < 2:
+                continue
+            name = names.get(rid, rid)
+            entry = routes.setdefault((v.feed_id, name), {"feed_id": v.feed_id, "name": name, "route_ids": [], "lines": [],
+                                                          "color": _route_color(colors.get(rid), len(routes))})
+            if rid not in entry["route_ids"]:
+                entry["route_ids"].append(rid)
+            entry["lines"].append(pts)
+        stops += con.sql("SELECT stop_lon, stop_lat, stop_name FROM stops WHERE stop_lon IS NOT NULL AND stop_lat IS NOT NULL "
+                         "AND coalesce(location_type, 0) = 0 ORDER BY stop_id").fetchall()
+    return list(routes.values()), stops
+
+
+#: The basemap: OpenStreetMap's standard tiles (https://operations.osmfoundation.org/policies/tiles/), with the attribution they require.
+OSM_TILES = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
+OSM_ATTRIBUTION = '&copy; <a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a> contributors'
+#: The vendored map library (Leaflet, from the npm registry) and the page's map script, copied beside each report.
+STATIC = Path(__file__).parent / "static"
+
+
+def map_data(routes: list[dict], stops: list[tuple[float, float, str]], cov: dict, *, lang: str) -> dict | None:
+    """Return what the interactive map draws, in (lat, lon): routes (lines simplified to about 2 m), stops, the coverage area, bounds.
+
+    If there is nothing to draw, then None.
+    """
+    fwd = cov.get("transformer")
+    if fwd is None or not (routes or stops):
+        return None
+    inv = Transformer.from_crs(cov["crs"], "EPSG:4326", always_xy=True)
+
+    def simplify(pts):
+        xs, ys = fwd.transform([p[0] for p in pts], [p[1] for p in pts])
+        line = shapely.LineString(list(zip(xs, ys))).simplify(2.0)
+        lon, lat = inv.transform(*line.xy)
+        return [[round(a, 6), round(b, 6)] for a, b in zip(lat, lon)]
+
+    out_routes = [{"name": r["name"], "color": r["color"], "feed_id": r["feed_id"], "route_ids": r["route_ids"],
+                   "lines": [simplify(pts) for pts in r["lines"]]} for r in routes]
+    area = []
+    geom = cov.get("geometry")
+    if geom is not None:
+        for poly in (list(geom.geoms) if hasattr(geom, "geoms") else [geom]):
+            rings = []
+            for ring in [poly.exterior, *poly.interiors]:
+                lon, lat = inv.transform(*shapely.LineString(ring.coords).simplify(2.0).xy)
+                rings.append([[round(a, 6), round(b, 6)] for a, b in zip(lat, lon)])
+            area.append(rings)
+    lats = [p[0] for r in out_routes for ln in r["lines"] for p in ln] + [s[1] for s in stops]
+    lons = [p[1] for r in out_routes for ln in r["lines"] for p in ln] + [s[0] for s in stops]
+    return {"routes": out_routes, "stops": [[round(s[1], 6), round(s[0], 6), s[2] or ""] for s in stops], "coverage": area,
+            "bounds": [[min(lats), min(lons)], [max(lats), max(lons)]], "tiles": OSM_TILES, "attribution": OSM_ATTRIBUTION,
+            "text": {"file": t("map_file", lang), "offline": t("map_offline", lang)}}
+
+
+def legend_html(routes: list[dict], *, lang: str) -> str:
+    """Return the route legend: one entry per route in a wrapping list (any number fits); a checkbox shows or hides the route."""
+    if not routes:
+        return ""
+    items = "".join(
+        f'<li><label title="{_e(r["name"])}"><input type="checkbox" checked data-route="{i}">'
+        f'<span class="sw" style="background:{_e(r["color"])}"></span><span class="rn">{_e(r["name"])}</span></label></li>'
+        for i, r in enumerate(routes))
+    return f'<ul class="legend" id="route-legend" aria-label="{_e(t("routes", lang))}">{items}</ul>'
+
+
+def svg_map(routes: list[dict], stops: list[tuple[float, float, str]], cov: dict, *, lang: str, width: int = 760, height: int = 520) -> str:
+    """Return an SVG map (the page's map without script, and in print): the coverage area, each route's lines, the stops, a scale bar.
+
+    The route legend is the HTML list beside it (legend_html), so names are never cut or drawn over each other.
+    """
     fwd = cov.get("transformer")
     if fwd is None:
         return ""
-    lines, stops = [], []
-    for v in feeds:
-        con = v.con
-        have_shapes = con.sql("SELECT count(*) FROM shapes").fetchall()[0][0] > 0
-        if have_shapes:
-            q = ("SELECT r.route_id, any_value(coalesce(r.route_short_name, r.route_long_name, r.route_id)), any_value(r.route_color), "
-                 "any_value(t.shape_id) FROM trips t JOIN routes r USING (route_id) WHERE t.shape_id IS NOT NULL GROUP BY r.route_id, t.shape_id")
-            for rid, name, color, sid in con.sql(q).fetchall():
-                pts = con.sql(f"SELECT shape_pt_lon, shape_pt_lat FROM shapes WHERE shape_id = $s ORDER BY shape_pt_sequence", params={"s": sid}).fetchall()
-                lines.append((v.feed_id, rid, name, color, pts))
-        routes_with_line = {(f, r) for f, r, *_ in lines}
-        q = ("SELECT r.route_id, any_value(coalesce(r.route_short_name, r.route_long_name, r.route_id)), any_value(r.route_color), "
-             "arg_max(t.trip_id, (SELECT count(*) FROM stop_times s WHERE s.trip_id = t.trip_id)) FROM trips t JOIN routes r USING (route_id) GROUP BY r.route_id")
-        for rid, name, color, tid in con.sql(q).fetchall():
-            if (v.feed_id, rid) in routes_with_line:
-                continue
-            pts = con.sql("SELECT s.stop_lon, s.stop_lat FROM stop_times st JOIN stops s USING (stop_id) WHERE st.trip_id = $t "
-                          "AND s.stop_lon IS NOT NULL ORDER BY st.stop_sequence", params={"t": tid}).fetchall()
-            lines.append((v.feed_id, rid, name, color, pts))
-        stops += con.sql("SELECT stop_lon, stop_lat, stop_name FROM stops WHERE stop_lon IS NOT NULL AND coalesce(location_type, 0) = 0").fetchall()
     allx, ally = [], []
     proj_lines = []
-    for f, rid, name, color, pts in lines:
-        if len(pts) < 2:
-            continue
-        xs, ys = fwd.transform([p[0] for p in pts], [p[1] for p in pts])
-        proj_lines.append((rid, name, color, list(zip(xs, ys))))
-        allx += list(xs)
-        ally += list(ys)
+    for i, r in enumerate(routes):
+        for pts in r["lines"]:
+            xs, ys = fwd.transform([p[0] for p in pts], [p[1] for p in pts])
+            proj_lines.append((i, r["name"], r["color"], list(zip(xs, ys))))
+            allx += list(xs)
+            ally += list(ys)
     sx, sy = fwd.transform([s[0] for s in stops], [s[1] for s in stops]) if stops else ([], [])
     allx += list(sx)
     ally += list(sy)
@@ -390,13 +499,10 @@ def svg_map(feeds: list[Version], cov: dict, *, lang: str, width: int = 760, hei
                 coords = [px(x, y) for x, y in ring.coords]
                 d += "M" + " L".join(f"{a:.1f},{b:.1f}" for a, b in coords) + " Z "
             parts.append(f'<path d="{d}" fill="#9fc5e8" fill-opacity="0.35" stroke="#6fa8dc" stroke-width="0.6" fill-rule="evenodd"/>')
-    legend = []
-    for n, (rid, name, color, pts) in enumerate(proj_lines):
-        c = f"#{color}" if color and len(color) == 6 else PALETTE[n % len(PALETTE)]
+    for i, name, c, pts in proj_lines:
         d = " ".join(f"{a:.1f},{b:.1f}" for a, b in (px(x, y) for x, y in pts))
-        parts.append(f'<polyline points="{d}" fill="none" stroke="{c}" stroke-width="2.2" stroke-opacity="0.85"><title>{_e(name)}</title></polyline>')
-        if len(legend) < 12 and name not in [x[0] for x in legend]:
-            legend.append((name, c))
+        parts.append(f'<polyline data-route="{i}" points="{d}" fill="none" stroke="{_e(c)}" stroke-width="2.2" stroke-opacity="0.85">'
+                     f'<title>{_e(name)}</title></polyline>')
     for (x, y), (_, _, name) in zip(zip(sx, sy), stops):
         a, b = px(x, y)
         parts.append(f'<circle cx="{a:.1f}" cy="{b:.1f}" r="2.6" fill="#fff" stroke="#1b1f24" stroke-width="1"><title>{_e(name)}</title></circle>')
@@ -405,50 +511,87 @@ def svg_map(feeds: list[Version], cov: dict, *, lang: str, width: int = 760, hei
     bar_m = next(m for m in (c * 10 ** e for e in range(1, 7) for c in (1, 2, 5)) if m >= span * 0.6)
     parts.append(f'<line x1="{pad}" y1="{height - 22}" x2="{pad + bar_m * scale:.1f}" y2="{height - 22}" stroke="#1b1f24" stroke-width="3"/>'
                  f'<text x="{pad}" y="{height - 6}" font-size="12">{bar_m / 1000:g} km</text>')
-    x0 = pad + 120
-    for name, c in legend[:6]:
-        parts.append(f'<rect x="{x0}" y="{height - 30}" width="14" height="4" fill="{c}"/><text x="{x0 + 18}" y="{height - 24}" font-size="11">{_e(str(name)[:14])}</text>')
-        x0 += 105
     parts.append("</svg>")
     return "".join(parts)
 
 
-def svg_trips_per_hour(days: dict, *, lang: str, width: int = 760, height: int = 260) -> str:
-    """Return a grouped bar chart of trips per hour, one colour per day type."""
-    if not days:
+def hour_axis(series: list[list[int | None]]) -> range:
+    """Return the hours the per-hour chart shows: from the first to the last hour with service in any series.
+
+    Hours past 23 (after-midnight service, GTFS times such as 25:10) stay on the axis when they have trips; an hour
+    whose count is suppressed (None) counts as having trips. If no series has any, then 0–23.
+    """
+    used = [h for s in series for h, v in enumerate(s) if v is None or v]
+    return range(min(used), max(used) + 1) if used else range(24)
+
+
+def _nice_step(top: float) -> int:
+    """Return a gridline step of 1, 2 or 5 times a power of ten giving three to five lines up to ``top``."""
+    return next(m for m in (c * 10 ** e for e in range(0, 9) for c in (1, 2, 5)) if top / m <= 5)
+
+
+def svg_hour_bars(series: list[tuple[str, list[int | None], str]], *, aria: str, suppressed: str = "", width: int = 760,
+                  height: int = 260) -> str:
+    """Return a grouped bar chart per hour, one (label, counts by hour, colour) per series; the axis spans hour_axis.
+
+    A count that is not published (None) is marked with ``suppressed`` (e.g. "<10"), never drawn as zero.
+    """
+    if not series:
         return ""
-    hours = max(len(d["by_hour"]) for d in days.values())
-    top = max(max(x or 0 for x in d["by_hour"]) for d in days.values()) or 1
+    axis = hour_axis([s for _, s, _ in series])
+    hours = len(axis)
+    top = max([v or 0 for _, s, _ in series for v in s] + [0]) or 1
     left, bottom, pad = 40, 30, 10
-    gw = (width - left - pad) / hours
-    colors = {"weekday": "#0b5394", "saturday": "#e69138", "sunday": "#cc4125"}
-    kinds = [k for k in DAY_TYPES if k in days]
-    bw = gw / (len(kinds) + 0.5)
+    gw = (width - left - pad - 24) / hours
+    bw = gw / (len(series) + 0.5)
     ph = height - bottom - pad - 20
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="100%" role="img" aria-label="{_e(t("per_hour", lang))}">']
-    step = max(1, round(top / 4))
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="100%" role="img" aria-label="{_e(aria)}">']
+    step = _nice_step(top)
     for yv in range(0, top + 1, step):
         y = pad + 20 + ph - yv / top * ph
         parts.append(f'<line x1="{left}" x2="{width - pad}" y1="{y:.1f}" y2="{y:.1f}" stroke="#e1e4e8"/><text x="{left - 4}" y="{y + 4:.1f}" font-size="10" text-anchor="end">{yv}</text>')
-    for h in range(hours):
-        for i, k in enumerate(kinds):
-            v = days[k]["by_hour"][h] if h < len(days[k]["by_hour"]) else 0
-            if v:
+    every = 1 if hours <= 20 else 2
+    for n, h in enumerate(axis):
+        for i, (lab, s, color) in enumerate(series):
+            v = s[h] if h < len(s) else 0
+            if v is None and suppressed:
+                x = left + n * gw + (i + 0.45) * bw
+                parts.append(f'<text class="suppressed" x="{x:.1f}" y="{pad + 16 + ph:.1f}" font-size="9" text-anchor="middle" fill="#57606a">'
+                             f'{_e(suppressed)}<title>{h}:00 {_e(lab)} {_e(suppressed)}</title></text>')
+            elif v:
                 bh = v / top * ph
-                x = left + h * gw + i * bw
-                parts.append(f'<rect x="{x:.1f}" y="{pad + 20 + ph - bh:.1f}" width="{bw * 0.9:.1f}" height="{bh:.1f}" fill="{colors[k]}"><title>{h}:00 {t(k, lang)} {v}</title></rect>')
-        if h % 2 == 0:
-            parts.append(f'<text x="{left + h * gw + gw / 2:.1f}" y="{height - 12}" font-size="10" text-anchor="middle">{h}</text>')
+                x = left + n * gw + i * bw
+                parts.append(f'<rect x="{x:.1f}" y="{pad + 20 + ph - bh:.1f}" width="{bw * 0.9:.1f}" height="{bh:.1f}" fill="{color}"><title>{h}:00 {_e(lab)} {v}</title></rect>')
+        if (h - axis.start) % every == 0 or h == axis.stop - 1:
+            parts.append(f'<text class="hour" x="{left + n * gw + gw / 2:.1f}" y="{height - 12}" font-size="10" text-anchor="middle">{h}</text>')
+    parts.append(f'<text x="{width - pad}" y="{height - 12}" font-size="10" text-anchor="end">h</text>')
     x0 = left
-    for k in kinds:
-        parts.append(f'<rect x="{x0}" y="4" width="12" height="12" fill="{colors[k]}"/><text x="{x0 + 16}" y="14" font-size="12">{_e(t(k, lang))} ({days[k]["date"]})</text>')
-        x0 += 190
+    for lab, _, color in series:
+        parts.append(f'<rect x="{x0}" y="4" width="12" height="12" fill="{color}"/><text x="{x0 + 16}" y="14" font-size="12">{_e(lab)}</text>')
+        x0 += 16 + _text_width(lab, 12) + 28
     parts.append("</svg>")
     return "".join(parts)
 
 
-def svg_hbars(items: list[tuple[str, float, str]], *, unit: str, width: int = 760) -> str:
-    """Return horizontal bars: (label, value, colour) each."""
+def _text_width(s: str, size: float) -> float:
+    """Return about how wide ``s`` is drawn at font size ``size`` (full-width characters one em, others 0.6 em)."""
+    return sum(size if ord(c) >= 0x2E80 else size * 0.6 for c in s)
+
+
+DAY_COLORS = {"weekday": "#0b5394", "saturday": "#e69138", "sunday": "#cc4125"}
+
+
+def svg_trips_per_hour(days: dict, *, lang: str, width: int = 760, height: int = 260) -> str:
+    """Return the trips-per-hour chart of the representative days, one colour per day type."""
+    series = [(f"{t(k, lang)} ({days[k]['date']})", days[k]["by_hour"], DAY_COLORS[k]) for k in DAY_TYPES if k in days]
+    return svg_hour_bars(series, aria=t("per_hour", lang), width=width, height=height)
+
+
+def svg_hbars(items: list[tuple[str, float, str]], *, unit: str, digits: int = 1, width: int = 760) -> str:
+    """Return horizontal bars: (label, value, colour) each, values shown with ``digits`` decimals (0 for counts).
+
+    A label too long for its column is shortened with "…"; the whole label is the bar's tooltip.
+    """
     if not items:
         return ""
     top = max(v for _, v, _ in items) or 1
@@ -457,9 +600,12 @@ def svg_hbars(items: list[tuple[str, float, str]], *, unit: str, width: int = 76
     for i, (lab, v, c) in enumerate(items):
         y = 6 + i * 28
         w = v / top * (width - 260)
-        parts.append(f'<text x="150" y="{y + 15}" font-size="12" text-anchor="end">{_e(lab)}</text>'
+        short = str(lab)
+        while _text_width(short, 12) > 140 and len(short) > 1:
+            short = short[:-2] + "…"
+        parts.append(f'<g><title>{_e(lab)}</title><text x="150" y="{y + 15}" font-size="12" text-anchor="end">{_e(short)}</text>'
                      f'<rect x="160" y="{y}" width="{w:.1f}" height="20" fill="{c}"/>'
-                     f'<text x="{166 + w:.1f}" y="{y + 15}" font-size="12">{v:,.1f} {_e(unit)}</text>')
+                     f'<text x="{166 + w:.1f}" y="{y + 15}" font-size="12">{v:,.{digits}f} {_e(unit)}</text></g>')
     parts.append("</svg>")
     return "".join(parts)
 
@@ -495,9 +641,14 @@ def trip_data(ws: Workspace, names: list[str]) -> dict | None:
         k = privacy_k(con, sorted(sources))
         suppressed: dict[str, int] = {}
         if "trips_by_zone_hour" in have:
+            have_zones = bool(con.sql("SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'trips' AND table_name = 'zones'").fetchall()[0][0])
+            # the zone layer's names (trips.zones), where it has them
+            zone_names = ("SELECT zone_layer, zone_id, any_value(zone_name) AS zone_name FROM trips.zones WHERE coalesce(zone_name, '') <> '' "
+                          "GROUP BY zone_layer, zone_id") if have_zones else "SELECT NULL AS zone_layer, NULL AS zone_id, NULL AS zone_name WHERE false"
             zones = con.execute(
-                "SELECT zone_id, sum(trips) AS trips, sum(passengers) AS passengers FROM marts.trips_by_zone_hour "
-                "WHERE municipality IN (SELECT unnest($names)) AND zone_id IS NOT NULL GROUP BY zone_id ORDER BY trips DESC, zone_id",
+                f"SELECT h.zone_id, sum(h.trips) AS trips, sum(h.passengers) AS passengers, any_value(n.zone_name) AS zone_name "
+                f"FROM marts.trips_by_zone_hour h LEFT JOIN ({zone_names}) n ON n.zone_layer = h.zone_layer AND n.zone_id = h.zone_id "
+                "WHERE h.municipality IN (SELECT unnest($names)) AND h.zone_id IS NOT NULL GROUP BY h.zone_id ORDER BY trips DESC, h.zone_id",
                 params).fetchall()
             hours = dict(con.execute("SELECT hour, sum(trips) FROM marts.trips_by_zone_hour WHERE municipality IN (SELECT unnest($names)) "
                                      "GROUP BY hour", params).fetchall())
@@ -506,7 +657,7 @@ def trip_data(ws: Workspace, names: list[str]) -> dict | None:
             if zones:
                 # every figure goes through the exports' suppression: cells with fewer than k trips are not published
                 out["zones"], suppressed["zones"] = suppress(
-                    [{"zone_id": z, "trips": int(n), "passengers": int(p) if p is not None else None} for z, n, p in zones], k=k)
+                    [{"zone_id": z, "zone_name": zn, "trips": int(n), "passengers": int(p) if p is not None else None} for z, n, p, zn in zones], k=k)
                 by_hour, suppressed["by_hour"] = suppress([{"hour": h, "trips": int(hours.get(h, 0))} for h in range(24)], k=k)
                 kept = {r["hour"]: r["trips"] for r in by_hour}
                 # an hour without trips stays 0; a suppressed hour is None (not published), not "no trips"
@@ -620,7 +771,10 @@ def build_report(ws: Workspace, *, municipality: str | None = None, feed_ids: li
                                                           d["by_hour"] + [0] * (len(acc["by_hour"]) - len(d["by_hour"])))]
                 acc["first"] = min(x for x in (acc["first"], d["first"]) if x) if (acc["first"] or d["first"]) else None
                 acc["last"] = max(x for x in (acc["last"], d["last"]) if x) if (acc["last"] or d["last"]) else None
-        map_svg = svg_map(versions, cov, lang=lang)
+        routes, stops = map_layers(versions)
+        map_svg = svg_map(routes, stops, cov, lang=lang)
+        mdata = map_data(routes, stops, cov, lang=lang)
+        legend = legend_html(routes, lang=lang)
         warnings = expiry_warnings(versions, today=today or date.today())
     finally:
         for v in versions:
@@ -636,10 +790,37 @@ def build_report(ws: Workspace, *, municipality: str | None = None, feed_ids: li
     }
     out_dir = ws.exports / "reports" / key
     out_dir.mkdir(parents=True, exist_ok=True)
-    page = render(figures, map_svg=map_svg, lang=lang)
+    page = render(figures, map_svg=map_svg, lang=lang, map_data=mdata, legend=legend)
+    copy_map_assets(out_dir)
     (out_dir / "index.html").write_text(page, encoding="utf-8")
     (out_dir / "report.json").write_text(json.dumps(figures, ensure_ascii=False, indent=1, default=str), encoding="utf-8")
     return {"html": str(out_dir / "index.html"), "json": str(out_dir / "report.json"), **figures}
+
+
+MAP_SCRIPT = "report-map.js"
+
+
+def copy_map_assets(out_dir: Path) -> None:
+    """Copy the vendored Leaflet (``leaflet/``) and the page's map script beside a report, so the folder works on its own, offline."""
+    import shutil
+
+    shutil.copytree(STATIC / "leaflet", out_dir / "leaflet", dirs_exist_ok=True)
+    shutil.copy2(STATIC / MAP_SCRIPT, out_dir / MAP_SCRIPT)
+
+
+def _script_json(doc) -> str:
+    """Return JSON safe inside <script>: no "<" (so no "</script>" from a hostile stop name) and no line separators."""
+    return (json.dumps(doc, ensure_ascii=False, separators=(",", ":")).replace("<", "\\u003c")
+            .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
+
+
+MAP_CSS = (".map{height:520px;border:1px solid #d0d7de;background:#eef1f4;margin:.4rem 0}"
+           ".legend{list-style:none;margin:.4rem 0;padding:0;display:grid;grid-template-columns:repeat(auto-fill,minmax(15rem,1fr));gap:4px 16px}"
+           ".legend li{min-width:0}.legend label{display:flex;align-items:flex-start;gap:6px;font-size:.85rem;line-height:1.3}"
+           ".legend .sw{flex:none;width:18px;height:5px;margin-top:.5em;border-radius:2px}"
+           ".legend .rn{min-width:0;overflow-wrap:anywhere}.legend input{display:none;margin:.15em 0 0}.legend.live input{display:inline}"
+           ".leaflet-tooltip{font-size:.85rem}.leaflet-container svg{background:none;border:0;margin:0}"
+           "@media print{#map,#map-note{display:none!important}#svgmap{display:block!important}.legend input{display:none!important}}")
 
 
 def _count(n: int | None, k: int) -> str:
@@ -651,8 +832,11 @@ def _share(x: float | None) -> str:
     return "" if x is None else f"{x * 100:.1f}%"
 
 
-def render(f: dict, *, map_svg: str, lang: str) -> str:
-    """Return the report page: self-contained HTML with inline SVG."""
+def render(f: dict, *, map_svg: str, lang: str, map_data: dict | None = None, legend: str = "") -> str:
+    """Return the report page: HTML with inline SVG plots, and an interactive map (Leaflet, beside the page) over the SVG map.
+
+    Without script, or without Leaflet, the SVG map stays; online and served, OpenStreetMap tiles are its basemap.
+    """
     from warehouse.catalog import CSS
 
     L = lambda k: _e(t(k, lang))  # noqa: E731
@@ -668,7 +852,14 @@ def render(f: dict, *, map_svg: str, lang: str) -> str:
              + f"<th>{L('area')}</th></tr><tr><td class='num'>{f['stops']:,}</td><td class='num'>{f['routes']:,}</td>"
              + "".join(f"<td class='num'>{d['trips']:,}</td>" for d in f["days"].values())
              + f"<td class='num'>{f['coverage']['area_km2']:,.2f} {L('km2')}</td></tr></table>")
-    body += f"<h2>{L('map')}</h2>{map_svg}"
+    body += f"<h2>{L('map')}</h2>"
+    if map_data:
+        body += (f'<div id="map" class="map" hidden></div><p id="map-note" class="en" hidden></p>'
+                 f'<script type="application/json" id="map-data">{_script_json(map_data)}</script>')
+    body += f'<div id="svgmap">{map_svg}</div>{legend}'
+    if map_data:
+        body += f'<script src="leaflet/leaflet.js"></script><script src="{MAP_SCRIPT}"></script>'
+
     body += f"<h2>{L('per_hour')}</h2>{svg_trips_per_hour(f['days'], lang=lang)}"
     colors = {"weekday": "#0b5394", "saturday": "#e69138", "sunday": "#cc4125"}
     body += f"<h2>{L('hours')}</h2>" + svg_hbars([(t(k, lang), d["vehicle_hours"], colors[k]) for k, d in f["days"].items()],
@@ -714,12 +905,15 @@ def render(f: dict, *, map_svg: str, lang: str) -> str:
     else:
         k = td.get("k") or 10
         if td.get("zones"):
-            body += f"<h3>{L('demand_zones')}</h3>" + svg_hbars([(z["zone_id"], float(z["trips"]), "#6aa84f") for z in td["zones"][:12]],
-                                                             unit=t("trips", lang))
-            body += f"<h3>{L('demand_hours')}</h3>" + svg_trips_per_hour(
-                {"weekday": {"by_hour": td["by_hour"], "date": ", ".join(f"{k} {v:,}" for k, v in td["modes"].items())}}, lang=lang)
+            body += f"<h3>{L('demand_zones')}</h3>" + svg_hbars(
+                [(z.get("zone_name") or z["zone_id"], z["trips"], "#6aa84f") for z in td["zones"][:12]], unit=t("pickups", lang), digits=0)
+            modes = ("、" if lang == "ja" else ", ").join(f"{mode_label(m, lang)} {v:,}{t('pickups', lang) if lang == 'ja' else ''}"
+                                                         for m, v in td["modes"].items())
+            body += f"<h3>{L('demand_hours')}</h3>" + svg_hour_bars(
+                [(f"{t('all_days', lang)}（{modes}）" if lang == "ja" else f"{t('all_days', lang)} ({modes})", td["by_hour"], "#6aa84f")],
+                aria=t("demand_hours", lang), suppressed=f"<{k}")
         if td.get("transit_gaps"):
-            body += (f"<h3>{L('gaps')}</h3><table><tr><th>{L('month')}</th><th>{L('trips')}</th><th>{L('gap_trips')}</th><th>{L('far')}</th>"
+            body += (f"<h3>{L('gaps')}</h3><table><tr><th>{L('month')}</th><th>{L('trip_records')}</th><th>{L('gap_trips')}</th><th>{L('far')}</th>"
                      f"<th>{L('outside_hours')}</th><th>{L('share')}</th></tr>"
                      + "".join(f"<tr><td>{_e(g['month'])}</td><td class='num'>{_count(g['trips'], k)}</td><td class='num'>{_count(g['gap_trips'], k)}</td>"
                                f"<td class='num'>{_count(g['far_from_stop'], k)}</td><td class='num'>{_count(g['outside_service_hours'], k)}</td>"
@@ -728,7 +922,8 @@ def render(f: dict, *, map_svg: str, lang: str) -> str:
         body += f"<p class='en'>{_e(t('suppressed', lang).format(k=k))}</p>"
     title = f"{f['name']} {t('title', lang)}"
     return (f'<!DOCTYPE html>\n<html lang="{lang}"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">'
-            f"<title>{_e(title)}</title><style>{CSS}h3{{font-size:1rem}}svg{{background:#fff;border:1px solid #d0d7de;margin:.4rem 0}}</style></head>"
+            f'<title>{_e(title)}</title>{"<link rel=stylesheet href=leaflet/leaflet.css>" if map_data else ""}'
+            f"<style>{CSS}h3{{font-size:1rem}}svg{{background:#fff;border:1px solid #d0d7de;margin:.4rem 0}}{MAP_CSS}</style></head>"
             f'<body><header><a href="../../site/index.html">Noriba</a><h1>{_e(title)}</h1></header><main>{body}</main></body></html>\n')
 
 

@@ -54,6 +54,8 @@ def ensure_trips_schema(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(f"CREATE TABLE IF NOT EXISTS trips.zones ({', '.join(f'{c} {t}' for c, t in ZONE_COLUMNS)})")
     con.execute("CREATE TABLE IF NOT EXISTS trips.source_files (source_id VARCHAR, feed_version VARCHAR, file VARCHAR, "
                 "format VARCHAR, encoding VARCHAR, rows_in BIGINT, accepted BIGINT, quarantined BIGINT)")
+    # rows that are not trips (trips.exclude): rows_in = accepted + quarantined + excluded
+    con.execute("ALTER TABLE trips.source_files ADD COLUMN IF NOT EXISTS excluded BIGINT DEFAULT 0")
     con.execute("CREATE TABLE IF NOT EXISTS quality.trip_rule_counts (source_id VARCHAR, feed_version VARCHAR, file VARCHAR, "
                 "code VARCHAR, severity VARCHAR, rows BIGINT)")
     con.execute("CREATE TABLE IF NOT EXISTS trips.sources (source_id VARCHAR, feed_version VARCHAR, spec VARCHAR, "
@@ -66,6 +68,10 @@ def ensure_fct_table(con: duckdb.DuckDBPyConnection, ws: Workspace) -> None:
     lake is."""
     have = con.sql("SELECT table_type FROM information_schema.tables WHERE table_schema = 'trips' AND table_name = 'fct_trips'").fetchall()
     if have and have[0][0] != "VIEW":
+        # columns the canonical schema gained since the table was made (trip_count, addresses): added, old rows count 1 trip each
+        for c, t in fct_columns():
+            default = " DEFAULT 1" if c == "trip_count" else ""
+            con.execute(f"ALTER TABLE trips.fct_trips ADD COLUMN IF NOT EXISTS {c} {t}{default}")
         return
     if have:
         con.execute("DROP VIEW trips.fct_trips")
@@ -78,9 +84,16 @@ def _insert_fct(con: duckdb.DuckDBPyConnection, ws: Workspace, source_id: str, v
     files = sorted(str(p) for p in _lake(ws, "trips_fct_trips", source_id).glob("month=*/*.parquet"))
     if not files:
         return
-    cols = ", ".join(f"CAST({c} AS {t}) AS {c}" if t != "VARCHAR[]" else c for c, t in fct_columns())
-    con.execute(f"INSERT INTO trips.fct_trips SELECT {cols} FROM read_parquet([{', '.join(lit(f) for f in files)}], hive_partitioning=false) "
-                "WHERE source_id = ? AND feed_version = ?", [source_id, ver])
+    have = {r[0] for r in con.execute(f"SELECT name FROM parquet_schema({lit(files[0])})").fetchall()}
+
+    def column(c: str, t: str) -> str:
+        if c not in have:  # written before the canonical schema had it: a trip record counts one trip
+            return f"{'1' if c == 'trip_count' else 'NULL'}::{t} AS {c}"
+        return f"CAST({c} AS {t}) AS {c}" if t != "VARCHAR[]" else c
+
+    cols = ", ".join(column(c, t) for c, t in fct_columns())
+    con.execute(f"INSERT INTO trips.fct_trips BY NAME SELECT {cols} FROM read_parquet([{', '.join(lit(f) for f in files)}], "
+                "hive_partitioning=false, union_by_name=true) WHERE source_id = ? AND feed_version = ?", [source_id, ver])
 
 
 def published_version(ws: Workspace, source_id: str) -> str | None:
@@ -184,7 +197,10 @@ def publish_trips(ws: Workspace, source_id: str) -> dict:
             ensure_fct_table(con, ws)  # the other sources' rows, when an older view over the lake is replaced
             con.execute("DELETE FROM trips.fct_trips WHERE source_id = ?", [source_id])
             files = _lake(ws, "trips_files", source_id) / "part-0.parquet"
-            con.execute(f"INSERT INTO trips.source_files SELECT ?, ?, file, format, encoding, rows_in, accepted, quarantined "
+            excluded = ("excluded" if "excluded" in {r[0] for r in con.execute(f"SELECT name FROM parquet_schema({lit(str(files))})").fetchall()}
+                        else "0")
+            con.execute(f"INSERT INTO trips.source_files BY NAME SELECT ? AS source_id, ? AS feed_version, file, format, encoding, "
+                        f"rows_in, accepted, quarantined, {excluded}::BIGINT AS excluded "
                         f"FROM read_parquet({lit(str(files))}, hive_partitioning=false)", [source_id, ver])
             rc = _lake(ws, "trips_rule_counts", source_id) / "part-0.parquet"
             con.execute(f"INSERT INTO quality.trip_rule_counts SELECT ?, ?, file, code, severity, rows FROM read_parquet({lit(str(rc))}, hive_partitioning=false)",
@@ -277,6 +293,14 @@ def build_marts(con: duckdb.DuckDBPyConnection, source_id: str, *, calendar: Cal
     tz = (con.execute("SELECT timezone FROM trips.fct_trips WHERE source_id = ? LIMIT 1", [source_id]).fetchall() or [(None,)])[0][0]
     country = _country(spec_json, tz)
     _holidays(con, source_id, country, days=None if calendar is None else calendar(country))
+    trips_section = json.loads(spec_json or "{}").get("trips") or {}
+    weighted = "trip_count" in (trips_section.get("columns") or {})
+    # a file with dates but no time of day (e.g. one row per base per day) has no hour: not hour 0
+    hour = "NULL::INTEGER" if _date_only(trips_section) else "hour(pickup_time_local)"
+
+    def mean(col: str) -> str:
+        return _wavg(col) if weighted else f"avg({col})"
+
     day_type = ("CASE WHEN CAST(pickup_time_local AS DATE) IN (SELECT d FROM _holidays) OR dayofweek(pickup_time_local) = 0 "
                 "THEN 'sunday_holiday' WHEN dayofweek(pickup_time_local) = 6 THEN 'saturday' ELSE 'weekday' END")
     con.execute(
@@ -286,7 +310,7 @@ def build_marts(con: duckdb.DuckDBPyConnection, source_id: str, *, calendar: Cal
     con.execute("DELETE FROM marts.trips_by_zone_hour WHERE source_id = ?", [source_id])
     con.execute(
         f"INSERT INTO marts.trips_by_zone_hour SELECT source_id, mode, zone_layer, pickup_zone, pickup_municipality, month, {day_type}, "
-        f"hour(pickup_time_local), count(*), sum(passengers), avg(distance_km), avg(duration_s), "
+        f"{hour}, sum(trip_count), sum(passengers), {mean('distance_km')}, {mean('duration_s')}, "
         f"sum(total_amount) FILTER (WHERE total_amount >= 0), any_value(currency) "
         f"FROM trips.fct_trips WHERE source_id = ? GROUP BY ALL", [source_id])
     con.execute(
@@ -296,9 +320,22 @@ def build_marts(con: duckdb.DuckDBPyConnection, source_id: str, *, calendar: Cal
     con.execute("DELETE FROM marts.trips_od_matrix WHERE source_id = ?", [source_id])
     con.execute(
         "INSERT INTO marts.trips_od_matrix SELECT source_id, zone_layer, month, pickup_zone, dropoff_zone, pickup_municipality, "
-        "dropoff_municipality, count(*), avg(distance_km), avg(duration_s) FROM trips.fct_trips WHERE source_id = ? GROUP BY ALL",
+        f"dropoff_municipality, sum(trip_count), {mean('distance_km')}, {mean('duration_s')} FROM trips.fct_trips "
+        "WHERE source_id = ? GROUP BY ALL",
         [source_id])
-    _transit_gap(con, source_id, json.loads(spec_json or "{}").get("trips") or {})
+    _transit_gap(con, source_id, trips_section)
+
+
+def _date_only(trips_section: dict) -> bool:
+    """Return True if the source's pickups have a date but no time of day (columns.pickup_date without pickup_time_of_day)."""
+    cols = trips_section.get("columns") or {}
+    return "pickup_date" in cols and "pickup_time_of_day" not in cols
+
+
+def _wavg(col: str) -> str:
+    """Return SQL for the mean of ``col`` over trips: each row weighs its trip_count (one row of an aggregate file is many trips)."""
+    return (f"sum({col} * trip_count) FILTER (WHERE {col} IS NOT NULL) / "
+            f"nullif(sum(trip_count) FILTER (WHERE {col} IS NOT NULL), 0)")
 
 
 def _transit_gap(con, source_id: str, trips_section: dict) -> None:
@@ -348,19 +385,24 @@ def _transit_gap(con, source_id: str, trips_section: dict) -> None:
                                     "pd": pa.array(pd_), "dd": pa.array(dd_)}))
     tod = "(hour(f.pickup_time_local) * 3600 + minute(f.pickup_time_local) * 60 + second(f.pickup_time_local))"
     inside = f"({tod} BETWEEN {int(first_s)} AND {int(last_s)} OR {tod} + 86400 BETWEEN {int(first_s)} AND {int(last_s)})"
+    hour = "hour(f.pickup_time_local)"
+    if _date_only(trips_section):  # no time of day: the service hours cannot be compared, only the distance
+        inside, hour = "true", "NULL::INTEGER"
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE _gap AS SELECT f.source_id, {lit(feed)} AS gtfs_feed_id, f.source_file, f.source_row, f.mode, "
-        f"coalesce(f.pickup_municipality, f.dropoff_municipality) AS municipality, f.month, hour(f.pickup_time_local) AS hour, "
-        f"f.pickup_zone, f.dropoff_zone, CASE WHEN isnan(d.pd) THEN NULL ELSE d.pd END AS pd, "
+        f"coalesce(f.pickup_municipality, f.dropoff_municipality) AS municipality, f.month, {hour} AS hour, "
+        f"f.pickup_zone, f.dropoff_zone, f.trip_count AS n, CASE WHEN isnan(d.pd) THEN NULL ELSE d.pd END AS pd, "
         f"CASE WHEN isnan(d.dd) THEN NULL ELSE d.dd END AS dd, "
         f"(coalesce(d.pd > {max_m}, false) OR coalesce(d.dd > {max_m}, false)) AS far, NOT {inside} AS outside "
         f"FROM trips.fct_trips f JOIN _dist d USING (source_file, source_row) WHERE f.source_id = {lit(source_id)}")
     con.unregister("_dist")
     con.execute(f"INSERT INTO marts.transit_gap_trips SELECT source_id, gtfs_feed_id, source_file, source_row, mode, municipality, "
                 f"month, hour, pickup_zone, dropoff_zone, pd, dd, far, outside, {max_m} FROM _gap WHERE far OR outside")
-    con.execute("INSERT INTO marts.transit_gap_by_municipality SELECT source_id, gtfs_feed_id, municipality, month, count(*), "
-                "count(*) FILTER (WHERE far OR outside), count(*) FILTER (WHERE far), count(*) FILTER (WHERE outside), "
-                "round(count(*) FILTER (WHERE far OR outside) / count(*), 4) FROM _gap GROUP BY ALL")
+    # trips, not rows: a row of an aggregate file counts its trip_count
+    con.execute("INSERT INTO marts.transit_gap_by_municipality SELECT source_id, gtfs_feed_id, municipality, month, sum(n), "
+                "coalesce(sum(n) FILTER (WHERE far OR outside), 0), coalesce(sum(n) FILTER (WHERE far), 0), "
+                "coalesce(sum(n) FILTER (WHERE outside), 0), round(coalesce(sum(n) FILTER (WHERE far OR outside), 0) / sum(n), 4) "
+                "FROM _gap GROUP BY ALL")
     con.execute("DROP TABLE _gap")
 
 

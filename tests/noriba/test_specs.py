@@ -21,7 +21,7 @@ FEED = {"id": "my-bus", "kind": "gtfs", "name": "My bus", "source": {"path": "de
 EXPORT = {"id": "my-region", "name": "My region", "feeds": {"ids": ["minato-city-bus"]},
           "license": {"id": "CC-BY-4.0", "attribution": "みなと市"}, "publisher": {"name": "みなと市", "lang": "ja"}}
 TRIPS = {"id": "my-taxi", "kind": "trips", "source": {"path": "demo/inputs/minato-taxi"}, "timezone": "Asia/Tokyo",
-         "trips": {"files": ["*.csv"], "columns": {"pickup_time": "t"}, "zones": {"layer": "minato-districts"},
+         "trips": {"files": ["*.csv"], "columns": {"pickup_time": "t", "pickup_zone": "z"}, "zones": {"layer": "minato-districts"},
                    "privacy": {"k": 10}}}
 ZONES = {"id": "my-zones", "kind": "zones", "source": {"path": "x.geojson"}, "zones": {"format": "geojson", "id_field": "id"}}
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
+from datetime import date
+from pathlib import Path
 
 import pytest
 
@@ -60,7 +63,10 @@ def test_report_page_shows_map_plots_coverage_and_changes_in_japanese(muroran, t
     r = build_report(muroran, municipality="01205", population=pop)
     page = open(r["html"], encoding="utf-8").read()
     assert r["lang"] == "ja" and "室蘭市 公共交通レポート" in page
-    assert page.count("<svg") >= 3 and "<script" not in page
+    assert page.count("<svg") >= 3
+    # the page's only scripts are its map data and the two files copied beside it: nothing from elsewhere
+    assert re.findall(r'<script src="([^"]+)"', page) == ["leaflet/leaflet.js", "report-map.js"]
+    assert all((Path(r["html"]).parent / f).is_file() for f in ("leaflet/leaflet.js", "leaflet/leaflet.css", "report-map.js"))
     assert "停留所・路線図" in page and "時間帯別の便数" in page and "前回バージョンからの変化" in page
     assert "八丁平1丁目" in page and "日本製鉄前" in page
     assert set(r["days"]) == {"weekday", "saturday", "sunday"}
@@ -184,3 +190,151 @@ def test_report_warns_before_a_feeds_end_date_passes_without_a_revision(tmp_path
     assert json.loads(open(soon["json"], encoding="utf-8").read())["expiry_warnings"] == soon["expiry_warnings"]
     late = build_report(ws, municipality="99001", today=date(2027, 4, 2))
     assert late["expiry_warnings"][0]["validity"] == "expired" and "期限切れ" in open(late["html"], encoding="utf-8").read()
+
+
+# ---------------------------------------------------------------------------------------------
+# The map, the hourly axis, zone names and counts (issue 19, point 17)
+
+HOSTILE_STOP = '</script><script>document.title="pwned"</script><b>停'
+
+
+def many_routes_feed(folder, *, routes: int = 12, last_departure: str = "20:15:00", last_arrival: str = "20:45:00"):
+    """Return an authored GTFS folder: ``routes`` routes with long names, two stops each, weekday trips 07:00 to ``last_arrival``.
+
+    Route 1's last trip leaves at ``last_departure`` and arrives at ``last_arrival``; one stop has a hostile name.
+    """
+    from tests.conftest import write_feed
+
+    stops, route_rows, trips, times = [], [], [], []
+    for n in range(1, routes + 1):
+        rid = f"R{n:02d}"
+        route_rows.append(f"{rid},A,,港湾地区循環線 第{n}系統（市民病院・市役所・みなと中央駅前経由）,3,")
+        for k in (1, 2):
+            name = HOSTILE_STOP if (n, k) == (1, 2) else f"停留所{n}-{k}"
+            stops.append(f"S{n:02d}{k},{name},{43.30 + n * 0.004:.4f},{141.40 + k * 0.01 + n * 0.002:.4f}")
+        for h in (7, 12, 17):
+            trips.append(f"{rid},WD,{rid}_{h}")
+            times.append(f"{rid}_{h},{h:02d}:00:00,{h:02d}:00:00,S{n:02d}1,1\n{rid}_{h},{h:02d}:20:00,{h:02d}:20:00,S{n:02d}2,2")
+    trips.append("R01,WD,R01_last")
+    times.append(f"R01_last,{last_departure},{last_departure},S011,1\nR01_last,{last_arrival},{last_arrival},S012,2")
+    return write_feed(folder, {
+        "agency.txt": "agency_id,agency_name,agency_url,agency_timezone\nA,みなと交通,https://example.jp,Asia/Tokyo\n",
+        "stops.txt": "stop_id,stop_name,stop_lat,stop_lon\n" + "\n".join(stops) + "\n",
+        "routes.txt": "route_id,agency_id,route_short_name,route_long_name,route_type,route_color\n" + "\n".join(route_rows) + "\n",
+        "trips.txt": "route_id,service_id,trip_id\n" + "\n".join(trips) + "\n",
+        "stop_times.txt": "trip_id,arrival_time,departure_time,stop_id,stop_sequence\n" + "\n".join(times) + "\n",
+        "calendar.txt": "service_id,monday,tuesday,wednesday,thursday,friday,saturday,sunday,start_date,end_date\n"
+                        "WD,1,1,1,1,1,0,0,20260401,20270331\n",
+    })
+
+
+def _report_of(tmp_path, **feed):
+    from noriba.pipeline import run_feed
+    from noriba.workspace import Workspace
+    from warehouse.municipality_report import build_report
+
+    ws = Workspace(tmp_path / "home").ensure()
+    spec = make_spec("port-loop", many_routes_feed(tmp_path / "feed", **feed), timezone="Asia/Tokyo", profile="gtfs-jp",
+                     municipality={"name": "みなと市", "code": "99001", "prefecture": "北海道"}, name="みなと交通")
+    run_feed(spec, ws, export=False)
+    r = build_report(ws, municipality="99001", today=date(2026, 6, 1))
+    return r, open(r["html"], encoding="utf-8").read()
+
+
+def _hour_labels(svg: str) -> list[int]:
+    return [int(x) for x in re.findall(r'<text class="hour"[^>]*>(\d+)</text>', svg)]
+
+
+def test_hourly_axis_ends_at_the_last_service_hour_not_at_26(tmp_path):
+    r, page = _report_of(tmp_path)  # service ends 20:45, the last trip leaves 20:15
+    wd = r["days"]["weekday"]
+    assert wd["last"] == "20:45" and len(wd["by_hour"]) == 24 and wd["by_hour"][20] == 1
+    chart = page.split("時間帯別の便数（出発時刻）</h2>")[1].split("</svg>")[0]
+    labels = _hour_labels(chart)
+    assert labels[0] == 7 and labels[-1] == 20, labels
+    assert not re.search(r">2[1-7]</text>", chart)
+
+
+def test_hourly_axis_keeps_after_midnight_service(tmp_path):
+    r, page = _report_of(tmp_path, last_departure="25:10:00", last_arrival="25:40:00")
+    wd = r["days"]["weekday"]
+    assert wd["last"] == "25:40" and len(wd["by_hour"]) == 26 and wd["by_hour"][25] == 1
+    assert _hour_labels(page.split("時間帯別の便数（出発時刻）</h2>")[1].split("</svg>")[0])[-1] == 25
+
+
+def test_hour_axis_spans_first_to_last_hour_with_trips_or_a_suppressed_count():
+    from warehouse.municipality_report import hour_axis
+
+    assert hour_axis([[0] * 6 + [3] * 15 + [0] * 7]) == range(6, 21)
+    assert hour_axis([[0] * 24, [0] * 7 + [1] + [0] * 17 + [2]]) == range(7, 26)
+    assert hour_axis([[0, 0, None, 4] + [0] * 20]) == range(2, 4)  # a suppressed hour is not "no trips"
+    assert hour_axis([[0] * 24]) == range(24)
+
+
+def test_legend_lists_every_route_once_with_its_whole_name(tmp_path):
+    r, page = _report_of(tmp_path, routes=13)
+    legend = page.split('<ul class="legend"')[1].split("</ul>")[0]
+    names = re.findall(r'<span class="rn">([^<]*)</span>', legend)
+    assert names == [f"港湾地区循環線 第{n}系統（市民病院・市役所・みなと中央駅前経由）" for n in range(1, 14)]
+    assert len(set(re.findall(r'data-route="(\d+)"', legend))) == 13
+    # the SVG map (no script, print) draws each route once per line and no legend of its own that could clip names
+    svg = page.split('<div id="svgmap">')[1].split("</svg>")[0]
+    assert sorted({int(i) for i in re.findall(r'<polyline data-route="(\d+)"', svg)}) == list(range(13))
+    assert "港湾地区循環線 第13系統（市民病院・市役所・みなと中央駅前経由）" in svg  # its tooltip, whole
+
+
+def test_map_data_carries_stop_names_safely_and_the_page_references_no_other_site(tmp_path):
+    from warehouse.municipality_report import OSM_TILES
+
+    r, page = _report_of(tmp_path)
+    assert page.count("</script>") == 3  # map data, leaflet.js, report-map.js: the hostile stop name closes none
+    data = json.loads(page.split('<script type="application/json" id="map-data">')[1].split("</script>")[0])
+    assert HOSTILE_STOP in [s[2] for s in data["stops"]] and len(data["stops"]) == 24
+    assert len(data["routes"]) == 12 and all(len(ln) >= 2 for rt in data["routes"] for ln in rt["lines"])
+    (s, w), (n, e) = data["bounds"]
+    assert 43.30 < s < n < 43.36 and 141.40 < w < e < 141.45
+    folder = Path(r["html"]).parent
+    assert sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()) == [
+        "index.html", "leaflet/LICENSE", "leaflet/VENDORED.md", "leaflet/images/layers-2x.png", "leaflet/images/layers.png",
+        "leaflet/images/marker-icon-2x.png", "leaflet/images/marker-icon.png", "leaflet/images/marker-shadow.png",
+        "leaflet/leaflet.css", "leaflet/leaflet.js", "report-map.js", "report.json"]
+    # every link and source is relative; the only http(s) addresses are the tile template (loaded when served and online),
+    # the OpenStreetMap copyright page its attribution must link to, and the SVG namespace name (never fetched)
+    for text in (page, (folder / "report-map.js").read_text(encoding="utf-8")):
+        urls = set(re.findall(r"https?://[^\s\"'<>)\\]+", text)) - {"http://www.w3.org/2000/svg"}
+        assert urls <= {OSM_TILES, "https://www.openstreetmap.org/copyright"}, urls
+    assert OSM_TILES in page
+    assert all(not re.match(r"(https?:)?//", u) for u in re.findall(r'(?:src|href)="([^"]+)"', page))
+
+
+def test_demand_zones_are_named_from_the_layer_and_pickups_are_whole_numbers_in_japanese(tmp_path):
+    """The demo's district layer names its zones (D01 is 温泉・漁港); pickups are counted in 件 without ".0"; modes in Japanese."""
+    import duckdb
+
+    from noriba.pipeline import run_feed
+    from noriba.specs import load_specs
+    from noriba.trips_pipeline import run_all
+    from noriba.workspace import Workspace
+    from warehouse.municipality_report import build_report
+
+    ws = Workspace(tmp_path / "home").ensure()
+    run_feed(next(s for s in load_specs() if s.id == "minato-city-bus"), ws, export=False)
+    run_all(ws, tags=("demo",), export=False)
+    con = duckdb.connect(str(ws.warehouse), read_only=True)
+    layer = dict(con.sql("SELECT zone_id, zone_name FROM trips.zones WHERE zone_layer = 'minato-districts'").fetchall())
+    con.close()
+    assert layer["D01"] == "温泉・漁港"
+    r = build_report(ws, municipality="99001")
+    zones = r["trip_data"]["zones"]
+    assert zones and all(z["zone_name"] == layer[z["zone_id"]] for z in zones if z["zone_id"] in layer)
+    page = open(r["html"], encoding="utf-8").read()
+    bars = page.split("乗車の多いゾーン</h3>")[1].split("</svg>")[0]
+    shown = re.findall(r'<text x="150"[^>]*>([^<]*)</text>', bars)
+    assert shown and not [x for x in shown if re.fullmatch(r"D\d+", x)], shown
+    assert {z["zone_name"] for z in zones if z.get("zone_name")} <= set(shown)
+    counts = re.findall(r'<text x="[\d.]+" y="[\d.]+" font-size="12">([\d,.]+) ([^<]*)</text>', bars)
+    assert counts and all("." not in n and unit == "件" for n, unit in counts), counts
+    assert f"{zones[0]['trips']:,} 件" in bars
+    hours = page.split("時間帯別の乗車数</h3>")[1].split("</svg>")[0]
+    assert "タクシー" in hours and "デマンド交通" in hours and "全日" in hours
+    assert not re.search(r"\b(taxi|on_demand)\b", hours) and "平日" not in hours

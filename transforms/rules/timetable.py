@@ -80,4 +80,19 @@ RULES: list[Rule] = [
           fix="Remove the service from the spec, or give it its sheets.",
           why_ja="spec の calendar.services に定義した運行日を使う便がありません。",
           fix_ja="spec からその運行日を削除するか、対応するシートを割り当ててください。"),
+    read_rule("timetable_layout_does_not_fit", ERROR, "The spec's layout cannot be laid on a sheet (a block without its stop "
+          "column, a marker that is not there); the sheet is skipped, the others are read.", "file", "value",
+          fix="Change the layout key named in the message, or add a layouts entry (workbook/sheet pattern) for this sheet.",
+          why_ja="spec の layout がシートに合いません（停留所の列がない、目印が見つからないなど）。そのシートは読まず、他のシートは読みます。",
+          fix_ja="メッセージに示した layout の項目を直すか、このブック・シート用に layouts の指定を追加してください。"),
+    read_rule("timetable_cells_outside_layout", WARNING, "A sheet holds time-like cells outside every block of the layout, so "
+          "part of the timetable may not have been read.", "file", "value",
+          fix="Add a block for the range named (layout.blocks, or layout.repeat with a marker); `noriba spec suggest` shows the blocks.",
+          why_ja="レイアウトのどのブロックにも入らない位置に時刻らしいセルがあります。時刻表の一部を読んでいない可能性があります。",
+          fix_ja="示した範囲のブロックを layout.blocks か layout.repeat（目印）で追加してください。`noriba spec suggest` で見つかったブロックを確認できます。"),
+    read_rule("timetable_trip_without_route", WARNING, "The layout takes each trip's route from a header row (系統/路線) but this "
+          "trip's header cell is empty; it goes to the spec's route.id.", "file", "value",
+          fix="Write the trip's route in the header cell named.",
+          why_ja="layout で便ごとの系統を見出し行から読む指定ですが、この便の見出しセルが空です。spec の route.id の路線にしました。",
+          fix_ja="示した見出しセルにその便の系統（路線）を書いてください。"),
 ]

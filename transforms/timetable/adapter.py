@@ -26,9 +26,9 @@ from transforms.csvread import read_csv_text
 from transforms.gtfs import _members, normalised_sha256
 from transforms.notices import ERROR, INFO, WARNING
 from transforms.timetable.calendar import CalendarPlan, Exception_, Service, calendar_rows
-from transforms.timetable.config import MANIFEST, _date, check_config
+from transforms.timetable.config import MANIFEST, _date, check_config, layout_for
 from transforms.timetable.fares import RouteTable, fare_id_for, read_route_table
-from transforms.timetable.layout import SheetTimetable, read_sheet
+from transforms.timetable.layout import LayoutError, SheetTimetable, find_blocks, read_block, uncovered
 from transforms.timetable.odpt import read_odpt_patterns
 from transforms.timetable.stops import (
     Stop, StopMatcher, normalise_name, read_gtfs_stops, read_p11_stops, read_table_stops,
@@ -254,11 +254,17 @@ class _Reader:
         return service, "" if direction is None else str(direction)
 
     def read_workbooks(self) -> None:
+        """Read every workbook. If some cannot be read at all, read the others first, then raise InputError naming each."""
         rc = self.cfg.get("route", {})
+        failed: list[str] = []
         for wb in self.cfg["workbooks"]:
             fname = wb["file"]
             self.say(f"reading timetable {fname}")
-            sheets, notices = read_workbook(self.data(fname), fname, encoding=wb.get("encoding") or self.encoding)
+            try:
+                sheets, notices = read_workbook(self.data(fname), fname, encoding=wb.get("encoding") or self.encoding)
+            except InputError as exc:
+                failed.append(str(exc))
+                continue
             self.feed.findings.notices.extend(notices)
             for n in notices:
                 self.feed.findings.counts[(n.code, n.severity)] += 1
@@ -269,45 +275,101 @@ class _Reader:
                          file=fname)
             for sh in chosen:
                 self.read_one_sheet(fname, sh, wb, rc)
+        if failed:
+            ok = len(self.cfg["workbooks"]) - len(failed)
+            raise InputError(f"{len(failed)} of {len(self.cfg['workbooks'])} workbooks could not be read "
+                             f"({ok} read without that problem): " + "; ".join(failed))
 
     def read_one_sheet(self, fname: str, sh: Sheet, wb: dict, rc: dict) -> None:
-        b = self.built
         service, direction = self._sheet_rules(sh.name, wb)
         if service is None:
             self.add("timetable_no_service", ERROR, f"sheet {sh.name}: no service for this sheet (workbooks[].service or sheets.rules)",
                      file=fname)
             return
+        layout = layout_for(self.cfg, fname, sh.name)
         try:
-            tt = read_sheet(sh, self.cfg["layout"], self.cfg.get("markers"))
+            grid, rows_layout, blocks = find_blocks(sh, layout)
+            tts = [read_block(sh, grid, rows_layout, bl, self.cfg.get("markers")) for bl in blocks]
+        except LayoutError as exc:
+            self.add("timetable_layout_does_not_fit", ERROR,
+                     f"{fname} sheet {sh.name}{' ' + exc.cell if exc.cell else ''}: the layout does not fit ({exc}); "
+                     f"change {exc.field} in the spec (or add a layouts entry for this workbook/sheet)", file=fname, value=exc.field)
+            return
         except (ValueError, KeyError) as exc:
-            raise InputError(f"{fname} {sh.name}: the layout does not fit this sheet ({exc})") from None
-        if not tt.trips:
+            self.add("timetable_layout_does_not_fit", ERROR,
+                     f"{fname} sheet {sh.name}: the layout does not fit ({exc}); change layout in the spec "
+                     f"(or add a layouts entry for this workbook/sheet)", file=fname, value="layout")
+            return
+        for where, n in uncovered(sh, grid, rows_layout, blocks):
+            self.add("timetable_cells_outside_layout", WARNING,
+                     f"{fname} {where}: {n} time-like cells outside every block of the layout, so they were not read; "
+                     f"add a block for them (layout.blocks, or layout.repeat with a marker) or, if they are no timetable, "
+                     f"leave them (`noriba spec suggest {fname}` shows the blocks it finds)", file=fname, value=where)
+        if not any(tt.trips or tt.loose_times for tt in tts):
             self.add("timetable_sheet_without_trips", INFO, f"sheet {sh.name}: no trip times found; sheet skipped", file=fname)
             return
-        if not tt.stops:
-            self.add("timetable_sheet_without_stops", ERROR,
-                     f"sheet {sh.name}: times found but no stop names in the stop column; check layout", file=fname)
+        many = len(tts) > 1
+        counted = False
+        for tt in tts:
+            if not tt.trips and not tt.loose_times:
+                if many:
+                    self.add("timetable_sheet_without_trips", INFO,
+                             f"sheet {sh.name} block {tt.block.number} ({tt.block.how}): no trip times found; block skipped", file=fname)
+                continue
+            if not tt.stops:
+                bl = tt.block
+                what = f"sheet {sh.name}" + (f" block {bl.number} ({bl.how})" if many else "")
+                key = bl.how if bl.how.startswith("layout") else "layout"
+                names = "stop_row or first_stop_column" if rows_layout else "stop_column or first_stop_row"
+                self.add("timetable_sheet_without_stops", ERROR,
+                         f"{fname} {what}: times found but no stop names from {tt.ref(bl.first, bl.stop_col)} on; "
+                         f"change {key}.{names.replace(' or ', f' or {key}.')} in the spec", file=fname)
+                continue
+            if not counted:
+                self.built.sheets_read += 1
+                counted = True
+            self.read_block_trips(fname, sh, tt, service, direction, rc)
+
+    def _route(self, route_id: str, sh: Sheet, rc: dict, origin: str, destination: str, short_name: str | None = None) -> None:
+        b = self.built
+        if route_id in b.routes:
             return
-        route_id = str(rc.get("id", "{sheet}")).format(sheet=sh.name, file=Path(fname).stem)
-        if route_id not in b.routes:
-            long_name = rc.get("long_name", "")
-            if rc.get("long_name_cell"):
-                r, c = parse_cell(rc["long_name_cell"])
-                v = sh.value(r, c)
-                long_name = str(v).strip() if v is not None else long_name
-            b.routes[route_id] = {"long_name": str(long_name).format(sheet=sh.name), "short_name": str(rc.get("short_name", "")).format(sheet=sh.name),
-                                  "origin": tt.stops[0].name, "destination": tt.stops[-1].name, "sheet": sh.name}
-        b.sheets_read += 1
-        ids = self.resolve(tt, [sh.name, route_id], fname)
+        long_name = rc.get("long_name", "")
+        if rc.get("long_name_cell"):
+            r, c = parse_cell(rc["long_name_cell"])
+            v = sh.value(r, c)
+            long_name = str(v).strip() if v is not None else long_name
+        b.routes[route_id] = {"long_name": str(long_name).format(sheet=sh.name),
+                              "short_name": short_name if short_name is not None else str(rc.get("short_name", "")).format(sheet=sh.name),
+                              "origin": origin, "destination": destination, "sheet": sh.name}
+
+    def read_block_trips(self, fname: str, sh: Sheet, tt: SheetTimetable, service: str, direction: str, rc: dict) -> None:
+        b = self.built
+        template = tt.block.route if tt.block is not None and tt.block.route is not None else str(rc.get("id", "{sheet}"))
+        block_route = template.format(sheet=sh.name, file=Path(fname).stem)
+        by_header = tt.block is not None and "route" in tt.block.header
+        if not by_header:
+            self._route(block_route, sh, rc, tt.stops[0].name, tt.stops[-1].name)
+        ids = self.resolve(tt, [sh.name, block_route], fname)
         wrap = self.cfg.get("midnight_wrap", True)
         counter = Counter(t.route_id + "\0" + t.service_id for t in b.trips)
         footnotes = self.cfg.get("footnotes", {})
         for trip in tt.trips:
+            route_id = block_route
+            if by_header:
+                if trip.route:
+                    route_id = trip.route
+                else:
+                    hdr = tt.ref(tt.block.header["route"], trip.col)
+                    self.add("timetable_trip_without_route", WARNING,
+                             f"{fname} {hdr}: the route header cell of this trip is empty, so it goes to route '{block_route}' "
+                             f"(route.id); write its 系統/路線 in {hdr}", file=fname, value=hdr)
             svc = service
             for mark, f in footnotes.items():
                 if mark and mark in trip.notes:
                     svc = f["service"]
             times: list[tuple[str, int, int, str]] = []
+            names: list[str] = []
             cells_here = 0
             problem = None
             quarantined_here = []
@@ -329,6 +391,9 @@ class _Reader:
                     continue  # passes without stopping, does not run here, or blank
                 arr = arr_c.seconds if arr_c.kind == TIME else dep_c.seconds
                 dep = dep_c.seconds if dep_c.kind == TIME else arr
+                # the cell each time came from: on a stop with 着 and 発 rows, the arrival is the 着 cell
+                arr_ref = tt.ref(stop.arr_row if arr_c.kind == TIME else stop.dep_row, trip.col)
+                dep_ref = tt.ref(stop.dep_row if dep_c.kind == TIME else stop.arr_row, trip.col)
                 cells_here += 1
                 if ids[i] is None:
                     quarantined_here.append((ref, "timetable_stop_not_matched", f"stop '{stop.name}' not matched", format_seconds(dep)))
@@ -340,14 +405,18 @@ class _Reader:
                     if dep < arr and arr - dep > 12 * 3600:
                         dep += 86400
                     if arr < prev[1] and problem is None:
-                        problem = (ref, f"{format_seconds(arr)} at {ref} ({stop.name}) is earlier than {format_seconds(prev[1])} at {prev[2]}")
+                        problem = (arr_ref, f"{format_seconds(arr)} at {arr_ref} ({stop.name}) is earlier than {format_seconds(prev[1])} at {prev[2]}")
+                if dep < arr and problem is None:
+                    problem = (dep_ref, f"departure {format_seconds(dep)} at {dep_ref} ({stop.name}) is earlier than its "
+                                        f"arrival {format_seconds(arr)} at {arr_ref}")
                 if times and times[-1][0] == ids[i]:
                     self.built.merged_cells += 1
                     # the same stop on two rows in a row (arrival and departure at a terminal): one stop time
                     times[-1] = (ids[i], times[-1][1], max(dep, times[-1][2]), times[-1][3])
                 else:
                     times.append((ids[i], arr, dep, ref))
-                prev = (ids[i], dep, ref)
+                    names.append(stop.name)
+                prev = (ids[i], dep, dep_ref)
             b.time_cells += cells_here
             for ref, code, reason, raw in quarantined_here:
                 self.feed.findings.quarantine_row(fname, None, code, f"{ref}: {reason}", raw)
@@ -371,6 +440,8 @@ class _Reader:
                         self.feed.findings.quarantine_row(fname, None, "timetable_trip_too_short", f"{r}: one-stop trip", format_seconds(a))
                     b.quarantined_cells += len(times)
                 continue
+            if by_header:
+                self._route(route_id, sh, rc, names[0], names[-1], short_name=trip.route or None)
             key = route_id + "\0" + svc
             counter[key] += 1
             trip_id = self.cfg.get("trip_id", "{route}_{service}_{n}").format(

@@ -14,6 +14,7 @@ from typing import Any
 
 from transforms.specfile import Date, Flag, ListOf, Map, Number, OneOf, Text, check_shape, is_under
 from transforms.timetable.calendar import DAYS, HOLIDAY_RULES
+from transforms.timetable.layout import BLOCK_KEYS, COLUMN_KEYS, ROW_KEYS
 
 MANIFEST = "noriba-timetable.json"
 LAYOUTS = ("columns", "rows")
@@ -25,6 +26,9 @@ _COL = OneOf(Text(), Number(whole=True, lo=1), expected="a column letter (A, B, 
 _ROW = Number(whole=True, lo=1)
 _NAME = Text(numbers=True)  # sheet names, service ids, header names: 130400 unquoted is still meant as a name
 _DIRECTION = Number(whole=True, lo=0, hi=1)
+_POSITIONS = {"trips": Text(), "route": _NAME, **{k: _COL for k in COLUMN_KEYS}, **{k: _ROW for k in ROW_KEYS}}
+#: Where stops and trips are: one block, or several (declared, or found by a marker); see specs/README.md.
+_LAYOUT = Map({**_POSITIONS, "blocks": ListOf(Map(_POSITIONS)), "repeat": Map({"marker": _NAME})})
 #: Every key of a ``timetable:`` section, with the type of its value (specs/README.md, "Timetable specs").
 TIMETABLE_SHAPE = Map({
     "agency": Map({k: Text() for k in ("name", "url", "timezone", "lang", "phone", "fare_url", "email", "official_name",
@@ -36,11 +40,8 @@ TIMETABLE_SHAPE = Map({
     "workbooks": ListOf(Map({"file": Text(), "service": _NAME, "direction": _DIRECTION, "encoding": Text()})),
     "sheets": Map({"include": ListOf(_NAME), "exclude": ListOf(_NAME),
                    "rules": ListOf(Map({"match": _NAME, "service": _NAME, "direction": _DIRECTION}))}),
-    "layout": Map({"trips": Text(), **{k: _COL for k in ("stop_column", "first_stop_column", "last_stop_column",
-                                                           "first_trip_column", "arrival_departure_column", "pole_column",
-                                                           "number_column", "notes_column", "destination_column")},
-                   **{k: _ROW for k in ("stop_row", "first_stop_row", "last_stop_row", "first_trip_row",
-                                        "arrival_departure_row", "pole_row", "number_row", "notes_row", "destination_row")}}),
+    "layout": _LAYOUT,
+    "layouts": ListOf(Map({"workbook": Text(), "sheet": _NAME, "layout": _LAYOUT})),
     "route": Map({"id": _NAME, "short_name": _NAME, "long_name": Text(), "long_name_cell": Text(), "type": Number(whole=True),
                   "color": Text(expected='a colour such as "2A9D8F", in quotes'),
                   "text_color": Text(expected='a colour such as "FFFFFF", in quotes'), "office": _NAME}),
@@ -128,6 +129,36 @@ def check_config(doc: Any, *, files: set[str] | None = None) -> list[tuple[str, 
         elif not (isinstance(v, int) and not isinstance(v, bool) and v >= 1):
             bad(where, f"{v!r} is not a row number (1, 2, …, as Excel shows it)")
 
+    def check_layout(where: str, lay: dict) -> None:
+        trips = lay.get("trips", "columns")
+        if trips not in LAYOUTS:
+            bad(f"{where}.trips", f"{trips!r}; use columns (one trip per column) or rows (one trip per row)")
+        if lay.get("blocks") and lay.get("repeat"):
+            bad(f"{where}.repeat", "give blocks (declared ranges) or repeat (found by a marker), not both")
+        base = {k: v for k, v in lay.items() if k not in BLOCK_KEYS}
+        parts = [(where, base)]
+        if lay.get("blocks"):
+            parts = [(f"{where}.blocks[{i}]", {**base, **(b if isinstance(b, dict) else {})}) for i, b in enumerate(lay["blocks"])]
+        for at, part in parts:
+            if trips == "rows":
+                row(f"{at}.stop_row", part.get("stop_row"), required=True)
+                column(f"{at}.first_stop_column", part.get("first_stop_column"), required=True)
+                column(f"{at}.last_stop_column", part.get("last_stop_column"))
+                row(f"{at}.first_trip_row", part.get("first_trip_row"), required=True)
+                for k in ("last_trip_row", "arrival_departure_row", "pole_row"):
+                    row(f"{at}.{k}", part.get(k))
+                for k in ("number_column", "notes_column", "destination_column", "route_column"):
+                    column(f"{at}.{k}", part.get(k))
+            else:
+                column(f"{at}.stop_column", part.get("stop_column"), required=True)
+                row(f"{at}.first_stop_row", part.get("first_stop_row"), required=True)
+                row(f"{at}.last_stop_row", part.get("last_stop_row"))
+                column(f"{at}.first_trip_column", part.get("first_trip_column"), required=True)
+                for k in ("last_trip_column", "arrival_departure_column", "pole_column"):
+                    column(f"{at}.{k}", part.get(k))
+                for k in ("number_row", "notes_row", "destination_row", "route_row"):
+                    row(f"{at}.{k}", part.get(k))
+
     agency = doc.get("agency")
     if not isinstance(agency, dict):
         bad("agency", "missing; give at least id, name and url of the operator")
@@ -177,27 +208,14 @@ def check_config(doc: Any, *, files: set[str] | None = None) -> list[tuple[str, 
     if not isinstance(layout, dict):
         bad("layout", "missing; say where stops and trips are (see specs/README.md)")
     else:
-        trips = layout.get("trips", "columns")
-        if trips not in LAYOUTS:
-            bad("layout.trips", f"{trips!r}; use columns (one trip per column) or rows (one trip per row)")
-        if trips == "rows":
-            row("layout.stop_row", layout.get("stop_row"), required=True)
-            column("layout.first_stop_column", layout.get("first_stop_column"), required=True)
-            column("layout.last_stop_column", layout.get("last_stop_column"))
-            row("layout.first_trip_row", layout.get("first_trip_row"), required=True)
-            for k in ("arrival_departure_row", "pole_row"):
-                row(f"layout.{k}", layout.get(k))
-            for k in ("number_column", "notes_column", "destination_column"):
-                column(f"layout.{k}", layout.get(k))
-        else:
-            column("layout.stop_column", layout.get("stop_column"), required=True)
-            row("layout.first_stop_row", layout.get("first_stop_row"), required=True)
-            row("layout.last_stop_row", layout.get("last_stop_row"))
-            column("layout.first_trip_column", layout.get("first_trip_column"), required=True)
-            for k in ("arrival_departure_column", "pole_column"):
-                column(f"layout.{k}", layout.get(k))
-            for k in ("number_row", "notes_row", "destination_row"):
-                row(f"layout.{k}", layout.get(k))
+        check_layout("layout", layout)
+        for i, o in enumerate(doc.get("layouts", []) or []):
+            if not isinstance(o, dict) or not isinstance(o.get("layout"), dict):
+                bad(f"layouts[{i}]", "must be {workbook?: pattern, sheet?: pattern, layout: {...}}")
+                continue
+            if o.get("workbook") is None and o.get("sheet") is None:
+                bad(f"layouts[{i}]", "give workbook or sheet (a name or a pattern such as '平日*') it applies to")
+            check_layout(f"layouts[{i}].layout", merged_layout(layout, o["layout"]))
     route = doc.get("route", {})
     if not isinstance(route, dict):
         bad("route", "must be a mapping {id: '{sheet}', long_name_cell: E1, type: 3}")
@@ -313,6 +331,30 @@ def check_config(doc: Any, *, files: set[str] | None = None) -> list[tuple[str, 
                 isinstance(r, dict) and r.get("service") for r in (sheets.get("rules", []) if isinstance(sheets, dict) else [])):
             bad(f"workbooks[{i}].service", "missing; give the workbook's service, or sheets.rules that set one")
     return out
+
+
+def merged_layout(base: dict, override: dict) -> dict:
+    """Return a layout override laid over the spec-level layout (its keys replace the default's; blocks/repeat are not inherited when it gives either)."""
+    out = dict(base)
+    if "blocks" in override or "repeat" in override:
+        out.pop("blocks", None)
+        out.pop("repeat", None)
+    out.update(override)
+    return out
+
+
+def layout_for(cfg: dict, workbook: str, sheet: str) -> dict:
+    """Return the layout of one sheet: the spec-level layout with every matching ``layouts`` override laid over it, in order."""
+    import fnmatch
+
+    lay = cfg["layout"]
+    for o in cfg.get("layouts", []) or []:
+        if o.get("workbook") is not None and not fnmatch.fnmatchcase(workbook, str(o["workbook"])):
+            continue
+        if o.get("sheet") is not None and not fnmatch.fnmatchcase(sheet, str(o["sheet"])):
+            continue
+        lay = merged_layout(lay, o["layout"])
+    return lay
 
 
 def with_defaults(doc: dict) -> dict:

@@ -25,7 +25,8 @@ import pyarrow as pa
 from transforms.adapters import InputError
 from transforms.encoding import _PRIVATE_USE, _looks_japanese, decode
 from transforms.notices import ERROR, Notice
-from transforms.trips.spec import TripOptions, file_label
+from transforms.notices import INFO, WARNING
+from transforms.trips.spec import HEADER_SCAN_ROWS, TripOptions, file_label
 
 _EXT_FORMATS = {".csv": "csv", ".txt": "csv", ".tsv": "csv", ".parquet": "parquet", ".json": "json", ".jsonl": "jsonl",
                 ".ndjson": "jsonl", ".avro": "avro", ".xlsx": "xlsx"}
@@ -41,6 +42,9 @@ class SourceFile:
     header: tuple[str, ...] = ()
     notices: list[Notice] = field(default_factory=list)
     rejected: list[tuple[int, str, str]] = field(default_factory=list)  # (row, reason, raw json) found while reading
+    header_line: int = 1  # 1-based line (record) of the header in the file as received
+    header_hint: int | None = None  # a later line that holds the spec's column names, when the header line does not
+    read_notices: list[Notice] = field(default_factory=list)  # what reading the rows found (after inspect)
 
 
 def q(name: str) -> str:
@@ -112,8 +116,158 @@ def inspect(path: Path, *, root: Path, opts: TripOptions, encoding: str | None, 
         first = fh.readline()
     if not first.strip():
         raise InputError(f"{sf.label}: the file is empty (no header line)")
-    sf.header = tuple(next(csv.reader(io.StringIO(first))))
+    scan = max(HEADER_SCAN_ROWS, opts.header_row if isinstance(opts.header_row, int) else 0)
+    head = _head_records(sf.read_path, scan) or [next(csv.reader(io.StringIO(first)))]
+    idx = header_index(head, opts, label=sf.label)
+    names, renamed = unique_names(head[idx], label=sf.label, line=idx + 1)
+    sf.notices.extend(renamed)
+    sf.header_line = idx + 1
+    hint = find_header(head, names=spec_names(opts))
+    sf.header_hint = hint + 1 if hint is not None and hint != idx else None
+    if idx or opts.footer_rows:
+        _write_records(sf, skip=idx, footer=opts.footer_rows, staging=staging)
+        sf.rejected = [(row - idx, why, raw) for row, why, raw in sf.rejected if row > idx]
+    sf.header = tuple(names)
     return sf
+
+
+def _head_records(path: Path, n: int) -> list[list[str]]:
+    """Return the first ``n`` records of a UTF-8 CSV, or those before the first one the csv module cannot read
+    (a later reader, more lenient, reports or reads it)."""
+    out: list[list[str]] = []
+    with open(path, encoding="utf-8", newline="") as fh:
+        reader = csv.reader(fh)
+        try:
+            for rec in reader:
+                out.append(rec)
+                if len(out) >= n:
+                    break
+        except csv.Error:
+            pass
+    return out
+
+
+def spec_names(opts: TripOptions) -> list[str]:
+    """Return every source column name the spec's ``columns`` mention (candidates included)."""
+    return [c for cands in opts.columns.values() for c in cands]
+
+
+def header_index(rows: list[list[str]], opts: TripOptions, *, label: str) -> int:
+    """Return the 0-based index of the header among a file's first ``rows``, as trips.header_row says.
+
+    None: the first row; a number: that line; auto: the row holding most of the spec's column names
+    (else the first row that looks like a header: see find_header). If there is none, raise InputError.
+    """
+    if opts.header_row is None:
+        return 0
+    if isinstance(opts.header_row, int):
+        if opts.header_row > len(rows):
+            raise InputError(f"{label}: trips.header_row is {opts.header_row} but the file has only {len(rows)} lines; "
+                             f"give the line of the header (1 = the first line) or auto")
+        return opts.header_row - 1
+    found = find_header(rows, names=spec_names(opts))
+    if found is None:
+        found = find_header(rows)
+    if found is None:
+        raise InputError(f"{label}: no header found in the first {len(rows)} lines (trips.header_row: auto); "
+                         f"set trips.header_row to the line number of the header")
+    return found
+
+
+def _norm(v: object) -> str:
+    return str(v).strip().lower()
+
+
+def _is_number(v: str) -> bool:
+    t = v.strip().replace(",", "").replace(" ", "")
+    try:
+        float(t)
+        return True
+    except ValueError:
+        return False
+
+
+def find_header(rows: list[list[str]], *, names=()) -> int | None:
+    """Return the 0-based index of the header among ``rows`` (the first lines of a file or sheet), or None.
+
+    With ``names`` (the column names a spec maps): the earliest row holding the most of them.
+    Without: the first row whose non-empty cells are at least half as many as the widest row's, of
+    which none is a number, followed by a row at least as wide (title rows above a table hold one
+    or two cells; a header row holds a name over each column).
+    """
+    if names:
+        want = {_norm(n) for n in names}
+        scores = [len({_norm(v) for v in r} & want) for r in rows]
+        best = max(scores, default=0)
+        return scores.index(best) if best else None
+    filled = [[v for v in r if str(v).strip()] for r in rows]
+    widest = max((len(f) for f in filled), default=0)
+    for i, f in enumerate(filled):
+        if len(f) < max(2, (widest + 1) // 2) or any(_is_number(str(v)) for v in f):
+            continue
+        if i + 1 < len(filled) and len(filled[i + 1]) < len(f) // 2:
+            continue
+        return i
+    return None
+
+
+def unique_names(names, *, label: str, line: int, field_offset: int = 0) -> tuple[list[str], list[Notice]]:
+    """Return the header's names made distinct, and a notice for each one renamed.
+
+    A repeated name gets the number of its occurrence (``address``, ``address_2``); an empty one
+    the column's number (``column_7``).
+    """
+    out: list[str] = []
+    notices: list[Notice] = []
+    taken = {n for n in names if str(n).strip()}
+    seen: dict[str, int] = {}
+    for i, raw in enumerate(names):
+        n = str(raw) if raw is not None else ""
+        col = i + 1 + field_offset
+        if not n.strip():
+            new = f"column_{col}"
+            while new in taken:
+                new += "_"
+            notices.append(Notice("empty_column_name", INFO, f"column {col} of the header has no name; it is read as {new!r} "
+                                                             f"(map that name in trips.columns if you need the column)",
+                                  file=label, line=line, field=new))
+        elif n in seen:
+            k = seen[n] + 1
+            while f"{n}_{k}" in taken:
+                k += 1
+            new = f"{n}_{k}"
+            notices.append(Notice("duplicate_column_name", WARNING, f"column {col} of the header repeats the name {n!r}; "
+                                                                    f"it is read as {new!r} (map {new!r} in trips.columns if that "
+                                                                    f"is the column you need)", file=label, line=line, field=new))
+        else:
+            new = n
+        seen[n] = seen.get(n, 0) + 1
+        taken.add(new)
+        out.append(new)
+    return out, notices
+
+
+def _write_records(sf: SourceFile, *, skip: int, footer: int, staging: Path) -> None:
+    """Rewrite ``sf.read_path`` without its first ``skip`` records (title rows) and last ``footer`` non-empty records."""
+    from collections import deque
+
+    staging.mkdir(parents=True, exist_ok=True)
+    out_path = staging / f"body-{abs(hash(sf.label)):x}.csv"
+    n_records = 0
+    with open(sf.read_path, encoding="utf-8", newline="") as fh, open(out_path, "w", encoding="utf-8", newline="") as out:
+        w = csv.writer(out, lineterminator="\n")
+        held: deque = deque()
+        for i, fields in enumerate(_records_of(csv.reader(fh), sf.label)):
+            if i < skip or not fields:
+                continue
+            n_records += 1
+            held.append(fields)
+            if len(held) > footer:
+                w.writerow(held.popleft())
+    if footer and n_records - 1 < footer:
+        raise InputError(f"{sf.label}: trips.footer_rows is {footer} but the file has only {max(n_records - 1, 0)} lines "
+                         f"under its header; lower trips.footer_rows")
+    sf.read_path = out_path
 
 
 #: The encoding each row is checked against, by what transforms.encoding.decode found for the whole file.
@@ -351,7 +505,7 @@ def _csv_table(con: duckdb.DuckDBPyConnection, f: SourceFile) -> pa.Table:
     names = list(f.header)
     if len(set(names)) == len(names) and all(names):
         try:
-            t = pacsv.read_csv(f.read_path, read_options=pacsv.ReadOptions(block_size=8 << 20),
+            t = pacsv.read_csv(f.read_path, read_options=pacsv.ReadOptions(block_size=8 << 20, column_names=names, skip_rows=1),
                                convert_options=pacsv.ConvertOptions(column_types={c: pa.string() for c in names},
                                                                     strings_can_be_null=True, quoted_strings_can_be_null=True))
             if t.column_names == names:
@@ -384,10 +538,13 @@ XLSX_CHUNK_ROWS = 65_536
 def _xlsx_table(f: SourceFile, opts: TripOptions) -> pa.Table:
     """Return the sheet (the spec's ``trips.sheet``, else the first) as a table of text columns, one row per non-empty row.
 
-    The first row holding a value is the header; a value under no header goes to ``column_<n>``.
-    The sheet XML is streamed (transforms.xlsx) and the rows become Arrow text every
-    XLSX_CHUNK_ROWS rows. If the table would hold more cells than the limit (rows x columns), or
-    the workbook breaks another limit, raise InputError naming the file, sheet and limit.
+    The header is the first row holding a value, or the sheet row trips.header_row names (``auto``:
+    found below title rows); rows above it are not read. Repeated and empty header names are made
+    distinct (notices in ``f.read_notices``); a value under no header goes to ``column_<n>``; the
+    last trips.footer_rows non-empty rows are left out. The sheet XML is streamed (transforms.xlsx)
+    and the rows become Arrow text every XLSX_CHUNK_ROWS rows. If the table would hold more cells
+    than the limit (rows x columns), or the workbook breaks another limit, raise InputError naming
+    the file, sheet and limit.
     """
     from transforms.xlsx import Workbook
 
@@ -401,10 +558,9 @@ def _xlsx_table(f: SourceFile, opts: TripOptions) -> pa.Table:
         cur: dict[int, list[str | None]] = {}
         taken: set[str] = set()
         n_done = n_cur = 0
-        header = True
 
         def name_column(c: int, name: str) -> None:
-            """Name column ``c``; a name already taken (a repeated header) gets the column number, so no values are lost."""
+            """Name column ``c`` (a value under no header); a name already taken gets the column number."""
             if name in taken:
                 name = f"{name}_{c + 1}"
             taken.add(name)
@@ -424,12 +580,47 @@ def _xlsx_table(f: SourceFile, opts: TripOptions) -> pa.Table:
             return lim.refuse(f"{f.label} sheet {st.name}", f"{n:,} rows x {len(names):,} columns make {n * len(names):,} cells "
                                                              f"(at row {row + 1:,})", "cells")
 
-        for r, cells in wb.rows(st):
-            if header:
-                for c, v in cells:
-                    name_column(c, str(v))
-                header = False
-                continue
+        rows = wb.rows(st)
+        scan = max(HEADER_SCAN_ROWS, opts.header_row if isinstance(opts.header_row, int) else 0)
+        head: list[tuple[int, list]] = []
+        for item in rows:
+            head.append(item)
+            if len(head) >= scan:
+                break
+        if not head:
+            raise InputError(f"{f.label} sheet {st.name}: the sheet is empty (no header row)")
+        dense = [[""] * (max((c for c, _ in cells), default=-1) + 1) for _, cells in head]
+        for d, (_, cells) in zip(dense, head):
+            for c, v in cells:
+                d[c] = "" if v is None else str(v)
+        if opts.header_row is None:
+            hi = 0
+        elif isinstance(opts.header_row, int):
+            hi = next((i for i, (r, _) in enumerate(head) if r == opts.header_row - 1), None)
+            if hi is None:
+                raise InputError(f"{f.label} sheet {st.name}: trips.header_row is {opts.header_row} but that row is empty; "
+                                 f"give the sheet row of the header (1 = the first row) or auto")
+        else:
+            hi = find_header(dense, names=spec_names(opts))
+            hi = find_header(dense) if hi is None else hi
+            if hi is None:
+                raise InputError(f"{f.label} sheet {st.name}: no header found in the first {len(head)} rows "
+                                 f"(trips.header_row: auto); set trips.header_row to the sheet row of the header")
+        f.header_line = head[hi][0] + 1
+        hint = find_header(dense, names=spec_names(opts))
+        f.header_hint = head[hint][0] + 1 if hint is not None and hint != hi else None
+        header_cells = dict(head[hi][1])
+        width = max(header_cells, default=-1) + 1
+        unique, renamed = unique_names([header_cells.get(c) for c in range(width)], label=f.label, line=f.header_line)
+        f.read_notices.extend(n for n in renamed if n.code != "empty_column_name")  # a cell left empty is usual in sheets
+        for c, name in enumerate(unique):
+            if c in header_cells:
+                taken.add(name)
+                names[c] = name
+
+        import itertools
+
+        for r, cells in itertools.chain(head[hi + 1:], rows):
             n_cur += 1
             if (n_done + n_cur) * len(names) > lim.cells:
                 raise too_many(r)
@@ -452,7 +643,13 @@ def _xlsx_table(f: SourceFile, opts: TripOptions) -> pa.Table:
     cols = {names[c]: pa.chunked_array(done.get(c) or [pa.nulls(n_done, pa.string())], pa.string()) for c in order}
     if not cols:
         return pa.table({"_empty": pa.nulls(n_done, pa.string())})
-    return pa.table(cols)
+    t = pa.table(cols)
+    if opts.footer_rows:
+        if t.num_rows < opts.footer_rows:
+            raise InputError(f"{f.label} sheet {st.name}: trips.footer_rows is {opts.footer_rows} but the sheet has only "
+                             f"{t.num_rows} rows under its header; lower trips.footer_rows")
+        t = t.slice(0, t.num_rows - opts.footer_rows)
+    return t
 
 
 def _records(f: SourceFile, opts: TripOptions) -> list[dict]:

@@ -27,15 +27,30 @@ SOURCE_FIELDS = (
     "trip_ref", "vendor", "provider", "mode", "pickup_time", "dropoff_time", "duration", "passengers", "distance",
     "pickup_zone", "dropoff_zone", "pickup_lat", "pickup_lon", "dropoff_lat", "dropoff_lon",
     "fare_amount", "tip_amount", "total_amount", "payment_type", "currency",
+    # shapes operators actually send (issue 17): date and time of day in separate columns, one row standing for
+    # several trips (an aggregate: one row per base per day with a count), a booking status, addresses without points
+    "pickup_date", "pickup_time_of_day", "dropoff_date", "dropoff_time_of_day", "trip_count", "status",
+    "pickup_address", "dropoff_address",
 )
-CODE_FIELDS = ("vendor", "payment_type", "mode", "provider")
+CODE_FIELDS = ("vendor", "payment_type", "mode", "provider", "status")
+#: Fields the rows of a file can be excluded by (``trips.exclude``): a row whose value is listed is not a trip.
+EXCLUDE_FIELDS = ("status", "mode", "vendor", "payment_type", "provider")
+#: Date formats tried, in order, when time.date_format is not given (a full timestamp is read as its date).
+DATE_FORMATS = ("%Y-%m-%d", "%Y/%m/%d", "%Y%m%d", "%Y.%m.%d", "%m/%d/%Y", "%d.%m.%Y", "%Y年%m月%d日")
+#: Time-of-day formats tried, in order, when time.time_of_day_format is not given (24 h, then 12 h with AM/PM).
+TIME_OF_DAY_FORMATS = ("%H:%M:%S", "%H:%M", "%H:%M:%S.%f", "%I:%M:%S %p", "%I:%M %p", "%I:%M:%S%p", "%I:%M%p", "%H%M%S", "%H%M")
+#: Rows of a file looked at to find its header when trips.header_row is auto.
+HEADER_SCAN_ROWS = 50
 _TEXTS = OneOf(Text(), ListOf(Text()), expected="text or a list of text")
 _NAMES = OneOf(Text(numbers=True), ListOf(Text(numbers=True)), expected="a column name or a list of them")
 #: Every key of a ``trips:`` section, with the type of its value.
 TRIPS_SHAPE = Map({
     "files": _TEXTS, "format": Text(), "mode": Text(), "provider": Text(), "currency": Text(), "money_unit": Text(),
     "distance_unit": Text(), "duration_unit": Text(),
-    "time": Map({"format": _TEXTS, "zone": Text(), "epoch": Text()}),
+    "time": Map({"format": _TEXTS, "zone": Text(), "epoch": Text(), "date_format": _TEXTS, "time_of_day_format": _TEXTS}),
+    "header_row": OneOf(Number(whole=True, lo=1), Text(), expected="a line number (1 = the first line) or auto"),
+    "footer_rows": Number(whole=True, lo=0),
+    "exclude": Map(values=OneOf(Text(numbers=True), ListOf(Text(numbers=True)), expected="a value or a list of values")),
     "period": Map({"from_name": Text(), "start": Date(), "end": Date(),
                    "overrides": Map(values=OneOf(Text(), Date(), Null(), expected="a month YYYY-MM or null"))}),
     "zones": Map({"layer": Text(), "unknown_ids": _NAMES}),
@@ -90,6 +105,11 @@ class TripOptions:
     sheet: str | None = None
     mds_schema: str | None = None
     provider_by_file: dict = field(default_factory=dict)  # file glob -> provider, when one source mixes operators
+    header_row: int | str | None = None  # 1-based line (or sheet row) of the header, "auto" (found below title rows), None: the first (non-empty) one
+    footer_rows: int = 0  # lines at the end of each file that are not records (totals, notes)
+    exclude: dict = field(default_factory=dict)  # source field -> tuple of values whose rows are not trips
+    date_formats: tuple[str, ...] = ()
+    time_of_day_formats: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -171,8 +191,33 @@ def check_trips(section: object, *, where: str) -> tuple[TripOptions | None, lis
         columns = {}
     for k in sorted(set(columns) - set(SOURCE_FIELDS)):
         bad(f"columns.{k}", f"not a canonical field; use one of: {', '.join(SOURCE_FIELDS)}")
-    if columns and "pickup_time" not in columns:
-        bad("columns.pickup_time", "required: the column holding the pickup (start) time")
+    if columns and "pickup_time" not in columns and "pickup_date" not in columns:
+        bad("columns.pickup_time", "required: the column holding the pickup (start) time, or columns.pickup_date "
+                                   "(with columns.pickup_time_of_day when the time of day is in a column of its own)")
+    if "pickup_time" in columns and "pickup_date" in columns:
+        bad("columns.pickup_date", "give either pickup_time (date and time in one column) or pickup_date "
+                                   "(+ pickup_time_of_day), not both")
+    for part, whole in (("pickup_time_of_day", "pickup_date"), ("dropoff_date", "pickup_date"),
+                        ("dropoff_time_of_day", "pickup_date")):
+        if part in columns and whole not in columns:
+            bad(f"columns.{part}", f"needs columns.{whole} too (the date the time of day belongs to)")
+    if "dropoff_time" in columns and ("dropoff_date" in columns or "dropoff_time_of_day" in columns):
+        bad("columns.dropoff_time", "give either dropoff_time or dropoff_date / dropoff_time_of_day, not both")
+    if epoch is not None and "pickup_date" in columns:
+        bad("time.epoch", "epoch times are one column: map columns.pickup_time, not pickup_date")
+    header_row = section.get("header_row")
+    if isinstance(header_row, str) and header_row != "auto":
+        bad("header_row", f"{header_row!r}; give the line number of the header (1 = the first line) or auto")
+    if fmt in ("parquet", "json", "jsonl", "avro", "mds"):
+        for key in ("header_row", "footer_rows"):
+            if section.get(key) is not None:
+                bad(key, f"applies to csv and xlsx files only; {fmt} records name their fields, so remove it")
+    exclude = section.get("exclude") or {}
+    for k in sorted(exclude):
+        if k not in EXCLUDE_FIELDS:
+            bad(f"exclude.{k}", f"rows can be excluded by: {', '.join(EXCLUDE_FIELDS)}")
+        elif k not in columns:
+            bad(f"exclude.{k}", f"map columns.{k} to the column holding it, so its rows can be excluded")
     codes = section.get("codes") or {}
     if not isinstance(codes, dict):
         bad("codes", "must map a field to its code list, e.g. payment_type: {1: card, 2: cash}")
@@ -191,6 +236,12 @@ def check_trips(section: object, *, where: str) -> tuple[TripOptions | None, lis
                    ("transit_gap.gtfs_feed", gap.get("gtfs_feed"))):
         if ref is not None and not ID_PATTERN.match(ref):
             bad(f, f"{ref!r} is not a spec id (lowercase letters, digits and '-')")
+    if zones.get("layer") and not ({"pickup_zone", "dropoff_zone"} & set(columns)
+                                   or {"pickup_lat", "pickup_lon"} <= set(columns)
+                                   or {"dropoff_lat", "dropoff_lon"} <= set(columns)):
+        bad("zones.layer", f"names the zone layer {zones.get('layer')!r} but no column maps to it: map "
+                           "columns.pickup_zone / dropoff_zone (zone ids), or columns.pickup_lat and pickup_lon (points, "
+                           "placed in zones), or remove zones.layer")
     k = privacy.get("k", 10)
     max_speed, max_dur = float(rules.get("max_speed_kmh", 150)), float(rules.get("max_duration_h", 24))
     max_stop = float(gap.get("max_distance_m", 500))
@@ -213,6 +264,9 @@ def check_trips(section: object, *, where: str) -> tuple[TripOptions | None, lis
         gtfs_feed=gap.get("gtfs_feed"), max_stop_distance_m=max_stop,
         sheet=None if section.get("sheet") is None else str(section["sheet"]), mds_schema=section.get("mds_schema"),
         provider_by_file={str(a): str(b) for a, b in (section.get("provider_by_file") or {}).items()},
+        header_row=header_row, footer_rows=int(section.get("footer_rows", 0)),
+        exclude={k: _as_list(v) for k, v in exclude.items()},
+        date_formats=_as_list(time.get("date_format")), time_of_day_formats=_as_list(time.get("time_of_day_format")),
     ), []
 
 

@@ -6,10 +6,11 @@ Output (under ``out_dir``), all Parquet:
 - ``quarantine.parquet``: rows failing a hard rule, with the raw row as JSON and every reason
   (``file, line, code, reason, raw``: the shape of quality.quarantine);
 - ``rule_counts.parquet``: per file and rule code, how many rows the rule matched (all rows in);
-- ``files.parquet``: per file, rows in / accepted / quarantined, format and encoding;
-- ``notices.parquet``: what reading found (decoding, zone layers), in NOTICE_SCHEMA.
+- ``files.parquet``: per file, rows in / accepted / quarantined / excluded, format and encoding;
+- ``notices.parquet``: what reading found (decoding, renamed columns, zone layers) and why rows were
+  excluded (``trips.exclude``: not trips, e.g. cancelled bookings), in NOTICE_SCHEMA.
 
-Rows in = accepted + quarantined holds per file by construction and is checked before returning.
+Rows in = accepted + quarantined + excluded holds per file by construction and is checked before returning.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ Progress = Callable[[str], None]
 
 @dataclass
 class Staged:
-    files: list[dict]  # per file: file, format, encoding, rows_in, accepted, quarantined
+    files: list[dict]  # per file: file, format, encoding, rows_in, accepted, quarantined, excluded
     rule_counts: list[dict]  # per file and code: file, code, severity, rows
     notices: list[Notice] = field(default_factory=list)
     months: list[str] = field(default_factory=list)
@@ -56,6 +57,10 @@ class Staged:
     @property
     def quarantined(self) -> int:
         return sum(f["quarantined"] for f in self.files)
+
+    @property
+    def excluded(self) -> int:
+        return sum(f["excluded"] for f in self.files)
 
     def counts_by_code(self, *, prefix: str = "") -> dict[str, int]:
         """Return rows matched per rule code, over the files whose name starts with ``prefix``."""
@@ -128,7 +133,7 @@ def stage_source(
     cols = canonical_columns()
     fct_dir = out_dir / "fct_trips"
     per_file: dict[str, dict] = {f.label: {"file": f.label, "format": f.format, "encoding": f.encoding, "rows_in": 0,
-                                           "accepted": 0, "quarantined": 0} for f in files}
+                                           "accepted": 0, "quarantined": 0, "excluded": 0} for f in files}
     rule_counts: list[dict] = []
     quarantine_parts: list[pa.Table] = []
     severity = {r.code: r.severity for r in rules.RULES}
@@ -138,6 +143,7 @@ def stage_source(
             progress(f"{source_id}: reading {names}")
         t = time.perf_counter()
         src, raw_cols = readers.load_batch(con, batch, opts=opts)
+        notices.extend(n for f in batch for n in f.read_notices)
         t = lap("read", t)
         src = src.append_column("_k", pa.array(np.arange(src.num_rows, dtype=np.int64)))
         con.register("_src", src)
@@ -148,9 +154,7 @@ def stage_source(
         select, resolved = mapping.select_sql(with_period, raw_cols, opts,
                                               timezone=timezone, source_id=source_id, feed_version=feed_version,
                                               period_sql="__file_period")
-        if "pickup_time" not in resolved:
-            raise InputError(f"{names}: none of the columns {', '.join(opts.columns['pickup_time'])} (trips.columns.pickup_time) "
-                             f"is in the file; it has: {', '.join(raw_cols[:30])}")
+        _check_columns(batch, resolved, raw_cols, opts)
         rejected = "__rejected__" in raw_cols
         has_points = "pickup_lat" in resolved and "pickup_lon" in resolved
         assign = has_points and (zones is not None or municipalities is not None)
@@ -173,39 +177,56 @@ def stage_source(
             mapped = "SELECT * FROM _m"
         applicable = rules.applicable(set(resolved), point_zones=zones is not None and has_points)
         hard, soft = rules.codes_sql(applicable, ctx)
+        if opts.exclude:  # a row that is not a trip (trips.exclude) is counted as excluded, not checked
+            hard = f"CASE WHEN _excluded IS NOT NULL THEN []::VARCHAR[] ELSE {hard} END"
+            soft = f"CASE WHEN _excluded IS NOT NULL THEN []::VARCHAR[] ELSE {soft} END"
         if rejected:
             hard = f"CASE WHEN _rejected IS NOT NULL THEN ['invalid_record'] ELSE {hard} END"
+        excluded_sql = "CASE WHEN _rejected IS NULL THEN _excluded END" if opts.exclude else "NULL::VARCHAR"
         # one streaming pass: canonical columns + rule codes straight into Arrow (no wide DuckDB table)
         select_cols = ", ".join(f"_soft AS flags" if c == "flags" else readers.q(c) for c in cols)
-        out = con.sql(f"SELECT {select_cols}, _hard, _k, _rejected FROM (SELECT *, {hard} AS _hard, {soft} AS _soft "
-                      f"FROM ({mapped}))").to_arrow_table()
+        out = con.sql(f"SELECT {select_cols}, _hard, _k, _rejected, _excl FROM (SELECT *, {hard} AS _hard, {soft} AS _soft, "
+                      f"{excluded_sql} AS _excl FROM ({mapped}))").to_arrow_table()
         t = lap("map", t)
-        con.register("_r", out.select(["source_file", "source_row", "flags", "_hard", "_k", "_rejected"]))
+        con.register("_r", out.select(["source_file", "source_row", "flags", "_hard", "_k", "_rejected", "_excl"]))
         for fname, code, n in con.sql(
                 "SELECT source_file, code, count(*) FROM (SELECT source_file, unnest(flags) AS code FROM _r WHERE len(flags) > 0 "
                 "UNION ALL SELECT source_file, unnest(_hard) AS code FROM _r WHERE len(_hard) > 0) GROUP BY ALL").fetchall():
             rule_counts.append({"file": fname, "code": code, "severity": severity.get(code, "ERROR"), "rows": n})
-        n_hard = 0
-        for fname, n_in, n_q in con.sql(
-                "SELECT source_file, count(*), count(*) FILTER (WHERE len(_hard) > 0) FROM _r GROUP BY ALL").fetchall():
+        n_hard = n_excl = 0
+        for fname, n_in, n_q, n_x in con.sql(
+                "SELECT source_file, count(*), count(*) FILTER (WHERE len(_hard) > 0), count(_excl) FROM _r GROUP BY ALL").fetchall():
             per_file[fname]["rows_in"] += n_in
             per_file[fname]["quarantined"] += n_q
-            per_file[fname]["accepted"] += n_in - n_q
+            per_file[fname]["excluded"] += n_x
+            per_file[fname]["accepted"] += n_in - n_q - n_x
             n_hard += n_q
+            n_excl += n_x
+        if n_excl:
+            n_by_file: dict[str, int] = {}
+            for fname, why, n, first in con.sql("SELECT source_file, _excl, count(*), min(source_row) FROM _r WHERE _excl IS NOT NULL "
+                                                "GROUP BY ALL ORDER BY 1, 2").fetchall():
+                n_by_file[fname] = n_by_file.get(fname, 0) + n
+                fld, column, value = why.split("\t", 2)
+                notices.append(Notice("excluded_row", "INFO", f"{n:,} rows are not trips: their {column!r} is {value!r}, which "
+                                                              f"trips.exclude.{fld} lists (first at data row {first}); they are "
+                                                              f"counted as excluded, not as trips", file=fname, line=first,
+                                      field=column, value=value))
+            rule_counts.extend({"file": fname, "code": "excluded_row", "severity": "INFO", "rows": n} for fname, n in n_by_file.items())
         t = lap("counts", t)
         accepted, failed = None, np.empty(0, dtype=np.int64)
-        if n_hard:
+        if n_hard or n_excl:
             import pyarrow.compute as pc
 
             n_codes = pc.list_value_length(out.column("_hard"))
-            accepted = pc.equal(n_codes, 0).combine_chunks()
+            accepted = pc.and_(pc.equal(n_codes, 0), pc.is_null(out.column("_excl"))).combine_chunks()
             failed = np.flatnonzero(pc.fill_null(pc.greater(n_codes, 0), False).to_numpy(zero_copy_only=False))
         _write_months(out.select(cols), fct_dir, f"b{bi}", accepted=accepted)
         t = lap("lake", t)
         raw_json = "json_object(" + ", ".join(f"{readers.lit(c)}, w.{readers.q(c)}" for c in raw_cols if not c.startswith("__")) + ")"
         if rejected and "__raw__" in raw_cols:
             raw_json = f"coalesce(w.__raw__, {raw_json})"
-        whys = {r.code: r.why for r in rules.RULES}
+        whys = {r.code: _reason(r, resolved) for r in rules.RULES}
         reason_case = "CASE x " + " ".join(f"WHEN '{c}' THEN {readers.lit(c + ': ' + w)}" for c, w in whys.items()) + " ELSE x END"
         if len(failed):
             # the failing rows and their raw records are picked by position (_k is the row's index in _src), no join over the batch
@@ -227,8 +248,8 @@ def stage_source(
         con.execute("DROP TABLE IF EXISTS _file_periods")
     shutil.rmtree(tmp, ignore_errors=True)
     for f in per_file.values():
-        if f["rows_in"] != f["accepted"] + f["quarantined"]:  # cannot happen; proves nothing was lost
-            raise AssertionError(f"{f['file']}: rows in {f['rows_in']} != accepted + quarantined")
+        if f["rows_in"] != f["accepted"] + f["quarantined"] + f["excluded"]:  # cannot happen; proves nothing was lost
+            raise AssertionError(f"{f['file']}: rows in {f['rows_in']} != accepted + quarantined + excluded")
     qschema = pa.schema([("file", pa.string()), ("line", pa.int64()), ("code", pa.string()), ("reason", pa.string()), ("raw", pa.string())])
     quarantine = pa.concat_tables([t.cast(qschema) for t in quarantine_parts]) if quarantine_parts else qschema.empty_table()
     pq.write_table(quarantine, out_dir / "quarantine.parquet", compression="zstd")
@@ -241,6 +262,43 @@ def stage_source(
     pq.write_table(pa.Table.from_pylist([asdict(n) for n in notices], schema=NOTICE_SCHEMA), out_dir / "notices.parquet")
     months = sorted(p.name.split("=", 1)[1] for p in fct_dir.glob("month=*")) if fct_dir.exists() else []
     return Staged(files=list(per_file.values()), rule_counts=rule_counts, notices=notices, months=months, seconds=seconds)
+
+
+#: Source fields a rule names, read from these fields when the spec maps them instead (date and time in two columns).
+_RULE_FIELD_PARTS = {"pickup_time": ("pickup_time", "pickup_date", "pickup_time_of_day"),
+                     "dropoff_time": ("dropoff_time", "dropoff_date", "dropoff_time_of_day")}
+
+
+def _reason(rule, resolved: dict[str, str]) -> str:
+    """Return the quarantine reason of a hard rule: why, the file's columns it read (and the spec key), and what to change."""
+    cols = []
+    for f in rule.fields:
+        for part in _RULE_FIELD_PARTS.get(f, (f,)):
+            if part in resolved:
+                cols.append(f"{resolved[part]!r} (trips.columns.{part})")
+    where = f" Column {', '.join(cols)}." if cols else ""
+    fix = f" Fix: {rule.fix}" if rule.fix else ""
+    return f"{rule.why}{where}{fix}"
+
+
+def _check_columns(batch: list, resolved: dict[str, str], raw_cols: list[str], opts: TripOptions) -> None:
+    """Raise InputError if the batch lacks a column the spec needs: the pickup time, or a field the spec maps and relies on
+    (trip count, time of day, a field rows are excluded by), naming the file, the spec key and the columns the file has."""
+    names = ", ".join(f.label for f in batch[:2]) + (f" and {len(batch) - 2} more" if len(batch) > 2 else "")
+    has = ", ".join(c for c in raw_cols[:30] if not c.startswith("__"))
+    hint = next((f for f in batch if f.header_hint), None)
+    tip = (f"; line {hint.header_hint} of {hint.label} holds the spec's column names: set trips.header_row: "
+           f"{hint.header_hint} (or auto)" if hint else "")
+    key = "pickup_date" if "pickup_date" in opts.columns else "pickup_time"
+    if key not in resolved:
+        raise InputError(f"{names}: line {batch[0].header_line}: none of the columns {', '.join(opts.columns[key])} "
+                         f"(trips.columns.{key}) is in the header; it has: {has}{tip}")
+    needed = {"trip_count", "pickup_time_of_day", "dropoff_time_of_day", "dropoff_date", *opts.exclude}
+    for fld in sorted(needed & set(opts.columns) - set(resolved)):
+        why = f" (trips.exclude.{fld} needs it)" if fld in opts.exclude else ""
+        raise InputError(f"{names}: line {batch[0].header_line}: none of the columns {', '.join(opts.columns[fld])} "
+                         f"(trips.columns.{fld}){why} is in the header; it has: {has}{tip}. "
+                         f"Name the right column in trips.columns.{fld}")
 
 
 def _write_months(table: pa.Table, fct_dir: Path, name: str, *, accepted: pa.BooleanArray | None = None) -> None:

@@ -1,0 +1,142 @@
+"""Benchmark: the Boulder B-cycle day of GBFS station_status snapshots to the lake and marts, against reading and
+``json.loads`` of the same files (the floor).
+
+Input: ``../shared/data/gbfs/boulder-bcycle-2022``. The upstream day has 1,394 snapshots (16 MB); the
+shared copy holds the first 60 of them (00:00-01:01 UTC). The day is rebuilt from those: snapshot k
+is real snapshot k mod 60 with ``last_updated`` / ``last_reported`` moved on by 62 s per snapshot
+(the day's mean polling interval), written to ``bench/out/boulder-day/`` as 1,394 files of the same
+size plus the real station_information.json. Say so with the figures.
+
+Every measurement runs in its own process; peak memory is that process's max RSS. The wall time is
+taken around the work after the imports (reported apart), since the floor needs no import:
+
+- ``floor``: read every file and ``json.loads`` it, nothing else;
+- ``ingest``: ``noriba.gbfs.ingest`` into a fresh workspace, exports off: hash and archive every file
+  under raw/, parse and type every snapshot (vehicle-id scrubbing, quarantine, rows in = accepted +
+  quarantined), the official JSON schema on the information files and on the first, every 100th and
+  the last status snapshot (``schema_check: sample``), the cross-file rules, the Parquet lake batch,
+  then the publish transaction (into a warehouse whose tables exist: made before the timer,
+  as by any earlier run, and reported as setup_s) (gbfs tables, notices, meta) with both marts and the checkpoint;
+- ``ingest_all``: the same with ``schema_check: all`` (every snapshot through jsonschema).
+
+    uv run python bench/bench_gbfs.py [--repeat 3] [--snapshots 1394 9758] [--whats floor ingest ingest_all]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BOULDER = ROOT.parent / "shared" / "data" / "gbfs" / "boulder-bcycle-2022"
+OUT = ROOT / "bench" / "out"
+DAY = 1394
+STEP_S = 62
+
+
+def boulder_day(n: int = DAY) -> Path:
+    """Return a folder with the Boulder day rebuilt to ``n`` snapshots from the 60 shared ones (see the module docstring)."""
+    folder = OUT / ("boulder-day" if n == DAY else f"boulder-{n}")
+    status = folder / "station_status_2022-02-15_UTC"
+    if status.is_dir() and len(list(status.glob("*.json"))) == n:
+        return folder
+    status.mkdir(parents=True, exist_ok=True)
+    real = sorted((BOULDER / "station_status_2022-02-15_UTC").glob("*.json"))
+    t0 = json.loads(real[0].read_text())["last_updated"]
+    for k in range(n):
+        doc = json.loads(real[k % len(real)].read_text())
+        shift = t0 + k * STEP_S - doc["last_updated"]
+        doc["last_updated"] += shift
+        for st in doc["data"]["stations"]:
+            st["last_reported"] += shift
+        (status / f"{doc['last_updated']}.json").write_text(json.dumps(doc))
+    (folder / "station_information.json").write_bytes((BOULDER / "station_information.json").read_bytes())
+    return folder
+
+
+CHILD = r"""
+import glob, json, resource, sys, time
+what, folder, home = sys.argv[1], sys.argv[2], sys.argv[3]
+files = sorted(glob.glob(folder + "/**/*.json", recursive=True))
+t_imp = time.perf_counter()
+out = {"what": what, "files": len(files), "bytes": sum(len(open(f, "rb").read()) for f in files)}
+if what == "floor":
+    t = time.perf_counter()
+    docs = [json.loads(open(f, "rb").read()) for f in files]
+    out["wall_s"] = time.perf_counter() - t
+    out["rows"] = sum(len(d["data"]["stations"]) for d in docs)
+    out["import_s"] = 0.0
+else:
+    from pathlib import Path
+    import duckdb, jsonschema, pandas, pyarrow  # noqa  (pyarrow imports pandas on its first pa.array)
+    from noriba.gbfs import ingest
+    from noriba.specs import parse_spec
+    from noriba.workspace import Workspace
+    import transforms.gbfs.rules, warehouse.gbfs  # noqa
+    out["import_s"] = time.perf_counter() - t_imp
+    from warehouse.gbfs import _create  # the warehouse exists, as after any earlier run: its tables are made before the timer
+    t_setup = time.perf_counter()
+    Path(home).mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(home + "/noriba.duckdb")
+    _create(con)
+    con.close()
+    out["setup_s"] = time.perf_counter() - t_setup
+    check = "all" if what == "ingest_all" else "sample"
+    spec = parse_spec({"id": "boulder-day", "kind": "gbfs", "source": {"path": folder}, "timezone": "America/Denver",
+                       "gbfs": {"schema_check": check}}, where="bench", root=Path("."))
+    marks = {}
+    t = time.perf_counter()
+    def progress(msg):
+        if "publishing" in msg:
+            marks["to_lake_s"] = time.perf_counter() - t
+    res = ingest(Workspace(Path(home)), "boulder-day", Path(folder), spec=spec, export=False, progress=progress)
+    out["wall_s"] = time.perf_counter() - t
+    out["to_lake_s"] = marks.get("to_lake_s")
+    out["publish_s"] = out["wall_s"] - out["to_lake_s"]
+    out["rows"] = res["rows_in"]
+    out["rows_quarantined"] = res["rows_quarantined"]
+    con = duckdb.connect(home + "/noriba.duckdb", read_only=True)
+    out["mart_rows"] = con.sql("SELECT count(*) FROM marts.gbfs_station_availability_hour").fetchall()[0][0]
+    out["mart_zone_rows"] = con.sql("SELECT count(*) FROM marts.gbfs_vehicles_zone_hour").fetchall()[0][0]
+out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps(out))
+"""
+
+
+def run(what: str, folder: Path, home: Path) -> dict:
+    import shutil
+
+    shutil.rmtree(home, ignore_errors=True)
+    res = subprocess.run([sys.executable, "-c", CHILD, what, str(folder), str(home)], cwd=ROOT, capture_output=True, text=True,
+                         check=True)
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--snapshots", type=int, nargs="+", default=[DAY], help="status snapshots (1394 = the day; more = more days)")
+    ap.add_argument("--whats", nargs="+", default=["floor", "ingest", "ingest_all"])
+    args = ap.parse_args()
+    print(f"{'what':<11} {'files':>6} {'MB':>6} {'rows':>9} {'wall s':>8} {'ratio':>6} {'to lake':>8} {'publish':>8} {'import s':>8} {'peak MB':>8}")
+    for n in args.snapshots:
+        folder = boulder_day(n)
+        best: dict[str, dict] = {}
+        for _ in range(args.repeat):
+            for what in args.whats:
+                r = run(what, folder, OUT / f"home-gbfs-{what}")
+                if what not in best or r["wall_s"] < best[what]["wall_s"]:
+                    best[what] = r
+        floor = best["floor"]["wall_s"]
+        for what, r in best.items():
+            lake = f"{r['to_lake_s']:>8.3f} {r['publish_s']:>8.3f}" if r.get("to_lake_s") is not None else f"{'':>8} {'':>8}"
+            print(f"{what:<11} {r['files']:>6} {r['bytes'] / 1e6:>6.1f} {r['rows']:>9,} {r['wall_s']:>8.3f} {r['wall_s'] / floor:>6.2f} "
+                  f"{lake} {r['import_s']:>8.3f} {r['peak_rss_mb']:>8.0f}")
+        print(json.dumps(best))
+
+
+if __name__ == "__main__":
+    main()

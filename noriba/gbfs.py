@@ -1,0 +1,533 @@
+"""GBFS steps: ingest a folder of captured snapshots, poll a live system respecting ``ttl``, publish, export.
+
+``noriba gbfs ingest PATH --feed ID`` reads any folder of GBFS JSON files (whatever poller wrote
+it: file kinds come from names or contents, transforms/gbfs/discover.py). ``noriba gbfs fetch FEED``
+follows the spec's ``gbfs.json`` and downloads each listed file when its ``ttl`` has run out (never
+more often than ``gbfs.min_interval_s``), with the bounded-download rules of noriba/fetch.py.
+
+Every file is archived as received: the new files of an ingest together in one uncompressed zip
+``raw/<feed_id>/<sha256>.zip`` (names and bytes unchanged), each live download as it arrives as
+``raw/<feed_id>/<sha256>.json``; the files table keeps each file's own sha256. A file already ingested
+(same sha256) is skipped, so re-ingesting a folder, or a poll that brings nothing new, does nothing.
+New files form one batch in the lake (``lake/gbfs_<table>/feed_id=<id>/batch=<id>.parquet``,
+``gbfs_batches`` written last); the feed is then published whole (warehouse/gbfs.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from noriba.specs import FeedSpec
+from noriba.workspace import Workspace, safe_id
+from transforms.adapters import InputError, Progress
+from transforms.gbfs.discover import POLLED, parse_discovery
+from transforms.gbfs.parse import SnapshotReader, sort_key
+from transforms.gbfs.spec import GbfsOptions, gbfs_options
+from transforms.notices import NOTICE_SCHEMA, QUARANTINE_SCHEMA
+from warehouse.runstate import feed_lock, sweep
+
+#: Largest single GBFS file read from a folder when the spec gives no source.max_bytes (a big free-floating system is a few MB).
+DEFAULT_MAX_FILE_BYTES = 256 << 20
+#: Notices kept per code in one batch (the counts are kept whole in the batch's meta).
+SAMPLES_PER_CODE = 200
+VERSION_LENGTH = 16
+
+
+def _say(progress: Progress | None, msg: str) -> None:
+    if progress:
+        progress(msg)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _lake_dir(ws: Workspace, table: str, feed_id: str) -> Path:
+    return ws.lake / f"gbfs_{table}" / f"feed_id={feed_id}"
+
+
+def _write(table: pa.Table, dest: Path) -> None:
+    """Write ``table`` to ``dest`` atomically (a temporary file beside it, then a rename)."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.tmp-{uuid.uuid4().hex[:6]}")
+    pq.write_table(table, tmp)
+    os.replace(tmp, dest)
+
+
+def known_state(ws: Workspace, feed_id: str) -> dict:
+    """Return what earlier batches of the feed hold: file hashes, station ids, vehicle type ids, whether system_information came."""
+    from warehouse.gbfs import batch_files, lake_paths
+
+    batches = batch_files(ws, feed_id)
+    out = {"sha256": set(), "station_ids": set(), "vehicle_type_ids": None, "system_information": False, "batches": batches,
+           "meta": []}
+    for table, col in (("files", "sha256"), ("station_information", "station_id"), ("vehicle_types", "vehicle_type_id")):
+        paths = lake_paths(ws, table, feed_id, batches)
+        if not paths:
+            continue
+        values = set(pq.read_table(paths, columns=[col]).column(col).to_pylist()) if paths else set()
+        key = {"files": "sha256", "station_information": "station_ids", "vehicle_types": "vehicle_type_ids"}[table]
+        out[key] = values
+    out["system_information"] = bool(lake_paths(ws, "system_information", feed_id, batches))
+    for b in batches:
+        out["meta"].append(pq.read_table(_lake_dir(ws, "batches", feed_id) / f"batch={b}.parquet").to_pylist()[0])
+    return out
+
+
+def _read_limited(path: Path, max_bytes: int) -> bytes:
+    """Return the bytes of ``path``. If it holds more than ``max_bytes``, raise InputError (at most max_bytes + 1 are read)."""
+    with open(path, "rb") as fh:
+        data = fh.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise InputError(f"{path}: larger than source.max_bytes={max_bytes:,} bytes; nothing was kept. "
+                         "If a GBFS file really is this big, raise source.max_bytes in the spec")
+    return data
+
+
+def _json_files(root: Path, *, feed_id: str) -> list[tuple[str, Path]]:
+    """Return (relative name, path) of the .json files under ``root``, hidden entries skipped, with one directory read per
+    folder (os.scandir: no stat per regular file). Links are checked as transforms/paths.folder_files checks them: a
+    link to a folder, out of ``root`` or to nothing, a device or a pipe, or an unsafe name raises InputError naming it."""
+    import stat as stat_
+
+    from transforms.paths import unsafe_reason
+
+    base = root.resolve()
+    out: list[tuple[str, Path]] = []
+    stack = [(root, "")]
+
+    def refuse(name: str, why: str) -> InputError:
+        return InputError(f"{root / name}: {why} (feed '{feed_id}'); put the snapshot files themselves in the folder")
+
+    while stack:
+        folder, prefix = stack.pop()
+        with os.scandir(folder) as it:
+            entries = sorted(it, key=lambda e: e.name)
+        for e in entries:
+            if e.name.startswith("."):
+                continue
+            name = prefix + e.name
+            if e.is_dir(follow_symlinks=False):
+                stack.append((Path(e.path), name + "/"))
+                continue
+            if e.is_symlink():
+                target = Path(e.path).resolve()
+                if target.is_dir():
+                    raise refuse(name, "it is a link to a folder, which is not followed")
+                if not target.is_relative_to(base):
+                    raise refuse(name, "it is a link to a file outside the folder")
+                if not target.exists():
+                    raise refuse(name, "it is a link to nothing")
+            if not name.lower().endswith(".json"):
+                continue
+            if not e.is_file() or (e.is_symlink() and not stat_.S_ISREG(os.stat(e.path).st_mode)):
+                raise refuse(name, "it is not a regular file (a device, pipe or socket)")
+            if (why := unsafe_reason(name)) is not None:
+                raise refuse(name, why)
+            out.append((name, Path(e.path)))
+    return out
+
+
+def archive_batch(folder: Path, members: list[tuple[str, bytes]]) -> tuple[Path, str]:
+    """Return (raw/<feed>/<sha256>.zip, sha256) after archiving a batch's files as received, in one uncompressed zip.
+
+    Members keep their names and exact bytes (ZIP_STORED, sorted, fixed timestamps: the same files give
+    the same archive); one write per batch instead of one per snapshot. Written once per content, read-only.
+    """
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as zf:
+        for name, data in sorted(members, key=lambda m: m[0]):
+            zf.writestr(zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)), data)
+    blob = buf.getvalue()
+    sha = hashlib.sha256(blob).hexdigest()
+    target = folder / f"{sha}.zip"
+    if not target.exists():
+        tmp = folder / f".incoming-{uuid.uuid4().hex[:12]}.tmp"
+        with open(tmp, "wb") as fh:
+            fh.write(blob)
+        os.chmod(tmp, 0o444)
+        os.replace(tmp, target)
+    return target, sha
+
+
+def snapshot_files(path: Path, *, feed_id: str) -> list[tuple[str, Path]]:
+    """Return (name, file) of the JSON files of a snapshot folder (or the one file), in reading order.
+
+    Hidden files and files not ending in .json are left out. If an entry is unsafe (a link leading
+    out of the folder, a device), raise InputError naming it.
+    """
+    if not path.exists():
+        raise InputError(f"{path}: no such file or folder (feed '{feed_id}')")
+    if path.is_file():
+        return [(path.name, path)]
+    return sorted(_json_files(path, feed_id=feed_id), key=lambda x: sort_key(x[0]))
+
+
+def ingest(ws: Workspace, feed_id: str, path: Path, *, spec: FeedSpec | None = None, timezone_name: str | None = None,
+           progress: Progress | None = None, export: bool = True, specs_dir: Path | None = None) -> dict:
+    """Return what ingesting a snapshot folder (or one file) did: new files archived, read, checked, in the lake, published."""
+    safe_id(feed_id)
+    ws.ensure()
+    opts = gbfs_options(spec) if spec is not None else GbfsOptions()
+    max_bytes = min(spec.source.max_bytes, DEFAULT_MAX_FILE_BYTES) if spec is not None else DEFAULT_MAX_FILE_BYTES
+    files = snapshot_files(path, feed_id=feed_id)
+    if not files:
+        raise InputError(f"{path}: no .json file to read (feed '{feed_id}'); give the folder a poller wrote GBFS snapshots into")
+    _say(progress, f"{feed_id}: reading {len(files):,} GBFS file(s) from {path}")
+    with feed_lock(ws, feed_id):
+        batches = [_stage_batch(ws, feed_id, chunk, source=str(path), opts=opts, spec=spec, timezone_name=timezone_name,
+                                progress=progress, specs_dir=specs_dir) for chunk in _chunks(files, max_bytes)]
+        return _publish_batches(ws, feed_id, batches, opts=opts, progress=progress, export=export)
+
+
+#: A batch holds at most this many files or bytes (memory bound); a bigger folder is read as several batches.
+MAX_BATCH_FILES = 5000
+MAX_BATCH_BYTES = 256 << 20
+
+
+def _chunks(files: list[tuple[str, Path]], max_bytes: int):
+    """Yield lists of (name, bytes) of consecutive files, each list within MAX_BATCH_FILES and MAX_BATCH_BYTES."""
+    chunk: list[tuple[str, bytes]] = []
+    size = 0
+    for name, path in files:
+        data = _read_limited(path, max_bytes)
+        if chunk and (len(chunk) >= MAX_BATCH_FILES or size + len(data) > MAX_BATCH_BYTES):
+            yield chunk
+            chunk, size = [], 0
+        chunk.append((name, data))
+        size += len(data)
+    if chunk:
+        yield chunk
+
+
+def _ingest_items(ws: Workspace, feed_id: str, items, *, source: str, opts: GbfsOptions, spec: FeedSpec | None,
+                  timezone_name: str | None, progress: Progress | None, export: bool, specs_dir: Path | None = None,
+                  archive: bool = True) -> dict:
+    """Return the result of one batch of ``items`` ((name, bytes)), published. Call under the feed's lock."""
+    batch = _stage_batch(ws, feed_id, items, source=source, opts=opts, spec=spec, timezone_name=timezone_name,
+                         progress=progress, specs_dir=specs_dir, archive=archive)
+    return _publish_batches(ws, feed_id, [batch], opts=opts, progress=progress, export=export)
+
+
+def _publish_batches(ws: Workspace, feed_id: str, batches: list[dict], *, opts: GbfsOptions, progress: Progress | None,
+                     export: bool) -> dict:
+    """Return the result of staged batches: nothing to do when none is new, else the feed published (and exported)."""
+    new = [b for b in batches if b["status"] == "batch"]
+    skipped = sum(b["skipped"] for b in batches)
+    if not new:
+        meta = _feed_meta(known_state(ws, feed_id)["meta"])
+        return {"feed_id": feed_id, "status": "unchanged", "feed_version": meta.get("feed_version"), "skipped": skipped,
+                "message": f"{feed_id}: no new GBFS file ({skipped:,} already ingested); nothing to do"}
+    out = publish_feed(ws, feed_id, opts=opts, progress=progress)
+    notices: dict[str, int] = {}
+    for b in new:
+        for c, n in b["notices"].items():
+            notices[c] = notices.get(c, 0) + n
+    n_files, rows_in, ok, q = (sum(b[k] for b in new) for k in ("new_files", "batch_rows_in", "batch_rows_accepted", "batch_rows_quarantined"))
+    out.update({"batch_id": new[-1]["batch_id"], "batches": [b["batch_id"] for b in new], "new_files": n_files, "skipped": skipped,
+                "batch_rows_in": rows_in, "batch_rows_accepted": ok, "batch_rows_quarantined": q, "notices": notices})
+    if export:
+        from warehouse.gbfs import export_gbfs
+
+        out["exports"] = export_gbfs(ws, feed_id)
+    out["message"] = (f"{feed_id}: version {out['feed_version']}: {n_files:,} new file(s) "
+                      f"({rows_in:,} rows in, {ok:,} accepted, {q:,} quarantined); feed total {out['rows_in']:,} rows in")
+    return out
+
+
+def _stage_batch(ws: Workspace, feed_id: str, items, *, source: str, opts: GbfsOptions, spec: FeedSpec | None,
+                 timezone_name: str | None, progress: Progress | None, specs_dir: Path | None = None, archive: bool = True) -> dict:
+    """Return one batch of the new files of ``items`` ((name, bytes) in reading order), archived and in the lake (not yet
+    published). Call under the feed's lock."""
+    for table in ("batches", *_TABLE_NAMES):
+        sweep(_lake_dir(ws, table, feed_id), ".batch=*.tmp-*")
+    state = known_state(ws, feed_id)
+    raw = ws.raw_dir(feed_id)
+    raw.mkdir(parents=True, exist_ok=True)
+    reader = SnapshotReader(opts, known_station_ids=state["station_ids"], known_vehicle_type_ids=state["vehicle_type_ids"],
+                            has_system_information=state["system_information"])
+    seen = set(state["sha256"])
+    new: list[tuple[str, str]] = []
+    skipped = 0
+    members: list[tuple[str, bytes, str]] = []
+    for name, data in items:  # the new files (by sha256) of the batch
+        sha = hashlib.sha256(data).hexdigest()
+        if sha in seen:
+            skipped += 1
+            continue
+        seen.add(sha)
+        members.append((name, data, sha))
+    archiving = None
+    if members and archive:  # written while the files are parsed (the write and the zip's CRC release the GIL)
+        from concurrent.futures import ThreadPoolExecutor
+
+        pool = ThreadPoolExecutor(max_workers=1)
+        archiving = pool.submit(archive_batch, raw, [(n, d) for n, d, _ in members])
+        pool.shutdown(wait=False)
+    for name, data, sha in members:
+        reader.add(name, data, sha256=sha)
+        new.append((name, sha))
+    archived = archiving.result()[0] if archiving is not None else None
+    del members
+    if not new:
+        return {"status": "unchanged", "skipped": skipped}
+    parsed = reader.finish()
+    # the system's own time zone; else the one asked for; else the one an earlier batch had (a poll round without
+    # system_information.json); else the spec's
+    tz = parsed.timezone or timezone_name or _last_tz(state["meta"]) or (spec.timezone if spec is not None else None) or "UTC"
+    zone_layer = _zone_layer(opts, ws, specs_dir)
+    tables = dict(parsed.tables)
+    for t in ("station_information", "vehicle_status"):
+        tables[t] = _with_zones(tables[t], zone_layer)
+    batch = hashlib.sha256("".join(f"{n}\t{s}\n" for n, s in new).encode()).hexdigest()[:VERSION_LENGTH]
+    notices, counts = _sampled_notices(parsed.findings)
+    by_sev = {"ERROR": 0, "WARNING": 0, "INFO": 0}
+    for (code, sev), n in counts.items():
+        by_sev[sev] = by_sev.get(sev, 0) + n
+    ts = [t for t in tables["files"].column("snapshot_ts").to_pylist() if t is not None]
+    meta = {"batch_id": batch, "feed_id": feed_id, "source": source, "raw_path": str(archived) if archived else None,
+            "ingested_at": _now(), "files": len(new), "skipped": skipped, "rows_in": parsed.rows_in, "rows_accepted": parsed.rows_accepted,
+            "rows_quarantined": parsed.rows_quarantined, "timezone": tz, "versions": json.dumps(parsed.versions),
+            "notice_codes": json.dumps({c: n for (c, _), n in sorted(counts.items())}),
+            "errors": by_sev["ERROR"], "warnings": by_sev["WARNING"], "infos": by_sev["INFO"],
+            "first_snapshot": min(ts) if ts else None, "last_snapshot": max(ts) if ts else None,
+            "zone_layer": zone_layer.layer_id if zone_layer else None,
+            "spec": json.dumps({**(spec.metadata() if spec else {}), "gbfs": spec.options if spec else {}}, ensure_ascii=False, default=str)}
+    _say(progress, f"{feed_id}: {len(new):,} new file(s), {parsed.rows_in:,} rows; writing the lake")
+    quarantine = _table(parsed.findings.quarantine, QUARANTINE_SCHEMA)
+    for t, table in (*tables.items(), ("notices", notices), ("quarantine", quarantine)):
+        if table.num_rows or t == "files":  # an empty table is not written: publishing reads the batches' files that exist
+            _write(table, _lake_dir(ws, t, feed_id) / f"batch={batch}.parquet")
+    _write(pa.Table.from_pylist([meta]), _lake_dir(ws, "batches", feed_id) / f"batch={batch}.parquet")  # last: the batch is complete
+    return {"status": "batch", "batch_id": batch, "new_files": len(new), "skipped": skipped, "batch_rows_in": parsed.rows_in,
+            "batch_rows_accepted": parsed.rows_accepted, "batch_rows_quarantined": parsed.rows_quarantined,
+            "notices": {c: n for (c, _), n in counts.items()}}
+
+
+_TABLE_NAMES = ("station_information", "station_status", "vehicle_status", "system_information", "vehicle_types", "files",
+                "notices", "quarantine")
+
+
+def _last_tz(metas: list[dict]) -> str | None:
+    return metas[-1].get("timezone") if metas else None
+
+
+def _feed_meta(metas: list[dict]) -> dict:
+    """Return the feed's meta row from its batches' rows: totals, notice counts summed, and the version (hash of the batches)."""
+    if not metas:
+        return {}
+    codes: dict[str, int] = {}
+    for m in metas:
+        for c, n in json.loads(m.get("notice_codes") or "{}").items():
+            codes[c] = codes.get(c, 0) + n
+    ver = hashlib.sha256("".join(m["batch_id"] for m in metas).encode()).hexdigest()[:VERSION_LENGTH]
+    firsts = [m["first_snapshot"] for m in metas if m.get("first_snapshot") is not None]
+    lasts = [m["last_snapshot"] for m in metas if m.get("last_snapshot") is not None]
+    iso = lambda t: datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="seconds") if t is not None else None  # noqa: E731
+    return {
+        "feed_version": ver, "source_sha256": ver, "source": metas[-1]["source"], "fetched_at": metas[-1]["ingested_at"],
+        "ingested_at": metas[-1]["ingested_at"], "files": json.dumps({"batches": len(metas), "files": sum(m["files"] for m in metas)}),
+        "rows_in": sum(m["rows_in"] for m in metas), "rows_accepted": sum(m["rows_accepted"] for m in metas),
+        "rows_quarantined": sum(m["rows_quarantined"] for m in metas), "errors": sum(m["errors"] for m in metas),
+        "warnings": sum(m["warnings"] for m in metas), "infos": sum(m["infos"] for m in metas),
+        "notice_codes": json.dumps(codes), "spec": metas[-1]["spec"], "timezone": metas[-1]["timezone"],
+        "first_snapshot": iso(min(firsts) if firsts else None), "last_snapshot": iso(max(lasts) if lasts else None),
+    }
+
+
+def publish_feed(ws: Workspace, feed_id: str, *, opts: GbfsOptions | None = None, progress: Progress | None = None) -> dict:
+    """Return the feed's meta after publishing all its lake batches (warehouse/gbfs.py)."""
+    from warehouse.gbfs import publish_gbfs
+
+    opts = opts or GbfsOptions()
+    meta = _feed_meta(known_state(ws, feed_id)["meta"])
+    _say(progress, f"{feed_id}: publishing version {meta['feed_version']} and the marts")
+    counts = publish_gbfs(ws, feed_id, meta=meta, max_gap_s=opts.max_gap_s)
+    return {"feed_id": feed_id, "status": "new", **meta, "published": counts}
+
+
+def _zone_layer(opts: GbfsOptions, ws: Workspace, specs_dir: Path | None = None):
+    if not opts.zone_layer:
+        return None
+    from noriba.specs import SpecError, load_trip_specs
+    from noriba.trips_pipeline import zone_layer
+
+    specs = {s.id: s for s in load_trip_specs(specs_dir)}
+    spec = specs.get(opts.zone_layer)
+    if spec is None or spec.kind != "zones":
+        raise SpecError([f"gbfs.zones.layer: no zones spec '{opts.zone_layer}' under specs/trips; known: "
+                         f"{', '.join(sorted(s for s, v in specs.items() if v.kind == 'zones'))}"])
+    return zone_layer(spec, ws=ws)
+
+
+def _with_zones(table: pa.Table, layer) -> pa.Table:
+    """Return ``table`` with zone_layer and zone_id (the zone of each row's lat/lon; null without a layer or outside it)."""
+    n = table.num_rows
+    if layer is None or n == 0:
+        return table.append_column("zone_layer", pa.nulls(n, pa.string())).append_column("zone_id", pa.nulls(n, pa.string()))
+    import numpy as np
+
+    lat = table.column("lat").to_numpy(zero_copy_only=False).astype(float)
+    lon = table.column("lon").to_numpy(zero_copy_only=False).astype(float)
+    ids = layer.assign(lon, lat)
+    zone = pa.array([None if z is None else str(z) for z in ids], pa.string())
+    layer_col = pa.array(np.where(pa.array(zone).is_null().to_numpy(zero_copy_only=False), None, layer.layer_id), pa.string())
+    return table.append_column("zone_layer", layer_col).append_column("zone_id", zone)
+
+
+def _table(rows: list, schema: pa.Schema) -> pa.Table:
+    """Return dataclass rows (Notice, QuarantinedRow) as a table of ``schema``, column by column."""
+    return pa.Table.from_arrays([pa.array([getattr(r, f.name) for r in rows], f.type) for f in schema], schema=schema)
+
+
+def _sampled_notices(findings) -> tuple[pa.Table, dict]:
+    """Return (at most SAMPLES_PER_CODE notices per code, the true count per (code, severity))."""
+    kept, per = [], {}
+    for n in findings.notices:
+        per[n.code] = per.get(n.code, 0) + 1
+        if per[n.code] <= SAMPLES_PER_CODE:
+            kept.append(n)
+    return _table(kept, NOTICE_SCHEMA), dict(findings.counts)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Live polling
+# ---------------------------------------------------------------------------------------------------------------------
+
+def download(ws: Workspace, feed_id: str, url: str, spec: FeedSpec) -> tuple[bytes, str]:
+    """Return (bytes, sha256) of one GBFS file downloaded within the spec's limits (size, deadline, retries), archived under raw/.
+
+    If it cannot be received, or is a web page instead of JSON, raise InputError.
+    """
+    import httpx
+
+    from noriba.fetch import _checked_suffix, _client, _Deadline, _incoming, _keep, _one_line, _too_big
+
+    src = spec.source
+    deadline = _Deadline(src.deadline_s)
+    folder = ws.raw_dir(feed_id)
+    last = ""
+    with _client(deadline, src.timeout_s) as client:
+        for attempt in range(max(1, src.retries)):
+            if attempt:
+                pause = min(2 ** (attempt - 1) * 0.5, 30.0)
+                if deadline.left() <= pause:
+                    break
+                time.sleep(pause)
+            try:
+                with client.stream("GET", url, headers={"Accept-Encoding": "identity"}) as resp:
+                    if resp.status_code in (408, 429, 500, 502, 503, 504):
+                        last = f"the server answered HTTP {resp.status_code}"
+                        continue
+                    if resp.status_code != 200:
+                        raise InputError(f"{url}: the server answered HTTP {resp.status_code} (feed '{feed_id}')")
+                    ctype = resp.headers.get("content-type", "").split(";")[0].strip().lower()
+                    h = hashlib.sha256()
+                    n = 0
+                    with _incoming(folder) as f:
+                        for chunk in resp.iter_bytes():
+                            if deadline.left() <= 0:
+                                raise httpx.ReadTimeout("the download deadline has passed")
+                            n += len(chunk)
+                            if n > src.max_bytes:
+                                raise _too_big(url, src.max_bytes, feed_id)
+                            h.update(chunk)
+                            f.write(chunk)
+                        _checked_suffix(f, url, ctype, feed_id=feed_id)  # a web page instead of data is refused
+                        target, sha = _keep(f, ".json", h.hexdigest())
+                    return target.read_bytes(), sha
+            except httpx.HTTPError as exc:
+                if deadline.left() <= 0:
+                    break
+                last = f"{type(exc).__name__}: {_one_line(exc)}"
+    if deadline.left() <= 0:
+        raise InputError(f"{url}: the download did not finish within source.deadline_s={src.deadline_s:g} seconds (feed '{feed_id}')")
+    raise InputError(f"{url}: download failed (feed '{feed_id}'): {last}; check the URL or try again later")
+
+
+def next_due(fetched_at: float, ttl: object, min_interval_s: float) -> float:
+    """Return when a file fetched at ``fetched_at`` may be asked again: after its ttl (seconds), never sooner than min_interval_s."""
+    t = ttl if type(ttl) is int and ttl >= 0 else 0
+    return fetched_at + max(float(t), min_interval_s)
+
+
+def poll(spec: FeedSpec, ws: Workspace, *, once: bool = False, rounds: int | None = None, progress: Progress | None = None,
+         export: bool = True, specs_dir: Path | None = None, clock=time.monotonic, sleep=time.sleep) -> list[dict]:
+    """Return the result of each round of polling a live system (gbfs.json, then each listed file when its ttl ran out).
+
+    ``once`` asks every file once; ``rounds`` stops after that many rounds; otherwise it runs until
+    interrupted. Each round's new files are ingested and published as one batch.
+    """
+    if spec.kind != "gbfs" or not spec.source.url:
+        raise InputError(f"{spec.id}: `noriba gbfs fetch` needs a spec of kind gbfs with source.url (the system's gbfs.json)")
+    opts = gbfs_options(spec)
+    ws.ensure()
+    due: dict[str, float] = {}
+    urls: dict[str, str] = {}
+    results = []
+    n = 0
+    while True:
+        now = clock()
+        items: list[tuple[str, bytes]] = []
+        stamp = int(time.time())
+        if due.get("gbfs", 0) <= now:
+            data, sha = download(ws, spec.id, spec.source.url, spec)
+            try:
+                doc = json.loads(data)
+                disc = parse_discovery(doc, language=opts.language)
+            except ValueError as exc:
+                raise InputError(f"{spec.source.url}: not a GBFS auto-discovery file ({exc}); source.url must be the system's gbfs.json") from None
+            urls = {k: u for k, u in disc.feeds.items() if k in POLLED}
+            due["gbfs"] = next_due(clock(), doc.get("ttl"), opts.min_interval_s)
+            items.append((f"gbfs/{stamp}-{sha[:8]}.json", data))
+        for kind in POLLED:
+            if kind in urls and due.get(kind, 0) <= clock():
+                try:
+                    data, sha = download(ws, spec.id, urls[kind], spec)
+                except InputError as exc:
+                    if once or rounds is not None:
+                        raise
+                    _say(progress, f"{spec.id}: {exc}; asked again in {opts.min_interval_s:g} s")  # a poller keeps going
+                    due[kind] = clock() + max(opts.min_interval_s, 1.0)
+                    continue
+                try:
+                    ttl = json.loads(data).get("ttl")
+                except (ValueError, AttributeError):
+                    ttl = None
+                due[kind] = next_due(clock(), ttl, opts.min_interval_s)
+                items.append((f"{kind}/{stamp}-{sha[:8]}.json", data))
+        _say(progress, f"{spec.id}: round {n + 1}: {len(items)} file(s) downloaded")
+        with feed_lock(ws, spec.id):
+            results.append(_ingest_items(ws, spec.id, items, source=spec.source.url, opts=opts, spec=spec, timezone_name=None,
+                                         progress=progress, export=export, specs_dir=specs_dir,
+                                         archive=False))  # each download is archived as it arrives
+        n += 1
+        if once or (rounds is not None and n >= rounds):
+            return results
+        wait = min(due.values()) - clock()
+        if wait > 0:
+            sleep(wait)
+
+
+def run_gbfs(spec: FeedSpec, ws: Workspace, *, progress: Progress | None = None, export: bool = True) -> dict:
+    """Return one run of a gbfs spec: its source folder ingested, or its live system polled once."""
+    if spec.source.url:
+        out = poll(spec, ws, once=True, progress=progress, export=export)[-1]
+    elif spec.source.path is None:
+        raise InputError(f"{spec.id}: a gbfs spec needs source.url (gbfs.json) or source.path (a snapshot folder)")
+    else:
+        out = ingest(ws, spec.id, spec.source.path, spec=spec, progress=progress, export=export)
+    out["gbfs_exports"] = out.pop("exports", None)  # `noriba run` reports GTFS exports under "exports"
+    return out

@@ -1,0 +1,326 @@
+"""GBFS end to end on the three real systems in ../shared/data/gbfs, a live poll from a real local server, and the CLI."""
+
+import json
+import threading
+from collections import Counter, defaultdict
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import duckdb
+import pyarrow.parquet as pq
+import pytest
+
+from noriba.cli import main
+from tests.conftest import shared
+
+GAP = 300  # the default gbfs.max_gap_s
+
+
+def _con(home: Path):
+    return duckdb.connect(str(home / "noriba.duckdb"), read_only=True)
+
+
+def independent_minutes_empty(folder: Path, gap: int = GAP) -> dict[str, float]:
+    """Minutes each station had no bike, from the JSON files alone: a state lasts until the station's next snapshot, at most ``gap``."""
+    series: dict[str, dict[int, int]] = defaultdict(dict)
+    for f in sorted(folder.glob("*.json")):
+        doc = json.loads(f.read_text())
+        for st in doc["data"]["stations"]:
+            series[st["station_id"]][doc["last_updated"]] = st["num_bikes_available"]
+    out = {}
+    for sid, states in series.items():
+        times = sorted(states)
+        out[sid] = sum(min(b - a, gap) for a, b in zip(times, times[1:]) if states[a] == 0) / 60
+    return out
+
+
+def test_boulder_minutes_empty_per_station_match_an_independent_computation(tmp_path):
+    root = shared("gbfs", "boulder-bcycle-2022")
+    home = tmp_path / "home"
+    assert main(["--home", str(home), "gbfs", "ingest", str(root), "--feed", "boulder-bcycle", "--timezone", "America/Denver",
+                 "--quiet"]) == 0
+    expected = independent_minutes_empty(root / "station_status_2022-02-15_UTC")
+    with _con(home) as con:
+        got = dict(con.sql("SELECT station_id, sum(minutes_empty) FROM marts.gbfs_station_availability_hour "
+                           "WHERE feed_id = 'boulder-bcycle' GROUP BY ALL").fetchall())
+        hours = con.sql("SELECT DISTINCT hour_local FROM marts.gbfs_station_availability_hour ORDER BY 1").fetchall()
+        files = con.sql("SELECT count(*) FROM gbfs.files WHERE kind = 'station_status'").fetchall()[0][0]
+    assert files == len(list((root / "station_status_2022-02-15_UTC").glob("*.json")))
+    assert set(got) == set(expected) and sum(expected.values()) > 0
+    for sid, minutes in expected.items():
+        assert got[sid] == pytest.approx(minutes, abs=1e-9), sid
+    assert str(hours[0][0]) == "2022-02-14 17:00:00"  # 00:00 UTC is 17:00 the day before in Denver (MST)
+
+
+def test_boulder_minutes_full_and_availability_are_time_weighted(tmp_path):
+    root = shared("gbfs", "boulder-bcycle-2022")
+    home = tmp_path / "home"
+    assert main(["--home", str(home), "gbfs", "ingest", str(root), "--feed", "boulder", "--quiet", "--no-export"]) == 0
+    with _con(home) as con:
+        bad = con.sql("SELECT count(*) FROM marts.gbfs_station_availability_hour WHERE minutes_empty > minutes_observed "
+                      "OR minutes_full > minutes_observed OR minutes_observed > 60 OR avg_bikes_available NOT BETWEEN "
+                      "min_bikes_available AND max_bikes_available").fetchall()[0][0]
+        names = con.sql("SELECT count(*) FROM marts.gbfs_station_availability_hour WHERE station_name IS NULL").fetchall()[0][0]
+    assert bad == 0
+    assert names > 0  # bcycle_boulder_1859 has a status but is not in station_information (a real finding, below)
+    with _con(home) as con:
+        codes = json.loads(con.sql("SELECT notice_codes FROM meta.feed_versions WHERE feed_id = 'boulder'").fetchall()[0][0])
+    assert codes["station_not_in_station_information"] == 1
+
+
+def test_oslo_loads_with_mixed_versions_and_cross_file_notices(tmp_path):
+    root = shared("gbfs", "oslo-bysykkel-v2.3")
+    home = tmp_path / "home"
+    assert main(["--home", str(home), "gbfs", "ingest", str(root), "--feed", "oslo-bysykkel", "--timezone", "Europe/Oslo",
+                 "--quiet"]) == 0
+    with _con(home) as con:
+        meta = con.sql("SELECT rows_in, rows_accepted, rows_quarantined, notice_codes, kind FROM meta.feed_versions").fetchall()[0]
+        lake_rows = sum(con.sql(f"SELECT count(*) FROM gbfs.{t}").fetchall()[0][0] for t in
+                        ("station_information", "station_status", "vehicle_status", "system_information", "vehicle_types"))
+        quarantined = con.sql("SELECT count(*) FROM quality.quarantine WHERE feed_id = 'oslo-bysykkel'").fetchall()[0][0]
+        notices = con.sql("SELECT code, file, field, value FROM quality.notices WHERE feed_id = 'oslo-bysykkel'").fetchall()
+    rows_in, accepted, q, codes, kind = meta
+    assert kind == "gbfs" and rows_in == accepted + q == lake_rows + quarantined
+    codes = json.loads(codes)
+    assert codes["version_mismatch"] == 1  # station_information 2.2, station_status 2.3
+    assert codes["invalid_reference_to_vehicle_types_in_station_status"] == 2  # bike, ebike: no vehicle_types.json
+    assert ("invalid_reference_to_vehicle_types_in_station_status", "station_status.json",
+            "vehicle_types_available.vehicle_type_id", "bike") in notices
+    assert codes["station_not_in_station_information"] > 0
+
+
+def _zone_specs(tmp_path: Path, tier: Path) -> Path:
+    """Return a specs folder: a zone layer cutting Wolfsburg at 10.78° E, and the TIER feed spec using it."""
+    specs = tmp_path / "specs"
+    (specs / "trips").mkdir(parents=True)
+    (specs / "feeds").mkdir()
+    square = lambda x0, x1: [[[x0, 52.3], [x1, 52.3], [x1, 52.5], [x0, 52.5], [x0, 52.3]]]  # noqa: E731
+    layer = {"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {"zone": "west", "name": "西"}, "geometry": {"type": "Polygon", "coordinates": square(10.6, 10.78)}},
+        {"type": "Feature", "properties": {"zone": "east", "name": "東"}, "geometry": {"type": "Polygon", "coordinates": square(10.78, 10.95)}}]}
+    (tmp_path / "halves.geojson").write_text(json.dumps(layer), encoding="utf-8")
+    (specs / "trips" / "wolfsburg-halves.yml").write_text(
+        f"id: wolfsburg-halves\nkind: zones\nsource: {{path: {tmp_path / 'halves.geojson'}}}\nzones: {{format: geojson, id_field: zone, "
+        "name_field: name}\n", encoding="utf-8")
+    (specs / "feeds" / "tier-wolfsburg.yml").write_text(
+        f"id: tier-wolfsburg\nkind: gbfs\nname: TIER Wolfsburg\nsource: {{path: {tier}}}\ntimezone: Europe/Berlin\n"
+        "gbfs:\n  zones: {layer: wolfsburg-halves}\n", encoding="utf-8")
+    return specs
+
+
+def test_tier_free_floating_vehicles_per_zone_and_hour_match_the_snapshots_and_no_vehicle_id_is_stored(tmp_path):
+    tier = shared("gbfs", "tier-wolfsburg-v2.3")
+    specs = _zone_specs(tmp_path, tier)
+    home = tmp_path / "home"
+    assert main(["--home", str(home), "gbfs", "ingest", str(tier), "--feed", "tier-wolfsburg", "--specs", str(specs), "--quiet"]) == 0
+    # independent: available vehicles per (zone, UTC hour), summed over the hour's distinct snapshots, divided by their number
+    per: dict[tuple, int] = Counter()
+    snaps: dict[int, set] = defaultdict(set)
+    ids = set()
+    seen_sha = set()
+    for f in sorted(tier.rglob("free_bike_status*.json")):
+        doc = json.loads(f.read_text())
+        key = json.dumps(doc, sort_keys=True)
+        if key in seen_sha:  # the same snapshot captured twice is read once
+            continue
+        seen_sha.add(key)
+        t = doc["last_updated"]
+        snaps[t // 3600].add(t)
+        for b in doc["data"]["bikes"]:
+            ids.add(b["bike_id"])
+            if b["is_reserved"] or b["is_disabled"]:
+                continue
+            zone = "west" if 10.6 <= b["lon"] < 10.78 else "east" if 10.78 <= b["lon"] <= 10.95 else None
+            zone = zone if 52.3 <= b["lat"] <= 52.5 else None
+            per[(zone, t // 3600)] += 1
+    with _con(home) as con:
+        rows = con.sql("SELECT zone_id, epoch(timezone('Europe/Berlin', hour_local))::BIGINT // 3600, avg_available, snapshots "
+                       "FROM marts.gbfs_vehicles_zone_hour WHERE source = 'free_floating'").fetchall()
+        tables = {t: con.sql(f"SELECT * FROM gbfs.{t}").fetchall() for t in ("vehicle_status", "files")}
+        quarantine = con.sql("SELECT * FROM quality.quarantine").fetchall()
+    got = {(z, h): (avg, n) for z, h, avg, n in rows}
+    assert {z for z, _ in got} >= {"west", "east"}
+    for (zone, h), total in per.items():
+        assert got[(zone, h)][0] == pytest.approx(total / len(snaps[h])), (zone, h)
+    # no vehicle id anywhere: lake files, warehouse rows, quarantine, exports
+    text = json.dumps([tables, quarantine], default=str)
+    for p in (home / "lake").rglob("*.parquet"):
+        text += json.dumps(pq.read_table(p).to_pylist(), default=str)
+    for p in (home / "exports").rglob("*"):
+        if p.is_file():
+            text += p.read_text(encoding="utf-8-sig")
+    assert ids and not any(i in text for i in ids)
+
+
+def test_reingest_of_the_same_folder_does_nothing_and_says_so(tmp_path, capsys):
+    root = shared("gbfs", "tier-wolfsburg-v2.3", "head")
+    home = tmp_path / "home"
+    assert main(["--home", str(home), "gbfs", "ingest", str(root), "--feed", "tier", "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["--home", str(home), "gbfs", "ingest", str(root), "--feed", "tier", "--quiet"]) == 0
+    assert "no new GBFS file (4 already ingested); nothing to do" in capsys.readouterr().err
+
+
+def test_rows_in_equal_lake_plus_quarantined_on_a_hostile_folder(tmp_path):
+    folder = tmp_path / "snaps"
+    (folder / "station_status").mkdir(parents=True)
+    info = {"last_updated": 1700000000, "ttl": 0, "version": "2.3", "data": {"stations": [
+        {"station_id": "1", "name": "駅前", "lat": 35.0, "lon": 139.0}, {"name": "no id", "lat": 1, "lon": 1}]}}
+    (folder / "station_information.json").write_text(json.dumps(info, ensure_ascii=False), encoding="utf-8")
+    (folder / "station_status" / "1700000000.json").write_bytes(b"\xff\xfe not json")
+    st = {"last_updated": 1700000060, "ttl": 0, "version": "2.3", "data": {"stations": [
+        {"station_id": "1", "num_bikes_available": 0, "num_docks_available": 4, "is_installed": True, "is_renting": True,
+         "is_returning": True, "last_reported": 1700000060}, {"station_id": "1", "num_bikes_available": "many"}]}}
+    (folder / "station_status" / "1700000060.json").write_text(json.dumps(st))
+    (folder / "notes.txt").write_text("not a snapshot")
+    home = tmp_path / "home"
+    assert main(["--home", str(home), "gbfs", "ingest", str(folder), "--feed", "hostile", "--quiet"]) == 0
+    with _con(home) as con:
+        rows_in, accepted, quarantined = con.sql("SELECT rows_in, rows_accepted, rows_quarantined FROM meta.feed_versions").fetchall()[0]
+        lake = sum(con.sql(f"SELECT count(*) FROM gbfs.{t}").fetchall()[0][0] for t in ("station_information", "station_status"))
+        q = con.sql("SELECT file, code FROM quality.quarantine ORDER BY file, line").fetchall()
+    assert (rows_in, accepted, quarantined) == (5, 2, 3) and lake == accepted
+    assert q == [("station_information.json", "invalid_station_information"), ("station_status/1700000000.json", "invalid_json"),
+                 ("station_status/1700000060.json", "invalid_station_status")]
+
+
+def test_ingest_of_a_missing_folder_is_one_clear_line(tmp_path, capsys):
+    assert main(["--home", str(tmp_path / "h"), "gbfs", "ingest", str(tmp_path / "nope"), "--feed", "x", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "no such file or folder" in err and "Traceback" not in err
+
+
+# --------------------------------------------------------------------------------------------- live polling
+
+class _System(BaseHTTPRequestHandler):
+    files: dict[str, bytes] = {}
+    asked: Counter = Counter()
+
+    def do_GET(self):  # noqa: N802
+        name = self.path.lstrip("/")
+        type(self).asked[name] += 1
+        body = self.files.get(name)
+        if body is None:
+            self.send_response(404)
+            self.end_headers()
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def live_tier():
+    head = shared("gbfs", "tier-wolfsburg-v2.3", "head")
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _System)
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    disc = json.loads((head / "gbfs.json").read_text())
+    for f in disc["data"]["en"]["feeds"]:
+        f["url"] = f"{base}/{f['name']}.json"
+    _System.files = {p.name: p.read_bytes() for p in head.glob("*.json")}
+    _System.files["gbfs.json"] = json.dumps(disc).encode()
+    _System.asked = Counter()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield base
+    server.shutdown()
+    server.server_close()
+    thread.join(5)
+
+
+def test_live_poll_asks_each_file_again_only_when_its_ttl_has_run_out(tmp_path, live_tier):
+    from noriba.gbfs import poll
+    from noriba.specs import load_spec
+    from noriba.workspace import Workspace
+
+    specs = tmp_path / "specs"
+    (specs / "feeds").mkdir(parents=True)
+    path = specs / "feeds" / "tier-live.yml"
+    path.write_text(f"id: tier-live\nkind: gbfs\nsource: {{url: {live_tier}/gbfs.json, max_bytes: 2000000, deadline_s: 30}}\n"
+                    "gbfs: {min_interval_s: 0.2}\n", encoding="utf-8")
+    spec = load_spec(path, specs_dir=specs)
+    ws = Workspace(tmp_path / "home")
+    results = poll(spec, ws, rounds=2, export=False, specs_dir=specs)
+    asked = _System.asked
+    assert asked["system_information.json"] == 1  # ttl 1800: not due in the second round
+    assert asked["free_bike_status.json"] == 2 and asked["vehicle_types.json"] == 2 and asked["gbfs.json"] == 2  # ttl 0: after 0.2 s
+    assert results[0]["new_files"] == 4 and results[0]["batch_rows_in"] == 842  # 840 vehicles + 1 system + 1 vehicle type
+    assert results[1]["status"] == "unchanged"  # the same files again: archived once, nothing new to read
+    assert len(list((tmp_path / "home" / "raw" / "tier-live").glob("*.json"))) == 4
+
+
+def test_live_poll_refuses_a_file_larger_than_max_bytes_in_one_line(tmp_path, live_tier, capsys):
+    specs = tmp_path / "specs"
+    (specs / "feeds").mkdir(parents=True)
+    (specs / "feeds" / "tier-small.yml").write_text(
+        f"id: tier-small\nkind: gbfs\nsource: {{url: {live_tier}/gbfs.json, max_bytes: 10000}}\n", encoding="utf-8")
+    assert main(["--home", str(tmp_path / "home"), "gbfs", "fetch", "tier-small", "--once", "--specs", str(specs), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "larger than source.max_bytes=10000" in err and "Traceback" not in err
+
+
+# --------------------------------------------------------------------------------------------- specs
+
+def test_gbfs_spec_mistakes_name_the_file_and_field(tmp_path):
+    from noriba.specs import SpecError, load_spec
+
+    specs = tmp_path / "specs"
+    (specs / "feeds").mkdir(parents=True)
+    path = specs / "feeds" / "bikes.yml"
+    path.write_text("id: bikes\nkind: gbfs\nsource: {url: https://x/gbfs.json}\ngbfs: {verison: '2.3', sample_every: 0}\n"
+                    "trips: {files: x}\n", encoding="utf-8")
+    with pytest.raises(SpecError) as exc:
+        load_spec(path, specs_dir=specs)
+    text = "\n".join(exc.value.problems)
+    assert f"{path}: gbfs.verison: unknown key; did you mean 'version'?" in text
+    assert f"{path}: gbfs.sample_every: found a number 0; expected a whole number from 1 to 100000" in text
+    assert f"{path}: trips: only a spec of kind trips has a `trips:` section" in text
+
+
+def test_noriba_run_of_a_gbfs_spec_ingests_its_snapshot_folder(tmp_path):
+    from noriba.pipeline import run_feed
+    from noriba.specs import load_spec
+    from noriba.workspace import Workspace
+
+    head = shared("gbfs", "tier-wolfsburg-v2.3", "head")
+    specs = tmp_path / "specs"
+    (specs / "feeds").mkdir(parents=True)
+    path = specs / "feeds" / "tier.yml"
+    path.write_text(f"id: tier\nkind: gbfs\nsource: {{path: {head}}}\ngbfs: {{version: '2.3'}}\n", encoding="utf-8")
+    res = run_feed(load_spec(path, specs_dir=specs), Workspace(tmp_path / "home"), export=False)
+    assert res["status"] == "new" and res["rows_in"] == 842 and res["rows_quarantined"] == 0
+    with _con(tmp_path / "home") as con:
+        assert con.sql("SELECT timezone FROM gbfs.system_information").fetchall() == [("Europe/Berlin",)]
+
+
+def test_live_poll_refuses_a_web_page_instead_of_gbfs_json_in_one_line(tmp_path, live_tier, capsys):
+    _System.files["gbfs.json"] = b"<!DOCTYPE html><html><body>Service unavailable</body></html>"
+    specs = tmp_path / "specs"
+    (specs / "feeds").mkdir(parents=True)
+    (specs / "feeds" / "tier-html.yml").write_text(f"id: tier-html\nkind: gbfs\nsource: {{url: {live_tier}/gbfs.json}}\n", encoding="utf-8")
+    assert main(["--home", str(tmp_path / "home"), "gbfs", "fetch", "tier-html", "--once", "--specs", str(specs), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "the server sent a web page" in err and "Traceback" not in err
+    assert not list((tmp_path / "home" / "raw" / "tier-html").glob("*.json"))  # nothing archived
+
+
+def test_a_folder_named_by_an_archiver_hashes_only_is_read_by_contents(tmp_path):
+    import hashlib
+
+    head = shared("gbfs", "tier-wolfsburg-v2.3", "head")
+    folder = tmp_path / "archive" / "2023-08-11"
+    folder.mkdir(parents=True)
+    for f in head.glob("*.json"):
+        data = f.read_bytes()
+        (folder / f"{hashlib.sha256(data).hexdigest()}.json").write_bytes(data)
+    home = tmp_path / "home"
+    assert main(["--home", str(home), "gbfs", "ingest", str(tmp_path / "archive"), "--feed", "tier", "--quiet", "--no-export"]) == 0
+    with _con(home) as con:
+        kinds = dict(con.sql("SELECT kind, count(*) FROM gbfs.files GROUP BY ALL").fetchall())
+        vehicles = con.sql("SELECT count(*) FROM gbfs.vehicle_status").fetchall()[0][0]
+    assert kinds == {"gbfs": 1, "system_information": 1, "vehicle_types": 1, "free_bike_status": 1} and vehicles == 840

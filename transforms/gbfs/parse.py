@@ -1,0 +1,529 @@
+"""Read GBFS snapshots (one JSON document each) into column tables, with notices and quarantined rows.
+
+A snapshot is placed in time by its ``last_updated``. Rows: one per station of a
+station_information / station_status snapshot, one per vehicle of a free_bike_status (1.x, 2.x) or
+vehicle_status (3.0) snapshot, one per system_information and per vehicle type. A row that cannot
+be used is quarantined with its raw JSON; a file that is not JSON counts as one quarantined record,
+so rows in = accepted + quarantined.
+
+Vehicle ids (``bike_id``, ``vehicle_id``) and the rental links that embed them are never kept: they
+are read only in memory, to find an id listed twice in a snapshot and ids that are not rotated.
+Every snapshot is parsed and typed; the official JSON schema runs on every information file and, for
+status series, on every snapshot (``schema_check: all``) or on the first, the last, every
+``sample_every``-th and every snapshot where a row was quarantined (``sample``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from math import cos, radians
+
+import pyarrow as pa
+
+from transforms.gbfs.discover import READ_KINDS, epoch_of, kind_from_content, kind_from_name
+from transforms.gbfs.rules import schema_notices
+from transforms.gbfs.spec import GbfsOptions
+from transforms.notices import Findings
+
+_I, _F, _S, _B = pa.int64(), pa.float64(), pa.string(), pa.bool_()
+SCHEMAS: dict[str, pa.Schema] = {
+    "station_information": pa.schema([("file", _S), ("snapshot_ts", _I), ("station_id", _S), ("name", _S), ("short_name", _S),
+                                      ("lat", _F), ("lon", _F), ("capacity", _I), ("region_id", _S), ("address", _S),
+                                      ("is_virtual_station", _B)]),
+    "station_status": pa.schema([("file", _S), ("snapshot_ts", _I), ("station_id", _S), ("num_bikes_available", _I),
+                                 ("num_docks_available", _I), ("num_bikes_disabled", _I), ("num_docks_disabled", _I),
+                                 ("is_installed", _B), ("is_renting", _B), ("is_returning", _B), ("last_reported", _I)]),
+    "vehicle_status": pa.schema([("file", _S), ("snapshot_ts", _I), ("vehicle_type_id", _S), ("lat", _F), ("lon", _F),
+                                 ("station_id", _S), ("is_reserved", _B), ("is_disabled", _B), ("current_range_meters", _F),
+                                 ("last_reported", _I)]),
+    "system_information": pa.schema([("file", _S), ("snapshot_ts", _I), ("system_id", _S), ("name", _S), ("operator", _S),
+                                     ("language", _S), ("timezone", _S), ("version", _S)]),
+    "vehicle_types": pa.schema([("file", _S), ("snapshot_ts", _I), ("vehicle_type_id", _S), ("form_factor", _S),
+                                ("propulsion_type", _S), ("name", _S), ("max_range_meters", _F)]),
+    "files": pa.schema([("file", _S), ("kind", _S), ("version", _S), ("snapshot_ts", _I), ("ttl", _I), ("sha256", _S),
+                        ("bytes", _I), ("rows_in", _I), ("rows_accepted", _I), ("rows_quarantined", _I),
+                        ("schema_checked", _B), ("status", _S)]),
+}
+TABLES = ("station_information", "station_status", "vehicle_status", "system_information", "vehicle_types")
+#: Keys of a vehicle that identify it; dropped from anything kept.
+_VEHICLE_ID_KEYS = ("bike_id", "vehicle_id", "rental_uris")
+#: Vehicle ids tracked for the rotation check (memory bound).
+MAX_TRACKED_IDS = 1_000_000
+#: A vehicle that moved farther than this between snapshots has made a trip.
+MOVED_M = 100.0
+
+
+def _bool(x):
+    if type(x) is bool:
+        return x
+    if type(x) is int and (x == 0 or x == 1):
+        return x == 1
+    return None
+
+
+_INT, _BOOL = {int}, {bool}
+
+
+def _bools(values: list) -> list:
+    """Return the values as true/false (1.x writes 1/0), None where neither; the list itself when already all booleans."""
+    kinds = set(map(type, values))
+    if kinds <= _BOOL:
+        return values
+    if kinds <= {int, bool} and set(values) <= {0, 1}:
+        return [x == 1 for x in values]
+    return [_bool(x) for x in values]
+
+
+def _counts(values: list) -> list:
+    """Return the values where they are whole numbers >= 0, None elsewhere; the list itself when all are."""
+    if set(map(type, values)) <= _INT and (not values or min(values) >= 0):
+        return values
+    return [x if type(x) is int and x >= 0 else None for x in values]
+
+
+def _int(x):
+    return x if type(x) is int else (int(x) if type(x) is float and x.is_integer() else None)
+
+
+def _num(x):
+    return float(x) if type(x) in (int, float) else None
+
+
+def _text(x, lang: str | None = None):
+    """Return text; a 3.0 localised list [{text, language}] gives the entry in ``lang`` or the first."""
+    if isinstance(x, str):
+        return x
+    if isinstance(x, (int, float)) and not isinstance(x, bool):
+        return str(x)
+    if isinstance(x, list):
+        texts = [t for t in x if isinstance(t, dict) and isinstance(t.get("text"), str)]
+        for t in texts:
+            if t.get("language") == lang:
+                return t["text"]
+        return texts[0]["text"] if texts else None
+    return None
+
+
+def _raw(row: object) -> str:
+    if isinstance(row, dict):
+        row = {k: v for k, v in row.items() if k not in _VEHICLE_ID_KEYS}
+    return json.dumps(row, ensure_ascii=False, default=str)[:2000]
+
+
+@dataclass
+class Parsed:
+    tables: dict[str, pa.Table]
+    findings: Findings
+    rows_in: int
+    rows_accepted: int
+    rows_quarantined: int
+    versions: dict[str, str] = field(default_factory=dict)  # kind -> version of its last file
+    timezone: str | None = None  # from system_information
+    station_ids: set[str] = field(default_factory=set)
+    vehicle_type_ids: set[str] = field(default_factory=set)
+
+
+class SnapshotReader:
+    """Collect snapshots one file at a time (``add``), then the tables and findings (``finish``)."""
+
+    def __init__(self, opts: GbfsOptions, *, known_station_ids: set[str] | None = None,
+                 known_vehicle_type_ids: set[str] | None = None, has_system_information: bool = False):
+        self.opts = opts
+        self.cols = {t: {f.name: [] for f in SCHEMAS[t]} for t in (*TABLES, "files")}
+        self.findings = Findings()
+        self.discovery_version: str | None = None
+        self.quarantined = 0
+        self.accepted = 0
+        self.series_index: Counter = Counter()
+        self.last_unchecked: dict[str, tuple] = {}  # kind -> (doc, version, file) of the last snapshot not schema-checked
+        self.missing_version: Counter = Counter()
+        self.no_schema: set[tuple[str, str]] = set()
+        self.versions: dict[str, str] = {}
+        self.versions_seen: dict[str, set[str]] = {}
+        self.known_station_ids = set(known_station_ids or ())
+        self.known_type_ids = set(known_vehicle_type_ids or ()) if known_vehicle_type_ids is not None else None
+        self.has_system_information = has_system_information
+        self.status_station_ids: dict[str, str] = {}  # station id -> first status file naming it
+        self.types_in_station_status: dict[str, str] = {}
+        self.types_in_vehicles: dict[str, str] = {}
+        self.vehicle_station_ids: dict[str, str] = {}
+        self.first_seen: dict[str, tuple[float, float]] = {}
+        self.not_rotated: set[str] = set()
+        self.timezone: str | None = None
+
+    # ------------------------------------------------------------------ files
+
+    def add(self, name: str, data: bytes, *, sha256: str = "") -> None:
+        """Read one file of the batch. A gbfs.json should come first: its version is the default of files without one."""
+        c = self.cols["files"]
+        try:
+            doc = json.loads(data)
+        except (ValueError, RecursionError) as exc:
+            self.findings.add("invalid_json", "ERROR", f"not JSON: {' '.join(str(exc).split())[:200]}", file=name)
+            self.findings.quarantine_row(name, None, "invalid_json", "the file is not JSON", data[:2000].decode("utf-8", "replace"))
+            self._file(name, kind_from_name(name), None, None, None, sha256, len(data), 1, 0, 1, False, "invalid_json")
+            self.quarantined += 1
+            return
+        kind = kind_from_name(name)
+        if kind is None or (kind in READ_KINDS and kind_from_content(doc) not in (None, kind)):
+            kind = kind_from_content(doc) or kind
+        if kind is None:
+            self.findings.add("unknown_gbfs_file", "INFO", "neither the name nor the contents say which GBFS file this is", file=name)
+            self._file(name, None, None, None, None, sha256, len(data), 0, 0, 0, False, "unknown")
+            return
+        if not isinstance(doc, dict):
+            doc = {"data": doc}
+        declared = doc.get("version") if isinstance(doc.get("version"), str) else None
+        version = declared or self.opts.version or self.discovery_version or "1.0"
+        if declared is None:
+            self.missing_version[(kind, version)] += 1
+        self.versions[kind] = version
+        self.versions_seen.setdefault(version, set()).add(kind)
+        ts = epoch_of(doc.get("last_updated"))
+        ttl = doc.get("ttl") if type(doc.get("ttl")) is int else None
+        if kind not in READ_KINDS:
+            self._file(name, kind, version, ts, ttl, sha256, len(data), 0, 0, 0, False, "kept")
+            return
+        if kind == "gbfs":
+            self.discovery_version = self.discovery_version or declared
+        data_obj = doc.get("data") if isinstance(doc.get("data"), dict) else {}
+        q0 = self.quarantined
+        n_in = n_ok = 0
+        if kind != "gbfs":
+            if ts is None:
+                rows = self._rows(kind, data_obj)
+                for r in rows:
+                    self.findings.quarantine_row(name, None, "invalid_last_updated", "the snapshot's last_updated is missing or not a time", _raw(r))
+                self.findings.add("invalid_last_updated", "ERROR", f"last_updated {doc.get('last_updated')!r} is not a time; "
+                                  f"{len(rows)} rows quarantined", file=name, field="last_updated")
+                self.quarantined += len(rows)
+                n_in = len(rows)
+            else:
+                n_in, n_ok = getattr(self, f"_read_{'vehicle_status' if kind == 'free_bike_status' else kind}")(name, ts, data_obj, version, doc)
+        checked = self._schema(kind, version, doc, declared, name, force=self.quarantined > q0)
+        self._file(name, kind, version, ts, ttl, sha256, len(data), n_in, n_ok, n_in - n_ok, checked, "read")
+
+    def _rows(self, kind: str, data: dict) -> list:
+        key = {"station_information": "stations", "station_status": "stations", "free_bike_status": "bikes",
+               "vehicle_status": "vehicles", "vehicle_types": "vehicle_types"}.get(kind)
+        rows = data.get(key) if key else [data]
+        return rows if isinstance(rows, list) else []
+
+    def _file(self, *values) -> None:
+        for k, v in zip(self.cols["files"], values):
+            self.cols["files"][k].append(v)
+
+    def _schema(self, kind: str, version: str, doc: dict, declared: str | None, name: str, *, force: bool) -> bool:
+        series = kind in ("station_status", "free_bike_status", "vehicle_status")
+        i = self.series_index[kind]
+        self.series_index[kind] += 1
+        if series and self.opts.schema_check == "sample" and not force and i % self.opts.sample_every:
+            self.last_unchecked[kind] = (doc, version, declared, name)
+            return False
+        self.last_unchecked.pop(kind, None)
+        self._validate(kind, version, doc, declared, name)
+        return True
+
+    def _validate(self, kind, version, doc, declared, name) -> None:
+        checked = doc if declared is not None else {**doc, "version": version}  # a missing version is reported once per kind
+        for n in schema_notices(checked, kind=kind, version=version, file=name):
+            if n.code == "no_schema_for_version":
+                if (kind, version) in self.no_schema:
+                    continue
+                self.no_schema.add((kind, version))
+            self.findings.add(n.code, n.severity, n.message, file=n.file, field=n.field, value=n.value)
+
+    def _quarantine(self, name: str, line: int, code: str, reason: str, row) -> None:
+        self.findings.quarantine_row(name, line, code, reason, _raw(row))
+        self.quarantined += 1
+
+    # ------------------------------------------------------------------ kinds
+
+    def _read_station_status(self, name: str, ts: int, data: dict, version: str, doc: dict) -> tuple[int, int]:
+        stations = data.get("stations")
+        if not isinstance(stations, list):
+            return 0, 0
+        fast = self._station_status_fast(name, ts, stations)
+        if fast is not None:
+            return fast
+        c = self.cols["station_status"]
+        f_, t_, sid_, nb_, nd_, bd_, dd_ = (c["file"], c["snapshot_ts"], c["station_id"], c["num_bikes_available"],
+                                            c["num_docks_available"], c["num_bikes_disabled"], c["num_docks_disabled"])
+        inst_, rent_, ret_, lr_ = c["is_installed"], c["is_renting"], c["is_returning"], c["last_reported"]
+        seen = self.status_station_ids
+        types = self.types_in_station_status
+        ok = 0
+        for i, st in enumerate(stations):
+            if type(st) is not dict:
+                self._quarantine(name, i + 1, "invalid_station_status", "a station status is not a JSON object", st)
+                continue
+            sid = st.get("station_id")
+            nb = st.get("num_bikes_available")
+            if nb is None:
+                nb = st.get("num_vehicles_available")  # 3.0
+            if type(sid) is not str or type(nb) is not int or nb < 0:
+                if type(sid) is int:
+                    sid = str(sid)
+                else:
+                    self._quarantine(name, i + 1, "invalid_station_status",
+                                     "station_id missing" if type(sid) is not str else f"num_bikes_available {nb!r} is not a whole number ≥ 0", st)
+                    continue
+                if type(nb) is not int or nb < 0:
+                    self._quarantine(name, i + 1, "invalid_station_status", f"num_bikes_available {nb!r} is not a whole number ≥ 0", st)
+                    continue
+            nd = st.get("num_docks_available")
+            f_.append(name)
+            t_.append(ts)
+            sid_.append(sid)
+            nb_.append(nb)
+            nd_.append(nd if type(nd) is int and nd >= 0 else None)
+            bd = st.get("num_bikes_disabled")
+            if bd is None:
+                bd = st.get("num_vehicles_disabled")
+            bd_.append(bd if type(bd) is int else None)
+            dd = st.get("num_docks_disabled")
+            dd_.append(dd if type(dd) is int else None)
+            inst_.append(_bool(st.get("is_installed")))
+            rent_.append(_bool(st.get("is_renting")))
+            ret_.append(_bool(st.get("is_returning")))
+            lr = st.get("last_reported")
+            lr_.append(lr if type(lr) is int else epoch_of(lr))
+            if sid not in seen:
+                seen[sid] = name
+            vta = st.get("vehicle_types_available")
+            if vta:
+                for v in vta if isinstance(vta, list) else ():
+                    tid = v.get("vehicle_type_id") if isinstance(v, dict) else None
+                    if isinstance(tid, str) and tid not in types:
+                        types[tid] = name
+            ok += 1
+        self.accepted += ok
+        return len(stations), ok
+
+    def _station_status_fast(self, name: str, ts: int, stations: list) -> tuple[int, int] | None:
+        """Return (rows in, rows accepted) of a snapshot whose every station has a text station_id and a whole number
+        >= 0 of bikes, read column by column; None for any other snapshot (the row-by-row reader then quarantines)."""
+        try:
+            key = "num_bikes_available" if "num_bikes_available" in stations[0] else "num_vehicles_available"
+            sids = [st["station_id"] for st in stations]
+            bikes = [st[key] for st in stations]
+        except (KeyError, TypeError, IndexError):
+            return None
+        if set(map(type, sids)) != {str} or set(map(type, bikes)) != _INT or min(bikes) < 0:
+            return None
+        c = self.cols["station_status"]
+        n = len(stations)
+        c["file"].extend([name] * n)
+        c["snapshot_ts"].extend([ts] * n)
+        c["station_id"].extend(sids)
+        c["num_bikes_available"].extend(bikes)
+        c["num_docks_available"].extend(_counts([st.get("num_docks_available") for st in stations]))
+        dis = [st.get("num_bikes_disabled") for st in stations]
+        if key != "num_bikes_available":
+            dis = [st.get("num_vehicles_disabled") for st in stations]
+        c["num_bikes_disabled"].extend(_counts(dis))
+        c["num_docks_disabled"].extend(_counts([st.get("num_docks_disabled") for st in stations]))
+        for col in ("is_installed", "is_renting", "is_returning"):
+            c[col].extend(_bools([st.get(col) for st in stations]))
+        reported = [st.get("last_reported") for st in stations]
+        c["last_reported"].extend(reported if set(map(type, reported)) <= _INT else
+                                  [x if type(x) is int else epoch_of(x) for x in reported])
+        seen = self.status_station_ids
+        for sid in sids:
+            if sid not in seen:
+                seen[sid] = name
+        for vta in [st.get("vehicle_types_available") for st in stations]:
+            for v in vta if isinstance(vta, list) else ():
+                tid = v.get("vehicle_type_id") if isinstance(v, dict) else None
+                if isinstance(tid, str) and tid not in self.types_in_station_status:
+                    self.types_in_station_status[tid] = name
+        self.accepted += n
+        return n, n
+
+    def _read_station_information(self, name: str, ts: int, data: dict, version: str, doc: dict) -> tuple[int, int]:
+        stations = data.get("stations")
+        if not isinstance(stations, list):
+            return 0, 0
+        c = self.cols["station_information"]
+        lang = self.opts.language
+        ok = 0
+        for i, st in enumerate(stations):
+            sid = st.get("station_id") if isinstance(st, dict) else None
+            sid = str(sid) if type(sid) is int else sid
+            lat, lon = (_num(st.get("lat")), _num(st.get("lon"))) if isinstance(st, dict) else (None, None)
+            if not isinstance(sid, str) or lat is None or lon is None:
+                self._quarantine(name, i + 1, "invalid_station_information", "station_id, lat or lon missing", st)
+                continue
+            for k, v in (("file", name), ("snapshot_ts", ts), ("station_id", sid), ("name", _text(st.get("name"), lang)),
+                         ("short_name", _text(st.get("short_name"), lang)), ("lat", lat), ("lon", lon),
+                         ("capacity", _int(st.get("capacity"))), ("region_id", _text(st.get("region_id"))),
+                         ("address", _text(st.get("address"), lang)), ("is_virtual_station", _bool(st.get("is_virtual_station")))):
+                c[k].append(v)
+            self.known_station_ids.add(sid)
+            ok += 1
+        self.accepted += ok
+        return len(stations), ok
+
+    def _read_vehicle_status(self, name: str, ts: int, data: dict, version: str, doc: dict) -> tuple[int, int]:
+        vehicles = data.get("bikes", data.get("vehicles"))
+        if not isinstance(vehicles, list):
+            return 0, 0
+        c = self.cols["vehicle_status"]
+        ids_here: set[str] = set()
+        dups = 0
+        rotation = version >= "2.0"
+        first = self.first_seen
+        ok = 0
+        for i, v in enumerate(vehicles):
+            if type(v) is not dict:
+                self._quarantine(name, i + 1, "invalid_vehicle_status", "a vehicle is not a JSON object", v)
+                continue
+            lat, lon = _num(v.get("lat")), _num(v.get("lon"))
+            station = v.get("station_id")
+            station = station if isinstance(station, str) else None
+            if (lat is None or lon is None) and station is None:
+                self._quarantine(name, i + 1, "invalid_vehicle_status", "neither lat/lon nor station_id", v)
+                continue
+            vid = v.get("bike_id", v.get("vehicle_id"))
+            if isinstance(vid, str):
+                if vid in ids_here:
+                    dups += 1
+                ids_here.add(vid)
+                if rotation and lat is not None:
+                    prev = first.get(vid)
+                    if prev is None:
+                        if len(first) < MAX_TRACKED_IDS:
+                            first[vid] = (lat, lon)
+                    elif vid not in self.not_rotated and _far(prev, (lat, lon)):
+                        self.not_rotated.add(vid)
+            tid = v.get("vehicle_type_id")
+            tid = tid if isinstance(tid, str) else None
+            c["file"].append(name)
+            c["snapshot_ts"].append(ts)
+            c["vehicle_type_id"].append(tid)
+            c["lat"].append(lat)
+            c["lon"].append(lon)
+            c["station_id"].append(station)
+            c["is_reserved"].append(_bool(v.get("is_reserved")))
+            c["is_disabled"].append(_bool(v.get("is_disabled")))
+            c["current_range_meters"].append(_num(v.get("current_range_meters")))
+            lr = v.get("last_reported")
+            c["last_reported"].append(lr if type(lr) is int else epoch_of(lr))
+            if tid is not None and tid not in self.types_in_vehicles:
+                self.types_in_vehicles[tid] = name
+            if station is not None and station not in self.vehicle_station_ids:
+                self.vehicle_station_ids[station] = name
+            ok += 1
+        if dups:
+            self.findings.add("duplicate_vehicle_id", "WARNING", f"{dups} vehicle id(s) listed more than once in this snapshot",
+                              file=name, field="bike_id" if version < "3.0" else "vehicle_id")
+        self.accepted += ok
+        return len(vehicles), ok
+
+    def _read_system_information(self, name: str, ts: int, data: dict, version: str, doc: dict) -> tuple[int, int]:
+        c = self.cols["system_information"]
+        lang = self.opts.language
+        for k, v in (("file", name), ("snapshot_ts", ts), ("system_id", _text(data.get("system_id"))),
+                     ("name", _text(data.get("name"), lang)), ("operator", _text(data.get("operator"), lang)),
+                     ("language", _text(data.get("language"))), ("timezone", _text(data.get("timezone"))), ("version", version)):
+            c[k].append(v)
+        self.has_system_information = True
+        tz = data.get("timezone")
+        if isinstance(tz, str):
+            self.timezone = tz
+        self.accepted += 1
+        return 1, 1
+
+    def _read_vehicle_types(self, name: str, ts: int, data: dict, version: str, doc: dict) -> tuple[int, int]:
+        types = data.get("vehicle_types")
+        if not isinstance(types, list):
+            return 0, 0
+        c = self.cols["vehicle_types"]
+        if self.known_type_ids is None:
+            self.known_type_ids = set()
+        ok = 0
+        for i, t in enumerate(types):
+            tid = t.get("vehicle_type_id") if isinstance(t, dict) else None
+            if not isinstance(tid, str):
+                self._quarantine(name, i + 1, "schema_error", "vehicle_type_id missing", t)
+                continue
+            for k, v in (("file", name), ("snapshot_ts", ts), ("vehicle_type_id", tid), ("form_factor", _text(t.get("form_factor"))),
+                         ("propulsion_type", _text(t.get("propulsion_type"))), ("name", _text(t.get("name"), self.opts.language)),
+                         ("max_range_meters", _num(t.get("max_range_meters")))):
+                c[k].append(v)
+            self.known_type_ids.add(tid)
+            ok += 1
+        self.accepted += ok
+        return len(types), ok
+
+    # ------------------------------------------------------------------ end
+
+    def finish(self) -> Parsed:
+        """Return the tables, and the findings including the rules across files."""
+        for kind, (doc, version, declared, name) in sorted(self.last_unchecked.items()):
+            self._validate(kind, version, doc, declared, name)  # the last snapshot of each series is always checked
+            files = self.cols["files"]
+            j = max(i for i, f in enumerate(files["file"]) if f == name)
+            files["schema_checked"][j] = True
+        self.last_unchecked.clear()
+        self._cross_file()
+        tables = {t: pa.Table.from_arrays([pa.array(self.cols[t][f.name], f.type) for f in SCHEMAS[t]], schema=SCHEMAS[t])
+                  for t in (*TABLES, "files")}  # column by column: pa.table(dict) would import pandas
+        rows_in = self.accepted + self.quarantined
+        return Parsed(tables=tables, findings=self.findings, rows_in=rows_in, rows_accepted=self.accepted,
+                      rows_quarantined=self.quarantined, versions=dict(self.versions), timezone=self.timezone,
+                      station_ids=set(self.known_station_ids), vehicle_type_ids=set(self.known_type_ids or ()))
+
+    def _cross_file(self) -> None:
+        add = self.findings.add
+        for (kind, version), n in sorted(self.missing_version.items()):
+            if kind == "gbfs" and version == "1.0":
+                continue
+            add("missing_version", "WARNING", f"{n} {kind} file(s) declare no version; read as GBFS {version}", file=f"{kind}.json", field="version")
+        if len(self.versions_seen) > 1:
+            desc = "; ".join(f"{v}: {', '.join(sorted(k))}" for v, k in sorted(self.versions_seen.items()))
+            add("version_mismatch", "INFO", f"the files declare different GBFS versions ({desc})", field="version")
+        kinds = {k for k in self.cols["files"]["kind"] if k}
+        if not self.has_system_information and kinds & {"station_status", "free_bike_status", "vehicle_status", "station_information"}:
+            add("missing_system_information", "WARNING", "no system_information.json among the files; the spec's time zone is used",
+                file="system_information.json")
+        if self.status_station_ids and not self.known_station_ids:
+            add("missing_station_information", "ERROR", f"{len(self.status_station_ids)} stations have a status but there is no "
+                "station_information.json", file="station_information.json")
+        elif self.known_station_ids:
+            for sid, f in sorted(self.status_station_ids.items()):
+                if sid not in self.known_station_ids:
+                    add("station_not_in_station_information", "WARNING", f"station {sid} has a status but is not in station_information",
+                        file=f, field="station_id", value=sid)
+            for sid, f in sorted(self.vehicle_station_ids.items()):
+                if sid not in self.known_station_ids:
+                    add("invalid_reference_to_station_in_vehicle_status", "WARNING", f"a vehicle is at station {sid}, which is not in "
+                        "station_information", file=f, field="station_id", value=sid)
+        declared = self.known_type_ids
+        for refs, code, where in ((self.types_in_station_status, "invalid_reference_to_vehicle_types_in_station_status",
+                                   "vehicle_types_available.vehicle_type_id"),
+                                  (self.types_in_vehicles, "invalid_reference_to_vehicle_types_in_vehicle_status", "vehicle_type_id")):
+            for tid, f in sorted(refs.items()):
+                if declared is None:
+                    add(code, "WARNING", f"vehicle type {tid} is referenced but there is no vehicle_types.json to declare it",
+                        file=f, field=where, value=tid)
+                elif tid not in declared:
+                    add(code, "WARNING", f"vehicle type {tid} is not declared in vehicle_types.json", file=f, field=where, value=tid)
+        if self.not_rotated:
+            add("vehicle_id_not_rotated", "INFO", f"{len(self.not_rotated)} vehicle(s) kept their id after moving more than "
+                f"{MOVED_M:g} m between snapshots; ids are not stored", file="free_bike_status.json", field="bike_id")
+
+
+def _far(a: tuple[float, float], b: tuple[float, float]) -> bool:
+    dy = (a[0] - b[0]) * 111_320.0
+    dx = (a[1] - b[1]) * 111_320.0 * cos(radians(a[0]))
+    return dx * dx + dy * dy > MOVED_M * MOVED_M
+
+
+def sort_key(name: str) -> tuple:
+    """Return the order files are read in: gbfs.json first (its version is the default), information before status, then by name."""
+    kind = kind_from_name(name)
+    rank = {"gbfs": 0, "system_information": 1, "vehicle_types": 2, "station_information": 3}.get(kind or "", 4)
+    return (rank, name)

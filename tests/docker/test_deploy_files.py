@@ -59,6 +59,15 @@ def test_compose_publishes_ports_on_the_host_loopback_only(tmp_path):
     assert all(str(p).startswith("127.0.0.1:") for p in published), published
 
 
+def test_catalog_server_can_write_the_catalog_it_refreshes(tmp_path):
+    """`noriba serve` rewrites the catalog pages under exports/ at start, so NORIBA_HOME must not be mounted read-only."""
+    done = _config(_project(tmp_path, {k: "x" for k in SECRETS}))
+    volumes = yaml.safe_load(done.stdout)["services"]["noriba-serve"]["volumes"]
+    home = [v for v in volumes if (v["target"] if isinstance(v, dict) else v.split(":")[1]) == "/data/noriba"]
+    assert home, volumes
+    assert all(not (v.get("read_only") if isinstance(v, dict) else v.endswith(":ro")) for v in home), home
+
+
 def test_compose_refuses_to_start_without_the_secrets(tmp_path):
     done = _config(_project(tmp_path, {}))
     assert done.returncode != 0

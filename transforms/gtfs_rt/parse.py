@@ -37,6 +37,10 @@ Lake tables (columns; every table also has ``feed_id``, ``date`` and ``hour`` as
   gtfs_realtime_version, incrementality, entities, and per table the rows in the protobuf
   (``<table>_rows``) and how many of them were new (``<table>_stored``)
 - ``rt_quarantine``: one row per snapshot refused: part, file, sha256, reason
+- ``rt_fetches``: one row per fetch of the archiver (or file ingested), from the hour's fetch log:
+  fetched_at (UTC), part, url (as in the spec, without secret parameters; null for an ingested
+  file), source_file, status (HTTP; null for ingest), latency_ms, bytes, header_timestamp, changed
+  (false: the same bytes as the previous fetch, or 304), sha256, file (archived snapshot), error
 
 where ROW = header_timestamp, last_header_timestamp, snapshots. Enumerations are their protobuf
 names (e.g. SCHEDULED, IN_TRANSIT_TO); times are POSIX seconds (int64).
@@ -79,7 +83,13 @@ SCHEMAS: dict[str, pa.Schema] = {
         ("incrementality", _S), ("entities", _I32),
         *[(f"{t.removeprefix('rt_')}_{w}", _I32) for t in ROW_TABLES for w in ("rows", "stored")]]),
     "rt_quarantine": pa.schema([("part", _S), ("file", _S), ("sha256", _S), ("reason", _S)]),
+    "rt_fetches": pa.schema([
+        ("fetched_at", pa.timestamp("ms", tz="UTC")), ("part", _S), ("url", _S), ("source_file", _S), ("status", _I32),
+        ("latency_ms", _F64), ("bytes", _I64), ("header_timestamp", _I64), ("changed", pa.bool_()), ("sha256", _S),
+        ("file", _S), ("error", _S)]),
 }
+#: Every lake table written for an hour, in publish order.
+LAKE_TABLES = (*ROW_TABLES, "rt_snapshots", "rt_quarantine", "rt_fetches")
 
 _VP_STATUS = {v.number: v.name for v in pb.VehiclePosition.DESCRIPTOR.enum_types_by_name["VehicleStopStatus"].values}
 _CONGESTION = {v.number: v.name for v in pb.VehiclePosition.DESCRIPTOR.enum_types_by_name["CongestionLevel"].values}
@@ -165,6 +175,70 @@ def split_message(data: bytes) -> tuple[bytes | None, list[bytes]]:
         if i > n:
             raise SnapshotError(f"truncated: the last field runs past the end ({n} bytes)")
     return header, entities
+
+
+def header_bytes(data: bytes) -> bytes | None:
+    """Return the FeedHeader bytes of a FeedMessage, reading only up to it (it comes first in every feed seen). None if absent or damaged."""
+    i, n = 0, len(data)
+    try:
+        while i < n:
+            key, i = _varint(data, i)
+            wire = key & 7
+            if wire == 2:
+                ln, i = _varint(data, i)
+                if key >> 3 == 1:
+                    return data[i:i + ln] if i + ln <= n else None
+                i += ln
+            elif wire == 0:
+                _, i = _varint(data, i)
+            elif wire in (1, 5):
+                i += 8 if wire == 1 else 4
+            else:
+                return None
+    except SnapshotError:
+        return None
+    return None
+
+
+def header_timestamp(data: bytes) -> int | None:
+    """Return the FeedHeader timestamp of a snapshot, or None if it has none or cannot be read."""
+    hb = header_bytes(data)
+    if hb is None:
+        return None
+    h = pb.FeedHeader()
+    try:
+        h.MergeFromString(hb)
+    except Exception:  # noqa: BLE001 (a damaged header: no timestamp)
+        return None
+    return h.timestamp if h.HasField("timestamp") else None
+
+
+def content_part(data: bytes) -> str:
+    """Return which part a snapshot is: vehicle_positions, trip_updates or alerts if all its entities are of that kind, else combined."""
+    m = pb.FeedMessage()
+    try:
+        m.MergeFromString(data)
+    except Exception:  # noqa: BLE001 (quarantined when parsed)
+        return "combined"
+    kinds = {k for e in m.entity for k, has in (("vehicle_positions", e.HasField("vehicle")),
+                                                  ("trip_updates", e.HasField("trip_update")), ("alerts", e.HasField("alert"))) if has}
+    return kinds.pop() if len(kinds) == 1 else "combined"
+
+
+def fetches_table(records: list[dict]) -> pa.Table:
+    """Return the rt_fetches table of fetch-log records (dicts as the archiver writes them; unknown keys ignored)."""
+    from datetime import datetime
+
+    schema = SCHEMAS["rt_fetches"]
+    rows = []
+    for r in records:
+        row = {k: r.get(k) for k in schema.names}
+        try:
+            row["fetched_at"] = datetime.fromisoformat(str(r.get("fetched_at")))
+        except ValueError:
+            continue
+        rows.append(row)
+    return pa.Table.from_pylist(rows, schema=schema)
 
 
 def read_header(data: bytes) -> tuple[pb.FeedHeader, int]:

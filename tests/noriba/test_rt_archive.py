@@ -235,3 +235,21 @@ def test_compose_runs_the_archiver_as_its_own_service():
     svc = services["noriba-rt-archiver"]
     assert svc["entrypoint"] == ["noriba"] and svc["command"] == ["rt", "archive"]
     assert svc["restart"] == "always"
+
+
+def test_archived_fetches_and_snapshots_reach_the_lake_and_the_warehouse(ws):
+    import duckdb
+
+    with replay() as srv, deadline(30):
+        spec = rt_spec(srv.url)
+        rt.archive(ws, [spec], once=True)
+        rt.archive(ws, [spec], once=True)
+        srv.body = snapshot(1020, delay=30)
+        rt.archive(ws, [spec], once=True)
+    out = rt.parse_feed(ws, "bus-rt")
+    assert len(out["hours"]) == 1
+    con = duckdb.connect(str(ws.warehouse), read_only=True)
+    assert con.execute("SELECT count(*), count_if(changed), min(status) FROM rt.fetches WHERE feed_id = 'bus-rt'").fetchall() == [(3, 2, 200)]
+    assert con.execute("SELECT static_feed_id, timezone FROM rt.feeds").fetchall() == [("minato-city-bus", "Asia/Tokyo")]
+    rows = con.execute("SELECT arrival_delay, header_timestamp, snapshots FROM rt.stop_time_updates ORDER BY header_timestamp").fetchall()
+    assert rows == [(0, 1000, 1), (30, 1020, 1)]

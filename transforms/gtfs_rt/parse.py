@@ -49,6 +49,8 @@ names (e.g. SCHEDULED, IN_TRANSIT_TO); times are POSIX seconds (int64).
 from __future__ import annotations
 
 import json
+from array import array
+from itertools import accumulate, islice
 from dataclasses import dataclass, field
 
 import pyarrow as pa
@@ -305,11 +307,42 @@ class _Table:
         return len(self.first_v)
 
 
+class _StuTable:
+    """The stop_time_updates: each stored one's bytes (decoded column by column at the end, transforms/gtfs_rt/wire.py),
+    the trip it belongs to (an index into ``heads``), and its first and last version."""
+
+    def __init__(self):
+        self.buf = bytearray()
+        self.end = array("q")
+        self.head = array("q")
+        self.first_v = array("q")
+        self.last_v = array("q")
+        self.heads: list[tuple] = []  # (part, entity_id, trip_id, route_id, start_date)
+
+    def __len__(self) -> int:
+        return len(self.end)
+
+    def mark(self) -> tuple[int, int, int]:
+        return len(self.end), len(self.buf), len(self.heads)
+
+    def truncate(self, mark: tuple[int, int, int]) -> None:
+        n, nb, nh = mark
+        for a in (self.end, self.head, self.first_v, self.last_v):
+            del a[n:]
+        del self.buf[nb:]
+        del self.heads[nh:]
+
+
+#: Rows of stop_time_updates decoded at once (bounds the decoder's memory: ~200 bytes a row).
+DECODE_CHUNK = 500_000
+
+
 class HourParser:
     """Build the lake tables of one feed-hour from its snapshots, given in order (see the module docstring)."""
 
     def __init__(self):
-        self.tables = {t: _Table(t) for t in ROW_TABLES}
+        self.tables = {t: _Table(t) for t in ROW_TABLES if t != "rt_stop_time_updates"}
+        self.stus = _StuTable()
         self.snapshots: list[tuple] = []
         self.quarantine: list[tuple] = []
         # versions: first header ts, last header ts, snapshots in this version, snapshots of the run before it
@@ -325,6 +358,7 @@ class HourParser:
     def add(self, data: bytes, *, part: str, file: str = "", sha256: str = "") -> bool:
         """Parse one snapshot of ``part``. Return True; if it cannot be parsed, quarantine it whole and return False."""
         marks = {t: len(tb) for t, tb in self.tables.items()}
+        stu_mark = self.stus.mark()
         nv = len(self.v_count)
         prev = self._prev.get(part, ({}, {}))
         touched: list[tuple[int, int, int | None]] = []
@@ -339,6 +373,7 @@ class HourParser:
         except Exception as exc:  # noqa: BLE001 (a damaged message: upb's DecodeError, or ours)
             for t, tb in self.tables.items():
                 tb.truncate(marks[t])
+            self.stus.truncate(stu_mark)
             for lst in (self.v_first, self.v_last, self.v_count, self.v_base):
                 del lst[nv:]
             for v, count, last in reversed(touched):  # undo the extensions of earlier versions and rows
@@ -368,26 +403,40 @@ class HourParser:
         rows = [0, 0, 0, 0, 0]
         stored = [0, 0, 0, 0, 0]
         v_count, v_last = self.v_count, self.v_last
+        changed: list[bytes] = []
+        dups: list[bytes] = []
+        seen: set[bytes] = set()
         for eb in ents:
-            st = by_bytes.get(eb) or prev_bytes.get(eb)
-            if st is not None:  # the same bytes as before (or twice in this snapshot): counted, not stored again
-                touched.append((st.v, v_count[st.v], v_last[st.v]))
-                if by_bytes.get(eb) is None:
-                    by_bytes[eb] = st
-                    v_count[st.v] += 1
-                    v_last[st.v] = ts
-                else:  # a duplicate inside one snapshot: its rows are stored again, so they reconcile
-                    st = self._entity(eb, None, part, ts, stored)
-                c = st.counts
-                rows[0] += c[0]; rows[1] += c[1]; rows[2] += c[2]; rows[3] += c[3]; rows[4] += c[4]  # noqa: E702
+            if eb in seen:  # a duplicate inside one snapshot: its rows are stored again, so they reconcile
+                dups.append(eb)
                 continue
-            ent = pb.FeedEntity()
-            ent.MergeFromString(eb)
-            st = self._entity(eb, ent, part, ts, stored, prior=prev_id.get(ent.id))
+            seen.add(eb)
+            st = prev_bytes.get(eb)
+            if st is None:
+                changed.append(eb)
+                continue
+            touched.append((st.v, v_count[st.v], v_last[st.v]))  # the same bytes as before: counted, not stored again
             by_bytes[eb] = st
-            by_id[ent.id] = st
+            v_count[st.v] += 1
+            v_last[st.v] = ts
             c = st.counts
             rows[0] += c[0]; rows[1] += c[1]; rows[2] += c[2]; rows[3] += c[3]; rows[4] += c[4]  # noqa: E702
+        if changed or dups:
+            # parsed together as one message: upb parses one message of many entities ~8x faster than each alone
+            m = pb.FeedMessage()
+            m.MergeFromString(b"".join(_field2(eb) for eb in (*changed, *dups)))
+            parsed = m.entity
+            for i, eb in enumerate(changed):
+                ent = parsed[i]
+                st = self._entity(eb, ent, part, ts, stored, prior=prev_id.get(ent.id))
+                by_bytes[eb] = st
+                by_id[ent.id] = st
+                c = st.counts
+                rows[0] += c[0]; rows[1] += c[1]; rows[2] += c[2]; rows[3] += c[3]; rows[4] += c[4]  # noqa: E702
+            for i, eb in enumerate(dups, len(changed)):
+                st = self._entity(eb, parsed[i], part, ts, stored)
+                c = st.counts
+                rows[0] += c[0]; rows[1] += c[1]; rows[2] += c[2]; rows[3] += c[3]; rows[4] += c[4]  # noqa: E702
         for st in by_bytes.values():
             by_id.setdefault(st.eid, st)
         return by_bytes, by_id, rows, stored
@@ -450,30 +499,48 @@ class HourParser:
             same_trip = prior is not None and prior.trip == trip
             old = prior.stus if same_trip else {}
             mine = st.stus
-            tb = t["rt_stop_time_updates"]
-            last = tb.last_v
-            head = (trip[0], trip[1], trip[4])
-            new = 0
-            for s in stus:
-                sb = s.SerializeToString()
-                r = old.get(sb)
-                if r is not None and sb not in mine:
+            sts = self.stus
+            last, buf, ends, first, heads = sts.last_v, sts.buf, sts.end, sts.first_v, sts.head
+            head = len(sts.heads)
+            sts.heads.append((part, eid, trip[0], trip[1], trip[4]))
+            sbs = [s.SerializeToString() for s in stus]
+            distinct = set(sbs)
+            common = old.keys() & distinct if old else ()
+            if len(distinct) == len(sbs):  # no two alike (the usual case): whole-list operations
+                for sb in common:  # unchanged since the previous snapshot: the stored row is extended
+                    r = old[sb]
                     undo((last, r, last[r]))
                     last[r] = v
                     mine[sb] = r
-                    continue
-                a = s.arrival if s.HasField("arrival") else None
-                d = s.departure if s.HasField("departure") else None
-                r = tb.add((*head, s.stop_sequence if s.HasField("stop_sequence") else None, _s(s.stop_id),
-                            a.time if a is not None and a.HasField("time") else None,
-                            a.delay if a is not None and a.HasField("delay") else None,
-                            a.uncertainty if a is not None and a.HasField("uncertainty") else None,
-                            d.time if d is not None and d.HasField("time") else None,
-                            d.delay if d is not None and d.HasField("delay") else None,
-                            d.uncertainty if d is not None and d.HasField("uncertainty") else None,
-                            _STU_REL.get(s.schedule_relationship) if s.HasField("schedule_relationship") else None), part, eid, v)
-                mine.setdefault(sb, r)
-                new += 1
+                fresh = [sb for sb in sbs if sb not in common] if common else sbs
+                k = len(fresh)
+                if k:
+                    start = len(ends)
+                    ends.extend(islice(accumulate(map(len, fresh), initial=len(buf)), 1, None))
+                    buf += b"".join(fresh)
+                    one = array("q", [v]) * k
+                    heads += array("q", [head]) * k
+                    first += one
+                    last += one
+                    mine.update(zip(fresh, range(start, start + k)))
+                new = k
+            else:  # the same update twice in one trip: each occurrence is a row of its own
+                new = 0
+                for sb in sbs:
+                    r = old.get(sb)
+                    if r is not None and sb not in mine:
+                        undo((last, r, last[r]))
+                        last[r] = v
+                        mine[sb] = r
+                        continue
+                    buf += sb
+                    ends.append(len(buf))
+                    heads.append(head)
+                    first.append(v)
+                    last.append(v)
+                    if sb not in mine:
+                        mine[sb] = len(ends) - 1
+                    new += 1
             stored[2] += new
             n[2] = len(stus)
         if ent.HasField("alert"):
@@ -517,6 +584,26 @@ class HourParser:
 
     # -- the hour's tables -----------------------------------------------------------------------
 
+    def _stu_table(self, run: list) -> pa.Table:
+        """Return rt_stop_time_updates: ``run`` (the ROW columns), the trip of each row, and its bytes decoded in chunks."""
+        import numpy as np
+
+        sts = self.stus
+        schema = SCHEMAS["rt_stop_time_updates"]
+        n = len(sts)
+        ends = np.frombuffer(sts.end, dtype=np.int64) if n else np.zeros(0, np.int64)
+        starts = np.concatenate([[0], ends[:-1]]).astype(np.int64)
+        buf = np.frombuffer(bytes(sts.buf) + bytes(16), dtype=np.uint8)
+        heads = np.frombuffer(sts.head, dtype=np.int64) if n else np.zeros(0, np.int64)
+        take = pa.array(heads.astype(np.int32))
+        named = {name: pa.DictionaryArray.from_arrays(take, pa.array([h[k] for h in sts.heads], _S)).cast(_S)
+                 for k, name in enumerate(("part", "entity_id", "trip_id", "route_id", "start_date"))}
+        chunks = [_decode_stus(buf, starts[i:i + DECODE_CHUNK], ends[i:i + DECODE_CHUNK]) for i in range(0, n, DECODE_CHUNK)]
+        for k, name in enumerate(_STU_DECODED):
+            named[name] = pa.concat_arrays([c[k] for c in chunks]) if chunks else pa.array([], schema.field(name).type)
+        named["header_timestamp"], named["last_header_timestamp"], named["snapshots"] = run
+        return pa.Table.from_arrays([named[f.name] for f in schema], schema=schema)
+
     def finish(self) -> dict[str, pa.Table]:
         """Return {lake table: pyarrow table} of every snapshot added (tables without rows are empty, with their columns)."""
         import numpy as np
@@ -537,11 +624,78 @@ class HourParser:
                     pa.array(tb.entity, _S)]
             cols += [pa.array(col, schema.field(c).type) for c, col in zip(tb.cols, tb.data)]
             out[name] = pa.Table.from_arrays(cols, schema=schema)
+        fv = np.asarray(self.stus.first_v, dtype=np.int64)
+        lv = np.asarray(self.stus.last_v, dtype=np.int64)
+        run = [v_first.take(pa.array(fv)) if len(fv) else pa.array([], _I64),
+               v_last.take(pa.array(lv)) if len(lv) else pa.array([], _I64),
+               pa.array((end[lv] - base[fv]).astype(np.int32) if len(fv) else [], _I32)]
+        out["rt_stop_time_updates"] = self._stu_table(run)
         out["rt_snapshots"] = pa.Table.from_pylist(
             [dict(zip(SCHEMAS["rt_snapshots"].names, r)) for r in self.snapshots], schema=SCHEMAS["rt_snapshots"])
         out["rt_quarantine"] = pa.Table.from_pylist(
             [dict(zip(SCHEMAS["rt_quarantine"].names, r)) for r in self.quarantine], schema=SCHEMAS["rt_quarantine"])
         return out
+
+
+def _field2(eb: bytes) -> bytes:
+    """Return ``eb`` framed as field 2 (entity) of a FeedMessage."""
+    n = len(eb)
+    if n < 0x80:
+        return b"\x12" + bytes((n,)) + eb
+    head = bytearray(b"\x12")
+    while n >= 0x80:
+        head.append((n & 0x7F) | 0x80)
+        n >>= 7
+    head.append(n)
+    return bytes(head) + eb
+
+
+def _stu_values(sb: bytes) -> tuple:
+    """Return the decoded columns of one stop_time_update's bytes, read by upb (the decoder's fallback)."""
+    s = pb.TripUpdate.StopTimeUpdate.FromString(sb)
+    a = s.arrival if s.HasField("arrival") else None
+    d = s.departure if s.HasField("departure") else None
+    return (s.stop_sequence if s.HasField("stop_sequence") else None, _s(s.stop_id),
+            a.time if a is not None and a.HasField("time") else None, a.delay if a is not None and a.HasField("delay") else None,
+            a.uncertainty if a is not None and a.HasField("uncertainty") else None,
+            d.time if d is not None and d.HasField("time") else None, d.delay if d is not None and d.HasField("delay") else None,
+            d.uncertainty if d is not None and d.HasField("uncertainty") else None,
+            _STU_REL.get(s.schedule_relationship) if s.HasField("schedule_relationship") else None)
+
+
+_EVENT = {1: "varint", 2: "varint", 3: "varint"}  # StopTimeEvent: delay, time, uncertainty
+_STU_SCHEMA = {1: "varint", 2: ("message", _EVENT), 3: ("message", _EVENT), 4: "string", 5: "varint"}
+_STU_DECODED = ("stop_sequence", "stop_id", "arrival_time", "arrival_delay", "arrival_uncertainty", "departure_time",
+                "departure_delay", "departure_uncertainty", "schedule_relationship")
+
+
+def _decode_stus(buf, starts, ends) -> list:
+    """Return the decoded columns (_STU_DECODED) of the stop_time_updates ``buf[starts[i]:ends[i]]``, as pyarrow arrays."""
+    import numpy as np
+
+    from transforms.gtfs_rt.wire import decode, ints, strings
+
+    n = len(starts)
+    out, fallback = decode(buf, starts, ends, _STU_SCHEMA)
+    cols = [ints(out[1], _I64), strings(buf, out[4])]
+    for f in (2, 3):
+        sub, _, lanes = out[f]
+        cols += [ints(sub[2], _I64, lanes=lanes, n=n), ints(sub[1], _I32, signed32=True, lanes=lanes, n=n),
+                 ints(sub[3], _I32, signed32=True, lanes=lanes, n=n)]
+    vals, have = out[5]
+    names = sorted(_STU_REL)
+    known = have & np.isin(vals, np.array(names, dtype=np.uint64))
+    lookup = np.full(max(names) + 1, 0, dtype=np.int32)
+    lookup[names] = np.arange(len(names), dtype=np.int32)
+    idx = np.where(known, lookup[np.where(known, vals, 0).astype(np.int64)], 0).astype(np.int32)
+    cols.append(pa.DictionaryArray.from_arrays(pa.array(idx, mask=~known), pa.array([_STU_REL[k] for k in names], _S)).cast(_S))
+    if fallback.any():  # something the column decoder does not read: those rows are read by upb
+        lists = [c.to_pylist() for c in cols]
+        for i in np.flatnonzero(fallback):
+            for col, x in zip(lists, _stu_values(bytes(buf[starts[i]:ends[i]]))):
+                col[i] = x
+        cols = [pa.array(col, c.type) for col, c in zip(lists, cols)]
+    return cols
 
 
 def _trip(tr) -> tuple:

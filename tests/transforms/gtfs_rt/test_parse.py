@@ -180,3 +180,51 @@ def test_content_part_names_a_single_kind_feed():
     assert content_part(_feed(1, {}, vehicles={"B": (1.0, 2.0)})) == "vehicle_positions"
     assert content_part(_feed(1, {"T": [0]}, vehicles={"B": (1.0, 2.0)})) == "combined"
     assert content_part(_feed(1, {"T": [0]})) == "trip_updates"
+
+
+def test_column_decoded_stop_time_updates_equal_what_upb_reads():
+    from transforms.gtfs_rt.parse import _STU_DECODED
+
+    for path in captures():
+        data = path.read_bytes()
+        m = pb.FeedMessage.FromString(data)
+        parser = HourParser()
+        parser.add(data, part="combined")
+        got = parser.finish()["rt_stop_time_updates"].select(["entity_id", *_STU_DECODED]).to_pylist()
+        want = []
+        for e in m.entity:
+            for s in e.trip_update.stop_time_update:
+                a, d = s.arrival, s.departure
+                want.append({"entity_id": e.id, "stop_sequence": s.stop_sequence if s.HasField("stop_sequence") else None,
+                             "stop_id": s.stop_id or None,
+                             "arrival_time": a.time if s.HasField("arrival") and a.HasField("time") else None,
+                             "arrival_delay": a.delay if s.HasField("arrival") and a.HasField("delay") else None,
+                             "arrival_uncertainty": a.uncertainty if s.HasField("arrival") and a.HasField("uncertainty") else None,
+                             "departure_time": d.time if s.HasField("departure") and d.HasField("time") else None,
+                             "departure_delay": d.delay if s.HasField("departure") and d.HasField("delay") else None,
+                             "departure_uncertainty": d.uncertainty if s.HasField("departure") and d.HasField("uncertainty") else None,
+                             "schedule_relationship": (pb.TripUpdate.StopTimeUpdate.ScheduleRelationship.Name(s.schedule_relationship)
+                                                       if s.HasField("schedule_relationship") else None)})
+        key = lambda r: (r["entity_id"], str(r["stop_sequence"]), str(r["stop_id"]), str(r["arrival_time"]))  # noqa: E731
+        assert sorted(got, key=key) == sorted(want, key=key), path.name
+
+
+def test_negative_delays_large_times_and_unknown_fields_decode_like_upb():
+    m = pb.FeedMessage()
+    m.header.gtfs_realtime_version = "2.0"
+    tu = m.entity.add(id="T").trip_update
+    tu.trip.trip_id = "T"
+    s = tu.stop_time_update.add(stop_sequence=4294967295, stop_id="駅前")
+    s.arrival.delay, s.arrival.time, s.arrival.uncertainty = -2147483648, 2**62, 30
+    s.departure.delay = -1
+    s.schedule_relationship = pb.TripUpdate.StopTimeUpdate.SKIPPED
+    s2 = tu.stop_time_update.add()
+    s2.stop_time_properties.assigned_stop_id = "X"  # a field the column decoder skips
+    data = m.SerializeToString()
+    parser = HourParser()
+    parser.add(data, part="trip_updates")
+    rows = parser.finish()["rt_stop_time_updates"].to_pylist()
+    assert rows[0]["stop_sequence"] == 4294967295 and rows[0]["stop_id"] == "駅前"
+    assert (rows[0]["arrival_delay"], rows[0]["arrival_time"], rows[0]["arrival_uncertainty"]) == (-2147483648, 2**62, 30)
+    assert rows[0]["departure_delay"] == -1 and rows[0]["departure_time"] is None and rows[0]["schedule_relationship"] == "SKIPPED"
+    assert rows[1]["stop_sequence"] is None and rows[1]["stop_id"] is None and rows[1]["arrival_time"] is None

@@ -436,8 +436,6 @@ def parse_hour(ws: Workspace, feed_id: str, hour_key: str) -> dict:
     counts = {}
     for name in LAKE_TABLES:
         t = tables[name]
-        if name == "rt_stop_time_updates" and t.num_rows:
-            t = t.sort_by([("entity_id", "ascending"), ("stop_sequence", "ascending"), ("header_timestamp", "ascending")])
         target = _partition(ws, name, feed_id, date, hour)
         tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
         shutil.rmtree(tmp, ignore_errors=True)

@@ -60,6 +60,7 @@ from google.transit import gtfs_realtime_pb2 as pb
 ROW_TABLES = ("rt_vehicle_positions", "rt_trip_updates", "rt_stop_time_updates", "rt_alerts", "rt_alert_entities")
 _I32, _I64, _F64, _S = pa.int32(), pa.int64(), pa.float64(), pa.string()
 _ROW = [("header_timestamp", _I64), ("last_header_timestamp", _I64), ("snapshots", _I32), ("part", _S), ("entity_id", _S)]
+_D = pa.dictionary(pa.int32(), pa.string())  # text repeated on many rows (each trip's stop_time_updates): dictionary-encoded
 _TRIP = [("trip_id", _S), ("route_id", _S), ("direction_id", _I32), ("start_time", _S), ("start_date", _S)]
 #: Column names and types of each table built here (the partition keys feed_id, date, hour are added by the writer).
 SCHEMAS: dict[str, pa.Schema] = {
@@ -71,10 +72,10 @@ SCHEMAS: dict[str, pa.Schema] = {
     "rt_trip_updates": pa.schema(_ROW + _TRIP + [
         ("schedule_relationship", _S), ("vehicle_id", _S), ("vehicle_label", _S), ("timestamp", _I64), ("delay", _I32),
         ("stop_time_updates", _I32)]),
-    "rt_stop_time_updates": pa.schema(_ROW + [
-        ("trip_id", _S), ("route_id", _S), ("start_date", _S), ("stop_sequence", _I64), ("stop_id", _S),
+    "rt_stop_time_updates": pa.schema(_ROW[:3] + [("part", _D), ("entity_id", _D)] + [
+        ("trip_id", _D), ("route_id", _D), ("start_date", _D), ("stop_sequence", _I64), ("stop_id", _D),
         ("arrival_time", _I64), ("arrival_delay", _I32), ("arrival_uncertainty", _I32),
-        ("departure_time", _I64), ("departure_delay", _I32), ("departure_uncertainty", _I32), ("schedule_relationship", _S)]),
+        ("departure_time", _I64), ("departure_delay", _I32), ("departure_uncertainty", _I32), ("schedule_relationship", _D)]),
     "rt_alerts": pa.schema(_ROW + [
         ("active_periods", _S), ("cause", _S), ("effect", _S), ("url", _S), ("header_text", _S), ("description_text", _S),
         ("severity_level", _S)]),
@@ -308,11 +309,14 @@ class _Table:
 
 
 class _StuTable:
-    """The stop_time_updates: each stored one's bytes (decoded column by column at the end, transforms/gtfs_rt/wire.py),
-    the trip it belongs to (an index into ``heads``), and its first and last version."""
+    """The stop_time_updates: each stored one's bytes until decoded column by column (transforms/gtfs_rt/wire.py; in chunks,
+    as they accumulate), the trip it belongs to (an index into ``heads``), and its first and last version."""
 
     def __init__(self):
-        self.buf = bytearray()
+        self.buf = bytearray()  # bytes of the rows from ``decoded`` on; ``end`` holds offsets counted from the first row
+        self.base = 0  # offset of buf[0]
+        self.decoded = 0  # rows already decoded into ``chunks``
+        self.chunks: list[list] = []
         self.end = array("q")
         self.head = array("q")
         self.first_v = array("q")
@@ -325,6 +329,24 @@ class _StuTable:
     def mark(self) -> tuple[int, int, int]:
         return len(self.end), len(self.buf), len(self.heads)
 
+    def flush(self) -> None:
+        """Decode the rows not decoded yet into ``chunks`` and drop their bytes."""
+        import numpy as np
+
+        n = len(self.end)
+        if n == self.decoded:
+            return
+        ends = np.frombuffer(self.end, dtype=np.int64)[self.decoded:n] - self.base
+        starts = np.concatenate([[int(self.end[self.decoded - 1]) - self.base if self.decoded else 0], ends[:-1]]).astype(np.int64)
+        self.buf += bytes(16)  # the decoder reads up to 10 bytes past a varint
+        buf = np.frombuffer(self.buf, dtype=np.uint8)
+        for i in range(0, len(ends), DECODE_CHUNK):
+            self.chunks.append(_decode_stus(buf, starts[i:i + DECODE_CHUNK], ends[i:i + DECODE_CHUNK]))
+        del buf
+        self.base = int(self.end[n - 1])
+        self.decoded = n
+        self.buf = bytearray()
+
     def truncate(self, mark: tuple[int, int, int]) -> None:
         n, nb, nh = mark
         for a in (self.end, self.head, self.first_v, self.last_v):
@@ -334,7 +356,9 @@ class _StuTable:
 
 
 #: Rows of stop_time_updates decoded at once (bounds the decoder's memory: ~200 bytes a row).
-DECODE_CHUNK = 500_000
+DECODE_CHUNK = 200_000
+#: Bytes of stop_time_updates held before they are decoded (after a snapshot).
+FLUSH_BYTES = 16 << 20
 
 
 class HourParser:
@@ -384,6 +408,8 @@ class HourParser:
             self.quarantine.append((part, file, sha256, reason))
             return False
         self._prev[part] = (by_bytes, by_id)
+        if len(self.stus.buf) > FLUSH_BYTES:
+            self.stus.flush()
         self.snapshots.append((part, file, sha256, ts, _s(header.gtfs_realtime_version),
                                _INCREMENTALITY.get(header.incrementality) if header.HasField("incrementality") else None,
                                len(ents), *[x for pair in zip(rows, stored) for x in pair]))
@@ -516,7 +542,7 @@ class HourParser:
                 k = len(fresh)
                 if k:
                     start = len(ends)
-                    ends.extend(islice(accumulate(map(len, fresh), initial=len(buf)), 1, None))
+                    ends.extend(islice(accumulate(map(len, fresh), initial=sts.base + len(buf)), 1, None))
                     buf += b"".join(fresh)
                     one = array("q", [v]) * k
                     heads += array("q", [head]) * k
@@ -534,7 +560,7 @@ class HourParser:
                         mine[sb] = r
                         continue
                     buf += sb
-                    ends.append(len(buf))
+                    ends.append(sts.base + len(buf))
                     heads.append(head)
                     first.append(v)
                     last.append(v)
@@ -591,16 +617,14 @@ class HourParser:
         sts = self.stus
         schema = SCHEMAS["rt_stop_time_updates"]
         n = len(sts)
-        ends = np.frombuffer(sts.end, dtype=np.int64) if n else np.zeros(0, np.int64)
-        starts = np.concatenate([[0], ends[:-1]]).astype(np.int64)
-        buf = np.frombuffer(bytes(sts.buf) + bytes(16), dtype=np.uint8)
+        sts.flush()
         heads = np.frombuffer(sts.head, dtype=np.int64) if n else np.zeros(0, np.int64)
         take = pa.array(heads.astype(np.int32))
-        named = {name: pa.DictionaryArray.from_arrays(take, pa.array([h[k] for h in sts.heads], _S)).cast(_S)
+        named = {name: pa.DictionaryArray.from_arrays(take, pa.array([h[k] for h in sts.heads], _S))
                  for k, name in enumerate(("part", "entity_id", "trip_id", "route_id", "start_date"))}
-        chunks = [_decode_stus(buf, starts[i:i + DECODE_CHUNK], ends[i:i + DECODE_CHUNK]) for i in range(0, n, DECODE_CHUNK)]
+        chunks = sts.chunks
         for k, name in enumerate(_STU_DECODED):
-            named[name] = pa.concat_arrays([c[k] for c in chunks]) if chunks else pa.array([], schema.field(name).type)
+            named[name] = pa.chunked_array([c[k] for c in chunks], schema.field(name).type)
         named["header_timestamp"], named["last_header_timestamp"], named["snapshots"] = run
         return pa.Table.from_arrays([named[f.name] for f in schema], schema=schema)
 
@@ -624,8 +648,8 @@ class HourParser:
                     pa.array(tb.entity, _S)]
             cols += [pa.array(col, schema.field(c).type) for c, col in zip(tb.cols, tb.data)]
             out[name] = pa.Table.from_arrays(cols, schema=schema)
-        fv = np.asarray(self.stus.first_v, dtype=np.int64)
-        lv = np.asarray(self.stus.last_v, dtype=np.int64)
+        fv = np.frombuffer(self.stus.first_v, dtype=np.int64) if len(self.stus) else np.zeros(0, np.int64)
+        lv = np.frombuffer(self.stus.last_v, dtype=np.int64) if len(self.stus) else np.zeros(0, np.int64)
         run = [v_first.take(pa.array(fv)) if len(fv) else pa.array([], _I64),
                v_last.take(pa.array(lv)) if len(lv) else pa.array([], _I64),
                pa.array((end[lv] - base[fv]).astype(np.int32) if len(fv) else [], _I32)]
@@ -677,7 +701,7 @@ def _decode_stus(buf, starts, ends) -> list:
 
     n = len(starts)
     out, fallback = decode(buf, starts, ends, _STU_SCHEMA)
-    cols = [ints(out[1], _I64), strings(buf, out[4])]
+    cols = [ints(out[1], _I64), strings(buf, out[4]).dictionary_encode()]
     for f in (2, 3):
         sub, _, lanes = out[f]
         cols += [ints(sub[2], _I64, lanes=lanes, n=n), ints(sub[1], _I32, signed32=True, lanes=lanes, n=n),
@@ -688,13 +712,14 @@ def _decode_stus(buf, starts, ends) -> list:
     lookup = np.full(max(names) + 1, 0, dtype=np.int32)
     lookup[names] = np.arange(len(names), dtype=np.int32)
     idx = np.where(known, lookup[np.where(known, vals, 0).astype(np.int64)], 0).astype(np.int32)
-    cols.append(pa.DictionaryArray.from_arrays(pa.array(idx, mask=~known), pa.array([_STU_REL[k] for k in names], _S)).cast(_S))
+    cols.append(pa.DictionaryArray.from_arrays(pa.array(idx, mask=~known), pa.array([_STU_REL[k] for k in names], _S)))
     if fallback.any():  # something the column decoder does not read: those rows are read by upb
         lists = [c.to_pylist() for c in cols]
         for i in np.flatnonzero(fallback):
             for col, x in zip(lists, _stu_values(bytes(buf[starts[i]:ends[i]]))):
                 col[i] = x
-        cols = [pa.array(col, c.type) for col, c in zip(lists, cols)]
+        cols = [pa.array(col, c.type.value_type).dictionary_encode() if pa.types.is_dictionary(c.type) else pa.array(col, c.type)
+                for col, c in zip(lists, cols)]
     return cols
 
 

@@ -228,3 +228,22 @@ def test_negative_delays_large_times_and_unknown_fields_decode_like_upb():
     assert (rows[0]["arrival_delay"], rows[0]["arrival_time"], rows[0]["arrival_uncertainty"]) == (-2147483648, 2**62, 30)
     assert rows[0]["departure_delay"] == -1 and rows[0]["departure_time"] is None and rows[0]["schedule_relationship"] == "SKIPPED"
     assert rows[1]["stop_sequence"] is None and rows[1]["stop_id"] is None and rows[1]["arrival_time"] is None
+
+
+def test_decoding_in_chunks_as_rows_accumulate_gives_the_same_tables(monkeypatch):
+    import transforms.gtfs_rt.parse as parse
+
+    seq = [p.read_bytes() for p in captures() if p.parent.name == "nyct-subway-2019"][:6]
+    seq.insert(3, seq[2][:-5])  # a truncated one in the middle, quarantined
+
+    def run():
+        parser = HourParser()
+        for data in seq:
+            parser.add(data, part="combined")
+        return {k: v.to_pylist() for k, v in parser.finish().items()}
+
+    whole = run()
+    monkeypatch.setattr(parse, "FLUSH_BYTES", 1)
+    monkeypatch.setattr(parse, "DECODE_CHUNK", 7)
+    assert run() == whole
+    assert len(whole["rt_quarantine"]) == 1

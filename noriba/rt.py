@@ -213,7 +213,13 @@ async def _fetch(ws: Workspace, client, p: _Poll) -> dict:
                 raise InputError(f"the server answered HTTP {resp.status_code}")
     except (httpx.HTTPError, InputError, OSError) as exc:
         rec["latency_ms"] = round((time.perf_counter() - t0) * 1000, 1)
-        rec["error"] = _clean(f"{type(exc).__name__}: {exc}" if not isinstance(exc, InputError) else str(exc), p.secrets())
+        if isinstance(exc, InputError):
+            text = str(exc)
+        elif isinstance(exc, httpx.TimeoutException):
+            text = f"{type(exc).__name__}: no answer within timeout_s={p.timeout_s:g} s"
+        else:
+            text = f"{type(exc).__name__}: {exc}"
+        rec["error"] = _clean(text, p.secrets())
         p.failures += 1
         append_line(hour_dir(ws, p.feed_id, when) / "fetches.jsonl", rec)
         return rec
@@ -244,8 +250,13 @@ def next_delay(p: _Poll, elapsed: float) -> float:
     return max(0.0, p.poll_s - elapsed)
 
 
-async def _run_poll(ws: Workspace, client, p: _Poll, stop: asyncio.Event, *, once: bool) -> None:
+async def _run_poll(ws: Workspace, client, p: _Poll, stop: asyncio.Event, *, once: bool, offset: float = 0.0) -> None:
     was_down = False
+    if offset and not once:  # the URLs are spread over the poll interval, not all fetched at the same instant
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=offset)
+        except asyncio.TimeoutError:
+            pass
     while not stop.is_set():
         t0 = time.monotonic()
         rec = await _fetch(ws, client, p)
@@ -281,7 +292,8 @@ async def archive_async(ws: Workspace, specs: list, *, duration_s: float | None 
             pass
     limits = httpx.Limits(max_connections=max(10, len(polls)), max_keepalive_connections=max(10, len(polls)))
     async with httpx.AsyncClient(headers={"User-Agent": USER_AGENT}, follow_redirects=True, max_redirects=10, limits=limits) as client:
-        tasks = [asyncio.create_task(_run_poll(ws, client, p, stop, once=once)) for p in polls]
+        tasks = [asyncio.create_task(_run_poll(ws, client, p, stop, once=once, offset=p.poll_s * i / len(polls)))
+                 for i, p in enumerate(polls)]
         if duration_s is not None and not once:
             loop.call_later(duration_s, stop.set)
         try:

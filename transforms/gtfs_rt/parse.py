@@ -620,7 +620,7 @@ class HourParser:
         sts.flush()
         heads = np.frombuffer(sts.head, dtype=np.int64) if n else np.zeros(0, np.int64)
         take = pa.array(heads.astype(np.int32))
-        named = {name: pa.DictionaryArray.from_arrays(take, pa.array([h[k] for h in sts.heads], _S))
+        named = {name: pa.array([h[k] for h in sts.heads], _S).dictionary_encode().take(take)  # nulls in the indices, not the dictionary
                  for k, name in enumerate(("part", "entity_id", "trip_id", "route_id", "start_date"))}
         chunks = sts.chunks
         for k, name in enumerate(_STU_DECODED):

@@ -70,3 +70,11 @@ def test_realtime_specs_are_kept_out_of_the_static_feeds(tmp_path):
     assert [s.id for s in load_specs(tmp_path)] == ["bus"]
     specs, problems = load_rt_specs(tmp_path)
     assert [s.id for s in specs] == ["bus-rt"] and problems == []
+
+
+def test_the_example_in_specs_readme_is_a_valid_spec():
+    from transforms.specfile import load_yaml_text
+
+    block = (ROOT / "specs" / "README.md").read_text().split("## Realtime feeds")[1].split("```yaml")[1].split("```")[0]
+    spec = parse_spec(load_yaml_text(block, where="specs/README.md"), where="specs/README.md", root=ROOT)
+    assert spec.realtime["params"] == {"acl:consumerKey": "ODPT_KEY"} and len(spec.realtime["urls"]) == 3

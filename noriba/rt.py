@@ -193,8 +193,13 @@ async def _fetch(ws: Workspace, client, p: _Poll) -> dict:
     if p.state.get("last_modified"):
         headers["If-Modified-Since"] = p.state["last_modified"]
     try:
-        async with client.stream("GET", p.url, headers=headers, params=p.params or None, timeout=p.timeout_s) as resp:
+        # a redirect would carry the API-key headers to wherever it points: with keys, redirects are not followed
+        async with client.stream("GET", p.url, headers=headers, params=p.params or None, timeout=p.timeout_s,
+                                 follow_redirects=not p.secrets()) as resp:
             rec["status"] = resp.status_code
+            if resp.is_redirect:
+                raise InputError(f"the server redirects (HTTP {resp.status_code}); with API keys from the environment, redirects are "
+                                 "not followed, so the keys go nowhere else: put the URL it redirects to in the spec")
             if resp.status_code == 200:
                 declared = resp.headers.get("content-length", "")
                 if declared.isdigit() and int(declared) > p.max_bytes:

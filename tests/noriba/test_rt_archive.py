@@ -45,6 +45,8 @@ class _Handler(BaseHTTPRequestHandler):
         if srv.status != 200:
             self.send_response(srv.status)
             self.send_header("Content-Length", "0")
+            if srv.status in (301, 302, 307, 308):
+                self.send_header("Location", "http://127.0.0.2:9/elsewhere.pb")
             self.end_headers()
             return
         self.send_response(200)
@@ -253,3 +255,13 @@ def test_archived_fetches_and_snapshots_reach_the_lake_and_the_warehouse(ws):
     assert con.execute("SELECT static_feed_id, timezone FROM rt.feeds").fetchall() == [("minato-city-bus", "Asia/Tokyo")]
     rows = con.execute("SELECT arrival_delay, header_timestamp, snapshots FROM rt.stop_time_updates ORDER BY header_timestamp").fetchall()
     assert rows == [(0, 1000, 1), (30, 1020, 1)]
+
+
+def test_with_keys_a_redirect_is_not_followed(ws, monkeypatch):
+    monkeypatch.setenv("NORIBA_TEST_RT_KEY", SECRET)
+    with replay() as srv, deadline(30):
+        srv.status = 302
+        rt.archive(ws, [rt_spec(srv.url, headers={"X-Api-Key": {"env": "NORIBA_TEST_RT_KEY"}})], once=True)
+    (rec,) = fetch_log(ws)
+    assert rec["status"] == 302 and "redirects are not followed" in rec["error"]
+    assert len(srv.requests) == 1

@@ -43,7 +43,9 @@ Lake tables (columns; every table also has ``feed_id``, ``date`` and ``hour`` as
   (false: the same bytes as the previous fetch, or 304), sha256, file (archived snapshot), error
 
 where ROW = header_timestamp, last_header_timestamp, snapshots. Enumerations are their protobuf
-names (e.g. SCHEDULED, IN_TRANSIT_TO); times are POSIX seconds (int64).
+names (e.g. SCHEDULED, IN_TRANSIT_TO); times are POSIX seconds (int64). In rt_stop_time_updates
+the text columns (part, entity_id, trip_id, route_id, start_date, stop_id, schedule_relationship)
+are dictionary-encoded strings (:data:`SCHEMAS` has every type); DuckDB reads them as VARCHAR.
 """
 
 from __future__ import annotations

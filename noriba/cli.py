@@ -1,4 +1,4 @@
-"""The ``noriba`` command line: ingest, run, validate, status, diff, export, trips, municipality, serve, demo."""
+"""The ``noriba`` command line: ingest, run, validate, status, diff, export, trips, municipality, serve, demo, rt."""
 
 from __future__ import annotations
 

@@ -50,6 +50,8 @@ def decode(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, schema: dict) 
         else:
             out[f] = [np.zeros(n, np.int64), np.zeros(n, np.int64), np.zeros(n, bool)]  # sub-message ranges, decoded below
     fallback = np.zeros(n, dtype=bool)
+    varint_fields = np.array([f for f, k in schema.items() if k == VARINT], dtype=np.int64)
+    len_fields = np.array([f for f, k in schema.items() if k != VARINT], dtype=np.int64)
     lanes = np.arange(n)
     pos = starts.astype(np.int64)
     end = ends.astype(np.int64)
@@ -65,32 +67,33 @@ def decode(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, schema: dict) 
         if w0.any():
             v, after, bad = _varints(buf, pos[w0])
             newpos[w0] = after
-            fallback[lanes[w0][bad]] = True
-            for f, kind in schema.items():
-                sel = fn[w0] == f
-                if kind == VARINT and sel.any():
-                    vals, present = out[f]
-                    vals[lanes[w0][sel]] = v[sel]
-                    present[lanes[w0][sel]] = True
+            l0, f0 = lanes[w0], fn[w0]
+            fallback[l0[bad]] = True
+            for f in varint_fields:
+                sel = f0 == f
+                if sel.any():
+                    vals, present = out[int(f)]
+                    vals[l0[sel]] = v[sel]
+                    present[l0[sel]] = True
         w2 = wt == 2
         if w2.any():
             ln, after, bad = _varints(buf, pos[w2])
-            fallback[lanes[w2][bad]] = True
+            l2, f2 = lanes[w2], fn[w2]
+            fallback[l2[bad]] = True
             ln = ln.astype(np.int64)
             newpos[w2] = after + ln
-            for f, kind in schema.items():
-                sel = fn[w2] == f
-                if kind != VARINT and sel.any():
-                    col = out[f]
-                    col[0][lanes[w2][sel]] = after[sel]
-                    col[1][lanes[w2][sel]] = ln[sel]
-                    col[2][lanes[w2][sel]] = True
+            for f in len_fields:
+                sel = f2 == f
+                if sel.any():
+                    col = out[int(f)]
+                    col[0][l2[sel]] = after[sel]
+                    col[1][l2[sel]] = ln[sel]
+                    col[2][l2[sel]] = True
         w1, w5 = wt == 1, wt == 5
         newpos[w1] = pos[w1] + 8
         newpos[w5] = pos[w5] + 4
         other = newpos < 0
-        known_wrong = np.isin(fn, [f for f, k in schema.items() if k == VARINT]) & ~w0 | \
-            np.isin(fn, [f for f, k in schema.items() if k != VARINT]) & ~w2
+        known_wrong = np.isin(fn, varint_fields) & ~w0 | np.isin(fn, len_fields) & ~w2
         fallback[lanes[other | known_wrong]] = True
         newpos[other] = end[other]
         stay = newpos < end

@@ -8,7 +8,8 @@ random -30..+60 s, and every one of its stop_time_updates' arrival and departure
 change. The other trips are left byte for byte as in the previous snapshot. The snapshots are
 written as the archiver writes them (raw/<feed>/rt/<date>/<hour>/, one fetch-log line each).
 
-Each measurement runs in its own process (wall time without imports; peak memory = that process's max RSS):
+Each measurement runs in its own process (wall time without imports; CPU = its user + system time; peak memory = that
+process's max RSS); the rounds are interleaved (floor, loop, ours, floor, ...) and the best of each is kept:
 
 - ``floor``: read each snapshot file and ``FeedMessage.ParseFromString`` it (upb), nothing else;
 - ``loop``: the second baseline: the floor, plus a plain Python loop over the parsed message building
@@ -29,6 +30,7 @@ time is the share of one core.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import random
@@ -79,8 +81,6 @@ def make_hour(home: Path, n: int, p: float, seed: int = 15) -> tuple[int, int]:
                         s.departure.time += change
         data = m.SerializeToString()
         when = HOUR + timedelta(seconds=20 * k)
-        import hashlib
-
         sha = hashlib.sha256(data).hexdigest()
         path = rt.archive_snapshot(ws, FEED, "trip_updates", data, when, sha)
         rt.append_line(path.parent / "fetches.jsonl", {
@@ -214,17 +214,21 @@ def main() -> None:
     print(f"made {args.snapshots} snapshots, {raw_bytes / 1e6:.1f} MB, {stus:,} stop_time_updates in {time.perf_counter() - t0:.0f} s",
           flush=True)
     folder = home / "raw" / FEED / "rt" / HOUR.strftime("%Y-%m-%d") / HOUR.strftime("%H")
-    results = {}
-    for what in ("floor", "loop", "ours"):
-        runs = [child(what, folder, home) for _ in range(args.repeat)]
-        results[what] = min(runs, key=lambda r: r["wall_s"])
-        print(json.dumps(results[what]), flush=True)
+    runs: dict[str, list[dict]] = {"floor": [], "loop": [], "ours": []}
+    for _ in range(args.repeat):  # rounds interleaved: on a shared machine the load changes from minute to minute
+        for what in runs:
+            runs[what].append(child(what, folder, home))
+            print(json.dumps(runs[what][-1]), flush=True)
+    results = {what: {**min(r, key=lambda x: x["wall_s"]), "cpu_s": min(x["cpu_s"] for x in r)} for what, r in runs.items()}
     lake = sum(p.stat().st_size for p in (home / "lake").rglob("*.parquet"))
     floor = results["floor"]["wall_s"]
     summary = {
         "p": round(args.p, 3), "snapshots": args.snapshots, "raw_mb": round(raw_bytes / 1e6, 1), "stop_time_updates": stus,
         "floor_s": round(floor, 2), "loop_s": round(results["loop"]["wall_s"], 2), "ours_s": round(results["ours"]["wall_s"], 2),
         "ours_vs_floor": round(results["ours"]["wall_s"] / floor, 2), "loop_vs_floor": round(results["loop"]["wall_s"] / floor, 2),
+        "cpu_floor_s": round(results["floor"]["cpu_s"], 2), "cpu_loop_s": round(results["loop"]["cpu_s"], 2),
+        "cpu_ours_s": round(results["ours"]["cpu_s"], 2),
+        "cpu_ours_vs_floor": round(results["ours"]["cpu_s"] / results["floor"]["cpu_s"], 2),
         "ours_peak_rss_mb": round(results["ours"]["peak_rss_mb"]), "lake_mb": round(lake / 1e6, 2),
         "lake_vs_raw": round(lake / raw_bytes, 4), "stu_rows_stored": results["ours"]["stored"]["rt_stop_time_updates"],
         "stu_rows_reconciled": results["ours"]["rows_in_snapshots"]["rt_stop_time_updates"] == stus,

@@ -404,13 +404,21 @@ def _hour_mark(folder: Path) -> float:
     return max(marks)
 
 
+#: In an hour's rt_snapshots partition: the raw folder's mark (_hour_mark) seen before it was parsed.
+RAW_MARK = "_raw_mark.json"
+
+
 def pending_hours(ws: Workspace, feed_id: str) -> list[str]:
-    """Return the archived hours whose lake partitions are missing or older than their raw files."""
+    """Return the archived hours not parsed since their raw folder last changed (a snapshot or fetch added while an hour
+    was being parsed makes it pending again)."""
     out = []
     for key in raw_hours(ws, feed_id):
         date, hour = key.split("T")
-        done = _partition(ws, "rt_snapshots", feed_id, date, hour) / "part-0.parquet"
-        if not done.exists() or done.stat().st_mtime < _hour_mark(rt_dir(ws, feed_id) / date / hour):
+        try:
+            seen = float(json.loads((_partition(ws, "rt_snapshots", feed_id, date, hour) / RAW_MARK).read_text())["mark"])
+        except (OSError, ValueError, KeyError, TypeError):
+            seen = None
+        if seen is None or seen < _hour_mark(rt_dir(ws, feed_id) / date / hour):
             out.append(key)
     return out
 
@@ -431,6 +439,7 @@ def parse_hour(ws: Workspace, feed_id: str, hour_key: str) -> dict:
     folder = rt_dir(ws, feed_id) / date / hour
     if not folder.is_dir():
         raise InputError(f"feed '{feed_id}' has nothing archived for {date}T{hour} UTC ({folder})")
+    mark = _hour_mark(folder)  # before listing: whatever arrives from now on makes the hour pending again
     names = sorted((f for f in os.listdir(folder) if _NAME.match(f)), key=lambda n: (_NAME.match(n)["part"], n.split("-")[-2], n))
     parser = HourParser()
     for name in names:
@@ -458,6 +467,8 @@ def parse_hour(ws: Workspace, feed_id: str, hour_key: str) -> dict:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         pq.write_table(t, tmp / "part-0.parquet", compression="zstd", compression_level=9, row_group_size=1 << 20)
+        if name == "rt_snapshots":
+            (tmp / RAW_MARK).write_text(json.dumps({"mark": mark}))
         old = target.with_name(f".{target.name}.{os.getpid()}.old")
         if target.exists():
             os.replace(target, old)

@@ -85,3 +85,26 @@ def test_cli_names_a_missing_path_and_a_bad_hour(ws, capsys):
     assert "is not an hour; write it as YYYY-MM-DDTHH" in capsys.readouterr().err
     assert main(["--home", str(ws.home), "rt", "parse"]) == 0
     assert "1 snapshot(s), 0 quarantined" in capsys.readouterr().err
+
+
+def test_a_snapshot_archived_while_its_hour_is_parsed_makes_the_hour_pending_again(ws, monkeypatch):
+    paths = [p for p in captures() if p.name in ("feed_1_weekday.protobuf", "feed_2_weekday.protobuf")]
+    rt.ingest(ws, "nyct", paths[:1])
+    real = rt._hour_mark
+    calls = []
+
+    def mark_then_archive(folder):
+        calls.append(folder)
+        m = real(folder)
+        if len(calls) == 1:  # parse_hour took its mark; a fetch lands right after
+            import os
+            import time
+
+            time.sleep(0.01)
+            os.utime(folder)
+        return m
+
+    monkeypatch.setattr(rt, "_hour_mark", mark_then_archive)
+    first = rt.parse_feed(ws, "nyct")
+    monkeypatch.setattr(rt, "_hour_mark", real)
+    assert rt.pending_hours(ws, "nyct") == first["hours"]

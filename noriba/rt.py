@@ -264,7 +264,11 @@ async def _run_poll(ws: Workspace, client, p: _Poll, stop: asyncio.Event, *, onc
             pass
     while not stop.is_set():
         t0 = time.monotonic()
-        rec = await _fetch(ws, client, p)
+        try:
+            rec = await _fetch(ws, client, p)
+        except Exception as exc:  # noqa: BLE001 (e.g. a full disk: said, and tried again with back-off; the other feeds go on)
+            p.failures += 1
+            rec = {"error": _clean(f"cannot archive: {type(exc).__name__}: {exc}", p.secrets())}
         p.fetches += 1
         if rec["error"] and not was_down:
             log.warning("%s/%s: %s; polling again with back-off", p.feed_id, p.part, rec["error"])

@@ -265,3 +265,18 @@ def test_with_keys_a_redirect_is_not_followed(ws, monkeypatch):
     (rec,) = fetch_log(ws)
     assert rec["status"] == 302 and "redirects are not followed" in rec["error"]
     assert len(srv.requests) == 1
+
+
+def test_a_failure_to_write_is_said_and_the_other_feeds_go_on(ws, monkeypatch, caplog):
+    real = rt.archive_snapshot
+
+    def full_disk(ws_, feed_id, *a, **k):
+        if feed_id == "bus-a":
+            raise OSError(28, "No space left on device")
+        return real(ws_, feed_id, *a, **k)
+
+    monkeypatch.setattr(rt, "archive_snapshot", full_disk)
+    with replay() as srv, deadline(30):
+        result = rt.archive(ws, [rt_spec(srv.url, feed_id="bus-a"), rt_spec(srv.url, feed_id="bus-b")], once=True)
+    assert result["bus-a/trip_updates"]["failures"] == 1 and "No space left" in caplog.text
+    assert result["bus-b/trip_updates"] == {"fetches": 1, "changed": 1, "failures": 0}

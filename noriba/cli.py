@@ -665,6 +665,13 @@ def cmd_rt(args) -> int:
                               markup=False)
                 return EXIT_PROBLEM
             specs = [s for s in specs if s.id in args.feed_ids]
+        if not specs and not args.feed_ids and not args.once and args.duration is None:
+            # the long-running service (docker/): wait for a spec instead of exiting and being restarted in a loop
+            wait = float(os.environ.get("NORIBA_RT_SPEC_WAIT_S", "60"))
+            console.print(f"no gtfs-rt specs under specs/feeds yet; looking again every {wait:g} s", markup=False)
+            while not specs:
+                time.sleep(wait)
+                specs = load_rt_specs(Path(args.specs) if args.specs else None)[0]
         if not specs:
             console.print("error: no gtfs-rt specs under specs/feeds (kind: gtfs-rt, with a realtime: section)", markup=False)
             return EXIT_PROBLEM

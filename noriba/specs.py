@@ -137,7 +137,8 @@ def parse_spec(doc: object, *, where: str, root: Path, expect_id: str | None = N
     source = Source()
     if kind in REALTIME_KINDS:
         if src is not None:
-            bad("source", "a gtfs-rt feed gives its URLs under `realtime:` (vehicle_positions, trip_updates, alerts or combined)")
+            bad("source", "a gtfs-rt feed gives its URLs under `realtime:` (vehicle_positions, trip_updates, alerts or combined); "
+                          "to load snapshots captured elsewhere use `noriba rt ingest PATH --feed ID`")
     elif not isinstance(src, dict):
         bad("source", "missing; give `source: {path: ...}` or `source: {url: ...}`")
     else:

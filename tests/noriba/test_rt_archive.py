@@ -280,3 +280,29 @@ def test_a_failure_to_write_is_said_and_the_other_feeds_go_on(ws, monkeypatch, c
         result = rt.archive(ws, [rt_spec(srv.url, feed_id="bus-a"), rt_spec(srv.url, feed_id="bus-b")], once=True)
     assert result["bus-a/trip_updates"]["failures"] == 1 and "No space left" in caplog.text
     assert result["bus-b/trip_updates"] == {"fetches": 1, "changed": 1, "failures": 0}
+
+
+def test_the_service_waits_for_a_spec_then_archives_and_stops_cleanly_on_sigterm(tmp_path):
+    import signal
+
+    (tmp_path / "specs" / "feeds").mkdir(parents=True)
+    env = {**os.environ, "NORIBA_HOME": str(tmp_path / "home"), "NORIBA_SPECS": str(tmp_path / "specs"), "NORIBA_RT_SPEC_WAIT_S": "0.2"}
+    with replay() as srv, deadline(120):
+        proc = subprocess.Popen([sys.executable, "-m", "noriba.cli", "rt", "archive"], env=env, cwd=ROOT,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            time.sleep(1.5)
+            assert proc.poll() is None, proc.communicate()
+            (tmp_path / "specs" / "feeds" / "bus-rt.yml").write_text(f"id: bus-rt\nkind: gtfs-rt\nrealtime:\n  combined: {srv.url}\n")
+            for _ in range(200):
+                if srv.requests:
+                    break
+                time.sleep(0.1)
+            proc.send_signal(signal.SIGTERM)
+            out, err = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    assert proc.returncode == 0, err
+    assert "looking again every 0.2 s" in err and "bus-rt/combined: 1 fetches, 1 changed" in err
+    assert len(list((tmp_path / "home" / "raw" / "bus-rt" / "rt").glob("*/*/*.pb"))) == 1

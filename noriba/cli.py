@@ -1,4 +1,4 @@
-"""The ``noriba`` command line: ingest, run, validate, status, diff, export, trips, municipality, serve, demo."""
+"""The ``noriba`` command line: ingest, run, validate, status, diff, export, trips, municipality, serve, demo, rt."""
 
 from __future__ import annotations
 
@@ -712,6 +712,8 @@ def _sync_up(args) -> None:
     from noriba.workspace import Workspace
 
     storage.sync_up(Workspace.from_env(args.home))
+
+
 def cmd_gbfs(args) -> int:
     """Run ``noriba gbfs ingest PATH --feed ID`` or ``noriba gbfs fetch FEED``; return 0, or EXIT_PROBLEM after one line per failure."""
     from noriba import gbfs
@@ -772,6 +774,117 @@ def _gbfs_parser(sub) -> None:
         g.add_argument("--specs", help="specs folder (default $NORIBA_SPECS or ./specs)")
         g.add_argument("--quiet", action="store_true", help="no progress output")
         g.add_argument("--no-export", action="store_true", help="stop after publishing")
+
+
+# ---------------------------------------------------------------- rt: GTFS-Realtime (noriba/rt.py)
+
+def _duration(text: str) -> float:
+    """Return seconds of a duration such as 90, 90s, 10m, 2h."""
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)([smh]?)", text.strip())
+    if not m:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration such as 90s, 10m or 2h")
+    return float(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[m.group(2)]
+
+
+def _rt_parser(sub) -> None:
+    rt = sub.add_parser("rt", help="GTFS-Realtime: archive, ingest and parse realtime feeds (kind gtfs-rt specs)")
+    rsub = rt.add_subparsers(dest="rt_command", required=True)
+    sp = rsub.add_parser("archive", help="poll every gtfs-rt spec (or those named) concurrently and archive each changed response")
+    sp.add_argument("feed_ids", nargs="*", metavar="FEED", help="gtfs-rt feed ids of specs/feeds (default: all)")
+    sp.add_argument("--for", dest="duration", type=_duration, help="stop after this long, e.g. 10m (default: run until stopped)")
+    sp.add_argument("--once", action="store_true", help="fetch each URL once, then stop (for cron and tests)")
+    sp.add_argument("--specs", help="specs folder (default $NORIBA_SPECS or ./specs)")
+    sp = rsub.add_parser("ingest", help="archive protobuf snapshots captured elsewhere (files or folders), then parse and publish them")
+    sp.add_argument("paths", nargs="+", metavar="PATH", help="snapshot files or folders of them")
+    sp.add_argument("--feed", required=True, help="the realtime feed id to file them under")
+    sp.add_argument("--static", help="the published static feed id its trips, routes and stops belong to")
+    sp.add_argument("--timezone", help="IANA time zone of the feed, e.g. Asia/Tokyo")
+    sp.add_argument("--no-parse", action="store_true", help="only archive; parse later with `noriba rt parse`")
+    sp = rsub.add_parser("parse", help="parse archived hours into the lake and publish them to the warehouse (schema rt)")
+    sp.add_argument("feed_ids", nargs="*", metavar="FEED", help="realtime feed ids (default: every feed archived)")
+    sp.add_argument("--hour", action="append", help="this UTC hour only, as YYYY-MM-DDTHH (repeatable; default: every hour "
+                    "not parsed since its last snapshot)")
+    sp.add_argument("--no-publish", action="store_true", help="write the lake only")
+
+
+def cmd_rt(args) -> int:
+    """Run `noriba rt archive | ingest | parse`; one line per problem, never a traceback."""
+    from noriba import rt
+    from noriba.workspace import Workspace
+
+    console = _console()
+    ws = Workspace.from_env(args.home)
+    if args.rt_command == "archive":
+        from noriba.specs import load_rt_specs
+
+        specs, problems = load_rt_specs(Path(args.specs) if args.specs else None)
+        for line in problems:
+            console.print(f"warning: {line}", markup=False)
+        if args.feed_ids:
+            unknown = sorted(set(args.feed_ids) - {s.id for s in specs})
+            if unknown:
+                console.print(f"error: no gtfs-rt spec for {', '.join(unknown)}; known: {', '.join(s.id for s in specs) or 'none'}",
+                              markup=False)
+                return EXIT_PROBLEM
+            specs = [s for s in specs if s.id in args.feed_ids]
+        if not specs and not args.feed_ids and not args.once and args.duration is None:
+            # the long-running service (docker/): wait for a spec instead of exiting and being restarted in a loop
+            wait = float(os.environ.get("NORIBA_RT_SPEC_WAIT_S", "60"))
+            console.print(f"no gtfs-rt specs under specs/feeds yet; looking again every {wait:g} s", markup=False)
+            while not specs:
+                time.sleep(wait)
+                specs = load_rt_specs(Path(args.specs) if args.specs else None)[0]
+        if not specs:
+            console.print("error: no gtfs-rt specs under specs/feeds (kind: gtfs-rt, with a realtime: section)", markup=False)
+            return EXIT_PROBLEM
+        urls = sum(len(s.realtime["urls"]) for s in specs)
+        console.print(f"archiving {len(specs)} realtime feed(s), {urls} URL(s) into {ws.home}"
+                      + (" once" if args.once else f" for {args.duration:g} s" if args.duration else " until stopped"), markup=False)
+        try:
+            result = rt.archive(ws, specs, duration_s=args.duration, once=args.once)
+        except Exception as exc:
+            _fail(console, "rt archive", exc)
+            return EXIT_PROBLEM
+        for key, r in result.items():
+            console.print(f"{key}: {r['fetches']} fetches, {r['changed']} changed"
+                          + (f", failing ({r['failures']} in a row)" if r["failures"] else ""), markup=False)
+        return 0
+    if args.rt_command == "ingest":
+        try:
+            res = rt.ingest(ws, args.feed, [Path(p) for p in args.paths], static=args.static, tz=args.timezone)
+            console.print(f"{args.feed}: {res['files']} file(s), {res['archived']} new snapshot(s) in {len(res['hours'])} hour(s)",
+                          markup=False)
+            if args.no_parse:
+                return 0
+            return _rt_parse(console, ws, [args.feed], res["hours"], publish=True)
+        except Exception as exc:
+            _fail(console, args.feed, exc)
+            return EXIT_PROBLEM
+    feeds = args.feed_ids or sorted(p.parent.name for p in ws.raw.glob("*/rt") if p.is_dir())
+    if not feeds:
+        console.print(f"nothing archived in {ws.home}; run `noriba rt archive` or `noriba rt ingest` first", markup=False)
+        return 0
+    try:
+        return _rt_parse(console, ws, feeds, args.hour, publish=not args.no_publish)
+    except Exception as exc:
+        _fail(console, "rt parse", exc)
+        return EXIT_PROBLEM
+
+
+def _rt_parse(console, ws, feeds: list[str], hours: list[str] | None, *, publish: bool) -> int:
+    from noriba import rt
+
+    for fid in feeds:
+        res = rt.parse_feed(ws, fid, hours=hours, publish=publish)
+        for h in res["parsed"]:
+            rows = h["rows_in_snapshots"]
+            console.print(f"{fid} {h['hour']}: {h['snapshots']} snapshot(s), {h['quarantined']} quarantined; "
+                          f"{rows['rt_vehicle_positions']} vehicle positions, {rows['rt_trip_updates']} trip updates, "
+                          f"{rows['rt_stop_time_updates']} stop time updates, {rows['rt_alerts']} alerts "
+                          f"({h['stored']['rt_stop_time_updates']} stop time updates stored, the rest unchanged)", markup=False)
+        if not res["parsed"]:
+            console.print(f"{fid}: nothing new to parse", markup=False)
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -851,6 +964,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("feed_ids", nargs="*", metavar="FEED", help="feed ids (default: all in the lake)")
     sp.add_argument("--no-contracts", action="store_true", help="skip the data contracts (they only report)")
     _gbfs_parser(sub)
+    _rt_parser(sub)
     return p
 
 
@@ -898,6 +1012,8 @@ def main(argv: list[str] | None = None) -> int:
             rc = cmd_gbfs(args)
             _sync_up(args)  # with NORIBA_HOME on object storage, the raw snapshots and the lake go to the store
             return rc
+        if args.command == "rt":
+            return cmd_rt(args)
     except KeyboardInterrupt:
         _console().print("interrupted")
         return 130

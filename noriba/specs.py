@@ -20,9 +20,11 @@ from transforms.schema import default_specs_dir
 from transforms.specfile import (ID_PATTERN, Anything, Flag, ListOf, Map, Null, Number, OneOf, SpecError, Text, check_shape, field_of,
                                  is_under, load_yaml, shown)
 
-__all__ = ["SpecError", "FeedSpec", "Source", "load_spec", "load_specs", "load_trip_specs", "parse_spec"]
+__all__ = ["SpecError", "FeedSpec", "Source", "load_rt_specs", "load_spec", "load_specs", "load_trip_specs", "parse_spec"]
 
-KINDS = ("gtfs", "timetable", "trips", "zones", "gbfs")
+KINDS = ("gtfs", "timetable", "trips", "zones", "gbfs", "gtfs-rt")
+#: Realtime feeds (transforms/gtfs_rt/spec.py) are polled by `noriba rt archive`, not run as static feeds.
+REALTIME_KINDS = ("gtfs-rt",)
 PROFILES = ("gtfs", "gtfs-jp")
 _QUOTED = 'text in quotes, such as "01205" (unquoted digits are read as a number)'
 SOURCE_SHAPE = Map({
@@ -52,7 +54,8 @@ FEED_SHAPE = Map({
     "tags": ListOf(Text()),
     "policy": Map({"block": Anything(), "block_codes": Anything(), "allow": Anything()}),  # values: noriba.policy
     "publish": OneOf(Flag(), Null(), expected="true or false (whether the feed is listed in the public catalog)"),
-    "timetable": Anything(), "trips": Anything(), "zones": Anything(), "gbfs": Anything(),  # checked by their kind
+    "timetable": Anything(), "trips": Anything(), "zones": Anything(), "gbfs": Anything(), "realtime": Anything(),
+    # (each checked by its kind)
     "notify": NOTIFY_SHAPE,
 })
 
@@ -97,6 +100,7 @@ class FeedSpec:
     timetable: dict | None = None  # the `timetable:` section of a kind: timetable spec, defaults filled
     publish: bool | None = None  # in the public catalog: True/False as asked; None = when it has a licence
     notify: dict = field(default_factory=dict)  # the `notify:` section (noriba/notify.py); empty = no notifications
+    realtime: dict | None = None  # the `realtime:` section of a gtfs-rt spec, defaults filled (transforms/gtfs_rt/spec.py)
 
     def metadata(self) -> dict:
         """Return the spec's descriptive fields, as stored with each feed version."""
@@ -133,7 +137,11 @@ def parse_spec(doc: object, *, where: str, root: Path, expect_id: str | None = N
         bad("kind", f"{shown(kind)} is not a known kind; use one of: {', '.join(KINDS)}")
     src = doc.get("source")
     source = Source()
-    if not isinstance(src, dict):
+    if kind in REALTIME_KINDS:
+        if src is not None:
+            bad("source", "a gtfs-rt feed gives its URLs under `realtime:` (vehicle_positions, trip_updates, alerts or combined); "
+                          "to load snapshots captured elsewhere use `noriba rt ingest PATH --feed ID`")
+    elif not isinstance(src, dict):
         bad("source", "missing; give `source: {path: ...}` or `source: {url: ...}`")
     else:
         given = [k for k in ("path", "url", "files") if src.get(k) or f"source.{k}" in dropped]
@@ -205,6 +213,15 @@ def parse_spec(doc: object, *, where: str, root: Path, expect_id: str | None = N
         source = Source(**{**source.__dict__, "manifest": manifest})
     elif doc.get("timetable") is not None:
         bad("timetable", "only a feed of kind timetable has a `timetable:` section")
+    realtime = None
+    if kind in REALTIME_KINDS:
+        from transforms.gtfs_rt.spec import check_realtime
+
+        realtime, rt_problems = check_realtime(doc.get("realtime"))
+        for fieldname, msg in rt_problems:
+            bad(fieldname, msg)
+    elif doc.get("realtime") is not None:
+        bad("realtime", "only a feed of kind gtfs-rt has a `realtime:` section")
     if problems:
         raise SpecError(problems)
     return FeedSpec(
@@ -212,7 +229,7 @@ def parse_spec(doc: object, *, where: str, root: Path, expect_id: str | None = N
         timezone=tz, encoding=enc, profile=profile, operator=doc.get("operator"),
         municipality=doc.get("municipality") or {}, license=doc.get("license") or {},
         tags=tuple(tags), policy=policy, options=options, timetable=timetable, publish=doc.get("publish"),
-        notify=notify,
+        notify=notify, realtime=realtime,
     )
 
 
@@ -269,21 +286,27 @@ def load_spec(path: Path, *, specs_dir: Path | None = None) -> FeedSpec:
     return FeedSpec(**{**spec.__dict__, "spec_path": path})
 
 
-def load_each(folder: str, specs_dir: Path | None = None) -> tuple[list[FeedSpec], list[str]]:
-    """Return (the valid specs under ``specs_dir/<folder>``, every problem of the others). One bad file costs only itself."""
+def load_each(folder: str, specs_dir: Path | None = None, *, realtime: bool = False) -> tuple[list[FeedSpec], list[str]]:
+    """Return (the valid specs under ``specs_dir/<folder>``, every problem of the others). One bad file costs only itself.
+
+    Realtime specs (kind gtfs-rt) are left out, unless ``realtime``: then only they are returned.
+    """
     specs_dir = specs_dir or default_specs_dir()
     problems: list[str] = []
     specs: list[FeedSpec] = []
     for path in sorted((specs_dir / folder).glob("*.y*ml")):
         try:
-            specs.append(load_spec(path, specs_dir=specs_dir))
+            spec = load_spec(path, specs_dir=specs_dir)
         except SpecError as exc:
             problems.extend(exc.problems)
+            continue
+        if (spec.kind in REALTIME_KINDS) == realtime:
+            specs.append(spec)
     return specs, problems
 
 
 def load_specs(specs_dir: Path | None = None) -> list[FeedSpec]:
-    """Return every feed spec under ``specs_dir/feeds``. If any is wrong, raise SpecError listing all problems."""
+    """Return every static feed spec under ``specs_dir/feeds`` (gtfs-rt specs: load_rt_specs). If any is wrong, raise SpecError listing all problems."""
     specs, problems = load_each("feeds", specs_dir)
     if problems:
         raise SpecError(problems)
@@ -296,3 +319,8 @@ def load_trip_specs(specs_dir: Path | None = None) -> list[FeedSpec]:
     if problems:
         raise SpecError(problems)
     return specs
+
+
+def load_rt_specs(specs_dir: Path | None = None) -> tuple[list[FeedSpec], list[str]]:
+    """Return (every valid gtfs-rt spec under ``specs_dir/feeds``, every problem of the spec files that could not be read)."""
+    return load_each("feeds", specs_dir, realtime=True)

@@ -16,7 +16,7 @@ from tests.conftest import ROOT
 
 DOCKER = ROOT / "docker"
 SERVICES = {"postgres", "redis", "airflow-apiserver", "airflow-scheduler", "airflow-dag-processor",
-            "airflow-triggerer", "airflow-worker", "airflow-init", "noriba-serve"}
+            "airflow-triggerer", "airflow-worker", "airflow-init", "noriba-serve", "noriba-rt-archiver"}
 SECRETS = ("POSTGRES_PASSWORD", "REDIS_PASSWORD", "AIRFLOW_FERNET_KEY", "AIRFLOW_SECRET_KEY", "AIRFLOW_JWT_SECRET")
 
 

@@ -1,0 +1,549 @@
+"""GTFS-Realtime: the archiver, ingest of captured snapshots, and the hourly parse into the lake and the warehouse.
+
+Layout in the workspace (``NORIBA_HOME``); dates and hours are UTC, of the fetch (of the header
+timestamp for an ingested file)::
+
+    raw/<feed>/rt/feed.json                                  static feed id, time zone, URLs (no secrets)
+    raw/<feed>/rt/state-<part>.json                          ETag, Last-Modified, sha256 of the last response
+    raw/<feed>/rt/<YYYY-MM-DD>/<HH>/<part>-<HHMMSS>-<sha256>.pb   each response that differs from the previous one
+    raw/<feed>/rt/<YYYY-MM-DD>/<HH>/fetches.jsonl            one JSON line per fetch (fsync'd)
+    lake/<table>/feed_id=<feed>/date=<YYYY-MM-DD>/hour=<HH>/part-0.parquet   (tables: transforms/gtfs_rt/parse.py)
+
+Every file is written to a dot-temp beside it, fsync'd, renamed, and its folder fsync'd, so a
+crash never leaves a half snapshot; an hour's lake partitions are replaced whole on rerun. The
+warehouse has them in schema ``rt`` (``rt.vehicle_positions``, ``rt.trip_updates``,
+``rt.stop_time_updates``, ``rt.alerts``, ``rt.alert_entities``, ``rt.fetches``, ``rt.snapshots``,
+``rt.quarantine``: the lake table without its ``rt_`` prefix, plus ``feed_id``, ``date``,
+``hour``) and ``rt.feeds`` (feed_id, static_feed_id, timezone), published under the single-writer
+lock of warehouse/publish.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+import signal
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from noriba.workspace import Workspace, safe_id
+from transforms.errors import InputError
+from transforms.gtfs_rt.spec import DEFAULT_MAX_BYTES, resolve_env
+
+log = logging.getLogger("noriba.rt")
+USER_AGENT = "noriba-rt/0.1 (+https://github.com/noriba)"
+_NAME = re.compile(r"(?P<part>[a-z_]+)-(?P<hms>\d{6})-(?P<sha>[0-9a-f]{64})\.pb\Z")
+_HOUR = re.compile(r"(\d{4}-\d{2}-\d{2})T?(\d{2})\Z")
+
+
+# ---------------------------------------------------------------- durable files
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_durably(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path``: a dot-temp beside it, fsync, rename, fsync the folder. A crash leaves the old file or the new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def append_line(path: Path, record: dict) -> None:
+    """Append ``record`` as one JSON line to ``path`` (O_APPEND, fsync'd)."""
+    made = not path.exists()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        os.write(fd, (json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n").encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    if made:
+        _fsync_dir(path.parent)
+
+
+def rt_dir(ws: Workspace, feed_id: str) -> Path:
+    return ws.raw_dir(feed_id) / "rt"
+
+
+def hour_dir(ws: Workspace, feed_id: str, when: datetime) -> Path:
+    """Return raw/<feed>/rt/<YYYY-MM-DD>/<HH> for the UTC hour of ``when``."""
+    when = when.astimezone(timezone.utc)
+    return rt_dir(ws, feed_id) / when.strftime("%Y-%m-%d") / when.strftime("%H")
+
+
+def max_bytes_for(realtime: dict | None) -> int:
+    """Return the largest response kept: the spec's max_bytes (default 64 MiB), at most NORIBA_MAX_FILE_BYTES."""
+    from transforms.gtfs import limits
+
+    return min(int((realtime or {}).get("max_bytes", DEFAULT_MAX_BYTES)), limits()[0])
+
+
+def write_feed_info(ws: Workspace, feed_id: str, *, static: str | None, tz: str | None, urls: dict | None = None) -> None:
+    """Record the feed's static feed id, time zone and URLs in raw/<feed>/rt/feed.json (kept values that are not given)."""
+    path = rt_dir(ws, feed_id) / "feed.json"
+    info = read_feed_info(ws, feed_id)
+    new = {**info, **{k: v for k, v in (("static_feed_id", static), ("timezone", tz), ("urls", urls)) if v}}
+    if new != info or not path.exists():
+        write_durably(path, json.dumps(new, ensure_ascii=False, sort_keys=True).encode())
+
+
+def read_feed_info(ws: Workspace, feed_id: str) -> dict:
+    try:
+        info = json.loads((rt_dir(ws, feed_id) / "feed.json").read_text())
+        return info if isinstance(info, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def archive_snapshot(ws: Workspace, feed_id: str, part: str, data: bytes, when: datetime, sha: str) -> Path:
+    """Return the path of the snapshot archived durably under its UTC hour (once: an existing copy is left as is)."""
+    path = hour_dir(ws, feed_id, when) / f"{part}-{when.astimezone(timezone.utc):%H%M%S}-{sha}.pb"
+    if not path.exists():
+        write_durably(path, data)
+    return path
+
+
+# ---------------------------------------------------------------- archiver
+
+@dataclass
+class _Poll:
+    """One URL of one realtime feed, and what the archiver remembers of it."""
+
+    feed_id: str
+    part: str
+    url: str
+    poll_s: float
+    timeout_s: float
+    max_bytes: int
+    max_backoff_s: float
+    headers: dict = field(default_factory=dict)
+    params: dict = field(default_factory=dict)
+    state: dict = field(default_factory=dict)  # etag, last_modified, sha256
+    failures: int = 0
+    fetches: int = 0
+    changed: int = 0
+
+    def secrets(self) -> list[str]:
+        return [v for v in (*self.headers.values(), *self.params.values()) if v]
+
+
+def _polls(ws: Workspace, spec) -> list[_Poll]:
+    """Return the URLs of a gtfs-rt spec to poll. If a header or parameter's environment variable is unset, raise InputError."""
+    rt = spec.realtime
+    try:
+        headers = resolve_env(rt["headers"], feed_id=spec.id, what="header")
+        params = resolve_env(rt["params"], feed_id=spec.id, what="query parameter")
+    except KeyError as exc:
+        raise InputError(exc.args[0]) from None
+    write_feed_info(ws, spec.id, static=rt.get("static"), tz=spec.timezone, urls=rt["urls"])
+    out = []
+    for part, url in rt["urls"].items():
+        p = _Poll(spec.id, part, url, rt["poll_s"], rt["timeout_s"], max_bytes_for(rt),
+                  rt["poll_s"] * rt["max_backoff_polls"], headers, params)
+        try:
+            st = json.loads((rt_dir(ws, spec.id) / f"state-{part}.json").read_text())
+            p.state = st if isinstance(st, dict) else {}
+        except (OSError, ValueError):
+            pass
+        out.append(p)
+    return out
+
+
+def _clean(text: str, secrets: list[str]) -> str:
+    for s in secrets:
+        text = text.replace(s, "***")
+    return " ".join(text.split())[:300]
+
+
+async def _fetch(ws: Workspace, client, p: _Poll) -> dict:
+    """Fetch one URL once; archive the body if it differs from the previous one; append the fetch to the hour's log. Return the record."""
+    import httpx
+
+    from transforms.gtfs_rt.parse import header_timestamp
+
+    when = datetime.now(timezone.utc)
+    t0 = time.perf_counter()
+    rec = {"fetched_at": when.isoformat(timespec="milliseconds"), "part": p.part, "url": p.url, "status": None,
+           "latency_ms": None, "bytes": None, "header_timestamp": None, "changed": False, "sha256": None, "file": None, "error": None}
+    headers = {**p.headers}
+    if p.state.get("etag"):
+        headers["If-None-Match"] = p.state["etag"]
+    if p.state.get("last_modified"):
+        headers["If-Modified-Since"] = p.state["last_modified"]
+    try:
+        # a redirect would carry the API-key headers to wherever it points: with keys, redirects are not followed
+        async with client.stream("GET", p.url, headers=headers, params=p.params or None, timeout=p.timeout_s,
+                                 follow_redirects=not p.secrets()) as resp:
+            rec["status"] = resp.status_code
+            if resp.is_redirect:
+                raise InputError(f"the server redirects (HTTP {resp.status_code}); with API keys from the environment, redirects are "
+                                 "not followed, so the keys go nowhere else: put the URL it redirects to in the spec")
+            if resp.status_code == 200:
+                declared = resp.headers.get("content-length", "")
+                if declared.isdigit() and int(declared) > p.max_bytes:
+                    raise InputError(f"the server announced {declared} bytes, more than max_bytes={p.max_bytes}")
+                chunks, n = [], 0
+                async for chunk in resp.aiter_bytes():
+                    n += len(chunk)
+                    if n > p.max_bytes:
+                        raise InputError(f"the response is larger than max_bytes={p.max_bytes} bytes; nothing was kept")
+                    chunks.append(chunk)
+                body = b"".join(chunks)
+                etag, modified = resp.headers.get("etag"), resp.headers.get("last-modified")
+            elif resp.status_code == 304:
+                body = None
+            else:
+                raise InputError(f"the server answered HTTP {resp.status_code}")
+    except (httpx.HTTPError, InputError, OSError) as exc:
+        rec["latency_ms"] = round((time.perf_counter() - t0) * 1000, 1)
+        if isinstance(exc, InputError):
+            text = str(exc)
+        elif isinstance(exc, httpx.TimeoutException):
+            text = f"{type(exc).__name__}: no answer within timeout_s={p.timeout_s:g} s"
+        else:
+            text = f"{type(exc).__name__}: {exc}"
+        rec["error"] = _clean(text, p.secrets())
+        p.failures += 1
+        append_line(hour_dir(ws, p.feed_id, when) / "fetches.jsonl", rec)
+        return rec
+    rec["latency_ms"] = round((time.perf_counter() - t0) * 1000, 1)
+    p.failures = 0
+    if body is not None:
+        sha = hashlib.sha256(body).hexdigest()
+        rec.update(bytes=len(body), sha256=sha, header_timestamp=header_timestamp(body))
+        if sha != p.state.get("sha256"):
+            path = archive_snapshot(ws, p.feed_id, p.part, body, when, sha)
+            rec.update(changed=True, file=path.name)
+            p.changed += 1
+        new_state = {"etag": etag, "last_modified": modified, "sha256": sha}
+        if new_state != p.state:
+            p.state = new_state
+            write_durably(rt_dir(ws, p.feed_id) / f"state-{p.part}.json", json.dumps(new_state).encode())
+    else:
+        rec.update(sha256=p.state.get("sha256"))
+    append_line(hour_dir(ws, p.feed_id, when) / "fetches.jsonl", rec)
+    return rec
+
+
+def next_delay(p: _Poll, elapsed: float) -> float:
+    """Return seconds to wait before the next fetch: the rest of the poll interval; after failures, a back-off of
+    poll × 2^(failures-1), capped at poll × max_backoff_polls (the source is polled again however long it is down)."""
+    if p.failures:
+        return min(p.poll_s * 2 ** (p.failures - 1), p.max_backoff_s)
+    return max(0.0, p.poll_s - elapsed)
+
+
+async def _run_poll(ws: Workspace, client, p: _Poll, stop: asyncio.Event, *, once: bool, offset: float = 0.0) -> None:
+    was_down = False
+    if offset and not once:  # the URLs are spread over the poll interval, not all fetched at the same instant
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=offset)
+        except asyncio.TimeoutError:
+            pass
+    while not stop.is_set():
+        t0 = time.monotonic()
+        try:
+            rec = await _fetch(ws, client, p)
+        except Exception as exc:  # noqa: BLE001 (e.g. a full disk: said, and tried again with back-off; the other feeds go on)
+            p.failures += 1
+            rec = {"error": _clean(f"cannot archive: {type(exc).__name__}: {exc}", p.secrets())}
+        p.fetches += 1
+        if rec["error"] and not was_down:
+            log.warning("%s/%s: %s; polling again with back-off", p.feed_id, p.part, rec["error"])
+        elif not rec["error"] and was_down:
+            log.warning("%s/%s: the source answers again", p.feed_id, p.part)
+        was_down = bool(rec["error"])
+        if once:
+            return
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=next_delay(p, time.monotonic() - t0))
+        except asyncio.TimeoutError:
+            pass
+
+
+async def archive_async(ws: Workspace, specs: list, *, duration_s: float | None = None, once: bool = False) -> dict:
+    """Poll every URL of ``specs`` concurrently until ``duration_s`` has passed, SIGTERM/SIGINT, or (``once``) one fetch each.
+
+    Return {feed_id/part: {fetches, changed, failures}}.
+    """
+    import httpx
+
+    ws.ensure()
+    polls = [p for s in specs for p in _polls(ws, s)]
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError, ValueError):  # not the main thread
+            pass
+    limits = httpx.Limits(max_connections=max(10, len(polls)), max_keepalive_connections=max(10, len(polls)))
+    async with httpx.AsyncClient(headers={"User-Agent": USER_AGENT}, follow_redirects=True, max_redirects=10, limits=limits) as client:
+        tasks = [asyncio.create_task(_run_poll(ws, client, p, stop, once=once, offset=p.poll_s * i / len(polls)))
+                 for i, p in enumerate(polls)]
+        if duration_s is not None and not once:
+            loop.call_later(duration_s, stop.set)
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            stop.set()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                try:
+                    loop.remove_signal_handler(sig)
+                except (NotImplementedError, RuntimeError, ValueError):
+                    pass
+    return {f"{p.feed_id}/{p.part}": {"fetches": p.fetches, "changed": p.changed, "failures": p.failures} for p in polls}
+
+
+def archive(ws: Workspace, specs: list, *, duration_s: float | None = None, once: bool = False) -> dict:
+    """Run :func:`archive_async` (see there) in a new event loop."""
+    return asyncio.run(archive_async(ws, specs, duration_s=duration_s, once=once))
+
+
+# ---------------------------------------------------------------- ingest
+
+#: Files in a folder given to ingest that are documentation or static feeds, not snapshots (a file named alone is always read).
+NOT_SNAPSHOTS = (".txt", ".md", ".json", ".zip", ".csv", ".html", ".yml", ".yaml")
+
+
+def _snapshot_files(paths: list[Path]) -> list[Path]:
+    """Return the files under ``paths``: each file given, and the regular files in each folder walked (hidden entries and
+    documentation or static feeds, NOT_SNAPSHOTS, skipped), sorted per folder."""
+    out: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            for dirpath, dirnames, filenames in os.walk(p):
+                dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+                out += [Path(dirpath) / f for f in sorted(filenames) if not f.startswith(".")
+                        and not f.lower().endswith(NOT_SNAPSHOTS) and (Path(dirpath) / f).is_file()]
+        elif p.is_file():
+            out.append(p)
+        else:
+            raise InputError(f"{p}: no such file or folder; give protobuf snapshot files or folders holding them")
+    return out
+
+
+def ingest(ws: Workspace, feed_id: str, paths: list[Path], *, static: str | None = None, tz: str | None = None,
+           max_bytes: int | None = None) -> dict:
+    """Archive captured snapshots (files or folders of them) as if fetched, under the UTC hour of their header timestamp
+    (of the file's modification time when it has none); return {files, archived, hours}.
+
+    Each file is logged in its hour's fetch log (``source_file``: its name). A file that is not a readable FeedMessage
+    is still archived: the parse step quarantines it with its reason. If a file is larger than the limit, raise InputError.
+    """
+    from transforms.gtfs_rt.parse import content_part, header_timestamp
+
+    safe_id(feed_id)
+    ws.ensure()
+    limit = max_bytes or max_bytes_for(None)
+    write_feed_info(ws, feed_id, static=static, tz=tz)
+    files = _snapshot_files(paths)
+    hours: set[tuple[str, str]] = set()
+    archived = 0
+    for f in files:
+        if f.stat().st_size > limit:
+            raise InputError(f"{f}: larger than {limit} bytes (NORIBA_MAX_FILE_BYTES / max_bytes); a realtime snapshot is "
+                             "a few MB at most: check that this is a GTFS-Realtime file")
+        data = f.read_bytes()
+        sha = hashlib.sha256(data).hexdigest()
+        ts = header_timestamp(data)
+        when = (datetime.fromtimestamp(ts, timezone.utc) if ts and 0 < ts < 4102444800
+                else datetime.fromtimestamp(f.stat().st_mtime, timezone.utc))
+        part = content_part(data)
+        folder = hour_dir(ws, feed_id, when)
+        already = folder.is_dir() and any(folder.glob(f"{part}-*-{sha}.pb"))
+        path = archive_snapshot(ws, feed_id, part, data, when, sha)
+        archived += not already
+        append_line(folder / "fetches.jsonl", {
+            "fetched_at": when.isoformat(timespec="milliseconds"), "part": part, "url": None, "source_file": f.name,
+            "status": None, "latency_ms": None, "bytes": len(data), "header_timestamp": ts, "changed": not already,
+            "sha256": sha, "file": path.name, "error": None})
+        hours.add((when.strftime("%Y-%m-%d"), when.strftime("%H")))
+    return {"feed_id": feed_id, "files": len(files), "archived": archived, "hours": sorted(f"{d}T{h}" for d, h in hours)}
+
+
+# ---------------------------------------------------------------- parse to the lake
+
+def raw_hours(ws: Workspace, feed_id: str) -> list[str]:
+    """Return every archived hour of a feed, as 'YYYY-MM-DDTHH', oldest first."""
+    base = rt_dir(ws, feed_id)
+    if not base.is_dir():
+        return []
+    return sorted(f"{d.name}T{h.name}" for d in base.iterdir() if d.is_dir() and re.fullmatch(r"\d{4}-\d{2}-\d{2}", d.name)
+                  for h in d.iterdir() if h.is_dir() and re.fullmatch(r"\d{2}", h.name))
+
+
+def _partition(ws: Workspace, table: str, feed_id: str, date: str, hour: str) -> Path:
+    return ws.lake / table / f"feed_id={safe_id(feed_id)}" / f"date={date}" / f"hour={hour}"
+
+
+def _hour_mark(folder: Path) -> float:
+    """Return the newest modification time of an hour's raw folder and its fetch log."""
+    marks = [folder.stat().st_mtime]
+    log_path = folder / "fetches.jsonl"
+    if log_path.exists():
+        marks.append(log_path.stat().st_mtime)
+    return max(marks)
+
+
+#: In an hour's rt_snapshots partition: the raw folder's mark (_hour_mark) seen before it was parsed.
+RAW_MARK = "_raw_mark.json"
+
+
+def pending_hours(ws: Workspace, feed_id: str) -> list[str]:
+    """Return the archived hours not parsed since their raw folder last changed (a snapshot or fetch added while an hour
+    was being parsed makes it pending again)."""
+    out = []
+    for key in raw_hours(ws, feed_id):
+        date, hour = key.split("T")
+        try:
+            seen = float(json.loads((_partition(ws, "rt_snapshots", feed_id, date, hour) / RAW_MARK).read_text())["mark"])
+        except (OSError, ValueError, KeyError, TypeError):
+            seen = None
+        if seen is None or seen < _hour_mark(rt_dir(ws, feed_id) / date / hour):
+            out.append(key)
+    return out
+
+
+def parse_hour(ws: Workspace, feed_id: str, hour_key: str) -> dict:
+    """Turn one archived hour ('YYYY-MM-DDTHH', UTC) into its lake partitions, replacing them whole; return rows per table.
+
+    Snapshots are read one at a time in fetch order, each part as its own sequence (transforms/gtfs_rt/parse.py).
+    """
+    import pyarrow.parquet as pq
+
+    from transforms.gtfs_rt.parse import LAKE_TABLES, HourParser, fetches_table
+
+    m = _HOUR.match(hour_key or "")
+    if not m:
+        raise InputError(f"{hour_key!r} is not an hour; write it as YYYY-MM-DDTHH, e.g. 2026-12-06T09 (UTC)")
+    date, hour = m.groups()
+    folder = rt_dir(ws, feed_id) / date / hour
+    if not folder.is_dir():
+        raise InputError(f"feed '{feed_id}' has nothing archived for {date}T{hour} UTC ({folder})")
+    mark = _hour_mark(folder)  # before listing: whatever arrives from now on makes the hour pending again
+    names = sorted((f for f in os.listdir(folder) if _NAME.match(f)), key=lambda n: (_NAME.match(n)["part"], n.split("-")[-2], n))
+    parser = HourParser()
+    for name in names:
+        data = (folder / name).read_bytes()
+        parser.add(data, part=_NAME.match(name)["part"], file=name, sha256=_NAME.match(name)["sha"])
+        del data
+    tables = parser.finish()
+    records = []
+    log_path = folder / "fetches.jsonl"
+    if log_path.exists():
+        with log_path.open(encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                try:
+                    r = json.loads(line)
+                except ValueError:  # a line cut by a crash: the rest of the log is still read
+                    continue
+                if isinstance(r, dict):
+                    records.append(r)
+    tables["rt_fetches"] = fetches_table(records)
+    counts = {}
+    for name in LAKE_TABLES:
+        t = tables[name]
+        target = _partition(ws, name, feed_id, date, hour)
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        pq.write_table(t, tmp / "part-0.parquet", compression="zstd", compression_level=9, row_group_size=1 << 20)
+        if name == "rt_snapshots":
+            (tmp / RAW_MARK).write_text(json.dumps({"mark": mark}))
+        old = target.with_name(f".{target.name}.{os.getpid()}.old")
+        if target.exists():
+            os.replace(target, old)
+        os.replace(tmp, target)
+        shutil.rmtree(old, ignore_errors=True)
+        counts[name] = t.num_rows
+    _fsync_dir(ws.lake)
+    rows = {t: int(sum(r[i] for r in parser.snapshots)) for i, t in
+            zip(range(7, 17, 2), ("rt_vehicle_positions", "rt_trip_updates", "rt_stop_time_updates", "rt_alerts", "rt_alert_entities"))}
+    return {"feed_id": feed_id, "hour": f"{date}T{hour}", "snapshots": len(parser.snapshots), "quarantined": len(parser.quarantine),
+            "stored": counts, "rows_in_snapshots": rows}
+
+
+# ---------------------------------------------------------------- warehouse
+
+def publish_hours(ws: Workspace, feed_id: str, hour_keys: list[str]) -> dict:
+    """Load the lake partitions of these hours into schema ``rt`` (each hour's rows replace its earlier copy), in one
+    transaction under the publish lock; record the feed in ``rt.feeds``. Return rows published per table."""
+    import pyarrow as pa
+
+    from transforms.gtfs_rt.parse import LAKE_TABLES, SCHEMAS
+    from transforms.sql import lit, q
+    from warehouse.publish import connect, publish_lock
+
+    info = read_feed_info(ws, feed_id)
+    counts: dict[str, int] = {}
+    with publish_lock(ws):
+        con = connect(ws)
+        try:
+            con.execute("CREATE SCHEMA IF NOT EXISTS rt")
+            con.execute("CREATE TABLE IF NOT EXISTS rt.feeds (feed_id VARCHAR, static_feed_id VARCHAR, timezone VARCHAR, "
+                        "published_at VARCHAR)")
+            for name in LAKE_TABLES:
+                con.register("rt_empty", pa.Table.from_pylist([], schema=SCHEMAS[name]))
+                con.execute(f"CREATE TABLE IF NOT EXISTS rt.{q(name.removeprefix('rt_'))} AS SELECT ''::VARCHAR AS feed_id, "
+                            "DATE '2000-01-01' AS date, 0::INTEGER AS hour, * FROM rt_empty LIMIT 0")
+                con.unregister("rt_empty")
+            con.execute("BEGIN TRANSACTION")
+            for key in hour_keys:
+                date, hour = key.split("T")
+                for name in LAKE_TABLES:
+                    target = f"rt.{q(name.removeprefix('rt_'))}"
+                    con.execute(f"DELETE FROM {target} WHERE feed_id = ? AND date = ?::DATE AND hour = ?", [feed_id, date, int(hour)])
+                    part = _partition(ws, name, feed_id, date, hour) / "part-0.parquet"
+                    if not part.exists():
+                        continue
+                    n = con.execute(f"INSERT INTO {target} BY NAME SELECT ?::VARCHAR AS feed_id, ?::DATE AS date, "
+                                    f"?::INTEGER AS hour, * FROM read_parquet({lit(str(part))}, hive_partitioning=false)",
+                                    [feed_id, date, int(hour)]).fetchall()[0][0]
+                    counts[name] = counts.get(name, 0) + n
+            con.execute("DELETE FROM rt.feeds WHERE feed_id = ?", [feed_id])
+            con.execute("INSERT INTO rt.feeds VALUES (?, ?, ?, ?)", [feed_id, info.get("static_feed_id"), info.get("timezone"),
+                                                                  datetime.now(timezone.utc).isoformat(timespec="seconds")])
+            con.execute("COMMIT")
+        except BaseException:
+            try:
+                con.execute("ROLLBACK")
+            except Exception:  # noqa: BLE001 (no transaction open)
+                pass
+            raise
+        finally:
+            con.close()
+    return {"feed_id": feed_id, "hours": hour_keys, "published": counts}
+
+
+def parse_feed(ws: Workspace, feed_id: str, *, hours: list[str] | None = None, publish: bool = True) -> dict:
+    """Parse the given hours of a feed (default: every pending one) into the lake, then publish them; return what was done."""
+    todo = hours if hours is not None else pending_hours(ws, feed_id)
+    done = [parse_hour(ws, feed_id, h) for h in todo]
+    out = {"feed_id": feed_id, "hours": [d["hour"] for d in done], "parsed": done}
+    if publish and done:
+        out["published"] = publish_hours(ws, feed_id, out["hours"])["published"]
+    return out
+

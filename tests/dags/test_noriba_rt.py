@@ -1,0 +1,47 @@
+"""The realtime DAG (dags/noriba_rt.py) loads, is mapped over the gtfs-rt specs, and parses and publishes with dag.test()."""
+
+from __future__ import annotations
+
+import duckdb
+import pytest
+
+from tests.conftest import shared
+from tests.dags.conftest import DAGS
+
+pytestmark = pytest.mark.airflow
+
+
+@pytest.fixture(scope="module")
+def dagbag():
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(dag_folder=str(DAGS / "noriba_rt.py"), known_pools={"default_pool", "noriba_publish"})
+
+
+def test_rt_dag_imports_and_is_hourly_mapped_over_the_specs_with_publish_in_the_pool(dagbag):
+    assert dagbag.import_errors == {}
+    d = dagbag.dags["noriba_rt"]
+    assert sorted(d.task_ids) == ["feed_ids", "parse", "publish"]
+    assert d.get_task("publish").pool == "noriba_publish"
+    assert d.get_task("parse").map_index_template == "{{ task.op_kwargs['feed_id'] }}"
+    assert d.get_task("parse").downstream_task_ids == {"publish"}
+
+
+def test_rt_dag_parses_and_publishes_what_was_archived(airflow_db, dagbag, tmp_path, monkeypatch):
+    from airflow.utils.state import DagRunState
+
+    from noriba import rt
+    from noriba.workspace import Workspace
+
+    (tmp_path / "specs" / "feeds").mkdir(parents=True)
+    (tmp_path / "specs" / "feeds" / "septa-rt.yml").write_text(
+        "id: septa-rt\nkind: gtfs-rt\nrealtime:\n  trip_updates: http://127.0.0.1:9/tu.pb\n")
+    monkeypatch.setenv("NORIBA_SPECS", str(tmp_path / "specs"))
+    monkeypatch.setenv("NORIBA_HOME", str(tmp_path / "home"))
+    ws = Workspace.from_env()
+    rt.ingest(ws, "septa-rt", [shared("gtfs", "rt", "kcm-septa", "septa.pbf")])
+    run = dagbag.dags["noriba_rt"].test()
+    assert run.state == DagRunState.SUCCESS
+    con = duckdb.connect(str(ws.warehouse), read_only=True)
+    assert con.execute("SELECT count(*) FROM rt.trip_updates WHERE feed_id = 'septa-rt'").fetchall() == [(35,)]
+    assert rt.pending_hours(ws, "septa-rt") == []

@@ -1,0 +1,736 @@
+"""Parse GTFS-Realtime snapshots (FeedMessage protobuf) into the lake's realtime tables, storing each unchanged row once.
+
+An :class:`HourParser` takes the snapshots of one feed and one hour, in order, one *part* at a
+time (vehicle_positions, trip_updates, alerts or combined: each part is its own sequence), and
+returns one pyarrow table per lake table. The message is split into its header and entities by
+a small wire-format walk (no full parse); an entity whose bytes equal an entity of the previous
+snapshot of the same part is not parsed again, only counted. A changed entity is parsed alone
+(``FeedEntity.FromString``, upb) and only its changed rows are built: a vehicle position, trip
+update or alert whose values equal the previous snapshot's for the same entity id, and a stop
+time update or informed entity whose bytes equal the previous one's, extend that stored row.
+
+Every stored row says when it was seen: ``header_timestamp`` (the FeedHeader timestamp of the
+first snapshot holding it, POSIX seconds, null when the header has none), ``last_header_timestamp``
+(of the last consecutive snapshot still holding it) and ``snapshots`` (how many snapshots held it).
+So the state at any snapshot is recoverable, and rows in the protobuf = sum(snapshots) over the
+lake + rows of quarantined snapshots. A snapshot that cannot be parsed (not a FeedMessage,
+truncated, a damaged entity) is quarantined whole with its reason, and none of its rows is kept.
+Extensions (e.g. NYCT's) are skipped; missing optional fields are null.
+
+Lake tables (columns; every table also has ``feed_id``, ``date`` and ``hour`` as partition keys;
+``date``/``hour`` are UTC, of the fetch):
+
+- ``rt_vehicle_positions``: ROW, part, entity_id, trip_id, route_id, direction_id, start_time,
+  start_date, trip_schedule_relationship, vehicle_id, vehicle_label, license_plate, latitude,
+  longitude, bearing, odometer, speed, current_stop_sequence, stop_id, current_status, timestamp,
+  congestion_level, occupancy_status, occupancy_percentage
+- ``rt_trip_updates``: ROW, part, entity_id, trip_id, route_id, direction_id, start_time, start_date,
+  schedule_relationship, vehicle_id, vehicle_label, timestamp, delay, stop_time_updates (count)
+- ``rt_stop_time_updates``: ROW, part, entity_id, trip_id, route_id, start_date, stop_sequence,
+  stop_id, arrival_time, arrival_delay, arrival_uncertainty, departure_time, departure_delay,
+  departure_uncertainty, schedule_relationship
+- ``rt_alerts``: ROW, part, entity_id, active_periods (JSON [[start, end], ...]), cause, effect,
+  url, header_text, description_text (JSON {language: text}), severity_level
+- ``rt_alert_entities``: ROW, part, entity_id, agency_id, route_id, route_type, direction_id,
+  trip_id, stop_id
+- ``rt_snapshots``: one row per snapshot parsed: part, file, sha256, header_timestamp,
+  gtfs_realtime_version, incrementality, entities, and per table the rows in the protobuf
+  (``<table>_rows``) and how many of them were new (``<table>_stored``)
+- ``rt_quarantine``: one row per snapshot refused: part, file, sha256, reason
+- ``rt_fetches``: one row per fetch of the archiver (or file ingested), from the hour's fetch log:
+  fetched_at (UTC), part, url (as in the spec, without secret parameters; null for an ingested
+  file), source_file, status (HTTP; null for ingest), latency_ms, bytes, header_timestamp, changed
+  (false: the same bytes as the previous fetch, or 304), sha256, file (archived snapshot), error
+
+where ROW = header_timestamp, last_header_timestamp, snapshots. Enumerations are their protobuf
+names (e.g. SCHEDULED, IN_TRANSIT_TO); times are POSIX seconds (int64). In rt_stop_time_updates
+the text columns (part, entity_id, trip_id, route_id, start_date, stop_id, schedule_relationship)
+are dictionary-encoded strings (:data:`SCHEMAS` has every type); DuckDB reads them as VARCHAR.
+"""
+
+from __future__ import annotations
+
+import json
+from array import array
+from itertools import accumulate, islice
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+from google.transit import gtfs_realtime_pb2 as pb
+
+#: Tables with one row per protobuf element, as (table, element counted).
+ROW_TABLES = ("rt_vehicle_positions", "rt_trip_updates", "rt_stop_time_updates", "rt_alerts", "rt_alert_entities")
+_I32, _I64, _F64, _S = pa.int32(), pa.int64(), pa.float64(), pa.string()
+_ROW = [("header_timestamp", _I64), ("last_header_timestamp", _I64), ("snapshots", _I32), ("part", _S), ("entity_id", _S)]
+_D = pa.dictionary(pa.int32(), pa.string())  # text repeated on many rows (each trip's stop_time_updates): dictionary-encoded
+_TRIP = [("trip_id", _S), ("route_id", _S), ("direction_id", _I32), ("start_time", _S), ("start_date", _S)]
+#: Column names and types of each table built here (the partition keys feed_id, date, hour are added by the writer).
+SCHEMAS: dict[str, pa.Schema] = {
+    "rt_vehicle_positions": pa.schema(_ROW + _TRIP + [
+        ("trip_schedule_relationship", _S), ("vehicle_id", _S), ("vehicle_label", _S), ("license_plate", _S),
+        ("latitude", _F64), ("longitude", _F64), ("bearing", _F64), ("odometer", _F64), ("speed", _F64),
+        ("current_stop_sequence", _I64), ("stop_id", _S), ("current_status", _S), ("timestamp", _I64),
+        ("congestion_level", _S), ("occupancy_status", _S), ("occupancy_percentage", _I64)]),
+    "rt_trip_updates": pa.schema(_ROW + _TRIP + [
+        ("schedule_relationship", _S), ("vehicle_id", _S), ("vehicle_label", _S), ("timestamp", _I64), ("delay", _I32),
+        ("stop_time_updates", _I32)]),
+    "rt_stop_time_updates": pa.schema(_ROW[:3] + [("part", _D), ("entity_id", _D)] + [
+        ("trip_id", _D), ("route_id", _D), ("start_date", _D), ("stop_sequence", _I64), ("stop_id", _D),
+        ("arrival_time", _I64), ("arrival_delay", _I32), ("arrival_uncertainty", _I32),
+        ("departure_time", _I64), ("departure_delay", _I32), ("departure_uncertainty", _I32), ("schedule_relationship", _D)]),
+    "rt_alerts": pa.schema(_ROW + [
+        ("active_periods", _S), ("cause", _S), ("effect", _S), ("url", _S), ("header_text", _S), ("description_text", _S),
+        ("severity_level", _S)]),
+    "rt_alert_entities": pa.schema(_ROW + [
+        ("agency_id", _S), ("route_id", _S), ("route_type", _I32), ("direction_id", _I32), ("trip_id", _S), ("stop_id", _S)]),
+    "rt_snapshots": pa.schema([
+        ("part", _S), ("file", _S), ("sha256", _S), ("header_timestamp", _I64), ("gtfs_realtime_version", _S),
+        ("incrementality", _S), ("entities", _I32),
+        *[(f"{t.removeprefix('rt_')}_{w}", _I32) for t in ROW_TABLES for w in ("rows", "stored")]]),
+    "rt_quarantine": pa.schema([("part", _S), ("file", _S), ("sha256", _S), ("reason", _S)]),
+    "rt_fetches": pa.schema([
+        ("fetched_at", pa.timestamp("ms", tz="UTC")), ("part", _S), ("url", _S), ("source_file", _S), ("status", _I32),
+        ("latency_ms", _F64), ("bytes", _I64), ("header_timestamp", _I64), ("changed", pa.bool_()), ("sha256", _S),
+        ("file", _S), ("error", _S)]),
+}
+#: Every lake table written for an hour, in publish order.
+LAKE_TABLES = (*ROW_TABLES, "rt_snapshots", "rt_quarantine", "rt_fetches")
+
+_VP_STATUS = {v.number: v.name for v in pb.VehiclePosition.DESCRIPTOR.enum_types_by_name["VehicleStopStatus"].values}
+_CONGESTION = {v.number: v.name for v in pb.VehiclePosition.DESCRIPTOR.enum_types_by_name["CongestionLevel"].values}
+_OCCUPANCY = {v.number: v.name for v in pb.VehiclePosition.DESCRIPTOR.enum_types_by_name["OccupancyStatus"].values}
+_TRIP_REL = {v.number: v.name for v in pb.TripDescriptor.DESCRIPTOR.enum_types_by_name["ScheduleRelationship"].values}
+_STU_REL = {v.number: v.name for v in pb.TripUpdate.StopTimeUpdate.DESCRIPTOR.enum_types_by_name["ScheduleRelationship"].values}
+_CAUSE = {v.number: v.name for v in pb.Alert.DESCRIPTOR.enum_types_by_name["Cause"].values}
+_EFFECT = {v.number: v.name for v in pb.Alert.DESCRIPTOR.enum_types_by_name["Effect"].values}
+_SEVERITY = {v.number: v.name for v in pb.Alert.DESCRIPTOR.enum_types_by_name["SeverityLevel"].values}
+_INCREMENTALITY = {v.number: v.name for v in pb.FeedHeader.DESCRIPTOR.enum_types_by_name["Incrementality"].values}
+
+
+class SnapshotError(ValueError):
+    """A snapshot is not a readable FeedMessage (the reason is the message)."""
+
+
+def _varint(buf: bytes, i: int) -> tuple[int, int]:
+    """Return (the varint at ``buf[i]``, the index after it). If it runs past the end or beyond 64 bits, raise SnapshotError."""
+    result = shift = 0
+    n = len(buf)
+    while True:
+        if i >= n:
+            raise SnapshotError(f"truncated: a number runs past the end at byte {i}")
+        b = buf[i]
+        i += 1
+        result |= (b & 0x7F) << shift
+        if b < 0x80:
+            return result, i
+        shift += 7
+        if shift > 63:
+            raise SnapshotError(f"damaged: a number longer than 10 bytes at byte {i}")
+
+
+def split_message(data: bytes) -> tuple[bytes | None, list[bytes]]:
+    """Return (the FeedHeader bytes, the bytes of each FeedEntity) of a FeedMessage, without parsing them.
+
+    Other fields (extensions) are skipped. If the bytes are not a well-formed FeedMessage, raise SnapshotError.
+    """
+    header = None
+    entities: list[bytes] = []
+    append = entities.append
+    i, n = 0, len(data)
+    while i < n:
+        key = data[i]
+        if key == 0x12 and i + 2 < n and data[i + 1] < 0x80:  # an entity shorter than 128 bytes
+            j = i + 2 + data[i + 1]
+            if j > n:
+                raise SnapshotError(f"truncated: an entity at byte {i} runs past the end ({n} bytes)")
+            append(data[i + 2:j])
+            i = j
+            continue
+        if key == 0x12 and i + 3 < n and data[i + 1] >= 0x80 and data[i + 2] < 0x80:  # 128 bytes .. 16 KiB
+            j = i + 3 + (data[i + 1] & 0x7F) + (data[i + 2] << 7)
+            if j > n:
+                raise SnapshotError(f"truncated: an entity at byte {i} runs past the end ({n} bytes)")
+            append(data[i + 3:j])
+            i = j
+            continue
+        key, i = _varint(data, i)
+        fieldno, wire = key >> 3, key & 7
+        if fieldno == 0:
+            raise SnapshotError(f"not a GTFS-Realtime FeedMessage: field number 0 at byte {i}")
+        if wire == 2:
+            ln, i = _varint(data, i)
+            j = i + ln
+            if j > n:
+                raise SnapshotError(f"truncated: field {fieldno} at byte {i} runs past the end ({n} bytes)")
+            if fieldno == 2:
+                append(data[i:j])
+            elif fieldno == 1:
+                header = data[i:j]
+            i = j
+        elif fieldno in (1, 2):
+            raise SnapshotError(f"not a GTFS-Realtime FeedMessage: field {fieldno} has wire type {wire}")
+        elif wire == 0:
+            _, i = _varint(data, i)
+        elif wire == 1:
+            i += 8
+        elif wire == 5:
+            i += 4
+        else:
+            raise SnapshotError(f"not a GTFS-Realtime FeedMessage: wire type {wire} at byte {i}")
+        if i > n:
+            raise SnapshotError(f"truncated: the last field runs past the end ({n} bytes)")
+    return header, entities
+
+
+def header_bytes(data: bytes) -> bytes | None:
+    """Return the FeedHeader bytes of a FeedMessage, reading only up to it (it comes first in every feed seen). None if absent or damaged."""
+    i, n = 0, len(data)
+    try:
+        while i < n:
+            key, i = _varint(data, i)
+            wire = key & 7
+            if wire == 2:
+                ln, i = _varint(data, i)
+                if key >> 3 == 1:
+                    return data[i:i + ln] if i + ln <= n else None
+                i += ln
+            elif wire == 0:
+                _, i = _varint(data, i)
+            elif wire in (1, 5):
+                i += 8 if wire == 1 else 4
+            else:
+                return None
+    except SnapshotError:
+        return None
+    return None
+
+
+def header_timestamp(data: bytes) -> int | None:
+    """Return the FeedHeader timestamp of a snapshot, or None if it has none or cannot be read."""
+    hb = header_bytes(data)
+    if hb is None:
+        return None
+    h = pb.FeedHeader()
+    try:
+        h.MergeFromString(hb)
+    except Exception:  # noqa: BLE001 (a damaged header: no timestamp)
+        return None
+    return h.timestamp if h.HasField("timestamp") else None
+
+
+def content_part(data: bytes) -> str:
+    """Return which part a snapshot is: vehicle_positions, trip_updates or alerts if all its entities are of that kind, else combined."""
+    m = pb.FeedMessage()
+    try:
+        m.MergeFromString(data)
+    except Exception:  # noqa: BLE001 (quarantined when parsed)
+        return "combined"
+    kinds = {k for e in m.entity for k, has in (("vehicle_positions", e.HasField("vehicle")),
+                                                  ("trip_updates", e.HasField("trip_update")), ("alerts", e.HasField("alert"))) if has}
+    return kinds.pop() if len(kinds) == 1 else "combined"
+
+
+def fetches_table(records: list[dict]) -> pa.Table:
+    """Return the rt_fetches table of fetch-log records (dicts as the archiver writes them; unknown keys ignored)."""
+    from datetime import datetime
+
+    schema = SCHEMAS["rt_fetches"]
+    rows = []
+    for r in records:
+        row = {k: r.get(k) for k in schema.names}
+        try:
+            row["fetched_at"] = datetime.fromisoformat(str(r.get("fetched_at")))
+        except ValueError:
+            continue
+        rows.append(row)
+    return pa.Table.from_pylist(rows, schema=schema)
+
+
+def read_header(data: bytes) -> tuple[pb.FeedHeader, int]:
+    """Return (the FeedHeader, number of entities) of a snapshot. If it is not a FeedMessage, raise SnapshotError."""
+    hb, ents = split_message(data)
+    h = pb.FeedHeader()
+    if hb:
+        try:
+            h.MergeFromString(hb)
+        except Exception as exc:  # noqa: BLE001 (upb raises DecodeError; anything else is also a bad message)
+            raise SnapshotError(f"damaged header: {exc}") from None
+    return h, len(ents)
+
+
+def _s(v: str) -> str | None:
+    return v or None
+
+
+@dataclass
+class _Entity:
+    """What the parser remembers of an entity of the previous snapshot."""
+
+    v: int  # version index
+    eid: str = ""
+    rows: list = field(default_factory=list)  # (table, row index) of every row it holds, for extension
+    vp: tuple | None = None
+    vp_row: int = -1
+    trip: tuple | None = None
+    tu: tuple | None = None
+    tu_row: int = -1
+    stus: dict = field(default_factory=dict)  # STU bytes -> row index
+    alert: tuple | None = None
+    alert_row: int = -1
+    ies: dict = field(default_factory=dict)  # informed-entity bytes -> row index
+    counts: tuple = (0, 0, 0, 0, 0)  # rows per ROW_TABLES
+
+
+class _Table:
+    """Column lists of one table, plus each row's first and last version index."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.cols = [f.name for f in SCHEMAS[name]][5:]  # after the ROW columns and part, entity_id
+        self.data: list[list] = [[] for _ in self.cols]
+        self.part: list[str] = []
+        self.entity: list[str] = []
+        self.first_v: list[int] = []
+        self.last_v: list[int] = []
+
+    def add(self, values: tuple, part: str, entity: str, v: int) -> int:
+        for col, x in zip(self.data, values):
+            col.append(x)
+        self.part.append(part)
+        self.entity.append(entity)
+        self.first_v.append(v)
+        self.last_v.append(v)
+        return len(self.first_v) - 1
+
+    def truncate(self, n: int) -> None:
+        for col in (*self.data, self.part, self.entity, self.first_v, self.last_v):
+            del col[n:]
+
+    def __len__(self) -> int:
+        return len(self.first_v)
+
+
+class _StuTable:
+    """The stop_time_updates: each stored one's bytes until decoded column by column (transforms/gtfs_rt/wire.py; in chunks,
+    as they accumulate), the trip it belongs to (an index into ``heads``), and its first and last version."""
+
+    def __init__(self):
+        self.buf = bytearray()  # bytes of the rows from ``decoded`` on; ``end`` holds offsets counted from the first row
+        self.base = 0  # offset of buf[0]
+        self.decoded = 0  # rows already decoded into ``chunks``
+        self.chunks: list[list] = []
+        self.end = array("q")
+        self.head = array("q")
+        self.first_v = array("q")
+        self.last_v = array("q")
+        self.heads: list[tuple] = []  # (part, entity_id, trip_id, route_id, start_date)
+
+    def __len__(self) -> int:
+        return len(self.end)
+
+    def mark(self) -> tuple[int, int, int]:
+        return len(self.end), len(self.buf), len(self.heads)
+
+    def flush(self) -> None:
+        """Decode the rows not decoded yet into ``chunks`` and drop their bytes."""
+        import numpy as np
+
+        n = len(self.end)
+        if n == self.decoded:
+            return
+        ends = np.frombuffer(self.end, dtype=np.int64)[self.decoded:n] - self.base
+        starts = np.concatenate([[int(self.end[self.decoded - 1]) - self.base if self.decoded else 0], ends[:-1]]).astype(np.int64)
+        self.buf += bytes(16)  # the decoder reads up to 10 bytes past a varint
+        buf = np.frombuffer(self.buf, dtype=np.uint8)
+        for i in range(0, len(ends), DECODE_CHUNK):
+            self.chunks.append(_decode_stus(buf, starts[i:i + DECODE_CHUNK], ends[i:i + DECODE_CHUNK]))
+        del buf
+        self.base = int(self.end[n - 1])
+        self.decoded = n
+        self.buf = bytearray()
+
+    def truncate(self, mark: tuple[int, int, int]) -> None:
+        n, nb, nh = mark
+        for a in (self.end, self.head, self.first_v, self.last_v):
+            del a[n:]
+        del self.buf[nb:]
+        del self.heads[nh:]
+
+
+#: Rows of stop_time_updates decoded at once (bounds the decoder's memory: ~200 bytes a row).
+DECODE_CHUNK = 200_000
+#: Bytes of stop_time_updates held before they are decoded (after a snapshot).
+FLUSH_BYTES = 16 << 20
+
+
+class HourParser:
+    """Build the lake tables of one feed-hour from its snapshots, given in order (see the module docstring)."""
+
+    def __init__(self):
+        self.tables = {t: _Table(t) for t in ROW_TABLES if t != "rt_stop_time_updates"}
+        self.stus = _StuTable()
+        self.snapshots: list[tuple] = []
+        self.quarantine: list[tuple] = []
+        # versions: first header ts, last header ts, snapshots in this version, snapshots of the run before it
+        self.v_first: list[int | None] = []
+        self.v_last: list[int | None] = []
+        self.v_count: list[int] = []
+        self.v_base: list[int] = []
+        self._undo: list[tuple[list, int, int]] = []  # (last_v list, row, old value) of the snapshot being added
+        self._prev: dict[str, tuple[dict, dict]] = {}  # part -> (entity bytes -> _Entity, entity id -> _Entity)
+
+    # -- one snapshot ----------------------------------------------------------------------------
+
+    def add(self, data: bytes, *, part: str, file: str = "", sha256: str = "") -> bool:
+        """Parse one snapshot of ``part``. Return True; if it cannot be parsed, quarantine it whole and return False."""
+        marks = {t: len(tb) for t, tb in self.tables.items()}
+        stu_mark = self.stus.mark()
+        nv = len(self.v_count)
+        prev = self._prev.get(part, ({}, {}))
+        touched: list[tuple[int, int, int | None]] = []
+        self._undo: list[tuple[list, int, int]] = []
+        try:
+            header_b, ents = split_message(data)
+            header = pb.FeedHeader()
+            if header_b:
+                header.MergeFromString(header_b)
+            ts = header.timestamp if header.HasField("timestamp") else None
+            by_bytes, by_id, rows, stored = self._entities(ents, prev, part, ts, touched)
+        except Exception as exc:  # noqa: BLE001 (a damaged message: upb's DecodeError, or ours)
+            for t, tb in self.tables.items():
+                tb.truncate(marks[t])
+            self.stus.truncate(stu_mark)
+            for lst in (self.v_first, self.v_last, self.v_count, self.v_base):
+                del lst[nv:]
+            for v, count, last in reversed(touched):  # undo the extensions of earlier versions and rows
+                self.v_count[v], self.v_last[v] = count, last
+            for lst, r, old in reversed(self._undo):
+                lst[r] = old
+            reason = str(exc) if isinstance(exc, SnapshotError) else f"damaged: {type(exc).__name__}: {exc}"
+            self.quarantine.append((part, file, sha256, reason))
+            return False
+        self._prev[part] = (by_bytes, by_id)
+        if len(self.stus.buf) > FLUSH_BYTES:
+            self.stus.flush()
+        self.snapshots.append((part, file, sha256, ts, _s(header.gtfs_realtime_version),
+                               _INCREMENTALITY.get(header.incrementality) if header.HasField("incrementality") else None,
+                               len(ents), *[x for pair in zip(rows, stored) for x in pair]))
+        return True
+
+    def _version(self, ts: int | None, prior: _Entity | None) -> int:
+        self.v_first.append(ts)
+        self.v_last.append(ts)
+        self.v_count.append(1)
+        self.v_base.append(self.v_base[prior.v] + self.v_count[prior.v] if prior is not None else 0)
+        return len(self.v_count) - 1
+
+    def _entities(self, ents: list[bytes], prev: tuple[dict, dict], part: str, ts: int | None, touched: list):
+        prev_bytes, prev_id = prev
+        by_bytes: dict[bytes, _Entity] = {}
+        by_id: dict[str, _Entity] = {}
+        rows = [0, 0, 0, 0, 0]
+        stored = [0, 0, 0, 0, 0]
+        v_count, v_last = self.v_count, self.v_last
+        changed: list[bytes] = []
+        dups: list[bytes] = []
+        seen: set[bytes] = set()
+        for eb in ents:
+            if eb in seen:  # a duplicate inside one snapshot: its rows are stored again, so they reconcile
+                dups.append(eb)
+                continue
+            seen.add(eb)
+            st = prev_bytes.get(eb)
+            if st is None:
+                changed.append(eb)
+                continue
+            touched.append((st.v, v_count[st.v], v_last[st.v]))  # the same bytes as before: counted, not stored again
+            by_bytes[eb] = st
+            v_count[st.v] += 1
+            v_last[st.v] = ts
+            c = st.counts
+            rows[0] += c[0]; rows[1] += c[1]; rows[2] += c[2]; rows[3] += c[3]; rows[4] += c[4]  # noqa: E702
+        if changed or dups:
+            # parsed together as one message: upb parses one message of many entities ~8x faster than each alone
+            m = pb.FeedMessage()
+            m.MergeFromString(b"".join(_field2(eb) for eb in (*changed, *dups)))
+            parsed = m.entity
+            for i, eb in enumerate(changed):
+                ent = parsed[i]
+                st = self._entity(eb, ent, part, ts, stored, prior=prev_id.get(ent.id))
+                by_bytes[eb] = st
+                by_id[ent.id] = st
+                c = st.counts
+                rows[0] += c[0]; rows[1] += c[1]; rows[2] += c[2]; rows[3] += c[3]; rows[4] += c[4]  # noqa: E702
+            for i, eb in enumerate(dups, len(changed)):
+                st = self._entity(eb, parsed[i], part, ts, stored)
+                c = st.counts
+                rows[0] += c[0]; rows[1] += c[1]; rows[2] += c[2]; rows[3] += c[3]; rows[4] += c[4]  # noqa: E702
+        for st in by_bytes.values():
+            by_id.setdefault(st.eid, st)
+        return by_bytes, by_id, rows, stored
+
+    def _entity(self, eb: bytes, ent, part: str, ts: int | None, stored: list, prior: _Entity | None = None) -> _Entity:
+        """Return the state of a changed entity after storing its changed rows (``ent`` None: parse ``eb``, no prior)."""
+        if ent is None:
+            ent = pb.FeedEntity()
+            ent.MergeFromString(eb)
+        v = self._version(ts, prior)
+        eid = ent.id
+        st = _Entity(v, eid)
+        t = self.tables
+        undo = self._undo.append
+        n = [0, 0, 0, 0, 0]
+        if ent.HasField("vehicle"):
+            vp = ent.vehicle
+            trip = _trip(vp.trip) if vp.HasField("trip") else (None,) * 6
+            veh = vp.vehicle
+            pos = vp.position if vp.HasField("position") else None
+            row = (*trip[:5], trip[5], _s(veh.id), _s(veh.label), _s(veh.license_plate),
+                   pos.latitude if pos is not None else None, pos.longitude if pos is not None else None,
+                   pos.bearing if pos is not None and pos.HasField("bearing") else None,
+                   pos.odometer if pos is not None and pos.HasField("odometer") else None,
+                   pos.speed if pos is not None and pos.HasField("speed") else None,
+                   vp.current_stop_sequence if vp.HasField("current_stop_sequence") else None, _s(vp.stop_id),
+                   _VP_STATUS.get(vp.current_status) if vp.HasField("current_status") else None,
+                   vp.timestamp if vp.HasField("timestamp") else None,
+                   _CONGESTION.get(vp.congestion_level) if vp.HasField("congestion_level") else None,
+                   _OCCUPANCY.get(vp.occupancy_status) if vp.HasField("occupancy_status") else None,
+                   vp.occupancy_percentage if vp.HasField("occupancy_percentage") else None)
+            st.vp = row
+            if prior is not None and prior.vp == row:
+                st.vp_row = prior.vp_row
+                lv = t["rt_vehicle_positions"].last_v
+                undo((lv, st.vp_row, lv[st.vp_row]))
+                lv[st.vp_row] = v
+            else:
+                st.vp_row = t["rt_vehicle_positions"].add(row, part, eid, v)
+                stored[0] += 1
+            n[0] = 1
+        if ent.HasField("trip_update"):
+            tu = ent.trip_update
+            trip = _trip(tu.trip)
+            veh = tu.vehicle
+            stus = tu.stop_time_update
+            row = (*trip[:5], trip[5], _s(veh.id), _s(veh.label), tu.timestamp if tu.HasField("timestamp") else None,
+                   tu.delay if tu.HasField("delay") else None, len(stus))
+            st.tu = row
+            st.trip = trip
+            tb = t["rt_trip_updates"]
+            if prior is not None and prior.tu == row:
+                st.tu_row = prior.tu_row
+                undo((tb.last_v, st.tu_row, tb.last_v[st.tu_row]))
+                tb.last_v[st.tu_row] = v
+            else:
+                st.tu_row = tb.add(row, part, eid, v)
+                stored[1] += 1
+            n[1] = 1
+            same_trip = prior is not None and prior.trip == trip
+            old = prior.stus if same_trip else {}
+            mine = st.stus
+            sts = self.stus
+            last, buf, ends, first, heads = sts.last_v, sts.buf, sts.end, sts.first_v, sts.head
+            head = len(sts.heads)
+            sts.heads.append((part, eid, trip[0], trip[1], trip[4]))
+            sbs = [s.SerializeToString() for s in stus]
+            distinct = set(sbs)
+            common = old.keys() & distinct if old else ()
+            if len(distinct) == len(sbs):  # no two alike (the usual case): whole-list operations
+                for sb in common:  # unchanged since the previous snapshot: the stored row is extended
+                    r = old[sb]
+                    undo((last, r, last[r]))
+                    last[r] = v
+                    mine[sb] = r
+                fresh = [sb for sb in sbs if sb not in common] if common else sbs
+                k = len(fresh)
+                if k:
+                    start = len(ends)
+                    ends.extend(islice(accumulate(map(len, fresh), initial=sts.base + len(buf)), 1, None))
+                    buf += b"".join(fresh)
+                    one = array("q", [v]) * k
+                    heads += array("q", [head]) * k
+                    first += one
+                    last += one
+                    mine.update(zip(fresh, range(start, start + k)))
+                new = k
+            else:  # the same update twice in one trip: each occurrence is a row of its own
+                new = 0
+                for sb in sbs:
+                    r = old.get(sb)
+                    if r is not None and sb not in mine:
+                        undo((last, r, last[r]))
+                        last[r] = v
+                        mine[sb] = r
+                        continue
+                    buf += sb
+                    ends.append(sts.base + len(buf))
+                    heads.append(head)
+                    first.append(v)
+                    last.append(v)
+                    if sb not in mine:
+                        mine[sb] = len(ends) - 1
+                    new += 1
+            stored[2] += new
+            n[2] = len(stus)
+        if ent.HasField("alert"):
+            al = ent.alert
+            row = (json.dumps([[p.start if p.HasField("start") else None, p.end if p.HasField("end") else None]
+                               for p in al.active_period]) if al.active_period else None,
+                   _CAUSE.get(al.cause) if al.HasField("cause") else None, _EFFECT.get(al.effect) if al.HasField("effect") else None,
+                   _translated(al.url) if al.HasField("url") else None,
+                   _translated(al.header_text) if al.HasField("header_text") else None,
+                   _translated(al.description_text) if al.HasField("description_text") else None,
+                   _SEVERITY.get(al.severity_level) if al.HasField("severity_level") else None)
+            st.alert = row
+            tb = t["rt_alerts"]
+            if prior is not None and prior.alert == row:
+                st.alert_row = prior.alert_row
+                undo((tb.last_v, st.alert_row, tb.last_v[st.alert_row]))
+                tb.last_v[st.alert_row] = v
+            else:
+                st.alert_row = tb.add(row, part, eid, v)
+                stored[3] += 1
+            n[3] = 1
+            old = prior.ies if prior is not None else {}
+            tb = t["rt_alert_entities"]
+            for ie in al.informed_entity:
+                ib = ie.SerializeToString()
+                r = old.get(ib)
+                if r is not None and ib not in st.ies:
+                    undo((tb.last_v, r, tb.last_v[r]))
+                    tb.last_v[r] = v
+                    st.ies[ib] = r
+                    continue
+                tr = ie.trip if ie.HasField("trip") else None
+                r = tb.add((_s(ie.agency_id), _s(ie.route_id), ie.route_type if ie.HasField("route_type") else None,
+                            ie.direction_id if ie.HasField("direction_id") else None,
+                            _s(tr.trip_id) if tr is not None else None, _s(ie.stop_id)), part, eid, v)
+                st.ies.setdefault(ib, r)
+                stored[4] += 1
+            n[4] = len(al.informed_entity)
+        st.counts = tuple(n)
+        return st
+
+    # -- the hour's tables -----------------------------------------------------------------------
+
+    def _stu_table(self, run: list) -> pa.Table:
+        """Return rt_stop_time_updates: ``run`` (the ROW columns), the trip of each row, and its bytes decoded in chunks."""
+        import numpy as np
+
+        sts = self.stus
+        schema = SCHEMAS["rt_stop_time_updates"]
+        n = len(sts)
+        sts.flush()
+        heads = np.frombuffer(sts.head, dtype=np.int64) if n else np.zeros(0, np.int64)
+        take = pa.array(heads.astype(np.int32))
+        named = {name: pa.array([h[k] for h in sts.heads], _S).dictionary_encode().take(take)  # nulls in the indices, not the dictionary
+                 for k, name in enumerate(("part", "entity_id", "trip_id", "route_id", "start_date"))}
+        chunks = sts.chunks
+        for k, name in enumerate(_STU_DECODED):
+            named[name] = pa.chunked_array([c[k] for c in chunks], schema.field(name).type)
+        named["header_timestamp"], named["last_header_timestamp"], named["snapshots"] = run
+        return pa.Table.from_arrays([named[f.name] for f in schema], schema=schema)
+
+    def finish(self) -> dict[str, pa.Table]:
+        """Return {lake table: pyarrow table} of every snapshot added (tables without rows are empty, with their columns)."""
+        import numpy as np
+
+        v_first = pa.array(self.v_first, _I64)
+        v_last = pa.array(self.v_last, _I64)
+        end = np.asarray(self.v_base, dtype=np.int64) + np.asarray(self.v_count, dtype=np.int64)
+        base = np.asarray(self.v_base, dtype=np.int64)
+        out = {}
+        for name, tb in self.tables.items():
+            schema = SCHEMAS[name]
+            fv = np.asarray(tb.first_v, dtype=np.int64)
+            lv = np.asarray(tb.last_v, dtype=np.int64)
+            cols = [v_first.take(pa.array(fv)) if len(fv) else pa.array([], _I64),
+                    v_last.take(pa.array(lv)) if len(lv) else pa.array([], _I64),
+                    pa.array((end[lv] - base[fv]).astype(np.int32) if len(fv) else [], _I32),
+                    pa.array(tb.part, _S).dictionary_encode().cast(_S) if tb.part else pa.array([], _S),
+                    pa.array(tb.entity, _S)]
+            cols += [pa.array(col, schema.field(c).type) for c, col in zip(tb.cols, tb.data)]
+            out[name] = pa.Table.from_arrays(cols, schema=schema)
+        fv = np.frombuffer(self.stus.first_v, dtype=np.int64) if len(self.stus) else np.zeros(0, np.int64)
+        lv = np.frombuffer(self.stus.last_v, dtype=np.int64) if len(self.stus) else np.zeros(0, np.int64)
+        run = [v_first.take(pa.array(fv)) if len(fv) else pa.array([], _I64),
+               v_last.take(pa.array(lv)) if len(lv) else pa.array([], _I64),
+               pa.array((end[lv] - base[fv]).astype(np.int32) if len(fv) else [], _I32)]
+        out["rt_stop_time_updates"] = self._stu_table(run)
+        out["rt_snapshots"] = pa.Table.from_pylist(
+            [dict(zip(SCHEMAS["rt_snapshots"].names, r)) for r in self.snapshots], schema=SCHEMAS["rt_snapshots"])
+        out["rt_quarantine"] = pa.Table.from_pylist(
+            [dict(zip(SCHEMAS["rt_quarantine"].names, r)) for r in self.quarantine], schema=SCHEMAS["rt_quarantine"])
+        return out
+
+
+def _field2(eb: bytes) -> bytes:
+    """Return ``eb`` framed as field 2 (entity) of a FeedMessage."""
+    n = len(eb)
+    if n < 0x80:
+        return b"\x12" + bytes((n,)) + eb
+    head = bytearray(b"\x12")
+    while n >= 0x80:
+        head.append((n & 0x7F) | 0x80)
+        n >>= 7
+    head.append(n)
+    return bytes(head) + eb
+
+
+def _stu_values(sb: bytes) -> tuple:
+    """Return the decoded columns of one stop_time_update's bytes, read by upb (the decoder's fallback)."""
+    s = pb.TripUpdate.StopTimeUpdate.FromString(sb)
+    a = s.arrival if s.HasField("arrival") else None
+    d = s.departure if s.HasField("departure") else None
+    return (s.stop_sequence if s.HasField("stop_sequence") else None, _s(s.stop_id),
+            a.time if a is not None and a.HasField("time") else None, a.delay if a is not None and a.HasField("delay") else None,
+            a.uncertainty if a is not None and a.HasField("uncertainty") else None,
+            d.time if d is not None and d.HasField("time") else None, d.delay if d is not None and d.HasField("delay") else None,
+            d.uncertainty if d is not None and d.HasField("uncertainty") else None,
+            _STU_REL.get(s.schedule_relationship) if s.HasField("schedule_relationship") else None)
+
+
+_EVENT = {1: "varint", 2: "varint", 3: "varint"}  # StopTimeEvent: delay, time, uncertainty
+_STU_SCHEMA = {1: "varint", 2: ("message", _EVENT), 3: ("message", _EVENT), 4: "string", 5: "varint"}
+_STU_DECODED = ("stop_sequence", "stop_id", "arrival_time", "arrival_delay", "arrival_uncertainty", "departure_time",
+                "departure_delay", "departure_uncertainty", "schedule_relationship")
+
+
+def _decode_stus(buf, starts, ends) -> list:
+    """Return the decoded columns (_STU_DECODED) of the stop_time_updates ``buf[starts[i]:ends[i]]``, as pyarrow arrays."""
+    import numpy as np
+
+    from transforms.gtfs_rt.wire import decode, ints, strings
+
+    n = len(starts)
+    out, fallback = decode(buf, starts, ends, _STU_SCHEMA)
+    cols = [ints(out[1], _I64), strings(buf, out[4]).dictionary_encode()]
+    for f in (2, 3):
+        sub, _, lanes = out[f]
+        cols += [ints(sub[2], _I64, lanes=lanes, n=n), ints(sub[1], _I32, signed32=True, lanes=lanes, n=n),
+                 ints(sub[3], _I32, signed32=True, lanes=lanes, n=n)]
+    vals, have = out[5]
+    names = sorted(_STU_REL)
+    known = have & np.isin(vals, np.array(names, dtype=np.uint64))
+    lookup = np.full(max(names) + 1, 0, dtype=np.int32)
+    lookup[names] = np.arange(len(names), dtype=np.int32)
+    idx = np.where(known, lookup[np.where(known, vals, 0).astype(np.int64)], 0).astype(np.int32)
+    cols.append(pa.DictionaryArray.from_arrays(pa.array(idx, mask=~known), pa.array([_STU_REL[k] for k in names], _S)))
+    if fallback.any():  # something the column decoder does not read: those rows are read by upb
+        lists = [c.to_pylist() for c in cols]
+        for i in np.flatnonzero(fallback):
+            for col, x in zip(lists, _stu_values(bytes(buf[starts[i]:ends[i]]))):
+                col[i] = x
+        cols = [pa.array(col, c.type.value_type).dictionary_encode() if pa.types.is_dictionary(c.type) else pa.array(col, c.type)
+                for col, c in zip(lists, cols)]
+    return cols
+
+
+def _trip(tr) -> tuple:
+    """Return (trip_id, route_id, direction_id, start_time, start_date, schedule_relationship) of a TripDescriptor."""
+    return (_s(tr.trip_id), _s(tr.route_id), tr.direction_id if tr.HasField("direction_id") else None, _s(tr.start_time),
+            _s(tr.start_date), _TRIP_REL.get(tr.schedule_relationship) if tr.HasField("schedule_relationship") else None)
+
+
+def _translated(ts) -> str | None:
+    """Return a TranslatedString as JSON {language: text} ('' for a translation without language)."""
+    return json.dumps({t.language: t.text for t in ts.translation}, ensure_ascii=False) if ts.translation else None

@@ -1,0 +1,150 @@
+"""Columnar decoding of many small protobuf messages at once with numpy (the stop_time_updates of an hour).
+
+The messages are given as one byte buffer and the offsets where each ends (as upb serialised them, so
+well-formed). Each step decodes one field of every message still unfinished, so the Python work is
+per field *position*, not per message. A message holding something this decoder does not read
+(a group, a wrongly typed known field) is flagged, and its caller decodes it with upb instead.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+VARINT, STRING, MESSAGE = "varint", "string", "message"
+
+
+def _varints(buf: np.ndarray, pos: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return (values as uint64, positions after them, lanes whose varint ran over 10 bytes) of the varints at ``pos``."""
+    val = np.zeros(len(pos), dtype=np.uint64)
+    out = pos.copy()
+    lanes = np.arange(len(pos))
+    bad = np.zeros(len(pos), dtype=bool)
+    p = pos
+    for k in range(10):
+        b = buf[p]
+        val[lanes] |= (b & 0x7F).astype(np.uint64) << np.uint64(7 * k)
+        more = b >= 0x80
+        out[lanes] = p + 1
+        if not more.any():
+            return val, out, bad
+        lanes, p = lanes[more], p[more] + 1
+    bad[lanes] = True
+    return val, out, bad
+
+
+def decode(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, schema: dict) -> tuple[dict, np.ndarray]:
+    """Return ({field number: columns}, lanes to decode otherwise) of the messages ``buf[starts[i]:ends[i]]``.
+
+    ``schema`` maps a field number to VARINT, STRING or (MESSAGE, sub-schema). A VARINT field gives
+    (uint64 values, present mask); STRING gives (start, length, present); MESSAGE gives (its own dict,
+    present). Unknown fields are skipped. ``buf`` must be padded with 10 zero bytes after the last message.
+    """
+    n = len(starts)
+    out: dict = {}
+    for f, kind in schema.items():
+        if kind == VARINT:
+            out[f] = (np.zeros(n, np.uint64), np.zeros(n, bool))
+        elif kind == STRING:
+            out[f] = (np.zeros(n, np.int64), np.zeros(n, np.int64), np.zeros(n, bool))
+        else:
+            out[f] = [np.zeros(n, np.int64), np.zeros(n, np.int64), np.zeros(n, bool)]  # sub-message ranges, decoded below
+    fallback = np.zeros(n, dtype=bool)
+    varint_fields = np.array([f for f, k in schema.items() if k == VARINT], dtype=np.int64)
+    len_fields = np.array([f for f, k in schema.items() if k != VARINT], dtype=np.int64)
+    lanes = np.arange(n)
+    pos = starts.astype(np.int64)
+    end = ends.astype(np.int64)
+    live = pos < end
+    lanes, pos, end = lanes[live], pos[live], end[live]
+    while len(lanes):
+        key, pos, bad = _varints(buf, pos)
+        fallback[lanes[bad]] = True
+        fn = (key >> np.uint64(3)).astype(np.int64)
+        wt = (key & np.uint64(7)).astype(np.int64)
+        newpos = np.full(len(lanes), -1, dtype=np.int64)
+        w0 = wt == 0
+        if w0.any():
+            v, after, bad = _varints(buf, pos[w0])
+            newpos[w0] = after
+            l0, f0 = lanes[w0], fn[w0]
+            fallback[l0[bad]] = True
+            for f in varint_fields:
+                sel = f0 == f
+                if sel.any():
+                    vals, present = out[int(f)]
+                    vals[l0[sel]] = v[sel]
+                    present[l0[sel]] = True
+        w2 = wt == 2
+        if w2.any():
+            ln, after, bad = _varints(buf, pos[w2])
+            l2, f2 = lanes[w2], fn[w2]
+            fallback[l2[bad]] = True
+            ln = ln.astype(np.int64)
+            newpos[w2] = after + ln
+            for f in len_fields:
+                sel = f2 == f
+                if sel.any():
+                    col = out[int(f)]
+                    col[0][l2[sel]] = after[sel]
+                    col[1][l2[sel]] = ln[sel]
+                    col[2][l2[sel]] = True
+        w1, w5 = wt == 1, wt == 5
+        newpos[w1] = pos[w1] + 8
+        newpos[w5] = pos[w5] + 4
+        other = newpos < 0
+        known_wrong = np.isin(fn, varint_fields) & ~w0 | np.isin(fn, len_fields) & ~w2
+        fallback[lanes[other | known_wrong]] = True
+        newpos[other] = end[other]
+        stay = newpos < end
+        overrun = newpos > end
+        fallback[lanes[overrun]] = True
+        lanes, pos, end = lanes[stay], newpos[stay], end[stay]
+    for f, kind in schema.items():
+        if isinstance(kind, tuple):
+            start, ln, present = out[f]
+            sub, fb = decode(buf, start[present], start[present] + ln[present], kind[1])
+            fallback[np.flatnonzero(present)[fb]] = True
+            out[f] = (sub, present, np.flatnonzero(present))  # sub columns are for the lanes where present
+    return out, fallback
+
+
+def strings(buf: np.ndarray, col: tuple) -> pa.Array:
+    """Return a pyarrow string array of a STRING column (null where absent or empty). Invalid UTF-8 is replaced."""
+    start, ln, present = col
+    present = present & (ln > 0)
+    ln = np.where(present, ln, 0)
+    offsets = np.zeros(len(ln) + 1, dtype=np.int64)
+    np.cumsum(ln, out=offsets[1:])
+    total = int(offsets[-1])
+    if total:
+        idx = np.repeat(start - offsets[:-1], ln) + np.arange(total, dtype=np.int64)
+        data = buf[idx]
+    else:
+        data = np.zeros(0, np.uint8)
+    mask = pa.array(present).buffers()[1] if not present.all() else None
+    arr = pa.LargeStringArray.from_buffers(len(ln), pa.py_buffer(offsets), pa.py_buffer(data.tobytes()), mask,
+                                           null_count=int((~present).sum()))
+    try:
+        arr.validate(full=True)
+    except pa.ArrowInvalid:
+        arr = pa.array([None if x is None else x.decode("utf-8", "replace") for x in
+                        pa.LargeBinaryArray.from_buffers(len(ln), pa.py_buffer(offsets), pa.py_buffer(data.tobytes()), mask).to_pylist()],
+                       pa.large_string())
+    return arr.cast(pa.string())
+
+
+def ints(col: tuple, typ: pa.DataType, *, signed32: bool = False, present: np.ndarray | None = None, lanes: np.ndarray | None = None,
+         n: int | None = None) -> pa.Array:
+    """Return a pyarrow integer array of a VARINT column (null where absent). ``lanes``/``n`` spread a sub-message's column."""
+    vals, have = col
+    v = vals.view(np.int64)
+    if signed32:
+        v = v.astype(np.int32)
+    if lanes is not None:
+        full = np.zeros(n, dtype=v.dtype)
+        full[lanes] = v
+        h = np.zeros(n, dtype=bool)
+        h[lanes] = have
+        v, have = full, h
+    return pa.array(v, mask=~have).cast(typ)

@@ -14,7 +14,14 @@ from typing import Any
 
 from transforms.specfile import Date, Flag, ListOf, Map, Number, OneOf, Text, check_shape, is_under
 from transforms.timetable.calendar import DAYS, HOLIDAY_RULES
-from transforms.timetable.layout import BLOCK_KEYS, COLUMN_KEYS, ROW_KEYS
+
+#: Layout keys naming rows (1-based) and columns (letters), per trip direction; header keys are those above/left of the stops.
+ROW_KEYS = ("stop_row", "first_stop_row", "last_stop_row", "first_trip_row", "last_trip_row", "arrival_departure_row",
+            "pole_row", "number_row", "notes_row", "destination_row", "route_row")
+COLUMN_KEYS = ("stop_column", "first_stop_column", "last_stop_column", "first_trip_column", "last_trip_column",
+               "arrival_departure_column", "pole_column", "number_column", "notes_column", "destination_column", "route_column")
+#: Keys of a layout that are not where cells are: how blocks are found, and the route of a block.
+BLOCK_KEYS = ("blocks", "repeat")
 
 MANIFEST = "noriba-timetable.json"
 LAYOUTS = ("columns", "rows")

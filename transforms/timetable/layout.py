@@ -17,6 +17,7 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 
+from transforms.timetable.config import BLOCK_KEYS, COLUMN_KEYS, ROW_KEYS  # noqa: F401 (re-exported)
 from transforms.timetable.times import BAD, BLANK, Cell, parse_time_cell, DEFAULT_NOT_RUN, DEFAULT_PASS
 from transforms.timetable.workbook import Sheet, cell_ref, column_index, column_letter
 
@@ -67,13 +68,6 @@ def _text(v) -> str:
     return str(v).strip()
 
 
-#: Layout keys naming rows (1-based) and columns (letters), per trip direction; header keys are those above/left of the stops.
-ROW_KEYS = ("stop_row", "first_stop_row", "last_stop_row", "first_trip_row", "last_trip_row", "arrival_departure_row",
-            "pole_row", "number_row", "notes_row", "destination_row", "route_row")
-COLUMN_KEYS = ("stop_column", "first_stop_column", "last_stop_column", "first_trip_column", "last_trip_column",
-               "arrival_departure_column", "pole_column", "number_column", "notes_column", "destination_column", "route_column")
-#: Keys of a layout that are not where cells are: how blocks are found, and the route of a block.
-BLOCK_KEYS = ("blocks", "repeat")
 #: A marker found more often than this on one sheet marks something other than blocks (the sheet is refused, not read for hours).
 MAX_BLOCKS = 200
 

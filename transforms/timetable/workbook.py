@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
 
-from transforms.adapters import InputError
+from transforms.errors import InputError
 from transforms.encoding import decode
 from transforms.notices import WARNING, Notice
 from transforms.xlsx import column_letters

@@ -595,11 +595,22 @@ def _result_from_json(d: dict) -> OurResult:
     return OurResult(d["feed"], notices, d["counts"], d["seconds"], d["validation_date"], d.get("error"))
 
 
+def _input_digest(path: Path) -> str:
+    """Return a short digest of a feed: the zip's bytes, or every file's name and bytes in a folder feed."""
+    h = hashlib.sha256()
+    if path.is_dir():
+        for p in sorted(x for x in path.rglob("*") if x.is_file()):
+            h.update(p.relative_to(path).as_posix().encode() + b"\0" + p.read_bytes())
+    else:
+        h.update(path.read_bytes())
+    return h.hexdigest()[:16]
+
+
 def ours_cached(zip_path: Path, feed: str, *, validation_date: date = VALIDATION_DATE, digest: str | None = None,
                 refresh: bool = False) -> tuple[OurResult, bool]:
     """Return (our result for the feed, whether it came from the cache). The cache key covers the zip, the date and the code."""
     digest = digest or _code_digest()
-    zsha = hashlib.sha256(zip_path.read_bytes()).hexdigest()[:16]
+    zsha = _input_digest(zip_path)
     path = cache_dir() / digest[:16] / f"{zsha}-{validation_date.isoformat()}.json"
     if path.exists() and not refresh:
         return _result_from_json(json.loads(path.read_text(encoding="utf-8"))), True
@@ -1023,6 +1034,9 @@ def write_doc(path: Path, figures: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if "--guru" in argv:
+        return main_guru(argv)
     ap = argparse.ArgumentParser(prog="python -m noriba.parity",
                                  description="Compare Noriba's validation with FeedValidator's on the GTFS-JP 2019 corpus.")
     ap.add_argument("--corpus", type=Path, default=CORPUS)
@@ -1045,6 +1059,216 @@ def main(argv: list[str] | None = None) -> int:
         write_doc(args.write_doc, figures)
         print(f"wrote {args.write_doc}", file=sys.stderr)
     return 1 if comp.failing() else 0
+
+
+
+# --------------------------------------------------------------------------------------------
+# Parity with gtfs-guru (MobilityData gtfs-validator v8.0.1's notice codes), per (feed, code)
+# --------------------------------------------------------------------------------------------
+
+GTFS_DATA = ROOT.parent / "shared" / "data" / "gtfs"
+
+#: Codes of gtfs-guru's that are not counted in the recall, each with the reason (docs/validation-parity.md,
+#: "gtfs-guru"). Flex and GeoJSON belong to the Flex issue; the rest are peer bugs or GTFS-JP rules.
+GURU_EXCLUDED: dict[str, str] = {}
+
+#: Codes we name differently from gtfs-guru: ours -> theirs (the same finding under another name).
+GURU_ALIASES: dict[str, str] = {}
+
+
+def guru_feeds(data: Path = GTFS_DATA) -> list[tuple[str, Path]]:
+    """Return (name, path) of every feed of the parity sweep: the 2019 corpus, gtfs/world/* and gtfs/flex/*.
+
+    A feed is a ``.zip`` or a folder holding ``.txt`` files; names are paths under ``data``.
+    """
+    out: list[tuple[str, Path]] = []
+    corpus = data / "jp" / "corpus-2019" / "feeds"
+    if corpus.is_dir():
+        out += [(f"jp/corpus-2019/{z.stem}", z) for z in sorted(corpus.glob("*.zip"))]
+    for group in ("world", "flex"):
+        base = data / group
+        if not base.is_dir():
+            continue
+        for top in sorted(p for p in base.iterdir() if p.is_dir()):
+            for cand in [top, *sorted(top.iterdir())]:
+                if cand.is_dir() and any(cand.glob("*.txt")) and any(x.name != "PROVENANCE.txt" for x in cand.glob("*.txt")):
+                    if cand == top and not (top / "stops.txt").exists() and not (top / "agency.txt").exists():
+                        continue
+                    out.append((cand.relative_to(data).as_posix(), cand))
+                elif cand.is_file() and cand.suffix == ".zip":
+                    out.append((cand.relative_to(data).as_posix(), cand))
+    return out
+
+
+def guru_counts(path: Path, validation_date: date) -> dict[str, int]:
+    """Return gtfs-guru's {code: number of notices} for one feed, validated as of ``validation_date``."""
+    import gtfs_guru
+
+    result = gtfs_guru.validate(str(path), date=validation_date.isoformat())
+    return {n["code"]: int(n["totalNotices"]) for n in result.to_dict()["notices"]}
+
+
+def guru_cached(path: Path, validation_date: date, *, refresh: bool = False) -> dict[str, int]:
+    """Return :func:`guru_counts`, cached on disk by the feed's bytes, the date and gtfs-guru's version."""
+    import gtfs_guru
+
+    key = f"guru-{gtfs_guru.__version__}/{_input_digest(path)}-{validation_date.isoformat()}.json"
+    cached = cache_dir() / key
+    if cached.exists() and not refresh:
+        return json.loads(cached.read_text(encoding="utf-8"))
+    counts = guru_counts(path, validation_date)
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cached.with_suffix(f".tmp{os.getpid()}")
+    tmp.write_text(json.dumps(counts), encoding="utf-8")
+    os.replace(tmp, cached)
+    return counts
+
+
+@dataclass
+class GuruCode:
+    """One notice code across the sweep: feeds where both report it, only we, only gtfs-guru; and counts."""
+
+    code: str
+    both: list[str] = field(default_factory=list)
+    only_ours: list[str] = field(default_factory=list)
+    only_theirs: list[str] = field(default_factory=list)
+    same_count: int = 0  # feeds of ``both`` where the numbers of notices are equal
+    ours_total: int = 0
+    theirs_total: int = 0
+
+
+@dataclass
+class GuruComparison:
+    validation_date: str
+    feeds: list[str]
+    codes: dict[str, GuruCode]
+    unreadable: dict[str, str]
+    seconds_ours: float
+    seconds_theirs: float
+
+    def pairs(self, *, counted_only: bool) -> tuple[int, int]:
+        """Return (their (feed, code) pairs we also report, their pairs), over counted codes only when asked."""
+        hit = total = 0
+        for c in self.codes.values():
+            if counted_only and c.code in GURU_EXCLUDED:
+                continue
+            hit += len(c.both)
+            total += len(c.both) + len(c.only_theirs)
+        return hit, total
+
+    def recall(self, *, counted_only: bool = True) -> float:
+        hit, total = self.pairs(counted_only=counted_only)
+        return hit / total if total else 1.0
+
+
+def compare_guru(ours: dict[str, OurResult], theirs: dict[str, dict[str, int]]) -> GuruComparison:
+    """Return the per-code comparison of our counts with gtfs-guru's, feed by feed (codes under our aliases merged)."""
+    codes: dict[str, GuruCode] = {}
+    unreadable = {}
+    for feed in sorted(theirs):
+        mine: Counter = Counter()
+        res = ours.get(feed)
+        if res is not None:
+            if res.error:
+                unreadable[feed] = res.error
+            for code, n in res.counts.items():
+                mine[GURU_ALIASES.get(code, code)] += n
+        for code in set(mine) | set(theirs[feed]):
+            c = codes.setdefault(code, GuruCode(code))
+            a, b = mine.get(code, 0), theirs[feed].get(code, 0)
+            c.ours_total += a
+            c.theirs_total += b
+            if a and b:
+                c.both.append(feed)
+                c.same_count += a == b
+            elif a:
+                c.only_ours.append(feed)
+            elif b:
+                c.only_theirs.append(feed)
+    seconds = sum(r.seconds for r in ours.values())
+    return GuruComparison("", sorted(theirs), codes, unreadable, seconds, 0.0)
+
+
+def run_guru_parity(*, validation_date: date = VALIDATION_DATE, data: Path = GTFS_DATA, refresh: bool = False,
+                    jobs: int | None = None, progress=None) -> GuruComparison:
+    """Validate every sweep feed with both tools as of ``validation_date`` and return the comparison."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    feeds = guru_feeds(data)
+    digest = _code_digest()
+    jobs = jobs or min(2, os.cpu_count() or 1)
+    t0 = time.perf_counter()
+    theirs = {name: guru_cached(path, validation_date, refresh=refresh) for name, path in feeds}
+    t_theirs = time.perf_counter() - t0
+    if jobs > 1:
+        with ProcessPoolExecutor(jobs) as pool:
+            futs = {name: pool.submit(ours_cached, path, name, validation_date=validation_date, digest=digest,
+                                      refresh=refresh) for name, path in feeds}
+            done = {name: fu.result() for name, fu in futs.items()}
+    else:
+        done = {name: ours_cached(path, name, validation_date=validation_date, digest=digest, refresh=refresh)
+                for name, path in feeds}
+    ours = {}
+    for name, (res, cached) in done.items():
+        ours[name] = res
+        if progress and not cached:
+            progress(f"{name}: {sum(res.counts.values()):,} findings in {res.seconds:.1f} s")
+    comp = compare_guru(ours, theirs)
+    comp.validation_date = validation_date.isoformat()
+    comp.seconds_theirs = t_theirs
+    return comp
+
+
+def render_guru(c: GuruComparison) -> str:
+    """Return the gtfs-guru comparison as Markdown: recall, then one row per code."""
+    hit, total = c.pairs(counted_only=True)
+    raw_hit, raw_total = c.pairs(counted_only=False)
+    out = [f"Validation date {c.validation_date}; {len(c.feeds)} feeds (2019 GTFS-JP corpus, gtfs/world, gtfs/flex); "
+           f"gtfs-guru codes not counted: {len(GURU_EXCLUDED)} (see the reasons below).", "",
+           f"- recall of gtfs-guru's (feed, code) pairs, counted codes: **{hit}/{total} = {_pct(hit / total if total else 1)}**",
+           f"- the same over every code (Flex and excluded codes included): {raw_hit}/{raw_total} = "
+           f"{_pct(raw_hit / raw_total if raw_total else 1)}",
+           f"- feeds we could not read: {len(c.unreadable)}", "",
+           "| code | both | only Noriba | only gtfs-guru | same count (of both) | Noriba notices | gtfs-guru notices | counted |",
+           "|---|---:|---:|---:|---:|---:|---:|---|"]
+    for code in sorted(c.codes):
+        g = c.codes[code]
+        counted = "no: " + GURU_EXCLUDED[code] if code in GURU_EXCLUDED else "yes"
+        out.append(f"| `{code}` | {len(g.both)} | {len(g.only_ours)} | {len(g.only_theirs)} | {g.same_count} | "
+                   f"{g.ours_total:,} | {g.theirs_total:,} | {counted} |")
+    return "\n".join(out)
+
+
+GURU_DOC_START = "<!-- parity:guru:start (generated by `python -m noriba.parity --guru --write-doc`; do not edit by hand) -->"
+GURU_DOC_END = "<!-- parity:guru:end -->"
+
+
+def write_guru_doc(path: Path, figures: str) -> None:
+    """Replace the generated gtfs-guru section of the parity document (appended when the markers are absent)."""
+    text = path.read_text(encoding="utf-8")
+    if GURU_DOC_START not in text:
+        text = text.rstrip("\n") + f"\n\n{GURU_DOC_START}\n{GURU_DOC_END}\n"
+    before, rest = text.split(GURU_DOC_START, 1)
+    _old, after = rest.split(GURU_DOC_END, 1)
+    path.write_text(f"{before}{GURU_DOC_START}\n{figures}\n{GURU_DOC_END}{after}", encoding="utf-8")
+
+
+def main_guru(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(prog="python -m noriba.parity --guru",
+                                 description="Compare Noriba's validation with gtfs-guru's, per (feed, notice code).")
+    ap.add_argument("--guru", action="store_true")
+    ap.add_argument("--write-doc", type=Path, metavar="MD")
+    ap.add_argument("--refresh", action="store_true")
+    ap.add_argument("--date", type=date.fromisoformat, default=VALIDATION_DATE)
+    args = ap.parse_args(argv)
+    t0 = time.perf_counter()
+    comp = run_guru_parity(validation_date=args.date, refresh=args.refresh, progress=lambda m: print(m, file=sys.stderr))
+    figures = render_guru(comp)
+    print(figures)
+    print(f"\n(wall time {time.perf_counter() - t0:.1f} s; cache {cache_dir()})", file=sys.stderr)
+    if args.write_doc:
+        write_guru_doc(args.write_doc, figures)
+    return 0 if comp.recall() >= 0.95 else 1
 
 
 if __name__ == "__main__":

@@ -41,6 +41,37 @@ def _mixed_case(ctx: Context) -> str:
     return " UNION ALL ".join(parts)
 
 
+def _value_whitespace(ctx: Context) -> str:
+    # One filtered scan per table over its text columns (numbers, dates and times are typed and lose the spaces).
+    from transforms.schema import SQL_TYPES, load_schema
+
+    parts = []
+    for table in load_schema().tables.values():
+        if table.name not in ctx.present:
+            continue
+        cols = [f for f in table.fields if f.type not in SQL_TYPES]
+        if not cols:
+            continue
+        sp = "'^[\\x00-\\x20]|[\\x00-\\x20]$'"
+        hits = " OR ".join(f'regexp_matches("{f.column}", {sp})' for f in cols)
+        pick = ", ".join(f"CASE WHEN regexp_matches(\"{f.column}\", {sp}) THEN '{f.name}' END" for f in cols)
+        parts.append(
+            f"SELECT '{table.file_name}' AS file, _line AS line, f AS field, NULL AS value, "
+            "'the value of ' || f || ' starts or ends with a space' AS message "
+            f"FROM (SELECT _line, unnest(list_filter([{pick}], lambda x: x IS NOT NULL)) AS f FROM \"{table.name}\" WHERE {hits})"
+        )
+    return " UNION ALL ".join(parts) or "SELECT NULL AS file, NULL AS line, NULL AS field, NULL AS value, NULL AS message WHERE false"
+
+
+def _missing_feed_info(ctx: Context) -> str:
+    # GTFS: feed_info.txt is "Recommended" (required when translations.txt is given). GTFS-JP requires it, which
+    # the read step reports as missing_gtfs_jp_required_file; so this rule is for plain GTFS feeds only.
+    absent = "feed_info" not in ctx.present and ctx.profile != "gtfs-jp"
+    return ("SELECT 'feed_info.txt' AS file, NULL AS line, NULL AS field, NULL AS value, "
+            "'feed_info.txt is absent: the publisher, language and period of the data are unknown' AS message "
+            f"WHERE {'true' if absent else 'false'}")
+
+
 def _service_bounds() -> str:
     """Return a subquery of (service_id, first_day, last_day): calendar.txt's range widened by added dates."""
     return (
@@ -117,6 +148,18 @@ RULES: list[Rule] = [
          fix="Write the name as it is printed on signs, e.g. \"Main Street\" rather than \"MAIN STREET\".",
          why_ja="利用者に表示する名称が英字の大文字だけ（または小文字だけ）で書かれています。英字の名称は大文字と小文字を混ぜて書くと読みやすくなります。かな・漢字の部分は対象外です。",
          fix_ja="看板などの表記どおり、例えば「MAIN STREET」ではなく「Main Street」と書いてください。"),
+    Rule("missing_recommended_file", WARNING,
+         "feed_info.txt, which GTFS recommends (and requires with translations.txt), is absent.",
+         ("file",), _missing_feed_info,
+         fix="Add feed_info.txt with the publisher's name and URL, the language and the period the data covers.",
+         why_ja="GTFS で推奨されている feed_info.txt がありません（translations.txt がある場合は必須です）。",
+         fix_ja="提供者名・URL・言語・データの有効期間を書いた feed_info.txt を追加してください。"),
+    Rule("leading_or_trailing_whitespaces", WARNING,
+         "A text value starts or ends with spaces, which apps show or compare wrongly.",
+         ("file", "line", "field"), _value_whitespace,
+         fix="Remove the spaces before and after the value.",
+         why_ja="値の前後に空白があり、アプリで表示や照合が正しくできません。",
+         fix_ja="値の前後の空白を取り除いてください。"),
     Rule("future_calendar", INFO,
          "Every service starts after the validation date, so nothing runs today.",
          ("file",), _future_calendar,

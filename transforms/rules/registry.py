@@ -33,9 +33,9 @@ def all_rules() -> tuple[Rule, ...]:
                    transfers, translations, gtfs_jp, timetable):
         rules.extend(module.RULES)
     # MobilityData v8.0.1 notices added in issue 18 (one appended block; other issues append their own).
-    from transforms.rules import fares_v2, mobilitydata_v8, pathways, timeframes
+    from transforms.rules import fares_v2, mobilitydata_v8, pathways, shape_matching, timeframes
 
-    for module in (mobilitydata_v8, pathways, timeframes, fares_v2):
+    for module in (mobilitydata_v8, shape_matching, pathways, timeframes, fares_v2):
         rules.extend(module.RULES)
     seen: dict[str, Rule] = {}
     for r in rules:

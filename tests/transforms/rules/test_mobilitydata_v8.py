@@ -4,9 +4,9 @@ networks, pathways, timeframes, Fares v2): each finds a tiny broken feed and sta
 import pytest
 
 from tests.transforms.rules._feed_b import codes, feed, found, rule, run
-from transforms.rules import fares_v2, mobilitydata_v8, pathways, timeframes
+from transforms.rules import fares_v2, mobilitydata_v8, pathways, shape_matching, timeframes
 
-RULES = [*mobilitydata_v8.RULES, *pathways.RULES, *timeframes.RULES, *fares_v2.RULES]
+RULES = [*mobilitydata_v8.RULES, *shape_matching.RULES, *pathways.RULES, *timeframes.RULES, *fares_v2.RULES]
 
 CAL = "service_id,monday,tuesday,wednesday,thursday,friday,saturday,sunday,start_date,end_date\n"
 ROUTES = "route_id,agency_id,route_short_name,route_long_name,route_type\n"
@@ -24,6 +24,21 @@ FM = "fare_media_id,fare_media_name,fare_media_type\n"
 TRANSFERS = "from_stop_id,to_stop_id,from_trip_id,to_trip_id,transfer_type\n"
 
 
+SH = "shape_id,shape_pt_lat,shape_pt_lon,shape_pt_sequence,shape_dist_traveled\n"
+SHAPED = {"trips": "route_id,service_id,trip_id,shape_id\nR1,WD,T1,SH\n"}
+
+
+def shaped(points: str, stop_times: str | None = None, **more) -> dict:
+    """Return a feed whose trip T1 (S1 then S2) follows shape SH of the given points (lat,lon,seq,dist lines)."""
+    out = {**SHAPED, "shapes": SH + "".join(f"SH,{p}\n" for p in points.split(";")), **more}
+    if stop_times:
+        out["stop_times"] = stop_times
+    return out
+
+
+UD = "trip_id,arrival_time,departure_time,stop_id,stop_sequence,shape_dist_traveled\n"
+
+
 def pw(*rows: str) -> dict:
     return {"stops": PW_STOPS, "pathways": PW + "".join(r + "\n" for r in rows)}
 
@@ -37,8 +52,15 @@ def two_modes(route_type: int) -> dict:
 
 
 CASES = [
+    ("stop_has_too_many_matches_for_shape", shaped("43.30,141.40,1,;43.31,141.41,2,;43.30,141.40,3,"),
+     shaped("43.30,141.40,1,;43.31,141.41,2,"), ["S1", "2 separate places"]),
+    ("stops_match_shape_out_of_order", shaped("43.31,141.41,1,;43.30,141.40,2,"), shaped("43.30,141.40,1,;43.31,141.41,2,"), ["S2", "S1"]),
+    ("stop_too_far_from_shape_using_user_distance",
+     shaped("43.30,141.40,1,0;43.31,141.41,2,1360", UD + "T1,08:00:00,08:00:00,S1,1,0\nT1,08:10:00,08:10:00,S2,2,700\n"),
+     shaped("43.30,141.40,1,0;43.31,141.41,2,1360", UD + "T1,08:00:00,08:00:00,S1,1,0\nT1,08:10:00,08:10:00,S2,2,1360\n"), ["S2"]),
     ("mixed_case_recommended_field", {"stops": "stop_id,stop_name,stop_lat,stop_lon\nS1,MAIN STREET,43.30,141.40\nS2,駅前,43.31,141.41\n"},
      {"stops": "stop_id,stop_name,stop_lat,stop_lon\nS1,Main Street 港前,43.30,141.40\nS2,駅前 ONE,43.31,141.41\n"}, ["MAIN STREET"]),
+    ("leading_or_trailing_whitespaces", {"routes": ROUTES + "R1,A,1,港線 ,3\n"}, {"routes": ROUTES + "R1,A,1,港線,3\n"}, ["route_long_name"]),
     ("future_calendar", {"calendar": CAL + "WD,1,1,1,1,1,0,0,20260701,20270331\n"},
      {"calendar": CAL + "WD,1,1,1,1,1,0,0,20260401,20270331\n"}, ["2026-07-01"]),
     ("service_extends_far_in_the_future", {"calendar": CAL + "WD,1,1,1,1,1,0,0,20260401,20290331\n"},
@@ -83,14 +105,15 @@ CASES = [
 @pytest.mark.parametrize("code,bad,good,named", CASES, ids=[c[0] for c in CASES])
 def test_v8_rule_reports_the_broken_feed_and_not_the_corrected_one(tmp_path, code, bad, good, named):
     picked = rule(RULES, code)
-    hits = found(run(tmp_path / "bad", feed(**bad), picked), code)
+    params = {"stop_shape_matches_limit": 1}  # two passes of the shape near S1 are "too many" in a two-point world
+    hits = found(run(tmp_path / "bad", feed(**bad), picked, params=params), code)
     assert hits, f"{code} found nothing"
     assert all(any(n in h["message"] for h in hits) for n in named), hits
-    assert code not in codes(run(tmp_path / "good", feed(**good), picked))
+    assert code not in codes(run(tmp_path / "good", feed(**good), picked, params=params))
 
 
 def test_every_v8_rule_has_a_case():
-    assert {r.code for r in RULES} == {c[0] for c in CASES}
+    assert {r.code for r in RULES} - {"missing_recommended_file"} == {c[0] for c in CASES}
 
 
 def test_every_v8_rule_explains_itself_in_japanese():
@@ -107,3 +130,11 @@ def test_mixed_case_follows_mobilitydata_and_ignores_scripts_without_case(tmp_pa
     stops = f"stop_id,stop_name,stop_lat,stop_lon\nS1,{name},43.30,141.40\nS2,Harbour,43.31,141.41\n"
     got = codes(run(tmp_path, feed(stops=stops), rule(RULES, "mixed_case_recommended_field")))
     assert ("mixed_case_recommended_field" in got) is flagged
+
+
+def test_missing_feed_info_is_recommended_in_gtfs_and_left_to_the_gtfs_jp_rule_in_gtfs_jp(tmp_path):
+    picked = [r for r in RULES if r.code == "missing_recommended_file"]
+    assert "missing_recommended_file" in codes(run(tmp_path / "gtfs", feed(), picked))
+    assert "missing_recommended_file" not in codes(run(tmp_path / "jp", feed(), picked, profile="gtfs-jp"))
+    info = "feed_publisher_name,feed_publisher_url,feed_lang\nみなと交通,https://example.jp,ja\n"
+    assert "missing_recommended_file" not in codes(run(tmp_path / "with", feed(feed_info=info), picked))

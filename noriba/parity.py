@@ -1068,12 +1068,33 @@ def main(argv: list[str] | None = None) -> int:
 
 GTFS_DATA = ROOT.parent / "shared" / "data" / "gtfs"
 
-#: Codes of gtfs-guru's that are not counted in the recall, each with the reason (docs/validation-parity.md,
-#: "gtfs-guru"). Flex and GeoJSON belong to the Flex issue; the rest are peer bugs or GTFS-JP rules.
+#: gtfs-guru's findings not counted in the recall, each with the reason (docs/validation-parity.md, "gtfs-guru").
+#: A key is a code (every feed) or ``code@prefix`` (the feeds whose name starts with the prefix).
 GURU_EXCLUDED: dict[str, str] = {}
+
+#: Why a code differs between the two tools where it does (only Noriba, only gtfs-guru, or other counts).
+GURU_EXPLAINED: dict[str, str] = {}
 
 #: Codes we name differently from gtfs-guru: ours -> theirs (the same finding under another name).
 GURU_ALIASES: dict[str, str] = {}
+
+
+def guru_excluded(code: str, feed: str) -> str | None:
+    """Return why gtfs-guru's ``code`` on ``feed`` is not counted in the recall, or None when it is."""
+    if code in GURU_EXCLUDED:
+        return GURU_EXCLUDED[code]
+    for key, reason in GURU_EXCLUDED.items():
+        c, _, prefix = key.partition("@")
+        if prefix and c == code and feed.startswith(prefix):
+            return reason
+    return None
+
+
+def guru_codes() -> set[str]:
+    """Return every notice code gtfs-guru knows."""
+    import gtfs_guru
+
+    return set(gtfs_guru.notice_codes())
 
 
 def guru_feeds(data: Path = GTFS_DATA) -> list[tuple[str, Path]]:
@@ -1150,10 +1171,10 @@ class GuruComparison:
         """Return (their (feed, code) pairs we also report, their pairs), over counted codes only when asked."""
         hit = total = 0
         for c in self.codes.values():
-            if counted_only and c.code in GURU_EXCLUDED:
-                continue
-            hit += len(c.both)
-            total += len(c.both) + len(c.only_theirs)
+            both = [f for f in c.both if not (counted_only and guru_excluded(c.code, f))]
+            theirs = [f for f in c.only_theirs if not (counted_only and guru_excluded(c.code, f))]
+            hit += len(both)
+            total += len(both) + len(theirs)
         return hit, total
 
     def recall(self, *, counted_only: bool = True) -> float:
@@ -1220,22 +1241,39 @@ def run_guru_parity(*, validation_date: date = VALIDATION_DATE, data: Path = GTF
 
 
 def render_guru(c: GuruComparison) -> str:
-    """Return the gtfs-guru comparison as Markdown: recall, then one row per code."""
+    """Return the gtfs-guru comparison as Markdown: recall, one row per code, then the feeds behind each difference."""
     hit, total = c.pairs(counted_only=True)
     raw_hit, raw_total = c.pairs(counted_only=False)
-    out = [f"Validation date {c.validation_date}; {len(c.feeds)} feeds (2019 GTFS-JP corpus, gtfs/world, gtfs/flex); "
-           f"gtfs-guru codes not counted: {len(GURU_EXCLUDED)} (see the reasons below).", "",
-           f"- recall of gtfs-guru's (feed, code) pairs, counted codes: **{hit}/{total} = {_pct(hit / total if total else 1)}**",
-           f"- the same over every code (Flex and excluded codes included): {raw_hit}/{raw_total} = "
+    peer = guru_codes()
+    out = [f"Validation date {c.validation_date} for both tools; {len(c.feeds)} feeds (87 of the 2019 GTFS-JP corpus, "
+           f"{sum(f.startswith('world/') for f in c.feeds)} of gtfs/world, {sum(f.startswith('flex/') for f in c.feeds)} of gtfs/flex); "
+           f"Noriba's validation summed over the feeds {c.seconds_ours:.0f} s, gtfs-guru's {c.seconds_theirs:.1f} s.", "",
+           f"- recall of gtfs-guru's (feed, code) pairs, counted pairs: **{hit}/{total} = {_pct(hit / total if total else 1)}**",
+           f"- the same over every pair (Flex/GeoJSON and the excluded GTFS-JP pairs included): {raw_hit}/{raw_total} = "
            f"{_pct(raw_hit / raw_total if raw_total else 1)}",
            f"- feeds we could not read: {len(c.unreadable)}", "",
-           "| code | both | only Noriba | only gtfs-guru | same count (of both) | Noriba notices | gtfs-guru notices | counted |",
+           "Columns: feeds where both report the code, only Noriba, only gtfs-guru; of the feeds where both do, those with "
+           "the same number of notices; the notices summed over the feeds; and the reason when gtfs-guru's pairs are not "
+           "counted (see the table below it). Codes gtfs-guru does not have are listed after it.", "",
+           "| code | both | only Noriba | only gtfs-guru | same count | Noriba notices | gtfs-guru notices | not counted |",
            "|---|---:|---:|---:|---:|---:|---:|---|"]
+    ours_only_codes = []
     for code in sorted(c.codes):
         g = c.codes[code]
-        counted = "no: " + GURU_EXCLUDED[code] if code in GURU_EXCLUDED else "yes"
+        if code not in peer and not g.theirs_total:
+            ours_only_codes.append(g)
+            continue
+        excl = sorted({k for k in GURU_EXCLUDED if k == code or k.startswith(code + "@")})
         out.append(f"| `{code}` | {len(g.both)} | {len(g.only_ours)} | {len(g.only_theirs)} | {g.same_count} | "
-                   f"{g.ours_total:,} | {g.theirs_total:,} | {counted} |")
+                   f"{g.ours_total:,} | {g.theirs_total:,} | {', '.join(excl)} |")
+    out += ["", f"Noriba's own codes (not in gtfs-guru), feeds and notices: "
+            + ", ".join(f"`{g.code}` {len(g.only_ours)}/{g.ours_total:,}" for g in ours_only_codes) + ".", "",
+            "Feeds behind each counted difference (gtfs-guru reports the code, Noriba does not):", ""]
+    for code in sorted(c.codes):
+        g = c.codes[code]
+        missed = [f for f in g.only_theirs if not guru_excluded(code, f)]
+        if missed:
+            out.append(f"- `{code}`: {', '.join(missed)}")
     return "\n".join(out)
 
 

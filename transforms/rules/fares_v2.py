@@ -5,6 +5,8 @@ from __future__ import annotations
 from transforms.rules.engine import ERROR, WARNING, Context, Rule
 
 _FTR = "SELECT 'fare_transfer_rules.txt' AS file, _line AS line, "
+#: A transfer within one leg group (both ids given and equal), where transfer_count is required, else forbidden.
+_SAME_GROUP = "(from_leg_group_id IS NOT NULL AND to_leg_group_id IS NOT NULL AND from_leg_group_id = to_leg_group_id)"
 
 
 def _duration_type_without_limit(ctx: Context) -> str:
@@ -20,25 +22,23 @@ def _duration_limit_without_type(ctx: Context) -> str:
 
 
 def _invalid_transfer_count(ctx: Context) -> str:
-    # MobilityData: transfer_count must be -1 (no limit) or at least 1.
+    # MobilityData: within one leg group, transfer_count must be -1 (no limit) or at least 1.
     return (_FTR + "'transfer_count' AS field, CAST(transfer_count AS VARCHAR) AS value, "
             "'transfer_count ' || transfer_count || ' is neither -1 (no limit) nor a number of transfers of 1 or more' AS message "
-            "FROM fare_transfer_rules WHERE transfer_count IS NOT NULL AND (transfer_count < -1 OR transfer_count = 0)")
+            f"FROM fare_transfer_rules WHERE {_SAME_GROUP} AND transfer_count IS NOT NULL AND (transfer_count < -1 OR transfer_count = 0)")
 
 
 def _forbidden_transfer_count(ctx: Context) -> str:
     return (_FTR + "'transfer_count' AS field, CAST(transfer_count AS VARCHAR) AS value, "
             "'transfer_count is given but from_leg_group_id ' || coalesce(from_leg_group_id, '(empty)') || "
-            "' differs from to_leg_group_id ' || coalesce(to_leg_group_id, '(empty)') AS message "
-            "FROM fare_transfer_rules WHERE transfer_count IS NOT NULL "
-            "AND from_leg_group_id IS DISTINCT FROM to_leg_group_id")
+            "' and to_leg_group_id ' || coalesce(to_leg_group_id, '(empty)') || ' are not the same leg group' AS message "
+            f"FROM fare_transfer_rules WHERE transfer_count IS NOT NULL AND NOT {_SAME_GROUP}")
 
 
 def _without_transfer_count(ctx: Context) -> str:
     return (_FTR + "'transfer_count' AS field, from_leg_group_id AS value, "
             "'from_leg_group_id and to_leg_group_id are both ' || from_leg_group_id || ' but transfer_count is empty' AS message "
-            "FROM fare_transfer_rules WHERE transfer_count IS NULL AND from_leg_group_id IS NOT NULL "
-            "AND from_leg_group_id = to_leg_group_id")
+            f"FROM fare_transfer_rules WHERE transfer_count IS NULL AND {_SAME_GROUP}")
 
 
 def _multiple_default_rider_categories(ctx: Context) -> str:

@@ -90,7 +90,7 @@ CASES = [
      {"fare_transfer_rules": FTR + "G1,G2,,5400,1,0\n"}, ["5400"]),
     ("fare_transfer_rule_invalid_transfer_count", {"fare_transfer_rules": FTR + "G1,G1,0,,,0\n"},
      {"fare_transfer_rules": FTR + "G1,G1,-1,,,0\n"}, ["transfer_count 0"]),
-    ("fare_transfer_rule_with_forbidden_transfer_count", {"fare_transfer_rules": FTR + "G1,G2,2,,,0\n"},
+    ("fare_transfer_rule_with_forbidden_transfer_count", {"fare_transfer_rules": FTR + "G1,G2,2,,,0\n,,1,,,0\n"},
      {"fare_transfer_rules": FTR + "G1,G2,,,,0\n"}, ["G1", "G2"]),
     ("fare_transfer_rule_without_transfer_count", {"fare_transfer_rules": FTR + "G1,G1,,,,0\n"},
      {"fare_transfer_rules": FTR + "G1,G1,1,,,0\n"}, ["G1"]),

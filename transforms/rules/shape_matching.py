@@ -49,10 +49,10 @@ def _pairs() -> str:
     )
 
 
-def _matches() -> str:
-    """Return CTEs (after :func:`_pairs`): near (segments within reach of each pair) and m (shape_id, stop_id, g, d, geo)."""
+def _matches(source: str = "pairs") -> str:
+    """Return CTEs (after :func:`_pairs`): near (segments within reach of each pair of ``source``) and m (shape_id, stop_id, g, d, geo)."""
     return (
-        ", near AS (SELECT p.shape_id, p.stop_id, s.i, x1, y1, x2, y2, p.maxd, s.cum FROM pairs p JOIN ("
+        f", near AS (SELECT p.shape_id, p.stop_id, s.i, x1, y1, x2, y2, p.maxd, s.cum FROM {source} p JOIN ("
         "SELECT * FROM seg WHERE lat2 IS NOT NULL) s USING (shape_id), "
         "LATERAL (SELECT (s.lon - p.lon) * 111320.0 * cos(radians(p.lat)) AS x1, (s.lat - p.lat) * 110540.0 AS y1, "
         "(s.lon2 - p.lon) * 111320.0 * cos(radians(p.lat)) AS x2, (s.lat2 - p.lat) * 110540.0 AS y2) "
@@ -103,9 +103,10 @@ def _out_of_order(ctx: Context) -> str:
 def _too_far_user_distance(ctx: Context) -> str:
     # Each stop with shape_dist_traveled is placed between the last shape point at or before that distance and
     # the next one (linear interpolation), on patterns whose last stop and whose shape's last point have a
-    # distance above 0. Stops stop_too_far_from_shape already reports (no segment within reach) are left out.
+    # distance above 0. Stops stop_too_far_from_shape already reports (no segment within reach) are left out; that
+    # geometric check runs for the stops found too far only.
     return (
-        f"WITH {_pairs()}{_matches()}, "
+        f"WITH {_pairs()}, "
         "sh AS (SELECT shape_id FROM seg GROUP BY shape_id HAVING arg_max(ud, i) > 0), "
         "pu AS (SELECT * FROM pat WHERE shape_id IN (SELECT shape_id FROM sh) AND key IN "
         "(SELECT key FROM pat GROUP BY key HAVING arg_max(sd, k) > 0) AND sd IS NOT NULL AND lat IS NOT NULL AND lon IS NOT NULL), "
@@ -116,7 +117,9 @@ def _too_far_user_distance(ctx: Context) -> str:
         "FROM pos JOIN seg s ON s.shape_id = pos.shape_id AND s.i = pos.i LEFT JOIN seg n ON n.shape_id = pos.shape_id AND n.i = pos.i + 1), "
         "f AS (SELECT *, CASE WHEN b_ud IS NULL OR abs(b_ud - a_ud) < 1e-9 THEN 0 ELSE (sd - a_ud) / (b_ud - a_ud) END AS fr FROM loc), "
         "dd AS (SELECT *, haversine_m(lat, lon, a_lat + fr * (coalesce(b_lat, a_lat) - a_lat), a_lon + fr * (coalesce(b_lon, a_lon) - a_lon)) AS d FROM f), "
-        "geo_far AS (SELECT shape_id, stop_id FROM pairs EXCEPT SELECT shape_id, stop_id FROM m) "
+        f"cand AS (SELECT p.* FROM pairs p SEMI JOIN (SELECT shape_id, stop_id FROM dd WHERE d > {MAX_M}) x USING (shape_id, stop_id))"
+        f"{_matches('cand')}, "
+        "geo_far AS (SELECT shape_id, stop_id FROM cand EXCEPT SELECT shape_id, stop_id FROM m) "
         "SELECT 'stop_times.txt' AS file, min(line) AS line, 'shape_dist_traveled' AS field, stop_id AS value, "
         "'stop_id ' || stop_id || coalesce(' (' || any_value(stop_name) || ')', '') || ' is ' || printf('%.0f', max(d)) || "
         f"' m from the point of shape_id ' || shape_id || ' at its shape_dist_traveled, more than {MAX_M:g} m' AS message "

@@ -138,3 +138,10 @@ def test_missing_feed_info_is_recommended_in_gtfs_and_left_to_the_gtfs_jp_rule_i
     assert "missing_recommended_file" not in codes(run(tmp_path / "jp", feed(), picked, profile="gtfs-jp"))
     info = "feed_publisher_name,feed_publisher_url,feed_lang\nみなと交通,https://example.jp,ja\n"
     assert "missing_recommended_file" not in codes(run(tmp_path / "with", feed(feed_info=info), picked))
+
+
+def test_a_stop_far_from_the_whole_shape_is_left_to_stop_too_far_from_shape(tmp_path):
+    # S2 is 1.1 km from every point of SH, so stop_too_far_from_shape reports it; the distance rule does not repeat it.
+    bad = shaped("43.30,141.40,1,0;43.30,141.41,2,800", UD + "T1,08:00:00,08:00:00,S1,1,0\nT1,08:10:00,08:10:00,S2,2,700\n")
+    picked = rule(RULES, "stop_too_far_from_shape_using_user_distance")
+    assert not codes(run(tmp_path, feed(**bad), picked))

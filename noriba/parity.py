@@ -17,6 +17,10 @@ This module:
 
 ``python -m noriba.parity`` prints the tables; ``--write-doc docs/validation-parity.md``
 regenerates the figures section of the parity document.
+
+The second peer is gtfs-guru (MobilityData gtfs-validator v8.0.1's notice codes): ``--guru`` runs both
+tools on the corpus, gtfs/world and gtfs/flex at the same date and compares them per (feed, code)
+(:func:`run_guru_parity`, :data:`GURU_EXCLUDED`, :data:`GURU_EXPLAINED`).
 """
 
 from __future__ import annotations
@@ -595,11 +599,22 @@ def _result_from_json(d: dict) -> OurResult:
     return OurResult(d["feed"], notices, d["counts"], d["seconds"], d["validation_date"], d.get("error"))
 
 
+def _input_digest(path: Path) -> str:
+    """Return a short digest of a feed: the zip's bytes, or every file's name and bytes in a folder feed."""
+    h = hashlib.sha256()
+    if path.is_dir():
+        for p in sorted(x for x in path.rglob("*") if x.is_file()):
+            h.update(p.relative_to(path).as_posix().encode() + b"\0" + p.read_bytes())
+    else:
+        h.update(path.read_bytes())
+    return h.hexdigest()[:16]
+
+
 def ours_cached(zip_path: Path, feed: str, *, validation_date: date = VALIDATION_DATE, digest: str | None = None,
                 refresh: bool = False) -> tuple[OurResult, bool]:
     """Return (our result for the feed, whether it came from the cache). The cache key covers the zip, the date and the code."""
     digest = digest or _code_digest()
-    zsha = hashlib.sha256(zip_path.read_bytes()).hexdigest()[:16]
+    zsha = _input_digest(zip_path)
     path = cache_dir() / digest[:16] / f"{zsha}-{validation_date.isoformat()}.json"
     if path.exists() and not refresh:
         return _result_from_json(json.loads(path.read_text(encoding="utf-8"))), True
@@ -1023,6 +1038,9 @@ def write_doc(path: Path, figures: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if "--guru" in argv:
+        return main_guru(argv)
     ap = argparse.ArgumentParser(prog="python -m noriba.parity",
                                  description="Compare Noriba's validation with FeedValidator's on the GTFS-JP 2019 corpus.")
     ap.add_argument("--corpus", type=Path, default=CORPUS)
@@ -1045,6 +1063,385 @@ def main(argv: list[str] | None = None) -> int:
         write_doc(args.write_doc, figures)
         print(f"wrote {args.write_doc}", file=sys.stderr)
     return 1 if comp.failing() else 0
+
+
+
+# --------------------------------------------------------------------------------------------
+# Parity with gtfs-guru (MobilityData gtfs-validator v8.0.1's notice codes), per (feed, code)
+# --------------------------------------------------------------------------------------------
+
+GTFS_DATA = ROOT.parent / "shared" / "data" / "gtfs"
+
+_FLEX = "GTFS-Flex / GeoJSON: the Flex issue owns these rules (Noriba reads no locations.geojson, booking_rules or location_groups yet)"
+_FLEX_CODES = (
+    "duplicate_geo_json_key", "duplicate_geography_id", "forbidden_arrival_or_departure_time", "forbidden_continuous_pickup_drop_off",
+    "forbidden_drop_off_type", "forbidden_geography_id", "forbidden_pickup_type", "forbidden_prior_day_booking_field_value",
+    "forbidden_prior_notice_start_day", "forbidden_prior_notice_start_time", "forbidden_real_time_booking_field_value",
+    "forbidden_same_day_booking_field_value", "forbidden_shape_dist_traveled", "geo_json_duplicated_element",
+    "geo_json_unknown_element", "invalid_geometry", "invalid_pickup_drop_off_window", "invalid_prior_notice_duration_min",
+    "malformed_json", "missing_pickup_drop_off_booking_rule_id", "missing_pickup_or_drop_off_window",
+    "missing_prior_day_booking_field_value", "missing_prior_notice_duration_min", "missing_prior_notice_last_day",
+    "missing_prior_notice_last_time", "missing_prior_notice_start_time", "missing_required_element", "missing_stop_times_record",
+    "overlapping_zone_and_pickup_drop_off_window", "prior_notice_last_day_after_start_day", "unsupported_feature_type",
+    "unsupported_geo_json_type", "unsupported_geometry_type",
+)
+_GTFS_JP_FILES = ("GTFS-JP files and columns (agency_jp.txt, office_jp.txt, routes_jp.txt, pattern_jp.txt; jp_parent_route_id, "
+                  "jp_trip_desc, jp_trip_desc_symbol, jp_office_id, jp_pattern_id) are defined by the GTFS-JP specification, which "
+                  "Noriba applies to GTFS-JP feeds; gtfs-guru knows GTFS only")
+_OLD_TRANSLATIONS = ("GTFS-JP 1st edition translations.txt (trans_id, lang, translation): Noriba reads it and reports "
+                     "old_style_translations; gtfs-guru reads GTFS's layout and misses table_name, field_name, language "
+                     "(missing_required_column) and calls trans_id, lang unknown (unknown_column)")
+_CASELESS = ("names in a script without letter case (kana, kanji, Hebrew) cannot be mixed case; MobilityData splits the value "
+             "at non-letters and flags every two-word name without an upper-and-lower-case word, so a Japanese name of two "
+             "words is flagged; Noriba leaves words without cased letters out")
+_FLEX_FEED = "a Flex feed: the finding is on Flex files or columns (location groups, booking rules, pickup/drop-off windows)"
+
+#: gtfs-guru's findings not counted in the recall, each with the reason (docs/validation-parity.md, "gtfs-guru").
+#: A key is a code (every feed), ``code@prefix`` (the feeds whose name starts with the prefix) or ``code@+ours``
+#: (the feeds where Noriba reports the code ``ours``).
+GURU_EXCLUDED: dict[str, str] = {
+    **{code: _FLEX for code in _FLEX_CODES},
+    "unknown_file@jp/": _GTFS_JP_FILES,
+    "unknown_column@jp/": _GTFS_JP_FILES + "; and " + _OLD_TRANSLATIONS,
+    "missing_required_column@+old_style_translations": _OLD_TRANSLATIONS,
+    "mixed_case_recommended_field@jp/": _CASELESS,
+    "mixed_case_recommended_field@world/partridge-fixtures/israel-public-transportation-route-2126": _CASELESS,
+    "duplicate_key@flex/de-uckermark-rufbus": _FLEX_FEED + " (location_groups.txt repeats location_group_id by design)",
+    "non_ascii_or_non_printable_char@flex/de-uckermark-rufbus": _FLEX_FEED + " (pickup_booking_rule_id values)",
+    "invalid_float@flex/us-otp-fixtures/lincoln-county-flex.gtfs": _FLEX_FEED + " (safe_duration_offset, a draft Flex column)",
+    "invalid_integer@flex/us-otp-fixtures/lincoln-county-flex.gtfs": _FLEX_FEED + " (booking_rules.txt prior_notice_duration_min)",
+    "unsorted_stop_times@flex/us-otp-fixtures/aspen-flex-on-demand.gtfs": _FLEX_FEED + " (stop_times of zones without times)",
+    "decreasing_or_equal_stop_time_distance@flex/us-otp-fixtures/aspen-flex-on-demand.gtfs": _FLEX_FEED + " (zone stop_times)",
+}
+
+#: Why a code differs between the two tools where it does (only Noriba, only gtfs-guru, or other counts).
+#: docs/validation-parity.md ("gtfs-guru: differences explained") says the same with the references.
+GURU_EXPLAINED: dict[str, str] = {
+    # gtfs-guru reports it where we do not (counted misses, or excluded above)
+    "unknown_file": "only gtfs-guru on GTFS-JP feeds: the *_jp.txt files are GTFS-JP's (excluded); elsewhere the same",
+    "unknown_column": "only gtfs-guru on GTFS-JP feeds: jp_* columns and old-style translations (excluded); "
+                      "Noriba's misspelled_column is counted as unknown_column",
+    "missing_required_column": "only gtfs-guru on feeds with GTFS-JP 1st edition translations.txt (excluded)",
+    "mixed_case_recommended_field": "only gtfs-guru on names in scripts without letter case (excluded); the same on the others",
+    "trip_headsign_matches_intermediate_stop": "only gtfs-guru on loop trips whose last stop has the headsign's name (a "
+        "trip that starts at one 益野西 platform and ends at another): the headsign is right, Noriba does not report it; "
+        "only Noriba in 7 feeds, likely because gtfs-guru stops checking at the first circular trip (its source says it "
+        "reproduces MobilityData v8.0.1, which returns from the whole check there)",
+    "unexpected_enum_value": "only gtfs-guru for Google's extended route types (700 bus service, 715 demand and response, "
+        "800 trolleybus, 1501 communal taxi), which Noriba accepts: they are documented by Google Transit and used in "
+        "Japanese feeds; GTFS itself lists 0-7, 11, 12",
+    "decreasing_or_equal_stop_time_distance": "only gtfs-guru where two stop_times rows of a trip repeat a stop_sequence: "
+        "Noriba quarantines the repeated row (duplicate_key, reported by both) and so never compares it",
+    "trip_coverage_not_active_for_next7_days": "the majority service window (MobilityData's DateTripsValidator) since this "
+        "change; before it Noriba used every trip's dates",
+    "unsorted_stop_times": "only gtfs-guru on one Flex feed (excluded)",
+    "duplicate_key": "only gtfs-guru on a Flex file (excluded); counts: gtfs-guru reports each repeated row, Noriba each repeated key",
+    "invalid_float": "only gtfs-guru on a Flex draft column (excluded)",
+    "invalid_integer": "only gtfs-guru on a Flex file (excluded)",
+    "invalid_character": "the same feed: Noriba's non_utf8_bytes is counted as invalid_character (same count)",
+    "non_ascii_or_non_printable_char": "Noriba reports an id once per value where it is defined, gtfs-guru every row that "
+        "uses it (stop_times.trip_id...), hence the counts; only Noriba on GTFS-JP id columns (jp_parent_route_id) gtfs-guru "
+        "does not read; only gtfs-guru on Flex booking rule ids (excluded)",
+    "missing_recommended_field": "Noriba's missing_feed_info_dates is counted here; only Noriba: fare_attributes.agency_id "
+        "missing where the feed has one agency",
+    "route_long_name_contains_short_name": "Noriba's route_short_and_long_name_equal is counted here; only Noriba where "
+        "the long name begins with the short name followed by a full-width bracket (２５０号線[1041], Aコース（…）): "
+        "MobilityData only counts a space, '-', '(' or ')' after it",
+    # only Noriba (or other counts)
+    "big_gap_in_service": "only Noriba on services defined only in calendar_dates.txt, where gtfs-guru reports no gap",
+    "expired_calendar": "only Noriba on services defined only in calendar_dates.txt: MobilityData's ExpiredCalendarValidator "
+        "takes the service's row from calendar.txt, although its notice 'takes into account the calendar_dates.txt file "
+        "as well as the calendar.txt file'",
+    "feed_expiration_date7_days": "without feed_end_date Noriba takes the last calendar date (as FeedValidator); "
+        "MobilityData reads feed_info.feed_end_date only",
+    "future_feed": "without feed_start_date Noriba takes the first calendar date (as FeedValidator); gtfs-guru reads "
+        "feed_info.feed_start_date only (and reports future_calendar, which both report)",
+    "feed_valid_beyond_total_service_window": "Noriba reports any day of feed_info's period outside the dates trips run; "
+        "gtfs-guru only a period 'valid 14 days beyond its total service window' (its notice)",
+    "fast_travel_between_consecutive_stops": "only Noriba on region-nord-v2, whose stop_times put stops 22.5 km apart 60 s "
+        "apart (675 km/h); gtfs-guru reports no fast travel there (not investigated: its stops.txt is not UTF-8); "
+        "counts differ in the feeds both flag (830 against 436 notices), not investigated",
+    "fast_travel_between_far_stops": "the same feed as fast_travel_between_consecutive_stops",
+    "foreign_key_violation": "only Noriba on GTFS-JP files (agency_jp.txt, routes_jp.txt) whose ids are not in "
+        "agency.txt / routes.txt, files gtfs-guru does not read; counts: Noriba reports every row",
+    "invalid_language_code": "feed_lang 'deu': BCP 47 uses the two-letter ISO 639-1 code (de) where one exists",
+    "invalid_phone_number": "'503-238-RIDE': Noriba accepts digits, spaces and + - ( ) . only; gtfs-guru accepts it",
+    "invalid_row_length": "PROVENANCE.txt in a folder feed (a note beside the data): Noriba reads every .txt of the folder",
+    "empty_row": "blank lines Noriba skips and reports (in translations.txt and a folder feed's PROVENANCE.txt); "
+        "gtfs-guru reports none there",
+    "leading_or_trailing_whitespaces": "Noriba checks every text and id value; gtfs-guru only some text fields "
+        "(stop_headsign, route_desc, route names), not ids such as agency_id '5070001002430 ' nor trip_headsign",
+    "missing_trip_edge": "a Flex feed whose zone stop_times have no times",
+    "stop_too_far_from_shape": "only Noriba on two Caltrain feeds where San Jose Diridon is 102 m from the shape by "
+        "Noriba's local flat projection and within 100 m by gtfs-guru: a case at the threshold",
+    "stop_without_stop_time": "a Flex feed whose stops are used through location groups",
+    "unusable_trip": "a Flex feed whose trips call at one zone",
+    "unused_parent_station": "FeedValidator's finding kept under its own code; gtfs-guru reports the same stations "
+        "as unused_station, and so does Noriba",
+    "unused_route": "routes without trips: gtfs-guru has the code (not a MobilityData v8.0.1 one) but, by its notice "
+        "schema, 'the thorough validator mode reports this warning'; the sweep runs its default mode",
+    "stop_has_too_many_matches_for_shape": "same feeds; counts differ (Noriba 4, gtfs-guru 7), not investigated",
+    "service_extends_far_in_the_future": "same feeds; counts differ (Noriba 66, gtfs-guru 59), not investigated",
+}
+
+#: Codes we name differently from gtfs-guru: ours -> theirs (the same finding under another name).
+GURU_ALIASES: dict[str, str] = {
+    "misspelled_column": "unknown_column",  # an unknown column that looks like a known one: MobilityData's unknown_column
+    "non_utf8_bytes": "invalid_character",  # bytes not valid UTF-8 (the replacement character in gtfs-guru's values)
+    "route_short_and_long_name_equal": "route_long_name_contains_short_name",  # equal names: MobilityData's "contains"
+    "missing_feed_info_dates": "missing_recommended_field",  # feed_start_date and feed_end_date both missing
+}
+
+
+def guru_excluded(code: str, feed: str, ours_codes: dict[str, list[str]] | None = None) -> str | None:
+    """Return why gtfs-guru's ``code`` on ``feed`` is not counted in the recall, or None when it is."""
+    if code in GURU_EXCLUDED:
+        return GURU_EXCLUDED[code]
+    for key, reason in GURU_EXCLUDED.items():
+        c, _, cond = key.partition("@")
+        if not cond or c != code:
+            continue
+        if cond.startswith("+") and cond[1:] in (ours_codes or {}).get(feed, ()):
+            return reason
+        if not cond.startswith("+") and feed.startswith(cond):
+            return reason
+    return None
+
+
+def guru_codes() -> set[str]:
+    """Return every notice code gtfs-guru knows."""
+    import gtfs_guru
+
+    return set(gtfs_guru.notice_codes())
+
+
+def guru_feeds(data: Path = GTFS_DATA) -> list[tuple[str, Path]]:
+    """Return (name, path) of every feed of the parity sweep: the 2019 corpus, gtfs/world/* and gtfs/flex/*.
+
+    A feed is a ``.zip`` or a folder holding ``.txt`` files; names are paths under ``data``.
+    """
+    out: list[tuple[str, Path]] = []
+    corpus = data / "jp" / "corpus-2019" / "feeds"
+    if corpus.is_dir():
+        out += [(f"jp/corpus-2019/{z.stem}", z) for z in sorted(corpus.glob("*.zip"))]
+    for group in ("world", "flex"):
+        base = data / group
+        if not base.is_dir():
+            continue
+        for top in sorted(p for p in base.iterdir() if p.is_dir()):
+            for cand in [top, *sorted(top.iterdir())]:
+                if cand.is_dir() and any(cand.glob("*.txt")) and any(x.name != "PROVENANCE.txt" for x in cand.glob("*.txt")):
+                    if cand == top and not (top / "stops.txt").exists() and not (top / "agency.txt").exists():
+                        continue
+                    out.append((cand.relative_to(data).as_posix(), cand))
+                elif cand.is_file() and cand.suffix == ".zip":
+                    out.append((cand.relative_to(data).as_posix(), cand))
+    return out
+
+
+def guru_counts(path: Path, validation_date: date) -> dict[str, int]:
+    """Return gtfs-guru's {code: number of notices} for one feed, validated as of ``validation_date``."""
+    return guru_run(path, validation_date)[0]
+
+
+def guru_run(path: Path, validation_date: date) -> tuple[dict[str, int], float]:
+    """Return gtfs-guru's {code: number of notices} for one feed as of ``validation_date``, and its validation time."""
+    import gtfs_guru
+
+    t0 = time.perf_counter()
+    result = gtfs_guru.validate(str(path), date=validation_date.isoformat())
+    seconds = time.perf_counter() - t0
+    return {n["code"]: int(n["totalNotices"]) for n in result.to_dict()["notices"]}, seconds
+
+
+def guru_cached(path: Path, validation_date: date, *, refresh: bool = False) -> dict[str, int]:
+    """Return :func:`guru_counts`, cached on disk by the feed's bytes, the date and gtfs-guru's version."""
+    return guru_cached_run(path, validation_date, refresh=refresh)[0]
+
+
+def guru_cached_run(path: Path, validation_date: date, *, refresh: bool = False) -> tuple[dict[str, int], float]:
+    """Return :func:`guru_run` (counts, seconds as measured when it ran), cached like :func:`guru_cached`."""
+    import gtfs_guru
+
+    key = f"guru-{gtfs_guru.__version__}-2/{_input_digest(path)}-{validation_date.isoformat()}.json"
+    cached = cache_dir() / key
+    if cached.exists() and not refresh:
+        d = json.loads(cached.read_text(encoding="utf-8"))
+        return d["counts"], d["seconds"]
+    counts, seconds = guru_run(path, validation_date)
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cached.with_suffix(f".tmp{os.getpid()}")
+    tmp.write_text(json.dumps({"counts": counts, "seconds": seconds}), encoding="utf-8")
+    os.replace(tmp, cached)
+    return counts, seconds
+
+
+@dataclass
+class GuruCode:
+    """One notice code across the sweep: feeds where both report it, only we, only gtfs-guru; and counts."""
+
+    code: str
+    both: list[str] = field(default_factory=list)
+    only_ours: list[str] = field(default_factory=list)
+    only_theirs: list[str] = field(default_factory=list)
+    same_count: int = 0  # feeds of ``both`` where the numbers of notices are equal
+    ours_total: int = 0
+    theirs_total: int = 0
+
+
+@dataclass
+class GuruComparison:
+    validation_date: str
+    feeds: list[str]
+    codes: dict[str, GuruCode]
+    unreadable: dict[str, str]
+    seconds_ours: float
+    seconds_theirs: float
+    ours_codes: dict[str, list[str]] = field(default_factory=dict)  # feed -> our codes before aliasing
+
+    def pairs(self, *, counted_only: bool) -> tuple[int, int]:
+        """Return (their (feed, code) pairs we also report, their pairs), over counted codes only when asked."""
+        hit = total = 0
+        for c in self.codes.values():
+            both = [f for f in c.both if not (counted_only and guru_excluded(c.code, f, self.ours_codes))]
+            theirs = [f for f in c.only_theirs if not (counted_only and guru_excluded(c.code, f, self.ours_codes))]
+            hit += len(both)
+            total += len(both) + len(theirs)
+        return hit, total
+
+    def recall(self, *, counted_only: bool = True) -> float:
+        hit, total = self.pairs(counted_only=counted_only)
+        return hit / total if total else 1.0
+
+
+def compare_guru(ours: dict[str, OurResult], theirs: dict[str, dict[str, int]]) -> GuruComparison:
+    """Return the per-code comparison of our counts with gtfs-guru's, feed by feed (codes under our aliases merged)."""
+    codes: dict[str, GuruCode] = {}
+    unreadable = {}
+    ours_codes: dict[str, list[str]] = {}
+    for feed in sorted(theirs):
+        mine: Counter = Counter()
+        res = ours.get(feed)
+        if res is not None:
+            if res.error:
+                unreadable[feed] = res.error
+            ours_codes[feed] = sorted(res.counts)
+            for code, n in res.counts.items():
+                mine[GURU_ALIASES.get(code, code)] += n
+        for code in set(mine) | set(theirs[feed]):
+            c = codes.setdefault(code, GuruCode(code))
+            a, b = mine.get(code, 0), theirs[feed].get(code, 0)
+            c.ours_total += a
+            c.theirs_total += b
+            if a and b:
+                c.both.append(feed)
+                c.same_count += a == b
+            elif a:
+                c.only_ours.append(feed)
+            elif b:
+                c.only_theirs.append(feed)
+    seconds = sum(r.seconds for r in ours.values())
+    return GuruComparison("", sorted(theirs), codes, unreadable, seconds, 0.0, ours_codes)
+
+
+def run_guru_parity(*, validation_date: date = VALIDATION_DATE, data: Path = GTFS_DATA, refresh: bool = False,
+                    jobs: int | None = None, progress=None) -> GuruComparison:
+    """Validate every sweep feed with both tools as of ``validation_date`` and return the comparison."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    feeds = guru_feeds(data)
+    digest = _code_digest()
+    jobs = jobs or min(2, os.cpu_count() or 1)
+    runs = {name: guru_cached_run(path, validation_date, refresh=refresh) for name, path in feeds}
+    theirs = {name: counts for name, (counts, _s) in runs.items()}
+    t_theirs = sum(s for _c, s in runs.values())
+    if jobs > 1:
+        with ProcessPoolExecutor(jobs) as pool:
+            futs = {name: pool.submit(ours_cached, path, name, validation_date=validation_date, digest=digest,
+                                      refresh=refresh) for name, path in feeds}
+            done = {name: fu.result() for name, fu in futs.items()}
+    else:
+        done = {name: ours_cached(path, name, validation_date=validation_date, digest=digest, refresh=refresh)
+                for name, path in feeds}
+    ours = {}
+    for name, (res, cached) in done.items():
+        ours[name] = res
+        if progress and not cached:
+            progress(f"{name}: {sum(res.counts.values()):,} findings in {res.seconds:.1f} s")
+    comp = compare_guru(ours, theirs)
+    comp.validation_date = validation_date.isoformat()
+    comp.seconds_theirs = t_theirs
+    return comp
+
+
+def render_guru(c: GuruComparison) -> str:
+    """Return the gtfs-guru comparison as Markdown: recall, one row per code, then the feeds behind each difference."""
+    hit, total = c.pairs(counted_only=True)
+    raw_hit, raw_total = c.pairs(counted_only=False)
+    peer = guru_codes()
+    out = [f"Validation date {c.validation_date} for both tools; {len(c.feeds)} feeds (87 of the 2019 GTFS-JP corpus, "
+           f"{sum(f.startswith('world/') for f in c.feeds)} of gtfs/world, {sum(f.startswith('flex/') for f in c.feeds)} of gtfs/flex); "
+           f"Validation time summed over the feeds, as measured when each result was made (one process each, on a shared "
+           f"2-core machine): Noriba {c.seconds_ours:.0f} s (read, type, every rule), gtfs-guru {c.seconds_theirs:.1f} s.", "",
+           f"- recall of gtfs-guru's (feed, code) pairs, counted pairs: **{hit}/{total} = {_pct(hit / total if total else 1)}**",
+           f"- the same over every pair (Flex/GeoJSON and the excluded GTFS-JP pairs included): {raw_hit}/{raw_total} = "
+           f"{_pct(raw_hit / raw_total if raw_total else 1)}",
+           f"- feeds we could not read: {len(c.unreadable)}", "",
+           "Columns: feeds where both report the code, only Noriba, only gtfs-guru; of the feeds where both do, those with "
+           "the same number of notices; the notices summed over the feeds; and the reason when gtfs-guru's pairs are not "
+           "counted (see the table below it). Codes gtfs-guru does not have are listed after it.", "",
+           "| code | both | only Noriba | only gtfs-guru | same count | Noriba notices | gtfs-guru notices | not counted |",
+           "|---|---:|---:|---:|---:|---:|---:|---|"]
+    ours_only_codes = []
+    for code in sorted(c.codes):
+        g = c.codes[code]
+        if code not in peer and not g.theirs_total:
+            ours_only_codes.append(g)
+            continue
+        excl = sorted({k for k in GURU_EXCLUDED if k == code or k.startswith(code + "@")})
+        out.append(f"| `{code}` | {len(g.both)} | {len(g.only_ours)} | {len(g.only_theirs)} | {g.same_count} | "
+                   f"{g.ours_total:,} | {g.theirs_total:,} | {', '.join(excl)} |")
+    out += ["", f"Noriba's own codes (not in gtfs-guru), feeds and notices: "
+            + ", ".join(f"`{g.code}` {len(g.only_ours)}/{g.ours_total:,}" for g in ours_only_codes) + ".", "",
+            "Feeds behind each counted difference (gtfs-guru reports the code, Noriba does not):", ""]
+    for code in sorted(c.codes):
+        g = c.codes[code]
+        missed = [f for f in g.only_theirs if not guru_excluded(code, f, c.ours_codes)]
+        if missed:
+            out.append(f"- `{code}`: {', '.join(missed)}")
+    return "\n".join(out)
+
+
+GURU_DOC_START = "<!-- parity:guru:start (generated by `python -m noriba.parity --guru --write-doc`; do not edit by hand) -->"
+GURU_DOC_END = "<!-- parity:guru:end -->"
+
+
+def write_guru_doc(path: Path, figures: str) -> None:
+    """Replace the generated gtfs-guru section of the parity document (appended when the markers are absent)."""
+    text = path.read_text(encoding="utf-8")
+    if GURU_DOC_START not in text:
+        text = text.rstrip("\n") + f"\n\n{GURU_DOC_START}\n{GURU_DOC_END}\n"
+    before, rest = text.split(GURU_DOC_START, 1)
+    _old, after = rest.split(GURU_DOC_END, 1)
+    path.write_text(f"{before}{GURU_DOC_START}\n{figures}\n{GURU_DOC_END}{after}", encoding="utf-8")
+
+
+def main_guru(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(prog="python -m noriba.parity --guru",
+                                 description="Compare Noriba's validation with gtfs-guru's, per (feed, notice code).")
+    ap.add_argument("--guru", action="store_true")
+    ap.add_argument("--write-doc", type=Path, metavar="MD")
+    ap.add_argument("--refresh", action="store_true")
+    ap.add_argument("--date", type=date.fromisoformat, default=VALIDATION_DATE)
+    args = ap.parse_args(argv)
+    t0 = time.perf_counter()
+    comp = run_guru_parity(validation_date=args.date, refresh=args.refresh, progress=lambda m: print(m, file=sys.stderr))
+    figures = render_guru(comp)
+    print(figures)
+    print(f"\n(wall time {time.perf_counter() - t0:.1f} s; cache {cache_dir()})", file=sys.stderr)
+    if args.write_doc:
+        write_guru_doc(args.write_doc, figures)
+    return 0 if comp.recall() >= 0.95 else 1
 
 
 if __name__ == "__main__":

@@ -111,9 +111,14 @@ def write_zip(path: Path, members: list[Member]) -> Path:
     return path
 
 
+#: feed_info.txt of the honest feed: GTFS recommends the file (missing_recommended_file) and its dates, version and contact.
+FEED_INFO = ("feed_publisher_name,feed_publisher_url,feed_lang,feed_start_date,feed_end_date,feed_version,feed_contact_email\n"
+             "みなと交通,https://example.jp,ja,20260401,20270331,1,info@example.jp\n")
+
+
 def feed_members(files: dict[str, str] | None = None) -> list[Member]:
-    """Return the members of a small valid GTFS feed (MINI_FEED with ``files`` replacing or adding)."""
-    return [Member(n, t.encode("utf-8")) for n, t in {**MINI_FEED, **(files or {})}.items()]
+    """Return the members of a small valid GTFS feed (MINI_FEED and FEED_INFO, with ``files`` replacing or adding)."""
+    return [Member(n, t.encode("utf-8")) for n, t in {**MINI_FEED, "feed_info.txt": FEED_INFO, **(files or {})}.items()]
 
 
 # --------------------------------------------------------------------------------------------- xlsx

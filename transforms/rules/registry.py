@@ -32,6 +32,11 @@ def all_rules() -> tuple[Rule, ...]:
     for module in (read, formats, agency, stops, routes, trips, stop_times, shapes, calendar, feed_info, fares,
                    transfers, translations, gtfs_jp, timetable):
         rules.extend(module.RULES)
+    # MobilityData v8.0.1 notices added in issue 18 (one appended block; other issues append their own).
+    from transforms.rules import fares_v2, mobilitydata_v8, pathways, shape_matching, timeframes
+
+    for module in (mobilitydata_v8, shape_matching, pathways, timeframes, fares_v2):
+        rules.extend(module.RULES)
     seen: dict[str, Rule] = {}
     for r in rules:
         if r.code in seen and seen[r.code].stage == r.stage and seen[r.code].sql is r.sql:

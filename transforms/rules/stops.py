@@ -150,10 +150,11 @@ def _unused_parent_station(ctx: Context) -> str:
 def _unused_station(ctx: Context) -> str:
     return (
         "SELECT 'stops.txt' AS file, s._line AS line, 'stop_id' AS field, s.stop_id AS value, "
-        f"{_label('s')} || ' is a station whose ' || c.n || ' stop(s) are used by no trip' AS message "
-        f"FROM stops s JOIN (SELECT parent_station, count(*) AS n, count(*) FILTER (WHERE stop_id IN (SELECT stop_id FROM stop_times)) AS used "
+        f"{_label('s')} || CASE WHEN c.n IS NULL THEN ' is a station with no stops or platforms, so no trip uses it' "
+        "ELSE ' is a station whose ' || c.n || ' stop(s) are used by no trip' END AS message "
+        f"FROM stops s LEFT JOIN (SELECT parent_station, count(*) AS n, count(*) FILTER (WHERE stop_id IN (SELECT stop_id FROM stop_times)) AS used "
         f"FROM stops WHERE {LT} = 0 AND parent_station IS NOT NULL GROUP BY parent_station) c ON c.parent_station = s.stop_id "
-        f"WHERE coalesce(s.location_type, 0) = 1 AND c.used = 0"
+        f"WHERE coalesce(s.location_type, 0) = 1 AND coalesce(c.used, 0) = 0"
     )
 
 

@@ -208,6 +208,18 @@ def test_gaps_exceptions_and_expiry_match_feedvalidator(tmp_path, feed_zip):
     assert bool(codes(result) & set(EXPIRY)) == soon
 
 
+def test_coverage_follows_the_dates_most_trips_run_not_a_single_late_trip(tmp_path):
+    """As MobilityData: one trip running on after the main timetable ends does not make the feed "covered"."""
+    cal = ("service_id,monday,tuesday,wednesday,thursday,friday,saturday,sunday,start_date,end_date\n"
+           "WD,1,1,1,1,1,0,0,20260401,20260603\nLATE,1,1,1,1,1,0,0,20260401,20270331\n")
+    trips = "route_id,service_id,trip_id\n" + "".join(f"R1,WD,T{i}\n" for i in range(1, 9)) + "R1,LATE,T9\n"
+    st = "trip_id,arrival_time,departure_time,stop_id,stop_sequence\n" + "".join(
+        f"T{i},08:00:00,08:00:00,S1,1\nT{i},08:10:00,08:10:00,S2,2\n" for i in range(1, 10))
+    picked = rule(RULES, "trip_coverage_not_active_for_next7_days")
+    assert codes(run(tmp_path / "a", feed(calendar=cal, trips=trips, stop_times=st), picked, day=date(2026, 6, 1)))
+    assert not codes(run(tmp_path / "b", feed(calendar=cal, trips=trips, stop_times=st), picked, day=date(2026, 5, 1)))
+
+
 def test_a_feed_without_any_service_date_gets_no_gap_or_coverage_notice(tmp_path):
     """Without calendar files missing_calendar_and_calendar_date_files says it all (as FeedValidator: no effective dates, no gap search)."""
     picked = rule(RULES, "consecutive_days_without_service") + rule(RULES, "trip_coverage_not_active_for_next7_days")

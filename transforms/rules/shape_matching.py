@@ -1,0 +1,149 @@
+"""Matching stops to their trips' shapes, as MobilityData v8.0.1's ShapeToStopMatchingValidator does, set-based.
+
+For each (shape, stop) a trip calls at, the *potential matches* are the local minima of the distance
+from the stop to the shape's segments, among the segments within 100 m (400 m for a rail station):
+a new match starts where the shape came back towards the stop after moving away. With more than 20
+potential matches the stop is ambiguous (``stop_has_too_many_matches_for_shape``). Along a trip
+pattern, the matches must be reachable in order along the shape: the earliest feasible position of
+each stop is the least match at or after the previous stop's; when a stop has none, the two stops
+are out of order (``stops_match_shape_out_of_order``, once per pattern, at the first such stop).
+With shape_dist_traveled on both sides, each stop is placed on the shape at its distance and must
+be within 100 m of that point (``stop_too_far_from_shape_using_user_distance``, once per stop and
+shape, unless ``stop_too_far_from_shape`` already reports it).
+
+Distances use a local flat projection around each stop, as :func:`transforms.rules.shapes.stop_shape_distance_sql`.
+"""
+
+from __future__ import annotations
+
+from transforms.rules.engine import WARNING, Context, Rule
+
+MAX_M = 100.0
+LARGE_STATION_FACTOR = 4.0
+TOO_MANY_MATCHES = 20
+
+
+def _pairs() -> str:
+    """Return CTEs: pat (one row per distinct trip pattern and stop), pairs (shape_id, stop_id, lat, lon, maxd), seg."""
+    return (
+        "tp AS (SELECT t.trip_id, t.shape_id, r.route_type, t._line AS trip_line FROM trips t JOIN routes r USING (route_id) "
+        "WHERE t.shape_id IN (SELECT shape_id FROM shapes)), "
+        "pk AS (SELECT tp.trip_id, tp.shape_id, any_value(tp.route_type) AS route_type, "
+        "hash(tp.shape_id, string_agg(st.stop_id || ':' || coalesce(CAST(st.shape_dist_traveled AS VARCHAR), ''), ',' ORDER BY st.stop_sequence)) AS key "
+        "FROM tp JOIN stop_times st USING (trip_id) GROUP BY tp.trip_id, tp.shape_id), "
+        "rep AS (SELECT key, min(trip_id) AS trip_id FROM pk GROUP BY key), "
+        "pat AS (SELECT pk.key, pk.trip_id, pk.shape_id, pk.route_type, st.stop_id, st._line AS line, st.shape_dist_traveled AS sd, "
+        "row_number() OVER (PARTITION BY pk.key ORDER BY st.stop_sequence) AS k, "
+        "coalesce(s.stop_lat, ps.stop_lat) AS lat, coalesce(s.stop_lon, ps.stop_lon) AS lon, s.stop_name "
+        "FROM rep JOIN pk USING (key, trip_id) JOIN stop_times st ON st.trip_id = pk.trip_id "
+        "JOIN stops s ON s.stop_id = st.stop_id LEFT JOIN stops ps ON ps.stop_id = s.parent_station), "
+        f"pairs AS (SELECT shape_id, stop_id, any_value(lat) AS lat, any_value(lon) AS lon, "
+        f"max(CASE WHEN route_type = 2 THEN {MAX_M * LARGE_STATION_FACTOR} ELSE {MAX_M} END) AS maxd "
+        "FROM pat WHERE lat IS NOT NULL AND lon IS NOT NULL GROUP BY shape_id, stop_id), "
+        "pt AS (SELECT shape_id, shape_pt_lat AS lat, shape_pt_lon AS lon, shape_dist_traveled AS ud, "
+        "row_number() OVER w AS i, lead(shape_pt_lat) OVER w AS lat2, lead(shape_pt_lon) OVER w AS lon2 "
+        "FROM shapes WHERE shape_pt_lat IS NOT NULL AND shape_pt_lon IS NOT NULL AND shape_id IN (SELECT shape_id FROM pairs) "
+        "WINDOW w AS (PARTITION BY shape_id ORDER BY shape_pt_sequence)), "
+        "seg AS (SELECT *, coalesce(sum(haversine_m(lat, lon, lat2, lon2)) OVER (PARTITION BY shape_id ORDER BY i "
+        "ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS cum FROM pt)"
+    )
+
+
+def _matches(source: str = "pairs") -> str:
+    """Return CTEs (after :func:`_pairs`): near (segments within reach of each pair of ``source``) and m (shape_id, stop_id, g, d, geo)."""
+    return (
+        f", near AS (SELECT p.shape_id, p.stop_id, s.i, x1, y1, x2, y2, p.maxd, s.cum FROM {source} p JOIN ("
+        "SELECT * FROM seg WHERE lat2 IS NOT NULL) s USING (shape_id), "
+        "LATERAL (SELECT (s.lon - p.lon) * 111320.0 * cos(radians(p.lat)) AS x1, (s.lat - p.lat) * 110540.0 AS y1, "
+        "(s.lon2 - p.lon) * 111320.0 * cos(radians(p.lat)) AS x2, (s.lat2 - p.lat) * 110540.0 AS y2) "
+        "WHERE least(s.lat, s.lat2) - p.maxd / 110540.0 <= p.lat AND greatest(s.lat, s.lat2) + p.maxd / 110540.0 >= p.lat "
+        "AND least(s.lon, s.lon2) - p.maxd / (111320.0 * cos(radians(p.lat))) <= p.lon "
+        "AND greatest(s.lon, s.lon2) + p.maxd / (111320.0 * cos(radians(p.lat))) >= p.lon), "
+        "nd AS (SELECT *, sqrt(pow(x1 + tt * (x2 - x1), 2) + pow(y1 + tt * (y2 - y1), 2)) AS d, sqrt(x2 * x2 + y2 * y2) AS e, "
+        "tt * sqrt(pow(x2 - x1, 2) + pow(y2 - y1, 2)) AS along FROM ("
+        "SELECT *, CASE WHEN (x2 - x1) * (x2 - x1) + (y2 - y1) * (y2 - y1) = 0 THEN 0 "
+        "ELSE greatest(0, least(1, -(x1 * (x2 - x1) + y1 * (y2 - y1)) / ((x2 - x1) * (x2 - x1) + (y2 - y1) * (y2 - y1)))) END AS tt FROM near)), "
+        "w AS (SELECT *, CASE WHEN lag(i) OVER o IS DISTINCT FROM i - 1 THEN 1 "
+        "WHEN lag(e) OVER o > lag(d) OVER o AND d < lag(e) OVER o THEN 1 ELSE 0 END AS start "
+        "FROM nd WHERE d <= maxd WINDOW o AS (PARTITION BY shape_id, stop_id ORDER BY i)), "
+        "grp AS (SELECT *, sum(start) OVER (PARTITION BY shape_id, stop_id ORDER BY i) AS g FROM w), "
+        "m AS (SELECT shape_id, stop_id, g, min(d) AS d, arg_min(cum + along, d) AS geo FROM grp GROUP BY shape_id, stop_id, g)"
+    )
+
+
+def _too_many_matches(ctx: Context) -> str:
+    limit = int(ctx.param("stop_shape_matches_limit", TOO_MANY_MATCHES))
+    return (
+        f"WITH {_pairs()}{_matches()}, n AS (SELECT shape_id, stop_id, count(*) AS n FROM m GROUP BY shape_id, stop_id HAVING count(*) > {limit}) "
+        "SELECT 'stop_times.txt' AS file, min(p.line) AS line, 'stop_id' AS field, p.stop_id AS value, "
+        "'stop_id ' || p.stop_id || coalesce(' (' || any_value(p.stop_name) || ')', '') || ' is near shape_id ' || p.shape_id || ' at ' || "
+        "any_value(n.n) || ' separate places, so where the trips stop along it is ambiguous' AS message "
+        "FROM n JOIN pat p USING (shape_id, stop_id) GROUP BY p.key, p.shape_id, p.stop_id"
+    )
+
+
+def _out_of_order(ctx: Context) -> str:
+    # Patterns whose every stop has a potential match; then the earliest feasible position stop by stop.
+    return (
+        f"WITH RECURSIVE {_pairs()}{_matches()}, "
+        "ok AS (SELECT p.key FROM pat p LEFT JOIN (SELECT DISTINCT shape_id AS xs, stop_id AS xt FROM m) x "
+        "ON x.xs = p.shape_id AND x.xt = p.stop_id GROUP BY p.key HAVING count(*) = count(x.xt)), "
+        "c AS (SELECT p.key, p.k, m.geo FROM pat p JOIN m USING (shape_id, stop_id) WHERE p.key IN (SELECT key FROM ok)), "
+        "r(key, k, f) AS (SELECT key, 1, min(geo) FROM c WHERE k = 1 GROUP BY key "
+        "UNION ALL SELECT r.key, r.k + 1, (SELECT min(c.geo) FROM c WHERE c.key = r.key AND c.k = r.k + 1 AND c.geo >= r.f) "
+        "FROM r WHERE r.f IS NOT NULL AND r.k < (SELECT max(k) FROM c WHERE c.key = r.key)), "
+        "bad AS (SELECT key, min(k) AS k FROM r WHERE f IS NULL GROUP BY key) "
+        "SELECT 'stop_times.txt' AS file, b.line, 'stop_id' AS field, b.stop_id AS value, "
+        "'trip_id ' || b.trip_id || ': stop_id ' || b.stop_id || coalesce(' (' || b.stop_name || ')', '') || ' lies before stop_id ' || "
+        "a.stop_id || coalesce(' (' || a.stop_name || ')', '') || ' along shape_id ' || b.shape_id || ', though the trip calls there after it' AS message "
+        "FROM bad JOIN pat b ON b.key = bad.key AND b.k = bad.k JOIN pat a ON a.key = bad.key AND a.k = bad.k - 1"
+    )
+
+
+def _too_far_user_distance(ctx: Context) -> str:
+    # Each stop with shape_dist_traveled is placed between the last shape point at or before that distance and
+    # the next one (linear interpolation), on patterns whose last stop and whose shape's last point have a
+    # distance above 0. Stops stop_too_far_from_shape already reports (no segment within reach) are left out; that
+    # geometric check runs for the stops found too far only.
+    return (
+        f"WITH {_pairs()}, "
+        "sh AS (SELECT shape_id FROM seg GROUP BY shape_id HAVING arg_max(ud, i) > 0), "
+        "pu AS (SELECT * FROM pat WHERE shape_id IN (SELECT shape_id FROM sh) AND key IN "
+        "(SELECT key FROM pat GROUP BY key HAVING arg_max(sd, k) > 0) AND sd IS NOT NULL AND lat IS NOT NULL AND lon IS NOT NULL), "
+        "pos AS (SELECT pu.key, pu.k, pu.shape_id, pu.stop_id, pu.line, pu.stop_name, pu.lat, pu.lon, pu.sd, "
+        "coalesce(max(s.i), 1) AS i FROM pu LEFT JOIN seg s ON s.shape_id = pu.shape_id AND s.ud <= pu.sd "
+        "GROUP BY ALL), "
+        "loc AS (SELECT pos.*, s.lat AS a_lat, s.lon AS a_lon, s.ud AS a_ud, n.lat AS b_lat, n.lon AS b_lon, n.ud AS b_ud "
+        "FROM pos JOIN seg s ON s.shape_id = pos.shape_id AND s.i = pos.i LEFT JOIN seg n ON n.shape_id = pos.shape_id AND n.i = pos.i + 1), "
+        "f AS (SELECT *, CASE WHEN b_ud IS NULL OR abs(b_ud - a_ud) < 1e-9 THEN 0 ELSE (sd - a_ud) / (b_ud - a_ud) END AS fr FROM loc), "
+        "dd AS (SELECT *, haversine_m(lat, lon, a_lat + fr * (coalesce(b_lat, a_lat) - a_lat), a_lon + fr * (coalesce(b_lon, a_lon) - a_lon)) AS d FROM f), "
+        f"cand AS (SELECT p.* FROM pairs p SEMI JOIN (SELECT shape_id, stop_id FROM dd WHERE d > {MAX_M}) x USING (shape_id, stop_id))"
+        f"{_matches('cand')}, "
+        "geo_far AS (SELECT shape_id, stop_id FROM cand EXCEPT SELECT shape_id, stop_id FROM m) "
+        "SELECT 'stop_times.txt' AS file, min(line) AS line, 'shape_dist_traveled' AS field, stop_id AS value, "
+        "'stop_id ' || stop_id || coalesce(' (' || any_value(stop_name) || ')', '') || ' is ' || printf('%.0f', max(d)) || "
+        f"' m from the point of shape_id ' || shape_id || ' at its shape_dist_traveled, more than {MAX_M:g} m' AS message "
+        f"FROM dd ANTI JOIN geo_far USING (shape_id, stop_id) WHERE d > {MAX_M} GROUP BY shape_id, stop_id"
+    )
+
+
+RULES: list[Rule] = [
+    Rule("stop_has_too_many_matches_for_shape", WARNING,
+         "A stop is near its trips' shape at more than 20 separate places (loops, back and forth), so where the trips stop along the shape is ambiguous.",
+         ("file", "line", "stop_id", "shape_id"), _too_many_matches, needs=("shapes", "stop_times", "stops"),
+         fix="Check the shape for needless loops near the stop, and the stop's coordinates.",
+         why_ja="停留所が、便の経路 (shape) の 20 か所以上と近接しており（往復やループ）、経路上のどこに停車するのか決められません。",
+         fix_ja="停留所付近の経路に不要なループがないか、停留所の座標が正しいかを確認してください。"),
+    Rule("stops_match_shape_out_of_order", WARNING,
+         "Along a trip's shape, a stop lies before the stop the trip calls at just before it, so the stops, the shape or the stop order are wrong.",
+         ("file", "line", "trip_id", "stop_id"), _out_of_order, needs=("shapes", "stop_times", "stops"),
+         fix="Check the stops' coordinates, the shape's direction and points, and the stop_sequence of the trip.",
+         why_ja="便の経路 (shape) に沿って見ると、ある停留所が一つ前に停車する停留所より手前にあります。停留所の位置・経路・停車順のいずれかが誤っています。",
+         fix_ja="停留所の座標、経路の向きと点、便の stop_sequence を確認してください。"),
+    Rule("stop_too_far_from_shape_using_user_distance", WARNING,
+         "Placed on its shape by shape_dist_traveled, a stop is more than 100 m from where it stands, so the distances or the stop are wrong.",
+         ("file", "line", "stop_id", "shape_dist_traveled"), _too_far_user_distance, needs=("shapes", "stop_times", "stops"),
+         fix="Recompute shape_dist_traveled of the stop_times in the shape's unit, or correct the stop's coordinates.",
+         why_ja="stop_times の shape_dist_traveled で経路 (shape) 上に置いた位置が、停留所の座標から 100 m 以上離れています。距離か停留所の位置が誤っています。",
+         fix_ja="stop_times の shape_dist_traveled を経路と同じ単位で計算し直すか、停留所の座標を直してください。"),
+]

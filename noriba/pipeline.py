@@ -53,8 +53,31 @@ def _say(progress: Progress | None, msg: str) -> None:
         progress(msg)
 
 
+def ondemand_feed(spec: FeedSpec, ws: Workspace):
+    """Return (the GTFS-Flex feed built from an on-demand spec, the spec reading its zip).
+
+    The zip (``raw/<id>/built/feed.zip``) has the same bytes for the same spec, so an unchanged
+    leaflet is the same version.
+    """
+    from dataclasses import replace
+
+    from noriba.specs import Source
+    from transforms.ondemand.build import write_zip
+    from transforms.ondemand.service import build_from_section
+
+    feed = build_from_section(spec.options, feed_id=spec.id, name=spec.name, timezone=spec.timezone, profile=spec.profile,
+                              root=spec.root or Path.cwd())
+    z = write_zip(feed, ws.raw_dir(spec.id) / "built" / "feed.zip")
+    return feed, replace(spec, source=Source(path=z, max_bytes=256 << 20))
+
+
 def fetch(spec: FeedSpec, ws: Workspace) -> dict:
-    """Return the archived input of ``spec`` and whether this exact input was ingested before."""
+    """Return the archived input of ``spec`` and whether this exact input was ingested before.
+
+    An on-demand spec (kind ondemand) is first built into its GTFS-Flex zip, which is what is archived.
+    """
+    if spec.kind == "ondemand":
+        _, spec = ondemand_feed(spec, ws)
     with feed_lock(ws, spec.id):
         sweep(ws.raw / spec.id, ".*.tmp*")  # an archive copy a killed fetch left
         got = fetch_source(ws, spec.id, spec.source).to_dict()
@@ -92,7 +115,7 @@ def parse_validate(spec: FeedSpec, ws: Workspace, fetched: dict, *, progress: Pr
     staged and ``unchanged`` is true.
     """
     avoid_huge_pages()
-    adapter = adapter_for(spec.kind)
+    adapter = adapter_for("gtfs" if spec.kind == "ondemand" else spec.kind)  # an on-demand spec is read as the feed it built
     _say(progress, f"{spec.id}: reading {fetched['source']}")
     try:
         feed = adapter.read(Path(fetched["raw_path"]), encoding=spec.encoding,
@@ -408,7 +431,14 @@ def run_feed(spec: FeedSpec, ws: Workspace, *, progress: Progress | None = None,
 
         return run_gbfs(spec, ws, progress=progress, export=export)
     with feed_lock(ws, spec.id):
-        return _run_feed_locked(spec, ws, progress=progress, export=export, validation_date=validation_date, contracts=contracts)
+        out = _run_feed_locked(spec, ws, progress=progress, export=export, validation_date=validation_date, contracts=contracts)
+    if spec.kind == "ondemand":  # its zones and windows for the marts (schema ondemand), from the same build
+        from warehouse.trips import publish_ondemand
+
+        feed, _ = ondemand_feed(spec, ws)
+        _say(progress, f"{spec.id}: publishing the on-demand zones and windows")
+        out["ondemand"] = publish_ondemand(ws, spec.id, out["feed_version"], feed, name=spec.name)
+    return out
 
 
 def _run_feed_locked(spec: FeedSpec, ws: Workspace, *, progress: Progress | None, export: bool,

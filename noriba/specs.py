@@ -22,7 +22,7 @@ from transforms.specfile import (ID_PATTERN, Anything, Flag, ListOf, Map, Null, 
 
 __all__ = ["SpecError", "FeedSpec", "Source", "load_spec", "load_specs", "load_trip_specs", "parse_spec"]
 
-KINDS = ("gtfs", "timetable", "trips", "zones", "gbfs")
+KINDS = ("gtfs", "timetable", "trips", "zones", "gbfs", "ondemand")
 PROFILES = ("gtfs", "gtfs-jp")
 _QUOTED = 'text in quotes, such as "01205" (unquoted digits are read as a number)'
 SOURCE_SHAPE = Map({
@@ -53,6 +53,7 @@ FEED_SHAPE = Map({
     "policy": Map({"block": Anything(), "block_codes": Anything(), "allow": Anything()}),  # values: noriba.policy
     "publish": OneOf(Flag(), Null(), expected="true or false (whether the feed is listed in the public catalog)"),
     "timetable": Anything(), "trips": Anything(), "zones": Anything(), "gbfs": Anything(),  # checked by their kind
+    "ondemand": Anything(),  # an on-demand service declared without GTFS (transforms/ondemand/spec.py)
     "notify": NOTIFY_SHAPE,
 })
 
@@ -97,6 +98,7 @@ class FeedSpec:
     timetable: dict | None = None  # the `timetable:` section of a kind: timetable spec, defaults filled
     publish: bool | None = None  # in the public catalog: True/False as asked; None = when it has a licence
     notify: dict = field(default_factory=dict)  # the `notify:` section (noriba/notify.py); empty = no notifications
+    root: Path | None = None  # the project folder the spec's relative paths start from
 
     def metadata(self) -> dict:
         """Return the spec's descriptive fields, as stored with each feed version."""
@@ -133,7 +135,9 @@ def parse_spec(doc: object, *, where: str, root: Path, expect_id: str | None = N
         bad("kind", f"{shown(kind)} is not a known kind; use one of: {', '.join(KINDS)}")
     src = doc.get("source")
     source = Source()
-    if not isinstance(src, dict):
+    if src is None and kind == "ondemand":  # the spec itself is the input: the feed is built from it
+        pass
+    elif not isinstance(src, dict):
         bad("source", "missing; give `source: {path: ...}` or `source: {url: ...}`")
     else:
         given = [k for k in ("path", "url", "files") if src.get(k) or f"source.{k}" in dropped]
@@ -196,7 +200,16 @@ def parse_spec(doc: object, *, where: str, root: Path, expect_id: str | None = N
 
         options = doc.get("gbfs") or {}
         problems.extend(check_gbfs(doc.get("gbfs"), where=where)[1])
-    for other in ("trips", "zones", "gbfs"):
+    if kind == "ondemand":  # an on-demand service from its leaflet (transforms/ondemand/spec.py)
+        from transforms.ondemand.area import district_names
+        from transforms.ondemand.spec import check_ondemand
+
+        options = doc.get("ondemand") or {}
+        if src is not None and "source" not in dropped:
+            bad("source", "an on-demand spec is its own input; remove `source:` (the area file goes in ondemand.area.geojson)")
+        problems.extend(check_ondemand(doc.get("ondemand"), where=where, root=root,
+                                       layer_names=lambda layer: district_names(layer, root.resolve()))[1])
+    for other in ("trips", "zones", "gbfs", "ondemand"):
         if other != kind and doc.get(other) is not None:
             bad(other, f"only a spec of kind {other} has a `{other}:` section")
     timetable = None
@@ -212,7 +225,7 @@ def parse_spec(doc: object, *, where: str, root: Path, expect_id: str | None = N
         timezone=tz, encoding=enc, profile=profile, operator=doc.get("operator"),
         municipality=doc.get("municipality") or {}, license=doc.get("license") or {},
         tags=tuple(tags), policy=policy, options=options, timetable=timetable, publish=doc.get("publish"),
-        notify=notify,
+        notify=notify, root=root,
     )
 
 

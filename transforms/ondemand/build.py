@@ -168,6 +168,10 @@ def build_feed(section: dict, area: Area, *, feed_id: str, name: str, timezone: 
     if stops:
         files["stops.txt"] = _csv(["stop_id", "stop_name", "stop_lat", "stop_lon", "location_type"],
                                   [[str(s["id"]), s["name"], f"{float(s['lat']):.6f}", f"{float(s['lon']):.6f}", 0] for s in stops])
+    kana = sorted({(s["name"], s["kana"]) for s in stops if s.get("kana")})
+    if japanese and kana:  # GTFS-JP: the reading of each stop name (ja-Hrkt)
+        files["translations.txt"] = _csv(["table_name", "field_name", "language", "translation", "field_value"],
+                                         [["stops", "stop_name", "ja-Hrkt", k, n] for n, k in kana])
     groups = []
     if area.stops:
         groups.append((GROUP_AREA, area.name, [str(s["id"]) for s in stops]))

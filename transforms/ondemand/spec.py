@@ -24,7 +24,7 @@ DAY_SETS = {
 }
 BOOK_BY = ("phone", "app", "web")
 _HHMM = Text(expected='a time of day in quotes, such as "08:30"')
-_STOP = Map({"id": Text(numbers=True), "name": Text(), "lat": Number(lo=-90, hi=90), "lon": Number(lo=-180, hi=180)})
+_STOP = Map({"id": Text(numbers=True), "name": Text(), "kana": Text(), "lat": Number(lo=-90, hi=90), "lon": Number(lo=-180, hi=180)})
 ONDEMAND_SHAPE = Map({
     "agency": Map({"name": Text(), "url": Text(), "phone": Text(), "lang": Text(), "official_name": Text(),
                    "corporate_number": Text(numbers=True)}),

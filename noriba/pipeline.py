@@ -191,12 +191,29 @@ def parse_validate(spec: FeedSpec, ws: Workspace, fetched: dict, *, progress: Pr
         "blocked_by": json.dumps(verdict.blocked_by),
         "policy": json.dumps(spec.policy.to_dict()),
     }
+    if spec.kind == "ondemand":  # its zones and day-by-day windows, for the marts (lake tables ondemand_*)
+        _stage_ondemand(spec, staging)
     pq.write_table(rows_table([row]), staging / "meta_feed_versions.parquet")
     con.close()
     return {**base, "unchanged": False, "staging_dir": str(staging), "rows_in": row["rows_in"],
             "rows_accepted": row["rows_accepted"], "rows_quarantined": row["rows_quarantined"],
             "errors": row["errors"], "warnings": row["warnings"], "policy_status": verdict.status,
             "blocked_by": verdict.blocked_by}
+
+
+def _stage_ondemand(spec: FeedSpec, staging: Path) -> None:
+    """Write the on-demand service's tables (services, zones, windows) to the staging folder."""
+    from transforms.ondemand.service import build_from_section
+
+    feed = build_from_section(spec.options, feed_id=spec.id, name=spec.name, timezone=spec.timezone, profile=spec.profile,
+                              root=spec.root or Path.cwd())
+    svc = [{"name": spec.name, "booking": json.dumps(feed.booking, ensure_ascii=False, sort_keys=True)}]
+    pq.write_table(rows_table(svc), staging / "ondemand_services.parquet")
+    pq.write_table(rows_table(feed.zones, pa.schema([(c, pa.string()) for c in ("zone_id", "zone_name", "kind", "geometry_wkt")])),
+                   staging / "ondemand_zones.parquet")
+    types = {"service_date": pa.date32(), "service_id": pa.string(), "start_s": pa.int32(), "end_s": pa.int32()}
+    pq.write_table(pa.table({c: pa.array([w[c] for w in feed.windows], t) for c, t in types.items()}),
+                   staging / "ondemand_windows.parquet")
 
 
 def _service_window(con, tables_dir: Path) -> tuple[str | None, str | None]:
@@ -359,9 +376,22 @@ def publish_step(ws: Workspace, lake: dict) -> dict:
 
     with feed_lock(ws, lake["feed_id"]):
         if lake.get("unchanged") and not lake.get("policy_changed") and is_published(ws, lake["feed_id"], lake["feed_version"]):
-            return {**lake, "published": {}, "status": "unchanged"}
+            return {**lake, "published": {}, "status": "unchanged", **_publish_ondemand(ws, lake)}
         storage.pull_version(ws, lake["feed_id"], lake["feed_version"])  # object-store home: the lake as stored
-        return {**lake, **publish(ws, lake["feed_id"], lake["feed_version"]), "status": "published"}
+        out = {**lake, **publish(ws, lake["feed_id"], lake["feed_version"]), "status": "published"}
+        return {**out, **_publish_ondemand(ws, lake)}
+
+
+def _publish_ondemand(ws: Workspace, lake: dict) -> dict:
+    """Return {"ondemand": rows} after publishing an on-demand version's zones and windows (kind ondemand), else {}.
+
+    A version already published is left as it is, so a rerun finishes what an interrupted run left.
+    """
+    if not (ws.lake_partition("ondemand_zones", lake["feed_id"], lake["feed_version"]) / "part-0.parquet").exists():
+        return {}
+    from warehouse.trips import publish_ondemand
+
+    return {"ondemand": publish_ondemand(ws, lake["feed_id"], lake["feed_version"])}
 
 
 def export_step(ws: Workspace, published: dict) -> dict:
@@ -431,14 +461,7 @@ def run_feed(spec: FeedSpec, ws: Workspace, *, progress: Progress | None = None,
 
         return run_gbfs(spec, ws, progress=progress, export=export)
     with feed_lock(ws, spec.id):
-        out = _run_feed_locked(spec, ws, progress=progress, export=export, validation_date=validation_date, contracts=contracts)
-    if spec.kind == "ondemand":  # its zones and windows for the marts (schema ondemand), from the same build
-        from warehouse.trips import publish_ondemand
-
-        feed, _ = ondemand_feed(spec, ws)
-        _say(progress, f"{spec.id}: publishing the on-demand zones and windows")
-        out["ondemand"] = publish_ondemand(ws, spec.id, out["feed_version"], feed, name=spec.name)
-    return out
+        return _run_feed_locked(spec, ws, progress=progress, export=export, validation_date=validation_date, contracts=contracts)
 
 
 def _run_feed_locked(spec: FeedSpec, ws: Workspace, *, progress: Progress | None, export: bool,

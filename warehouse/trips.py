@@ -569,31 +569,39 @@ def ensure_ondemand_schema(con: duckdb.DuckDBPyConnection) -> None:
                 "start_s INTEGER, end_s INTEGER)")
 
 
-def publish_ondemand(ws: Workspace, feed_id: str, feed_version: str, feed, *, name: str) -> dict:
-    """Return the rows published for an on-demand service (its rows replaced in one transaction).
+def publish_ondemand(ws: Workspace, feed_id: str, feed_version: str) -> dict:
+    """Return the rows published for an on-demand service version from its lake tables (replaced in one transaction).
 
-    ``feed`` is the OndemandFeed built from the spec (transforms/ondemand/build.py). The marts of
-    every published trips source are rebuilt in the same transaction, so the transit gap and the
-    bookings marts see the service at once.
+    The lake tables ondemand_services / ondemand_zones / ondemand_windows are staged by the pipeline
+    from the spec (transforms/ondemand/). The marts of the trips sources that use them (a transit
+    gap, or on_demand trips) are rebuilt in the same transaction. If this version is already the
+    published one, then nothing is done.
     """
+    parts = {t: ws.lake_partition(f"ondemand_{t}", feed_id, feed_version) / "part-0.parquet" for t in ("services", "zones", "windows")}
     with publish_lock(ws):
         con = connect(ws)
         try:
             ensure_trips_schema(con)
             ensure_ondemand_schema(con)
+            have = con.execute("SELECT feed_version FROM ondemand.services WHERE feed_id = ?", [feed_id]).fetchall()
+            if have == [(feed_version,)]:
+                return {"status": "unchanged"}
             con.execute("BEGIN TRANSACTION")
             for t in ("services", "zones", "windows"):
                 con.execute(f"DELETE FROM ondemand.{t} WHERE feed_id = ?", [feed_id])
             now = datetime.now(timezone.utc).isoformat(timespec="seconds")
-            con.execute("INSERT INTO ondemand.services VALUES (?, ?, ?, ?, ?)",
-                        [feed_id, feed_version, name, json.dumps(feed.booking, ensure_ascii=False, sort_keys=True), now])
-            con.executemany("INSERT INTO ondemand.zones VALUES (?, ?, ?, ?, ?)",
-                            [[feed_id, z["zone_id"], z["zone_name"], z["kind"], z["geometry_wkt"]] for z in feed.zones])
-            con.executemany("INSERT INTO ondemand.windows VALUES (?, ?, ?, ?, ?)",
-                            [[feed_id, w["service_date"], w["service_id"], w["start_s"], w["end_s"]] for w in feed.windows])
-            sources = [r[0] for r in con.execute("SELECT source_id FROM trips.sources ORDER BY 1").fetchall()]
+            con.execute(f"INSERT INTO ondemand.services SELECT ?, ?, name, booking, ? FROM read_parquet({lit(str(parts['services']))})",
+                        [feed_id, feed_version, now])
+            con.execute(f"INSERT INTO ondemand.zones SELECT ?, zone_id, zone_name, kind, geometry_wkt FROM read_parquet({lit(str(parts['zones']))})",
+                        [feed_id])
+            con.execute(f"INSERT INTO ondemand.windows SELECT ?, service_date, service_id, start_s, end_s "
+                        f"FROM read_parquet({lit(str(parts['windows']))})", [feed_id])
+            sources = [sid for sid, spec in con.execute("SELECT source_id, spec FROM trips.sources ORDER BY 1").fetchall()
+                       if _uses_ondemand(con, sid, spec)]
             for sid in sources:
                 build_marts(con, sid)
+            zones, windows = (con.execute(f"SELECT count(*) FROM ondemand.{t} WHERE feed_id = ?", [feed_id]).fetchall()[0][0]
+                              for t in ("zones", "windows"))
             con.execute("COMMIT")
             con.execute("CHECKPOINT")
         except BaseException:
@@ -604,7 +612,16 @@ def publish_ondemand(ws: Workspace, feed_id: str, feed_version: str, feed, *, na
             raise
         finally:
             con.close()
-    return {"zones": len(feed.zones), "service_windows": len(feed.windows), "marts_rebuilt": sources}
+    return {"status": "published", "zones": zones, "service_windows": windows, "marts_rebuilt": sources}
+
+
+def _uses_ondemand(con, source_id: str, spec_json: str | None) -> bool:
+    """Return True if a trips source's marts read the on-demand services: it has a transit gap, or on_demand trips."""
+    section = json.loads(spec_json or "{}").get("trips") or {}
+    if (section.get("transit_gap") or {}).get("gtfs_feed") or section.get("mode") == "on_demand":
+        return True
+    return bool(con.execute("SELECT count(*) FROM (SELECT 1 FROM trips.fct_trips WHERE source_id = ? AND mode = 'on_demand' LIMIT 1)",
+                            [source_id]).fetchall()[0][0])
 
 
 def _has_ondemand(con) -> bool:
@@ -632,10 +649,13 @@ def _ondemand_match(con, source_id: str, *, only_on_demand: bool) -> bool:
 
     if not _has_ondemand(con):
         return False
-    mode = "AND mode = 'on_demand'" if only_on_demand else ""
-    trips = con.sql(f"SELECT source_file, source_row, pickup_lat, pickup_lon, dropoff_lat, dropoff_lon FROM trips.fct_trips "
-                    f"WHERE source_id = ? {mode}", params=[source_id]).to_arrow_table()
     zones = con.sql("SELECT feed_id, zone_id, kind, geometry_wkt FROM ondemand.zones ORDER BY feed_id, kind DESC, zone_id").fetchall()
+    where = "AND mode = 'on_demand'" if only_on_demand else ""
+    if not only_on_demand:  # a transit gap: only trips that start near a service can be carried by it (large sources)
+        x0, y0, x1, y1 = shapely.union_all([shapely.from_wkt(z[3]) for z in zones]).buffer(0.01).bounds  # ~1 km margin
+        where = f"AND pickup_lon BETWEEN {x0} AND {x1} AND pickup_lat BETWEEN {y0} AND {y1}"
+    trips = con.sql(f"SELECT source_file, source_row, pickup_lat, pickup_lon, dropoff_lat, dropoff_lon FROM trips.fct_trips "
+                    f"WHERE source_id = ? {where}", params=[source_id]).to_arrow_table()
 
     def arr(c: str):
         return trips.column(c).to_numpy(zero_copy_only=False).astype(float)

@@ -107,7 +107,7 @@ def check_ondemand(section: object, *, where: str, root: Path, layer_names=None)
             except Exception as exc:  # the layer's own spec or file is wrong: say so once
                 bad("ondemand.area.districts.layer", f"{shown(d['layer'])}: {exc}")
             else:
-                for i, n in enumerate(d["names"]):
+                for i, n in enumerate(d["names"] if known is not None else []):  # None: checked when the feed is built
                     if str(n) not in known:
                         near = difflib.get_close_matches(str(n), list(known), n=1, cutoff=0.3)
                         hint = f"did you mean '{near[0]}'?" if near else f"the layer has: {', '.join(sorted(known)[:12])}"

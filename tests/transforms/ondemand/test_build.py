@@ -134,3 +134,10 @@ def test_area_file_in_metres_is_refused_with_what_to_do(tmp_path):
     with pytest.raises(InputError, match="reproject the file to EPSG:4326"):
         build_from_section({**SECTION, "area": {"geojson": "a.geojson"}}, feed_id="od", name="x", timezone="Asia/Tokyo",
                            profile="gtfs", root=tmp_path)
+
+
+def test_unknown_district_found_only_when_building_says_did_you_mean():
+    sec = {**SECTION, "area": {"districts": {"layer": "minato-districts", "names": ["北浜", "山の手"]}}}
+    with pytest.raises(InputError, match=r"ondemand.area.districts.names\[1\]: '山の手' is not a district of layer minato-districts; "
+                                         r"did you mean '山手'\?"):
+        resolve_area(sec, root=ROOT, default_name="x")

@@ -76,7 +76,9 @@ def fetch(spec: FeedSpec, ws: Workspace) -> dict:
 
     An on-demand spec (kind ondemand) is first built into its GTFS-Flex zip, which is what is archived.
     """
+    declared = None
     if spec.kind == "ondemand":
+        declared = spec.spec_path
         _, spec = ondemand_feed(spec, ws)
     with feed_lock(ws, spec.id):
         sweep(ws.raw / spec.id, ".*.tmp*")  # an archive copy a killed fetch left
@@ -85,6 +87,8 @@ def fetch(spec: FeedSpec, ws: Workspace) -> dict:
         storage.pull(ws, ws.lake / META_TABLE / f"feed_id={spec.id}")  # versions another machine made
         known = known_version_for_source(ws, spec.id, got["source_sha256"])
     got["known_version"] = known
+    if declared is not None:  # messages and the version's record name the spec the user wrote, not the zip built from it
+        got["source"] = f"{declared} (built into {got['source']})"
     return got
 
 

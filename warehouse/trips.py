@@ -10,8 +10,12 @@ file; publishing a version replaces the source's rows with its lake Parquet
 (``lake/trips_fct_trips/source_id=…/month=…``, the source of truth) in the publish transaction,
 so the DuckDB file stays queryable when the workspace is moved or opened from elsewhere (an older
 view over absolute lake paths is replaced by the table at the next publish). The marts are
-tables built at publish: ``marts.trips_by_zone_hour``, ``marts.trips_od_matrix``, ``marts.transit_gap_trips``
-and ``marts.transit_gap_by_municipality``.
+tables built at publish: ``marts.trips_by_zone_hour``, ``marts.trips_od_matrix``, ``marts.transit_gap_trips``,
+``marts.transit_gap_by_municipality``, ``marts.ondemand_bookings_zone_hour`` and ``marts.ondemand_bookings_unserved``.
+
+On-demand services (feed kind ``ondemand``, transforms/ondemand/) publish their zones and day-by-day
+windows to schema ``ondemand``; a trip such a service carries is not a transit gap, and trips of
+mode ``on_demand`` are matched to the service that should carry them.
 
 Privacy: trip rows are personal data. Exports aggregate to zones × time bins and drop every cell
 with fewer than k trips (the spec's privacy.k, default 10); points and exact timestamps are only

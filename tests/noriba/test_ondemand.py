@@ -87,3 +87,19 @@ def test_run_publishes_the_feed_and_its_zones_and_the_same_spec_is_the_same_vers
         assert con.sql("SELECT max(end_s) FROM ondemand.windows WHERE service_id = 's_weekdays'").fetchall() == [(16 * 3600,)]
     finally:
         con.close()
+
+
+def test_the_dag_steps_publish_the_zones_and_windows_too(project, tmp_path):
+    from noriba import pipeline
+    from noriba.workspace import Workspace
+
+    _, path = project
+    spec = load_spec(path)
+    ws = Workspace(tmp_path / "home").ensure()
+    fetched = pipeline.fetch(spec, ws)
+    assert fetched["source"].startswith(f"{path} (built into ")
+    lake = pipeline.write_lake(ws, pipeline.stage(spec, ws, fetched))
+    out = pipeline.publish_step(ws, lake)
+    assert out["ondemand"]["status"] == "published" and out["ondemand"]["zones"] == 3
+    again = pipeline.publish_step(ws, {**lake, "unchanged": True})
+    assert again["status"] == "unchanged" and again["ondemand"] == {"status": "unchanged"}

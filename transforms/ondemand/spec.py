@@ -11,7 +11,7 @@ import re
 from datetime import date
 from pathlib import Path
 
-from transforms.specfile import Date, ListOf, Map, Number, OneOf, Text, check_shape, is_under, shown
+from transforms.specfile import Date, ListOf, Map, Number, Text, check_shape, is_under, shown
 
 __all__ = ["ONDEMAND_SHAPE", "DAY_SETS", "as_date", "check_ondemand", "minutes"]
 

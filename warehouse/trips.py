@@ -730,12 +730,13 @@ def _ondemand_match(con, source_id: str, *, only_on_demand: bool) -> bool:
 def _ondemand_marts(con, source_id: str) -> None:
     """Rebuild marts.ondemand_bookings_zone_hour / ondemand_bookings_unserved for one source's on_demand trips.
 
-    zone_hour: bookings per service, pickup zone, month and hour of day, how many fell in a window,
-    and on how many service days of the month a window was open in that hour. unserved: bookings
+    zone_hour: bookings per service, pickup zone, month, day type and hour of day, how many fell in a
+    window, and on how many days of that type in the month a window was open in that hour. unserved: bookings
     outside every zone or window, counted by reason (no_ondemand_service when none is published).
     """
     con.execute("CREATE TABLE IF NOT EXISTS marts.ondemand_bookings_zone_hour (source_id VARCHAR, ondemand_feed_id VARCHAR, "
-                "zone_id VARCHAR, month VARCHAR, hour INTEGER, bookings BIGINT, bookings_in_window BIGINT, service_days_open BIGINT)")
+                "zone_id VARCHAR, month VARCHAR, day_type VARCHAR, hour INTEGER, bookings BIGINT, bookings_in_window BIGINT, "
+                "service_days_open BIGINT)")
     con.execute("CREATE TABLE IF NOT EXISTS marts.ondemand_bookings_unserved (source_id VARCHAR, ondemand_feed_id VARCHAR, "
                 "month VARCHAR, reason VARCHAR, bookings BIGINT)")
     con.execute("DELETE FROM marts.ondemand_bookings_zone_hour WHERE source_id = ?", [source_id])
@@ -747,14 +748,20 @@ def _ondemand_marts(con, source_id: str) -> None:
         con.execute("INSERT INTO marts.ondemand_bookings_unserved SELECT source_id, NULL, month, 'no_ondemand_service', sum(trip_count) "
                     "FROM trips.fct_trips WHERE source_id = ? AND mode = 'on_demand' GROUP BY ALL", [source_id])
         return
+    def day_type(d: str) -> str:  # as in marts.trips_by_zone_hour: Sunday and public holidays are one type
+        return (f"CASE WHEN CAST({d} AS DATE) IN (SELECT d FROM _holidays) OR dayofweek({d}) = 0 THEN 'sunday_holiday' "
+                f"WHEN dayofweek({d}) = 6 THEN 'saturday' ELSE 'weekday' END")
+
     con.execute(
         "INSERT INTO marts.ondemand_bookings_zone_hour SELECT f.source_id, m.feed_id, m.pickup_zone, f.month, "
-        "hour(f.pickup_time_local) AS h, sum(f.trip_count), coalesce(sum(f.trip_count) FILTER (WHERE m.reason IS NULL), 0), "
+        f"{day_type('f.pickup_time_local')} AS dt, hour(f.pickup_time_local) AS h, sum(f.trip_count), "
+        "coalesce(sum(f.trip_count) FILTER (WHERE m.reason IS NULL), 0), "
         "(SELECT count(DISTINCT w.service_date) FROM ondemand.windows w WHERE w.feed_id = m.feed_id "
-        "AND strftime(w.service_date, '%Y-%m') = f.month AND w.start_s < (h + 1) * 3600 AND w.end_s > h * 3600) "
+        f"AND strftime(w.service_date, '%Y-%m') = f.month AND {day_type('w.service_date')} = dt "
+        "AND w.start_s < (h + 1) * 3600 AND w.end_s > h * 3600) "
         "FROM trips.fct_trips f JOIN _od_match m USING (source_file, source_row) "
-        "WHERE f.source_id = ? AND f.mode = 'on_demand' AND m.pickup_zone IS NOT NULL GROUP BY f.source_id, m.feed_id, m.pickup_zone, f.month, h",
-        [source_id])
+        "WHERE f.source_id = ? AND f.mode = 'on_demand' AND m.pickup_zone IS NOT NULL "
+        "GROUP BY f.source_id, m.feed_id, m.pickup_zone, f.month, dt, h", [source_id])
     con.execute(
         "INSERT INTO marts.ondemand_bookings_unserved SELECT f.source_id, m.feed_id, f.month, m.reason, sum(f.trip_count) "
         "FROM trips.fct_trips f JOIN _od_match m USING (source_file, source_row) "

@@ -91,10 +91,12 @@ def test_unserved_bookings_have_each_reason(demo):
 
 def test_zone_hour_mart_says_when_the_window_is_open(demo):
     _, con, _, _ = demo
-    rows = dict(con.sql("SELECT hour, service_days_open FROM marts.ondemand_bookings_zone_hour WHERE zone_id = 'area' "
-                        "AND month = '2026-04'").fetchall())
-    # April 2026: 21 weekdays open (22 less 昭和の日), 8 weekend days; 08:00 and 17:00 are weekday-only hours
-    assert rows[8] == 21 and rows[12] == 29 and rows[17] == 21
+    rows = {(d, h): n for d, h, n in con.sql("SELECT day_type, hour, service_days_open FROM marts.ondemand_bookings_zone_hour "
+                                             "WHERE zone_id = 'area' AND month = '2026-04'").fetchall()}
+    # April 2026: 21 weekdays open (22 less 昭和の日), 4 Saturdays, 4 Sundays; 08:00 and 17:00 are weekday-only hours
+    assert rows[("weekday", 8)] == 21 and rows[("weekday", 12)] == 21 and rows[("weekday", 17)] == 21
+    assert rows[("saturday", 12)] == 4 and rows[("saturday", 8)] == 0
+    assert rows[("sunday_holiday", 12)] == 4  # the 4 Sundays; 昭和の日 is closed
 
 
 def test_transit_gap_no_longer_counts_trips_the_ondemand_zone_carries(demo):

@@ -103,3 +103,14 @@ def test_the_dag_steps_publish_the_zones_and_windows_too(project, tmp_path):
     assert out["ondemand"]["status"] == "published" and out["ondemand"]["zones"] == 3
     again = pipeline.publish_step(ws, {**lake, "unchanged": True})
     assert again["status"] == "unchanged" and again["ondemand"] == {"status": "unchanged"}
+
+
+def test_holiday_hours_outside_japan_are_refused_with_what_to_do(project):
+    _, path = project
+    text = readme_spec().replace("timezone: Asia/Tokyo", "timezone: Europe/Berlin").replace("profile: gtfs-jp", "profile: gtfs")
+    path.write_text(text.replace('    - {days: saturday, from: "09:00", to: "12:00"}',
+                                 '    - {days: holidays, from: "09:00", to: "12:00"}'), encoding="utf-8")
+    with pytest.raises(SpecError) as exc:
+        load_spec(path)
+    assert exc.value.problems == [f"{path}: ondemand.hours[1].days: holidays: the public holidays are known for Japan "
+                                  "(timezone: Asia/Tokyo); elsewhere list the days instead"]

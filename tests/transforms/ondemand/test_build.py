@@ -141,3 +141,12 @@ def test_unknown_district_found_only_when_building_says_did_you_mean():
     with pytest.raises(InputError, match=r"ondemand.area.districts.names\[1\]: '山の手' is not a district of layer minato-districts; "
                                          r"did you mean '山手'\?"):
         resolve_area(sec, root=ROOT, default_name="x")
+
+
+def test_night_window_past_midnight_has_no_gtfs_guru_error(tmp_path):
+    sec = {**SECTION, "hours": [{"days": "everyday", "from": "20:00", "to": "25:30"}], "holidays": "usual"}
+    feed = flex(sec)
+    assert {(r["start_pickup_drop_off_window"], r["end_pickup_drop_off_window"]) for r in table(feed, "stop_times.txt")} == {
+        ("20:00:00", "25:30:00")}
+    assert "calendar_dates.txt" not in feed.files
+    assert errors_of(write_zip(feed, tmp_path / "feed.zip")) == []

@@ -2,7 +2,8 @@
 
 Trips and zones specs (``specs/trips/<id>.yml``) are feed specs too: their kind's own section is
 checked by transforms/trips/spec.py; a bike/scooter system (kind ``gbfs``) has its ``gbfs:`` section checked by
-transforms/gbfs/spec.py. Every file is read by the shared safe loader
+transforms/gbfs/spec.py; an on-demand service declared without GTFS (kind ``ondemand``) has its
+``ondemand:`` section checked by transforms/ondemand/spec.py and needs no ``source:``. Every file is read by the shared safe loader
 (transforms/specfile.py: size, alias and depth limits) and every key at every depth is checked.
 """
 

@@ -208,12 +208,13 @@ def parse_spec(doc: object, *, where: str, root: Path, expect_id: str | None = N
         options = doc.get("ondemand") or {}
         if src is not None and "source" not in dropped:
             bad("source", "an on-demand spec is its own input; remove `source:` (the area file goes in ondemand.area.geojson)")
-        problems.extend(check_ondemand(doc.get("ondemand"), where=where, root=root,
-                                       layer_names=lambda layer: district_names(layer, root.resolve()))[1])
         from transforms.ondemand.service import is_japanese
 
-        for i, h in enumerate((options.get("hours") if isinstance(options, dict) else None) or []):
-            if isinstance(h, dict) and h.get("days") == "holidays" and not is_japanese(timezone=tz, profile=profile):
+        checked, found = check_ondemand(doc.get("ondemand"), where=where, root=root,
+                                        layer_names=lambda layer: district_names(layer, root.resolve()))
+        problems.extend(found)
+        for i, h in enumerate((checked or {}).get("hours") or []):  # values of the wrong type are already left out
+            if h.get("days") == "holidays" and not is_japanese(timezone=tz, profile=profile):
                 bad(f"ondemand.hours[{i}].days", "holidays: the public holidays are known for Japan (timezone: Asia/Tokyo); "
                                                  "elsewhere list the days instead")
     for other in ("trips", "zones", "gbfs", "ondemand"):

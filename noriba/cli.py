@@ -597,7 +597,9 @@ def cmd_demo(args) -> int:
     print(f"  exports   : {ws.exports}")
     for s in specs:
         if s.kind != "gtfs":
-            print(f"  {s.id}: built from spreadsheets ({s.kind} spec {s.spec_path.name if s.spec_path else ''}) into {s.profile.upper()}")
+            what = "an on-demand service's leaflet" if s.kind == "ondemand" else "spreadsheets"
+            print(f"  {s.id}: built from {what} ({s.kind} spec {s.spec_path.name if s.spec_path else ''}) into {s.profile.upper()}"
+                  + (" (GTFS-Flex)" if s.kind == "ondemand" else ""))
     if catalog:
         print(f"  catalog   : {catalog}   (serve it: uv run noriba serve)")
     for path in reports:

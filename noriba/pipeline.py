@@ -53,8 +53,33 @@ def _say(progress: Progress | None, msg: str) -> None:
         progress(msg)
 
 
+def ondemand_feed(spec: FeedSpec, ws: Workspace):
+    """Return (the GTFS-Flex feed built from an on-demand spec, the spec reading its zip).
+
+    The zip (``raw/<id>/built/feed.zip``) has the same bytes for the same spec, so an unchanged
+    leaflet is the same version.
+    """
+    from dataclasses import replace
+
+    from noriba.specs import Source
+    from transforms.ondemand.build import write_zip
+    from transforms.ondemand.service import build_from_section
+
+    feed = build_from_section(spec.options, feed_id=spec.id, name=spec.name, timezone=spec.timezone, profile=spec.profile,
+                              root=spec.root or Path.cwd())
+    z = write_zip(feed, ws.raw_dir(spec.id) / "built" / "feed.zip")
+    return feed, replace(spec, source=Source(path=z, max_bytes=256 << 20))
+
+
 def fetch(spec: FeedSpec, ws: Workspace) -> dict:
-    """Return the archived input of ``spec`` and whether this exact input was ingested before."""
+    """Return the archived input of ``spec`` and whether this exact input was ingested before.
+
+    An on-demand spec (kind ondemand) is first built into its GTFS-Flex zip, which is what is archived.
+    """
+    declared = None
+    if spec.kind == "ondemand":
+        declared = spec.spec_path
+        _, spec = ondemand_feed(spec, ws)
     with feed_lock(ws, spec.id):
         sweep(ws.raw / spec.id, ".*.tmp*")  # an archive copy a killed fetch left
         got = fetch_source(ws, spec.id, spec.source).to_dict()
@@ -62,6 +87,8 @@ def fetch(spec: FeedSpec, ws: Workspace) -> dict:
         storage.pull(ws, ws.lake / META_TABLE / f"feed_id={spec.id}")  # versions another machine made
         known = known_version_for_source(ws, spec.id, got["source_sha256"])
     got["known_version"] = known
+    if declared is not None:  # messages and the version's record name the spec the user wrote, not the zip built from it
+        got["source"] = f"{declared} (built into {got['source']})"
     return got
 
 
@@ -92,7 +119,7 @@ def parse_validate(spec: FeedSpec, ws: Workspace, fetched: dict, *, progress: Pr
     staged and ``unchanged`` is true.
     """
     avoid_huge_pages()
-    adapter = adapter_for(spec.kind)
+    adapter = adapter_for("gtfs" if spec.kind == "ondemand" else spec.kind)  # an on-demand spec is read as the feed it built
     _say(progress, f"{spec.id}: reading {fetched['source']}")
     try:
         feed = adapter.read(Path(fetched["raw_path"]), encoding=spec.encoding,
@@ -168,12 +195,29 @@ def parse_validate(spec: FeedSpec, ws: Workspace, fetched: dict, *, progress: Pr
         "blocked_by": json.dumps(verdict.blocked_by),
         "policy": json.dumps(spec.policy.to_dict()),
     }
+    if spec.kind == "ondemand":  # its zones and day-by-day windows, for the marts (lake tables ondemand_*)
+        _stage_ondemand(spec, staging)
     pq.write_table(rows_table([row]), staging / "meta_feed_versions.parquet")
     con.close()
     return {**base, "unchanged": False, "staging_dir": str(staging), "rows_in": row["rows_in"],
             "rows_accepted": row["rows_accepted"], "rows_quarantined": row["rows_quarantined"],
             "errors": row["errors"], "warnings": row["warnings"], "policy_status": verdict.status,
             "blocked_by": verdict.blocked_by}
+
+
+def _stage_ondemand(spec: FeedSpec, staging: Path) -> None:
+    """Write the on-demand service's tables (services, zones, windows) to the staging folder."""
+    from transforms.ondemand.service import build_from_section
+
+    feed = build_from_section(spec.options, feed_id=spec.id, name=spec.name, timezone=spec.timezone, profile=spec.profile,
+                              root=spec.root or Path.cwd())
+    svc = [{"name": spec.name, "booking": json.dumps(feed.booking, ensure_ascii=False, sort_keys=True)}]
+    pq.write_table(rows_table(svc), staging / "ondemand_services.parquet")
+    pq.write_table(rows_table(feed.zones, pa.schema([(c, pa.string()) for c in ("zone_id", "zone_name", "kind", "geometry_wkt")])),
+                   staging / "ondemand_zones.parquet")
+    types = {"service_date": pa.date32(), "service_id": pa.string(), "start_s": pa.int32(), "end_s": pa.int32()}
+    pq.write_table(pa.table({c: pa.array([w[c] for w in feed.windows], t) for c, t in types.items()}),
+                   staging / "ondemand_windows.parquet")
 
 
 def _service_window(con, tables_dir: Path) -> tuple[str | None, str | None]:
@@ -336,9 +380,22 @@ def publish_step(ws: Workspace, lake: dict) -> dict:
 
     with feed_lock(ws, lake["feed_id"]):
         if lake.get("unchanged") and not lake.get("policy_changed") and is_published(ws, lake["feed_id"], lake["feed_version"]):
-            return {**lake, "published": {}, "status": "unchanged"}
+            return {**lake, "published": {}, "status": "unchanged", **_publish_ondemand(ws, lake)}
         storage.pull_version(ws, lake["feed_id"], lake["feed_version"])  # object-store home: the lake as stored
-        return {**lake, **publish(ws, lake["feed_id"], lake["feed_version"]), "status": "published"}
+        out = {**lake, **publish(ws, lake["feed_id"], lake["feed_version"]), "status": "published"}
+        return {**out, **_publish_ondemand(ws, lake)}
+
+
+def _publish_ondemand(ws: Workspace, lake: dict) -> dict:
+    """Return {"ondemand": rows} after publishing an on-demand version's zones and windows (kind ondemand), else {}.
+
+    A version already published is left as it is, so a rerun finishes what an interrupted run left.
+    """
+    if not (ws.lake_partition("ondemand_zones", lake["feed_id"], lake["feed_version"]) / "part-0.parquet").exists():
+        return {}
+    from warehouse.trips import publish_ondemand
+
+    return {"ondemand": publish_ondemand(ws, lake["feed_id"], lake["feed_version"])}
 
 
 def export_step(ws: Workspace, published: dict) -> dict:

@@ -2,7 +2,8 @@
 
 Trips and zones specs (``specs/trips/<id>.yml``) are feed specs too: their kind's own section is
 checked by transforms/trips/spec.py; a bike/scooter system (kind ``gbfs``) has its ``gbfs:`` section checked by
-transforms/gbfs/spec.py. Every file is read by the shared safe loader
+transforms/gbfs/spec.py; an on-demand service declared without GTFS (kind ``ondemand``) has its
+``ondemand:`` section checked by transforms/ondemand/spec.py and needs no ``source:``. Every file is read by the shared safe loader
 (transforms/specfile.py: size, alias and depth limits) and every key at every depth is checked.
 """
 
@@ -22,7 +23,7 @@ from transforms.specfile import (ID_PATTERN, Anything, Flag, ListOf, Map, Null, 
 
 __all__ = ["SpecError", "FeedSpec", "Source", "load_rt_specs", "load_spec", "load_specs", "load_trip_specs", "parse_spec"]
 
-KINDS = ("gtfs", "timetable", "trips", "zones", "gbfs", "gtfs-rt")
+KINDS = ("gtfs", "timetable", "trips", "zones", "gbfs", "gtfs-rt", "ondemand")
 #: Realtime feeds (transforms/gtfs_rt/spec.py) are polled by `noriba rt archive`, not run as static feeds.
 REALTIME_KINDS = ("gtfs-rt",)
 PROFILES = ("gtfs", "gtfs-jp")
@@ -56,6 +57,7 @@ FEED_SHAPE = Map({
     "publish": OneOf(Flag(), Null(), expected="true or false (whether the feed is listed in the public catalog)"),
     "timetable": Anything(), "trips": Anything(), "zones": Anything(), "gbfs": Anything(), "realtime": Anything(),
     # (each checked by its kind)
+    "ondemand": Anything(),  # an on-demand service declared without GTFS (transforms/ondemand/spec.py)
     "notify": NOTIFY_SHAPE,
 })
 
@@ -101,6 +103,7 @@ class FeedSpec:
     publish: bool | None = None  # in the public catalog: True/False as asked; None = when it has a licence
     notify: dict = field(default_factory=dict)  # the `notify:` section (noriba/notify.py); empty = no notifications
     realtime: dict | None = None  # the `realtime:` section of a gtfs-rt spec, defaults filled (transforms/gtfs_rt/spec.py)
+    root: Path | None = None  # the project folder the spec's relative paths start from
 
     def metadata(self) -> dict:
         """Return the spec's descriptive fields, as stored with each feed version."""
@@ -141,6 +144,8 @@ def parse_spec(doc: object, *, where: str, root: Path, expect_id: str | None = N
         if src is not None:
             bad("source", "a gtfs-rt feed gives its URLs under `realtime:` (vehicle_positions, trip_updates, alerts or combined); "
                           "to load snapshots captured elsewhere use `noriba rt ingest PATH --feed ID`")
+    elif src is None and kind == "ondemand":  # the spec itself is the input: the feed is built from it
+        pass
     elif not isinstance(src, dict):
         bad("source", "missing; give `source: {path: ...}` or `source: {url: ...}`")
     else:
@@ -204,7 +209,23 @@ def parse_spec(doc: object, *, where: str, root: Path, expect_id: str | None = N
 
         options = doc.get("gbfs") or {}
         problems.extend(check_gbfs(doc.get("gbfs"), where=where)[1])
-    for other in ("trips", "zones", "gbfs"):
+    if kind == "ondemand":  # an on-demand service from its leaflet (transforms/ondemand/spec.py)
+        from transforms.ondemand.area import district_names
+        from transforms.ondemand.spec import check_ondemand
+
+        options = doc.get("ondemand") or {}
+        if src is not None and "source" not in dropped:
+            bad("source", "an on-demand spec is its own input; remove `source:` (the area file goes in ondemand.area.geojson)")
+        from transforms.ondemand.service import is_japanese
+
+        checked, found = check_ondemand(doc.get("ondemand"), where=where, root=root,
+                                        layer_names=lambda layer: district_names(layer, root.resolve()))
+        problems.extend(found)
+        for i, h in enumerate((checked or {}).get("hours") or []):  # values of the wrong type are already left out
+            if h.get("days") == "holidays" and not is_japanese(timezone=tz, profile=profile):
+                bad(f"ondemand.hours[{i}].days", "holidays: the public holidays are known for Japan (timezone: Asia/Tokyo); "
+                                                 "elsewhere list the days instead")
+    for other in ("trips", "zones", "gbfs", "ondemand"):
         if other != kind and doc.get(other) is not None:
             bad(other, f"only a spec of kind {other} has a `{other}:` section")
     timetable = None
@@ -229,7 +250,7 @@ def parse_spec(doc: object, *, where: str, root: Path, expect_id: str | None = N
         timezone=tz, encoding=enc, profile=profile, operator=doc.get("operator"),
         municipality=doc.get("municipality") or {}, license=doc.get("license") or {},
         tags=tuple(tags), policy=policy, options=options, timetable=timetable, publish=doc.get("publish"),
-        notify=notify, realtime=realtime,
+        notify=notify, realtime=realtime, root=root,
     )
 
 

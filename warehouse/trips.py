@@ -10,8 +10,12 @@ file; publishing a version replaces the source's rows with its lake Parquet
 (``lake/trips_fct_trips/source_id=…/month=…``, the source of truth) in the publish transaction,
 so the DuckDB file stays queryable when the workspace is moved or opened from elsewhere (an older
 view over absolute lake paths is replaced by the table at the next publish). The marts are
-tables built at publish: ``marts.trips_by_zone_hour``, ``marts.trips_od_matrix``, ``marts.transit_gap_trips``
-and ``marts.transit_gap_by_municipality``.
+tables built at publish: ``marts.trips_by_zone_hour``, ``marts.trips_od_matrix``, ``marts.transit_gap_trips``,
+``marts.transit_gap_by_municipality``, ``marts.ondemand_bookings_zone_hour`` and ``marts.ondemand_bookings_unserved``.
+
+On-demand services (feed kind ``ondemand``, transforms/ondemand/) publish their zones and day-by-day
+windows to schema ``ondemand``; a trip such a service carries is not a transit gap, and trips of
+mode ``on_demand`` are matched to the service that should carry them.
 
 Privacy: trip rows are personal data. Exports aggregate to zones × time bins and drop every cell
 with fewer than k trips (the spec's privacy.k, default 10); points and exact timestamps are only
@@ -324,6 +328,7 @@ def build_marts(con: duckdb.DuckDBPyConnection, source_id: str, *, calendar: Cal
         "WHERE source_id = ? GROUP BY ALL",
         [source_id])
     _transit_gap(con, source_id, trips_section)
+    _ondemand_marts(con, source_id)
 
 
 def _date_only(trips_section: dict) -> bool:
@@ -344,7 +349,8 @@ def _transit_gap(con, source_id: str, trips_section: dict) -> None:
     A trip is a transit-gap trip when its pickup or dropoff lies farther than
     ``transit_gap.max_distance_m`` from every stop of the named GTFS feed (latest published
     version), or its pickup time of day is outside that feed's service hours (first departure to
-    last arrival of its stop_times, times past 24:00 wrapping to the small hours).
+    last arrival of its stop_times, times past 24:00 wrapping to the small hours), and no published
+    on-demand service (schema ``ondemand``) carries it: pickup and dropoff in its zone, at its time.
     """
     con.execute(
         "CREATE TABLE IF NOT EXISTS marts.transit_gap_trips (source_id VARCHAR, gtfs_feed_id VARCHAR, source_file VARCHAR, "
@@ -383,6 +389,9 @@ def _transit_gap(con, source_id: str, trips_section: dict) -> None:
                               trips.column("dropoff_lon").to_numpy(zero_copy_only=False).astype(float), lat0=lat0)
     con.register("_dist", pa.table({"source_file": trips.column("source_file"), "source_row": trips.column("source_row"),
                                     "pd": pa.array(pd_), "dd": pa.array(dd_)}))
+    covered = "false"  # carried by a published on-demand service: not a gap
+    if not _date_only(trips_section) and _ondemand_match(con, source_id, only_on_demand=False):
+        covered = "(o.reason IS NULL AND o.feed_id IS NOT NULL)"
     tod = "(hour(f.pickup_time_local) * 3600 + minute(f.pickup_time_local) * 60 + second(f.pickup_time_local))"
     inside = f"({tod} BETWEEN {int(first_s)} AND {int(last_s)} OR {tod} + 86400 BETWEEN {int(first_s)} AND {int(last_s)})"
     hour = "hour(f.pickup_time_local)"
@@ -393,8 +402,12 @@ def _transit_gap(con, source_id: str, trips_section: dict) -> None:
         f"coalesce(f.pickup_municipality, f.dropoff_municipality) AS municipality, f.month, {hour} AS hour, "
         f"f.pickup_zone, f.dropoff_zone, f.trip_count AS n, CASE WHEN isnan(d.pd) THEN NULL ELSE d.pd END AS pd, "
         f"CASE WHEN isnan(d.dd) THEN NULL ELSE d.dd END AS dd, "
-        f"(coalesce(d.pd > {max_m}, false) OR coalesce(d.dd > {max_m}, false)) AS far, NOT {inside} AS outside "
-        f"FROM trips.fct_trips f JOIN _dist d USING (source_file, source_row) WHERE f.source_id = {lit(source_id)}")
+        f"(coalesce(d.pd > {max_m}, false) OR coalesce(d.dd > {max_m}, false)) AND NOT {covered} AS far, "
+        f"NOT {inside} AND NOT {covered} AS outside "
+        f"FROM trips.fct_trips f JOIN _dist d USING (source_file, source_row) "
+        f"{'LEFT JOIN _od_match o USING (source_file, source_row) ' if covered != 'false' else ''}WHERE f.source_id = {lit(source_id)}")
+    if covered != "false":
+        con.execute("DROP TABLE _od_match")
     con.unregister("_dist")
     con.execute(f"INSERT INTO marts.transit_gap_trips SELECT source_id, gtfs_feed_id, source_file, source_row, mode, municipality, "
                 f"month, hour, pickup_zone, dropoff_zone, pd, dd, far, outside, {max_m} FROM _gap WHERE far OR outside")
@@ -539,3 +552,218 @@ def export_trips(ws: Workspace, source_id: str, *, opts: TripOptions) -> dict:
     (out_dir / "about.json").write_text(json.dumps(about, ensure_ascii=False, indent=2), encoding="utf-8")
     files["about"] = str(out_dir / "about.json")
     return files
+
+
+# --------------------------------------------------------------------------------------------
+# On-demand services (kind ondemand): their zones and windows, and the bookings they should carry
+# --------------------------------------------------------------------------------------------
+
+#: Why a trip is not one an on-demand service carries (marts.ondemand_bookings_unserved.reason).
+UNSERVED_REASONS = ("no_ondemand_service", "pickup_outside_zone", "dropoff_outside_zone", "no_service_that_day", "outside_hours")
+
+
+def ensure_ondemand_schema(con: duckdb.DuckDBPyConnection) -> None:
+    """Create schema ``ondemand`` (services, zones, windows) when missing."""
+    con.execute("CREATE SCHEMA IF NOT EXISTS ondemand")
+    con.execute("CREATE TABLE IF NOT EXISTS ondemand.services (feed_id VARCHAR, feed_version VARCHAR, name VARCHAR, "
+                "booking VARCHAR, published_at VARCHAR)")
+    con.execute("CREATE TABLE IF NOT EXISTS ondemand.zones (feed_id VARCHAR, zone_id VARCHAR, zone_name VARCHAR, kind VARCHAR, "
+                "geometry_wkt VARCHAR)")
+    con.execute("CREATE TABLE IF NOT EXISTS ondemand.windows (feed_id VARCHAR, service_date DATE, service_id VARCHAR, "
+                "start_s INTEGER, end_s INTEGER)")
+
+
+def publish_ondemand(ws: Workspace, feed_id: str, feed_version: str) -> dict:
+    """Return the rows published for an on-demand service version from its lake tables (replaced in one transaction).
+
+    The lake tables ondemand_services / ondemand_zones / ondemand_windows are staged by the pipeline
+    from the spec (transforms/ondemand/). The marts of the trips sources that use them (a transit
+    gap, or on_demand trips) are rebuilt in the same transaction. If this version is already the
+    published one, then nothing is done.
+    """
+    parts = {t: ws.lake_partition(f"ondemand_{t}", feed_id, feed_version) / "part-0.parquet" for t in ("services", "zones", "windows")}
+    with publish_lock(ws):
+        con = connect(ws)
+        try:
+            ensure_trips_schema(con)
+            ensure_ondemand_schema(con)
+            have = con.execute("SELECT feed_version FROM ondemand.services WHERE feed_id = ?", [feed_id]).fetchall()
+            if have == [(feed_version,)]:
+                return {"status": "unchanged"}
+            con.execute("BEGIN TRANSACTION")
+            for t in ("services", "zones", "windows"):
+                con.execute(f"DELETE FROM ondemand.{t} WHERE feed_id = ?", [feed_id])
+            now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+            con.execute(f"INSERT INTO ondemand.services SELECT ?, ?, name, booking, ? FROM read_parquet({lit(str(parts['services']))})",
+                        [feed_id, feed_version, now])
+            con.execute(f"INSERT INTO ondemand.zones SELECT ?, zone_id, zone_name, kind, geometry_wkt FROM read_parquet({lit(str(parts['zones']))})",
+                        [feed_id])
+            con.execute(f"INSERT INTO ondemand.windows SELECT ?, service_date, service_id, start_s, end_s "
+                        f"FROM read_parquet({lit(str(parts['windows']))})", [feed_id])
+            sources = [sid for sid, spec in con.execute("SELECT source_id, spec FROM trips.sources ORDER BY 1").fetchall()
+                       if _uses_ondemand(con, sid, spec)]
+            for sid in sources:
+                build_marts(con, sid)
+            zones, windows = (con.execute(f"SELECT count(*) FROM ondemand.{t} WHERE feed_id = ?", [feed_id]).fetchall()[0][0]
+                              for t in ("zones", "windows"))
+            con.execute("COMMIT")
+            con.execute("CHECKPOINT")
+        except BaseException:
+            try:
+                con.execute("ROLLBACK")
+            except duckdb.Error:
+                pass
+            raise
+        finally:
+            con.close()
+    return {"status": "published", "zones": zones, "service_windows": windows, "marts_rebuilt": sources}
+
+
+def _uses_ondemand(con, source_id: str, spec_json: str | None) -> bool:
+    """Return True if a trips source's marts read the on-demand services: it has a transit gap, or on_demand trips."""
+    section = json.loads(spec_json or "{}").get("trips") or {}
+    if (section.get("transit_gap") or {}).get("gtfs_feed") or section.get("mode") == "on_demand":
+        return True
+    return bool(con.execute("SELECT count(*) FROM (SELECT 1 FROM trips.fct_trips WHERE source_id = ? AND mode = 'on_demand' LIMIT 1)",
+                            [source_id]).fetchall()[0][0])
+
+
+def _has_ondemand(con) -> bool:
+    return bool(con.sql("SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'ondemand' AND table_name = 'zones'").fetchall()[0][0]
+                and con.sql("SELECT count(*) FROM ondemand.zones").fetchall()[0][0])
+
+
+def _ondemand_match(con, source_id: str, *, only_on_demand: bool) -> bool:
+    """Build temp table ``_od_match``: for each trip of the source, the on-demand service that should carry it.
+
+    Columns: source_file, source_row, feed_id (NULL when no service is published), pickup_zone
+    (the service zone or connecting stop the pickup lies in), reason (NULL when served; else one
+    of UNSERVED_REASONS). A trip is in the service's area when its pickup lies in the zone and its
+    dropoff in the zone or at a connecting stop (within STOP_RADIUS_M), or the pickup is at a stop
+    and the dropoff in the zone; for a stop-based service both ends are at its stops. It is in a
+    window when its local pickup time falls in a window of that service date (or of the day
+    before, for windows past 24:00). Of several services, a serving one wins, then the closest miss.
+    Return False (no table) if no on-demand service is published.
+    """
+    import numpy as np
+    import pyarrow as pa
+    import shapely
+
+    from transforms.ondemand.build import STOP_RADIUS_M
+
+    if not _has_ondemand(con):
+        return False
+    zones = con.sql("SELECT feed_id, zone_id, kind, geometry_wkt FROM ondemand.zones ORDER BY feed_id, kind DESC, zone_id").fetchall()
+    where = "AND mode = 'on_demand'" if only_on_demand else ""
+    if not only_on_demand:  # a transit gap: only trips that start near a service can be carried by it (large sources)
+        x0, y0, x1, y1 = shapely.union_all([shapely.from_wkt(z[3]) for z in zones]).buffer(0.01).bounds  # ~1 km margin
+        where = f"AND pickup_lon BETWEEN {x0} AND {x1} AND pickup_lat BETWEEN {y0} AND {y1}"
+    trips = con.sql(f"SELECT source_file, source_row, pickup_lat, pickup_lon, dropoff_lat, dropoff_lon FROM trips.fct_trips "
+                    f"WHERE source_id = ? {where}", params=[source_id]).to_arrow_table()
+
+    def arr(c: str):
+        return trips.column(c).to_numpy(zero_copy_only=False).astype(float)
+
+    plat, plon, dlat, dlon = arr("pickup_lat"), arr("pickup_lon"), arr("dropoff_lat"), arr("dropoff_lon")
+    parts = []
+    for fid in sorted({z[0] for z in zones}):
+        polys = [(z[1], shapely.from_wkt(z[3])) for z in zones if z[0] == fid and z[2] == "zone"]
+        stops = [(z[1], shapely.from_wkt(z[3])) for z in zones if z[0] == fid and z[2] == "stop"]
+
+        def in_zone(lat, lon):
+            out = np.full(len(lat), None, dtype=object)
+            ok = np.isfinite(lat) & np.isfinite(lon)
+            for zid, g in polys:
+                hit = ok & (out == None) & shapely.contains_xy(g, np.where(ok, lon, 0), np.where(ok, lat, 0))  # noqa: E711
+                out[hit] = zid
+            return out
+
+        def at_stop(lat, lon):
+            out = np.full(len(lat), None, dtype=object)
+            if not stops:
+                return out
+            pts = np.array([[g.y, g.x] for _, g in stops])
+            for i, (zid, _) in enumerate(stops):  # the nearest stop within the radius
+                d = nearest_distances_m(pts[i:i + 1], lat, lon, lat0=float(pts[:, 0].mean()))
+                out[(out == None) & (d <= STOP_RADIUS_M)] = zid  # noqa: E711
+            return out
+
+        pz, ps, dz, ds = in_zone(plat, plon), at_stop(plat, plon), in_zone(dlat, dlon), at_stop(dlat, dlon)
+        has_p, has_d = pz != None, dz != None  # noqa: E711
+        at_p, at_d = ps != None, ds != None  # noqa: E711
+        if polys:
+            served = (has_p & (has_d | at_d)) | (at_p & has_d)
+            p_ok, d_ok = has_p | at_p, has_d | at_d
+        else:
+            served = at_p & at_d
+            p_ok, d_ok = at_p, at_d
+        reason = np.where(served, None, np.where(~p_ok, "pickup_outside_zone", "dropoff_outside_zone"))
+        # both ends only at stops (station to hospital) is not a zone trip
+        reason = np.where(~served & p_ok & d_ok, "dropoff_outside_zone", reason)
+        pickup_zone = np.where(pz != None, pz, ps)  # noqa: E711
+        parts.append(pa.table({"source_file": trips.column("source_file"), "source_row": trips.column("source_row"),
+                               "feed_id": pa.array([fid] * len(trips), pa.string()),
+                               "pickup_zone": pa.array(pickup_zone.tolist(), pa.string()),
+                               "place_reason": pa.array(reason.tolist(), pa.string())}))
+    con.register("_od_geo", pa.concat_tables(parts))
+    tod = "(hour(f.pickup_time_local) * 3600 + minute(f.pickup_time_local) * 60 + second(f.pickup_time_local))"
+    day = "CAST(f.pickup_time_local AS DATE)"
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _od_cand AS SELECT g.source_file, g.source_row, g.feed_id, g.pickup_zone, "
+        "coalesce(g.place_reason, CASE WHEN f.pickup_time_local IS NULL THEN 'outside_hours' "
+        f"WHEN NOT EXISTS (SELECT 1 FROM ondemand.windows w WHERE w.feed_id = g.feed_id AND w.service_date = {day}) "
+        "THEN 'no_service_that_day' "
+        f"WHEN NOT EXISTS (SELECT 1 FROM ondemand.windows w WHERE w.feed_id = g.feed_id AND ((w.service_date = {day} "
+        f"AND {tod} BETWEEN w.start_s AND w.end_s) OR (w.service_date = {day} - 1 AND {tod} + 86400 BETWEEN w.start_s AND w.end_s))) "
+        "THEN 'outside_hours' END) AS reason "
+        "FROM _od_geo g JOIN trips.fct_trips f ON f.source_id = ? AND f.source_file = g.source_file AND f.source_row = g.source_row",
+        [source_id])
+    con.unregister("_od_geo")
+    order = " ".join(f"WHEN '{r}' THEN {i}" for i, r in enumerate(reversed(UNSERVED_REASONS)))
+    con.execute("CREATE OR REPLACE TEMP TABLE _od_match AS SELECT source_file, source_row, feed_id, pickup_zone, reason FROM _od_cand "
+                f"QUALIFY row_number() OVER (PARTITION BY source_file, source_row ORDER BY CASE WHEN reason IS NULL THEN -1 ELSE "
+                f"CASE reason {order} END END, feed_id) = 1")
+    con.execute("DROP TABLE _od_cand")
+    return True
+
+
+def _ondemand_marts(con, source_id: str) -> None:
+    """Rebuild marts.ondemand_bookings_zone_hour / ondemand_bookings_unserved for one source's on_demand trips.
+
+    zone_hour: bookings per service, pickup zone, month, day type and hour of day, how many fell in a
+    window, and on how many days of that type in the month a window was open in that hour. unserved: bookings
+    outside every zone or window, counted by reason (no_ondemand_service when none is published).
+    """
+    con.execute("CREATE TABLE IF NOT EXISTS marts.ondemand_bookings_zone_hour (source_id VARCHAR, ondemand_feed_id VARCHAR, "
+                "zone_id VARCHAR, month VARCHAR, day_type VARCHAR, hour INTEGER, bookings BIGINT, bookings_in_window BIGINT, "
+                "service_days_open BIGINT)")
+    con.execute("CREATE TABLE IF NOT EXISTS marts.ondemand_bookings_unserved (source_id VARCHAR, ondemand_feed_id VARCHAR, "
+                "month VARCHAR, reason VARCHAR, bookings BIGINT)")
+    con.execute("DELETE FROM marts.ondemand_bookings_zone_hour WHERE source_id = ?", [source_id])
+    con.execute("DELETE FROM marts.ondemand_bookings_unserved WHERE source_id = ?", [source_id])
+    n = con.execute("SELECT count(*) FROM trips.fct_trips WHERE source_id = ? AND mode = 'on_demand'", [source_id]).fetchall()[0][0]
+    if not n:
+        return
+    if not _ondemand_match(con, source_id, only_on_demand=True):
+        con.execute("INSERT INTO marts.ondemand_bookings_unserved SELECT source_id, NULL, month, 'no_ondemand_service', sum(trip_count) "
+                    "FROM trips.fct_trips WHERE source_id = ? AND mode = 'on_demand' GROUP BY ALL", [source_id])
+        return
+    def day_type(d: str) -> str:  # as in marts.trips_by_zone_hour: Sunday and public holidays are one type
+        return (f"CASE WHEN CAST({d} AS DATE) IN (SELECT d FROM _holidays) OR dayofweek({d}) = 0 THEN 'sunday_holiday' "
+                f"WHEN dayofweek({d}) = 6 THEN 'saturday' ELSE 'weekday' END")
+
+    con.execute(
+        "INSERT INTO marts.ondemand_bookings_zone_hour SELECT f.source_id, m.feed_id, m.pickup_zone, f.month, "
+        f"{day_type('f.pickup_time_local')} AS dt, hour(f.pickup_time_local) AS h, sum(f.trip_count), "
+        "coalesce(sum(f.trip_count) FILTER (WHERE m.reason IS NULL), 0), "
+        "(SELECT count(DISTINCT w.service_date) FROM ondemand.windows w WHERE w.feed_id = m.feed_id "
+        f"AND strftime(w.service_date, '%Y-%m') = f.month AND {day_type('w.service_date')} = dt "
+        "AND w.start_s < (h + 1) * 3600 AND w.end_s > h * 3600) "
+        "FROM trips.fct_trips f JOIN _od_match m USING (source_file, source_row) "
+        "WHERE f.source_id = ? AND f.mode = 'on_demand' AND m.pickup_zone IS NOT NULL "
+        "GROUP BY f.source_id, m.feed_id, m.pickup_zone, f.month, dt, h", [source_id])
+    con.execute(
+        "INSERT INTO marts.ondemand_bookings_unserved SELECT f.source_id, m.feed_id, f.month, m.reason, sum(f.trip_count) "
+        "FROM trips.fct_trips f JOIN _od_match m USING (source_file, source_row) "
+        "WHERE f.source_id = ? AND f.mode = 'on_demand' AND m.reason IS NOT NULL GROUP BY ALL", [source_id])
+    con.execute("DROP TABLE _od_match")

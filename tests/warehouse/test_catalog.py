@@ -44,7 +44,7 @@ def test_site_has_a_page_per_export_and_feed_with_version_validity_and_sha256(de
 def test_catalog_json_follows_the_mobility_database_fields(demo_ws):
     cat = json.loads((demo_ws.exports / "site" / "catalog.json").read_text(encoding="utf-8"))
     kinds = {s["noriba"]["id"]: s for s in cat["sources"]}
-    assert set(kinds) == {"demo-region", "minato-city-bus", "minato-community-timetable", "kita-coast-line"}
+    assert set(kinds) == {"demo-region", "minato-city-bus", "minato-community-timetable", "kita-coast-line", "minato-noriai-ondemand"}
     for s in cat["sources"]:
         assert {"mdb_source_id", "data_type", "provider", "name", "location", "urls", "status", "features"} <= set(s)
         assert s["data_type"] == "gtfs" and s["urls"]["direct_download"].endswith(".zip")
@@ -65,11 +65,11 @@ def test_files_listing_filters_by_prefecture_and_target_date_when_served(demo_ws
                 return json.loads(r.read().decode("utf-8"))
 
         both = get("pref=1&target_date=2026-06-01")["body"]
-        assert {r["feed_id"] for r in both} == {"minato-city-bus", "minato-community-timetable", "kita-coast-line", "demo-region"}
+        assert {r["feed_id"] for r in both} == {"minato-city-bus", "minato-community-timetable", "kita-coast-line", "minato-noriai-ondemand", "demo-region"}
         assert all(r["feed_pref_id"] == 1 and r["file_url"].endswith(".zip") for r in both)
         assert get("pref=10&target_date=2026-06-01")["body"] == []  # 群馬県
         assert get("pref=1&target_date=2030-01-01")["body"] == []  # after the service ends
-        assert {r["feed_id"] for r in get("pref=" + urllib.parse.quote("北海道"))["body"]} == {"minato-city-bus", "minato-community-timetable", "kita-coast-line", "demo-region"}
+        assert {r["feed_id"] for r in get("pref=" + urllib.parse.quote("北海道"))["body"]} == {"minato-city-bus", "minato-community-timetable", "kita-coast-line", "minato-noriai-ondemand", "demo-region"}
         with pytest.raises(urllib.error.HTTPError) as bad:
             get("target_date=June")
         assert bad.value.code == 400

@@ -37,8 +37,8 @@ STALE_S = 65
 REFRESH_S = 35
 #: E050: an entity timestamp later than the fetch by more than this (seconds) is in the future.
 FUTURE_S = 60
-#: W004: a speed above this (m/s, 80 mph) is unrealistic.
-MAX_SPEED = 35.8
+#: W004: a speed above this (m/s, about 60 mph; the validator's MAX_REALISTIC_SPEED_METERS_PER_SECOND) is unrealistic.
+MAX_SPEED = 26.0
 #: E028: how far outside the static feed's stops and shapes a vehicle may be (m).
 REGION_BUFFER_M = 1609
 
@@ -459,6 +459,8 @@ def e043(c: Check) -> Iterator[Found]:
 def e044(c: Check) -> Iterator[Found]:
     for i, e, stus in c.stus():
         for s in stus:
+            if s.schedule_relationship == _SKIPPED:
+                continue
             for name, ev in _events(s):
                 if not ev.HasField("time") and not ev.HasField("delay"):
                     yield i, f"stop_time_update.{name}", s.stop_sequence, f"{_who(e)} stop_sequence {s.stop_sequence}: {name} has neither time nor delay"
@@ -565,6 +567,11 @@ def w009(c: Check) -> Iterator[Found]:
     for i, e, trip, kind in c.trips():
         if not trip.HasField("schedule_relationship"):
             yield i, f"{kind}.trip.schedule_relationship", None, f"{_who(e)}: the trip does not have a schedule_relationship"
+    for i, e, stus in c.stus():
+        n = sum(not s.HasField("schedule_relationship") for s in stus)
+        if n:
+            yield i, "stop_time_update.schedule_relationship", n, (
+                f"{_who(e)}: {n} of {len(stus)} stop_time_updates do not have a schedule_relationship")
 
 
 # ---------------------------------------------------------------- the list
@@ -701,9 +708,9 @@ RT_RULES: list[RtRule] = [
            fix_ja="ヘッダーとすべての trip_update・車両位置に timestamp を設定してください。"),
     RtRule("W002", WARNING, "A trip update or vehicle position has no vehicle id.", w002, fix="Set vehicle.id.",
            why_ja="trip_update・車両位置に車両 ID（vehicle.id）がありません。", fix_ja="vehicle.id を設定してください。"),
-    RtRule("W004", WARNING, "A vehicle's speed is unrealistic (over 80 mph / 35.8 m/s, or negative); speed is in metres per second.", w004,
+    RtRule("W004", WARNING, "A vehicle's speed is unrealistic (over 26 m/s, about 60 mph, or negative); speed is in metres per second.", w004,
            fix="Send speed in m/s (not km/h or mph).",
-           why_ja="車両の速度が現実的ではありません（秒速 35.8 m 超、または負）。速度の単位は m/s です。",
+           why_ja="車両の速度が現実的ではありません（秒速 26 m 超、または負）。速度の単位は m/s です。",
            fix_ja="速度は m/s で送ってください（km/h や mph ではありません）。"),
     RtRule("W006", WARNING, "A trip descriptor has no trip_id, so it can only be matched to the timetable by route, direction and start time.", w006,
            fix="Set trip.trip_id from the static feed.",
@@ -715,9 +722,10 @@ RT_RULES: list[RtRule] = [
            fix="Check that the producer is running and the feed is not cached.",
            why_ja="取得時点でヘッダーのタイムスタンプが 65 秒以上古くなっています。",
            fix_ja="配信システムが動いているか、フィードがキャッシュされていないか確認してください。"),
-    RtRule("W009", WARNING, "A trip descriptor has no schedule_relationship.", w009, fix="Set trip.schedule_relationship (SCHEDULED for timetabled trips).",
-           why_ja="便の記述（trip）に schedule_relationship がありません。",
-           fix_ja="trip.schedule_relationship を設定してください（時刻表どおりの便は SCHEDULED）。"),
+    RtRule("W009", WARNING, "A trip descriptor or stop_time_update has no schedule_relationship (one notice per trip or trip update).", w009,
+           fix="Set trip.schedule_relationship and stop_time_update.schedule_relationship (SCHEDULED for timetabled trips and stops).",
+           why_ja="便の記述（trip）または stop_time_update に schedule_relationship がありません（便・trip_update ごとに一件）。",
+           fix_ja="trip.schedule_relationship と stop_time_update.schedule_relationship を設定してください（時刻表どおりなら SCHEDULED）。"),
 ]
 
 #: Documentation entries for the registry (stage 'read': raised by :func:`validate`, not by the SQL engine).

@@ -49,6 +49,7 @@ def trip_update(m: pb.FeedMessage, *, stus=((1, "S1", T + 60), (2, "S2", T + 360
         s.stop_sequence = seq
         s.stop_id = sid
         s.arrival.time = t
+        s.schedule_relationship = pb.TripUpdate.StopTimeUpdate.SCHEDULED
     return tu
 
 
@@ -115,6 +116,7 @@ def _stus(*stus):
                 s.stop_id = sid
             if t is not None:
                 s.arrival.time = t
+            s.schedule_relationship = pb.TripUpdate.StopTimeUpdate.SCHEDULED
     return edit
 
 
@@ -143,6 +145,29 @@ def _event_without_time(m):
 def _departure_before_arrival(m):
     s = m.entity[0].trip_update.stop_time_update[0]
     s.departure.time = s.arrival.time - 30
+
+
+def _stu_without_relationship(m):
+    m.entity[0].trip_update.stop_time_update[1].ClearField("schedule_relationship")
+
+
+def _skipped_without_time(m):
+    s = m.entity[0].trip_update.stop_time_update[1]
+    s.schedule_relationship = pb.TripUpdate.StopTimeUpdate.SKIPPED
+    s.arrival.ClearField("time")
+    s.arrival.uncertainty = 0
+
+
+def test_a_skipped_stop_may_have_an_event_without_time_or_delay():
+    m = good()
+    _skipped_without_time(m)
+    assert "E044" not in codes(m)
+
+
+def test_a_stop_time_update_without_schedule_relationship_is_w009():
+    m = good()
+    _stu_without_relationship(m)
+    assert codes(m) == {"W009"}
 
 
 def _added_known(m):
@@ -186,7 +211,7 @@ BREAKS = {
     "E052": _second_vehicle,
     "W001": _clear("1.vehicle.timestamp"),
     "W002": _clear("1.vehicle.vehicle"),
-    "W004": _set("1.vehicle.position.speed", 90.0),
+    "W004": _set("1.vehicle.position.speed", 30.0),
     "W006": _clear("1.vehicle.trip.trip_id"),
     "W008": _set("header.timestamp", T - 600),
     "W009": _clear("1.vehicle.trip.schedule_relationship"),

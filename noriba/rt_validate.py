@@ -122,6 +122,7 @@ def _publish(ws: Workspace, feed_id: str, date: str, hour: int, version: str | N
              sample_limit: int) -> None:
     import pyarrow as pa
 
+    from transforms.gtfs_rt.rules import RT_RULES
     from warehouse.publish import connect, publish_lock
 
     t = findings.notices_table()
@@ -139,8 +140,11 @@ def _publish(ws: Workspace, feed_id: str, date: str, hour: int, version: str | N
             con.execute("CREATE TABLE IF NOT EXISTS rt.notice_counts (feed_id VARCHAR, date DATE, hour INTEGER, "
                         "static_feed_version VARCHAR, code VARCHAR, severity VARCHAR, notices BIGINT)")
             con.execute("BEGIN TRANSACTION")
+            codes = [r.code for r in RT_RULES]  # other writers' codes (noriba/rt_match.py) stay
+            marks = ", ".join("?" for _ in codes)
             for table in ("rt.notices", "rt.notice_counts"):
-                con.execute(f"DELETE FROM {table} WHERE feed_id = ? AND date = ?::DATE AND hour = ?", [feed_id, date, hour])
+                con.execute(f"DELETE FROM {table} WHERE feed_id = ? AND date = ?::DATE AND hour = ? AND code IN ({marks})",
+                            [feed_id, date, hour, *codes])
             con.register("rt_found", t)
             con.execute("INSERT INTO rt.notices BY NAME SELECT ?::VARCHAR AS feed_id, ?::DATE AS date, ?::INTEGER AS hour, "
                         "?::VARCHAR AS static_feed_version, * FROM rt_found", [feed_id, date, hour, version])

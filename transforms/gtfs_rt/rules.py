@@ -41,6 +41,8 @@ FUTURE_S = 60
 MAX_SPEED = 26.0
 #: E028: how far outside the static feed's stops and shapes a vehicle may be (m).
 REGION_BUFFER_M = 1609
+#: E029: how far from its trip's shape a vehicle may be (m), the validator's TRIP_BUFFER_METERS.
+TRIP_BUFFER_M = 200
 
 _ADDED = pb.TripDescriptor.ADDED
 _CANCELED = pb.TripDescriptor.CANCELED
@@ -63,17 +65,23 @@ class StaticIndex:
     stop_times: dict[str, dict[int, str]] = field(default_factory=dict)  # trip_id -> {stop_sequence: stop_id}
     first_times: dict[str, str] = field(default_factory=dict)  # trip_id -> first arrival (or departure) time, HH:MM:SS
     frequency_trips: set[str] = field(default_factory=set)
+    trip_shapes: dict[str, str] = field(default_factory=dict)  # trip_id -> shape_id
+    shapes: dict[str, tuple] = field(default_factory=dict)  # shape_id -> (lat array, lon array) in shape_pt_sequence order
     bbox: tuple[float, float, float, float] | None = None  # min_lat, min_lon, max_lat, max_lon of stops and shapes
 
     @classmethod
-    def from_rows(cls, *, trips, routes, stops, stop_times, frequencies=(), shape_points=()) -> "StaticIndex":
-        """Return the index of rows given as dicts of GTFS text (stop_times in any order)."""
+    def from_rows(cls, *, trips, routes, stops, stop_times, frequencies=(), shapes=()) -> "StaticIndex":
+        """Return the index of rows given as dicts of GTFS text (stop_times and shapes in any order)."""
+        import numpy as np
+
         ix = cls()
         for r in routes:
             ix.routes.add(r["route_id"])
         for t in trips:
             d = (t.get("direction_id") or "").strip()
             ix.trips[t["trip_id"]] = (t.get("route_id") or None, int(d) if d.isdigit() else None)
+            if t.get("shape_id"):
+                ix.trip_shapes[t["trip_id"]] = t["shape_id"]
         lats, lons = [], []
         for s in stops:
             lt = (s.get("location_type") or "").strip()
@@ -83,9 +91,18 @@ class StaticIndex:
                 lons.append(float(s["stop_lon"]))
             except (KeyError, TypeError, ValueError):
                 pass
-        for lat, lon in shape_points:
-            lats.append(lat)
-            lons.append(lon)
+        points: dict[str, list] = {}
+        for r in shapes:
+            try:
+                pt = (float(r["shape_pt_sequence"]), float(r["shape_pt_lat"]), float(r["shape_pt_lon"]))
+            except (KeyError, TypeError, ValueError):
+                continue
+            points.setdefault(r["shape_id"], []).append(pt)
+            lats.append(pt[1])
+            lons.append(pt[2])
+        for sid, pts in points.items():
+            pts.sort()
+            ix.shapes[sid] = (np.array([p[1] for p in pts]), np.array([p[2] for p in pts]))
         if lats:
             ix.bbox = (min(lats), min(lons), max(lats), max(lons))
         first: dict[str, tuple[int, str]] = {}
@@ -116,14 +133,8 @@ class StaticIndex:
                     return [{(k or "").strip(): (v or "").strip() for k, v in r.items()}
                             for r in csv.DictReader(io.TextIOWrapper(fh, encoding="utf-8-sig"))]
 
-            shapes = []
-            for r in rows("shapes.txt"):
-                try:
-                    shapes.append((float(r["shape_pt_lat"]), float(r["shape_pt_lon"])))
-                except (KeyError, ValueError):
-                    pass
             return cls.from_rows(trips=rows("trips.txt"), routes=rows("routes.txt"), stops=rows("stops.txt"),
-                                 stop_times=rows("stop_times.txt"), frequencies=rows("frequencies.txt"), shape_points=shapes)
+                                 stop_times=rows("stop_times.txt"), frequencies=rows("frequencies.txt"), shapes=rows("shapes.txt"))
 
     @classmethod
     def from_warehouse(cls, con, feed_id: str, feed_version: str) -> "StaticIndex":
@@ -135,9 +146,7 @@ class StaticIndex:
             cur = con.execute(f"SELECT {sel} FROM gtfs.{table} WHERE feed_id = ? AND feed_version = ?", [feed_id, feed_version])
             return [dict(zip(cols, r)) for r in cur.fetchall()]
 
-        shapes = [(float(a), float(b)) for a, b in con.execute(
-            "SELECT shape_pt_lat, shape_pt_lon FROM gtfs.shapes WHERE feed_id = ? AND feed_version = ? "
-            "AND shape_pt_lat IS NOT NULL", [feed_id, feed_version]).fetchall()]
+        shapes = rows("shapes", ["shape_id", "shape_pt_lat", "shape_pt_lon", "shape_pt_sequence"])
         st = rows("stop_times", ["trip_id", "stop_sequence", "stop_id", "arrival_time", "departure_time"])
         for r in st:  # the warehouse keeps times as seconds after midnight
             for k in ("arrival_time", "departure_time"):
@@ -145,9 +154,9 @@ class StaticIndex:
                 if v is not None and v.lstrip("-").isdigit():
                     s = int(v)
                     r[k] = f"{s // 3600:02d}:{s % 3600 // 60:02d}:{s % 60:02d}"
-        return cls.from_rows(trips=rows("trips", ["trip_id", "route_id", "direction_id"]), routes=rows("routes", ["route_id"]),
+        return cls.from_rows(trips=rows("trips", ["trip_id", "route_id", "direction_id", "shape_id"]), routes=rows("routes", ["route_id"]),
                              stops=rows("stops", ["stop_id", "location_type", "stop_lat", "stop_lon"]), stop_times=st,
-                             frequencies=rows("frequencies", ["trip_id"]), shape_points=shapes)
+                             frequencies=rows("frequencies", ["trip_id"]), shapes=shapes)
 
 
 # ---------------------------------------------------------------- what a rule sees
@@ -388,6 +397,37 @@ def e028(c: Check) -> Iterator[Found]:
         if -90 <= p.latitude <= 90 and not (lat0 - dlat <= p.latitude <= lat1 + dlat and lon0 - dlon <= p.longitude <= lon1 + dlon):
             yield i, "vehicle.position", f"{p.latitude},{p.longitude}", (
                 f"{_who(e)}: position {p.latitude},{p.longitude} is more than {REGION_BUFFER_M} m outside the static feed's stops and shapes")
+
+
+def shape_distance_m(lat: float, lon: float, shape: tuple) -> float:
+    """Return the distance in metres from a point to a polyline (lat array, lon array), on a local flat projection."""
+    import numpy as np
+
+    lats, lons = shape
+    k = 111_195.0
+    x = (lons - lon) * k * math.cos(math.radians(lat))
+    y = (lats - lat) * k
+    if len(x) == 1:
+        return float(math.hypot(x[0], y[0]))
+    ax, ay, dx, dy = x[:-1], y[:-1], np.diff(x), np.diff(y)
+    seg2 = dx * dx + dy * dy
+    t = np.clip(np.where(seg2 > 0, -(ax * dx + ay * dy) / np.where(seg2 > 0, seg2, 1), 0), 0, 1)
+    return float(np.sqrt(np.min((ax + t * dx) ** 2 + (ay + t * dy) ** 2)))
+
+
+def e029(c: Check) -> Iterator[Found]:
+    detour = {ie.trip.trip_id for _, e in c.entities() if e.HasField("alert") and e.alert.effect == pb.Alert.DETOUR
+              for ie in e.alert.informed_entity if ie.HasField("trip") and ie.trip.trip_id}
+    for i, e, p in _position(c):
+        tid = e.vehicle.trip.trip_id
+        shape = c.static.shapes.get(c.static.trip_shapes.get(tid, ""))
+        if shape is None or tid in detour or not (-90 <= p.latitude <= 90 and -180 <= p.longitude <= 180):
+            continue
+        d = shape_distance_m(p.latitude, p.longitude, shape)
+        if d > TRIP_BUFFER_M:
+            yield i, "vehicle.position", f"{p.latitude},{p.longitude}", (
+                f"{_who(e)}: position {p.latitude},{p.longitude} is {d:.0f} m from the trip's shape "
+                f"{c.static.trip_shapes[tid]} (more than {TRIP_BUFFER_M} m) and no DETOUR alert names the trip")
 
 
 def e035(c: Check) -> Iterator[Found]:
@@ -657,6 +697,10 @@ RT_RULES: list[RtRule] = [
            fix="Check the GPS and the coordinate order (latitude first); check the static feed is the right one.",
            why_ja="車両の位置が静的 GTFS の運行区域（停留所と形状の範囲から約 1.6 km 以内）の外にあります。",
            fix_ja="GPS と座標の順序（緯度が先）を確認し、対応する静的 GTFS が正しいかも確認してください。"),
+    RtRule("E029", ERROR, "A vehicle is more than 200 m from its trip's shape and no DETOUR alert names the trip.", e029, _S,
+           fix="Check the trip assignment of the vehicle (a wrong trip_id is the usual cause), or publish a DETOUR alert for the trip.",
+           why_ja="車両が便の形状（shapes.txt）から 200 m 以上離れており、その便の迂回（DETOUR）アラートもありません。",
+           fix_ja="車両に割り当てた便（trip_id）を確認するか、迂回運行ならその便の DETOUR アラートを配信してください。"),
     RtRule("E035", ERROR, "A trip's route_id is not the route of that trip_id in trips.txt.", e035, _S,
            fix="Send the route_id trips.txt gives the trip.",
            why_ja="便の route_id が trips.txt でその trip_id の路線と異なります。", fix_ja="trips.txt にあるその便の route_id を送ってください。"),

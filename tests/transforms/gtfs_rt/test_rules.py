@@ -16,14 +16,16 @@ T = 1_700_000_000  # header timestamp of the authored snapshots
 def static() -> StaticIndex:
     return StaticIndex.from_rows(
         routes=[{"route_id": "R1"}, {"route_id": "R2"}],
-        trips=[{"trip_id": "T1", "route_id": "R1", "direction_id": "0"}, {"trip_id": "F1", "route_id": "R2", "direction_id": "1"}],
+        trips=[{"trip_id": "T1", "route_id": "R1", "direction_id": "0", "shape_id": "SH1"}, {"trip_id": "F1", "route_id": "R2", "direction_id": "1"}],
         stops=[{"stop_id": "S1", "stop_lat": "35.0", "stop_lon": "139.0"}, {"stop_id": "S2", "stop_lat": "35.01", "stop_lon": "139.01"},
                {"stop_id": "S3", "stop_lat": "35.02", "stop_lon": "139.02"},
                {"stop_id": "ST", "stop_lat": "35.0", "stop_lon": "139.0", "location_type": "1"}],
         stop_times=[{"trip_id": "T1", "stop_sequence": "1", "stop_id": "S1", "arrival_time": "08:00:00"},
                     {"trip_id": "T1", "stop_sequence": "2", "stop_id": "S2", "arrival_time": "08:05:00"},
                     {"trip_id": "T1", "stop_sequence": "3", "stop_id": "S3", "arrival_time": "08:10:00"}],
-        frequencies=[{"trip_id": "F1"}])
+        frequencies=[{"trip_id": "F1"}],
+        shapes=[{"shape_id": "SH1", "shape_pt_sequence": str(i), "shape_pt_lat": str(35 + i * 0.01), "shape_pt_lon": str(139 + i * 0.01)}
+                for i in (2, 0, 1)])
 
 
 def message(version: str = "2.0") -> pb.FeedMessage:
@@ -170,6 +172,24 @@ def test_a_stop_time_update_without_schedule_relationship_is_w009():
     assert codes(m) == {"W009"}
 
 
+def test_a_vehicle_off_its_shape_on_a_detour_alert_is_not_e029():
+    m = good()
+    BREAKS["E029"](m)
+    e = m.entity.add()
+    e.id = "al1"
+    e.alert.effect = pb.Alert.DETOUR
+    e.alert.informed_entity.add().trip.trip_id = "T1"
+    assert "E029" not in codes(m)
+
+
+def test_shape_distance_is_metres_to_the_nearest_segment():
+    from transforms.gtfs_rt.rules import shape_distance_m
+
+    shape = static().shapes["SH1"]
+    assert shape_distance_m(35.01, 139.01, shape) < 1
+    assert 65 < shape_distance_m(35.005, 139.006, shape) < 75  # 0.001° of longitude at 35°N, across a diagonal
+
+
 def _added_known(m):
     m.entity[0].trip_update.trip.schedule_relationship = pb.TripDescriptor.ADDED
 
@@ -193,6 +213,7 @@ BREAKS = {
     "E026": _set("1.vehicle.position.latitude", 95.0),
     "E027": _set("1.vehicle.position.bearing", 400.0),
     "E028": _set("1.vehicle.position.latitude", 36.0),
+    "E029": _set("1.vehicle.position.longitude", 139.01),  # 35.005,139.01: ~350 m off the diagonal shape
     "E035": _set("1.vehicle.trip.route_id", "R2"),
     "E036": _stus((1, "S1", T + 60), (1, "S1", T + 360)),
     "E037": _stus((1, "S1", T + 60), (2, "S1", T + 360)),
@@ -217,7 +238,7 @@ BREAKS = {
     "W009": _clear("1.vehicle.trip.schedule_relationship"),
 }
 #: code -> extra codes the same edit raises by consequence (documented, not hidden)
-ALSO = {"E001": set(), "E004": {"E035"}, "E003": {"E035"}, "E022": {"E002"}, "E036": {"E022", "E037"}, "E048": {"W001"},
+ALSO = {"E001": set(), "E004": {"E035"}, "E028": {"E029"}, "E003": {"E035"}, "E022": {"E002"}, "E036": {"E022", "E037"}, "E048": {"W001"},
         "E050": set(), "E037": {"E045"}, "W008": {"E012"},
         "E040": set(), "E045": set()}
 

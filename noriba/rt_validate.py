@@ -98,16 +98,35 @@ def validate_hours(ws: Workspace, feed_id: str, hours: list[str] | None = None, 
         from transforms.notices import Findings
         findings = Findings()
         previous: dict[str, Snapshot] = {}
-        for name in names:
-            part = _NAME.match(name)["part"]
+        tus = [n for n in names if _NAME.match(n)["part"] == "trip_updates"]
+        cache: dict[str, Snapshot | None] = {}
+
+        def read(name: str) -> Snapshot | None:
             msg = pb.FeedMessage()
             try:
                 msg.ParseFromString((folder / name).read_bytes())
             except DecodeError:
-                previous.pop(part, None)  # quarantined by the parse step; the next snapshot is compared with nothing
+                return None  # quarantined by the parse step
+            return Snapshot(msg, name, fetched.get(name))
+
+        def trip_updates_at(name: str) -> Snapshot | None:
+            """Return the TripUpdates snapshot of the same moment: the last one fetched at or before ``name``, else the first."""
+            hms = name.split("-")[-2]
+            before = [n for n in tus if n.split("-")[-2] <= hms]
+            pick = before[-1] if before else tus[0]
+            if pick not in cache:
+                cache.clear()
+                cache[pick] = read(pick)
+            return cache[pick]
+
+        for name in names:
+            part = _NAME.match(name)["part"]
+            snap = read(name)
+            if snap is None:
+                previous.pop(part, None)  # the next snapshot is compared with nothing
                 continue
-            snap = Snapshot(msg, name, fetched.get(name))
-            validate(snap, previous=previous.get(part), static=static, findings=findings)
+            other = snap if part == "combined" else trip_updates_at(name) if part == "vehicle_positions" and tus else None
+            validate(snap, previous=previous.get(part), static=static, other=other, findings=findings)
             previous[part] = snap
         counts = {code: n for (code, _), n in sorted(findings.counts.items())}
         severities = {code: sev for code, sev in findings.counts}

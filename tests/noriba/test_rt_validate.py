@@ -36,3 +36,20 @@ def test_without_a_published_static_feed_the_static_rules_are_skipped(ws):
                  "--static", "nowhere"]) == 0
     (hour,) = validate_hours(ws, "x-rt", publish=False)["hours"]
     assert hour["static_feed_version"] is None and hour["counts"] == {"W001": 10, "W006": 10, "W009": 10}
+
+
+def test_vehicle_positions_are_checked_against_the_trip_updates_of_the_same_moment(ws, tmp_path):
+    from noriba import rt
+    from tests.transforms.gtfs_rt.test_rules import T, message, trip_update, vehicle
+
+    tu = message()
+    trip_update(tu).vehicle.id = "V9"  # the trip updates say V9 runs T1; the positions say V1
+    vp = message()
+    vp.header.timestamp = T + 10
+    vehicle(vp)
+    (tmp_path / "tu.pb").write_bytes(tu.SerializeToString())
+    (tmp_path / "vp.pb").write_bytes(vp.SerializeToString())
+    rt.ingest(ws, "pair-rt", [tmp_path / "tu.pb", tmp_path / "vp.pb"])
+    (hour,) = validate_hours(ws, "pair-rt", publish=False)["hours"]
+    assert hour["snapshots"] == 2
+    assert {"W003", "E047"} <= set(hour["counts"])

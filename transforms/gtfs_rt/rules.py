@@ -173,6 +173,7 @@ class Check:
     snapshot: Snapshot
     previous: Snapshot | None = None
     static: StaticIndex | None = None
+    other: Snapshot | None = None  # the TripUpdates snapshot of the same moment, for a VehiclePositions one (W003, E047)
 
     @property
     def header(self) -> pb.FeedHeader:
@@ -576,6 +577,50 @@ def w002(c: Check) -> Iterator[Found]:
                 yield i, f"{kind}.vehicle.id", None, f"{_who(e)}: {kind} does not have a vehicle id"
 
 
+def _tu_vehicles(c: Check) -> tuple[dict[str, str | None], set[str]]:
+    """Return ({trip_id: vehicle_id or None} of the other snapshot's trip updates, {its vehicle ids})."""
+    trips: dict[str, str | None] = {}
+    vehicles: set[str] = set()
+    for e in c.other.message.entity:
+        if e.HasField("trip_update"):
+            tu = e.trip_update
+            if tu.trip.trip_id:
+                trips.setdefault(tu.trip.trip_id, tu.vehicle.id or None)
+            if tu.vehicle.id:
+                vehicles.add(tu.vehicle.id)
+    return trips, vehicles
+
+
+def _paired(c: Check) -> bool:
+    return (any(e.HasField("vehicle") for e in c.snapshot.message.entity)
+            and any(e.HasField("trip_update") for e in c.other.message.entity))
+
+
+def w003(c: Check) -> Iterator[Found]:
+    if not _paired(c):
+        return
+    tu_trips, tu_vehicles = _tu_vehicles(c)
+    vp_vehicles = {e.vehicle.vehicle.id for _, e in c.entities() if e.HasField("vehicle") and e.vehicle.vehicle.id}
+    other = c.other.file or "the trip updates"
+    for i, e in c.entities():
+        if e.HasField("vehicle") and e.vehicle.trip.trip_id and e.vehicle.trip.trip_id not in tu_trips:
+            yield i, "vehicle.trip.trip_id", e.vehicle.trip.trip_id, f"{_who(e)}: trip_id {e.vehicle.trip.trip_id} has no trip update in {other}"
+    for vid in sorted(tu_vehicles - vp_vehicles):
+        yield None, "trip_update.vehicle.id", vid, f"vehicle_id {vid} of a trip update in {other} has no vehicle position"
+
+
+def e047(c: Check) -> Iterator[Found]:
+    if not _paired(c):
+        return
+    tu_trips, _ = _tu_vehicles(c)
+    for i, e in c.entities():
+        if e.HasField("vehicle") and e.vehicle.trip.trip_id and e.vehicle.vehicle.id:
+            tid, vid = e.vehicle.trip.trip_id, e.vehicle.vehicle.id
+            if tu_trips.get(tid) and tu_trips[tid] != vid:
+                yield i, "vehicle.vehicle.id", vid, (
+                    f"{_who(e)}: trip_id {tid} is run by vehicle_id {vid} here but by {tu_trips[tid]} in {c.other.file or 'the trip updates'}")
+
+
 def w004(c: Check) -> Iterator[Found]:
     for i, e, p in _position(c):
         if p.HasField("speed") and (p.speed < 0 or p.speed > MAX_SPEED):
@@ -632,7 +677,7 @@ class RtRule:
                     fix=self.fix, why_ja=self.why_ja, fix_ja=self.fix_ja)
 
 
-_S, _P, _N = ("static",), ("previous",), ("fetched_at",)
+_S, _P, _N, _O = ("static",), ("previous",), ("fetched_at",), ("other",)
 RT_RULES: list[RtRule] = [
     RtRule("E001", ERROR, "A time or timestamp is not POSIX seconds (often milliseconds), so every consumer reads a wrong time.", e001,
            fix="Write seconds since 1970-01-01 UTC (divide milliseconds by 1000).",
@@ -731,6 +776,10 @@ RT_RULES: list[RtRule] = [
            fix="Send the stop_sequence and stop_id as in stop_times.txt of the static feed in service.",
            why_ja="stop_time_update の stop_sequence と stop_id の組が、その便の stop_times.txt と一致しません。",
            fix_ja="運行中の静的 GTFS の stop_times.txt と同じ stop_sequence と stop_id を送ってください。"),
+    RtRule("E047", ERROR, "A vehicle position and the trip update of the same trip name different vehicles.", e047, _O,
+           fix="Build both feeds from the same vehicle assignment.",
+           why_ja="同じ便について、車両位置と trip_update で車両 ID が異なります。",
+           fix_ja="車両位置と trip_update を同じ車両割り当てから作成してください。"),
     RtRule("E048", ERROR, "header.timestamp is missing in a gtfs_realtime_version 2.0 feed.", e048, fix="Set header.timestamp.",
            why_ja="gtfs_realtime_version 2.0 のフィードに header.timestamp がありません。", fix_ja="header.timestamp を設定してください。"),
     RtRule("E049", ERROR, "header.incrementality is missing in a gtfs_realtime_version 2.0 feed.", e049, fix="Set header.incrementality (FULL_DATASET).",
@@ -752,6 +801,10 @@ RT_RULES: list[RtRule] = [
            fix_ja="ヘッダーとすべての trip_update・車両位置に timestamp を設定してください。"),
     RtRule("W002", WARNING, "A trip update or vehicle position has no vehicle id.", w002, fix="Set vehicle.id.",
            why_ja="trip_update・車両位置に車両 ID（vehicle.id）がありません。", fix_ja="vehicle.id を設定してください。"),
+    RtRule("W003", WARNING, "A trip with a vehicle position has no trip update, or a vehicle with a trip update has no position.", w003, _O,
+           fix="Publish a trip update for every trip a vehicle runs, and a position for every vehicle with predictions.",
+           why_ja="車両位置のある便に trip_update がないか、trip_update のある車両に位置がありません。",
+           fix_ja="車両が運行するすべての便の trip_update と、予測のあるすべての車両の位置を配信してください。"),
     RtRule("W004", WARNING, "A vehicle's speed is unrealistic (over 26 m/s, about 60 mph, or negative); speed is in metres per second.", w004,
            fix="Send speed in m/s (not km/h or mph).",
            why_ja="車両の速度が現実的ではありません（秒速 26 m 超、または負）。速度の単位は m/s です。",
@@ -777,11 +830,15 @@ RULES: list[Rule] = [r.entry() for r in RT_RULES]
 
 
 def validate(snapshot: Snapshot, *, previous: Snapshot | None = None, static: StaticIndex | None = None,
-             findings: Findings | None = None, rules: list[RtRule] | None = None) -> Findings:
-    """Return the findings of every realtime rule on one snapshot. Rules whose input is missing are skipped."""
+             other: Snapshot | None = None, findings: Findings | None = None, rules: list[RtRule] | None = None) -> Findings:
+    """Return the findings of every realtime rule on one snapshot. Rules whose input is missing are skipped.
+
+    ``other`` is the TripUpdates snapshot of the same moment for a VehiclePositions one (the snapshot itself for a combined feed).
+    """
     findings = findings if findings is not None else Findings()
-    c = Check(snapshot=snapshot, previous=previous, static=static)
-    have = {"static": static is not None, "previous": previous is not None, "fetched_at": snapshot.fetched_at is not None}
+    c = Check(snapshot=snapshot, previous=previous, static=static, other=other)
+    have = {"static": static is not None, "previous": previous is not None, "fetched_at": snapshot.fetched_at is not None,
+            "other": other is not None}
     for rule in rules or RT_RULES:
         if not all(have[n] for n in rule.needs):
             continue

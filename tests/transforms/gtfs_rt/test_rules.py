@@ -190,6 +190,27 @@ def test_shape_distance_is_metres_to_the_nearest_segment():
     assert 65 < shape_distance_m(35.005, 139.006, shape) < 75  # 0.001° of longitude at 35°N, across a diagonal
 
 
+def test_vehicle_positions_and_trip_updates_that_disagree_are_w003_and_e047():
+    tu_msg = message()
+    trip_update(tu_msg)
+    vp_msg = message()
+    vehicle(vp_msg)
+    both = validate(Snapshot(vp_msg, "vp.pb", T + 10), other=Snapshot(tu_msg, "tu.pb"), static=static())
+    assert not {"W003", "E047"} & {c for c, _ in both.counts}
+    tu_msg.entity[0].trip_update.vehicle.id = "V9"
+    f = validate(Snapshot(vp_msg, "vp.pb", T + 10), other=Snapshot(tu_msg, "tu.pb"), static=static())
+    assert {c for c, _ in f.counts} == {"W003", "E047"}  # V9 has no position; T1 is V1 here, V9 there
+    tu_msg.entity[0].trip_update.trip.trip_id = "T2"
+    f = validate(Snapshot(vp_msg, "vp.pb", T + 10), other=Snapshot(tu_msg, "tu.pb"))
+    assert {c for c, _ in f.counts} == {"W003"}  # T1 has no trip update any more: nothing to disagree with
+
+
+def test_a_combined_snapshot_is_its_own_other_part():
+    m = good()
+    assert codes(m) == set()
+    assert not validate(Snapshot(m, "all.pb", T + 10), other=Snapshot(m, "all.pb"), static=static()).counts
+
+
 def _added_known(m):
     m.entity[0].trip_update.trip.schedule_relationship = pb.TripDescriptor.ADDED
 

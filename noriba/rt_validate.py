@@ -126,7 +126,7 @@ def validate_hours(ws: Workspace, feed_id: str, hours: list[str] | None = None, 
                 previous.pop(part, None)  # the next snapshot is compared with nothing
                 continue
             other = snap if part == "combined" else trip_updates_at(name) if part == "vehicle_positions" and tus else None
-            validate(snap, previous=previous.get(part), static=static, other=other, findings=findings)
+            validate(snap, previous=previous.get(part), static=static, other=other, findings=findings, sample_limit=sample_limit)
             previous[part] = snap
         counts = {code: n for (code, _), n in sorted(findings.counts.items())}
         severities = {code: sev for code, sev in findings.counts}

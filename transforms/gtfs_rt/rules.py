@@ -830,8 +830,12 @@ RULES: list[Rule] = [r.entry() for r in RT_RULES]
 
 
 def validate(snapshot: Snapshot, *, previous: Snapshot | None = None, static: StaticIndex | None = None,
-             other: Snapshot | None = None, findings: Findings | None = None, rules: list[RtRule] | None = None) -> Findings:
+             other: Snapshot | None = None, findings: Findings | None = None, rules: list[RtRule] | None = None,
+             sample_limit: int | None = None) -> Findings:
     """Return the findings of every realtime rule on one snapshot. Rules whose input is missing are skipped.
+
+    Every finding is counted; with ``sample_limit``, at most that many notices per code are kept in ``findings``
+    (memory stays bounded over an hour of snapshots).
 
     ``other`` is the TripUpdates snapshot of the same moment for a VehiclePositions one (the snapshot itself for a combined feed).
     """
@@ -842,7 +846,11 @@ def validate(snapshot: Snapshot, *, previous: Snapshot | None = None, static: St
     for rule in rules or RT_RULES:
         if not all(have[n] for n in rule.needs):
             continue
+        key = (rule.code, rule.severity)
         for line, fld, value, message in rule.check(c):
+            if sample_limit is not None and findings.counts[key] >= sample_limit:
+                findings.counts[key] += 1
+                continue
             findings.add(rule.code, rule.severity, message, file=snapshot.file or None, line=line, field=fld,
                          value=None if value is None else str(value))
     return findings

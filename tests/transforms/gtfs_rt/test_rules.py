@@ -335,3 +335,13 @@ def test_tampa_vehicle_positions_match_the_mobilitydata_validator_output():
     assert ours == expected == {"W001": 10, "W006": 10, "W008": 1, "W009": 10}
     w008 = [n for n in f.notices if n.code == "W008"][0]
     assert "19119 min 44 sec" in w008.message
+
+
+def test_every_finding_is_counted_but_only_the_sample_limit_is_kept():
+    m = message()
+    for n in range(5):
+        vehicle(m, eid=f"vp{n}", vid=f"V{n}").ClearField("timestamp")
+    f = validate(Snapshot(m, "snap.pb"), sample_limit=2)
+    validate(Snapshot(m, "snap2.pb"), findings=f, sample_limit=2)
+    assert f.counts[("W001", "WARNING")] == 10
+    assert len([n for n in f.notices if n.code == "W001"]) == 2

@@ -55,6 +55,18 @@ _START_DATE = re.compile(r"\d{4}(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])\Z")
 
 # ---------------------------------------------------------------- the static feed
 
+def _secs(v) -> int | None:
+    """Return seconds of 'H:MM:SS' or of a number of seconds (the warehouse's time columns); None if neither."""
+    text = str(v).strip() if v is not None else ""
+    if text.isdigit():
+        return int(text)
+    parts = text.split(":")
+    if len(parts) == 3 and all(p.isdigit() for p in parts):
+        h, m, sec = map(int, parts)
+        return h * 3600 + m * 60 + sec
+    return None
+
+
 @dataclass
 class StaticIndex:
     """What realtime rules need of a static feed: ids, each trip's route, direction, stops in order, and the served area."""
@@ -65,6 +77,7 @@ class StaticIndex:
     stop_times: dict[str, dict[int, str]] = field(default_factory=dict)  # trip_id -> {stop_sequence: stop_id}
     first_times: dict[str, str] = field(default_factory=dict)  # trip_id -> first arrival (or departure) time, HH:MM:SS
     frequency_trips: set[str] = field(default_factory=set)
+    frequencies: dict[str, list[tuple[int, int, int, int]]] = field(default_factory=dict)  # trip_id -> [(start s, end s, headway s, exact_times)]
     trip_shapes: dict[str, str] = field(default_factory=dict)  # trip_id -> shape_id
     shapes: dict[str, tuple] = field(default_factory=dict)  # shape_id -> (lat array, lon array) in shape_pt_sequence order
     bbox: tuple[float, float, float, float] | None = None  # min_lat, min_lon, max_lat, max_lon of stops and shapes
@@ -117,7 +130,13 @@ class StaticIndex:
             if t and (tid not in first or seq < first[tid][0]):
                 first[tid] = (seq, t)
         ix.first_times = {tid: (t if len(t) == 8 else "0" + t) for tid, (_, t) in first.items()}
-        ix.frequency_trips = {f["trip_id"] for f in frequencies}
+        for f in frequencies:
+            start, end = _secs(f.get("start_time")), _secs(f.get("end_time"))
+            head = _secs(f.get("headway_secs"))
+            exact = str(f.get("exact_times") or "0").strip()
+            ix.frequency_trips.add(f["trip_id"])
+            if start is not None and end is not None and head:
+                ix.frequencies.setdefault(f["trip_id"], []).append((start, end, head, 1 if exact == "1" else 0))
         return ix
 
     @classmethod
@@ -156,7 +175,8 @@ class StaticIndex:
                     r[k] = f"{s // 3600:02d}:{s % 3600 // 60:02d}:{s % 60:02d}"
         return cls.from_rows(trips=rows("trips", ["trip_id", "route_id", "direction_id", "shape_id"]), routes=rows("routes", ["route_id"]),
                              stops=rows("stops", ["stop_id", "location_type", "stop_lat", "stop_lon"]), stop_times=st,
-                             frequencies=rows("frequencies", ["trip_id"]), shapes=shapes)
+                             frequencies=rows("frequencies", ["trip_id", "start_time", "end_time", "headway_secs", "exact_times"]),
+                             shapes=shapes)
 
 
 # ---------------------------------------------------------------- what a rule sees
@@ -264,6 +284,48 @@ def e004(c: Check) -> Iterator[Found]:
     for i, e, trip, kind in c.trips():
         if trip.route_id and trip.route_id not in c.static.routes:
             yield i, f"{kind}.trip.route_id", trip.route_id, f"{_who(e)}: route_id {trip.route_id} is not in the static feed's routes.txt"
+
+
+def _frequency(c: Check, exact: int):
+    """Yield (line, entity, trip, kind) for trips of the static feed's frequencies with that exact_times."""
+    for i, e, trip, kind in c.trips():
+        periods = c.static.frequencies.get(trip.trip_id)
+        if periods and any(p[3] == exact for p in periods):
+            yield i, e, trip, kind
+
+
+def e006(c: Check) -> Iterator[Found]:
+    for i, e, trip, kind in _frequency(c, 0):
+        if kind == "trip_update":
+            missing = [f for f in ("start_time", "start_date") if not getattr(trip, f)]
+            if missing:
+                yield i, f"trip_update.trip.{missing[0]}", None, (
+                    f"{_who(e)}: trip_id {trip.trip_id} is frequency-based (exact_times 0) but has no {' or '.join(missing)}")
+
+
+def e013(c: Check) -> Iterator[Found]:
+    for i, e, trip, kind in _frequency(c, 0):
+        if trip.HasField("schedule_relationship") and trip.schedule_relationship != _UNSCHEDULED:
+            name = pb.TripDescriptor.ScheduleRelationship.Name(trip.schedule_relationship)
+            yield i, f"{kind}.trip.schedule_relationship", name, (
+                f"{_who(e)}: trip_id {trip.trip_id} is frequency-based (exact_times 0) but is {name}, not UNSCHEDULED or empty")
+
+
+def e019(c: Check) -> Iterator[Found]:
+    for i, e, trip, kind in _frequency(c, 1):
+        t = _secs(trip.start_time)
+        if t is None:
+            continue
+        periods = [p for p in c.static.frequencies[trip.trip_id] if p[3] == 1]
+        if not any(p[0] <= t <= p[1] and (t - p[0]) % p[2] == 0 for p in periods):
+            yield i, f"{kind}.trip.start_time", trip.start_time, (
+                f"{_who(e)}: start_time {trip.start_time} is not a whole number of headways after a frequencies.txt start_time of the trip")
+
+
+def w005(c: Check) -> Iterator[Found]:
+    for i, e, trip, kind in _frequency(c, 0):
+        if kind == "trip_update" and not e.trip_update.vehicle.id:
+            yield i, "trip_update.vehicle.id", None, f"{_who(e)}: trip_id {trip.trip_id} is frequency-based (exact_times 0) but has no vehicle id"
 
 
 def e011(c: Check) -> Iterator[Found]:
@@ -694,6 +756,18 @@ RT_RULES: list[RtRule] = [
     RtRule("E004", ERROR, "A route_id is not in the static feed's routes.txt.", e004, _S,
            fix="Use the route_id of the static feed in service.",
            why_ja="route_id が静的 GTFS の routes.txt にありません。", fix_ja="運行中の静的 GTFS の route_id を使ってください。"),
+    RtRule("E006", ERROR, "A trip update of a frequency-based trip (exact_times 0) lacks start_time or start_date, so the run cannot be told apart.",
+           e006, _S, fix="Send trip_id, start_time and start_date for every frequency-based trip.",
+           why_ja="頻度ベース（exact_times 0）の便の trip_update に start_time か start_date がなく、どの運行か区別できません。",
+           fix_ja="頻度ベースの便には trip_id・start_time・start_date をすべて入れてください。"),
+    RtRule("E013", ERROR, "A frequency-based trip (exact_times 0) has a schedule_relationship other than UNSCHEDULED.", e013, _S,
+           fix="Mark frequency-based trips UNSCHEDULED, or leave schedule_relationship empty.",
+           why_ja="頻度ベース（exact_times 0）の便の schedule_relationship が UNSCHEDULED 以外になっています。",
+           fix_ja="頻度ベースの便は UNSCHEDULED にするか、schedule_relationship を空にしてください。"),
+    RtRule("E019", ERROR, "A frequency-based trip with exact_times 1 starts at a start_time that is not a whole number of headways after the "
+           "period's start_time in frequencies.txt.", e019, _S, fix="Send the scheduled start_time of the run (period start + k × headway_secs).",
+           why_ja="exact_times 1 の頻度ベースの便の start_time が、frequencies.txt の開始時刻から運行間隔の整数倍になっていません。",
+           fix_ja="その運行の予定発車時刻（開始時刻 + 運行間隔 × k）を start_time に入れてください。"),
     RtRule("E011", ERROR, "A stop_id is not in the static feed's stops.txt.", e011, _S,
            fix="Use the stop_id of the static feed in service.",
            why_ja="stop_id が静的 GTFS の stops.txt にありません。", fix_ja="運行中の静的 GTFS の stop_id を使ってください。"),
@@ -809,6 +883,10 @@ RT_RULES: list[RtRule] = [
            fix="Send speed in m/s (not km/h or mph).",
            why_ja="車両の速度が現実的ではありません（秒速 26 m 超、または負）。速度の単位は m/s です。",
            fix_ja="速度は m/s で送ってください（km/h や mph ではありません）。"),
+    RtRule("W005", WARNING, "A trip update of a frequency-based trip (exact_times 0) has no vehicle id, so two vehicles on the same run "
+           "cannot be told apart.", w005, _S, fix="Set trip_update.vehicle.id.",
+           why_ja="頻度ベース（exact_times 0）の便の trip_update に車両 ID がなく、同じ便を走る車両を区別できません。",
+           fix_ja="trip_update.vehicle.id を設定してください。"),
     RtRule("W006", WARNING, "A trip descriptor has no trip_id, so it can only be matched to the timetable by route, direction and start time.", w006,
            fix="Set trip.trip_id from the static feed.",
            why_ja="便の記述（trip）に trip_id がなく、時刻表の便と確実に対応付けられません。", fix_ja="静的 GTFS の trip_id を trip.trip_id に設定してください。"),

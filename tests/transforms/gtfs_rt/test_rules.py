@@ -16,14 +16,16 @@ T = 1_700_000_000  # header timestamp of the authored snapshots
 def static() -> StaticIndex:
     return StaticIndex.from_rows(
         routes=[{"route_id": "R1"}, {"route_id": "R2"}],
-        trips=[{"trip_id": "T1", "route_id": "R1", "direction_id": "0", "shape_id": "SH1"}, {"trip_id": "F1", "route_id": "R2", "direction_id": "1"}],
+        trips=[{"trip_id": "T1", "route_id": "R1", "direction_id": "0", "shape_id": "SH1"}, {"trip_id": "F1", "route_id": "R2", "direction_id": "1"},
+               {"trip_id": "F0", "route_id": "R2"}],
         stops=[{"stop_id": "S1", "stop_lat": "35.0", "stop_lon": "139.0"}, {"stop_id": "S2", "stop_lat": "35.01", "stop_lon": "139.01"},
                {"stop_id": "S3", "stop_lat": "35.02", "stop_lon": "139.02"},
                {"stop_id": "ST", "stop_lat": "35.0", "stop_lon": "139.0", "location_type": "1"}],
         stop_times=[{"trip_id": "T1", "stop_sequence": "1", "stop_id": "S1", "arrival_time": "08:00:00"},
                     {"trip_id": "T1", "stop_sequence": "2", "stop_id": "S2", "arrival_time": "08:05:00"},
                     {"trip_id": "T1", "stop_sequence": "3", "stop_id": "S3", "arrival_time": "08:10:00"}],
-        frequencies=[{"trip_id": "F1"}],
+        frequencies=[{"trip_id": "F1", "start_time": "06:00:00", "end_time": "09:00:00", "headway_secs": "600", "exact_times": "1"},
+                     {"trip_id": "F0", "start_time": "06:00:00", "end_time": "09:00:00", "headway_secs": "600", "exact_times": "0"}],
         shapes=[{"shape_id": "SH1", "shape_pt_sequence": str(i), "shape_pt_lat": str(35 + i * 0.01), "shape_pt_lon": str(139 + i * 0.01)}
                 for i in (2, 0, 1)])
 
@@ -209,6 +211,42 @@ def test_a_combined_snapshot_is_its_own_other_part():
     m = good()
     assert codes(m) == set()
     assert not validate(Snapshot(m, "all.pb", T + 10), other=Snapshot(m, "all.pb"), static=static()).counts
+
+
+def _frequency_trip(trip_id: str, *, start_time: str = "", relationship=None, vehicle_id: str = "V0"):
+    def edit(m):
+        tu = m.entity[0].trip_update
+        tu.trip.trip_id = trip_id
+        tu.trip.route_id = "R2"
+        tu.trip.ClearField("schedule_relationship")
+        if relationship is not None:
+            tu.trip.schedule_relationship = relationship
+        if start_time:
+            tu.trip.start_time = start_time
+            tu.trip.start_date = "20261206"
+        tu.vehicle.id = vehicle_id
+        del tu.stop_time_update[:]
+        s = tu.stop_time_update.add()
+        s.stop_id = "S1"
+        s.arrival.time = T + 60
+        s.schedule_relationship = pb.TripUpdate.StopTimeUpdate.SCHEDULED
+    return edit
+
+
+@pytest.mark.parametrize("code, bad, fixed", [
+    ("E006", _frequency_trip("F0"), _frequency_trip("F0", start_time="06:10:00")),
+    ("E013", _frequency_trip("F0", start_time="06:10:00", relationship=pb.TripDescriptor.SCHEDULED),
+     _frequency_trip("F0", start_time="06:10:00", relationship=pb.TripDescriptor.UNSCHEDULED)),
+    ("E019", _frequency_trip("F1", start_time="06:15:00", relationship=pb.TripDescriptor.SCHEDULED),
+     _frequency_trip("F1", start_time="06:20:00", relationship=pb.TripDescriptor.SCHEDULED)),
+    ("W005", _frequency_trip("F0", start_time="06:10:00", vehicle_id=""), _frequency_trip("F0", start_time="06:10:00")),
+])
+def test_frequency_based_trips_are_checked_against_frequencies_txt(code, bad, fixed):
+    m, ok = good(), good()
+    bad(m)
+    fixed(ok)
+    assert code in codes(m)
+    assert code not in codes(ok)
 
 
 def _added_known(m):

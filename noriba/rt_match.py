@@ -1,13 +1,14 @@
 """Match realtime trips, routes and stops to the static feed version in service that day, per hour: ``marts.rt_match_hourly``.
 
 For each realtime feed and UTC hour published in schema ``rt``, the static feed is the one named in
-``rt.feeds.static_feed_id``, in the version in service on the hour's date (meta.feed_versions
+``rt.feeds.static_feed_id``, in the version in service on the hour's date in the feed's time zone
+(``rt.feeds.timezone``; UTC when unknown; the mart's ``service_day``) (meta.feed_versions
 service_start <= date <= service_end; the newest ingested such version), else the newest
 published version (``version_in_service`` false). The ids seen in the hour (trip and route ids of
 vehicle positions and trip updates, stop ids of stop time updates and vehicle positions; each
 distinct id once) are looked up in that version's gtfs.trips / gtfs.routes / gtfs.stops.
 
-``marts.rt_match_hourly``: feed_id, date, hour, static_feed_id, static_feed_version,
+``marts.rt_match_hourly``: feed_id, date, hour, service_day, static_feed_id, static_feed_version,
 version_in_service, trips, trips_unmatched, routes, routes_unmatched, stops, stops_unmatched,
 trip_match_share, route_match_share, stop_match_share, status. ``status`` is ``ok``;
 ``stale_static`` when most route ids match but almost no trip id does (a static feed older than
@@ -49,16 +50,12 @@ MATCH_RULES: list[Rule] = [
 _CODES = tuple(r.code for r in MATCH_RULES)
 
 _MART = """
-CREATE OR REPLACE TEMP TABLE _hours AS
-SELECT DISTINCT s.feed_id, s.date, s.hour, f.static_feed_id FROM rt.snapshots s LEFT JOIN rt.feeds f USING (feed_id)
-WHERE s.feed_id = $feed;
-
 CREATE OR REPLACE TEMP TABLE _version AS
-SELECT h.feed_id, h.date, h.hour, h.static_feed_id,
-       arg_max(v.feed_version, (v.service_start IS NOT NULL AND v.service_start <= CAST(h.date AS VARCHAR)
-           AND (v.service_end IS NULL OR v.service_end >= CAST(h.date AS VARCHAR)), coalesce(v.ingested_at, ''))) AS static_feed_version,
-       bool_or(v.service_start IS NOT NULL AND v.service_start <= CAST(h.date AS VARCHAR)
-           AND (v.service_end IS NULL OR v.service_end >= CAST(h.date AS VARCHAR))) AS version_in_service
+SELECT h.feed_id, h.date, h.hour, h.static_feed_id, h.service_day,
+       arg_max(v.feed_version, (v.service_start IS NOT NULL AND v.service_start <= h.service_day
+           AND (v.service_end IS NULL OR v.service_end >= h.service_day), coalesce(v.ingested_at, ''))) AS static_feed_version,
+       bool_or(v.service_start IS NOT NULL AND v.service_start <= h.service_day
+           AND (v.service_end IS NULL OR v.service_end >= h.service_day)) AS version_in_service
 FROM _hours h LEFT JOIN meta.feed_versions v ON v.feed_id = h.static_feed_id
 GROUP BY ALL;
 
@@ -79,7 +76,7 @@ SELECT i.*, CASE i.kind
 FROM _ids i JOIN _version v USING (feed_id, date, hour);
 
 CREATE OR REPLACE TEMP TABLE _hourly AS
-SELECT v.feed_id, v.date, v.hour, v.static_feed_id, v.static_feed_version, coalesce(v.version_in_service, false) AS version_in_service,
+SELECT v.feed_id, v.date, v.hour, v.service_day, v.static_feed_id, v.static_feed_version, coalesce(v.version_in_service, false) AS version_in_service,
   count(*) FILTER (kind = 'trip') AS trips, count(*) FILTER (kind = 'trip' AND NOT matched) AS trips_unmatched,
   count(*) FILTER (kind = 'route') AS routes, count(*) FILTER (kind = 'route' AND NOT matched) AS routes_unmatched,
   count(*) FILTER (kind = 'stop') AS stops, count(*) FILTER (kind = 'stop' AND NOT matched) AS stops_unmatched
@@ -107,12 +104,22 @@ def match_feed(ws, feed_id: str) -> dict:
     """Build ``marts.rt_match_hourly`` for one realtime feed (its rows replaced whole) and its notices; return the hours' rows."""
     import pyarrow as pa
 
+    from noriba.rt_validate import local_day
     from warehouse.publish import connect, ensure_schema, publish_lock
 
     with publish_lock(ws):
         con = connect(ws)
         try:
             ensure_schema(con)  # meta.feed_versions and gtfs.* exist even before any static feed is published
+            hours = con.execute("SELECT DISTINCT s.feed_id, s.date, s.hour, f.static_feed_id, f.timezone FROM rt.snapshots s "
+                                "LEFT JOIN rt.feeds f USING (feed_id) WHERE s.feed_id = ?", [feed_id]).fetchall()
+            con.register("_hours_py", pa.Table.from_pylist(
+                [{"feed_id": f, "date": d, "hour": h, "static_feed_id": sf, "service_day": local_day(d.isoformat(), h, tz)}
+                 for f, d, h, sf, tz in hours],
+                schema=pa.schema([("feed_id", pa.string()), ("date", pa.date32()), ("hour", pa.int32()),
+                                  ("static_feed_id", pa.string()), ("service_day", pa.string())])))
+            con.execute("CREATE OR REPLACE TEMP TABLE _hours AS SELECT * FROM _hours_py")
+            con.unregister("_hours_py")
             for stmt in _MART.replace("$feed", "?").split(";"):
                 if stmt.strip():
                     con.execute(stmt, [feed_id] * stmt.count("?"))

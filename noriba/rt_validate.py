@@ -2,7 +2,8 @@
 
 Each part's snapshots are checked in fetch order, each against the previous one of the same part,
 and against the static feed the realtime feed belongs to (``static_feed_id`` of raw/<feed>/rt/feed.json),
-in the version *in service on the hour's date* (meta.feed_versions service_start..service_end;
+in the version *in service on the hour's date* in the feed's time zone (raw/<feed>/rt/feed.json; UTC
+when it has none) (meta.feed_versions service_start..service_end;
 the newest such version, else the newest published one). The fetch time comes from the hour's
 fetch log; an ingested file has none, so W008 and E050 are not checked for it.
 
@@ -21,6 +22,21 @@ from noriba.workspace import Workspace
 
 RT_NOTICE_COLUMNS = ("feed_id VARCHAR, date DATE, hour INTEGER, static_feed_version VARCHAR, code VARCHAR, severity VARCHAR, "
                      "file VARCHAR, line BIGINT, field VARCHAR, value VARCHAR, message VARCHAR")
+
+
+def local_day(date: str, hour: int, tz: str | None) -> str:
+    """Return the date (YYYY-MM-DD) in the feed's time zone at the middle of a UTC hour; the UTC date when tz is unknown."""
+    from datetime import timedelta, timezone
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    if not tz:
+        return date
+    try:
+        zone = ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        return date
+    at = datetime.fromisoformat(date).replace(tzinfo=timezone.utc) + timedelta(hours=hour, minutes=30)
+    return at.astimezone(zone).date().isoformat()
 
 
 def static_version(con, static_feed_id: str, day: str) -> str | None:
@@ -87,7 +103,7 @@ def validate_hours(ws: Workspace, feed_id: str, hours: list[str] | None = None, 
         if static_id and ws.warehouse.exists():
             con = connect(ws, read_only=True)
             try:
-                version = static_version(con, static_id, date)
+                version = static_version(con, static_id, local_day(date, int(hour), info.get("timezone")))
                 if version and version not in indexes:
                     indexes[version] = StaticIndex.from_warehouse(con, static_id, version)
             finally:

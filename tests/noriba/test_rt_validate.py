@@ -53,3 +53,12 @@ def test_vehicle_positions_are_checked_against_the_trip_updates_of_the_same_mome
     (hour,) = validate_hours(ws, "pair-rt", publish=False)["hours"]
     assert hour["snapshots"] == 2
     assert {"W003", "E047"} <= set(hour["counts"])
+
+
+def test_the_service_day_is_the_date_in_the_feeds_time_zone():
+    from noriba.rt_validate import local_day
+
+    assert local_day("2026-12-06", 16, "Asia/Tokyo") == "2026-12-07"  # 01:30 JST
+    assert local_day("2026-12-06", 14, "Asia/Tokyo") == "2026-12-06"
+    assert local_day("2026-12-06", 16, None) == "2026-12-06"
+    assert local_day("2026-12-06", 16, "Mars/Olympus") == "2026-12-06"

@@ -440,7 +440,7 @@ def _position(c: Check):
 
 def e026(c: Check) -> Iterator[Found]:
     for i, e, p in _position(c):
-        if not (-90 <= p.latitude <= 90 and -180 <= p.longitude <= 180) or (p.latitude == 0 and p.longitude == 0):
+        if not (-90 <= p.latitude <= 90 and -180 <= p.longitude <= 180):
             yield i, "vehicle.position", f"{p.latitude},{p.longitude}", f"{_who(e)}: position {p.latitude},{p.longitude} is not a WGS84 position"
 
 
@@ -806,9 +806,9 @@ RT_RULES: list[RtRule] = [
            why_ja="便の direction_id が trips.txt と異なります。", fix_ja="trips.txt の direction_id を使ってください。"),
     RtRule("E025", ERROR, "A stop_time_update's departure is before its arrival.", e025, fix="Departure must equal or follow arrival.",
            why_ja="stop_time_update の発車時刻が到着時刻より前です。", fix_ja="発車時刻は到着時刻と同じかそれより後にしてください。"),
-    RtRule("E026", ERROR, "A vehicle position is not a WGS84 latitude/longitude (or is 0,0).", e026,
+    RtRule("E026", ERROR, "A vehicle position is not a WGS84 latitude/longitude (latitude within ±90, longitude within ±180).", e026,
            fix="Send latitude within ±90 and longitude within ±180, in degrees; omit the position when the GPS has no fix.",
-           why_ja="車両の位置が WGS84 の緯度経度になっていません（または 0,0 です）。",
+           why_ja="車両の位置が WGS84 の緯度経度（緯度 ±90、経度 ±180 の範囲）になっていません。",
            fix_ja="緯度は ±90、経度は ±180 の範囲の度で送ってください。GPS が測位できないときは位置を省略してください。"),
     RtRule("E027", ERROR, "A vehicle bearing is not between 0 and 360 degrees.", e027, fix="Send the bearing in degrees clockwise from north, 0–360.",
            why_ja="車両の方位が 0〜360 度の範囲にありません。", fix_ja="方位は北から時計回りの度（0〜360）で送ってください。"),

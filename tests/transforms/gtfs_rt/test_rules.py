@@ -383,3 +383,18 @@ def test_every_finding_is_counted_but_only_the_sample_limit_is_kept():
     validate(Snapshot(m, "snap2.pb"), findings=f, sample_limit=2)
     assert f.counts[("W001", "WARNING")] == 10
     assert len([n for n in f.notices if n.code == "W001"]) == 2
+
+
+def test_every_real_capture_validates_and_each_finding_has_a_known_code():
+    from tests.transforms.gtfs_rt.test_parse import captures
+
+    known = {r.code for r in RT_RULES}
+    seen = set()
+    for path in captures():
+        m = pb.FeedMessage()
+        m.ParseFromString(path.read_bytes())
+        f = validate(Snapshot(m, path.name, m.header.timestamp), previous=Snapshot(m, path.name), other=Snapshot(m, path.name),
+                     static=StaticIndex(), sample_limit=10)
+        seen |= {c for c, _ in f.counts}
+        assert all(n.file == path.name for n in f.notices)
+    assert seen <= known and {"W001", "W009", "E012"} <= seen  # NYCT subway entities are newer than their header

@@ -73,6 +73,8 @@ class StaticIndex:
 
     trips: dict[str, tuple[str | None, int | None]] = field(default_factory=dict)  # trip_id -> (route_id, direction_id)
     routes: set[str] = field(default_factory=set)
+    agencies: set[str] = field(default_factory=set)
+    untimed: dict[str, set] = field(default_factory=dict)  # trip_id -> stop_sequences and stop_ids with neither arrival nor departure time
     stops: dict[str, int] = field(default_factory=dict)  # stop_id -> location_type (0 when empty)
     stop_times: dict[str, dict[int, str]] = field(default_factory=dict)  # trip_id -> {stop_sequence: stop_id}
     first_times: dict[str, str] = field(default_factory=dict)  # trip_id -> first arrival (or departure) time, HH:MM:SS
@@ -83,13 +85,14 @@ class StaticIndex:
     bbox: tuple[float, float, float, float] | None = None  # min_lat, min_lon, max_lat, max_lon of stops and shapes
 
     @classmethod
-    def from_rows(cls, *, trips, routes, stops, stop_times, frequencies=(), shapes=()) -> "StaticIndex":
+    def from_rows(cls, *, trips, routes, stops, stop_times, frequencies=(), shapes=(), agencies=()) -> "StaticIndex":
         """Return the index of rows given as dicts of GTFS text (stop_times and shapes in any order)."""
         import numpy as np
 
         ix = cls()
         for r in routes:
             ix.routes.add(r["route_id"])
+        ix.agencies = {a["agency_id"] for a in agencies if a.get("agency_id")}
         for t in trips:
             d = (t.get("direction_id") or "").strip()
             ix.trips[t["trip_id"]] = (t.get("route_id") or None, int(d) if d.isdigit() else None)
@@ -126,7 +129,9 @@ class StaticIndex:
                 continue
             tid = st["trip_id"]
             ix.stop_times.setdefault(tid, {})[seq] = st.get("stop_id")
-            t = (st.get("arrival_time") or st.get("departure_time") or "").strip()
+            t = str(st.get("arrival_time") or st.get("departure_time") or "").strip()
+            if not t:
+                ix.untimed.setdefault(tid, set()).update((seq, st.get("stop_id")))
             if t and (tid not in first or seq < first[tid][0]):
                 first[tid] = (seq, t)
         ix.first_times = {tid: (t if len(t) == 8 else "0" + t) for tid, (_, t) in first.items()}
@@ -153,7 +158,8 @@ class StaticIndex:
                             for r in csv.DictReader(io.TextIOWrapper(fh, encoding="utf-8-sig"))]
 
             return cls.from_rows(trips=rows("trips.txt"), routes=rows("routes.txt"), stops=rows("stops.txt"),
-                                 stop_times=rows("stop_times.txt"), frequencies=rows("frequencies.txt"), shapes=rows("shapes.txt"))
+                                 stop_times=rows("stop_times.txt"), frequencies=rows("frequencies.txt"), shapes=rows("shapes.txt"),
+                                 agencies=rows("agency.txt"))
 
     @classmethod
     def from_warehouse(cls, con, feed_id: str, feed_version: str) -> "StaticIndex":
@@ -176,7 +182,7 @@ class StaticIndex:
         return cls.from_rows(trips=rows("trips", ["trip_id", "route_id", "direction_id", "shape_id"]), routes=rows("routes", ["route_id"]),
                              stops=rows("stops", ["stop_id", "location_type", "stop_lat", "stop_lon"]), stop_times=st,
                              frequencies=rows("frequencies", ["trip_id", "start_time", "end_time", "headway_secs", "exact_times"]),
-                             shapes=shapes)
+                             shapes=shapes, agencies=rows("agency", ["agency_id"]))
 
 
 # ---------------------------------------------------------------- what a rule sees
@@ -671,6 +677,62 @@ def w003(c: Check) -> Iterator[Found]:
         yield None, "trip_update.vehicle.id", vid, f"vehicle_id {vid} of a trip update in {other} has no vehicle position"
 
 
+def e046(c: Check) -> Iterator[Found]:
+    for i, e, stus in c.stus():
+        untimed = c.static.untimed.get(e.trip_update.trip.trip_id)
+        if not untimed:
+            continue
+        for s in stus:
+            key = s.stop_sequence if s.HasField("stop_sequence") else s.stop_id
+            for name, ev in _events(s):
+                if ev.HasField("delay") and not ev.HasField("time") and key in untimed:
+                    yield i, f"stop_time_update.{name}.delay", ev.delay, (
+                        f"{_who(e)} stop {key}: {name} gives only a delay, but stop_times.txt has no time for the stop to add it to")
+                    break
+
+
+def _alerts(c: Check):
+    for i, e in c.entities():
+        if e.HasField("alert"):
+            yield i, e, e.alert
+
+
+def e030(c: Check) -> Iterator[Found]:
+    for i, e, a in _alerts(c):
+        for ie in a.informed_entity:
+            tid, rid = ie.trip.trip_id, ie.route_id
+            if tid and rid and tid in c.static.trips and c.static.trips[tid][0] not in (None, rid):
+                yield i, "alert.informed_entity.route_id", rid, f"{_who(e)}: informed trip_id {tid} belongs to route_id {c.static.trips[tid][0]}, not {rid}"
+
+
+def e031(c: Check) -> Iterator[Found]:
+    for i, e, a in _alerts(c):
+        for ie in a.informed_entity:
+            if ie.route_id and ie.trip.route_id and ie.route_id != ie.trip.route_id:
+                yield i, "alert.informed_entity.route_id", ie.route_id, (
+                    f"{_who(e)}: informed_entity.route_id {ie.route_id} differs from its trip.route_id {ie.trip.route_id}")
+
+
+def e032(c: Check) -> Iterator[Found]:
+    for i, e, a in _alerts(c):
+        if not a.informed_entity:
+            yield i, "alert.informed_entity", None, f"{_who(e)}: the alert has no informed_entity"
+
+
+def e033(c: Check) -> Iterator[Found]:
+    for i, e, a in _alerts(c):
+        for n, ie in enumerate(a.informed_entity, 1):
+            if not (ie.agency_id or ie.route_id or ie.HasField("route_type") or ie.HasField("trip") or ie.stop_id):
+                yield i, "alert.informed_entity", n, f"{_who(e)}: informed_entity #{n} names no agency, route, route type, trip or stop"
+
+
+def e034(c: Check) -> Iterator[Found]:
+    for i, e, a in _alerts(c):
+        for ie in a.informed_entity:
+            if ie.agency_id and ie.agency_id not in c.static.agencies:
+                yield i, "alert.informed_entity.agency_id", ie.agency_id, f"{_who(e)}: agency_id {ie.agency_id} is not in agency.txt"
+
+
 def e047(c: Check) -> Iterator[Found]:
     if not _paired(c):
         return
@@ -820,6 +882,25 @@ RT_RULES: list[RtRule] = [
            fix="Check the trip assignment of the vehicle (a wrong trip_id is the usual cause), or publish a DETOUR alert for the trip.",
            why_ja="車両が便の形状（shapes.txt）から 200 m 以上離れており、その便の迂回（DETOUR）アラートもありません。",
            fix_ja="車両に割り当てた便（trip_id）を確認するか、迂回運行ならその便の DETOUR アラートを配信してください。"),
+    RtRule("E030", ERROR, "An alert's informed trip_id belongs to another route than the informed route_id.", e030, _S,
+           fix="Name the trip's own route_id (trips.txt), or only the trip.",
+           why_ja="アラートの対象便（trip_id）が、対象路線（route_id）とは別の路線の便です。",
+           fix_ja="trips.txt にあるその便の route_id を指定するか、便だけを指定してください。"),
+    RtRule("E031", ERROR, "An alert's informed_entity.route_id differs from its informed_entity.trip.route_id.", e031,
+           fix="Give the same route_id in both places, or only one of them.",
+           why_ja="アラートの informed_entity.route_id と informed_entity.trip.route_id が異なります。",
+           fix_ja="両方に同じ route_id を入れるか、どちらか一方だけにしてください。"),
+    RtRule("E032", ERROR, "An alert has no informed_entity, so no one knows what it is about.", e032,
+           fix="Name at least one agency, route, trip or stop the alert applies to.",
+           why_ja="アラートに対象（informed_entity）がなく、何についての情報か分かりません。",
+           fix_ja="アラートの対象となる事業者・路線・便・停留所を一つ以上指定してください。"),
+    RtRule("E033", ERROR, "An alert's informed_entity names nothing (no agency, route, route type, trip or stop).", e033,
+           fix="Fill in at least one specifier of each informed_entity.",
+           why_ja="アラートの informed_entity に事業者・路線・路線種別・便・停留所のどれも指定されていません。",
+           fix_ja="各 informed_entity に少なくとも一つの対象を指定してください。"),
+    RtRule("E034", ERROR, "An alert's agency_id is not in the static feed's agency.txt.", e034, _S,
+           fix="Use the agency_id of agency.txt.",
+           why_ja="アラートの agency_id が静的 GTFS の agency.txt にありません。", fix_ja="agency.txt の agency_id を使ってください。"),
     RtRule("E035", ERROR, "A trip's route_id is not the route of that trip_id in trips.txt.", e035, _S,
            fix="Send the route_id trips.txt gives the trip.",
            why_ja="便の route_id が trips.txt でその trip_id の路線と異なります。", fix_ja="trips.txt にあるその便の route_id を送ってください。"),
@@ -850,6 +931,10 @@ RT_RULES: list[RtRule] = [
            fix="Send the stop_sequence and stop_id as in stop_times.txt of the static feed in service.",
            why_ja="stop_time_update の stop_sequence と stop_id の組が、その便の stop_times.txt と一致しません。",
            fix_ja="運行中の静的 GTFS の stop_times.txt と同じ stop_sequence と stop_id を送ってください。"),
+    RtRule("E046", ERROR, "A stop_time_update gives only a delay for a stop that has no time in stop_times.txt, so there is nothing to add "
+           "the delay to.", e046, _S, fix="Send the predicted time, or give the stop a time in stop_times.txt.",
+           why_ja="stop_times.txt に時刻のない停留所について、stop_time_update が遅延（delay）だけを送っています。遅延を足す元の時刻がありません。",
+           fix_ja="予測時刻（time）を送るか、stop_times.txt のその停留所に時刻を入れてください。"),
     RtRule("E047", ERROR, "A vehicle position and the trip update of the same trip name different vehicles.", e047, _O,
            fix="Build both feeds from the same vehicle assignment.",
            why_ja="同じ便について、車両位置と trip_update で車両 ID が異なります。",

@@ -23,7 +23,9 @@ def static() -> StaticIndex:
                {"stop_id": "ST", "stop_lat": "35.0", "stop_lon": "139.0", "location_type": "1"}],
         stop_times=[{"trip_id": "T1", "stop_sequence": "1", "stop_id": "S1", "arrival_time": "08:00:00"},
                     {"trip_id": "T1", "stop_sequence": "2", "stop_id": "S2", "arrival_time": "08:05:00"},
-                    {"trip_id": "T1", "stop_sequence": "3", "stop_id": "S3", "arrival_time": "08:10:00"}],
+                    {"trip_id": "T1", "stop_sequence": "3", "stop_id": "S3", "arrival_time": "08:10:00"},
+                    {"trip_id": "T1", "stop_sequence": "4", "stop_id": "S1", "arrival_time": ""}],
+        agencies=[{"agency_id": "A1"}],
         frequencies=[{"trip_id": "F1", "start_time": "06:00:00", "end_time": "09:00:00", "headway_secs": "600", "exact_times": "1"},
                      {"trip_id": "F0", "start_time": "06:00:00", "end_time": "09:00:00", "headway_secs": "600", "exact_times": "0"}],
         shapes=[{"shape_id": "SH1", "shape_pt_sequence": str(i), "shape_pt_lat": str(35 + i * 0.01), "shape_pt_lon": str(139 + i * 0.01)}
@@ -247,6 +249,50 @@ def test_frequency_based_trips_are_checked_against_frequencies_txt(code, bad, fi
     fixed(ok)
     assert code in codes(m)
     assert code not in codes(ok)
+
+
+def _alert(*, informed=True, agency="A1", route="R1", trip="", trip_route=""):
+    def edit(m):
+        e = m.entity.add()
+        e.id = "al1"
+        e.alert.effect = pb.Alert.REDUCED_SERVICE
+        if informed:
+            ie = e.alert.informed_entity.add()
+            if agency:
+                ie.agency_id = agency
+            if route:
+                ie.route_id = route
+            if trip:
+                ie.trip.trip_id = trip
+            if trip_route:
+                ie.trip.route_id = trip_route
+    return edit
+
+
+@pytest.mark.parametrize("code, bad, fixed", [
+    ("E030", _alert(trip="T1", route="R2"), _alert(trip="T1", route="R1")),
+    ("E031", _alert(route="R1", trip_route="R2"), _alert(route="R1", trip_route="R1")),
+    ("E032", _alert(informed=False), _alert()),
+    ("E033", _alert(agency="", route=""), _alert(agency="", route="R1")),
+    ("E034", _alert(agency="A9"), _alert(agency="A1")),
+])
+def test_alert_rules(code, bad, fixed):
+    m, ok = good(), good()
+    bad(m)
+    fixed(ok)
+    assert code in codes(m)
+    assert codes(ok) == set()
+
+
+def test_a_delay_only_update_for_a_stop_without_a_static_time_is_e046():
+    m = good()
+    s = m.entity[0].trip_update.stop_time_update.add()
+    s.stop_sequence, s.stop_id = 4, "S1"
+    s.arrival.delay = 60
+    s.schedule_relationship = pb.TripUpdate.StopTimeUpdate.SCHEDULED
+    assert codes(m) == {"E046"}
+    s.arrival.time = T + 900
+    assert codes(m) == set()
 
 
 def _added_known(m):

@@ -205,22 +205,30 @@ class Check:
     def header(self) -> pb.FeedHeader:
         return self.snapshot.message.header
 
-    def entities(self) -> Iterator[tuple[int, pb.FeedEntity]]:
-        for i, e in enumerate(self.snapshot.message.entity, 1):
-            yield i, e
+    _cache: dict = field(default_factory=dict, repr=False)  # the lists below, built once per snapshot for every rule
 
-    def trips(self) -> Iterator[tuple[int, pb.FeedEntity, pb.TripDescriptor, str]]:
-        """Yield (line, entity, trip descriptor, 'trip_update' or 'vehicle') for every entity that has a trip."""
-        for i, e in self.entities():
-            if e.HasField("trip_update"):
-                yield i, e, e.trip_update.trip, "trip_update"
-            if e.HasField("vehicle") and e.vehicle.HasField("trip"):
-                yield i, e, e.vehicle.trip, "vehicle"
+    def entities(self) -> list[tuple[int, pb.FeedEntity]]:
+        if "entities" not in self._cache:
+            self._cache["entities"] = list(enumerate(self.snapshot.message.entity, 1))
+        return self._cache["entities"]
 
-    def stus(self) -> Iterator[tuple[int, pb.FeedEntity, list]]:
-        for i, e in self.entities():
-            if e.HasField("trip_update"):
-                yield i, e, list(e.trip_update.stop_time_update)
+    def trips(self) -> list[tuple[int, pb.FeedEntity, pb.TripDescriptor, str]]:
+        """Return (line, entity, trip descriptor, 'trip_update' or 'vehicle') for every entity that has a trip."""
+        if "trips" not in self._cache:
+            out = []
+            for i, e in self.entities():
+                if e.HasField("trip_update"):
+                    out.append((i, e, e.trip_update.trip, "trip_update"))
+                if e.HasField("vehicle") and e.vehicle.HasField("trip"):
+                    out.append((i, e, e.vehicle.trip, "vehicle"))
+            self._cache["trips"] = out
+        return self._cache["trips"]
+
+    def stus(self) -> list[tuple[int, pb.FeedEntity, list]]:
+        """Return (line, entity, its stop_time_updates) for every trip update."""
+        if "stus" not in self._cache:
+            self._cache["stus"] = [(i, e, list(e.trip_update.stop_time_update)) for i, e in self.entities() if e.HasField("trip_update")]
+        return self._cache["stus"]
 
 
 #: One finding: (line, field, value, message).

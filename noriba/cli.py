@@ -807,6 +807,13 @@ def _rt_parser(sub) -> None:
     sp.add_argument("--hour", action="append", help="this UTC hour only, as YYYY-MM-DDTHH (repeatable; default: every hour "
                     "not parsed since its last snapshot)")
     sp.add_argument("--no-publish", action="store_true", help="write the lake only")
+    sp = rsub.add_parser("validate", help="check archived hours with the realtime rules (E001…, W001…) against the static "
+                         "feed in service that day; notices go to rt.notices and rt.notice_counts")
+    sp.add_argument("feed_ids", nargs="*", metavar="FEED", help="realtime feed ids (default: every feed archived)")
+    sp.add_argument("--hour", action="append", help="this UTC hour only, as YYYY-MM-DDTHH (repeatable; default: every hour archived)")
+    sp = rsub.add_parser("match", help="match published realtime hours to the static feed version in service that day "
+                         "(marts.rt_match_hourly); report a stale static feed")
+    sp.add_argument("feed_ids", nargs="*", metavar="FEED", help="realtime feed ids (default: every feed archived)")
 
 
 def cmd_rt(args) -> int:
@@ -863,6 +870,10 @@ def cmd_rt(args) -> int:
             _fail(console, args.feed, exc)
             return EXIT_PROBLEM
     feeds = args.feed_ids or sorted(p.parent.name for p in ws.raw.glob("*/rt") if p.is_dir())
+    if args.rt_command == "validate" and feeds:
+        return _rt_validate(console, ws, feeds, args.hour)
+    if args.rt_command == "match" and feeds:
+        return _rt_match(console, ws, feeds)
     if not feeds:
         console.print(f"nothing archived in {ws.home}; run `noriba rt archive` or `noriba rt ingest` first", markup=False)
         return 0
@@ -871,6 +882,42 @@ def cmd_rt(args) -> int:
     except Exception as exc:
         _fail(console, "rt parse", exc)
         return EXIT_PROBLEM
+
+
+def _rt_validate(console, ws, feeds: list[str], hours: list[str] | None) -> int:
+    from noriba.rt_validate import validate_hours
+
+    for fid in feeds:
+        try:
+            res = validate_hours(ws, fid, hours)
+        except Exception as exc:
+            _fail(console, fid, exc)
+            return EXIT_PROBLEM
+        for h in res["hours"]:
+            against = (f"static {h['static_feed_id']} {h['static_feed_version']}" if h["static_feed_version"]
+                       else "no published static feed (rules needing it skipped)")
+            codes = ", ".join(f"{c} {n}" for c, n in h["counts"].items()) or "no notice"
+            console.print(f"{fid} {h['hour']}: {h['snapshots']} snapshot(s) against {against}: {codes}", markup=False)
+    return 0
+
+
+def _rt_match(console, ws, feeds: list[str]) -> int:
+    from noriba.rt_match import match_feed
+
+    for fid in feeds:
+        try:
+            res = match_feed(ws, fid)
+        except Exception as exc:
+            _fail(console, fid, exc)
+            return EXIT_PROBLEM
+        for h in res["hours"]:
+            def pct(x):
+                return "-" if x is None else f"{x:.0%}"
+            console.print(f"{fid} {h['date']}T{h['hour']:02d}: {h['status']} against {h['static_feed_id']} {h['static_feed_version']}"
+                          f"{'' if h['version_in_service'] else ' (not in service that day)'}: trips {pct(h['trip_match_share'])} "
+                          f"of {h['trips']}, routes {pct(h['route_match_share'])} of {h['routes']}, stops {pct(h['stop_match_share'])} "
+                          f"of {h['stops']} matched", markup=False)
+    return 0
 
 
 def _rt_parse(console, ws, feeds: list[str], hours: list[str] | None, *, publish: bool) -> int:

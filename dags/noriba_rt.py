@@ -5,8 +5,10 @@ archiver itself is a long-running process (``noriba rt archive``, the ``noriba-r
 service of docker/docker-compose.yaml), not a task. Each run parses every hour of a feed whose
 lake partitions are missing or older than its raw snapshots (the hour just ended, the current
 one so far, and any hour a failed run left behind), replacing them whole, then publishes them
-through the one-slot pool ``noriba_publish`` (DuckDB has a single writer). The tasks call
-``noriba.rt``, the same functions as ``noriba rt parse``. Only the spec loader is imported here.
+through the one-slot pool ``noriba_publish`` (DuckDB has a single writer), then checks them
+(MobilityData's realtime rules into ``rt.notices``, the match to the static feed into
+``marts.rt_match_hourly``). The tasks call the same functions as ``noriba rt parse``,
+``noriba rt validate`` and ``noriba rt match``. Only the spec loader is imported here.
 """
 
 from __future__ import annotations
@@ -55,7 +57,21 @@ def noriba_rt():
             return {**parsed, "published": {}}
         return rt.publish_hours(Workspace.from_env(), parsed["feed_id"], parsed["hours"])
 
-    publish.expand(parsed=parse.expand(feed_id=feed_ids()))
+    @task(pool=PUBLISH_POOL, map_index_template="{{ task.op_kwargs['published']['feed_id'] }}")
+    def check(published: dict) -> dict:
+        """Validate the hours just published (MobilityData's realtime rules) and refresh marts.rt_match_hourly."""
+        from noriba.rt_match import match_feed
+        from noriba.rt_validate import validate_hours
+        from noriba.workspace import Workspace
+
+        if not published["hours"]:
+            return {"feed_id": published["feed_id"], "validated": {}}
+        ws = Workspace.from_env()
+        validated = validate_hours(ws, published["feed_id"], published["hours"])
+        match_feed(ws, published["feed_id"])
+        return {"feed_id": published["feed_id"], "validated": validated}
+
+    check.expand(published=publish.expand(parsed=parse.expand(feed_id=feed_ids())))
 
 
 noriba_rt()

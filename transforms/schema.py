@@ -126,8 +126,14 @@ def _parse_field(table: str, raw: dict) -> Field:
 
 @lru_cache(maxsize=8)
 def load_schema(name: str = "gtfs", specs_dir: Path | None = None) -> Schema:
-    """Return the canonical schema ``specs/schemas/<name>.yml``."""
+    """Return the canonical schema ``specs/schemas/<name>.yml``.
+
+    If the specs folder in use (``specs_dir``, else $NORIBA_SPECS) has no ``schemas/<name>.yml`` (a project's own folder of
+    feed specs), then the schema shipped with Noriba is used: a specs folder may override a schema, not has to carry it.
+    """
     path = (specs_dir or default_specs_dir()) / "schemas" / f"{name}.yml"
+    if not path.exists():
+        path = Path(__file__).resolve().parent.parent / "specs" / "schemas" / f"{name}.yml"
     doc = load_yaml(path)
     problems, _, _ = check_shape(doc, SCHEMA_SHAPE)
     if problems or not isinstance(doc.get("tables"), dict):

@@ -21,8 +21,9 @@ def dagbag():
 def test_rt_dag_imports_and_is_hourly_mapped_over_the_specs_with_publish_in_the_pool(dagbag):
     assert dagbag.import_errors == {}
     d = dagbag.dags["noriba_rt"]
-    assert sorted(d.task_ids) == ["feed_ids", "parse", "publish"]
-    assert d.get_task("publish").pool == "noriba_publish"
+    assert sorted(d.task_ids) == ["check", "feed_ids", "parse", "publish"]
+    assert d.get_task("publish").pool == "noriba_publish" and d.get_task("check").pool == "noriba_publish"
+    assert d.get_task("publish").downstream_task_ids == {"check"}
     assert d.get_task("parse").map_index_template == "{{ task.op_kwargs['feed_id'] }}"
     assert d.get_task("parse").downstream_task_ids == {"publish"}
 
@@ -45,3 +46,6 @@ def test_rt_dag_parses_and_publishes_what_was_archived(airflow_db, dagbag, tmp_p
     con = duckdb.connect(str(ws.warehouse), read_only=True)
     assert con.execute("SELECT count(*) FROM rt.trip_updates WHERE feed_id = 'septa-rt'").fetchall() == [(35,)]
     assert rt.pending_hours(ws, "septa-rt") == []
+    # the check task validated the hour and matched it to a static feed (none is named: said so, per hour)
+    assert con.execute("SELECT count(*) FROM rt.notice_counts WHERE feed_id = 'septa-rt'").fetchall()[0][0] > 0
+    assert con.execute("SELECT DISTINCT status FROM marts.rt_match_hourly WHERE feed_id = 'septa-rt'").fetchall() == [("no_static",)]

@@ -218,3 +218,20 @@ def to_geojson(rows: list[dict]) -> bytes:
         geom = json.loads(shapely.to_geojson(shapely.from_wkb(r["geometry"])))
         features.append({"id": r["location_id"], "type": "Feature", "properties": props, "geometry": geom})
     return json.dumps({"type": "FeatureCollection", "features": features}, ensure_ascii=False, indent=1).encode() + b"\n"
+
+
+def write_geoparquet(con, src: str, path, *, feed_id: str, feed_version: str) -> None:
+    """Write the canonical ``locations`` rows of SQL relation ``src`` as GeoParquet 1.0 (WKB, OGC:CRS84) at ``path``."""
+    import pyarrow.parquet as pq
+
+    q = lambda v: "'" + v.replace("'", "''") + "'"
+    t = con.sql(f"SELECT {q(feed_id)} AS feed_id, {q(feed_version)} AS feed_version, * FROM {src} ORDER BY _line").to_arrow_table()
+    types = sorted({g for g in t.column("geometry_type").to_pylist() if g})
+    bbox = None
+    if t.num_rows:
+        b = shapely.from_wkb([g for g in t.column("geometry").to_pylist() if g is not None])
+        bbox = list(shapely.total_bounds(b)) if len(b) else None
+    geo = {"version": "1.0.0", "primary_column": "geometry",
+           "columns": {"geometry": {"encoding": "WKB", "geometry_types": types, **({"bbox": bbox} if bbox else {})}}}
+    t = t.replace_schema_metadata({**(t.schema.metadata or {}), b"geo": json.dumps(geo).encode()})
+    pq.write_table(t, path, compression="zstd")

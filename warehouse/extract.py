@@ -100,7 +100,7 @@ def _restrict_area(work: Work, geom) -> dict:
     import pyarrow as pa
 
     con.register("_inside_in", pa.table({"stop_id": [i for i, ok in zip(ids, inside) if ok]}))
-    con.execute("CREATE OR REPLACE TEMP TABLE _inside AS SELECT DISTINCT stop_id FROM _inside_in")
+    con.execute("CREATE OR REPLACE TEMP TABLE _inside AS SELECT DISTINCT CAST(stop_id AS VARCHAR) AS stop_id FROM _inside_in")
     con.unregister("_inside_in")
     _flex_inside(work, geom)
     con.execute(

@@ -120,3 +120,38 @@ def test_extract_keeps_a_zone_crossing_the_edge_whole_or_clipped_and_says_so(ws,
     assert sorted(kept) == ["Z1", "Z2"]
     assert shapely.from_wkb(bytes(kept["Z1"])).area == pytest.approx(0.01 * 0.02 if mode == "clip" else 0.02 * 0.02)
     assert shapely.from_wkb(bytes(kept["Z2"])).area == pytest.approx(0.02 * 0.02)
+
+
+@pytest.mark.parametrize("rule,ja,en", [
+    ({"booking_type": 2, "prior_notice_last_day": 1, "prior_notice_last_time": 17 * 3600, "phone_number": "0120-000-000"},
+     "前日17時までに電話予約（電話 0120-000-000）", "by 17:00 the day before: book by phone (phone 0120-000-000)"),
+    ({"booking_type": 1, "prior_notice_duration_min": 30}, "30分前までに予約", "at least 30 minutes ahead: book"),
+    ({"booking_type": 1, "prior_notice_duration_min": 60, "prior_notice_duration_max": 10080, "booking_url": "https://yoyaku.example.jp"},
+     "1時間前までにウェブで予約（7日前から受付）（https://yoyaku.example.jp）", None),
+    ({"booking_type": 2, "prior_notice_last_day": 2, "prior_notice_last_time": 17 * 3600 + 1800, "prior_notice_start_day": 7,
+      "prior_notice_start_time": 9 * 3600, "phone_number": "0120"}, "2日前の17時30分までに電話予約（7日前の9時から受付）（電話 0120）", None),
+    ({"booking_type": 0, "phone_number": "0120"}, "乗車直前まで随時電話予約（電話 0120）", None),
+])
+def test_booking_rule_is_said_in_plain_words(rule, ja, en):
+    from warehouse.municipality_report import booking_words
+
+    assert booking_words(rule, lang="ja") == ja
+    if en:
+        assert booking_words(rule, lang="en") == en
+
+
+def test_municipality_report_maps_the_service_zones_and_says_how_to_book(ws, tmp_path):
+    from noriba.pipeline import run_feed
+    from tests.transforms.rules.test_flex import BR, ST, flex
+    from warehouse.municipality_report import build_report
+
+    rows = ST + "T1,,,,,Z1,1,2,2,08:00:00,10:00:00,B2,B2\n"
+    br = BR + "B2,2,,,1,17:00:00,,,,0120-000-000\n"
+    run_feed(make_spec("town-flex", write_feed(tmp_path / "f", flex(rows, booking_rules=br))), ws, export=False)
+    out = build_report(ws, feed_ids=["town-flex"], lang="ja")
+    page = open(out["html"], encoding="utf-8").read()
+    assert "前日17時までに電話予約（電話 0120-000-000）" in page
+    data = json.loads(page.split('id="map-data">', 1)[1].split("</script>", 1)[0])
+    z1 = next(z for z in data["zones"] if z["location_id"] == "Z1")
+    assert z1["booking"] == ["前日17時までに電話予約（電話 0120-000-000）"] and z1["rings"][0][0][0] == [43.3, 141.4]
+    assert {z["location_id"] for z in out["flex"]["zones"]} == {"Z1", "Z2"}

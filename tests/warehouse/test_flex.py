@@ -155,3 +155,21 @@ def test_municipality_report_maps_the_service_zones_and_says_how_to_book(ws, tmp
     z1 = next(z for z in data["zones"] if z["location_id"] == "Z1")
     assert z1["booking"] == ["前日17時までに電話予約（電話 0120-000-000）"] and z1["rings"][0][0][0] == [43.3, 141.4]
     assert {z["location_id"] for z in out["flex"]["zones"]} == {"Z1", "Z2"}
+
+
+def test_catalog_lists_flex_content_of_a_feed(tmp_path):
+    from noriba.cli import main
+    from noriba.exports import update_catalog
+    from noriba.workspace import Workspace
+    from tests.transforms.rules.test_flex import OK_ST, flex
+
+    home = tmp_path / "home"
+    feed = write_feed(tmp_path / "feed", flex(OK_ST))
+    assert main(["--home", str(home), "ingest", str(feed), "--id", "town-flex", "--license", "CC-BY-4.0", "--quiet"]) == 0
+    ws = Workspace(home)
+    update_catalog(ws)
+    site = ws.exports / "site"
+    cat = {s["noriba"]["id"]: s for s in json.loads((site / "catalog.json").read_text(encoding="utf-8"))["sources"]}
+    assert cat["town-flex"]["features"] == ["flex"]
+    page = (site / "feeds" / "town-flex.html").read_text(encoding="utf-8")
+    assert "デマンド交通 (GTFS-Flex)" in page and "運行区域 <span class=\"en\">zones</span> 2" in page

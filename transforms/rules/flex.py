@@ -99,6 +99,18 @@ def _overlapping_zones(ctx: Context) -> str:
     )
 
 
+def _forbidden_continuous(ctx: Context) -> str:
+    # MobilityData's ContinuousPickupDropOffValidator tests continuous_pickup 2 or 3 (its notice text says 0, 2 or 3 of either
+    # field); drop-off is tested too here, as the spec forbids both
+    return ("SELECT 'stop_times.txt' AS file, st._line AS line, 'start_pickup_drop_off_window' AS field, r.route_id AS value, "
+            "'trip_id ' || st.trip_id || ' has a pickup/drop-off window but its route ' || r.route_id || "
+            "' has continuous_pickup/continuous_drop_off ' || coalesce(CAST(r.continuous_pickup AS VARCHAR), '') || '/' || "
+            "coalesce(CAST(r.continuous_drop_off AS VARCHAR), '') AS message "
+            "FROM stop_times st JOIN trips t USING (trip_id) JOIN routes r ON r.route_id = t.route_id "
+            "WHERE (st.start_pickup_drop_off_window IS NOT NULL OR st.end_pickup_drop_off_window IS NOT NULL) "
+            "AND (r.continuous_pickup IN (2, 3) OR r.continuous_drop_off IN (2, 3))")
+
+
 def _missing_booking_rule_id(ctx: Context) -> str:
     return (
         _row("pickup_booking_rule_id", "NULL", f"{_trip()} || ': pickup_type 2 (book by phone) but no pickup_booking_rule_id'")
@@ -186,6 +198,12 @@ RULES: list[Rule] = [
          fix="Make the zones of one trip not overlap, or their windows not overlap, so a rider's place and time say which row applies.",
          **_ja("同じ便の 2 つの区域が重なり、乗降可能時間帯も重なっています。利用者の場所と時刻からどちらの行か決まりません。",
                "区域が重ならないようにするか、時間帯をずらしてください。")),
+    Rule("forbidden_continuous_pickup_drop_off", ERROR,
+         "A trip has a pickup/drop-off window but its route allows continuous pickup or drop-off (continuous_pickup/_drop_off 2 or 3).",
+         ("stop_times.txt", "start_pickup_drop_off_window"), _forbidden_continuous, needs=("stop_times", "trips", "routes"),
+         fix="Leave continuous_pickup and continuous_drop_off of the route empty (or 1) when its trips use windows.",
+         **_ja("乗降可能時間帯を使う便の路線で、自由乗降 (continuous_pickup / continuous_drop_off が 2 か 3) が指定されています。",
+               "時間帯を使う路線では continuous_pickup と continuous_drop_off を空欄（または 1）にしてください。")),
     Rule("missing_pickup_drop_off_booking_rule_id", WARNING,
          "pickup_type or drop_off_type is 2 (book ahead) but the row names no booking rule.",
          ("stop_times.txt", "pickup_booking_rule_id"), _missing_booking_rule_id, needs=("stop_times", "booking_rules"),

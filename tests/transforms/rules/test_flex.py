@@ -65,6 +65,25 @@ def test_overlap_is_reported_for_each_row_of_the_pair_as_mobilitydata_does(tmp_p
     assert sorted(n["value"] for n in found(result, "overlapping_zone_and_pickup_drop_off_window")) == ["Z1", "Z3"]
 
 
+ROUTE = "route_id,agency_id,route_short_name,route_long_name,route_type,continuous_pickup,continuous_drop_off\n"
+
+
+@pytest.mark.parametrize("route,bad", [("R1,A,1,港線,3,2,2\n", True), ("R1,A,1,港線,3,1,1\n", False), ("R1,A,1,港線,3,,\n", False)])
+def test_window_on_a_route_with_continuous_pickup_is_forbidden(tmp_path, route, bad):
+    result = run(tmp_path, flex(ST + "T1,,,,,Z1,1,2,2,08:00:00,10:00:00,B1,B1\n", routes=ROUTE + route),
+                 rule(RULES, "forbidden_continuous_pickup_drop_off"))
+    assert codes(result) == ({"forbidden_continuous_pickup_drop_off"} if bad else set())
+
+
+def test_flex_trip_with_a_window_at_its_ends_has_no_missing_trip_edge(tmp_path):
+    from transforms.rules.stop_times import RULES as ST_RULES
+
+    result = run(tmp_path, flex(OK_ST), rule(ST_RULES, "missing_trip_edge"))
+    assert not result.counts
+    timed = run(tmp_path / "timed", flex(ST + "T1,,,S1,,,1,0,0,,,,\nT1,08:10:00,08:10:00,S2,,,2,0,0,,,,\n"), rule(ST_RULES, "missing_trip_edge"))
+    assert codes(timed) == {"missing_trip_edge"}
+
+
 def test_zone_sharing_an_id_with_a_stop_is_a_duplicate_geography_id(tmp_path):
     rows = ST + "T1,,,,,Z1,1,2,2,08:00:00,10:00:00,B1,B1\n"
     bad = run(tmp_path / "bad", flex(rows, locations=zones(Z1=square(141.40, 43.30), S1=square(141.5, 43.3))),

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from tests.transforms.rules._feed_b import codes, feed, found, rule, run
+from tests.transforms.rules._feed_b import DAY, codes, feed, found, rule, run
 from transforms.rules.flex import RULES
 
 ST = ("trip_id,arrival_time,departure_time,stop_id,location_group_id,location_id,stop_sequence,pickup_type,drop_off_type,"
@@ -127,3 +127,26 @@ def test_booking_row_with_an_unreadable_value_is_not_checked_further(tmp_path):
 def test_every_flex_rule_has_japanese_why_and_fix():
     for r in RULES:
         assert r.why_ja and r.fix_ja, r.code
+
+
+#: What our Flex rules report on each shared Flex feed (docs/validation-parity.md, "GTFS-Flex", explains each against gtfs-guru)
+SHARED = {
+    ("us-otp-fixtures", "aspen-flex-on-demand.gtfs"): {},
+    ("us-otp-fixtures", "cobblinc-scheduled-deviated-flex.gtfs"): {"forbidden_continuous_pickup_drop_off": 144,
+                                                                  "missing_pickup_drop_off_booking_rule_id": 144},
+    ("us-otp-fixtures", "lincoln-county-flex.gtfs"): {"invalid_geometry": 1},
+    ("de-uckermark-rufbus",): {},
+}
+
+
+@pytest.mark.parametrize("path", sorted(SHARED))
+def test_shared_flex_feeds_give_the_recorded_flex_notices(tmp_path, path):
+    from tests.conftest import shared
+    from tests.transforms.rules._feed_b import tables
+    from transforms.rules.engine import run_rules
+
+    out, read = tables(tmp_path, shared("gtfs", "flex", *path))
+    ruled = run_rules(out, rules=[r for r in RULES if r.stage == "sql"], validation_date=DAY)
+    flex_codes = {r.code for r in RULES} - {"foreign_key_violation", "missing_required_field"}
+    got = {c: n for (c, _), n in [*read.counts.items(), *ruled.counts.items()] if c in flex_codes}
+    assert got == SHARED[path]

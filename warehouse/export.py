@@ -169,7 +169,7 @@ def _export_locked(ws: Workspace, schema, feed_id: str, feed_version: str, meta_
             if table.profile == "geojson":  # GTFS-Flex zones: the zip gets locations.geojson as received (gtfs_other_blobs)
                 from transforms.flex.geojson import write_geoparquet
 
-                write_geoparquet(con, f"read_parquet({lit(str(part))}, hive_partitioning=false)", pq_tmp / (tname + ".parquet"),
+                write_geoparquet(con, f"(SELECT * FROM read_parquet({lit(str(part))}, hive_partitioning=false) ORDER BY _line)", pq_tmp / (tname + ".parquet"),
                                  feed_id=feed_id, feed_version=feed_version)
                 continue
             header = [h.strip().lstrip("\ufeff") for h in files[table.file_name]["header"]]

@@ -3,6 +3,7 @@ same tables; merged with a fixed-route feed they validate with no error their in
 
 import json
 import zipfile
+from pathlib import Path
 
 import duckdb
 import pyarrow.parquet as pq
@@ -60,10 +61,10 @@ def test_shared_flex_feed_round_trips_through_export(ws, tmp_path, name):
         assert all(shapely.from_wkb(g).is_valid for g in geo.column("geometry").to_pylist())
 
 
-def _spec(ids):
+def _spec(ids, formats=("gtfs",)):
     from noriba.exports import parse_export_spec
 
-    return parse_export_spec({"id": "flex-region", "feeds": {"ids": ids}, "license": {"id": "CC0-1.0"}, "formats": ["gtfs"]},
+    return parse_export_spec({"id": "flex-region", "feeds": {"ids": ids}, "license": {"id": "CC0-1.0"}, "formats": list(formats)},
                              where="test", root=ROOT)
 
 
@@ -91,7 +92,9 @@ def test_colliding_zone_ids_are_namespaced_like_stops_and_never_unified(ws, tmp_
     rows = ST + "T1,,,,,Z1,1,2,2,08:00:00,10:00:00,B1,B1\nT1,,,,,Z2,2,2,2,08:00:00,10:00:00,B1,B1\n"
     for fid in ("flex-a", "flex-b"):  # same zone ids and geometry in both feeds
         run_feed(make_spec(fid, write_feed(tmp_path / fid, flex(rows, booking_rules=GOOD_BR))), ws)
-    out = build_export(_spec(["flex-a", "flex-b"]), ws)
+    from noriba.exports import FORMATS
+
+    out = build_export(_spec(["flex-a", "flex-b"], formats=FORMATS), ws)
     manifest = json.loads(open(out["manifest"], encoding="utf-8").read())
     stop = {c["id"]: c["merged_ids"] for c in manifest["collisions"]["stop"]}
     assert stop["Z1"] == {"flex-a": "a:Z1", "flex-b": "b:Z1"}
@@ -100,6 +103,10 @@ def test_colliding_zone_ids_are_namespaced_like_stops_and_never_unified(ws, tmp_
         ids = sorted(f["id"] for f in json.loads(zf.read("locations.geojson"))["features"])
     assert ids == ["a:Z1", "a:Z2", "b:Z1", "b:Z2"]
     assert manifest["validation"]["new_errors"] == {}
+    # the analytical Parquet has the zones as GeoParquet, and the data dictionary documents them
+    geo = Path(out["dir"]) / "parquet" / "locations.parquet"
+    assert json.loads(pq.read_schema(geo).metadata[b"geo"])["columns"]["geometry"]["encoding"] == "WKB"
+    assert pq.read_table(geo).num_rows == 4
 
 
 @pytest.mark.parametrize("mode", ["whole", "clip"])

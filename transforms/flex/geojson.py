@@ -220,12 +220,16 @@ def to_geojson(rows: list[dict]) -> bytes:
     return json.dumps({"type": "FeatureCollection", "features": features}, ensure_ascii=False, indent=1).encode() + b"\n"
 
 
-def write_geoparquet(con, src: str, path, *, feed_id: str, feed_version: str) -> None:
-    """Write the canonical ``locations`` rows of SQL relation ``src`` as GeoParquet 1.0 (WKB, OGC:CRS84) at ``path``."""
+def write_geoparquet(con, src: str, path, *, feed_id: str | None = None, feed_version: str | None = None) -> None:
+    """Write the canonical ``locations`` rows of SQL relation ``src`` as GeoParquet 1.0 (WKB, OGC:CRS84) at ``path``.
+
+    If ``feed_id`` is given, then it and ``feed_version`` lead each row (a feed's own export).
+    """
     import pyarrow.parquet as pq
 
-    q = lambda v: "'" + v.replace("'", "''") + "'"
-    t = con.sql(f"SELECT {q(feed_id)} AS feed_id, {q(feed_version)} AS feed_version, * FROM {src} ORDER BY _line").to_arrow_table()
+    q = lambda v: "'" + v.replace("'", "''") + "'"  # noqa: E731
+    head = f"{q(feed_id)} AS feed_id, {q(feed_version or '')} AS feed_version, " if feed_id is not None else ""
+    t = con.sql(f"SELECT {head}* FROM {src}").to_arrow_table()
     types = sorted({g for g in t.column("geometry_type").to_pylist() if g})
     bbox = None
     if t.num_rows:

@@ -180,3 +180,14 @@ def test_catalog_lists_flex_content_of_a_feed(tmp_path):
     assert cat["town-flex"]["features"] == ["flex"]
     page = (site / "feeds" / "town-flex.html").read_text(encoding="utf-8")
     assert "デマンド交通 (GTFS-Flex)" in page and "運行区域 <span class=\"en\">zones</span> 2" in page
+
+
+def test_export_spec_says_whether_edge_zones_are_clipped():
+    from noriba.exports import parse_export_spec
+    from transforms.specfile import SpecError
+
+    doc = {"id": "x", "feeds": {"ids": ["a"]}, "license": {"id": "CC0-1.0"}, "area": {"bbox": [0, 0, 1, 1]}}
+    assert parse_export_spec(doc, where="t", root=ROOT).flex_zones == "whole"
+    assert parse_export_spec({**doc, "flex_zones": "clip"}, where="t", root=ROOT).flex_zones == "clip"
+    with pytest.raises(SpecError, match="flex_zones"):
+        parse_export_spec({**doc, "flex_zones": "half"}, where="t", root=ROOT)

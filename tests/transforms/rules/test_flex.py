@@ -150,3 +150,15 @@ def test_shared_flex_feeds_give_the_recorded_flex_notices(tmp_path, path):
     flex_codes = {r.code for r in RULES} - {"foreign_key_violation", "missing_required_field"}
     got = {c: n for (c, _), n in [*read.counts.items(), *ruled.counts.items()] if c in flex_codes}
     assert got == SHARED[path]
+
+
+def test_flex_codes_are_mobilitydata_codes_with_its_severities():
+    from pathlib import Path
+
+    tsv = Path(__file__).resolve().parents[3].parent / "shared" / "reference" / "mobilitydata-notice-codes.tsv"
+    if not tsv.exists():
+        pytest.skip(f"{tsv} is absent")
+    severities = dict(reversed(line.split("\t")) for line in tsv.read_text(encoding="utf-8").split("\n") if line and not line.startswith("#"))
+    for r in RULES:
+        assert severities.get(r.code) == r.severity, r.code
+        assert r.why.endswith(".") and r.fix, r.code

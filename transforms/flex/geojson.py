@@ -20,10 +20,11 @@ from shapely.geometry import shape
 from transforms.notices import ERROR, INFO, Findings
 
 FILE = "locations.geojson"
-#: Largest locations.geojson read (bytes); the biggest real one here (Lincoln County, 188 zones) is 1.9 MB.
-MAX_BYTES = 64 << 20
+#: Largest locations.geojson read (bytes); the biggest real one here (Lincoln County, 188 zones) is 1.9 MB. Parsed JSON
+#: takes about 10x its size in memory, so this bounds the read to a few hundred MB.
+MAX_BYTES = 16 << 20
 #: Most coordinate pairs read over all zones; Lincoln County has about 60,000.
-MAX_POINTS = 2_000_000
+MAX_POINTS = 1_000_000
 #: Geometry types GTFS-Flex allows for a zone.
 GEOMETRY_TYPES = ("Polygon", "MultiPolygon")
 #: Members of a FeatureCollection / Feature / properties that GTFS-Flex defines; others are geo_json_unknown_element.

@@ -99,3 +99,9 @@ def test_shared_flex_zones_are_read(path, zones):
     assert t.num_rows == zones
     assert found <= {"invalid_geometry"}, [n.message for n in f.notices]
     assert all(shapely.from_wkb(g).is_valid for g in t.column("geometry").to_pylist())
+
+
+def test_a_generator_can_write_zones_from_shapely_geometries():
+    zone = shapely.geometry.shape(SQUARE)
+    t, found, _ = read(geojson.to_geojson([{"location_id": "Z1", "stop_name": "港地区", "geometry": zone}]))
+    assert found == set() and t.num_rows == 1 and shapely.from_wkb(t.to_pylist()[0]["geometry"]).equals(zone)

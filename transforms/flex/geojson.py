@@ -211,12 +211,16 @@ def _duplicate_keys(obj, findings: Findings, what: str, *, line: int | None = No
 
 
 def to_geojson(rows: list[dict]) -> bytes:
-    """Return a locations.geojson FeatureCollection of ``rows`` (location_id, stop_name, stop_desc, geometry WKB, _extra)."""
+    """Return a locations.geojson FeatureCollection of ``rows`` (location_id, stop_name, stop_desc, geometry, _extra).
+
+    ``geometry`` is WKB (canonical rows) or a shapely geometry (a feed generator's zones).
+    """
     features = []
     for r in rows:
         props = {k: v for k, v in (("stop_name", r.get("stop_name")), ("stop_desc", r.get("stop_desc"))) if v is not None}
         props.update(json.loads(r["_extra"]) if r.get("_extra") else {})
-        geom = json.loads(shapely.to_geojson(shapely.from_wkb(r["geometry"])))
+        g = r["geometry"]
+        geom = json.loads(shapely.to_geojson(shapely.from_wkb(g) if isinstance(g, (bytes, bytearray)) else g))
         features.append({"id": r["location_id"], "type": "Feature", "properties": props, "geometry": geom})
     return json.dumps({"type": "FeatureCollection", "features": features}, ensure_ascii=False, indent=1).encode() + b"\n"
 

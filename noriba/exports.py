@@ -45,6 +45,7 @@ EXPORT_SHAPE = Map({
     "area": Map({"bbox": ListOf(Number()), "polygon": OneOf(Text(), ListOf(ListOf(Number())),
                                                             expected="a GeoJSON file or a list of [lon, lat] points")}),
     "dates": Map({"start": Date(), "end": Date()}),
+    "flex_zones": Text(expected="whole or clip"),
     "agencies": _NAMES, "routes": _NAMES,
     "merge": Map({"stop_distance_m": Number(lo=0)}),
     "formats": OneOf(Text(), ListOf(Text())),
@@ -83,6 +84,7 @@ class ExportSpec:
     dates: tuple[date | None, date | None] | None = None
     agencies: tuple[str, ...] = ()
     routes: tuple[str, ...] = ()
+    flex_zones: str = "whole"  # a GTFS-Flex zone crossing the area's edge: kept whole or clipped (warehouse.extract)
     stop_distance_m: float = 30.0
     formats: tuple[str, ...] = FORMATS
     license: dict = field(default_factory=dict)
@@ -214,6 +216,9 @@ def parse_export_spec(doc: object, *, where: str, root: Path, expect_id: str | N
                 bad(f"namespaces.{k}", f"{v!r} must be a short prefix of letters, digits, '-' or '_'")
         if len(set(namespaces.values())) != len(namespaces):
             bad("namespaces", "two feeds have the same namespace")
+    flex_zones = str(doc.get("flex_zones") or "whole")
+    if flex_zones not in ("whole", "clip"):
+        bad("flex_zones", f"{flex_zones!r} is not whole or clip (what happens to a Flex zone crossing the area's edge)")
     if problems:
         raise SpecError(problems)
     return ExportSpec(
@@ -221,7 +226,7 @@ def parse_export_spec(doc: object, *, where: str, root: Path, expect_id: str | N
         feed_ids=ids, tags=tags, prefecture=str(feeds["prefecture"]) if feeds.get("prefecture") else None,
         municipality=str(feeds["municipality"]) if feeds.get("municipality") else None, lake_globs=globs, ingest=tuple(ingest),
         namespaces=dict(namespaces), area=area, dates=window, agencies=str_list(doc.get("agencies"), "agencies"),
-        routes=str_list(doc.get("routes"), "routes"), stop_distance_m=dist, formats=tuple(formats), license=dict(lic),
+        routes=str_list(doc.get("routes"), "routes"), flex_zones=flex_zones, stop_distance_m=dist, formats=tuple(formats), license=dict(lic),
         publisher=dict(doc.get("publisher") or {}), country_code=doc.get("country_code"), subdivision=doc.get("subdivision"),
         raw=doc,
     )
@@ -454,7 +459,7 @@ def _build_locked(spec: ExportSpec, ws: Workspace, *, progress: Progress | None,
 
         say(f"{spec.id}: cutting by {', '.join(k for k, v in (('area', spec.area), ('dates', spec.dates), ('agency', spec.agencies), ('route', spec.routes)) if v)}")
         manifest["extract"] = extract(work, area=area_geometry(spec.area) if spec.area else None, dates=spec.dates,
-                                      agencies=spec.agencies, routes=spec.routes)
+                                      agencies=spec.agencies, routes=spec.routes, zones=spec.flex_zones)
         manifest["rows_out"] = work.rows()
     zip_path = tmp / f"{spec.id}.zip"
     say(f"{spec.id}: writing the GTFS zip")

@@ -459,6 +459,7 @@ def _canonicalize(feed: TextFeed, schema: Schema, out_dir: Path, profile: str, c
             continue
         present.add(table.name)
         _type_table(st, table, tf, count, result.columns, early.get(name))
+    _read_flex_zones(feed, schema, out_dir, present)
     pq.write_table(rows_table(result.columns, COLUMNS_SCHEMA), out_dir / f"{COLUMNS_TABLE}.parquet")
 
     for table in schema.tables.values():
@@ -480,6 +481,16 @@ def _canonicalize(feed: TextFeed, schema: Schema, out_dir: Path, profile: str, c
 
     result.tables.extend(t.name for t in schema.tables.values() if t.name in present)
     return result
+
+
+def _read_flex_zones(feed: TextFeed, schema: Schema, out_dir: Path, present: set[str]) -> None:
+    """Write ``locations.parquet`` from the feed's GTFS-Flex locations.geojson, if it has one (transforms/flex/geojson.py)."""
+    from transforms.flex.geojson import FILE, read_locations
+
+    if FILE not in feed.other_files or "locations" not in schema.tables:
+        return
+    write_lake_table(read_locations(feed.other_files[FILE], feed.findings), out_dir / "locations.parquet")
+    present.add("locations")
 
 
 def _header_map(findings: Findings, table: Table, tf, file: str, columns: list[dict]) -> tuple[dict[str, str], list[tuple[str, str]]]:

@@ -319,6 +319,8 @@ class GtfsAdapter:
                     feed.findings.add("nested_zip", WARNING, f"file '{name}' is a zip inside the feed's zip; it was kept as received "
                                       "but not read; if it holds the feed, send that zip itself, or put its files at the top "
                                       "level of one zip", file=name)
+                elif name == "locations.geojson":
+                    pass  # GTFS-Flex zones: read by transforms/canonical.py (transforms/flex/geojson.py), blob kept as received
                 elif "/" in name:
                     feed.findings.add("unknown_file", INFO, f"file '{name}' in a sub-folder is not part of GTFS; kept as received", file=name)
                 else:

@@ -11,6 +11,7 @@ from transforms.specfile import Flag, ListOf, Map, Number, SpecError, Text, chec
 FIELD_TYPES = (
     "id", "text", "int", "float", "time", "date", "color", "url", "email",
     "phone", "timezone", "lang", "currency", "enum",
+    "geometry",  # GTFS-Flex zones (locations.geojson): WKB, WGS84
 )
 
 #: Every key of ``specs/schemas/gtfs.yml``, with the type of its value.
@@ -27,6 +28,7 @@ SQL_TYPES = {
     "float": "DOUBLE",
     "time": "INTEGER",
     "date": "DATE",
+    "geometry": "BLOB",
 }
 
 #: Columns every canonical row carries, before its own fields.
@@ -80,7 +82,7 @@ class Table:
 
     @property
     def file_name(self) -> str:
-        return f"{self.name}.txt"
+        return f"{self.name}.geojson" if self.profile == "geojson" else f"{self.name}.txt"
 
     @property
     def key(self) -> tuple[Field, ...]:
@@ -105,7 +107,8 @@ class Schema:
 
     def by_file(self, file_name: str) -> Table | None:
         stem = file_name[:-4] if file_name.endswith(".txt") else file_name
-        return self.tables.get(stem)
+        table = self.tables.get(stem)
+        return None if table is not None and table.profile == "geojson" else table  # read by transforms/flex/geojson.py
 
 
 def _parse_field(table: str, raw: dict) -> Field:

@@ -27,6 +27,7 @@ BOM = "\ufeff".encode()
 GEOPARQUET_VERSION = "1.1.0"
 
 TYPE_DOC = {
+    "geometry": ("GTFS-Flex zone, WKB polygon (CRS84 lon/lat)", "デマンド交通の運行区域（WKB ポリゴン, 経緯度）"),
     "id": ("identifier (text)", "ID（文字列）"),
     "text": ("text", "文字列"),
     "int": ("whole number", "整数"),
@@ -164,6 +165,10 @@ def _write_parquet(work: Work, out: Path) -> None:
     for t in work.tables:
         if t == "stops":
             pq.write_table(stops_geotable(work), out / "stops.parquet", compression="zstd")
+        elif load_schema().tables[t].profile == "geojson":  # GTFS-Flex zones: GeoParquet
+            from transforms.flex.geojson import write_geoparquet
+
+            write_geoparquet(work.con, f"({_select(work, t)})", out / (t + ".parquet"))
         else:
             work.con.execute(f"COPY ({_select(work, t)}) TO {lit(str(out / (t + '.parquet')))} (FORMAT parquet, COMPRESSION zstd)")
     if "shapes" in work.tables:

@@ -178,6 +178,7 @@ def collect(ws: Workspace, *, today: date | None = None) -> dict:
             "validation_date": meta.get("validation_date"), "content_sha256": meta.get("content_sha256"),
             "zip": z if z.exists() else None, "sha256": _sha256(z) if z.exists() else None, "bytes": z.stat().st_size if z.exists() else None,
         })
+        feeds[-1]["flex"] = flex_counts(ws, fid, ver)
         feeds[-1]["validity"], feeds[-1]["days_left"] = validity(meta.get("service_start"), meta.get("service_end"), today)
     exports = []
     for latest in sorted(ws.exports.glob("*/latest.json")):
@@ -219,6 +220,8 @@ def _feed_page(ws: Workspace, f: dict, reports: dict) -> str:
          + f' · <a href="{_e(f.get("report") or "#validation")}">詳細 <span class="en">report</span></a>'),
         (label("ライセンス", "licence"), _license_html(lic) + (f" — {_e(lic.get('attribution'))}" if lic.get("attribution") else "")),
     ]
+    if f.get("flex"):
+        rows.append((label("デマンド交通 (GTFS-Flex)", "demand-responsive (GTFS-Flex)"), flex_html(f["flex"])))
     code = str(muni.get("code") or "")
     if code in reports:
         rows.append((label("自治体レポート", "municipality report"), f'<a href="../../reports/{_e(code)}/index.html">{_e(reports[code].get("name") or code)}</a>'))
@@ -395,7 +398,8 @@ def catalog_json(ws: Workspace, data: dict, *, base_url: str = "", locations: di
             kind="export", ident=m["export_id"], provider=(m.get("publisher") or {}).get("name") or "Noriba", name=m.get("name_en") or m.get("name"),
             country=None, subdivision=None, municipality=None, bbox=m.get("bbox"), url=url(x["dir"] / g["path"]),
             latest=url(x["dir"].parent / LATEST), license_url=lic.get("url"), state=x["validity"],
-            features=sorted({"fares-v1"} if m.get("rows_out", {}).get("fare_attributes") else set()),
+            features=sorted(({"fares-v1"} if m.get("rows_out", {}).get("fare_attributes") else set())
+                            | ({"flex"} if any(m.get("rows_out", {}).get(t) for t in FLEX_TABLES) else set())),
             noriba={"version": m["export_version"], "sha256": g["sha256"], "service_start": (m.get("service") or {}).get("start"),
                     "service_end": (m.get("service") or {}).get("end"), "validity": x["validity"], "days_left": x["days_left"],
                     "license": license_id(lic), "attribution": lic.get("attribution"),
@@ -410,7 +414,7 @@ def catalog_json(ws: Workspace, data: dict, *, base_url: str = "", locations: di
             country="JP" if muni.get("prefecture") or f["profile"] == "gtfs-jp" else None, subdivision=muni.get("prefecture"),
             municipality=muni.get("name"), bbox=_feed_bbox(ws, f), url=url(f["zip"]) if f["zip"] else None,
             latest=url(f["zip"].parent / LATEST) if f["zip"] else None, license_url=lic.get("url"), state=f["validity"],
-            features=[], noriba={"version": f["feed_version"], "sha256": f["sha256"], "service_start": f["service_start"],
+            features=["flex"] if f.get("flex") else [], noriba={"version": f["feed_version"], "sha256": f["sha256"], "service_start": f["service_start"],
                                  "service_end": f["service_end"], "validity": f["validity"], "days_left": f["days_left"],
                                  "license": license_id(lic), "attribution": lic.get("attribution"),
                                  "validation": {"errors": f["errors"], "warnings": f["warnings"], "infos": f["infos"]},
@@ -556,3 +560,25 @@ def _build_site(ws: Workspace, base_url: str, locations: dict, today: date | Non
     tmp.rename(site)
     shutil.rmtree(old, ignore_errors=True)
     return site / "index.html"
+
+
+# GTFS-Flex (issue 16): the catalog says which feeds describe demand-responsive service and how much of it
+#: Flex tables counted, with their Japanese / English labels.
+FLEX_TABLES = {"locations": ("運行区域", "zones"), "location_groups": ("停留所グループ", "stop groups"),
+               "booking_rules": ("予約ルール", "booking rules")}
+
+
+def flex_counts(ws: Workspace, feed_id: str, feed_version: str) -> dict[str, int]:
+    """Return {Flex table: rows} of a version in the lake, only the tables with rows (empty when the feed has no Flex)."""
+    import pyarrow.parquet as pq
+
+    out = {}
+    for t in FLEX_TABLES:
+        part = ws.lake_partition(f"gtfs_{t}", feed_id, feed_version) / "part-0.parquet"
+        if part.exists() and (n := pq.ParquetFile(part).metadata.num_rows):
+            out[t] = n
+    return out
+
+
+def flex_html(counts: dict[str, int]) -> str:
+    return " · ".join(f"{label(*FLEX_TABLES[t])} {n:,}" for t, n in counts.items())

@@ -166,6 +166,12 @@ def _export_locked(ws: Workspace, schema, feed_id: str, feed_version: str, meta_
         for tname in json.loads(meta[1]):
             table = schema.tables[tname]
             part = ws.lake_partition(f"gtfs_{tname}", feed_id, feed_version) / "part-0.parquet"
+            if table.profile == "geojson":  # GTFS-Flex zones: the zip gets locations.geojson as received (gtfs_other_blobs)
+                from transforms.flex.geojson import write_geoparquet
+
+                write_geoparquet(con, f"(SELECT * FROM read_parquet({lit(str(part))}, hive_partitioning=false) ORDER BY _line)", pq_tmp / (tname + ".parquet"),
+                                 feed_id=feed_id, feed_version=feed_version)
+                continue
             header = [h.strip().lstrip("\ufeff") for h in files[table.file_name]["header"]]
             src = f"read_parquet({lit(str(part))}, hive_partitioning=false)"
             write_gtfs_text(con, table, src, header, tmp / table.file_name)

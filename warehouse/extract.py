@@ -100,11 +100,14 @@ def _restrict_area(work: Work, geom) -> dict:
     import pyarrow as pa
 
     con.register("_inside_in", pa.table({"stop_id": [i for i, ok in zip(ids, inside) if ok]}))
-    con.execute("CREATE OR REPLACE TEMP TABLE _inside AS SELECT DISTINCT stop_id FROM _inside_in")
+    con.execute("CREATE OR REPLACE TEMP TABLE _inside AS SELECT DISTINCT CAST(stop_id AS VARCHAR) AS stop_id FROM _inside_in")
     con.unregister("_inside_in")
+    _flex_inside(work, geom)
     con.execute(
         "CREATE OR REPLACE TEMP TABLE _st AS SELECT trip_id, stop_sequence, "
-        "stop_id IN (SELECT stop_id FROM _inside) AS inside, arrival_time IS NOT NULL AS has_arr, departure_time IS NOT NULL AS has_dep "
+        "coalesce(stop_id, location_group_id, location_id) IN (SELECT stop_id FROM _inside) AS inside, "
+        "arrival_time IS NOT NULL OR end_pickup_drop_off_window IS NOT NULL AS has_arr, "
+        "departure_time IS NOT NULL OR start_pickup_drop_off_window IS NOT NULL AS has_dep "
         "FROM w_stop_times")
     con.execute(
         "CREATE OR REPLACE TEMP TABLE _bounds AS SELECT trip_id, count(*) AS n, min(stop_sequence) AS first_seq, max(stop_sequence) AS last_seq, "
@@ -185,6 +188,11 @@ def remove_unused(work: Work) -> dict:
     add("frequencies", _delete_unreferenced(work, "frequencies", "trip_id", "SELECT trip_id AS v FROM w_trips", keep_null=False))
     add("routes", _delete_unreferenced(work, "routes", "route_id", "SELECT DISTINCT route_id AS v FROM w_trips", keep_null=False))
     used_stops = "SELECT DISTINCT stop_id AS v FROM w_stop_times"
+    gone_flex = _remove_unused_flex(work)
+    for t, n in gone_flex.items():
+        add(t, n)
+    if _has(work, "location_group_stops"):
+        used_stops += " UNION SELECT stop_id FROM w_location_group_stops"
     # stops: used by stop_times, their stations, and entrances/nodes/boarding areas of kept stations
     con.execute(f"CREATE OR REPLACE TEMP TABLE _stops_keep AS {used_stops}")
     con.execute("INSERT INTO _stops_keep SELECT DISTINCT parent_station FROM w_stops WHERE stop_id IN (SELECT v FROM _stops_keep) AND parent_station IS NOT NULL")
@@ -252,9 +260,17 @@ def _table_exists(con, name: str) -> bool:
     return bool(con.sql(f"SELECT count(*) FROM duckdb_tables() WHERE table_name = {lit(name)}").fetchall()[0][0])
 
 
-def extract(work: Work, *, area=None, dates: tuple[date | None, date | None] | None = None, agencies=(), routes=()) -> dict:
-    """Return the extract's manifest after cutting ``work`` in place by area, date window, agencies and routes."""
+def extract(work: Work, *, area=None, dates: tuple[date | None, date | None] | None = None, agencies=(), routes=(),
+            zones: str = "whole") -> dict:
+    """Return the extract's manifest after cutting ``work`` in place by area, date window, agencies and routes.
+
+    A GTFS-Flex zone that crosses the area's edge is kept whole (``zones="whole"``) or clipped to the
+    area (``zones="clip"``); the manifest says which, and lists the zones crossing the edge.
+    """
+    if zones not in ZONE_MODES:
+        raise ValueError(f"zones must be one of {ZONE_MODES}, not {zones!r}")
     con = work.con
+    _flex_columns(work)
     before = work.rows()
     out: dict = {}
     if _has(work, "fare_rules"):
@@ -282,9 +298,74 @@ def extract(work: Work, *, area=None, dates: tuple[date | None, date | None] | N
     out["removed_unused"] = remove_unused(work)
     if area is not None:
         out["area"]["shape_points_clipped"] = _clip_shapes(work, area)
+        if _has(work, "locations"):
+            out["area"]["zones"] = _zones_at_edge(work, area, zones)
     after = work.rows()
     out["rows_before"], out["rows_after"] = before, after
     out["note"] = ("trips leaving the area keep their stop_times inside it, cut inward to the nearest stop with a time; "
-                   "every trip cut is listed with where it was cut (start, end, middle); shapes are clipped to the area")
+                   "every trip cut is listed with where it was cut (start, end, middle); shapes are clipped to the area; "
+                   "a Flex zone touching the area is kept with its stop_times (area.zones says whether edge zones are whole or clipped)")
     json.dumps(out, default=str)  # the manifest must be JSON
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# GTFS-Flex (issue 16): zones and location groups in an extract by area
+
+#: What happens to a zone crossing the area's edge: kept whole (default: riders may be picked up anywhere in it) or clipped.
+ZONE_MODES = ("whole", "clip")
+_FLEX_COLUMNS = (("location_group_id", "VARCHAR"), ("location_id", "VARCHAR"), ("start_pickup_drop_off_window", "INTEGER"),
+                 ("end_pickup_drop_off_window", "INTEGER"), ("pickup_booking_rule_id", "VARCHAR"), ("drop_off_booking_rule_id", "VARCHAR"))
+
+
+def _flex_columns(work: Work) -> None:
+    """Give w_stop_times the Flex columns (empty) when no input had them, so the cuts can name them."""
+    if _has(work, "stop_times"):
+        for c, t in _FLEX_COLUMNS:
+            work.con.execute(f"ALTER TABLE w_stop_times ADD COLUMN IF NOT EXISTS {q(c)} {t}")
+
+
+def _zones(work: Work) -> list[tuple[str, object]]:
+    rows = work.con.sql("SELECT location_id, geometry FROM w_locations WHERE geometry IS NOT NULL").fetchall()
+    return [(i, shapely.from_wkb(bytes(g))) for i, g in rows]
+
+
+def _flex_inside(work: Work, geom) -> None:
+    """Add to ``_inside`` the zones that touch the area and the location groups with a stop inside it."""
+    con = work.con
+    if _has(work, "locations"):
+        ids = [i for i, z in _zones(work) if z.intersects(geom)]
+        if ids:
+            con.executemany("INSERT INTO _inside VALUES (?)", [[i] for i in ids])
+    if _has(work, "location_group_stops"):
+        con.execute("INSERT INTO _inside SELECT DISTINCT location_group_id FROM w_location_group_stops "
+                    "WHERE stop_id IN (SELECT stop_id FROM _inside)")
+
+
+def _remove_unused_flex(work: Work) -> dict[str, int]:
+    """Remove zones, location groups and booking rules no kept stop_time uses; return rows removed per file."""
+    gone: dict[str, int] = {}
+    geo = ("SELECT location_id AS v FROM w_stop_times UNION SELECT stop_id FROM w_stop_times")  # older drafts put zones in stop_id
+    groups = "SELECT location_group_id AS v FROM w_stop_times UNION SELECT stop_id FROM w_stop_times"
+    rules = "SELECT pickup_booking_rule_id AS v FROM w_stop_times UNION SELECT drop_off_booking_rule_id FROM w_stop_times"
+    for table, col, ref, name in (("locations", "location_id", geo, "locations.geojson"),
+                                  ("location_groups", "location_group_id", groups, "location_groups.txt"),
+                                  ("location_group_stops", "location_group_id", groups, "location_group_stops.txt"),
+                                  ("booking_rules", "booking_rule_id", rules, "booking_rules.txt")):
+        n = _delete_unreferenced(work, table, col, ref, keep_null=False)
+        if n:
+            gone[name] = n
+    return gone
+
+
+def _zones_at_edge(work: Work, geom, mode: str) -> dict:
+    """Return the manifest entry of the zones crossing the area's edge, after clipping them if ``mode`` is 'clip'."""
+    crossing = [(i, z) for i, z in _zones(work) if not geom.contains(z)]
+    if mode == "clip":
+        for i, z in crossing:
+            cut = shapely.make_valid(z.intersection(geom))
+            work.con.execute("UPDATE w_locations SET geometry = ?, geometry_type = ? WHERE location_id = ?",
+                             [shapely.to_wkb(cut), cut.geom_type, i])
+    return {"mode": mode, "crossing_edge": sorted(i for i, _ in crossing),
+            "note": ("zones crossing the area's edge are clipped to it" if mode == "clip" else
+                     "zones crossing the area's edge are kept whole: riders may be picked up anywhere in them")}

@@ -36,15 +36,22 @@ Progress = Callable[[str], None]
 SPACES: dict[str, tuple[tuple[str, str], ...]] = {
     "agency": (("agency", "agency_id"), ("routes", "agency_id"), ("fare_attributes", "agency_id"),
                ("agency_jp", "agency_id"), ("attributions", "agency_id")),
+    # GTFS-Flex zones and location groups share the stops' id space (duplicate_geography_id); they are
+    # namespaced like stops when they collide and never unified by distance (_unify_stops reads stops only)
     "stop": (("stops", "stop_id"), ("stops", "parent_station"), ("stop_times", "stop_id"),
              ("transfers", "from_stop_id"), ("transfers", "to_stop_id"), ("pathways", "from_stop_id"),
-             ("pathways", "to_stop_id")),
+             ("pathways", "to_stop_id"), ("locations", "location_id"), ("location_groups", "location_group_id"),
+             ("location_group_stops", "location_group_id"), ("location_group_stops", "stop_id"),
+             ("stop_times", "location_group_id"), ("stop_times", "location_id")),
+    "booking_rule": (("booking_rules", "booking_rule_id"), ("stop_times", "pickup_booking_rule_id"),
+                     ("stop_times", "drop_off_booking_rule_id")),
     "route": (("routes", "route_id"), ("trips", "route_id"), ("fare_rules", "route_id"), ("transfers", "from_route_id"),
               ("transfers", "to_route_id"), ("attributions", "route_id"), ("routes_jp", "route_id"),
               ("routes", "jp_parent_route_id")),
     "trip": (("trips", "trip_id"), ("stop_times", "trip_id"), ("frequencies", "trip_id"), ("transfers", "from_trip_id"),
              ("transfers", "to_trip_id"), ("attributions", "trip_id")),
-    "service": (("calendar", "service_id"), ("calendar_dates", "service_id"), ("trips", "service_id")),
+    "service": (("calendar", "service_id"), ("calendar_dates", "service_id"), ("trips", "service_id"),
+                ("booking_rules", "prior_notice_service_id")),
     "shape": (("shapes", "shape_id"), ("trips", "shape_id")),
     "fare": (("fare_attributes", "fare_id"), ("fare_rules", "fare_id")),
     "zone": (("stops", "zone_id"), ("fare_rules", "origin_id"), ("fare_rules", "destination_id"),
@@ -752,6 +759,13 @@ def write_feed(work: Work, zip_path: Path, *, tables_dir: Path | None = None) ->
             table = schema.tables[t]
             if work.count(t) == 0 and not table.required and t not in work.received_empty:
                 continue  # emptied by an extract: left out rather than written as a header-only file
+            if table.profile == "geojson":  # GTFS-Flex zones: locations.geojson rebuilt from the rows (ids rewritten)
+                from transforms.flex.geojson import to_geojson
+
+                rows = work.con.sql(f"SELECT location_id, stop_name, stop_desc, geometry, _extra FROM {q('w_' + t)} "
+                                    "ORDER BY _ord, _line").to_arrow_table().to_pylist()
+                (tmp / table.file_name).write_bytes(to_geojson(rows))
+                continue
             write_gtfs_text(work.con, table, q("w_" + t), work.headers.get(t) or [f.name for f in table.fields if f.required],
                             tmp / table.file_name, order_by="_ord, _line")
         zip_dir(tmp, zip_path)

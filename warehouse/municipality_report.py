@@ -774,6 +774,9 @@ def build_report(ws: Workspace, *, municipality: str | None = None, feed_ids: li
         routes, stops = map_layers(versions)
         map_svg = svg_map(routes, stops, cov, lang=lang)
         mdata = map_data(routes, stops, cov, lang=lang)
+        flex = flex_service(versions, lang=lang)
+        if flex["zones"]:
+            mdata = with_zones(mdata, flex["zones"], lang=lang)
         legend = legend_html(routes, lang=lang)
         warnings = expiry_warnings(versions, today=today or date.today())
     finally:
@@ -786,6 +789,8 @@ def build_report(ws: Workspace, *, municipality: str | None = None, feed_ids: li
                    "service_end": m.get("service_end")} for m in metas],
         "stops": sum(s["stops"] for s in stats), "routes": sum(s["routes"] for s in stats), "days": days,
         "coverage": {k: v for k, v in cov.items() if k in ("area_km2", "radius_m", "population_total", "population_covered", "population_share")},
+        "flex": {"zones": [{k: z[k] for k in ("feed_id", "location_id", "name", "booking")} for z in flex["zones"]],
+                 "booking_rules": flex["booking_rules"]},
         "changes": changes, "trip_data": trip_data(ws, [str(muni.get("code") or ""), muni.get("name") or "", municipality or ""]),
     }
     out_dir = ws.exports / "reports" / key
@@ -860,6 +865,7 @@ def render(f: dict, *, map_svg: str, lang: str, map_data: dict | None = None, le
     if map_data:
         body += f'<script src="leaflet/leaflet.js"></script><script src="{MAP_SCRIPT}"></script>'
 
+    body += flex_html(f.get("flex") or {}, lang=lang)
     body += f"<h2>{L('per_hour')}</h2>{svg_trips_per_hour(f['days'], lang=lang)}"
     colors = {"weekday": "#0b5394", "saturday": "#e69138", "sunday": "#cc4125"}
     body += f"<h2>{L('hours')}</h2>" + svg_hbars([(t(k, lang), d["vehicle_hours"], colors[k]) for k, d in f["days"].items()],
@@ -950,3 +956,113 @@ def write_pdf(html_path: Path, pdf_path: Path | None = None) -> Path | None:
         finally:
             browser.close()
     return pdf_path
+
+
+# ---------------------------------------------------------------------------------------------
+# GTFS-Flex (issue 16): service zones on the map and booking rules in plain words
+
+
+def _clock(seconds: int | None, lang: str) -> str:
+    if seconds is None:
+        return ""
+    h, m = divmod(int(seconds) // 60, 60)
+    if lang == "ja":
+        return f"{h}時" + (f"{m}分" if m else "")
+    return f"{h}:{m:02d}"
+
+
+def _minutes(n: int, lang: str) -> str:
+    if lang == "ja":
+        return f"{n // 1440}日" if n % 1440 == 0 else f"{n // 60}時間" if n % 60 == 0 else f"{n}分"
+    return f"{n // 1440} day(s)" if n % 1440 == 0 else f"{n // 60} hour(s)" if n % 60 == 0 else f"{n} minutes"
+
+
+def _days_before(d: int, lang: str) -> str:
+    if lang == "ja":
+        return "当日" if d == 0 else "前日" if d == 1 else f"{d}日前の"
+    return "the same day" if d == 0 else "the day before" if d == 1 else f"{d} days before"
+
+
+def booking_words(rule: dict, *, lang: str = "ja") -> str:
+    """Return a booking rule in plain words, e.g. 「前日17時までに電話予約（電話 0120-000-000）」 or 「30分前までに予約」.
+
+    The deadline comes from prior_notice_last_day/_last_time (booking_type 2) or prior_notice_duration_min (1);
+    the channel from phone_number and booking_url.
+    """
+    ja = lang == "ja"
+    phone, url = rule.get("phone_number"), rule.get("booking_url") or rule.get("info_url")
+    if ja:
+        channel = "電話またはウェブで予約" if phone and rule.get("booking_url") else "電話予約" if phone else "ウェブで予約" if rule.get("booking_url") else "予約"
+    else:
+        channel = "book by phone or online" if phone and rule.get("booking_url") else "book by phone" if phone else "book online" if rule.get("booking_url") else "book"
+    bt = rule.get("booking_type")
+    when = ""
+    if bt == 0:
+        when = "乗車直前まで随時" if ja else "any time up to departure: "
+    elif bt == 1 and rule.get("prior_notice_duration_min") is not None:
+        n = rule["prior_notice_duration_min"]
+        when = f"{_minutes(n, lang)}前までに" if ja else f"at least {_minutes(n, lang)} ahead: "
+    elif bt == 2 and rule.get("prior_notice_last_day") is not None:
+        d, tm = rule["prior_notice_last_day"], _clock(rule.get("prior_notice_last_time"), lang)
+        when = f"{_days_before(d, lang)}{tm}までに" if ja else f"by {tm or 'the end of'} {_days_before(d, lang)}: "
+    text = f"{when}{channel}" if ja else (when + channel)
+    if ja and bt == 1 and rule.get("prior_notice_duration_max") is not None:
+        text += f"（{_minutes(rule['prior_notice_duration_max'], lang)}前から受付）"
+    if rule.get("prior_notice_start_day") is not None:
+        start = f"{_days_before(rule['prior_notice_start_day'], lang)}{_clock(rule.get('prior_notice_start_time'), lang)}"
+        text += f"（{start}から受付）" if ja else f" (from {start})"
+    contact = [x for x in ((("電話 " if ja else "phone ") + phone) if phone else None, url) if x]
+    if contact:
+        text += ("（" + "、".join(contact) + "）") if ja else " (" + ", ".join(contact) + ")"
+    return text
+
+
+def flex_service(feeds: list[Version], *, lang: str) -> dict:
+    """Return the GTFS-Flex service of the feeds: zones to draw (rings in lat, lon, simplified) and booking rules in words."""
+    zones, rules = [], []
+    for v in feeds:
+        con = v.con
+        words = {}
+        for r in con.sql("SELECT * FROM booking_rules ORDER BY _line").to_arrow_table().to_pylist():
+            words[r["booking_rule_id"]] = booking_words(r, lang=lang)
+            rules.append({"feed_id": v.feed_id, "booking_rule_id": r["booking_rule_id"], "words": words[r["booking_rule_id"]],
+                          "message": r.get("message")})
+        used = {}
+        for zone, rule in con.sql(
+                "SELECT coalesce(location_id, stop_id), coalesce(pickup_booking_rule_id, drop_off_booking_rule_id) FROM stop_times "
+                "WHERE coalesce(pickup_booking_rule_id, drop_off_booking_rule_id) IS NOT NULL GROUP BY ALL ORDER BY ALL").fetchall():
+            used.setdefault(zone, []).append(words.get(rule, rule))
+        for lid, name, geom in con.sql("SELECT location_id, stop_name, geometry FROM locations WHERE geometry IS NOT NULL ORDER BY _line").fetchall():
+            g = shapely.from_wkb(bytes(geom)).simplify(0.00002)
+            polys = [p for p in (g.geoms if hasattr(g, "geoms") else [g]) if p.geom_type == "Polygon"]
+            rings = [[[[round(y, 6), round(x, 6)] for x, y in ring.coords] for ring in (p.exterior, *p.interiors)] for p in polys]
+            zones.append({"feed_id": v.feed_id, "location_id": lid, "name": name or lid, "booking": used.get(lid, []), "rings": rings})
+    return {"zones": zones, "booking_rules": rules}
+
+
+def with_zones(mdata: dict | None, zones: list[dict], *, lang: str) -> dict:
+    """Return the map data with the service zones added and the bounds widened to them (a map of zones alone if none)."""
+    out = dict(mdata) if mdata else {"routes": [], "stops": [], "coverage": [], "tiles": OSM_TILES, "attribution": OSM_ATTRIBUTION,
+                                     "text": {"file": t("map_file", lang), "offline": t("map_offline", lang)}}
+    pts = [p for z in zones for rings in z["rings"] for ring in rings for p in ring]
+    if mdata:
+        pts += mdata["bounds"]
+    out["zones"] = zones
+    out["bounds"] = [[min(p[0] for p in pts), min(p[1] for p in pts)], [max(p[0] for p in pts), max(p[1] for p in pts)]]
+    return out
+
+
+def flex_html(flex: dict, *, lang: str) -> str:
+    """Return the page's section on demand-responsive service: its zones and how to book, or '' when the feeds have none."""
+    if not flex.get("zones") and not flex.get("booking_rules"):
+        return ""
+    ja = lang == "ja"
+    out = f"<h2>{'デマンド交通（予約制の区域運行）' if ja else 'Demand-responsive service (book ahead)'}</h2>"
+    if flex.get("zones"):
+        out += (f"<p>{'運行区域' if ja else 'Service zones'}: {len(flex['zones']):,}"
+                f"{'（地図に橙色で表示）' if ja else ' (orange on the map)'}</p>")
+    if flex.get("booking_rules"):
+        out += (f"<table><tr><th>{'予約ルール' if ja else 'Booking rule'}</th><th>{'予約方法' if ja else 'How to book'}</th></tr>"
+                + "".join(f"<tr><td><code>{_e(r['booking_rule_id'])}</code></td><td>{_e(r['words'])}</td></tr>" for r in flex["booking_rules"])
+                + "</table>")
+    return out

@@ -373,6 +373,19 @@ def nul_bytes(root: Path) -> Run:
     return Run(_ingest(z), ["nul.zip"])
 
 
+def geojson_nested(root: Path) -> Run:
+    """A GTFS-Flex locations.geojson of a million nested brackets (1 MB, stored): past any parser's recursion."""
+    z = write_zip(root / "geonest.zip", feed_members() + [Member("locations.geojson", b"[" * MiB, stored=True)])
+    return Run(_ingest(z), ["geonest.zip"])
+
+
+def geojson_huge(root: Path) -> Run:
+    """A 20 MB locations.geojson (stored; mostly spaces inside a FeatureCollection): over the GeoJSON size limit."""
+    data = b'{"type": "FeatureCollection", "features": [' + b" " * (20 * MiB) + b"]}"
+    z = write_zip(root / "geohuge.zip", feed_members() + [Member("locations.geojson", data, stored=True)])
+    return Run(_ingest(z), ["geohuge.zip"])
+
+
 def utf16_members(root: Path) -> Run:
     """stops.txt in UTF-16 LE with a BOM, routes.txt in UTF-16 BE without one."""
     members = [m for m in feed_members() if m.name not in ("stops.txt", "routes.txt")]
@@ -541,6 +554,8 @@ CASES: list[Case] = [
     Case("truncated_member", "h-zip", truncated_member),
     Case("nul_bytes", "h-csvwide", nul_bytes),
     Case("utf16_members", "h-csvwide", utf16_members),
+    Case("geojson_nested", "h-flex", geojson_nested),
+    Case("geojson_huge", "h-flex", geojson_huge),
     Case("bad_rows_1m", "h-csvwide", bad_rows_1m),
     Case("columns_100k", "h-csvwide", columns_100k),
     Case("field_50mb", "h-csvwide", field_50mb),

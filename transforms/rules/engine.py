@@ -136,8 +136,21 @@ def open_tables(tables_dir: Path, *, schema: Schema | None = None, con: duckdb.D
     return con, frozenset(present)
 
 
+def _zones_overlap(a: bytes | None, b: bytes | None) -> bool | None:
+    """Return whether two WKB zones overlap (DE-9IM 'overlaps', as JTS and MobilityData's validator use it)."""
+    if a is None or b is None:
+        return None
+    import shapely
+
+    return bool(shapely.from_wkb(a).overlaps(shapely.from_wkb(b)))
+
+
 def _macros(con: duckdb.DuckDBPyConnection) -> None:
     """Define the SQL helpers rules share."""
+    try:  # GTFS-Flex zones (transforms/rules/flex.py); registered once per connection
+        con.create_function("zones_overlap", _zones_overlap, ["BLOB", "BLOB"], "BOOLEAN", side_effects=False)
+    except duckdb.Error:
+        pass
     con.execute(
         "CREATE OR REPLACE MACRO haversine_m(lat1, lon1, lat2, lon2) AS "
         "2 * 6371008.8 * asin(sqrt(pow(sin(radians(lat2 - lat1) / 2), 2) + "

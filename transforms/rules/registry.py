@@ -42,7 +42,13 @@ def all_rules() -> tuple[Rule, ...]:
         if r.code in seen and seen[r.code].stage == r.stage and seen[r.code].sql is r.sql:
             raise ValueError(f"rule {r.code} is registered twice")
         seen.setdefault(r.code, r)
-    return tuple(rules)
+    from transforms.rules import flex  # GTFS-Flex (issue 16)
+
+    for r in flex.RULES:
+        if r.code in seen and seen[r.code].stage == r.stage and seen[r.code].sql is r.sql:
+            raise ValueError(f"rule {r.code} is registered twice")
+        seen.setdefault(r.code, r)
+    return tuple(rules) + tuple(flex.RULES)
 
 
 def rule_codes() -> dict[str, Rule]:

@@ -88,7 +88,8 @@ def _missing_trip_edge(ctx: Context) -> str:
         parts.append(
             f"SELECT 'stop_times.txt' AS file, _line AS line, '{col}' AS field, NULL AS value, "
             "'trip_id ' || trip_id || ': the ' || CASE WHEN i = 1 THEN 'first' ELSE 'last' END || ' stop (stop_sequence ' || stop_sequence || "
-            f"', stop_id ' || coalesce(stop_id, '') || ') has no {col}' AS message FROM e WHERE (i = 1 OR i = n) AND {col} IS NULL"
+            f"', stop_id ' || coalesce(stop_id, '') || ') has no {col}' AS message FROM e WHERE (i = 1 OR i = n) AND {col} IS NULL "
+            "AND start_pickup_drop_off_window IS NULL AND end_pickup_drop_off_window IS NULL"  # GTFS-Flex: a window replaces times
         )
     return f"WITH e AS ({edges}) " + " UNION ALL ".join(parts)
 

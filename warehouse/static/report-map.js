@@ -71,6 +71,11 @@
       interactive: false, color: "#6fa8dc", weight: 0.6, fillColor: "#9fc5e8", fillOpacity: 0.35
     }).addTo(map);
   });
+  (data.zones || []).forEach(function (z) {  // GTFS-Flex service zones, with how to book
+    var layer = L.polygon(z.rings, { color: "#e69138", weight: 1.5, fillColor: "#f6b26b", fillOpacity: 0.25, className: "zone" });
+    layer.bindTooltip(esc(z.name) + (z.booking.length ? "<br>" + z.booking.map(esc).join("<br>") : ""), { sticky: true });
+    layer.addTo(map);
+  });
   data.routes.forEach(function (r, i) {
     var layer = L.polyline(r.lines, { color: r.color, weight: 3, opacity: 0.85, className: "route route-" + i });
     layer.bindTooltip(esc(r.name), { sticky: true });

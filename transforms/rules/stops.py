@@ -132,10 +132,14 @@ def _same_stop_and_url(other: str) -> str:
 
 
 def _stop_without_stop_time(ctx: Context) -> str:
+    # GTFS-Flex: a stop in a location group (location_group_stops.txt) is served through the group, as MobilityData's
+    # LocationHasStopTimesValidator counts it
+    grouped = (" AND stop_id NOT IN (SELECT stop_id FROM location_group_stops WHERE stop_id IS NOT NULL)"
+               if "location_group_stops" in ctx.present else "")
     return (
         "SELECT 'stops.txt' AS file, _line AS line, 'stop_id' AS field, stop_id AS value, "
         f"{_label()} || ' is not used by any trip (no row of stop_times.txt refers to it)' AS message "
-        f"FROM stops WHERE {LT} = 0 AND stop_id NOT IN (SELECT stop_id FROM stop_times WHERE stop_id IS NOT NULL)"
+        f"FROM stops WHERE {LT} = 0 AND stop_id NOT IN (SELECT stop_id FROM stop_times WHERE stop_id IS NOT NULL){grouped}"
     )
 
 

@@ -162,3 +162,15 @@ def test_flex_codes_are_mobilitydata_codes_with_its_severities():
     for r in RULES:
         assert severities.get(r.code) == r.severity, r.code
         assert r.why.endswith(".") and r.fix, r.code
+
+
+def test_a_stop_served_only_through_a_location_group_is_used(tmp_path):
+    from transforms.rules.stops import RULES as STOP_RULES
+
+    stops = ("stop_id,stop_name,stop_lat,stop_lon\nS1,港前,43.30,141.40\nS2,駅前,43.31,141.41\n"
+             "S3,病院前,43.32,141.42\nS4,公民館,43.33,141.43\n")
+    rows = ST + "T1,,,S1,,,1,0,0,,,,\nT1,,,,G1,,2,2,2,08:00:00,10:00:00,B1,B1\nT1,,,S2,,,3,0,0,,,,\n"
+    files = flex(rows, stops=stops, location_groups="location_group_id,location_group_name\nG1,病院\n",
+                 location_group_stops="location_group_id,stop_id\nG1,S3\n")
+    result = run(tmp_path, files, rule(STOP_RULES, "stop_without_stop_time"))
+    assert [n["value"] for n in found(result, "stop_without_stop_time")] == ["S4"]  # S3 is served through G1

@@ -127,7 +127,8 @@ def cmd_run(args, specs) -> int:
         try:
             with _Progress(args.quiet) as progress:
                 result = run_feed(spec, ws, progress=progress, export=not args.no_export,
-                                  validation_date=getattr(args, "date", None))
+                                  validation_date=getattr(args, "date", None),
+                                  data_docs="later" if len(specs) > 1 else True)  # rendered once, after the loop
             _report_run(result, console)
             blocked += result.get("policy_status") == "blocked"
 
@@ -136,6 +137,13 @@ def cmd_run(args, specs) -> int:
         except Exception as exc:  # one clear line per problem, never a traceback
             failed.append(spec.id)
             _fail(console, spec.id, exc)
+    if len(specs) > 1:
+        from warehouse.contracts import finish_data_docs
+
+        try:
+            finish_data_docs(ws)
+        except Exception as exc:  # the feeds are stored; say what failed after them
+            _fail(console, "data docs", exc)
     if failed and len(specs) > 1:  # the feeds after a failure still ran; say at the end which did not
         console.print(f"error: {len(failed)} of {len(specs)} feeds failed: {', '.join(failed)}", markup=False)
     # 2 when a feed could not be run; 1 when a new version was blocked by its policy (cron and CI notice it)

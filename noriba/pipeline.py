@@ -419,7 +419,7 @@ def export_step(ws: Workspace, published: dict) -> dict:
             return {**published, "exports": None, "export_refused": str(exc)}
 
 
-def contracts_step(ws: Workspace, published: dict, *, progress: Progress | None = None) -> dict:
+def contracts_step(ws: Workspace, published: dict, *, progress: Progress | None = None, data_docs: bool | str = True) -> dict:
     """Return the published dict with the Great Expectations contract results of its version.
 
     Contracts report (quality.expectation_results, reports/data_docs/); they never block. If the
@@ -431,7 +431,7 @@ def contracts_step(ws: Workspace, published: dict, *, progress: Progress | None 
     with feed_lock(ws, fid):
         if published.get("status") == "unchanged" and has_results(ws, fid, ver):
             return {**published, "contracts": None}
-        return {**published, "contracts": run_contracts(ws, fid, ver, progress=progress)}
+        return {**published, "contracts": run_contracts(ws, fid, ver, progress=progress, data_docs=data_docs)}
 
 
 def unfinished_steps(ws: Workspace, feed_id: str, feed_version: str, *, contracts: bool = True, export: bool = True) -> list[str]:
@@ -448,13 +448,14 @@ def unfinished_steps(ws: Workspace, feed_id: str, feed_version: str, *, contract
 
 
 def run_feed(spec: FeedSpec, ws: Workspace, *, progress: Progress | None = None, export: bool = True,
-             validation_date: date | None = None, contracts: bool = True) -> dict:
+             validation_date: date | None = None, contracts: bool = True, data_docs: bool | str = True) -> dict:
     """Return what one full run of a feed did: fetch, stage, lake, publish, contracts, export (the DAG's steps, in order).
 
     The run holds the feed's lock, so a second run of the same feed waits for it. If the input is
     unchanged but an interrupted run left steps unfinished, then those are finished and
     ``finished`` names them. If ``contracts`` is false, then the Great Expectations contracts are
-    skipped (they only report).
+    skipped (they only report). ``data_docs="later"`` leaves the contracts' Data Docs pages for one
+    ``warehouse.contracts.finish_data_docs`` after a run of many feeds.
     """
     if spec.kind in ("trips", "zones"):  # trips are a second family with their own pipeline
         from noriba.trips_pipeline import run_trips
@@ -465,11 +466,12 @@ def run_feed(spec: FeedSpec, ws: Workspace, *, progress: Progress | None = None,
 
         return run_gbfs(spec, ws, progress=progress, export=export)
     with feed_lock(ws, spec.id):
-        return _run_feed_locked(spec, ws, progress=progress, export=export, validation_date=validation_date, contracts=contracts)
+        return _run_feed_locked(spec, ws, progress=progress, export=export, validation_date=validation_date, contracts=contracts,
+                                data_docs=data_docs)
 
 
 def _run_feed_locked(spec: FeedSpec, ws: Workspace, *, progress: Progress | None, export: bool,
-                     validation_date: date | None, contracts: bool) -> dict:
+                     validation_date: date | None, contracts: bool, data_docs: bool | str = True) -> dict:
     from noriba import notify
 
     try:
@@ -492,7 +494,7 @@ def _run_feed_locked(spec: FeedSpec, ws: Workspace, *, progress: Progress | None
         left = " and the ".join(todo)
         _say(progress, f"{spec.id}: {why}; finishing the {left} left by an interrupted run")
         if "data contracts" in todo:
-            out = contracts_step(ws, out, progress=progress)
+            out = contracts_step(ws, out, progress=progress, data_docs=data_docs)
         if "export" in todo:
             out = export_step(ws, out)
         return {**out, "finished": todo,
@@ -501,7 +503,7 @@ def _run_feed_locked(spec: FeedSpec, ws: Workspace, *, progress: Progress | None
     out["status"] = "published" if staged["unchanged"] else "new"
     if contracts:
         _say(progress, f"{spec.id}: checking data contracts of version {ver}")
-        out = contracts_step(ws, out, progress=progress)
+        out = contracts_step(ws, out, progress=progress, data_docs=data_docs)
     if export:
         _say(progress, f"{spec.id}: exporting version {ver}")
         out = export_step(ws, out)

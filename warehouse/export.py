@@ -57,6 +57,16 @@ def zip_dir(src: Path, target: Path) -> None:
     _zip_dir(src, target)
 
 
+def _fast_deflate():
+    """Return a raw deflate compressor (what zipfile's ZIP_DEFLATED writes) from ISA-L, level 1: ~5× zlib's default level.
+
+    Any unzip reads it; the members are the same bytes, the zip a little larger.
+    """
+    from isal import isal_zlib
+
+    return isal_zlib.compressobj(1, isal_zlib.DEFLATED, -15)
+
+
 def _zip_dir(src: Path, target: Path) -> None:
     # a name of its own (hidden, unique), so two writers never share a temporary file; removed if writing fails
     tmp = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex[:8]}")
@@ -66,6 +76,7 @@ def _zip_dir(src: Path, target: Path) -> None:
                 info = zipfile.ZipInfo(p.relative_to(src).as_posix(), date_time=(1980, 1, 1, 0, 0, 0))
                 info.compress_type = zipfile.ZIP_DEFLATED
                 with p.open("rb") as fh, zf.open(info, "w", force_zip64=True) as out:
+                    out._compressor = _fast_deflate()  # before the first byte: same deflate stream format, ISA-L speed
                     shutil.copyfileobj(fh, out, 1 << 20)
         os.replace(tmp, target)
     finally:

@@ -312,3 +312,22 @@ def test_gx_has_no_duckdb_dialect_and_the_lock_has_no_duckdb_engine():
     assert "duckdb" not in GXSqlDialect.get_all_dialect_names()
     with pytest.raises(sa.exc.NoSuchModuleError):
         sa.create_engine("duckdb:///:memory:")
+
+
+def test_a_run_of_many_feeds_renders_every_feeds_data_docs_once_at_the_end(tmp_path):
+    from noriba.cli import main
+
+    specs = tmp_path / "specs" / "feeds"
+    specs.mkdir(parents=True)
+    for fid in ("one", "two"):
+        folder = write_feed(tmp_path / f"{fid}-input", MINI_FEED)
+        (specs / f"{fid}.yaml").write_text(f"id: {fid}\nkind: gtfs\ntimezone: UTC\nsource:\n  path: {folder}\n", encoding="utf-8")
+    home = tmp_path / "home"
+    assert main(["--home", str(home), "run", "--specs", str(tmp_path / "specs"), "--quiet", "--no-export"]) == 0
+    docs = home / "reports" / "data_docs"
+    offline = (docs / "offline.html").read_text(encoding="utf-8")
+    links = re.findall(r'href="([^"]+)"', offline)
+    assert len(links) == len(list((home / "reports" / "gx" / "validations").rglob("*.json"))) > 0  # every run has its page
+    assert all((docs / link).exists() for link in links)
+    index = (docs / "index.html").read_text(encoding="utf-8")
+    assert "one@" in index and "two@" in index

@@ -46,9 +46,16 @@ class Context:
     profile: str = "gtfs"
     present: frozenset[str] = frozenset()  # canonical tables the feed has
     params: dict = field(default_factory=dict)
+    #: (name, SELECT) -> relation: set by run_rules to build a table several rules read once per run
+    materialise: Callable[[str, str], str] | None = field(default=None, compare=False, repr=False)
 
     def param(self, name: str, default):
         return self.params.get(name, default)
+
+    def shared(self, name: str, sql: str) -> str:
+        """Return a relation holding the rows of ``sql``: a temporary table built by the first rule that asks for ``name``
+        in this run (later rules read it instead of scanning stop_times again), or the subquery itself outside run_rules."""
+        return self.materialise(name, sql) if self.materialise else f"({sql})"
 
     @property
     def today(self) -> str:
@@ -184,7 +191,17 @@ def run_rules(
 
     rules = all_rules() if rules is None else rules
     con, present = open_tables(tables_dir, con=con, files=files)
-    ctx = Context(validation_date=validation_date or date.today(), profile=profile, present=present, params=params or {})
+    built: list[str] = []
+
+    def materialise(name: str, sql: str) -> str:
+        table = f"_shared_{name}"
+        if table not in built:
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS {sql}")
+            built.append(table)
+        return table
+
+    ctx = Context(validation_date=validation_date or date.today(), profile=profile, present=present, params=params or {},
+                  materialise=materialise)
     tables: list[pa.Table] = []
     counts: dict[tuple[str, str], int] = {}
     seconds: dict[str, float] = {}
@@ -208,6 +225,7 @@ def run_rules(
         seconds[rule.code] = seconds.get(rule.code, 0.0) + time.perf_counter() - t0
         if progress and seconds[rule.code] > 2:
             progress(f"rule {rule.code}: {n:,} findings in {seconds[rule.code]:.1f} s")
-    con.execute("DROP TABLE IF EXISTS _found")
+    for table in ["_found", *built]:
+        con.execute(f"DROP TABLE IF EXISTS {table}")
     notices = pa.concat_tables(tables) if tables else NOTICE_SCHEMA.empty_table()
     return RuleRun(notices=notices, counts=counts, seconds=seconds)

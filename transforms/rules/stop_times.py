@@ -140,7 +140,13 @@ def _located() -> str:
 
 
 def _legs(ctx: Context) -> str:
-    """Return SQL of every stop_time with its trip's route type, its position i, the distance from the previous stop (leg_m) and running total (cum_m)."""
+    """Return the start of a WITH clause whose ``run`` is every stop_time with its trip's route type, its position i, the
+    distance from the previous stop (leg_m) and running total (cum_m): built once per run, shared by the speed rules."""
+    return (f"WITH run AS (SELECT r.*, s.stop_name FROM {ctx.shared('legs', _legs_sql())} r "
+            "LEFT JOIN stops s ON s.stop_id = r.stop_id) ")
+
+
+def _legs_sql() -> str:
     return (
         "WITH loc AS (" + _located() + "), "
         f"rt AS (SELECT t.trip_id, t.route_id, r.route_type, {BASIC_TYPE.replace('route_type', 'r.route_type')} AS basic_type "
@@ -151,7 +157,7 @@ def _legs(ctx: Context) -> str:
         "legs AS (SELECT seq.*, coalesce(haversine_m(lag(lat) OVER w, lag(lon) OVER w, lat, lon), 0) AS leg_m "
         "FROM seq WINDOW w AS (PARTITION BY trip_id ORDER BY i)), "
         "run AS (SELECT legs.*, sum(leg_m) OVER (PARTITION BY trip_id ORDER BY i ROWS UNBOUNDED PRECEDING) AS cum_m, rt.route_id, rt.route_type, rt.basic_type "
-        "FROM legs JOIN rt USING (trip_id)) "
+        "FROM legs JOIN rt USING (trip_id)) SELECT * EXCLUDE (stop_name, route_id) FROM run"
     )
 
 

@@ -76,3 +76,23 @@ def test_every_rule_says_what_is_wrong_and_how_to_fix_it_in_english_and_japanese
 def test_a_sql_rule_without_query_is_refused():
     with pytest.raises(ValueError):
         Rule("x", ERROR, "x.")
+
+
+def test_rules_sharing_a_table_build_it_once_and_it_is_dropped_after(tmp_path):
+    import duckdb
+
+    out = _tables(tmp_path)
+    built = []
+
+    def stops_once(ctx):
+        built.append(1)
+        return "SELECT stop_id, _line FROM stops"
+
+    def rule(code):
+        return Rule(code, WARNING, "test", sql=lambda ctx: f"SELECT 'stops.txt' AS file, _line AS line, 'stop_id' AS field, stop_id AS value, 'x' AS message "
+                                                           f"FROM {ctx.shared('stops_once', stops_once(ctx) if not built else 'SELECT 1')}")
+    con = duckdb.connect()
+    run = run_rules(out, rules=[rule("test_a"), rule("test_b")], con=con)
+    assert run.counts[("test_a", WARNING)] == run.counts[("test_b", WARNING)] > 0  # the second rule read the first one's table
+    assert not con.sql("SELECT count(*) FROM duckdb_tables() WHERE table_name LIKE '_shared_%'").fetchall()[0][0]
+    assert Context(validation_date=date(2024, 1, 1)).shared("x", "SELECT 1") == "(SELECT 1)"  # outside run_rules: inline

@@ -32,7 +32,7 @@ CHILD = r'''
 import json, resource, sys, time
 t0 = time.perf_counter()
 from pathlib import Path
-from noriba.workspace import Workspace
+from warehouse.workspace import Workspace
 from noriba.exports import latest_versions, build_export, _namespaces, load_export_spec
 ws = Workspace(Path(sys.argv[2]))
 what = sys.argv[1]
@@ -92,7 +92,7 @@ def main() -> None:
     args = ap.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     t = time.perf_counter()
-    subprocess.run([sys.executable, "-c", "from noriba.exports import build_export; from noriba.workspace import Workspace; "
+    subprocess.run([sys.executable, "-c", "from noriba.exports import build_export; from warehouse.workspace import Workspace; "
                     f"build_export('sfbay-511-2018', Workspace.from_env('{HOME}'), validate=False)"], check=True, cwd=ROOT)
     print(f"ingest (once, if not already): {time.perf_counter() - t:.1f} s")
     results = []

@@ -74,7 +74,7 @@ else:
     import duckdb, jsonschema, pandas, pyarrow  # noqa  (pyarrow imports pandas on its first pa.array)
     from noriba.gbfs import ingest
     from noriba.specs import parse_spec
-    from noriba.workspace import Workspace
+    from warehouse.workspace import Workspace
     import transforms.gbfs.rules, warehouse.gbfs  # noqa
     out["import_s"] = time.perf_counter() - t_imp
     from warehouse.gbfs import _create  # the warehouse exists, as after any earlier run: its tables are made before the timer

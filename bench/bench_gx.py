@@ -56,7 +56,7 @@ def ingest(n: int) -> tuple[str, int]:
 def _ingest_here(n: int) -> tuple[str, int]:
     from noriba.pipeline import lake_versions, run_feed
     from noriba.specs import parse_spec
-    from noriba.workspace import Workspace
+    from warehouse.workspace import Workspace
 
     feed, _, rows = replicate(n)
     ws = Workspace(HOME).ensure()
@@ -72,7 +72,7 @@ t0 = time.perf_counter()
 what, home, feed_id, ver = sys.argv[1:5]
 sys.path.insert(0, sys.argv[5])
 from pathlib import Path
-from noriba.workspace import Workspace
+from warehouse.workspace import Workspace
 ws = Workspace(Path(home))
 part = ws.lake_partition("gtfs_stop_times", feed_id, ver) / "part-0.parquet"
 import duckdb, pyarrow, pandas

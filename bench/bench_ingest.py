@@ -77,7 +77,7 @@ elif what == "gtfs_kit_read_feed":
 elif what in ("noriba_ingest", "noriba_publish", "noriba_validate"):
     from pathlib import Path
     from noriba.specs import parse_spec
-    from noriba.workspace import Workspace
+    from warehouse.workspace import Workspace
     from noriba import pipeline
     home = Path(sys.argv[4])
     ws = Workspace(home)

@@ -92,7 +92,7 @@ elif what == "noriba_validate":  # what `noriba validate ZIP --date` runs
     from pathlib import Path
     from noriba.specs import parse_spec
     from noriba.validate import validate_feed
-    from noriba.workspace import Workspace
+    from warehouse.workspace import Workspace
     mark("validate")
     spec = parse_spec({"id": "bench", "kind": "gtfs", "source": {"path": arg}}, where="bench", root=Path("."))
     report, _ = validate_feed(spec, Workspace(Path(home)), validation_date=vd)
@@ -101,7 +101,7 @@ else:  # noriba_ingest: the steps of run_feed, in order, timed one by one
     from pathlib import Path
     from noriba import pipeline
     from noriba.specs import parse_spec
-    from noriba.workspace import Workspace
+    from warehouse.workspace import Workspace
     import warehouse.publish, warehouse.contracts, warehouse.export, noriba.report  # noqa: F401 (the CLI imports them too)
     ws = Workspace(Path(home)).ensure()
     spec = parse_spec({"id": "bench", "kind": "gtfs", "source": {"path": arg}}, where="bench", root=Path("."))

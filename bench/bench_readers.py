@@ -120,7 +120,7 @@ def build_lake(n: int) -> tuple[Path, list[tuple[str, str]]]:
         return home, [tuple(v) for v in json.loads(done.read_text())]
     from noriba.pipeline import run_feed
     from noriba.specs import parse_spec
-    from noriba.workspace import Workspace
+    from warehouse.workspace import Workspace
 
     shutil.rmtree(home, ignore_errors=True)
     ws = Workspace(home).ensure()
@@ -134,7 +134,7 @@ def build_lake(n: int) -> tuple[Path, list[tuple[str, str]]]:
 
 
 def fresh_home(name: str, lake_home: Path):
-    from noriba.workspace import Workspace
+    from warehouse.workspace import Workspace
 
     home = OUT / name
     shutil.rmtree(home, ignore_errors=True)

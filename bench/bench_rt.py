@@ -55,7 +55,7 @@ def make_hour(home: Path, n: int, p: float, seed: int = 15) -> tuple[int, int]:
 
     sys.path.insert(0, str(ROOT))
     from noriba import rt
-    from noriba.workspace import Workspace
+    from warehouse.workspace import Workspace
 
     ws = Workspace(home).ensure()
     rng = random.Random(seed)
@@ -131,7 +131,7 @@ elif what == "loop":
     extra = {"rows_built": rows}
 else:
     from noriba import rt
-    from noriba.workspace import Workspace
+    from warehouse.workspace import Workspace
     home, feed, hour = sys.argv[4], sys.argv[5], sys.argv[6]
     res = rt.parse_hour(Workspace(__import__("pathlib").Path(home)), feed, hour)
     extra = {"stored": res["stored"], "rows_in_snapshots": res["rows_in_snapshots"], "quarantined": res["quarantined"]}

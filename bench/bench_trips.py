@@ -65,7 +65,7 @@ if what == "floor":
     rows = con.execute("SELECT count(*) FROM t").fetchall()[0][0]
 elif what == "publish":  # noriba.tasks.trips_publish: the lake version into the DuckDB file, one transaction, marts, checkpoint
     from pathlib import Path
-    from noriba.workspace import Workspace
+    from warehouse.workspace import Workspace
     from warehouse.trips import published_version, publish_trips
     ws = Workspace(Path(home))
     assert published_version(ws, "yellow-bench") is None
@@ -75,7 +75,7 @@ elif what == "publish":  # noriba.tasks.trips_publish: the lake version into the
 else:
     from pathlib import Path
     from noriba.specs import parse_spec
-    from noriba.workspace import Workspace
+    from warehouse.workspace import Workspace
     from noriba import trips_pipeline as tp
     from noriba.specs import load_trip_specs
     if what in ("ingest_cold", "zones"):

@@ -38,7 +38,7 @@ def digest(feed: Path) -> dict:
 
     from noriba import pipeline
     from noriba.specs import parse_spec
-    from noriba.workspace import Workspace
+    from warehouse.workspace import Workspace
 
     home = Path(tempfile.mkdtemp(prefix="noriba-compare-"))
     try:

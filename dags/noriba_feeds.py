@@ -45,7 +45,7 @@ def nothing_to_do(staged: dict) -> bool:
     if not staged.get("unchanged") or staged.get("policy_changed"):
         return False
     from noriba.pipeline import unfinished_steps
-    from noriba.workspace import Workspace
+    from warehouse.workspace import Workspace
     from warehouse.publish import is_published
 
     ws, fid, ver = Workspace.from_env(), staged["feed_id"], staged["feed_version"]

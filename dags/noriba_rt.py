@@ -43,7 +43,7 @@ def noriba_rt():
     @task(map_index_template="{{ task.op_kwargs['feed_id'] }}")
     def parse(feed_id: str) -> dict:
         from noriba import rt
-        from noriba.workspace import Workspace
+        from warehouse.workspace import Workspace
 
         res = rt.parse_feed(Workspace.from_env(), feed_id, publish=False)
         return {"feed_id": feed_id, "hours": res["hours"]}
@@ -51,7 +51,7 @@ def noriba_rt():
     @task(pool=PUBLISH_POOL, map_index_template="{{ task.op_kwargs['parsed']['feed_id'] }}")
     def publish(parsed: dict) -> dict:
         from noriba import rt
-        from noriba.workspace import Workspace
+        from warehouse.workspace import Workspace
 
         if not parsed["hours"]:
             return {**parsed, "published": {}}
@@ -62,7 +62,7 @@ def noriba_rt():
         """Validate the hours just published (MobilityData's realtime rules) and refresh marts.rt_match_hourly."""
         from noriba.rt_match import match_feed
         from noriba.rt_validate import validate_hours
-        from noriba.workspace import Workspace
+        from warehouse.workspace import Workspace
 
         if not published["hours"]:
             return {"feed_id": published["feed_id"], "validated": {}}

@@ -83,7 +83,7 @@ def _report_run(result: dict, console) -> None:
     console.print(f"{result['feed_id']}: version {fv} published ({rows:,} rows"
                   + (f"; +{blobs:,} other file{'s' if blobs != 1 else ''} kept as received)" if blobs else ")"), markup=False)
     if result.get("policy_status") == "blocked":
-        from noriba.policy import blocking_reason
+        from warehouse.policy import blocking_reason
 
         console.print(f"  BLOCKED by policy: {blocking_reason(result.get('blocked_by'))}; gtfs_latest keeps the last version that passed",
                       markup=False)
@@ -117,7 +117,7 @@ def _print_notices(ws, feed_id: str, feed_version: str, console, limit: int = 10
 
 def cmd_run(args, specs) -> int:
     from noriba.pipeline import run_feed
-    from noriba.workspace import Workspace
+    from warehouse.workspace import Workspace
 
     ws = Workspace.from_env(args.home).ensure()
     console = _console()
@@ -229,7 +229,7 @@ def cmd_validate(args) -> int:
     """Validate one feed (a path, URL or feed id) without publishing; write its report; exit 1 if its policy blocks it."""
     from noriba.report import summary_lines
     from noriba.validate import brief, validate_feed
-    from noriba.workspace import Workspace
+    from warehouse.workspace import Workspace
 
     console = _console()
     target = args.target
@@ -292,7 +292,7 @@ def _date(text: str):
 
 
 def cmd_status(args) -> int:
-    from noriba.workspace import Workspace
+    from warehouse.workspace import Workspace
     from warehouse.status import status
 
     ws = Workspace.from_env(args.home)
@@ -367,7 +367,7 @@ def _print_diff(d: dict) -> None:
 
 def cmd_diff(args) -> int:
     """Print what changed between two versions of a feed (default: its two newest)."""
-    from noriba.workspace import Workspace
+    from warehouse.workspace import Workspace
     from warehouse.diff import DiffError, diff_versions
 
     if len(args.versions) not in (0, 2):
@@ -387,14 +387,14 @@ def cmd_diff(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from noriba.workspace import Workspace
+    from warehouse.workspace import Workspace
     from warehouse.export import export_version
     from warehouse.status import status
 
-    from noriba.policy import blocking_reason
+    from warehouse.policy import blocking_reason
     from warehouse.export import ExportRefused
 
-    from noriba import storage
+    from warehouse import storage
 
     ws = Workspace.from_env(args.home)
     console = _console()
@@ -437,7 +437,7 @@ def cmd_export_specs(args) -> int:
     """
     from noriba.exports import build_export, export_feed_specs, load_export_specs
     from noriba.specs import SpecError, load_specs
-    from noriba.workspace import Workspace
+    from warehouse.workspace import Workspace
     from noriba.exports import update_catalog
 
     ws = Workspace.from_env(args.home).ensure()
@@ -501,13 +501,13 @@ def cmd_export_specs(args) -> int:
 
 
 def cmd_municipality(args) -> int:
-    from noriba.workspace import Workspace
+    from warehouse.workspace import Workspace
     from noriba.exports import update_catalog
     from warehouse.municipality_report import build_report, write_pdf
 
     ws = Workspace.from_env(args.home).ensure()
     if ws.remote is not None:  # NORIBA_HOME on object storage: the latest versions as stored
-        from noriba import storage
+        from warehouse import storage
         from warehouse.versions import latest_versions
 
         storage.pull(ws, ws.lake / storage.META_TABLE)
@@ -567,7 +567,7 @@ def cmd_spec_suggest(args) -> int:
 def cmd_serve(args) -> int:
     from noriba.exports import update_catalog
     from noriba.serve import endpoints, make_server
-    from noriba.workspace import Workspace
+    from warehouse.workspace import Workspace
 
     ws = Workspace.from_env(args.home).ensure()
     update_catalog(ws)  # the catalog as of today (validity, what is public), with its latest.zip links
@@ -585,7 +585,7 @@ def cmd_serve(args) -> int:
 
 def cmd_demo(args) -> int:
     from noriba.specs import load_specs
-    from noriba.workspace import Workspace
+    from warehouse.workspace import Workspace
 
     t0 = time.monotonic()
     specs = [s for s in load_specs() if "demo" in s.tags]
@@ -626,7 +626,7 @@ def _run_trips(args, *, ids: list[str] | None = None, tags: tuple[str, ...] = ()
     """Run trips / zones specs (specs/trips/); return 0, or EXIT_PROBLEM after printing one line per failure."""
     from noriba.specs import SpecError
     from noriba.trips_pipeline import run_all
-    from noriba.workspace import Workspace
+    from warehouse.workspace import Workspace
 
     from noriba.trips_pipeline import SourcesFailed
 
@@ -689,9 +689,9 @@ def cmd_publish(args) -> int:
 
     With NORIBA_HOME on object storage this is how a second machine builds its warehouse from the lake as stored.
     """
-    from noriba import storage
+    from warehouse import storage
     from noriba.pipeline import META_TABLE, contracts_step, lake_versions, publish_step, unfinished_steps
-    from noriba.workspace import Workspace, safe_id
+    from warehouse.workspace import Workspace, safe_id
 
     ws = Workspace.from_env(args.home).ensure()
     console = _console()
@@ -718,8 +718,8 @@ def cmd_publish(args) -> int:
 
 def _sync_up(args) -> None:
     """With NORIBA_HOME on object storage, send what a command wrote outside the pipeline's steps (trips, reports, the catalog)."""
-    from noriba import storage
-    from noriba.workspace import Workspace
+    from warehouse import storage
+    from warehouse.workspace import Workspace
 
     storage.sync_up(Workspace.from_env(args.home))
 
@@ -728,7 +728,7 @@ def cmd_gbfs(args) -> int:
     """Run ``noriba gbfs ingest PATH --feed ID`` or ``noriba gbfs fetch FEED``; return 0, or EXIT_PROBLEM after one line per failure."""
     from noriba import gbfs
     from noriba.specs import SpecError, load_spec
-    from noriba.workspace import Workspace
+    from warehouse.workspace import Workspace
     from transforms.schema import default_specs_dir
 
     console = _console()
@@ -827,7 +827,7 @@ def _rt_parser(sub) -> None:
 def cmd_rt(args) -> int:
     """Run `noriba rt archive | ingest | parse`; one line per problem, never a traceback."""
     from noriba import rt
-    from noriba.workspace import Workspace
+    from warehouse.workspace import Workspace
 
     console = _console()
     ws = Workspace.from_env(args.home)

@@ -18,9 +18,9 @@ from datetime import date
 from pathlib import Path
 from typing import Callable
 
-from noriba import storage
+from warehouse import storage
 from noriba.specs import ID_PATTERN, SpecError, load_specs, parse_spec, project_root
-from noriba.workspace import Workspace
+from warehouse.workspace import Workspace
 from transforms.schema import default_specs_dir
 from transforms.specfile import Date, ListOf, Map, Number, OneOf, Text, check_shape, field_of, is_under, load_yaml, shown
 from warehouse.versions import latest_versions  # noqa: F401 (the lake's latest versions; importers of noriba.exports use it)

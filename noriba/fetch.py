@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import BinaryIO, Iterator
 
 from noriba.specs import Source
-from noriba.workspace import Workspace
+from warehouse.workspace import Workspace
 from transforms.adapters import InputError
 
 CHUNK = 1 << 20

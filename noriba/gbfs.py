@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from noriba.specs import FeedSpec
-from noriba.workspace import Workspace, safe_id
+from warehouse.workspace import Workspace, safe_id
 from transforms.adapters import InputError, Progress
 from transforms.gbfs.discover import POLLED, parse_discovery
 from transforms.gbfs.parse import SnapshotReader, sort_key

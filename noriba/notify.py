@@ -23,7 +23,7 @@ from datetime import date, timedelta
 from email.message import EmailMessage
 from pathlib import Path
 
-from noriba.workspace import Workspace
+from warehouse.workspace import Workspace
 
 log = logging.getLogger(__name__)
 

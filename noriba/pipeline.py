@@ -10,7 +10,7 @@ its own left, and a version's steps are known done from what they leave: the lak
 the version's rows in ``quality.expectation_results`` and the export zip (renamed last). A rerun
 whose input is unchanged finishes the steps that are not done.
 
-With NORIBA_HOME on object storage (noriba/storage.py) the steps also pull what they read from the
+With NORIBA_HOME on object storage (warehouse/storage.py) the steps also pull what they read from the
 store and push what they write (raw archive, lake partitions with the meta partition last, exports);
 on a local home those calls return at once.
 """
@@ -29,12 +29,12 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from noriba import storage
+from warehouse import storage
 from noriba.fetch import fetch as fetch_source
 from noriba.memory import avoid_huge_pages
-from noriba.policy import policy_from_json
+from warehouse.policy import policy_from_json
 from noriba.specs import FeedSpec
-from noriba.workspace import Workspace
+from warehouse.workspace import Workspace
 from transforms.adapters import InputError, Progress, adapter_for
 from transforms.arrowrows import rows_table
 from transforms.canonical import canonicalize, lit

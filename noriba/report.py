@@ -19,7 +19,7 @@ from pathlib import Path, PurePath
 
 import duckdb
 
-from noriba.policy import BLOCKED, POLICY_DOC, blocking_reason, pass_label
+from warehouse.policy import BLOCKED, POLICY_DOC, blocking_reason, pass_label
 from transforms.notices import SEVERITIES
 
 SAMPLE_LIMIT = 1000

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from noriba.workspace import Workspace, safe_id
+from warehouse.workspace import Workspace, safe_id
 from transforms.errors import InputError
 from transforms.gtfs_rt.spec import DEFAULT_MAX_BYTES, resolve_env
 

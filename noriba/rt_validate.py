@@ -18,7 +18,7 @@ import json
 import os
 from datetime import datetime
 
-from noriba.workspace import Workspace
+from warehouse.workspace import Workspace
 
 RT_NOTICE_COLUMNS = ("feed_id VARCHAR, date DATE, hour INTEGER, static_feed_version VARCHAR, code VARCHAR, severity VARCHAR, "
                      "file VARCHAR, line BIGINT, field VARCHAR, value VARCHAR, message VARCHAR")

@@ -18,7 +18,7 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from noriba.workspace import Workspace
+from warehouse.workspace import Workspace
 
 #: Listings served at the root, from the site folder.
 ROOT_FILES = {"/catalog.json": "site/catalog.json", "/files.json": "site/files.json"}

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from noriba.policy import Policy, parse_policy
+from warehouse.policy import Policy, parse_policy
 from transforms.schedule import ONCE_PRESETS, schedule_problem
 from transforms.schema import default_specs_dir
 from transforms.specfile import (ID_PATTERN, Anything, Flag, ListOf, Map, Null, Number, OneOf, SpecError, Text, check_shape, field_of,
@@ -53,7 +53,7 @@ FEED_SHAPE = Map({
                          "prefecture_code": Text(expected=_QUOTED), "name_en": Text()}),
     "license": Map({"id": Text(), "attribution": Text(), "url": Text(), "text": Text()}),
     "tags": ListOf(Text()),
-    "policy": Map({"block": Anything(), "block_codes": Anything(), "allow": Anything()}),  # values: noriba.policy
+    "policy": Map({"block": Anything(), "block_codes": Anything(), "allow": Anything()}),  # values: warehouse.policy
     "publish": OneOf(Flag(), Null(), expected="true or false (whether the feed is listed in the public catalog)"),
     "timetable": Anything(), "trips": Anything(), "zones": Anything(), "gbfs": Anything(), "realtime": Anything(),
     # (each checked by its kind)

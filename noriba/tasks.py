@@ -6,7 +6,7 @@ Each wraps the step of :mod:`noriba.pipeline` that ``noriba run`` chains: it loa
 
 from __future__ import annotations
 
-from noriba.workspace import Workspace
+from warehouse.workspace import Workspace
 
 
 def _log():
@@ -17,7 +17,7 @@ def _log():
 
 def _sync_up(ws: Workspace) -> None:
     """With NORIBA_HOME on object storage, send what a trips step wrote (the trips pipeline has no finer hooks)."""
-    from noriba.storage import sync_up
+    from warehouse.storage import sync_up
 
     sync_up(ws)
 

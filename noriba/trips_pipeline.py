@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 from noriba.fetch import archive_file, archive_suffix, refuse_links_outside
 from noriba.memory import avoid_huge_pages
 from noriba.specs import FeedSpec, SpecError, load_trip_specs
-from noriba.workspace import Workspace
+from warehouse.workspace import Workspace
 from transforms.adapters import InputError, Progress
 from transforms.trips.readers import list_files
 from transforms.trips.spec import trip_options, zone_options

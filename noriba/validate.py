@@ -12,7 +12,7 @@ from datetime import date
 from pathlib import Path
 
 from noriba.specs import FeedSpec
-from noriba.workspace import Workspace
+from warehouse.workspace import Workspace
 from transforms.adapters import Progress
 
 

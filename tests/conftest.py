@@ -41,7 +41,7 @@ def deadline(seconds: float):
 
 @pytest.fixture
 def ws(tmp_path):
-    from noriba.workspace import Workspace
+    from warehouse.workspace import Workspace
 
     return Workspace(tmp_path / "home").ensure()
 

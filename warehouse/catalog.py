@@ -22,7 +22,7 @@ import shutil
 from datetime import date, datetime, timezone
 from pathlib import Path
 
-from noriba.workspace import Workspace
+from warehouse.workspace import Workspace
 
 SITE = "site"
 #: A feed whose service ends within this many days is marked as expiring soon.

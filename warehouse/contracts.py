@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from noriba.workspace import Workspace
+from warehouse.workspace import Workspace
 from transforms.canonical import lit, q
 from transforms.contracts import build_suite, partition_columns, suite_name
 from transforms.schema import Table, load_schema

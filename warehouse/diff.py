@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from noriba.workspace import Workspace
+from warehouse.workspace import Workspace
 from transforms.schema import SYSTEM_COLUMNS, load_schema
 from transforms.sql import lit, q
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import duckdb
 
-from noriba.workspace import Workspace
+from warehouse.workspace import Workspace
 from warehouse.runstate import fault_point, feed_lock, replace_dir, sweep, sweep_legacy_export_tmp
 from transforms.canonical import lit, q
 from transforms.paths import UnsafePath, safe_join
@@ -105,7 +105,7 @@ def refusal(feed_id: str, feed_version: str, meta_part: Path) -> str | None:
     row = pq.read_table(meta_part, columns=["policy_status", "blocked_by"]).to_pylist()[0]
     if row["policy_status"] != "blocked":
         return None
-    from noriba.policy import blocking_reason
+    from warehouse.policy import blocking_reason
 
     return (f"{feed_id}: version {feed_version} is blocked by the feed's policy ({blocking_reason(json.loads(row['blocked_by'] or '{}'))}); "
             f"no export is built from a blocked version; fix the feed or change `policy` in its spec")

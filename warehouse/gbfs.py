@@ -27,7 +27,7 @@ from datetime import datetime, timezone
 
 import duckdb
 
-from noriba.workspace import Workspace
+from warehouse.workspace import Workspace
 from transforms.gbfs.parse import SCHEMAS, TABLES
 from transforms.sql import lit
 from warehouse.publish import connect, ensure_schema, publish_lock

@@ -26,7 +26,7 @@ from typing import Callable
 
 import duckdb
 
-from noriba.workspace import Workspace
+from warehouse.workspace import Workspace
 from transforms.canonical import lit, q
 from transforms.schema import Schema, load_schema
 

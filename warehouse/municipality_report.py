@@ -24,7 +24,7 @@ import shapely
 from pyproj import CRS, Transformer
 from shapely.ops import transform as shp_transform
 
-from noriba.workspace import Workspace
+from warehouse.workspace import Workspace
 from transforms.schema import load_schema
 
 COVERAGE_M = 300.0

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import duckdb
 
-from noriba.workspace import Workspace
+from warehouse.workspace import Workspace
 from transforms.schema import load_schema
 from transforms.sql import lit, q
 from warehouse.runstate import fault_point

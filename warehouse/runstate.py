@@ -24,7 +24,7 @@ import threading
 from contextlib import contextmanager
 from pathlib import Path
 
-from noriba.workspace import Workspace
+from warehouse.workspace import Workspace
 
 #: Test hook: ``NORIBA_FAULT_AT=<step>`` kills the process (SIGKILL, as ``kill -9``) at that step's
 #: fault point; the steps are those of FAULT_STEPS. Used by tests/noriba/test_faults.py only.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from noriba.workspace import Workspace
+from warehouse.workspace import Workspace
 
 
 def status(ws: Workspace) -> dict:
@@ -16,7 +16,7 @@ def status(ws: Workspace) -> dict:
     """
     if not ws.warehouse.exists():
         return {"warehouse": str(ws.warehouse), "feeds": []}
-    from noriba.policy import blocking_reason
+    from warehouse.policy import blocking_reason
     from warehouse.publish import connect
 
     con = connect(ws, read_only=True)
@@ -55,7 +55,7 @@ def status(ws: Workspace) -> dict:
 def feed_status(ws: Workspace, feed_id: str) -> dict | None:
     """Return one feed's versions (newest first, with verdict and counts), the notices by code of its newest version
     and what changed between its two newest versions. If the feed is not published, then None."""
-    from noriba.policy import blocking_reason
+    from warehouse.policy import blocking_reason
     from warehouse.diff import VERSION_ORDER, diff_versions
     from warehouse.publish import connect
 

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import duckdb
 
-from noriba.workspace import Workspace
+from warehouse.workspace import Workspace
 from transforms.sql import lit
 from transforms.trips.spec import TripOptions, load_schema_fields
 from warehouse.publish import connect, ensure_schema, publish_lock

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from noriba.workspace import Workspace
+from warehouse.workspace import Workspace
 
 
 def latest_versions(ws: Workspace, *, passing_only: bool = True) -> dict[str, dict]:

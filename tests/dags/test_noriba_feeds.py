@@ -58,7 +58,7 @@ def test_export_dag_builds_the_export_with_dag_test(airflow_db, dagbag, specs, t
     from airflow.utils.state import DagRunState
 
     from noriba.pipeline import run_feed
-    from noriba.workspace import Workspace
+    from warehouse.workspace import Workspace
 
     monkeypatch.setenv("NORIBA_HOME", str(tmp_path / "home"))
     ws = Workspace.from_env().ensure()

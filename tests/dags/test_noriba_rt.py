@@ -32,7 +32,7 @@ def test_rt_dag_parses_and_publishes_what_was_archived(airflow_db, dagbag, tmp_p
     from airflow.utils.state import DagRunState
 
     from noriba import rt
-    from noriba.workspace import Workspace
+    from warehouse.workspace import Workspace
 
     (tmp_path / "specs" / "feeds").mkdir(parents=True)
     (tmp_path / "specs" / "feeds" / "septa-rt.yml").write_text(

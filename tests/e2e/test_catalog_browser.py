@@ -34,7 +34,7 @@ def served_demo(tmp_path_factory):
     from noriba.pipeline import run_feed
     from noriba.serve import serve_in_thread
     from noriba.specs import load_specs
-    from noriba.workspace import Workspace
+    from warehouse.workspace import Workspace
 
     ws = Workspace(tmp_path_factory.mktemp("e2e") / "home").ensure()
     for spec in load_specs():

@@ -26,7 +26,7 @@ def muroran_report(tmp_path_factory):
     """Return (workspace, report) of Muroran 2020, and a server of its exports on 127.0.0.1 (stopped after the module)."""
     from noriba.pipeline import run_feed
     from noriba.serve import serve_in_thread
-    from noriba.workspace import Workspace
+    from warehouse.workspace import Workspace
     from warehouse.municipality_report import build_report
 
     ws = Workspace(tmp_path_factory.mktemp("map") / "home").ensure()

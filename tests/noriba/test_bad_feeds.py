@@ -52,7 +52,7 @@ def test_bad_feed_gives_notices_or_one_clear_error(path, tmp_path):
         assert len(errors) == 1 and str(path.name) in errors[0], proc.stderr
         return
     if path.name in EXPECTED:
-        from noriba.workspace import Workspace
+        from warehouse.workspace import Workspace
         from warehouse.publish import connect
 
         con = connect(Workspace(tmp_path / "h"), read_only=True)

@@ -22,7 +22,7 @@ V2 = {**MINI_FEED,
 @pytest.fixture(scope="module")
 def two_versions(tmp_path_factory):
     from noriba.pipeline import run_feed
-    from noriba.workspace import Workspace
+    from warehouse.workspace import Workspace
 
     root = tmp_path_factory.mktemp("status")
     ws = Workspace(root / "home").ensure()

@@ -32,7 +32,7 @@ def test_rerun_of_an_unchanged_zone_layer_says_unchanged_and_keeps_its_rows(tmp_
 def test_rerun_republishes_a_zone_layer_whose_warehouse_rows_were_lost(tmp_path, capsys):
     home = tmp_path / "h"
     assert main(["--home", str(home), "trips", LAYER, "--quiet"]) == 0
-    from noriba.workspace import Workspace
+    from warehouse.workspace import Workspace
     from warehouse.publish import connect
 
     con = connect(Workspace(home))  # the writer's file (noriba.duckdb is its published copy)

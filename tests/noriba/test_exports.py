@@ -66,7 +66,7 @@ def test_export_command_rejects_an_unknown_id(tmp_path, capsys):
 def test_an_export_build_killed_after_its_folder_was_in_place_is_finished_by_the_next_build(tmp_path):
     from noriba.exports import build_export, parse_export_spec
     from noriba.pipeline import run_feed
-    from noriba.workspace import Workspace
+    from warehouse.workspace import Workspace
     from tests.conftest import make_spec, write_feed
     from tests.warehouse.test_merge import FEED_A, FEED_B
 
@@ -96,7 +96,7 @@ def test_an_export_build_killed_after_its_folder_was_in_place_is_finished_by_the
 def test_export_command_warns_when_the_feeds_service_periods_do_not_overlap(tmp_path, monkeypatch, capsys):
     from noriba.cli import main
     from noriba.pipeline import run_feed
-    from noriba.workspace import Workspace
+    from warehouse.workspace import Workspace
     from tests.conftest import make_spec, write_feed
     from tests.warehouse.test_merge import FEED_A, FEED_B
 

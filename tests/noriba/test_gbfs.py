@@ -236,7 +236,7 @@ def live_tier():
 def test_live_poll_asks_each_file_again_only_when_its_ttl_has_run_out(tmp_path, live_tier):
     from noriba.gbfs import poll
     from noriba.specs import load_spec
-    from noriba.workspace import Workspace
+    from warehouse.workspace import Workspace
 
     specs = tmp_path / "specs"
     (specs / "feeds").mkdir(parents=True)
@@ -285,7 +285,7 @@ def test_gbfs_spec_mistakes_name_the_file_and_field(tmp_path):
 def test_noriba_run_of_a_gbfs_spec_ingests_its_snapshot_folder(tmp_path):
     from noriba.pipeline import run_feed
     from noriba.specs import load_spec
-    from noriba.workspace import Workspace
+    from warehouse.workspace import Workspace
 
     head = shared("gbfs", "tier-wolfsburg-v2.3", "head")
     specs = tmp_path / "specs"

@@ -1,4 +1,4 @@
-"""NORIBA_HOME on object storage (noriba/storage.py), against a real S3-compatible server (moto) on 127.0.0.1.
+"""NORIBA_HOME on object storage (warehouse/storage.py), against a real S3-compatible server (moto) on 127.0.0.1.
 
 The same real feeds are ingested with a local NORIBA_HOME and with NORIBA_HOME=s3://…; the warehouses
 must be equal (rows and a checksum per table), the raw archive, lake and exports must be in the bucket,
@@ -193,7 +193,7 @@ def test_s3_home_with_a_missing_bucket_is_refused_in_one_line(s3, tmp_path):
 @pytest.mark.parametrize("url", ["http://example.org/x", "s3://Bad_Bucket/x", "s3://user:secret@bucket/x", "s3://bucket/a/../b",
                                  "s3://bucket/x?versionId=1"])
 def test_home_url_that_is_not_a_plain_bucket_and_prefix_is_refused(url):
-    from noriba.storage import Remote, StorageError
+    from warehouse.storage import Remote, StorageError
 
     with pytest.raises(StorageError) as exc:
         Remote.parse(url)
@@ -202,7 +202,7 @@ def test_home_url_that_is_not_a_plain_bucket_and_prefix_is_refused(url):
 
 @pytest.mark.parametrize("rel", ["../x", "lake/../../x", "/lake/x", "lake//x", "lake/./x", "reports/x", "noriba.duckdb", "lake\\..\\x"])
 def test_object_key_outside_the_durable_folders_is_refused(rel):
-    from noriba.storage import Remote, StorageError
+    from warehouse.storage import Remote, StorageError
 
     with pytest.raises(StorageError):
         Remote.parse("s3://bucket/home").key(rel)
@@ -211,8 +211,8 @@ def test_object_key_outside_the_durable_folders_is_refused(rel):
 def test_listed_keys_that_would_leave_the_working_folder_are_not_downloaded(s3, tmp_path, monkeypatch):
     import pyarrow.fs as pafs
 
-    from noriba import storage
-    from noriba.workspace import Workspace
+    from warehouse import storage
+    from warehouse.workspace import Workspace
 
     for k, v in {**CREDENTIALS, "AWS_ENDPOINT_URL": s3, "NORIBA_CACHE": str(tmp_path / "cache")}.items():
         monkeypatch.setenv(k, v)

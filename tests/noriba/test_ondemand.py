@@ -37,7 +37,7 @@ def project(tmp_path):
 def test_readme_spec_builds_a_flex_feed_without_gtfs_guru_errors(project, tmp_path):
     gtfs_guru = pytest.importorskip("gtfs_guru")
     from noriba.pipeline import ondemand_feed
-    from noriba.workspace import Workspace
+    from warehouse.workspace import Workspace
 
     root, path = project
     spec = load_spec(path)
@@ -70,7 +70,7 @@ def test_ondemand_spec_with_a_source_is_told_to_remove_it(project):
 
 def test_run_publishes_the_feed_and_its_zones_and_the_same_spec_is_the_same_version(project, tmp_path):
     from noriba.pipeline import run_feed
-    from noriba.workspace import Workspace
+    from warehouse.workspace import Workspace
 
     _, path = project
     ws = Workspace(tmp_path / "home").ensure()
@@ -91,7 +91,7 @@ def test_run_publishes_the_feed_and_its_zones_and_the_same_spec_is_the_same_vers
 
 def test_the_dag_steps_publish_the_zones_and_windows_too(project, tmp_path):
     from noriba import pipeline
-    from noriba.workspace import Workspace
+    from warehouse.workspace import Workspace
 
     _, path = project
     spec = load_spec(path)

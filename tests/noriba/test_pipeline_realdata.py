@@ -66,7 +66,7 @@ def _records(raw: bytes) -> list[list[str]]:
 @pytest.fixture(scope="module")
 def ingested(tmp_path_factory):
     from noriba.pipeline import run_feed
-    from noriba.workspace import Workspace
+    from warehouse.workspace import Workspace
 
     shared("gtfs")
     ws = Workspace(tmp_path_factory.mktemp("real") / "home").ensure()

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from noriba import policy as policy_mod
-from noriba.policy import BLOCKED, PASS, Policy, parse_policy
+from warehouse import policy as policy_mod
+from warehouse.policy import BLOCKED, PASS, Policy, parse_policy
 from transforms.rules.engine import Rule
 
 
@@ -90,7 +90,7 @@ def test_a_spec_without_policy_gets_the_default():
 def test_specs_readme_lists_exactly_the_codes_structure_blocks_on():
     import re
 
-    from noriba.policy import structure_codes
+    from warehouse.policy import structure_codes
     from tests.conftest import ROOT
 
     text = (ROOT / "specs" / "README.md").read_text(encoding="utf-8")
@@ -100,7 +100,7 @@ def test_specs_readme_lists_exactly_the_codes_structure_blocks_on():
 
 
 def test_pass_label_names_the_errors_the_policy_lets_through():
-    from noriba.policy import pass_label
+    from warehouse.policy import pass_label
 
     assert pass_label(0, lang="ja") == "合格" and pass_label(0, lang="en") == "PASS"
     assert pass_label(1, lang="ja") == "公開可（エラー 1 件は公開を止めない設定です）"

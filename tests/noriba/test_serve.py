@@ -24,7 +24,7 @@ def home(tmp_path_factory):
     from noriba.exports import build_export
     from noriba.pipeline import run_feed
     from noriba.specs import load_specs
-    from noriba.workspace import Workspace
+    from warehouse.workspace import Workspace
 
     root = tmp_path_factory.mktemp("serve")
     ws = Workspace(root / "home").ensure()

@@ -60,7 +60,7 @@ SPEC = ROOT / "specs" / "feeds" / "muroran-donan-timetable.yml"
 def built(tmp_path_factory):
     from noriba.pipeline import run_feed
     from noriba.specs import load_spec
-    from noriba.workspace import Workspace
+    from warehouse.workspace import Workspace
 
     shared("jp-sources", "muroran-donan-timetables-2017")
     spec = load_spec(SPEC)

@@ -19,7 +19,7 @@ SOURCES = ("nyc-yellow-samples", "nyc-green-2020-04", "nyc-azure-2016", "chicago
 def warehouse(tmp_path_factory):
     shared("trips")
     from noriba.trips_pipeline import run_all
-    from noriba.workspace import Workspace
+    from warehouse.workspace import Workspace
 
     ws = Workspace(tmp_path_factory.mktemp("trips") / "home").ensure()
     results = run_all(ws, ids=["nyc-taxi-zones", *SOURCES])

@@ -34,7 +34,7 @@ import sys
 from pathlib import Path
 sys.path.insert(0, {str(ROOT)!r})
 from tests.conftest import MINI_FEED, make_spec, write_feed
-from noriba.workspace import Workspace
+from warehouse.workspace import Workspace
 from noriba import pipeline
 ws = Workspace(Path({str(tmp_path / 'home')!r})); ws.ensure()
 spec = make_spec("mini", write_feed(Path({str(tmp_path / 'feed')!r}), {{**MINI_FEED, "extra.txt": "a,b\\n1,2\\n"}}))

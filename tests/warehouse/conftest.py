@@ -16,7 +16,7 @@ def build_cached(tmp_path_factory, export_id: str, data: tuple[str, ...]):
     Under pytest-xdist every worker shares the folder and a file lock, so the feeds are ingested once.
     """
     from noriba.exports import build_export
-    from noriba.workspace import Workspace
+    from warehouse.workspace import Workspace
 
     shared(*data)
     base = tmp_path_factory.getbasetemp()

@@ -15,7 +15,7 @@ def demo_export(tmp_path_factory):
     from noriba.exports import build_export
     from noriba.pipeline import run_feed
     from noriba.specs import load_specs
-    from noriba.workspace import Workspace
+    from warehouse.workspace import Workspace
 
     ws = Workspace(tmp_path_factory.mktemp("analytics") / "home").ensure()
     for spec in load_specs():

@@ -14,7 +14,7 @@ def demo_ws(tmp_path_factory):
     from noriba.exports import build_export
     from noriba.pipeline import run_feed
     from noriba.specs import load_specs
-    from noriba.workspace import Workspace
+    from warehouse.workspace import Workspace
 
     ws = Workspace(tmp_path_factory.mktemp("catalog") / "home").ensure()
     for spec in load_specs():
@@ -90,7 +90,7 @@ def test_catalog_and_municipality_report_do_not_import_upward_into_noriba():
         tree = ast.parse((root / name).read_text(encoding="utf-8"))
         upward = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and (n.module or "").startswith("noriba")}
         upward |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names if a.name.startswith("noriba")}
-        assert upward <= {"noriba.workspace"}, (name, upward)  # Workspace is a plain path holder every layer shares
+        assert upward <= {"warehouse.workspace"}, (name, upward)  # Workspace is a plain path holder every layer shares
 
 
 def test_adhoc_ingest_without_a_licence_stays_out_of_the_public_catalog_unless_published(tmp_path):
@@ -103,7 +103,7 @@ def test_adhoc_ingest_without_a_licence_stays_out_of_the_public_catalog_unless_p
     assert main(["--home", str(home), "ingest", str(feed), "--id", "adhoc-private", "--quiet"]) == 0
     assert main(["--home", str(home), "ingest", str(feed), "--id", "adhoc-public", "--publish", "--quiet"]) == 0
     assert main(["--home", str(home), "ingest", str(feed), "--id", "adhoc-licensed", "--license", "CC-BY-4.0", "--quiet"]) == 0
-    from noriba.workspace import Workspace
+    from warehouse.workspace import Workspace
 
     ws = Workspace(home)
     update_catalog(ws)

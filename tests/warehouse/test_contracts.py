@@ -16,7 +16,7 @@ ROUTES = ("duckdb", "pandas")
 
 def _ingest(home: Path, feed_id: str, files: dict[str, str] | Path):
     from noriba.pipeline import run_feed
-    from noriba.workspace import Workspace
+    from warehouse.workspace import Workspace
 
     ws = Workspace(home).ensure()
     folder = files if isinstance(files, Path) else write_feed(home.parent / f"{feed_id}-input", files)

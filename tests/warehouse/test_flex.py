@@ -167,7 +167,7 @@ def test_municipality_report_maps_the_service_zones_and_says_how_to_book(ws, tmp
 def test_catalog_lists_flex_content_of_a_feed(tmp_path):
     from noriba.cli import main
     from noriba.exports import update_catalog
-    from noriba.workspace import Workspace
+    from warehouse.workspace import Workspace
     from tests.transforms.rules.test_flex import OK_ST, flex
 
     home = tmp_path / "home"

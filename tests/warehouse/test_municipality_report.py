@@ -16,7 +16,7 @@ from tests.conftest import make_spec, shared
 def muroran(tmp_path_factory):
     """Donan Bus (Muroran) 2017, then 2020, ingested as two versions of one feed."""
     from noriba.pipeline import run_feed
-    from noriba.workspace import Workspace
+    from warehouse.workspace import Workspace
 
     ws = Workspace(tmp_path_factory.mktemp("muroran") / "home").ensure()
     muni = {"name": "室蘭市", "code": "01205", "prefecture": "北海道"}
@@ -85,7 +85,7 @@ def test_demand_by_zone_and_transit_gaps_appear_when_trip_marts_exist(tmp_path):
 
     from noriba.pipeline import run_feed
     from noriba.specs import load_specs
-    from noriba.workspace import Workspace
+    from warehouse.workspace import Workspace
     from warehouse.municipality_report import build_report
 
     ws = Workspace(tmp_path / "home").ensure()
@@ -138,7 +138,7 @@ def test_trip_counts_below_k_leave_the_warehouse_in_no_file(tmp_path):
     from noriba.pipeline import run_feed
     from noriba.specs import load_specs
     from noriba.trips_pipeline import run_all
-    from noriba.workspace import Workspace
+    from warehouse.workspace import Workspace
     from warehouse.municipality_report import build_report
 
     ws = Workspace(tmp_path / "home").ensure()
@@ -176,7 +176,7 @@ def test_report_warns_before_a_feeds_end_date_passes_without_a_revision(tmp_path
 
     from noriba.pipeline import run_feed
     from noriba.specs import load_specs
-    from noriba.workspace import Workspace
+    from warehouse.workspace import Workspace
     from warehouse.municipality_report import build_report
 
     ws = Workspace(tmp_path / "home").ensure()
@@ -230,7 +230,7 @@ def many_routes_feed(folder, *, routes: int = 12, last_departure: str = "20:15:0
 
 def _report_of(tmp_path, **feed):
     from noriba.pipeline import run_feed
-    from noriba.workspace import Workspace
+    from warehouse.workspace import Workspace
     from warehouse.municipality_report import build_report
 
     ws = Workspace(tmp_path / "home").ensure()
@@ -314,7 +314,7 @@ def test_demand_zones_are_named_from_the_layer_and_pickups_are_whole_numbers_in_
     from noriba.pipeline import run_feed
     from noriba.specs import load_specs
     from noriba.trips_pipeline import run_all
-    from noriba.workspace import Workspace
+    from warehouse.workspace import Workspace
     from warehouse.municipality_report import build_report
 
     ws = Workspace(tmp_path / "home").ensure()

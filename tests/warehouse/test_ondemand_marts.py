@@ -16,7 +16,7 @@ def demo(tmp_path_factory):
     from noriba.pipeline import run_feed
     from noriba.specs import load_specs
     from noriba.trips_pipeline import run_all
-    from noriba.workspace import Workspace
+    from warehouse.workspace import Workspace
 
     ws = Workspace(tmp_path_factory.mktemp("od") / "home").ensure()
     specs = {s.id: s for s in load_specs()}

@@ -65,7 +65,7 @@ def _cli(home, *args, env=None):
 
 
 def test_killed_publish_then_rerun_equals_an_uninterrupted_run(tmp_path):
-    from noriba.workspace import Workspace
+    from warehouse.workspace import Workspace
     from warehouse.publish import CRASH_ENV
 
     feed = write_feed(tmp_path / "mini", MINI_FEED)

@@ -82,7 +82,7 @@ def test_a_reader_that_keeps_the_file_open_holds_up_no_writer_and_keeps_its_stat
 
 
 def test_a_run_killed_between_commit_and_copy_leaves_readers_the_state_before_and_the_next_writer_publishes_it(tmp_path):
-    from noriba.workspace import Workspace
+    from warehouse.workspace import Workspace
     from warehouse.publish import is_published, writer_path
 
     feed = write_feed(tmp_path / "in", MINI_FEED)

@@ -15,7 +15,7 @@ FREQ = "trip_id,start_time,end_time,headway_secs\nT1,06:00:00,25:30:00,600\n"
 @pytest.fixture(scope="module")
 def two_versions(tmp_path_factory):
     from noriba.pipeline import run_feed
-    from noriba.workspace import Workspace
+    from warehouse.workspace import Workspace
 
     root = tmp_path_factory.mktemp("lake")
     ws = Workspace(root / "noriba-data").ensure()

@@ -14,7 +14,7 @@ def demo(tmp_path_factory):
     from noriba.pipeline import run_feed
     from noriba.specs import load_specs
     from noriba.trips_pipeline import run_all
-    from noriba.workspace import Workspace
+    from warehouse.workspace import Workspace
 
     ws = Workspace(tmp_path_factory.mktemp("demo") / "home").ensure()
     run_feed(next(s for s in load_specs() if s.id == "minato-city-bus"), ws, export=False)
@@ -91,7 +91,7 @@ def test_demo_exports_are_suppressed(demo):
 
 def test_run_feed_dispatches_a_trips_spec(tmp_path):
     from noriba.pipeline import run_feed
-    from noriba.workspace import Workspace
+    from warehouse.workspace import Workspace
     from noriba.specs import load_trip_specs
 
     spec = next(s for s in load_trip_specs() if s.id == "minato-ondemand")

@@ -30,7 +30,7 @@ def test_committed_trip_specs_load():
 
 def test_missing_source_is_one_clear_error(tmp_path):
     from noriba.trips_pipeline import fetch_trips
-    from noriba.workspace import Workspace
+    from warehouse.workspace import Workspace
     from transforms.adapters import InputError
 
     spec = parse_spec({"id": "gone", "kind": "trips", "source": {"path": str(tmp_path / "nowhere")},

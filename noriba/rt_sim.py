@@ -36,7 +36,7 @@ from google.transit import gtfs_realtime_pb2 as pb
 from transforms.errors import InputError
 
 STEP_S = 20
-_TABLES = ("trips", "stop_times", "stops", "shapes", "calendar", "calendar_dates", "agency")
+_TABLES = ("trips", "routes", "stop_times", "stops", "shapes", "calendar", "calendar_dates", "agency")
 
 
 # ---------------------------------------------------------------- static feed

@@ -36,6 +36,8 @@ from google.transit import gtfs_realtime_pb2 as pb
 from transforms.errors import InputError
 
 STEP_S = 20
+#: A vehicle is shown laying over at its origin this long before its departure, and at its terminus this long after arriving.
+LAYOVER_S, AFTER_S = 120, 60
 _TABLES = ("trips", "routes", "stop_times", "stops", "shapes", "calendar", "calendar_dates", "agency")
 
 
@@ -130,6 +132,7 @@ class Simulator:
     def __init__(self, tables: dict, service_date: date, *, seed: int = 1, tz: str = "Asia/Tokyo", min_dwell_s: int = 20):
         self.service_date = service_date
         self.seed = seed
+        self.min_dwell_s = min_dwell_s
         zone = ZoneInfo(tz)
         # GTFS times count from noon minus 12 h of the service date
         noon = datetime(service_date.year, service_date.month, service_date.day, 12, tzinfo=zone)
@@ -222,8 +225,8 @@ class Simulator:
         msg.header.timestamp = now
 
     def _active(self, now: int) -> list[SimTrip]:
-        # a vehicle shows 2 min before its first departure (waiting at the first stop) until it reaches the last stop
-        return [t for t in self.trips if t.events[0].departure - 120 <= now <= t.events[-1].arrival]
+        # a vehicle shows from 2 min before its first departure (laying over at the origin) to 1 min after it reached the last stop
+        return [t for t in self.trips if t.events[0].departure - LAYOVER_S <= now <= t.events[-1].arrival + AFTER_S]
 
     def _where(self, t: SimTrip, now: int) -> tuple[int, int, float]:
         """Return (index of the current / next stop, status, metres along the path) of a trip at ``now``."""
@@ -278,23 +281,42 @@ class Simulator:
             v.timestamp = now
         return msg
 
-    def delay_at(self, t: SimTrip, now: int) -> int:
-        """Return the trip's delay as known at ``now``: of its last departure, or how late it is running towards the next stop."""
-        i, status, _ = self._where(t, now)
-        ev = t.events
-        if i == 0:
-            return max(0, now - ev[0].scheduled_departure)  # not gone yet: late by as much as it is past its time
-        if status == pb.VehiclePosition.STOPPED_AT:
-            return ev[i].arrival - ev[i].scheduled_arrival
-        return max(ev[i - 1].departure - ev[i - 1].scheduled_departure, now - ev[i].scheduled_arrival)
+    def predictions(self, t: SimTrip, now: int) -> list[tuple[StopEvent, int, int | None]]:
+        """Return (stop, predicted arrival, predicted departure or None at the terminus) for the current stop and those ahead,
+        as a realtime system would predict them at ``now``: from the vehicle's progress along its path, the scheduled run
+        times and dwells ahead, never leaving a stop more than 30 s early. Predictions converge on the truth as the bus nears."""
+        i, status, dist = self._where(t, now)
+        ev, last = t.events, len(t.events) - 1
+        dwell = self.min_dwell_s
+
+        def leave(k: int, arr: int) -> int | None:
+            if k == last:
+                return None
+            return max(arr + max(dwell, ev[k].scheduled_departure - ev[k].scheduled_arrival), ev[k].scheduled_departure - 30)
+
+        if i == 0:  # laying over at the origin
+            arr = dep = max(now, ev[0].scheduled_departure)
+        elif status == pb.VehiclePosition.STOPPED_AT:
+            arr = ev[i].arrival
+            dep = None if i == last else max(now, leave(i, arr))
+        else:
+            prev, e = ev[i - 1], ev[i]
+            left = 1.0 - (dist - prev.dist) / (e.dist - prev.dist) if e.dist > prev.dist else 1.0 - (now - prev.departure) / max(
+                1, e.scheduled_arrival - prev.scheduled_departure)
+            arr = int(now + max(0.0, left) * max(30, e.scheduled_arrival - prev.scheduled_departure))
+            dep = leave(i, arr)
+        out = [(ev[i], arr, dep)]
+        for k in range(i + 1, last + 1):
+            arr = out[-1][2] + max(30, ev[k].scheduled_arrival - ev[k - 1].scheduled_departure)
+            out.append((ev[k], arr, leave(k, arr)))
+        return out
 
     def trip_updates(self, now: int) -> pb.FeedMessage:
-        """Return the TripUpdates FeedMessage at ``now``: for each trip under way, predictions for the stops ahead."""
+        """Return the TripUpdates FeedMessage at ``now``: for each trip under way, predictions for the current stop and those ahead."""
         msg = pb.FeedMessage()
         self._header(msg, now)
         for t in self._active(now):
-            i, status, _ = self._where(t, now)
-            delay = self.delay_at(t, now)
+            ahead = self.predictions(t, now)
             e = msg.entity.add()
             e.id = f"tu-{t.vehicle_id}"
             tu = e.trip_update
@@ -302,21 +324,15 @@ class Simulator:
             tu.vehicle.id = t.vehicle_id
             tu.vehicle.label = t.vehicle_id
             tu.timestamp = now
-            tu.delay = delay
-            prev_dep = now
-            for k, ev in enumerate(t.events[i:], start=i):
+            tu.delay = ahead[0][1] - ahead[0][0].scheduled_arrival
+            for ev, arr, dep in ahead:
                 stu = tu.stop_time_update.add()
                 stu.stop_sequence = ev.stop_sequence
                 stu.stop_id = ev.stop_id
-                arr = ev.arrival if (k == i and status == pb.VehiclePosition.STOPPED_AT) else max(ev.scheduled_arrival + delay, prev_dep)
-                dep = max(ev.scheduled_departure + delay, arr)
-                if k == i and status == pb.VehiclePosition.STOPPED_AT and now <= ev.departure:
-                    dep = max(dep, now)
                 stu.arrival.time, stu.arrival.delay = arr, arr - ev.scheduled_arrival
-                if k < len(t.events) - 1:
+                if dep is not None:
                     stu.departure.time, stu.departure.delay = dep, dep - ev.scheduled_departure
                 stu.schedule_relationship = pb.TripUpdate.StopTimeUpdate.SCHEDULED
-                prev_dep = dep
         return msg
 
 

@@ -153,3 +153,20 @@ def test_simulate_refuses_a_day_without_service():
 
     with pytest.raises(InputError, match="no trip runs"):
         rt_sim.simulator(STATIC, "2030-01-01")
+
+
+def test_trip_update_predictions_converge_on_the_ground_truth(sim):
+    truth = {(r["trip_id"], r["stop_sequence"]): r["actual_arrival"] for r in sim.ground_truth()}
+    last: dict = {}
+    for now in morning(sim):
+        for e in sim.trip_updates(now).entity:
+            stus = list(e.trip_update.stop_time_update)
+            assert [s.stop_sequence for s in stus] == sorted(s.stop_sequence for s in stus)
+            for s in stus:
+                assert not s.HasField("departure") or s.arrival.time <= s.departure.time
+                key = (e.trip_update.trip.trip_id, s.stop_sequence)
+                if now < truth[key]:
+                    last[key] = s.arrival.time
+    errors = sorted(abs(p - truth[k]) for k, p in last.items())
+    assert len(errors) > 50
+    assert errors[len(errors) // 2] <= 10 and errors[-1] <= 90  # the last prediction before the event: seconds off

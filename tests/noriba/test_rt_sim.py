@@ -170,3 +170,26 @@ def test_trip_update_predictions_converge_on_the_ground_truth(sim):
     errors = sorted(abs(p - truth[k]) for k, p in last.items())
     assert len(errors) > 50
     assert errors[len(errors) // 2] <= 10 and errors[-1] <= 90  # the last prediction before the event: seconds off
+
+
+def test_cli_simulate_reads_the_published_export_and_writes_snapshots_and_truth(ws, tmp_path, capsys):
+    import csv
+    import zipfile
+
+    from noriba.cli import main
+
+    export = ws.exports / "gtfs" / "minato-city-bus" / "minato-city-bus_v1.zip"
+    export.parent.mkdir(parents=True)
+    with zipfile.ZipFile(export, "w") as z:  # a published export is UTF-8 (the authored input is Shift_JIS)
+        for f in sorted(STATIC.glob("*.txt")):
+            z.writestr(f.name, f.read_bytes().decode("cp932").encode("utf-8"))
+    out = tmp_path / "sim"
+    rc = main(["--home", str(ws.home), "rt", "simulate", "--static", "minato-city-bus", "--date", DAY, "--hours", "7-8",
+               "--out", str(out), "--seed", "7"])
+    assert rc == 0, capsys.readouterr()
+    assert len(list(out.glob("*.pb"))) == 2 * (3600 // 20 + 1)
+    with open(out / "truth.csv", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == len(rt_sim.simulator(STATIC, DAY, seed=7).ground_truth())
+    assert main(["--home", str(ws.home), "rt", "simulate", "--static", "nowhere", "--date", DAY, "--out", str(out)]) != 0
+    assert "neither a GTFS zip or folder" in " ".join(capsys.readouterr().err.split())

@@ -479,3 +479,33 @@ class SimServer:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+# ---------------------------------------------------------------- for `noriba demo`
+
+def service_day(tables: dict, *, on_or_before: date | None = None) -> date:
+    """Return the latest weekday (Monday–Friday) on or before ``on_or_before`` (default today) with service; else the latest
+    day with any service in the 400 days before it. If there is none, raise InputError."""
+    day = on_or_before or date.today()
+    for want_weekday in (True, False):
+        for back in range(400):
+            d = day - timedelta(days=back)
+            if (d.weekday() < 5 or not want_weekday) and services_on(tables, d):
+                return d
+    raise InputError("the static feed has no service in the 400 days before " + day.isoformat())
+
+
+def demo_feed(ws, *, static_feed_id: str = "minato-city-bus", feed_id: str = "minato-bus-rt", day: date | None = None,
+              hours: tuple[int, int] = (6, 10), seed: int = 1, tz: str = "Asia/Tokyo") -> dict:
+    """Archive, parse and publish ``hours`` of the simulated realtime feed of a published static feed; return the ingest
+    result with ``service_date``, ``truth`` (Simulator.ground_truth rows of the trips in those hours) and ``on_time_share``."""
+    static = resolve_static(ws, static_feed_id)
+    tables = read_static(static)
+    day = day or service_day(tables)
+    sim = Simulator(tables, day, seed=seed, tz=tz)
+    if not sim.trips:
+        raise InputError(f"{static}: no trip runs on {day.isoformat()}")
+    start, end = local_hours(sim, hours, tz)
+    result = archive_simulated(ws, feed_id, sim, start, end, static_feed_id=static_feed_id, tz=tz)
+    truth = [r for r in sim.ground_truth() if start <= r["actual_arrival"] <= end]
+    return {**result, "service_date": day.isoformat(), "truth": truth, "on_time_share": on_time_share(truth)}

@@ -193,3 +193,20 @@ def test_cli_simulate_reads_the_published_export_and_writes_snapshots_and_truth(
     assert len(rows) == len(rt_sim.simulator(STATIC, DAY, seed=7).ground_truth())
     assert main(["--home", str(ws.home), "rt", "simulate", "--static", "nowhere", "--date", DAY, "--out", str(out)]) != 0
     assert "neither a GTFS zip or folder" in " ".join(capsys.readouterr().err.split())
+
+
+def test_demo_feed_archives_simulated_hours_of_the_published_static_feed(ws):
+    import zipfile
+    from datetime import date
+
+    export = ws.exports / "gtfs" / "minato-city-bus" / "minato-city-bus_v1.zip"
+    export.parent.mkdir(parents=True)
+    with zipfile.ZipFile(export, "w") as z:
+        for f in sorted(STATIC.glob("*.txt")):
+            z.writestr(f.name, f.read_bytes())
+    with deadline(120):
+        res = rt_sim.demo_feed(ws, day=None, hours=(7, 8), seed=3)
+    assert date.fromisoformat(res["service_date"]).weekday() < 5
+    assert res["files"] == 2 * (3600 // 20 + 1) and len(res["hours"]) == 2  # 08:00:00 itself opens the next hour
+    assert res["truth"] and 0 < res["on_time_share"] <= 1
+    assert sum(p["rows_in_snapshots"]["rt_vehicle_positions"] for p in res["parsed"]["parsed"]) > 0

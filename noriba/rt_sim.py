@@ -107,6 +107,8 @@ class StopEvent:
     arrival: int = 0  # actual, POSIX seconds
     departure: int = 0
     dist: float = 0.0  # metres along the trip's path
+    lat: float = 0.0
+    lon: float = 0.0
 
 
 @dataclass
@@ -181,6 +183,7 @@ class Simulator:
         j = 0
         for e in events:  # each stop at the nearest path vertex at or after the previous stop's
             pos = stops[e.stop_id]
+            e.lat, e.lon = pos
             best = min(range(j, len(path)), key=lambda k: _dist_m(pos, path[k][1:]))
             j = best
             e.dist = path[best][0]
@@ -274,7 +277,10 @@ class Simulator:
             self._trip_descriptor(v.trip, t)
             v.vehicle.id = t.vehicle_id
             v.vehicle.label = t.vehicle_id
-            v.position.latitude, v.position.longitude = self._point(t, dist)
+            if status == pb.VehiclePosition.STOPPED_AT:  # at the stop itself (the path's nearest vertex may lie beside it)
+                v.position.latitude, v.position.longitude = t.events[i].lat, t.events[i].lon
+            else:
+                v.position.latitude, v.position.longitude = self._point(t, dist)
             v.current_stop_sequence = t.events[i].stop_sequence
             v.stop_id = t.events[i].stop_id
             v.current_status = status

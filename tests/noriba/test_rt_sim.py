@@ -83,6 +83,7 @@ def test_the_ground_truth_is_reproducible_with_a_seed_and_realistic(sim):
 
 def test_vehicles_are_where_the_ground_truth_says(sim):
     truth = {(r["trip_id"], r["stop_sequence"]): r for r in sim.ground_truth()}
+    stops = {s["stop_id"]: (float(s["stop_lat"]), float(s["stop_lon"])) for s in rt_sim.read_static(STATIC)["stops"]}
     stopped = 0
     for now in morning(sim):
         for e in sim.vehicle_positions(now).entity:
@@ -90,6 +91,7 @@ def test_vehicles_are_where_the_ground_truth_says(sim):
             r = truth[(v.trip.trip_id, v.current_stop_sequence)]
             if v.current_status == pb.VehiclePosition.STOPPED_AT and now >= r["actual_arrival"]:
                 assert now <= r["actual_departure"] or r["actual_arrival"] == r["actual_departure"]
+                assert (v.position.latitude, v.position.longitude) == pytest.approx(stops[v.stop_id], abs=1e-5)
                 stopped += 1
             elif v.current_status != pb.VehiclePosition.STOPPED_AT:
                 assert now < r["actual_arrival"]  # still on its way to that stop

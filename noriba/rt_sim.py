@@ -367,8 +367,19 @@ def resolve_static(ws, static: str) -> Path:
 
 def simulator(static: Path, service_date: date | str, *, seed: int = 1, tz: str = "Asia/Tokyo") -> Simulator:
     """Return the simulator of a static GTFS zip or folder on ``service_date``. If no trip runs that day, raise InputError."""
-    day = date.fromisoformat(service_date) if isinstance(service_date, str) else service_date
-    sim = Simulator(read_static(Path(static)), day, seed=seed, tz=tz)
+    try:
+        day = date.fromisoformat(service_date) if isinstance(service_date, str) else service_date
+    except ValueError:
+        raise InputError(f"--date {service_date!r}: write the service date as YYYY-MM-DD, e.g. 2026-12-07") from None
+    tables = read_static(Path(static))
+    try:
+        sim = Simulator(tables, day, seed=seed, tz=tz)
+    except KeyError as exc:
+        raise InputError(f"{static}: a column the simulator needs is missing: {exc.args[0]} (trips, stops, stop_times, "
+                         "shapes and calendar as in GTFS); validate the feed with `noriba validate` first") from None
+    except ValueError as exc:
+        raise InputError(f"{static}: a value the simulator cannot read ({exc}); validate the feed with `noriba validate` "
+                         "first") from None
     if not sim.trips:
         raise InputError(f"{static}: no trip runs on {day.isoformat()} (calendar.txt / calendar_dates.txt); pick a day of service")
     return sim

@@ -212,3 +212,16 @@ def test_demo_feed_archives_simulated_hours_of_the_published_static_feed(ws):
     assert res["files"] == 2 * (3600 // 20 + 1) and len(res["hours"]) == 2  # 08:00:00 itself opens the next hour
     assert res["truth"] and 0 < res["on_time_share"] <= 1
     assert sum(p["rows_in_snapshots"]["rt_vehicle_positions"] for p in res["parsed"]["parsed"]) > 0
+
+
+def test_a_static_feed_missing_a_column_gets_one_clear_message(tmp_path):
+    from transforms.errors import InputError
+
+    for f in STATIC.glob("*.txt"):
+        (tmp_path / f.name).write_bytes(f.read_bytes())
+    st = (tmp_path / "stop_times.txt").read_bytes().decode("cp932").splitlines()
+    (tmp_path / "stop_times.txt").write_text("\n".join(line.rsplit(",", 6)[0] for line in st), encoding="utf-8")
+    with pytest.raises(InputError, match="missing: stop_sequence"):
+        rt_sim.simulator(tmp_path, DAY)
+    with pytest.raises(InputError, match="YYYY-MM-DD"):
+        rt_sim.simulator(STATIC, "7 Dec")

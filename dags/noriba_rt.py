@@ -59,16 +59,18 @@ def noriba_rt():
 
     @task(pool=PUBLISH_POOL, map_index_template="{{ task.op_kwargs['published']['feed_id'] }}")
     def check(published: dict) -> dict:
-        """Validate the hours just published (MobilityData's realtime rules) and refresh marts.rt_match_hourly."""
+        """Validate the hours just published (MobilityData's realtime rules) and refresh marts.rt_match_hourly and the realtime marts."""
         from noriba.rt_match import match_feed
         from noriba.rt_validate import validate_hours
         from noriba.workspace import Workspace
+        from warehouse.rt_marts import build_feed_marts
 
         if not published["hours"]:
             return {"feed_id": published["feed_id"], "validated": {}}
         ws = Workspace.from_env()
         validated = validate_hours(ws, published["feed_id"], published["hours"])
         match_feed(ws, published["feed_id"])
+        build_feed_marts(ws, published["feed_id"])  # marts.rt_stop_events, rt_on_time_performance, ... (warehouse/rt_marts.py)
         return {"feed_id": published["feed_id"], "validated": validated}
 
     check.expand(published=publish.expand(parsed=parse.expand(feed_id=feed_ids())))

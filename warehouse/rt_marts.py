@@ -22,7 +22,8 @@ is projected on the straight lines between consecutive stops); ``observed_method
 interpolated. Fix time is the VP ``timestamp``, else the header timestamp.
 
 ``marts.rt_on_time_performance`` (per feed_id, route_id, stop_id, hour, day_type): hour is the local hour of the
-scheduled arrival, day_type is weekday, saturday or sunday_holiday (Sunday; public holidays are not known here);
+scheduled arrival, day_type is weekday, saturday or sunday_holiday (Sunday or a public holiday of the feed's country:
+JP for Asia/Tokyo, US for America/*, as warehouse/trips.py; none known elsewhere);
 service_days, events (scheduled), observed, early (delay < -early_s), on_time, late (delay > late_s), on_time_share
 (on_time / observed; null when nothing observed), mean_delay_s, early_s, late_s (the window used: default 60 / 300).
 
@@ -212,7 +213,8 @@ FROM ev LEFT JOIN pred p USING (service_date, trip_id, stop_sequence);
 
 CREATE OR REPLACE TEMP TABLE _otp AS
 SELECT feed_id, route_id, stop_id, hour(timezone('$tz', to_timestamp(scheduled_arrival)))::INTEGER AS hour,
-       CASE isodow(service_date) WHEN 6 THEN 'saturday' WHEN 7 THEN 'sunday_holiday' ELSE 'weekday' END AS day_type,
+       CASE WHEN isodow(service_date) = 7 OR service_date IN (SELECT d FROM _holidays) THEN 'sunday_holiday'
+            WHEN isodow(service_date) = 6 THEN 'saturday' ELSE 'weekday' END AS day_type,
        count(DISTINCT service_date) AS service_days, count(*) AS events, count(observed_arrival_delay_s) AS observed,
        count(*) FILTER (observed_arrival_delay_s < -$early) AS early,
        count(*) FILTER (observed_arrival_delay_s BETWEEN -$early AND $late) AS on_time,
@@ -320,7 +322,15 @@ def build_rt_marts(con, feed_id: str, *, radius_m: float = 50.0, early_s: int = 
     static, tz = (found or (None, None))
     values = {"$feed": (feed_id, "VARCHAR"), "$static": (static or "", "VARCHAR"), "$radius2": (float(radius_m) ** 2, "DOUBLE"),
               "$early": (int(early_s), "INTEGER"), "$late": (int(late_s), "INTEGER"), "$frequent": (int(frequent_headway_s), "INTEGER")}
-    sql = _SQL.replace("$tz", _zone(tz))
+    zone = _zone(tz)
+    years = con.execute("SELECT min(date), max(date) FROM rt.snapshots WHERE feed_id = ?", [feed_id]).fetchone()
+    from warehouse.trips import _country, holiday_dates
+
+    days = holiday_dates(_country(None, zone), list(range(years[0].year - 1, years[1].year + 1)) if years[0] else [])
+    con.execute("CREATE OR REPLACE TEMP TABLE _holidays (d DATE)")
+    if days:
+        con.executemany("INSERT INTO _holidays VALUES (?)", [[d] for d in days])
+    sql = _SQL.replace("$tz", zone)
     for stmt in sql.split(";\n"):
         if not stmt.strip():
             continue

@@ -21,6 +21,9 @@ else the time interpolated between the last fix before and the first fix after t
 is projected on the straight lines between consecutive stops); ``observed_method`` is stopped_at, radius or
 interpolated. Fix time is the VP ``timestamp``, else the header timestamp.
 
+Not done yet: trips of frequencies.txt are scheduled at their template times only (not expanded per start_time), and a
+vehicle position without a trip_id is not assigned to a trip (it counts in rt_feed_quality only).
+
 ``marts.rt_on_time_performance`` (per feed_id, route_id, stop_id, hour, day_type): hour is the local hour of the
 scheduled arrival, day_type is weekday, saturday or sunday_holiday (Sunday or a public holiday of the feed's country:
 JP for Asia/Tokyo, US for America/*, as warehouse/trips.py; none known elsewhere);
@@ -158,7 +161,7 @@ FROM t GROUP BY ALL;
 CREATE OR REPLACE TEMP TABLE _obs AS
 WITH e AS (
   SELECT s.service_date, s.trip_id, s.stop_sequence, s.stop_id, s.stop_lat, s.stop_lon,
-         row_number() OVER (PARTITION BY s.service_date, s.trip_id ORDER BY s.stop_sequence) - 1 AS k
+         CASE WHEN s.stop_lat IS NOT NULL THEN count(s.stop_lat) OVER (PARTITION BY s.service_date, s.trip_id ORDER BY s.stop_sequence) - 1 END AS k
   FROM _sched s
 ), near AS (
   SELECT e.service_date, e.trip_id, e.stop_sequence,

@@ -184,7 +184,7 @@ def test_tampa_capture_builds_marts_that_reconcile(tmp_path):
     home = str(ws.home)
     assert main(["--home", home, "ingest", str(folder / "bullrunner-gtfs.zip"), "--id", "bullrunner", "--quiet"]) == 0
     assert main(["--home", home, "rt", "ingest", str(folder / "bullrunner-vehicle-positions"), "--feed", "br-rt",
-                 "--static", "bullrunner"]) == 0
+                 "--static", "bullrunner", "--timezone", "America/New_York"]) == 0
     assert main(["--home", home, "rt", "marts", "br-rt"]) == 0
     q = _rows(ws, "SELECT * FROM marts.rt_feed_quality")
     snaps = _rows(ws, "SELECT count(*) AS n FROM rt.snapshots")[0]["n"]

@@ -195,3 +195,15 @@ def test_tampa_capture_builds_marts_that_reconcile(tmp_path):
     events = _rows(ws, "SELECT count(*) AS n, count(DISTINCT (service_date, trip_id)) AS t, count(observed_arrival) AS o "
                        "FROM marts.rt_stop_events")[0]
     assert trips["s"] == events["t"] and trips["d"] == 0 and events["o"] == 0
+
+
+def test_without_a_static_feed_every_realtime_trip_is_unscheduled(ws):
+    path = shared("gtfs", "rt", "kcm-septa", "septa.pbf")
+    rt.ingest(ws, "septa-rt", [path])
+    rt.parse_feed(ws, "septa-rt")
+    counts = build_feed_marts(ws, "septa-rt")
+    assert counts["rt_stop_events"] == 0 and counts["rt_feed_quality"] == 1
+    trips = _rows(ws, "SELECT sum(trips_scheduled) AS s, sum(trips_unscheduled) AS u FROM marts.rt_observed_trips")[0]
+    rt_trips = _rows(ws, "SELECT count(DISTINCT trip_id) AS n FROM (SELECT trip_id FROM rt.trip_updates UNION ALL "
+                         "SELECT trip_id FROM rt.vehicle_positions) WHERE trip_id IS NOT NULL")[0]["n"]
+    assert trips["s"] == 0 and trips["u"] == rt_trips > 0

@@ -18,7 +18,8 @@ predicted_at (header timestamp of that prediction); observed_arrival, observed_d
 observed_arrival_delay_s (observed - scheduled arrival). Observed times come from vehicle positions of the trip: a fix
 with status STOPPED_AT at the stop (first / last such fix), else a fix within ``radius_m`` of the stop (first / last),
 else the time interpolated between the last fix before and the first fix after the vehicle passes the stop (each fix
-is projected on the straight lines between consecutive stops); ``observed_method`` is stopped_at, radius or
+is projected on the straight lines between consecutive stops; a fix farther than about 500 m from every one of them is
+not); ``observed_method`` is stopped_at, radius or
 interpolated. Fix time is the VP ``timestamp``, else the header timestamp.
 
 Not done yet: trips of frequencies.txt are scheduled at their template times only (not expanded per start_time), and a
@@ -152,6 +153,8 @@ WITH g AS (
          (f.longitude - s.lon0) * 111320 * cos(radians(s.lat0)) AS px, (f.latitude - s.lat0) * 110540 AS py,
          coalesce((s.lon1 - s.lon0) * 111320 * cos(radians(s.lat0)), 0) AS vx, coalesce((s.lat1 - s.lat0) * 110540, 0) AS vy
   FROM _fix f JOIN _seg s USING (service_date, trip_id)
+  WHERE f.latitude BETWEEN least(s.lat0, coalesce(s.lat1, s.lat0)) - 0.005 AND greatest(s.lat0, coalesce(s.lat1, s.lat0)) + 0.005
+    AND f.longitude BETWEEN least(s.lon0, coalesce(s.lon1, s.lon0)) - 0.006 AND greatest(s.lon0, coalesce(s.lon1, s.lon0)) + 0.006
 ), t AS (
   SELECT *, CASE WHEN vx * vx + vy * vy = 0 THEN 0 ELSE greatest(0, least(1, (px * vx + py * vy) / (vx * vx + vy * vy))) END AS u FROM g
 )

@@ -59,9 +59,10 @@ def noriba_rt():
 
     @task(pool=PUBLISH_POOL, map_index_template="{{ task.op_kwargs['published']['feed_id'] }}")
     def check(published: dict) -> dict:
-        """Validate the hours just published (MobilityData's realtime rules) and refresh marts.rt_match_hourly."""
+        """Validate the hours just published (MobilityData's realtime rules) and refresh marts.rt_match_hourly and the realtime marts."""
         from noriba.rt_match import match_feed
         from noriba.rt_validate import validate_hours
+        from warehouse.rt_marts import build_feed_marts
         from warehouse.workspace import Workspace
 
         if not published["hours"]:
@@ -69,6 +70,7 @@ def noriba_rt():
         ws = Workspace.from_env()
         validated = validate_hours(ws, published["feed_id"], published["hours"])
         match_feed(ws, published["feed_id"])
+        build_feed_marts(ws, published["feed_id"])  # marts.rt_stop_events, rt_on_time_performance, ... (warehouse/rt_marts.py)
         return {"feed_id": published["feed_id"], "validated": validated}
 
     check.expand(published=publish.expand(parsed=parse.expand(feed_id=feed_ids())))

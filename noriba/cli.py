@@ -830,6 +830,12 @@ def _rt_parser(sub) -> None:
     sp.add_argument("--out", required=True, help="folder for the snapshots (vehicle-positions-<t>.pb, trip-updates-<t>.pb)")
     sp.add_argument("--seed", type=int, default=1, help="the delay model's seed (default 1)")
     sp.add_argument("--timezone", default="Asia/Tokyo", help="IANA time zone of the timetable (default Asia/Tokyo)")
+    sp = rsub.add_parser("marts", help="build the realtime marts (marts.rt_stop_events, rt_on_time_performance, rt_observed_trips, "
+                         "rt_feed_quality, rt_headway_adherence) of published feeds")
+    sp.add_argument("feed_ids", nargs="*", metavar="FEED", help="realtime feed ids (default: every feed archived)")
+    sp.add_argument("--radius", type=float, default=50.0, help="a fix this close to a stop (metres) is an arrival (default 50)")
+    sp.add_argument("--early", type=int, default=60, help="on time from this many seconds early (default 60)")
+    sp.add_argument("--late", type=int, default=300, help="on time up to this many seconds late (default 300)")
 
 
 def _rt_simulate(console, ws, args) -> int:
@@ -919,6 +925,8 @@ def cmd_rt(args) -> int:
         return _rt_validate(console, ws, feeds, args.hour)
     if args.rt_command == "match" and feeds:
         return _rt_match(console, ws, feeds)
+    if args.rt_command == "marts" and feeds:
+        return _rt_marts(console, ws, feeds, args)
     if not feeds:
         console.print(f"nothing archived in {ws.home}; run `noriba rt archive` or `noriba rt ingest` first", markup=False)
         return 0
@@ -943,6 +951,19 @@ def _rt_validate(console, ws, feeds: list[str], hours: list[str] | None) -> int:
                        else "no published static feed (rules needing it skipped)")
             codes = ", ".join(f"{c} {n}" for c, n in h["counts"].items()) or "no notice"
             console.print(f"{fid} {h['hour']}: {h['snapshots']} snapshot(s) against {against}: {codes}", markup=False)
+    return 0
+
+
+def _rt_marts(console, ws, feeds: list[str], args) -> int:
+    from warehouse.rt_marts import build_feed_marts
+
+    for fid in feeds:
+        try:
+            res = build_feed_marts(ws, fid, radius_m=args.radius, early_s=args.early, late_s=args.late)
+        except Exception as exc:
+            _fail(console, fid, exc)
+            return EXIT_PROBLEM
+        console.print(f"{fid}: " + ", ".join(f"marts.{m} {n} row(s)" for m, n in res.items()), markup=False)
     return 0
 
 

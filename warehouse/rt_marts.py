@@ -1,0 +1,383 @@
+"""Realtime marts: stop events, on-time performance, delivered trips, feed quality and headway adherence, per realtime feed.
+
+Built in DuckDB from schema ``rt`` (noriba/rt.py) and the static timetable (schema ``gtfs``) of the version in service on
+each service day (meta.feed_versions service_start <= day <= service_end, the newest ingested; else the newest published,
+as marts.rt_match_hourly chooses). The static feed is ``rt.feeds.static_feed_id``; local times and service days are in
+``rt.feeds.timezone`` (UTC when unknown). A feed's rows are replaced whole on rerun. Times are POSIX seconds (BIGINT).
+
+The scope is the *covered* time: the UTC hours that have at least one snapshot. A scheduled trip is in scope when one of
+its stop events is scheduled in a covered hour, or when the realtime feed names it (VP or TU) on that service day. A
+realtime trip without ``start_date`` is put on the service day (the local day of the fix, or the day before) whose
+schedule of that trip is nearest in time.
+
+``marts.rt_stop_events`` (one row per feed_id, service_date, trip_id, stop_sequence, stop_id): route_id, direction_id,
+static_feed_id, static_feed_version, scheduled_arrival, scheduled_departure; predicted_arrival, predicted_departure
+(the last TripUpdate stop_time_update for the stop first seen at or before the event, i.e. the observed arrival, else the
+scheduled one; its ``arrival_time`` or the scheduled time + ``arrival_delay``; no propagation from earlier stops),
+predicted_at (header timestamp of that prediction); observed_arrival, observed_departure, observed_method and
+observed_arrival_delay_s (observed - scheduled arrival). Observed times come from vehicle positions of the trip: a fix
+with status STOPPED_AT at the stop (first / last such fix), else a fix within ``radius_m`` of the stop (first / last),
+else the time interpolated between the last fix before and the first fix after the vehicle passes the stop (each fix
+is projected on the straight lines between consecutive stops; a fix farther than about 500 m from every one of them is
+not); ``observed_method`` is stopped_at, radius or
+interpolated. Fix time is the VP ``timestamp``, else the header timestamp.
+
+Not done yet: trips of frequencies.txt are scheduled at their template times only (not expanded per start_time), and a
+vehicle position without a trip_id is not assigned to a trip (it counts in rt_feed_quality only).
+
+``marts.rt_on_time_performance`` (per feed_id, route_id, stop_id, hour, day_type): hour is the local hour of the
+scheduled arrival, day_type is weekday, saturday or sunday_holiday (Sunday or a public holiday of the feed's country:
+JP for Asia/Tokyo, US for America/*, as warehouse/trips.py; none known elsewhere);
+service_days, events (scheduled), observed, early (delay < -early_s), on_time, late (delay > late_s), on_time_share
+(on_time / observed; null when nothing observed), mean_delay_s, early_s, late_s (the window used: default 60 / 300).
+
+``marts.rt_observed_trips`` (per feed_id, service_date, route_id): trips_scheduled (in scope), trips_delivered (with
+at least one observed stop event or one vehicle position naming the trip), trips_with_trip_update, trips_unscheduled
+(realtime trip ids not in that day's timetable), delivered_share.
+
+``marts.rt_feed_quality`` (per feed_id, date, hour, UTC): snapshots, fetches, update_interval_mean_s /
+update_interval_max_s (between consecutive distinct header timestamps, across the hour's parts), staleness_mean_s /
+staleness_max_s (fetch time - header timestamp, when both are known), vp_rows (positions in snapshots), vp_trip_share
+(of positions naming a trip_id), trips_scheduled (scheduled trips running in the hour: first departure <= hour end and
+last arrival >= hour start), trips_with_tu, tu_coverage_share (of those with a TripUpdate in the hour).
+
+``marts.rt_headway_adherence`` (per feed_id, service_date, route_id, direction_id, stop_id, hour) for frequent routes
+(mean scheduled headway over the day at the route's stops <= ``frequent_headway_s``, default 900): scheduled_headway_s
+and observed_headway_s (mean gap between consecutive arrivals at the stop in the local hour), arrivals_scheduled,
+arrivals_observed, headway_ratio (observed / scheduled).
+"""
+
+from __future__ import annotations
+
+MARTS = ("rt_stop_events", "rt_on_time_performance", "rt_observed_trips", "rt_feed_quality", "rt_headway_adherence")
+
+# $tz is a validated IANA name (or UTC), inlined; every other value is a ? parameter.
+_SQL = r"""
+CREATE OR REPLACE TEMP TABLE _hours AS
+SELECT DISTINCT date, hour, epoch(date::TIMESTAMP)::BIGINT + hour * 3600 AS t0, epoch(date::TIMESTAMP)::BIGINT + hour * 3600 + 3600 AS t1
+FROM rt.snapshots WHERE feed_id = $feed;
+
+CREATE OR REPLACE TEMP TABLE _days AS
+SELECT DISTINCT unnest([d0 - 1, d0, d1]) AS service_date FROM (
+  SELECT (timezone('$tz', to_timestamp(t0)))::DATE AS d0, (timezone('$tz', to_timestamp(t1 - 1)))::DATE AS d1 FROM _hours
+);
+
+CREATE OR REPLACE TEMP TABLE _version AS
+SELECT d.service_date, $static AS static_feed_id,
+       arg_max(v.feed_version, (v.service_start IS NOT NULL AND v.service_start <= d.service_date::VARCHAR
+           AND (v.service_end IS NULL OR v.service_end >= d.service_date::VARCHAR), coalesce(v.ingested_at, ''))) AS static_feed_version
+FROM _days d JOIN meta.feed_versions v ON v.feed_id = $static
+GROUP BY ALL;
+
+CREATE OR REPLACE TEMP TABLE _active AS
+WITH base AS (
+  SELECT v.service_date, v.static_feed_version, c.service_id FROM _version v JOIN gtfs.calendar c
+    ON c.feed_id = v.static_feed_id AND c.feed_version = v.static_feed_version
+   AND v.service_date BETWEEN c.start_date AND c.end_date
+   AND [c.monday, c.tuesday, c.wednesday, c.thursday, c.friday, c.saturday, c.sunday][isodow(v.service_date)] = 1
+  UNION
+  SELECT v.service_date, v.static_feed_version, x.service_id FROM _version v JOIN gtfs.calendar_dates x
+    ON x.feed_id = v.static_feed_id AND x.feed_version = v.static_feed_version AND x.date = v.service_date AND x.exception_type = 1
+)
+SELECT * FROM base b WHERE NOT EXISTS (
+  SELECT 1 FROM gtfs.calendar_dates x WHERE x.feed_id = $static AND x.feed_version = b.static_feed_version
+    AND x.date = b.service_date AND x.service_id = b.service_id AND x.exception_type = 2);
+
+CREATE OR REPLACE TEMP TABLE _sched_all AS
+WITH days AS (
+  SELECT service_date, epoch(timezone('$tz', service_date::TIMESTAMP + INTERVAL 12 HOUR))::BIGINT - 43200 AS base FROM _days
+)
+SELECT a.service_date, a.static_feed_version, t.trip_id, t.route_id, t.direction_id, st.stop_sequence, st.stop_id,
+       d.base + coalesce(st.arrival_time, st.departure_time) AS scheduled_arrival,
+       d.base + coalesce(st.departure_time, st.arrival_time) AS scheduled_departure,
+       s.stop_lat, s.stop_lon
+FROM _active a JOIN days d USING (service_date)
+JOIN gtfs.trips t ON t.feed_id = $static AND t.feed_version = a.static_feed_version AND t.service_id = a.service_id
+JOIN gtfs.stop_times st ON st.feed_id = $static AND st.feed_version = a.static_feed_version AND st.trip_id = t.trip_id
+LEFT JOIN gtfs.stops s ON s.feed_id = $static AND s.feed_version = a.static_feed_version AND s.stop_id = st.stop_id
+WHERE coalesce(st.arrival_time, st.departure_time) IS NOT NULL;
+
+CREATE OR REPLACE TEMP TABLE _trip_days AS
+SELECT service_date, trip_id, any_value(route_id) AS route_id, min(scheduled_arrival) AS t_first, max(scheduled_departure) AS t_last
+FROM _sched_all GROUP BY ALL;
+
+-- realtime observations of trips, put on a service day
+CREATE OR REPLACE TEMP TABLE _rt_raw AS
+SELECT 'vp' AS src, trip_id, start_date, route_id, coalesce("timestamp", header_timestamp) AS ts, latitude, longitude, stop_id,
+       current_stop_sequence, current_status, snapshots, NULL::BIGINT AS stop_sequence, NULL::BIGINT AS arrival_time,
+       NULL::INTEGER AS arrival_delay, NULL::BIGINT AS departure_time, NULL::INTEGER AS departure_delay, header_timestamp
+FROM rt.vehicle_positions WHERE feed_id = $feed AND trip_id IS NOT NULL AND coalesce("timestamp", header_timestamp) IS NOT NULL
+UNION ALL
+SELECT 'stu', trip_id::VARCHAR, start_date::VARCHAR, route_id::VARCHAR, header_timestamp, NULL, NULL, stop_id::VARCHAR, NULL, NULL,
+       snapshots, stop_sequence, arrival_time, arrival_delay, departure_time, departure_delay, header_timestamp
+FROM rt.stop_time_updates WHERE feed_id = $feed AND trip_id IS NOT NULL AND header_timestamp IS NOT NULL
+UNION ALL
+SELECT 'tu', trip_id, start_date, route_id, coalesce(header_timestamp, "timestamp"), NULL, NULL, NULL, NULL, NULL, snapshots,
+       NULL, NULL, NULL, NULL, NULL, header_timestamp
+FROM rt.trip_updates WHERE feed_id = $feed AND trip_id IS NOT NULL AND coalesce(header_timestamp, "timestamp") IS NOT NULL;
+
+CREATE OR REPLACE TEMP TABLE _rt AS
+WITH r AS (SELECT row_number() OVER () AS rid, *, try_strptime(start_date, '%Y%m%d')::DATE AS sd,
+                  (timezone('$tz', to_timestamp(ts)))::DATE AS local_day FROM _rt_raw),
+pick AS (
+  SELECT r.rid, arg_min(td.service_date, greatest(td.t_first - r.ts, r.ts - td.t_last, 0) * 100000 + abs(r.ts - td.t_first)) AS service_date
+  FROM r JOIN _trip_days td ON td.trip_id = r.trip_id AND td.service_date IN (r.local_day, r.local_day - 1)
+  WHERE r.sd IS NULL GROUP BY r.rid
+)
+SELECT r.* EXCLUDE (sd, local_day), coalesce(r.sd, p.service_date, r.local_day) AS service_date
+FROM r LEFT JOIN pick p USING (rid);
+
+-- scheduled trips in scope
+CREATE OR REPLACE TEMP TABLE _scope AS
+SELECT DISTINCT s.service_date, s.trip_id FROM _sched_all s JOIN _hours h ON s.scheduled_arrival >= h.t0 AND s.scheduled_arrival < h.t1
+UNION
+SELECT DISTINCT r.service_date, r.trip_id FROM _rt r JOIN _trip_days td USING (service_date, trip_id);
+
+CREATE OR REPLACE TEMP TABLE _sched AS
+SELECT s.* FROM _sched_all s JOIN _scope USING (service_date, trip_id);
+
+-- fixes projected on the trip's stop-to-stop segments (equirectangular metres)
+CREATE OR REPLACE TEMP TABLE _fix AS
+SELECT DISTINCT service_date, trip_id, ts, latitude, longitude, stop_id, current_stop_sequence, current_status
+FROM _rt WHERE src = 'vp' AND latitude IS NOT NULL AND longitude IS NOT NULL;
+
+CREATE OR REPLACE TEMP TABLE _seg AS
+SELECT service_date, trip_id, row_number() OVER w - 1 AS k, stop_sequence, stop_lat AS lat0, stop_lon AS lon0,
+       lead(stop_lat) OVER w AS lat1, lead(stop_lon) OVER w AS lon1
+FROM _sched WHERE stop_lat IS NOT NULL
+WINDOW w AS (PARTITION BY service_date, trip_id ORDER BY stop_sequence);
+
+CREATE OR REPLACE TEMP TABLE _proj AS
+WITH g AS (
+  SELECT f.service_date, f.trip_id, f.ts, s.k, s.stop_sequence,
+         (f.longitude - s.lon0) * 111320 * cos(radians(s.lat0)) AS px, (f.latitude - s.lat0) * 110540 AS py,
+         coalesce((s.lon1 - s.lon0) * 111320 * cos(radians(s.lat0)), 0) AS vx, coalesce((s.lat1 - s.lat0) * 110540, 0) AS vy
+  FROM _fix f JOIN _seg s USING (service_date, trip_id)
+  WHERE f.latitude BETWEEN least(s.lat0, coalesce(s.lat1, s.lat0)) - 0.005 AND greatest(s.lat0, coalesce(s.lat1, s.lat0)) + 0.005
+    AND f.longitude BETWEEN least(s.lon0, coalesce(s.lon1, s.lon0)) - 0.006 AND greatest(s.lon0, coalesce(s.lon1, s.lon0)) + 0.006
+), t AS (
+  SELECT *, CASE WHEN vx * vx + vy * vy = 0 THEN 0 ELSE greatest(0, least(1, (px * vx + py * vy) / (vx * vx + vy * vy))) END AS u FROM g
+)
+SELECT service_date, trip_id, ts, arg_min(k + u, (px - u * vx) ^ 2 + (py - u * vy) ^ 2) AS progress
+FROM t GROUP BY ALL;
+
+CREATE OR REPLACE TEMP TABLE _obs AS
+WITH e AS (
+  SELECT s.service_date, s.trip_id, s.stop_sequence, s.stop_id, s.stop_lat, s.stop_lon,
+         CASE WHEN s.stop_lat IS NOT NULL THEN count(s.stop_lat) OVER (PARTITION BY s.service_date, s.trip_id ORDER BY s.stop_sequence) - 1 END AS k
+  FROM _sched s
+), near AS (
+  SELECT e.service_date, e.trip_id, e.stop_sequence,
+         min(f.ts) FILTER (f.current_status = 'STOPPED_AT' AND (f.stop_id = e.stop_id OR f.current_stop_sequence = e.stop_sequence)) AS stop_first,
+         max(f.ts) FILTER (f.current_status = 'STOPPED_AT' AND (f.stop_id = e.stop_id OR f.current_stop_sequence = e.stop_sequence)) AS stop_last,
+         min(f.ts) FILTER (e.stop_lat IS NOT NULL AND
+             ((f.longitude - e.stop_lon) * 111320 * cos(radians(e.stop_lat))) ^ 2 + ((f.latitude - e.stop_lat) * 110540) ^ 2 <= $radius2) AS near_first,
+         max(f.ts) FILTER (e.stop_lat IS NOT NULL AND
+             ((f.longitude - e.stop_lon) * 111320 * cos(radians(e.stop_lat))) ^ 2 + ((f.latitude - e.stop_lat) * 110540) ^ 2 <= $radius2) AS near_last
+  FROM e JOIN _fix f USING (service_date, trip_id) GROUP BY ALL
+), passing AS (
+  SELECT e.service_date, e.trip_id, e.stop_sequence,
+         arg_max(p.ts, p.ts) FILTER (p.progress < e.k) AS ts_before, arg_max(p.progress, p.ts) FILTER (p.progress < e.k) AS p_before,
+         arg_min(p.ts, p.ts) FILTER (p.progress >= e.k) AS ts_after, arg_min(p.progress, p.ts) FILTER (p.progress >= e.k) AS p_after
+  FROM e JOIN _proj p USING (service_date, trip_id) GROUP BY ALL
+)
+SELECT e.service_date, e.trip_id, e.stop_sequence,
+       coalesce(n.stop_first, n.near_first,
+                CASE WHEN pa.ts_before IS NOT NULL AND pa.ts_after IS NOT NULL AND pa.ts_before < pa.ts_after AND pa.p_after > pa.p_before
+                     THEN round(pa.ts_before + (pa.ts_after - pa.ts_before) * (e.k - pa.p_before) / (pa.p_after - pa.p_before))::BIGINT END)
+         AS observed_arrival,
+       coalesce(n.stop_last, n.near_last,
+                CASE WHEN pa.ts_before IS NOT NULL AND pa.ts_after IS NOT NULL AND pa.ts_before < pa.ts_after AND pa.p_after > pa.p_before
+                     THEN round(pa.ts_before + (pa.ts_after - pa.ts_before) * (e.k - pa.p_before) / (pa.p_after - pa.p_before))::BIGINT END)
+         AS observed_departure,
+       CASE WHEN n.stop_first IS NOT NULL THEN 'stopped_at' WHEN n.near_first IS NOT NULL THEN 'radius'
+            WHEN pa.ts_before IS NOT NULL AND pa.ts_after IS NOT NULL AND pa.ts_before < pa.ts_after AND pa.p_after > pa.p_before
+            THEN 'interpolated' END AS observed_method
+FROM e LEFT JOIN near n USING (service_date, trip_id, stop_sequence) LEFT JOIN passing pa USING (service_date, trip_id, stop_sequence);
+
+CREATE OR REPLACE TEMP TABLE _events AS
+WITH ev AS (
+  SELECT s.*, o.observed_arrival, o.observed_departure, o.observed_method FROM _sched s LEFT JOIN _obs o USING (service_date, trip_id, stop_sequence)
+), pred AS (
+  SELECT ev.service_date, ev.trip_id, ev.stop_sequence,
+         arg_max(coalesce(u.arrival_time, ev.scheduled_arrival + u.arrival_delay, u.departure_time, ev.scheduled_arrival + u.departure_delay),
+                 u.ts) AS predicted_arrival,
+         arg_max(coalesce(u.departure_time, ev.scheduled_departure + u.departure_delay, u.arrival_time, ev.scheduled_departure + u.arrival_delay),
+                 u.ts) AS predicted_departure,
+         max(u.ts) AS predicted_at
+  FROM ev JOIN _rt u ON u.src = 'stu' AND u.service_date = ev.service_date AND u.trip_id = ev.trip_id
+   AND (u.stop_sequence = ev.stop_sequence OR (u.stop_sequence IS NULL AND u.stop_id = ev.stop_id))
+   AND u.ts <= coalesce(ev.observed_arrival, ev.scheduled_arrival)
+   AND (u.arrival_time IS NOT NULL OR u.arrival_delay IS NOT NULL OR u.departure_time IS NOT NULL OR u.departure_delay IS NOT NULL)
+  GROUP BY ALL
+)
+SELECT $feed AS feed_id, ev.service_date, ev.trip_id, ev.stop_sequence, ev.stop_id, ev.route_id, ev.direction_id,
+       $static AS static_feed_id, ev.static_feed_version, ev.scheduled_arrival, ev.scheduled_departure,
+       p.predicted_arrival, p.predicted_departure, p.predicted_at, ev.observed_arrival, ev.observed_departure, ev.observed_method,
+       ev.observed_arrival - ev.scheduled_arrival AS observed_arrival_delay_s
+FROM ev LEFT JOIN pred p USING (service_date, trip_id, stop_sequence);
+
+CREATE OR REPLACE TEMP TABLE _otp AS
+SELECT feed_id, route_id, stop_id, hour(timezone('$tz', to_timestamp(scheduled_arrival)))::INTEGER AS hour,
+       CASE WHEN isodow(service_date) = 7 OR service_date IN (SELECT d FROM _holidays) THEN 'sunday_holiday'
+            WHEN isodow(service_date) = 6 THEN 'saturday' ELSE 'weekday' END AS day_type,
+       count(DISTINCT service_date) AS service_days, count(*) AS events, count(observed_arrival_delay_s) AS observed,
+       count(*) FILTER (observed_arrival_delay_s < -$early) AS early,
+       count(*) FILTER (observed_arrival_delay_s BETWEEN -$early AND $late) AS on_time,
+       count(*) FILTER (observed_arrival_delay_s > $late) AS late,
+       CASE WHEN count(observed_arrival_delay_s) > 0
+            THEN count(*) FILTER (observed_arrival_delay_s BETWEEN -$early AND $late) / count(observed_arrival_delay_s) END AS on_time_share,
+       avg(observed_arrival_delay_s) AS mean_delay_s, $early AS early_s, $late AS late_s
+FROM _events GROUP BY ALL;
+
+CREATE OR REPLACE TEMP TABLE _trips AS
+WITH sched AS (SELECT DISTINCT service_date, trip_id, route_id FROM _events),
+obs AS (SELECT DISTINCT service_date, trip_id FROM _events WHERE observed_arrival IS NOT NULL
+        UNION SELECT DISTINCT service_date, trip_id FROM _rt WHERE src = 'vp'),
+tu AS (SELECT DISTINCT service_date, trip_id FROM _rt WHERE src IN ('tu', 'stu')),
+unsched AS (SELECT r.service_date, coalesce(any_value(r.route_id), '') AS route_id, r.trip_id FROM _rt r
+            WHERE NOT EXISTS (SELECT 1 FROM _trip_days td WHERE td.service_date = r.service_date AND td.trip_id = r.trip_id) GROUP BY ALL)
+SELECT $feed AS feed_id, service_date, route_id, sum(scheduled)::BIGINT AS trips_scheduled, sum(delivered)::BIGINT AS trips_delivered,
+       sum(with_tu)::BIGINT AS trips_with_trip_update, sum(unscheduled)::BIGINT AS trips_unscheduled,
+       CASE WHEN sum(scheduled) > 0 THEN sum(delivered) / sum(scheduled) END AS delivered_share
+FROM (
+  SELECT s.service_date, s.route_id, 1 AS scheduled, (o.trip_id IS NOT NULL)::INT AS delivered, (t.trip_id IS NOT NULL)::INT AS with_tu,
+         0 AS unscheduled
+  FROM sched s LEFT JOIN obs o USING (service_date, trip_id) LEFT JOIN tu t USING (service_date, trip_id)
+  UNION ALL SELECT service_date, route_id, 0, 0, 0, 1 FROM unsched
+) GROUP BY ALL;
+
+CREATE OR REPLACE TEMP TABLE _quality AS
+WITH snaps AS (
+  SELECT date, hour, count(*) AS snapshots FROM rt.snapshots WHERE feed_id = $feed GROUP BY ALL
+), hts AS (
+  SELECT date, hour, header_timestamp - lag(header_timestamp) OVER (PARTITION BY date, hour ORDER BY header_timestamp) AS gap
+  FROM (SELECT DISTINCT date, hour, header_timestamp FROM rt.snapshots WHERE feed_id = $feed AND header_timestamp IS NOT NULL)
+), gaps AS (SELECT date, hour, avg(gap) AS update_interval_mean_s, max(gap) AS update_interval_max_s FROM hts GROUP BY ALL),
+fx AS (
+  SELECT date, hour, count(*) AS fetches, avg(epoch(fetched_at) - header_timestamp) AS staleness_mean_s,
+         max(epoch(fetched_at) - header_timestamp) AS staleness_max_s
+  FROM rt.fetches WHERE feed_id = $feed GROUP BY ALL
+), vp AS (
+  SELECT date, hour, sum(snapshots) AS vp_rows, sum(snapshots) FILTER (trip_id IS NOT NULL) AS vp_trip_rows
+  FROM rt.vehicle_positions WHERE feed_id = $feed GROUP BY ALL
+), run AS (
+  SELECT h.date, h.hour, td.service_date, td.trip_id FROM _hours h JOIN _trip_days td ON td.t_first < h.t1 AND td.t_last >= h.t0
+), tu AS (
+  SELECT DISTINCT h.date, h.hour, r.service_date, r.trip_id FROM _rt r JOIN _hours h ON r.ts >= h.t0 AND r.ts < h.t1
+  WHERE r.src IN ('tu', 'stu')
+), cov AS (
+  SELECT run.date, run.hour, count(*) AS trips_scheduled, count(tu.trip_id) AS trips_with_tu
+  FROM run LEFT JOIN tu USING (date, hour, service_date, trip_id) GROUP BY ALL
+)
+SELECT $feed AS feed_id, h.date, h.hour, coalesce(s.snapshots, 0) AS snapshots, coalesce(f.fetches, 0) AS fetches,
+       g.update_interval_mean_s, g.update_interval_max_s, f.staleness_mean_s, f.staleness_max_s,
+       coalesce(vp.vp_rows, 0)::BIGINT AS vp_rows,
+       CASE WHEN vp.vp_rows > 0 THEN coalesce(vp.vp_trip_rows, 0) / vp.vp_rows END AS vp_trip_share,
+       coalesce(c.trips_scheduled, 0) AS trips_scheduled, coalesce(c.trips_with_tu, 0) AS trips_with_tu,
+       CASE WHEN c.trips_scheduled > 0 THEN c.trips_with_tu / c.trips_scheduled END AS tu_coverage_share
+FROM _hours h LEFT JOIN snaps s USING (date, hour) LEFT JOIN gaps g USING (date, hour) LEFT JOIN fx f USING (date, hour)
+LEFT JOIN vp USING (date, hour) LEFT JOIN cov c USING (date, hour);
+
+CREATE OR REPLACE TEMP TABLE _headway AS
+WITH gaps AS (
+  SELECT service_date, route_id, coalesce(direction_id, -1) AS direction_id, stop_id,
+         hour(timezone('$tz', to_timestamp(scheduled_arrival)))::INTEGER AS hour,
+         scheduled_arrival - lag(scheduled_arrival) OVER (PARTITION BY service_date, route_id, direction_id, stop_id ORDER BY scheduled_arrival) AS sgap,
+         observed_arrival, observed_arrival - lag(observed_arrival) OVER (
+             PARTITION BY service_date, route_id, direction_id, stop_id ORDER BY observed_arrival NULLS LAST) AS ogap
+  FROM _events
+), frequent AS (
+  SELECT service_date, route_id FROM (
+    SELECT service_date, route_id, coalesce(direction_id, -1) AS direction_id, stop_id,
+           (max(scheduled_arrival) - min(scheduled_arrival)) / nullif(count(*) - 1, 0) AS h
+    FROM _sched_all GROUP BY ALL
+  ) GROUP BY ALL HAVING avg(h) <= $frequent
+)
+SELECT $feed AS feed_id, g.service_date, g.route_id, g.direction_id, g.stop_id, g.hour,
+       avg(sgap) AS scheduled_headway_s, avg(ogap) FILTER (observed_arrival IS NOT NULL) AS observed_headway_s,
+       count(*) AS arrivals_scheduled, count(observed_arrival) AS arrivals_observed,
+       avg(ogap) FILTER (observed_arrival IS NOT NULL) / nullif(avg(sgap), 0) AS headway_ratio
+FROM gaps g JOIN frequent USING (service_date, route_id) GROUP BY ALL;
+"""
+
+_TEMP = {"rt_stop_events": "_events", "rt_on_time_performance": "_otp", "rt_observed_trips": "_trips",
+         "rt_feed_quality": "_quality", "rt_headway_adherence": "_headway"}
+
+
+def _zone(tz: str | None) -> str:
+    """Return ``tz`` when it is a known IANA time zone name, else UTC."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    if not tz or "'" in tz:
+        return "UTC"
+    try:
+        ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        return "UTC"
+    return tz
+
+
+def build_rt_marts(con, feed_id: str, *, radius_m: float = 50.0, early_s: int = 60, late_s: int = 300,
+                   frequent_headway_s: int = 900) -> dict[str, int]:
+    """Build the five realtime marts of one feed on an open warehouse connection (its rows replaced whole, in one
+    transaction); return rows per mart. The caller holds the publish lock."""
+    con.execute("CREATE SCHEMA IF NOT EXISTS rt")
+    con.execute("CREATE TABLE IF NOT EXISTS rt.feeds (feed_id VARCHAR, static_feed_id VARCHAR, timezone VARCHAR, published_at VARCHAR)")
+    found = con.execute("SELECT static_feed_id, timezone FROM rt.feeds WHERE feed_id = ?", [feed_id]).fetchone()
+    static, tz = (found or (None, None))
+    values = {"$feed": (feed_id, "VARCHAR"), "$static": (static or "", "VARCHAR"), "$radius2": (float(radius_m) ** 2, "DOUBLE"),
+              "$early": (int(early_s), "INTEGER"), "$late": (int(late_s), "INTEGER"), "$frequent": (int(frequent_headway_s), "INTEGER")}
+    zone = _zone(tz)
+    years = con.execute("SELECT min(date), max(date) FROM rt.snapshots WHERE feed_id = ?", [feed_id]).fetchone()
+    from warehouse.trips import _country, holiday_dates
+
+    days = holiday_dates(_country(None, zone), list(range(years[0].year - 1, years[1].year + 1)) if years[0] else [])
+    con.execute("CREATE OR REPLACE TEMP TABLE _holidays (d DATE)")
+    if days:
+        con.executemany("INSERT INTO _holidays VALUES (?)", [[d] for d in days])
+    sql = _SQL.replace("$tz", zone)
+    for stmt in sql.split(";\n"):
+        if not stmt.strip():
+            continue
+        args = []
+        # replace each $name by ? in order of appearance, collecting its value
+        out, i = [], 0
+        while i < len(stmt):
+            if stmt[i] == "$":
+                name = next((n for n in values if stmt.startswith(n, i)), None)
+                if name:
+                    out.append(f"CAST(? AS {values[name][1]})")
+                    args.append(values[name][0])
+                    i += len(name)
+                    continue
+            out.append(stmt[i])
+            i += 1
+        con.execute("".join(out), args)
+    counts = {}
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute("CREATE SCHEMA IF NOT EXISTS marts")
+        for mart in MARTS:
+            temp = _TEMP[mart]
+            con.execute(f"CREATE TABLE IF NOT EXISTS marts.{mart} AS SELECT * FROM {temp} LIMIT 0")
+            con.execute(f"DELETE FROM marts.{mart} WHERE feed_id = ?", [feed_id])
+            counts[mart] = con.execute(f"INSERT INTO marts.{mart} BY NAME SELECT * FROM {temp}").fetchall()[0][0]
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return counts
+
+
+def build_feed_marts(ws, feed_id: str, **params) -> dict[str, int]:
+    """Build the realtime marts of one feed in the workspace's warehouse under the publish lock; return rows per mart."""
+    from warehouse.publish import connect, ensure_schema, publish_lock
+
+    with publish_lock(ws):
+        con = connect(ws)
+        try:
+            ensure_schema(con)  # meta.feed_versions and gtfs.* exist even before any static feed is published
+            return build_rt_marts(con, feed_id, **params)
+        finally:
+            con.close()

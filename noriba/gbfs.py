@@ -598,13 +598,13 @@ class ArchivePoller:
         when = datetime.now(timezone.utc)
         hour = self.folder / when.strftime("%Y-%m-%d") / when.strftime("%H")
         t0 = time.perf_counter()
-        st = self.state.get(kind, {}) if conditional else {}
+        st = self.state.get(kind, {})
         rec = {"fetched_at": when.isoformat(timespec="milliseconds"), "part": kind, "url": url, "status": None, "latency_ms": None,
                "bytes": None, "changed": False, "sha256": None, "file": None, "ttl": None, "error": None}
         headers = {"Accept-Encoding": "identity"}
-        if st.get("etag"):
+        if conditional and st.get("etag"):
             headers["If-None-Match"] = st["etag"]
-        if st.get("last_modified"):
+        if conditional and st.get("last_modified"):
             headers["If-Modified-Since"] = st["last_modified"]
         stat = self._stat(kind)
         stat["fetches"] += 1

@@ -16,6 +16,10 @@ warehouse has them in schema ``rt`` (``rt.vehicle_positions``, ``rt.trip_updates
 ``rt.quarantine``: the lake table without its ``rt_`` prefix, plus ``feed_id``, ``date``,
 ``hour``) and ``rt.feeds`` (feed_id, static_feed_id, timezone), published under the single-writer
 lock of warehouse/publish.py.
+
+The archiver polls GBFS systems too (specs of kind gbfs with source.url): noriba/gbfs.py
+``ArchivePoller`` (each file when its ttl has run out, under ``raw/<feed>/archive/``), scheduled in
+the same event loop; ``noriba.gbfs.ingest_archive`` ingests what it kept.
 """
 
 from __future__ import annotations

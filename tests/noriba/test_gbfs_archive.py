@@ -41,14 +41,21 @@ class _Handler(BaseHTTPRequestHandler):
         name = self.path.lstrip("/")
         with srv.lock:
             srv.asked[name].append(time.monotonic())
+            srv.headers[name].append(dict(self.headers.items()))
             n = len(srv.asked[name])
+            tag = f'"{srv.fixed_status}"' if name == "station_status.json" and srv.fixed_status is not None else None
+            if tag and self.headers.get("If-None-Match") == tag:
+                self.send_response(304)
+                self.send_header("ETag", tag)
+                self.end_headers()
+                return
             if name == "gbfs.json":
                 body = _doc(3600, 0, {"en": {"feeds": [{"name": k, "url": f"{srv.base}/{k}.json"}
                                                        for k in ("station_information", "station_status")]}})
             elif name == "station_information.json":
                 body = station_information()
             elif name == "station_status.json":
-                body = station_status((n - 1) // 2)  # a new status every second request
+                body = station_status((n - 1) // 2 if tag is None else srv.fixed_status)  # a new status every second request
             else:
                 self.send_response(404)
                 self.end_headers()
@@ -57,6 +64,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
+        if tag:
+            self.send_header("ETag", tag)
         self.end_headers()
         self.wfile.write(body)
 
@@ -75,6 +84,8 @@ class System(ThreadingHTTPServer):
         self.lock = threading.Lock()
         self.asked: dict[str, list[float]] = defaultdict(list)
         self.served: dict[str, list[bytes]] = defaultdict(list)
+        self.headers: dict[str, list[dict]] = defaultdict(list)
+        self.fixed_status: int | None = None  # a fixed station_status served with an ETag (304 when it is sent back)
         self.thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self.thread.start()
 
@@ -148,3 +159,33 @@ def test_ingest_archive_before_anything_was_archived_says_so(tmp_path, capsys):
     assert main(["--home", str(tmp_path / "home"), "gbfs", "ingest-archive", "nothing", "--quiet", "--no-export"]) == 0
     out = capsys.readouterr()
     assert "nothing archived yet" in out.out + out.err and "Traceback" not in out.err
+
+
+def test_archive_with_no_feed_named_polls_gtfs_rt_and_gbfs_and_a_restart_sends_the_etag_back(tmp_path):
+    from tests.noriba.test_rt_archive import replay
+
+    specs = tmp_path / "specs"
+    (specs / "feeds").mkdir(parents=True)
+    home = tmp_path / "home"
+    srv = System()
+    srv.fixed_status = 7
+    try:
+        with replay() as rt_srv, deadline(60):
+            (specs / "feeds" / "bus-rt.yml").write_text(f"id: bus-rt\nkind: gtfs-rt\nrealtime:\n  combined: {rt_srv.url}\n",
+                                                        encoding="utf-8")
+            (specs / "feeds" / "bikes.yml").write_text(f"id: bikes\nkind: gbfs\nsource: {{url: {srv.base}/gbfs.json}}\n",
+                                                       encoding="utf-8")
+            for _ in range(2):  # the second run is a restart: what the first kept (ETag, sha256) is read back
+                assert main(["--home", str(home), "rt", "archive", "--once", "--specs", str(specs)]) == 0
+            assert len(rt_srv.requests) == 2
+    finally:
+        srv.stop()
+    assert {k: len(v) for k, v in srv.asked.items()} == {"gbfs.json": 2, "station_information.json": 2, "station_status.json": 2}
+    assert "If-None-Match" not in srv.headers["station_status.json"][0]
+    assert srv.headers["station_status.json"][1]["If-None-Match"] == '"7"'
+    log = [json.loads(line) for p in (home / "raw" / "bikes" / "archive").glob("*/*/fetches.jsonl") for line in p.read_text().splitlines()]
+    assert sorted((r["part"], r["status"], r["changed"]) for r in log) == [
+        ("gbfs", 200, False), ("gbfs", 200, True), ("station_information", 200, False), ("station_information", 200, True),
+        ("station_status", 200, True), ("station_status", 304, False)]
+    assert len(list((home / "raw" / "bikes" / "archive").glob("*/*/*.json"))) == 3
+    assert len(list((home / "raw" / "bus-rt" / "rt").glob("*/*/*.pb"))) == 1

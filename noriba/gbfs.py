@@ -541,6 +541,7 @@ def run_gbfs(spec: FeedSpec, ws: Workspace, *, progress: Progress | None = None,
 # ---------------------------------------------------------------------------------------------------------------------
 #
 #   raw/<feed>/archive/.state.json                                       ETag, Last-Modified, sha256 and ttl of each file
+#   raw/<feed>/archive/.ingested.json                                    each hour folder's mark when ingest_archive last read it
 #   raw/<feed>/archive/<YYYY-MM-DD>/<HH>/<kind>-<HHMMSS>-<sha256>.json   each response that differs from the previous one
 #   raw/<feed>/archive/<YYYY-MM-DD>/<HH>/fetches.jsonl                   one JSON line per fetch
 #
@@ -709,11 +710,62 @@ class ArchivePoller:
         return {f"{self.spec.id}/{k}": dict(v) for k, v in self.stats.items()}
 
 
+#: In raw/<feed>/archive: each hour folder's modification time (ns) when it was last ingested.
+INGESTED = ".ingested.json"
+
+
+def pending_archive_hours(ws: Workspace, feed_id: str) -> dict[str, int]:
+    """Return {'YYYY-MM-DD/HH': mark} of the archived hours changed since they were last ingested (a file added to an hour
+    changes its folder's modification time, the mark)."""
+    import re
+
+    folder = archive_dir(ws, feed_id)
+    if not folder.is_dir():
+        return {}
+    try:
+        done = json.loads((folder / INGESTED).read_text())
+        done = done if isinstance(done, dict) else {}
+    except (OSError, ValueError):
+        done = {}
+    out = {}
+    for d in sorted(folder.iterdir()):
+        if not (d.is_dir() and re.fullmatch(r"\d{4}-\d{2}-\d{2}", d.name)):
+            continue
+        for h in sorted(d.iterdir()):
+            if h.is_dir() and re.fullmatch(r"\d{2}", h.name):
+                key, mark = f"{d.name}/{h.name}", h.stat().st_mtime_ns
+                if done.get(key) != mark:
+                    out[key] = mark
+    return out
+
+
 def ingest_archive(ws: Workspace, feed_id: str, *, spec: FeedSpec | None = None, progress: Progress | None = None,
                    export: bool = True, specs_dir: Path | None = None) -> dict:
-    """Return the result of ingesting what the archiver keeps for a feed (raw/<feed>/archive); files already ingested are
-    skipped, so this is the hourly step. If nothing is archived yet, say so (status 'unchanged')."""
+    """Return the result of ingesting what the archiver kept for a feed (raw/<feed>/archive) in the hours changed since the
+    last call: the hourly step. Files are not archived again (they are under raw/ already); one already ingested is skipped.
+    If nothing new was archived, say so (status 'unchanged')."""
+    from noriba.rt import write_durably
+
+    safe_id(feed_id)
     folder = archive_dir(ws, feed_id)
-    if not folder.is_dir() or not snapshot_files(folder, feed_id=feed_id):
-        return {"feed_id": feed_id, "status": "unchanged", "message": f"{feed_id}: nothing archived yet in {folder}"}
-    return ingest(ws, feed_id, folder, spec=spec, progress=progress, export=export, specs_dir=specs_dir, archive=False)
+    pending = pending_archive_hours(ws, feed_id)  # marks taken before listing: a file added meanwhile makes its hour pending again
+    files = sorted(((f"{key}/{name}", p) for key in pending for name, p in snapshot_files(folder / key, feed_id=feed_id)),
+                   key=lambda x: sort_key(x[0]))
+    if not files:
+        return {"feed_id": feed_id, "status": "unchanged", "message": f"{feed_id}: nothing new archived in {folder}"}
+    ws.ensure()
+    opts = gbfs_options(spec) if spec is not None else GbfsOptions()
+    max_bytes = min(spec.source.max_bytes, DEFAULT_MAX_FILE_BYTES) if spec is not None else DEFAULT_MAX_FILE_BYTES
+    _say(progress, f"{feed_id}: reading {len(files):,} archived GBFS file(s) of {len(pending)} hour(s) from {folder}")
+    with feed_lock(ws, feed_id):
+        batches = [_stage_batch(ws, feed_id, chunk, source=str(folder), opts=opts, spec=spec, timezone_name=None,
+                                progress=progress, specs_dir=specs_dir, archive=False) for chunk in _chunks(files, max_bytes)]
+        out = _publish_batches(ws, feed_id, batches, opts=opts, progress=progress, export=export)
+        try:
+            done = json.loads((folder / INGESTED).read_text())
+            done = done if isinstance(done, dict) else {}
+        except (OSError, ValueError):
+            done = {}
+        write_durably(folder / INGESTED, json.dumps({**done, **pending}, sort_keys=True).encode())
+    out["hours"] = sorted(pending)
+    return out

@@ -151,14 +151,26 @@ def test_archiver_polls_gbfs_respecting_ttl_archives_changes_and_the_archive_ing
         got = _rows(home, table, order)
         assert got and got == _rows(home2, table, order), table
     assert len(_rows(home, "station_status", "ALL")) == 2 * len(set(srv.served["station_status.json"]))
-    # a second hourly run finds nothing new
-    assert main(["--home", str(home), "gbfs", "ingest-archive", "bikes", "--specs", str(specs), "--quiet", "--no-export"]) == 0
+    # a second hourly run reads nothing: no hour changed since
+    from noriba.gbfs import ingest_archive, pending_archive_hours
+    from noriba.workspace import Workspace
+
+    ws = Workspace(home)
+    assert pending_archive_hours(ws, "bikes") == {}
+    assert ingest_archive(ws, "bikes", export=False)["status"] == "unchanged"
+    # a file added to an hour makes it pending again; its copy of an ingested file is skipped, a new one read
+    hour = files[0].parent
+    (hour / "station_status-235959-copy.json").write_bytes(next(f for f in files if f.name.startswith("station_status")).read_bytes())
+    assert list(pending_archive_hours(ws, "bikes")) == [f"{hour.parent.name}/{hour.name}"]
+    res = ingest_archive(ws, "bikes", export=False)
+    assert res["status"] == "unchanged" and res["skipped"] >= 1
+    assert pending_archive_hours(ws, "bikes") == {}
 
 
 def test_ingest_archive_before_anything_was_archived_says_so(tmp_path, capsys):
     assert main(["--home", str(tmp_path / "home"), "gbfs", "ingest-archive", "nothing", "--quiet", "--no-export"]) == 0
     out = capsys.readouterr()
-    assert "nothing archived yet" in out.out + out.err and "Traceback" not in out.err
+    assert "nothing new archived" in out.out + out.err and "Traceback" not in out.err
 
 
 def test_archive_with_no_feed_named_polls_gtfs_rt_and_gbfs_and_a_restart_sends_the_etag_back(tmp_path):

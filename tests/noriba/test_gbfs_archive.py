@@ -49,7 +49,9 @@ class _Handler(BaseHTTPRequestHandler):
                 self.send_header("ETag", tag)
                 self.end_headers()
                 return
-            if name == "gbfs.json":
+            if name == "gbfs.json" and srv.web_page:
+                body = b"<!DOCTYPE html><html><body>Service unavailable</body></html>"
+            elif name == "gbfs.json":
                 body = _doc(3600, 0, {"en": {"feeds": [{"name": k, "url": f"{srv.base}/{k}.json"}
                                                        for k in ("station_information", "station_status")]}})
             elif name == "station_information.json":
@@ -85,6 +87,7 @@ class System(ThreadingHTTPServer):
         self.asked: dict[str, list[float]] = defaultdict(list)
         self.served: dict[str, list[bytes]] = defaultdict(list)
         self.headers: dict[str, list[dict]] = defaultdict(list)
+        self.web_page = False  # gbfs.json answered with an HTML error page
         self.fixed_status: int | None = None  # a fixed station_status served with an ETag (304 when it is sent back)
         self.thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self.thread.start()
@@ -201,3 +204,23 @@ def test_archive_with_no_feed_named_polls_gtfs_rt_and_gbfs_and_a_restart_sends_t
         ("station_status", 200, True), ("station_status", 304, False)]
     assert len(list((home / "raw" / "bikes" / "archive").glob("*/*/*.json"))) == 3
     assert len(list((home / "raw" / "bus-rt" / "rt").glob("*/*/*.pb"))) == 1
+
+
+def test_a_web_page_instead_of_gbfs_json_is_logged_as_a_failure_and_nothing_is_archived(tmp_path, capsys):
+    specs = tmp_path / "specs"
+    (specs / "feeds").mkdir(parents=True)
+    home = tmp_path / "home"
+    srv = System()
+    srv.web_page = True
+    try:
+        (specs / "feeds" / "bikes.yml").write_text(f"id: bikes\nkind: gbfs\nsource: {{url: {srv.base}/gbfs.json}}\n", encoding="utf-8")
+        with deadline(60):
+            assert main(["--home", str(home), "rt", "archive", "--once", "--specs", str(specs)]) == 0
+    finally:
+        srv.stop()
+    err = capsys.readouterr().err
+    assert "bikes/gbfs: 1 fetches, 0 changed, failing (1 in a row)" in err and "Traceback" not in err
+    archive = home / "raw" / "bikes" / "archive"
+    log = [json.loads(line) for p in archive.glob("*/*/fetches.jsonl") for line in p.read_text().splitlines()]
+    assert [r["error"] for r in log] == ["the answer is not JSON (a web page or an error text?); nothing was kept"]
+    assert not list(archive.glob("*/*/*.json")) and set(srv.asked) == {"gbfs.json"}

@@ -9,6 +9,10 @@ through the one-slot pool ``noriba_publish`` (DuckDB has a single writer), then 
 (MobilityData's realtime rules into ``rt.notices``, the match to the static feed into
 ``marts.rt_match_hourly``). The tasks call the same functions as ``noriba rt parse``,
 ``noriba rt validate`` and ``noriba rt match``. Only the spec loader is imported here.
+
+GBFS systems the archiver polls (kind gbfs with source.url) get one more mapped task, in the same
+pool: ``ingest_gbfs`` ingests and publishes what was archived under ``raw/<feed>/archive`` (files
+already ingested are skipped), as ``noriba gbfs ingest-archive FEED`` does.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import dag, task
 
-from noriba.specs import load_rt_specs
+from noriba.specs import load_each, load_rt_specs
 
 DEFAULT_ARGS = {"owner": "noriba", "retries": 2,
                 "retry_delay": timedelta(seconds=int(os.environ.get("NORIBA_RETRY_DELAY_S", "120")))}
@@ -74,6 +78,23 @@ def noriba_rt():
         return {"feed_id": published["feed_id"], "validated": validated}
 
     check.expand(published=publish.expand(parsed=parse.expand(feed_id=feed_ids())))
+
+    @task
+    def gbfs_feed_ids() -> list[str]:
+        return [s.id for s in load_each("feeds")[0] if s.kind == "gbfs" and s.source.url]
+
+    @task(pool=PUBLISH_POOL, map_index_template="{{ task.op_kwargs['feed_id'] }}")
+    def ingest_gbfs(feed_id: str) -> dict:
+        """Ingest and publish what the archiver kept of a GBFS system since the last run."""
+        from noriba import gbfs
+        from noriba.specs import load_each
+        from noriba.workspace import Workspace
+
+        spec = next((s for s in load_each("feeds")[0] if s.id == feed_id), None)
+        res = gbfs.ingest_archive(Workspace.from_env(), feed_id, spec=spec)
+        return {"feed_id": feed_id, "status": res.get("status"), "message": res.get("message")}
+
+    ingest_gbfs.expand(feed_id=gbfs_feed_ids())
 
 
 noriba_rt()

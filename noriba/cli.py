@@ -745,6 +745,8 @@ def cmd_gbfs(args) -> int:
             if args.gbfs_command == "ingest":
                 results = [gbfs.ingest(ws, fid, Path(args.path), spec=spec, timezone_name=args.timezone, progress=progress,
                                        export=not args.no_export, specs_dir=specs_dir)]
+            elif args.gbfs_command == "ingest-archive":
+                results = [gbfs.ingest_archive(ws, fid, spec=spec, progress=progress, export=not args.no_export, specs_dir=specs_dir)]
             else:
                 if spec is None:
                     console.print(f"error: no spec {path}; write one of kind gbfs with source.url (the system's gbfs.json)", markup=False)
@@ -776,6 +778,9 @@ def _gbfs_parser(sub) -> None:
     g.add_argument("path", help="a folder of GBFS JSON files (any names and subfolders), or one file")
     g.add_argument("--feed", required=True, help="feed id (settings from specs/feeds/<id>.yml when it exists)")
     g.add_argument("--timezone", help="IANA time zone of the marts' hours when the snapshots have no system_information.json")
+    g = gsub.add_parser("ingest-archive", help="ingest what `noriba rt archive` archived for a gbfs feed (raw/<feed>/archive; "
+                        "files already ingested are skipped: run it hourly)")
+    g.add_argument("feed", help="id of a gbfs spec in specs/feeds")
     g = gsub.add_parser("fetch", help="poll a live system from its spec's gbfs.json, each file when its ttl has run out")
     g.add_argument("feed", help="id of a gbfs spec in specs/feeds")
     g.add_argument("--once", action="store_true", help="ask every file once, ingest, publish and stop")
@@ -799,8 +804,9 @@ def _duration(text: str) -> float:
 def _rt_parser(sub) -> None:
     rt = sub.add_parser("rt", help="GTFS-Realtime: archive, ingest and parse realtime feeds (kind gtfs-rt specs)")
     rsub = rt.add_subparsers(dest="rt_command", required=True)
-    sp = rsub.add_parser("archive", help="poll every gtfs-rt spec (or those named) concurrently and archive each changed response")
-    sp.add_argument("feed_ids", nargs="*", metavar="FEED", help="gtfs-rt feed ids of specs/feeds (default: all)")
+    sp = rsub.add_parser("archive", help="poll every gtfs-rt spec and gbfs spec with source.url (or those named) concurrently and "
+                         "archive each changed response (GBFS files when their ttl has run out)")
+    sp.add_argument("feed_ids", nargs="*", metavar="FEED", help="gtfs-rt or gbfs feed ids of specs/feeds (default: all)")
     sp.add_argument("--for", dest="duration", type=_duration, help="stop after this long, e.g. 10m (default: run until stopped)")
     sp.add_argument("--once", action="store_true", help="fetch each URL once, then stop (for cron and tests)")
     sp.add_argument("--specs", help="specs folder (default $NORIBA_SPECS or ./specs)")
@@ -875,13 +881,20 @@ def cmd_rt(args) -> int:
     if args.rt_command == "archive":
         from noriba.specs import load_rt_specs
 
-        specs, problems = load_rt_specs(Path(args.specs) if args.specs else None)
+        from noriba.gbfs import live_specs
+        from noriba.specs import load_each
+
+        def _archived_specs():  # gtfs-rt specs, and gbfs specs with source.url (polled respecting ttl)
+            rt_specs, rt_problems = load_rt_specs(Path(args.specs) if args.specs else None)
+            return rt_specs + live_specs(load_each("feeds", Path(args.specs) if args.specs else None)[0]), rt_problems
+
+        specs, problems = _archived_specs()
         for line in problems:
             console.print(f"warning: {line}", markup=False)
         if args.feed_ids:
             unknown = sorted(set(args.feed_ids) - {s.id for s in specs})
             if unknown:
-                console.print(f"error: no gtfs-rt spec for {', '.join(unknown)}; known: {', '.join(s.id for s in specs) or 'none'}",
+                console.print(f"error: no gtfs-rt spec for {', '.join(unknown)}; known (gtfs-rt, and gbfs with source.url): {', '.join(s.id for s in specs) or 'none'}",
                               markup=False)
                 return EXIT_PROBLEM
             specs = [s for s in specs if s.id in args.feed_ids]
@@ -891,12 +904,14 @@ def cmd_rt(args) -> int:
             console.print(f"no gtfs-rt specs under specs/feeds yet; looking again every {wait:g} s", markup=False)
             while not specs:
                 time.sleep(wait)
-                specs = load_rt_specs(Path(args.specs) if args.specs else None)[0]
+                specs = _archived_specs()[0]
         if not specs:
             console.print("error: no gtfs-rt specs under specs/feeds (kind: gtfs-rt, with a realtime: section)", markup=False)
             return EXIT_PROBLEM
-        urls = sum(len(s.realtime["urls"]) for s in specs)
-        console.print(f"archiving {len(specs)} realtime feed(s), {urls} URL(s) into {ws.home}"
+        urls = sum(len(s.realtime["urls"]) for s in specs if s.kind != "gbfs")
+        n_gbfs = sum(s.kind == "gbfs" for s in specs)
+        console.print(f"archiving {len(specs) - n_gbfs} realtime feed(s), {urls} URL(s)"
+                      + (f" and {n_gbfs} GBFS system(s)" if n_gbfs else "") + f" into {ws.home}"
                       + (" once" if args.once else f" for {args.duration:g} s" if args.duration else " until stopped"), markup=False)
         try:
             result = rt.archive(ws, specs, duration_s=args.duration, once=args.once)

@@ -176,8 +176,11 @@ def snapshot_files(path: Path, *, feed_id: str) -> list[tuple[str, Path]]:
 
 
 def ingest(ws: Workspace, feed_id: str, path: Path, *, spec: FeedSpec | None = None, timezone_name: str | None = None,
-           progress: Progress | None = None, export: bool = True, specs_dir: Path | None = None) -> dict:
-    """Return what ingesting a snapshot folder (or one file) did: new files archived, read, checked, in the lake, published."""
+           progress: Progress | None = None, export: bool = True, specs_dir: Path | None = None, archive: bool = True) -> dict:
+    """Return what ingesting a snapshot folder (or one file) did: new files archived, read, checked, in the lake, published.
+
+    ``archive=False`` leaves out the zip of the new files (for a folder already under raw/, such as the archiver's).
+    """
     safe_id(feed_id)
     ws.ensure()
     opts = gbfs_options(spec) if spec is not None else GbfsOptions()
@@ -188,7 +191,7 @@ def ingest(ws: Workspace, feed_id: str, path: Path, *, spec: FeedSpec | None = N
     _say(progress, f"{feed_id}: reading {len(files):,} GBFS file(s) from {path}")
     with feed_lock(ws, feed_id):
         batches = [_stage_batch(ws, feed_id, chunk, source=str(path), opts=opts, spec=spec, timezone_name=timezone_name,
-                                progress=progress, specs_dir=specs_dir) for chunk in _chunks(files, max_bytes)]
+                                progress=progress, specs_dir=specs_dir, archive=archive) for chunk in _chunks(files, max_bytes)]
         return _publish_batches(ws, feed_id, batches, opts=opts, progress=progress, export=export)
 
 
@@ -530,4 +533,239 @@ def run_gbfs(spec: FeedSpec, ws: Workspace, *, progress: Progress | None = None,
     else:
         out = ingest(ws, spec.id, spec.source.path, spec=spec, progress=progress, export=export)
     out["gbfs_exports"] = out.pop("exports", None)  # `noriba run` reports GTFS exports under "exports"
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Polled by the realtime archiver (`noriba rt archive`, noriba/rt.py)
+# ---------------------------------------------------------------------------------------------------------------------
+#
+#   raw/<feed>/archive/.state.json                                       ETag, Last-Modified, sha256 and ttl of each file
+#   raw/<feed>/archive/.ingested.json                                    each hour folder's mark when ingest_archive last read it
+#   raw/<feed>/archive/<YYYY-MM-DD>/<HH>/<kind>-<HHMMSS>-<sha256>.json   each response that differs from the previous one
+#   raw/<feed>/archive/<YYYY-MM-DD>/<HH>/fetches.jsonl                   one JSON line per fetch
+#
+# A file's name starts with its kind, so `noriba gbfs ingest` (and ingest_archive) reads the folder as it reads any
+# poller's; the hidden state file and the .jsonl logs are not snapshots and are not read.
+
+#: Longest wait after failures in a row (the source is asked again however long it is down).
+MAX_BACKOFF_S = 300.0
+
+
+def archive_dir(ws: Workspace, feed_id: str) -> Path:
+    """Return raw/<feed>/archive, where the realtime archiver keeps a GBFS system's responses."""
+    return ws.raw_dir(safe_id(feed_id)) / "archive"
+
+
+def live_specs(specs: list[FeedSpec]) -> list[FeedSpec]:
+    """Return the specs the archiver polls: kind gbfs with source.url (the system's gbfs.json)."""
+    return [s for s in specs if s.kind == "gbfs" and s.source.url]
+
+
+class ArchivePoller:
+    """One live GBFS system, polled inside the realtime archiver's event loop.
+
+    gbfs.json is asked first and again when its ttl has run out (the file URLs are rediscovered from it); each listed file
+    of POLLED is asked when its own ttl has run out, never sooner than gbfs.min_interval_s. A response whose bytes differ
+    from the previous one of that file is archived as received; ETag and Last-Modified are sent back. Failures back off
+    (min_interval × 2^(n-1), at most MAX_BACKOFF_S).
+    """
+
+    def __init__(self, ws: Workspace, spec: FeedSpec):
+        self.ws, self.spec, self.opts = ws, spec, gbfs_options(spec)
+        self.folder = archive_dir(ws, spec.id)
+        self.urls: dict[str, str] = {}
+        self.due: dict[str, float] = {}
+        self.failures: dict[str, int] = {}
+        self.stats: dict[str, dict] = {}
+        try:
+            st = json.loads((self.folder / ".state.json").read_text())
+            self.state: dict[str, dict] = st if isinstance(st, dict) else {}
+        except (OSError, ValueError):
+            self.state = {}
+
+    def _stat(self, kind: str) -> dict:
+        return self.stats.setdefault(kind, {"fetches": 0, "changed": 0, "failures": 0})
+
+    async def fetch(self, client, kind: str, url: str, *, conditional: bool = True) -> bytes | None:
+        """Return the body of one file fetched now (None if unchanged by ETag/304 or failed); archive it if it changed,
+        log the fetch, and set when the file is due again."""
+        import asyncio
+
+        import httpx
+
+        from noriba.rt import append_line, write_durably
+
+        when = datetime.now(timezone.utc)
+        hour = self.folder / when.strftime("%Y-%m-%d") / when.strftime("%H")
+        t0 = time.perf_counter()
+        st = self.state.get(kind, {})
+        rec = {"fetched_at": when.isoformat(timespec="milliseconds"), "part": kind, "url": url, "status": None, "latency_ms": None,
+               "bytes": None, "changed": False, "sha256": None, "file": None, "ttl": None, "error": None}
+        headers = {"Accept-Encoding": "identity"}
+        if conditional and st.get("etag"):
+            headers["If-None-Match"] = st["etag"]
+        if conditional and st.get("last_modified"):
+            headers["If-Modified-Since"] = st["last_modified"]
+        stat = self._stat(kind)
+        stat["fetches"] += 1
+        body = None
+        try:
+            limit = self.spec.source.max_bytes
+            async with client.stream("GET", url, headers=headers, timeout=self.spec.source.timeout_s) as resp:
+                rec["status"] = resp.status_code
+                if resp.status_code == 304:
+                    pass
+                elif resp.status_code != 200:
+                    raise InputError(f"the server answered HTTP {resp.status_code}")
+                else:
+                    declared = resp.headers.get("content-length", "")
+                    if declared.isdigit() and int(declared) > limit:
+                        raise InputError(f"the server announced {declared} bytes, more than source.max_bytes={limit}")
+                    chunks, n = [], 0
+                    async for chunk in resp.aiter_bytes():
+                        n += len(chunk)
+                        if n > limit:
+                            raise InputError(f"the response is larger than source.max_bytes={limit} bytes; nothing was kept")
+                        chunks.append(chunk)
+                    body = b"".join(chunks)
+                    etag, modified = resp.headers.get("etag"), resp.headers.get("last-modified")
+            if body is not None:
+                try:
+                    doc = await asyncio.to_thread(json.loads, body)
+                except ValueError:
+                    raise InputError("the answer is not JSON (a web page or an error text?); nothing was kept") from None
+                ttl = doc.get("ttl") if isinstance(doc, dict) and type(doc.get("ttl")) is int else None
+                sha = hashlib.sha256(body).hexdigest()
+                rec.update(bytes=len(body), sha256=sha, ttl=ttl)
+                if sha != st.get("sha256"):
+                    path = hour / f"{kind}-{when:%H%M%S}-{sha}.json"
+                    if not path.exists():
+                        write_durably(path, body)
+                    rec.update(changed=True, file=path.name)
+                    stat["changed"] += 1
+                new = {"etag": etag, "last_modified": modified, "sha256": sha, "ttl": ttl}
+                if new != self.state.get(kind):
+                    self.state[kind] = new
+                    write_durably(self.folder / ".state.json", json.dumps(self.state, sort_keys=True).encode())
+            else:
+                ttl = st.get("ttl")
+                rec.update(sha256=st.get("sha256"), ttl=ttl)
+        except (httpx.HTTPError, InputError, OSError) as exc:
+            text = str(exc) if isinstance(exc, InputError) else f"{type(exc).__name__}: {exc}"
+            rec["error"] = " ".join(text.split())[:300]
+            self.failures[kind] = self.failures.get(kind, 0) + 1
+            stat["failures"] = self.failures[kind]
+            self.due[kind] = time.monotonic() + min(max(self.opts.min_interval_s, 1.0) * 2 ** (self.failures[kind] - 1), MAX_BACKOFF_S)
+            body = None
+        else:
+            self.failures[kind] = stat["failures"] = 0
+            self.due[kind] = next_due(time.monotonic(), ttl, self.opts.min_interval_s)
+        rec["latency_ms"] = round((time.perf_counter() - t0) * 1000, 1)
+        append_line(hour / "fetches.jsonl", rec)
+        return body
+
+    async def step(self, client) -> None:
+        """Ask gbfs.json if due (rediscovering the file URLs), then every listed file that is due."""
+        if self.due.get("gbfs", 0) <= time.monotonic():
+            # without the file URLs yet (a restart), gbfs.json is asked unconditionally: a 304 would not list them
+            body = await self.fetch(client, "gbfs", self.spec.source.url, conditional=bool(self.urls))
+            if body is not None:
+                try:
+                    disc = parse_discovery(json.loads(body), language=self.opts.language)
+                    self.urls = {k: u for k, u in disc.feeds.items() if k in POLLED}
+                except ValueError as exc:
+                    self.failures["gbfs"] = self._stat("gbfs")["failures"] = self.failures.get("gbfs", 0) + 1
+                    self.due["gbfs"] = time.monotonic() + max(self.opts.min_interval_s, 1.0)
+                    import logging
+
+                    logging.getLogger("noriba.rt").warning("%s: %s is not a GBFS auto-discovery file (%s)", self.spec.id,
+                                                           self.spec.source.url, exc)
+        for kind in POLLED:
+            if kind in self.urls and self.due.get(kind, 0) <= time.monotonic():
+                await self.fetch(client, kind, self.urls[kind])
+
+    async def run(self, client, stop, *, once: bool = False) -> None:
+        """Poll until ``stop`` is set (``once``: every file once)."""
+        import asyncio
+
+        while not stop.is_set():
+            try:
+                await self.step(client)
+            except Exception as exc:  # noqa: BLE001 (e.g. a full disk: said, tried again; the other feeds go on)
+                import logging
+
+                logging.getLogger("noriba.rt").warning("%s: cannot archive: %s: %s", self.spec.id, type(exc).__name__, exc)
+                self.due["gbfs"] = time.monotonic() + MAX_BACKOFF_S / 10
+            if once:
+                return
+            wait = min(self.due.values(), default=time.monotonic() + 1) - time.monotonic()
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=max(wait, 0.01))
+            except asyncio.TimeoutError:
+                pass
+
+    def result(self) -> dict:
+        """Return {feed_id/kind: {fetches, changed, failures}}."""
+        return {f"{self.spec.id}/{k}": dict(v) for k, v in self.stats.items()}
+
+
+#: In raw/<feed>/archive: each hour folder's modification time (ns) when it was last ingested.
+INGESTED = ".ingested.json"
+
+
+def pending_archive_hours(ws: Workspace, feed_id: str) -> dict[str, int]:
+    """Return {'YYYY-MM-DD/HH': mark} of the archived hours changed since they were last ingested (a file added to an hour
+    changes its folder's modification time, the mark)."""
+    import re
+
+    folder = archive_dir(ws, feed_id)
+    if not folder.is_dir():
+        return {}
+    try:
+        done = json.loads((folder / INGESTED).read_text())
+        done = done if isinstance(done, dict) else {}
+    except (OSError, ValueError):
+        done = {}
+    out = {}
+    for d in sorted(folder.iterdir()):
+        if not (d.is_dir() and re.fullmatch(r"\d{4}-\d{2}-\d{2}", d.name)):
+            continue
+        for h in sorted(d.iterdir()):
+            if h.is_dir() and re.fullmatch(r"\d{2}", h.name):
+                key, mark = f"{d.name}/{h.name}", h.stat().st_mtime_ns
+                if done.get(key) != mark:
+                    out[key] = mark
+    return out
+
+
+def ingest_archive(ws: Workspace, feed_id: str, *, spec: FeedSpec | None = None, progress: Progress | None = None,
+                   export: bool = True, specs_dir: Path | None = None) -> dict:
+    """Return the result of ingesting what the archiver kept for a feed (raw/<feed>/archive) in the hours changed since the
+    last call: the hourly step. Files are not archived again (they are under raw/ already); one already ingested is skipped.
+    If nothing new was archived, say so (status 'unchanged')."""
+    from noriba.rt import write_durably
+
+    safe_id(feed_id)
+    folder = archive_dir(ws, feed_id)
+    pending = pending_archive_hours(ws, feed_id)  # marks taken before listing: a file added meanwhile makes its hour pending again
+    files = sorted(((f"{key}/{name}", p) for key in pending for name, p in snapshot_files(folder / key, feed_id=feed_id)),
+                   key=lambda x: sort_key(x[0]))
+    if not files:
+        return {"feed_id": feed_id, "status": "unchanged", "message": f"{feed_id}: nothing new archived in {folder}"}
+    ws.ensure()
+    opts = gbfs_options(spec) if spec is not None else GbfsOptions()
+    max_bytes = min(spec.source.max_bytes, DEFAULT_MAX_FILE_BYTES) if spec is not None else DEFAULT_MAX_FILE_BYTES
+    _say(progress, f"{feed_id}: reading {len(files):,} archived GBFS file(s) of {len(pending)} hour(s) from {folder}")
+    with feed_lock(ws, feed_id):
+        batches = [_stage_batch(ws, feed_id, chunk, source=str(folder), opts=opts, spec=spec, timezone_name=None,
+                                progress=progress, specs_dir=specs_dir, archive=False) for chunk in _chunks(files, max_bytes)]
+        out = _publish_batches(ws, feed_id, batches, opts=opts, progress=progress, export=export)
+        try:
+            done = json.loads((folder / INGESTED).read_text())
+            done = done if isinstance(done, dict) else {}
+        except (OSError, ValueError):
+            done = {}
+        write_durably(folder / INGESTED, json.dumps({**done, **pending}, sort_keys=True).encode())
+    out["hours"] = sorted(pending)
     return out

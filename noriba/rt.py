@@ -16,6 +16,10 @@ warehouse has them in schema ``rt`` (``rt.vehicle_positions``, ``rt.trip_updates
 ``rt.quarantine``: the lake table without its ``rt_`` prefix, plus ``feed_id``, ``date``,
 ``hour``) and ``rt.feeds`` (feed_id, static_feed_id, timezone), published under the single-writer
 lock of warehouse/publish.py.
+
+The archiver polls GBFS systems too (specs of kind gbfs with source.url): noriba/gbfs.py
+``ArchivePoller`` (each file when its ttl has run out, under ``raw/<feed>/archive/``), scheduled in
+the same event loop; ``noriba.gbfs.ingest_archive`` ingests what it kept.
 """
 
 from __future__ import annotations
@@ -286,12 +290,17 @@ async def _run_poll(ws: Workspace, client, p: _Poll, stop: asyncio.Event, *, onc
 async def archive_async(ws: Workspace, specs: list, *, duration_s: float | None = None, once: bool = False) -> dict:
     """Poll every URL of ``specs`` concurrently until ``duration_s`` has passed, SIGTERM/SIGINT, or (``once``) one fetch each.
 
+    Specs of kind gbfs with source.url are polled too, each file when its ttl has run out (noriba/gbfs.py ArchivePoller).
+
     Return {feed_id/part: {fetches, changed, failures}}.
     """
     import httpx
 
+    from noriba.gbfs import ArchivePoller, live_specs
+
     ws.ensure()
-    polls = [p for s in specs for p in _polls(ws, s)]
+    gbfs = [ArchivePoller(ws, s) for s in live_specs(specs)]  # GBFS systems: each file when its ttl has run out (noriba/gbfs.py)
+    polls = [p for s in specs if s.kind != "gbfs" for p in _polls(ws, s)]
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -299,10 +308,11 @@ async def archive_async(ws: Workspace, specs: list, *, duration_s: float | None 
             loop.add_signal_handler(sig, stop.set)
         except (NotImplementedError, RuntimeError, ValueError):  # not the main thread
             pass
-    limits = httpx.Limits(max_connections=max(10, len(polls)), max_keepalive_connections=max(10, len(polls)))
+    limits = httpx.Limits(max_connections=max(10, len(polls) + len(gbfs)), max_keepalive_connections=max(10, len(polls) + len(gbfs)))
     async with httpx.AsyncClient(headers={"User-Agent": USER_AGENT}, follow_redirects=True, max_redirects=10, limits=limits) as client:
         tasks = [asyncio.create_task(_run_poll(ws, client, p, stop, once=once, offset=p.poll_s * i / len(polls)))
                  for i, p in enumerate(polls)]
+        tasks += [asyncio.create_task(g.run(client, stop, once=once)) for g in gbfs]
         if duration_s is not None and not once:
             loop.call_later(duration_s, stop.set)
         try:
@@ -314,7 +324,10 @@ async def archive_async(ws: Workspace, specs: list, *, duration_s: float | None 
                     loop.remove_signal_handler(sig)
                 except (NotImplementedError, RuntimeError, ValueError):
                     pass
-    return {f"{p.feed_id}/{p.part}": {"fetches": p.fetches, "changed": p.changed, "failures": p.failures} for p in polls}
+    out = {f"{p.feed_id}/{p.part}": {"fetches": p.fetches, "changed": p.changed, "failures": p.failures} for p in polls}
+    for g in gbfs:
+        out.update(g.result())
+    return out
 
 
 def archive(ws: Workspace, specs: list, *, duration_s: float | None = None, once: bool = False) -> dict:

@@ -88,7 +88,7 @@ def noriba_rt():
         """Ingest and publish what the archiver kept of a GBFS system since the last run."""
         from noriba import gbfs
         from noriba.specs import load_each
-        from noriba.workspace import Workspace
+        from warehouse.workspace import Workspace
 
         spec = next((s for s in load_each("feeds")[0] if s.id == feed_id), None)
         res = gbfs.ingest_archive(Workspace.from_env(), feed_id, spec=spec)

@@ -56,7 +56,7 @@ def test_rt_dag_ingests_what_the_archiver_kept_of_a_gbfs_system(airflow_db, dagb
     from airflow.utils.state import DagRunState
 
     from noriba.gbfs import archive_dir
-    from noriba.workspace import Workspace
+    from warehouse.workspace import Workspace
 
     head = shared("gbfs", "tier-wolfsburg-v2.3", "head")
     (tmp_path / "specs" / "feeds").mkdir(parents=True)

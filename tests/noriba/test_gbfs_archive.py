@@ -156,7 +156,7 @@ def test_archiver_polls_gbfs_respecting_ttl_archives_changes_and_the_archive_ing
     assert len(_rows(home, "station_status", "ALL")) == 2 * len(set(srv.served["station_status.json"]))
     # a second hourly run reads nothing: no hour changed since
     from noriba.gbfs import ingest_archive, pending_archive_hours
-    from noriba.workspace import Workspace
+    from warehouse.workspace import Workspace
 
     ws = Workspace(home)
     assert pending_archive_hours(ws, "bikes") == {}

@@ -353,3 +353,18 @@ def test_a_rerun_of_an_unchanged_version_reuses_the_gx_results_and_a_changed_tab
     finally:
         con.close()
     assert reused_from["stops"] is None and reused_from["trips"].startswith(f"same@{ver} ")
+
+
+def test_a_new_version_that_changes_one_file_runs_gx_only_on_that_table(tmp_path):
+    from noriba.pipeline import run_feed
+    from noriba.workspace import Workspace
+
+    ws = Workspace(tmp_path / "home").ensure()
+    first = run_feed(make_spec("f", write_feed(tmp_path / "a", MINI_FEED)), ws, export=False)
+    calendar = MINI_FEED["calendar.txt"].rstrip("\n").split("\n")
+    extra = "EXTRA," + calendar[-1].split(",", 1)[1]  # one more service: only the calendar partition changes
+    changed = {**MINI_FEED, "calendar.txt": "\n".join([*calendar, extra]) + "\n"}
+    second = run_feed(make_spec("f", write_feed(tmp_path / "b", changed)), ws, export=False)
+    assert second["feed_version"] != first["feed_version"]
+    assert (first["contracts"]["reused"], second["contracts"]["reused"]) == (0, second["contracts"]["suites"] - 1)
+    assert second["contracts"]["expectations"] == first["contracts"]["expectations"]

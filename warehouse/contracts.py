@@ -17,7 +17,7 @@ table quality.expectation_results (the version's earlier results are replaced) a
 Contracts run on what changed: every stored row carries the fingerprint of what GX checked (the
 table's contract, the GX version, the route and the bytes of the lake partition). A table whose
 fingerprint already has stored GX results (an earlier run of the feed, of any version) reuses them instead of
-running GX again; ``reused_from`` names the GX run (feed@version, run time) that produced them and
+running GX again; ``reused_from`` names the GX run (feed@version, its GX run name) that produced them and
 whose validation page is in Data Docs. If every table is reused, then GX is not even imported.
 """
 
@@ -469,7 +469,7 @@ def run_contracts(ws: Workspace, feed_id: str, feed_version: str, *, route: str 
     run_at_s = rows[0]["run_at"] if rows else datetime.now(timezone.utc).replace(microsecond=0).isoformat(timespec="seconds")
     for t, _ in tables:  # in table order, like a run of GX on every table
         rows += [{**r, "feed_id": feed_id, "feed_version": feed_version, "run_at": run_at_s,
-                  "reused_from": r["reused_from"] or f"{r['feed_id']}@{r['feed_version']} {r['run_at']}"} for r in reused.get(t.name, [])]
+                  "reused_from": r["reused_from"] or f"{r['feed_id']}@{r['feed_version']}"} for r in reused.get(t.name, [])]
     order = {t.name: i for i, (t, _) in enumerate(tables)}
     rows.sort(key=lambda r: order.get(r["table_name"], len(order)))  # stable: GX's order within a table
     fault_point("contracts")  # test hook: a kill here leaves GX's validation files and no stored results

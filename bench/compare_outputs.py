@@ -25,7 +25,8 @@ sys.path.insert(0, str(ROOT))
 CORPUS = ROOT.parent / "shared" / "data" / "gtfs" / "jp" / "corpus-2019" / "feeds"
 DEFAULT = [CORPUS / n for n in ("kamacitybus190401.zip", "133.zip", "20181101GTFS-dia.zip", "401005_shieitosengtfs.zip")] + [
     ROOT / "bench" / "out" / "vilnius-x1.zip"]
-VOLATILE = {"ingested_at", "fetched_at", "run_at", "raw_path", "source"}
+VOLATILE = {"ingested_at", "fetched_at", "run_at", "raw_path", "source",
+            "fingerprint", "reused_from"}  # contracts: a hash of the code too, and which earlier GX run was reused
 
 
 def _h(obj) -> str:

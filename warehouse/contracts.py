@@ -13,11 +13,18 @@ publish copies into the warehouse) by one of two routes:
 ``auto`` is ``duckdb`` (faster and lighter, see bench/README.md). The results go to the warehouse
 table quality.expectation_results (the version's earlier results are replaced) and GX Data Docs
 (static HTML) are rebuilt under NORIBA_HOME/reports/data_docs/.
+
+Contracts run on what changed: every stored row carries the fingerprint of what GX checked (the
+table's contract, the GX version, the route and the bytes of the lake partition). A table whose
+fingerprint already has stored GX results (an earlier run of the feed, of any version) reuses them instead of
+running GX again; ``reused_from`` names the GX run (feed@version, its GX run name) that produced them and
+whose validation page is in Data Docs. If every table is reused, then GX is not even imported.
 """
 
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import html
 import json
 import logging
@@ -31,7 +38,7 @@ import pyarrow as pa
 
 from warehouse.workspace import Workspace
 from transforms.canonical import lit, q
-from transforms.contracts import build_suite, partition_columns, suite_name
+from transforms.contracts import build_suite, partition_columns, suite_name, table_contracts
 from transforms.schema import Table, load_schema
 from warehouse.publish import connect, current_file, publish_lock
 from warehouse.runstate import fault_point
@@ -45,8 +52,10 @@ RESULT_COLUMNS = [
     ("rule", "VARCHAR"), ("expectation_type", "VARCHAR"), ("column_name", "VARCHAR"), ("kwargs", "VARCHAR"),
     ("success", "BOOLEAN"), ("element_count", "BIGINT"), ("unexpected_count", "BIGINT"), ("unexpected_percent", "DOUBLE"),
     ("observed_value", "VARCHAR"), ("partial_unexpected", "VARCHAR"), ("exception", "VARCHAR"), ("route", "VARCHAR"),
-    ("source", "VARCHAR"), ("run_at", "VARCHAR"),
+    ("source", "VARCHAR"), ("run_at", "VARCHAR"), ("fingerprint", "VARCHAR"), ("reused_from", "VARCHAR"),
 ]
+#: Files whose text decides how a contract becomes GX expectations (a change to one re-runs every table).
+_CODE = (Path(__file__), Path(__file__).resolve().parent.parent / "transforms" / "contracts.py")
 _ARROW = {"VARCHAR": pa.string(), "BOOLEAN": pa.bool_(), "BIGINT": pa.int64(), "DOUBLE": pa.float64()}
 
 
@@ -216,6 +225,62 @@ def _result_rows(result, *, feed_id: str, feed_version: str, table: str, route: 
     return rows
 
 
+def _gx_version() -> str:
+    from importlib.metadata import version
+
+    return version("great-expectations")
+
+
+def table_fingerprint(table: Table, part, *, route: str) -> str:
+    """Return the fingerprint of one table's contracts run: its contract, the code and GX version, the route, the partition's bytes.
+
+    Two runs with the same fingerprint give the same GX results (only run_at differs).
+    """
+    h = hashlib.sha256()
+    contracts = [(c.rule, c.expectation_type, c.kwargs) for c in table_contracts(table, engine="sql" if route == "duckdb" else "pandas")]
+    h.update(json.dumps([table.name, route, _gx_version(), contracts], default=str, sort_keys=True).encode())
+    for f in _CODE:
+        h.update(f.read_bytes())
+    if part is None:
+        h.update(b"\0absent")
+    else:
+        with open(part, "rb") as fh:
+            h.update(hashlib.file_digest(fh, "sha256").digest())
+    return h.hexdigest()
+
+
+def reusable_results(ws: Workspace, feed_id: str, fingerprints: dict[str, str]) -> dict[str, list[dict]]:
+    """Return {table: stored result rows} for the tables whose fingerprint has stored results of the feed without errors.
+
+    Rows come from one earlier GX run (the newest) of the fingerprint; ``reused_from`` names it.
+    Only the feed's own runs are reused, so that every feed has its own GX validation pages.
+    """
+    if not fingerprints or not ws.warehouse.exists():
+        return {}
+    with publish_lock(ws):
+        con = connect(ws, read_only=True)
+        try:
+            have = {r[0] for r in con.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_schema = 'quality' "
+                "AND table_name = 'expectation_results'").fetchall()}
+            if "fingerprint" not in have:
+                return {}
+            by_fp = {fp: t for t, fp in fingerprints.items()}
+            cur = con.execute(
+                "SELECT * FROM quality.expectation_results WHERE feed_id = ? AND fingerprint IN (SELECT unnest(?)) "
+                "QUALIFY dense_rank() OVER (PARTITION BY fingerprint ORDER BY run_at DESC, feed_id, feed_version) = 1 "
+                "AND count(exception) OVER (PARTITION BY fingerprint, feed_id, feed_version, run_at) = 0",
+                [feed_id, list(by_fp)])
+            names = [d[0] for d in cur.description]
+            out: dict[str, list[dict]] = {}
+            for r in cur.fetchall():
+                row = dict(zip(names, r))
+                out.setdefault(by_fp[row["fingerprint"]], []).append(row)
+            return out
+        finally:
+            con.close()
+
+
 def has_results(ws: Workspace, feed_id: str, feed_version: str) -> bool:
     """Return True if the warehouse holds contract results of the version (its contracts step finished)."""
     if not ws.warehouse.exists():
@@ -330,24 +395,30 @@ def write_offline_index(ws: Workspace) -> Path:
     return out
 
 
-def validate_version(ws: Workspace, feed_id: str, feed_version: str, *, route: str = "auto", progress=None,
-                     tables: list[str] | None = None, source: str = "lake") -> tuple[list[dict], object]:
-    """Return (result rows, GX context) of the contracts run on one version's tables (or only ``tables``), storing nothing.
-
-    ``source`` is where the DuckDB route reads: the lake partitions (default, no lock) or the
-    warehouse (under the publish lock); the pandas route reads the lake.
-    """
+def _checked_route(ws: Workspace, feed_id: str, feed_version: str, route: str, source: str) -> str:
+    """Return the route that ``route`` resolves to. If the route, the source or the version is unknown, then ValueError says so."""
     if route not in ROUTES:
         raise ValueError(f"unknown contracts route {route!r}; expected one of {', '.join(ROUTES)}")
     route = "duckdb" if route == "auto" else route
     if source not in SOURCES or (source == "warehouse" and route != "duckdb"):
         raise ValueError(f"unknown contracts source {source!r} for route {route}; the duckdb route reads "
                          f"{' or '.join(SOURCES)}, the pandas route the lake")
+    if not (ws.lake_partition("meta_feed_versions", feed_id, feed_version) / "part-0.parquet").exists():
+        raise ValueError(f"{feed_id}: no version {feed_version} in the lake at {ws.lake}; nothing to check")
+    return route
+
+
+def validate_version(ws: Workspace, feed_id: str, feed_version: str, *, route: str = "auto", progress=None,
+                     tables: list[str] | None = None, source: str = "lake") -> tuple[list[dict], object]:
+    """Return (result rows, GX context) of the contracts run on one version's tables (or only ``tables``), storing nothing.
+
+    ``source`` is where the DuckDB route reads: the lake partitions (default, no lock) or the
+    warehouse (under the publish lock); the pandas route reads the lake. GX always runs (no reuse).
+    """
+    route = _checked_route(ws, feed_id, feed_version, route, source)
     from great_expectations import ValidationDefinition
     from great_expectations.core.run_identifier import RunIdentifier
 
-    if not (ws.lake_partition("meta_feed_versions", feed_id, feed_version) / "part-0.parquet").exists():
-        raise ValueError(f"{feed_id}: no version {feed_version} in the lake at {ws.lake}; nothing to check")
     only = set(tables) if tables is not None else None
     tables = [(t, p) for t, p in version_tables(ws, feed_id, feed_version) if only is None or t.name in only]
     ctx = gx_context(ws)
@@ -361,33 +432,50 @@ def validate_version(ws: Workspace, feed_id: str, feed_version: str, *, route: s
         if source == "warehouse":
             stack.enter_context(publish_lock(ws))  # no publisher may write the file while it is attached
         by_table = stack.enter_context(batches(ctx, ws, feed_id, feed_version, tables, source=source))
-        for t, _ in tables:
+        for t, part in tables:
             if progress:
                 progress(f"{feed_id}: contracts of {t.name} ({route})")
             suite = ctx.suites.add_or_update(build_suite(t, engine=engine))
             bd, params = by_table[t.name]
             vd = ctx.validation_definitions.add(ValidationDefinition(name=f"{feed_id}.{feed_version}.{t.name}", data=bd, suite=suite))
             result = vd.run(batch_parameters=params() if params else None, result_format=RESULT_FORMAT, run_id=run_id)
-            rows += _result_rows(result, feed_id=feed_id, feed_version=feed_version, table=t.name, route=route, source=source, run_at=run_at_s)
+            fp = table_fingerprint(t, part, route=route) if source == "lake" else None
+            rows += [{**r, "fingerprint": fp, "reused_from": None} for r in _result_rows(
+                result, feed_id=feed_id, feed_version=feed_version, table=t.name, route=route, source=source, run_at=run_at_s)]
     return rows, ctx
 
 
 def run_contracts(ws: Workspace, feed_id: str, feed_version: str, *, route: str = "auto", progress=None,
-                  data_docs: bool | str = True, source: str = "lake") -> dict:
+                  data_docs: bool | str = True, source: str = "lake", reuse: bool = True) -> dict:
     """Return a summary of the contracts run on one published version: suites, expectations, failed, seconds.
 
     Results replace the version's rows in quality.expectation_results; if ``data_docs``, then GX
     Data Docs are rebuilt under NORIBA_HOME/reports/data_docs/. If ``data_docs`` is ``"later"``,
     then the pages are left for one :func:`finish_data_docs` after many feeds (GX's index reads
     every stored validation, so rebuilding it after each feed of a run grows with the square of the feeds).
+    If ``reuse`` (and the source is the lake), then tables whose fingerprint has stored GX results
+    reuse them (``reused`` counts those tables) and GX runs only on the others.
     """
     t0 = time.perf_counter()
-    rows, ctx = validate_version(ws, feed_id, feed_version, route=route, progress=progress, source=source)
+    resolved = _checked_route(ws, feed_id, feed_version, route, source)
+    reused: dict[str, list[dict]] = {}
+    tables = version_tables(ws, feed_id, feed_version)
+    if reuse and source == "lake":
+        reused = reusable_results(ws, feed_id, {t.name: table_fingerprint(t, part, route=resolved) for t, part in tables})
+    todo = [t.name for t, _ in tables if t.name not in reused]
+    rows, ctx = (validate_version(ws, feed_id, feed_version, route=route, progress=progress, source=source, tables=todo)
+                 if todo else ([], None))
+    run_time = datetime.fromisoformat(rows[0]["run_at"]) if rows else None
+    run_at_s = rows[0]["run_at"] if rows else datetime.now(timezone.utc).replace(microsecond=0).isoformat(timespec="seconds")
+    for t, _ in tables:  # in table order, like a run of GX on every table
+        rows += [{**r, "feed_id": feed_id, "feed_version": feed_version, "run_at": run_at_s,
+                  "reused_from": r["reused_from"] or f"{r['feed_id']}@{r['feed_version']}"} for r in reused.get(t.name, [])]
+    order = {t.name: i for i, (t, _) in enumerate(tables)}
+    rows.sort(key=lambda r: order.get(r["table_name"], len(order)))  # stable: GX's order within a table
     fault_point("contracts")  # test hook: a kill here leaves GX's validation files and no stored results
     store_results(ws, feed_id, feed_version, rows)
-    run_time = datetime.fromisoformat(rows[0]["run_at"]) if rows else None
-    if data_docs == "later":
-        docs = str(ws.reports / "data_docs" / "index.html")
+    if data_docs == "later" or ctx is None:  # nothing new for GX to render: the reused runs' pages are there
+        docs = str(ws.reports / "data_docs" / "index.html") if data_docs else None
     else:
         docs = build_data_docs(ws, ctx, run_name=f"{feed_id}@{feed_version}", run_time=run_time) if data_docs else None
     failed = [r for r in rows if not r["success"]]
@@ -402,7 +490,7 @@ def run_contracts(ws: Workspace, feed_id: str, feed_version: str, *, route: str 
         "feed_id": feed_id, "feed_version": feed_version, "route": "duckdb" if route == "auto" else route, "source": source, "message": message,
         "suites": len({r["suite"] for r in rows}), "expectations": len(rows), "failed": len(failed),
         "errors": sum(1 for r in rows if r["exception"]), "failed_by_table": failed_by_table,
-        "data_docs": docs, "seconds": round(time.perf_counter() - t0, 3),
+        "data_docs": docs, "reused": len(reused), "seconds": round(time.perf_counter() - t0, 3),
     }
 
 

@@ -331,3 +331,40 @@ def test_a_run_of_many_feeds_renders_every_feeds_data_docs_once_at_the_end(tmp_p
     assert all((docs / link).exists() for link in links)
     index = (docs / "index.html").read_text(encoding="utf-8")
     assert "one@" in index and "two@" in index
+
+
+def test_a_rerun_of_an_unchanged_version_reuses_the_gx_results_and_a_changed_table_is_checked_again(tmp_path):
+    from warehouse.contracts import run_contracts
+
+    ws, ver = _ingest(tmp_path / "home", "same", MINI_FEED)  # the ingest ran GX on every table
+    first = run_contracts(ws, "same", ver, data_docs=False, reuse=False)
+    again = run_contracts(ws, "same", ver, data_docs=False)
+    assert (again["reused"], again["expectations"], again["failed"]) == (again["suites"], first["expectations"], 0)
+    _rewrite(ws, "same", ver, "stops", "SELECT * REPLACE (CAST(200 AS DOUBLE) AS stop_lat) FROM p")
+    changed = run_contracts(ws, "same", ver, data_docs=False)
+    assert changed["reused"] == again["suites"] - 1  # only stops went through GX again
+    assert _failed(ws, "same", ver) == {("stops", "latitude", "stop_lat")}
+    from warehouse.publish import connect
+
+    con = connect(ws, read_only=True)
+    try:
+        reused_from = dict(con.sql("SELECT table_name, any_value(reused_from) FROM quality.expectation_results "
+                                   f"WHERE feed_id = 'same' AND feed_version = '{ver}' GROUP BY 1").fetchall())
+    finally:
+        con.close()
+    assert reused_from["stops"] is None and reused_from["trips"] == f"same@{ver}"
+
+
+def test_a_new_version_that_changes_one_file_runs_gx_only_on_that_table(tmp_path):
+    from noriba.pipeline import run_feed
+    from noriba.workspace import Workspace
+
+    ws = Workspace(tmp_path / "home").ensure()
+    first = run_feed(make_spec("f", write_feed(tmp_path / "a", MINI_FEED)), ws, export=False)
+    calendar = MINI_FEED["calendar.txt"].rstrip("\n").split("\n")
+    extra = "EXTRA," + calendar[-1].split(",", 1)[1]  # one more service: only the calendar partition changes
+    changed = {**MINI_FEED, "calendar.txt": "\n".join([*calendar, extra]) + "\n"}
+    second = run_feed(make_spec("f", write_feed(tmp_path / "b", changed)), ws, export=False)
+    assert second["feed_version"] != first["feed_version"]
+    assert (first["contracts"]["reused"], second["contracts"]["reused"]) == (0, second["contracts"]["suites"] - 1)
+    assert second["contracts"]["expectations"] == first["contracts"]["expectations"]

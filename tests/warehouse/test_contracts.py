@@ -357,7 +357,7 @@ def test_a_rerun_of_an_unchanged_version_reuses_the_gx_results_and_a_changed_tab
 
 def test_a_new_version_that_changes_one_file_runs_gx_only_on_that_table(tmp_path):
     from noriba.pipeline import run_feed
-    from noriba.workspace import Workspace
+    from warehouse.workspace import Workspace
 
     ws = Workspace(tmp_path / "home").ensure()
     first = run_feed(make_spec("f", write_feed(tmp_path / "a", MINI_FEED)), ws, export=False)

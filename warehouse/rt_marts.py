@@ -5,8 +5,8 @@ each service day (meta.feed_versions service_start <= day <= service_end, the ne
 as marts.rt_match_hourly chooses). The static feed is ``rt.feeds.static_feed_id``; local times and service days are in
 ``rt.feeds.timezone`` (UTC when unknown). A feed's rows are replaced whole on rerun. Times are POSIX seconds (BIGINT).
 
-The scope is the *covered* time: the UTC hours that have at least one snapshot. A scheduled trip is in scope when one of
-its stop events is scheduled in a covered hour, or when the realtime feed names it (VP or TU) on that service day. A
+The scope is the *covered* time: the UTC hours that have at least one snapshot, each from its first to its last snapshot
+(header timestamp). A scheduled trip is in scope when one of its stop events is scheduled in the covered time, or when the realtime feed names it (VP or TU) on that service day. A
 realtime trip without ``start_date`` is put on the service day (the local day of the fix, or the day before) whose
 schedule of that trip is nearest in time.
 
@@ -15,7 +15,9 @@ static_feed_id, static_feed_version, scheduled_arrival, scheduled_departure; pre
 (the last TripUpdate stop_time_update for the stop first seen at or before the event, i.e. the observed arrival, else the
 scheduled one; its ``arrival_time`` or the scheduled time + ``arrival_delay``; no propagation from earlier stops),
 predicted_at (header timestamp of that prediction); observed_arrival, observed_departure, observed_method and
-observed_arrival_delay_s (observed - scheduled arrival). Observed times come from vehicle positions of the trip: a fix
+observed_arrival_delay_s (observed - scheduled arrival). At a trip's first stop the observed arrival is its observed
+departure (a bus waits there before it leaves; GTFS and TIDES time the origin by its departure), known once a later fix
+shows it gone; at its last stop the observed departure is its observed arrival. Observed times come from vehicle positions of the trip: a fix
 with status STOPPED_AT at the stop (first / last such fix), else a fix within ``radius_m`` of the stop (first / last),
 else the time interpolated between the last fix before and the first fix after the vehicle passes the stop (each fix
 is projected on the straight lines between consecutive stops; a fix farther than about 500 m from every one of them is
@@ -128,8 +130,12 @@ SELECT r.* EXCLUDE (sd, local_day), coalesce(r.sd, p.service_date, r.local_day) 
 FROM r LEFT JOIN pick p USING (rid);
 
 -- scheduled trips in scope
+CREATE OR REPLACE TEMP TABLE _span AS  -- the covered time of each hour: its first to its last snapshot (header time)
+SELECT h.t0, greatest(h.t0, coalesce(min(s.header_timestamp), h.t0)) AS c0, least(h.t1, coalesce(max(s.header_timestamp) + 1, h.t1)) AS c1
+FROM _hours h LEFT JOIN rt.snapshots s ON s.feed_id = $feed AND s.date = h.date AND s.hour = h.hour GROUP BY h.date, h.hour, h.t0, h.t1;
+
 CREATE OR REPLACE TEMP TABLE _scope AS
-SELECT DISTINCT s.service_date, s.trip_id FROM _sched_all s JOIN _hours h ON s.scheduled_arrival >= h.t0 AND s.scheduled_arrival < h.t1
+SELECT DISTINCT s.service_date, s.trip_id FROM _sched_all s JOIN _span h ON s.scheduled_arrival >= h.c0 AND s.scheduled_arrival < h.c1
 UNION
 SELECT DISTINCT r.service_date, r.trip_id FROM _rt r JOIN _trip_days td USING (service_date, trip_id);
 
@@ -164,7 +170,9 @@ FROM t GROUP BY ALL;
 CREATE OR REPLACE TEMP TABLE _obs AS
 WITH e AS (
   SELECT s.service_date, s.trip_id, s.stop_sequence, s.stop_id, s.stop_lat, s.stop_lon,
-         CASE WHEN s.stop_lat IS NOT NULL THEN count(s.stop_lat) OVER (PARTITION BY s.service_date, s.trip_id ORDER BY s.stop_sequence) - 1 END AS k
+         CASE WHEN s.stop_lat IS NOT NULL THEN count(s.stop_lat) OVER (PARTITION BY s.service_date, s.trip_id ORDER BY s.stop_sequence) - 1 END AS k,
+         s.stop_sequence = min(s.stop_sequence) OVER (PARTITION BY s.service_date, s.trip_id) AS is_first,
+         s.stop_sequence = max(s.stop_sequence) OVER (PARTITION BY s.service_date, s.trip_id) AS is_last
   FROM _sched s
 ), near AS (
   SELECT e.service_date, e.trip_id, e.stop_sequence,
@@ -173,27 +181,35 @@ WITH e AS (
          min(f.ts) FILTER (e.stop_lat IS NOT NULL AND
              ((f.longitude - e.stop_lon) * 111320 * cos(radians(e.stop_lat))) ^ 2 + ((f.latitude - e.stop_lat) * 110540) ^ 2 <= $radius2) AS near_first,
          max(f.ts) FILTER (e.stop_lat IS NOT NULL AND
-             ((f.longitude - e.stop_lon) * 111320 * cos(radians(e.stop_lat))) ^ 2 + ((f.latitude - e.stop_lat) * 110540) ^ 2 <= $radius2) AS near_last
+             ((f.longitude - e.stop_lon) * 111320 * cos(radians(e.stop_lat))) ^ 2 + ((f.latitude - e.stop_lat) * 110540) ^ 2 <= $radius2) AS near_last,
+         max(f.ts) AS trip_last_fix
   FROM e JOIN _fix f USING (service_date, trip_id) GROUP BY ALL
 ), passing AS (
   SELECT e.service_date, e.trip_id, e.stop_sequence,
          arg_max(p.ts, p.ts) FILTER (p.progress < e.k) AS ts_before, arg_max(p.progress, p.ts) FILTER (p.progress < e.k) AS p_before,
          arg_min(p.ts, p.ts) FILTER (p.progress >= e.k) AS ts_after, arg_min(p.progress, p.ts) FILTER (p.progress >= e.k) AS p_after
   FROM e JOIN _proj p USING (service_date, trip_id) GROUP BY ALL
+), o AS (
+  SELECT e.service_date, e.trip_id, e.stop_sequence, e.is_first, e.is_last, n.stop_first, n.stop_last, n.near_first, n.near_last,
+         n.trip_last_fix,
+         CASE WHEN pa.ts_before IS NOT NULL AND pa.ts_after IS NOT NULL AND pa.ts_before < pa.ts_after AND pa.p_after > pa.p_before
+              THEN round(pa.ts_before + (pa.ts_after - pa.ts_before) * (e.k - pa.p_before) / (pa.p_after - pa.p_before))::BIGINT END AS passed
+  FROM e LEFT JOIN near n USING (service_date, trip_id, stop_sequence) LEFT JOIN passing pa USING (service_date, trip_id, stop_sequence)
+), t AS (
+  SELECT *, coalesce(stop_first, near_first, passed) AS arr,
+         -- the departure is known once a later fix shows the vehicle gone (else it may still be waiting)
+         CASE WHEN coalesce(stop_last, near_last) < trip_last_fix THEN coalesce(stop_last, near_last) ELSE passed END AS dep,
+         CASE WHEN stop_first IS NOT NULL THEN 'stopped_at' WHEN near_first IS NOT NULL THEN 'radius' WHEN passed IS NOT NULL THEN 'interpolated' END AS arr_method,
+         CASE WHEN coalesce(stop_last, near_last) < trip_last_fix THEN (CASE WHEN stop_last IS NOT NULL THEN 'stopped_at' ELSE 'radius' END)
+              WHEN passed IS NOT NULL THEN 'interpolated' END AS dep_method
+  FROM o
 )
-SELECT e.service_date, e.trip_id, e.stop_sequence,
-       coalesce(n.stop_first, n.near_first,
-                CASE WHEN pa.ts_before IS NOT NULL AND pa.ts_after IS NOT NULL AND pa.ts_before < pa.ts_after AND pa.p_after > pa.p_before
-                     THEN round(pa.ts_before + (pa.ts_after - pa.ts_before) * (e.k - pa.p_before) / (pa.p_after - pa.p_before))::BIGINT END)
-         AS observed_arrival,
-       coalesce(n.stop_last, n.near_last,
-                CASE WHEN pa.ts_before IS NOT NULL AND pa.ts_after IS NOT NULL AND pa.ts_before < pa.ts_after AND pa.p_after > pa.p_before
-                     THEN round(pa.ts_before + (pa.ts_after - pa.ts_before) * (e.k - pa.p_before) / (pa.p_after - pa.p_before))::BIGINT END)
-         AS observed_departure,
-       CASE WHEN n.stop_first IS NOT NULL THEN 'stopped_at' WHEN n.near_first IS NOT NULL THEN 'radius'
-            WHEN pa.ts_before IS NOT NULL AND pa.ts_after IS NOT NULL AND pa.ts_before < pa.ts_after AND pa.p_after > pa.p_before
-            THEN 'interpolated' END AS observed_method
-FROM e LEFT JOIN near n USING (service_date, trip_id, stop_sequence) LEFT JOIN passing pa USING (service_date, trip_id, stop_sequence);
+-- at its origin a vehicle waits before it leaves: the arrival is the departure (GTFS, TIDES); at its terminus the reverse
+SELECT service_date, trip_id, stop_sequence,
+       CASE WHEN is_first THEN dep ELSE arr END AS observed_arrival,
+       CASE WHEN is_last AND NOT is_first THEN arr ELSE coalesce(dep, CASE WHEN NOT is_first THEN arr END) END AS observed_departure,
+       CASE WHEN is_first THEN dep_method ELSE arr_method END AS observed_method
+FROM t;
 
 CREATE OR REPLACE TEMP TABLE _events AS
 WITH ev AS (

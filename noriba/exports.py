@@ -22,7 +22,7 @@ from warehouse import storage
 from noriba.specs import ID_PATTERN, SpecError, load_specs, parse_spec, project_root
 from warehouse.workspace import Workspace
 from transforms.schema import default_specs_dir
-from transforms.specfile import Date, ListOf, Map, Number, OneOf, Text, check_shape, field_of, is_under, load_yaml, shown
+from transforms.specfile import Anything, Date, ListOf, Map, Number, OneOf, Text, check_shape, field_of, is_under, load_yaml, shown
 from warehouse.versions import latest_versions  # noqa: F401 (the lake's latest versions; importers of noriba.exports use it)
 
 Progress = Callable[[str], None]
@@ -39,8 +39,9 @@ EXPORT_SHAPE = Map({
     "id": Text(), "name": Text(), "name_en": Text(), "description": Text(),
     "feeds": Map({"ids": _NAMES, "tags": _NAMES, "lake": _NAMES, "prefecture": Text(),
                   "municipality": Text(expected='a code in quotes such as "99001", or a name')}),
-    "ingest": ListOf(Map({k: Text() for k in ("glob", "path", "id", "id_prefix", "strip", "timezone", "encoding", "profile",
-                                              "name")})),
+    "ingest": ListOf(Map({**{k: Text() for k in ("glob", "path", "id", "id_prefix", "strip", "timezone", "encoding", "profile",
+                                                 "name")},
+                          "policy": Anything()})),  # a feed spec's policy, checked by parse_spec
     "namespaces": Map(values=Text()),
     "area": Map({"bbox": ListOf(Number()), "polygon": OneOf(Text(), ListOf(ListOf(Number())),
                                                             expected="a GeoJSON file or a list of [lon, lat] points")}),
@@ -65,6 +66,7 @@ class IngestEntry:
     encoding: str | None = None
     profile: str = "gtfs"
     name: str = ""
+    policy: dict | None = None  # the feed's severity policy, as in a feed spec (default: the default policy)
 
 
 @dataclass(frozen=True)
@@ -157,7 +159,8 @@ def parse_export_spec(doc: object, *, where: str, root: Path, expect_id: str | N
             bad(f"{f}.id_prefix", f"{e['id_prefix']!r} must be lowercase letters, digits and '-'")
         try:
             parse_spec({"id": "x", "kind": "gtfs", "source": {"path": "x"}, "timezone": e.get("timezone", "UTC"),
-                        "profile": e.get("profile", "gtfs"), **({"encoding": e["encoding"]} if e.get("encoding") else {})},
+                        "profile": e.get("profile", "gtfs"), **({"encoding": e["encoding"]} if e.get("encoding") else {}),
+                        **({"policy": e["policy"]} if e.get("policy") is not None else {})},
                        where=f"{where}: {f}", root=root)
         except SpecError as exc:
             problems.extend(p for p in exc.problems if not is_under(f + "." + field_of(p, f"{where}: {f}"), dropped))
@@ -250,7 +253,8 @@ def resolve_ingest(spec: ExportSpec, root: Path) -> list[IngestEntry]:
                 stem = stem.replace(str(e["strip"]), "")
             fid = str(e["id"]) if e.get("path") else f"{e.get('id_prefix', '')}{_slug(stem)}"
             out.append(IngestEntry(feed_id=fid, path=p, timezone=str(e.get("timezone", "UTC")), encoding=e.get("encoding"),
-                                   profile=str(e.get("profile", "gtfs")), name=str(e.get("name") or "")))
+                                   profile=str(e.get("profile", "gtfs")), name=str(e.get("name") or ""),
+                                   policy=e.get("policy")))
     if problems:
         raise SpecError(problems)
     return out
@@ -415,7 +419,8 @@ def _build_locked(spec: ExportSpec, ws: Workspace, *, progress: Progress | None,
     for e in resolve_ingest(spec, project_root(specs_dir)):
         fs = parse_spec({"id": e.feed_id, "kind": "gtfs", "source": {"path": str(e.path)}, "timezone": e.timezone,
                          "profile": e.profile, **({"encoding": e.encoding} if e.encoding else {}),
-                         **({"name": e.name} if e.name else {})}, where=str(spec.spec_path), root=project_root(specs_dir))
+                         **({"name": e.name} if e.name else {}), **({"policy": e.policy} if e.policy is not None else {})},
+                        where=str(spec.spec_path), root=project_root(specs_dir))
         res = run_feed(fs, ws, progress=None)
         say(res.get("message") or f"{e.feed_id}: version {res['feed_version']} ingested")
     feed_specs = load_specs(specs_dir)

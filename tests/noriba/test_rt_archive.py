@@ -287,22 +287,25 @@ def test_the_service_waits_for_a_spec_then_archives_and_stops_cleanly_on_sigterm
 
     (tmp_path / "specs" / "feeds").mkdir(parents=True)
     env = {**os.environ, "NORIBA_HOME": str(tmp_path / "home"), "NORIBA_SPECS": str(tmp_path / "specs"), "NORIBA_RT_SPEC_WAIT_S": "0.2"}
-    with replay() as srv, deadline(120):
+    err_file = tmp_path / "stderr.txt"
+    with replay() as srv, deadline(180), open(err_file, "w") as err_fh:
         proc = subprocess.Popen([sys.executable, "-m", "noriba.cli", "rt", "archive"], env=env, cwd=ROOT,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                stdout=subprocess.DEVNULL, stderr=err_fh, text=True)
         try:
-            time.sleep(1.5)
-            assert proc.poll() is None, proc.communicate()
+            # write the spec only once the service has said it is waiting (a loaded machine may take seconds to start it)
+            while "looking again" not in err_file.read_text():
+                assert proc.poll() is None, err_file.read_text()
+                time.sleep(0.1)
             (tmp_path / "specs" / "feeds" / "bus-rt.yml").write_text(f"id: bus-rt\nkind: gtfs-rt\nrealtime:\n  combined: {srv.url}\n")
-            for _ in range(200):
-                if srv.requests:
-                    break
+            while not srv.requests:
+                assert proc.poll() is None, err_file.read_text()
                 time.sleep(0.1)
             proc.send_signal(signal.SIGTERM)
-            out, err = proc.communicate(timeout=60)
+            proc.wait(timeout=60)
         finally:
             if proc.poll() is None:
                 proc.kill()
+    err = err_file.read_text()
     assert proc.returncode == 0, err
     assert "looking again every 0.2 s" in err and "bus-rt/combined: 1 fetches, 1 changed" in err
     assert len(list((tmp_path / "home" / "raw" / "bus-rt" / "rt").glob("*/*/*.pb"))) == 1

@@ -159,13 +159,12 @@ def parse_export_spec(doc: object, *, where: str, root: Path, expect_id: str | N
             bad(f"{f}.id_prefix", f"{e['id_prefix']!r} must be lowercase letters, digits and '-'")
         try:
             parse_spec({"id": "x", "kind": "gtfs", "source": {"path": "x"}, "timezone": e.get("timezone", "UTC"),
-                        "profile": e.get("profile", "gtfs"), **({"encoding": e["encoding"]} if e.get("encoding") else {})},
+                        "profile": e.get("profile", "gtfs"), **({"encoding": e["encoding"]} if e.get("encoding") else {}),
+                        **({"policy": e["policy"]} if e.get("policy") is not None else {})},
                        where=f"{where}: {f}", root=root)
         except SpecError as exc:
             problems.extend(p for p in exc.problems if not is_under(f + "." + field_of(p, f"{where}: {f}"), dropped))
             continue
-        # an ingest entry's `policy` is checked (code names included) when its feed is ingested by build_export: checking
-        # code names loads the rule registry (DuckDB), and export specs are loaded where DAG files are parsed
         ingest.append(dict(e))
     area = doc.get("area")
     if area is not None:

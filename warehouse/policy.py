@@ -7,7 +7,7 @@ The spec key ``policy`` takes three lists, all optional::
 
     policy:
       block: [structure]        # default. Items: structure | ERROR | WARNING | INFO
-      block_codes: [unused_stop]  # these codes block too, whatever their severity
+      block_codes: [unused_trip]  # these codes block too, whatever their severity
       allow: [leading_or_trailing_whitespaces]  # these codes never block (only reported)
 
 ``structure`` means the ERRORs of the 'read' stage: the feed's files, columns, values, keys and
@@ -38,15 +38,16 @@ _KEYS = ("block", "block_codes", "allow")
 POLICY_DOC = "specs/README.md#severity-policy"
 
 
-def _rules() -> dict:
-    from transforms.rules.registry import rule_codes
+def _rules() -> dict[str, tuple[str, str]]:
+    """Return {code: (severity, stage)} of every rule, without loading the rules (DAG files load specs)."""
+    from transforms.rules.codes import known_codes
 
-    return rule_codes()
+    return known_codes()
 
 
 def structure_codes() -> frozenset[str]:
     """Return the codes ``structure`` blocks on: every ERROR rule of the 'read' stage."""
-    return frozenset(c for c, r in _rules().items() if r.severity == ERROR and r.stage == "read")
+    return frozenset(c for c, (severity, stage) in _rules().items() if severity == ERROR and stage == "read")
 
 
 @dataclass(frozen=True)
@@ -65,8 +66,8 @@ class Policy:
         if code in self.block_codes or severity in self.block:
             return True
         if STRUCTURE in self.block and severity == ERROR:
-            rule = _rules().get(code)
-            return rule is None or rule.stage == "read"
+            known = _rules().get(code)
+            return known is None or known[1] == "read"
         return False
 
     def evaluate(self, counts: Mapping[tuple[str, str], int]) -> "Verdict":
@@ -124,17 +125,17 @@ def parse_policy(doc: object, *, where: str) -> tuple[Policy, list[str]]:
     if doc is None:
         return Policy(), problems
     if not isinstance(doc, dict):
-        return Policy(), [f"{where}: policy: must be a mapping such as `policy: {{block: [ERROR], allow: [unused_stop]}}`"]
+        return Policy(), [f"{where}: policy: must be a mapping such as `policy: {{block: [ERROR], allow: [unused_trip]}}`"]
     for k in sorted(set(map(str, doc)) - set(_KEYS)):
         problems.append(f"{where}: policy.{k}: unknown key; allowed keys are {', '.join(_KEYS)}")
-    known: dict | None = None  # the rule registry, loaded only when codes are named (it imports DuckDB)
+    known: dict | None = None  # the code list, read only when codes are named
     lists: dict[str, tuple[str, ...]] = {}
     for key in _KEYS:
         value = doc.get(key, [STRUCTURE] if key == "block" else [])
         if isinstance(value, str):
             value = [value]
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            problems.append(f"{where}: policy.{key}: must be a list of names such as [{'ERROR' if key == 'block' else 'unused_stop'}]")
+            problems.append(f"{where}: policy.{key}: must be a list of names such as [{'ERROR' if key == 'block' else 'unused_trip'}]")
             lists[key] = ()
             continue
         items = []

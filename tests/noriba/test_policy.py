@@ -17,7 +17,7 @@ def registry(monkeypatch):
         "test_sql_error": Rule("test_sql_error", "ERROR", "sql error", sql=lambda ctx: "SELECT 1"),
         "test_sql_warning": Rule("test_sql_warning", "WARNING", "sql warning", sql=lambda ctx: "SELECT 1"),
     }
-    monkeypatch.setattr(policy_mod, "_rules", lambda: rules)
+    monkeypatch.setattr(policy_mod, "_rules", lambda: {c: (r.severity, r.stage) for c, r in rules.items()})
     return rules
 
 

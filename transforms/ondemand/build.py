@@ -210,7 +210,10 @@ def build_feed(section: dict, area: Area, *, feed_id: str, name: str, timezone: 
                     times.append([tid, seq, ref if col == "stop_id" else None, ref if col == "location_group_id" else None,
                                   ref if col == "location_id" else None, _hms(a), _hms(b), pick, drop,
                                   BOOKING_ID if pick == 2 else None, BOOKING_ID if drop == 2 else None])
-    files["trips.txt"] = _csv(["route_id", "service_id", "trip_id", "trip_headsign"], trips)
+    office = section.get("office") if japanese else None
+    if office:  # GTFS-JP: the office that takes the bookings operates every trip (trips.jp_office_id)
+        trips = [[*t, str(office.get("id") or "office")] for t in trips]
+    files["trips.txt"] = _csv(["route_id", "service_id", "trip_id", "trip_headsign", *(["jp_office_id"] if office else [])], trips)
     files["stop_times.txt"] = _csv(["trip_id", "stop_sequence", "stop_id", "location_group_id", "location_id",
                                     "start_pickup_drop_off_window", "end_pickup_drop_off_window", "pickup_type", "drop_off_type",
                                     "pickup_booking_rule_id", "drop_off_booking_rule_id"], times)
@@ -232,7 +235,6 @@ def build_feed(section: dict, area: Area, *, feed_id: str, name: str, timezone: 
         files["agency_jp.txt"] = _csv(["agency_id", "agency_official_name", "agency_zip_number", "agency_address",
                                        "agency_president_pos", "agency_president_name"],
                                       [[agency_id, ag.get("official_name") or ag["name"], None, None, None, None]])
-        office = section.get("office")
         if office:
             files["office_jp.txt"] = _csv(["office_id", "office_name", "office_url", "office_phone"],
                                           [[str(office.get("id") or "office"), office.get("name"), office.get("url"), office.get("phone")]])

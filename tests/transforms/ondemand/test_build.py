@@ -108,6 +108,14 @@ def test_japanese_town_gets_gtfs_jp_agency_office_and_kana():
     assert {r["translation"] for r in table(feed, "translations.txt")} == {"みなとえき", "しりつびょういん"}
 
 
+def test_every_trip_is_operated_by_the_booking_office_so_the_office_is_used():
+    trips = table(flex(), "trips.txt")
+    assert trips and {r["jp_office_id"] for r in trips} == {"c"}
+    english = build_feed(SECTION, Area(name="zone", geometry=SQUARE), feed_id="od", name="x", timezone="America/Denver",
+                         country="US", japanese=False)
+    assert "office_jp.txt" not in english.files and "jp_office_id" not in table(english, "trips.txt")[0]
+
+
 def test_same_section_gives_the_same_zip_and_a_changed_leaflet_a_new_one(tmp_path):
     a = write_zip(flex(), tmp_path / "a.zip").read_bytes()
     b = write_zip(flex(copy.deepcopy(SECTION)), tmp_path / "b.zip").read_bytes()

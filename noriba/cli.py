@@ -1135,6 +1135,29 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _not_run_here(ids: list[str], specs, specs_dir: Path | None) -> list[str]:
+    """Return one error line per id `noriba run` has no feed spec for, naming the command that runs it if another does."""
+    import difflib
+
+    from noriba.specs import load_each
+
+    realtime = {s.id for s in load_each("feeds", specs_dir, realtime=True)[0]}
+    trips = {s.id: s.kind for s in load_each("trips", specs_dir)[0]}
+    known = [s.id for s in specs]
+    out = []
+    for fid in ids:
+        if fid in realtime:
+            out.append(f"error: {fid} is a realtime feed (kind gtfs-rt): `noriba rt archive {fid}` polls it, "
+                       f"`noriba rt parse {fid}` turns archived hours into tables, `noriba rt marts` builds the realtime marts")
+        elif fid in trips:
+            out.append(f"error: {fid} is a {trips[fid]} spec in specs/trips: run it with `noriba trips {fid}`")
+        else:
+            near = difflib.get_close_matches(fid, known + sorted(realtime) + sorted(trips), n=1)
+            hint = f"; did you mean {near[0]!r}?" if near else ""
+            out.append(f"error: no spec for feed {fid} in specs/feeds{hint} (known: {', '.join(known) or 'none'})")
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -1152,7 +1175,8 @@ def main(argv: list[str] | None = None) -> int:
             if args.feed_ids:
                 unknown = set(args.feed_ids) - {s.id for s in specs}
                 if unknown:
-                    _console().print(f"error: no spec for feed(s) {', '.join(sorted(unknown))}; known: {', '.join(s.id for s in specs)}")
+                    for line in _not_run_here(sorted(unknown), specs, Path(args.specs) if args.specs else None):
+                        _console().print(line, markup=False)
                     return EXIT_PROBLEM
                 specs = [s for s in specs if s.id in args.feed_ids]
             return cmd_run(args, specs)

@@ -97,3 +97,21 @@ def test_ingest_of_a_generic_name_with_an_unusable_folder_name_still_gets_a_safe
     assert rc == 0, err
     fid = err.split(":", 1)[0]
     assert fid and fid not in ("", ".", "..") and all(c.isalnum() or c == "-" for c in fid), err
+
+
+def test_run_of_a_realtime_or_trip_spec_names_the_command_that_runs_it(tmp_path, capsys, monkeypatch):
+    specs = tmp_path / "specs"
+    (specs / "feeds").mkdir(parents=True)
+    (specs / "trips").mkdir()
+    (specs / "feeds" / "town-bus-rt.yml").write_text(
+        "id: town-bus-rt\nkind: gtfs-rt\ntimezone: Asia/Tokyo\n"
+        "realtime: {static: town-bus, vehicle_positions: 'http://127.0.0.1:9/vp.pb'}\n", encoding="utf-8")
+    (specs / "trips" / "town-taxi.yml").write_bytes((ROOT / "specs" / "trips" / "minato-taxi.yml").read_bytes().replace(
+        b"id: minato-taxi", b"id: town-taxi"))
+    monkeypatch.setenv("NORIBA_HOME", str(tmp_path / "home"))
+    for fid, expect in (("town-bus-rt", "`noriba rt archive town-bus-rt`"), ("town-taxi", "`noriba trips town-taxi`"),
+                        ("town-bus-r", "did you mean 'town-bus-rt'?")):
+        assert main(["run", "--specs", str(specs), fid]) != 0
+        err = capsys.readouterr().err
+        assert expect in err, err
+        assert "Traceback" not in err

@@ -292,9 +292,74 @@ class _Deadline:
         return left if timeout is None else min(timeout, left)
 
 
+#: Address kinds, from the open internet inward. A redirect may not lead further in than the spec's own URL.
+_REACH = ("public", "private", "loopback")
+
+
+def address_kind(ip: str) -> str:
+    """Return 'public', 'private' (RFC 1918, ULA, CGNAT), 'loopback', 'link-local' (cloud metadata) or 'reserved'."""
+    import ipaddress
+
+    a = ipaddress.ip_address(ip.split("%")[0])
+    if isinstance(a, ipaddress.IPv6Address) and a.ipv4_mapped:
+        a = a.ipv4_mapped
+    if a.is_loopback:
+        return "loopback"
+    if a.is_link_local:
+        return "link-local"
+    if a.is_multicast or a.is_unspecified or a.is_reserved:
+        return "reserved"
+    if a.is_private or a in ipaddress.ip_network("100.64.0.0/10"):
+        return "private"
+    return "public"
+
+
+class _Guard:
+    """Where a download may connect: the first connection (the spec's URL) sets how far inside the network it may go.
+
+    A hostile server must not use a redirect to reach what only this machine can reach (SSRF): a redirect from a public
+    address to a private or loopback one, or from anywhere to a link-local address (cloud metadata at 169.254.169.254)
+    or a reserved one, is refused before any connection is made. The checked address is the one connected to, so a
+    name that resolves differently a moment later (DNS rebinding) changes nothing.
+    """
+
+    def __init__(self):
+        self.first: str | None = None
+
+    def check(self, host: str, port: int) -> str:
+        """Return the address to connect to for ``host``. If none is allowed, raise httpcore.ConnectError saying why."""
+        import socket
+
+        import httpcore
+
+        try:
+            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except OSError as exc:
+            raise httpcore.ConnectError(f"{host} could not be resolved ({exc})") from None
+        refused = []
+        for *_, sockaddr in infos:
+            ip = str(sockaddr[0])
+            kind = address_kind(ip)
+            if self.first is None:
+                if kind == "reserved":
+                    refused.append(f"{ip} ({kind})")
+                    continue
+                self.first = kind
+                return ip
+            if kind == self.first or (kind in _REACH and self.first in _REACH
+                                      and _REACH.index(kind) <= _REACH.index(self.first)):
+                return ip
+            refused.append(f"{ip} ({kind})")
+        raise httpcore.ConnectError(
+            f"refused to connect to {host} at {', '.join(refused)}: a redirect may not lead from a "
+            f"{self.first or 'public'} address to a {refused[0].split('(')[1].rstrip(')') if refused else 'other'} one")
+
+
 def _deadline_backend(deadline: _Deadline):
-    """Return an httpcore network backend whose every socket wait ends by ``deadline`` (headers and body alike)."""
+    """Return an httpcore network backend whose every socket wait ends by ``deadline`` and whose connections _Guard allows."""
     import httpcore
+
+    guard = _Guard()
 
     class Stream(httpcore.NetworkStream):
         def __init__(self, stream: httpcore.NetworkStream):
@@ -320,7 +385,8 @@ def _deadline_backend(deadline: _Deadline):
             self._backend = httpcore.SyncBackend()
 
         def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
-            return Stream(self._backend.connect_tcp(host, port, deadline.cap(timeout), local_address, socket_options))
+            ip = guard.check(host, port)
+            return Stream(self._backend.connect_tcp(ip, port, deadline.cap(timeout), local_address, socket_options))
 
         def connect_unix_socket(self, path, timeout=None, socket_options=None):
             return Stream(self._backend.connect_unix_socket(path, deadline.cap(timeout), socket_options))
@@ -444,6 +510,11 @@ def _fetch_url(ws: Workspace, feed_id: str, source: Source) -> Fetched:
             except httpx.TooManyRedirects:
                 raise InputError(f"{url}: the server redirects in a loop (more than {MAX_REDIRECTS} redirects, feed '{feed_id}'); "
                                  "check source.url in the feed spec, or tell the feed's publisher") from None
+            except httpx.ConnectError as exc:
+                if str(exc).startswith("refused to connect"):
+                    raise InputError(f"{url}: {_one_line(exc)} (feed '{feed_id}'); if the feed really lives there, put that "
+                                     "address in source.url") from None
+                last_error = f"the connection failed (ConnectError: {_one_line(exc)})"
             except httpx.UnsupportedProtocol as exc:
                 raise InputError(f"{url}: the server redirected to an address that is not http(s) ({_one_line(exc)}, "
                                  f"feed '{feed_id}'); check source.url in the feed spec") from None

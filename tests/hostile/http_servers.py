@@ -112,6 +112,11 @@ def redirect_loop(h: _Handler) -> None:
     h.head(302, length=0, ctype="text/plain", extra={"Location": "/b" if h.path == "/a" else "/a"})
 
 
+def redirect_to(h: _Handler, *, location: str = "http://169.254.169.254/latest/meta-data/") -> None:
+    """Redirect every request to ``location`` (by default the cloud metadata address)."""
+    h.head(302, length=0, ctype="text/plain", extra={"Location": location})
+
+
 def trickle(h: _Handler, *, interval: float = 0.2, length: int = 1 << 20) -> None:
     """Announce ``length`` bytes, then send one byte every ``interval`` seconds until stopped or the client leaves."""
     h.head(length=length)
@@ -172,6 +177,7 @@ def html(h: _Handler, *, code: int = 200, ctype: str = "text/html; charset=utf-8
 #: Behaviour name -> handler (each takes the request handler and the options given to ``serve``).
 BEHAVIOURS: dict[str, Callable[..., None]] = {
     "ok": ok, "etag": etag, "status": status, "fail_then_ok": fail_then_ok, "redirect_loop": redirect_loop,
+    "redirect_to": redirect_to,
     "trickle": trickle, "trickle_headers": trickle_headers, "huge": huge, "lying_length": lying_length,
     "reset": reset, "html": html,
 }

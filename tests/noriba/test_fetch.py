@@ -72,6 +72,31 @@ def test_redirect_loop_is_refused_at_once(ws):
     assert "redirect" in msg and "loop" in msg
 
 
+@pytest.mark.parametrize("location", ["http://169.254.169.254/latest/meta-data/", "http://[fe80::1]/x", "http://0.0.0.0/x"],
+                         ids=["metadata", "ipv6-link-local", "unspecified"])
+def test_redirect_to_a_link_local_or_reserved_address_is_refused_without_connecting(ws, location):
+    with serve("redirect_to", location=location) as url:
+        msg = _refused(ws, url, within=3, retries=3, timeout_s=30)
+    assert "refused to connect" in msg and "redirect" in msg and ("link-local" in msg or "reserved" in msg), msg
+
+
+def test_redirect_inward_from_a_public_address_is_refused():
+    from noriba.fetch import _Guard, address_kind
+
+    assert [address_kind(a) for a in ("8.8.8.8", "10.1.2.3", "100.64.0.1", "127.0.0.1", "::1", "169.254.169.254",
+                                      "::ffff:192.168.0.1", "2001:4860:4860::8888")] == [
+        "public", "private", "private", "loopback", "loopback", "link-local", "private", "public"]
+    g = _Guard()
+    g.first = "public"  # the spec's URL was on the internet
+    for host in ("127.0.0.1", "10.0.0.8", "169.254.169.254"):
+        with pytest.raises(Exception, match="refused to connect"):
+            g.check(host, 80)
+    assert g.check("8.8.4.4", 80) == "8.8.4.4"
+    inner = _Guard()
+    assert inner.check("127.0.0.1", 80) == "127.0.0.1"  # a spec may name a loopback or private server itself
+    assert inner.check("10.0.0.8", 80) == "10.0.0.8"  # and a redirect may go outward from it
+
+
 def test_trickling_server_is_stopped_at_the_deadline(ws):
     with serve("trickle", interval=0.2) as url:
         msg = _refused(ws, url, within=3.5, deadline_s=2, timeout_s=60, retries=3)

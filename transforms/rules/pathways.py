@@ -90,3 +90,50 @@ RULES: list[Rule] = [
          why_ja="結節点 (location_type 3) が通路で一つの場所としかつながっておらず、経由する意味がありません。",
          fix_ja="結節点をもう一つの場所につなぐか、結節点とその通路を削除してください。"),
 ]
+
+
+def _stop_access(*, platform: bool):
+    """Return the SQL of stop_access on a location it is forbidden for: a platform with no parent station, or not a stop."""
+    where = "coalesce(location_type, 0) = 0 AND parent_station IS NULL" if platform else "coalesce(location_type, 0) <> 0"
+    why = "' but no parent_station'" if platform else "' but location_type ' || location_type"
+
+    def sql(ctx: Context) -> str:
+        return ("SELECT 'stops.txt' AS file, _line AS line, 'stop_access' AS field, CAST(stop_access AS VARCHAR) AS value, "
+                "'stop_id ' || stop_id || coalesce(' (' || stop_name || ')', '') || ' has stop_access ' || stop_access || "
+                f"{why} AS message FROM stops WHERE stop_access IS NOT NULL AND stop_access <> 0 AND {where}")
+    return sql
+
+
+def _pathway_to_street_stop(ctx: Context) -> str:
+    return (
+        "WITH ext AS (SELECT stop_id, stop_name FROM stops WHERE stop_access = 1), "
+        "ends AS (SELECT w._line, w.pathway_id, e.side, e.stop_id FROM pathways w, "
+        "LATERAL (VALUES ('from_stop_id', w.from_stop_id), ('to_stop_id', w.to_stop_id)) e(side, stop_id)) "
+        "SELECT 'pathways.txt' AS file, ends._line AS line, ends.side AS field, ends.stop_id AS value, "
+        "'pathway ' || ends.pathway_id || ' links ' || ends.stop_id || coalesce(' (' || ext.stop_name || ')', '') || "
+        "', which has stop_access 1 (reached from the street, outside the station''s pathways)' AS message "
+        "FROM ends JOIN ext USING (stop_id) "
+        "QUALIFY row_number() OVER (PARTITION BY ends._line, ends.stop_id ORDER BY ends.side) = 1"
+    )
+
+
+RULES += [
+    Rule("stop_access_specified_for_stop_with_no_parent_station", ERROR,
+         "stops.stop_access says how a platform of a station is reached; it is forbidden on a stop with no parent_station.",
+         ("file", "line", "stop_id", "stop_access"), _stop_access(platform=True), needs=("stops",),
+         fix="Leave stop_access empty for this stop, or give it the parent_station it belongs to.",
+         why_ja="stops.stop_access は駅に属するのりばへの行き方を表す項目で、parent_station のない停留所には指定できません。",
+         fix_ja="この停留所の stop_access を空にするか、所属する駅を parent_station に指定してください。"),
+    Rule("stop_access_specified_for_incorrect_location", ERROR,
+         "stops.stop_access is only for stops and platforms (location_type 0); stations, entrances, nodes and boarding areas must leave it empty.",
+         ("file", "line", "stop_id", "stop_access", "location_type"), _stop_access(platform=False), needs=("stops",),
+         fix="Leave stop_access empty on this location; set it on the platforms of the station instead.",
+         why_ja="stops.stop_access は停留所・のりば (location_type 0) にだけ指定できます。駅・出入口・結節点・乗車位置では空にします。",
+         fix_ja="この場所の stop_access を空にし、必要なら駅ののりばに指定してください。"),
+    Rule("pathway_to_stop_with_access_outside_of_station_pathways", ERROR,
+         "A pathway links a stop whose stop_access is 1 (reached directly from the street), which is outside the station's pathways.",
+         ("file", "line", "pathway_id", "stop_id"), _pathway_to_street_stop, needs=("pathways", "stops"),
+         fix="Remove the pathway, or set the stop's stop_access to 0 if it is really reached through the station.",
+         why_ja="stop_access が 1（道路から直接行ける）の停留所に通路 (pathways.txt) がつながっています。その停留所は駅の通路網の外です。",
+         fix_ja="その通路を削除するか、駅の中を通って行く停留所なら stop_access を 0 にしてください。"),
+]

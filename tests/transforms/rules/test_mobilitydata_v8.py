@@ -43,6 +43,13 @@ def pw(*rows: str) -> dict:
     return {"stops": PW_STOPS, "pathways": PW + "".join(r + "\n" for r in rows)}
 
 
+def access(row: str, *, pathway: str | None = None) -> dict:
+    """Return the pathway feed with a stop_access column and one more stops.txt row (``row`` ends with its stop_access)."""
+    lines = PW_STOPS.splitlines()
+    stops = "\n".join([lines[0] + ",stop_access", *(l + "," for l in lines[1:]), row]) + "\n"
+    return {"stops": stops, "pathways": PW + "W1,E1,P1,1,1\n" + (pathway + "\n" if pathway else "")}
+
+
 def two_modes(route_type: int) -> dict:
     return {"routes": ROUTES + f"R1,A,1,港線,3\nR2,A,2,港航路,{route_type}\n",
             "trips": "route_id,service_id,trip_id\nR1,WD,T1\nR2,WD,T2\n",
@@ -77,6 +84,12 @@ CASES = [
     ("pathway_to_platform_with_boarding_areas", pw("W1,E1,P2,1,1"), pw("W1,E1,B1,1,1"), ["W1", "P2"]),
     ("pathway_unreachable_location", pw("W1,E1,P1,1,0", "W2,E1,B1,1,1", "W3,E1,N1,1,1"),
      pw("W1,E1,P1,1,1", "W2,E1,B1,1,1", "W3,E1,N1,1,1"), ["P1", "exit"]),
+    ("stop_access_specified_for_stop_with_no_parent_station", access("S3,港北,43.30,141.40,,,1"),
+     access("S3,港北,43.30,141.40,,,"), ["S3", "no parent_station"]),
+    ("stop_access_specified_for_incorrect_location", access("E2,北口,43.30,141.40,2,ST,1"),
+     access("P3,3番のりば,43.30,141.40,0,ST,1"), ["E2", "location_type 2"]),
+    ("pathway_to_stop_with_access_outside_of_station_pathways", access("P3,3番のりば,43.30,141.40,0,ST,1", pathway="W2,P3,P1,1,1"),
+     access("P3,3番のりば,43.30,141.40,0,ST,1"), ["W2", "P3"]),
     ("pathway_dangling_generic_node", pw("W1,E1,P1,1,1", "W2,E1,N1,1,1"), pw("W1,E1,N1,1,1", "W2,N1,P1,1,1"), ["N1"]),
     ("timeframe_only_start_or_end_time_specified", {"timeframes": TF + "PEAK,07:00:00,,WD\n"},
      {"timeframes": TF + "PEAK,07:00:00,09:00:00,WD\n"}, ["PEAK"]),

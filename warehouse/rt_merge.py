@@ -73,13 +73,21 @@ class IdMap:
     crosswalk: dict[tuple[str, str], dict[str, str]]  # (space, feed id) -> {source id: merged id}
     present: dict[str, frozenset[str]]  # space -> merged ids in the zip
     zip_path: Path
+    _resolved: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def resolved(self, space: str, feed_id: str) -> dict[str, str]:
+        """Return {source id: merged id} of one feed's id space, only the merged ids the merged zip holds (built once)."""
+        key = (space, feed_id)
+        out = self._resolved.get(key)
+        if out is None:
+            present = self.present.get(space, frozenset())
+            out = {s: m for s, m in self.crosswalk.get(key, {}).items() if m in present}
+            self._resolved[key] = out
+        return out
 
     def merged(self, space: str, feed_id: str, source: str) -> str | None:
         """Return the merged id of a source id. If it is not in the crosswalk or not in the merged zip, then None."""
-        m = self.crosswalk.get((space, feed_id), {}).get(source)
-        if m is None or m not in self.present.get(space, frozenset()):
-            return None
-        return m
+        return self.resolved(space, feed_id).get(source)
 
 
 @dataclass(frozen=True)
@@ -247,9 +255,10 @@ class _Rewriter:
 
     def __init__(self, idmap: IdMap, inp: RtInput, *, vehicle_prefix: bool):
         self.idmap, self.inp, self.vehicle_prefix = idmap, inp, vehicle_prefix
+        self.maps = {space: idmap.resolved(space, inp.static_feed_id) for space in ZIP_IDS}
 
     def id(self, space: str, value: str) -> str:
-        m = self.idmap.merged(space, self.inp.static_feed_id, value)
+        m = self.maps[space].get(value)
         if m is None:
             raise _Unmapped(space, value)
         return m
@@ -270,9 +279,15 @@ class _Rewriter:
         self.trip(tu.trip)
         if tu.HasField("vehicle"):
             self.vehicle(tu.vehicle)
+        stops = self.maps["stop"]
         for stu in tu.stop_time_update:
-            if stu.stop_id:
-                stu.stop_id = self.id("stop", stu.stop_id)
+            sid = stu.stop_id
+            if sid:
+                m = stops.get(sid)
+                if m is None:
+                    raise _Unmapped("stop", sid)
+                if m != sid:
+                    stu.stop_id = m
             if stu.HasField("stop_time_properties") and stu.stop_time_properties.assigned_stop_id:
                 stu.stop_time_properties.assigned_stop_id = self.id("stop", stu.stop_time_properties.assigned_stop_id)
         if tu.HasField("trip_properties") and tu.trip_properties.shape_id:
@@ -320,7 +335,7 @@ def _merge_input(out, msg, idmap: IdMap, inp: RtInput, entity_field: str, *, veh
         if not e.HasField(entity_field):
             continue
         n_in += 1
-        ent = pb.FeedEntity()
+        ent = out.entity.add()  # copied once, rewritten in place, taken out again if an id has no merged id
         ent.CopyFrom(e)
         ent.id = f"{inp.feed_id}:{e.id}"
         try:
@@ -350,8 +365,8 @@ def _merge_input(out, msg, idmap: IdMap, inp: RtInput, entity_field: str, *, veh
                 ent.alert.informed_entity.extend(kept)
         except _Unmapped as u:
             _count(drops, u.space, u.value)
+            del out.entity[-1]
             continue
-        out.entity.append(ent)
         n_out += 1
     res = {"entities_in": n_in, "entities_out": n_out, "dropped": drops}
     if entity_field == "alert":

@@ -12,9 +12,11 @@ each realtime input (its own part, or its combined feed) is read, and its ids re
   an id that is not in the crosswalk, or whose merged id is not in the merged GTFS zip (an extract may
   have cut it), drops its entity (an alert loses only that informed entity; without any left it is
   dropped); every drop is counted by id space, with a few samples, in :class:`Built.status`;
-- entity ids become ``<realtime feed>:<id>`` (unique across inputs); vehicle ids become
+- entity ids become ``<realtime feed>:<id>`` (unique across inputs); ids the realtime feed makes up
+  itself (vehicle ids, the trip id of an ADDED or NEW trip, a DUPLICATED trip's new trip id) become
   ``<namespace>:<id>`` when the export merges more than one static feed (so two operators' bus "12"
-  stay apart and one operator's TripUpdates and VehiclePositions still name the same vehicle).
+  stay apart and one operator's TripUpdates and VehiclePositions still name the same vehicle); an
+  ADDED or NEW trip is kept, its route and stops mapped like any other.
 
 The header has gtfs_realtime_version 2.0, incrementality FULL_DATASET and the newest header timestamp
 of the snapshots used. Built messages are cached per (export version, part, snapshots used): a snapshot's
@@ -45,6 +47,8 @@ KINDS: dict[str, tuple[str, str]] = {
     "vehicle-positions": ("vehicle_positions", "vehicle"),
     "alerts": ("alerts", "alert"),
 }
+#: Trips the static feed does not have by definition (TripDescriptor.schedule_relationship ADDED, NEW): kept, not dropped.
+ADDED = (1, 8)
 #: How many archived hour folders of a realtime feed are looked through (newest first) for a part's latest snapshot.
 LOOKBACK_HOURS = 48
 #: Dropped ids kept as samples per input and id space in the status.
@@ -253,9 +257,10 @@ class _Unmapped(Exception):
 class _Rewriter:
     """Rewrite one input's ids in place; raise _Unmapped at the first id that has no merged id."""
 
-    def __init__(self, idmap: IdMap, inp: RtInput, *, vehicle_prefix: bool):
-        self.idmap, self.inp, self.vehicle_prefix = idmap, inp, vehicle_prefix
+    def __init__(self, idmap: IdMap, inp: RtInput, *, prefix_own: bool):
+        self.idmap, self.inp, self.prefix_own = idmap, inp, prefix_own
         self.maps = {space: idmap.resolved(space, inp.static_feed_id) for space in ZIP_IDS}
+        self.added = 0  # ADDED / NEW trips kept
 
     def id(self, space: str, value: str) -> str:
         m = self.maps[space].get(value)
@@ -265,15 +270,25 @@ class _Rewriter:
 
     def trip(self, t) -> None:
         if t.trip_id:
-            t.trip_id = self.id("trip", t.trip_id)
+            if t.schedule_relationship in ADDED:  # a trip the static feed does not have: kept, in the feed's namespace
+                m = self.maps["trip"].get(t.trip_id)
+                t.trip_id = m if m is not None else self.own(t.trip_id)
+                self.added += m is None
+            else:
+                t.trip_id = self.id("trip", t.trip_id)
         if t.route_id:
             t.route_id = self.id("route", t.route_id)
         if t.HasField("modified_trip") and t.modified_trip.affected_trip_id:
             t.modified_trip.affected_trip_id = self.id("trip", t.modified_trip.affected_trip_id)
 
+    def own(self, value: str) -> str:
+        """Return an id the realtime feed made up itself (a vehicle, an added trip) in its feed's namespace when the
+        export merges several feeds, else as it is."""
+        return f"{self.inp.namespace}:{value}" if self.prefix_own else value
+
     def vehicle(self, v) -> None:
-        if self.vehicle_prefix and v.id:
-            v.id = f"{self.inp.namespace}:{v.id}"
+        if v.id:
+            v.id = self.own(v.id)
 
     def trip_update(self, tu) -> None:
         self.trip(tu.trip)
@@ -290,6 +305,8 @@ class _Rewriter:
                     stu.stop_id = m
             if stu.HasField("stop_time_properties") and stu.stop_time_properties.assigned_stop_id:
                 stu.stop_time_properties.assigned_stop_id = self.id("stop", stu.stop_time_properties.assigned_stop_id)
+        if tu.HasField("trip_properties") and tu.trip_properties.trip_id:  # the new trip of a DUPLICATED one
+            tu.trip_properties.trip_id = self.own(tu.trip_properties.trip_id)
         if tu.HasField("trip_properties") and tu.trip_properties.shape_id:
             # a shape of the static feed keeps its merged id; a shape the realtime feed defines itself is left as it is
             m = self.idmap.crosswalk.get(("shape", self.inp.static_feed_id), {}).get(tu.trip_properties.shape_id)
@@ -322,11 +339,11 @@ def _count(drops: dict, space: str, value: str) -> None:
         d["samples"].append(value)
 
 
-def _merge_input(out, msg, idmap: IdMap, inp: RtInput, entity_field: str, *, vehicle_prefix: bool) -> dict:
+def _merge_input(out, msg, idmap: IdMap, inp: RtInput, entity_field: str, *, prefix_own: bool) -> dict:
     """Append ``msg``'s entities of one kind, rewritten, to ``out``; return {entities_in, entities_out, dropped}."""
     from google.transit import gtfs_realtime_pb2 as pb
 
-    rw = _Rewriter(idmap, inp, vehicle_prefix=vehicle_prefix)
+    rw = _Rewriter(idmap, inp, prefix_own=prefix_own)
     n_in = n_out = 0
     drops: dict[str, dict] = {}
     selectors_dropped = 0
@@ -368,7 +385,7 @@ def _merge_input(out, msg, idmap: IdMap, inp: RtInput, entity_field: str, *, veh
             del out.entity[-1]
             continue
         n_out += 1
-    res = {"entities_in": n_in, "entities_out": n_out, "dropped": drops}
+    res = {"entities_in": n_in, "entities_out": n_out, "dropped": drops, "added_trips_kept": rw.added}
     if entity_field == "alert":
         res["informed_entities_dropped"] = selectors_dropped
         res["informed_entities_dropped_by_space"] = selectors_lost
@@ -414,7 +431,7 @@ def build(ws: Workspace, export_id: str, kind: str) -> Built:
     out.header.gtfs_realtime_version = "2.0"
     out.header.incrementality = pb.FeedHeader.FULL_DATASET
     stamps: list[int] = []
-    vehicle_prefix = len(idmap.namespaces) > 1
+    prefix_own = len(idmap.namespaces) > 1
     per_input = []
     for inp in inputs:
         path = snaps[inp.feed_id]
@@ -435,7 +452,7 @@ def build(ws: Workspace, export_id: str, kind: str) -> Built:
         if msg.header.HasField("timestamp"):
             row["header_timestamp"] = msg.header.timestamp
             stamps.append(msg.header.timestamp)
-        row.update(_merge_input(out, msg, idmap, inp, entity_field, vehicle_prefix=vehicle_prefix))
+        row.update(_merge_input(out, msg, idmap, inp, entity_field, prefix_own=prefix_own))
         per_input.append(row)
     if not stamps:  # no snapshot of this part: the feed is empty, as of the inputs' newest other snapshot
         from transforms.gtfs_rt.parse import header_timestamp

@@ -242,6 +242,42 @@ def test_status_names_each_inputs_snapshot_and_what_it_dropped(mini):
     assert "crosswalk" in doc["why_dropped"]
 
 
+def test_an_added_trip_is_kept_in_its_feeds_namespace_with_its_route_and_stops_mapped(mini):
+    from warehouse import rt_merge
+
+    ws, tmp = mini
+    added = _tu("3", "X1", "R1", [(1, "S3")], AT + 30, "14")
+    added.trip_update.trip.schedule_relationship = pb.TripDescriptor.ADDED
+    _ingest(ws, tmp, "mini-a-rt", "mini-a", "tu2.pb", _message(AT + 40, [_tu("1", "T1", "R1", [(3, "S3")], AT + 30, "12"), added]))
+    built = rt_merge.build(ws, "mini-region", "trip-updates")
+    got = {e.id: (e.trip_update.trip.trip_id, e.trip_update.trip.route_id, e.trip_update.stop_time_update[0].stop_id)
+           for e in built.message.entity}
+    assert got["mini-a-rt:3"] == ("a:X1", "a:R1", "S3") and got["mini-a-rt:1"] == ("a:T1", "a:R1", "S3")
+    a = next(i for i in built.status["inputs"] if i["feed_id"] == "mini-a-rt")
+    assert a["added_trips_kept"] == 1 and a["dropped"] == {} and a["snapshot"].split("/")[-1].startswith("trip_updates-")
+
+
+def test_the_latest_snapshot_of_a_part_is_the_newest_of_its_own_or_combined_files(tmp_path):
+    from warehouse.rt_merge import latest_snapshot
+    from warehouse.workspace import Workspace
+
+    ws = Workspace(tmp_path / "home").ensure()
+    base = ws.raw / "f" / "rt"
+    sha = "0" * 64
+    files = {"2026-06-01/09": ["trip_updates-091000", "vehicle_positions-095900", "combined-093000"],
+             "2026-06-01/10": ["vehicle_positions-100000"], "2026-05-31/23": ["alerts-235959"]}
+    for hour, names in files.items():
+        (base / hour).mkdir(parents=True)
+        for n in names:
+            (base / hour / f"{n}-{sha}.pb").write_bytes(b"")
+        (base / hour / "fetches.jsonl").write_text("")
+    (base / "2026-06-01" / "11").mkdir()  # an hour with nothing in it yet
+    assert latest_snapshot(ws, "f", "trip_updates").name.startswith("combined-093000")
+    assert latest_snapshot(ws, "f", "vehicle_positions").name.startswith("vehicle_positions-100000")
+    assert latest_snapshot(ws, "f", "alerts").name.startswith("combined-093000")
+    assert latest_snapshot(ws, "nothing-here", "alerts") is None
+
+
 # ---------------------------------------------------------------- a real capture: Tampa's Bull Runner merged with another feed
 
 @pytest.fixture(scope="module")

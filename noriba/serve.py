@@ -122,7 +122,7 @@ class CatalogHandler(SimpleHTTPRequestHandler):
             return self._text(404, str(exc))
         except Exception as exc:  # noqa: BLE001 (one line, never a traceback)
             return self._text(500, f"/rt/{rest}: could not build the merged realtime feed: {type(exc).__name__}: {exc}")
-        etag = built.etag + ("j" if ext == "json" else "")
+        etag = f'"{built.etag}-{ext}"'
         if self.headers.get("If-None-Match") == etag:
             self.send_response(304)
             self.send_header("ETag", etag)

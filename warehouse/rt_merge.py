@@ -107,7 +107,7 @@ class Built:
 
     message: object  # gtfs_realtime_pb2.FeedMessage
     data: bytes
-    etag: str
+    etag: str  # hex digits of the export version, part and snapshots used (quote it for an ETag header)
     status: dict = field(default_factory=dict)
 
     def json(self) -> bytes:
@@ -118,7 +118,7 @@ class Built:
 
 # ---------------------------------------------------------------- the export's ids
 
-_ID_MAPS: dict[tuple[str, str], IdMap] = {}
+_ID_MAPS: dict[tuple[str, str, str], IdMap] = {}  # (home, export, version) -> its id map
 _LOCK = threading.Lock()
 
 
@@ -149,7 +149,7 @@ def load_id_map(ws: Workspace, export_id: str) -> IdMap:
     """Return the id map of an export's latest version (cached per version). If it was not built, raise NotServed."""
     version, folder = export_version(ws, export_id)
     with _LOCK:
-        cached = _ID_MAPS.get((export_id, version))
+        cached = _ID_MAPS.get((str(ws.home), export_id, version))
     if cached is not None:
         return cached
     try:
@@ -171,7 +171,7 @@ def load_id_map(ws: Workspace, export_id: str) -> IdMap:
     idmap = IdMap(export_id=export_id, export_version=version, namespaces=namespaces, crosswalk=crosswalk,
                   present=zip_ids(zip_path), zip_path=zip_path)
     with _LOCK:
-        _ID_MAPS[(export_id, version)] = idmap
+        _ID_MAPS[(str(ws.home), export_id, version)] = idmap
     return idmap
 
 
@@ -203,8 +203,13 @@ def realtime_inputs(ws: Workspace, idmap: IdMap) -> list[RtInput]:
     if not ws.raw.is_dir():
         return found
     for d in sorted(ws.raw.iterdir()):
-        info = d / "rt" / "feed.json"
-        if d.name.startswith(".") or not info.is_file():
+        if d.name.startswith("."):
+            continue
+        try:
+            info = safe_join(ws.raw, f"{d.name}/rt/feed.json")  # a link leading out of NORIBA_HOME is no input
+        except UnsafePath:
+            continue
+        if not info.is_file():
             continue
         try:
             static = json.loads(info.read_text(encoding="utf-8")).get("static_feed_id")
@@ -411,7 +416,7 @@ def build(ws: Workspace, export_id: str, kind: str) -> Built:
     idmap = load_id_map(ws, export_id)
     inputs = realtime_inputs(ws, idmap)
     if not inputs:
-        raise NotServed(f"export '{export_id}' has no realtime input: no realtime feed archived under {ws.raw} names one of its "
+        raise NotServed(f"export '{export_id}' has no realtime input: no realtime feed archived under raw/ names one of its "
                         f"feeds ({', '.join(idmap.namespaces)}) as its static feed (noriba rt archive / noriba rt ingest --static)")
     snaps = {i.feed_id: latest_snapshot(ws, i.feed_id, part) for i in inputs}
     others: list[Path] = []  # with no snapshot of this part: the other parts' newest, for the header timestamp
@@ -420,7 +425,7 @@ def build(ws: Workspace, export_id: str, kind: str) -> Built:
         if not others:
             raise NotServed(f"export '{export_id}': its realtime inputs ({', '.join(i.feed_id for i in inputs)}) have nothing "
                             "archived yet")
-    key = (export_id, idmap.export_version, kind, tuple((f, p.name if p else None) for f, p in snaps.items()),
+    key = (str(ws.home), export_id, idmap.export_version, kind, tuple((f, p.name if p else None) for f, p in snaps.items()),
            tuple(p.name for p in others))
     with _LOCK:
         hit = _CACHE.get(key)
@@ -467,7 +472,7 @@ def build(ws: Workspace, export_id: str, kind: str) -> Built:
     if stamps:
         out.header.timestamp = max(stamps)
     data = out.SerializeToString()
-    etag = '"' + hashlib.sha256(repr(key).encode()).hexdigest()[:32] + '"'
+    etag = hashlib.sha256(repr(key[1:]).encode()).hexdigest()[:32]
     status = {"export_id": export_id, "export_version": idmap.export_version, "part": kind,
               "header_timestamp": out.header.timestamp if stamps else None, "entities": len(out.entity),
               "dropped_entities": sum(r["entities_in"] - r["entities_out"] for r in per_input), "inputs": per_input}

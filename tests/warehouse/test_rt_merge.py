@@ -257,6 +257,25 @@ def test_an_added_trip_is_kept_in_its_feeds_namespace_with_its_route_and_stops_m
     assert a["added_trips_kept"] == 1 and a["dropped"] == {} and a["snapshot"].split("/")[-1].startswith("trip_updates-")
 
 
+def test_a_raw_folder_linking_out_of_noriba_home_is_not_an_input(mini):
+    from noriba import rt as noriba_rt
+    from warehouse import rt_merge
+    from warehouse.workspace import Workspace
+
+    ws, tmp = mini
+    outside = Workspace(tmp / "outside").ensure()  # a realtime feed archived elsewhere, for mini-a
+    (tmp / "snap-out").mkdir()
+    (tmp / "snap-out" / "vp.pb").write_bytes(_message(AT + 50, [_vp("v9", "T1", "R1", "S1", AT + 50, "99", 43.3, 141.4)]))
+    noriba_rt.ingest(outside, "evil-rt", [tmp / "snap-out" / "vp.pb"], static="mini-a")
+    (ws.raw / "evil-rt").symlink_to(outside.raw / "evil-rt")
+    try:
+        built = rt_merge.build(ws, "mini-region", "vehicle-positions")
+        assert {i["feed_id"] for i in built.status["inputs"]} == {"mini-a-rt", "mini-b-rt"}
+        assert not any(e.id.startswith("evil-rt:") for e in built.message.entity)
+    finally:
+        (ws.raw / "evil-rt").unlink()
+
+
 def test_the_latest_snapshot_of_a_part_is_the_newest_of_its_own_or_combined_files(tmp_path):
     from warehouse.rt_merge import latest_snapshot
     from warehouse.workspace import Workspace

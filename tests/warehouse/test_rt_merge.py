@@ -257,6 +257,23 @@ def test_an_added_trip_is_kept_in_its_feeds_namespace_with_its_route_and_stops_m
     assert a["added_trips_kept"] == 1 and a["dropped"] == {} and a["snapshot"].split("/")[-1].startswith("trip_updates-")
 
 
+def test_an_id_the_exports_extract_cut_is_dropped_though_the_crosswalk_has_it(mini):
+    from noriba.exports import build_export, parse_export_spec
+    from warehouse import rt_merge
+
+    ws, _ = mini
+    spec = parse_export_spec({"id": "route-a", "feeds": {"ids": ["mini-a", "mini-b"]}, "routes": ["a:R1"],
+                              "license": {"id": "CC0-1.0"}, "formats": ["gtfs"]}, where="test", root=ROOT)
+    build_export(spec, ws, validate=False)
+    idmap = rt_merge.load_id_map(ws, "route-a")
+    assert idmap.crosswalk[("trip", "mini-b")]["T1"] == "b:T1" and "b:T1" not in idmap.present["trip"]
+    built = rt_merge.build(ws, "route-a", "trip-updates")
+    trips = {e.trip_update.trip.trip_id for e in built.message.entity}
+    assert "a:T1" in trips and not any(t.startswith("b:") for t in trips)
+    b = next(i for i in built.status["inputs"] if i["feed_id"] == "mini-b-rt")
+    assert b["entities_out"] == 0 and b["dropped"] == {"trip": {"entities": 1, "samples": ["T1"]}}
+
+
 def test_a_raw_folder_linking_out_of_noriba_home_is_not_an_input(mini):
     from noriba import rt as noriba_rt
     from warehouse import rt_merge

@@ -109,11 +109,15 @@ class Built:
     data: bytes
     etag: str  # hex digits of the export version, part and snapshots used (quote it for an ETag header)
     status: dict = field(default_factory=dict)
+    _json: bytes | None = field(default=None, repr=False)
 
     def json(self) -> bytes:
+        """Return the message as protobuf JSON (field names as in the .proto), made once."""
         from google.protobuf import json_format
 
-        return json_format.MessageToJson(self.message, preserving_proto_field_name=True, indent=1).encode("utf-8")
+        if self._json is None:
+            self._json = json_format.MessageToJson(self.message, preserving_proto_field_name=True, indent=1).encode("utf-8")
+        return self._json
 
 
 # ---------------------------------------------------------------- the export's ids

@@ -116,7 +116,8 @@ class Built:
         from google.protobuf import json_format
 
         if self._json is None:
-            self._json = json_format.MessageToJson(self.message, preserving_proto_field_name=True, indent=1).encode("utf-8")
+            self._json = json_format.MessageToJson(self.message, preserving_proto_field_name=True, indent=1,
+                                                   ensure_ascii=False).encode("utf-8")
         return self._json
 
 

@@ -140,6 +140,7 @@ def test_an_entity_whose_ids_have_no_merged_id_is_dropped_and_counted(mini):
     a = alerts.status["inputs"][0]
     assert a["dropped"] == {"stop": {"entities": 1, "samples": ["X9"]}} and a["informed_entities_dropped"] == 1
     assert alerts.message.entity[0].alert.header_text.translation[0].text == "運休"
+    assert '"text": "運休"'.encode() in alerts.json()  # the JSON form keeps Japanese as it is, not \u escapes
 
 
 def test_header_is_a_2_0_full_dataset_with_the_newest_input_timestamp(mini):

@@ -615,6 +615,9 @@ def cmd_demo(args) -> int:
         print(f"  report    : {path}")
     if punctuality:
         print(f"  realtime  : {punctuality}")
+        for export_id in _served_realtime(ws) if catalog else []:
+            print(f"  merged rt : http://127.0.0.1:8000/rt/{export_id}/trip-updates.pb   (also vehicle-positions.pb, alerts.pb, "
+                  f".json, status.json; in {export_id}'s ids, after: uv run noriba serve)")
     print("Try a query:")
     print(f"  uv run python -c \"import duckdb; print(duckdb.connect('{ws.warehouse}', read_only=True)"
           f".sql('SELECT feed_id, stop_name, stop_lat, stop_lon FROM gtfs_latest.stops LIMIT 5'))\"")
@@ -623,6 +626,16 @@ def cmd_demo(args) -> int:
     print("  uv run noriba status")
     sys.stdout.flush()
     return rc
+
+
+def _served_realtime(ws) -> list[str]:
+    """Return the built exports that `noriba serve` serves a merged realtime feed for (warehouse/rt_merge.py); [] if that fails."""
+    from warehouse.rt_merge import served_exports
+
+    try:
+        return served_exports(ws)
+    except Exception:  # noqa: BLE001 (the demo's summary never fails on this line)
+        return []
 
 
 #: The demo's simulated realtime day and hours: a fixed weekday, so every demo measures the same delays.

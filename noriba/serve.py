@@ -6,7 +6,11 @@
   repository's files API (a bad code or date is a 400 with a JSON message saying what is expected);
 - every other path is a file under ``exports/``: folders are never listed (404), hidden files are
   not served, and a feed left out of the catalog (no licence, not published) is not downloadable.
-  ``gtfs/<feed>/latest.zip`` and ``<export>/latest.zip`` are the stable URLs of the current files.
+  ``gtfs/<feed>/latest.zip`` and ``<export>/latest.zip`` are the stable URLs of the current files;
+- ``/rt/<export>/trip-updates.pb``, ``vehicle-positions.pb``, ``alerts.pb`` (and ``.json``) are a merged export's
+  GTFS-Realtime feed in the export's ids, from its realtime inputs' latest archived snapshots
+  (warehouse/rt_merge.py); ``/rt/<export>/status.json`` says what each part holds and what was dropped. An export
+  that was not built or has no realtime input is a 404 with a one-line message.
 """
 
 from __future__ import annotations
@@ -29,7 +33,8 @@ PER_FEED = ("gtfs", "parquet")
 def endpoints(base: str) -> str:
     """Return the one-line list of what the server answers, for its startup line."""
     return (f"catalog {base}/site/index.html · {base}/catalog.json · {base}/files.json · "
-            f"{base}/files?pref=01&target_date=YYYY-MM-DD · latest files {base}/gtfs/<feed>/latest.zip, {base}/<export>/latest.zip")
+            f"{base}/files?pref=01&target_date=YYYY-MM-DD · latest files {base}/gtfs/<feed>/latest.zip, {base}/<export>/latest.zip"
+            f" · merged realtime {base}/rt/<export>/trip-updates.pb (vehicle-positions, alerts; .pb or .json; status.json)")
 
 
 class CatalogHandler(SimpleHTTPRequestHandler):
@@ -54,6 +59,9 @@ class CatalogHandler(SimpleHTTPRequestHandler):
             return False
         if path.rstrip("/") in ("/files", "/v2/files"):
             self._files(parse_qs(parts.query))
+            return False
+        if path.startswith("/rt/"):
+            self._realtime(path[len("/rt/"):])
             return False
         if path in ROOT_FILES:
             self.path = "/" + ROOT_FILES[path]
@@ -96,6 +104,50 @@ class CatalogHandler(SimpleHTTPRequestHandler):
             return self._json(400, {"code": 400, "message": str(exc), "body": []})
         self._json(200, {"code": 200, "message": "ok", "body": body})
 
+    def _realtime(self, rest: str) -> None:
+        """Answer ``/rt/<export>/<part>.pb|.json`` or ``/rt/<export>/status.json``; a 404 or 500 is one line of text."""
+        from warehouse import rt_merge
+
+        export_id, _, name = rest.partition("/")
+        stem, dot, ext = name.rpartition(".")
+        try:
+            if name == "status.json":
+                doc = rt_merge.status(self.server.ws, export_id)
+                return self._json(200, doc)
+            if not dot or ext not in ("pb", "json") or stem not in rt_merge.KINDS or not export_id:
+                return self._text(404, f"no such realtime file: /rt/{rest}; use /rt/<export>/trip-updates.pb, "
+                                       "vehicle-positions.pb, alerts.pb (or .json), or status.json")
+            built = rt_merge.build(self.server.ws, export_id, stem)
+        except rt_merge.NotServed as exc:
+            return self._text(404, str(exc))
+        except Exception as exc:  # noqa: BLE001 (one line, never a traceback)
+            return self._text(500, f"/rt/{rest}: could not build the merged realtime feed: {type(exc).__name__}: {exc}")
+        etag = f'"{built.etag}-{ext}"'
+        if self.headers.get("If-None-Match") == etag:
+            self.send_response(304)
+            self.send_header("ETag", etag)
+            self.end_headers()
+            return None
+        data = built.data if ext == "pb" else built.json()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-protobuf" if ext == "pb" else "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("ETag", etag)
+        self.send_header("Cache-Control", "no-cache")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+        return None
+
+    def _text(self, status: int, line: str) -> None:
+        data = (" ".join(line.split()) + "\n").encode("utf-8")
+        self.send_response(status)
+        self.send_header("Content-Type", "text/plain; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+
     def _json(self, status: int, doc: dict) -> None:
         data = json.dumps(doc, ensure_ascii=False).encode("utf-8")
         self.send_response(status)
@@ -122,6 +174,7 @@ def make_server(ws: Workspace, *, host: str = "127.0.0.1", port: int = 8000, ver
     handler = partial(CatalogHandler, directory=str(ws.exports))
     server = ThreadingHTTPServer((host, port), handler)
     server.verbose = verbose
+    server.ws = ws  # the realtime feeds are read from raw/
     return server
 
 

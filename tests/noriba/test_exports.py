@@ -54,6 +54,8 @@ def test_demo_ends_with_the_catalog_page_and_a_municipality_report(tmp_path, cap
     index = open(catalog, encoding="utf-8").read()
     assert "demo-region" in index and "reports/99001/index.html" in index
     assert "みなと市 公共交通レポート" in open(report, encoding="utf-8").read()
+    # the demo bus's simulated realtime is in demo-region: noriba serve serves it merged, in the export's ids
+    assert "merged rt : http://127.0.0.1:8000/rt/demo-region/trip-updates.pb" in out
 
 
 def test_export_command_rejects_an_unknown_id(tmp_path, capsys):

@@ -145,3 +145,136 @@ def test_host_defaults_to_127_0_0_1_and_can_be_given(home):
     from noriba.cli import build_parser
 
     assert build_parser().parse_args(["serve"]).host == "127.0.0.1"
+
+
+# ---------------------------------------------------------------- the merged realtime feed (/rt/<export>/...)
+
+@pytest.fixture(scope="module")
+def demo_rt(home):
+    """The simulated realtime morning of the demo city bus, archived as `noriba demo` does (its static feed is in demo-region)."""
+    import datetime as dt
+
+    from noriba import rt_sim
+    from noriba.cli import DEMO_RT
+
+    rt_sim.demo_feed(home, static_feed_id=DEMO_RT["static_feed_id"], feed_id=DEMO_RT["feed_id"],
+                     day=dt.date.fromisoformat(DEMO_RT["day"]), hours=DEMO_RT["hours"])
+    return DEMO_RT["feed_id"]
+
+
+def _rt(base: str, name: str, export: str = "demo-region"):
+    from google.transit import gtfs_realtime_pb2 as pb
+
+    status, headers, body = _get(f"{base}/rt/{export}/{name}")
+    assert status == 200, (name, body[:300])
+    msg = pb.FeedMessage()
+    msg.ParseFromString(body)
+    return msg, headers, body
+
+
+def test_startup_line_names_the_merged_realtime_urls(served):
+    _, line = served
+    assert "/rt/<export>/trip-updates.pb" in line, line
+
+
+def test_merged_realtime_is_served_as_protobuf_and_json_with_ids_of_the_downloaded_static_zip(served, demo_rt, tmp_path):
+    import io
+    import zipfile
+
+    from google.protobuf import json_format
+    from google.transit import gtfs_realtime_pb2 as pb
+
+    from transforms.gtfs_rt.rules import StaticIndex
+
+    base, _ = served
+    status, _, body = _get(f"{base}/demo-region/latest.zip")  # what an app downloads
+    assert status == 200 and zipfile.ZipFile(io.BytesIO(body)).namelist()
+    (tmp_path / "demo-region.zip").write_bytes(body)
+    static = StaticIndex.from_gtfs_zip(tmp_path / "demo-region.zip")
+    counted = 0
+    for name in ("trip-updates", "vehicle-positions", "alerts"):
+        msg, headers, _ = _rt(base, f"{name}.pb")
+        assert headers["Content-Type"] == "application/x-protobuf" and headers["ETag"]
+        assert (msg.header.gtfs_realtime_version, msg.header.incrementality) == ("2.0", pb.FeedHeader.FULL_DATASET)
+        assert msg.header.timestamp > 0
+        status, headers, js = _get(f"{base}/rt/demo-region/{name}.json")
+        assert status == 200 and headers["Content-Type"].startswith("application/json")
+        assert json_format.Parse(js, pb.FeedMessage()) == msg
+        for e in msg.entity:
+            trip = e.trip_update.trip if e.HasField("trip_update") else e.vehicle.trip
+            assert trip.trip_id in static.trips and trip.route_id in static.routes, trip
+            stops = [s.stop_id for s in e.trip_update.stop_time_update] + ([e.vehicle.stop_id] if e.vehicle.stop_id else [])
+            assert all(s in static.stops for s in stops), stops
+            assert e.id.startswith(f"{demo_rt}:")
+            counted += 1
+    assert counted >= 2  # the simulated bus's trip update and position at the end of the morning
+
+
+def test_merged_realtime_has_no_realtime_error_its_input_did_not_have(served, demo_rt, home):
+    import duckdb
+    from google.transit import gtfs_realtime_pb2 as pb
+
+    from transforms.gtfs_rt.rules import Snapshot, StaticIndex, validate
+    from warehouse.rt_merge import load_id_map
+
+    base, _ = served
+    doc = json.loads(_get(f"{base}/rt/demo-region/status.json")[2])
+    con = duckdb.connect(str(home.warehouse), read_only=True)
+    try:
+        (version,) = con.execute("SELECT feed_version FROM meta.feed_versions WHERE feed_id = 'minato-city-bus' "
+                                 "ORDER BY ingested_at DESC LIMIT 1").fetchone()
+        input_static = StaticIndex.from_warehouse(con, "minato-city-bus", version)
+    finally:
+        con.close()
+    merged_static = StaticIndex.from_gtfs_zip(load_id_map(home, "demo-region").zip_path)
+    for name in ("trip-updates", "vehicle-positions"):
+        merged, _, _ = _rt(base, f"{name}.pb")
+        (inp,) = doc["parts"][name]["inputs"]
+        assert inp["feed_id"] == demo_rt and inp["dropped"] == {} and inp["entities_out"] == len(merged.entity)
+        src = pb.FeedMessage()
+        src.ParseFromString((home.raw / inp["snapshot"]).read_bytes())
+        errors = lambda f: {code for (code, sev), n in f.counts.items() if sev == "ERROR" and n}  # noqa: E731
+        before = errors(validate(Snapshot(src, "input"), static=input_static))
+        assert errors(validate(Snapshot(merged, "merged"), static=merged_static)) <= before, name
+
+
+def test_a_repeated_get_is_the_same_feed_and_its_etag_answers_304(served, demo_rt):
+    base, _ = served
+    _, headers, body = _rt(base, "trip-updates.pb")
+    _, again, body2 = _rt(base, "trip-updates.pb")
+    assert body2 == body and again["ETag"] == headers["ETag"]
+    req = urllib.request.Request(f"{base}/rt/demo-region/trip-updates.pb", headers={"If-None-Match": headers["ETag"]})
+    try:
+        urllib.request.urlopen(req, timeout=20)
+        raise AssertionError("expected 304")
+    except urllib.error.HTTPError as e:
+        assert e.code == 304
+
+
+def test_unknown_export_or_one_without_realtime_is_a_404_with_one_line(served, demo_rt, home):
+    import http.client
+
+    from noriba.exports import build_export, parse_export_spec
+    from tests.conftest import ROOT
+
+    base, _ = served
+    build_export(parse_export_spec({"id": "kita-only", "feeds": {"ids": ["kita-coast-line"]}, "license": {"id": "CC0-1.0"},
+                                    "formats": ["gtfs"]}, where="test", root=ROOT), home, validate=False)
+    cases = {"/rt/nowhere/trip-updates.pb": "no built export 'nowhere'",
+             "/rt/kita-only/vehicle-positions.json": "export 'kita-only' has no realtime input",
+             "/rt/kita-only/status.json": "has no realtime input",
+             "/rt/demo-region/timetable.pb": "no such realtime file",
+             "/rt/demo-region/trip-updates.xml": "no such realtime file"}
+    for path, said in cases.items():
+        status, headers, body = _get(base + path)
+        text = body.decode("utf-8")
+        assert status == 404 and said in text and text.count("\n") == 1 and "Traceback" not in text, (path, text)
+        assert headers["Content-Type"].startswith("text/plain")
+    host, port = base.removeprefix("http://").split(":")
+    for raw in ("/rt/../../../etc/passwd", "/rt/..%2F..%2Fraw/trip-updates.pb", "/rt/%2e%2e/trip-updates.pb"):
+        c = http.client.HTTPConnection(host, int(port), timeout=20)
+        c.request("GET", raw)
+        r = c.getresponse()
+        body = r.read()
+        c.close()
+        assert r.status == 404 and b"root:" not in body and b"Traceback" not in body, raw

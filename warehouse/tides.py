@@ -2,7 +2,7 @@
 
 TIDES (Transit ITS Data Exchange Specification, https://tides-transit.org) v1.0; the table schemas are vendored in
 ``tides_schemas/`` (source URL and commit in its README). Built from the warehouse, read-only: schema ``rt``
-(noriba/rt.py) and ``marts.rt_stop_events`` (warehouse/rt_marts.py, which must be built first: ``noriba rt marts``),
+(noriba/rt.py) and ``marts.rt_stop_events`` (warehouse/rt_marts.py; the marts must be built first: ``noriba rt marts``),
 with the static timetable (``gtfs``) of the version the marts matched.
 
 Layout (``NORIBA_HOME``)::
@@ -268,12 +268,12 @@ def prepare(con, feed_id: str) -> None:
     have = {(s, t) for s, t in con.execute("SELECT schema_name, table_name FROM duckdb_tables()").fetchall()}
     if ("rt", "vehicle_positions") not in have or not con.execute(
             "SELECT count(*) FROM rt.vehicle_positions WHERE feed_id = ?", [feed_id]).fetchone()[0]:
-        raise InputError(f"{feed_id}: no vehicle positions in the warehouse (rt.vehicle_positions); archive or ingest the feed "
+        raise InputError(f"no vehicle positions of {feed_id} in the warehouse (rt.vehicle_positions); archive or ingest the feed "
                          f"and parse it first (noriba rt ingest / noriba rt parse)")
-    if ("marts", "rt_stop_events") not in have or not con.execute(
-            "SELECT count(*) FROM marts.rt_stop_events WHERE feed_id = ?", [feed_id]).fetchone()[0]:
-        raise InputError(f"{feed_id}: marts.rt_stop_events has no rows for this feed; build the realtime marts first: "
-                         f"noriba rt marts {feed_id}")
+    # every built feed has rows in rt_feed_quality (one per archived hour), even without a static feed to match
+    if not {("marts", "rt_stop_events"), ("marts", "rt_feed_quality")} <= have or not con.execute(
+            "SELECT count(*) FROM marts.rt_feed_quality WHERE feed_id = ?", [feed_id]).fetchone()[0]:
+        raise InputError(f"the realtime marts of {feed_id} are not built; build them first: noriba rt marts {feed_id}")
     trip_cols = {r[0] for r in con.execute("SELECT column_name FROM duckdb_columns() WHERE schema_name = 'gtfs' "
                                            "AND table_name = 'trips'").fetchall()}
     sql = _PREPARE.replace("$tz", _zone(con, feed_id)).replace(
@@ -311,7 +311,7 @@ def export_tides(ws: Workspace, feed_id: str, *, dates: list[date] | None = None
         todo = have if dates is None else [d for d in dates if d in have]
         if dates is not None and not todo:
             shown = ", ".join(str(d) for d in have) or "none"
-            raise InputError(f"{feed_id}: no realtime data on {', '.join(str(d) for d in dates)}; service dates it has: {shown}")
+            raise InputError(f"no realtime data of {feed_id} on {', '.join(str(d) for d in dates)}; service dates it has: {shown}")
         root = tides_dir(ws, feed_id)
         root.mkdir(parents=True, exist_ok=True)
         sweep(root, ".*.tmp-*", ".*.old-*")

@@ -70,7 +70,7 @@ LABELS = {
     "suppressed": ("移動データの集計は {k} 件未満のセルを公開していません（空欄・「< {k}」）。",
                    "Trip figures with fewer than {k} trips are not published (blank or \"< {k}\")."),
     "punctuality": ("定時運行率（リアルタイムデータ）", "On-time performance (realtime data)"),
-    "on_time_share": ("定時運行率", "On time"),
+    "on_time_share": ("定時運行率", "On-time share"),
     "punctuality_window": ("定時：予定時刻の{early}前から{late}後までに停留所に到着した便の割合です（GTFS-Realtime の車両位置から観測。{period}、観測した到着 {n} 件）。",
                            "On time: arriving at a stop from {early} early to {late} late (observed from GTFS-Realtime vehicle positions; "
                            "{period}, {n} observed arrivals)."),

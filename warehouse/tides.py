@@ -268,6 +268,9 @@ def prepare(con, feed_id: str) -> None:
     have = {(s, t) for s, t in con.execute("SELECT schema_name, table_name FROM duckdb_tables()").fetchall()}
     if ("rt", "vehicle_positions") not in have or not con.execute(
             "SELECT count(*) FROM rt.vehicle_positions WHERE feed_id = ?", [feed_id]).fetchone()[0]:
+        if ("rt", "snapshots") in have and con.execute("SELECT count(*) FROM rt.snapshots WHERE feed_id = ?", [feed_id]).fetchone()[0]:
+            raise InputError(f"{feed_id} has no vehicle positions (only trip updates or alerts); TIDES vehicle_locations and "
+                             "trips_performed are built from vehicle positions: add the feed's VehiclePositions URL to its spec")
         raise InputError(f"no vehicle positions of {feed_id} in the warehouse (rt.vehicle_positions); archive or ingest the feed "
                          f"and parse it first (noriba rt ingest / noriba rt parse)")
     # every built feed has rows in rt_feed_quality (one per archived hour), even without a static feed to match

@@ -13,9 +13,11 @@ import pyarrow.parquet as pq
 import pytest
 from google.transit import gtfs_realtime_pb2 as pb
 
+from noriba.cli import DEMO_RT
 from warehouse.tides import TABLES, TIDES_COMMIT, check_table, export_tides, load_schema
 
-DEMO = {"feed_id": "minato-bus-rt", "static_feed_id": "minato-city-bus", "day": date(2026, 6, 1), "hours": (7, 9)}
+#: what `noriba demo` simulates (its realtime feed, day and hours), so these tests run on the demo's own input
+DEMO = {**DEMO_RT, "day": date.fromisoformat(DEMO_RT["day"])}
 
 
 def demo_realtime_workspace(home):

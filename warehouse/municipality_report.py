@@ -838,6 +838,11 @@ def punctuality_html(p: dict | None, *, lang: str) -> str:
         period = d["first"] if d["first"] == d["last"] else (f"{d['first']}～{d['last']}" if ja else f"{d['first']} to {d['last']}")
     else:
         period = ""
+    kinds = [t({"sunday_holiday": "sunday"}.get(k, k), lang) for k in p.get("day_types") or [] if k in ("weekday", "saturday", "sunday_holiday")]
+    if kinds:
+        period += ("（" + "・".join(kinds) + "）") if ja else " (" + ", ".join(kinds) + ")"
+    if p.get("windows", 1) > 1:
+        period += "、フィードにより判定幅が異なります" if ja else "; the feeds' windows differ"
     line = t("punctuality_window", lang).format(early=_span(p["early_s"], lang), late=_span(p["late_s"], lang),
                                                  period=period, n=f"{p['observed']:,}")
     out = f"<section id='punctuality'><h2>{L('punctuality')}</h2>"

@@ -1026,7 +1026,7 @@ def _rt_marts(console, ws, feeds: list[str], args) -> int:
 
 
 def _rt_export_tides(console, ws, feed_id: str, dates) -> int:
-    """Write the feed's TIDES tables; one line per service date; exit 1 if a table does not conform to its schema."""
+    """Write the feed's TIDES tables; one line per service date; exit EXIT_PROBLEM (2) if a table does not conform to its schema."""
     from warehouse.tides import TIDES_VERSION, export_tides
 
     try:

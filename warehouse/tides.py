@@ -302,11 +302,18 @@ def export_tides(ws: Workspace, feed_id: str, *, dates: list[date] | None = None
     """Write the TIDES tables of a realtime feed, one folder per service date (default: every date it has); return
     {dates: {date: {folder, rows: {table: n}, problems: [...]}}}. Each file is checked against its TIDES schema after
     it is written (``problems``: none expected). If the feed has no vehicle positions or marts, raise InputError."""
-    from warehouse.publish import connect
-    from warehouse.runstate import replace_dir, sweep
+    from warehouse.runstate import feed_lock
 
     if not ws.warehouse.exists():
         raise InputError(f"no warehouse at {ws.warehouse}; ingest the realtime feed first (noriba rt ingest)")
+    with feed_lock(ws, f"tides-{safe_id(feed_id)}"):  # two exports of one feed never swap the same folder at once
+        return _export_locked(ws, feed_id, dates)
+
+
+def _export_locked(ws: Workspace, feed_id: str, dates: list[date] | None) -> dict:
+    from warehouse.publish import connect
+    from warehouse.runstate import replace_dir, sweep
+
     con = connect(ws, read_only=True)
     try:
         prepare(con, feed_id)

@@ -892,6 +892,10 @@ def _rt_parser(sub) -> None:
     sp.add_argument("--radius", type=float, default=50.0, help="a fix this close to a stop (metres) is an arrival (default 50)")
     sp.add_argument("--early", type=int, default=60, help="on time from this many seconds early (default 60)")
     sp.add_argument("--late", type=int, default=300, help="on time up to this many seconds late (default 300)")
+    sp = rsub.add_parser("export-tides", help="write TIDES vehicle_locations, trips_performed and stop_visits (Parquet) of a "
+                         "realtime feed to exports/tides/<feed>/<service date>/ (after `noriba rt marts`)")
+    sp.add_argument("feed_ids", nargs=1, metavar="FEED", help="the realtime feed id")
+    sp.add_argument("--date", action="append", type=_date, help="this service date only, YYYY-MM-DD (repeatable; default: every date)")
 
 
 def _rt_simulate(console, ws, args) -> int:
@@ -992,6 +996,8 @@ def cmd_rt(args) -> int:
         return _rt_match(console, ws, feeds)
     if args.rt_command == "marts" and feeds:
         return _rt_marts(console, ws, feeds, args)
+    if args.rt_command == "export-tides":
+        return _rt_export_tides(console, ws, feeds[0], args.date)
     if not feeds:
         console.print(f"nothing archived in {ws.home}; run `noriba rt archive` or `noriba rt ingest` first", markup=False)
         return 0
@@ -1030,6 +1036,25 @@ def _rt_marts(console, ws, feeds: list[str], args) -> int:
             return EXIT_PROBLEM
         console.print(f"{fid}: " + ", ".join(f"marts.{m} {n} row(s)" for m, n in res.items()), markup=False)
     return 0
+
+
+def _rt_export_tides(console, ws, feed_id: str, dates) -> int:
+    """Write the feed's TIDES tables; one line per service date; exit EXIT_PROBLEM (2) if a table does not conform to its schema."""
+    from warehouse.tides import TIDES_VERSION, export_tides
+
+    try:
+        res = export_tides(ws, feed_id, dates=dates)
+    except Exception as exc:
+        _fail(console, feed_id, exc)
+        return EXIT_PROBLEM
+    rc = 0
+    for d, r in res["dates"].items():
+        console.print(f"{feed_id} {d}: TIDES {TIDES_VERSION} " + ", ".join(f"{t} {n:,} row(s)" for t, n in r["rows"].items())
+                      + f" in {r['folder']}", markup=False)
+        for line in (p for ps in r["problems"].values() for p in ps):
+            console.print(f"error: {line}", markup=False)
+            rc = EXIT_PROBLEM
+    return rc
 
 
 def _rt_match(console, ws, feeds: list[str]) -> int:

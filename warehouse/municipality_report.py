@@ -69,6 +69,16 @@ LABELS = {
     "pickups": ("件", "trips"), "trip_records": ("乗車数", "Trips"), "all_days": ("全日", "All days"),
     "suppressed": ("移動データの集計は {k} 件未満のセルを公開していません（空欄・「< {k}」）。",
                    "Trip figures with fewer than {k} trips are not published (blank or \"< {k}\")."),
+    "punctuality": ("定時運行率（リアルタイムデータ）", "On-time performance (realtime data)"),
+    "on_time_share": ("定時運行率", "On-time share"),
+    "punctuality_window": ("定時：予定時刻の{early}前から{late}後までに停留所に到着した便の割合です（GTFS-Realtime の車両位置から観測。{period}、観測した到着 {n} 件）。",
+                           "On time: arriving at a stop from {early} early to {late} late (observed from GTFS-Realtime vehicle positions; "
+                           "{period}, {n} observed arrivals)."),
+    "punctuality_hours": ("時間帯別の定時運行率（予定到着時刻）", "On-time share by hour (scheduled arrival)"),
+    "punctuality_routes": ("路線・時間帯別の定時運行率", "On-time share by route and hour"),
+    "early": ("早発", "Early"), "on_time": ("定時", "On time"), "late": ("遅延", "Late"),
+    "observed": ("観測到着", "Observed"), "mean_delay": ("平均遅れ", "Mean delay"),
+    "rt_feeds": ("リアルタイムデータ", "Realtime feeds"),
 }
 
 
@@ -684,6 +694,183 @@ def trip_data(ws: Workspace, names: list[str]) -> dict | None:
 
 
 # ---------------------------------------------------------------------------------------------
+# Punctuality (issue 15): on-time performance of the realtime feeds of the report's static feeds
+
+
+def punctuality(ws: Workspace, static_feed_ids: list[str], *, route_names: dict | None = None) -> dict | None:
+    """Return the on-time performance of the realtime feeds whose static feed (rt.feeds.static_feed_id) is one of
+    ``static_feed_ids``, from ``marts.rt_on_time_performance``: overall, by hour (local, of the scheduled arrival), by
+    route, and by route and hour; each with observed arrivals, early, on time, late and on_time_share (on time /
+    observed). None when no such feed has an observed arrival, or the warehouse has no realtime marts.
+
+    ``route_names`` maps (static feed id, route_id) to the name shown. ``early_s`` / ``late_s`` are the window the
+    mart was built with (default 60 / 300 s).
+    """
+    if not ws.warehouse.exists() or not static_feed_ids:
+        return None
+    try:
+        con = duckdb.connect(str(ws.warehouse), read_only=True)
+    except duckdb.Error:
+        return None
+    try:
+        have = {(r[0], r[1]) for r in con.sql("SELECT schema_name, table_name FROM duckdb_tables()").fetchall()}
+        if not {("rt", "feeds"), ("marts", "rt_on_time_performance")} <= have:
+            return None
+        feeds = con.execute("SELECT feed_id, static_feed_id FROM rt.feeds WHERE static_feed_id IN (SELECT unnest(?)) ORDER BY feed_id",
+                            [list(static_feed_ids)]).fetchall()
+        if not feeds:
+            return None
+        ids = [f for f, _ in feeds]
+        static_of = dict(feeds)
+        where = "WHERE feed_id IN (SELECT unnest($ids)) AND observed > 0"
+        counts = ("sum(observed)::BIGINT AS observed, sum(early)::BIGINT AS early, sum(on_time)::BIGINT AS on_time, "
+                  "sum(late)::BIGINT AS late, sum(mean_delay_s * observed) / sum(observed) AS mean_delay_s")
+        total = con.execute(f"SELECT {counts}, min(early_s), max(late_s), count(DISTINCT (early_s, late_s)) "
+                            f"FROM marts.rt_on_time_performance {where}", {"ids": ids}).fetchone()
+        if not total[0]:
+            return None
+
+        def rows(group: str) -> list[dict]:
+            rel = con.execute(f"SELECT {group}, {counts} FROM marts.rt_on_time_performance {where} GROUP BY ALL ORDER BY ALL", {"ids": ids})
+            names = [d[0] for d in rel.description]
+            out = []
+            for r in rel.fetchall():
+                d = dict(zip(names, r))
+                d["on_time_share"] = round(d["on_time"] / d["observed"], 4)
+                d["mean_delay_s"] = round(d["mean_delay_s"], 1) if d["mean_delay_s"] is not None else None
+                out.append(d)
+            return out
+
+        period = None
+        if ("marts", "rt_stop_events") in have:
+            period = con.execute("SELECT min(service_date)::VARCHAR, max(service_date)::VARCHAR, count(DISTINCT service_date) "
+                                 "FROM marts.rt_stop_events WHERE feed_id IN (SELECT unnest($ids)) AND observed_arrival IS NOT NULL",
+                                 {"ids": ids}).fetchone()
+        by_route = rows("feed_id, route_id")
+        names = route_names or {}
+        for r in by_route:
+            r["route_name"] = names.get((static_of[r["feed_id"]], r["route_id"]), r["route_id"])
+        return {
+            "feeds": [{"feed_id": f, "static_feed_id": s} for f, s in feeds], "early_s": total[5], "late_s": total[6],
+            "windows": total[7], "dates": {"first": period[0], "last": period[1], "days": period[2]} if period and period[0] else None,
+            "observed": total[0], "early": total[1], "on_time": total[2], "late": total[3],
+            "on_time_share": round(total[2] / total[0], 4), "mean_delay_s": round(total[4], 1) if total[4] is not None else None,
+            "day_types": [r["day_type"] for r in rows("day_type")],
+            "by_hour": rows("hour"), "by_route": by_route, "by_route_hour": rows("feed_id, route_id, hour"),
+        }
+    except duckdb.Error:
+        return None
+    finally:
+        con.close()
+
+
+def _span(seconds: int, lang: str) -> str:
+    """Return a window edge in words: 60 → 1分 / 1 min, 90 → 90秒 / 90 s."""
+    if seconds % 60 == 0:
+        return f"{seconds // 60}分" if lang == "ja" else f"{seconds // 60} min"
+    return f"{seconds}秒" if lang == "ja" else f"{seconds} s"
+
+
+PUNCTUALITY_COLORS = {"early": "#e69138", "on_time": "#6aa84f", "late": "#cc4125"}
+
+
+def svg_punctuality_hours(by_hour: list[dict], *, lang: str, width: int = 760, height: int = 280) -> str:
+    """Return stacked bars per hour: the shares of early, on-time and late arrivals (of those observed), the on-time
+    share written above each bar; each part's tooltip gives its count."""
+    if not by_hour:
+        return ""
+    hours = list(range(min(r["hour"] for r in by_hour), max(r["hour"] for r in by_hour) + 1))
+    at = {r["hour"]: r for r in by_hour}
+    left, bottom, top_pad, pad = 44, 30, 44, 10
+    gw = (width - left - pad) / len(hours)
+    bw = min(gw * 0.7, 60)
+    ph = height - bottom - top_pad
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="100%" role="img" '
+             f'aria-label="{_e(t("punctuality_hours", lang))}" id="punctuality-hours">']
+    for pct in (0, 25, 50, 75, 100):
+        y = top_pad + ph - pct / 100 * ph
+        parts.append(f'<line x1="{left}" x2="{width - pad}" y1="{y:.1f}" y2="{y:.1f}" stroke="#e1e4e8"/>'
+                     f'<text x="{left - 4}" y="{y + 4:.1f}" font-size="10" text-anchor="end">{pct}%</text>')
+    for n, h in enumerate(hours):
+        x = left + n * gw + (gw - bw) / 2
+        r = at.get(h)
+        if r:
+            y = top_pad + ph
+            for k in ("on_time", "late", "early"):
+                share = r[k] / r["observed"]
+                if share:
+                    bh = share * ph
+                    y -= bh
+                    parts.append(f'<rect class="{k}" x="{x:.1f}" y="{y:.1f}" width="{bw:.1f}" height="{bh:.1f}" fill="{PUNCTUALITY_COLORS[k]}">'
+                                 f'<title>{h}:00 {_e(t(k, lang))} {r[k]:,} / {r["observed"]:,}</title></rect>')
+            parts.append(f'<text class="share" x="{x + bw / 2:.1f}" y="{top_pad - 4:.1f}" font-size="11" text-anchor="middle" '
+                         f'font-weight="600">{r["on_time_share"] * 100:.0f}%</text>')
+        n_obs = f' <tspan fill="#57606a">(n={r["observed"]:,})</tspan>' if r else ""
+        parts.append(f'<text x="{left + n * gw + gw / 2:.1f}" y="{height - 12}" font-size="10" text-anchor="middle">{h}{n_obs}</text>')
+    parts.append(f'<text x="{width - pad}" y="{height - 12}" font-size="10" text-anchor="end">h</text>')
+    x0 = left
+    for k in ("on_time", "late", "early"):
+        lab = t(k, lang)
+        parts.append(f'<rect x="{x0}" y="4" width="12" height="12" fill="{PUNCTUALITY_COLORS[k]}"/>'
+                     f'<text x="{x0 + 16}" y="14" font-size="12">{_e(lab)}</text>')
+        x0 += 16 + _text_width(lab, 12) + 28
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _share_cell(share: float | None, observed: int = 0) -> str:
+    """Return a table cell with an on-time share, shaded from red (low) to green (high); empty without observations."""
+    if share is None or not observed:
+        return "<td></td>"
+    color = "#d9ead3" if share >= 0.9 else "#fff2cc" if share >= 0.7 else "#f4cccc"
+    return f"<td class='num' style='background:{color}' title='{observed:,}'>{share * 100:.0f}%</td>"
+
+
+def punctuality_html(p: dict | None, *, lang: str) -> str:
+    """Return the page's punctuality section (a headline share, the window in one line, the by-hour plot and the
+    route × hour table), or '' when the report's feeds have no realtime data."""
+    if not p:
+        return ""
+    L = lambda k: _e(t(k, lang))  # noqa: E731
+    ja = lang == "ja"
+    d = p.get("dates") or {}
+    if d:
+        period = d["first"] if d["first"] == d["last"] else (f"{d['first']}～{d['last']}" if ja else f"{d['first']} to {d['last']}")
+    else:
+        period = ""
+    kinds = [t({"sunday_holiday": "sunday"}.get(k, k), lang) for k in p.get("day_types") or [] if k in ("weekday", "saturday", "sunday_holiday")]
+    if kinds:
+        period += ("（" + "・".join(kinds) + "）") if ja else " (" + ", ".join(kinds) + ")"
+    if p.get("windows", 1) > 1:
+        period += "、フィードにより判定幅が異なります" if ja else "; the feeds' windows differ"
+    line = t("punctuality_window", lang).format(early=_span(p["early_s"], lang), late=_span(p["late_s"], lang),
+                                                 period=period, n=f"{p['observed']:,}")
+    out = f"<section id='punctuality'><h2>{L('punctuality')}</h2>"
+    delay = ""
+    if p.get("mean_delay_s") is not None:
+        delay = (f"（{t('mean_delay', lang)} {p['mean_delay_s']:+.0f} 秒）" if ja else f" ({t('mean_delay', lang)} {p['mean_delay_s']:+.0f} s)")
+    out += (f"<p class='headline'>{L('on_time_share')}: <b id='on-time-share'>{p['on_time_share'] * 100:.1f}%</b>"
+            f" <span class='en'>{L('early')} {p['early']:,} / {L('on_time')} {p['on_time']:,} / {L('late')} {p['late']:,}{_e(delay)}</span></p>")
+    out += f"<p class='window'>{_e(line)}</p>"
+    out += f"<p class='en'>{L('rt_feeds')}: " + ", ".join(f"<code>{_e(f['feed_id'])}</code> → <code>{_e(f['static_feed_id'])}</code>"
+                                                        for f in p["feeds"]) + "</p>"
+    out += f"<h3>{L('punctuality_hours')}</h3>{svg_punctuality_hours(p['by_hour'], lang=lang)}"
+    hours = sorted({r["hour"] for r in p["by_hour"]})
+    cells = {(r["feed_id"], r["route_id"], r["hour"]): r for r in p["by_route_hour"]}
+    out += (f"<h3>{L('punctuality_routes')}</h3><table class='punctuality'><tr><th>{L('route')}</th><th>{L('observed')}</th>"
+            f"<th>{L('on_time_share')}</th><th>{L('mean_delay')}</th>" + "".join(f"<th class='num'>{h}{'時' if ja else ':00'}</th>" for h in hours)
+            + "</tr>")
+    for r in p["by_route"]:
+        md = "" if r["mean_delay_s"] is None else (f"{r['mean_delay_s']:+.0f} 秒" if ja else f"{r['mean_delay_s']:+.0f} s")
+        out += (f"<tr><th>{_e(r['route_name'])}</th><td class='num'>{r['observed']:,}</td>{_share_cell(r['on_time_share'], r['observed'])}"
+                f"<td class='num'>{_e(md)}</td>"
+                + "".join(_share_cell((c := cells.get((r["feed_id"], r["route_id"], h))) and c["on_time_share"], c["observed"] if c else 0)
+                          for h in hours) + "</tr>")
+    out += "</table></section>"
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
 # The report
 
 
@@ -779,6 +966,8 @@ def build_report(ws: Workspace, *, municipality: str | None = None, feed_ids: li
             mdata = with_zones(mdata, flex["zones"], lang=lang)
         legend = legend_html(routes, lang=lang)
         warnings = expiry_warnings(versions, today=today or date.today())
+        route_names = {(v.feed_id, rid): _route_name(sn, ln, rid) for v in versions
+                       for rid, sn, ln in v.con.sql("SELECT route_id, route_short_name, route_long_name FROM routes").fetchall()}
     finally:
         for v in versions:
             v.con.close()
@@ -792,6 +981,7 @@ def build_report(ws: Workspace, *, municipality: str | None = None, feed_ids: li
         "flex": {"zones": [{k: z[k] for k in ("feed_id", "location_id", "name", "booking")} for z in flex["zones"]],
                  "booking_rules": flex["booking_rules"]},
         "changes": changes, "trip_data": trip_data(ws, [str(muni.get("code") or ""), muni.get("name") or "", municipality or ""]),
+        "punctuality": punctuality(ws, [m["feed_id"] for m in metas], route_names=route_names),
     }
     out_dir = ws.exports / "reports" / key
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -873,6 +1063,7 @@ def render(f: dict, *, map_svg: str, lang: str, map_data: dict | None = None, le
     body += (f"<table><tr><th></th><th>{L('date_used')}</th><th>{L('trips')}</th><th>{L('first')}</th><th>{L('last')}</th></tr>"
              + "".join(f"<tr><th>{L(k)}</th><td>{_e(d['date'])}</td><td class='num'>{d['trips']:,}</td><td>{_e(d['first'])}</td><td>{_e(d['last'])}</td></tr>"
                        for k, d in f["days"].items()) + "</table>")
+    body += punctuality_html(f.get("punctuality"), lang=lang)
     c = f["coverage"]
     body += f"<h2>{L('coverage')}</h2><p>{L('area')}: <b>{c['area_km2']:,.2f} {L('km2')}</b></p>"
     if c.get("population_total") is not None:

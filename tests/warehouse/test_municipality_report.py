@@ -338,3 +338,70 @@ def test_demand_zones_are_named_from_the_layer_and_pickups_are_whole_numbers_in_
     hours = page.split("時間帯別の乗車数</h3>")[1].split("</svg>")[0]
     assert "タクシー" in hours and "デマンド交通" in hours and "全日" in hours
     assert not re.search(r"\b(taxi|on_demand)\b", hours) and "平日" not in hours
+
+
+# ---------------------------------------------------------------------------------------------
+# Punctuality (issue 15): the demo's simulated realtime morning, as `noriba demo` builds it
+
+
+@pytest.fixture(scope="module")
+def demo_rt(tmp_path_factory):
+    from tests.warehouse.test_tides import demo_realtime_workspace
+
+    return demo_realtime_workspace(tmp_path_factory.mktemp("punctuality") / "home")
+
+
+def _otp(ws, group: str):
+    import duckdb
+
+    con = duckdb.connect(str(ws.warehouse), read_only=True)
+    try:
+        return con.execute(f"SELECT {group}, sum(observed)::BIGINT, sum(on_time)::BIGINT, sum(early)::BIGINT, sum(late)::BIGINT "
+                           f"FROM marts.rt_on_time_performance WHERE feed_id = 'minato-bus-rt' AND observed > 0 GROUP BY ALL ORDER BY ALL").fetchall()
+    finally:
+        con.close()
+
+
+def test_punctuality_section_shows_the_marts_on_time_share_by_route_and_hour(demo_rt):
+    from warehouse.municipality_report import build_report
+
+    r = build_report(demo_rt, municipality="99001")
+    p = r["punctuality"]
+    (observed, on_time, early, late), = [x[1:] for x in _otp(demo_rt, "'all'")]
+    assert (p["observed"], p["on_time"], p["early"], p["late"]) == (observed, on_time, early, late) and observed > 20
+    assert p["on_time_share"] == round(on_time / observed, 4)
+    assert [(h["hour"], h["observed"], h["on_time"], h["early"], h["late"]) for h in p["by_hour"]] == _otp(demo_rt, "hour")
+    assert [(x["route_id"], x["observed"], x["on_time"], x["early"], x["late"]) for x in p["by_route"]] == _otp(demo_rt, "route_id")
+    assert [(x["route_id"], x["hour"], x["observed"], x["on_time"]) for x in p["by_route_hour"]] == [
+        x[:4] for x in _otp(demo_rt, "route_id, hour")]
+    assert (p["early_s"], p["late_s"]) == (60, 300) and p["dates"]["first"] == "2026-06-01"
+    assert p["by_route"][0]["route_name"] == "１ 市街地線（みなと駅～山手第Ⅱ団地）"  # the timetable's name, not R1
+    page = open(r["html"], encoding="utf-8").read()
+    assert "<h2>定時運行率（リアルタイムデータ）</h2>" in page
+    assert "定時：予定時刻の1分前から5分後までに停留所に到着した便の割合です" in page
+    assert f"<b id='on-time-share'>{on_time / observed * 100:.1f}%</b>" in page
+    assert 'id="punctuality-hours"' in page and "路線・時間帯別の定時運行率" in page
+    assert json.loads(open(r["json"], encoding="utf-8").read())["punctuality"]["on_time"] == on_time
+
+
+def test_punctuality_section_is_in_english_for_an_english_report_and_follows_the_marts_window(demo_rt):
+    from warehouse.municipality_report import build_report
+    from warehouse.rt_marts import build_feed_marts
+
+    page = open(build_report(demo_rt, municipality="99001", lang="en")["html"], encoding="utf-8").read()
+    assert "<h2>On-time performance (realtime data)</h2>" in page
+    assert "On time: arriving at a stop from 1 min early to 5 min late" in page
+    build_feed_marts(demo_rt, "minato-bus-rt", early_s=120, late_s=90)  # a spec's own window
+    try:
+        r = build_report(demo_rt, municipality="99001")
+        assert (r["punctuality"]["early_s"], r["punctuality"]["late_s"]) == (120, 90)
+        assert "予定時刻の2分前から90秒後まで" in open(r["html"], encoding="utf-8").read()
+    finally:
+        build_feed_marts(demo_rt, "minato-bus-rt")
+
+
+def test_a_report_without_realtime_data_has_no_punctuality_section(muroran):
+    from warehouse.municipality_report import build_report
+
+    r = build_report(muroran, municipality="01205")
+    assert r["punctuality"] is None and "定時運行率" not in open(r["html"], encoding="utf-8").read()

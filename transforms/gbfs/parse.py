@@ -19,7 +19,9 @@ import json
 from collections import Counter
 from dataclasses import dataclass, field
 from math import cos, radians
+from typing import Union
 
+import msgspec
 import pyarrow as pa
 
 from transforms.gbfs.discover import READ_KINDS, epoch_of, kind_from_content, kind_from_name
@@ -53,6 +55,43 @@ _VEHICLE_ID_KEYS = ("bike_id", "vehicle_id", "rental_uris")
 MAX_TRACKED_IDS = 1_000_000
 #: A vehicle that moved farther than this between snapshots has made a trip.
 MOVED_M = 100.0
+
+
+class _TypeRef(msgspec.Struct):
+    vehicle_type_id: Union[str, None] = None
+
+
+class _StationState(msgspec.Struct):
+    """One station of a well-formed station_status (1.x to 3.0): every field of the types the rows keep."""
+
+    station_id: str
+    num_bikes_available: Union[int, None] = None
+    num_vehicles_available: Union[int, None] = None  # 3.0
+    num_docks_available: Union[int, None] = None
+    num_bikes_disabled: Union[int, None] = None
+    num_vehicles_disabled: Union[int, None] = None  # 3.0
+    num_docks_disabled: Union[int, None] = None
+    is_installed: Union[bool, int, None] = None  # 1.x writes 1/0
+    is_renting: Union[bool, int, None] = None
+    is_returning: Union[bool, int, None] = None
+    last_reported: Union[int, str, None] = None  # 3.0: RFC 3339
+    vehicle_types_available: Union[list[_TypeRef], None] = None
+
+
+class _StatusData(msgspec.Struct, forbid_unknown_fields=True):
+    stations: list[_StationState]
+
+
+class _StatusDoc(msgspec.Struct):
+    data: _StatusData
+    last_updated: Union[int, str, None] = None
+    ttl: Union[int, None] = None
+    version: Union[str, None] = None
+
+
+#: Decodes a well-formed station_status straight from its bytes into typed objects (msgspec, no dict per station). A
+#: document it refuses (a field of another type, another key under data) is read by json.loads and the row-by-row reader.
+_STATUS_DECODER = msgspec.json.Decoder(_StatusDoc)
 
 
 def _bool(x):
@@ -157,7 +196,8 @@ class SnapshotReader:
 
     def add(self, name: str, data: bytes, *, sha256: str = "") -> None:
         """Read one file of the batch. A gbfs.json should come first: its version is the default of files without one."""
-        c = self.cols["files"]
+        if kind_from_name(name) == "station_status" and self._add_status_typed(name, data, sha256):
+            return
         try:
             doc = json.loads(data)
         except (ValueError, RecursionError) as exc:
@@ -205,6 +245,57 @@ class SnapshotReader:
         checked = self._schema(kind, version, doc, declared, name, force=self.quarantined > q0)
         self._file(name, kind, version, ts, ttl, sha256, len(data), n_in, n_ok, n_in - n_ok, checked, "read")
 
+    def _add_status_typed(self, name: str, data: bytes, sha256: str) -> bool:
+        """Read a station_status whose every station is well formed, decoded to typed objects; return False (nothing
+        read) for any other document, which the general reader then reads. The rows are those the general reader makes."""
+        try:
+            doc = _STATUS_DECODER.decode(data)
+        except (msgspec.DecodeError, RecursionError):
+            return False
+        stations = doc.data.stations
+        ts = epoch_of(doc.last_updated)
+        if not stations or ts is None:  # no station: the contents say station_information; no time: quarantined
+            return False
+        bikes = [s.num_bikes_available if s.num_bikes_available is not None else s.num_vehicles_available for s in stations]
+        if None in bikes or min(bikes) < 0:
+            return False  # the general reader quarantines those rows
+        declared = doc.version
+        version = declared or self.opts.version or self.discovery_version or "1.0"
+        if declared is None:
+            self.missing_version[("station_status", version)] += 1
+        self.versions["station_status"] = version
+        self.versions_seen.setdefault(version, set()).add("station_status")
+        c = self.cols["station_status"]
+        n = len(stations)
+        sids = [s.station_id for s in stations]
+        c["file"].extend([name] * n)
+        c["snapshot_ts"].extend([ts] * n)
+        c["station_id"].extend(sids)
+        c["num_bikes_available"].extend(bikes)
+        c["num_docks_available"].extend(_counts([s.num_docks_available for s in stations]))
+        c["num_bikes_disabled"].extend(_counts([s.num_bikes_disabled if s.num_bikes_disabled is not None
+                                                else s.num_vehicles_disabled for s in stations]))
+        c["num_docks_disabled"].extend(_counts([s.num_docks_disabled for s in stations]))
+        c["is_installed"].extend(_bools([s.is_installed for s in stations]))
+        c["is_renting"].extend(_bools([s.is_renting for s in stations]))
+        c["is_returning"].extend(_bools([s.is_returning for s in stations]))
+        reported = [s.last_reported for s in stations]
+        c["last_reported"].extend(reported if set(map(type, reported)) <= _INT else [epoch_of(x) for x in reported])
+        seen = self.status_station_ids
+        for sid in sids:
+            if sid not in seen:
+                seen[sid] = name
+        types = self.types_in_station_status
+        for s in stations:
+            if s.vehicle_types_available:
+                for v in s.vehicle_types_available:
+                    if v.vehicle_type_id is not None and v.vehicle_type_id not in types:
+                        types[v.vehicle_type_id] = name
+        self.accepted += n
+        checked = self._schema("station_status", version, data, declared, name, force=False)
+        self._file(name, "station_status", version, ts, doc.ttl, sha256, len(data), n, n, 0, checked, "read")
+        return True
+
     def _rows(self, kind: str, data: dict) -> list:
         key = {"station_information": "stations", "station_status": "stations", "free_bike_status": "bikes",
                "vehicle_status": "vehicles", "vehicle_types": "vehicle_types"}.get(kind)
@@ -227,6 +318,8 @@ class SnapshotReader:
         return True
 
     def _validate(self, kind, version, doc, declared, name) -> None:
+        if isinstance(doc, bytes):  # a snapshot read by the typed decoder: its JSON tree is made only when it is checked
+            doc = json.loads(doc)
         checked = doc if declared is not None else {**doc, "version": version}  # a missing version is reported once per kind
         for n in schema_notices(checked, kind=kind, version=version, file=name):
             if n.code == "no_schema_for_version":
@@ -282,9 +375,9 @@ class SnapshotReader:
             bd = st.get("num_bikes_disabled")
             if bd is None:
                 bd = st.get("num_vehicles_disabled")
-            bd_.append(bd if type(bd) is int else None)
+            bd_.append(bd if type(bd) is int and bd >= 0 else None)
             dd = st.get("num_docks_disabled")
-            dd_.append(dd if type(dd) is int else None)
+            dd_.append(dd if type(dd) is int and dd >= 0 else None)
             inst_.append(_bool(st.get("is_installed")))
             rent_.append(_bool(st.get("is_renting")))
             ret_.append(_bool(st.get("is_returning")))
@@ -321,8 +414,8 @@ class SnapshotReader:
         c["num_bikes_available"].extend(bikes)
         c["num_docks_available"].extend(_counts([st.get("num_docks_available") for st in stations]))
         dis = [st.get("num_bikes_disabled") for st in stations]
-        if key != "num_bikes_available":
-            dis = [st.get("num_vehicles_disabled") for st in stations]
+        if None in dis:
+            dis = [x if x is not None else st.get("num_vehicles_disabled") for x, st in zip(dis, stations)]
         c["num_bikes_disabled"].extend(_counts(dis))
         c["num_docks_disabled"].extend(_counts([st.get("num_docks_disabled") for st in stations]))
         for col in ("is_installed", "is_renting", "is_returning"):

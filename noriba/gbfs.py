@@ -83,7 +83,7 @@ def known_state(ws: Workspace, feed_id: str) -> dict:
     return out
 
 
-def _read_limited(path: Path, max_bytes: int) -> bytes:
+def _read_limited(path: Path | str, max_bytes: int) -> bytes:
     """Return the bytes of ``path``. If it holds more than ``max_bytes``, raise InputError (at most max_bytes + 1 are read)."""
     with open(path, "rb") as fh:
         data = fh.read(max_bytes + 1)
@@ -93,7 +93,7 @@ def _read_limited(path: Path, max_bytes: int) -> bytes:
     return data
 
 
-def _json_files(root: Path, *, feed_id: str) -> list[tuple[str, Path]]:
+def _json_files(root: Path, *, feed_id: str) -> list[tuple[str, str]]:
     """Return (relative name, path) of the .json files under ``root``, hidden entries skipped, with one directory read per
     folder (os.scandir: no stat per regular file). Links are checked as transforms/paths.folder_files checks them: a
     link to a folder, out of ``root`` or to nothing, a device or a pipe, or an unsafe name raises InputError naming it."""
@@ -133,7 +133,7 @@ def _json_files(root: Path, *, feed_id: str) -> list[tuple[str, Path]]:
                 raise refuse(name, "it is not a regular file (a device, pipe or socket)")
             if (why := unsafe_reason(name)) is not None:
                 raise refuse(name, why)
-            out.append((name, Path(e.path)))
+            out.append((name, e.path))  # the path as text: a Path per snapshot costs more than reading it
     return out
 
 
@@ -162,7 +162,7 @@ def archive_batch(folder: Path, members: list[tuple[str, bytes]]) -> tuple[Path,
     return target, sha
 
 
-def snapshot_files(path: Path, *, feed_id: str) -> list[tuple[str, Path]]:
+def snapshot_files(path: Path, *, feed_id: str) -> list[tuple[str, Path | str]]:
     """Return (name, file) of the JSON files of a snapshot folder (or the one file), in reading order.
 
     Hidden files and files not ending in .json are left out. If an entry is unsafe (a link leading
@@ -200,7 +200,7 @@ MAX_BATCH_FILES = 5000
 MAX_BATCH_BYTES = 256 << 20
 
 
-def _chunks(files: list[tuple[str, Path]], max_bytes: int):
+def _chunks(files: list[tuple[str, Path | str]], max_bytes: int):
     """Yield lists of (name, bytes) of consecutive files, each list within MAX_BATCH_FILES and MAX_BATCH_BYTES."""
     chunk: list[tuple[str, bytes]] = []
     size = 0

@@ -129,15 +129,20 @@ def publish_gbfs(ws: Workspace, feed_id: str, *, meta: dict, max_gap_s: int = 30
     return counts
 
 
-#: A station's state per snapshot time (two files with the same last_updated: the later file name wins), then each state's
-#: interval until the station's next snapshot (at most the gap), cut at UTC hour boundaries.
+#: A station's state per snapshot time (two files with the same last_updated: the later file name wins, per column), made
+#: once for both marts (a temporary table: in memory, never written to the warehouse file).
+_STATE = """
+CREATE OR REPLACE TEMP TABLE _gbfs_state AS
+SELECT station_id, snapshot_ts AS t, arg_max(num_bikes_available, file) AS bikes, arg_max(num_docks_available, file) AS docks,
+       arg_max(num_bikes_disabled, file) AS disabled
+FROM gbfs.station_status WHERE feed_id = $feed GROUP BY station_id, snapshot_ts
+"""
+
+#: Each state's interval until the station's next snapshot (at most the gap), cut at UTC hour boundaries.
 _AVAILABILITY = """
 INSERT INTO marts.gbfs_station_availability_hour
-WITH s AS (
-  SELECT station_id, snapshot_ts AS t, arg_max(num_bikes_available, file) AS bikes, arg_max(num_docks_available, file) AS docks
-  FROM gbfs.station_status WHERE feed_id = $feed GROUP BY station_id, snapshot_ts
-), iv0 AS (
-  SELECT station_id, t, bikes, docks, lead(t) OVER (PARTITION BY station_id ORDER BY t) AS nxt FROM s
+WITH iv0 AS (
+  SELECT station_id, t, bikes, docks, lead(t) OVER (PARTITION BY station_id ORDER BY t) AS nxt FROM _gbfs_state
 ), iv AS (  -- the last snapshot of a station starts no interval (least() would skip the NULL)
   SELECT station_id, t, bikes, docks, CASE WHEN nxt IS NOT NULL THEN least(nxt, t + $gap) END AS t_end FROM iv0
 ), pieces AS (
@@ -177,8 +182,7 @@ WITH snaps AS (
   SELECT station_id, arg_max(zone_layer, snapshot_ts) AS zone_layer, arg_max(zone_id, snapshot_ts) AS zone_id
   FROM gbfs.station_information WHERE feed_id = $feed GROUP BY station_id
 ), sstat AS (
-  SELECT snapshot_ts, station_id, arg_max(num_bikes_available, file) AS bikes, arg_max(num_bikes_disabled, file) AS disabled
-  FROM gbfs.station_status WHERE feed_id = $feed GROUP BY ALL
+  SELECT t AS snapshot_ts, station_id, bikes, disabled FROM _gbfs_state
 ), dsnaps AS (
   SELECT snapshot_ts // 3600 AS h, count(DISTINCT snapshot_ts) AS n FROM sstat GROUP BY 1
 ), docked AS (
@@ -204,8 +208,10 @@ def build_marts(con: duckdb.DuckDBPyConnection, feed_id: str, *, tz: str, max_ga
     """Rebuild the feed's rows of the two GBFS marts."""
     for m in ("gbfs_station_availability_hour", "gbfs_vehicles_zone_hour"):
         con.execute(f"DELETE FROM marts.{m} WHERE feed_id = ?", [feed_id])
+    con.execute(_STATE, {"feed": feed_id})
     con.execute(_AVAILABILITY, {"feed": feed_id, "gap": int(max_gap_s), "tz": tz})
     con.execute(_VEHICLES, {"feed": feed_id, "tz": tz})
+    con.execute("DROP TABLE _gbfs_state")
 
 
 def export_gbfs(ws: Workspace, feed_id: str) -> dict:

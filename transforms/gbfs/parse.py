@@ -57,11 +57,11 @@ MAX_TRACKED_IDS = 1_000_000
 MOVED_M = 100.0
 
 
-class _TypeRef(msgspec.Struct):
+class _TypeRef(msgspec.Struct, gc=False):
     vehicle_type_id: Union[str, None] = None
 
 
-class _StationState(msgspec.Struct):
+class _StationState(msgspec.Struct, gc=False):
     """One station of a well-formed station_status (1.x to 3.0): every field of the types the rows keep."""
 
     station_id: str

@@ -233,7 +233,7 @@ def _publish_batches(ws: Workspace, feed_id: str, batches: list[dict], *, opts: 
         meta = _feed_meta(known_state(ws, feed_id)["meta"])
         return {"feed_id": feed_id, "status": "unchanged", "feed_version": meta.get("feed_version"), "skipped": skipped,
                 "message": f"{feed_id}: no new GBFS file ({skipped:,} already ingested); nothing to do"}
-    out = publish_feed(ws, feed_id, opts=opts, progress=progress)
+    out = publish_feed(ws, feed_id, opts=opts, progress=progress, new_batches=[b["batch_id"] for b in new])
     notices: dict[str, int] = {}
     for b in new:
         for c, n in b["notices"].items():
@@ -350,15 +350,33 @@ def _feed_meta(metas: list[dict]) -> dict:
     }
 
 
-def publish_feed(ws: Workspace, feed_id: str, *, opts: GbfsOptions | None = None, progress: Progress | None = None) -> dict:
-    """Return the feed's meta after publishing all its lake batches (warehouse/gbfs.py)."""
-    from warehouse.gbfs import publish_gbfs
+def publish_feed(ws: Workspace, feed_id: str, *, opts: GbfsOptions | None = None, progress: Progress | None = None,
+                 new_batches: list[str] | None = None) -> dict:
+    """Return the feed's meta after publishing its lake batches (warehouse/gbfs.py).
+
+    With ``new_batches`` (those just staged), a warehouse holding the feed as it was before them gets only their rows,
+    and the marts' rows of the hours they can change; all of them when they bring station_information (names and zones
+    of every hour), or the time zone or the spec changed. Otherwise, or without ``new_batches``, the feed is replaced whole.
+    """
+    from warehouse.gbfs import lake_paths, publish_gbfs
 
     opts = opts or GbfsOptions()
-    meta = _feed_meta(known_state(ws, feed_id)["meta"])
+    metas = known_state(ws, feed_id)["meta"]
+    meta = _feed_meta(metas)
+    append = None
+    fresh = set(new_batches or ())
+    old = [m for m in metas if m["batch_id"] not in fresh]
+    if fresh and old and len(old) + len(fresh) == len(metas):
+        before = _feed_meta(old)
+        firsts = [m["first_snapshot"] for m in metas if m["batch_id"] in fresh and m.get("first_snapshot") is not None]
+        whole = (bool(lake_paths(ws, "station_information", feed_id, sorted(fresh))) or before["timezone"] != meta["timezone"]
+                 or before["spec"] != meta["spec"] or not firsts)
+        append = {"previous_version": before["feed_version"], "batches": sorted(fresh), "marts_from": None if whole else min(firsts)}
     _say(progress, f"{feed_id}: publishing version {meta['feed_version']} and the marts")
-    counts = publish_gbfs(ws, feed_id, meta=meta, max_gap_s=opts.max_gap_s)
-    return {"feed_id": feed_id, "status": "new", **meta, "published": counts}
+    counts = publish_gbfs(ws, feed_id, meta=meta, max_gap_s=opts.max_gap_s, append=append)
+    return {"feed_id": feed_id, "status": "new", **meta, "published": counts,
+            "publish_mode": append.get("published", "whole") if append else "whole",
+            "marts_from": append.get("marts_from") if append and append.get("published") == "incremental" else None}
 
 
 def _zone_layer(opts: GbfsOptions, ws: Workspace, specs_dir: Path | None = None):

@@ -20,7 +20,11 @@ each is kept, and the load average is printed at the start and the end:
   the last status snapshot (``schema_check: sample``), the cross-file rules, the Parquet lake batch,
   then the publish transaction (into a warehouse whose tables exist: made before the timer,
   as by any earlier run, and reported as setup_s) (gbfs tables, notices, meta) with both marts and the checkpoint;
-- ``ingest_all``: the same with ``schema_check: all`` (every snapshot through jsonschema).
+- ``ingest_all``: the same with ``schema_check: all`` (every snapshot through the schema check);
+- ``floor_hour`` / ``hour``: the day's last UTC hour of snapshots alone, read and ``json.loads``-ed / ingested into a
+  warehouse that holds the rest of the day (ingested before the timer): the archiver's hourly step, published
+  incrementally (only its rows, and the mart hours it can change); ``hour_whole``: the same step with the feed
+  republished whole, as before the publish was incremental.
 
     uv run python bench/bench_gbfs.py [--repeat 3] [--snapshots 1394 9758] [--whats floor ingest ingest_all]
 """
@@ -60,13 +64,31 @@ def boulder_day(n: int = DAY) -> Path:
     return folder
 
 
+def split_last_hour(day: Path) -> tuple[Path, Path]:
+    """Return (before, hour): the day's folder less the status snapshots of its last hour, and those snapshots alone."""
+    base = OUT / f"{day.name}-split"
+    before, hour = base / "before", base / "hour"
+    status = sorted((day / "station_status_2022-02-15_UTC").glob("*.json"), key=lambda p: int(p.stem))
+    last = int(status[-1].stem)
+    cut = last - last % 3600  # the last UTC hour
+    if not (hour.is_dir() and before.is_dir()):
+        for folder in (before, hour):
+            (folder / "station_status_2022-02-15_UTC").mkdir(parents=True, exist_ok=True)
+        for f in status:
+            dest = (hour if int(f.stem) >= cut else before) / "station_status_2022-02-15_UTC" / f.name
+            dest.write_bytes(f.read_bytes())
+        (before / "station_information.json").write_bytes((day / "station_information.json").read_bytes())
+    return before, hour
+
+
 CHILD = r"""
 import glob, json, resource, sys, time
 what, folder, home = sys.argv[1], sys.argv[2], sys.argv[3]
+pre = sys.argv[4] if len(sys.argv) > 4 else None  # ingested before the timer (the warehouse already holds it)
 files = sorted(glob.glob(folder + "/**/*.json", recursive=True))
 t_imp = time.perf_counter()
 out = {"what": what, "files": len(files), "bytes": sum(len(open(f, "rb").read()) for f in files)}
-if what == "floor":
+if what.startswith("floor"):
     t, c = time.perf_counter(), time.process_time()
     docs = [json.loads(open(f, "rb").read()) for f in files]
     out["wall_s"] = time.perf_counter() - t
@@ -87,21 +109,28 @@ else:
     con = duckdb.connect(home + "/noriba.duckdb")
     _create(con)
     con.close()
-    out["setup_s"] = time.perf_counter() - t_setup
     check = "all" if what == "ingest_all" else "sample"
     spec = parse_spec({"id": "boulder-day", "kind": "gbfs", "source": {"path": folder}, "timezone": "America/Denver",
                        "gbfs": {"schema_check": check}}, where="bench", root=Path("."))
+    if pre:
+        ingest(Workspace(Path(home)), "boulder-day", Path(pre), spec=spec, export=False)
+    if what == "hour_whole":  # the same step, the feed republished whole (as before the publish was incremental)
+        import noriba.gbfs as ng
+        whole = ng.publish_feed
+        ng.publish_feed = lambda *a, new_batches=None, **k: whole(*a, **k)
+    out["setup_s"] = time.perf_counter() - t_setup
     marks = {}
     t, c = time.perf_counter(), time.process_time()
     def progress(msg):
         if "publishing" in msg:
             marks["to_lake_s"] = time.perf_counter() - t
     res = ingest(Workspace(Path(home)), "boulder-day", Path(folder), spec=spec, export=False, progress=progress)
+    out["publish_mode"] = res.get("publish_mode")
     out["wall_s"] = time.perf_counter() - t
     out["cpu_s"] = time.process_time() - c
     out["to_lake_s"] = marks.get("to_lake_s")
     out["publish_s"] = out["wall_s"] - out["to_lake_s"]
-    out["rows"] = res["rows_in"]
+    out["rows"] = res["batch_rows_in"]  # of this ingest (for "hour": the last hour's rows, not the day's)
     out["rows_quarantined"] = res["rows_quarantined"]
     con = duckdb.connect(home + "/noriba.duckdb", read_only=True)
     out["mart_rows"] = con.sql("SELECT count(*) FROM marts.gbfs_station_availability_hour").fetchall()[0][0]
@@ -111,12 +140,12 @@ print(json.dumps(out))
 """
 
 
-def run(what: str, folder: Path, home: Path) -> dict:
+def run(what: str, folder: Path, home: Path, pre: Path | None = None) -> dict:
     import shutil
 
     shutil.rmtree(home, ignore_errors=True)
-    res = subprocess.run([sys.executable, "-c", CHILD, what, str(folder), str(home)], cwd=ROOT, capture_output=True, text=True,
-                         check=True)
+    res = subprocess.run([sys.executable, "-c", CHILD, what, str(folder), str(home), *([str(pre)] if pre else [])], cwd=ROOT,
+                         capture_output=True, text=True, check=True)
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
@@ -124,7 +153,9 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--snapshots", type=int, nargs="+", default=[DAY], help="status snapshots (1394 = the day; more = more days)")
-    ap.add_argument("--whats", nargs="+", default=["floor", "ingest", "ingest_all"])
+    ap.add_argument("--whats", nargs="+", default=["floor", "ingest", "ingest_all", "floor_hour", "hour", "hour_whole"],
+                    help="floor_hour / hour: the day's last hour alone, read / ingested into a warehouse holding the rest; "
+                         "hour_whole: the same, the feed republished whole")
     args = ap.parse_args()
     import os
 
@@ -133,16 +164,19 @@ def main() -> None:
           f"{'publish':>8} {'import s':>8} {'peak MB':>8}")
     for n in args.snapshots:
         folder = boulder_day(n)
+        before, hour = split_last_hour(folder)
         best: dict[str, dict] = {}
         cpu: dict[str, float] = {}  # best CPU time (user + system, all threads) of each step, apart from the best wall time
         for _ in range(args.repeat):
             for what in args.whats:
-                r = run(what, folder, OUT / f"home-gbfs-{what}")
+                r = run(what, hour if "hour" in what else folder, OUT / f"home-gbfs-{what}",
+                        before if what in ("hour", "hour_whole") else None)
                 if what not in best or r["wall_s"] < best[what]["wall_s"]:
                     best[what] = r
                 cpu[what] = min(cpu.get(what, 1e9), r["cpu_s"])
-        floor, floor_cpu = best["floor"]["wall_s"], cpu["floor"]
         for what, r in best.items():
+            base = "floor_hour" if "hour" in what else "floor"
+            floor, floor_cpu = best[base]["wall_s"], cpu[base]
             lake = f"{r['to_lake_s']:>8.3f} {r['publish_s']:>8.3f}" if r.get("to_lake_s") is not None else f"{'':>8} {'':>8}"
             print(f"{what:<11} {r['files']:>6} {r['bytes'] / 1e6:>6.1f} {r['rows']:>9,} {r['wall_s']:>8.3f} {r['wall_s'] / floor:>6.2f} "
                   f"{cpu[what]:>7.3f} {cpu[what] / floor_cpu:>6.2f} {lake} {r['import_s']:>8.3f} {r['peak_rss_mb']:>8.0f}")

@@ -264,3 +264,18 @@ def test_jsonschema_rs_and_jsonschema_agree_on_the_shared_systems_and_on_broken_
         assert fast_validator(version, kind).is_valid(doc) == (not list(validator(version, kind).iter_errors(doc))), (kind, version)
         compared += 1
     assert compared >= 15
+
+
+def test_bundled_schemas_are_the_files_their_provenance_table_names():
+    import hashlib
+    import re
+
+    from transforms.gbfs.rules import SCHEMAS
+
+    rows = re.findall(r"^\| `(v[\d.]+/\w+\.json)` \| `\1` \| `([0-9a-f]{40})` \| `([0-9a-f]{64})` \| ([\d,]+) \|",
+                      (SCHEMAS / "README.md").read_text(encoding="utf-8"), flags=re.M)
+    files = sorted(p.relative_to(SCHEMAS).as_posix() for p in SCHEMAS.glob("v*/*.json"))
+    assert sorted(r[0] for r in rows) == files
+    for name, _commit, sha, size in rows:
+        data = (SCHEMAS / name).read_bytes()
+        assert (hashlib.sha256(data).hexdigest(), len(data)) == (sha, int(size.replace(",", ""))), name

@@ -6,11 +6,13 @@ follows the spec's ``gbfs.json`` and downloads each listed file when its ``ttl``
 more often than ``gbfs.min_interval_s``), with the bounded-download rules of noriba/fetch.py.
 
 Every file is archived as received: the new files of an ingest together in one uncompressed zip
-``raw/<feed_id>/<sha256>.zip`` (names and bytes unchanged), each live download as it arrives as
-``raw/<feed_id>/<sha256>.json``; the files table keeps each file's own sha256. A file already ingested
-(same sha256) is skipped, so re-ingesting a folder, or a poll that brings nothing new, does nothing.
-New files form one batch in the lake (``lake/gbfs_<table>/feed_id=<id>/batch=<id>.parquet``,
-``gbfs_batches`` written last); the feed is then published whole (warehouse/gbfs.py).
+``raw/<feed_id>/<key>.zip`` (names and bytes unchanged; key: the sha256 of its members' names and
+sha256s), each live download as it arrives as ``raw/<feed_id>/<sha256>.json``; the files table keeps
+each file's own sha256. A file already ingested (same sha256) is skipped, so re-ingesting a folder,
+or a poll that brings nothing new, does nothing. New files form one batch in the lake
+(``lake/gbfs_<table>/feed_id=<id>/batch=<id>.parquet``, ``gbfs_batches`` written last); the feed is
+then published: only the new batch's rows and the mart hours it can change when the warehouse holds
+the feed as it was before it, else whole (warehouse/gbfs.py).
 """
 
 from __future__ import annotations
@@ -137,29 +139,32 @@ def _json_files(root: Path, *, feed_id: str) -> list[tuple[str, str]]:
     return out
 
 
-def archive_batch(folder: Path, members: list[tuple[str, bytes]]) -> tuple[Path, str]:
-    """Return (raw/<feed>/<sha256>.zip, sha256) after archiving a batch's files as received, in one uncompressed zip.
+def archive_batch(folder: Path, members: list[tuple[str, bytes, str]]) -> tuple[Path, str]:
+    """Return (raw/<feed>/<key>.zip, key) after archiving a batch's files ((name, bytes, sha256)) as received, in one
+    uncompressed zip.
 
-    Members keep their names and exact bytes (ZIP_STORED, sorted, fixed timestamps: the same files give
-    the same archive); one write per batch instead of one per snapshot. Written once per content, read-only.
+    Members keep their names and exact bytes (ZIP_STORED, sorted, fixed timestamps: the same files give the same
+    archive); one write per batch instead of one per snapshot, straight to the file. ``key`` is the sha256 of the sorted
+    list of (name, sha256 of the file): it names the archive by its content without reading the archive again. Written
+    once per content, read-only.
     """
-    import io
     import zipfile
 
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as zf:
-        for name, data in sorted(members, key=lambda m: m[0]):
-            zf.writestr(zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)), data)
-    blob = buf.getvalue()
-    sha = hashlib.sha256(blob).hexdigest()
-    target = folder / f"{sha}.zip"
+    ordered = sorted(members, key=lambda m: m[0])
+    key = hashlib.sha256("".join(f"{n}\t{s}\n" for n, _, s in ordered).encode()).hexdigest()
+    target = folder / f"{key}.zip"
     if not target.exists():
         tmp = folder / f".incoming-{uuid.uuid4().hex[:12]}.tmp"
-        with open(tmp, "wb") as fh:
-            fh.write(blob)
-        os.chmod(tmp, 0o444)
-        os.replace(tmp, target)
-    return target, sha
+        try:
+            with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as zf:
+                for name, data, _ in ordered:
+                    zf.writestr(zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)), data)
+            os.chmod(tmp, 0o444)
+            os.replace(tmp, target)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+    return target, key
 
 
 def snapshot_files(path: Path, *, feed_id: str) -> list[tuple[str, Path | str]]:
@@ -277,7 +282,7 @@ def _stage_batch(ws: Workspace, feed_id: str, items, *, source: str, opts: GbfsO
         from concurrent.futures import ThreadPoolExecutor
 
         pool = ThreadPoolExecutor(max_workers=1)
-        archiving = pool.submit(archive_batch, raw, [(n, d) for n, d, _ in members])
+        archiving = pool.submit(archive_batch, raw, members)
         pool.shutdown(wait=False)
     for name, data, sha in members:
         reader.add(name, data, sha256=sha)

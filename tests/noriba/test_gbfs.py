@@ -391,3 +391,20 @@ def test_incremental_publish_across_a_fall_back_hour_matches_a_whole_publish(tmp
     assert _dump(tmp_path / "home", "d") == incremental
     labels = [r[5] for r in incremental["marts.gbfs_station_availability_hour"] if r[1] == "a"]
     assert len(labels) == 6 and len(set(labels)) == 5  # 01:00 local twice
+
+
+def test_new_files_are_archived_as_received_in_one_zip_named_by_its_members(tmp_path):
+    import hashlib
+    import zipfile
+
+    from noriba.gbfs import ingest
+    from warehouse.workspace import Workspace
+
+    root = shared("gbfs", "tier-wolfsburg-v2.3", "head")
+    res = ingest(Workspace(tmp_path / "home"), "tier", root, export=False)
+    (archive,) = (tmp_path / "home" / "raw" / "tier").glob("*.zip")
+    with zipfile.ZipFile(archive) as zf:
+        members = {i.filename: zf.read(i) for i in zf.infolist()}
+    assert members == {p.name: p.read_bytes() for p in root.glob("*.json")} and res["new_files"] == len(members)
+    key = "".join(f"{n}\t{hashlib.sha256(d).hexdigest()}\n" for n, d in sorted(members.items()))
+    assert archive.stem == hashlib.sha256(key.encode()).hexdigest()

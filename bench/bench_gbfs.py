@@ -13,7 +13,9 @@ CPU time (user + system of every thread of the process, DuckDB's included: stead
 time on a shared machine). Rounds are interleaved (floor, ingest, ingest_all, floor, ...); the best of
 each is kept, and the load average is printed at the start and the end:
 
-- ``floor``: read every file and ``json.loads`` it, nothing else;
+- ``floor``: read every file and ``json.loads`` it, nothing else (each document is dropped once its stations are
+  counted: keeping 1,394 parsed documents alive made the garbage collector walk them over and over, which
+  inflated the floor of the week by ~2x in session 7's figures);
 - ``ingest``: ``noriba.gbfs.ingest`` into a fresh workspace, exports off: hash and archive every file
   under raw/, parse and type every snapshot (vehicle-id scrubbing, quarantine, rows in = accepted +
   quarantined), the official JSON schema on the information files and on the first, every 100th and
@@ -90,10 +92,13 @@ t_imp = time.perf_counter()
 out = {"what": what, "files": len(files), "bytes": sum(len(open(f, "rb").read()) for f in files)}
 if what.startswith("floor"):
     t, c = time.perf_counter(), time.process_time()
-    docs = [json.loads(open(f, "rb").read()) for f in files]
+    rows = 0
+    for f in files:  # each document dropped once counted: keeping them all makes the collector walk them again and again
+        with open(f, "rb") as fh:
+            rows += len(json.loads(fh.read())["data"]["stations"])
     out["wall_s"] = time.perf_counter() - t
     out["cpu_s"] = time.process_time() - c
-    out["rows"] = sum(len(d["data"]["stations"]) for d in docs)
+    out["rows"] = rows
     out["import_s"] = 0.0
 else:
     from pathlib import Path
@@ -140,11 +145,11 @@ print(json.dumps(out))
 """
 
 
-def run(what: str, folder: Path, home: Path, pre: Path | None = None) -> dict:
+def run(what: str, folder: Path, home: Path, pre: Path | None = None, *, tree: Path = ROOT) -> dict:
     import shutil
 
     shutil.rmtree(home, ignore_errors=True)
-    res = subprocess.run([sys.executable, "-c", CHILD, what, str(folder), str(home), *([str(pre)] if pre else [])], cwd=ROOT,
+    res = subprocess.run([sys.executable, "-c", CHILD, what, str(folder), str(home), *([str(pre)] if pre else [])], cwd=tree,
                          capture_output=True, text=True, check=True)
     return json.loads(res.stdout.strip().splitlines()[-1])
 
@@ -156,7 +161,11 @@ def main() -> None:
     ap.add_argument("--whats", nargs="+", default=["floor", "ingest", "ingest_all", "floor_hour", "hour", "hour_whole"],
                     help="floor_hour / hour: the day's last hour alone, read / ingested into a warehouse holding the rest; "
                          "hour_whole: the same, the feed republished whole")
+    ap.add_argument("--before", type=Path, help="a checkout of earlier code (git worktree or archive): its ingest runs as "
+                    "'before' in the same rounds, for a before/after in the same conditions")
     args = ap.parse_args()
+    if args.before:
+        args.whats.insert(args.whats.index("ingest") + 1, "before")
     import os
 
     print(f"load average at the start: {os.getloadavg()[0]:.1f}")
@@ -164,13 +173,13 @@ def main() -> None:
           f"{'publish':>8} {'import s':>8} {'peak MB':>8}")
     for n in args.snapshots:
         folder = boulder_day(n)
-        before, hour = split_last_hour(folder)
+        before, hour = split_last_hour(folder) if any("hour" in w for w in args.whats) else (None, None)
         best: dict[str, dict] = {}
         cpu: dict[str, float] = {}  # best CPU time (user + system, all threads) of each step, apart from the best wall time
         for _ in range(args.repeat):
             for what in args.whats:
-                r = run(what, hour if "hour" in what else folder, OUT / f"home-gbfs-{what}",
-                        before if what in ("hour", "hour_whole") else None)
+                r = run("ingest" if what == "before" else what, hour if "hour" in what else folder, OUT / f"home-gbfs-{what}",
+                        before if what in ("hour", "hour_whole") else None, tree=args.before if what == "before" else ROOT)
                 if what not in best or r["wall_s"] < best[what]["wall_s"]:
                     best[what] = r
                 cpu[what] = min(cpu.get(what, 1e9), r["cpu_s"])

@@ -55,8 +55,17 @@ def lake_paths(ws: Workspace, table: str, feed_id: str, batches: list[str]) -> l
     return [str(p) for b in batches if (p := ws.lake / f"gbfs_{table}" / f"feed_id={feed_id}" / f"batch={b}.parquet").exists()]
 
 
+_GBFS_TABLES = [("gbfs", t) for t in (*TABLES, "files")] + [("marts", "gbfs_station_availability_hour"),
+                                                             ("marts", "gbfs_vehicles_zone_hour")]
+
+
 def _create(con: duckdb.DuckDBPyConnection) -> None:
+    """Create the warehouse's tables and the gbfs and marts tables when missing (one catalog query when they all exist)."""
     ensure_schema(con)
+    have = set(con.execute("SELECT schema_name, table_name FROM duckdb_tables() WHERE schema_name IN ('gbfs', 'marts') "
+                           "AND database_name = current_database()").fetchall())
+    if have >= set(_GBFS_TABLES):
+        return
     for s in ("gbfs", "marts"):
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {s}")
     for t in TABLES:
@@ -92,12 +101,16 @@ def publish_gbfs(ws: Workspace, feed_id: str, *, meta: dict, max_gap_s: int = 30
             con.execute("BEGIN TRANSACTION")
             held = con.execute("SELECT feed_version FROM meta.feed_versions WHERE feed_id = ?", [feed_id]).fetchall()
             incremental = append is not None and held == [(append["previous_version"],)]
+            # a feed with no row yet needs no delete (every publish writes gbfs.files; its meta row alone could have been
+            # removed by another kind's publish under the same id)
+            present = bool(held) or con.execute("SELECT count(*) FROM (SELECT 1 FROM gbfs.files WHERE feed_id = ? LIMIT 1)",
+                                                [feed_id]).fetchall()[0][0] > 0
             if incremental:
                 batches = [b for b in batches if b in set(append["batches"])]
             if append is not None:
                 append["published"] = "incremental" if incremental else "whole"
             for t in (*TABLES, "files"):
-                if not incremental:
+                if present and not incremental:
                     con.execute(f"DELETE FROM gbfs.{t} WHERE feed_id = ?", [feed_id])
                 paths = lake_paths(ws, t, feed_id, batches)
                 if not paths:
@@ -112,7 +125,7 @@ def publish_gbfs(ws: Workspace, feed_id: str, *, meta: dict, max_gap_s: int = 30
             for target in ("quality.notices", "quality.quarantine"):
                 if incremental:  # the earlier batches' rows stay, under the new version
                     con.execute(f"UPDATE {target} SET feed_version = ? WHERE feed_id = ?", [ver, feed_id])
-                else:
+                elif present:
                     con.execute(f"DELETE FROM {target} WHERE feed_id = ?", [feed_id])
             for t, target, cols in (("notices", "quality.notices", "code, severity, file, line, field, value, message"),
                                     ("quarantine", "quality.quarantine", "file, line, code, reason, raw")):
@@ -122,7 +135,8 @@ def publish_gbfs(ws: Workspace, feed_id: str, *, meta: dict, max_gap_s: int = 30
                         f"INSERT INTO {target} SELECT ?, ?, {cols} FROM read_parquet([{', '.join(lit(p) for p in paths)}], "
                         "hive_partitioning = false)", [feed_id, ver]).fetchall()[0][0]
             now = datetime.now(timezone.utc).isoformat(timespec="seconds")
-            con.execute("DELETE FROM meta.feed_versions WHERE feed_id = ?", [feed_id])
+            if held:
+                con.execute("DELETE FROM meta.feed_versions WHERE feed_id = ?", [feed_id])
             con.execute(
                 "INSERT INTO meta.feed_versions (feed_id, feed_version, content_sha256, source_sha256, source, fetched_at, ingested_at, "
                 "kind, profile, files, rows_in, rows_accepted, rows_quarantined, errors, warnings, infos, notice_codes, spec, "
@@ -131,7 +145,7 @@ def publish_gbfs(ws: Workspace, feed_id: str, *, meta: dict, max_gap_s: int = 30
                  meta["rows_in"], meta["rows_accepted"], meta["rows_quarantined"], meta["errors"], meta["warnings"], meta["infos"],
                  meta["notice_codes"], meta["spec"], now, meta.get("first_snapshot"), meta.get("last_snapshot")])
             build_marts(con, feed_id, tz=meta.get("timezone") or "UTC", max_gap_s=max_gap_s,
-                        since=append.get("marts_from") if incremental else None)
+                        since=append.get("marts_from") if incremental else None, fresh=not present)
             con.execute("COMMIT")
             con.execute("CHECKPOINT")
         except BaseException:
@@ -227,19 +241,20 @@ $keep
 _MARGIN_HOURS = 2
 
 
-def build_marts(con: duckdb.DuckDBPyConnection, feed_id: str, *, tz: str, max_gap_s: int, since: int | None = None) -> None:
+def build_marts(con: duckdb.DuckDBPyConnection, feed_id: str, *, tz: str, max_gap_s: int, since: int | None = None,
+                fresh: bool = False) -> None:
     """Rebuild the feed's rows of the two GBFS marts: all of them, or (``since``, POSIX seconds of the earliest new
     snapshot) those of the hours a snapshot from then on can change.
 
     A state lasts at most ``max_gap_s``, so only hours from ``h0 = (since - max_gap_s) // 3600`` can change. Mart rows are
     labelled in local time, which never goes back by more than the hour a fall-back repeats: the rows labelled from h0's
     label on are deleted, and made again from the states of the hours from h0 - 2 on (each such hour is then whole; the
-    rows labelled before h0's label are not kept from that pass).
+    rows labelled before h0's label are not kept from that pass). ``fresh``: the feed has no mart row yet.
     """
     gap = int(max_gap_s)
     if since is None:
         t0, keep = None, ""
-        for m in ("gbfs_station_availability_hour", "gbfs_vehicles_zone_hour"):
+        for m in () if fresh else ("gbfs_station_availability_hour", "gbfs_vehicles_zone_hour"):
             con.execute(f"DELETE FROM marts.{m} WHERE feed_id = ?", [feed_id])
     else:
         h0 = (int(since) - gap) // 3600

@@ -408,3 +408,20 @@ def test_new_files_are_archived_as_received_in_one_zip_named_by_its_members(tmp_
     assert members == {p.name: p.read_bytes() for p in root.glob("*.json")} and res["new_files"] == len(members)
     key = "".join(f"{n}\t{hashlib.sha256(d).hexdigest()}\n" for n, d in sorted(members.items()))
     assert archive.stem == hashlib.sha256(key.encode()).hexdigest()
+
+
+def test_a_feed_whose_meta_row_is_gone_is_republished_without_duplicate_rows(tmp_path):
+    """Another kind publishing under the same id replaces meta.feed_versions' row: the gbfs rows are still replaced whole."""
+    from noriba.gbfs import ingest, publish_feed
+    from warehouse.publish import connect, publish_lock
+    from warehouse.workspace import Workspace
+
+    ws = Workspace(tmp_path / "home")
+    ingest(ws, "tier", shared("gbfs", "tier-wolfsburg-v2.3", "head"), export=False)
+    before = _dump(tmp_path / "home", "tier")
+    with publish_lock(ws):
+        con = connect(ws)
+        con.execute("DELETE FROM meta.feed_versions WHERE feed_id = 'tier'")
+        con.close()
+    publish_feed(ws, "tier")
+    assert _dump(tmp_path / "home", "tier") == before

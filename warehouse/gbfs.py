@@ -2,7 +2,9 @@
 
 A feed's lake batches (``lake/gbfs_<table>/feed_id=<id>/batch=<id>.parquet``, one per ingest of new
 snapshots; only batches listed in ``gbfs_batches`` count, so a killed write is never read) replace
-the feed's rows in one transaction, under the same single-writer lock as GTFS and trips.
+the feed's rows in one transaction, under the same single-writer lock as GTFS and trips. When the
+warehouse holds the feed as it was before the new batches (its meta version), only their rows are
+added and only the mart hours they can change are rebuilt (``publish_gbfs(append=...)``, ``build_marts(since=...)``).
 
 Marts (SQL below):
 

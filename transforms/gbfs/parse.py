@@ -24,7 +24,7 @@ from typing import Union
 import msgspec
 import pyarrow as pa
 
-from transforms.gbfs.discover import READ_KINDS, epoch_of, kind_from_content, kind_from_name
+from transforms.gbfs.discover import MAX_INT, READ_KINDS, epoch_of, kind_from_content, kind_from_name
 from transforms.gbfs.rules import schema_notices
 from transforms.gbfs.spec import GbfsOptions
 from transforms.notices import Findings
@@ -117,13 +117,15 @@ def _bools(values: list) -> list:
 
 def _counts(values: list) -> list:
     """Return the values where they are whole numbers >= 0, None elsewhere; the list itself when all are."""
-    if set(map(type, values)) <= _INT and (not values or min(values) >= 0):
+    if set(map(type, values)) <= _INT and (not values or (min(values) >= 0 and max(values) <= MAX_INT)):
         return values
-    return [x if type(x) is int and x >= 0 else None for x in values]
+    return [x if type(x) is int and 0 <= x <= MAX_INT else None for x in values]
 
 
 def _int(x):
-    return x if type(x) is int else (int(x) if type(x) is float and x.is_integer() else None)
+    if type(x) is float and x.is_integer():
+        x = int(x)
+    return x if type(x) is int and -MAX_INT <= x <= MAX_INT else None
 
 
 def _num(x):
@@ -222,7 +224,7 @@ class SnapshotReader:
         self.versions[kind] = version
         self.versions_seen.setdefault(version, set()).add(kind)
         ts = epoch_of(doc.get("last_updated"))
-        ttl = doc.get("ttl") if type(doc.get("ttl")) is int else None
+        ttl = doc.get("ttl") if type(doc.get("ttl")) is int and 0 <= doc["ttl"] <= MAX_INT else None
         if kind not in READ_KINDS:
             self._file(name, kind, version, ts, ttl, sha256, len(data), 0, 0, 0, False, "kept")
             return
@@ -257,7 +259,7 @@ class SnapshotReader:
         if not stations or ts is None:  # no station: the contents say station_information; no time: quarantined
             return False
         bikes = [s.num_bikes_available if s.num_bikes_available is not None else s.num_vehicles_available for s in stations]
-        if None in bikes or min(bikes) < 0:
+        if None in bikes or min(bikes) < 0 or max(bikes) > MAX_INT:
             return False  # the general reader quarantines those rows
         declared = doc.version
         version = declared or self.opts.version or self.discovery_version or "1.0"
@@ -280,7 +282,8 @@ class SnapshotReader:
         c["is_renting"].extend(_bools([s.is_renting for s in stations]))
         c["is_returning"].extend(_bools([s.is_returning for s in stations]))
         reported = [s.last_reported for s in stations]
-        c["last_reported"].extend(reported if set(map(type, reported)) <= _INT else [epoch_of(x) for x in reported])
+        c["last_reported"].extend(reported if set(map(type, reported)) <= _INT and -MAX_INT <= min(reported)
+                                  and max(reported) <= MAX_INT else [epoch_of(x) for x in reported])
         seen = self.status_station_ids
         for sid in sids:
             if sid not in seen:
@@ -293,7 +296,8 @@ class SnapshotReader:
                         types[v.vehicle_type_id] = name
         self.accepted += n
         checked = self._schema("station_status", version, data, declared, name, force=False)
-        self._file(name, "station_status", version, ts, doc.ttl, sha256, len(data), n, n, 0, checked, "read")
+        ttl = doc.ttl if doc.ttl is not None and 0 <= doc.ttl <= MAX_INT else None
+        self._file(name, "station_status", version, ts, ttl, sha256, len(data), n, n, 0, checked, "read")
         return True
 
     def _rows(self, kind: str, data: dict) -> list:
@@ -356,14 +360,14 @@ class SnapshotReader:
             nb = st.get("num_bikes_available")
             if nb is None:
                 nb = st.get("num_vehicles_available")  # 3.0
-            if type(sid) is not str or type(nb) is not int or nb < 0:
+            if type(sid) is not str or type(nb) is not int or not 0 <= nb <= MAX_INT:
                 if type(sid) is int:
                     sid = str(sid)
                 else:
                     self._quarantine(name, i + 1, "invalid_station_status",
                                      "station_id missing" if type(sid) is not str else f"num_bikes_available {nb!r} is not a whole number ≥ 0", st)
                     continue
-                if type(nb) is not int or nb < 0:
+                if type(nb) is not int or not 0 <= nb <= MAX_INT:
                     self._quarantine(name, i + 1, "invalid_station_status", f"num_bikes_available {nb!r} is not a whole number ≥ 0", st)
                     continue
             nd = st.get("num_docks_available")
@@ -371,18 +375,18 @@ class SnapshotReader:
             t_.append(ts)
             sid_.append(sid)
             nb_.append(nb)
-            nd_.append(nd if type(nd) is int and nd >= 0 else None)
+            nd_.append(nd if type(nd) is int and 0 <= nd <= MAX_INT else None)
             bd = st.get("num_bikes_disabled")
             if bd is None:
                 bd = st.get("num_vehicles_disabled")
-            bd_.append(bd if type(bd) is int and bd >= 0 else None)
+            bd_.append(bd if type(bd) is int and 0 <= bd <= MAX_INT else None)
             dd = st.get("num_docks_disabled")
-            dd_.append(dd if type(dd) is int and dd >= 0 else None)
+            dd_.append(dd if type(dd) is int and 0 <= dd <= MAX_INT else None)
             inst_.append(_bool(st.get("is_installed")))
             rent_.append(_bool(st.get("is_renting")))
             ret_.append(_bool(st.get("is_returning")))
             lr = st.get("last_reported")
-            lr_.append(lr if type(lr) is int else epoch_of(lr))
+            lr_.append(epoch_of(lr))
             if sid not in seen:
                 seen[sid] = name
             vta = st.get("vehicle_types_available")
@@ -404,7 +408,7 @@ class SnapshotReader:
             bikes = [st[key] for st in stations]
         except (KeyError, TypeError, IndexError):
             return None
-        if set(map(type, sids)) != {str} or set(map(type, bikes)) != _INT or min(bikes) < 0:
+        if set(map(type, sids)) != {str} or set(map(type, bikes)) != _INT or min(bikes) < 0 or max(bikes) > MAX_INT:
             return None
         c = self.cols["station_status"]
         n = len(stations)
@@ -421,8 +425,8 @@ class SnapshotReader:
         for col in ("is_installed", "is_renting", "is_returning"):
             c[col].extend(_bools([st.get(col) for st in stations]))
         reported = [st.get("last_reported") for st in stations]
-        c["last_reported"].extend(reported if set(map(type, reported)) <= _INT else
-                                  [x if type(x) is int else epoch_of(x) for x in reported])
+        c["last_reported"].extend(reported if set(map(type, reported)) <= _INT and -MAX_INT <= min(reported)
+                                  and max(reported) <= MAX_INT else [epoch_of(x) for x in reported])
         seen = self.status_station_ids
         for sid in sids:
             if sid not in seen:
@@ -503,7 +507,7 @@ class SnapshotReader:
             c["is_disabled"].append(_bool(v.get("is_disabled")))
             c["current_range_meters"].append(_num(v.get("current_range_meters")))
             lr = v.get("last_reported")
-            c["last_reported"].append(lr if type(lr) is int else epoch_of(lr))
+            c["last_reported"].append(epoch_of(lr))
             if tid is not None and tid not in self.types_in_vehicles:
                 self.types_in_vehicles[tid] = name
             if station is not None and station not in self.vehicle_station_ids:

@@ -279,3 +279,21 @@ def test_bundled_schemas_are_the_files_their_provenance_table_names():
     for name, _commit, sha, size in rows:
         data = (SCHEMAS / name).read_bytes()
         assert (hashlib.sha256(data).hexdigest(), len(data)) == (sha, int(size.replace(",", ""))), name
+
+
+def test_numbers_too_big_for_64_bits_are_read_as_missing_or_quarantined_never_a_crash():
+    huge = 10**20
+    bikes = [{"bike_id": "a", "lat": 52.4, "lon": 10.7, "is_reserved": False, "is_disabled": False, "last_reported": huge}]
+    p = _read([("station_information.json", _doc("stations", [{**_info("1"), "capacity": huge}])),
+               ("station_status/1.json", _doc("stations", [_status("1", docks=huge, last_reported=huge)], ttl=huge)),
+               ("station_status/2.json", _doc("stations", [_status("1"), _status("1", bikes=huge)], t=T0 + 60)),
+               ("station_status/3.json", _doc("stations", [_status("1")], t=huge)),
+               ("free_bike_status.json", _doc("bikes", bikes))])
+    assert p.rows_in == p.rows_accepted + p.rows_quarantined == 6 and p.rows_quarantined == 2  # bikes=huge; no time
+    status = p.tables["station_status"].to_pylist()
+    assert (status[0]["num_docks_available"], status[0]["last_reported"]) == (None, None)
+    assert p.tables["station_information"].column("capacity").to_pylist() == [None]
+    assert p.tables["vehicle_status"].column("last_reported").to_pylist() == [None]
+    q = p.findings.quarantine_table().to_pylist()
+    assert sorted((r["file"], r["code"]) for r in q) == [("station_status/2.json", "invalid_station_status"),
+                                                          ("station_status/3.json", "invalid_last_updated")]

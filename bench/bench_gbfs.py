@@ -8,16 +8,25 @@ is real snapshot k mod 60 with ``last_updated`` / ``last_reported`` moved on by 
 size plus the real station_information.json. Say so with the figures.
 
 Every measurement runs in its own process; peak memory is that process's max RSS. The wall time is
-taken around the work after the imports (reported apart), since the floor needs no import:
+taken around the work after the imports (reported apart), since the floor needs no import; so is the
+CPU time (user + system of every thread of the process, DuckDB's included: steadier than the wall
+time on a shared machine). Rounds are interleaved (floor, ingest, ingest_all, floor, ...); the best of
+each is kept, and the load average is printed at the start and the end:
 
-- ``floor``: read every file and ``json.loads`` it, nothing else;
+- ``floor``: read every file and ``json.loads`` it, nothing else (each document is dropped once its stations are
+  counted: keeping 1,394 parsed documents alive made the garbage collector walk them over and over, which
+  inflated the floor of the week by ~2x in session 7's figures);
 - ``ingest``: ``noriba.gbfs.ingest`` into a fresh workspace, exports off: hash and archive every file
   under raw/, parse and type every snapshot (vehicle-id scrubbing, quarantine, rows in = accepted +
   quarantined), the official JSON schema on the information files and on the first, every 100th and
   the last status snapshot (``schema_check: sample``), the cross-file rules, the Parquet lake batch,
   then the publish transaction (into a warehouse whose tables exist: made before the timer,
   as by any earlier run, and reported as setup_s) (gbfs tables, notices, meta) with both marts and the checkpoint;
-- ``ingest_all``: the same with ``schema_check: all`` (every snapshot through jsonschema).
+- ``ingest_all``: the same with ``schema_check: all`` (every snapshot through the schema check);
+- ``floor_hour`` / ``hour``: the day's last UTC hour of snapshots alone, read and ``json.loads``-ed / ingested into a
+  warehouse that holds the rest of the day (ingested before the timer): the archiver's hourly step, published
+  incrementally (only its rows, and the mart hours it can change); ``hour_whole``: the same step with the feed
+  republished whole, as before the publish was incremental.
 
     uv run python bench/bench_gbfs.py [--repeat 3] [--snapshots 1394 9758] [--whats floor ingest ingest_all]
 """
@@ -57,17 +66,39 @@ def boulder_day(n: int = DAY) -> Path:
     return folder
 
 
+def split_last_hour(day: Path) -> tuple[Path, Path]:
+    """Return (before, hour): the day's folder less the status snapshots of its last hour, and those snapshots alone."""
+    base = OUT / f"{day.name}-split"
+    before, hour = base / "before", base / "hour"
+    status = sorted((day / "station_status_2022-02-15_UTC").glob("*.json"), key=lambda p: int(p.stem))
+    last = int(status[-1].stem)
+    cut = last - last % 3600  # the last UTC hour
+    if not (hour.is_dir() and before.is_dir()):
+        for folder in (before, hour):
+            (folder / "station_status_2022-02-15_UTC").mkdir(parents=True, exist_ok=True)
+        for f in status:
+            dest = (hour if int(f.stem) >= cut else before) / "station_status_2022-02-15_UTC" / f.name
+            dest.write_bytes(f.read_bytes())
+        (before / "station_information.json").write_bytes((day / "station_information.json").read_bytes())
+    return before, hour
+
+
 CHILD = r"""
 import glob, json, resource, sys, time
 what, folder, home = sys.argv[1], sys.argv[2], sys.argv[3]
+pre = sys.argv[4] if len(sys.argv) > 4 else None  # ingested before the timer (the warehouse already holds it)
 files = sorted(glob.glob(folder + "/**/*.json", recursive=True))
 t_imp = time.perf_counter()
 out = {"what": what, "files": len(files), "bytes": sum(len(open(f, "rb").read()) for f in files)}
-if what == "floor":
-    t = time.perf_counter()
-    docs = [json.loads(open(f, "rb").read()) for f in files]
+if what.startswith("floor"):
+    t, c = time.perf_counter(), time.process_time()
+    rows = 0
+    for f in files:  # each document dropped once counted: keeping them all makes the collector walk them again and again
+        with open(f, "rb") as fh:
+            rows += len(json.loads(fh.read())["data"]["stations"])
     out["wall_s"] = time.perf_counter() - t
-    out["rows"] = sum(len(d["data"]["stations"]) for d in docs)
+    out["cpu_s"] = time.process_time() - c
+    out["rows"] = rows
     out["import_s"] = 0.0
 else:
     from pathlib import Path
@@ -83,20 +114,28 @@ else:
     con = duckdb.connect(home + "/noriba.duckdb")
     _create(con)
     con.close()
-    out["setup_s"] = time.perf_counter() - t_setup
     check = "all" if what == "ingest_all" else "sample"
     spec = parse_spec({"id": "boulder-day", "kind": "gbfs", "source": {"path": folder}, "timezone": "America/Denver",
                        "gbfs": {"schema_check": check}}, where="bench", root=Path("."))
+    if pre:
+        ingest(Workspace(Path(home)), "boulder-day", Path(pre), spec=spec, export=False)
+    if what == "hour_whole":  # the same step, the feed republished whole (as before the publish was incremental)
+        import noriba.gbfs as ng
+        whole = ng.publish_feed
+        ng.publish_feed = lambda *a, new_batches=None, **k: whole(*a, **k)
+    out["setup_s"] = time.perf_counter() - t_setup
     marks = {}
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     def progress(msg):
         if "publishing" in msg:
             marks["to_lake_s"] = time.perf_counter() - t
     res = ingest(Workspace(Path(home)), "boulder-day", Path(folder), spec=spec, export=False, progress=progress)
+    out["publish_mode"] = res.get("publish_mode")
     out["wall_s"] = time.perf_counter() - t
+    out["cpu_s"] = time.process_time() - c
     out["to_lake_s"] = marks.get("to_lake_s")
     out["publish_s"] = out["wall_s"] - out["to_lake_s"]
-    out["rows"] = res["rows_in"]
+    out["rows"] = res["batch_rows_in"]  # of this ingest (for "hour": the last hour's rows, not the day's)
     out["rows_quarantined"] = res["rows_quarantined"]
     con = duckdb.connect(home + "/noriba.duckdb", read_only=True)
     out["mart_rows"] = con.sql("SELECT count(*) FROM marts.gbfs_station_availability_hour").fetchall()[0][0]
@@ -106,12 +145,12 @@ print(json.dumps(out))
 """
 
 
-def run(what: str, folder: Path, home: Path) -> dict:
+def run(what: str, folder: Path, home: Path, pre: Path | None = None, *, tree: Path = ROOT) -> dict:
     import shutil
 
     shutil.rmtree(home, ignore_errors=True)
-    res = subprocess.run([sys.executable, "-c", CHILD, what, str(folder), str(home)], cwd=ROOT, capture_output=True, text=True,
-                         check=True)
+    res = subprocess.run([sys.executable, "-c", CHILD, what, str(folder), str(home), *([str(pre)] if pre else [])], cwd=tree,
+                         capture_output=True, text=True, check=True)
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
@@ -119,23 +158,39 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--snapshots", type=int, nargs="+", default=[DAY], help="status snapshots (1394 = the day; more = more days)")
-    ap.add_argument("--whats", nargs="+", default=["floor", "ingest", "ingest_all"])
+    ap.add_argument("--whats", nargs="+", default=["floor", "ingest", "ingest_all", "floor_hour", "hour", "hour_whole"],
+                    help="floor_hour / hour: the day's last hour alone, read / ingested into a warehouse holding the rest; "
+                         "hour_whole: the same, the feed republished whole")
+    ap.add_argument("--before", type=Path, help="a checkout of earlier code (git worktree or archive): its ingest runs as "
+                    "'before' in the same rounds, for a before/after in the same conditions")
     args = ap.parse_args()
-    print(f"{'what':<11} {'files':>6} {'MB':>6} {'rows':>9} {'wall s':>8} {'ratio':>6} {'to lake':>8} {'publish':>8} {'import s':>8} {'peak MB':>8}")
+    if args.before:
+        args.whats.insert(args.whats.index("ingest") + 1, "before")
+    import os
+
+    print(f"load average at the start: {os.getloadavg()[0]:.1f}")
+    print(f"{'what':<11} {'files':>6} {'MB':>6} {'rows':>9} {'wall s':>8} {'ratio':>6} {'cpu s':>7} {'ratio':>6} {'to lake':>8} "
+          f"{'publish':>8} {'import s':>8} {'peak MB':>8}")
     for n in args.snapshots:
         folder = boulder_day(n)
+        before, hour = split_last_hour(folder) if any("hour" in w for w in args.whats) else (None, None)
         best: dict[str, dict] = {}
+        cpu: dict[str, float] = {}  # best CPU time (user + system, all threads) of each step, apart from the best wall time
         for _ in range(args.repeat):
             for what in args.whats:
-                r = run(what, folder, OUT / f"home-gbfs-{what}")
+                r = run("ingest" if what == "before" else what, hour if "hour" in what else folder, OUT / f"home-gbfs-{what}",
+                        before if what in ("hour", "hour_whole") else None, tree=args.before if what == "before" else ROOT)
                 if what not in best or r["wall_s"] < best[what]["wall_s"]:
                     best[what] = r
-        floor = best["floor"]["wall_s"]
+                cpu[what] = min(cpu.get(what, 1e9), r["cpu_s"])
         for what, r in best.items():
+            base = "floor_hour" if "hour" in what else "floor"
+            floor, floor_cpu = best[base]["wall_s"], cpu[base]
             lake = f"{r['to_lake_s']:>8.3f} {r['publish_s']:>8.3f}" if r.get("to_lake_s") is not None else f"{'':>8} {'':>8}"
             print(f"{what:<11} {r['files']:>6} {r['bytes'] / 1e6:>6.1f} {r['rows']:>9,} {r['wall_s']:>8.3f} {r['wall_s'] / floor:>6.2f} "
-                  f"{lake} {r['import_s']:>8.3f} {r['peak_rss_mb']:>8.0f}")
+                  f"{cpu[what]:>7.3f} {cpu[what] / floor_cpu:>6.2f} {lake} {r['import_s']:>8.3f} {r['peak_rss_mb']:>8.0f}")
         print(json.dumps(best))
+    print(f"load average at the end: {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

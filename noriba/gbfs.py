@@ -6,11 +6,13 @@ follows the spec's ``gbfs.json`` and downloads each listed file when its ``ttl``
 more often than ``gbfs.min_interval_s``), with the bounded-download rules of noriba/fetch.py.
 
 Every file is archived as received: the new files of an ingest together in one uncompressed zip
-``raw/<feed_id>/<sha256>.zip`` (names and bytes unchanged), each live download as it arrives as
-``raw/<feed_id>/<sha256>.json``; the files table keeps each file's own sha256. A file already ingested
-(same sha256) is skipped, so re-ingesting a folder, or a poll that brings nothing new, does nothing.
-New files form one batch in the lake (``lake/gbfs_<table>/feed_id=<id>/batch=<id>.parquet``,
-``gbfs_batches`` written last); the feed is then published whole (warehouse/gbfs.py).
+``raw/<feed_id>/<key>.zip`` (names and bytes unchanged; key: the sha256 of its members' names and
+sha256s), each live download as it arrives as ``raw/<feed_id>/<sha256>.json``; the files table keeps
+each file's own sha256. A file already ingested (same sha256) is skipped, so re-ingesting a folder,
+or a poll that brings nothing new, does nothing. New files form one batch in the lake
+(``lake/gbfs_<table>/feed_id=<id>/batch=<id>.parquet``, ``gbfs_batches`` written last); the feed is
+then published: only the new batch's rows and the mart hours it can change when the warehouse holds
+the feed as it was before it, else whole (warehouse/gbfs.py).
 """
 
 from __future__ import annotations
@@ -83,7 +85,7 @@ def known_state(ws: Workspace, feed_id: str) -> dict:
     return out
 
 
-def _read_limited(path: Path, max_bytes: int) -> bytes:
+def _read_limited(path: Path | str, max_bytes: int) -> bytes:
     """Return the bytes of ``path``. If it holds more than ``max_bytes``, raise InputError (at most max_bytes + 1 are read)."""
     with open(path, "rb") as fh:
         data = fh.read(max_bytes + 1)
@@ -93,7 +95,7 @@ def _read_limited(path: Path, max_bytes: int) -> bytes:
     return data
 
 
-def _json_files(root: Path, *, feed_id: str) -> list[tuple[str, Path]]:
+def _json_files(root: Path, *, feed_id: str) -> list[tuple[str, str]]:
     """Return (relative name, path) of the .json files under ``root``, hidden entries skipped, with one directory read per
     folder (os.scandir: no stat per regular file). Links are checked as transforms/paths.folder_files checks them: a
     link to a folder, out of ``root`` or to nothing, a device or a pipe, or an unsafe name raises InputError naming it."""
@@ -133,36 +135,39 @@ def _json_files(root: Path, *, feed_id: str) -> list[tuple[str, Path]]:
                 raise refuse(name, "it is not a regular file (a device, pipe or socket)")
             if (why := unsafe_reason(name)) is not None:
                 raise refuse(name, why)
-            out.append((name, Path(e.path)))
+            out.append((name, e.path))  # the path as text: a Path per snapshot costs more than reading it
     return out
 
 
-def archive_batch(folder: Path, members: list[tuple[str, bytes]]) -> tuple[Path, str]:
-    """Return (raw/<feed>/<sha256>.zip, sha256) after archiving a batch's files as received, in one uncompressed zip.
+def archive_batch(folder: Path, members: list[tuple[str, bytes, str]]) -> tuple[Path, str]:
+    """Return (raw/<feed>/<key>.zip, key) after archiving a batch's files ((name, bytes, sha256)) as received, in one
+    uncompressed zip.
 
-    Members keep their names and exact bytes (ZIP_STORED, sorted, fixed timestamps: the same files give
-    the same archive); one write per batch instead of one per snapshot. Written once per content, read-only.
+    Members keep their names and exact bytes (ZIP_STORED, sorted, fixed timestamps: the same files give the same
+    archive); one write per batch instead of one per snapshot, straight to the file. ``key`` is the sha256 of the sorted
+    list of (name, sha256 of the file): it names the archive by its content without reading the archive again. Written
+    once per content, read-only.
     """
-    import io
     import zipfile
 
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as zf:
-        for name, data in sorted(members, key=lambda m: m[0]):
-            zf.writestr(zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)), data)
-    blob = buf.getvalue()
-    sha = hashlib.sha256(blob).hexdigest()
-    target = folder / f"{sha}.zip"
+    ordered = sorted(members, key=lambda m: m[0])
+    key = hashlib.sha256("".join(f"{n}\t{s}\n" for n, _, s in ordered).encode()).hexdigest()
+    target = folder / f"{key}.zip"
     if not target.exists():
         tmp = folder / f".incoming-{uuid.uuid4().hex[:12]}.tmp"
-        with open(tmp, "wb") as fh:
-            fh.write(blob)
-        os.chmod(tmp, 0o444)
-        os.replace(tmp, target)
-    return target, sha
+        try:
+            with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as zf:
+                for name, data, _ in ordered:
+                    zf.writestr(zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)), data)
+            os.chmod(tmp, 0o444)
+            os.replace(tmp, target)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+    return target, key
 
 
-def snapshot_files(path: Path, *, feed_id: str) -> list[tuple[str, Path]]:
+def snapshot_files(path: Path, *, feed_id: str) -> list[tuple[str, Path | str]]:
     """Return (name, file) of the JSON files of a snapshot folder (or the one file), in reading order.
 
     Hidden files and files not ending in .json are left out. If an entry is unsafe (a link leading
@@ -200,7 +205,7 @@ MAX_BATCH_FILES = 5000
 MAX_BATCH_BYTES = 256 << 20
 
 
-def _chunks(files: list[tuple[str, Path]], max_bytes: int):
+def _chunks(files: list[tuple[str, Path | str]], max_bytes: int):
     """Yield lists of (name, bytes) of consecutive files, each list within MAX_BATCH_FILES and MAX_BATCH_BYTES."""
     chunk: list[tuple[str, bytes]] = []
     size = 0
@@ -233,7 +238,7 @@ def _publish_batches(ws: Workspace, feed_id: str, batches: list[dict], *, opts: 
         meta = _feed_meta(known_state(ws, feed_id)["meta"])
         return {"feed_id": feed_id, "status": "unchanged", "feed_version": meta.get("feed_version"), "skipped": skipped,
                 "message": f"{feed_id}: no new GBFS file ({skipped:,} already ingested); nothing to do"}
-    out = publish_feed(ws, feed_id, opts=opts, progress=progress)
+    out = publish_feed(ws, feed_id, opts=opts, progress=progress, new_batches=[b["batch_id"] for b in new])
     notices: dict[str, int] = {}
     for b in new:
         for c, n in b["notices"].items():
@@ -277,7 +282,7 @@ def _stage_batch(ws: Workspace, feed_id: str, items, *, source: str, opts: GbfsO
         from concurrent.futures import ThreadPoolExecutor
 
         pool = ThreadPoolExecutor(max_workers=1)
-        archiving = pool.submit(archive_batch, raw, [(n, d) for n, d, _ in members])
+        archiving = pool.submit(archive_batch, raw, members)
         pool.shutdown(wait=False)
     for name, data, sha in members:
         reader.add(name, data, sha256=sha)
@@ -350,15 +355,33 @@ def _feed_meta(metas: list[dict]) -> dict:
     }
 
 
-def publish_feed(ws: Workspace, feed_id: str, *, opts: GbfsOptions | None = None, progress: Progress | None = None) -> dict:
-    """Return the feed's meta after publishing all its lake batches (warehouse/gbfs.py)."""
-    from warehouse.gbfs import publish_gbfs
+def publish_feed(ws: Workspace, feed_id: str, *, opts: GbfsOptions | None = None, progress: Progress | None = None,
+                 new_batches: list[str] | None = None) -> dict:
+    """Return the feed's meta after publishing its lake batches (warehouse/gbfs.py).
+
+    With ``new_batches`` (those just staged), a warehouse holding the feed as it was before them gets only their rows,
+    and the marts' rows of the hours they can change; all of them when they bring station_information (names and zones
+    of every hour), or the time zone or the spec changed. Otherwise, or without ``new_batches``, the feed is replaced whole.
+    """
+    from warehouse.gbfs import lake_paths, publish_gbfs
 
     opts = opts or GbfsOptions()
-    meta = _feed_meta(known_state(ws, feed_id)["meta"])
+    metas = known_state(ws, feed_id)["meta"]
+    meta = _feed_meta(metas)
+    append = None
+    fresh = set(new_batches or ())
+    old = [m for m in metas if m["batch_id"] not in fresh]
+    if fresh and old and len(old) + len(fresh) == len(metas):
+        before = _feed_meta(old)
+        firsts = [m["first_snapshot"] for m in metas if m["batch_id"] in fresh and m.get("first_snapshot") is not None]
+        whole = (bool(lake_paths(ws, "station_information", feed_id, sorted(fresh))) or before["timezone"] != meta["timezone"]
+                 or before["spec"] != meta["spec"] or not firsts)
+        append = {"previous_version": before["feed_version"], "batches": sorted(fresh), "marts_from": None if whole else min(firsts)}
     _say(progress, f"{feed_id}: publishing version {meta['feed_version']} and the marts")
-    counts = publish_gbfs(ws, feed_id, meta=meta, max_gap_s=opts.max_gap_s)
-    return {"feed_id": feed_id, "status": "new", **meta, "published": counts}
+    counts = publish_gbfs(ws, feed_id, meta=meta, max_gap_s=opts.max_gap_s, append=append)
+    return {"feed_id": feed_id, "status": "new", **meta, "published": counts,
+            "publish_mode": append.get("published", "whole") if append else "whole",
+            "marts_from": append.get("marts_from") if append and append.get("published") == "incremental" else None}
 
 
 def _zone_layer(opts: GbfsOptions, ws: Workspace, specs_dir: Path | None = None):

@@ -324,3 +324,104 @@ def test_a_folder_named_by_an_archiver_hashes_only_is_read_by_contents(tmp_path)
         kinds = dict(con.sql("SELECT kind, count(*) FROM gbfs.files GROUP BY ALL").fetchall())
         vehicles = con.sql("SELECT count(*) FROM gbfs.vehicle_status").fetchall()[0][0]
     assert kinds == {"gbfs": 1, "system_information": 1, "vehicle_types": 1, "free_bike_status": 1} and vehicles == 840
+
+
+# --------------------------------------------------------------------------------------------- incremental publish
+
+def _dump(home: Path, feed: str) -> dict:
+    """Every row the feed has in the warehouse (its gbfs tables, marts, notices, quarantine, meta row without its time)."""
+    tables = ["gbfs.station_information", "gbfs.station_status", "gbfs.vehicle_status", "gbfs.system_information",
+              "gbfs.vehicle_types", "gbfs.files", "marts.gbfs_station_availability_hour", "marts.gbfs_vehicles_zone_hour",
+              "quality.notices", "quality.quarantine"]
+    with _con(home) as con:
+        out = {t: con.sql(f"SELECT * FROM {t} WHERE feed_id = '{feed}' ORDER BY ALL").fetchall() for t in tables}
+        out["meta"] = con.sql(f"SELECT * EXCLUDE (published_at) FROM meta.feed_versions WHERE feed_id = '{feed}'").fetchall()
+    return out
+
+
+def test_a_later_batch_is_published_incrementally_with_the_rows_and_marts_of_a_whole_publish(tmp_path):
+    from noriba.gbfs import ingest, publish_feed
+    from warehouse.workspace import Workspace
+
+    root = shared("gbfs", "boulder-bcycle-2022")
+    status = sorted((root / "station_status_2022-02-15_UTC").glob("*.json"))
+    parts = [tmp_path / "first", tmp_path / "second"]
+    for part, files in zip(parts, (status[::2][:20], status[1::2] + status[::2][20:])):  # the second half reaches back in time
+        (part / "station_status").mkdir(parents=True)
+        for f in files:
+            (part / "station_status" / f.name).write_bytes(f.read_bytes())
+    (parts[0] / "station_information.json").write_bytes((root / "station_information.json").read_bytes())
+    ws = Workspace(tmp_path / "home")
+    assert ingest(ws, "b", parts[0], timezone_name="America/Denver", export=False)["publish_mode"] == "whole"
+    res = ingest(ws, "b", parts[1], timezone_name="America/Denver", export=False)
+    assert res["publish_mode"] == "incremental" and res["marts_from"] == json.loads(status[1].read_text())["last_updated"]
+    assert res["published"]["gbfs.station_status"] == 45 * 40  # only the second batch's rows were inserted
+    incremental = _dump(tmp_path / "home", "b")
+    publish_feed(ws, "b")  # the whole feed again
+    assert _dump(tmp_path / "home", "b") == incremental
+    assert sum(1 for r in incremental["marts.gbfs_station_availability_hour"]) > 0
+
+
+def test_incremental_publish_across_a_fall_back_hour_matches_a_whole_publish(tmp_path):
+    """Denver falls back at 08:00 UTC on 2022-11-06: local 01:00-02:00 comes twice, so two mart hours share a label."""
+    from noriba.gbfs import ingest, publish_feed
+    from warehouse.workspace import Workspace
+
+    t0 = 1667710800  # 2022-11-06 05:00 UTC
+
+    def snap(t):
+        k = (t - t0) // 300
+        return json.dumps({"last_updated": t, "ttl": 0, "version": "2.3", "data": {"stations": [
+            {"station_id": sid, "num_bikes_available": (k + i) % 3, "num_docks_available": 2 - (k + i) % 3, "is_installed": True,
+             "is_renting": True, "is_returning": True, "last_reported": t} for i, sid in enumerate(("a", "b"))]}})
+    info = json.dumps({"last_updated": t0, "ttl": 0, "version": "2.3", "data": {"stations": [
+        {"station_id": sid, "name": sid, "lat": 40.0, "lon": -105.3} for sid in ("a", "b")]}})
+    first, second = tmp_path / "first", tmp_path / "second"
+    for folder, times in ((first, range(t0, t0 + 3 * 3600 + 1800, 600)),  # 05:00-08:20 UTC, every 10 min
+                          (second, range(t0 + 3 * 3600 + 300, t0 + 6 * 3600, 600))):  # 08:05-10:55 UTC, between and after
+        (folder / "station_status").mkdir(parents=True)
+        for t in times:
+            (folder / "station_status" / f"{t}.json").write_text(snap(t))
+    (first / "station_information.json").write_text(info)
+    ws = Workspace(tmp_path / "home")
+    ingest(ws, "d", first, timezone_name="America/Denver", export=False)
+    assert ingest(ws, "d", second, timezone_name="America/Denver", export=False)["publish_mode"] == "incremental"
+    incremental = _dump(tmp_path / "home", "d")
+    publish_feed(ws, "d")
+    assert _dump(tmp_path / "home", "d") == incremental
+    labels = [r[5] for r in incremental["marts.gbfs_station_availability_hour"] if r[1] == "a"]
+    assert len(labels) == 6 and len(set(labels)) == 5  # 01:00 local twice
+
+
+def test_new_files_are_archived_as_received_in_one_zip_named_by_its_members(tmp_path):
+    import hashlib
+    import zipfile
+
+    from noriba.gbfs import ingest
+    from warehouse.workspace import Workspace
+
+    root = shared("gbfs", "tier-wolfsburg-v2.3", "head")
+    res = ingest(Workspace(tmp_path / "home"), "tier", root, export=False)
+    (archive,) = (tmp_path / "home" / "raw" / "tier").glob("*.zip")
+    with zipfile.ZipFile(archive) as zf:
+        members = {i.filename: zf.read(i) for i in zf.infolist()}
+    assert members == {p.name: p.read_bytes() for p in root.glob("*.json")} and res["new_files"] == len(members)
+    key = "".join(f"{n}\t{hashlib.sha256(d).hexdigest()}\n" for n, d in sorted(members.items()))
+    assert archive.stem == hashlib.sha256(key.encode()).hexdigest()
+
+
+def test_a_feed_whose_meta_row_is_gone_is_republished_without_duplicate_rows(tmp_path):
+    """Another kind publishing under the same id replaces meta.feed_versions' row: the gbfs rows are still replaced whole."""
+    from noriba.gbfs import ingest, publish_feed
+    from warehouse.publish import connect, publish_lock
+    from warehouse.workspace import Workspace
+
+    ws = Workspace(tmp_path / "home")
+    ingest(ws, "tier", shared("gbfs", "tier-wolfsburg-v2.3", "head"), export=False)
+    before = _dump(tmp_path / "home", "tier")
+    with publish_lock(ws):
+        con = connect(ws)
+        con.execute("DELETE FROM meta.feed_versions WHERE feed_id = 'tier'")
+        con.close()
+    publish_feed(ws, "tier")
+    assert _dump(tmp_path / "home", "tier") == before

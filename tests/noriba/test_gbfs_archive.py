@@ -35,6 +35,17 @@ def station_status(version: int) -> bytes:
                                            "last_reported": T0 + 60 * version} for sid in ("s1", "s2")]})
 
 
+def station_status_3_0(version: int) -> bytes:
+    """A GBFS 3.0 station_status (num_vehicles_available, RFC 3339 times), beside a 2.3 station_information: mixed versions."""
+    from datetime import datetime, timezone
+
+    t = datetime.fromtimestamp(T0 + 60 * version, timezone.utc).isoformat().replace("+00:00", "Z")
+    bikes = version % 3
+    return json.dumps({"last_updated": t, "ttl": 0, "version": "3.0", "data": {"stations": [
+        {"station_id": sid, "num_vehicles_available": bikes, "num_docks_available": 10 - bikes, "is_installed": True,
+         "is_renting": True, "is_returning": True, "last_reported": t} for sid in ("s1", "s2")]}}).encode()
+
+
 class _Handler(BaseHTTPRequestHandler):
     def do_GET(self):  # noqa: N802
         srv = self.server
@@ -51,9 +62,15 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             if name == "gbfs.json" and srv.web_page:
                 body = b"<!DOCTYPE html><html><body>Service unavailable</body></html>"
+            elif name == "gbfs.json" and srv.v3:  # GBFS 3.0: one feed list, RFC 3339 times
+                feeds = [{"name": k, "url": f"{srv.base}/{k}.json"} for k in ("station_information", "station_status")]
+                body = json.dumps({"last_updated": "2025-12-06T05:46:40Z", "ttl": 3600, "version": "3.0",
+                                   "data": {"feeds": feeds}}).encode()
             elif name == "gbfs.json":
                 body = _doc(3600, 0, {"en": {"feeds": [{"name": k, "url": f"{srv.base}/{k}.json"}
                                                        for k in ("station_information", "station_status")]}})
+            elif name == "station_status.json" and srv.v3:
+                body = station_status_3_0((n - 1) // 2)
             elif name == "station_information.json":
                 body = station_information()
             elif name == "station_status.json":
@@ -89,6 +106,7 @@ class System(ThreadingHTTPServer):
         self.headers: dict[str, list[dict]] = defaultdict(list)
         self.web_page = False  # gbfs.json answered with an HTML error page
         self.fixed_status: int | None = None  # a fixed station_status served with an ETag (304 when it is sent back)
+        self.v3 = False  # gbfs.json and station_status of GBFS 3.0 (station_information stays 2.3)
         self.thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self.thread.start()
 
@@ -168,6 +186,39 @@ def test_archiver_polls_gbfs_respecting_ttl_archives_changes_and_the_archive_ing
     res = ingest_archive(ws, "bikes", export=False)
     assert res["status"] == "unchanged" and res["skipped"] >= 1
     assert pending_archive_hours(ws, "bikes") == {}
+
+
+def test_archiver_follows_a_gbfs_3_0_discovery_file_with_mixed_versions_and_its_ttls(tmp_path):
+    specs = tmp_path / "specs"
+    (specs / "feeds").mkdir(parents=True)
+    home = tmp_path / "home"
+    srv = System()
+    srv.v3 = True
+    try:
+        (specs / "feeds" / "bikes3.yml").write_text(
+            f"id: bikes3\nkind: gbfs\nsource: {{url: {srv.base}/gbfs.json}}\ntimezone: Asia/Tokyo\ngbfs: {{min_interval_s: 1}}\n",
+            encoding="utf-8")
+        with deadline(60):
+            assert main(["--home", str(home), "rt", "archive", "bikes3", "--for", "2.5", "--specs", str(specs)]) == 0
+    finally:
+        srv.stop()
+    assert len(srv.asked["gbfs.json"]) == 1  # ttl 3600
+    assert len(srv.asked["station_status.json"]) >= 2 and len(srv.asked["station_information.json"]) >= 1
+    gaps = [b - a for a, b in zip(srv.asked["station_status.json"], srv.asked["station_status.json"][1:])]
+    assert min(gaps) >= 1 - 0.05  # ttl 0: min_interval_s rules
+    assert main(["--home", str(home), "gbfs", "ingest-archive", "bikes3", "--specs", str(specs), "--quiet", "--no-export"]) == 0
+    with duckdb.connect(str(home / "noriba.duckdb"), read_only=True) as con:
+        versions = dict(con.sql("SELECT kind, any_value(version) FROM gbfs.files GROUP BY kind").fetchall())
+        status = con.sql("SELECT DISTINCT snapshot_ts, station_id, num_bikes_available FROM gbfs.station_status "
+                         "ORDER BY ALL").fetchall()
+        codes = json.loads(con.sql("SELECT notice_codes FROM meta.feed_versions").fetchall()[0][0])
+        schema = con.sql("SELECT file, field FROM quality.notices WHERE code = 'schema_error'").fetchall()
+    assert versions == {"gbfs": "3.0", "station_information": "2.3", "station_status": "3.0"}
+    served = {json.loads(b)["last_updated"] for b in srv.served["station_status.json"]}
+    assert len(status) == 2 * len(served) and all(ts % 60 == T0 % 60 for ts, _, _ in status)
+    assert codes.get("version_mismatch") == 1
+    # the 3.0 schema asks gbfs.json to list system_information, which this system does not publish: one error, on that field
+    assert len(schema) == 1 and schema[0][0].split("/")[-1].startswith("gbfs-") and schema[0][1] == "data.feeds"
 
 
 def test_ingest_archive_before_anything_was_archived_says_so(tmp_path, capsys):

@@ -101,12 +101,17 @@ def kind_from_content(doc: object) -> str | None:
     return None
 
 
+#: Largest whole number a lake column holds (int64); a bigger one in a file is read as missing, never a crash.
+MAX_INT = 2**63 - 1
+
+
 def epoch_of(value: object) -> int | None:
-    """Return a GBFS time as POSIX seconds: an integer (1.x, 2.x) or RFC 3339 text with an offset (3.0). None if neither."""
+    """Return a GBFS time as POSIX seconds: an integer (1.x, 2.x) or RFC 3339 text with an offset (3.0). None if neither,
+    or if it does not fit in 64 bits."""
     if type(value) is int:
-        return value
+        return value if -MAX_INT <= value <= MAX_INT else None
     if type(value) is float and value.is_integer():
-        return int(value)
+        return int(value) if -MAX_INT <= value <= MAX_INT else None
     if isinstance(value, str) and len(value) <= 40:
         try:
             t = datetime.fromisoformat(value.replace("Z", "+00:00"))

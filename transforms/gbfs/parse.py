@@ -19,10 +19,12 @@ import json
 from collections import Counter
 from dataclasses import dataclass, field
 from math import cos, radians
+from typing import Union
 
+import msgspec
 import pyarrow as pa
 
-from transforms.gbfs.discover import READ_KINDS, epoch_of, kind_from_content, kind_from_name
+from transforms.gbfs.discover import MAX_INT, READ_KINDS, epoch_of, kind_from_content, kind_from_name
 from transforms.gbfs.rules import schema_notices
 from transforms.gbfs.spec import GbfsOptions
 from transforms.notices import Findings
@@ -55,6 +57,43 @@ MAX_TRACKED_IDS = 1_000_000
 MOVED_M = 100.0
 
 
+class _TypeRef(msgspec.Struct, gc=False):
+    vehicle_type_id: Union[str, None] = None
+
+
+class _StationState(msgspec.Struct, gc=False):
+    """One station of a well-formed station_status (1.x to 3.0): every field of the types the rows keep."""
+
+    station_id: str
+    num_bikes_available: Union[int, None] = None
+    num_vehicles_available: Union[int, None] = None  # 3.0
+    num_docks_available: Union[int, None] = None
+    num_bikes_disabled: Union[int, None] = None
+    num_vehicles_disabled: Union[int, None] = None  # 3.0
+    num_docks_disabled: Union[int, None] = None
+    is_installed: Union[bool, int, None] = None  # 1.x writes 1/0
+    is_renting: Union[bool, int, None] = None
+    is_returning: Union[bool, int, None] = None
+    last_reported: Union[int, str, None] = None  # 3.0: RFC 3339
+    vehicle_types_available: Union[list[_TypeRef], None] = None
+
+
+class _StatusData(msgspec.Struct, forbid_unknown_fields=True):
+    stations: list[_StationState]
+
+
+class _StatusDoc(msgspec.Struct):
+    data: _StatusData
+    last_updated: Union[int, str, None] = None
+    ttl: Union[int, None] = None
+    version: Union[str, None] = None
+
+
+#: Decodes a well-formed station_status straight from its bytes into typed objects (msgspec, no dict per station). A
+#: document it refuses (a field of another type, another key under data) is read by json.loads and the row-by-row reader.
+_STATUS_DECODER = msgspec.json.Decoder(_StatusDoc)
+
+
 def _bool(x):
     if type(x) is bool:
         return x
@@ -78,13 +117,15 @@ def _bools(values: list) -> list:
 
 def _counts(values: list) -> list:
     """Return the values where they are whole numbers >= 0, None elsewhere; the list itself when all are."""
-    if set(map(type, values)) <= _INT and (not values or min(values) >= 0):
+    if set(map(type, values)) <= _INT and (not values or (min(values) >= 0 and max(values) <= MAX_INT)):
         return values
-    return [x if type(x) is int and x >= 0 else None for x in values]
+    return [x if type(x) is int and 0 <= x <= MAX_INT else None for x in values]
 
 
 def _int(x):
-    return x if type(x) is int else (int(x) if type(x) is float and x.is_integer() else None)
+    if type(x) is float and x.is_integer():
+        x = int(x)
+    return x if type(x) is int and -MAX_INT <= x <= MAX_INT else None
 
 
 def _num(x):
@@ -157,7 +198,8 @@ class SnapshotReader:
 
     def add(self, name: str, data: bytes, *, sha256: str = "") -> None:
         """Read one file of the batch. A gbfs.json should come first: its version is the default of files without one."""
-        c = self.cols["files"]
+        if kind_from_name(name) == "station_status" and self._add_status_typed(name, data, sha256):
+            return
         try:
             doc = json.loads(data)
         except (ValueError, RecursionError) as exc:
@@ -182,7 +224,7 @@ class SnapshotReader:
         self.versions[kind] = version
         self.versions_seen.setdefault(version, set()).add(kind)
         ts = epoch_of(doc.get("last_updated"))
-        ttl = doc.get("ttl") if type(doc.get("ttl")) is int else None
+        ttl = doc.get("ttl") if type(doc.get("ttl")) is int and 0 <= doc["ttl"] <= MAX_INT else None
         if kind not in READ_KINDS:
             self._file(name, kind, version, ts, ttl, sha256, len(data), 0, 0, 0, False, "kept")
             return
@@ -204,6 +246,59 @@ class SnapshotReader:
                 n_in, n_ok = getattr(self, f"_read_{'vehicle_status' if kind == 'free_bike_status' else kind}")(name, ts, data_obj, version, doc)
         checked = self._schema(kind, version, doc, declared, name, force=self.quarantined > q0)
         self._file(name, kind, version, ts, ttl, sha256, len(data), n_in, n_ok, n_in - n_ok, checked, "read")
+
+    def _add_status_typed(self, name: str, data: bytes, sha256: str) -> bool:
+        """Read a station_status whose every station is well formed, decoded to typed objects; return False (nothing
+        read) for any other document, which the general reader then reads. The rows are those the general reader makes."""
+        try:
+            doc = _STATUS_DECODER.decode(data)
+        except (msgspec.DecodeError, RecursionError):
+            return False
+        stations = doc.data.stations
+        ts = epoch_of(doc.last_updated)
+        if not stations or ts is None:  # no station: the contents say station_information; no time: quarantined
+            return False
+        bikes = [s.num_bikes_available if s.num_bikes_available is not None else s.num_vehicles_available for s in stations]
+        if None in bikes or min(bikes) < 0 or max(bikes) > MAX_INT:
+            return False  # the general reader quarantines those rows
+        declared = doc.version
+        version = declared or self.opts.version or self.discovery_version or "1.0"
+        if declared is None:
+            self.missing_version[("station_status", version)] += 1
+        self.versions["station_status"] = version
+        self.versions_seen.setdefault(version, set()).add("station_status")
+        c = self.cols["station_status"]
+        n = len(stations)
+        sids = [s.station_id for s in stations]
+        c["file"].extend([name] * n)
+        c["snapshot_ts"].extend([ts] * n)
+        c["station_id"].extend(sids)
+        c["num_bikes_available"].extend(bikes)
+        c["num_docks_available"].extend(_counts([s.num_docks_available for s in stations]))
+        c["num_bikes_disabled"].extend(_counts([s.num_bikes_disabled if s.num_bikes_disabled is not None
+                                                else s.num_vehicles_disabled for s in stations]))
+        c["num_docks_disabled"].extend(_counts([s.num_docks_disabled for s in stations]))
+        c["is_installed"].extend(_bools([s.is_installed for s in stations]))
+        c["is_renting"].extend(_bools([s.is_renting for s in stations]))
+        c["is_returning"].extend(_bools([s.is_returning for s in stations]))
+        reported = [s.last_reported for s in stations]
+        c["last_reported"].extend(reported if set(map(type, reported)) <= _INT and -MAX_INT <= min(reported)
+                                  and max(reported) <= MAX_INT else [epoch_of(x) for x in reported])
+        seen = self.status_station_ids
+        for sid in sids:
+            if sid not in seen:
+                seen[sid] = name
+        types = self.types_in_station_status
+        for s in stations:
+            if s.vehicle_types_available:
+                for v in s.vehicle_types_available:
+                    if v.vehicle_type_id is not None and v.vehicle_type_id not in types:
+                        types[v.vehicle_type_id] = name
+        self.accepted += n
+        checked = self._schema("station_status", version, data, declared, name, force=False)
+        ttl = doc.ttl if doc.ttl is not None and 0 <= doc.ttl <= MAX_INT else None
+        self._file(name, "station_status", version, ts, ttl, sha256, len(data), n, n, 0, checked, "read")
+        return True
 
     def _rows(self, kind: str, data: dict) -> list:
         key = {"station_information": "stations", "station_status": "stations", "free_bike_status": "bikes",
@@ -227,6 +322,8 @@ class SnapshotReader:
         return True
 
     def _validate(self, kind, version, doc, declared, name) -> None:
+        if isinstance(doc, bytes):  # a snapshot read by the typed decoder: its JSON tree is made only when it is checked
+            doc = json.loads(doc)
         checked = doc if declared is not None else {**doc, "version": version}  # a missing version is reported once per kind
         for n in schema_notices(checked, kind=kind, version=version, file=name):
             if n.code == "no_schema_for_version":
@@ -263,14 +360,14 @@ class SnapshotReader:
             nb = st.get("num_bikes_available")
             if nb is None:
                 nb = st.get("num_vehicles_available")  # 3.0
-            if type(sid) is not str or type(nb) is not int or nb < 0:
+            if type(sid) is not str or type(nb) is not int or not 0 <= nb <= MAX_INT:
                 if type(sid) is int:
                     sid = str(sid)
                 else:
                     self._quarantine(name, i + 1, "invalid_station_status",
                                      "station_id missing" if type(sid) is not str else f"num_bikes_available {nb!r} is not a whole number ≥ 0", st)
                     continue
-                if type(nb) is not int or nb < 0:
+                if type(nb) is not int or not 0 <= nb <= MAX_INT:
                     self._quarantine(name, i + 1, "invalid_station_status", f"num_bikes_available {nb!r} is not a whole number ≥ 0", st)
                     continue
             nd = st.get("num_docks_available")
@@ -278,18 +375,18 @@ class SnapshotReader:
             t_.append(ts)
             sid_.append(sid)
             nb_.append(nb)
-            nd_.append(nd if type(nd) is int and nd >= 0 else None)
+            nd_.append(nd if type(nd) is int and 0 <= nd <= MAX_INT else None)
             bd = st.get("num_bikes_disabled")
             if bd is None:
                 bd = st.get("num_vehicles_disabled")
-            bd_.append(bd if type(bd) is int else None)
+            bd_.append(bd if type(bd) is int and 0 <= bd <= MAX_INT else None)
             dd = st.get("num_docks_disabled")
-            dd_.append(dd if type(dd) is int else None)
+            dd_.append(dd if type(dd) is int and 0 <= dd <= MAX_INT else None)
             inst_.append(_bool(st.get("is_installed")))
             rent_.append(_bool(st.get("is_renting")))
             ret_.append(_bool(st.get("is_returning")))
             lr = st.get("last_reported")
-            lr_.append(lr if type(lr) is int else epoch_of(lr))
+            lr_.append(epoch_of(lr))
             if sid not in seen:
                 seen[sid] = name
             vta = st.get("vehicle_types_available")
@@ -311,7 +408,7 @@ class SnapshotReader:
             bikes = [st[key] for st in stations]
         except (KeyError, TypeError, IndexError):
             return None
-        if set(map(type, sids)) != {str} or set(map(type, bikes)) != _INT or min(bikes) < 0:
+        if set(map(type, sids)) != {str} or set(map(type, bikes)) != _INT or min(bikes) < 0 or max(bikes) > MAX_INT:
             return None
         c = self.cols["station_status"]
         n = len(stations)
@@ -321,15 +418,15 @@ class SnapshotReader:
         c["num_bikes_available"].extend(bikes)
         c["num_docks_available"].extend(_counts([st.get("num_docks_available") for st in stations]))
         dis = [st.get("num_bikes_disabled") for st in stations]
-        if key != "num_bikes_available":
-            dis = [st.get("num_vehicles_disabled") for st in stations]
+        if None in dis:
+            dis = [x if x is not None else st.get("num_vehicles_disabled") for x, st in zip(dis, stations)]
         c["num_bikes_disabled"].extend(_counts(dis))
         c["num_docks_disabled"].extend(_counts([st.get("num_docks_disabled") for st in stations]))
         for col in ("is_installed", "is_renting", "is_returning"):
             c[col].extend(_bools([st.get(col) for st in stations]))
         reported = [st.get("last_reported") for st in stations]
-        c["last_reported"].extend(reported if set(map(type, reported)) <= _INT else
-                                  [x if type(x) is int else epoch_of(x) for x in reported])
+        c["last_reported"].extend(reported if set(map(type, reported)) <= _INT and -MAX_INT <= min(reported)
+                                  and max(reported) <= MAX_INT else [epoch_of(x) for x in reported])
         seen = self.status_station_ids
         for sid in sids:
             if sid not in seen:
@@ -410,7 +507,7 @@ class SnapshotReader:
             c["is_disabled"].append(_bool(v.get("is_disabled")))
             c["current_range_meters"].append(_num(v.get("current_range_meters")))
             lr = v.get("last_reported")
-            c["last_reported"].append(lr if type(lr) is int else epoch_of(lr))
+            c["last_reported"].append(epoch_of(lr))
             if tid is not None and tid not in self.types_in_vehicles:
                 self.types_in_vehicles[tid] = name
             if station is not None and station not in self.vehicle_station_ids:

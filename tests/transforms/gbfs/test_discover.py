@@ -10,11 +10,18 @@ def _v2(version="2.3"):
         "nb": {"feeds": [{"name": "system_information", "url": "https://x/nb/system_information.json"}]}}}
 
 
-def test_gbfs_json_of_1x_and_2x_lists_the_files_of_the_language_asked_or_the_first():
-    d = parse_discovery(_v2())
-    assert (d.version, d.language, d.ttl) == ("2.3", "en", 0)
+@pytest.mark.parametrize("version", ["1.1", "2.2", "2.3"])
+def test_gbfs_json_of_1x_and_2x_lists_the_files_of_the_language_asked_or_the_first(version):
+    d = parse_discovery(_v2(version))
+    assert (d.version, d.language, d.ttl) == (version, "en", 0)
     assert d.feeds == {"system_information": "https://x/en/system_information.json", "free_bike_status": "https://x/en/free_bike_status.json"}
-    assert parse_discovery(_v2(), language="nb").feeds == {"system_information": "https://x/nb/system_information.json"}
+    assert parse_discovery(_v2(version), language="nb").feeds == {"system_information": "https://x/nb/system_information.json"}
+
+
+def test_gbfs_json_of_1_0_without_a_version_lists_its_files():
+    doc = _v2()
+    del doc["version"]
+    assert parse_discovery(doc).version is None and "free_bike_status" in parse_discovery(doc).feeds
 
 
 def test_gbfs_json_of_3_0_lists_its_files_without_languages():

@@ -208,3 +208,92 @@ def test_hostile_nesting_is_a_notice_never_a_crash():
     p = _read([("station_status.json", deep)])
     assert p.rows_in == p.rows_accepted + p.rows_quarantined
     assert _codes(p) & {"invalid_json", "schema_error", "invalid_station_status"}
+
+
+def test_vehicle_at_a_station_missing_from_station_information_is_a_warning_with_file_and_field():
+    bikes = [{"bike_id": "a", "station_id": "9", "is_reserved": False, "is_disabled": False}]
+    p = _read([("station_information.json", _doc("stations", [_info("1")])), ("free_bike_status.json", _doc("bikes", bikes))])
+    (n,) = _notices(p, "invalid_reference_to_station_in_vehicle_status")
+    assert (n.severity, n.file, n.field, n.value) == ("WARNING", "free_bike_status.json", "station_id", "9")
+
+
+def _statuses():
+    """Stations of every shape the typed decoder takes: 1.x 0/1 booleans, a negative count, missing fields, 3.0 names."""
+    return [_status("1", is_installed=1, is_renting=0, is_returning=1, num_bikes_disabled=2),
+            _status("2", docks=-1, num_docks_disabled=None, vehicle_types_available=[{"vehicle_type_id": "bike", "count": 1}]),
+            {"station_id": "3", "num_vehicles_available": 4, "num_vehicles_disabled": 1, "last_reported": "2023-11-14T22:13:20Z"},
+            {"station_id": "4", "num_bikes_available": 0, "is_installed": 2}]
+
+
+def test_typed_decoder_makes_the_rows_and_notices_the_general_reader_makes():
+    info = ("station_information.json", _doc("stations", [_info("1"), _info("2"), _info("3")]))
+    typed = _read([info, ("station_status.json", _doc("stations", _statuses()))], schema_check="all")
+    # an extra key under data makes the typed decoder refuse the document: json.loads and the row-by-row reader read it
+    extra = json.dumps({"last_updated": T0, "ttl": 60, "version": "2.3", "data": {"stations": _statuses(), "x": 1}}).encode()
+    general = _read([info, ("station_status.json", extra)], schema_check="all")
+    from transforms.gbfs.parse import _STATUS_DECODER
+
+    _STATUS_DECODER.decode(_doc("stations", _statuses()))  # the first is read by the typed decoder, the second is not
+    with pytest.raises(ValueError):
+        _STATUS_DECODER.decode(extra)
+    assert typed.tables["station_status"].to_pylist() == general.tables["station_status"].to_pylist()
+    rows = typed.tables["station_status"].to_pylist()
+    assert [r["is_renting"] for r in rows] == [False, True, None, None] and rows[1]["num_docks_available"] is None
+    assert rows[2]["num_bikes_available"] == 4 and rows[2]["num_bikes_disabled"] == 1 and rows[2]["last_reported"] == T0
+    assert sorted(typed.findings.counts.items()) == sorted(general.findings.counts.items())
+    assert "station_not_in_station_information" in _codes(typed)  # station 4, found by both readers
+
+
+def test_jsonschema_rs_and_jsonschema_agree_on_the_shared_systems_and_on_broken_files():
+    from tests.conftest import shared
+    from transforms.gbfs.discover import kind_from_content, kind_from_name
+    from transforms.gbfs.rules import fast_validator, validator
+
+    docs = []
+    for system in ("boulder-bcycle-2022", "oslo-bysykkel-v2.3", "tier-wolfsburg-v2.3"):
+        for path in sorted(shared("gbfs", system).rglob("*.json"))[:8]:
+            doc = json.loads(path.read_bytes())
+            docs.append((kind_from_name(path.name) or kind_from_content(doc), doc))
+    broken = json.loads(_doc("stations", [_status("1", is_renting="yes"), _status("2", bikes=-1), {"num_bikes_available": 1}]))
+    docs += [("station_status", broken), ("station_status", {"data": {}}), ("station_information", {"version": "2.3"})]
+    compared = 0
+    for kind, doc in docs:
+        version = doc.get("version") or "1.1"
+        if validator(version, kind) is None:
+            continue
+        assert fast_validator(version, kind).is_valid(doc) == (not list(validator(version, kind).iter_errors(doc))), (kind, version)
+        compared += 1
+    assert compared >= 15
+
+
+def test_bundled_schemas_are_the_files_their_provenance_table_names():
+    import hashlib
+    import re
+
+    from transforms.gbfs.rules import SCHEMAS
+
+    rows = re.findall(r"^\| `(v[\d.]+/\w+\.json)` \| `\1` \| `([0-9a-f]{40})` \| `([0-9a-f]{64})` \| ([\d,]+) \|",
+                      (SCHEMAS / "README.md").read_text(encoding="utf-8"), flags=re.M)
+    files = sorted(p.relative_to(SCHEMAS).as_posix() for p in SCHEMAS.glob("v*/*.json"))
+    assert sorted(r[0] for r in rows) == files
+    for name, _commit, sha, size in rows:
+        data = (SCHEMAS / name).read_bytes()
+        assert (hashlib.sha256(data).hexdigest(), len(data)) == (sha, int(size.replace(",", ""))), name
+
+
+def test_numbers_too_big_for_64_bits_are_read_as_missing_or_quarantined_never_a_crash():
+    huge = 10**20
+    bikes = [{"bike_id": "a", "lat": 52.4, "lon": 10.7, "is_reserved": False, "is_disabled": False, "last_reported": huge}]
+    p = _read([("station_information.json", _doc("stations", [{**_info("1"), "capacity": huge}])),
+               ("station_status/1.json", _doc("stations", [_status("1", docks=huge, last_reported=huge)], ttl=huge)),
+               ("station_status/2.json", _doc("stations", [_status("1"), _status("1", bikes=huge)], t=T0 + 60)),
+               ("station_status/3.json", _doc("stations", [_status("1")], t=huge)),
+               ("free_bike_status.json", _doc("bikes", bikes))])
+    assert p.rows_in == p.rows_accepted + p.rows_quarantined == 6 and p.rows_quarantined == 2  # bikes=huge; no time
+    status = p.tables["station_status"].to_pylist()
+    assert (status[0]["num_docks_available"], status[0]["last_reported"]) == (None, None)
+    assert p.tables["station_information"].column("capacity").to_pylist() == [None]
+    assert p.tables["vehicle_status"].column("last_reported").to_pylist() == [None]
+    q = p.findings.quarantine_table().to_pylist()
+    assert sorted((r["file"], r["code"]) for r in q) == [("station_status/2.json", "invalid_station_status"),
+                                                          ("station_status/3.json", "invalid_last_updated")]

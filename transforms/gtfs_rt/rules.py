@@ -23,11 +23,13 @@ import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-
-from google.transit import gtfs_realtime_pb2 as pb
+from typing import TYPE_CHECKING
 
 from transforms.notices import ERROR, WARNING, Findings
 from transforms.rules.engine import Rule
+
+if TYPE_CHECKING:
+    from google.transit import gtfs_realtime_pb2 as pb
 
 #: POSIX seconds accepted as a time: 2000-01-01 to 2100-01-01 (a value in milliseconds is far above).
 MIN_POSIX, MAX_POSIX = 946_684_800, 4_102_444_800
@@ -44,11 +46,13 @@ REGION_BUFFER_M = 1609
 #: E029: how far from its trip's shape a vehicle may be (m), the validator's TRIP_BUFFER_METERS.
 TRIP_BUFFER_M = 200
 
-_ADDED = pb.TripDescriptor.ADDED
-_CANCELED = pb.TripDescriptor.CANCELED
-_UNSCHEDULED = pb.TripDescriptor.UNSCHEDULED
-_NO_DATA = pb.TripUpdate.StopTimeUpdate.NO_DATA
-_SKIPPED = pb.TripUpdate.StopTimeUpdate.SKIPPED
+# The enum values of gtfs-realtime.proto, written out so that importing the rules (the registry does) loads no protobuf.
+_TRIP_RELATIONSHIPS = {0: "SCHEDULED", 1: "ADDED", 2: "UNSCHEDULED", 3: "CANCELED", 5: "REPLACEMENT", 6: "DUPLICATED", 7: "DELETED",
+                       8: "NEW"}
+_ADDED, _UNSCHEDULED, _CANCELED = 1, 2, 3  # TripDescriptor.ScheduleRelationship
+_SKIPPED, _NO_DATA = 1, 2  # TripUpdate.StopTimeUpdate.ScheduleRelationship
+_DETOUR = 4  # Alert.Effect
+_FULL_DATASET = 0  # FeedHeader.Incrementality
 _START_TIME = re.compile(r"\d{2}:[0-5]\d:[0-5]\d\Z")
 _START_DATE = re.compile(r"\d{4}(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])\Z")
 
@@ -320,7 +324,7 @@ def e006(c: Check) -> Iterator[Found]:
 def e013(c: Check) -> Iterator[Found]:
     for i, e, trip, kind in _frequency(c, 0):
         if trip.HasField("schedule_relationship") and trip.schedule_relationship != _UNSCHEDULED:
-            name = pb.TripDescriptor.ScheduleRelationship.Name(trip.schedule_relationship)
+            name = _TRIP_RELATIONSHIPS.get(trip.schedule_relationship, str(trip.schedule_relationship))
             yield i, f"{kind}.trip.schedule_relationship", name, (
                 f"{_who(e)}: trip_id {trip.trip_id} is frequency-based (exact_times 0) but is {name}, not UNSCHEDULED or empty")
 
@@ -493,7 +497,7 @@ def shape_distance_m(lat: float, lon: float, shape: tuple) -> float:
 
 
 def e029(c: Check) -> Iterator[Found]:
-    detour = {ie.trip.trip_id for _, e in c.entities() if e.HasField("alert") and e.alert.effect == pb.Alert.DETOUR
+    detour = {ie.trip.trip_id for _, e in c.entities() if e.HasField("alert") and e.alert.effect == _DETOUR
               for ie in e.alert.informed_entity if ie.HasField("trip") and ie.trip.trip_id}
     for i, e, p in _position(c):
         tid = e.vehicle.trip.trip_id
@@ -539,7 +543,7 @@ def e038(c: Check) -> Iterator[Found]:
 
 
 def e039(c: Check) -> Iterator[Found]:
-    if c.header.incrementality == pb.FeedHeader.FULL_DATASET:
+    if c.header.incrementality == _FULL_DATASET:
         for i, e in c.entities():
             if e.HasField("is_deleted"):
                 yield i, "entity.is_deleted", e.is_deleted, f"{_who(e)}: is_deleted is set in a FULL_DATASET feed"
@@ -996,6 +1000,27 @@ RT_RULES: list[RtRule] = [
            fix_ja="trip.schedule_relationship と stop_time_update.schedule_relationship を設定してください（時刻表どおりなら SCHEDULED）。"),
 ]
 
+#: The timetable match's notices (raised per hour by noriba/rt_match.py).
+MATCH_RULES: list[Rule] = [
+    Rule("rt_static_feed_stale", ERROR, "The realtime feed's route ids are in the static feed but its trip ids are not: the static "
+         "feed is older than the timetable the vehicles run, so no trip can be matched.", ("file",), stage="read",
+         fix="Publish the static feed the realtime feed is built from (or the operator's current GTFS).",
+         why_ja="リアルタイムの路線 ID は静的 GTFS にありますが、便 ID がほとんどありません。静的 GTFS が古く、便を時刻表と対応付けられません。",
+         fix_ja="リアルタイムの元になっている最新の静的 GTFS を公開してください。"),
+    Rule("rt_static_feed_unmatched", ERROR, "Most of the realtime feed's route ids are not in the static feed it names.", ("file",),
+         stage="read", fix="Check static_feed_id in the realtime spec (or --static): it must be the same operator's feed.",
+         why_ja="リアルタイムの路線 ID の大半が、指定された静的 GTFS にありません。",
+         fix_ja="リアルタイムの spec（または --static）の static_feed_id が同じ事業者の静的 GTFS か確認してください。"),
+    Rule("rt_static_feed_missing", WARNING, "No version of the static feed the realtime feed belongs to is published, so nothing can be "
+         "matched to the timetable.", ("file",), stage="read", fix="Publish the static feed (noriba run / ingest) or name it with --static.",
+         why_ja="リアルタイムに対応する静的 GTFS が公開されておらず、時刻表と対応付けられません。",
+         fix_ja="静的 GTFS を公開するか（noriba run / ingest）、--static で指定してください。"),
+    Rule("rt_static_version_not_in_service", WARNING, "No published version of the static feed is in service on the day; the newest "
+         "version was used instead.", ("file",), stage="read",
+         fix="Publish the static version valid on that day (its calendar must cover the date).",
+         why_ja="その日に有効な静的 GTFS の版が公開されていないため、最新の版で対応付けました。",
+         fix_ja="その日を運行期間に含む静的 GTFS の版を公開してください。"),
+]
 #: Documentation entries for the registry (stage 'read': raised by :func:`validate`, not by the SQL engine).
 RULES: list[Rule] = [r.entry() for r in RT_RULES]
 

@@ -16,7 +16,8 @@ the realtime one: the network is the same, the timetable is not); ``no_static`` 
 version is published; ``unmatched`` when most route ids do not match either.
 
 Each hour that is not ``ok`` (or whose static version is not in service) also gets a notice in
-``rt.notices`` / ``rt.notice_counts`` (codes in :data:`MATCH_RULES`), replaced whole on rerun.
+``rt.notices`` / ``rt.notice_counts`` (codes in :data:`MATCH_RULES`), replaced whole on rerun, and the
+hour's validation report (written by noriba/rt_validate.py) is rebuilt to include them.
 """
 
 from __future__ import annotations
@@ -158,6 +159,12 @@ def match_feed(ws, feed_id: str) -> dict:
             raise
         finally:
             con.close()
+    from noriba.report import report_dir, rt_report_version
+    from noriba.rt_validate import write_hour_report
+
     for r in rows:
         r["notices"] = [n.code for n in r.pop("_notices")]
+        day = r["date"].isoformat() if hasattr(r["date"], "isoformat") else str(r["date"])
+        if (report_dir(ws, feed_id, rt_report_version(day, r["hour"])) / "report.json").exists():
+            write_hour_report(ws, feed_id, day, r["hour"])  # the validated hour's report gains the match's notices
     return {"feed_id": feed_id, "hours": rows}

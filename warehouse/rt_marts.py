@@ -10,10 +10,10 @@ The scope is the *covered* time: the UTC hours that have at least one snapshot, 
 realtime trip without ``start_date`` is put on the service day (the local day of the fix, or the day before) whose
 schedule of that trip is nearest in time.
 
-``marts.rt_stop_events`` (one row per feed_id, service_date, trip_id, stop_sequence, stop_id): route_id, direction_id,
+``marts.rt_stop_events`` (one row per feed_id, service_date, trip_id, trip_start_time, stop_sequence, stop_id): route_id, direction_id,
 static_feed_id, static_feed_version, scheduled_arrival, scheduled_departure; predicted_arrival, predicted_departure
 (the last TripUpdate stop_time_update for the stop first seen at or before the event, i.e. the observed arrival, else the
-scheduled one; its ``arrival_time`` or the scheduled time + ``arrival_delay``; no propagation from earlier stops),
+scheduled one, carried forward: a stop no longer listed in later snapshots keeps its last prediction; its ``arrival_time`` or the scheduled time + ``arrival_delay``; no propagation from earlier stops),
 predicted_at (header timestamp of that prediction); observed_arrival, observed_departure, observed_method and
 observed_arrival_delay_s (observed - scheduled arrival). At a trip's first stop the observed arrival is its observed
 departure (a bus waits there before it leaves; GTFS and TIDES time the origin by its departure), known once a later fix
@@ -24,8 +24,14 @@ is projected on the straight lines between consecutive stops; a fix farther than
 not); ``observed_method`` is stopped_at, radius or
 interpolated. Fix time is the VP ``timestamp``, else the header timestamp.
 
-Not done yet: trips of frequencies.txt are scheduled at their template times only (not expanded per start_time), and a
-vehicle position without a trip_id is not assigned to a trip (it counts in rt_feed_quality only).
+Trips of frequencies.txt (exact_times 0 and 1) are expanded into runs, one every headway_secs from start_time until before
+end_time, each the template's stop times moved to start at the run's start; ``trip_start_time`` (HH:MM:SS) names the run
+(null for a trip without frequencies). A realtime row of such a trip is put on the run starting at its ``start_time``
+(exact_times 1), else on the run whose start is nearest it (exact_times 0, where start_time is the actual start), else (no
+start_time) on the run whose time span is nearest the fix; a stop_time_update takes start_time from its trip update
+(same entity, the snapshot range covering it). A vehicle position without a trip_id takes the trip (and start date and
+time) of the TripUpdate of the same vehicle id in the same UTC hour nearest it in time; one without either is counted in
+rt_feed_quality only (``vp_no_trip_rows``; ``vp_trip_inferred_rows`` of them were attributed).
 
 ``marts.rt_on_time_performance`` (per feed_id, route_id, stop_id, hour, day_type): hour is the local hour of the
 scheduled arrival, day_type is weekday, saturday or sunday_holiday (Sunday or a public holiday of the feed's country:
@@ -40,7 +46,7 @@ at least one observed stop event or one vehicle position naming the trip), trips
 ``marts.rt_feed_quality`` (per feed_id, date, hour, UTC): snapshots, fetches, update_interval_mean_s /
 update_interval_max_s (between consecutive distinct header timestamps, across the hour's parts), staleness_mean_s /
 staleness_max_s (fetch time - header timestamp, when both are known), vp_rows (positions in snapshots), vp_trip_share
-(of positions naming a trip_id), trips_scheduled (scheduled trips running in the hour: first departure <= hour end and
+(of positions naming a trip_id), vp_no_trip_rows, vp_trip_inferred_rows (of those, attributed through their vehicle's TripUpdate), trips_scheduled (scheduled trips running in the hour: first departure <= hour end and
 last arrival >= hour start), trips_with_tu, tu_coverage_share (of those with a TripUpdate in the hour).
 
 ``marts.rt_headway_adherence`` (per feed_id, service_date, route_id, direction_id, stop_id, hour) for frequent routes

@@ -19,6 +19,7 @@ import csv
 import io
 import math
 import re
+import threading
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -447,8 +448,22 @@ def _first_per_line(line, hits):
 Found = tuple[int | None, str, object, str]
 
 
+#: id(entity) -> _who(entity) while :func:`validate` runs in this thread (the Check holds every entity, so no id is reused).
+_LOCAL = threading.local()
+
+
 def _who(e: pb.FeedEntity) -> str:
-    """Return how a message names an entity: its id, and its trip and vehicle when it has them."""
+    """Return how a message names an entity: its id, and its trip and vehicle when it has them (once per entity and snapshot)."""
+    cache = getattr(_LOCAL, "who", None)
+    if cache is None:
+        return _name(e)
+    got = cache.get(id(e))
+    if got is None:
+        got = cache[id(e)] = _name(e)
+    return got
+
+
+def _name(e: pb.FeedEntity) -> str:
     out = f"entity {e.id}"
     trip = e.trip_update.trip if e.HasField("trip_update") else e.vehicle.trip if e.HasField("vehicle") else None
     if trip is not None and trip.trip_id:
@@ -1326,14 +1341,18 @@ def validate(snapshot: Snapshot, *, previous: Snapshot | None = None, static: St
     c = Check(snapshot=snapshot, previous=previous, static=static, other=other)
     have = {"static": static is not None, "previous": previous is not None, "fetched_at": snapshot.fetched_at is not None,
             "other": other is not None}
-    for rule in rules or RT_RULES:
-        if not all(have[n] for n in rule.needs):
-            continue
-        key = (rule.code, rule.severity)
-        for line, fld, value, message in rule.check(c):
-            if sample_limit is not None and findings.counts[key] >= sample_limit:
-                findings.counts[key] += 1
+    _LOCAL.who = {}
+    try:
+        for rule in rules or RT_RULES:
+            if not all(have[n] for n in rule.needs):
                 continue
-            findings.add(rule.code, rule.severity, message, file=snapshot.file or None, line=line, field=fld,
-                         value=None if value is None else str(value))
+            key = (rule.code, rule.severity)
+            for line, fld, value, message in rule.check(c):
+                if sample_limit is not None and findings.counts[key] >= sample_limit:
+                    findings.counts[key] += 1
+                    continue
+                findings.add(rule.code, rule.severity, message, file=snapshot.file or None, line=line, field=fld,
+                             value=None if value is None else str(value))
+    finally:
+        _LOCAL.who = None
     return findings

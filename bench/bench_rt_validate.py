@@ -45,7 +45,7 @@ if what == "validate_before":  # the realtime rules of an earlier commit, in pla
     spec.loader.exec_module(mod)
 from pathlib import Path
 from noriba import rt, rt_validate
-import transforms.gtfs_rt.rules, numpy, pyarrow.compute
+import transforms.gtfs_rt.rules, transforms.gtfs_rt.parse, transforms.gtfs_rt.wire, warehouse.publish, numpy, pyarrow.compute  # before the clock
 from warehouse.workspace import Workspace
 files = sorted(os.path.join(folder, f) for f in os.listdir(folder) if f.endswith(".pb"))
 ws = Workspace(Path(home))

@@ -184,7 +184,7 @@ LABELS = {
         "pass_with_errors": ": this version is served as the latest and exported; the errors are listed below.",
         "policy_doc": "What blocks publishing (severity policy)",
         "fix_generic": "Correct the file at the lines listed (see the examples), then send the feed again.",
-        "against": "Checked against", "hour": "Hour (UTC)",
+        "against": "Checked against",
     },
     "ja": {
         "title": "検証レポート", "feed": "フィード", "version": "バージョン", "date": "検証日", "profile": "プロファイル",
@@ -202,7 +202,7 @@ LABELS = {
         "pass_with_errors": "：このバージョンは最新版として提供され、エクスポートも作成されます。エラーの内容は下の一覧を確認してください。",
         "policy_doc": "公開を止める条件（判定ルールの説明）",
         "fix_generic": "例に示した行のデータを修正し、フィードを再提出してください。",
-        "against": "照合した静的 GTFS", "hour": "時間帯（UTC）",
+        "against": "照合した静的 GTFS",
     },
 }
 

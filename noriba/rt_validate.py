@@ -121,11 +121,12 @@ def validate_hours(ws: Workspace, feed_id: str, hours: list[str] | None = None, 
 
         def read(name: str) -> Snapshot | None:
             msg = pb.FeedMessage()
+            data = (folder / name).read_bytes()
             try:
-                msg.ParseFromString((folder / name).read_bytes())
+                msg.ParseFromString(data)
             except DecodeError:
                 return None  # quarantined by the parse step
-            return Snapshot(msg, name, fetched.get(name))
+            return Snapshot(msg, name, fetched.get(name), data=data)
 
         def trip_updates_at(name: str) -> Snapshot | None:
             """Return the TripUpdates snapshot of the same moment: the last one fetched at or before ``name``, else the first."""

@@ -356,7 +356,7 @@ class StuColumns:
     @classmethod
     def _from_wire(cls, c: "Check") -> "StuColumns | None":
         import numpy as np
-        import pyarrow as pa
+        import pyarrow.compute as pc
 
         from transforms.gtfs_rt.parse import split_message
         from transforms.gtfs_rt.wire import decode, strings
@@ -400,10 +400,12 @@ class StuColumns:
                 cols += [v, h]
             return present, cols[0], cols[1], np.where(cols[3], cols[2].astype(np.int32), 0).astype(np.int64), cols[3]
 
-        stop_arr = strings(buf, out[4])
+        stop_arr = strings(buf, out[4])  # null where absent or empty
         stop = ["" if x is None else x for x in stop_arr.to_pylist()]
-        codes = pa.compute.dictionary_encode(stop_arr).indices.to_numpy(zero_copy_only=False)
-        stop_code = np.where(stop_arr.is_null().to_numpy(zero_copy_only=False), -1, np.nan_to_num(codes, nan=-1)).astype(np.int64)
+        idx = pc.dictionary_encode(stop_arr).indices  # null where the stop_id is: read its buffer (to_numpy of nulls loads pandas)
+        codes = (np.frombuffer(idx.buffers()[1], dtype=np.int32, count=len(idx) + idx.offset)[idx.offset:] if len(idx)
+                 else np.zeros(0, np.int32))
+        stop_code = np.where(out[4][2] & (out[4][1] > 0), codes, -1).astype(np.int64)
         seq, has_seq = out[1]
         rel, has_rel = out[5]
         return cls(line, pos, seq.view(np.int64), has_seq, stop, stop_code, rel.view(np.int64), has_rel, *event(2), *event(3))

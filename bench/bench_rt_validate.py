@@ -43,6 +43,9 @@ if what == "validate_before":  # the realtime rules of an earlier commit, in pla
     mod = importlib.util.module_from_spec(spec)
     sys.modules["transforms.gtfs_rt.rules"] = mod
     spec.loader.exec_module(mod)
+    if "data" not in mod.Snapshot.__dataclass_fields__:  # rules older than Snapshot.data: drop it
+        _old = mod.Snapshot
+        mod.Snapshot = lambda message, file="", fetched_at=None, data=None: _old(message, file, fetched_at)
 from pathlib import Path
 from noriba import rt, rt_validate
 import transforms.gtfs_rt.rules, transforms.gtfs_rt.parse, transforms.gtfs_rt.wire, warehouse.publish, numpy, pyarrow.compute  # before the clock

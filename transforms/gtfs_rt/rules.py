@@ -262,12 +262,6 @@ class Check:
         u, n = np.unique(lines, return_counts=True)
         return dict(zip(u.tolist(), n.tolist()))
 
-    def stus_of(self, line: int) -> list[tuple]:
-        """Return the stop_time_update tuples of the trip update at ``line``."""
-        if "stus_by_line" not in self._cache:
-            self._cache["stus_by_line"] = {i: stus for i, _, stus in self.stus()}
-        return self._cache["stus_by_line"][line]
-
 
 _EVENT_WIRE = {1: "varint", 2: "varint"}  # StopTimeEvent: delay, time
 _STU_WIRE = {1: "varint", 2: ("message", _EVENT_WIRE), 3: ("message", _EVENT_WIRE), 4: "string", 5: "varint"}
@@ -490,19 +484,6 @@ def _stu(s) -> tuple:
     return (s.stop_sequence if s.HasField("stop_sequence") else None, s.stop_id,
             s.schedule_relationship if s.HasField("schedule_relationship") else None,
             _event(s.arrival) if s.HasField("arrival") else None, _event(s.departure) if s.HasField("departure") else None)
-
-
-def _events(stu: tuple) -> Iterator[tuple[str, tuple]]:
-    """Yield ('arrival' | 'departure', (time, delay)) for the events a stop_time_update tuple has."""
-    if stu[ARR] is not None:
-        yield "arrival", stu[ARR]
-    if stu[DEP] is not None:
-        yield "departure", stu[DEP]
-
-
-def _seq(stu: tuple) -> int:
-    """Return the stop_sequence as protobuf reads it (0 when absent), for messages."""
-    return stu[SEQ] if stu[SEQ] is not None else 0
 
 
 # ---------------------------------------------------------------- the rules

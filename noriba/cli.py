@@ -1022,6 +1022,8 @@ def _rt_validate(console, ws, feeds: list[str], hours: list[str] | None) -> int:
                        else "no published static feed (rules needing it skipped)")
             codes = ", ".join(f"{c} {n}" for c, n in h["counts"].items()) or "no notice"
             console.print(f"{fid} {h['hour']}: {h['snapshots']} snapshot(s) against {against}: {codes}", markup=False)
+            if h.get("report"):
+                console.print(f"  report: {h['report']}", markup=False)
     return 0
 
 

@@ -184,6 +184,7 @@ LABELS = {
         "pass_with_errors": ": this version is served as the latest and exported; the errors are listed below.",
         "policy_doc": "What blocks publishing (severity policy)",
         "fix_generic": "Correct the file at the lines listed (see the examples), then send the feed again.",
+        "against": "Checked against",
     },
     "ja": {
         "title": "検証レポート", "feed": "フィード", "version": "バージョン", "date": "検証日", "profile": "プロファイル",
@@ -201,6 +202,7 @@ LABELS = {
         "pass_with_errors": "：このバージョンは最新版として提供され、エクスポートも作成されます。エラーの内容は下の一覧を確認してください。",
         "policy_doc": "公開を止める条件（判定ルールの説明）",
         "fix_generic": "例に示した行のデータを修正し、フィードを再提出してください。",
+        "against": "照合した静的 GTFS",
     },
 }
 
@@ -313,10 +315,12 @@ def render_html(report: dict) -> str:
       f'<title>{_e(L["title"])}: {_e(report["feed_name"])} {_e(report["feed_version"])}</title>\n'
       f'<style>{_CSS}</style>\n</head>\n<body>\n<main>\n')
     w(f'<p>{_e(L["title"])}</p>\n<h1>{_e(report["feed_name"])}</h1>\n<dl class="meta">\n')
-    service = f"{report.get('service_start') or '?'} – {report.get('service_end') or '?'}"
+    service = (f"{report.get('service_start') or '?'} – {report.get('service_end') or '?'}"
+               if report.get("service_start") or report.get("service_end") or report.get("kind") != "gtfs-rt" else None)
     for key, val in (("feed", report["feed_id"]), ("operator", report.get("operator")), ("version", report["feed_version"]),
                      ("date", report["validation_date"]), ("profile", report["profile"]), ("service", service),
-                     ("source", source_name(report.get("source"))), ("generated", report["generated_at"])):
+                     ("source", source_name(report.get("source"))), ("against", report.get("static_feed")),
+                     ("generated", report["generated_at"])):
         if val:
             w(f"<dt>{_e(L[key])}</dt><dd>{_e(val)}</dd>\n")
     w("</dl>\n")
@@ -379,3 +383,87 @@ def render_html(report: dict) -> str:
         w("</section>\n")
     w("</main>\n</body>\n</html>\n")
     return "".join(out)
+
+
+# ---------------------------------------------------------------- realtime (issue 15)
+#
+# A realtime feed's validation is reported per archived hour in the realtime feed's own folder,
+# reports/<realtime feed id>/<YYYY-MM-DDTHH>/report.{json,html}, in the same shape and page as a
+# static version's report: the hour is the realtime feed's "version", and the page names the static
+# feed version it was checked against. The static feed's report is written once, when that version
+# is ingested; realtime hours keep arriving for as long as the version is in service.
+
+
+def rt_report_version(date: str, hour: int) -> str:
+    """Return the name of a realtime hour's report folder: 'YYYY-MM-DDTHH' (UTC)."""
+    return f"{date}T{int(hour):02d}"
+
+
+def build_rt_report(ws, feed_id: str, date: str, hour: int, *, files: dict | None = None, static_feed_id: str | None = None,
+                    tz: str | None = None, sample_limit: int = SAMPLE_LIMIT) -> dict:
+    """Return the report of one realtime hour from ``rt.notices`` / ``rt.notice_counts`` (every code: the realtime rules
+    and the timetable match). ``files`` is {part: {rows_in, accepted, quarantined}} counted in snapshots; if None, the
+    hour's earlier report's counts are kept. ``static_feed_id`` and ``tz`` default to the realtime feed's row in ``rt.feeds``.
+    The page is Japanese when the static version is (profile gtfs-jp, agency_lang ja) or the feed's time zone is Asia/Tokyo."""
+    from transforms.rules.registry import rule_codes
+    from warehouse.publish import connect
+
+    version = rt_report_version(date, hour)
+    con = connect(ws, read_only=True)
+    try:
+        def rows(sql: str, args: list) -> list:
+            try:
+                return con.execute(sql, args).fetchall()
+            except duckdb.CatalogException:  # nothing of that kind published yet
+                return []
+
+        where = "feed_id = ? AND date = ?::DATE AND hour = ?"
+        counts = rows(f"SELECT code, severity, sum(notices), max(static_feed_version) FROM rt.notice_counts WHERE {where} "
+                      "GROUP BY ALL", [feed_id, date, int(hour)])
+        sample_rows = rows(f"SELECT code, severity, file, line, field, value, message FROM (SELECT *, row_number() OVER "
+                           f"(PARTITION BY code, severity ORDER BY file NULLS FIRST, line NULLS FIRST, field) AS n FROM rt.notices "
+                           f"WHERE {where}) WHERE n <= {int(sample_limit)} ORDER BY code, severity, n", [feed_id, date, int(hour)])
+        feed = rows("SELECT static_feed_id, timezone FROM rt.feeds WHERE feed_id = ?", [feed_id])
+        static_id, tz = static_feed_id or (feed[0][0] if feed else None), tz or (feed[0][1] if feed else None)
+        static_version = next((v for *_, v in counts if v), None)
+        profile = rows("SELECT profile FROM meta.feed_versions WHERE feed_id = ? AND feed_version = ?", [static_id, static_version])
+        langs = [r[0] for r in rows("SELECT DISTINCT lower(trim(CAST(agency_lang AS VARCHAR))) FROM gtfs.agency WHERE feed_id = ? "
+                                    "AND feed_version = ? AND agency_lang IS NOT NULL", [static_id, static_version])]
+    finally:
+        con.close()
+    samples: dict[tuple[str, str], list[dict]] = {}
+    for code, sev, file, line, fld, value, message in sample_rows:
+        samples.setdefault((code, sev), []).append({"file": file, "line": line, "field": fld, "value": value, "message": message})
+    rules = rule_codes()
+    notices = []
+    for code, sev, n, _ in counts:
+        rule = rules.get(code)
+        ex = samples.get((code, sev), [])
+        notices.append({"code": code, "severity": sev, "count": int(n), "blocks": False,
+                        "why": (rule.why if rule else (ex[0]["message"] if ex else "")) or "", "fix": (rule.fix if rule else "") or "",
+                        "why_ja": (rule.why_ja if rule else "") or "", "fix_ja": (rule.fix_ja if rule else "") or "",
+                        "samples_total": len(ex), "samples": ex})
+    notices.sort(key=lambda d: (_SEV_ORDER.get(d["severity"], 9), -d["count"], d["code"]))
+    if files is None:
+        try:
+            files = json.loads((report_dir(ws, feed_id, version) / "report.json").read_text(encoding="utf-8")).get("files") or {}
+        except (OSError, ValueError):
+            files = {}
+    profile_name = profile[0][0] if profile else None
+    japanese = is_japanese(profile_name, langs) or tz == "Asia/Tokyo"
+    return {
+        "report_format": REPORT_FORMAT, "kind": "gtfs-rt", "feed_id": feed_id, "feed_version": version, "feed_name": feed_id,
+        "operator": None, "validation_date": date, "hour": int(hour),
+        "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "profile": "gtfs-rt", "languages": langs, "language": "ja" if japanese else "en", "source": None,
+        "static_feed": f"{static_id} {static_version}" if static_id and static_version else static_id,
+        "static_feed_id": static_id, "static_feed_version": static_version, "content_sha256": None,
+        "service_start": None, "service_end": None,
+        "rows": {k: sum((f.get(key) or 0) for f in files.values())
+                 for k, key in (("in", "rows_in"), ("accepted", "accepted"), ("quarantined", "quarantined"))},
+        "files": files,
+        "totals": {s: sum(d["count"] for d in notices if d["severity"] == s) for s in SEVERITIES},
+        "counts": {s: {d["code"]: d["count"] for d in notices if d["severity"] == s} for s in SEVERITIES},
+        "policy": {"status": "pass", "blocked_by": {}, "reason": "", "rules": None},  # realtime notices are reported, never blocking
+        "notices": notices,
+    }

@@ -16,37 +16,18 @@ the realtime one: the network is the same, the timetable is not); ``no_static`` 
 version is published; ``unmatched`` when most route ids do not match either.
 
 Each hour that is not ``ok`` (or whose static version is not in service) also gets a notice in
-``rt.notices`` / ``rt.notice_counts`` (codes in :data:`MATCH_RULES`), replaced whole on rerun.
+``rt.notices`` / ``rt.notice_counts`` (codes in :data:`MATCH_RULES`), replaced whole on rerun, and the
+hour's validation report (written by noriba/rt_validate.py) is rebuilt to include them.
 """
 
 from __future__ import annotations
 
+from transforms.gtfs_rt.rules import MATCH_RULES
 from transforms.notices import ERROR, WARNING, Findings
-from transforms.rules.engine import Rule
 
 #: A static feed is stale when at least this share of route ids matches and at most this share of trip ids does.
 STALE_ROUTES, STALE_TRIPS = 0.5, 0.1
 
-MATCH_RULES: list[Rule] = [
-    Rule("rt_static_feed_stale", ERROR, "The realtime feed's route ids are in the static feed but its trip ids are not: the static "
-         "feed is older than the timetable the vehicles run, so no trip can be matched.", ("file",), stage="read",
-         fix="Publish the static feed the realtime feed is built from (or the operator's current GTFS).",
-         why_ja="リアルタイムの路線 ID は静的 GTFS にありますが、便 ID がほとんどありません。静的 GTFS が古く、便を時刻表と対応付けられません。",
-         fix_ja="リアルタイムの元になっている最新の静的 GTFS を公開してください。"),
-    Rule("rt_static_feed_unmatched", ERROR, "Most of the realtime feed's route ids are not in the static feed it names.", ("file",),
-         stage="read", fix="Check static_feed_id in the realtime spec (or --static): it must be the same operator's feed.",
-         why_ja="リアルタイムの路線 ID の大半が、指定された静的 GTFS にありません。",
-         fix_ja="リアルタイムの spec（または --static）の static_feed_id が同じ事業者の静的 GTFS か確認してください。"),
-    Rule("rt_static_feed_missing", WARNING, "No version of the static feed the realtime feed belongs to is published, so nothing can be "
-         "matched to the timetable.", ("file",), stage="read", fix="Publish the static feed (noriba run / ingest) or name it with --static.",
-         why_ja="リアルタイムに対応する静的 GTFS が公開されておらず、時刻表と対応付けられません。",
-         fix_ja="静的 GTFS を公開するか（noriba run / ingest）、--static で指定してください。"),
-    Rule("rt_static_version_not_in_service", WARNING, "No published version of the static feed is in service on the day; the newest "
-         "version was used instead.", ("file",), stage="read",
-         fix="Publish the static version valid on that day (its calendar must cover the date).",
-         why_ja="その日に有効な静的 GTFS の版が公開されていないため、最新の版で対応付けました。",
-         fix_ja="その日を運行期間に含む静的 GTFS の版を公開してください。"),
-]
 _CODES = tuple(r.code for r in MATCH_RULES)
 
 _MART = """
@@ -178,6 +159,12 @@ def match_feed(ws, feed_id: str) -> dict:
             raise
         finally:
             con.close()
+    from noriba.report import report_dir, rt_report_version
+    from noriba.rt_validate import write_hour_report
+
     for r in rows:
         r["notices"] = [n.code for n in r.pop("_notices")]
+        day = r["date"].isoformat() if hasattr(r["date"], "isoformat") else str(r["date"])
+        if (report_dir(ws, feed_id, rt_report_version(day, r["hour"])) / "report.json").exists():
+            write_hour_report(ws, feed_id, day, r["hour"])  # the validated hour's report gains the match's notices
     return {"feed_id": feed_id, "hours": rows}

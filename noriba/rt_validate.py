@@ -9,7 +9,9 @@ fetch log; an ingested file has none, so W008 and E050 are not checked for it.
 
 The warehouse gets ``rt.notices`` (feed_id, date, hour, static_feed_version, then the columns of
 transforms/notices.NOTICE_SCHEMA; up to ``sample_limit`` samples per code and hour) and
-``rt.notice_counts`` (feed_id, date, hour, code, severity, notices), each hour replaced whole on rerun.
+``rt.notice_counts`` (feed_id, date, hour, code, severity, notices), each hour replaced whole on rerun;
+and each hour's report, ``reports/<feed>/<YYYY-MM-DDTHH>/report.{json,html}`` (noriba/report.py), the same page as a
+static feed version's report, naming the static version the hour was checked against.
 """
 
 from __future__ import annotations
@@ -119,11 +121,12 @@ def validate_hours(ws: Workspace, feed_id: str, hours: list[str] | None = None, 
 
         def read(name: str) -> Snapshot | None:
             msg = pb.FeedMessage()
+            data = (folder / name).read_bytes()
             try:
-                msg.ParseFromString((folder / name).read_bytes())
+                msg.ParseFromString(data)
             except DecodeError:
                 return None  # quarantined by the parse step
-            return Snapshot(msg, name, fetched.get(name))
+            return Snapshot(msg, name, fetched.get(name), data=data)
 
         def trip_updates_at(name: str) -> Snapshot | None:
             """Return the TripUpdates snapshot of the same moment: the last one fetched at or before ``name``, else the first."""
@@ -135,9 +138,13 @@ def validate_hours(ws: Workspace, feed_id: str, hours: list[str] | None = None, 
                 cache[pick] = read(pick)
             return cache[pick]
 
+        files: dict[str, dict] = {}
         for name in names:
             part = _NAME.match(name)["part"]
             snap = read(name)
+            f = files.setdefault(f"{part} (snapshots)", {"rows_in": 0, "accepted": 0, "quarantined": 0, "encoding": "protobuf"})
+            f["rows_in"] += 1
+            f["accepted" if snap is not None else "quarantined"] += 1
             if snap is None:
                 previous.pop(part, None)  # the next snapshot is compared with nothing
                 continue
@@ -150,7 +157,18 @@ def validate_hours(ws: Workspace, feed_id: str, hours: list[str] | None = None, 
                         "snapshots": len(names), "counts": counts})
         if publish:
             _publish(ws, feed_id, date, int(hour), version, findings, severities, sample_limit)
+            results[-1]["report"] = write_hour_report(ws, feed_id, date, int(hour), files=files)
     return {"feed_id": feed_id, "hours": results}
+
+
+def write_hour_report(ws: Workspace, feed_id: str, date: str, hour: int, *, files: dict | None = None) -> str:
+    """Write the realtime hour's validation report (noriba/report.py: reports/<feed>/<YYYY-MM-DDTHH>/); return the HTML's path."""
+    from noriba.report import build_rt_report, write_report
+    from noriba.rt import read_feed_info
+
+    info = read_feed_info(ws, feed_id)
+    report = build_rt_report(ws, feed_id, date, hour, files=files, static_feed_id=info.get("static_feed_id"), tz=info.get("timezone"))
+    return write_report(ws, report)["html"]
 
 
 def _publish(ws: Workspace, feed_id: str, date: str, hour: int, version: str | None, findings, severities: dict,

@@ -10,10 +10,10 @@ The scope is the *covered* time: the UTC hours that have at least one snapshot, 
 realtime trip without ``start_date`` is put on the service day (the local day of the fix, or the day before) whose
 schedule of that trip is nearest in time.
 
-``marts.rt_stop_events`` (one row per feed_id, service_date, trip_id, stop_sequence, stop_id): route_id, direction_id,
+``marts.rt_stop_events`` (one row per feed_id, service_date, trip_id, trip_start_time, stop_sequence, stop_id): route_id, direction_id,
 static_feed_id, static_feed_version, scheduled_arrival, scheduled_departure; predicted_arrival, predicted_departure
 (the last TripUpdate stop_time_update for the stop first seen at or before the event, i.e. the observed arrival, else the
-scheduled one; its ``arrival_time`` or the scheduled time + ``arrival_delay``; no propagation from earlier stops),
+scheduled one, carried forward: a stop no longer listed in later snapshots keeps its last prediction; its ``arrival_time`` or the scheduled time + ``arrival_delay``; no propagation from earlier stops),
 predicted_at (header timestamp of that prediction); observed_arrival, observed_departure, observed_method and
 observed_arrival_delay_s (observed - scheduled arrival). At a trip's first stop the observed arrival is its observed
 departure (a bus waits there before it leaves; GTFS and TIDES time the origin by its departure), known once a later fix
@@ -24,8 +24,14 @@ is projected on the straight lines between consecutive stops; a fix farther than
 not); ``observed_method`` is stopped_at, radius or
 interpolated. Fix time is the VP ``timestamp``, else the header timestamp.
 
-Not done yet: trips of frequencies.txt are scheduled at their template times only (not expanded per start_time), and a
-vehicle position without a trip_id is not assigned to a trip (it counts in rt_feed_quality only).
+Trips of frequencies.txt (exact_times 0 and 1) are expanded into runs, one every headway_secs from start_time until before
+end_time, each the template's stop times moved to start at the run's start; ``trip_start_time`` (HH:MM:SS) names the run
+(null for a trip without frequencies). A realtime row of such a trip is put on the run starting at its ``start_time``
+(exact_times 1), else on the run whose start is nearest it (exact_times 0, where start_time is the actual start), else (no
+start_time) on the run whose time span is nearest the fix; a stop_time_update takes start_time from its trip update
+(same entity, the snapshot range covering it). A vehicle position without a trip_id takes the trip (and start date and
+time) of the TripUpdate of the same vehicle id in the same UTC hour nearest it in time; one without either is counted in
+rt_feed_quality only (``vp_no_trip_rows``; ``vp_trip_inferred_rows`` of them were attributed).
 
 ``marts.rt_on_time_performance`` (per feed_id, route_id, stop_id, hour, day_type): hour is the local hour of the
 scheduled arrival, day_type is weekday, saturday or sunday_holiday (Sunday or a public holiday of the feed's country:
@@ -40,7 +46,7 @@ at least one observed stop event or one vehicle position naming the trip), trips
 ``marts.rt_feed_quality`` (per feed_id, date, hour, UTC): snapshots, fetches, update_interval_mean_s /
 update_interval_max_s (between consecutive distinct header timestamps, across the hour's parts), staleness_mean_s /
 staleness_max_s (fetch time - header timestamp, when both are known), vp_rows (positions in snapshots), vp_trip_share
-(of positions naming a trip_id), trips_scheduled (scheduled trips running in the hour: first departure <= hour end and
+(of positions naming a trip_id), vp_no_trip_rows, vp_trip_inferred_rows (of those, attributed through their vehicle's TripUpdate), trips_scheduled (scheduled trips running in the hour: first departure <= hour end and
 last arrival >= hour start), trips_with_tu, tu_coverage_share (of those with a TripUpdate in the hour).
 
 ``marts.rt_headway_adherence`` (per feed_id, service_date, route_id, direction_id, stop_id, hour) for frequent routes
@@ -85,48 +91,97 @@ SELECT * FROM base b WHERE NOT EXISTS (
   SELECT 1 FROM gtfs.calendar_dates x WHERE x.feed_id = $static AND x.feed_version = b.static_feed_version
     AND x.date = b.service_date AND x.service_id = b.service_id AND x.exception_type = 2);
 
+-- trips of frequencies.txt (exact_times 0 and 1): one run every headway_secs from start_time until before end_time, each the
+-- template's stop times moved to start at the run's start; a run is keyed internally as 'trip_id@HH:MM:SS' (its start)
+CREATE OR REPLACE TEMP TABLE _runs AS
+WITH f AS (
+  SELECT DISTINCT v.static_feed_version, f.trip_id, f.start_time, f.end_time, f.headway_secs
+  FROM (SELECT DISTINCT static_feed_id, static_feed_version FROM _version) v
+  JOIN gtfs.frequencies f ON f.feed_id = v.static_feed_id AND f.feed_version = v.static_feed_version
+  WHERE f.headway_secs > 0 AND f.start_time IS NOT NULL AND f.end_time > f.start_time
+), firsts AS (
+  SELECT st.feed_version AS static_feed_version, st.trip_id, min(coalesce(st.arrival_time, st.departure_time)) AS first_s
+  FROM gtfs.stop_times st WHERE st.feed_id = $static AND st.trip_id IN (SELECT trip_id FROM f) GROUP BY ALL
+)
+SELECT static_feed_version, trip_id, run_s, run_s - first_s AS shift,
+       lpad((run_s // 3600)::VARCHAR, 2, '0') || ':' || lpad((run_s // 60 % 60)::VARCHAR, 2, '0') || ':' || lpad((run_s % 60)::VARCHAR, 2, '0')
+         AS trip_start_time
+FROM (SELECT static_feed_version, trip_id, unnest(range(start_time, end_time, headway_secs)) AS run_s FROM f) JOIN firsts USING (static_feed_version, trip_id);
+
 CREATE OR REPLACE TEMP TABLE _sched_all AS
 WITH days AS (
   SELECT service_date, epoch(timezone('$tz', service_date::TIMESTAMP + INTERVAL 12 HOUR))::BIGINT - 43200 AS base FROM _days
 )
-SELECT a.service_date, a.static_feed_version, t.trip_id, t.route_id, t.direction_id, st.stop_sequence, st.stop_id,
-       d.base + coalesce(st.arrival_time, st.departure_time) AS scheduled_arrival,
-       d.base + coalesce(st.departure_time, st.arrival_time) AS scheduled_departure,
+SELECT a.service_date, a.static_feed_version, CASE WHEN r.run_s IS NULL THEN t.trip_id ELSE t.trip_id || '@' || r.trip_start_time END AS trip_id,
+       t.trip_id AS gtfs_trip_id, r.trip_start_time, r.run_s, t.route_id, t.direction_id, st.stop_sequence, st.stop_id,
+       d.base + coalesce(r.shift, 0) + coalesce(st.arrival_time, st.departure_time) AS scheduled_arrival,
+       d.base + coalesce(r.shift, 0) + coalesce(st.departure_time, st.arrival_time) AS scheduled_departure,
        s.stop_lat, s.stop_lon
 FROM _active a JOIN days d USING (service_date)
 JOIN gtfs.trips t ON t.feed_id = $static AND t.feed_version = a.static_feed_version AND t.service_id = a.service_id
 JOIN gtfs.stop_times st ON st.feed_id = $static AND st.feed_version = a.static_feed_version AND st.trip_id = t.trip_id
+LEFT JOIN _runs r ON r.static_feed_version = a.static_feed_version AND r.trip_id = t.trip_id
 LEFT JOIN gtfs.stops s ON s.feed_id = $static AND s.feed_version = a.static_feed_version AND s.stop_id = st.stop_id
 WHERE coalesce(st.arrival_time, st.departure_time) IS NOT NULL;
 
 CREATE OR REPLACE TEMP TABLE _trip_days AS
-SELECT service_date, trip_id, any_value(route_id) AS route_id, min(scheduled_arrival) AS t_first, max(scheduled_departure) AS t_last
+SELECT service_date, trip_id, any_value(gtfs_trip_id) AS gtfs_trip_id, any_value(run_s) AS run_s, any_value(route_id) AS route_id,
+       min(scheduled_arrival) AS t_first, max(scheduled_departure) AS t_last
 FROM _sched_all GROUP BY ALL;
+
+-- a vehicle position without a trip_id gets the trip of the TripUpdate of the same vehicle id in the same hour, nearest in time
+CREATE OR REPLACE TEMP TABLE _vp_inferred AS
+SELECT v.date, v.hour, v.entity_id, v.header_timestamp, v.vehicle_id,
+       arg_min({'trip_id': t.trip_id, 'start_date': t.start_date, 'start_time': t.start_time, 'route_id': t.route_id},
+               greatest(t.header_timestamp - v.header_timestamp, v.header_timestamp - coalesce(t.last_header_timestamp, t.header_timestamp), 0))
+         AS trip
+FROM rt.vehicle_positions v JOIN rt.trip_updates t ON t.feed_id = v.feed_id AND t.date = v.date AND t.hour = v.hour
+ AND t.vehicle_id = v.vehicle_id AND t.trip_id IS NOT NULL
+WHERE v.feed_id = $feed AND v.trip_id IS NULL AND v.vehicle_id IS NOT NULL
+GROUP BY ALL;
 
 -- realtime observations of trips, put on a service day
 CREATE OR REPLACE TEMP TABLE _rt_raw AS
-SELECT 'vp' AS src, trip_id, start_date, route_id, coalesce("timestamp", header_timestamp) AS ts, latitude, longitude, stop_id,
-       current_stop_sequence, current_status, snapshots, NULL::BIGINT AS stop_sequence, NULL::BIGINT AS arrival_time,
-       NULL::INTEGER AS arrival_delay, NULL::BIGINT AS departure_time, NULL::INTEGER AS departure_delay, header_timestamp
-FROM rt.vehicle_positions WHERE feed_id = $feed AND trip_id IS NOT NULL AND coalesce("timestamp", header_timestamp) IS NOT NULL
+SELECT 'vp' AS src, coalesce(v.trip_id, i.trip.trip_id) AS trip_id, CASE WHEN v.trip_id IS NULL THEN i.trip.start_date ELSE v.start_date END AS start_date,
+       CASE WHEN v.trip_id IS NULL THEN i.trip.start_time ELSE v.start_time END AS start_time, coalesce(v.route_id, i.trip.route_id) AS route_id,
+       coalesce(v."timestamp", v.header_timestamp) AS ts, v.latitude, v.longitude, v.stop_id,
+       v.current_stop_sequence, v.current_status, v.snapshots, NULL::BIGINT AS stop_sequence, NULL::BIGINT AS arrival_time,
+       NULL::INTEGER AS arrival_delay, NULL::BIGINT AS departure_time, NULL::INTEGER AS departure_delay, v.header_timestamp
+FROM rt.vehicle_positions v LEFT JOIN _vp_inferred i ON v.trip_id IS NULL AND i.date = v.date AND i.hour = v.hour
+ AND i.entity_id IS NOT DISTINCT FROM v.entity_id AND i.header_timestamp IS NOT DISTINCT FROM v.header_timestamp AND i.vehicle_id = v.vehicle_id
+WHERE v.feed_id = $feed AND coalesce(v.trip_id, i.trip.trip_id) IS NOT NULL AND coalesce(v."timestamp", v.header_timestamp) IS NOT NULL
 UNION ALL
-SELECT 'stu', trip_id::VARCHAR, start_date::VARCHAR, route_id::VARCHAR, header_timestamp, NULL, NULL, stop_id::VARCHAR, NULL, NULL,
-       snapshots, stop_sequence, arrival_time, arrival_delay, departure_time, departure_delay, header_timestamp
-FROM rt.stop_time_updates WHERE feed_id = $feed AND trip_id IS NOT NULL AND header_timestamp IS NOT NULL
+-- a stop_time_update of a frequency-based trip takes its run's start_time from its trip update (same entity, covering snapshot)
+SELECT 'stu', s.trip_id::VARCHAR, s.start_date::VARCHAR, tu.start_time, s.route_id::VARCHAR, s.header_timestamp, NULL, NULL, s.stop_id::VARCHAR,
+       NULL, NULL, s.snapshots, s.stop_sequence, s.arrival_time, s.arrival_delay, s.departure_time, s.departure_delay, s.header_timestamp
+FROM rt.stop_time_updates s LEFT JOIN rt.trip_updates tu ON s.trip_id::VARCHAR IN (SELECT trip_id FROM _runs)
+ AND tu.feed_id = s.feed_id AND tu.date = s.date AND tu.hour = s.hour AND tu.entity_id = s.entity_id::VARCHAR
+ AND tu.trip_id = s.trip_id::VARCHAR AND s.header_timestamp BETWEEN tu.header_timestamp AND coalesce(tu.last_header_timestamp, tu.header_timestamp)
+WHERE s.feed_id = $feed AND s.trip_id IS NOT NULL AND s.header_timestamp IS NOT NULL
 UNION ALL
-SELECT 'tu', trip_id, start_date, route_id, coalesce(header_timestamp, "timestamp"), NULL, NULL, NULL, NULL, NULL, snapshots,
+SELECT 'tu', trip_id, start_date, start_time, route_id, coalesce(header_timestamp, "timestamp"), NULL, NULL, NULL, NULL, NULL, snapshots,
        NULL, NULL, NULL, NULL, NULL, header_timestamp
 FROM rt.trip_updates WHERE feed_id = $feed AND trip_id IS NOT NULL AND coalesce(header_timestamp, "timestamp") IS NOT NULL;
 
+-- each realtime row is put on a service day (its start_date, else the nearest schedule of the trip on the local day of the fix or
+-- the day before) and, for a frequency-based trip, on a run: the run starting at its start_time (exact_times 1), else the
+-- nearest start (exact_times 0: the start_time is the actual one), else the run whose time span is nearest the fix
 CREATE OR REPLACE TEMP TABLE _rt AS
 WITH r AS (SELECT row_number() OVER () AS rid, *, try_strptime(start_date, '%Y%m%d')::DATE AS sd,
-                  (timezone('$tz', to_timestamp(ts)))::DATE AS local_day FROM _rt_raw),
+                  (timezone('$tz', to_timestamp(ts)))::DATE AS local_day,
+                  CASE WHEN regexp_full_match(coalesce(start_time, ''), '\d{1,2}:\d{2}:\d{2}')
+                       THEN split_part(start_time, ':', 1)::INT * 3600 + split_part(start_time, ':', 2)::INT * 60 + split_part(start_time, ':', 3)::INT
+                  END AS start_s
+           FROM _rt_raw),
 pick AS (
-  SELECT r.rid, arg_min(td.service_date, greatest(td.t_first - r.ts, r.ts - td.t_last, 0) * 100000 + abs(r.ts - td.t_first)) AS service_date
-  FROM r JOIN _trip_days td ON td.trip_id = r.trip_id AND td.service_date IN (r.local_day, r.local_day - 1)
-  WHERE r.sd IS NULL GROUP BY r.rid
+  SELECT r.rid, arg_min({'d': td.service_date, 'k': td.trip_id},
+             CASE WHEN td.run_s IS NOT NULL AND r.start_s IS NOT NULL THEN abs(td.run_s - r.start_s)::DOUBLE * 1e12 ELSE 0 END
+             + greatest(td.t_first - r.ts, r.ts - td.t_last, 0)::DOUBLE * 100000 + abs(r.ts - td.t_first)) AS p
+  FROM r JOIN _trip_days td ON td.gtfs_trip_id = r.trip_id
+   AND td.service_date IN (coalesce(r.sd, r.local_day), coalesce(r.sd, r.local_day - 1))
+  WHERE r.sd IS NULL OR td.run_s IS NOT NULL GROUP BY r.rid
 )
-SELECT r.* EXCLUDE (sd, local_day), coalesce(r.sd, p.service_date, r.local_day) AS service_date
+SELECT r.* EXCLUDE (sd, local_day, start_s, trip_id), coalesce(p.p.k, r.trip_id) AS trip_id, coalesce(r.sd, p.p.d, r.local_day) AS service_date
 FROM r LEFT JOIN pick p USING (rid);
 
 -- scheduled trips in scope
@@ -227,7 +282,7 @@ WITH ev AS (
    AND (u.arrival_time IS NOT NULL OR u.arrival_delay IS NOT NULL OR u.departure_time IS NOT NULL OR u.departure_delay IS NOT NULL)
   GROUP BY ALL
 )
-SELECT $feed AS feed_id, ev.service_date, ev.trip_id, ev.stop_sequence, ev.stop_id, ev.route_id, ev.direction_id,
+SELECT $feed AS feed_id, ev.service_date, ev.gtfs_trip_id AS trip_id, ev.trip_start_time, ev.stop_sequence, ev.stop_id, ev.route_id, ev.direction_id,
        $static AS static_feed_id, ev.static_feed_version, ev.scheduled_arrival, ev.scheduled_departure,
        p.predicted_arrival, p.predicted_departure, p.predicted_at, ev.observed_arrival, ev.observed_departure, ev.observed_method,
        ev.observed_arrival - ev.scheduled_arrival AS observed_arrival_delay_s
@@ -247,8 +302,9 @@ SELECT feed_id, route_id, stop_id, hour(timezone('$tz', to_timestamp(scheduled_a
 FROM _events GROUP BY ALL;
 
 CREATE OR REPLACE TEMP TABLE _trips AS
-WITH sched AS (SELECT DISTINCT service_date, trip_id, route_id FROM _events),
-obs AS (SELECT DISTINCT service_date, trip_id FROM _events WHERE observed_arrival IS NOT NULL
+WITH ev AS (SELECT *, trip_id || coalesce('@' || trip_start_time, '') AS run FROM _events),  -- a frequency-based trip's runs count each
+sched AS (SELECT DISTINCT service_date, run AS trip_id, route_id FROM ev),
+obs AS (SELECT DISTINCT service_date, run AS trip_id FROM ev WHERE observed_arrival IS NOT NULL
         UNION SELECT DISTINCT service_date, trip_id FROM _rt WHERE src = 'vp'),
 tu AS (SELECT DISTINCT service_date, trip_id FROM _rt WHERE src IN ('tu', 'stu')),
 unsched AS (SELECT r.service_date, coalesce(any_value(r.route_id), '') AS route_id, r.trip_id FROM _rt r
@@ -275,8 +331,11 @@ fx AS (
          max(epoch(fetched_at) - header_timestamp) AS staleness_max_s
   FROM rt.fetches WHERE feed_id = $feed GROUP BY ALL
 ), vp AS (
-  SELECT date, hour, sum(snapshots) AS vp_rows, sum(snapshots) FILTER (trip_id IS NOT NULL) AS vp_trip_rows
-  FROM rt.vehicle_positions WHERE feed_id = $feed GROUP BY ALL
+  SELECT v.date, v.hour, sum(v.snapshots) AS vp_rows, sum(v.snapshots) FILTER (v.trip_id IS NOT NULL) AS vp_trip_rows,
+         sum(v.snapshots) FILTER (v.trip_id IS NULL) AS vp_no_trip_rows, sum(v.snapshots) FILTER (v.trip_id IS NULL AND i.vehicle_id IS NOT NULL) AS vp_inferred_rows
+  FROM rt.vehicle_positions v LEFT JOIN _vp_inferred i ON v.trip_id IS NULL AND i.date = v.date AND i.hour = v.hour
+   AND i.entity_id IS NOT DISTINCT FROM v.entity_id AND i.header_timestamp IS NOT DISTINCT FROM v.header_timestamp AND i.vehicle_id = v.vehicle_id
+  WHERE v.feed_id = $feed GROUP BY ALL
 ), run AS (
   SELECT h.date, h.hour, td.service_date, td.trip_id FROM _hours h JOIN _trip_days td ON td.t_first < h.t1 AND td.t_last >= h.t0
 ), tu AS (
@@ -290,6 +349,7 @@ SELECT $feed AS feed_id, h.date, h.hour, coalesce(s.snapshots, 0) AS snapshots, 
        g.update_interval_mean_s, g.update_interval_max_s, f.staleness_mean_s, f.staleness_max_s,
        coalesce(vp.vp_rows, 0)::BIGINT AS vp_rows,
        CASE WHEN vp.vp_rows > 0 THEN coalesce(vp.vp_trip_rows, 0) / vp.vp_rows END AS vp_trip_share,
+       coalesce(vp.vp_no_trip_rows, 0)::BIGINT AS vp_no_trip_rows, coalesce(vp.vp_inferred_rows, 0)::BIGINT AS vp_trip_inferred_rows,
        coalesce(c.trips_scheduled, 0) AS trips_scheduled, coalesce(c.trips_with_tu, 0) AS trips_with_tu,
        CASE WHEN c.trips_scheduled > 0 THEN c.trips_with_tu / c.trips_scheduled END AS tu_coverage_share
 FROM _hours h LEFT JOIN snaps s USING (date, hour) LEFT JOIN gaps g USING (date, hour) LEFT JOIN fx f USING (date, hour)
@@ -377,6 +437,10 @@ def build_rt_marts(con, feed_id: str, *, radius_m: float = 50.0, early_s: int = 
         for mart in MARTS:
             temp = _TEMP[mart]
             con.execute(f"CREATE TABLE IF NOT EXISTS marts.{mart} AS SELECT * FROM {temp} LIMIT 0")
+            have = {r[0] for r in con.execute(f"DESCRIBE marts.{mart}").fetchall()}
+            for name, typ, *_ in con.execute(f"DESCRIBE {temp}").fetchall():  # a column added since the mart was made
+                if name not in have:
+                    con.execute(f'ALTER TABLE marts.{mart} ADD COLUMN "{name}" {typ}')
             con.execute(f"DELETE FROM marts.{mart} WHERE feed_id = ?", [feed_id])
             counts[mart] = con.execute(f"INSERT INTO marts.{mart} BY NAME SELECT * FROM {temp}").fetchall()[0][0]
         con.execute("COMMIT")

@@ -19,15 +19,18 @@ import csv
 import io
 import math
 import re
+import threading
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-
-from google.transit import gtfs_realtime_pb2 as pb
+from typing import TYPE_CHECKING
 
 from transforms.notices import ERROR, WARNING, Findings
 from transforms.rules.engine import Rule
+
+if TYPE_CHECKING:
+    from google.transit import gtfs_realtime_pb2 as pb
 
 #: POSIX seconds accepted as a time: 2000-01-01 to 2100-01-01 (a value in milliseconds is far above).
 MIN_POSIX, MAX_POSIX = 946_684_800, 4_102_444_800
@@ -44,11 +47,13 @@ REGION_BUFFER_M = 1609
 #: E029: how far from its trip's shape a vehicle may be (m), the validator's TRIP_BUFFER_METERS.
 TRIP_BUFFER_M = 200
 
-_ADDED = pb.TripDescriptor.ADDED
-_CANCELED = pb.TripDescriptor.CANCELED
-_UNSCHEDULED = pb.TripDescriptor.UNSCHEDULED
-_NO_DATA = pb.TripUpdate.StopTimeUpdate.NO_DATA
-_SKIPPED = pb.TripUpdate.StopTimeUpdate.SKIPPED
+# The enum values of gtfs-realtime.proto, written out so that importing the rules (the registry does) loads no protobuf.
+_TRIP_RELATIONSHIPS = {0: "SCHEDULED", 1: "ADDED", 2: "UNSCHEDULED", 3: "CANCELED", 5: "REPLACEMENT", 6: "DUPLICATED", 7: "DELETED",
+                       8: "NEW"}
+_ADDED, _UNSCHEDULED, _CANCELED = 1, 2, 3  # TripDescriptor.ScheduleRelationship
+_SKIPPED, _NO_DATA = 1, 2  # TripUpdate.StopTimeUpdate.ScheduleRelationship
+_DETOUR = 4  # Alert.Effect
+_FULL_DATASET = 0  # FeedHeader.Incrementality
 _START_TIME = re.compile(r"\d{2}:[0-5]\d:[0-5]\d\Z")
 _START_DATE = re.compile(r"\d{4}(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])\Z")
 
@@ -192,6 +197,7 @@ class Snapshot:
     message: pb.FeedMessage
     file: str = ""
     fetched_at: int | None = None  # POSIX seconds; None when unknown (then W008 and E050 are skipped)
+    data: bytes | None = None  # the bytes the message was parsed from (else it is serialised again for the columnar checks)
 
 
 @dataclass
@@ -224,19 +230,236 @@ class Check:
             self._cache["trips"] = out
         return self._cache["trips"]
 
-    def stus(self) -> list[tuple[int, pb.FeedEntity, list]]:
-        """Return (line, entity, its stop_time_updates) for every trip update."""
+    def stus(self) -> list[tuple[int, pb.FeedEntity, list[tuple]]]:
+        """Return (line, entity, its stop_time_updates as :func:`_stu` tuples) for every trip update (read once per snapshot)."""
         if "stus" not in self._cache:
-            self._cache["stus"] = [(i, e, list(e.trip_update.stop_time_update)) for i, e in self.entities() if e.HasField("trip_update")]
+            self._cache["stus"] = [(i, e, [_stu(s) for s in e.trip_update.stop_time_update])
+                                   for i, e in self.entities() if e.HasField("trip_update")]
         return self._cache["stus"]
+
+
+    def cols(self) -> "StuColumns":
+        """Return every stop_time_update of the snapshot as columns (decoded from the bytes with numpy; read once)."""
+        if "cols" not in self._cache:
+            self._cache["cols"] = StuColumns.of(self)
+        return self._cache["cols"]
+
+    def entity(self, line: int) -> pb.FeedEntity:
+        return self.entities()[line - 1][1]
+
+    def tu_lines(self) -> list[int]:
+        """Return the lines of the entities that have a trip update."""
+        if "tu_lines" not in self._cache:
+            self._cache["tu_lines"] = [i for i, e in self.entities() if e.HasField("trip_update")]
+        return self._cache["tu_lines"]
+
+    def stu_counts(self, mask=None) -> dict[int, int]:
+        """Return {line: stop_time_updates (those in ``mask``)} for the lines that have any."""
+        import numpy as np
+
+        x = self.cols()
+        lines = x.line if mask is None else x.line[mask]
+        u, n = np.unique(lines, return_counts=True)
+        return dict(zip(u.tolist(), n.tolist()))
+
+
+_EVENT_WIRE = {1: "varint", 2: "varint"}  # StopTimeEvent: delay, time
+_STU_WIRE = {1: "varint", 2: ("message", _EVENT_WIRE), 3: ("message", _EVENT_WIRE), 4: "string", 5: "varint"}
+
+
+def _repeated(buf, starts, ends, fieldno: int):
+    """Return (lane, start, end) of every occurrence of length-delimited field ``fieldno`` in the messages
+    ``buf[starts[i]:ends[i]]``, in order; None if a message holds something this walk does not read (then upb reads it)."""
+    import numpy as np
+
+    from transforms.gtfs_rt.wire import _varints
+
+    lanes = np.arange(len(starts))
+    pos, end = starts.astype(np.int64), ends.astype(np.int64)
+    live = pos < end
+    lanes, pos, end = lanes[live], pos[live], end[live]
+    got: list[tuple] = []
+    while len(lanes):
+        key, pos, bad = _varints(buf, pos)
+        fn, wt = (key >> np.uint64(3)).astype(np.int64), (key & np.uint64(7)).astype(np.int64)
+        newpos = np.full(len(lanes), -1, dtype=np.int64)
+        w0, w2 = wt == 0, wt == 2
+        if w0.any():
+            _, after, b0 = _varints(buf, pos[w0])
+            newpos[w0] = after
+            bad[w0] |= b0
+        if w2.any():
+            ln, after, b2 = _varints(buf, pos[w2])
+            bad[w2] |= b2
+            stop = after + ln.astype(np.int64)
+            newpos[w2] = stop
+            sel = fn[w2] == fieldno
+            got.append((lanes[w2][sel], after[sel], stop[sel]))
+        newpos[wt == 1] = pos[wt == 1] + 8
+        newpos[wt == 5] = pos[wt == 5] + 4
+        if bad.any() or (newpos < 0).any() or (newpos > end).any():
+            return None
+        stay = newpos < end
+        lanes, pos, end = lanes[stay], newpos[stay], end[stay]
+    if not got:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64)
+    lane, start, stop = (np.concatenate(x) for x in zip(*got))
+    order = np.lexsort((start, lane))
+    return lane[order], start[order], stop[order]
+
+
+@dataclass
+class StuColumns:
+    """Every stop_time_update of a snapshot, one numpy array per value, in message order (the rules' vectorised input).
+
+    ``line`` is the entity's line, ``pos`` the update's 1-based position in its trip update; an absent value is 0 with
+    its ``has_`` mask false; ``stop`` is the stop_id ('' when absent) and ``stop_code`` an integer per distinct stop_id."""
+
+    line: object
+    pos: object
+    seq: object
+    has_seq: object
+    stop: list
+    stop_code: object
+    rel: object
+    has_rel: object
+    has_arr: object
+    arr_t: object
+    has_arr_t: object
+    arr_d: object
+    has_arr_d: object
+    has_dep: object
+    dep_t: object
+    has_dep_t: object
+    dep_d: object
+    has_dep_d: object
+
+    def __len__(self) -> int:
+        return len(self.line)
+
+    @classmethod
+    def of(cls, c: "Check") -> "StuColumns":
+        """Return the columns of a checked snapshot: from its bytes with numpy; from upb when the bytes hold something
+        the column decoder does not read (groups, a field of the wrong wire type)."""
+        try:
+            cols = cls._from_wire(c)
+        except Exception:  # noqa: BLE001 (anything odd in the bytes: upb reads them below)
+            cols = None
+        return cols if cols is not None else cls._from_tuples(c)
+
+    @classmethod
+    def _from_wire(cls, c: "Check") -> "StuColumns | None":
+        import numpy as np
+        import pyarrow.compute as pc
+
+        from transforms.gtfs_rt.parse import split_message
+        from transforms.gtfs_rt.wire import decode, strings
+
+        data = c.snapshot.data if c.snapshot.data is not None else c.snapshot.message.SerializeToString()
+        _, ents = split_message(data)
+        if len(ents) != len(c.entities()):
+            return None
+        lens = np.fromiter((len(e) for e in ents), dtype=np.int64, count=len(ents))
+        ends = np.cumsum(lens)
+        starts = ends - lens
+        buf = np.frombuffer(b"".join(ents) + bytes(10), dtype=np.uint8)
+        tu_lines = [i for i, e in c.entities() if e.HasField("trip_update")]
+        occ = _repeated(buf, starts, ends, 3)  # FeedEntity.trip_update
+        if occ is None:
+            return None
+        lane, tu_start, tu_end = occ
+        if len(lane) != len(tu_lines) or (len(lane) and not np.array_equal(lane + 1, np.asarray(tu_lines))):
+            return None  # a trip_update given twice in an entity (merged by upb): read it with upb
+        occ = _repeated(buf, tu_start, tu_end, 2)  # TripUpdate.stop_time_update
+        if occ is None:
+            return None
+        tu, st, en = occ
+        out, fallback = decode(buf, st, en, _STU_WIRE)
+        if fallback.any():
+            return None
+        n = len(st)
+        line = (lane + 1)[tu] if n else np.zeros(0, np.int64)
+        first = np.r_[True, tu[1:] != tu[:-1]] if n else np.zeros(0, bool)
+        idx = np.arange(n)
+        pos = idx - np.maximum.accumulate(np.where(first, idx, 0)) + 1 if n else np.zeros(0, np.int64)
+
+        def event(f):
+            sub, present, lanes = out[f]
+            cols = []
+            for k in (2, 1):  # time, delay
+                v = np.zeros(n, np.int64)
+                h = np.zeros(n, bool)
+                v[lanes] = sub[k][0].view(np.int64)
+                h[lanes] = sub[k][1]
+                cols += [v, h]
+            return present, cols[0], cols[1], np.where(cols[3], cols[2].astype(np.int32), 0).astype(np.int64), cols[3]
+
+        stop_arr = strings(buf, out[4])  # null where absent or empty
+        stop = ["" if x is None else x for x in stop_arr.to_pylist()]
+        idx = pc.dictionary_encode(stop_arr).indices  # null where the stop_id is: read its buffer (to_numpy of nulls loads pandas)
+        codes = (np.frombuffer(idx.buffers()[1], dtype=np.int32, count=len(idx) + idx.offset)[idx.offset:] if len(idx)
+                 else np.zeros(0, np.int32))
+        stop_code = np.where(out[4][2] & (out[4][1] > 0), codes, -1).astype(np.int64)
+        seq, has_seq = out[1]
+        rel, has_rel = out[5]
+        return cls(line, pos, seq.view(np.int64), has_seq, stop, stop_code, rel.view(np.int64), has_rel, *event(2), *event(3))
+
+    @classmethod
+    def _from_tuples(cls, c: "Check") -> "StuColumns":
+        import numpy as np
+
+        rows = [(i, n, s) for i, _, stus in c.stus() for n, s in enumerate(stus, 1)]
+        ids: dict[str, int] = {}
+
+        def arr(vals, dtype=np.int64):
+            return np.array(list(vals), dtype=dtype)
+
+        def ev(k, j):
+            values = arr((s[k][j] or 0) if s[k] is not None else 0 for _, _, s in rows)
+            return values, arr((s[k] is not None and s[k][j] is not None for _, _, s in rows), bool)
+
+        at, hat = ev(ARR, 0)
+        ad, had = ev(ARR, 1)
+        dt, hdt = ev(DEP, 0)
+        dd, hdd = ev(DEP, 1)
+        return cls(arr(i for i, _, _ in rows), arr(n for _, n, _ in rows), arr(s[SEQ] or 0 for _, _, s in rows),
+                   arr((s[SEQ] is not None for _, _, s in rows), bool), [s[STOP] for _, _, s in rows],
+                   arr(ids.setdefault(s[STOP], len(ids)) if s[STOP] else -1 for _, _, s in rows),
+                   arr(s[REL] or 0 for _, _, s in rows), arr((s[REL] is not None for _, _, s in rows), bool),
+                   arr((s[ARR] is not None for _, _, s in rows), bool), at, hat, ad, had,
+                   arr((s[DEP] is not None for _, _, s in rows), bool), dt, hdt, dd, hdd)
+
+
+def _first_per_line(line, hits):
+    """Return the indices of ``hits`` (sorted indices) that are the first of their line."""
+    import numpy as np
+
+    if not len(hits):
+        return hits
+    keep = np.r_[True, line[hits][1:] != line[hits][:-1]]
+    return hits[keep]
 
 
 #: One finding: (line, field, value, message).
 Found = tuple[int | None, str, object, str]
 
 
+#: id(entity) -> _who(entity) while :func:`validate` runs in this thread (the Check holds every entity, so no id is reused).
+_LOCAL = threading.local()
+
+
 def _who(e: pb.FeedEntity) -> str:
-    """Return how a message names an entity: its id, and its trip and vehicle when it has them."""
+    """Return how a message names an entity: its id, and its trip and vehicle when it has them (once per entity and snapshot)."""
+    cache = getattr(_LOCAL, "who", None)
+    if cache is None:
+        return _name(e)
+    got = cache.get(id(e))
+    if got is None:
+        got = cache[id(e)] = _name(e)
+    return got
+
+
+def _name(e: pb.FeedEntity) -> str:
     out = f"entity {e.id}"
     trip = e.trip_update.trip if e.HasField("trip_update") else e.vehicle.trip if e.HasField("vehicle") else None
     if trip is not None and trip.trip_id:
@@ -247,10 +470,20 @@ def _who(e: pb.FeedEntity) -> str:
     return out
 
 
-def _events(stu) -> Iterator[tuple[str, object]]:
-    for name in ("arrival", "departure"):
-        if stu.HasField(name):
-            yield name, getattr(stu, name)
+#: A stop_time_update as the rules read it, one tuple (the protobuf is read once; rules compare plain values):
+#: (stop_sequence or None, stop_id ('' when absent), schedule_relationship or None, arrival, departure), where an
+#: event is None when absent, else (time or None, delay or None).
+SEQ, STOP, REL, ARR, DEP = range(5)
+
+
+def _event(ev) -> tuple[int | None, int | None]:
+    return (ev.time if ev.HasField("time") else None, ev.delay if ev.HasField("delay") else None)
+
+
+def _stu(s) -> tuple:
+    return (s.stop_sequence if s.HasField("stop_sequence") else None, s.stop_id,
+            s.schedule_relationship if s.HasField("schedule_relationship") else None,
+            _event(s.arrival) if s.HasField("arrival") else None, _event(s.departure) if s.HasField("departure") else None)
 
 
 # ---------------------------------------------------------------- the rules
@@ -260,17 +493,21 @@ def e001(c: Check) -> Iterator[Found]:
         return v and not (MIN_POSIX <= v < MAX_POSIX)
     if c.header.HasField("timestamp") and bad(c.header.timestamp):
         yield None, "header.timestamp", c.header.timestamp, f"header.timestamp {c.header.timestamp} is not POSIX seconds"
+    cols = c.cols()
+    stu_bad: dict[int, list] = {}  # line -> [(update index, 'arrival' | 'departure', time)], in message order
+    for name, t, h in (("arrival", cols.arr_t, cols.has_arr_t), ("departure", cols.dep_t, cols.has_dep_t)):
+        for k in _where(h & (t != 0) & ((t < MIN_POSIX) | (t >= MAX_POSIX))):
+            stu_bad.setdefault(int(cols.line[k]), []).append((k, name, int(t[k])))
+    for v in stu_bad.values():
+        v.sort(key=lambda x: (x[0], x[1] != "arrival"))
     for i, e in c.entities():
         for kind in ("trip_update", "vehicle"):
             if e.HasField(kind) and getattr(e, kind).HasField("timestamp") and bad(getattr(e, kind).timestamp):
                 v = getattr(e, kind).timestamp
                 yield i, f"{kind}.timestamp", v, f"{_who(e)}: {kind}.timestamp {v} is not POSIX seconds"
-        if e.HasField("trip_update"):
-            for stu in e.trip_update.stop_time_update:
-                for name, ev in _events(stu):
-                    if ev.HasField("time") and bad(ev.time):
-                        yield i, f"stop_time_update.{name}.time", ev.time, (
-                            f"{_who(e)} stop_sequence {stu.stop_sequence}: {name}.time {ev.time} is not POSIX seconds")
+        for k, name, t in stu_bad.get(i, ()):
+            yield i, f"stop_time_update.{name}.time", t, (
+                f"{_who(e)} stop_sequence {int(cols.seq[k])}: {name}.time {t} is not POSIX seconds")
         if e.HasField("alert"):
             for p in e.alert.active_period:
                 for name in ("start", "end"):
@@ -280,12 +517,16 @@ def e001(c: Check) -> Iterator[Found]:
 
 
 def e002(c: Check) -> Iterator[Found]:
-    for i, e, stus in c.stus():
-        seqs = [s.stop_sequence for s in stus if s.HasField("stop_sequence")]
-        for a, b in zip(seqs, seqs[1:]):
-            if b < a:
-                yield i, "stop_time_update.stop_sequence", b, f"{_who(e)}: stop_sequence {b} follows {a}; stop_time_updates must be sorted"
-                break
+    import numpy as np
+
+    x = c.cols()
+    k = np.flatnonzero(x.has_seq)
+    same = x.line[k][1:] == x.line[k][:-1]
+    hits = _first_per_line(x.line, k[1:][same & (x.seq[k][1:] < x.seq[k][:-1])])
+    prev = dict(zip(k[1:].tolist(), k[:-1].tolist()))
+    for j in hits.tolist():
+        a, b = int(x.seq[prev[j]]), int(x.seq[j])
+        yield int(x.line[j]), "stop_time_update.stop_sequence", b, f"{_who(c.entity(int(x.line[j])))}: stop_sequence {b} follows {a}; stop_time_updates must be sorted"
 
 
 def e003(c: Check) -> Iterator[Found]:
@@ -320,7 +561,7 @@ def e006(c: Check) -> Iterator[Found]:
 def e013(c: Check) -> Iterator[Found]:
     for i, e, trip, kind in _frequency(c, 0):
         if trip.HasField("schedule_relationship") and trip.schedule_relationship != _UNSCHEDULED:
-            name = pb.TripDescriptor.ScheduleRelationship.Name(trip.schedule_relationship)
+            name = _TRIP_RELATIONSHIPS.get(trip.schedule_relationship, str(trip.schedule_relationship))
             yield i, f"{kind}.trip.schedule_relationship", name, (
                 f"{_who(e)}: trip_id {trip.trip_id} is frequency-based (exact_times 0) but is {name}, not UNSCHEDULED or empty")
 
@@ -342,14 +583,30 @@ def w005(c: Check) -> Iterator[Found]:
             yield i, "trip_update.vehicle.id", None, f"{_who(e)}: trip_id {trip.trip_id} is frequency-based (exact_times 0) but has no vehicle id"
 
 
+def _stops_by_line(c: Check, bad) -> dict[int, list[str]]:
+    """Return {line: the stop_time_updates' stop_ids for which ``bad(stop_id)``, in order}, checking each distinct stop_id once."""
+    x = c.cols()
+    first: dict[int, str] = {}
+    for k, code in enumerate(x.stop_code.tolist()):
+        if code >= 0 and code not in first:
+            first[code] = x.stop[k]
+    flagged = {code for code, sid in first.items() if bad(sid)}
+    out: dict[int, list[str]] = {}
+    if flagged:
+        import numpy as np
+
+        for k in np.flatnonzero(np.isin(x.stop_code, list(flagged))).tolist():
+            out.setdefault(int(x.line[k]), []).append(x.stop[k])
+    return out
+
+
 def e011(c: Check) -> Iterator[Found]:
+    unknown = _stops_by_line(c, lambda sid: sid not in c.static.stops)
     for i, e in c.entities():
         if e.HasField("vehicle") and e.vehicle.stop_id and e.vehicle.stop_id not in c.static.stops:
             yield i, "vehicle.stop_id", e.vehicle.stop_id, f"{_who(e)}: stop_id {e.vehicle.stop_id} is not in stops.txt"
-        if e.HasField("trip_update"):
-            for stu in e.trip_update.stop_time_update:
-                if stu.stop_id and stu.stop_id not in c.static.stops:
-                    yield i, "stop_time_update.stop_id", stu.stop_id, f"{_who(e)}: stop_id {stu.stop_id} is not in stops.txt"
+        for sid in unknown.get(i, ()):
+            yield i, "stop_time_update.stop_id", sid, f"{_who(e)}: stop_id {sid} is not in stops.txt"
 
 
 def e012(c: Check) -> Iterator[Found]:
@@ -364,10 +621,10 @@ def e012(c: Check) -> Iterator[Found]:
 
 
 def e015(c: Check) -> Iterator[Found]:
+    stations = _stops_by_line(c, lambda sid: c.static.stops.get(sid, 0) != 0)
     for i, e in c.entities():
         ids = [e.vehicle.stop_id] if e.HasField("vehicle") else []
-        if e.HasField("trip_update"):
-            ids += [s.stop_id for s in e.trip_update.stop_time_update]
+        ids += stations.get(i, [])
         for sid in ids:
             if sid and c.static.stops.get(sid, 0) != 0:
                 yield i, "stop_id", sid, f"{_who(e)}: stop_id {sid} has location_type {c.static.stops[sid]} in stops.txt, not 0 (a stop)"
@@ -407,17 +664,22 @@ def e021(c: Check) -> Iterator[Found]:
 
 
 def e022(c: Check) -> Iterator[Found]:
-    for i, e, stus in c.stus():
-        last = None  # (stop_sequence, time)
-        for s in stus:
-            times = [ev.time for _, ev in _events(s) if ev.HasField("time") and ev.time]
-            if not times:
-                continue
-            if last is not None and times[0] <= last[1]:
-                yield i, "stop_time_update.arrival.time", times[0], (
-                    f"{_who(e)}: stop_sequence {s.stop_sequence} is predicted at {times[0]}, not after {last[1]} at stop_sequence {last[0]}")
-                break
-            last = (s.stop_sequence, times[-1])
+    import numpy as np
+
+    x = c.cols()
+    at, dt = x.has_arr & x.has_arr_t & (x.arr_t != 0), x.has_dep & x.has_dep_t & (x.dep_t != 0)
+    k = np.flatnonzero(at | dt)
+    first = np.where(at, x.arr_t, x.dep_t)[k]  # the update's first time, and its last
+    last = np.where(dt, x.dep_t, x.arr_t)[k]
+    same = x.line[k][1:] == x.line[k][:-1]
+    hits = _first_per_line(x.line, k[1:][same & (first[1:] <= last[:-1])])
+    prev = dict(zip(k[1:].tolist(), k[:-1].tolist()))
+    for j in hits.tolist():
+        p = prev[j]
+        t0 = int(x.arr_t[j] if at[j] else x.dep_t[j])
+        tp = int(x.dep_t[p] if dt[p] else x.arr_t[p])
+        yield int(x.line[j]), "stop_time_update.arrival.time", t0, (
+            f"{_who(c.entity(int(x.line[j])))}: stop_sequence {int(x.seq[j])} is predicted at {t0}, not after {tp} at stop_sequence {int(x.seq[p])}")
 
 
 def e023(c: Check) -> Iterator[Found]:
@@ -439,11 +701,11 @@ def e024(c: Check) -> Iterator[Found]:
 
 
 def e025(c: Check) -> Iterator[Found]:
-    for i, e, stus in c.stus():
-        for s in stus:
-            if s.arrival.HasField("time") and s.departure.HasField("time") and s.departure.time < s.arrival.time:
-                yield i, "stop_time_update.departure.time", s.departure.time, (
-                    f"{_who(e)} stop_sequence {s.stop_sequence}: departure {s.departure.time} is before arrival {s.arrival.time}")
+    x = c.cols()
+    for j in _where(x.has_arr & x.has_arr_t & x.has_dep & x.has_dep_t & (x.dep_t < x.arr_t)):
+        i = int(x.line[j])
+        yield i, "stop_time_update.departure.time", int(x.dep_t[j]), (
+            f"{_who(c.entity(i))} stop_sequence {int(x.seq[j])}: departure {int(x.dep_t[j])} is before arrival {int(x.arr_t[j])}")
 
 
 def _position(c: Check):
@@ -493,7 +755,7 @@ def shape_distance_m(lat: float, lon: float, shape: tuple) -> float:
 
 
 def e029(c: Check) -> Iterator[Found]:
-    detour = {ie.trip.trip_id for _, e in c.entities() if e.HasField("alert") and e.alert.effect == pb.Alert.DETOUR
+    detour = {ie.trip.trip_id for _, e in c.entities() if e.HasField("alert") and e.alert.effect == _DETOUR
               for ie in e.alert.informed_entity if ie.HasField("trip") and ie.trip.trip_id}
     for i, e, p in _position(c):
         tid = e.vehicle.trip.trip_id
@@ -515,21 +777,33 @@ def e035(c: Check) -> Iterator[Found]:
                 yield i, f"{kind}.trip.route_id", trip.route_id, f"{_who(e)}: trip_id {trip.trip_id} belongs to route_id {r}, not {trip.route_id}"
 
 
-def _pairs(c: Check, key):
-    for i, e, stus in c.stus():
-        for a, b in zip(stus, stus[1:]):
-            if key(a) and key(a) == key(b):
-                yield i, e, b
+def _where(mask) -> list[int]:
+    import numpy as np
+
+    return np.flatnonzero(mask).tolist()
+
+
+def _pairs(c: Check, values, truthy):
+    """Yield (line, index of the second) of consecutive stop_time_updates of a trip update with the same truthy value."""
+    x = c.cols()
+    if len(x) < 2:
+        return
+    same = (x.line[1:] == x.line[:-1]) & truthy[:-1] & (values[1:] == values[:-1])
+    for j in _where(same):
+        yield int(x.line[j + 1]), j + 1
 
 
 def e036(c: Check) -> Iterator[Found]:
-    for i, e, s in _pairs(c, lambda s: s.stop_sequence if s.HasField("stop_sequence") else None):
-        yield i, "stop_time_update.stop_sequence", s.stop_sequence, f"{_who(e)}: two consecutive stop_time_updates have stop_sequence {s.stop_sequence}"
+    x = c.cols()
+    for i, j in _pairs(c, x.seq, x.has_seq & (x.seq != 0)):
+        q = int(x.seq[j])
+        yield i, "stop_time_update.stop_sequence", q, f"{_who(c.entity(i))}: two consecutive stop_time_updates have stop_sequence {q}"
 
 
 def e037(c: Check) -> Iterator[Found]:
-    for i, e, s in _pairs(c, lambda s: s.stop_id):
-        yield i, "stop_time_update.stop_id", s.stop_id, f"{_who(e)}: two consecutive stop_time_updates have stop_id {s.stop_id}"
+    x = c.cols()
+    for i, j in _pairs(c, x.stop_code, x.stop_code >= 0):
+        yield i, "stop_time_update.stop_id", x.stop[j], f"{_who(c.entity(i))}: two consecutive stop_time_updates have stop_id {x.stop[j]}"
 
 
 def e038(c: Check) -> Iterator[Found]:
@@ -539,59 +813,79 @@ def e038(c: Check) -> Iterator[Found]:
 
 
 def e039(c: Check) -> Iterator[Found]:
-    if c.header.incrementality == pb.FeedHeader.FULL_DATASET:
+    if c.header.incrementality == _FULL_DATASET:
         for i, e in c.entities():
             if e.HasField("is_deleted"):
                 yield i, "entity.is_deleted", e.is_deleted, f"{_who(e)}: is_deleted is set in a FULL_DATASET feed"
 
 
 def e040(c: Check) -> Iterator[Found]:
-    for i, e, stus in c.stus():
-        for n, s in enumerate(stus, 1):
-            if not s.HasField("stop_sequence") and not s.stop_id:
-                yield i, "stop_time_update", n, f"{_who(e)}: stop_time_update #{n} has neither stop_sequence nor stop_id"
+    x = c.cols()
+    for j in _where(~x.has_seq & (x.stop_code < 0)):
+        i, n = int(x.line[j]), int(x.pos[j])
+        yield i, "stop_time_update", n, f"{_who(c.entity(i))}: stop_time_update #{n} has neither stop_sequence nor stop_id"
 
 
 def e041(c: Check) -> Iterator[Found]:
-    for i, e, stus in c.stus():
-        if not stus and e.trip_update.trip.schedule_relationship != _CANCELED:
+    have = c.stu_counts()
+    for i in c.tu_lines():
+        e = c.entity(i)
+        if i not in have and e.trip_update.trip.schedule_relationship != _CANCELED:
             yield i, "trip_update.stop_time_update", 0, f"{_who(e)}: the trip_update has no stop_time_update and is not CANCELED"
 
 
 def e042(c: Check) -> Iterator[Found]:
-    for i, e, stus in c.stus():
-        for s in stus:
-            if s.schedule_relationship == _NO_DATA and (s.HasField("arrival") or s.HasField("departure")):
-                yield i, "stop_time_update.schedule_relationship", "NO_DATA", (
-                    f"{_who(e)} stop_sequence {s.stop_sequence}: NO_DATA but an arrival or departure is given")
+    x = c.cols()
+    for j in _where((x.rel == _NO_DATA) & (x.has_arr | x.has_dep)):
+        i = int(x.line[j])
+        yield i, "stop_time_update.schedule_relationship", "NO_DATA", (
+            f"{_who(c.entity(i))} stop_sequence {int(x.seq[j])}: NO_DATA but an arrival or departure is given")
 
 
 def e043(c: Check) -> Iterator[Found]:
-    for i, e, stus in c.stus():
-        for s in stus:
-            if s.schedule_relationship not in (_NO_DATA, _SKIPPED) and not s.HasField("arrival") and not s.HasField("departure"):
-                yield i, "stop_time_update", s.stop_sequence, f"{_who(e)} stop_sequence {s.stop_sequence}: neither arrival nor departure"
+    x = c.cols()
+    for j in _where((x.rel != _NO_DATA) & (x.rel != _SKIPPED) & ~x.has_arr & ~x.has_dep):
+        i, q = int(x.line[j]), int(x.seq[j])
+        yield i, "stop_time_update", q, f"{_who(c.entity(i))} stop_sequence {q}: neither arrival nor departure"
 
 
 def e044(c: Check) -> Iterator[Found]:
-    for i, e, stus in c.stus():
-        for s in stus:
-            if s.schedule_relationship == _SKIPPED:
-                continue
-            for name, ev in _events(s):
-                if not ev.HasField("time") and not ev.HasField("delay"):
-                    yield i, f"stop_time_update.{name}", s.stop_sequence, f"{_who(e)} stop_sequence {s.stop_sequence}: {name} has neither time nor delay"
+    x = c.cols()
+    live = x.rel != _SKIPPED
+    hits = [(j, "arrival") for j in _where(live & x.has_arr & ~x.has_arr_t & ~x.has_arr_d)]
+    hits += [(j, "departure") for j in _where(live & x.has_dep & ~x.has_dep_t & ~x.has_dep_d)]
+    for j, name in sorted(hits, key=lambda h: (h[0], h[1] != "arrival")):
+        i, q = int(x.line[j]), int(x.seq[j])
+        yield i, f"stop_time_update.{name}", q, f"{_who(c.entity(i))} stop_sequence {q}: {name} has neither time nor delay"
+
+
+def _static_stus(c: Check, table: dict):
+    """Yield (line, entity, index, has stop_sequence, stop_sequence, stop_id, the trip's value in ``table``) for the
+    stop_time_updates of trips that ``table`` (keyed by trip_id) has."""
+    x = c.cols()
+    if not len(x):
+        return
+    lines, has, seqs = x.line.tolist(), x.has_seq.tolist(), x.seq.tolist()
+    k = 0
+    n = len(lines)
+    while k < n:
+        i = lines[k]
+        j = k
+        while j < n and lines[j] == i:
+            j += 1
+        e = c.entity(i)
+        got = table.get(e.trip_update.trip.trip_id)
+        if got:
+            for m in range(k, j):
+                yield i, e, m, has[m], seqs[m], x.stop[m], got
+        k = j
 
 
 def e045(c: Check) -> Iterator[Found]:
-    for i, e, stus in c.stus():
-        seqs = c.static.stop_times.get(e.trip_update.trip.trip_id)
-        if not seqs:
-            continue
-        for s in stus:
-            if s.HasField("stop_sequence") and s.stop_id and s.stop_sequence in seqs and seqs[s.stop_sequence] != s.stop_id:
-                yield i, "stop_time_update.stop_id", s.stop_id, (
-                    f"{_who(e)}: stop_sequence {s.stop_sequence} is stop_id {seqs[s.stop_sequence]} in stop_times.txt, not {s.stop_id}")
+    for i, e, _, has, q, sid, seqs in _static_stus(c, c.static.stop_times):
+        if has and sid and q in seqs and seqs[q] != sid:
+            yield i, "stop_time_update.stop_id", sid, (
+                f"{_who(e)}: stop_sequence {q} is stop_id {seqs[q]} in stop_times.txt, not {sid}")
 
 
 def e048(c: Check) -> Iterator[Found]:
@@ -617,14 +911,10 @@ def e050(c: Check) -> Iterator[Found]:
 
 
 def e051(c: Check) -> Iterator[Found]:
-    for i, e, stus in c.stus():
-        seqs = c.static.stop_times.get(e.trip_update.trip.trip_id)
-        if not seqs:
-            continue
-        for s in stus:
-            if s.HasField("stop_sequence") and s.stop_sequence not in seqs:
-                yield i, "stop_time_update.stop_sequence", s.stop_sequence, (
-                    f"{_who(e)}: stop_sequence {s.stop_sequence} is not in the trip's stop_times.txt")
+    for i, e, _, has, q, _, seqs in _static_stus(c, c.static.stop_times):
+        if has and q not in seqs:
+            yield i, "stop_time_update.stop_sequence", q, (
+                f"{_who(e)}: stop_sequence {q} is not in the trip's stop_times.txt")
 
 
 def e052(c: Check) -> Iterator[Found]:
@@ -686,17 +976,16 @@ def w003(c: Check) -> Iterator[Found]:
 
 
 def e046(c: Check) -> Iterator[Found]:
-    for i, e, stus in c.stus():
-        untimed = c.static.untimed.get(e.trip_update.trip.trip_id)
-        if not untimed:
+    x = c.cols()
+    for i, e, m, has, q, sid, untimed in _static_stus(c, c.static.untimed):
+        key = q if has else sid
+        if key not in untimed:
             continue
-        for s in stus:
-            key = s.stop_sequence if s.HasField("stop_sequence") else s.stop_id
-            for name, ev in _events(s):
-                if ev.HasField("delay") and not ev.HasField("time") and key in untimed:
-                    yield i, f"stop_time_update.{name}.delay", ev.delay, (
-                        f"{_who(e)} stop {key}: {name} gives only a delay, but stop_times.txt has no time for the stop to add it to")
-                    break
+        for name, hd, ht, d in (("arrival", x.has_arr_d, x.has_arr_t, x.arr_d), ("departure", x.has_dep_d, x.has_dep_t, x.dep_d)):
+            if hd[m] and not ht[m]:
+                yield i, f"stop_time_update.{name}.delay", int(d[m]), (
+                    f"{_who(e)} stop {key}: {name} gives only a delay, but stop_times.txt has no time for the stop to add it to")
+                break
 
 
 def _alerts(c: Check):
@@ -784,11 +1073,11 @@ def w009(c: Check) -> Iterator[Found]:
     for i, e, trip, kind in c.trips():
         if not trip.HasField("schedule_relationship"):
             yield i, f"{kind}.trip.schedule_relationship", None, f"{_who(e)}: the trip does not have a schedule_relationship"
-    for i, e, stus in c.stus():
-        n = sum(not s.HasField("schedule_relationship") for s in stus)
-        if n:
-            yield i, "stop_time_update.schedule_relationship", n, (
-                f"{_who(e)}: {n} of {len(stus)} stop_time_updates do not have a schedule_relationship")
+    x = c.cols()
+    total, missing = c.stu_counts(), c.stu_counts(~x.has_rel)
+    for i, n in sorted(missing.items()):
+        yield i, "stop_time_update.schedule_relationship", n, (
+            f"{_who(c.entity(i))}: {n} of {total[i]} stop_time_updates do not have a schedule_relationship")
 
 
 # ---------------------------------------------------------------- the list
@@ -996,6 +1285,27 @@ RT_RULES: list[RtRule] = [
            fix_ja="trip.schedule_relationship と stop_time_update.schedule_relationship を設定してください（時刻表どおりなら SCHEDULED）。"),
 ]
 
+#: The timetable match's notices (raised per hour by noriba/rt_match.py).
+MATCH_RULES: list[Rule] = [
+    Rule("rt_static_feed_stale", ERROR, "The realtime feed's route ids are in the static feed but its trip ids are not: the static "
+         "feed is older than the timetable the vehicles run, so no trip can be matched.", ("file",), stage="read",
+         fix="Publish the static feed the realtime feed is built from (or the operator's current GTFS).",
+         why_ja="リアルタイムの路線 ID は静的 GTFS にありますが、便 ID がほとんどありません。静的 GTFS が古く、便を時刻表と対応付けられません。",
+         fix_ja="リアルタイムの元になっている最新の静的 GTFS を公開してください。"),
+    Rule("rt_static_feed_unmatched", ERROR, "Most of the realtime feed's route ids are not in the static feed it names.", ("file",),
+         stage="read", fix="Check static_feed_id in the realtime spec (or --static): it must be the same operator's feed.",
+         why_ja="リアルタイムの路線 ID の大半が、指定された静的 GTFS にありません。",
+         fix_ja="リアルタイムの spec（または --static）の static_feed_id が同じ事業者の静的 GTFS か確認してください。"),
+    Rule("rt_static_feed_missing", WARNING, "No version of the static feed the realtime feed belongs to is published, so nothing can be "
+         "matched to the timetable.", ("file",), stage="read", fix="Publish the static feed (noriba run / ingest) or name it with --static.",
+         why_ja="リアルタイムに対応する静的 GTFS が公開されておらず、時刻表と対応付けられません。",
+         fix_ja="静的 GTFS を公開するか（noriba run / ingest）、--static で指定してください。"),
+    Rule("rt_static_version_not_in_service", WARNING, "No published version of the static feed is in service on the day; the newest "
+         "version was used instead.", ("file",), stage="read",
+         fix="Publish the static version valid on that day (its calendar must cover the date).",
+         why_ja="その日に有効な静的 GTFS の版が公開されていないため、最新の版で対応付けました。",
+         fix_ja="その日を運行期間に含む静的 GTFS の版を公開してください。"),
+]
 #: Documentation entries for the registry (stage 'read': raised by :func:`validate`, not by the SQL engine).
 RULES: list[Rule] = [r.entry() for r in RT_RULES]
 
@@ -1014,14 +1324,18 @@ def validate(snapshot: Snapshot, *, previous: Snapshot | None = None, static: St
     c = Check(snapshot=snapshot, previous=previous, static=static, other=other)
     have = {"static": static is not None, "previous": previous is not None, "fetched_at": snapshot.fetched_at is not None,
             "other": other is not None}
-    for rule in rules or RT_RULES:
-        if not all(have[n] for n in rule.needs):
-            continue
-        key = (rule.code, rule.severity)
-        for line, fld, value, message in rule.check(c):
-            if sample_limit is not None and findings.counts[key] >= sample_limit:
-                findings.counts[key] += 1
+    _LOCAL.who = {}
+    try:
+        for rule in rules or RT_RULES:
+            if not all(have[n] for n in rule.needs):
                 continue
-            findings.add(rule.code, rule.severity, message, file=snapshot.file or None, line=line, field=fld,
-                         value=None if value is None else str(value))
+            key = (rule.code, rule.severity)
+            for line, fld, value, message in rule.check(c):
+                if sample_limit is not None and findings.counts[key] >= sample_limit:
+                    findings.counts[key] += 1
+                    continue
+                findings.add(rule.code, rule.severity, message, file=snapshot.file or None, line=line, field=fld,
+                             value=None if value is None else str(value))
+    finally:
+        _LOCAL.who = None
     return findings

@@ -48,7 +48,18 @@ def all_rules() -> tuple[Rule, ...]:
         if r.code in seen and seen[r.code].stage == r.stage and seen[r.code].sql is r.sql:
             raise ValueError(f"rule {r.code} is registered twice")
         seen.setdefault(r.code, r)
-    return tuple(rules) + tuple(flex.RULES)
+    rules.extend(flex.RULES)
+    # GTFS-Realtime (issue 15): MobilityData gtfs-realtime-validator's E001…/W001… and the timetable match's codes, raised by
+    # noriba/rt_validate.py and noriba/rt_match.py (stage 'read'); the module loads no protobuf.
+    from transforms.gtfs_rt.rules import MATCH_RULES
+    from transforms.gtfs_rt.rules import RULES as RT_RULES
+
+    for r in (*RT_RULES, *MATCH_RULES):
+        if r.code in seen:
+            raise ValueError(f"realtime rule {r.code} has the code of another rule")
+        seen[r.code] = r
+        rules.append(r)
+    return tuple(rules)
 
 
 def rule_codes() -> dict[str, Rule]:

@@ -444,3 +444,15 @@ def test_every_real_capture_validates_and_each_finding_has_a_known_code():
         seen |= {c for c, _ in f.counts}
         assert all(n.file == path.name for n in f.notices)
     assert seen <= known and {"W001", "W009", "E012"} <= seen  # NYCT subway entities are newer than their header
+
+
+def test_realtime_rules_are_registered_like_static_rules_without_loading_protobuf():
+    import subprocess
+    import sys
+
+    code = ("import sys; from transforms.rules.registry import rule_codes; c = rule_codes();"
+            "print(c['E001'].stage, c['W009'].severity, c['rt_static_feed_stale'].severity, bool(c['E045'].why_ja and c['E045'].fix_ja),"
+            "'google.protobuf' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["read", "WARNING", "ERROR", "True", "False"]

@@ -9,7 +9,7 @@ missing (no static feed, no previous snapshot, no fetch time) is skipped, never 
 Each finding is a notice in transforms/notices.py's shape: file = the snapshot, line = the
 entity's position in the message (1-based; null for the header), field, value and a message
 naming the entity. :func:`validate` runs every rule and returns a :class:`Findings`.
-:data:`RULES` lists the rules' documentation entries (stage ``read``) for the registry, reports
+:data:`RULES` lists the rules' documentation entries (stage ``realtime``) for the registry, reports
 and policy.
 """
 
@@ -1094,7 +1094,7 @@ class RtRule:
     fix_ja: str = ""
 
     def entry(self) -> Rule:
-        return Rule(code=self.code, severity=self.severity, why=self.why, fields=("file", "line", "field"), stage="read",
+        return Rule(code=self.code, severity=self.severity, why=self.why, fields=("file", "line", "field"), stage="realtime",
                     fix=self.fix, why_ja=self.why_ja, fix_ja=self.fix_ja)
 
 
@@ -1288,25 +1288,26 @@ RT_RULES: list[RtRule] = [
 #: The timetable match's notices (raised per hour by noriba/rt_match.py).
 MATCH_RULES: list[Rule] = [
     Rule("rt_static_feed_stale", ERROR, "The realtime feed's route ids are in the static feed but its trip ids are not: the static "
-         "feed is older than the timetable the vehicles run, so no trip can be matched.", ("file",), stage="read",
+         "feed is older than the timetable the vehicles run, so no trip can be matched.", ("file",), stage="realtime",
          fix="Publish the static feed the realtime feed is built from (or the operator's current GTFS).",
          why_ja="リアルタイムの路線 ID は静的 GTFS にありますが、便 ID がほとんどありません。静的 GTFS が古く、便を時刻表と対応付けられません。",
          fix_ja="リアルタイムの元になっている最新の静的 GTFS を公開してください。"),
     Rule("rt_static_feed_unmatched", ERROR, "Most of the realtime feed's route ids are not in the static feed it names.", ("file",),
-         stage="read", fix="Check static_feed_id in the realtime spec (or --static): it must be the same operator's feed.",
+         stage="realtime", fix="Check static_feed_id in the realtime spec (or --static): it must be the same operator's feed.",
          why_ja="リアルタイムの路線 ID の大半が、指定された静的 GTFS にありません。",
          fix_ja="リアルタイムの spec（または --static）の static_feed_id が同じ事業者の静的 GTFS か確認してください。"),
     Rule("rt_static_feed_missing", WARNING, "No version of the static feed the realtime feed belongs to is published, so nothing can be "
-         "matched to the timetable.", ("file",), stage="read", fix="Publish the static feed (noriba run / ingest) or name it with --static.",
+         "matched to the timetable.", ("file",), stage="realtime", fix="Publish the static feed (noriba run / ingest) or name it with --static.",
          why_ja="リアルタイムに対応する静的 GTFS が公開されておらず、時刻表と対応付けられません。",
          fix_ja="静的 GTFS を公開するか（noriba run / ingest）、--static で指定してください。"),
     Rule("rt_static_version_not_in_service", WARNING, "No published version of the static feed is in service on the day; the newest "
-         "version was used instead.", ("file",), stage="read",
+         "version was used instead.", ("file",), stage="realtime",
          fix="Publish the static version valid on that day (its calendar must cover the date).",
          why_ja="その日に有効な静的 GTFS の版が公開されていないため、最新の版で対応付けました。",
          fix_ja="その日を運行期間に含む静的 GTFS の版を公開してください。"),
 ]
-#: Documentation entries for the registry (stage 'read': raised by :func:`validate`, not by the SQL engine).
+#: Documentation entries for the registry (stage 'realtime': raised by :func:`validate`, not by the SQL engine, and never
+#: a structure error of a static feed's policy).
 RULES: list[Rule] = [r.entry() for r in RT_RULES]
 
 

@@ -35,7 +35,7 @@ __all__ = ["ERROR", "WARNING", "INFO", "Rule", "Context", "RuleRun", "run_rules"
 #: Stages: 'read' rules are raised while files are read and typed (transforms.gtfs,
 #: transforms.csvread, transforms.canonical) and are listed here for documentation and
 #: policy; 'sql' rules run in this engine over the canonical tables.
-STAGES = ("read", "sql")
+STAGES = ("read", "sql", "realtime")  # realtime: GTFS-Realtime rules, raised by transforms/gtfs_rt/rules.validate
 
 
 @dataclass(frozen=True)

@@ -455,4 +455,11 @@ def test_realtime_rules_are_registered_like_static_rules_without_loading_protobu
             "'google.protobuf' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.split() == ["read", "WARNING", "ERROR", "True", "False"]
+    assert out.stdout.split() == ["realtime", "WARNING", "ERROR", "True", "False"]
+
+
+def test_realtime_errors_are_not_structure_errors_of_a_static_feed():
+    from warehouse.policy import Policy, structure_codes
+
+    assert not {c for c in structure_codes() if c[:1] in "EW" and c[1:].isdigit()}
+    assert not Policy().blocks("E003", "ERROR")

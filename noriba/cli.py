@@ -657,6 +657,9 @@ def _demo_realtime(ws) -> str | None:
         res = rt_sim.demo_feed(ws, static_feed_id=DEMO_RT["static_feed_id"], feed_id=DEMO_RT["feed_id"],
                                day=_dt.date.fromisoformat(DEMO_RT["day"]), hours=DEMO_RT["hours"])
         build_feed_marts(ws, DEMO_RT["feed_id"])
+        from warehouse.tides import export_tides
+
+        tides = export_tides(ws, DEMO_RT["feed_id"], dates=[_dt.date.fromisoformat(res["service_date"])])["dates"]
         con = connect(ws, read_only=True)
         try:
             on_time, observed = con.execute("SELECT sum(on_time), sum(observed) FROM marts.rt_on_time_performance WHERE feed_id = ?",
@@ -668,8 +671,10 @@ def _demo_realtime(ws) -> str | None:
         return None
     start, end = DEMO_RT["hours"]
     measured = f"{on_time / observed:.1%} of {observed:,} observed arrivals" if observed else "no arrival observed"
+    folders = "; ".join(f"{v['folder']} ({', '.join(f'{n:,} {t}' for t, n in v['rows'].items())})" for v in tides.values())
     return (f"{DEMO_RT['feed_id']}: simulated {start:02d}:00-{end:02d}:00 on {res['service_date']}; on time (1 min early to 5 min "
-            f"late) in marts.rt_on_time_performance: {measured} (the simulator's truth: {res['on_time_share']:.1%})")
+            f"late) in marts.rt_on_time_performance: {measured} (the simulator's truth: {res['on_time_share']:.1%})"
+            + (f"\n  TIDES     : {folders}" if folders else ""))
 
 
 def _run_trips(args, *, ids: list[str] | None = None, tags: tuple[str, ...] = ()) -> int:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from tests.conftest import ROOT
@@ -56,6 +59,12 @@ def test_demo_ends_with_the_catalog_page_and_a_municipality_report(tmp_path, cap
     assert "みなと市 公共交通レポート" in open(report, encoding="utf-8").read()
     # the demo bus's simulated realtime is in demo-region: noriba serve serves it merged, in the export's ids
     assert "merged rt : http://127.0.0.1:8000/rt/demo-region/trip-updates.pb" in out
+    # and its vehicle locations, trips performed and stop visits are written as TIDES tables
+    tides = next(line.split(":", 1)[1].split(" (")[0].strip() for line in out.splitlines() if line.strip().startswith("TIDES"))
+    package = json.loads((Path(tides) / "datapackage.json").read_text(encoding="utf-8"))
+    assert {r["name"]: r["rows"] > 0 for r in package["resources"]} == {
+        "vehicle_locations": True, "trips_performed": True, "stop_visits": True}
+    assert not package["problems"]
 
 
 def test_export_command_rejects_an_unknown_id(tmp_path, capsys):

@@ -347,7 +347,7 @@ class _StuTable:
         self.p_end: list = []
         self.pending_bytes = 0
         self.decoded = 0  # rows already decoded into ``chunks``
-        self.chunks: list[list] = []
+        self.chunks: list[tuple] = []  # (rows, decoded columns) not written yet
         self.head = _Grow()
         self.first_v = _Grow()
         self.last_v = _Grow()
@@ -383,7 +383,8 @@ class _StuTable:
         buf = np.frombuffer(b"".join(self.pending) + bytes(16), dtype=np.uint8)  # the decoder reads up to 10 bytes past a varint
         self.pending, self.p_start, self.p_end, self.pending_bytes = [], [], [], 0
         for i in range(0, len(starts), DECODE_CHUNK):
-            self.chunks.append(_decode_stus(buf, starts[i:i + DECODE_CHUNK], ends[i:i + DECODE_CHUNK]))
+            rows = np.arange(self.decoded + i, self.decoded + min(i + DECODE_CHUNK, len(starts)), dtype=np.int64)
+            self.chunks.append((rows, _decode_stus(buf, starts[i:i + DECODE_CHUNK], ends[i:i + DECODE_CHUNK])))
         self.decoded += len(starts)
 
     def truncate(self, mark: tuple[int, int, int]) -> None:
@@ -447,6 +448,8 @@ def _ranges(lo, hi):
 
 
 _MIX = 0x9E3779B97F4A7C15  # mixes a trip's index into a hash (odd: one trip, one multiple)
+#: Decoded stop_time_updates held before those that can no longer change go to the sink (a row group).
+SINK_ROWS = 1 << 20
 #: Rows of stop_time_updates decoded at once (bounds the decoder's memory: ~200 bytes a row).
 DECODE_CHUNK = 200_000
 #: Bytes of stop_time_updates held before they are decoded (after a snapshot).
@@ -458,7 +461,11 @@ OCC_COMPACT = 1 << 20
 class HourParser:
     """Build the lake tables of one feed-hour from its snapshots, given in order (see the module docstring)."""
 
-    def __init__(self):
+    def __init__(self, *, sink=None):
+        """``sink``: called as sink(table) with stop_time_update rows that can no longer change (rt_stop_time_updates row
+        groups), as they accumulate; :meth:`finish` then returns only the rest. None: every row is returned by finish."""
+        self.sink = sink
+        self.stu_written = 0
         self.tables = {t: _Table(t) for t in ROW_TABLES if t != "rt_stop_time_updates"}
         self.stus = _StuTable()
         self.occ = _Occurrences()
@@ -513,6 +520,8 @@ class HourParser:
         self._prev[part] = (by_bytes, by_id)
         if self.stus.pending_bytes > FLUSH_BYTES:
             self.stus.flush()
+            if self.sink is not None and sum(len(r) for r, _ in self.stus.chunks) >= SINK_ROWS:
+                self._drain()
         if len(self.occ) > OCC_COMPACT:
             live = {id(st): st for by_b, by_i in self._prev.values() for st in (*by_b.values(), *by_i.values())}
             self.occ.compact(list(live.values()))
@@ -722,7 +731,7 @@ class HourParser:
             mixed = h1 ^ (job.astype(np.uint64) * _MIX)
         # the first occurrence of its bytes in its trip update (the same update twice in one trip: two rows)
         first = np.ones(k, dtype=bool)
-        if k > 1:
+        if k > 1 and (np.diff(np.sort(mixed)) == 0).any():  # some bytes twice in a trip (rare): which occurrence is first
             o = np.argsort(mixed, kind="stable")
             a, b = o[1:], o[:-1]
             first[a] = ~((mixed[a] == mixed[b]) & (job[a] == job[b]) & (h2[a] == h2[b]) & (length[a] == length[b]))
@@ -737,17 +746,16 @@ class HourParser:
         row = np.full(k, -1, dtype=np.int64)
         cand = np.flatnonzero(first)
         if len(pidx) and len(cand):
-            np_ = len(pidx)
-            aj = np.concatenate([pjob, job[cand]])
             with np.errstate(over="ignore"):
-                am = np.concatenate([occ.h1.view()[pidx].view(np.uint64) ^ (pjob.astype(np.uint64) * _MIX), mixed[cand]])
-            a2 = np.concatenate([occ.h2.view()[pidx].view(np.uint64), h2[cand]])
-            al = np.concatenate([occ.ln.view()[pidx], length[cand]])
-            o = np.argsort(am, kind="stable")  # stable: the previous version's comes before this one's
-            a, b = o[1:], o[:-1]
-            eq = (b < np_) & (a >= np_) & (am[a] == am[b]) & (aj[a] == aj[b]) & (a2[a] == a2[b]) & (al[a] == al[b])
-            hit = cand[a[eq] - np_]
-            row[hit] = occ.row.view()[pidx[b[eq]]]
+                pm = occ.h1.view()[pidx].view(np.uint64) ^ (pjob.astype(np.uint64) * _MIX)
+            o = np.argsort(pm)  # the previous versions' keys are distinct within a trip
+            pm = pm[o]
+            at = np.minimum(np.searchsorted(pm, mixed[cand]), len(pm) - 1)
+            q = pidx[o[at]]  # the candidate in the previous version: equal only if every part is
+            eq = ((pm[at] == mixed[cand]) & (pjob[o[at]] == job[cand]) & (occ.h2.view()[q].view(np.uint64) == h2[cand])
+                  & (occ.ln.view()[q] == length[cand]))
+            hit = cand[eq]
+            row[hit] = occ.row.view()[q[eq]]
             matched = np.sort(hit)
             if len(matched):  # unchanged since the previous snapshot: the stored row is extended
                 last = self.stus.last_v.a
@@ -766,32 +774,68 @@ class HourParser:
 
     # -- the hour's tables -----------------------------------------------------------------------
 
-    def _stu_table(self, run: list) -> pa.Table:
-        """Return rt_stop_time_updates: ``run`` (the ROW columns), the trip of each row, and its bytes decoded in chunks."""
+    def _versions(self) -> tuple:
+        """Return (first header ts, last header ts, end, base) of every version, as arrays (see :meth:`_version`)."""
         import numpy as np
 
+        base = np.asarray(self.v_base, dtype=np.int64)
+        return pa.array(self.v_first, _I64), pa.array(self.v_last, _I64), base + np.asarray(self.v_count, dtype=np.int64), base
+
+    def _stu_rows(self, rows, cols: list, versions: tuple) -> pa.Table:
+        """Return the rt_stop_time_updates rows ``rows`` (their decoded columns: ``cols``)."""
+        import numpy as np
+
+        v_first, v_last, end, base = versions
         sts = self.stus
         schema = SCHEMAS["rt_stop_time_updates"]
-        n = len(sts)
-        sts.flush()
-        heads = sts.head.view()
-        take = pa.array(heads.astype(np.int32))
-        named = {name: pa.array([h[k] for h in sts.heads], _S).dictionary_encode().take(take)  # nulls in the indices, not the dictionary
-                 for k, name in enumerate(("part", "entity_id", "trip_id", "route_id", "start_date"))}
-        chunks = sts.chunks
+        fv = sts.first_v.view()[rows]
+        lv = sts.last_v.view()[rows]
+        named = {"header_timestamp": v_first.take(pa.array(fv)), "last_header_timestamp": v_last.take(pa.array(lv)),
+                 "snapshots": pa.array((end[lv] - base[fv]).astype(np.int32), _I32)}
+        used, take = np.unique(sts.head.view()[rows], return_inverse=True)
+        heads = [sts.heads[i] for i in used.tolist()]
+        take = pa.array(take.astype(np.int32))
+        for k, name in enumerate(("part", "entity_id", "trip_id", "route_id", "start_date")):
+            named[name] = pa.array([h[k] for h in heads], _S).dictionary_encode().take(take)  # nulls in the indices
         for k, name in enumerate(_STU_DECODED):
-            named[name] = pa.chunked_array([c[k] for c in chunks], schema.field(name).type)
-        named["header_timestamp"], named["last_header_timestamp"], named["snapshots"] = run
+            named[name] = cols[k]
         return pa.Table.from_arrays([named[f.name] for f in schema], schema=schema)
 
-    def finish(self) -> dict[str, pa.Table]:
-        """Return {lake table: pyarrow table} of every snapshot added (tables without rows are empty, with their columns)."""
+    def _drain(self) -> None:
+        """Give the sink the decoded stop_time_updates that can no longer change: those whose last version is not the
+        current version of an entity of the last snapshot (only those are extended or counted again)."""
         import numpy as np
 
-        v_first = pa.array(self.v_first, _I64)
-        v_last = pa.array(self.v_last, _I64)
-        end = np.asarray(self.v_base, dtype=np.int64) + np.asarray(self.v_count, dtype=np.int64)
-        base = np.asarray(self.v_base, dtype=np.int64)
+        live = np.array(sorted({st.v for by_b, by_i in self._prev.values() for st in (*by_b.values(), *by_i.values())}),
+                        dtype=np.int64)
+        versions = self._versions()
+        done, kept = [], []
+        for rows, cols in self.stus.chunks:
+            open_ = np.isin(self.stus.last_v.view()[rows], live)
+            if open_.all():
+                kept.append((rows, cols))
+                continue
+            mask = pa.array(~open_)
+            done.append(self._stu_rows(rows[~open_], [c.filter(mask) for c in cols], versions))
+            if open_.any():
+                mask = pa.array(open_)
+                kept.append((rows[open_], [c.filter(mask) for c in cols]))
+        if len(kept) > 1:  # the rows still open, as one chunk
+            kept = [(np.concatenate([r for r, _ in kept]),
+                     [pa.concat_arrays([c[k] for _, c in kept]) for k in range(len(_STU_DECODED))])]
+        self.stus.chunks = kept
+        if done:
+            t = pa.concat_tables(done)
+            self.stu_written += t.num_rows
+            self.sink(t)
+
+    def finish(self) -> dict[str, pa.Table]:
+        """Return {lake table: pyarrow table} of every snapshot added (tables without rows are empty, with their columns);
+        rt_stop_time_updates holds the rows not given to the sink."""
+        import numpy as np
+
+        versions = self._versions()
+        v_first, v_last, end, base = versions
         out = {}
         for name, tb in self.tables.items():
             schema = SCHEMAS[name]
@@ -804,12 +848,10 @@ class HourParser:
                     pa.array(tb.entity, _S)]
             cols += [pa.array(col, schema.field(c).type) for c, col in zip(tb.cols, tb.data)]
             out[name] = pa.Table.from_arrays(cols, schema=schema)
-        fv = self.stus.first_v.view()
-        lv = self.stus.last_v.view()
-        run = [v_first.take(pa.array(fv)) if len(fv) else pa.array([], _I64),
-               v_last.take(pa.array(lv)) if len(lv) else pa.array([], _I64),
-               pa.array((end[lv] - base[fv]).astype(np.int32) if len(fv) else [], _I32)]
-        out["rt_stop_time_updates"] = self._stu_table(run)
+        self.stus.flush()
+        schema = SCHEMAS["rt_stop_time_updates"]
+        parts = [self._stu_rows(rows, cols, versions) for rows, cols in self.stus.chunks]
+        out["rt_stop_time_updates"] = pa.concat_tables(parts) if parts else schema.empty_table()
         out["rt_snapshots"] = pa.Table.from_pylist(
             [dict(zip(SCHEMAS["rt_snapshots"].names, r)) for r in self.snapshots], schema=SCHEMAS["rt_snapshots"])
         out["rt_quarantine"] = pa.Table.from_pylist(

@@ -544,24 +544,24 @@ class HourParser:
         rows = [0, 0, 0, 0, 0]
         stored = [0, 0, 0, 0, 0]
         v_count, v_last = self.v_count, self.v_last
-        changed: list[bytes] = []
         dups: list[bytes] = []
-        seen: set[bytes] = set()
-        for eb in ents:
-            if eb in seen:  # a duplicate inside one snapshot: its rows are stored again, so they reconcile
-                dups.append(eb)
-                continue
-            seen.add(eb)
-            st = prev_bytes.get(eb)
-            if st is None:
-                changed.append(eb)
-                continue
-            touched.append((st.v, v_count[st.v], v_last[st.v]))  # the same bytes as before: counted, not stored again
-            by_bytes[eb] = st
-            v_count[st.v] += 1
-            v_last[st.v] = ts
-            c = st.counts
-            rows[0] += c[0]; rows[1] += c[1]; rows[2] += c[2]; rows[3] += c[3]; rows[4] += c[4]  # noqa: E702
+        uniq = ents
+        if len(set(ents)) != len(ents):  # a duplicate inside one snapshot: its rows are stored again, so they reconcile
+            seen: set[bytes] = set()
+            uniq = []
+            for eb in ents:
+                (dups if eb in seen else uniq).append(eb)
+                seen.add(eb)
+        states = list(map(prev_bytes.get, uniq))
+        changed = [eb for eb, st in zip(uniq, states) if st is None]
+        hit = [st for st in states if st is not None]  # the same bytes as before: counted, not stored again
+        if hit:
+            by_bytes.update((eb, st) for eb, st in zip(uniq, states) if st is not None)
+            touched.extend([(st.v, v_count[st.v], v_last[st.v]) for st in hit])
+            for st in hit:
+                v_count[st.v] += 1
+                v_last[st.v] = ts
+            rows = [sum(c) for c in zip(*[st.counts for st in hit])]
         if changed or dups:
             # parsed together as one message: upb parses one message of many entities ~8x faster than each alone
             framed = [_field2(eb) for eb in (*changed, *dups)]

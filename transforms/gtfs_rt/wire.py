@@ -57,11 +57,21 @@ def decode(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, schema: dict) 
     end = ends.astype(np.int64)
     live = pos < end
     lanes, pos, end = lanes[live], pos[live], end[live]
+    top = max(schema) + 1
+    kinds = np.zeros(top + 1, dtype=np.int8)  # by field number (top: any other): 1 varint, 2 length-delimited, 0 unknown
+    kinds[varint_fields] = 1
+    kinds[len_fields] = 2
     while len(lanes):
-        key, pos, bad = _varints(buf, pos)
-        fallback[lanes[bad]] = True
-        fn = (key >> np.uint64(3)).astype(np.int64)
-        wt = (key & np.uint64(7)).astype(np.int64)
+        key = buf[pos]
+        if (key < 0x80).all():  # one-byte keys (fields 1-15): the usual case
+            pos = pos + 1
+            fn = (key >> 3).astype(np.int64)
+            wt = (key & 7).astype(np.int64)
+        else:
+            key, pos, bad = _varints(buf, pos)
+            fallback[lanes[bad]] = True
+            fn = (key >> np.uint64(3)).astype(np.int64)
+            wt = (key & np.uint64(7)).astype(np.int64)
         newpos = np.full(len(lanes), -1, dtype=np.int64)
         w0 = wt == 0
         if w0.any():
@@ -93,7 +103,8 @@ def decode(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, schema: dict) 
         newpos[w1] = pos[w1] + 8
         newpos[w5] = pos[w5] + 4
         other = newpos < 0
-        known_wrong = np.isin(fn, varint_fields) & ~w0 | np.isin(fn, len_fields) & ~w2
+        kind = kinds[np.minimum(fn, top)]
+        known_wrong = (kind == 1) & ~w0 | (kind == 2) & ~w2
         fallback[lanes[other | known_wrong]] = True
         newpos[other] = end[other]
         stay = newpos < end

@@ -51,7 +51,7 @@ are dictionary-encoded strings (:data:`SCHEMAS` has every type); DuckDB reads th
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pyarrow as pa
 from google.transit import gtfs_realtime_pb2 as pb
@@ -260,13 +260,12 @@ def _s(v: str) -> str | None:
     return v or None
 
 
-@dataclass
+@dataclass(slots=True)
 class _Entity:
     """What the parser remembers of an entity of the previous snapshot."""
 
     v: int  # version index
     eid: str = ""
-    rows: list = field(default_factory=list)  # (table, row index) of every row it holds, for extension
     vp: tuple | None = None
     vp_row: int = -1
     trip: tuple | None = None
@@ -276,25 +275,24 @@ class _Entity:
     occ_hi: int = -1
     alert: tuple | None = None
     alert_row: int = -1
-    ies: dict = field(default_factory=dict)  # informed-entity bytes -> row index
+    ies: dict | None = None  # informed-entity bytes -> row index
     counts: tuple = (0, 0, 0, 0, 0)  # rows per ROW_TABLES
 
 
 class _Table:
-    """Column lists of one table, plus each row's first and last version index."""
+    """The rows of one table (a tuple of its columns each), plus each row's first and last version index."""
 
     def __init__(self, name: str):
         self.name = name
         self.cols = [f.name for f in SCHEMAS[name]][5:]  # after the ROW columns and part, entity_id
-        self.data: list[list] = [[] for _ in self.cols]
+        self.rows: list[tuple] = []
         self.part: list[str] = []
         self.entity: list[str] = []
         self.first_v: list[int] = []
         self.last_v: list[int] = []
 
     def add(self, values: tuple, part: str, entity: str, v: int) -> int:
-        for col, x in zip(self.data, values):
-            col.append(x)
+        self.rows.append(values)
         self.part.append(part)
         self.entity.append(entity)
         self.first_v.append(v)
@@ -302,7 +300,7 @@ class _Table:
         return len(self.first_v) - 1
 
     def truncate(self, n: int) -> None:
-        for col in (*self.data, self.part, self.entity, self.first_v, self.last_v):
+        for col in (self.rows, self.part, self.entity, self.first_v, self.last_v):
             del col[n:]
 
     def __len__(self) -> int:
@@ -664,7 +662,8 @@ class HourParser:
                 st.alert_row = tb.add(row, part, eid, v)
                 stored[3] += 1
             n[3] = 1
-            old = prior.ies if prior is not None else {}
+            old = prior.ies if prior is not None and prior.ies is not None else {}
+            st.ies = {}
             tb = t["rt_alert_entities"]
             for ie in al.informed_entity:
                 ib = ie.SerializeToString()
@@ -846,7 +845,8 @@ class HourParser:
                     pa.array((end[lv] - base[fv]).astype(np.int32) if len(fv) else [], _I32),
                     pa.array(tb.part, _S).dictionary_encode().cast(_S) if tb.part else pa.array([], _S),
                     pa.array(tb.entity, _S)]
-            cols += [pa.array(col, schema.field(c).type) for c, col in zip(tb.cols, tb.data)]
+            data = list(zip(*tb.rows)) if tb.rows else [()] * len(tb.cols)
+            cols += [pa.array(col, schema.field(c).type) for c, col in zip(tb.cols, data)]
             out[name] = pa.Table.from_arrays(cols, schema=schema)
         self.stus.flush()
         schema = SCHEMAS["rt_stop_time_updates"]

@@ -213,42 +213,46 @@ def repeated(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, field: int) 
     end = np.asarray(ends, dtype=np.int64)
     live = pos < end
     lanes, pos, end = np.flatnonzero(live), pos[live], end[live]
+    raw: list[tuple] = []  # (lanes, positions, keys, lengths) of the fields read by the usual step
+    want = field << 3 | 2
     while len(lanes):
         key = buf[pos]
         ln = buf[pos + 1]
         fast = ((key & 0x87) == 2) & (ln < 0x80)  # the usual field: a one-byte key, length-delimited, shorter than 128 bytes
         newpos = pos + 2 + ln
-        sel = fast & (key == (field << 3 | 2))
-        if sel.any():
-            got_l.append(lanes[sel])
-            got_s.append(pos[sel] + 2)
-            got_n.append(ln[sel].astype(np.int64))
-        if not fast.all():
+        if fast.all():
+            raw.append((lanes, pos, key, ln))
+        else:
+            raw.append((lanes[fast], pos[fast], key[fast], ln[fast]))
             w0 = (key & 0x87) == 0  # a one-byte key of a varint (a timestamp, a delay): skipped
             if w0.any():
                 p = pos[w0] + 1
                 term = buf[p[:, None] + _TEN] < 0x80
                 newpos[w0] = p + term.argmax(axis=1) + 1
-                long = ~term.any(axis=1)
+                long = ~term.any(axis=1) | ((key[w0] >> 3) == field)  # or the field asked for, as a number
                 if long.any():
                     bad[lanes[w0][long]] = True
             slow = ~(fast | w0)
             if slow.any():  # any other field
                 newpos[slow] = _step(buf, lanes[slow], pos[slow], end[slow], field, bad, got_l, got_s, got_n)
-        over = newpos > end
-        if over.any():
-            bad[lanes[over]] = True
         stay = newpos < end
         if stay.all():
             pos = newpos
         else:
+            gone = ~stay
+            bad[lanes[gone][newpos[gone] > end[gone]]] = True  # ran past the end of its message
             lanes, pos, end = lanes[stay], newpos[stay], end[stay]
-    if not got_l:
-        z = np.zeros(0, dtype=np.int64)
-        return z, z, z, bad
-    lane, start, length = np.concatenate(got_l), np.concatenate(got_s), np.concatenate(got_n)
-    order = np.argsort(lane, kind="stable")  # each pass appends lanes in order; passes are in message order
-    return lane[order], start[order], length[order], bad
+    if raw:
+        rl, rp, rk, rn = (np.concatenate(x) for x in zip(*raw))
+        sel = rk == want
+        got_l.append(rl[sel])
+        got_s.append(rp[sel] + 2)
+        got_n.append(rn[sel].astype(np.int64))
+    lane, start, length = (np.concatenate(x) if x else np.zeros(0, dtype=np.int64) for x in (got_l, got_s, got_n))
+    if len(lane):
+        order = np.lexsort((start, lane))  # by lane, then as in the message
+        lane, start, length = lane[order], start[order], length[order]
+    return lane, start, length, bad
 
 
 #: Seeds of :func:`hash_ranges`, drawn per process (a feed cannot aim at them).

@@ -99,8 +99,10 @@ what, folder = sys.argv[1], sys.argv[2]
 from google.transit import gtfs_realtime_pb2 as pb
 files = sorted(os.path.join(folder, f) for f in os.listdir(folder) if f.endswith(".pb"))
 extra = {}
-if what == "ours":
-    from noriba import rt  # imported before the clock starts, like the floor's protobuf module
+if what == "ours":  # imported before the clock starts, like the floor's protobuf module
+    from noriba import rt
+    import numpy, pyarrow.parquet
+    from transforms.gtfs_rt import parse, wire
 _r = resource.getrusage(resource.RUSAGE_SELF)
 cpu0 = _r.ru_utime + _r.ru_stime
 t0 = time.perf_counter()

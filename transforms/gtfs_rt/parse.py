@@ -4,10 +4,14 @@ An :class:`HourParser` takes the snapshots of one feed and one hour, in order, o
 time (vehicle_positions, trip_updates, alerts or combined: each part is its own sequence), and
 returns one pyarrow table per lake table. The message is split into its header and entities by
 a small wire-format walk (no full parse); an entity whose bytes equal an entity of the previous
-snapshot of the same part is not parsed again, only counted. A changed entity is parsed alone
-(``FeedEntity.FromString``, upb) and only its changed rows are built: a vehicle position, trip
+snapshot of the same part is not parsed again, only counted. The changed entities are parsed
+together (one message, upb) and only their changed rows are built: a vehicle position, trip
 update or alert whose values equal the previous snapshot's for the same entity id, and a stop
-time update or informed entity whose bytes equal the previous one's, extend that stored row.
+time update or informed entity whose bytes equal the previous one's, extend that stored row. The
+stop_time_updates of every changed trip update of a snapshot are handled together, column-wise
+(:meth:`HourParser._stop_time_updates`): found in the entities' bytes as received, compared by hash
+with the previous version of the same trip, decoded column by column, and, given a ``sink``, handed
+over as row groups once they can no longer change.
 
 Every stored row says when it was seen: ``header_timestamp`` (the FeedHeader timestamp of the
 first snapshot holding it, POSIX seconds, null when the header has none), ``last_header_timestamp``
@@ -308,12 +312,12 @@ class _Table:
 
 
 class _Grow:
-    """A numpy int64 array that grows by doubling (``view()`` is its filled part)."""
+    """A numpy array (int64 unless ``dtype``) that grows by doubling (``view()`` is its filled part)."""
 
-    def __init__(self):
+    def __init__(self, dtype: str = "int64"):
         import numpy as np
 
-        self.a = np.zeros(1024, dtype=np.int64)
+        self.a = np.zeros(1024, dtype=dtype)
         self.n = 0
 
     def extend(self, values) -> None:
@@ -321,7 +325,7 @@ class _Grow:
 
         k = len(values)
         if self.n + k > len(self.a):
-            a = np.zeros(max(2 * len(self.a), self.n + k), dtype=np.int64)
+            a = np.zeros(max(2 * len(self.a), self.n + k), dtype=self.a.dtype)
             a[:self.n] = self.a[:self.n]
             self.a = a
         self.a[self.n:self.n + k] = values
@@ -346,9 +350,9 @@ class _StuTable:
         self.pending_bytes = 0
         self.decoded = 0  # rows already decoded into ``chunks``
         self.chunks: list[tuple] = []  # (rows, decoded columns) not written yet
-        self.head = _Grow()
-        self.first_v = _Grow()
-        self.last_v = _Grow()
+        self.head = _Grow("int32")  # versions and heads: fewer than 2^31 in an hour
+        self.first_v = _Grow("int32")
+        self.last_v = _Grow("int32")
         self.heads: list[tuple] = []  # (part, entity_id, trip_id, route_id, start_date)
 
     def __len__(self) -> int:
@@ -453,7 +457,7 @@ DECODE_CHUNK = 200_000
 #: Bytes of stop_time_updates held before they are decoded (after a snapshot).
 FLUSH_BYTES = 16 << 20
 #: Remembered stop_time_updates (HourParser.occ) beyond which those of versions no longer current are dropped.
-OCC_COMPACT = 1 << 20
+OCC_COMPACT = 1 << 18
 
 
 class HourParser:

@@ -99,8 +99,10 @@ what, folder = sys.argv[1], sys.argv[2]
 from google.transit import gtfs_realtime_pb2 as pb
 files = sorted(os.path.join(folder, f) for f in os.listdir(folder) if f.endswith(".pb"))
 extra = {}
-if what == "ours":
-    from noriba import rt  # imported before the clock starts, like the floor's protobuf module
+if what == "ours":  # imported before the clock starts, like the floor's protobuf module
+    from noriba import rt
+    import numpy, pyarrow.parquet
+    from transforms.gtfs_rt import parse, wire
 _r = resource.getrusage(resource.RUSAGE_SELF)
 cpu0 = _r.ru_utime + _r.ru_stime
 t0 = time.perf_counter()
@@ -200,6 +202,23 @@ def bench_archiver(seconds: float, feeds: int = 50) -> dict:
             "exit": os.waitstatus_to_exitcode(status), "peak_rss_mb": round(usage.ru_maxrss / 1024, 1)}
 
 
+def lake_digest(home: Path) -> dict:
+    """Return {rt lake table: [rows, MD5 of its rows' MD5s sorted]} (row order and row groups do not matter; values do):
+    two versions of the parser that store the same rows give the same digests."""
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")
+    out = {}
+    for table in sorted(p.name for p in (home / "lake").iterdir() if p.name.startswith("rt_")):
+        files = sorted(str(f) for f in (home / "lake" / table).rglob("*.parquet"))
+        out[table] = list(con.execute(
+            "SELECT count(*), md5(coalesce(string_agg(r, '' ORDER BY r), '')) FROM "
+            "(SELECT md5(CAST(t AS VARCHAR)) AS r FROM read_parquet(?, hive_partitioning = false) AS t)", [files]).fetchone())
+    con.close()
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--p", type=float, default=1 / 3, help="share of trips with a new report in each snapshot")
@@ -234,6 +253,7 @@ def main() -> None:
         "stu_rows_reconciled": results["ours"]["rows_in_snapshots"]["rt_stop_time_updates"] == stus,
     }
     print(json.dumps(summary), flush=True)
+    print(json.dumps({"lake_digest": lake_digest(home)}), flush=True)
     if args.archiver_s:
         print(json.dumps(bench_archiver(args.archiver_s)), flush=True)
 

@@ -440,14 +440,20 @@ def pending_hours(ws: Workspace, feed_id: str) -> list[str]:
     return out
 
 
+_PARQUET = {"compression": "zstd", "compression_level": 9}
+_ROW_GROUP = 1 << 20
+
+
 def parse_hour(ws: Workspace, feed_id: str, hour_key: str) -> dict:
     """Turn one archived hour ('YYYY-MM-DDTHH', UTC) into its lake partitions, replacing them whole; return rows per table.
 
-    Snapshots are read one at a time in fetch order, each part as its own sequence (transforms/gtfs_rt/parse.py).
+    Snapshots are read one at a time in fetch order, each part as its own sequence (transforms/gtfs_rt/parse.py);
+    stop_time_updates that can no longer change are written as row groups as they accumulate, so memory holds about
+    one row group of them, not the hour's.
     """
     import pyarrow.parquet as pq
 
-    from transforms.gtfs_rt.parse import LAKE_TABLES, HourParser, fetches_table
+    from transforms.gtfs_rt.parse import LAKE_TABLES, SCHEMAS, HourParser, fetches_table
 
     m = _HOUR.match(hour_key or "")
     if not m:
@@ -458,12 +464,26 @@ def parse_hour(ws: Workspace, feed_id: str, hour_key: str) -> dict:
         raise InputError(f"feed '{feed_id}' has nothing archived for {date}T{hour} UTC ({folder})")
     mark = _hour_mark(folder)  # before listing: whatever arrives from now on makes the hour pending again
     names = sorted((f for f in os.listdir(folder) if _NAME.match(f)), key=lambda n: (_NAME.match(n)["part"], n.split("-")[-2], n))
-    parser = HourParser()
-    for name in names:
-        data = (folder / name).read_bytes()
-        parser.add(data, part=_NAME.match(name)["part"], file=name, sha256=_NAME.match(name)["sha"])
-        del data
-    tables = parser.finish()
+    stu_target = _partition(ws, "rt_stop_time_updates", feed_id, date, hour)
+    stu_tmp = stu_target.with_name(f".{stu_target.name}.{os.getpid()}.tmp")
+    shutil.rmtree(stu_tmp, ignore_errors=True)
+    stu_tmp.mkdir(parents=True)
+    writer = pq.ParquetWriter(stu_tmp / "part-0.parquet", SCHEMAS["rt_stop_time_updates"], **_PARQUET)
+    try:
+        parser = HourParser(sink=lambda t: writer.write_table(t, row_group_size=_ROW_GROUP))
+        for name in names:
+            data = (folder / name).read_bytes()
+            parser.add(data, part=_NAME.match(name)["part"], file=name, sha256=_NAME.match(name)["sha"])
+            del data
+        tables = parser.finish()
+        rest = tables.pop("rt_stop_time_updates")
+        writer.write_table(rest, row_group_size=_ROW_GROUP)
+        parser.stu_written += rest.num_rows
+        writer.close()
+    except BaseException:
+        writer.close()
+        shutil.rmtree(stu_tmp, ignore_errors=True)
+        raise
     records = []
     log_path = folder / "fetches.jsonl"
     if log_path.exists():
@@ -478,12 +498,16 @@ def parse_hour(ws: Workspace, feed_id: str, hour_key: str) -> dict:
     tables["rt_fetches"] = fetches_table(records)
     counts = {}
     for name in LAKE_TABLES:
-        t = tables[name]
         target = _partition(ws, name, feed_id, date, hour)
         tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        pq.write_table(t, tmp / "part-0.parquet", compression="zstd", compression_level=9, row_group_size=1 << 20)
+        if name == "rt_stop_time_updates":  # written above, row group by row group
+            counts[name] = parser.stu_written
+        else:
+            t = tables[name]
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True)
+            pq.write_table(t, tmp / "part-0.parquet", row_group_size=_ROW_GROUP, **_PARQUET)
+            counts[name] = t.num_rows
         if name == "rt_snapshots":
             (tmp / RAW_MARK).write_text(json.dumps({"mark": mark}))
         old = target.with_name(f".{target.name}.{os.getpid()}.old")
@@ -491,7 +515,6 @@ def parse_hour(ws: Workspace, feed_id: str, hour_key: str) -> dict:
             os.replace(target, old)
         os.replace(tmp, target)
         shutil.rmtree(old, ignore_errors=True)
-        counts[name] = t.num_rows
     _fsync_dir(ws.lake)
     rows = {t: int(sum(r[i] for r in parser.snapshots)) for i, t in
             zip(range(7, 17, 2), ("rt_vehicle_positions", "rt_trip_updates", "rt_stop_time_updates", "rt_alerts", "rt_alert_entities"))}

@@ -4,10 +4,14 @@ An :class:`HourParser` takes the snapshots of one feed and one hour, in order, o
 time (vehicle_positions, trip_updates, alerts or combined: each part is its own sequence), and
 returns one pyarrow table per lake table. The message is split into its header and entities by
 a small wire-format walk (no full parse); an entity whose bytes equal an entity of the previous
-snapshot of the same part is not parsed again, only counted. A changed entity is parsed alone
-(``FeedEntity.FromString``, upb) and only its changed rows are built: a vehicle position, trip
+snapshot of the same part is not parsed again, only counted. The changed entities are parsed
+together (one message, upb) and only their changed rows are built: a vehicle position, trip
 update or alert whose values equal the previous snapshot's for the same entity id, and a stop
-time update or informed entity whose bytes equal the previous one's, extend that stored row.
+time update or informed entity whose bytes equal the previous one's, extend that stored row. The
+stop_time_updates of every changed trip update of a snapshot are handled together, column-wise
+(:meth:`HourParser._stop_time_updates`): found in the entities' bytes as received, compared by hash
+with the previous version of the same trip, decoded column by column, and, given a ``sink``, handed
+over as row groups once they can no longer change.
 
 Every stored row says when it was seen: ``header_timestamp`` (the FeedHeader timestamp of the
 first snapshot holding it, POSIX seconds, null when the header has none), ``last_header_timestamp``
@@ -51,9 +55,7 @@ are dictionary-encoded strings (:data:`SCHEMAS` has every type); DuckDB reads th
 from __future__ import annotations
 
 import json
-from array import array
-from itertools import accumulate, islice
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pyarrow as pa
 from google.transit import gtfs_realtime_pb2 as pb
@@ -262,40 +264,39 @@ def _s(v: str) -> str | None:
     return v or None
 
 
-@dataclass
+@dataclass(slots=True)
 class _Entity:
     """What the parser remembers of an entity of the previous snapshot."""
 
     v: int  # version index
     eid: str = ""
-    rows: list = field(default_factory=list)  # (table, row index) of every row it holds, for extension
     vp: tuple | None = None
     vp_row: int = -1
     trip: tuple | None = None
     tu: tuple | None = None
     tu_row: int = -1
-    stus: dict = field(default_factory=dict)  # STU bytes -> row index
+    occ_lo: int = -1  # its stop_time_updates: a range of HourParser.occ (-1: not a trip update)
+    occ_hi: int = -1
     alert: tuple | None = None
     alert_row: int = -1
-    ies: dict = field(default_factory=dict)  # informed-entity bytes -> row index
+    ies: dict | None = None  # informed-entity bytes -> row index
     counts: tuple = (0, 0, 0, 0, 0)  # rows per ROW_TABLES
 
 
 class _Table:
-    """Column lists of one table, plus each row's first and last version index."""
+    """The rows of one table (a tuple of its columns each), plus each row's first and last version index."""
 
     def __init__(self, name: str):
         self.name = name
         self.cols = [f.name for f in SCHEMAS[name]][5:]  # after the ROW columns and part, entity_id
-        self.data: list[list] = [[] for _ in self.cols]
+        self.rows: list[tuple] = []
         self.part: list[str] = []
         self.entity: list[str] = []
         self.first_v: list[int] = []
         self.last_v: list[int] = []
 
     def add(self, values: tuple, part: str, entity: str, v: int) -> int:
-        for col, x in zip(self.data, values):
-            col.append(x)
+        self.rows.append(values)
         self.part.append(part)
         self.entity.append(entity)
         self.first_v.append(v)
@@ -303,72 +304,175 @@ class _Table:
         return len(self.first_v) - 1
 
     def truncate(self, n: int) -> None:
-        for col in (*self.data, self.part, self.entity, self.first_v, self.last_v):
+        for col in (self.rows, self.part, self.entity, self.first_v, self.last_v):
             del col[n:]
 
     def __len__(self) -> int:
         return len(self.first_v)
 
 
+class _Grow:
+    """A numpy array (int64 unless ``dtype``) that grows by doubling (``view()`` is its filled part)."""
+
+    def __init__(self, dtype: str = "int64"):
+        import numpy as np
+
+        self.a = np.zeros(1024, dtype=dtype)
+        self.n = 0
+
+    def extend(self, values) -> None:
+        import numpy as np
+
+        k = len(values)
+        if self.n + k > len(self.a):
+            a = np.zeros(max(2 * len(self.a), self.n + k), dtype=self.a.dtype)
+            a[:self.n] = self.a[:self.n]
+            self.a = a
+        self.a[self.n:self.n + k] = values
+        self.n += k
+
+    def view(self):
+        return self.a[:self.n]
+
+    def __len__(self) -> int:
+        return self.n
+
+
 class _StuTable:
-    """The stop_time_updates: each stored one's bytes until decoded column by column (transforms/gtfs_rt/wire.py; in chunks,
-    as they accumulate), the trip it belongs to (an index into ``heads``), and its first and last version."""
+    """The stop_time_updates: the bytes of the changed entities holding the stored ones until they are decoded column by
+    column (transforms/gtfs_rt/wire.py; in chunks, as they accumulate), each row's range in them, the trip it belongs to
+    (an index into ``heads``), and its first and last version."""
 
     def __init__(self):
-        self.buf = bytearray()  # bytes of the rows from ``decoded`` on; ``end`` holds offsets counted from the first row
-        self.base = 0  # offset of buf[0]
+        self.pending: list[bytes] = []  # entity bytes of the rows from ``decoded`` on, one buffer per snapshot
+        self.p_start: list = []  # per buffer: start and end of each row in it
+        self.p_end: list = []
+        self.pending_bytes = 0
         self.decoded = 0  # rows already decoded into ``chunks``
-        self.chunks: list[list] = []
-        self.end = array("q")
-        self.head = array("q")
-        self.first_v = array("q")
-        self.last_v = array("q")
+        self.chunks: list[tuple] = []  # (rows, decoded columns) not written yet
+        self.head = _Grow("int32")  # versions and heads: fewer than 2^31 in an hour
+        self.first_v = _Grow("int32")
+        self.last_v = _Grow("int32")
         self.heads: list[tuple] = []  # (part, entity_id, trip_id, route_id, start_date)
 
     def __len__(self) -> int:
-        return len(self.end)
+        return len(self.head)
+
+    def add(self, buf: bytes, starts, ends, heads, v) -> None:
+        """Add rows whose bytes are ``buf[starts[i]:ends[i]]``, of trip ``heads[i]``, first and last seen in version ``v[i]``."""
+        if not len(starts):
+            return
+        self.pending.append(buf)
+        self.p_start.append(starts)
+        self.p_end.append(ends)
+        self.pending_bytes += len(buf)
+        self.head.extend(heads)
+        self.first_v.extend(v)
+        self.last_v.extend(v)
 
     def mark(self) -> tuple[int, int, int]:
-        return len(self.end), len(self.buf), len(self.heads)
+        return len(self), len(self.pending), len(self.heads)
 
     def flush(self) -> None:
         """Decode the rows not decoded yet into ``chunks`` and drop their bytes."""
         import numpy as np
 
-        n = len(self.end)
-        if n == self.decoded:
+        if not self.pending:
             return
-        ends = np.frombuffer(self.end, dtype=np.int64)[self.decoded:n] - self.base
-        starts = np.concatenate([[int(self.end[self.decoded - 1]) - self.base if self.decoded else 0], ends[:-1]]).astype(np.int64)
-        self.buf += bytes(16)  # the decoder reads up to 10 bytes past a varint
-        buf = np.frombuffer(self.buf, dtype=np.uint8)
-        for i in range(0, len(ends), DECODE_CHUNK):
-            self.chunks.append(_decode_stus(buf, starts[i:i + DECODE_CHUNK], ends[i:i + DECODE_CHUNK]))
-        del buf
-        self.base = int(self.end[n - 1])
-        self.decoded = n
-        self.buf = bytearray()
+        offsets = np.cumsum([0] + [len(b) for b in self.pending[:-1]], dtype=np.int64)
+        starts = np.concatenate([s + o for s, o in zip(self.p_start, offsets)])
+        ends = np.concatenate([e + o for e, o in zip(self.p_end, offsets)])
+        buf = np.frombuffer(b"".join(self.pending) + bytes(16), dtype=np.uint8)  # the decoder reads up to 10 bytes past a varint
+        self.pending, self.p_start, self.p_end, self.pending_bytes = [], [], [], 0
+        for i in range(0, len(starts), DECODE_CHUNK):
+            rows = np.arange(self.decoded + i, self.decoded + min(i + DECODE_CHUNK, len(starts)), dtype=np.int64)
+            self.chunks.append((rows, _decode_stus(buf, starts[i:i + DECODE_CHUNK], ends[i:i + DECODE_CHUNK])))
+        self.decoded += len(starts)
 
     def truncate(self, mark: tuple[int, int, int]) -> None:
         n, nb, nh = mark
-        for a in (self.end, self.head, self.first_v, self.last_v):
-            del a[n:]
-        del self.buf[nb:]
+        for g in (self.head, self.first_v, self.last_v):
+            g.n = min(g.n, n)
+        self.pending_bytes -= sum(len(b) for b in self.pending[nb:])
+        del self.pending[nb:], self.p_start[nb:], self.p_end[nb:]
         del self.heads[nh:]
 
 
+class _Occurrences:
+    """Every stop_time_update of every trip-update version still remembered: its two hashes, length, row, and whether it is
+    the first of its bytes in that version. A version holds the range [occ_lo, occ_hi) (:class:`_Entity`)."""
+
+    def __init__(self):
+        self.h1, self.h2, self.ln, self.row, self.first = _Grow(), _Grow(), _Grow(), _Grow(), _Grow()
+
+    def __len__(self) -> int:
+        return len(self.row)
+
+    def extend(self, h1, h2, ln, row, first) -> int:
+        lo = len(self)
+        self.h1.extend(h1.view("i8"))
+        self.h2.extend(h2.view("i8"))
+        self.ln.extend(ln)
+        self.row.extend(row)
+        self.first.extend(first)
+        return lo
+
+    def truncate(self, n: int) -> None:
+        for g in (self.h1, self.h2, self.ln, self.row, self.first):
+            g.n = min(g.n, n)
+
+    def compact(self, states) -> None:
+        """Keep only the ranges of ``states`` (the entities of the last snapshots), and point them to their new place."""
+        import numpy as np
+
+        states = [st for st in states if st.occ_lo >= 0]
+        lo = np.array([st.occ_lo for st in states], dtype=np.int64)
+        hi = np.array([st.occ_hi for st in states], dtype=np.int64)
+        idx = _ranges(lo, hi)
+        new = _Occurrences()
+        new.extend(self.h1.view()[idx].view(np.uint64), self.h2.view()[idx].view(np.uint64), self.ln.view()[idx],
+                   self.row.view()[idx], self.first.view()[idx])
+        at = np.concatenate([[0], np.cumsum(hi - lo)]).tolist()
+        for st, a, b in zip(states, at, at[1:]):
+            st.occ_lo, st.occ_hi = a, b
+        self.h1, self.h2, self.ln, self.row, self.first = new.h1, new.h2, new.ln, new.row, new.first
+
+
+def _ranges(lo, hi):
+    """Return the indices lo[0]..hi[0]-1, lo[1]..hi[1]-1, ... as one array."""
+    import numpy as np
+
+    n = hi - lo
+    total = int(n.sum())
+    if not total:
+        return np.zeros(0, dtype=np.int64)
+    return np.repeat(lo - np.concatenate([[0], np.cumsum(n)[:-1]]), n) + np.arange(total, dtype=np.int64)
+
+
+_MIX = 0x9E3779B97F4A7C15  # mixes a trip's index into a hash (odd: one trip, one multiple)
+#: Decoded stop_time_updates held before those that can no longer change go to the sink (a row group).
+SINK_ROWS = 1 << 20
 #: Rows of stop_time_updates decoded at once (bounds the decoder's memory: ~200 bytes a row).
 DECODE_CHUNK = 200_000
 #: Bytes of stop_time_updates held before they are decoded (after a snapshot).
 FLUSH_BYTES = 16 << 20
+#: Remembered stop_time_updates (HourParser.occ) beyond which those of versions no longer current are dropped.
+OCC_COMPACT = 1 << 18
 
 
 class HourParser:
     """Build the lake tables of one feed-hour from its snapshots, given in order (see the module docstring)."""
 
-    def __init__(self):
+    def __init__(self, *, sink=None):
+        """``sink``: called as sink(table) with stop_time_update rows that can no longer change (rt_stop_time_updates row
+        groups), as they accumulate; :meth:`finish` then returns only the rest. None: every row is returned by finish."""
+        self.sink = sink
+        self.stu_written = 0
         self.tables = {t: _Table(t) for t in ROW_TABLES if t != "rt_stop_time_updates"}
         self.stus = _StuTable()
+        self.occ = _Occurrences()
+        self._stu_undo: list[tuple] = []  # (rows, their last version before) of the snapshot being added
+        self._jobs: list[tuple] = []  # trip updates of the snapshot being added: (entity index, version, prior state, head, state)
         self.snapshots: list[tuple] = []
         self.quarantine: list[tuple] = []
         # versions: first header ts, last header ts, snapshots in this version, snapshots of the run before it
@@ -385,6 +489,8 @@ class HourParser:
         """Parse one snapshot of ``part``. Return True; if it cannot be parsed, quarantine it whole and return False."""
         marks = {t: len(tb) for t, tb in self.tables.items()}
         stu_mark = self.stus.mark()
+        occ_mark = len(self.occ)
+        self._stu_undo = []
         nv = len(self.v_count)
         prev = self._prev.get(part, ({}, {}))
         touched: list[tuple[int, int, int | None]] = []
@@ -400,6 +506,10 @@ class HourParser:
             for t, tb in self.tables.items():
                 tb.truncate(marks[t])
             self.stus.truncate(stu_mark)
+            self.occ.truncate(occ_mark)
+            last = self.stus.last_v.a
+            for rows, old in reversed(self._stu_undo):
+                last[rows] = old
             for lst in (self.v_first, self.v_last, self.v_count, self.v_base):
                 del lst[nv:]
             for v, count, last in reversed(touched):  # undo the extensions of earlier versions and rows
@@ -410,8 +520,13 @@ class HourParser:
             self.quarantine.append((part, file, sha256, reason))
             return False
         self._prev[part] = (by_bytes, by_id)
-        if len(self.stus.buf) > FLUSH_BYTES:
+        if self.stus.pending_bytes > FLUSH_BYTES:
             self.stus.flush()
+            if self.sink is not None and sum(len(r) for r, _ in self.stus.chunks) >= SINK_ROWS:
+                self._drain()
+        if len(self.occ) > OCC_COMPACT:
+            live = {id(st): st for by_b, by_i in self._prev.values() for st in (*by_b.values(), *by_i.values())}
+            self.occ.compact(list(live.values()))
         self.snapshots.append((part, file, sha256, ts, _s(header.gtfs_realtime_version),
                                _INCREMENTALITY.get(header.incrementality) if header.HasField("incrementality") else None,
                                len(ents), *[x for pair in zip(rows, stored) for x in pair]))
@@ -431,49 +546,52 @@ class HourParser:
         rows = [0, 0, 0, 0, 0]
         stored = [0, 0, 0, 0, 0]
         v_count, v_last = self.v_count, self.v_last
-        changed: list[bytes] = []
         dups: list[bytes] = []
-        seen: set[bytes] = set()
-        for eb in ents:
-            if eb in seen:  # a duplicate inside one snapshot: its rows are stored again, so they reconcile
-                dups.append(eb)
-                continue
-            seen.add(eb)
-            st = prev_bytes.get(eb)
-            if st is None:
-                changed.append(eb)
-                continue
-            touched.append((st.v, v_count[st.v], v_last[st.v]))  # the same bytes as before: counted, not stored again
-            by_bytes[eb] = st
-            v_count[st.v] += 1
-            v_last[st.v] = ts
-            c = st.counts
-            rows[0] += c[0]; rows[1] += c[1]; rows[2] += c[2]; rows[3] += c[3]; rows[4] += c[4]  # noqa: E702
+        uniq = ents
+        if len(set(ents)) != len(ents):  # a duplicate inside one snapshot: its rows are stored again, so they reconcile
+            seen: set[bytes] = set()
+            uniq = []
+            for eb in ents:
+                (dups if eb in seen else uniq).append(eb)
+                seen.add(eb)
+        states = list(map(prev_bytes.get, uniq))
+        changed = [eb for eb, st in zip(uniq, states) if st is None]
+        hit = [st for st in states if st is not None]  # the same bytes as before: counted, not stored again
+        if hit:
+            by_bytes.update((eb, st) for eb, st in zip(uniq, states) if st is not None)
+            touched.extend([(st.v, v_count[st.v], v_last[st.v]) for st in hit])
+            for st in hit:
+                v_count[st.v] += 1
+                v_last[st.v] = ts
+            rows = [sum(c) for c in zip(*[st.counts for st in hit])]
         if changed or dups:
             # parsed together as one message: upb parses one message of many entities ~8x faster than each alone
+            framed = [_field2(eb) for eb in (*changed, *dups)]
+            mb = b"".join(framed)
             m = pb.FeedMessage()
-            m.MergeFromString(b"".join(_field2(eb) for eb in (*changed, *dups)))
+            m.MergeFromString(mb)
             parsed = m.entity
+            self._jobs = []
             for i, eb in enumerate(changed):
                 ent = parsed[i]
-                st = self._entity(eb, ent, part, ts, stored, prior=prev_id.get(ent.id))
+                st = self._entity(i, ent, part, ts, stored, prior=prev_id.get(ent.id))
                 by_bytes[eb] = st
                 by_id[ent.id] = st
                 c = st.counts
                 rows[0] += c[0]; rows[1] += c[1]; rows[2] += c[2]; rows[3] += c[3]; rows[4] += c[4]  # noqa: E702
             for i, eb in enumerate(dups, len(changed)):
-                st = self._entity(eb, parsed[i], part, ts, stored)
+                st = self._entity(i, parsed[i], part, ts, stored)
                 c = st.counts
                 rows[0] += c[0]; rows[1] += c[1]; rows[2] += c[2]; rows[3] += c[3]; rows[4] += c[4]  # noqa: E702
+            if self._jobs:
+                stored[2] += self._stop_time_updates(mb, framed, (*changed, *dups))
         for st in by_bytes.values():
             by_id.setdefault(st.eid, st)
         return by_bytes, by_id, rows, stored
 
-    def _entity(self, eb: bytes, ent, part: str, ts: int | None, stored: list, prior: _Entity | None = None) -> _Entity:
-        """Return the state of a changed entity after storing its changed rows (``ent`` None: parse ``eb``, no prior)."""
-        if ent is None:
-            ent = pb.FeedEntity()
-            ent.MergeFromString(eb)
+    def _entity(self, i: int, ent, part: str, ts: int | None, stored: list, prior: _Entity | None = None) -> _Entity:
+        """Return the state of a changed entity (the ``i``-th of the snapshot's changed ones, parsed: ``ent``) after storing
+        its changed rows; its stop_time_updates are left to :meth:`_stop_time_updates` (a job in ``_jobs``)."""
         v = self._version(ts, prior)
         eid = ent.id
         st = _Entity(v, eid)
@@ -525,51 +643,9 @@ class HourParser:
                 stored[1] += 1
             n[1] = 1
             same_trip = prior is not None and prior.trip == trip
-            old = prior.stus if same_trip else {}
-            mine = st.stus
             sts = self.stus
-            last, buf, ends, first, heads = sts.last_v, sts.buf, sts.end, sts.first_v, sts.head
-            head = len(sts.heads)
+            self._jobs.append((i, v, prior if same_trip else None, len(sts.heads), st, ent))
             sts.heads.append((part, eid, trip[0], trip[1], trip[4]))
-            sbs = [s.SerializeToString() for s in stus]
-            distinct = set(sbs)
-            common = old.keys() & distinct if old else ()
-            if len(distinct) == len(sbs):  # no two alike (the usual case): whole-list operations
-                for sb in common:  # unchanged since the previous snapshot: the stored row is extended
-                    r = old[sb]
-                    undo((last, r, last[r]))
-                    last[r] = v
-                    mine[sb] = r
-                fresh = [sb for sb in sbs if sb not in common] if common else sbs
-                k = len(fresh)
-                if k:
-                    start = len(ends)
-                    ends.extend(islice(accumulate(map(len, fresh), initial=sts.base + len(buf)), 1, None))
-                    buf += b"".join(fresh)
-                    one = array("q", [v]) * k
-                    heads += array("q", [head]) * k
-                    first += one
-                    last += one
-                    mine.update(zip(fresh, range(start, start + k)))
-                new = k
-            else:  # the same update twice in one trip: each occurrence is a row of its own
-                new = 0
-                for sb in sbs:
-                    r = old.get(sb)
-                    if r is not None and sb not in mine:
-                        undo((last, r, last[r]))
-                        last[r] = v
-                        mine[sb] = r
-                        continue
-                    buf += sb
-                    ends.append(sts.base + len(buf))
-                    heads.append(head)
-                    first.append(v)
-                    last.append(v)
-                    if sb not in mine:
-                        mine[sb] = len(ends) - 1
-                    new += 1
-            stored[2] += new
             n[2] = len(stus)
         if ent.HasField("alert"):
             al = ent.alert
@@ -590,7 +666,8 @@ class HourParser:
                 st.alert_row = tb.add(row, part, eid, v)
                 stored[3] += 1
             n[3] = 1
-            old = prior.ies if prior is not None else {}
+            old = prior.ies if prior is not None and prior.ies is not None else {}
+            st.ies = {}
             tb = t["rt_alert_entities"]
             for ie in al.informed_entity:
                 ib = ie.SerializeToString()
@@ -610,34 +687,158 @@ class HourParser:
         st.counts = tuple(n)
         return st
 
+    def _stop_time_updates(self, mb: bytes, framed: list[bytes], ents: tuple) -> int:
+        """Store the stop_time_updates of the snapshot's changed trip updates (``_jobs``), read from the entities' bytes ``mb``
+        (``framed``: each of ``ents`` as framed in it); return how many rows are new.
+
+        They are found by a wire-format walk over every entity at once and compared by two hashes of their bytes
+        (transforms/gtfs_rt/wire.py): the first occurrence of some bytes in a trip update extends the row of the same bytes
+        in the previous version of the same trip; every other one is a new row, decoded later from these bytes.
+        """
+        import numpy as np
+
+        from transforms.gtfs_rt.wire import hash_ranges, repeated
+
+        jobs, self._jobs = self._jobs, []
+        nj = len(jobs)
+        eend = np.cumsum(np.fromiter(map(len, framed), dtype=np.int64, count=len(framed)))
+        estart = eend - np.fromiter(map(len, ents), dtype=np.int64, count=len(ents))
+        ji = np.fromiter((j[0] for j in jobs), dtype=np.int64, count=nj)
+        jv = np.fromiter((j[1] for j in jobs), dtype=np.int64, count=nj)
+        jhead = np.fromiter((j[3] for j in jobs), dtype=np.int64, count=nj)
+        want = np.fromiter((j[4].counts[2] for j in jobs), dtype=np.int64, count=nj)
+        buf = np.frombuffer(mb + bytes(16), dtype=np.uint8)
+        tl, tstart, tlen, bad = repeated(buf, estart[ji], eend[ji], 3)  # each job's trip_update (more than one: merged)
+        sl, start, length, bad2 = repeated(buf, tstart, tstart + tlen, 2)  # their stop_time_updates, in order
+        job = tl[sl]
+        bad[tl[bad2]] = True
+        bad |= np.bincount(job, minlength=nj) != want
+        if bad.any():  # bytes the walk does not read (e.g. a group): those trips' stop_time_updates as upb serialises them
+            extra = [jobs[k][5].trip_update.stop_time_update for k in np.flatnonzero(bad)]
+            sbs = [x.SerializeToString() for stus in extra for x in stus]
+            xl = np.fromiter(map(len, sbs), dtype=np.int64, count=len(sbs))
+            xs = len(mb) + np.cumsum(xl) - xl
+            keep = ~bad[job]
+            job = np.concatenate([job[keep], np.repeat(np.flatnonzero(bad), [len(stus) for stus in extra])])
+            start = np.concatenate([start[keep], xs])
+            length = np.concatenate([length[keep], xl])
+            order = np.argsort(job, kind="stable")
+            job, start, length = job[order], start[order], length[order]
+            mb = mb + b"".join(sbs)
+            buf = np.frombuffer(mb + bytes(16), dtype=np.uint8)
+        k = len(job)
+        h1, h2 = hash_ranges(buf, start, length)
+        # sorted by one key mixing the trip and the hashes, equal stop_time_updates of a trip are next to each other
+        # (stable: in their order); equality is then checked on every part
+        with np.errstate(over="ignore"):
+            mixed = h1 ^ (job.astype(np.uint64) * _MIX)
+        # the first occurrence of its bytes in its trip update (the same update twice in one trip: two rows)
+        first = np.ones(k, dtype=bool)
+        if k > 1 and (np.diff(np.sort(mixed)) == 0).any():  # some bytes twice in a trip (rare): which occurrence is first
+            o = np.argsort(mixed, kind="stable")
+            a, b = o[1:], o[:-1]
+            first[a] = ~((mixed[a] == mixed[b]) & (job[a] == job[b]) & (h2[a] == h2[b]) & (length[a] == length[b]))
+        # the previous version's first occurrences, for the trips that are the same trip as before
+        plo = np.fromiter((j[2].occ_lo if j[2] is not None else 0 for j in jobs), dtype=np.int64, count=nj)
+        phi = np.fromiter((j[2].occ_hi if j[2] is not None else 0 for j in jobs), dtype=np.int64, count=nj)
+        occ = self.occ
+        pidx = _ranges(plo, phi)
+        pjob = np.repeat(np.arange(nj, dtype=np.int64), phi - plo)
+        keep = occ.first.view()[pidx] == 1
+        pidx, pjob = pidx[keep], pjob[keep]
+        row = np.full(k, -1, dtype=np.int64)
+        cand = np.flatnonzero(first)
+        if len(pidx) and len(cand):
+            with np.errstate(over="ignore"):
+                pm = occ.h1.view()[pidx].view(np.uint64) ^ (pjob.astype(np.uint64) * _MIX)
+            o = np.argsort(pm)  # the previous versions' keys are distinct within a trip
+            pm = pm[o]
+            at = np.minimum(np.searchsorted(pm, mixed[cand]), len(pm) - 1)
+            q = pidx[o[at]]  # the candidate in the previous version: equal only if every part is
+            eq = ((pm[at] == mixed[cand]) & (pjob[o[at]] == job[cand]) & (occ.h2.view()[q].view(np.uint64) == h2[cand])
+                  & (occ.ln.view()[q] == length[cand]))
+            hit = cand[eq]
+            row[hit] = occ.row.view()[q[eq]]
+            matched = np.sort(hit)
+            if len(matched):  # unchanged since the previous snapshot: the stored row is extended
+                last = self.stus.last_v.a
+                rows_m = row[matched]
+                self._stu_undo.append((rows_m, last[rows_m].copy()))
+                last[rows_m] = jv[job[matched]]
+        new = row < 0
+        nn = int(new.sum())
+        row[new] = len(self.stus) + np.arange(nn, dtype=np.int64)
+        self.stus.add(mb, start[new], start[new] + length[new], jhead[job[new]], jv[job[new]])
+        lo = occ.extend(h1, h2, length, row, first.astype(np.int64))
+        at = (lo + np.concatenate([[0], np.cumsum(np.bincount(job, minlength=nj))])).tolist()
+        for j, a, b in zip(jobs, at, at[1:]):
+            j[4].occ_lo, j[4].occ_hi = a, b
+        return nn
+
     # -- the hour's tables -----------------------------------------------------------------------
 
-    def _stu_table(self, run: list) -> pa.Table:
-        """Return rt_stop_time_updates: ``run`` (the ROW columns), the trip of each row, and its bytes decoded in chunks."""
+    def _versions(self) -> tuple:
+        """Return (first header ts, last header ts, end, base) of every version, as arrays (see :meth:`_version`)."""
         import numpy as np
 
+        base = np.asarray(self.v_base, dtype=np.int64)
+        return pa.array(self.v_first, _I64), pa.array(self.v_last, _I64), base + np.asarray(self.v_count, dtype=np.int64), base
+
+    def _stu_rows(self, rows, cols: list, versions: tuple) -> pa.Table:
+        """Return the rt_stop_time_updates rows ``rows`` (their decoded columns: ``cols``)."""
+        import numpy as np
+
+        v_first, v_last, end, base = versions
         sts = self.stus
         schema = SCHEMAS["rt_stop_time_updates"]
-        n = len(sts)
-        sts.flush()
-        heads = np.frombuffer(sts.head, dtype=np.int64) if n else np.zeros(0, np.int64)
-        take = pa.array(heads.astype(np.int32))
-        named = {name: pa.array([h[k] for h in sts.heads], _S).dictionary_encode().take(take)  # nulls in the indices, not the dictionary
-                 for k, name in enumerate(("part", "entity_id", "trip_id", "route_id", "start_date"))}
-        chunks = sts.chunks
+        fv = sts.first_v.view()[rows]
+        lv = sts.last_v.view()[rows]
+        named = {"header_timestamp": v_first.take(pa.array(fv)), "last_header_timestamp": v_last.take(pa.array(lv)),
+                 "snapshots": pa.array((end[lv] - base[fv]).astype(np.int32), _I32)}
+        used, take = np.unique(sts.head.view()[rows], return_inverse=True)
+        heads = [sts.heads[i] for i in used.tolist()]
+        take = pa.array(take.astype(np.int32))
+        for k, name in enumerate(("part", "entity_id", "trip_id", "route_id", "start_date")):
+            named[name] = pa.array([h[k] for h in heads], _S).dictionary_encode().take(take)  # nulls in the indices
         for k, name in enumerate(_STU_DECODED):
-            named[name] = pa.chunked_array([c[k] for c in chunks], schema.field(name).type)
-        named["header_timestamp"], named["last_header_timestamp"], named["snapshots"] = run
+            named[name] = cols[k]
         return pa.Table.from_arrays([named[f.name] for f in schema], schema=schema)
 
-    def finish(self) -> dict[str, pa.Table]:
-        """Return {lake table: pyarrow table} of every snapshot added (tables without rows are empty, with their columns)."""
+    def _drain(self) -> None:
+        """Give the sink the decoded stop_time_updates that can no longer change: those whose last version is not the
+        current version of an entity of the last snapshot (only those are extended or counted again)."""
         import numpy as np
 
-        v_first = pa.array(self.v_first, _I64)
-        v_last = pa.array(self.v_last, _I64)
-        end = np.asarray(self.v_base, dtype=np.int64) + np.asarray(self.v_count, dtype=np.int64)
-        base = np.asarray(self.v_base, dtype=np.int64)
+        live = np.array(sorted({st.v for by_b, by_i in self._prev.values() for st in (*by_b.values(), *by_i.values())}),
+                        dtype=np.int64)
+        versions = self._versions()
+        done, kept = [], []
+        for rows, cols in self.stus.chunks:
+            open_ = np.isin(self.stus.last_v.view()[rows], live)
+            if open_.all():
+                kept.append((rows, cols))
+                continue
+            mask = pa.array(~open_)
+            done.append(self._stu_rows(rows[~open_], [c.filter(mask) for c in cols], versions))
+            if open_.any():
+                mask = pa.array(open_)
+                kept.append((rows[open_], [c.filter(mask) for c in cols]))
+        if len(kept) > 1:  # the rows still open, as one chunk
+            kept = [(np.concatenate([r for r, _ in kept]),
+                     [pa.concat_arrays([c[k] for _, c in kept]) for k in range(len(_STU_DECODED))])]
+        self.stus.chunks = kept
+        if done:
+            t = pa.concat_tables(done)
+            self.stu_written += t.num_rows
+            self.sink(t)
+
+    def finish(self) -> dict[str, pa.Table]:
+        """Return {lake table: pyarrow table} of every snapshot added (tables without rows are empty, with their columns);
+        rt_stop_time_updates holds the rows not given to the sink."""
+        import numpy as np
+
+        versions = self._versions()
+        v_first, v_last, end, base = versions
         out = {}
         for name, tb in self.tables.items():
             schema = SCHEMAS[name]
@@ -648,14 +849,13 @@ class HourParser:
                     pa.array((end[lv] - base[fv]).astype(np.int32) if len(fv) else [], _I32),
                     pa.array(tb.part, _S).dictionary_encode().cast(_S) if tb.part else pa.array([], _S),
                     pa.array(tb.entity, _S)]
-            cols += [pa.array(col, schema.field(c).type) for c, col in zip(tb.cols, tb.data)]
+            data = list(zip(*tb.rows)) if tb.rows else [()] * len(tb.cols)
+            cols += [pa.array(col, schema.field(c).type) for c, col in zip(tb.cols, data)]
             out[name] = pa.Table.from_arrays(cols, schema=schema)
-        fv = np.frombuffer(self.stus.first_v, dtype=np.int64) if len(self.stus) else np.zeros(0, np.int64)
-        lv = np.frombuffer(self.stus.last_v, dtype=np.int64) if len(self.stus) else np.zeros(0, np.int64)
-        run = [v_first.take(pa.array(fv)) if len(fv) else pa.array([], _I64),
-               v_last.take(pa.array(lv)) if len(lv) else pa.array([], _I64),
-               pa.array((end[lv] - base[fv]).astype(np.int32) if len(fv) else [], _I32)]
-        out["rt_stop_time_updates"] = self._stu_table(run)
+        self.stus.flush()
+        schema = SCHEMAS["rt_stop_time_updates"]
+        parts = [self._stu_rows(rows, cols, versions) for rows, cols in self.stus.chunks]
+        out["rt_stop_time_updates"] = pa.concat_tables(parts) if parts else schema.empty_table()
         out["rt_snapshots"] = pa.Table.from_pylist(
             [dict(zip(SCHEMAS["rt_snapshots"].names, r)) for r in self.snapshots], schema=SCHEMAS["rt_snapshots"])
         out["rt_quarantine"] = pa.Table.from_pylist(

@@ -247,3 +247,50 @@ def test_decoding_in_chunks_as_rows_accumulate_gives_the_same_tables(monkeypatch
     monkeypatch.setattr(parse, "DECODE_CHUNK", 7)
     assert run() == whole
     assert len(whole["rt_quarantine"]) == 1
+
+
+def _rows(table) -> list[str]:
+    return sorted(map(repr, table.to_pylist()))
+
+
+def test_stop_time_updates_given_to_the_sink_once_final_are_the_rows_of_the_hour(monkeypatch):
+    import pyarrow as pa
+
+    import transforms.gtfs_rt.parse as parse
+
+    seq = [_feed(100 + 20 * k, {"T1": [0, k // 2, 0], "T2": [60] * (k % 3 + 1), **({"T3": [k]} if k % 4 else {})}) for k in range(12)]
+    seq += [p.read_bytes() for p in captures() if p.parent.name == "nyct-subway-2019"][:3]
+
+    def run(sink=None):
+        parser = HourParser(sink=sink)
+        for data in seq:
+            parser.add(data, part="trip_updates")
+        return parser, parser.finish()
+
+    _, whole = run()
+    monkeypatch.setattr(parse, "FLUSH_BYTES", 1)
+    monkeypatch.setattr(parse, "SINK_ROWS", 1)
+    monkeypatch.setattr(parse, "DECODE_CHUNK", 5)
+    given: list = []
+    parser, rest = run(given.append)
+    assert given and rest["rt_stop_time_updates"].num_rows < whole["rt_stop_time_updates"].num_rows
+    assert parser.stu_written == sum(t.num_rows for t in given)
+    assert _rows(pa.concat_tables([*given, rest["rt_stop_time_updates"]])) == _rows(whole["rt_stop_time_updates"])
+    assert _rows(rest["rt_trip_updates"]) == _rows(whole["rt_trip_updates"])
+
+
+def test_the_same_stop_time_update_twice_in_a_trip_is_two_rows_and_only_the_first_is_extended():
+    def snap(ts: int, last: str) -> bytes:
+        m = pb.FeedMessage()
+        m.header.gtfs_realtime_version, m.header.timestamp = "2.0", ts
+        tu = m.entity.add(id="T1").trip_update
+        tu.trip.trip_id = "T1"
+        for sid in ("A", "A", last):
+            tu.stop_time_update.add(stop_sequence=1, stop_id=sid).arrival.delay = 0
+        return m.SerializeToString()
+
+    parser = HourParser()
+    parser.add(snap(100, "B"), part="trip_updates")
+    parser.add(snap(120, "C"), part="trip_updates")
+    rows = sorted((r["stop_id"], r["header_timestamp"], r["snapshots"]) for r in parser.finish()["rt_stop_time_updates"].to_pylist())
+    assert rows == [("A", 100, 1), ("A", 100, 2), ("A", 120, 1), ("B", 100, 1), ("C", 120, 1)]

@@ -336,16 +336,17 @@ def _export_locked(ws: Workspace, schema, feed_id: str, feed_version: str, meta_
             )
         other = ws.lake_partition("gtfs_other_files", feed_id, feed_version) / "part-0.parquet"
         if other.exists():
-            rows = con.sql(f"SELECT file_name, header, record FROM read_parquet({lit(str(other))}, hive_partitioning=false) ORDER BY file_name, _line").fetchall()
-            by_file: dict[str, list] = {}
-            for name, header, record in rows:
-                by_file.setdefault(name, [json.loads(header)]).append(list(json.loads(record).values()))
-            for name, data in by_file.items():
+            # one JSON array of a file's records, parsed in one call (not one json.loads per row: seconds on a big file)
+            per_file = con.sql(f"SELECT file_name, arg_min(header, _line), '[' || string_agg(record, ',' ORDER BY _line) || ']' "
+                               f"FROM read_parquet({lit(str(other))}, hive_partitioning=false) GROUP BY file_name ORDER BY file_name").fetchall()
+            for name, header, records in per_file:
                 if (target := target_of(name)) is None:
                     continue
                 target.parent.mkdir(parents=True, exist_ok=True)
                 with target.open("w", encoding="utf-8", newline="") as fh:
-                    csv.writer(fh, lineterminator="\n").writerows(data)
+                    out = csv.writer(fh, lineterminator="\n")
+                    out.writerow(json.loads(header))
+                    out.writerows(list(r.values()) for r in json.loads(records))
         blobs = ws.lake_partition("gtfs_other_blobs", feed_id, feed_version) / "part-0.parquet"
         if blobs.exists():
             for name, content in con.sql(f"SELECT file_name, content FROM read_parquet({lit(str(blobs))}, hive_partitioning=false)").fetchall():

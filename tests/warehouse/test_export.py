@@ -149,3 +149,14 @@ def test_member_already_in_canonical_text_is_copied_as_received_and_every_member
     assert sorted(copied) == ["agency.txt", "calendar.txt", "frequencies.txt", "trips.txt"]
     with zipfile.ZipFile(feed) as zf:
         assert all(raw[n] == zf.getinfo(n).compress_size for n in copied), "copied members keep their compressed bytes"
+
+
+def test_unknown_files_come_back_row_for_row_in_their_order(ws, tmp_path):
+    from noriba.pipeline import run_feed
+
+    extra = {"vendor.txt": 'k,v,w\n2,"a, b",\n1,あ,"x""y"\n3,,\n', "zz_notes.txt": "note\nfirst\n\nthird\n", "empty_x.txt": "a,b\n"}
+    result = run_feed(make_spec("unk", write_feed(tmp_path / "in", {**MINI_FEED, **extra})), ws)
+    with zipfile.ZipFile(result["exports"]["gtfs_zip"]) as zf:
+        assert zf.read("vendor.txt").decode("utf-8") == 'k,v,w\n2,"a, b",\n1,あ,"x""y"\n3,,\n'
+        assert zf.read("zz_notes.txt").decode("utf-8") == "note\nfirst\nthird\n"  # the blank line is skipped (empty_row)
+        assert zf.read("empty_x.txt").decode("utf-8") == "a,b\n"

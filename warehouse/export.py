@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import csv
 import hashlib
 import json
@@ -78,7 +79,7 @@ def copy_if_verbatim(raw_zip: Path, name: str, table: Table, header: list[str], 
     canonical rows would give the same bytes; else False (``target`` is then left absent or partial: write it again).
 
     The same bytes: UTF-8 without BOM, LF line ends ending the last row, no blank line, no quote, CR, NUL or '#'
-    (which DuckDB's writer quotes), the header exactly in the order ``write_gtfs_text`` writes it, ``rows``
+    (which DuckDB's writer quotes), valid UTF-8, the header exactly in the order ``write_gtfs_text`` writes it, ``rows``
     rows of exactly that many cells, and every typed cell in the one spelling its text expression gives back
     (``_VERBATIM``; a float or geometry column never qualifies). The caller makes sure no row of the file was
     quarantined and it was read as UTF-8.
@@ -96,7 +97,7 @@ def copy_if_verbatim(raw_zip: Path, name: str, table: Table, header: list[str], 
         return False
     try:
         ok = _copy_plain(raw_zip, name, header, target) and _count_plain(target, header, patterns) == rows
-    except (OSError, EOFError, RuntimeError, NotImplementedError, zipfile.BadZipFile, pa.ArrowInvalid):
+    except (OSError, EOFError, RuntimeError, NotImplementedError, UnicodeDecodeError, zipfile.BadZipFile, pa.ArrowInvalid):
         ok = False  # an unreadable member (a bad CRC, an unknown compression): written from the canonical rows
     if not ok:
         target.unlink(missing_ok=True)
@@ -112,6 +113,7 @@ def _copy_plain(raw_zip: Path, name: str, header: list[str], target: Path) -> bo
         except KeyError:
             return False
         head, last = (",".join(header) + "\n").encode(), b""
+        utf8 = codecs.getincrementaldecoder("utf-8")()  # strict: a spec's `encoding: utf-8` may have replaced bad bytes
         with zf.open(info) as src, target.open("wb") as out:
             while chunk := src.read(1 << 20):
                 if not last and not chunk.startswith(head):
@@ -119,8 +121,11 @@ def _copy_plain(raw_zip: Path, name: str, header: list[str], target: Path) -> bo
                 if (b'"' in chunk or b"\r" in chunk or b"#" in chunk or b"\x00" in chunk or b"\n\n" in chunk
                         or (last.endswith(b"\n") and chunk.startswith(b"\n"))):
                     return False
+                if not chunk.isascii() or utf8.getstate()[0]:
+                    utf8.decode(chunk)  # raises UnicodeDecodeError on bytes that are not UTF-8
                 out.write(chunk)
                 last = chunk
+        utf8.decode(b"", final=True)
     return last.endswith(b"\n")
 
 

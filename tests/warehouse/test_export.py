@@ -160,3 +160,23 @@ def test_unknown_files_come_back_row_for_row_in_their_order(ws, tmp_path):
         assert zf.read("vendor.txt").decode("utf-8") == 'k,v,w\n2,"a, b",\n1,あ,"x""y"\n3,,\n'
         assert zf.read("zz_notes.txt").decode("utf-8") == "note\nfirst\nthird\n"  # the blank line is skipped (empty_row)
         assert zf.read("empty_x.txt").decode("utf-8") == "a,b\n"
+
+
+def test_member_with_bytes_that_are_not_utf8_is_rendered_not_copied(ws, tmp_path, monkeypatch):
+    """A spec's `encoding: utf-8` replaces bad bytes with U+FFFD; the export has the replaced text, not the input's bytes."""
+    import warehouse.export as export
+    from noriba.pipeline import run_feed
+
+    feed = tmp_path / "feed.zip"
+    with zipfile.ZipFile(feed, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, text in MINI_FEED.items():
+            if name != "trips.txt":
+                zf.writestr(name, text.encode("utf-8"))
+        zf.writestr("trips.txt", b"route_id,service_id,trip_id,trip_headsign\nR1,WD,T1,\xe6\xb8\xaf\xff\n")
+    copied: list[str] = []
+    real = export.copy_if_verbatim
+    monkeypatch.setattr(export, "copy_if_verbatim", lambda *a: (copied.append(a[1]) or True) if real(*a) else False)
+    out = run_feed(make_spec("bad8", feed, encoding="utf-8", policy={"block": []}), ws)
+    with zipfile.ZipFile(out["exports"]["gtfs_zip"]) as zf:
+        assert zf.read("trips.txt").decode("utf-8") == "route_id,service_id,trip_id,trip_headsign\nR1,WD,T1,港\ufffd\n"
+    assert "trips.txt" not in copied and "stop_times.txt" in copied

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import csv
 import hashlib
 import json
@@ -10,6 +11,7 @@ import shutil
 import tempfile
 import uuid
 import zipfile
+from contextlib import nullcontext
 from pathlib import Path
 
 import duckdb
@@ -52,6 +54,104 @@ def write_gtfs_text(con: duckdb.DuckDBPyConnection, table: Table, src: str, head
     )
 
 
+#: Whole-value patterns (RE2) of received text that a field's text expression gives back unchanged: ``text_expr``
+#: of the typed value is the received text. A field kind not listed (float, geometry) is always rendered again.
+_VERBATIM = {
+    "time": r"^([0-9]{2}:[0-5][0-9]:[0-5][0-9])?$",  # printf('%02d:%02d:%02d'): two-digit hours, as received
+    "date": r"^((19|20)[0-9]{2}(0[1-9]|1[0-2])(0[1-9]|[12][0-9]|3[01]))?$",  # strftime('%Y%m%d'); an invalid day stays untyped, as received
+    "INTEGER": r"^(0|-?[1-9][0-9]{0,8})?$",  # CAST(int AS VARCHAR): no sign, zero or space padding; within int32
+}
+#: A header cell DuckDB's CSV writer never quotes (it quotes '', and values holding , " # CR or LF).
+_PLAIN_NAME = r"^[^#,\"\s]+$"
+
+
+def _verbatim_pattern(f: Field) -> str | None:
+    """Return the pattern of received text that field ``f`` writes back unchanged, "" for any text (VARCHAR), None if none."""
+    if f.type in ("time", "date"):
+        return _VERBATIM[f.type]
+    if f.sql_type == "INTEGER":
+        return _VERBATIM["INTEGER"]
+    return "" if f.sql_type == "VARCHAR" else None
+
+
+def copy_if_verbatim(raw_zip: Path, name: str, table: Table, header: list[str], rows: int, target: Path) -> bool:
+    """Return True after writing member ``name`` of ``raw_zip`` to ``target`` as received, when writing it from the
+    canonical rows would give the same bytes; else False (``target`` is then left absent or partial: write it again).
+
+    The same bytes: UTF-8 without BOM, LF line ends ending the last row, no blank line, no quote, CR, NUL or '#'
+    (which DuckDB's writer quotes), valid UTF-8, the header exactly in the order ``write_gtfs_text`` writes it, ``rows``
+    rows of exactly that many cells, and every typed cell in the one spelling its text expression gives back
+    (``_VERBATIM``; a float or geometry column never qualifies). The caller makes sure no row of the file was
+    quarantined and it was read as UTF-8.
+    """
+    import re
+
+    import pyarrow as pa
+
+    fields = [table.field(h) for h in header]
+    want = [f.name for f in table.fields if f.name in header] + [h for h in dict.fromkeys(header) if table.field(h) is None]
+    if want != header or not all(re.match(_PLAIN_NAME, h) for h in header):
+        return False
+    patterns = {h: _verbatim_pattern(f) if f is not None else "" for h, f in zip(header, fields)}
+    if any(p is None for p in patterns.values()):
+        return False
+    try:
+        ok = _copy_plain(raw_zip, name, header, target) and _count_plain(target, header, patterns) == rows
+    except (OSError, EOFError, RuntimeError, NotImplementedError, UnicodeDecodeError, zipfile.BadZipFile, pa.ArrowInvalid):
+        ok = False  # an unreadable member (a bad CRC, an unknown compression): written from the canonical rows
+    if not ok:
+        target.unlink(missing_ok=True)
+    return ok
+
+
+def _copy_plain(raw_zip: Path, name: str, header: list[str], target: Path) -> bool:
+    """Return True after copying member ``name`` to ``target`` if its bytes are plain (see copy_if_verbatim); False at the
+    first chunk that is not."""
+    with zipfile.ZipFile(raw_zip) as zf:
+        try:
+            info = zf.getinfo(name)
+        except KeyError:
+            return False
+        head, last = (",".join(header) + "\n").encode(), b""
+        utf8 = codecs.getincrementaldecoder("utf-8")()  # strict: a spec's `encoding: utf-8` may have replaced bad bytes
+        with zf.open(info) as src, target.open("wb") as out:
+            while chunk := src.read(1 << 20):
+                if not last and not chunk.startswith(head):
+                    return False
+                if (b'"' in chunk or b"\r" in chunk or b"#" in chunk or b"\x00" in chunk or b"\n\n" in chunk
+                        or (last.endswith(b"\n") and chunk.startswith(b"\n"))):
+                    return False
+                if not chunk.isascii() or utf8.getstate()[0]:
+                    utf8.decode(chunk)  # raises UnicodeDecodeError on bytes that are not UTF-8
+                out.write(chunk)
+                last = chunk
+        utf8.decode(b"", final=True)
+    return last.endswith(b"\n")
+
+
+def _count_plain(path: Path, header: list[str], patterns: dict[str, str]) -> int:
+    """Return the rows of the plain CSV at ``path``, or -1 if a typed cell is not in its pattern's spelling.
+
+    If a row has more or fewer cells than the header, then pyarrow raises ArrowInvalid."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.csv as pacsv
+
+    typed = {h: p for h, p in patterns.items() if p}
+    n = 0
+    reader = pacsv.open_csv(
+        path, read_options=pacsv.ReadOptions(skip_rows=1, column_names=header, block_size=8 << 20),
+        parse_options=pacsv.ParseOptions(quote_char=False, newlines_in_values=False, ignore_empty_lines=False),
+        convert_options=pacsv.ConvertOptions(column_types={h: pa.string() for h in header}, include_columns=list(typed) or header[:1],
+                                             strings_can_be_null=False, quoted_strings_can_be_null=False))
+    for batch in reader:
+        n += batch.num_rows
+        for h, p in typed.items():
+            if not pc.all(pc.match_substring_regex(pc.unique(batch.column(h)), p), min_count=0).as_py():  # few distinct times, numbers
+                return -1
+    return n
+
+
 def zip_dir(src: Path, target: Path) -> None:
     """Write every file under ``src`` into the zip ``target`` (deterministic: sorted, fixed timestamps), atomically."""
     _zip_dir(src, target)
@@ -67,13 +167,19 @@ def _fast_deflate():
     return isal_zlib.compressobj(1, isal_zlib.DEFLATED, -15)
 
 
-def _zip_dir(src: Path, target: Path) -> None:
+def _zip_dir(src: Path, target: Path, *, raw_from: Path | None = None, raw_names: frozenset[str] = frozenset()) -> None:
+    """Write every file under ``src`` into the zip ``target``; the members named in ``raw_names`` (files of ``src`` that
+    are byte for byte that member of the zip ``raw_from``) get that member's compressed bytes, not deflated again."""
     # a name of its own (hidden, unique), so two writers never share a temporary file; removed if writing fails
     tmp = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex[:8]}")
     try:
-        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf, \
+                (zipfile.ZipFile(raw_from) if raw_names else nullcontext()) as rz:
             for p in sorted(x for x in src.rglob("*") if x.is_file()):
-                info = zipfile.ZipInfo(p.relative_to(src).as_posix(), date_time=(1980, 1, 1, 0, 0, 0))
+                name = p.relative_to(src).as_posix()
+                if name in raw_names and _copy_compressed(rz, name, zf):
+                    continue
+                info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
                 info.compress_type = zipfile.ZIP_DEFLATED
                 with p.open("rb") as fh, zf.open(info, "w", force_zip64=True) as out:
                     out._compressor = _fast_deflate()  # before the first byte: same deflate stream format, ISA-L speed
@@ -81,6 +187,41 @@ def _zip_dir(src: Path, target: Path) -> None:
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _copy_compressed(src: zipfile.ZipFile, name: str, out: zipfile.ZipFile) -> bool:
+    """Return True after appending member ``name`` of ``src`` to ``out`` as its compressed bytes (same CRC and sizes, our
+    fixed timestamp); False if it is not a plain deflated or stored member (encrypted, another method), so it is written anew."""
+    import struct
+
+    info = src.getinfo(name)
+    if info.compress_type not in (zipfile.ZIP_DEFLATED, zipfile.ZIP_STORED) or info.flag_bits & 0x1:
+        return False
+    src.fp.seek(info.header_offset)
+    head = src.fp.read(zipfile.sizeFileHeader)
+    if len(head) != zipfile.sizeFileHeader or head[:4] != zipfile.stringFileHeader:
+        return False
+    fields = struct.unpack(zipfile.structFileHeader, head)
+    src.fp.seek(fields[zipfile._FH_FILENAME_LENGTH] + fields[zipfile._FH_EXTRA_FIELD_LENGTH], os.SEEK_CUR)
+    zi = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+    zi.compress_type, zi.CRC, zi.compress_size, zi.file_size = info.compress_type, info.CRC, info.compress_size, info.file_size
+    zi.external_attr = 0o600 << 16  # as zf.open(ZipInfo, "w") writes
+    out.fp.seek(out.start_dir)
+    zi.header_offset = out.fp.tell()
+    zip64 = zi.file_size > zipfile.ZIP64_LIMIT or zi.compress_size > zipfile.ZIP64_LIMIT
+    out.fp.write(zi.FileHeader(zip64))
+    left = info.compress_size
+    while left:
+        chunk = src.fp.read(min(left, 1 << 20))
+        if not chunk:
+            raise zipfile.BadZipFile(f"{name}: the member ends early")
+        out.fp.write(chunk)
+        left -= len(chunk)
+    out.filelist.append(zi)
+    out.NameToInfo[name] = zi
+    out.start_dir = out.fp.tell()
+    out._didModify = True
+    return True
 
 
 def sha256_of(path: Path) -> str:
@@ -99,10 +240,10 @@ def refusal(feed_id: str, feed_version: str, meta_part: Path) -> str | None:
     """Return why ``feed_version`` may not be exported (one line), or None if its policy let it pass."""
     import pyarrow.parquet as pq
 
-    names = pq.read_schema(meta_part).names
-    if "policy_status" not in names:
+    pf = pq.ParquetFile(meta_part)  # not pq.read_table: its dataset layer imports pandas (seconds, in a process that has not)
+    if "policy_status" not in pf.schema_arrow.names:
         return None
-    row = pq.read_table(meta_part, columns=["policy_status", "blocked_by"]).to_pylist()[0]
+    row = pf.read(columns=["policy_status", "blocked_by"]).to_pylist()[0]
     if row["policy_status"] != "blocked":
         return None
     from warehouse.policy import blocking_reason
@@ -158,9 +299,11 @@ def _export_locked(ws: Workspace, schema, feed_id: str, feed_version: str, meta_
     sweep(pq_dir.parent, ".*.tmp-*", ".*.old-*")
     sweep_legacy_export_tmp(ws)
     con = duckdb.connect()
-    meta = con.sql(f"SELECT files, tables FROM read_parquet({lit(str(meta_part))}, hive_partitioning=false)").fetchall()[0]
+    meta = con.sql(f"SELECT files, tables, raw_path FROM read_parquet({lit(str(meta_part))}, hive_partitioning=false)").fetchall()[0]
     files = json.loads(meta[0])
+    raw_zip = Path(meta[2]) if meta[2] and Path(meta[2]).is_file() else None  # the input as archived (a local home)
     left_out: list[str] = []
+    verbatim: list[str] = []  # members copied from the input as received (copy_if_verbatim)
 
     def target_of(name: str) -> Path | None:
         try:
@@ -183,25 +326,32 @@ def _export_locked(ws: Workspace, schema, feed_id: str, feed_version: str, meta_
                 write_geoparquet(con, f"(SELECT * FROM read_parquet({lit(str(part))}, hive_partitioning=false) ORDER BY _line)", pq_tmp / (tname + ".parquet"),
                                  feed_id=feed_id, feed_version=feed_version)
                 continue
-            header = [h.strip().lstrip("\ufeff") for h in files[table.file_name]["header"]]
+            info = files[table.file_name]
+            header = [h.strip().lstrip("\ufeff") for h in info["header"]]
             src = f"read_parquet({lit(str(part))}, hive_partitioning=false)"
-            write_gtfs_text(con, table, src, header, tmp / table.file_name)
+            if not (raw_zip and info.get("encoding") == "utf-8" and not info.get("quarantined") and header == info["header"]
+                    and info.get("accepted") == info.get("rows_in")
+                    and copy_if_verbatim(raw_zip, table.file_name, table, header, info["rows_in"], tmp / table.file_name)):
+                write_gtfs_text(con, table, src, header, tmp / table.file_name)
+            else:
+                verbatim.append(table.file_name)
             con.execute(
                 f"COPY (SELECT {lit(feed_id)} AS feed_id, {lit(feed_version)} AS feed_version, * FROM {src}) "
                 f"TO {lit(str(pq_tmp / (tname + '.parquet')))} (FORMAT parquet, COMPRESSION zstd)"
             )
         other = ws.lake_partition("gtfs_other_files", feed_id, feed_version) / "part-0.parquet"
         if other.exists():
-            rows = con.sql(f"SELECT file_name, header, record FROM read_parquet({lit(str(other))}, hive_partitioning=false) ORDER BY file_name, _line").fetchall()
-            by_file: dict[str, list] = {}
-            for name, header, record in rows:
-                by_file.setdefault(name, [json.loads(header)]).append(list(json.loads(record).values()))
-            for name, data in by_file.items():
+            # one JSON array of a file's records, parsed in one call (not one json.loads per row: seconds on a big file)
+            per_file = con.sql(f"SELECT file_name, arg_min(header, _line), '[' || string_agg(record, ',' ORDER BY _line) || ']' "
+                               f"FROM read_parquet({lit(str(other))}, hive_partitioning=false) GROUP BY file_name ORDER BY file_name").fetchall()
+            for name, header, records in per_file:
                 if (target := target_of(name)) is None:
                     continue
                 target.parent.mkdir(parents=True, exist_ok=True)
                 with target.open("w", encoding="utf-8", newline="") as fh:
-                    csv.writer(fh, lineterminator="\n").writerows(data)
+                    out = csv.writer(fh, lineterminator="\n")
+                    out.writerow(json.loads(header))
+                    out.writerows(list(r.values()) for r in json.loads(records))
         blobs = ws.lake_partition("gtfs_other_blobs", feed_id, feed_version) / "part-0.parquet"
         if blobs.exists():
             for name, content in con.sql(f"SELECT file_name, content FROM read_parquet({lit(str(blobs))}, hive_partitioning=false)").fetchall():
@@ -216,7 +366,7 @@ def _export_locked(ws: Workspace, schema, feed_id: str, feed_version: str, meta_
                     csv.writer(fh, lineterminator="\n").writerow(info["header"])
         fault_point("export")  # test hook: a kill here leaves the temporary folder and no zip
         replace_dir(pq_tmp, pq_dir)
-        _zip_dir(tmp, zip_path)
+        _zip_dir(tmp, zip_path, raw_from=raw_zip, raw_names=frozenset(verbatim))
     finally:
         con.close()
         shutil.rmtree(work, ignore_errors=True)

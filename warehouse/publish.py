@@ -334,6 +334,22 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(f"COMMENT ON VIEW meta.latest_versions IS {lit(fingerprint)}")
 
 
+#: Writer files (path, inode, layout fingerprint) this process brought to the current layout: a run of many feeds checks the
+#: catalog once, not once per feed. The layout only ever grows, and a file replaced by another has another inode.
+_at_layout_here: set[tuple[str, int, str]] = set()
+
+
+def _ensure_schema_once(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+    """Run ensure_schema on ``con`` (the writer's file ``path``) unless this process already did on this very file."""
+    tables = _warehouse_tables()
+    key = (str(path), path.stat().st_ino if path.exists() else -1, _layout_fingerprint(tables, _view_statements()))
+    if key in _at_layout_here:
+        return
+    ensure_schema(con)
+    if path.exists():
+        _at_layout_here.add((key[0], path.stat().st_ino, key[2]))
+
+
 def is_published(ws: Workspace, feed_id: str, feed_version: str) -> bool:
     """Return True if the writer's file holds the version. Under the publish lock: a copy a killed run did not publish is."""
     if not writer_path(ws).exists() and not ws.warehouse.exists():
@@ -364,7 +380,7 @@ def publish(ws: Workspace, feed_id: str, feed_version: str) -> dict:
     with publish_lock(ws):
         con = connect(ws)
         try:
-            ensure_schema(con)
+            _ensure_schema_once(con, writer_path(ws))
             con.execute("BEGIN TRANSACTION")
             # A version's rows and its meta row are written in one transaction, so without the
             # meta row there is nothing to replace and the (full-scan) deletes can be skipped.

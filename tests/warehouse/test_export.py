@@ -102,3 +102,81 @@ def test_export_removes_the_temporary_files_killed_exports_left_and_keeps_real_e
     assert (lookalike / "latest.json").exists()
     assert sorted(p.name for p in zip_path.parent.iterdir()) == [zip_path.name]
     assert sorted(p.name for p in pq_dir.iterdir()) == sorted(f"{t}.parquet" for t in ("agency", "calendar", "routes", "stop_times", "stops", "trips"))
+
+
+# Members that differ from their canonical text in one way each, and members already canonical (copied as received).
+_TRICKY = {
+    "agency.txt": "agency_id,agency_name,agency_url,agency_timezone\nA,みなと交通 ,https://example.jp,Asia/Tokyo\n",
+    "stops.txt": "stop_id,stop_name,stop_lat,stop_lon\nS1,港前,43.30,141.40\nS2,駅前,43.31,141.41\n",  # floats: always rendered
+    "routes.txt": "route_id,agency_id,route_short_name,route_long_name,route_type,route_url\nR1,A,1,港線,03,\nR2,A,2,#2,3,\n",
+    "trips.txt": "route_id,service_id,trip_id,vendor_x\nR1,WD,T1, \nR2,WD,T2,乗\nR2,WD,T3,\n",
+    "stop_times.txt": ("trip_id,arrival_time,departure_time,stop_id,stop_sequence,pickup_type\n"
+                       "T1,08:00:00,08:00:00,S1,1,0\nT1,24:10:00,24:10:00,S2,2,\nT2,7:00:00,07:00:00,S1,1,1\n"
+                       "T2,07:05:00,07:05:00,S2,2,-0\nT3,25:61:00,26:00:00,S1,1,1\nT3,99:00:00,99:00:00,S2,2,+1\n"),
+    "calendar.txt": "service_id,monday,tuesday,wednesday,thursday,friday,saturday,sunday,start_date,end_date\nWD,1,1,1,1,1,0,0,20260401,20270231\n",
+    "calendar_dates.txt": "service_id,date,exception_type\nWD,20260505,2\nWD,00010101,2\nWD,20260506,1\n",
+    "frequencies.txt": "trip_id,start_time,end_time,headway_secs\nT1,06:00:00,09:00:00,600\n",
+    "shapes.txt": "shape_id,shape_pt_lat,shape_pt_lon,shape_pt_sequence\r\nSH,43.3,141.4,1\r\n",
+    "transfers.txt": "\ufefffrom_stop_id,to_stop_id,transfer_type\nS1,S2,0\n",
+    "feed_info.txt": "feed_publisher_name,feed_publisher_url,feed_lang\nみなと,https://example.jp,ja\n\n",
+    "fare_attributes.txt": "fare_id,price,currency_type,payment_method,transfers\n\"F1\",200,JPY,0,0\n",
+    "levels.txt": "level_id,level_index\nL1,0\n",
+}
+
+
+def test_member_already_in_canonical_text_is_copied_as_received_and_every_member_is_the_same_bytes(ws, tmp_path, monkeypatch):
+    """Copying a member as received must give exactly the bytes rendering its canonical rows gives (else it is rendered)."""
+    import warehouse.export as export
+    from noriba.pipeline import run_feed
+
+    feed = tmp_path / "feed.zip"
+    with zipfile.ZipFile(feed, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, text in _TRICKY.items():
+            zf.writestr(name, text.encode("utf-8"))
+    spec = make_spec("tricky", feed, policy={"block": []})  # errors on purpose; the export is still built
+    copied: list[str] = []
+    real = export.copy_if_verbatim
+    monkeypatch.setattr(export, "copy_if_verbatim", lambda *a: (copied.append(a[1]) or True) if real(*a) else False)
+    out = run_feed(spec, ws)
+    with zipfile.ZipFile(out["exports"]["gtfs_zip"]) as zf:
+        fast = {n: zf.read(n) for n in zf.namelist()}
+        raw = {i.filename: i.compress_size for i in zf.infolist()}
+    monkeypatch.setattr(export, "copy_if_verbatim", lambda *a: False)
+    again = export.export_version(ws, "tricky", out["feed_version"])
+    with zipfile.ZipFile(again["gtfs_zip"]) as zf:
+        slow = {n: zf.read(n) for n in zf.namelist()}
+    assert fast == slow
+    assert sorted(copied) == ["agency.txt", "calendar.txt", "frequencies.txt", "trips.txt"]
+    with zipfile.ZipFile(feed) as zf:
+        assert all(raw[n] == zf.getinfo(n).compress_size for n in copied), "copied members keep their compressed bytes"
+
+
+def test_unknown_files_come_back_row_for_row_in_their_order(ws, tmp_path):
+    from noriba.pipeline import run_feed
+
+    extra = {"vendor.txt": 'k,v,w\n2,"a, b",\n1,あ,"x""y"\n3,,\n', "zz_notes.txt": "note\nfirst\n\nthird\n", "empty_x.txt": "a,b\n"}
+    result = run_feed(make_spec("unk", write_feed(tmp_path / "in", {**MINI_FEED, **extra})), ws)
+    with zipfile.ZipFile(result["exports"]["gtfs_zip"]) as zf:
+        assert zf.read("vendor.txt").decode("utf-8") == 'k,v,w\n2,"a, b",\n1,あ,"x""y"\n3,,\n'
+        assert zf.read("zz_notes.txt").decode("utf-8") == "note\nfirst\nthird\n"  # the blank line is skipped (empty_row)
+        assert zf.read("empty_x.txt").decode("utf-8") == "a,b\n"
+
+
+def test_member_with_bytes_that_are_not_utf8_is_rendered_not_copied(ws, tmp_path, monkeypatch):
+    """A spec's `encoding: utf-8` replaces bad bytes with U+FFFD; the export has the replaced text, not the input's bytes."""
+    import warehouse.export as export
+    from noriba.pipeline import run_feed
+
+    feed = tmp_path / "feed.zip"
+    with zipfile.ZipFile(feed, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, text in MINI_FEED.items():
+            if name != "trips.txt":
+                zf.writestr(name, text.encode("utf-8"))
+        zf.writestr("trips.txt", b"route_id,service_id,trip_id,trip_headsign\nR1,WD,T1,\xe6\xb8\xaf\xff\n")
+    copied: list[str] = []
+    real = export.copy_if_verbatim
+    monkeypatch.setattr(export, "copy_if_verbatim", lambda *a: (copied.append(a[1]) or True) if real(*a) else False)
+    out = run_feed(make_spec("bad8", feed, encoding="utf-8", policy={"block": []}), ws)
+    with zipfile.ZipFile(out["exports"]["gtfs_zip"]) as zf:
+        assert zf.read("trips.txt").decode("utf-8") == "route_id,service_id,trip_id,trip_headsign\nR1,WD,T1,港\ufffd\n"
+    assert "trips.txt" not in copied and "stop_times.txt" in copied

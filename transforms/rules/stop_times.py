@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from transforms.rules.engine import ERROR, WARNING, Context, Rule
 
-#: MobilityData's top speeds (km/h) per basic route_type; other types: DEFAULT_MAX_SPEED.
-MD_MAX_SPEED = {0: 100, 1: 150, 2: 500, 3: 150, 4: 80, 11: 150, 12: 150}
-DEFAULT_MAX_SPEED = 50
+#: MobilityData's top speeds (km/h) per route_type (StopTimeTravelSpeedValidator.getMaxVehicleSpeedKph). Any other
+#: route_type, extended types such as 700 or 1501 included, is UNRECOGNIZED there and gets DEFAULT_MAX_SPEED.
+MD_MAX_SPEED = {0: 100, 1: 150, 2: 500, 3: 150, 4: 80, 5: 30, 6: 50, 7: 50, 11: 150, 12: 150}
+DEFAULT_MAX_SPEED = 200
 #: Google FeedValidator's (transitfeed Route._ROUTE_TYPES); an unknown type counts as a tram (100).
 FV_MAX_SPEED = {0: 100, 1: 150, 2: 300, 3: 100, 4: 80, 5: 50, 6: 50, 7: 50}
 FV_DEFAULT_MAX_SPEED = 100
@@ -185,15 +186,15 @@ def _leg_message(kind: str) -> str:
         f"'trip_id ' || trip_id || ' ({kind}): from stop_id ' || a_stop || coalesce(' \"' || a_name || '\"', '') || ' (stop_sequence ' || a_seq || "
         "', departs ' || gtfs_time(a_dep) || ') to stop_id ' || b_stop || coalesce(' \"' || b_name || '\"', '') || ' (stop_sequence ' || b_seq || "
         "', arrives ' || gtfs_time(b_arr) || '): ' || printf('%.0f', d) || ' m in ' || (b_arr - a_dep) || ' s, ' || printf('%.0f', kmh) || "
-        f"' km/h, faster than ' || printf('%.0f', lim) || ' km/h for a ' || {_type_name('basic_type')}"
+        f"' km/h, faster than ' || printf('%.0f', lim) || ' km/h for a ' || {_type_name('route_type')}"
     )
 
 
 def _fast_consecutive(ctx: Context) -> str:
     return (
         "WITH pairs AS (SELECT trip_id, _line, p_stop AS a_stop, p_seq AS a_seq, p_dep AS a_dep, "
-        "stop_id AS b_stop, stop_sequence AS b_seq, arrival_time AS b_arr, leg_m AS d, basic_type, "
-        f"leg_m / 1000.0 * 3600 / {_md_seconds('p_dep', 'arrival_time')} AS kmh, {_md_limit(ctx, 'basic_type')} AS lim "
+        "stop_id AS b_stop, stop_sequence AS b_seq, arrival_time AS b_arr, leg_m AS d, route_type, "
+        f"leg_m / 1000.0 * 3600 / {_md_seconds('p_dep', 'arrival_time')} AS kmh, {_md_limit(ctx, 'route_type')} AS lim "
         f"FROM {_legs(ctx)} WHERE p_dep IS NOT NULL AND arrival_time IS NOT NULL AND p_lat IS NOT NULL AND lat IS NOT NULL) "
         "SELECT 'stop_times.txt' AS file, _line AS line, 'arrival_time' AS field, gtfs_time(b_arr) AS value, "
         f"{_leg_message('consecutive stops')} AS message FROM {_named('(SELECT * FROM pairs WHERE kmh > lim)')}"
@@ -203,7 +204,7 @@ def _fast_consecutive(ctx: Context) -> str:
 def _fast_far(ctx: Context) -> str:
     far_m = float(ctx.param("far_stops_m", 10_000))
     legs = _legs(ctx)
-    lim = _md_limit(ctx, "basic_type")
+    lim = _md_limit(ctx, "route_type")
     return (
         # Only the stops a leg that fast can end at: 3.6 d / t > lim needs 3.6 cum_b - lim arr_b > 3.6 cum_a - lim dep_a (the time
         # MobilityData divides by is never below arr_b - dep_a), for some earlier a more than far_m back; one window, not all pairs.
@@ -213,8 +214,8 @@ def _fast_far(ctx: Context) -> str:
         "WHERE arrival_time IS NOT NULL AND ka < kb + 1), "
         "pairs AS (SELECT a.trip_id, b._line, b.i AS b_i, a.i AS a_i, a.stop_id AS a_stop, a.stop_sequence AS a_seq, "
         "a.departure_time AS a_dep, b.stop_id AS b_stop, b.stop_sequence AS b_seq, b.arrival_time AS b_arr, "
-        f"b.cum_m - a.cum_m AS d, b.basic_type, (b.cum_m - a.cum_m) / 1000.0 * 3600 / {_md_seconds('a.departure_time', 'b.arrival_time')} AS kmh, "
-        f"{_md_limit(ctx, 'b.basic_type')} AS lim "
+        f"b.cum_m - a.cum_m AS d, b.route_type, (b.cum_m - a.cum_m) / 1000.0 * 3600 / {_md_seconds('a.departure_time', 'b.arrival_time')} AS kmh, "
+        f"{_md_limit(ctx, 'b.route_type')} AS lim "
         f"FROM ends e JOIN {legs} b ON b.trip_id = e.trip_id AND b.i = e.i JOIN {legs} a ON a.trip_id = b.trip_id AND a.i < b.i "
         f"WHERE a.departure_time IS NOT NULL AND b.arrival_time IS NOT NULL AND b.cum_m - a.cum_m > {far_m}), "
         "first_per_trip AS (SELECT * FROM pairs WHERE kmh > lim QUALIFY row_number() OVER (PARTITION BY trip_id ORDER BY b_i, a_i DESC) = 1) "
@@ -232,9 +233,9 @@ def _too_fast_travel(ctx: Context) -> str:
         "lag(stop_sequence) OVER w AS a_seq, lag(departure_time) OVER w AS a_dep, lag(lat) OVER w AS a_lat, lag(lon) OVER w AS a_lon "
         f"FROM {_legs(ctx)} run WHERE arrival_time IS NOT NULL AND departure_time IS NOT NULL WINDOW w AS (PARTITION BY trip_id ORDER BY i)), "
         "pairs AS (SELECT trip_id, _line, a_stop, a_seq, a_dep, stop_id AS b_stop, stop_sequence AS b_seq, "
-        f"arrival_time AS b_arr, basic_type, haversine_m(a_lat, a_lon, lat, lon) * {6378135.0 / 6371008.8} AS d, "
+        f"arrival_time AS b_arr, basic_type, route_type, haversine_m(a_lat, a_lon, lat, lon) * {6378135.0 / 6371008.8} AS d, "
         " arrival_time - a_dep AS secs, p_i, i, "
-        f"{fv_lim} AS lim, {_md_limit(ctx, 'basic_type')} AS md_lim FROM timed WHERE a_dep IS NOT NULL AND a_lat IS NOT NULL AND lat IS NOT NULL), "
+        f"{fv_lim} AS lim, {_md_limit(ctx, 'route_type')} AS md_lim FROM timed WHERE a_dep IS NOT NULL AND a_lat IS NOT NULL AND lat IS NOT NULL), "
         "fast AS (SELECT *, CASE WHEN secs > 0 THEN d / 1000.0 * 3600 / secs END AS kmh FROM pairs "
         "WHERE (secs > 0 AND d / 1000.0 * 3600 / secs > lim) OR (secs = 0 AND (a_dep % 60 <> 0 OR d / 1000.0 * 60 > lim))) "
         "SELECT 'stop_times.txt' AS file, _line AS line, 'arrival_time' AS field, gtfs_time(b_arr) AS value, "

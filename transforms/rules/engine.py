@@ -173,8 +173,6 @@ def _macros(con: duckdb.DuckDBPyConnection) -> None:
 #: DuckDB's memory for the rule set (SET memory_limit): beyond it, joins, sorts and the shared tables spill to a
 #: folder beside the tables, so a 7M-row feed validates in bounded memory. NORIBA_RULES_MEMORY overrides it ('2GB').
 RULES_MEMORY = "1GB"
-#: Below this many bytes of Parquet, the tables are read into memory once instead of each rule reading the files again.
-SMALL_TABLES_BYTES = 4 << 20
 
 
 def _spill_dir(tables_dir: Path | None) -> Path:
@@ -201,38 +199,19 @@ def _bound_memory(con: duckdb.DuckDBPyConnection, spill: Path) -> Callable[[], N
         moved = False
 
     def restore() -> None:
-        con.execute(f"SET memory_limit = '{before[0]}'")
+        import shutil
+
+        con.execute("RESET memory_limit")  # the default exactly (its printed form is rounded)
+        if con.sql("SELECT current_setting('memory_limit')").fetchall()[0][0] != before[0]:
+            con.execute(f"SET memory_limit = '{before[0]}'")
         if moved:
             try:
                 con.execute(f"SET temp_directory = '{before[1].replace(chr(39), chr(39) * 2)}'")
-            except duckdb.Error:
-                pass
-        import shutil
-
+            except duckdb.Error:  # it has spilled there and keeps it: the folder goes with the staging folder
+                return
         shutil.rmtree(spill, ignore_errors=True)
 
     return restore
-
-
-def _load_small_tables(con: duckdb.DuckDBPyConnection, tables_dir: Path | None, files: dict[str, list[str]] | None,
-                       present: frozenset[str]) -> list[str]:
-    """Return the tables read into memory: all of them when the feed is small (each rule's scan then skips the Parquet
-    files), else none. Their views read the memory copies until :func:`open_tables` points them at the files again."""
-    from transforms.canonical import COLUMNS_TABLE
-
-    paths: dict[str, list[Path]] = {}
-    for name in [*present, COLUMNS_TABLE]:
-        got = (files or {}).get(name)
-        if got is None and tables_dir is not None and (tables_dir / f"{name}.parquet").exists():
-            got = [str(tables_dir / f"{name}.parquet")]
-        if got:
-            paths[name] = [Path(x) for x in got]
-    if sum(x.stat().st_size for ps in paths.values() for x in ps if x.exists()) > SMALL_TABLES_BYTES:
-        return []
-    for name in paths:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {_q('_mem_' + name)} AS SELECT * FROM {_q(name)}")
-        con.execute(f"CREATE OR REPLACE VIEW {_q(name)} AS SELECT * FROM temp.{_q('_mem_' + name)}")
-    return list(paths)
 
 
 def run_rules(
@@ -259,16 +238,10 @@ def run_rules(
     rules = all_rules() if rules is None else rules
     con, present = open_tables(tables_dir, con=con, files=files)
     restore = _bound_memory(con, _spill_dir(tables_dir))
-    loaded: list[str] = []
     try:
-        loaded = _load_small_tables(con, tables_dir, files, present)
         return _run(con, present, rules, validation_date=validation_date, profile=profile, params=params,
                     sample_limit=sample_limit, progress=progress)
     finally:
-        if loaded:  # the views read the files again, as open_tables made them; the memory copies go
-            open_tables(tables_dir, con=con, files=files)
-            for name in loaded:
-                con.execute(f"DROP TABLE IF EXISTS temp.{_q('_mem_' + name)}")
         restore()
 
 

@@ -172,7 +172,8 @@ def _macros(con: duckdb.DuckDBPyConnection) -> None:
 
 #: DuckDB's memory for the rule set (SET memory_limit): beyond it, joins, sorts and the shared tables spill to a
 #: folder beside the tables, so a 7M-row feed validates in bounded memory. NORIBA_RULES_MEMORY overrides it ('2GB').
-RULES_MEMORY = "1GB"
+#: Vilnius ×16 `noriba validate` (bench/README.md): 1GB 53 s and 1.9 GB peak, 600MB 57 s and 1.48 GB, 400MB 68 s and 1.28 GB.
+RULES_MEMORY = "600MB"
 
 
 def _spill_dir(tables_dir: Path | None) -> Path:

@@ -53,8 +53,9 @@ class Context:
         return self.params.get(name, default)
 
     def shared(self, name: str, sql: str) -> str:
-        """Return a relation holding the rows of ``sql``: a temporary table built by the first rule that asks for ``name``
-        in this run (later rules read it instead of scanning stop_times again), or the subquery itself outside run_rules."""
+        """Return a relation holding the rows of ``sql``: a temporary table of this run, built before the first rule that
+        asks for ``name`` runs and dropped after the last one (later rules read it instead of scanning stop_times again),
+        or the subquery itself outside run_rules. A shared table's query may read other shared tables asked for before it."""
         return self.materialise(name, sql) if self.materialise else f"({sql})"
 
     @property

@@ -53,8 +53,9 @@ class Context:
         return self.params.get(name, default)
 
     def shared(self, name: str, sql: str) -> str:
-        """Return a relation holding the rows of ``sql``: a temporary table built by the first rule that asks for ``name``
-        in this run (later rules read it instead of scanning stop_times again), or the subquery itself outside run_rules."""
+        """Return a relation holding the rows of ``sql``: a temporary table of this run, built before the first rule that
+        asks for ``name`` runs and dropped after the last one (later rules read it instead of scanning stop_times again),
+        or the subquery itself outside run_rules. A shared table's query may read other shared tables asked for before it."""
         return self.materialise(name, sql) if self.materialise else f"({sql})"
 
     @property
@@ -170,6 +171,51 @@ def _macros(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+#: DuckDB's memory for the rule set (SET memory_limit): beyond it, joins, sorts and the shared tables spill to a
+#: folder beside the tables, so a 7M-row feed validates in bounded memory. NORIBA_RULES_MEMORY overrides it ('2GB').
+#: Vilnius ×16 `noriba validate` (bench/README.md): 1GB 53 s and 1.9 GB peak, 600MB 57 s and 1.48 GB, 400MB 68 s and 1.28 GB.
+RULES_MEMORY = "600MB"
+
+
+def _spill_dir(tables_dir: Path | None) -> Path:
+    """Return the folder DuckDB may spill to: beside the tables (inside the workspace), else a new temporary folder."""
+    import tempfile
+
+    if tables_dir is not None:
+        return tables_dir.parent / "_rules_spill"
+    return Path(tempfile.mkdtemp(prefix="noriba-rules-spill-"))
+
+
+def _bound_memory(con: duckdb.DuckDBPyConnection, spill: Path) -> Callable[[], None]:
+    """Set DuckDB's memory limit and spill folder for the rules; return what puts the previous settings back."""
+    import os
+
+    before = con.sql("SELECT current_setting('memory_limit'), current_setting('temp_directory')").fetchall()[0]
+    limit = os.environ.get("NORIBA_RULES_MEMORY", RULES_MEMORY)
+    con.execute(f"SET memory_limit = '{limit.replace(chr(39), '')}'")
+    try:  # DuckDB refuses another spill folder once the connection has spilled; it then keeps its own
+        spill.mkdir(parents=True, exist_ok=True)
+        con.execute(f"SET temp_directory = '{str(spill).replace(chr(39), chr(39) * 2)}'")
+        moved = True
+    except duckdb.Error:
+        moved = False
+
+    def restore() -> None:
+        import shutil
+
+        con.execute("RESET memory_limit")  # the default exactly (its printed form is rounded)
+        if con.sql("SELECT current_setting('memory_limit')").fetchall()[0][0] != before[0]:
+            con.execute(f"SET memory_limit = '{before[0]}'")
+        if moved:
+            try:
+                con.execute(f"SET temp_directory = '{before[1].replace(chr(39), chr(39) * 2)}'")
+            except duckdb.Error:  # it has spilled there and keeps it: the folder goes with the staging folder
+                return
+        shutil.rmtree(spill, ignore_errors=True)
+
+    return restore
+
+
 def run_rules(
     tables_dir: Path | None,
     *,
@@ -185,47 +231,77 @@ def run_rules(
     """Return the findings of every applicable rule over the canonical tables in ``tables_dir``.
 
     If ``validation_date`` is not given, then today is used; pass the date to make a rerun of
-    an old version give the same answer.
+    an old version give the same answer. DuckDB's memory is bounded while the rules run
+    (:data:`RULES_MEMORY`); a table several rules share is built before the first of them and
+    dropped after the last.
     """
     from transforms.rules.registry import all_rules
 
     rules = all_rules() if rules is None else rules
     con, present = open_tables(tables_dir, con=con, files=files)
-    built: list[str] = []
+    restore = _bound_memory(con, _spill_dir(tables_dir))
+    try:
+        return _run(con, present, rules, validation_date=validation_date, profile=profile, params=params,
+                    sample_limit=sample_limit, progress=progress)
+    finally:
+        restore()
+
+
+def _run(con: duckdb.DuckDBPyConnection, present: frozenset[str], rules, *, validation_date, profile, params, sample_limit,
+         progress) -> RuleRun:
+    shared: dict[str, str] = {}  # name -> SELECT
+    using: list[str] = []  # the shared tables the rule whose query is being built asks for
 
     def materialise(name: str, sql: str) -> str:
-        table = f"_shared_{name}"
-        if table not in built:
-            con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS {sql}")
-            built.append(table)
-        return table
+        shared.setdefault(name, sql)
+        if name not in using:
+            using.append(name)
+        return f"_shared_{name}"
 
     ctx = Context(validation_date=validation_date or date.today(), profile=profile, present=present, params=params or {},
                   materialise=materialise)
-    tables: list[pa.Table] = []
-    counts: dict[tuple[str, str], int] = {}
-    seconds: dict[str, float] = {}
+    # Every query first (string building only), so that each shared table's last reader is known.
+    plans: list[tuple[Rule, str, tuple[str, ...], float]] = []
     for rule in rules:
         if not rule.applies(ctx):
             continue
         t0 = time.perf_counter()
+        using.clear()
         sql = rule.sql(ctx)
-        con.execute(
-            f"CREATE OR REPLACE TEMP TABLE _found AS SELECT CAST(file AS VARCHAR) AS file, CAST(line AS BIGINT) AS line, "
-            f"CAST(field AS VARCHAR) AS field, CAST(value AS VARCHAR) AS value, CAST(message AS VARCHAR) AS message FROM ({sql})"
-        )
-        n = con.sql("SELECT count(*) FROM _found").fetchall()[0][0]
-        if n:
-            counts[(rule.code, rule.severity)] = counts.get((rule.code, rule.severity), 0) + n
+        plans.append((rule, sql, tuple(using), time.perf_counter() - t0))
+    last_use = {name: i for i, (_, _, uses, _) in enumerate(plans) for name in uses}
+    built: set[str] = set()
+    tables: list[pa.Table] = []
+    counts: dict[tuple[str, str], int] = {}
+    seconds: dict[str, float] = {}
+    try:
+        for i, (rule, sql, uses, spent) in enumerate(plans):
+            t0 = time.perf_counter() - spent
+            for name in uses:
+                if name not in built:
+                    con.execute(f"CREATE OR REPLACE TEMP TABLE _shared_{name} AS {shared[name]}")
+                    built.add(name)
+            con.execute(
+                f"CREATE OR REPLACE TEMP TABLE _found AS SELECT CAST(file AS VARCHAR) AS file, CAST(line AS BIGINT) AS line, "
+                f"CAST(field AS VARCHAR) AS field, CAST(value AS VARCHAR) AS value, CAST(message AS VARCHAR) AS message FROM ({sql})"
+            )
             t = con.sql(
-                f"SELECT '{rule.code}' AS code, '{rule.severity}' AS severity, file, line, field, value, message "
+                f"SELECT count(*) OVER () AS _n, '{rule.code}' AS code, '{rule.severity}' AS severity, file, line, field, value, message "
                 f"FROM _found ORDER BY file, line NULLS FIRST, field LIMIT {int(sample_limit)}"
             ).to_arrow_table()
-            tables.append(t.cast(NOTICE_SCHEMA))
-        seconds[rule.code] = seconds.get(rule.code, 0.0) + time.perf_counter() - t0
-        if progress and seconds[rule.code] > 2:
-            progress(f"rule {rule.code}: {n:,} findings in {seconds[rule.code]:.1f} s")
-    for table in ["_found", *built]:
-        con.execute(f"DROP TABLE IF EXISTS {table}")
+            n = t.column("_n")[0].as_py() if t.num_rows else 0
+            if n:
+                counts[(rule.code, rule.severity)] = counts.get((rule.code, rule.severity), 0) + n
+                tables.append(t.drop_columns(["_n"]).cast(NOTICE_SCHEMA))
+            for name in uses:
+                if last_use[name] == i:
+                    con.execute(f"DROP TABLE IF EXISTS _shared_{name}")
+                    built.discard(name)
+            seconds[rule.code] = seconds.get(rule.code, 0.0) + time.perf_counter() - t0
+            if progress and seconds[rule.code] > 2:
+                progress(f"rule {rule.code}: {n:,} findings in {seconds[rule.code]:.1f} s")
+    finally:
+        for table in ["_found", *(f"_shared_{name}" for name in built)]:
+            con.execute(f"DROP TABLE IF EXISTS {table}")
     notices = pa.concat_tables(tables) if tables else NOTICE_SCHEMA.empty_table()
     return RuleRun(notices=notices, counts=counts, seconds=seconds)

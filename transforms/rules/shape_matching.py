@@ -23,8 +23,8 @@ LARGE_STATION_FACTOR = 4.0
 TOO_MANY_MATCHES = 20
 
 
-def _pairs() -> str:
-    """Return CTEs: pat (one row per distinct trip pattern and stop), pairs (shape_id, stop_id, lat, lon, maxd), seg."""
+def _pairs_sql() -> str:
+    """Return the CTEs of :func:`_pairs` as one chain (pat, pairs, pt, seg)."""
     return (
         "tp AS (SELECT t.trip_id, t.shape_id, r.route_type, t._line AS trip_line FROM trips t JOIN routes r USING (route_id) "
         "WHERE t.shape_id IN (SELECT shape_id FROM shapes)), "
@@ -47,6 +47,22 @@ def _pairs() -> str:
         "seg AS (SELECT *, coalesce(sum(haversine_m(lat, lon, lat2, lon2)) OVER (PARTITION BY shape_id ORDER BY i "
         "ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS cum FROM pt)"
     )
+
+
+def _pairs(ctx: Context) -> str:
+    """Return CTEs: pat (one row per distinct trip pattern and stop), pairs (shape_id, stop_id, lat, lon, maxd), seg.
+
+    The three are built once per run and shared by the rules of this module (each reads every stop time once)."""
+    pat = ctx.shared("shape_match_pat", f"WITH {_pairs_sql()} SELECT * FROM pat")
+    pairs = ctx.shared("shape_match_pairs", f"WITH pat AS (SELECT * FROM {pat}), {_pairs_sql()[_pairs_sql().index('pairs AS'):]} SELECT * FROM pairs")
+    seg = ctx.shared("shape_match_seg", f"WITH pairs AS (SELECT * FROM {pairs}), {_pairs_sql()[_pairs_sql().index('pt AS'):]} SELECT * FROM seg")
+    return f"pat AS (SELECT * FROM {pat}), pairs AS (SELECT * FROM {pairs}), seg AS (SELECT * FROM {seg})"
+
+
+def _matched(ctx: Context) -> str:
+    """Return CTEs (after :func:`_pairs`): m, the potential matches of every pair, built once per run and shared."""
+    m = ctx.shared("shape_match_m", f"WITH {_pairs(ctx)}{_matches()} SELECT * FROM m")
+    return f", m AS (SELECT * FROM {m})"
 
 
 def _matches(source: str = "pairs") -> str:
@@ -74,7 +90,7 @@ def _matches(source: str = "pairs") -> str:
 def _too_many_matches(ctx: Context) -> str:
     limit = int(ctx.param("stop_shape_matches_limit", TOO_MANY_MATCHES))
     return (
-        f"WITH {_pairs()}{_matches()}, n AS (SELECT shape_id, stop_id, count(*) AS n FROM m GROUP BY shape_id, stop_id HAVING count(*) > {limit}) "
+        f"WITH {_pairs(ctx)}{_matched(ctx)}, n AS (SELECT shape_id, stop_id, count(*) AS n FROM m GROUP BY shape_id, stop_id HAVING count(*) > {limit}) "
         "SELECT 'stop_times.txt' AS file, min(p.line) AS line, 'stop_id' AS field, p.stop_id AS value, "
         "'stop_id ' || p.stop_id || coalesce(' (' || any_value(p.stop_name) || ')', '') || ' is near shape_id ' || p.shape_id || ' at ' || "
         "any_value(n.n) || ' separate places, so where the trips stop along it is ambiguous' AS message "
@@ -85,7 +101,7 @@ def _too_many_matches(ctx: Context) -> str:
 def _out_of_order(ctx: Context) -> str:
     # Patterns whose every stop has a potential match; then the earliest feasible position stop by stop.
     return (
-        f"WITH RECURSIVE {_pairs()}{_matches()}, "
+        f"WITH RECURSIVE {_pairs(ctx)}{_matched(ctx)}, "
         "ok AS (SELECT p.key FROM pat p LEFT JOIN (SELECT DISTINCT shape_id AS xs, stop_id AS xt FROM m) x "
         "ON x.xs = p.shape_id AND x.xt = p.stop_id GROUP BY p.key HAVING count(*) = count(x.xt)), "
         "c AS (SELECT p.key, p.k, m.geo FROM pat p JOIN m USING (shape_id, stop_id) WHERE p.key IN (SELECT key FROM ok)), "
@@ -106,7 +122,7 @@ def _too_far_user_distance(ctx: Context) -> str:
     # distance above 0. Stops stop_too_far_from_shape already reports (no segment within reach) are left out; that
     # geometric check runs for the stops found too far only.
     return (
-        f"WITH {_pairs()}, "
+        f"WITH {_pairs(ctx)}, "
         "sh AS (SELECT shape_id FROM seg GROUP BY shape_id HAVING arg_max(ud, i) > 0), "
         "pu AS (SELECT * FROM pat WHERE shape_id IN (SELECT shape_id FROM sh) AND key IN "
         "(SELECT key FROM pat GROUP BY key HAVING arg_max(sd, k) > 0) AND sd IS NOT NULL AND lat IS NOT NULL AND lon IS NOT NULL), "

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from transforms.rules.engine import ERROR, WARNING, Context, Rule
 
-#: MobilityData's top speeds (km/h) per basic route_type; other types: DEFAULT_MAX_SPEED.
-MD_MAX_SPEED = {0: 100, 1: 150, 2: 500, 3: 150, 4: 80, 11: 150, 12: 150}
-DEFAULT_MAX_SPEED = 50
+#: MobilityData's top speeds (km/h) per route_type (StopTimeTravelSpeedValidator.getMaxVehicleSpeedKph). Any other
+#: route_type, extended types such as 700 or 1501 included, is UNRECOGNIZED there and gets DEFAULT_MAX_SPEED.
+MD_MAX_SPEED = {0: 100, 1: 150, 2: 500, 3: 150, 4: 80, 5: 30, 6: 50, 7: 50, 11: 150, 12: 150}
+DEFAULT_MAX_SPEED = 200
 #: Google FeedValidator's (transitfeed Route._ROUTE_TYPES); an unknown type counts as a tram (100).
 FV_MAX_SPEED = {0: 100, 1: 150, 2: 300, 3: 100, 4: 80, 5: 50, 6: 50, 7: 50}
 FV_DEFAULT_MAX_SPEED = 100
@@ -37,17 +38,18 @@ def _type_name(col: str) -> str:
     return f"CASE {col} {whens} ELSE 'route_type ' || {col} END"
 
 
-def _ordered(extra: str = "") -> str:
-    """Return SQL of stop_times with the previous timed departure (prev_dep, prev_dep_seq) and the previous distance."""
+def _ordered(ctx: Context) -> str:
+    """Return a relation of stop_times with the previous timed departure (prev_dep, prev_dep_seq) and the previous distance
+    (prev_dist, prev_dist_seq): built once per run and shared by the rules that read a trip in stop_sequence order."""
     w = "(PARTITION BY trip_id ORDER BY stop_sequence ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)"
-    return (
-        "SELECT *, "
+    return ctx.shared("ordered", (
+        "SELECT trip_id, _line, stop_id, stop_sequence, arrival_time, departure_time, shape_dist_traveled, "
         f"last_value(departure_time IGNORE NULLS) OVER {w} AS prev_dep, "
         f"last_value(CASE WHEN departure_time IS NOT NULL THEN stop_sequence END IGNORE NULLS) OVER {w} AS prev_dep_seq, "
         f"last_value(shape_dist_traveled IGNORE NULLS) OVER {w} AS prev_dist, "
         f"last_value(CASE WHEN shape_dist_traveled IS NOT NULL THEN stop_sequence END IGNORE NULLS) OVER {w} AS prev_dist_seq "
-        f"{extra} FROM stop_times WHERE trip_id IS NOT NULL AND stop_sequence IS NOT NULL"
-    )
+        "FROM stop_times WHERE trip_id IS NOT NULL AND stop_sequence IS NOT NULL"
+    ))
 
 
 def _arrival_before_previous_departure(ctx: Context) -> str:
@@ -55,7 +57,7 @@ def _arrival_before_previous_departure(ctx: Context) -> str:
         "SELECT 'stop_times.txt' AS file, _line AS line, 'arrival_time' AS field, gtfs_time(arrival_time) AS value, "
         "'trip_id ' || trip_id || ' arrives at stop_sequence ' || stop_sequence || ' at ' || gtfs_time(arrival_time) || "
         "', before it departs from stop_sequence ' || prev_dep_seq || ' at ' || gtfs_time(prev_dep) AS message "
-        f"FROM ({_ordered()}) WHERE arrival_time < prev_dep"
+        f"FROM {_ordered(ctx)} WHERE arrival_time < prev_dep"
     )
 
 
@@ -118,7 +120,7 @@ def _decreasing_distance(ctx: Context) -> str:
         "'trip_id ' || trip_id || ': stop_id ' || coalesce(stop_id, '') || ' (stop_sequence ' || stop_sequence || ') has shape_dist_traveled ' || "
         "shape_dist_traveled || CASE WHEN shape_dist_traveled = prev_dist THEN ', equal to' ELSE ', less than' END || "
         "' the ' || prev_dist || ' of stop_sequence ' || prev_dist_seq AS message "
-        f"FROM ({_ordered()}) WHERE shape_dist_traveled <= prev_dist"
+        f"FROM {_ordered(ctx)} WHERE shape_dist_traveled <= prev_dist"
     )
 
 
@@ -140,10 +142,16 @@ def _located() -> str:
 
 
 def _legs(ctx: Context) -> str:
-    """Return the start of a WITH clause whose ``run`` is every stop_time with its trip's route type, its position i, the
-    distance from the previous stop (leg_m) and running total (cum_m): built once per run, shared by the speed rules."""
-    return (f"WITH run AS (SELECT r.*, s.stop_name FROM {ctx.shared('legs', _legs_sql())} r "
-            "LEFT JOIN stops s ON s.stop_id = r.stop_id) ")
+    """Return a relation of every stop_time with its trip's route type, its position i, the distance from the previous stop
+    (leg_m), the running total (cum_m) and the previous stop time (p_stop, p_seq, p_dep, p_lat): built once per run, shared
+    by the speed rules. Stop names are not in it: a rule joins them to its findings only."""
+    return ctx.shared("legs", _legs_sql())
+
+
+def _named(rel: str) -> str:
+    """Return SQL of the rows of ``rel`` with the names of their stops a_stop and b_stop (a_name, b_name)."""
+    return (f"(SELECT f.*, sa.stop_name AS a_name, sb.stop_name AS b_name FROM {rel} f "
+            "LEFT JOIN stops sa ON sa.stop_id = f.a_stop LEFT JOIN stops sb ON sb.stop_id = f.b_stop)")
 
 
 def _legs_sql() -> str:
@@ -151,13 +159,14 @@ def _legs_sql() -> str:
         "WITH loc AS (" + _located() + "), "
         f"rt AS (SELECT t.trip_id, t.route_id, r.route_type, {BASIC_TYPE.replace('route_type', 'r.route_type')} AS basic_type "
         "FROM trips t JOIN routes r ON r.route_id = t.route_id), "
-        "seq AS (SELECT st.trip_id, st._line, st.stop_sequence, st.stop_id, st.arrival_time, st.departure_time, l.stop_name, l.lat, l.lon, "
-        "row_number() OVER (PARTITION BY st.trip_id ORDER BY st.stop_sequence) AS i "
-        "FROM stop_times st LEFT JOIN loc l ON l.stop_id = st.stop_id WHERE st.trip_id IS NOT NULL AND st.stop_sequence IS NOT NULL), "
-        "legs AS (SELECT seq.*, coalesce(haversine_m(lag(lat) OVER w, lag(lon) OVER w, lat, lon), 0) AS leg_m "
-        "FROM seq WINDOW w AS (PARTITION BY trip_id ORDER BY i)), "
-        "run AS (SELECT legs.*, sum(leg_m) OVER (PARTITION BY trip_id ORDER BY i ROWS UNBOUNDED PRECEDING) AS cum_m, rt.route_id, rt.route_type, rt.basic_type "
-        "FROM legs JOIN rt USING (trip_id)) SELECT * EXCLUDE (stop_name, route_id) FROM run"
+        "seq AS (SELECT st.trip_id, st._line, st.stop_sequence, st.stop_id, st.arrival_time, st.departure_time, l.lat, l.lon, "
+        "row_number() OVER w AS i, lag(l.lat) OVER w AS p_lat, lag(l.lon) OVER w AS p_lon, lag(st.stop_id) OVER w AS p_stop, "
+        "lag(st.stop_sequence) OVER w AS p_seq, lag(st.departure_time) OVER w AS p_dep "
+        "FROM stop_times st LEFT JOIN loc l ON l.stop_id = st.stop_id WHERE st.trip_id IS NOT NULL AND st.stop_sequence IS NOT NULL "
+        "WINDOW w AS (PARTITION BY st.trip_id ORDER BY st.stop_sequence)), "
+        "legs AS (SELECT seq.* EXCLUDE (p_lon), coalesce(haversine_m(p_lat, p_lon, lat, lon), 0) AS leg_m FROM seq), "
+        "run AS (SELECT legs.*, sum(leg_m) OVER (PARTITION BY trip_id ORDER BY i ROWS UNBOUNDED PRECEDING) AS cum_m, rt.route_type, rt.basic_type "
+        "FROM legs JOIN rt USING (trip_id)) SELECT * FROM run"
     )
 
 
@@ -177,60 +186,65 @@ def _leg_message(kind: str) -> str:
         f"'trip_id ' || trip_id || ' ({kind}): from stop_id ' || a_stop || coalesce(' \"' || a_name || '\"', '') || ' (stop_sequence ' || a_seq || "
         "', departs ' || gtfs_time(a_dep) || ') to stop_id ' || b_stop || coalesce(' \"' || b_name || '\"', '') || ' (stop_sequence ' || b_seq || "
         "', arrives ' || gtfs_time(b_arr) || '): ' || printf('%.0f', d) || ' m in ' || (b_arr - a_dep) || ' s, ' || printf('%.0f', kmh) || "
-        f"' km/h, faster than ' || printf('%.0f', lim) || ' km/h for a ' || {_type_name('basic_type')}"
+        f"' km/h, faster than ' || printf('%.0f', lim) || ' km/h for a ' || {_type_name('route_type')}"
     )
 
 
 def _fast_consecutive(ctx: Context) -> str:
     return (
-        _legs(ctx)
-        + ", pairs AS (SELECT a.trip_id, b._line, a.stop_id AS a_stop, a.stop_name AS a_name, a.stop_sequence AS a_seq, a.departure_time AS a_dep, "
-        "b.stop_id AS b_stop, b.stop_name AS b_name, b.stop_sequence AS b_seq, b.arrival_time AS b_arr, b.leg_m AS d, b.basic_type, "
-        f"b.leg_m / 1000.0 * 3600 / {_md_seconds('a.departure_time', 'b.arrival_time')} AS kmh, {_md_limit(ctx, 'b.basic_type')} AS lim "
-        "FROM run a JOIN run b ON b.trip_id = a.trip_id AND b.i = a.i + 1 "
-        "WHERE a.departure_time IS NOT NULL AND b.arrival_time IS NOT NULL AND a.lat IS NOT NULL AND b.lat IS NOT NULL) "
+        "WITH pairs AS (SELECT trip_id, _line, p_stop AS a_stop, p_seq AS a_seq, p_dep AS a_dep, "
+        "stop_id AS b_stop, stop_sequence AS b_seq, arrival_time AS b_arr, leg_m AS d, route_type, "
+        f"leg_m / 1000.0 * 3600 / {_md_seconds('p_dep', 'arrival_time')} AS kmh, {_md_limit(ctx, 'route_type')} AS lim "
+        f"FROM {_legs(ctx)} WHERE p_dep IS NOT NULL AND arrival_time IS NOT NULL AND p_lat IS NOT NULL AND lat IS NOT NULL) "
         "SELECT 'stop_times.txt' AS file, _line AS line, 'arrival_time' AS field, gtfs_time(b_arr) AS value, "
-        f"{_leg_message('consecutive stops')} AS message FROM pairs WHERE kmh > lim"
+        f"{_leg_message('consecutive stops')} AS message FROM {_named('(SELECT * FROM pairs WHERE kmh > lim)')}"
     )
 
 
 def _fast_far(ctx: Context) -> str:
     far_m = float(ctx.param("far_stops_m", 10_000))
+    legs = _legs(ctx)
+    lim = _md_limit(ctx, "route_type")
     return (
-        _legs(ctx)
-        + ", pairs AS (SELECT a.trip_id, b._line, b.i AS b_i, a.i AS a_i, a.stop_id AS a_stop, a.stop_name AS a_name, a.stop_sequence AS a_seq, "
-        "a.departure_time AS a_dep, b.stop_id AS b_stop, b.stop_name AS b_name, b.stop_sequence AS b_seq, b.arrival_time AS b_arr, "
-        f"b.cum_m - a.cum_m AS d, b.basic_type, (b.cum_m - a.cum_m) / 1000.0 * 3600 / {_md_seconds('a.departure_time', 'b.arrival_time')} AS kmh, "
-        f"{_md_limit(ctx, 'b.basic_type')} AS lim "
-        "FROM run a JOIN run b ON b.trip_id = a.trip_id AND b.i > a.i "
+        # Only the stops a leg that fast can end at: 3.6 d / t > lim needs 3.6 cum_b - lim arr_b > 3.6 cum_a - lim dep_a (the time
+        # MobilityData divides by is never below arr_b - dep_a), for some earlier a more than far_m back; one window, not all pairs.
+        f"WITH ends AS (SELECT trip_id, i FROM (SELECT trip_id, i, arrival_time, 3.6 * cum_m - {lim} * arrival_time AS kb, "
+        f"min(CASE WHEN departure_time IS NOT NULL THEN 3.6 * cum_m - {lim} * departure_time END) "
+        f"OVER (PARTITION BY trip_id ORDER BY cum_m RANGE BETWEEN UNBOUNDED PRECEDING AND {far_m} PRECEDING) AS ka FROM {legs}) "
+        "WHERE arrival_time IS NOT NULL AND ka < kb + 1), "
+        "pairs AS (SELECT a.trip_id, b._line, b.i AS b_i, a.i AS a_i, a.stop_id AS a_stop, a.stop_sequence AS a_seq, "
+        "a.departure_time AS a_dep, b.stop_id AS b_stop, b.stop_sequence AS b_seq, b.arrival_time AS b_arr, "
+        f"b.cum_m - a.cum_m AS d, b.route_type, (b.cum_m - a.cum_m) / 1000.0 * 3600 / {_md_seconds('a.departure_time', 'b.arrival_time')} AS kmh, "
+        f"{_md_limit(ctx, 'b.route_type')} AS lim "
+        f"FROM ends e JOIN {legs} b ON b.trip_id = e.trip_id AND b.i = e.i JOIN {legs} a ON a.trip_id = b.trip_id AND a.i < b.i "
         f"WHERE a.departure_time IS NOT NULL AND b.arrival_time IS NOT NULL AND b.cum_m - a.cum_m > {far_m}), "
         "first_per_trip AS (SELECT * FROM pairs WHERE kmh > lim QUALIFY row_number() OVER (PARTITION BY trip_id ORDER BY b_i, a_i DESC) = 1) "
         "SELECT 'stop_times.txt' AS file, _line AS line, 'arrival_time' AS field, gtfs_time(b_arr) AS value, "
-        f"{_leg_message('stops more than ' + format(far_m / 1000, 'g') + ' km apart along the trip')} AS message FROM first_per_trip"
+        f"{_leg_message('stops more than ' + format(far_m / 1000, 'g') + ' km apart along the trip')} AS message FROM {_named('first_per_trip')}"
     )
 
 
 def _too_fast_travel(ctx: Context) -> str:
     speeds = {**FV_MAX_SPEED, **{int(k): v for k, v in dict(ctx.param("fv_max_speed_kmh", {})).items()}}
     fv_lim = _case(speeds, FV_DEFAULT_MAX_SPEED, "route_type")
+    md_secs = _md_seconds("a_dep", "b_arr")
     return (
-        _legs(ctx)
-        + ", timed AS (SELECT run.*, lag(i) OVER w AS p_i, lag(stop_id) OVER w AS a_stop, lag(stop_name) OVER w AS a_name, "
+        "WITH timed AS (SELECT run.*, lag(i) OVER w AS p_i, lag(stop_id) OVER w AS a_stop, "
         "lag(stop_sequence) OVER w AS a_seq, lag(departure_time) OVER w AS a_dep, lag(lat) OVER w AS a_lat, lag(lon) OVER w AS a_lon "
-        "FROM run WHERE arrival_time IS NOT NULL AND departure_time IS NOT NULL WINDOW w AS (PARTITION BY trip_id ORDER BY i)), "
-        "pairs AS (SELECT trip_id, _line, a_stop, a_name, a_seq, a_dep, stop_id AS b_stop, stop_name AS b_name, stop_sequence AS b_seq, "
-        f"arrival_time AS b_arr, basic_type, haversine_m(a_lat, a_lon, lat, lon) * {6378135.0 / 6371008.8} AS d, "
+        f"FROM {_legs(ctx)} run WHERE arrival_time IS NOT NULL AND departure_time IS NOT NULL WINDOW w AS (PARTITION BY trip_id ORDER BY i)), "
+        "pairs AS (SELECT trip_id, _line, a_stop, a_seq, a_dep, stop_id AS b_stop, stop_sequence AS b_seq, "
+        f"arrival_time AS b_arr, basic_type, route_type, haversine_m(a_lat, a_lon, lat, lon) * {6378135.0 / 6371008.8} AS d, "
         " arrival_time - a_dep AS secs, p_i, i, "
-        f"{fv_lim} AS lim, {_md_limit(ctx, 'basic_type')} AS md_lim FROM timed WHERE a_dep IS NOT NULL AND a_lat IS NOT NULL AND lat IS NOT NULL), "
+        f"{fv_lim} AS lim, {_md_limit(ctx, 'route_type')} AS md_lim FROM timed WHERE a_dep IS NOT NULL AND a_lat IS NOT NULL AND lat IS NOT NULL), "
         "fast AS (SELECT *, CASE WHEN secs > 0 THEN d / 1000.0 * 3600 / secs END AS kmh FROM pairs "
         "WHERE (secs > 0 AND d / 1000.0 * 3600 / secs > lim) OR (secs = 0 AND (a_dep % 60 <> 0 OR d / 1000.0 * 60 > lim))) "
         "SELECT 'stop_times.txt' AS file, _line AS line, 'arrival_time' AS field, gtfs_time(b_arr) AS value, "
         "'trip_id ' || trip_id || ': from stop_id ' || a_stop || coalesce(' \"' || a_name || '\"', '') || ' (stop_sequence ' || a_seq || ', departs ' || "
         "gtfs_time(a_dep) || ') to stop_id ' || b_stop || coalesce(' \"' || b_name || '\"', '') || ' (stop_sequence ' || b_seq || ', arrives ' || "
         "gtfs_time(b_arr) || '): ' || printf('%.0f', d) || ' m in ' || secs || ' s' || coalesce(', ' || printf('%.0f', kmh) || ' km/h', '') || "
-        f"', faster than ' || printf('%.0f', lim) || ' km/h for a ' || {_type_name('basic_type')} AS message FROM fast "
+        f"', faster than ' || printf('%.0f', lim) || ' km/h for a ' || {_type_name('basic_type')} AS message "
         # a leg MobilityData's consecutive-stops rule reports already is not reported twice
-        f"WHERE NOT (p_i = i - 1 AND d / 1000.0 * 3600 / {_md_seconds('a_dep', 'b_arr')} > md_lim)"
+        f"FROM {_named(f'(SELECT * FROM fast WHERE NOT (p_i = i - 1 AND d / 1000.0 * 3600 / {md_secs} > md_lim))')}"
     )
 
 
@@ -239,8 +253,7 @@ def _same_time_run(ctx: Context) -> str:
     # As FeedValidator: a timed stop time continues a run when arrival = departure = the previous timed departure;
     # an untimed one always continues it; any other timed one starts a new run. Runs before the first timed stop are not counted.
     return (
-        "WITH o AS (SELECT *, last_value(departure_time IGNORE NULLS) OVER (PARTITION BY trip_id ORDER BY stop_sequence "
-        "ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev_dep FROM stop_times WHERE trip_id IS NOT NULL AND stop_sequence IS NOT NULL), "
+        f"WITH o AS (SELECT trip_id, _line, stop_sequence, arrival_time, departure_time, prev_dep FROM {_ordered(ctx)}), "
         "b AS (SELECT *, CASE WHEN arrival_time IS NULL OR departure_time IS NULL THEN 0 "
         "WHEN prev_dep = arrival_time AND arrival_time = departure_time THEN 0 ELSE 1 END AS starts FROM o), "
         "r AS (SELECT *, sum(starts) OVER (PARTITION BY trip_id ORDER BY stop_sequence ROWS UNBOUNDED PRECEDING) AS run FROM b), "

@@ -98,3 +98,38 @@ def test_rules_sharing_a_table_build_it_once_and_it_is_dropped_after(tmp_path):
     assert run.counts[("test_a", WARNING)] == run.counts[("test_b", WARNING)] > 0  # the second rule read the first one's table
     assert not con.sql("SELECT count(*) FROM duckdb_tables() WHERE table_name LIKE '_shared_%'").fetchall()[0][0]
     assert Context(validation_date=date(2024, 1, 1)).shared("x", "SELECT 1") == "(SELECT 1)"  # outside run_rules: inline
+
+
+def test_duckdb_memory_is_bounded_while_rules_run_and_restored_after(tmp_path, monkeypatch):
+    import duckdb
+
+    out = _tables(tmp_path)
+    seen = Rule("test_limit", WARNING, "test", sql=lambda ctx: "SELECT 'x' AS file, NULL AS line, NULL AS field, "
+                "current_setting('memory_limit') AS value, current_setting('temp_directory') AS message")
+    con = duckdb.connect()
+    before = con.sql("SELECT current_setting('memory_limit')").fetchall()[0][0]
+    monkeypatch.setenv("NORIBA_RULES_MEMORY", "300MB")
+    (row,) = run_rules(out, rules=[seen], con=con).notices.to_pylist()
+    assert row["value"] != before and row["value"].startswith("28")  # 300 MB, as DuckDB shows it (286.1 MiB)
+    assert row["message"].startswith(str(tmp_path))  # spills stay in the workspace, beside the tables
+    assert con.sql("SELECT current_setting('memory_limit')").fetchall()[0][0] == before
+    assert not (out.parent / "_rules_spill").exists()
+
+
+def test_rules_reading_stop_times_in_order_share_one_table(tmp_path):
+    from transforms.rules.stop_times import RULES as STOP_TIME_RULES
+
+    out = _tables(tmp_path)
+    built = []
+    ordered = [r for r in STOP_TIME_RULES if r.code in ("stop_time_with_arrival_before_previous_departure_time",
+                                                        "decreasing_or_equal_stop_time_distance",
+                                                        "too_many_consecutive_stop_times_with_same_time")]
+
+    def spy(name, sql):
+        built.append(name)
+        return f"({sql})"
+
+    for r in ordered:
+        r.sql(Context(validation_date=date(2024, 1, 1), materialise=spy))
+    assert built == ["ordered"] * 3
+    assert run_rules(out, rules=ordered).counts == {}

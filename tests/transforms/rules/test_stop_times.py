@@ -111,3 +111,20 @@ def test_timepoint_column_in_the_header_is_what_makes_an_empty_timepoint_a_findi
     assert sorted(h["line"] for h in found(all_empty, "missing_timepoint_value")) == [2, 4]
     no_column = "trip_id,arrival_time,departure_time,stop_id,stop_sequence\nT1,08:00:00,08:00:00,S1,1\nT1,08:10:00,08:10:00,S2,2\n"
     assert not run(tmp_path / "none", feed(stop_times=no_column, stops=STOPS), picked).counts
+
+
+def test_an_extended_or_unknown_route_type_gets_mobilitydatas_200_kmh_not_a_bus_limit(tmp_path):
+    # MobilityData's route_type enum has 0-7, 11 and 12 only; any other value (1501, a communal taxi, or 700, a bus
+    # service) is UNRECOGNIZED and allowed 200 km/h, where a cable tram (5) is allowed 30 km/h.
+    hop = times("T1,08:00:00,08:00:00,S1,1,,", "T1,08:01:00,08:01:00,S4,2,,")  # 3 km in 1 (+1) minutes: 90 km/h
+    dash = times("T1,08:00:00,08:00:00,S1,1,,", "T1,08:01:00,08:01:00,S8,2,,")  # 7 km in 2 minutes: 210 km/h
+    picked = rule(RULES, "fast_travel_between_consecutive_stops")
+
+    def routes(route_type: int) -> str:
+        return f"route_id,agency_id,route_short_name,route_long_name,route_type\nR1,A,1,港線,{route_type}\n"
+
+    assert not run(tmp_path / "taxi", feed(**hop, routes=routes(1501)), picked).counts
+    assert not run(tmp_path / "bus700", feed(**hop, routes=routes(700)), picked).counts
+    (hit,) = found(run(tmp_path / "fast", feed(**dash, routes=routes(1501)), picked), "fast_travel_between_consecutive_stops")
+    assert "faster than 200 km/h for a route_type 1501" in hit["message"]
+    assert run(tmp_path / "cable", feed(**hop, routes=routes(5)), picked).counts

@@ -24,7 +24,9 @@ captures in turn, each feed's content changing every 30 s), and ``noriba rt arch
 the 50 gtfs-rt specs at 20 s from one process; its CPU time (user + system, from wait4) over its wall
 time is the share of one core.
 
-    uv run python bench/bench_rt.py [--p 0.333] [--snapshots 180] [--archiver-s 120] [--repeat 3]
+``--where`` runs ``ours`` once more with a CPU timer around each of its stages (the timers add a little).
+
+    uv run python bench/bench_rt.py [--p 0.333] [--snapshots 180] [--archiver-s 120] [--repeat 3] [--where]
 """
 
 from __future__ import annotations
@@ -99,7 +101,7 @@ what, folder = sys.argv[1], sys.argv[2]
 from google.transit import gtfs_realtime_pb2 as pb
 files = sorted(os.path.join(folder, f) for f in os.listdir(folder) if f.endswith(".pb"))
 extra = {}
-if what == "ours":  # imported before the clock starts, like the floor's protobuf module
+if what in ("ours", "where"):  # imported before the clock starts, like the floor's protobuf module
     from noriba import rt
     import numpy, pyarrow.parquet
     from transforms.gtfs_rt import parse, wire
@@ -135,8 +137,29 @@ else:
     from noriba import rt
     from warehouse.workspace import Workspace
     home, feed, hour = sys.argv[4], sys.argv[5], sys.argv[6]
+    where = {}
+    if what == "where":  # ours, with the CPU time of its stages (nested: _entities holds _entity and _stop_time_updates)
+        def _timed(obj, name, key):
+            f = getattr(obj, name)
+            def w(*a, **k):
+                c = time.process_time()
+                try:
+                    return f(*a, **k)
+                finally:
+                    where[key] = where.get(key, 0.0) + time.process_time() - c
+            setattr(obj, name, w)
+        _timed(parse.HourParser, "_entities", "entities (changed entities, per snapshot)")
+        _timed(parse.HourParser, "_entity", "  of which _entity (one trip update's row, Python)")
+        _timed(parse.HourParser, "_stop_time_updates", "  of which _stop_time_updates (walk, hash, match)")
+        _timed(parse._StuTable, "flush", "decode new stop_time_updates (wire.decode, Arrow arrays)")
+        _timed(parse, "split_message", "split_message")
+        _timed(parse.HourParser, "finish", "finish (remaining tables)")
+        _timed(pyarrow.parquet.ParquetWriter, "write_table", "stop_time_updates Parquet writes")
     res = rt.parse_hour(Workspace(__import__("pathlib").Path(home)), feed, hour)
     extra = {"stored": res["stored"], "rows_in_snapshots": res["rows_in_snapshots"], "quarantined": res["quarantined"]}
+    if where:
+        extra["where_cpu_s"] = {k: round(v, 2) for k, v in where.items()}
+        extra["pandas_imported"] = "pandas" in sys.modules
 wall = time.perf_counter() - t0
 ru = resource.getrusage(resource.RUSAGE_SELF)
 print(json.dumps({"what": what, "wall_s": wall, "cpu_s": ru.ru_utime + ru.ru_stime - cpu0, "snapshots": len(files),
@@ -224,6 +247,7 @@ def main() -> None:
     ap.add_argument("--p", type=float, default=1 / 3, help="share of trips with a new report in each snapshot")
     ap.add_argument("--snapshots", type=int, default=180)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--where", action="store_true", help="then run ours once more with the CPU time of its stages")
     ap.add_argument("--archiver-s", type=float, default=120, help="seconds the archiver runs (0: skip)")
     args = ap.parse_args()
     home = OUT / "home"
@@ -254,6 +278,8 @@ def main() -> None:
     }
     print(json.dumps(summary), flush=True)
     print(json.dumps({"lake_digest": lake_digest(home)}), flush=True)
+    if args.where:
+        print(json.dumps(child("where", folder, home)), flush=True)
     if args.archiver_s:
         print(json.dumps(bench_archiver(args.archiver_s)), flush=True)
 

@@ -101,8 +101,11 @@ def _supported(c: Contract, have: dict[str, str], want: dict[str, str]) -> bool:
     return all(col in have and have[col] == want.get(col) for col in cols)
 
 
-def _map_result(n: int, nonnull: int | None, unexpected: int, values: list) -> tuple[bool, dict]:
-    """Return (success, SUMMARY result) of a map expectation, as GX's ``_format_map_output`` computes them."""
+def _map_result(n: int, nonnull: int | None, unexpected: int | None, values: list) -> tuple[bool, dict]:
+    """Return (success, SUMMARY result) of a map expectation, as GX's ``_format_map_output`` computes them.
+
+    On an empty table ``unexpected`` is None (GX's count is a SQL SUM) and the expectation passes vacuously.
+    """
     if nonnull is None:  # not_null: GX passes no non-null count
         success = n == 0 or unexpected == 0
     else:
@@ -180,7 +183,9 @@ def evaluate_table(con, view: str, contracts: list[Contract], column_types: dict
             lo, hi = c.kwargs.get("min_value"), c.kwargs.get("max_value")
             out.append(((lo is None or n >= lo) and (hi is None or n <= hi), {"observed_value": n}))
         else:
-            unexpected = int(row[slot[i]])
+            # On no rows GX's count of a condition is a SQL SUM, so NULL; uniqueness counts through a window: 0
+            unexpected = int(row[slot[i]]) if n or t in ("expect_column_values_to_be_unique",
+                                                         "expect_compound_columns_to_be_unique") else None
             col = c.kwargs.get("column")
             if t == "expect_column_values_to_not_be_null":
                 nonnull = None

@@ -45,6 +45,7 @@ import time
 import uuid
 from contextlib import ExitStack, contextmanager
 from datetime import datetime, timezone
+from functools import lru_cache
 from pathlib import Path
 
 import pyarrow as pa
@@ -73,7 +74,6 @@ RESULT_COLUMNS = [
 #: Files whose text decides how a contract becomes GX expectations (a change to one re-runs every table).
 _CODE = (Path(__file__), Path(__file__).with_name("contracts_sql.py"),
          Path(__file__).resolve().parent.parent / "transforms" / "contracts.py")
-_ARROW = {"VARCHAR": pa.string(), "BOOLEAN": pa.bool_(), "BIGINT": pa.int64(), "DOUBLE": pa.float64()}
 
 
 def _quiet_gx() -> None:
@@ -318,10 +318,20 @@ def _sql_entry(c, success: bool, result: dict, *, batch_id: str) -> dict:
                                    "severity": "critical"}}
 
 
+@lru_cache(maxsize=1)
 def _gx_version() -> str:
     from importlib.metadata import version
 
     return version("great-expectations")
+
+
+@lru_cache(maxsize=1)
+def _code_digest() -> bytes:
+    """Return the SHA-256 of the code files that turn contracts into results (read once per process)."""
+    h = hashlib.sha256()
+    for f in _CODE:
+        h.update(f.read_bytes())
+    return h.digest()
 
 
 def table_fingerprint(table: Table, part, *, route: str, engine: str = "gx") -> str:
@@ -334,8 +344,7 @@ def table_fingerprint(table: Table, part, *, route: str, engine: str = "gx") -> 
     contracts = [(c.rule, c.expectation_type, c.kwargs) for c in table_contracts(table, engine="sql" if route == "duckdb" else "pandas")]
     h.update(json.dumps([table.name, route, _gx_version(), contracts] + ([engine] if engine != "gx" else []),
                         default=str, sort_keys=True).encode())
-    for f in _CODE:
-        h.update(f.read_bytes())
+    h.update(_code_digest())
     if part is None:
         h.update(b"\0absent")
     else:
@@ -394,15 +403,18 @@ def has_results(ws: Workspace, feed_id: str, feed_version: str) -> bool:
 
 def store_results(ws: Workspace, feed_id: str, feed_version: str, rows: list[dict]) -> None:
     """Replace the version's rows of quality.expectation_results with ``rows``, in one transaction under the publish lock."""
-    table = pa.table({c: pa.array([r[c] for r in rows], type=_ARROW[t]) for c, t in RESULT_COLUMNS})
+    cols = [c for c, _ in RESULT_COLUMNS]
+    one = "(" + ", ".join("?" * len(cols)) + ")"
     with publish_lock(ws):
         con = connect(ws)
         try:
             ensure_contract_tables(con)
             con.execute("BEGIN TRANSACTION")
             con.execute("DELETE FROM quality.expectation_results WHERE feed_id = ? AND feed_version = ?", [feed_id, feed_version])
-            con.register("new_results", table)
-            con.execute("INSERT INTO quality.expectation_results BY NAME SELECT * FROM new_results")
+            for i in range(0, len(rows), 200):  # plain parameters: an Arrow table from Python lists would import pandas (seconds)
+                part = rows[i:i + 200]
+                con.execute(f"INSERT INTO quality.expectation_results ({', '.join(q(c) for c in cols)}) VALUES "
+                            + ", ".join([one] * len(part)), [r[c] for r in part for c in cols])
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")

@@ -11,11 +11,11 @@ publish copies into the warehouse) by one of two routes:
   uniqueness cannot be proved batch by batch).
 
 ``auto`` is ``duckdb`` (faster and lighter, see bench/README.md). The results go to the warehouse
-table quality.expectation_results (the version's earlier results are replaced) and GX Data Docs
-(static HTML) are rebuilt under NORIBA_HOME/reports/data_docs/.
+table quality.expectation_results (the version's earlier results are replaced) and to GX's
+results store, from which GX Data Docs (static HTML) are rendered under NORIBA_HOME/reports/data_docs/.
 
-Contracts run on what changed: every stored row carries the fingerprint of what GX checked (the
-table's contract, the GX version, the route and the bytes of the lake partition). A table whose
+Contracts run on what changed: every stored row carries the fingerprint of what was checked (the
+table's contract, the GX version, the route and engine, and the bytes of the lake partition). A table whose
 fingerprint already has stored GX results (an earlier run of the feed, of any version) reuses them instead of
 running GX again; ``reused_from`` names the GX run (feed@version, its GX run name) that produced them and
 whose validation page is in Data Docs. If every table is reused, then GX is not even imported.

@@ -98,7 +98,7 @@ if what == "sql_baseline":
 elif what in ("gx_duckdb", "gx_pandas", "gx_duckdb_warehouse"):
     from warehouse.contracts import validate_version
     route, _, source = what[3:].partition("_")
-    res, _ = validate_version(ws, feed_id, ver, route=route, tables=["stop_times"], source=source or "lake")
+    res, _ = validate_version(ws, feed_id, ver, route=route, tables=["stop_times"], source=source or "lake", engine="gx")
     failed = sum(1 for r in res if not r["success"])
     rows = next(r["element_count"] for r in res if r["rule"] == "not_null" and r["column_name"] == "_line")
     n = len(res)
@@ -125,7 +125,7 @@ elif what == "gx_pandas_batches":
     failed, n = len(failed_set), len(contracts)
 elif what.startswith("contracts_"):
     from warehouse.contracts import run_contracts
-    s = run_contracts(ws, feed_id, ver, route=what.split("_", 1)[1])
+    s = run_contracts(ws, feed_id, ver, route=what.split("_", 1)[1], engine="gx")  # GX's own engine (the SQL one: bench_pipeline)
     failed, n = s["failed"], s["expectations"]
     import duckdb
     rows = duckdb.sql(f"SELECT count(*) FROM read_parquet('{part}', hive_partitioning=false)").fetchall()[0][0]

@@ -128,7 +128,7 @@ def cmd_run(args, specs) -> int:
             with _Progress(args.quiet) as progress:
                 result = run_feed(spec, ws, progress=progress, export=not args.no_export,
                                   validation_date=getattr(args, "date", None),
-                                  data_docs="later" if len(specs) > 1 else True)  # rendered once, after the loop
+                                  data_docs="later")  # rendered once after the loop, if asked (`noriba docs` later)
             _report_run(result, console)
             blocked += result.get("policy_status") == "blocked"
 
@@ -137,7 +137,7 @@ def cmd_run(args, specs) -> int:
         except Exception as exc:  # one clear line per problem, never a traceback
             failed.append(spec.id)
             _fail(console, spec.id, exc)
-    if len(specs) > 1:
+    if getattr(args, "data_docs", False):  # GX renders the contracts' pages once per run, only when asked
         from warehouse.contracts import finish_data_docs
 
         try:
@@ -148,6 +148,20 @@ def cmd_run(args, specs) -> int:
         console.print(f"error: {len(failed)} of {len(specs)} feeds failed: {', '.join(failed)}", markup=False)
     # 2 when a feed could not be run; 1 when a new version was blocked by its policy (cron and CI notice it)
     return EXIT_PROBLEM if failed else EXIT_BLOCKED if blocked else 0
+
+
+def cmd_docs(args) -> int:
+    """Render the data contracts' GX Data Docs pages that stored results lack; print where they are."""
+    from warehouse.contracts import finish_data_docs
+    from warehouse.workspace import Workspace
+
+    ws = Workspace.from_env(args.home).ensure()
+    index = finish_data_docs(ws)
+    if index is None:
+        _console().print("no data contract results stored yet: run `noriba ingest` or `noriba run` first", markup=False)
+        return EXIT_PROBLEM
+    _console().print(f"data contracts: {ws.reports / 'data_docs' / 'offline.html'} (offline), {index} (GX)", markup=False)
+    return 0
 
 
 def _fail(console, feed_id: str, exc: BaseException) -> None:
@@ -1123,6 +1137,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("feed_ids", nargs="*", metavar="FEED", help="feed ids of specs/feeds to run (default: all)")
     sp.add_argument("--specs", help="specs folder (default $NORIBA_SPECS or ./specs)")
     common(sp)
+    for parser in (sub.choices["ingest"], sp):
+        parser.add_argument("--data-docs", action="store_true",
+                            help="render the data contracts' GX Data Docs pages at the end of the run (else `noriba docs`)")
+    sp = sub.add_parser("docs", help="render the data contracts' GX Data Docs from the stored results (what runs left without a page)")
     sp = sub.add_parser("validate", help="validate one feed and write its report, without publishing; exit 1 if its policy blocks it")
     sp.add_argument("target", metavar="PATH_OR_FEED", nargs="?", help="a GTFS zip, a folder, an http(s) URL, or the id of a feed in specs/feeds")
     sp.add_argument("--date", type=_date, help="validation date YYYY-MM-DD for time-dependent rules (default today)")
@@ -1227,6 +1245,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_run(args, specs)
         if args.command == "validate":
             return cmd_validate(args)
+        if args.command == "docs":
+            return cmd_docs(args)
         if args.command == "status":
             return cmd_status(args)
         if args.command == "diff":

@@ -419,11 +419,12 @@ def export_step(ws: Workspace, published: dict) -> dict:
             return {**published, "exports": None, "export_refused": str(exc)}
 
 
-def contracts_step(ws: Workspace, published: dict, *, progress: Progress | None = None, data_docs: bool | str = True) -> dict:
+def contracts_step(ws: Workspace, published: dict, *, progress: Progress | None = None, data_docs: bool | str = "later") -> dict:
     """Return the published dict with the Great Expectations contract results of its version.
 
-    Contracts report (quality.expectation_results, reports/data_docs/); they never block. If the
-    version is unchanged and its results are stored, then nothing is run.
+    Contracts report (quality.expectation_results, GX's results store); they never block. If the
+    version is unchanged and its results are stored, then nothing is run. Data Docs pages are left
+    for ``noriba docs`` (or the end of the run) unless ``data_docs`` is True.
     """
     from warehouse.contracts import has_results, run_contracts
 
@@ -448,14 +449,14 @@ def unfinished_steps(ws: Workspace, feed_id: str, feed_version: str, *, contract
 
 
 def run_feed(spec: FeedSpec, ws: Workspace, *, progress: Progress | None = None, export: bool = True,
-             validation_date: date | None = None, contracts: bool = True, data_docs: bool | str = True) -> dict:
+             validation_date: date | None = None, contracts: bool = True, data_docs: bool | str = "later") -> dict:
     """Return what one full run of a feed did: fetch, stage, lake, publish, contracts, export (the DAG's steps, in order).
 
     The run holds the feed's lock, so a second run of the same feed waits for it. If the input is
     unchanged but an interrupted run left steps unfinished, then those are finished and
     ``finished`` names them. If ``contracts`` is false, then the Great Expectations contracts are
-    skipped (they only report). ``data_docs="later"`` leaves the contracts' Data Docs pages for one
-    ``warehouse.contracts.finish_data_docs`` after a run of many feeds.
+    skipped (they only report). ``data_docs="later"`` (default) leaves the contracts' Data Docs pages for one
+    ``warehouse.contracts.finish_data_docs`` (``noriba docs``); True renders them now.
     """
     if spec.kind in ("trips", "zones"):  # trips are a second family with their own pipeline
         from noriba.trips_pipeline import run_trips
@@ -471,7 +472,7 @@ def run_feed(spec: FeedSpec, ws: Workspace, *, progress: Progress | None = None,
 
 
 def _run_feed_locked(spec: FeedSpec, ws: Workspace, *, progress: Progress | None, export: bool,
-                     validation_date: date | None, contracts: bool, data_docs: bool | str = True) -> dict:
+                     validation_date: date | None, contracts: bool, data_docs: bool | str = "later") -> dict:
     from noriba import notify
 
     try:

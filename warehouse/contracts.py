@@ -11,14 +11,26 @@ publish copies into the warehouse) by one of two routes:
   uniqueness cannot be proved batch by batch).
 
 ``auto`` is ``duckdb`` (faster and lighter, see bench/README.md). The results go to the warehouse
-table quality.expectation_results (the version's earlier results are replaced) and GX Data Docs
-(static HTML) are rebuilt under NORIBA_HOME/reports/data_docs/.
+table quality.expectation_results (the version's earlier results are replaced) and to GX's
+results store, from which GX Data Docs (static HTML) are rendered under NORIBA_HOME/reports/data_docs/.
 
-Contracts run on what changed: every stored row carries the fingerprint of what GX checked (the
-table's contract, the GX version, the route and the bytes of the lake partition). A table whose
+Contracts run on what changed: every stored row carries the fingerprint of what was checked (the
+table's contract, the GX version, the route and engine, and the bytes of the lake partition). A table whose
 fingerprint already has stored GX results (an earlier run of the feed, of any version) reuses them instead of
 running GX again; ``reused_from`` names the GX run (feed@version, its GX run name) that produced them and
 whose validation page is in Data Docs. If every table is reused, then GX is not even imported.
+
+Two engines evaluate the suites on the DuckDB route (``engine``, or ``NORIBA_CONTRACTS_ENGINE``):
+
+- ``sql`` (default): warehouse/contracts_sql.py computes each table's expectations in one DuckDB
+  query, with GX's arithmetic and result records, without importing GX; an expectation it does not
+  support (or a mismatch GX must describe) goes to GX, for that expectation only;
+- ``gx``: GX's own SQL engine on every expectation (the reference; slower: its per-expectation
+  Python costs ~30 ms an expectation and importing it seconds, see docs/great-expectations.md).
+
+Both write the run's validation results in GX's results store (reports/gx/validations, GX's JSON),
+so Data Docs are rendered later from stored results: ``data_docs=True`` renders now,
+``"later"`` leaves them for :func:`finish_data_docs` (``noriba docs``, or once at the end of a run).
 """
 
 from __future__ import annotations
@@ -30,21 +42,26 @@ import json
 import logging
 import os
 import time
+import uuid
 from contextlib import ExitStack, contextmanager
 from datetime import datetime, timezone
+from functools import lru_cache
 from pathlib import Path
 
 import pyarrow as pa
 
 from warehouse.workspace import Workspace
 from transforms.canonical import lit, q
-from transforms.contracts import build_suite, partition_columns, suite_name, table_contracts
+from transforms.contracts import CONTRACT_RULES, build_suite, partition_columns, suite_name, table_contracts
 from transforms.schema import Table, load_schema
 from warehouse.publish import connect, current_file, publish_lock
 from warehouse.runstate import fault_point
 
 ROUTES = ("auto", "duckdb", "pandas")
 SOURCES = ("lake", "warehouse")
+#: Who evaluates the expectations on the DuckDB route: ``sql`` (contracts_sql, GX only where it must) or ``gx``.
+ENGINES = ("auto", "sql", "gx")
+ENGINE_ENV = "NORIBA_CONTRACTS_ENGINE"
 #: GX result format: SUMMARY keeps counts and up to 20 example bad values for Data Docs.
 RESULT_FORMAT = "SUMMARY"
 RESULT_COLUMNS = [
@@ -55,8 +72,8 @@ RESULT_COLUMNS = [
     ("source", "VARCHAR"), ("run_at", "VARCHAR"), ("fingerprint", "VARCHAR"), ("reused_from", "VARCHAR"),
 ]
 #: Files whose text decides how a contract becomes GX expectations (a change to one re-runs every table).
-_CODE = (Path(__file__), Path(__file__).resolve().parent.parent / "transforms" / "contracts.py")
-_ARROW = {"VARCHAR": pa.string(), "BOOLEAN": pa.bool_(), "BIGINT": pa.int64(), "DOUBLE": pa.float64()}
+_CODE = (Path(__file__), Path(__file__).with_name("contracts_sql.py"),
+         Path(__file__).resolve().parent.parent / "transforms" / "contracts.py")
 
 
 def _quiet_gx() -> None:
@@ -122,6 +139,21 @@ def version_tables(ws: Workspace, feed_id: str, feed_version: str) -> list[tuple
     return out
 
 
+def _view_statements(ws: Workspace, feed_id: str, feed_version: str, tables, *, source: str) -> list[str]:
+    """Return the SQL that makes one view per table of the version (lake partition, warehouse rows, or empty when absent)."""
+    out = [f"ATTACH {lit(str(current_file(ws)))} AS wh (READ_ONLY)"] if source == "warehouse" else []
+    for t, part in tables:
+        if part is not None and source == "warehouse":
+            body = (f"SELECT * EXCLUDE (feed_id, feed_version) FROM wh.gtfs.{q(t.name)} "
+                    f"WHERE feed_id = {lit(feed_id)} AND feed_version = {lit(feed_version)}")
+        elif part is not None:
+            body = f"SELECT * FROM read_parquet({lit(str(part))}, hive_partitioning=false)"
+        else:
+            body = "SELECT " + ", ".join(f"CAST(NULL AS {typ}) AS {q(col)}" for col, typ in partition_columns(t)) + " WHERE false"
+        out.append(f"CREATE VIEW {q(t.name)} AS {body}")
+    return out
+
+
 @contextmanager
 def _duckdb_batches(ctx, ws: Workspace, feed_id: str, feed_version: str, tables, *, source: str):
     """Yield {table: (batch definition, batch parameters)} over DuckDB views of the version's tables; close DuckDB after.
@@ -134,17 +166,8 @@ def _duckdb_batches(ctx, ws: Workspace, feed_id: str, feed_version: str, tables,
     ds = ctx.data_sources.add_sql(f"{feed_id}-duckdb", connection_string=memory_url())
     try:
         with ds.get_engine().connect() as c:
-            if source == "warehouse":
-                c.exec_driver_sql(f"ATTACH {lit(str(current_file(ws)))} AS wh (READ_ONLY)")
-            for t, part in tables:
-                if part is not None and source == "warehouse":
-                    body = (f"SELECT * EXCLUDE (feed_id, feed_version) FROM wh.gtfs.{q(t.name)} "
-                            f"WHERE feed_id = {lit(feed_id)} AND feed_version = {lit(feed_version)}")
-                elif part is not None:
-                    body = f"SELECT * FROM read_parquet({lit(str(part))}, hive_partitioning=false)"
-                else:
-                    body = "SELECT " + ", ".join(f"CAST(NULL AS {typ}) AS {q(col)}" for col, typ in partition_columns(t)) + " WHERE false"
-                c.exec_driver_sql(f"CREATE VIEW {q(t.name)} AS {body}")
+            for sql in _view_statements(ws, feed_id, feed_version, tables, source=source):
+                c.exec_driver_sql(sql)
         out = {}
         for t, _ in tables:
             asset = ds.add_table_asset(t.name, table_name=t.name)
@@ -207,40 +230,121 @@ def _exception_message(info) -> str | None:
     return "; ".join(msgs) or None
 
 
-def _result_rows(result, *, feed_id: str, feed_version: str, table: str, route: str, source: str, run_at: str) -> list[dict]:
-    rows = []
-    for r in result.results:
-        cfg = r.expectation_config
-        kwargs = {k: v for k, v in cfg.kwargs.items() if k != "batch_id"}
-        res = r.result or {}
-        column = kwargs.get("column") or (",".join(kwargs["column_list"]) if kwargs.get("column_list") else None)
-        rows.append({
-            "feed_id": feed_id, "feed_version": feed_version, "table_name": table, "suite": suite_name(table),
-            "rule": (cfg.meta or {}).get("rule"), "expectation_type": cfg.type, "column_name": column, "kwargs": _json(kwargs),
-            "success": bool(r.success), "element_count": res.get("element_count"), "unexpected_count": res.get("unexpected_count"),
-            "unexpected_percent": res.get("unexpected_percent"), "observed_value": _json(res.get("observed_value")),
-            "partial_unexpected": _json(res.get("partial_unexpected_list")),
-            "exception": _exception_message(r.exception_info), "route": route, "source": source, "run_at": run_at,
-        })
-    return rows
+def _row(*, feed_id: str, feed_version: str, table: str, rule: str | None, expectation_type: str, kwargs: dict,
+         success: bool, result: dict, exception: str | None, route: str, source: str, run_at: str) -> dict:
+    """Return one quality.expectation_results row (without fingerprint and reused_from) of one expectation's result."""
+    column = kwargs.get("column") or (",".join(kwargs["column_list"]) if kwargs.get("column_list") else None)
+    return {
+        "feed_id": feed_id, "feed_version": feed_version, "table_name": table, "suite": suite_name(table),
+        "rule": rule, "expectation_type": expectation_type, "column_name": column, "kwargs": _json(kwargs),
+        "success": bool(success), "element_count": result.get("element_count"), "unexpected_count": result.get("unexpected_count"),
+        "unexpected_percent": result.get("unexpected_percent"), "observed_value": _json(result.get("observed_value")),
+        "partial_unexpected": _json(result.get("partial_unexpected_list")),
+        "exception": exception, "route": route, "source": source, "run_at": run_at,
+    }
 
 
+def _gx_row(r, **where) -> dict:
+    """Return the row of one GX ExpectationValidationResult ``r``."""
+    cfg = r.expectation_config
+    return _row(**where, rule=(cfg.meta or {}).get("rule"), expectation_type=cfg.type,
+                kwargs={k: v for k, v in cfg.kwargs.items() if k != "batch_id"}, success=bool(r.success),
+                result=r.result or {}, exception=_exception_message(r.exception_info))
+
+
+def _domain_order(contracts) -> list[int]:
+    """Return contract indexes in the order GX 1.24 reports them: the column set, compound keys, other table-wide
+    expectations, then each column's expectations (columns in suite order, expectations in suite order).
+    """
+    first: dict = {}
+    keys = []
+    for i, c in enumerate(contracts):
+        if c.kwargs.get("column"):
+            keys.append((1, first.setdefault(c.kwargs["column"], i), i))
+        else:
+            keys.append((0, 0 if c.expectation_type == "expect_table_columns_to_match_set" else 1 if c.kwargs.get("column_list") else 2, i))
+    return [i for _, _, i in sorted(keys)]
+
+
+def _batch_id(feed_id: str, table: str) -> str:
+    """Return GX's batch id of a table on the DuckDB route (datasource ``<feed>-duckdb``, asset ``<table>``)."""
+    return f"{feed_id}-duckdb-{table}"
+
+
+def write_gx_result(ws: Workspace, *, feed_id: str, feed_version: str, table: str, run_time: datetime,
+                    entries: list[dict]) -> Path:
+    """Return the file of one table's validation result after writing it in GX's results store (GX 1.x JSON).
+
+    ``entries`` are GX ExpectationValidationResult dicts. Data Docs render it like a result GX stored
+    itself (tests/warehouse/test_contracts_sql.py renders one), so a run of the SQL engine needs no GX.
+    """
+    bid = _batch_id(feed_id, table)
+    ok = sum(1 for e in entries if e["success"])
+    stamp = run_time.astimezone(timezone.utc).isoformat()
+    doc = {
+        "id": None, "success": ok == len(entries), "suite_name": suite_name(table), "suite_parameters": {},
+        "statistics": {"evaluated_expectations": len(entries), "successful_expectations": ok,
+                       "unsuccessful_expectations": len(entries) - ok,
+                       "success_percent": ok / len(entries) * 100 if entries else None},
+        "meta": {
+            "active_batch_definition": {"batch_identifiers": {}, "data_asset_name": table, "data_connector_name": "fluent",
+                                        "datasource_name": f"{feed_id}-duckdb"},
+            "batch_markers": {"ge_load_time": datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")},
+            "batch_parameters": None,
+            "batch_spec": {"batch_identifiers": {}, "data_asset_name": table, "schema_name": None, "table_name": table, "type": "table"},
+            "checkpoint_id": None, "great_expectations_version": _gx_version(),
+            "run_id": {"run_name": f"{feed_id}@{feed_version}", "run_time": stamp},
+            "validation_id": str(uuid.uuid4()), "validation_time": stamp,
+        },
+        "results": entries,
+    }
+    path = (ws.reports.resolve() / "gx" / "validations" / Path(*suite_name(table).split(".")) / f"{feed_id}@{feed_version}"
+            / run_time.strftime("%Y%m%dT%H%M%S.%fZ") / f"{bid}.json")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(doc, ensure_ascii=False, indent=2, default=_plain), encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+def _sql_entry(c, success: bool, result: dict, *, batch_id: str) -> dict:
+    """Return the GX ExpectationValidationResult dict of an expectation the SQL engine evaluated."""
+    from warehouse.contracts_sql import gx_kwargs
+
+    return {"success": success, "result": result, "meta": {},
+            "exception_info": {"raised_exception": False, "exception_traceback": None, "exception_message": None},
+            "expectation_config": {"type": c.expectation_type, "kwargs": {**gx_kwargs(c), "batch_id": batch_id},
+                                   "meta": {"rule": c.rule, "why": CONTRACT_RULES[c.rule]}, "id": str(uuid.uuid4()),
+                                   "severity": "critical"}}
+
+
+@lru_cache(maxsize=1)
 def _gx_version() -> str:
     from importlib.metadata import version
 
     return version("great-expectations")
 
 
-def table_fingerprint(table: Table, part, *, route: str) -> str:
-    """Return the fingerprint of one table's contracts run: its contract, the code and GX version, the route, the partition's bytes.
+@lru_cache(maxsize=1)
+def _code_digest() -> bytes:
+    """Return the SHA-256 of the code files that turn contracts into results (read once per process)."""
+    h = hashlib.sha256()
+    for f in _CODE:
+        h.update(f.read_bytes())
+    return h.digest()
 
-    Two runs with the same fingerprint give the same GX results (only run_at differs).
+
+def table_fingerprint(table: Table, part, *, route: str, engine: str = "gx") -> str:
+    """Return the fingerprint of one table's contracts run: its contract, the code and GX version, the route and engine,
+    the partition's bytes.
+
+    Two runs with the same fingerprint give the same results (only run_at differs).
     """
     h = hashlib.sha256()
     contracts = [(c.rule, c.expectation_type, c.kwargs) for c in table_contracts(table, engine="sql" if route == "duckdb" else "pandas")]
-    h.update(json.dumps([table.name, route, _gx_version(), contracts], default=str, sort_keys=True).encode())
-    for f in _CODE:
-        h.update(f.read_bytes())
+    h.update(json.dumps([table.name, route, _gx_version(), contracts] + ([engine] if engine != "gx" else []),
+                        default=str, sort_keys=True).encode())
+    h.update(_code_digest())
     if part is None:
         h.update(b"\0absent")
     else:
@@ -299,15 +403,18 @@ def has_results(ws: Workspace, feed_id: str, feed_version: str) -> bool:
 
 def store_results(ws: Workspace, feed_id: str, feed_version: str, rows: list[dict]) -> None:
     """Replace the version's rows of quality.expectation_results with ``rows``, in one transaction under the publish lock."""
-    table = pa.table({c: pa.array([r[c] for r in rows], type=_ARROW[t]) for c, t in RESULT_COLUMNS})
+    cols = [c for c, _ in RESULT_COLUMNS]
+    one = "(" + ", ".join("?" * len(cols)) + ")"
     with publish_lock(ws):
         con = connect(ws)
         try:
             ensure_contract_tables(con)
             con.execute("BEGIN TRANSACTION")
             con.execute("DELETE FROM quality.expectation_results WHERE feed_id = ? AND feed_version = ?", [feed_id, feed_version])
-            con.register("new_results", table)
-            con.execute("INSERT INTO quality.expectation_results BY NAME SELECT * FROM new_results")
+            for i in range(0, len(rows), 200):  # plain parameters: an Arrow table from Python lists would import pandas (seconds)
+                part = rows[i:i + 200]
+                con.execute(f"INSERT INTO quality.expectation_results ({', '.join(q(c) for c in cols)}) VALUES "
+                            + ", ".join([one] * len(part)), [r[c] for r in part for c in cols])
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
@@ -349,9 +456,19 @@ def build_data_docs(ws: Workspace, ctx, *, run_name: str | None = None, run_time
             if not keys:  # nothing new to render (GX would take an empty list as "everything")
                 write_offline_index(ws)
                 return str(ws.reports / "data_docs" / "index.html")
+            _ensure_suites(ws, ctx, suites)
             ctx.build_data_docs(resource_identifiers=[*keys, *(ExpectationSuiteIdentifier(name=n) for n in suites)])
         write_offline_index(ws)
     return str(ws.reports / "data_docs" / "index.html")
+
+
+def _ensure_suites(ws: Workspace, ctx, names) -> None:
+    """Store the suites ``names`` (gtfs.<table>) that GX's suites store lacks: the SQL engine evaluates them without storing them."""
+    tables = load_schema().tables
+    for name in names:
+        table = name.split(".", 1)[1]
+        if table in tables and not (ws.reports / "gx" / "expectations" / Path(*name.split("."))).with_suffix(".json").exists():
+            ctx.suites.add_or_update(build_suite(tables[table], engine="sql"))
 
 
 def write_offline_index(ws: Workspace) -> Path:
@@ -408,62 +525,139 @@ def _checked_route(ws: Workspace, feed_id: str, feed_version: str, route: str, s
     return route
 
 
-def validate_version(ws: Workspace, feed_id: str, feed_version: str, *, route: str = "auto", progress=None,
-                     tables: list[str] | None = None, source: str = "lake") -> tuple[list[dict], object]:
-    """Return (result rows, GX context) of the contracts run on one version's tables (or only ``tables``), storing nothing.
+def contracts_engine(engine: str = "auto") -> str:
+    """Return the engine ``engine`` resolves to: ``auto`` is $NORIBA_CONTRACTS_ENGINE, else ``sql``. If unknown, then ValueError."""
+    if engine == "auto":
+        engine = os.environ.get(ENGINE_ENV) or "sql"
+        where = f"{ENGINE_ENV}={engine!r}"
+    else:
+        where = repr(engine)
+    if engine not in ENGINES or engine == "auto":
+        raise ValueError(f"unknown contracts engine {where}; expected sql (DuckDB queries, GX where needed) or gx (GX on every expectation)")
+    return engine
 
-    ``source`` is where the DuckDB route reads: the lake partitions (default, no lock) or the
-    warehouse (under the publish lock); the pandas route reads the lake. GX always runs (no reuse).
-    """
-    route = _checked_route(ws, feed_id, feed_version, route, source)
+
+def _evaluate_sql(ws: Workspace, feed_id: str, feed_version: str, tables, contracts: dict, *, source: str, progress=None) -> dict:
+    """Return {table: [(success, GX result dict) or None per contract]} of the SQL engine over views of the version's tables."""
+    import duckdb
+
+    from warehouse.contracts_sql import evaluate_table
+
+    con = duckdb.connect()
+    try:
+        for sql in _view_statements(ws, feed_id, feed_version, tables, source=source):
+            con.execute(sql)
+        out = {}
+        for t, _ in tables:
+            if progress:
+                progress(f"{feed_id}: contracts of {t.name} (sql)")
+            out[t.name] = evaluate_table(con, t.name, contracts[t.name], dict(partition_columns(t)))
+        return out
+    finally:
+        con.close()
+
+
+def _validate_gx(ws: Workspace, feed_id: str, feed_version: str, tables, todo: dict[str, list[int]], *, route: str,
+                 source: str, run_id, progress=None):
+    """Return (GX context, {table: GX results}) of GX validating only the expectations ``todo`` names ({table: contract indexes})."""
     from great_expectations import ValidationDefinition
-    from great_expectations.core.run_identifier import RunIdentifier
 
-    only = set(tables) if tables is not None else None
-    tables = [(t, p) for t, p in version_tables(ws, feed_id, feed_version) if only is None or t.name in only]
     ctx = gx_context(ws)
-    run_at = datetime.now(timezone.utc).replace(microsecond=0)  # = the stored run_at, which finds the run's GX keys
-    run_id = RunIdentifier(run_name=f"{feed_id}@{feed_version}", run_time=run_at)
-    run_at_s = run_at.isoformat(timespec="seconds")
     engine = "sql" if route == "duckdb" else "pandas"
-    rows: list[dict] = []
+    out = {}
     batches = _duckdb_batches if route == "duckdb" else _pandas_batches
     with ExitStack() as stack:
         if source == "warehouse":
             stack.enter_context(publish_lock(ws))  # no publisher may write the file while it is attached
         by_table = stack.enter_context(batches(ctx, ws, feed_id, feed_version, tables, source=source))
-        for t, part in tables:
+        for t, _ in tables:
             if progress:
-                progress(f"{feed_id}: contracts of {t.name} ({route})")
-            suite = ctx.suites.add_or_update(build_suite(t, engine=engine))
+                progress(f"{feed_id}: contracts of {t.name} ({route}, GX)")
+            full = build_suite(t, engine=engine)
+            suite = ctx.suites.add_or_update(build_suite(t, engine=engine, only=todo[t.name]))
             bd, params = by_table[t.name]
             vd = ctx.validation_definitions.add(ValidationDefinition(name=f"{feed_id}.{feed_version}.{t.name}", data=bd, suite=suite))
-            result = vd.run(batch_parameters=params() if params else None, result_format=RESULT_FORMAT, run_id=run_id)
-            fp = table_fingerprint(t, part, route=route) if source == "lake" else None
-            rows += [{**r, "fingerprint": fp, "reused_from": None} for r in _result_rows(
-                result, feed_id=feed_id, feed_version=feed_version, table=t.name, route=route, source=source, run_at=run_at_s)]
+            out[t.name] = vd.run(batch_parameters=params() if params else None, result_format=RESULT_FORMAT, run_id=run_id).results
+            if len(todo[t.name]) < len(full.expectations):
+                ctx.suites.add_or_update(full)  # the suites store (and Data Docs) keep the whole contract
+    return ctx, out
+
+
+def validate_version(ws: Workspace, feed_id: str, feed_version: str, *, route: str = "auto", progress=None,
+                     tables: list[str] | None = None, source: str = "lake", engine: str = "auto") -> tuple[list[dict], object]:
+    """Return (result rows, GX context or None) of the contracts run on one version's tables (or only ``tables``).
+
+    ``source`` is where the DuckDB route reads: the lake partitions (default, no lock) or the
+    warehouse (under the publish lock); the pandas route reads the lake. ``engine`` (DuckDB route)
+    is ``sql`` (one query per table; GX only for what SQL does not support) or ``gx``; the pandas
+    route is always GX. The results go to GX's results store (for Data Docs), not to the
+    warehouse. No reuse: every table is evaluated.
+    """
+    route = _checked_route(ws, feed_id, feed_version, route, source)
+    engine = contracts_engine(engine) if route == "duckdb" else "gx"
+    only = set(tables) if tables is not None else None
+    tables = [(t, p) for t, p in version_tables(ws, feed_id, feed_version) if only is None or t.name in only]
+    run_at = datetime.now(timezone.utc).replace(microsecond=0)  # = the stored run_at, which finds the run's GX keys
+    run_at_s = run_at.isoformat(timespec="seconds")
+    contracts = {t.name: table_contracts(t, engine="sql" if route == "duckdb" else "pandas") for t, _ in tables}
+    sql = _evaluate_sql(ws, feed_id, feed_version, tables, contracts, source=source, progress=progress) if engine == "sql" else {}
+    todo = {t.name: [i for i in range(len(contracts[t.name])) if t.name not in sql or sql[t.name][i] is None] for t, _ in tables}
+    todo = {k: v for k, v in todo.items() if v}
+    ctx, gx_results = None, {}
+    if todo:
+        from great_expectations.core.run_identifier import RunIdentifier
+
+        ctx, gx_results = _validate_gx(ws, feed_id, feed_version, [(t, p) for t, p in tables if t.name in todo], todo,
+                                       route=route, source=source, run_id=RunIdentifier(run_name=f"{feed_id}@{feed_version}", run_time=run_at),
+                                       progress=progress)
+    rows: list[dict] = []
+    for t, part in tables:
+        where = {"feed_id": feed_id, "feed_version": feed_version, "table": t.name, "route": route, "source": source, "run_at": run_at_s}
+        fp = table_fingerprint(t, part, route=route, engine=engine) if source == "lake" else None
+        if t.name not in sql:  # GX evaluated the whole table and stored its result
+            rows += [{**_gx_row(r, **where), "fingerprint": fp, "reused_from": None} for r in gx_results[t.name]]
+            continue
+        from warehouse.contracts_sql import gx_kwargs
+
+        by_key = {(r.expectation_config.type, _json({k: v for k, v in r.expectation_config.kwargs.items() if k != "batch_id"})): r
+                  for r in gx_results.get(t.name, [])}
+        entries = []
+        for i in _domain_order(contracts[t.name]):
+            c = contracts[t.name][i]
+            if sql[t.name][i] is not None:
+                ok, res = sql[t.name][i]
+                rows.append({**_row(**where, rule=c.rule, expectation_type=c.expectation_type, kwargs=gx_kwargs(c), success=ok,
+                                    result=res, exception=None), "fingerprint": fp, "reused_from": None})
+                entries.append(_sql_entry(c, ok, res, batch_id=_batch_id(feed_id, t.name)))
+            else:
+                r = by_key[(c.expectation_type, _json(gx_kwargs(c)))]
+                rows.append({**_gx_row(r, **where), "fingerprint": fp, "reused_from": None})
+                entries.append(r.to_json_dict())
+        write_gx_result(ws, feed_id=feed_id, feed_version=feed_version, table=t.name, run_time=run_at, entries=entries)
     return rows, ctx
 
 
 def run_contracts(ws: Workspace, feed_id: str, feed_version: str, *, route: str = "auto", progress=None,
-                  data_docs: bool | str = True, source: str = "lake", reuse: bool = True) -> dict:
+                  data_docs: bool | str = True, source: str = "lake", reuse: bool = True, engine: str = "auto") -> dict:
     """Return a summary of the contracts run on one published version: suites, expectations, failed, seconds.
 
-    Results replace the version's rows in quality.expectation_results; if ``data_docs``, then GX
-    Data Docs are rebuilt under NORIBA_HOME/reports/data_docs/. If ``data_docs`` is ``"later"``,
-    then the pages are left for one :func:`finish_data_docs` after many feeds (GX's index reads
-    every stored validation, so rebuilding it after each feed of a run grows with the square of the feeds).
-    If ``reuse`` (and the source is the lake), then tables whose fingerprint has stored GX results
-    reuse them (``reused`` counts those tables) and GX runs only on the others.
+    Results replace the version's rows in quality.expectation_results and go to GX's results store.
+    If ``data_docs``, then GX Data Docs are rendered under NORIBA_HOME/reports/data_docs/. If
+    ``data_docs`` is ``"later"``, then the pages are left for one :func:`finish_data_docs`
+    (``noriba docs``, or the end of a run of many feeds: GX's index reads every stored validation,
+    and importing GX alone costs seconds). If ``reuse`` (and the source is the lake), then tables
+    whose fingerprint has stored results reuse them (``reused`` counts those tables) and only the
+    others are evaluated. ``engine``: see :func:`validate_version`.
     """
     t0 = time.perf_counter()
     resolved = _checked_route(ws, feed_id, feed_version, route, source)
+    engine = contracts_engine(engine) if resolved == "duckdb" else "gx"
     reused: dict[str, list[dict]] = {}
     tables = version_tables(ws, feed_id, feed_version)
     if reuse and source == "lake":
-        reused = reusable_results(ws, feed_id, {t.name: table_fingerprint(t, part, route=resolved) for t, part in tables})
+        reused = reusable_results(ws, feed_id, {t.name: table_fingerprint(t, part, route=resolved, engine=engine) for t, part in tables})
     todo = [t.name for t, _ in tables if t.name not in reused]
-    rows, ctx = (validate_version(ws, feed_id, feed_version, route=route, progress=progress, source=source, tables=todo)
+    rows, ctx = (validate_version(ws, feed_id, feed_version, route=route, progress=progress, source=source, tables=todo, engine=engine)
                  if todo else ([], None))
     run_time = datetime.fromisoformat(rows[0]["run_at"]) if rows else None
     run_at_s = rows[0]["run_at"] if rows else datetime.now(timezone.utc).replace(microsecond=0).isoformat(timespec="seconds")
@@ -474,31 +668,47 @@ def run_contracts(ws: Workspace, feed_id: str, feed_version: str, *, route: str 
     rows.sort(key=lambda r: order.get(r["table_name"], len(order)))  # stable: GX's order within a table
     fault_point("contracts")  # test hook: a kill here leaves GX's validation files and no stored results
     store_results(ws, feed_id, feed_version, rows)
-    if data_docs == "later" or ctx is None:  # nothing new for GX to render: the reused runs' pages are there
-        docs = str(ws.reports / "data_docs" / "index.html") if data_docs else None
-    else:
-        docs = build_data_docs(ws, ctx, run_name=f"{feed_id}@{feed_version}", run_time=run_time) if data_docs else None
+    index = str(ws.reports / "data_docs" / "index.html")
+    if data_docs == "later" or not data_docs:
+        docs = index if data_docs else None
+    elif todo:
+        docs = build_data_docs(ws, ctx or gx_context(ws), run_name=f"{feed_id}@{feed_version}", run_time=run_time)
+    else:  # every table reused: render only what earlier runs left without a page
+        docs = finish_data_docs(ws) or index
     failed = [r for r in rows if not r["success"]]
     failed_by_table: dict[str, int] = {}
     for r in failed:
         failed_by_table[r["table_name"]] = failed_by_table.get(r["table_name"], 0) + 1
-    where = f"; see {ws.reports / 'data_docs' / 'offline.html'}" if docs else "; see quality.expectation_results"
+    where = (f"; see {ws.reports / 'data_docs' / 'offline.html'}" if data_docs is True else
+             "; see quality.expectation_results (pages: `noriba docs`)" if data_docs else "; see quality.expectation_results")
     detail = ", ".join(f"{t}: {n}" for t, n in sorted(failed_by_table.items()))
     message = (f"{feed_id}@{feed_version}: all {len(rows)} contract checks passed" if not failed else
                f"{feed_id}@{feed_version}: {len(failed)} of {len(rows)} contract checks failed ({detail}){where}")
     return {
-        "feed_id": feed_id, "feed_version": feed_version, "route": "duckdb" if route == "auto" else route, "source": source, "message": message,
-        "suites": len({r["suite"] for r in rows}), "expectations": len(rows), "failed": len(failed),
+        "feed_id": feed_id, "feed_version": feed_version, "route": resolved, "engine": engine, "source": source,
+        "message": message, "suites": len({r["suite"] for r in rows}), "expectations": len(rows), "failed": len(failed),
         "errors": sum(1 for r in rows if r["exception"]), "failed_by_table": failed_by_table,
-        "data_docs": docs, "reused": len(reused), "seconds": round(time.perf_counter() - t0, 3),
+        "data_docs": docs, "reused": len(reused), "gx_imported": ctx is not None, "seconds": round(time.perf_counter() - t0, 3),
     }
 
 
-def finish_data_docs(ws: Workspace) -> str | None:
-    """Return the Data Docs index after rendering the validations left without a page (runs with ``data_docs="later"``).
+def pending_pages(ws: Workspace) -> list[Path]:
+    """Return the stored validation results (GX's JSON store) that have no Data Docs page yet."""
+    store = ws.reports / "gx" / "validations"
+    site = ws.reports / "data_docs" / "validations"
+    if not store.is_dir():
+        return []
+    return [f for f in store.rglob("*.json") if not (site / f.relative_to(store)).with_suffix(".html").exists()]
 
-    If no validation is stored, then nothing is built (None).
+
+def finish_data_docs(ws: Workspace) -> str | None:
+    """Return the Data Docs index after rendering the stored validations left without a page (runs with ``data_docs="later"``).
+
+    If no validation is stored, then nothing is built (None); if every one has its page, then GX is not imported.
     """
     if not (ws.reports / "gx" / "validations").is_dir():
         return None
+    if not pending_pages(ws) and (ws.reports / "data_docs" / "index.html").exists():
+        write_offline_index(ws)
+        return str(ws.reports / "data_docs" / "index.html")
     return build_data_docs(ws, gx_context(ws), run_name="", run_time=None)  # matches no run: only the pages not rendered yet

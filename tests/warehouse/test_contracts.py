@@ -314,7 +314,7 @@ def test_gx_has_no_duckdb_dialect_and_the_lock_has_no_duckdb_engine():
         sa.create_engine("duckdb:///:memory:")
 
 
-def test_a_run_of_many_feeds_renders_every_feeds_data_docs_once_at_the_end(tmp_path):
+def test_a_run_of_many_feeds_asked_for_data_docs_renders_every_feeds_pages_once_at_the_end(tmp_path):
     from noriba.cli import main
 
     specs = tmp_path / "specs" / "feeds"
@@ -325,6 +325,8 @@ def test_a_run_of_many_feeds_renders_every_feeds_data_docs_once_at_the_end(tmp_p
     home = tmp_path / "home"
     assert main(["--home", str(home), "run", "--specs", str(tmp_path / "specs"), "--quiet", "--no-export"]) == 0
     docs = home / "reports" / "data_docs"
+    assert not docs.exists()  # not asked: `noriba docs` renders them
+    assert main(["--home", str(home), "run", "--specs", str(tmp_path / "specs"), "--quiet", "--no-export", "--data-docs"]) == 0
     offline = (docs / "offline.html").read_text(encoding="utf-8")
     links = re.findall(r'href="([^"]+)"', offline)
     assert len(links) == len(list((home / "reports" / "gx" / "validations").rglob("*.json"))) > 0  # every run has its page

@@ -1218,6 +1218,10 @@ def flex_service(feeds: list[Version], *, lang: str) -> dict:
             words[r["booking_rule_id"]] = booking_words(r, lang=lang)
             rules.append({"feed_id": v.feed_id, "booking_rule_id": r["booking_rule_id"], "words": words[r["booking_rule_id"]],
                           "message": r.get("message")})
+        where = _booking_rule_places(con, lang=lang)
+        for r in rules:
+            if r["feed_id"] == v.feed_id:
+                r["where"] = where.get(r["booking_rule_id"], "")
         used = {}
         for zone, rule in con.sql(
                 "SELECT coalesce(location_id, stop_id), coalesce(pickup_booking_rule_id, drop_off_booking_rule_id) FROM stop_times "
@@ -1229,6 +1233,31 @@ def flex_service(feeds: list[Version], *, lang: str) -> dict:
             rings = [[[[round(y, 6), round(x, 6)] for x, y in ring.coords] for ring in (p.exterior, *p.interiors)] for p in polys]
             zones.append({"feed_id": v.feed_id, "location_id": lid, "name": name or lid, "booking": used.get(lid, []), "rings": rings})
     return {"zones": zones, "booking_rules": rules}
+
+
+def _booking_rule_places(con, *, lang: str) -> dict[str, str]:
+    """Return {booking_rule_id: the routes and zones whose stop times use it, in words}, so a reader sees the service, not an id."""
+    sep = "、" if lang == "ja" else ", "
+    zone_name = "coalesce(l.stop_name, g.location_group_name, s.stop_name, st.location_id, st.location_group_id, st.stop_id)"
+    have = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() UNION SELECT view_name FROM duckdb_views()").fetchall()}
+    joins = (("LEFT JOIN locations l ON l.location_id = st.location_id " if "locations" in have else "")
+             + ("LEFT JOIN location_groups g ON g.location_group_id = st.location_group_id " if "location_groups" in have else "")
+             + "LEFT JOIN stops s ON s.stop_id = st.stop_id ")
+    if "locations" not in have:
+        zone_name = zone_name.replace("l.stop_name, ", "")
+    if "location_groups" not in have:
+        zone_name = zone_name.replace("g.location_group_name, ", "")
+    try:
+        rows = con.execute(
+            "SELECT b.rule, string_agg(DISTINCT coalesce(r.route_short_name, r.route_long_name, r.route_id), ?), "
+            "string_agg(DISTINCT b.zone, ?) FROM (SELECT unnest([st.pickup_booking_rule_id, st.drop_off_booking_rule_id]) AS rule, "
+            f"st.trip_id, {zone_name} AS zone FROM stop_times st {joins}) b "
+            "JOIN trips t ON t.trip_id = b.trip_id JOIN routes r ON r.route_id = t.route_id WHERE b.rule IS NOT NULL GROUP BY b.rule",
+            [sep, sep]).fetchall()
+    except Exception:  # a feed without one of these tables: the id is shown alone
+        return {}
+    return {rule: (f"{routes}（{zones}）" if lang == "ja" else f"{routes} ({zones})") if zones else routes
+            for rule, routes, zones in rows}
 
 
 def with_zones(mdata: dict | None, zones: list[dict], *, lang: str) -> dict:
@@ -1253,7 +1282,9 @@ def flex_html(flex: dict, *, lang: str) -> str:
         out += (f"<p>{'運行区域' if ja else 'Service zones'}: {len(flex['zones']):,}"
                 f"{'（地図に橙色で表示）' if ja else ' (orange on the map)'}</p>")
     if flex.get("booking_rules"):
-        out += (f"<table><tr><th>{'予約ルール' if ja else 'Booking rule'}</th><th>{'予約方法' if ja else 'How to book'}</th></tr>"
-                + "".join(f"<tr><td><code>{_e(r['booking_rule_id'])}</code></td><td>{_e(r['words'])}</td></tr>" for r in flex["booking_rules"])
+        out += (f"<table><tr><th>{'路線（区域）' if ja else 'Service (zones)'}</th><th>{'予約方法' if ja else 'How to book'}</th></tr>"
+                + "".join(f"<tr><td title=\"booking_rule_id {_e(r['booking_rule_id'])}\">"
+                          f"{_e(r.get('where')) if r.get('where') else '<code>' + _e(r['booking_rule_id']) + '</code>'}</td>"
+                          f"<td>{_e(r['words'])}</td></tr>" for r in flex["booking_rules"])
                 + "</table>")
     return out

@@ -162,6 +162,10 @@ def test_municipality_report_maps_the_service_zones_and_says_how_to_book(ws, tmp
     z1 = next(z for z in data["zones"] if z["location_id"] == "Z1")
     assert z1["booking"] == ["前日17時までに電話予約（電話 0120-000-000）"] and z1["rings"][0][0][0] == [43.3, 141.4]
     assert {z["location_id"] for z in out["flex"]["zones"]} == {"Z1", "Z2"}
+    # the officer reads which service and zone a rule is for, not its id
+    rule = next(r for r in out["flex"]["booking_rules"] if r["booking_rule_id"] == "B2")
+    assert rule["where"].endswith("）") and "（" in rule["where"], rule
+    assert f"<td title=\"booking_rule_id B2\">{rule['where']}</td>" in page.replace("&#x27;", "'")
 
 
 def test_catalog_lists_flex_content_of_a_feed(tmp_path):

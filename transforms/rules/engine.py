@@ -312,8 +312,8 @@ def _run(con: duckdb.DuckDBPyConnection, present: frozenset[str], rules, *, vali
 def _arrow(con: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:
     """Return the rows of ``sql`` (a few, at most the sample limit per rule) as Arrow, the query planned once.
 
-    ``con.sql(q).to_arrow_table()`` plans a query when the relation is made and again when it is fetched: on a small feed
-    that second planning was a third of the rules phase. DuckDB warns that the DB-API path copies the rows; they are few."""
+    ``con.sql(q).to_arrow_table()`` plans a query when the relation is made and again when it is fetched (DuckDB 2.0).
+    DuckDB warns that the DB-API path copies the rows; they are few."""
     import warnings
 
     with warnings.catch_warnings():

@@ -247,6 +247,16 @@ def run_rules(
         restore()
 
 
+#: How a rule's findings are ordered before its samples are cut: every column, so the samples kept are the same on every run.
+_SAMPLE_ORDER = "file, line NULLS FIRST, field, value, message"
+_FOUND_COLUMNS = ("CAST(file AS VARCHAR) AS file, CAST(line AS BIGINT) AS line, CAST(field AS VARCHAR) AS field, "
+                  "CAST(value AS VARCHAR) AS value, CAST(message AS VARCHAR) AS message")
+
+
+def _sql_str(s: str) -> str:
+    return "'" + s.replace("'", "''") + "'"
+
+
 def _run(con: duckdb.DuckDBPyConnection, present: frozenset[str], rules, *, validation_date, profile, params, sample_limit,
          progress) -> RuleRun:
     shared: dict[str, str] = {}  # name -> SELECT
@@ -281,18 +291,10 @@ def _run(con: duckdb.DuckDBPyConnection, present: frozenset[str], rules, *, vali
                 if name not in built:
                     con.execute(f"CREATE OR REPLACE TEMP TABLE _shared_{name} AS {shared[name]}")
                     built.add(name)
-            con.execute(
-                f"CREATE OR REPLACE TEMP TABLE _found AS SELECT CAST(file AS VARCHAR) AS file, CAST(line AS BIGINT) AS line, "
-                f"CAST(field AS VARCHAR) AS field, CAST(value AS VARCHAR) AS value, CAST(message AS VARCHAR) AS message FROM ({sql})"
-            )
-            t = con.sql(
-                f"SELECT count(*) OVER () AS _n, '{rule.code}' AS code, '{rule.severity}' AS severity, file, line, field, value, message "
-                f"FROM _found ORDER BY file, line NULLS FIRST, field LIMIT {int(sample_limit)}"
-            ).to_arrow_table()
-            n = t.column("_n")[0].as_py() if t.num_rows else 0
+            n, t = _findings(con, rule, sql, sample_limit)
             if n:
                 counts[(rule.code, rule.severity)] = counts.get((rule.code, rule.severity), 0) + n
-                tables.append(t.drop_columns(["_n"]).cast(NOTICE_SCHEMA))
+                tables.append(t)
             for name in uses:
                 if last_use[name] == i:
                     con.execute(f"DROP TABLE IF EXISTS _shared_{name}")
@@ -305,3 +307,24 @@ def _run(con: duckdb.DuckDBPyConnection, present: frozenset[str], rules, *, vali
             con.execute(f"DROP TABLE IF EXISTS {table}")
     notices = pa.concat_tables(tables) if tables else NOTICE_SCHEMA.empty_table()
     return RuleRun(notices=notices, counts=counts, seconds=seconds)
+
+
+def _arrow(con: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:
+    """Return the rows of ``sql`` (a few, at most the sample limit per rule) as Arrow, the query planned once.
+
+    ``con.sql(q).to_arrow_table()`` plans a query when the relation is made and again when it is fetched (DuckDB 2.0).
+    DuckDB warns that the DB-API path copies the rows; they are few."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Arrow output on a DB-API result", category=UserWarning)
+        return con.execute(sql).to_arrow_table()
+
+
+def _findings(con: duckdb.DuckDBPyConnection, rule: Rule, sql: str, sample_limit: int) -> tuple[int, pa.Table]:
+    """Return the number of findings of one rule and up to ``sample_limit`` of them (NOTICE_SCHEMA)."""
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _found AS SELECT {_FOUND_COLUMNS} FROM ({sql})")
+    t = _arrow(con, f"SELECT count(*) OVER () AS _n, {_sql_str(rule.code)} AS code, {_sql_str(rule.severity)} AS severity, "
+                    f"file, line, field, value, message FROM _found ORDER BY {_SAMPLE_ORDER} LIMIT {int(sample_limit)}")
+    n = t.column("_n")[0].as_py() if t.num_rows else 0
+    return n, t.drop_columns(["_n"]).cast(NOTICE_SCHEMA)

@@ -133,3 +133,14 @@ def test_rules_reading_stop_times_in_order_share_one_table(tmp_path):
         r.sql(Context(validation_date=date(2024, 1, 1), materialise=spy))
     assert built == ["ordered"] * 3
     assert run_rules(out, rules=ordered).counts == {}
+
+
+def test_samples_cut_from_tied_findings_are_the_same_on_every_run(tmp_path):
+    out = _tables(tmp_path)
+    tied = Rule("test_tied", WARNING, "test", sql=lambda ctx: "SELECT 'stops.txt' AS file, NULL AS line, 'stop_id' AS field, "
+                "stop_id AS value, 'x' AS message FROM stops")
+    runs = [run_rules(out, rules=[tied], sample_limit=2) for _ in range(3)]
+    values = sorted(v for v in runs[0].notices.column("value").to_pylist())
+    every = run_rules(out, rules=[tied], sample_limit=1000).notices.column("value").to_pylist()
+    assert values == sorted(every)[:2]
+    assert all(r.notices.column("value").to_pylist() == runs[0].notices.column("value").to_pylist() for r in runs)

@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 CORPUS = ROOT.parent / "shared" / "data" / "gtfs" / "jp" / "corpus-2019" / "feeds"
 DEFAULT = [CORPUS / n for n in ("kamacitybus190401.zip", "133.zip", "20181101GTFS-dia.zip", "401005_shieitosengtfs.zip")] + [
-    ROOT / "bench" / "out" / "vilnius-x1.zip"]
+    ROOT / "bench" / "out" / "vilnius-x1-blocks.zip"]  # bench_ingest.replicate(1) makes it
 VOLATILE = {"ingested_at", "fetched_at", "run_at", "raw_path", "source",
             "fingerprint", "reused_from"}  # contracts: a hash of the code too, and which earlier GX run was reused
 

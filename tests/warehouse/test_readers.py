@@ -1,4 +1,4 @@
-"""Readers never wait for the writer: they open NORIBA_HOME/noriba.duckdb, a copy replaced whole after each publish."""
+"""Readers never wait for the writer: they open NORIBA_HOME/noriba.duckdb, a copy replaced whole after each feed's run (bounded staleness in a run of many)."""
 
 from __future__ import annotations
 

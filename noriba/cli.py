@@ -116,27 +116,33 @@ def _print_notices(ws, feed_id: str, feed_version: str, console, limit: int = 10
 
 
 def cmd_run(args, specs) -> int:
+    from contextlib import ExitStack
+
     from noriba.pipeline import run_feed
+    from warehouse.publish import RUN_SNAPSHOT_EVERY, deferred_snapshots
     from warehouse.workspace import Workspace
 
     ws = Workspace.from_env(args.home).ensure()
     console = _console()
     failed: list[str] = []
     blocked = 0
-    for spec in specs:
-        try:
-            with _Progress(args.quiet) as progress:
-                result = run_feed(spec, ws, progress=progress, export=not args.no_export,
-                                  validation_date=getattr(args, "date", None),
-                                  data_docs="later")  # rendered once after the loop, if asked (`noriba docs` later)
-            _report_run(result, console)
-            blocked += result.get("policy_status") == "blocked"
+    with ExitStack() as stack:
+        if len(specs) > 1:  # readers' copy of the warehouse: at most one every RUN_SNAPSHOT_EVERY s, and one at the end
+            stack.enter_context(deferred_snapshots(ws, every=RUN_SNAPSHOT_EVERY))
+        for spec in specs:
+            try:
+                with _Progress(args.quiet) as progress:
+                    result = run_feed(spec, ws, progress=progress, export=not args.no_export,
+                                      validation_date=getattr(args, "date", None),
+                                      data_docs="later")  # rendered once after the loop, if asked (`noriba docs` later)
+                _report_run(result, console)
+                blocked += result.get("policy_status") == "blocked"
 
-            if result["status"] != "unchanged" and not args.quiet:
-                _print_notices(ws, spec.id, result["feed_version"], console, limit=5)
-        except Exception as exc:  # one clear line per problem, never a traceback
-            failed.append(spec.id)
-            _fail(console, spec.id, exc)
+                if result["status"] != "unchanged" and not args.quiet:
+                    _print_notices(ws, spec.id, result["feed_version"], console, limit=5)
+            except Exception as exc:  # one clear line per problem, never a traceback
+                failed.append(spec.id)
+                _fail(console, spec.id, exc)
     if getattr(args, "data_docs", False):  # GX renders the contracts' pages once per run, only when asked
         from warehouse.contracts import finish_data_docs
 

@@ -454,7 +454,8 @@ def run_feed(spec: FeedSpec, ws: Workspace, *, progress: Progress | None = None,
 
     The run holds the feed's lock, so a second run of the same feed waits for it. If the input is
     unchanged but an interrupted run left steps unfinished, then those are finished and
-    ``finished`` names them. If ``contracts`` is false, then the Great Expectations contracts are
+    ``finished`` names them. Readers' copy of the warehouse is replaced once, at the end of the run
+    (warehouse/publish.py: deferred_snapshots). If ``contracts`` is false, then the Great Expectations contracts are
     skipped (they only report). ``data_docs="later"`` (default) leaves the contracts' Data Docs pages for one
     ``warehouse.contracts.finish_data_docs`` (``noriba docs``); True renders them now.
     """
@@ -466,7 +467,9 @@ def run_feed(spec: FeedSpec, ws: Workspace, *, progress: Progress | None = None,
         from noriba.gbfs import run_gbfs
 
         return run_gbfs(spec, ws, progress=progress, export=export)
-    with feed_lock(ws, spec.id):
+    from warehouse.publish import deferred_snapshots
+
+    with feed_lock(ws, spec.id), deferred_snapshots(ws):  # readers' copy: once at the end of the feed, not after each step
         return _run_feed_locked(spec, ws, progress=progress, export=export, validation_date=validation_date, contracts=contracts,
                                 data_docs=data_docs)
 

@@ -13,6 +13,14 @@ up a writer. ``writer/.snapshot-pending`` is made before the writer's file is op
 and removed after the rename, so a process killed in between leaves it, and the next holder of
 the publish lock (a rerun) replaces the copy first.
 
+Bounded staleness: inside :func:`deferred_snapshots` (``run_feed`` holds one for a feed's steps, so
+its publish and its contracts make one copy, not two; ``noriba run`` of several specs holds one
+with ``every=RUN_SNAPSHOT_EVERY`` seconds) releasing the lock copies only when the block's interval
+has passed, and the block's end copies what is left. So readers see a feed's publish at the end of
+its run, and during a multi-feed run at most ``RUN_SNAPSHOT_EVERY`` seconds late; a reader in the
+deferring thread (``connect(read_only=True)``) gets a fresh copy first. A kill leaves the marker as
+before. The first copy of a workspace is never deferred.
+
 Why a file copy: DuckDB's ``COPY FROM DATABASE`` into a new file was 65-76x slower (it re-encodes
 every row); a reflink (FICLONE) is tried first and costs nothing where the file system has them;
 DuckLake would let readers see commits without a copy, but this DuckDB has no ducklake extension
@@ -25,6 +33,7 @@ import fcntl
 import os
 import shutil
 import threading
+import time
 import uuid
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -85,17 +94,85 @@ def publish_lock(ws: Workspace):
             yield
         except BaseException:
             try:  # what was committed before the error is still published; the error is the one that counts
-                if _pending(ws).exists():
-                    publish_snapshot(ws)
+                if _pending(ws).exists() and _copy_due(ws):
+                    _snapshot_now(ws)
             except Exception:
                 pass  # the marker stays: the next writer publishes the copy
             raise
         else:
-            if _pending(ws).exists():
-                publish_snapshot(ws)
+            if _pending(ws).exists() and _copy_due(ws):
+                _snapshot_now(ws)
         finally:
             files.discard(key)
             fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+#: Seconds between copies of the published file during one ``noriba run`` of several specs (plus one at its end).
+RUN_SNAPSHOT_EVERY = 30.0
+
+#: This thread's deferral blocks, by writer file: [seconds between copies or None (only at the end), time of the last copy].
+_deferred = threading.local()
+
+
+def _deferral(ws: Workspace) -> list | None:
+    return getattr(_deferred, "blocks", {}).get(str(writer_path(ws)))
+
+
+def _copy_due(ws: Workspace) -> bool:
+    """Return True if releasing the publish lock should replace the published copy now: no deferral block in this thread,
+    no published copy yet, or the block's interval has passed since its last copy."""
+    block = _deferral(ws)
+    if block is None or not ws.warehouse.exists():
+        return True
+    return block[0] is not None and time.monotonic() - block[1] >= block[0]
+
+
+def _snapshot_now(ws: Workspace) -> dict:
+    """Return publish_snapshot's figures, noting the time of the copy for this thread's deferral block. Call under the lock."""
+    out = publish_snapshot(ws)
+    if (block := _deferral(ws)) is not None:
+        block[1] = time.monotonic()
+    return out
+
+
+@contextmanager
+def deferred_snapshots(ws: Workspace, *, every: float | None = None):
+    """Defer this thread's copies of the published file for the block: at most one every ``every`` seconds (None: none),
+    and one at the end of the block if a commit is not yet copied.
+
+    If the thread is already in a block for this warehouse, then the outer block decides. A process killed in the block
+    leaves the pending marker, so the next holder of the publish lock makes the copy.
+    """
+    blocks = _deferred.__dict__.setdefault("blocks", {})
+    key = str(writer_path(ws))
+    if key in blocks:
+        yield
+        return
+    blocks[key] = [every, time.monotonic()]
+    try:
+        yield
+    except BaseException:
+        blocks.pop(key, None)
+        try:  # what was committed is still published; the error is the one that counts
+            if _pending(ws).exists():
+                with publish_lock(ws):
+                    pass
+        except Exception:
+            pass  # the marker stays: the next writer publishes the copy
+        raise
+    else:
+        blocks.pop(key, None)
+        if _pending(ws).exists():
+            with publish_lock(ws):
+                pass  # releasing the lock outside the block copies
+
+
+def _refresh_for_reader(ws: Workspace) -> None:
+    """Replace the published copy now if this thread defers a copy of its own commits, so its own reads see them."""
+    if _deferral(ws) is not None and _pending(ws).exists():
+        with publish_lock(ws):
+            if _pending(ws).exists():
+                _snapshot_now(ws)
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -191,8 +268,6 @@ def publish_snapshot(ws: Workspace) -> dict:
     temporary name, fsynced and renamed over it, so a reader opens either the old file or the
     new one; readers that have the old one open keep it until they close it.
     """
-    import time
-
     started = time.perf_counter()
     src = _writer_file(ws)
     dst = ws.warehouse
@@ -230,11 +305,12 @@ def current_file(ws: Workspace) -> Path:
 def connect(ws: Workspace, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
     """Return a connection to the warehouse.
 
-    Reading (``read_only``) opens the published copy, which never waits for a writer, or the
-    writer's own file while this thread holds the publish lock. Writing opens the writer's file
+    Reading (``read_only``) opens the published copy, which never waits for a writer (refreshed first
+    if this thread deferred a copy), or the writer's own file while this thread holds the publish lock. Writing opens the writer's file
     and marks the published copy stale, so releasing the publish lock replaces it.
     """
     if read_only and not _holds_lock(ws):
+        _refresh_for_reader(ws)  # read your own writes: a copy this thread deferred is made first
         return duckdb.connect(str(ws.warehouse), read_only=True)
     path = _writer_file(ws)
     if not read_only:

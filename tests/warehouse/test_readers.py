@@ -1,4 +1,4 @@
-"""Readers never wait for the writer: they open NORIBA_HOME/noriba.duckdb, a copy replaced whole after each publish."""
+"""Readers never wait for the writer: they open NORIBA_HOME/noriba.duckdb, a copy replaced whole after each feed's run (bounded staleness in a run of many)."""
 
 from __future__ import annotations
 
@@ -138,3 +138,86 @@ def test_a_writer_that_commits_nothing_makes_no_copy(ws, tmp_path):
     after = os.stat(ws.warehouse)
     assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
     assert not (ws.home / "writer" / ".snapshot-pending").exists()
+
+
+def _count_copies(monkeypatch) -> list[dict]:
+    import warehouse.publish as publish
+
+    made: list[dict] = []
+    real = publish.publish_snapshot
+
+    def counted(ws):
+        out = real(ws)
+        if out["how"] != "unchanged":
+            made.append(out)
+        return out
+
+    monkeypatch.setattr(publish, "publish_snapshot", counted)
+    return made
+
+
+def test_a_feed_run_copies_the_warehouse_for_readers_once_after_its_publish_and_contracts(ws, tmp_path, monkeypatch):
+    from noriba.pipeline import run_feed
+
+    run_feed(make_spec("first", write_feed(tmp_path / "a", MINI_FEED)), ws, export=False, contracts=False)
+    made = _count_copies(monkeypatch)
+    changed = {**MINI_FEED, "stops.txt": MINI_FEED["stops.txt"].replace("港前", "港前東")}
+    assert run_feed(make_spec("first", write_feed(tmp_path / "b", changed)), ws, export=False)["status"] == "new"
+    assert len(made) == 1  # publish and contracts both committed: one copy at the end of the feed's run
+    con = duckdb.connect(str(ws.warehouse), read_only=True)
+    try:
+        assert con.execute("SELECT count(*) FROM meta.feed_versions").fetchall() == [(2,)]
+        assert con.execute("SELECT count(DISTINCT feed_version) FROM quality.expectation_results").fetchall() == [(1,)]
+    finally:
+        con.close()
+    assert not (ws.home / "writer" / ".snapshot-pending").exists()
+
+
+def test_a_run_of_many_feeds_copies_at_most_once_per_interval_and_once_at_the_end(ws, tmp_path, monkeypatch):
+    from noriba.pipeline import run_feed
+    from warehouse.publish import connect, deferred_snapshots
+
+    run_feed(make_spec("f0", write_feed(tmp_path / "f0", MINI_FEED)), ws, export=False, contracts=False)
+    made = _count_copies(monkeypatch)
+    with deferred_snapshots(ws, every=3600):
+        for i in (1, 2, 3):
+            run_feed(make_spec(f"f{i}", write_feed(tmp_path / f"f{i}", MINI_FEED)), ws, export=False, contracts=False)
+        assert made == []  # deferred: readers still see the state before the run, a whole file
+        con = duckdb.connect(str(ws.warehouse), read_only=True)
+        try:
+            assert con.execute("SELECT count(*) FROM meta.feed_versions").fetchall() == [(1,)]
+        finally:
+            con.close()
+        assert (ws.home / "writer" / ".snapshot-pending").exists()  # a kill now: the next writer publishes the copy
+        con = connect(ws, read_only=True)  # the run's own reads see its writes: the copy is made first
+        try:
+            assert con.execute("SELECT count(*) FROM meta.feed_versions").fetchall() == [(4,)]
+        finally:
+            con.close()
+        assert len(made) == 1
+        run_feed(make_spec("f4", write_feed(tmp_path / "f4", MINI_FEED)), ws, export=False, contracts=False)
+        assert len(made) == 1
+    assert len(made) == 2  # the end of the run
+    con = duckdb.connect(str(ws.warehouse), read_only=True)
+    try:
+        assert con.execute("SELECT count(*) FROM meta.feed_versions").fetchall() == [(5,)]
+    finally:
+        con.close()
+    assert not (ws.home / "writer" / ".snapshot-pending").exists()
+
+
+def test_noriba_run_of_several_specs_leaves_readers_every_feed(tmp_path):
+    home = tmp_path / "home"
+    specs = tmp_path / "specs" / "feeds"
+    specs.mkdir(parents=True)
+    for i in range(3):
+        feed = write_feed(tmp_path / f"in{i}", MINI_FEED)
+        (specs / f"f{i}.yaml").write_text(f"id: f{i}\nkind: gtfs\nsource:\n  path: {feed}\n", encoding="utf-8")
+    done = _cli(home, "run", "--specs", str(tmp_path / "specs"), "--quiet", "--no-export")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert not (home / "writer" / ".snapshot-pending").exists()
+    con = duckdb.connect(str(home / "noriba.duckdb"), read_only=True)
+    try:
+        assert con.execute("SELECT feed_id FROM meta.feed_versions ORDER BY 1").fetchall() == [("f0",), ("f1",), ("f2",)]
+    finally:
+        con.close()

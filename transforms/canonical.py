@@ -478,6 +478,13 @@ def _canonicalize(feed: TextFeed, schema: Schema, out_dir: Path, profile: str, c
     _check_references(st, schema, present, empty={n for n, tf in feed.files.items() if not tf.csv.header},
                       unread={n for n, tf in feed.files.items() if tf.csv.refused})
     writer.wait()
+    # the checks are done: t_<table> reads its Parquet from now on, so the in-memory tables can go (bounded memory
+    # for the rules, publish and export that follow on the same connection)
+    for name in st.arrow:
+        con.unregister("t_" + name)
+        con.execute(f"CREATE OR REPLACE VIEW {q('t_' + name)} AS SELECT * FROM read_parquet({lit(str(out_dir / (name + '.parquet')))})")
+    st.arrow.clear()
+    st.distinct.clear()
 
     result.tables.extend(t.name for t in schema.tables.values() if t.name in present)
     return result

@@ -110,9 +110,18 @@ class CsvText:
     #: notices about the file as a whole (line ends)
     notices: list[Notice] = field(default_factory=list)
 
+    #: rows of ``table`` once it is released (see ``release``); None while it is held
+    released_rows: int | None = None
+
     @property
     def rows_in(self) -> int:
-        return self.table.num_rows + len(self.bad_rows)
+        return (self.table.num_rows if self.released_rows is None else self.released_rows) + len(self.bad_rows)
+
+    def release(self) -> None:
+        """Drop the text rows (``table`` becomes empty, same columns) once they are typed and written; ``rows_in`` stays."""
+        if self.released_rows is None:
+            self.released_rows = self.table.num_rows
+            self.table = self.table.schema.empty_table()
 
     def report(self, findings: Findings, file: str) -> None:
         """Add what reading found to ``findings``: notices (samples, exact counts) and one quarantine table."""

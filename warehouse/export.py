@@ -152,6 +152,48 @@ def _count_plain(path: Path, header: list[str], patterns: dict[str, str]) -> int
     return n
 
 
+#: DuckDB's memory for an export (NORIBA_EXPORT_MEMORY overrides): beyond it the sorts spill to the export's own folder
+EXPORT_MEMORY = "600MB"
+
+
+def bounded_connection(spill: Path) -> duckdb.DuckDBPyConnection:
+    """Return a DuckDB connection whose memory is bounded (``EXPORT_MEMORY``), spilling to ``spill`` (created)."""
+    spill.mkdir(parents=True, exist_ok=True)
+    limit = os.environ.get("NORIBA_EXPORT_MEMORY", EXPORT_MEMORY).replace("'", "")
+    return duckdb.connect(config={"memory_limit": limit, "temp_directory": str(spill)})
+
+
+def _write_other_files(con: duckdb.DuckDBPyConnection, src: str, target_of, *, batch_rows: int = 65536) -> None:
+    """Write every unknown file kept in ``src`` (rows of file_name, _line, header, record) back as CSV, a batch of rows
+    at a time: one JSON array parsed per batch (not one json.loads per row: seconds on a big file; nor a whole file)."""
+    reader = con.sql(f"SELECT file_name, header, record FROM {src} ORDER BY file_name, _line").fetch_record_batch(batch_rows)
+    name = fh = out = None
+    try:
+        for batch in reader:
+            cols = batch.to_pydict()
+            start = 0
+            while start < batch.num_rows:
+                this = cols["file_name"][start]
+                end = start
+                while end < batch.num_rows and cols["file_name"][end] == this:
+                    end += 1
+                if this != name:
+                    if fh is not None:
+                        fh.close()
+                    name, fh, out = this, None, None
+                    if (target := target_of(this)) is not None:
+                        target.parent.mkdir(parents=True, exist_ok=True)
+                        fh = target.open("w", encoding="utf-8", newline="")
+                        out = csv.writer(fh, lineterminator="\n")
+                        out.writerow(json.loads(cols["header"][start]))
+                if out is not None:
+                    out.writerows(list(r.values()) for r in json.loads("[" + ",".join(cols["record"][start:end]) + "]"))
+                start = end
+    finally:
+        if fh is not None:
+            fh.close()
+
+
 def zip_dir(src: Path, target: Path) -> None:
     """Write every file under ``src`` into the zip ``target`` (deterministic: sorted, fixed timestamps), atomically."""
     _zip_dir(src, target)
@@ -298,7 +340,8 @@ def _export_locked(ws: Workspace, schema, feed_id: str, feed_version: str, meta_
     sweep(out_dir, f".{feed_id}_*.tmp-*", f"{feed_id}_*.zip.tmp")
     sweep(pq_dir.parent, ".*.tmp-*", ".*.old-*")
     sweep_legacy_export_tmp(ws)
-    con = duckdb.connect()
+    work = Path(tempfile.mkdtemp(prefix=f".{zip_path.stem}.tmp-", dir=out_dir))
+    con = bounded_connection(work / "spill")
     meta = con.sql(f"SELECT files, tables, raw_path FROM read_parquet({lit(str(meta_part))}, hive_partitioning=false)").fetchall()[0]
     files = json.loads(meta[0])
     raw_zip = Path(meta[2]) if meta[2] and Path(meta[2]).is_file() else None  # the input as archived (a local home)
@@ -312,7 +355,6 @@ def _export_locked(ws: Workspace, schema, feed_id: str, feed_version: str, meta_
             left_out.append(name)
             return None
 
-    work = Path(tempfile.mkdtemp(prefix=f".{zip_path.stem}.tmp-", dir=out_dir))
     try:
         tmp, pq_tmp = work / "gtfs", work / "parquet"
         tmp.mkdir()
@@ -342,16 +384,7 @@ def _export_locked(ws: Workspace, schema, feed_id: str, feed_version: str, meta_
         other = ws.lake_partition("gtfs_other_files", feed_id, feed_version) / "part-0.parquet"
         if other.exists():
             # one JSON array of a file's records, parsed in one call (not one json.loads per row: seconds on a big file)
-            per_file = con.sql(f"SELECT file_name, arg_min(header, _line), '[' || string_agg(record, ',' ORDER BY _line) || ']' "
-                               f"FROM read_parquet({lit(str(other))}, hive_partitioning=false) GROUP BY file_name ORDER BY file_name").fetchall()
-            for name, header, records in per_file:
-                if (target := target_of(name)) is None:
-                    continue
-                target.parent.mkdir(parents=True, exist_ok=True)
-                with target.open("w", encoding="utf-8", newline="") as fh:
-                    out = csv.writer(fh, lineterminator="\n")
-                    out.writerow(json.loads(header))
-                    out.writerows(list(r.values()) for r in json.loads(records))
+            _write_other_files(con, f"read_parquet({lit(str(other))}, hive_partitioning=false)", target_of)
         blobs = ws.lake_partition("gtfs_other_blobs", feed_id, feed_version) / "part-0.parquet"
         if blobs.exists():
             for name, content in con.sql(f"SELECT file_name, content FROM read_parquet({lit(str(blobs))}, hive_partitioning=false)").fetchall():

@@ -156,3 +156,10 @@ def test_a_bad_limit_setting_names_the_variable(monkeypatch):
     monkeypatch.setenv("NORIBA_CSV_MAX_COLUMNS", "lots")
     with pytest.raises(ValueError, match="NORIBA_CSV_MAX_COLUMNS='lots' is not a whole number"):
         read_csv_text(b"a,b\n1,2\n")
+
+
+def test_released_text_keeps_its_row_count_and_header_but_not_its_rows():
+    t = read_csv_text(b"a,b\n1,2\n3,4\n5\n")
+    before = t.rows_in
+    t.release()
+    assert t.table.num_rows == 0 and t.header == ["a", "b"] and t.rows_in == before == 3

@@ -180,3 +180,26 @@ def test_member_with_bytes_that_are_not_utf8_is_rendered_not_copied(ws, tmp_path
     with zipfile.ZipFile(out["exports"]["gtfs_zip"]) as zf:
         assert zf.read("trips.txt").decode("utf-8") == "route_id,service_id,trip_id,trip_headsign\nR1,WD,T1,港\ufffd\n"
     assert "trips.txt" not in copied and "stop_times.txt" in copied
+
+
+def test_unknown_files_written_a_few_rows_at_a_time_come_back_whole_and_in_order(tmp_path):
+    import duckdb
+
+    from warehouse.export import _write_other_files
+
+    con = duckdb.connect()
+    rows = [("b.txt", i, '["k"]', '{"k": "%d"}' % i) for i in range(7)] + [("a.txt", 9, '["x","y"]', '{"x": "あ", "y": "1,2"}')]
+    con.execute("CREATE TABLE o (file_name VARCHAR, _line INTEGER, header VARCHAR, record VARCHAR)")
+    con.executemany("INSERT INTO o VALUES (?, ?, ?, ?)", rows[::-1])
+    _write_other_files(con, "o", lambda n: tmp_path / n, batch_rows=3)
+    assert (tmp_path / "b.txt").read_text(encoding="utf-8") == "k\n" + "".join(f"{i}\n" for i in range(7))
+    assert (tmp_path / "a.txt").read_text(encoding="utf-8") == 'x,y\nあ,"1,2"\n'
+
+
+def test_export_duckdb_memory_is_bounded_and_spills_inside_the_export_folder(tmp_path, monkeypatch):
+    from warehouse.export import bounded_connection
+
+    monkeypatch.setenv("NORIBA_EXPORT_MEMORY", "300MB")
+    con = bounded_connection(tmp_path / "spill")
+    limit, spill = con.sql("SELECT current_setting('memory_limit'), current_setting('temp_directory')").fetchall()[0]
+    assert limit.replace(" ", "") in ("286.1MiB", "300.0MB") and spill == str(tmp_path / "spill")

@@ -241,17 +241,10 @@ JOIN gtfs.routes r ON r.feed_id = v.static_feed_id AND r.feed_version = v.static
 
 def _zone(con, feed_id: str) -> str:
     """Return the feed's time zone (rt.feeds) when it is a known IANA name, else UTC (as the marts do)."""
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+    from warehouse.rt_marts import _zone as known_zone
 
     row = con.execute("SELECT timezone FROM rt.feeds WHERE feed_id = ?", [feed_id]).fetchone()
-    tz = row[0] if row else None
-    if not tz or "'" in tz:
-        return "UTC"
-    try:
-        ZoneInfo(tz)
-    except (ZoneInfoNotFoundError, ValueError):
-        return "UTC"
-    return tz
+    return known_zone(row[0] if row else None)
 
 
 def _select(table: str, schema: dict) -> str:

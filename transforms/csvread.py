@@ -121,7 +121,7 @@ class CsvText:
         """Drop the text rows (``table`` becomes empty, same columns) once they are typed and written; ``rows_in`` stays."""
         if self.released_rows is None:
             self.released_rows = self.table.num_rows
-            self.table = self.table.schema.empty_table()
+            self.table = pa.Table.from_batches([], schema=self.table.schema)  # (Schema.empty_table imports pandas)
 
     def report(self, findings: Findings, file: str) -> None:
         """Add what reading found to ``findings``: notices (samples, exact counts) and one quarantine table."""

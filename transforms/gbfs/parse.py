@@ -247,6 +247,18 @@ class SnapshotReader:
         checked = self._schema(kind, version, doc, declared, name, force=self.quarantined > q0)
         self._file(name, kind, version, ts, ttl, sha256, len(data), n_in, n_ok, n_in - n_ok, checked, "read")
 
+
+    def _reported_and_seen(self, reported: list, sids, name: str) -> None:
+        """Add the stations' last_reported (epoch seconds; a value outside 64 bits or not a number is read as missing)
+        and remember the file that first listed each station in a status."""
+        c = self.cols["station_status"]
+        c["last_reported"].extend(reported if set(map(type, reported)) <= _INT and -MAX_INT <= min(reported)
+                                  and max(reported) <= MAX_INT else [epoch_of(x) for x in reported])
+        seen = self.status_station_ids
+        for sid in sids:
+            if sid not in seen:
+                seen[sid] = name
+
     def _add_status_typed(self, name: str, data: bytes, sha256: str) -> bool:
         """Read a station_status whose every station is well formed, decoded to typed objects; return False (nothing
         read) for any other document, which the general reader then reads. The rows are those the general reader makes."""
@@ -281,13 +293,7 @@ class SnapshotReader:
         c["is_installed"].extend(_bools([s.is_installed for s in stations]))
         c["is_renting"].extend(_bools([s.is_renting for s in stations]))
         c["is_returning"].extend(_bools([s.is_returning for s in stations]))
-        reported = [s.last_reported for s in stations]
-        c["last_reported"].extend(reported if set(map(type, reported)) <= _INT and -MAX_INT <= min(reported)
-                                  and max(reported) <= MAX_INT else [epoch_of(x) for x in reported])
-        seen = self.status_station_ids
-        for sid in sids:
-            if sid not in seen:
-                seen[sid] = name
+        self._reported_and_seen([s.last_reported for s in stations], sids, name)
         types = self.types_in_station_status
         for s in stations:
             if s.vehicle_types_available:
@@ -424,13 +430,7 @@ class SnapshotReader:
         c["num_docks_disabled"].extend(_counts([st.get("num_docks_disabled") for st in stations]))
         for col in ("is_installed", "is_renting", "is_returning"):
             c[col].extend(_bools([st.get(col) for st in stations]))
-        reported = [st.get("last_reported") for st in stations]
-        c["last_reported"].extend(reported if set(map(type, reported)) <= _INT and -MAX_INT <= min(reported)
-                                  and max(reported) <= MAX_INT else [epoch_of(x) for x in reported])
-        seen = self.status_station_ids
-        for sid in sids:
-            if sid not in seen:
-                seen[sid] = name
+        self._reported_and_seen([st.get("last_reported") for st in stations], sids, name)
         for vta in [st.get("vehicle_types_available") for st in stations]:
             for v in vta if isinstance(vta, list) else ():
                 tid = v.get("vehicle_type_id") if isinstance(v, dict) else None

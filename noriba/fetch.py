@@ -336,6 +336,26 @@ class _Guard:
             infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
         except OSError as exc:
             raise httpcore.ConnectError(f"{host} could not be resolved ({exc})") from None
+        return self.choose(host, infos)
+
+    async def acheck(self, host: str, port: int) -> str:
+        """Return :meth:`check`'s answer, resolving ``host`` without blocking the event loop."""
+        import asyncio
+        import socket
+
+        import httpcore
+
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except OSError as exc:
+            raise httpcore.ConnectError(f"{host} could not be resolved ({exc})") from None
+        return self.choose(host, infos)
+
+    def choose(self, host: str, infos: list) -> str:
+        """Return the first of ``host``'s resolved addresses (getaddrinfo tuples) this download may connect to.
+        If none, raise httpcore.ConnectError saying why."""
+        import httpcore
+
         refused = []
         for *_, sockaddr in infos:
             ip = str(sockaddr[0])
@@ -395,6 +415,40 @@ def _deadline_backend(deadline: _Deadline):
             time.sleep(seconds)
 
     return Backend()
+
+
+def guarded_async_client(*, headers: dict | None = None, max_connections: int = 4):
+    """Return an httpx.AsyncClient for one long-lived source (a realtime URL, a GBFS system) whose connections _Guard allows.
+
+    The first connection (the spec's own URL) sets how far inside the network the client may go; a redirect, or a URL
+    that a fetched document names (GBFS auto-discovery), may not lead further in, nor to a link-local or reserved
+    address. One client per source, so that one source's reach never widens another's.
+    """
+    import httpcore
+    import httpx
+
+    guard = _Guard()
+
+    class Backend(httpcore.AsyncNetworkBackend):
+        def __init__(self):
+            self._backend = httpcore.AnyIOBackend()
+
+        async def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
+            ip = await guard.acheck(host, port)
+            return await self._backend.connect_tcp(ip, port, timeout, local_address, socket_options)
+
+        async def connect_unix_socket(self, path, timeout=None, socket_options=None):
+            return await self._backend.connect_unix_socket(path, timeout, socket_options)
+
+        async def sleep(self, seconds: float) -> None:
+            await self._backend.sleep(seconds)
+
+    transport = httpx.AsyncHTTPTransport()
+    # as in _client: httpx has no public way to give its transport a network backend
+    transport._pool = httpcore.AsyncConnectionPool(ssl_context=httpx.create_ssl_context(), network_backend=Backend(),
+                                                   max_connections=max_connections, max_keepalive_connections=max_connections)
+    return httpx.AsyncClient(transport=transport, follow_redirects=True, max_redirects=MAX_REDIRECTS,
+                             headers={"User-Agent": USER_AGENT, **(headers or {})})
 
 
 def _client(deadline: _Deadline, timeout_s: float):

@@ -25,6 +25,7 @@ the same event loop; ``noriba.gbfs.ingest_archive`` ingests what it kept.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
@@ -294,8 +295,7 @@ async def archive_async(ws: Workspace, specs: list, *, duration_s: float | None 
 
     Return {feed_id/part: {fetches, changed, failures}}.
     """
-    import httpx
-
+    from noriba.fetch import guarded_async_client
     from noriba.gbfs import ArchivePoller, live_specs
 
     ws.ensure()
@@ -308,11 +308,15 @@ async def archive_async(ws: Workspace, specs: list, *, duration_s: float | None 
             loop.add_signal_handler(sig, stop.set)
         except (NotImplementedError, RuntimeError, ValueError):  # not the main thread
             pass
-    limits = httpx.Limits(max_connections=max(10, len(polls) + len(gbfs)), max_keepalive_connections=max(10, len(polls) + len(gbfs)))
-    async with httpx.AsyncClient(headers={"User-Agent": USER_AGENT}, follow_redirects=True, max_redirects=10, limits=limits) as client:
-        tasks = [asyncio.create_task(_run_poll(ws, client, p, stop, once=once, offset=p.poll_s * i / len(polls)))
+    # one client per URL and per GBFS system, each guarded (noriba.fetch._Guard): a redirect, or a file URL that a GBFS
+    # gbfs.json names, may not lead further into the network than the spec's own URL, nor to cloud metadata (SSRF)
+    async with contextlib.AsyncExitStack() as clients:
+        async def client():
+            return await clients.enter_async_context(guarded_async_client(headers={"User-Agent": USER_AGENT}))
+
+        tasks = [asyncio.create_task(_run_poll(ws, await client(), p, stop, once=once, offset=p.poll_s * i / len(polls)))
                  for i, p in enumerate(polls)]
-        tasks += [asyncio.create_task(g.run(client, stop, once=once)) for g in gbfs]
+        tasks += [asyncio.create_task(g.run(await client(), stop, once=once)) for g in gbfs]
         if duration_s is not None and not once:
             loop.call_later(duration_s, stop.set)
         try:

@@ -67,7 +67,7 @@ class _Handler(BaseHTTPRequestHandler):
                 body = json.dumps({"last_updated": "2025-12-06T05:46:40Z", "ttl": 3600, "version": "3.0",
                                    "data": {"feeds": feeds}}).encode()
             elif name == "gbfs.json":
-                body = _doc(3600, 0, {"en": {"feeds": [{"name": k, "url": f"{srv.base}/{k}.json"}
+                body = _doc(3600, 0, {"en": {"feeds": [{"name": k, "url": srv.elsewhere.get(k, f"{srv.base}/{k}.json")}
                                                        for k in ("station_information", "station_status")]}})
             elif name == "station_status.json" and srv.v3:
                 body = station_status_3_0((n - 1) // 2)
@@ -107,6 +107,7 @@ class System(ThreadingHTTPServer):
         self.web_page = False  # gbfs.json answered with an HTML error page
         self.fixed_status: int | None = None  # a fixed station_status served with an ETag (304 when it is sent back)
         self.v3 = False  # gbfs.json and station_status of GBFS 3.0 (station_information stays 2.3)
+        self.elsewhere: dict[str, str] = {}  # file name -> the URL gbfs.json gives for it instead of this server's
         self.thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self.thread.start()
 
@@ -275,3 +276,26 @@ def test_a_web_page_instead_of_gbfs_json_is_logged_as_a_failure_and_nothing_is_a
     log = [json.loads(line) for p in archive.glob("*/*/fetches.jsonl") for line in p.read_text().splitlines()]
     assert [r["error"] for r in log] == ["the answer is not JSON (a web page or an error text?); nothing was kept"]
     assert not list(archive.glob("*/*/*.json")) and set(srv.asked) == {"gbfs.json"}
+
+
+def test_a_file_url_in_gbfs_json_pointing_at_cloud_metadata_is_refused_without_connecting(tmp_path, capsys):
+    """gbfs.json is input: a file URL it names may not lead to a link-local address (169.254.169.254 answers cloud
+    credentials on most hosting) or further into the network than gbfs.json's own server (SSRF)."""
+    specs = tmp_path / "specs"
+    (specs / "feeds").mkdir(parents=True)
+    home = tmp_path / "home"
+    srv = System()
+    srv.elsewhere = {"station_status": "http://169.254.169.254/latest/meta-data/iam/security-credentials/"}
+    try:
+        (specs / "feeds" / "bikes.yml").write_text(f"id: bikes\nkind: gbfs\nsource: {{url: {srv.base}/gbfs.json}}\n", encoding="utf-8")
+        with deadline(60):
+            assert main(["--home", str(home), "rt", "archive", "--once", "--specs", str(specs)]) == 0
+    finally:
+        srv.stop()
+    assert "Traceback" not in capsys.readouterr().err
+    archive = home / "raw" / "bikes" / "archive"
+    log = {r["part"]: r for p in archive.glob("*/*/fetches.jsonl") for line in p.read_text().splitlines() for r in [json.loads(line)]}
+    assert log["gbfs"]["error"] is None and log["station_information"]["error"] is None  # the system's own server: fetched
+    err = log["station_status"]["error"]
+    assert "refused to connect" in err and "169.254.169.254" in err and "link-local" in err, err
+    assert log["station_status"]["status"] is None and not list(archive.glob("*/*/station_status-*.json"))

@@ -46,7 +46,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_response(srv.status)
             self.send_header("Content-Length", "0")
             if srv.status in (301, 302, 307, 308):
-                self.send_header("Location", "http://127.0.0.2:9/elsewhere.pb")
+                self.send_header("Location", srv.location)
             self.end_headers()
             return
         self.send_response(200)
@@ -69,6 +69,7 @@ class Replay(ThreadingHTTPServer):
     def __init__(self, port: int = 0):
         super().__init__(("127.0.0.1", port), _Handler)
         self.body, self.etag, self.status, self.requests = snapshot(1000), None, 200, []
+        self.location = "http://127.0.0.2:9/elsewhere.pb"  # where a 3xx answer points
         self.thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self.thread.start()
 
@@ -265,6 +266,26 @@ def test_with_keys_a_redirect_is_not_followed(ws, monkeypatch):
     (rec,) = fetch_log(ws)
     assert rec["status"] == 302 and "redirects are not followed" in rec["error"]
     assert len(srv.requests) == 1
+
+
+@pytest.mark.parametrize("location", ["http://169.254.169.254/latest/meta-data/", "http://[fe80::1]/x", "http://0.0.0.0:9/x"],
+                         ids=["metadata", "ipv6-link-local", "unspecified"])
+def test_a_redirect_to_a_link_local_or_reserved_address_is_refused_without_connecting(ws, location):
+    with replay() as srv, deadline(30):
+        srv.status, srv.location = 302, location
+        rt.archive(ws, [rt_spec(srv.url)], once=True)
+    (rec,) = fetch_log(ws)
+    assert "refused to connect" in rec["error"] and ("link-local" in rec["error"] or "reserved" in rec["error"]), rec
+    assert not archived(ws) and len(srv.requests) == 1
+
+
+def test_a_redirect_between_loopback_servers_is_followed(ws):
+    """A spec may name a server on this machine, and it may redirect to another one here: only inward moves are refused."""
+    with replay() as target, replay() as srv, deadline(30):
+        srv.status, srv.location = 302, target.url
+        rt.archive(ws, [rt_spec(srv.url)], once=True)
+    (rec,) = fetch_log(ws)
+    assert rec["error"] is None and rec["changed"] and len(archived(ws)) == 1 and len(target.requests) == 1
 
 
 def test_a_failure_to_write_is_said_and_the_other_feeds_go_on(ws, monkeypatch, caplog):

@@ -536,21 +536,20 @@ def publish_hours(ws: Workspace, feed_id: str, hour_keys: list[str]) -> dict:
     from transforms.gtfs_rt.parse import LAKE_TABLES, SCHEMAS
     from transforms.sql import lit, q
     from warehouse.publish import connect, publish_lock
+    from warehouse.txn import transaction
 
     info = read_feed_info(ws, feed_id)
     counts: dict[str, int] = {}
-    with publish_lock(ws):
-        con = connect(ws)
-        try:
-            con.execute("CREATE SCHEMA IF NOT EXISTS rt")
-            con.execute("CREATE TABLE IF NOT EXISTS rt.feeds (feed_id VARCHAR, static_feed_id VARCHAR, timezone VARCHAR, "
-                        "published_at VARCHAR)")
-            for name in LAKE_TABLES:
-                con.register("rt_empty", pa.Table.from_pylist([], schema=SCHEMAS[name]))
-                con.execute(f"CREATE TABLE IF NOT EXISTS rt.{q(name.removeprefix('rt_'))} AS SELECT ''::VARCHAR AS feed_id, "
-                            "DATE '2000-01-01' AS date, 0::INTEGER AS hour, * FROM rt_empty LIMIT 0")
-                con.unregister("rt_empty")
-            con.execute("BEGIN TRANSACTION")
+    with publish_lock(ws), connect(ws) as con:
+        con.execute("CREATE SCHEMA IF NOT EXISTS rt")
+        con.execute("CREATE TABLE IF NOT EXISTS rt.feeds (feed_id VARCHAR, static_feed_id VARCHAR, timezone VARCHAR, "
+                    "published_at VARCHAR)")
+        for name in LAKE_TABLES:
+            con.register("rt_empty", pa.Table.from_pylist([], schema=SCHEMAS[name]))
+            con.execute(f"CREATE TABLE IF NOT EXISTS rt.{q(name.removeprefix('rt_'))} AS SELECT ''::VARCHAR AS feed_id, "
+                        "DATE '2000-01-01' AS date, 0::INTEGER AS hour, * FROM rt_empty LIMIT 0")
+            con.unregister("rt_empty")
+        with transaction(con):
             for key in hour_keys:
                 date, hour = key.split("T")
                 for name in LAKE_TABLES:
@@ -566,15 +565,6 @@ def publish_hours(ws: Workspace, feed_id: str, hour_keys: list[str]) -> dict:
             con.execute("DELETE FROM rt.feeds WHERE feed_id = ?", [feed_id])
             con.execute("INSERT INTO rt.feeds VALUES (?, ?, ?, ?)", [feed_id, info.get("static_feed_id"), info.get("timezone"),
                                                                   datetime.now(timezone.utc).isoformat(timespec="seconds")])
-            con.execute("COMMIT")
-        except BaseException:
-            try:
-                con.execute("ROLLBACK")
-            except Exception:  # noqa: BLE001 (no transaction open)
-                pass
-            raise
-        finally:
-            con.close()
     return {"feed_id": feed_id, "hours": hour_keys, "published": counts}
 
 

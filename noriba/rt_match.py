@@ -87,47 +87,46 @@ def match_feed(ws, feed_id: str) -> dict:
 
     from noriba.rt_validate import local_day
     from warehouse.publish import connect, ensure_schema, publish_lock
+    from warehouse.txn import transaction
 
-    with publish_lock(ws):
-        con = connect(ws)
-        try:
-            ensure_schema(con)  # meta.feed_versions and gtfs.* exist even before any static feed is published
-            hours = con.execute("SELECT DISTINCT s.feed_id, s.date, s.hour, f.static_feed_id, f.timezone FROM rt.snapshots s "
-                                "LEFT JOIN rt.feeds f USING (feed_id) WHERE s.feed_id = ?", [feed_id]).fetchall()
-            con.register("_hours_py", pa.Table.from_pylist(
-                [{"feed_id": f, "date": d, "hour": h, "static_feed_id": sf, "service_day": local_day(d.isoformat(), h, tz)}
-                 for f, d, h, sf, tz in hours],
-                schema=pa.schema([("feed_id", pa.string()), ("date", pa.date32()), ("hour", pa.int32()),
-                                  ("static_feed_id", pa.string()), ("service_day", pa.string())])))
-            con.execute("CREATE OR REPLACE TEMP TABLE _hours AS SELECT * FROM _hours_py")
-            con.unregister("_hours_py")
-            for stmt in _MART.replace("$feed", "?").split(";"):
-                if stmt.strip():
-                    con.execute(stmt, [feed_id] * stmt.count("?"))
-            cols = [d[0] for d in con.execute("SELECT * FROM _hourly ORDER BY date, hour").description]
-            rows = [dict(zip(cols, r)) for r in con.execute("SELECT * FROM _hourly ORDER BY date, hour").fetchall()]
-            findings = Findings()
-            for r in rows:
-                r["trip_match_share"] = _share(r["trips"], r["trips_unmatched"])
-                r["route_match_share"] = _share(r["routes"], r["routes_unmatched"])
-                r["stop_match_share"] = _share(r["stops"], r["stops_unmatched"])
-                r["status"] = _status(r)
-                where = f"{feed_id} {r['date']}T{r['hour']:02d}"
-                if r["status"] == "stale_static":
-                    findings.add("rt_static_feed_stale", ERROR, f"{where}: {r['route_match_share']:.0%} of {r['routes']} route ids but "
-                                 f"{r['trip_match_share']:.0%} of {r['trips']} trip ids are in static {r['static_feed_id']} "
-                                 f"{r['static_feed_version']}", file=where, value=r["static_feed_version"])
-                elif r["status"] == "unmatched":
-                    findings.add("rt_static_feed_unmatched", ERROR, f"{where}: only {r['route_match_share']:.0%} of {r['routes']} route ids "
-                                 f"are in static {r['static_feed_id']} {r['static_feed_version']}", file=where, value=r["static_feed_version"])
-                elif r["status"] == "no_static":
-                    findings.add("rt_static_feed_missing", WARNING, f"{where}: static feed {r['static_feed_id'] or '(none named)'} is not "
-                                 "published", file=where, value=r["static_feed_id"])
-                if r["static_feed_version"] and not r["version_in_service"]:
-                    findings.add("rt_static_version_not_in_service", WARNING, f"{where}: no version of {r['static_feed_id']} is in service "
-                                 f"on {r['date']}; matched against {r['static_feed_version']}", file=where, value=r["static_feed_version"])
-                r["_notices"] = [n for n in findings.notices if n.file == where]
-            con.execute("BEGIN TRANSACTION")
+    with publish_lock(ws), connect(ws) as con:
+        ensure_schema(con)  # meta.feed_versions and gtfs.* exist even before any static feed is published
+        hours = con.execute("SELECT DISTINCT s.feed_id, s.date, s.hour, f.static_feed_id, f.timezone FROM rt.snapshots s "
+                            "LEFT JOIN rt.feeds f USING (feed_id) WHERE s.feed_id = ?", [feed_id]).fetchall()
+        con.register("_hours_py", pa.Table.from_pylist(
+            [{"feed_id": f, "date": d, "hour": h, "static_feed_id": sf, "service_day": local_day(d.isoformat(), h, tz)}
+             for f, d, h, sf, tz in hours],
+            schema=pa.schema([("feed_id", pa.string()), ("date", pa.date32()), ("hour", pa.int32()),
+                              ("static_feed_id", pa.string()), ("service_day", pa.string())])))
+        con.execute("CREATE OR REPLACE TEMP TABLE _hours AS SELECT * FROM _hours_py")
+        con.unregister("_hours_py")
+        for stmt in _MART.replace("$feed", "?").split(";"):
+            if stmt.strip():
+                con.execute(stmt, [feed_id] * stmt.count("?"))
+        cols = [d[0] for d in con.execute("SELECT * FROM _hourly ORDER BY date, hour").description]
+        rows = [dict(zip(cols, r)) for r in con.execute("SELECT * FROM _hourly ORDER BY date, hour").fetchall()]
+        findings = Findings()
+        for r in rows:
+            r["trip_match_share"] = _share(r["trips"], r["trips_unmatched"])
+            r["route_match_share"] = _share(r["routes"], r["routes_unmatched"])
+            r["stop_match_share"] = _share(r["stops"], r["stops_unmatched"])
+            r["status"] = _status(r)
+            where = f"{feed_id} {r['date']}T{r['hour']:02d}"
+            if r["status"] == "stale_static":
+                findings.add("rt_static_feed_stale", ERROR, f"{where}: {r['route_match_share']:.0%} of {r['routes']} route ids but "
+                             f"{r['trip_match_share']:.0%} of {r['trips']} trip ids are in static {r['static_feed_id']} "
+                             f"{r['static_feed_version']}", file=where, value=r["static_feed_version"])
+            elif r["status"] == "unmatched":
+                findings.add("rt_static_feed_unmatched", ERROR, f"{where}: only {r['route_match_share']:.0%} of {r['routes']} route ids "
+                             f"are in static {r['static_feed_id']} {r['static_feed_version']}", file=where, value=r["static_feed_version"])
+            elif r["status"] == "no_static":
+                findings.add("rt_static_feed_missing", WARNING, f"{where}: static feed {r['static_feed_id'] or '(none named)'} is not "
+                             "published", file=where, value=r["static_feed_id"])
+            if r["static_feed_version"] and not r["version_in_service"]:
+                findings.add("rt_static_version_not_in_service", WARNING, f"{where}: no version of {r['static_feed_id']} is in service "
+                             f"on {r['date']}; matched against {r['static_feed_version']}", file=where, value=r["static_feed_version"])
+            r["_notices"] = [n for n in findings.notices if n.file == where]
+        with transaction(con):
             con.execute("CREATE SCHEMA IF NOT EXISTS marts")
             con.execute("CREATE TABLE IF NOT EXISTS marts.rt_match_hourly AS SELECT *, 0.0::DOUBLE AS trip_match_share, "
                         "0.0::DOUBLE AS route_match_share, 0.0::DOUBLE AS stop_match_share, ''::VARCHAR AS status FROM _hourly LIMIT 0")
@@ -150,15 +149,6 @@ def match_feed(ws, feed_id: str) -> dict:
                     args = [feed_id, r["date"], r["hour"], r["static_feed_version"], n.code, n.severity]
                     con.execute("INSERT INTO rt.notices VALUES (?, ?, ?, ?, ?, ?, ?, NULL, NULL, ?, ?)", args + [n.file, n.value, n.message])
                     con.execute("INSERT INTO rt.notice_counts VALUES (?, ?, ?, ?, ?, ?, 1)", args)
-            con.execute("COMMIT")
-        except BaseException:
-            try:
-                con.execute("ROLLBACK")
-            except Exception:  # noqa: BLE001 (no transaction open)
-                pass
-            raise
-        finally:
-            con.close()
     from noriba.report import report_dir, rt_report_version
     from noriba.rt_validate import write_hour_report
 

@@ -177,6 +177,7 @@ def _publish(ws: Workspace, feed_id: str, date: str, hour: int, version: str | N
 
     from transforms.gtfs_rt.rules import RT_RULES
     from warehouse.publish import connect, publish_lock
+    from warehouse.txn import transaction
 
     t = findings.notices_table()
     kept: dict[str, int] = {}
@@ -185,14 +186,12 @@ def _publish(ws: Workspace, feed_id: str, date: str, hour: int, version: str | N
         kept[code] = kept.get(code, 0) + 1
         keep.append(kept[code] <= sample_limit)
     t = t.filter(pa.array(keep, pa.bool_())) if t.num_rows else t
-    with publish_lock(ws):
-        con = connect(ws)
-        try:
-            con.execute("CREATE SCHEMA IF NOT EXISTS rt")
-            con.execute(f"CREATE TABLE IF NOT EXISTS rt.notices ({RT_NOTICE_COLUMNS})")
-            con.execute("CREATE TABLE IF NOT EXISTS rt.notice_counts (feed_id VARCHAR, date DATE, hour INTEGER, "
-                        "static_feed_version VARCHAR, code VARCHAR, severity VARCHAR, notices BIGINT)")
-            con.execute("BEGIN TRANSACTION")
+    with publish_lock(ws), connect(ws) as con:
+        con.execute("CREATE SCHEMA IF NOT EXISTS rt")
+        con.execute(f"CREATE TABLE IF NOT EXISTS rt.notices ({RT_NOTICE_COLUMNS})")
+        con.execute("CREATE TABLE IF NOT EXISTS rt.notice_counts (feed_id VARCHAR, date DATE, hour INTEGER, "
+                    "static_feed_version VARCHAR, code VARCHAR, severity VARCHAR, notices BIGINT)")
+        with transaction(con):
             codes = [r.code for r in RT_RULES]  # other writers' codes (noriba/rt_match.py) stay
             marks = ", ".join("?" for _ in codes)
             for table in ("rt.notices", "rt.notice_counts"):
@@ -204,12 +203,3 @@ def _publish(ws: Workspace, feed_id: str, date: str, hour: int, version: str | N
             con.unregister("rt_found")
             for (code, sev), n in sorted(findings.counts.items()):
                 con.execute("INSERT INTO rt.notice_counts VALUES (?, ?::DATE, ?, ?, ?, ?, ?)", [feed_id, date, hour, version, code, sev, n])
-            con.execute("COMMIT")
-        except BaseException:
-            try:
-                con.execute("ROLLBACK")
-            except Exception:  # noqa: BLE001 (no transaction open)
-                pass
-            raise
-        finally:
-            con.close()

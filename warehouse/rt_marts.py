@@ -57,6 +57,8 @@ arrivals_observed, headway_ratio (observed / scheduled).
 
 from __future__ import annotations
 
+from warehouse.txn import transaction
+
 MARTS = ("rt_stop_events", "rt_on_time_performance", "rt_observed_trips", "rt_feed_quality", "rt_headway_adherence")
 
 # $tz is a validated IANA name (or UTC), inlined; every other value is a ? parameter.
@@ -431,8 +433,7 @@ def build_rt_marts(con, feed_id: str, *, radius_m: float = 50.0, early_s: int = 
             i += 1
         con.execute("".join(out), args)
     counts = {}
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         con.execute("CREATE SCHEMA IF NOT EXISTS marts")
         for mart in MARTS:
             temp = _TEMP[mart]
@@ -443,10 +444,6 @@ def build_rt_marts(con, feed_id: str, *, radius_m: float = 50.0, early_s: int = 
                     con.execute(f'ALTER TABLE marts.{mart} ADD COLUMN "{name}" {typ}')
             con.execute(f"DELETE FROM marts.{mart} WHERE feed_id = ?", [feed_id])
             counts[mart] = con.execute(f"INSERT INTO marts.{mart} BY NAME SELECT * FROM {temp}").fetchall()[0][0]
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     return counts
 
 

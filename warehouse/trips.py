@@ -37,6 +37,7 @@ from warehouse.workspace import Workspace
 from transforms.sql import lit
 from transforms.trips.spec import TripOptions, load_schema_fields
 from warehouse.publish import connect, ensure_schema, publish_lock
+from warehouse.txn import transaction
 
 _TYPES = {"text": "VARCHAR", "int": "BIGINT", "float": "DOUBLE", "timestamp": "TIMESTAMP", "list": "VARCHAR[]"}
 ZONE_COLUMNS = [("zone_layer", "VARCHAR"), ("role", "VARCHAR"), ("zone_id", "VARCHAR"), ("zone_name", "VARCHAR"),
@@ -128,28 +129,19 @@ def publish_zones(ws: Workspace, layer) -> dict:
     rows = layer.rows()
     zones = len({r["zone_id"] for r in rows})
     notices = [[layer.layer_id, n.code, n.severity, n.file, n.line, n.field, n.value, n.message] for n in layer.notices]
-    with publish_lock(ws):
-        con = connect(ws)
-        try:
-            ensure_trips_schema(con)
-            con.execute("BEGIN TRANSACTION")
-            if rows:
-                import pyarrow as pa
+    with publish_lock(ws), connect(ws) as con:
+        ensure_trips_schema(con)
+        if rows:
+            import pyarrow as pa
 
-                con.register("_z", pa.Table.from_pylist(rows))
-            if _zones_as_published(con, layer.layer_id, bool(rows), notices):
-                con.execute("ROLLBACK")
-                return {"zones": zones, "status": "unchanged"}
+            con.register("_z", pa.Table.from_pylist(rows))
+        if _zones_as_published(con, layer.layer_id, bool(rows), notices):  # the lock is held: nobody writes in between
+            return {"zones": zones, "status": "unchanged"}
+        with transaction(con):
             con.execute("DELETE FROM trips.zones WHERE zone_layer = ?", [layer.layer_id])
             if rows:
                 con.execute("INSERT INTO trips.zones BY NAME SELECT * FROM _z")
             _zone_notices(con, layer)
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
-        finally:
-            con.close()
     return {"zones": zones, "status": "published"}
 
 
@@ -178,21 +170,19 @@ def publish_trips(ws: Workspace, source_id: str) -> dict:
     meta_part = _lake(ws, "trips_meta", source_id) / "part-0.parquet"
     if not meta_part.exists():
         raise FileNotFoundError(f"{source_id}: nothing in the lake to publish; run the source first")
-    with publish_lock(ws):
-        con = connect(ws)
-        try:
-            ensure_trips_schema(con)
-            con.execute("SET preserve_insertion_order = false")  # trips carry their own file and row; order is not data
-            rel = con.sql(f"SELECT * FROM read_parquet({lit(str(meta_part))}, hive_partitioning=false)")
-            meta = dict(zip(rel.columns, rel.fetchall()[0]))  # no Arrow: the publish step does not import pyarrow
-            ver = meta["feed_version"]
-            # the holiday calendar (importing holidays' country tables) is computed while DuckDB loads the rows
-            spec_tz = json.loads(meta["spec"] or "{}").get("timezone")
-            years = sorted({int(m[:4]) for m in json.loads(meta.get("months") or "[]")})  # the accepted trips' local months
-            pool = ThreadPoolExecutor(max_workers=1)
-            days = pool.submit(holiday_dates, _country(meta["spec"], spec_tz), years)
-            pool.shutdown(wait=False)
-            con.execute("BEGIN TRANSACTION")
+    with publish_lock(ws), connect(ws) as con:
+        ensure_trips_schema(con)
+        con.execute("SET preserve_insertion_order = false")  # trips carry their own file and row; order is not data
+        rel = con.sql(f"SELECT * FROM read_parquet({lit(str(meta_part))}, hive_partitioning=false)")
+        meta = dict(zip(rel.columns, rel.fetchall()[0]))  # no Arrow: the publish step does not import pyarrow
+        ver = meta["feed_version"]
+        # the holiday calendar (importing holidays' country tables) is computed while DuckDB loads the rows
+        spec_tz = json.loads(meta["spec"] or "{}").get("timezone")
+        years = sorted({int(m[:4]) for m in json.loads(meta.get("months") or "[]")})  # the accepted trips' local months
+        pool = ThreadPoolExecutor(max_workers=1)
+        days = pool.submit(holiday_dates, _country(meta["spec"], spec_tz), years)
+        pool.shutdown(wait=False)
+        with transaction(con, checkpoint=True):
             con.execute("DELETE FROM trips.source_files WHERE source_id = ?", [source_id])
             con.execute("DELETE FROM quality.trip_rule_counts WHERE source_id = ?", [source_id])
             con.execute("DELETE FROM quality.quarantine WHERE feed_id = ?", [source_id])
@@ -232,16 +222,6 @@ def publish_trips(ws: Workspace, source_id: str) -> dict:
                  meta["notice_codes"], meta["spec"], now, *(_months(meta))])
             build_marts(con, source_id, calendar=lambda country: days.result() if country == _country(meta["spec"], spec_tz)
                         else holiday_dates(country, years))
-            con.execute("COMMIT")
-            con.execute("CHECKPOINT")
-        except BaseException:
-            try:
-                con.execute("ROLLBACK")
-            except duckdb.Error:
-                pass
-            raise
-        finally:
-            con.close()
     return {"rows_in": meta["rows_in"], "rows_accepted": meta["rows_accepted"], "rows_quarantined": meta["rows_quarantined"]}
 
 
@@ -582,15 +562,13 @@ def publish_ondemand(ws: Workspace, feed_id: str, feed_version: str) -> dict:
     published one, then nothing is done.
     """
     parts = {t: ws.lake_partition(f"ondemand_{t}", feed_id, feed_version) / "part-0.parquet" for t in ("services", "zones", "windows")}
-    with publish_lock(ws):
-        con = connect(ws)
-        try:
-            ensure_trips_schema(con)
-            ensure_ondemand_schema(con)
-            have = con.execute("SELECT feed_version FROM ondemand.services WHERE feed_id = ?", [feed_id]).fetchall()
-            if have == [(feed_version,)]:
-                return {"status": "unchanged"}
-            con.execute("BEGIN TRANSACTION")
+    with publish_lock(ws), connect(ws) as con:
+        ensure_trips_schema(con)
+        ensure_ondemand_schema(con)
+        have = con.execute("SELECT feed_version FROM ondemand.services WHERE feed_id = ?", [feed_id]).fetchall()
+        if have == [(feed_version,)]:
+            return {"status": "unchanged"}
+        with transaction(con, checkpoint=True):
             for t in ("services", "zones", "windows"):
                 con.execute(f"DELETE FROM ondemand.{t} WHERE feed_id = ?", [feed_id])
             now = datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -606,16 +584,6 @@ def publish_ondemand(ws: Workspace, feed_id: str, feed_version: str) -> dict:
                 build_marts(con, sid)
             zones, windows = (con.execute(f"SELECT count(*) FROM ondemand.{t} WHERE feed_id = ?", [feed_id]).fetchall()[0][0]
                               for t in ("zones", "windows"))
-            con.execute("COMMIT")
-            con.execute("CHECKPOINT")
-        except BaseException:
-            try:
-                con.execute("ROLLBACK")
-            except duckdb.Error:
-                pass
-            raise
-        finally:
-            con.close()
     return {"status": "published", "zones": zones, "service_windows": windows, "marts_rebuilt": sources}
 
 

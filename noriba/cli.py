@@ -508,9 +508,7 @@ def cmd_export_specs(args) -> int:
         console.print(f"{eid}: version {res['export_version']}: {res['gtfs_zip']}")
         console.print(f"  validation: {res['validation']}" + (f" {res['new_errors']}" if res["new_errors"] else "")
                       + f"; collisions {res['collisions'] or 'none'}; stops unified {res['unified_stops']}")
-        if res.get("new_warnings"):
-            console.print("  new warnings: " + ", ".join(f"{c} {e['count']:,} (inputs {e['inputs']:,})" for c, e in res["new_warnings"].items()),
-                          markup=False)
+        _print_new_warnings(console, res)
         for p in res.get("problems") or []:
             console.print(f"  warning: {p['message']}", markup=False)
         console.print(f"  manifest: {res['manifest']}")
@@ -734,6 +732,13 @@ def _run_trips(args, *, ids: list[str] | None = None, tags: tuple[str, ...] = ()
     return 0
 
 
+def _print_new_warnings(console, res: dict) -> None:
+    """Print the warning codes an export has that its inputs did not (code, count in the export, count in the inputs)."""
+    if res.get("new_warnings"):
+        console.print("  new warnings: " + ", ".join(f"{c} {e['count']:,} (inputs {e['inputs']:,})" for c, e in res["new_warnings"].items())
+                      + " (the export's manifest.json keeps them under validation)", markup=False)
+
+
 def _demo_outputs(args, ws, specs) -> tuple[str | None, list[str]]:
     """Return the catalog page and the municipality reports built for the demo region (its export specs tagged by feed)."""
     from noriba.exports import build_export, export_feed_specs, load_export_specs
@@ -750,6 +755,7 @@ def _demo_outputs(args, ws, specs) -> tuple[str | None, list[str]]:
                 with _Progress(args.quiet) as progress:
                     res = build_export(es.id, ws, progress=progress)
                 console.print(res.get("message") or f"{es.id}: export version {res['export_version']} ({res['validation']})")
+                _print_new_warnings(console, res)
         for code in dict.fromkeys(str(s.municipality.get("code") or s.municipality.get("name")) for s in specs if s.municipality):
             reports.append(build_report(ws, municipality=code)["html"])
         return str(update_catalog(ws)), reports

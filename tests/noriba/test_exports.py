@@ -50,8 +50,9 @@ def test_export_naming_an_unknown_feed_says_how_to_ingest_it(ws):
 def test_demo_ends_with_the_catalog_page_and_a_municipality_report(tmp_path, capsys):
     from noriba.cli import main
 
-    assert main(["--home", str(tmp_path / "home"), "demo", "--quiet"]) == 0
-    out = capsys.readouterr().out
+    assert main(["--home", str(tmp_path / "home"), "demo"]) == 0
+    captured = capsys.readouterr()
+    out = captured.out
     catalog = next(line.split(":", 1)[1].split()[0] for line in out.splitlines() if line.strip().startswith("catalog"))
     report = next(line.split(":", 1)[1].strip() for line in out.splitlines() if line.strip().startswith("report"))
     index = open(catalog, encoding="utf-8").read()
@@ -65,6 +66,13 @@ def test_demo_ends_with_the_catalog_page_and_a_municipality_report(tmp_path, cap
     assert {r["name"]: r["rows"] > 0 for r in package["resources"]} == {
         "vehicle_locations": True, "trips_performed": True, "stop_visits": True}
     assert not package["problems"]
+    # the demo export's own warnings (its inputs did not have them) are named, not only counted as "(new warnings)"
+    manifest = json.loads(next((Path(catalog).parents[1] / "demo-region").glob("*/manifest.json")).read_text(encoding="utf-8"))
+    new_warnings = manifest["validation"]["new_warnings"]
+    said = captured.out + captured.err
+    assert ("(new warnings)" in said) == bool(new_warnings), said[-3000:]
+    for code, e in new_warnings.items():
+        assert f"{code} {e['count']:,} (inputs {e['inputs']:,})" in said
 
 
 def test_export_command_rejects_an_unknown_id(tmp_path, capsys):

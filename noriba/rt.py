@@ -40,11 +40,11 @@ from pathlib import Path
 
 from warehouse.workspace import Workspace, safe_id
 from transforms.errors import InputError
-from transforms.gtfs_rt.spec import DEFAULT_MAX_BYTES, resolve_env
+from transforms.gtfs_rt.spec import DEFAULT_MAX_BYTES, SNAPSHOT_NAME, resolve_env, snapshot_name
 
 log = logging.getLogger("noriba.rt")
 USER_AGENT = "noriba-rt/0.1 (+https://github.com/noriba)"
-_NAME = re.compile(r"(?P<part>[a-z_]+)-(?P<hms>\d{6})-(?P<sha>[0-9a-f]{64})\.pb\Z")
+_NAME = SNAPSHOT_NAME
 _HOUR = re.compile(r"(\d{4}-\d{2}-\d{2})T?(\d{2})\Z")
 
 
@@ -124,7 +124,7 @@ def read_feed_info(ws: Workspace, feed_id: str) -> dict:
 
 def archive_snapshot(ws: Workspace, feed_id: str, part: str, data: bytes, when: datetime, sha: str) -> Path:
     """Return the path of the snapshot archived durably under its UTC hour (once: an existing copy is left as is)."""
-    path = hour_dir(ws, feed_id, when) / f"{part}-{when.astimezone(timezone.utc):%H%M%S}-{sha}.pb"
+    path = hour_dir(ws, feed_id, when) / snapshot_name(part, f"{when.astimezone(timezone.utc):%H%M%S}", sha)
     if not path.exists():
         write_durably(path, data)
     return path

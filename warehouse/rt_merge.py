@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from transforms.errors import InputError
+from transforms.gtfs_rt.spec import SNAPSHOT_NAME
 from transforms.paths import UnsafePath, safe_join
 from warehouse.workspace import Workspace
 
@@ -55,7 +56,7 @@ LOOKBACK_HOURS = 48
 SAMPLES = 5
 #: Built messages kept in memory.
 CACHE_SIZE = 32
-_NAME = re.compile(r"(?P<part>[a-z_]+)-(?P<hms>\d{6})-(?P<sha>[0-9a-f]{64})\.pb\Z")  # noriba/rt.py's archive names
+_NAME = SNAPSHOT_NAME  # noriba/rt.py's archive names
 _DATE, _HOUR = re.compile(r"\d{4}-\d{2}-\d{2}\Z"), re.compile(r"\d{2}\Z")
 _EXPORT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}\Z")
 #: The GTFS files and id columns whose ids must exist in the merged zip, by crosswalk id space.

@@ -25,6 +25,17 @@ import re
 
 from transforms.specfile import Map, Number, Text, check_shape, is_under, shown
 
+#: An archived snapshot's file name in raw/<feed>/rt/<UTC date>/<UTC hour>/: the part, the UTC time received, the sha256.
+SNAPSHOT_NAME = re.compile(r"(?P<part>[a-z_]+)-(?P<hms>\d{6})-(?P<sha>[0-9a-f]{64})\.pb\Z")
+
+
+def snapshot_name(part: str, hms: str, sha: str) -> str:
+    """Return the archive file name of a snapshot of ``part`` received at ``hms`` (HHMMSS, UTC) with sha256 ``sha``."""
+    name = f"{part}-{hms}-{sha}.pb"
+    assert SNAPSHOT_NAME.match(name), name
+    return name
+
+
 #: The parts of a realtime feed, each with its own URL (``combined`` = one FeedMessage with everything).
 PARTS = ("vehicle_positions", "trip_updates", "alerts", "combined")
 DEFAULT_POLL_S = 20.0

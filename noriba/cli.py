@@ -1281,7 +1281,10 @@ def main(argv: list[str] | None = None) -> int:
             _sync_up(args)  # with NORIBA_HOME on object storage, the raw snapshots and the lake go to the store
             return rc
         if args.command == "rt":
-            return cmd_rt(args)
+            rc = cmd_rt(args)
+            if args.rt_command == "ingest":  # captured snapshots: with NORIBA_HOME on object storage, sent to the store
+                _sync_up(args)
+            return rc
     except KeyboardInterrupt:
         _console().print("interrupted")
         return 130

@@ -149,6 +149,9 @@ class _Poll:
     failures: int = 0
     fetches: int = 0
     changed: int = 0
+    log_path: Path | None = None  # the fetch log of the hour of the last fetch
+    unsent: dict = field(default_factory=dict)  # object-storage home: {local path: immutable} not yet in the store
+    store_down: bool = False
 
     def secrets(self) -> list[str]:
         return [v for v in (*self.headers.values(), *self.params.values()) if v]
@@ -242,14 +245,60 @@ async def _fetch(ws: Workspace, client, p: _Poll) -> dict:
             path = archive_snapshot(ws, p.feed_id, p.part, body, when, sha)
             rec.update(changed=True, file=path.name)
             p.changed += 1
+            p.unsent[path] = True
         new_state = {"etag": etag, "last_modified": modified, "sha256": sha}
         if new_state != p.state:
             p.state = new_state
             write_durably(rt_dir(ws, p.feed_id) / f"state-{p.part}.json", json.dumps(new_state).encode())
     else:
         rec.update(sha256=p.state.get("sha256"))
-    append_line(hour_dir(ws, p.feed_id, when) / "fetches.jsonl", rec)
+    log_path = hour_dir(ws, p.feed_id, when) / "fetches.jsonl"
+    append_line(log_path, rec)
+    _log_written(p, log_path, send_now=rec["changed"])
     return rec
+
+
+def _log_written(p: _Poll, log_path: Path, *, send_now: bool) -> None:
+    """Queue the fetch logs to send to an object-storage home: an hour's log when the hour is over, and the current one
+    with each changed snapshot (the store then has every snapshot and, at worst, the current hour's log up to the last
+    change)."""
+    if p.log_path is not None and p.log_path != log_path:
+        p.unsent[p.log_path] = False
+    p.log_path = log_path
+    if send_now:
+        p.unsent[log_path] = False
+
+
+async def _send(ws: Workspace, p: _Poll, *, all_logs: bool = False) -> None:
+    """Send what the poll archived to an object-storage home (``all_logs``: the current hour's log too). If the store
+    fails, say so once and keep the list: it is sent with the next fetch (the local copies are durable meanwhile)."""
+    if ws.remote is None:
+        return
+    if all_logs and p.log_path is not None:
+        p.unsent[p.log_path] = False
+    if not p.unsent:
+        return
+    from warehouse import storage
+
+    todo = dict(p.unsent)
+
+    def send() -> None:
+        storage.push(ws, [f for f, immutable in todo.items() if immutable], immutable=True)  # snapshots first, then the logs
+        storage.push(ws, [f for f, immutable in todo.items() if not immutable])
+
+    try:
+        await asyncio.to_thread(send)
+    except Exception as exc:  # noqa: BLE001 (the store is down: tried again with the next fetch)
+        if not p.store_down:
+            log.warning("%s/%s: cannot send the archive to %s: %s; kept here and sent again with the next fetch",
+                        p.feed_id, p.part, ws.remote.url, _clean(str(exc), p.secrets()))
+        p.store_down = True
+        return
+    if p.store_down:
+        log.warning("%s/%s: the object store answers again; the archive kept meanwhile was sent", p.feed_id, p.part)
+    p.store_down = False
+    for f in todo:
+        p.unsent.pop(f, None)
 
 
 def next_delay(p: _Poll, elapsed: float) -> float:
@@ -275,6 +324,7 @@ async def _run_poll(ws: Workspace, client, p: _Poll, stop: asyncio.Event, *, onc
             p.failures += 1
             rec = {"error": _clean(f"cannot archive: {type(exc).__name__}: {exc}", p.secrets())}
         p.fetches += 1
+        await _send(ws, p, all_logs=once)
         if rec["error"] and not was_down:
             log.warning("%s/%s: %s; polling again with back-off", p.feed_id, p.part, rec["error"])
         elif not rec["error"] and was_down:
@@ -286,6 +336,7 @@ async def _run_poll(ws: Workspace, client, p: _Poll, stop: asyncio.Event, *, onc
             await asyncio.wait_for(stop.wait(), timeout=next_delay(p, time.monotonic() - t0))
         except asyncio.TimeoutError:
             pass
+    await _send(ws, p, all_logs=True)  # stopped (SIGTERM, --for): the current hour's log too
 
 
 async def archive_async(ws: Workspace, specs: list, *, duration_s: float | None = None, once: bool = False) -> dict:
@@ -301,6 +352,10 @@ async def archive_async(ws: Workspace, specs: list, *, duration_s: float | None 
     ws.ensure()
     gbfs = [ArchivePoller(ws, s) for s in live_specs(specs)]  # GBFS systems: each file when its ttl has run out (noriba/gbfs.py)
     polls = [p for s in specs if s.kind != "gbfs" for p in _polls(ws, s)]
+    if ws.remote is not None:  # object-storage home: what the hourly parse needs to know of each feed, wherever it runs
+        from warehouse import storage
+
+        storage.push(ws, sorted({rt_dir(ws, p.feed_id) / "feed.json" for p in polls}))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -538,6 +593,11 @@ def publish_hours(ws: Workspace, feed_id: str, hour_keys: list[str]) -> dict:
     from warehouse.publish import connect, publish_lock
     from warehouse.txn import transaction
 
+    from warehouse import storage
+
+    # object-storage home: the hours' partitions and the feed's record, wherever they were parsed and archived
+    storage.pull_files(ws, [rt_dir(ws, feed_id) / "feed.json"] + [
+        _partition(ws, name, feed_id, *key.split("T")) / "part-0.parquet" for key in hour_keys for name in LAKE_TABLES])
     info = read_feed_info(ws, feed_id)
     counts: dict[str, int] = {}
     with publish_lock(ws), connect(ws) as con:
@@ -570,8 +630,19 @@ def publish_hours(ws: Workspace, feed_id: str, hour_keys: list[str]) -> dict:
 
 def parse_feed(ws: Workspace, feed_id: str, *, hours: list[str] | None = None, publish: bool = True) -> dict:
     """Parse the given hours of a feed (default: every pending one) into the lake, then publish them; return what was done."""
+    from transforms.gtfs_rt.parse import LAKE_TABLES
+    from warehouse import storage
+
+    # object-storage home: the archive as the archiver sent it (a working folder that has not parsed an hour yet, e.g. a
+    # new worker, parses it once more: the same rows), and the hours' partitions sent back, rt_snapshots (the mark) last
+    storage.pull(ws, rt_dir(ws, feed_id))
     todo = hours if hours is not None else pending_hours(ws, feed_id)
-    done = [parse_hour(ws, feed_id, h) for h in todo]
+    done = []
+    for h in todo:
+        done.append(parse_hour(ws, feed_id, h))
+        date, hour = done[-1]["hour"].split("T")
+        storage.push(ws, [_partition(ws, t, feed_id, date, hour) / f for t in sorted(LAKE_TABLES, key=lambda t: t == "rt_snapshots")
+                          for f in ("part-0.parquet", RAW_MARK)])
     out = {"feed_id": feed_id, "hours": [d["hour"] for d in done], "parsed": done}
     if publish and done:
         out["published"] = publish_hours(ws, feed_id, out["hours"])["published"]

@@ -1087,6 +1087,10 @@ def _rt_export_tides(console, ws, feed_id: str, dates) -> int:
         for line in (p for ps in r["problems"].values() for p in ps):
             console.print(f"error: {line}", markup=False)
             rc = EXIT_PROBLEM
+    if res["dates"]:
+        from noriba.exports import update_catalog
+
+        console.print(f"catalog: {update_catalog(ws)}", markup=False)  # it lists the TIDES tables of public feeds
     return rc
 
 

@@ -193,7 +193,52 @@ def collect(ws: Workspace, *, today: date | None = None) -> dict:
     for r in sorted((ws.exports / "reports").glob("*/index.html")):
         meta = r.parent / "report.json"
         reports[r.parent.name] = json.loads(meta.read_text(encoding="utf-8")) if meta.exists() else {"name": r.parent.name}
-    return {"feeds": feeds, "exports": exports, "reports": reports}
+    return {"feeds": feeds, "exports": exports, "reports": reports, "tides": tides_packages(ws, {f["feed_id"] for f in feeds})}
+
+
+def tides_packages(ws: Workspace, public: set[str]) -> list[dict]:
+    """Return the TIDES tables written per realtime feed and service date (exports/tides/<feed>/<date>/datapackage.json),
+    newest date first, of the realtime feeds whose static feed is public (listed in the catalog). A package that cannot be
+    read is left out."""
+    out = []
+    for pkg in sorted(ws.exports.glob("tides/*/*/datapackage.json"), key=lambda p: (p.parent.parent.name, p.parent.name)):
+        try:
+            info = json.loads((ws.raw_dir(pkg.parent.parent.name) / "rt" / "feed.json").read_text(encoding="utf-8"))
+            meta = json.loads(pkg.read_text(encoding="utf-8"))
+            resources = [(str(r["name"]), str(r["path"]), int(r["rows"])) for r in meta["resources"]]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if info.get("static_feed_id") not in public:
+            continue
+        files = {name: pkg.parent / path for name, path, _ in resources if "/" not in path and (pkg.parent / path).is_file()}
+        out.append({"feed_id": pkg.parent.parent.name, "static_feed_id": info["static_feed_id"], "date": pkg.parent.name,
+                    "package": pkg, "rows": {name: rows for name, _, rows in resources}, "files": files,
+                    "problems": len(meta.get("problems") or {})})
+    out.sort(key=lambda t: (t["feed_id"], t["date"]), reverse=True)
+    return out
+
+
+def _tides_html(ws: Workspace, tides: list[dict]) -> str:
+    """Return the index's section listing the TIDES tables (observed service from realtime data), one row per feed and day."""
+    if not tides:
+        return ""
+    names = (("vehicle_locations", "車両位置", "vehicle locations"), ("trips_performed", "運行した便", "trips performed"),
+             ("stop_visits", "停留所の発着", "stop visits"))
+    body = (f"<h2>{label('リアルタイム運行実績（TIDES）', 'observed service from realtime data (TIDES)')}</h2>"
+            f"<table><tr><th>{label('リアルタイムフィード', 'realtime feed')}</th><th>{label('運行日', 'service date')}</th>"
+            + "".join(f"<th>{label(ja, en)}</th>" for _, ja, en in names) + f"<th>{label('説明', 'description')}</th></tr>")
+    for t in tides:
+        cells = []
+        for name, _, _ in names:
+            n = t["rows"].get(name)
+            f = t["files"].get(name)
+            shown = "" if n is None else f"{n:,}"
+            if f is not None and n is not None:
+                shown = f'<a href="{_e(_rel(ws, f, 0))}" title="Parquet">{shown}</a>'
+            cells.append(f'<td class="num">{shown}</td>')
+        body += (f'<tr><td><code>{_e(t["feed_id"])}</code><br><span class="en">{_e(t["static_feed_id"])}</span></td><td>{_e(t["date"])}</td>'
+                 + "".join(cells) + f'<td><a href="{_e(_rel(ws, t["package"], 0))}">datapackage.json</a></td></tr>')
+    return body + "</table>"
 
 
 def _rel(ws: Workspace, path: Path, depth: int) -> str:
@@ -350,6 +395,7 @@ def _index(ws: Workspace, data: dict) -> str:
                  f'<td><code>{_e(f["feed_version"])}</code></td><td>{_e(f["service_start"])} – {_e(f["service_end"])}{_validity_html(f["validity"], f["days_left"])}</td>'
                  f'<td>{_status(f["errors"], f["warnings"])}</td><td>{_license_html(f["license"])}</td><td>{dl}</td></tr>')
     body += "</table>"
+    body += _tides_html(ws, data.get("tides") or [])
     if data["reports"]:
         body += f"<h2>{label('自治体レポート', 'municipality reports')}</h2><ul>"
         for code, r in data["reports"].items():

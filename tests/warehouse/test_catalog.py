@@ -158,3 +158,33 @@ def test_files_listing_has_the_merged_export_and_every_file_a_stable_latest_url(
         assert latest in (f"/gtfs/{ident}/latest.zip", f"/{ident}/latest.zip")
         assert s["urls"]["direct_download"] != latest and "latest" not in s["urls"]["direct_download"]
         assert sha256_of(demo_ws.exports / latest.lstrip("/")) == s["noriba"]["sha256"]
+
+
+def test_tides_tables_of_a_public_feeds_realtime_are_listed_with_their_rows_and_files(demo_ws):
+    """The index lists each realtime feed's TIDES tables per service date, linked, when its static feed is in the catalog;
+    a package of a feed whose static feed is not public, or one that cannot be read, is left out."""
+    from warehouse.catalog import build_site
+
+    def package(feed: str, static: str, day: str, *, broken: bool = False) -> None:
+        (demo_ws.raw_dir(feed) / "rt").mkdir(parents=True, exist_ok=True)
+        (demo_ws.raw_dir(feed) / "rt" / "feed.json").write_text(json.dumps({"static_feed_id": static}), encoding="utf-8")
+        folder = demo_ws.exports / "tides" / feed / day
+        folder.mkdir(parents=True, exist_ok=True)
+        resources = [{"name": n, "path": f"{n}.parquet", "rows": r} for n, r in
+                     (("vehicle_locations", 1234), ("trips_performed", 8), ("stop_visits", 38))]
+        for r in resources:
+            (folder / r["path"]).write_bytes(b"PAR1")
+        (folder / "datapackage.json").write_text("{" if broken else json.dumps({"resources": resources, "problems": {}}),
+                                                 encoding="utf-8")
+
+    package("bus-rt", "minato-city-bus", "2026-06-01")
+    package("bus-rt", "minato-city-bus", "2026-06-02")
+    package("private-rt", "not-in-the-catalog", "2026-06-01")
+    package("broken-rt", "minato-city-bus", "2026-06-01", broken=True)
+    index = build_site(demo_ws).read_text(encoding="utf-8")
+    section = index.split("TIDES", 1)[1]
+    assert "リアルタイム運行実績" in index and "bus-rt" in section
+    assert section.index("2026-06-02") < section.index("2026-06-01")  # newest day first
+    assert '<a href="../tides/bus-rt/2026-06-01/vehicle_locations.parquet" title="Parquet">1,234</a>' in section
+    assert '<a href="../tides/bus-rt/2026-06-02/datapackage.json">datapackage.json</a>' in section
+    assert "private-rt" not in index and "broken-rt" not in index

@@ -219,6 +219,9 @@ def test_cli_writes_the_tides_folder_and_says_which_dates_it_has(demo, capsys):
     assert main(["--home", str(ws.home), "rt", "export-tides", DEMO["feed_id"], "--date", "2026-06-01"]) == 0
     out = capsys.readouterr().err  # the CLI speaks on stderr
     assert "minato-bus-rt 2026-06-01: TIDES 1.0 vehicle_locations" in out and "trips_performed 8 row(s)" in out
+    # the catalog is rebuilt and lists the day's tables (the demo's static feed is public)
+    index = (ws.exports / "site" / "index.html").read_text(encoding="utf-8")
+    assert "catalog: " in out and "../tides/minato-bus-rt/2026-06-01/trips_performed.parquet" in index
     assert main(["--home", str(ws.home), "rt", "export-tides", DEMO["feed_id"], "--date", "2026-06-02"]) == 2
     err = capsys.readouterr()
     text = err.out + err.err

@@ -998,8 +998,27 @@ def cmd_rt(args) -> int:
         console.print(f"archiving {len(specs) - n_gbfs} realtime feed(s), {urls} URL(s)"
                       + (f" and {n_gbfs} GBFS system(s)" if n_gbfs else "") + f" into {ws.home}"
                       + (" once" if args.once else f" for {args.duration:g} s" if args.duration else " until stopped"), markup=False)
+        said = set(problems)
+        current = {s.id: s for s in specs}
+
+        def again() -> list:  # the service reads the specs again: new ones are polled, changed ones restarted, removed ones stopped
+            found, found_problems = _archived_specs()
+            found = [s for s in found if not args.feed_ids or s.id in args.feed_ids]
+            for line in found_problems:
+                if line not in said:
+                    said.add(line)
+                    console.print(f"warning: {line}", markup=False)
+            ids = {s.id for s in found}
+            # a spec that no longer loads (being edited, a typo) keeps being polled as it was; only a deleted one stops
+            kept = [s for sid, s in current.items() if sid not in ids and s.spec_path is not None
+                    and any(line.startswith(f"{s.spec_path}:") for line in found_problems)]
+            current.clear()
+            current.update({s.id: s for s in found + kept})
+            return found + kept
+
         try:
-            result = rt.archive(ws, specs, duration_s=args.duration, once=args.once)
+            result = rt.archive(ws, specs, duration_s=args.duration, once=args.once, reload=None if args.once else again,
+                                reload_s=float(os.environ.get("NORIBA_RT_SPEC_RELOAD_S", "60")))
         except Exception as exc:
             _fail(console, "rt archive", exc)
             return EXIT_PROBLEM

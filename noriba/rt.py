@@ -339,10 +339,37 @@ async def _run_poll(ws: Workspace, client, p: _Poll, stop: asyncio.Event, *, onc
     await _send(ws, p, all_logs=True)  # stopped (SIGTERM, --for): the current hour's log too
 
 
-async def archive_async(ws: Workspace, specs: list, *, duration_s: float | None = None, once: bool = False) -> dict:
+def _spec_key(spec) -> str:
+    """Return what the archiver polls a spec by: a changed key restarts the spec's polls."""
+    return repr((spec.kind, spec.id, spec.source, spec.timezone, spec.realtime, spec.options))
+
+
+@dataclass
+class _Running:
+    """The polls of one spec in the archiver: stopped on their own when the spec changes or goes."""
+
+    key: str
+    stop: asyncio.Event
+    clients: contextlib.AsyncExitStack
+    tasks: list = field(default_factory=list)
+    polls: list = field(default_factory=list)
+    gbfs: list = field(default_factory=list)
+
+    def result(self) -> dict:
+        out = {f"{p.feed_id}/{p.part}": {"fetches": p.fetches, "changed": p.changed, "failures": p.failures} for p in self.polls}
+        for g in self.gbfs:
+            out.update(g.result())
+        return out
+
+
+async def archive_async(ws: Workspace, specs: list, *, duration_s: float | None = None, once: bool = False,
+                        reload=None, reload_s: float = 60.0) -> dict:
     """Poll every URL of ``specs`` concurrently until ``duration_s`` has passed, SIGTERM/SIGINT, or (``once``) one fetch each.
 
     Specs of kind gbfs with source.url are polled too, each file when its ttl has run out (noriba/gbfs.py ArchivePoller).
+    If ``reload`` (a function returning the specs) is given, it is called every ``reload_s`` seconds: a new spec starts
+    being polled, a changed one is restarted and a removed one stopped (each after its fetch in flight, its fetch log sent),
+    without stopping the others; if it fails, the archiver says so and goes on with the specs it has.
 
     Return {feed_id/part: {fetches, changed, failures}}.
     """
@@ -350,12 +377,6 @@ async def archive_async(ws: Workspace, specs: list, *, duration_s: float | None 
     from noriba.gbfs import ArchivePoller, live_specs
 
     ws.ensure()
-    gbfs = [ArchivePoller(ws, s) for s in live_specs(specs)]  # GBFS systems: each file when its ttl has run out (noriba/gbfs.py)
-    polls = [p for s in specs if s.kind != "gbfs" for p in _polls(ws, s)]
-    if ws.remote is not None:  # object-storage home: what the hourly parse needs to know of each feed, wherever it runs
-        from warehouse import storage
-
-        storage.push(ws, sorted({rt_dir(ws, p.feed_id) / "feed.json" for p in polls}))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -363,35 +384,88 @@ async def archive_async(ws: Workspace, specs: list, *, duration_s: float | None 
             loop.add_signal_handler(sig, stop.set)
         except (NotImplementedError, RuntimeError, ValueError):  # not the main thread
             pass
-    # one client per URL and per GBFS system, each guarded (noriba.fetch._Guard): a redirect, or a file URL that a GBFS
-    # gbfs.json names, may not lead further into the network than the spec's own URL, nor to cloud metadata (SSRF)
-    async with contextlib.AsyncExitStack() as clients:
+    running: dict[str, _Running] = {}
+    done: dict[str, dict] = {}
+
+    async def start(spec, offset_of) -> None:
+        # one client per URL and per GBFS system, each guarded (noriba.fetch._Guard): a redirect, or a file URL that a GBFS
+        # gbfs.json names, may not lead further into the network than the spec's own URL, nor to cloud metadata (SSRF)
+        r = _Running(_spec_key(spec), asyncio.Event(), contextlib.AsyncExitStack())
+
         async def client():
-            return await clients.enter_async_context(guarded_async_client(headers={"User-Agent": USER_AGENT}))
+            return await r.clients.enter_async_context(guarded_async_client(headers={"User-Agent": USER_AGENT}))
 
-        tasks = [asyncio.create_task(_run_poll(ws, await client(), p, stop, once=once, offset=p.poll_s * i / len(polls)))
-                 for i, p in enumerate(polls)]
-        tasks += [asyncio.create_task(g.run(await client(), stop, once=once)) for g in gbfs]
-        if duration_s is not None and not once:
-            loop.call_later(duration_s, stop.set)
+        if spec.kind == "gbfs":
+            r.gbfs = [ArchivePoller(ws, s) for s in live_specs([spec])]  # each file when its ttl has run out (noriba/gbfs.py)
+            r.tasks = [asyncio.create_task(g.run(await client(), r.stop, once=once)) for g in r.gbfs]
+        else:
+            r.polls = _polls(ws, spec)
+            if ws.remote is not None:  # object-storage home: what the hourly parse needs to know of the feed, wherever it runs
+                from warehouse import storage
+
+                await asyncio.to_thread(storage.push, ws, [rt_dir(ws, spec.id) / "feed.json"])
+            r.tasks = [asyncio.create_task(_run_poll(ws, await client(), p, r.stop, once=once, offset=offset_of(p)))
+                       for p in r.polls]
+        running[spec.id] = r
+
+    async def halt(spec_id: str) -> None:
+        r = running.pop(spec_id)
+        r.stop.set()
         try:
-            await asyncio.gather(*tasks)
+            await asyncio.gather(*r.tasks)
         finally:
-            stop.set()
-            for sig in (signal.SIGTERM, signal.SIGINT):
+            await r.clients.aclose()
+            done.update(r.result())
+
+    async def apply(new: list) -> None:
+        wanted = {s.id: s for s in new}
+        for sid in [sid for sid, r in running.items() if sid not in wanted or r.key != _spec_key(wanted[sid])]:
+            log.warning("%s: its spec %s; its polls stop", sid, "changed" if sid in wanted else "is gone")
+            await halt(sid)
+        for sid, spec in wanted.items():
+            if sid not in running:
+                log.warning("%s: archiving it from now on", sid)
+                await start(spec, lambda p: 0.0)
+
+    def offsets(polls_total: int):
+        seen = iter(range(polls_total))  # the URLs are spread over the poll interval, not all fetched at the same instant
+        return lambda p: p.poll_s * next(seen) / max(polls_total, 1)
+
+    try:
+        first = offsets(sum(len(s.realtime["urls"]) for s in specs if s.kind != "gbfs" and s.realtime))
+        for spec in specs:
+            await start(spec, first)
+        if once:
+            await asyncio.gather(*(t for r in running.values() for t in r.tasks))
+        else:
+            if duration_s is not None:
+                loop.call_later(duration_s, stop.set)
+            while not stop.is_set():
                 try:
-                    loop.remove_signal_handler(sig)
-                except (NotImplementedError, RuntimeError, ValueError):
-                    pass
-    out = {f"{p.feed_id}/{p.part}": {"fetches": p.fetches, "changed": p.changed, "failures": p.failures} for p in polls}
-    for g in gbfs:
-        out.update(g.result())
-    return out
+                    await asyncio.wait_for(stop.wait(), timeout=reload_s if reload is not None else None)
+                except asyncio.TimeoutError:
+                    try:
+                        new = await asyncio.to_thread(reload)
+                    except Exception as exc:  # noqa: BLE001 (a spec being edited: said, and read again next time)
+                        log.warning("cannot read the specs again (%s); archiving as before", " ".join(str(exc).split())[:300])
+                        continue
+                    await apply(new)
+    finally:
+        stop.set()
+        for sid in list(running):
+            await halt(sid)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                loop.remove_signal_handler(sig)
+            except (NotImplementedError, RuntimeError, ValueError):
+                pass
+    return done
 
 
-def archive(ws: Workspace, specs: list, *, duration_s: float | None = None, once: bool = False) -> dict:
+def archive(ws: Workspace, specs: list, *, duration_s: float | None = None, once: bool = False, reload=None,
+            reload_s: float = 60.0) -> dict:
     """Run :func:`archive_async` (see there) in a new event loop."""
-    return asyncio.run(archive_async(ws, specs, duration_s=duration_s, once=once))
+    return asyncio.run(archive_async(ws, specs, duration_s=duration_s, once=once, reload=reload, reload_s=reload_s))
 
 
 # ---------------------------------------------------------------- ingest

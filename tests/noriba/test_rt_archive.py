@@ -330,3 +330,46 @@ def test_the_service_waits_for_a_spec_then_archives_and_stops_cleanly_on_sigterm
     assert proc.returncode == 0, err
     assert "looking again every 0.2 s" in err and "bus-rt/combined: 1 fetches, 1 changed" in err
     assert len(list((tmp_path / "home" / "raw" / "bus-rt" / "rt").glob("*/*/*.pb"))) == 1
+
+
+def test_the_service_reads_its_specs_again_starting_new_feeds_and_stopping_removed_ones(tmp_path):
+    """A long-running archiver (docker/'s service) picks up a spec added, changed or removed without a restart."""
+    import signal
+
+    feeds = tmp_path / "specs" / "feeds"
+    feeds.mkdir(parents=True)
+    env = {**os.environ, "NORIBA_HOME": str(tmp_path / "home"), "NORIBA_SPECS": str(tmp_path / "specs"),
+           "NORIBA_RT_SPEC_RELOAD_S": "0.3"}
+    err_file = tmp_path / "stderr.txt"
+
+    def wait_until(cond, proc):
+        while not cond():
+            assert proc.poll() is None, err_file.read_text()
+            time.sleep(0.1)
+
+    with replay() as first, replay() as second, deadline(180), open(err_file, "w") as err_fh:
+        (feeds / "bus-rt.yml").write_text(f"id: bus-rt\nkind: gtfs-rt\nrealtime:\n  combined: {first.url}\n  poll_s: 1\n")
+        proc = subprocess.Popen([sys.executable, "-m", "noriba.cli", "rt", "archive"], env=env, cwd=ROOT,
+                                stdout=subprocess.DEVNULL, stderr=err_fh, text=True)
+        try:
+            wait_until(lambda: first.requests, proc)
+            (feeds / "tram-rt.yml").write_text(f"id: tram-rt\nkind: gtfs-rt\nrealtime:\n  combined: {second.url}\n  poll_s: 1\n")
+            wait_until(lambda: second.requests, proc)
+            (feeds / "bus-rt.yml").unlink()
+            wait_until(lambda: "bus-rt: its spec is gone" in err_file.read_text(), proc)
+            asked = len(first.requests)
+            time.sleep(2.5)  # two poll intervals of the removed feed
+            assert len(first.requests) == asked
+            (feeds / "tram-rt.yml").write_text("id: tram-rt\nkind: gtfs-rt\nrealtime: [not, a, mapping\n")  # half-written
+            wait_until(lambda: "tram-rt.yml: line" in err_file.read_text(), proc)
+            asked = len(second.requests)
+            wait_until(lambda: len(second.requests) >= asked + 2, proc)  # still polled, as it was
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    err = err_file.read_text()
+    assert proc.returncode == 0 and "Traceback" not in err, err
+    assert "tram-rt: archiving it from now on" in err and "bus-rt/combined:" in err and "tram-rt/combined:" in err
+    assert "tram-rt: its spec" not in err  # the broken spec did not stop the feed it had

@@ -57,6 +57,24 @@ def _wanted(cfg: dict, event: str) -> bool:
     return event in (cfg.get("on") or EVENTS)
 
 
+#: The events' names in Japanese, for the subject of a Japanese feed's e-mail.
+EVENTS_JA = {"blocked": "公開停止", "expiring": "運行期間の終了", "failing": "取得・処理の失敗"}
+
+
+def japanese(spec) -> bool:
+    """Return whether a feed's notifications speak Japanese first: GTFS-JP, the Asia/Tokyo time zone or a prefecture named."""
+    return spec.profile == "gtfs-jp" or spec.timezone == "Asia/Tokyo" or bool((spec.municipality or {}).get("prefecture"))
+
+
+def _say(spec, ja: str, en: str) -> str:
+    """Return the message of a notification: for a Japanese feed, the Japanese text, then the English one."""
+    return f"{ja}\n{en}" if japanese(spec) else en
+
+
+def _name(spec) -> str:
+    return f"{spec.name}（{spec.id}）" if spec.name and spec.name != spec.id else spec.id
+
+
 def failure(spec, ws: Workspace, error: BaseException) -> list[str]:
     """Count a failed run of ``spec``; return the events sent. When the count reaches ``failures``, send ``failing``."""
     cfg = spec.notify or {}
@@ -71,7 +89,10 @@ def failure(spec, ws: Workspace, error: BaseException) -> list[str]:
         if count != n or not _wanted(cfg, "failing"):
             return []
         why = (str(error).strip().splitlines() or [type(error).__name__])[0][:500]
-        send(cfg, spec.id, "failing", f"{spec.id}: failed {count} times in a row; last error: {why}")
+        send(cfg, spec.id, "failing", _say(
+            spec, f"{_name(spec)}: データの取得・処理が{count}回続けて失敗しました。提供元のURL・ファイルと最後のエラーを確認してください。"
+                  f"最後のエラー: {why}",
+            f"{spec.id}: failed {count} times in a row; last error: {why}"), japanese=japanese(spec))
         return ["failing"]
     except Exception as exc:  # noqa: BLE001 - a notification never fails the run
         log.warning("%s: notification not sent: %s", spec.id, exc)
@@ -91,15 +112,21 @@ def outcome(spec, ws: Workspace, staged: dict, *, today: date | None = None) -> 
         due: list[tuple[str, str, str]] = []  # (event, key sent once, message)
         if staged.get("policy_status") == "blocked" and _wanted(cfg, "blocked"):
             by = ", ".join(f"{k}: {v}" for k, v in (staged.get("blocked_by") or {}).items())
-            due.append(("blocked", f"blocked:{ver}", f"{spec.id}: version {ver} is blocked by its severity policy ({by}); "
-                                                      "it is not exported; see its report"))
+            due.append(("blocked", f"blocked:{ver}", _say(
+                spec, f"{_name(spec)}: 新しいバージョン {ver} は品質基準（重大度ポリシー）を満たさないため公開を止めました（{by}）。"
+                      "出力・カタログは前のバージョンのままです。検証レポートで問題の箇所を確認し、修正したデータを提出してください。",
+                f"{spec.id}: version {ver} is blocked by its severity policy ({by}); it is not exported; see its report")))
         end = _service_end(ws, staged)
         days = int(cfg.get("expiry_days", DEFAULT_EXPIRY_DAYS))
         today = today or date.today()
         if end and _wanted(cfg, "expiring") and end <= today + timedelta(days=days):
             left = (end - today).days
             when = f"expired on {end}" if left < 0 else f"expires on {end} ({left} days left)"
-            due.append(("expiring", f"expiring:{ver}:{end}", f"{spec.id}: version {ver} {when}; publish a newer feed"))
+            when_ja = f"{end}に終了しました" if left < 0 else f"{end}に終了します（残り{left}日）"
+            due.append(("expiring", f"expiring:{ver}:{end}", _say(
+                spec, f"{_name(spec)}: バージョン {ver} の運行期間（calendar）は{when_ja}。"
+                      "経路検索などで表示されなくなる前に、次の期間のデータを提出してください。",
+                f"{spec.id}: version {ver} {when}; publish a newer feed")))
         with _state(ws) as state:
             feed = state.setdefault(spec.id, {})
             feed["failures"] = 0
@@ -107,7 +134,7 @@ def outcome(spec, ws: Workspace, staged: dict, *, today: date | None = None) -> 
             due = [d for d in due if d[1] not in sent]
             feed["sent"] = sorted(sent | {d[1] for d in due})[-100:]
         for event, _, msg in due:
-            send(cfg, spec.id, event, msg)
+            send(cfg, spec.id, event, msg, japanese=japanese(spec))
         return [d[0] for d in due]
     except Exception as exc:  # noqa: BLE001 - a notification never fails the run
         log.warning("%s: notification not sent: %s", spec.id, exc)
@@ -128,13 +155,16 @@ def _service_end(ws: Workspace, staged: dict) -> date | None:
     return date.fromisoformat(str(end)[:10]) if end else None
 
 
-def send(cfg: dict, feed_id: str, event: str, message: str) -> None:
-    """Send ``message`` to every hook of ``cfg``. A hook that fails is logged (without its secrets); the others still run."""
+def send(cfg: dict, feed_id: str, event: str, message: str, *, japanese: bool = False) -> None:
+    """Send ``message`` to every hook of ``cfg`` (``japanese``: the e-mail's subject names the event in Japanese too).
+    A hook that fails is logged (without its secrets); the others still run."""
     log.info("%s", message)
-    for name, hook in (("webhook", _webhook), ("email", _email)):
+    hooks = {"webhook": lambda c: _webhook(c, feed_id, event, message),
+             "email": lambda c: _email(c, feed_id, event, message, japanese=japanese)}
+    for name, hook in hooks.items():
         if cfg.get(name):
             try:
-                hook(cfg[name], feed_id, event, message)
+                hook(cfg[name])
             except Exception as exc:  # noqa: BLE001
                 why = str(exc) if isinstance(exc, LookupError) else type(exc).__name__  # other errors may quote the URL
                 log.warning("%s: notify.%s failed (%s); the run goes on", feed_id, name, why)
@@ -160,9 +190,9 @@ def _webhook(cfg: dict, feed_id: str, event: str, message: str) -> None:
     r.raise_for_status()
 
 
-def _email(cfg: dict, feed_id: str, event: str, message: str) -> None:
+def _email(cfg: dict, feed_id: str, event: str, message: str, *, japanese: bool = False) -> None:
     msg = EmailMessage()
-    msg["Subject"] = f"[noriba] {feed_id}: {event}"
+    msg["Subject"] = f"[noriba] {feed_id}: {EVENTS_JA[event]} / {event}" if japanese else f"[noriba] {feed_id}: {event}"
     msg["From"] = cfg.get("from") or "noriba@localhost"
     msg["To"] = ", ".join(cfg["to"])
     msg.set_content(message)

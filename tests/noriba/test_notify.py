@@ -193,3 +193,31 @@ def test_airflow_tasks_count_failures_and_tell_a_blocked_version_to_the_hooks(tm
     write_feed(src, BLOCKED_FEED)
     staged = tasks.parse_validate("my-bus", tasks.fetch("my-bus"))
     assert [g["event"] for g in got] == ["failing", "blocked"] and staged["feed_version"] in got[1]["text"]
+
+
+def test_a_japanese_feeds_notifications_say_what_to_do_in_japanese_first(tmp_path, ws, smtp):
+    """A municipal officer reads these: for a Japanese feed (GTFS-JP, Asia/Tokyo or a prefecture) the message is in
+    Japanese, with the English after it, and the subject names the event in both."""
+    from noriba.pipeline import run_feed
+
+    port, got = smtp
+    near = make_spec("kita-bus", write_feed(tmp_path / "near", feed_ending(10)), notify=email_hook(port), timezone="Asia/Tokyo",
+                     name="北浜町コミュニティバス")
+    run_feed(near, ws)
+    blocked = make_spec("minami-bus", write_feed(tmp_path / "blocked", BLOCKED_FEED), notify=email_hook(port),
+                        timezone="Asia/Tokyo", municipality={"code": "99001", "name": "みなと市", "prefecture": "東京都"})
+    run_feed(blocked, ws)
+    failing = make_spec("nishi-bus", tmp_path / "nowhere", notify={**email_hook(port), "failures": 1}, timezone="Asia/Tokyo")
+    with pytest.raises(Exception):
+        run_feed(failing, ws)
+    from email.header import decode_header, make_header
+
+    subjects = [str(make_header(decode_header(m["Subject"]))) for m in got]
+    assert subjects == ["[noriba] kita-bus: 運行期間の終了 / expiring", "[noriba] minami-bus: 公開停止 / blocked",
+                        "[noriba] nishi-bus: 取得・処理の失敗 / failing"]
+    texts = [m.get_payload(decode=True).decode("utf-8") for m in got]
+    ja, en = texts[0].splitlines()[:2]
+    assert ja.startswith("北浜町コミュニティバス（kita-bus）: バージョン ") and "（残り10日）" in ja and "提出してください" in ja
+    assert en.startswith("kita-bus: version ") and "10 days left" in en
+    assert "公開を止めました" in texts[1] and "foreign_key_violation" in texts[1] and "修正したデータを提出してください" in texts[1]
+    assert texts[2].startswith("nishi-bus: データの取得・処理が1回続けて失敗しました") and "failed 1 times in a row" in texts[2]

@@ -667,13 +667,14 @@ def trip_data(ws: Workspace, names: list[str]) -> dict | None:
             if zones:
                 # every figure goes through the exports' suppression: cells with fewer than k trips are not published
                 out["zones"], suppressed["zones"] = suppress(
-                    [{"zone_id": z, "zone_name": zn, "trips": int(n), "passengers": int(p) if p is not None else None} for z, n, p, zn in zones], k=k)
-                by_hour, suppressed["by_hour"] = suppress([{"hour": h, "trips": int(hours.get(h, 0))} for h in range(24)], k=k)
+                    [{"zone_id": z, "zone_name": zn, "trips": int(n), "passengers": int(p) if p is not None else None} for z, n, p, zn in zones],
+                    k=k, groups=((),))  # the report's total is published: no one suppressed cell is its difference
+                by_hour, suppressed["by_hour"] = suppress([{"hour": h, "trips": int(hours.get(h, 0))} for h in range(24)], k=k, groups=((),))
                 kept = {r["hour"]: r["trips"] for r in by_hour}
                 # an hour without trips stays 0; a suppressed hour is None (not published), not "no trips"
                 out["by_hour"] = [kept.get(h, 0 if not hours.get(h) else None) for h in range(24)]
                 suppressed["by_hour"] -= sum(1 for h in range(24) if not hours.get(h))
-                kept_modes, suppressed["modes"] = suppress([{"mode": m, "trips": int(v)} for m, v in modes], k=k)
+                kept_modes, suppressed["modes"] = suppress([{"mode": m, "trips": int(v)} for m, v in modes], k=k, groups=((),))
                 out["modes"] = {r["mode"]: r["trips"] for r in kept_modes}
         if "transit_gap_by_municipality" in have:
             gaps = con.execute(
@@ -682,7 +683,8 @@ def trip_data(ws: Workspace, names: list[str]) -> dict | None:
             if gaps:
                 out["transit_gaps"], suppressed["transit_gaps"] = suppress(
                     [{"month": m, "trips": int(t_), "gap_trips": int(g), "far_from_stop": int(f), "outside_service_hours": int(o),
-                      "gap_share": round(g / t_, 4) if t_ else None} for m, t_, g, f, o in gaps], k=k, minor=GAP_COUNTS, shares=GAP_SHARES)
+                      "gap_share": round(g / t_, 4) if t_ else None} for m, t_, g, f, o in gaps], k=k, minor=GAP_COUNTS, shares=GAP_SHARES,
+                    groups=((),))
         if out:
             out["k"] = k
             out["suppressed_cells"] = suppressed

@@ -432,17 +432,49 @@ DEFAULT_K = 10  # a trips spec's privacy.k when it gives none (transforms/trips/
 
 
 def suppress(rows: list[dict], *, k: int, count: str = "trips", minor: tuple[str, ...] = (),
-             shares: dict[str, str] | None = None) -> tuple[list[dict], int]:
-    """Return (cells with at least k trips, number of cells suppressed). A suppressed cell is dropped whole.
+             shares: dict[str, str] | None = None, groups: tuple[tuple[str, ...], ...] = ()) -> tuple[list[dict], int]:
+    """Return (cells published, number of cells suppressed). A suppressed cell is dropped whole.
 
     Every figure derived from trip records passes here before it leaves the warehouse (exports,
-    the municipality report). ``minor`` names counts of a kept row that are themselves trip
-    counts (e.g. gap_trips): one below k becomes None; ``shares`` maps a ratio column to the count
-    it is computed from, and is blanked with it.
+    the municipality report). A cell with fewer than k trips is suppressed (primary). ``groups`` names
+    the sets of cells whose total can be learnt elsewhere (a zone's total from the OD matrix, a
+    municipality's from the transit gaps, a table's from the report; ``()`` = the whole table): in each,
+    while exactly one cell is suppressed, or the suppressed ones add up to fewer than k trips, the
+    smallest published cell is suppressed too (secondary), so no suppressed cell can be recovered by
+    subtraction. ``minor`` names counts of a published row that are themselves trip counts (e.g.
+    gap_trips): one below k becomes None; ``shares`` maps a ratio column to the count it is computed
+    from, and is blanked with it.
     """
+    kept, _, _ = suppress_cells(rows, k=k, count=count, minor=minor, shares=shares, groups=groups)
+    return kept, len(rows) - len(kept)
+
+
+def suppress_cells(rows: list[dict], *, k: int, count: str = "trips", minor: tuple[str, ...] = (),
+                   shares: dict[str, str] | None = None, groups: tuple[tuple[str, ...], ...] = ()) -> tuple[list[dict], int, int]:
+    """Return (cells published, cells suppressed for fewer than k trips, cells suppressed to protect those): see :func:`suppress`."""
+    from collections import defaultdict
+
+    n = [r.get(count) or 0 for r in rows]
+    out = [x < k for x in n]
+    primary = sum(out)
+    changed = bool(groups) and primary > 0
+    while changed:
+        changed = False
+        for cols in groups:
+            buckets: dict[tuple, list[int]] = defaultdict(list)
+            for i, r in enumerate(rows):
+                buckets[tuple(r.get(c) for c in cols)].append(i)
+            for idx in buckets.values():
+                gone = [i for i in idx if out[i] and n[i] > 0]  # an empty cell protects nothing and needs no protection
+                if not gone or (len(gone) >= 2 and sum(n[i] for i in gone) >= k):
+                    continue
+                left = [i for i in idx if not out[i]]
+                if left:
+                    out[min(left, key=lambda i: (n[i], i))] = True
+                    changed = True
     kept = []
-    for r in rows:
-        if (r.get(count) or 0) < k:
+    for r, gone in zip(rows, out):
+        if gone:
             continue
         r = dict(r)
         for c in minor:
@@ -452,7 +484,17 @@ def suppress(rows: list[dict], *, k: int, count: str = "trips", minor: tuple[str
             if r.get(of) is None:
                 r[share] = None
         kept.append(r)
-    return kept, len(rows) - len(kept)
+    return kept, primary, len(rows) - len(kept) - primary
+
+
+#: The cells of each trips export whose totals are published elsewhere (suppress's ``groups``): by zone, municipality
+#: and the whole layer, across modes (the OD matrix and the transit gaps have no mode), and by hour (the report).
+LINKED = {
+    "trips_by_zone_hour": (("zone_layer", "zone_id"), ("zone_layer", "municipality"), ("zone_layer", "hour"), ("zone_layer",)),
+    "od_matrix": (("zone_layer", "pickup_zone"), ("zone_layer", "dropoff_zone"), ("zone_layer", "pickup_municipality"),
+                  ("zone_layer", "dropoff_municipality"), ("zone_layer",)),
+    "transit_gap_by_municipality": (("gtfs_feed_id", "municipality"), ("gtfs_feed_id", "month"), ("gtfs_feed_id",)),
+}
 
 
 def privacy_k(con: duckdb.DuckDBPyConnection, source_ids: list[str]) -> int:
@@ -513,19 +555,21 @@ def export_trips(ws: Workspace, source_id: str, *, opts: TripOptions) -> dict:
             "FROM marts.transit_gap_by_municipality WHERE source_id = ? ORDER BY municipality, month", params=[source_id]).to_arrow_table().to_pylist()
     finally:
         con.close()
-    files, suppressed = {}, {}
+    files, suppressed, secondary = {}, {}, {}
     for name, rows in (("trips_by_zone_hour", demand), ("od_matrix", od), ("transit_gap_by_municipality", gap)):
         if not rows:
             continue
-        kept, n = suppress(rows, k=opts.k, minor=GAP_COUNTS if name == "transit_gap_by_municipality" else (),
-                           shares=GAP_SHARES if name == "transit_gap_by_municipality" else None)
+        kept, n, more = suppress_cells(rows, k=opts.k, minor=GAP_COUNTS if name == "transit_gap_by_municipality" else (),
+                                       shares=GAP_SHARES if name == "transit_gap_by_municipality" else None, groups=LINKED[name])
         path = out_dir / f"{name}.csv"
         _write_csv(path, kept, list(rows[0].keys()))
-        files[name], suppressed[name] = str(path), n
+        files[name], suppressed[name], secondary[name] = str(path), n + more, more
     if opts.allow_points or opts.allow_exact_times:
         files["trips"] = _export_trip_rows(ws, source_id, out_dir, opts)
-    about = {"source_id": source_id, "k": opts.k, "suppressed_cells": suppressed,
-             "note": f"cells with fewer than {opts.k} trips are not published; points and exact times are not exported"
+    about = {"source_id": source_id, "k": opts.k, "suppressed_cells": suppressed, "of_which_to_protect_others": secondary,
+             "note": f"cells with fewer than {opts.k} trips are not published, nor the smallest cells that would let one be "
+                     "recovered from a published total (a zone's, a municipality's, an hour's, the whole table's); "
+                     "points and exact times are not exported"
                      + ("" if not (opts.allow_points or opts.allow_exact_times) else " unless the spec allows them"),
              "allow_points": opts.allow_points, "allow_exact_times": opts.allow_exact_times}
     out_dir.mkdir(parents=True, exist_ok=True)

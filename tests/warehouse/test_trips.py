@@ -59,9 +59,11 @@ def test_cells_under_k_are_suppressed_and_k_is_configurable(ws, tmp_path):
     trips = "".join(_trip(8, 43.30, 141.40, m) for m in range(10)) + "".join(_trip(8, 43.31, 141.41, m) for m in range(9))
     _run(ws, _specs(tmp_path, trips))
     rows = _export(ws, "trips_by_zone_hour")
-    assert [(r["zone_id"], r["hour"], r["trips"]) for r in rows] == [("A", "8", "10")]  # B had 9 trips: not published
+    # B had 9 trips: not published; and A's 10 neither, or B would be the layer's total (19, in the report) minus A
+    assert rows == []
     about = json.loads((ws.exports / "trips" / "t" / "about.json").read_text(encoding="utf-8"))
-    assert about["k"] == 10 and about["suppressed_cells"]["trips_by_zone_hour"] == 1
+    assert about["k"] == 10 and about["suppressed_cells"]["trips_by_zone_hour"] == 2
+    assert about["of_which_to_protect_others"]["trips_by_zone_hour"] == 1
     con = duckdb.connect(str(ws.warehouse), read_only=True)
     assert con.sql("SELECT sum(trips) FROM marts.trips_by_zone_hour WHERE source_id = 't'").fetchall()[0][0] == 19  # inside: all
     con.close()
@@ -197,3 +199,31 @@ def test_a_trips_run_interrupted_before_its_exports_is_finished_by_the_rerun(ws,
     assert not any(p.exists() for p in stale)
     third = run_trips(specs["t"], ws, specs=specs)
     assert third["status"] == "unchanged" and "nothing to do" in third["message"]
+
+
+def test_no_suppressed_cell_can_be_recovered_from_a_published_total():
+    """A zone's hours: 40, 25, 12 and 3 trips (total 80, which the OD matrix gives). Suppressing the 3 alone would publish it
+    as 80 - 40 - 25 - 12; the smallest other cell (12) goes too, and the two add up to at least k."""
+    from warehouse.trips import suppress_cells
+
+    rows = [{"zone_layer": "L", "zone_id": "A", "hour": h, "trips": n} for h, n in ((7, 40), (8, 25), (9, 12), (10, 3))]
+    kept, primary, secondary = suppress_cells(rows, k=10, groups=(("zone_layer", "zone_id"),))
+    assert [(r["hour"], r["trips"]) for r in kept] == [(7, 40), (8, 25)] and (primary, secondary) == (1, 1)
+    # two small suppressed cells adding up to fewer than k (4 + 3) are a figure below k too: one more cell goes
+    rows.append({"zone_layer": "L", "zone_id": "A", "hour": 11, "trips": 4})
+    kept, primary, secondary = suppress_cells(rows, k=10, groups=(("zone_layer", "zone_id"),))
+    assert [(r["hour"], r["trips"]) for r in kept] == [(7, 40), (8, 25)] and (primary, secondary) == (2, 1)
+    # a suppression in one group can leave another with one suppressed cell: it is protected too (zone B's hour 9)
+    rows += [{"zone_layer": "L", "zone_id": "B", "hour": h, "trips": n} for h, n in ((7, 30), (9, 11))]
+    kept, primary, secondary = suppress_cells(rows, k=10, groups=(("zone_layer", "zone_id"), ("zone_layer", "hour")))
+    hours = {}
+    for r in rows:
+        hours.setdefault((r["zone_layer"], r["hour"]), []).append(r)
+    published = {(r["zone_id"], r["hour"]) for r in kept}
+    for group in [[r for r in rows if r["zone_id"] == z] for z in "AB"] + list(hours.values()):
+        gone = [r["trips"] for r in group if (r["zone_id"], r["hour"]) not in published]
+        shown = [r["trips"] for r in group if (r["zone_id"], r["hour"]) in published]
+        # (a group whose cells are all suppressed has a total below k or made of suppressed cells: nothing to subtract)
+        assert not gone or not shown or (len(gone) >= 2 and sum(gone) >= 10), group
+    # without groups, only the primary suppression
+    assert suppress_cells(rows, k=10)[1:] == (2, 0)

@@ -138,6 +138,8 @@ class Stream:
 class Workbook:
     """An .xlsx opened for bounded reading. If it is not a readable .xlsx or breaks a limit, raise InputError."""
 
+    kind = ".xlsx workbook"  # how messages name the file (transforms/ods.py reads .ods through this class)
+
     def __init__(self, source: bytes | Path, name: str, *, limits: SheetLimits | None = None) -> None:
         self.name = name
         self.limits = limits or SheetLimits.from_env()
@@ -157,7 +159,7 @@ class Workbook:
             raise
         except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
             fh.close()
-            raise InputError(f"{name}: not a readable .xlsx workbook (the zip is damaged: {exc})") from None
+            raise InputError(f"{name}: not a readable {self.kind} (the zip is damaged: {exc})") from None
         try:
             self._book()
         except BaseException:
@@ -180,7 +182,7 @@ class Workbook:
         try:
             info = self.zip.getinfo(part)
         except KeyError:
-            raise InputError(f"{self.name}: not a readable .xlsx workbook (the part {part} is missing)") from None
+            raise InputError(f"{self.name}: not a readable {self.kind} (the part {part} is missing)") from None
         where = f"{self.name}!{part}"
         if info.flag_bits & 0x1:
             raise InputError(f"{where}: the part is encrypted; save the workbook without a password")

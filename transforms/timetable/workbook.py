@@ -1,4 +1,4 @@
-"""Read spreadsheet sheets (.xls, .xlsx, .csv) into plain cell grids, merged cells filled.
+"""Read spreadsheet sheets (.xls, .xlsx, .ods, .csv) into plain cell grids, merged cells filled.
 
 Rows and columns are 0-based inside the code; people see Excel notation (``平日!D14``) made
 by :func:`cell_ref`. A merged range is filled with its top-left value, so a note or a
@@ -188,60 +188,75 @@ def _read_xlsx(data: bytes, name: str) -> tuple[list[Sheet], list[Notice]]:
     of the workbook would hold more than the cell limit, raise InputError naming the sheet and the
     farthest cell.
     """
-    from transforms.xlsx import Workbook
-
-    sheets: list[Sheet] = []
-    notices: list[Notice] = []
-    from transforms.xlsx import TimetableLimits
+    from transforms.xlsx import TimetableLimits, Workbook
 
     with Workbook(data, name, limits=TimetableLimits.from_env()) as wb:
         if not wb.sheets:
             raise InputError(f"{name}: the workbook has no sheet")
-        lim = wb.limits
-        budget = lim.cells
-        for sheet_name, _part in wb.sheets:
-            st = wb.stream(sheet_name)
-            rows: dict[int, list[Any]] = {}  # each row as long as its last value, filled as the XML streams by
-            n_rows = n_cols = 0
-            for r, cells in wb.rows(st):
-                for c, v in cells:
-                    if isinstance(v, str):
-                        if not v.strip():
-                            continue
-                    elif isinstance(v, int) and not isinstance(v, bool):
-                        v = float(v)
-                    row = rows.setdefault(r, [])
-                    if c >= len(row):
-                        n_rows, n_cols = max(n_rows, r + 1), max(n_cols, c + 1)
-                        if n_rows * n_cols > budget:
-                            raise _too_many(lim, name, sheet_name, n_rows, n_cols, (r, c))
-                        row.extend([None] * (c + 1 - len(row)))
-                    row[c] = v
-            merged = []
-            for r0, r1, c0, c1 in st.merged:
-                if r0 in rows and c0 < len(rows[r0]) and rows[r0][c0] is not None:  # its value goes to every cell of the range
-                    merged.append((r0, r1, c0, c1))
-                    n_rows, n_cols = max(n_rows, r1), max(n_cols, c1)
+        return _grids(name, wb.limits, ((st, wb.rows(st)) for st in (wb.stream(sheet_name) for sheet_name, _ in wb.sheets)))
+
+
+def _read_ods(data: bytes, name: str) -> tuple[list[Sheet], list[Notice]]:
+    """Return the sheets of an .ods (OpenDocument, LibreOffice Calc), as :func:`_read_xlsx` does for an .xlsx (transforms/ods.py)."""
+    from transforms.ods import OdsBook
+    from transforms.xlsx import TimetableLimits
+
+    with OdsBook(data, name, limits=TimetableLimits.from_env()) as wb:
+        sheets, notices = _grids(name, wb.limits, wb.sheets_stream())
+        if not sheets:
+            raise InputError(f"{name}: the spreadsheet has no sheet")
+        return sheets, notices
+
+
+def _grids(name: str, lim, streams) -> tuple[list[Sheet], list[Notice]]:
+    """Return the grids of streamed sheets ((stream, rows) pairs, rows as (row, [(col, value)])) within the cell budget, merged
+    ranges filled, and a notice per formula without a saved value."""
+    sheets: list[Sheet] = []
+    notices: list[Notice] = []
+    budget = lim.cells
+    for st, row_iter in streams:
+        sheet_name = st.name
+        rows: dict[int, list[Any]] = {}  # each row as long as its last value, filled as the XML streams by
+        n_rows = n_cols = 0
+        for r, cells in row_iter:
+            for c, v in cells:
+                if isinstance(v, str):
+                    if not v.strip():
+                        continue
+                elif isinstance(v, int) and not isinstance(v, bool):
+                    v = float(v)
+                row = rows.setdefault(r, [])
+                if c >= len(row):
+                    n_rows, n_cols = max(n_rows, r + 1), max(n_cols, c + 1)
                     if n_rows * n_cols > budget:
-                        raise _too_many(lim, name, sheet_name, n_rows, n_cols, (r1 - 1, c1 - 1))
-            budget -= n_rows * n_cols
-            grid: list[list[Any]] = []
-            for r in range(n_rows):
-                row = rows.pop(r, [])
-                row.extend([None] * (n_cols - len(row)))
-                grid.append(row)
-            _fill_merged(grid, merged, where=f"{name} sheet {sheet_name}", limit=lim.cells)
-            for r, c, formula in st.uncached[:_MAX_FORMULA_NOTICES]:
-                notices.append(Notice(
-                    "formula_without_value", WARNING,
-                    f"{cell_ref(sheet_name, r, c)} holds the formula ={formula[:80]} but no saved value, so it was read as empty; "
-                    f"open the workbook in Excel (or LibreOffice) and save it so the values are stored, or type the value in the cell",
-                    file=name, value=cell_ref(sheet_name, r, c)))
-            if len(st.uncached) > _MAX_FORMULA_NOTICES:
-                notices.append(Notice("formula_without_value", WARNING,
-                                      f"sheet {sheet_name}: {len(st.uncached) - _MAX_FORMULA_NOTICES:,} more formulas without a saved value",
-                                      file=name))
-            sheets.append(Sheet(sheet_name, name, grid, 0, merged, set()))  # datetimes are already converted in the workbook's date system
+                        raise _too_many(lim, name, sheet_name, n_rows, n_cols, (r, c))
+                    row.extend([None] * (c + 1 - len(row)))
+                row[c] = v
+        merged = []
+        for r0, r1, c0, c1 in st.merged:
+            if r0 in rows and c0 < len(rows[r0]) and rows[r0][c0] is not None:  # its value goes to every cell of the range
+                merged.append((r0, r1, c0, c1))
+                n_rows, n_cols = max(n_rows, r1), max(n_cols, c1)
+                if n_rows * n_cols > budget:
+                    raise _too_many(lim, name, sheet_name, n_rows, n_cols, (r1 - 1, c1 - 1))
+        budget -= n_rows * n_cols
+        grid: list[list[Any]] = []
+        for r in range(n_rows):
+            row = rows.pop(r, [])
+            row.extend([None] * (n_cols - len(row)))
+            grid.append(row)
+        _fill_merged(grid, merged, where=f"{name} sheet {sheet_name}", limit=lim.cells)
+        for r, c, formula in st.uncached[:_MAX_FORMULA_NOTICES]:
+            notices.append(Notice(
+                "formula_without_value", WARNING,
+                f"{cell_ref(sheet_name, r, c)} holds the formula ={formula[:80]} but no saved value, so it was read as empty; "
+                f"open the workbook in Excel (or LibreOffice) and save it so the values are stored, or type the value in the cell",
+                file=name, value=cell_ref(sheet_name, r, c)))
+        if len(st.uncached) > _MAX_FORMULA_NOTICES:
+            notices.append(Notice("formula_without_value", WARNING,
+                                  f"sheet {sheet_name}: {len(st.uncached) - _MAX_FORMULA_NOTICES:,} more formulas without a saved value",
+                                  file=name))
+        sheets.append(Sheet(sheet_name, name, grid, 0, merged, set()))  # datetimes are already converted in the workbook's date system
     return sheets, notices
 
 
@@ -266,15 +281,19 @@ def _read_csv(data: bytes, name: str, encoding: str | None) -> tuple[list[Sheet]
 
 
 def read_workbook(data: bytes, name: str, *, encoding: str | None = None) -> tuple[list[Sheet], list]:
-    """Return (sheets, decoding notices) of a .xls, .xlsx/.xlsm or .csv file. If it cannot be read, raise InputError."""
+    """Return (sheets, decoding notices) of a .xls, .xlsx/.xlsm, .ods or .csv file. If it cannot be read, raise InputError."""
+    from transforms.ods import looks_like_ods
+
     suffix = PurePosixPath(name).suffix.lower()
+    if looks_like_ods(data) or (suffix == ".ods" and data[:4] == b"PK\x03\x04"):
+        return _read_ods(data, name)
     if data[:4] == b"PK\x03\x04" or suffix in (".xlsx", ".xlsm"):
         return _read_xlsx(data, name)
     if data[:8] == b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" or suffix == ".xls":
         return _read_xls(data, name), []
     if suffix in (".csv", ".txt", ".tsv"):
         return _read_csv(data, name, encoding)
-    raise InputError(f"{name}: not a spreadsheet Noriba can read (.xls, .xlsx or .csv)")
+    raise InputError(f"{name}: not a spreadsheet Noriba can read (.xls, .xlsx, .ods or .csv)")
 
 
 def excel_serial(value: Any, datemode: int = 0) -> float | None:

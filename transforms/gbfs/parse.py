@@ -102,7 +102,7 @@ def _bool(x):
     return None
 
 
-_INT, _BOOL = {int}, {bool}
+_INT, _BOOL, _NONE = {int}, {bool}, {type(None)}
 
 
 def _bools(values: list) -> list:
@@ -111,13 +111,16 @@ def _bools(values: list) -> list:
     if kinds <= _BOOL:
         return values
     if kinds <= {int, bool} and set(values) <= {0, 1}:
-        return [x == 1 for x in values]
+        return list(map(bool, values))
+    if kinds <= _NONE:
+        return values
     return [_bool(x) for x in values]
 
 
 def _counts(values: list) -> list:
     """Return the values where they are whole numbers >= 0, None elsewhere; the list itself when all are."""
-    if set(map(type, values)) <= _INT and (not values or (min(values) >= 0 and max(values) <= MAX_INT)):
+    kinds = set(map(type, values))
+    if kinds <= _INT and (not values or (min(values) >= 0 and max(values) <= MAX_INT)) or kinds <= _NONE:
         return values
     return [x if type(x) is int and 0 <= x <= MAX_INT else None for x in values]
 

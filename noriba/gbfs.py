@@ -87,8 +87,18 @@ def known_state(ws: Workspace, feed_id: str) -> dict:
 
 def _read_limited(path: Path | str, max_bytes: int) -> bytes:
     """Return the bytes of ``path``. If it holds more than ``max_bytes``, raise InputError (at most max_bytes + 1 are read)."""
-    with open(path, "rb") as fh:
-        data = fh.read(max_bytes + 1)
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:  # sized by fstat: read(max_bytes + 1) would allocate (and give back) the whole limit for every file
+        want = min(os.fstat(fd).st_size, max_bytes) + 1
+        data = os.read(fd, want)
+        if len(data) == want:  # more than fstat said (the file grows) or than the limit: read on, to the limit at most
+            chunks, n = [data], len(data)
+            while n <= max_bytes and (more := os.read(fd, max_bytes + 1 - n)):
+                chunks.append(more)
+                n += len(more)
+            data = b"".join(chunks)
+    finally:
+        os.close(fd)
     if len(data) > max_bytes:
         raise InputError(f"{path}: larger than source.max_bytes={max_bytes:,} bytes; nothing was kept. "
                          "If a GBFS file really is this big, raise source.max_bytes in the spec")

@@ -76,12 +76,14 @@ def known_state(ws: Workspace, feed_id: str) -> dict:
         paths = lake_paths(ws, table, feed_id, batches)
         if not paths:
             continue
-        values = set(pq.read_table(paths, columns=[col]).column(col).to_pylist()) if paths else set()
+        values = set()
+        for p in paths:  # file by file: pq.read_table would import pyarrow.dataset (~0.01 s) for it
+            values.update(pq.ParquetFile(p).read(columns=[col]).column(col).to_pylist())
         key = {"files": "sha256", "station_information": "station_ids", "vehicle_types": "vehicle_type_ids"}[table]
         out[key] = values
     out["system_information"] = bool(lake_paths(ws, "system_information", feed_id, batches))
     for b in batches:
-        out["meta"].append(pq.read_table(_lake_dir(ws, "batches", feed_id) / f"batch={b}.parquet").to_pylist()[0])
+        out["meta"].append(pq.ParquetFile(_lake_dir(ws, "batches", feed_id) / f"batch={b}.parquet").read().to_pylist()[0])
     return out
 
 
@@ -251,8 +253,8 @@ def ingest(ws: Workspace, feed_id: str, path: Path, *, spec: FeedSpec | None = N
         raise InputError(f"{path}: no .json file to read (feed '{feed_id}'); give the folder a poller wrote GBFS snapshots into")
     _say(progress, f"{feed_id}: reading {len(files):,} GBFS file(s) from {path}")
     with feed_lock(ws, feed_id):
-        batches = [_stage_batch(ws, feed_id, chunk, source=str(path), opts=opts, spec=spec, timezone_name=timezone_name,
-                                progress=progress, specs_dir=specs_dir, archive=archive) for chunk in _chunks(files, max_bytes)]
+        batches = _stage_chunks(ws, feed_id, _chunks(files, max_bytes), source=str(path), opts=opts, spec=spec,
+                                timezone_name=timezone_name, progress=progress, specs_dir=specs_dir, archive=archive)
         return _publish_batches(ws, feed_id, batches, opts=opts, progress=progress, export=export)
 
 
@@ -276,6 +278,17 @@ def _chunks(files: list[tuple[str, Path | str]], max_bytes: int):
         yield chunk
 
 
+def _stage_chunks(ws: Workspace, feed_id: str, chunks, **kw) -> list[dict]:
+    """Return the staged batches of ``chunks`` (lists of (name, bytes)); only the last keeps its tables in memory (memory
+    stays bounded by one batch), to be published from them."""
+    batches: list[dict] = []
+    for chunk in chunks:
+        if batches:
+            batches[-1].pop("tables", None)
+        batches.append(_stage_batch(ws, feed_id, chunk, **kw))
+    return batches
+
+
 def _ingest_items(ws: Workspace, feed_id: str, items, *, source: str, opts: GbfsOptions, spec: FeedSpec | None,
                   timezone_name: str | None, progress: Progress | None, export: bool, specs_dir: Path | None = None,
                   archive: bool = True) -> dict:
@@ -294,7 +307,9 @@ def _publish_batches(ws: Workspace, feed_id: str, batches: list[dict], *, opts: 
         meta = _feed_meta(known_state(ws, feed_id)["meta"])
         return {"feed_id": feed_id, "status": "unchanged", "feed_version": meta.get("feed_version"), "skipped": skipped,
                 "message": f"{feed_id}: no new GBFS file ({skipped:,} already ingested); nothing to do"}
-    out = publish_feed(ws, feed_id, opts=opts, progress=progress, new_batches=[b["batch_id"] for b in new])
+    memory = {b["batch_id"]: b.pop("tables") for b in new if "tables" in b}
+    out = publish_feed(ws, feed_id, opts=opts, progress=progress, new_batches=[b["batch_id"] for b in new], memory=memory)
+    del memory
     notices: dict[str, int] = {}
     for b in new:
         for c, n in b["notices"].items():
@@ -371,13 +386,15 @@ def _stage_batch(ws: Workspace, feed_id: str, items, *, source: str, opts: GbfsO
             "spec": json.dumps({**(spec.metadata() if spec else {}), "gbfs": spec.options if spec else {}}, ensure_ascii=False, default=str)}
     _say(progress, f"{feed_id}: {len(new):,} new file(s), {parsed.rows_in:,} rows; writing the lake")
     quarantine = _table(parsed.findings.quarantine, QUARANTINE_SCHEMA)
+    written = {}
     for t, table in (*tables.items(), ("notices", notices), ("quarantine", quarantine)):
         if table.num_rows or t == "files":  # an empty table is not written: publishing reads the batches' files that exist
             _write(table, _lake_dir(ws, t, feed_id) / f"batch={batch}.parquet")
+            written[t] = table
     _write(pa.Table.from_pylist([meta]), _lake_dir(ws, "batches", feed_id) / f"batch={batch}.parquet")  # last: the batch is complete
     return {"status": "batch", "batch_id": batch, "new_files": len(new), "skipped": skipped, "batch_rows_in": parsed.rows_in,
             "batch_rows_accepted": parsed.rows_accepted, "batch_rows_quarantined": parsed.rows_quarantined,
-            "notices": {c: n for (c, _), n in counts.items()}}
+            "notices": {c: n for (c, _), n in counts.items()}, "tables": written}
 
 
 _TABLE_NAMES = ("station_information", "station_status", "vehicle_status", "system_information", "vehicle_types", "files",
@@ -412,7 +429,7 @@ def _feed_meta(metas: list[dict]) -> dict:
 
 
 def publish_feed(ws: Workspace, feed_id: str, *, opts: GbfsOptions | None = None, progress: Progress | None = None,
-                 new_batches: list[str] | None = None) -> dict:
+                 new_batches: list[str] | None = None, memory: dict[str, dict] | None = None) -> dict:
     """Return the feed's meta after publishing its lake batches (warehouse/gbfs.py).
 
     With ``new_batches`` (those just staged), a warehouse holding the feed as it was before them gets only their rows,
@@ -434,7 +451,7 @@ def publish_feed(ws: Workspace, feed_id: str, *, opts: GbfsOptions | None = None
                  or before["spec"] != meta["spec"] or not firsts)
         append = {"previous_version": before["feed_version"], "batches": sorted(fresh), "marts_from": None if whole else min(firsts)}
     _say(progress, f"{feed_id}: publishing version {meta['feed_version']} and the marts")
-    counts = publish_gbfs(ws, feed_id, meta=meta, max_gap_s=opts.max_gap_s, append=append)
+    counts = publish_gbfs(ws, feed_id, meta=meta, max_gap_s=opts.max_gap_s, append=append, memory=memory)
     return {"feed_id": feed_id, "status": "new", **meta, "published": counts,
             "publish_mode": append.get("published", "whole") if append else "whole",
             "marts_from": append.get("marts_from") if append and append.get("published") == "incremental" else None}
@@ -837,8 +854,8 @@ def ingest_archive(ws: Workspace, feed_id: str, *, spec: FeedSpec | None = None,
     max_bytes = min(spec.source.max_bytes, DEFAULT_MAX_FILE_BYTES) if spec is not None else DEFAULT_MAX_FILE_BYTES
     _say(progress, f"{feed_id}: reading {len(files):,} archived GBFS file(s) of {len(pending)} hour(s) from {folder}")
     with feed_lock(ws, feed_id):
-        batches = [_stage_batch(ws, feed_id, chunk, source=str(folder), opts=opts, spec=spec, timezone_name=None,
-                                progress=progress, specs_dir=specs_dir, archive=False) for chunk in _chunks(files, max_bytes)]
+        batches = _stage_chunks(ws, feed_id, _chunks(files, max_bytes), source=str(folder), opts=opts, spec=spec,
+                                timezone_name=None, progress=progress, specs_dir=specs_dir, archive=False)
         out = _publish_batches(ws, feed_id, batches, opts=opts, progress=progress, export=export)
         try:
             done = json.loads((folder / INGESTED).read_text())

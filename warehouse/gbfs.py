@@ -84,13 +84,33 @@ def _create(con: duckdb.DuckDBPyConnection) -> None:
                 "avg_available DOUBLE, max_available BIGINT, avg_reserved DOUBLE, avg_disabled DOUBLE)")
 
 
-def publish_gbfs(ws: Workspace, feed_id: str, *, meta: dict, max_gap_s: int = 300, append: dict | None = None) -> dict:
+def _insert(con: duckdb.DuckDBPyConnection, sql: str, params: list, paths: list[str], tables: list, *, by_name: bool) -> int:
+    """Return the rows inserted by ``sql`` (its ``$from``: the rows of the Parquet ``paths``, then those of the Arrow
+    ``tables``, each read once)."""
+    n = 0
+    if paths:
+        src = f"read_parquet([{', '.join(lit(p) for p in paths)}], {'union_by_name = true, ' if by_name else ''}hive_partitioning = false)"
+        n += con.execute(sql.replace("$from", src), params).fetchall()[0][0]
+    for table in tables:
+        con.register("_gbfs_batch", table)
+        try:
+            n += con.execute(sql.replace("$from", "_gbfs_batch"), params).fetchall()[0][0]
+        finally:
+            con.unregister("_gbfs_batch")
+    return n
+
+
+def publish_gbfs(ws: Workspace, feed_id: str, *, meta: dict, max_gap_s: int = 300, append: dict | None = None,
+                 memory: dict[str, dict] | None = None) -> dict:
     """Return row counts published for a GBFS feed: all its lake batches replace its warehouse rows and marts in one transaction.
 
     ``append`` ({"previous_version", "batches", "marts_from"}): if the warehouse holds the feed's ``previous_version``, only
     ``batches`` (the new ones) are inserted, and the marts' rows are rebuilt from the hour of ``marts_from`` (POSIX
     seconds; None: all of them); otherwise everything is replaced as without it. Counts are of the rows inserted.
+    ``memory`` ({batch id: {table: Arrow table}}): batches just staged, whose tables (those its lake files hold) are
+    inserted as they are instead of being read back from the lake.
     """
+    memory = memory or {}
     batches = batch_files(ws, feed_id)
     if not batches:
         raise FileNotFoundError(f"{feed_id}: nothing in the lake to publish; ingest snapshots first")
@@ -110,6 +130,9 @@ def publish_gbfs(ws: Workspace, feed_id: str, *, meta: dict, max_gap_s: int = 30
             present = bool(held) or con.execute("SELECT count(*) FROM (SELECT 1 FROM gbfs.files WHERE feed_id = ? LIMIT 1)",
                                                 [feed_id]).fetchall()[0][0] > 0
             vehicles = bool(lake_paths(ws, "vehicle_status", feed_id, batches))  # any batch's, not only the new ones'
+            # the station states of the marts are the one batch's rows when the feed is that batch, published whole
+            status = (memory[batches[0]].get("station_status") if len(batches) == 1 and batches[0] in memory and not incremental
+                      else False)
             if incremental:
                 batches = [b for b in batches if b in set(append["batches"])]
             if append is not None:
@@ -117,15 +140,14 @@ def publish_gbfs(ws: Workspace, feed_id: str, *, meta: dict, max_gap_s: int = 30
             for t in (*TABLES, "files"):
                 if present and not incremental:
                     con.execute(f"DELETE FROM gbfs.{t} WHERE feed_id = ?", [feed_id])
-                paths = lake_paths(ws, t, feed_id, batches)
-                if not paths:
+                paths = lake_paths(ws, t, feed_id, [b for b in batches if b not in memory])
+                tables = [memory[b][t] for b in batches if b in memory and t in memory[b]]
+                if not paths and not tables:
                     continue
                 cols = ", ".join(c for c, _ in columns(t))
                 extra = ", to_timestamp(snapshot_ts) AS snapshot_time" if t != "files" else ""
-                counts[f"gbfs.{t}"] = con.execute(
-                    f"INSERT INTO gbfs.{t} BY NAME SELECT ?::VARCHAR AS feed_id, {cols}{extra} "
-                    f"FROM read_parquet([{', '.join(lit(p) for p in paths)}], union_by_name = true, hive_partitioning = false)",
-                    [feed_id]).fetchall()[0][0]
+                counts[f"gbfs.{t}"] = _insert(con, f"INSERT INTO gbfs.{t} BY NAME SELECT ?::VARCHAR AS feed_id, {cols}{extra} FROM $from",
+                                              [feed_id], paths, tables, by_name=True)
             ver = meta["feed_version"]
             for target in ("quality.notices", "quality.quarantine"):
                 if incremental:  # the earlier batches' rows stay, under the new version
@@ -134,11 +156,11 @@ def publish_gbfs(ws: Workspace, feed_id: str, *, meta: dict, max_gap_s: int = 30
                     con.execute(f"DELETE FROM {target} WHERE feed_id = ?", [feed_id])
             for t, target, cols in (("notices", "quality.notices", "code, severity, file, line, field, value, message"),
                                     ("quarantine", "quality.quarantine", "file, line, code, reason, raw")):
-                paths = lake_paths(ws, t, feed_id, batches)
-                if paths:
-                    counts[target] = con.execute(
-                        f"INSERT INTO {target} SELECT ?, ?, {cols} FROM read_parquet([{', '.join(lit(p) for p in paths)}], "
-                        "hive_partitioning = false)", [feed_id, ver]).fetchall()[0][0]
+                paths = lake_paths(ws, t, feed_id, [b for b in batches if b not in memory])
+                tables = [memory[b][t] for b in batches if b in memory and t in memory[b]]
+                if paths or tables:
+                    counts[target] = _insert(con, f"INSERT INTO {target} SELECT ?, ?, {cols} FROM $from", [feed_id, ver], paths, tables,
+                                             by_name=False)
             now = datetime.now(timezone.utc).isoformat(timespec="seconds")
             if held:
                 con.execute("DELETE FROM meta.feed_versions WHERE feed_id = ?", [feed_id])
@@ -150,7 +172,8 @@ def publish_gbfs(ws: Workspace, feed_id: str, *, meta: dict, max_gap_s: int = 30
                  meta["rows_in"], meta["rows_accepted"], meta["rows_quarantined"], meta["errors"], meta["warnings"], meta["infos"],
                  meta["notice_codes"], meta["spec"], now, meta.get("first_snapshot"), meta.get("last_snapshot")])
             build_marts(con, feed_id, tz=meta.get("timezone") or "UTC", max_gap_s=max_gap_s,
-                        since=append.get("marts_from") if incremental else None, fresh=not present, vehicles=vehicles)
+                        since=append.get("marts_from") if incremental else None, fresh=not present, vehicles=vehicles,
+                        status=status)
             # the commit checkpoints straight away (the readers' copy needs the rows in the file), without first writing
             # them to the WAL too
             con.execute("SET checkpoint_threshold = '0b'")
@@ -254,14 +277,14 @@ def _tdiv(a, b: int):
     return q + ((a < 0) & (q * b != a)).astype(q.dtype)
 
 
-def _states(con: duckdb.DuckDBPyConnection, feed_id: str, since_sql: str):
+def _states(con: duckdb.DuckDBPyConnection, feed_id: str, since_sql: str, status=False):
     """Return the station states (station ids, their codes, t, bikes, docks and disabled with null masks), sorted by station
-    and time; None without any."""
+    and time; None without any. ``status``: the feed's station_status rows as an Arrow table (None: no row), if at hand."""
     import numpy as np
     import pyarrow.compute as pc
 
-    def fetch(sql: str):
-        tbl = con.sql(sql.replace("$since", since_sql).replace("$feed", "?"), params=[feed_id]).to_arrow_table()
+    def fetch(sql):
+        tbl = con.sql(sql.replace("$since", since_sql).replace("$feed", "?"), params=[feed_id]).to_arrow_table() if isinstance(sql, str) else sql
         if tbl.num_rows == 0:
             return None
         enc = pc.dictionary_encode(tbl.column("station_id")).combine_chunks()
@@ -270,7 +293,11 @@ def _states(con: duckdb.DuckDBPyConnection, feed_id: str, since_sql: str):
         order = np.lexsort((t, codes))
         return tbl, enc.dictionary, codes[order], t[order], order
 
-    got = fetch(_STATE_ROWS)
+    if status is False:
+        got = fetch(_STATE_ROWS)
+    else:
+        got = fetch(status.select(["station_id", "snapshot_ts", "num_bikes_available", "num_docks_available", "num_bikes_disabled"])
+                    .rename_columns(["station_id", "t", "bikes", "docks", "disabled"])) if status is not None else None
     if got is None:
         return None
     tbl, names, codes, t, order = got
@@ -362,7 +389,7 @@ def _docked(con: duckdb.DuckDBPyConnection, feed_id: str, states):
 
 
 def build_marts(con: duckdb.DuckDBPyConnection, feed_id: str, *, tz: str, max_gap_s: int, since: int | None = None,
-                fresh: bool = False, vehicles: bool = True) -> None:
+                fresh: bool = False, vehicles: bool = True, status=False) -> None:
     """Rebuild the feed's rows of the two GBFS marts: all of them, or (``since``, POSIX seconds of the earliest new
     snapshot) those of the hours a snapshot from then on can change.
 
@@ -370,7 +397,8 @@ def build_marts(con: duckdb.DuckDBPyConnection, feed_id: str, *, tz: str, max_ga
     labelled in local time, which never goes back by more than the hour a fall-back repeats: the rows labelled from h0's
     label on are deleted, and made again from the states of the hours from h0 - 2 on (each such hour is then whole; the
     rows labelled before h0's label are not kept from that pass). ``fresh``: the feed has no mart row yet. ``vehicles``
-    False: the feed has no vehicle_status row (its free-floating rows are not computed).
+    False: the feed has no vehicle_status row (its free-floating rows are not computed). ``status`` (an Arrow table, or
+    None for none): every station_status row of the feed, as published, read from it instead of the warehouse.
     """
     gap = int(max_gap_s)
     if since is None:
@@ -385,7 +413,7 @@ def build_marts(con: duckdb.DuckDBPyConnection, feed_id: str, *, tz: str, max_ga
         for m in ("gbfs_station_availability_hour", "gbfs_vehicles_zone_hour"):
             con.execute(f"DELETE FROM marts.{m} WHERE feed_id = ? AND hour_local >= {label}", [feed_id])
     since_sql = "" if t0 is None else f" AND snapshot_ts >= {t0}"
-    states = _states(con, feed_id, since_sql)
+    states = _states(con, feed_id, since_sql, status)
     params = {"feed": feed_id, "tz": tz}
     if states is not None:
         for name, table, sql in (("_gbfs_availability", _availability(states, gap), _AVAILABILITY),

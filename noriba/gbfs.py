@@ -82,9 +82,16 @@ def known_state(ws: Workspace, feed_id: str) -> dict:
         key = {"files": "sha256", "station_information": "station_ids", "vehicle_types": "vehicle_type_ids"}[table]
         out[key] = values
     out["system_information"] = bool(lake_paths(ws, "system_information", feed_id, batches))
-    for b in batches:
-        out["meta"].append(pq.ParquetFile(_lake_dir(ws, "batches", feed_id) / f"batch={b}.parquet").read().to_pylist()[0])
+    out["meta"] = _metas(ws, feed_id, batches)
     return out
+
+
+def _metas(ws: Workspace, feed_id: str, batches: list[str] | None = None) -> list[dict]:
+    """Return the meta rows of the feed's complete batches (``batches``, else all of them), oldest first."""
+    from warehouse.gbfs import batch_files
+
+    return [pq.ParquetFile(_lake_dir(ws, "batches", feed_id) / f"batch={b}.parquet").read().to_pylist()[0]
+            for b in (batch_files(ws, feed_id) if batches is None else batches)]
 
 
 def _read_limited(path: Path | str, max_bytes: int) -> bytes:
@@ -304,7 +311,7 @@ def _publish_batches(ws: Workspace, feed_id: str, batches: list[dict], *, opts: 
     new = [b for b in batches if b["status"] == "batch"]
     skipped = sum(b["skipped"] for b in batches)
     if not new:
-        meta = _feed_meta(known_state(ws, feed_id)["meta"])
+        meta = _feed_meta(_metas(ws, feed_id))
         return {"feed_id": feed_id, "status": "unchanged", "feed_version": meta.get("feed_version"), "skipped": skipped,
                 "message": f"{feed_id}: no new GBFS file ({skipped:,} already ingested); nothing to do"}
     memory = {b["batch_id"]: b.pop("tables") for b in new if "tables" in b}
@@ -439,7 +446,7 @@ def publish_feed(ws: Workspace, feed_id: str, *, opts: GbfsOptions | None = None
     from warehouse.gbfs import lake_paths, publish_gbfs
 
     opts = opts or GbfsOptions()
-    metas = known_state(ws, feed_id)["meta"]
+    metas = _metas(ws, feed_id)
     meta = _feed_meta(metas)
     append = None
     fresh = set(new_batches or ())

@@ -26,13 +26,14 @@ from __future__ import annotations
 import csv
 import json
 from datetime import datetime, timezone
+from pathlib import Path
 
 import duckdb
 
 from warehouse.workspace import Workspace
 from transforms.gbfs.parse import SCHEMAS, TABLES
 from transforms.sql import lit
-from warehouse.publish import connect, ensure_schema, publish_lock
+from warehouse.publish import _ensure_schema_once, connect, ensure_schema, publish_lock, writer_path
 
 _DUCK = {"int64": "BIGINT", "double": "DOUBLE", "string": "VARCHAR", "bool": "BOOLEAN"}
 #: Lake tables of a feed: the row tables, then files, notices, quarantine; gbfs_batches last (it marks a batch complete).
@@ -61,12 +62,26 @@ _GBFS_TABLES = [("gbfs", t) for t in (*TABLES, "files")] + [("marts", "gbfs_stat
                                                              ("marts", "gbfs_vehicles_zone_hour")]
 
 
-def _create(con: duckdb.DuckDBPyConnection) -> None:
-    """Create the warehouse's tables and the gbfs and marts tables when missing (one catalog query when they all exist)."""
-    ensure_schema(con)
+#: Writer files (path, inode) this process found or made with every gbfs and marts table: a process that publishes again
+#: (the archiver's hourly step) does not check the catalog again, as GTFS publish does not (warehouse.publish._ensure_schema_once).
+_created_here: set[tuple[str, int]] = set()
+
+
+def _create(con: duckdb.DuckDBPyConnection, path: Path | None = None) -> None:
+    """Create the warehouse's tables and the gbfs and marts tables when missing (one catalog query when they all exist).
+    With ``path`` (the file of ``con``), once per process and file."""
+    key = (str(path), path.stat().st_ino) if path is not None and path.exists() else None
+    if key is not None and key in _created_here:
+        return
+    if path is not None:
+        _ensure_schema_once(con, path)
+    else:
+        ensure_schema(con)
     have = set(con.execute("SELECT schema_name, table_name FROM duckdb_tables() WHERE schema_name IN ('gbfs', 'marts') "
                            "AND database_name = current_database()").fetchall())
     if have >= set(_GBFS_TABLES):
+        if key is not None:
+            _created_here.add(key)
         return
     for s in ("gbfs", "marts"):
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {s}")
@@ -118,7 +133,7 @@ def publish_gbfs(ws: Workspace, feed_id: str, *, meta: dict, max_gap_s: int = 30
     with publish_lock(ws):
         con = connect(ws)
         try:
-            _create(con)
+            _create(con, writer_path(ws))
             # one thread: this work is small, and starting and waking DuckDB's other threads costs more CPU than it saves
             con.execute("SET threads = 1")
             con.execute("SET preserve_insertion_order = false")

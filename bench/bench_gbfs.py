@@ -29,6 +29,12 @@ each is kept, and the load average is printed at the start and the end:
   republished whole, as before the publish was incremental.
 
     uv run python bench/bench_gbfs.py [--repeat 3] [--snapshots 1394 9758] [--whats floor ingest ingest_all]
+
+``--digests OUT.json`` writes instead what the code answers (to prove a speed-up changed nothing; run it on the code
+before and after, in a checkout each, and compare the two files): for the rebuilt day, the day as its last hour on top
+of the rest (the incremental step), the three shared systems, and TIER and Oslo in two batches (a later batch published
+incrementally), a digest of every lake table's rows, every raw archive's bytes and every warehouse table's rows (gbfs,
+marts, quality, meta), times of the run left out, with the publish modes.
 """
 
 from __future__ import annotations
@@ -154,6 +160,68 @@ def run(what: str, folder: Path, home: Path, pre: Path | None = None, *, tree: P
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
+def _rows_digest(cols: list[str], rows) -> list:
+    """Return [rows, digest of the rows sorted] without the columns that hold the run's own times or paths (the folders
+    read are named from the checkout and its parent, so two checkouts give the same digests)."""
+    import hashlib
+
+    keep = [i for i, c in enumerate(cols) if c not in ("ingested_at", "raw_path", "published_at", "fetched_at")]
+    lines = sorted(repr(tuple(r[i] for i in keep)).replace(str(ROOT), "<checkout>").replace(str(ROOT.parent), "<parent>")
+                   for r in rows)
+    return [len(lines), hashlib.sha256("\n".join(lines).encode()).hexdigest()[:16]]
+
+
+def digests(tree: Path = ROOT) -> dict:
+    """Return the digests of what ingesting the scenarios of ``--digests`` answers (run in this process, code of ``tree``)."""
+    import hashlib
+    import shutil
+
+    sys.path.insert(0, str(tree))
+    import duckdb
+    import pyarrow.parquet as pq
+
+    from noriba.gbfs import ingest
+    from noriba.specs import parse_spec
+    from warehouse.workspace import Workspace
+
+    day = boulder_day()
+    before, hour = split_last_hour(day)
+    shared = BOULDER.parent
+    scenarios = {
+        "day": [("b", day, "America/Denver")],
+        "hour": [("b", before, "America/Denver"), ("b", hour, "America/Denver")],
+        "boulder": [("b", BOULDER, "America/Denver")],
+        "oslo": [("o", shared / "oslo-bysykkel-v2.3", "Europe/Oslo")],
+        "tier": [("t", shared / "tier-wolfsburg-v2.3", "Europe/Berlin")],
+        "tier_two_batches": [("t", shared / "tier-wolfsburg-v2.3" / "head", "Europe/Berlin"), ("t", shared / "tier-wolfsburg-v2.3", "Europe/Berlin")],
+        "oslo_two_batches": [("o", shared / "oslo-bysykkel-v2.3" / "station_status_history", "Europe/Oslo"),
+                             ("o", shared / "oslo-bysykkel-v2.3", "Europe/Oslo")],
+    }
+    out = {}
+    for name, steps in scenarios.items():
+        home = OUT / "digests" / name
+        shutil.rmtree(home, ignore_errors=True)
+        ws = Workspace(home)
+        modes = []
+        for feed, folder, tz in steps:
+            spec = parse_spec({"id": feed, "kind": "gbfs", "source": {"path": str(folder)}, "timezone": tz}, where="bench", root=Path("."))
+            modes.append(ingest(ws, feed, folder, spec=spec, export=False).get("publish_mode"))
+        d: dict = {"publish_modes": modes}
+        for p in sorted((home / "lake").rglob("*.parquet")):
+            t = pq.read_table(p)
+            d[f"lake/{p.relative_to(home / 'lake')}"] = _rows_digest(t.column_names, [tuple(r.values()) for r in t.to_pylist()])
+        for p in sorted((home / "raw").rglob("*.zip")):
+            d[f"raw/{p.relative_to(home / 'raw')}"] = hashlib.sha256(p.read_bytes()).hexdigest()[:16]
+        con = duckdb.connect(str(home / "noriba.duckdb"), read_only=True)
+        for s, t in con.execute("SELECT schema_name, table_name FROM duckdb_tables() WHERE schema_name IN "
+                                "('gbfs', 'marts', 'quality', 'meta') ORDER BY 1, 2").fetchall():
+            rel = con.execute(f"SELECT * FROM {s}.{t}")
+            d[f"{s}.{t}"] = _rows_digest([c[0] for c in rel.description], rel.fetchall())
+        con.close()
+        out[name] = d
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, default=3)
@@ -163,7 +231,12 @@ def main() -> None:
                          "hour_whole: the same, the feed republished whole")
     ap.add_argument("--before", type=Path, help="a checkout of earlier code (git worktree or archive): its ingest runs as "
                     "'before' in the same rounds, for a before/after in the same conditions")
+    ap.add_argument("--digests", type=Path, help="write the digests of what the code answers to this file, and stop")
     args = ap.parse_args()
+    if args.digests:
+        args.digests.write_text(json.dumps(digests(), indent=1, sort_keys=True))
+        print(f"digests written to {args.digests}")
+        return
     if args.before:
         args.whats.insert(args.whats.index("ingest") + 1, "before")
     import os

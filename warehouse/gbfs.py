@@ -26,13 +26,14 @@ from __future__ import annotations
 import csv
 import json
 from datetime import datetime, timezone
+from pathlib import Path
 
 import duckdb
 
 from warehouse.workspace import Workspace
 from transforms.gbfs.parse import SCHEMAS, TABLES
 from transforms.sql import lit
-from warehouse.publish import connect, ensure_schema, publish_lock
+from warehouse.publish import _ensure_schema_once, connect, ensure_schema, publish_lock, writer_path
 
 _DUCK = {"int64": "BIGINT", "double": "DOUBLE", "string": "VARCHAR", "bool": "BOOLEAN"}
 #: Lake tables of a feed: the row tables, then files, notices, quarantine; gbfs_batches last (it marks a batch complete).
@@ -61,12 +62,26 @@ _GBFS_TABLES = [("gbfs", t) for t in (*TABLES, "files")] + [("marts", "gbfs_stat
                                                              ("marts", "gbfs_vehicles_zone_hour")]
 
 
-def _create(con: duckdb.DuckDBPyConnection) -> None:
-    """Create the warehouse's tables and the gbfs and marts tables when missing (one catalog query when they all exist)."""
-    ensure_schema(con)
+#: Writer files (path, inode) this process found or made with every gbfs and marts table: a process that publishes again
+#: (the archiver's hourly step) does not check the catalog again, as GTFS publish does not (warehouse.publish._ensure_schema_once).
+_created_here: set[tuple[str, int]] = set()
+
+
+def _create(con: duckdb.DuckDBPyConnection, path: Path | None = None) -> None:
+    """Create the warehouse's tables and the gbfs and marts tables when missing (one catalog query when they all exist).
+    With ``path`` (the file of ``con``), once per process and file."""
+    key = (str(path), path.stat().st_ino) if path is not None and path.exists() else None
+    if key is not None and key in _created_here:
+        return
+    if path is not None:
+        _ensure_schema_once(con, path)
+    else:
+        ensure_schema(con)
     have = set(con.execute("SELECT schema_name, table_name FROM duckdb_tables() WHERE schema_name IN ('gbfs', 'marts') "
                            "AND database_name = current_database()").fetchall())
     if have >= set(_GBFS_TABLES):
+        if key is not None:
+            _created_here.add(key)
         return
     for s in ("gbfs", "marts"):
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {s}")
@@ -84,13 +99,33 @@ def _create(con: duckdb.DuckDBPyConnection) -> None:
                 "avg_available DOUBLE, max_available BIGINT, avg_reserved DOUBLE, avg_disabled DOUBLE)")
 
 
-def publish_gbfs(ws: Workspace, feed_id: str, *, meta: dict, max_gap_s: int = 300, append: dict | None = None) -> dict:
+def _insert(con: duckdb.DuckDBPyConnection, sql: str, params: list, paths: list[str], tables: list, *, by_name: bool) -> int:
+    """Return the rows inserted by ``sql`` (its ``$from``: the rows of the Parquet ``paths``, then those of the Arrow
+    ``tables``, each read once)."""
+    n = 0
+    if paths:
+        src = f"read_parquet([{', '.join(lit(p) for p in paths)}], {'union_by_name = true, ' if by_name else ''}hive_partitioning = false)"
+        n += con.execute(sql.replace("$from", src), params).fetchall()[0][0]
+    for table in tables:
+        con.register("_gbfs_batch", table)
+        try:
+            n += con.execute(sql.replace("$from", "_gbfs_batch"), params).fetchall()[0][0]
+        finally:
+            con.unregister("_gbfs_batch")
+    return n
+
+
+def publish_gbfs(ws: Workspace, feed_id: str, *, meta: dict, max_gap_s: int = 300, append: dict | None = None,
+                 memory: dict[str, dict] | None = None) -> dict:
     """Return row counts published for a GBFS feed: all its lake batches replace its warehouse rows and marts in one transaction.
 
     ``append`` ({"previous_version", "batches", "marts_from"}): if the warehouse holds the feed's ``previous_version``, only
     ``batches`` (the new ones) are inserted, and the marts' rows are rebuilt from the hour of ``marts_from`` (POSIX
     seconds; None: all of them); otherwise everything is replaced as without it. Counts are of the rows inserted.
+    ``memory`` ({batch id: {table: Arrow table}}): batches just staged, whose tables (those its lake files hold) are
+    inserted as they are instead of being read back from the lake.
     """
+    memory = memory or {}
     batches = batch_files(ws, feed_id)
     if not batches:
         raise FileNotFoundError(f"{feed_id}: nothing in the lake to publish; ingest snapshots first")
@@ -98,7 +133,9 @@ def publish_gbfs(ws: Workspace, feed_id: str, *, meta: dict, max_gap_s: int = 30
     with publish_lock(ws):
         con = connect(ws)
         try:
-            _create(con)
+            _create(con, writer_path(ws))
+            # one thread: this work is small, and starting and waking DuckDB's other threads costs more CPU than it saves
+            con.execute("SET threads = 1")
             con.execute("SET preserve_insertion_order = false")
             con.execute("BEGIN TRANSACTION")
             held = con.execute("SELECT feed_version FROM meta.feed_versions WHERE feed_id = ?", [feed_id]).fetchall()
@@ -107,6 +144,10 @@ def publish_gbfs(ws: Workspace, feed_id: str, *, meta: dict, max_gap_s: int = 30
             # removed by another kind's publish under the same id)
             present = bool(held) or con.execute("SELECT count(*) FROM (SELECT 1 FROM gbfs.files WHERE feed_id = ? LIMIT 1)",
                                                 [feed_id]).fetchall()[0][0] > 0
+            vehicles = bool(lake_paths(ws, "vehicle_status", feed_id, batches))  # any batch's, not only the new ones'
+            # the station states of the marts are the one batch's rows when the feed is that batch, published whole
+            status = (memory[batches[0]].get("station_status") if len(batches) == 1 and batches[0] in memory and not incremental
+                      else False)
             if incremental:
                 batches = [b for b in batches if b in set(append["batches"])]
             if append is not None:
@@ -114,15 +155,14 @@ def publish_gbfs(ws: Workspace, feed_id: str, *, meta: dict, max_gap_s: int = 30
             for t in (*TABLES, "files"):
                 if present and not incremental:
                     con.execute(f"DELETE FROM gbfs.{t} WHERE feed_id = ?", [feed_id])
-                paths = lake_paths(ws, t, feed_id, batches)
-                if not paths:
+                paths = lake_paths(ws, t, feed_id, [b for b in batches if b not in memory])
+                tables = [memory[b][t] for b in batches if b in memory and t in memory[b]]
+                if not paths and not tables:
                     continue
                 cols = ", ".join(c for c, _ in columns(t))
                 extra = ", to_timestamp(snapshot_ts) AS snapshot_time" if t != "files" else ""
-                counts[f"gbfs.{t}"] = con.execute(
-                    f"INSERT INTO gbfs.{t} BY NAME SELECT ?::VARCHAR AS feed_id, {cols}{extra} "
-                    f"FROM read_parquet([{', '.join(lit(p) for p in paths)}], union_by_name = true, hive_partitioning = false)",
-                    [feed_id]).fetchall()[0][0]
+                counts[f"gbfs.{t}"] = _insert(con, f"INSERT INTO gbfs.{t} BY NAME SELECT ?::VARCHAR AS feed_id, {cols}{extra} FROM $from",
+                                              [feed_id], paths, tables, by_name=True)
             ver = meta["feed_version"]
             for target in ("quality.notices", "quality.quarantine"):
                 if incremental:  # the earlier batches' rows stay, under the new version
@@ -131,11 +171,11 @@ def publish_gbfs(ws: Workspace, feed_id: str, *, meta: dict, max_gap_s: int = 30
                     con.execute(f"DELETE FROM {target} WHERE feed_id = ?", [feed_id])
             for t, target, cols in (("notices", "quality.notices", "code, severity, file, line, field, value, message"),
                                     ("quarantine", "quality.quarantine", "file, line, code, reason, raw")):
-                paths = lake_paths(ws, t, feed_id, batches)
-                if paths:
-                    counts[target] = con.execute(
-                        f"INSERT INTO {target} SELECT ?, ?, {cols} FROM read_parquet([{', '.join(lit(p) for p in paths)}], "
-                        "hive_partitioning = false)", [feed_id, ver]).fetchall()[0][0]
+                paths = lake_paths(ws, t, feed_id, [b for b in batches if b not in memory])
+                tables = [memory[b][t] for b in batches if b in memory and t in memory[b]]
+                if paths or tables:
+                    counts[target] = _insert(con, f"INSERT INTO {target} SELECT ?, ?, {cols} FROM $from", [feed_id, ver], paths, tables,
+                                             by_name=False)
             now = datetime.now(timezone.utc).isoformat(timespec="seconds")
             if held:
                 con.execute("DELETE FROM meta.feed_versions WHERE feed_id = ?", [feed_id])
@@ -147,7 +187,11 @@ def publish_gbfs(ws: Workspace, feed_id: str, *, meta: dict, max_gap_s: int = 30
                  meta["rows_in"], meta["rows_accepted"], meta["rows_quarantined"], meta["errors"], meta["warnings"], meta["infos"],
                  meta["notice_codes"], meta["spec"], now, meta.get("first_snapshot"), meta.get("last_snapshot")])
             build_marts(con, feed_id, tz=meta.get("timezone") or "UTC", max_gap_s=max_gap_s,
-                        since=append.get("marts_from") if incremental else None, fresh=not present)
+                        since=append.get("marts_from") if incremental else None, fresh=not present, vehicles=vehicles,
+                        status=status)
+            # the commit checkpoints straight away (the readers' copy needs the rows in the file), without first writing
+            # them to the WAL too
+            con.execute("SET checkpoint_threshold = '0b'")
             con.execute("COMMIT")
             con.execute("CHECKPOINT")
         except BaseException:
@@ -157,52 +201,45 @@ def publish_gbfs(ws: Workspace, feed_id: str, *, meta: dict, max_gap_s: int = 30
                 pass
             raise
         finally:
-            con.close()
+            try:  # a setting is the database's, not the connection's (threads=1 is left: only a holder of the publish
+                con.execute("RESET checkpoint_threshold")  # lock opens the writer's file, so it closes with this connection)
+            finally:
+                con.close()
     return counts
 
 
-#: A station's state per snapshot time (two files with the same last_updated: the later file name wins, per column), made
-#: once for both marts (a temporary table: in memory, never written to the warehouse file).
-_STATE = """
-CREATE OR REPLACE TEMP TABLE _gbfs_state AS
+#: A station's state per snapshot time: its rows as they are when no two rows share a station and a snapshot time (the
+#: common case, checked in numpy), else one per (station, time), the later file name winning per column (arg_max skips
+#: NULLs), as the marts always read them.
+_STATE_ROWS = """
+SELECT station_id, snapshot_ts AS t, num_bikes_available AS bikes, num_docks_available AS docks, num_bikes_disabled AS disabled
+FROM gbfs.station_status WHERE feed_id = $feed$since
+"""
+_STATE_GROUPED = """
 SELECT station_id, snapshot_ts AS t, arg_max(num_bikes_available, file) AS bikes, arg_max(num_docks_available, file) AS docks,
        arg_max(num_bikes_disabled, file) AS disabled
 FROM gbfs.station_status WHERE feed_id = $feed$since GROUP BY station_id, snapshot_ts
 """
 
-#: Each state's interval until the station's next snapshot (at most the gap), cut at UTC hour boundaries.
+#: The station availability mart: each state's interval until the station's next snapshot (at most the gap), cut at UTC
+#: hour boundaries and aggregated per station and hour in numpy (_availability); here labelled in local time (once per
+#: row of the mart) and joined to the stations' names and zones.
 _AVAILABILITY = """
 INSERT INTO marts.gbfs_station_availability_hour
-WITH iv0 AS (
-  SELECT station_id, t, bikes, docks, lead(t) OVER (PARTITION BY station_id ORDER BY t) AS nxt FROM _gbfs_state
-), iv AS (  -- the last snapshot of a station starts no interval (least() would skip the NULL)
-  SELECT station_id, t, bikes, docks, CASE WHEN nxt IS NOT NULL THEN least(nxt, t + $gap) END AS t_end FROM iv0
-), pieces AS (
-  SELECT station_id, t, bikes, docks, t_end, unnest(range(t // 3600, (t_end - 1) // 3600 + 1)) AS h FROM iv WHERE t_end > t
-), cut AS (
-  SELECT station_id, h, bikes, docks, t >= h * 3600 AS starts_here,
-         least(t_end, (h + 1) * 3600) - greatest(t, h * 3600) AS secs FROM pieces
-), info AS (
+WITH info AS (
   SELECT station_id, arg_max(name, snapshot_ts) AS name, arg_max(zone_layer, snapshot_ts) AS zone_layer,
          arg_max(zone_id, snapshot_ts) AS zone_id FROM gbfs.station_information WHERE feed_id = $feed GROUP BY station_id
 )
 SELECT $feed, a.station_id, i.name, i.zone_layer, i.zone_id, timezone($tz, to_timestamp(h * 3600)) AS hour_local,
        CAST(timezone($tz, to_timestamp(h * 3600)) AS DATE), hour(timezone($tz, to_timestamp(h * 3600))),
        snapshots, minutes_observed, avg_bikes, min_bikes, max_bikes, avg_docks, minutes_empty, minutes_full
-FROM (  -- aggregated per station and hour first: the local-time labels are computed once per row of the mart
-  SELECT station_id, h, count(*) FILTER (WHERE starts_here) AS snapshots, sum(secs) / 60.0 AS minutes_observed,
-         sum(bikes * secs) / sum(secs) AS avg_bikes, min(bikes) AS min_bikes, max(bikes) AS max_bikes,
-         sum(docks * secs) FILTER (WHERE docks IS NOT NULL) / nullif(sum(secs) FILTER (WHERE docks IS NOT NULL), 0) AS avg_docks,
-         coalesce(sum(secs) FILTER (WHERE bikes = 0), 0) / 60.0 AS minutes_empty,
-         coalesce(sum(secs) FILTER (WHERE docks = 0), 0) / 60.0 AS minutes_full
-  FROM cut GROUP BY station_id, h
-) a LEFT JOIN info i USING (station_id)
+FROM _gbfs_availability a LEFT JOIN info i USING (station_id)
 $keep
 """
 
-#: Vehicles available per zone, summed per snapshot, averaged over the hour's snapshots of the feed (a zone with no
-#: vehicle in a snapshot counts 0 there); docked bikes are those of the stations in the zone.
-_VEHICLES = """
+#: Free-floating vehicles available per zone, summed per snapshot, averaged over the hour's snapshots of the feed (a zone
+#: with no vehicle in a snapshot counts 0 there). Run only for a feed with vehicle rows.
+_FREE_FLOATING = """
 INSERT INTO marts.gbfs_vehicles_zone_hour
 WITH snaps AS (
   SELECT snapshot_ts // 3600 AS h, count(DISTINCT snapshot_ts) AS n FROM gbfs.vehicle_status WHERE feed_id = $feed$since GROUP BY 1
@@ -211,30 +248,34 @@ WITH snaps AS (
          count(*) FILTER (WHERE NOT coalesce(is_reserved, false) AND NOT coalesce(is_disabled, false)) AS available,
          count(*) FILTER (WHERE coalesce(is_reserved, false)) AS reserved, count(*) FILTER (WHERE coalesce(is_disabled, false)) AS disabled
   FROM gbfs.vehicle_status WHERE feed_id = $feed$since AND lat IS NOT NULL AND station_id IS NULL GROUP BY ALL
-), info AS (
-  SELECT station_id, arg_max(zone_layer, snapshot_ts) AS zone_layer, arg_max(zone_id, snapshot_ts) AS zone_id
-  FROM gbfs.station_information WHERE feed_id = $feed GROUP BY station_id
-), sstat AS (
-  SELECT t AS snapshot_ts, station_id, bikes, disabled FROM _gbfs_state
-), dsnaps AS (
-  SELECT snapshot_ts // 3600 AS h, count(DISTINCT snapshot_ts) AS n FROM sstat GROUP BY 1
-), docked AS (
-  SELECT snapshot_ts, i.zone_layer, i.zone_id, NULL::VARCHAR AS vehicle_type_id, sum(bikes) AS available, 0 AS reserved,
-         coalesce(sum(disabled), 0) AS disabled
-  FROM sstat s LEFT JOIN info i USING (station_id) GROUP BY ALL
 )
-SELECT $feed, src, zone_layer, zone_id, vehicle_type_id, timezone($tz, to_timestamp(h * 3600)) AS hour_local,
+SELECT $feed, 'free_floating', zone_layer, zone_id, vehicle_type_id, timezone($tz, to_timestamp(h * 3600)) AS hour_local,
        CAST(timezone($tz, to_timestamp(h * 3600)) AS DATE), hour(timezone($tz, to_timestamp(h * 3600))),
        n, available, max_available, reserved, disabled
 FROM (
-  SELECT src, zone_layer, zone_id, vehicle_type_id, h, any_value(n) AS n, sum(available) / any_value(n) AS available,
+  SELECT zone_layer, zone_id, vehicle_type_id, h, any_value(n) AS n, sum(available) / any_value(n) AS available,
          max(available) AS max_available, sum(reserved) / any_value(n) AS reserved, sum(disabled) / any_value(n) AS disabled
-  FROM (SELECT 'free_floating' AS src, p.*, p.snapshot_ts // 3600 AS h FROM per_snap p
-        UNION ALL SELECT 'docked', d.*, d.snapshot_ts // 3600 FROM docked d) x
-  JOIN (SELECT 'free_floating' AS src, * FROM snaps UNION ALL SELECT 'docked', * FROM dsnaps) n USING (src, h)
-  GROUP BY src, zone_layer, zone_id, vehicle_type_id, h
+  FROM (SELECT p.*, p.snapshot_ts // 3600 AS h FROM per_snap p) x JOIN snaps USING (h)
+  GROUP BY zone_layer, zone_id, vehicle_type_id, h
 )
 $keep
+"""
+
+#: Bikes docked at the zone's stations, available (and disabled) summed per snapshot, averaged over the hour's snapshots
+#: (_docked, numpy), labelled here.
+_DOCKED = """
+INSERT INTO marts.gbfs_vehicles_zone_hour
+SELECT $feed, 'docked', zone_layer, zone_id, NULL, timezone($tz, to_timestamp(h * 3600)) AS hour_local,
+       CAST(timezone($tz, to_timestamp(h * 3600)) AS DATE), hour(timezone($tz, to_timestamp(h * 3600))),
+       n, available, max_available, reserved, disabled
+FROM _gbfs_docked
+$keep
+"""
+
+#: The stations' zones (the latest station_information row of each), for the docked bikes.
+_ZONES = """
+SELECT station_id, arg_max(zone_layer, snapshot_ts), arg_max(zone_id, snapshot_ts) FROM gbfs.station_information
+WHERE feed_id = $feed GROUP BY station_id
 """
 
 
@@ -243,15 +284,136 @@ $keep
 _MARGIN_HOURS = 2
 
 
+def _tdiv(a, b: int):
+    """Return a // b truncated toward zero, as DuckDB's ``//`` on integers (numpy's floors)."""
+    import numpy as np
+
+    q = a // b
+    return q + ((a < 0) & (q * b != a)).astype(q.dtype)
+
+
+def _states(con: duckdb.DuckDBPyConnection, feed_id: str, since_sql: str, status=False):
+    """Return the station states (station ids, their codes, t, bikes, docks and disabled with null masks), sorted by station
+    and time; None without any. ``status``: the feed's station_status rows as an Arrow table (None: no row), if at hand."""
+    import numpy as np
+    import pyarrow.compute as pc
+
+    def fetch(sql):
+        tbl = con.sql(sql.replace("$since", since_sql).replace("$feed", "?"), params=[feed_id]).to_arrow_table() if isinstance(sql, str) else sql
+        if tbl.num_rows == 0:
+            return None
+        enc = pc.dictionary_encode(tbl.column("station_id")).combine_chunks()
+        codes = enc.indices.to_numpy().astype(np.int64)
+        t = tbl.column("t").to_numpy()
+        order = np.lexsort((t, codes))
+        return tbl, enc.dictionary, codes[order], t[order], order
+
+    if status is False:
+        got = fetch(_STATE_ROWS)
+    else:
+        got = fetch(status.select(["station_id", "snapshot_ts", "num_bikes_available", "num_docks_available", "num_bikes_disabled"])
+                    .rename_columns(["station_id", "t", "bikes", "docks", "disabled"])) if status is not None else None
+    if got is None:
+        return None
+    tbl, names, codes, t, order = got
+    if ((codes[1:] == codes[:-1]) & (t[1:] == t[:-1])).any():  # two rows of a station at one time: DuckDB picks per column
+        tbl, names, codes, t, order = fetch(_STATE_GROUPED)
+
+    def col(name: str):
+        c = tbl.column(name).combine_chunks()
+        valid = c.is_valid().to_numpy(zero_copy_only=False)[order]
+        return c.fill_null(0).to_numpy().astype(np.int64)[order], valid
+
+    bikes, _ = col("bikes")
+    docks, has_docks = col("docks")
+    disabled, _ = col("disabled")
+    return names, codes, t, bikes, docks, has_docks, disabled
+
+
+def _availability(states, gap: int):
+    """Return the availability mart's figures per station and UTC hour h (an Arrow table), from the sorted states."""
+    import numpy as np
+    import pyarrow as pa
+
+    names, codes, t, bikes, docks, has_docks, _ = states
+    nxt = np.empty_like(t)
+    nxt[:-1] = t[1:]
+    has_next = np.zeros(len(t), bool)
+    has_next[:-1] = codes[1:] == codes[:-1]
+    t_end = np.minimum(nxt, t + gap)
+    idx = np.flatnonzero(has_next & (t_end > t))  # the last snapshot of a station starts no interval
+    ts, te = t[idx], t_end[idx]
+    h0 = _tdiv(ts, 3600)
+    n = _tdiv(te - 1, 3600) - h0 + 1
+    rep = np.repeat(np.arange(len(idx)), n)
+    h = h0[rep] + (np.arange(rep.size) - np.repeat(np.cumsum(n) - n, n))
+    ts, te, src = ts[rep], te[rep], idx[rep]
+    secs = np.minimum(te, (h + 1) * 3600) - np.maximum(ts, h * 3600)
+    code, b, d, dv = codes[src], bikes[src], docks[src], has_docks[src]
+    if rep.size == 0:
+        starts = np.zeros(0, np.int64)
+    else:  # pieces come sorted by station, then hour
+        starts = np.flatnonzero(np.concatenate(([True], (code[1:] != code[:-1]) | (h[1:] != h[:-1]))))
+    add = lambda x: np.add.reduceat(x, starts) if starts.size else np.zeros(0, x.dtype)  # noqa: E731
+    total = add(secs)
+    dsecs = add(np.where(dv, secs, 0))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        avg_docks = add(np.where(dv, d * secs, 0)) / dsecs
+    return pa.table({
+        "station_id": names.take(pa.array(code[starts])), "h": h[starts],
+        "snapshots": add((ts >= h * 3600).astype(np.int64)), "minutes_observed": total / 60.0,
+        "avg_bikes": add(b * secs) / total,
+        "min_bikes": np.minimum.reduceat(b, starts) if starts.size else b[:0],
+        "max_bikes": np.maximum.reduceat(b, starts) if starts.size else b[:0],
+        "avg_docks": pa.array(avg_docks, mask=dsecs == 0),
+        "minutes_empty": add(np.where(b == 0, secs, 0)) / 60.0,
+        "minutes_full": add(np.where(dv & (d == 0), secs, 0)) / 60.0})
+
+
+def _docked(con: duckdb.DuckDBPyConnection, feed_id: str, states):
+    """Return the docked rows of the vehicles mart per zone and UTC hour h (an Arrow table), from the sorted states."""
+    import numpy as np
+    import pyarrow as pa
+
+    names, codes, t, bikes, _, _, disabled = states
+    zones_of = {sid: (layer, zone) for sid, layer, zone in con.sql(_ZONES.replace("$feed", "?"), params=[feed_id]).fetchall()}
+    keys: dict[tuple, int] = {}
+    zone_of_code = np.array([keys.setdefault(zones_of.get(sid, (None, None)), len(keys)) for sid in names.to_pylist()], np.int64)
+    z = zone_of_code[codes]
+    order = np.lexsort((z, t))  # per snapshot time, then zone
+    t, z, bikes, disabled = t[order], z[order], bikes[order], disabled[order]
+    first = np.flatnonzero(np.concatenate(([True], (t[1:] != t[:-1]) | (z[1:] != z[:-1]))))
+    st, sz = t[first], z[first]
+    avail, dis = np.add.reduceat(bikes, first), np.add.reduceat(disabled, first)  # a NULL disabled counts 0 (coalesce)
+    hs = _tdiv(st, 3600)
+    snap_first = np.flatnonzero(np.concatenate(([True], st[1:] != st[:-1])))
+    hours, n_per_hour = np.unique(hs[snap_first], return_counts=True)  # distinct snapshot times per hour, all zones
+    n = n_per_hour[np.searchsorted(hours, hs)]
+    order = np.lexsort((hs, sz))  # per zone, then hour
+    sz, hs, avail, dis, n = sz[order], hs[order], avail[order], dis[order], n[order]
+    g = np.flatnonzero(np.concatenate(([True], (sz[1:] != sz[:-1]) | (hs[1:] != hs[:-1]))))
+    layer = [None] * len(keys)
+    zone = [None] * len(keys)
+    for (lay, zid), k in keys.items():
+        layer[k], zone[k] = lay, zid
+    nf = n[g].astype(np.float64)
+    return pa.table({"zone_layer": pa.array(layer, pa.string()).take(pa.array(sz[g])),
+                     "zone_id": pa.array(zone, pa.string()).take(pa.array(sz[g])), "h": hs[g], "n": n[g],
+                     "available": np.add.reduceat(avail, g) / nf, "max_available": np.maximum.reduceat(avail, g),
+                     "reserved": np.zeros(len(g)) / nf, "disabled": np.add.reduceat(dis, g) / nf})
+
+
 def build_marts(con: duckdb.DuckDBPyConnection, feed_id: str, *, tz: str, max_gap_s: int, since: int | None = None,
-                fresh: bool = False) -> None:
+                fresh: bool = False, vehicles: bool = True, status=False) -> None:
     """Rebuild the feed's rows of the two GBFS marts: all of them, or (``since``, POSIX seconds of the earliest new
     snapshot) those of the hours a snapshot from then on can change.
 
     A state lasts at most ``max_gap_s``, so only hours from ``h0 = (since - max_gap_s) // 3600`` can change. Mart rows are
     labelled in local time, which never goes back by more than the hour a fall-back repeats: the rows labelled from h0's
     label on are deleted, and made again from the states of the hours from h0 - 2 on (each such hour is then whole; the
-    rows labelled before h0's label are not kept from that pass). ``fresh``: the feed has no mart row yet.
+    rows labelled before h0's label are not kept from that pass). ``fresh``: the feed has no mart row yet. ``vehicles``
+    False: the feed has no vehicle_status row (its free-floating rows are not computed). ``status`` (an Arrow table, or
+    None for none): every station_status row of the feed, as published, read from it instead of the warehouse.
     """
     gap = int(max_gap_s)
     if since is None:
@@ -266,10 +428,19 @@ def build_marts(con: duckdb.DuckDBPyConnection, feed_id: str, *, tz: str, max_ga
         for m in ("gbfs_station_availability_hour", "gbfs_vehicles_zone_hour"):
             con.execute(f"DELETE FROM marts.{m} WHERE feed_id = ? AND hour_local >= {label}", [feed_id])
     since_sql = "" if t0 is None else f" AND snapshot_ts >= {t0}"
-    con.execute(_STATE.replace("$since", since_sql), {"feed": feed_id})
-    con.execute(_AVAILABILITY.replace("$keep", keep), {"feed": feed_id, "gap": gap, "tz": tz})
-    con.execute(_VEHICLES.replace("$since", since_sql).replace("$keep", keep), {"feed": feed_id, "tz": tz})
-    con.execute("DROP TABLE _gbfs_state")
+    states = _states(con, feed_id, since_sql, status)
+    params = {"feed": feed_id, "tz": tz}
+    if states is not None:
+        for name, table, sql in (("_gbfs_availability", _availability(states, gap), _AVAILABILITY),
+                                 ("_gbfs_docked", _docked(con, feed_id, states), _DOCKED)):
+            if table.num_rows:
+                con.register(name, table)
+                try:
+                    con.execute(sql.replace("$keep", keep), params)
+                finally:
+                    con.unregister(name)
+    if vehicles:
+        con.execute(_FREE_FLOATING.replace("$since", since_sql).replace("$keep", keep), params)
 
 
 def export_gbfs(ws: Workspace, feed_id: str) -> dict:

@@ -425,3 +425,57 @@ def test_a_feed_whose_meta_row_is_gone_is_republished_without_duplicate_rows(tmp
         con.close()
     publish_feed(ws, "tier")
     assert _dump(tmp_path / "home", "tier") == before
+
+
+def test_the_archive_is_byte_for_byte_the_zip_zipfile_writes(tmp_path):
+    import zipfile
+
+    from noriba.gbfs import _write_stored_zip
+
+    members = [("station_information.json", b'{"data": {}}', ""), ("駅/乗り場.json", "{}".encode(), ""), ("a b/ü.json", b"x" * 70_000, ""),
+               ("empty.json", b"", "")] + [(f"station_status/{i:05d}.json", bytes([i % 256]) * (i * 37), "") for i in range(1500)]
+    with zipfile.ZipFile(tmp_path / "ref.zip", "w", compression=zipfile.ZIP_STORED) as zf:
+        for name, data, _ in members:
+            zf.writestr(zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)), data)
+    _write_stored_zip(tmp_path / "ours.zip", members)  # more members than one writev takes
+    assert (tmp_path / "ours.zip").read_bytes() == (tmp_path / "ref.zip").read_bytes()
+    with zipfile.ZipFile(tmp_path / "ours.zip") as zf:
+        assert zf.testzip() is None and zf.read("駅/乗り場.json") == b"{}"
+
+
+def test_a_snapshot_file_over_the_byte_limit_is_refused_and_one_at_the_limit_is_read(tmp_path):
+    from noriba.gbfs import _read_limited
+    from transforms.errors import InputError
+
+    at, over = tmp_path / "at.json", tmp_path / "over.json"
+    at.write_bytes(b"1" * 1000)
+    over.write_bytes(b"1" * 1001)
+    assert _read_limited(at, 1000) == b"1" * 1000
+    with pytest.raises(InputError, match="larger than source.max_bytes=1,000 bytes"):
+        _read_limited(over, 1000)
+
+
+def test_two_files_with_one_last_updated_make_one_state_the_later_file_winning_per_field(tmp_path):
+    from noriba.gbfs import ingest
+    from warehouse.workspace import Workspace
+
+    folder = tmp_path / "snaps" / "station_status"
+    folder.mkdir(parents=True)
+
+    def snap(name: str, t: int, bikes: int, docks):
+        st = {"station_id": "A", "num_bikes_available": bikes, "num_docks_available": docks, "is_installed": True,
+              "is_renting": True, "is_returning": True, "last_reported": t}
+        (folder / name).write_text(json.dumps({"last_updated": t, "ttl": 0, "version": "2.3", "data": {"stations": [st]}}))
+
+    snap("a.json", 7200, 3, 9)
+    snap("b.json", 7200, 5, None)  # the later file: its bikes win; it has no docks, so a.json's stand
+    snap("c.json", 7500, 0, 1)
+    ws = Workspace(tmp_path / "home")
+    ingest(ws, "dup", tmp_path / "snaps", timezone_name="UTC", export=False)
+    with _con(tmp_path / "home") as con:
+        rows = con.sql("SELECT snapshots, minutes_observed, avg_bikes_available, min_bikes_available, avg_docks_available, "
+                       "minutes_empty FROM marts.gbfs_station_availability_hour WHERE feed_id = 'dup'").fetchall()
+        docked = con.sql("SELECT snapshots, avg_available, max_available FROM marts.gbfs_vehicles_zone_hour "
+                         "WHERE feed_id = 'dup' AND source = 'docked'").fetchall()
+    assert rows == [(1, 5.0, 5.0, 5, 9.0, 0.0)]  # one state of 300 s (7200 to 7500): 5 bikes, 9 docks
+    assert docked == [(2, 2.5, 5)]  # two snapshot times in the hour: 5 bikes, then 0

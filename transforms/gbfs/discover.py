@@ -71,7 +71,7 @@ def _kind_of_part(part: str) -> str | None:
 
 def kind_from_name(relpath: str) -> str | None:
     """Return the GBFS kind a file's name or the name of a folder holding it says, nearest first; None if none does."""
-    for part in reversed(re.split(r"[\\/]", relpath)):
+    for part in reversed(relpath.replace("\\", "/").split("/")):
         if part and (kind := _kind_of_part(part)) is not None:
             return kind
     return None

@@ -102,7 +102,7 @@ def _bool(x):
     return None
 
 
-_INT, _BOOL = {int}, {bool}
+_INT, _BOOL, _NONE = {int}, {bool}, {type(None)}
 
 
 def _bools(values: list) -> list:
@@ -111,15 +111,33 @@ def _bools(values: list) -> list:
     if kinds <= _BOOL:
         return values
     if kinds <= {int, bool} and set(values) <= {0, 1}:
-        return [x == 1 for x in values]
+        return list(map(bool, values))
+    if kinds <= _NONE:
+        return values
     return [_bool(x) for x in values]
 
 
 def _counts(values: list) -> list:
     """Return the values where they are whole numbers >= 0, None elsewhere; the list itself when all are."""
-    if set(map(type, values)) <= _INT and (not values or (min(values) >= 0 and max(values) <= MAX_INT)):
+    kinds = set(map(type, values))
+    if kinds <= _INT and (not values or (min(values) >= 0 and max(values) <= MAX_INT)) or kinds <= _NONE:
         return values
     return [x if type(x) is int and 0 <= x <= MAX_INT else None for x in values]
+
+
+def _typed_counts(values: list) -> list:
+    """Return _counts(values) for the typed decoder's values (whole numbers or None), the list itself without a
+    per-value step when all are None or all are in range."""
+    if None in values:
+        return values if values.count(None) == len(values) else _counts(values)
+    return values if min(values) >= 0 and max(values) <= MAX_INT else _counts(values)
+
+
+def _typed_flags(values: list) -> list:
+    """Return _bools(values) for the typed decoder's values (true/false, whole numbers or None)."""
+    if values.count(1) + values.count(0) == len(values):  # only true, false, 1 and 0 (True == 1, False == 0)
+        return list(map(bool, values))
+    return _bools(values)
 
 
 def _int(x):
@@ -286,18 +304,19 @@ class SnapshotReader:
         c["snapshot_ts"].extend([ts] * n)
         c["station_id"].extend(sids)
         c["num_bikes_available"].extend(bikes)
-        c["num_docks_available"].extend(_counts([s.num_docks_available for s in stations]))
-        c["num_bikes_disabled"].extend(_counts([s.num_bikes_disabled if s.num_bikes_disabled is not None
-                                                else s.num_vehicles_disabled for s in stations]))
-        c["num_docks_disabled"].extend(_counts([s.num_docks_disabled for s in stations]))
-        c["is_installed"].extend(_bools([s.is_installed for s in stations]))
-        c["is_renting"].extend(_bools([s.is_renting for s in stations]))
-        c["is_returning"].extend(_bools([s.is_returning for s in stations]))
+        c["num_docks_available"].extend(_typed_counts([s.num_docks_available for s in stations]))
+        c["num_bikes_disabled"].extend(_typed_counts([s.num_bikes_disabled if s.num_bikes_disabled is not None
+                                                      else s.num_vehicles_disabled for s in stations]))
+        c["num_docks_disabled"].extend(_typed_counts([s.num_docks_disabled for s in stations]))
+        c["is_installed"].extend(_typed_flags([s.is_installed for s in stations]))
+        c["is_renting"].extend(_typed_flags([s.is_renting for s in stations]))
+        c["is_returning"].extend(_typed_flags([s.is_returning for s in stations]))
         self._reported_and_seen([s.last_reported for s in stations], sids, name)
         types = self.types_in_station_status
-        for s in stations:
-            if s.vehicle_types_available:
-                for v in s.vehicle_types_available:
+        vtas = [s.vehicle_types_available for s in stations]
+        for vta in vtas if vtas.count(None) < n else ():
+            if vta:
+                for v in vta:
                     if v.vehicle_type_id is not None and v.vehicle_type_id not in types:
                         types[v.vehicle_type_id] = name
         self.accepted += n

@@ -70,7 +70,33 @@ class OdsBook(Workbook):
             if mt != MIMETYPE:
                 raise InputError(f"{self.name}: an OpenDocument file of type {mt[:80]!r}, not a spreadsheet ({MIMETYPE}); "
                                  "save the sheet as .ods, .xlsx or .csv")
-        self.sheets = []  # known as content.xml streams by (sheets())
+        self._names: list[tuple[str, str]] | None = None
+        self._open_rows: dict[int, Iterator] = {}
+
+    @property
+    def sheets(self) -> list[tuple[str, str]]:
+        """Return [(sheet name, part)] in order (content.xml read once for the names, no cell kept)."""
+        if self._names is None:
+            self._names = [(ev[1], "content.xml") for ev in self._events(names_only=True) if ev[0] == "sheet"]
+        return self._names
+
+    @sheets.setter
+    def sheets(self, value) -> None:  # Workbook.__init__ does not set it for an .ods; kept for symmetry
+        self._names = value
+
+    def stream(self, name: str) -> Stream:
+        """Return the stream of the sheet ``name``; :meth:`rows` reads it (the sheets before it are passed over)."""
+        for st, rows in self.sheets_stream():
+            if st.name == name:
+                self._open_rows[id(st)] = rows
+                return st
+            for _ in rows:
+                pass
+        raise InputError(f"{self.name}: no sheet named {name!r}; its sheets: {', '.join(n for n, _ in self.sheets)}")
+
+    def rows(self, st: Stream) -> Iterator[tuple[int, list[tuple[int, Any]]]]:
+        """Yield (row, [(column, value), ...]) of the rows of ``st`` (from :meth:`stream`) holding a value."""
+        return self._open_rows.pop(id(st))
 
     def sheets_stream(self) -> Iterator[tuple[Stream, Iterator[tuple[int, list[tuple[int, Any]]]]]]:
         """Yield (stream, rows) per sheet, in order: ``rows`` yields (row, [(column, value), ...]) of the rows holding a
@@ -90,10 +116,9 @@ class OdsBook(Workbook):
                         st.merged, st.uncached = e[1], e[2]
                         return
 
-            self.sheets.append((st.name, "content.xml"))
             yield st, rows()
 
-    def _events(self) -> Iterator[tuple]:
+    def _events(self, *, names_only: bool = False) -> Iterator[tuple]:
         lim: SheetLimits = self.limits
         where = f"{self.name}!content.xml"
         p = expat.ParserCreate(namespace_separator="|")
@@ -106,7 +131,7 @@ class OdsBook(Workbook):
         p.EntityDeclHandler = doctype
         out: list[tuple] = []
         s: dict[str, Any] = {"sheet": None, "row": 0, "col": 0, "cells": [], "row_repeat": 1, "merged": [], "uncached": [],
-                             "cell": None, "text": None, "chars": 0, "note": 0, "depth": 0}
+                             "cell": None, "text": None, "chars": 0, "note": 0, "tables": 0}
 
         def ref() -> str:
             return _ref(s["sheet"] or "?", s["row"], s["col"])
@@ -123,9 +148,10 @@ class OdsBook(Workbook):
                 if s["sheet"] is not None:
                     raise InputError(f"{where}: {ref()} holds a table inside a cell, which Noriba does not read; "
                                      "copy its values into the sheet itself")
-                s.update(sheet=a.get(_TABLE + "name") or f"Sheet{len(self.sheets) + 1}", row=0, merged=[], uncached=[])
+                s["tables"] += 1
+                s.update(sheet=a.get(_TABLE + "name") or f"Sheet{s['tables']}", row=0, merged=[], uncached=[])
                 out.append(("sheet", s["sheet"]))
-            elif s["sheet"] is None:
+            elif s["sheet"] is None or names_only:
                 return
             elif name == _TABLE + "table-row":
                 s.update(col=0, cells=[], row_repeat=count(a, "number-rows-repeated"))
@@ -183,7 +209,7 @@ class OdsBook(Workbook):
             return text or None
 
         def end(name: str) -> None:
-            if s["sheet"] is None:
+            if s["sheet"] is None or (names_only and name != _TABLE + "table"):
                 return
             if name == _TABLE + "table":
                 out.append(("end", s["merged"], s["uncached"]))

@@ -205,13 +205,13 @@ def _transformer(epsg: int):
 
 
 def read_table_stops(data: bytes, name: str, *, columns: dict, encoding: str | None = None, crs: str = "wgs84") -> StopList:
-    """Return the stops of a CSV/XLSX stop list whose columns are named in ``columns``.
+    """Return the stops of a CSV/XLSX/XLS/ODS stop list whose columns are named in ``columns``.
 
     ``columns`` maps id, name, lat, lon (WGS84) or x, y (projected, see :func:`to_wgs84`) and
     optionally kana, english, zone, code, parent to header names. If a needed column is
     missing or a coordinate cannot be read, raise InputError naming the line.
     """
-    if name.lower().endswith((".xlsx", ".xls")):
+    if name.lower().endswith((".xlsx", ".xls", ".ods")):
         from transforms.timetable.workbook import read_workbook
 
         sheet = read_workbook(data, name)[0][0]

@@ -20,7 +20,7 @@ from transforms.timetable.layout import is_time_like
 from transforms.timetable.times import DEFAULT_NOT_RUN, DEFAULT_PASS
 from transforms.timetable.workbook import Sheet, column_letter, read_workbook
 
-WORKBOOK_SUFFIXES = (".xls", ".xlsx", ".xlsm")
+WORKBOOK_SUFFIXES = (".xls", ".xlsx", ".xlsm", ".ods")
 #: A block needs at least this many time-like cells; fewer are listed as cells outside every block.
 MIN_TIMES = 2
 _MARKS = {unicodedata.normalize("NFKC", m) for m in (*DEFAULT_PASS, *DEFAULT_NOT_RUN)}

@@ -2,7 +2,7 @@
 
 CSV in any encoding (UTF-8 read by DuckDB directly; anything else decoded by
 transforms.encoding.decode() into a UTF-8 staging copy first), Parquet, JSON (an array of
-records, or JSON lines), Avro (fastavro), XLSX (streamed by transforms.xlsx, first sheet or the spec's sheet) and
+records, or JSON lines), Avro (fastavro), XLSX and ODS (streamed by transforms.xlsx and transforms.ods, first sheet or the spec's sheet) and
 MDS provider ``trips`` payloads (validated with jsonschema; invalid trips are rejected with the
 schema's message). Values stay text here: typing is the mapping engine's job, so a bad value is
 reported with its row instead of failing the whole file.
@@ -29,7 +29,7 @@ from transforms.notices import INFO, WARNING
 from transforms.trips.spec import HEADER_SCAN_ROWS, TripOptions, file_label
 
 _EXT_FORMATS = {".csv": "csv", ".txt": "csv", ".tsv": "csv", ".parquet": "parquet", ".json": "json", ".jsonl": "jsonl",
-                ".ndjson": "jsonl", ".avro": "avro", ".xlsx": "xlsx"}
+                ".ndjson": "jsonl", ".avro": "avro", ".xlsx": "xlsx", ".ods": "xlsx"}  # xlsx: a spreadsheet, .xlsx or .ods
 
 
 @dataclass
@@ -546,9 +546,13 @@ def _xlsx_table(f: SourceFile, opts: TripOptions) -> pa.Table:
     than the limit (rows x columns), or the workbook breaks another limit, raise InputError naming
     the file, sheet and limit.
     """
+    from transforms.ods import OdsBook, looks_like_ods
     from transforms.xlsx import Workbook
 
-    with Workbook(f.path, f.label) as wb:
+    with open(f.path, "rb") as fh:
+        head = fh.read(200)
+    book = OdsBook if looks_like_ods(head) or f.label.lower().endswith(".ods") else Workbook  # LibreOffice's .ods, or Excel's .xlsx
+    with book(f.path, f.label) as wb:
         if not wb.sheets:
             raise InputError(f"{f.label}: the workbook has no sheet")
         st = wb.stream(opts.sheet) if opts.sheet else wb.stream(wb.sheets[0][0])

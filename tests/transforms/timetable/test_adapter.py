@@ -119,3 +119,31 @@ def test_alignment_to_a_pattern_tolerates_pole_numbers_and_extra_rows():
     names = ["工大", "東通", "中央町", "中央町", "室蘭港"]
     pattern = ["工大", "東通2", "中央町3", "室蘭港"]
     assert align(names, pattern) == [0, 1, 2, None, 3]
+
+
+def test_the_demo_timetable_with_its_holiday_sheet_saved_as_ods_gives_the_same_feed(tmp_path):
+    """A town that keeps its timetable in LibreOffice: the demo's holiday workbook as the .ods LibreOffice wrote from it
+    (tests/transforms/data) gives the same GTFS-JP tables as the .xlsx."""
+    import shutil
+    from pathlib import Path
+
+    import yaml
+
+    from transforms.timetable.config import with_defaults
+
+    root = Path(__file__).resolve().parents[3]
+    spec = yaml.safe_load((root / "specs/feeds/minato-community-timetable.yml").read_text(encoding="utf-8"))
+    feeds = {}
+    for kind in ("xlsx", "ods"):
+        cfg = dict(spec["timetable"])
+        cfg["workbooks"] = [{**w, "file": w["file"].replace(".xlsx", f".{kind}")} for w in cfg["workbooks"]]
+        folder = tmp_path / kind
+        shutil.copytree(root / "demo/inputs/minato-community-timetable", folder)
+        if kind == "ods":
+            (folder / "timetable_holiday.xlsx").unlink()
+            shutil.copy(root / "tests/transforms/data/timetable_holiday.ods", folder / "timetable_holiday.ods")
+        feeds[kind] = write_input(folder, {}, with_defaults(cfg))
+        feeds[kind] = read(folder)
+    for name in ("trips.txt", "stop_times.txt", "calendar.txt", "stops.txt"):
+        assert table(feeds["ods"], name) == table(feeds["xlsx"], name), name
+    assert any(t["service_id"] != "weekday" for t in table(feeds["ods"], "trips.txt"))  # the holiday sheet's trips are there

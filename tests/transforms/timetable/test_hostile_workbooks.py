@@ -150,8 +150,12 @@ def test_xml_with_a_doctype_is_refused(bomb_dir):
 def test_zip_that_is_not_a_workbook_is_refused():
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("word/document.xml", "<w:document/>")
+    assert "no workbook part" in _one_line_refusal(buf.getvalue(), "timetable.xlsx")
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:  # an .ods whose content.xml is not OpenDocument XML
         z.writestr("content.xml", "<office:document-content/>")
-    assert "no workbook part" in _one_line_refusal(buf.getvalue(), "timetable.ods")
+    assert "timetable.ods!content.xml: not well-formed XML" in _one_line_refusal(buf.getvalue(), "timetable.ods")
 
 
 def test_shared_string_that_does_not_exist_is_refused_naming_the_cell(bomb_dir):

@@ -94,3 +94,22 @@ def test_repeated_header_keeps_both_columns(tmp_path):
     path = bombs.write_xlsx(tmp_path / "dup.xlsx", bombs._sheet(_rows([_cell("A1", "fare"), _cell("B1", "fare")],
                                                                      ['<c r="A2"><v>1</v></c><c r="B2"><v>2</v></c>'])))
     assert _load(path).drop_columns(["_file", "_row"]).to_pylist() == [{"fare": "1", "fare_2": "2"}]
+
+
+def test_a_trip_sheet_saved_as_ods_is_read_like_the_xlsx(tmp_path, stage):
+    """A taxi operator's log kept in LibreOffice: the same rows as from an .xlsx, its second sheet picked by name."""
+    from tests.transforms.test_ods import cell, ods, text
+
+    def row(*cells: str) -> str:
+        return f"<table:table-row>{''.join(cells)}</table:table-row>"
+
+    data = ods('<table:table table:name="メモ">' + row(text("集計用")) + "</table:table>"
+               '<table:table table:name="運行記録">'
+               + row(text("pu"), text("do"), text("fare"))
+               + row(text("2026-04-01 10:00:00"), text("2026-04-01 10:20:00"), cell(office__value_type="float", office__value="900"))
+               + row(text("2026-04-01 11:00:00"), text("2026-04-01 11:05:00"), cell(office__value_type="currency", office__value="500"))
+               + '<table:table-row table:number-rows-repeated="1048570"><table:table-cell table:number-columns-repeated="16381"/>'
+               "</table:table-row></table:table>")
+    staged, con = stage({"t.ods": data}, {**SECTION, "sheet": "運行記録"})
+    assert (staged.rows_in, staged.accepted) == (2, 2)
+    assert con.sql("SELECT total_amount FROM fct ORDER BY source_row").fetchall() == [(900,), (500,)]

@@ -375,11 +375,12 @@ class _Guard:
             f"{self.first or 'public'} address to a {refused[0].split('(')[1].rstrip(')') if refused else 'other'} one")
 
 
-def _deadline_backend(deadline: _Deadline):
-    """Return an httpcore network backend whose every socket wait ends by ``deadline`` and whose connections _Guard allows."""
+def _deadline_backend(deadline: _Deadline, guard: _Guard | None = None):
+    """Return an httpcore network backend whose every socket wait ends by ``deadline`` and whose connections ``guard`` (a
+    new _Guard if none) allows."""
     import httpcore
 
-    guard = _Guard()
+    guard = guard or _Guard()
 
     class Stream(httpcore.NetworkStream):
         def __init__(self, stream: httpcore.NetworkStream):
@@ -451,15 +452,17 @@ def guarded_async_client(*, headers: dict | None = None, max_connections: int = 
                              headers={"User-Agent": USER_AGENT, **(headers or {})})
 
 
-def _client(deadline: _Deadline, timeout_s: float):
-    """Return an httpx client whose direct connections all end by ``deadline``, following at most MAX_REDIRECTS redirects."""
+def _client(deadline: _Deadline, timeout_s: float, *, guard: _Guard | None = None):
+    """Return an httpx client whose direct connections all end by ``deadline``, following at most MAX_REDIRECTS redirects.
+    Give one ``guard`` to the clients of URLs that a first document named (GBFS discovery): they may then not lead further
+    into the network than that document's own server."""
     import httpcore
     import httpx
 
     transport = httpx.HTTPTransport()
     # httpx has no public way to give its transport a network backend; its pool is the httpcore pool it
     # would build, plus ours (tests/noriba/test_fetch.py's header-trickle test fails if this stops working).
-    transport._pool = httpcore.ConnectionPool(ssl_context=httpx.create_ssl_context(), network_backend=_deadline_backend(deadline))
+    transport._pool = httpcore.ConnectionPool(ssl_context=httpx.create_ssl_context(), network_backend=_deadline_backend(deadline, guard))
     return httpx.Client(transport=transport, timeout=httpx.Timeout(timeout_s), follow_redirects=True,
                         max_redirects=MAX_REDIRECTS, headers={"User-Agent": USER_AGENT})
 

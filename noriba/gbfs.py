@@ -512,7 +512,7 @@ def _sampled_notices(findings) -> tuple[pa.Table, dict]:
 # Live polling
 # ---------------------------------------------------------------------------------------------------------------------
 
-def download(ws: Workspace, feed_id: str, url: str, spec: FeedSpec) -> tuple[bytes, str]:
+def download(ws: Workspace, feed_id: str, url: str, spec: FeedSpec, *, guard=None) -> tuple[bytes, str]:
     """Return (bytes, sha256) of one GBFS file downloaded within the spec's limits (size, deadline, retries), archived under raw/.
 
     If it cannot be received, or is a web page instead of JSON, raise InputError.
@@ -521,11 +521,13 @@ def download(ws: Workspace, feed_id: str, url: str, spec: FeedSpec) -> tuple[byt
 
     from noriba.fetch import _checked_suffix, _client, _Deadline, _incoming, _keep, _one_line, _too_big
 
+    # guard: the one of the system's gbfs.json (fetch_live): a file URL it names may not lead further into the network
+
     src = spec.source
     deadline = _Deadline(src.deadline_s)
     folder = ws.raw_dir(feed_id)
     last = ""
-    with _client(deadline, src.timeout_s) as client:
+    with _client(deadline, src.timeout_s, guard=guard) as client:
         for attempt in range(max(1, src.retries)):
             if attempt:
                 pause = min(2 ** (attempt - 1) * 0.5, 30.0)
@@ -578,8 +580,11 @@ def poll(spec: FeedSpec, ws: Workspace, *, once: bool = False, rounds: int | Non
     """
     if spec.kind != "gbfs" or not spec.source.url:
         raise InputError(f"{spec.id}: `noriba gbfs fetch` needs a spec of kind gbfs with source.url (the system's gbfs.json)")
+    from noriba.fetch import _Guard
+
     opts = gbfs_options(spec)
     ws.ensure()
+    guard = _Guard()  # gbfs.json's server sets how far in the file URLs it names may lead (SSRF)
     due: dict[str, float] = {}
     urls: dict[str, str] = {}
     results = []
@@ -589,7 +594,7 @@ def poll(spec: FeedSpec, ws: Workspace, *, once: bool = False, rounds: int | Non
         items: list[tuple[str, bytes]] = []
         stamp = int(time.time())
         if due.get("gbfs", 0) <= now:
-            data, sha = download(ws, spec.id, spec.source.url, spec)
+            data, sha = download(ws, spec.id, spec.source.url, spec, guard=guard)
             try:
                 doc = json.loads(data)
                 disc = parse_discovery(doc, language=opts.language)
@@ -601,7 +606,7 @@ def poll(spec: FeedSpec, ws: Workspace, *, once: bool = False, rounds: int | Non
         for kind in POLLED:
             if kind in urls and due.get(kind, 0) <= clock():
                 try:
-                    data, sha = download(ws, spec.id, urls[kind], spec)
+                    data, sha = download(ws, spec.id, urls[kind], spec, guard=guard)
                 except InputError as exc:
                     if once or rounds is not None:
                         raise

@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from noriba.cli import main
-from tests.conftest import shared
+from tests.conftest import deadline, shared
 
 GAP = 300  # the default gbfs.max_gap_s
 
@@ -262,6 +262,25 @@ def test_live_poll_refuses_a_file_larger_than_max_bytes_in_one_line(tmp_path, li
     assert main(["--home", str(tmp_path / "home"), "gbfs", "fetch", "tier-small", "--once", "--specs", str(specs), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert "larger than source.max_bytes=10000" in err and "Traceback" not in err
+
+
+def test_live_poll_refuses_a_file_url_in_gbfs_json_that_points_at_cloud_metadata(tmp_path, live_tier, capsys):
+    """gbfs.json is input: the file URLs it names may not reach a link-local address (169.254.169.254: cloud credentials)
+    nor lead further into the network than gbfs.json's own server; refused before connecting, in one line."""
+    disc = json.loads(_System.files["gbfs.json"])
+    for f in disc["data"]["en"]["feeds"]:
+        if f["name"] == "free_bike_status":
+            f["url"] = "http://169.254.169.254/latest/meta-data/iam/security-credentials/"
+    _System.files["gbfs.json"] = json.dumps(disc).encode()
+    specs = tmp_path / "specs"
+    (specs / "feeds").mkdir(parents=True)
+    (specs / "feeds" / "tier-meta.yml").write_text(
+        f"id: tier-meta\nkind: gbfs\nsource: {{url: {live_tier}/gbfs.json, max_bytes: 2000000, timeout_s: 5, retries: 1}}\n",
+        encoding="utf-8")
+    with deadline(60):
+        rc = main(["--home", str(tmp_path / "home"), "gbfs", "fetch", "tier-meta", "--once", "--specs", str(specs), "--quiet"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "refused to connect to 169.254.169.254" in err and "link-local" in err and "Traceback" not in err, err
 
 
 # --------------------------------------------------------------------------------------------- specs

@@ -29,6 +29,7 @@ from transforms.trips.readers import list_files
 from transforms.trips.spec import trip_options, zone_options
 from transforms.trips.stage import stage_source
 from transforms.trips.zones import ZoneLayer, load_layer, stored_layer
+from warehouse import storage
 from warehouse.runstate import feed_lock, replace_dir, sweep
 
 VERSION_ID_LENGTH = 16
@@ -92,6 +93,7 @@ def fetch_trips(spec: FeedSpec, ws: Workspace) -> dict:
         archived = list(pool.map(archive, paths))
     listing = [{"file": p.relative_to(base).as_posix(), "sha256": sha, "raw_path": str(target), "bytes": size}
                for p, (target, sha, size) in zip(paths, archived)]
+    storage.push(ws, [target for target, _, _ in archived], immutable=True)  # object-storage home: read wherever the parse runs
     h = hashlib.sha256()
     for f in listing:
         h.update(f"{f['file']}\t{f['sha256']}\n".encode())
@@ -132,12 +134,16 @@ def _parse_validate_locked(spec: FeedSpec, ws: Workspace, fetched: dict, *, spec
     ver = fetched["feed_version"]
     staging = ws.staging / spec.id / f"{ver}-{uuid.uuid4().hex[:8]}"
     root = Path(fetched["root"])
-    # read the archived copies (immutable), under the names the operator gave them
+    # read the archived copies (immutable, named by content), under the names the operator gave them; on another
+    # machine than the fetch's (object-storage home), this working folder's copy, got from the store
+    archived = [f["raw_path"] if Path(f["raw_path"]).is_file() else ws.raw_dir(spec.id) / Path(f["raw_path"]).name
+                for f in fetched["files"]]
+    storage.pull_files(ws, [Path(a) for a in archived])
     link_root = staging / "_files"
-    for f in fetched["files"]:
+    for f, src in zip(fetched["files"], archived):
         dst = link_root / f["file"]
         dst.parent.mkdir(parents=True, exist_ok=True)
-        os.symlink(f["raw_path"], dst)
+        os.symlink(src, dst)
     paths = [link_root / f["file"] for f in fetched["files"]]
     _say(progress, f"{spec.id}: reading {len(paths)} file(s) from {root}")
     staged = stage_source(paths, root=link_root, opts=opts, source_id=spec.id, feed_version=ver, timezone=spec.timezone,

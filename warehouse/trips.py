@@ -116,6 +116,11 @@ def published_version(ws: Workspace, source_id: str) -> str | None:
         con.close()
 
 
+#: The lake tables of a trips source (lake/<table>/source_id=<id>/), written by noriba/trips_pipeline.py.
+TRIPS_LAKE_TABLES = ("trips_fct_trips", "trips_files", "trips_notices", "trips_quarantine", "trips_rule_counts", "trips_zones",
+                     "trips_meta")
+
+
 def _lake(ws: Workspace, table: str, source_id: str) -> Path:
     return ws.lake / table / f"source_id={source_id}"
 
@@ -167,6 +172,10 @@ def _zone_notices(con, layer) -> None:
 
 def publish_trips(ws: Workspace, source_id: str) -> dict:
     """Return row counts published for a trips source: its lake partitions replace its warehouse rows in one transaction."""
+    from warehouse import storage
+
+    for table in TRIPS_LAKE_TABLES:  # object-storage home: the partitions as the run that wrote them sent them, meta included
+        storage.pull(ws, _lake(ws, table, source_id))
     meta_part = _lake(ws, "trips_meta", source_id) / "part-0.parquet"
     if not meta_part.exists():
         raise FileNotFoundError(f"{source_id}: nothing in the lake to publish; run the source first")

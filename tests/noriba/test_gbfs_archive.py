@@ -258,18 +258,24 @@ def test_archive_with_no_feed_named_polls_gtfs_rt_and_gbfs_and_a_restart_sends_t
     assert len(list((home / "raw" / "bus-rt" / "rt").glob("*/*/*.pb"))) == 1
 
 
-def test_a_web_page_instead_of_gbfs_json_is_logged_as_a_failure_and_nothing_is_archived(tmp_path, capsys):
+def _archive_bikes_once(tmp_path, srv: System):
+    """Return the home after `noriba rt archive --once` of a spec 'bikes' polling ``srv`` (stopped after)."""
     specs = tmp_path / "specs"
     (specs / "feeds").mkdir(parents=True)
     home = tmp_path / "home"
-    srv = System()
-    srv.web_page = True
     try:
         (specs / "feeds" / "bikes.yml").write_text(f"id: bikes\nkind: gbfs\nsource: {{url: {srv.base}/gbfs.json}}\n", encoding="utf-8")
         with deadline(60):
             assert main(["--home", str(home), "rt", "archive", "--once", "--specs", str(specs)]) == 0
     finally:
         srv.stop()
+    return home
+
+
+def test_a_web_page_instead_of_gbfs_json_is_logged_as_a_failure_and_nothing_is_archived(tmp_path, capsys):
+    srv = System()
+    srv.web_page = True
+    home = _archive_bikes_once(tmp_path, srv)
     err = capsys.readouterr().err
     assert "bikes/gbfs: 1 fetches, 0 changed, failing (1 in a row)" in err and "Traceback" not in err
     archive = home / "raw" / "bikes" / "archive"
@@ -281,17 +287,9 @@ def test_a_web_page_instead_of_gbfs_json_is_logged_as_a_failure_and_nothing_is_a
 def test_a_file_url_in_gbfs_json_pointing_at_cloud_metadata_is_refused_without_connecting(tmp_path, capsys):
     """gbfs.json is input: a file URL it names may not lead to a link-local address (169.254.169.254 answers cloud
     credentials on most hosting) or further into the network than gbfs.json's own server (SSRF)."""
-    specs = tmp_path / "specs"
-    (specs / "feeds").mkdir(parents=True)
-    home = tmp_path / "home"
     srv = System()
     srv.elsewhere = {"station_status": "http://169.254.169.254/latest/meta-data/iam/security-credentials/"}
-    try:
-        (specs / "feeds" / "bikes.yml").write_text(f"id: bikes\nkind: gbfs\nsource: {{url: {srv.base}/gbfs.json}}\n", encoding="utf-8")
-        with deadline(60):
-            assert main(["--home", str(home), "rt", "archive", "--once", "--specs", str(specs)]) == 0
-    finally:
-        srv.stop()
+    home = _archive_bikes_once(tmp_path, srv)
     assert "Traceback" not in capsys.readouterr().err
     archive = home / "raw" / "bikes" / "archive"
     log = {r["part"]: r for p in archive.glob("*/*/fetches.jsonl") for line in p.read_text().splitlines() for r in [json.loads(line)]}

@@ -303,6 +303,14 @@ def test_a_failure_to_write_is_said_and_the_other_feeds_go_on(ws, monkeypatch, c
     assert result["bus-b/trip_updates"] == {"fetches": 1, "changed": 1, "failures": 0}
 
 
+def _stop(proc) -> None:
+    """Stop the archiver service as docker stops it (SIGTERM) and wait for it to finish."""
+    import signal
+
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=60)
+
+
 def test_the_service_waits_for_a_spec_then_archives_and_stops_cleanly_on_sigterm(tmp_path):
     import signal
 
@@ -321,8 +329,7 @@ def test_the_service_waits_for_a_spec_then_archives_and_stops_cleanly_on_sigterm
             while not srv.requests:
                 assert proc.poll() is None, err_file.read_text()
                 time.sleep(0.1)
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(timeout=60)
+            _stop(proc)
         finally:
             if proc.poll() is None:
                 proc.kill()
@@ -364,8 +371,7 @@ def test_the_service_reads_its_specs_again_starting_new_feeds_and_stopping_remov
             wait_until(lambda: "tram-rt.yml: line" in err_file.read_text(), proc)
             asked = len(second.requests)
             wait_until(lambda: len(second.requests) >= asked + 2, proc)  # still polled, as it was
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(timeout=60)
+            _stop(proc)
         finally:
             if proc.poll() is None:
                 proc.kill()

@@ -312,8 +312,6 @@ def _stop(proc) -> None:
 
 
 def test_the_service_waits_for_a_spec_then_archives_and_stops_cleanly_on_sigterm(tmp_path):
-    import signal
-
     (tmp_path / "specs" / "feeds").mkdir(parents=True)
     env = {**os.environ, "NORIBA_HOME": str(tmp_path / "home"), "NORIBA_SPECS": str(tmp_path / "specs"), "NORIBA_RT_SPEC_WAIT_S": "0.2"}
     err_file = tmp_path / "stderr.txt"
@@ -341,8 +339,6 @@ def test_the_service_waits_for_a_spec_then_archives_and_stops_cleanly_on_sigterm
 
 def test_the_service_reads_its_specs_again_starting_new_feeds_and_stopping_removed_ones(tmp_path):
     """A long-running archiver (docker/'s service) picks up a spec added, changed or removed without a restart."""
-    import signal
-
     feeds = tmp_path / "specs" / "feeds"
     feeds.mkdir(parents=True)
     env = {**os.environ, "NORIBA_HOME": str(tmp_path / "home"), "NORIBA_SPECS": str(tmp_path / "specs"),

@@ -156,6 +156,39 @@ def test_second_machine_running_the_same_feeds_sends_nothing_new_to_the_lake(run
     assert warehouse_checksums(runs["base"] / "cache-c" / "noriba.duckdb") == warehouse_checksums(runs["local"] / "noriba.duckdb")
 
 
+def test_a_new_machine_serving_the_catalog_serves_the_stored_exports_and_keeps_the_stored_catalog_whole(runs, monkeypatch):
+    """`noriba serve` on a new machine rebuilds the catalog (validity as of today) before serving: from the exports as
+    stored, which it gets first, not from its empty working folder (which would have listed no download and sent that
+    page over the stored one)."""
+    import pyarrow.fs as pafs
+
+    from noriba.exports import update_catalog
+    from warehouse.workspace import Workspace
+
+    env = {**runs["s3_env"], "NORIBA_CACHE": str(runs["base"] / "cache-serve")}
+    for k, v in env.items():
+        if k.startswith(("AWS_", "NORIBA_")):
+            monkeypatch.setenv(k, v)
+    fs = pafs.S3FileSystem(endpoint_override=runs["endpoint"].split("//")[1], scheme="http", access_key="testing",
+                           secret_key="testing", region="us-east-1")
+
+    def stored(name: str) -> str:
+        with fs.open_input_stream(f"{BUCKET}/home/exports/{name}") as fh:
+            return fh.read().decode("utf-8")
+
+    before = {n: stored(n) for n in ("site/catalog.json", "site/files.json")}
+    ws = Workspace.from_env()
+    update_catalog(ws)
+    for fid in FEEDS:
+        assert list((ws.exports / "gtfs" / fid).glob(f"{fid}_*.zip")), f"{fid}: the export was not got from the store to serve"
+    import json
+
+    def listed() -> dict:
+        return {n: {k: v for k, v in json.loads(stored(n)).items() if k != "generated_at"} for n in before}
+
+    assert listed() == {n: {k: v for k, v in json.loads(t).items() if k != "generated_at"} for n, t in before.items()}
+
+
 def test_rerun_on_s3_home_changes_nothing(runs):
     before = _objects(runs["endpoint"])
     wh = warehouse_checksums(runs["cache"] / "noriba.duckdb")

@@ -498,3 +498,24 @@ def test_two_files_with_one_last_updated_make_one_state_the_later_file_winning_p
                          "WHERE feed_id = 'dup' AND source = 'docked'").fetchall()
     assert rows == [(1, 5.0, 5.0, 5, 9.0, 0.0)]  # one state of 300 s (7200 to 7500): 5 bikes, 9 docks
     assert docked == [(2, 2.5, 5)]  # two snapshot times in the hour: 5 bikes, then 0
+
+
+def test_a_time_past_the_year_9999_is_quarantined_as_not_a_time_never_a_traceback(tmp_path, capsys):
+    """last_updated in milliseconds (a common slip) or larger still fits in 64 bits but is no date a calendar holds."""
+    folder = tmp_path / "snaps"
+    (folder / "station_status").mkdir(parents=True)
+    info = {"last_updated": 1700000000, "ttl": 0, "version": "2.3", "data": {"stations": [
+        {"station_id": "1", "name": "駅前", "lat": 35.0, "lon": 139.0}]}}
+    (folder / "station_information.json").write_text(json.dumps(info, ensure_ascii=False), encoding="utf-8")
+    for name, t in (("a", 10**13), ("b", 1700000060)):
+        st = {"last_updated": t, "ttl": 0, "version": "2.3", "data": {"stations": [
+            {"station_id": "1", "num_bikes_available": 2, "num_docks_available": 4, "is_installed": True, "is_renting": True,
+             "is_returning": True, "last_reported": 1_700_000_060_000}]}}
+        (folder / "station_status" / f"{name}.json").write_text(json.dumps(st))
+    home = tmp_path / "home"
+    assert main(["--home", str(home), "gbfs", "ingest", str(folder), "--feed", "ms", "--quiet"]) == 0
+    assert "Traceback" not in capsys.readouterr().err
+    with _con(home) as con:
+        q = con.sql("SELECT file, code FROM quality.quarantine").fetchall()
+        kept = con.sql("SELECT last_reported FROM gbfs.station_status").fetchall()
+    assert q == [("station_status/a.json", "invalid_last_updated")] and kept == [(None,)]  # 1.7e12 s: not a time either

@@ -105,13 +105,18 @@ def kind_from_content(doc: object) -> str | None:
 MAX_INT = 2**63 - 1
 
 
+#: The POSIX seconds a calendar date can have (0001-01-01 to 9999-12-31 UTC): a time outside is not a time (milliseconds
+#: given as seconds land there), and would break every date computed from it.
+MIN_EPOCH, MAX_EPOCH = -62_135_596_800, 253_402_300_799
+
+
 def epoch_of(value: object) -> int | None:
     """Return a GBFS time as POSIX seconds: an integer (1.x, 2.x) or RFC 3339 text with an offset (3.0). None if neither,
-    or if it does not fit in 64 bits."""
+    or if it is not a date of the years 1 to 9999."""
     if type(value) is int:
-        return value if -MAX_INT <= value <= MAX_INT else None
+        return value if MIN_EPOCH <= value <= MAX_EPOCH else None
     if type(value) is float and value.is_integer():
-        return int(value) if -MAX_INT <= value <= MAX_INT else None
+        return int(value) if MIN_EPOCH <= value <= MAX_EPOCH else None
     if isinstance(value, str) and len(value) <= 40:
         try:
             t = datetime.fromisoformat(value.replace("Z", "+00:00"))

@@ -24,7 +24,7 @@ from typing import Union
 import msgspec
 import pyarrow as pa
 
-from transforms.gbfs.discover import MAX_INT, READ_KINDS, epoch_of, kind_from_content, kind_from_name
+from transforms.gbfs.discover import MAX_EPOCH, MAX_INT, MIN_EPOCH, READ_KINDS, epoch_of, kind_from_content, kind_from_name
 from transforms.gbfs.rules import schema_notices
 from transforms.gbfs.spec import GbfsOptions
 from transforms.notices import Findings
@@ -267,11 +267,11 @@ class SnapshotReader:
 
 
     def _reported_and_seen(self, reported: list, sids, name: str) -> None:
-        """Add the stations' last_reported (epoch seconds; a value outside 64 bits or not a number is read as missing)
-        and remember the file that first listed each station in a status."""
+        """Add the stations' last_reported (epoch seconds; a value that is no date of the years 1 to 9999, or not a number,
+        is read as missing: discover.epoch_of) and remember the file that first listed each station in a status."""
         c = self.cols["station_status"]
-        c["last_reported"].extend(reported if set(map(type, reported)) <= _INT and -MAX_INT <= min(reported)
-                                  and max(reported) <= MAX_INT else [epoch_of(x) for x in reported])
+        c["last_reported"].extend(reported if set(map(type, reported)) <= _INT and MIN_EPOCH <= min(reported)
+                                  and max(reported) <= MAX_EPOCH else [epoch_of(x) for x in reported])
         seen = self.status_station_ids
         for sid in sids:
             if sid not in seen:

@@ -109,6 +109,34 @@ _SEVERITY = {v.number: v.name for v in pb.Alert.DESCRIPTOR.enum_types_by_name["S
 _INCREMENTALITY = {v.number: v.name for v in pb.FeedHeader.DESCRIPTOR.enum_types_by_name["Incrementality"].values}
 
 
+def _load_native():
+    """Return the noriba_wire C extension (native/noriba_wire), or None when it is not importable or NORIBA_RT_PURE=1."""
+    import os
+
+    if os.environ.get("NORIBA_RT_PURE") == "1":
+        return None
+    try:
+        import noriba_wire
+    except ImportError:
+        return None
+    return noriba_wire
+
+
+#: The C hot path (split, trip updates, stop_time_update decode), or None: everything then runs in Python and numpy.
+#: Wherever it answers None (anything it does not read exactly as the Python path does), the Python path decides.
+NATIVE = _load_native()
+_TRIP_REL_NAMES = tuple(_TRIP_REL.get(k) for k in range(max(_TRIP_REL) + 1))
+_STU_REL_INDEX = bytes(__import__("array").array("i", [sorted(_STU_REL).index(k) if k in _STU_REL else -1
+                                                         for k in range(max(_STU_REL) + 1)]))
+
+
+def _seeds() -> bytes:
+    """Return the per-process seeds of wire.hash_ranges (the C extension hashes with the same)."""
+    from transforms.gtfs_rt.wire import _SEEDS
+
+    return _SEEDS.tobytes()
+
+
 class SnapshotError(ValueError):
     """A snapshot is not a readable FeedMessage (the reason is the message)."""
 
@@ -496,12 +524,18 @@ class HourParser:
         touched: list[tuple[int, int, int | None]] = []
         self._undo: list[tuple[list, int, int]] = []
         try:
-            header_b, ents = split_message(data)
+            sp = NATIVE.split(data) if NATIVE is not None else None
+            if sp is not None:
+                header_b, ents, est, een = sp
+                ranges = (data, est, een)
+            else:
+                header_b, ents = split_message(data)
+                ranges = None
             header = pb.FeedHeader()
             if header_b:
                 header.MergeFromString(header_b)
             ts = header.timestamp if header.HasField("timestamp") else None
-            by_bytes, by_id, rows, stored = self._entities(ents, prev, part, ts, touched)
+            by_bytes, by_id, rows, stored = self._entities(ents, prev, part, ts, touched, ranges)
         except Exception as exc:  # noqa: BLE001 (a damaged message: upb's DecodeError, or ours)
             for t, tb in self.tables.items():
                 tb.truncate(marks[t])
@@ -539,7 +573,9 @@ class HourParser:
         self.v_base.append(self.v_base[prior.v] + self.v_count[prior.v] if prior is not None else 0)
         return len(self.v_count) - 1
 
-    def _entities(self, ents: list[bytes], prev: tuple[dict, dict], part: str, ts: int | None, touched: list):
+    def _entities(self, ents: list[bytes], prev: tuple[dict, dict], part: str, ts: int | None, touched: list, ranges=None):
+        """Store the changed entities of a snapshot. ``ranges``: (the snapshot's bytes, start and end of each entity in them,
+        as int64 bytes) when the C extension split it: the changed trip updates are then read by it."""
         prev_bytes, prev_id = prev
         by_bytes: dict[bytes, _Entity] = {}
         by_id: dict[str, _Entity] = {}
@@ -548,11 +584,18 @@ class HourParser:
         v_count, v_last = self.v_count, self.v_last
         dups: list[bytes] = []
         uniq = ents
+        uniq_i: list[int] | range = range(len(ents))
+        dups_i: list[int] = []
         if len(set(ents)) != len(ents):  # a duplicate inside one snapshot: its rows are stored again, so they reconcile
             seen: set[bytes] = set()
-            uniq = []
-            for eb in ents:
-                (dups if eb in seen else uniq).append(eb)
+            uniq, uniq_i = [], []
+            for i, eb in enumerate(ents):
+                if eb in seen:
+                    dups.append(eb)
+                    dups_i.append(i)
+                else:
+                    uniq.append(eb)
+                    uniq_i.append(i)
                 seen.add(eb)
         states = list(map(prev_bytes.get, uniq))
         changed = [eb for eb, st in zip(uniq, states) if st is None]
@@ -564,6 +607,27 @@ class HourParser:
                 v_count[st.v] += 1
                 v_last[st.v] = ts
             rows = [sum(c) for c in zip(*[st.counts for st in hit])]
+        if (changed or dups) and ranges is not None:
+            import numpy as np
+
+            data, est, een = ranges
+            which = [i for i, st in zip(uniq_i, states) if st is None] + dups_i
+            res = NATIVE.trip_updates(data, est, een, np.array(which, dtype=np.int64), _TRIP_REL_NAMES, _seeds())
+            if res is not None:  # every changed entity is a trip update (or nothing) the extension read
+                self._jobs = []
+                infos = res[0]
+                for k, (eid, row) in enumerate(infos):
+                    if k < len(changed):
+                        st = self._trip_update(k, eid, row, part, ts, stored, prev_id.get(eid))
+                        by_bytes[changed[k]] = st
+                        by_id[eid] = st
+                    else:
+                        st = self._trip_update(k, eid, row, part, ts, stored, None)
+                    c = st.counts
+                    rows[1] += c[1]; rows[2] += c[2]  # noqa: E702
+                if self._jobs:
+                    stored[2] += self._stu_native(data, res)
+                changed = dups = []
         if changed or dups:
             # parsed together as one message: upb parses one message of many entities ~8x faster than each alone
             framed = [_field2(eb) for eb in (*changed, *dups)]
@@ -588,6 +652,59 @@ class HourParser:
         for st in by_bytes.values():
             by_id.setdefault(st.eid, st)
         return by_bytes, by_id, rows, stored
+
+    def _trip_update(self, k: int, eid: str, row: tuple | None, part: str, ts: int | None, stored: list,
+                     prior: _Entity | None) -> _Entity:
+        """Return the state of a changed entity read by the C extension: its id and its trip update's row (as
+        :meth:`_entity` builds it; None: no trip update), after storing the row if it changed; its stop_time_updates are
+        a job in ``_jobs`` for :meth:`_stu_native`."""
+        v = self._version(ts, prior)
+        st = _Entity(v, eid)
+        if row is None:
+            st.counts = (0, 0, 0, 0, 0)
+            return st
+        trip = row[:6]
+        st.tu = row
+        st.trip = trip
+        tb = self.tables["rt_trip_updates"]
+        if prior is not None and prior.tu == row:
+            r = st.tu_row = prior.tu_row
+            self._undo.append((tb.last_v, r, tb.last_v[r]))
+            tb.last_v[r] = v
+        else:
+            st.tu_row = tb.add(row, part, eid, v)
+            stored[1] += 1
+        sts = self.stus
+        self._jobs.append((k, v, prior if prior is not None and prior.trip == trip else None, len(sts.heads), st, None))
+        sts.heads.append((part, eid, trip[0], trip[1], trip[4]))
+        st.counts = (0, 1, row[10], 0, 0)
+        return st
+
+    def _stu_native(self, data: bytes, res: tuple) -> int:
+        """Store the stop_time_updates of ``_jobs`` as found and hashed by the C extension (``res``, of
+        noriba_wire.trip_updates, ranges of ``data``); return how many rows are new."""
+        import hashlib
+
+        import numpy as np
+
+        _, bk, bs, bl, b1, b2, longs = res
+        jobs = self._jobs
+        kpos = np.full(max(j[0] for j in jobs) + 1, -1, dtype=np.int64)
+        kpos[[j[0] for j in jobs]] = np.arange(len(jobs), dtype=np.int64)
+        job = kpos[np.frombuffer(bk, dtype=np.int64)]
+        start = np.frombuffer(bs, dtype=np.int64)
+        length = np.frombuffer(bl, dtype=np.int64)
+        h1 = np.frombuffer(b1, dtype=np.uint64)
+        h2 = np.frombuffer(b2, dtype=np.uint64)
+        if longs:  # longer than wire.HASH_WIDTH: keyed BLAKE2b, as wire.hash_ranges
+            from transforms.gtfs_rt.wire import _SEEDS
+
+            h1, h2, key = h1.copy(), h2.copy(), _SEEDS.tobytes()
+            for j in longs:
+                s = int(start[j])
+                h1[j], h2[j] = np.frombuffer(hashlib.blake2b(data[s:s + int(length[j])], digest_size=16, key=key).digest(),
+                                             dtype=np.uint64)
+        return self._stu_store(data, job, start, length, h1, h2)
 
     def _entity(self, i: int, ent, part: str, ts: int | None, stored: list, prior: _Entity | None = None) -> _Entity:
         """Return the state of a changed entity (the ``i``-th of the snapshot's changed ones, parsed: ``ent``) after storing
@@ -699,13 +816,11 @@ class HourParser:
 
         from transforms.gtfs_rt.wire import hash_ranges, repeated
 
-        jobs, self._jobs = self._jobs, []
+        jobs = self._jobs
         nj = len(jobs)
         eend = np.cumsum(np.fromiter(map(len, framed), dtype=np.int64, count=len(framed)))
         estart = eend - np.fromiter(map(len, ents), dtype=np.int64, count=len(ents))
         ji = np.fromiter((j[0] for j in jobs), dtype=np.int64, count=nj)
-        jv = np.fromiter((j[1] for j in jobs), dtype=np.int64, count=nj)
-        jhead = np.fromiter((j[3] for j in jobs), dtype=np.int64, count=nj)
         want = np.fromiter((j[4].counts[2] for j in jobs), dtype=np.int64, count=nj)
         buf = np.frombuffer(mb + bytes(16), dtype=np.uint8)
         tl, tstart, tlen, bad = repeated(buf, estart[ji], eend[ji], 3)  # each job's trip_update (more than one: merged)
@@ -726,8 +841,19 @@ class HourParser:
             job, start, length = job[order], start[order], length[order]
             mb = mb + b"".join(sbs)
             buf = np.frombuffer(mb + bytes(16), dtype=np.uint8)
-        k = len(job)
         h1, h2 = hash_ranges(buf, start, length)
+        return self._stu_store(mb, job, start, length, h1, h2)
+
+    def _stu_store(self, mb: bytes, job, start, length, h1, h2) -> int:
+        """Match the stop_time_updates of ``_jobs`` (each one's job, range in ``mb`` and two hashes, in order within a job)
+        with the previous version of their trip; store the new ones; return how many are new."""
+        import numpy as np
+
+        jobs, self._jobs = self._jobs, []
+        nj = len(jobs)
+        jv = np.fromiter((j[1] for j in jobs), dtype=np.int64, count=nj)
+        jhead = np.fromiter((j[3] for j in jobs), dtype=np.int64, count=nj)
+        k = len(job)
         # sorted by one key mixing the trip and the hashes, equal stop_time_updates of a trip are next to each other
         # (stable: in their order); equality is then checked on every part
         with np.errstate(over="ignore"):
@@ -902,6 +1028,11 @@ def _decode_stus(buf, starts, ends) -> list:
     from transforms.gtfs_rt.wire import decode, ints, strings
 
     n = len(starts)
+    if NATIVE is not None:
+        got = NATIVE.decode_stus(buf, np.ascontiguousarray(starts, dtype=np.int64), np.ascontiguousarray(ends, dtype=np.int64),
+                                 _STU_REL_INDEX)
+        if got is not None:
+            return _native_columns(got, n)
     out, fallback = decode(buf, starts, ends, _STU_SCHEMA)
     cols = [ints(out[1], _I64), strings(buf, out[4]).dictionary_encode()]
     for f in (2, 3):
@@ -923,6 +1054,35 @@ def _decode_stus(buf, starts, ends) -> list:
         cols = [pa.array(col, c.type.value_type).dictionary_encode() if pa.types.is_dictionary(c.type) else pa.array(col, c.type)
                 for col, c in zip(lists, cols)]
     return cols
+
+
+def _native_columns(got: tuple, n: int) -> list:
+    """Return the decoded columns (_STU_DECODED) as pyarrow arrays, from noriba_wire.decode_stus's buffers (no copy)."""
+    def arr(typ, col):
+        valid, vals, nulls = col
+        return pa.Array.from_buffers(typ, n, [pa.py_buffer(valid) if nulls else None, pa.py_buffer(vals)], null_count=nulls)
+
+    seq, sid, at, ad, au, dt, dd, du, rel = got
+    valid, (offsets, data), nulls = sid
+    stop_id = pa.Array.from_buffers(_S, n, [pa.py_buffer(valid) if nulls else None, pa.py_buffer(offsets), pa.py_buffer(data)],
+                                    null_count=nulls)
+    return [arr(_I64, seq), stop_id.dictionary_encode(), arr(_I64, at), arr(_I32, ad), arr(_I32, au), arr(_I64, dt), arr(_I32, dd),
+            arr(_I32, du), pa.DictionaryArray.from_arrays(arr(_I32, rel), _strings([_STU_REL[k] for k in sorted(_STU_REL)]))]
+
+
+def _strings(values: list) -> pa.Array:
+    """Return a pyarrow string array of ``values`` (str or None), built from buffers (pa.array imports pandas)."""
+    import numpy as np
+
+    data = [v.encode() if v is not None else b"" for v in values]
+    offsets = np.zeros(len(data) + 1, dtype=np.int32)
+    np.cumsum([len(d) for d in data], out=offsets[1:])
+    nulls = sum(v is None for v in values)
+    valid = None
+    if nulls:
+        valid = pa.py_buffer(np.packbits(np.array([v is not None for v in values], dtype=bool), bitorder="little").tobytes())
+    return pa.Array.from_buffers(_S, len(data), [valid, pa.py_buffer(offsets.tobytes()), pa.py_buffer(b"".join(data))],
+                                 null_count=nulls)
 
 
 def _trip(tr) -> tuple:

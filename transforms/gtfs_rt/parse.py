@@ -288,8 +288,12 @@ def read_header(data: bytes) -> tuple[pb.FeedHeader, int]:
     return h, len(ents)
 
 
-def _s(v: str) -> str | None:
-    return v or None
+def _s(v: str | bytes) -> str | None:
+    """Return a string field's value, None if empty. upb gives text that is not UTF-8 as bytes: it is decoded with
+    replacement characters (as the column decoder does), never stored as bytes."""
+    if not v:
+        return None
+    return v if v.__class__ is str else v.decode("utf-8", "replace")
 
 
 @dataclass(slots=True)
@@ -638,9 +642,9 @@ class HourParser:
             self._jobs = []
             for i, eb in enumerate(changed):
                 ent = parsed[i]
-                st = self._entity(i, ent, part, ts, stored, prior=prev_id.get(ent.id))
+                st = self._entity(i, ent, part, ts, stored, prior=prev_id.get(_s(ent.id) or ""))
                 by_bytes[eb] = st
-                by_id[ent.id] = st
+                by_id[st.eid] = st
                 c = st.counts
                 rows[0] += c[0]; rows[1] += c[1]; rows[2] += c[2]; rows[3] += c[3]; rows[4] += c[4]  # noqa: E702
             for i, eb in enumerate(dups, len(changed)):
@@ -711,6 +715,8 @@ class HourParser:
         its changed rows; its stop_time_updates are left to :meth:`_stop_time_updates` (a job in ``_jobs``)."""
         v = self._version(ts, prior)
         eid = ent.id
+        if eid.__class__ is not str:  # not UTF-8 (upb gives bytes)
+            eid = eid.decode("utf-8", "replace")
         st = _Entity(v, eid)
         t = self.tables
         undo = self._undo.append

@@ -239,11 +239,12 @@ static void hash2(P s, Py_ssize_t len, Py_ssize_t width, const uint64_t *seeds, 
     uint64_t a = (uint64_t)len * M1 ^ seeds[0], b = (uint64_t)len * M2 ^ seeds[1];
     for (Py_ssize_t k = 0; k < width; k += 8) {
         uint64_t w = 0;
-        if (k < len) {
+        if (k + 8 <= len) {
+            memcpy(&w, s + k, 8); /* numpy's view of the bytes as uint64: the machine's byte order */
+        } else if (k < len) {
             uint8_t tmp[8] = {0};
-            Py_ssize_t m = len - k < 8 ? len - k : 8;
-            memcpy(tmp, s + k, m);
-            for (int j = 7; j >= 0; j--) w = w << 8 | tmp[j];
+            memcpy(tmp, s + k, len - k);
+            memcpy(&w, tmp, 8);
         }
         a = (a ^ w) * M1 + seeds[2];
         a ^= a >> 31;
@@ -625,9 +626,10 @@ done:
 }
 
 /* ------------------------------------------------------------------------------------------------
- * decode_stus(buf, starts, ends, rel_index) -> (columns...) | None
+ * decode_stus([buffers], buffer_index, starts, ends, rel_index) -> (columns...) | None
  *
- * The columns of parse._STU_DECODED of the StopTimeUpdates buf[starts[i]:ends[i]], as wire.decode and parse._decode_stus
+ * The columns of parse._STU_DECODED of the StopTimeUpdates buffers[buffer_index[i]][starts[i]:ends[i]] (int32 index,
+ * int64 starts and ends), as wire.decode and parse._decode_stus
  * read them: a varint field given twice keeps the last; a sub-message (arrival, departure) given twice, a known field
  * of another wire type, a group, an overrun, a stop_id that is not UTF-8: None. ``rel_index``: int32 per
  * schedule_relationship value, its index in the dictionary (-1: unknown, null).
@@ -661,22 +663,26 @@ static int read_event(P p, P end, Ev *ev) {
 enum { C_SEQ, C_AT, C_AD, C_AU, C_DT, C_DD, C_DU, C_REL, C_SID, NCOL };
 
 static PyObject *decode_stus(PyObject *self, PyObject *args) {
-    PyObject *o_buf, *o_st, *o_en, *o_rel;
-    if (!PyArg_ParseTuple(args, "OOOO", &o_buf, &o_st, &o_en, &o_rel)) return NULL;
-    Buf buf = {0}, st = {0}, en = {0}, rel = {0};
+    PyObject *o_bufs, *o_bi, *o_st, *o_en, *o_rel;
+    if (!PyArg_ParseTuple(args, "O!OOOO", &PyList_Type, &o_bufs, &o_bi, &o_st, &o_en, &o_rel)) return NULL;
+    Buf bi = {0}, st = {0}, en = {0}, rel = {0};
+    Py_ssize_t nb = PyList_GET_SIZE(o_bufs);
+    Buf *bl = PyMem_Calloc(nb ? nb : 1, sizeof(Buf));
     PyObject *res = NULL;
     PyObject *bufs[NCOL][2] = {{0}};
     Vec sid = {0};
-    if (get_buf(o_buf, &buf, 1) < 0 || get_buf(o_st, &st, 8) < 0 || get_buf(o_en, &en, 8) < 0 || get_buf(o_rel, &rel, 4) < 0)
+    if (!bl) return PyErr_NoMemory();
+    for (Py_ssize_t j = 0; j < nb; j++)
+        if (get_buf(PyList_GET_ITEM(o_bufs, j), &bl[j], 1) < 0) goto done;
+    if (get_buf(o_bi, &bi, 4) < 0 || get_buf(o_st, &st, 8) < 0 || get_buf(o_en, &en, 8) < 0 || get_buf(o_rel, &rel, 4) < 0)
         goto done;
     Py_ssize_t n = st.b.len / 8, nrel = rel.b.len / 4;
-    if (en.b.len / 8 != n) {
-        PyErr_SetString(PyExc_ValueError, "starts and ends differ in length");
+    if (en.b.len / 8 != n || bi.b.len / 4 != n) {
+        PyErr_SetString(PyExc_ValueError, "buffer indices, starts and ends differ in length");
         goto done;
     }
     const int64_t *S = st.b.buf, *E = en.b.buf;
-    const int32_t *R = rel.b.buf;
-    P base = buf.b.buf;
+    const int32_t *R = rel.b.buf, *BI = bi.b.buf;
     Py_ssize_t nbm = (n + 7) / 8;
     static const int isz[NCOL] = {8, 8, 4, 4, 8, 4, 4, 4, 4};
     for (int c = 0; c < NCOL; c++) {
@@ -696,11 +702,11 @@ static PyObject *decode_stus(PyObject *self, PyObject *args) {
     Py_ssize_t nulls[NCOL] = {0};
     off[0] = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
-        if (S[i] < 0 || S[i] > E[i] || E[i] > buf.b.len) {
-            PyErr_SetString(PyExc_IndexError, "stop_time_update range out of the buffer");
+        if (BI[i] < 0 || BI[i] >= nb || S[i] < 0 || S[i] > E[i] || E[i] > bl[BI[i]].b.len) {
+            PyErr_SetString(PyExc_IndexError, "stop_time_update range out of its buffer");
             goto done;
         }
-        P p = base + S[i], end = base + E[i];
+        P base = bl[BI[i]].b.buf, p = base + S[i], end = base + E[i];
         P ss = NULL, se = NULL, as = NULL, ae = NULL, ds = NULL, de = NULL;
         uint64_t vseq = 0, vrel = 0;
         int hseq = 0, hrel = 0;
@@ -797,10 +803,131 @@ done:
         Py_XDECREF(bufs[c][1]);
     }
     vec_free(&sid);
-    rel_buf(&buf);
+    for (Py_ssize_t j = 0; j < nb; j++) rel_buf(&bl[j]);
+    PyMem_Free(bl);
+    rel_buf(&bi);
     rel_buf(&st);
     rel_buf(&en);
     rel_buf(&rel);
+    return res;
+}
+
+/* ------------------------------------------------------------------------------------------------
+ * match(job, h1, h2, ln, plo, phi, occ_h1, occ_h2, occ_ln, occ_row, occ_first) -> (row int64 bytes, first int64 bytes)
+ *
+ * The stop_time_updates of a snapshot's changed trip updates (job: their trip's index, ascending; two hashes and length)
+ * against the previous version of the same trip (occurrences [plo[j], phi[j]) of the occ_* arrays): ``first`` is 1 for
+ * the first occurrence of its bytes in its trip (hashes and length equal), and ``row`` the stored row of the previous
+ * version's first occurrence of the same bytes, or -1. Two open-addressing tables keyed by the (secret-seeded) hashes:
+ * linear in the number of updates whatever the input.
+ */
+typedef struct {
+    int64_t *slot; /* index + 1 of the entry, 0: empty */
+    uint64_t mask;
+} Tab;
+
+static int tab_init(Tab *t, Py_ssize_t n) {
+    uint64_t size = 16;
+    while (size < (uint64_t)n * 2) size <<= 1;
+    t->slot = PyMem_Calloc(size, sizeof(int64_t));
+    t->mask = size - 1;
+    if (!t->slot) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    return 0;
+}
+
+static inline uint64_t tab_key(int64_t job, uint64_t h1) { return (h1 ^ ((uint64_t)job * M1)) * M2 >> 7; }
+
+static PyObject *match(PyObject *self, PyObject *args) {
+    PyObject *o[11];
+    if (!PyArg_ParseTuple(args, "OOOOOOOOOOO", &o[0], &o[1], &o[2], &o[3], &o[4], &o[5], &o[6], &o[7], &o[8], &o[9], &o[10]))
+        return NULL;
+    Buf b[11];
+    memset(b, 0, sizeof b);
+    PyObject *res = NULL, *rb = NULL, *fb = NULL;
+    Tab cur = {0}, prev = {0};
+    for (int i = 0; i < 11; i++)
+        if (get_buf(o[i], &b[i], 8) < 0) goto done;
+    Py_ssize_t k = b[0].b.len / 8, nj = b[4].b.len / 8, nocc = b[6].b.len / 8;
+    if (b[1].b.len / 8 != k || b[2].b.len / 8 != k || b[3].b.len / 8 != k || b[5].b.len / 8 != nj || b[7].b.len / 8 != nocc ||
+        b[8].b.len / 8 != nocc || b[9].b.len / 8 != nocc || b[10].b.len / 8 != nocc) {
+        PyErr_SetString(PyExc_ValueError, "arrays of different lengths");
+        goto done;
+    }
+    const int64_t *job = b[0].b.buf, *ln = b[3].b.buf, *plo = b[4].b.buf, *phi = b[5].b.buf, *oln = b[8].b.buf,
+                  *orow = b[9].b.buf, *ofirst = b[10].b.buf;
+    const uint64_t *h1 = b[1].b.buf, *h2 = b[2].b.buf, *oh1 = b[6].b.buf, *oh2 = b[7].b.buf;
+    Py_ssize_t np_ = 0;
+    for (Py_ssize_t i = 0; i < k; i++)
+        if (job[i] < 0 || job[i] >= nj || (i && job[i] < job[i - 1])) {
+            PyErr_SetString(PyExc_IndexError, "job out of range or not ascending");
+            goto done;
+        }
+    for (Py_ssize_t j = 0; j < nj; j++) {
+        if (plo[j] < 0 || plo[j] > phi[j] || phi[j] > nocc) {
+            PyErr_SetString(PyExc_IndexError, "occurrence range out of the arrays");
+            goto done;
+        }
+        np_ += phi[j] - plo[j];
+    }
+    rb = PyBytes_FromStringAndSize(NULL, k * 8);
+    fb = PyBytes_FromStringAndSize(NULL, k * 8);
+    if (!rb || !fb || tab_init(&cur, k) < 0 || tab_init(&prev, np_) < 0) goto done;
+    int64_t *row = (int64_t *)PyBytes_AS_STRING(rb), *first = (int64_t *)PyBytes_AS_STRING(fb);
+    /* the previous versions' first occurrences, by (trip, bytes) */
+    for (Py_ssize_t j = 0; j < nj; j++)
+        for (int64_t q = plo[j]; q < phi[j]; q++) {
+            if (ofirst[q] != 1) continue;
+            uint64_t h = tab_key(j, oh1[q]) & prev.mask;
+            for (;; h = (h + 1) & prev.mask) {
+                int64_t s = prev.slot[h];
+                if (!s) {
+                    prev.slot[h] = q + 1;
+                    break;
+                }
+                /* the same trip and bytes twice among first occurrences: keep the first */
+                int64_t r = s - 1;
+                if (oh1[r] == oh1[q] && oh2[r] == oh2[q] && oln[r] == oln[q] && r >= plo[j] && r < phi[j]) break;
+            }
+        }
+    for (Py_ssize_t i = 0; i < k; i++) {
+        int64_t j = job[i];
+        row[i] = -1;
+        first[i] = 1;
+        uint64_t h = tab_key(j, h1[i]) & cur.mask;
+        for (;; h = (h + 1) & cur.mask) {
+            int64_t s = cur.slot[h];
+            if (!s) {
+                cur.slot[h] = i + 1;
+                break;
+            }
+            int64_t r = s - 1;
+            if (job[r] == j && h1[r] == h1[i] && h2[r] == h2[i] && ln[r] == ln[i]) {
+                first[i] = 0;
+                break;
+            }
+        }
+        if (!first[i] || plo[j] == phi[j]) continue;
+        h = tab_key(j, h1[i]) & prev.mask;
+        for (;; h = (h + 1) & prev.mask) {
+            int64_t s = prev.slot[h];
+            if (!s) break;
+            int64_t q = s - 1;
+            if (q >= plo[j] && q < phi[j] && oh1[q] == h1[i] && oh2[q] == h2[i] && oln[q] == ln[i]) {
+                row[i] = orow[q];
+                break;
+            }
+        }
+    }
+    res = PyTuple_Pack(2, rb, fb);
+done:
+    Py_XDECREF(rb);
+    Py_XDECREF(fb);
+    PyMem_Free(cur.slot);
+    PyMem_Free(prev.slot);
+    for (int i = 0; i < 11; i++) rel_buf(&b[i]);
     return res;
 }
 
@@ -808,7 +935,8 @@ static PyMethodDef methods[] = {
     {"split", split, METH_O, "split(data) -> (header | None, [entity bytes], starts, ends) | None"},
     {"trip_updates", trip_updates, METH_VARARGS,
      "trip_updates(data, starts, ends, which, trip_rel_names, seeds) -> (infos, stu_k, stu_start, stu_len, h1, h2, longs) | None"},
-    {"decode_stus", decode_stus, METH_VARARGS, "decode_stus(buf, starts, ends, rel_index) -> columns | None"},
+    {"decode_stus", decode_stus, METH_VARARGS, "decode_stus([buffers], buffer_index, starts, ends, rel_index) -> columns | None"},
+    {"match", match, METH_VARARGS, "match(job, h1, h2, ln, plo, phi, occ_h1, occ_h2, occ_ln, occ_row, occ_first) -> (row, first)"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -56,6 +56,8 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from itertools import compress
+from operator import attrgetter, not_ as _not
 
 import pyarrow as pa
 from google.transit import gtfs_realtime_pb2 as pb
@@ -315,6 +317,9 @@ class _Entity:
     counts: tuple = (0, 0, 0, 0, 0)  # rows per ROW_TABLES
 
 
+_V, _COUNTS = attrgetter("v"), attrgetter("counts")
+
+
 class _Table:
     """The rows of one table (a tuple of its columns each), plus each row's first and last version index."""
 
@@ -411,14 +416,27 @@ class _StuTable:
 
         if not self.pending:
             return
-        offsets = np.cumsum([0] + [len(b) for b in self.pending[:-1]], dtype=np.int64)
-        starts = np.concatenate([s + o for s, o in zip(self.p_start, offsets)])
-        ends = np.concatenate([e + o for e, o in zip(self.p_end, offsets)])
-        buf = np.frombuffer(b"".join(self.pending) + bytes(16), dtype=np.uint8)  # the decoder reads up to 10 bytes past a varint
+        pending = self.pending
+        bidx = np.repeat(np.arange(len(pending), dtype=np.int32), [len(s) for s in self.p_start])
+        starts = np.concatenate(self.p_start).astype(np.int64, copy=False)
+        ends = np.concatenate(self.p_end).astype(np.int64, copy=False)
+        joined = None
         self.pending, self.p_start, self.p_end, self.pending_bytes = [], [], [], 0
         for i in range(0, len(starts), DECODE_CHUNK):
             rows = np.arange(self.decoded + i, self.decoded + min(i + DECODE_CHUNK, len(starts)), dtype=np.int64)
-            self.chunks.append((rows, _decode_stus(buf, starts[i:i + DECODE_CHUNK], ends[i:i + DECODE_CHUNK])))
+            sl = slice(i, i + DECODE_CHUNK)
+            cols = None
+            if NATIVE is not None:  # straight from each snapshot's bytes
+                got = NATIVE.decode_stus(pending, bidx[sl], starts[sl], ends[sl], _STU_REL_INDEX)
+                cols = _native_columns(got, len(rows)) if got is not None else None
+            if cols is None:
+                if joined is None:
+                    offsets = np.cumsum([0] + [len(b) for b in pending[:-1]], dtype=np.int64)
+                    joined = (np.frombuffer(b"".join(pending) + bytes(16), dtype=np.uint8), offsets)  # the decoder reads up to
+                    # 10 bytes past a varint
+                buf, offsets = joined
+                cols = _decode_stus(buf, starts[sl] + offsets[bidx[sl]], ends[sl] + offsets[bidx[sl]])
+            self.chunks.append((rows, cols))
         self.decoded += len(starts)
 
     def truncate(self, mark: tuple[int, int, int]) -> None:
@@ -525,7 +543,7 @@ class HourParser:
         self._stu_undo = []
         nv = len(self.v_count)
         prev = self._prev.get(part, ({}, {}))
-        touched: list[tuple[int, int, int | None]] = []
+        touched: list[tuple[list, list, list]] = []  # (versions, their counts and last timestamps before)
         self._undo: list[tuple[list, int, int]] = []
         try:
             sp = NATIVE.split(data) if NATIVE is not None else None
@@ -550,8 +568,9 @@ class HourParser:
                 last[rows] = old
             for lst in (self.v_first, self.v_last, self.v_count, self.v_base):
                 del lst[nv:]
-            for v, count, last in reversed(touched):  # undo the extensions of earlier versions and rows
-                self.v_count[v], self.v_last[v] = count, last
+            for vs, counts, lasts in reversed(touched):  # undo the extensions of earlier versions and rows
+                for v, count, last in zip(vs, counts, lasts):
+                    self.v_count[v], self.v_last[v] = count, last
             for lst, r, old in reversed(self._undo):
                 lst[r] = old
             reason = str(exc) if isinstance(exc, SnapshotError) else f"damaged: {type(exc).__name__}: {exc}"
@@ -602,33 +621,28 @@ class HourParser:
                     uniq_i.append(i)
                 seen.add(eb)
         states = list(map(prev_bytes.get, uniq))
-        changed = [eb for eb, st in zip(uniq, states) if st is None]
-        hit = [st for st in states if st is not None]  # the same bytes as before: counted, not stored again
+        new_ = list(map(_not, states))  # (map, compress, filter: loops in C; this runs once per entity)
+        changed = list(compress(uniq, new_))
+        hit = list(filter(None, states))  # the same bytes as before: counted, not stored again
         if hit:
-            by_bytes.update((eb, st) for eb, st in zip(uniq, states) if st is not None)
-            touched.extend([(st.v, v_count[st.v], v_last[st.v]) for st in hit])
-            for st in hit:
-                v_count[st.v] += 1
-                v_last[st.v] = ts
-            rows = [sum(c) for c in zip(*[st.counts for st in hit])]
+            by_bytes.update(compress(zip(uniq, states), states))
+            hv = list(map(_V, hit))
+            touched.append((hv, [v_count[v] for v in hv], [v_last[v] for v in hv]))
+            for v in hv:
+                v_count[v] += 1
+                v_last[v] = ts
+            rows = [sum(c) for c in zip(*map(_COUNTS, hit))]
         if (changed or dups) and ranges is not None:
             import numpy as np
 
             data, est, een = ranges
-            which = [i for i, st in zip(uniq_i, states) if st is None] + dups_i
+            which = list(compress(uniq_i, new_)) + dups_i
             res = NATIVE.trip_updates(data, est, een, np.array(which, dtype=np.int64), _TRIP_REL_NAMES, _seeds())
             if res is not None:  # every changed entity is a trip update (or nothing) the extension read
-                self._jobs = []
-                infos = res[0]
-                for k, (eid, row) in enumerate(infos):
-                    if k < len(changed):
-                        st = self._trip_update(k, eid, row, part, ts, stored, prev_id.get(eid))
-                        by_bytes[changed[k]] = st
-                        by_id[eid] = st
-                    else:
-                        st = self._trip_update(k, eid, row, part, ts, stored, None)
-                    c = st.counts
-                    rows[1] += c[1]; rows[2] += c[2]  # noqa: E702
+                n_tu, n_stu, n_new = self._trip_updates(res[0], changed, by_bytes, by_id, prev_id, part, ts)
+                rows[1] += n_tu
+                rows[2] += n_stu
+                stored[1] += n_new
                 if self._jobs:
                     stored[2] += self._stu_native(data, res)
                 changed = dups = []
@@ -653,36 +667,65 @@ class HourParser:
                 rows[0] += c[0]; rows[1] += c[1]; rows[2] += c[2]; rows[3] += c[3]; rows[4] += c[4]  # noqa: E702
             if self._jobs:
                 stored[2] += self._stop_time_updates(mb, framed, (*changed, *dups))
-        for st in by_bytes.values():
-            by_id.setdefault(st.eid, st)
+        changed_ids = by_id  # the first state of each entity id among the others, then the changed ones over them
+        by_id = {st.eid: st for st in reversed(by_bytes.values())}
+        by_id.update(changed_ids)
         return by_bytes, by_id, rows, stored
 
-    def _trip_update(self, k: int, eid: str, row: tuple | None, part: str, ts: int | None, stored: list,
-                     prior: _Entity | None) -> _Entity:
-        """Return the state of a changed entity read by the C extension: its id and its trip update's row (as
-        :meth:`_entity` builds it; None: no trip update), after storing the row if it changed; its stop_time_updates are
-        a job in ``_jobs`` for :meth:`_stu_native`."""
-        v = self._version(ts, prior)
-        st = _Entity(v, eid)
-        if row is None:
-            st.counts = (0, 0, 0, 0, 0)
-            return st
-        trip = row[:6]
-        st.tu = row
-        st.trip = trip
+    def _trip_updates(self, infos: list, changed: list, by_bytes: dict, by_id: dict, prev_id: dict, part: str, ts: int | None):
+        """Store the changed entities read by the C extension (``infos``: (entity id, its trip update's row as
+        :meth:`_entity` builds it, or None) of the changed entities, then of the duplicates); return (trip updates,
+        stop_time_updates, trip-update rows stored). Their stop_time_updates are jobs in ``_jobs`` for :meth:`_stu_native`.
+
+        The same steps as :meth:`_version` and :meth:`_entity` for a trip update, inlined (this runs once per changed trip)."""
         tb = self.tables["rt_trip_updates"]
-        if prior is not None and prior.tu == row:
-            r = st.tu_row = prior.tu_row
-            self._undo.append((tb.last_v, r, tb.last_v[r]))
-            tb.last_v[r] = v
-        else:
-            st.tu_row = tb.add(row, part, eid, v)
-            stored[1] += 1
-        sts = self.stus
-        self._jobs.append((k, v, prior if prior is not None and prior.trip == trip else None, len(sts.heads), st, None))
-        sts.heads.append((part, eid, trip[0], trip[1], trip[4]))
-        st.counts = (0, 1, row[10], 0, 0)
-        return st
+        t_rows, t_part, t_ent, t_first, t_last = tb.rows, tb.part, tb.entity, tb.first_v, tb.last_v
+        v_first, v_last, v_count, v_base = self.v_first, self.v_last, self.v_count, self.v_base
+        heads = self.stus.heads
+        jobs = self._jobs = []
+        undo = self._undo.append
+        get = prev_id.get
+        nch = len(changed)
+        v = len(v_count)
+        n_tu = n_stu = n_new = 0
+        zero = (0, 0, 0, 0, 0)
+        for k, (eid, row) in enumerate(infos):
+            prior = get(eid) if k < nch else None
+            v_first.append(ts)
+            v_last.append(ts)
+            v_count.append(1)
+            v_base.append(v_base[prior.v] + v_count[prior.v] if prior is not None else 0)
+            st = _Entity(v, eid)
+            if k < nch:
+                by_bytes[changed[k]] = st
+                by_id[eid] = st
+            if row is None:
+                st.counts = zero
+                v += 1
+                continue
+            trip = row[:6]
+            st.tu = row
+            st.trip = trip
+            if prior is not None and prior.tu == row:
+                r = st.tu_row = prior.tu_row
+                undo((t_last, r, t_last[r]))
+                t_last[r] = v
+            else:
+                st.tu_row = len(t_rows)
+                t_rows.append(row)
+                t_part.append(part)
+                t_ent.append(eid)
+                t_first.append(v)
+                t_last.append(v)
+                n_new += 1
+            jobs.append((k, v, prior if prior is not None and prior.trip == trip else None, len(heads), st, None))
+            heads.append((part, eid, trip[0], trip[1], trip[4]))
+            n = row[10]
+            st.counts = (0, 1, n, 0, 0)
+            n_tu += 1
+            n_stu += n
+            v += 1
+        return n_tu, n_stu, n_new
 
     def _stu_native(self, data: bytes, res: tuple) -> int:
         """Store the stop_time_updates of ``_jobs`` as found and hashed by the C extension (``res``, of
@@ -860,6 +903,40 @@ class HourParser:
         jv = np.fromiter((j[1] for j in jobs), dtype=np.int64, count=nj)
         jhead = np.fromiter((j[3] for j in jobs), dtype=np.int64, count=nj)
         k = len(job)
+        # the previous version's first occurrences, for the trips that are the same trip as before
+        plo = np.fromiter((j[2].occ_lo if j[2] is not None else 0 for j in jobs), dtype=np.int64, count=nj)
+        phi = np.fromiter((j[2].occ_hi if j[2] is not None else 0 for j in jobs), dtype=np.int64, count=nj)
+        occ = self.occ
+        if NATIVE is not None:  # the same matching by two hash tables in C
+            c = np.ascontiguousarray
+            rb, fb = NATIVE.match(c(job, np.int64), c(h1, np.uint64), c(h2, np.uint64), c(length, np.int64), plo, phi,
+                                  occ.h1.view(), occ.h2.view(), occ.ln.view(), occ.row.view(), occ.first.view())
+            row = np.frombuffer(rb, dtype=np.int64).copy()
+            first = np.frombuffer(fb, dtype=np.int64).astype(bool)
+        else:
+            row, first = self._stu_match(job, h1, h2, length, plo, phi)
+        matched = np.flatnonzero(row >= 0)
+        if len(matched):  # unchanged since the previous snapshot: the stored row is extended
+            last = self.stus.last_v.a
+            rows_m = row[matched]
+            self._stu_undo.append((rows_m, last[rows_m].copy()))
+            last[rows_m] = jv[job[matched]]
+        new = row < 0
+        nn = int(new.sum())
+        row[new] = len(self.stus) + np.arange(nn, dtype=np.int64)
+        self.stus.add(mb, start[new], start[new] + length[new], jhead[job[new]], jv[job[new]])
+        lo = occ.extend(h1, h2, length, row, first.astype(np.int64))
+        at = (lo + np.concatenate([[0], np.cumsum(np.bincount(job, minlength=nj))])).tolist()
+        for j, a, b in zip(jobs, at, at[1:]):
+            j[4].occ_lo, j[4].occ_hi = a, b
+        return nn
+
+    def _stu_match(self, job, h1, h2, length, plo, phi):
+        """Return (the previous row of each stop_time_update or -1, whether it is the first of its bytes in its trip) by
+        numpy (see noriba_wire.match, which does the same in C)."""
+        import numpy as np
+
+        k, nj, occ = len(job), len(plo), self.occ
         # sorted by one key mixing the trip and the hashes, equal stop_time_updates of a trip are next to each other
         # (stable: in their order); equality is then checked on every part
         with np.errstate(over="ignore"):
@@ -870,10 +947,6 @@ class HourParser:
             o = np.argsort(mixed, kind="stable")
             a, b = o[1:], o[:-1]
             first[a] = ~((mixed[a] == mixed[b]) & (job[a] == job[b]) & (h2[a] == h2[b]) & (length[a] == length[b]))
-        # the previous version's first occurrences, for the trips that are the same trip as before
-        plo = np.fromiter((j[2].occ_lo if j[2] is not None else 0 for j in jobs), dtype=np.int64, count=nj)
-        phi = np.fromiter((j[2].occ_hi if j[2] is not None else 0 for j in jobs), dtype=np.int64, count=nj)
-        occ = self.occ
         pidx = _ranges(plo, phi)
         pjob = np.repeat(np.arange(nj, dtype=np.int64), phi - plo)
         keep = occ.first.view()[pidx] == 1
@@ -889,23 +962,8 @@ class HourParser:
             q = pidx[o[at]]  # the candidate in the previous version: equal only if every part is
             eq = ((pm[at] == mixed[cand]) & (pjob[o[at]] == job[cand]) & (occ.h2.view()[q].view(np.uint64) == h2[cand])
                   & (occ.ln.view()[q] == length[cand]))
-            hit = cand[eq]
-            row[hit] = occ.row.view()[q[eq]]
-            matched = np.sort(hit)
-            if len(matched):  # unchanged since the previous snapshot: the stored row is extended
-                last = self.stus.last_v.a
-                rows_m = row[matched]
-                self._stu_undo.append((rows_m, last[rows_m].copy()))
-                last[rows_m] = jv[job[matched]]
-        new = row < 0
-        nn = int(new.sum())
-        row[new] = len(self.stus) + np.arange(nn, dtype=np.int64)
-        self.stus.add(mb, start[new], start[new] + length[new], jhead[job[new]], jv[job[new]])
-        lo = occ.extend(h1, h2, length, row, first.astype(np.int64))
-        at = (lo + np.concatenate([[0], np.cumsum(np.bincount(job, minlength=nj))])).tolist()
-        for j, a, b in zip(jobs, at, at[1:]):
-            j[4].occ_lo, j[4].occ_hi = a, b
-        return nn
+            row[cand[eq]] = occ.row.view()[q[eq]]
+        return row, first
 
     # -- the hour's tables -----------------------------------------------------------------------
 
@@ -1034,11 +1092,6 @@ def _decode_stus(buf, starts, ends) -> list:
     from transforms.gtfs_rt.wire import decode, ints, strings
 
     n = len(starts)
-    if NATIVE is not None:
-        got = NATIVE.decode_stus(buf, np.ascontiguousarray(starts, dtype=np.int64), np.ascontiguousarray(ends, dtype=np.int64),
-                                 _STU_REL_INDEX)
-        if got is not None:
-            return _native_columns(got, n)
     out, fallback = decode(buf, starts, ends, _STU_SCHEMA)
     cols = [ints(out[1], _I64), strings(buf, out[4]).dictionary_encode()]
     for f in (2, 3):

@@ -153,11 +153,12 @@ def test_hostile_stop_time_updates_never_crash_the_decoder_and_it_agrees_with_nu
     ends = np.cumsum(lens)
     starts = ends - lens
     buf = np.frombuffer(b"".join(bad) + bytes(16), dtype=np.uint8)
-    assert nw.decode_stus(buf, starts, ends, parse._STU_REL_INDEX) is None  # some are damaged: the chunk goes to numpy
+    bi = np.zeros(len(bad), dtype=np.int32)
+    assert nw.decode_stus([buf], bi, starts, ends, parse._STU_REL_INDEX) is None  # some are damaged: the chunk goes to numpy
     agreed = 0
     for k in range(0, len(bad), 7):  # alone, each one the extension reads decodes as numpy's decoder does
         s, e = starts[k:k + 1], ends[k:k + 1]
-        got = nw.decode_stus(buf, s, e, parse._STU_REL_INDEX)
+        got = nw.decode_stus([buf], bi[:1], s, e, parse._STU_REL_INDEX)
         if got is None:
             continue
         native = [c.to_pylist() for c in parse._native_columns(got, 1)]
@@ -185,7 +186,9 @@ def test_nothing_but_the_buffers_given_is_read():
     with pytest.raises(IndexError):
         nw.trip_updates(b"\x0a\x01a", z, np.array([10], dtype=np.int64), z, parse._TRIP_REL_NAMES, parse._seeds())
     with pytest.raises(IndexError):
-        nw.decode_stus(b"\x08\x01", z, np.array([3], dtype=np.int64), parse._STU_REL_INDEX)
+        nw.decode_stus([b"\x08\x01"], np.zeros(1, np.int32), z, np.array([3], dtype=np.int64), parse._STU_REL_INDEX)
+    with pytest.raises(IndexError):
+        nw.decode_stus([b"\x08\x01"], np.ones(1, np.int32), z, np.array([2], dtype=np.int64), parse._STU_REL_INDEX)
     with pytest.raises(ValueError):
         nw.trip_updates(b"", z, z, z, parse._TRIP_REL_NAMES, b"short")
     assert nw.split(b"\x12\x80") is None and nw.split(b"") == (None, [], b"", b"")

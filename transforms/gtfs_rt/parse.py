@@ -264,7 +264,7 @@ def content_part(data: bytes) -> str:
 
 def fetches_table(records: list[dict]) -> pa.Table:
     """Return the rt_fetches table of fetch-log records (dicts as the archiver writes them; unknown keys ignored)."""
-    from datetime import datetime
+    from datetime import datetime, timedelta, timezone
 
     schema = SCHEMAS["rt_fetches"]
     rows = []
@@ -275,7 +275,14 @@ def fetches_table(records: list[dict]) -> pa.Table:
         except ValueError:
             continue
         rows.append(row)
-    return pa.Table.from_pylist(rows, schema=schema)
+    try:  # from buffers, as the parse's tables (pa.array imports pandas); a value of another type: pyarrow's conversion
+        epoch = datetime(1970, 1, 1, tzinfo=timezone.utc)
+        ms = [(r["fetched_at"] if r["fetched_at"].tzinfo else r["fetched_at"].replace(tzinfo=timezone.utc)) - epoch for r in rows]
+        cols = [[r[k] for r in rows] for k in schema.names]
+        cols[0] = [d // timedelta(milliseconds=1) for d in ms]
+        return pa.Table.from_arrays([_col(c, f.type) for c, f in zip(cols, schema)], schema=schema)
+    except (TypeError, ValueError, OverflowError):
+        return pa.Table.from_pylist(rows, schema=schema)
 
 
 def read_header(data: bytes) -> tuple[pb.FeedHeader, int]:
@@ -972,7 +979,7 @@ class HourParser:
         import numpy as np
 
         base = np.asarray(self.v_base, dtype=np.int64)
-        return pa.array(self.v_first, _I64), pa.array(self.v_last, _I64), base + np.asarray(self.v_count, dtype=np.int64), base
+        return _col(self.v_first, _I64), _col(self.v_last, _I64), base + np.asarray(self.v_count, dtype=np.int64), base
 
     def _stu_rows(self, rows, cols: list, versions: tuple) -> pa.Table:
         """Return the rt_stop_time_updates rows ``rows`` (their decoded columns: ``cols``)."""
@@ -983,13 +990,13 @@ class HourParser:
         schema = SCHEMAS["rt_stop_time_updates"]
         fv = sts.first_v.view()[rows]
         lv = sts.last_v.view()[rows]
-        named = {"header_timestamp": v_first.take(pa.array(fv)), "last_header_timestamp": v_last.take(pa.array(lv)),
-                 "snapshots": pa.array((end[lv] - base[fv]).astype(np.int32), _I32)}
+        named = {"header_timestamp": v_first.take(_np(fv, _I32)), "last_header_timestamp": v_last.take(_np(lv, _I32)),
+                 "snapshots": _np((end[lv] - base[fv]).astype(np.int32), _I32)}
         used, take = np.unique(sts.head.view()[rows], return_inverse=True)
         heads = [sts.heads[i] for i in used.tolist()]
-        take = pa.array(take.astype(np.int32))
+        take = _np(take.astype(np.int32), _I32)
         for k, name in enumerate(("part", "entity_id", "trip_id", "route_id", "start_date")):
-            named[name] = pa.array([h[k] for h in heads], _S).dictionary_encode().take(take)  # nulls in the indices
+            named[name] = _strings([h[k] for h in heads]).dictionary_encode().take(take)  # nulls in the indices
         for k, name in enumerate(_STU_DECODED):
             named[name] = cols[k]
         return pa.Table.from_arrays([named[f.name] for f in schema], schema=schema)
@@ -1008,10 +1015,10 @@ class HourParser:
             if open_.all():
                 kept.append((rows, cols))
                 continue
-            mask = pa.array(~open_)
+            mask = _np(~open_, pa.bool_())
             done.append(self._stu_rows(rows[~open_], [c.filter(mask) for c in cols], versions))
             if open_.any():
-                mask = pa.array(open_)
+                mask = _np(open_, pa.bool_())
                 kept.append((rows[open_], [c.filter(mask) for c in cols]))
         if len(kept) > 1:  # the rows still open, as one chunk
             kept = [(np.concatenate([r for r, _ in kept]),
@@ -1034,22 +1041,17 @@ class HourParser:
             schema = SCHEMAS[name]
             fv = np.asarray(tb.first_v, dtype=np.int64)
             lv = np.asarray(tb.last_v, dtype=np.int64)
-            cols = [v_first.take(pa.array(fv)) if len(fv) else pa.array([], _I64),
-                    v_last.take(pa.array(lv)) if len(lv) else pa.array([], _I64),
-                    pa.array((end[lv] - base[fv]).astype(np.int32) if len(fv) else [], _I32),
-                    pa.array(tb.part, _S).dictionary_encode().cast(_S) if tb.part else pa.array([], _S),
-                    pa.array(tb.entity, _S)]
+            cols = [v_first.take(_np(fv, _I64)), v_last.take(_np(lv, _I64)), _np((end[lv] - base[fv]).astype(np.int32), _I32),
+                    _strings(tb.part), _strings(tb.entity)]
             data = list(zip(*tb.rows)) if tb.rows else [()] * len(tb.cols)
-            cols += [pa.array(col, schema.field(c).type) for c, col in zip(tb.cols, data)]
+            cols += [_col(list(col), schema.field(c).type) for c, col in zip(tb.cols, data)]
             out[name] = pa.Table.from_arrays(cols, schema=schema)
         self.stus.flush()
         schema = SCHEMAS["rt_stop_time_updates"]
         parts = [self._stu_rows(rows, cols, versions) for rows, cols in self.stus.chunks]
-        out["rt_stop_time_updates"] = pa.concat_tables(parts) if parts else schema.empty_table()
-        out["rt_snapshots"] = pa.Table.from_pylist(
-            [dict(zip(SCHEMAS["rt_snapshots"].names, r)) for r in self.snapshots], schema=SCHEMAS["rt_snapshots"])
-        out["rt_quarantine"] = pa.Table.from_pylist(
-            [dict(zip(SCHEMAS["rt_quarantine"].names, r)) for r in self.quarantine], schema=SCHEMAS["rt_quarantine"])
+        out["rt_stop_time_updates"] = pa.concat_tables(parts) if parts else _table([], schema)
+        out["rt_snapshots"] = _table(self.snapshots, SCHEMAS["rt_snapshots"])
+        out["rt_quarantine"] = _table(self.quarantine, SCHEMAS["rt_quarantine"])
         return out
 
 
@@ -1134,14 +1136,52 @@ def _strings(values: list) -> pa.Array:
     import numpy as np
 
     data = [v.encode() if v is not None else b"" for v in values]
+    lengths = np.fromiter(map(len, data), dtype=np.int64, count=len(data))
+    if lengths.sum() >= 1 << 31:  # past 32-bit offsets
+        return pa.array(values, _S)
     offsets = np.zeros(len(data) + 1, dtype=np.int32)
-    np.cumsum([len(d) for d in data], out=offsets[1:])
+    np.cumsum(lengths, out=offsets[1:])
     nulls = sum(v is None for v in values)
     valid = None
     if nulls:
         valid = pa.py_buffer(np.packbits(np.array([v is not None for v in values], dtype=bool), bitorder="little").tobytes())
     return pa.Array.from_buffers(_S, len(data), [valid, pa.py_buffer(offsets.tobytes()), pa.py_buffer(b"".join(data))],
                                  null_count=nulls)
+
+
+def _np(a, typ: pa.DataType, valid=None) -> pa.Array:
+    """Return a numpy array (of ``typ``'s width; bool for pa.bool_()) as a pyarrow array, null where ``valid`` is False,
+    from its buffers (pa.array would import pandas)."""
+    import numpy as np
+
+    a = np.ascontiguousarray(a)
+    nulls = 0 if valid is None else len(a) - int(np.count_nonzero(valid))
+    bitmap = pa.py_buffer(np.packbits(valid, bitorder="little").tobytes()) if nulls else None
+    data = np.packbits(a, bitorder="little") if typ == pa.bool_() else a
+    return pa.Array.from_buffers(typ, len(a), [bitmap, pa.py_buffer(data.tobytes())], null_count=nulls)
+
+
+def _col(values: list, typ: pa.DataType) -> pa.Array:
+    """Return a list of Python values (None: null) as a pyarrow array of ``typ`` (text, integers, float64, bool, timestamps
+    given as integers in their unit, dictionary-encoded text), built from buffers: pa.array would import pandas."""
+    import numpy as np
+
+    if pa.types.is_string(typ):
+        return _strings(values)
+    if pa.types.is_dictionary(typ):
+        return _strings(values).dictionary_encode()
+    n = len(values)
+    valid = np.fromiter((v is not None for v in values), dtype=bool, count=n)
+    if typ == pa.bool_():
+        return _np(np.fromiter((bool(v) for v in values), dtype=bool, count=n), typ, valid)
+    dtype = np.float64 if pa.types.is_floating(typ) else np.int32 if typ == _I32 else np.int64
+    return _np(np.fromiter((0 if v is None else v for v in values), dtype=dtype, count=n), typ, valid)
+
+
+def _table(rows: list, schema: pa.Schema) -> pa.Table:
+    """Return the table of ``rows`` (tuples in the order of ``schema``), built without pa.array (see :func:`_col`)."""
+    cols = list(zip(*rows)) if rows else [()] * len(schema)
+    return pa.Table.from_arrays([_col(list(c), f.type) for c, f in zip(cols, schema)], schema=schema)
 
 
 def _trip(tr) -> tuple:

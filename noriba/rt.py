@@ -458,7 +458,7 @@ def parse_hour(ws: Workspace, feed_id: str, hour_key: str) -> dict:
     """
     import pyarrow.parquet as pq
 
-    from transforms.gtfs_rt.parse import LAKE_TABLES, SCHEMAS, HourParser, fetches_table
+    from transforms.gtfs_rt.parse import LAKE_TABLES, SCHEMAS, HourParser, fetches_table, gc_paused
 
     m = _HOUR.match(hour_key or "")
     if not m:
@@ -476,11 +476,12 @@ def parse_hour(ws: Workspace, feed_id: str, hour_key: str) -> dict:
     writer = pq.ParquetWriter(stu_tmp / "part-0.parquet", SCHEMAS["rt_stop_time_updates"], **_PARQUET, write_statistics=_STU_STATS)
     try:
         parser = HourParser(sink=lambda t: writer.write_table(t, row_group_size=_ROW_GROUP))
-        for name in names:
-            data = (folder / name).read_bytes()
-            parser.add(data, part=_NAME.match(name)["part"], file=name, sha256=_NAME.match(name)["sha"])
-            del data
-        tables = parser.finish()
+        with gc_paused():  # no reference cycles: the collector would only walk the hour's live rows again and again
+            for name in names:
+                data = (folder / name).read_bytes()
+                parser.add(data, part=_NAME.match(name)["part"], file=name, sha256=_NAME.match(name)["sha"])
+                del data
+            tables = parser.finish()
         rest = tables.pop("rt_stop_time_updates")
         writer.write_table(rest, row_group_size=_ROW_GROUP)
         parser.stu_written += rest.num_rows

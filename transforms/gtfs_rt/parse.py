@@ -55,9 +55,10 @@ are dictionary-encoded strings (:data:`SCHEMAS` has every type); DuckDB reads th
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import compress
-from operator import attrgetter, not_ as _not
+from operator import attrgetter, itemgetter, not_ as _not
 
 import pyarrow as pa
 from google.transit import gtfs_realtime_pb2 as pb
@@ -130,6 +131,22 @@ NATIVE = _load_native()
 _TRIP_REL_NAMES = tuple(_TRIP_REL.get(k) for k in range(max(_TRIP_REL) + 1))
 _STU_REL_INDEX = bytes(__import__("array").array("i", [sorted(_STU_REL).index(k) if k in _STU_REL else -1
                                                          for k in range(max(_STU_REL) + 1)]))
+
+
+@contextmanager
+def gc_paused():
+    """Pause Python's cyclic garbage collector, then restore it as it was. The parse of an hour keeps hundreds of thousands
+    of rows and states alive (tuples, no reference cycles): the collector's passes over them cost about as much as
+    building them (bench/README.md, realtime)."""
+    import gc
+
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 def _seeds() -> bytes:
@@ -638,7 +655,8 @@ class HourParser:
             for v in hv:
                 v_count[v] += 1
                 v_last[v] = ts
-            rows = [sum(c) for c in zip(*map(_COUNTS, hit))]
+            counts = list(map(_COUNTS, hit))
+            rows = [sum(map(itemgetter(k), counts)) for k in range(5)]
         if (changed or dups) and ranges is not None:
             import numpy as np
 
@@ -686,22 +704,21 @@ class HourParser:
 
         The same steps as :meth:`_version` and :meth:`_entity` for a trip update, inlined (this runs once per changed trip)."""
         tb = self.tables["rt_trip_updates"]
-        t_rows, t_part, t_ent, t_first, t_last = tb.rows, tb.part, tb.entity, tb.first_v, tb.last_v
-        v_first, v_last, v_count, v_base = self.v_first, self.v_last, self.v_count, self.v_base
+        t_rows, t_ent, t_last = tb.rows, tb.entity, tb.last_v
+        v_count, v_base = self.v_count, self.v_base
         heads = self.stus.heads
         jobs = self._jobs = []
         undo = self._undo.append
         get = prev_id.get
         nch = len(changed)
-        v = len(v_count)
-        n_tu = n_stu = n_new = 0
+        v0 = v = len(v_count)
+        n_stu = 0
+        bases: list[int] = []  # per new version: snapshots of the runs before it (see _version)
+        new_v: list[int] = []  # versions of the rows stored
         zero = (0, 0, 0, 0, 0)
         for k, (eid, row) in enumerate(infos):
             prior = get(eid) if k < nch else None
-            v_first.append(ts)
-            v_last.append(ts)
-            v_count.append(1)
-            v_base.append(v_base[prior.v] + v_count[prior.v] if prior is not None else 0)
+            bases.append(v_base[prior.v] + v_count[prior.v] if prior is not None else 0)
             st = _Entity(v, eid)
             if k < nch:
                 by_bytes[changed[k]] = st
@@ -720,18 +737,23 @@ class HourParser:
             else:
                 st.tu_row = len(t_rows)
                 t_rows.append(row)
-                t_part.append(part)
                 t_ent.append(eid)
-                t_first.append(v)
-                t_last.append(v)
-                n_new += 1
+                new_v.append(v)
             jobs.append((k, v, prior if prior is not None and prior.trip == trip else None, len(heads), st, None))
             heads.append((part, eid, trip[0], trip[1], trip[4]))
             n = row[10]
             st.counts = (0, 1, n, 0, 0)
-            n_tu += 1
             n_stu += n
             v += 1
+        n = v - v0  # the versions (as _version adds them), and the rows stored, in one step each
+        self.v_first.extend([ts] * n)
+        self.v_last.extend([ts] * n)
+        v_count.extend([1] * n)
+        v_base.extend(bases)
+        tb.part.extend([part] * len(new_v))
+        tb.first_v.extend(new_v)
+        t_last.extend(new_v)
+        n_tu, n_new = len(jobs), len(new_v)
         return n_tu, n_stu, n_new
 
     def _stu_native(self, data: bytes, res: tuple) -> int:

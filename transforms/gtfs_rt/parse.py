@@ -714,6 +714,11 @@ class HourParser:
         v0 = v = len(v_count)
         n_stu = 0
         bases: list[int] = []  # per new version: snapshots of the runs before it (see _version)
+        jk: list[int] = []  # per job (as in ``_jobs``): position in ``infos``, version, head, previous occurrences
+        jv: list[int] = []
+        jhead: list[int] = []
+        plo: list[int] = []
+        phi: list[int] = []
         new_v: list[int] = []  # versions of the rows stored
         zero = (0, 0, 0, 0, 0)
         for k, (eid, row) in enumerate(infos):
@@ -739,7 +744,13 @@ class HourParser:
                 t_rows.append(row)
                 t_ent.append(eid)
                 new_v.append(v)
-            jobs.append((k, v, prior if prior is not None and prior.trip == trip else None, len(heads), st, None))
+            same = prior if prior is not None and prior.trip == trip else None
+            jobs.append((k, v, same, len(heads), st, None))
+            jk.append(k)
+            jv.append(v)
+            jhead.append(len(heads))
+            plo.append(same.occ_lo if same is not None else 0)
+            phi.append(same.occ_hi if same is not None else 0)
             heads.append((part, eid, trip[0], trip[1], trip[4]))
             n = row[10]
             st.counts = (0, 1, n, 0, 0)
@@ -754,6 +765,7 @@ class HourParser:
         tb.first_v.extend(new_v)
         t_last.extend(new_v)
         n_tu, n_new = len(jobs), len(new_v)
+        self._job_cols = (jk, jv, jhead, plo, phi)
         return n_tu, n_stu, n_new
 
     def _stu_native(self, data: bytes, res: tuple) -> int:
@@ -765,8 +777,9 @@ class HourParser:
 
         _, bk, bs, bl, b1, b2, longs = res
         jobs = self._jobs
-        kpos = np.full(max(j[0] for j in jobs) + 1, -1, dtype=np.int64)
-        kpos[[j[0] for j in jobs]] = np.arange(len(jobs), dtype=np.int64)
+        jk, jv, jhead, plo, phi = (np.array(c, dtype=np.int64) for c in self._job_cols)
+        kpos = np.full(int(jk[-1]) + 1, -1, dtype=np.int64)
+        kpos[jk] = np.arange(len(jobs), dtype=np.int64)
         job = kpos[np.frombuffer(bk, dtype=np.int64)]
         start = np.frombuffer(bs, dtype=np.int64)
         length = np.frombuffer(bl, dtype=np.int64)
@@ -780,7 +793,7 @@ class HourParser:
                 s = int(start[j])
                 h1[j], h2[j] = np.frombuffer(hashlib.blake2b(data[s:s + int(length[j])], digest_size=16, key=key).digest(),
                                              dtype=np.uint64)
-        return self._stu_store(data, job, start, length, h1, h2)
+        return self._stu_store(data, job, start, length, h1, h2, cols=(jv, jhead, plo, phi))
 
     def _entity(self, i: int, ent, part: str, ts: int | None, stored: list, prior: _Entity | None = None) -> _Entity:
         """Return the state of a changed entity (the ``i``-th of the snapshot's changed ones, parsed: ``ent``) after storing
@@ -922,19 +935,22 @@ class HourParser:
         h1, h2 = hash_ranges(buf, start, length)
         return self._stu_store(mb, job, start, length, h1, h2)
 
-    def _stu_store(self, mb: bytes, job, start, length, h1, h2) -> int:
+    def _stu_store(self, mb: bytes, job, start, length, h1, h2, cols=None) -> int:
         """Match the stop_time_updates of ``_jobs`` (each one's job, range in ``mb`` and two hashes, in order within a job)
         with the previous version of their trip; store the new ones; return how many are new."""
         import numpy as np
 
         jobs, self._jobs = self._jobs, []
         nj = len(jobs)
-        jv = np.fromiter((j[1] for j in jobs), dtype=np.int64, count=nj)
-        jhead = np.fromiter((j[3] for j in jobs), dtype=np.int64, count=nj)
         k = len(job)
-        # the previous version's first occurrences, for the trips that are the same trip as before
-        plo = np.fromiter((j[2].occ_lo if j[2] is not None else 0 for j in jobs), dtype=np.int64, count=nj)
-        phi = np.fromiter((j[2].occ_hi if j[2] is not None else 0 for j in jobs), dtype=np.int64, count=nj)
+        if cols is not None:  # (version, head, previous occurrences) of each job, as arrays
+            jv, jhead, plo, phi = cols
+        else:
+            jv = np.fromiter((j[1] for j in jobs), dtype=np.int64, count=nj)
+            jhead = np.fromiter((j[3] for j in jobs), dtype=np.int64, count=nj)
+            # the previous version's first occurrences, for the trips that are the same trip as before
+            plo = np.fromiter((j[2].occ_lo if j[2] is not None else 0 for j in jobs), dtype=np.int64, count=nj)
+            phi = np.fromiter((j[2].occ_hi if j[2] is not None else 0 for j in jobs), dtype=np.int64, count=nj)
         occ = self.occ
         if NATIVE is not None:  # the same matching by two hash tables in C
             c = np.ascontiguousarray
@@ -1157,18 +1173,18 @@ def _strings(values: list) -> pa.Array:
     """Return a pyarrow string array of ``values`` (str or None), built from buffers (pa.array imports pandas)."""
     import numpy as np
 
-    data = [v.encode() if v is not None else b"" for v in values]
-    lengths = np.fromiter(map(len, data), dtype=np.int64, count=len(data))
+    n = len(values)
+    nulls = values.count(None)
+    enc = list(map(str.encode, values if not nulls else ["" if v is None else v for v in values]))  # map: a loop in C
+    lengths = np.fromiter(map(len, enc), dtype=np.int64, count=n)
     if lengths.sum() >= 1 << 31:  # past 32-bit offsets
         return pa.array(values, _S)
-    offsets = np.zeros(len(data) + 1, dtype=np.int32)
+    offsets = np.zeros(n + 1, dtype=np.int32)
     np.cumsum(lengths, out=offsets[1:])
-    nulls = sum(v is None for v in values)
     valid = None
     if nulls:
-        valid = pa.py_buffer(np.packbits(np.array([v is not None for v in values], dtype=bool), bitorder="little").tobytes())
-    return pa.Array.from_buffers(_S, len(data), [valid, pa.py_buffer(offsets.tobytes()), pa.py_buffer(b"".join(data))],
-                                 null_count=nulls)
+        valid = pa.py_buffer(np.packbits(np.array(values, dtype=object) != None, bitorder="little").tobytes())  # noqa: E711
+    return pa.Array.from_buffers(_S, n, [valid, pa.py_buffer(offsets.tobytes()), pa.py_buffer(b"".join(enc))], null_count=nulls)
 
 
 def _np(a, typ: pa.DataType, valid=None) -> pa.Array:
@@ -1192,12 +1208,13 @@ def _col(values: list, typ: pa.DataType) -> pa.Array:
         return _strings(values)
     if pa.types.is_dictionary(typ):
         return _strings(values).dictionary_encode()
-    n = len(values)
-    valid = np.fromiter((v is not None for v in values), dtype=bool, count=n)
-    if typ == pa.bool_():
-        return _np(np.fromiter((bool(v) for v in values), dtype=bool, count=n), typ, valid)
-    dtype = np.float64 if pa.types.is_floating(typ) else np.int32 if typ == _I32 else np.int64
-    return _np(np.fromiter((0 if v is None else v for v in values), dtype=dtype, count=n), typ, valid)
+    arr = np.array(values, dtype=object)  # numpy's loops in C, not a generator per value
+    valid = None
+    if None in values:
+        valid = arr != None  # noqa: E711
+        arr[~valid] = 0
+    dtype = bool if typ == pa.bool_() else np.float64 if pa.types.is_floating(typ) else np.int32 if typ == _I32 else np.int64
+    return _np(arr.astype(dtype), typ, valid)
 
 
 def _table(rows: list, schema: pa.Schema) -> pa.Table:

@@ -145,7 +145,9 @@ def gc_paused():
     try:
         yield
     finally:
-        if was:
+        if was:  # the objects made meanwhile go to the oldest generation at once: the next young collection would walk them all
+            gc.freeze()
+            gc.unfreeze()
             gc.enable()
 
 
@@ -341,7 +343,7 @@ class _Entity:
     counts: tuple = (0, 0, 0, 0, 0)  # rows per ROW_TABLES
 
 
-_V, _COUNTS = attrgetter("v"), attrgetter("counts")
+_V, _COUNTS, _EID = attrgetter("v"), attrgetter("counts"), attrgetter("eid")
 
 
 class _Table:
@@ -693,7 +695,9 @@ class HourParser:
             if self._jobs:
                 stored[2] += self._stop_time_updates(mb, framed, (*changed, *dups))
         changed_ids = by_id  # the first state of each entity id among the others, then the changed ones over them
-        by_id = {st.eid: st for st in reversed(by_bytes.values())}
+        states = list(by_bytes.values())
+        states.reverse()
+        by_id = dict(zip(map(_EID, states), states))
         by_id.update(changed_ids)
         return by_bytes, by_id, rows, stored
 

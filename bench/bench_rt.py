@@ -233,21 +233,28 @@ def bench_archiver(seconds: float, feeds: int = 50) -> dict:
             "exit": os.waitstatus_to_exitcode(status), "peak_rss_mb": round(usage.ru_maxrss / 1024, 1)}
 
 
+DIGEST = r"""
+import duckdb, json, sys
+from pathlib import Path
+home = Path(sys.argv[1])
+con = duckdb.connect()
+con.execute("SET enable_progress_bar = false")
+out = {}
+for table in sorted(p.name for p in (home / "lake").iterdir() if p.name.startswith("rt_")):
+    files = sorted(str(f) for f in (home / "lake" / table).rglob("*.parquet"))
+    out[table] = list(con.execute(
+        "SELECT count(*), md5(coalesce(string_agg(r, '' ORDER BY r), '')) FROM "
+        "(SELECT md5(CAST(t AS VARCHAR)) AS r FROM read_parquet(?, hive_partitioning = false) AS t)", [files]).fetchone())
+print(json.dumps(out))
+"""
+
+
 def lake_digest(home: Path) -> dict:
     """Return {rt lake table: [rows, MD5 of its rows' MD5s sorted]} (row order and row groups do not matter; values do):
-    two versions of the parser that store the same rows give the same digests."""
-    import duckdb
-
-    con = duckdb.connect()
-    con.execute("SET enable_progress_bar = false")
-    out = {}
-    for table in sorted(p.name for p in (home / "lake").iterdir() if p.name.startswith("rt_")):
-        files = sorted(str(f) for f in (home / "lake" / table).rglob("*.parquet"))
-        out[table] = list(con.execute(
-            "SELECT count(*), md5(coalesce(string_agg(r, '' ORDER BY r), '')) FROM "
-            "(SELECT md5(CAST(t AS VARCHAR)) AS r FROM read_parquet(?, hive_partitioning = false) AS t)", [files]).fetchone())
-    con.close()
-    return out
+    two versions of the parser that store the same rows give the same digests. Computed in a child process: a process
+    started later by this one would report this one's memory as its peak (Linux keeps the high-water mark over fork)."""
+    out = subprocess.run([sys.executable, "-c", DIGEST, str(home)], capture_output=True, text=True, check=True, cwd=ROOT)
+    return json.loads(out.stdout)
 
 
 def main() -> None:

@@ -1034,7 +1034,13 @@ class HourParser:
         lv = sts.last_v.view()[rows]
         named = {"header_timestamp": v_first.take(_np(fv, _I32)), "last_header_timestamp": v_last.take(_np(lv, _I32)),
                  "snapshots": _np((end[lv] - base[fv]).astype(np.int32), _I32)}
-        used, take = np.unique(sts.head.view()[rows], return_inverse=True)
+        h = sts.head.view()[rows]
+        step = h[1:] != h[:-1]
+        if len(h) and not (h[1:] < h[:-1]).any():  # in order (rows are stored trip by trip): no sort
+            used = h[np.concatenate([[True], step])]
+            take = np.concatenate([[0], np.cumsum(step)])
+        else:
+            used, take = np.unique(h, return_inverse=True)
         heads = [sts.heads[i] for i in used.tolist()]
         take = _np(take.astype(np.int32), _I32)
         for k, name in enumerate(("part", "entity_id", "trip_id", "route_id", "start_date")):
@@ -1056,6 +1062,9 @@ class HourParser:
             open_ = np.isin(self.stus.last_v.view()[rows], live)
             if open_.all():
                 kept.append((rows, cols))
+                continue
+            if not open_.any():  # the whole chunk is final (the usual case): no copy
+                done.append(self._stu_rows(rows, cols, versions))
                 continue
             mask = _np(~open_, pa.bool_())
             done.append(self._stu_rows(rows[~open_], [c.filter(mask) for c in cols], versions))

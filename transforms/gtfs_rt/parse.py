@@ -13,6 +13,12 @@ stop_time_updates of every changed trip update of a snapshot are handled togethe
 with the previous version of the same trip, decoded column by column, and, given a ``sink``, handed
 over as row groups once they can no longer change.
 
+The hot path runs in C when the extension native/noriba_wire is installed (:data:`NATIVE`): the split, the
+changed trip updates' rows, their stop_time_updates' hashes and matching, and the decode. It answers None for
+anything it does not read exactly as the Python path does (a damaged message, a vehicle or an alert among the changed
+entities, a sub-message given twice, text that is not UTF-8), and the Python path then decides; both store the same
+rows (tests/transforms/gtfs_rt/test_native.py). ``NORIBA_RT_PURE=1`` forces the Python path.
+
 Every stored row says when it was seen: ``header_timestamp`` (the FeedHeader timestamp of the
 first snapshot holding it, POSIX seconds, null when the header has none), ``last_header_timestamp``
 (of the last consecutive snapshot still holding it) and ``snapshots`` (how many snapshots held it).

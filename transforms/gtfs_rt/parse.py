@@ -569,6 +569,8 @@ class HourParser:
 
     def add(self, data: bytes, *, part: str, file: str = "", sha256: str = "") -> bool:
         """Parse one snapshot of ``part``. Return True; if it cannot be parsed, quarantine it whole and return False."""
+        if data.__class__ is not bytes:  # its bytes are kept until decoded: a buffer changed meanwhile must not change them
+            data = bytes(data)
         marks = {t: len(tb) for t, tb in self.tables.items()}
         stu_mark = self.stus.mark()
         occ_mark = len(self.occ)

@@ -203,3 +203,14 @@ def test_the_pure_path_is_taken_when_asked(monkeypatch):
         out = subprocess.run([sys.executable, "-c", code], env={**__import__("os").environ, **env}, capture_output=True, text=True,
                              check=True)
         assert out.stdout.strip() == want
+
+
+def test_a_snapshot_buffer_changed_after_it_was_added_does_not_change_the_rows():
+    data = _bus_hour(1)[0]
+    want = HourParser()
+    want.add(data, part="trip_updates")
+    buf = bytearray(data)
+    got = HourParser()
+    got.add(buf, part="trip_updates")
+    buf[:] = bytes(len(buf))  # the caller reuses its buffer before the rows are decoded
+    assert got.finish()["rt_stop_time_updates"].to_pylist() == want.finish()["rt_stop_time_updates"].to_pylist()

@@ -14,7 +14,6 @@ from transforms.gtfs_rt import parse
 from transforms.gtfs_rt.parse import HourParser, SnapshotError, split_message
 
 nw = pytest.importorskip("noriba_wire")
-pytestmark = pytest.mark.realdata
 
 
 def _captures() -> list[bytes]:

@@ -1235,7 +1235,15 @@ def _col(values: list, typ: pa.DataType) -> pa.Array:
         valid = arr != None  # noqa: E711
         arr[~valid] = 0
     dtype = bool if typ == pa.bool_() else np.float64 if pa.types.is_floating(typ) else np.int32 if typ == _I32 else np.int64
-    return _np(arr.astype(dtype), typ, valid)
+    try:
+        return _np(arr.astype(dtype), typ, valid)
+    except OverflowError:  # a value past the column's type (a uint32 direction_id of 2^32-1, a uint64 timestamp past 2^63): null
+        if dtype not in (np.int32, np.int64):
+            raise
+        info = np.iinfo(dtype)
+        fits = np.array([v is not None and info.min <= v <= info.max for v in values], dtype=bool)
+        arr[~fits] = 0
+        return _np(arr.astype(dtype), typ, fits)
 
 
 def _table(rows: list, schema: pa.Schema) -> pa.Table:

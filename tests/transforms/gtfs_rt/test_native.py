@@ -213,3 +213,18 @@ def test_a_snapshot_buffer_changed_after_it_was_added_does_not_change_the_rows()
     got.add(buf, part="trip_updates")
     buf[:] = bytes(len(buf))  # the caller reuses its buffer before the rows are decoded
     assert got.finish()["rt_stop_time_updates"].to_pylist() == want.finish()["rt_stop_time_updates"].to_pylist()
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_a_value_past_its_columns_type_is_stored_as_null_not_a_crash(monkeypatch, native):
+    m = pb.FeedMessage()
+    m.header.gtfs_realtime_version = "2.0"
+    e = m.entity.add(id="x")
+    e.trip_update.trip.trip_id = "t"
+    e.trip_update.trip.direction_id = 2**32 - 1  # uint32 in the protobuf, int32 in the lake
+    e.trip_update.timestamp = 2**64 - 1  # uint64 in the protobuf, int64 in the lake
+    e.trip_update.delay = 5
+    tables, added = _tables([("trip_updates", m.SerializeToString())], native=native, monkeypatch=monkeypatch)
+    assert added == [True]
+    [row] = tables["rt_trip_updates"]
+    assert (row["direction_id"], row["timestamp"], row["delay"], row["trip_id"]) == (None, None, 5, "t")

@@ -17,7 +17,9 @@ process's max RSS); the rounds are interleaved (floor, loop, ours, floor, ...) a
   departure time, delay and uncertainty, schedule relationship: the columns of rt_stop_time_updates)
   and per trip update, no dedup, nothing written;
 - ``ours``: ``noriba.rt.parse_hour``: read the hour's snapshots and fetch log, parse (unchanged
-  entities and rows stored once), write the nine Parquet partitions of the hour (zstd).
+  entities and rows stored once), write the nine Parquet partitions of the hour (zstd), with the C
+  extension native/noriba_wire when it is installed (the output says ``native``);
+- ``pure`` (with ``--pure``): the same with ``NORIBA_RT_PURE=1``: the Python and numpy path only.
 
 Then the archiver: a replay server (its own process) serves 50 feeds on 127.0.0.1 (the NYC subway
 captures in turn, each feed's content changing every 30 s), and ``noriba rt archive --for`` polls
@@ -26,7 +28,7 @@ time is the share of one core.
 
 ``--where`` runs ``ours`` once more with a CPU timer around each of its stages (the timers add a little).
 
-    uv run python bench/bench_rt.py [--p 0.333] [--snapshots 180] [--archiver-s 120] [--repeat 3] [--where]
+    uv run python bench/bench_rt.py [--p 0.333] [--snapshots 180] [--archiver-s 120] [--repeat 3] [--where] [--pure]
 """
 
 from __future__ import annotations
@@ -101,7 +103,7 @@ what, folder = sys.argv[1], sys.argv[2]
 from google.transit import gtfs_realtime_pb2 as pb
 files = sorted(os.path.join(folder, f) for f in os.listdir(folder) if f.endswith(".pb"))
 extra = {}
-if what in ("ours", "where"):  # imported before the clock starts, like the floor's protobuf module
+if what in ("ours", "where", "pure"):  # imported before the clock starts, like the floor's protobuf module
     from noriba import rt
     import numpy, pyarrow.parquet
     from transforms.gtfs_rt import parse, wire
@@ -149,14 +151,19 @@ else:
                     where[key] = where.get(key, 0.0) + time.process_time() - c
             setattr(obj, name, w)
         _timed(parse.HourParser, "_entities", "entities (changed entities, per snapshot)")
-        _timed(parse.HourParser, "_entity", "  of which _entity (one trip update's row, Python)")
-        _timed(parse.HourParser, "_stop_time_updates", "  of which _stop_time_updates (walk, hash, match)")
-        _timed(parse._StuTable, "flush", "decode new stop_time_updates (wire.decode, Arrow arrays)")
+        _timed(parse.HourParser, "_entity", "  of which _entity (one entity's rows from upb, Python: the pure path)")
+        _timed(parse.HourParser, "_trip_updates", "  of which _trip_updates (the trip updates read in C, stored: Python)")
+        _timed(parse.HourParser, "_stop_time_updates", "  of which _stop_time_updates (walk, hash, match: the pure path)")
+        _timed(parse.HourParser, "_stu_native", "  of which _stu_native (stop_time_updates hashed in C, matched, stored)")
+        if parse.NATIVE is not None:
+            _timed(parse.NATIVE, "trip_updates", "    of which noriba_wire.trip_updates (C)")
+        _timed(parse._StuTable, "flush", "decode new stop_time_updates (noriba_wire.decode_stus or wire.decode, Arrow arrays)")
         _timed(parse, "split_message", "split_message")
         _timed(parse.HourParser, "finish", "finish (remaining tables)")
         _timed(pyarrow.parquet.ParquetWriter, "write_table", "stop_time_updates Parquet writes")
     res = rt.parse_hour(Workspace(__import__("pathlib").Path(home)), feed, hour)
-    extra = {"stored": res["stored"], "rows_in_snapshots": res["rows_in_snapshots"], "quarantined": res["quarantined"]}
+    extra = {"stored": res["stored"], "rows_in_snapshots": res["rows_in_snapshots"], "quarantined": res["quarantined"],
+             "native": parse.NATIVE is not None}
     if where:
         extra["where_cpu_s"] = {k: round(v, 2) for k, v in where.items()}
         extra["pandas_imported"] = "pandas" in sys.modules
@@ -168,8 +175,9 @@ print(json.dumps({"what": what, "wall_s": wall, "cpu_s": ru.ru_utime + ru.ru_sti
 
 
 def child(what: str, folder: Path, home: Path) -> dict:
+    env = {**os.environ, "NORIBA_RT_PURE": "1"} if what == "pure" else {k: v for k, v in os.environ.items() if k != "NORIBA_RT_PURE"}
     out = subprocess.run([sys.executable, "-c", CHILD, what, str(folder), str(ROOT), str(home), FEED, HOUR.strftime("%Y-%m-%dT%H")],
-                         capture_output=True, text=True, check=True, cwd=ROOT)
+                         capture_output=True, text=True, check=True, cwd=ROOT, env=env)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -225,21 +233,28 @@ def bench_archiver(seconds: float, feeds: int = 50) -> dict:
             "exit": os.waitstatus_to_exitcode(status), "peak_rss_mb": round(usage.ru_maxrss / 1024, 1)}
 
 
+DIGEST = r"""
+import duckdb, json, sys
+from pathlib import Path
+home = Path(sys.argv[1])
+con = duckdb.connect()
+con.execute("SET enable_progress_bar = false")
+out = {}
+for table in sorted(p.name for p in (home / "lake").iterdir() if p.name.startswith("rt_")):
+    files = sorted(str(f) for f in (home / "lake" / table).rglob("*.parquet"))
+    out[table] = list(con.execute(
+        "SELECT count(*), md5(coalesce(string_agg(r, '' ORDER BY r), '')) FROM "
+        "(SELECT md5(CAST(t AS VARCHAR)) AS r FROM read_parquet(?, hive_partitioning = false) AS t)", [files]).fetchone())
+print(json.dumps(out))
+"""
+
+
 def lake_digest(home: Path) -> dict:
     """Return {rt lake table: [rows, MD5 of its rows' MD5s sorted]} (row order and row groups do not matter; values do):
-    two versions of the parser that store the same rows give the same digests."""
-    import duckdb
-
-    con = duckdb.connect()
-    con.execute("SET enable_progress_bar = false")
-    out = {}
-    for table in sorted(p.name for p in (home / "lake").iterdir() if p.name.startswith("rt_")):
-        files = sorted(str(f) for f in (home / "lake" / table).rglob("*.parquet"))
-        out[table] = list(con.execute(
-            "SELECT count(*), md5(coalesce(string_agg(r, '' ORDER BY r), '')) FROM "
-            "(SELECT md5(CAST(t AS VARCHAR)) AS r FROM read_parquet(?, hive_partitioning = false) AS t)", [files]).fetchone())
-    con.close()
-    return out
+    two versions of the parser that store the same rows give the same digests. Computed in a child process: a process
+    started later by this one would report this one's memory as its peak (Linux keeps the high-water mark over fork)."""
+    out = subprocess.run([sys.executable, "-c", DIGEST, str(home)], capture_output=True, text=True, check=True, cwd=ROOT)
+    return json.loads(out.stdout)
 
 
 def main() -> None:
@@ -249,6 +264,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--where", action="store_true", help="then run ours once more with the CPU time of its stages")
     ap.add_argument("--archiver-s", type=float, default=120, help="seconds the archiver runs (0: skip)")
+    ap.add_argument("--pure", action="store_true", help="also run ours on the Python path only (NORIBA_RT_PURE=1)")
     args = ap.parse_args()
     home = OUT / "home"
     shutil.rmtree(home, ignore_errors=True)
@@ -257,11 +273,15 @@ def main() -> None:
     print(f"made {args.snapshots} snapshots, {raw_bytes / 1e6:.1f} MB, {stus:,} stop_time_updates in {time.perf_counter() - t0:.0f} s",
           flush=True)
     folder = home / "raw" / FEED / "rt" / HOUR.strftime("%Y-%m-%d") / HOUR.strftime("%H")
-    runs: dict[str, list[dict]] = {"floor": [], "loop": [], "ours": []}
+    # pure before ours: the lake left for the digests and the size is ours
+    runs: dict[str, list[dict]] = {"floor": [], "loop": [], **({"pure": []} if args.pure else {}), "ours": []}
+    pure_digest = None
     for _ in range(args.repeat):  # rounds interleaved: on a shared machine the load changes from minute to minute
         for what in runs:
             runs[what].append(child(what, folder, home))
             print(json.dumps(runs[what][-1]), flush=True)
+            if what == "pure" and pure_digest is None:
+                pure_digest = lake_digest(home)
     results = {what: {**min(r, key=lambda x: x["wall_s"]), "cpu_s": min(x["cpu_s"] for x in r)} for what, r in runs.items()}
     lake = sum(p.stat().st_size for p in (home / "lake").rglob("*.parquet"))
     floor = results["floor"]["wall_s"]
@@ -272,12 +292,16 @@ def main() -> None:
         "cpu_floor_s": round(results["floor"]["cpu_s"], 2), "cpu_loop_s": round(results["loop"]["cpu_s"], 2),
         "cpu_ours_s": round(results["ours"]["cpu_s"], 2),
         "cpu_ours_vs_floor": round(results["ours"]["cpu_s"] / results["floor"]["cpu_s"], 2),
-        "ours_peak_rss_mb": round(results["ours"]["peak_rss_mb"]), "lake_mb": round(lake / 1e6, 2),
+        "ours_peak_rss_mb": round(results["ours"]["peak_rss_mb"]), "native": results["ours"]["native"],
+        **({"cpu_pure_s": round(results["pure"]["cpu_s"], 2), "pure_peak_rss_mb": round(results["pure"]["peak_rss_mb"]),
+            "cpu_pure_vs_floor": round(results["pure"]["cpu_s"] / results["floor"]["cpu_s"], 2)} if args.pure else {}),
+        "lake_mb": round(lake / 1e6, 2),
         "lake_vs_raw": round(lake / raw_bytes, 4), "stu_rows_stored": results["ours"]["stored"]["rt_stop_time_updates"],
         "stu_rows_reconciled": results["ours"]["rows_in_snapshots"]["rt_stop_time_updates"] == stus,
     }
     print(json.dumps(summary), flush=True)
-    print(json.dumps({"lake_digest": lake_digest(home)}), flush=True)
+    digest = lake_digest(home)
+    print(json.dumps({"lake_digest": digest, **({"pure_lake_digest_equal": pure_digest == digest} if args.pure else {})}), flush=True)
     if args.where:
         print(json.dumps(child("where", folder, home)), flush=True)
     if args.archiver_s:

@@ -13,6 +13,12 @@ stop_time_updates of every changed trip update of a snapshot are handled togethe
 with the previous version of the same trip, decoded column by column, and, given a ``sink``, handed
 over as row groups once they can no longer change.
 
+The hot path runs in C when the extension native/noriba_wire is installed (:data:`NATIVE`): the split, the
+changed trip updates' rows, their stop_time_updates' hashes and matching, and the decode. It answers None for
+anything it does not read exactly as the Python path does (a damaged message, a vehicle or an alert among the changed
+entities, a sub-message given twice, text that is not UTF-8), and the Python path then decides; both store the same
+rows (tests/transforms/gtfs_rt/test_native.py). ``NORIBA_RT_PURE=1`` forces the Python path.
+
 Every stored row says when it was seen: ``header_timestamp`` (the FeedHeader timestamp of the
 first snapshot holding it, POSIX seconds, null when the header has none), ``last_header_timestamp``
 (of the last consecutive snapshot still holding it) and ``snapshots`` (how many snapshots held it).
@@ -55,7 +61,10 @@ are dictionary-encoded strings (:data:`SCHEMAS` has every type); DuckDB reads th
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from dataclasses import dataclass
+from itertools import compress
+from operator import attrgetter, itemgetter, not_ as _not
 
 import pyarrow as pa
 from google.transit import gtfs_realtime_pb2 as pb
@@ -107,6 +116,52 @@ _CAUSE = {v.number: v.name for v in pb.Alert.DESCRIPTOR.enum_types_by_name["Caus
 _EFFECT = {v.number: v.name for v in pb.Alert.DESCRIPTOR.enum_types_by_name["Effect"].values}
 _SEVERITY = {v.number: v.name for v in pb.Alert.DESCRIPTOR.enum_types_by_name["SeverityLevel"].values}
 _INCREMENTALITY = {v.number: v.name for v in pb.FeedHeader.DESCRIPTOR.enum_types_by_name["Incrementality"].values}
+
+
+def _load_native():
+    """Return the noriba_wire C extension (native/noriba_wire), or None when it is not importable or NORIBA_RT_PURE=1."""
+    import os
+
+    if os.environ.get("NORIBA_RT_PURE") == "1":
+        return None
+    try:
+        import noriba_wire
+    except ImportError:
+        return None
+    return noriba_wire
+
+
+#: The C hot path (split, trip updates, stop_time_update decode), or None: everything then runs in Python and numpy.
+#: Wherever it answers None (anything it does not read exactly as the Python path does), the Python path decides.
+NATIVE = _load_native()
+_TRIP_REL_NAMES = tuple(_TRIP_REL.get(k) for k in range(max(_TRIP_REL) + 1))
+_STU_REL_INDEX = bytes(__import__("array").array("i", [sorted(_STU_REL).index(k) if k in _STU_REL else -1
+                                                         for k in range(max(_STU_REL) + 1)]))
+
+
+@contextmanager
+def gc_paused():
+    """Pause Python's cyclic garbage collector, then restore it as it was. The parse of an hour keeps hundreds of thousands
+    of rows and states alive (tuples, no reference cycles): the collector's passes over them cost about as much as
+    building them (bench/README.md, realtime)."""
+    import gc
+
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:  # the objects made meanwhile go to the oldest generation at once: the next young collection would walk them all
+            gc.freeze()
+            gc.unfreeze()
+            gc.enable()
+
+
+def _seeds() -> bytes:
+    """Return the per-process seeds of wire.hash_ranges (the C extension hashes with the same)."""
+    from transforms.gtfs_rt.wire import _SEEDS
+
+    return _SEEDS.tobytes()
 
 
 class SnapshotError(ValueError):
@@ -234,7 +289,7 @@ def content_part(data: bytes) -> str:
 
 def fetches_table(records: list[dict]) -> pa.Table:
     """Return the rt_fetches table of fetch-log records (dicts as the archiver writes them; unknown keys ignored)."""
-    from datetime import datetime
+    from datetime import datetime, timedelta, timezone
 
     schema = SCHEMAS["rt_fetches"]
     rows = []
@@ -245,7 +300,14 @@ def fetches_table(records: list[dict]) -> pa.Table:
         except ValueError:
             continue
         rows.append(row)
-    return pa.Table.from_pylist(rows, schema=schema)
+    try:  # from buffers, as the parse's tables (pa.array imports pandas); a value of another type: pyarrow's conversion
+        epoch = datetime(1970, 1, 1, tzinfo=timezone.utc)
+        ms = [(r["fetched_at"] if r["fetched_at"].tzinfo else r["fetched_at"].replace(tzinfo=timezone.utc)) - epoch for r in rows]
+        cols = [[r[k] for r in rows] for k in schema.names]
+        cols[0] = [d // timedelta(milliseconds=1) for d in ms]
+        return pa.Table.from_arrays([_col(c, f.type) for c, f in zip(cols, schema)], schema=schema)
+    except (TypeError, ValueError, OverflowError):
+        return pa.Table.from_pylist(rows, schema=schema)
 
 
 def read_header(data: bytes) -> tuple[pb.FeedHeader, int]:
@@ -260,8 +322,12 @@ def read_header(data: bytes) -> tuple[pb.FeedHeader, int]:
     return h, len(ents)
 
 
-def _s(v: str) -> str | None:
-    return v or None
+def _s(v: str | bytes) -> str | None:
+    """Return a string field's value, None if empty. upb gives text that is not UTF-8 as bytes: it is decoded with
+    replacement characters (as the column decoder does), never stored as bytes."""
+    if not v:
+        return None
+    return v if v.__class__ is str else v.decode("utf-8", "replace")
 
 
 @dataclass(slots=True)
@@ -281,6 +347,9 @@ class _Entity:
     alert_row: int = -1
     ies: dict | None = None  # informed-entity bytes -> row index
     counts: tuple = (0, 0, 0, 0, 0)  # rows per ROW_TABLES
+
+
+_V, _COUNTS, _EID = attrgetter("v"), attrgetter("counts"), attrgetter("eid")
 
 
 class _Table:
@@ -379,14 +448,27 @@ class _StuTable:
 
         if not self.pending:
             return
-        offsets = np.cumsum([0] + [len(b) for b in self.pending[:-1]], dtype=np.int64)
-        starts = np.concatenate([s + o for s, o in zip(self.p_start, offsets)])
-        ends = np.concatenate([e + o for e, o in zip(self.p_end, offsets)])
-        buf = np.frombuffer(b"".join(self.pending) + bytes(16), dtype=np.uint8)  # the decoder reads up to 10 bytes past a varint
+        pending = self.pending
+        bidx = np.repeat(np.arange(len(pending), dtype=np.int32), [len(s) for s in self.p_start])
+        starts = np.concatenate(self.p_start).astype(np.int64, copy=False)
+        ends = np.concatenate(self.p_end).astype(np.int64, copy=False)
+        joined = None
         self.pending, self.p_start, self.p_end, self.pending_bytes = [], [], [], 0
         for i in range(0, len(starts), DECODE_CHUNK):
             rows = np.arange(self.decoded + i, self.decoded + min(i + DECODE_CHUNK, len(starts)), dtype=np.int64)
-            self.chunks.append((rows, _decode_stus(buf, starts[i:i + DECODE_CHUNK], ends[i:i + DECODE_CHUNK])))
+            sl = slice(i, i + DECODE_CHUNK)
+            cols = None
+            if NATIVE is not None:  # straight from each snapshot's bytes
+                got = NATIVE.decode_stus(pending, bidx[sl], starts[sl], ends[sl], _STU_REL_INDEX)
+                cols = _native_columns(got, len(rows)) if got is not None else None
+            if cols is None:
+                if joined is None:
+                    offsets = np.cumsum([0] + [len(b) for b in pending[:-1]], dtype=np.int64)
+                    joined = (np.frombuffer(b"".join(pending) + bytes(16), dtype=np.uint8), offsets)  # the decoder reads up to
+                    # 10 bytes past a varint
+                buf, offsets = joined
+                cols = _decode_stus(buf, starts[sl] + offsets[bidx[sl]], ends[sl] + offsets[bidx[sl]])
+            self.chunks.append((rows, cols))
         self.decoded += len(starts)
 
     def truncate(self, mark: tuple[int, int, int]) -> None:
@@ -487,21 +569,29 @@ class HourParser:
 
     def add(self, data: bytes, *, part: str, file: str = "", sha256: str = "") -> bool:
         """Parse one snapshot of ``part``. Return True; if it cannot be parsed, quarantine it whole and return False."""
+        if data.__class__ is not bytes:  # its bytes are kept until decoded: a buffer changed meanwhile must not change them
+            data = bytes(data)
         marks = {t: len(tb) for t, tb in self.tables.items()}
         stu_mark = self.stus.mark()
         occ_mark = len(self.occ)
         self._stu_undo = []
         nv = len(self.v_count)
         prev = self._prev.get(part, ({}, {}))
-        touched: list[tuple[int, int, int | None]] = []
+        touched: list[tuple[list, list, list]] = []  # (versions, their counts and last timestamps before)
         self._undo: list[tuple[list, int, int]] = []
         try:
-            header_b, ents = split_message(data)
+            sp = NATIVE.split(data) if NATIVE is not None else None
+            if sp is not None:
+                header_b, ents, est, een = sp
+                ranges = (data, est, een)
+            else:
+                header_b, ents = split_message(data)
+                ranges = None
             header = pb.FeedHeader()
             if header_b:
                 header.MergeFromString(header_b)
             ts = header.timestamp if header.HasField("timestamp") else None
-            by_bytes, by_id, rows, stored = self._entities(ents, prev, part, ts, touched)
+            by_bytes, by_id, rows, stored = self._entities(ents, prev, part, ts, touched, ranges)
         except Exception as exc:  # noqa: BLE001 (a damaged message: upb's DecodeError, or ours)
             for t, tb in self.tables.items():
                 tb.truncate(marks[t])
@@ -512,8 +602,9 @@ class HourParser:
                 last[rows] = old
             for lst in (self.v_first, self.v_last, self.v_count, self.v_base):
                 del lst[nv:]
-            for v, count, last in reversed(touched):  # undo the extensions of earlier versions and rows
-                self.v_count[v], self.v_last[v] = count, last
+            for vs, counts, lasts in reversed(touched):  # undo the extensions of earlier versions and rows
+                for v, count, last in zip(vs, counts, lasts):
+                    self.v_count[v], self.v_last[v] = count, last
             for lst, r, old in reversed(self._undo):
                 lst[r] = old
             reason = str(exc) if isinstance(exc, SnapshotError) else f"damaged: {type(exc).__name__}: {exc}"
@@ -539,7 +630,9 @@ class HourParser:
         self.v_base.append(self.v_base[prior.v] + self.v_count[prior.v] if prior is not None else 0)
         return len(self.v_count) - 1
 
-    def _entities(self, ents: list[bytes], prev: tuple[dict, dict], part: str, ts: int | None, touched: list):
+    def _entities(self, ents: list[bytes], prev: tuple[dict, dict], part: str, ts: int | None, touched: list, ranges=None):
+        """Store the changed entities of a snapshot. ``ranges``: (the snapshot's bytes, start and end of each entity in them,
+        as int64 bytes) when the C extension split it: the changed trip updates are then read by it."""
         prev_bytes, prev_id = prev
         by_bytes: dict[bytes, _Entity] = {}
         by_id: dict[str, _Entity] = {}
@@ -548,22 +641,46 @@ class HourParser:
         v_count, v_last = self.v_count, self.v_last
         dups: list[bytes] = []
         uniq = ents
+        uniq_i: list[int] | range = range(len(ents))
+        dups_i: list[int] = []
         if len(set(ents)) != len(ents):  # a duplicate inside one snapshot: its rows are stored again, so they reconcile
             seen: set[bytes] = set()
-            uniq = []
-            for eb in ents:
-                (dups if eb in seen else uniq).append(eb)
+            uniq, uniq_i = [], []
+            for i, eb in enumerate(ents):
+                if eb in seen:
+                    dups.append(eb)
+                    dups_i.append(i)
+                else:
+                    uniq.append(eb)
+                    uniq_i.append(i)
                 seen.add(eb)
         states = list(map(prev_bytes.get, uniq))
-        changed = [eb for eb, st in zip(uniq, states) if st is None]
-        hit = [st for st in states if st is not None]  # the same bytes as before: counted, not stored again
+        new_ = list(map(_not, states))  # (map, compress, filter: loops in C; this runs once per entity)
+        changed = list(compress(uniq, new_))
+        hit = list(filter(None, states))  # the same bytes as before: counted, not stored again
         if hit:
-            by_bytes.update((eb, st) for eb, st in zip(uniq, states) if st is not None)
-            touched.extend([(st.v, v_count[st.v], v_last[st.v]) for st in hit])
-            for st in hit:
-                v_count[st.v] += 1
-                v_last[st.v] = ts
-            rows = [sum(c) for c in zip(*[st.counts for st in hit])]
+            by_bytes.update(compress(zip(uniq, states), states))
+            hv = list(map(_V, hit))
+            touched.append((hv, [v_count[v] for v in hv], [v_last[v] for v in hv]))
+            for v in hv:
+                v_count[v] += 1
+                v_last[v] = ts
+            counts = list(map(_COUNTS, hit))
+            rows = [sum(map(itemgetter(k), counts)) for k in range(5)]
+        if (changed or dups) and ranges is not None:
+            import numpy as np
+
+            data, est, een = ranges
+            which = list(compress(uniq_i, new_)) + dups_i
+            res = NATIVE.trip_updates(data, est, een, np.array(which, dtype=np.int64), _TRIP_REL_NAMES, _seeds())
+            if res is not None:  # every changed entity is a trip update (or nothing) the extension read
+                n_tu, n_stu, n_new = self._trip_updates(res[0], changed, by_bytes, by_id, prev_id, part, ts)
+                rows[1] += n_tu
+                rows[2] += n_stu
+                stored[1] += n_new
+                if self._jobs:
+                    stored[2] += self._stu_native(data, res)
+                changed = dups = []
         if changed or dups:
             # parsed together as one message: upb parses one message of many entities ~8x faster than each alone
             framed = [_field2(eb) for eb in (*changed, *dups)]
@@ -574,9 +691,9 @@ class HourParser:
             self._jobs = []
             for i, eb in enumerate(changed):
                 ent = parsed[i]
-                st = self._entity(i, ent, part, ts, stored, prior=prev_id.get(ent.id))
+                st = self._entity(i, ent, part, ts, stored, prior=prev_id.get(_s(ent.id) or ""))
                 by_bytes[eb] = st
-                by_id[ent.id] = st
+                by_id[st.eid] = st
                 c = st.counts
                 rows[0] += c[0]; rows[1] += c[1]; rows[2] += c[2]; rows[3] += c[3]; rows[4] += c[4]  # noqa: E702
             for i, eb in enumerate(dups, len(changed)):
@@ -585,15 +702,118 @@ class HourParser:
                 rows[0] += c[0]; rows[1] += c[1]; rows[2] += c[2]; rows[3] += c[3]; rows[4] += c[4]  # noqa: E702
             if self._jobs:
                 stored[2] += self._stop_time_updates(mb, framed, (*changed, *dups))
-        for st in by_bytes.values():
-            by_id.setdefault(st.eid, st)
+        changed_ids = by_id  # the first state of each entity id among the others, then the changed ones over them
+        states = list(by_bytes.values())
+        states.reverse()
+        by_id = dict(zip(map(_EID, states), states))
+        by_id.update(changed_ids)
         return by_bytes, by_id, rows, stored
+
+    def _trip_updates(self, infos: list, changed: list, by_bytes: dict, by_id: dict, prev_id: dict, part: str, ts: int | None):
+        """Store the changed entities read by the C extension (``infos``: (entity id, its trip update's row as
+        :meth:`_entity` builds it, or None) of the changed entities, then of the duplicates); return (trip updates,
+        stop_time_updates, trip-update rows stored). Their stop_time_updates are jobs in ``_jobs`` for :meth:`_stu_native`.
+
+        The same steps as :meth:`_version` and :meth:`_entity` for a trip update, inlined (this runs once per changed trip)."""
+        tb = self.tables["rt_trip_updates"]
+        t_rows, t_ent, t_last = tb.rows, tb.entity, tb.last_v
+        v_count, v_base = self.v_count, self.v_base
+        heads = self.stus.heads
+        jobs = self._jobs = []
+        undo = self._undo.append
+        get = prev_id.get
+        nch = len(changed)
+        v0 = v = len(v_count)
+        n_stu = 0
+        bases: list[int] = []  # per new version: snapshots of the runs before it (see _version)
+        jk: list[int] = []  # per job (as in ``_jobs``): position in ``infos``, version, head, previous occurrences
+        jv: list[int] = []
+        jhead: list[int] = []
+        plo: list[int] = []
+        phi: list[int] = []
+        new_v: list[int] = []  # versions of the rows stored
+        zero = (0, 0, 0, 0, 0)
+        for k, (eid, row) in enumerate(infos):
+            prior = get(eid) if k < nch else None
+            bases.append(v_base[prior.v] + v_count[prior.v] if prior is not None else 0)
+            st = _Entity(v, eid)
+            if k < nch:
+                by_bytes[changed[k]] = st
+                by_id[eid] = st
+            if row is None:
+                st.counts = zero
+                v += 1
+                continue
+            trip = row[:6]
+            st.tu = row
+            st.trip = trip
+            if prior is not None and prior.tu == row:
+                r = st.tu_row = prior.tu_row
+                undo((t_last, r, t_last[r]))
+                t_last[r] = v
+            else:
+                st.tu_row = len(t_rows)
+                t_rows.append(row)
+                t_ent.append(eid)
+                new_v.append(v)
+            same = prior if prior is not None and prior.trip == trip else None
+            jobs.append((k, v, same, len(heads), st, None))
+            jk.append(k)
+            jv.append(v)
+            jhead.append(len(heads))
+            plo.append(same.occ_lo if same is not None else 0)
+            phi.append(same.occ_hi if same is not None else 0)
+            heads.append((part, eid, trip[0], trip[1], trip[4]))
+            n = row[10]
+            st.counts = (0, 1, n, 0, 0)
+            n_stu += n
+            v += 1
+        n = v - v0  # the versions (as _version adds them), and the rows stored, in one step each
+        self.v_first.extend([ts] * n)
+        self.v_last.extend([ts] * n)
+        v_count.extend([1] * n)
+        v_base.extend(bases)
+        tb.part.extend([part] * len(new_v))
+        tb.first_v.extend(new_v)
+        t_last.extend(new_v)
+        n_tu, n_new = len(jobs), len(new_v)
+        self._job_cols = (jk, jv, jhead, plo, phi)
+        return n_tu, n_stu, n_new
+
+    def _stu_native(self, data: bytes, res: tuple) -> int:
+        """Store the stop_time_updates of ``_jobs`` as found and hashed by the C extension (``res``, of
+        noriba_wire.trip_updates, ranges of ``data``); return how many rows are new."""
+        import hashlib
+
+        import numpy as np
+
+        _, bk, bs, bl, b1, b2, longs = res
+        jobs = self._jobs
+        jk, jv, jhead, plo, phi = (np.array(c, dtype=np.int64) for c in self._job_cols)
+        kpos = np.full(int(jk[-1]) + 1, -1, dtype=np.int64)
+        kpos[jk] = np.arange(len(jobs), dtype=np.int64)
+        job = kpos[np.frombuffer(bk, dtype=np.int64)]
+        start = np.frombuffer(bs, dtype=np.int64)
+        length = np.frombuffer(bl, dtype=np.int64)
+        h1 = np.frombuffer(b1, dtype=np.uint64)
+        h2 = np.frombuffer(b2, dtype=np.uint64)
+        if longs:  # longer than wire.HASH_WIDTH: keyed BLAKE2b, as wire.hash_ranges
+            from transforms.gtfs_rt.wire import _SEEDS
+
+            h1, h2, key = h1.copy(), h2.copy(), _SEEDS.tobytes()
+            for j in longs:
+                s = int(start[j])
+                h1[j], h2[j] = np.frombuffer(hashlib.blake2b(data[s:s + int(length[j])], digest_size=16, key=key).digest(),
+                                             dtype=np.uint64)
+        return self._stu_store(data, job, start, length, h1, h2, cols=(jv, jhead, plo, phi))
 
     def _entity(self, i: int, ent, part: str, ts: int | None, stored: list, prior: _Entity | None = None) -> _Entity:
         """Return the state of a changed entity (the ``i``-th of the snapshot's changed ones, parsed: ``ent``) after storing
         its changed rows; its stop_time_updates are left to :meth:`_stop_time_updates` (a job in ``_jobs``)."""
         v = self._version(ts, prior)
         eid = ent.id
+        if eid.__class__ is not str:  # not UTF-8 (upb gives bytes)
+            eid = eid.decode("utf-8", "replace")
         st = _Entity(v, eid)
         t = self.tables
         undo = self._undo.append
@@ -699,13 +919,11 @@ class HourParser:
 
         from transforms.gtfs_rt.wire import hash_ranges, repeated
 
-        jobs, self._jobs = self._jobs, []
+        jobs = self._jobs
         nj = len(jobs)
         eend = np.cumsum(np.fromiter(map(len, framed), dtype=np.int64, count=len(framed)))
         estart = eend - np.fromiter(map(len, ents), dtype=np.int64, count=len(ents))
         ji = np.fromiter((j[0] for j in jobs), dtype=np.int64, count=nj)
-        jv = np.fromiter((j[1] for j in jobs), dtype=np.int64, count=nj)
-        jhead = np.fromiter((j[3] for j in jobs), dtype=np.int64, count=nj)
         want = np.fromiter((j[4].counts[2] for j in jobs), dtype=np.int64, count=nj)
         buf = np.frombuffer(mb + bytes(16), dtype=np.uint8)
         tl, tstart, tlen, bad = repeated(buf, estart[ji], eend[ji], 3)  # each job's trip_update (more than one: merged)
@@ -726,8 +944,56 @@ class HourParser:
             job, start, length = job[order], start[order], length[order]
             mb = mb + b"".join(sbs)
             buf = np.frombuffer(mb + bytes(16), dtype=np.uint8)
-        k = len(job)
         h1, h2 = hash_ranges(buf, start, length)
+        return self._stu_store(mb, job, start, length, h1, h2)
+
+    def _stu_store(self, mb: bytes, job, start, length, h1, h2, cols=None) -> int:
+        """Match the stop_time_updates of ``_jobs`` (each one's job, range in ``mb`` and two hashes, in order within a job)
+        with the previous version of their trip; store the new ones; return how many are new."""
+        import numpy as np
+
+        jobs, self._jobs = self._jobs, []
+        nj = len(jobs)
+        k = len(job)
+        if cols is not None:  # (version, head, previous occurrences) of each job, as arrays
+            jv, jhead, plo, phi = cols
+        else:
+            jv = np.fromiter((j[1] for j in jobs), dtype=np.int64, count=nj)
+            jhead = np.fromiter((j[3] for j in jobs), dtype=np.int64, count=nj)
+            # the previous version's first occurrences, for the trips that are the same trip as before
+            plo = np.fromiter((j[2].occ_lo if j[2] is not None else 0 for j in jobs), dtype=np.int64, count=nj)
+            phi = np.fromiter((j[2].occ_hi if j[2] is not None else 0 for j in jobs), dtype=np.int64, count=nj)
+        occ = self.occ
+        if NATIVE is not None:  # the same matching by two hash tables in C
+            c = np.ascontiguousarray
+            rb, fb = NATIVE.match(c(job, np.int64), c(h1, np.uint64), c(h2, np.uint64), c(length, np.int64), plo, phi,
+                                  occ.h1.view(), occ.h2.view(), occ.ln.view(), occ.row.view(), occ.first.view())
+            row = np.frombuffer(rb, dtype=np.int64).copy()
+            first = np.frombuffer(fb, dtype=np.int64).astype(bool)
+        else:
+            row, first = self._stu_match(job, h1, h2, length, plo, phi)
+        matched = np.flatnonzero(row >= 0)
+        if len(matched):  # unchanged since the previous snapshot: the stored row is extended
+            last = self.stus.last_v.a
+            rows_m = row[matched]
+            self._stu_undo.append((rows_m, last[rows_m].copy()))
+            last[rows_m] = jv[job[matched]]
+        new = row < 0
+        nn = int(new.sum())
+        row[new] = len(self.stus) + np.arange(nn, dtype=np.int64)
+        self.stus.add(mb, start[new], start[new] + length[new], jhead[job[new]], jv[job[new]])
+        lo = occ.extend(h1, h2, length, row, first.astype(np.int64))
+        at = (lo + np.concatenate([[0], np.cumsum(np.bincount(job, minlength=nj))])).tolist()
+        for j, a, b in zip(jobs, at, at[1:]):
+            j[4].occ_lo, j[4].occ_hi = a, b
+        return nn
+
+    def _stu_match(self, job, h1, h2, length, plo, phi):
+        """Return (the previous row of each stop_time_update or -1, whether it is the first of its bytes in its trip) by
+        numpy (see noriba_wire.match, which does the same in C)."""
+        import numpy as np
+
+        k, nj, occ = len(job), len(plo), self.occ
         # sorted by one key mixing the trip and the hashes, equal stop_time_updates of a trip are next to each other
         # (stable: in their order); equality is then checked on every part
         with np.errstate(over="ignore"):
@@ -738,10 +1004,6 @@ class HourParser:
             o = np.argsort(mixed, kind="stable")
             a, b = o[1:], o[:-1]
             first[a] = ~((mixed[a] == mixed[b]) & (job[a] == job[b]) & (h2[a] == h2[b]) & (length[a] == length[b]))
-        # the previous version's first occurrences, for the trips that are the same trip as before
-        plo = np.fromiter((j[2].occ_lo if j[2] is not None else 0 for j in jobs), dtype=np.int64, count=nj)
-        phi = np.fromiter((j[2].occ_hi if j[2] is not None else 0 for j in jobs), dtype=np.int64, count=nj)
-        occ = self.occ
         pidx = _ranges(plo, phi)
         pjob = np.repeat(np.arange(nj, dtype=np.int64), phi - plo)
         keep = occ.first.view()[pidx] == 1
@@ -757,23 +1019,8 @@ class HourParser:
             q = pidx[o[at]]  # the candidate in the previous version: equal only if every part is
             eq = ((pm[at] == mixed[cand]) & (pjob[o[at]] == job[cand]) & (occ.h2.view()[q].view(np.uint64) == h2[cand])
                   & (occ.ln.view()[q] == length[cand]))
-            hit = cand[eq]
-            row[hit] = occ.row.view()[q[eq]]
-            matched = np.sort(hit)
-            if len(matched):  # unchanged since the previous snapshot: the stored row is extended
-                last = self.stus.last_v.a
-                rows_m = row[matched]
-                self._stu_undo.append((rows_m, last[rows_m].copy()))
-                last[rows_m] = jv[job[matched]]
-        new = row < 0
-        nn = int(new.sum())
-        row[new] = len(self.stus) + np.arange(nn, dtype=np.int64)
-        self.stus.add(mb, start[new], start[new] + length[new], jhead[job[new]], jv[job[new]])
-        lo = occ.extend(h1, h2, length, row, first.astype(np.int64))
-        at = (lo + np.concatenate([[0], np.cumsum(np.bincount(job, minlength=nj))])).tolist()
-        for j, a, b in zip(jobs, at, at[1:]):
-            j[4].occ_lo, j[4].occ_hi = a, b
-        return nn
+            row[cand[eq]] = occ.row.view()[q[eq]]
+        return row, first
 
     # -- the hour's tables -----------------------------------------------------------------------
 
@@ -782,7 +1029,7 @@ class HourParser:
         import numpy as np
 
         base = np.asarray(self.v_base, dtype=np.int64)
-        return pa.array(self.v_first, _I64), pa.array(self.v_last, _I64), base + np.asarray(self.v_count, dtype=np.int64), base
+        return _col(self.v_first, _I64), _col(self.v_last, _I64), base + np.asarray(self.v_count, dtype=np.int64), base
 
     def _stu_rows(self, rows, cols: list, versions: tuple) -> pa.Table:
         """Return the rt_stop_time_updates rows ``rows`` (their decoded columns: ``cols``)."""
@@ -793,13 +1040,19 @@ class HourParser:
         schema = SCHEMAS["rt_stop_time_updates"]
         fv = sts.first_v.view()[rows]
         lv = sts.last_v.view()[rows]
-        named = {"header_timestamp": v_first.take(pa.array(fv)), "last_header_timestamp": v_last.take(pa.array(lv)),
-                 "snapshots": pa.array((end[lv] - base[fv]).astype(np.int32), _I32)}
-        used, take = np.unique(sts.head.view()[rows], return_inverse=True)
+        named = {"header_timestamp": v_first.take(_np(fv, _I32)), "last_header_timestamp": v_last.take(_np(lv, _I32)),
+                 "snapshots": _np((end[lv] - base[fv]).astype(np.int32), _I32)}
+        h = sts.head.view()[rows]
+        step = h[1:] != h[:-1]
+        if len(h) and not (h[1:] < h[:-1]).any():  # in order (rows are stored trip by trip): no sort
+            used = h[np.concatenate([[True], step])]
+            take = np.concatenate([[0], np.cumsum(step)])
+        else:
+            used, take = np.unique(h, return_inverse=True)
         heads = [sts.heads[i] for i in used.tolist()]
-        take = pa.array(take.astype(np.int32))
+        take = _np(take.astype(np.int32), _I32)
         for k, name in enumerate(("part", "entity_id", "trip_id", "route_id", "start_date")):
-            named[name] = pa.array([h[k] for h in heads], _S).dictionary_encode().take(take)  # nulls in the indices
+            named[name] = _strings([h[k] for h in heads]).dictionary_encode().take(take)  # nulls in the indices
         for k, name in enumerate(_STU_DECODED):
             named[name] = cols[k]
         return pa.Table.from_arrays([named[f.name] for f in schema], schema=schema)
@@ -818,17 +1071,20 @@ class HourParser:
             if open_.all():
                 kept.append((rows, cols))
                 continue
-            mask = pa.array(~open_)
+            if not open_.any():  # the whole chunk is final (the usual case): no copy
+                done.append(self._stu_rows(rows, cols, versions))
+                continue
+            mask = _np(~open_, pa.bool_())
             done.append(self._stu_rows(rows[~open_], [c.filter(mask) for c in cols], versions))
             if open_.any():
-                mask = pa.array(open_)
+                mask = _np(open_, pa.bool_())
                 kept.append((rows[open_], [c.filter(mask) for c in cols]))
         if len(kept) > 1:  # the rows still open, as one chunk
             kept = [(np.concatenate([r for r, _ in kept]),
                      [pa.concat_arrays([c[k] for _, c in kept]) for k in range(len(_STU_DECODED))])]
         self.stus.chunks = kept
-        if done:
-            t = pa.concat_tables(done)
+        if done:  # one dictionary per column for the row group: Parquet writes it in two thirds of the time, smaller
+            t = pa.concat_tables(done).unify_dictionaries()
             self.stu_written += t.num_rows
             self.sink(t)
 
@@ -844,22 +1100,17 @@ class HourParser:
             schema = SCHEMAS[name]
             fv = np.asarray(tb.first_v, dtype=np.int64)
             lv = np.asarray(tb.last_v, dtype=np.int64)
-            cols = [v_first.take(pa.array(fv)) if len(fv) else pa.array([], _I64),
-                    v_last.take(pa.array(lv)) if len(lv) else pa.array([], _I64),
-                    pa.array((end[lv] - base[fv]).astype(np.int32) if len(fv) else [], _I32),
-                    pa.array(tb.part, _S).dictionary_encode().cast(_S) if tb.part else pa.array([], _S),
-                    pa.array(tb.entity, _S)]
+            cols = [v_first.take(_np(fv, _I64)), v_last.take(_np(lv, _I64)), _np((end[lv] - base[fv]).astype(np.int32), _I32),
+                    _strings(tb.part), _strings(tb.entity)]
             data = list(zip(*tb.rows)) if tb.rows else [()] * len(tb.cols)
-            cols += [pa.array(col, schema.field(c).type) for c, col in zip(tb.cols, data)]
+            cols += [_col(list(col), schema.field(c).type) for c, col in zip(tb.cols, data)]
             out[name] = pa.Table.from_arrays(cols, schema=schema)
         self.stus.flush()
         schema = SCHEMAS["rt_stop_time_updates"]
         parts = [self._stu_rows(rows, cols, versions) for rows, cols in self.stus.chunks]
-        out["rt_stop_time_updates"] = pa.concat_tables(parts) if parts else schema.empty_table()
-        out["rt_snapshots"] = pa.Table.from_pylist(
-            [dict(zip(SCHEMAS["rt_snapshots"].names, r)) for r in self.snapshots], schema=SCHEMAS["rt_snapshots"])
-        out["rt_quarantine"] = pa.Table.from_pylist(
-            [dict(zip(SCHEMAS["rt_quarantine"].names, r)) for r in self.quarantine], schema=SCHEMAS["rt_quarantine"])
+        out["rt_stop_time_updates"] = pa.concat_tables(parts).unify_dictionaries() if parts else _table([], schema)
+        out["rt_snapshots"] = _table(self.snapshots, SCHEMAS["rt_snapshots"])
+        out["rt_quarantine"] = _table(self.quarantine, SCHEMAS["rt_quarantine"])
         return out
 
 
@@ -923,6 +1174,82 @@ def _decode_stus(buf, starts, ends) -> list:
         cols = [pa.array(col, c.type.value_type).dictionary_encode() if pa.types.is_dictionary(c.type) else pa.array(col, c.type)
                 for col, c in zip(lists, cols)]
     return cols
+
+
+def _native_columns(got: tuple, n: int) -> list:
+    """Return the decoded columns (_STU_DECODED) as pyarrow arrays, from noriba_wire.decode_stus's buffers (no copy)."""
+    def arr(typ, col):
+        valid, vals, nulls = col
+        return pa.Array.from_buffers(typ, n, [pa.py_buffer(valid) if nulls else None, pa.py_buffer(vals)], null_count=nulls)
+
+    seq, sid, at, ad, au, dt, dd, du, rel = got
+    valid, (offsets, data), nulls = sid
+    stop_id = pa.Array.from_buffers(_S, n, [pa.py_buffer(valid) if nulls else None, pa.py_buffer(offsets), pa.py_buffer(data)],
+                                    null_count=nulls)
+    return [arr(_I64, seq), stop_id.dictionary_encode(), arr(_I64, at), arr(_I32, ad), arr(_I32, au), arr(_I64, dt), arr(_I32, dd),
+            arr(_I32, du), pa.DictionaryArray.from_arrays(arr(_I32, rel), _strings([_STU_REL[k] for k in sorted(_STU_REL)]))]
+
+
+def _strings(values: list) -> pa.Array:
+    """Return a pyarrow string array of ``values`` (str or None), built from buffers (pa.array imports pandas)."""
+    import numpy as np
+
+    n = len(values)
+    nulls = values.count(None)
+    enc = list(map(str.encode, values if not nulls else ["" if v is None else v for v in values]))  # map: a loop in C
+    lengths = np.fromiter(map(len, enc), dtype=np.int64, count=n)
+    if lengths.sum() >= 1 << 31:  # past 32-bit offsets
+        return pa.array(values, _S)
+    offsets = np.zeros(n + 1, dtype=np.int32)
+    np.cumsum(lengths, out=offsets[1:])
+    valid = None
+    if nulls:
+        valid = pa.py_buffer(np.packbits(np.array(values, dtype=object) != None, bitorder="little").tobytes())  # noqa: E711
+    return pa.Array.from_buffers(_S, n, [valid, pa.py_buffer(offsets.tobytes()), pa.py_buffer(b"".join(enc))], null_count=nulls)
+
+
+def _np(a, typ: pa.DataType, valid=None) -> pa.Array:
+    """Return a numpy array (of ``typ``'s width; bool for pa.bool_()) as a pyarrow array, null where ``valid`` is False,
+    from its buffers (pa.array would import pandas)."""
+    import numpy as np
+
+    a = np.ascontiguousarray(a)
+    nulls = 0 if valid is None else len(a) - int(np.count_nonzero(valid))
+    bitmap = pa.py_buffer(np.packbits(valid, bitorder="little").tobytes()) if nulls else None
+    data = np.packbits(a, bitorder="little") if typ == pa.bool_() else a
+    return pa.Array.from_buffers(typ, len(a), [bitmap, pa.py_buffer(data.tobytes())], null_count=nulls)
+
+
+def _col(values: list, typ: pa.DataType) -> pa.Array:
+    """Return a list of Python values (None: null) as a pyarrow array of ``typ`` (text, integers, float64, bool, timestamps
+    given as integers in their unit, dictionary-encoded text), built from buffers: pa.array would import pandas."""
+    import numpy as np
+
+    if pa.types.is_string(typ):
+        return _strings(values)
+    if pa.types.is_dictionary(typ):
+        return _strings(values).dictionary_encode()
+    arr = np.array(values, dtype=object)  # numpy's loops in C, not a generator per value
+    valid = None
+    if None in values:
+        valid = arr != None  # noqa: E711
+        arr[~valid] = 0
+    dtype = bool if typ == pa.bool_() else np.float64 if pa.types.is_floating(typ) else np.int32 if typ == _I32 else np.int64
+    try:
+        return _np(arr.astype(dtype), typ, valid)
+    except OverflowError:  # a value past the column's type (a uint32 direction_id of 2^32-1, a uint64 timestamp past 2^63): null
+        if dtype not in (np.int32, np.int64):
+            raise
+        info = np.iinfo(dtype)
+        fits = np.array([v is not None and info.min <= v <= info.max for v in values], dtype=bool)
+        arr[~fits] = 0
+        return _np(arr.astype(dtype), typ, fits)
+
+
+def _table(rows: list, schema: pa.Schema) -> pa.Table:
+    """Return the table of ``rows`` (tuples in the order of ``schema``), built without pa.array (see :func:`_col`)."""
+    cols = list(zip(*rows)) if rows else [()] * len(schema)
+    return pa.Table.from_arrays([_col(list(c), f.type) for c, f in zip(cols, schema)], schema=schema)
 
 
 def _trip(tr) -> tuple:

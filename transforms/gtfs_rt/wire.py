@@ -140,7 +140,8 @@ def strings(buf: np.ndarray, col: tuple) -> pa.Array:
         arr.validate(full=True)
     except pa.ArrowInvalid:
         arr = pa.array([None if x is None else x.decode("utf-8", "replace") for x in
-                        pa.LargeBinaryArray.from_buffers(len(ln), pa.py_buffer(offsets), pa.py_buffer(data.tobytes()), mask).to_pylist()],
+                        pa.Array.from_buffers(pa.large_binary(), len(ln), [mask, pa.py_buffer(offsets),
+                                                              pa.py_buffer(data.tobytes())]).to_pylist()],
                        pa.large_string())
     return arr.cast(pa.string())
 

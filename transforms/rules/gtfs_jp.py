@@ -135,8 +135,9 @@ def _holiday_without_exception(ctx: Context) -> str:
     from transforms.rules.calendar import service_days
 
     values = ", ".join(f"(DATE '{d}', {_lit(n)})" for d, n in japanese_holidays())
+    holidays = ctx.shared("ref_jp_holidays", f"SELECT * FROM (VALUES {values}) h(d, name)")  # 900 dates: a table, planned once
     return (
-        f"WITH h(d, name) AS (VALUES {values}), sd AS {service_days()}, "
+        f"WITH h AS (SELECT d, name FROM {holidays}), sd AS {service_days()}, "
         "weekday AS (SELECT service_id FROM calendar WHERE (monday + tuesday + wednesday + thursday + friday) > 0 AND saturday = 0 AND sunday = 0) "
         "SELECT 'calendar_dates.txt' AS file, NULL AS line, 'date' AS field, strftime(h.d, '%Y%m%d') AS value, "
         "strftime(h.d, '%Y-%m-%d') || ' (' || h.name || ') is a national holiday, but weekday-only service ' || "

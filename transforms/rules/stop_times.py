@@ -39,29 +39,16 @@ def _type_name(col: str) -> str:
 
 
 def _ordered(ctx: Context) -> str:
-    """Return a relation of stop_times in stop_sequence order: built once per run and shared by the rules that read a trip
-    in order and by the speed rules' legs (one sort of stop_times for all of them). Each row has the previous timed
-    departure (prev_dep, prev_dep_seq), the previous distance (prev_dist, prev_dist_seq), its stop's coordinates (lat, lon,
-    the parent station's when the stop has none), its position i, the previous stop time (p_lat, p_lon, p_stop, p_seq,
-    p_dep) and the previous stop time with both times (p_timed: stop_id, seq, dep, lat, lon). stop_sequence is a key of
-    a trip (duplicates are quarantined while typing) and stops.stop_id a key of stops, so the order has no ties and the
-    join keeps one row per stop time."""
-    f = "(PARTITION BY st.trip_id ORDER BY st.stop_sequence ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)"
-    w = "(PARTITION BY st.trip_id ORDER BY st.stop_sequence)"
-    timed = "st.arrival_time IS NOT NULL AND st.departure_time IS NOT NULL"
+    """Return a relation of stop_times with the previous timed departure (prev_dep, prev_dep_seq) and the previous distance
+    (prev_dist, prev_dist_seq): built once per run and shared by the rules that read a trip in stop_sequence order."""
+    w = "(PARTITION BY trip_id ORDER BY stop_sequence ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)"
     return ctx.shared("ordered", (
-        "WITH loc AS (" + _located() + ") "
-        "SELECT st.trip_id, st._line, st.stop_id, st.stop_sequence, st.arrival_time, st.departure_time, st.shape_dist_traveled, "
-        "l.lat, l.lon, "
-        f"last_value(st.departure_time IGNORE NULLS) OVER {f} AS prev_dep, "
-        f"last_value(CASE WHEN st.departure_time IS NOT NULL THEN st.stop_sequence END IGNORE NULLS) OVER {f} AS prev_dep_seq, "
-        f"last_value(st.shape_dist_traveled IGNORE NULLS) OVER {f} AS prev_dist, "
-        f"last_value(CASE WHEN st.shape_dist_traveled IS NOT NULL THEN st.stop_sequence END IGNORE NULLS) OVER {f} AS prev_dist_seq, "
-        f"row_number() OVER {w} AS i, lag(l.lat) OVER {w} AS p_lat, lag(l.lon) OVER {w} AS p_lon, lag(st.stop_id) OVER {w} AS p_stop, "
-        f"lag(st.stop_sequence) OVER {w} AS p_seq, lag(st.departure_time) OVER {w} AS p_dep, "
-        f"last_value(CASE WHEN {timed} THEN {{'stop_id': st.stop_id, 'seq': st.stop_sequence, 'dep': st.departure_time, "
-        f"'lat': l.lat, 'lon': l.lon}} END IGNORE NULLS) OVER {f} AS p_timed "
-        "FROM stop_times st LEFT JOIN loc l ON l.stop_id = st.stop_id WHERE st.trip_id IS NOT NULL AND st.stop_sequence IS NOT NULL"
+        "SELECT trip_id, _line, stop_id, stop_sequence, arrival_time, departure_time, shape_dist_traveled, "
+        f"last_value(departure_time IGNORE NULLS) OVER {w} AS prev_dep, "
+        f"last_value(CASE WHEN departure_time IS NOT NULL THEN stop_sequence END IGNORE NULLS) OVER {w} AS prev_dep_seq, "
+        f"last_value(shape_dist_traveled IGNORE NULLS) OVER {w} AS prev_dist, "
+        f"last_value(CASE WHEN shape_dist_traveled IS NOT NULL THEN stop_sequence END IGNORE NULLS) OVER {w} AS prev_dist_seq "
+        "FROM stop_times WHERE trip_id IS NOT NULL AND stop_sequence IS NOT NULL"
     ))
 
 
@@ -156,10 +143,9 @@ def _located() -> str:
 
 def _legs(ctx: Context) -> str:
     """Return a relation of every stop_time with its trip's route type, its position i, the distance from the previous stop
-    (leg_m), the running total (cum_m), the previous stop time (p_stop, p_seq, p_dep, p_lat) and the previous one with both
-    times (p_timed): built once per run from the ordered stop times, shared by the speed rules. Stop names are not in it:
-    a rule joins them to its findings only."""
-    return ctx.shared("legs", _legs_sql(_ordered(ctx)))
+    (leg_m), the running total (cum_m) and the previous stop time (p_stop, p_seq, p_dep, p_lat): built once per run, shared
+    by the speed rules. Stop names are not in it: a rule joins them to its findings only."""
+    return ctx.shared("legs", _legs_sql())
 
 
 def _named(rel: str) -> str:
@@ -168,12 +154,17 @@ def _named(rel: str) -> str:
             "LEFT JOIN stops sa ON sa.stop_id = f.a_stop LEFT JOIN stops sb ON sb.stop_id = f.b_stop)")
 
 
-def _legs_sql(ordered: str) -> str:
+def _legs_sql() -> str:
     return (
-        f"WITH rt AS (SELECT t.trip_id, t.route_id, r.route_type, {BASIC_TYPE.replace('route_type', 'r.route_type')} AS basic_type "
+        "WITH loc AS (" + _located() + "), "
+        f"rt AS (SELECT t.trip_id, t.route_id, r.route_type, {BASIC_TYPE.replace('route_type', 'r.route_type')} AS basic_type "
         "FROM trips t JOIN routes r ON r.route_id = t.route_id), "
-        "legs AS (SELECT trip_id, _line, stop_sequence, stop_id, arrival_time, departure_time, lat, lon, i, p_lat, p_stop, p_seq, p_dep, "
-        f"p_timed, coalesce(haversine_m(p_lat, p_lon, lat, lon), 0) AS leg_m FROM {ordered}), "
+        "seq AS (SELECT st.trip_id, st._line, st.stop_sequence, st.stop_id, st.arrival_time, st.departure_time, l.lat, l.lon, "
+        "row_number() OVER w AS i, lag(l.lat) OVER w AS p_lat, lag(l.lon) OVER w AS p_lon, lag(st.stop_id) OVER w AS p_stop, "
+        "lag(st.stop_sequence) OVER w AS p_seq, lag(st.departure_time) OVER w AS p_dep "
+        "FROM stop_times st LEFT JOIN loc l ON l.stop_id = st.stop_id WHERE st.trip_id IS NOT NULL AND st.stop_sequence IS NOT NULL "
+        "WINDOW w AS (PARTITION BY st.trip_id ORDER BY st.stop_sequence)), "
+        "legs AS (SELECT seq.* EXCLUDE (p_lon), coalesce(haversine_m(p_lat, p_lon, lat, lon), 0) AS leg_m FROM seq), "
         "run AS (SELECT legs.*, sum(leg_m) OVER (PARTITION BY trip_id ORDER BY i ROWS UNBOUNDED PRECEDING) AS cum_m, rt.route_type, rt.basic_type "
         "FROM legs JOIN rt USING (trip_id)) SELECT * FROM run"
     )
@@ -238,12 +229,12 @@ def _too_fast_travel(ctx: Context) -> str:
     fv_lim = _case(speeds, FV_DEFAULT_MAX_SPEED, "route_type")
     md_secs = _md_seconds("a_dep", "b_arr")
     return (
-        # the previous stop time with both times (p_timed, from the shared sort): a is it, b this one when it has both times
-        "WITH timed AS (SELECT run.* EXCLUDE (p_timed), p_timed.stop_id AS a_stop, p_timed.seq AS a_seq, p_timed.dep AS a_dep, "
-        f"p_timed.lat AS a_lat, p_timed.lon AS a_lon FROM {_legs(ctx)} run WHERE arrival_time IS NOT NULL AND departure_time IS NOT NULL), "
+        "WITH timed AS (SELECT run.*, lag(i) OVER w AS p_i, lag(stop_id) OVER w AS a_stop, "
+        "lag(stop_sequence) OVER w AS a_seq, lag(departure_time) OVER w AS a_dep, lag(lat) OVER w AS a_lat, lag(lon) OVER w AS a_lon "
+        f"FROM {_legs(ctx)} run WHERE arrival_time IS NOT NULL AND departure_time IS NOT NULL WINDOW w AS (PARTITION BY trip_id ORDER BY i)), "
         "pairs AS (SELECT trip_id, _line, a_stop, a_seq, a_dep, stop_id AS b_stop, stop_sequence AS b_seq, "
         f"arrival_time AS b_arr, basic_type, route_type, haversine_m(a_lat, a_lon, lat, lon) * {6378135.0 / 6371008.8} AS d, "
-        " arrival_time - a_dep AS secs, p_seq, "
+        " arrival_time - a_dep AS secs, p_i, i, "
         f"{fv_lim} AS lim, {_md_limit(ctx, 'route_type')} AS md_lim FROM timed WHERE a_dep IS NOT NULL AND a_lat IS NOT NULL AND lat IS NOT NULL), "
         "fast AS (SELECT *, CASE WHEN secs > 0 THEN d / 1000.0 * 3600 / secs END AS kmh FROM pairs "
         "WHERE (secs > 0 AND d / 1000.0 * 3600 / secs > lim) OR (secs = 0 AND (a_dep % 60 <> 0 OR d / 1000.0 * 60 > lim))) "
@@ -253,8 +244,7 @@ def _too_fast_travel(ctx: Context) -> str:
         "gtfs_time(b_arr) || '): ' || printf('%.0f', d) || ' m in ' || secs || ' s' || coalesce(', ' || printf('%.0f', kmh) || ' km/h', '') || "
         f"', faster than ' || printf('%.0f', lim) || ' km/h for a ' || {_type_name('basic_type')} AS message "
         # a leg MobilityData's consecutive-stops rule reports already is not reported twice
-        # (a is b's previous stop time when a_seq = p_seq: stop_sequence is a key of the trip)
-        f"FROM {_named(f'(SELECT * FROM fast WHERE NOT (a_seq = p_seq AND d / 1000.0 * 3600 / {md_secs} > md_lim))')}"
+        f"FROM {_named(f'(SELECT * FROM fast WHERE NOT (p_i = i - 1 AND d / 1000.0 * 3600 / {md_secs} > md_lim))')}"
     )
 
 

@@ -310,40 +310,48 @@ def _run(con: duckdb.DuckDBPyConnection, present: frozenset[str], rules, *, vali
     for _, _, uses, _ in plans:
         for name in uses:
             readers[name] = readers.get(name, 0) + 1
-    # A shared table is a table of the connection's database (not TEMP: every cursor must see it), built by the first
-    # cursor whose rule asks for it (the others wait for it) and dropped when its last reader is done.
-    lock = threading.Lock()
-    building: dict[str, threading.Event] = {}
+    # A shared table is a table of the connection's database (not TEMP: every cursor must see it), built by the cursor that
+    # takes the first rule asking for it and dropped when its last reader is done. A cursor takes the first rule left whose
+    # shared tables are not being built by another (while one builds the legs of every stop time, the other runs rules
+    # that do not read them); the findings are put back in the rules' order.
+    cond = threading.Condition()
+    state: dict[str, str] = {}  # shared table -> 'building' | 'ready'
+    pending = list(range(len(plans)))
     failed: list[BaseException] = []
     done: list[tuple[int, pa.Table, float] | None] = [None] * len(plans)
-    queue = iter(range(len(plans)))
 
-    def run_one(cur: duckdb.DuckDBPyConnection, i: int) -> None:
+    def take() -> tuple[int, list[str]] | None:
+        """Return the next rule this cursor may run and the shared tables it must build first; None when none is left."""
+        with cond:
+            while pending and not failed:
+                for k, i in enumerate(pending):
+                    uses = plans[i][2]
+                    if all(state.get(name) != "building" for name in uses):
+                        del pending[k]
+                        mine = [name for name in uses if name not in state]
+                        for name in mine:
+                            state[name] = "building"
+                        return i, mine
+                cond.wait()
+            return None
+
+    def run_one(cur: duckdb.DuckDBPyConnection, i: int, build: list[str]) -> None:
         rule, sql, uses, spent = plans[i]
         t0 = time.perf_counter() - spent
-        for name in uses:
-            with lock:
-                ready = building.get(name)
-                if ready is None:
-                    ready = building[name] = threading.Event()
-                    mine = True
-                else:
-                    mine = False
-            if mine:
-                try:
-                    cur.execute(f"CREATE OR REPLACE TABLE _shared_{name} AS {shared[name]}")
-                except BaseException as exc:  # its readers waiting on other cursors stop
+        for name in build:  # in the order the rule asked for them: a shared table may read an earlier one
+            try:
+                cur.execute(f"CREATE OR REPLACE TABLE _shared_{name} AS {shared[name]}")
+            except BaseException as exc:  # first, so that no other cursor starts a reader of the missing table
+                with cond:
                     failed.append(exc)
-                    raise
-                finally:
-                    ready.set()
-            else:
-                ready.wait()
-                if failed:
-                    return
+                raise
+            finally:
+                with cond:
+                    state[name] = "ready"
+                    cond.notify_all()
         n, t = _findings(cur, rule, sql, sample_limit)
         for name in uses:
-            with lock:
+            with cond:
                 readers[name] -= 1
                 last = readers[name] == 0
             if last:
@@ -354,16 +362,12 @@ def _run(con: duckdb.DuckDBPyConnection, present: frozenset[str], rules, *, vali
 
     def work(cur: duckdb.DuckDBPyConnection) -> None:
         try:
-            while not failed:
-                with lock:
-                    i = next(queue, None)
-                if i is None:
-                    return
-                run_one(cur, i)
-        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread below
-            failed.append(exc)
-            for ready in list(building.values()):
-                ready.set()
+            while (job := take()) is not None:
+                run_one(cur, *job)
+        except BaseException as exc:  # noqa: BLE001 - raised in the caller's thread below
+            with cond:
+                failed.append(exc)
+                cond.notify_all()
 
     workers = min(_workers(), max(1, len(plans)))
     cursors = [con] + [con.cursor() for _ in range(workers - 1)]
@@ -379,7 +383,7 @@ def _run(con: duckdb.DuckDBPyConnection, present: frozenset[str], rules, *, vali
     finally:
         for cur in cursors[1:]:
             cur.close()
-        for name in building:
+        for name in state:
             con.execute(f"DROP TABLE IF EXISTS _shared_{name}")
     if failed:
         raise failed[0]

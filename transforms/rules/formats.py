@@ -23,21 +23,19 @@ def timezones() -> tuple[str, ...]:
     return tuple(sorted(zoneinfo.available_timezones()))
 
 
-@lru_cache(maxsize=1)
 def languages() -> tuple[str, ...]:
-    """Return the known ISO 639 language codes (2 or 3 letters), lower case, plus 'mul' and 'und'."""
-    from babel import Locale
+    """Return the known ISO 639 language codes (2 or 3 letters), lower case, plus 'mul' and 'und' (babel's, as pinned
+    in transforms/rules/reference.json)."""
+    from transforms.rules.reference import languages as pinned
 
-    codes = {k.lower() for k in Locale("en").languages if k.isalpha() and 2 <= len(k) <= 3}
-    return tuple(sorted(codes | {"mul", "und"}))
+    return pinned()
 
 
-@lru_cache(maxsize=1)
 def currencies() -> dict[str, int]:
-    """Return {ISO 4217 code: number of decimal places}."""
-    from babel.numbers import get_currency_precision, list_currencies
+    """Return {ISO 4217 code: number of decimal places} (babel's, as pinned in transforms/rules/reference.json)."""
+    from transforms.rules.reference import currencies as pinned
 
-    return {c: get_currency_precision(c) for c in sorted(list_currencies()) if len(c) == 3 and c.isalpha() and c.isupper()}
+    return pinned()
 
 
 def _values(items) -> str:

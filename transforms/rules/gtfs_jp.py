@@ -10,7 +10,6 @@ apply to every feed and are read from the header of every file, the ``_columns``
 from __future__ import annotations
 
 import unicodedata
-from functools import lru_cache
 
 from transforms.rules.engine import ERROR, INFO, WARNING, Context, Rule
 from transforms.schema import load_schema
@@ -122,13 +121,12 @@ def _invalid_update_date(ctx: Context) -> str:
     return " UNION ALL ".join(parts)
 
 
-@lru_cache(maxsize=1)
 def japanese_holidays() -> tuple[tuple[str, str], ...]:
-    """Return (YYYY-MM-DD, name in Japanese) of every national holiday of Japan, 2000-2050."""
-    import holidays
+    """Return (YYYY-MM-DD, name in Japanese) of every national holiday of Japan, 2000-2050 (the ``holidays`` package's, as
+    pinned in transforms/rules/reference.json: importing it and computing them took longer than a small feed's rules)."""
+    from transforms.rules.reference import japanese_holidays as pinned
 
-    days = holidays.Japan(years=range(2000, 2051), language="ja")
-    return tuple(sorted((d.isoformat(), name) for d, name in days.items()))
+    return pinned()
 
 
 def _holiday_without_exception(ctx: Context) -> str:

@@ -242,7 +242,8 @@ def run_rules(
     If ``validation_date`` is not given, then today is used; pass the date to make a rerun of
     an old version give the same answer. DuckDB's memory is bounded while the rules run
     (:data:`RULES_MEMORY`); a table several rules share is built before the first of them and
-    dropped after the last.
+    dropped after the last. The queries run on :data:`RULES_WORKERS` cursors of ``con`` at once;
+    the findings come back in the rules' order, the same as on one.
     """
     from transforms.rules.registry import all_rules
 

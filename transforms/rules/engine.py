@@ -49,6 +49,12 @@ class Context:
     #: (name, SELECT) -> relation: set by run_rules to build a table several rules read once per run
     materialise: Callable[[str, str], str] | None = field(default=None, compare=False, repr=False)
 
+    def has(self, table: str) -> bool:
+        """Return whether the feed has ``table``. If the tables present are not known (an empty set: outside run_rules),
+        then every table counts. A per-column scan leaves out the tables the feed lacks: they are empty, so the answer
+        is the same and DuckDB plans less."""
+        return not self.present or table in self.present
+
     def param(self, name: str, default):
         return self.params.get(name, default)
 
@@ -153,12 +159,15 @@ def _zones_overlap(a: bytes | None, b: bytes | None) -> bool | None:
     return bool(shapely.from_wkb(a).overlaps(shapely.from_wkb(b)))
 
 
-def _macros(con: duckdb.DuckDBPyConnection) -> None:
-    """Define the SQL helpers rules share."""
+def _macros(con: duckdb.DuckDBPyConnection, *, udfs_only: bool = False) -> None:
+    """Define the SQL helpers rules share. If ``udfs_only``, then only the Python functions, which belong to one cursor
+    (the macros belong to the database and every cursor sees them)."""
     try:  # GTFS-Flex zones (transforms/rules/flex.py); registered once per connection
         con.create_function("zones_overlap", _zones_overlap, ["BLOB", "BLOB"], "BOOLEAN", side_effects=False)
     except duckdb.Error:
         pass
+    if udfs_only:
+        return
     con.execute(
         "CREATE OR REPLACE MACRO haversine_m(lat1, lon1, lat2, lon2) AS "
         "2 * 6371008.8 * asin(sqrt(pow(sin(radians(lat2 - lat1) / 2), 2) + "
@@ -233,7 +242,8 @@ def run_rules(
     If ``validation_date`` is not given, then today is used; pass the date to make a rerun of
     an old version give the same answer. DuckDB's memory is bounded while the rules run
     (:data:`RULES_MEMORY`); a table several rules share is built before the first of them and
-    dropped after the last.
+    dropped after the last. The queries run on :data:`RULES_WORKERS` cursors of ``con`` at once;
+    the findings come back in the rules' order, the same as on one.
     """
     from transforms.rules.registry import all_rules
 
@@ -257,8 +267,26 @@ def _sql_str(s: str) -> str:
     return "'" + s.replace("'", "''") + "'"
 
 
+#: How many DuckDB cursors run rule queries at once (NORIBA_RULES_WORKERS overrides it). A rule's query is planned on one
+#: thread, and most of a small feed's ~140 queries are planning and round trips, so two cursors keep two cores busy where
+#: DuckDB's own parallelism idles (bench/README.md, "The rules phase on two cursors").
+RULES_WORKERS = 2
+
+
+def _workers() -> int:
+    import os
+
+    try:
+        n = int(os.environ.get("NORIBA_RULES_WORKERS", RULES_WORKERS))
+    except ValueError:
+        n = RULES_WORKERS
+    return max(1, min(n, os.cpu_count() or 1))
+
+
 def _run(con: duckdb.DuckDBPyConnection, present: frozenset[str], rules, *, validation_date, profile, params, sample_limit,
          progress) -> RuleRun:
+    import threading
+
     shared: dict[str, str] = {}  # name -> SELECT
     using: list[str] = []  # the shared tables the rule whose query is being built asks for
 
@@ -270,7 +298,7 @@ def _run(con: duckdb.DuckDBPyConnection, present: frozenset[str], rules, *, vali
 
     ctx = Context(validation_date=validation_date or date.today(), profile=profile, present=present, params=params or {},
                   materialise=materialise)
-    # Every query first (string building only), so that each shared table's last reader is known.
+    # Every query first (string building only), so that each shared table's readers are known.
     plans: list[tuple[Rule, str, tuple[str, ...], float]] = []
     for rule in rules:
         if not rule.applies(ctx):
@@ -279,52 +307,111 @@ def _run(con: duckdb.DuckDBPyConnection, present: frozenset[str], rules, *, vali
         using.clear()
         sql = rule.sql(ctx)
         plans.append((rule, sql, tuple(using), time.perf_counter() - t0))
-    last_use = {name: i for i, (_, _, uses, _) in enumerate(plans) for name in uses}
-    built: set[str] = set()
+    readers: dict[str, int] = {}
+    for _, _, uses, _ in plans:
+        for name in uses:
+            readers[name] = readers.get(name, 0) + 1
+    # A shared table is a table of the connection's database (not TEMP: every cursor must see it), built by the cursor that
+    # takes the first rule asking for it and dropped when its last reader is done. A cursor takes the first rule left whose
+    # shared tables are not being built by another (while one builds the legs of every stop time, the other runs rules
+    # that do not read them); the findings are put back in the rules' order.
+    cond = threading.Condition()
+    state: dict[str, str] = {}  # shared table -> 'building' | 'ready'
+    pending = list(range(len(plans)))
+    failed: list[BaseException] = []
+    done: list[tuple[int, pa.Table, float] | None] = [None] * len(plans)
+
+    def take() -> tuple[int, list[str]] | None:
+        """Return the next rule this cursor may run and the shared tables it must build first; None when none is left."""
+        with cond:
+            while pending and not failed:
+                for k, i in enumerate(pending):
+                    uses = plans[i][2]
+                    if all(state.get(name) != "building" for name in uses):
+                        del pending[k]
+                        mine = [name for name in uses if name not in state]
+                        for name in mine:
+                            state[name] = "building"
+                        return i, mine
+                cond.wait()
+            return None
+
+    def run_one(cur: duckdb.DuckDBPyConnection, i: int, build: list[str]) -> None:
+        rule, sql, uses, spent = plans[i]
+        t0 = time.perf_counter() - spent
+        for name in build:  # in the order the rule asked for them: a shared table may read an earlier one
+            try:
+                cur.execute(f"CREATE OR REPLACE TABLE _shared_{name} AS {shared[name]}")
+            except BaseException as exc:  # first, so that no other cursor starts a reader of the missing table
+                with cond:
+                    failed.append(exc)
+                raise
+            finally:
+                with cond:
+                    state[name] = "ready"
+                    cond.notify_all()
+        n, t = _findings(cur, rule, sql, sample_limit)
+        for name in uses:
+            with cond:
+                readers[name] -= 1
+                last = readers[name] == 0
+            if last:
+                cur.execute(f"DROP TABLE IF EXISTS _shared_{name}")
+        done[i] = (n, t, time.perf_counter() - t0)
+        if progress and done[i][2] > 2:
+            progress(f"rule {rule.code}: {n:,} findings in {done[i][2]:.1f} s")
+
+    def work(cur: duckdb.DuckDBPyConnection) -> None:
+        try:
+            while (job := take()) is not None:
+                run_one(cur, *job)
+        except BaseException as exc:  # noqa: BLE001 - raised in the caller's thread below
+            with cond:
+                failed.append(exc)
+                cond.notify_all()
+
+    workers = min(_workers(), max(1, len(plans)))
+    cursors = [con] + [con.cursor() for _ in range(workers - 1)]
+    try:
+        for cur in cursors[1:]:
+            _macros(cur, udfs_only=True)
+        threads = [threading.Thread(target=work, args=(cur,), name=f"noriba-rules-{k}") for k, cur in enumerate(cursors[1:], 1)]
+        for th in threads:
+            th.start()
+        work(con)
+        for th in threads:
+            th.join()
+    finally:
+        for cur in cursors[1:]:
+            cur.close()
+        for name in state:
+            con.execute(f"DROP TABLE IF EXISTS _shared_{name}")
+    if failed:
+        raise failed[0]
     tables: list[pa.Table] = []
     counts: dict[tuple[str, str], int] = {}
     seconds: dict[str, float] = {}
-    try:
-        for i, (rule, sql, uses, spent) in enumerate(plans):
-            t0 = time.perf_counter() - spent
-            for name in uses:
-                if name not in built:
-                    con.execute(f"CREATE OR REPLACE TEMP TABLE _shared_{name} AS {shared[name]}")
-                    built.add(name)
-            n, t = _findings(con, rule, sql, sample_limit)
-            if n:
-                counts[(rule.code, rule.severity)] = counts.get((rule.code, rule.severity), 0) + n
-                tables.append(t)
-            for name in uses:
-                if last_use[name] == i:
-                    con.execute(f"DROP TABLE IF EXISTS _shared_{name}")
-                    built.discard(name)
-            seconds[rule.code] = seconds.get(rule.code, 0.0) + time.perf_counter() - t0
-            if progress and seconds[rule.code] > 2:
-                progress(f"rule {rule.code}: {n:,} findings in {seconds[rule.code]:.1f} s")
-    finally:
-        for table in ["_found", *(f"_shared_{name}" for name in built)]:
-            con.execute(f"DROP TABLE IF EXISTS {table}")
+    for (rule, _, _, _), (n, t, spent) in zip(plans, done):  # in the rules' order, whichever cursor ran them
+        if n:
+            counts[(rule.code, rule.severity)] = counts.get((rule.code, rule.severity), 0) + n
+            tables.append(t)
+        seconds[rule.code] = seconds.get(rule.code, 0.0) + spent
     notices = pa.concat_tables(tables) if tables else NOTICE_SCHEMA.empty_table()
     return RuleRun(notices=notices, counts=counts, seconds=seconds)
 
 
-def _arrow(con: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:
-    """Return the rows of ``sql`` (a few, at most the sample limit per rule) as Arrow, the query planned once.
-
-    ``con.sql(q).to_arrow_table()`` plans a query when the relation is made and again when it is fetched (DuckDB 2.0).
-    DuckDB warns that the DB-API path copies the rows; they are few."""
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Arrow output on a DB-API result", category=UserWarning)
-        return con.execute(sql).to_arrow_table()
-
-
 def _findings(con: duckdb.DuckDBPyConnection, rule: Rule, sql: str, sample_limit: int) -> tuple[int, pa.Table]:
-    """Return the number of findings of one rule and up to ``sample_limit`` of them (NOTICE_SCHEMA)."""
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _found AS SELECT {_FOUND_COLUMNS} FROM ({sql})")
-    t = _arrow(con, f"SELECT count(*) OVER () AS _n, {_sql_str(rule.code)} AS code, {_sql_str(rule.severity)} AS severity, "
-                    f"file, line, field, value, message FROM _found ORDER BY {_SAMPLE_ORDER} LIMIT {int(sample_limit)}")
-    n = t.column("_n")[0].as_py() if t.num_rows else 0
-    return n, t.drop_columns(["_n"]).cast(NOTICE_SCHEMA)
+    """Return the number of findings of one rule and up to ``sample_limit`` of them (NOTICE_SCHEMA), in one statement.
+
+    One statement, not a temporary table of the findings and a second query over it: a statement's round trip and
+    planning are ~1 ms, and a small feed runs ~140 rules."""
+    rows = con.execute(f"SELECT count(*) OVER () AS _n, file, line, field, value, message FROM (SELECT {_FOUND_COLUMNS} "
+                       f"FROM ({sql})) ORDER BY {_SAMPLE_ORDER} LIMIT {int(sample_limit)}").fetchall()
+    if not rows:
+        return 0, NOTICE_SCHEMA.empty_table()
+    # A few rows (at most sample_limit): Python tuples into Arrow; DuckDB's Arrow path for a cursor's result runs the
+    # statement's rows through another statement (DuckDB 2.0) and warns, and the warnings filter is not thread-safe.
+    cols = list(zip(*rows))
+    arrays = [pa.array([rule.code] * len(rows), pa.string()), pa.array([rule.severity] * len(rows), pa.string()),
+              *(pa.array(c, f.type) for c, f in zip(cols[1:], list(NOTICE_SCHEMA)[2:]))]
+    return rows[0][0], pa.Table.from_arrays(arrays, schema=NOTICE_SCHEMA)

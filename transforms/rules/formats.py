@@ -23,25 +23,29 @@ def timezones() -> tuple[str, ...]:
     return tuple(sorted(zoneinfo.available_timezones()))
 
 
-@lru_cache(maxsize=1)
 def languages() -> tuple[str, ...]:
-    """Return the known ISO 639 language codes (2 or 3 letters), lower case, plus 'mul' and 'und'."""
-    from babel import Locale
+    """Return the known ISO 639 language codes (2 or 3 letters), lower case, plus 'mul' and 'und' (babel's, as pinned
+    in transforms/rules/reference.json)."""
+    from transforms.rules.reference import languages as pinned
 
-    codes = {k.lower() for k in Locale("en").languages if k.isalpha() and 2 <= len(k) <= 3}
-    return tuple(sorted(codes | {"mul", "und"}))
+    return pinned()
 
 
-@lru_cache(maxsize=1)
 def currencies() -> dict[str, int]:
-    """Return {ISO 4217 code: number of decimal places}."""
-    from babel.numbers import get_currency_precision, list_currencies
+    """Return {ISO 4217 code: number of decimal places} (babel's, as pinned in transforms/rules/reference.json)."""
+    from transforms.rules.reference import currencies as pinned
 
-    return {c: get_currency_precision(c) for c in sorted(list_currencies()) if len(c) == 3 and c.isalpha() and c.isupper()}
+    return pinned()
 
 
 def _values(items) -> str:
     return ", ".join("('" + str(i).replace("'", "''") + "')" for i in items)
+
+
+def _reference(ctx: Context, name: str, column: str, items) -> str:
+    """Return a relation of one column holding ``items``: a table built once per run (a field per time zone or language
+    column used to inline the whole list, 45k characters that DuckDB planned again for each)."""
+    return ctx.shared(f"ref_{name}", f"SELECT * FROM (VALUES {_values(items)}) r({column})")
 
 
 def _lit(s: str) -> str:
@@ -55,13 +59,15 @@ def _q(name: str) -> str:
 # --- one scan per table: rows where any field fails, unpivoted to one finding per field ------------
 
 
-def _scan(checks: list[tuple[Table, Field, str, str]]) -> str:
+def _scan(checks: list[tuple[Table, Field, str, str]], ctx: Context | None = None) -> str:
     """Return SQL over checks (table, field, bad-condition on v, message expression on v): one scan per table.
 
-    ``v`` in the condition and message stands for the field's value.
+    ``v`` in the condition and message stands for the field's value. Given ``ctx``, the tables the feed lacks are left out.
     """
     by_table: dict[str, list[tuple[Table, Field, str, str]]] = {}
     for check in checks:
+        if ctx is not None and not ctx.has(check[0].name):
+            continue
         by_table.setdefault(check[0].name, []).append(check)
     parts = []
     for name, group in by_table.items():
@@ -112,12 +118,12 @@ LANG_RE = r"[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*"
 def _invalid_url(ctx: Context) -> str:
     return _scan([(t, f, f"NOT regexp_full_match({{v}}, {_lit(URL_RE)})",
                    _field_msg(f, "is not a full URL starting with http:// or https://"))
-                  for t, f in _fields("url")])
+                  for t, f in _fields("url")], ctx)
 
 
 def _invalid_email(ctx: Context) -> str:
     return _scan([(t, f, f"NOT regexp_full_match({{v}}, {_lit(EMAIL_RE)})", _field_msg(f, "is not an e-mail address"))
-                  for t, f in _fields("email")])
+                  for t, f in _fields("email")], ctx)
 
 
 def _invalid_phone(ctx: Context) -> str:
@@ -125,36 +131,36 @@ def _invalid_phone(ctx: Context) -> str:
             "OR length(regexp_replace({v}, '[^0-9]', '', 'g')) NOT BETWEEN 3 AND 20")
     msg = ("'''' || {v} || ''' is not a phone number' || CASE WHEN regexp_matches({v}, '[０-９－（）]') "
            "THEN ' (it has full-width digits or hyphens; use half-width 0-9 and -)' ELSE ' (digits, spaces, + - ( ) . only)' END")
-    return _scan([(t, f, cond, f"{_lit(f.name + ' ')} || {msg}") for t, f in _fields("phone")])
+    return _scan([(t, f, cond, f"{_lit(f.name + ' ')} || {msg}") for t, f in _fields("phone")], ctx)
 
 
 def _invalid_color(ctx: Context) -> str:
     return _scan([(t, f, f"NOT regexp_full_match({{v}}, {_lit(COLOR_RE)})",
                    _field_msg(f, "is not a colour as six hexadecimal digits (e.g. FFFFFF, no #)"))
-                  for t, f in _fields("color")])
+                  for t, f in _fields("color")], ctx)
 
 
 def _invalid_timezone(ctx: Context) -> str:
-    zones = f"(SELECT * FROM (VALUES {_values(timezones())}) z(name))"
+    zones = f"(SELECT name FROM {_reference(ctx, 'timezones', 'name', timezones())})"
     return _scan([(t, f, f"{{v}} NOT IN {zones}",
                    f"{_lit(f.name + ' ')} || '''' || {{v}} || ''' is not a time zone of the IANA database' || "
                    "CASE WHEN lower({v}) IN ('jst', 'japan', 'asia/tokyo', '+09:00', 'utc+9', 'gmt+9') THEN ' (for Japan write Asia/Tokyo)' ELSE ' (e.g. Asia/Tokyo)' END")
-                  for t, f in _fields("timezone")])
+                  for t, f in _fields("timezone")], ctx)
 
 
 def _invalid_language(ctx: Context) -> str:
-    langs = f"(SELECT * FROM (VALUES {_values(languages())}) l(code))"
+    langs = f"(SELECT code FROM {_reference(ctx, 'languages', 'code', languages())})"
     cond = f"NOT regexp_full_match({{v}}, {_lit(LANG_RE)}) OR lower(split_part({{v}}, '-', 1)) NOT IN {langs}"
     msg = ("'''' || {v} || ''' is not an IETF BCP 47 language code' || "
            "CASE WHEN lower({v}) IN ('jp', 'jpn', 'japanese', '日本語') THEN ' (Japanese is ja)' ELSE ' (e.g. ja, en, ja-Hrkt)' END")
-    return _scan([(t, f, cond, f"{_lit(f.name + ' ')} || {msg}") for t, f in _fields("lang")])
+    return _scan([(t, f, cond, f"{_lit(f.name + ' ')} || {msg}") for t, f in _fields("lang")], ctx)
 
 
 def _invalid_currency(ctx: Context) -> str:
-    codes = f"(SELECT * FROM (VALUES {_values(currencies())}) c(code))"
+    codes = f"(SELECT code FROM {_reference(ctx, 'currencies', 'code', currencies())})"
     msg = ("'''' || {v} || ''' is not an ISO 4217 currency code' || "
            "CASE WHEN upper({v}) IN ('JPY', 'YEN', '円') OR {v} = '￥' THEN ' (Japanese yen is JPY)' ELSE ' (e.g. JPY, EUR, USD)' END")
-    return _scan([(t, f, f"{{v}} NOT IN {codes}", f"{_lit(f.name + ' ')} || {msg}") for t, f in _fields("currency")])
+    return _scan([(t, f, f"{{v}} NOT IN {codes}", f"{_lit(f.name + ' ')} || {msg}") for t, f in _fields("currency")], ctx)
 
 
 def _invalid_currency_amount(ctx: Context) -> str:
@@ -179,7 +185,7 @@ def _unexpected_enum(ctx: Context) -> str:
     routes = load_schema().tables["routes"]
     checks.append((routes, routes.field("route_type"), f"NOT {ROUTE_TYPES}",
                    "'route_type ' || {v} || ' is not a GTFS route type (0-7, 11, 12, or an extended type 100-1702; a bus is 3)'"))
-    return _scan(checks)
+    return _scan(checks, ctx)
 
 
 #: (table, field, condition on v that is out of range, what the range is)
@@ -211,7 +217,7 @@ def _number_out_of_range(ctx: Context) -> str:
         t = schema.tables[tname]
         f = t.field(fname)
         checks.append((t, f, cond, f"{_lit(fname + ' ')} || CAST({{v}} AS VARCHAR) || {_lit(' is out of range: it must be ' + what)}"))
-    return _scan(checks)
+    return _scan(checks, ctx)
 
 
 def _text_fields(table: Table) -> list[Field]:
@@ -221,12 +227,14 @@ def _text_fields(table: Table) -> list[Field]:
 def _new_line(ctx: Context) -> str:
     checks = [(t, f, "regexp_matches({v}, '[\\r\\n]')", f"{_lit(f.name + ' has a line break inside its value')}")
               for t in load_schema().tables.values() for f in _text_fields(t)]
-    return _scan(checks)
+    return _scan(checks, ctx)
 
 
 def _non_ascii_id(ctx: Context) -> str:
     parts = []
     for t in load_schema().tables.values():
+        if not ctx.has(t.name):
+            continue
         for f in t.fields:
             if f.type != "id" or f.ref:
                 continue
@@ -236,7 +244,7 @@ def _non_ascii_id(ctx: Context) -> str:
                 f"{_lit(f.name + ' ')} || '''' || {col} || ''' has characters other than printable ASCII (e.g. Japanese or full-width); ' || "
                 f"'some apps cannot use such ids' AS message FROM {_q(t.name)} WHERE regexp_matches({col}, '[^\\x20-\\x7E]') GROUP BY {col}"
             )
-    return " UNION ALL ".join(parts)
+    return " UNION ALL ".join(parts) or "SELECT NULL AS file, NULL AS line, NULL AS field, NULL AS value, NULL AS message WHERE false"
 
 
 RULES: list[Rule] = [

@@ -10,7 +10,6 @@ apply to every feed and are read from the header of every file, the ``_columns``
 from __future__ import annotations
 
 import unicodedata
-from functools import lru_cache
 
 from transforms.rules.engine import ERROR, INFO, WARNING, Context, Rule
 from transforms.schema import load_schema
@@ -122,21 +121,21 @@ def _invalid_update_date(ctx: Context) -> str:
     return " UNION ALL ".join(parts)
 
 
-@lru_cache(maxsize=1)
 def japanese_holidays() -> tuple[tuple[str, str], ...]:
-    """Return (YYYY-MM-DD, name in Japanese) of every national holiday of Japan, 2000-2050."""
-    import holidays
+    """Return (YYYY-MM-DD, name in Japanese) of every national holiday of Japan, 2000-2050 (the ``holidays`` package's, as
+    pinned in transforms/rules/reference.json: importing it and computing them took longer than a small feed's rules)."""
+    from transforms.rules.reference import japanese_holidays as pinned
 
-    days = holidays.Japan(years=range(2000, 2051), language="ja")
-    return tuple(sorted((d.isoformat(), name) for d, name in days.items()))
+    return pinned()
 
 
 def _holiday_without_exception(ctx: Context) -> str:
     from transforms.rules.calendar import service_days
 
     values = ", ".join(f"(DATE '{d}', {_lit(n)})" for d, n in japanese_holidays())
+    holidays = ctx.shared("ref_jp_holidays", f"SELECT * FROM (VALUES {values}) h(d, name)")  # 900 dates: a table, planned once
     return (
-        f"WITH h(d, name) AS (VALUES {values}), sd AS {service_days()}, "
+        f"WITH h AS (SELECT d, name FROM {holidays}), sd AS {service_days()}, "
         "weekday AS (SELECT service_id FROM calendar WHERE (monday + tuesday + wednesday + thursday + friday) > 0 AND saturday = 0 AND sunday = 0) "
         "SELECT 'calendar_dates.txt' AS file, NULL AS line, 'date' AS field, strftime(h.d, '%Y%m%d') AS value, "
         "strftime(h.d, '%Y-%m-%d') || ' (' || h.name || ') is a national holiday, but weekday-only service ' || "

@@ -144,3 +144,66 @@ def test_samples_cut_from_tied_findings_are_the_same_on_every_run(tmp_path):
     every = run_rules(out, rules=[tied], sample_limit=1000).notices.column("value").to_pylist()
     assert values == sorted(every)[:2]
     assert all(r.notices.column("value").to_pylist() == runs[0].notices.column("value").to_pylist() for r in runs)
+
+
+def _answer(run) -> tuple:
+    return sorted(run.counts.items()), run.notices.to_pylist()
+
+
+def test_two_cursors_give_the_answers_of_one_on_a_real_feed(tmp_path, monkeypatch):
+    from tests.conftest import shared
+
+    zp = shared("gtfs", "jp", "corpus-2019", "feeds", "kamacitybus190401.zip")
+    out = tmp_path / "tables"
+    canonicalize(GtfsAdapter().read(zp), schema=load_schema(), out_dir=out, profile="gtfs-jp")
+    runs = {}
+    for workers in ("1", "2"):
+        monkeypatch.setenv("NORIBA_RULES_WORKERS", workers)
+        runs[workers] = run_rules(out, validation_date=date(2019, 6, 1), profile="gtfs-jp")
+    assert runs["1"].counts and _answer(runs["1"]) == _answer(runs["2"])  # same counts, same samples in the same order
+    assert runs["1"].seconds.keys() == runs["2"].seconds.keys()
+
+
+def test_a_shared_table_that_fails_stops_the_run_with_its_error_and_leaves_no_table(tmp_path, monkeypatch):
+    import duckdb
+
+    out = _tables(tmp_path)
+    monkeypatch.setenv("NORIBA_RULES_WORKERS", "2")
+
+    def reader(code):
+        return Rule(code, WARNING, "test", sql=lambda ctx: "SELECT 'x' AS file, NULL AS line, NULL AS field, NULL AS value, "
+                    f"'x' AS message FROM {ctx.shared('broken', 'SELECT * FROM no_such_table')}")
+
+    con = duckdb.connect()
+    with pytest.raises(duckdb.CatalogException, match="no_such_table"):  # the builder's error, not a reader's missing table
+        run_rules(out, rules=[reader(f"test_{i}") for i in range(4)], con=con)
+    assert not con.sql("SELECT count(*) FROM duckdb_tables() WHERE table_name LIKE '_shared_%'").fetchall()[0][0]
+
+
+def test_per_column_scans_read_only_the_tables_the_feed_has(tmp_path):
+    from transforms.rules.formats import RULES as FORMAT_RULES
+
+    out = _tables(tmp_path)
+    new_line = next(r for r in FORMAT_RULES if r.code == "new_line_in_value")
+    ctx = Context(validation_date=date(2024, 1, 1), present=frozenset({"agency", "stops"}))
+    sql = new_line.sql(ctx)
+    assert 'FROM "stops"' in sql and 'FROM "shapes"' not in sql and 'FROM "translations"' not in sql
+    assert Context(validation_date=date(2024, 1, 1)).has("shapes")  # tables present unknown: every table is scanned
+    lines = {"stops.txt": "stop_id,stop_name,stop_lat,stop_lon\nS1,\"港\n前\",43.30,141.40\nS2,駅前,43.31,141.41\n"}
+    out = _tables(tmp_path / "b", {**MINI_FEED, **lines})
+    assert run_rules(out, rules=[new_line]).counts == {("new_line_in_value", new_line.severity): 1}
+
+
+def test_reference_lists_are_one_table_of_the_run_not_a_list_in_every_query():
+    from transforms.rules.formats import RULES as FORMAT_RULES
+
+    asked = []
+
+    def spy(name, sql):
+        asked.append(name)
+        return f"_shared_{name}"
+
+    for code in ("invalid_timezone", "invalid_language_code", "invalid_currency"):
+        sql = next(r for r in FORMAT_RULES if r.code == code).sql(Context(validation_date=date(2024, 1, 1), materialise=spy))
+        assert "VALUES" not in sql and "Asia/Tokyo'), (" not in sql
+    assert asked == ["ref_timezones", "ref_languages", "ref_currencies"]

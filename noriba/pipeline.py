@@ -590,6 +590,7 @@ class FeedPool:
         if self.executor is not None:
             for fut in self.futures.values():
                 fut.cancel()
+            self.futures.clear()  # the feeds not taken yet are fetched and staged by run_feed itself
             self.executor.shutdown(wait=True, cancel_futures=True)
             self.executor = None
         if self.queue is not None:
@@ -608,7 +609,7 @@ class FeedPool:
 
         try:
             fid, msg = self.queue.get(timeout=timeout)
-        except (queues.Empty, OSError, ValueError):
+        except (queues.Empty, OSError, ValueError, EOFError):
             return
         self.said.setdefault(fid, []).append(msg)
 

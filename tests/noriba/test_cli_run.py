@@ -99,3 +99,32 @@ def test_run_with_a_number_of_jobs_that_is_not_one_or_more_says_so(tmp_path, mon
         raise AssertionError("no error")
     monkeypatch.setenv("NORIBA_RUN_JOBS", "1")
     assert run_jobs() == 1 and run_jobs(3) == 3
+
+
+def test_a_worker_killed_mid_run_leaves_its_feed_and_the_next_ones_to_the_run_itself(tmp_path, monkeypatch):
+    import os
+    import signal
+
+    from noriba import pipeline
+    from noriba.specs import load_specs
+    from warehouse.workspace import Workspace
+
+    feeds = tmp_path / "specs" / "feeds"
+    feeds.mkdir(parents=True)
+    for fid in ("a", "b", "c", "d"):
+        (feeds / f"{fid}.yml").write_text(f"id: {fid}\nkind: gtfs\nsource:\n  path: {write_feed(tmp_path / fid, MINI_FEED)}\n")
+    specs = load_specs(tmp_path / "specs")
+    ws = Workspace(tmp_path / "h").ensure()
+    real = pipeline.prepare_feed
+
+    def dies_on_b(spec, *a, **k):
+        if spec.id == "b" and os.getpid() != parent:
+            os.kill(os.getpid(), signal.SIGKILL)  # a worker killed (out of memory, by hand)
+        return real(spec, *a, **k)
+
+    parent = os.getpid()
+    monkeypatch.setattr(pipeline, "prepare_feed", dies_on_b)  # the workers are forked after this: they run it too
+    with pipeline.FeedPool(specs, ws, jobs=2, validation_date=None) as pool:
+        got = [pipeline.run_feed(s, ws, pool=pool, export=False) for s in specs]
+    assert [r["feed_id"] for r in got] == ["a", "b", "c", "d"] and all(r["status"] == "new" for r in got)
+    assert pool.executor is None  # stopped when the worker died; b, c and d were staged here

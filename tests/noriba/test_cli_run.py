@@ -128,3 +128,24 @@ def test_a_worker_killed_mid_run_leaves_its_feed_and_the_next_ones_to_the_run_it
         got = [pipeline.run_feed(s, ws, pool=pool, export=False) for s in specs]
     assert [r["feed_id"] for r in got] == ["a", "b", "c", "d"] and all(r["status"] == "new" for r in got)
     assert pool.executor is None  # stopped when the worker died; b, c and d were staged here
+
+
+def test_a_big_feed_is_staged_by_the_run_itself_with_no_worker_busy_and_the_order_is_kept(tmp_path, monkeypatch):
+    from noriba import pipeline
+    from noriba.specs import load_specs
+    from warehouse.workspace import Workspace
+
+    feeds = tmp_path / "specs" / "feeds"
+    feeds.mkdir(parents=True)
+    for fid in ("a", "b", "c"):
+        files = {**MINI_FEED, "stops.txt": MINI_FEED["stops.txt"] + "".join(f"X{i},停留所{i},43.3,141.4\n" for i in range(400 if fid == "b" else 0))}
+        (feeds / f"{fid}.yml").write_text(f"id: {fid}\nkind: gtfs\nsource:\n  path: {write_feed(tmp_path / fid, files)}\n")
+    monkeypatch.setattr(pipeline, "POOL_MAX_BYTES", 4096)  # b's folder is over it, a's and c's are not
+    specs = load_specs(tmp_path / "specs")
+    ws = Workspace(tmp_path / "h").ensure()
+    with pipeline.FeedPool(specs, ws, jobs=2) as pool:
+        assert [pool.has(s) for s in specs] == [True, False, True]
+        assert set(pool.futures) == {"a"}  # nothing after b starts before the run has staged b
+        got = [pipeline.run_feed(s, ws, pool=pool, export=False) for s in specs]
+    assert [(r["feed_id"], r["status"]) for r in got] == [("a", "new"), ("b", "new"), ("c", "new")]
+    assert got[1]["rows_in"] == got[0]["rows_in"] + 400

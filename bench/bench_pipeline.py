@@ -3,11 +3,11 @@
 Inputs: Vilnius 2015 replicated ×1, ×4, ×16 (built by bench_ingest.replicate), a 28k-row GTFS-JP
 corpus feed, and all 87 corpus feeds through one `noriba run`. Every measurement runs in its own
 process (wall time includes imports); each phase's peak memory is the highest RSS a 5 ms sampler
-saw while that phase ran (ru_maxrss is not used: Linux keeps it across execve, so a child shows its parent's). gtfs-guru (PyPI, Rust)
+saw while that phase ran (summed over the process and its children: `noriba run` stages feeds in worker processes) (ru_maxrss is not used: Linux keeps it across execve, so a child shows its parent's). gtfs-guru (PyPI, Rust)
 validates the same zip at the same validation date in the same run. The machine is shared:
 best of --repeat runs per measurement, the load average is recorded, compare ratios not seconds.
 
-    uv run python bench/bench_pipeline.py [--sizes 1 4 16] [--repeat 3] [--corpus] [--jp] [--again]
+    uv run python bench/bench_pipeline.py [--sizes 1 4 16] [--repeat 3] [--corpus [--run-jobs 1 2]] [--jp] [--again]
 """
 
 from __future__ import annotations
@@ -38,9 +38,30 @@ times = {}
 stop = False
 page = os.sysconf("SC_PAGE_SIZE")
 
-def rss():
-    with open("/proc/self/statm") as fh:
-        return int(fh.read().split()[1]) * page / 2**20
+def _statm(pid):
+    try:
+        with open(f"/proc/{pid}/statm") as fh:
+            return int(fh.read().split()[1]) * page / 2**20
+    except (OSError, ValueError, IndexError):  # gone meanwhile
+        return 0.0
+
+def _children(pid):
+    out = []
+    try:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{tid}/children") as fh:
+                out += [int(c) for c in fh.read().split()]
+    except (OSError, ValueError):
+        pass
+    return out
+
+def rss():  # this process and its worker processes (`noriba run`'s pool): the sum of their RSS, an upper bound
+    total, todo = 0.0, [os.getpid()]
+    while todo:
+        pid = todo.pop()
+        total += _statm(pid)
+        todo += _children(pid)
+    return total
 
 def sample():
     while not stop:
@@ -136,17 +157,18 @@ mark("end")
 wall = time.perf_counter() - t0
 stop = True
 # the sampled peak, not ru_maxrss: Linux keeps a process's ru_maxrss across execve, so it would be the bench parent's
-print(json.dumps({**out, "wall_s": wall, "peak_mb": max(peaks.values()), "ru_maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+cpu = os.times()  # user+system of this process and of its reaped children (the run's workers), all threads
+print(json.dumps({**out, "wall_s": wall, "cpu_s": cpu.user + cpu.system + cpu.children_user + cpu.children_system, "peak_mb": max(peaks.values()), "ru_maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                   "phases": {p: {"s": times[p], "peak_mb": peaks.get(p, 0.0)} for p in times}}))
 """
 
 
-def measure(what: str, arg: Path, date: str, repeat: int) -> dict:
+def measure(what: str, arg: Path, date: str, repeat: int, *, env: dict | None = None) -> dict:
     best = None
     for _ in range(repeat):
         load = os.getloadavg()[0]
         proc = subprocess.run([sys.executable, "-c", CHILD, what, str(arg), str(OUT / f"home-{what}"), date],
-                              capture_output=True, text=True, cwd=ROOT)
+                              capture_output=True, text=True, cwd=ROOT, env={**os.environ, **(env or {})})
         if proc.returncode != 0:
             raise SystemExit(f"{what} {arg.name} failed:\n{proc.stderr[-3000:]}")
         r = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -166,6 +188,8 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3, help="runs per measurement; the best wall time is kept")
     ap.add_argument("--jp", action="store_true", help="also the 28k-row GTFS-JP feed")
     ap.add_argument("--corpus", action="store_true", help="also the 87 corpus feeds through one `noriba run`")
+    ap.add_argument("--run-jobs", type=int, nargs="+", default=[0],
+                    help="with --corpus: the `noriba run` once per value of NORIBA_RUN_JOBS (0: its default), each beside gtfs-guru")
     ap.add_argument("--again", action="store_true",
                     help="also a second ingest of each zip in the same process and workspace (contract results reused)")
     args = ap.parse_args()
@@ -184,19 +208,23 @@ def main() -> None:
         print(f"{name:<14} {ing['rows_in']:>10,} {ing['wall_s']:>9.2f} {ing['peak_mb']:>6.0f} {val['wall_s']:>10.2f} {val['peak_mb']:>6.0f} "
               f"{guru['wall_s']:>7.2f} {guru['peak_mb']:>6.0f} {ing['wall_s'] / guru['wall_s']:>11.2f} {val['wall_s'] / guru['wall_s']:>13.2f}"
               f"   (load {ing['load']:.1f})")
-        print(f"{'':<14} ingest phases: {phase_line(ing)}")
+        print(f"{'':<14} ingest phases: {phase_line(ing)}; CPU: ingest {ing['cpu_s']:.2f} s, validate {val['cpu_s']:.2f} s, "
+              f"gtfs-guru {guru['cpu_s']:.2f} s")
         again = {k: measure(f"noriba_ingest_{k}", feed, vdate, args.repeat) for k in ("again_noreuse", "again")} if args.again else None
         for k, r in (again or {}).items():
             print(f"{'':<14} {k}: {r['wall_s']:.2f} s, {r['peak_mb']:.0f} MB, contracts reused on "
                   f"{r['contracts_reused_tables']} tables; phases: {phase_line(r)}")
         results.append({"input": name, "gtfs_guru": guru, "noriba_ingest": ing, "noriba_validate": val, "noriba_ingest_again": again,
                         "ingest_over_guru": ing["wall_s"] / guru["wall_s"], "validate_over_guru": val["wall_s"] / guru["wall_s"]})
-    if args.corpus:
+    for jobs in args.run_jobs if args.corpus else ():
         guru = measure("gtfs_guru_many", CORPUS, CORPUS_DATE, 1)
-        run = measure("noriba_run_many", CORPUS, CORPUS_DATE, 1)
-        print(f"corpus: {run['feeds']} feeds, one `noriba run`: {run['wall_s']:.1f} s, {run['peak_mb']:.0f} MB (rc {run['rc']}); "
-              f"gtfs-guru: {guru['wall_s']:.1f} s, {guru['peak_mb']:.0f} MB; ratio {run['wall_s'] / guru['wall_s']:.1f}  (load {run['load']:.1f})")
-        results.append({"input": "corpus-87", "gtfs_guru": guru, "noriba_run": run, "run_over_guru": run["wall_s"] / guru["wall_s"]})
+        run = measure("noriba_run_many", CORPUS, CORPUS_DATE, 1, env={"NORIBA_RUN_JOBS": str(jobs)} if jobs else None)
+        if jobs:
+            print(f"corpus with NORIBA_RUN_JOBS={jobs}:")
+        print(f"corpus: {run['feeds']} feeds, one `noriba run`: {run['wall_s']:.1f} s (CPU {run['cpu_s']:.1f} s), {run['peak_mb']:.0f} MB "
+              f"(rc {run['rc']}); gtfs-guru: {guru['wall_s']:.1f} s (CPU {guru['cpu_s']:.1f} s), {guru['peak_mb']:.0f} MB; "
+              f"ratio {run['wall_s'] / guru['wall_s']:.1f}, CPU ratio {run['cpu_s'] / guru['cpu_s']:.1f}  (load {run['load']:.1f})")
+        results.append({"input": "corpus-87", "run_jobs": jobs, "gtfs_guru": guru, "noriba_run": run, "run_over_guru": run["wall_s"] / guru["wall_s"]})
     (OUT / "pipeline.json").write_text(json.dumps(results, indent=2))
 
 

@@ -118,7 +118,7 @@ def _print_notices(ws, feed_id: str, feed_version: str, console, limit: int = 10
 def cmd_run(args, specs) -> int:
     from contextlib import ExitStack
 
-    from noriba.pipeline import run_feed
+    from noriba.pipeline import POOLED_KINDS, FeedPool, run_feed, run_jobs
     from warehouse.publish import RUN_SNAPSHOT_EVERY, deferred_snapshots
     from warehouse.workspace import Workspace
 
@@ -127,13 +127,17 @@ def cmd_run(args, specs) -> int:
     failed: list[str] = []
     blocked = 0
     with ExitStack() as stack:
+        pool = None
         if len(specs) > 1:  # readers' copy of the warehouse: at most one every RUN_SNAPSHOT_EVERY s, and one at the end
             stack.enter_context(deferred_snapshots(ws, every=RUN_SNAPSHOT_EVERY))
+            jobs = run_jobs(getattr(args, "jobs", None))
+            if jobs > 1 and sum(s.kind in POOLED_KINDS for s in specs) > 1:  # parse and validate the next feeds meanwhile
+                pool = stack.enter_context(FeedPool(specs, ws, jobs=jobs, validation_date=getattr(args, "date", None)))
         for spec in specs:
             try:
                 with _Progress(args.quiet) as progress:
                     result = run_feed(spec, ws, progress=progress, export=not args.no_export,
-                                      validation_date=getattr(args, "date", None),
+                                      validation_date=getattr(args, "date", None), pool=pool,
                                       data_docs="later")  # rendered once after the loop, if asked (`noriba docs` later)
                 _report_run(result, console)
                 blocked += result.get("policy_status") == "blocked"
@@ -1171,6 +1175,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("run", help="run the feeds declared in specs/feeds (all, or those named)")
     sp.add_argument("feed_ids", nargs="*", metavar="FEED", help="feed ids of specs/feeds to run (default: all)")
     sp.add_argument("--specs", help="specs folder (default $NORIBA_SPECS or ./specs)")
+    sp.add_argument("--jobs", type=int, help="feeds parsed and validated at once, in worker processes, while one publishes "
+                                             "(default $NORIBA_RUN_JOBS, else 2 on 2 or more cores; 1: one after another)")
     common(sp)
     for parser in (sub.choices["ingest"], sp):
         parser.add_argument("--data-docs", action="store_true",

@@ -370,3 +370,35 @@ def test_a_new_version_that_changes_one_file_runs_gx_only_on_that_table(tmp_path
     assert second["feed_version"] != first["feed_version"]
     assert (first["contracts"]["reused"], second["contracts"]["reused"]) == (0, second["contracts"]["suites"] - 1)
     assert second["contracts"]["expectations"] == first["contracts"]["expectations"]
+
+
+def test_stored_results_keep_every_value_as_given_japanese_text_and_floats_json_cannot_hold_included(mini):
+    from warehouse.contracts import RESULT_COLUMNS, store_results
+    from warehouse.publish import connect
+
+    ws, ver = mini
+    base = {c: None for c, _ in RESULT_COLUMNS} | {"feed_id": "mini", "feed_version": ver, "table_name": "stops", "suite": "stops",
+                                                  "expectation_type": "expect_column_values_to_not_be_null", "success": False,
+                                                  "route": "duckdb", "source": "lake", "run_at": "2026-12-07T00:00:00+00:00"}
+    rows = [base | {"rule": "a", "column_name": "stop_name", "element_count": 2**53 + 1, "unexpected_count": 0,
+                    "unexpected_percent": 0.1 + 0.2, "observed_value": '"港前\\u3000駅"', "partial_unexpected": '["丘の上", "\\"q\\""]'},
+            base | {"rule": "b", "unexpected_percent": float("nan"), "exception": "ゼロ除算 ÷ 0"},
+            base | {"rule": "c", "unexpected_percent": 1e-300, "kwargs": '{"mostly": 0.95}', "success": True},
+            base | {"rule": "d", "unexpected_percent": float("inf")}]
+    store_results(ws, "mini", ver, rows)
+    con = connect(ws, read_only=True)
+    try:
+        got = con.execute("SELECT * FROM quality.expectation_results WHERE feed_id = 'mini' AND feed_version = ? ORDER BY rule",
+                          [ver]).fetchall()
+        names = [d[0] for d in con.description]
+    finally:
+        con.close()
+    got = [dict(zip(names, r)) for r in got]
+    assert [r["rule"] for r in got] == ["a", "b", "c", "d"]
+    for want, have in zip(rows, got):
+        for c, _ in RESULT_COLUMNS:
+            w, h = want[c], have[c]
+            if isinstance(w, float) and w != w:
+                assert h != h, c
+            else:
+                assert h == w and type(h) is type(w), (c, w, h)

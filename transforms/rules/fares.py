@@ -40,7 +40,7 @@ def _conflicting_fare_rules(ctx: Context) -> str:
     keys = ", ".join(f"r.{k}" for k in KEY)
     return (
         "SELECT 'fare_rules.txt' AS file, min(r._line) AS line, 'fare_id' AS field, string_agg(DISTINCT r.fare_id, ', ' ORDER BY r.fare_id) AS value, "
-        "'fares ' || string_agg(DISTINCT r.fare_id || ' (' || CAST(a.price AS VARCHAR) || ')', ', ') || ' all apply to ' || "
+        "'fares ' || string_agg(DISTINCT r.fare_id || ' (' || CAST(a.price AS VARCHAR) || ')', ', ' ORDER BY r.fare_id || ' (' || CAST(a.price AS VARCHAR) || ')') || ' all apply to ' || "
         f"{_describe('r.')} || ' with the same payment_method, at different prices' AS message "
         "FROM fare_rules r JOIN fare_attributes a USING (fare_id) "
         f"GROUP BY {keys}, a.payment_method, a.currency_type HAVING count(DISTINCT a.price) > 1"

@@ -51,6 +51,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from warehouse.txn import transaction
 from warehouse.workspace import Workspace
 from transforms.canonical import lit, q
 from transforms.contracts import CONTRACT_RULES, build_suite, partition_columns, suite_name, table_contracts
@@ -449,14 +450,9 @@ def store_results(ws: Workspace, feed_id: str, feed_version: str, rows: list[dic
             con = connect(ws)
             held.callback(con.close)
         _ensure_contract_tables_once(con, current_file(ws))
-        con.execute("BEGIN TRANSACTION")
-        try:
+        with transaction(con):
             con.execute("DELETE FROM quality.expectation_results WHERE feed_id = ? AND feed_version = ?", [feed_id, feed_version])
             _insert_results(con, rows)
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
 
 
 @contextmanager

@@ -41,6 +41,7 @@ from pathlib import Path
 
 import duckdb
 
+from warehouse.txn import transaction
 from warehouse.workspace import Workspace
 from transforms.schema import load_schema
 from transforms.sql import lit, q
@@ -453,11 +454,9 @@ def publish(ws: Workspace, feed_id: str, feed_version: str) -> dict:
     """
     crash_at = os.environ.get(CRASH_ENV)
     counts: dict[str, int] = {}
-    with publish_lock(ws):
-        con = connect(ws)
-        try:
-            _ensure_schema_once(con, writer_path(ws))
-            con.execute("BEGIN TRANSACTION")
+    with publish_lock(ws), connect(ws) as con:
+        _ensure_schema_once(con, writer_path(ws))
+        with transaction(con, checkpoint=True):
             # A version's rows and its meta row are written in one transaction, so without the
             # meta row there is nothing to replace and the (full-scan) deletes can be skipped.
             again = con.execute("SELECT count(*) FROM meta.feed_versions WHERE feed_id = ? AND feed_version = ?",
@@ -478,14 +477,4 @@ def publish(ws: Workspace, feed_id: str, feed_version: str) -> dict:
                 if crash_at == table:
                     os._exit(86)  # simulate a kill in the middle of the transaction
                 fault_point("publish")  # test hook (NORIBA_FAULT_AT=publish): killed after the first table, mid-transaction
-            con.execute("COMMIT")
-            con.execute("CHECKPOINT")
-        except BaseException:
-            try:
-                con.execute("ROLLBACK")
-            except duckdb.Error:
-                pass
-            raise
-        finally:
-            con.close()
     return {"published": counts}

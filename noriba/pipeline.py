@@ -225,6 +225,11 @@ def _freeze_long_lived() -> None:
         gc.collect()
         gc.freeze()
         _frozen = True
+        import atexit
+
+        # given back at exit, so that the interpreter's last collection finds them (DuckDB's bindings otherwise report
+        # the frozen objects as leaked instances on stderr, after the one-line message a failed command ends with)
+        atexit.register(gc.unfreeze)
 
 
 def give_back_memory() -> None:

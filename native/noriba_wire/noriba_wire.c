@@ -931,12 +931,136 @@ done:
     return res;
 }
 
+/* ------------------------------------------------------------------------------------------------
+ * Columns of Python values, as parse._strings and parse._col build them (their Arrow buffers).
+ *
+ * strings([str | None]) -> (validity bitmap bytes | None, int32 offsets bytes, data bytes, null count) | None
+ * None (the caller's Python path then decides, and raises what it raises) on a value that is not exactly a str or
+ * None, text that has no UTF-8 form (a lone surrogate), or data past 32-bit offsets.
+ */
+static PyObject *strings(PyObject *self, PyObject *arg) {
+    if (!PyList_CheckExact(arg)) Py_RETURN_NONE;
+    Py_ssize_t n = PyList_GET_SIZE(arg), nulls = 0, total = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *o = PyList_GET_ITEM(arg, i);
+        if (o == Py_None) {
+            nulls++;
+            continue;
+        }
+        if (!PyUnicode_CheckExact(o)) Py_RETURN_NONE;
+        Py_ssize_t len;
+        if (!PyUnicode_AsUTF8AndSize(o, &len)) {
+            PyErr_Clear();
+            Py_RETURN_NONE;
+        }
+        total += len;
+        if (total >= ((Py_ssize_t)1 << 31)) Py_RETURN_NONE;
+    }
+    PyObject *valid = NULL, *offs = NULL, *data = NULL, *res = NULL;
+    if (nulls) {
+        valid = PyBytes_FromStringAndSize(NULL, (n + 7) / 8);
+        if (!valid) goto done;
+        memset(PyBytes_AS_STRING(valid), 0, (n + 7) / 8);
+    } else {
+        valid = Py_None;
+        Py_INCREF(valid);
+    }
+    offs = PyBytes_FromStringAndSize(NULL, (n + 1) * 4);
+    data = PyBytes_FromStringAndSize(NULL, total);
+    if (!offs || !data) goto done;
+    {
+        uint8_t *vb = nulls ? (uint8_t *)PyBytes_AS_STRING(valid) : NULL;
+        char *db = PyBytes_AS_STRING(data);
+        int32_t *ob = (int32_t *)PyBytes_AS_STRING(offs), at = 0;
+        ob[0] = 0;
+        for (Py_ssize_t i = 0; i < n; i++) {
+            PyObject *o = PyList_GET_ITEM(arg, i);
+            if (o != Py_None) {
+                Py_ssize_t len;
+                const char *u = PyUnicode_AsUTF8AndSize(o, &len); /* cached by the first pass */
+                if (!u || at + len > total) {
+                    PyErr_Clear();
+                    Py_CLEAR(res);
+                    Py_DECREF(valid);
+                    Py_DECREF(offs);
+                    Py_DECREF(data);
+                    Py_RETURN_NONE;
+                }
+                memcpy(db + at, u, len);
+                at += (int32_t)len;
+                if (vb) vb[i >> 3] |= (uint8_t)(1u << (i & 7));
+            }
+            ob[i + 1] = at;
+        }
+    }
+    res = Py_BuildValue("(OOOn)", valid, offs, data, nulls);
+done:
+    Py_XDECREF(valid);
+    Py_XDECREF(offs);
+    Py_XDECREF(data);
+    return res;
+}
+
+/* ints([int | None], width) -> (validity bitmap bytes | None, data bytes (int32 or int64, 0 under a null), null count) | None
+ * width: 4 or 8. None on a value that is not exactly an int or None, or past the width (the caller stores it as null). */
+static PyObject *ints(PyObject *self, PyObject *args) {
+    PyObject *lst;
+    int width;
+    if (!PyArg_ParseTuple(args, "O!i", &PyList_Type, &lst, &width)) return NULL;
+    if (width != 4 && width != 8) {
+        PyErr_SetString(PyExc_ValueError, "width: 4 or 8");
+        return NULL;
+    }
+    Py_ssize_t n = PyList_GET_SIZE(lst), nulls = 0;
+    PyObject *valid = PyBytes_FromStringAndSize(NULL, (n + 7) / 8), *data = PyBytes_FromStringAndSize(NULL, n * width), *res = NULL;
+    if (!valid || !data) goto done;
+    {
+        uint8_t *vb = (uint8_t *)PyBytes_AS_STRING(valid);
+        char *db = PyBytes_AS_STRING(data);
+        memset(vb, 0, (n + 7) / 8);
+        for (Py_ssize_t i = 0; i < n; i++) {
+            PyObject *o = PyList_GET_ITEM(lst, i);
+            long long v = 0;
+            if (o == Py_None) {
+                nulls++;
+            } else {
+                if (!PyLong_CheckExact(o)) goto none;
+                int over = 0;
+                v = PyLong_AsLongLongAndOverflow(o, &over);
+                if (over || (v == -1 && PyErr_Occurred())) goto none;
+                if (width == 4 && (v < INT32_MIN || v > INT32_MAX)) goto none;
+                vb[i >> 3] |= (uint8_t)(1u << (i & 7));
+            }
+            if (width == 4) {
+                int32_t w = (int32_t)v;
+                memcpy(db + i * 4, &w, 4);
+            } else {
+                int64_t w = (int64_t)v;
+                memcpy(db + i * 8, &w, 8);
+            }
+        }
+    }
+    if (nulls) res = Py_BuildValue("(OOn)", valid, data, nulls);
+    else res = Py_BuildValue("(OOn)", Py_None, data, nulls);
+    goto done;
+none:
+    PyErr_Clear();
+    res = Py_None;
+    Py_INCREF(res);
+done:
+    Py_XDECREF(valid);
+    Py_XDECREF(data);
+    return res;
+}
+
 static PyMethodDef methods[] = {
     {"split", split, METH_O, "split(data) -> (header | None, [entity bytes], starts, ends) | None"},
     {"trip_updates", trip_updates, METH_VARARGS,
      "trip_updates(data, starts, ends, which, trip_rel_names, seeds) -> (infos, stu_k, stu_start, stu_len, h1, h2, longs) | None"},
     {"decode_stus", decode_stus, METH_VARARGS, "decode_stus([buffers], buffer_index, starts, ends, rel_index) -> columns | None"},
     {"match", match, METH_VARARGS, "match(job, h1, h2, ln, plo, phi, occ_h1, occ_h2, occ_ln, occ_row, occ_first) -> (row, first)"},
+    {"strings", strings, METH_O, "strings([str | None]) -> (valid | None, offsets, data, nulls) | None"},
+    {"ints", ints, METH_VARARGS, "ints([int | None], width) -> (valid | None, data, nulls) | None"},
     {NULL, NULL, 0, NULL},
 };
 

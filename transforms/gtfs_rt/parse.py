@@ -1195,6 +1195,12 @@ def _strings(values: list) -> pa.Array:
     import numpy as np
 
     n = len(values)
+    if NATIVE is not None and values.__class__ is list:
+        got = NATIVE.strings(values)
+        if got is not None:
+            valid, offsets, data, nulls = got
+            return pa.Array.from_buffers(_S, n, [pa.py_buffer(valid) if nulls else None, pa.py_buffer(offsets),
+                                                 pa.py_buffer(data)], null_count=nulls)
     nulls = values.count(None)
     enc = list(map(str.encode, values if not nulls else ["" if v is None else v for v in values]))  # map: a loop in C
     lengths = np.fromiter(map(len, enc), dtype=np.int64, count=n)
@@ -1229,6 +1235,12 @@ def _col(values: list, typ: pa.DataType) -> pa.Array:
         return _strings(values)
     if pa.types.is_dictionary(typ):
         return _strings(values).dictionary_encode()
+    if NATIVE is not None and (typ == _I64 or typ == _I32) and values.__class__ is list:
+        got = NATIVE.ints(values, 8 if typ == _I64 else 4)
+        if got is not None:  # None: a value that is not an int, or past the type (below: stored as null)
+            valid, data, nulls = got
+            return pa.Array.from_buffers(typ, len(values), [pa.py_buffer(valid) if nulls else None, pa.py_buffer(data)],
+                                         null_count=nulls)
     arr = np.array(values, dtype=object)  # numpy's loops in C, not a generator per value
     valid = None
     if None in values:

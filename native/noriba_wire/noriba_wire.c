@@ -1053,6 +1053,163 @@ done:
     return res;
 }
 
+/* ------------------------------------------------------------------------------------------------
+ * store_trips(infos, changed, by_bytes, by_id, prev_id, Entity, v0, v_base, v_count, t_rows, t_ent, t_last, undo, heads,
+ *             part) -> (bases, new_v, jobs, jk, plo, phi, n_stu)
+ *
+ * The loop of parse.HourParser._trip_updates, step for step (see there): for each (entity id, row | None) of ``infos``
+ * (the changed entities, one per item of ``changed``, then the duplicates), its state Entity(v0 + k, entity id), stored
+ * in by_bytes and by_id (changed ones only), its trip-update row stored or the prior's extended (undo entries first), and
+ * its stop_time_updates' job. Raises on anything unexpected (the caller's snapshot is then undone and quarantined).
+ */
+static PyObject *S_v, *S_tu, *S_trip, *S_tu_row, *S_occ_lo, *S_occ_hi, *S_counts;
+
+static PyObject *list_at(PyObject *lst, PyObject *idx) {
+    Py_ssize_t i = PyLong_AsSsize_t(idx);
+    if (i == -1 && PyErr_Occurred()) return NULL;
+    if (i < 0 || i >= PyList_GET_SIZE(lst)) {
+        PyErr_SetString(PyExc_IndexError, "version or row out of range");
+        return NULL;
+    }
+    return PyList_GET_ITEM(lst, i); /* borrowed */
+}
+
+static int append_new(PyObject *lst, PyObject *o) { /* appends and drops the reference to o (NULL: an error) */
+    if (!o) return -1;
+    int r = PyList_Append(lst, o);
+    Py_DECREF(o);
+    return r;
+}
+
+static PyObject *store_trips(PyObject *self, PyObject *args) {
+    PyObject *infos, *changed, *by_bytes, *by_id, *prev_id, *Entity, *v_base, *v_count, *t_rows, *t_ent, *t_last, *undo,
+        *heads, *part;
+    Py_ssize_t v0;
+    if (!PyArg_ParseTuple(args, "O!O!O!O!O!OnO!O!O!O!O!O!O!O", &PyList_Type, &infos, &PyList_Type, &changed, &PyDict_Type,
+                          &by_bytes, &PyDict_Type, &by_id, &PyDict_Type, &prev_id, &Entity, &v0, &PyList_Type, &v_base,
+                          &PyList_Type, &v_count, &PyList_Type, &t_rows, &PyList_Type, &t_ent, &PyList_Type, &t_last,
+                          &PyList_Type, &undo, &PyList_Type, &heads, &part))
+        return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(infos), nch = PyList_GET_SIZE(changed), n_stu = 0;
+    if (nch > n) {
+        PyErr_SetString(PyExc_ValueError, "more changed entities than infos");
+        return NULL;
+    }
+    PyObject *bases = PyList_New(0), *new_v = PyList_New(0), *jobs = PyList_New(0), *jk = PyList_New(0),
+             *plo = PyList_New(0), *phi = PyList_New(0), *zero5 = Py_BuildValue("(iiiii)", 0, 0, 0, 0, 0),
+             *zero = PyLong_FromLong(0), *one = PyLong_FromLong(1), *res = NULL;
+    PyObject *st = NULL, *vobj = NULL, *trip = NULL, *tmp = NULL;
+    if (!bases || !new_v || !jobs || !jk || !plo || !phi || !zero5 || !zero || !one) goto done;
+    for (Py_ssize_t k = 0; k < n; k++) {
+        PyObject *item = PyList_GET_ITEM(infos, k);
+        if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 2) {
+            PyErr_SetString(PyExc_ValueError, "infos: (entity id, row) pairs");
+            goto done;
+        }
+        PyObject *eid = PyTuple_GET_ITEM(item, 0), *row = PyTuple_GET_ITEM(item, 1), *prior = NULL; /* borrowed */
+        if (k < nch) {
+            prior = PyDict_GetItemWithError(prev_id, eid);
+            if (!prior && PyErr_Occurred()) goto done;
+        }
+        if (prior) { /* bases: v_base[prior.v] + v_count[prior.v] */
+            PyObject *pv = PyObject_GetAttr(prior, S_v), *a = NULL, *b = NULL;
+            if (!pv) goto done;
+            a = list_at(v_base, pv);
+            b = a ? list_at(v_count, pv) : NULL;
+            Py_DECREF(pv);
+            if (!b || append_new(bases, PyNumber_Add(a, b)) < 0) goto done;
+        } else if (PyList_Append(bases, zero) < 0) {
+            goto done;
+        }
+        vobj = PyLong_FromSsize_t(v0 + k);
+        if (!vobj) goto done;
+        st = PyObject_CallFunctionObjArgs(Entity, vobj, eid, NULL);
+        if (!st) goto done;
+        if (k < nch && (PyDict_SetItem(by_bytes, PyList_GET_ITEM(changed, k), st) < 0 || PyDict_SetItem(by_id, eid, st) < 0))
+            goto done;
+        if (row == Py_None) {
+            if (PyObject_SetAttr(st, S_counts, zero5) < 0) goto done;
+            Py_CLEAR(st);
+            Py_CLEAR(vobj);
+            continue;
+        }
+        if (!PyTuple_Check(row) || PyTuple_GET_SIZE(row) != 11) {
+            PyErr_SetString(PyExc_ValueError, "a trip-update row of 11 values");
+            goto done;
+        }
+        trip = PyTuple_GetSlice(row, 0, 6);
+        if (!trip || PyObject_SetAttr(st, S_tu, row) < 0 || PyObject_SetAttr(st, S_trip, trip) < 0) goto done;
+        int same_tu = 0;
+        if (prior) {
+            tmp = PyObject_GetAttr(prior, S_tu);
+            if (!tmp) goto done;
+            same_tu = PyObject_RichCompareBool(tmp, row, Py_EQ);
+            Py_CLEAR(tmp);
+            if (same_tu < 0) goto done;
+        }
+        if (same_tu) { /* the prior's row, extended: r = st.tu_row = prior.tu_row; undo((t_last, r, t_last[r])); t_last[r] = v */
+            tmp = PyObject_GetAttr(prior, S_tu_row);
+            if (!tmp || PyObject_SetAttr(st, S_tu_row, tmp) < 0) goto done;
+            PyObject *old = list_at(t_last, tmp);
+            if (!old) goto done;
+            Py_ssize_t r = PyLong_AsSsize_t(tmp);
+            if (append_new(undo, PyTuple_Pack(3, t_last, tmp, old)) < 0) goto done;
+            Py_INCREF(vobj);
+            PyList_SetItem(t_last, r, vobj); /* steals; r checked by list_at */
+            Py_CLEAR(tmp);
+        } else {
+            tmp = PyLong_FromSsize_t(PyList_GET_SIZE(t_rows));
+            if (!tmp || PyObject_SetAttr(st, S_tu_row, tmp) < 0) goto done;
+            Py_CLEAR(tmp);
+            if (PyList_Append(t_rows, row) < 0 || PyList_Append(t_ent, eid) < 0 || PyList_Append(new_v, vobj) < 0) goto done;
+        }
+        int same_trip = 0; /* same = prior if prior.trip == trip */
+        if (prior) {
+            tmp = PyObject_GetAttr(prior, S_trip);
+            if (!tmp) goto done;
+            same_trip = PyObject_RichCompareBool(tmp, trip, Py_EQ);
+            Py_CLEAR(tmp);
+            if (same_trip < 0) goto done;
+        }
+        if (PyList_Append(jobs, st) < 0 || append_new(jk, PyLong_FromSsize_t(k)) < 0) goto done;
+        if (same_trip) {
+            if (append_new(plo, PyObject_GetAttr(prior, S_occ_lo)) < 0 || append_new(phi, PyObject_GetAttr(prior, S_occ_hi)) < 0)
+                goto done;
+        } else if (PyList_Append(plo, zero) < 0 || PyList_Append(phi, zero) < 0) {
+            goto done;
+        }
+        if (append_new(heads, PyTuple_Pack(5, part, eid, PyTuple_GET_ITEM(trip, 0), PyTuple_GET_ITEM(trip, 1),
+                                           PyTuple_GET_ITEM(trip, 4))) < 0)
+            goto done;
+        PyObject *nst = PyTuple_GET_ITEM(row, 10);
+        Py_ssize_t ns = PyLong_AsSsize_t(nst);
+        if (ns == -1 && PyErr_Occurred()) goto done;
+        n_stu += ns;
+        tmp = PyTuple_Pack(5, zero, one, nst, zero, zero);
+        if (!tmp || PyObject_SetAttr(st, S_counts, tmp) < 0) goto done;
+        Py_CLEAR(tmp);
+        Py_CLEAR(trip);
+        Py_CLEAR(st);
+        Py_CLEAR(vobj);
+    }
+    res = Py_BuildValue("(OOOOOOn)", bases, new_v, jobs, jk, plo, phi, n_stu);
+done:
+    Py_XDECREF(st);
+    Py_XDECREF(vobj);
+    Py_XDECREF(trip);
+    Py_XDECREF(tmp);
+    Py_XDECREF(bases);
+    Py_XDECREF(new_v);
+    Py_XDECREF(jobs);
+    Py_XDECREF(jk);
+    Py_XDECREF(plo);
+    Py_XDECREF(phi);
+    Py_XDECREF(zero5);
+    Py_XDECREF(zero);
+    Py_XDECREF(one);
+    return res;
+}
+
 static PyMethodDef methods[] = {
     {"split", split, METH_O, "split(data) -> (header | None, [entity bytes], starts, ends) | None"},
     {"trip_updates", trip_updates, METH_VARARGS,
@@ -1061,10 +1218,20 @@ static PyMethodDef methods[] = {
     {"match", match, METH_VARARGS, "match(job, h1, h2, ln, plo, phi, occ_h1, occ_h2, occ_ln, occ_row, occ_first) -> (row, first)"},
     {"strings", strings, METH_O, "strings([str | None]) -> (valid | None, offsets, data, nulls) | None"},
     {"ints", ints, METH_VARARGS, "ints([int | None], width) -> (valid | None, data, nulls) | None"},
+    {"store_trips", store_trips, METH_VARARGS,
+     "store_trips(infos, changed, by_bytes, by_id, prev_id, Entity, v0, v_base, v_count, t_rows, t_ent, t_last, undo, heads, "
+     "part) -> (bases, new_v, jobs, jk, plo, phi, n_stu)"},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "noriba_wire", "GTFS-Realtime wire-format hot path (see noriba_wire.c).", -1,
                                     methods};
 
-PyMODINIT_FUNC PyInit_noriba_wire(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit_noriba_wire(void) {
+    if (!(S_v = PyUnicode_InternFromString("v")) || !(S_tu = PyUnicode_InternFromString("tu")) ||
+        !(S_trip = PyUnicode_InternFromString("trip")) || !(S_tu_row = PyUnicode_InternFromString("tu_row")) ||
+        !(S_occ_lo = PyUnicode_InternFromString("occ_lo")) || !(S_occ_hi = PyUnicode_InternFromString("occ_hi")) ||
+        !(S_counts = PyUnicode_InternFromString("counts")))
+        return NULL;
+    return PyModule_Create(&module);
+}

@@ -714,71 +714,25 @@ class HourParser:
         :meth:`_entity` builds it, or None) of the changed entities, then of the duplicates); return (trip updates,
         stop_time_updates, trip-update rows stored). Their stop_time_updates are jobs in ``_jobs`` for :meth:`_stu_native`.
 
-        The same steps as :meth:`_version` and :meth:`_entity` for a trip update, inlined (this runs once per changed trip)."""
+        The same steps as :meth:`_version` and :meth:`_entity` for a trip update, in C (noriba_wire.store_trips: this runs
+        once per changed trip)."""
         tb = self.tables["rt_trip_updates"]
-        t_rows, t_ent, t_last = tb.rows, tb.entity, tb.last_v
-        v_count, v_base = self.v_count, self.v_base
         heads = self.stus.heads
-        jobs = self._jobs = []
-        undo = self._undo.append
-        get = prev_id.get
-        nch = len(changed)
-        v0 = v = len(v_count)
-        n_stu = 0
-        bases: list[int] = []  # per new version: snapshots of the runs before it (see _version)
-        jk: list[int] = []  # per job (as in ``_jobs``): position in ``infos``, version, head, previous occurrences
-        jv: list[int] = []
-        jhead: list[int] = []
-        plo: list[int] = []
-        phi: list[int] = []
-        new_v: list[int] = []  # versions of the rows stored
-        zero = (0, 0, 0, 0, 0)
-        for k, (eid, row) in enumerate(infos):
-            prior = get(eid) if k < nch else None
-            bases.append(v_base[prior.v] + v_count[prior.v] if prior is not None else 0)
-            st = _Entity(v, eid)
-            if k < nch:
-                by_bytes[changed[k]] = st
-                by_id[eid] = st
-            if row is None:
-                st.counts = zero
-                v += 1
-                continue
-            trip = row[:6]
-            st.tu = row
-            st.trip = trip
-            if prior is not None and prior.tu == row:
-                r = st.tu_row = prior.tu_row
-                undo((t_last, r, t_last[r]))
-                t_last[r] = v
-            else:
-                st.tu_row = len(t_rows)
-                t_rows.append(row)
-                t_ent.append(eid)
-                new_v.append(v)
-            same = prior if prior is not None and prior.trip == trip else None
-            jobs.append((k, v, same, len(heads), st, None))
-            jk.append(k)
-            jv.append(v)
-            jhead.append(len(heads))
-            plo.append(same.occ_lo if same is not None else 0)
-            phi.append(same.occ_hi if same is not None else 0)
-            heads.append((part, eid, trip[0], trip[1], trip[4]))
-            n = row[10]
-            st.counts = (0, 1, n, 0, 0)
-            n_stu += n
-            v += 1
-        n = v - v0  # the versions (as _version adds them), and the rows stored, in one step each
+        h0, v0 = len(heads), len(self.v_count)
+        bases, new_v, jobs, jk, plo, phi, n_stu = NATIVE.store_trips(
+            infos, changed, by_bytes, by_id, prev_id, _Entity, v0, self.v_base, self.v_count, tb.rows, tb.entity, tb.last_v,
+            self._undo, heads, part)
+        self._jobs = jobs  # the states of the trip updates, in order (their stop_time_updates: _stu_native)
+        n = len(infos)  # the versions (as _version adds them: one per item of infos), and the rows stored, in one step each
         self.v_first.extend([ts] * n)
         self.v_last.extend([ts] * n)
-        v_count.extend([1] * n)
-        v_base.extend(bases)
+        self.v_count.extend([1] * n)
+        self.v_base.extend(bases)
         tb.part.extend([part] * len(new_v))
         tb.first_v.extend(new_v)
-        t_last.extend(new_v)
-        n_tu, n_new = len(jobs), len(new_v)
-        self._job_cols = (jk, jv, jhead, plo, phi)
-        return n_tu, n_stu, n_new
+        tb.last_v.extend(new_v)
+        self._job_cols = (jk, v0, h0, plo, phi)
+        return len(jobs), n_stu, len(new_v)
 
     def _stu_native(self, data: bytes, res: tuple) -> int:
         """Store the stop_time_updates of ``_jobs`` as found and hashed by the C extension (``res``, of
@@ -789,7 +743,10 @@ class HourParser:
 
         _, bk, bs, bl, b1, b2, longs = res
         jobs = self._jobs
-        jk, jv, jhead, plo, phi = (np.array(c, dtype=np.int64) for c in self._job_cols)
+        jk, v0, h0, plo, phi = self._job_cols
+        jk, plo, phi = (np.array(c, dtype=np.int64) for c in (jk, plo, phi))
+        jv = jk + v0  # the version of the k-th item of infos
+        jhead = np.arange(h0, h0 + len(jobs), dtype=np.int64)
         kpos = np.full(int(jk[-1]) + 1, -1, dtype=np.int64)
         kpos[jk] = np.arange(len(jobs), dtype=np.int64)
         job = kpos[np.frombuffer(bk, dtype=np.int64)]
@@ -984,8 +941,9 @@ class HourParser:
         self.stus.add(mb, start[new], start[new] + length[new], jhead[job[new]], jv[job[new]])
         lo = occ.extend(h1, h2, length, row, first.astype(np.int64))
         at = (lo + np.concatenate([[0], np.cumsum(np.bincount(job, minlength=nj))])).tolist()
-        for j, a, b in zip(jobs, at, at[1:]):
-            j[4].occ_lo, j[4].occ_hi = a, b
+        for j, a, b in zip(jobs, at, at[1:]):  # the native path's jobs are the states themselves
+            st = j if cols is not None else j[4]
+            st.occ_lo, st.occ_hi = a, b
         return nn
 
     def _stu_match(self, job, h1, h2, length, plo, phi):

@@ -1210,6 +1210,96 @@ done:
     return res;
 }
 
+/* ------------------------------------------------------------------------------------------------
+ * unchanged(ents, prev_bytes, by_bytes, v_count, v_last, ts) -> (changed, dups, hv, old_counts, old_lasts, rows) | raises
+ *
+ * The first steps of parse.HourParser._entities, in one pass over a snapshot's entities (``ents``: bytes): an entity
+ * whose bytes came earlier in the snapshot is a duplicate (its index in ``dups``); else one whose bytes are a key of
+ * ``prev_bytes`` (the previous snapshot's states) is unchanged: by_bytes[bytes] = its state, its version (``hv``) counted
+ * once more (v_count[v] += 1, v_last[v] = ts, the values before in ``old_counts`` and ``old_lasts``) and its rows per
+ * table summed into ``rows``; else it is changed (its index in ``changed``).
+ */
+static PyObject *unchanged(PyObject *self, PyObject *args) {
+    PyObject *ents, *prev_bytes, *by_bytes, *v_count, *v_last, *ts;
+    if (!PyArg_ParseTuple(args, "O!O!O!O!O!O", &PyList_Type, &ents, &PyDict_Type, &prev_bytes, &PyDict_Type, &by_bytes,
+                          &PyList_Type, &v_count, &PyList_Type, &v_last, &ts))
+        return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(ents), sums[5] = {0, 0, 0, 0, 0};
+    PyObject *changed = PyList_New(0), *dups = PyList_New(0), *hv = PyList_New(0), *oc = PyList_New(0), *ol = PyList_New(0),
+             *seen = PySet_New(NULL), *rows = NULL, *res = NULL, *one = PyLong_FromLong(1);
+    if (!changed || !dups || !hv || !oc || !ol || !seen || !one) goto done;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *eb = PyList_GET_ITEM(ents, i); /* borrowed */
+        if (!PyBytes_CheckExact(eb)) {
+            PyErr_SetString(PyExc_TypeError, "entities: bytes");
+            goto done;
+        }
+        int in = PyDict_Contains(by_bytes, eb);
+        if (in == 0) in = PySet_Contains(seen, eb);
+        if (in < 0) goto done;
+        if (in) {
+            if (append_new(dups, PyLong_FromSsize_t(i)) < 0) goto done;
+            continue;
+        }
+        PyObject *st = PyDict_GetItemWithError(prev_bytes, eb);
+        if (!st) {
+            if (PyErr_Occurred() || PySet_Add(seen, eb) < 0 || append_new(changed, PyLong_FromSsize_t(i)) < 0) goto done;
+            continue;
+        }
+        Py_INCREF(st);
+        if (PyDict_SetItem(by_bytes, eb, st) < 0) {
+            Py_DECREF(st);
+            goto done;
+        }
+        PyObject *v = PyObject_GetAttr(st, S_v), *c = PyObject_GetAttr(st, S_counts);
+        Py_DECREF(st);
+        if (!v || !c || PyList_Append(hv, v) < 0 || !PyTuple_Check(c) || PyTuple_GET_SIZE(c) != 5) {
+            if (c && !PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "counts: 5 values");
+            Py_XDECREF(v);
+            Py_XDECREF(c);
+            goto done;
+        }
+        Py_DECREF(v);
+        for (int t = 0; t < 5; t++) {
+            Py_ssize_t x = PyLong_AsSsize_t(PyTuple_GET_ITEM(c, t));
+            if (x == -1 && PyErr_Occurred()) {
+                Py_DECREF(c);
+                goto done;
+            }
+            sums[t] += x;
+        }
+        Py_DECREF(c);
+    }
+    /* every value before (as the caller's undo needs them), then the counts */
+    Py_ssize_t nh = PyList_GET_SIZE(hv);
+    for (Py_ssize_t j = 0; j < nh; j++) {
+        PyObject *a = list_at(v_count, PyList_GET_ITEM(hv, j)), *b = a ? list_at(v_last, PyList_GET_ITEM(hv, j)) : NULL;
+        if (!b || PyList_Append(oc, a) < 0 || PyList_Append(ol, b) < 0) goto done;
+    }
+    for (Py_ssize_t j = 0; j < nh; j++) {
+        PyObject *vi = PyList_GET_ITEM(hv, j), *a = list_at(v_count, vi);
+        if (!a) goto done;
+        PyObject *a1 = PyNumber_Add(a, one);
+        if (!a1) goto done;
+        Py_ssize_t k = PyLong_AsSsize_t(vi); /* checked by list_at */
+        PyList_SetItem(v_count, k, a1);
+        Py_INCREF(ts);
+        PyList_SetItem(v_last, k, ts);
+    }
+    rows = Py_BuildValue("[nnnnn]", sums[0], sums[1], sums[2], sums[3], sums[4]);
+    if (rows) res = PyTuple_Pack(6, changed, dups, hv, oc, ol, rows);
+done:
+    Py_XDECREF(changed);
+    Py_XDECREF(dups);
+    Py_XDECREF(hv);
+    Py_XDECREF(oc);
+    Py_XDECREF(ol);
+    Py_XDECREF(seen);
+    Py_XDECREF(rows);
+    Py_XDECREF(one);
+    return res;
+}
+
 static PyMethodDef methods[] = {
     {"split", split, METH_O, "split(data) -> (header | None, [entity bytes], starts, ends) | None"},
     {"trip_updates", trip_updates, METH_VARARGS,
@@ -1218,6 +1308,8 @@ static PyMethodDef methods[] = {
     {"match", match, METH_VARARGS, "match(job, h1, h2, ln, plo, phi, occ_h1, occ_h2, occ_ln, occ_row, occ_first) -> (row, first)"},
     {"strings", strings, METH_O, "strings([str | None]) -> (valid | None, offsets, data, nulls) | None"},
     {"ints", ints, METH_VARARGS, "ints([int | None], width) -> (valid | None, data, nulls) | None"},
+    {"unchanged", unchanged, METH_VARARGS,
+     "unchanged(ents, prev_bytes, by_bytes, v_count, v_last, ts) -> (changed, dups, hv, old_counts, old_lasts, rows)"},
     {"store_trips", store_trips, METH_VARARGS,
      "store_trips(infos, changed, by_bytes, by_id, prev_id, Entity, v0, v_base, v_count, t_rows, t_ent, t_last, undo, heads, "
      "part) -> (bases, new_v, jobs, jk, plo, phi, n_stu)"},

@@ -637,8 +637,14 @@ class HourParser:
         by_bytes: dict[bytes, _Entity] = {}
         by_id: dict[str, _Entity] = {}
         rows = [0, 0, 0, 0, 0]
-        stored = [0, 0, 0, 0, 0]
         v_count, v_last = self.v_count, self.v_last
+        if NATIVE is not None and ents.__class__ is list:  # the same steps as below, in one pass in C
+            changed_i, dups_i, hv, old_counts, old_lasts, rows = NATIVE.unchanged(ents, prev_bytes, by_bytes, v_count, v_last, ts)
+            if hv:
+                touched.append((hv, old_counts, old_lasts))
+            changed = [ents[i] for i in changed_i]
+            dups = [ents[i] for i in dups_i]
+            return self._changed(changed, dups, changed_i + dups_i, by_bytes, by_id, prev_id, part, ts, rows, ranges)
         dups: list[bytes] = []
         uniq = ents
         uniq_i: list[int] | range = range(len(ents))
@@ -667,11 +673,18 @@ class HourParser:
                 v_last[v] = ts
             counts = list(map(_COUNTS, hit))
             rows = [sum(map(itemgetter(k), counts)) for k in range(5)]
+        return self._changed(changed, dups, list(compress(uniq_i, new_)) + dups_i, by_bytes, by_id, prev_id, part, ts, rows,
+                             ranges)
+
+    def _changed(self, changed: list, dups: list, which: list, by_bytes: dict, by_id: dict, prev_id: dict, part: str,
+                 ts: int | None, rows: list, ranges):
+        """Store the changed entities ``changed`` and the duplicates ``dups`` (their indices in the snapshot: ``which``) of
+        a snapshot whose unchanged ones are in ``by_bytes`` (rows per table: ``rows``); return what _entities returns."""
+        stored = [0, 0, 0, 0, 0]
         if (changed or dups) and ranges is not None:
             import numpy as np
 
             data, est, een = ranges
-            which = list(compress(uniq_i, new_)) + dups_i
             res = NATIVE.trip_updates(data, est, een, np.array(which, dtype=np.int64), _TRIP_REL_NAMES, _seeds())
             if res is not None:  # every changed entity is a trip update (or nothing) the extension read
                 n_tu, n_stu, n_new = self._trip_updates(res[0], changed, by_bytes, by_id, prev_id, part, ts)

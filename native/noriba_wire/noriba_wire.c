@@ -170,18 +170,21 @@ static void vec_free(Vec *v) {
 }
 
 /* ------------------------------------------------------------------------------------------------
- * split(data) -> (header bytes | None, [entity bytes], starts int64 bytes, ends int64 bytes) | None
+ * split(data, with_bytes=True) -> (header bytes | None, [entity bytes] | None, starts int64 bytes, ends int64 bytes) | None
  *
  * As parse.split_message for a well-formed FeedMessage; None on anything it would refuse, and on a
  * FeedHeader given twice.
  */
-static PyObject *split(PyObject *self, PyObject *arg) {
+static PyObject *split(PyObject *self, PyObject *args) {
+    PyObject *arg;
+    int with_bytes = 1;
+    if (!PyArg_ParseTuple(args, "O|p", &arg, &with_bytes)) return NULL;
     Buf in = {0};
     if (get_buf(arg, &in, 1) < 0) return NULL;
     P base = in.b.buf, p = base, end = base + in.b.len;
     P hs = NULL, he = NULL;
     Vec st = {0}, en = {0};
-    PyObject *ents = PyList_New(0), *res = NULL;
+    PyObject *ents = with_bytes ? PyList_New(0) : (Py_INCREF(Py_None), Py_None), *res = NULL;
     if (!ents) goto done;
     while (p < end) {
         uint32_t fn;
@@ -196,12 +199,14 @@ static PyObject *split(PyObject *self, PyObject *arg) {
                 he = e;
             } else {
                 int64_t a = s - base, b = e - base;
-                PyObject *eb = PyBytes_FromStringAndSize((const char *)s, e - s);
-                if (!eb || PyList_Append(ents, eb) < 0) {
-                    Py_XDECREF(eb);
-                    goto done;
+                if (with_bytes) {
+                    PyObject *eb = PyBytes_FromStringAndSize((const char *)s, e - s);
+                    if (!eb || PyList_Append(ents, eb) < 0) {
+                        Py_XDECREF(eb);
+                        goto done;
+                    }
+                    Py_DECREF(eb);
                 }
-                Py_DECREF(eb);
                 if (vec_put(&st, &a, 8) < 0 || vec_put(&en, &b, 8) < 0) goto done;
             }
         } else if (skip(&p, end, wt) < 0) {
@@ -1059,7 +1064,7 @@ done:
  *
  * The loop of parse.HourParser._trip_updates, step for step (see there): for each (entity id, row | None) of ``infos``
  * (the changed entities, one per item of ``changed``, then the duplicates), its state Entity(v0 + k, entity id), stored
- * in by_bytes and by_id (changed ones only), its trip-update row stored or the prior's extended (undo entries first), and
+ * as by_bytes[changed[k]] (a dict by bytes, or a list by index) and by_id[entity id] (changed ones only), its trip-update row stored or the prior's extended (undo entries first), and
  * its stop_time_updates' job. Raises on anything unexpected (the caller's snapshot is then undone and quarantined).
  */
 static PyObject *S_v, *S_tu, *S_trip, *S_tu_row, *S_occ_lo, *S_occ_hi, *S_counts;
@@ -1085,7 +1090,7 @@ static PyObject *store_trips(PyObject *self, PyObject *args) {
     PyObject *infos, *changed, *by_bytes, *by_id, *prev_id, *Entity, *v_base, *v_count, *t_rows, *t_ent, *t_last, *undo,
         *heads, *part;
     Py_ssize_t v0;
-    if (!PyArg_ParseTuple(args, "O!O!O!O!O!OnO!O!O!O!O!O!O!O", &PyList_Type, &infos, &PyList_Type, &changed, &PyDict_Type,
+    if (!PyArg_ParseTuple(args, "O!O!OO!O!OnO!O!O!O!O!O!O!O", &PyList_Type, &infos, &PyList_Type, &changed,
                           &by_bytes, &PyDict_Type, &by_id, &PyDict_Type, &prev_id, &Entity, &v0, &PyList_Type, &v_base,
                           &PyList_Type, &v_count, &PyList_Type, &t_rows, &PyList_Type, &t_ent, &PyList_Type, &t_last,
                           &PyList_Type, &undo, &PyList_Type, &heads, &part))
@@ -1125,7 +1130,7 @@ static PyObject *store_trips(PyObject *self, PyObject *args) {
         if (!vobj) goto done;
         st = PyObject_CallFunctionObjArgs(Entity, vobj, eid, NULL);
         if (!st) goto done;
-        if (k < nch && (PyDict_SetItem(by_bytes, PyList_GET_ITEM(changed, k), st) < 0 || PyDict_SetItem(by_id, eid, st) < 0))
+        if (k < nch && (PyObject_SetItem(by_bytes, PyList_GET_ITEM(changed, k), st) < 0 || PyDict_SetItem(by_id, eid, st) < 0))
             goto done;
         if (row == Py_None) {
             if (PyObject_SetAttr(st, S_counts, zero5) < 0) goto done;
@@ -1300,8 +1305,202 @@ done:
     return res;
 }
 
+/* ------------------------------------------------------------------------------------------------
+ * unchanged_pos(data, starts, ends, prev_data, prev_starts, prev_ends, prev_states, v_count, v_last, ts)
+ *   -> (changed, dups, hv, old_counts, old_lasts, rows, states)
+ *
+ * What unchanged() does, with each snapshot's entities given as ranges of its bytes instead of bytes objects: an entity
+ * is found among the previous snapshot's by a 64-bit hash of its bytes and then compared byte for byte, so no Python
+ * object is made for an unchanged entity. ``prev_states``: the state of each previous entity (None for a duplicate; the
+ * first entity with given bytes is the one looked up). ``states``: the same list for this snapshot, with the unchanged
+ * entities' states and None elsewhere (the caller fills in the changed ones).
+ */
+typedef struct {
+    P base;
+    const int64_t *s, *e;
+    uint64_t *hash;
+    int64_t *slot; /* index + 1; 0: empty */
+    Py_ssize_t mask;
+} ETab;
+
+static uint64_t ent_hash(P s, Py_ssize_t len) {
+    uint64_t h = (uint64_t)len * M1 ^ 0x5bd1e9955bd1e995ULL;
+    Py_ssize_t k = 0;
+    for (; k + 8 <= len; k += 8) {
+        uint64_t w;
+        memcpy(&w, s + k, 8);
+        h = (h ^ w) * M2;
+        h ^= h >> 29;
+    }
+    if (k < len) {
+        uint64_t w = 0;
+        memcpy(&w, s + k, len - k);
+        h = (h ^ w) * M2;
+        h ^= h >> 29;
+    }
+    return h * M1 ^ (h >> 32);
+}
+
+static int etab_init(ETab *t, P base, const int64_t *s, const int64_t *e, Py_ssize_t n) {
+    Py_ssize_t cap = 16;
+    while (cap < 2 * n) cap *= 2;
+    t->base = base;
+    t->s = s;
+    t->e = e;
+    t->mask = cap - 1;
+    t->slot = PyMem_Calloc(cap, sizeof(int64_t));
+    t->hash = PyMem_Malloc((n ? n : 1) * sizeof(uint64_t));
+    if (!t->slot || !t->hash) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    return 0;
+}
+
+static void etab_free(ETab *t) {
+    PyMem_Free(t->slot);
+    PyMem_Free(t->hash);
+    t->slot = NULL;
+    t->hash = NULL;
+}
+
+/* The index of an entity of t with bytes [s, s + len) (hash h), or -1; with insert, add index i when none is found. */
+static Py_ssize_t etab_find(ETab *t, P s, Py_ssize_t len, uint64_t h, int insert, Py_ssize_t i) {
+    Py_ssize_t at = (Py_ssize_t)(h & (uint64_t)t->mask);
+    for (;;) {
+        int64_t x = t->slot[at];
+        if (!x) {
+            if (insert) {
+                t->slot[at] = i + 1;
+                t->hash[i] = h;
+            }
+            return -1;
+        }
+        Py_ssize_t j = (Py_ssize_t)(x - 1);
+        if (t->hash[j] == h && t->e[j] - t->s[j] == len && !memcmp(t->base + t->s[j], s, len)) return j;
+        at = (at + 1) & t->mask;
+    }
+}
+
+static int ranges_ok(const Buf *d, const Buf *st, const Buf *en) {
+    Py_ssize_t n = st->b.len / 8;
+    const int64_t *S = st->b.buf, *E = en->b.buf;
+    if (en->b.len / 8 != n) {
+        PyErr_SetString(PyExc_ValueError, "starts and ends differ in length");
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (S[i] < 0 || S[i] > E[i] || E[i] > d->b.len) {
+            PyErr_SetString(PyExc_IndexError, "entity range out of the data");
+            return -1;
+        }
+    return 0;
+}
+
+static PyObject *unchanged_pos(PyObject *self, PyObject *args) {
+    PyObject *o[6], *prev_states, *v_count, *v_last, *ts;
+    if (!PyArg_ParseTuple(args, "OOOOOOO!O!O!O", &o[0], &o[1], &o[2], &o[3], &o[4], &o[5], &PyList_Type, &prev_states,
+                          &PyList_Type, &v_count, &PyList_Type, &v_last, &ts))
+        return NULL;
+    Buf b[6];
+    ETab cur, prev;
+    memset(b, 0, sizeof b);
+    memset(&cur, 0, sizeof cur);
+    memset(&prev, 0, sizeof prev);
+    Py_ssize_t sums[5] = {0, 0, 0, 0, 0};
+    PyObject *changed = NULL, *dups = NULL, *hv = NULL, *oc = NULL, *ol = NULL, *states = NULL, *rows = NULL, *res = NULL,
+             *one = NULL;
+    for (int k = 0; k < 6; k++)
+        if (get_buf(o[k], &b[k], k % 3 ? 8 : 1) < 0) goto done;
+    if (ranges_ok(&b[0], &b[1], &b[2]) < 0 || ranges_ok(&b[3], &b[4], &b[5]) < 0) goto done;
+    Py_ssize_t n = b[1].b.len / 8, np_ = b[4].b.len / 8;
+    if (PyList_GET_SIZE(prev_states) != np_) {
+        PyErr_SetString(PyExc_ValueError, "prev_states: one per previous entity");
+        goto done;
+    }
+    const int64_t *S = b[1].b.buf, *E = b[2].b.buf, *PS = b[4].b.buf, *PE = b[5].b.buf;
+    P base = b[0].b.buf, pbase = b[3].b.buf;
+    if (etab_init(&cur, base, S, E, n) < 0 || etab_init(&prev, pbase, PS, PE, np_) < 0) goto done;
+    for (Py_ssize_t j = 0; j < np_; j++) { /* the first of each previous bytes */
+        P s = pbase + PS[j];
+        Py_ssize_t len = PE[j] - PS[j];
+        etab_find(&prev, s, len, ent_hash(s, len), 1, j);
+    }
+    changed = PyList_New(0), dups = PyList_New(0), hv = PyList_New(0), oc = PyList_New(0), ol = PyList_New(0);
+    states = PyList_New(n), one = PyLong_FromLong(1);
+    if (!changed || !dups || !hv || !oc || !ol || !states || !one) goto done;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_INCREF(Py_None);
+        PyList_SET_ITEM(states, i, Py_None);
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        P s = base + S[i];
+        Py_ssize_t len = E[i] - S[i];
+        uint64_t h = ent_hash(s, len);
+        if (etab_find(&cur, s, len, h, 1, i) >= 0) {
+            if (append_new(dups, PyLong_FromSsize_t(i)) < 0) goto done;
+            continue;
+        }
+        Py_ssize_t j = etab_find(&prev, s, len, h, 0, 0);
+        PyObject *st = j >= 0 ? PyList_GET_ITEM(prev_states, j) : NULL;
+        if (!st || st == Py_None) {
+            if (append_new(changed, PyLong_FromSsize_t(i)) < 0) goto done;
+            continue;
+        }
+        Py_INCREF(st);
+        PyList_SetItem(states, i, st); /* steals */
+        PyObject *v = PyObject_GetAttr(st, S_v), *c = PyObject_GetAttr(st, S_counts);
+        if (!v || !c || PyList_Append(hv, v) < 0 || !PyTuple_Check(c) || PyTuple_GET_SIZE(c) != 5) {
+            if (c && !PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "counts: 5 values");
+            Py_XDECREF(v);
+            Py_XDECREF(c);
+            goto done;
+        }
+        Py_DECREF(v);
+        for (int t = 0; t < 5; t++) {
+            Py_ssize_t x = PyLong_AsSsize_t(PyTuple_GET_ITEM(c, t));
+            if (x == -1 && PyErr_Occurred()) {
+                Py_DECREF(c);
+                goto done;
+            }
+            sums[t] += x;
+        }
+        Py_DECREF(c);
+    }
+    Py_ssize_t nh = PyList_GET_SIZE(hv);
+    for (Py_ssize_t j = 0; j < nh; j++) { /* every value before (the caller's undo), then the counts */
+        PyObject *a = list_at(v_count, PyList_GET_ITEM(hv, j)), *c = a ? list_at(v_last, PyList_GET_ITEM(hv, j)) : NULL;
+        if (!c || PyList_Append(oc, a) < 0 || PyList_Append(ol, c) < 0) goto done;
+    }
+    for (Py_ssize_t j = 0; j < nh; j++) {
+        PyObject *vi = PyList_GET_ITEM(hv, j), *a = list_at(v_count, vi);
+        if (!a) goto done;
+        PyObject *a1 = PyNumber_Add(a, one);
+        if (!a1) goto done;
+        Py_ssize_t k = PyLong_AsSsize_t(vi);
+        PyList_SetItem(v_count, k, a1);
+        Py_INCREF(ts);
+        PyList_SetItem(v_last, k, ts);
+    }
+    rows = Py_BuildValue("[nnnnn]", sums[0], sums[1], sums[2], sums[3], sums[4]);
+    if (rows) res = PyTuple_Pack(7, changed, dups, hv, oc, ol, rows, states);
+done:
+    etab_free(&cur);
+    etab_free(&prev);
+    for (int k = 0; k < 6; k++) rel_buf(&b[k]);
+    Py_XDECREF(changed);
+    Py_XDECREF(dups);
+    Py_XDECREF(hv);
+    Py_XDECREF(oc);
+    Py_XDECREF(ol);
+    Py_XDECREF(states);
+    Py_XDECREF(rows);
+    Py_XDECREF(one);
+    return res;
+}
+
 static PyMethodDef methods[] = {
-    {"split", split, METH_O, "split(data) -> (header | None, [entity bytes], starts, ends) | None"},
+    {"split", split, METH_VARARGS, "split(data, with_bytes=True) -> (header | None, [entity bytes] | None, starts, ends) | None"},
     {"trip_updates", trip_updates, METH_VARARGS,
      "trip_updates(data, starts, ends, which, trip_rel_names, seeds) -> (infos, stu_k, stu_start, stu_len, h1, h2, longs) | None"},
     {"decode_stus", decode_stus, METH_VARARGS, "decode_stus([buffers], buffer_index, starts, ends, rel_index) -> columns | None"},
@@ -1310,6 +1509,9 @@ static PyMethodDef methods[] = {
     {"ints", ints, METH_VARARGS, "ints([int | None], width) -> (valid | None, data, nulls) | None"},
     {"unchanged", unchanged, METH_VARARGS,
      "unchanged(ents, prev_bytes, by_bytes, v_count, v_last, ts) -> (changed, dups, hv, old_counts, old_lasts, rows)"},
+    {"unchanged_pos", unchanged_pos, METH_VARARGS,
+     "unchanged_pos(data, starts, ends, prev_data, prev_starts, prev_ends, prev_states, v_count, v_last, ts) -> "
+     "(changed, dups, hv, old_counts, old_lasts, rows, states)"},
     {"store_trips", store_trips, METH_VARARGS,
      "store_trips(infos, changed, by_bytes, by_id, prev_id, Entity, v0, v_base, v_count, t_rows, t_ent, t_last, undo, heads, "
      "part) -> (bases, new_v, jobs, jk, plo, phi, n_stu)"},

@@ -563,7 +563,9 @@ class HourParser:
         self.v_count: list[int] = []
         self.v_base: list[int] = []
         self._undo: list[tuple[list, int, int]] = []  # (last_v list, row, old value) of the snapshot being added
-        self._prev: dict[str, tuple[dict, dict]] = {}  # part -> (entity bytes -> _Entity, entity id -> _Entity)
+        # part -> (entity bytes -> _Entity | None, entity id -> _Entity, positions | None): the previous snapshot's states;
+        # positions (native path): (its bytes, start and end of each entity as int64 bytes, each entity's state or None)
+        self._prev: dict[str, tuple[dict | None, dict, tuple | None]] = {}
 
     # -- one snapshot ----------------------------------------------------------------------------
 
@@ -576,22 +578,24 @@ class HourParser:
         occ_mark = len(self.occ)
         self._stu_undo = []
         nv = len(self.v_count)
-        prev = self._prev.get(part, ({}, {}))
+        prev = self._prev.get(part, (None, {}, (b"", b"", b"", [])) if NATIVE is not None else ({}, {}, None))
         touched: list[tuple[list, list, list]] = []  # (versions, their counts and last timestamps before)
         self._undo: list[tuple[list, int, int]] = []
         try:
-            sp = NATIVE.split(data) if NATIVE is not None else None
+            sp = NATIVE.split(data, prev[2] is None) if NATIVE is not None else None  # entity bytes: for the dict
             if sp is not None:
                 header_b, ents, est, een = sp
                 ranges = (data, est, een)
+                n_ents = len(est) // 8
             else:
                 header_b, ents = split_message(data)
                 ranges = None
+                n_ents = len(ents)
             header = pb.FeedHeader()
             if header_b:
                 header.MergeFromString(header_b)
             ts = header.timestamp if header.HasField("timestamp") else None
-            by_bytes, by_id, rows, stored = self._entities(ents, prev, part, ts, touched, ranges)
+            by_bytes, by_id, rows, stored, pos = self._entities(ents, prev, part, ts, touched, ranges)
         except Exception as exc:  # noqa: BLE001 (a damaged message: upb's DecodeError, or ours)
             for t, tb in self.tables.items():
                 tb.truncate(marks[t])
@@ -610,18 +614,27 @@ class HourParser:
             reason = str(exc) if isinstance(exc, SnapshotError) else f"damaged: {type(exc).__name__}: {exc}"
             self.quarantine.append((part, file, sha256, reason))
             return False
-        self._prev[part] = (by_bytes, by_id)
+        self._prev[part] = (by_bytes, by_id, pos)
         if self.stus.pending_bytes > FLUSH_BYTES:
             self.stus.flush()
             if self.sink is not None and sum(len(r) for r, _ in self.stus.chunks) >= SINK_ROWS:
                 self._drain()
         if len(self.occ) > OCC_COMPACT:
-            live = {id(st): st for by_b, by_i in self._prev.values() for st in (*by_b.values(), *by_i.values())}
+            live = {id(st): st for st in self._live()}
             self.occ.compact(list(live.values()))
         self.snapshots.append((part, file, sha256, ts, _s(header.gtfs_realtime_version),
                                _INCREMENTALITY.get(header.incrementality) if header.HasField("incrementality") else None,
-                               len(ents), *[x for pair in zip(rows, stored) for x in pair]))
+                               n_ents, *[x for pair in zip(rows, stored) for x in pair]))
         return True
+
+    def _live(self):
+        """Yield the states of the last snapshot of each part (some more than once)."""
+        for by_b, by_i, pos in self._prev.values():
+            yield from by_i.values()
+            if by_b is not None:
+                yield from by_b.values()
+            if pos is not None:
+                yield from filter(None, pos[3])
 
     def _version(self, ts: int | None, prior: _Entity | None) -> int:
         self.v_first.append(ts)
@@ -630,21 +643,44 @@ class HourParser:
         self.v_base.append(self.v_base[prior.v] + self.v_count[prior.v] if prior is not None else 0)
         return len(self.v_count) - 1
 
-    def _entities(self, ents: list[bytes], prev: tuple[dict, dict], part: str, ts: int | None, touched: list, ranges=None):
-        """Store the changed entities of a snapshot. ``ranges``: (the snapshot's bytes, start and end of each entity in them,
-        as int64 bytes) when the C extension split it: the changed trip updates are then read by it."""
-        prev_bytes, prev_id = prev
+    def _entities(self, ents: list[bytes] | None, prev: tuple, part: str, ts: int | None, touched: list, ranges=None):
+        """Store the changed entities of a snapshot; return (states by entity bytes | None, states by entity id, rows,
+        stored, states by position | None) (see ``_prev``). ``ranges``: (the snapshot's bytes, start and end of each entity
+        in them, as int64 bytes) when the C extension split it: the changed trip updates are then read by it; ``ents``
+        (each entity's bytes) is then None when the previous snapshot's states are by position."""
+        prev_bytes, prev_id, prev_pos = prev
         by_bytes: dict[bytes, _Entity] = {}
         by_id: dict[str, _Entity] = {}
         rows = [0, 0, 0, 0, 0]
         v_count, v_last = self.v_count, self.v_last
-        if NATIVE is not None and ents.__class__ is list:  # the same steps as below, in one pass in C
+        if ranges is not None and prev_pos is not None:  # by position: no Python object per unchanged entity
+            data, est, een = ranges
+            changed_i, dups_i, hv, old_counts, old_lasts, rows, states = NATIVE.unchanged_pos(
+                data, est, een, *prev_pos, v_count, v_last, ts)
+            if hv:
+                touched.append((hv, old_counts, old_lasts))
+            _, by_id, rows, stored = self._changed(None, None, changed_i, dups_i, states, by_id, prev_id, part, ts, rows, ranges)
+            return None, by_id, rows, stored, (data, est, een, states)
+        if prev_bytes is None:  # the previous snapshot's states by position, this one split in Python: by bytes
+            import numpy as np
+
+            pdata, pst, pen, pstates = prev_pos
+            prev_bytes = {}
+            for st, a, b in zip(pstates, np.frombuffer(pst, dtype=np.int64).tolist(), np.frombuffer(pen, dtype=np.int64).tolist()):
+                if st is not None:
+                    prev_bytes.setdefault(pdata[a:b], st)
+        if NATIVE is not None:  # the same steps as below, in one pass in C
             changed_i, dups_i, hv, old_counts, old_lasts, rows = NATIVE.unchanged(ents, prev_bytes, by_bytes, v_count, v_last, ts)
             if hv:
                 touched.append((hv, old_counts, old_lasts))
             changed = [ents[i] for i in changed_i]
             dups = [ents[i] for i in dups_i]
-            return self._changed(changed, dups, changed_i + dups_i, by_bytes, by_id, prev_id, part, ts, rows, ranges)
+            by_bytes, by_id, rows, stored = self._changed(changed, dups, changed_i, dups_i, by_bytes, by_id, prev_id, part, ts,
+                                                          rows, ranges)
+            pos = None
+            if ranges is not None:  # the next snapshot's lookups by position (a duplicate's state is never looked up)
+                pos = (*ranges, list(map(by_bytes.get, ents)))
+            return by_bytes, by_id, rows, stored, pos
         dups: list[bytes] = []
         uniq = ents
         uniq_i: list[int] | range = range(len(ents))
@@ -673,28 +709,38 @@ class HourParser:
                 v_last[v] = ts
             counts = list(map(_COUNTS, hit))
             rows = [sum(map(itemgetter(k), counts)) for k in range(5)]
-        return self._changed(changed, dups, list(compress(uniq_i, new_)) + dups_i, by_bytes, by_id, prev_id, part, ts, rows,
-                             ranges)
+        return (*self._changed(changed, dups, list(compress(uniq_i, new_)), dups_i, by_bytes, by_id, prev_id, part, ts, rows,
+                               ranges), None)
 
-    def _changed(self, changed: list, dups: list, which: list, by_bytes: dict, by_id: dict, prev_id: dict, part: str,
-                 ts: int | None, rows: list, ranges):
-        """Store the changed entities ``changed`` and the duplicates ``dups`` (their indices in the snapshot: ``which``) of
-        a snapshot whose unchanged ones are in ``by_bytes`` (rows per table: ``rows``); return what _entities returns."""
+    def _changed(self, changed: list | None, dups: list | None, changed_i: list, dups_i: list, by_bytes, by_id: dict,
+                 prev_id: dict, part: str, ts: int | None, rows: list, ranges):
+        """Store the changed entities ``changed`` and the duplicates ``dups`` (bytes; their indices in the snapshot:
+        ``changed_i``, ``dups_i``) of a snapshot whose unchanged ones are in ``by_bytes`` (a dict by bytes; or, when
+        ``changed`` and ``dups`` are None, a list by position, and their bytes are in ``ranges``; rows per table: ``rows``).
+        Return (by_bytes, by_id, rows, stored)."""
         stored = [0, 0, 0, 0, 0]
-        if (changed or dups) and ranges is not None:
+        keys = changed if changed is not None else changed_i  # where by_bytes holds each changed entity's state
+        if (changed_i or dups_i) and ranges is not None:
             import numpy as np
 
             data, est, een = ranges
-            res = NATIVE.trip_updates(data, est, een, np.array(which, dtype=np.int64), _TRIP_REL_NAMES, _seeds())
+            res = NATIVE.trip_updates(data, est, een, np.array(changed_i + dups_i, dtype=np.int64), _TRIP_REL_NAMES, _seeds())
             if res is not None:  # every changed entity is a trip update (or nothing) the extension read
-                n_tu, n_stu, n_new = self._trip_updates(res[0], changed, by_bytes, by_id, prev_id, part, ts)
+                n_tu, n_stu, n_new = self._trip_updates(res[0], keys, by_bytes, by_id, prev_id, part, ts)
                 rows[1] += n_tu
                 rows[2] += n_stu
                 stored[1] += n_new
                 if self._jobs:
                     stored[2] += self._stu_native(data, res)
-                changed = dups = []
-        if changed or dups:
+                changed_i = dups_i = []
+        if changed_i or dups_i:
+            if changed is None:  # by position: their bytes
+                import numpy as np
+
+                data, est, een = ranges
+                st_, en_ = np.frombuffer(est, dtype=np.int64), np.frombuffer(een, dtype=np.int64)
+                changed = [data[st_[i]:en_[i]] for i in changed_i]
+                dups = [data[st_[i]:en_[i]] for i in dups_i]
             # parsed together as one message: upb parses one message of many entities ~8x faster than each alone
             framed = [_field2(eb) for eb in (*changed, *dups)]
             mb = b"".join(framed)
@@ -705,7 +751,7 @@ class HourParser:
             for i, eb in enumerate(changed):
                 ent = parsed[i]
                 st = self._entity(i, ent, part, ts, stored, prior=prev_id.get(_s(ent.id) or ""))
-                by_bytes[eb] = st
+                by_bytes[keys[i]] = st
                 by_id[st.eid] = st
                 c = st.counts
                 rows[0] += c[0]; rows[1] += c[1]; rows[2] += c[2]; rows[3] += c[3]; rows[4] += c[4]  # noqa: E702
@@ -716,7 +762,7 @@ class HourParser:
             if self._jobs:
                 stored[2] += self._stop_time_updates(mb, framed, (*changed, *dups))
         changed_ids = by_id  # the first state of each entity id among the others, then the changed ones over them
-        states = list(by_bytes.values())
+        states = list(by_bytes.values()) if by_bytes.__class__ is dict else list(filter(None, by_bytes))
         states.reverse()
         by_id = dict(zip(map(_EID, states), states))
         by_id.update(changed_ids)
@@ -1033,7 +1079,7 @@ class HourParser:
         current version of an entity of the last snapshot (only those are extended or counted again)."""
         import numpy as np
 
-        live = np.array(sorted({st.v for by_b, by_i in self._prev.values() for st in (*by_b.values(), *by_i.values())}),
+        live = np.array(sorted({st.v for st in self._live()}),
                         dtype=np.int64)
         versions = self._versions()
         done, kept = [], []

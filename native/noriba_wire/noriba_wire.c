@@ -1306,14 +1306,15 @@ done:
 }
 
 /* ------------------------------------------------------------------------------------------------
- * unchanged_pos(data, starts, ends, prev_data, prev_starts, prev_ends, prev_states, v_count, v_last, ts)
- *   -> (changed, dups, hv, old_counts, old_lasts, rows, states)
+ * unchanged_pos(data, starts, ends, prev_data, prev_starts, prev_ends, prev_states, v_count, v_last, ts, prev_hashes=None)
+ *   -> (changed, dups, hv, old_counts, old_lasts, rows, states, hashes)
  *
  * What unchanged() does, with each snapshot's entities given as ranges of its bytes instead of bytes objects: an entity
  * is found among the previous snapshot's by a 64-bit hash of its bytes and then compared byte for byte, so no Python
  * object is made for an unchanged entity. ``prev_states``: the state of each previous entity (None for a duplicate; the
  * first entity with given bytes is the one looked up). ``states``: the same list for this snapshot, with the unchanged
- * entities' states and None elsewhere (the caller fills in the changed ones).
+ * entities' states and None elsewhere (the caller fills in the changed ones). ``hashes``: each entity's hash (uint64 bytes),
+ * given back as ``prev_hashes`` with the next snapshot (None: they are computed again).
  */
 typedef struct {
     P base;
@@ -1323,9 +1324,21 @@ typedef struct {
     Py_ssize_t mask;
 } ETab;
 
-static uint64_t ent_hash(P s, Py_ssize_t len) {
-    uint64_t h = (uint64_t)len * M1 ^ 0x5bd1e9955bd1e995ULL;
+#define MIX(h, w) (h = ((h) ^ (w)) * M2, h ^= (h) >> 29)
+#define ROTL(x, r) (((x) << (r)) | ((x) >> (64 - (r))))
+
+static uint64_t ent_hash(P s, Py_ssize_t len) { /* four lanes (independent multiplies), then one */
+    uint64_t h = (uint64_t)len * M1 ^ 0x5bd1e9955bd1e995ULL, l1 = h ^ M1, l2 = h ^ M2, l3 = ~h;
     Py_ssize_t k = 0;
+    for (; k + 32 <= len; k += 32) {
+        uint64_t w[4];
+        memcpy(w, s + k, 32);
+        MIX(h, w[0]);
+        MIX(l1, w[1]);
+        MIX(l2, w[2]);
+        MIX(l3, w[3]);
+    }
+    h ^= ROTL(l1, 17) ^ ROTL(l2, 31) ^ ROTL(l3, 47);
     for (; k + 8 <= len; k += 8) {
         uint64_t w;
         memcpy(&w, s + k, 8);
@@ -1398,10 +1411,12 @@ static int ranges_ok(const Buf *d, const Buf *st, const Buf *en) {
 }
 
 static PyObject *unchanged_pos(PyObject *self, PyObject *args) {
-    PyObject *o[6], *prev_states, *v_count, *v_last, *ts;
-    if (!PyArg_ParseTuple(args, "OOOOOOO!O!O!O", &o[0], &o[1], &o[2], &o[3], &o[4], &o[5], &PyList_Type, &prev_states,
-                          &PyList_Type, &v_count, &PyList_Type, &v_last, &ts))
+    PyObject *o[6], *prev_states, *v_count, *v_last, *ts, *o_ph = Py_None;
+    if (!PyArg_ParseTuple(args, "OOOOOOO!O!O!O|O", &o[0], &o[1], &o[2], &o[3], &o[4], &o[5], &PyList_Type, &prev_states,
+                          &PyList_Type, &v_count, &PyList_Type, &v_last, &ts, &o_ph))
         return NULL;
+    Buf ph;
+    memset(&ph, 0, sizeof ph);
     Buf b[6];
     ETab cur, prev;
     memset(b, 0, sizeof b);
@@ -1409,9 +1424,10 @@ static PyObject *unchanged_pos(PyObject *self, PyObject *args) {
     memset(&prev, 0, sizeof prev);
     Py_ssize_t sums[5] = {0, 0, 0, 0, 0};
     PyObject *changed = NULL, *dups = NULL, *hv = NULL, *oc = NULL, *ol = NULL, *states = NULL, *rows = NULL, *res = NULL,
-             *one = NULL;
+             *one = NULL, *hashes = NULL;
     for (int k = 0; k < 6; k++)
         if (get_buf(o[k], &b[k], k % 3 ? 8 : 1) < 0) goto done;
+    if (o_ph != Py_None && get_buf(o_ph, &ph, 8) < 0) goto done;
     if (ranges_ok(&b[0], &b[1], &b[2]) < 0 || ranges_ok(&b[3], &b[4], &b[5]) < 0) goto done;
     Py_ssize_t n = b[1].b.len / 8, np_ = b[4].b.len / 8;
     if (PyList_GET_SIZE(prev_states) != np_) {
@@ -1420,11 +1436,16 @@ static PyObject *unchanged_pos(PyObject *self, PyObject *args) {
     }
     const int64_t *S = b[1].b.buf, *E = b[2].b.buf, *PS = b[4].b.buf, *PE = b[5].b.buf;
     P base = b[0].b.buf, pbase = b[3].b.buf;
+    if (ph.held && ph.b.len / 8 != np_) {
+        PyErr_SetString(PyExc_ValueError, "prev_hashes: one per previous entity");
+        goto done;
+    }
     if (etab_init(&cur, base, S, E, n) < 0 || etab_init(&prev, pbase, PS, PE, np_) < 0) goto done;
+    const uint64_t *PH = ph.held ? ph.b.buf : NULL;
     for (Py_ssize_t j = 0; j < np_; j++) { /* the first of each previous bytes */
         P s = pbase + PS[j];
         Py_ssize_t len = PE[j] - PS[j];
-        etab_find(&prev, s, len, ent_hash(s, len), 1, j);
+        etab_find(&prev, s, len, PH ? PH[j] : ent_hash(s, len), 1, j);
     }
     changed = PyList_New(0), dups = PyList_New(0), hv = PyList_New(0), oc = PyList_New(0), ol = PyList_New(0);
     states = PyList_New(n), one = PyLong_FromLong(1);
@@ -1437,6 +1458,7 @@ static PyObject *unchanged_pos(PyObject *self, PyObject *args) {
         P s = base + S[i];
         Py_ssize_t len = E[i] - S[i];
         uint64_t h = ent_hash(s, len);
+        cur.hash[i] = h; /* (etab_find sets it only when it inserts) */
         if (etab_find(&cur, s, len, h, 1, i) >= 0) {
             if (append_new(dups, PyLong_FromSsize_t(i)) < 0) goto done;
             continue;
@@ -1483,8 +1505,11 @@ static PyObject *unchanged_pos(PyObject *self, PyObject *args) {
         PyList_SetItem(v_last, k, ts);
     }
     rows = Py_BuildValue("[nnnnn]", sums[0], sums[1], sums[2], sums[3], sums[4]);
-    if (rows) res = PyTuple_Pack(7, changed, dups, hv, oc, ol, rows, states);
+    hashes = PyBytes_FromStringAndSize((const char *)cur.hash, n * 8);
+    if (rows && hashes) res = PyTuple_Pack(8, changed, dups, hv, oc, ol, rows, states, hashes);
 done:
+    Py_XDECREF(hashes);
+    rel_buf(&ph);
     etab_free(&cur);
     etab_free(&prev);
     for (int k = 0; k < 6; k++) rel_buf(&b[k]);
@@ -1510,8 +1535,8 @@ static PyMethodDef methods[] = {
     {"unchanged", unchanged, METH_VARARGS,
      "unchanged(ents, prev_bytes, by_bytes, v_count, v_last, ts) -> (changed, dups, hv, old_counts, old_lasts, rows)"},
     {"unchanged_pos", unchanged_pos, METH_VARARGS,
-     "unchanged_pos(data, starts, ends, prev_data, prev_starts, prev_ends, prev_states, v_count, v_last, ts) -> "
-     "(changed, dups, hv, old_counts, old_lasts, rows, states)"},
+     "unchanged_pos(data, starts, ends, prev_data, prev_starts, prev_ends, prev_states, v_count, v_last, ts, prev_hashes=None) "
+     "-> (changed, dups, hv, old_counts, old_lasts, rows, states, hashes)"},
     {"store_trips", store_trips, METH_VARARGS,
      "store_trips(infos, changed, by_bytes, by_id, prev_id, Entity, v0, v_base, v_count, t_rows, t_ent, t_last, undo, heads, "
      "part) -> (bases, new_v, jobs, jk, plo, phi, n_stu)"},

@@ -564,7 +564,8 @@ class HourParser:
         self.v_base: list[int] = []
         self._undo: list[tuple[list, int, int]] = []  # (last_v list, row, old value) of the snapshot being added
         # part -> (entity bytes -> _Entity | None, entity id -> _Entity, positions | None): the previous snapshot's states;
-        # positions (native path): (its bytes, start and end of each entity as int64 bytes, each entity's state or None)
+        # positions (native path): (its bytes, start and end of each entity as int64 bytes, each entity's state or None,
+        # each entity's hash as noriba_wire.unchanged_pos computes it, or None)
         self._prev: dict[str, tuple[dict | None, dict, tuple | None]] = {}
 
     # -- one snapshot ----------------------------------------------------------------------------
@@ -578,7 +579,7 @@ class HourParser:
         occ_mark = len(self.occ)
         self._stu_undo = []
         nv = len(self.v_count)
-        prev = self._prev.get(part, (None, {}, (b"", b"", b"", [])) if NATIVE is not None else ({}, {}, None))
+        prev = self._prev.get(part, (None, {}, (b"", b"", b"", [], None)) if NATIVE is not None else ({}, {}, None))
         touched: list[tuple[list, list, list]] = []  # (versions, their counts and last timestamps before)
         self._undo: list[tuple[list, int, int]] = []
         try:
@@ -655,16 +656,17 @@ class HourParser:
         v_count, v_last = self.v_count, self.v_last
         if ranges is not None and prev_pos is not None:  # by position: no Python object per unchanged entity
             data, est, een = ranges
-            changed_i, dups_i, hv, old_counts, old_lasts, rows, states = NATIVE.unchanged_pos(
-                data, est, een, *prev_pos, v_count, v_last, ts)
+            pdata, pst, pen, pstates, phashes = prev_pos
+            changed_i, dups_i, hv, old_counts, old_lasts, rows, states, hashes = NATIVE.unchanged_pos(
+                data, est, een, pdata, pst, pen, pstates, v_count, v_last, ts, phashes)
             if hv:
                 touched.append((hv, old_counts, old_lasts))
             _, by_id, rows, stored = self._changed(None, None, changed_i, dups_i, states, by_id, prev_id, part, ts, rows, ranges)
-            return None, by_id, rows, stored, (data, est, een, states)
+            return None, by_id, rows, stored, (data, est, een, states, hashes)
         if prev_bytes is None:  # the previous snapshot's states by position, this one split in Python: by bytes
             import numpy as np
 
-            pdata, pst, pen, pstates = prev_pos
+            pdata, pst, pen, pstates, _ = prev_pos
             prev_bytes = {}
             for st, a, b in zip(pstates, np.frombuffer(pst, dtype=np.int64).tolist(), np.frombuffer(pen, dtype=np.int64).tolist()):
                 if st is not None:
@@ -679,7 +681,7 @@ class HourParser:
                                                           rows, ranges)
             pos = None
             if ranges is not None:  # the next snapshot's lookups by position (a duplicate's state is never looked up)
-                pos = (*ranges, list(map(by_bytes.get, ents)))
+                pos = (*ranges, list(map(by_bytes.get, ents)), None)
             return by_bytes, by_id, rows, stored, pos
         dups: list[bytes] = []
         uniq = ents

@@ -279,6 +279,8 @@ def test_bad_state_arguments_are_an_error_not_a_read_out_of_bounds():
     st = parse._Entity(5, "e")  # its version past v_count
     with pytest.raises(IndexError):
         nw.unchanged_pos(b"a", z, one, b"a", z, one, [st], [1], [None], 0)
+    with pytest.raises(ValueError):  # one hash per previous entity
+        nw.unchanged_pos(b"a", z, one, b"a", z, one, [st], [1], [None], 0, b"")
     with pytest.raises(ValueError):
         nw.store_trips([("e",)], [], [], {}, {}, parse._Entity, 0, [], [], [], [], [], [], [], "p")
     with pytest.raises(ValueError):

@@ -2,13 +2,19 @@
  *
  * GTFS-Realtime FeedMessages are read straight from their bytes: split into entities, the changed
  * TripUpdates decoded (their own fields as Python values, their StopTimeUpdates found and hashed),
- * and StopTimeUpdates decoded into Arrow-ready column buffers. CPython C API only.
+ * and StopTimeUpdates decoded into Arrow-ready column buffers. Also the per-entity bookkeeping of
+ * HourParser that ran in Python: the unchanged entities of a snapshot found (by position and a hash of
+ * their bytes, compared byte for byte) and counted, the changed trips' states and rows stored, and the
+ * Arrow buffers of columns of Python values. CPython C API only.
  *
  * Every input is hostile: every length and varint is checked against the end of its message. On
  * anything this code does not read exactly as the pure Python path would (a malformed message, a
  * field of the wrong wire type, a group, a sub-message given twice, text that is not UTF-8, a kind
  * of entity other than a trip update), a function returns None and the caller takes the pure path,
  * which decides (and quarantines with its reason). None is never an error: it means "not here".
+ * The bookkeeping functions (unchanged, unchanged_pos, store_trips) take the parser's own state and
+ * raise on anything unexpected in it (ranges out of their data, an index past its list): the
+ * snapshot is then undone and quarantined by HourParser.add.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>

@@ -14,7 +14,9 @@ with the previous version of the same trip, decoded column by column, and, given
 over as row groups once they can no longer change.
 
 The hot path runs in C when the extension native/noriba_wire is installed (:data:`NATIVE`): the split, the
-changed trip updates' rows, their stop_time_updates' hashes and matching, and the decode. It answers None for
+unchanged entities found by position against the previous snapshot's (no Python object per unchanged entity), the
+changed trip updates' rows and states, their stop_time_updates' hashes and matching, the decode, and the Arrow buffers
+of the Python-value columns. It answers None for
 anything it does not read exactly as the Python path does (a damaged message, a vehicle or an alert among the changed
 entities, a sub-message given twice, text that is not UTF-8), and the Python path then decides; both store the same
 rows (tests/transforms/gtfs_rt/test_native.py). ``NORIBA_RT_PURE=1`` forces the Python path.

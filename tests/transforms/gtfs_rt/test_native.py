@@ -321,3 +321,51 @@ def test_the_extension_leaks_no_references(monkeypatch):
         nw.ints([i, None], 8)
         nw.ints([i, "x"], 8)
     assert (sys.getrefcount(s), sys.getrefcount(i)) == (rs, ri)
+
+
+def test_unchanged_entities_found_by_position_are_those_a_dict_of_their_bytes_finds():
+    """unchanged_pos against the plain rule (the first entity with given bytes; a later one is a duplicate), on random
+    snapshots with many equal, overlapping, empty and same-length entities, and ranges or states that do not fit."""
+    rng = random.Random(7)
+    for _ in range(300):
+        data_p = bytes(rng.choice(b"ab\x00") for _ in range(rng.randrange(0, 40)))
+        data = bytes(rng.choice(b"ab\x00") for _ in range(rng.randrange(0, 40)))
+
+        def ranges(d):
+            n = rng.randrange(0, 12)
+            st = [rng.randrange(0, len(d) + 1) for _ in range(n)]
+            en = [rng.randrange(s, min(len(d), s + 9) + 1) for s in st]
+            return np.array(st, dtype=np.int64), np.array(en, dtype=np.int64)
+
+        pst, pen = ranges(data_p)
+        est, een = ranges(data)
+        pkeys = [data_p[a:b] for a, b in zip(pst, pen)]
+        pstates = [parse._Entity(k, "e", counts=(0, 1, k, 0, 0)) if pkeys.index(kb) == k and rng.random() < 0.9 else None
+                   for k, kb in enumerate(pkeys)]
+        first = {}
+        for st, kb in zip(pstates, pkeys):
+            first.setdefault(kb, st)
+        v_count, v_last = [1] * len(pkeys), [0] * len(pkeys)
+        got = nw.unchanged_pos(data, est, een, data_p, pst, pen, pstates, v_count, v_last, 99,
+                               *([None] if rng.random() < 0.5 else []))
+        changed, dups, seen, hits = [], [], set(), []
+        for i, (a, b) in enumerate(zip(est, een)):
+            kb = data[a:b]
+            if kb in seen:
+                dups.append(i)
+            elif first.get(kb) is None:
+                changed.append(i)
+            else:
+                hits.append(first[kb])
+            seen.add(kb)
+        assert got[0] == changed and got[1] == dups and got[2] == [st.v for st in hits]
+        assert got[5] == [0, len(hits), sum(st.v for st in hits), 0, 0]
+        assert all(v_count[st.v] == 2 and v_last[st.v] == 99 for st in hits)
+        again = nw.unchanged_pos(data, est, een, data, est, een, got[6], [1] * len(pkeys), [0] * len(pkeys), 0, got[7])
+        assert again[0] == [i for i in range(len(est)) if i not in dups and got[6][i] is None]  # the hashes given back
+        assert again[1] == dups and again[2] == got[2]
+        bad = een.copy()
+        if len(bad):
+            bad[-1] = len(data) + 1
+            with pytest.raises(IndexError):
+                nw.unchanged_pos(data, est, bad, data_p, pst, pen, pstates, v_count, v_last, 0)

@@ -157,6 +157,9 @@ else:
         _timed(parse.HourParser, "_stu_native", "  of which _stu_native (stop_time_updates hashed in C, matched, stored)")
         if parse.NATIVE is not None:
             _timed(parse.NATIVE, "trip_updates", "    of which noriba_wire.trip_updates (C)")
+            _timed(parse.NATIVE, "unchanged_pos", "  of which noriba_wire.unchanged_pos (C: the unchanged entities found, counted)")
+            _timed(parse.NATIVE, "store_trips", "    of which noriba_wire.store_trips (C: the changed trips' states and rows)")
+            _timed(parse.NATIVE, "split", "noriba_wire.split")
         _timed(parse._StuTable, "flush", "decode new stop_time_updates (noriba_wire.decode_stus or wire.decode, Arrow arrays)")
         _timed(parse, "split_message", "split_message")
         _timed(parse.HourParser, "finish", "finish (remaining tables)")

@@ -2,13 +2,19 @@
  *
  * GTFS-Realtime FeedMessages are read straight from their bytes: split into entities, the changed
  * TripUpdates decoded (their own fields as Python values, their StopTimeUpdates found and hashed),
- * and StopTimeUpdates decoded into Arrow-ready column buffers. CPython C API only.
+ * and StopTimeUpdates decoded into Arrow-ready column buffers. Also the per-entity bookkeeping of
+ * HourParser that ran in Python: the unchanged entities of a snapshot found (by position and a hash of
+ * their bytes, compared byte for byte) and counted, the changed trips' states and rows stored, and the
+ * Arrow buffers of columns of Python values. CPython C API only.
  *
  * Every input is hostile: every length and varint is checked against the end of its message. On
  * anything this code does not read exactly as the pure Python path would (a malformed message, a
  * field of the wrong wire type, a group, a sub-message given twice, text that is not UTF-8, a kind
  * of entity other than a trip update), a function returns None and the caller takes the pure path,
  * which decides (and quarantines with its reason). None is never an error: it means "not here".
+ * The bookkeeping functions (unchanged, unchanged_pos, store_trips) take the parser's own state and
+ * raise on anything unexpected in it (ranges out of their data, an index past its list): the
+ * snapshot is then undone and quarantined by HourParser.add.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -170,18 +176,21 @@ static void vec_free(Vec *v) {
 }
 
 /* ------------------------------------------------------------------------------------------------
- * split(data) -> (header bytes | None, [entity bytes], starts int64 bytes, ends int64 bytes) | None
+ * split(data, with_bytes=True) -> (header bytes | None, [entity bytes] | None, starts int64 bytes, ends int64 bytes) | None
  *
  * As parse.split_message for a well-formed FeedMessage; None on anything it would refuse, and on a
  * FeedHeader given twice.
  */
-static PyObject *split(PyObject *self, PyObject *arg) {
+static PyObject *split(PyObject *self, PyObject *args) {
+    PyObject *arg;
+    int with_bytes = 1;
+    if (!PyArg_ParseTuple(args, "O|p", &arg, &with_bytes)) return NULL;
     Buf in = {0};
     if (get_buf(arg, &in, 1) < 0) return NULL;
     P base = in.b.buf, p = base, end = base + in.b.len;
     P hs = NULL, he = NULL;
     Vec st = {0}, en = {0};
-    PyObject *ents = PyList_New(0), *res = NULL;
+    PyObject *ents = with_bytes ? PyList_New(0) : (Py_INCREF(Py_None), Py_None), *res = NULL;
     if (!ents) goto done;
     while (p < end) {
         uint32_t fn;
@@ -196,12 +205,14 @@ static PyObject *split(PyObject *self, PyObject *arg) {
                 he = e;
             } else {
                 int64_t a = s - base, b = e - base;
-                PyObject *eb = PyBytes_FromStringAndSize((const char *)s, e - s);
-                if (!eb || PyList_Append(ents, eb) < 0) {
-                    Py_XDECREF(eb);
-                    goto done;
+                if (with_bytes) {
+                    PyObject *eb = PyBytes_FromStringAndSize((const char *)s, e - s);
+                    if (!eb || PyList_Append(ents, eb) < 0) {
+                        Py_XDECREF(eb);
+                        goto done;
+                    }
+                    Py_DECREF(eb);
                 }
-                Py_DECREF(eb);
                 if (vec_put(&st, &a, 8) < 0 || vec_put(&en, &b, 8) < 0) goto done;
             }
         } else if (skip(&p, end, wt) < 0) {
@@ -931,16 +942,621 @@ done:
     return res;
 }
 
+/* ------------------------------------------------------------------------------------------------
+ * Columns of Python values, as parse._strings and parse._col build them (their Arrow buffers).
+ *
+ * strings([str | None]) -> (validity bitmap bytes | None, int32 offsets bytes, data bytes, null count) | None
+ * None (the caller's Python path then decides, and raises what it raises) on a value that is not exactly a str or
+ * None, text that has no UTF-8 form (a lone surrogate), or data past 32-bit offsets.
+ */
+static PyObject *strings(PyObject *self, PyObject *arg) {
+    if (!PyList_CheckExact(arg)) Py_RETURN_NONE;
+    Py_ssize_t n = PyList_GET_SIZE(arg), nulls = 0, total = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *o = PyList_GET_ITEM(arg, i);
+        if (o == Py_None) {
+            nulls++;
+            continue;
+        }
+        if (!PyUnicode_CheckExact(o)) Py_RETURN_NONE;
+        Py_ssize_t len;
+        if (!PyUnicode_AsUTF8AndSize(o, &len)) {
+            PyErr_Clear();
+            Py_RETURN_NONE;
+        }
+        total += len;
+        if (total >= ((Py_ssize_t)1 << 31)) Py_RETURN_NONE;
+    }
+    PyObject *valid = NULL, *offs = NULL, *data = NULL, *res = NULL;
+    if (nulls) {
+        valid = PyBytes_FromStringAndSize(NULL, (n + 7) / 8);
+        if (!valid) goto done;
+        memset(PyBytes_AS_STRING(valid), 0, (n + 7) / 8);
+    } else {
+        valid = Py_None;
+        Py_INCREF(valid);
+    }
+    offs = PyBytes_FromStringAndSize(NULL, (n + 1) * 4);
+    data = PyBytes_FromStringAndSize(NULL, total);
+    if (!offs || !data) goto done;
+    {
+        uint8_t *vb = nulls ? (uint8_t *)PyBytes_AS_STRING(valid) : NULL;
+        char *db = PyBytes_AS_STRING(data);
+        int32_t *ob = (int32_t *)PyBytes_AS_STRING(offs), at = 0;
+        ob[0] = 0;
+        for (Py_ssize_t i = 0; i < n; i++) {
+            PyObject *o = PyList_GET_ITEM(arg, i);
+            if (o != Py_None) {
+                Py_ssize_t len;
+                const char *u = PyUnicode_AsUTF8AndSize(o, &len); /* cached by the first pass */
+                if (!u || at + len > total) {
+                    PyErr_Clear();
+                    Py_CLEAR(res);
+                    Py_DECREF(valid);
+                    Py_DECREF(offs);
+                    Py_DECREF(data);
+                    Py_RETURN_NONE;
+                }
+                memcpy(db + at, u, len);
+                at += (int32_t)len;
+                if (vb) vb[i >> 3] |= (uint8_t)(1u << (i & 7));
+            }
+            ob[i + 1] = at;
+        }
+    }
+    res = Py_BuildValue("(OOOn)", valid, offs, data, nulls);
+done:
+    Py_XDECREF(valid);
+    Py_XDECREF(offs);
+    Py_XDECREF(data);
+    return res;
+}
+
+/* ints([int | None], width) -> (validity bitmap bytes | None, data bytes (int32 or int64, 0 under a null), null count) | None
+ * width: 4 or 8. None on a value that is not exactly an int or None, or past the width (the caller stores it as null). */
+static PyObject *ints(PyObject *self, PyObject *args) {
+    PyObject *lst;
+    int width;
+    if (!PyArg_ParseTuple(args, "O!i", &PyList_Type, &lst, &width)) return NULL;
+    if (width != 4 && width != 8) {
+        PyErr_SetString(PyExc_ValueError, "width: 4 or 8");
+        return NULL;
+    }
+    Py_ssize_t n = PyList_GET_SIZE(lst), nulls = 0;
+    PyObject *valid = PyBytes_FromStringAndSize(NULL, (n + 7) / 8), *data = PyBytes_FromStringAndSize(NULL, n * width), *res = NULL;
+    if (!valid || !data) goto done;
+    {
+        uint8_t *vb = (uint8_t *)PyBytes_AS_STRING(valid);
+        char *db = PyBytes_AS_STRING(data);
+        memset(vb, 0, (n + 7) / 8);
+        for (Py_ssize_t i = 0; i < n; i++) {
+            PyObject *o = PyList_GET_ITEM(lst, i);
+            long long v = 0;
+            if (o == Py_None) {
+                nulls++;
+            } else {
+                if (!PyLong_CheckExact(o)) goto none;
+                int over = 0;
+                v = PyLong_AsLongLongAndOverflow(o, &over);
+                if (over || (v == -1 && PyErr_Occurred())) goto none;
+                if (width == 4 && (v < INT32_MIN || v > INT32_MAX)) goto none;
+                vb[i >> 3] |= (uint8_t)(1u << (i & 7));
+            }
+            if (width == 4) {
+                int32_t w = (int32_t)v;
+                memcpy(db + i * 4, &w, 4);
+            } else {
+                int64_t w = (int64_t)v;
+                memcpy(db + i * 8, &w, 8);
+            }
+        }
+    }
+    if (nulls) res = Py_BuildValue("(OOn)", valid, data, nulls);
+    else res = Py_BuildValue("(OOn)", Py_None, data, nulls);
+    goto done;
+none:
+    PyErr_Clear();
+    res = Py_None;
+    Py_INCREF(res);
+done:
+    Py_XDECREF(valid);
+    Py_XDECREF(data);
+    return res;
+}
+
+/* ------------------------------------------------------------------------------------------------
+ * store_trips(infos, changed, by_bytes, by_id, prev_id, Entity, v0, v_base, v_count, t_rows, t_ent, t_last, undo, heads,
+ *             part) -> (bases, new_v, jobs, jk, plo, phi, n_stu)
+ *
+ * The loop of parse.HourParser._trip_updates, step for step (see there): for each (entity id, row | None) of ``infos``
+ * (the changed entities, one per item of ``changed``, then the duplicates), its state Entity(v0 + k, entity id), stored
+ * as by_bytes[changed[k]] (a dict by bytes, or a list by index) and by_id[entity id] (changed ones only), its trip-update row stored or the prior's extended (undo entries first), and
+ * its stop_time_updates' job. Raises on anything unexpected (the caller's snapshot is then undone and quarantined).
+ */
+static PyObject *S_v, *S_tu, *S_trip, *S_tu_row, *S_occ_lo, *S_occ_hi, *S_counts;
+
+static PyObject *list_at(PyObject *lst, PyObject *idx) {
+    Py_ssize_t i = PyLong_AsSsize_t(idx);
+    if (i == -1 && PyErr_Occurred()) return NULL;
+    if (i < 0 || i >= PyList_GET_SIZE(lst)) {
+        PyErr_SetString(PyExc_IndexError, "version or row out of range");
+        return NULL;
+    }
+    return PyList_GET_ITEM(lst, i); /* borrowed */
+}
+
+static int append_new(PyObject *lst, PyObject *o) { /* appends and drops the reference to o (NULL: an error) */
+    if (!o) return -1;
+    int r = PyList_Append(lst, o);
+    Py_DECREF(o);
+    return r;
+}
+
+static PyObject *store_trips(PyObject *self, PyObject *args) {
+    PyObject *infos, *changed, *by_bytes, *by_id, *prev_id, *Entity, *v_base, *v_count, *t_rows, *t_ent, *t_last, *undo,
+        *heads, *part;
+    Py_ssize_t v0;
+    if (!PyArg_ParseTuple(args, "O!O!OO!O!OnO!O!O!O!O!O!O!O", &PyList_Type, &infos, &PyList_Type, &changed,
+                          &by_bytes, &PyDict_Type, &by_id, &PyDict_Type, &prev_id, &Entity, &v0, &PyList_Type, &v_base,
+                          &PyList_Type, &v_count, &PyList_Type, &t_rows, &PyList_Type, &t_ent, &PyList_Type, &t_last,
+                          &PyList_Type, &undo, &PyList_Type, &heads, &part))
+        return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(infos), nch = PyList_GET_SIZE(changed), n_stu = 0;
+    if (nch > n) {
+        PyErr_SetString(PyExc_ValueError, "more changed entities than infos");
+        return NULL;
+    }
+    PyObject *bases = PyList_New(0), *new_v = PyList_New(0), *jobs = PyList_New(0), *jk = PyList_New(0),
+             *plo = PyList_New(0), *phi = PyList_New(0), *zero5 = Py_BuildValue("(iiiii)", 0, 0, 0, 0, 0),
+             *zero = PyLong_FromLong(0), *one = PyLong_FromLong(1), *res = NULL;
+    PyObject *st = NULL, *vobj = NULL, *trip = NULL, *tmp = NULL;
+    if (!bases || !new_v || !jobs || !jk || !plo || !phi || !zero5 || !zero || !one) goto done;
+    for (Py_ssize_t k = 0; k < n; k++) {
+        PyObject *item = PyList_GET_ITEM(infos, k);
+        if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 2) {
+            PyErr_SetString(PyExc_ValueError, "infos: (entity id, row) pairs");
+            goto done;
+        }
+        PyObject *eid = PyTuple_GET_ITEM(item, 0), *row = PyTuple_GET_ITEM(item, 1), *prior = NULL; /* borrowed */
+        if (k < nch) {
+            prior = PyDict_GetItemWithError(prev_id, eid);
+            if (!prior && PyErr_Occurred()) goto done;
+        }
+        if (prior) { /* bases: v_base[prior.v] + v_count[prior.v] */
+            PyObject *pv = PyObject_GetAttr(prior, S_v), *a = NULL, *b = NULL;
+            if (!pv) goto done;
+            a = list_at(v_base, pv);
+            b = a ? list_at(v_count, pv) : NULL;
+            Py_DECREF(pv);
+            if (!b || append_new(bases, PyNumber_Add(a, b)) < 0) goto done;
+        } else if (PyList_Append(bases, zero) < 0) {
+            goto done;
+        }
+        vobj = PyLong_FromSsize_t(v0 + k);
+        if (!vobj) goto done;
+        st = PyObject_CallFunctionObjArgs(Entity, vobj, eid, NULL);
+        if (!st) goto done;
+        if (k < nch && (PyObject_SetItem(by_bytes, PyList_GET_ITEM(changed, k), st) < 0 || PyDict_SetItem(by_id, eid, st) < 0))
+            goto done;
+        if (row == Py_None) {
+            if (PyObject_SetAttr(st, S_counts, zero5) < 0) goto done;
+            Py_CLEAR(st);
+            Py_CLEAR(vobj);
+            continue;
+        }
+        if (!PyTuple_Check(row) || PyTuple_GET_SIZE(row) != 11) {
+            PyErr_SetString(PyExc_ValueError, "a trip-update row of 11 values");
+            goto done;
+        }
+        trip = PyTuple_GetSlice(row, 0, 6);
+        if (!trip || PyObject_SetAttr(st, S_tu, row) < 0 || PyObject_SetAttr(st, S_trip, trip) < 0) goto done;
+        int same_tu = 0;
+        if (prior) {
+            tmp = PyObject_GetAttr(prior, S_tu);
+            if (!tmp) goto done;
+            same_tu = PyObject_RichCompareBool(tmp, row, Py_EQ);
+            Py_CLEAR(tmp);
+            if (same_tu < 0) goto done;
+        }
+        if (same_tu) { /* the prior's row, extended: r = st.tu_row = prior.tu_row; undo((t_last, r, t_last[r])); t_last[r] = v */
+            tmp = PyObject_GetAttr(prior, S_tu_row);
+            if (!tmp || PyObject_SetAttr(st, S_tu_row, tmp) < 0) goto done;
+            PyObject *old = list_at(t_last, tmp);
+            if (!old) goto done;
+            Py_ssize_t r = PyLong_AsSsize_t(tmp);
+            if (append_new(undo, PyTuple_Pack(3, t_last, tmp, old)) < 0) goto done;
+            Py_INCREF(vobj);
+            PyList_SetItem(t_last, r, vobj); /* steals; r checked by list_at */
+            Py_CLEAR(tmp);
+        } else {
+            tmp = PyLong_FromSsize_t(PyList_GET_SIZE(t_rows));
+            if (!tmp || PyObject_SetAttr(st, S_tu_row, tmp) < 0) goto done;
+            Py_CLEAR(tmp);
+            if (PyList_Append(t_rows, row) < 0 || PyList_Append(t_ent, eid) < 0 || PyList_Append(new_v, vobj) < 0) goto done;
+        }
+        int same_trip = 0; /* same = prior if prior.trip == trip */
+        if (prior) {
+            tmp = PyObject_GetAttr(prior, S_trip);
+            if (!tmp) goto done;
+            same_trip = PyObject_RichCompareBool(tmp, trip, Py_EQ);
+            Py_CLEAR(tmp);
+            if (same_trip < 0) goto done;
+        }
+        if (PyList_Append(jobs, st) < 0 || append_new(jk, PyLong_FromSsize_t(k)) < 0) goto done;
+        if (same_trip) {
+            if (append_new(plo, PyObject_GetAttr(prior, S_occ_lo)) < 0 || append_new(phi, PyObject_GetAttr(prior, S_occ_hi)) < 0)
+                goto done;
+        } else if (PyList_Append(plo, zero) < 0 || PyList_Append(phi, zero) < 0) {
+            goto done;
+        }
+        if (append_new(heads, PyTuple_Pack(5, part, eid, PyTuple_GET_ITEM(trip, 0), PyTuple_GET_ITEM(trip, 1),
+                                           PyTuple_GET_ITEM(trip, 4))) < 0)
+            goto done;
+        PyObject *nst = PyTuple_GET_ITEM(row, 10);
+        Py_ssize_t ns = PyLong_AsSsize_t(nst);
+        if (ns == -1 && PyErr_Occurred()) goto done;
+        n_stu += ns;
+        tmp = PyTuple_Pack(5, zero, one, nst, zero, zero);
+        if (!tmp || PyObject_SetAttr(st, S_counts, tmp) < 0) goto done;
+        Py_CLEAR(tmp);
+        Py_CLEAR(trip);
+        Py_CLEAR(st);
+        Py_CLEAR(vobj);
+    }
+    res = Py_BuildValue("(OOOOOOn)", bases, new_v, jobs, jk, plo, phi, n_stu);
+done:
+    Py_XDECREF(st);
+    Py_XDECREF(vobj);
+    Py_XDECREF(trip);
+    Py_XDECREF(tmp);
+    Py_XDECREF(bases);
+    Py_XDECREF(new_v);
+    Py_XDECREF(jobs);
+    Py_XDECREF(jk);
+    Py_XDECREF(plo);
+    Py_XDECREF(phi);
+    Py_XDECREF(zero5);
+    Py_XDECREF(zero);
+    Py_XDECREF(one);
+    return res;
+}
+
+/* ------------------------------------------------------------------------------------------------
+ * unchanged(ents, prev_bytes, by_bytes, v_count, v_last, ts) -> (changed, dups, hv, old_counts, old_lasts, rows) | raises
+ *
+ * The first steps of parse.HourParser._entities, in one pass over a snapshot's entities (``ents``: bytes): an entity
+ * whose bytes came earlier in the snapshot is a duplicate (its index in ``dups``); else one whose bytes are a key of
+ * ``prev_bytes`` (the previous snapshot's states) is unchanged: by_bytes[bytes] = its state, its version (``hv``) counted
+ * once more (v_count[v] += 1, v_last[v] = ts, the values before in ``old_counts`` and ``old_lasts``) and its rows per
+ * table summed into ``rows``; else it is changed (its index in ``changed``).
+ */
+static PyObject *unchanged(PyObject *self, PyObject *args) {
+    PyObject *ents, *prev_bytes, *by_bytes, *v_count, *v_last, *ts;
+    if (!PyArg_ParseTuple(args, "O!O!O!O!O!O", &PyList_Type, &ents, &PyDict_Type, &prev_bytes, &PyDict_Type, &by_bytes,
+                          &PyList_Type, &v_count, &PyList_Type, &v_last, &ts))
+        return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(ents), sums[5] = {0, 0, 0, 0, 0};
+    PyObject *changed = PyList_New(0), *dups = PyList_New(0), *hv = PyList_New(0), *oc = PyList_New(0), *ol = PyList_New(0),
+             *seen = PySet_New(NULL), *rows = NULL, *res = NULL, *one = PyLong_FromLong(1);
+    if (!changed || !dups || !hv || !oc || !ol || !seen || !one) goto done;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *eb = PyList_GET_ITEM(ents, i); /* borrowed */
+        if (!PyBytes_CheckExact(eb)) {
+            PyErr_SetString(PyExc_TypeError, "entities: bytes");
+            goto done;
+        }
+        int in = PyDict_Contains(by_bytes, eb);
+        if (in == 0) in = PySet_Contains(seen, eb);
+        if (in < 0) goto done;
+        if (in) {
+            if (append_new(dups, PyLong_FromSsize_t(i)) < 0) goto done;
+            continue;
+        }
+        PyObject *st = PyDict_GetItemWithError(prev_bytes, eb);
+        if (!st) {
+            if (PyErr_Occurred() || PySet_Add(seen, eb) < 0 || append_new(changed, PyLong_FromSsize_t(i)) < 0) goto done;
+            continue;
+        }
+        Py_INCREF(st);
+        if (PyDict_SetItem(by_bytes, eb, st) < 0) {
+            Py_DECREF(st);
+            goto done;
+        }
+        PyObject *v = PyObject_GetAttr(st, S_v), *c = PyObject_GetAttr(st, S_counts);
+        Py_DECREF(st);
+        if (!v || !c || PyList_Append(hv, v) < 0 || !PyTuple_Check(c) || PyTuple_GET_SIZE(c) != 5) {
+            if (c && !PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "counts: 5 values");
+            Py_XDECREF(v);
+            Py_XDECREF(c);
+            goto done;
+        }
+        Py_DECREF(v);
+        for (int t = 0; t < 5; t++) {
+            Py_ssize_t x = PyLong_AsSsize_t(PyTuple_GET_ITEM(c, t));
+            if (x == -1 && PyErr_Occurred()) {
+                Py_DECREF(c);
+                goto done;
+            }
+            sums[t] += x;
+        }
+        Py_DECREF(c);
+    }
+    /* every value before (as the caller's undo needs them), then the counts */
+    Py_ssize_t nh = PyList_GET_SIZE(hv);
+    for (Py_ssize_t j = 0; j < nh; j++) {
+        PyObject *a = list_at(v_count, PyList_GET_ITEM(hv, j)), *b = a ? list_at(v_last, PyList_GET_ITEM(hv, j)) : NULL;
+        if (!b || PyList_Append(oc, a) < 0 || PyList_Append(ol, b) < 0) goto done;
+    }
+    for (Py_ssize_t j = 0; j < nh; j++) {
+        PyObject *vi = PyList_GET_ITEM(hv, j), *a = list_at(v_count, vi);
+        if (!a) goto done;
+        PyObject *a1 = PyNumber_Add(a, one);
+        if (!a1) goto done;
+        Py_ssize_t k = PyLong_AsSsize_t(vi); /* checked by list_at */
+        PyList_SetItem(v_count, k, a1);
+        Py_INCREF(ts);
+        PyList_SetItem(v_last, k, ts);
+    }
+    rows = Py_BuildValue("[nnnnn]", sums[0], sums[1], sums[2], sums[3], sums[4]);
+    if (rows) res = PyTuple_Pack(6, changed, dups, hv, oc, ol, rows);
+done:
+    Py_XDECREF(changed);
+    Py_XDECREF(dups);
+    Py_XDECREF(hv);
+    Py_XDECREF(oc);
+    Py_XDECREF(ol);
+    Py_XDECREF(seen);
+    Py_XDECREF(rows);
+    Py_XDECREF(one);
+    return res;
+}
+
+/* ------------------------------------------------------------------------------------------------
+ * unchanged_pos(data, starts, ends, prev_data, prev_starts, prev_ends, prev_states, v_count, v_last, ts, prev_hashes=None)
+ *   -> (changed, dups, hv, old_counts, old_lasts, rows, states, hashes)
+ *
+ * What unchanged() does, with each snapshot's entities given as ranges of its bytes instead of bytes objects: an entity
+ * is found among the previous snapshot's by a 64-bit hash of its bytes and then compared byte for byte, so no Python
+ * object is made for an unchanged entity. ``prev_states``: the state of each previous entity (None for a duplicate; the
+ * first entity with given bytes is the one looked up). ``states``: the same list for this snapshot, with the unchanged
+ * entities' states and None elsewhere (the caller fills in the changed ones). ``hashes``: each entity's hash (uint64 bytes),
+ * given back as ``prev_hashes`` with the next snapshot (None: they are computed again).
+ */
+typedef struct {
+    P base;
+    const int64_t *s, *e;
+    uint64_t *hash;
+    int64_t *slot; /* index + 1; 0: empty */
+    Py_ssize_t mask;
+} ETab;
+
+#define MIX(h, w) (h = ((h) ^ (w)) * M2, h ^= (h) >> 29)
+#define ROTL(x, r) (((x) << (r)) | ((x) >> (64 - (r))))
+
+static uint64_t ent_hash(P s, Py_ssize_t len) { /* four lanes (independent multiplies), then one */
+    uint64_t h = (uint64_t)len * M1 ^ 0x5bd1e9955bd1e995ULL, l1 = h ^ M1, l2 = h ^ M2, l3 = ~h;
+    Py_ssize_t k = 0;
+    for (; k + 32 <= len; k += 32) {
+        uint64_t w[4];
+        memcpy(w, s + k, 32);
+        MIX(h, w[0]);
+        MIX(l1, w[1]);
+        MIX(l2, w[2]);
+        MIX(l3, w[3]);
+    }
+    h ^= ROTL(l1, 17) ^ ROTL(l2, 31) ^ ROTL(l3, 47);
+    for (; k + 8 <= len; k += 8) {
+        uint64_t w;
+        memcpy(&w, s + k, 8);
+        h = (h ^ w) * M2;
+        h ^= h >> 29;
+    }
+    if (k < len) {
+        uint64_t w = 0;
+        memcpy(&w, s + k, len - k);
+        h = (h ^ w) * M2;
+        h ^= h >> 29;
+    }
+    return h * M1 ^ (h >> 32);
+}
+
+static int etab_init(ETab *t, P base, const int64_t *s, const int64_t *e, Py_ssize_t n) {
+    Py_ssize_t cap = 16;
+    while (cap < 2 * n) cap *= 2;
+    t->base = base;
+    t->s = s;
+    t->e = e;
+    t->mask = cap - 1;
+    t->slot = PyMem_Calloc(cap, sizeof(int64_t));
+    t->hash = PyMem_Malloc((n ? n : 1) * sizeof(uint64_t));
+    if (!t->slot || !t->hash) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    return 0;
+}
+
+static void etab_free(ETab *t) {
+    PyMem_Free(t->slot);
+    PyMem_Free(t->hash);
+    t->slot = NULL;
+    t->hash = NULL;
+}
+
+/* The index of an entity of t with bytes [s, s + len) (hash h), or -1; with insert, add index i when none is found. */
+static Py_ssize_t etab_find(ETab *t, P s, Py_ssize_t len, uint64_t h, int insert, Py_ssize_t i) {
+    Py_ssize_t at = (Py_ssize_t)(h & (uint64_t)t->mask);
+    for (;;) {
+        int64_t x = t->slot[at];
+        if (!x) {
+            if (insert) {
+                t->slot[at] = i + 1;
+                t->hash[i] = h;
+            }
+            return -1;
+        }
+        Py_ssize_t j = (Py_ssize_t)(x - 1);
+        if (t->hash[j] == h && t->e[j] - t->s[j] == len && !memcmp(t->base + t->s[j], s, len)) return j;
+        at = (at + 1) & t->mask;
+    }
+}
+
+static int ranges_ok(const Buf *d, const Buf *st, const Buf *en) {
+    Py_ssize_t n = st->b.len / 8;
+    const int64_t *S = st->b.buf, *E = en->b.buf;
+    if (en->b.len / 8 != n) {
+        PyErr_SetString(PyExc_ValueError, "starts and ends differ in length");
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (S[i] < 0 || S[i] > E[i] || E[i] > d->b.len) {
+            PyErr_SetString(PyExc_IndexError, "entity range out of the data");
+            return -1;
+        }
+    return 0;
+}
+
+static PyObject *unchanged_pos(PyObject *self, PyObject *args) {
+    PyObject *o[6], *prev_states, *v_count, *v_last, *ts, *o_ph = Py_None;
+    if (!PyArg_ParseTuple(args, "OOOOOOO!O!O!O|O", &o[0], &o[1], &o[2], &o[3], &o[4], &o[5], &PyList_Type, &prev_states,
+                          &PyList_Type, &v_count, &PyList_Type, &v_last, &ts, &o_ph))
+        return NULL;
+    Buf ph;
+    memset(&ph, 0, sizeof ph);
+    Buf b[6];
+    ETab cur, prev;
+    memset(b, 0, sizeof b);
+    memset(&cur, 0, sizeof cur);
+    memset(&prev, 0, sizeof prev);
+    Py_ssize_t sums[5] = {0, 0, 0, 0, 0};
+    PyObject *changed = NULL, *dups = NULL, *hv = NULL, *oc = NULL, *ol = NULL, *states = NULL, *rows = NULL, *res = NULL,
+             *one = NULL, *hashes = NULL;
+    for (int k = 0; k < 6; k++)
+        if (get_buf(o[k], &b[k], k % 3 ? 8 : 1) < 0) goto done;
+    if (o_ph != Py_None && get_buf(o_ph, &ph, 8) < 0) goto done;
+    if (ranges_ok(&b[0], &b[1], &b[2]) < 0 || ranges_ok(&b[3], &b[4], &b[5]) < 0) goto done;
+    Py_ssize_t n = b[1].b.len / 8, np_ = b[4].b.len / 8;
+    if (PyList_GET_SIZE(prev_states) != np_) {
+        PyErr_SetString(PyExc_ValueError, "prev_states: one per previous entity");
+        goto done;
+    }
+    const int64_t *S = b[1].b.buf, *E = b[2].b.buf, *PS = b[4].b.buf, *PE = b[5].b.buf;
+    P base = b[0].b.buf, pbase = b[3].b.buf;
+    if (ph.held && ph.b.len / 8 != np_) {
+        PyErr_SetString(PyExc_ValueError, "prev_hashes: one per previous entity");
+        goto done;
+    }
+    if (etab_init(&cur, base, S, E, n) < 0 || etab_init(&prev, pbase, PS, PE, np_) < 0) goto done;
+    const uint64_t *PH = ph.held ? ph.b.buf : NULL;
+    for (Py_ssize_t j = 0; j < np_; j++) { /* the first of each previous bytes */
+        P s = pbase + PS[j];
+        Py_ssize_t len = PE[j] - PS[j];
+        etab_find(&prev, s, len, PH ? PH[j] : ent_hash(s, len), 1, j);
+    }
+    changed = PyList_New(0), dups = PyList_New(0), hv = PyList_New(0), oc = PyList_New(0), ol = PyList_New(0);
+    states = PyList_New(n), one = PyLong_FromLong(1);
+    if (!changed || !dups || !hv || !oc || !ol || !states || !one) goto done;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_INCREF(Py_None);
+        PyList_SET_ITEM(states, i, Py_None);
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        P s = base + S[i];
+        Py_ssize_t len = E[i] - S[i];
+        uint64_t h = ent_hash(s, len);
+        cur.hash[i] = h; /* (etab_find sets it only when it inserts) */
+        if (etab_find(&cur, s, len, h, 1, i) >= 0) {
+            if (append_new(dups, PyLong_FromSsize_t(i)) < 0) goto done;
+            continue;
+        }
+        Py_ssize_t j = etab_find(&prev, s, len, h, 0, 0);
+        PyObject *st = j >= 0 ? PyList_GET_ITEM(prev_states, j) : NULL;
+        if (!st || st == Py_None) {
+            if (append_new(changed, PyLong_FromSsize_t(i)) < 0) goto done;
+            continue;
+        }
+        Py_INCREF(st);
+        PyList_SetItem(states, i, st); /* steals */
+        PyObject *v = PyObject_GetAttr(st, S_v), *c = PyObject_GetAttr(st, S_counts);
+        if (!v || !c || PyList_Append(hv, v) < 0 || !PyTuple_Check(c) || PyTuple_GET_SIZE(c) != 5) {
+            if (c && !PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "counts: 5 values");
+            Py_XDECREF(v);
+            Py_XDECREF(c);
+            goto done;
+        }
+        Py_DECREF(v);
+        for (int t = 0; t < 5; t++) {
+            Py_ssize_t x = PyLong_AsSsize_t(PyTuple_GET_ITEM(c, t));
+            if (x == -1 && PyErr_Occurred()) {
+                Py_DECREF(c);
+                goto done;
+            }
+            sums[t] += x;
+        }
+        Py_DECREF(c);
+    }
+    Py_ssize_t nh = PyList_GET_SIZE(hv);
+    for (Py_ssize_t j = 0; j < nh; j++) { /* every value before (the caller's undo), then the counts */
+        PyObject *a = list_at(v_count, PyList_GET_ITEM(hv, j)), *c = a ? list_at(v_last, PyList_GET_ITEM(hv, j)) : NULL;
+        if (!c || PyList_Append(oc, a) < 0 || PyList_Append(ol, c) < 0) goto done;
+    }
+    for (Py_ssize_t j = 0; j < nh; j++) {
+        PyObject *vi = PyList_GET_ITEM(hv, j), *a = list_at(v_count, vi);
+        if (!a) goto done;
+        PyObject *a1 = PyNumber_Add(a, one);
+        if (!a1) goto done;
+        Py_ssize_t k = PyLong_AsSsize_t(vi);
+        PyList_SetItem(v_count, k, a1);
+        Py_INCREF(ts);
+        PyList_SetItem(v_last, k, ts);
+    }
+    rows = Py_BuildValue("[nnnnn]", sums[0], sums[1], sums[2], sums[3], sums[4]);
+    hashes = PyBytes_FromStringAndSize((const char *)cur.hash, n * 8);
+    if (rows && hashes) res = PyTuple_Pack(8, changed, dups, hv, oc, ol, rows, states, hashes);
+done:
+    Py_XDECREF(hashes);
+    rel_buf(&ph);
+    etab_free(&cur);
+    etab_free(&prev);
+    for (int k = 0; k < 6; k++) rel_buf(&b[k]);
+    Py_XDECREF(changed);
+    Py_XDECREF(dups);
+    Py_XDECREF(hv);
+    Py_XDECREF(oc);
+    Py_XDECREF(ol);
+    Py_XDECREF(states);
+    Py_XDECREF(rows);
+    Py_XDECREF(one);
+    return res;
+}
+
 static PyMethodDef methods[] = {
-    {"split", split, METH_O, "split(data) -> (header | None, [entity bytes], starts, ends) | None"},
+    {"split", split, METH_VARARGS, "split(data, with_bytes=True) -> (header | None, [entity bytes] | None, starts, ends) | None"},
     {"trip_updates", trip_updates, METH_VARARGS,
      "trip_updates(data, starts, ends, which, trip_rel_names, seeds) -> (infos, stu_k, stu_start, stu_len, h1, h2, longs) | None"},
     {"decode_stus", decode_stus, METH_VARARGS, "decode_stus([buffers], buffer_index, starts, ends, rel_index) -> columns | None"},
     {"match", match, METH_VARARGS, "match(job, h1, h2, ln, plo, phi, occ_h1, occ_h2, occ_ln, occ_row, occ_first) -> (row, first)"},
+    {"strings", strings, METH_O, "strings([str | None]) -> (valid | None, offsets, data, nulls) | None"},
+    {"ints", ints, METH_VARARGS, "ints([int | None], width) -> (valid | None, data, nulls) | None"},
+    {"unchanged", unchanged, METH_VARARGS,
+     "unchanged(ents, prev_bytes, by_bytes, v_count, v_last, ts) -> (changed, dups, hv, old_counts, old_lasts, rows)"},
+    {"unchanged_pos", unchanged_pos, METH_VARARGS,
+     "unchanged_pos(data, starts, ends, prev_data, prev_starts, prev_ends, prev_states, v_count, v_last, ts, prev_hashes=None) "
+     "-> (changed, dups, hv, old_counts, old_lasts, rows, states, hashes)"},
+    {"store_trips", store_trips, METH_VARARGS,
+     "store_trips(infos, changed, by_bytes, by_id, prev_id, Entity, v0, v_base, v_count, t_rows, t_ent, t_last, undo, heads, "
+     "part) -> (bases, new_v, jobs, jk, plo, phi, n_stu)"},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "noriba_wire", "GTFS-Realtime wire-format hot path (see noriba_wire.c).", -1,
                                     methods};
 
-PyMODINIT_FUNC PyInit_noriba_wire(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit_noriba_wire(void) {
+    if (!(S_v = PyUnicode_InternFromString("v")) || !(S_tu = PyUnicode_InternFromString("tu")) ||
+        !(S_trip = PyUnicode_InternFromString("trip")) || !(S_tu_row = PyUnicode_InternFromString("tu_row")) ||
+        !(S_occ_lo = PyUnicode_InternFromString("occ_lo")) || !(S_occ_hi = PyUnicode_InternFromString("occ_hi")) ||
+        !(S_counts = PyUnicode_InternFromString("counts")))
+        return NULL;
+    return PyModule_Create(&module);
+}

@@ -14,7 +14,9 @@ with the previous version of the same trip, decoded column by column, and, given
 over as row groups once they can no longer change.
 
 The hot path runs in C when the extension native/noriba_wire is installed (:data:`NATIVE`): the split, the
-changed trip updates' rows, their stop_time_updates' hashes and matching, and the decode. It answers None for
+unchanged entities found by position against the previous snapshot's (no Python object per unchanged entity), the
+changed trip updates' rows and states, their stop_time_updates' hashes and matching, the decode, and the Arrow buffers
+of the Python-value columns. It answers None for
 anything it does not read exactly as the Python path does (a damaged message, a vehicle or an alert among the changed
 entities, a sub-message given twice, text that is not UTF-8), and the Python path then decides; both store the same
 rows (tests/transforms/gtfs_rt/test_native.py). ``NORIBA_RT_PURE=1`` forces the Python path.
@@ -563,7 +565,10 @@ class HourParser:
         self.v_count: list[int] = []
         self.v_base: list[int] = []
         self._undo: list[tuple[list, int, int]] = []  # (last_v list, row, old value) of the snapshot being added
-        self._prev: dict[str, tuple[dict, dict]] = {}  # part -> (entity bytes -> _Entity, entity id -> _Entity)
+        # part -> (entity bytes -> _Entity | None, entity id -> _Entity, positions | None): the previous snapshot's states;
+        # positions (native path): (its bytes, start and end of each entity as int64 bytes, each entity's state or None,
+        # each entity's hash as noriba_wire.unchanged_pos computes it, or None)
+        self._prev: dict[str, tuple[dict | None, dict, tuple | None]] = {}
 
     # -- one snapshot ----------------------------------------------------------------------------
 
@@ -576,22 +581,24 @@ class HourParser:
         occ_mark = len(self.occ)
         self._stu_undo = []
         nv = len(self.v_count)
-        prev = self._prev.get(part, ({}, {}))
+        prev = self._prev.get(part, (None, {}, (b"", b"", b"", [], None)) if NATIVE is not None else ({}, {}, None))
         touched: list[tuple[list, list, list]] = []  # (versions, their counts and last timestamps before)
         self._undo: list[tuple[list, int, int]] = []
         try:
-            sp = NATIVE.split(data) if NATIVE is not None else None
+            sp = NATIVE.split(data, prev[2] is None) if NATIVE is not None else None  # entity bytes: for the dict
             if sp is not None:
                 header_b, ents, est, een = sp
                 ranges = (data, est, een)
+                n_ents = len(est) // 8
             else:
                 header_b, ents = split_message(data)
                 ranges = None
+                n_ents = len(ents)
             header = pb.FeedHeader()
             if header_b:
                 header.MergeFromString(header_b)
             ts = header.timestamp if header.HasField("timestamp") else None
-            by_bytes, by_id, rows, stored = self._entities(ents, prev, part, ts, touched, ranges)
+            by_bytes, by_id, rows, stored, pos = self._entities(ents, prev, part, ts, touched, ranges)
         except Exception as exc:  # noqa: BLE001 (a damaged message: upb's DecodeError, or ours)
             for t, tb in self.tables.items():
                 tb.truncate(marks[t])
@@ -610,18 +617,27 @@ class HourParser:
             reason = str(exc) if isinstance(exc, SnapshotError) else f"damaged: {type(exc).__name__}: {exc}"
             self.quarantine.append((part, file, sha256, reason))
             return False
-        self._prev[part] = (by_bytes, by_id)
+        self._prev[part] = (by_bytes, by_id, pos)
         if self.stus.pending_bytes > FLUSH_BYTES:
             self.stus.flush()
             if self.sink is not None and sum(len(r) for r, _ in self.stus.chunks) >= SINK_ROWS:
                 self._drain()
         if len(self.occ) > OCC_COMPACT:
-            live = {id(st): st for by_b, by_i in self._prev.values() for st in (*by_b.values(), *by_i.values())}
+            live = {id(st): st for st in self._live()}
             self.occ.compact(list(live.values()))
         self.snapshots.append((part, file, sha256, ts, _s(header.gtfs_realtime_version),
                                _INCREMENTALITY.get(header.incrementality) if header.HasField("incrementality") else None,
-                               len(ents), *[x for pair in zip(rows, stored) for x in pair]))
+                               n_ents, *[x for pair in zip(rows, stored) for x in pair]))
         return True
+
+    def _live(self):
+        """Yield the states of the last snapshot of each part (some more than once)."""
+        for by_b, by_i, pos in self._prev.values():
+            yield from by_i.values()
+            if by_b is not None:
+                yield from by_b.values()
+            if pos is not None:
+                yield from filter(None, pos[3])
 
     def _version(self, ts: int | None, prior: _Entity | None) -> int:
         self.v_first.append(ts)
@@ -630,15 +646,45 @@ class HourParser:
         self.v_base.append(self.v_base[prior.v] + self.v_count[prior.v] if prior is not None else 0)
         return len(self.v_count) - 1
 
-    def _entities(self, ents: list[bytes], prev: tuple[dict, dict], part: str, ts: int | None, touched: list, ranges=None):
-        """Store the changed entities of a snapshot. ``ranges``: (the snapshot's bytes, start and end of each entity in them,
-        as int64 bytes) when the C extension split it: the changed trip updates are then read by it."""
-        prev_bytes, prev_id = prev
+    def _entities(self, ents: list[bytes] | None, prev: tuple, part: str, ts: int | None, touched: list, ranges=None):
+        """Store the changed entities of a snapshot; return (states by entity bytes | None, states by entity id, rows,
+        stored, states by position | None) (see ``_prev``). ``ranges``: (the snapshot's bytes, start and end of each entity
+        in them, as int64 bytes) when the C extension split it: the changed trip updates are then read by it; ``ents``
+        (each entity's bytes) is then None when the previous snapshot's states are by position."""
+        prev_bytes, prev_id, prev_pos = prev
         by_bytes: dict[bytes, _Entity] = {}
         by_id: dict[str, _Entity] = {}
         rows = [0, 0, 0, 0, 0]
-        stored = [0, 0, 0, 0, 0]
         v_count, v_last = self.v_count, self.v_last
+        if ranges is not None and prev_pos is not None:  # by position: no Python object per unchanged entity
+            data, est, een = ranges
+            pdata, pst, pen, pstates, phashes = prev_pos
+            changed_i, dups_i, hv, old_counts, old_lasts, rows, states, hashes = NATIVE.unchanged_pos(
+                data, est, een, pdata, pst, pen, pstates, v_count, v_last, ts, phashes)
+            if hv:
+                touched.append((hv, old_counts, old_lasts))
+            _, by_id, rows, stored = self._changed(None, None, changed_i, dups_i, states, by_id, prev_id, part, ts, rows, ranges)
+            return None, by_id, rows, stored, (data, est, een, states, hashes)
+        if prev_bytes is None:  # the previous snapshot's states by position, this one split in Python: by bytes
+            import numpy as np
+
+            pdata, pst, pen, pstates, _ = prev_pos
+            prev_bytes = {}
+            for st, a, b in zip(pstates, np.frombuffer(pst, dtype=np.int64).tolist(), np.frombuffer(pen, dtype=np.int64).tolist()):
+                if st is not None:
+                    prev_bytes.setdefault(pdata[a:b], st)
+        if NATIVE is not None:  # the same steps as below, in one pass in C
+            changed_i, dups_i, hv, old_counts, old_lasts, rows = NATIVE.unchanged(ents, prev_bytes, by_bytes, v_count, v_last, ts)
+            if hv:
+                touched.append((hv, old_counts, old_lasts))
+            changed = [ents[i] for i in changed_i]
+            dups = [ents[i] for i in dups_i]
+            by_bytes, by_id, rows, stored = self._changed(changed, dups, changed_i, dups_i, by_bytes, by_id, prev_id, part, ts,
+                                                          rows, ranges)
+            pos = None
+            if ranges is not None:  # the next snapshot's lookups by position (a duplicate's state is never looked up)
+                pos = (*ranges, list(map(by_bytes.get, ents)), None)
+            return by_bytes, by_id, rows, stored, pos
         dups: list[bytes] = []
         uniq = ents
         uniq_i: list[int] | range = range(len(ents))
@@ -667,21 +713,38 @@ class HourParser:
                 v_last[v] = ts
             counts = list(map(_COUNTS, hit))
             rows = [sum(map(itemgetter(k), counts)) for k in range(5)]
-        if (changed or dups) and ranges is not None:
+        return (*self._changed(changed, dups, list(compress(uniq_i, new_)), dups_i, by_bytes, by_id, prev_id, part, ts, rows,
+                               ranges), None)
+
+    def _changed(self, changed: list | None, dups: list | None, changed_i: list, dups_i: list, by_bytes, by_id: dict,
+                 prev_id: dict, part: str, ts: int | None, rows: list, ranges):
+        """Store the changed entities ``changed`` and the duplicates ``dups`` (bytes; their indices in the snapshot:
+        ``changed_i``, ``dups_i``) of a snapshot whose unchanged ones are in ``by_bytes`` (a dict by bytes; or, when
+        ``changed`` and ``dups`` are None, a list by position, and their bytes are in ``ranges``; rows per table: ``rows``).
+        Return (by_bytes, by_id, rows, stored)."""
+        stored = [0, 0, 0, 0, 0]
+        keys = changed if changed is not None else changed_i  # where by_bytes holds each changed entity's state
+        if (changed_i or dups_i) and ranges is not None:
             import numpy as np
 
             data, est, een = ranges
-            which = list(compress(uniq_i, new_)) + dups_i
-            res = NATIVE.trip_updates(data, est, een, np.array(which, dtype=np.int64), _TRIP_REL_NAMES, _seeds())
+            res = NATIVE.trip_updates(data, est, een, np.array(changed_i + dups_i, dtype=np.int64), _TRIP_REL_NAMES, _seeds())
             if res is not None:  # every changed entity is a trip update (or nothing) the extension read
-                n_tu, n_stu, n_new = self._trip_updates(res[0], changed, by_bytes, by_id, prev_id, part, ts)
+                n_tu, n_stu, n_new = self._trip_updates(res[0], keys, by_bytes, by_id, prev_id, part, ts)
                 rows[1] += n_tu
                 rows[2] += n_stu
                 stored[1] += n_new
                 if self._jobs:
                     stored[2] += self._stu_native(data, res)
-                changed = dups = []
-        if changed or dups:
+                changed_i = dups_i = []
+        if changed_i or dups_i:
+            if changed is None:  # by position: their bytes
+                import numpy as np
+
+                data, est, een = ranges
+                st_, en_ = np.frombuffer(est, dtype=np.int64), np.frombuffer(een, dtype=np.int64)
+                changed = [data[st_[i]:en_[i]] for i in changed_i]
+                dups = [data[st_[i]:en_[i]] for i in dups_i]
             # parsed together as one message: upb parses one message of many entities ~8x faster than each alone
             framed = [_field2(eb) for eb in (*changed, *dups)]
             mb = b"".join(framed)
@@ -692,7 +755,7 @@ class HourParser:
             for i, eb in enumerate(changed):
                 ent = parsed[i]
                 st = self._entity(i, ent, part, ts, stored, prior=prev_id.get(_s(ent.id) or ""))
-                by_bytes[eb] = st
+                by_bytes[keys[i]] = st
                 by_id[st.eid] = st
                 c = st.counts
                 rows[0] += c[0]; rows[1] += c[1]; rows[2] += c[2]; rows[3] += c[3]; rows[4] += c[4]  # noqa: E702
@@ -703,7 +766,7 @@ class HourParser:
             if self._jobs:
                 stored[2] += self._stop_time_updates(mb, framed, (*changed, *dups))
         changed_ids = by_id  # the first state of each entity id among the others, then the changed ones over them
-        states = list(by_bytes.values())
+        states = list(by_bytes.values()) if by_bytes.__class__ is dict else list(filter(None, by_bytes))
         states.reverse()
         by_id = dict(zip(map(_EID, states), states))
         by_id.update(changed_ids)
@@ -714,71 +777,25 @@ class HourParser:
         :meth:`_entity` builds it, or None) of the changed entities, then of the duplicates); return (trip updates,
         stop_time_updates, trip-update rows stored). Their stop_time_updates are jobs in ``_jobs`` for :meth:`_stu_native`.
 
-        The same steps as :meth:`_version` and :meth:`_entity` for a trip update, inlined (this runs once per changed trip)."""
+        The same steps as :meth:`_version` and :meth:`_entity` for a trip update, in C (noriba_wire.store_trips: this runs
+        once per changed trip)."""
         tb = self.tables["rt_trip_updates"]
-        t_rows, t_ent, t_last = tb.rows, tb.entity, tb.last_v
-        v_count, v_base = self.v_count, self.v_base
         heads = self.stus.heads
-        jobs = self._jobs = []
-        undo = self._undo.append
-        get = prev_id.get
-        nch = len(changed)
-        v0 = v = len(v_count)
-        n_stu = 0
-        bases: list[int] = []  # per new version: snapshots of the runs before it (see _version)
-        jk: list[int] = []  # per job (as in ``_jobs``): position in ``infos``, version, head, previous occurrences
-        jv: list[int] = []
-        jhead: list[int] = []
-        plo: list[int] = []
-        phi: list[int] = []
-        new_v: list[int] = []  # versions of the rows stored
-        zero = (0, 0, 0, 0, 0)
-        for k, (eid, row) in enumerate(infos):
-            prior = get(eid) if k < nch else None
-            bases.append(v_base[prior.v] + v_count[prior.v] if prior is not None else 0)
-            st = _Entity(v, eid)
-            if k < nch:
-                by_bytes[changed[k]] = st
-                by_id[eid] = st
-            if row is None:
-                st.counts = zero
-                v += 1
-                continue
-            trip = row[:6]
-            st.tu = row
-            st.trip = trip
-            if prior is not None and prior.tu == row:
-                r = st.tu_row = prior.tu_row
-                undo((t_last, r, t_last[r]))
-                t_last[r] = v
-            else:
-                st.tu_row = len(t_rows)
-                t_rows.append(row)
-                t_ent.append(eid)
-                new_v.append(v)
-            same = prior if prior is not None and prior.trip == trip else None
-            jobs.append((k, v, same, len(heads), st, None))
-            jk.append(k)
-            jv.append(v)
-            jhead.append(len(heads))
-            plo.append(same.occ_lo if same is not None else 0)
-            phi.append(same.occ_hi if same is not None else 0)
-            heads.append((part, eid, trip[0], trip[1], trip[4]))
-            n = row[10]
-            st.counts = (0, 1, n, 0, 0)
-            n_stu += n
-            v += 1
-        n = v - v0  # the versions (as _version adds them), and the rows stored, in one step each
+        h0, v0 = len(heads), len(self.v_count)
+        bases, new_v, jobs, jk, plo, phi, n_stu = NATIVE.store_trips(
+            infos, changed, by_bytes, by_id, prev_id, _Entity, v0, self.v_base, self.v_count, tb.rows, tb.entity, tb.last_v,
+            self._undo, heads, part)
+        self._jobs = jobs  # the states of the trip updates, in order (their stop_time_updates: _stu_native)
+        n = len(infos)  # the versions (as _version adds them: one per item of infos), and the rows stored, in one step each
         self.v_first.extend([ts] * n)
         self.v_last.extend([ts] * n)
-        v_count.extend([1] * n)
-        v_base.extend(bases)
+        self.v_count.extend([1] * n)
+        self.v_base.extend(bases)
         tb.part.extend([part] * len(new_v))
         tb.first_v.extend(new_v)
-        t_last.extend(new_v)
-        n_tu, n_new = len(jobs), len(new_v)
-        self._job_cols = (jk, jv, jhead, plo, phi)
-        return n_tu, n_stu, n_new
+        tb.last_v.extend(new_v)
+        self._job_cols = (jk, v0, h0, plo, phi)
+        return len(jobs), n_stu, len(new_v)
 
     def _stu_native(self, data: bytes, res: tuple) -> int:
         """Store the stop_time_updates of ``_jobs`` as found and hashed by the C extension (``res``, of
@@ -789,7 +806,10 @@ class HourParser:
 
         _, bk, bs, bl, b1, b2, longs = res
         jobs = self._jobs
-        jk, jv, jhead, plo, phi = (np.array(c, dtype=np.int64) for c in self._job_cols)
+        jk, v0, h0, plo, phi = self._job_cols
+        jk, plo, phi = (np.array(c, dtype=np.int64) for c in (jk, plo, phi))
+        jv = jk + v0  # the version of the k-th item of infos
+        jhead = np.arange(h0, h0 + len(jobs), dtype=np.int64)
         kpos = np.full(int(jk[-1]) + 1, -1, dtype=np.int64)
         kpos[jk] = np.arange(len(jobs), dtype=np.int64)
         job = kpos[np.frombuffer(bk, dtype=np.int64)]
@@ -984,8 +1004,9 @@ class HourParser:
         self.stus.add(mb, start[new], start[new] + length[new], jhead[job[new]], jv[job[new]])
         lo = occ.extend(h1, h2, length, row, first.astype(np.int64))
         at = (lo + np.concatenate([[0], np.cumsum(np.bincount(job, minlength=nj))])).tolist()
-        for j, a, b in zip(jobs, at, at[1:]):
-            j[4].occ_lo, j[4].occ_hi = a, b
+        for j, a, b in zip(jobs, at, at[1:]):  # the native path's jobs are the states themselves
+            st = j if cols is not None else j[4]
+            st.occ_lo, st.occ_hi = a, b
         return nn
 
     def _stu_match(self, job, h1, h2, length, plo, phi):
@@ -1062,7 +1083,7 @@ class HourParser:
         current version of an entity of the last snapshot (only those are extended or counted again)."""
         import numpy as np
 
-        live = np.array(sorted({st.v for by_b, by_i in self._prev.values() for st in (*by_b.values(), *by_i.values())}),
+        live = np.array(sorted({st.v for st in self._live()}),
                         dtype=np.int64)
         versions = self._versions()
         done, kept = [], []
@@ -1195,6 +1216,12 @@ def _strings(values: list) -> pa.Array:
     import numpy as np
 
     n = len(values)
+    if NATIVE is not None and values.__class__ is list:
+        got = NATIVE.strings(values)
+        if got is not None:
+            valid, offsets, data, nulls = got
+            return pa.Array.from_buffers(_S, n, [pa.py_buffer(valid) if nulls else None, pa.py_buffer(offsets),
+                                                 pa.py_buffer(data)], null_count=nulls)
     nulls = values.count(None)
     enc = list(map(str.encode, values if not nulls else ["" if v is None else v for v in values]))  # map: a loop in C
     lengths = np.fromiter(map(len, enc), dtype=np.int64, count=n)
@@ -1229,6 +1256,12 @@ def _col(values: list, typ: pa.DataType) -> pa.Array:
         return _strings(values)
     if pa.types.is_dictionary(typ):
         return _strings(values).dictionary_encode()
+    if NATIVE is not None and (typ == _I64 or typ == _I32) and values.__class__ is list:
+        got = NATIVE.ints(values, 8 if typ == _I64 else 4)
+        if got is not None:  # None: a value that is not an int, or past the type (below: stored as null)
+            valid, data, nulls = got
+            return pa.Array.from_buffers(typ, len(values), [pa.py_buffer(valid) if nulls else None, pa.py_buffer(data)],
+                                         null_count=nulls)
     arr = np.array(values, dtype=object)  # numpy's loops in C, not a generator per value
     valid = None
     if None in values:

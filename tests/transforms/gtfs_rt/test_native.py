@@ -228,3 +228,144 @@ def test_a_value_past_its_columns_type_is_stored_as_null_not_a_crash(monkeypatch
     assert added == [True]
     [row] = tables["rt_trip_updates"]
     assert (row["direction_id"], row["timestamp"], row["delay"], row["trip_id"]) == (None, None, 5, "t")
+
+
+def _mixed_hour() -> list[tuple[str, bytes]]:
+    """Return a bench-made hour in which the extension gives way to the Python path now and then: a header given twice
+    (split refuses it: split_message reads it), a vehicle among the changed entities (trip_updates refuses it), an entity
+    given twice, an entity whose bytes come back after a snapshot without them."""
+    hour = _bus_hour(12)
+    header = pb.FeedMessage.FromString(hour[0]).header.SerializeToString()
+    out = []
+    for k, d in enumerate(hour):
+        vehicle = pb.FeedMessage()
+        vehicle.entity.add(id="bus-1").vehicle.vehicle.id = str(k)  # changed in each snapshot
+        vehicle_b = vehicle.SerializePartialToString()  # entities only
+        if k in (3, 4, 9):
+            d = d + b"\x0a" + bytes([len(header)]) + header  # the header again: split() gives way to split_message
+        if k in (5, 6, 11):
+            d = d + vehicle_b  # a vehicle: trip_updates() gives way to upb
+        if k == 7:
+            ents = split_message(d)[1]
+            d = d + parse._field2(ents[0]) + parse._field2(ents[5])  # two duplicates
+        if k == 8:
+            ents = split_message(d)[1]
+            d = b"\x0a" + bytes([len(header)]) + header + b"".join(map(parse._field2, ents[10:]))  # ten gone, back next
+        out.append(("trip_updates", d))
+    return out
+
+
+def test_both_paths_give_the_same_tables_when_the_extension_gives_way_in_the_middle_of_an_hour(monkeypatch):
+    snaps = _mixed_hour()
+    splits, reads = [], []
+    real_split, real_read = nw.split, nw.trip_updates
+    monkeypatch.setattr(nw, "split", lambda *a: splits.append(r := real_split(*a)) or r)
+    monkeypatch.setattr(nw, "trip_updates", lambda *a: reads.append(r := real_read(*a)) or r)
+    native, added = _tables(snaps, native=True, monkeypatch=monkeypatch)
+    assert all(added)
+    assert [k for k, r in enumerate(splits) if r is None] == [3, 4, 9]
+    assert sum(r is None for r in reads) == 3 and sum(r is not None for r in reads) == 6
+    assert (native, added) == _tables(snaps, native=False, monkeypatch=monkeypatch)
+
+
+def test_bad_state_arguments_are_an_error_not_a_read_out_of_bounds():
+    z, one = np.zeros(1, dtype=np.int64), np.ones(1, dtype=np.int64)
+    with pytest.raises(IndexError):  # a range past its data
+        nw.unchanged_pos(b"ab", z, np.array([3], dtype=np.int64), b"", b"", b"", [], [], [], 0)
+    with pytest.raises(IndexError):
+        nw.unchanged_pos(b"", b"", b"", b"ab", one, z, [None], [], [], 0)
+    with pytest.raises(ValueError):  # one state per previous entity
+        nw.unchanged_pos(b"", b"", b"", b"ab", z, one, [], [], [], 0)
+    st = parse._Entity(5, "e")  # its version past v_count
+    with pytest.raises(IndexError):
+        nw.unchanged_pos(b"a", z, one, b"a", z, one, [st], [1], [None], 0)
+    with pytest.raises(ValueError):  # one hash per previous entity
+        nw.unchanged_pos(b"a", z, one, b"a", z, one, [st], [1], [None], 0, b"")
+    with pytest.raises(ValueError):
+        nw.store_trips([("e",)], [], [], {}, {}, parse._Entity, 0, [], [], [], [], [], [], [], "p")
+    with pytest.raises(ValueError):
+        nw.store_trips([("e", (1, 2))], [], [], {}, {}, parse._Entity, 0, [], [], [], [], [], [], [], "p")
+    assert nw.strings(["a", 1]) is None and nw.strings(["\ud800"]) is None and nw.strings(("a",)) is None
+    assert nw.ints([1, "a"], 8) is None and nw.ints([2**31], 4) is None and nw.ints([2**63], 8) is None
+    assert nw.ints([True], 8) is None
+    with pytest.raises(ValueError):
+        nw.ints([1], 2)
+
+
+def test_columns_built_in_c_equal_the_python_ones(monkeypatch):
+    import pyarrow as pa
+
+    values = ["a", None, "東京駅", "", "x" * 300, None] * 7
+    ints = [0, None, -5, 2**31 - 1, -(2**31), None] * 7
+    got = (parse._strings(values), parse._col(ints, pa.int32()), parse._col(ints, pa.int64()))
+    monkeypatch.setattr(parse, "NATIVE", None)
+    assert got == (parse._strings(values), parse._col(ints, pa.int32()), parse._col(ints, pa.int64()))
+
+
+def test_the_extension_leaks_no_references(monkeypatch):
+    import sys
+
+    snaps = _mixed_hour()[:8]
+    _tables(snaps, native=True, monkeypatch=monkeypatch)
+    probes = [d for _, d in snaps] + [parse._Entity, parse._TRIP_REL_NAMES]
+    before = [sys.getrefcount(x) for x in probes]
+    blocks = sys.getallocatedblocks()
+    for _ in range(3):
+        _tables(snaps, native=True, monkeypatch=monkeypatch)
+    assert [sys.getrefcount(x) for x in probes] == before
+    assert sys.getallocatedblocks() - blocks < 10_000  # three hours of ~30,000 rows each: nothing kept
+    s, i = "abc", 12345678901
+    rs, ri = sys.getrefcount(s), sys.getrefcount(i)
+    for _ in range(1000):
+        nw.strings([s, None, s])
+        nw.ints([i, None], 8)
+        nw.ints([i, "x"], 8)
+    assert (sys.getrefcount(s), sys.getrefcount(i)) == (rs, ri)
+
+
+def test_unchanged_entities_found_by_position_are_those_a_dict_of_their_bytes_finds():
+    """unchanged_pos against the plain rule (the first entity with given bytes; a later one is a duplicate), on random
+    snapshots with many equal, overlapping, empty and same-length entities, and ranges or states that do not fit."""
+    rng = random.Random(7)
+    for _ in range(300):
+        data_p = bytes(rng.choice(b"ab\x00") for _ in range(rng.randrange(0, 40)))
+        data = bytes(rng.choice(b"ab\x00") for _ in range(rng.randrange(0, 40)))
+
+        def ranges(d):
+            n = rng.randrange(0, 12)
+            st = [rng.randrange(0, len(d) + 1) for _ in range(n)]
+            en = [rng.randrange(s, min(len(d), s + 9) + 1) for s in st]
+            return np.array(st, dtype=np.int64), np.array(en, dtype=np.int64)
+
+        pst, pen = ranges(data_p)
+        est, een = ranges(data)
+        pkeys = [data_p[a:b] for a, b in zip(pst, pen)]
+        pstates = [parse._Entity(k, "e", counts=(0, 1, k, 0, 0)) if pkeys.index(kb) == k and rng.random() < 0.9 else None
+                   for k, kb in enumerate(pkeys)]
+        first = {}
+        for st, kb in zip(pstates, pkeys):
+            first.setdefault(kb, st)
+        v_count, v_last = [1] * len(pkeys), [0] * len(pkeys)
+        got = nw.unchanged_pos(data, est, een, data_p, pst, pen, pstates, v_count, v_last, 99,
+                               *([None] if rng.random() < 0.5 else []))
+        changed, dups, seen, hits = [], [], set(), []
+        for i, (a, b) in enumerate(zip(est, een)):
+            kb = data[a:b]
+            if kb in seen:
+                dups.append(i)
+            elif first.get(kb) is None:
+                changed.append(i)
+            else:
+                hits.append(first[kb])
+            seen.add(kb)
+        assert got[0] == changed and got[1] == dups and got[2] == [st.v for st in hits]
+        assert got[5] == [0, len(hits), sum(st.v for st in hits), 0, 0]
+        assert all(v_count[st.v] == 2 and v_last[st.v] == 99 for st in hits)
+        again = nw.unchanged_pos(data, est, een, data, est, een, got[6], [1] * len(pkeys), [0] * len(pkeys), 0, got[7])
+        assert again[0] == [i for i in range(len(est)) if i not in dups and got[6][i] is None]  # the hashes given back
+        assert again[1] == dups and again[2] == got[2]
+        bad = een.copy()
+        if len(bad):
+            bad[-1] = len(data) + 1
+            with pytest.raises(IndexError):
+                nw.unchanged_pos(data, est, bad, data_p, pst, pen, pstates, v_count, v_last, 0)

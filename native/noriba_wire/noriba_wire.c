@@ -1230,6 +1230,51 @@ done:
  * once more (v_count[v] += 1, v_last[v] = ts, the values before in ``old_counts`` and ``old_lasts``) and its rows per
  * table summed into ``rows``; else it is changed (its index in ``changed``).
  */
+/* Carry an unchanged entity's state over: append its version (st.v) to hv and add its five row counts (st.counts) to
+   sums. Return 0, or -1 with an exception set. */
+static int carry_state(PyObject *st, PyObject *hv, Py_ssize_t sums[5]) {
+    PyObject *v = PyObject_GetAttr(st, S_v), *c = PyObject_GetAttr(st, S_counts);
+    if (!v || !c || PyList_Append(hv, v) < 0 || !PyTuple_Check(c) || PyTuple_GET_SIZE(c) != 5) {
+        if (c && !PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "counts: 5 values");
+        Py_XDECREF(v);
+        Py_XDECREF(c);
+        return -1;
+    }
+    Py_DECREF(v);
+    for (int t = 0; t < 5; t++) {
+        Py_ssize_t x = PyLong_AsSsize_t(PyTuple_GET_ITEM(c, t));
+        if (x == -1 && PyErr_Occurred()) {
+            Py_DECREF(c);
+            return -1;
+        }
+        sums[t] += x;
+    }
+    Py_DECREF(c);
+    return 0;
+}
+
+/* For each carried version in hv: append its count and last timestamp as they were (the caller's undo) to oc and ol,
+   then count it once more and set its last timestamp to ts. Return 0, or -1 with an exception set. */
+static int bump_versions(PyObject *hv, PyObject *v_count, PyObject *v_last, PyObject *oc, PyObject *ol, PyObject *one,
+                         PyObject *ts) {
+    Py_ssize_t nh = PyList_GET_SIZE(hv);
+    for (Py_ssize_t j = 0; j < nh; j++) {
+        PyObject *a = list_at(v_count, PyList_GET_ITEM(hv, j)), *b = a ? list_at(v_last, PyList_GET_ITEM(hv, j)) : NULL;
+        if (!b || PyList_Append(oc, a) < 0 || PyList_Append(ol, b) < 0) return -1;
+    }
+    for (Py_ssize_t j = 0; j < nh; j++) {
+        PyObject *vi = PyList_GET_ITEM(hv, j), *a = list_at(v_count, vi);
+        if (!a) return -1;
+        PyObject *a1 = PyNumber_Add(a, one);
+        if (!a1) return -1;
+        Py_ssize_t k = PyLong_AsSsize_t(vi); /* checked by list_at */
+        PyList_SetItem(v_count, k, a1);
+        Py_INCREF(ts);
+        PyList_SetItem(v_last, k, ts);
+    }
+    return 0;
+}
+
 static PyObject *unchanged(PyObject *self, PyObject *args) {
     PyObject *ents, *prev_bytes, *by_bytes, *v_count, *v_last, *ts;
     if (!PyArg_ParseTuple(args, "O!O!O!O!O!O", &PyList_Type, &ents, &PyDict_Type, &prev_bytes, &PyDict_Type, &by_bytes,
@@ -1262,41 +1307,11 @@ static PyObject *unchanged(PyObject *self, PyObject *args) {
             Py_DECREF(st);
             goto done;
         }
-        PyObject *v = PyObject_GetAttr(st, S_v), *c = PyObject_GetAttr(st, S_counts);
+        int bad = carry_state(st, hv, sums);
         Py_DECREF(st);
-        if (!v || !c || PyList_Append(hv, v) < 0 || !PyTuple_Check(c) || PyTuple_GET_SIZE(c) != 5) {
-            if (c && !PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "counts: 5 values");
-            Py_XDECREF(v);
-            Py_XDECREF(c);
-            goto done;
-        }
-        Py_DECREF(v);
-        for (int t = 0; t < 5; t++) {
-            Py_ssize_t x = PyLong_AsSsize_t(PyTuple_GET_ITEM(c, t));
-            if (x == -1 && PyErr_Occurred()) {
-                Py_DECREF(c);
-                goto done;
-            }
-            sums[t] += x;
-        }
-        Py_DECREF(c);
+        if (bad) goto done;
     }
-    /* every value before (as the caller's undo needs them), then the counts */
-    Py_ssize_t nh = PyList_GET_SIZE(hv);
-    for (Py_ssize_t j = 0; j < nh; j++) {
-        PyObject *a = list_at(v_count, PyList_GET_ITEM(hv, j)), *b = a ? list_at(v_last, PyList_GET_ITEM(hv, j)) : NULL;
-        if (!b || PyList_Append(oc, a) < 0 || PyList_Append(ol, b) < 0) goto done;
-    }
-    for (Py_ssize_t j = 0; j < nh; j++) {
-        PyObject *vi = PyList_GET_ITEM(hv, j), *a = list_at(v_count, vi);
-        if (!a) goto done;
-        PyObject *a1 = PyNumber_Add(a, one);
-        if (!a1) goto done;
-        Py_ssize_t k = PyLong_AsSsize_t(vi); /* checked by list_at */
-        PyList_SetItem(v_count, k, a1);
-        Py_INCREF(ts);
-        PyList_SetItem(v_last, k, ts);
-    }
+    if (bump_versions(hv, v_count, v_last, oc, ol, one, ts) < 0) goto done;
     rows = Py_BuildValue("[nnnnn]", sums[0], sums[1], sums[2], sums[3], sums[4]);
     if (rows) res = PyTuple_Pack(6, changed, dups, hv, oc, ol, rows);
 done:
@@ -1477,39 +1492,9 @@ static PyObject *unchanged_pos(PyObject *self, PyObject *args) {
         }
         Py_INCREF(st);
         PyList_SetItem(states, i, st); /* steals */
-        PyObject *v = PyObject_GetAttr(st, S_v), *c = PyObject_GetAttr(st, S_counts);
-        if (!v || !c || PyList_Append(hv, v) < 0 || !PyTuple_Check(c) || PyTuple_GET_SIZE(c) != 5) {
-            if (c && !PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "counts: 5 values");
-            Py_XDECREF(v);
-            Py_XDECREF(c);
-            goto done;
-        }
-        Py_DECREF(v);
-        for (int t = 0; t < 5; t++) {
-            Py_ssize_t x = PyLong_AsSsize_t(PyTuple_GET_ITEM(c, t));
-            if (x == -1 && PyErr_Occurred()) {
-                Py_DECREF(c);
-                goto done;
-            }
-            sums[t] += x;
-        }
-        Py_DECREF(c);
+        if (carry_state(st, hv, sums) < 0) goto done; /* st is held by states */
     }
-    Py_ssize_t nh = PyList_GET_SIZE(hv);
-    for (Py_ssize_t j = 0; j < nh; j++) { /* every value before (the caller's undo), then the counts */
-        PyObject *a = list_at(v_count, PyList_GET_ITEM(hv, j)), *c = a ? list_at(v_last, PyList_GET_ITEM(hv, j)) : NULL;
-        if (!c || PyList_Append(oc, a) < 0 || PyList_Append(ol, c) < 0) goto done;
-    }
-    for (Py_ssize_t j = 0; j < nh; j++) {
-        PyObject *vi = PyList_GET_ITEM(hv, j), *a = list_at(v_count, vi);
-        if (!a) goto done;
-        PyObject *a1 = PyNumber_Add(a, one);
-        if (!a1) goto done;
-        Py_ssize_t k = PyLong_AsSsize_t(vi);
-        PyList_SetItem(v_count, k, a1);
-        Py_INCREF(ts);
-        PyList_SetItem(v_last, k, ts);
-    }
+    if (bump_versions(hv, v_count, v_last, oc, ol, one, ts) < 0) goto done;
     rows = Py_BuildValue("[nnnnn]", sums[0], sums[1], sums[2], sums[3], sums[4]);
     hashes = PyBytes_FromStringAndSize((const char *)cur.hash, n * 8);
     if (rows && hashes) res = PyTuple_Pack(8, changed, dups, hv, oc, ol, rows, states, hashes);

@@ -424,8 +424,12 @@ async def archive_async(ws: Workspace, specs: list, *, duration_s: float | None 
             await halt(sid)
         for sid, spec in wanted.items():
             if sid not in running:
+                try:
+                    await start(spec, lambda p: 0.0)
+                except InputError as exc:  # e.g. its key's environment variable is unset: said; the other feeds go on
+                    log.warning("%s: not archived: %s", sid, " ".join(str(exc).split())[:300])
+                    continue
                 log.warning("%s: archiving it from now on", sid)
-                await start(spec, lambda p: 0.0)
 
     def offsets(polls_total: int):
         seen = iter(range(polls_total))  # the URLs are spread over the poll interval, not all fetched at the same instant

@@ -358,6 +358,10 @@ def test_the_service_reads_its_specs_again_starting_new_feeds_and_stopping_remov
             wait_until(lambda: first.requests, proc)
             (feeds / "tram-rt.yml").write_text(f"id: tram-rt\nkind: gtfs-rt\nrealtime:\n  combined: {second.url}\n  poll_s: 1\n")
             wait_until(lambda: second.requests, proc)
+            (feeds / "keyed-rt.yml").write_text(f"id: keyed-rt\nkind: gtfs-rt\nrealtime:\n  combined: {second.url}\n"
+                                                "  headers: {X-Api-Key: {env: NORIBA_TEST_UNSET_KEY}}\n")  # its key unset
+            wait_until(lambda: "keyed-rt: not archived" in err_file.read_text(), proc)
+            (feeds / "keyed-rt.yml").unlink()
             (feeds / "bus-rt.yml").unlink()
             wait_until(lambda: "bus-rt: its spec is gone" in err_file.read_text(), proc)
             asked = len(first.requests)

@@ -80,10 +80,6 @@ class OdsBook(Workbook):
             self._names = [(ev[1], "content.xml") for ev in self._events(names_only=True) if ev[0] == "sheet"]
         return self._names
 
-    @sheets.setter
-    def sheets(self, value) -> None:  # Workbook.__init__ does not set it for an .ods; kept for symmetry
-        self._names = value
-
     def stream(self, name: str) -> Stream:
         """Return the stream of the sheet ``name``; :meth:`rows` reads it (the sheets before it are passed over)."""
         for st, rows in self.sheets_stream():

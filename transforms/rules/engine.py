@@ -252,10 +252,62 @@ def run_rules(
     con, present = open_tables(tables_dir, con=con, files=files)
     restore = _bound_memory(con, _spill_dir(tables_dir))
     try:
-        return _run(con, present, rules, validation_date=validation_date, profile=profile, params=params,
-                    sample_limit=sample_limit, progress=progress)
+        release = _hold_small(con, present)
+        try:
+            return _run(con, present, rules, validation_date=validation_date, profile=profile, params=params,
+                        sample_limit=sample_limit, progress=progress)
+        finally:
+            release()
     finally:
         restore()
+
+
+#: A feed whose tables hold at most this many rows in all is copied into DuckDB's memory for the rules
+#: (NORIBA_RULES_HOLD_ROWS overrides it; 0: never). Each of a small feed's ~140 queries otherwise opens and decodes
+#: the Parquet files it reads again; a bigger feed's tables stay on disk, read by the queries within the memory limit.
+HOLD_ROWS = 1_000_000
+
+
+def _hold_small(con: duckdb.DuckDBPyConnection, present: frozenset[str]) -> Callable[[], None]:
+    """Copy the tables into the database when the feed is small (:data:`HOLD_ROWS`); return what puts the views back.
+
+    Each view then reads its copy, in the same row order; the copies are dropped and the views point at the
+    Parquet files again when the rules are done."""
+    import os
+
+    from transforms.canonical import COLUMNS_TABLE
+
+    try:
+        limit = int(os.environ.get("NORIBA_RULES_HOLD_ROWS", HOLD_ROWS))
+    except ValueError:
+        limit = HOLD_ROWS
+    names = sorted(present) + [COLUMNS_TABLE]
+    if limit <= 0 or not present:
+        return lambda: None
+    rows = con.execute(" + ".join(f"(SELECT count(*) FROM {_q(n)})" for n in names).join(("SELECT ", ""))).fetchall()[0][0]
+    if rows > limit:
+        return lambda: None
+    views = dict(con.execute("SELECT view_name, sql FROM duckdb_views() WHERE NOT internal AND view_name IN "
+                             f"({', '.join(_sql_str(n) for n in names)})").fetchall())
+    held = []
+    try:
+        for n in names:
+            if n not in views:
+                continue
+            con.execute(f"CREATE OR REPLACE TABLE {_q('_rules_held_' + n)} AS SELECT * FROM {_q(n)}")
+            held.append(n)
+            con.execute(f"CREATE OR REPLACE VIEW {_q(n)} AS SELECT * FROM {_q('_rules_held_' + n)}")
+    except BaseException:
+        _put_back(con, held, views)
+        raise
+    return lambda: _put_back(con, held, views)
+
+
+def _put_back(con: duckdb.DuckDBPyConnection, held: list[str], views: dict[str, str]) -> None:
+    """Point the views of ``held`` at what they read before (``views``: their CREATE VIEW) and drop the copies."""
+    for n in held:
+        con.execute(views[n].replace("CREATE VIEW", "CREATE OR REPLACE VIEW", 1))
+        con.execute(f"DROP TABLE IF EXISTS {_q('_rules_held_' + n)}")
 
 
 #: How a rule's findings are ordered before its samples are cut: every column, so the samples kept are the same on every run.
@@ -323,12 +375,14 @@ def _run(con: duckdb.DuckDBPyConnection, present: frozenset[str], rules, *, vali
     done: list[tuple[int, pa.Table, float] | None] = [None] * len(plans)
 
     def take() -> tuple[int, list[str]] | None:
-        """Return the next rule this cursor may run and the shared tables it must build first; None when none is left."""
+        """Return the next rule this cursor may run and the shared tables it must build first; None when none is left.
+
+        One shared table is built at a time (:func:`_may_start`)."""
         with cond:
             while pending and not failed:
                 for k, i in enumerate(pending):
                     uses = plans[i][2]
-                    if all(state.get(name) != "building" for name in uses):
+                    if _may_start(uses, state):
                         del pending[k]
                         mine = [name for name in uses if name not in state]
                         for name in mine:
@@ -399,6 +453,15 @@ def _run(con: duckdb.DuckDBPyConnection, present: frozenset[str], rules, *, vali
         seconds[rule.code] = seconds.get(rule.code, 0.0) + spent
     notices = pa.concat_tables(tables) if tables else rows_table([], NOTICE_SCHEMA)  # (empty_table imports pandas)
     return RuleRun(notices=notices, counts=counts, seconds=seconds)
+
+
+def _may_start(uses: tuple[str, ...], state: dict[str, str]) -> bool:
+    """Return whether a rule reading the shared tables ``uses`` may start, given each table's state ('building' or
+    'ready'; absent: not built yet). It may when each is ready, or when it builds those not built yet and no other
+    cursor is building one: two builds at once (the legs and the shape matches of a big feed) share DuckDB's memory
+    limit and spill more, which cost more CPU than their overlap saved (bench/README.md, issue 18, session 10)."""
+    building = "building" in state.values()
+    return all(state.get(name) == "ready" or (name not in state and not building) for name in uses)
 
 
 def _findings(con: duckdb.DuckDBPyConnection, rule: Rule, sql: str, sample_limit: int) -> tuple[int, pa.Table]:

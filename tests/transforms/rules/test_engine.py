@@ -207,3 +207,46 @@ def test_reference_lists_are_one_table_of_the_run_not_a_list_in_every_query():
         sql = next(r for r in FORMAT_RULES if r.code == code).sql(Context(validation_date=date(2024, 1, 1), materialise=spy))
         assert "VALUES" not in sql and "Asia/Tokyo'), (" not in sql
     assert asked == ["ref_timezones", "ref_languages", "ref_currencies"]
+
+
+def test_a_small_feed_is_held_in_memory_for_the_rules_and_its_views_read_the_files_again_after(tmp_path, monkeypatch):
+    import duckdb
+
+    out = _tables(tmp_path)
+    reads = Rule("test_reads", WARNING, "test", sql=lambda ctx: "SELECT 'x' AS file, NULL AS line, NULL AS field, "
+                 "string_agg(table_name, ',' ORDER BY table_name) AS value, 'x' AS message FROM duckdb_tables() "
+                 "WHERE table_name LIKE '_rules_held_%'")
+    every_stop = Rule("test_every_stop", WARNING, "test", sql=lambda ctx: "SELECT 'stops.txt' AS file, _line AS line, "
+                      "'stop_id' AS field, stop_id AS value, stop_name AS message FROM stops")
+    con = duckdb.connect()
+    held = run_rules(out, rules=[reads, every_stop], con=con)
+    assert "_rules_held_stops" in held.notices.column("value").to_pylist()[0]
+    assert not con.sql("SELECT count(*) FROM duckdb_tables() WHERE table_name LIKE '_rules_held_%'").fetchall()[0][0]
+    assert "read_parquet" in con.sql("SELECT sql FROM duckdb_views() WHERE view_name = 'stops'").fetchall()[0][0]
+    monkeypatch.setenv("NORIBA_RULES_HOLD_ROWS", "0")  # never held: the same findings from the files
+    on_disk = run_rules(out, rules=[reads, every_stop], con=duckdb.connect())
+    assert on_disk.notices.column("value").to_pylist()[0] is None  # nothing held
+    assert on_disk.counts == held.counts
+    assert on_disk.notices.filter(pa.compute.equal(on_disk.notices.column("code"), "test_every_stop")).to_pylist() == \
+        held.notices.filter(pa.compute.equal(held.notices.column("code"), "test_every_stop")).to_pylist()
+
+
+def test_a_feed_over_the_hold_limit_is_read_from_its_files(tmp_path, monkeypatch):
+    import duckdb
+
+    out = _tables(tmp_path)
+    monkeypatch.setenv("NORIBA_RULES_HOLD_ROWS", "1")
+    reads = Rule("test_reads", WARNING, "test", sql=lambda ctx: "SELECT 'x' AS file, NULL AS line, NULL AS field, "
+                 "sql AS value, 'x' AS message FROM duckdb_views() WHERE view_name = 'stops'")
+    (row,) = run_rules(out, rules=[reads], con=duckdb.connect()).notices.to_pylist()
+    assert "read_parquet" in row["value"]
+
+
+def test_a_cursor_starts_no_shared_table_while_another_is_being_built():
+    from transforms.rules.engine import _may_start
+
+    building = {"legs": "building"}
+    assert _may_start((), building) and not _may_start(("legs",), building)
+    assert not _may_start(("ordered",), building)  # two builds at once share the memory limit and spill
+    assert _may_start(("ordered",), {"legs": "ready"}) and _may_start(("legs", "ordered"), {"legs": "ready"})
+    assert _may_start(("ordered",), {})

@@ -375,14 +375,12 @@ def _run(con: duckdb.DuckDBPyConnection, present: frozenset[str], rules, *, vali
     done: list[tuple[int, pa.Table, float] | None] = [None] * len(plans)
 
     def take() -> tuple[int, list[str]] | None:
-        """Return the next rule this cursor may run and the shared tables it must build first; None when none is left.
-
-        One shared table is built at a time (:func:`_may_start`)."""
+        """Return the next rule this cursor may run and the shared tables it must build first; None when none is left."""
         with cond:
             while pending and not failed:
                 for k, i in enumerate(pending):
                     uses = plans[i][2]
-                    if _may_start(uses, state):
+                    if all(state.get(name) != "building" for name in uses):
                         del pending[k]
                         mine = [name for name in uses if name not in state]
                         for name in mine:
@@ -453,15 +451,6 @@ def _run(con: duckdb.DuckDBPyConnection, present: frozenset[str], rules, *, vali
         seconds[rule.code] = seconds.get(rule.code, 0.0) + spent
     notices = pa.concat_tables(tables) if tables else rows_table([], NOTICE_SCHEMA)  # (empty_table imports pandas)
     return RuleRun(notices=notices, counts=counts, seconds=seconds)
-
-
-def _may_start(uses: tuple[str, ...], state: dict[str, str]) -> bool:
-    """Return whether a rule reading the shared tables ``uses`` may start, given each table's state ('building' or
-    'ready'; absent: not built yet). It may when each is ready, or when it builds those not built yet and no other
-    cursor is building one: two builds at once (the legs and the shape matches of a big feed) share DuckDB's memory
-    limit and spill more, which cost more CPU than their overlap saved (bench/README.md, issue 18, session 10)."""
-    building = "building" in state.values()
-    return all(state.get(name) == "ready" or (name not in state and not building) for name in uses)
 
 
 def _findings(con: duckdb.DuckDBPyConnection, rule: Rule, sql: str, sample_limit: int) -> tuple[int, pa.Table]:

@@ -240,13 +240,3 @@ def test_a_feed_over_the_hold_limit_is_read_from_its_files(tmp_path, monkeypatch
                  "sql AS value, 'x' AS message FROM duckdb_views() WHERE view_name = 'stops'")
     (row,) = run_rules(out, rules=[reads], con=duckdb.connect()).notices.to_pylist()
     assert "read_parquet" in row["value"]
-
-
-def test_a_cursor_starts_no_shared_table_while_another_is_being_built():
-    from transforms.rules.engine import _may_start
-
-    building = {"legs": "building"}
-    assert _may_start((), building) and not _may_start(("legs",), building)
-    assert not _may_start(("ordered",), building)  # two builds at once share the memory limit and spill
-    assert _may_start(("ordered",), {"legs": "ready"}) and _may_start(("legs", "ordered"), {"legs": "ready"})
-    assert _may_start(("ordered",), {})

@@ -24,6 +24,7 @@ import time
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -36,6 +37,9 @@ from transforms.gbfs.parse import SnapshotReader, sort_key
 from transforms.gbfs.spec import GbfsOptions, gbfs_options
 from transforms.notices import NOTICE_SCHEMA, QUARANTINE_SCHEMA
 from warehouse.runstate import feed_lock, sweep
+
+if TYPE_CHECKING:
+    from warehouse.gbfs import Writer
 
 #: Largest single GBFS file read from a folder when the spec gives no source.max_bytes (a big free-floating system is a few MB).
 DEFAULT_MAX_FILE_BYTES = 256 << 20
@@ -259,10 +263,13 @@ def ingest(ws: Workspace, feed_id: str, path: Path, *, spec: FeedSpec | None = N
     if not files:
         raise InputError(f"{path}: no .json file to read (feed '{feed_id}'); give the folder a poller wrote GBFS snapshots into")
     _say(progress, f"{feed_id}: reading {len(files):,} GBFS file(s) from {path}")
-    with feed_lock(ws, feed_id):
+    from warehouse.gbfs import Writer
+
+    with feed_lock(ws, feed_id), Writer(ws) as writer:
         batches = _stage_chunks(ws, feed_id, _chunks(files, max_bytes), source=str(path), opts=opts, spec=spec,
-                                timezone_name=timezone_name, progress=progress, specs_dir=specs_dir, archive=archive)
-        return _publish_batches(ws, feed_id, batches, opts=opts, progress=progress, export=export)
+                                timezone_name=timezone_name, progress=progress, specs_dir=specs_dir, archive=archive,
+                                writer=writer)
+        return _publish_batches(ws, feed_id, batches, opts=opts, progress=progress, export=export, writer=writer)
 
 
 #: A batch holds at most this many files or bytes (memory bound); a bigger folder is read as several batches.
@@ -271,27 +278,31 @@ MAX_BATCH_BYTES = 256 << 20
 
 
 def _chunks(files: list[tuple[str, Path | str]], max_bytes: int):
-    """Yield lists of (name, bytes) of consecutive files, each list within MAX_BATCH_FILES and MAX_BATCH_BYTES."""
+    """Yield (list of (name, bytes) of consecutive files, whether it is the last list), each list within MAX_BATCH_FILES
+    and MAX_BATCH_BYTES."""
     chunk: list[tuple[str, bytes]] = []
     size = 0
     for name, path in files:
         data = _read_limited(path, max_bytes)
         if chunk and (len(chunk) >= MAX_BATCH_FILES or size + len(data) > MAX_BATCH_BYTES):
-            yield chunk
+            yield chunk, False
             chunk, size = [], 0
         chunk.append((name, data))
         size += len(data)
     if chunk:
-        yield chunk
+        yield chunk, True
 
 
-def _stage_chunks(ws: Workspace, feed_id: str, chunks, **kw) -> list[dict]:
-    """Return the staged batches of ``chunks`` (lists of (name, bytes)); only the last keeps its tables in memory (memory
-    stays bounded by one batch), to be published from them."""
+def _stage_chunks(ws: Workspace, feed_id: str, chunks, *, writer: "Writer | None" = None, **kw) -> list[dict]:
+    """Return the staged batches of ``chunks`` ((list of (name, bytes), last?)); only the last keeps its tables in memory
+    (memory stays bounded by one batch), to be published from them. ``writer`` (warehouse.gbfs.Writer) starts preparing
+    the publish when the last batch is staged (the publish lock is not held while earlier ones are)."""
     batches: list[dict] = []
-    for chunk in chunks:
+    for chunk, last in chunks:
         if batches:
             batches[-1].pop("tables", None)
+        if last and writer is not None:
+            writer.start()
         batches.append(_stage_batch(ws, feed_id, chunk, **kw))
     return batches
 
@@ -306,7 +317,7 @@ def _ingest_items(ws: Workspace, feed_id: str, items, *, source: str, opts: Gbfs
 
 
 def _publish_batches(ws: Workspace, feed_id: str, batches: list[dict], *, opts: GbfsOptions, progress: Progress | None,
-                     export: bool) -> dict:
+                     export: bool, writer: "Writer | None" = None) -> dict:
     """Return the result of staged batches: nothing to do when none is new, else the feed published (and exported)."""
     new = [b for b in batches if b["status"] == "batch"]
     skipped = sum(b["skipped"] for b in batches)
@@ -315,7 +326,10 @@ def _publish_batches(ws: Workspace, feed_id: str, batches: list[dict], *, opts: 
         return {"feed_id": feed_id, "status": "unchanged", "feed_version": meta.get("feed_version"), "skipped": skipped,
                 "message": f"{feed_id}: no new GBFS file ({skipped:,} already ingested); nothing to do"}
     memory = {b["batch_id"]: b.pop("tables") for b in new if "tables" in b}
-    out = publish_feed(ws, feed_id, opts=opts, progress=progress, new_batches=[b["batch_id"] for b in new], memory=memory)
+    out = publish_feed(ws, feed_id, opts=opts, progress=progress, new_batches=[b["batch_id"] for b in new], memory=memory,
+                       writer=writer)
+    if writer is not None:
+        writer.close()  # the lock released and the readers' copy made before the export reads it
     del memory
     notices: dict[str, int] = {}
     for b in new:
@@ -436,7 +450,7 @@ def _feed_meta(metas: list[dict]) -> dict:
 
 
 def publish_feed(ws: Workspace, feed_id: str, *, opts: GbfsOptions | None = None, progress: Progress | None = None,
-                 new_batches: list[str] | None = None, memory: dict[str, dict] | None = None) -> dict:
+                 new_batches: list[str] | None = None, memory: dict[str, dict] | None = None, writer: "Writer | None" = None) -> dict:
     """Return the feed's meta after publishing its lake batches (warehouse/gbfs.py).
 
     With ``new_batches`` (those just staged), a warehouse holding the feed as it was before them gets only their rows,
@@ -458,7 +472,7 @@ def publish_feed(ws: Workspace, feed_id: str, *, opts: GbfsOptions | None = None
                  or before["spec"] != meta["spec"] or not firsts)
         append = {"previous_version": before["feed_version"], "batches": sorted(fresh), "marts_from": None if whole else min(firsts)}
     _say(progress, f"{feed_id}: publishing version {meta['feed_version']} and the marts")
-    counts = publish_gbfs(ws, feed_id, meta=meta, max_gap_s=opts.max_gap_s, append=append, memory=memory)
+    counts = publish_gbfs(ws, feed_id, meta=meta, max_gap_s=opts.max_gap_s, append=append, memory=memory, writer=writer)
     return {"feed_id": feed_id, "status": "new", **meta, "published": counts,
             "publish_mode": append.get("published", "whole") if append else "whole",
             "marts_from": append.get("marts_from") if append and append.get("published") == "incremental" else None}
@@ -865,10 +879,12 @@ def ingest_archive(ws: Workspace, feed_id: str, *, spec: FeedSpec | None = None,
     opts = gbfs_options(spec) if spec is not None else GbfsOptions()
     max_bytes = min(spec.source.max_bytes, DEFAULT_MAX_FILE_BYTES) if spec is not None else DEFAULT_MAX_FILE_BYTES
     _say(progress, f"{feed_id}: reading {len(files):,} archived GBFS file(s) of {len(pending)} hour(s) from {folder}")
-    with feed_lock(ws, feed_id):
+    from warehouse.gbfs import Writer
+
+    with feed_lock(ws, feed_id), Writer(ws) as writer:
         batches = _stage_chunks(ws, feed_id, _chunks(files, max_bytes), source=str(folder), opts=opts, spec=spec,
-                                timezone_name=None, progress=progress, specs_dir=specs_dir, archive=False)
-        out = _publish_batches(ws, feed_id, batches, opts=opts, progress=progress, export=export)
+                                timezone_name=None, progress=progress, specs_dir=specs_dir, archive=False, writer=writer)
+        out = _publish_batches(ws, feed_id, batches, opts=opts, progress=progress, export=export, writer=writer)
         try:
             done = json.loads((folder / INGESTED).read_text())
             done = done if isinstance(done, dict) else {}

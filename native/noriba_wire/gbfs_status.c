@@ -88,10 +88,19 @@ static inline Q ws(Q p, Q e) {
 
 /* A string at *pp ('"'): its raw bytes in *out; *esc set when it holds an escape. Strict UTF-8, no control characters,
  * no \u escapes. */
+/* 1 for the bytes a string's scan must look at: '"', '\\', control characters and every byte of a multi-byte character. */
+static uint8_t special[256];
+
+static void init_special(void) {
+    for (int c = 0; c < 256; c++) special[c] = c < 0x20 || c == '"' || c == '\\' || c >= 0x80;
+}
+
 static int scan_str(Q *pp, Q e, Span *out, int *esc) {
     Q p = *pp + 1, s = p;
     *esc = 0;
     for (;;) {
+        while (e - p >= 4 && !special[p[0]] && !special[p[1]] && !special[p[2]] && !special[p[3]]) p += 4;
+        while (p < e && !special[*p]) p++;
         if (p >= e) return -1;
         uint8_t c = *p;
         if (c == '"') break;
@@ -701,6 +710,7 @@ PyObject *noriba_gbfs_status(PyObject *self, PyObject *args) {
     PyObject *o_docs, *o_names;
     int threads = 1;
     if (!PyArg_ParseTuple(args, "O!O!|i", &PyList_Type, &o_docs, &PyList_Type, &o_names, &threads)) return NULL;
+    if (!special['"']) init_special();
     Py_ssize_t nd = PyList_GET_SIZE(o_docs);
     if (PyList_GET_SIZE(o_names) != nd) {
         PyErr_SetString(PyExc_ValueError, "docs and names differ in length");

@@ -367,8 +367,13 @@ class SnapshotReader:
         read) for any other document, which the general reader then reads. The rows are those the general reader makes."""
         try:
             doc = _STATUS_DECODER.decode(data)
-        except (msgspec.DecodeError, RecursionError):
+        except (msgspec.DecodeError, RecursionError, UnicodeDecodeError):  # msgspec raises the last on text that is not UTF-8
             return False
+        if not data.isascii():  # msgspec skips the fields it does not read without checking their UTF-8; json.loads does not
+            try:
+                data.decode("utf-8", "surrogatepass")
+            except UnicodeDecodeError:
+                return False
         stations = doc.data.stations
         ts = epoch_of(doc.last_updated)
         if not stations or ts is None:  # no station: the contents say station_information; no time: quarantined

@@ -625,6 +625,9 @@ typedef struct {
 } Job;
 
 static void run_job(Job *j) {
+    size_t bytes = 0;
+    for (Py_ssize_t i = j->a; i < j->b; i++) bytes += (size_t)j->bufs[i].len;
+    if (gv_grow(&j->out.rows, bytes / 192 * sizeof(Row)) < 0) j->out.oom = 1; /* a station takes ~250 bytes of JSON */
     for (Py_ssize_t i = j->a; i < j->b && !j->out.oom; i++) {
         Q p = j->bufs[i].buf;
         document(p, p + j->bufs[i].len, &j->out, &j->res[i]);

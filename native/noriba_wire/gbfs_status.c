@@ -775,7 +775,7 @@ PyObject *noriba_gbfs_status(PyObject *self, PyObject *args) {
             jobs[t].res = res;
         }
     }
-    Py_ssize_t n = 0;
+    Py_ssize_t n = 0, fdata = 0, sdata = 0;
     Py_BEGIN_ALLOW_THREADS
 #ifdef GS_THREADS
     pthread_t th;
@@ -789,9 +789,23 @@ PyObject *noriba_gbfs_status(PyObject *self, PyObject *args) {
     run_job(&jobs[0]);
 #endif
     oom = jobs[0].out.oom || jobs[1].out.oom;
+    /* the text columns' sizes (32-bit offsets: a document past them is left to the Python path) */
     for (Py_ssize_t i = 0; i < nd; i++) {
-        if (nm[i] == NULL) res[i].ok = 0;
-        res[i].thread = i >= jobs[1].a && nj == 2;
+        FileRes *f = &res[i];
+        f->thread = i >= jobs[1].a && nj == 2;
+        if (nm[i] == NULL) f->ok = 0;
+        if (!f->ok) continue;
+        Py_ssize_t s = 0;
+        const Row *rows = (const Row *)jobs[f->thread].out.rows.d + f->row0;
+        for (size_t r = 0; r < f->nrows; r++) s += rows[r].sidlen;
+        Py_ssize_t fl = nml[i] * (Py_ssize_t)f->nrows;
+        if (fdata + fl > INT32_MAX || sdata + s > INT32_MAX) {
+            f->ok = 0;
+            continue;
+        }
+        fdata += fl;
+        sdata += s;
+        n += f->nrows;
     }
     /* the new ids of each document, in order */
     nsid = PyMem_RawCalloc(nd ? nd : 1, sizeof(size_t));
@@ -827,7 +841,6 @@ PyObject *noriba_gbfs_status(PyObject *self, PyObject *args) {
                 ntid[i]++;
             }
         }
-        n += f->nrows;
         prev = rows;
         nprev = f->nrows;
     }
@@ -836,24 +849,6 @@ PyObject *noriba_gbfs_status(PyObject *self, PyObject *args) {
         PyErr_NoMemory();
         goto done;
     }
-    /* string data sizes (32-bit offsets: a document past them is left to the Python path) */
-    Py_ssize_t fdata = 0, sdata = 0, nrow = 0;
-    for (Py_ssize_t i = 0; i < nd; i++) {
-        FileRes *f = &res[i];
-        if (!f->ok) continue;
-        Py_ssize_t s = 0;
-        const Row *rows = (const Row *)jobs[f->thread].out.rows.d + f->row0;
-        for (size_t r = 0; r < f->nrows; r++) s += rows[r].sidlen;
-        Py_ssize_t fl = nml[i] * (Py_ssize_t)f->nrows;
-        if (fdata + fl > INT32_MAX || sdata + s > INT32_MAX) {
-            PyErr_SetString(PyExc_OverflowError, "gbfs_status: more than 2 GiB of text in one batch");
-            goto done;
-        }
-        fdata += fl;
-        sdata += s;
-        nrow += f->nrows;
-    }
-    n = nrow;
     Py_ssize_t nbm = (n + 7) / 8;
     Py_ssize_t sizes[NOUT] = {(n + 1) * 4, fdata, n * 8, (n + 1) * 4, sdata, n * 8, nbm, n * 8, nbm, n * 8, nbm, n * 8,
                               nbm, nbm, nbm, nbm, nbm, nbm};

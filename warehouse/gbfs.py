@@ -119,7 +119,7 @@ def _insert(con: duckdb.DuckDBPyConnection, sql: str, params: list, paths: list[
 
 
 def publish_gbfs(ws: Workspace, feed_id: str, *, meta: dict, max_gap_s: int = 300, append: dict | None = None,
-                 memory: dict[str, dict] | None = None, writer: "Writer | None" = None) -> dict:
+                 memory: dict[str, dict] | None = None, writer: "Writer | None" = None, pending: dict | None = None) -> dict:
     """Return row counts published for a GBFS feed: all its lake batches replace its warehouse rows and marts in one transaction.
 
     ``append`` ({"previous_version", "batches", "marts_from"}): if the warehouse holds the feed's ``previous_version``, only
@@ -127,10 +127,11 @@ def publish_gbfs(ws: Workspace, feed_id: str, *, meta: dict, max_gap_s: int = 30
     seconds; None: all of them); otherwise everything is replaced as without it. Counts are of the rows inserted.
     ``memory`` ({batch id: {table: Arrow table}}): batches just staged, whose tables (those its lake files hold) are
     inserted as they are instead of being read back from the lake. ``writer``: a Writer already started (its connection
-    opened while the batch was read), else one is made here.
+    opened while the batch was read), else one is made here. ``pending`` ({batch id: Future}): batches of ``memory`` whose
+    lake files are still being written; the commit waits for them (the lake holds every batch the warehouse does).
     """
     def job(con: duckdb.DuckDBPyConnection) -> dict:
-        return _publish_on(con, ws, feed_id, meta=meta, max_gap_s=max_gap_s, append=append, memory=memory)
+        return _publish_on(con, ws, feed_id, meta=meta, max_gap_s=max_gap_s, append=append, memory=memory, pending=pending or {})
 
     if writer is not None:
         return writer.run(job)
@@ -139,11 +140,11 @@ def publish_gbfs(ws: Workspace, feed_id: str, *, meta: dict, max_gap_s: int = 30
 
 
 def _publish_on(con: duckdb.DuckDBPyConnection, ws: Workspace, feed_id: str, *, meta: dict, max_gap_s: int,
-                append: dict | None, memory: dict[str, dict] | None) -> dict:
+                append: dict | None, memory: dict[str, dict] | None, pending: dict) -> dict:
     """Return publish_gbfs's counts, published through ``con`` (the writer's connection, prepared by Writer; under the
     publish lock)."""
     memory = memory or {}
-    batches = batch_files(ws, feed_id)
+    batches = sorted(set(batch_files(ws, feed_id)) | set(pending))
     if not batches:
         raise FileNotFoundError(f"{feed_id}: nothing in the lake to publish; ingest snapshots first")
     counts: dict[str, int] = {}
@@ -155,7 +156,8 @@ def _publish_on(con: duckdb.DuckDBPyConnection, ws: Workspace, feed_id: str, *, 
         # removed by another kind's publish under the same id)
         present = bool(held) or con.execute("SELECT count(*) FROM (SELECT 1 FROM gbfs.files WHERE feed_id = ? LIMIT 1)",
                                             [feed_id]).fetchall()[0][0] > 0
-        vehicles = bool(lake_paths(ws, "vehicle_status", feed_id, batches))  # any batch's, not only the new ones'
+        vehicles = (bool(lake_paths(ws, "vehicle_status", feed_id, [b for b in batches if b not in pending]))  # any batch's,
+                    or any("vehicle_status" in memory[b] for b in pending))  # not only the new ones'
         # the station states of the marts are the one batch's rows when the feed is that batch, published whole
         status = (memory[batches[0]].get("station_status") if len(batches) == 1 and batches[0] in memory and not incremental
                   else False)
@@ -203,6 +205,8 @@ def _publish_on(con: duckdb.DuckDBPyConnection, ws: Workspace, feed_id: str, *, 
         # the commit checkpoints straight away (the readers' copy needs the rows in the file), without first writing
         # them to the WAL too
         con.execute("SET checkpoint_threshold = '0b'")
+        for lake in pending.values():  # the lake holds the batches before the warehouse does
+            lake.result()
         con.execute("COMMIT")
         con.execute("CHECKPOINT")
     except BaseException:

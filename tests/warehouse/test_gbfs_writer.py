@@ -124,3 +124,29 @@ def test_a_writer_never_started_does_nothing(tmp_path):
         pass
     assert _file_state(writer_path(ws)) == before and not (writer_path(ws).parent / ".snapshot-pending").exists()
     assert not _writer_threads()
+
+
+def test_a_failed_lake_write_fails_the_ingest_and_nothing_is_committed(tmp_path, monkeypatch):
+    import time
+
+    import noriba.gbfs as ng
+
+    write = ng._write
+
+    def slow_then_fail(table, dest):
+        if "gbfs_station_status" in str(dest):
+            time.sleep(0.3)  # the publish has long reached its commit by now: it must wait for the lake
+            raise OSError(28, "No space left on device")
+        return write(table, dest)
+
+    monkeypatch.setattr(ng, "_write", slow_then_fail)
+    ws = Workspace(tmp_path / "home")
+    with pytest.raises(OSError, match="No space left"):
+        ingest(ws, "town", _system(tmp_path / "in"), export=False, timezone_name="UTC")
+    assert _published_rows(ws, "town") == 0
+    assert not list((ws.lake / "gbfs_batches").glob("**/batch=*.parquet"))  # the batch is not complete in the lake either
+    assert _lock_free(ws) and not _writer_threads()
+    assert not [t for t in threading.enumerate() if t.name.startswith("noriba-gbfs-io")]
+    monkeypatch.setattr(ng, "_write", write)  # the next run ingests the same files whole
+    out = ingest(ws, "town", _system(tmp_path / "in2"), export=False, timezone_name="UTC")
+    assert out["new_files"] == 4 and _published_rows(ws, "town") == 6

@@ -382,8 +382,16 @@ def _stage_batch(ws: Workspace, feed_id: str, items, *, source: str, opts: GbfsO
     new: list[tuple[str, str]] = []
     skipped = 0
     members: list[tuple[str, bytes, str]] = []
-    for name, data in items:  # the new files (by sha256) of the batch
-        sha = hashlib.sha256(data).hexdigest()
+    items = items if isinstance(items, list) else list(items)
+    if not seen and len(items) > 1:  # a first batch: hashed in a thread while its station_status files are decoded ahead
+        hashing = _in_thread(_sha256s, items)
+        try:
+            reader.prime(items)
+        finally:
+            shas = hashing.result()
+    else:
+        shas = _sha256s(items)
+    for (name, data), sha in zip(items, shas):  # the new files (by sha256) of the batch
         if sha in seen:
             skipped += 1
             continue
@@ -434,6 +442,12 @@ def _stage_batch(ws: Workspace, feed_id: str, items, *, source: str, opts: GbfsO
     return {"status": "batch", "batch_id": batch, "new_files": len(new), "skipped": skipped, "batch_rows_in": parsed.rows_in,
             "batch_rows_accepted": parsed.rows_accepted, "batch_rows_quarantined": parsed.rows_quarantined,
             "notices": {c: n for (c, _), n in counts.items()}, "tables": written, "meta": meta, "lake": lake}
+
+
+def _sha256s(items: list[tuple[str, bytes]]) -> list[str]:
+    """Return the sha256 (hex) of each item's bytes (hashlib releases the GIL while it hashes)."""
+    sha = hashlib.sha256
+    return [sha(data).hexdigest() for _, data in items]
 
 
 def _in_thread(fn, *args) -> "Future":

@@ -238,17 +238,54 @@ class SnapshotReader:
         self.timezone: str | None = None
         self._pending: list[tuple[str, bytes, str]] = []  # station_status files not yet read (C decoder)
         self._status_parts: list[pa.RecordBatch] = []  # station_status rows so far, when the C decoder read some
+        self._primed: dict | None = None  # station_status files decoded ahead (prime), until they are added
 
     # ------------------------------------------------------------------ files
+
+    def prime(self, files: list[tuple[str, bytes]]) -> None:
+        """Decode ahead the station_status files among ``files`` ((name, bytes), in the order they will be added), in one
+        call of the C decoder (the GIL released: another thread hashes the files meanwhile). Files then added are read
+        from it as long as they are these very objects in this order; at the first other one, what is left of it is
+        dropped and files are decoded as they come. Without the C decoder, nothing is done."""
+        if NATIVE_STATUS is None:
+            return
+        status = [(n, d) for n, d in files if type(d) is bytes and kind_from_name(n) == "station_status"]
+        if not status:
+            return
+        results, n_rows, cols = NATIVE_STATUS([d for _, d in status], [n for n, _ in status], NATIVE_THREADS)
+        rows, first = 0, []
+        for got in results:  # the first row of each file's rows in the batch
+            first.append(rows)
+            rows += got[3] if got is not None else 0
+        self._primed = {"data": [d for _, d in status], "results": results, "first": first, "at": 0,
+                        "batch": _status_batch(n_rows, cols) if n_rows else None}
+
+    def _from_primed(self, pending: list) -> tuple | None:
+        """Return (results, record batch, its first row) of ``pending`` from the primed decode if it holds them next, in order."""
+        primed = self._primed
+        if primed is None:
+            return None
+        at, data = primed["at"], primed["data"]
+        if len(pending) > len(data) - at or any(d is not data[at + k] for k, (_, d, _) in enumerate(pending)):
+            self._primed = None  # another file came (a duplicate was skipped): decode as files come
+            return None
+        primed["at"] = at + len(pending)
+        if primed["at"] == len(data):
+            self._primed = None
+        return primed["results"][at:at + len(pending)], primed["batch"], primed["first"][at]
 
     def _flush_status(self) -> None:
         """Read the held-back station_status files: in C those it reads exactly as _add_status_typed would (the same rows,
         bookkeeping and schema sampling), the others by the Python path, in the order they were added."""
         pending, self._pending = self._pending, []
-        results, n_rows, cols = NATIVE_STATUS([d for _, d, _ in pending], [nm for nm, _, _ in pending], NATIVE_THREADS)
-        batch = _status_batch(n_rows, cols) if n_rows else None
+        got_primed = self._from_primed(pending)
+        if got_primed is not None:
+            results, batch, base = got_primed
+        else:
+            results, n_rows, cols = NATIVE_STATUS([d for _, d, _ in pending], [nm for nm, _, _ in pending], NATIVE_THREADS)
+            batch, base = (_status_batch(n_rows, cols) if n_rows else None), 0
         c = self.cols["station_status"]
-        done = start = 0  # rows of ``batch`` read so far / not yet in _status_parts
+        done = start = base  # rows of ``batch`` read so far / not yet in _status_parts
         seen, types = self.status_station_ids, self.types_in_station_status
         for (name, data, sha256), got in zip(pending, results):
             if got is None:

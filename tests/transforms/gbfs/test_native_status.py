@@ -18,11 +18,13 @@ NATIVE = P._load_native()
 pytestmark = pytest.mark.skipif(NATIVE is None, reason="noriba_wire (with gbfs_status) is not installed")
 
 
-def _read(files, *, native, batch=P.NATIVE_BATCH, threads=1, **opts):
+def _read(files, *, native, batch=P.NATIVE_BATCH, threads=1, primed=None, **opts):
     saved = P.NATIVE_STATUS, P.NATIVE_BATCH, P.NATIVE_THREADS
     P.NATIVE_STATUS, P.NATIVE_BATCH, P.NATIVE_THREADS = (NATIVE if native else None), batch, threads
     try:
         r = P.SnapshotReader(GbfsOptions(**opts))
+        if primed is not None:  # decoded ahead (as a first batch is while it is hashed), then added
+            r.prime(primed)
         for name, data in files:
             r.add(name, data, sha256=f"sha-{name}")
         parsed = r.finish()
@@ -31,9 +33,11 @@ def _read(files, *, native, batch=P.NATIVE_BATCH, threads=1, **opts):
     return parsed, r
 
 
-def _same(files, *, batch=P.NATIVE_BATCH, threads=1, **opts):
-    """Assert the C decoder and the Python path read ``files`` alike; return the C decoder's result of the batch."""
-    (a, ra), (b, rb) = _read(files, native=False, **opts), _read(files, native=True, batch=batch, threads=threads, **opts)
+def _same(files, *, batch=P.NATIVE_BATCH, threads=1, primed=None, **opts):
+    """Assert the C decoder and the Python path read ``files`` alike (the C decoder's files decoded ahead from ``primed``,
+    if given); return the C decoder's result of the batch."""
+    (a, ra), (b, rb) = (_read(files, native=False, **opts),
+                        _read(files, native=True, batch=batch, threads=threads, primed=primed, **opts))
     for t in a.tables:
         assert a.tables[t].schema == b.tables[t].schema, t
         assert a.tables[t].to_pylist() == b.tables[t].to_pylist(), t
@@ -246,3 +250,39 @@ def test_bad_arguments_raise_not_crash():
     good = json.dumps(_good()[1], ensure_ascii=False).encode()
     assert NATIVE([bytearray(good), good], ["\ud800", "ok"])[0][0] is None  # a name that is not UTF-8: the Python path
     assert NATIVE([bytearray(good), good], ["ok", "ok"])[0][0] is not None
+
+
+def test_files_decoded_ahead_read_as_files_decoded_as_they_come():
+    files = _bench_day()
+    _same(files, primed=files)
+    _same(files, batch=100, primed=files)
+    r = P.SnapshotReader(GbfsOptions())
+    r.prime(files)
+    assert r._primed is not None and len(r._primed["data"]) == 1394
+    for name, data in files:
+        r.add(name, data)
+    r.finish()
+    assert r._primed is None  # all used
+
+
+def test_a_file_left_out_after_decoding_ahead_drops_what_is_left_of_it():
+    files = _bench_day()
+    kept = files[:700] + files[701:]  # one snapshot skipped (its sha256 was seen): the rest is decoded as it comes
+    _same(kept, primed=files)
+    twice = files[:300] + [files[5]] + files[300:]  # another object in the middle
+    _same(twice, primed=files)
+
+
+def test_hostile_copies_decoded_ahead_read_alike():
+    mutants = _mutants()[::5]
+    good = [json.dumps(d, ensure_ascii=False).encode() for d in _good()]
+    files = []
+    for i, m in enumerate(mutants):
+        files.append((f"status/station_status_{i:05d}.json", m))
+        if i % 9 == 0:
+            files.append((f"status/station_status_{i:05d}_ok.json", good[i % 3]))
+        if i % 200 == 100:
+            files.append((f"vehicle_types_{i}.json", json.dumps({"last_updated": 5, "data": {"vehicle_types": [
+                {"vehicle_type_id": "bike", "form_factor": "bicycle", "propulsion_type": "human"}]}}).encode()))
+    _same(files, primed=files)
+    _same(files, batch=37, primed=files)

@@ -274,6 +274,8 @@ def ingest(ws: Workspace, feed_id: str, path: Path, *, spec: FeedSpec | None = N
     from warehouse.gbfs import Writer
 
     with feed_lock(ws, feed_id), Writer(ws) as writer:
+        if len(files) <= MAX_BATCH_FILES:  # one batch, most likely: the writer is prepared while its files are read
+            writer.start()
         batches = _stage_chunks(ws, feed_id, _chunks(files, max_bytes), source=str(path), opts=opts, spec=spec,
                                 timezone_name=timezone_name, progress=progress, specs_dir=specs_dir, archive=archive,
                                 writer=writer)
@@ -303,16 +305,16 @@ def _chunks(files: list[tuple[str, Path | str]], max_bytes: int):
 
 def _stage_chunks(ws: Workspace, feed_id: str, chunks, *, writer: "Writer | None" = None, **kw) -> list[dict]:
     """Return the staged batches of ``chunks`` ((list of (name, bytes), last?)); only the last keeps its tables in memory
-    (memory stays bounded by one batch), to be published from them. ``writer`` (warehouse.gbfs.Writer) starts preparing
-    the publish when the last batch is staged (the publish lock is not held while earlier ones are)."""
+    (memory stays bounded by one batch), to be published from them. ``writer`` (warehouse.gbfs.Writer) is prepared while
+    the last batch is staged, and closed while earlier ones are (the publish lock is not held that long)."""
     batches: list[dict] = []
     try:
         for chunk, last in chunks:
             if batches:  # the next batch reads what the lake holds
                 _wait_lake(batches)
                 batches[-1].pop("tables", None)
-            if last and writer is not None:
-                writer.start()
+            if writer is not None:  # the publish lock is held while the last batch is staged, not while earlier ones are
+                writer.start() if last else writer.close()
             batches.append(_stage_batch(ws, feed_id, chunk, **kw))
     except BaseException:
         for b in batches:  # no thread outlives the ingest
@@ -952,6 +954,8 @@ def ingest_archive(ws: Workspace, feed_id: str, *, spec: FeedSpec | None = None,
     from warehouse.gbfs import Writer
 
     with feed_lock(ws, feed_id), Writer(ws) as writer:
+        if len(files) <= MAX_BATCH_FILES:  # one batch, most likely: the writer is prepared while its files are read
+            writer.start()
         batches = _stage_chunks(ws, feed_id, _chunks(files, max_bytes), source=str(folder), opts=opts, spec=spec,
                                 timezone_name=None, progress=progress, specs_dir=specs_dir, archive=False, writer=writer)
         out = _publish_batches(ws, feed_id, batches, opts=opts, progress=progress, export=export, writer=writer)

@@ -225,7 +225,7 @@ class Writer:
     writer's file, the catalog check and the settings (DuckDB releases the GIL for them, so an ingest reads and decodes
     its files meanwhile). ``run(job)`` runs ``job(con)`` in that thread and returns what it returns (or raises what it
     raised); leaving the block (``close``) closes the connection and releases the lock, which makes the readers' copy,
-    and waits for the thread. The lock's thread-local state stays in the one thread; a deferral of copies
+    and waits for the thread; ``start`` after ``close`` takes the lock again. The lock's thread-local state stays in the one thread; a deferral of copies
     (warehouse.publish.deferred_snapshots) of the thread that made the Writer holds in its thread too.
     """
 
@@ -234,18 +234,22 @@ class Writer:
 
         self.ws = ws
         self._deferral = _deferral(ws)  # the caller's block (shared: a copy made here counts for it)
-        self._jobs: queue.Queue = queue.Queue()
-        self._ready: Future = Future()
-        self._thread = threading.Thread(target=self._main, name="noriba-gbfs-writer", daemon=True)
-        self._started = False
+        self._thread: threading.Thread | None = None
         self._error: BaseException | None = None  # raised by close: the lock's release (the readers' copy) failed
 
     def start(self) -> "Writer":
-        """Start preparing the writer (once)."""
-        if not self._started:
-            self._started = True
+        """Start preparing the writer, unless it is running (after ``close``, a new thread starts: the lock is taken again)."""
+        if self._thread is None or not self._thread.is_alive():
+            self._jobs: queue.Queue = queue.Queue()
+            self._ready: Future = Future()
+            self._thread = threading.Thread(target=self._main, name="noriba-gbfs-writer", daemon=True)
             self._thread.start()
         return self
+
+    @property
+    def running(self) -> bool:
+        """Return True if the writer's thread holds (or is taking) the publish lock."""
+        return self._thread is not None and self._thread.is_alive()
 
     def __enter__(self) -> "Writer":
         return self  # started by start() or the first run()
@@ -264,7 +268,7 @@ class Writer:
     def close(self, *, raising: bool = True) -> None:
         """Close the connection and release the publish lock (replacing the readers' copy after a commit), and wait for it.
         If that failed, then raise its error (unless ``raising`` is False)."""
-        if self._started and self._thread.is_alive():
+        if self.running:
             self._jobs.put(None)
             self._thread.join()
         err, self._error = self._error, None

@@ -150,3 +150,28 @@ def test_a_failed_lake_write_fails_the_ingest_and_nothing_is_committed(tmp_path,
     monkeypatch.setattr(ng, "_write", write)  # the next run ingests the same files whole
     out = ingest(ws, "town", _system(tmp_path / "in2"), export=False, timezone_name="UTC")
     assert out["new_files"] == 4 and _published_rows(ws, "town") == 6
+
+
+@pytest.mark.parametrize("limit", ["files", "bytes"])
+def test_the_publish_lock_is_held_only_while_the_last_batch_is_staged(tmp_path, monkeypatch, limit):
+    import noriba.gbfs as ng
+
+    folder = _system(tmp_path / "in", snapshots=6)
+    if limit == "files":  # 7 files: more than a batch holds, so the writer is not started with the ingest
+        monkeypatch.setattr(ng, "MAX_BATCH_FILES", 3)
+    else:  # few enough files for one batch, but too many bytes: the writer started with the ingest lets the lock go
+        monkeypatch.setattr(ng, "MAX_BATCH_BYTES", 3 * max(p.stat().st_size for p in folder.iterdir()))
+    stage = ng._stage_batch
+    staged = []  # (files so far, whether the lock was held while the batch was staged)
+
+    def watched(ws, feed_id, items, **kw):
+        files = (staged[-1][0] if staged else 0) + len(items)
+        staged.append((files, not _lock_free_soon(ws) if files == 7 else not _lock_free(ws)))
+        return stage(ws, feed_id, items, **kw)
+
+    monkeypatch.setattr(ng, "_stage_batch", watched)
+    ws = Workspace(tmp_path / "home")
+    out = ingest(ws, "town", folder, export=False, timezone_name="UTC")
+    assert len(staged) == 3 and [held for _, held in staged] == [False, False, True]
+    assert out["new_files"] == 7 and _published_rows(ws, "town") == 12
+    assert _lock_free(ws) and not _writer_threads()

@@ -175,3 +175,19 @@ def test_the_publish_lock_is_held_only_while_the_last_batch_is_staged(tmp_path, 
     assert len(staged) == 3 and [held for _, held in staged] == [False, False, True]
     assert out["new_files"] == 7 and _published_rows(ws, "town") == 12
     assert _lock_free(ws) and not _writer_threads()
+
+
+def test_marts_figures_made_beside_the_writer_equal_those_read_from_the_warehouse(tmp_path):
+    import pyarrow as pa
+
+    from warehouse.gbfs import _availability, _premade_marts, _states
+
+    ws = Workspace(tmp_path / "home")
+    ingest(ws, "town", _system(tmp_path / "in", snapshots=5), export=False, timezone_name="UTC")
+    with duckdb.connect(str(ws.warehouse), read_only=True) as con:
+        rows = con.sql("SELECT * EXCLUDE (feed_id, snapshot_time) FROM gbfs.station_status").to_arrow_table()
+        from_sql = _availability(_states(con, "town", "", False), 300)
+    states, figures = _premade_marts(rows, 300)
+    assert figures.to_pylist() == from_sql.to_pylist() and figures.num_rows > 0
+    twice = pa.concat_tables([rows, rows.slice(0, 1)])  # a station twice at one time: DuckDB decides, so not made here
+    assert _premade_marts(twice, 300) is None

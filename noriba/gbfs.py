@@ -403,7 +403,7 @@ def _stage_batch(ws: Workspace, feed_id: str, items, *, source: str, opts: GbfsO
     if members and archive:  # written while the batch is parsed, published (the write and the zip's CRC release the GIL)
         archiving = _in_thread(archive_batch, raw, members)
         archived = archive_target(raw, members)[0]
-    try:
+    try:  # no thread outlives the ingest: a failure here waits for the archive's
         for name, data, sha in members:
             reader.add(name, data, sha256=sha)
             new.append((name, sha))
@@ -411,36 +411,36 @@ def _stage_batch(ws: Workspace, feed_id: str, items, *, source: str, opts: GbfsO
         if not new:
             return {"status": "unchanged", "skipped": skipped}
         parsed = reader.finish()
+        # the system's own time zone; else the one asked for; else the one an earlier batch had (a poll round without
+        # system_information.json); else the spec's
+        tz = parsed.timezone or timezone_name or _last_tz(state["meta"]) or (spec.timezone if spec is not None else None) or "UTC"
+        zone_layer = _zone_layer(opts, ws, specs_dir)
+        tables = dict(parsed.tables)
+        for t in ("station_information", "vehicle_status"):
+            tables[t] = _with_zones(tables[t], zone_layer)
+        batch = hashlib.sha256("".join(f"{n}\t{s}\n" for n, s in new).encode()).hexdigest()[:VERSION_LENGTH]
+        notices, counts = _sampled_notices(parsed.findings)
+        by_sev = {"ERROR": 0, "WARNING": 0, "INFO": 0}
+        for (code, sev), n in counts.items():
+            by_sev[sev] = by_sev.get(sev, 0) + n
+        ts = [t for t in tables["files"].column("snapshot_ts").to_pylist() if t is not None]
+        meta = {"batch_id": batch, "feed_id": feed_id, "source": source, "raw_path": str(archived) if archived else None,
+                "ingested_at": _now(), "files": len(new), "skipped": skipped, "rows_in": parsed.rows_in, "rows_accepted": parsed.rows_accepted,
+                "rows_quarantined": parsed.rows_quarantined, "timezone": tz, "versions": json.dumps(parsed.versions),
+                "notice_codes": json.dumps({c: n for (c, _), n in sorted(counts.items())}),
+                "errors": by_sev["ERROR"], "warnings": by_sev["WARNING"], "infos": by_sev["INFO"],
+                "first_snapshot": min(ts) if ts else None, "last_snapshot": max(ts) if ts else None,
+                "zone_layer": zone_layer.layer_id if zone_layer else None,
+                "spec": json.dumps({**(spec.metadata() if spec else {}), "gbfs": spec.options if spec else {}}, ensure_ascii=False, default=str)}
+        _say(progress, f"{feed_id}: {len(new):,} new file(s), {parsed.rows_in:,} rows; writing the lake")
+        quarantine = _table(parsed.findings.quarantine, QUARANTINE_SCHEMA)
+        # an empty table is not written: publishing reads the batches' files that exist
+        written = {t: table for t, table in (*tables.items(), ("notices", notices), ("quarantine", quarantine)) if table.num_rows or t == "files"}
+        lake = _in_thread(_write_lake, ws, feed_id, batch, written, meta, archiving)
     except BaseException:
         if archiving is not None:
-            archiving.exception()  # no thread outlives the ingest
+            archiving.exception()
         raise
-    # the system's own time zone; else the one asked for; else the one an earlier batch had (a poll round without
-    # system_information.json); else the spec's
-    tz = parsed.timezone or timezone_name or _last_tz(state["meta"]) or (spec.timezone if spec is not None else None) or "UTC"
-    zone_layer = _zone_layer(opts, ws, specs_dir)
-    tables = dict(parsed.tables)
-    for t in ("station_information", "vehicle_status"):
-        tables[t] = _with_zones(tables[t], zone_layer)
-    batch = hashlib.sha256("".join(f"{n}\t{s}\n" for n, s in new).encode()).hexdigest()[:VERSION_LENGTH]
-    notices, counts = _sampled_notices(parsed.findings)
-    by_sev = {"ERROR": 0, "WARNING": 0, "INFO": 0}
-    for (code, sev), n in counts.items():
-        by_sev[sev] = by_sev.get(sev, 0) + n
-    ts = [t for t in tables["files"].column("snapshot_ts").to_pylist() if t is not None]
-    meta = {"batch_id": batch, "feed_id": feed_id, "source": source, "raw_path": str(archived) if archived else None,
-            "ingested_at": _now(), "files": len(new), "skipped": skipped, "rows_in": parsed.rows_in, "rows_accepted": parsed.rows_accepted,
-            "rows_quarantined": parsed.rows_quarantined, "timezone": tz, "versions": json.dumps(parsed.versions),
-            "notice_codes": json.dumps({c: n for (c, _), n in sorted(counts.items())}),
-            "errors": by_sev["ERROR"], "warnings": by_sev["WARNING"], "infos": by_sev["INFO"],
-            "first_snapshot": min(ts) if ts else None, "last_snapshot": max(ts) if ts else None,
-            "zone_layer": zone_layer.layer_id if zone_layer else None,
-            "spec": json.dumps({**(spec.metadata() if spec else {}), "gbfs": spec.options if spec else {}}, ensure_ascii=False, default=str)}
-    _say(progress, f"{feed_id}: {len(new):,} new file(s), {parsed.rows_in:,} rows; writing the lake")
-    quarantine = _table(parsed.findings.quarantine, QUARANTINE_SCHEMA)
-    # an empty table is not written: publishing reads the batches' files that exist
-    written = {t: table for t, table in (*tables.items(), ("notices", notices), ("quarantine", quarantine)) if table.num_rows or t == "files"}
-    lake = _in_thread(_write_lake, ws, feed_id, batch, written, meta, archiving)
     return {"status": "batch", "batch_id": batch, "new_files": len(new), "skipped": skipped, "batch_rows_in": parsed.rows_in,
             "batch_rows_accepted": parsed.rows_accepted, "batch_rows_quarantined": parsed.rows_quarantined,
             "notices": {c: n for (c, _), n in counts.items()}, "tables": written, "meta": meta, "lake": lake}

@@ -188,9 +188,20 @@ def write_export_parquet(part: Path, target: Path, *, feed_id: str, feed_version
                           column_encoding={c: "DELTA_BINARY_PACKED" for c in ints}) as out:
         for batch in pf.iter_batches(batch_size=1 << 20, use_threads=False):
             n = batch.num_rows
-            out.write_batch(pa.record_batch([pa.repeat(pa.scalar(feed_id, pa.string()), n),
-                                             pa.repeat(pa.scalar(feed_version, pa.string()), n), *batch.columns], schema=schema))
+            out.write_batch(pa.RecordBatch.from_arrays([_constant_text(feed_id, n), _constant_text(feed_version, n), *batch.columns],
+                                                       schema=schema))
     return True
+
+
+def _constant_text(value: str, n: int):
+    """Return a string array of ``n`` times ``value``, built from buffers: pyarrow's conversion of a Python value
+    (pa.scalar, pa.array of a list) imports pandas, seconds in a process that has not (the ingest never does)."""
+    import pyarrow as pa
+
+    data = value.encode("utf-8")
+    one = pa.StringArray.from_buffers(1, pa.py_buffer(b"\0\0\0\0" + len(data).to_bytes(4, "little")), pa.py_buffer(data))
+    zeros = pa.Array.from_buffers(pa.int32(), n, [None, pa.py_buffer(bytes(4 * n))])
+    return pa.DictionaryArray.from_arrays(zeros, one).dictionary_decode()
 
 
 #: DuckDB's memory for an export (NORIBA_EXPORT_MEMORY overrides): beyond it the sorts spill to the export's own folder

@@ -238,3 +238,22 @@ def test_export_parquet_of_an_empty_table_keeps_its_columns_and_other_types_are_
     pq.write_table(pa.table({"_line": pa.array([1], pa.int64())}), odd)
     assert not write_export_parquet(odd, tmp_path / "odd-out.parquet", feed_id="f", feed_version="v")
     assert not (tmp_path / "odd-out.parquet").exists()
+
+
+def test_export_parquet_does_not_import_pandas(tmp_path):
+    """pyarrow's conversion of Python values imports pandas (~0.15 s); an ingest never needs it."""
+    import subprocess
+    import sys
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from tests.conftest import ROOT
+
+    pq.write_table(pa.table({"_line": pa.array([2, 3], pa.int32()), "stop_id": ["S1", "S2"]}), tmp_path / "part-0.parquet")
+    code = ("import sys; from pathlib import Path; from warehouse.export import write_export_parquet; "
+            f"write_export_parquet(Path({str(tmp_path / 'part-0.parquet')!r}), Path({str(tmp_path / 'out.parquet')!r}), "
+            "feed_id='港', feed_version='v1'); print('pandas' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True).stdout
+    assert out.strip() == "False"
+    assert pq.read_table(tmp_path / "out.parquet").column("feed_id").to_pylist() == ["港", "港"]

@@ -35,6 +35,7 @@ shutil.rmtree(home, ignore_errors=True)  # the previous run's workspace: not ing
 phase = ["import"]
 peaks = {}
 times = {}
+cpus = {}
 stop = False
 page = os.sysconf("SC_PAGE_SIZE")
 
@@ -56,6 +57,8 @@ def _children(pid):
     return out
 
 def rss():  # this process and its worker processes (`noriba run`'s pool): the sum of their RSS, an upper bound
+    if what != "noriba_run_many":  # no workers: one read, not one per thread (16+ threads, ~5% of a core at 5 ms)
+        return _statm(os.getpid())
     total, todo = 0.0, [os.getpid()]
     while todo:
         pid = todo.pop()
@@ -70,15 +73,21 @@ def sample():
         time.sleep(0.005)
 
 threading.Thread(target=sample, daemon=True).start()
+def cpu_now():  # user+system of this process (all threads) and of its reaped children
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
 t0 = last = time.perf_counter()
+last_cpu = cpu_now()
 
 def mark(name):
-    global last
-    now = time.perf_counter()
+    global last, last_cpu
+    now, now_cpu = time.perf_counter(), cpu_now()
     p = phase[0]
     peaks[p] = max(peaks.get(p, 0.0), rss())
     times[p] = times.get(p, 0.0) + now - last
-    last = now
+    cpus[p] = cpus.get(p, 0.0) + now_cpu - last_cpu
+    last, last_cpu = now, now_cpu
     phase[0] = name
 
 from datetime import date
@@ -131,7 +140,7 @@ else:  # noriba_ingest: the steps of run_feed, in order, timed one by one; norib
     spec = parse_spec({"id": "bench", "kind": "gtfs", "source": {"path": arg}}, where="bench", root=Path("."))
     for rnd in range(2 if what.startswith("noriba_ingest_again") else 1):
         if rnd:
-            times.clear(); peaks.clear(); phase[0] = "import"; t0 = last = time.perf_counter()
+            times.clear(); peaks.clear(); cpus.clear(); phase[0] = "import"; t0 = last = time.perf_counter(); last_cpu = cpu_now()
         mark("fetch")
         fetched = pipeline.fetch(spec, ws)
         mark("parse")
@@ -159,7 +168,7 @@ stop = True
 # the sampled peak, not ru_maxrss: Linux keeps a process's ru_maxrss across execve, so it would be the bench parent's
 cpu = os.times()  # user+system of this process and of its reaped children (the run's workers), all threads
 print(json.dumps({**out, "wall_s": wall, "cpu_s": cpu.user + cpu.system + cpu.children_user + cpu.children_system, "peak_mb": max(peaks.values()), "ru_maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                  "phases": {p: {"s": times[p], "peak_mb": peaks.get(p, 0.0)} for p in times}}))
+                  "phases": {p: {"s": times[p], "cpu_s": cpus.get(p, 0.0), "peak_mb": peaks.get(p, 0.0)} for p in times}}))
 """
 
 
@@ -179,7 +188,7 @@ def measure(what: str, arg: Path, date: str, repeat: int, *, env: dict | None = 
 
 
 def phase_line(r: dict) -> str:
-    return "  ".join(f"{p} {v['s']:.2f}s/{v['peak_mb']:.0f}MB" for p, v in r["phases"].items())
+    return "  ".join(f"{p} {v['s']:.2f}s/{v.get('cpu_s', 0.0):.2f}cpu/{v['peak_mb']:.0f}MB" for p, v in r["phases"].items())
 
 
 def main() -> None:

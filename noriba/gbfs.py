@@ -24,6 +24,7 @@ import time
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -36,6 +37,11 @@ from transforms.gbfs.parse import SnapshotReader, sort_key
 from transforms.gbfs.spec import GbfsOptions, gbfs_options
 from transforms.notices import NOTICE_SCHEMA, QUARANTINE_SCHEMA
 from warehouse.runstate import feed_lock, sweep
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
+
+    from warehouse.gbfs import Writer
 
 #: Largest single GBFS file read from a folder when the spec gives no source.max_bytes (a big free-floating system is a few MB).
 DEFAULT_MAX_FILE_BYTES = 256 << 20
@@ -86,11 +92,12 @@ def known_state(ws: Workspace, feed_id: str) -> dict:
     return out
 
 
-def _metas(ws: Workspace, feed_id: str, batches: list[str] | None = None) -> list[dict]:
-    """Return the meta rows of the feed's complete batches (``batches``, else all of them), oldest first."""
+def _metas(ws: Workspace, feed_id: str, batches: list[str] | None = None, *, skip: set[str] = frozenset()) -> list[dict | None]:
+    """Return the meta rows of the feed's complete batches (``batches``, else all of them), oldest first; None for those
+    in ``skip`` (not read)."""
     from warehouse.gbfs import batch_files
 
-    return [pq.ParquetFile(_lake_dir(ws, "batches", feed_id) / f"batch={b}.parquet").read().to_pylist()[0]
+    return [None if b in skip else pq.ParquetFile(_lake_dir(ws, "batches", feed_id) / f"batch={b}.parquet").read().to_pylist()[0]
             for b in (batch_files(ws, feed_id) if batches is None else batches)]
 
 
@@ -170,8 +177,7 @@ def archive_batch(folder: Path, members: list[tuple[str, bytes, str]]) -> tuple[
     import zipfile
 
     ordered = sorted(members, key=lambda m: m[0])
-    key = hashlib.sha256("".join(f"{n}\t{s}\n" for n, _, s in ordered).encode()).hexdigest()
-    target = folder / f"{key}.zip"
+    target, key = archive_target(folder, ordered)
     if not target.exists():
         tmp = folder / f".incoming-{uuid.uuid4().hex[:12]}.tmp"
         try:
@@ -187,6 +193,12 @@ def archive_batch(folder: Path, members: list[tuple[str, bytes, str]]) -> tuple[
             tmp.unlink(missing_ok=True)
             raise
     return target, key
+
+
+def archive_target(folder: Path, members: list[tuple[str, bytes, str]]) -> tuple[Path, str]:
+    """Return (raw/<feed>/<key>.zip, key) that archive_batch writes ``members`` ((name, bytes, sha256)) to, without writing."""
+    key = hashlib.sha256("".join(f"{n}\t{s}\n" for n, _, s in sorted(members, key=lambda m: m[0])).encode()).hexdigest()
+    return folder / f"{key}.zip", key
 
 
 def _write_stored_zip(path: Path, members: list[tuple[str, bytes, str]]) -> None:
@@ -259,10 +271,15 @@ def ingest(ws: Workspace, feed_id: str, path: Path, *, spec: FeedSpec | None = N
     if not files:
         raise InputError(f"{path}: no .json file to read (feed '{feed_id}'); give the folder a poller wrote GBFS snapshots into")
     _say(progress, f"{feed_id}: reading {len(files):,} GBFS file(s) from {path}")
-    with feed_lock(ws, feed_id):
+    from warehouse.gbfs import Writer
+
+    with feed_lock(ws, feed_id), Writer(ws) as writer:
+        if len(files) <= MAX_BATCH_FILES:  # one batch, most likely: the writer is prepared while its files are read
+            writer.start()
         batches = _stage_chunks(ws, feed_id, _chunks(files, max_bytes), source=str(path), opts=opts, spec=spec,
-                                timezone_name=timezone_name, progress=progress, specs_dir=specs_dir, archive=archive)
-        return _publish_batches(ws, feed_id, batches, opts=opts, progress=progress, export=export)
+                                timezone_name=timezone_name, progress=progress, specs_dir=specs_dir, archive=archive,
+                                writer=writer)
+        return _publish_batches(ws, feed_id, batches, opts=opts, progress=progress, export=export, writer=writer)
 
 
 #: A batch holds at most this many files or bytes (memory bound); a bigger folder is read as several batches.
@@ -271,28 +288,39 @@ MAX_BATCH_BYTES = 256 << 20
 
 
 def _chunks(files: list[tuple[str, Path | str]], max_bytes: int):
-    """Yield lists of (name, bytes) of consecutive files, each list within MAX_BATCH_FILES and MAX_BATCH_BYTES."""
+    """Yield (list of (name, bytes) of consecutive files, whether it is the last list), each list within MAX_BATCH_FILES
+    and MAX_BATCH_BYTES."""
     chunk: list[tuple[str, bytes]] = []
     size = 0
     for name, path in files:
         data = _read_limited(path, max_bytes)
         if chunk and (len(chunk) >= MAX_BATCH_FILES or size + len(data) > MAX_BATCH_BYTES):
-            yield chunk
+            yield chunk, False
             chunk, size = [], 0
         chunk.append((name, data))
         size += len(data)
     if chunk:
-        yield chunk
+        yield chunk, True
 
 
-def _stage_chunks(ws: Workspace, feed_id: str, chunks, **kw) -> list[dict]:
-    """Return the staged batches of ``chunks`` (lists of (name, bytes)); only the last keeps its tables in memory (memory
-    stays bounded by one batch), to be published from them."""
+def _stage_chunks(ws: Workspace, feed_id: str, chunks, *, writer: "Writer | None" = None, **kw) -> list[dict]:
+    """Return the staged batches of ``chunks`` ((list of (name, bytes), last?)); only the last keeps its tables in memory
+    (memory stays bounded by one batch), to be published from them. ``writer`` (warehouse.gbfs.Writer) is prepared while
+    the last batch is staged, and closed while earlier ones are (the publish lock is not held that long)."""
     batches: list[dict] = []
-    for chunk in chunks:
-        if batches:
-            batches[-1].pop("tables", None)
-        batches.append(_stage_batch(ws, feed_id, chunk, **kw))
+    try:
+        for chunk, last in chunks:
+            if batches:  # the next batch reads what the lake holds
+                _wait_lake(batches)
+                batches[-1].pop("tables", None)
+            if writer is not None:  # the publish lock is held while the last batch is staged, not while earlier ones are
+                writer.start() if last else writer.close()
+            batches.append(_stage_batch(ws, feed_id, chunk, **kw))
+    except BaseException:
+        for b in batches:  # no thread outlives the ingest
+            if b.get("lake") is not None:
+                b["lake"].exception()
+        raise
     return batches
 
 
@@ -306,7 +334,7 @@ def _ingest_items(ws: Workspace, feed_id: str, items, *, source: str, opts: Gbfs
 
 
 def _publish_batches(ws: Workspace, feed_id: str, batches: list[dict], *, opts: GbfsOptions, progress: Progress | None,
-                     export: bool) -> dict:
+                     export: bool, writer: "Writer | None" = None) -> dict:
     """Return the result of staged batches: nothing to do when none is new, else the feed published (and exported)."""
     new = [b for b in batches if b["status"] == "batch"]
     skipped = sum(b["skipped"] for b in batches)
@@ -315,7 +343,15 @@ def _publish_batches(ws: Workspace, feed_id: str, batches: list[dict], *, opts: 
         return {"feed_id": feed_id, "status": "unchanged", "feed_version": meta.get("feed_version"), "skipped": skipped,
                 "message": f"{feed_id}: no new GBFS file ({skipped:,} already ingested); nothing to do"}
     memory = {b["batch_id"]: b.pop("tables") for b in new if "tables" in b}
-    out = publish_feed(ws, feed_id, opts=opts, progress=progress, new_batches=[b["batch_id"] for b in new], memory=memory)
+    # a batch whose lake files are still being written is published from memory; the commit waits for them
+    pending = {b["batch_id"]: (b["meta"], b["lake"]) for b in new if b.get("lake") is not None}
+    try:
+        out = publish_feed(ws, feed_id, opts=opts, progress=progress, new_batches=[b["batch_id"] for b in new], memory=memory,
+                           writer=writer, pending=pending)
+    finally:
+        _wait_lake(new)  # written (or failed) before anything else happens; a failure was the publish's
+    if writer is not None:
+        writer.close()  # the lock released and the readers' copy made before the export reads it
     del memory
     notices: dict[str, int] = {}
     for b in new:
@@ -348,60 +384,102 @@ def _stage_batch(ws: Workspace, feed_id: str, items, *, source: str, opts: GbfsO
     new: list[tuple[str, str]] = []
     skipped = 0
     members: list[tuple[str, bytes, str]] = []
-    for name, data in items:  # the new files (by sha256) of the batch
-        sha = hashlib.sha256(data).hexdigest()
+    items = items if isinstance(items, list) else list(items)
+    if not seen and len(items) > 1:  # a first batch: hashed in a thread while its station_status files are decoded ahead
+        hashing = _in_thread(_sha256s, items)
+        try:
+            reader.prime(items)
+        finally:
+            shas = hashing.result()
+    else:
+        shas = _sha256s(items)
+    for (name, data), sha in zip(items, shas):  # the new files (by sha256) of the batch
         if sha in seen:
             skipped += 1
             continue
         seen.add(sha)
         members.append((name, data, sha))
-    archiving = None
-    if members and archive:  # written while the files are parsed (the write and the zip's CRC release the GIL)
-        from concurrent.futures import ThreadPoolExecutor
-
-        pool = ThreadPoolExecutor(max_workers=1)
-        archiving = pool.submit(archive_batch, raw, members)
-        pool.shutdown(wait=False)
-    for name, data, sha in members:
-        reader.add(name, data, sha256=sha)
-        new.append((name, sha))
-    archived = archiving.result()[0] if archiving is not None else None
-    del members
-    if not new:
-        return {"status": "unchanged", "skipped": skipped}
-    parsed = reader.finish()
-    # the system's own time zone; else the one asked for; else the one an earlier batch had (a poll round without
-    # system_information.json); else the spec's
-    tz = parsed.timezone or timezone_name or _last_tz(state["meta"]) or (spec.timezone if spec is not None else None) or "UTC"
-    zone_layer = _zone_layer(opts, ws, specs_dir)
-    tables = dict(parsed.tables)
-    for t in ("station_information", "vehicle_status"):
-        tables[t] = _with_zones(tables[t], zone_layer)
-    batch = hashlib.sha256("".join(f"{n}\t{s}\n" for n, s in new).encode()).hexdigest()[:VERSION_LENGTH]
-    notices, counts = _sampled_notices(parsed.findings)
-    by_sev = {"ERROR": 0, "WARNING": 0, "INFO": 0}
-    for (code, sev), n in counts.items():
-        by_sev[sev] = by_sev.get(sev, 0) + n
-    ts = [t for t in tables["files"].column("snapshot_ts").to_pylist() if t is not None]
-    meta = {"batch_id": batch, "feed_id": feed_id, "source": source, "raw_path": str(archived) if archived else None,
-            "ingested_at": _now(), "files": len(new), "skipped": skipped, "rows_in": parsed.rows_in, "rows_accepted": parsed.rows_accepted,
-            "rows_quarantined": parsed.rows_quarantined, "timezone": tz, "versions": json.dumps(parsed.versions),
-            "notice_codes": json.dumps({c: n for (c, _), n in sorted(counts.items())}),
-            "errors": by_sev["ERROR"], "warnings": by_sev["WARNING"], "infos": by_sev["INFO"],
-            "first_snapshot": min(ts) if ts else None, "last_snapshot": max(ts) if ts else None,
-            "zone_layer": zone_layer.layer_id if zone_layer else None,
-            "spec": json.dumps({**(spec.metadata() if spec else {}), "gbfs": spec.options if spec else {}}, ensure_ascii=False, default=str)}
-    _say(progress, f"{feed_id}: {len(new):,} new file(s), {parsed.rows_in:,} rows; writing the lake")
-    quarantine = _table(parsed.findings.quarantine, QUARANTINE_SCHEMA)
-    written = {}
-    for t, table in (*tables.items(), ("notices", notices), ("quarantine", quarantine)):
-        if table.num_rows or t == "files":  # an empty table is not written: publishing reads the batches' files that exist
-            _write(table, _lake_dir(ws, t, feed_id) / f"batch={batch}.parquet")
-            written[t] = table
-    _write(pa.Table.from_pylist([meta]), _lake_dir(ws, "batches", feed_id) / f"batch={batch}.parquet")  # last: the batch is complete
+    archiving = archived = None
+    if members and archive:  # written while the batch is parsed, published (the write and the zip's CRC release the GIL)
+        archiving = _in_thread(archive_batch, raw, members)
+        archived = archive_target(raw, members)[0]
+    try:  # no thread outlives the ingest: a failure here waits for the archive's
+        for name, data, sha in members:
+            reader.add(name, data, sha256=sha)
+            new.append((name, sha))
+        del members
+        if not new:
+            return {"status": "unchanged", "skipped": skipped}
+        parsed = reader.finish()
+        # the system's own time zone; else the one asked for; else the one an earlier batch had (a poll round without
+        # system_information.json); else the spec's
+        tz = parsed.timezone or timezone_name or _last_tz(state["meta"]) or (spec.timezone if spec is not None else None) or "UTC"
+        zone_layer = _zone_layer(opts, ws, specs_dir)
+        tables = dict(parsed.tables)
+        for t in ("station_information", "vehicle_status"):
+            tables[t] = _with_zones(tables[t], zone_layer)
+        batch = hashlib.sha256("".join(f"{n}\t{s}\n" for n, s in new).encode()).hexdigest()[:VERSION_LENGTH]
+        notices, counts = _sampled_notices(parsed.findings)
+        by_sev = {"ERROR": 0, "WARNING": 0, "INFO": 0}
+        for (code, sev), n in counts.items():
+            by_sev[sev] = by_sev.get(sev, 0) + n
+        ts = [t for t in tables["files"].column("snapshot_ts").to_pylist() if t is not None]
+        meta = {"batch_id": batch, "feed_id": feed_id, "source": source, "raw_path": str(archived) if archived else None,
+                "ingested_at": _now(), "files": len(new), "skipped": skipped, "rows_in": parsed.rows_in, "rows_accepted": parsed.rows_accepted,
+                "rows_quarantined": parsed.rows_quarantined, "timezone": tz, "versions": json.dumps(parsed.versions),
+                "notice_codes": json.dumps({c: n for (c, _), n in sorted(counts.items())}),
+                "errors": by_sev["ERROR"], "warnings": by_sev["WARNING"], "infos": by_sev["INFO"],
+                "first_snapshot": min(ts) if ts else None, "last_snapshot": max(ts) if ts else None,
+                "zone_layer": zone_layer.layer_id if zone_layer else None,
+                "spec": json.dumps({**(spec.metadata() if spec else {}), "gbfs": spec.options if spec else {}}, ensure_ascii=False, default=str)}
+        _say(progress, f"{feed_id}: {len(new):,} new file(s), {parsed.rows_in:,} rows; writing the lake")
+        quarantine = _table(parsed.findings.quarantine, QUARANTINE_SCHEMA)
+        # an empty table is not written: publishing reads the batches' files that exist
+        written = {t: table for t, table in (*tables.items(), ("notices", notices), ("quarantine", quarantine)) if table.num_rows or t == "files"}
+        lake = _in_thread(_write_lake, ws, feed_id, batch, written, meta, archiving)
+    except BaseException:
+        if archiving is not None:
+            archiving.exception()
+        raise
     return {"status": "batch", "batch_id": batch, "new_files": len(new), "skipped": skipped, "batch_rows_in": parsed.rows_in,
             "batch_rows_accepted": parsed.rows_accepted, "batch_rows_quarantined": parsed.rows_quarantined,
-            "notices": {c: n for (c, _), n in counts.items()}, "tables": written}
+            "notices": {c: n for (c, _), n in counts.items()}, "tables": written, "meta": meta, "lake": lake}
+
+
+def _sha256s(items: list[tuple[str, bytes]]) -> list[str]:
+    """Return the sha256 (hex) of each item's bytes (hashlib releases the GIL while it hashes)."""
+    sha = hashlib.sha256
+    return [sha(data).hexdigest() for _, data in items]
+
+
+def _in_thread(fn, *args) -> "Future":
+    """Return the Future of ``fn(*args)`` run in a thread of its own (whoever starts one waits for it before returning)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="noriba-gbfs-io")
+    try:
+        return pool.submit(fn, *args)
+    finally:
+        pool.shutdown(wait=False)
+
+
+def _write_lake(ws: Workspace, feed_id: str, batch: str, tables: dict[str, pa.Table], meta: dict, archiving) -> None:
+    """Write a staged batch's lake files: its tables, then (once its raw archive ``archiving`` is written) its meta row,
+    last, which makes the batch complete (a batch is only ever read once complete)."""
+    for t, table in tables.items():
+        _write(table, _lake_dir(ws, t, feed_id) / f"batch={batch}.parquet")
+    if archiving is not None:
+        archiving.result()
+    _write(pa.Table.from_pylist([meta]), _lake_dir(ws, "batches", feed_id) / f"batch={batch}.parquet")
+
+
+def _wait_lake(batches: list[dict]) -> None:
+    """Wait for the staged batches' lake writes; raise the first one's error."""
+    errors = [e for b in batches if b.get("lake") is not None and (e := b["lake"].exception()) is not None]
+    for b in batches:
+        b["lake"] = None
+    if errors:
+        raise errors[0]
 
 
 _TABLE_NAMES = ("station_information", "station_status", "vehicle_status", "system_information", "vehicle_types", "files",
@@ -436,17 +514,23 @@ def _feed_meta(metas: list[dict]) -> dict:
 
 
 def publish_feed(ws: Workspace, feed_id: str, *, opts: GbfsOptions | None = None, progress: Progress | None = None,
-                 new_batches: list[str] | None = None, memory: dict[str, dict] | None = None) -> dict:
+                 new_batches: list[str] | None = None, memory: dict[str, dict] | None = None, writer: "Writer | None" = None,
+                 pending: dict[str, tuple[dict, "Future"]] | None = None) -> dict:
     """Return the feed's meta after publishing its lake batches (warehouse/gbfs.py).
 
     With ``new_batches`` (those just staged), a warehouse holding the feed as it was before them gets only their rows,
     and the marts' rows of the hours they can change; all of them when they bring station_information (names and zones
     of every hour), or the time zone or the spec changed. Otherwise, or without ``new_batches``, the feed is replaced whole.
+    ``pending`` ({batch id: (meta row, Future of its lake write)}): staged batches whose lake files are being written,
+    published from ``memory``; the commit waits for their lake files.
     """
-    from warehouse.gbfs import lake_paths, publish_gbfs
+    from warehouse.gbfs import batch_files, lake_paths, publish_gbfs
 
     opts = opts or GbfsOptions()
-    metas = _metas(ws, feed_id)
+    pending = pending or {}
+    memory = memory or {}
+    ids = sorted(set(batch_files(ws, feed_id)) | set(pending))
+    metas = [pending[b][0] if b in pending else m for b, m in zip(ids, _metas(ws, feed_id, ids, skip=set(pending)))]
     meta = _feed_meta(metas)
     append = None
     fresh = set(new_batches or ())
@@ -454,11 +538,13 @@ def publish_feed(ws: Workspace, feed_id: str, *, opts: GbfsOptions | None = None
     if fresh and old and len(old) + len(fresh) == len(metas):
         before = _feed_meta(old)
         firsts = [m["first_snapshot"] for m in metas if m["batch_id"] in fresh and m.get("first_snapshot") is not None]
-        whole = (bool(lake_paths(ws, "station_information", feed_id, sorted(fresh))) or before["timezone"] != meta["timezone"]
-                 or before["spec"] != meta["spec"] or not firsts)
+        info = (any("station_information" in memory[b] for b in fresh if b in pending)
+                or bool(lake_paths(ws, "station_information", feed_id, sorted(fresh - set(pending)))))
+        whole = info or before["timezone"] != meta["timezone"] or before["spec"] != meta["spec"] or not firsts
         append = {"previous_version": before["feed_version"], "batches": sorted(fresh), "marts_from": None if whole else min(firsts)}
     _say(progress, f"{feed_id}: publishing version {meta['feed_version']} and the marts")
-    counts = publish_gbfs(ws, feed_id, meta=meta, max_gap_s=opts.max_gap_s, append=append, memory=memory)
+    counts = publish_gbfs(ws, feed_id, meta=meta, max_gap_s=opts.max_gap_s, append=append, memory=memory, writer=writer,
+                          pending={b: lake for b, (_, lake) in pending.items()})
     return {"feed_id": feed_id, "status": "new", **meta, "published": counts,
             "publish_mode": append.get("published", "whole") if append else "whole",
             "marts_from": append.get("marts_from") if append and append.get("published") == "incremental" else None}
@@ -865,10 +951,14 @@ def ingest_archive(ws: Workspace, feed_id: str, *, spec: FeedSpec | None = None,
     opts = gbfs_options(spec) if spec is not None else GbfsOptions()
     max_bytes = min(spec.source.max_bytes, DEFAULT_MAX_FILE_BYTES) if spec is not None else DEFAULT_MAX_FILE_BYTES
     _say(progress, f"{feed_id}: reading {len(files):,} archived GBFS file(s) of {len(pending)} hour(s) from {folder}")
-    with feed_lock(ws, feed_id):
+    from warehouse.gbfs import Writer
+
+    with feed_lock(ws, feed_id), Writer(ws) as writer:
+        if len(files) <= MAX_BATCH_FILES:  # one batch, most likely: the writer is prepared while its files are read
+            writer.start()
         batches = _stage_chunks(ws, feed_id, _chunks(files, max_bytes), source=str(folder), opts=opts, spec=spec,
-                                timezone_name=None, progress=progress, specs_dir=specs_dir, archive=False)
-        out = _publish_batches(ws, feed_id, batches, opts=opts, progress=progress, export=export)
+                                timezone_name=None, progress=progress, specs_dir=specs_dir, archive=False, writer=writer)
+        out = _publish_batches(ws, feed_id, batches, opts=opts, progress=progress, export=export, writer=writer)
         try:
             done = json.loads((folder / INGESTED).read_text())
             done = done if isinstance(done, dict) else {}

@@ -68,8 +68,9 @@ def is_japanese(profile: str | None, languages: list[str]) -> bool:
 def build_report(feed_id: str, feed_version: str, sources: dict[str, Path], *, sample_limit: int = SAMPLE_LIMIT) -> dict:
     """Return the report of one feed version as a JSON-able dict, from its staged or lake files."""
     from transforms.rules.registry import rule_codes
+    from warehouse import scratch
 
-    con = duckdb.connect()
+    con = scratch.cursor()  # read-only queries: the process's scratch database, not a new one per feed
     try:
         meta_rows = con.sql(f"SELECT * FROM read_parquet({_lit(str(sources['meta']))}, hive_partitioning=false)").to_arrow_table().to_pylist()
         meta = meta_rows[0]

@@ -152,6 +152,58 @@ def _count_plain(path: Path, header: list[str], patterns: dict[str, str]) -> int
     return n
 
 
+#: Arrow types of the canonical columns (transforms.canonical.ARROW_TYPES) that write_export_parquet writes itself.
+_PLAIN_ARROW = ("int32", "double", "date32[day]", "string")
+
+
+def write_export_parquet(part: Path, target: Path, *, feed_id: str, feed_version: str) -> bool:
+    """Return True after writing ``target``: the lake partition ``part``'s rows in order, after a ``feed_id`` and a
+    ``feed_version`` column (the rows and types DuckDB's ``COPY (SELECT feed_id, feed_version, *)`` writes); False,
+    writing nothing, if a column is of a type the canonical tables do not have (the caller then lets DuckDB write it).
+
+    pyarrow, a row group at a time (bounded memory), with the lake's encodings (integers delta-encoded, strings
+    dictionary-encoded) and zstd at DuckDB's default level 3: ~3x less CPU than DuckDB's writer on Vilnius x16's
+    stop_times, and a file ~3x smaller.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pf = pq.ParquetFile(part)
+    lake = pf.schema_arrow
+    if any(str(f.type) not in _PLAIN_ARROW for f in lake) or {"feed_id", "feed_version"} & set(lake.names):
+        return False
+    # a column without a null in the partition's statistics is written as required (not null), as DuckDB does
+    md = pf.metadata
+    nulls = [0 if md.num_row_groups else None] * len(lake)
+    for g in range(md.num_row_groups):
+        rg = md.row_group(g)
+        for i in range(len(lake)):
+            st = rg.column(i).statistics
+            nulls[i] = nulls[i] + st.null_count if nulls[i] is not None and st is not None and st.has_null_count else None
+    schema = pa.schema([pa.field("feed_id", pa.string(), nullable=False), pa.field("feed_version", pa.string(), nullable=False)]
+                       + [pa.field(f.name, f.type, nullable=nulls[i] != 0) for i, f in enumerate(lake)])
+    ints = [f.name for f in schema if f.type == pa.int32()]
+    strings = [f.name for f in schema if f.type == pa.string()]
+    with pq.ParquetWriter(target, schema, compression="zstd", compression_level=3, use_dictionary=strings,
+                          column_encoding={c: "DELTA_BINARY_PACKED" for c in ints}) as out:
+        for batch in pf.iter_batches(batch_size=1 << 20, use_threads=False):
+            n = batch.num_rows
+            out.write_batch(pa.RecordBatch.from_arrays([_constant_text(feed_id, n), _constant_text(feed_version, n), *batch.columns],
+                                                       schema=schema))
+    return True
+
+
+def _constant_text(value: str, n: int):
+    """Return a string array of ``n`` times ``value``, built from buffers: pyarrow's conversion of a Python value
+    (pa.scalar, pa.array of a list) imports pandas, seconds in a process that has not (the ingest never does)."""
+    import pyarrow as pa
+
+    data = value.encode("utf-8")
+    one = pa.StringArray.from_buffers(1, pa.py_buffer(b"\0\0\0\0" + len(data).to_bytes(4, "little")), pa.py_buffer(data))
+    zeros = pa.Array.from_buffers(pa.int32(), n, [None, pa.py_buffer(bytes(4 * n))])
+    return pa.DictionaryArray.from_arrays(zeros, one).dictionary_decode()
+
+
 #: DuckDB's memory for an export (NORIBA_EXPORT_MEMORY overrides): beyond it the sorts spill to the export's own folder
 EXPORT_MEMORY = "600MB"
 
@@ -377,10 +429,11 @@ def _export_locked(ws: Workspace, schema, feed_id: str, feed_version: str, meta_
                 write_gtfs_text(con, table, src, header, tmp / table.file_name)
             else:
                 verbatim.append(table.file_name)
-            con.execute(
-                f"COPY (SELECT {lit(feed_id)} AS feed_id, {lit(feed_version)} AS feed_version, * FROM {src}) "
-                f"TO {lit(str(pq_tmp / (tname + '.parquet')))} (FORMAT parquet, COMPRESSION zstd)"
-            )
+            if not write_export_parquet(part, pq_tmp / (tname + ".parquet"), feed_id=feed_id, feed_version=feed_version):
+                con.execute(
+                    f"COPY (SELECT {lit(feed_id)} AS feed_id, {lit(feed_version)} AS feed_version, * FROM {src}) "
+                    f"TO {lit(str(pq_tmp / (tname + '.parquet')))} (FORMAT parquet, COMPRESSION zstd)"
+                )
         other = ws.lake_partition("gtfs_other_files", feed_id, feed_version) / "part-0.parquet"
         if other.exists():
             # one JSON array of a file's records, parsed in one call (not one json.loads per row: seconds on a big file)

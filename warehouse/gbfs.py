@@ -25,6 +25,10 @@ from __future__ import annotations
 
 import csv
 import json
+import queue
+import threading
+from concurrent.futures import Future
+from contextlib import nullcontext
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -116,96 +120,234 @@ def _insert(con: duckdb.DuckDBPyConnection, sql: str, params: list, paths: list[
 
 
 def publish_gbfs(ws: Workspace, feed_id: str, *, meta: dict, max_gap_s: int = 300, append: dict | None = None,
-                 memory: dict[str, dict] | None = None) -> dict:
+                 memory: dict[str, dict] | None = None, writer: "Writer | None" = None, pending: dict | None = None) -> dict:
     """Return row counts published for a GBFS feed: all its lake batches replace its warehouse rows and marts in one transaction.
 
     ``append`` ({"previous_version", "batches", "marts_from"}): if the warehouse holds the feed's ``previous_version``, only
     ``batches`` (the new ones) are inserted, and the marts' rows are rebuilt from the hour of ``marts_from`` (POSIX
     seconds; None: all of them); otherwise everything is replaced as without it. Counts are of the rows inserted.
     ``memory`` ({batch id: {table: Arrow table}}): batches just staged, whose tables (those its lake files hold) are
-    inserted as they are instead of being read back from the lake.
+    inserted as they are instead of being read back from the lake. ``writer``: a Writer already started (its connection
+    opened while the batch was read), else one is made here. ``pending`` ({batch id: Future}): batches of ``memory`` whose
+    lake files are still being written; the commit waits for them (the lake holds every batch the warehouse does).
     """
+    memory, pending = memory or {}, pending or {}
+    ids = sorted(set(batch_files(ws, feed_id)) | set(pending))
+    one = memory[ids[0]].get("station_status") if len(ids) == 1 and ids[0] in memory else None
+    premade: Future = Future()  # the availability mart's figures of a feed that is one batch in memory, computed here
+
+    def job(con: duckdb.DuckDBPyConnection) -> dict:
+        return _publish_on(con, ws, feed_id, meta=meta, max_gap_s=max_gap_s, append=append, memory=memory, pending=pending,
+                           premade=premade)
+
+    with (nullcontext(writer) if writer is not None else Writer(ws)) as w:
+        done = w.submit(job)
+        try:  # while the writer's thread inserts the rows (DuckDB releases the GIL)
+            premade.set_result(_premade_marts(one, max_gap_s) if one is not None else None)
+        except BaseException as exc:  # noqa: BLE001 - the job raises it if it needs the figures
+            premade.set_exception(exc)
+        return done.result()
+
+
+class _NeedsWarehouse(Exception):
+    """The marts' station states must be read from the warehouse (two rows of a station at one time)."""
+
+
+def _premade_marts(status, max_gap_s: int) -> tuple | None:
+    """Return (station states, availability figures) of a feed whose station_status rows are all ``status`` (an Arrow
+    table), as build_marts computes them; None when they must be read from the warehouse."""
+    try:
+        states = _states(None, "", "", status)
+    except _NeedsWarehouse:
+        return None
+    return states, (_availability(states, int(max_gap_s)) if states is not None else None)
+
+
+def _publish_on(con: duckdb.DuckDBPyConnection, ws: Workspace, feed_id: str, *, meta: dict, max_gap_s: int,
+                append: dict | None, memory: dict[str, dict] | None, pending: dict, premade: Future | None = None) -> dict:
+    """Return publish_gbfs's counts, published through ``con`` (the writer's connection, prepared by Writer; under the
+    publish lock)."""
     memory = memory or {}
-    batches = batch_files(ws, feed_id)
+    batches = sorted(set(batch_files(ws, feed_id)) | set(pending))
     if not batches:
         raise FileNotFoundError(f"{feed_id}: nothing in the lake to publish; ingest snapshots first")
     counts: dict[str, int] = {}
-    with publish_lock(ws):
-        con = connect(ws)
+    try:
+        con.execute("BEGIN TRANSACTION")
+        held = con.execute("SELECT feed_version FROM meta.feed_versions WHERE feed_id = ?", [feed_id]).fetchall()
+        incremental = append is not None and held == [(append["previous_version"],)]
+        # a feed with no row yet needs no delete (every publish writes gbfs.files; its meta row alone could have been
+        # removed by another kind's publish under the same id)
+        present = bool(held) or con.execute("SELECT count(*) FROM (SELECT 1 FROM gbfs.files WHERE feed_id = ? LIMIT 1)",
+                                            [feed_id]).fetchall()[0][0] > 0
+        vehicles = (bool(lake_paths(ws, "vehicle_status", feed_id, [b for b in batches if b not in pending]))  # any batch's,
+                    or any("vehicle_status" in memory[b] for b in pending))  # not only the new ones'
+        # the station states of the marts are the one batch's rows when the feed is that batch, published whole
+        status = (memory[batches[0]].get("station_status") if len(batches) == 1 and batches[0] in memory and not incremental
+                  else False)
+        if incremental:
+            batches = [b for b in batches if b in set(append["batches"])]
+        if append is not None:
+            append["published"] = "incremental" if incremental else "whole"
+        for t in (*TABLES, "files"):
+            if present and not incremental:
+                con.execute(f"DELETE FROM gbfs.{t} WHERE feed_id = ?", [feed_id])
+            paths = lake_paths(ws, t, feed_id, [b for b in batches if b not in memory])
+            tables = [memory[b][t] for b in batches if b in memory and t in memory[b]]
+            if not paths and not tables:
+                continue
+            cols = ", ".join(c for c, _ in columns(t))
+            extra = ", to_timestamp(snapshot_ts) AS snapshot_time" if t != "files" else ""
+            counts[f"gbfs.{t}"] = _insert(con, f"INSERT INTO gbfs.{t} BY NAME SELECT ?::VARCHAR AS feed_id, {cols}{extra} FROM $from",
+                                          [feed_id], paths, tables, by_name=True)
+        ver = meta["feed_version"]
+        for target in ("quality.notices", "quality.quarantine"):
+            if incremental:  # the earlier batches' rows stay, under the new version
+                con.execute(f"UPDATE {target} SET feed_version = ? WHERE feed_id = ?", [ver, feed_id])
+            elif present:
+                con.execute(f"DELETE FROM {target} WHERE feed_id = ?", [feed_id])
+        for t, target, cols in (("notices", "quality.notices", "code, severity, file, line, field, value, message"),
+                                ("quarantine", "quality.quarantine", "file, line, code, reason, raw")):
+            paths = lake_paths(ws, t, feed_id, [b for b in batches if b not in memory])
+            tables = [memory[b][t] for b in batches if b in memory and t in memory[b]]
+            if paths or tables:
+                counts[target] = _insert(con, f"INSERT INTO {target} SELECT ?, ?, {cols} FROM $from", [feed_id, ver], paths, tables,
+                                         by_name=False)
+        now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        if held:
+            con.execute("DELETE FROM meta.feed_versions WHERE feed_id = ?", [feed_id])
+        con.execute(
+            "INSERT INTO meta.feed_versions (feed_id, feed_version, content_sha256, source_sha256, source, fetched_at, ingested_at, "
+            "kind, profile, files, rows_in, rows_accepted, rows_quarantined, errors, warnings, infos, notice_codes, spec, "
+            "published_at, service_start, service_end) VALUES (?, ?, ?, ?, ?, ?, ?, 'gbfs', 'gbfs', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [feed_id, ver, ver, meta["source_sha256"], meta["source"], meta["fetched_at"], meta["ingested_at"], meta["files"],
+             meta["rows_in"], meta["rows_accepted"], meta["rows_quarantined"], meta["errors"], meta["warnings"], meta["infos"],
+             meta["notice_codes"], meta["spec"], now, meta.get("first_snapshot"), meta.get("last_snapshot")])
+        build_marts(con, feed_id, tz=meta.get("timezone") or "UTC", max_gap_s=max_gap_s,
+                    since=append.get("marts_from") if incremental else None, fresh=not present, vehicles=vehicles,
+                    status=status, premade=premade.result() if premade is not None and status is not False else None)
+        # the commit checkpoints straight away (the readers' copy needs the rows in the file), without first writing
+        # them to the WAL too
+        con.execute("SET checkpoint_threshold = '0b'")
+        for lake in pending.values():  # the lake holds the batches before the warehouse does
+            lake.result()
+        con.execute("COMMIT")
+        con.execute("CHECKPOINT")
+    except BaseException:
         try:
-            _create(con, writer_path(ws))
-            # one thread: this work is small, and starting and waking DuckDB's other threads costs more CPU than it saves
-            con.execute("SET threads = 1")
-            con.execute("SET preserve_insertion_order = false")
-            con.execute("BEGIN TRANSACTION")
-            held = con.execute("SELECT feed_version FROM meta.feed_versions WHERE feed_id = ?", [feed_id]).fetchall()
-            incremental = append is not None and held == [(append["previous_version"],)]
-            # a feed with no row yet needs no delete (every publish writes gbfs.files; its meta row alone could have been
-            # removed by another kind's publish under the same id)
-            present = bool(held) or con.execute("SELECT count(*) FROM (SELECT 1 FROM gbfs.files WHERE feed_id = ? LIMIT 1)",
-                                                [feed_id]).fetchall()[0][0] > 0
-            vehicles = bool(lake_paths(ws, "vehicle_status", feed_id, batches))  # any batch's, not only the new ones'
-            # the station states of the marts are the one batch's rows when the feed is that batch, published whole
-            status = (memory[batches[0]].get("station_status") if len(batches) == 1 and batches[0] in memory and not incremental
-                      else False)
-            if incremental:
-                batches = [b for b in batches if b in set(append["batches"])]
-            if append is not None:
-                append["published"] = "incremental" if incremental else "whole"
-            for t in (*TABLES, "files"):
-                if present and not incremental:
-                    con.execute(f"DELETE FROM gbfs.{t} WHERE feed_id = ?", [feed_id])
-                paths = lake_paths(ws, t, feed_id, [b for b in batches if b not in memory])
-                tables = [memory[b][t] for b in batches if b in memory and t in memory[b]]
-                if not paths and not tables:
-                    continue
-                cols = ", ".join(c for c, _ in columns(t))
-                extra = ", to_timestamp(snapshot_ts) AS snapshot_time" if t != "files" else ""
-                counts[f"gbfs.{t}"] = _insert(con, f"INSERT INTO gbfs.{t} BY NAME SELECT ?::VARCHAR AS feed_id, {cols}{extra} FROM $from",
-                                              [feed_id], paths, tables, by_name=True)
-            ver = meta["feed_version"]
-            for target in ("quality.notices", "quality.quarantine"):
-                if incremental:  # the earlier batches' rows stay, under the new version
-                    con.execute(f"UPDATE {target} SET feed_version = ? WHERE feed_id = ?", [ver, feed_id])
-                elif present:
-                    con.execute(f"DELETE FROM {target} WHERE feed_id = ?", [feed_id])
-            for t, target, cols in (("notices", "quality.notices", "code, severity, file, line, field, value, message"),
-                                    ("quarantine", "quality.quarantine", "file, line, code, reason, raw")):
-                paths = lake_paths(ws, t, feed_id, [b for b in batches if b not in memory])
-                tables = [memory[b][t] for b in batches if b in memory and t in memory[b]]
-                if paths or tables:
-                    counts[target] = _insert(con, f"INSERT INTO {target} SELECT ?, ?, {cols} FROM $from", [feed_id, ver], paths, tables,
-                                             by_name=False)
-            now = datetime.now(timezone.utc).isoformat(timespec="seconds")
-            if held:
-                con.execute("DELETE FROM meta.feed_versions WHERE feed_id = ?", [feed_id])
-            con.execute(
-                "INSERT INTO meta.feed_versions (feed_id, feed_version, content_sha256, source_sha256, source, fetched_at, ingested_at, "
-                "kind, profile, files, rows_in, rows_accepted, rows_quarantined, errors, warnings, infos, notice_codes, spec, "
-                "published_at, service_start, service_end) VALUES (?, ?, ?, ?, ?, ?, ?, 'gbfs', 'gbfs', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [feed_id, ver, ver, meta["source_sha256"], meta["source"], meta["fetched_at"], meta["ingested_at"], meta["files"],
-                 meta["rows_in"], meta["rows_accepted"], meta["rows_quarantined"], meta["errors"], meta["warnings"], meta["infos"],
-                 meta["notice_codes"], meta["spec"], now, meta.get("first_snapshot"), meta.get("last_snapshot")])
-            build_marts(con, feed_id, tz=meta.get("timezone") or "UTC", max_gap_s=max_gap_s,
-                        since=append.get("marts_from") if incremental else None, fresh=not present, vehicles=vehicles,
-                        status=status)
-            # the commit checkpoints straight away (the readers' copy needs the rows in the file), without first writing
-            # them to the WAL too
-            con.execute("SET checkpoint_threshold = '0b'")
-            con.execute("COMMIT")
-            con.execute("CHECKPOINT")
-        except BaseException:
-            try:
-                con.execute("ROLLBACK")
-            except duckdb.Error:
-                pass
-            raise
-        finally:
-            try:  # a setting is the database's, not the connection's (threads=1 is left: only a holder of the publish
-                con.execute("RESET checkpoint_threshold")  # lock opens the writer's file, so it closes with this connection)
-            finally:
-                con.close()
+            con.execute("ROLLBACK")
+        except duckdb.Error:
+            pass
+        raise
+    finally:  # a setting is the database's, not the connection's (threads=1 is left: only a holder of the publish
+        con.execute("RESET checkpoint_threshold")  # lock opens the writer's file, so it closes with this connection)
     return counts
+
+
+class Writer:
+    """The warehouse's writer for a GBFS publish, prepared in a thread of its own: the publish lock, the connection to the
+    writer's file, the catalog check and the settings (DuckDB releases the GIL for them, so an ingest reads and decodes
+    its files meanwhile). ``submit(job)`` runs ``job(con)`` in that thread (``run`` waits for it); leaving the block
+    (``close``) closes the connection and releases the lock, which makes the readers' copy, and waits for the thread;
+    ``start`` after ``close`` takes the lock again. The lock's thread-local state stays in the one thread; a deferral of
+    copies (warehouse.publish.deferred_snapshots) of the thread that made the Writer holds in its thread too.
+    """
+
+    def __init__(self, ws: Workspace):
+        from warehouse.publish import _deferral
+
+        self.ws = ws
+        self._deferral = _deferral(ws)  # the caller's block (shared: a copy made here counts for it)
+        self._lock = threading.Lock()  # a job is queued only to a thread that will run it or hand it its error
+        self._thread: threading.Thread | None = None
+        self._ended = True  # the thread takes no more jobs
+        self._error: BaseException | None = None  # raised by close: the lock's release (the readers' copy) failed
+
+    def start(self) -> "Writer":
+        """Start preparing the writer, unless it is running (after ``close``, a new thread starts: the lock is taken again)."""
+        with self._lock:
+            self._start()
+        return self
+
+    def _start(self) -> None:
+        if self._ended:
+            self._jobs: queue.Queue = queue.Queue()
+            self._ended = False
+            self._thread = threading.Thread(target=self._main, name="noriba-gbfs-writer", daemon=True)
+            self._thread.start()
+
+    @property
+    def running(self) -> bool:
+        """Return True if the writer's thread holds (or is taking) the publish lock."""
+        return self._thread is not None and self._thread.is_alive()
+
+    def __enter__(self) -> "Writer":
+        return self  # started by start() or the first submit()
+
+    def __exit__(self, exc_type, *_) -> None:
+        self.close(raising=exc_type is None)  # an error on the way out does not hide the one that ended the block
+
+    def run(self, job):
+        """Return ``job(con)`` run in the writer's thread under the publish lock; raise what preparing the writer or the job raised."""
+        return self.submit(job).result()
+
+    def submit(self, job) -> Future:
+        """Return the Future of ``job(con)``, run in the writer's thread under the publish lock (or of what preparing it raised)."""
+        done: Future = Future()
+        with self._lock:
+            self._start()
+            self._jobs.put((job, done))
+        return done
+
+    def close(self, *, raising: bool = True) -> None:
+        """Close the connection and release the publish lock (replacing the readers' copy after a commit), and wait for it.
+        If that failed, then raise its error (unless ``raising`` is False)."""
+        with self._lock:
+            if not self._ended:
+                self._ended = True
+                self._jobs.put(None)
+        if self._thread is not None:
+            self._thread.join()
+        err, self._error = self._error, None
+        if err is not None and raising:
+            raise err
+
+    def _main(self) -> None:
+        from warehouse.publish import _deferred
+
+        if self._deferral is not None:
+            _deferred.__dict__.setdefault("blocks", {})[str(writer_path(self.ws))] = self._deferral
+        jobs = self._jobs
+        ready = False
+        try:
+            with publish_lock(self.ws):
+                con = connect(self.ws)
+                try:
+                    _create(con, writer_path(self.ws))
+                    # one thread: this work is small, and starting and waking DuckDB's other threads costs more CPU than it saves
+                    con.execute("SET threads = 1")
+                    con.execute("SET preserve_insertion_order = false")
+                    ready = True
+                    while (item := jobs.get()) is not None:
+                        job, done = item
+                        try:
+                            done.set_result(job(con))
+                        except BaseException as exc:  # noqa: BLE001 - handed to the caller, which raises it
+                            done.set_exception(exc)
+                finally:
+                    con.close()
+        except BaseException as exc:  # noqa: BLE001 - taking the lock, preparing or releasing it (the copy) failed
+            with self._lock:
+                self._ended = True
+                while True:  # every job queued gets the error (none is queued once _ended is set)
+                    try:
+                        item = jobs.get_nowait()
+                    except queue.Empty:
+                        break
+                    if item is not None:
+                        item[1].set_exception(exc)
+            if ready:  # the jobs ran: the release failed, which close raises
+                self._error = exc
 
 
 #: A station's state per snapshot time: its rows as they are when no two rows share a station and a snapshot time (the
@@ -317,6 +459,8 @@ def _states(con: duckdb.DuckDBPyConnection, feed_id: str, since_sql: str, status
         return None
     tbl, names, codes, t, order = got
     if ((codes[1:] == codes[:-1]) & (t[1:] == t[:-1])).any():  # two rows of a station at one time: DuckDB picks per column
+        if con is None:
+            raise _NeedsWarehouse
         tbl, names, codes, t, order = fetch(_STATE_GROUPED)
 
     def col(name: str):
@@ -404,7 +548,7 @@ def _docked(con: duckdb.DuckDBPyConnection, feed_id: str, states):
 
 
 def build_marts(con: duckdb.DuckDBPyConnection, feed_id: str, *, tz: str, max_gap_s: int, since: int | None = None,
-                fresh: bool = False, vehicles: bool = True, status=False) -> None:
+                fresh: bool = False, vehicles: bool = True, status=False, premade: tuple | None = None) -> None:
     """Rebuild the feed's rows of the two GBFS marts: all of them, or (``since``, POSIX seconds of the earliest new
     snapshot) those of the hours a snapshot from then on can change.
 
@@ -414,6 +558,7 @@ def build_marts(con: duckdb.DuckDBPyConnection, feed_id: str, *, tz: str, max_ga
     rows labelled before h0's label are not kept from that pass). ``fresh``: the feed has no mart row yet. ``vehicles``
     False: the feed has no vehicle_status row (its free-floating rows are not computed). ``status`` (an Arrow table, or
     None for none): every station_status row of the feed, as published, read from it instead of the warehouse.
+    ``premade`` (_premade_marts of ``status``): its states and availability figures, computed already.
     """
     gap = int(max_gap_s)
     if since is None:
@@ -428,10 +573,11 @@ def build_marts(con: duckdb.DuckDBPyConnection, feed_id: str, *, tz: str, max_ga
         for m in ("gbfs_station_availability_hour", "gbfs_vehicles_zone_hour"):
             con.execute(f"DELETE FROM marts.{m} WHERE feed_id = ? AND hour_local >= {label}", [feed_id])
     since_sql = "" if t0 is None else f" AND snapshot_ts >= {t0}"
-    states = _states(con, feed_id, since_sql, status)
+    states, availability = premade if premade is not None and since is None else (_states(con, feed_id, since_sql, status), None)
     params = {"feed": feed_id, "tz": tz}
     if states is not None:
-        for name, table, sql in (("_gbfs_availability", _availability(states, gap), _AVAILABILITY),
+        for name, table, sql in (("_gbfs_availability", availability if availability is not None else _availability(states, gap),
+                                  _AVAILABILITY),
                                  ("_gbfs_docked", _docked(con, feed_id, states), _DOCKED)):
             if table.num_rows:
                 con.register(name, table)

@@ -1515,6 +1515,8 @@ done:
     return res;
 }
 
+PyObject *noriba_gbfs_status(PyObject *self, PyObject *args); /* gbfs_status.c */
+
 static PyMethodDef methods[] = {
     {"split", split, METH_VARARGS, "split(data, with_bytes=True) -> (header | None, [entity bytes] | None, starts, ends) | None"},
     {"trip_updates", trip_updates, METH_VARARGS,
@@ -1531,6 +1533,8 @@ static PyMethodDef methods[] = {
     {"store_trips", store_trips, METH_VARARGS,
      "store_trips(infos, changed, by_bytes, by_id, prev_id, Entity, v0, v_base, v_count, t_rows, t_ent, t_last, undo, heads, "
      "part) -> (bases, new_v, jobs, jk, plo, phi, n_stu)"},
+    {"gbfs_status", noriba_gbfs_status, METH_VARARGS,
+     "gbfs_status([doc bytes], [name], threads=1) -> ([None | (ts, ttl, version, rows, new_sids, new_tids)], rows, columns)"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -203,3 +203,57 @@ def test_export_duckdb_memory_is_bounded_and_spills_inside_the_export_folder(tmp
     con = bounded_connection(tmp_path / "spill")
     limit, spill = con.sql("SELECT current_setting('memory_limit'), current_setting('temp_directory')").fetchall()[0]
     assert limit.replace(" ", "") in ("286.1MiB", "300.0MB") and spill == str(tmp_path / "spill")
+
+
+def test_export_parquet_has_the_rows_and_types_duckdb_would_write(tmp_path):
+    import duckdb
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from warehouse.export import write_export_parquet
+
+    lake = tmp_path / "part-0.parquet"
+    pq.write_table(pa.table({"_line": pa.array([2, 3, 4], pa.int32()), "stop_id": ["S1", "S2", None],
+                             "stop_lat": pa.array([35.1, None, 35.3]), "start_date": pa.array([1, 2, 3], pa.date32()),
+                             "_extra": pa.array([None, None, None], pa.string())}), lake, row_group_size=2)
+    assert write_export_parquet(lake, tmp_path / "ours.parquet", feed_id="mini", feed_version="v1")
+    duckdb.connect().execute(f"COPY (SELECT 'mini' AS feed_id, 'v1' AS feed_version, * FROM read_parquet('{lake}', "
+                             f"hive_partitioning=false)) TO '{tmp_path / 'duck.parquet'}' (FORMAT parquet, COMPRESSION zstd)")
+    ours, duck = pq.read_table(tmp_path / "ours.parquet"), pq.read_table(tmp_path / "duck.parquet")
+    assert ours.schema.equals(duck.schema) and ours.equals(duck)  # nullability too: _line has no null, stop_id has
+    assert not ours.schema.field("_line").nullable and ours.schema.field("stop_id").nullable
+
+
+def test_export_parquet_of_an_empty_table_keeps_its_columns_and_other_types_are_left_to_duckdb(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from warehouse.export import write_export_parquet
+
+    empty = tmp_path / "empty.parquet"
+    pq.write_table(pa.table({"_line": pa.array([], pa.int32()), "fare_id": pa.array([], pa.string())}), empty)
+    assert write_export_parquet(empty, tmp_path / "out.parquet", feed_id="f", feed_version="v")
+    assert pq.read_table(tmp_path / "out.parquet").column_names == ["feed_id", "feed_version", "_line", "fare_id"]
+    odd = tmp_path / "odd.parquet"
+    pq.write_table(pa.table({"_line": pa.array([1], pa.int64())}), odd)
+    assert not write_export_parquet(odd, tmp_path / "odd-out.parquet", feed_id="f", feed_version="v")
+    assert not (tmp_path / "odd-out.parquet").exists()
+
+
+def test_export_parquet_does_not_import_pandas(tmp_path):
+    """pyarrow's conversion of Python values imports pandas (~0.15 s); an ingest never needs it."""
+    import subprocess
+    import sys
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from tests.conftest import ROOT
+
+    pq.write_table(pa.table({"_line": pa.array([2, 3], pa.int32()), "stop_id": ["S1", "S2"]}), tmp_path / "part-0.parquet")
+    code = ("import sys; from pathlib import Path; from warehouse.export import write_export_parquet; "
+            f"write_export_parquet(Path({str(tmp_path / 'part-0.parquet')!r}), Path({str(tmp_path / 'out.parquet')!r}), "
+            "feed_id='港', feed_version='v1'); print('pandas' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True).stdout
+    assert out.strip() == "False"
+    assert pq.read_table(tmp_path / "out.parquet").column("feed_id").to_pylist() == ["港", "港"]

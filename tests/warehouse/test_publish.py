@@ -127,3 +127,36 @@ def test_schema_checks_are_skipped_at_the_current_layout_and_rerun_when_it_is_in
     ran.clear()
     publish.ensure_schema(Spy(con))
     assert ran == []
+
+
+def test_publish_and_contract_results_of_a_run_share_one_writer_connection(ws, tmp_path, monkeypatch):
+    """run_feed opens the writer's file once for a feed's publish and its contract results; the readers' copy has both."""
+    from noriba.pipeline import run_feed
+    from warehouse import publish
+
+    opened = []
+    real = publish.duckdb.connect
+
+    def counting(path=":memory:", *args, **kwargs):
+        if str(path) == str(publish.writer_path(ws)) and not kwargs.get("read_only"):
+            opened.append(path)
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(publish.duckdb, "connect", counting)
+    out = run_feed(make_spec("mini", write_feed(tmp_path / "mini", MINI_FEED)), ws)
+    assert out["status"] == "new" and out["contracts"]["expectations"] > 0
+    assert len(opened) == 1
+    con = duckdb.connect(str(ws.warehouse), read_only=True)
+    try:
+        assert con.execute("SELECT count(*) FROM meta.feed_versions").fetchall() == [(1,)]
+        assert con.execute("SELECT count(*) FROM quality.expectation_results").fetchall()[0][0] == out["contracts"]["expectations"]
+    finally:
+        con.close()
+    assert not publish._pending(ws).exists()  # the copy was made when the lock was released
+
+
+def test_publish_lock_taken_again_in_the_same_thread_does_not_wait(ws):
+    from warehouse.publish import publish_lock, writer_session
+
+    with writer_session(ws), publish_lock(ws), publish_lock(ws):
+        pass

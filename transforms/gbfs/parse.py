@@ -11,11 +11,17 @@ are read only in memory, to find an id listed twice in a snapshot and ids that a
 Every snapshot is parsed and typed; the official JSON schema runs on every information file and, for
 status series, on every snapshot (``schema_check: all``) or on the first, the last, every
 ``sample_every``-th and every snapshot where a row was quarantined (``sample``).
+
+station_status snapshots are read in batches by the C extension native/noriba_wire (gbfs_status: the GIL released,
+the rows straight to Arrow buffers) when it is installed (:data:`NATIVE_STATUS`); a snapshot it does not read exactly
+as the typed path would is read by the Python path as before. ``NORIBA_GBFS_PURE=1`` forces the Python path
+(tests/transforms/gbfs/test_native_status.py proves both give the same tables, notices and quarantine).
 """
 
 from __future__ import annotations
 
 import json
+import os
 from collections import Counter
 from dataclasses import dataclass, field
 from math import cos, radians
@@ -92,6 +98,25 @@ class _StatusDoc(msgspec.Struct):
 #: Decodes a well-formed station_status straight from its bytes into typed objects (msgspec, no dict per station). A
 #: document it refuses (a field of another type, another key under data) is read by json.loads and the row-by-row reader.
 _STATUS_DECODER = msgspec.json.Decoder(_StatusDoc)
+
+
+def _load_native():
+    """Return noriba_wire.gbfs_status (native/noriba_wire), or None when it is not importable or NORIBA_GBFS_PURE=1."""
+    if os.environ.get("NORIBA_GBFS_PURE") == "1":
+        return None
+    try:
+        import noriba_wire
+    except ImportError:
+        return None
+    return getattr(noriba_wire, "gbfs_status", None)
+
+
+#: The C decoder of station_status batches, or None (every snapshot then goes through _add_status_typed).
+NATIVE_STATUS = _load_native()
+#: station_status files held back and decoded together (bounds what a batch holds in C at once).
+NATIVE_BATCH = 512
+#: Threads of the C decoder (the GIL is released while it parses).
+NATIVE_THREADS = 1
 
 
 def _bool(x):
@@ -211,11 +236,108 @@ class SnapshotReader:
         self.first_seen: dict[str, tuple[float, float]] = {}
         self.not_rotated: set[str] = set()
         self.timezone: str | None = None
+        self._pending: list[tuple[str, bytes, str]] = []  # station_status files not yet read (C decoder)
+        self._status_parts: list[pa.RecordBatch] = []  # station_status rows so far, when the C decoder read some
+        self._primed: dict | None = None  # station_status files decoded ahead (prime), until they are added
 
     # ------------------------------------------------------------------ files
 
+    def prime(self, files: list[tuple[str, bytes]]) -> None:
+        """Decode ahead the station_status files among ``files`` ((name, bytes), in the order they will be added), in one
+        call of the C decoder (the GIL released: another thread hashes the files meanwhile). Files then added are read
+        from it as long as they are these very objects in this order; at the first other one, what is left of it is
+        dropped and files are decoded as they come. Without the C decoder, nothing is done."""
+        if NATIVE_STATUS is None:
+            return
+        status = [(n, d) for n, d in files if type(d) is bytes and kind_from_name(n) == "station_status"]
+        if not status:
+            return
+        results, n_rows, cols = NATIVE_STATUS([d for _, d in status], [n for n, _ in status], NATIVE_THREADS)
+        rows, first = 0, []
+        for got in results:  # the first row of each file's rows in the batch
+            first.append(rows)
+            rows += got[3] if got is not None else 0
+        self._primed = {"data": [d for _, d in status], "results": results, "first": first, "at": 0,
+                        "batch": _status_batch(n_rows, cols) if n_rows else None}
+
+    def _from_primed(self, pending: list) -> tuple | None:
+        """Return (results, record batch, its first row) of ``pending`` from the primed decode if it holds them next, in order."""
+        primed = self._primed
+        if primed is None:
+            return None
+        at, data = primed["at"], primed["data"]
+        if len(pending) > len(data) - at or any(d is not data[at + k] for k, (_, d, _) in enumerate(pending)):
+            self._primed = None  # another file came (a duplicate was skipped): decode as files come
+            return None
+        primed["at"] = at + len(pending)
+        if primed["at"] == len(data):
+            self._primed = None
+        return primed["results"][at:at + len(pending)], primed["batch"], primed["first"][at]
+
+    def _flush_status(self) -> None:
+        """Read the held-back station_status files: in C those it reads exactly as _add_status_typed would (the same rows,
+        bookkeeping and schema sampling), the others by the Python path, in the order they were added."""
+        pending, self._pending = self._pending, []
+        got_primed = self._from_primed(pending)
+        if got_primed is not None:
+            results, batch, base = got_primed
+        else:
+            results, n_rows, cols = NATIVE_STATUS([d for _, d, _ in pending], [nm for nm, _, _ in pending], NATIVE_THREADS)
+            batch, base = (_status_batch(n_rows, cols) if n_rows else None), 0
+        c = self.cols["station_status"]
+        done = start = base  # rows of ``batch`` read so far / not yet in _status_parts
+        seen, types = self.status_station_ids, self.types_in_station_status
+        for (name, data, sha256), got in zip(pending, results):
+            if got is None:
+                if done > start:
+                    self._status_parts.append(batch.slice(start, done - start))
+                    start = done
+                self._add(name, data, sha256)
+                continue
+            if c["file"]:  # rows of the Python path come before these
+                self._seal_status()
+            ts, ttl, declared, n, new_sids, new_tids = got
+            version = declared or self.opts.version or self.discovery_version or "1.0"
+            if declared is None:
+                self.missing_version[("station_status", version)] += 1
+            self.versions["station_status"] = version
+            self.versions_seen.setdefault(version, set()).add("station_status")
+            for sid in new_sids:
+                if sid not in seen:
+                    seen[sid] = name
+            for tid in new_tids:
+                if tid not in types:
+                    types[tid] = name
+            self.accepted += n
+            done += n
+            checked = self._schema("station_status", version, data, declared, name, force=False)
+            self._file(name, "station_status", version, ts, ttl, sha256, len(data), n, n, 0, checked, "read")
+        if done > start:
+            self._status_parts.append(batch.slice(start, done - start))
+
+    def _seal_status(self) -> None:
+        """Move the station_status rows of the Python path into _status_parts (after the C decoder's rows before them)."""
+        c = self.cols["station_status"]
+        schema = SCHEMAS["station_status"]
+        self._status_parts.append(pa.RecordBatch.from_arrays([pa.array(c[f.name], f.type) for f in schema], schema=schema))
+        for col in c.values():
+            col.clear()
+
     def add(self, name: str, data: bytes, *, sha256: str = "") -> None:
-        """Read one file of the batch. A gbfs.json should come first: its version is the default of files without one."""
+        """Read one file of the batch. A gbfs.json should come first: its version is the default of files without one.
+        With the C decoder, station_status files are held back and read together when another kind of file comes, every
+        NATIVE_BATCH files and at :meth:`finish`, in the order they were added."""
+        if kind_from_name(name) == "station_status":
+            if NATIVE_STATUS is not None and type(data) is bytes:
+                self._pending.append((name, data, sha256))
+                if len(self._pending) >= NATIVE_BATCH:
+                    self._flush_status()
+                return
+        if self._pending:
+            self._flush_status()
+        self._add(name, data, sha256)
+
+    def _add(self, name: str, data: bytes, sha256: str) -> None:
         if kind_from_name(name) == "station_status" and self._add_status_typed(name, data, sha256):
             return
         try:
@@ -282,8 +404,13 @@ class SnapshotReader:
         read) for any other document, which the general reader then reads. The rows are those the general reader makes."""
         try:
             doc = _STATUS_DECODER.decode(data)
-        except (msgspec.DecodeError, RecursionError):
+        except (msgspec.DecodeError, RecursionError, UnicodeDecodeError):  # msgspec raises the last on text that is not UTF-8
             return False
+        if not data.isascii():  # msgspec skips the fields it does not read without checking their UTF-8; json.loads does not
+            try:
+                data.decode("utf-8", "surrogatepass")
+            except UnicodeDecodeError:
+                return False
         stations = doc.data.stations
         ts = epoch_of(doc.last_updated)
         if not stations or ts is None:  # no station: the contents say station_information; no time: quarantined
@@ -578,6 +705,8 @@ class SnapshotReader:
 
     def finish(self) -> Parsed:
         """Return the tables, and the findings including the rules across files."""
+        if self._pending:
+            self._flush_status()
         for kind, (doc, version, declared, name) in sorted(self.last_unchecked.items()):
             self._validate(kind, version, doc, declared, name)  # the last snapshot of each series is always checked
             files = self.cols["files"]
@@ -586,7 +715,14 @@ class SnapshotReader:
         self.last_unchecked.clear()
         self._cross_file()
         tables = {t: pa.Table.from_arrays([pa.array(self.cols[t][f.name], f.type) for f in SCHEMAS[t]], schema=SCHEMAS[t])
-                  for t in (*TABLES, "files")}  # column by column: pa.table(dict) would import pandas
+                  for t in (*TABLES, "files") if t != "station_status" or not self._status_parts}  # column by column: pa.table(dict) would import pandas
+        if self._status_parts:
+            if self.cols["station_status"]["file"]:
+                self._seal_status()
+            parts, self._status_parts = self._status_parts, []
+            table = pa.Table.from_batches(parts, schema=SCHEMAS["station_status"])
+            tables["station_status"] = table if len(parts) == 1 else table.combine_chunks()
+            tables = {t: tables[t] for t in (*TABLES, "files")}
         rows_in = self.accepted + self.quarantined
         return Parsed(tables=tables, findings=self.findings, rows_in=rows_in, rows_accepted=self.accepted,
                       rows_quarantined=self.quarantined, versions=dict(self.versions), timezone=self.timezone,
@@ -630,6 +766,23 @@ class SnapshotReader:
         if self.not_rotated:
             add("vehicle_id_not_rotated", "INFO", f"{len(self.not_rotated)} vehicle(s) kept their id after moving more than "
                 f"{MOVED_M:g} m between snapshots; ids are not stored", file="free_bike_status.json", field="bike_id")
+
+
+def _status_batch(n: int, cols: tuple) -> pa.RecordBatch:
+    """Return noriba_wire.gbfs_status's column buffers as a station_status record batch (no copy)."""
+    foff, fdata, ts, soff, sdata, nb, *rest = cols
+    buf = pa.py_buffer
+
+    def nullable(typ, col):
+        valid, values, nulls = col
+        return pa.Array.from_buffers(typ, n, [buf(valid) if nulls else None, buf(values)], null_count=nulls)
+
+    arrays = [pa.Array.from_buffers(_S, n, [None, buf(foff), buf(fdata)], null_count=0),
+              pa.Array.from_buffers(_I, n, [None, buf(ts)], null_count=0),
+              pa.Array.from_buffers(_S, n, [None, buf(soff), buf(sdata)], null_count=0),
+              pa.Array.from_buffers(_I, n, [None, buf(nb)], null_count=0),
+              *(nullable(_I, col) for col in rest[:3]), *(nullable(_B, col) for col in rest[3:6]), nullable(_I, rest[6])]
+    return pa.RecordBatch.from_arrays(arrays, schema=SCHEMAS["station_status"])
 
 
 def _far(a: tuple[float, float], b: tuple[float, float]) -> bool:

@@ -28,7 +28,7 @@ import json
 import queue
 import threading
 from concurrent.futures import Future
-from contextlib import nullcontext
+from contextlib import closing, nullcontext
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -140,12 +140,18 @@ def publish_gbfs(ws: Workspace, feed_id: str, *, meta: dict, max_gap_s: int = 30
         return _publish_on(con, ws, feed_id, meta=meta, max_gap_s=max_gap_s, append=append, memory=memory, pending=pending,
                            premade=premade)
 
-    with (nullcontext(writer) if writer is not None else Writer(ws)) as w:
-        done = w.submit(job)
-        try:  # while the writer's thread inserts the rows (DuckDB releases the GIL)
+    def make() -> None:
+        try:
             premade.set_result(_premade_marts(one, max_gap_s) if one is not None else None)
         except BaseException as exc:  # noqa: BLE001 - the job raises it if it needs the figures
             premade.set_exception(exc)
+
+    with (nullcontext(writer) if writer is not None else Writer(ws)) as w:
+        if w.inline:  # the job runs in this thread: the figures first
+            make()
+        done = w.submit(job)
+        if not premade.done():  # while the writer's thread inserts the rows (DuckDB releases the GIL)
+            make()
         return done.result()
 
 
@@ -254,10 +260,13 @@ class Writer:
     """
 
     def __init__(self, ws: Workspace):
-        from warehouse.publish import _deferral
+        from warehouse.publish import _deferral, _holds_lock
 
         self.ws = ws
         self._deferral = _deferral(ws)  # the caller's block (shared: a copy made here counts for it)
+        # a caller that holds the publish lock already (a writer_session) runs the jobs itself: a thread of its own
+        # would wait for that lock for ever
+        self._inline = _holds_lock(ws)
         self._lock = threading.Lock()  # a job is queued only to a thread that will run it or hand it its error
         self._thread: threading.Thread | None = None
         self._ended = True  # the thread takes no more jobs
@@ -270,11 +279,16 @@ class Writer:
         return self
 
     def _start(self) -> None:
-        if self._ended:
+        if self._ended and not self._inline:
             self._jobs: queue.Queue = queue.Queue()
             self._ended = False
             self._thread = threading.Thread(target=self._main, name="noriba-gbfs-writer", daemon=True)
             self._thread.start()
+
+    @property
+    def inline(self) -> bool:
+        """Return True if jobs run in the caller's thread (which held the publish lock when the Writer was made)."""
+        return self._inline
 
     @property
     def running(self) -> bool:
@@ -294,6 +308,14 @@ class Writer:
     def submit(self, job) -> Future:
         """Return the Future of ``job(con)``, run in the writer's thread under the publish lock (or of what preparing it raised)."""
         done: Future = Future()
+        if self._inline:
+            try:
+                with publish_lock(self.ws), closing(connect(self.ws)) as con:
+                    _create(con, writer_path(self.ws))
+                    done.set_result(job(con))
+            except BaseException as exc:  # noqa: BLE001 - raised by result()
+                done.set_exception(exc)
+            return done
         with self._lock:
             self._start()
             self._jobs.put((job, done))

@@ -191,3 +191,22 @@ def test_marts_figures_made_beside_the_writer_equal_those_read_from_the_warehous
     assert figures.to_pylist() == from_sql.to_pylist() and figures.num_rows > 0
     twice = pa.concat_tables([rows, rows.slice(0, 1)])  # a station twice at one time: DuckDB decides, so not made here
     assert _premade_marts(twice, 300) is None
+
+
+def test_an_ingest_by_a_thread_that_holds_the_publish_lock_runs_its_publish_itself(tmp_path):
+    from warehouse.publish import publish_lock, writer_session
+
+    ws = Workspace(tmp_path / "home")
+    ws.ensure()
+    done = []
+
+    def run():
+        with writer_session(ws), publish_lock(ws):
+            done.append(ingest(ws, "town", _system(tmp_path / "in"), export=False, timezone_name="UTC"))
+
+    t = threading.Thread(target=run)
+    t.start()
+    t.join(60)
+    assert not t.is_alive(), "the ingest waited for the lock its own thread holds"
+    assert done and done[0]["batch_rows_accepted"] == 8 and not _writer_threads()
+    assert _published_rows(ws, "town") == 6 and _lock_free(ws)  # copied when the session let the lock go

@@ -410,15 +410,18 @@ def _layout_fingerprint(tables: list, views: list[str]) -> str:
 
 def _at_layout(con: duckdb.DuckDBPyConnection, tables: list, fingerprint: str) -> bool:
     """Return True if the warehouse was brought to this layout (fingerprint on meta.latest_versions) and still has every
-    table column and view of it."""
-    mark = con.sql("SELECT comment FROM duckdb_views() WHERE schema_name = 'meta' AND view_name = 'latest_versions'").fetchall()
-    if not mark or mark[0][0] != fingerprint:
+    table, with its number of columns at least, and view of it (one catalog query: the first one costs ~5 ms, a column
+    listing ~5 ms more)."""
+    rows = con.sql(
+        "SELECT 't', schema_name, table_name, column_count, NULL FROM duckdb_tables() WHERE schema_name IN ('gtfs', 'meta', 'quality') "
+        "UNION ALL SELECT 'v', schema_name, view_name, NULL, comment FROM duckdb_views() WHERE schema_name IN ('gtfs_latest', 'meta')"
+    ).fetchall()
+    have = {(s, t): n for kind, s, t, n, _ in rows if kind == "t"}
+    views = {(s, t): c for kind, s, t, _, c in rows if kind == "v"}
+    if views.get(("meta", "latest_versions")) != fingerprint:
         return False
-    have = set(con.sql("SELECT schema_name, table_name, column_name FROM duckdb_columns() "
-                       "WHERE schema_name IN ('gtfs', 'meta', 'quality')").fetchall())
-    views = set(con.sql("SELECT schema_name, view_name FROM duckdb_views() WHERE schema_name IN ('gtfs_latest', 'meta')").fetchall())
     need_views = {("meta", "newest_versions"), ("meta", "latest_versions")} | {("gtfs_latest", t) for s, t, _ in tables if s == "gtfs"}
-    return all((s, t, c) in have for s, t, cols in tables for c, _ in cols) and need_views <= views
+    return all(have.get((s, t), -1) >= len(cols) for s, t, cols in tables) and need_views <= views.keys()
 
 
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:

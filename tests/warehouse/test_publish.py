@@ -116,7 +116,7 @@ def test_schema_checks_are_skipped_at_the_current_layout_and_rerun_when_it_is_in
             return self.c.sql(*a, **k)
 
     publish.ensure_schema(Spy(con))
-    assert ran == []  # at the current layout: only the two catalog reads
+    assert ran == []  # at the current layout: only the catalog read
     con.execute("ALTER TABLE quality.notices DROP COLUMN message")
     con.execute("DROP VIEW gtfs_latest.stops")
     publish.ensure_schema(Spy(con))

@@ -23,6 +23,7 @@ import os
 import time
 import uuid
 from datetime import datetime, timezone
+from concurrent.futures import Future
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -39,8 +40,6 @@ from transforms.notices import NOTICE_SCHEMA, QUARANTINE_SCHEMA
 from warehouse.runstate import feed_lock, sweep
 
 if TYPE_CHECKING:
-    from concurrent.futures import Future
-
     from warehouse.gbfs import Writer
 
 #: Largest single GBFS file read from a folder when the spec gives no source.max_bytes (a big free-floating system is a few MB).
@@ -382,26 +381,25 @@ def _stage_batch(ws: Workspace, feed_id: str, items, *, source: str, opts: GbfsO
                             has_system_information=state["system_information"])
     seen = set(state["sha256"])
     new: list[tuple[str, str]] = []
-    skipped = 0
-    members: list[tuple[str, bytes, str]] = []
     items = items if isinstance(items, list) else list(items)
-    if not seen and len(items) > 1:  # a first batch: hashed in a thread while its station_status files are decoded ahead
-        hashing = _in_thread(_sha256s, items)
+    archiving = None
+    if not seen and len(items) > 1:  # a first batch: hashed (then archived) in a thread while its station_status files
+        hashed: Future = Future()  # are decoded ahead
+        archiving = Future() if archive else None
+        worker = _in_thread(_hash_then_archive, items, raw, hashed, archiving)
         try:
             reader.prime(items)
-        finally:
-            shas = hashing.result()
+        except BaseException:
+            worker.exception()
+            raise
+        shas = hashed.result()
     else:
         shas = _sha256s(items)
-    for (name, data), sha in zip(items, shas):  # the new files (by sha256) of the batch
-        if sha in seen:
-            skipped += 1
-            continue
-        seen.add(sha)
-        members.append((name, data, sha))
-    archiving = archived = None
+    members, skipped = _new_members(items, shas, seen)
+    archived = None
     if members and archive:  # written while the batch is parsed, published (the write and the zip's CRC release the GIL)
-        archiving = _in_thread(archive_batch, raw, members)
+        if archiving is None:
+            archiving = _in_thread(archive_batch, raw, members)
         archived = archive_target(raw, members)[0]
     try:  # no thread outlives the ingest: a failure here waits for the archive's
         for name, data, sha in members:
@@ -444,6 +442,39 @@ def _stage_batch(ws: Workspace, feed_id: str, items, *, source: str, opts: GbfsO
     return {"status": "batch", "batch_id": batch, "new_files": len(new), "skipped": skipped, "batch_rows_in": parsed.rows_in,
             "batch_rows_accepted": parsed.rows_accepted, "batch_rows_quarantined": parsed.rows_quarantined,
             "notices": {c: n for (c, _), n in counts.items()}, "tables": written, "meta": meta, "lake": lake}
+
+
+def _new_members(items: list[tuple[str, bytes]], shas: list[str], seen: set[str]) -> tuple[list[tuple[str, bytes, str]], int]:
+    """Return ((name, bytes, sha256) of the items whose sha256 is not in ``seen`` nor in an earlier item, the number skipped);
+    ``seen`` gets the new ones."""
+    members: list[tuple[str, bytes, str]] = []
+    skipped = 0
+    for (name, data), sha in zip(items, shas):
+        if sha in seen:
+            skipped += 1
+            continue
+        seen.add(sha)
+        members.append((name, data, sha))
+    return members, skipped
+
+
+def _hash_then_archive(items: list[tuple[str, bytes]], raw: Path, hashed: "Future", archiving: "Future | None") -> None:
+    """Set ``hashed`` to the items' sha256s, then (``archiving`` given) archive the new ones of a first batch (as
+    _new_members keeps them) and set ``archiving`` to what archive_batch returns. A failure is set on what is not set yet."""
+    try:
+        shas = _sha256s(items)
+    except BaseException as exc:  # noqa: BLE001 - raised by whoever waits for the futures
+        hashed.set_exception(exc)
+        if archiving is not None:
+            archiving.set_exception(exc)
+        return
+    hashed.set_result(shas)
+    if archiving is not None:
+        try:
+            members = _new_members(items, shas, set())[0]
+            archiving.set_result(archive_batch(raw, members) if members else None)
+        except BaseException as exc:  # noqa: BLE001
+            archiving.set_exception(exc)
 
 
 def _sha256s(items: list[tuple[str, bytes]]) -> list[str]:

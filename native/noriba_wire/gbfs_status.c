@@ -18,6 +18,8 @@
 #include <Python.h>
 #include <stdint.h>
 #include <string.h>
+
+#include "utf8.h"
 #ifdef __unix__
 #include <pthread.h>
 #define GS_THREADS 1
@@ -119,27 +121,9 @@ static int scan_str(Q *pp, Q e, Span *out, int *esc) {
             p++;
             continue;
         }
-        int n;
-        uint32_t cp;
-        if (c >= 0xC2 && c <= 0xDF) {
-            n = 1;
-            cp = c & 0x1F;
-        } else if (c >= 0xE0 && c <= 0xEF) {
-            n = 2;
-            cp = c & 0x0F;
-        } else if (c >= 0xF0 && c <= 0xF4) {
-            n = 3;
-            cp = c & 0x07;
-        } else {
-            return -1;
-        }
-        if (e - p <= n) return -1;
-        for (int k = 1; k <= n; k++) {
-            if ((p[k] & 0xC0) != 0x80) return -1;
-            cp = cp << 6 | (p[k] & 0x3F);
-        }
-        if ((n == 2 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) || (n == 3 && (cp < 0x10000 || cp > 0x10FFFF))) return -1;
-        p += n + 1;
+        int n = utf8_seq(p, e);
+        if (!n) return -1;
+        p += n;
     }
     if (p - s > INT32_MAX) return -1;
     out->s = s;

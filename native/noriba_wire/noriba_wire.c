@@ -21,6 +21,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "utf8.h"
+
 typedef const uint8_t *P;
 
 /* Read a varint at *p (< end) into *v. Return 0, or -1 if it runs past end or over 10 bytes. */
@@ -89,36 +91,16 @@ static inline int skip(P *p, P end, int wt) {
     }
 }
 
-/* Strict UTF-8 (no overlongs, surrogates or code points past U+10FFFF), as Arrow and Python check it. */
+/* Strict UTF-8 (utf8.h). */
 static int utf8_ok(P s, P e) {
     while (s < e) {
-        uint8_t c = *s;
-        if (c < 0x80) {
+        if (*s < 0x80) {
             s++;
             continue;
         }
-        Py_ssize_t n;
-        uint32_t cp;
-        if (c >= 0xC2 && c <= 0xDF) {
-            n = 1;
-            cp = c & 0x1F;
-        } else if (c >= 0xE0 && c <= 0xEF) {
-            n = 2;
-            cp = c & 0x0F;
-        } else if (c >= 0xF0 && c <= 0xF4) {
-            n = 3;
-            cp = c & 0x07;
-        } else {
-            return 0;
-        }
-        if (e - s <= n) return 0;
-        for (Py_ssize_t k = 1; k <= n; k++) {
-            if ((s[k] & 0xC0) != 0x80) return 0;
-            cp = cp << 6 | (s[k] & 0x3F);
-        }
-        if ((n == 2 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) || (n == 3 && (cp < 0x10000 || cp > 0x10FFFF)))
-            return 0;
-        s += n + 1;
+        int n = utf8_seq(s, e);
+        if (!n) return 0;
+        s += n;
     }
     return 1;
 }

@@ -2,4 +2,4 @@
 
 from setuptools import Extension, setup
 
-setup(ext_modules=[Extension("noriba_wire", ["noriba_wire.c", "gbfs_status.c"], extra_compile_args=["-O2", "-std=c99", "-Wall"])], py_modules=[])
+setup(ext_modules=[Extension("noriba_wire", ["noriba_wire.c", "gbfs_status.c"], depends=["utf8.h"], extra_compile_args=["-O2", "-std=c99", "-Wall"])], py_modules=[])

@@ -34,6 +34,7 @@ from pathlib import Path
 
 import duckdb
 
+from warehouse.versions import insert_feed_version
 from warehouse.workspace import Workspace
 from transforms.gbfs.parse import SCHEMAS, TABLES
 from transforms.sql import lit
@@ -222,13 +223,8 @@ def _publish_on(con: duckdb.DuckDBPyConnection, ws: Workspace, feed_id: str, *, 
         now = datetime.now(timezone.utc).isoformat(timespec="seconds")
         if held:
             con.execute("DELETE FROM meta.feed_versions WHERE feed_id = ?", [feed_id])
-        con.execute(
-            "INSERT INTO meta.feed_versions (feed_id, feed_version, content_sha256, source_sha256, source, fetched_at, ingested_at, "
-            "kind, profile, files, rows_in, rows_accepted, rows_quarantined, errors, warnings, infos, notice_codes, spec, "
-            "published_at, service_start, service_end) VALUES (?, ?, ?, ?, ?, ?, ?, 'gbfs', 'gbfs', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [feed_id, ver, ver, meta["source_sha256"], meta["source"], meta["fetched_at"], meta["ingested_at"], meta["files"],
-             meta["rows_in"], meta["rows_accepted"], meta["rows_quarantined"], meta["errors"], meta["warnings"], meta["infos"],
-             meta["notice_codes"], meta["spec"], now, meta.get("first_snapshot"), meta.get("last_snapshot")])
+        insert_feed_version(con, feed_id=feed_id, version=ver, kind="gbfs", meta=meta, published_at=now,
+                            service=(meta.get("first_snapshot"), meta.get("last_snapshot")))
         build_marts(con, feed_id, tz=meta.get("timezone") or "UTC", max_gap_s=max_gap_s,
                     since=append.get("marts_from") if incremental else None, fresh=not present, vehicles=vehicles,
                     status=status, premade=premade.result() if premade is not None and status is not False else None)

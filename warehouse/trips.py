@@ -33,6 +33,7 @@ from pathlib import Path
 
 import duckdb
 
+from warehouse.versions import insert_feed_version
 from warehouse.workspace import Workspace
 from transforms.sql import lit
 from transforms.trips.spec import TripOptions, load_schema_fields
@@ -222,13 +223,7 @@ def publish_trips(ws: Workspace, source_id: str) -> dict:
             con.execute("INSERT INTO trips.sources VALUES (?, ?, ?, ?)", [source_id, ver, meta["spec"], now])
             _insert_fct(con, ws, source_id, ver)
             con.execute("DELETE FROM meta.feed_versions WHERE feed_id = ?", [source_id])
-            con.execute(
-                "INSERT INTO meta.feed_versions (feed_id, feed_version, content_sha256, source_sha256, source, raw_path, fetched_at, "
-                "ingested_at, kind, profile, files, rows_in, rows_accepted, rows_quarantined, errors, warnings, infos, notice_codes, "
-                "spec, published_at, service_start, service_end) VALUES (?, ?, ?, ?, ?, NULL, ?, ?, 'trips', 'trips', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [source_id, ver, ver, meta["source_sha256"], meta["source"], meta["fetched_at"], meta["ingested_at"], meta["files"],
-                 meta["rows_in"], meta["rows_accepted"], meta["rows_quarantined"], meta["errors"], meta["warnings"], meta["infos"],
-                 meta["notice_codes"], meta["spec"], now, *(_months(meta))])
+            insert_feed_version(con, feed_id=source_id, version=ver, kind="trips", meta=meta, published_at=now, service=tuple(_months(meta)))
             build_marts(con, source_id, calendar=lambda country: days.result() if country == _country(meta["spec"], spec_tz)
                         else holiday_dates(country, years))
     return {"rows_in": meta["rows_in"], "rows_accepted": meta["rows_accepted"], "rows_quarantined": meta["rows_quarantined"]}

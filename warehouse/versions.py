@@ -31,3 +31,20 @@ def latest_versions(ws: Workspace, *, passing_only: bool = True) -> dict[str, di
             continue
         out[fid] = {**r, "newer_blocked": blocked.get(fid, [])}
     return out
+
+
+#: meta.feed_versions columns a kind's publish of many sources sets (GBFS, trips): the rest stay NULL.
+_ROW_COLUMNS = ("feed_id", "feed_version", "content_sha256", "source_sha256", "source", "fetched_at", "ingested_at", "kind",
+                "profile", "files", "rows_in", "rows_accepted", "rows_quarantined", "errors", "warnings", "infos", "notice_codes",
+                "spec", "published_at", "service_start", "service_end")
+
+
+def insert_feed_version(con, *, feed_id: str, version: str, kind: str, meta: dict, published_at: str, service: tuple) -> None:
+    """Insert the meta.feed_versions row of a GBFS or trips publish: ``version`` is its content and version id, ``meta`` holds
+    source_sha256, source, fetched_at, ingested_at, files, the row counts, the notice counts, notice_codes and spec;
+    ``service`` is (service_start, service_end)."""
+    values = [feed_id, version, version, meta["source_sha256"], meta["source"], meta["fetched_at"], meta["ingested_at"], kind,
+              kind, meta["files"], meta["rows_in"], meta["rows_accepted"], meta["rows_quarantined"], meta["errors"],
+              meta["warnings"], meta["infos"], meta["notice_codes"], meta["spec"], published_at, *service]
+    con.execute(f"INSERT INTO meta.feed_versions ({', '.join(_ROW_COLUMNS)}) VALUES ({', '.join('?' * len(values))})", values)
+

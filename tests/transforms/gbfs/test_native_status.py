@@ -186,19 +186,25 @@ def _mutants():
     return out
 
 
-def test_hostile_copies_read_alike():
+def _hostile_batch(mutants: list[bytes], files: list, *, ok_every: int, types_every: int) -> list:
+    """Return ``files`` followed by the mutants as station_status files, a good snapshot after every ``ok_every``-th and a
+    vehicle_types file every ``types_every`` (in the middle of each run of that many)."""
     good = [json.dumps(d, ensure_ascii=False).encode() for d in _good()]
-    mutants = _mutants()
-    assert len(mutants) > 2400
-    files = [("station_information.json", json.dumps({"last_updated": 1, "data": {"stations": [
-        {"station_id": "b1", "name": "B1", "lat": 1.0, "lon": 2.0}]}}).encode())]
     for i, m in enumerate(mutants):
         files.append((f"status/station_status_{i:05d}.json", m))
-        if i % 7 == 0:
+        if i % ok_every == 0:
             files.append((f"status/station_status_{i:05d}_ok.json", good[i % 3]))
-        if i % 500 == 250:
+        if i % types_every == types_every // 2:
             files.append((f"vehicle_types_{i}.json", json.dumps({"last_updated": 5, "data": {"vehicle_types": [
                 {"vehicle_type_id": "bike", "form_factor": "bicycle", "propulsion_type": "human"}]}}).encode()))
+    return files
+
+
+def test_hostile_copies_read_alike():
+    mutants = _mutants()
+    assert len(mutants) > 2400
+    files = _hostile_batch(mutants, [("station_information.json", json.dumps({"last_updated": 1, "data": {"stations": [
+        {"station_id": "b1", "name": "B1", "lat": 1.0, "lon": 2.0}]}}).encode())], ok_every=7, types_every=500)
     results, _, _ = _same(files)
     read = sum(r is not None for r in results)
     assert 500 < read < len(results)  # both paths are taken
@@ -274,15 +280,6 @@ def test_a_file_left_out_after_decoding_ahead_drops_what_is_left_of_it():
 
 
 def test_hostile_copies_decoded_ahead_read_alike():
-    mutants = _mutants()[::5]
-    good = [json.dumps(d, ensure_ascii=False).encode() for d in _good()]
-    files = []
-    for i, m in enumerate(mutants):
-        files.append((f"status/station_status_{i:05d}.json", m))
-        if i % 9 == 0:
-            files.append((f"status/station_status_{i:05d}_ok.json", good[i % 3]))
-        if i % 200 == 100:
-            files.append((f"vehicle_types_{i}.json", json.dumps({"last_updated": 5, "data": {"vehicle_types": [
-                {"vehicle_type_id": "bike", "form_factor": "bicycle", "propulsion_type": "human"}]}}).encode()))
+    files = _hostile_batch(_mutants()[::5], [], ok_every=9, types_every=200)
     _same(files, primed=files)
     _same(files, batch=37, primed=files)

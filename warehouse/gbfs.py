@@ -34,11 +34,12 @@ from pathlib import Path
 
 import duckdb
 
+from warehouse.txn import transaction
 from warehouse.versions import insert_feed_version
 from warehouse.workspace import Workspace
 from transforms.gbfs.parse import SCHEMAS, TABLES
 from transforms.sql import lit
-from warehouse.publish import _ensure_schema_once, connect, ensure_schema, publish_lock, writer_path
+from warehouse.publish import _ensure_schema_once, connect, ensure_schema, writer_path, writer_session
 
 _DUCK = {"int64": "BIGINT", "double": "DOUBLE", "string": "VARCHAR", "bool": "BOOLEAN"}
 #: Lake tables of a feed: the row tables, then files, notices, quarantine; gbfs_batches last (it marks a batch complete).
@@ -180,67 +181,59 @@ def _publish_on(con: duckdb.DuckDBPyConnection, ws: Workspace, feed_id: str, *, 
         raise FileNotFoundError(f"{feed_id}: nothing in the lake to publish; ingest snapshots first")
     counts: dict[str, int] = {}
     try:
-        con.execute("BEGIN TRANSACTION")
-        held = con.execute("SELECT feed_version FROM meta.feed_versions WHERE feed_id = ?", [feed_id]).fetchall()
-        incremental = append is not None and held == [(append["previous_version"],)]
-        # a feed with no row yet needs no delete (every publish writes gbfs.files; its meta row alone could have been
-        # removed by another kind's publish under the same id)
-        present = bool(held) or con.execute("SELECT count(*) FROM (SELECT 1 FROM gbfs.files WHERE feed_id = ? LIMIT 1)",
-                                            [feed_id]).fetchall()[0][0] > 0
-        vehicles = (bool(lake_paths(ws, "vehicle_status", feed_id, [b for b in batches if b not in pending]))  # any batch's,
-                    or any("vehicle_status" in memory[b] for b in pending))  # not only the new ones'
-        # the station states of the marts are the one batch's rows when the feed is that batch, published whole
-        status = (memory[batches[0]].get("station_status") if len(batches) == 1 and batches[0] in memory and not incremental
-                  else False)
-        if incremental:
-            batches = [b for b in batches if b in set(append["batches"])]
-        if append is not None:
-            append["published"] = "incremental" if incremental else "whole"
-        for t in (*TABLES, "files"):
-            if present and not incremental:
-                con.execute(f"DELETE FROM gbfs.{t} WHERE feed_id = ?", [feed_id])
-            paths = lake_paths(ws, t, feed_id, [b for b in batches if b not in memory])
-            tables = [memory[b][t] for b in batches if b in memory and t in memory[b]]
-            if not paths and not tables:
-                continue
-            cols = ", ".join(c for c, _ in columns(t))
-            extra = ", to_timestamp(snapshot_ts) AS snapshot_time" if t != "files" else ""
-            counts[f"gbfs.{t}"] = _insert(con, f"INSERT INTO gbfs.{t} BY NAME SELECT ?::VARCHAR AS feed_id, {cols}{extra} FROM $from",
-                                          [feed_id], paths, tables, by_name=True)
-        ver = meta["feed_version"]
-        for target in ("quality.notices", "quality.quarantine"):
-            if incremental:  # the earlier batches' rows stay, under the new version
-                con.execute(f"UPDATE {target} SET feed_version = ? WHERE feed_id = ?", [ver, feed_id])
-            elif present:
-                con.execute(f"DELETE FROM {target} WHERE feed_id = ?", [feed_id])
-        for t, target, cols in (("notices", "quality.notices", "code, severity, file, line, field, value, message"),
-                                ("quarantine", "quality.quarantine", "file, line, code, reason, raw")):
-            paths = lake_paths(ws, t, feed_id, [b for b in batches if b not in memory])
-            tables = [memory[b][t] for b in batches if b in memory and t in memory[b]]
-            if paths or tables:
-                counts[target] = _insert(con, f"INSERT INTO {target} SELECT ?, ?, {cols} FROM $from", [feed_id, ver], paths, tables,
-                                         by_name=False)
-        now = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        if held:
-            con.execute("DELETE FROM meta.feed_versions WHERE feed_id = ?", [feed_id])
-        insert_feed_version(con, feed_id=feed_id, version=ver, kind="gbfs", meta=meta, published_at=now,
-                            service=(meta.get("first_snapshot"), meta.get("last_snapshot")))
-        build_marts(con, feed_id, tz=meta.get("timezone") or "UTC", max_gap_s=max_gap_s,
-                    since=append.get("marts_from") if incremental else None, fresh=not present, vehicles=vehicles,
-                    status=status, premade=premade.result() if premade is not None and status is not False else None)
-        # the commit checkpoints straight away (the readers' copy needs the rows in the file), without first writing
-        # them to the WAL too
-        con.execute("SET checkpoint_threshold = '0b'")
-        for lake in pending.values():  # the lake holds the batches before the warehouse does
-            lake.result()
-        con.execute("COMMIT")
-        con.execute("CHECKPOINT")
-    except BaseException:
-        try:
-            con.execute("ROLLBACK")
-        except duckdb.Error:
-            pass
-        raise
+        with transaction(con, checkpoint=True):
+            held = con.execute("SELECT feed_version FROM meta.feed_versions WHERE feed_id = ?", [feed_id]).fetchall()
+            incremental = append is not None and held == [(append["previous_version"],)]
+            # a feed with no row yet needs no delete (every publish writes gbfs.files; its meta row alone could have been
+            # removed by another kind's publish under the same id)
+            present = bool(held) or con.execute("SELECT count(*) FROM (SELECT 1 FROM gbfs.files WHERE feed_id = ? LIMIT 1)",
+                                                [feed_id]).fetchall()[0][0] > 0
+            vehicles = (bool(lake_paths(ws, "vehicle_status", feed_id, [b for b in batches if b not in pending]))  # any batch's,
+                        or any("vehicle_status" in memory[b] for b in pending))  # not only the new ones'
+            # the station states of the marts are the one batch's rows when the feed is that batch, published whole
+            status = (memory[batches[0]].get("station_status") if len(batches) == 1 and batches[0] in memory and not incremental
+                      else False)
+            if incremental:
+                batches = [b for b in batches if b in set(append["batches"])]
+            if append is not None:
+                append["published"] = "incremental" if incremental else "whole"
+            for t in (*TABLES, "files"):
+                if present and not incremental:
+                    con.execute(f"DELETE FROM gbfs.{t} WHERE feed_id = ?", [feed_id])
+                paths = lake_paths(ws, t, feed_id, [b for b in batches if b not in memory])
+                tables = [memory[b][t] for b in batches if b in memory and t in memory[b]]
+                if not paths and not tables:
+                    continue
+                cols = ", ".join(c for c, _ in columns(t))
+                extra = ", to_timestamp(snapshot_ts) AS snapshot_time" if t != "files" else ""
+                counts[f"gbfs.{t}"] = _insert(con, f"INSERT INTO gbfs.{t} BY NAME SELECT ?::VARCHAR AS feed_id, {cols}{extra} FROM $from",
+                                              [feed_id], paths, tables, by_name=True)
+            ver = meta["feed_version"]
+            for target in ("quality.notices", "quality.quarantine"):
+                if incremental:  # the earlier batches' rows stay, under the new version
+                    con.execute(f"UPDATE {target} SET feed_version = ? WHERE feed_id = ?", [ver, feed_id])
+                elif present:
+                    con.execute(f"DELETE FROM {target} WHERE feed_id = ?", [feed_id])
+            for t, target, cols in (("notices", "quality.notices", "code, severity, file, line, field, value, message"),
+                                    ("quarantine", "quality.quarantine", "file, line, code, reason, raw")):
+                paths = lake_paths(ws, t, feed_id, [b for b in batches if b not in memory])
+                tables = [memory[b][t] for b in batches if b in memory and t in memory[b]]
+                if paths or tables:
+                    counts[target] = _insert(con, f"INSERT INTO {target} SELECT ?, ?, {cols} FROM $from", [feed_id, ver], paths, tables,
+                                             by_name=False)
+            now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+            if held:
+                con.execute("DELETE FROM meta.feed_versions WHERE feed_id = ?", [feed_id])
+            insert_feed_version(con, feed_id=feed_id, version=ver, kind="gbfs", meta=meta, published_at=now,
+                                service=(meta.get("first_snapshot"), meta.get("last_snapshot")))
+            build_marts(con, feed_id, tz=meta.get("timezone") or "UTC", max_gap_s=max_gap_s,
+                        since=append.get("marts_from") if incremental else None, fresh=not present, vehicles=vehicles,
+                        status=status, premade=premade.result() if premade is not None and status is not False else None)
+            # the commit checkpoints straight away (the readers' copy needs the rows in the file), without first writing
+            # them to the WAL too
+            con.execute("SET checkpoint_threshold = '0b'")
+            for lake in pending.values():  # the lake holds the batches before the warehouse does
+                lake.result()
     finally:  # a setting is the database's, not the connection's (threads=1 is left: only a holder of the publish
         con.execute("RESET checkpoint_threshold")  # lock opens the writer's file, so it closes with this connection)
     return counts
@@ -306,7 +299,7 @@ class Writer:
         done: Future = Future()
         if self._inline:
             try:
-                with publish_lock(self.ws), closing(connect(self.ws)) as con:
+                with writer_session(self.ws), closing(connect(self.ws)) as con:
                     _create(con, writer_path(self.ws))
                     done.set_result(job(con))
             except BaseException as exc:  # noqa: BLE001 - raised by result()
@@ -338,22 +331,18 @@ class Writer:
         jobs = self._jobs
         ready = False
         try:
-            with publish_lock(self.ws):
-                con = connect(self.ws)
-                try:
-                    _create(con, writer_path(self.ws))
-                    # one thread: this work is small, and starting and waking DuckDB's other threads costs more CPU than it saves
-                    con.execute("SET threads = 1")
-                    con.execute("SET preserve_insertion_order = false")
-                    ready = True
-                    while (item := jobs.get()) is not None:
-                        job, done = item
-                        try:
-                            done.set_result(job(con))
-                        except BaseException as exc:  # noqa: BLE001 - handed to the caller, which raises it
-                            done.set_exception(exc)
-                finally:
-                    con.close()
+            with writer_session(self.ws), closing(connect(self.ws)) as con:  # closed before the lock goes (readers' copy)
+                _create(con, writer_path(self.ws))
+                # one thread: this work is small, and starting and waking DuckDB's other threads costs more CPU than it saves
+                con.execute("SET threads = 1")
+                con.execute("SET preserve_insertion_order = false")
+                ready = True
+                while (item := jobs.get()) is not None:
+                    job, done = item
+                    try:
+                        done.set_result(job(con))
+                    except BaseException as exc:  # noqa: BLE001 - handed to the caller, which raises it
+                        done.set_exception(exc)
         except BaseException as exc:  # noqa: BLE001 - taking the lock, preparing or releasing it (the copy) failed
             with self._lock:
                 self._ended = True

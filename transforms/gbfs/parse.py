@@ -21,7 +21,6 @@ as the typed path would is read by the Python path as before. ``NORIBA_GBFS_PURE
 from __future__ import annotations
 
 import json
-import os
 from collections import Counter
 from dataclasses import dataclass, field
 from math import cos, radians
@@ -33,6 +32,7 @@ import pyarrow as pa
 from transforms.gbfs.discover import MAX_EPOCH, MAX_INT, MIN_EPOCH, READ_KINDS, epoch_of, kind_from_content, kind_from_name
 from transforms.gbfs.rules import schema_notices
 from transforms.gbfs.spec import GbfsOptions
+from transforms.native import load_native
 from transforms.notices import Findings
 
 _I, _F, _S, _B = pa.int64(), pa.float64(), pa.string(), pa.bool_()
@@ -102,13 +102,7 @@ _STATUS_DECODER = msgspec.json.Decoder(_StatusDoc)
 
 def _load_native():
     """Return noriba_wire.gbfs_status (native/noriba_wire), or None when it is not importable or NORIBA_GBFS_PURE=1."""
-    if os.environ.get("NORIBA_GBFS_PURE") == "1":
-        return None
-    try:
-        import noriba_wire
-    except ImportError:
-        return None
-    return getattr(noriba_wire, "gbfs_status", None)
+    return getattr(load_native("NORIBA_GBFS_PURE"), "gbfs_status", None)
 
 
 #: The C decoder of station_status batches, or None (every snapshot then goes through _add_status_typed).

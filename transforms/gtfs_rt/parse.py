@@ -71,6 +71,8 @@ from operator import attrgetter, itemgetter, not_ as _not
 import pyarrow as pa
 from google.transit import gtfs_realtime_pb2 as pb
 
+from transforms.native import load_native
+
 #: Tables with one row per protobuf element, as (table, element counted).
 ROW_TABLES = ("rt_vehicle_positions", "rt_trip_updates", "rt_stop_time_updates", "rt_alerts", "rt_alert_entities")
 _I32, _I64, _F64, _S = pa.int32(), pa.int64(), pa.float64(), pa.string()
@@ -122,15 +124,7 @@ _INCREMENTALITY = {v.number: v.name for v in pb.FeedHeader.DESCRIPTOR.enum_types
 
 def _load_native():
     """Return the noriba_wire C extension (native/noriba_wire), or None when it is not importable or NORIBA_RT_PURE=1."""
-    import os
-
-    if os.environ.get("NORIBA_RT_PURE") == "1":
-        return None
-    try:
-        import noriba_wire
-    except ImportError:
-        return None
-    return noriba_wire
+    return load_native("NORIBA_RT_PURE")
 
 
 #: The C hot path (split, trip updates, stop_time_update decode), or None: everything then runs in Python and numpy.

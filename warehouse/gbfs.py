@@ -279,11 +279,6 @@ class Writer:
         """Return True if jobs run in the caller's thread (which held the publish lock when the Writer was made)."""
         return self._inline
 
-    @property
-    def running(self) -> bool:
-        """Return True if the writer's thread holds (or is taking) the publish lock."""
-        return self._thread is not None and self._thread.is_alive()
-
     def __enter__(self) -> "Writer":
         return self  # started by start() or the first submit()
 

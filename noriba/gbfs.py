@@ -55,7 +55,8 @@ def _say(progress: Progress | None, msg: str) -> None:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    """Return the time now (UTC, ISO 8601 to the millisecond: two batches ingested in one second are told apart)."""
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
 def _lake_dir(ws: Workspace, table: str, feed_id: str) -> Path:
@@ -92,7 +93,7 @@ def known_state(ws: Workspace, feed_id: str) -> dict:
 
 
 def _metas(ws: Workspace, feed_id: str, batches: list[str] | None = None, *, skip: set[str] = frozenset()) -> list[dict | None]:
-    """Return the meta rows of the feed's complete batches (``batches``, else all of them), oldest first; None for those
+    """Return the meta rows of the feed's complete batches (``batches``, else all of them), in batch id order; None for those
     in ``skip`` (not read)."""
     from warehouse.gbfs import batch_files
 
@@ -517,8 +518,14 @@ _TABLE_NAMES = ("station_information", "station_status", "vehicle_status", "syst
                 "notices", "quarantine")
 
 
+def _newest(metas: list[dict]) -> dict:
+    """Return the meta row of the batch ingested last (batch ids are hashes: their order says nothing of time). Of batches
+    ingested in the same second (one folder read as several batches), the one whose snapshots end last."""
+    return max(metas, key=lambda m: (m.get("ingested_at") or "", m.get("last_snapshot") or 0, m.get("first_snapshot") or 0))
+
+
 def _last_tz(metas: list[dict]) -> str | None:
-    return metas[-1].get("timezone") if metas else None
+    return _newest(metas).get("timezone") if metas else None
 
 
 def _feed_meta(metas: list[dict]) -> dict:
@@ -533,13 +540,14 @@ def _feed_meta(metas: list[dict]) -> dict:
     firsts = [m["first_snapshot"] for m in metas if m.get("first_snapshot") is not None]
     lasts = [m["last_snapshot"] for m in metas if m.get("last_snapshot") is not None]
     iso = lambda t: datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="seconds") if t is not None else None  # noqa: E731
+    last = _newest(metas)
     return {
-        "feed_version": ver, "source_sha256": ver, "source": metas[-1]["source"], "fetched_at": metas[-1]["ingested_at"],
-        "ingested_at": metas[-1]["ingested_at"], "files": json.dumps({"batches": len(metas), "files": sum(m["files"] for m in metas)}),
+        "feed_version": ver, "source_sha256": ver, "source": last["source"], "fetched_at": last["ingested_at"],
+        "ingested_at": last["ingested_at"], "files": json.dumps({"batches": len(metas), "files": sum(m["files"] for m in metas)}),
         "rows_in": sum(m["rows_in"] for m in metas), "rows_accepted": sum(m["rows_accepted"] for m in metas),
         "rows_quarantined": sum(m["rows_quarantined"] for m in metas), "errors": sum(m["errors"] for m in metas),
         "warnings": sum(m["warnings"] for m in metas), "infos": sum(m["infos"] for m in metas),
-        "notice_codes": json.dumps(codes), "spec": metas[-1]["spec"], "timezone": metas[-1]["timezone"],
+        "notice_codes": json.dumps(codes), "spec": last["spec"], "timezone": last["timezone"],
         "first_snapshot": iso(min(firsts) if firsts else None), "last_snapshot": iso(max(lasts) if lasts else None),
     }
 

@@ -55,7 +55,8 @@ def columns(table: str) -> list[tuple[str, str]]:
 
 
 def batch_files(ws: Workspace, feed_id: str) -> list[str]:
-    """Return the ids of the feed's complete batches in the lake (those listed in gbfs_batches), oldest first."""
+    """Return the ids of the feed's complete batches in the lake (those listed in gbfs_batches), sorted by id (a hash, not
+    a time: the newest batch is the one its meta row says was ingested last)."""
     folder = ws.lake / "gbfs_batches" / f"feed_id={feed_id}"
     return sorted(p.stem.removeprefix("batch=") for p in folder.glob("batch=*.parquet"))
 

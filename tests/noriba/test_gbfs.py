@@ -519,3 +519,42 @@ def test_a_time_past_the_year_9999_is_quarantined_as_not_a_time_never_a_tracebac
         q = con.sql("SELECT file, code FROM quality.quarantine").fetchall()
         kept = con.sql("SELECT last_reported FROM gbfs.station_status").fetchall()
     assert q == [("station_status/a.json", "invalid_last_updated")] and kept == [(None,)]  # 1.7e12 s: not a time either
+
+
+def test_the_feed_takes_its_time_zone_and_source_from_the_batch_ingested_last_not_the_last_batch_id(tmp_path):
+    """Batch ids are hashes: a later batch's id may sort first. Its time zone (here the one asked for: no
+    system_information.json) and source must still be the feed's."""
+    import hashlib
+
+    from noriba.gbfs import VERSION_LENGTH, ingest
+    from warehouse.workspace import Workspace
+
+    t0 = 1667710800
+
+    def write(folder: Path, times) -> str:
+        (folder / "station_status").mkdir(parents=True)
+        lines = []
+        for t in times:
+            body = json.dumps({"last_updated": t, "ttl": 0, "version": "2.3", "data": {"stations": [
+                {"station_id": "a", "num_bikes_available": 1, "num_docks_available": 1, "is_installed": True,
+                 "is_renting": True, "is_returning": True, "last_reported": t}]}}).encode()
+            (folder / "station_status" / f"{t}.json").write_bytes(body)
+            lines.append(f"station_status/{t}.json\t{hashlib.sha256(body).hexdigest()}\n")
+        return hashlib.sha256("".join(lines).encode()).hexdigest()[:VERSION_LENGTH]
+
+    first_id = write(tmp_path / "first", range(t0 + 7200, t0 + 9000, 300))
+    for k in range(1, 200):  # a second batch, earlier snapshots, whose id sorts before the first's
+        second = tmp_path / f"second{k}"
+        if write(second, range(t0 + 60 * k, t0 + 60 * k + 1800, 300)) < first_id:
+            break
+    else:
+        raise AssertionError("no second batch with a lower id")
+    ws = Workspace(tmp_path / "home")
+    assert ingest(ws, "tz", tmp_path / "first", timezone_name="America/Denver", export=False)["timezone"] == "America/Denver"
+    res = ingest(ws, "tz", second, timezone_name="Asia/Tokyo", export=False)
+    assert res["batch_id"] < first_id
+    assert res["timezone"] == "Asia/Tokyo" and res["source"] == str(second)
+    with _con(tmp_path / "home") as con:
+        hours = con.sql("SELECT DISTINCT hour FROM marts.gbfs_station_availability_hour ORDER BY 1").fetchall()
+    utc_hours = {t // 3600 % 24 for t in (t0 + 60 * k, t0 + 7200)}  # each batch's snapshots lie within one UTC hour
+    assert hours == [((h + 9) % 24,) for h in sorted(utc_hours)]  # labelled in Tokyo time (UTC+9), not Denver's

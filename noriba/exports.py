@@ -475,7 +475,7 @@ def _build_locked(spec: ExportSpec, ws: Workspace, *, progress: Progress | None,
     if validate:
         say(f"{spec.id}: validating the result")
         vdate = mg.validation_date_of(ws, inputs)
-        found = mg.validate_zip(zip_path, validation_date=vdate, profile=work.profile)
+        found = mg.validate_zip(zip_path, validation_date=vdate, profile=work.profile, work_dir=tmp)
         before = mg.input_notices(ws, inputs)
         new = mg.new_errors(found, before)
         new_warn = mg.new_errors(found, before, severity="WARNING")

@@ -791,8 +791,12 @@ def write_feed(work: Work, zip_path: Path, *, tables_dir: Path | None = None) ->
     return zip_path
 
 
-def validate_zip(zip_path: Path, *, validation_date: date | None = None, profile: str | None = None) -> dict[str, dict]:
-    """Return {code: {severity, count}} found by Noriba's validator (reading, typing, structural checks and rules)."""
+def validate_zip(zip_path: Path, *, validation_date: date | None = None, profile: str | None = None,
+                 work_dir: Path | None = None) -> dict[str, dict]:
+    """Return {code: {severity, count}} found by Noriba's validator (reading, typing, structural checks and rules).
+
+    The typed tables and the rules' spill folder are in a new folder of ``work_dir`` (the export's own folder in the
+    workspace), else of the system's temporary folder; each call has its own."""
     from transforms.adapters import adapter_for
     from transforms.canonical import canonicalize
     from transforms.rules.engine import run_rules
@@ -800,9 +804,10 @@ def validate_zip(zip_path: Path, *, validation_date: date | None = None, profile
     feed = adapter_for("gtfs").read(Path(zip_path))
     is_jp = profile == "gtfs-jp" or any(n.endswith("_jp.txt") for n in feed.files)
     con = duckdb.connect()
-    with tempfile.TemporaryDirectory() as tmpd:
-        canonicalize(feed, schema=load_schema(), out_dir=Path(tmpd), profile="gtfs-jp" if is_jp else "gtfs", con=con)
-        ruled = run_rules(Path(tmpd), validation_date=validation_date, profile="gtfs-jp" if is_jp else "gtfs", con=con)
+    with tempfile.TemporaryDirectory(prefix="noriba-validate-", dir=work_dir) as tmpd:
+        tables = Path(tmpd) / "gtfs"  # the rules spill beside it (tmpd/_rules_spill), not into the shared parent folder
+        canonicalize(feed, schema=load_schema(), out_dir=tables, profile="gtfs-jp" if is_jp else "gtfs", con=con)
+        ruled = run_rules(tables, validation_date=validation_date, profile="gtfs-jp" if is_jp else "gtfs", con=con)
     con.close()
     feed.findings.add_table(ruled.notices, ruled.counts)
     out: dict[str, dict] = {}

@@ -382,3 +382,28 @@ def test_a_merge_without_a_contact_lists_the_warning_it_creates_on_the_export_pa
 
 def two_feeds_site(ws) -> str:
     return str(ws.exports / "site")
+
+
+def test_validating_a_merged_zip_keeps_its_tables_and_spill_in_its_own_folder(tmp_path, monkeypatch):
+    """Two exports validating at once must not share (and delete) one spill folder, and nothing goes outside the
+    folder given (the export's own folder in the workspace)."""
+    from transforms.rules import engine
+    from warehouse import merge as mg
+
+    zp = tmp_path / "a.zip"
+    with zipfile.ZipFile(zp, "w") as z:
+        for name, text in FEED_A.items():
+            z.writestr(name, text)
+    work, system_tmp = tmp_path / "export-work", tmp_path / "system-tmp"
+    work.mkdir()
+    system_tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(system_tmp))
+    spills: list = []
+    bound = engine._bound_memory
+    monkeypatch.setattr(engine, "_bound_memory", lambda con, spill: spills.append(spill) or bound(con, spill))
+    found = mg.validate_zip(zp, work_dir=work)
+    found_again = mg.validate_zip(zp)  # no folder given: a new one of the system's temporary folder
+    assert found == found_again and "stop_time_with_arrival_before_previous_departure_time" not in found
+    assert len(spills) == 2 and spills[0].parent.parent == work and spills[1].parent.parent == system_tmp
+    assert spills[0].name == spills[1].name == "_rules_spill" and spills[0].parent != spills[1].parent
+    assert list(work.iterdir()) == [] and list(system_tmp.iterdir()) == []  # each call's folder removed

@@ -258,7 +258,7 @@ def run_rules(
         release = _hold_small(con, present)
         try:
             return _run(con, present, rules, validation_date=validation_date, profile=profile, params=params,
-                        sample_limit=sample_limit, progress=progress)
+                        sample_limit=sample_limit, progress=progress, batch=release is not _NOT_HELD)
         finally:
             release()
     finally:
@@ -269,6 +269,10 @@ def run_rules(
 #: (NORIBA_RULES_HOLD_ROWS overrides it; 0: never). Each of a small feed's ~140 queries otherwise opens and decodes
 #: the Parquet files it reads again; a bigger feed's tables stay on disk, read by the queries within the memory limit.
 HOLD_ROWS = 1_000_000
+
+
+def _NOT_HELD() -> None:
+    """What :func:`_hold_small` returns when it held nothing (the tables stay on disk)."""
 
 
 def _hold_small(con: duckdb.DuckDBPyConnection, present: frozenset[str]) -> Callable[[], None]:
@@ -286,10 +290,10 @@ def _hold_small(con: duckdb.DuckDBPyConnection, present: frozenset[str]) -> Call
         limit = HOLD_ROWS
     names = sorted(present) + [COLUMNS_TABLE]
     if limit <= 0 or not present:
-        return lambda: None
+        return _NOT_HELD
     rows = con.execute(" + ".join(f"(SELECT count(*) FROM {_q(n)})" for n in names).join(("SELECT ", ""))).fetchall()[0][0]
     if rows > limit:
-        return lambda: None
+        return _NOT_HELD
     views = dict(con.execute("SELECT view_name, sql FROM duckdb_views() WHERE NOT internal AND view_name IN "
                              f"({', '.join(_sql_str(n) for n in names)})").fetchall())
     held = []
@@ -339,8 +343,48 @@ def _workers() -> int:
     return max(1, min(n, os.cpu_count() or 1))
 
 
+#: On a feed held in memory (:data:`HOLD_ROWS`), the cheap rules (no shared table, a query of at most
+#: :data:`BATCH_SQL_CHARS` characters: ~100 of a GTFS-JP feed's ~140) run as this many statements per cursor, each a
+#: UNION ALL of their queries with the rule's number beside every finding (NORIBA_RULES_BATCH overrides it; 0: each rule
+#: alone). Such a rule's own work is well under a statement's planning, scheduling and round trip (~1-2 ms); a longer
+#: query (a scan of every column, a join of four tables) costs as much or more inside a batch as alone, so it stays alone.
+#: A bigger feed's rules stay one statement each: their samples are cut by a top-N, not by a window over a batch's findings.
+#: kamacitybus, one cursor: 102 rules 0.23 CPU-s as one statement against 0.31 one by one (bench/README.md, "Small feeds").
+RULES_BATCHES = 1
+BATCH_SQL_CHARS = 1300
+
+
+def _batches_per_cursor() -> int:
+    import os
+
+    try:
+        return max(0, int(os.environ.get("NORIBA_RULES_BATCH", RULES_BATCHES)))
+    except ValueError:
+        return RULES_BATCHES
+
+
+def _units(plans: list[tuple[Rule, str, tuple[str, ...], float]], *, batches: int) -> list[list[int]]:
+    """Return the statements to run, each a list of indices into ``plans``: the cheap rules (no shared table, a short query)
+    in ``batches`` groups of about the same SQL size, each placed where its first rule was, and every other rule alone;
+    every rule alone if ``batches`` is 0."""
+    free = [i for i, p in enumerate(plans) if not p[2] and len(p[1]) <= BATCH_SQL_CHARS]
+    if batches <= 0 or len(free) < 2:
+        return [[i] for i in range(len(plans))]
+    size = sum(len(plans[i][1]) for i in free)
+    groups: list[list[int]] = [[]]
+    acc = 0
+    for i in free:  # contiguous groups, cut when a group holds its share of the SQL
+        if acc >= size * len(groups) / batches and len(groups) < batches:
+            groups.append([])
+        groups[-1].append(i)
+        acc += len(plans[i][1])
+    first = {g[0]: g for g in groups}
+    batched = {i for g in groups for i in g}
+    return [first[i] if i in first else [i] for i in range(len(plans)) if i in first or i not in batched]
+
+
 def _run(con: duckdb.DuckDBPyConnection, present: frozenset[str], rules, *, validation_date, profile, params, sample_limit,
-         progress) -> RuleRun:
+         progress, batch: bool = False) -> RuleRun:
     import threading
 
     shared: dict[str, str] = {}  # name -> SELECT
@@ -367,34 +411,36 @@ def _run(con: duckdb.DuckDBPyConnection, present: frozenset[str], rules, *, vali
     for _, _, uses, _ in plans:
         for name in uses:
             readers[name] = readers.get(name, 0) + 1
+    workers = min(_workers(), max(1, len(plans)))
+    units = _units(plans, batches=_batches_per_cursor() * workers if batch else 0)
     # A shared table is a table of the connection's database (not TEMP: every cursor must see it), built by the cursor that
-    # takes the first rule asking for it and dropped when its last reader is done. A cursor takes the first rule left whose
-    # shared tables are not being built by another (while one builds the legs of every stop time, the other runs rules
+    # takes the first rule asking for it and dropped when its last reader is done. A cursor takes the first statement left
+    # whose shared tables are not being built by another (while one builds the legs of every stop time, the other runs rules
     # that do not read them); the findings are put back in the rules' order.
     cond = threading.Condition()
     state: dict[str, str] = {}  # shared table -> 'building' | 'ready'
-    pending = list(range(len(plans)))
+    pending = list(range(len(units)))
     failed: list[BaseException] = []
     done: list[tuple[int, pa.Table, float] | None] = [None] * len(plans)
 
     def take() -> tuple[int, list[str]] | None:
-        """Return the next rule this cursor may run and the shared tables it must build first; None when none is left."""
+        """Return the next statement this cursor may run and the shared tables it must build first; None when none is left."""
         with cond:
             while pending and not failed:
-                for k, i in enumerate(pending):
-                    uses = plans[i][2]
+                for k, u in enumerate(pending):
+                    uses = [name for i in units[u] for name in plans[i][2]]
                     if all(state.get(name) != "building" for name in uses):
                         del pending[k]
-                        mine = [name for name in uses if name not in state]
+                        mine = list(dict.fromkeys(name for name in uses if name not in state))
                         for name in mine:
                             state[name] = "building"
-                        return i, mine
+                        return u, mine
                 cond.wait()
             return None
 
-    def run_one(cur: duckdb.DuckDBPyConnection, i: int, build: list[str]) -> None:
-        rule, sql, uses, spent = plans[i]
-        t0 = time.perf_counter() - spent
+    def run_one(cur: duckdb.DuckDBPyConnection, u: int, build: list[str]) -> None:
+        members = units[u]
+        t0 = time.perf_counter() - sum(plans[i][3] for i in members)
         for name in build:  # in the order the rule asked for them: a shared table may read an earlier one
             try:
                 cur.execute(f"CREATE OR REPLACE TABLE _shared_{name} AS {shared[name]}")
@@ -406,16 +452,22 @@ def _run(con: duckdb.DuckDBPyConnection, present: frozenset[str], rules, *, vali
                 with cond:
                     state[name] = "ready"
                     cond.notify_all()
-        n, t = _findings(cur, rule, sql, sample_limit)
-        for name in uses:
+        if len(members) == 1:
+            found = [_findings(cur, plans[members[0]][0], plans[members[0]][1], sample_limit)]
+        else:
+            found = _findings_batch(cur, [plans[i][:2] for i in members], sample_limit)
+        for name in (name for i in members for name in plans[i][2]):
             with cond:
                 readers[name] -= 1
                 last = readers[name] == 0
             if last:
                 cur.execute(f"DROP TABLE IF EXISTS _shared_{name}")
-        done[i] = (n, t, time.perf_counter() - t0)
-        if progress and done[i][2] > 2:
-            progress(f"rule {rule.code}: {n:,} findings in {done[i][2]:.1f} s")
+        spent = (time.perf_counter() - t0) / len(members)  # a batch's time shared evenly among its rules
+        for i, (n, t) in zip(members, found):
+            done[i] = (n, t, spent)
+        if progress and spent * len(members) > 2:
+            what = f"rule {plans[members[0]][0].code}" if len(members) == 1 else f"{len(members)} rules in one statement"
+            progress(f"{what}: {sum(n for n, _ in found):,} findings in {spent * len(members):.1f} s")
 
     def work(cur: duckdb.DuckDBPyConnection) -> None:
         try:
@@ -426,7 +478,6 @@ def _run(con: duckdb.DuckDBPyConnection, present: frozenset[str], rules, *, vali
                 failed.append(exc)
                 cond.notify_all()
 
-    workers = min(_workers(), max(1, len(plans)))
     cursors = [con] + [con.cursor() for _ in range(workers - 1)]
     try:
         for cur in cursors[1:]:
@@ -456,6 +507,24 @@ def _run(con: duckdb.DuckDBPyConnection, present: frozenset[str], rules, *, vali
     return RuleRun(notices=notices, counts=counts, seconds=seconds)
 
 
+def _findings_batch(con: duckdb.DuckDBPyConnection, items: list[tuple[Rule, str]], sample_limit: int) -> list[tuple[int, pa.Table]]:
+    """Return what :func:`_findings` returns for each rule of ``items``, from one statement over all their queries.
+
+    Each rule's count and samples are its own (counted and cut per rule number, in the same order). If the statement
+    fails, then the rules run one by one, so that a failing rule raises its own error."""
+    body = " UNION ALL ".join(f"SELECT {k} AS _r, {_FOUND_COLUMNS} FROM ({sql})" for k, (_, sql) in enumerate(items))
+    try:
+        rows = con.execute(f"SELECT _r, count(*) OVER (PARTITION BY _r) AS _n, file, line, field, value, message FROM ({body}) "
+                           f"QUALIFY row_number() OVER (PARTITION BY _r ORDER BY {_SAMPLE_ORDER}) <= {int(sample_limit)} "
+                           f"ORDER BY _r, {_SAMPLE_ORDER}").fetchall()
+    except duckdb.Error:
+        return [_findings(con, rule, sql, sample_limit) for rule, sql in items]
+    by_rule: list[list[tuple]] = [[] for _ in items]
+    for r in rows:
+        by_rule[r[0]].append(r[1:])
+    return [_sample_table(rule, found) for (rule, _), found in zip(items, by_rule)]
+
+
 def _findings(con: duckdb.DuckDBPyConnection, rule: Rule, sql: str, sample_limit: int) -> tuple[int, pa.Table]:
     """Return the number of findings of one rule and up to ``sample_limit`` of them (NOTICE_SCHEMA), in one statement.
 
@@ -463,6 +532,11 @@ def _findings(con: duckdb.DuckDBPyConnection, rule: Rule, sql: str, sample_limit
     planning are ~1 ms, and a small feed runs ~140 rules."""
     rows = con.execute(f"SELECT count(*) OVER () AS _n, file, line, field, value, message FROM (SELECT {_FOUND_COLUMNS} "
                        f"FROM ({sql})) ORDER BY {_SAMPLE_ORDER} LIMIT {int(sample_limit)}").fetchall()
+    return _sample_table(rule, rows)
+
+
+def _sample_table(rule: Rule, rows: list[tuple]) -> tuple[int, pa.Table]:
+    """Return the count and the samples (NOTICE_SCHEMA) of one rule's rows (count, file, line, field, value, message)."""
     if not rows:
         return 0, rows_table([], NOTICE_SCHEMA)
     # A few rows (at most sample_limit): Python tuples into Arrow through transforms.arrowrows (pa.array on Python

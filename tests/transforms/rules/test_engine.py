@@ -240,3 +240,68 @@ def test_a_feed_over_the_hold_limit_is_read_from_its_files(tmp_path, monkeypatch
                  "sql AS value, 'x' AS message FROM duckdb_views() WHERE view_name = 'stops'")
     (row,) = run_rules(out, rules=[reads], con=duckdb.connect()).notices.to_pylist()
     assert "read_parquet" in row["value"]
+
+
+def test_cheap_rules_run_together_give_the_answers_of_each_alone_on_a_real_feed(tmp_path, monkeypatch):
+    from tests.conftest import shared
+
+    zp = shared("gtfs", "jp", "corpus-2019", "feeds", "kamacitybus190401.zip")
+    out = tmp_path / "tables"
+    canonicalize(GtfsAdapter().read(zp), schema=load_schema(), out_dir=out, profile="gtfs-jp")
+    runs = {}
+    for batch in ("0", "1", "3"):
+        monkeypatch.setenv("NORIBA_RULES_BATCH", batch)
+        runs[batch] = run_rules(out, validation_date=date(2019, 6, 1), profile="gtfs-jp")
+    assert runs["0"].counts and _answer(runs["0"]) == _answer(runs["1"]) == _answer(runs["3"])  # counts, samples, order
+    assert runs["0"].seconds.keys() == runs["1"].seconds.keys()
+
+
+def test_rules_in_one_statement_keep_their_own_counts_and_samples(tmp_path, monkeypatch):
+    import duckdb
+
+    from transforms.rules import engine
+
+    out = _tables(tmp_path)
+    statements = []
+    real = engine._findings_batch
+    monkeypatch.setattr(engine, "_findings_batch", lambda con, items, limit: statements.append(len(items)) or real(con, items, limit))
+
+    def rule(code, where, severity=WARNING):
+        return Rule(code, severity, "test", sql=lambda ctx: "SELECT 'stops.txt' AS file, _line AS line, 'stop_id' AS field, "
+                    f"stop_id AS value, 'x' AS message FROM stops WHERE {where}")
+
+    rules = [rule("test_all", "true"), rule("test_none", "false", ERROR), rule("test_first", "_line = 2"), rule("test_all", "true")]
+    monkeypatch.setenv("NORIBA_RULES_WORKERS", "1")
+    together = run_rules(out, rules=rules, sample_limit=2, con=duckdb.connect())
+    assert statements == [4]  # one statement for the four
+    monkeypatch.setenv("NORIBA_RULES_BATCH", "0")
+    alone = run_rules(out, rules=rules, sample_limit=2, con=duckdb.connect())
+    assert statements == [4]
+    n_stops = sum(1 for _ in (tmp_path / "feed" / "stops.txt").open()) - 1
+    assert together.counts == alone.counts == {("test_all", WARNING): 2 * n_stops, ("test_first", WARNING): 1}
+    assert together.notices.to_pylist() == alone.notices.to_pylist()
+    assert together.notices.column("code").to_pylist() == ["test_all"] * 2 + ["test_first"] + ["test_all"] * 2
+
+
+def test_a_failing_rule_in_a_statement_of_several_raises_its_own_error(tmp_path, monkeypatch):
+    import duckdb
+
+    out = _tables(tmp_path)
+    monkeypatch.setenv("NORIBA_RULES_WORKERS", "1")
+    fine = Rule("test_fine", WARNING, "test", sql=lambda ctx: "SELECT 'x' AS file, NULL AS line, NULL AS field, NULL AS value, "
+                "'x' AS message FROM stops")
+    broken = Rule("test_broken", WARNING, "test", sql=lambda ctx: "SELECT 'x' AS file, NULL AS line, NULL AS field, "
+                  "NULL AS value, 'x' AS message FROM no_such_table")
+    with pytest.raises(duckdb.CatalogException, match="no_such_table"):
+        run_rules(out, rules=[fine, broken], con=duckdb.connect())
+
+
+def test_a_feed_over_the_hold_limit_runs_each_rule_alone(tmp_path, monkeypatch):
+    from transforms.rules import engine
+
+    out = _tables(tmp_path)
+    monkeypatch.setenv("NORIBA_RULES_HOLD_ROWS", "1")
+    monkeypatch.setattr(engine, "_findings_batch", lambda *a: pytest.fail("a big feed's rules are not batched"))
+    every_stop = Rule("test_every_stop", WARNING, "test", sql=lambda ctx: "SELECT 'stops.txt' AS file, _line AS line, "
+                      "'stop_id' AS field, stop_id AS value, 'x' AS message FROM stops")
+    assert run_rules(out, rules=[every_stop, every_stop]).counts

@@ -18,6 +18,7 @@ never infers it from the rows.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -62,7 +63,8 @@ class Context:
     def shared(self, name: str, sql: str) -> str:
         """Return a relation holding the rows of ``sql``: a temporary table of this run, built before the first rule that
         asks for ``name`` runs and dropped after the last one (later rules read it instead of scanning stop_times again),
-        or the subquery itself outside run_rules. A shared table's query may read other shared tables asked for before it."""
+        or the subquery itself outside run_rules. A shared table's query may read other shared tables asked for before it.
+        A query that reads no table (a reference list) must give the same rows every time: its rows are kept per process."""
         return self.materialise(name, sql) if self.materialise else f"({sql})"
 
     @property
@@ -385,8 +387,6 @@ def _units(plans: list[tuple[Rule, str, tuple[str, ...], float]], *, batches: in
 
 def _run(con: duckdb.DuckDBPyConnection, present: frozenset[str], rules, *, validation_date, profile, params, sample_limit,
          progress, batch: bool = False) -> RuleRun:
-    import threading
-
     shared: dict[str, str] = {}  # name -> SELECT
     using: list[str] = []  # the shared tables the rule whose query is being built asks for
 
@@ -443,7 +443,7 @@ def _run(con: duckdb.DuckDBPyConnection, present: frozenset[str], rules, *, vali
         t0 = time.perf_counter() - sum(plans[i][3] for i in members)
         for name in build:  # in the order the rule asked for them: a shared table may read an earlier one
             try:
-                cur.execute(f"CREATE OR REPLACE TABLE _shared_{name} AS {shared[name]}")
+                _build_shared(cur, name, shared[name])
             except BaseException as exc:  # first, so that no other cursor starts a reader of the missing table
                 with cond:
                     failed.append(exc)
@@ -505,6 +505,45 @@ def _run(con: duckdb.DuckDBPyConnection, present: frozenset[str], rules, *, vali
         seconds[rule.code] = seconds.get(rule.code, 0.0) + spent
     notices = pa.concat_tables(tables) if tables else rows_table([], NOTICE_SCHEMA)  # (empty_table imports pandas)
     return RuleRun(notices=notices, counts=counts, seconds=seconds)
+
+
+#: SELECT -> its rows, for the shared tables whose query reads no table (the reference lists: time zones, languages,
+#: currencies, Japan's holidays), computed once per process: planning their VALUES lists (up to 26k characters) cost
+#: ~40 ms a feed. None: the query reads a table of the feed (it fails on an empty database), so it runs every time.
+_CONSTANT: dict[str, pa.Table | None] = {}
+_CONSTANT_MAX_ROWS = 100_000
+
+
+def _constant_rows(sql: str) -> pa.Table | None:
+    """Return the rows of ``sql`` when it reads no table (it runs on an empty database), else None; once per query text."""
+    with _CONSTANT_LOCK:
+        if sql not in _CONSTANT:
+            if len(_CONSTANT) >= 256:  # different queries of many runs in one long-lived process: start again
+                _CONSTANT.clear()
+            try:
+                with duckdb.connect() as empty:
+                    rows = empty.sql(sql).to_arrow_table()
+            except duckdb.Error:
+                rows = None
+            _CONSTANT[sql] = rows if rows is not None and rows.num_rows <= _CONSTANT_MAX_ROWS else None
+        return _CONSTANT[sql]
+
+
+_CONSTANT_LOCK = threading.Lock()
+
+
+def _build_shared(cur: duckdb.DuckDBPyConnection, name: str, sql: str) -> None:
+    """Make the shared table ``_shared_<name>`` from ``sql``: from its rows computed once per process when it reads no table."""
+    rows = _constant_rows(sql)
+    if rows is None:
+        cur.execute(f"CREATE OR REPLACE TABLE _shared_{name} AS {sql}")
+        return
+    view = f"_constant_{name}"
+    cur.register(view, rows)
+    try:
+        cur.execute(f"CREATE OR REPLACE TABLE _shared_{name} AS SELECT * FROM {view}")
+    finally:
+        cur.unregister(view)
 
 
 def _findings_batch(con: duckdb.DuckDBPyConnection, items: list[tuple[Rule, str]], sample_limit: int) -> list[tuple[int, pa.Table]]:

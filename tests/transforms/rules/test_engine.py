@@ -305,3 +305,30 @@ def test_a_feed_over_the_hold_limit_runs_each_rule_alone(tmp_path, monkeypatch):
     every_stop = Rule("test_every_stop", WARNING, "test", sql=lambda ctx: "SELECT 'stops.txt' AS file, _line AS line, "
                       "'stop_id' AS field, stop_id AS value, 'x' AS message FROM stops")
     assert run_rules(out, rules=[every_stop, every_stop]).counts
+
+
+def test_a_shared_reference_list_is_computed_once_per_process_and_gives_the_same_rows(tmp_path, monkeypatch):
+    import duckdb
+
+    from transforms.rules import engine
+
+    out = _tables(tmp_path)
+    monkeypatch.setattr(engine, "_CONSTANT", {})
+    ref = "SELECT * FROM (VALUES ('Asia/Tokyo', DATE '2019-01-01'), ('Europe/Vilnius', NULL)) r(tz, d)"
+    stops_ids = "SELECT stop_id FROM stops"
+
+    def reader(code, name, sql, value, message):
+        return Rule(code, WARNING, "test", sql=lambda ctx: "SELECT 'x' AS file, NULL AS line, NULL AS field, "
+                    f"{value} AS value, {message} AS message FROM {ctx.shared(name, sql)} r")
+
+    rules = [reader("test_ref", "ref", ref, "r.tz", "typeof(r.d) || ' ' || coalesce(CAST(r.d AS VARCHAR), '-')"),
+             reader("test_ids", "ids", stops_ids, "r.stop_id", "'x'")]
+    first = run_rules(out, rules=rules, con=duckdb.connect())
+    assert engine._CONSTANT[ref].num_rows == 2 and engine._CONSTANT[stops_ids] is None  # a feed's table: built each run
+    monkeypatch.setattr(engine, "_CONSTANT", {ref: engine._CONSTANT[ref]})
+    con = duckdb.connect()
+    monkeypatch.setattr(engine.duckdb, "connect", lambda *a, **k: pytest.fail("computed again"))
+    again = run_rules(out, rules=rules[:1], con=con)
+    assert again.notices.to_pylist() == [r for r in first.notices.to_pylist() if r["code"] == "test_ref"]
+    assert sorted((r["value"], r["message"]) for r in again.notices.to_pylist()) == [
+        ("Asia/Tokyo", "DATE 2019-01-01"), ("Europe/Vilnius", "DATE -")]

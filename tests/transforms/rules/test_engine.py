@@ -215,13 +215,14 @@ def test_a_small_feed_is_held_in_memory_for_the_rules_and_its_views_read_the_fil
     out = _tables(tmp_path)
     reads = Rule("test_reads", WARNING, "test", sql=lambda ctx: "SELECT 'x' AS file, NULL AS line, NULL AS field, "
                  "string_agg(table_name, ',' ORDER BY table_name) AS value, 'x' AS message FROM duckdb_tables() "
-                 "WHERE table_name LIKE '_rules_held_%'")
+                 "WHERE table_name IN ('stops', 'trips') OR table_name LIKE '_rules_held_%'")
     every_stop = Rule("test_every_stop", WARNING, "test", sql=lambda ctx: "SELECT 'stops.txt' AS file, _line AS line, "
                       "'stop_id' AS field, stop_id AS value, stop_name AS message FROM stops")
     con = duckdb.connect()
     held = run_rules(out, rules=[reads, every_stop], con=con)
-    assert "_rules_held_stops" in held.notices.column("value").to_pylist()[0]
-    assert not con.sql("SELECT count(*) FROM duckdb_tables() WHERE table_name LIKE '_rules_held_%'").fetchall()[0][0]
+    assert held.notices.column("value").to_pylist()[0] == "stops,trips"  # tables in memory under the views' names
+    assert not con.sql("SELECT count(*) FROM duckdb_tables() WHERE table_name IN ('stops', 'trips') "
+                       "OR table_name LIKE '_rules_held_%'").fetchall()[0][0]
     assert "read_parquet" in con.sql("SELECT sql FROM duckdb_views() WHERE view_name = 'stops'").fetchall()[0][0]
     monkeypatch.setenv("NORIBA_RULES_HOLD_ROWS", "0")  # never held: the same findings from the files
     on_disk = run_rules(out, rules=[reads, every_stop], con=duckdb.connect())

@@ -258,10 +258,14 @@ def run_rules(
     restore = _bound_memory(con, _spill_dir(tables_dir))
     try:
         release = _hold_small(con, present)
+        held = release is not _NOT_HELD
+        threads = _one_thread_a_cursor(con) if held and _workers() > 1 else None
         try:
             return _run(con, present, rules, validation_date=validation_date, profile=profile, params=params,
-                        sample_limit=sample_limit, progress=progress, batch=release is not _NOT_HELD)
+                        sample_limit=sample_limit, progress=progress, batch=held)
         finally:
+            if threads is not None:
+                con.execute(f"SET threads = {int(threads)}")
             release()
     finally:
         restore()
@@ -271,6 +275,17 @@ def run_rules(
 #: (NORIBA_RULES_HOLD_ROWS overrides it; 0: never). Each of a small feed's ~140 queries otherwise opens and decodes
 #: the Parquet files it reads again; a bigger feed's tables stay on disk, read by the queries within the memory limit.
 HOLD_ROWS = 1_000_000
+
+
+def _one_thread_a_cursor(con: duckdb.DuckDBPyConnection) -> int:
+    """Let each query of the database use one thread (the cursors run side by side); return the previous setting.
+
+    For a feed held in memory: its queries are small, and DuckDB's threads for each of two cursors' queries on two
+    cores spent more CPU waking and waiting than they saved (kamacitybus 0.79 against 0.86 CPU-s median, yamanashi 1.84
+    against 1.96, with less wall time too; bench/README.md, "Small feeds")."""
+    before = con.execute("SELECT current_setting('threads')").fetchall()[0][0]
+    con.execute("SET threads = 1")
+    return before
 
 
 def _NOT_HELD() -> None:

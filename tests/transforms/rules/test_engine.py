@@ -333,3 +333,18 @@ def test_a_shared_reference_list_is_computed_once_per_process_and_gives_the_same
     assert again.notices.to_pylist() == [r for r in first.notices.to_pylist() if r["code"] == "test_ref"]
     assert sorted((r["value"], r["message"]) for r in again.notices.to_pylist()) == [
         ("Asia/Tokyo", "DATE 2019-01-01"), ("Europe/Vilnius", "DATE -")]
+
+
+def test_a_small_feed_s_queries_run_on_one_thread_each_and_the_setting_is_restored_after(tmp_path, monkeypatch):
+    import duckdb
+
+    out = _tables(tmp_path)
+    monkeypatch.setenv("NORIBA_RULES_WORKERS", "2")
+    threads = Rule("test_threads", WARNING, "test", sql=lambda ctx: "SELECT 'x' AS file, NULL AS line, NULL AS field, "
+                   "current_setting('threads') AS value, 'x' AS message")
+    con = duckdb.connect()
+    con.execute("SET threads = 3")
+    assert run_rules(out, rules=[threads], con=con).notices.column("value").to_pylist() == ["1"]
+    assert con.execute("SELECT current_setting('threads')").fetchall()[0][0] == 3
+    monkeypatch.setenv("NORIBA_RULES_HOLD_ROWS", "0")  # not held: DuckDB's threads as they were
+    assert run_rules(out, rules=[threads], con=con).notices.column("value").to_pylist() == ["3"]

@@ -528,43 +528,49 @@ def _run(con: duckdb.DuckDBPyConnection, present: frozenset[str], rules, *, vali
     return RuleRun(notices=notices, counts=counts, seconds=seconds)
 
 
-#: SELECT -> its rows, for the shared tables whose query reads no table (the reference lists: time zones, languages,
-#: currencies, Japan's holidays), computed once per process: planning their VALUES lists (up to 26k characters) cost
-#: ~40 ms a feed. None: the query reads a table of the feed (it fails on an empty database), so it runs every time.
-_CONSTANT: dict[str, pa.Table | None] = {}
+#: SELECT -> its columns (name, type) and values column by column, for the shared tables whose query reads no table (the
+#: reference lists: time zones, languages, currencies, Japan's holidays), computed once per process: planning their
+#: VALUES lists (up to 26k characters) cost ~40 ms a feed. None: the query reads a table of the feed (it fails on an
+#: empty database), or gives more rows or other types than kept here, so it runs every time.
+_CONSTANT: dict[str, tuple[list[tuple[str, str]], list[list]] | None] = {}
 _CONSTANT_MAX_ROWS = 100_000
+_CONSTANT_TYPES = frozenset({"VARCHAR", "DATE", "INTEGER", "BIGINT", "DOUBLE", "BOOLEAN"})
+_CONSTANT_LOCK = threading.Lock()
+_EMPTY: list[duckdb.DuckDBPyConnection] = []  # one database with no table for the process (a connection costs ~15 ms)
 
 
-def _constant_rows(sql: str) -> pa.Table | None:
-    """Return the rows of ``sql`` when it reads no table (it runs on an empty database), else None; once per query text."""
+def _constant_rows(sql: str) -> tuple[list[tuple[str, str]], list[list]] | None:
+    """Return the columns and values of ``sql`` when it reads no table (it runs on an empty database), else None; once
+    per query text."""
     with _CONSTANT_LOCK:
         if sql not in _CONSTANT:
             if len(_CONSTANT) >= 256:  # different queries of many runs in one long-lived process: start again
                 _CONSTANT.clear()
+            if not _EMPTY:
+                _EMPTY.append(duckdb.connect())
+                _EMPTY[0].execute("SET threads = 1")
             try:
-                with duckdb.connect() as empty:
-                    rows = empty.sql(sql).to_arrow_table()
+                res = _EMPTY[0].execute(sql)
+                cols = [(d[0], str(d[1])) for d in res.description]
+                rows = res.fetchmany(_CONSTANT_MAX_ROWS + 1)
             except duckdb.Error:
-                rows = None
-            _CONSTANT[sql] = rows if rows is not None and rows.num_rows <= _CONSTANT_MAX_ROWS else None
+                _CONSTANT[sql] = None
+            else:
+                simple = all(t in _CONSTANT_TYPES for _, t in cols) and len(rows) <= _CONSTANT_MAX_ROWS
+                _CONSTANT[sql] = (cols, [[r[k] for r in rows] for k in range(len(cols))]) if simple else None
         return _CONSTANT[sql]
 
 
-_CONSTANT_LOCK = threading.Lock()
-
-
 def _build_shared(cur: duckdb.DuckDBPyConnection, name: str, sql: str) -> None:
-    """Make the shared table ``_shared_<name>`` from ``sql``: from its rows computed once per process when it reads no table."""
-    rows = _constant_rows(sql)
-    if rows is None:
+    """Make the shared table ``_shared_<name>`` from ``sql``: from its values computed once per process when it reads no
+    table (one list per column, unnested side by side: the same rows in the same order and types)."""
+    const = _constant_rows(sql)
+    if const is None:
         cur.execute(f"CREATE OR REPLACE TABLE _shared_{name} AS {sql}")
         return
-    view = f"_constant_{name}"
-    cur.register(view, rows)
-    try:
-        cur.execute(f"CREATE OR REPLACE TABLE _shared_{name} AS SELECT * FROM {view}")
-    finally:
-        cur.unregister(view)
+    cols, values = const
+    select = ", ".join(f"unnest(${k + 1}::{t}[]) AS {_q(c)}" for k, (c, t) in enumerate(cols))
+    cur.execute(f"CREATE OR REPLACE TABLE _shared_{name} AS SELECT {select}", values)
 
 
 def _findings_batch(con: duckdb.DuckDBPyConnection, items: list[tuple[Rule, str]], sample_limit: int) -> list[tuple[int, pa.Table]]:

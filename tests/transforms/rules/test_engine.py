@@ -325,7 +325,7 @@ def test_a_shared_reference_list_is_computed_once_per_process_and_gives_the_same
     rules = [reader("test_ref", "ref", ref, "r.tz", "typeof(r.d) || ' ' || coalesce(CAST(r.d AS VARCHAR), '-')"),
              reader("test_ids", "ids", stops_ids, "r.stop_id", "'x'")]
     first = run_rules(out, rules=rules, con=duckdb.connect())
-    assert engine._CONSTANT[ref].num_rows == 2 and engine._CONSTANT[stops_ids] is None  # a feed's table: built each run
+    assert len(engine._CONSTANT[ref][1][0]) == 2 and engine._CONSTANT[stops_ids] is None  # a feed's table: built each run
     monkeypatch.setattr(engine, "_CONSTANT", {ref: engine._CONSTANT[ref]})
     con = duckdb.connect()
     monkeypatch.setattr(engine.duckdb, "connect", lambda *a, **k: pytest.fail("computed again"))

@@ -123,34 +123,65 @@ def open_tables(tables_dir: Path, *, schema: Schema | None = None, con: duckdb.D
     The header columns are the view ``_columns`` (``tables_dir/_columns.parquet`` or
     ``files['_columns']``; an empty view when neither exists).
     """
+    con, present, _ = _open_tables(tables_dir, schema=schema, con=con, files=files, hold=0)
+    return con, present
+
+
+def _open_tables(tables_dir: Path | None, *, schema: Schema | None, con: duckdb.DuckDBPyConnection | None,
+                 files: dict[str, list[str]] | None, hold: int) -> tuple[duckdb.DuckDBPyConnection, frozenset[str], Callable[[], None]]:
+    """Return what :func:`open_tables` returns and what makes the views again: when the tables present hold at most
+    ``hold`` rows in all (their Parquet footers say), each is instead a table in DuckDB's memory under its name, read
+    once from its files in the same row order, until that is called; else the views are made and it is :func:`_NOT_HELD`."""
     from transforms.canonical import COLUMNS_SCHEMA, COLUMNS_TABLE
 
     schema = schema or load_schema()
     con = con or duckdb.connect()
     _macros(con)
-    present = set()
-    for table in schema.tables.values():
-        paths = (files or {}).get(table.name)
-        if paths is None and tables_dir is not None and (tables_dir / f"{table.name}.parquet").exists():
-            paths = [str(tables_dir / f"{table.name}.parquet")]
+    sources: dict[str, str] = {}  # table -> SELECT over its Parquet files
+    for name in [t.name for t in schema.tables.values()] + [COLUMNS_TABLE]:
+        paths = (files or {}).get(name)
+        if paths is None and tables_dir is not None and (tables_dir / f"{name}.parquet").exists():
+            paths = [str(tables_dir / f"{name}.parquet")]
         if paths:
             plist = "[" + ", ".join("'" + p.replace("'", "''") + "'" for p in paths) + "]"
-            con.execute(f"CREATE OR REPLACE VIEW {_q(table.name)} AS SELECT * FROM read_parquet({plist}, hive_partitioning=false)")
-            present.add(table.name)
-        else:
+            sources[name] = f"SELECT * FROM read_parquet({plist}, hive_partitioning=false)"
+    present = frozenset(n for n in sources if n != COLUMNS_TABLE)
+    held = sorted(sources) if hold > 0 and present and _parquet_rows(sources, files, tables_dir) <= hold else []
+    made: list[str] = []
+    try:
+        for name in held:
+            try:  # a view of an earlier open_tables on this connection
+                con.execute(f"DROP VIEW IF EXISTS {_q(name)}")
+            except duckdb.Error:
+                pass
+            made.append(name)
+            con.execute(f"CREATE OR REPLACE TABLE {_q(name)} AS {sources[name]}")
+    except BaseException:
+        _put_back(con, made, sources)
+        raise
+    for name, sql in sources.items():
+        if name not in made:
+            con.execute(f"CREATE OR REPLACE VIEW {_q(name)} AS {sql}")
+    for table in schema.tables.values():
+        if table.name not in sources:
             cols = ", ".join(f"NULL::{t} AS {_q(c)}" for c, t in table.columns_sql() if c not in ("feed_id", "feed_version"))
             con.execute(f"CREATE OR REPLACE VIEW {_q(table.name)} AS SELECT {cols} WHERE false")
-    paths = (files or {}).get(COLUMNS_TABLE)
-    if paths is None and tables_dir is not None and (tables_dir / f"{COLUMNS_TABLE}.parquet").exists():
-        paths = [str(tables_dir / f"{COLUMNS_TABLE}.parquet")]
-    if paths:
-        plist = "[" + ", ".join("'" + p.replace("'", "''") + "'" for p in paths) + "]"
-        con.execute(f"CREATE OR REPLACE VIEW {COLUMNS_TABLE} AS SELECT * FROM read_parquet({plist}, hive_partitioning=false)")
-    else:
+    if COLUMNS_TABLE not in sources:
         sql_type = {pa.string(): "VARCHAR", pa.int32(): "INTEGER", pa.bool_(): "BOOLEAN"}
         cols = ", ".join(f"NULL::{sql_type[f.type]} AS {_q(f.name)}" for f in COLUMNS_SCHEMA)
         con.execute(f"CREATE OR REPLACE VIEW {COLUMNS_TABLE} AS SELECT {cols} WHERE false")
-    return con, frozenset(present)
+    return con, present, (lambda: _put_back(con, made, sources)) if made else _NOT_HELD
+
+
+def _parquet_rows(sources: dict[str, str], files: dict[str, list[str]] | None, tables_dir: Path | None) -> int:
+    """Return the rows of every file behind ``sources``, from the Parquet footers."""
+    import pyarrow.parquet as pq
+
+    total = 0
+    for name in sources:
+        paths = (files or {}).get(name) or [str(tables_dir / f"{name}.parquet")]
+        total += sum(pq.read_metadata(p).num_rows for p in paths)
+    return total
 
 
 def _zones_overlap(a: bytes | None, b: bytes | None) -> bool | None:
@@ -254,11 +285,14 @@ def run_rules(
     from transforms.rules.registry import all_rules
 
     rules = all_rules() if rules is None else rules
-    con, present = open_tables(tables_dir, con=con, files=files)
-    restore = _bound_memory(con, _spill_dir(tables_dir))
+    con, present, release = _open_tables(tables_dir, schema=None, con=con, files=files, hold=_hold_rows())
+    held = release is not _NOT_HELD
     try:
-        release = _hold_small(con, present)
-        held = release is not _NOT_HELD
+        restore = _bound_memory(con, _spill_dir(tables_dir))
+    except BaseException:
+        release()
+        raise
+    try:
         threads = _one_thread_a_cursor(con) if held and _workers() > 1 else None
         try:
             return _run(con, present, rules, validation_date=validation_date, profile=profile, params=params,
@@ -274,6 +308,8 @@ def run_rules(
 #: A feed whose tables hold at most this many rows in all is copied into DuckDB's memory for the rules
 #: (NORIBA_RULES_HOLD_ROWS overrides it; 0: never). Each of a small feed's ~140 queries otherwise opens and decodes
 #: the Parquet files it reads again; a bigger feed's tables stay on disk, read by the queries within the memory limit.
+#: The copies are tables under the views' names, made straight from the files (a query binds a table ~0.15 ms faster
+#: than a view over it, and a small feed's queries name ~500 tables); the views are made again after the rules.
 HOLD_ROWS = 1_000_000
 
 
@@ -289,55 +325,24 @@ def _one_thread_a_cursor(con: duckdb.DuckDBPyConnection) -> int:
 
 
 def _NOT_HELD() -> None:
-    """What :func:`_hold_small` returns when it held nothing (the tables stay on disk)."""
+    """What :func:`_open_tables` returns as its release when it held nothing (the tables stay on disk, read by views)."""
 
 
-def _hold_small(con: duckdb.DuckDBPyConnection, present: frozenset[str]) -> Callable[[], None]:
-    """Copy the tables into the database when the feed is small (:data:`HOLD_ROWS`); return what puts the views back.
-
-    Each copy takes its view's name (a table, in the same row order: a query binds a table for ~0.15 ms less than a view
-    over it, and a small feed's ~140 queries name ~500 tables); the copies are dropped and the views reading the
-    Parquet files made again when the rules are done."""
+def _hold_rows() -> int:
+    """Return the most rows a feed's tables may hold in all to be copied into memory for the rules (:data:`HOLD_ROWS`)."""
     import os
 
-    from transforms.canonical import COLUMNS_TABLE
-
     try:
-        limit = int(os.environ.get("NORIBA_RULES_HOLD_ROWS", HOLD_ROWS))
+        return int(os.environ.get("NORIBA_RULES_HOLD_ROWS", HOLD_ROWS))
     except ValueError:
-        limit = HOLD_ROWS
-    names = sorted(present) + [COLUMNS_TABLE]
-    if limit <= 0 or not present:
-        return _NOT_HELD
-    rows = con.execute(" + ".join(f"(SELECT count(*) FROM {_q(n)})" for n in names).join(("SELECT ", ""))).fetchall()[0][0]
-    if rows > limit:
-        return _NOT_HELD
-    views = dict(con.execute("SELECT view_name, sql FROM duckdb_views() WHERE NOT internal AND view_name IN "
-                             f"({', '.join(_sql_str(n) for n in names)})").fetchall())
-    held = []
-    n = None
-    try:
-        for n in names:
-            if n not in views:
-                continue
-            con.execute(f"CREATE OR REPLACE TABLE {_q('_rules_held_' + n)} AS SELECT * FROM {_q(n)}")
-            con.execute(f"DROP VIEW {_q(n)}")
-            held.append(n)
-            con.execute(f"ALTER TABLE {_q('_rules_held_' + n)} RENAME TO {_q(n)}")
-    except BaseException:
-        if n is not None and n not in held:
-            con.execute(f"DROP TABLE IF EXISTS {_q('_rules_held_' + n)}")
-        _put_back(con, held, views)
-        raise
-    return lambda: _put_back(con, held, views)
+        return HOLD_ROWS
 
 
-def _put_back(con: duckdb.DuckDBPyConnection, held: list[str], views: dict[str, str]) -> None:
-    """Drop the copies of ``held`` and make their views again (``views``: their CREATE VIEW), reading the files."""
+def _put_back(con: duckdb.DuckDBPyConnection, held: list[str], sources: dict[str, str]) -> None:
+    """Drop the tables of ``held`` and make their views over the Parquet files again (``sources``: their SELECTs)."""
     for n in held:
         con.execute(f"DROP TABLE IF EXISTS {_q(n)}")
-        con.execute(f"DROP TABLE IF EXISTS {_q('_rules_held_' + n)}")  # a copy not renamed yet
-        con.execute(views[n].replace("CREATE VIEW", "CREATE OR REPLACE VIEW", 1))
+        con.execute(f"CREATE OR REPLACE VIEW {_q(n)} AS {sources[n]}")
 
 
 #: How a rule's findings are ordered before its samples are cut: every column, so the samples kept are the same on every run.

@@ -146,7 +146,7 @@ def _open_tables(tables_dir: Path | None, *, schema: Schema | None, con: duckdb.
             plist = "[" + ", ".join("'" + p.replace("'", "''") + "'" for p in paths) + "]"
             sources[name] = f"SELECT * FROM read_parquet({plist}, hive_partitioning=false)"
     present = frozenset(n for n in sources if n != COLUMNS_TABLE)
-    held = sorted(sources) if hold > 0 and present and _parquet_rows(sources, files, tables_dir) <= hold else []
+    held = sorted(sources) if hold > 0 and present and _parquet_rows(con, sources, files, tables_dir) <= hold else []
     made: list[str] = []
     try:
         for name in held:
@@ -173,15 +173,17 @@ def _open_tables(tables_dir: Path | None, *, schema: Schema | None, con: duckdb.
     return con, present, (lambda: _put_back(con, made, sources)) if made else _NOT_HELD
 
 
-def _parquet_rows(sources: dict[str, str], files: dict[str, list[str]] | None, tables_dir: Path | None) -> int:
-    """Return the rows of every file behind ``sources``, from the Parquet footers."""
+def _parquet_rows(con: duckdb.DuckDBPyConnection, sources: dict[str, str], files: dict[str, list[str]] | None,
+                  tables_dir: Path | None) -> int:
+    """Return the rows of every file behind ``sources``, from the Parquet footers (or through DuckDB, for a path pyarrow
+    does not open: a remote one)."""
     import pyarrow.parquet as pq
 
-    total = 0
-    for name in sources:
-        paths = (files or {}).get(name) or [str(tables_dir / f"{name}.parquet")]
-        total += sum(pq.read_metadata(p).num_rows for p in paths)
-    return total
+    try:
+        return sum(pq.read_metadata(p).num_rows for name in sources
+                   for p in (files or {}).get(name) or [str(tables_dir / f"{name}.parquet")])
+    except (OSError, pa.ArrowException):
+        return con.execute("SELECT " + " + ".join(f"(SELECT count(*) FROM ({sql}))" for sql in sources.values())).fetchall()[0][0]
 
 
 def _zones_overlap(a: bytes | None, b: bytes | None) -> bool | None:

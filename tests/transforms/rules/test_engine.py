@@ -348,3 +348,18 @@ def test_a_small_feed_s_queries_run_on_one_thread_each_and_the_setting_is_restor
     assert con.execute("SELECT current_setting('threads')").fetchall()[0][0] == 3
     monkeypatch.setenv("NORIBA_RULES_HOLD_ROWS", "0")  # not held: DuckDB's threads as they were
     assert run_rules(out, rules=[threads], con=con).notices.column("value").to_pylist() == ["3"]
+
+
+def test_a_feed_whose_files_pyarrow_cannot_open_is_counted_through_duckdb_for_the_hold(tmp_path, monkeypatch):
+    import pyarrow.parquet as pq
+
+    out = _tables(tmp_path)
+
+    def refuse(path):
+        raise OSError(f"{path}: not a local file")
+
+    monkeypatch.setattr(pq, "read_metadata", refuse)
+    reads = Rule("test_reads", WARNING, "test", sql=lambda ctx: "SELECT 'x' AS file, NULL AS line, NULL AS field, "
+                 "string_agg(table_name, ',' ORDER BY table_name) AS value, 'x' AS message FROM duckdb_tables() "
+                 "WHERE table_name = 'stops'")
+    assert run_rules(out, rules=[reads]).notices.column("value").to_pylist() == ["stops"]  # held all the same

@@ -282,7 +282,8 @@ def run_rules(
     an old version give the same answer. DuckDB's memory is bounded while the rules run
     (:data:`RULES_MEMORY`); a table several rules share is built before the first of them and
     dropped after the last. The queries run on :data:`RULES_WORKERS` cursors of ``con`` at once;
-    the findings come back in the rules' order, the same as on one.
+    the findings come back in the rules' order, the same as on one. A small feed (:data:`HOLD_ROWS`) is read into memory
+    first, its cheap rules run a few statements for many (:data:`RULES_BATCHES`) and each query on one DuckDB thread.
     """
     from transforms.rules.registry import all_rules
 
@@ -295,8 +296,10 @@ def run_rules(
         release()
         raise
     try:
-        threads = _one_thread_a_cursor(con) if held and _workers() > 1 else None
+        threads = None
         try:
+            if held and _workers() > 1:
+                threads = _one_thread_a_cursor(con)
             return _run(con, present, rules, validation_date=validation_date, profile=profile, params=params,
                         sample_limit=sample_limit, progress=progress, batch=held)
         finally:

@@ -356,10 +356,6 @@ _FOUND_COLUMNS = ("CAST(file AS VARCHAR) AS file, CAST(line AS BIGINT) AS line, 
                   "CAST(value AS VARCHAR) AS value, CAST(message AS VARCHAR) AS message")
 
 
-def _sql_str(s: str) -> str:
-    return "'" + s.replace("'", "''") + "'"
-
-
 #: How many DuckDB cursors run rule queries at once (NORIBA_RULES_WORKERS overrides it). A rule's query is planned on one
 #: thread, and most of a small feed's ~140 queries are planning and round trips, so two cursors keep two cores busy where
 #: DuckDB's own parallelism idles (bench/README.md, "The rules phase on two cursors").

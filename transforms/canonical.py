@@ -740,7 +740,13 @@ def _type_table(st: _State, table: Table, tf, count: FileCount, columns: list[di
                 f"SELECT {lit(code)} AS code, 'ERROR' AS severity, {lit(file)} AS file, _line AS line, {lit(f.name)} AS field, "
                 f"v AS value, {head} || v || {rest} AS message FROM (SELECT _line, {untyped_of(f)} AS v FROM {t} WHERE _untyped IS NOT NULL) WHERE v IS NOT NULL"
             )
-    con.execute("CREATE OR REPLACE TEMP TABLE _drop (_line INTEGER)")
+    dropping: list[str] = []  # the SELECTs of the quarantined lines (into the temp table _drop; none usually)
+
+    def drop(lines_sql: str) -> None:
+        if not dropping:
+            con.execute("CREATE OR REPLACE TEMP TABLE _drop (_line INTEGER)")
+        dropping.append(lines_sql)
+        con.execute(f"INSERT INTO _drop {lines_sql}")
     # Quarantine: a key field that is required but empty or untypable.
     if n_key_null:
         empty = " OR ".join(
@@ -758,7 +764,7 @@ def _type_table(st: _State, table: Table, tf, count: FileCount, columns: list[di
             f"SELECT {lit(file)} AS file, s._line AS line, 'missing_required_field' AS code, concat_ws('; ', {reasons}) AS reason, r.raw "
             f"FROM {t} s JOIN {raw_of(bad)} r USING (_line)"
         )
-        con.execute(f"INSERT INTO _drop {bad}")
+        drop(bad)
     # Duplicate keys: the first row wins, later ones are quarantined.
     if table.key:
         keys = ", ".join(q(f.column) for f in table.key)
@@ -788,18 +794,19 @@ def _type_table(st: _State, table: Table, tf, count: FileCount, columns: list[di
                 f"SELECT {lit(file)} AS file, d._line AS line, 'duplicate_key' AS code, 'same key as line ' || first_line AS reason, r.raw "
                 f"FROM dups d JOIN {raw_of('SELECT _line FROM dups')} r USING (_line)"
             )
-            con.execute("INSERT INTO _drop SELECT _line FROM dups")
+            drop("SELECT _line FROM dups")
     # Required non-key fields left empty: reported, row kept.
     for f, n in zip(soft_required, n_empty):
         if not n:
             continue
         empty = f"{q(f.column)} IS NULL" + (f" AND {untyped_of(f)} IS NULL" if f in fails else "")
+        kept = " AND _line NOT IN (SELECT _line FROM _drop)" if dropping else ""
         sink.notices(
             f"SELECT 'missing_required_field' AS code, 'ERROR' AS severity, {lit(file)} AS file, _line AS line, {lit(f.name)} AS field, "
-            f"NULL AS value, {lit('required field ' + f.name + ' is empty')} AS message FROM {t} WHERE {empty} AND _line NOT IN (SELECT _line FROM _drop)"
+            f"NULL AS value, {lit('required field ' + f.name + ' is empty')} AS message FROM {t} WHERE {empty}{kept}"
         )
     con.unregister("raw_" + table.name)
-    dropped = con.sql("SELECT count(DISTINCT _line) FROM _drop").fetchall()[0][0]
+    dropped = con.sql("SELECT count(DISTINCT _line) FROM _drop").fetchall()[0][0] if dropping else 0
     if arrow_out is not None:
         if dropped:
             lines = con.sql("SELECT DISTINCT _line FROM _drop").to_arrow_table().column(0)

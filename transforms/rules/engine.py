@@ -18,6 +18,7 @@ never infers it from the rows.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -62,7 +63,8 @@ class Context:
     def shared(self, name: str, sql: str) -> str:
         """Return a relation holding the rows of ``sql``: a temporary table of this run, built before the first rule that
         asks for ``name`` runs and dropped after the last one (later rules read it instead of scanning stop_times again),
-        or the subquery itself outside run_rules. A shared table's query may read other shared tables asked for before it."""
+        or the subquery itself outside run_rules. A shared table's query may read other shared tables asked for before it.
+        A query that reads no table (a reference list) must give the same rows every time: its rows are kept per process."""
         return self.materialise(name, sql) if self.materialise else f"({sql})"
 
     @property
@@ -121,34 +123,67 @@ def open_tables(tables_dir: Path, *, schema: Schema | None = None, con: duckdb.D
     The header columns are the view ``_columns`` (``tables_dir/_columns.parquet`` or
     ``files['_columns']``; an empty view when neither exists).
     """
+    con, present, _ = _open_tables(tables_dir, schema=schema, con=con, files=files, hold=0)
+    return con, present
+
+
+def _open_tables(tables_dir: Path | None, *, schema: Schema | None, con: duckdb.DuckDBPyConnection | None,
+                 files: dict[str, list[str]] | None, hold: int) -> tuple[duckdb.DuckDBPyConnection, frozenset[str], Callable[[], None]]:
+    """Return what :func:`open_tables` returns and what makes the views again: when the tables present hold at most
+    ``hold`` rows in all (their Parquet footers say), each is instead a table in DuckDB's memory under its name, read
+    once from its files in the same row order, until that is called; else the views are made and it is :func:`_NOT_HELD`."""
     from transforms.canonical import COLUMNS_SCHEMA, COLUMNS_TABLE
 
     schema = schema or load_schema()
     con = con or duckdb.connect()
     _macros(con)
-    present = set()
-    for table in schema.tables.values():
-        paths = (files or {}).get(table.name)
-        if paths is None and tables_dir is not None and (tables_dir / f"{table.name}.parquet").exists():
-            paths = [str(tables_dir / f"{table.name}.parquet")]
+    sources: dict[str, str] = {}  # table -> SELECT over its Parquet files
+    for name in [t.name for t in schema.tables.values()] + [COLUMNS_TABLE]:
+        paths = (files or {}).get(name)
+        if paths is None and tables_dir is not None and (tables_dir / f"{name}.parquet").exists():
+            paths = [str(tables_dir / f"{name}.parquet")]
         if paths:
             plist = "[" + ", ".join("'" + p.replace("'", "''") + "'" for p in paths) + "]"
-            con.execute(f"CREATE OR REPLACE VIEW {_q(table.name)} AS SELECT * FROM read_parquet({plist}, hive_partitioning=false)")
-            present.add(table.name)
-        else:
+            sources[name] = f"SELECT * FROM read_parquet({plist}, hive_partitioning=false)"
+    present = frozenset(n for n in sources if n != COLUMNS_TABLE)
+    held = sorted(sources) if hold > 0 and present and _parquet_rows(con, sources, files, tables_dir) <= hold else []
+    made: list[str] = []
+    try:
+        for name in held:
+            try:  # a view of an earlier open_tables on this connection
+                con.execute(f"DROP VIEW IF EXISTS {_q(name)}")
+            except duckdb.Error:
+                pass
+            made.append(name)
+            con.execute(f"CREATE OR REPLACE TABLE {_q(name)} AS {sources[name]}")
+    except BaseException:
+        _put_back(con, made, sources)
+        raise
+    for name, sql in sources.items():
+        if name not in made:
+            con.execute(f"CREATE OR REPLACE VIEW {_q(name)} AS {sql}")
+    for table in schema.tables.values():
+        if table.name not in sources:
             cols = ", ".join(f"NULL::{t} AS {_q(c)}" for c, t in table.columns_sql() if c not in ("feed_id", "feed_version"))
             con.execute(f"CREATE OR REPLACE VIEW {_q(table.name)} AS SELECT {cols} WHERE false")
-    paths = (files or {}).get(COLUMNS_TABLE)
-    if paths is None and tables_dir is not None and (tables_dir / f"{COLUMNS_TABLE}.parquet").exists():
-        paths = [str(tables_dir / f"{COLUMNS_TABLE}.parquet")]
-    if paths:
-        plist = "[" + ", ".join("'" + p.replace("'", "''") + "'" for p in paths) + "]"
-        con.execute(f"CREATE OR REPLACE VIEW {COLUMNS_TABLE} AS SELECT * FROM read_parquet({plist}, hive_partitioning=false)")
-    else:
+    if COLUMNS_TABLE not in sources:
         sql_type = {pa.string(): "VARCHAR", pa.int32(): "INTEGER", pa.bool_(): "BOOLEAN"}
         cols = ", ".join(f"NULL::{sql_type[f.type]} AS {_q(f.name)}" for f in COLUMNS_SCHEMA)
         con.execute(f"CREATE OR REPLACE VIEW {COLUMNS_TABLE} AS SELECT {cols} WHERE false")
-    return con, frozenset(present)
+    return con, present, (lambda: _put_back(con, made, sources)) if made else _NOT_HELD
+
+
+def _parquet_rows(con: duckdb.DuckDBPyConnection, sources: dict[str, str], files: dict[str, list[str]] | None,
+                  tables_dir: Path | None) -> int:
+    """Return the rows of every file behind ``sources``, from the Parquet footers (or through DuckDB, for a path pyarrow
+    does not open: a remote one)."""
+    import pyarrow.parquet as pq
+
+    try:
+        return sum(pq.read_metadata(p).num_rows for name in sources
+                   for p in (files or {}).get(name) or [str(tables_dir / f"{name}.parquet")])
+    except (OSError, pa.ArrowException):
+        return con.execute("SELECT " + " + ".join(f"(SELECT count(*) FROM ({sql}))" for sql in sources.values())).fetchall()[0][0]
 
 
 def _zones_overlap(a: bytes | None, b: bytes | None) -> bool | None:
@@ -247,19 +282,29 @@ def run_rules(
     an old version give the same answer. DuckDB's memory is bounded while the rules run
     (:data:`RULES_MEMORY`); a table several rules share is built before the first of them and
     dropped after the last. The queries run on :data:`RULES_WORKERS` cursors of ``con`` at once;
-    the findings come back in the rules' order, the same as on one.
+    the findings come back in the rules' order, the same as on one. A small feed (:data:`HOLD_ROWS`) is read into memory
+    first, its cheap rules run a few statements for many (:data:`RULES_BATCHES`) and each query on one DuckDB thread.
     """
     from transforms.rules.registry import all_rules
 
     rules = all_rules() if rules is None else rules
-    con, present = open_tables(tables_dir, con=con, files=files)
-    restore = _bound_memory(con, _spill_dir(tables_dir))
+    con, present, release = _open_tables(tables_dir, schema=None, con=con, files=files, hold=_hold_rows())
+    held = release is not _NOT_HELD
     try:
-        release = _hold_small(con, present)
+        restore = _bound_memory(con, _spill_dir(tables_dir))
+    except BaseException:
+        release()
+        raise
+    try:
+        threads = None
         try:
+            if held and _workers() > 1:
+                threads = _one_thread_a_cursor(con)
             return _run(con, present, rules, validation_date=validation_date, profile=profile, params=params,
-                        sample_limit=sample_limit, progress=progress)
+                        sample_limit=sample_limit, progress=progress, batch=held)
         finally:
+            if threads is not None:
+                con.execute(f"SET threads = {int(threads)}")
             release()
     finally:
         restore()
@@ -268,59 +313,47 @@ def run_rules(
 #: A feed whose tables hold at most this many rows in all is copied into DuckDB's memory for the rules
 #: (NORIBA_RULES_HOLD_ROWS overrides it; 0: never). Each of a small feed's ~140 queries otherwise opens and decodes
 #: the Parquet files it reads again; a bigger feed's tables stay on disk, read by the queries within the memory limit.
+#: The copies are tables under the views' names, made straight from the files (a query binds a table ~0.15 ms faster
+#: than a view over it, and a small feed's queries name ~500 tables); the views are made again after the rules.
 HOLD_ROWS = 1_000_000
 
 
-def _hold_small(con: duckdb.DuckDBPyConnection, present: frozenset[str]) -> Callable[[], None]:
-    """Copy the tables into the database when the feed is small (:data:`HOLD_ROWS`); return what puts the views back.
+def _one_thread_a_cursor(con: duckdb.DuckDBPyConnection) -> int:
+    """Let each query of the database use one thread (the cursors run side by side); return the previous setting.
 
-    Each view then reads its copy, in the same row order; the copies are dropped and the views point at the
-    Parquet files again when the rules are done."""
+    For a feed held in memory: its queries are small, and DuckDB's threads for each of two cursors' queries on two
+    cores spent more CPU waking and waiting than they saved (kamacitybus 0.79 against 0.86 CPU-s median, yamanashi 1.84
+    against 1.96, with less wall time too; bench/README.md, "Small feeds")."""
+    before = con.execute("SELECT current_setting('threads')").fetchall()[0][0]
+    con.execute("SET threads = 1")
+    return before
+
+
+def _NOT_HELD() -> None:
+    """What :func:`_open_tables` returns as its release when it held nothing (the tables stay on disk, read by views)."""
+
+
+def _hold_rows() -> int:
+    """Return the most rows a feed's tables may hold in all to be copied into memory for the rules (:data:`HOLD_ROWS`)."""
     import os
 
-    from transforms.canonical import COLUMNS_TABLE
-
     try:
-        limit = int(os.environ.get("NORIBA_RULES_HOLD_ROWS", HOLD_ROWS))
+        return int(os.environ.get("NORIBA_RULES_HOLD_ROWS", HOLD_ROWS))
     except ValueError:
-        limit = HOLD_ROWS
-    names = sorted(present) + [COLUMNS_TABLE]
-    if limit <= 0 or not present:
-        return lambda: None
-    rows = con.execute(" + ".join(f"(SELECT count(*) FROM {_q(n)})" for n in names).join(("SELECT ", ""))).fetchall()[0][0]
-    if rows > limit:
-        return lambda: None
-    views = dict(con.execute("SELECT view_name, sql FROM duckdb_views() WHERE NOT internal AND view_name IN "
-                             f"({', '.join(_sql_str(n) for n in names)})").fetchall())
-    held = []
-    try:
-        for n in names:
-            if n not in views:
-                continue
-            con.execute(f"CREATE OR REPLACE TABLE {_q('_rules_held_' + n)} AS SELECT * FROM {_q(n)}")
-            held.append(n)
-            con.execute(f"CREATE OR REPLACE VIEW {_q(n)} AS SELECT * FROM {_q('_rules_held_' + n)}")
-    except BaseException:
-        _put_back(con, held, views)
-        raise
-    return lambda: _put_back(con, held, views)
+        return HOLD_ROWS
 
 
-def _put_back(con: duckdb.DuckDBPyConnection, held: list[str], views: dict[str, str]) -> None:
-    """Point the views of ``held`` at what they read before (``views``: their CREATE VIEW) and drop the copies."""
+def _put_back(con: duckdb.DuckDBPyConnection, held: list[str], sources: dict[str, str]) -> None:
+    """Drop the tables of ``held`` and make their views over the Parquet files again (``sources``: their SELECTs)."""
     for n in held:
-        con.execute(views[n].replace("CREATE VIEW", "CREATE OR REPLACE VIEW", 1))
-        con.execute(f"DROP TABLE IF EXISTS {_q('_rules_held_' + n)}")
+        con.execute(f"DROP TABLE IF EXISTS {_q(n)}")
+        con.execute(f"CREATE OR REPLACE VIEW {_q(n)} AS {sources[n]}")
 
 
 #: How a rule's findings are ordered before its samples are cut: every column, so the samples kept are the same on every run.
 _SAMPLE_ORDER = "file, line NULLS FIRST, field, value, message"
 _FOUND_COLUMNS = ("CAST(file AS VARCHAR) AS file, CAST(line AS BIGINT) AS line, CAST(field AS VARCHAR) AS field, "
                   "CAST(value AS VARCHAR) AS value, CAST(message AS VARCHAR) AS message")
-
-
-def _sql_str(s: str) -> str:
-    return "'" + s.replace("'", "''") + "'"
 
 
 #: How many DuckDB cursors run rule queries at once (NORIBA_RULES_WORKERS overrides it). A rule's query is planned on one
@@ -339,10 +372,48 @@ def _workers() -> int:
     return max(1, min(n, os.cpu_count() or 1))
 
 
-def _run(con: duckdb.DuckDBPyConnection, present: frozenset[str], rules, *, validation_date, profile, params, sample_limit,
-         progress) -> RuleRun:
-    import threading
+#: On a feed held in memory (:data:`HOLD_ROWS`), the cheap rules (no shared table, a query of at most
+#: :data:`BATCH_SQL_CHARS` characters: ~100 of a GTFS-JP feed's ~140) run as this many statements per cursor, each a
+#: UNION ALL of their queries with the rule's number beside every finding (NORIBA_RULES_BATCH overrides it; 0: each rule
+#: alone). Such a rule's own work is well under a statement's planning, scheduling and round trip (~1-2 ms); a longer
+#: query (a scan of every column, a join of four tables) costs as much or more inside a batch as alone, so it stays alone.
+#: A bigger feed's rules stay one statement each: their samples are cut by a top-N, not by a window over a batch's findings.
+#: kamacitybus, one cursor: 102 rules 0.23 CPU-s as one statement against 0.31 one by one (bench/README.md, "Small feeds").
+RULES_BATCHES = 1
+BATCH_SQL_CHARS = 1300
 
+
+def _batches_per_cursor() -> int:
+    import os
+
+    try:
+        return max(0, int(os.environ.get("NORIBA_RULES_BATCH", RULES_BATCHES)))
+    except ValueError:
+        return RULES_BATCHES
+
+
+def _units(plans: list[tuple[Rule, str, tuple[str, ...], float]], *, batches: int) -> list[list[int]]:
+    """Return the statements to run, each a list of indices into ``plans``: the cheap rules (no shared table, a short query)
+    in ``batches`` groups of about the same SQL size, each placed where its first rule was, and every other rule alone;
+    every rule alone if ``batches`` is 0."""
+    free = [i for i, p in enumerate(plans) if not p[2] and len(p[1]) <= BATCH_SQL_CHARS]
+    if batches <= 0 or len(free) < 2:
+        return [[i] for i in range(len(plans))]
+    size = sum(len(plans[i][1]) for i in free)
+    groups: list[list[int]] = [[]]
+    acc = 0
+    for i in free:  # contiguous groups, cut when a group holds its share of the SQL
+        if acc >= size * len(groups) / batches and len(groups) < batches:
+            groups.append([])
+        groups[-1].append(i)
+        acc += len(plans[i][1])
+    first = {g[0]: g for g in groups}
+    batched = {i for g in groups for i in g}
+    return [first[i] if i in first else [i] for i in range(len(plans)) if i in first or i not in batched]
+
+
+def _run(con: duckdb.DuckDBPyConnection, present: frozenset[str], rules, *, validation_date, profile, params, sample_limit,
+         progress, batch: bool = False) -> RuleRun:
     shared: dict[str, str] = {}  # name -> SELECT
     using: list[str] = []  # the shared tables the rule whose query is being built asks for
 
@@ -367,37 +438,39 @@ def _run(con: duckdb.DuckDBPyConnection, present: frozenset[str], rules, *, vali
     for _, _, uses, _ in plans:
         for name in uses:
             readers[name] = readers.get(name, 0) + 1
+    workers = min(_workers(), max(1, len(plans)))
+    units = _units(plans, batches=_batches_per_cursor() * workers if batch else 0)
     # A shared table is a table of the connection's database (not TEMP: every cursor must see it), built by the cursor that
-    # takes the first rule asking for it and dropped when its last reader is done. A cursor takes the first rule left whose
-    # shared tables are not being built by another (while one builds the legs of every stop time, the other runs rules
+    # takes the first rule asking for it and dropped when its last reader is done. A cursor takes the first statement left
+    # whose shared tables are not being built by another (while one builds the legs of every stop time, the other runs rules
     # that do not read them); the findings are put back in the rules' order.
     cond = threading.Condition()
     state: dict[str, str] = {}  # shared table -> 'building' | 'ready'
-    pending = list(range(len(plans)))
+    pending = list(range(len(units)))
     failed: list[BaseException] = []
     done: list[tuple[int, pa.Table, float] | None] = [None] * len(plans)
 
     def take() -> tuple[int, list[str]] | None:
-        """Return the next rule this cursor may run and the shared tables it must build first; None when none is left."""
+        """Return the next statement this cursor may run and the shared tables it must build first; None when none is left."""
         with cond:
             while pending and not failed:
-                for k, i in enumerate(pending):
-                    uses = plans[i][2]
+                for k, u in enumerate(pending):
+                    uses = [name for i in units[u] for name in plans[i][2]]
                     if all(state.get(name) != "building" for name in uses):
                         del pending[k]
-                        mine = [name for name in uses if name not in state]
+                        mine = list(dict.fromkeys(name for name in uses if name not in state))
                         for name in mine:
                             state[name] = "building"
-                        return i, mine
+                        return u, mine
                 cond.wait()
             return None
 
-    def run_one(cur: duckdb.DuckDBPyConnection, i: int, build: list[str]) -> None:
-        rule, sql, uses, spent = plans[i]
-        t0 = time.perf_counter() - spent
+    def run_one(cur: duckdb.DuckDBPyConnection, u: int, build: list[str]) -> None:
+        members = units[u]
+        t0 = time.perf_counter() - sum(plans[i][3] for i in members)
         for name in build:  # in the order the rule asked for them: a shared table may read an earlier one
             try:
-                cur.execute(f"CREATE OR REPLACE TABLE _shared_{name} AS {shared[name]}")
+                _build_shared(cur, name, shared[name])
             except BaseException as exc:  # first, so that no other cursor starts a reader of the missing table
                 with cond:
                     failed.append(exc)
@@ -406,16 +479,22 @@ def _run(con: duckdb.DuckDBPyConnection, present: frozenset[str], rules, *, vali
                 with cond:
                     state[name] = "ready"
                     cond.notify_all()
-        n, t = _findings(cur, rule, sql, sample_limit)
-        for name in uses:
+        if len(members) == 1:
+            found = [_findings(cur, plans[members[0]][0], plans[members[0]][1], sample_limit)]
+        else:
+            found = _findings_batch(cur, [plans[i][:2] for i in members], sample_limit)
+        for name in (name for i in members for name in plans[i][2]):
             with cond:
                 readers[name] -= 1
                 last = readers[name] == 0
             if last:
                 cur.execute(f"DROP TABLE IF EXISTS _shared_{name}")
-        done[i] = (n, t, time.perf_counter() - t0)
-        if progress and done[i][2] > 2:
-            progress(f"rule {rule.code}: {n:,} findings in {done[i][2]:.1f} s")
+        spent = (time.perf_counter() - t0) / len(members)  # a batch's time shared evenly among its rules
+        for i, (n, t) in zip(members, found):
+            done[i] = (n, t, spent)
+        if progress and spent * len(members) > 2:
+            what = f"rule {plans[members[0]][0].code}" if len(members) == 1 else f"{len(members)} rules in one statement"
+            progress(f"{what}: {sum(n for n, _ in found):,} findings in {spent * len(members):.1f} s")
 
     def work(cur: duckdb.DuckDBPyConnection) -> None:
         try:
@@ -426,7 +505,6 @@ def _run(con: duckdb.DuckDBPyConnection, present: frozenset[str], rules, *, vali
                 failed.append(exc)
                 cond.notify_all()
 
-    workers = min(_workers(), max(1, len(plans)))
     cursors = [con] + [con.cursor() for _ in range(workers - 1)]
     try:
         for cur in cursors[1:]:
@@ -456,6 +534,69 @@ def _run(con: duckdb.DuckDBPyConnection, present: frozenset[str], rules, *, vali
     return RuleRun(notices=notices, counts=counts, seconds=seconds)
 
 
+#: SELECT -> its columns (name, type) and values column by column, for the shared tables whose query reads no table (the
+#: reference lists: time zones, languages, currencies, Japan's holidays), computed once per process: planning their
+#: VALUES lists (up to 26k characters) cost ~40 ms a feed. None: the query reads a table of the feed (it fails on an
+#: empty database), or gives more rows or other types than kept here, so it runs every time.
+_CONSTANT: dict[str, tuple[list[tuple[str, str]], list[list]] | None] = {}
+_CONSTANT_MAX_ROWS = 100_000
+_CONSTANT_TYPES = frozenset({"VARCHAR", "DATE", "INTEGER", "BIGINT", "DOUBLE", "BOOLEAN"})
+_CONSTANT_LOCK = threading.Lock()
+_EMPTY: list[duckdb.DuckDBPyConnection] = []  # one database with no table for the process (a connection costs ~15 ms)
+
+
+def _constant_rows(sql: str) -> tuple[list[tuple[str, str]], list[list]] | None:
+    """Return the columns and values of ``sql`` when it reads no table (it runs on an empty database), else None; once
+    per query text."""
+    with _CONSTANT_LOCK:
+        if sql not in _CONSTANT:
+            if len(_CONSTANT) >= 256:  # different queries of many runs in one long-lived process: start again
+                _CONSTANT.clear()
+            if not _EMPTY:
+                _EMPTY.append(duckdb.connect())
+                _EMPTY[0].execute("SET threads = 1")
+            try:
+                res = _EMPTY[0].execute(sql)
+                cols = [(d[0], str(d[1])) for d in res.description]
+                rows = res.fetchmany(_CONSTANT_MAX_ROWS + 1)
+            except duckdb.Error:
+                _CONSTANT[sql] = None
+            else:
+                simple = all(t in _CONSTANT_TYPES for _, t in cols) and len(rows) <= _CONSTANT_MAX_ROWS
+                _CONSTANT[sql] = (cols, [[r[k] for r in rows] for k in range(len(cols))]) if simple else None
+        return _CONSTANT[sql]
+
+
+def _build_shared(cur: duckdb.DuckDBPyConnection, name: str, sql: str) -> None:
+    """Make the shared table ``_shared_<name>`` from ``sql``: from its values computed once per process when it reads no
+    table (one list per column, unnested side by side: the same rows in the same order and types)."""
+    const = _constant_rows(sql)
+    if const is None:
+        cur.execute(f"CREATE OR REPLACE TABLE _shared_{name} AS {sql}")
+        return
+    cols, values = const
+    select = ", ".join(f"unnest(${k + 1}::{t}[]) AS {_q(c)}" for k, (c, t) in enumerate(cols))
+    cur.execute(f"CREATE OR REPLACE TABLE _shared_{name} AS SELECT {select}", values)
+
+
+def _findings_batch(con: duckdb.DuckDBPyConnection, items: list[tuple[Rule, str]], sample_limit: int) -> list[tuple[int, pa.Table]]:
+    """Return what :func:`_findings` returns for each rule of ``items``, from one statement over all their queries.
+
+    Each rule's count and samples are its own (counted and cut per rule number, in the same order). If the statement
+    fails, then the rules run one by one, so that a failing rule raises its own error."""
+    body = " UNION ALL ".join(f"SELECT {k} AS _r, {_FOUND_COLUMNS} FROM ({sql})" for k, (_, sql) in enumerate(items))
+    try:
+        rows = con.execute(f"SELECT _r, count(*) OVER (PARTITION BY _r) AS _n, file, line, field, value, message FROM ({body}) "
+                           f"QUALIFY row_number() OVER (PARTITION BY _r ORDER BY {_SAMPLE_ORDER}) <= {int(sample_limit)} "
+                           f"ORDER BY _r, {_SAMPLE_ORDER}").fetchall()
+    except duckdb.Error:
+        return [_findings(con, rule, sql, sample_limit) for rule, sql in items]
+    by_rule: list[list[tuple]] = [[] for _ in items]
+    for r in rows:
+        by_rule[r[0]].append(r[1:])
+    return [_sample_table(rule, found) for (rule, _), found in zip(items, by_rule)]
+
+
 def _findings(con: duckdb.DuckDBPyConnection, rule: Rule, sql: str, sample_limit: int) -> tuple[int, pa.Table]:
     """Return the number of findings of one rule and up to ``sample_limit`` of them (NOTICE_SCHEMA), in one statement.
 
@@ -463,6 +604,11 @@ def _findings(con: duckdb.DuckDBPyConnection, rule: Rule, sql: str, sample_limit
     planning are ~1 ms, and a small feed runs ~140 rules."""
     rows = con.execute(f"SELECT count(*) OVER () AS _n, file, line, field, value, message FROM (SELECT {_FOUND_COLUMNS} "
                        f"FROM ({sql})) ORDER BY {_SAMPLE_ORDER} LIMIT {int(sample_limit)}").fetchall()
+    return _sample_table(rule, rows)
+
+
+def _sample_table(rule: Rule, rows: list[tuple]) -> tuple[int, pa.Table]:
+    """Return the count and the samples (NOTICE_SCHEMA) of one rule's rows (count, file, line, field, value, message)."""
     if not rows:
         return 0, rows_table([], NOTICE_SCHEMA)
     # A few rows (at most sample_limit): Python tuples into Arrow through transforms.arrowrows (pa.array on Python

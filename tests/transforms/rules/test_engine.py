@@ -215,13 +215,14 @@ def test_a_small_feed_is_held_in_memory_for_the_rules_and_its_views_read_the_fil
     out = _tables(tmp_path)
     reads = Rule("test_reads", WARNING, "test", sql=lambda ctx: "SELECT 'x' AS file, NULL AS line, NULL AS field, "
                  "string_agg(table_name, ',' ORDER BY table_name) AS value, 'x' AS message FROM duckdb_tables() "
-                 "WHERE table_name LIKE '_rules_held_%'")
+                 "WHERE table_name IN ('stops', 'trips') OR table_name LIKE '_rules_held_%'")
     every_stop = Rule("test_every_stop", WARNING, "test", sql=lambda ctx: "SELECT 'stops.txt' AS file, _line AS line, "
                       "'stop_id' AS field, stop_id AS value, stop_name AS message FROM stops")
     con = duckdb.connect()
     held = run_rules(out, rules=[reads, every_stop], con=con)
-    assert "_rules_held_stops" in held.notices.column("value").to_pylist()[0]
-    assert not con.sql("SELECT count(*) FROM duckdb_tables() WHERE table_name LIKE '_rules_held_%'").fetchall()[0][0]
+    assert held.notices.column("value").to_pylist()[0] == "stops,trips"  # tables in memory under the views' names
+    assert not con.sql("SELECT count(*) FROM duckdb_tables() WHERE table_name IN ('stops', 'trips') "
+                       "OR table_name LIKE '_rules_held_%'").fetchall()[0][0]
     assert "read_parquet" in con.sql("SELECT sql FROM duckdb_views() WHERE view_name = 'stops'").fetchall()[0][0]
     monkeypatch.setenv("NORIBA_RULES_HOLD_ROWS", "0")  # never held: the same findings from the files
     on_disk = run_rules(out, rules=[reads, every_stop], con=duckdb.connect())
@@ -240,3 +241,125 @@ def test_a_feed_over_the_hold_limit_is_read_from_its_files(tmp_path, monkeypatch
                  "sql AS value, 'x' AS message FROM duckdb_views() WHERE view_name = 'stops'")
     (row,) = run_rules(out, rules=[reads], con=duckdb.connect()).notices.to_pylist()
     assert "read_parquet" in row["value"]
+
+
+def test_cheap_rules_run_together_give_the_answers_of_each_alone_on_a_real_feed(tmp_path, monkeypatch):
+    from tests.conftest import shared
+
+    zp = shared("gtfs", "jp", "corpus-2019", "feeds", "kamacitybus190401.zip")
+    out = tmp_path / "tables"
+    canonicalize(GtfsAdapter().read(zp), schema=load_schema(), out_dir=out, profile="gtfs-jp")
+    runs = {}
+    for batch in ("0", "1", "3"):
+        monkeypatch.setenv("NORIBA_RULES_BATCH", batch)
+        runs[batch] = run_rules(out, validation_date=date(2019, 6, 1), profile="gtfs-jp")
+    assert runs["0"].counts and _answer(runs["0"]) == _answer(runs["1"]) == _answer(runs["3"])  # counts, samples, order
+    assert runs["0"].seconds.keys() == runs["1"].seconds.keys()
+
+
+def test_rules_in_one_statement_keep_their_own_counts_and_samples(tmp_path, monkeypatch):
+    import duckdb
+
+    from transforms.rules import engine
+
+    out = _tables(tmp_path)
+    statements = []
+    real = engine._findings_batch
+    monkeypatch.setattr(engine, "_findings_batch", lambda con, items, limit: statements.append(len(items)) or real(con, items, limit))
+
+    def rule(code, where, severity=WARNING):
+        return Rule(code, severity, "test", sql=lambda ctx: "SELECT 'stops.txt' AS file, _line AS line, 'stop_id' AS field, "
+                    f"stop_id AS value, 'x' AS message FROM stops WHERE {where}")
+
+    rules = [rule("test_all", "true"), rule("test_none", "false", ERROR), rule("test_first", "_line = 2"), rule("test_all", "true")]
+    monkeypatch.setenv("NORIBA_RULES_WORKERS", "1")
+    together = run_rules(out, rules=rules, sample_limit=2, con=duckdb.connect())
+    assert statements == [4]  # one statement for the four
+    monkeypatch.setenv("NORIBA_RULES_BATCH", "0")
+    alone = run_rules(out, rules=rules, sample_limit=2, con=duckdb.connect())
+    assert statements == [4]
+    n_stops = sum(1 for _ in (tmp_path / "feed" / "stops.txt").open()) - 1
+    assert together.counts == alone.counts == {("test_all", WARNING): 2 * n_stops, ("test_first", WARNING): 1}
+    assert together.notices.to_pylist() == alone.notices.to_pylist()
+    assert together.notices.column("code").to_pylist() == ["test_all"] * 2 + ["test_first"] + ["test_all"] * 2
+
+
+def test_a_failing_rule_in_a_statement_of_several_raises_its_own_error(tmp_path, monkeypatch):
+    import duckdb
+
+    out = _tables(tmp_path)
+    monkeypatch.setenv("NORIBA_RULES_WORKERS", "1")
+    fine = Rule("test_fine", WARNING, "test", sql=lambda ctx: "SELECT 'x' AS file, NULL AS line, NULL AS field, NULL AS value, "
+                "'x' AS message FROM stops")
+    broken = Rule("test_broken", WARNING, "test", sql=lambda ctx: "SELECT 'x' AS file, NULL AS line, NULL AS field, "
+                  "NULL AS value, 'x' AS message FROM no_such_table")
+    with pytest.raises(duckdb.CatalogException, match="no_such_table"):
+        run_rules(out, rules=[fine, broken], con=duckdb.connect())
+
+
+def test_a_feed_over_the_hold_limit_runs_each_rule_alone(tmp_path, monkeypatch):
+    from transforms.rules import engine
+
+    out = _tables(tmp_path)
+    monkeypatch.setenv("NORIBA_RULES_HOLD_ROWS", "1")
+    monkeypatch.setattr(engine, "_findings_batch", lambda *a: pytest.fail("a big feed's rules are not batched"))
+    every_stop = Rule("test_every_stop", WARNING, "test", sql=lambda ctx: "SELECT 'stops.txt' AS file, _line AS line, "
+                      "'stop_id' AS field, stop_id AS value, 'x' AS message FROM stops")
+    assert run_rules(out, rules=[every_stop, every_stop]).counts
+
+
+def test_a_shared_reference_list_is_computed_once_per_process_and_gives_the_same_rows(tmp_path, monkeypatch):
+    import duckdb
+
+    from transforms.rules import engine
+
+    out = _tables(tmp_path)
+    monkeypatch.setattr(engine, "_CONSTANT", {})
+    ref = "SELECT * FROM (VALUES ('Asia/Tokyo', DATE '2019-01-01'), ('Europe/Vilnius', NULL)) r(tz, d)"
+    stops_ids = "SELECT stop_id FROM stops"
+
+    def reader(code, name, sql, value, message):
+        return Rule(code, WARNING, "test", sql=lambda ctx: "SELECT 'x' AS file, NULL AS line, NULL AS field, "
+                    f"{value} AS value, {message} AS message FROM {ctx.shared(name, sql)} r")
+
+    rules = [reader("test_ref", "ref", ref, "r.tz", "typeof(r.d) || ' ' || coalesce(CAST(r.d AS VARCHAR), '-')"),
+             reader("test_ids", "ids", stops_ids, "r.stop_id", "'x'")]
+    first = run_rules(out, rules=rules, con=duckdb.connect())
+    assert len(engine._CONSTANT[ref][1][0]) == 2 and engine._CONSTANT[stops_ids] is None  # a feed's table: built each run
+    monkeypatch.setattr(engine, "_CONSTANT", {ref: engine._CONSTANT[ref]})
+    con = duckdb.connect()
+    monkeypatch.setattr(engine.duckdb, "connect", lambda *a, **k: pytest.fail("computed again"))
+    again = run_rules(out, rules=rules[:1], con=con)
+    assert again.notices.to_pylist() == [r for r in first.notices.to_pylist() if r["code"] == "test_ref"]
+    assert sorted((r["value"], r["message"]) for r in again.notices.to_pylist()) == [
+        ("Asia/Tokyo", "DATE 2019-01-01"), ("Europe/Vilnius", "DATE -")]
+
+
+def test_a_small_feed_s_queries_run_on_one_thread_each_and_the_setting_is_restored_after(tmp_path, monkeypatch):
+    import duckdb
+
+    out = _tables(tmp_path)
+    monkeypatch.setenv("NORIBA_RULES_WORKERS", "2")
+    threads = Rule("test_threads", WARNING, "test", sql=lambda ctx: "SELECT 'x' AS file, NULL AS line, NULL AS field, "
+                   "current_setting('threads') AS value, 'x' AS message")
+    con = duckdb.connect()
+    con.execute("SET threads = 3")
+    assert run_rules(out, rules=[threads], con=con).notices.column("value").to_pylist() == ["1"]
+    assert con.execute("SELECT current_setting('threads')").fetchall()[0][0] == 3
+    monkeypatch.setenv("NORIBA_RULES_HOLD_ROWS", "0")  # not held: DuckDB's threads as they were
+    assert run_rules(out, rules=[threads], con=con).notices.column("value").to_pylist() == ["3"]
+
+
+def test_a_feed_whose_files_pyarrow_cannot_open_is_counted_through_duckdb_for_the_hold(tmp_path, monkeypatch):
+    import pyarrow.parquet as pq
+
+    out = _tables(tmp_path)
+
+    def refuse(path):
+        raise OSError(f"{path}: not a local file")
+
+    monkeypatch.setattr(pq, "read_metadata", refuse)
+    reads = Rule("test_reads", WARNING, "test", sql=lambda ctx: "SELECT 'x' AS file, NULL AS line, NULL AS field, "
+                 "string_agg(table_name, ',' ORDER BY table_name) AS value, 'x' AS message FROM duckdb_tables() "
+                 "WHERE table_name = 'stops'")
+    assert run_rules(out, rules=[reads]).notices.column("value").to_pylist() == ["stops"]  # held all the same

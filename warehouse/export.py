@@ -360,7 +360,7 @@ def is_exported(ws: Workspace, feed_id: str, feed_version: str) -> bool:
     return meta_part.exists() and refusal(feed_id, feed_version, meta_part) is not None
 
 
-def export_version(ws: Workspace, feed_id: str, feed_version: str) -> dict:
+def export_version(ws: Workspace, feed_id: str, feed_version: str, *, lock: bool = True) -> dict:
     """Return the paths of the GTFS zip and Parquet folder written for one feed version.
 
     The zip holds every file of the input: canonical tables in the standard column order
@@ -372,14 +372,15 @@ def export_version(ws: Workspace, feed_id: str, feed_version: str) -> dict:
     Everything is written in a hidden temporary folder beside the zip (``.<zip stem>.tmp-*``),
     under the feed's lock; the Parquet folder is then swapped in and the zip renamed last. The
     temporary files a killed export left (and ``exports/tmpXXXXXXXX`` of older versions) are
-    removed first.
+    removed first. ``lock=False``: the caller holds the feed's lock for this whole call in another thread (a feed run
+    building its export while it publishes: noriba.pipeline.start_export).
     """
     schema = load_schema()
     meta_part = ws.lake_partition("meta_feed_versions", feed_id, feed_version) / "part-0.parquet"
     why = refusal(feed_id, feed_version, meta_part)
     if why:
         raise ExportRefused(why)
-    with feed_lock(ws, feed_id):
+    with feed_lock(ws, feed_id) if lock else nullcontext():
         return _export_locked(ws, schema, feed_id, feed_version, meta_part)
 
 

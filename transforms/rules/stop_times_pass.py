@@ -1,0 +1,171 @@
+"""One pass over stop_times in trip order: the per-trip figures every stop_times rule reads, sorted once.
+
+DuckDB sorts the stop times by (trip_id, stop_sequence) once and streams them in batches of whole
+trips; numpy and pyarrow shift and fill within each trip (the previous stop time, the previous one
+with both times, the last departure and distance before it, the running distance, the same-time
+runs) and DuckDB computes the distances with the rules' own ``haversine_m``, so every figure is
+the one :data:`COLUMNS`' SQL definition gives (``pass_sql`` in transforms/rules/stop_times.py),
+the running distance summed stop by stop. The rules then filter one table instead of each sorting
+7M rows again (bench/README.md, "stop_times rules in one pass").
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+#: The columns of the table, in order: the stop time (``located``: it has coordinates; ``routed``: its trip has a route),
+#: its position ``r`` in (trip_id, stop_sequence) order and ``i`` in its trip; the previous stop time's departure, whether
+#: it is located and the distance from it (``leg_m``, 0 without coordinates) and the running sum ``cum_m``; the last
+#: departure and shape_dist_traveled before it and their stop_sequence; the previous stop time with both times (``t_r``,
+#: its departure, whether located, the distance from it ``t_m``); ``run``: the number of the same-time run it is in.
+COLUMNS = ("r", "trip_id", "_line", "stop_id", "stop_sequence", "arrival_time", "departure_time", "shape_dist_traveled",
+           "located", "route_type", "basic_type", "routed", "i", "p_dep", "p_located", "leg_m", "cum_m", "prev_dep",
+           "prev_dep_seq", "prev_dist", "prev_dist_seq", "t_r", "t_dep", "t_located", "t_m", "run")
+
+#: Rows per batch read from the sort (a batch is cut at its last trip's start, which goes on with the next batch).
+BATCH_ROWS = 1 << 20
+#: Positions in a trip summed by the vectorised running sum; the rest of a longer trip is summed in a Python loop.
+LONG_TRIP = 4096
+
+
+def build(cur: duckdb.DuckDBPyConnection, table: str, source: str, *, batch_rows: int = BATCH_ROWS) -> None:
+    """Create ``table`` (:data:`COLUMNS`) from ``source``, a SELECT of trip_id, _line, stop_id, stop_sequence,
+    arrival_time, departure_time, shape_dist_traveled, lat, lon, route_type, basic_type, routed with trip_id and
+    stop_sequence never NULL and unique together (canonical stop_times)."""
+    reader_con = cur.cursor()  # the sort streams on its own cursor while ``cur`` computes and writes each batch
+    try:
+        reader = reader_con.sql(f"SELECT * FROM ({source}) ORDER BY trip_id, stop_sequence").to_arrow_reader(batch_rows)
+        carry: pa.Table | None = None
+        offset = 0
+        created = False
+        for batch in itertools.chain(_batches(reader, batch_rows), [None]):
+            if batch is None:
+                part, carry = carry, None
+            else:
+                tb = batch if carry is None else pa.concat_tables([carry, batch])
+                cut = _last_trip_start(tb)
+                part, carry = tb.slice(0, cut), tb.slice(cut)
+            if part is None or (part.num_rows == 0 and created):
+                continue
+            _write(cur, table, _figures(cur, part.combine_chunks(), offset), create=not created)
+            created = True
+            offset += part.num_rows
+        if not created:
+            _write(cur, table, _figures(cur, pa.Table.from_batches([], reader.schema), 0), create=True)
+    finally:
+        reader_con.close()
+
+
+def _batches(reader: pa.RecordBatchReader, rows: int):
+    """Yield tables of at least ``rows`` rows (the last one fewer) from ``reader``: each batch costs a few statements."""
+    held, n = [], 0
+    for batch in reader:
+        held.append(batch)
+        n += batch.num_rows
+        if n >= rows:
+            yield pa.Table.from_batches(held)
+            held, n = [], 0
+    if held:
+        yield pa.Table.from_batches(held)
+
+
+def _last_trip_start(tb: pa.Table) -> int:
+    """Return the row where the last trip of ``tb`` starts (0 when it holds one trip)."""
+    tid = tb.column("trip_id")
+    last = tid[len(tid) - 1]
+    same = pc.equal(tid, last).combine_chunks().to_numpy(zero_copy_only=False)
+    # the rows are sorted by trip_id: the last trip's rows are the tail
+    return int(len(same) - np.argmax(~same[::-1])) if not same.all() else 0
+
+
+def _write(cur: duckdb.DuckDBPyConnection, table: str, figures: pa.Table, *, create: bool) -> None:
+    cur.register("_stop_pass_part", figures)
+    try:
+        if create:
+            cur.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM _stop_pass_part")
+        else:
+            cur.execute(f"INSERT INTO {table} SELECT * FROM _stop_pass_part")
+    finally:
+        cur.unregister("_stop_pass_part")
+
+
+def _valid(col: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    return pc.is_valid(col).to_numpy(zero_copy_only=False) if len(col) else np.zeros(0, bool)
+
+
+def _figures(cur: duckdb.DuckDBPyConnection, tb: pa.Table, offset: int) -> pa.Table:
+    """Return the :data:`COLUMNS` of ``tb``, whole trips in (trip_id, stop_sequence) order starting at position ``offset``."""
+    n = tb.num_rows
+    ar = np.arange(n, dtype=np.int64)
+    start = np.ones(n, bool)
+    if n > 1:
+        start[1:] = pc.not_equal(tb.column("trip_id").slice(1), tb.column("trip_id").slice(0, n - 1)).to_numpy(zero_copy_only=False)
+    first = np.maximum.accumulate(np.where(start, ar, 0)) if n else ar
+
+    def before(valid: np.ndarray) -> np.ndarray:
+        """Return, per row, the last earlier row of its trip where ``valid``, or -1."""
+        last = np.maximum.accumulate(np.where(valid, ar, -1)) if n else ar
+        prev = np.full(n, -1, np.int64)
+        prev[1:] = last[:-1]
+        prev[prev < first] = -1
+        return prev
+
+    def take(col: str, idx: np.ndarray) -> pa.Array:
+        return pc.take(tb.column(col), pa.array(idx, mask=idx < 0))
+
+    arr, dep = tb.column("arrival_time"), tb.column("departure_time")
+    p = np.where(start, -1, ar - 1)
+    pd, pt = before(_valid(dep)), before(_valid(arr) & _valid(dep))
+    pdist = before(_valid(tb.column("shape_dist_traveled")))
+    x = pa.table({"lat": tb.column("lat"), "lon": tb.column("lon"), "p_lat": take("lat", p), "p_lon": take("lon", p),
+                  "t_lat": take("lat", pt), "t_lon": take("lon", pt), "arr": arr, "dep": dep, "prev_dep": take("departure_time", pd)})
+    cur.register("_stop_pass_x", x)
+    try:  # the distances by the rules' own macro, so they are the SQL definition's to the last bit
+        m = cur.sql("SELECT coalesce(haversine_m(p_lat, p_lon, lat, lon), 0) AS leg_m, haversine_m(t_lat, t_lon, lat, lon) AS t_m, "
+                    "CASE WHEN arr IS NULL OR dep IS NULL THEN 0 WHEN prev_dep = arr AND arr = dep THEN 0 ELSE 1 END AS starts "
+                    "FROM _stop_pass_x").to_arrow_table()
+    finally:
+        cur.unregister("_stop_pass_x")
+    leg = m.column("leg_m").to_numpy()
+    starts = m.column("starts").to_numpy().astype(np.int64)
+    runs = np.cumsum(starts)
+    runs -= (runs - starts)[first]
+    starts_at = np.flatnonzero(start)
+    lengths = np.diff(np.append(starts_at, n))
+    cols = {
+        "r": pa.array(ar + offset),
+        "trip_id": tb.column("trip_id"), "_line": tb.column("_line"), "stop_id": tb.column("stop_id"),
+        "stop_sequence": tb.column("stop_sequence"), "arrival_time": arr, "departure_time": dep,
+        "shape_dist_traveled": tb.column("shape_dist_traveled"),
+        "located": pc.is_valid(tb.column("lat")), "route_type": tb.column("route_type"), "basic_type": tb.column("basic_type"),
+        "routed": tb.column("routed"), "i": pa.array(ar - first + 1),
+        "p_dep": take("departure_time", p), "p_located": pc.is_valid(x.column("p_lat")),
+        "leg_m": m.column("leg_m"), "cum_m": pa.array(_running_sum(leg, starts_at, lengths)),
+        "prev_dep": x.column("prev_dep"), "prev_dep_seq": take("stop_sequence", pd),
+        "prev_dist": take("shape_dist_traveled", pdist), "prev_dist_seq": take("stop_sequence", pdist),
+        "t_r": pa.array(pt + offset, mask=pt < 0), "t_dep": take("departure_time", pt), "t_located": pc.is_valid(x.column("t_lat")),
+        "t_m": m.column("t_m"), "run": pa.array(runs),
+    }
+    return pa.table([cols[c] for c in COLUMNS], names=list(COLUMNS))
+
+
+def _running_sum(values: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Return the running sum of ``values`` within each trip (rows starts[k] .. starts[k] + lengths[k] - 1), added stop by
+    stop in order as a loop would: position k of every trip at least k + 1 long at once, a longer trip's tail in Python."""
+    out = values.astype(np.float64, copy=True)
+    if not len(starts):
+        return out
+    order = np.argsort(-lengths, kind="stable")
+    s, neg_len = starts[order], -lengths[order]
+    for k in range(1, min(int(-neg_len[0]), LONG_TRIP)):
+        idx = s[: np.searchsorted(neg_len, -k, side="left")] + k
+        out[idx] += out[idx - 1]
+    for a, ln in zip(starts[lengths > LONG_TRIP], lengths[lengths > LONG_TRIP]):
+        a, b = int(a) + LONG_TRIP, int(a) + int(ln)
+        out[a:b] = list(itertools.accumulate(values[a:b].tolist(), initial=float(out[a - 1])))[1:]
+    return out

@@ -67,7 +67,7 @@ def _pass_sql() -> str:
     """Return the definition of the shared ``stop_pass`` table in SQL (windows; stop_times_pass.build makes the same rows
     with one sort)."""
     wp = "(w ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)"
-    return (
+    runs = (
         f"WITH o AS (SELECT s.*, row_number() OVER (ORDER BY trip_id, stop_sequence) - 1 AS r FROM ({_pass_source()}) s), "
         "w AS (SELECT o.*, row_number() OVER w AS i, lag(departure_time) OVER w AS p_dep, lag(lat) OVER w AS p_lat, lag(lon) OVER w AS p_lon, "
         f"last_value(departure_time IGNORE NULLS) OVER {wp} AS prev_dep, "
@@ -86,6 +86,7 @@ def _pass_sql() -> str:
         "prev_dep_seq, prev_dist, prev_dist_seq, t_r, t_dep, t_located, t_m, CAST(sum(starts) OVER v AS BIGINT) AS run "
         "FROM x WINDOW v AS (PARTITION BY trip_id ORDER BY stop_sequence ROWS UNBOUNDED PRECEDING)"
     )
+    return f"SELECT *, count(*) OVER (PARTITION BY trip_id, run) AS run_n FROM ({runs}) ORDER BY r"
 
 
 def _at(ctx: Context, rel: str, col: str) -> str:
@@ -228,15 +229,16 @@ def _fast_far(ctx: Context) -> str:
     return (
         # Only the stops a leg that fast can end at: 3.6 d / t > lim needs 3.6 cum_b - lim arr_b > 3.6 cum_a - lim dep_a (the time
         # MobilityData divides by is never below arr_b - dep_a), for some earlier a more than far_m back; one window, not all pairs.
-        f"WITH ends AS (SELECT trip_id, i FROM (SELECT trip_id, i, arrival_time, 3.6 * cum_m - {lim} * arrival_time AS kb, "
+        # A trip is its rows' r - i (the position of its first stop time): an integer to partition and join on.
+        f"WITH ends AS (SELECT r FROM (SELECT r, arrival_time, 3.6 * cum_m - {lim} * arrival_time AS kb, "
         f"min(CASE WHEN departure_time IS NOT NULL THEN 3.6 * cum_m - {lim} * departure_time END) "
-        f"OVER (PARTITION BY trip_id ORDER BY cum_m RANGE BETWEEN UNBOUNDED PRECEDING AND {far_m} PRECEDING) AS ka FROM {legs}) "
+        f"OVER (PARTITION BY r - i ORDER BY cum_m RANGE BETWEEN UNBOUNDED PRECEDING AND {far_m} PRECEDING) AS ka FROM {legs}) "
         "WHERE arrival_time IS NOT NULL AND ka < kb + 1), "
         "pairs AS (SELECT a.trip_id, b._line, b.i AS b_i, a.i AS a_i, a.stop_id AS a_stop, a.stop_sequence AS a_seq, "
         "a.departure_time AS a_dep, b.stop_id AS b_stop, b.stop_sequence AS b_seq, b.arrival_time AS b_arr, "
         f"b.cum_m - a.cum_m AS d, b.route_type, (b.cum_m - a.cum_m) / 1000.0 * 3600 / {_md_seconds('a.departure_time', 'b.arrival_time')} AS kmh, "
         f"{_md_limit(ctx, 'b.route_type')} AS lim "
-        f"FROM ends e JOIN {legs} b ON b.trip_id = e.trip_id AND b.i = e.i JOIN {legs} a ON a.trip_id = b.trip_id AND a.i < b.i "
+        f"FROM ends e JOIN {legs} b ON b.r = e.r JOIN {legs} a ON a.r - a.i = b.r - b.i AND a.r < b.r "
         f"WHERE a.departure_time IS NOT NULL AND b.arrival_time IS NOT NULL AND b.cum_m - a.cum_m > {far_m}), "
         "first_per_trip AS (SELECT * FROM pairs WHERE kmh > lim QUALIFY row_number() OVER (PARTITION BY trip_id ORDER BY b_i, a_i DESC) = 1) "
         "SELECT 'stop_times.txt' AS file, _line AS line, 'arrival_time' AS field, gtfs_time(b_arr) AS value, "
@@ -275,7 +277,7 @@ def _same_time_run(ctx: Context) -> str:
     return (
         "WITH g AS (SELECT trip_id, run, count(*) AS n, min(_line) AS line, min(stop_sequence) AS s0, max(stop_sequence) AS s1, "
         "arg_max(departure_time, CASE WHEN departure_time IS NOT NULL THEN stop_sequence END) AS t "
-        f"FROM {_pass(ctx)} WHERE run >= 1 GROUP BY trip_id, run) "
+        f"FROM {_pass(ctx)} WHERE run >= 1 AND run_n > {limit} GROUP BY trip_id, run) "
         "SELECT 'stop_times.txt' AS file, line, 'arrival_time' AS field, gtfs_time(t) AS value, "
         "'trip_id ' || trip_id || ' has ' || n || ' consecutive stop times (stop_sequence ' || s0 || ' to ' || s1 || ') all with the same arrival/departure time ' || "
         f"gtfs_time(t) AS message FROM g WHERE n > {limit}"

@@ -22,10 +22,11 @@ import pyarrow.compute as pc
 #: its position ``r`` in (trip_id, stop_sequence) order and ``i`` in its trip; the previous stop time's departure, whether
 #: it is located and the distance from it (``leg_m``, 0 without coordinates) and the running sum ``cum_m``; the last
 #: departure and shape_dist_traveled before it and their stop_sequence; the previous stop time with both times (``t_r``,
-#: its departure, whether located, the distance from it ``t_m``); ``run``: the number of the same-time run it is in.
+#: its departure, whether located, the distance from it ``t_m``); ``run``: the number of the same-time run it is in (0: before
+#: the trip's first stop time with both times) and ``run_n`` the stop times in that run.
 COLUMNS = ("r", "trip_id", "_line", "stop_id", "stop_sequence", "arrival_time", "departure_time", "shape_dist_traveled",
            "located", "route_type", "basic_type", "routed", "i", "p_dep", "p_located", "leg_m", "cum_m", "prev_dep",
-           "prev_dep_seq", "prev_dist", "prev_dist_seq", "t_r", "t_dep", "t_located", "t_m", "run")
+           "prev_dep_seq", "prev_dist", "prev_dist_seq", "t_r", "t_dep", "t_located", "t_m", "run", "run_n")
 
 #: Rows per batch read from the sort (a batch is cut at its last trip's start, which goes on with the next batch).
 BATCH_ROWS = 1 << 20
@@ -75,12 +76,20 @@ def _batches(reader: pa.RecordBatchReader, rows: int):
 
 
 def _last_trip_start(tb: pa.Table) -> int:
-    """Return the row where the last trip of ``tb`` starts (0 when it holds one trip)."""
+    """Return the row where the last trip of ``tb`` starts (0 when it holds one trip): the rows are sorted by trip_id, so
+    it is the first row of the tail equal to the last one (looked for in a growing tail)."""
     tid = tb.column("trip_id")
-    last = tid[len(tid) - 1]
-    same = pc.equal(tid, last).combine_chunks().to_numpy(zero_copy_only=False)
-    # the rows are sorted by trip_id: the last trip's rows are the tail
-    return int(len(same) - np.argmax(~same[::-1])) if not same.all() else 0
+    n = len(tid)
+    last = tid[n - 1]
+    tail = 64
+    while True:
+        lo = max(0, n - tail)
+        same = pc.equal(tid.slice(lo), last).to_numpy(zero_copy_only=False)
+        if not same.all():
+            return lo + int(len(same) - np.argmax(~same[::-1]))
+        if lo == 0:
+            return 0
+        tail *= 4
 
 
 def _write(cur: duckdb.DuckDBPyConnection, table: str, figures: pa.Table, *, create: bool) -> None:
@@ -135,6 +144,8 @@ def _figures(cur: duckdb.DuckDBPyConnection, tb: pa.Table, offset: int) -> pa.Ta
     starts = m.column("starts").to_numpy().astype(np.int64)
     runs = np.cumsum(starts)
     runs -= (runs - starts)[first]
+    segment = np.cumsum(starts | start)  # a run, or a trip's stop times before its first run
+    run_n = np.bincount(segment)[segment] if n else segment
     starts_at = np.flatnonzero(start)
     lengths = np.diff(np.append(starts_at, n))
     cols = {
@@ -149,7 +160,7 @@ def _figures(cur: duckdb.DuckDBPyConnection, tb: pa.Table, offset: int) -> pa.Ta
         "prev_dep": x.column("prev_dep"), "prev_dep_seq": take("stop_sequence", pd),
         "prev_dist": take("shape_dist_traveled", pdist), "prev_dist_seq": take("stop_sequence", pdist),
         "t_r": pa.array(pt + offset, mask=pt < 0), "t_dep": take("departure_time", pt), "t_located": pc.is_valid(x.column("t_lat")),
-        "t_m": m.column("t_m"), "run": pa.array(runs),
+        "t_m": m.column("t_m"), "run": pa.array(runs), "run_n": pa.array(run_n.astype(np.int64)),
     }
     return pa.table([cols[c] for c in COLUMNS], names=list(COLUMNS))
 

@@ -46,20 +46,24 @@ def _type_name(col: str) -> str:
 def _pass(ctx: Context) -> str:
     """Return the relation of every stop time in trip order with its trip figures (stop_times_pass.COLUMNS): built once
     per run and shared by the rules that read a trip in stop_sequence order."""
-    return ctx.shared("stop_pass", _pass_sql(), build=partial(stop_times_pass.build, source=_pass_source()))
+    return ctx.shared("stop_pass", _pass_sql(), build=partial(stop_times_pass.build, rows=_PASS_ROWS, located=_located(),
+                                                                routes=_ROUTED))
+
+
+#: The stop times the pass reads (a trip and a stop_sequence) and each trip's route_type (a trip without a route is not in it).
+_PASS_ROWS = ("SELECT trip_id, _line, stop_id, stop_sequence, arrival_time, departure_time, shape_dist_traveled FROM stop_times "
+              "WHERE trip_id IS NOT NULL AND stop_sequence IS NOT NULL")
+_ROUTED = (f"SELECT t.trip_id, r.route_type, {BASIC_TYPE.replace('route_type', 'r.route_type')} AS basic_type "
+           "FROM trips t JOIN routes r ON r.route_id = t.route_id")
 
 
 def _pass_source() -> str:
-    """Return SQL of the stop times with a trip and a stop_sequence, their coordinates (or their parent station's) and
-    their trip's route_type (``routed``: the trip has a route)."""
+    """Return SQL of the stop times of the pass with their coordinates (or their parent station's) and their trip's
+    route_type (``routed``: the trip has a route)."""
     return (
-        "WITH loc AS (" + _located() + "), "
-        f"rt AS (SELECT t.trip_id, r.route_type, {BASIC_TYPE.replace('route_type', 'r.route_type')} AS basic_type "
-        "FROM trips t JOIN routes r ON r.route_id = t.route_id) "
-        "SELECT st.trip_id, st._line, st.stop_id, st.stop_sequence, st.arrival_time, st.departure_time, st.shape_dist_traveled, "
-        "l.lat, l.lon, rt.route_type, rt.basic_type, rt.trip_id IS NOT NULL AS routed "
-        "FROM stop_times st LEFT JOIN loc l ON l.stop_id = st.stop_id LEFT JOIN rt ON rt.trip_id = st.trip_id "
-        "WHERE st.trip_id IS NOT NULL AND st.stop_sequence IS NOT NULL"
+        f"WITH loc AS ({_located()}), rt AS ({_ROUTED}) "
+        "SELECT st.*, l.lat, l.lon, rt.route_type, rt.basic_type, rt.trip_id IS NOT NULL AS routed "
+        f"FROM ({_PASS_ROWS}) st LEFT JOIN loc l ON l.stop_id = st.stop_id LEFT JOIN rt ON rt.trip_id = st.trip_id"
     )
 
 

@@ -34,16 +34,43 @@ BATCH_ROWS = 1 << 20
 LONG_TRIP = 4096
 
 
-def build(cur: duckdb.DuckDBPyConnection, table: str, source: str, *, batch_rows: int = BATCH_ROWS) -> None:
-    """Create ``table`` (:data:`COLUMNS`) from ``source``, a SELECT of trip_id, _line, stop_id, stop_sequence,
-    arrival_time, departure_time, shape_dist_traveled, lat, lon, route_type, basic_type, routed with trip_id and
-    stop_sequence never NULL and unique together (canonical stop_times)."""
-    reader_con = cur.cursor()  # the sort streams on its own cursor while ``cur`` computes and writes each batch
+def build(cur: duckdb.DuckDBPyConnection, table: str, *, rows: str, located: str, routes: str,
+          batch_rows: int = BATCH_ROWS) -> None:
+    """Create ``table`` (:data:`COLUMNS`) from ``rows``, a SELECT of trip_id, _line, stop_id, stop_sequence, arrival_time,
+    departure_time, shape_dist_traveled with trip_id and stop_sequence never NULL and unique together (canonical
+    stop_times); ``located`` gives each stop_id's lat and lon, ``routes`` each trip_id's route_type and basic_type (a trip
+    not there is not ``routed``), each key at most once.
+
+    The rows are first read in their table's order (a feed's file usually holds each trip on consecutive lines in
+    stop_sequence order, and then no sort is needed); if a trip's rows turn out not to be together and in order, then
+    the table is made again from the rows sorted by (trip_id, stop_sequence). ``r`` is the position in the order used."""
+    lookups = (cur.sql(f"SELECT stop_id, lat, lon FROM ({located}) WHERE stop_id IS NOT NULL").to_arrow_table(),
+               cur.sql(f"SELECT trip_id, route_type, basic_type FROM ({routes}) WHERE trip_id IS NOT NULL").to_arrow_table())
+    if not _fill(cur, table, rows, lookups, batch_rows, check=True):
+        _fill(cur, table, f"SELECT * FROM ({rows}) ORDER BY trip_id, stop_sequence", lookups, batch_rows, check=False)
+
+
+def _looked_up(tb: pa.Table, lookups: tuple[pa.Table, pa.Table]) -> pa.Table:
+    """Return ``tb`` with lat, lon (by stop_id), route_type, basic_type and routed (by trip_id): a LEFT JOIN on unique keys."""
+    loc, rt = lookups
+    at = pc.index_in(tb.column("stop_id"), value_set=loc.column("stop_id"), skip_nulls=True)
+    on = pc.index_in(tb.column("trip_id"), value_set=rt.column("trip_id"), skip_nulls=True)
+    return (tb.append_column("lat", pc.take(loc.column("lat"), at)).append_column("lon", pc.take(loc.column("lon"), at))
+            .append_column("route_type", pc.take(rt.column("route_type"), on))
+            .append_column("basic_type", pc.take(rt.column("basic_type"), on)).append_column("routed", pc.is_valid(on)))
+
+
+def _fill(cur: duckdb.DuckDBPyConnection, table: str, query: str, lookups: tuple[pa.Table, pa.Table], batch_rows: int, *,
+          check: bool) -> bool:
+    """Create ``table`` from the rows of ``query``, read in batches of whole trips. If ``check``, then return False (and
+    drop the table) as soon as the rows are seen not to hold each trip together in stop_sequence order."""
+    reader_con = cur.cursor()  # the rows stream on their own cursor while ``cur`` computes and writes each batch
     try:
-        reader = reader_con.sql(f"SELECT * FROM ({source}) ORDER BY trip_id, stop_sequence").to_arrow_reader(batch_rows)
+        reader = reader_con.sql(query).to_arrow_reader(batch_rows)
         carry: pa.Table | None = None
         offset = 0
         created = False
+        firsts: list[pa.Array] = []  # the trip_id of every trip's first row (check: each trip once)
         for batch in itertools.chain(_batches(reader, batch_rows), [None]):
             if batch is None:
                 part, carry = carry, None
@@ -53,13 +80,43 @@ def build(cur: duckdb.DuckDBPyConnection, table: str, source: str, *, batch_rows
                 part, carry = tb.slice(0, cut), tb.slice(cut)
             if part is None or (part.num_rows == 0 and created):
                 continue
-            _write(cur, table, _figures(cur, part.combine_chunks(), offset), create=not created)
+            part = _looked_up(part.combine_chunks(), lookups)
+            start = _trip_starts(part)
+            if check and part.num_rows:
+                seq = part.column("stop_sequence").to_numpy()
+                firsts.append(part.column("trip_id").filter(pa.array(start)))
+                if (np.diff(seq)[~start[1:]] <= 0).any():
+                    _drop(cur, table, created)
+                    return False
+            _write(cur, table, _figures(cur, part, start, offset), create=not created)
             created = True
             offset += part.num_rows
         if not created:
-            _write(cur, table, _figures(cur, pa.Table.from_batches([], reader.schema), 0), create=True)
+            empty = _looked_up(pa.Table.from_batches([], reader.schema), lookups)
+            _write(cur, table, _figures(cur, empty, np.zeros(0, bool), 0), create=True)
+        if check and firsts:
+            ids = pa.chunked_array(firsts)
+            if pc.count_distinct(ids).as_py() != len(ids):
+                _drop(cur, table, created)
+                return False
+        return True
     finally:
         reader_con.close()
+
+
+def _drop(cur: duckdb.DuckDBPyConnection, table: str, created: bool) -> None:
+    if created:
+        cur.execute(f"DROP TABLE IF EXISTS {table}")
+
+
+def _trip_starts(tb: pa.Table) -> np.ndarray:
+    """Return, per row of ``tb``, whether its trip_id differs from the previous row's (the first row: True)."""
+    n = tb.num_rows
+    start = np.ones(n, bool)
+    if n > 1:
+        tid = tb.column("trip_id")
+        start[1:] = pc.not_equal(tid.slice(1), tid.slice(0, n - 1)).to_numpy(zero_copy_only=False)
+    return start
 
 
 def _batches(reader: pa.RecordBatchReader, rows: int):
@@ -107,13 +164,11 @@ def _valid(col: pa.ChunkedArray | pa.Array) -> np.ndarray:
     return pc.is_valid(col).to_numpy(zero_copy_only=False) if len(col) else np.zeros(0, bool)
 
 
-def _figures(cur: duckdb.DuckDBPyConnection, tb: pa.Table, offset: int) -> pa.Table:
-    """Return the :data:`COLUMNS` of ``tb``, whole trips in (trip_id, stop_sequence) order starting at position ``offset``."""
+def _figures(cur: duckdb.DuckDBPyConnection, tb: pa.Table, start: np.ndarray, offset: int) -> pa.Table:
+    """Return the :data:`COLUMNS` of ``tb``, whole trips each in stop_sequence order (``start``: where each begins), the
+    first row at position ``offset``."""
     n = tb.num_rows
     ar = np.arange(n, dtype=np.int64)
-    start = np.ones(n, bool)
-    if n > 1:
-        start[1:] = pc.not_equal(tb.column("trip_id").slice(1), tb.column("trip_id").slice(0, n - 1)).to_numpy(zero_copy_only=False)
     first = np.maximum.accumulate(np.where(start, ar, 0)) if n else ar
 
     def before(valid: np.ndarray) -> np.ndarray:

@@ -90,7 +90,9 @@ def _pass_sql() -> str:
         "prev_dep_seq, prev_dist, prev_dist_seq, t_r, t_dep, t_located, t_m, CAST(sum(starts) OVER v AS BIGINT) AS run "
         "FROM x WINDOW v AS (PARTITION BY trip_id ORDER BY stop_sequence ROWS UNBOUNDED PRECEDING)"
     )
-    return f"SELECT *, count(*) OVER (PARTITION BY trip_id, run) AS run_n FROM ({runs}) ORDER BY r"
+    trip_m = "last_value(cum_m) OVER (PARTITION BY trip_id ORDER BY r ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING) AS trip_m"
+    cols = ", ".join(trip_m if c == "trip_m" else c for c in stop_times_pass.COLUMNS if c != "run_n")
+    return f"SELECT {cols}, count(*) OVER (PARTITION BY trip_id, run) AS run_n FROM ({runs}) ORDER BY r"
 
 
 def _at(ctx: Context, rel: str, col: str) -> str:
@@ -233,11 +235,13 @@ def _fast_far(ctx: Context) -> str:
     return (
         # Only the stops a leg that fast can end at: 3.6 d / t > lim needs 3.6 cum_b - lim arr_b > 3.6 cum_a - lim dep_a (the time
         # MobilityData divides by is never below arr_b - dep_a), for some earlier a more than far_m back; one window, not all pairs.
-        # A trip is its rows' r - i (the position of its first stop time): an integer to partition and join on.
-        f"WITH ends AS (SELECT r FROM (SELECT r, arrival_time, 3.6 * cum_m - {lim} * arrival_time AS kb, "
+        # A trip is its rows' r - i (the position of its first stop time): an integer to partition and join on. The window
+        # reads only the stops that can end such a leg (more than far_m along) or start one (more than far_m before the end).
+        f"WITH ends AS (SELECT r FROM (SELECT r, cum_m, arrival_time, 3.6 * cum_m - {lim} * arrival_time AS kb, "
         f"min(CASE WHEN departure_time IS NOT NULL THEN 3.6 * cum_m - {lim} * departure_time END) "
-        f"OVER (PARTITION BY r - i ORDER BY cum_m RANGE BETWEEN UNBOUNDED PRECEDING AND {far_m} PRECEDING) AS ka FROM {legs}) "
-        "WHERE arrival_time IS NOT NULL AND ka < kb + 1), "
+        f"OVER (PARTITION BY r - i ORDER BY cum_m RANGE BETWEEN UNBOUNDED PRECEDING AND {far_m} PRECEDING) AS ka "
+        f"FROM {legs} WHERE cum_m > {far_m} OR cum_m <= trip_m - {far_m}) "
+        f"WHERE arrival_time IS NOT NULL AND cum_m > {far_m} AND ka < kb + 1), "
         "pairs AS (SELECT a.trip_id, b._line, b.i AS b_i, a.i AS a_i, a.stop_id AS a_stop, a.stop_sequence AS a_seq, "
         "a.departure_time AS a_dep, b.stop_id AS b_stop, b.stop_sequence AS b_seq, b.arrival_time AS b_arr, "
         f"b.cum_m - a.cum_m AS d, b.route_type, (b.cum_m - a.cum_m) / 1000.0 * 3600 / {_md_seconds('a.departure_time', 'b.arrival_time')} AS kmh, "

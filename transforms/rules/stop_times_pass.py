@@ -19,14 +19,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 #: The columns of the table, in order: the stop time (``located``: it has coordinates; ``routed``: its trip has a route),
-#: its position ``r`` in (trip_id, stop_sequence) order and ``i`` in its trip; the previous stop time's departure, whether
-#: it is located and the distance from it (``leg_m``, 0 without coordinates) and the running sum ``cum_m``; the last
+#: its position ``r`` in the pass and ``i`` in its trip; the previous stop time's departure, whether it is located and
+#: the distance from it (``leg_m``, 0 without coordinates), the running sum ``cum_m`` and its trip's total ``trip_m``; the last
 #: departure and shape_dist_traveled before it and their stop_sequence; the previous stop time with both times (``t_r``,
 #: its departure, whether located, the distance from it ``t_m``); ``run``: the number of the same-time run it is in (0: before
 #: the trip's first stop time with both times) and ``run_n`` the stop times in that run.
 COLUMNS = ("r", "trip_id", "_line", "stop_id", "stop_sequence", "arrival_time", "departure_time", "shape_dist_traveled",
            "located", "route_type", "basic_type", "routed", "i", "p_dep", "p_located", "leg_m", "cum_m", "prev_dep",
-           "prev_dep_seq", "prev_dist", "prev_dist_seq", "t_r", "t_dep", "t_located", "t_m", "run", "run_n")
+           "trip_m", "prev_dep_seq", "prev_dist", "prev_dist_seq", "t_r", "t_dep", "t_located", "t_m", "run", "run_n")
 
 #: Rows per batch read from the sort (a batch is cut at its last trip's start, which goes on with the next batch).
 BATCH_ROWS = 1 << 20
@@ -203,6 +203,7 @@ def _figures(cur: duckdb.DuckDBPyConnection, tb: pa.Table, start: np.ndarray, of
     run_n = np.bincount(segment)[segment] if n else segment
     starts_at = np.flatnonzero(start)
     lengths = np.diff(np.append(starts_at, n))
+    cum = _running_sum(leg, starts_at, lengths)
     cols = {
         "r": pa.array(ar + offset),
         "trip_id": tb.column("trip_id"), "_line": tb.column("_line"), "stop_id": tb.column("stop_id"),
@@ -211,7 +212,7 @@ def _figures(cur: duckdb.DuckDBPyConnection, tb: pa.Table, start: np.ndarray, of
         "located": pc.is_valid(tb.column("lat")), "route_type": tb.column("route_type"), "basic_type": tb.column("basic_type"),
         "routed": tb.column("routed"), "i": pa.array(ar - first + 1),
         "p_dep": take("departure_time", p), "p_located": pc.is_valid(x.column("p_lat")),
-        "leg_m": m.column("leg_m"), "cum_m": pa.array(_running_sum(leg, starts_at, lengths)),
+        "leg_m": m.column("leg_m"), "cum_m": pa.array(cum), "trip_m": pa.array(cum[np.repeat(starts_at + lengths - 1, lengths)]),
         "prev_dep": x.column("prev_dep"), "prev_dep_seq": take("stop_sequence", pd),
         "prev_dist": take("shape_dist_traveled", pdist), "prev_dist_seq": take("stop_sequence", pdist),
         "t_r": pa.array(pt + offset, mask=pt < 0), "t_dep": take("departure_time", pt), "t_located": pc.is_valid(x.column("t_lat")),

@@ -65,7 +65,9 @@ class Context:
         or the subquery itself outside run_rules. A shared table's query may read other shared tables asked for before it.
         If ``build`` is given, then run_rules calls ``build(cursor, table)`` to create the table instead of running
         ``sql``; it must create the same rows (``sql`` stays their definition, used outside run_rules)."""
-        return self.materialise(name, sql, build) if self.materialise else f"({sql})"
+        if not self.materialise:
+            return f"({sql})"
+        return self.materialise(name, sql) if build is None else self.materialise(name, sql, build)
 
     @property
     def today(self) -> str:

@@ -50,11 +50,16 @@ def build(cur: duckdb.DuckDBPyConnection, table: str, *, rows: str, located: str
         _fill(cur, table, f"SELECT * FROM ({rows}) ORDER BY trip_id, stop_sequence", lookups, batch_rows, check=False)
 
 
-def _looked_up(tb: pa.Table, lookups: tuple[pa.Table, pa.Table]) -> pa.Table:
-    """Return ``tb`` with lat, lon (by stop_id), route_type, basic_type and routed (by trip_id): a LEFT JOIN on unique keys."""
+def _looked_up(tb: pa.Table, start: np.ndarray, lookups: tuple[pa.Table, pa.Table]) -> pa.Table:
+    """Return ``tb`` with lat, lon (by stop_id), route_type, basic_type and routed (by trip_id, looked up once per trip:
+    ``start`` marks where each begins): a LEFT JOIN on unique keys."""
     loc, rt = lookups
     at = pc.index_in(tb.column("stop_id"), value_set=loc.column("stop_id"), skip_nulls=True)
-    on = pc.index_in(tb.column("trip_id"), value_set=rt.column("trip_id"), skip_nulls=True)
+    firsts = np.flatnonzero(start)
+    per_trip = pc.index_in(tb.column("trip_id").take(pa.array(firsts)), value_set=rt.column("trip_id"), skip_nulls=True)
+    on = np.repeat(pc.fill_null(per_trip, -1).to_numpy(zero_copy_only=False).astype(np.int64),
+                   np.diff(np.append(firsts, tb.num_rows)))
+    on = pa.array(on, mask=on < 0)
     return (tb.append_column("lat", pc.take(loc.column("lat"), at)).append_column("lon", pc.take(loc.column("lon"), at))
             .append_column("route_type", pc.take(rt.column("route_type"), on))
             .append_column("basic_type", pc.take(rt.column("basic_type"), on)).append_column("routed", pc.is_valid(on)))
@@ -80,8 +85,9 @@ def _fill(cur: duckdb.DuckDBPyConnection, table: str, query: str, lookups: tuple
                 part, carry = tb.slice(0, cut), tb.slice(cut)
             if part is None or (part.num_rows == 0 and created):
                 continue
-            part = _looked_up(part.combine_chunks(), lookups)
+            part = part.combine_chunks()
             start = _trip_starts(part)
+            part = _looked_up(part, start, lookups)
             if check and part.num_rows:
                 seq = part.column("stop_sequence").to_numpy()
                 firsts.append(part.column("trip_id").filter(pa.array(start)))
@@ -92,7 +98,7 @@ def _fill(cur: duckdb.DuckDBPyConnection, table: str, query: str, lookups: tuple
             created = True
             offset += part.num_rows
         if not created:
-            empty = _looked_up(pa.Table.from_batches([], reader.schema), lookups)
+            empty = _looked_up(pa.Table.from_batches([], reader.schema), np.zeros(0, bool), lookups)
             _write(cur, table, _figures(cur, empty, np.zeros(0, bool), 0), create=True)
         if check and firsts:
             ids = pa.chunked_array(firsts)
@@ -187,12 +193,12 @@ def _figures(cur: duckdb.DuckDBPyConnection, tb: pa.Table, start: np.ndarray, of
     pd, pt = before(_valid(dep)), before(_valid(arr) & _valid(dep))
     pdist = before(_valid(tb.column("shape_dist_traveled")))
     x = pa.table({"lat": tb.column("lat"), "lon": tb.column("lon"), "p_lat": take("lat", p), "p_lon": take("lon", p),
-                  "t_lat": take("lat", pt), "t_lon": take("lon", pt), "arr": arr, "dep": dep, "prev_dep": take("departure_time", pd)})
+                  "t_lat": take("lat", pt), "t_lon": take("lon", pt), "t_prev": pa.array((pt >= 0) & (pt == p)), "arr": arr, "dep": dep, "prev_dep": take("departure_time", pd)})
     cur.register("_stop_pass_x", x)
     try:  # the distances by the rules' own macro, so they are the SQL definition's to the last bit
-        m = cur.sql("SELECT coalesce(haversine_m(p_lat, p_lon, lat, lon), 0) AS leg_m, haversine_m(t_lat, t_lon, lat, lon) AS t_m, "
+        m = cur.sql("SELECT coalesce(h, 0) AS leg_m, CASE WHEN t_prev THEN h ELSE haversine_m(t_lat, t_lon, lat, lon) END AS t_m, "
                     "CASE WHEN arr IS NULL OR dep IS NULL THEN 0 WHEN prev_dep = arr AND arr = dep THEN 0 ELSE 1 END AS starts "
-                    "FROM _stop_pass_x").to_arrow_table()
+                    "FROM (SELECT *, haversine_m(p_lat, p_lon, lat, lon) AS h FROM _stop_pass_x)").to_arrow_table()
     finally:
         cur.unregister("_stop_pass_x")
     leg = m.column("leg_m").to_numpy()

@@ -53,8 +53,7 @@ def _pass(ctx: Context) -> str:
 #: The stop times the pass reads (a trip and a stop_sequence) and each trip's route_type (a trip without a route is not in it).
 _PASS_ROWS = ("SELECT trip_id, _line, stop_id, stop_sequence, arrival_time, departure_time, shape_dist_traveled FROM stop_times "
               "WHERE trip_id IS NOT NULL AND stop_sequence IS NOT NULL")
-_ROUTED = (f"SELECT t.trip_id, r.route_type, {BASIC_TYPE.replace('route_type', 'r.route_type')} AS basic_type "
-           "FROM trips t JOIN routes r ON r.route_id = t.route_id")
+_ROUTED = "SELECT t.trip_id, r.route_type FROM trips t JOIN routes r ON r.route_id = t.route_id"
 
 
 def _pass_source() -> str:
@@ -62,7 +61,7 @@ def _pass_source() -> str:
     route_type (``routed``: the trip has a route)."""
     return (
         f"WITH loc AS ({_located()}), rt AS ({_ROUTED}) "
-        "SELECT st.*, l.lat, l.lon, rt.route_type, rt.basic_type, rt.trip_id IS NOT NULL AS routed "
+        "SELECT st.*, l.lat, l.lon, rt.route_type, rt.trip_id IS NOT NULL AS routed "
         f"FROM ({_PASS_ROWS}) st LEFT JOIN loc l ON l.stop_id = st.stop_id LEFT JOIN rt ON rt.trip_id = st.trip_id"
     )
 
@@ -72,8 +71,8 @@ def _pass_sql() -> str:
     with one sort)."""
     wp = "(w ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)"
     runs = (
-        f"WITH o AS (SELECT s.*, row_number() OVER (ORDER BY trip_id, stop_sequence) - 1 AS r FROM ({_pass_source()}) s), "
-        "w AS (SELECT o.*, row_number() OVER w AS i, lag(departure_time) OVER w AS p_dep, lag(lat) OVER w AS p_lat, lag(lon) OVER w AS p_lon, "
+        f"WITH o AS (SELECT s.*, CAST(row_number() OVER (ORDER BY trip_id, stop_sequence) - 1 AS INTEGER) AS r FROM ({_pass_source()}) s), "
+        "w AS (SELECT o.*, CAST(row_number() OVER w AS INTEGER) AS i, lag(departure_time) OVER w AS p_dep, lag(lat) OVER w AS p_lat, lag(lon) OVER w AS p_lon, "
         f"last_value(departure_time IGNORE NULLS) OVER {wp} AS prev_dep, "
         f"last_value(CASE WHEN departure_time IS NOT NULL THEN stop_sequence END IGNORE NULLS) OVER {wp} AS prev_dep_seq, "
         f"last_value(shape_dist_traveled IGNORE NULLS) OVER {wp} AS prev_dist, "
@@ -86,13 +85,13 @@ def _pass_sql() -> str:
         "WHEN w.prev_dep = w.arrival_time AND w.arrival_time = w.departure_time THEN 0 ELSE 1 END AS starts "
         "FROM w LEFT JOIN o t ON t.r = w.t_r) "
         "SELECT r, trip_id, _line, stop_id, stop_sequence, arrival_time, departure_time, shape_dist_traveled, lat IS NOT NULL AS located, "
-        "route_type, basic_type, routed, i, p_dep, p_lat IS NOT NULL AS p_located, leg_m, sum(leg_m) OVER v AS cum_m, prev_dep, "
-        "prev_dep_seq, prev_dist, prev_dist_seq, t_r, t_dep, t_located, t_m, CAST(sum(starts) OVER v AS BIGINT) AS run "
+        "route_type, routed, i, p_dep, p_lat IS NOT NULL AS p_located, leg_m, sum(leg_m) OVER v AS cum_m, prev_dep, "
+        "prev_dep_seq, prev_dist, prev_dist_seq, t_r, t_dep, t_located, t_m, CAST(sum(starts) OVER v AS INTEGER) AS run "
         "FROM x WINDOW v AS (PARTITION BY trip_id ORDER BY stop_sequence ROWS UNBOUNDED PRECEDING)"
     )
     trip_m = "last_value(cum_m) OVER (PARTITION BY trip_id ORDER BY r ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING) AS trip_m"
     cols = ", ".join(trip_m if c == "trip_m" else c for c in stop_times_pass.COLUMNS if c != "run_n")
-    return f"SELECT {cols}, count(*) OVER (PARTITION BY trip_id, run) AS run_n FROM ({runs}) ORDER BY r"
+    return f"SELECT {cols}, CAST(count(*) OVER (PARTITION BY trip_id, run) AS INTEGER) AS run_n FROM ({runs}) ORDER BY r"
 
 
 def _at(ctx: Context, rel: str, col: str) -> str:
@@ -261,7 +260,7 @@ def _too_fast_travel(ctx: Context) -> str:
     # a stop time with both times and the previous one with both times in its trip (t_r)
     return (
         "WITH pairs AS (SELECT trip_id, _line, t_r, t_dep AS a_dep, stop_id AS b_stop, stop_sequence AS b_seq, "
-        f"arrival_time AS b_arr, basic_type, route_type, t_m * {6378135.0 / 6371008.8} AS d, "
+        f"arrival_time AS b_arr, route_type, t_m * {6378135.0 / 6371008.8} AS d, "
         " arrival_time - t_dep AS secs, r, "
         f"{fv_lim} AS lim, {_md_limit(ctx, 'route_type')} AS md_lim FROM {_pass(ctx)} "
         "WHERE routed AND arrival_time IS NOT NULL AND departure_time IS NOT NULL AND t_dep IS NOT NULL AND t_located AND located), "
@@ -271,7 +270,7 @@ def _too_fast_travel(ctx: Context) -> str:
         "'trip_id ' || trip_id || ': from stop_id ' || a_stop || coalesce(' \"' || a_name || '\"', '') || ' (stop_sequence ' || a_seq || ', departs ' || "
         "gtfs_time(a_dep) || ') to stop_id ' || b_stop || coalesce(' \"' || b_name || '\"', '') || ' (stop_sequence ' || b_seq || ', arrives ' || "
         "gtfs_time(b_arr) || '): ' || printf('%.0f', d) || ' m in ' || secs || ' s' || coalesce(', ' || printf('%.0f', kmh) || ' km/h', '') || "
-        f"', faster than ' || printf('%.0f', lim) || ' km/h for a ' || {_type_name('basic_type')} AS message "
+        f"', faster than ' || printf('%.0f', lim) || ' km/h for a ' || {_type_name('(' + BASIC_TYPE + ')')} AS message "
         # a leg MobilityData's consecutive-stops rule reports already is not reported twice
         f"FROM {_named(_at(ctx, f'(SELECT * FROM fast WHERE NOT (t_r = r - 1 AND d / 1000.0 * 3600 / {md_secs} > md_lim))', 't_r'))}"
     )

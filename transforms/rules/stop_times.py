@@ -1,10 +1,11 @@
 """Rules on stop_times: times in order, trip edges, timepoints, distances along the shape, travel speeds.
 
 The rules that read a trip in stop_sequence order (the previous timed stop, the running distance, the
-same-time runs) filter one table, ``stop_pass``: stop_times sorted once per run with those figures
-beside each row (transforms/rules/stop_times_pass.py builds it; :func:`_pass_sql` is its definition
-in SQL, used outside run_rules). Travel speeds use the stops' coordinates (a stop without them
-takes its parent station's).
+same-time runs) filter one table, ``stop_pass``: stop_times read once per run, trip by trip, with
+those figures beside each row (transforms/rules/stop_times_pass.py builds it, sorting only when the
+file does not already hold each trip together in order; :func:`_pass_sql` is its definition in SQL,
+used outside run_rules). Travel speeds use the stops' coordinates (a stop without them takes its
+parent station's).
 """
 
 from __future__ import annotations
@@ -68,7 +69,8 @@ def _pass_source() -> str:
 
 def _pass_sql() -> str:
     """Return the definition of the shared ``stop_pass`` table in SQL (windows; stop_times_pass.build makes the same rows
-    with one sort)."""
+    in one pass, its running distance cum_m added stop by stop where DuckDB's window sum may group the additions
+    otherwise, so the two can differ in the last bits)."""
     wp = "(w ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)"
     runs = (
         f"WITH o AS (SELECT s.*, CAST(row_number() OVER (ORDER BY trip_id, stop_sequence) - 1 AS INTEGER) AS r FROM ({_pass_source()}) s), "

@@ -235,15 +235,19 @@ def _figures(cur: duckdb.DuckDBPyConnection, tb: pa.Table, start: np.ndarray, of
     p = np.where(start, -1, ar - 1)
     pd, pt = before(_valid(dep)), before(_valid(arr) & _valid(dep))
     pdist = before(_valid(tb.column("shape_dist_traveled")))
-    x = pa.table({"lat": tb.column("lat"), "lon": tb.column("lon"), "p_lat": take("lat", p), "p_lon": take("lon", p),
-                  "t_lat": take("lat", pt), "t_lon": take("lon", pt), "t_prev": _arr((pt >= 0) & (pt == p)), "arr": arr, "dep": dep, "prev_dep": take("departure_time", pd)})
+    x = pa.table({"k": _arr(ar), "lat": tb.column("lat"), "lon": tb.column("lon"), "p_lat": take("lat", p),
+                  "p_lon": take("lon", p), "t_lat": take("lat", pt), "t_lon": take("lon", pt),
+                  "t_prev": _arr((pt >= 0) & (pt == p)), "arr": arr, "dep": dep, "prev_dep": take("departure_time", pd)})
     cur.register("_stop_pass_x", x)
     try:  # the distances by the rules' own macro, so they are the SQL definition's to the last bit
-        m = cur.sql("SELECT coalesce(h, 0) AS leg_m, CASE WHEN t_prev THEN h ELSE haversine_m(t_lat, t_lon, lat, lon) END AS t_m, "
+        m = cur.sql("SELECT k, coalesce(h, 0) AS leg_m, CASE WHEN t_prev THEN h ELSE haversine_m(t_lat, t_lon, lat, lon) END AS t_m, "
                     "CASE WHEN arr IS NULL OR dep IS NULL THEN 0 WHEN prev_dep = arr AND arr = dep THEN 0 ELSE 1 END AS starts "
                     "FROM (SELECT *, haversine_m(p_lat, p_lon, lat, lon) AS h FROM _stop_pass_x)").to_arrow_table()
     finally:
         cur.unregister("_stop_pass_x")
+    k = _nums(m.column("k"))
+    if n and not (k[0] == 0 and (np.diff(k) == 1).all()):  # rows back in another order (preserve_insertion_order off)
+        m = m.take(_arr(np.argsort(k)))
     leg = _nums(m.column("leg_m"))
     starts = _nums(m.column("starts")).astype(np.int64)
     runs = np.cumsum(starts)

@@ -54,6 +54,16 @@ def test_the_pass_is_its_sql_definition_across_batches(tmp_path, batch_rows):
     assert con.sql("SELECT count(*) FROM built").fetchall() == [(len(ROWS),)]
 
 
+def test_the_pass_does_not_rely_on_duckdb_keeping_row_order(tmp_path):
+    con = _con(tmp_path, ROWS)
+    con.execute(f"CREATE TABLE defined AS {stop_times._pass_sql()}")
+    con.execute("SET preserve_insertion_order = false")
+    try:
+        assert _built(con, 4) == _rows(con, "defined")
+    finally:
+        con.execute("RESET preserve_insertion_order")
+
+
 def test_rows_out_of_trip_order_are_sorted_first(tmp_path):
     shuffled = ROWS[8:] + ROWS[3:8] + ROWS[:3]  # T1 split in two and its rows out of stop_sequence order
     con = _con(tmp_path, shuffled)

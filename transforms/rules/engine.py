@@ -48,8 +48,8 @@ class Context:
     profile: str = "gtfs"
     present: frozenset[str] = frozenset()  # canonical tables the feed has
     params: dict = field(default_factory=dict)
-    #: (name, SELECT) -> relation: set by run_rules to build a table several rules read once per run
-    materialise: Callable[[str, str], str] | None = field(default=None, compare=False, repr=False)
+    #: (name, SELECT, build) -> relation: set by run_rules to build a table several rules read once per run
+    materialise: Callable[..., str] | None = field(default=None, compare=False, repr=False)
 
     def has(self, table: str) -> bool:
         """Return whether the feed has ``table``. If the tables present are not known (an empty set: outside run_rules),
@@ -60,12 +60,16 @@ class Context:
     def param(self, name: str, default):
         return self.params.get(name, default)
 
-    def shared(self, name: str, sql: str) -> str:
+    def shared(self, name: str, sql: str, *, build: Callable[[duckdb.DuckDBPyConnection, str], None] | None = None) -> str:
         """Return a relation holding the rows of ``sql``: a temporary table of this run, built before the first rule that
         asks for ``name`` runs and dropped after the last one (later rules read it instead of scanning stop_times again),
         or the subquery itself outside run_rules. A shared table's query may read other shared tables asked for before it.
-        A query that reads no table (a reference list) must give the same rows every time: its rows are kept per process."""
-        return self.materialise(name, sql) if self.materialise else f"({sql})"
+        If ``build`` is given, then run_rules calls ``build(cursor, table)`` to create the table instead of running
+        ``sql``; it must create the same rows (``sql`` stays their definition, used outside run_rules). A query that
+        reads no table (a reference list) must give the same rows every time: its rows are kept per process."""
+        if not self.materialise:
+            return f"({sql})"
+        return self.materialise(name, sql) if build is None else self.materialise(name, sql, build)
 
     @property
     def today(self) -> str:
@@ -415,10 +419,13 @@ def _units(plans: list[tuple[Rule, str, tuple[str, ...], float]], *, batches: in
 def _run(con: duckdb.DuckDBPyConnection, present: frozenset[str], rules, *, validation_date, profile, params, sample_limit,
          progress, batch: bool = False) -> RuleRun:
     shared: dict[str, str] = {}  # name -> SELECT
+    builders: dict[str, Callable[[duckdb.DuckDBPyConnection, str], None]] = {}  # name -> what builds it instead
     using: list[str] = []  # the shared tables the rule whose query is being built asks for
 
-    def materialise(name: str, sql: str) -> str:
+    def materialise(name: str, sql: str, build: Callable[[duckdb.DuckDBPyConnection, str], None] | None = None) -> str:
         shared.setdefault(name, sql)
+        if build is not None:
+            builders.setdefault(name, build)
         if name not in using:
             using.append(name)
         return f"_shared_{name}"
@@ -470,7 +477,10 @@ def _run(con: duckdb.DuckDBPyConnection, present: frozenset[str], rules, *, vali
         t0 = time.perf_counter() - sum(plans[i][3] for i in members)
         for name in build:  # in the order the rule asked for them: a shared table may read an earlier one
             try:
-                _build_shared(cur, name, shared[name])
+                if name in builders:
+                    builders[name](cur, f"_shared_{name}")
+                else:
+                    _build_shared(cur, name, shared[name])
             except BaseException as exc:  # first, so that no other cursor starts a reader of the missing table
                 with cond:
                     failed.append(exc)

@@ -1,12 +1,18 @@
 """Rules on stop_times: times in order, trip edges, timepoints, distances along the shape, travel speeds.
 
-Every rule works on whole trips at once with window functions ordered by stop_sequence (the
-previous timed stop, the running distance); nothing loops over trips in Python. Travel speeds
-use the stops' coordinates (a stop without them takes its parent station's).
+The rules that read a trip in stop_sequence order (the previous timed stop, the running distance, the
+same-time runs) filter one table, ``stop_pass``: stop_times read once per run, trip by trip, with
+those figures beside each row (transforms/rules/stop_times_pass.py builds it, sorting only when the
+file does not already hold each trip together in order; :func:`_pass_sql` is its definition in SQL,
+used outside run_rules). Travel speeds use the stops' coordinates (a stop without them takes its
+parent station's).
 """
 
 from __future__ import annotations
 
+from functools import partial
+
+from transforms.rules import stop_times_pass
 from transforms.rules.engine import ERROR, WARNING, Context, Rule
 
 #: MobilityData's top speeds (km/h) per route_type (StopTimeTravelSpeedValidator.getMaxVehicleSpeedKph). Any other
@@ -38,18 +44,63 @@ def _type_name(col: str) -> str:
     return f"CASE {col} {whens} ELSE 'route_type ' || {col} END"
 
 
-def _ordered(ctx: Context) -> str:
-    """Return a relation of stop_times with the previous timed departure (prev_dep, prev_dep_seq) and the previous distance
-    (prev_dist, prev_dist_seq): built once per run and shared by the rules that read a trip in stop_sequence order."""
-    w = "(PARTITION BY trip_id ORDER BY stop_sequence ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)"
-    return ctx.shared("ordered", (
-        "SELECT trip_id, _line, stop_id, stop_sequence, arrival_time, departure_time, shape_dist_traveled, "
-        f"last_value(departure_time IGNORE NULLS) OVER {w} AS prev_dep, "
-        f"last_value(CASE WHEN departure_time IS NOT NULL THEN stop_sequence END IGNORE NULLS) OVER {w} AS prev_dep_seq, "
-        f"last_value(shape_dist_traveled IGNORE NULLS) OVER {w} AS prev_dist, "
-        f"last_value(CASE WHEN shape_dist_traveled IS NOT NULL THEN stop_sequence END IGNORE NULLS) OVER {w} AS prev_dist_seq "
-        "FROM stop_times WHERE trip_id IS NOT NULL AND stop_sequence IS NOT NULL"
-    ))
+def _pass(ctx: Context) -> str:
+    """Return the relation of every stop time in trip order with its trip figures (stop_times_pass.COLUMNS): built once
+    per run and shared by the rules that read a trip in stop_sequence order."""
+    return ctx.shared("stop_pass", _pass_sql(), build=partial(stop_times_pass.build, rows=_PASS_ROWS, located=_located(),
+                                                                routes=_ROUTED))
+
+
+#: The stop times the pass reads (a trip and a stop_sequence) and each trip's route_type (a trip without a route is not in it).
+_PASS_ROWS = ("SELECT trip_id, _line, stop_id, stop_sequence, arrival_time, departure_time, shape_dist_traveled FROM stop_times "
+              "WHERE trip_id IS NOT NULL AND stop_sequence IS NOT NULL")
+_ROUTED = "SELECT t.trip_id, r.route_type FROM trips t JOIN routes r ON r.route_id = t.route_id"
+
+
+def _pass_source() -> str:
+    """Return SQL of the stop times of the pass with their coordinates (or their parent station's) and their trip's
+    route_type (``routed``: the trip has a route)."""
+    return (
+        f"WITH loc AS ({_located()}), rt AS ({_ROUTED}) "
+        "SELECT st.*, l.lat, l.lon, rt.route_type, rt.trip_id IS NOT NULL AS routed "
+        f"FROM ({_PASS_ROWS}) st LEFT JOIN loc l ON l.stop_id = st.stop_id LEFT JOIN rt ON rt.trip_id = st.trip_id"
+    )
+
+
+def _pass_sql() -> str:
+    """Return the definition of the shared ``stop_pass`` table in SQL (windows; stop_times_pass.build makes the same rows
+    in one pass, its running distance cum_m added stop by stop where DuckDB's window sum may group the additions
+    otherwise, so the two can differ in the last bits)."""
+    wp = "(w ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)"
+    runs = (
+        f"WITH o AS (SELECT s.*, CAST(row_number() OVER (ORDER BY trip_id, stop_sequence) - 1 AS INTEGER) AS r FROM ({_pass_source()}) s), "
+        "w AS (SELECT o.*, CAST(row_number() OVER w AS INTEGER) AS i, lag(departure_time) OVER w AS p_dep, lag(lat) OVER w AS p_lat, lag(lon) OVER w AS p_lon, "
+        f"last_value(departure_time IGNORE NULLS) OVER {wp} AS prev_dep, "
+        f"last_value(CASE WHEN departure_time IS NOT NULL THEN stop_sequence END IGNORE NULLS) OVER {wp} AS prev_dep_seq, "
+        f"last_value(shape_dist_traveled IGNORE NULLS) OVER {wp} AS prev_dist, "
+        f"last_value(CASE WHEN shape_dist_traveled IS NOT NULL THEN stop_sequence END IGNORE NULLS) OVER {wp} AS prev_dist_seq, "
+        f"last_value(CASE WHEN arrival_time IS NOT NULL AND departure_time IS NOT NULL THEN r END IGNORE NULLS) OVER {wp} AS t_r "
+        "FROM o WINDOW w AS (PARTITION BY trip_id ORDER BY stop_sequence)), "
+        "x AS (SELECT w.*, coalesce(haversine_m(w.p_lat, w.p_lon, w.lat, w.lon), 0) AS leg_m, t.departure_time AS t_dep, "
+        "t.lat IS NOT NULL AS t_located, haversine_m(t.lat, t.lon, w.lat, w.lon) AS t_m, "
+        "CASE WHEN w.arrival_time IS NULL OR w.departure_time IS NULL THEN 0 "
+        "WHEN w.prev_dep = w.arrival_time AND w.arrival_time = w.departure_time THEN 0 ELSE 1 END AS starts "
+        "FROM w LEFT JOIN o t ON t.r = w.t_r) "
+        "SELECT r, trip_id, _line, stop_id, stop_sequence, arrival_time, departure_time, shape_dist_traveled, lat IS NOT NULL AS located, "
+        "route_type, routed, i, p_dep, p_lat IS NOT NULL AS p_located, leg_m, sum(leg_m) OVER v AS cum_m, prev_dep, "
+        "prev_dep_seq, prev_dist, prev_dist_seq, t_r, t_dep, t_located, t_m, CAST(sum(starts) OVER v AS INTEGER) AS run "
+        "FROM x WINDOW v AS (PARTITION BY trip_id ORDER BY stop_sequence ROWS UNBOUNDED PRECEDING)"
+    )
+    trip_m = "last_value(cum_m) OVER (PARTITION BY trip_id ORDER BY r ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING) AS trip_m"
+    cols = ", ".join(trip_m if c == "trip_m" else c for c in stop_times_pass.COLUMNS if c != "run_n")
+    return f"SELECT {cols}, CAST(count(*) OVER (PARTITION BY trip_id, run) AS INTEGER) AS run_n FROM ({runs}) ORDER BY r"
+
+
+def _at(ctx: Context, rel: str, col: str) -> str:
+    """Return SQL of the rows of ``rel`` with the stop_id and stop_sequence of the stop time at position ``col`` of the
+    shared pass (a_stop, a_seq): joined to a rule's findings only."""
+    return (f"(SELECT f.*, a.stop_id AS a_stop, a.stop_sequence AS a_seq FROM {rel} f "
+            f"LEFT JOIN {_pass(ctx)} a ON a.r = f.{col})")
 
 
 def _arrival_before_previous_departure(ctx: Context) -> str:
@@ -57,7 +108,7 @@ def _arrival_before_previous_departure(ctx: Context) -> str:
         "SELECT 'stop_times.txt' AS file, _line AS line, 'arrival_time' AS field, gtfs_time(arrival_time) AS value, "
         "'trip_id ' || trip_id || ' arrives at stop_sequence ' || stop_sequence || ' at ' || gtfs_time(arrival_time) || "
         "', before it departs from stop_sequence ' || prev_dep_seq || ' at ' || gtfs_time(prev_dep) AS message "
-        f"FROM {_ordered(ctx)} WHERE arrival_time < prev_dep"
+        f"FROM {_pass(ctx)} WHERE arrival_time < prev_dep"
     )
 
 
@@ -120,7 +171,7 @@ def _decreasing_distance(ctx: Context) -> str:
         "'trip_id ' || trip_id || ': stop_id ' || coalesce(stop_id, '') || ' (stop_sequence ' || stop_sequence || ') has shape_dist_traveled ' || "
         "shape_dist_traveled || CASE WHEN shape_dist_traveled = prev_dist THEN ', equal to' ELSE ', less than' END || "
         "' the ' || prev_dist || ' of stop_sequence ' || prev_dist_seq AS message "
-        f"FROM {_ordered(ctx)} WHERE shape_dist_traveled <= prev_dist"
+        f"FROM {_pass(ctx)} WHERE shape_dist_traveled <= prev_dist"
     )
 
 
@@ -141,33 +192,10 @@ def _located() -> str:
     )
 
 
-def _legs(ctx: Context) -> str:
-    """Return a relation of every stop_time with its trip's route type, its position i, the distance from the previous stop
-    (leg_m), the running total (cum_m) and the previous stop time (p_stop, p_seq, p_dep, p_lat): built once per run, shared
-    by the speed rules. Stop names are not in it: a rule joins them to its findings only."""
-    return ctx.shared("legs", _legs_sql())
-
-
 def _named(rel: str) -> str:
     """Return SQL of the rows of ``rel`` with the names of their stops a_stop and b_stop (a_name, b_name)."""
     return (f"(SELECT f.*, sa.stop_name AS a_name, sb.stop_name AS b_name FROM {rel} f "
             "LEFT JOIN stops sa ON sa.stop_id = f.a_stop LEFT JOIN stops sb ON sb.stop_id = f.b_stop)")
-
-
-def _legs_sql() -> str:
-    return (
-        "WITH loc AS (" + _located() + "), "
-        f"rt AS (SELECT t.trip_id, t.route_id, r.route_type, {BASIC_TYPE.replace('route_type', 'r.route_type')} AS basic_type "
-        "FROM trips t JOIN routes r ON r.route_id = t.route_id), "
-        "seq AS (SELECT st.trip_id, st._line, st.stop_sequence, st.stop_id, st.arrival_time, st.departure_time, l.lat, l.lon, "
-        "row_number() OVER w AS i, lag(l.lat) OVER w AS p_lat, lag(l.lon) OVER w AS p_lon, lag(st.stop_id) OVER w AS p_stop, "
-        "lag(st.stop_sequence) OVER w AS p_seq, lag(st.departure_time) OVER w AS p_dep "
-        "FROM stop_times st LEFT JOIN loc l ON l.stop_id = st.stop_id WHERE st.trip_id IS NOT NULL AND st.stop_sequence IS NOT NULL "
-        "WINDOW w AS (PARTITION BY st.trip_id ORDER BY st.stop_sequence)), "
-        "legs AS (SELECT seq.* EXCLUDE (p_lon), coalesce(haversine_m(p_lat, p_lon, lat, lon), 0) AS leg_m FROM seq), "
-        "run AS (SELECT legs.*, sum(leg_m) OVER (PARTITION BY trip_id ORDER BY i ROWS UNBOUNDED PRECEDING) AS cum_m, rt.route_type, rt.basic_type "
-        "FROM legs JOIN rt USING (trip_id)) SELECT * FROM run"
-    )
 
 
 def _md_seconds(dep: str, arr: str) -> str:
@@ -192,31 +220,34 @@ def _leg_message(kind: str) -> str:
 
 def _fast_consecutive(ctx: Context) -> str:
     return (
-        "WITH pairs AS (SELECT trip_id, _line, p_stop AS a_stop, p_seq AS a_seq, p_dep AS a_dep, "
+        "WITH pairs AS (SELECT trip_id, _line, r - 1 AS a_r, p_dep AS a_dep, "
         "stop_id AS b_stop, stop_sequence AS b_seq, arrival_time AS b_arr, leg_m AS d, route_type, "
         f"leg_m / 1000.0 * 3600 / {_md_seconds('p_dep', 'arrival_time')} AS kmh, {_md_limit(ctx, 'route_type')} AS lim "
-        f"FROM {_legs(ctx)} WHERE p_dep IS NOT NULL AND arrival_time IS NOT NULL AND p_lat IS NOT NULL AND lat IS NOT NULL) "
+        f"FROM {_pass(ctx)} WHERE routed AND p_dep IS NOT NULL AND arrival_time IS NOT NULL AND p_located AND located) "
         "SELECT 'stop_times.txt' AS file, _line AS line, 'arrival_time' AS field, gtfs_time(b_arr) AS value, "
-        f"{_leg_message('consecutive stops')} AS message FROM {_named('(SELECT * FROM pairs WHERE kmh > lim)')}"
+        f"{_leg_message('consecutive stops')} AS message FROM {_named(_at(ctx, '(SELECT * FROM pairs WHERE kmh > lim)', 'a_r'))}"
     )
 
 
 def _fast_far(ctx: Context) -> str:
     far_m = float(ctx.param("far_stops_m", 10_000))
-    legs = _legs(ctx)
+    legs = f"(SELECT * FROM {_pass(ctx)} WHERE routed)"
     lim = _md_limit(ctx, "route_type")
     return (
         # Only the stops a leg that fast can end at: 3.6 d / t > lim needs 3.6 cum_b - lim arr_b > 3.6 cum_a - lim dep_a (the time
         # MobilityData divides by is never below arr_b - dep_a), for some earlier a more than far_m back; one window, not all pairs.
-        f"WITH ends AS (SELECT trip_id, i FROM (SELECT trip_id, i, arrival_time, 3.6 * cum_m - {lim} * arrival_time AS kb, "
+        # A trip is its rows' r - i (the position of its first stop time): an integer to partition and join on. The window
+        # reads only the stops that can end such a leg (more than far_m along) or start one (more than far_m before the end).
+        f"WITH ends AS (SELECT r FROM (SELECT r, cum_m, arrival_time, 3.6 * cum_m - {lim} * arrival_time AS kb, "
         f"min(CASE WHEN departure_time IS NOT NULL THEN 3.6 * cum_m - {lim} * departure_time END) "
-        f"OVER (PARTITION BY trip_id ORDER BY cum_m RANGE BETWEEN UNBOUNDED PRECEDING AND {far_m} PRECEDING) AS ka FROM {legs}) "
-        "WHERE arrival_time IS NOT NULL AND ka < kb + 1), "
+        f"OVER (PARTITION BY r - i ORDER BY cum_m RANGE BETWEEN UNBOUNDED PRECEDING AND {far_m} PRECEDING) AS ka "
+        f"FROM {legs} WHERE cum_m > {far_m} OR cum_m <= trip_m - {far_m}) "
+        f"WHERE arrival_time IS NOT NULL AND cum_m > {far_m} AND ka < kb + 1), "
         "pairs AS (SELECT a.trip_id, b._line, b.i AS b_i, a.i AS a_i, a.stop_id AS a_stop, a.stop_sequence AS a_seq, "
         "a.departure_time AS a_dep, b.stop_id AS b_stop, b.stop_sequence AS b_seq, b.arrival_time AS b_arr, "
         f"b.cum_m - a.cum_m AS d, b.route_type, (b.cum_m - a.cum_m) / 1000.0 * 3600 / {_md_seconds('a.departure_time', 'b.arrival_time')} AS kmh, "
         f"{_md_limit(ctx, 'b.route_type')} AS lim "
-        f"FROM ends e JOIN {legs} b ON b.trip_id = e.trip_id AND b.i = e.i JOIN {legs} a ON a.trip_id = b.trip_id AND a.i < b.i "
+        f"FROM ends e JOIN {legs} b ON b.r = e.r JOIN {legs} a ON a.r - a.i = b.r - b.i AND a.r < b.r "
         f"WHERE a.departure_time IS NOT NULL AND b.arrival_time IS NOT NULL AND b.cum_m - a.cum_m > {far_m}), "
         "first_per_trip AS (SELECT * FROM pairs WHERE kmh > lim QUALIFY row_number() OVER (PARTITION BY trip_id ORDER BY b_i, a_i DESC) = 1) "
         "SELECT 'stop_times.txt' AS file, _line AS line, 'arrival_time' AS field, gtfs_time(b_arr) AS value, "
@@ -228,37 +259,34 @@ def _too_fast_travel(ctx: Context) -> str:
     speeds = {**FV_MAX_SPEED, **{int(k): v for k, v in dict(ctx.param("fv_max_speed_kmh", {})).items()}}
     fv_lim = _case(speeds, FV_DEFAULT_MAX_SPEED, "route_type")
     md_secs = _md_seconds("a_dep", "b_arr")
+    # a stop time with both times and the previous one with both times in its trip (t_r)
     return (
-        "WITH timed AS (SELECT run.*, lag(i) OVER w AS p_i, lag(stop_id) OVER w AS a_stop, "
-        "lag(stop_sequence) OVER w AS a_seq, lag(departure_time) OVER w AS a_dep, lag(lat) OVER w AS a_lat, lag(lon) OVER w AS a_lon "
-        f"FROM {_legs(ctx)} run WHERE arrival_time IS NOT NULL AND departure_time IS NOT NULL WINDOW w AS (PARTITION BY trip_id ORDER BY i)), "
-        "pairs AS (SELECT trip_id, _line, a_stop, a_seq, a_dep, stop_id AS b_stop, stop_sequence AS b_seq, "
-        f"arrival_time AS b_arr, basic_type, route_type, haversine_m(a_lat, a_lon, lat, lon) * {6378135.0 / 6371008.8} AS d, "
-        " arrival_time - a_dep AS secs, p_i, i, "
-        f"{fv_lim} AS lim, {_md_limit(ctx, 'route_type')} AS md_lim FROM timed WHERE a_dep IS NOT NULL AND a_lat IS NOT NULL AND lat IS NOT NULL), "
+        "WITH pairs AS (SELECT trip_id, _line, t_r, t_dep AS a_dep, stop_id AS b_stop, stop_sequence AS b_seq, "
+        f"arrival_time AS b_arr, route_type, t_m * {6378135.0 / 6371008.8} AS d, "
+        " arrival_time - t_dep AS secs, r, "
+        f"{fv_lim} AS lim, {_md_limit(ctx, 'route_type')} AS md_lim FROM {_pass(ctx)} "
+        "WHERE routed AND arrival_time IS NOT NULL AND departure_time IS NOT NULL AND t_dep IS NOT NULL AND t_located AND located), "
         "fast AS (SELECT *, CASE WHEN secs > 0 THEN d / 1000.0 * 3600 / secs END AS kmh FROM pairs "
         "WHERE (secs > 0 AND d / 1000.0 * 3600 / secs > lim) OR (secs = 0 AND (a_dep % 60 <> 0 OR d / 1000.0 * 60 > lim))) "
         "SELECT 'stop_times.txt' AS file, _line AS line, 'arrival_time' AS field, gtfs_time(b_arr) AS value, "
         "'trip_id ' || trip_id || ': from stop_id ' || a_stop || coalesce(' \"' || a_name || '\"', '') || ' (stop_sequence ' || a_seq || ', departs ' || "
         "gtfs_time(a_dep) || ') to stop_id ' || b_stop || coalesce(' \"' || b_name || '\"', '') || ' (stop_sequence ' || b_seq || ', arrives ' || "
         "gtfs_time(b_arr) || '): ' || printf('%.0f', d) || ' m in ' || secs || ' s' || coalesce(', ' || printf('%.0f', kmh) || ' km/h', '') || "
-        f"', faster than ' || printf('%.0f', lim) || ' km/h for a ' || {_type_name('basic_type')} AS message "
+        f"', faster than ' || printf('%.0f', lim) || ' km/h for a ' || {_type_name('(' + BASIC_TYPE + ')')} AS message "
         # a leg MobilityData's consecutive-stops rule reports already is not reported twice
-        f"FROM {_named(f'(SELECT * FROM fast WHERE NOT (p_i = i - 1 AND d / 1000.0 * 3600 / {md_secs} > md_lim))')}"
+        f"FROM {_named(_at(ctx, f'(SELECT * FROM fast WHERE NOT (t_r = r - 1 AND d / 1000.0 * 3600 / {md_secs} > md_lim))', 't_r'))}"
     )
 
 
 def _same_time_run(ctx: Context) -> str:
     limit = int(ctx.param("max_consecutive_stop_times_with_same_time", 5))
     # As FeedValidator: a timed stop time continues a run when arrival = departure = the previous timed departure;
-    # an untimed one always continues it; any other timed one starts a new run. Runs before the first timed stop are not counted.
+    # an untimed one always continues it; any other timed one starts a new run (the pass numbers the runs of each trip).
+    # Runs before the first timed stop are not counted.
     return (
-        f"WITH o AS (SELECT trip_id, _line, stop_sequence, arrival_time, departure_time, prev_dep FROM {_ordered(ctx)}), "
-        "b AS (SELECT *, CASE WHEN arrival_time IS NULL OR departure_time IS NULL THEN 0 "
-        "WHEN prev_dep = arrival_time AND arrival_time = departure_time THEN 0 ELSE 1 END AS starts FROM o), "
-        "r AS (SELECT *, sum(starts) OVER (PARTITION BY trip_id ORDER BY stop_sequence ROWS UNBOUNDED PRECEDING) AS run FROM b), "
-        "g AS (SELECT trip_id, run, count(*) AS n, min(_line) AS line, min(stop_sequence) AS s0, max(stop_sequence) AS s1, "
-        "arg_max(departure_time, CASE WHEN departure_time IS NOT NULL THEN stop_sequence END) AS t FROM r WHERE run >= 1 GROUP BY trip_id, run) "
+        "WITH g AS (SELECT trip_id, run, count(*) AS n, min(_line) AS line, min(stop_sequence) AS s0, max(stop_sequence) AS s1, "
+        "arg_max(departure_time, CASE WHEN departure_time IS NOT NULL THEN stop_sequence END) AS t "
+        f"FROM {_pass(ctx)} WHERE run >= 1 AND run_n > {limit} GROUP BY trip_id, run) "
         "SELECT 'stop_times.txt' AS file, line, 'arrival_time' AS field, gtfs_time(t) AS value, "
         "'trip_id ' || trip_id || ' has ' || n || ' consecutive stop times (stop_sequence ' || s0 || ' to ' || s1 || ') all with the same arrival/departure time ' || "
         f"gtfs_time(t) AS message FROM g WHERE n > {limit}"

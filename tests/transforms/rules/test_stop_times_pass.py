@@ -1,0 +1,130 @@
+"""The stop_times pass: the table built in one pass is its SQL definition's, whatever the file's order and batch size."""
+
+import itertools
+import math
+
+import duckdb
+import numpy as np
+import pytest
+
+from tests.transforms.rules._feed_b import feed, found, run, tables
+from tests.transforms.rules.test_stop_times import CASES, STOPS
+from transforms.rules import engine, stop_times, stop_times_pass
+from transforms.rules.engine import open_tables
+from transforms.rules.stop_times import RULES
+
+H = "trip_id,arrival_time,departure_time,stop_id,stop_sequence,shape_dist_traveled,timepoint\n"
+#: Trips with untimed stops, a stop without coordinates (S99), a run of equal times, gaps in shape_dist_traveled, a trip
+#: whose route is unknown (T3: R9) and one of a single stop (T4).
+ROWS = [
+    "T1,08:00:00,08:00:00,S1,1,0,", "T1,,,S2,2,,", "T1,08:05:00,08:05:00,S3,3,2000,", "T1,08:05:00,08:05:00,S4,4,1900,",
+    "T1,08:05:00,08:05:00,S99,5,,", "T1,,,S6,6,,", "T1,08:05:00,08:05:00,S7,7,5000,", "T1,08:20:00,08:21:00,S20,8,,",
+    "T2,,08:00:00,S5,10,,", "T2,08:01:00,08:01:00,S9,20,,", "T2,07:59:00,08:02:00,S10,30,,",
+    "T3,09:00:00,09:00:00,S1,1,,", "T3,09:01:00,09:01:00,S8,2,,",
+    "T4,10:00:00,10:00:00,S1,1,,",
+]
+TRIPS = "route_id,service_id,trip_id\nR1,WD,T1\nR1,WD,T2\nR9,WD,T3\nR1,WD,T4\n"
+
+
+def _con(tmp_path, rows):
+    files = feed(stop_times=H + "".join(r + "\n" for r in rows), stops=STOPS + "S99,座標なし,,,\n", trips=TRIPS)
+    out, _ = tables(tmp_path, files)
+    con, _ = open_tables(out)
+    return con
+
+
+def _built(con, batch_rows):
+    stop_times_pass.build(con, "built", rows=stop_times._PASS_ROWS, located=stop_times._located(), routes=stop_times._ROUTED,
+                          batch_rows=batch_rows)
+    return _rows(con, "built")
+
+
+def _rows(con, table):
+    """Return the rows by (trip_id, stop_sequence), positions as offsets (t_r - r), sums rounded to a micrometre."""
+    cols = [c for c in stop_times_pass.COLUMNS if c not in ("r", "t_r", "cum_m", "trip_m")]
+    return con.sql(f"SELECT {', '.join(cols)}, t_r - r, round(cum_m, 6), round(trip_m, 6) FROM {table} "
+                   "ORDER BY trip_id, stop_sequence").fetchall()
+
+
+@pytest.mark.parametrize("batch_rows", [1, 3, 1 << 20])
+def test_the_pass_is_its_sql_definition_across_batches(tmp_path, batch_rows):
+    con = _con(tmp_path, ROWS)
+    con.execute(f"CREATE TABLE defined AS {stop_times._pass_sql()}")
+    assert _built(con, batch_rows) == _rows(con, "defined")
+    assert con.sql("SELECT count(*) FROM built").fetchall() == [(len(ROWS),)]
+
+
+def test_the_pass_does_not_rely_on_duckdb_keeping_row_order(tmp_path):
+    con = _con(tmp_path, ROWS)
+    con.execute(f"CREATE TABLE defined AS {stop_times._pass_sql()}")
+    con.execute("SET preserve_insertion_order = false")
+    try:
+        assert _built(con, 4) == _rows(con, "defined")
+    finally:
+        con.execute("RESET preserve_insertion_order")
+
+
+def test_rows_out_of_trip_order_are_sorted_first(tmp_path):
+    shuffled = ROWS[8:] + ROWS[3:8] + ROWS[:3]  # T1 split in two and its rows out of stop_sequence order
+    con = _con(tmp_path, shuffled)
+    con.execute(f"CREATE TABLE defined AS {stop_times._pass_sql()}")
+    assert _built(con, 2) == _rows(con, "defined")
+    # sorted: positions follow (trip_id, stop_sequence)
+    assert con.sql("SELECT list(trip_id ORDER BY r) = list(trip_id ORDER BY trip_id, stop_sequence) FROM built").fetchall() == [(True,)]
+
+
+def test_same_time_runs_and_previous_timed_stop(tmp_path):
+    con = _con(tmp_path, ROWS)
+    _built(con, 1 << 20)
+    got = dict(con.sql("SELECT stop_sequence, (run, run_n, prev_dep, t_dep) FROM built WHERE trip_id = 'T1'").fetchall())
+    # S3 (08:05) starts a run that S4, S99, S6 (untimed) and S7 continue; S2 (untimed) continues S1's run
+    assert [got[s][:2] for s in range(1, 9)] == [(1, 2), (1, 2), (2, 5), (2, 5), (2, 5), (2, 5), (2, 5), (3, 1)]
+    assert got[3][2:] == (8 * 3600, 8 * 3600) and got[7][2:] == (8 * 3600 + 300, 8 * 3600 + 300)
+
+
+def test_running_sum_adds_stop_by_stop_past_the_long_trip_cut(monkeypatch):
+    rng = np.random.default_rng(7)
+    lengths = np.array([1, 9, 3, 40, 2])
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    values = rng.random(lengths.sum()) * 1000
+    monkeypatch.setattr(stop_times_pass, "LONG_TRIP", 5)
+    got = stop_times_pass._running_sum(values, starts, lengths)
+    want = list(itertools.chain.from_iterable(itertools.accumulate(values[a:a + n].tolist()) for a, n in zip(starts, lengths)))
+    assert got.tolist() == want  # bit for bit: the same additions in the same order
+    assert not math.isnan(got.sum())
+
+
+def _sql_pass(cur: duckdb.DuckDBPyConnection, table: str, **_) -> None:
+    cur.execute(f"CREATE TABLE {table} AS {stop_times._pass_sql()}")
+
+
+@pytest.mark.parametrize("code,bad,good,named", CASES, ids=[c[0] for c in CASES])
+def test_each_rule_finds_the_same_on_the_pass_and_on_its_sql_definition(tmp_path, monkeypatch, code, bad, good, named):
+    for name, files in (("bad", feed(**bad)), ("good", feed(**good))):
+        fast = run(tmp_path / f"{name}-pass", files, RULES)
+        with monkeypatch.context() as m:
+            m.setattr(stop_times_pass, "build", _sql_pass)
+            slow = run(tmp_path / f"{name}-sql", files, RULES)
+        assert fast.counts == slow.counts
+        assert found(fast, code) == found(slow, code)
+        assert fast.notices.to_pylist() == slow.notices.to_pylist()
+
+
+def test_the_pass_is_built_once_and_dropped(tmp_path):
+    out, _ = tables(tmp_path, feed(**CASES[0][1]))
+    calls = []
+    real = stop_times_pass.build
+
+    def counted(cur, table, **kw):
+        calls.append(table)
+        real(cur, table, **kw)
+
+    orig = stop_times_pass.build
+    stop_times_pass.build = counted
+    try:
+        con = duckdb.connect()
+        engine.run_rules(out, rules=RULES, con=con)
+    finally:
+        stop_times_pass.build = orig
+    assert calls == ["_shared_stop_pass"]
+    assert con.sql("SELECT count(*) FROM duckdb_tables() WHERE table_name LIKE '_shared_%'").fetchall() == [(0,)]

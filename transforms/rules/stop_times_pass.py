@@ -1,0 +1,291 @@
+"""One pass over stop_times in trip order: the per-trip figures every stop_times rule reads, sorted once.
+
+DuckDB sorts the stop times by (trip_id, stop_sequence) once and streams them in batches of whole
+trips; numpy and pyarrow shift and fill within each trip (the previous stop time, the previous one
+with both times, the last departure and distance before it, the running distance, the same-time
+runs) and DuckDB computes the distances with the rules' own ``haversine_m``, so every figure is
+the one :data:`COLUMNS`' SQL definition gives (``pass_sql`` in transforms/rules/stop_times.py),
+the running distance summed stop by stop. The rules then filter one table instead of each sorting
+7M rows again (bench/README.md, "stop_times rules in one pass").
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+#: The columns of the table, in order: the stop time (``located``: it has coordinates; ``routed``: its trip has a route),
+#: its position ``r`` in the pass and ``i`` in its trip; the previous stop time's departure, whether it is located and
+#: the distance from it (``leg_m``, 0 without coordinates), the running sum ``cum_m`` and its trip's total ``trip_m``; the last
+#: departure and shape_dist_traveled before it and their stop_sequence; the previous stop time with both times (``t_r``,
+#: its departure, whether located, the distance from it ``t_m``); ``run``: the number of the same-time run it is in (0: before
+#: the trip's first stop time with both times) and ``run_n`` the stop times in that run.
+COLUMNS = ("r", "trip_id", "_line", "stop_id", "stop_sequence", "arrival_time", "departure_time", "shape_dist_traveled",
+           "located", "route_type", "routed", "i", "p_dep", "p_located", "leg_m", "cum_m", "prev_dep",
+           "trip_m", "prev_dep_seq", "prev_dist", "prev_dist_seq", "t_r", "t_dep", "t_located", "t_m", "run", "run_n")
+
+#: Rows per batch read from the sort (a batch is cut at its last trip's start, which goes on with the next batch).
+BATCH_ROWS = 1 << 18
+#: Positions in a trip summed by the vectorised running sum; the rest of a longer trip is summed in a Python loop.
+LONG_TRIP = 4096
+
+
+def build(cur: duckdb.DuckDBPyConnection, table: str, *, rows: str, located: str, routes: str,
+          batch_rows: int = BATCH_ROWS) -> None:
+    """Create ``table`` (:data:`COLUMNS`) from ``rows``, a SELECT of trip_id, _line, stop_id, stop_sequence, arrival_time,
+    departure_time, shape_dist_traveled with trip_id and stop_sequence never NULL and unique together (canonical
+    stop_times); ``located`` gives each stop_id's lat and lon, ``routes`` each trip_id's route_type (a trip
+    not there is not ``routed``), each key at most once.
+
+    The rows are first read in their table's order (a feed's file usually holds each trip on consecutive lines in
+    stop_sequence order, and then no sort is needed); if a trip's rows turn out not to be together and in order, then
+    the table is made again from the rows sorted by (trip_id, stop_sequence). ``r`` is the position in the order used."""
+    lookups = (cur.sql(f"SELECT stop_id, lat, lon FROM ({located}) WHERE stop_id IS NOT NULL").to_arrow_table(),
+               cur.sql(f"SELECT trip_id, route_type FROM ({routes}) WHERE trip_id IS NOT NULL").to_arrow_table())
+    if not _fill(cur, table, rows, lookups, batch_rows, check=True):
+        _fill(cur, table, f"SELECT * FROM ({rows}) ORDER BY trip_id, stop_sequence", lookups, batch_rows, check=False)
+
+
+def _looked_up(tb: pa.Table, start: np.ndarray, lookups: tuple[pa.Table, pa.Table]) -> pa.Table:
+    """Return ``tb`` with lat, lon (by stop_id), route_type and routed (by trip_id, looked up once per trip:
+    ``start`` marks where each begins): a LEFT JOIN on unique keys."""
+    loc, rt = lookups
+    at = pc.index_in(tb.column("stop_id"), value_set=loc.column("stop_id"), skip_nulls=True)
+    firsts = np.flatnonzero(start)
+    per_trip = pc.index_in(tb.column("trip_id").take(_arr(firsts)), value_set=rt.column("trip_id"), skip_nulls=True)
+    on = np.repeat(np.where(_bools(pc.is_valid(per_trip)), _nums(per_trip).astype(np.int64), -1),
+                   np.diff(np.append(firsts, tb.num_rows)))
+    on = _arr(on, on >= 0)
+    return (tb.append_column("lat", pc.take(loc.column("lat"), at)).append_column("lon", pc.take(loc.column("lon"), at))
+            .append_column("route_type", pc.take(rt.column("route_type"), on))
+            .append_column("routed", pc.is_valid(on)))
+
+
+def _fill(cur: duckdb.DuckDBPyConnection, table: str, query: str, lookups: tuple[pa.Table, pa.Table], batch_rows: int, *,
+          check: bool) -> bool:
+    """Create ``table`` from the rows of ``query``, read in batches of whole trips. If ``check``, then return False (and
+    drop the table) as soon as the rows are seen not to hold each trip together in stop_sequence order."""
+    reader_con = cur.cursor()  # the rows stream on their own cursor while ``cur`` computes and writes each batch
+    try:
+        reader = reader_con.sql(query).to_arrow_reader(batch_rows)
+        carry: pa.Table | None = None
+        offset = 0
+        created = False
+        firsts: list[pa.Array] = []  # the trip_id of every trip's first row (check: each trip once)
+        for batch in itertools.chain(_batches(reader, batch_rows), [None]):
+            if batch is None:
+                part, carry = carry, None
+            else:
+                tb = batch if carry is None else pa.concat_tables([carry, batch])
+                cut = _last_trip_start(tb)
+                part, carry = tb.slice(0, cut), tb.slice(cut)
+            if part is None or (part.num_rows == 0 and created):
+                continue
+            part = part.combine_chunks()
+            start = _trip_starts(part)
+            part = _looked_up(part, start, lookups)
+            if check and part.num_rows:
+                seq = _nums(part.column("stop_sequence"))
+                firsts.append(part.column("trip_id").filter(_arr(start)))
+                if (np.diff(seq)[~start[1:]] <= 0).any():
+                    _drop(cur, table, created)
+                    return False
+            _write(cur, table, _figures(cur, part, start, offset), create=not created)
+            created = True
+            offset += part.num_rows
+        if not created:
+            empty = _looked_up(pa.Table.from_batches([], reader.schema), np.zeros(0, bool), lookups)
+            _write(cur, table, _figures(cur, empty, np.zeros(0, bool), 0), create=True)
+        if check and firsts:
+            ids = pa.concat_arrays([_one(f) for f in firsts])
+            if pc.count_distinct(ids).as_py() != len(ids):
+                _drop(cur, table, created)
+                return False
+        return True
+    finally:
+        reader_con.close()
+
+
+def _drop(cur: duckdb.DuckDBPyConnection, table: str, created: bool) -> None:
+    if created:
+        cur.execute(f"DROP TABLE IF EXISTS {table}")
+
+
+def _trip_starts(tb: pa.Table) -> np.ndarray:
+    """Return, per row of ``tb``, whether its trip_id differs from the previous row's (the first row: True)."""
+    n = tb.num_rows
+    start = np.ones(n, bool)
+    if n > 1:
+        tid = tb.column("trip_id")
+        start[1:] = _bools(pc.not_equal(tid.slice(1), tid.slice(0, n - 1)))
+    return start
+
+
+def _batches(reader: pa.RecordBatchReader, rows: int):
+    """Yield tables of at least ``rows`` rows (the last one fewer) from ``reader``: each batch costs a few statements."""
+    held, n = [], 0
+    for batch in reader:
+        held.append(batch)
+        n += batch.num_rows
+        if n >= rows:
+            yield pa.Table.from_batches(held)
+            held, n = [], 0
+    if held:
+        yield pa.Table.from_batches(held)
+
+
+def _last_trip_start(tb: pa.Table) -> int:
+    """Return the row where the last trip of ``tb`` starts (0 when it holds one trip): the rows are sorted by trip_id, so
+    it is the first row of the tail equal to the last one (looked for in a growing tail)."""
+    tid = tb.column("trip_id")
+    n = len(tid)
+    last = tid[n - 1]
+    tail = 64
+    while True:
+        lo = max(0, n - tail)
+        same = _bools(pc.equal(tid.slice(lo), last))
+        if not same.all():
+            return lo + int(len(same) - np.argmax(~same[::-1]))
+        if lo == 0:
+            return 0
+        tail *= 4
+
+
+def _write(cur: duckdb.DuckDBPyConnection, table: str, figures: pa.Table, *, create: bool) -> None:
+    cur.register("_stop_pass_part", figures)
+    try:
+        if create:
+            cur.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM _stop_pass_part")
+        else:
+            cur.execute(f"INSERT INTO {table} SELECT * FROM _stop_pass_part")
+    finally:
+        cur.unregister("_stop_pass_part")
+
+
+def _arr(values: np.ndarray, valid: np.ndarray | None = None) -> pa.Array:
+    """Return ``values`` (a numeric or boolean numpy array) as Arrow, NULL where not ``valid``. Built from buffers: pa.array
+    imports pandas (0.2 s cold, more than a small feed's whole pass)."""
+    n = len(values)
+    bits = None if valid is None or valid.all() else pa.py_buffer(np.packbits(valid, bitorder="little"))
+    if values.dtype == np.bool_:
+        return pa.Array.from_buffers(pa.bool_(), n, [bits, pa.py_buffer(np.packbits(values, bitorder="little"))])
+    values = np.ascontiguousarray(values)
+    return pa.Array.from_buffers(pa.from_numpy_dtype(values.dtype), n, [bits, pa.py_buffer(values)])
+
+
+def _one(col: pa.ChunkedArray | pa.Array) -> pa.Array:
+    return col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+
+
+def _bools(col: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """Return a boolean Arrow column as numpy (NULL as False), from its bits (to_numpy here imports pandas)."""
+    a = _one(col)
+    n, off = len(a), a.offset
+    if not n:
+        return np.zeros(0, bool)
+    valid, data = a.buffers()[:2]
+    out = np.unpackbits(np.frombuffer(data, np.uint8), count=off + n, bitorder="little")[off:].astype(bool)
+    if valid is not None and a.null_count:
+        out &= np.unpackbits(np.frombuffer(valid, np.uint8), count=off + n, bitorder="little")[off:].astype(bool)
+    return out
+
+
+#: Arrow types the pass reads as numbers, and their numpy types.
+_NUMPY = {pa.int32(): np.int32, pa.int64(): np.int64, pa.float64(): np.float64}
+
+
+def _nums(col: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """Return a numeric Arrow column's values as numpy (a NULL's value is undefined), from its buffer."""
+    a = _one(col)
+    n = len(a)
+    if not n:
+        return np.zeros(0, _NUMPY[a.type])
+    return np.frombuffer(a.buffers()[1], _NUMPY[a.type], count=a.offset + n)[a.offset:]
+
+
+def _valid(col: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    return _bools(pc.is_valid(col))
+
+
+def _figures(cur: duckdb.DuckDBPyConnection, tb: pa.Table, start: np.ndarray, offset: int) -> pa.Table:
+    """Return the :data:`COLUMNS` of ``tb``, whole trips each in stop_sequence order (``start``: where each begins), the
+    first row at position ``offset``."""
+    n = tb.num_rows
+    if offset + n > np.iinfo(np.int32).max:  # positions are INTEGER; a feed that big was refused long before
+        raise ValueError(f"stop_times has more than {np.iinfo(np.int32).max:,} rows")
+    ar = np.arange(n, dtype=np.int64)
+    first = np.maximum.accumulate(np.where(start, ar, 0)) if n else ar
+
+    def before(valid: np.ndarray) -> np.ndarray:
+        """Return, per row, the last earlier row of its trip where ``valid``, or -1."""
+        last = np.maximum.accumulate(np.where(valid, ar, -1)) if n else ar
+        prev = np.full(n, -1, np.int64)
+        prev[1:] = last[:-1]
+        prev[prev < first] = -1
+        return prev
+
+    def take(col: str, idx: np.ndarray) -> pa.Array:
+        return pc.take(tb.column(col), _arr(idx, idx >= 0))
+
+    arr, dep = tb.column("arrival_time"), tb.column("departure_time")
+    p = np.where(start, -1, ar - 1)
+    pd, pt = before(_valid(dep)), before(_valid(arr) & _valid(dep))
+    pdist = before(_valid(tb.column("shape_dist_traveled")))
+    x = pa.table({"k": _arr(ar), "lat": tb.column("lat"), "lon": tb.column("lon"), "p_lat": take("lat", p),
+                  "p_lon": take("lon", p), "t_lat": take("lat", pt), "t_lon": take("lon", pt),
+                  "t_prev": _arr((pt >= 0) & (pt == p)), "arr": arr, "dep": dep, "prev_dep": take("departure_time", pd)})
+    cur.register("_stop_pass_x", x)
+    try:  # the distances by the rules' own macro, so they are the SQL definition's to the last bit
+        m = cur.sql("SELECT k, coalesce(h, 0) AS leg_m, CASE WHEN t_prev THEN h ELSE haversine_m(t_lat, t_lon, lat, lon) END AS t_m, "
+                    "CASE WHEN arr IS NULL OR dep IS NULL THEN 0 WHEN prev_dep = arr AND arr = dep THEN 0 ELSE 1 END AS starts "
+                    "FROM (SELECT *, haversine_m(p_lat, p_lon, lat, lon) AS h FROM _stop_pass_x)").to_arrow_table()
+    finally:
+        cur.unregister("_stop_pass_x")
+    k = _nums(m.column("k"))
+    if n and not (k[0] == 0 and (np.diff(k) == 1).all()):  # rows back in another order (preserve_insertion_order off)
+        m = m.take(_arr(np.argsort(k)))
+    leg = _nums(m.column("leg_m"))
+    starts = _nums(m.column("starts")).astype(np.int64)
+    runs = np.cumsum(starts)
+    runs -= (runs - starts)[first]
+    segment = np.cumsum(starts | start)  # a run, or a trip's stop times before its first run
+    run_n = np.bincount(segment)[segment] if n else segment
+    starts_at = np.flatnonzero(start)
+    lengths = np.diff(np.append(starts_at, n))
+    cum = _running_sum(leg, starts_at, lengths)
+    cols = {
+        "r": _arr((ar + offset).astype(np.int32)),
+        "trip_id": tb.column("trip_id"), "_line": tb.column("_line"), "stop_id": tb.column("stop_id"),
+        "stop_sequence": tb.column("stop_sequence"), "arrival_time": arr, "departure_time": dep,
+        "shape_dist_traveled": tb.column("shape_dist_traveled"),
+        "located": pc.is_valid(tb.column("lat")), "route_type": tb.column("route_type"),
+        "routed": tb.column("routed"), "i": _arr((ar - first + 1).astype(np.int32)),
+        "p_dep": take("departure_time", p), "p_located": pc.is_valid(x.column("p_lat")),
+        "leg_m": m.column("leg_m"), "cum_m": _arr(cum), "trip_m": _arr(cum[np.repeat(starts_at + lengths - 1, lengths)]),
+        "prev_dep": x.column("prev_dep"), "prev_dep_seq": take("stop_sequence", pd),
+        "prev_dist": take("shape_dist_traveled", pdist), "prev_dist_seq": take("stop_sequence", pdist),
+        "t_r": _arr((pt + offset).astype(np.int32), pt >= 0), "t_dep": take("departure_time", pt), "t_located": pc.is_valid(x.column("t_lat")),
+        "t_m": m.column("t_m"), "run": _arr(runs.astype(np.int32)), "run_n": _arr(run_n.astype(np.int32)),
+    }
+    return pa.table([cols[c] for c in COLUMNS], names=list(COLUMNS))
+
+
+def _running_sum(values: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Return the running sum of ``values`` within each trip (rows starts[k] .. starts[k] + lengths[k] - 1), added stop by
+    stop in order as a loop would: position k of every trip at least k + 1 long at once, a longer trip's tail in Python."""
+    out = values.astype(np.float64, copy=True)
+    if not len(starts):
+        return out
+    order = np.argsort(-lengths, kind="stable")
+    s, neg_len = starts[order], -lengths[order]
+    for k in range(1, min(int(-neg_len[0]), LONG_TRIP)):
+        idx = s[: np.searchsorted(neg_len, -k, side="left")] + k
+        out[idx] += out[idx - 1]
+    for a, ln in zip(starts[lengths > LONG_TRIP], lengths[lengths > LONG_TRIP]):
+        a, b = int(a) + LONG_TRIP, int(a) + int(ln)
+        out[a:b] = list(itertools.accumulate(values[a:b].tolist(), initial=float(out[a - 1])))[1:]
+    return out

@@ -51,6 +51,12 @@ def _pass(ctx: Context) -> str:
                                                                 routes=_ROUTED))
 
 
+def stop_pass(ctx: Context) -> str:
+    """Return the shared pass (:data:`stop_times_pass.COLUMNS`) for rules of other modules: the stop times with a trip_id
+    and a stop_sequence, each trip's rows together in stop_sequence order (``r - i`` the same on all of them)."""
+    return _pass(ctx)
+
+
 #: The stop times the pass reads (a trip and a stop_sequence) and each trip's route_type (a trip without a route is not in it).
 _PASS_ROWS = ("SELECT trip_id, _line, stop_id, stop_sequence, arrival_time, departure_time, shape_dist_traveled FROM stop_times "
               "WHERE trip_id IS NOT NULL AND stop_sequence IS NOT NULL")

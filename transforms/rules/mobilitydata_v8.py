@@ -3,6 +3,7 @@ stop_times.txt, ferries' bike allowance, in-seat transfers between modes and net
 
 from __future__ import annotations
 
+from transforms.rules import stop_times
 from transforms.rules.calendar import services
 from transforms.rules.engine import ERROR, INFO, WARNING, Context, Rule
 
@@ -107,12 +108,24 @@ def _far_future(ctx: Context) -> str:
 
 
 def _unsorted_stop_times(ctx: Context) -> str:
+    """Return the trips whose rows are out of stop_sequence order or not on consecutive lines, by _line.
+
+    When every stop time is in the shared pass (each has a trip_id and a stop_sequence), a trip is fine exactly when its
+    lines in stop_sequence order are consecutive (``_line - i`` the same on all its rows, grouped by the integer ``r - i``
+    of its first row), so only the other trips' rows go through the window; otherwise every row does."""
+    pass_ = stop_times.stop_pass(ctx)
+    whole = f"((SELECT count(*) FROM stop_times) = (SELECT count(*) FROM {pass_}))"
+    rows = (
+        f"SELECT trip_id, _line, stop_sequence FROM {pass_} WHERE {whole} AND r - i IN "
+        f"(SELECT r - i FROM {pass_} GROUP BY r - i HAVING min(_line - i) <> max(_line - i)) "
+        f"UNION ALL SELECT trip_id, _line, stop_sequence FROM stop_times WHERE NOT {whole}"
+    )
     return (
         "SELECT 'stop_times.txt' AS file, min(_line) AS line, 'trip_id' AS field, trip_id AS value, "
         "'the stop_times of trip_id ' || trip_id || ' (lines ' || min(_line) || '-' || max(_line) || ') are ' || "
         "CASE WHEN bool_or(prev_seq > stop_sequence) THEN 'not in stop_sequence order' ELSE 'not on consecutive lines' END AS message "
         "FROM (SELECT trip_id, _line, stop_sequence, lag(stop_sequence) OVER (PARTITION BY trip_id ORDER BY _line) AS prev_seq "
-        "FROM stop_times) GROUP BY trip_id "
+        f"FROM ({rows})) GROUP BY trip_id "
         "HAVING bool_or(prev_seq > stop_sequence) OR max(_line) - min(_line) + 1 <> count(*)"
     )
 

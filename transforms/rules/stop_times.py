@@ -51,6 +51,12 @@ def _pass(ctx: Context) -> str:
                                                                 routes=_ROUTED))
 
 
+def stop_pass(ctx: Context) -> str:
+    """Return the shared pass (:data:`stop_times_pass.COLUMNS`) for rules of other modules: the stop times with a trip_id
+    and a stop_sequence, each trip's rows together in stop_sequence order (``r - i`` the same on all of them)."""
+    return _pass(ctx)
+
+
 #: The stop times the pass reads (a trip and a stop_sequence) and each trip's route_type (a trip without a route is not in it).
 _PASS_ROWS = ("SELECT trip_id, _line, stop_id, stop_sequence, arrival_time, departure_time, shape_dist_traveled FROM stop_times "
               "WHERE trip_id IS NOT NULL AND stop_sequence IS NOT NULL")
@@ -87,7 +93,8 @@ def _pass_sql() -> str:
         "WHEN w.prev_dep = w.arrival_time AND w.arrival_time = w.departure_time THEN 0 ELSE 1 END AS starts "
         "FROM w LEFT JOIN o t ON t.r = w.t_r) "
         "SELECT r, trip_id, _line, stop_id, stop_sequence, arrival_time, departure_time, shape_dist_traveled, lat IS NOT NULL AS located, "
-        "route_type, routed, i, p_dep, p_lat IS NOT NULL AS p_located, leg_m, sum(leg_m) OVER v AS cum_m, prev_dep, "
+        "route_type, routed, i, CASE WHEN lat IS NOT NULL THEN row_number() OVER (PARTITION BY trip_id, stop_id ORDER BY stop_sequence) = 1 "
+        "END AS first_visit, p_dep, p_lat IS NOT NULL AS p_located, leg_m, sum(leg_m) OVER v AS cum_m, prev_dep, "
         "prev_dep_seq, prev_dist, prev_dist_seq, t_r, t_dep, t_located, t_m, CAST(sum(starts) OVER v AS INTEGER) AS run "
         "FROM x WINDOW v AS (PARTITION BY trip_id ORDER BY stop_sequence ROWS UNBOUNDED PRECEDING)"
     )

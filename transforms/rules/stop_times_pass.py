@@ -19,13 +19,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 #: The columns of the table, in order: the stop time (``located``: it has coordinates; ``routed``: its trip has a route),
-#: its position ``r`` in the pass and ``i`` in its trip; the previous stop time's departure, whether it is located and
+#: its position ``r`` in the pass and ``i`` in its trip, ``first_visit``: whether it is its trip's first stop time at its stop
+#: (NULL when not located); the previous stop time's departure, whether it is located and
 #: the distance from it (``leg_m``, 0 without coordinates), the running sum ``cum_m`` and its trip's total ``trip_m``; the last
 #: departure and shape_dist_traveled before it and their stop_sequence; the previous stop time with both times (``t_r``,
 #: its departure, whether located, the distance from it ``t_m``); ``run``: the number of the same-time run it is in (0: before
 #: the trip's first stop time with both times) and ``run_n`` the stop times in that run.
 COLUMNS = ("r", "trip_id", "_line", "stop_id", "stop_sequence", "arrival_time", "departure_time", "shape_dist_traveled",
-           "located", "route_type", "routed", "i", "p_dep", "p_located", "leg_m", "cum_m", "prev_dep",
+           "located", "route_type", "routed", "i", "first_visit", "p_dep", "p_located", "leg_m", "cum_m", "prev_dep",
            "trip_m", "prev_dep_seq", "prev_dist", "prev_dist_seq", "t_r", "t_dep", "t_located", "t_m", "run", "run_n")
 
 #: Rows per batch read from the sort (a batch is cut at its last trip's start, which goes on with the next batch).
@@ -61,6 +62,7 @@ def _looked_up(tb: pa.Table, start: np.ndarray, lookups: tuple[pa.Table, pa.Tabl
                    np.diff(np.append(firsts, tb.num_rows)))
     on = _arr(on, on >= 0)
     return (tb.append_column("lat", pc.take(loc.column("lat"), at)).append_column("lon", pc.take(loc.column("lon"), at))
+            .append_column("_stop_k", at)
             .append_column("route_type", pc.take(rt.column("route_type"), on))
             .append_column("routed", pc.is_valid(on)))
 
@@ -257,6 +259,7 @@ def _figures(cur: duckdb.DuckDBPyConnection, tb: pa.Table, start: np.ndarray, of
     starts_at = np.flatnonzero(start)
     lengths = np.diff(np.append(starts_at, n))
     cum = _running_sum(leg, starts_at, lengths)
+    located = _valid(tb.column("lat"))
     cols = {
         "r": _arr((ar + offset).astype(np.int32)),
         "trip_id": tb.column("trip_id"), "_line": tb.column("_line"), "stop_id": tb.column("stop_id"),
@@ -264,6 +267,7 @@ def _figures(cur: duckdb.DuckDBPyConnection, tb: pa.Table, start: np.ndarray, of
         "shape_dist_traveled": tb.column("shape_dist_traveled"),
         "located": pc.is_valid(tb.column("lat")), "route_type": tb.column("route_type"),
         "routed": tb.column("routed"), "i": _arr((ar - first + 1).astype(np.int32)),
+        "first_visit": _arr(_first_visits(_nums(tb.column("_stop_k")), first, located), located),
         "p_dep": take("departure_time", p), "p_located": pc.is_valid(x.column("p_lat")),
         "leg_m": m.column("leg_m"), "cum_m": _arr(cum), "trip_m": _arr(cum[np.repeat(starts_at + lengths - 1, lengths)]),
         "prev_dep": x.column("prev_dep"), "prev_dep_seq": take("stop_sequence", pd),
@@ -272,6 +276,23 @@ def _figures(cur: duckdb.DuckDBPyConnection, tb: pa.Table, start: np.ndarray, of
         "t_m": m.column("t_m"), "run": _arr(runs.astype(np.int32)), "run_n": _arr(run_n.astype(np.int32)),
     }
     return pa.table([cols[c] for c in COLUMNS], names=list(COLUMNS))
+
+
+def _first_visits(stop: np.ndarray, first: np.ndarray, located: np.ndarray) -> np.ndarray:
+    """Return, per row, whether no earlier row of its trip (``first``: the row where each row's trip begins) has its ``stop``
+    (an index per stop_id; only rows where ``located`` count): the rows sorted by stop (stable, a radix sort while the
+    indices fit 16 bits), a row is a repeat when the previous row at its stop is in its trip."""
+    n = len(stop)
+    if not n:
+        return np.zeros(0, bool)
+    codes = np.where(located, stop.astype(np.int64) + 1, 0)
+    if codes.max() < 1 << 16:
+        codes = codes.astype(np.uint16)
+    order = np.argsort(codes, kind="stable")
+    s = codes[order]
+    prev = np.full(n, -1, np.int64)
+    prev[order[1:]] = np.where(s[1:] == s[:-1], order[:-1], -1)
+    return prev < first
 
 
 def _running_sum(values: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:

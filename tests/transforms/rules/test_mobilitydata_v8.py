@@ -158,3 +158,18 @@ def test_a_stop_far_from_the_whole_shape_is_left_to_stop_too_far_from_shape(tmp_
     bad = shaped("43.30,141.40,1,0;43.30,141.41,2,800", UD + "T1,08:00:00,08:00:00,S1,1,0\nT1,08:10:00,08:10:00,S2,2,700\n")
     picked = rule(RULES, "stop_too_far_from_shape_using_user_distance")
     assert not codes(run(tmp_path, feed(**bad), picked))
+
+
+@pytest.mark.parametrize("rows,expected", [
+    ("T1,08:00:00,08:00:00,S1,1\nT2,09:00:00,09:00:00,S1,1\nT1,08:10:00,08:10:00,S2,2\nT2,09:10:00,09:10:00,S2,2\n",
+     {"the stop_times of trip_id T1 (lines 2-4) are not on consecutive lines",
+      "the stop_times of trip_id T2 (lines 3-5) are not on consecutive lines"}),
+    ("T1,08:00:00,08:00:00,S1,1\nT1,08:10:00,08:10:00,S2,2\nT2,09:10:00,09:10:00,S2,2\nT2,09:00:00,09:00:00,S1,1\n",
+     {"the stop_times of trip_id T2 (lines 4-5) are not in stop_sequence order"}),
+    ("T1,08:00:00,08:00:00,S1,1\nT2,09:00:00,09:00:00,S1,1\nT1,08:10:00,08:10:00,S2,3\nT1,08:05:00,08:05:00,S2,2\n",
+     {"the stop_times of trip_id T1 (lines 2-5) are not in stop_sequence order"}),
+    ("T1,08:00:00,08:00:00,S1,1\nT1,08:10:00,08:10:00,S2,2\nT2,09:00:00,09:00:00,S1,1\n", set()),
+])
+def test_unsorted_stop_times_names_each_trip_out_of_order_or_apart_and_only_those(tmp_path, rows, expected):
+    hits = found(run(tmp_path, feed(stop_times=ST + rows), rule(RULES, "unsorted_stop_times")), "unsorted_stop_times")
+    assert {h["message"] for h in hits} == expected

@@ -62,3 +62,14 @@ def test_stop_distance_to_shape_is_measured_to_the_segment_not_the_points(tmp_pa
     shapes = SH + "SH,43.30,141.40,1,\nSH,43.318,141.40,2,\n"
     stops = "stop_id,stop_name,stop_lat,stop_lon\nS1,港前,43.30,141.40\nS2,駅前,43.309,141.4001\n"
     assert not run(tmp_path, feed(**with_shape(shapes, stops=stops)), rule(RULES, "stop_too_far_from_shape")).counts
+
+
+def test_stop_too_far_from_shape_counts_a_trip_calling_twice_once(tmp_path):
+    # T1 calls at the misplaced S2 twice (a loop), T2 once and its lines come first in the file: two trips, the first line 2.
+    stops = "stop_id,stop_name,stop_lat,stop_lon\nS1,港前,43.30,141.40\nS2,駅前,43.31,141.43\n"
+    files = with_shape(stops=stops, stop_times="T2,09:00:00,09:00:00,S2,1,\nT1,08:00:00,08:00:00,S1,1,\n"
+                       "T1,08:10:00,08:10:00,S2,2,\nT1,08:20:00,08:20:00,S2,3,\nT1,08:30:00,08:30:00,S1,4,\n")
+    files["trips"] = TRIPS + "R1,WD,T2,SH\n"
+    hits = found(run(tmp_path, feed(**files), rule(RULES, "stop_too_far_from_shape")), "stop_too_far_from_shape")
+    assert [(h["line"], h["value"]) for h in hits] == [(2, "S2")]
+    assert "of the 2 trip(s) calling there (e.g. trip_id T1)" in hits[0]["message"], hits

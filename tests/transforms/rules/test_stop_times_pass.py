@@ -128,3 +128,15 @@ def test_the_pass_is_built_once_and_dropped(tmp_path):
         stop_times_pass.build = orig
     assert calls == ["_shared_stop_pass"]
     assert con.sql("SELECT count(*) FROM duckdb_tables() WHERE table_name LIKE '_shared_%'").fetchall() == [(0,)]
+
+
+@pytest.mark.parametrize("batch_rows", [1, 3, 1 << 20])
+def test_first_visit_marks_a_trips_first_call_at_each_located_stop(tmp_path, batch_rows):
+    rows = ["T1,08:00:00,08:00:00,S1,1,,", "T1,08:05:00,08:05:00,S99,2,,", "T1,08:10:00,08:10:00,S1,3,,",
+            "T1,08:15:00,08:15:00,S99,4,,", "T1,08:20:00,08:20:00,S3,5,,", "T2,09:00:00,09:00:00,S1,1,,",
+            "T2,09:10:00,09:10:00,S3,2,,", "T2,09:20:00,09:20:00,S1,3,,"]
+    con = _con(tmp_path, rows)
+    con.execute(f"CREATE TABLE defined AS {stop_times._pass_sql()}")
+    assert _built(con, batch_rows) == _rows(con, "defined")
+    assert con.sql("SELECT first_visit FROM built ORDER BY trip_id, stop_sequence").fetchall() == [
+        (True,), (None,), (False,), (None,), (True,), (True,), (True,), (False,)]

@@ -63,7 +63,16 @@ def _tables(zp: Path) -> tuple[Path, str]:
 
 
 def compare(zp: Path, before: Path, repeat: int, per_rule: int = 0) -> dict:
+    import shutil
+
     tables, profile = _tables(zp)
+    try:
+        return _compare(zp, tables, profile, before, repeat, per_rule)
+    finally:  # the feed's staged tables (noriba-bench-rules-*): this run's own, removed by it
+        shutil.rmtree(tables.parent, ignore_errors=True)
+
+
+def _compare(zp: Path, tables: Path, profile: str, before: Path, repeat: int, per_rule: int) -> dict:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     if per_rule:
         env.update(BENCH_PER_RULE="1", NORIBA_RULES_WORKERS="1")

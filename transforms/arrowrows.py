@@ -7,6 +7,7 @@ Python, quarantined rows, a version's metadata) are built through DuckDB instead
 
 from __future__ import annotations
 
+import atexit
 import threading
 
 import duckdb
@@ -20,6 +21,23 @@ _PY = ((bool, pa.bool_()), (int, pa.int64()), (float, pa.float64()), (str, pa.st
 
 _LOCK = threading.Lock()
 _CON: duckdb.DuckDBPyConnection | None = None  # one in-memory database for the process, opened on first use
+
+
+def _close() -> None:
+    """Close the process's database at exit, before the interpreter's teardown destroys it (DuckDB can abort the process
+    then when the database was opened in another thread: duckdb/duckdb#13904)."""
+    global _CON
+    if not _LOCK.acquire(timeout=1):  # a daemon thread holds it at exit: leave the database as it is
+        return
+    try:
+        con, _CON = _CON, None
+    finally:
+        _LOCK.release()
+    if con is not None:
+        con.close()
+
+
+atexit.register(_close)
 
 
 def infer_schema(row: dict) -> pa.Schema:

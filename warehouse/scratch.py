@@ -10,6 +10,7 @@ the next use.
 
 from __future__ import annotations
 
+import atexit
 import os
 import threading
 
@@ -38,3 +39,4 @@ def close() -> None:
 
 
 os.register_at_fork(before=close)
+atexit.register(close)  # closed before the interpreter's teardown (duckdb/duckdb#13904: an abort at exit)

@@ -18,6 +18,7 @@ never infers it from the rows.
 
 from __future__ import annotations
 
+import atexit
 import threading
 import time
 from collections.abc import Callable
@@ -553,6 +554,20 @@ _CONSTANT_MAX_ROWS = 100_000
 _CONSTANT_TYPES = frozenset({"VARCHAR", "DATE", "INTEGER", "BIGINT", "DOUBLE", "BOOLEAN"})
 _CONSTANT_LOCK = threading.Lock()
 _EMPTY: list[duckdb.DuckDBPyConnection] = []  # one database with no table for the process (a connection costs ~15 ms)
+
+
+def _close_empty() -> None:
+    """Close the process's empty database at exit, before the interpreter's teardown (duckdb/duckdb#13904)."""
+    if not _CONSTANT_LOCK.acquire(timeout=1):  # a daemon thread holds it at exit: leave the database as it is
+        return
+    try:
+        while _EMPTY:
+            _EMPTY.pop().close()
+    finally:
+        _CONSTANT_LOCK.release()
+
+
+atexit.register(_close_empty)
 
 
 def _constant_rows(sql: str) -> tuple[list[tuple[str, str]], list[list]] | None:

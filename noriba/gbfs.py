@@ -37,7 +37,7 @@ from transforms.gbfs.discover import POLLED, parse_discovery
 from transforms.gbfs.parse import SnapshotReader, sort_key
 from transforms.gbfs.spec import GbfsOptions, gbfs_options
 from transforms.notices import NOTICE_SCHEMA, QUARANTINE_SCHEMA
-from warehouse.runstate import feed_lock, sweep
+from warehouse.runstate import feed_lock, in_thread, sweep
 
 if TYPE_CHECKING:
     from warehouse.gbfs import Writer
@@ -486,13 +486,7 @@ def _sha256s(items: list[tuple[str, bytes]]) -> list[str]:
 
 def _in_thread(fn, *args) -> "Future":
     """Return the Future of ``fn(*args)`` run in a thread of its own (whoever starts one waits for it before returning)."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="noriba-gbfs-io")
-    try:
-        return pool.submit(fn, *args)
-    finally:
-        pool.shutdown(wait=False)
+    return in_thread(fn, *args, name="noriba-gbfs-io")
 
 
 def _write_lake(ws: Workspace, feed_id: str, batch: str, tables: dict[str, pa.Table], meta: dict, archiving) -> None:

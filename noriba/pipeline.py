@@ -41,7 +41,7 @@ from transforms.arrowrows import rows_table
 from transforms.canonical import canonicalize, lit
 from transforms.rules.engine import run_rules
 from transforms.schema import load_schema
-from warehouse.runstate import fault_point, feed_lock, replace_dir, sweep
+from warehouse.runstate import fault_point, feed_lock, in_thread, replace_dir, sweep
 
 #: Lake tables written for every feed version, besides gtfs_<table>.
 QUALITY_TABLES = ("quality_notices", "quality_quarantine")
@@ -454,17 +454,14 @@ def export_step(ws: Workspace, published: dict) -> dict:
     If the version is unchanged and its export is complete, then there are none. If the version
     is blocked by its policy, then none are built and ``export_refused`` says why in one line.
     """
-    from warehouse.export import ExportRefused, export_version, is_exported
+    from warehouse.export import ExportRefused, is_exported
 
     fid, ver = published["feed_id"], published["feed_version"]
     with feed_lock(ws, fid):
         if published.get("status") == "unchanged" and is_exported(ws, fid, ver):
             return {**published, "exports": None}
         try:
-            out = export_version(ws, fid, ver)
-            storage.push_tree(ws, Path(out["parquet_dir"]))
-            storage.push(ws, [Path(out["gtfs_zip"])])  # the zip last: it says the export is whole
-            return {**published, "exports": out}
+            return {**published, "exports": _export_and_push(ws, fid, ver)}
         except ExportRefused as exc:
             return {**published, "exports": None, "export_refused": str(exc)}
 
@@ -478,24 +475,23 @@ def start_export(ws: Workspace, lake: dict) -> "Future | None":
     every path: it waits for the thread. On object storage the thread pushes the files as soon as they are written,
     the zip last, as export_step does.
     """
-    from concurrent.futures import ThreadPoolExecutor
-
-    from warehouse.export import export_version, is_exported
+    from warehouse.export import is_exported
 
     fid, ver = lake["feed_id"], lake["feed_version"]
     if is_exported(ws, fid, ver):
         return None
-    def job() -> dict:
-        out = export_version(ws, fid, ver, lock=False)
-        storage.push_tree(ws, Path(out["parquet_dir"]))  # at once, as export_step: a kill after a whole local export
-        storage.push(ws, [Path(out["gtfs_zip"])])  # must not leave the store without it (a rerun finds it exported)
-        return out
+    return in_thread(_export_and_push, ws, fid, ver, False, name="noriba-export")
 
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="noriba-export")
-    try:
-        return pool.submit(job)
-    finally:
-        pool.shutdown(wait=False)
+
+def _export_and_push(ws: Workspace, feed_id: str, feed_version: str, lock: bool = True) -> dict:
+    """Return export_version's paths after pushing them to object storage at once, the zip last (it says the export is
+    whole): a kill after a whole local export must not leave the store without it, since a rerun finds it exported."""
+    from warehouse.export import export_version
+
+    out = export_version(ws, feed_id, feed_version, lock=lock)
+    storage.push_tree(ws, Path(out["parquet_dir"]))
+    storage.push(ws, [Path(out["gtfs_zip"])])
+    return out
 
 
 def finish_export(ws: Workspace, early: "Future | None", published: dict | None) -> dict | None:

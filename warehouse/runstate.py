@@ -135,3 +135,15 @@ def replace_dir(src: Path, dst: Path) -> None:
     os.replace(src, dst)
     if old.exists():
         shutil.rmtree(old)
+
+
+def in_thread(fn, *args, name: str = "noriba-io"):
+    """Return the Future of ``fn(*args)`` run in a thread of its own, named ``name`` (whoever starts one waits for it
+    before returning)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+    try:
+        return pool.submit(fn, *args)
+    finally:
+        pool.shutdown(wait=False)

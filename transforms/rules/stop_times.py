@@ -44,17 +44,12 @@ def _type_name(col: str) -> str:
     return f"CASE {col} {whens} ELSE 'route_type ' || {col} END"
 
 
-def _pass(ctx: Context) -> str:
-    """Return the relation of every stop time in trip order with its trip figures (stop_times_pass.COLUMNS): built once
-    per run and shared by the rules that read a trip in stop_sequence order."""
+def stop_pass(ctx: Context) -> str:
+    """Return the relation of every stop time with a trip_id and a stop_sequence in trip order with its trip figures
+    (stop_times_pass.COLUMNS; each trip's rows together in stop_sequence order, ``r - i`` the same on all of them): built
+    once per run and shared by the rules, of this module and others, that read a trip in stop_sequence order."""
     return ctx.shared("stop_pass", _pass_sql(), build=partial(stop_times_pass.build, rows=_PASS_ROWS, located=_located(),
                                                                 routes=_ROUTED))
-
-
-def stop_pass(ctx: Context) -> str:
-    """Return the shared pass (:data:`stop_times_pass.COLUMNS`) for rules of other modules: the stop times with a trip_id
-    and a stop_sequence, each trip's rows together in stop_sequence order (``r - i`` the same on all of them)."""
-    return _pass(ctx)
 
 
 #: The stop times the pass reads (a trip and a stop_sequence) and each trip's route_type (a trip without a route is not in it).
@@ -107,7 +102,7 @@ def _at(ctx: Context, rel: str, col: str) -> str:
     """Return SQL of the rows of ``rel`` with the stop_id and stop_sequence of the stop time at position ``col`` of the
     shared pass (a_stop, a_seq): joined to a rule's findings only."""
     return (f"(SELECT f.*, a.stop_id AS a_stop, a.stop_sequence AS a_seq FROM {rel} f "
-            f"LEFT JOIN {_pass(ctx)} a ON a.r = f.{col})")
+            f"LEFT JOIN {stop_pass(ctx)} a ON a.r = f.{col})")
 
 
 def _arrival_before_previous_departure(ctx: Context) -> str:
@@ -115,7 +110,7 @@ def _arrival_before_previous_departure(ctx: Context) -> str:
         "SELECT 'stop_times.txt' AS file, _line AS line, 'arrival_time' AS field, gtfs_time(arrival_time) AS value, "
         "'trip_id ' || trip_id || ' arrives at stop_sequence ' || stop_sequence || ' at ' || gtfs_time(arrival_time) || "
         "', before it departs from stop_sequence ' || prev_dep_seq || ' at ' || gtfs_time(prev_dep) AS message "
-        f"FROM {_pass(ctx)} WHERE arrival_time < prev_dep"
+        f"FROM {stop_pass(ctx)} WHERE arrival_time < prev_dep"
     )
 
 
@@ -178,7 +173,7 @@ def _decreasing_distance(ctx: Context) -> str:
         "'trip_id ' || trip_id || ': stop_id ' || coalesce(stop_id, '') || ' (stop_sequence ' || stop_sequence || ') has shape_dist_traveled ' || "
         "shape_dist_traveled || CASE WHEN shape_dist_traveled = prev_dist THEN ', equal to' ELSE ', less than' END || "
         "' the ' || prev_dist || ' of stop_sequence ' || prev_dist_seq AS message "
-        f"FROM {_pass(ctx)} WHERE shape_dist_traveled <= prev_dist"
+        f"FROM {stop_pass(ctx)} WHERE shape_dist_traveled <= prev_dist"
     )
 
 
@@ -230,7 +225,7 @@ def _fast_consecutive(ctx: Context) -> str:
         "WITH pairs AS (SELECT trip_id, _line, r - 1 AS a_r, p_dep AS a_dep, "
         "stop_id AS b_stop, stop_sequence AS b_seq, arrival_time AS b_arr, leg_m AS d, route_type, "
         f"leg_m / 1000.0 * 3600 / {_md_seconds('p_dep', 'arrival_time')} AS kmh, {_md_limit(ctx, 'route_type')} AS lim "
-        f"FROM {_pass(ctx)} WHERE routed AND p_dep IS NOT NULL AND arrival_time IS NOT NULL AND p_located AND located) "
+        f"FROM {stop_pass(ctx)} WHERE routed AND p_dep IS NOT NULL AND arrival_time IS NOT NULL AND p_located AND located) "
         "SELECT 'stop_times.txt' AS file, _line AS line, 'arrival_time' AS field, gtfs_time(b_arr) AS value, "
         f"{_leg_message('consecutive stops')} AS message FROM {_named(_at(ctx, '(SELECT * FROM pairs WHERE kmh > lim)', 'a_r'))}"
     )
@@ -238,7 +233,7 @@ def _fast_consecutive(ctx: Context) -> str:
 
 def _fast_far(ctx: Context) -> str:
     far_m = float(ctx.param("far_stops_m", 10_000))
-    legs = f"(SELECT * FROM {_pass(ctx)} WHERE routed)"
+    legs = f"(SELECT * FROM {stop_pass(ctx)} WHERE routed)"
     lim = _md_limit(ctx, "route_type")
     return (
         # Only the stops a leg that fast can end at: 3.6 d / t > lim needs 3.6 cum_b - lim arr_b > 3.6 cum_a - lim dep_a (the time
@@ -271,7 +266,7 @@ def _too_fast_travel(ctx: Context) -> str:
         "WITH pairs AS (SELECT trip_id, _line, t_r, t_dep AS a_dep, stop_id AS b_stop, stop_sequence AS b_seq, "
         f"arrival_time AS b_arr, route_type, t_m * {6378135.0 / 6371008.8} AS d, "
         " arrival_time - t_dep AS secs, r, "
-        f"{fv_lim} AS lim, {_md_limit(ctx, 'route_type')} AS md_lim FROM {_pass(ctx)} "
+        f"{fv_lim} AS lim, {_md_limit(ctx, 'route_type')} AS md_lim FROM {stop_pass(ctx)} "
         "WHERE routed AND arrival_time IS NOT NULL AND departure_time IS NOT NULL AND t_dep IS NOT NULL AND t_located AND located), "
         "fast AS (SELECT *, CASE WHEN secs > 0 THEN d / 1000.0 * 3600 / secs END AS kmh FROM pairs "
         "WHERE (secs > 0 AND d / 1000.0 * 3600 / secs > lim) OR (secs = 0 AND (a_dep % 60 <> 0 OR d / 1000.0 * 60 > lim))) "
@@ -293,7 +288,7 @@ def _same_time_run(ctx: Context) -> str:
     return (
         "WITH g AS (SELECT trip_id, run, count(*) AS n, min(_line) AS line, min(stop_sequence) AS s0, max(stop_sequence) AS s1, "
         "arg_max(departure_time, CASE WHEN departure_time IS NOT NULL THEN stop_sequence END) AS t "
-        f"FROM {_pass(ctx)} WHERE run >= 1 AND run_n > {limit} GROUP BY trip_id, run) "
+        f"FROM {stop_pass(ctx)} WHERE run >= 1 AND run_n > {limit} GROUP BY trip_id, run) "
         "SELECT 'stop_times.txt' AS file, line, 'arrival_time' AS field, gtfs_time(t) AS value, "
         "'trip_id ' || trip_id || ' has ' || n || ' consecutive stop times (stop_sequence ' || s0 || ' to ' || s1 || ') all with the same arrival/departure time ' || "
         f"gtfs_time(t) AS message FROM g WHERE n > {limit}"

@@ -114,7 +114,7 @@ def _unsorted_stop_times(ctx: Context) -> str:
     lines in stop_sequence order are consecutive (``_line - i`` the same on all its rows, grouped by the integer ``r - i``
     of its first row), so only the other trips' rows go through the window; otherwise every row does."""
     pass_ = stop_times.stop_pass(ctx)
-    whole = f"((SELECT count(*) FROM stop_times) = (SELECT count(*) FROM {pass_}))"
+    whole = stop_times.pass_holds_all(ctx)
     rows = (
         f"SELECT trip_id, _line, stop_sequence FROM {pass_} WHERE {whole} AND r - i IN "
         f"(SELECT r - i FROM {pass_} GROUP BY r - i HAVING min(_line - i) <> max(_line - i)) "

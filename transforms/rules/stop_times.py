@@ -52,6 +52,12 @@ def stop_pass(ctx: Context) -> str:
                                                                 routes=_ROUTED))
 
 
+def pass_holds_all(ctx: Context) -> str:
+    """Return a SQL condition: every stop time is in :func:`stop_pass` (each has a trip_id and a stop_sequence, as canonical
+    tables always do). A rule reading the pass instead of stop_times falls back to stop_times when it is false."""
+    return f"((SELECT count(*) FROM stop_times) = (SELECT count(*) FROM {stop_pass(ctx)}))"
+
+
 #: The stop times the pass reads (a trip and a stop_sequence) and each trip's route_type (a trip without a route is not in it).
 _PASS_ROWS = ("SELECT trip_id, _line, stop_id, stop_sequence, arrival_time, departure_time, shape_dist_traveled FROM stop_times "
               "WHERE trip_id IS NOT NULL AND stop_sequence IS NOT NULL")

@@ -338,14 +338,19 @@ def _NOT_HELD() -> None:
     """What :func:`_open_tables` returns as its release when it held nothing (the tables stay on disk, read by views)."""
 
 
-def _hold_rows() -> int:
-    """Return the most rows a feed's tables may hold in all to be copied into memory for the rules (:data:`HOLD_ROWS`)."""
+def _env_int(name: str, default: int) -> int:
+    """Return the environment variable ``name`` as an integer; ``default`` when it is unset or not an integer."""
     import os
 
     try:
-        return int(os.environ.get("NORIBA_RULES_HOLD_ROWS", HOLD_ROWS))
+        return int(os.environ.get(name, default))
     except ValueError:
-        return HOLD_ROWS
+        return default
+
+
+def _hold_rows() -> int:
+    """Return the most rows a feed's tables may hold in all to be copied into memory for the rules (:data:`HOLD_ROWS`)."""
+    return _env_int("NORIBA_RULES_HOLD_ROWS", HOLD_ROWS)
 
 
 def _put_back(con: duckdb.DuckDBPyConnection, held: list[str], sources: dict[str, str]) -> None:
@@ -370,11 +375,7 @@ RULES_WORKERS = 2
 def _workers() -> int:
     import os
 
-    try:
-        n = int(os.environ.get("NORIBA_RULES_WORKERS", RULES_WORKERS))
-    except ValueError:
-        n = RULES_WORKERS
-    return max(1, min(n, os.cpu_count() or 1))
+    return max(1, min(_env_int("NORIBA_RULES_WORKERS", RULES_WORKERS), os.cpu_count() or 1))
 
 
 #: On a feed held in memory (:data:`HOLD_ROWS`), the cheap rules (no shared table, a query of at most
@@ -389,12 +390,7 @@ BATCH_SQL_CHARS = 1300
 
 
 def _batches_per_cursor() -> int:
-    import os
-
-    try:
-        return max(0, int(os.environ.get("NORIBA_RULES_BATCH", RULES_BATCHES)))
-    except ValueError:
-        return RULES_BATCHES
+    return max(0, _env_int("NORIBA_RULES_BATCH", RULES_BATCHES))
 
 
 def _units(plans: list[tuple[Rule, str, tuple[str, ...], float]], *, batches: int) -> list[list[int]]:

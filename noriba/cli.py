@@ -146,7 +146,7 @@ def cmd_run(args, specs) -> int:
                     _print_notices(ws, spec.id, result["feed_version"], console, limit=5)
             except Exception as exc:  # one clear line per problem, never a traceback
                 failed.append(spec.id)
-                _fail(console, spec.id, exc)
+                _fail(console, spec.id, exc, spec=spec)
     if getattr(args, "data_docs", False):  # GX renders the contracts' pages once per run, only when asked
         from warehouse.contracts import finish_data_docs
 
@@ -174,14 +174,19 @@ def cmd_docs(args) -> int:
     return 0
 
 
-def _fail(console, feed_id: str, exc: BaseException) -> None:
+def _fail(console, feed_id: str, exc: BaseException, *, spec=None) -> None:
+    """Print one clear error for ``exc``, never a traceback. If ``spec`` is a Japanese feed's (noriba.notify.japanese) and
+    the error has a Japanese text, then that text first, then the English one."""
     from noriba.specs import SpecError
     from transforms.adapters import InputError
 
     if os.environ.get("NORIBA_DEBUG"):
         raise exc
     if isinstance(exc, (InputError, SpecError)):
-        for line in str(exc).splitlines():
+        from noriba.notify import japanese
+
+        ja = getattr(exc, "ja", None) if spec is not None and japanese(spec) else None
+        for line in [*(ja.splitlines() if ja else []), *str(exc).splitlines()]:
             console.print(f"error: {feed_id}: {line}", markup=False)
     elif disk_problem(exc):
         console.print(f"error: {feed_id}: {disk_problem(exc)}", markup=False)
@@ -294,7 +299,7 @@ def cmd_validate(args) -> int:
         with _Progress(args.quiet or args.json) as progress:
             report, paths = validate_feed(spec, ws, validation_date=args.date, progress=progress)
     except Exception as exc:  # unreadable input: one line, exit 2
-        _fail(console, spec.id, exc)
+        _fail(console, spec.id, exc, spec=spec)
         return EXIT_PROBLEM
     if args.json:
         print(json.dumps(brief(report, paths), ensure_ascii=False, indent=2))

@@ -73,7 +73,9 @@ def archive_suffix(name: str, *, default: str = ".bin") -> str:
 
 def _too_big(where: str, limit: int, feed_id: str, detail: str = "") -> InputError:
     return InputError(f"{where}: larger than source.max_bytes={limit} bytes{detail} (feed '{feed_id}'); nothing was kept. "
-                      "If the feed really is this big, raise source.max_bytes in its spec")
+                      "If the feed really is this big, raise source.max_bytes in its spec",
+                      ja=f"{where}: 上限 source.max_bytes={limit} バイトを超えています{detail}（フィード '{feed_id}'）。何も保存していません。"
+                         "本当にこの大きさのデータであれば、フィード定義（spec）の source.max_bytes を引き上げてください")
 
 
 #: A temporary file untouched this long was left by a run that was killed; the next run of the feed deletes it.
@@ -121,7 +123,8 @@ def archive_file(ws: Workspace, feed_id: str, path: Path, *, max_bytes: int, suf
     """
     folder = ws.raw_dir(feed_id)
     if not path.is_file():
-        raise InputError(f"{path}: not a regular file (feed '{feed_id}', source.path); give a file or a folder")
+        raise InputError(f"{path}: not a regular file (feed '{feed_id}', source.path); give a file or a folder",
+                         ja=f"{path}: 通常のファイルではありません（フィード '{feed_id}'、source.path）。ファイルかフォルダを指定してください")
 
     def too_big() -> InputError:
         return _too_big(str(path), max_bytes, feed_id)
@@ -137,7 +140,9 @@ def archive_file(ws: Workspace, feed_id: str, path: Path, *, max_bytes: int, suf
         shutil.copyfile(path, f.name)  # the kernel's copy; the copy is then hashed again (from the page cache)
         if _sha256_file(Path(f.name), limit=max_bytes, too_big=too_big) != sha:
             raise InputError(f"{path}: the file changed while it was being read (feed '{feed_id}'); "
-                             "run again once whatever writes it has finished")
+                             "run again once whatever writes it has finished",
+                             ja=f"{path}: 読み込み中にファイルが書き換えられました（フィード '{feed_id}'）。"
+                                "ファイルの書き込みが終わってから、もう一度実行してください")
         _keep(f, target.suffix, sha)
     return target, sha, size
 
@@ -156,12 +161,16 @@ def refuse_links_outside(paths: list[Path], root: Path, *, feed_id: str) -> None
     for p in paths:
         if not _inside(p, real_root):
             raise InputError(f"{p}: leads to {p.resolve()}, outside the source folder {root} (feed '{feed_id}'); "
-                             "symbolic links out of the folder are not followed: copy the file into the folder instead")
+                             "symbolic links out of the folder are not followed: copy the file into the folder instead",
+                             ja=f"{p}: 入力フォルダ {root} の外（{p.resolve()}）を指しています（フィード '{feed_id}'）。"
+                                "フォルダの外へのリンクはたどりません。ファイルそのものをフォルダにコピーしてください")
         with suppress(ValueError):
             for parent in p.relative_to(root).parents:
                 if parent != Path(".") and (root / parent).is_symlink():
                     raise InputError(f"{p}: reached through {root / parent}, a link to a folder, which is not followed "
-                                     f"(feed '{feed_id}'); put the files themselves in the source folder")
+                                     f"(feed '{feed_id}'); put the files themselves in the source folder",
+                                     ja=f"{p}: フォルダへのリンク {root / parent} を経由しています。フォルダへのリンクはたどりません"
+                                        f"（フィード '{feed_id}'）。ファイルそのものを入力フォルダに置いてください")
 
 
 def _folder_files(folder: Path, *, feed_id: str) -> dict[str, Path]:
@@ -174,26 +183,28 @@ def _folder_files(folder: Path, *, feed_id: str) -> dict[str, Path]:
     base = folder.resolve()
     found: dict[str, Path] = {}
 
-    def refuse(p: Path, why: str) -> InputError:
-        return InputError(f"{p}: {why} (feed '{feed_id}'); put the file itself in the feed's folder, or remove this entry")
+    def refuse(p: Path, why: str, why_ja: str) -> InputError:
+        return InputError(f"{p}: {why} (feed '{feed_id}'); put the file itself in the feed's folder, or remove this entry",
+                          ja=f"{p}: {why_ja}（フィード '{feed_id}'）。ファイルそのものをフィードのフォルダに置くか、この項目を削除してください")
 
     for dirpath, dirnames, filenames in os.walk(folder):  # does not enter linked folders
         here = Path(dirpath)
         for d in sorted(dirnames):
             if (here / d).is_symlink() and not d.startswith("."):
-                raise refuse(here / d, "a link to a folder, which is not followed")
+                raise refuse(here / d, "a link to a folder, which is not followed", "フォルダへのリンクです（たどりません）")
         for f in sorted(filenames):
             p = here / f
             if f.startswith("."):
                 continue
             if p.is_symlink() and not _inside(p, base):
-                raise refuse(p, f"a link to {p.resolve()}, outside the source folder {folder}")
+                raise refuse(p, f"a link to {p.resolve()}, outside the source folder {folder}",
+                             f"入力フォルダ {folder} の外（{p.resolve()}）へのリンクです")
             try:
                 mode = p.stat().st_mode
             except OSError:
-                raise refuse(p, "a link to nothing") from None
+                raise refuse(p, "a link to nothing", "リンク先がありません") from None
             if not stat.S_ISREG(mode):
-                raise refuse(p, "not a regular file (a device, pipe or socket)")
+                raise refuse(p, "not a regular file (a device, pipe or socket)", "通常のファイルではありません（デバイス、パイプまたはソケット）")
             found[p.relative_to(folder).as_posix()] = p
     return found
 
@@ -220,7 +231,8 @@ def _archive_zip(ws: Workspace, feed_id: str, members: dict[str, Path | bytes], 
     files = [p for p in members.values() if isinstance(p, Path)]
     for p in files:
         if not p.is_file():
-            raise InputError(f"{p}: not a regular file (feed '{feed_id}'); give files or a folder")
+            raise InputError(f"{p}: not a regular file (feed '{feed_id}'); give files or a folder",
+                             ja=f"{p}: 通常のファイルではありません（フィード '{feed_id}'）。ファイルかフォルダを指定してください")
     total = sum(p.stat().st_size for p in files)
     if total > max_bytes:
         raise _too_big(where, max_bytes, feed_id, f" ({total} bytes)")
@@ -236,13 +248,18 @@ def _fetch_bundle(ws: Workspace, feed_id: str, source: Source) -> Fetched:
         missing = [f"{p} ({name})" for name, p in source.files if not p.is_file()]
         if missing:
             raise InputError(f"{missing[0]}: no such file (feed '{feed_id}', source.files)"
-                             + (f"; {len(missing) - 1} more missing" if len(missing) > 1 else ""))
+                             + (f"; {len(missing) - 1} more missing" if len(missing) > 1 else ""),
+                             ja=f"{missing[0]}: ファイルがありません（フィード '{feed_id}'、source.files）"
+                                + (f"。ほかに {len(missing) - 1} 件ありません" if len(missing) > 1 else "")
+                                + "。ファイルを置くか、フィード定義（spec）の source.files を直してください")
         members = dict(source.files)
         where = ", ".join(str(p) for _, p in source.files)
     else:
         path = source.path
         if path is None or not path.exists():
-            raise InputError(f"{path}: no such file or folder (feed '{feed_id}', source.path)")
+            raise InputError(f"{path}: no such file or folder (feed '{feed_id}', source.path)",
+                         ja=f"{path}: ファイルまたはフォルダがありません（フィード '{feed_id}'、source.path）。"
+                            "ファイルを置くか、フィード定義（spec）の source.path を直してください")
         members = _folder_files(path, feed_id=feed_id) if path.is_dir() else {path.name: path}
         where = str(path)
     if source.manifest:
@@ -262,7 +279,9 @@ def fetch(ws: Workspace, feed_id: str, source: Source) -> Fetched:
         return _fetch_url(ws, feed_id, source)
     path = source.path
     if path is None or not path.exists():
-        raise InputError(f"{path}: no such file or folder (feed '{feed_id}', source.path)")
+        raise InputError(f"{path}: no such file or folder (feed '{feed_id}', source.path)",
+                         ja=f"{path}: ファイルまたはフォルダがありません（フィード '{feed_id}'、source.path）。"
+                            "ファイルを置くか、フィード定義（spec）の source.path を直してください")
     if path.is_dir():
         target, sha = _archive_zip(ws, feed_id, _folder_files(path, feed_id=feed_id), where=str(path), max_bytes=source.max_bytes)
     else:
@@ -484,12 +503,17 @@ def _checked_suffix(f: BinaryIO, url: str, ctype: str, *, feed_id: str) -> str:
         if not zipfile.is_zipfile(f):
             size = f.seek(0, os.SEEK_END)
             raise InputError(f"{url}: the download is a damaged or incomplete zip ({size} bytes, feed '{feed_id}'); "
-                             "try again later, and if it stays so tell the feed's publisher")
+                             "try again later, and if it stays so tell the feed's publisher",
+                             ja=f"{url}: ダウンロードした zip が壊れているか途中までしかありません（{size} バイト、フィード '{feed_id}'）。"
+                                "時間をおいて再実行し、直らなければデータの提供元に連絡してください")
         return ".zip"
     if ctype in ("text/html", "application/xhtml+xml") or _looks_like_html(head):
         raise InputError(f"{url}: the server sent a web page ({ctype or 'HTML'}), not a data file (feed '{feed_id}'); "
                          "the site probably showed an error or login page: open the URL in a browser and check, "
-                         "then fix source.url in the feed spec or try again later")
+                         "then fix source.url in the feed spec or try again later",
+                         ja=f"{url}: サーバーが返したのはデータファイルではなくウェブページ（{ctype or 'HTML'}）です（フィード '{feed_id}'）。"
+                            "エラーやログインの画面が出ている可能性があります。ブラウザでURLを開いて確かめ、"
+                            "フィード定義（spec）の source.url を直すか、時間をおいて再実行してください")
     import httpx
 
     return archive_suffix(httpx.URL(url).path)
@@ -547,7 +571,9 @@ def _fetch_url(ws: Workspace, feed_id: str, source: Source) -> Fetched:
                         continue
                     if resp.status_code != 200:
                         raise InputError(f"{url}: the server answered HTTP {resp.status_code} (feed '{feed_id}'); "
-                                         "check source.url in the feed spec")
+                                         "check source.url in the feed spec",
+                                         ja=f"{url}: サーバーの応答は HTTP {resp.status_code} でした（フィード '{feed_id}'）。"
+                                            "フィード定義（spec）の source.url を確認してください")
                     declared = resp.headers.get("content-length", "")
                     if declared.isdigit() and int(declared) > source.max_bytes:
                         raise _too_big(url, source.max_bytes, feed_id, f" (the server announced {declared} bytes)")
@@ -566,15 +592,21 @@ def _fetch_url(ws: Workspace, feed_id: str, source: Source) -> Fetched:
                     return Fetched(feed_id, str(target), sha, _now(), url)
             except httpx.TooManyRedirects:
                 raise InputError(f"{url}: the server redirects in a loop (more than {MAX_REDIRECTS} redirects, feed '{feed_id}'); "
-                                 "check source.url in the feed spec, or tell the feed's publisher") from None
+                                 "check source.url in the feed spec, or tell the feed's publisher",
+                                 ja=f"{url}: サーバーの転送（リダイレクト）が {MAX_REDIRECTS} 回を超えて繰り返されます（フィード '{feed_id}'）。"
+                                    "フィード定義（spec）の source.url を確認するか、データの提供元に連絡してください") from None
             except httpx.ConnectError as exc:
                 if str(exc).startswith("refused to connect"):
                     raise InputError(f"{url}: {_one_line(exc)} (feed '{feed_id}'); if the feed really lives there, put that "
-                                     "address in source.url") from None
+                                     "address in source.url",
+                                     ja=f"{url}: 接続を拒否しました: {_one_line(exc)}（フィード '{feed_id}'）。"
+                                        "データが本当にそこにあるなら、そのアドレスを source.url に書いてください") from None
                 last_error = f"the connection failed (ConnectError: {_one_line(exc)})"
             except httpx.UnsupportedProtocol as exc:
                 raise InputError(f"{url}: the server redirected to an address that is not http(s) ({_one_line(exc)}, "
-                                 f"feed '{feed_id}'); check source.url in the feed spec") from None
+                                 f"feed '{feed_id}'); check source.url in the feed spec",
+                                 ja=f"{url}: サーバーが http(s) ではないアドレスへ転送しました（{_one_line(exc)}、フィード '{feed_id}'）。"
+                                    "フィード定義（spec）の source.url を確認してください") from None
             except httpx.HTTPError as exc:
                 if deadline.left() <= 0:
                     break
@@ -585,6 +617,11 @@ def _fetch_url(ws: Workspace, feed_id: str, source: Source) -> Fetched:
     if deadline.left() <= 0:
         raise InputError(f"{url}: the download did not finish within source.deadline_s={source.deadline_s:g} seconds "
                          f"(feed '{feed_id}'{f', {received} bytes received' if received else ''}); the server is too slow "
-                         "or stalled: try again later, or raise source.deadline_s in the feed spec")
+                         "or stalled: try again later, or raise source.deadline_s in the feed spec",
+                         ja=f"{url}: ダウンロードが制限時間 source.deadline_s={source.deadline_s:g} 秒以内に終わりませんでした"
+                            f"（フィード '{feed_id}'{f'、{received} バイト受信' if received else ''}）。サーバーが遅いか止まっています。"
+                            "時間をおいて再実行するか、フィード定義（spec）の source.deadline_s を引き上げてください")
     raise InputError(f"{url}: download failed after {tries} {'try' if tries == 1 else 'tries'} (feed '{feed_id}'): {last_error}; "
-                     "check that the URL opens in a browser, or try again later")
+                     "check that the URL opens in a browser, or try again later",
+                     ja=f"{url}: {tries} 回試みましたがダウンロードできませんでした（フィード '{feed_id}'）: {last_error}。"
+                        "ブラウザでURLが開けるか確かめるか、時間をおいて再実行してください")

@@ -89,9 +89,10 @@ def failure(spec, ws: Workspace, error: BaseException) -> list[str]:
         if count != n or not _wanted(cfg, "failing"):
             return []
         why = (str(error).strip().splitlines() or [type(error).__name__])[0][:500]
+        why_ja = ((getattr(error, "ja", None) or "").strip().splitlines() or [why])[0][:500]
         send(cfg, spec.id, "failing", _say(
             spec, f"{_name(spec)}: データの取得・処理が{count}回続けて失敗しました。提供元のURL・ファイルと最後のエラーを確認してください。"
-                  f"最後のエラー: {why}",
+                  f"最後のエラー: {why_ja}",
             f"{spec.id}: failed {count} times in a row; last error: {why}"), japanese=japanese(spec))
         return ["failing"]
     except Exception as exc:  # noqa: BLE001 - a notification never fails the run

@@ -127,7 +127,9 @@ def parse_validate(spec: FeedSpec, ws: Workspace, fetched: dict, *, progress: Pr
         feed = adapter.read(Path(fetched["raw_path"]), encoding=spec.encoding,
                             progress=(lambda msg: progress(f"{spec.id}: {msg}")) if progress else None)
     except InputError as exc:  # name the input as the user gave it, not its archived copy
-        raise InputError(str(exc).replace(fetched["raw_path"], fetched["source"])) from None
+        ja = getattr(exc, "ja", None)
+        raise InputError(str(exc).replace(fetched["raw_path"], fetched["source"]),
+                         ja=ja.replace(fetched["raw_path"], fetched["source"]) if ja else None) from None
     content = feed.content_hash()
     version = content[:VERSION_ID_LENGTH]
     base = {"feed_id": spec.id, "feed_version": version, "content_sha256": content}

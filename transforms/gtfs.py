@@ -87,19 +87,23 @@ def _members(source: Path, *, findings: Findings | None = None) -> dict[str, Cal
             size = p.stat().st_size
             if size > max_bytes:
                 raise InputError(f"{source}/{name}: {size:,} bytes, over the limit of {max_bytes:,} for one file; "
-                                 f"if the file is genuine, set NORIBA_MAX_FILE_BYTES higher")
+                                 f"if the file is genuine, set NORIBA_MAX_FILE_BYTES higher",
+                                 ja=f"{source}/{name}: {size:,} バイトあり、1ファイルの上限 {max_bytes:,} バイトを超えています。"
+                                    "正しいファイルであれば、NORIBA_MAX_FILE_BYTES を大きくしてください")
             found[name] = _sized(lambda p=p: p.read_bytes(), size)
         return found
     if not source.exists():
-        raise InputError(f"{source}: no such file or folder")
+        raise InputError(f"{source}: no such file or folder", ja=f"{source}: ファイルまたはフォルダがありません")
     try:
         _check_directory(source)
         zf = zipfile.ZipFile(source)
         infos = zf.infolist()
     except (zipfile.BadZipFile, OSError, EOFError, ValueError, OverflowError, NotImplementedError, struct.error) as e:
-        raise InputError(_not_a_zip(source, e)) from None
+        msg, ja = _not_a_zip(source, e)
+        raise InputError(msg, ja=ja) from None
     if len(infos) > MAX_ZIP_FILES:
-        raise InputError(_too_many(source, len(infos)))
+        msg, ja = _too_many(source, len(infos))
+        raise InputError(msg, ja=ja)
     found = {}
     copies: Counter = Counter()
     unpacked = packed = 0
@@ -127,13 +131,19 @@ def _members(source: Path, *, findings: Findings | None = None) -> dict[str, Cal
     if unpacked > RATIO_FLOOR_BYTES and unpacked > max_ratio * packed:
         raise InputError(f"{source}: its files unpack to {unpacked:,} bytes from {packed:,} ({unpacked / max(packed, 1):,.0f}:1); "
                          f"real feeds pack at most about 25:1, so the zip is refused as a possible zip bomb; "
-                         f"if you trust it, set NORIBA_MAX_ZIP_RATIO higher (now {max_ratio:g})")
+                         f"if you trust it, set NORIBA_MAX_ZIP_RATIO higher (now {max_ratio:g})",
+                         ja=f"{source}: {packed:,} バイトから {unpacked:,} バイトに展開されます（{unpacked / max(packed, 1):,.0f}:1）。"
+                            "実際のフィードの圧縮率はおよそ 25:1 までなので、zip 爆弾の疑いがあるとして受け付けませんでした。"
+                            f"信頼できるファイルであれば、NORIBA_MAX_ZIP_RATIO を大きくしてください（現在 {max_ratio:g}）")
     return found
 
 
-def _too_many(source: Path, n: int) -> str:
+def _too_many(source: Path, n: int) -> tuple[str, str]:
+    """Return InputError's arguments for a zip that holds ``n`` files, too many."""
     return (f"{source}: the zip holds {n:,} files; a feed has a few dozen, and more than {MAX_ZIP_FILES:,} are refused "
-            "(a zip made to exhaust memory); zip the feed's files alone")
+            "(a zip made to exhaust memory); zip the feed's files alone",
+            f"{source}: zip に {n:,} 個のファイルがあります。フィードのファイルは数十個で、{MAX_ZIP_FILES:,} 個を超える zip は"
+            "（メモリを使い果たさせる zip として）受け付けません。フィードのファイルだけを zip にしてください")
 
 
 def _check_directory(source: Path) -> None:
@@ -157,35 +167,51 @@ def _check_directory(source: Path) -> None:
             if len(rec) == 56 and rec[:4] == b"PK\x06\x06":
                 entries, cd_bytes = struct.unpack("<2Q", rec[32:48])
     if entries > MAX_ZIP_FILES:
-        raise InputError(_too_many(source, entries))
+        msg, ja = _too_many(source, entries)
+        raise InputError(msg, ja=ja)
     if cd_bytes > MAX_DIRECTORY_BYTES:
         raise InputError(f"{source}: the zip's table of contents takes {cd_bytes:,} bytes; a feed's takes a few thousand, and "
-                         f"more than {MAX_DIRECTORY_BYTES:,} are refused (a zip made to exhaust memory); zip the feed's files alone")
+                         f"more than {MAX_DIRECTORY_BYTES:,} are refused (a zip made to exhaust memory); zip the feed's files alone",
+                         ja=f"{source}: zip の目次が {cd_bytes:,} バイトあります。フィードの目次は数千バイトで、{MAX_DIRECTORY_BYTES:,} バイトを"
+                            "超える zip は（メモリを使い果たさせる zip として）受け付けません。フィードのファイルだけを zip にしてください")
 
 
-def _not_a_zip(source: Path, e: Exception) -> str:
-    """Return the one-line error for a file zipfile cannot open: a damaged or cut-off zip, or not a zip at all."""
+def _not_a_zip(source: Path, e: Exception) -> tuple[str, str]:
+    """Return the one-line error (English, Japanese) for a file zipfile cannot open: a damaged or cut-off zip, or not a zip."""
     with source.open("rb") as f:
         head = f.read(4)
     if head == b"PK\x03\x04" or head == b"PK\x05\x06":
         return (f"{source}: the zip is incomplete or damaged ({shown(str(e))}); it may have been cut off while downloading: "
-                "download or export the feed again")
-    return f"{source}: not a zip file and not a folder; a GTFS feed is a .zip of .txt files"
+                "download or export the feed again",
+                f"{source}: zip が途中までしかないか壊れています（{shown(str(e))}）。ダウンロードの途中で切れた可能性があります。"
+                "フィードをもう一度ダウンロードするか、書き出し直してください")
+    return (f"{source}: not a zip file and not a folder; a GTFS feed is a .zip of .txt files",
+            f"{source}: zip ファイルでもフォルダでもありません。GTFS フィードは .txt ファイルをまとめた .zip です")
 
 
 def _check_size(source: Path, info: zipfile.ZipInfo, max_bytes: int, max_ratio: float) -> None:
     """Raise InputError if a member declares more bytes than the limit, or packs more tightly than ``max_ratio``."""
     if info.file_size > max_bytes:
         raise InputError(f"{source}!{shown(info.orig_filename)}: {info.file_size:,} bytes unpacked, over the limit of {max_bytes:,} "
-                         f"for one file; if the file is genuine, set NORIBA_MAX_FILE_BYTES higher")
+                         f"for one file; if the file is genuine, set NORIBA_MAX_FILE_BYTES higher",
+                         ja=f"{source}!{shown(info.orig_filename)}: 展開すると {info.file_size:,} バイトになり、1ファイルの上限 "
+                            f"{max_bytes:,} バイトを超えます。正しいファイルであれば、NORIBA_MAX_FILE_BYTES を大きくしてください")
     if info.file_size > RATIO_FLOOR_BYTES and info.file_size > max_ratio * info.compress_size:
         raise InputError(f"{source}!{shown(info.orig_filename)}: {info.file_size:,} bytes packed into {info.compress_size:,} "
                          f"({info.file_size / max(info.compress_size, 1):,.0f}:1); real feeds pack at most about 25:1, so the zip "
-                         f"is refused as a possible zip bomb; if you trust it, set NORIBA_MAX_ZIP_RATIO higher (now {max_ratio:g})")
+                         f"is refused as a possible zip bomb; if you trust it, set NORIBA_MAX_ZIP_RATIO higher (now {max_ratio:g})",
+                         ja=f"{source}!{shown(info.orig_filename)}: {info.compress_size:,} バイトから {info.file_size:,} バイトに展開されます"
+                            f"（{info.file_size / max(info.compress_size, 1):,.0f}:1）。実際のフィードの圧縮率はおよそ 25:1 までなので、"
+                            "zip 爆弾の疑いがあるとして受け付けませんでした。信頼できるファイルであれば、"
+                            f"NORIBA_MAX_ZIP_RATIO を大きくしてください（現在 {max_ratio:g}）")
 
 
 class _Unreadable(Exception):
-    """One member cannot be read; the message says why and what to do (without the member's name)."""
+    """One member cannot be read; the message says why and what to do (without the member's name), ``ja`` in Japanese."""
+
+    def __init__(self, message: str, ja: str):
+        super().__init__(message)
+        self.ja = ja
 
 
 def _member_bytes(source: Path, zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
@@ -193,10 +219,12 @@ def _member_bytes(source: Path, zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> b
     try:
         return _inflate(zf, info)
     except _Unreadable as e:
-        raise InputError(f"{source}!{shown(info.orig_filename)}: {e}") from None
+        raise InputError(f"{source}!{shown(info.orig_filename)}: {e}", ja=f"{source}!{shown(info.orig_filename)}: {e.ja}") from None
     except (OSError, EOFError, ValueError, zlib.error, isal_zlib.error, lzma.LZMAError) as e:
         raise InputError(f"{source}!{shown(info.orig_filename)}: this file of the zip is damaged or cannot be unpacked ({shown(str(e))}); "
-                         "download or export the feed again") from None
+                         "download or export the feed again",
+                         ja=f"{source}!{shown(info.orig_filename)}: zip のこのファイルは壊れているか展開できません（{shown(str(e))}）。"
+                            "フィードをもう一度ダウンロードするか、書き出し直してください") from None
 
 
 def _inflate(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
@@ -209,19 +237,25 @@ def _inflate(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
     """
     if info.flag_bits & 0x1:
         raise _Unreadable("this file of the zip is encrypted (password-protected); Noriba does not read encrypted zips: "
-                          "send the feed without a password")
+                          "send the feed without a password",
+                          "zip のこのファイルは暗号化（パスワード保護）されています。Noriba は暗号化された zip を読みません。"
+                          "パスワードなしでフィードを送ってください")
     if info.compress_type not in _METHODS:
         raise _Unreadable(f"this file of the zip is packed with compression method {info.compress_type}, which Noriba does "
-                          "not read; zip the feed again with the usual method (deflate)")
+                          "not read; zip the feed again with the usual method (deflate)",
+                          f"zip のこのファイルは Noriba が読めない圧縮方式（{info.compress_type}）で圧縮されています。"
+                          "通常の方式（deflate）で zip にし直してください")
     with open(zf.filename, "rb") as f:
         end = f.seek(0, 2)
         f.seek(info.header_offset)
         header = f.read(30)
         if len(header) != 30 or header[:4] != b"PK\x03\x04":
-            raise _Unreadable("this file of the zip is damaged (its header is missing); download or export the feed again")
+            raise _Unreadable("this file of the zip is damaged (its header is missing); download or export the feed again",
+                              "zip のこのファイルは壊れています（ヘッダーがありません）。フィードをもう一度ダウンロードするか、書き出し直してください")
         start = info.header_offset + 30 + int.from_bytes(header[26:28], "little") + int.from_bytes(header[28:30], "little")
         if start + info.compress_size > end:
-            raise _Unreadable("this file of the zip is cut off (the zip is incomplete); download or export the feed again")
+            raise _Unreadable("this file of the zip is cut off (the zip is incomplete); download or export the feed again",
+                              "zip のこのファイルは途中で切れています（zip が不完全です）。フィードをもう一度ダウンロードするか、書き出し直してください")
         f.seek(start)
         packed = f.read(info.compress_size)
     limit = info.file_size + 1
@@ -236,20 +270,26 @@ def _inflate(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
     del packed
     if len(data) > info.file_size:
         raise _Unreadable(f"this file of the zip unpacks to more than the {info.file_size:,} bytes its header declares; the zip "
-                          "is damaged or built to exhaust memory (a zip bomb), so it was not read; download or export the feed again")
+                          "is damaged or built to exhaust memory (a zip bomb), so it was not read; download or export the feed again",
+                          f"zip のこのファイルはヘッダーに書かれた {info.file_size:,} バイトより大きく展開されます。zip が壊れているか、"
+                          "メモリを使い果たさせるための zip（zip 爆弾）なので読みませんでした。フィードをもう一度ダウンロードするか、書き出し直してください")
     if len(data) != info.file_size:
         raise _Unreadable(f"this file of the zip is damaged: it unpacks to {len(data):,} bytes, not the {info.file_size:,} its "
-                          "header declares; download or export the feed again")
+                          "header declares; download or export the feed again",
+                          f"zip のこのファイルは壊れています。展開すると {len(data):,} バイトで、ヘッダーに書かれた {info.file_size:,} "
+                          "バイトと合いません。フィードをもう一度ダウンロードするか、書き出し直してください")
     if isal_zlib.crc32(data) != info.CRC:
-        raise _Unreadable(f"this file of the zip is damaged (Bad CRC-32: its contents do not match its checksum); "
-                          "download or export the feed again")
+        raise _Unreadable("this file of the zip is damaged (Bad CRC-32: its contents do not match its checksum); "
+                          "download or export the feed again",
+                          "zip のこのファイルは壊れています（CRC-32 不一致：中身がチェックサムと合いません）。フィードをもう一度ダウンロードするか、書き出し直してください")
     return data
 
 
 def _unlzma(packed: bytes, limit: int) -> bytes:
     """Return up to ``limit`` bytes unpacked from a zip LZMA member (version, properties, then a raw LZMA1 stream)."""
     if len(packed) < 9:
-        raise _Unreadable("this file of the zip is damaged (its LZMA header is cut off); download or export the feed again")
+        raise _Unreadable("this file of the zip is damaged (its LZMA header is cut off); download or export the feed again",
+                          "zip のこのファイルは壊れています（LZMA ヘッダーが途中で切れています）。フィードをもう一度ダウンロードするか、書き出し直してください")
     size = int.from_bytes(packed[2:4], "little")
     props = packed[4:4 + size]
     if size != 5 or len(props) != 5 or props[0] >= 9 * 5 * 5:
@@ -296,7 +336,7 @@ class GtfsAdapter:
         feed = TextFeed()
         members = _members(Path(source), findings=feed.findings)
         if not members:
-            raise InputError(f"{source}: the feed is empty (no files)")
+            raise InputError(f"{source}: the feed is empty (no files)", ja=f"{source}: フィードが空です（ファイルがありません）")
         txt = {k: v for k, v in members.items() if k.lower().endswith(".txt")}
         folders = {str(PurePosixPath(k).parent) for k in txt}
         if "." not in folders and len(folders) == 1:

@@ -65,3 +65,44 @@ def test_notices_print_their_true_count_not_the_number_of_samples_kept(tmp_path)
     proc = _noriba("--home", str(tmp_path / "h"), "ingest", str(feed), "--id", "many")
     shown = re.findall(r"ERROR\s+invalid_time ×([\d,]+)", proc.stderr)
     assert shown == ["21,000"], proc.stderr  # arrival and departure time of every row
+
+
+def _error_lines(proc: subprocess.CompletedProcess) -> list[str]:
+    lines = (proc.stdout + proc.stderr).strip().splitlines()
+    assert proc.returncode == 2 and not any("Traceback" in ln for ln in lines), proc.stdout + proc.stderr
+    return [ln for ln in lines if ln.startswith("error: ")]
+
+
+def test_a_japanese_feeds_unreadable_input_is_said_in_japanese_first_then_english(tmp_path):
+    """A municipal officer runs a GTFS-JP feed whose zip is encrypted: the one error says what to do in Japanese, and
+    the English line follows; a feed that is not Japanese gets the English line alone."""
+    import zipfile
+
+    feed = tmp_path / "locked.zip"
+    with zipfile.ZipFile(feed, "w") as zf:
+        for name, text in MINI_FEED.items():
+            zf.writestr(name, text)
+    raw = bytearray(feed.read_bytes())
+    at = 0
+    while (at := raw.find(b"PK\x01\x02", at)) >= 0:  # the central directory's flag bit 0: "encrypted"
+        raw[at + 8] |= 1
+        at += 4
+    feed.write_bytes(bytes(raw))
+    home = tmp_path / "home"
+    ja = _error_lines(_noriba("--home", str(home), "validate", str(feed), "--profile", "gtfs-jp", "--quiet"))
+    assert len(ja) == 2, ja
+    assert ja[0].startswith("error: locked: ") and "暗号化（パスワード保護）されています" in ja[0] and "パスワードなしで" in ja[0]
+    assert "encrypted (password-protected)" in ja[1] and "send the feed without a password" in ja[1]
+    en = _error_lines(_noriba("--home", str(home), "validate", str(feed), "--quiet"))
+    assert len(en) == 1 and "encrypted (password-protected)" in en[0], en
+
+
+def test_a_japanese_feeds_missing_source_names_the_spec_field_in_japanese(tmp_path):
+    specs = tmp_path / "specs" / "feeds"
+    specs.mkdir(parents=True)
+    (specs / "town-bus.yml").write_text(f"id: town-bus\nkind: gtfs\nprofile: gtfs-jp\nsource: {{path: {tmp_path / 'nowhere'}}}\n",
+                                        encoding="utf-8")
+    lines = _error_lines(_noriba("--home", str(tmp_path / "home"), "run", "--specs", str(tmp_path / "specs"), "--quiet"))
+    assert lines[0] == (f"error: town-bus: {tmp_path / 'nowhere'}: ファイルまたはフォルダがありません（フィード 'town-bus'、"
+                        "source.path）。ファイルを置くか、フィード定義（spec）の source.path を直してください")
+    assert lines[1] == f"error: town-bus: {tmp_path / 'nowhere'}: no such file or folder (feed 'town-bus', source.path)"

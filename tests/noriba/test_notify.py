@@ -221,3 +221,7 @@ def test_a_japanese_feeds_notifications_say_what_to_do_in_japanese_first(tmp_pat
     assert en.startswith("kita-bus: version ") and "10 days left" in en
     assert "公開を止めました" in texts[1] and "foreign_key_violation" in texts[1] and "修正したデータを提出してください" in texts[1]
     assert texts[2].startswith("nishi-bus: データの取得・処理が1回続けて失敗しました") and "failed 1 times in a row" in texts[2]
+    # the reason too is said in Japanese on the Japanese line (the missing source folder, and what to fix), English after
+    ja, en = texts[2].splitlines()[:2]
+    assert f"最後のエラー: {tmp_path / 'nowhere'}: ファイルまたはフォルダがありません" in ja and "source.path を直してください" in ja
+    assert "no such file or folder" in en and "ありません" not in en

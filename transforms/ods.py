@@ -88,7 +88,8 @@ class OdsBook(Workbook):
                 return st
             for _ in rows:
                 pass
-        raise InputError(f"{self.name}: no sheet named {name!r}; its sheets: {', '.join(n for n, _ in self.sheets)}")
+        raise InputError(f"{self.name}: no sheet named {name!r}; its sheets: {', '.join(n for n, _ in self.sheets)}",
+                         ja=f"{self.name}: シート {name!r} がありません。あるシート: {'、'.join(n for n, _ in self.sheets)}")
 
     def rows(self, st: Stream) -> Iterator[tuple[int, list[tuple[int, Any]]]]:
         """Yield (row, [(column, value), ...]) of the rows of ``st`` (from :meth:`stream`) holding a value."""

@@ -159,7 +159,9 @@ class Workbook:
             raise
         except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
             fh.close()
-            raise InputError(f"{name}: not a readable {self.kind} (the zip is damaged: {exc})") from None
+            raise InputError(f"{name}: not a readable {self.kind} (the zip is damaged: {exc})",
+                             ja=f"{name}: 読み込めない {self.kind} です（zip が壊れています: {exc}）。"
+                                "元のファイルを Excel か LibreOffice で開いて保存し直してください") from None
         try:
             self._book()
         except BaseException:
@@ -185,7 +187,8 @@ class Workbook:
             raise InputError(f"{self.name}: not a readable {self.kind} (the part {part} is missing)") from None
         where = f"{self.name}!{part}"
         if info.flag_bits & 0x1:
-            raise InputError(f"{where}: the part is encrypted; save the workbook without a password")
+            raise InputError(f"{where}: the part is encrypted; save the workbook without a password",
+                             ja=f"{where}: ブックが暗号化（パスワード保護）されています。パスワードなしで保存し直してください")
         if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
             raise InputError(f"{where}: compressed with method {info.compress_type}, which Excel does not write; "
                              f"open and save the workbook in Excel or LibreOffice")
@@ -253,7 +256,8 @@ class Workbook:
         root = self._rels("") if "_rels/.rels" in self.zip.NameToInfo else {}
         wb_part = next((t for ty, t in root.values() if ty.endswith("/officeDocument")), "xl/workbook.xml")
         if wb_part not in self.zip.NameToInfo:
-            raise InputError(f"{self.name}: not a readable .xlsx workbook (no workbook part; is it an .ods or another zip?)")
+            raise InputError(f"{self.name}: not a readable .xlsx workbook (no workbook part; is it an .ods or another zip?)",
+                             ja=f"{self.name}: 読み込める .xlsx ブックではありません（ブック本体がありません。.ods や別の zip ではありませんか）")
         sheets: list[tuple[str, str]] = []
         self.date1904 = False
 
@@ -360,7 +364,8 @@ class Workbook:
         for n, part in self.sheets:
             if n == name:
                 return Stream(n, part)
-        raise InputError(f"{self.name}: no sheet named {name!r}; its sheets are {', '.join(n for n, _ in self.sheets[:20])}")
+        raise InputError(f"{self.name}: no sheet named {name!r}; its sheets are {', '.join(n for n, _ in self.sheets[:20])}",
+                         ja=f"{self.name}: シート {name!r} がありません。あるシート: {'、'.join(n for n, _ in self.sheets[:20])}")
 
     def rows(self, st: Stream) -> Iterator[tuple[int, list[tuple[int, Any]]]]:
         """Yield (0-based row, [(0-based column, value), ...]) for each row holding a value, in file order.

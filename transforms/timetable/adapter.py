@@ -149,7 +149,7 @@ class _Reader:
         else:
             self.stops = read_table_stops(self.data(name), name, columns=sc["columns"], encoding=enc, crs=sc.get("crs", "wgs84"))
         if not self.stops.stops:
-            raise InputError(f"{name}: the stop list has no stops")
+            raise InputError(f"{name}: the stop list has no stops", ja=f"{name}: 停留所一覧に停留所がありません")
         self.matcher = StopMatcher(self.stops)
         self.patterns: dict[str, tuple[str, list[str], list[str]]] = {}  # key -> (where, names, ids)
         pc = sc.get("patterns")
@@ -263,7 +263,7 @@ class _Reader:
             try:
                 sheets, notices = read_workbook(self.data(fname), fname, encoding=wb.get("encoding") or self.encoding)
             except InputError as exc:
-                failed.append(str(exc))
+                failed.append((str(exc), getattr(exc, "ja", None) or str(exc)))
                 continue
             self.feed.findings.notices.extend(notices)
             for n in notices:
@@ -278,7 +278,9 @@ class _Reader:
         if failed:
             ok = len(self.cfg["workbooks"]) - len(failed)
             raise InputError(f"{len(failed)} of {len(self.cfg['workbooks'])} workbooks could not be read "
-                             f"({ok} read without that problem): " + "; ".join(failed))
+                             f"({ok} read without that problem): " + "; ".join(en for en, _ in failed),
+                             ja=f"{len(self.cfg['workbooks'])} 個のブックのうち {len(failed)} 個が読み込めませんでした"
+                                f"（{ok} 個はこの問題なく読めました）: " + "／".join(ja for _, ja in failed))
 
     def read_one_sheet(self, fname: str, sh: Sheet, wb: dict, rc: dict) -> None:
         service, direction = self._sheet_rules(sh.name, wb)

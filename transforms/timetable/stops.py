@@ -159,7 +159,8 @@ def read_gtfs_stops(data: bytes, name: str, *, encoding: str | None = None) -> S
     """Return the stops of a GTFS stops.txt."""
     header, rows, _ = _rows(data, name, encoding)
     if "stop_id" not in header or "stop_name" not in header:
-        raise InputError(f"{name}: line 1: a GTFS stops.txt needs the columns stop_id and stop_name; found {', '.join(header)}")
+        raise InputError(f"{name}: line 1: a GTFS stops.txt needs the columns stop_id and stop_name; found {', '.join(header)}",
+                         ja=f"{name}: 1行目: GTFS の stops.txt には stop_id と stop_name の列が必要です。ある列: {', '.join(header)}")
     out = StopList(name)
     ix = {h: i for i, h in enumerate(header)}
 
@@ -224,11 +225,15 @@ def read_table_stops(data: bytes, name: str, *, columns: dict, encoding: str | N
     ix = {h: i for i, h in enumerate(header)}
     for key in ("id", "name"):
         if key in columns and columns[key] not in ix:
-            raise InputError(f"{name}: line 1: no column '{columns[key]}' (stops.columns.{key}); the header has {', '.join(header)}")
+            raise InputError(f"{name}: line 1: no column '{columns[key]}' (stops.columns.{key}); the header has {', '.join(header)}",
+                             ja=f"{name}: 1行目: 列 '{columns[key]}'（stops.columns.{key}）がありません。見出しの列: {', '.join(header)}。"
+                                "spec の stops.columns を見出しに合わせてください")
     projected = "x" in columns
     for key in (("x", "y") if projected else ("lat", "lon")):
         if key not in columns or columns[key] not in ix:
-            raise InputError(f"{name}: line 1: no column '{columns.get(key)}' (stops.columns.{key}); the header has {', '.join(header)}")
+            raise InputError(f"{name}: line 1: no column '{columns.get(key)}' (stops.columns.{key}); the header has {', '.join(header)}",
+                             ja=f"{name}: 1行目: 列 '{columns.get(key)}'（stops.columns.{key}）がありません。見出しの列: {', '.join(header)}。"
+                                "spec の stops.columns を見出しに合わせてください")
     out = StopList(name)
 
     def get(cells, key):
@@ -243,10 +248,15 @@ def read_table_stops(data: bytes, name: str, *, columns: dict, encoding: str | N
         if a is None or b is None:
             raise InputError(f"{name}: line {line}: stop '{nm}' has no readable coordinates "
                              f"({columns.get('x' if projected else 'lat')}={get(cells, 'x' if projected else 'lat')!r}, "
-                             f"{columns.get('y' if projected else 'lon')}={get(cells, 'y' if projected else 'lon')!r})")
+                             f"{columns.get('y' if projected else 'lon')}={get(cells, 'y' if projected else 'lon')!r})",
+                             ja=f"{name}: {line}行目: 停留所 '{nm}' の座標が読み取れません"
+                                f"（{columns.get('x' if projected else 'lat')}={get(cells, 'x' if projected else 'lat')!r}、"
+                                f"{columns.get('y' if projected else 'lon')}={get(cells, 'y' if projected else 'lon')!r}）。座標を数値で入れてください")
         lat, lon = to_wgs84(a, b, crs) if projected else (a, b)
         if not (-90 <= lat <= 90 and -180 <= lon <= 180):
-            raise InputError(f"{name}: line {line}: stop '{nm}' lies outside the earth (lat {lat}, lon {lon}); check stops.crs")
+            raise InputError(f"{name}: line {line}: stop '{nm}' lies outside the earth (lat {lat}, lon {lon}); check stops.crs",
+                             ja=f"{name}: {line}行目: 停留所 '{nm}' の座標が地球上にありません（緯度 {lat}、経度 {lon}）。"
+                                "spec の stops.crs（座標系）を確認してください")
         out.stops[sid] = Stop(sid, nm, round(lat, 7), round(lon, 7), zone_id=get(cells, "zone"), code=get(cells, "code"),
                               parent=get(cells, "parent"), kana=get(cells, "kana"), english=get(cells, "english"),
                               platform=get(cells, "platform"), desc=get(cells, "desc"), line=line)

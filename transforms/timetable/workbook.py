@@ -133,13 +133,15 @@ def _read_xls(data: bytes, name: str) -> list[Sheet]:
     try:
         book = xlrd.open_workbook(file_contents=data, formatting_info=True, on_demand=True, ragged_rows=True)
     except Exception as exc:  # xlrd raises many types for broken files
-        raise InputError(f"{name}: not a readable .xls workbook ({exc})") from None
+        raise InputError(f"{name}: not a readable .xls workbook ({exc})",
+                         ja=f"{name}: 読み込めない .xls ブックです（{exc}）。Excel か LibreOffice で開いて保存し直してください") from None
     sheets = []
     for i in range(book.nsheets):
         try:
             sh = book.sheet_by_index(i)
         except Exception as exc:
-            raise InputError(f"{name}: sheet {i + 1} cannot be read ({exc})") from None
+            raise InputError(f"{name}: sheet {i + 1} cannot be read ({exc})",
+                             ja=f"{name}: {i + 1} 枚目のシートが読み込めません（{exc}）。Excel か LibreOffice で開いて保存し直してください") from None
         where = f"{name} sheet {sh.name}"
         if sh.nrows > lim.rows:
             raise lim.refuse(where, f"row {sh.nrows:,} is used", "rows")
@@ -192,7 +194,7 @@ def _read_xlsx(data: bytes, name: str) -> tuple[list[Sheet], list[Notice]]:
 
     with Workbook(data, name, limits=TimetableLimits.from_env()) as wb:
         if not wb.sheets:
-            raise InputError(f"{name}: the workbook has no sheet")
+            raise InputError(f"{name}: the workbook has no sheet", ja=f"{name}: ブックにシートがありません")
         return _grids(name, wb.limits, ((st, wb.rows(st)) for st in (wb.stream(sheet_name) for sheet_name, _ in wb.sheets)))
 
 
@@ -204,7 +206,7 @@ def _read_ods(data: bytes, name: str) -> tuple[list[Sheet], list[Notice]]:
     with OdsBook(data, name, limits=TimetableLimits.from_env()) as wb:
         sheets, notices = _grids(name, wb.limits, wb.sheets_stream())
         if not sheets:
-            raise InputError(f"{name}: the spreadsheet has no sheet")
+            raise InputError(f"{name}: the spreadsheet has no sheet", ja=f"{name}: 表計算ファイルにシートがありません")
         return sheets, notices
 
 
@@ -293,7 +295,9 @@ def read_workbook(data: bytes, name: str, *, encoding: str | None = None) -> tup
         return _read_xls(data, name), []
     if suffix in (".csv", ".txt", ".tsv"):
         return _read_csv(data, name, encoding)
-    raise InputError(f"{name}: not a spreadsheet Noriba can read (.xls, .xlsx, .ods or .csv)")
+    raise InputError(f"{name}: not a spreadsheet Noriba can read (.xls, .xlsx, .ods or .csv)",
+                     ja=f"{name}: Noriba が読める表計算ファイル（.xls、.xlsx、.ods、.csv）ではありません。"
+                        "いずれかの形式で保存し直してください")
 
 
 def excel_serial(value: Any, datemode: int = 0) -> float | None:

@@ -235,6 +235,9 @@ def test_unreadable_workbook_is_listed_after_the_others_are_read(tmp_path):
         run(tmp_path, books, layout=BASE)
     msg = str(exc.value)
     assert msg.startswith("1 of 2 workbooks could not be read (1 read without that problem): A.xlsx")
+    # the same in Japanese for a Japanese feed's officer (printed first by the CLI), naming the file and what to do
+    assert exc.value.ja.startswith("2 個のブックのうち 1 個が読み込めませんでした（1 個はこの問題なく読めました）: A.xlsx: ")
+    assert "zip が壊れています" in exc.value.ja and "保存し直してください" in exc.value.ja
 
 
 def test_route_per_column_range_over_the_same_stop_rows(tmp_path):

@@ -241,21 +241,35 @@ def _fast_far(ctx: Context) -> str:
     far_m = float(ctx.param("far_stops_m", 10_000))
     legs = f"(SELECT * FROM {stop_pass(ctx)} WHERE routed)"
     lim = _md_limit(ctx, "route_type")
+    kmh = f"(b.cum_m - a.cum_m) / 1000.0 * 3600 / {_md_seconds('a.departure_time', 'b.arrival_time')}"
+    leg = (f"a.departure_time IS NOT NULL AND b.arrival_time IS NOT NULL AND b.cum_m - a.cum_m > {far_m} "
+           f"AND {kmh} > {_md_limit(ctx, 'b.route_type')}")
     return (
         # Only the stops a leg that fast can end at: 3.6 d / t > lim needs 3.6 cum_b - lim arr_b > 3.6 cum_a - lim dep_a (the time
         # MobilityData divides by is never below arr_b - dep_a), for some earlier a more than far_m back; one window, not all pairs.
         # A trip is its rows' r - i (the position of its first stop time): an integer to partition and join on. The window
         # reads only the stops that can end such a leg (more than far_m along) or start one (more than far_m before the end).
-        f"WITH ends AS (SELECT r FROM (SELECT r, cum_m, arrival_time, 3.6 * cum_m - {lim} * arrival_time AS kb, "
+        f"WITH ends AS (SELECT r, k, row_number() OVER (PARTITION BY k ORDER BY r) AS n FROM ("
+        f"SELECT r, r - i AS k, cum_m, arrival_time, 3.6 * cum_m - {lim} * arrival_time AS kb, "
         f"min(CASE WHEN departure_time IS NOT NULL THEN 3.6 * cum_m - {lim} * departure_time END) "
         f"OVER (PARTITION BY r - i ORDER BY cum_m RANGE BETWEEN UNBOUNDED PRECEDING AND {far_m} PRECEDING) AS ka "
         f"FROM {legs} WHERE cum_m > {far_m} OR cum_m <= trip_m - {far_m}) "
         f"WHERE arrival_time IS NOT NULL AND cum_m > {far_m} AND ka < kb + 1), "
+        # The trip's first stop that truly ends such a leg; its pairs alone are formed below, so that a trip holding every
+        # stop time of a hostile feed costs its length, not its length squared (pairs of every end: terabytes of spill).
+        # Most trips' first candidate is it; only a trip whose first candidate is not (a leg saved by the minute MobilityData
+        # adds to whole-minute times) tries its later ones, counted per trip without keeping the pairs.
+        f"first_ok AS (SELECT e.k, e.r FROM ends e JOIN {legs} b ON b.r = e.r JOIN {legs} a ON a.r - a.i = e.k AND a.r < b.r "
+        f"WHERE e.n = 1 AND {leg} GROUP BY e.k, e.r), "
+        "later AS MATERIALIZED (SELECT r, k FROM ends WHERE n > 1 AND k NOT IN (SELECT k FROM first_ok)), "
+        f"later_ok AS (SELECT e.k, min(e.r) AS r FROM later e JOIN {legs} b ON b.r = e.r JOIN {legs} a ON a.r - a.i = e.k AND a.r < b.r "
+        f"WHERE {leg} GROUP BY e.k), "
+        "firsts AS (SELECT r FROM first_ok UNION ALL SELECT r FROM later_ok), "
         "pairs AS (SELECT a.trip_id, b._line, b.i AS b_i, a.i AS a_i, a.stop_id AS a_stop, a.stop_sequence AS a_seq, "
         "a.departure_time AS a_dep, b.stop_id AS b_stop, b.stop_sequence AS b_seq, b.arrival_time AS b_arr, "
-        f"b.cum_m - a.cum_m AS d, b.route_type, (b.cum_m - a.cum_m) / 1000.0 * 3600 / {_md_seconds('a.departure_time', 'b.arrival_time')} AS kmh, "
+        f"b.cum_m - a.cum_m AS d, b.route_type, {kmh} AS kmh, "
         f"{_md_limit(ctx, 'b.route_type')} AS lim "
-        f"FROM ends e JOIN {legs} b ON b.r = e.r JOIN {legs} a ON a.r - a.i = b.r - b.i AND a.r < b.r "
+        f"FROM firsts e JOIN {legs} b ON b.r = e.r JOIN {legs} a ON a.r - a.i = b.r - b.i AND a.r < b.r "
         f"WHERE a.departure_time IS NOT NULL AND b.arrival_time IS NOT NULL AND b.cum_m - a.cum_m > {far_m}), "
         "first_per_trip AS (SELECT * FROM pairs WHERE kmh > lim QUALIFY row_number() OVER (PARTITION BY trip_id ORDER BY b_i, a_i DESC) = 1) "
         "SELECT 'stop_times.txt' AS file, _line AS line, 'arrival_time' AS field, gtfs_time(b_arr) AS value, "

@@ -128,3 +128,51 @@ def test_an_extended_or_unknown_route_type_gets_mobilitydatas_200_kmh_not_a_bus_
     (hit,) = found(run(tmp_path / "fast", feed(**dash, routes=routes(1501)), picked), "fast_travel_between_consecutive_stops")
     assert "faster than 200 km/h for a route_type 1501" in hit["message"]
     assert run(tmp_path / "cable", feed(**hop, routes=routes(5)), picked).counts
+
+
+def test_far_stops_look_past_a_first_stop_that_the_rounding_minute_saves(tmp_path):
+    # S1 08:00 to S12 (11 km) 08:04: 165 km/h by the clock, but both times are whole minutes, so MobilityData divides by
+    # 5 minutes (132 km/h, under a bus's 150): not reported, though the window's bound must keep S12 as a candidate.
+    # S25 (24 km) 08:05 is the trip's first stop that truly ends such a leg; the leg reported starts at the latest stop
+    # that makes it too fast: S12 (13 km in a minute, 390 km/h), not S1.
+    rows = ["T1,08:00:00,08:00:00,S1,1,,", "T1,08:04:00,08:04:00,S12,2,,", "T1,08:05:00,08:05:00,S25,3,,"]
+    (hit,) = found(run(tmp_path, feed(**times(*rows)), rule(RULES, "fast_travel_between_far_stops")), "fast_travel_between_far_stops")
+    assert "from stop_id S12" in hit["message"] and "to stop_id S25" in hit["message"] and "(stop_sequence 3" in hit["message"]
+    saved = ["T1,08:00:00,08:00:00,S1,1,,", "T1,08:04:00,08:04:00,S12,2,,", "T1,08:10:00,08:10:00,S25,3,,"]
+    assert not run(tmp_path / "saved", feed(**times(*saved)), rule(RULES, "fast_travel_between_far_stops")).counts
+
+
+def test_far_stops_of_a_trip_holding_every_stop_time_form_rows_in_proportion_to_it(tmp_path):
+    """A hostile feed whose one trip holds all its stop times (times going back and forth) made the rule form every pair
+    of far stops of the trip: n² rows, terabytes of spill for 3M stop times. Its query now forms at most a few rows per
+    stop time, which DuckDB's profile of the query shows (largest operator output)."""
+    import json
+
+    import duckdb
+
+    from tests.transforms.rules._feed_b import DAY, tables
+    from transforms.rules import engine
+
+    n = 3000
+    rows = [f"T1,{8 + (k % 40) // 20:02d}:{(k * 7) % 60:02d}:00,{8 + (k % 40) // 20:02d}:{(k * 7) % 60:02d}:00,S{1 + (k * 13) % 30},{k},,"
+            for k in range(n)]
+    out, _ = tables(tmp_path, feed(**times(*rows)))
+    result = run(tmp_path / "run", feed(**times(*rows)), rule(RULES, "fast_travel_between_far_stops"))
+    assert sum(result.counts.values()) == 1  # the trip is reported, once
+    con, present = engine.open_tables(out)
+    ctx = engine.Context(validation_date=DAY, profile="gtfs", present=present)
+    (picked,) = rule(RULES, "fast_travel_between_far_stops")
+    profile = tmp_path / "profile.json"
+    con.execute("PRAGMA enable_profiling='json'")
+    con.execute(f"PRAGMA profiling_output='{profile}'")
+    con.execute(picked.sql(ctx)).fetchall()
+    con.execute("PRAGMA disable_profiling")
+
+    def biggest(node) -> int:  # the rows an operator put out (DuckDB 2's profile: "intermediate_rows"; 1.x: "operator_cardinality")
+        if isinstance(node, list):
+            return max((biggest(c) for c in node), default=0)
+        own = int(node.get("intermediate_rows") or node.get("operator_cardinality") or 0)
+        return max(own, biggest(node.get("children") or []), biggest(node.get("operator") or []))
+
+    rows_out = biggest(json.loads(profile.read_text()))
+    assert n <= rows_out <= 10 * n, rows_out  # at least stop_times itself is read

@@ -46,6 +46,17 @@ def _mixed_case(ctx: Context) -> str:
     )
 
 
+def _edge_space(column: str) -> str:
+    """Return a SQL condition: the value of ``column`` starts or ends with a character U+0000-U+0020 (NULL when it is NULL).
+
+    What regexp_matches(v, '^[\\x00-\\x20]|[\\x00-\\x20]$') finds, at half its CPU (Vilnius x16's stop_times: 0.45 against 0.8
+    CPU-s): such a character is one byte below '!' in UTF-8 and no byte of another character is, and strings compare by
+    bytes, so the value starts with one when it sorts below '!', and ends with one when its last character (right(), by
+    code point) does; the empty string has neither."""
+    c = f'"{column}"'
+    return f"({c} <> '' AND ({c} < '!' OR right({c}, 1) < '!'))"
+
+
 def _value_whitespace(ctx: Context) -> str:
     # One filtered scan per table over its text columns (numbers, dates and times are typed and lose the spaces).
     from transforms.schema import SQL_TYPES, load_schema
@@ -57,9 +68,8 @@ def _value_whitespace(ctx: Context) -> str:
         cols = [f for f in table.fields if f.type not in SQL_TYPES]
         if not cols:
             continue
-        sp = "'^[\\x00-\\x20]|[\\x00-\\x20]$'"
-        hits = " OR ".join(f'regexp_matches("{f.column}", {sp})' for f in cols)
-        pick = ", ".join(f"CASE WHEN regexp_matches(\"{f.column}\", {sp}) THEN '{f.name}' END" for f in cols)
+        hits = " OR ".join(_edge_space(f.column) for f in cols)
+        pick = ", ".join(f"CASE WHEN {_edge_space(f.column)} THEN '{f.name}' END" for f in cols)
         parts.append(
             f"SELECT '{table.file_name}' AS file, _line AS line, f AS field, NULL AS value, "
             "'the value of ' || f || ' starts or ends with a space' AS message "

@@ -45,24 +45,19 @@ def build(cur: duckdb.DuckDBPyConnection, table: str, *, rows: str, located: str
     The rows are first read in their table's order (a feed's file usually holds each trip on consecutive lines in
     stop_sequence order, and then no sort is needed); if a trip's rows turn out not to be together and in order, then
     the table is made again from the rows sorted by (trip_id, stop_sequence). ``r`` is the position in the order used."""
-    rt = cur.sql(f"SELECT trip_id, route_type FROM ({routes}) WHERE trip_id IS NOT NULL").to_arrow_table()
-    ids = _one(rt.column("trip_id")).to_pylist()
-    lookups = (cur.sql(f"SELECT stop_id, lat, lon FROM ({located}) WHERE stop_id IS NOT NULL").to_arrow_table(), rt,
-               dict(zip(reversed(ids), range(len(ids) - 1, -1, -1))))  # trip_id -> its first row in rt
+    lookups = (cur.sql(f"SELECT stop_id, lat, lon FROM ({located}) WHERE stop_id IS NOT NULL").to_arrow_table(),
+               cur.sql(f"SELECT trip_id, route_type FROM ({routes}) WHERE trip_id IS NOT NULL").to_arrow_table())
     if not _fill(cur, table, rows, lookups, batch_rows, check=True):
         _fill(cur, table, f"SELECT * FROM ({rows}) ORDER BY trip_id, stop_sequence", lookups, batch_rows, check=False)
 
 
-def _looked_up(tb: pa.Table, start: np.ndarray, lookups: tuple[pa.Table, pa.Table, dict]) -> pa.Table:
+def _looked_up(tb: pa.Table, start: np.ndarray, lookups: tuple[pa.Table, pa.Table]) -> pa.Table:
     """Return ``tb`` with lat, lon (by stop_id), route_type and routed (by trip_id, looked up once per trip:
-    ``start`` marks where each begins): a LEFT JOIN on unique keys. The trips are looked up in a dict built once per
-    pass (pc.index_in hashes its value set on every call: ~0.1 s a batch for the 374k trips of Vilnius ×16)."""
-    loc, rt, trip_row = lookups
+    ``start`` marks where each begins): a LEFT JOIN on unique keys."""
+    loc, rt = lookups
     at = pc.index_in(tb.column("stop_id"), value_set=loc.column("stop_id"), skip_nulls=True)
     firsts = np.flatnonzero(start)
-    get = trip_row.get
-    per_trip = np.fromiter(map(get, _one(tb.column("trip_id").take(_arr(firsts))).to_pylist(), itertools.repeat(-1)), np.int64,
-                           len(firsts))
+    per_trip = _first_rows(_one(tb.column("trip_id").take(_arr(firsts))), _one(rt.column("trip_id")))
     on = np.repeat(per_trip, np.diff(np.append(firsts, tb.num_rows)))
     on = _arr(on, on >= 0)
     return (tb.append_column("lat", pc.take(loc.column("lat"), at)).append_column("lon", pc.take(loc.column("lon"), at))
@@ -71,7 +66,25 @@ def _looked_up(tb: pa.Table, start: np.ndarray, lookups: tuple[pa.Table, pa.Tabl
             .append_column("routed", pc.is_valid(on)))
 
 
-def _fill(cur: duckdb.DuckDBPyConnection, table: str, query: str, lookups: tuple[pa.Table, pa.Table, dict], batch_rows: int, *,
+def _first_rows(ids: pa.Array, keys: pa.Array) -> np.ndarray:
+    """Return, per value of ``ids``, the first position in ``keys`` (no NULL) holding it, or -1 (NULL or not there): what
+    pc.index_in(ids, value_set=keys) gives, looked up the other way round. index_in hashes its value set on every call,
+    ~0.1 s a batch for the 374k trips of Vilnius ×16; here the batch's few distinct ids are hashed and ``keys`` probed."""
+    if not len(ids):
+        return np.zeros(0, np.int64)
+    distinct = pc.unique(ids)
+    hit = pc.index_in(keys, value_set=distinct, skip_nulls=True)
+    found = _valid(hit)
+    none = np.iinfo(np.int64).max
+    first = np.full(len(distinct), none, np.int64)
+    np.minimum.at(first, _nums(hit)[found].astype(np.int64), np.flatnonzero(found))
+    first[first == none] = -1
+    k = pc.index_in(ids, value_set=distinct, skip_nulls=True)
+    known = _valid(k)
+    return np.where(known, first[np.where(known, _nums(k), 0)], -1)
+
+
+def _fill(cur: duckdb.DuckDBPyConnection, table: str, query: str, lookups: tuple[pa.Table, pa.Table], batch_rows: int, *,
           check: bool) -> bool:
     """Create ``table`` from the rows of ``query``, read in batches of whole trips. If ``check``, then return False (and
     drop the table) as soon as the rows are seen not to hold each trip together in stop_sequence order."""

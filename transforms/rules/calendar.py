@@ -99,7 +99,7 @@ def _unused_service(ctx: Context) -> str:
     return (
         "SELECT s.file, s.line, 'service_id' AS field, s.service_id AS value, "
         "'service_id ' || s.service_id || ' is not used by any trip in trips.txt' AS message "
-        f"FROM {services()} s WHERE s.service_id NOT IN (SELECT service_id FROM trips WHERE service_id IS NOT NULL)"
+        f"FROM {services()} s WHERE s.service_id NOT IN (SELECT DISTINCT service_id FROM trips WHERE service_id IS NOT NULL)"
     )
 
 
@@ -140,7 +140,7 @@ def _consecutive_days_without_service(ctx: Context) -> str:
     """As Google FeedValidator: from max(first day, today - (N-1)) to before min(last day, today + 365), runs of N+ days without trips."""
     n = int(ctx.param("service_gap_days", 13))
     return (
-        f"WITH run_days AS (SELECT DISTINCT d FROM {service_days()} WHERE service_id IN (SELECT service_id FROM trips)), "
+        f"WITH run_days AS (SELECT DISTINCT d FROM {service_days()} WHERE service_id IN (SELECT DISTINCT service_id FROM trips)), "
         f"win AS (SELECT greatest(first_day, {ctx.today} - {n - 1}) AS lo, least(last_day, {ctx.today} + 365) AS hi FROM {feed_bounds()} "
         "WHERE first_day IS NOT NULL AND last_day IS NOT NULL), "
         "days AS (SELECT CAST(unnest(generate_series(CAST(lo AS TIMESTAMP), CAST(hi - 1 AS TIMESTAMP), INTERVAL 1 DAY)) AS DATE) AS d FROM win WHERE lo < hi), "
@@ -190,7 +190,7 @@ def _future_feed(ctx: Context) -> str:
 
 
 def _trip_window() -> str:
-    return f"(SELECT min(d) AS first_trip_day, max(d) AS last_trip_day FROM {service_days()} WHERE service_id IN (SELECT service_id FROM trips))"
+    return f"(SELECT min(d) AS first_trip_day, max(d) AS last_trip_day FROM {service_days()} WHERE service_id IN (SELECT DISTINCT service_id FROM trips))"
 
 
 def _majority_window() -> str:

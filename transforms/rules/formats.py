@@ -225,7 +225,10 @@ def _text_fields(table: Table) -> list[Field]:
 
 
 def _new_line(ctx: Context) -> str:
-    checks = [(t, f, "regexp_matches({v}, '[\\r\\n]')", f"{_lit(f.name + ' has a line break inside its value')}")
+    # contains() of each of the two characters: what regexp_matches({v}, '[\\r\\n]') finds, at a quarter of its CPU (a memchr,
+    # not a regular expression: 0.2 against 0.8 CPU-s on the trip_id and stop_id of Vilnius x16's 7.1M stop times)
+    # (E'\\n' rather than chr(10): nothing to fold when a small feed's ~100 columns are planned, 37 against 42 ms at kamacitybus)
+    checks = [(t, f, "(contains({v}, E'\\n') OR contains({v}, E'\\r'))", f"{_lit(f.name + ' has a line break inside its value')}")
               for t in load_schema().tables.values() for f in _text_fields(t)]
     return _scan(checks, ctx)
 

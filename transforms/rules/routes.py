@@ -96,7 +96,7 @@ def _unused_route(ctx: Context) -> str:
     return (
         "SELECT 'routes.txt' AS file, _line AS line, 'route_id' AS field, route_id AS value, "
         "'route_id ' || route_id || coalesce(' (' || coalesce(route_short_name, route_long_name) || ')', '') || ' has no trip in trips.txt' AS message "
-        "FROM routes WHERE route_id NOT IN (SELECT route_id FROM trips WHERE route_id IS NOT NULL)"
+        "FROM routes WHERE route_id NOT IN (SELECT DISTINCT route_id FROM trips WHERE route_id IS NOT NULL)"
     )
 
 

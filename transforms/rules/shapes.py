@@ -84,7 +84,7 @@ def _unused_shape(ctx: Context) -> str:
     return (
         "SELECT 'shapes.txt' AS file, min(_line) AS line, 'shape_id' AS field, shape_id AS value, "
         "'shape_id ' || shape_id || ' (' || count(*) || ' points) is not used by any trip' AS message "
-        "FROM shapes WHERE shape_id NOT IN (SELECT shape_id FROM trips WHERE shape_id IS NOT NULL) GROUP BY shape_id"
+        "FROM shapes WHERE shape_id NOT IN (SELECT DISTINCT shape_id FROM trips WHERE shape_id IS NOT NULL) GROUP BY shape_id"
     )
 
 
@@ -121,7 +121,7 @@ def _no_shape_distances(ctx: Context) -> str:
     return (
         "SELECT 'trips.txt' AS file, t._line AS line, 'shape_id' AS field, t.shape_id AS value, "
         "'trip_id ' || t.trip_id || ' gives shape_dist_traveled in stop_times.txt, but its shape_id ' || t.shape_id || ' has none in shapes.txt' AS message "
-        "FROM trips t WHERE t.trip_id IN (SELECT trip_id FROM stop_times WHERE shape_dist_traveled IS NOT NULL) "
+        "FROM trips t WHERE t.trip_id IN (SELECT DISTINCT trip_id FROM stop_times WHERE shape_dist_traveled IS NOT NULL) "
         "AND t.shape_id IN (SELECT shape_id FROM shapes GROUP BY shape_id HAVING count(shape_dist_traveled) = 0)"
     )
 

@@ -139,7 +139,7 @@ def _stop_without_stop_time(ctx: Context) -> str:
     return (
         "SELECT 'stops.txt' AS file, _line AS line, 'stop_id' AS field, stop_id AS value, "
         f"{_label()} || ' is not used by any trip (no row of stop_times.txt refers to it)' AS message "
-        f"FROM stops WHERE {LT} = 0 AND stop_id NOT IN (SELECT stop_id FROM stop_times WHERE stop_id IS NOT NULL){grouped}"
+        f"FROM stops WHERE {LT} = 0 AND stop_id NOT IN (SELECT DISTINCT stop_id FROM stop_times WHERE stop_id IS NOT NULL){grouped}"
     )
 
 
@@ -156,7 +156,7 @@ def _unused_station(ctx: Context) -> str:
         "SELECT 'stops.txt' AS file, s._line AS line, 'stop_id' AS field, s.stop_id AS value, "
         f"{_label('s')} || CASE WHEN c.n IS NULL THEN ' is a station with no stops or platforms, so no trip uses it' "
         "ELSE ' is a station whose ' || c.n || ' stop(s) are used by no trip' END AS message "
-        f"FROM stops s LEFT JOIN (SELECT parent_station, count(*) AS n, count(*) FILTER (WHERE stop_id IN (SELECT stop_id FROM stop_times)) AS used "
+        f"FROM stops s LEFT JOIN (SELECT parent_station, count(*) AS n, count(*) FILTER (WHERE stop_id IN (SELECT DISTINCT stop_id FROM stop_times)) AS used "
         f"FROM stops WHERE {LT} = 0 AND parent_station IS NOT NULL GROUP BY parent_station) c ON c.parent_station = s.stop_id "
         f"WHERE coalesce(s.location_type, 0) = 1 AND coalesce(c.used, 0) = 0"
     )

@@ -18,7 +18,7 @@ def _unused_trip(ctx: Context) -> str:
     return (
         "SELECT 'trips.txt' AS file, _line AS line, 'trip_id' AS field, trip_id AS value, "
         "'trip_id ' || trip_id || ' (route_id ' || coalesce(route_id, '') || ') has no stop times in stop_times.txt' AS message "
-        "FROM trips WHERE trip_id NOT IN (SELECT trip_id FROM stop_times WHERE trip_id IS NOT NULL)"
+        "FROM trips WHERE trip_id NOT IN (SELECT DISTINCT trip_id FROM stop_times WHERE trip_id IS NOT NULL)"
     )
 
 

@@ -173,3 +173,16 @@ def test_a_stop_far_from_the_whole_shape_is_left_to_stop_too_far_from_shape(tmp_
 def test_unsorted_stop_times_names_each_trip_out_of_order_or_apart_and_only_those(tmp_path, rows, expected):
     hits = found(run(tmp_path, feed(stop_times=ST + rows), rule(RULES, "unsorted_stop_times")), "unsorted_stop_times")
     assert {h["message"] for h in hits} == expected
+
+
+def test_edge_space_finds_what_the_regular_expression_finds():
+    import duckdb
+
+    values = ["ab ", "a", "", " a", "a\u0301", " \u0301", "x\t", "x\r\n", "\u00e9", "ab\u3000", "z\x00", "\x1f", "e\u0301 ",
+              "\U0001F1EF\U0001F1F5", "a \U0001F1EF", "!", " ", "\u3000a", "a!", "\x7f", None]
+    con = duckdb.connect()
+    con.execute('CREATE TABLE t ("v" VARCHAR)')
+    con.executemany("INSERT INTO t VALUES (?)", [[v] for v in values])
+    got = con.sql(f"SELECT v, {mobilitydata_v8._edge_space('v')} FROM t").fetchall()
+    want = con.sql("SELECT v, regexp_matches(v, '^[\\x00-\\x20]|[\\x00-\\x20]$') FROM t").fetchall()
+    assert got == want

@@ -140,3 +140,17 @@ def test_first_visit_marks_a_trips_first_call_at_each_located_stop(tmp_path, bat
     assert _built(con, batch_rows) == _rows(con, "defined")
     assert con.sql("SELECT first_visit FROM built ORDER BY trip_id, stop_sequence").fetchall() == [
         (True,), (None,), (False,), (None,), (True,), (True,), (True,), (False,)]
+
+
+def test_first_rows_is_index_in_looked_up_the_other_way_round():
+    import random
+
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    rnd = random.Random(7)
+    for _ in range(200):  # keys repeat (the first position counts), ids repeat and are NULL or absent
+        keys = pa.array([f"t{rnd.randrange(30)}" for _ in range(rnd.randrange(0, 60))], pa.string())
+        ids = pa.array([None if rnd.random() < 0.1 else f"t{rnd.randrange(45)}" for _ in range(rnd.randrange(0, 30))], pa.string())
+        want = [-1 if v is None else v for v in pc.index_in(ids, value_set=keys, skip_nulls=True).to_pylist()]
+        assert stop_times_pass._first_rows(ids, keys).tolist() == want

@@ -593,11 +593,33 @@ def _build_shared(cur: duckdb.DuckDBPyConnection, name: str, sql: str) -> None:
     table (one list per column, unnested side by side: the same rows in the same order and types)."""
     const = _constant_rows(sql)
     if const is None:
-        cur.execute(f"CREATE OR REPLACE TABLE _shared_{name} AS {sql}")
+        _execute(cur, f"CREATE OR REPLACE TABLE _shared_{name} AS {sql}")
         return
     cols, values = const
     select = ", ".join(f"unnest(${k + 1}::{t}[]) AS {_q(c)}" for k, (c, t) in enumerate(cols))
     cur.execute(f"CREATE OR REPLACE TABLE _shared_{name} AS SELECT {select}", values)
+
+
+#: Rule statements parsed once per process: {SQL text: parsed statement}. The same rule gives the same text on every feed
+#: with the same tables present (and date, profile, settings), and DuckDB's parser costs ~0.4 us a character (a small
+#: feed's ~200k characters of rule SQL were ~0.09 CPU-s a feed); a parsed statement runs on any connection, bound there
+#: (bench/README.md, "session 12, branch h-small2"). Emptied when it holds PARSED_MAX_CHARS characters of SQL.
+_PARSED: dict[str, object] = {}
+_PARSED_CHARS = [0]
+PARSED_MAX_CHARS = 4_000_000
+
+
+def _execute(cur: duckdb.DuckDBPyConnection, sql: str) -> duckdb.DuckDBPyConnection:
+    """Run one statement on ``cur`` from its text parsed once per process (:data:`_PARSED`); return ``cur``."""
+    stmt = _PARSED.get(sql)
+    if stmt is None:
+        (stmt,) = cur.extract_statements(sql)
+        if _PARSED_CHARS[0] + len(sql) > PARSED_MAX_CHARS:
+            _PARSED.clear()
+            _PARSED_CHARS[0] = 0
+        _PARSED[sql] = stmt
+        _PARSED_CHARS[0] += len(sql)
+    return cur.execute(stmt)
 
 
 def _findings_batch(con: duckdb.DuckDBPyConnection, items: list[tuple[Rule, str]], sample_limit: int) -> list[tuple[int, pa.Table]]:
@@ -607,9 +629,9 @@ def _findings_batch(con: duckdb.DuckDBPyConnection, items: list[tuple[Rule, str]
     fails, then the rules run one by one, so that a failing rule raises its own error."""
     body = " UNION ALL ".join(f"SELECT {k} AS _r, {_FOUND_COLUMNS} FROM ({sql})" for k, (_, sql) in enumerate(items))
     try:
-        rows = con.execute(f"SELECT _r, count(*) OVER (PARTITION BY _r) AS _n, file, line, field, value, message FROM ({body}) "
-                           f"QUALIFY row_number() OVER (PARTITION BY _r ORDER BY {_SAMPLE_ORDER}) <= {int(sample_limit)} "
-                           f"ORDER BY _r, {_SAMPLE_ORDER}").fetchall()
+        rows = _execute(con, f"SELECT _r, count(*) OVER (PARTITION BY _r) AS _n, file, line, field, value, message FROM ({body}) "
+                             f"QUALIFY row_number() OVER (PARTITION BY _r ORDER BY {_SAMPLE_ORDER}) <= {int(sample_limit)} "
+                             f"ORDER BY _r, {_SAMPLE_ORDER}").fetchall()
     except duckdb.Error:
         return [_findings(con, rule, sql, sample_limit) for rule, sql in items]
     by_rule: list[list[tuple]] = [[] for _ in items]
@@ -623,8 +645,8 @@ def _findings(con: duckdb.DuckDBPyConnection, rule: Rule, sql: str, sample_limit
 
     One statement, not a temporary table of the findings and a second query over it: a statement's round trip and
     planning are ~1 ms, and a small feed runs ~140 rules."""
-    rows = con.execute(f"SELECT count(*) OVER () AS _n, file, line, field, value, message FROM (SELECT {_FOUND_COLUMNS} "
-                       f"FROM ({sql})) ORDER BY {_SAMPLE_ORDER} LIMIT {int(sample_limit)}").fetchall()
+    rows = _execute(con, f"SELECT count(*) OVER () AS _n, file, line, field, value, message FROM (SELECT {_FOUND_COLUMNS} "
+                         f"FROM ({sql})) ORDER BY {_SAMPLE_ORDER} LIMIT {int(sample_limit)}").fetchall()
     return _sample_table(rule, rows)
 
 

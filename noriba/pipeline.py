@@ -144,12 +144,12 @@ def parse_validate(spec: FeedSpec, ws: Workspace, fetched: dict, *, progress: Pr
         tf.csv.release()
     give_back_memory()
     fault_point("parse")
-    if con.sql("SELECT count(*) FROM duckdb_tables() WHERE table_name = 't_other_files'").fetchall()[0][0]:
+    if con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 't_other_files'").fetchall()[0][0]:
         con.execute(f"COPY (SELECT * FROM t_other_files ORDER BY file_name, _line) TO {lit(str(staging / 'gtfs_other_files.parquet'))} (FORMAT parquet)")
     profile = "gtfs-jp" if spec.profile == "gtfs-jp" or any(n.endswith("_jp.txt") for n in feed.files) else "gtfs"
     if rules:
         _say(progress, f"{spec.id}: running validation rules")
-        ruled = run_rules(tables_dir, validation_date=validation_date, profile=profile, con=con,
+        ruled = run_rules(tables_dir, validation_date=validation_date, profile=profile, con=con, views_after=False,
                           progress=(lambda msg: progress(f"{spec.id}: {msg}")) if progress else None)
         feed.findings.add_table(ruled.notices, ruled.counts)
         fault_point("rules")
@@ -281,7 +281,7 @@ def _service_window(con, tables_dir: Path) -> tuple[str | None, str | None]:
         parts.append(f"SELECT date AS d FROM read_parquet({lit(str(dates))}, hive_partitioning=false) WHERE exception_type = 1")
     if not parts:
         return None, None
-    lo, hi = con.sql(f"SELECT min(d)::VARCHAR, max(d)::VARCHAR FROM ({' UNION ALL '.join(parts)})").fetchall()[0]
+    lo, hi = con.execute(f"SELECT min(d)::VARCHAR, max(d)::VARCHAR FROM ({' UNION ALL '.join(parts)})").fetchall()[0]
     return lo, hi
 
 

@@ -54,9 +54,9 @@ def _languages(con, sources: dict[str, Path]) -> list[str]:
         if not p or not p.exists():
             continue
         src = f"read_parquet({_lit(str(p))}, hive_partitioning=false)"
-        names = [r[0] for r in con.sql(f"DESCRIBE SELECT * FROM {src}").fetchall()]
+        names = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {src}").fetchall()]
         if col in names:
-            langs += [r[0] for r in con.sql(f"SELECT DISTINCT lower(trim({col})) FROM {src} WHERE {col} IS NOT NULL").fetchall()]
+            langs += [r[0] for r in con.execute(f"SELECT DISTINCT lower(trim({col})) FROM {src} WHERE {col} IS NOT NULL").fetchall()]
     return sorted(set(langs))
 
 

@@ -304,21 +304,23 @@ class _Sink:
         self.findings = feed.findings
 
     def notices(self, sql: str, *, limit: int = NOTICE_SAMPLE_LIMIT) -> int:
-        """Add the notices selected by ``sql`` (columns as NOTICE_SCHEMA); return how many there were."""
-        self.con.execute(f"CREATE OR REPLACE TEMP TABLE _n AS {sql}")
-        total = self.con.sql("SELECT count(*) FROM _n").fetchall()[0][0]
+        """Add the notices selected by ``sql`` (columns as NOTICE_SCHEMA); return how many there were.
+
+        One statement: the total by a window over every row, the first ``limit`` by line (each query's lines are
+        distinct: one notice a line), not a temporary table, a count and a drop. Most such queries find nothing: their
+        rows are fetched as Python rows (a third of an Arrow result's cost); only a query that finds some runs again
+        for its Arrow table."""
+        first = (f"SELECT count(*) OVER () AS _total, code, severity, file, line, field, {_clipped('value', NOTICE_TEXT_CHARS)} AS value, "
+                 f"{_clipped('message', NOTICE_TEXT_CHARS)} AS message FROM ({sql}) ORDER BY line LIMIT {limit}")
+        found = self.con.execute(first).fetchall()
+        total = found[0][0] if found else 0
         if total:
-            t = self.con.sql(
-                f"SELECT code, severity, file, line, field, {_clipped('value', NOTICE_TEXT_CHARS)} AS value, "
-                f"{_clipped('message', NOTICE_TEXT_CHARS)} AS message FROM (SELECT * FROM _n ORDER BY line LIMIT {limit})"
-            ).to_arrow_table()
-            t = t.select(NOTICE_SCHEMA.names).cast(NOTICE_SCHEMA)
+            t = self.con.sql(first).to_arrow_table().select(NOTICE_SCHEMA.names).cast(NOTICE_SCHEMA)
             counts = Counter(zip(t.column("code").to_pylist(), t.column("severity").to_pylist()))
             if total > limit:  # one code per query; the count is the query's total
                 (key,) = counts
                 counts[key] = total
             self.findings.add_table(t, counts)
-        self.con.execute("DROP TABLE IF EXISTS _n")
         return total
 
     def quarantine(self, sql: str) -> None:
@@ -551,7 +553,7 @@ def dup_free(con, t: str, table: Table) -> bool:
     if len(key) != 2 or key[1].sql_type != "INTEGER":
         return False
     g, n = q(key[0].column), q(key[1].column)
-    runs, groups, bad_steps = con.sql(
+    runs, groups, bad_steps = con.execute(
         f"SELECT count(*) FILTER (WHERE prev_g IS DISTINCT FROM {g}), count(DISTINCT {g}), "
         f"count(*) FILTER (WHERE prev_g = {g} AND {n} <= prev_n) "
         f"FROM (SELECT {g}, {n}, lag({g}) OVER w AS prev_g, lag({n}) OVER w AS prev_n FROM {t} WINDOW w AS (ORDER BY _line))"
@@ -728,7 +730,7 @@ def _type_table(st: _State, table: Table, tf, count: FileCount, columns: list[di
     key_null = " OR ".join(f"{q(f.column)} IS NULL" for f in hard_keys) or "false"
     aggs = [f"count(*) FILTER (WHERE _untyped IS NOT NULL)", f"count(*) FILTER (WHERE {key_null})"]
     aggs += [f"count(*) FILTER (WHERE {q(f.column)} IS NULL)" for f in soft_required]
-    total, n_untyped, n_key_null, *n_empty = con.sql(f"SELECT count(*), {', '.join(aggs)} FROM {t}").fetchall()[0]
+    total, n_untyped, n_key_null, *n_empty = con.execute(f"SELECT count(*), {', '.join(aggs)} FROM {t}").fetchall()[0]
 
     # Typing failures: one notice per value.
     if n_untyped:
@@ -778,7 +780,7 @@ def _type_table(st: _State, table: Table, tf, count: FileCount, columns: list[di
         if groups is not None or dup_free(con, t, table):
             dup = 0
         else:
-            dup = con.sql(f"SELECT count(*) FROM (SELECT {keys} FROM {t} WHERE {not_null} GROUP BY ALL HAVING count(*) > 1)").fetchall()[0][0]
+            dup = con.execute(f"SELECT count(*) FROM (SELECT {keys} FROM {t} WHERE {not_null} GROUP BY ALL HAVING count(*) > 1)").fetchall()[0][0]
         if dup:
             con.execute(
                 f"CREATE OR REPLACE TEMP TABLE dups AS SELECT _line, first_line, {keys} FROM ("
@@ -806,7 +808,7 @@ def _type_table(st: _State, table: Table, tf, count: FileCount, columns: list[di
             f"NULL AS value, {lit('required field ' + f.name + ' is empty')} AS message FROM {t} WHERE {empty}{kept}"
         )
     con.unregister("raw_" + table.name)
-    dropped = con.sql("SELECT count(DISTINCT _line) FROM _drop").fetchall()[0][0] if dropping else 0
+    dropped = con.execute("SELECT count(DISTINCT _line) FROM _drop").fetchall()[0][0] if dropping else 0
     if arrow_out is not None:
         if dropped:
             lines = con.sql("SELECT DISTINCT _line FROM _drop").to_arrow_table().column(0)

@@ -141,7 +141,9 @@ def evaluate_table(con, view: str, contracts: list[Contract], column_types: dict
 
     ``column_types`` is the contract's {column: DuckDB type}; ``con`` a DuckDB connection that has ``view``.
     """
-    have = {r[0]: r[1] for r in con.execute(f"DESCRIBE SELECT * FROM {q(view)}").fetchall()}
+    from transforms.rules.engine import execute_parsed  # the same statements feed after feed: parsed once per process
+
+    have = {r[0]: r[1] for r in execute_parsed(con, f"DESCRIBE SELECT * FROM {q(view)}").fetchall()}
     ok = [_supported(c, have, column_types) for c in contracts]
     select = ["count(*)"]
     slot: dict[int, int] = {}  # contract index → column of the SELECT holding its unexpected count
@@ -173,7 +175,7 @@ def evaluate_table(con, view: str, contracts: list[Contract], column_types: dict
             filtered[i] = add(f"count(*) FILTER (WHERE NOT ({_all_null(cols)}))")
             slot[i] = add(f"(SELECT coalesce(sum(n), 0) FROM (SELECT count(*) AS n FROM {q(view)} WHERE {_no_null(cols)} "
                           f"GROUP BY {', '.join(q(x) for x in cols)} HAVING count(*) >= 2))")
-    row = con.execute(f"SELECT {', '.join(select)} FROM {q(view)}").fetchone()
+    row = execute_parsed(con, f"SELECT {', '.join(select)} FROM {q(view)}").fetchall()[0]
     n = int(row[0])
     out: list[tuple[bool, dict] | None] = []
     for i, c in enumerate(contracts):

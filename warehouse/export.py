@@ -239,7 +239,8 @@ def _write_other_files(con: duckdb.DuckDBPyConnection, src: str, target_of, *, b
                         out = csv.writer(fh, lineterminator="\n")
                         out.writerow(json.loads(cols["header"][start]))
                 if out is not None:
-                    out.writerows(list(r.values()) for r in json.loads("[" + ",".join(cols["record"][start:end]) + "]"))
+                    # each record's values as they are (no list per row: a third of the CPU of a 300k-row file)
+                    out.writerows(map(dict.values, json.loads("[" + ",".join(cols["record"][start:end]) + "]")))
                 start = end
     finally:
         if fh is not None:
@@ -395,7 +396,7 @@ def _export_locked(ws: Workspace, schema, feed_id: str, feed_version: str, meta_
     sweep_legacy_export_tmp(ws)
     work = Path(tempfile.mkdtemp(prefix=f".{zip_path.stem}.tmp-", dir=out_dir))
     con = bounded_connection(work / "spill")
-    meta = con.sql(f"SELECT files, tables, raw_path FROM read_parquet({lit(str(meta_part))}, hive_partitioning=false)").fetchall()[0]
+    meta = con.execute(f"SELECT files, tables, raw_path FROM read_parquet({lit(str(meta_part))}, hive_partitioning=false)").fetchall()[0]
     files = json.loads(meta[0])
     raw_zip = Path(meta[2]) if meta[2] and Path(meta[2]).is_file() else None  # the input as archived (a local home)
     left_out: list[str] = []
@@ -441,7 +442,7 @@ def _export_locked(ws: Workspace, schema, feed_id: str, feed_version: str, meta_
             _write_other_files(con, f"read_parquet({lit(str(other))}, hive_partitioning=false)", target_of)
         blobs = ws.lake_partition("gtfs_other_blobs", feed_id, feed_version) / "part-0.parquet"
         if blobs.exists():
-            for name, content in con.sql(f"SELECT file_name, content FROM read_parquet({lit(str(blobs))}, hive_partitioning=false)").fetchall():
+            for name, content in con.execute(f"SELECT file_name, content FROM read_parquet({lit(str(blobs))}, hive_partitioning=false)").fetchall():
                 if (target := target_of(name)) is None:
                     continue
                 target.parent.mkdir(parents=True, exist_ok=True)

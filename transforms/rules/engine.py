@@ -133,10 +133,12 @@ def open_tables(tables_dir: Path, *, schema: Schema | None = None, con: duckdb.D
 
 
 def _open_tables(tables_dir: Path | None, *, schema: Schema | None, con: duckdb.DuckDBPyConnection | None,
-                 files: dict[str, list[str]] | None, hold: int) -> tuple[duckdb.DuckDBPyConnection, frozenset[str], Callable[[], None]]:
+                 files: dict[str, list[str]] | None, hold: int,
+                 views_after: bool = True) -> tuple[duckdb.DuckDBPyConnection, frozenset[str], Callable[[], None]]:
     """Return what :func:`open_tables` returns and what makes the views again: when the tables present hold at most
     ``hold`` rows in all (their Parquet footers say), each is instead a table in DuckDB's memory under its name, read
-    once from its files in the same row order, until that is called; else the views are made and it is :func:`_NOT_HELD`."""
+    once from its files in the same row order, until that is called; else the views are made and it is :func:`_NOT_HELD`.
+    If not ``views_after``, then that only drops the tables."""
     from transforms.canonical import COLUMNS_SCHEMA, COLUMNS_TABLE
 
     schema = schema or load_schema()
@@ -175,7 +177,9 @@ def _open_tables(tables_dir: Path | None, *, schema: Schema | None, con: duckdb.
         sql_type = {pa.string(): "VARCHAR", pa.int32(): "INTEGER", pa.bool_(): "BOOLEAN"}
         cols = ", ".join(f"NULL::{sql_type[f.type]} AS {_q(f.name)}" for f in COLUMNS_SCHEMA)
         con.execute(f"CREATE OR REPLACE VIEW {COLUMNS_TABLE} AS SELECT {cols} WHERE false")
-    return con, present, (lambda: _put_back(con, made, sources)) if made else _NOT_HELD
+    if not made:
+        return con, present, _NOT_HELD
+    return con, present, lambda: _put_back(con, made, sources if views_after else None)
 
 
 def _parquet_rows(con: duckdb.DuckDBPyConnection, sources: dict[str, str], files: dict[str, list[str]] | None,
@@ -243,7 +247,7 @@ def _bound_memory(con: duckdb.DuckDBPyConnection, spill: Path) -> Callable[[], N
     """Set DuckDB's memory limit and spill folder for the rules; return what puts the previous settings back."""
     import os
 
-    before = con.sql("SELECT current_setting('memory_limit'), current_setting('temp_directory')").fetchall()[0]
+    before = con.execute("SELECT current_setting('memory_limit'), current_setting('temp_directory')").fetchall()[0]
     limit = os.environ.get("NORIBA_RULES_MEMORY", RULES_MEMORY)
     con.execute(f"SET memory_limit = '{limit.replace(chr(39), '')}'")
     try:  # DuckDB refuses another spill folder once the connection has spilled; it then keeps its own
@@ -257,7 +261,7 @@ def _bound_memory(con: duckdb.DuckDBPyConnection, spill: Path) -> Callable[[], N
         import shutil
 
         con.execute("RESET memory_limit")  # the default exactly (its printed form is rounded)
-        if con.sql("SELECT current_setting('memory_limit')").fetchall()[0][0] != before[0]:
+        if con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0] != before[0]:
             con.execute(f"SET memory_limit = '{before[0]}'")
         if moved:
             try:
@@ -280,6 +284,7 @@ def run_rules(
     con: duckdb.DuckDBPyConnection | None = None,
     files: dict[str, list[str]] | None = None,
     progress: Callable[[str], None] | None = None,
+    views_after: bool = True,
 ) -> RuleRun:
     """Return the findings of every applicable rule over the canonical tables in ``tables_dir``.
 
@@ -289,11 +294,14 @@ def run_rules(
     dropped after the last. The queries run on :data:`RULES_WORKERS` cursors of ``con`` at once;
     the findings come back in the rules' order, the same as on one. A small feed (:data:`HOLD_ROWS`) is read into memory
     first, its cheap rules run a few statements for many (:data:`RULES_BATCHES`) and each query on one DuckDB thread.
+    ``con`` has a view under each table's name after (:func:`open_tables`); if not ``views_after``, then a feed held in
+    memory leaves none (a caller that reads the files itself saves making them: ~10 ms a small feed).
     """
     from transforms.rules.registry import all_rules
 
     rules = all_rules() if rules is None else rules
-    con, present, release = _open_tables(tables_dir, schema=None, con=con, files=files, hold=_hold_rows())
+    con, present, release = _open_tables(tables_dir, schema=None, con=con, files=files, hold=_hold_rows(),
+                                         views_after=views_after)
     held = release is not _NOT_HELD
     try:
         restore = _bound_memory(con, _spill_dir(tables_dir))
@@ -353,11 +361,13 @@ def _hold_rows() -> int:
     return _env_int("NORIBA_RULES_HOLD_ROWS", HOLD_ROWS)
 
 
-def _put_back(con: duckdb.DuckDBPyConnection, held: list[str], sources: dict[str, str]) -> None:
-    """Drop the tables of ``held`` and make their views over the Parquet files again (``sources``: their SELECTs)."""
+def _put_back(con: duckdb.DuckDBPyConnection, held: list[str], sources: dict[str, str] | None) -> None:
+    """Drop the tables of ``held`` and make their views over the Parquet files again (``sources``: their SELECTs; None:
+    no view)."""
     for n in held:
         con.execute(f"DROP TABLE IF EXISTS {_q(n)}")
-        con.execute(f"CREATE OR REPLACE VIEW {_q(n)} AS {sources[n]}")
+        if sources is not None:
+            con.execute(f"CREATE OR REPLACE VIEW {_q(n)} AS {sources[n]}")
 
 
 #: How a rule's findings are ordered before its samples are cut: every column, so the samples kept are the same on every run.
@@ -593,11 +603,34 @@ def _build_shared(cur: duckdb.DuckDBPyConnection, name: str, sql: str) -> None:
     table (one list per column, unnested side by side: the same rows in the same order and types)."""
     const = _constant_rows(sql)
     if const is None:
-        cur.execute(f"CREATE OR REPLACE TABLE _shared_{name} AS {sql}")
+        execute_parsed(cur, f"CREATE OR REPLACE TABLE _shared_{name} AS {sql}")
         return
     cols, values = const
     select = ", ".join(f"unnest(${k + 1}::{t}[]) AS {_q(c)}" for k, (c, t) in enumerate(cols))
     cur.execute(f"CREATE OR REPLACE TABLE _shared_{name} AS SELECT {select}", values)
+
+
+#: Rule statements parsed once per process: {SQL text: parsed statement}. The same rule gives the same text on every feed
+#: with the same tables present (and date, profile, settings), and DuckDB's parser costs ~0.4 us a character (a small
+#: feed's ~200k characters of rule SQL were ~0.09 CPU-s a feed); a parsed statement runs on any connection, bound there
+#: (bench/README.md, "session 12, branch h-small2"). Emptied when it holds PARSED_MAX_CHARS characters of SQL.
+_PARSED: dict[str, object] = {}
+_PARSED_CHARS = [0]
+PARSED_MAX_CHARS = 4_000_000
+
+
+def execute_parsed(cur: duckdb.DuckDBPyConnection, sql: str) -> duckdb.DuckDBPyConnection:
+    """Run one statement on ``cur`` from its text parsed once per process (:data:`_PARSED`); return ``cur``. For
+    statements that come back feed after feed with the same text (no parameters)."""
+    stmt = _PARSED.get(sql)
+    if stmt is None:
+        (stmt,) = cur.extract_statements(sql)
+        if _PARSED_CHARS[0] + len(sql) > PARSED_MAX_CHARS:
+            _PARSED.clear()
+            _PARSED_CHARS[0] = 0
+        _PARSED[sql] = stmt
+        _PARSED_CHARS[0] += len(sql)
+    return cur.execute(stmt)
 
 
 def _findings_batch(con: duckdb.DuckDBPyConnection, items: list[tuple[Rule, str]], sample_limit: int) -> list[tuple[int, pa.Table]]:
@@ -607,9 +640,9 @@ def _findings_batch(con: duckdb.DuckDBPyConnection, items: list[tuple[Rule, str]
     fails, then the rules run one by one, so that a failing rule raises its own error."""
     body = " UNION ALL ".join(f"SELECT {k} AS _r, {_FOUND_COLUMNS} FROM ({sql})" for k, (_, sql) in enumerate(items))
     try:
-        rows = con.execute(f"SELECT _r, count(*) OVER (PARTITION BY _r) AS _n, file, line, field, value, message FROM ({body}) "
-                           f"QUALIFY row_number() OVER (PARTITION BY _r ORDER BY {_SAMPLE_ORDER}) <= {int(sample_limit)} "
-                           f"ORDER BY _r, {_SAMPLE_ORDER}").fetchall()
+        rows = execute_parsed(con, f"SELECT _r, count(*) OVER (PARTITION BY _r) AS _n, file, line, field, value, message FROM ({body}) "
+                             f"QUALIFY row_number() OVER (PARTITION BY _r ORDER BY {_SAMPLE_ORDER}) <= {int(sample_limit)} "
+                             f"ORDER BY _r, {_SAMPLE_ORDER}").fetchall()
     except duckdb.Error:
         return [_findings(con, rule, sql, sample_limit) for rule, sql in items]
     by_rule: list[list[tuple]] = [[] for _ in items]
@@ -623,8 +656,8 @@ def _findings(con: duckdb.DuckDBPyConnection, rule: Rule, sql: str, sample_limit
 
     One statement, not a temporary table of the findings and a second query over it: a statement's round trip and
     planning are ~1 ms, and a small feed runs ~140 rules."""
-    rows = con.execute(f"SELECT count(*) OVER () AS _n, file, line, field, value, message FROM (SELECT {_FOUND_COLUMNS} "
-                       f"FROM ({sql})) ORDER BY {_SAMPLE_ORDER} LIMIT {int(sample_limit)}").fetchall()
+    rows = execute_parsed(con, f"SELECT count(*) OVER () AS _n, file, line, field, value, message FROM (SELECT {_FOUND_COLUMNS} "
+                         f"FROM ({sql})) ORDER BY {_SAMPLE_ORDER} LIMIT {int(sample_limit)}").fetchall()
     return _sample_table(rule, rows)
 
 

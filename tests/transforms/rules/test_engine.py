@@ -365,3 +365,18 @@ def test_a_feed_whose_files_pyarrow_cannot_open_is_counted_through_duckdb_for_th
                  "string_agg(table_name, ',' ORDER BY table_name) AS value, 'x' AS message FROM duckdb_tables() "
                  "WHERE table_name = 'stops'")
     assert run_rules(out, rules=[reads]).notices.column("value").to_pylist() == ["stops"]  # held all the same
+
+
+def test_a_rule_statement_is_parsed_once_per_process_and_reads_each_feed_s_own_tables(tmp_path):
+    from transforms.rules import engine
+
+    every_stop = Rule("test_parsed_once", WARNING, "test", sql=lambda ctx: "SELECT 'stops.txt' AS file, _line AS line, "
+                      "'stop_id' AS field, stop_id AS value, stop_name AS message FROM stops")
+    first = run_rules(_tables(tmp_path / "a"), rules=[every_stop])
+    parsed = {k: v for k, v in engine._PARSED.items() if "stop_name AS message FROM stops" in k}
+    three = MINI_FEED["stops.txt"] + "S3,山手,43.32,141.42\n"
+    second = run_rules(_tables(tmp_path / "b", {**MINI_FEED, "stops.txt": three}), rules=[every_stop])
+    assert parsed and all(engine._PARSED.get(k) is v for k, v in parsed.items())  # the second run ran the first's parse
+    assert first.counts == {("test_parsed_once", WARNING): 2}
+    assert second.counts == {("test_parsed_once", WARNING): 3}
+    assert second.notices.column("message").to_pylist() == ["港前", "駅前", "山手"]

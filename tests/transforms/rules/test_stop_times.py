@@ -176,3 +176,23 @@ def test_far_stops_of_a_trip_holding_every_stop_time_form_rows_in_proportion_to_
 
     rows_out = biggest(json.loads(profile.read_text()))
     assert n <= rows_out <= 10 * n, rows_out  # at least stop_times itself is read
+
+
+def test_far_stops_of_long_trips_are_found_as_the_window_finds_them(tmp_path):
+    """A trip longer than far_stops_long_trip_rows takes its candidates from a running minimum looked up as of the distance
+    far_m back instead of DuckDB's RANGE window (superlinear in one huge partition): the same findings either way, on
+    trips with repeated distances (a stop visited twice in a row), untimed stops and times going back and forth."""
+    rows = []
+    for t in range(3):
+        for k in range(300):
+            timed = k % 5 != 2
+            clock = f"{8 + (k * 11 + t) % 3:02d}:{(k * 7 + t * 13) % 60:02d}:{(k % 2) * 30:02d}" if timed else ""
+            stop = 1 + ((k // 2) * 13 + t) % 30  # each stop twice in a row: equal running distances
+            rows.append(f"T{t},{clock},{clock},S{stop},{k},,")
+    trips = "route_id,service_id,trip_id\n" + "".join(f"R1,WD,T{t}\n" for t in range(3))
+    files = feed(**times(*rows), trips=trips)
+    picked = rule(RULES, "fast_travel_between_far_stops")
+    window = run(tmp_path / "window", files, picked, params={"far_stops_long_trip_rows": 10**9})
+    running = run(tmp_path / "running", files, picked, params={"far_stops_long_trip_rows": 50})
+    assert sum(window.counts.values()) == 3
+    assert found(running, "fast_travel_between_far_stops") == found(window, "fast_travel_between_far_stops")

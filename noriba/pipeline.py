@@ -24,6 +24,7 @@ import uuid
 from collections import Counter
 from concurrent.futures import Future
 from datetime import date, datetime, timezone
+from functools import partial
 from pathlib import Path
 
 import duckdb
@@ -482,10 +483,10 @@ def start_export(ws: Workspace, lake: dict) -> "Future | None":
     fid, ver = lake["feed_id"], lake["feed_version"]
     if is_exported(ws, fid, ver):
         return None
-    return in_thread(_export_and_push, ws, fid, ver, False, name="noriba-export")
+    return in_thread(partial(_export_and_push, lock=False), ws, fid, ver, name="noriba-export")
 
 
-def _export_and_push(ws: Workspace, feed_id: str, feed_version: str, lock: bool = True) -> dict:
+def _export_and_push(ws: Workspace, feed_id: str, feed_version: str, *, lock: bool = True) -> dict:
     """Return export_version's paths after pushing them to object storage at once, the zip last (it says the export is
     whole): a kill after a whole local export must not leave the store without it, since a rerun finds it exported."""
     from warehouse.export import export_version

@@ -99,11 +99,9 @@ def _members(source: Path, *, findings: Findings | None = None) -> dict[str, Cal
         zf = zipfile.ZipFile(source)
         infos = zf.infolist()
     except (zipfile.BadZipFile, OSError, EOFError, ValueError, OverflowError, NotImplementedError, struct.error) as e:
-        msg, ja = _not_a_zip(source, e)
-        raise InputError(msg, ja=ja) from None
+        raise _not_a_zip(source, e) from None
     if len(infos) > MAX_ZIP_FILES:
-        msg, ja = _too_many(source, len(infos))
-        raise InputError(msg, ja=ja)
+        raise _too_many(source, len(infos))
     found = {}
     copies: Counter = Counter()
     unpacked = packed = 0
@@ -138,11 +136,11 @@ def _members(source: Path, *, findings: Findings | None = None) -> dict[str, Cal
     return found
 
 
-def _too_many(source: Path, n: int) -> tuple[str, str]:
-    """Return InputError's arguments for a zip that holds ``n`` files, too many."""
-    return (f"{source}: the zip holds {n:,} files; a feed has a few dozen, and more than {MAX_ZIP_FILES:,} are refused "
+def _too_many(source: Path, n: int) -> InputError:
+    """Return the error for a zip that holds ``n`` files, too many."""
+    return InputError(f"{source}: the zip holds {n:,} files; a feed has a few dozen, and more than {MAX_ZIP_FILES:,} are refused "
             "(a zip made to exhaust memory); zip the feed's files alone",
-            f"{source}: zip に {n:,} 個のファイルがあります。フィードのファイルは数十個で、{MAX_ZIP_FILES:,} 個を超える zip は"
+            ja=f"{source}: zip に {n:,} 個のファイルがあります。フィードのファイルは数十個で、{MAX_ZIP_FILES:,} 個を超える zip は"
             "（メモリを使い果たさせる zip として）受け付けません。フィードのファイルだけを zip にしてください")
 
 
@@ -167,8 +165,7 @@ def _check_directory(source: Path) -> None:
             if len(rec) == 56 and rec[:4] == b"PK\x06\x06":
                 entries, cd_bytes = struct.unpack("<2Q", rec[32:48])
     if entries > MAX_ZIP_FILES:
-        msg, ja = _too_many(source, entries)
-        raise InputError(msg, ja=ja)
+        raise _too_many(source, entries)
     if cd_bytes > MAX_DIRECTORY_BYTES:
         raise InputError(f"{source}: the zip's table of contents takes {cd_bytes:,} bytes; a feed's takes a few thousand, and "
                          f"more than {MAX_DIRECTORY_BYTES:,} are refused (a zip made to exhaust memory); zip the feed's files alone",
@@ -176,17 +173,17 @@ def _check_directory(source: Path) -> None:
                             "超える zip は（メモリを使い果たさせる zip として）受け付けません。フィードのファイルだけを zip にしてください")
 
 
-def _not_a_zip(source: Path, e: Exception) -> tuple[str, str]:
-    """Return the one-line error (English, Japanese) for a file zipfile cannot open: a damaged or cut-off zip, or not a zip."""
+def _not_a_zip(source: Path, e: Exception) -> InputError:
+    """Return the one-line error for a file zipfile cannot open: a damaged or cut-off zip, or not a zip at all."""
     with source.open("rb") as f:
         head = f.read(4)
     if head == b"PK\x03\x04" or head == b"PK\x05\x06":
-        return (f"{source}: the zip is incomplete or damaged ({shown(str(e))}); it may have been cut off while downloading: "
-                "download or export the feed again",
-                f"{source}: zip が途中までしかないか壊れています（{shown(str(e))}）。ダウンロードの途中で切れた可能性があります。"
-                "フィードをもう一度ダウンロードするか、書き出し直してください")
-    return (f"{source}: not a zip file and not a folder; a GTFS feed is a .zip of .txt files",
-            f"{source}: zip ファイルでもフォルダでもありません。GTFS フィードは .txt ファイルをまとめた .zip です")
+        return InputError(f"{source}: the zip is incomplete or damaged ({shown(str(e))}); it may have been cut off while downloading: "
+                          "download or export the feed again",
+                          ja=f"{source}: zip が途中までしかないか壊れています（{shown(str(e))}）。ダウンロードの途中で切れた可能性があります。"
+                             + _AGAIN_JA)
+    return InputError(f"{source}: not a zip file and not a folder; a GTFS feed is a .zip of .txt files",
+                      ja=f"{source}: zip ファイルでもフォルダでもありません。GTFS フィードは .txt ファイルをまとめた .zip です")
 
 
 def _check_size(source: Path, info: zipfile.ZipInfo, max_bytes: int, max_ratio: float) -> None:
@@ -204,6 +201,10 @@ def _check_size(source: Path, info: zipfile.ZipInfo, max_bytes: int, max_ratio: 
                             f"（{info.file_size / max(info.compress_size, 1):,.0f}:1）。実際のフィードの圧縮率はおよそ 25:1 までなので、"
                             "zip 爆弾の疑いがあるとして受け付けませんでした。信頼できるファイルであれば、"
                             f"NORIBA_MAX_ZIP_RATIO を大きくしてください（現在 {max_ratio:g}）")
+
+
+#: What to do about a damaged zip, in Japanese (the English messages say "download or export the feed again").
+_AGAIN_JA = "フィードをもう一度ダウンロードするか、書き出し直してください"
 
 
 class _Unreadable(Exception):
@@ -224,7 +225,7 @@ def _member_bytes(source: Path, zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> b
         raise InputError(f"{source}!{shown(info.orig_filename)}: this file of the zip is damaged or cannot be unpacked ({shown(str(e))}); "
                          "download or export the feed again",
                          ja=f"{source}!{shown(info.orig_filename)}: zip のこのファイルは壊れているか展開できません（{shown(str(e))}）。"
-                            "フィードをもう一度ダウンロードするか、書き出し直してください") from None
+                            + _AGAIN_JA) from None
 
 
 def _inflate(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
@@ -251,11 +252,11 @@ def _inflate(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
         header = f.read(30)
         if len(header) != 30 or header[:4] != b"PK\x03\x04":
             raise _Unreadable("this file of the zip is damaged (its header is missing); download or export the feed again",
-                              "zip のこのファイルは壊れています（ヘッダーがありません）。フィードをもう一度ダウンロードするか、書き出し直してください")
+                              "zip のこのファイルは壊れています（ヘッダーがありません）。" + _AGAIN_JA)
         start = info.header_offset + 30 + int.from_bytes(header[26:28], "little") + int.from_bytes(header[28:30], "little")
         if start + info.compress_size > end:
             raise _Unreadable("this file of the zip is cut off (the zip is incomplete); download or export the feed again",
-                              "zip のこのファイルは途中で切れています（zip が不完全です）。フィードをもう一度ダウンロードするか、書き出し直してください")
+                              "zip のこのファイルは途中で切れています（zip が不完全です）。" + _AGAIN_JA)
         f.seek(start)
         packed = f.read(info.compress_size)
     limit = info.file_size + 1
@@ -272,16 +273,16 @@ def _inflate(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
         raise _Unreadable(f"this file of the zip unpacks to more than the {info.file_size:,} bytes its header declares; the zip "
                           "is damaged or built to exhaust memory (a zip bomb), so it was not read; download or export the feed again",
                           f"zip のこのファイルはヘッダーに書かれた {info.file_size:,} バイトより大きく展開されます。zip が壊れているか、"
-                          "メモリを使い果たさせるための zip（zip 爆弾）なので読みませんでした。フィードをもう一度ダウンロードするか、書き出し直してください")
+                          "メモリを使い果たさせるための zip（zip 爆弾）なので読みませんでした。" + _AGAIN_JA)
     if len(data) != info.file_size:
         raise _Unreadable(f"this file of the zip is damaged: it unpacks to {len(data):,} bytes, not the {info.file_size:,} its "
                           "header declares; download or export the feed again",
                           f"zip のこのファイルは壊れています。展開すると {len(data):,} バイトで、ヘッダーに書かれた {info.file_size:,} "
-                          "バイトと合いません。フィードをもう一度ダウンロードするか、書き出し直してください")
+                          "バイトと合いません。" + _AGAIN_JA)
     if isal_zlib.crc32(data) != info.CRC:
         raise _Unreadable("this file of the zip is damaged (Bad CRC-32: its contents do not match its checksum); "
                           "download or export the feed again",
-                          "zip のこのファイルは壊れています（CRC-32 不一致：中身がチェックサムと合いません）。フィードをもう一度ダウンロードするか、書き出し直してください")
+                          "zip のこのファイルは壊れています（CRC-32 不一致：中身がチェックサムと合いません）。" + _AGAIN_JA)
     return data
 
 
@@ -289,7 +290,7 @@ def _unlzma(packed: bytes, limit: int) -> bytes:
     """Return up to ``limit`` bytes unpacked from a zip LZMA member (version, properties, then a raw LZMA1 stream)."""
     if len(packed) < 9:
         raise _Unreadable("this file of the zip is damaged (its LZMA header is cut off); download or export the feed again",
-                          "zip のこのファイルは壊れています（LZMA ヘッダーが途中で切れています）。フィードをもう一度ダウンロードするか、書き出し直してください")
+                          "zip のこのファイルは壊れています（LZMA ヘッダーが途中で切れています）。" + _AGAIN_JA)
     size = int.from_bytes(packed[2:4], "little")
     props = packed[4:4 + size]
     if size != 5 or len(props) != 5 or props[0] >= 9 * 5 * 5:

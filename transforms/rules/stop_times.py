@@ -245,6 +245,8 @@ def _fast_far(ctx: Context) -> str:
     kmh = f"(b.cum_m - a.cum_m) / 1000.0 * 3600 / {_md_seconds('a.departure_time', 'b.arrival_time')}"
     leg = (f"a.departure_time IS NOT NULL AND b.arrival_time IS NOT NULL AND b.cum_m - a.cum_m > {far_m} "
            f"AND {kmh} > {_md_limit(ctx, 'b.route_type')}")
+    # the candidate end e (a stop b) with every earlier stop a of its trip that makes the leg too fast
+    true_end = f"JOIN {legs} b ON b.r = e.r JOIN {legs} a ON a.r - a.i = e.k AND a.r < b.r WHERE {leg}"
     return (
         # Only the stops a leg that fast can end at: 3.6 d / t > lim needs 3.6 cum_b - lim arr_b > 3.6 cum_a - lim dep_a (the time
         # MobilityData divides by is never below arr_b - dep_a), for some earlier a more than far_m back; one window, not all pairs.
@@ -257,11 +259,12 @@ def _fast_far(ctx: Context) -> str:
         # rows, 6.5 s at 400k): a trip longer than long_trip_rows takes the same minimum as a running minimum (rows in
         # running-distance order, the last row of equal distances holding it) looked up as of the distance far_m back.
         f"long AS (SELECT r - i AS k FROM {legs} WHERE i = {long_rows}), "
+        "long_src AS (SELECT * FROM src WHERE k IN (SELECT k FROM long)), "
         f"short_ka AS (SELECT r, k, cum_m, arrival_time, kb, min(kd) OVER (PARTITION BY k ORDER BY cum_m "
         f"RANGE BETWEEN UNBOUNDED PRECEDING AND {far_m} PRECEDING) AS ka FROM src WHERE k NOT IN (SELECT k FROM long)), "
         "run_min AS (SELECT k, cum_m, min(m) AS m FROM (SELECT k, cum_m, min(kd) OVER (PARTITION BY k ORDER BY cum_m, r "
-        "ROWS UNBOUNDED PRECEDING) AS m FROM src WHERE k IN (SELECT k FROM long)) GROUP BY k, cum_m), "
-        f"long_ka AS (SELECT s.r, s.k, s.cum_m, s.arrival_time, s.kb, p.m AS ka FROM (SELECT * FROM src WHERE k IN (SELECT k FROM long)) s "
+        "ROWS UNBOUNDED PRECEDING) AS m FROM long_src) GROUP BY k, cum_m), "
+        "long_ka AS (SELECT s.r, s.k, s.cum_m, s.arrival_time, s.kb, p.m AS ka FROM long_src s "
         f"ASOF LEFT JOIN run_min p ON p.k = s.k AND p.cum_m <= s.cum_m - {far_m}), "
         "ends AS (SELECT r, k, row_number() OVER (PARTITION BY k ORDER BY r) AS n FROM "
         "(SELECT * FROM short_ka UNION ALL SELECT * FROM long_ka) "
@@ -270,11 +273,9 @@ def _fast_far(ctx: Context) -> str:
         # stop time of a hostile feed costs its length, not its length squared (pairs of every end: terabytes of spill).
         # Most trips' first candidate is it; only a trip whose first candidate is not (a leg saved by the minute MobilityData
         # adds to whole-minute times) tries its later ones, counted per trip without keeping the pairs.
-        f"first_ok AS (SELECT e.k, e.r FROM ends e JOIN {legs} b ON b.r = e.r JOIN {legs} a ON a.r - a.i = e.k AND a.r < b.r "
-        f"WHERE e.n = 1 AND {leg} GROUP BY e.k, e.r), "
+        f"first_ok AS (SELECT e.k, e.r FROM (SELECT * FROM ends WHERE n = 1) e {true_end} GROUP BY e.k, e.r), "
         "later AS MATERIALIZED (SELECT r, k FROM ends WHERE n > 1 AND k NOT IN (SELECT k FROM first_ok)), "
-        f"later_ok AS (SELECT e.k, min(e.r) AS r FROM later e JOIN {legs} b ON b.r = e.r JOIN {legs} a ON a.r - a.i = e.k AND a.r < b.r "
-        f"WHERE {leg} GROUP BY e.k), "
+        f"later_ok AS (SELECT e.k, min(e.r) AS r FROM later e {true_end} GROUP BY e.k), "
         "firsts AS (SELECT r FROM first_ok UNION ALL SELECT r FROM later_ok), "
         "pairs AS (SELECT a.trip_id, b._line, b.i AS b_i, a.i AS a_i, a.stop_id AS a_stop, a.stop_sequence AS a_seq, "
         "a.departure_time AS a_dep, b.stop_id AS b_stop, b.stop_sequence AS b_seq, b.arrival_time AS b_arr, "

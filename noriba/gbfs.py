@@ -204,10 +204,11 @@ def archive_target(folder: Path, members: list[tuple[str, bytes, str]]) -> tuple
 def _write_stored_zip(path: Path, members: list[tuple[str, bytes, str]]) -> None:
     """Write ``members`` ((name, bytes, sha256), in order) to a new file ``path`` as an uncompressed zip, byte for byte the
     file zipfile writes for them (ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)), ZIP_STORED), without its two header writes
-    and seeks per member: headers packed here, the CRCs by zlib, everything written with a few writev calls. Only for
+    and seeks per member: headers packed here, the CRCs by ISA-L, everything written with a few writev calls. Only for
     fewer than 65,535 members and under 1 GiB (no zip64 record)."""
     import struct
-    import zlib
+
+    from isal.isal_zlib import crc32  # the same CRC-32 as zlib's, ~6x faster (ISA-L)
 
     dosdate, dostime = (0 << 9) | (1 << 5) | 1, 0  # 1980-01-01 00:00:00
     parts: list[bytes] = []
@@ -218,7 +219,7 @@ def _write_stored_zip(path: Path, members: list[tuple[str, bytes, str]]) -> None
             raw, flags = name.encode("ascii"), 0
         except UnicodeEncodeError:
             raw, flags = name.encode("utf-8"), 0x800
-        crc, size = zlib.crc32(data), len(data)
+        crc, size = crc32(data), len(data)
         header = struct.pack("<4s2B4HL2L2H", b"PK\x03\x04", 20, 0, flags, 0, dostime, dosdate, crc, size, size, len(raw), 0) + raw
         central.append(struct.pack("<4s4B4HL2L5H2L", b"PK\x01\x02", 20, 3, 20, 0, flags, 0, dostime, dosdate, crc, size, size,
                                    len(raw), 0, 0, 0, 0, 0o600 << 16, offset) + raw)  # rw------- as zipfile.writestr gives

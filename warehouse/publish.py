@@ -45,7 +45,7 @@ from warehouse.txn import transaction
 from warehouse.workspace import Workspace
 from transforms.schema import load_schema
 from transforms.sql import lit, q
-from warehouse.runstate import fault_point
+from warehouse.runstate import fault_point, in_thread
 
 NOTICE_COLUMNS = "code VARCHAR, severity VARCHAR, file VARCHAR, line BIGINT, field VARCHAR, value VARCHAR, message VARCHAR"
 QUARANTINE_COLUMNS = "file VARCHAR, line BIGINT, code VARCHAR, reason VARCHAR, raw VARCHAR"
@@ -350,9 +350,29 @@ def writer_session(ws: Workspace):
         cons[str(writer_path(ws))] = con
         try:
             yield
-        finally:
+        except BaseException:
             cons.pop(str(writer_path(ws)), None)
             con.close()
+            raise
+        cons.pop(str(writer_path(ws)), None)
+        _close_copying(ws, con)
+
+
+def _close_copying(ws: Workspace, con: duckdb.DuckDBPyConnection) -> None:
+    """Close the writer's connection ``con``. If releasing the publish lock would replace the readers' copy now and the
+    writer's file has no WAL (its commits are checkpointed into it), then the copy is made while DuckDB closes: closing
+    does not write to a checkpointed file (tested), so the copy is the file as it is once closed. Call under the lock."""
+    src = writer_path(ws)
+    if not (_pending(ws).exists() and _copy_due(ws)) or src.with_name(src.name + ".wal").exists():
+        con.close()
+        return
+    copying = in_thread(publish_snapshot, ws, name="noriba-snapshot")
+    try:
+        con.close()
+    finally:
+        copying.result()  # its error is the caller's, as the lock's release would raise it
+    if (block := _deferral(ws)) is not None:  # the copy counts for this thread's deferral block
+        block[1] = time.monotonic()
 
 
 def _warehouse_tables() -> list[tuple[str, str, list[tuple[str, str]]]]:

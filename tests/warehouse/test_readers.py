@@ -140,6 +140,52 @@ def test_a_writer_that_commits_nothing_makes_no_copy(ws, tmp_path):
     assert not (ws.home / "writer" / ".snapshot-pending").exists()
 
 
+def _copies_by_thread(monkeypatch) -> list[tuple[str, str]]:
+    import threading
+
+    import warehouse.publish as publish
+
+    made: list[tuple[str, str]] = []
+    real = publish.publish_snapshot
+
+    def traced(ws):
+        out = real(ws)
+        made.append((threading.current_thread().name, out["how"]))
+        return out
+
+    monkeypatch.setattr(publish, "publish_snapshot", traced)
+    return made
+
+
+def test_the_readers_copy_is_made_while_the_writer_closes_and_is_the_closed_file(ws, monkeypatch):
+    from warehouse.publish import connect, writer_path, writer_session
+
+    made = _copies_by_thread(monkeypatch)
+    with writer_session(ws):
+        con = connect(ws)
+        con.execute("CREATE TABLE t AS SELECT range AS a, range::VARCHAR AS b FROM range(200000)")
+        con.execute("CHECKPOINT")  # no WAL left: the copy can start before DuckDB closes the file
+    assert len(made) == 1 and made[0][0].startswith("noriba-snapshot") and made[0][1] != "unchanged"
+    assert ws.warehouse.read_bytes() == writer_path(ws).read_bytes()  # closing wrote nothing after the copy
+    assert not (writer_path(ws).parent / ".snapshot-pending").exists()
+    with duckdb.connect(str(ws.warehouse), read_only=True) as r:
+        assert r.execute("SELECT count(*), sum(a) FROM t").fetchone() == (200000, 199999 * 200000 // 2)
+
+
+def test_a_writer_whose_commits_are_still_in_the_wal_is_copied_after_it_closes(ws, monkeypatch):
+    from warehouse.publish import connect, writer_path, writer_session
+
+    with writer_session(ws):
+        connect(ws).execute("CREATE TABLE t (a INTEGER)")
+    made = _copies_by_thread(monkeypatch)
+    with writer_session(ws):
+        connect(ws).execute("INSERT INTO t VALUES (1), (2)")  # a small commit stays in the WAL until DuckDB closes
+        assert writer_path(ws).with_name(writer_path(ws).name + ".wal").exists()
+    assert [t for t, _ in made] == ["MainThread"] and made[0][1] != "unchanged"  # by the lock's release, after the close
+    with duckdb.connect(str(ws.warehouse), read_only=True) as r:
+        assert r.execute("SELECT sum(a) FROM t").fetchone() == (3,)
+
+
 def _count_copies(monkeypatch) -> list[dict]:
     import warehouse.publish as publish
 

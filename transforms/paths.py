@@ -25,8 +25,18 @@ def shown(name: str) -> str:
     return _CONTROL.sub(lambda m: repr(m.group())[1:-1] if m.group() in "\n\r\t" else f"\\x{ord(m.group()):02x}", name)
 
 
+#: Names made only of parts of letters, digits, '_', '-' and '.' (not first), each of at most MAX_PART_BYTES: always safe
+#: (relative, no '..', no drive, no control character), so they skip the checks below (a snapshot folder lists thousands).
+_PLAIN = re.compile(r"(?:[A-Za-z0-9_-][A-Za-z0-9_.-]{0,%d}/)*[A-Za-z0-9_-][A-Za-z0-9_.-]{0,%d}" % (MAX_PART_BYTES - 1, MAX_PART_BYTES - 1))
+
+
 def unsafe_reason(name: str) -> str | None:
     """Return why ``name`` may not become a path under a folder, or None if it may."""
+    return None if _PLAIN.fullmatch(name) else _reason(name)
+
+
+def _reason(name: str) -> str | None:
+    """Return why ``name`` may not become a path under a folder, or None if it may (every check)."""
     if not name:
         return "the name is empty"
     if _CONTROL.search(name):

@@ -69,6 +69,7 @@ def _kind_of_part(part: str) -> str | None:
     return m.group(0) if m else None
 
 
+@lru_cache(maxsize=16384)  # asked several times per file of a batch (order, decode ahead, read)
 def kind_from_name(relpath: str) -> str | None:
     """Return the GBFS kind a file's name or the name of a folder holding it says, nearest first; None if none does."""
     for part in reversed(relpath.replace("\\", "/").split("/")):

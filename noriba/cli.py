@@ -729,7 +729,7 @@ def _run_trips(args, *, ids: list[str] | None = None, tags: tuple[str, ...] = ()
         return EXIT_PROBLEM
     for r in results:
         if r.get("status") == "failed":
-            _fail(console, r["feed_id"], r["exception"])
+            _fail(console, r["feed_id"], r["exception"], spec=r.get("spec"))
             continue
         console.print(r["message"], markup=False)
         for path in (r.get("exports") or {}).values():

@@ -76,9 +76,11 @@ def fetch_trips(spec: FeedSpec, ws: Workspace) -> dict:
     opts = trip_options(spec)
     root = spec.source.path
     if root is None:
-        raise InputError(f"{spec.id}: trips sources are read from source.path (a folder or file)")
+        raise InputError(f"{spec.id}: trips sources are read from source.path (a folder or file)",
+                         ja=f"{spec.id}: 乗車記録は source.path（フォルダかファイル）から読みます。spec に source.path を書いてください")
     if not root.exists():
-        raise InputError(f"{spec.id}: source {root} does not exist; check source.path in {spec.spec_path or 'the spec'}")
+        raise InputError(f"{spec.id}: source {root} does not exist; check source.path in {spec.spec_path or 'the spec'}",
+                         ja=f"{spec.id}: {root} がありません。{spec.spec_path or 'spec'} の source.path を確認してください")
     ws.raw_dir(spec.id)  # a hostile id is refused before anything is read
     paths = list_files(root, opts.files)
     base = root if root.is_dir() else root.parent
@@ -316,12 +318,16 @@ class SourcesFailed(Exception):
         super().__init__(f"{len(self.failed)} of {len(results)} trips sources failed: {', '.join(self.failed)}")
 
 
-def _error_lines(exc: BaseException) -> list[str]:
-    """Return what went wrong as lines a person can act on (an unexpected error as its type and message)."""
+def _error_lines(exc: BaseException, *, spec: FeedSpec | None = None) -> list[str]:
+    """Return what went wrong as lines a person can act on (an unexpected error as its type and message). If ``spec`` is a
+    Japanese source's (noriba.notify.japanese) and the error has a Japanese text, then that text first."""
     if isinstance(exc, SpecError):
         return list(exc.problems)
     if isinstance(exc, InputError):
-        return str(exc).splitlines() or [type(exc).__name__]
+        from noriba.notify import japanese
+
+        ja = exc.ja.splitlines() if exc.ja and spec is not None and japanese(spec) else []
+        return ja + str(exc).splitlines() or [type(exc).__name__]
     return [f"{type(exc).__name__}: {exc} (set NORIBA_DEBUG=1 for details)"]
 
 
@@ -355,8 +361,8 @@ def run_all(ws: Workspace, *, ids: list[str] | None = None, tags: tuple[str, ...
         except Exception as exc:  # the next source still runs; KeyboardInterrupt and the like stop the run
             if os.environ.get("NORIBA_DEBUG"):
                 raise
-            results.append({"feed_id": s.id, "status": "failed", "errors": _error_lines(exc), "exception": exc,
-                            "message": f"{s.id}: FAILED"})
+            results.append({"feed_id": s.id, "status": "failed", "errors": _error_lines(exc, spec=s), "exception": exc,
+                            "spec": s, "message": f"{s.id}: FAILED"})
     if any(r["status"] == "failed" for r in results):
         raise SourcesFailed(results)
     return results
@@ -369,5 +375,6 @@ def check_contracts(ws: Workspace, source_id: str, *, sample: int = 100_000):
     part = ws.lake / "trips_fct_trips" / f"source_id={source_id}"
     files = sorted(part.glob("month=*/*.parquet"))
     if not files:
-        raise InputError(f"{source_id}: no accepted trips in the lake; run the source first")
+        raise InputError(f"{source_id}: no accepted trips in the lake; run the source first",
+                         ja=f"{source_id}: 取り込まれた乗車記録がありません。先にこのソースを実行してください")
     return validate_parquet(files, sample=sample)

@@ -106,3 +106,27 @@ def test_a_japanese_feeds_missing_source_names_the_spec_field_in_japanese(tmp_pa
     assert lines[0] == (f"error: town-bus: {tmp_path / 'nowhere'}: ファイルまたはフォルダがありません（フィード 'town-bus'、"
                         "source.path）。ファイルを置くか、フィード定義（spec）の source.path を直してください")
     assert lines[1] == f"error: town-bus: {tmp_path / 'nowhere'}: no such file or folder (feed 'town-bus', source.path)"
+
+
+def test_a_japanese_trip_logs_unreadable_file_is_said_in_japanese_first_then_english(tmp_path):
+    """A town's on-demand booking log comes in as an empty CSV: `noriba trips` says so in Japanese, then in English;
+    the same file under a spec that is not Japanese gets the English line alone."""
+    import os
+
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "bookings.csv").write_bytes(b"")
+    specs = tmp_path / "specs" / "trips"
+    specs.mkdir(parents=True)
+    spec = ("id: {id}\nkind: trips\nsource: {{path: {logs}}}\ntimezone: {tz}\n"
+            "trips:\n  files: ['*.csv']\n  mode: on_demand\n  columns: {{pickup_time: pickup_at}}\n")
+    (specs / "town-ondemand.yml").write_text(spec.format(id="town-ondemand", logs=logs, tz="Asia/Tokyo"), encoding="utf-8")
+    (specs / "city-ondemand.yml").write_text(spec.format(id="city-ondemand", logs=logs, tz="Europe/Oslo"), encoding="utf-8")
+    env = {**os.environ, "NORIBA_SPECS": str(tmp_path / "specs")}
+    proc = subprocess.run([sys.executable, "-m", "noriba.cli", "--home", str(tmp_path / "home"), "trips", "--quiet"],
+                          capture_output=True, text=True, cwd=ROOT, timeout=300, env=env)
+    lines = _error_lines(proc)
+    town = [ln for ln in lines if ln.startswith("error: town-ondemand: ")]
+    city = [ln for ln in lines if ln.startswith("error: city-ondemand: ")]
+    assert len(town) == 2 and "ファイルが空です（見出しの行がありません）" in town[0] and "the file is empty" in town[1], lines
+    assert len(city) == 1 and "the file is empty" in city[0], lines

@@ -60,14 +60,16 @@ def list_files(root: Path, patterns: tuple[str, ...]) -> list[Path]:
     if root.is_file():
         return [root]
     if not root.exists():
-        raise InputError(f"{root}: the source folder does not exist; check source.path in the spec")
+        raise InputError(f"{root}: the source folder does not exist; check source.path in the spec",
+                         ja=f"{root}: 読み込むフォルダがありません。spec の source.path を確認してください")
     seen: dict[Path, None] = {}
     for pat in patterns:
         for p in sorted(glob.glob(str(root / pat), recursive=True)):
             if Path(p).is_file():
                 seen.setdefault(Path(p), None)
     if not seen:
-        raise InputError(f"{root}: no file matches {', '.join(patterns)}; check trips.files in the spec")
+        raise InputError(f"{root}: no file matches {', '.join(patterns)}; check trips.files in the spec",
+                         ja=f"{root}: {'、'.join(patterns)} に当てはまるファイルがありません。spec の trips.files を確認してください")
     return list(seen)
 
 
@@ -76,7 +78,8 @@ def file_format(path: Path, declared: str) -> str:
         return declared
     fmt = _EXT_FORMATS.get(path.suffix.lower())
     if fmt is None:
-        raise InputError(f"{path.name}: cannot tell the format from the extension; set trips.format in the spec")
+        raise InputError(f"{path.name}: cannot tell the format from the extension; set trips.format in the spec",
+                         ja=f"{path.name}: 拡張子からファイル形式がわかりません。spec の trips.format で形式を指定してください")
     return fmt
 
 
@@ -115,7 +118,8 @@ def inspect(path: Path, *, root: Path, opts: TripOptions, encoding: str | None, 
     with open(sf.read_path, encoding="utf-8", newline="") as fh:
         first = fh.readline()
     if not first.strip():
-        raise InputError(f"{sf.label}: the file is empty (no header line)")
+        raise InputError(f"{sf.label}: the file is empty (no header line)",
+                         ja=f"{sf.label}: ファイルが空です（見出しの行がありません）。中身のあるファイルを送り直してください")
     scan = max(HEADER_SCAN_ROWS, opts.header_row if isinstance(opts.header_row, int) else 0)
     head = _head_records(sf.read_path, scan) or [next(csv.reader(io.StringIO(first)))]
     idx = header_index(head, opts, label=sf.label)
@@ -163,14 +167,18 @@ def header_index(rows: list[list[str]], opts: TripOptions, *, label: str) -> int
     if isinstance(opts.header_row, int):
         if opts.header_row > len(rows):
             raise InputError(f"{label}: trips.header_row is {opts.header_row} but the file has only {len(rows)} lines; "
-                             f"give the line of the header (1 = the first line) or auto")
+                             f"give the line of the header (1 = the first line) or auto",
+                             ja=f"{label}: trips.header_row は {opts.header_row} ですが、ファイルは {len(rows)} 行しかありません。"
+                                f"見出しの行番号（1 = 1行目）か auto を指定してください")
         return opts.header_row - 1
     found = find_header(rows, names=spec_names(opts))
     if found is None:
         found = find_header(rows)
     if found is None:
         raise InputError(f"{label}: no header found in the first {len(rows)} lines (trips.header_row: auto); "
-                         f"set trips.header_row to the line number of the header")
+                         f"set trips.header_row to the line number of the header",
+                         ja=f"{label}: 先頭 {len(rows)} 行に見出しの行が見つかりません（trips.header_row: auto）。"
+                            f"trips.header_row に見出しの行番号を指定してください")
     return found
 
 
@@ -266,7 +274,9 @@ def _write_records(sf: SourceFile, *, skip: int, footer: int, staging: Path) -> 
                 w.writerow(held.popleft())
     if footer and n_records - 1 < footer:
         raise InputError(f"{sf.label}: trips.footer_rows is {footer} but the file has only {max(n_records - 1, 0)} lines "
-                         f"under its header; lower trips.footer_rows")
+                         f"under its header; lower trips.footer_rows",
+                         ja=f"{sf.label}: trips.footer_rows は {footer} ですが、見出しの下は {max(n_records - 1, 0)} 行しかありません。"
+                            f"trips.footer_rows を小さくしてください")
     sf.read_path = out_path
 
 
@@ -358,9 +368,11 @@ def _write_trusted_rows(raw: bytes, enc: str, sf: SourceFile) -> None:
     try:
         names = [h.encode("latin-1").decode(enc) for h in header]
     except UnicodeDecodeError:
-        raise InputError(f"{sf.label}: the header line is not valid {enc}; save the file in one encoding (UTF-8)") from None
+        raise InputError(f"{sf.label}: the header line is not valid {enc}; save the file in one encoding (UTF-8)",
+                         ja=f"{sf.label}: 見出しの行が {enc} として読めません。ファイルを一つの文字コード（UTF-8）で保存し直してください") from None
     if any("\x00" in h for h in names):
-        raise InputError(f"{sf.label}: the header line holds a NUL byte (0x00); the file is damaged")
+        raise InputError(f"{sf.label}: the header line holds a NUL byte (0x00); the file is damaged",
+                         ja=f"{sf.label}: 見出しの行に NUL（0x00）が含まれています。ファイルが壊れています。出力し直してください")
     notices = [n for n in sf.notices if n.code not in ("non_utf8_bytes", "invalid_character")]  # replaced by one notice per row
     n_bad = 0
     with open(sf.read_path, "w", encoding="utf-8", newline="") as out:
@@ -402,7 +414,8 @@ def _records_of(reader, label: str):
         except StopIteration:
             return
         except csv.Error as exc:
-            raise InputError(f"{label}: record {n + 1}: {exc}; the CSV cannot be read") from None
+            raise InputError(f"{label}: record {n + 1}: {exc}; the CSV cannot be read",
+                             ja=f"{label}: {n + 1} 件目のレコードが読めません（{exc}）。CSV として保存し直してください") from None
         n += 1
         yield fields
 
@@ -516,7 +529,8 @@ def _csv_table(con: duckdb.DuckDBPyConnection, f: SourceFile) -> pa.Table:
         t = con.sql(f"SELECT * FROM read_csv({lit(str(f.read_path))}, header=true, all_varchar=true, strict_mode=false, "
                     f"null_padding=true, sample_size=-1)").to_arrow_table()
     except duckdb.Error as exc:
-        raise InputError(f"{f.label}: the CSV cannot be read: {str(exc).splitlines()[0]}") from None
+        raise InputError(f"{f.label}: the CSV cannot be read: {str(exc).splitlines()[0]}",
+                         ja=f"{f.label}: CSV として読めません（{str(exc).splitlines()[0]}）。CSV として保存し直してください") from None
     t = t.rename_columns(names[:t.num_columns] + [f"column_{i + 1}" for i in range(len(names), t.num_columns)])
     return _with_position(t, f.label)
 
@@ -554,7 +568,7 @@ def _xlsx_table(f: SourceFile, opts: TripOptions) -> pa.Table:
     book = OdsBook if looks_like_ods(head) or f.label.lower().endswith(".ods") else Workbook  # LibreOffice's .ods, or Excel's .xlsx
     with book(f.path, f.label) as wb:
         if not wb.sheets:
-            raise InputError(f"{f.label}: the workbook has no sheet")
+            raise InputError(f"{f.label}: the workbook has no sheet", ja=f"{f.label}: ブックにシートがありません。表のあるブックを送り直してください")
         st = wb.stream(opts.sheet) if opts.sheet else wb.stream(wb.sheets[0][0])
         lim = wb.limits
         names: dict[int, str] = {}  # column index -> name
@@ -592,7 +606,8 @@ def _xlsx_table(f: SourceFile, opts: TripOptions) -> pa.Table:
             if len(head) >= scan:
                 break
         if not head:
-            raise InputError(f"{f.label} sheet {st.name}: the sheet is empty (no header row)")
+            raise InputError(f"{f.label} sheet {st.name}: the sheet is empty (no header row)",
+                             ja=f"{f.label} シート「{st.name}」: シートが空です（見出しの行がありません）")
         dense = [[""] * (max((c for c, _ in cells), default=-1) + 1) for _, cells in head]
         for d, (_, cells) in zip(dense, head):
             for c, v in cells:
@@ -603,13 +618,17 @@ def _xlsx_table(f: SourceFile, opts: TripOptions) -> pa.Table:
             hi = next((i for i, (r, _) in enumerate(head) if r == opts.header_row - 1), None)
             if hi is None:
                 raise InputError(f"{f.label} sheet {st.name}: trips.header_row is {opts.header_row} but that row is empty; "
-                                 f"give the sheet row of the header (1 = the first row) or auto")
+                                 f"give the sheet row of the header (1 = the first row) or auto",
+                                 ja=f"{f.label} シート「{st.name}」: trips.header_row は {opts.header_row} ですが、その行は空です。"
+                                    f"見出しの行番号（1 = 1行目）か auto を指定してください")
         else:
             hi = find_header(dense, names=spec_names(opts))
             hi = find_header(dense) if hi is None else hi
             if hi is None:
                 raise InputError(f"{f.label} sheet {st.name}: no header found in the first {len(head)} rows "
-                                 f"(trips.header_row: auto); set trips.header_row to the sheet row of the header")
+                                 f"(trips.header_row: auto); set trips.header_row to the sheet row of the header",
+                                 ja=f"{f.label} シート「{st.name}」: 先頭 {len(head)} 行に見出しの行が見つかりません（trips.header_row: auto）。"
+                                    f"trips.header_row に見出しの行番号を指定してください")
         f.header_line = head[hi][0] + 1
         hint = find_header(dense, names=spec_names(opts))
         f.header_hint = head[hint][0] + 1 if hint is not None and hint != hi else None
@@ -651,7 +670,9 @@ def _xlsx_table(f: SourceFile, opts: TripOptions) -> pa.Table:
     if opts.footer_rows:
         if t.num_rows < opts.footer_rows:
             raise InputError(f"{f.label} sheet {st.name}: trips.footer_rows is {opts.footer_rows} but the sheet has only "
-                             f"{t.num_rows} rows under its header; lower trips.footer_rows")
+                             f"{t.num_rows} rows under its header; lower trips.footer_rows",
+                             ja=f"{f.label} シート「{st.name}」: trips.footer_rows は {opts.footer_rows} ですが、見出しの下は "
+                                f"{t.num_rows} 行しかありません。trips.footer_rows を小さくしてください")
         t = t.slice(0, t.num_rows - opts.footer_rows)
     return t
 
@@ -675,12 +696,14 @@ def _records(f: SourceFile, opts: TripOptions) -> list[dict]:
             if isinstance(doc, dict):
                 doc = next((v for v in doc.values() if isinstance(v, list)), [doc])
         if not isinstance(doc, list):
-            raise InputError(f"{f.label}: expected a JSON array of trip records")
+            raise InputError(f"{f.label}: expected a JSON array of trip records",
+                             ja=f"{f.label}: 乗車記録の JSON 配列ではありません。記録の配列として出力し直してください")
         return doc
     except InputError:
         raise
     except Exception as exc:  # a broken file must say which file and why, never a traceback
-        raise InputError(f"{f.label}: cannot be read as {f.format}: {exc}") from None
+        raise InputError(f"{f.label}: cannot be read as {f.format}: {exc}",
+                         ja=f"{f.label}: {f.format} として読めません（{exc}）。ファイル形式を確認し、出力し直してください") from None
 
 
 def _mds_trips(doc: dict, f: SourceFile, opts: TripOptions) -> list[dict]:
@@ -688,7 +711,8 @@ def _mds_trips(doc: dict, f: SourceFile, opts: TripOptions) -> list[dict]:
     import jsonschema
 
     if not isinstance(doc, dict) or not isinstance(doc.get("data"), dict) or not isinstance(doc["data"].get("trips"), list):
-        raise InputError(f"{f.label}: not an MDS provider trips payload (expected data.trips)")
+        raise InputError(f"{f.label}: not an MDS provider trips payload (expected data.trips)",
+                         ja=f"{f.label}: MDS の trips の形式ではありません（data.trips がありません）")
     schema = None
     if opts.mds_schema:
         spath = Path(opts.mds_schema)
@@ -697,11 +721,13 @@ def _mds_trips(doc: dict, f: SourceFile, opts: TripOptions) -> list[dict]:
 
             spath = default_specs_dir().resolve().parent / spath
         if not spath.exists():
-            raise InputError(f"{f.label}: the MDS schema {spath} (trips.mds_schema) does not exist")
+            raise InputError(f"{f.label}: the MDS schema {spath} (trips.mds_schema) does not exist",
+                             ja=f"{f.label}: MDS のスキーマ {spath}（trips.mds_schema）がありません。spec を確認してください")
         schema = json.loads(spath.read_text(encoding="utf-8"))
         errors = [e for e in jsonschema.Draft6Validator(schema).iter_errors(doc) if "trips" not in list(e.absolute_path)[:2]]
         if errors:
-            raise InputError(f"{f.label}: the payload does not follow the MDS trips schema: {errors[0].message}")
+            raise InputError(f"{f.label}: the payload does not follow the MDS trips schema: {errors[0].message}",
+                             ja=f"{f.label}: MDS の trips のスキーマに合いません（{errors[0].message}）")
         item = _trip_item_schema(schema)
         validator = jsonschema.Draft6Validator(item) if item else None
     out = []

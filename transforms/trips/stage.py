@@ -289,16 +289,23 @@ def _check_columns(batch: list, resolved: dict[str, str], raw_cols: list[str], o
     hint = next((f for f in batch if f.header_hint), None)
     tip = (f"; line {hint.header_hint} of {hint.label} holds the spec's column names: set trips.header_row: "
            f"{hint.header_hint} (or auto)" if hint else "")
+    tip_ja = (f"。{hint.label} の {hint.header_hint} 行目に spec の列名があります: trips.header_row: {hint.header_hint}（または auto）"
+              f"を指定してください" if hint else "")
     key = "pickup_date" if "pickup_date" in opts.columns else "pickup_time"
     if key not in resolved:
         raise InputError(f"{names}: line {batch[0].header_line}: none of the columns {', '.join(opts.columns[key])} "
-                         f"(trips.columns.{key}) is in the header; it has: {has}{tip}")
+                         f"(trips.columns.{key}) is in the header; it has: {has}{tip}",
+                         ja=f"{names}: {batch[0].header_line} 行目: 見出しに {'、'.join(opts.columns[key])}（trips.columns.{key}）の"
+                            f"どの列もありません。見出しにある列: {has}{tip_ja}")
     needed = {"trip_count", "pickup_time_of_day", "dropoff_time_of_day", "dropoff_date", *opts.exclude}
     for fld in sorted(needed & set(opts.columns) - set(resolved)):
         why = f" (trips.exclude.{fld} needs it)" if fld in opts.exclude else ""
+        why_ja = f"（trips.exclude.{fld} に必要）" if fld in opts.exclude else ""
         raise InputError(f"{names}: line {batch[0].header_line}: none of the columns {', '.join(opts.columns[fld])} "
                          f"(trips.columns.{fld}){why} is in the header; it has: {has}{tip}. "
-                         f"Name the right column in trips.columns.{fld}")
+                         f"Name the right column in trips.columns.{fld}",
+                         ja=f"{names}: {batch[0].header_line} 行目: 見出しに {'、'.join(opts.columns[fld])}（trips.columns.{fld}）"
+                            f"{why_ja}のどの列もありません。見出しにある列: {has}{tip_ja}。trips.columns.{fld} に正しい列名を書いてください")
 
 
 def _write_months(table: pa.Table, fct_dir: Path, name: str, *, accepted: pa.BooleanArray | None = None) -> None:

@@ -159,21 +159,25 @@ def _read_wkt_csv(path: Path, opts: ZoneOptions) -> tuple[list[dict], list, obje
 def load_layer(layer_id: str, path: Path, opts: ZoneOptions) -> ZoneLayer:
     """Return the zone layer in ``path``, in WGS84, with notices for duplicate ids and zones without geometry."""
     if not path.exists():
-        raise InputError(f"{path}: the zone file does not exist; check source.path in the zones spec")
+        raise InputError(f"{path}: the zone file does not exist; check source.path in the zones spec",
+                         ja=f"{path}: 区域のファイルがありません。区域の spec の source.path を確認してください")
     fmt = opts.format
     if fmt == "auto":
         fmt = {".shp": "shapefile", ".geojson": "geojson", ".json": "geojson", ".csv": "wkt_csv"}.get(path.suffix.lower(), "")
     reader = {"shapefile": _read_shapefile, "geojson": _read_geojson, "wkt_csv": _read_wkt_csv}.get(fmt)
     if reader is None:
-        raise InputError(f"{path.name}: cannot tell the zone format; set zones.format (shapefile, geojson, wkt_csv)")
+        raise InputError(f"{path.name}: cannot tell the zone format; set zones.format (shapefile, geojson, wkt_csv)",
+                         ja=f"{path.name}: 区域のファイル形式がわかりません。zones.format（shapefile、geojson、wkt_csv）を指定してください")
     try:
         attrs, geoms, crs = reader(path, opts)
     except InputError:
         raise
     except Exception as exc:
-        raise InputError(f"{path.name}: cannot read the zone layer: {exc}") from None
+        raise InputError(f"{path.name}: cannot read the zone layer: {exc}",
+                         ja=f"{path.name}: 区域のレイヤーが読めません（{exc}）。ファイルを出力し直してください") from None
     if attrs and opts.id_field not in attrs[0]:
-        raise InputError(f"{path.name}: zones.id_field {opts.id_field!r} is not an attribute; it has: {', '.join(attrs[0])}")
+        raise InputError(f"{path.name}: zones.id_field {opts.id_field!r} is not an attribute; it has: {', '.join(attrs[0])}",
+                         ja=f"{path.name}: zones.id_field の {opts.id_field!r} は属性にありません。ある属性: {'、'.join(attrs[0])}")
     notices: list[Notice] = []
     ids, names, groups, keep = [], [], [], []
     for i, (a, g) in enumerate(zip(attrs, geoms)):
@@ -211,7 +215,8 @@ def _add_lookup(layer: ZoneLayer, path: Path, opts: ZoneOptions) -> None:
     if not lpath.is_absolute():
         lpath = path.parent / lpath
     if not lpath.exists():
-        raise InputError(f"{lpath}: the zone lookup does not exist; check zones.lookup.path")
+        raise InputError(f"{lpath}: the zone lookup does not exist; check zones.lookup.path",
+                         ja=f"{lpath}: 区域の対応表がありません。zones.lookup.path を確認してください")
     with open(lpath, encoding="utf-8-sig", newline="") as fh:
         rows = list(csv.DictReader(io.StringIO(fh.read())))
     have = set(layer.ids)
@@ -311,7 +316,8 @@ def stored_layer(layer_id: str, path: Path, opts: ZoneOptions, store: Path) -> Z
     and stored under its hash, and the layer's older stored versions are removed.
     """
     if not path.exists():
-        raise InputError(f"{path}: the zone file does not exist; check source.path in the zones spec")
+        raise InputError(f"{path}: the zone file does not exist; check source.path in the zones spec",
+                         ja=f"{path}: 区域のファイルがありません。区域の spec の source.path を確認してください")
     folder = store / f"layer_id={layer_id}"
     dest = folder / f"{layer_hash(path, opts)}.parquet"
     if dest.exists():

@@ -81,11 +81,14 @@ def district_names(layer_id: str, root: Path) -> dict[str, str] | None:
     return _names(ids, [p.get(opts.name_field) if opts.name_field else None for p in props])
 
 
-def _unknown(layer_id: str, names: list, known: dict[str, str]) -> str | None:
-    """Return one message for the first name the layer does not have (with a did-you-mean), or None."""
+def _unknown(layer_id: str, names: list, known: dict[str, str], *, ja: bool = False) -> str | None:
+    """Return one message for the first name the layer does not have (with a did-you-mean), or None. ``ja``: in Japanese."""
     for i, n in enumerate(names):
         if str(n) not in known:
             near = difflib.get_close_matches(str(n), list(known), n=1, cutoff=0.3)
+            if ja:
+                hint = f"「{near[0]}」ではありませんか？" if near else f"レイヤーにある名前: {'、'.join(sorted(known)[:12])}"
+                return f"ondemand.area.districts.names[{i}]: 「{n}」はレイヤー {layer_id} の区域にありません。{hint}"
             hint = f"did you mean '{near[0]}'?" if near else f"the layer has: {', '.join(sorted(known)[:12])}"
             return f"ondemand.area.districts.names[{i}]: {n!r} is not a district of layer {layer_id}; {hint}"
     return None
@@ -94,41 +97,54 @@ def _unknown(layer_id: str, names: list, known: dict[str, str]) -> str | None:
 def _read_geojson(path: Path) -> object:
     """Return the union of the polygons in a GeoJSON file (WGS84). If it has none, or is not GeoJSON, raise InputError."""
     if not path.is_file():
-        raise InputError(f"{path}: ondemand.area.geojson: the file does not exist")
+        raise InputError(f"{path}: ondemand.area.geojson: the file does not exist",
+                         ja=f"{path}: ondemand.area.geojson のファイルがありません。区域のファイルを置くか、spec のパスを直してください")
     if path.stat().st_size > MAX_GEOJSON_BYTES:
-        raise InputError(f"{path}: ondemand.area.geojson: larger than {MAX_GEOJSON_BYTES >> 20} MB; simplify the polygon")
+        raise InputError(f"{path}: ondemand.area.geojson: larger than {MAX_GEOJSON_BYTES >> 20} MB; simplify the polygon",
+                         ja=f"{path}: ondemand.area.geojson が {MAX_GEOJSON_BYTES >> 20} MB を超えています。区域の形を簡略化してください")
     try:
         doc = json.loads(path.read_bytes())
     except (ValueError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: ondemand.area.geojson: not JSON ({exc}); save the area as GeoJSON") from None
+        raise InputError(f"{path}: ondemand.area.geojson: not JSON ({exc}); save the area as GeoJSON",
+                         ja=f"{path}: ondemand.area.geojson が JSON として読めません（{exc}）。区域を GeoJSON で保存し直してください") from None
     if not isinstance(doc, dict):
-        raise InputError(f"{path}: ondemand.area.geojson: not a GeoJSON object")
+        raise InputError(f"{path}: ondemand.area.geojson: not a GeoJSON object",
+                         ja=f"{path}: ondemand.area.geojson が GeoJSON のオブジェクトではありません。区域を GeoJSON で保存し直してください")
     feats = doc.get("features") if doc.get("type") == "FeatureCollection" else [doc if doc.get("type") == "Feature" else {"geometry": doc}]
     geoms = []
     for i, f in enumerate(feats or []):
         g = (f or {}).get("geometry") if isinstance(f, dict) else None
         if not isinstance(g, dict) or g.get("type") not in ("Polygon", "MultiPolygon"):
             raise InputError(f"{path}: ondemand.area.geojson: feature {i + 1} is {shown_type(g)}, not a Polygon or MultiPolygon; "
-                             "draw the area as a polygon")
+                             "draw the area as a polygon",
+                             ja=f"{path}: ondemand.area.geojson: {i + 1} 番目の地物が面（Polygon / MultiPolygon）ではありません"
+                                f"（{_type_ja(g)}）。区域は面（ポリゴン）で描いてください")
         try:
             import shapely
 
             geoms.append(shapely.make_valid(shapely.from_geojson(json.dumps(g))))
         except Exception as exc:  # shapely's GEOS message
-            raise InputError(f"{path}: ondemand.area.geojson: feature {i + 1}: {exc}") from None
+            raise InputError(f"{path}: ondemand.area.geojson: feature {i + 1}: {exc}",
+                             ja=f"{path}: ondemand.area.geojson: {i + 1} 番目の地物の形が読めません（{exc}）。描き直してください") from None
     import shapely
 
     if not geoms:
-        raise InputError(f"{path}: ondemand.area.geojson: no polygon in the file")
+        raise InputError(f"{path}: ondemand.area.geojson: no polygon in the file",
+                         ja=f"{path}: ondemand.area.geojson に面（ポリゴン）がありません。運行区域を面で描いてください")
     u = shapely.union_all(geoms)
     x0, y0, x1, y1 = u.bounds
     if not (-180 <= x0 <= x1 <= 180 and -90 <= y0 <= y1 <= 90):
-        raise InputError(f"{path}: ondemand.area.geojson: coordinates are not longitude/latitude (WGS84); reproject the file to EPSG:4326")
+        raise InputError(f"{path}: ondemand.area.geojson: coordinates are not longitude/latitude (WGS84); reproject the file to EPSG:4326",
+                         ja=f"{path}: ondemand.area.geojson の座標が経度・緯度（WGS84）ではありません。EPSG:4326 に変換して保存し直してください")
     return u
 
 
 def shown_type(g: object) -> str:
     return f"a {g.get('type')}" if isinstance(g, dict) and g.get("type") else "missing"
+
+
+def _type_ja(g: object) -> str:
+    return f"{g.get('type')} です" if isinstance(g, dict) and g.get("type") else "形がありません"
 
 
 def resolve_area(section: dict, *, root: Path, default_name: str):
@@ -146,10 +162,11 @@ def resolve_area(section: dict, *, root: Path, default_name: str):
         try:
             layer = load_district_layer(d["layer"], root)
         except ValueError as exc:
-            raise InputError(f"ondemand.area.districts.layer: {exc}") from None
+            raise InputError(f"ondemand.area.districts.layer: {exc}",
+                             ja=f"ondemand.area.districts.layer: 町丁目などの区域レイヤーが読めません（{exc}）") from None
         names = _names(layer.ids, layer.names)
         if (why := _unknown(d["layer"], d["names"], names)) is not None:
-            raise InputError(why)
+            raise InputError(why, ja=_unknown(d["layer"], d["names"], names, ja=True))
         want = {names[str(n)] for n in d["names"] if str(n) in names}
         parts = [g for zid, g in zip(layer.ids, layer.geoms) if zid in want]
         return Area(name=name, geometry=shapely.union_all(parts))

@@ -155,7 +155,8 @@ def build_feed(section: dict, area: Area, *, feed_id: str, name: str, timezone: 
     zones: list[dict] = []
     if area.geometry is not None:
         if area.geometry.is_empty:
-            raise InputError(f"{feed_id}: ondemand.area: the area has no surface; check the polygon file or the district names")
+            raise InputError(f"{feed_id}: ondemand.area: the area has no surface; check the polygon file or the district names",
+                             ja=f"{feed_id}: ondemand.area: 運行区域に面積がありません。区域のファイルか町丁目の名前を確認してください")
         gj = _round(area.geometry)
         files["locations.geojson"] = json.dumps(
             {"type": "FeatureCollection", "features": [{"type": "Feature", "id": ZONE_ID, "properties": {"stop_name": area.name},

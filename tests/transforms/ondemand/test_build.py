@@ -151,6 +151,31 @@ def test_unknown_district_found_only_when_building_says_did_you_mean():
         resolve_area(sec, root=ROOT, default_name="x")
 
 
+def test_unknown_district_is_said_in_japanese_too_for_the_towns_officer():
+    sec = {**SECTION, "area": {"districts": {"layer": "minato-districts", "names": ["北浜", "山の手"]}}}
+    with pytest.raises(InputError) as err:
+        resolve_area(sec, root=ROOT, default_name="x")
+    assert err.value.ja == "ondemand.area.districts.names[1]: 「山の手」はレイヤー minato-districts の区域にありません。「山手」ではありませんか？"
+
+
+def test_area_file_that_is_not_a_polygon_says_what_to_do_in_japanese_too(tmp_path):
+    (tmp_path / "a.geojson").write_text(json.dumps({"type": "Point", "coordinates": [141.4, 43.3]}))
+    with pytest.raises(InputError) as err:
+        build_from_section({**SECTION, "area": {"geojson": "a.geojson"}}, feed_id="od", name="x", timezone="Asia/Tokyo",
+                           profile="gtfs", root=tmp_path)
+    assert err.value.ja == (f"{tmp_path / 'a.geojson'}: ondemand.area.geojson: 1 番目の地物が面（Polygon / MultiPolygon）ではありません"
+                            "（Point です）。区域は面（ポリゴン）で描いてください")
+
+
+def test_every_input_error_of_the_ondemand_builder_has_a_japanese_text():
+    import ast
+
+    for module in ("transforms/ondemand/area.py", "transforms/ondemand/build.py"):
+        tree = ast.parse((ROOT / module).read_text(encoding="utf-8"))
+        calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, "id", None) == "InputError"]
+        assert calls and [n.lineno for n in calls if not any(k.arg == "ja" for k in n.keywords)] == [], module
+
+
 def test_night_window_past_midnight_has_no_gtfs_guru_error(tmp_path):
     sec = {**SECTION, "hours": [{"days": "everyday", "from": "20:00", "to": "25:30"}], "holidays": "usual"}
     feed = flex(sec)

@@ -185,6 +185,8 @@ def _fail(console, feed_id: str, exc: BaseException, *, spec=None) -> None:
     if isinstance(exc, (InputError, SpecError)):
         from noriba.notify import japanese
 
+        if spec is None and getattr(exc, "ja", None):  # a command given a feed id only (rt, gbfs): its spec says the language
+            spec = _spec_named(feed_id)
         ja = getattr(exc, "ja", None) if spec is not None and japanese(spec) else None
         for line in [*(ja.splitlines() if ja else []), *str(exc).splitlines()]:
             console.print(f"error: {feed_id}: {line}", markup=False)
@@ -192,6 +194,20 @@ def _fail(console, feed_id: str, exc: BaseException, *, spec=None) -> None:
         console.print(f"error: {feed_id}: {disk_problem(exc)}", markup=False)
     else:
         console.print(f"error: {feed_id}: {type(exc).__name__}: {exc} (set NORIBA_DEBUG=1 for details)", markup=False)
+
+
+def _spec_named(feed_id: str):
+    """Return the spec (static, realtime or trips) whose id is ``feed_id``, or None (none, or the specs do not load)."""
+    from noriba.specs import load_each
+
+    try:
+        for folder, realtime in (("feeds", False), ("feeds", True), ("trips", False)):
+            for s in load_each(folder, realtime=realtime)[0]:
+                if s.id == feed_id:
+                    return s
+    except Exception:  # the error being reported is the one that counts
+        return None
+    return None
 
 
 #: (errno, words a library writes for it): disk problems a person fixes outside Noriba
@@ -826,6 +842,7 @@ def cmd_gbfs(args) -> int:
     fid = args.feed
     specs_dir = Path(args.specs) if args.specs else default_specs_dir()
     path = specs_dir / "feeds" / f"{fid}.yml"
+    spec = None
     try:
         spec = load_spec(path, specs_dir=specs_dir) if path.exists() else None
         if spec is not None and spec.kind != "gbfs":
@@ -851,7 +868,7 @@ def cmd_gbfs(args) -> int:
         console.print(f"{fid}: polling stopped", markup=False)
         return 0
     except Exception as exc:  # one line a person can act on, never a traceback
-        _fail(console, fid, exc)
+        _fail(console, fid, exc, spec=spec)
         return EXIT_PROBLEM
     for r in results:
         console.print(r["message"], markup=False)

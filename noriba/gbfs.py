@@ -117,7 +117,9 @@ def _read_limited(path: Path | str, max_bytes: int) -> bytes:
         os.close(fd)
     if len(data) > max_bytes:
         raise InputError(f"{path}: larger than source.max_bytes={max_bytes:,} bytes; nothing was kept. "
-                         "If a GBFS file really is this big, raise source.max_bytes in the spec")
+                         "If a GBFS file really is this big, raise source.max_bytes in the spec",
+                         ja=f"{path}: source.max_bytes={max_bytes:,} バイトを超えているため、何も保存していません。"
+                            "本当にこの大きさの GBFS ファイルなら、spec の source.max_bytes を上げてください")
     return data
 
 
@@ -134,7 +136,9 @@ def _json_files(root: Path, *, feed_id: str) -> list[tuple[str, str]]:
     stack = [(root, "")]
 
     def refuse(name: str, why: str) -> InputError:
-        return InputError(f"{root / name}: {why} (feed '{feed_id}'); put the snapshot files themselves in the folder")
+        return InputError(f"{root / name}: {why} (feed '{feed_id}'); put the snapshot files themselves in the folder",
+                          ja=f"{root / name}: 読み込めない項目です（{why}。フィード '{feed_id}'）。スナップショットのファイルそのものを"
+                             "フォルダに置いてください")
 
     while stack:
         folder, prefix = stack.pop()
@@ -252,7 +256,8 @@ def snapshot_files(path: Path, *, feed_id: str) -> list[tuple[str, Path | str]]:
     out of the folder, a device), raise InputError naming it.
     """
     if not path.exists():
-        raise InputError(f"{path}: no such file or folder (feed '{feed_id}')")
+        raise InputError(f"{path}: no such file or folder (feed '{feed_id}')",
+                         ja=f"{path}: ファイルまたはフォルダがありません（フィード '{feed_id}'）。パスを確認してください")
     if path.is_file():
         return [(path.name, path)]
     return sorted(_json_files(path, feed_id=feed_id), key=lambda x: sort_key(x[0]))
@@ -270,7 +275,9 @@ def ingest(ws: Workspace, feed_id: str, path: Path, *, spec: FeedSpec | None = N
     max_bytes = min(spec.source.max_bytes, DEFAULT_MAX_FILE_BYTES) if spec is not None else DEFAULT_MAX_FILE_BYTES
     files = snapshot_files(path, feed_id=feed_id)
     if not files:
-        raise InputError(f"{path}: no .json file to read (feed '{feed_id}'); give the folder a poller wrote GBFS snapshots into")
+        raise InputError(f"{path}: no .json file to read (feed '{feed_id}'); give the folder a poller wrote GBFS snapshots into",
+                         ja=f"{path}: 読み込む .json ファイルがありません（フィード '{feed_id}'）。GBFS のスナップショットを"
+                            "保存したフォルダを指定してください")
     _say(progress, f"{feed_id}: reading {len(files):,} GBFS file(s) from {path}")
     from warehouse.gbfs import Writer
 
@@ -660,7 +667,9 @@ def download(ws: Workspace, feed_id: str, url: str, spec: FeedSpec, *, guard=Non
                         last = f"the server answered HTTP {resp.status_code}"
                         continue
                     if resp.status_code != 200:
-                        raise InputError(f"{url}: the server answered HTTP {resp.status_code} (feed '{feed_id}')")
+                        raise InputError(f"{url}: the server answered HTTP {resp.status_code} (feed '{feed_id}')",
+                                         ja=f"{url}: サーバーが HTTP {resp.status_code} を返しました（フィード '{feed_id}'）。"
+                                            "URL を確認するか、時間をおいて再実行してください")
                     ctype = resp.headers.get("content-type", "").split(";")[0].strip().lower()
                     h = hashlib.sha256()
                     n = 0
@@ -681,8 +690,11 @@ def download(ws: Workspace, feed_id: str, url: str, spec: FeedSpec, *, guard=Non
                     break
                 last = f"{type(exc).__name__}: {_one_line(exc)}"
     if deadline.left() <= 0:
-        raise InputError(f"{url}: the download did not finish within source.deadline_s={src.deadline_s:g} seconds (feed '{feed_id}')")
-    raise InputError(f"{url}: download failed (feed '{feed_id}'): {last}; check the URL or try again later")
+        raise InputError(f"{url}: the download did not finish within source.deadline_s={src.deadline_s:g} seconds (feed '{feed_id}')",
+                         ja=f"{url}: source.deadline_s={src.deadline_s:g} 秒以内にダウンロードが終わりませんでした"
+                            f"（フィード '{feed_id}'）。時間をおいて再実行してください")
+    raise InputError(f"{url}: download failed (feed '{feed_id}'): {last}; check the URL or try again later",
+                     ja=f"{url}: ダウンロードに失敗しました（フィード '{feed_id}'、{last}）。URL を確認するか、時間をおいて再実行してください")
 
 
 def next_due(fetched_at: float, ttl: object, min_interval_s: float) -> float:
@@ -699,7 +711,8 @@ def poll(spec: FeedSpec, ws: Workspace, *, once: bool = False, rounds: int | Non
     interrupted. Each round's new files are ingested and published as one batch.
     """
     if spec.kind != "gbfs" or not spec.source.url:
-        raise InputError(f"{spec.id}: `noriba gbfs fetch` needs a spec of kind gbfs with source.url (the system's gbfs.json)")
+        raise InputError(f"{spec.id}: `noriba gbfs fetch` needs a spec of kind gbfs with source.url (the system's gbfs.json)",
+                         ja=f"{spec.id}: `noriba gbfs fetch` には kind: gbfs で source.url（システムの gbfs.json）のある spec が必要です")
     from noriba.fetch import _Guard
 
     opts = gbfs_options(spec)
@@ -719,7 +732,9 @@ def poll(spec: FeedSpec, ws: Workspace, *, once: bool = False, rounds: int | Non
                 doc = json.loads(data)
                 disc = parse_discovery(doc, language=opts.language)
             except ValueError as exc:
-                raise InputError(f"{spec.source.url}: not a GBFS auto-discovery file ({exc}); source.url must be the system's gbfs.json") from None
+                raise InputError(f"{spec.source.url}: not a GBFS auto-discovery file ({exc}); source.url must be the system's gbfs.json",
+                                 ja=f"{spec.source.url}: GBFS の自動検出ファイル（gbfs.json）ではありません（{exc}）。"
+                                    "source.url にはシステムの gbfs.json を書いてください") from None
             urls = {k: u for k, u in disc.feeds.items() if k in POLLED}
             due["gbfs"] = next_due(clock(), doc.get("ttl"), opts.min_interval_s)
             items.append((f"gbfs/{stamp}-{sha[:8]}.json", data))
@@ -757,7 +772,8 @@ def run_gbfs(spec: FeedSpec, ws: Workspace, *, progress: Progress | None = None,
     if spec.source.url:
         out = poll(spec, ws, once=True, progress=progress, export=export)[-1]
     elif spec.source.path is None:
-        raise InputError(f"{spec.id}: a gbfs spec needs source.url (gbfs.json) or source.path (a snapshot folder)")
+        raise InputError(f"{spec.id}: a gbfs spec needs source.url (gbfs.json) or source.path (a snapshot folder)",
+                         ja=f"{spec.id}: gbfs の spec には source.url（gbfs.json）か source.path（スナップショットのフォルダ）が必要です")
     else:
         out = ingest(ws, spec.id, spec.source.path, spec=spec, progress=progress, export=export)
     out["gbfs_exports"] = out.pop("exports", None)  # `noriba run` reports GTFS exports under "exports"
@@ -845,16 +861,18 @@ class ArchivePoller:
                 if resp.status_code == 304:
                     pass
                 elif resp.status_code != 200:
-                    raise InputError(f"the server answered HTTP {resp.status_code}")
+                    raise InputError(f"the server answered HTTP {resp.status_code}", ja=f"サーバーが HTTP {resp.status_code} を返しました")
                 else:
                     declared = resp.headers.get("content-length", "")
                     if declared.isdigit() and int(declared) > limit:
-                        raise InputError(f"the server announced {declared} bytes, more than source.max_bytes={limit}")
+                        raise InputError(f"the server announced {declared} bytes, more than source.max_bytes={limit}",
+                                         ja=f"サーバーが {declared} バイトと伝えてきました。source.max_bytes={limit} を超えています")
                     chunks, n = [], 0
                     async for chunk in resp.aiter_bytes():
                         n += len(chunk)
                         if n > limit:
-                            raise InputError(f"the response is larger than source.max_bytes={limit} bytes; nothing was kept")
+                            raise InputError(f"the response is larger than source.max_bytes={limit} bytes; nothing was kept",
+                                             ja=f"応答が source.max_bytes={limit} バイトを超えたため、何も保存していません")
                         chunks.append(chunk)
                     body = b"".join(chunks)
                     etag, modified = resp.headers.get("etag"), resp.headers.get("last-modified")
@@ -862,7 +880,8 @@ class ArchivePoller:
                 try:
                     doc = await asyncio.to_thread(json.loads, body)
                 except ValueError:
-                    raise InputError("the answer is not JSON (a web page or an error text?); nothing was kept") from None
+                    raise InputError("the answer is not JSON (a web page or an error text?); nothing was kept",
+                                     ja="応答が JSON ではありません（ウェブページかエラーの文章？）。何も保存していません") from None
                 ttl = doc.get("ttl") if isinstance(doc, dict) and type(doc.get("ttl")) is int else None
                 sha = hashlib.sha256(body).hexdigest()
                 rec.update(bytes=len(body), sha256=sha, ttl=ttl)

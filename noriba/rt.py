@@ -207,23 +207,27 @@ async def _fetch(ws: Workspace, client, p: _Poll) -> dict:
             rec["status"] = resp.status_code
             if resp.is_redirect:
                 raise InputError(f"the server redirects (HTTP {resp.status_code}); with API keys from the environment, redirects are "
-                                 "not followed, so the keys go nowhere else: put the URL it redirects to in the spec")
+                                 "not followed, so the keys go nowhere else: put the URL it redirects to in the spec",
+                                 ja=f"サーバーが転送（HTTP {resp.status_code}）を返しました。API キーをほかへ送らないよう転送はたどりません。"
+                                    "転送先の URL を spec に書いてください")
             if resp.status_code == 200:
                 declared = resp.headers.get("content-length", "")
                 if declared.isdigit() and int(declared) > p.max_bytes:
-                    raise InputError(f"the server announced {declared} bytes, more than max_bytes={p.max_bytes}")
+                    raise InputError(f"the server announced {declared} bytes, more than max_bytes={p.max_bytes}",
+                                     ja=f"サーバーが {declared} バイトと伝えてきました。max_bytes={p.max_bytes} を超えています")
                 chunks, n = [], 0
                 async for chunk in resp.aiter_bytes():
                     n += len(chunk)
                     if n > p.max_bytes:
-                        raise InputError(f"the response is larger than max_bytes={p.max_bytes} bytes; nothing was kept")
+                        raise InputError(f"the response is larger than max_bytes={p.max_bytes} bytes; nothing was kept",
+                                         ja=f"応答が max_bytes={p.max_bytes} バイトを超えたため、何も保存していません")
                     chunks.append(chunk)
                 body = b"".join(chunks)
                 etag, modified = resp.headers.get("etag"), resp.headers.get("last-modified")
             elif resp.status_code == 304:
                 body = None
             else:
-                raise InputError(f"the server answered HTTP {resp.status_code}")
+                raise InputError(f"the server answered HTTP {resp.status_code}", ja=f"サーバーが HTTP {resp.status_code} を返しました")
     except (httpx.HTTPError, InputError, OSError) as exc:
         rec["latency_ms"] = round((time.perf_counter() - t0) * 1000, 1)
         if isinstance(exc, InputError):
@@ -491,7 +495,8 @@ def _snapshot_files(paths: list[Path]) -> list[Path]:
         elif p.is_file():
             out.append(p)
         else:
-            raise InputError(f"{p}: no such file or folder; give protobuf snapshot files or folders holding them")
+            raise InputError(f"{p}: no such file or folder; give protobuf snapshot files or folders holding them",
+                             ja=f"{p}: ファイルまたはフォルダがありません。protobuf のスナップショットか、それを入れたフォルダを指定してください")
     return out
 
 
@@ -515,7 +520,9 @@ def ingest(ws: Workspace, feed_id: str, paths: list[Path], *, static: str | None
     for f in files:
         if f.stat().st_size > limit:
             raise InputError(f"{f}: larger than {limit} bytes (NORIBA_MAX_FILE_BYTES / max_bytes); a realtime snapshot is "
-                             "a few MB at most: check that this is a GTFS-Realtime file")
+                             "a few MB at most: check that this is a GTFS-Realtime file",
+                             ja=f"{f}: {limit} バイト（NORIBA_MAX_FILE_BYTES / max_bytes）を超えています。リアルタイムの"
+                                "スナップショットは大きくても数 MB です。GTFS-Realtime のファイルか確認してください")
         data = f.read_bytes()
         sha = hashlib.sha256(data).hexdigest()
         ts = header_timestamp(data)
@@ -599,11 +606,13 @@ def parse_hour(ws: Workspace, feed_id: str, hour_key: str) -> dict:
 
     m = _HOUR.match(hour_key or "")
     if not m:
-        raise InputError(f"{hour_key!r} is not an hour; write it as YYYY-MM-DDTHH, e.g. 2026-12-06T09 (UTC)")
+        raise InputError(f"{hour_key!r} is not an hour; write it as YYYY-MM-DDTHH, e.g. 2026-12-06T09 (UTC)",
+                         ja=f"{hour_key!r} は時刻（時）の形ではありません。YYYY-MM-DDTHH（例: 2026-12-06T09、UTC）で書いてください")
     date, hour = m.groups()
     folder = rt_dir(ws, feed_id) / date / hour
     if not folder.is_dir():
-        raise InputError(f"feed '{feed_id}' has nothing archived for {date}T{hour} UTC ({folder})")
+        raise InputError(f"feed '{feed_id}' has nothing archived for {date}T{hour} UTC ({folder})",
+                         ja=f"フィード '{feed_id}' には {date}T{hour} UTC の保存データがありません（{folder}）")
     mark = _hour_mark(folder)  # before listing: whatever arrives from now on makes the hour pending again
     names = sorted((f for f in os.listdir(folder) if _NAME.match(f)), key=lambda n: (_NAME.match(n)["part"], n.split("-")[-2], n))
     stu_target = _partition(ws, "rt_stop_time_updates", feed_id, date, hour)

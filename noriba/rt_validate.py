@@ -96,11 +96,13 @@ def validate_hours(ws: Workspace, feed_id: str, hours: list[str] | None = None, 
     for key in hours:
         m = _HOUR.match(key or "")
         if not m:
-            raise InputError(f"{key!r} is not an hour; write it as YYYY-MM-DDTHH, e.g. 2026-12-06T09 (UTC)")
+            raise InputError(f"{key!r} is not an hour; write it as YYYY-MM-DDTHH, e.g. 2026-12-06T09 (UTC)",
+                             ja=f"{key!r} は時刻（時）の形ではありません。YYYY-MM-DDTHH（例: 2026-12-06T09、UTC）で書いてください")
         date, hour = m.groups()
         folder = rt_dir(ws, feed_id) / date / hour
         if not folder.is_dir():
-            raise InputError(f"feed '{feed_id}' has nothing archived for {date}T{hour} UTC ({folder})")
+            raise InputError(f"feed '{feed_id}' has nothing archived for {date}T{hour} UTC ({folder})",
+                             ja=f"フィード '{feed_id}' には {date}T{hour} UTC の保存データがありません（{folder}）")
         version = None
         if static_id and ws.warehouse.exists():
             con = connect(ws, read_only=True)

@@ -130,3 +130,30 @@ def test_a_japanese_trip_logs_unreadable_file_is_said_in_japanese_first_then_eng
     city = [ln for ln in lines if ln.startswith("error: city-ondemand: ")]
     assert len(town) == 2 and "ファイルが空です（見出しの行がありません）" in town[0] and "the file is empty" in town[1], lines
     assert len(city) == 1 and "the file is empty" in city[0], lines
+
+
+def test_gbfs_and_realtime_commands_given_a_japanese_feed_id_speak_japanese_first(tmp_path):
+    """`noriba gbfs ingest` and `noriba rt ingest` name a feed by id: its spec (a Japanese city's bike share and bus
+    positions) makes the error Japanese first; an id with no spec gets the English line alone."""
+    import os
+
+    specs = tmp_path / "specs" / "feeds"
+    specs.mkdir(parents=True)
+    (specs / "town-bikes.yml").write_text("id: town-bikes\nkind: gbfs\ntimezone: Asia/Tokyo\nsource: {url: https://example.org/gbfs.json}\n",
+                                          encoding="utf-8")
+    (specs / "town-bus-rt.yml").write_text("id: town-bus-rt\nkind: gtfs-rt\ntimezone: Asia/Tokyo\n"
+                                           "realtime: {vehicle_positions: https://example.org/vp.pb}\n", encoding="utf-8")
+    env = {**os.environ, "NORIBA_SPECS": str(tmp_path / "specs")}
+    nowhere = tmp_path / "nowhere"
+
+    def run(*args):
+        return _error_lines(subprocess.run([sys.executable, "-m", "noriba.cli", "--home", str(tmp_path / "home"), *args],
+                                           capture_output=True, text=True, cwd=ROOT, timeout=300, env=env))
+
+    bikes = run("gbfs", "ingest", str(nowhere), "--feed", "town-bikes", "--specs", str(tmp_path / "specs"), "--quiet")
+    assert bikes == [f"error: town-bikes: {nowhere}: ファイルまたはフォルダがありません（フィード 'town-bikes'）。パスを確認してください",
+                     f"error: town-bikes: {nowhere}: no such file or folder (feed 'town-bikes')"], bikes
+    bus = run("rt", "ingest", "--feed", "town-bus-rt", str(nowhere))
+    assert len(bus) == 2 and "ファイルまたはフォルダがありません" in bus[0] and "no such file or folder" in bus[1], bus
+    other = run("rt", "ingest", "--feed", "city-bus-rt", str(nowhere))
+    assert len(other) == 1 and "no such file or folder" in other[0], other

@@ -817,6 +817,10 @@ class ArchivePoller:
 
     def __init__(self, ws: Workspace, spec: FeedSpec):
         self.ws, self.spec, self.opts = ws, spec, gbfs_options(spec)
+        self.feed_id, self.part = spec.id, "gbfs"  # what noriba.rt's sending to an object-storage home names
+        self.unsent: dict[Path, bool] = {}  # object-storage home: {local path: immutable} not yet in the store
+        self.log_path: Path | None = None  # the fetch log of the hour of the last fetch
+        self.store_down = False
         self.folder = archive_dir(ws, spec.id)
         self.urls: dict[str, str] = {}
         self.due: dict[str, float] = {}
@@ -838,7 +842,7 @@ class ArchivePoller:
 
         import httpx
 
-        from noriba.rt import append_line, write_durably
+        from noriba.rt import _log_written, _send, append_line, write_durably
 
         when = datetime.now(timezone.utc)
         hour = self.folder / when.strftime("%Y-%m-%d") / when.strftime("%H")
@@ -889,6 +893,7 @@ class ArchivePoller:
                     path = hour / f"{kind}-{when:%H%M%S}-{sha}.json"
                     if not path.exists():
                         write_durably(path, body)
+                    self.unsent[path] = True
                     rec.update(changed=True, file=path.name)
                     stat["changed"] += 1
                 new = {"etag": etag, "last_modified": modified, "sha256": sha, "ttl": ttl}
@@ -910,7 +915,12 @@ class ArchivePoller:
             self.due[kind] = next_due(time.monotonic(), ttl, self.opts.min_interval_s)
         rec["latency_ms"] = round((time.perf_counter() - t0) * 1000, 1)
         append_line(hour / "fetches.jsonl", rec)
+        _log_written(self, hour / "fetches.jsonl", send_now=rec["changed"])
+        await _send(self.ws, self, all_logs=False)  # an object-storage home gets each changed file as it is archived
         return body
+
+    def secrets(self) -> list[str]:
+        return []  # a GBFS system is asked without keys
 
     async def step(self, client) -> None:
         """Ask gbfs.json if due (rediscovering the file URLs), then every listed file that is due."""
@@ -933,8 +943,10 @@ class ArchivePoller:
                 await self.fetch(client, kind, self.urls[kind])
 
     async def run(self, client, stop, *, once: bool = False) -> None:
-        """Poll until ``stop`` is set (``once``: every file once)."""
+        """Poll until ``stop`` is set (``once``: every file once); an object-storage home then gets the fetch logs too."""
         import asyncio
+
+        from noriba.rt import _send
 
         while not stop.is_set():
             try:
@@ -945,12 +957,13 @@ class ArchivePoller:
                 logging.getLogger("noriba.rt").warning("%s: cannot archive: %s: %s", self.spec.id, type(exc).__name__, exc)
                 self.due["gbfs"] = time.monotonic() + MAX_BACKOFF_S / 10
             if once:
-                return
+                break
             wait = min(self.due.values(), default=time.monotonic() + 1) - time.monotonic()
             try:
                 await asyncio.wait_for(stop.wait(), timeout=max(wait, 0.01))
             except asyncio.TimeoutError:
                 pass
+        await _send(self.ws, self, all_logs=True)  # stopped (or once): the current hour's log too
 
     def result(self) -> dict:
         """Return {feed_id/kind: {fetches, changed, failures}}."""
@@ -995,6 +1008,10 @@ def ingest_archive(ws: Workspace, feed_id: str, *, spec: FeedSpec | None = None,
 
     safe_id(feed_id)
     folder = archive_dir(ws, feed_id)
+    if ws.remote is not None:  # object-storage home: the archive as the archiver sent it (it may run on another machine)
+        from warehouse import storage
+
+        storage.pull(ws, folder)
     pending = pending_archive_hours(ws, feed_id)  # marks taken before listing: a file added meanwhile makes its hour pending again
     files = sorted(((f"{key}/{name}", p) for key in pending for name, p in snapshot_files(folder / key, feed_id=feed_id)),
                    key=lambda x: sort_key(x[0]))

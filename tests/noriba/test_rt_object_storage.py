@@ -66,3 +66,42 @@ def test_archived_snapshots_reach_the_bucket_and_another_machine_parses_the_same
             monkeypatch.setenv(k, v)
     rt.publish_hours(Workspace.from_env(), "bus-rt", hours)
     assert _rows(tmp_path / "third") == rows
+
+
+def test_a_gbfs_systems_archive_reaches_the_bucket_and_another_machine_ingests_the_same_rows(s3, tmp_path):  # noqa: F811
+    """The archiver polls a live GBFS system with NORIBA_HOME on object storage: every changed response and the fetch
+    logs reach the bucket, and `noriba gbfs ingest-archive` on an empty working folder publishes the rows the archiver's
+    own folder gives."""
+    from tests.noriba.test_gbfs_archive import System
+    from tests.noriba.test_gbfs_archive import _rows as gbfs_rows
+
+    specs = tmp_path / "specs" / "feeds"
+    specs.mkdir(parents=True)
+    home = f"s3://{BUCKET}/gbfs-home"
+    archiver = _env(NORIBA_HOME=home, NORIBA_CACHE=str(tmp_path / "archiver"), NORIBA_SPECS=str(tmp_path / "specs"),
+                    AWS_ENDPOINT_URL=s3, **CREDENTIALS)
+    srv = System()
+    try:
+        (specs / "bikes.yml").write_text(f"id: bikes\nkind: gbfs\nsource: {{url: {srv.base}/gbfs.json}}\ntimezone: Asia/Tokyo\n"
+                                         "gbfs: {min_interval_s: 1}\n", encoding="utf-8")
+        with deadline(120):
+            first = _noriba("rt", "archive", "bikes", "--once", env=archiver)
+            second = _noriba("rt", "archive", "bikes", "--once", env=archiver)
+    finally:
+        srv.stop()
+    assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
+    local = sorted((tmp_path / "archiver").glob("raw/bikes/archive/*/*/*.json"))
+    keys = _objects(s3)
+    sent = sorted(k for k in keys if k.startswith("gbfs-home/raw/bikes/archive/") and k.endswith(".json"))
+    assert local and [k.rsplit("/", 1)[1] for k in sent] == sorted(p.name for p in local)  # each changed response
+    logs = [k for k in keys if k.startswith("gbfs-home/raw/bikes/archive/") and k.endswith("/fetches.jsonl")]
+    assert logs  # and the fetch logs
+
+    worker = {**archiver, "NORIBA_CACHE": str(tmp_path / "worker")}
+    done = _noriba("gbfs", "ingest-archive", "bikes", "--quiet", "--no-export", env=worker)
+    assert done.returncode == 0, done.stdout + done.stderr
+    same = _noriba("gbfs", "ingest-archive", "bikes", "--quiet", "--no-export", env=archiver)
+    assert same.returncode == 0, same.stdout + same.stderr
+    for table, order in (("station_information", "station_id"), ("station_status", "ALL")):
+        got = gbfs_rows(tmp_path / "worker", table, order)
+        assert got and got == gbfs_rows(tmp_path / "archiver", table, order), table

@@ -218,8 +218,10 @@ def parse_spec(doc: object, *, where: str, root: Path, expect_id: str | None = N
             bad("source", "an on-demand spec is its own input; remove `source:` (the area file goes in ondemand.area.geojson)")
         from transforms.ondemand.service import is_japanese
 
+        prefecture = isinstance(doc.get("municipality"), dict) and bool(doc["municipality"].get("prefecture"))
         checked, found = check_ondemand(doc.get("ondemand"), where=where, root=root,
-                                        layer_names=lambda layer: district_names(layer, root.resolve()))
+                                        layer_names=lambda layer: district_names(layer, root.resolve()),
+                                        japanese=is_japanese(timezone=tz, profile=profile) or prefecture)
         problems.extend(found)
         for i, h in enumerate((checked or {}).get("hours") or []):  # values of the wrong type are already left out
             if h.get("days") == "holidays" and not is_japanese(timezone=tz, profile=profile):

@@ -58,7 +58,9 @@ def test_readme_spec_with_a_misspelt_key_names_it(project):
         load_spec(path)
     text = "\n".join(exc.value.problems)
     assert "ondemand.booking.phnoe" in text and "did you mean 'phone'" in text
-    assert "ondemand.booking.phone: missing; booking by phone needs the number to call" in text
+    # the README's spec is a Japanese town's: its officer reads each problem in Japanese first
+    assert ("ondemand.booking.phone: 電話番号がありません。電話で予約するなら予約先の番号を書いてください（例: \"0123-00-0000\"） / "
+            "missing; booking by phone needs the number to call") in text
 
 
 def test_ondemand_spec_with_a_source_is_told_to_remove_it(project):

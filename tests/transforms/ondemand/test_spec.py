@@ -98,3 +98,24 @@ def test_period_that_ends_before_it_starts_is_refused():
 def test_route_type_other_than_bus_is_refused(rtype):
     assert check(with_("route.type", rtype)) == [
         f"od.yml: ondemand.route.type: {rtype}; use 3 (bus) or 715 (demand and response bus service)"]
+
+
+def test_a_japanese_towns_spec_gets_each_problem_in_japanese_first_then_english():
+    from transforms.ondemand.spec import check_ondemand
+
+    sec = with_("hours", [{"days": "weekdays", "from": "18:00", "to": "08:00"}])
+    _, ja = check_ondemand(sec, where="od.yml", root=ROOT, japanese=True)
+    assert ja == ["od.yml: ondemand.hours[0].to: 08:00 が始まり（18:00）より前です。深夜0時をまたぐ時間は 24 時より後の形"
+                  "（例: \"25:00\"）で書いてください / 08:00 ends before it starts (18:00); a window past midnight is written with "
+                  "hours past 24, e.g. \"25:00\""]
+    _, en = check_ondemand(sec, where="od.yml", root=ROOT)
+    assert en == ["od.yml: ondemand.hours[0].to: 08:00 ends before it starts (18:00); a window past midnight is written with "
+                  "hours past 24, e.g. \"25:00\""]
+
+
+def test_every_problem_of_an_ondemand_spec_has_a_japanese_text():
+    import ast
+
+    tree = ast.parse((ROOT / "transforms" / "ondemand" / "spec.py").read_text(encoding="utf-8"))
+    calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, "id", None) == "bad"]
+    assert calls and [n.lineno for n in calls if len(n.args) < 3] == []

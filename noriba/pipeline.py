@@ -141,6 +141,7 @@ def parse_validate(spec: FeedSpec, ws: Workspace, fetched: dict, *, progress: Pr
     _say(progress, f"{spec.id}: typing and checking {sum(f.csv.rows_in for f in feed.files.values()):,} rows")
     con = duckdb.connect()
     result = canonicalize(feed, schema=load_schema(), out_dir=tables_dir, profile=spec.profile, con=con)
+    _keep_plain_facts(spec.id, version, {name: tf.verbatim for name, tf in feed.files.items() if tf.verbatim})
     for tf in feed.files.values():  # typed and staged as Parquet: the rules and later steps read that, not the text
         tf.csv.release()
     give_back_memory()
@@ -213,6 +214,17 @@ def parse_validate(spec: FeedSpec, ws: Workspace, fetched: dict, *, progress: Pr
             "rows_accepted": row["rows_accepted"], "rows_quarantined": row["rows_quarantined"],
             "errors": row["errors"], "warnings": row["warnings"], "policy_status": verdict.status,
             "blocked_by": verdict.blocked_by}
+
+
+#: transforms.verbatim.plain_facts of the members of versions parsed by this process, by (feed id, version): the export
+#: copies those as received without inflating and parsing them again (another process's export checks them itself).
+_plain_facts: dict[tuple[str, str], dict] = {}
+
+
+def _keep_plain_facts(feed_id: str, feed_version: str, facts: dict) -> None:
+    if len(_plain_facts) >= 16:  # versions parsed and never exported (blocked, failed): the oldest go
+        _plain_facts.pop(next(iter(_plain_facts)))
+    _plain_facts[(feed_id, feed_version)] = facts
 
 
 _frozen = 0
@@ -491,7 +503,7 @@ def _export_and_push(ws: Workspace, feed_id: str, feed_version: str, *, lock: bo
     whole): a kill after a whole local export must not leave the store without it, since a rerun finds it exported."""
     from warehouse.export import export_version
 
-    out = export_version(ws, feed_id, feed_version, lock=lock)
+    out = export_version(ws, feed_id, feed_version, lock=lock, plain=_plain_facts.pop((feed_id, feed_version), None))
     storage.push_tree(ws, Path(out["parquet_dir"]))
     storage.push(ws, [Path(out["gtfs_zip"])])
     return out

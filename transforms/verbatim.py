@@ -42,11 +42,12 @@ def header_patterns(table: Table, header: list[str]) -> dict[str, str] | None:
     return None if any(p is None for p in patterns.values()) else patterns
 
 
-def plain_bytes(data: bytes, header: list[str]) -> bool:
+def plain_bytes(data: bytes, header: list[str], rows: int) -> bool:
     """Return True if ``data`` (a whole member, valid UTF-8 without BOM) is plain: it starts with exactly the header line,
-    has no quote, CR, '#', NUL nor blank line, and ends with LF (the chunked checks of export's _copy_plain, at once)."""
+    has no quote, CR, '#' nor NUL, ends with LF and has exactly ``rows`` lines after the header (the CSV read of it has
+    ``rows`` rows and skips blank lines, so none is blank): the checks of export's _copy_plain, at once."""
     return (data.startswith((",".join(header) + "\n").encode()) and data.endswith(b"\n") and b'"' not in data
-            and b"\r" not in data and b"#" not in data and b"\x00" not in data and b"\n\n" not in data)
+            and b"\r" not in data and b"#" not in data and b"\x00" not in data and data.count(b"\n") == rows + 1)
 
 
 def _utf8(data: bytes) -> bool:
@@ -73,10 +74,16 @@ def cells_match(columns: dict, patterns: dict[str, str]) -> bool:
     """
     import pyarrow.compute as pc
 
-    for h, p in patterns.items():
-        if p and not pc.all(pc.match_substring_regex(pc.unique(columns[h]), p), min_count=0).as_py():
-            return False
-    return True
+    def ok(h: str) -> bool:
+        return pc.all(pc.match_substring_regex(pc.unique(columns[h]), patterns[h]), min_count=0).as_py()
+
+    typed = [h for h, p in patterns.items() if p]
+    if len(typed) > 1 and min(len(columns[h]) for h in typed) >= 1 << 20:  # Arrow releases the GIL: two at a time
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            return all(pool.map(ok, typed))
+    return all(ok(h) for h in typed)
 
 
 def plain_facts(name: str, encoding: str, raw: bytes, data: bytes, csvt) -> dict | None:
@@ -96,11 +103,9 @@ def plain_facts(name: str, encoding: str, raw: bytes, data: bytes, csvt) -> dict
     if csvt.bad_rows or csvt.ragged_count or csvt.blank_lines or csvt.released_rows is not None:
         return None
     header = list(csvt.header)
-    patterns = header_patterns(table, header)
-    if patterns is None or not (data is raw or data == raw) or not plain_bytes(data, header) or not _utf8(data):
-        return None
     rows = csvt.table.num_rows
-    if rows != data.count(b"\n") - 1:
+    patterns = header_patterns(table, header)
+    if patterns is None or not (data is raw or data == raw) or not plain_bytes(data, header, rows) or not _utf8(data):
         return None
     if not cells_match({h: csvt.table.column(f"c{i}") for i, h in enumerate(header) if patterns[h]}, patterns):
         return None

@@ -141,7 +141,8 @@ def parse_validate(spec: FeedSpec, ws: Workspace, fetched: dict, *, progress: Pr
     _say(progress, f"{spec.id}: typing and checking {sum(f.csv.rows_in for f in feed.files.values()):,} rows")
     con = duckdb.connect()
     result = canonicalize(feed, schema=load_schema(), out_dir=tables_dir, profile=spec.profile, con=con)
-    _keep_plain_facts(spec.id, version, {name: tf.verbatim for name, tf in feed.files.items() if tf.verbatim})
+    _keep(_plain_facts, (spec.id, version), {name: tf.verbatim for name, tf in feed.files.items() if tf.verbatim})
+    _keep(_unique_keys, (spec.id, version), result.unique_keys)
     for tf in feed.files.values():  # typed and staged as Parquet: the rules and later steps read that, not the text
         tf.csv.release()
     give_back_memory()
@@ -216,15 +217,18 @@ def parse_validate(spec: FeedSpec, ws: Workspace, fetched: dict, *, progress: Pr
             "blocked_by": verdict.blocked_by}
 
 
-#: transforms.verbatim.plain_facts of the members of versions parsed by this process, by (feed id, version): the export
-#: copies those as received without inflating and parsing them again (another process's export checks them itself).
+#: What the parse of this process found out about the versions it staged, by (feed id, version), for the later steps of
+#: the same run (another process's steps check for themselves): transforms.verbatim.plain_facts of the members (the
+#: export copies those as received without inflating and parsing them again), and the tables deduplicated on their key
+#: (transforms.canonical.Canonical.unique_keys: the contracts need not count duplicate keys).
 _plain_facts: dict[tuple[str, str], dict] = {}
+_unique_keys: dict[tuple[str, str], dict] = {}
 
 
-def _keep_plain_facts(feed_id: str, feed_version: str, facts: dict) -> None:
-    if len(_plain_facts) >= 16:  # versions parsed and never exported (blocked, failed): the oldest go
-        _plain_facts.pop(next(iter(_plain_facts)))
-    _plain_facts[(feed_id, feed_version)] = facts
+def _keep(store: dict, key: tuple[str, str], facts: dict) -> None:
+    if len(store) >= 16:  # versions parsed and never exported or checked (blocked, failed): the oldest go
+        store.pop(next(iter(store)))
+    store[key] = facts
 
 
 _frozen = 0
@@ -540,7 +544,9 @@ def contracts_step(ws: Workspace, published: dict, *, progress: Progress | None 
     with feed_lock(ws, fid):
         if published.get("status") == "unchanged" and has_results(ws, fid, ver):
             return {**published, "contracts": None}
-        return {**published, "contracts": run_contracts(ws, fid, ver, progress=progress, data_docs=data_docs)}
+        unique = _unique_keys.pop((fid, ver), None)
+        return {**published, "contracts": run_contracts(ws, fid, ver, progress=progress, data_docs=data_docs,
+                                                        **({"unique_keys": unique} if unique else {}))}
 
 
 def unfinished_steps(ws: Workspace, feed_id: str, feed_version: str, *, contracts: bool = True, export: bool = True) -> list[str]:

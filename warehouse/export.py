@@ -177,28 +177,34 @@ def write_export_parquet(part: Path, target: Path, *, feed_id: str, feed_version
         for i in range(len(lake)):
             st = rg.column(i).statistics
             nulls[i] = nulls[i] + st.null_count if nulls[i] is not None and st is not None and st.has_null_count else None
-    schema = pa.schema([pa.field("feed_id", pa.string(), nullable=False), pa.field("feed_version", pa.string(), nullable=False)]
-                       + [pa.field(f.name, f.type, nullable=nulls[i] != 0) for i, f in enumerate(lake)])
+    # strings stay dictionary arrays from the lake's dictionary pages to the export's (no value decoded and hashed again,
+    # the two constant columns one value each); the file keeps no Arrow schema, so readers see plain strings as before
+    text = pa.dictionary(pa.int32(), pa.string())
+    strings = [f.name for f in lake if f.type == pa.string()]
+    schema = pa.schema([pa.field("feed_id", text, nullable=False), pa.field("feed_version", text, nullable=False)]
+                       + [pa.field(f.name, text if f.type == pa.string() else f.type, nullable=nulls[i] != 0) for i, f in enumerate(lake)])
     ints = [f.name for f in schema if f.type == pa.int32()]
-    strings = [f.name for f in schema if f.type == pa.string()]
-    with pq.ParquetWriter(target, schema, compression="zstd", compression_level=3, use_dictionary=strings,
-                          column_encoding={c: "DELTA_BINARY_PACKED" for c in ints}) as out:
+    pf = pq.ParquetFile(part, read_dictionary=strings)
+    with pq.ParquetWriter(target, schema, compression="zstd", compression_level=3, use_dictionary=["feed_id", "feed_version", *strings],
+                          column_encoding={c: "DELTA_BINARY_PACKED" for c in ints}, store_schema=False) as out:
         for batch in pf.iter_batches(batch_size=1 << 20, use_threads=False):
             n = batch.num_rows
-            out.write_batch(pa.RecordBatch.from_arrays([_constant_text(feed_id, n), _constant_text(feed_version, n), *batch.columns],
-                                                       schema=schema))
+            out.write_batch(pa.RecordBatch.from_arrays([_constant_text(feed_id, n, decode=False), _constant_text(feed_version, n, decode=False),
+                                                        *batch.columns], schema=schema))
     return True
 
 
-def _constant_text(value: str, n: int):
-    """Return a string array of ``n`` times ``value``, built from buffers: pyarrow's conversion of a Python value
-    (pa.scalar, pa.array of a list) imports pandas, seconds in a process that has not (the ingest never does)."""
+def _constant_text(value: str, n: int, *, decode: bool = True):
+    """Return a string array of ``n`` times ``value`` (``decode`` False: as a dictionary array of one value), built from
+    buffers: pyarrow's conversion of a Python value (pa.scalar, pa.array of a list) imports pandas, seconds in a process
+    that has not (the ingest never does)."""
     import pyarrow as pa
 
     data = value.encode("utf-8")
     one = pa.StringArray.from_buffers(1, pa.py_buffer(b"\0\0\0\0" + len(data).to_bytes(4, "little")), pa.py_buffer(data))
     zeros = pa.Array.from_buffers(pa.int32(), n, [None, pa.py_buffer(bytes(4 * n))])
-    return pa.DictionaryArray.from_arrays(zeros, one).dictionary_decode()
+    out = pa.DictionaryArray.from_arrays(zeros, one)
+    return out.dictionary_decode() if decode else out
 
 
 #: DuckDB's memory for an export (NORIBA_EXPORT_MEMORY overrides): beyond it the sorts spill to the export's own folder

@@ -111,11 +111,12 @@ def version_exists(ws: Workspace, feed_id: str, feed_version: str) -> bool:
 
 
 def parse_validate(spec: FeedSpec, ws: Workspace, fetched: dict, *, progress: Progress | None = None,
-                   validation_date: date | None = None, rules: bool = True) -> dict:
+                   validation_date: date | None = None, rules: bool = True, export: bool = True) -> dict:
     """Return the staged feed version made from the fetched input, validated as of ``validation_date`` (default today).
 
     If ``rules`` is false, then only the structural checks made while typing run (the
-    benchmark of ingest alone uses this); the rule set is skipped.
+    benchmark of ingest alone uses this); the rule set is skipped. If ``export`` is false (no export follows in this
+    process: `noriba validate`), then the members are not checked for an export as received (transforms.verbatim).
 
     If the input's normalised contents match a version already in the lake, then nothing is
     staged and ``unchanged`` is true.
@@ -123,6 +124,8 @@ def parse_validate(spec: FeedSpec, ws: Workspace, fetched: dict, *, progress: Pr
     avoid_huge_pages()
     _freeze_long_lived()
     adapter = adapter_for("gtfs" if spec.kind == "ondemand" else spec.kind)  # an on-demand spec is read as the feed it built
+    if hasattr(adapter, "plain_facts"):
+        adapter.plain_facts = export and _exports_here
     _say(progress, f"{spec.id}: reading {fetched['source']}")
     try:
         feed = adapter.read(Path(fetched["raw_path"]), encoding=spec.encoding,
@@ -222,6 +225,7 @@ def parse_validate(spec: FeedSpec, ws: Workspace, fetched: dict, *, progress: Pr
 #: export copies those as received without inflating and parsing them again), and the tables deduplicated on their key
 #: (transforms.canonical.Canonical.unique_keys: the contracts need not count duplicate keys).
 _plain_facts: dict[tuple[str, str], dict] = {}
+_exports_here = True  # False in a FeedPool worker
 _unique_keys: dict[tuple[str, str], dict] = {}
 
 
@@ -603,8 +607,9 @@ _worker_queue = None
 
 
 def _pool_worker_start(queue) -> None:
-    global _worker_queue
+    global _worker_queue, _exports_here
     _worker_queue = queue
+    _exports_here = False  # a pool worker stages feeds that the run's own process exports: no facts for the export here
 
 
 def _pool_prepare(spec: FeedSpec, ws: Workspace, validation_date: date | None) -> dict:

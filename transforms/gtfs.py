@@ -307,7 +307,7 @@ def _sized(reader: Callable[[], bytes], size: int) -> Callable[[], bytes]:
     return reader
 
 
-def _load(name: str, read: Callable[[], bytes], encoding: str | None):
+def _load(name: str, read: Callable[[], bytes], encoding: str | None, facts: bool = True):
     """Return (decoded text, CSV table, normalised sha256, first NUL line or None, plain_facts or None) of one member.
 
     Runs in a worker thread: unzip, decoding checks, hashing and pyarrow's CSV reader release
@@ -319,9 +319,9 @@ def _load(name: str, read: Callable[[], bytes], encoding: str | None):
     if b"\x00" in dec.data:
         nul = dec.data.count(b"\n", 0, dec.data.find(b"\x00")) + 1
     csvt = read_csv_text(dec.data)
-    facts = plain_facts(name, dec.encoding, raw, dec.data, csvt) if name == PurePosixPath(name).name else None
+    plain = plain_facts(name, dec.encoding, raw, dec.data, csvt) if facts and name == PurePosixPath(name).name else None
     del raw
-    return dec, csvt, normalised_sha256(dec.data), nul, facts
+    return dec, csvt, normalised_sha256(dec.data), nul, plain
 
 
 #: Files read at once; two suits the 2-core machines this runs on, more only costs memory.
@@ -330,6 +330,8 @@ READ_THREADS = 2
 
 class GtfsAdapter:
     kind = "gtfs"
+    #: False: the members' plain facts (transforms.verbatim) are not made: no export follows (`noriba validate`)
+    plain_facts = True
 
     def read(self, source: Path, *, encoding: str | None = None, progress: Progress | None = None) -> TextFeed:
         """Return the feed at ``source`` (zip or folder) as text tables.
@@ -374,7 +376,7 @@ class GtfsAdapter:
         with ThreadPoolExecutor(max_workers=READ_THREADS) as pool:
             futures = {}
             for name in sorted(texts, key=lambda n: -getattr(members[n], "size", 0)):
-                futures[name] = pool.submit(_load, name, members[name], encoding)
+                futures[name] = pool.submit(_load, name, members[name], encoding, self.plain_facts)
             try:
                 for name in texts:
                     if progress:

@@ -70,12 +70,13 @@ def _utf8(data: bytes) -> bool:
 def cells_match(columns: dict, patterns: dict[str, str]) -> bool:
     """Return True if every value of each typed column (Arrow string arrays, by header cell) is in its pattern's spelling.
 
-    The distinct values are tested (few distinct times and numbers), as export's _count_plain does batch by batch.
+    The distinct values of each chunk are tested (few distinct times and numbers), as export's _count_plain does batch by batch.
     """
     import pyarrow.compute as pc
 
-    def ok(h: str) -> bool:
-        return pc.all(pc.match_substring_regex(pc.unique(columns[h]), patterns[h]), min_count=0).as_py()
+    def ok(h: str) -> bool:  # chunk by chunk: a column of distinct values (hostile) never makes a set of all of them
+        return all(pc.all(pc.match_substring_regex(pc.unique(c), patterns[h]), min_count=0).as_py()
+                   for c in getattr(columns[h], "chunks", [columns[h]]))
 
     typed = [h for h, p in patterns.items() if p]
     if len(typed) > 1 and min(len(columns[h]) for h in typed) >= 1 << 20:  # Arrow releases the GIL: two at a time

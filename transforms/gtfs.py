@@ -315,12 +315,14 @@ def _load(name: str, read: Callable[[], bytes], encoding: str | None, facts: boo
     """
     raw = read()
     dec = decode(raw, file=name, override=encoding)
+    as_read = dec.data is raw or dec.data == raw  # the text is the member's bytes (no BOM dropped, nothing replaced)
+    del raw
     nul = None
     if b"\x00" in dec.data:
         nul = dec.data.count(b"\n", 0, dec.data.find(b"\x00")) + 1
     csvt = read_csv_text(dec.data)
-    plain = plain_facts(name, dec.encoding, raw, dec.data, csvt) if facts and name == PurePosixPath(name).name else None
-    del raw
+    plain = (plain_facts(name, dec.encoding, dec.data, csvt)
+             if facts and as_read and name == PurePosixPath(name).name else None)
     return dec, csvt, normalised_sha256(dec.data), nul, plain
 
 

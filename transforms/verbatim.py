@@ -87,12 +87,13 @@ def cells_match(columns: dict, patterns: dict[str, str]) -> bool:
     return all(ok(h) for h in typed)
 
 
-def plain_facts(name: str, encoding: str, raw: bytes, data: bytes, csvt) -> dict | None:
+def plain_facts(name: str, encoding: str, data: bytes, csvt) -> dict | None:
     """Return what the export needs to copy member ``name`` as received without reading it again ({"rows", "size",
     "crc", "patterns"}), if the bytes and cells pass copy_if_verbatim's checks; else None (the export decides itself).
 
-    ``raw`` is the member's bytes, ``data`` its decoded text (the same bytes when nothing was replaced), ``csvt`` the
-    CSV read of it. The rows must be one per line with the header's cell count (none ragged, set aside or blank).
+    ``data`` is the member's bytes, which the caller found to be its decoded text too (nothing dropped or replaced),
+    ``csvt`` the CSV read of it. The rows must be one per line with the header's cell count (none ragged, set aside or
+    blank).
     """
     from isal import isal_zlib
 
@@ -106,7 +107,7 @@ def plain_facts(name: str, encoding: str, raw: bytes, data: bytes, csvt) -> dict
     header = list(csvt.header)
     rows = csvt.table.num_rows
     patterns = header_patterns(table, header)
-    if patterns is None or not (data is raw or data == raw) or not plain_bytes(data, header, rows) or not _utf8(data):
+    if patterns is None or not plain_bytes(data, header, rows) or not _utf8(data):
         return None
     if not cells_match({h: csvt.table.column(f"c{i}") for i, h in enumerate(header) if patterns[h]}, patterns):
         return None

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import threading
 import uuid
 from collections import Counter
 from concurrent.futures import Future
@@ -229,10 +230,19 @@ _exports_here = True  # False in a FeedPool worker
 _unique_keys: dict[tuple[str, str], dict] = {}
 
 
+_facts_lock = threading.Lock()  # the export thread takes its facts while this thread may keep the next feed's
+
+
 def _keep(store: dict, key: tuple[str, str], facts: dict) -> None:
-    if len(store) >= 16:  # versions parsed and never exported or checked (blocked, failed): the oldest go
-        store.pop(next(iter(store)))
-    store[key] = facts
+    with _facts_lock:
+        if len(store) >= 16:  # versions parsed and never exported or checked (blocked, failed): the oldest go
+            store.pop(next(iter(store)))
+        store[key] = facts
+
+
+def _take(store: dict, key: tuple[str, str]) -> dict | None:
+    with _facts_lock:
+        return store.pop(key, None)
 
 
 _frozen = 0
@@ -511,7 +521,7 @@ def _export_and_push(ws: Workspace, feed_id: str, feed_version: str, *, lock: bo
     whole): a kill after a whole local export must not leave the store without it, since a rerun finds it exported."""
     from warehouse.export import export_version
 
-    out = export_version(ws, feed_id, feed_version, lock=lock, plain=_plain_facts.pop((feed_id, feed_version), None))
+    out = export_version(ws, feed_id, feed_version, lock=lock, plain=_take(_plain_facts, (feed_id, feed_version)))
     storage.push_tree(ws, Path(out["parquet_dir"]))
     storage.push(ws, [Path(out["gtfs_zip"])])
     return out
@@ -548,7 +558,7 @@ def contracts_step(ws: Workspace, published: dict, *, progress: Progress | None 
     with feed_lock(ws, fid):
         if published.get("status") == "unchanged" and has_results(ws, fid, ver):
             return {**published, "contracts": None}
-        unique = _unique_keys.pop((fid, ver), None)
+        unique = _take(_unique_keys, (fid, ver))
         return {**published, "contracts": run_contracts(ws, fid, ver, progress=progress, data_docs=data_docs,
                                                         **({"unique_keys": unique} if unique else {}))}
 

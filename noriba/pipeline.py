@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import threading
 import uuid
 from collections import Counter
 from concurrent.futures import Future
@@ -111,11 +112,12 @@ def version_exists(ws: Workspace, feed_id: str, feed_version: str) -> bool:
 
 
 def parse_validate(spec: FeedSpec, ws: Workspace, fetched: dict, *, progress: Progress | None = None,
-                   validation_date: date | None = None, rules: bool = True) -> dict:
+                   validation_date: date | None = None, rules: bool = True, export: bool = True) -> dict:
     """Return the staged feed version made from the fetched input, validated as of ``validation_date`` (default today).
 
     If ``rules`` is false, then only the structural checks made while typing run (the
-    benchmark of ingest alone uses this); the rule set is skipped.
+    benchmark of ingest alone uses this); the rule set is skipped. If ``export`` is false (no export follows in this
+    process: `noriba validate`), then the members are not checked for an export as received (transforms.verbatim).
 
     If the input's normalised contents match a version already in the lake, then nothing is
     staged and ``unchanged`` is true.
@@ -123,6 +125,8 @@ def parse_validate(spec: FeedSpec, ws: Workspace, fetched: dict, *, progress: Pr
     avoid_huge_pages()
     _freeze_long_lived()
     adapter = adapter_for("gtfs" if spec.kind == "ondemand" else spec.kind)  # an on-demand spec is read as the feed it built
+    if hasattr(adapter, "plain_facts"):
+        adapter.plain_facts = export and _exports_here
     _say(progress, f"{spec.id}: reading {fetched['source']}")
     try:
         feed = adapter.read(Path(fetched["raw_path"]), encoding=spec.encoding,
@@ -141,6 +145,8 @@ def parse_validate(spec: FeedSpec, ws: Workspace, fetched: dict, *, progress: Pr
     _say(progress, f"{spec.id}: typing and checking {sum(f.csv.rows_in for f in feed.files.values()):,} rows")
     con = duckdb.connect()
     result = canonicalize(feed, schema=load_schema(), out_dir=tables_dir, profile=spec.profile, con=con)
+    _keep(_plain_facts, (spec.id, version), {name: tf.verbatim for name, tf in feed.files.items() if tf.verbatim})
+    _keep(_unique_keys, (spec.id, version), result.unique_keys)
     for tf in feed.files.values():  # typed and staged as Parquet: the rules and later steps read that, not the text
         tf.csv.release()
     give_back_memory()
@@ -213,6 +219,30 @@ def parse_validate(spec: FeedSpec, ws: Workspace, fetched: dict, *, progress: Pr
             "rows_accepted": row["rows_accepted"], "rows_quarantined": row["rows_quarantined"],
             "errors": row["errors"], "warnings": row["warnings"], "policy_status": verdict.status,
             "blocked_by": verdict.blocked_by}
+
+
+#: What the parse of this process found out about the versions it staged, by (feed id, version), for the later steps of
+#: the same run (another process's steps check for themselves): transforms.verbatim.plain_facts of the members (the
+#: export copies those as received without inflating and parsing them again), and the tables deduplicated on their key
+#: (transforms.canonical.Canonical.unique_keys: the contracts need not count duplicate keys).
+_plain_facts: dict[tuple[str, str], dict] = {}
+_exports_here = True  # False in a FeedPool worker
+_unique_keys: dict[tuple[str, str], dict] = {}
+
+
+_facts_lock = threading.Lock()  # the export thread takes its facts while this thread may keep the next feed's
+
+
+def _keep(store: dict, key: tuple[str, str], facts: dict) -> None:
+    with _facts_lock:
+        if len(store) >= 16:  # versions parsed and never exported or checked (blocked, failed): the oldest go
+            store.pop(next(iter(store)))
+        store[key] = facts
+
+
+def _take(store: dict, key: tuple[str, str]) -> dict | None:
+    with _facts_lock:
+        return store.pop(key, None)
 
 
 _frozen = 0
@@ -491,7 +521,7 @@ def _export_and_push(ws: Workspace, feed_id: str, feed_version: str, *, lock: bo
     whole): a kill after a whole local export must not leave the store without it, since a rerun finds it exported."""
     from warehouse.export import export_version
 
-    out = export_version(ws, feed_id, feed_version, lock=lock)
+    out = export_version(ws, feed_id, feed_version, lock=lock, plain=_take(_plain_facts, (feed_id, feed_version)))
     storage.push_tree(ws, Path(out["parquet_dir"]))
     storage.push(ws, [Path(out["gtfs_zip"])])
     return out
@@ -528,7 +558,9 @@ def contracts_step(ws: Workspace, published: dict, *, progress: Progress | None 
     with feed_lock(ws, fid):
         if published.get("status") == "unchanged" and has_results(ws, fid, ver):
             return {**published, "contracts": None}
-        return {**published, "contracts": run_contracts(ws, fid, ver, progress=progress, data_docs=data_docs)}
+        unique = _take(_unique_keys, (fid, ver))
+        return {**published, "contracts": run_contracts(ws, fid, ver, progress=progress, data_docs=data_docs,
+                                                        **({"unique_keys": unique} if unique else {}))}
 
 
 def unfinished_steps(ws: Workspace, feed_id: str, feed_version: str, *, contracts: bool = True, export: bool = True) -> list[str]:
@@ -585,8 +617,9 @@ _worker_queue = None
 
 
 def _pool_worker_start(queue) -> None:
-    global _worker_queue
+    global _worker_queue, _exports_here
     _worker_queue = queue
+    _exports_here = False  # a pool worker stages feeds that the run's own process exports: no facts for the export here
 
 
 def _pool_prepare(spec: FeedSpec, ws: Workspace, validation_date: date | None) -> dict:

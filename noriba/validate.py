@@ -29,7 +29,7 @@ def validate_feed(spec: FeedSpec, ws: Workspace, *, validation_date: date | None
     try:
         scratch = Workspace(tmp).ensure()
         fetched = pipeline.fetch(spec, scratch)
-        staged = pipeline.parse_validate(spec, scratch, fetched, progress=progress, validation_date=validation_date)
+        staged = pipeline.parse_validate(spec, scratch, fetched, progress=progress, validation_date=validation_date, export=False)
         report = build_report(spec.id, staged["feed_version"], staged_sources(Path(staged["staging_dir"])))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -24,6 +24,7 @@ class TextFile:
     csv: CsvText
     encoding: str
     content_sha256: str  # over the normalised UTF-8 text (no BOM, LF line ends)
+    verbatim: dict | None = None  # transforms.verbatim.plain_facts: the export may copy the member as received
 
 
 @dataclass

@@ -252,6 +252,9 @@ class Canonical:
     counts: dict[str, FileCount] = field(default_factory=dict)
     tables: list[str] = field(default_factory=list)  # canonical tables written
     columns: list[dict] = field(default_factory=list)  # every header column of every file, as COLUMNS_SCHEMA
+    #: table -> its key's columns, for the tables whose written rows were deduplicated on their key here (first row wins):
+    #: no two rows without a NULL in the key share it, so the data contracts need not count duplicates again
+    unique_keys: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 #: ``_columns.parquet``: one row per column of every file's header, also when the file has no rows.
@@ -424,6 +427,8 @@ class _State:
     arrow: dict[str, pa.Table] = field(default_factory=dict)
     #: (table, field) -> its distinct values, when known for free (the groups of a proven key)
     distinct: dict[tuple[str, str], pa.Array] = field(default_factory=dict)
+    #: table -> key columns deduplicated (Canonical.unique_keys); None for a table typed from two files
+    unique: dict[str, tuple[str, ...] | None] = field(default_factory=dict)
 
 
 def _canonicalize(feed: TextFeed, schema: Schema, out_dir: Path, profile: str, con, writer: _BackgroundWriter) -> Canonical:
@@ -489,6 +494,7 @@ def _canonicalize(feed: TextFeed, schema: Schema, out_dir: Path, profile: str, c
     st.distinct.clear()
 
     result.tables.extend(t.name for t in schema.tables.values() if t.name in present)
+    result.unique_keys = {t: key for t, key in st.unique.items() if key and t in present}
     return result
 
 
@@ -797,6 +803,7 @@ def _type_table(st: _State, table: Table, tf, count: FileCount, columns: list[di
                 f"FROM dups d JOIN {raw_of('SELECT _line FROM dups')} r USING (_line)"
             )
             drop("SELECT _line FROM dups")
+        st.unique[table.name] = None if table.name in st.unique else tuple(f.column for f in table.key)
     # Required non-key fields left empty: reported, row kept.
     for f, n in zip(soft_required, n_empty):
         if not n:

@@ -20,6 +20,7 @@ from transforms.adapters import InputError, Progress, TextFeed, TextFile
 from transforms.csvread import read_csv_text
 from transforms.encoding import decode
 from transforms.notices import ERROR, INFO, WARNING, Findings
+from transforms.verbatim import plain_facts
 from transforms.paths import folder_files, shown, unsafe_reason
 
 #: Largest file of a feed read, unpacked; larger ones are refused (zip bombs, mistakes). NORIBA_MAX_FILE_BYTES sets it.
@@ -306,19 +307,23 @@ def _sized(reader: Callable[[], bytes], size: int) -> Callable[[], bytes]:
     return reader
 
 
-def _load(name: str, read: Callable[[], bytes], encoding: str | None):
-    """Return (decoded text, CSV table, normalised sha256, first NUL line or None) of one member.
+def _load(name: str, read: Callable[[], bytes], encoding: str | None, facts: bool = True):
+    """Return (decoded text, CSV table, normalised sha256, first NUL line or None, plain_facts or None) of one member.
 
     Runs in a worker thread: unzip, decoding checks, hashing and pyarrow's CSV reader release
     the GIL, so a big stop_times.txt is read while the other files are.
     """
     raw = read()
     dec = decode(raw, file=name, override=encoding)
+    as_read = dec.data is raw or dec.data == raw  # the text is the member's bytes (no BOM dropped, nothing replaced)
     del raw
     nul = None
     if b"\x00" in dec.data:
         nul = dec.data.count(b"\n", 0, dec.data.find(b"\x00")) + 1
-    return dec, read_csv_text(dec.data), normalised_sha256(dec.data), nul
+    csvt = read_csv_text(dec.data)
+    plain = (plain_facts(name, dec.encoding, dec.data, csvt)
+             if facts and as_read and name == PurePosixPath(name).name else None)
+    return dec, csvt, normalised_sha256(dec.data), nul, plain
 
 
 #: Files read at once; two suits the 2-core machines this runs on, more only costs memory.
@@ -327,6 +332,8 @@ READ_THREADS = 2
 
 class GtfsAdapter:
     kind = "gtfs"
+    #: False: the members' plain facts (transforms.verbatim) are not made: no export follows (`noriba validate`)
+    plain_facts = True
 
     def read(self, source: Path, *, encoding: str | None = None, progress: Progress | None = None) -> TextFeed:
         """Return the feed at ``source`` (zip or folder) as text tables.
@@ -371,17 +378,18 @@ class GtfsAdapter:
         with ThreadPoolExecutor(max_workers=READ_THREADS) as pool:
             futures = {}
             for name in sorted(texts, key=lambda n: -getattr(members[n], "size", 0)):
-                futures[name] = pool.submit(_load, name, members[name], encoding)
+                futures[name] = pool.submit(_load, name, members[name], encoding, self.plain_facts)
             try:
                 for name in texts:
                     if progress:
                         progress(f"reading {name}")
-                    dec, csvt, sha, nul = futures.pop(name).result()
+                    dec, csvt, sha, nul, facts = futures.pop(name).result()
                     feed.findings.notices.extend(dec.notices)
                     feed.findings.counts.update((n.code, n.severity) for n in dec.notices)
                     if nul is not None:
                         feed.findings.add("invalid_character", ERROR, "file contains NUL bytes (\\0); they are not allowed in GTFS text", file=name, line=nul)
                     self._add_text(feed, name, dec, csvt, sha)
+                    feed.files[name].verbatim = facts
             except BaseException:
                 pool.shutdown(wait=False, cancel_futures=True)  # a file refused ends the read: the others are not started
                 raise

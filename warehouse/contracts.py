@@ -579,7 +579,8 @@ def contracts_engine(engine: str = "auto") -> str:
     return engine
 
 
-def _evaluate_sql(ws: Workspace, feed_id: str, feed_version: str, tables, contracts: dict, *, source: str, progress=None) -> dict:
+def _evaluate_sql(ws: Workspace, feed_id: str, feed_version: str, tables, contracts: dict, *, source: str, progress=None,
+                  unique_keys: dict | None = None) -> dict:
     """Return {table: [(success, GX result dict) or None per contract]} of the SQL engine over views of the version's tables."""
     import duckdb
 
@@ -596,7 +597,8 @@ def _evaluate_sql(ws: Workspace, feed_id: str, feed_version: str, tables, contra
         for t, _ in tables:
             if progress:
                 progress(f"{feed_id}: contracts of {t.name} (sql)")
-            out[t.name] = evaluate_table(con, t.name, contracts[t.name], dict(partition_columns(t)))
+            out[t.name] = evaluate_table(con, t.name, contracts[t.name], dict(partition_columns(t)),
+                                         unique_key=(unique_keys or {}).get(t.name))
         return out
     finally:
         con.close()
@@ -630,7 +632,7 @@ def _validate_gx(ws: Workspace, feed_id: str, feed_version: str, tables, todo: d
 
 def validate_version(ws: Workspace, feed_id: str, feed_version: str, *, route: str = "auto", progress=None,
                      tables: list[str] | None = None, source: str = "lake", engine: str = "auto",
-                     fingerprints: dict[str, str] | None = None) -> tuple[list[dict], object]:
+                     fingerprints: dict[str, str] | None = None, unique_keys: dict | None = None) -> tuple[list[dict], object]:
     """Return (result rows, GX context or None) of the contracts run on one version's tables (or only ``tables``).
 
     ``source`` is where the DuckDB route reads: the lake partitions (default, no lock) or the
@@ -638,7 +640,9 @@ def validate_version(ws: Workspace, feed_id: str, feed_version: str, *, route: s
     is ``sql`` (one query per table; GX only for what SQL does not support) or ``gx``; the pandas
     route is always GX. The results go to GX's results store (for Data Docs), not to the
     warehouse. No reuse: every table is evaluated. ``fingerprints`` ({table: table_fingerprint}) saves hashing the
-    partitions again when the caller has them.
+    partitions again when the caller has them. ``unique_keys`` ({table: key columns}): tables whose rows the parse of this
+    process deduplicated on that key (transforms.canonical.Canonical.unique_keys), so a uniqueness expectation on exactly
+    those columns has no unexpected row without a query.
     """
     route = _checked_route(ws, feed_id, feed_version, route, source)
     engine = contracts_engine(engine) if route == "duckdb" else "gx"
@@ -647,7 +651,8 @@ def validate_version(ws: Workspace, feed_id: str, feed_version: str, *, route: s
     run_at = datetime.now(timezone.utc).replace(microsecond=0)  # = the stored run_at, which finds the run's GX keys
     run_at_s = run_at.isoformat(timespec="seconds")
     contracts = {t.name: table_contracts(t, engine="sql" if route == "duckdb" else "pandas") for t, _ in tables}
-    sql = _evaluate_sql(ws, feed_id, feed_version, tables, contracts, source=source, progress=progress) if engine == "sql" else {}
+    sql = (_evaluate_sql(ws, feed_id, feed_version, tables, contracts, source=source, progress=progress, unique_keys=unique_keys)
+           if engine == "sql" else {})
     todo = {t.name: [i for i in range(len(contracts[t.name])) if t.name not in sql or sql[t.name][i] is None] for t, _ in tables}
     todo = {k: v for k, v in todo.items() if v}
     ctx, gx_results = None, {}
@@ -685,7 +690,8 @@ def validate_version(ws: Workspace, feed_id: str, feed_version: str, *, route: s
 
 
 def run_contracts(ws: Workspace, feed_id: str, feed_version: str, *, route: str = "auto", progress=None,
-                  data_docs: bool | str = True, source: str = "lake", reuse: bool = True, engine: str = "auto") -> dict:
+                  data_docs: bool | str = True, source: str = "lake", reuse: bool = True, engine: str = "auto",
+                  unique_keys: dict | None = None) -> dict:
     """Return a summary of the contracts run on one published version: suites, expectations, failed, seconds.
 
     Results replace the version's rows in quality.expectation_results and go to GX's results store.
@@ -694,7 +700,7 @@ def run_contracts(ws: Workspace, feed_id: str, feed_version: str, *, route: str 
     (``noriba docs``, or the end of a run of many feeds: GX's index reads every stored validation,
     and importing GX alone costs seconds). If ``reuse`` (and the source is the lake), then tables
     whose fingerprint has stored results reuse them (``reused`` counts those tables) and only the
-    others are evaluated. ``engine``: see :func:`validate_version`.
+    others are evaluated. ``engine`` and ``unique_keys``: see :func:`validate_version`.
     """
     t0 = time.perf_counter()
     resolved = _checked_route(ws, feed_id, feed_version, route, source)
@@ -711,7 +717,7 @@ def run_contracts(ws: Workspace, feed_id: str, feed_version: str, *, route: str 
             held.callback(con.close)
         rows, reused, todo, ctx, run_time = _run_contracts_held(
             ws, feed_id, feed_version, con=con, tables=tables, fingerprints=fingerprints, resolved=resolved, route=route,
-            engine=engine, reuse=reuse, source=source, progress=progress)
+            engine=engine, reuse=reuse, source=source, progress=progress, unique_keys=unique_keys)
     index = str(ws.reports / "data_docs" / "index.html")
     if data_docs == "later" or not data_docs:
         docs = index if data_docs else None
@@ -737,14 +743,14 @@ def run_contracts(ws: Workspace, feed_id: str, feed_version: str, *, route: str 
 
 
 def _run_contracts_held(ws: Workspace, feed_id: str, feed_version: str, *, con, tables, fingerprints, resolved: str, route: str,
-                        engine: str, reuse: bool, source: str, progress) -> tuple:
+                        engine: str, reuse: bool, source: str, progress, unique_keys: dict | None = None) -> tuple:
     """Return (rows stored, tables reused, tables evaluated, GX context or None, run time) of run_contracts's evaluation and store."""
     reused: dict[str, list[dict]] = {}
     if reuse and fingerprints is not None:
         reused = reusable_results(ws, feed_id, fingerprints, **({"con": con} if con is not None else {}))
     todo = [t.name for t, _ in tables if t.name not in reused]
     rows, ctx = (validate_version(ws, feed_id, feed_version, route=route, progress=progress, source=source, tables=todo, engine=engine,
-                                  fingerprints=fingerprints)
+                                  fingerprints=fingerprints, unique_keys=unique_keys)
                  if todo else ([], None))
     run_time = datetime.fromisoformat(rows[0]["run_at"]) if rows else None
     run_at_s = rows[0]["run_at"] if rows else datetime.now(timezone.utc).replace(microsecond=0).isoformat(timespec="seconds")

@@ -21,6 +21,7 @@ from warehouse.runstate import fault_point, feed_lock, replace_dir, sweep, sweep
 from transforms.canonical import lit, q
 from transforms.paths import UnsafePath, safe_join
 from transforms.schema import Field, Table, load_schema
+from transforms.verbatim import PLAIN_NAME, VERBATIM, header_patterns, verbatim_pattern
 
 
 def text_expr(f: Field) -> str:
@@ -54,24 +55,9 @@ def write_gtfs_text(con: duckdb.DuckDBPyConnection, table: Table, src: str, head
     )
 
 
-#: Whole-value patterns (RE2) of received text that a field's text expression gives back unchanged: ``text_expr``
-#: of the typed value is the received text. A field kind not listed (float, geometry) is always rendered again.
-_VERBATIM = {
-    "time": r"^([0-9]{2}:[0-5][0-9]:[0-5][0-9])?$",  # printf('%02d:%02d:%02d'): two-digit hours, as received
-    "date": r"^((19|20)[0-9]{2}(0[1-9]|1[0-2])(0[1-9]|[12][0-9]|3[01]))?$",  # strftime('%Y%m%d'); an invalid day stays untyped, as received
-    "INTEGER": r"^(0|-?[1-9][0-9]{0,8})?$",  # CAST(int AS VARCHAR): no sign, zero or space padding; within int32
-}
-#: A header cell DuckDB's CSV writer never quotes (it quotes '', and values holding , " # CR or LF).
-_PLAIN_NAME = r"^[^#,\"\s]+$"
-
-
-def _verbatim_pattern(f: Field) -> str | None:
-    """Return the pattern of received text that field ``f`` writes back unchanged, "" for any text (VARCHAR), None if none."""
-    if f.type in ("time", "date"):
-        return _VERBATIM[f.type]
-    if f.sql_type == "INTEGER":
-        return _VERBATIM["INTEGER"]
-    return "" if f.sql_type == "VARCHAR" else None
+_VERBATIM = VERBATIM  # the patterns and header checks live in transforms/verbatim.py (the parse makes them too)
+_PLAIN_NAME = PLAIN_NAME
+_verbatim_pattern = verbatim_pattern
 
 
 def copy_if_verbatim(raw_zip: Path, name: str, table: Table, header: list[str], rows: int, target: Path) -> bool:
@@ -84,16 +70,10 @@ def copy_if_verbatim(raw_zip: Path, name: str, table: Table, header: list[str], 
     (``_VERBATIM``; a float or geometry column never qualifies). The caller makes sure no row of the file was
     quarantined and it was read as UTF-8.
     """
-    import re
-
     import pyarrow as pa
 
-    fields = [table.field(h) for h in header]
-    want = [f.name for f in table.fields if f.name in header] + [h for h in dict.fromkeys(header) if table.field(h) is None]
-    if want != header or not all(re.match(_PLAIN_NAME, h) for h in header):
-        return False
-    patterns = {h: _verbatim_pattern(f) if f is not None else "" for h, f in zip(header, fields)}
-    if any(p is None for p in patterns.values()):
+    patterns = header_patterns(table, header)
+    if patterns is None:
         return False
     try:
         ok = _copy_plain(raw_zip, name, header, target) and _count_plain(target, header, patterns) == rows
@@ -102,6 +82,23 @@ def copy_if_verbatim(raw_zip: Path, name: str, table: Table, header: list[str], 
     if not ok:
         target.unlink(missing_ok=True)
     return ok
+
+
+def known_verbatim(raw_zip: Path, name: str, table: Table, header: list[str], rows: int, fact: dict | None) -> bool:
+    """Return True if the parse of this process found member ``name`` of ``raw_zip`` to pass copy_if_verbatim's checks
+    (``fact``: transforms.verbatim.plain_facts) and it is still that member: the same size and CRC, ``rows`` rows, the
+    same header patterns, deflated or stored and not encrypted (so its compressed bytes are copied into the export).
+    Then nothing is inflated or parsed again. False: copy_if_verbatim decides."""
+    patterns = header_patterns(table, header)
+    if not fact or patterns is None or fact.get("rows") != rows or fact.get("patterns") != sorted(patterns.items()):
+        return False
+    try:
+        with zipfile.ZipFile(raw_zip) as zf:
+            info = zf.getinfo(name)
+    except (OSError, KeyError, zipfile.BadZipFile):
+        return False
+    return (info.file_size == fact.get("size") and info.CRC == fact.get("crc") and not info.flag_bits & 0x1
+            and info.compress_type in (zipfile.ZIP_DEFLATED, zipfile.ZIP_STORED))
 
 
 def _copy_plain(raw_zip: Path, name: str, header: list[str], target: Path) -> bool:
@@ -180,28 +177,34 @@ def write_export_parquet(part: Path, target: Path, *, feed_id: str, feed_version
         for i in range(len(lake)):
             st = rg.column(i).statistics
             nulls[i] = nulls[i] + st.null_count if nulls[i] is not None and st is not None and st.has_null_count else None
-    schema = pa.schema([pa.field("feed_id", pa.string(), nullable=False), pa.field("feed_version", pa.string(), nullable=False)]
-                       + [pa.field(f.name, f.type, nullable=nulls[i] != 0) for i, f in enumerate(lake)])
+    # strings stay dictionary arrays from the lake's dictionary pages to the export's (no value decoded and hashed again,
+    # the two constant columns one value each); the file keeps no Arrow schema, so readers see plain strings as before
+    text = pa.dictionary(pa.int32(), pa.string())
+    strings = [f.name for f in lake if f.type == pa.string()]
+    schema = pa.schema([pa.field("feed_id", text, nullable=False), pa.field("feed_version", text, nullable=False)]
+                       + [pa.field(f.name, text if f.type == pa.string() else f.type, nullable=nulls[i] != 0) for i, f in enumerate(lake)])
     ints = [f.name for f in schema if f.type == pa.int32()]
-    strings = [f.name for f in schema if f.type == pa.string()]
-    with pq.ParquetWriter(target, schema, compression="zstd", compression_level=3, use_dictionary=strings,
-                          column_encoding={c: "DELTA_BINARY_PACKED" for c in ints}) as out:
+    pf = pq.ParquetFile(part, read_dictionary=strings)
+    with pq.ParquetWriter(target, schema, compression="zstd", compression_level=3, use_dictionary=["feed_id", "feed_version", *strings],
+                          column_encoding={c: "DELTA_BINARY_PACKED" for c in ints}, store_schema=False) as out:
         for batch in pf.iter_batches(batch_size=1 << 20, use_threads=False):
             n = batch.num_rows
-            out.write_batch(pa.RecordBatch.from_arrays([_constant_text(feed_id, n), _constant_text(feed_version, n), *batch.columns],
-                                                       schema=schema))
+            out.write_batch(pa.RecordBatch.from_arrays([_constant_text(feed_id, n, decode=False), _constant_text(feed_version, n, decode=False),
+                                                        *batch.columns], schema=schema))
     return True
 
 
-def _constant_text(value: str, n: int):
-    """Return a string array of ``n`` times ``value``, built from buffers: pyarrow's conversion of a Python value
-    (pa.scalar, pa.array of a list) imports pandas, seconds in a process that has not (the ingest never does)."""
+def _constant_text(value: str, n: int, *, decode: bool = True):
+    """Return a string array of ``n`` times ``value`` (``decode`` False: as a dictionary array of one value), built from
+    buffers: pyarrow's conversion of a Python value (pa.scalar, pa.array of a list) imports pandas, seconds in a process
+    that has not (the ingest never does)."""
     import pyarrow as pa
 
     data = value.encode("utf-8")
     one = pa.StringArray.from_buffers(1, pa.py_buffer(b"\0\0\0\0" + len(data).to_bytes(4, "little")), pa.py_buffer(data))
     zeros = pa.Array.from_buffers(pa.int32(), n, [None, pa.py_buffer(bytes(4 * n))])
-    return pa.DictionaryArray.from_arrays(zeros, one).dictionary_decode()
+    out = pa.DictionaryArray.from_arrays(zeros, one)
+    return out.dictionary_decode() if decode else out
 
 
 #: DuckDB's memory for an export (NORIBA_EXPORT_MEMORY overrides): beyond it the sorts spill to the export's own folder
@@ -262,21 +265,24 @@ def _fast_deflate():
     return isal_zlib.compressobj(1, isal_zlib.DEFLATED, -15)
 
 
-def _zip_dir(src: Path, target: Path, *, raw_from: Path | None = None, raw_names: frozenset[str] = frozenset()) -> None:
+def _zip_dir(src: Path, target: Path, *, raw_from: Path | None = None, raw_names: frozenset[str] = frozenset(),
+             unread: frozenset[str] = frozenset()) -> None:
     """Write every file under ``src`` into the zip ``target``; the members named in ``raw_names`` (files of ``src`` that
-    are byte for byte that member of the zip ``raw_from``) get that member's compressed bytes, not deflated again."""
+    are byte for byte that member of the zip ``raw_from``) get that member's compressed bytes, not deflated again.
+    ``unread`` (of ``raw_names``, top-level names): members that are not written under ``src`` but taken from ``raw_from``
+    only, in the same order as if they were."""
     # a name of its own (hidden, unique), so two writers never share a temporary file; removed if writing fails
     tmp = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex[:8]}")
     try:
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf, \
                 (zipfile.ZipFile(raw_from) if raw_names else nullcontext()) as rz:
-            for p in sorted(x for x in src.rglob("*") if x.is_file()):
+            for p in sorted({*(x for x in src.rglob("*") if x.is_file()), *(src / n for n in unread)}):
                 name = p.relative_to(src).as_posix()
                 if name in raw_names and _copy_compressed(rz, name, zf):
                     continue
                 info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
                 info.compress_type = zipfile.ZIP_DEFLATED
-                with p.open("rb") as fh, zf.open(info, "w", force_zip64=True) as out:
+                with (rz.open(name) if name in unread else p.open("rb")) as fh, zf.open(info, "w", force_zip64=True) as out:
                     out._compressor = _fast_deflate()  # before the first byte: same deflate stream format, ISA-L speed
                     shutil.copyfileobj(fh, out, 1 << 20)
         os.replace(tmp, target)
@@ -361,7 +367,7 @@ def is_exported(ws: Workspace, feed_id: str, feed_version: str) -> bool:
     return meta_part.exists() and refusal(feed_id, feed_version, meta_part) is not None
 
 
-def export_version(ws: Workspace, feed_id: str, feed_version: str, *, lock: bool = True) -> dict:
+def export_version(ws: Workspace, feed_id: str, feed_version: str, *, lock: bool = True, plain: dict | None = None) -> dict:
     """Return the paths of the GTFS zip and Parquet folder written for one feed version.
 
     The zip holds every file of the input: canonical tables in the standard column order
@@ -374,7 +380,8 @@ def export_version(ws: Workspace, feed_id: str, feed_version: str, *, lock: bool
     under the feed's lock; the Parquet folder is then swapped in and the zip renamed last. The
     temporary files a killed export left (and ``exports/tmpXXXXXXXX`` of older versions) are
     removed first. ``lock=False``: the caller holds the feed's lock for this whole call in another thread (a feed run
-    building its export while it publishes: noriba.pipeline.start_export).
+    building its export while it publishes: noriba.pipeline.start_export). ``plain``: {member: transforms.verbatim
+    facts} the parse of this process found (see known_verbatim).
     """
     schema = load_schema()
     meta_part = ws.lake_partition("meta_feed_versions", feed_id, feed_version) / "part-0.parquet"
@@ -382,10 +389,10 @@ def export_version(ws: Workspace, feed_id: str, feed_version: str, *, lock: bool
     if why:
         raise ExportRefused(why)
     with feed_lock(ws, feed_id) if lock else nullcontext():
-        return _export_locked(ws, schema, feed_id, feed_version, meta_part)
+        return _export_locked(ws, schema, feed_id, feed_version, meta_part, plain or {})
 
 
-def _export_locked(ws: Workspace, schema, feed_id: str, feed_version: str, meta_part: Path) -> dict:
+def _export_locked(ws: Workspace, schema, feed_id: str, feed_version: str, meta_part: Path, plain: dict) -> dict:
     zip_path, pq_dir = export_paths(ws, feed_id, feed_version)
     out_dir = zip_path.parent
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -401,6 +408,7 @@ def _export_locked(ws: Workspace, schema, feed_id: str, feed_version: str, meta_
     raw_zip = Path(meta[2]) if meta[2] and Path(meta[2]).is_file() else None  # the input as archived (a local home)
     left_out: list[str] = []
     verbatim: list[str] = []  # members copied from the input as received (copy_if_verbatim)
+    unread: set[str] = set()  # of those, the ones known plain from the parse: not in the folder, copied from the input only
 
     def target_of(name: str) -> Path | None:
         try:
@@ -425,12 +433,15 @@ def _export_locked(ws: Workspace, schema, feed_id: str, feed_version: str, meta_
             info = files[table.file_name]
             header = [h.strip().lstrip("\ufeff") for h in info["header"]]
             src = f"read_parquet({lit(str(part))}, hive_partitioning=false)"
-            if not (raw_zip and info.get("encoding") == "utf-8" and not info.get("quarantined") and header == info["header"]
-                    and info.get("accepted") == info.get("rows_in")
-                    and copy_if_verbatim(raw_zip, table.file_name, table, header, info["rows_in"], tmp / table.file_name)):
-                write_gtfs_text(con, table, src, header, tmp / table.file_name)
-            else:
+            as_received = (raw_zip and info.get("encoding") == "utf-8" and not info.get("quarantined") and header == info["header"]
+                           and info.get("accepted") == info.get("rows_in"))
+            if as_received and known_verbatim(raw_zip, table.file_name, table, header, info["rows_in"], plain.get(table.file_name)):
                 verbatim.append(table.file_name)
+                unread.add(table.file_name)
+            elif as_received and copy_if_verbatim(raw_zip, table.file_name, table, header, info["rows_in"], tmp / table.file_name):
+                verbatim.append(table.file_name)
+            else:
+                write_gtfs_text(con, table, src, header, tmp / table.file_name)
             if not write_export_parquet(part, pq_tmp / (tname + ".parquet"), feed_id=feed_id, feed_version=feed_version):
                 con.execute(
                     f"COPY (SELECT {lit(feed_id)} AS feed_id, {lit(feed_version)} AS feed_version, * FROM {src}) "
@@ -454,7 +465,7 @@ def _export_locked(ws: Workspace, schema, feed_id: str, feed_version: str, meta_
                     csv.writer(fh, lineterminator="\n").writerow(info["header"])
         fault_point("export")  # test hook: a kill here leaves the temporary folder and no zip
         replace_dir(pq_tmp, pq_dir)
-        _zip_dir(tmp, zip_path, raw_from=raw_zip, raw_names=frozenset(verbatim))
+        _zip_dir(tmp, zip_path, raw_from=raw_zip, raw_names=frozenset(verbatim), unread=frozenset(unread))
     finally:
         con.close()
         shutil.rmtree(work, ignore_errors=True)

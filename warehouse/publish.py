@@ -456,18 +456,38 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     fingerprint = _layout_fingerprint(tables, views)
     if _at_layout(con, tables, fingerprint):
         return
-    for s in ("gtfs", "gtfs_latest", "meta", "quality"):
-        con.execute(f"CREATE SCHEMA IF NOT EXISTS {s}")
-    for schema, table, cols in tables:
-        con.execute(f"CREATE TABLE IF NOT EXISTS {schema}.{q(table)} ({', '.join(f'{q(c)} {t}' for c, t in cols)})")
-        have = {r[0] for r in con.execute(
-            "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND table_name = ?", [schema, table]).fetchall()}
-        for c, t in cols:
-            if c not in have:
-                con.execute(f"ALTER TABLE {schema}.{q(table)} ADD COLUMN {q(c)} {t}")
-    for sql in views:
-        con.execute(sql)
-    con.execute(f"COMMENT ON VIEW meta.latest_versions IS {lit(fingerprint)}")
+    try:  # one commit (one WAL sync) for the whole layout, not one per statement: ~0.2 s less on a new warehouse
+        con.execute("BEGIN TRANSACTION")
+        own = True
+    except duckdb.TransactionException:  # the caller's transaction: the statements are part of it
+        own = False
+    try:
+        for s in ("gtfs", "gtfs_latest", "meta", "quality"):
+            con.execute(f"CREATE SCHEMA IF NOT EXISTS {s}")
+        have: dict[tuple[str, str], set[str]] = {}
+        for schema, table, column in con.execute(  # every table's columns in one catalog query, not one per table
+                "SELECT table_schema, table_name, column_name FROM information_schema.columns "
+                "WHERE table_schema IN ('gtfs', 'meta', 'quality')").fetchall():
+            have.setdefault((schema, table), set()).add(column)
+        for schema, table, cols in tables:
+            if (schema, table) not in have:
+                con.execute(f"CREATE TABLE IF NOT EXISTS {schema}.{q(table)} ({', '.join(f'{q(c)} {t}' for c, t in cols)})")
+                continue
+            for c, t in cols:
+                if c not in have[(schema, table)]:
+                    con.execute(f"ALTER TABLE {schema}.{q(table)} ADD COLUMN {q(c)} {t}")
+        for sql in views:
+            con.execute(sql)
+        con.execute(f"COMMENT ON VIEW meta.latest_versions IS {lit(fingerprint)}")
+    except BaseException:
+        if own:
+            try:
+                con.execute("ROLLBACK")
+            except duckdb.Error:
+                pass
+        raise
+    if own:
+        con.execute("COMMIT")
 
 
 #: Writer files (path, inode, layout fingerprint) this process brought to the current layout: a run of many feeds checks the

@@ -164,3 +164,58 @@ def test_the_engine_is_chosen_by_argument_or_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("NORIBA_CONTRACTS_ENGINE", "spark")
     with pytest.raises(ValueError, match="unknown contracts engine NORIBA_CONTRACTS_ENGINE='spark'"):
         contracts_engine()
+
+
+def test_a_run_whose_parse_deduplicated_the_keys_stores_the_same_results_without_counting_duplicates(tmp_path, monkeypatch):
+    """run_feed passes the tables the parse deduplicated on their key (duplicates quarantined): their uniqueness
+    expectations are answered without the GROUP BY, and the stored results are the ones a run without that knowledge stores."""
+    import duckdb
+
+    import transforms.rules.engine as engine
+    from noriba.pipeline import run_feed
+    from warehouse.contracts import run_contracts
+    from warehouse.workspace import Workspace
+
+    feed = {**MINI_FEED, "stop_times.txt": MINI_FEED["stop_times.txt"] + MINI_FEED["stop_times.txt"].splitlines()[1] + "\n"}
+    ws = Workspace(tmp_path / "h").ensure()
+    ran: list[str] = []
+    real = engine.execute_parsed
+    monkeypatch.setattr(engine, "execute_parsed", lambda con, sql, *a, **k: (ran.append(sql), real(con, sql, *a, **k))[1])
+    out = run_feed(make_spec("dup", write_feed(tmp_path / "f", feed)), ws, export=False)
+    assert out["rows_quarantined"] >= 1  # the duplicate stop time
+    stop_times = [s for s in ran if re.search(r'FROM "stop_times"$', s)]
+    assert stop_times and not any("GROUP BY" in s for s in stop_times)
+
+    def stored() -> list:
+        con = duckdb.connect(str(ws.warehouse), read_only=True)
+        try:
+            cols = [c for (c,) in con.execute("SELECT column_name FROM information_schema.columns WHERE table_schema = 'quality' "
+                                              "AND table_name = 'expectation_results'").fetchall() if c not in ("run_at", "reused_from")]
+            return [dict(zip(cols, r)) for r in con.execute(f"SELECT {', '.join(cols)} FROM quality.expectation_results ORDER BY ALL").fetchall()]
+        finally:
+            con.close()
+
+    with_facts = stored()
+    assert any(r["expectation_type"] == "expect_compound_columns_to_be_unique" and r["table_name"] == "stop_times" for r in with_facts)
+    ran.clear()
+    run_contracts(ws, "dup", out["feed_version"], data_docs=False, reuse=False)  # no facts: every duplicate counted
+    assert any("GROUP BY" in s for s in ran if re.search(r'FROM "stop_times"$', s))
+    assert stored() == with_facts
+
+
+def test_unique_key_answers_only_an_expectation_on_exactly_those_columns():
+    import duckdb
+
+    from transforms.contracts import Contract
+    from warehouse.contracts_sql import evaluate_table
+
+    con = duckdb.connect()
+    con.execute("CREATE VIEW v AS SELECT * FROM (VALUES ('a', 1), ('a', 2), ('b', 1), ('b', 1), (NULL, 1)) t(g, n)")
+    both = Contract("k", "expect_compound_columns_to_be_unique", {"column_list": ["g", "n"]})
+    swapped = Contract("k", "expect_compound_columns_to_be_unique", {"column_list": ["n", "g"]})
+    one = Contract("k", "expect_column_values_to_be_unique", {"column": "g"})
+    types = {"g": "VARCHAR", "n": "INTEGER"}
+    plain = evaluate_table(con, "v", [both, swapped, one], types)
+    assert [r[1]["unexpected_count"] for r in plain] == [2, 2, 4]
+    told = evaluate_table(con, "v", [both, swapped, one], types, unique_key=("g", "n"))
+    assert [r[1]["unexpected_count"] for r in told] == [0, 2, 4]  # only the key's own expectation is taken as told

@@ -135,20 +135,28 @@ def test_member_already_in_canonical_text_is_copied_as_received_and_every_member
             zf.writestr(name, text.encode("utf-8"))
     spec = make_spec("tricky", feed, policy={"block": []})  # errors on purpose; the export is still built
     copied: list[str] = []
-    real = export.copy_if_verbatim
+    known: list[str] = []
+    real, real_known = export.copy_if_verbatim, export.known_verbatim
     monkeypatch.setattr(export, "copy_if_verbatim", lambda *a: (copied.append(a[1]) or True) if real(*a) else False)
-    out = run_feed(spec, ws)
+    monkeypatch.setattr(export, "known_verbatim", lambda *a: (known.append(a[1]) or True) if real_known(*a) else False)
+    out = run_feed(spec, ws)  # the parse's facts (transforms.verbatim) say which members are plain: none is read again
     with zipfile.ZipFile(out["exports"]["gtfs_zip"]) as zf:
         fast = {n: zf.read(n) for n in zf.namelist()}
         raw = {i.filename: i.compress_size for i in zf.infolist()}
+    plain = ["agency.txt", "calendar.txt", "frequencies.txt", "trips.txt"]
+    assert sorted(known) == plain and copied == []
+    again = export.export_version(ws, "tricky", out["feed_version"])  # no facts (another process): checked by reading
+    with zipfile.ZipFile(again["gtfs_zip"]) as zf:
+        checked = {n: zf.read(n) for n in zf.namelist()}
+    assert sorted(copied) == plain
     monkeypatch.setattr(export, "copy_if_verbatim", lambda *a: False)
     again = export.export_version(ws, "tricky", out["feed_version"])
     with zipfile.ZipFile(again["gtfs_zip"]) as zf:
         slow = {n: zf.read(n) for n in zf.namelist()}
-    assert fast == slow
-    assert sorted(copied) == ["agency.txt", "calendar.txt", "frequencies.txt", "trips.txt"]
+    assert fast == slow == checked
+    assert list(fast) == list(slow), "the same member order"
     with zipfile.ZipFile(feed) as zf:
-        assert all(raw[n] == zf.getinfo(n).compress_size for n in copied), "copied members keep their compressed bytes"
+        assert all(raw[n] == zf.getinfo(n).compress_size for n in plain), "copied members keep their compressed bytes"
 
 
 def test_unknown_files_come_back_row_for_row_in_their_order(ws, tmp_path):
@@ -174,8 +182,9 @@ def test_member_with_bytes_that_are_not_utf8_is_rendered_not_copied(ws, tmp_path
                 zf.writestr(name, text.encode("utf-8"))
         zf.writestr("trips.txt", b"route_id,service_id,trip_id,trip_headsign\nR1,WD,T1,\xe6\xb8\xaf\xff\n")
     copied: list[str] = []
-    real = export.copy_if_verbatim
+    real, real_known = export.copy_if_verbatim, export.known_verbatim
     monkeypatch.setattr(export, "copy_if_verbatim", lambda *a: (copied.append(a[1]) or True) if real(*a) else False)
+    monkeypatch.setattr(export, "known_verbatim", lambda *a: (copied.append(a[1]) or True) if real_known(*a) else False)
     out = run_feed(make_spec("bad8", feed, encoding="utf-8", policy={"block": []}), ws)
     with zipfile.ZipFile(out["exports"]["gtfs_zip"]) as zf:
         assert zf.read("trips.txt").decode("utf-8") == "route_id,service_id,trip_id,trip_headsign\nR1,WD,T1,港\ufffd\n"

@@ -196,3 +196,45 @@ def test_far_stops_of_long_trips_are_found_as_the_window_finds_them(tmp_path):
     running = run(tmp_path / "running", files, picked, params={"far_stops_long_trip_rows": 50})
     assert sum(window.counts.values()) == 3
     assert found(running, "fast_travel_between_far_stops") == found(window, "fast_travel_between_far_stops")
+
+
+def test_far_stops_pairs_are_formed_from_the_ends_not_from_the_whole_trip(tmp_path):
+    """On a one-trip feed of 1.6M stop times DuckDB joined the trip to itself before cutting it to the trip's ends (n² rows:
+    minutes at 1.6M, more than 10 at 3M). The ends are a materialised CTE, which the optimiser cannot reorder: in the plan
+    (the stop-time pass a shared table, as run_rules builds it) the trip's self-join reads that CTE on one side, whatever
+    the row estimates are."""
+    import json
+
+    from tests.transforms.rules._feed_b import DAY, tables
+    from transforms.rules import engine
+
+    rows = [f"T1,{8 + (k % 40) // 20:02d}:{(k * 7) % 60:02d}:00,{8 + (k % 40) // 20:02d}:{(k * 7) % 60:02d}:00,S{1 + (k * 13) % 30},{k},,"
+            for k in range(300)]
+    out, _ = tables(tmp_path, feed(**times(*rows)))
+    con, present = engine.open_tables(out)
+
+    def materialise(name, sql, build=None):
+        (build or (lambda cur, table: engine._build_shared(cur, name, sql)))(con, f"_shared_{name}")
+        return f"_shared_{name}"
+
+    ctx = engine.Context(validation_date=DAY, profile="gtfs", present=present, materialise=materialise)
+    (picked,) = rule(RULES, "fast_travel_between_far_stops")
+    plan = json.loads(con.execute("EXPLAIN (FORMAT json) " + picked.sql(ctx)).fetchall()[0][1])
+
+    def below_projections(node):
+        while node.get("name") == "PROJECTION" and len(node.get("children") or []) == 1:
+            node = node["children"][0]
+        return node.get("name")
+
+    def self_joins(node):
+        if isinstance(node, list):
+            return [j for c in node for j in self_joins(c)]
+        conds = node.get("extra_info", {}).get("Conditions")
+        first = conds if isinstance(conds, str) else (conds or [""])[0]
+        mine = [node] if node.get("name") == "HASH_JOIN" and first == "(r - i) = (r - i)" else []
+        return mine + self_joins(node.get("children") or [])
+
+    joins = self_joins(plan)
+    assert joins  # the pairs of the trips' ends
+    for j in joins:
+        assert "CTE_SCAN" in [below_projections(c) for c in j["children"]], [below_projections(c) for c in j["children"]]

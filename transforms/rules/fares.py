@@ -72,12 +72,18 @@ def _journey_without_fare(ctx: Context) -> str:
     return (
         "WITH patterns AS (SELECT DISTINCT route_id, zones FROM (SELECT t.route_id, list(s.zone_id ORDER BY st.stop_sequence) AS zones "
         "FROM stop_times st JOIN trips t USING (trip_id) JOIN stops s USING (stop_id) GROUP BY t.route_id, st.trip_id)), "
-        "pairs AS (SELECT DISTINCT route_id, zones[i] AS o, zones[j] AS d FROM patterns, range(1, len(zones) + 1) a(i), range(1, len(zones) + 1) b(j) "
-        "WHERE i < j AND zones[i] IS NOT NULL AND zones[j] IS NOT NULL AND zones[i] <> zones[j] "
+        # A pattern runs from zone o to zone d (some o before some d) when o's first position is before d's last: each
+        # zone's first and last position, then pairs of zones, not pairs of positions (one trip through a million stops
+        # in two zones: four pairs, not 5*10^11).
+        "pz AS (SELECT route_id, pid, z, min(i) AS f, max(i) AS l FROM (SELECT route_id, pid, unnest(zones) AS z, "
+        "unnest(range(1, len(zones) + 1)) AS i FROM (SELECT *, row_number() OVER () AS pid FROM patterns)) WHERE z IS NOT NULL "
+        "GROUP BY route_id, pid, z), "
+        "pairs AS (SELECT DISTINCT a.route_id, a.z AS o, b.z AS d FROM pz a JOIN pz b ON b.pid = a.pid AND b.route_id = a.route_id "
+        "WHERE a.f < b.l AND a.z <> b.z "
         "AND EXISTS (SELECT 1 FROM fare_rules WHERE origin_id IS NOT NULL OR destination_id IS NOT NULL) "
         "AND NOT EXISTS (SELECT 1 FROM fare_rules WHERE contains_id IS NOT NULL) "
         # a route no rule names at all is route_without_fare, reported once
-        "AND (route_id IN (SELECT route_id FROM fare_rules) OR EXISTS (SELECT 1 FROM fare_rules WHERE route_id IS NULL))), "
+        "AND (a.route_id IN (SELECT route_id FROM fare_rules) OR EXISTS (SELECT 1 FROM fare_rules WHERE route_id IS NULL))), "
         f"missing AS (SELECT route_id, o, d FROM pairs EXCEPT ({' UNION '.join(covered)})) "
         "SELECT 'fare_rules.txt' AS file, NULL AS line, 'origin_id' AS field, o || ' -> ' || d AS value, "
         "'route_id ' || route_id || ': no fare rule applies from zone ' || o || ' to zone ' || d || ', though its trips run from one to the other' AS message "

@@ -71,3 +71,45 @@ def test_journey_a_trip_offers_needs_a_zone_fare(tmp_path, rules, missing):
     files = feed(**TWO_ROUTES, **ZONED, fare_attributes=FA + "F1,210,JPY,0,0,\n", fare_rules=rules)
     result = run(tmp_path, files, rule(RULES, "journey_without_fare"))
     assert [n["value"] for n in found(result, "journey_without_fare")] == missing
+
+
+def test_journeys_of_a_trip_through_many_stops_are_pairs_of_zones_not_of_stops(tmp_path):
+    """One trip through 3,000 stops in three zones offers six journeys; the rule formed every pair of its stops (4.5M rows
+    for 3,000 stops, 5*10^11 for a million). It now forms pairs of zones from each zone's first and last stop: the same
+    journeys (those of a zone seen before another, with empty zones skipped) and rows in proportion to the stops, which
+    DuckDB's profile of the query shows (largest operator output)."""
+    import json
+
+    from tests.transforms.rules._feed_b import DAY, tables
+    from transforms.rules import engine
+
+    n = 3000
+    # zones Z0, Z1, Z2 back and forth, some stops without a zone; Z3 only at the first stop (journeys from it, none to it)
+    zone = ["Z3"] + [None if k % 7 == 3 else f"Z{(k // 2) % 3}" for k in range(1, n)]
+    stops = "stop_id,stop_name,stop_lat,stop_lon,zone_id\n" + "".join(
+        f"S{k},停留所{k},{43.30 + k * 1e-4:.4f},141.40,{zone[k] or ''}\n" for k in range(n))
+    st = "trip_id,arrival_time,departure_time,stop_id,stop_sequence\n" + "".join(
+        f"T1,{8 + k // 3600:02d}:{k // 60 % 60:02d}:{k % 60:02d},{8 + k // 3600:02d}:{k // 60 % 60:02d}:{k % 60:02d},S{k},{k}\n" for k in range(n))
+    files = feed(stops=stops, stop_times=st, fare_attributes=FA + "F1,210,JPY,0,0,\n", fare_rules=FR + "F1,,Z0,Z1,\n")
+    picked = rule(RULES, "journey_without_fare")
+    seen = {(zone[i], zone[j]) for i in range(n) for j in range(i + 1, min(n, i + 40)) if zone[i] and zone[j] and zone[i] != zone[j]}
+    assert len(seen) == 9  # every ordered pair of Z0..Z2 and Z3 to each: all found within 40 stops of each other
+    result = run(tmp_path / "run", files, picked)
+    assert sorted(x["value"] for x in found(result, "journey_without_fare")) == sorted(f"{o} -> {d}" for o, d in seen - {("Z0", "Z1")})
+
+    out, _ = tables(tmp_path / "t", files)
+    con, present = engine.open_tables(out)
+    ctx = engine.Context(validation_date=DAY, profile="gtfs", present=present)
+    profile = tmp_path / "profile.json"
+    con.execute("PRAGMA enable_profiling='json'")
+    con.execute(f"PRAGMA profiling_output='{profile}'")
+    con.execute(picked[0].sql(ctx)).fetchall()
+    con.execute("PRAGMA disable_profiling")
+
+    def biggest(node) -> int:  # the rows an operator put out (DuckDB 2's profile: "intermediate_rows"; 1.x: "operator_cardinality")
+        if isinstance(node, list):
+            return max((biggest(c) for c in node), default=0)
+        own = int(node.get("intermediate_rows") or node.get("operator_cardinality") or 0)
+        return max(own, biggest(node.get("children") or []), biggest(node.get("operator") or []))
+
+    assert biggest(json.loads(profile.read_text())) <= 10 * n

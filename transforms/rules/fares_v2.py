@@ -45,23 +45,28 @@ def _multiple_default_rider_categories(ctx: Context) -> str:
     return (
         "WITH d AS (SELECT p.fare_product_id, p._line AS line, p.rider_category_id FROM fare_products p "
         "JOIN rider_categories r USING (rider_category_id) WHERE r.is_default_fare_category = 1), "
-        "pairs AS (SELECT a.fare_product_id, a.rider_category_id AS c1, b.rider_category_id AS c2, b.line, "
-        "row_number() OVER (PARTITION BY a.fare_product_id, b.line ORDER BY a.line) AS k FROM d a JOIN d b "
-        "ON a.fare_product_id = b.fare_product_id AND a.line < b.line AND a.rider_category_id <> b.rider_category_id) "
+        # Each row b with the first earlier row a of another category: the product's first row when b's category is not
+        # its, else the first row of another category than the first's (if earlier than b); not every pair of rows.
+        "f AS (SELECT fare_product_id, arg_min(rider_category_id, line) AS c0 FROM d GROUP BY fare_product_id), "
+        "g AS (SELECT d.fare_product_id, arg_min(d.rider_category_id, d.line) AS c, min(d.line) AS l FROM d JOIN f USING (fare_product_id) "
+        "WHERE d.rider_category_id <> f.c0 GROUP BY d.fare_product_id), "
+        "pairs AS (SELECT b.fare_product_id, CASE WHEN b.rider_category_id <> f.c0 THEN f.c0 ELSE g.c END AS c1, "
+        "b.rider_category_id AS c2, b.line FROM d b JOIN f USING (fare_product_id) LEFT JOIN g USING (fare_product_id) "
+        "WHERE b.rider_category_id <> f.c0 OR g.l < b.line) "
         "SELECT 'fare_products.txt' AS file, line, 'rider_category_id' AS field, c2 AS value, "
         "'fare_product_id ' || fare_product_id || ' has two default rider categories: ' || c1 || ' and ' || c2 AS message "
-        "FROM pairs WHERE k = 1"
+        "FROM pairs"
     )
 
 
 def _duplicate_fare_media(ctx: Context) -> str:
+    # each row with the first row of the same name and type before it (a window, not every pair of alike rows)
     return (
-        "SELECT 'fare_media.txt' AS file, b._line AS line, 'fare_media_id' AS field, b.fare_media_id AS value, "
-        "'fare_media_id ' || b.fare_media_id || ' has the same name and type as fare_media_id ' || a.fare_media_id || "
-        "' (line ' || a._line || ')' AS message "
-        "FROM fare_media a JOIN fare_media b ON a._line < b._line "
-        "AND a.fare_media_name IS NOT DISTINCT FROM b.fare_media_name AND a.fare_media_type IS NOT DISTINCT FROM b.fare_media_type "
-        "QUALIFY row_number() OVER (PARTITION BY b._line ORDER BY a._line) = 1"
+        "SELECT 'fare_media.txt' AS file, _line AS line, 'fare_media_id' AS field, fare_media_id AS value, "
+        "'fare_media_id ' || fare_media_id || ' has the same name and type as fare_media_id ' || a_id || "
+        "' (line ' || a_line || ')' AS message "
+        "FROM (SELECT _line, fare_media_id, first_value(_line) OVER w AS a_line, first_value(fare_media_id) OVER w AS a_id FROM fare_media "
+        "WINDOW w AS (PARTITION BY fare_media_name, fare_media_type ORDER BY _line)) WHERE _line > a_line"
     )
 
 

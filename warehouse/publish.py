@@ -306,25 +306,35 @@ def current_file(ws: Workspace) -> Path:
     return _writer_file(ws) if _holds_lock(ws) else ws.warehouse
 
 
-def connect(ws: Workspace, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+def connect(ws: Workspace, *, read_only: bool = False, row_group_size: int | None = None) -> duckdb.DuckDBPyConnection:
     """Return a connection to the warehouse.
 
     Reading (``read_only``) opens the published copy, which never waits for a writer (refreshed first
     if this thread deferred a copy), or the writer's own file while this thread holds the publish lock. Writing opens the writer's file
-    and marks the published copy stale, so releasing the publish lock replaces it.
+    and marks the published copy stale, so releasing the publish lock replaces it. ``row_group_size``: the rows of a row
+    group DuckDB writes through this connection (attached with that option; default DuckDB's 122,880).
     """
     if read_only and not _holds_lock(ws):
         _refresh_for_reader(ws)  # read your own writes: a copy this thread deferred is made first
         return duckdb.connect(str(ws.warehouse), read_only=True)
     if (session := _session(ws)) is not None:  # the writer's file is open in this thread's writer_session: a cursor of it
-        return session.cursor()
+        cur = session.cursor()
+        if (use := getattr(_sessions, "uses", {}).get(str(writer_path(ws)))) is not None:
+            cur.execute(use)  # a cursor starts in the instance's default database
+        return cur
     path = _writer_file(ws)
-    if not read_only:
-        _mark_pending(ws)
-    return duckdb.connect(str(path), read_only=read_only)
+    if read_only:
+        return duckdb.connect(str(path), read_only=True)
+    _mark_pending(ws)
+    if row_group_size is None:
+        return duckdb.connect(str(path))
+    con = duckdb.connect()
+    con.execute(f"ATTACH {lit(str(path))} AS {q(path.stem)} (ROW_GROUP_SIZE {int(row_group_size)})")
+    con.execute(f"USE {q(path.stem)}")
+    return con
 
 
-#: This thread's writer_session connections, by writer file.
+#: This thread's writer_session connections, by writer file (``uses``: the USE statement of one attached with options).
 _sessions = threading.local()
 
 
@@ -333,28 +343,35 @@ def _session(ws: Workspace) -> duckdb.DuckDBPyConnection | None:
 
 
 @contextmanager
-def writer_session(ws: Workspace):
+def writer_session(ws: Workspace, *, row_group_size: int | None = None):
     """Hold the publish lock and one connection to the writer's file for the block: :func:`connect` in this thread
     (reading or writing) returns a cursor of it, and :func:`publish_lock` inside is the one held.
 
     A feed's publish and its contract results share it: the file is opened, closed and checkpointed once, not twice
     (each costs 10-30 ms a feed). The connection is closed (DuckDB checkpoints) before the lock is released, so the
     readers' copy made then is whole. If the thread is already in a session of this warehouse, then the outer one is used.
+    ``row_group_size``: as for :func:`connect`, for every write of the session.
     """
     if _session(ws) is not None:
         yield
         return
     cons = _sessions.__dict__.setdefault("cons", {})
+    uses = _sessions.__dict__.setdefault("uses", {})
+    key = str(writer_path(ws))
     with publish_lock(ws):
-        con = connect(ws)
-        cons[str(writer_path(ws))] = con
+        con = connect(ws, row_group_size=row_group_size)
+        cons[key] = con
+        if row_group_size is not None:
+            uses[key] = f"USE {q(writer_path(ws).stem)}"
         try:
             yield
         except BaseException:
-            cons.pop(str(writer_path(ws)), None)
+            cons.pop(key, None)
+            uses.pop(key, None)
             con.close()
             raise
-        cons.pop(str(writer_path(ws)), None)
+        cons.pop(key, None)
+        uses.pop(key, None)
         _close_copying(ws, con)
 
 

@@ -210,3 +210,25 @@ def test_an_ingest_by_a_thread_that_holds_the_publish_lock_runs_its_publish_itse
     assert not t.is_alive(), "the ingest waited for the lock its own thread holds"
     assert done and done[0]["batch_rows_accepted"] == 8 and not _writer_threads()
     assert _published_rows(ws, "town") == 6 and _lock_free(ws)  # copied when the session let the lock go
+
+
+def test_the_gbfs_writer_writes_row_groups_of_its_own_size_and_readers_see_every_row(tmp_path, monkeypatch):
+    import warehouse.gbfs as wg
+
+    monkeypatch.setattr(wg, "ROW_GROUP_SIZE", 2048)  # DuckDB's smallest; the real size is 32,768
+    folder = tmp_path / "in"
+    folder.mkdir()
+    t0 = 1_644_883_200
+    for k in range(120):  # 120 snapshots of 50 stations: 6,000 status rows
+        status = [{"station_id": f"s{i}", "num_bikes_available": (k + i) % 7, "num_docks_available": 10, "is_installed": True,
+                   "is_renting": True, "is_returning": True, "last_reported": t0 + 60 * k} for i in range(50)]
+        (folder / f"station_status_{t0 + 60 * k}.json").write_text(json.dumps(
+            {"last_updated": t0 + 60 * k, "ttl": 60, "version": "2.3", "data": {"stations": status}}))
+    ws = Workspace(tmp_path / "home")
+    ingest(ws, "city", folder, export=False, timezone_name="UTC")
+    with duckdb.connect(str(ws.warehouse), read_only=True) as con:
+        groups = con.sql("SELECT row_group_id, max(start + count) - min(start) FROM pragma_storage_info('gbfs.station_status') "
+                         "WHERE segment_type <> 'VALIDITY' GROUP BY ALL ORDER BY 1").fetchall()
+        assert con.sql("SELECT count(*), sum(num_bikes_available) FROM gbfs.station_status").fetchall() == [
+            (6000, sum((k + i) % 7 for k in range(120) for i in range(50)))]
+    assert len(groups) == 3 and all(n <= 2048 for _, n in groups), groups

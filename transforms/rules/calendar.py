@@ -7,7 +7,7 @@ depend on the date use ``ctx.today`` (the version's validation date), never the 
 
 from __future__ import annotations
 
-from transforms.rules.engine import ERROR, INFO, WARNING, Context, Rule
+from transforms.rules.engine import CALENDAR_DAYS_BUDGET, CALENDAR_DAYS_SQL, ERROR, EXPANDS_CALENDAR, INFO, WARNING, Context, Rule
 
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
@@ -16,7 +16,7 @@ def service_days() -> str:
     """Return a SQL subquery of (service_id, d): every date on which each service runs."""
     days = ", ".join(WEEKDAYS)
     return (
-        "(SELECT service_id, d FROM ("
+        f"(SELECT service_id, d FROM ({EXPANDS_CALENDAR} "
         f"SELECT service_id, CAST(unnest(generate_series(CAST(start_date AS TIMESTAMP), CAST(end_date AS TIMESTAMP), INTERVAL 1 DAY)) AS DATE) AS d, {days} "
         "FROM calendar WHERE start_date IS NOT NULL AND end_date IS NOT NULL AND start_date <= end_date) c "
         f"WHERE [{days}][isodow(d)] = 1 "
@@ -57,6 +57,18 @@ def _calendar_file(ctx: Context) -> str:
 
 
 # --- calendar.txt rows ---------------------------------------------------------------------------
+
+def _too_long_to_expand(ctx: Context) -> str:
+    budget = int(ctx.param("calendar_days_budget", CALENDAR_DAYS_BUDGET))
+    return (
+        "SELECT 'calendar.txt' AS file, c._line AS line, 'end_date' AS field, CAST(c.end_date AS VARCHAR) AS value, "
+        "'calendar.txt runs its services on ' || t.days || ' days in all (rows added up), more than " + f"{budget:,}" + "; "
+        "the rules on each day a service runs were left out. The longest row: service_id ' || c.service_id || ' from ' || "
+        "strftime(c.start_date, '%Y-%m-%d') || ' to ' || strftime(c.end_date, '%Y-%m-%d') AS message "
+        f"FROM calendar c, ({CALENDAR_DAYS_SQL}) t(days) WHERE t.days > {budget} AND c.start_date <= c.end_date "
+        "QUALIFY row_number() OVER (ORDER BY c.end_date - c.start_date DESC, c._line) = 1"
+    )
+
 
 def _range_out_of_order(ctx: Context) -> str:
     return (
@@ -261,6 +273,12 @@ def _frequency_out_of_order(ctx: Context) -> str:
 
 
 RULES: list[Rule] = [
+    Rule("calendar_too_long_to_expand", WARNING, "calendar.txt's rows cover more days in all than Noriba expands day by day "
+         "(a date range of centuries, or thousands of such rows), so the rules on each day a service runs were not evaluated.",
+         ("file", "line", "service_id", "start_date", "end_date"), _too_long_to_expand, needs=("calendar",),
+         fix="Give each calendar.txt row the dates the service really runs (start_date and end_date of the timetable's period).",
+         why_ja="calendar.txt の運行期間の合計日数が多すぎる（数百年の期間、またはそれが数千行）ため、運行日ごとの検査を行いませんでした。",
+         fix_ja="calendar.txt の各行の start_date と end_date を、ダイヤの実際の運行期間にしてください。"),
     Rule("start_and_end_range_out_of_order", ERROR, "A calendar.txt row ends before it starts, so the service never runs.",
          ("file", "line", "service_id", "start_date", "end_date"), _range_out_of_order, needs=("calendar",),
          fix="Swap start_date and end_date, or correct the wrong one.",

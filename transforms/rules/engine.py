@@ -41,6 +41,18 @@ __all__ = ["ERROR", "WARNING", "INFO", "Rule", "Context", "RuleRun", "run_rules"
 STAGES = ("read", "sql", "realtime")  # realtime: GTFS-Realtime rules, raised by transforms/gtfs_rt/rules.validate
 
 
+#: Days a feed's calendar.txt rows may expand to, all rows together, for the rules that look at each day a service runs:
+#: ~60x the largest real feed seen (yamanashi: 168,369). A hostile calendar.txt (10,000 rows of 0001-01-01..9999-12-31 is
+#: 3.6e10 days) would keep those rules computing and spilling for hours; above it they are left out and the rule
+#: calendar_too_long_to_expand says so (``params['calendar_days_budget']`` sets it for a run).
+CALENDAR_DAYS_BUDGET = 10_000_000
+#: The comment every query that expands calendar.txt day by day carries (transforms/rules/calendar.py service_days).
+EXPANDS_CALENDAR = "/* expands calendar.txt day by day */"
+#: The days calendar.txt's rows expand to, all rows together (rows with both dates, in order).
+CALENDAR_DAYS_SQL = ("SELECT coalesce(sum(date_diff('day', start_date, end_date) + 1), 0) FROM calendar "
+                     "WHERE start_date IS NOT NULL AND end_date IS NOT NULL AND start_date <= end_date")
+
+
 @dataclass(frozen=True)
 class Context:
     """What a rule may depend on besides the tables: the date it validates for, the profile, settings."""
@@ -448,6 +460,10 @@ def _run(con: duckdb.DuckDBPyConnection, present: frozenset[str], rules, *, vali
         using.clear()
         sql = rule.sql(ctx)
         plans.append((rule, sql, tuple(using), time.perf_counter() - t0))
+    if "calendar" in present and any(EXPANDS_CALENDAR in sql for _, sql, _, _ in plans):
+        days = con.execute(CALENDAR_DAYS_SQL).fetchall()[0][0]
+        if days > int(ctx.param("calendar_days_budget", CALENDAR_DAYS_BUDGET)):  # said by calendar_too_long_to_expand
+            plans = [p for p in plans if EXPANDS_CALENDAR not in p[1]]
     readers: dict[str, int] = {}
     for _, _, uses, _ in plans:
         for name in uses:

@@ -224,3 +224,32 @@ def test_a_feed_without_any_service_date_gets_no_gap_or_coverage_notice(tmp_path
     """Without calendar files missing_calendar_and_calendar_date_files says it all (as FeedValidator: no effective dates, no gap search)."""
     picked = rule(RULES, "consecutive_days_without_service") + rule(RULES, "trip_coverage_not_active_for_next7_days")
     assert not run(tmp_path, feed(calendar=None), picked).counts
+
+
+def test_a_calendar_of_centuries_is_said_once_and_its_day_by_day_rules_are_left_out(tmp_path):
+    """10,000 calendar.txt rows of 0001-01-01..9999-12-31 would expand to 3.6e10 service days in each rule that looks at
+    every day a service runs (hours of work and spill); the rules that do not expand the calendar still run."""
+    rows = "".join(f"S{k},1,1,1,1,1,1,1,00010101,99991231\n" for k in range(10_000))
+    result = run(tmp_path, feed(calendar=CAL + "WD,1,1,1,1,1,0,0,20260401,20270331\n" + rows), RULES)
+    (n,) = found(result, "calendar_too_long_to_expand")
+    total = 10_000 * ((date(9999, 12, 31) - date(1, 1, 1)).days + 1) + 365
+    assert (n["file"], n["line"], n["field"]) == ("calendar.txt", 3, "end_date")
+    assert f"on {total} days in all" in n["message"] and "service_id S0 from 0001-01-01 to 9999-12-31" in n["message"]
+    for code in DAY_BY_DAY:
+        assert code not in result.seconds, code  # left out, not run
+    assert "unused_service" in result.seconds and "unused_service" in codes(result)  # the 10,000 services no trip uses
+
+
+#: Rules that look at each day a service runs (transforms/rules/calendar.py service_days).
+DAY_BY_DAY = ("service_never_active", "trip_service_never_active", "expired_calendar", "big_gap_in_service",
+              "consecutive_days_without_service", "trip_coverage_not_active_for_next7_days")
+
+
+def test_a_calendar_within_the_budget_is_checked_day_by_day_and_nothing_is_said_of_its_length(tmp_path):
+    files = feed(calendar=CAL + "WD,1,1,1,1,1,0,0,20260401,20270331\nOLD,1,1,1,1,1,0,0,20200101,20200131\n")
+    under = run(tmp_path / "under", files, RULES)
+    assert "calendar_too_long_to_expand" not in codes(under) and "expired_calendar" in codes(under)
+    assert [code for code in DAY_BY_DAY if code not in under.seconds] == []
+    over = run(tmp_path / "over", files, RULES, params={"calendar_days_budget": 100})
+    assert "calendar_too_long_to_expand" in codes(over) and "expired_calendar" not in codes(over)
+    assert codes(over) - {"calendar_too_long_to_expand"} == codes(under) - set(DAY_BY_DAY)

@@ -61,3 +61,22 @@ def rule(rules: list[Rule], code: str) -> list[Rule]:
     picked = [r for r in rules if r.code == code]
     assert picked, f"no rule {code}"
     return picked
+
+
+def largest_operator_rows(con, sql: str, profile: Path) -> int:
+    """Return the most rows any operator of ``sql`` put out when run on ``con`` (DuckDB's JSON profile, written to
+    ``profile``): a query that forms pairs of rows shows it here whatever the machine's speed."""
+    import json
+
+    con.execute("PRAGMA enable_profiling='json'")
+    con.execute(f"PRAGMA profiling_output='{profile}'")
+    con.execute(sql).fetchall()
+    con.execute("PRAGMA disable_profiling")
+
+    def biggest(node) -> int:  # DuckDB 2's profile: "intermediate_rows"; 1.x: "operator_cardinality"
+        if isinstance(node, list):
+            return max((biggest(c) for c in node), default=0)
+        own = int(node.get("intermediate_rows") or node.get("operator_cardinality") or 0)
+        return max(own, biggest(node.get("children") or []), biggest(node.get("operator") or []))
+
+    return biggest(json.loads(profile.read_text()))

@@ -146,11 +146,7 @@ def test_far_stops_of_a_trip_holding_every_stop_time_form_rows_in_proportion_to_
     """A hostile feed whose one trip holds all its stop times (times going back and forth) made the rule form every pair
     of far stops of the trip: n² rows, terabytes of spill for 3M stop times. Its query now forms at most a few rows per
     stop time, which DuckDB's profile of the query shows (largest operator output)."""
-    import json
-
-    import duckdb
-
-    from tests.transforms.rules._feed_b import DAY, tables
+    from tests.transforms.rules._feed_b import DAY, largest_operator_rows, tables
     from transforms.rules import engine
 
     n = 3000
@@ -162,19 +158,7 @@ def test_far_stops_of_a_trip_holding_every_stop_time_form_rows_in_proportion_to_
     con, present = engine.open_tables(out)
     ctx = engine.Context(validation_date=DAY, profile="gtfs", present=present)
     (picked,) = rule(RULES, "fast_travel_between_far_stops")
-    profile = tmp_path / "profile.json"
-    con.execute("PRAGMA enable_profiling='json'")
-    con.execute(f"PRAGMA profiling_output='{profile}'")
-    con.execute(picked.sql(ctx)).fetchall()
-    con.execute("PRAGMA disable_profiling")
-
-    def biggest(node) -> int:  # the rows an operator put out (DuckDB 2's profile: "intermediate_rows"; 1.x: "operator_cardinality")
-        if isinstance(node, list):
-            return max((biggest(c) for c in node), default=0)
-        own = int(node.get("intermediate_rows") or node.get("operator_cardinality") or 0)
-        return max(own, biggest(node.get("children") or []), biggest(node.get("operator") or []))
-
-    rows_out = biggest(json.loads(profile.read_text()))
+    rows_out = largest_operator_rows(con, picked.sql(ctx), tmp_path / "profile.json")
     assert n <= rows_out <= 10 * n, rows_out  # at least stop_times itself is read
 
 

@@ -54,26 +54,28 @@ def _restrict_dates(work: Work, start: date | None, end: date | None) -> dict:
     info: dict = {"start": start.isoformat() if start else None, "end": end.isoformat() if end else None}
     s_sql = f"DATE '{start.isoformat()}'" if start else None
     e_sql = f"DATE '{end.isoformat()}'" if end else None
-    parts = []
+    in_window = " AND ".join(x for x in (f"date >= {s_sql}" if s_sql else "", f"date <= {e_sql}" if e_sql else "") if x) or "true"
     if _has(work, "calendar"):
+        # Each calendar row's days of service in the window, counted, not listed (a row of centuries would be millions of
+        # rows): n = its weekdays in [lo, hi] (whole weeks, then the days left from lo's weekday); it runs in the window if n
+        # is more than the dates calendar_dates.txt removes from those very days.
         lo = f"greatest(start_date, {s_sql})" if s_sql else "start_date"
         hi = f"least(end_date, {e_sql})" if e_sql else "end_date"
-        days = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
-        flag = "CASE isodow(d::DATE) " + " ".join(f"WHEN {i + 1} THEN {d}" for i, d in enumerate(days)) + " END"
-        con.execute(f"CREATE OR REPLACE TEMP TABLE _days AS SELECT service_id, d::DATE AS d FROM "
-                    f"(SELECT service_id, {', '.join(days)}, unnest(generate_series({lo}::TIMESTAMP, {hi}::TIMESTAMP, INTERVAL 1 DAY)) AS d "
-                    f"FROM w_calendar WHERE {lo} <= {hi}) WHERE {flag} = 1")
-        parts.append("SELECT service_id, d FROM _days")
+        f = "[" + ", ".join(("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")) + "]"
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE _days AS SELECT service_id, lo, hi, f, "
+            "(hi - lo + 1) // 7 * list_sum(f) + coalesce(list_sum(list_transform(range((hi - lo + 1) % 7), "
+            "lambda k: f[(isodow(lo) - 1 + k) % 7 + 1])), 0) AS n "
+            f"FROM (SELECT service_id, {lo} AS lo, {hi} AS hi, {f} AS f FROM w_calendar WHERE {lo} <= {hi}) WHERE lo <= hi")
+        removed = ("(SELECT c.service_id, count(DISTINCT x.date) AS r FROM _days c JOIN w_calendar_dates x ON x.service_id = c.service_id "
+                   "AND x.exception_type = 2 AND x.date BETWEEN c.lo AND c.hi AND c.f[isodow(x.date)] = 1 GROUP BY c.service_id)"
+                   if _has(work, "calendar_dates") else "(SELECT NULL::VARCHAR AS service_id, 0 AS r WHERE false)")
+        from_calendar = f"SELECT c.service_id FROM _days c LEFT JOIN {removed} x USING (service_id) WHERE c.n > coalesce(x.r, 0)"
     else:
-        con.execute("CREATE OR REPLACE TEMP TABLE _days AS SELECT NULL::VARCHAR AS service_id, NULL::DATE AS d WHERE false")
-    in_window = " AND ".join(x for x in (f"date >= {s_sql}" if s_sql else "", f"date <= {e_sql}" if e_sql else "") if x) or "true"
-    if _has(work, "calendar_dates"):
-        active = (f"(SELECT service_id, d FROM _days WHERE (service_id, d) NOT IN "
-                  f"(SELECT (service_id, date) FROM w_calendar_dates WHERE exception_type = 2) "
-                  f"UNION SELECT service_id, date FROM w_calendar_dates WHERE exception_type = 1 AND {in_window})")
-    else:
-        active = "(SELECT service_id, d FROM _days)"
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _active AS SELECT DISTINCT service_id FROM {active}")
+        con.execute("CREATE OR REPLACE TEMP TABLE _days AS SELECT NULL::VARCHAR AS service_id, 0 AS n WHERE false")
+        from_calendar = "SELECT service_id FROM _days"
+    added = f" UNION SELECT service_id FROM w_calendar_dates WHERE exception_type = 1 AND {in_window}" if _has(work, "calendar_dates") else ""
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _active AS SELECT DISTINCT service_id FROM ({from_calendar}{added})")
     removed = [r[0] for r in con.sql("SELECT DISTINCT service_id FROM w_trips WHERE service_id NOT IN (SELECT service_id FROM _active) ORDER BY 1").fetchall()]
     info["services_without_service_in_window"] = removed
     info["trips_removed"] = con.sql("SELECT count(*) FROM w_trips WHERE service_id NOT IN (SELECT service_id FROM _active)").fetchall()[0][0]
@@ -84,7 +86,7 @@ def _restrict_dates(work: Work, start: date | None, end: date | None) -> dict:
         if e_sql:
             con.execute(f"UPDATE w_calendar SET end_date = {e_sql} WHERE end_date > {e_sql}")
         # a calendar left with no day inside the window goes; its service may live on in calendar_dates
-        con.execute("DELETE FROM w_calendar WHERE start_date > end_date OR service_id NOT IN (SELECT service_id FROM _days)")
+        con.execute("DELETE FROM w_calendar WHERE start_date > end_date OR service_id NOT IN (SELECT service_id FROM _days WHERE n > 0)")
     if _has(work, "calendar_dates"):
         info["calendar_dates_outside_window"] = con.sql(f"SELECT count(*) FROM w_calendar_dates WHERE NOT ({in_window})").fetchall()[0][0]
         con.execute(f"DELETE FROM w_calendar_dates WHERE NOT ({in_window})")

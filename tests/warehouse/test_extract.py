@@ -151,3 +151,69 @@ def test_polygon_extract_of_the_merged_bay_area_keeps_every_trip_consistent(sfba
     kept_trips = {r[0] for r in con.sql("SELECT DISTINCT trip_id FROM cut").fetchall()}
     assert removed and not (removed & kept_trips)
     assert manifest["rows_out"]["stops"] < manifest["extract"]["rows_before"]["stops"]
+
+
+def _work(calendar: list[tuple], removed: list[tuple], added: list[tuple]):
+    """Return a stand-in of an extract's work (its connection and tables) holding these calendars, dates and one trip each."""
+    from types import SimpleNamespace
+
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute("CREATE TABLE w_calendar (service_id VARCHAR, monday INTEGER, tuesday INTEGER, wednesday INTEGER, thursday INTEGER, "
+                "friday INTEGER, saturday INTEGER, sunday INTEGER, start_date DATE, end_date DATE)")
+    con.executemany("INSERT INTO w_calendar VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", calendar)
+    con.execute("CREATE TABLE w_calendar_dates (service_id VARCHAR, date DATE, exception_type INTEGER)")
+    for rows, kind in ((removed, 2), (added, 1)):
+        if rows:
+            con.executemany(f"INSERT INTO w_calendar_dates VALUES (?, ?, {kind})", rows)
+    con.execute("CREATE TABLE w_trips AS SELECT DISTINCT service_id, 'T_' || service_id AS trip_id FROM "
+                "(SELECT service_id FROM w_calendar UNION ALL SELECT service_id FROM w_calendar_dates)")
+    return SimpleNamespace(con=con, tables={"calendar", "calendar_dates", "trips"})
+
+
+def test_services_of_a_date_window_are_those_a_day_by_day_count_finds():
+    """The window's services are counted per calendar row (weekdays in the window, less the dates removed), never listed
+    day by day: the same services as listing every day, on random calendars, removals, additions and windows."""
+    import random
+    from datetime import date, timedelta
+
+    from warehouse.extract import _restrict_dates
+
+    rng = random.Random(13)
+    for _ in range(40):
+        base = date(2026, 1, 1)
+        calendar, removed, added = [], [], []
+        for k in range(12):
+            a = base + timedelta(days=rng.randint(0, 200))
+            calendar.append((f"S{k}", *[rng.random() < 0.4 for _ in range(7)], a, a + timedelta(days=rng.randint(-3, 60))))
+            for _ in range(rng.randint(0, 6)):
+                removed.append((f"S{k}", a + timedelta(days=rng.randint(-2, 62))))
+        for k in range(12, 15):
+            added.append((f"S{k}", base + timedelta(days=rng.randint(0, 260))))
+        start = base + timedelta(days=rng.randint(0, 200)) if rng.random() < 0.8 else None
+        end = (start or base) + timedelta(days=rng.randint(0, 40)) if rng.random() < 0.8 else None
+        days = lambda a, b: [a + timedelta(days=i) for i in range((b - a).days + 1)]  # noqa: E731
+        lo, hi = start or date.min, end or date.max
+        gone = {(s, d) for s, d in removed}
+        runs = {s for s, *f, a, b in calendar for d in days(max(a, lo), min(b, hi)) if a <= b and f[d.weekday()] and (s, d) not in gone}
+        runs |= {s for s, d in added if lo <= d <= hi}
+        kept_rows = {s for s, *f, a, b in calendar if any(f[d.weekday()] for d in days(max(a, lo), min(b, hi))[:7])}
+        work = _work([(s, *map(int, f), a, b) for s, *f, a, b in calendar], removed, added)
+        info = _restrict_dates(work, start, end)
+        every = {f"S{k}" for k in range(15)}
+        assert set(info["services_without_service_in_window"]) == every - runs, (start, end)
+        assert {r[0] for r in work.con.sql("SELECT service_id FROM w_calendar").fetchall()} == kept_rows, (start, end)
+
+
+def test_a_calendar_of_centuries_is_clipped_to_a_window_without_listing_its_days():
+    from datetime import date
+
+    from warehouse.extract import _restrict_dates
+
+    rows = [(f"S{k}", 1, 1, 1, 1, 1, 1, 1, date(1, 1, 1), date(9999, 12, 31)) for k in range(2000)]  # 7.3e9 days listed
+    work = _work(rows + [("WD", 1, 1, 1, 1, 1, 0, 0, date(2026, 4, 1), date(2027, 3, 31))], [("WD", date(2026, 5, 4))], [])
+    info = _restrict_dates(work, date(2026, 5, 4), None)
+    assert info["services_without_service_in_window"] == [] and info["trips_removed"] == 0
+    assert work.con.sql("SELECT min(start_date), max(end_date), count(*) FROM w_calendar").fetchall() == [
+        (date(2026, 5, 4), date(9999, 12, 31), 2001)]

@@ -242,7 +242,12 @@ def test_repeated_calls_leak_nothing():
     finally:
         tracemalloc.stop()
     assert grown < 64 * 1024
-    assert [sys.getrefcount(x) for x in docs + names] == refs
+    # each argument holds the references it held (a leak adds some); the interpreter's shared objects (b"" and the
+    # one-byte bytes some mutants are) are left out: other code of the process takes and drops references to them
+    own = [i for i, n in enumerate(refs) if n < 1000]
+    assert len(own) > len(refs) - 5
+    now = [sys.getrefcount(x) for x in docs + names]
+    assert [now[i] for i in own] == [refs[i] for i in own]
 
 
 def test_bad_arguments_raise_not_crash():

@@ -92,6 +92,21 @@ def rt_dir(ws: Workspace, feed_id: str) -> Path:
     return ws.raw_dir(feed_id) / "rt"
 
 
+def archived_hour(ws: Workspace, feed_id: str, hour_key: str) -> tuple[str, str, Path]:
+    """Return (date, hour, folder) of an archived hour named 'YYYY-MM-DDTHH' (UTC). If the name is not an hour, or nothing
+    is archived for it, then raise InputError saying so."""
+    m = _HOUR.match(hour_key or "")
+    if not m:
+        raise InputError(f"{hour_key!r} is not an hour; write it as YYYY-MM-DDTHH, e.g. 2026-12-06T09 (UTC)",
+                         ja=f"{hour_key!r} は時刻（時）の形ではありません。YYYY-MM-DDTHH（例: 2026-12-06T09、UTC）で書いてください")
+    date, hour = m.groups()
+    folder = rt_dir(ws, feed_id) / date / hour
+    if not folder.is_dir():
+        raise InputError(f"feed '{feed_id}' has nothing archived for {date}T{hour} UTC ({folder})",
+                         ja=f"フィード '{feed_id}' には {date}T{hour} UTC の保存データがありません（{folder}）")
+    return date, hour, folder
+
+
 def hour_dir(ws: Workspace, feed_id: str, when: datetime) -> Path:
     """Return raw/<feed>/rt/<YYYY-MM-DD>/<HH> for the UTC hour of ``when``."""
     when = when.astimezone(timezone.utc)
@@ -604,15 +619,7 @@ def parse_hour(ws: Workspace, feed_id: str, hour_key: str) -> dict:
 
     from transforms.gtfs_rt.parse import LAKE_TABLES, SCHEMAS, HourParser, fetches_table, gc_paused
 
-    m = _HOUR.match(hour_key or "")
-    if not m:
-        raise InputError(f"{hour_key!r} is not an hour; write it as YYYY-MM-DDTHH, e.g. 2026-12-06T09 (UTC)",
-                         ja=f"{hour_key!r} は時刻（時）の形ではありません。YYYY-MM-DDTHH（例: 2026-12-06T09、UTC）で書いてください")
-    date, hour = m.groups()
-    folder = rt_dir(ws, feed_id) / date / hour
-    if not folder.is_dir():
-        raise InputError(f"feed '{feed_id}' has nothing archived for {date}T{hour} UTC ({folder})",
-                         ja=f"フィード '{feed_id}' には {date}T{hour} UTC の保存データがありません（{folder}）")
+    date, hour, folder = archived_hour(ws, feed_id, hour_key)
     mark = _hour_mark(folder)  # before listing: whatever arrives from now on makes the hour pending again
     names = sorted((f for f in os.listdir(folder) if _NAME.match(f)), key=lambda n: (_NAME.match(n)["part"], n.split("-")[-2], n))
     stu_target = _partition(ws, "rt_stop_time_updates", feed_id, date, hour)

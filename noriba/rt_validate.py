@@ -83,8 +83,7 @@ def validate_hours(ws: Workspace, feed_id: str, hours: list[str] | None = None, 
     from google.protobuf.message import DecodeError
     from google.transit import gtfs_realtime_pb2 as pb
 
-    from noriba.rt import _HOUR, _NAME, raw_hours, read_feed_info, rt_dir
-    from transforms.errors import InputError
+    from noriba.rt import _NAME, archived_hour, raw_hours, read_feed_info
     from transforms.gtfs_rt.rules import Snapshot, StaticIndex, validate
     from warehouse.publish import connect
 
@@ -94,15 +93,7 @@ def validate_hours(ws: Workspace, feed_id: str, hours: list[str] | None = None, 
     indexes: dict[str, StaticIndex] = {}
     results = []
     for key in hours:
-        m = _HOUR.match(key or "")
-        if not m:
-            raise InputError(f"{key!r} is not an hour; write it as YYYY-MM-DDTHH, e.g. 2026-12-06T09 (UTC)",
-                             ja=f"{key!r} は時刻（時）の形ではありません。YYYY-MM-DDTHH（例: 2026-12-06T09、UTC）で書いてください")
-        date, hour = m.groups()
-        folder = rt_dir(ws, feed_id) / date / hour
-        if not folder.is_dir():
-            raise InputError(f"feed '{feed_id}' has nothing archived for {date}T{hour} UTC ({folder})",
-                             ja=f"フィード '{feed_id}' には {date}T{hour} UTC の保存データがありません（{folder}）")
+        date, hour, folder = archived_hour(ws, feed_id, key)
         version = None
         if static_id and ws.warehouse.exists():
             con = connect(ws, read_only=True)

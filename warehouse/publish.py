@@ -363,16 +363,17 @@ def writer_session(ws: Workspace, *, row_group_size: int | None = None):
         cons[key] = con
         if row_group_size is not None:
             uses[key] = f"USE {q(writer_path(ws).stem)}"
+        ended = False
         try:
             yield
-        except BaseException:
+            ended = True
+        finally:
             cons.pop(key, None)
             uses.pop(key, None)
-            con.close()
-            raise
-        cons.pop(key, None)
-        uses.pop(key, None)
-        _close_copying(ws, con)
+            if ended:  # the readers' copy made while DuckDB closes
+                _close_copying(ws, con)
+            else:  # the lock's release copies what was committed before the error
+                con.close()
 
 
 def _close_copying(ws: Workspace, con: duckdb.DuckDBPyConnection) -> None:

@@ -290,8 +290,10 @@ def _log_written(p: _Poll, log_path: Path, *, send_now: bool) -> None:
 
 async def _send(ws: Workspace, p: _Poll, *, all_logs: bool = False) -> None:
     """Send what the poll archived to an object-storage home (``all_logs``: the current hour's log too). If the store
-    fails, say so once and keep the list: it is sent with the next fetch (the local copies are durable meanwhile)."""
+    fails, say so once and keep the list: it is sent with the next fetch (the local copies are durable meanwhile). On a
+    local home there is nothing to send: the list is emptied (a long-running archiver would otherwise keep every path)."""
     if ws.remote is None:
+        p.unsent.clear()
         return
     if all_logs and p.log_path is not None:
         p.unsent[p.log_path] = False

@@ -379,3 +379,22 @@ def test_the_service_reads_its_specs_again_starting_new_feeds_and_stopping_remov
     assert proc.returncode == 0 and "Traceback" not in err, err
     assert "tram-rt: archiving it from now on" in err and "bus-rt/combined:" in err and "tram-rt/combined:" in err
     assert "tram-rt: its spec" not in err  # the broken spec did not stop the feed it had
+
+
+def test_an_archiver_on_a_local_home_keeps_no_list_of_files_to_send(tmp_path):
+    """Only an object-storage home is sent the archive; on a local one the queue of files to send must not grow with every
+    snapshot of a service that runs for months."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from noriba.rt import _log_written, _send
+    from warehouse.workspace import Workspace
+
+    ws = Workspace(tmp_path / "home")
+    poll = SimpleNamespace(unsent={}, log_path=None, store_down=False, feed_id="bus-rt", part="trip_updates", secrets=lambda: [])
+    for k in range(1000):
+        poll.unsent[tmp_path / f"snap-{k}.pb"] = True
+        _log_written(poll, tmp_path / f"h{k // 100}" / "fetches.jsonl", send_now=True)
+        asyncio.run(_send(ws, poll))
+    asyncio.run(_send(ws, poll, all_logs=True))
+    assert ws.remote is None and poll.unsent == {}

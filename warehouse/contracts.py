@@ -579,13 +579,34 @@ def contracts_engine(engine: str = "auto") -> str:
     return engine
 
 
+#: Rows above which a table's contract counts get a statement of their own (not side by side with the other tables').
+ALONE_ROWS = 200_000
+
+
+def _big_tables(tables, *, source: str) -> set[str]:
+    """Return the names of ``tables`` ((table, lake partition or None)) to count alone: above ALONE_ROWS rows (the lake
+    files' footers say), or every one when the source is not the lake."""
+    import pyarrow.parquet as pq
+
+    if source != "lake":
+        return {t.name for t, _ in tables}
+    out = set()
+    for t, part in tables:
+        try:
+            if part is not None and pq.ParquetFile(part).metadata.num_rows > ALONE_ROWS:
+                out.add(t.name)
+        except Exception:  # noqa: BLE001 - unreadable footer: counted alone, where its own error is said
+            out.add(t.name)
+    return out
+
+
 def _evaluate_sql(ws: Workspace, feed_id: str, feed_version: str, tables, contracts: dict, *, source: str, progress=None,
                   unique_keys: dict | None = None) -> dict:
     """Return {table: [(success, GX result dict) or None per contract]} of the SQL engine over views of the version's tables."""
     import duckdb
 
     from warehouse import scratch
-    from warehouse.contracts_sql import evaluate_table
+    from warehouse.contracts_sql import evaluate_tables
 
     # the lake's views are TEMP views of a cursor of the process's scratch database (opening a database costs ~15 ms a
     # feed); the warehouse is ATTACHed, which is the whole database's: a database of its own
@@ -593,13 +614,17 @@ def _evaluate_sql(ws: Workspace, feed_id: str, feed_version: str, tables, contra
     try:
         for sql in _view_statements(ws, feed_id, feed_version, tables, source=source):
             con.execute(sql.replace("CREATE VIEW ", "CREATE TEMP VIEW ", 1) if source == "lake" else sql)
-        out = {}
-        for t, _ in tables:
-            if progress:
-                progress(f"{feed_id}: contracts of {t.name} (sql)")
-            out[t.name] = evaluate_table(con, t.name, contracts[t.name], dict(partition_columns(t)),
-                                         unique_key=(unique_keys or {}).get(t.name))
-        return out
+        if progress:
+            progress(f"{feed_id}: contracts of {len(tables)} tables (sql)")
+        columns: dict[str, dict[str, str]] | None = None
+        if source == "lake":  # the TEMP views' columns as DESCRIBE gives them, in one query (a DESCRIBE a view: ~2 ms)
+            columns = {}
+            for view, col, typ in con.execute("SELECT table_name, column_name, data_type FROM duckdb_columns() "
+                                              "WHERE database_name = 'temp' ORDER BY table_name, column_index").fetchall():
+                columns.setdefault(view, {})[col] = typ
+        answers = evaluate_tables(con, [(t.name, contracts[t.name], dict(partition_columns(t)), (unique_keys or {}).get(t.name))
+                                        for t, _ in tables], alone=_big_tables(tables, source=source), columns=columns)
+        return {t.name: a for (t, _), a in zip(tables, answers)}
     finally:
         con.close()
 

@@ -8,7 +8,7 @@ GX's arithmetic (``_format_map_output``: percentages over non-null rows, nulls i
 by not_null, vacuous success on an empty table or an all-null column).
 
 All counts of one table come from one SELECT over its view (the uniqueness counts are scalar
-subqueries of it); only an expectation that fails costs one more query, for its example values,
+subqueries of it), and a version's tables' SELECTs are one statement; only an expectation that fails costs one more query, for its example values,
 shaped like GX's so that DuckDB returns them in the same order. An expectation this module cannot
 answer exactly (an unsupported type, a column that is missing or not of its contract type, a
 column set or a type that does not match: the cases where GX reports an error or a mismatch
@@ -145,9 +145,50 @@ def evaluate_table(con, view: str, contracts: list[Contract], column_types: dict
     deduplicated them): a uniqueness expectation on exactly those columns counts no duplicate without its GROUP BY
     (seconds on millions of stop times).
     """
+    return evaluate_tables(con, [(view, contracts, column_types, unique_key)])[0]
+
+
+def evaluate_tables(con, items: list[tuple[str, list[Contract], dict[str, str], tuple[str, ...] | list[str] | None]], *,
+                    alone: frozenset[str] | set[str] = frozenset(), columns: dict[str, dict[str, str]] | None = None
+                    ) -> list[list[tuple[bool, dict] | None]]:
+    """Return :func:`evaluate_table`'s answer for each (view, contracts, column_types, unique_key) of ``items``.
+
+    The counts of every table not in ``alone`` come from one statement (one single-row aggregate per view, side by side):
+    a statement's round trip and planning are a few milliseconds, a small feed has ~10 tables and the corpus ~90 feeds.
+    Views in ``alone`` (big tables: their uniqueness GROUP BYs are not to run side by side) get a statement each. If the
+    shared statement fails, then each table's query runs alone, so that the failing one raises its own error.
+    ``columns`` ({view: {column: DuckDB type}}, as DESCRIBE gives them) saves a DESCRIBE a view.
+    """
     from transforms.rules.engine import execute_parsed  # the same statements feed after feed: parsed once per process
 
-    have = {r[0]: r[1] for r in execute_parsed(con, f"DESCRIBE SELECT * FROM {q(view)}").fetchall()}
+    plans = []
+    for view, contracts, column_types, unique_key in items:
+        have = (columns or {}).get(view)
+        if have is None:
+            have = {r[0]: r[1] for r in execute_parsed(con, f"DESCRIBE SELECT * FROM {q(view)}").fetchall()}
+        plans.append((have, *_count_plan(view, contracts, have, column_types, unique_key)))
+    rows: list[tuple | None] = [None] * len(items)
+    together = [k for k, (view, *_) in enumerate(items) if view not in alone]
+    if len(together) > 1:
+        # a row per table (its counts as one list), not the tables side by side: a cross product of ~10 subqueries costs
+        # DuckDB's join planner more than the statements it saves
+        parts = " UNION ALL ".join(f"SELECT {k} AS _t, [{', '.join(f'({x})::BIGINT' for x in plans[k][2])}] AS _c "
+                                   f"FROM {q(items[k][0])}" for k in together)
+        try:
+            for k, counts in execute_parsed(con, parts).fetchall():
+                rows[k] = tuple(counts)
+        except Exception:  # noqa: BLE001 - each table alone below raises its own error
+            pass
+    for k, ((view, *_), p) in enumerate(zip(items, plans)):
+        if rows[k] is None:
+            rows[k] = execute_parsed(con, f"SELECT {', '.join(p[2])} FROM {q(view)}").fetchall()[0]
+    return [_answers(con, view, contracts, p, row) for (view, contracts, _, _), p, row in zip(items, plans, rows)]
+
+
+def _count_plan(view: str, contracts: list[Contract], have: dict[str, str], column_types: dict[str, str],
+                unique_key) -> tuple[list[bool], list[str], dict[int, int], dict[str, int], dict[int, int]]:
+    """Return (supported per contract, the SELECT list of one table's counts, contract → its count's column,
+    column → its null count's column, compound key → its not-all-null count's column)."""
     ok = [_supported(c, have, column_types) for c in contracts]
     select = ["count(*)"]
     slot: dict[int, int] = {}  # contract index → column of the SELECT holding its unexpected count
@@ -184,7 +225,12 @@ def evaluate_table(con, view: str, contracts: list[Contract], column_types: dict
                 continue
             slot[i] = add(f"(SELECT coalesce(sum(n), 0) FROM (SELECT count(*) AS n FROM {q(view)} WHERE {_no_null(cols)} "
                           f"GROUP BY {', '.join(q(x) for x in cols)} HAVING count(*) >= 2))")
-    row = execute_parsed(con, f"SELECT {', '.join(select)} FROM {q(view)}").fetchall()[0]
+    return ok, select, slot, nulls, filtered
+
+
+def _answers(con, view: str, contracts: list[Contract], plan, row: tuple) -> list[tuple[bool, dict] | None]:
+    """Return (success, GX result dict) or None per contract of one table from its counts ``row`` (its ``plan``)."""
+    have, ok, _, slot, nulls, filtered = plan
     n = int(row[0])
     out: list[tuple[bool, dict] | None] = []
     for i, c in enumerate(contracts):

@@ -183,7 +183,7 @@ def test_a_run_whose_parse_deduplicated_the_keys_stores_the_same_results_without
     monkeypatch.setattr(engine, "execute_parsed", lambda con, sql, *a, **k: (ran.append(sql), real(con, sql, *a, **k))[1])
     out = run_feed(make_spec("dup", write_feed(tmp_path / "f", feed)), ws, export=False)
     assert out["rows_quarantined"] >= 1  # the duplicate stop time
-    stop_times = [s for s in ran if re.search(r'FROM "stop_times"$', s)]
+    stop_times = _counts_of("stop_times", ran)
     assert stop_times and not any("GROUP BY" in s for s in stop_times)
 
     def stored() -> list:
@@ -199,8 +199,60 @@ def test_a_run_whose_parse_deduplicated_the_keys_stores_the_same_results_without
     assert any(r["expectation_type"] == "expect_compound_columns_to_be_unique" and r["table_name"] == "stop_times" for r in with_facts)
     ran.clear()
     run_contracts(ws, "dup", out["feed_version"], data_docs=False, reuse=False)  # no facts: every duplicate counted
-    assert any("GROUP BY" in s for s in ran if re.search(r'FROM "stop_times"$', s))
+    assert any("GROUP BY" in s for s in _counts_of("stop_times", ran))
     assert stored() == with_facts
+
+
+def _counting(statement: str) -> bool:
+    """Return True if ``statement`` is one of the contracts' counting statements (one table's, or several side by side)."""
+    return re.match(r"SELECT (\d+ AS _t, \[\()?count\(\*\)(?! OVER)", statement) is not None
+
+
+def _counts_of(table: str, statements: list[str]) -> list[str]:
+    """Return the SQL that counted ``table``'s contracts in ``statements``: a statement of its own, or its part of the
+    statement that counts several tables side by side."""
+    out = []
+    for s in statements:
+        if s.startswith("DESCRIBE"):
+            continue
+        out += [p for p in s.split(" UNION ALL ") if p.endswith(f'FROM "{table}"')]
+    return out
+
+
+def test_the_tables_of_a_small_version_are_counted_in_one_statement(tmp_path, monkeypatch):
+    """A small version's tables are counted by one statement (each statement costs a few ms a feed), and the results are
+    the ones of counting each table alone (ALONE_ROWS 0)."""
+    import duckdb
+
+    import transforms.rules.engine as engine
+    import warehouse.contracts as contracts
+    from noriba.pipeline import run_feed
+    from warehouse.contracts import run_contracts
+    from warehouse.workspace import Workspace
+
+    ws = Workspace(tmp_path / "h").ensure()
+    ran: list[str] = []
+    real = engine.execute_parsed
+    monkeypatch.setattr(engine, "execute_parsed", lambda con, sql, *a, **k: (ran.append(sql), real(con, sql, *a, **k))[1])
+    out = run_feed(make_spec("one", write_feed(tmp_path / "f", MINI_FEED)), ws, export=False)
+    counting = [s for s in ran if _counting(s)]
+    assert len(counting) == 1 and len(_counts_of("stops", counting)) == 1 and len(_counts_of("stop_times", counting)) == 1
+
+    def stored() -> list:
+        con = duckdb.connect(str(ws.warehouse), read_only=True)
+        try:
+            cols = [c for (c,) in con.execute("SELECT column_name FROM information_schema.columns WHERE table_schema = 'quality' "
+                                              "AND table_name = 'expectation_results'").fetchall() if c not in ("run_at", "reused_from")]
+            return con.execute(f"SELECT {', '.join(cols)} FROM quality.expectation_results ORDER BY ALL").fetchall()
+        finally:
+            con.close()
+
+    together = stored()
+    ran.clear()
+    monkeypatch.setattr(contracts, "ALONE_ROWS", 0)
+    run_contracts(ws, "one", out["feed_version"], data_docs=False, reuse=False)
+    assert len([s for s in ran if _counting(s)]) >= 5  # each table alone
+    assert stored() == together and len(together) > 20
 
 
 def test_unique_key_answers_only_an_expectation_on_exactly_those_columns():

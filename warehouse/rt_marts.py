@@ -93,6 +93,21 @@ SELECT * FROM base b WHERE NOT EXISTS (
   SELECT 1 FROM gtfs.calendar_dates x WHERE x.feed_id = $static AND x.feed_version = b.static_feed_version
     AND x.date = b.service_date AND x.service_id = b.service_id AND x.exception_type = 2);
 
+-- what the runs below would make: per row of frequencies.txt, its departures x its trip's stop times, a service day (checked
+-- against FREQUENCY_EVENTS_BUDGET before any run is made)
+CREATE OR REPLACE TEMP TABLE _freq_events AS
+WITH f AS (
+  SELECT v.static_feed_version, f._line, f.trip_id, f.start_time, f.end_time, f.headway_secs
+  FROM (SELECT DISTINCT static_feed_id, static_feed_version FROM _version) v
+  JOIN gtfs.frequencies f ON f.feed_id = v.static_feed_id AND f.feed_version = v.static_feed_version
+  WHERE f.headway_secs > 0 AND f.start_time IS NOT NULL AND f.end_time > f.start_time
+), n AS (
+  SELECT st.feed_version AS static_feed_version, st.trip_id, count(*) AS stops
+  FROM gtfs.stop_times st WHERE st.feed_id = $static AND st.trip_id IN (SELECT trip_id FROM f) GROUP BY ALL
+)
+SELECT f.*, (CAST(f.end_time AS BIGINT) - f.start_time + f.headway_secs - 1) // f.headway_secs * n.stops AS events
+FROM f JOIN n USING (static_feed_version, trip_id);
+
 -- trips of frequencies.txt (exact_times 0 and 1): one run every headway_secs from start_time until before end_time, each the
 -- template's stop times moved to start at the run's start; a run is keyed internally as 'trip_id@HH:MM:SS' (its start)
 CREATE OR REPLACE TEMP TABLE _runs AS
@@ -396,6 +411,40 @@ def _zone(tz: str | None) -> str:
     return tz
 
 
+#: Scheduled stop times the runs of frequencies.txt may make in a service day (departures x their trip's stop times, all
+#: rows of a static version): above it, the marts are not built and the row that makes most is named. A large metro is
+#: ~0.3M stop times a day (13,000 trains x 20 stops); a hostile file of 1-second headways makes millions a row.
+FREQUENCY_EVENTS_BUDGET = 5_000_000
+
+
+def _check_frequency_events(con, feed_id: str, static: str | None) -> None:
+    """Raise InputError naming the row of frequencies.txt that makes most scheduled stop times, if the rows of a static
+    version make more than FREQUENCY_EVENTS_BUDGET a service day (temp table ``_freq_events``)."""
+    from transforms.errors import InputError
+
+    found = con.execute("SELECT static_feed_version, sum(events) AS total FROM _freq_events GROUP BY ALL "
+                        "ORDER BY total DESC, static_feed_version LIMIT 1").fetchall()
+    if not found or found[0][1] <= FREQUENCY_EVENTS_BUDGET:
+        return
+    ver, total = found[0]
+    line, trip, start, end, hw, events = con.execute(
+        "SELECT _line, trip_id, start_time, end_time, headway_secs, events FROM _freq_events WHERE static_feed_version = ? "
+        "ORDER BY events DESC, _line LIMIT 1", [ver]).fetchall()[0]
+
+    def hms(t: int) -> str:
+        return f"{t // 3600:02d}:{t // 60 % 60:02d}:{t % 60:02d}"
+
+    raise InputError(
+        f"realtime marts of {feed_id}: frequencies.txt of static feed {static} (version {ver}) makes {total:,} scheduled stop "
+        f"times a service day, more than {FREQUENCY_EVENTS_BUDGET:,}; line {line} alone repeats trip "
+        f"{trip} every {hw} s from {hms(start)} to {hms(end)} ({events:,}). Check headway_secs and the times of frequencies.txt, "
+        f"correct the feed and ingest it again",
+        ja=f"{feed_id} のリアルタイム集計: 静的フィード {static}（バージョン {ver}）の frequencies.txt から作られる予定停車が "
+           f"1 日あたり {total:,} 件になり、上限 {FREQUENCY_EVENTS_BUDGET:,} 件を超えます。{line} 行目だけで便 {trip} を {hms(start)} から "
+           f"{hms(end)} まで {hw} 秒ごとに繰り返しています（{events:,} 件）。frequencies.txt の headway_secs と時刻を確認し、"
+           f"フィードを直してから取り込み直してください")
+
+
 def build_rt_marts(con, feed_id: str, *, radius_m: float = 50.0, early_s: int = 60, late_s: int = 300,
                    frequent_headway_s: int = 900) -> dict[str, int]:
     """Build the five realtime marts of one feed on an open warehouse connection (its rows replaced whole, in one
@@ -432,6 +481,8 @@ def build_rt_marts(con, feed_id: str, *, radius_m: float = 50.0, early_s: int = 
             out.append(stmt[i])
             i += 1
         con.execute("".join(out), args)
+        if "TEMP TABLE _freq_events" in stmt:
+            _check_frequency_events(con, feed_id, static)
     counts = {}
     with transaction(con):
         con.execute("CREATE SCHEMA IF NOT EXISTS marts")

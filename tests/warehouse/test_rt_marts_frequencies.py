@@ -146,3 +146,44 @@ def test_tampa_positions_without_trip_are_counted_and_not_attributed(tmp_path):
     build_feed_marts(ws, "br-rt")
     q = _rows(ws, "SELECT vp_rows, vp_trip_share, vp_no_trip_rows, vp_trip_inferred_rows FROM marts.rt_feed_quality")
     assert q == [{"vp_rows": 10, "vp_trip_share": 0.0, "vp_no_trip_rows": 10, "vp_trip_inferred_rows": 0}]  # no trip updates to infer from
+
+
+def test_frequencies_of_one_second_headways_are_refused_with_the_row_named_before_any_run_is_made(tmp_path, capsys):
+    """The Bull Runner timetable with every headway_secs set to 1 (up to 61,200 departures a row; ~14M scheduled stop times
+    a service day): the marts are not built, and one message names the row and what to correct, without expanding
+    a run; the CLI says it in one line."""
+    import time
+
+    from transforms.errors import InputError
+    from warehouse.workspace import Workspace
+
+    src = shared("gtfs", "rt", "bullrunner-tampa") / "bullrunner-gtfs.zip"
+    hostile = tmp_path / "one-second.zip"
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(hostile, "w", zipfile.ZIP_DEFLATED) as zout:
+        for info in zin.infolist():
+            data = zin.read(info)
+            if info.filename == "frequencies.txt":
+                rows = list(csv.reader(io.StringIO(data.decode("utf-8-sig"))))
+                k = [c.strip() for c in rows[0]].index("headway_secs")
+                data = "\n".join(",".join(r[:k] + ["1"] + r[k + 1:]) if i else ",".join(r) for i, r in enumerate(rows) if r).encode()
+            zout.writestr(info.filename, data)
+    ws = Workspace(tmp_path / "home").ensure()
+    assert main(["--home", str(ws.home), "ingest", str(hostile), "--id", "br", "--quiet"]) == 0
+    _write_rt(tmp_path / "caps", _template(src))
+    rt.ingest(ws, "br-rt", [tmp_path / "caps"], static="br", tz="America/New_York")
+    rt.parse_feed(ws, "br-rt")
+    t0 = time.perf_counter()
+    with pytest.raises(InputError) as raised:
+        build_feed_marts(ws, "br-rt")
+    assert time.perf_counter() - t0 < 30  # counted, not made (the runs with their stop times would be ~42M rows)
+    said = str(raised.value)
+    assert "frequencies.txt of static feed br" in said and "stop times a service day, more than 5,000,000" in said
+    import re
+
+    assert re.search(r"; line \d+ alone repeats trip \S+ every 1 s from 07:00:00 to \d\d:\d\d:00 \([\d,]+\)\. Check headway_secs", said)
+    assert "frequencies.txt の headway_secs と時刻を確認し" in raised.value.ja
+    capsys.readouterr()
+    assert main(["--home", str(ws.home), "rt", "marts", "br-rt"]) != 0
+    out = capsys.readouterr()
+    lines = [x for x in (out.out + out.err).splitlines() if x.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: br-rt: realtime marts of br-rt:") and "Traceback" not in out.err, lines

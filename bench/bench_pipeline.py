@@ -156,10 +156,16 @@ else:  # noriba_ingest: the steps of run_feed, in order, timed one by one; norib
         # as run_feed: the export is built in a thread while the version is published and its contracts run (its CPU
         # counts in those phases; "export" is the wait for what is left of it), unless the tree predates start_export
         early = pipeline.start_export(ws, lake) if hasattr(pipeline, "start_export") else None
-        out_ = pipeline.publish_step(ws, lake)
-        out_["status"] = "new"
-        mark("contracts")
-        out_ = pipeline.contracts_step(ws, out_)
+        # as run_feed: the publish and the contracts share one writer connection (opened, checkpointed and closed once,
+        # the readers' copy made while it closes), unless the tree predates that
+        from contextlib import nullcontext
+        session = (pipeline._writer_for_publish_and_contracts(ws, contracts=True)
+                   if hasattr(pipeline, "_writer_for_publish_and_contracts") else nullcontext())
+        with session:
+            out_ = pipeline.publish_step(ws, lake)
+            out_["status"] = "new"
+            mark("contracts")
+            out_ = pipeline.contracts_step(ws, out_)
         mark("export")
         out_ = pipeline.finish_export(ws, early, out_) if hasattr(pipeline, "start_export") else pipeline.export_step(ws, out_)
         out = {"rows_in": staged.get("rows_in"), "errors": staged.get("errors"), "warnings": staged.get("warnings"),

@@ -112,6 +112,9 @@ class CsvText:
 
     #: rows of ``table`` once it is released (see ``release``); None while it is held
     released_rows: int | None = None
+    #: True if the read proved the body (after the header line) to hold no quote nor CR and every line to be one row
+    #: (none blank): the fast path's _one_row_per_line; False if not proven
+    one_per_line: bool = False
 
     @property
     def rows_in(self) -> int:
@@ -237,8 +240,8 @@ def read_csv_text(data: bytes) -> CsvText:
         return CsvText([], pa.table({"_line": pa.array([], pa.int32())}), header_line=header_line, notices=notices)
     fast = None if cr_only else _read_fast(data, body_start, len(header), header_line, lim)
     if fast is not None:
-        table, blank = fast
-        return CsvText(header, table, [], blank, header_line, notices=notices)
+        table, blank, proven = fast
+        return CsvText(header, table, [], blank, header_line, notices=notices, one_per_line=proven)
     table, bad, blank, ragged, nragged = _read_exact(data[body_start:], header, header_line, lim)
     return CsvText(header, table, bad, blank, header_line, ragged, nragged, notices=notices)
 
@@ -302,7 +305,8 @@ def _within_limits(table: pa.Table, lim: Limits) -> bool:
 
 
 def _read_fast(data: bytes, start: int, ncols: int, header_line: int, lim: Limits):
-    """Return (table, blank line count) for ``data[start:]`` from pyarrow, or None when the exact path is needed.
+    """Return (table, blank line count, one row per line proven) for ``data[start:]`` from pyarrow, or None when the exact
+    path is needed.
 
     The body is never copied: pyarrow and numpy read it through zero-copy views. A value over
     the field limit (or a row over the line limit) takes the exact path, which sets the row aside.
@@ -311,7 +315,7 @@ def _read_fast(data: bytes, start: int, ncols: int, header_line: int, lim: Limit
     body = memoryview(data)[start:]
     if _NON_NEWLINE.search(body) is None:
         empty = pa.table({**{n: pa.array([], pa.string()) for n in names}, "_line": pa.array([], pa.int32())})
-        return empty, data.count(b"\n", start)
+        return empty, data.count(b"\n", start), False
     try:
         table = pacsv.read_csv(
             pa.py_buffer(data).slice(start),
@@ -331,7 +335,8 @@ def _read_fast(data: bytes, start: int, ncols: int, header_line: int, lim: Limit
     # lines) find the non-blank lines; if a quoted value held a line break the counts disagree
     # and the exact path is taken.
     ends_with_nl = data.endswith(b"\n")
-    if _one_row_per_line(data, start, table):
+    proven = _one_row_per_line(data, start, table)
+    if proven:
         nlines = table.num_rows
     else:
         nlines = data.count(b"\n", start) + (0 if ends_with_nl else 1)
@@ -351,7 +356,7 @@ def _read_fast(data: bytes, start: int, ncols: int, header_line: int, lim: Limit
             return None
         lines = (np.flatnonzero(nonblank) + header_line + 1).astype(np.int32)
         blank = int((~nonblank).sum())
-    return table.append_column("_line", _int32_array(lines)), blank
+    return table.append_column("_line", _int32_array(lines)), blank, proven
 
 
 def _read_exact(body: bytes, header: list[str], header_line: int, lim: Limits):

@@ -321,7 +321,7 @@ def _load(name: str, read: Callable[[], bytes], encoding: str | None, facts: boo
     if b"\x00" in dec.data:
         nul = dec.data.count(b"\n", 0, dec.data.find(b"\x00")) + 1
     csvt = read_csv_text(dec.data)
-    plain = (plain_facts(name, dec.encoding, dec.data, csvt)
+    plain = (plain_facts(name, dec.encoding, dec.data, csvt, nul_free=nul is None)
              if facts and as_read and name == PurePosixPath(name).name else None)
     return dec, csvt, normalised_sha256(dec.data), nul, plain
 

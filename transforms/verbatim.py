@@ -42,12 +42,21 @@ def header_patterns(table: Table, header: list[str]) -> dict[str, str] | None:
     return None if any(p is None for p in patterns.values()) else patterns
 
 
-def plain_bytes(data: bytes, header: list[str], rows: int) -> bool:
+def plain_bytes(data: bytes, header: list[str], rows: int, *, lines_proven: bool = False) -> bool:
     """Return True if ``data`` (a whole member, valid UTF-8 without BOM) is plain: it starts with exactly the header line,
     has no quote, CR, '#' nor NUL, ends with LF and has exactly ``rows`` lines after the header (the CSV read of it has
-    ``rows`` rows and skips blank lines, so none is blank): the checks of export's _copy_plain, at once."""
-    return (data.startswith((",".join(header) + "\n").encode()) and data.endswith(b"\n") and b'"' not in data
-            and b"\r" not in data and b"#" not in data and b"\x00" not in data and data.count(b"\n") == rows + 1)
+    ``rows`` rows and skips blank lines, so none is blank): the checks of export's _copy_plain, at once.
+
+    ``lines_proven``: the caller already knows there is no NUL, and the CSV read proved its body (after the first line)
+    to hold no quote nor CR and to be one row per line with none blank (csvread's ``CsvText.one_per_line``); then only
+    the header line, the last LF and '#' are looked at (one scan instead of five).
+    """
+    if not (data.startswith((",".join(header) + "\n").encode()) and data.endswith(b"\n")):
+        return False
+    if lines_proven:  # the header line is plain cells (no quote, CR), so the proof covers the whole member
+        return b"#" not in data
+    return (b'"' not in data and b"\r" not in data and b"#" not in data and b"\x00" not in data
+            and data.count(b"\n") == rows + 1)
 
 
 def _utf8(data: bytes) -> bool:
@@ -67,15 +76,50 @@ def _utf8(data: bytes) -> bool:
     return True
 
 
+#: Chunks from this many values are first tested byte by byte (_spelled_fast); smaller ones cost less through the pattern.
+FAST_SPELLING_ROWS = 4096
+
+
+def _spelled_fast(chunk, pattern: str) -> bool:
+    """Return True if every value of the Arrow string array ``chunk`` is proven in ``pattern``'s spelling by byte tests
+    (the usual columns: every time 'HH:MM:SS', integers of plain digits); False if not proven (the caller then tests
+    the pattern itself, so False never means a mismatch)."""
+    import numpy as np
+
+    from transforms.csvread import string_offsets
+
+    n = len(chunk)
+    if n == 0:
+        return True
+    if chunk.null_count or chunk.buffers()[2] is None:
+        return False
+    offsets = string_offsets(chunk)
+    data = np.frombuffer(chunk.buffers()[2], dtype=np.uint8)[offsets[0]:offsets[-1]]
+    lengths = np.diff(offsets)
+    if pattern == VERBATIM["time"]:  # only when every value has 8 bytes: digit digit ':' [0-5] digit ':' [0-5] digit
+        if len(data) != 8 * n or not (lengths == 8).all():
+            return False
+        b = data.reshape(n, 8)
+        return bool(all(((b[:, k] - 48) < 10).all() for k in (0, 1, 4, 7)) and (b[:, 2] == 58).all() and (b[:, 5] == 58).all()
+                    and ((b[:, 3] - 48) < 6).all() and ((b[:, 6] - 48) < 6).all())
+    if pattern == VERBATIM["INTEGER"]:  # only digits (no sign), at most 9 of them, no leading zero before another digit
+        if int(lengths.max()) > 9 or not ((data - 48) < 10).all():  # uint8: a byte below '0' wraps above 9
+            return False
+        return not (data[(offsets[:-1] - offsets[0])[lengths > 1]] == 48).any()
+    return False
+
+
 def cells_match(columns: dict, patterns: dict[str, str]) -> bool:
     """Return True if every value of each typed column (Arrow string arrays, by header cell) is in its pattern's spelling.
 
-    The distinct values of each chunk are tested (few distinct times and numbers), as export's _count_plain does batch by batch.
+    Each chunk is first tested byte by byte (_spelled_fast: plain times and integers, no hashing); a chunk that test does
+    not prove has its distinct values tested against the pattern, as export's _count_plain does batch by batch.
     """
     import pyarrow.compute as pc
 
     def ok(h: str) -> bool:  # chunk by chunk: a column of distinct values (hostile) never makes a set of all of them
-        return all(pc.all(pc.match_substring_regex(pc.unique(c), patterns[h]), min_count=0).as_py()
+        return all((len(c) >= FAST_SPELLING_ROWS and _spelled_fast(c, patterns[h]))
+                   or pc.all(pc.match_substring_regex(pc.unique(c), patterns[h]), min_count=0).as_py()
                    for c in getattr(columns[h], "chunks", [columns[h]]))
 
     typed = [h for h, p in patterns.items() if p]
@@ -87,13 +131,13 @@ def cells_match(columns: dict, patterns: dict[str, str]) -> bool:
     return all(ok(h) for h in typed)
 
 
-def plain_facts(name: str, encoding: str, data: bytes, csvt) -> dict | None:
+def plain_facts(name: str, encoding: str, data: bytes, csvt, *, nul_free: bool = False) -> dict | None:
     """Return what the export needs to copy member ``name`` as received without reading it again ({"rows", "size",
     "crc", "patterns"}), if the bytes and cells pass copy_if_verbatim's checks; else None (the export decides itself).
 
     ``data`` is the member's bytes, which the caller found to be its decoded text too (nothing dropped or replaced),
     ``csvt`` the CSV read of it. The rows must be one per line with the header's cell count (none ragged, set aside or
-    blank).
+    blank). ``nul_free``: the caller found no NUL in ``data`` (not looked for again).
     """
     from isal import isal_zlib
 
@@ -107,7 +151,8 @@ def plain_facts(name: str, encoding: str, data: bytes, csvt) -> dict | None:
     header = list(csvt.header)
     rows = csvt.table.num_rows
     patterns = header_patterns(table, header)
-    if patterns is None or not plain_bytes(data, header, rows) or not _utf8(data):
+    proven = nul_free and csvt.one_per_line and csvt.header_line == 1
+    if patterns is None or not plain_bytes(data, header, rows, lines_proven=proven) or not _utf8(data):
         return None
     if not cells_match({h: csvt.table.column(f"c{i}") for i, h in enumerate(header) if patterns[h]}, patterns):
         return None

@@ -233,6 +233,34 @@ def test_export_parquet_has_the_rows_and_types_duckdb_would_write(tmp_path):
     assert not ours.schema.field("_line").nullable and ours.schema.field("stop_id").nullable
 
 
+def test_export_parquet_does_not_read_columns_null_in_every_row(tmp_path, monkeypatch):
+    """A column the lake's statistics show null in every row is made as nulls, not decoded; the file is the same."""
+    import duckdb
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from warehouse.export import write_export_parquet
+
+    lake = tmp_path / "part-0.parquet"
+    pq.write_table(pa.table({"_line": pa.array([2, 3, 4], pa.int32()), "stop_id": ["S1", "S2", None],
+                             "timepoint": pa.array([None, None, None], pa.int32()), "_extra": pa.array([None, None, None], pa.string()),
+                             "stop_lat": pa.array([None, None, None], pa.float64())}), lake, row_group_size=2)
+    asked = []
+    iter_batches = pq.ParquetFile.iter_batches
+
+    def recording(self, *a, **k):
+        asked.append(k.get("columns"))
+        return iter_batches(self, *a, **k)
+
+    monkeypatch.setattr(pq.ParquetFile, "iter_batches", recording)
+    assert write_export_parquet(lake, tmp_path / "ours.parquet", feed_id="mini", feed_version="v1")
+    assert asked == [["_line", "stop_id"]]
+    duckdb.connect().execute(f"COPY (SELECT 'mini' AS feed_id, 'v1' AS feed_version, * FROM read_parquet('{lake}', "
+                             f"hive_partitioning=false)) TO '{tmp_path / 'duck.parquet'}' (FORMAT parquet, COMPRESSION zstd)")
+    ours, duck = pq.read_table(tmp_path / "ours.parquet"), pq.read_table(tmp_path / "duck.parquet")
+    assert ours.schema.equals(duck.schema) and ours.equals(duck)
+
+
 def test_export_parquet_of_an_empty_table_keeps_its_columns_and_other_types_are_left_to_duckdb(tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq

@@ -538,11 +538,15 @@ def update_catalog(ws: Workspace, *, specs_dir: Path | None = None) -> Path:
     from warehouse.catalog import build_site
 
     if ws.remote is not None:  # object-store home: the lake's latest versions (and their stops, for the map) as stored
-        # and the exports as stored, so the page (sent back below) lists every download, also from a new working folder
+        # (and their Flex tables) and the exports as stored, so the page (sent back below) lists every download, also from
+        # a new working folder
         storage.pull(ws, ws.exports)
         storage.pull(ws, ws.lake / storage.META_TABLE)
-        storage.pull_files(ws, [ws.lake_partition("gtfs_stops", fid, m["feed_version"]) / "part-0.parquet"
-                                for fid, m in latest_versions(ws).items()])
+        from warehouse.catalog import FLEX_TABLES  # a feed's zones and booking rules are counted on its page
+
+        tables = ["gtfs_stops", *(f"gtfs_{t}" for t in FLEX_TABLES)]
+        storage.pull_files(ws, [ws.lake_partition(t, fid, m["feed_version"]) / "part-0.parquet"
+                                for fid, m in latest_versions(ws).items() for t in tables])
     page = build_site(ws, locations=export_locations(specs_dir))
     storage.push_tree(ws, ws.exports)
     return page

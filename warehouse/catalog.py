@@ -545,13 +545,20 @@ def filter_files(rows: list[dict], *, pref: str | None = None, target_date: str 
     return out
 
 
-def _link_latest(target: Path, link: Path) -> None:
-    """Make ``link`` the same file as ``target`` (a hard link, else a copy), replaced atomically."""
-    if link.exists() and os.path.samefile(target, link):
+def _link_latest(target: Path, link: Path, *, copy: bool = False) -> None:
+    """Make ``link`` the same file as ``target`` (a hard link, else a copy), replaced atomically. If ``copy`` (an
+    object-store home: sending a file stamps it with the stored object's time, and a hard link would stamp ``target``
+    too, which then looks changed and is sent again, and so on), then always a copy of its own, made only when its
+    bytes differ."""
+    import filecmp
+
+    if link.exists() and (filecmp.cmp(target, link, shallow=False) if copy else os.path.samefile(target, link)):
         return  # already the same file (and rename(2) of two links to one inode would leave the temporary link)
     tmp = link.with_name(f".{link.name}.tmp")
     tmp.unlink(missing_ok=True)
     try:
+        if copy:
+            raise OSError("a copy of its own")
         os.link(target, tmp)
     except OSError:  # another file system, or links not allowed
         shutil.copyfile(target, tmp)
@@ -574,13 +581,14 @@ def build_site(ws: Workspace, *, base_url: str | None = None, locations: dict | 
 
 def _build_site(ws: Workspace, base_url: str, locations: dict, today: date | None) -> Path:
     data = collect(ws, today=today)
+    copy = ws.remote is not None
     for f in data["feeds"]:  # a stable URL per feed and export: <folder>/latest.zip is the current version's file
         if f["zip"]:
-            _link_latest(f["zip"], f["zip"].parent / LATEST)
+            _link_latest(f["zip"], f["zip"].parent / LATEST, copy=copy)
     for x in data["exports"]:
         g = (x["manifest"].get("files") or {}).get("gtfs")
         if g:
-            _link_latest(x["dir"] / g["path"], x["dir"].parent / LATEST)
+            _link_latest(x["dir"] / g["path"], x["dir"].parent / LATEST, copy=copy)
     site = ws.exports / SITE
     tmp = ws.exports / f".{SITE}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)

@@ -64,7 +64,7 @@ def _looked_up(tb: pa.Table, start: np.ndarray, lookups: tuple[pa.Table, pa.Tabl
     return (tb.append_column("lat", pc.take(loc.column("lat"), at)).append_column("lon", pc.take(loc.column("lon"), at))
             .append_column("_stop_k", at)
             .append_column("route_type", pc.take(rt.column("route_type"), on))
-            .append_column("routed", _arr(_bools(pc.take(rt.column("routed"), on))))  # NULL (no trip) as False
+            .append_column("routed", pc.fill_null(pc.take(rt.column("routed"), on), False))
             .append_column("shape_k", pc.take(rt.column("shape_k"), on)))
 
 

@@ -441,7 +441,8 @@ def _pending(units: list[list[int]], uses: list[tuple[str, ...]], built: set[str
     first, each part in its order."""
     order = list(range(len(units)))
     if first_built:
-        order.sort(key=lambda u: not any(name in built for i in units[u] for name in uses[i]))
+        order.sort(key=lambda u: (not any(name in built for i in units[u] for name in uses[i]),
+                                  not any(uses[i] for i in units[u])))
     return order
 
 

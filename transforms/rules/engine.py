@@ -435,6 +435,17 @@ def _units(plans: list[tuple[Rule, str, tuple[str, ...], float]], *, batches: in
     return [first[i] if i in first else [i] for i in range(len(plans)) if i in first or i not in batched]
 
 
+def _pending(units: list[list[int]], uses: list[tuple[str, ...]], built: set[str], *, first_built: bool) -> list[int]:
+    """Return the order in which the statements ``units`` (indices into the rules, each rule's shared tables in ``uses``) are
+    taken: as they are; if ``first_built``, then those reading a table of ``built`` (made in Python: the stop-time pass)
+    first, then those reading another shared table, then the rest, each part in its order."""
+    order = list(range(len(units)))
+    if first_built:
+        order.sort(key=lambda u: (not any(name in built for i in units[u] for name in uses[i]),
+                                  not any(uses[i] for i in units[u])))
+    return order
+
+
 def _run(con: duckdb.DuckDBPyConnection, present: frozenset[str], rules, *, validation_date, profile, params, sample_limit,
          progress, batch: bool = False) -> RuleRun:
     shared: dict[str, str] = {}  # name -> SELECT
@@ -473,10 +484,15 @@ def _run(con: duckdb.DuckDBPyConnection, present: frozenset[str], rules, *, vali
     # A shared table is a table of the connection's database (not TEMP: every cursor must see it), built by the cursor that
     # takes the first rule asking for it and dropped when its last reader is done. A cursor takes the first statement left
     # whose shared tables are not being built by another (while one builds the legs of every stop time, the other runs rules
-    # that do not read them); the findings are put back in the rules' order.
+    # that do not read them); the findings are put back in the rules' order. On a feed not held in memory the statements
+    # reading a table built in Python come first: the stop-time pass and its readers are the phase's longest chain, so one
+    # cursor starts it at once while the other runs every other rule (at ×16 the other cursor otherwise ran out of rules
+    # and waited for the pass, which started behind the first rules). The readers of the other shared tables (shape
+    # matching's) come next: the other cursor builds them while the pass is still small, not beside the finished 1.1 GB
+    # pass under the 1 GB limit, where they spilled (bench/README.md, session 14).
     cond = threading.Condition()
     state: dict[str, str] = {}  # shared table -> 'building' | 'ready'
-    pending = list(range(len(units)))
+    pending = _pending(units, [p[2] for p in plans], set(builders), first_built=not batch and workers > 1)
     failed: list[BaseException] = []
     done: list[tuple[int, pa.Table, float] | None] = [None] * len(plans)
 

@@ -273,9 +273,12 @@ def _fast_far(ctx: Context) -> str:
         # stop time of a hostile feed costs its length, not its length squared (pairs of every end: terabytes of spill).
         # Most trips' first candidate is it; only a trip whose first candidate is not (a leg saved by the minute MobilityData
         # adds to whole-minute times) tries its later ones, counted per trip without keeping the pairs.
-        f"first_ok AS (SELECT e.k, e.r FROM (SELECT * FROM ends WHERE n = 1) e {true_end} GROUP BY e.k, e.r), "
+        # Both are a filter of the ends (IN, not a join's GROUP BY), so that DuckDB estimates them as few as the ends and
+        # builds the hash table of `firsts` below on them, not on every stop time (a join's estimate put all 7.1M rows of
+        # ×16 in that hash table for no finding: far stops 1.46 → 0.86 CPU-s).
+        f"first_ok AS (SELECT k, r FROM ends WHERE n = 1 AND r IN (SELECT e.r FROM (SELECT * FROM ends WHERE n = 1) e {true_end})), "
         "later AS MATERIALIZED (SELECT r, k FROM ends WHERE n > 1 AND k NOT IN (SELECT k FROM first_ok)), "
-        f"later_ok AS (SELECT e.k, min(e.r) AS r FROM later e {true_end} GROUP BY e.k), "
+        f"later_ok AS (SELECT k, min(r) AS r FROM later WHERE r IN (SELECT e.r FROM later e {true_end}) GROUP BY k), "
         # The ends' rows first, on their own (a materialised CTE is not reordered): joined to every stop time of their trip
         # before being cut to the ends, one trip of n stop times would give n² rows (DuckDB chose that order at 1.6M rows).
         f"firsts AS MATERIALIZED (SELECT b.* FROM (SELECT r FROM first_ok UNION ALL SELECT r FROM later_ok) e JOIN {legs} b ON b.r = e.r), "

@@ -56,10 +56,14 @@ def _inconsistent_block_route_type(ctx: Context) -> str:
 
 
 def _headsign_matches_intermediate_stop(ctx: Context) -> str:
-    # The stop times whose stop is named as the trip's headsign first (few), then the last stop of those trips only.
+    # The stop times whose stop is named as the trip's headsign first (few), then the last stop of those trips only. Only the
+    # stops named as some headsign are joined to stop_times (a few ids, which DuckDB filters the scan by), and then the
+    # trips on both trip and name: at ×16 the join of every stop time to all 1.4M (trip, stop of its headsign's name) pairs
+    # was most of the rule (1.04 → 0.74 CPU-s).
     return (
-        "WITH named AS (SELECT st.trip_id, st.stop_id FROM stop_times st JOIN trips t USING (trip_id) JOIN stops s ON s.stop_id = st.stop_id "
-        "WHERE t.trip_headsign IS NOT NULL AND s.stop_name = t.trip_headsign), "
+        "WITH hs AS (SELECT stop_id, stop_name FROM stops WHERE stop_name IN (SELECT trip_headsign FROM trips)), "
+        "named AS (SELECT st.trip_id, st.stop_id FROM stop_times st JOIN hs s ON s.stop_id = st.stop_id "
+        "JOIN trips t ON t.trip_id = st.trip_id AND t.trip_headsign = s.stop_name), "
         "last AS (SELECT trip_id, arg_max(stop_id, stop_sequence) AS last_stop FROM stop_times "
         "WHERE trip_id IN (SELECT trip_id FROM named) GROUP BY trip_id), "
         "mid AS (SELECT DISTINCT n.trip_id FROM named n JOIN last l USING (trip_id) WHERE n.stop_id <> l.last_stop) "

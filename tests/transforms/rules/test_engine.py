@@ -380,3 +380,45 @@ def test_a_rule_statement_is_parsed_once_per_process_and_reads_each_feed_s_own_t
     assert first.counts == {("test_parsed_once", WARNING): 2}
     assert second.counts == {("test_parsed_once", WARNING): 3}
     assert second.notices.column("message").to_pylist() == ["港前", "駅前", "山手"]
+
+
+def test_a_big_feeds_stop_time_pass_is_started_first_on_two_cursors(tmp_path, monkeypatch):
+    """On a feed read from its files, one cursor starts building the stop-time pass (the phase's longest chain: the pass and
+    then its readers) with its first statement while the other runs the other rules; at Vilnius ×16 the pass used to start
+    behind the first rules, and the other cursor then ran out of rules and waited for it. The answers stay those of one
+    cursor."""
+    import os
+    import threading
+
+    from tests.conftest import shared
+    from transforms.rules import engine, stop_times_pass
+
+    if (os.cpu_count() or 1) < 2:
+        pytest.skip("two cursors need two cores")
+    zp = shared("gtfs", "jp", "corpus-2019", "feeds", "kamacitybus190401.zip")
+    out = tmp_path / "tables"
+    canonicalize(GtfsAdapter().read(zp), schema=load_schema(), out_dir=out, profile="gtfs-jp")
+    monkeypatch.setenv("NORIBA_RULES_HOLD_ROWS", "0")
+    started: list[str] = []
+    lock = threading.Lock()
+    findings, build = engine._findings, stop_times_pass.build
+
+    def logged_findings(cur, rule, sql, limit):
+        with lock:
+            started.append(rule.code)
+        return findings(cur, rule, sql, limit)
+
+    def logged_build(*args, **kwargs):
+        with lock:
+            started.append("stop_pass")
+        return build(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "_findings", logged_findings)
+    monkeypatch.setattr(stop_times_pass, "build", logged_build)
+    runs = {}
+    for workers in ("1", "2"):
+        monkeypatch.setenv("NORIBA_RULES_WORKERS", workers)
+        started.clear()
+        runs[workers] = run_rules(out, validation_date=date(2019, 6, 1), profile="gtfs-jp")
+    assert "stop_pass" in started[:2], started[:5]  # the first statement one of the two cursors took
+    assert runs["1"].counts and _answer(runs["1"]) == _answer(runs["2"])

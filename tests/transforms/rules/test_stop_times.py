@@ -222,3 +222,50 @@ def test_far_stops_pairs_are_formed_from_the_ends_not_from_the_whole_trip(tmp_pa
     assert joins  # the pairs of the trips' ends
     for j in joins:
         assert "CTE_SCAN" in [below_projections(c) for c in j["children"]], [below_projections(c) for c in j["children"]]
+
+
+def test_far_stops_ends_are_looked_up_without_hashing_every_stop_time(tmp_path):
+    """The rows of the trips' first far ends (``firsts``) are joined to the stop-time pass on its position r. When the ends
+    came out of a join's GROUP BY, DuckDB estimated them above the pass and built its hash table on every stop time (all
+    7.1M rows of Vilnius ×16, for no finding); as a filter of the ends they are the hash table, and with no end the pass
+    is not read for them. DuckDB's profile: no join on r = r hashes as many rows as the feed has stop times. (DuckDB picks
+    the side by its estimates, which only went wrong at ×16's size: this guards the plan, the ×16 profile showed the fault.)"""
+    import json
+
+    from tests.transforms.rules._feed_b import DAY, tables
+    from transforms.rules import engine
+
+    trips, stops = 200, 60  # back and forth along the line, 1 km a minute: long trips with far stops, none too fast
+    clock = [f"{8 + k // 60:02d}:{k % 60:02d}:00" for k in range(stops)]
+    rows = [f"T{t},{clock[k]},{clock[k]},S{1 + min(k % 58, 58 - k % 58)},{k},," for t in range(trips) for k in range(stops)]
+    files = feed(**times(*rows), trips="route_id,service_id,trip_id\n" + "".join(f"R1,WD,T{t}\n" for t in range(trips)))
+    out, _ = tables(tmp_path, files)
+    con, present = engine.open_tables(out)
+
+    def materialise(name, sql, build=None):
+        (build or (lambda cur, table: engine._build_shared(cur, name, sql)))(con, f"_shared_{name}")
+        return f"_shared_{name}"
+
+    ctx = engine.Context(validation_date=DAY, profile="gtfs", present=present, materialise=materialise)
+    (picked,) = rule(RULES, "fast_travel_between_far_stops")
+    sql = picked.sql(ctx)
+    profile = tmp_path / "profile.json"
+    con.execute("PRAGMA enable_profiling='json'")
+    con.execute(f"PRAGMA profiling_output='{profile}'")
+    assert con.execute(sql).fetchall() == []  # 1 km a minute: nothing too fast
+    con.execute("PRAGMA disable_profiling")
+
+    def joins_on_r(node):
+        if isinstance(node, list):
+            return [j for c in node for j in joins_on_r(c)]
+        conds = (node.get("extra_info") or {}).get("Conditions")
+        mine = [node] if node.get("type", node.get("name")) == "HASH_JOIN" and conds == "r = r" else []
+        return mine + joins_on_r(node.get("children") or [])
+
+    def rows_out(node) -> int:
+        return int(node.get("intermediate_rows") or node.get("operator_cardinality") or 0)
+
+    joins = joins_on_r(json.loads(profile.read_text())["operator"])
+    assert joins
+    for j in joins:  # children: the probe side, then the side hashed
+        assert rows_out(j["children"][1]) < len(rows), [rows_out(c) for c in j["children"]]

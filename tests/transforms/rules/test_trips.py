@@ -50,3 +50,27 @@ def test_overlapping_block_trips_on_services_without_a_common_day_are_fine(tmp_p
     shared = CAL + "WD,1,1,1,1,1,0,0,20260401,20270331\nWE,0,0,0,0,1,1,1,20260401,20270331\n"
     (hit,) = found(run(tmp_path / "b", feed(trips=trips, stop_times=overlap, calendar=shared), picked), "block_trips_with_overlapping_stop_times")
     assert "2026-04-03" in hit["message"]  # the first Friday both run
+
+
+def test_headsign_named_stops_are_joined_in_proportion_to_the_feed(tmp_path):
+    """Many trips with one headsign and many stops with that name: the rule joined every trip to every stop of its
+    headsign's name before reading stop_times (trips × stops rows: 40,000 here, 10⁹ for 100k trips and 10k such stops).
+    It now filters the stop times by the few stops named as a headsign and joins their trips on trip and name, so no
+    operator puts out more rows than the feed has stop times; the finding is the same."""
+    from tests.transforms.rules._feed_b import DAY, largest_operator_rows, tables
+    from transforms.rules import engine
+
+    n_trips, n_named = 400, 100
+    stops = "stop_id,stop_name,stop_lat,stop_lon\n" + "".join(f"N{k},Central,43.3,141.{k:03d}\n" for k in range(n_named)) + "E,End,43.4,141.4\n"
+    trips = "route_id,service_id,trip_id,trip_headsign\n" + "".join(f"R1,WD,T{t},Central\n" for t in range(n_trips))
+    times = "trip_id,arrival_time,departure_time,stop_id,stop_sequence\n" + "".join(
+        f"T{t},08:00:00,08:00:00,N{t % n_named},1\nT{t},08:10:00,08:10:00,E,2\n" for t in range(n_trips))
+    files = feed(stops=stops, trips=trips, stop_times=times)
+    result = run(tmp_path / "run", files, rule(RULES, "trip_headsign_matches_intermediate_stop"))
+    assert result.counts[("trip_headsign_matches_intermediate_stop", "INFO")] == n_trips  # each trip passes Central first
+    out, _ = tables(tmp_path, files)
+    con, present = engine.open_tables(out)
+    ctx = engine.Context(validation_date=DAY, profile="gtfs", present=present)
+    (picked,) = rule(RULES, "trip_headsign_matches_intermediate_stop")
+    rows_out = largest_operator_rows(con, picked.sql(ctx), tmp_path / "profile.json")
+    assert rows_out <= 2 * n_trips + n_named + 1, rows_out

@@ -182,19 +182,13 @@ def test_far_stops_of_long_trips_are_found_as_the_window_finds_them(tmp_path):
     assert found(running, "fast_travel_between_far_stops") == found(window, "fast_travel_between_far_stops")
 
 
-def test_far_stops_pairs_are_formed_from_the_ends_not_from_the_whole_trip(tmp_path):
-    """On a one-trip feed of 1.6M stop times DuckDB joined the trip to itself before cutting it to the trip's ends (n² rows:
-    minutes at 1.6M, more than 10 at 3M). The ends are a materialised CTE, which the optimiser cannot reorder: in the plan
-    (the stop-time pass a shared table, as run_rules builds it) the trip's self-join reads that CTE on one side, whatever
-    the row estimates are."""
-    import json
-
+def _far_stops_statement(tmp_path, files: dict):
+    """Return (a connection holding the feed ``files``' tables and the shared tables the rule asks for, the statement of
+    fast_travel_between_far_stops over them)."""
     from tests.transforms.rules._feed_b import DAY, tables
     from transforms.rules import engine
 
-    rows = [f"T1,{8 + (k % 40) // 20:02d}:{(k * 7) % 60:02d}:00,{8 + (k % 40) // 20:02d}:{(k * 7) % 60:02d}:00,S{1 + (k * 13) % 30},{k},,"
-            for k in range(300)]
-    out, _ = tables(tmp_path, feed(**times(*rows)))
+    out, _ = tables(tmp_path, files)
     con, present = engine.open_tables(out)
 
     def materialise(name, sql, build=None):
@@ -203,7 +197,20 @@ def test_far_stops_pairs_are_formed_from_the_ends_not_from_the_whole_trip(tmp_pa
 
     ctx = engine.Context(validation_date=DAY, profile="gtfs", present=present, materialise=materialise)
     (picked,) = rule(RULES, "fast_travel_between_far_stops")
-    plan = json.loads(con.execute("EXPLAIN (FORMAT json) " + picked.sql(ctx)).fetchall()[0][1])
+    return con, picked.sql(ctx)
+
+
+def test_far_stops_pairs_are_formed_from_the_ends_not_from_the_whole_trip(tmp_path):
+    """On a one-trip feed of 1.6M stop times DuckDB joined the trip to itself before cutting it to the trip's ends (n² rows:
+    minutes at 1.6M, more than 10 at 3M). The ends are a materialised CTE, which the optimiser cannot reorder: in the plan
+    (the stop-time pass a shared table, as run_rules builds it) the trip's self-join reads that CTE on one side, whatever
+    the row estimates are."""
+    import json
+
+    rows = [f"T1,{8 + (k % 40) // 20:02d}:{(k * 7) % 60:02d}:00,{8 + (k % 40) // 20:02d}:{(k * 7) % 60:02d}:00,S{1 + (k * 13) % 30},{k},,"
+            for k in range(300)]
+    con, sql = _far_stops_statement(tmp_path, feed(**times(*rows)))
+    plan = json.loads(con.execute("EXPLAIN (FORMAT json) " + sql).fetchall()[0][1])
 
     def below_projections(node):
         while node.get("name") == "PROJECTION" and len(node.get("children") or []) == 1:
@@ -232,23 +239,11 @@ def test_far_stops_ends_are_looked_up_without_hashing_every_stop_time(tmp_path):
     the side by its estimates, which only went wrong at ×16's size: this guards the plan, the ×16 profile showed the fault.)"""
     import json
 
-    from tests.transforms.rules._feed_b import DAY, tables
-    from transforms.rules import engine
-
     trips, stops = 200, 60  # back and forth along the line, 1 km a minute: long trips with far stops, none too fast
     clock = [f"{8 + k // 60:02d}:{k % 60:02d}:00" for k in range(stops)]
     rows = [f"T{t},{clock[k]},{clock[k]},S{1 + min(k % 58, 58 - k % 58)},{k},," for t in range(trips) for k in range(stops)]
     files = feed(**times(*rows), trips="route_id,service_id,trip_id\n" + "".join(f"R1,WD,T{t}\n" for t in range(trips)))
-    out, _ = tables(tmp_path, files)
-    con, present = engine.open_tables(out)
-
-    def materialise(name, sql, build=None):
-        (build or (lambda cur, table: engine._build_shared(cur, name, sql)))(con, f"_shared_{name}")
-        return f"_shared_{name}"
-
-    ctx = engine.Context(validation_date=DAY, profile="gtfs", present=present, materialise=materialise)
-    (picked,) = rule(RULES, "fast_travel_between_far_stops")
-    sql = picked.sql(ctx)
+    con, sql = _far_stops_statement(tmp_path, files)
     profile = tmp_path / "profile.json"
     con.execute("PRAGMA enable_profiling='json'")
     con.execute(f"PRAGMA profiling_output='{profile}'")

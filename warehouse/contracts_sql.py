@@ -8,8 +8,9 @@ GX's arithmetic (``_format_map_output``: percentages over non-null rows, nulls i
 by not_null, vacuous success on an empty table or an all-null column).
 
 All counts of one table come from one SELECT over its view (the uniqueness counts are scalar
-subqueries of it), and a version's tables' SELECTs are one statement; only an expectation that fails costs one more query, for its example values,
-shaped like GX's so that DuckDB returns them in the same order. An expectation this module cannot
+subqueries of it), and the SELECTs of a version's small tables are one statement; only an
+expectation that fails costs one more query, for its example values, shaped like GX's so that
+DuckDB returns them in the same order. An expectation this module cannot
 answer exactly (an unsupported type, a column that is missing or not of its contract type, a
 column set or a type that does not match: the cases where GX reports an error or a mismatch
 detail) is left as ``None`` for GX to evaluate; tests/warehouse/test_contracts_sql.py runs both
@@ -153,8 +154,8 @@ def evaluate_tables(con, items: list[tuple[str, list[Contract], dict[str, str], 
                     ) -> list[list[tuple[bool, dict] | None]]:
     """Return :func:`evaluate_table`'s answer for each (view, contracts, column_types, unique_key) of ``items``.
 
-    The counts of every table not in ``alone`` come from one statement (one single-row aggregate per view, side by side):
-    a statement's round trip and planning are a few milliseconds, a small feed has ~10 tables and the corpus ~90 feeds.
+    The counts of every table not in ``alone`` come from one statement (a row per view: its counts as one list): a
+    statement's round trip and planning are a few milliseconds, a small feed has ~10 tables and the corpus ~90 feeds.
     Views in ``alone`` (big tables: their uniqueness GROUP BYs are not to run side by side) get a statement each. If the
     shared statement fails, then each table's query runs alone, so that the failing one raises its own error.
     ``columns`` ({view: {column: DuckDB type}}, as DESCRIBE gives them) saves a DESCRIBE a view.

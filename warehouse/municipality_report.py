@@ -197,57 +197,58 @@ def day_stats(v: Version, d: date) -> dict:
 
     A trip of frequencies.txt counts once per departure (one every headway_secs from start_time until before end_time).
     Its departures are counted, not listed: a file of 1-second headways over a long period is as quick as any other."""
-    found = v.con.sql(_DAY_SQL.replace("$day", f"DATE '{d}'")).fetchall()
-    totals, hours = found[0], {}
-    for h, n in v.con.sql(_DAY_HOURS_SQL.replace("$day", f"DATE '{d}'")).fetchall():
-        hours[h] = n
-    trips, seconds, first, last = totals
+    hours: dict[int, int] = {}
+    trips = seconds = first = last = None
+    for h, a, b, c, e in v.con.sql(_DAY_SQL.replace("$day", f"DATE '{d}'")).fetchall():
+        if h is None:  # the day's totals
+            trips, seconds, first, last = a, b, c, e
+        else:
+            hours[h] = a
     top = max([23, *hours])  # a day's 24 hours, and the hours after midnight (24:00–) when trips leave then
     return {"date": d.isoformat(), "trips": int(trips or 0), "vehicle_hours": round((seconds or 0) / 3600, 1),
             "first": _hms(first) if first is not None else None, "last": _hms(last) if last is not None else None,
             "by_hour": [hours.get(h, 0) for h in range(top + 1)]}
 
 
-#: The runs of date $day: a plain trip's (its first departure and last arrival), and per row of frequencies.txt its
-#: first departure ``st``, headway ``hw``, number of departures ``n`` and a run's duration ``dur`` (the trip's span).
-_DAY_RUNS = """
+#: One statement for date $day: a row of totals (hour NULL: trips, seconds of service, first departure, last arrival),
+#: then a row per hour with departures (hour, departures). The runs: a plain trip's (its first departure and last
+#: arrival), and per row of frequencies.txt its first departure ``st``, headway ``hw``, number of departures ``n`` and a
+#: run's duration ``dur`` (the trip's span); each read several times, so materialised once.
+_DAY_SQL = """
     WITH act AS (
         SELECT service_id FROM calendar WHERE $day BETWEEN start_date AND end_date
           AND (CASE isodow($day) WHEN 1 THEN monday WHEN 2 THEN tuesday WHEN 3 THEN wednesday WHEN 4 THEN thursday
                WHEN 5 THEN friday WHEN 6 THEN saturday ELSE sunday END) = 1
           AND service_id NOT IN (SELECT service_id FROM calendar_dates WHERE date = $day AND exception_type = 2)
         UNION SELECT service_id FROM calendar_dates WHERE date = $day AND exception_type = 1),
-    span AS (SELECT trip_id, min(coalesce(departure_time, arrival_time)) AS dep, max(coalesce(arrival_time, departure_time)) AS arr
-             FROM stop_times GROUP BY trip_id),
-    plain AS (
+    span AS MATERIALIZED (
+        SELECT trip_id, min(coalesce(departure_time, arrival_time)) AS dep, max(coalesce(arrival_time, departure_time)) AS arr
+        FROM stop_times GROUP BY trip_id),
+    plain AS MATERIALIZED (
         SELECT s.dep, s.arr FROM trips t JOIN span s USING (trip_id)
         WHERE t.service_id IN (SELECT service_id FROM act) AND t.trip_id NOT IN (SELECT trip_id FROM frequencies)
           AND s.dep IS NOT NULL),
-    freq AS (
+    freq AS MATERIALIZED (
         SELECT CAST(f.start_time AS BIGINT) AS st, CAST(f.headway_secs AS BIGINT) AS hw,
                (CAST(f.end_time AS BIGINT) - f.start_time + f.headway_secs - 1) // f.headway_secs AS n, s.arr - s.dep AS dur
         FROM trips t JOIN span s USING (trip_id) JOIN frequencies f USING (trip_id)
-        WHERE t.service_id IN (SELECT service_id FROM act) AND f.headway_secs > 0 AND f.end_time > f.start_time)
-"""
-
-_DAY_SQL = _DAY_RUNS + """
-    SELECT (SELECT count(*) FROM plain) + (SELECT coalesce(sum(n), 0) FROM freq),
-           (SELECT coalesce(sum(greatest(arr - dep, 0)), 0) FROM plain)
-             + (SELECT coalesce(sum(n * greatest(coalesce(dur, 0), 0)), 0) FROM freq),
-           least((SELECT min(dep) FROM plain), (SELECT min(st) FROM freq)),
-           greatest((SELECT max(arr) FROM plain), (SELECT max(st + (n - 1) * hw + dur) FROM freq))
-"""
-
-#: Departures per hour: a plain trip's hour, and for a row of frequencies.txt each hour its departures fall in, with how
-#: many (departure k is st + k·hw, k < n; the hours spanned are listed, not the departures).
-_DAY_HOURS_SQL = _DAY_RUNS + """
-    SELECT h, sum(c) FROM (
+        WHERE t.service_id IN (SELECT service_id FROM act) AND f.headway_secs > 0 AND f.end_time > f.start_time),
+    -- departures per hour: a plain trip's hour, and for a row of frequencies.txt each hour its departures fall in, with
+    -- how many (departure k is st + k·hw, k < n; the hours spanned are listed, not the departures)
+    per_hour AS (
         SELECT dep // 3600 AS h, count(*) AS c FROM plain GROUP BY h
         UNION ALL
         SELECT h, least(n - 1, (h * 3600 + 3600 - st + hw - 1) // hw - 1)
                   - CASE WHEN h * 3600 <= st THEN 0 ELSE (h * 3600 - st + hw - 1) // hw END + 1 AS c
         FROM freq, generate_series(st // 3600, (st + (n - 1) * hw) // 3600) AS x(h))
-    WHERE c > 0 GROUP BY h
+    SELECT NULL::BIGINT AS h,
+           (SELECT count(*) FROM plain) + (SELECT coalesce(sum(n), 0) FROM freq),
+           (SELECT coalesce(sum(greatest(arr - dep, 0)), 0) FROM plain)
+             + (SELECT coalesce(sum(n * greatest(coalesce(dur, 0), 0)), 0) FROM freq),
+           least((SELECT min(dep) FROM plain), (SELECT min(st) FROM freq)),
+           greatest((SELECT max(arr) FROM plain), (SELECT max(st + (n - 1) * hw + dur) FROM freq))
+    UNION ALL
+    SELECT h, sum(c), NULL, NULL, NULL FROM per_hour WHERE c > 0 GROUP BY h
 """
 
 

@@ -51,10 +51,11 @@ def plain_bytes(data: bytes, header: list[str], rows: int, *, lines_proven: bool
     to hold no quote nor CR and to be one row per line with none blank (csvread's ``CsvText.one_per_line``); then only
     the header line, the last LF and '#' are looked at (one scan instead of five).
     """
-    if not (data.startswith((",".join(header) + "\n").encode()) and data.endswith(b"\n")):
+    line = ",".join(header)
+    if not (data.startswith((line + "\n").encode()) and data.endswith(b"\n")):
         return False
-    if lines_proven:  # the header line is plain cells (no quote, CR), so the proof covers the whole member
-        return b"#" not in data
+    if lines_proven:  # the proof covers the body; the header line is looked at here (its cells could hold a quote or CR)
+        return '"' not in line and "\r" not in line and b"#" not in data
     return (b'"' not in data and b"\r" not in data and b"#" not in data and b"\x00" not in data
             and data.count(b"\n") == rows + 1)
 

@@ -98,3 +98,15 @@ def test_plain_stop_times_are_proven_without_hashing_their_values(tmp_path, monk
     monkeypatch.setattr(pc, "unique", no_unique)
     tf = GtfsAdapter().read(feed).files["stop_times.txt"]
     assert tf.verbatim is not None and tf.verbatim["rows"] == 5000
+
+
+def test_a_header_with_a_quote_or_cr_is_not_plain_even_when_the_body_is_proven():
+    """The CSV read's proof (lines_proven) covers the body after the header line; a quote or CR in the header's own cells
+    still makes the member not plain, as without the proof."""
+    from transforms.verbatim import plain_bytes
+
+    for header in (['a"b', "c"], ["a\rb", "c"]):
+        data = (",".join(header) + "\n1,2\n").encode()
+        assert plain_bytes(data, header, 1) is False
+        assert plain_bytes(data, header, 1, lines_proven=True) is False
+    assert plain_bytes(b"a,c\n1,2\n", ["a", "c"], 1, lines_proven=True) is True

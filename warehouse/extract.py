@@ -67,10 +67,10 @@ def _restrict_dates(work: Work, start: date | None, end: date | None) -> dict:
             "(hi - lo + 1) // 7 * list_sum(f) + coalesce(list_sum(list_transform(range((hi - lo + 1) % 7), "
             "lambda k: f[(isodow(lo) - 1 + k) % 7 + 1])), 0) AS n "
             f"FROM (SELECT service_id, {lo} AS lo, {hi} AS hi, {f} AS f FROM w_calendar WHERE {lo} <= {hi}) WHERE lo <= hi")
-        removed = ("(SELECT c.service_id, count(DISTINCT x.date) AS r FROM _days c JOIN w_calendar_dates x ON x.service_id = c.service_id "
+        removed_days = ("(SELECT c.service_id, count(DISTINCT x.date) AS r FROM _days c JOIN w_calendar_dates x ON x.service_id = c.service_id "
                    "AND x.exception_type = 2 AND x.date BETWEEN c.lo AND c.hi AND c.f[isodow(x.date)] = 1 GROUP BY c.service_id)"
                    if _has(work, "calendar_dates") else "(SELECT NULL::VARCHAR AS service_id, 0 AS r WHERE false)")
-        from_calendar = f"SELECT c.service_id FROM _days c LEFT JOIN {removed} x USING (service_id) WHERE c.n > coalesce(x.r, 0)"
+        from_calendar = f"SELECT c.service_id FROM _days c LEFT JOIN {removed_days} x USING (service_id) WHERE c.n > coalesce(x.r, 0)"
     else:
         con.execute("CREATE OR REPLACE TEMP TABLE _days AS SELECT NULL::VARCHAR AS service_id, 0 AS n WHERE false")
         from_calendar = "SELECT service_id FROM _days"

@@ -22,7 +22,7 @@ demo: sync
 
 # Install the locked dependencies and run the whole test suite.
 test: sync
-	$(RUN) pytest -n 2 --dist loadfile
+	$(RUN) pytest -n 2 --dist loadfile --max-worker-restart=0
 
 bench: sync
 	$(RUN) python bench/bench_ingest.py

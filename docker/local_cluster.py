@@ -398,7 +398,28 @@ def run_dag(base: Path, dag_id: str, *, run_id: str, timeout: float = 1800, on_p
         if run_state in ("success", "failed"):
             return run_state
         time.sleep(2)
-    raise ClusterError(f"run {run_id} of {dag_id} did not finish within {timeout:.0f} s")
+    raise ClusterError(f"run {run_id} of {dag_id} did not finish within {timeout:.0f} s: {_run_summary(base, state, dag_id, run_id)}")
+
+
+def _run_summary(base: Path, state: dict, dag_id: str, run_id: str) -> str:
+    """Return what a run that did not finish was doing: its task instances counted by state, the tasks each Celery
+    worker received, and the last lines of the scheduler's and the workers' logs (what to read first)."""
+    try:
+        rows = _query(state, "SELECT coalesce(state, 'none'), count(*) FROM task_instance WHERE dag_id = %s AND run_id = %s "
+                             "GROUP BY 1 ORDER BY 1", (dag_id, run_id))
+        states = ", ".join(f"{n} {s}" for s, n in rows) or "no task instance"
+    except Exception as exc:  # noqa: BLE001 - the database may be what is wrong
+        states = f"task states unreadable ({exc})"
+    workers = sorted(n for n in state.get("processes", {}) if n.startswith("worker-"))
+    received = ", ".join(f"{w} received {tasks_received(base, w)}" for w in workers)
+    tails = []
+    for name in ("scheduler", *workers):
+        log = base / "logs" / f"{name}.log"
+        if log.exists():
+            with open(log, "rb") as f:
+                f.seek(max(0, log.stat().st_size - 1500))
+                tails.append(f"--- {log} (end)\n" + f.read().decode("utf-8", "replace"))
+    return f"tasks: {states}; {received}\n" + "\n".join(tails)
 
 
 def task_states(base: Path, dag_id: str, run_id: str) -> list[tuple[str, int, str, int]]:

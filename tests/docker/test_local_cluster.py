@@ -23,7 +23,11 @@ from tests.conftest import ROOT, shared
 sys.path.insert(0, str(ROOT / "docker"))
 import local_cluster as lc  # noqa: E402
 
-pytestmark = pytest.mark.airflow
+#: Each DAG run here takes ~3 minutes on 2 cores; a run not finished within DAG_TIMEOUT fails with what it was doing
+#: (local_cluster.run_dag), well before the suite's own per-test limit (pyproject: timeout), so a stuck cluster costs CI
+#: minutes, not its whole budget.
+DAG_TIMEOUT = 600
+pytestmark = [pytest.mark.airflow, pytest.mark.timeout(2 * DAG_TIMEOUT)]
 
 JP_FEEDS = 28
 BAY_AREA = ("CT_gtfs.zip", "SB_gtfs.zip")
@@ -72,7 +76,7 @@ def write_specs(folder: Path) -> list[str]:
 def _noriba(*args: str, home: Path, specs: Path) -> float:
     t0 = time.monotonic()
     env = {**os.environ, "NORIBA_HOME": str(home), "NORIBA_SPECS": str(specs)}
-    done = subprocess.run([sys.executable, "-m", "noriba.cli", *args], env=env, capture_output=True, text=True, timeout=1800)
+    done = subprocess.run([sys.executable, "-m", "noriba.cli", *args], env=env, capture_output=True, text=True, timeout=DAG_TIMEOUT)
     assert done.returncode in (0, 1), done.stderr[-2000:]  # 1: a feed blocked by its policy (published for inspection)
     return time.monotonic() - t0
 
@@ -140,13 +144,13 @@ def test_all_feeds_and_an_export_run_on_both_workers_and_equal_the_cli(scale, cl
     base, ids = scale["base"], scale["ids"]
     assert len(ids) >= 30
     t0 = time.monotonic()
-    assert lc.run_dag(base, "noriba_all_feeds", run_id="scale-1", timeout=1800) == "success"
+    assert lc.run_dag(base, "noriba_all_feeds", run_id="scale-1", timeout=DAG_TIMEOUT) == "success"
     cluster_s = time.monotonic() - t0
     states = lc.task_states(base, "noriba_all_feeds", "scale-1")
     assert {s for _t, _m, s, _n in states} == {"success"}
     assert sum(1 for t, *_ in states if t == "ingest") == len(ids)
     assert lc.tasks_received(base, "worker-1") > 0 and lc.tasks_received(base, "worker-2") > 0
-    assert lc.run_dag(base, f"noriba_export__{EXPORT_ID}", run_id="export-1", timeout=900) == "success"
+    assert lc.run_dag(base, f"noriba_export__{EXPORT_ID}", run_id="export-1", timeout=DAG_TIMEOUT / 2) == "success"
     home = scale["root"] / "airflow-home"
     assert list((home / "exports").rglob(f"{EXPORT_ID}*.zip")), "the export DAG wrote no zip"
     assert lc.warehouse_checksums(home / "noriba.duckdb") == lc.warehouse_checksums(cli_run["home"] / "noriba.duckdb")
@@ -168,7 +172,7 @@ def test_a_killed_worker_s_tasks_are_retried_and_the_result_is_the_same(scale, c
             lc.kill(base, "worker-1")
             killed.append(time.monotonic())
 
-    assert lc.run_dag(base, "noriba_all_feeds", run_id="scale-kill", timeout=1800, on_poll=kill_worker_1_once_busy) == "success"
+    assert lc.run_dag(base, "noriba_all_feeds", run_id="scale-kill", timeout=DAG_TIMEOUT, on_poll=kill_worker_1_once_busy) == "success"
     assert killed, "worker-1 received no task to be killed in"
     assert not lc.status(base)["worker-1"]
     states = lc.task_states(base, "noriba_all_feeds", "scale-kill")

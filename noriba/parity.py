@@ -634,13 +634,15 @@ def validate_corpus(corpus: Path = CORPUS, *, validation_date: date = VALIDATION
     """
     from concurrent.futures import ProcessPoolExecutor
 
+    from noriba.forking import pool_context
+
     digest = _code_digest()
     feeds = corpus_feeds(corpus)
     jobs = jobs or min(2, os.cpu_count() or 1)
     out: dict[str, OurResult] = {}
     args = [(zip_path, feed) for feed, zip_path, _log in feeds]
     if jobs > 1:
-        with ProcessPoolExecutor(jobs) as pool:
+        with ProcessPoolExecutor(jobs, mp_context=pool_context()) as pool:
             futures = [pool.submit(ours_cached, z, f, validation_date=validation_date, digest=digest, refresh=refresh)
                        for z, f in args]
             done = [fu.result() for fu in futures]
@@ -1349,6 +1351,8 @@ def run_guru_parity(*, validation_date: date = VALIDATION_DATE, data: Path = GTF
     """Validate every sweep feed with both tools as of ``validation_date`` and return the comparison."""
     from concurrent.futures import ProcessPoolExecutor
 
+    from noriba.forking import pool_context
+
     feeds = guru_feeds(data)
     digest = _code_digest()
     jobs = jobs or min(2, os.cpu_count() or 1)
@@ -1356,7 +1360,7 @@ def run_guru_parity(*, validation_date: date = VALIDATION_DATE, data: Path = GTF
     theirs = {name: counts for name, (counts, _s) in runs.items()}
     t_theirs = sum(s for _c, s in runs.values())
     if jobs > 1:
-        with ProcessPoolExecutor(jobs) as pool:
+        with ProcessPoolExecutor(jobs, mp_context=pool_context()) as pool:
             futs = {name: pool.submit(ours_cached, path, name, validation_date=validation_date, digest=digest,
                                       refresh=refresh) for name, path in feeds}
             done = {name: fu.result() for name, fu in futs.items()}

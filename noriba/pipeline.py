@@ -659,8 +659,10 @@ class FeedPool:
     Use as a context manager; leaving it stops the workers.
     """
 
-    def __init__(self, specs: list[FeedSpec], ws: Workspace, *, jobs: int, validation_date: date | None = None):
+    def __init__(self, specs: list[FeedSpec], ws: Workspace, *, jobs: int, validation_date: date | None = None,
+                 start_method: str | None = None):
         self.ws, self.jobs, self.validation_date = ws, jobs, validation_date
+        self.start_method = start_method  # None: noriba.forking.pool_context decides
         self.order = [s for s in specs if s.kind in POOLED_KINDS]
         self.futures: dict[str, object] = {}
         self.said: dict[str, list[str]] = {}
@@ -671,13 +673,15 @@ class FeedPool:
 
     def __enter__(self) -> "FeedPool":
         import gc
-        import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
-        # fork where there is one: the workers start at once, before this process opens the warehouse, and do not import
-        # the caller's main script again (spawn would run an unguarded script's code in each worker)
-        ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
-        gc.collect()  # DuckDB connections no longer referenced are closed before the fork
+        from noriba.forking import pool_context
+
+        gc.collect()  # DuckDB connections no longer referenced are closed (and their threads stopped) before the fork
+        # fork where this process runs one thread (the CLI: the workers start at once, before this process opens the
+        # warehouse, and do not import the caller's main script again); else a fork server's clean process (a caller
+        # with threads, e.g. a test runner or a service: a forked worker could hang on a lock one of them held)
+        ctx = pool_context(start_method=self.start_method)
         self.queue = ctx.Queue()
         self.executor = ProcessPoolExecutor(max_workers=self.jobs, mp_context=ctx, initializer=_pool_worker_start,
                                             initargs=(self.queue,))

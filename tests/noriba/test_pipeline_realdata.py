@@ -12,7 +12,8 @@ import pytest
 
 from tests.conftest import SHARED, make_spec, shared
 
-pytestmark = [pytest.mark.realdata, pytest.mark.slow]
+#: its module fixture ingests all 87 corpus feeds and the world feeds (~4.5 minutes on 2 cores): twice the suite's per-test limit
+pytestmark = [pytest.mark.realdata, pytest.mark.slow, pytest.mark.timeout(1800)]
 
 
 def _corpus() -> list[Path]:

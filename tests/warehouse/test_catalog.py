@@ -61,7 +61,7 @@ def test_files_listing_filters_by_prefecture_and_target_date_when_served(demo_ws
     server, base = serve_in_thread(demo_ws)
     try:
         def get(q):
-            with urllib.request.urlopen(f"{base}/files?{q}") as r:
+            with urllib.request.urlopen(f"{base}/files?{q}", timeout=60) as r:
                 return json.loads(r.read().decode("utf-8"))
 
         both = get("pref=1&target_date=2026-06-01")["body"]
@@ -73,7 +73,7 @@ def test_files_listing_filters_by_prefecture_and_target_date_when_served(demo_ws
         with pytest.raises(urllib.error.HTTPError) as bad:
             get("target_date=June")
         assert bad.value.code == 400
-        with urllib.request.urlopen(base + "/") as r:  # the root redirects to the catalog page
+        with urllib.request.urlopen(base + "/", timeout=60) as r:  # the root redirects to the catalog page
             assert r.url.endswith("/site/index.html")
     finally:
         server.shutdown()

@@ -18,15 +18,15 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-#: The columns of the table, in order: the stop time (``located``: it has coordinates; ``routed``: its trip has a route),
+#: The columns of the table, in order: the stop time (without shape_dist_traveled, which only the side table ``_dist``
+#: reads; ``located``: it has coordinates; ``routed``: its trip has a route),
 #: its position ``r`` in the pass and ``i`` in its trip, ``first_visit``: whether it is its trip's first stop time at its stop
 #: (NULL when not located); the previous stop time's departure, whether it is located and
 #: the distance from it (``leg_m``, 0 without coordinates), the running sum ``cum_m`` and its trip's total ``trip_m``;
 #: ``t_prev``: whether the previous stop time is the last one before it with both times; ``run``: the number of the
 #: same-time run it is in (0: before the trip's first stop time with both times) and ``run_n`` the stop times in that run.
-COLUMNS = ("r", "trip_id", "_line", "stop_id", "stop_sequence", "arrival_time", "departure_time", "shape_dist_traveled",
-           "located", "route_type", "routed", "i", "first_visit", "p_dep", "p_located", "leg_m", "cum_m", "trip_m",
-           "t_prev", "run", "run_n")
+COLUMNS = ("r", "trip_id", "_line", "stop_id", "stop_sequence", "arrival_time", "departure_time", "located", "route_type",
+           "routed", "i", "first_visit", "p_dep", "p_located", "leg_m", "cum_m", "trip_m", "t_prev", "run", "run_n")
 
 #: The side tables made with the pass (its name and the suffix), each the few rows its one reader can report with the
 #: figures only that reader needs, so the 7M-row pass does not carry them on every row (bench/README.md, session 15):
@@ -297,7 +297,7 @@ def _figures(cur: duckdb.DuckDBPyConnection, tb: pa.Table, start: np.ndarray, of
         "r": _arr((ar + offset).astype(np.int32)),
         "trip_id": tb.column("trip_id"), "_line": tb.column("_line"), "stop_id": tb.column("stop_id"),
         "stop_sequence": tb.column("stop_sequence"), "arrival_time": arr, "departure_time": dep,
-        "shape_dist_traveled": sdt, "located": _arr(located), "route_type": tb.column("route_type"),
+        "located": _arr(located), "route_type": tb.column("route_type"),
         "routed": tb.column("routed"), "i": _arr((ar - first + 1).astype(np.int32)),
         "first_visit": _arr(_first_visits(_nums(tb.column("_stop_k")), first, located), located),
         "p_dep": take("departure_time", p), "p_located": pc.is_valid(x.column("p_lat")),
@@ -309,7 +309,8 @@ def _figures(cur: duckdb.DuckDBPyConnection, tb: pa.Table, start: np.ndarray, of
     back = np.flatnonzero(_bools(pc.less(arr, prev_dep)))
     out["_back"] = _side(tb, back, {"prev_dep": prev_dep.take(_arr(back)), "prev_dep_seq": take("stop_sequence", pd[back])},
                          "_back")
-    dist = np.flatnonzero(_bools(pc.less_equal(sdt, take("shape_dist_traveled", pdist))))
+    d = _nums(sdt)
+    dist = np.flatnonzero(_valid(sdt) & (pdist >= 0) & (d <= d[np.maximum(pdist, 0)]))
     out["_dist"] = _side(tb, dist, {"prev_dist": take("shape_dist_traveled", pdist[dist]),
                                     "prev_dist_seq": take("stop_sequence", pdist[dist])}, "_dist")
     timed = np.flatnonzero((pt >= 0) & ~t_prev)

@@ -172,3 +172,15 @@ def test_first_rows_is_index_in_looked_up_the_other_way_round():
         ids = pa.array([None if rnd.random() < 0.1 else f"t{rnd.randrange(45)}" for _ in range(rnd.randrange(0, 30))], pa.string())
         want = [-1 if v is None else v for v in pc.index_in(ids, value_set=keys, skip_nulls=True).to_pylist()]
         assert stop_times_pass._first_rows(ids, keys).tolist() == want
+
+
+def test_the_figures_one_rule_reads_are_kept_only_on_the_rows_it_can_report(tmp_path):
+    con = _con(tmp_path, ROWS)
+    _built(con, 3)
+    wide = {"shape_dist_traveled", "prev_dep", "prev_dep_seq", "prev_dist", "prev_dist_seq", "t_r", "t_dep", "t_located", "t_m"}
+    assert not wide & {c for (c,) in con.sql("SELECT column_name FROM duckdb_columns() WHERE table_name = 'built'").fetchall()}
+    # T2 arrives at 30 (07:59) before it left 20 (08:01); T1's S4 (1900) is not beyond S3's 2000; S3 and S7 of T1 are the
+    # stop times whose last timed stop time is not the previous one
+    assert con.sql("SELECT trip_id, stop_sequence, prev_dep_seq FROM built_back").fetchall() == [("T2", 30, 20)]
+    assert con.sql("SELECT trip_id, stop_sequence, prev_dist, prev_dist_seq FROM built_dist").fetchall() == [("T1", 4, 2000.0, 3)]
+    assert con.sql("SELECT trip_id, stop_sequence FROM built_timed ORDER BY r").fetchall() == [("T1", 3), ("T1", 7)]

@@ -49,7 +49,7 @@ def stop_pass(ctx: Context) -> str:
     (stop_times_pass.COLUMNS; each trip's rows together in stop_sequence order, ``r - i`` the same on all of them): built
     once per run and shared by the rules, of this module and others, that read a trip in stop_sequence order."""
     return ctx.shared("stop_pass", _pass_sql(), build=partial(stop_times_pass.build, rows=_PASS_ROWS, located=_located(),
-                                                                routes=_ROUTED))
+                                                                routes=_TRIP_FACTS))
 
 
 def pass_holds_all(ctx: Context) -> str:
@@ -58,18 +58,24 @@ def pass_holds_all(ctx: Context) -> str:
     return f"((SELECT count(*) FROM stop_times) = (SELECT count(*) FROM {stop_pass(ctx)}))"
 
 
-#: The stop times the pass reads (a trip and a stop_sequence) and each trip's route_type (a trip without a route is not in it).
+#: The stop times the pass reads (a trip and a stop_sequence), and each trip's route_type, whether it has a route (``routed``)
+#: and its shape's number in :data:`SHAPE_KEYS` (``shape_k``).
 _PASS_ROWS = ("SELECT trip_id, _line, stop_id, stop_sequence, arrival_time, departure_time, shape_dist_traveled FROM stop_times "
               "WHERE trip_id IS NOT NULL AND stop_sequence IS NOT NULL")
-_ROUTED = "SELECT t.trip_id, r.route_type FROM trips t JOIN routes r ON r.route_id = t.route_id"
+#: Every shape_id of trips.txt (shape_id) and its number (shape_k): a rule groups the pass by that integer and names the
+#: shapes of its few groups, instead of joining every stop time to trips for its shape_id.
+SHAPE_KEYS = ("SELECT shape_id, CAST(row_number() OVER (ORDER BY shape_id) AS INTEGER) AS shape_k "
+              "FROM (SELECT DISTINCT shape_id FROM trips WHERE shape_id IS NOT NULL)")
+_TRIP_FACTS = ("SELECT t.trip_id, r.route_type, r.route_id IS NOT NULL AS routed, k.shape_k FROM trips t "
+               f"LEFT JOIN routes r ON r.route_id = t.route_id LEFT JOIN ({SHAPE_KEYS}) k ON k.shape_id = t.shape_id")
 
 
 def _pass_source() -> str:
     """Return SQL of the stop times of the pass with their coordinates (or their parent station's) and their trip's
-    route_type (``routed``: the trip has a route)."""
+    route_type (``routed``: the trip has a route) and shape_k."""
     return (
-        f"WITH loc AS ({_located()}), rt AS ({_ROUTED}) "
-        "SELECT st.*, l.lat, l.lon, rt.route_type, rt.trip_id IS NOT NULL AS routed "
+        f"WITH loc AS ({_located()}), rt AS ({_TRIP_FACTS}) "
+        "SELECT st.*, l.lat, l.lon, rt.route_type, coalesce(rt.routed, false) AS routed, rt.shape_k "
         f"FROM ({_PASS_ROWS}) st LEFT JOIN loc l ON l.stop_id = st.stop_id LEFT JOIN rt ON rt.trip_id = st.trip_id"
     )
 
@@ -92,7 +98,7 @@ def _wide_sql() -> str:
         "WHEN w.prev_dep = w.arrival_time AND w.arrival_time = w.departure_time THEN 0 ELSE 1 END AS starts "
         "FROM w LEFT JOIN o t ON t.r = w.t_r) "
         "SELECT r, trip_id, _line, stop_id, stop_sequence, arrival_time, departure_time, shape_dist_traveled, lat IS NOT NULL AS located, "
-        "route_type, routed, i, CASE WHEN lat IS NOT NULL THEN row_number() OVER (PARTITION BY trip_id, stop_id ORDER BY stop_sequence) = 1 "
+        "route_type, routed, shape_k, i, CASE WHEN lat IS NOT NULL THEN row_number() OVER (PARTITION BY trip_id, stop_id ORDER BY stop_sequence) = 1 "
         "END AS first_visit, p_dep, p_lat IS NOT NULL AS p_located, leg_m, sum(leg_m) OVER v AS cum_m, prev_dep, "
         "prev_dep_seq, prev_dist, prev_dist_seq, t_r, t_dep, t_located, t_m, coalesce(t_r = r - 1, false) AS t_prev, "
         "CAST(sum(starts) OVER v AS INTEGER) AS run "

@@ -19,14 +19,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 #: The columns of the table, in order: the stop time (without shape_dist_traveled, which only the side table ``_dist``
-#: reads; ``located``: it has coordinates; ``routed``: its trip has a route),
+#: reads; ``located``: it has coordinates; ``routed``: its trip has a route; ``shape_k``: its trip's shape by number,
+#: stop_times.SHAPE_KEYS),
 #: its position ``r`` in the pass and ``i`` in its trip, ``first_visit``: whether it is its trip's first stop time at its stop
 #: (NULL when not located); the previous stop time's departure, whether it is located and
 #: the distance from it (``leg_m``, 0 without coordinates), the running sum ``cum_m`` and its trip's total ``trip_m``;
 #: ``t_prev``: whether the previous stop time is the last one before it with both times; ``run``: the number of the
 #: same-time run it is in (0: before the trip's first stop time with both times) and ``run_n`` the stop times in that run.
 COLUMNS = ("r", "trip_id", "_line", "stop_id", "stop_sequence", "arrival_time", "departure_time", "located", "route_type",
-           "routed", "i", "first_visit", "p_dep", "p_located", "leg_m", "cum_m", "trip_m", "t_prev", "run", "run_n")
+           "routed", "shape_k", "i", "first_visit", "p_dep", "p_located", "leg_m", "cum_m", "trip_m", "t_prev", "run", "run_n")
 
 #: The side tables made with the pass (its name and the suffix), each the few rows its one reader can report with the
 #: figures only that reader needs, so the 7M-row pass does not carry them on every row (bench/README.md, session 15):
@@ -51,20 +52,20 @@ def build(cur: duckdb.DuckDBPyConnection, table: str, *, rows: str, located: str
           batch_rows: int = BATCH_ROWS) -> None:
     """Create ``table`` (:data:`COLUMNS`) and its side tables (:data:`SIDES`) from ``rows``, a SELECT of trip_id, _line, stop_id, stop_sequence, arrival_time,
     departure_time, shape_dist_traveled with trip_id and stop_sequence never NULL and unique together (canonical
-    stop_times); ``located`` gives each stop_id's lat and lon, ``routes`` each trip_id's route_type (a trip
-    not there is not ``routed``), each key at most once.
+    stop_times); ``located`` gives each stop_id's lat and lon, ``routes`` each trip_id's route_type, routed and shape_k (a
+    trip not there is not ``routed``), each key at most once.
 
     The rows are first read in their table's order (a feed's file usually holds each trip on consecutive lines in
     stop_sequence order, and then no sort is needed); if a trip's rows turn out not to be together and in order, then
     the table is made again from the rows sorted by (trip_id, stop_sequence). ``r`` is the position in the order used."""
     lookups = (cur.sql(f"SELECT stop_id, lat, lon FROM ({located}) WHERE stop_id IS NOT NULL").to_arrow_table(),
-               cur.sql(f"SELECT trip_id, route_type FROM ({routes}) WHERE trip_id IS NOT NULL").to_arrow_table())
+               cur.sql(f"SELECT trip_id, route_type, routed, shape_k FROM ({routes}) WHERE trip_id IS NOT NULL").to_arrow_table())
     if not _fill(cur, table, rows, lookups, batch_rows, check=True):
         _fill(cur, table, f"SELECT * FROM ({rows}) ORDER BY trip_id, stop_sequence", lookups, batch_rows, check=False)
 
 
 def _looked_up(tb: pa.Table, start: np.ndarray, lookups: tuple[pa.Table, pa.Table]) -> pa.Table:
-    """Return ``tb`` with lat, lon (by stop_id), route_type and routed (by trip_id, looked up once per trip:
+    """Return ``tb`` with lat, lon (by stop_id), route_type, routed and shape_k (by trip_id, looked up once per trip:
     ``start`` marks where each begins): a LEFT JOIN on unique keys."""
     loc, rt = lookups
     at = pc.index_in(tb.column("stop_id"), value_set=loc.column("stop_id"), skip_nulls=True)
@@ -75,7 +76,8 @@ def _looked_up(tb: pa.Table, start: np.ndarray, lookups: tuple[pa.Table, pa.Tabl
     return (tb.append_column("lat", pc.take(loc.column("lat"), at)).append_column("lon", pc.take(loc.column("lon"), at))
             .append_column("_stop_k", at)
             .append_column("route_type", pc.take(rt.column("route_type"), on))
-            .append_column("routed", pc.is_valid(on)))
+            .append_column("routed", _arr(_bools(pc.take(rt.column("routed"), on))))  # NULL (no trip) as False
+            .append_column("shape_k", pc.take(rt.column("shape_k"), on)))
 
 
 def _first_rows(ids: pa.Array, keys: pa.Array) -> np.ndarray:
@@ -298,7 +300,7 @@ def _figures(cur: duckdb.DuckDBPyConnection, tb: pa.Table, start: np.ndarray, of
         "trip_id": tb.column("trip_id"), "_line": tb.column("_line"), "stop_id": tb.column("stop_id"),
         "stop_sequence": tb.column("stop_sequence"), "arrival_time": arr, "departure_time": dep,
         "located": _arr(located), "route_type": tb.column("route_type"),
-        "routed": tb.column("routed"), "i": _arr((ar - first + 1).astype(np.int32)),
+        "routed": tb.column("routed"), "shape_k": tb.column("shape_k"), "i": _arr((ar - first + 1).astype(np.int32)),
         "first_visit": _arr(_first_visits(_nums(tb.column("_stop_k")), first, located), located),
         "p_dep": take("departure_time", p), "p_located": pc.is_valid(x.column("p_lat")),
         "leg_m": m.column("leg_m"), "cum_m": _arr(cum), "trip_m": _arr(cum[np.repeat(starts_at + lengths - 1, lengths)]),

@@ -34,7 +34,7 @@ def _con(tmp_path, rows):
 
 
 def _built(con, batch_rows):
-    stop_times_pass.build(con, "built", rows=stop_times._PASS_ROWS, located=stop_times._located(), routes=stop_times._ROUTED,
+    stop_times_pass.build(con, "built", rows=stop_times._PASS_ROWS, located=stop_times._located(), routes=stop_times._TRIP_FACTS,
                           batch_rows=batch_rows)
     return _all_rows(con, "built")
 

@@ -184,3 +184,11 @@ def test_the_figures_one_rule_reads_are_kept_only_on_the_rows_it_can_report(tmp_
     assert con.sql("SELECT trip_id, stop_sequence, prev_dep_seq FROM built_back").fetchall() == [("T2", 30, 20)]
     assert con.sql("SELECT trip_id, stop_sequence, prev_dist, prev_dist_seq FROM built_dist").fetchall() == [("T1", 4, 2000.0, 3)]
     assert con.sql("SELECT trip_id, stop_sequence FROM built_timed ORDER BY r").fetchall() == [("T1", 3), ("T1", 7)]
+
+
+def test_side_tables_whose_rule_did_not_run_are_dropped(tmp_path):
+    out, _ = tables(tmp_path, feed(**CASES[0][1]))
+    con = duckdb.connect()
+    only = [r for r in RULES if r.code == "fast_travel_between_consecutive_stops"]  # reads the pass, no side table
+    engine.run_rules(out, rules=only, con=con)
+    assert con.sql("SELECT count(*) FROM duckdb_tables() WHERE table_name LIKE '%stop_pass%'").fetchall() == [(0,)]

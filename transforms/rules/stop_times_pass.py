@@ -98,88 +98,55 @@ def _first_rows(ids: pa.Array, keys: pa.Array) -> np.ndarray:
     return np.where(known, first[np.where(known, _nums(k), 0)], -1)
 
 
-class _Unordered(Exception):
-    """The rows turned out not to hold each trip together in stop_sequence order."""
-
-
 def _fill(cur: duckdb.DuckDBPyConnection, table: str, query: str, lookups: tuple[pa.Table, pa.Table], batch_rows: int, *,
           check: bool) -> bool:
     """Create ``table`` from the rows of ``query``, read in batches of whole trips. If ``check``, then return False (and
-    drop the table) as soon as the rows are seen not to hold each trip together in stop_sequence order.
-
-    The batches' figures stream into one CREATE TABLE on ``cur`` (one statement: 20 % less CPU than an INSERT a batch); the
-    rows are read on their own cursor and the distances and side tables computed and written on a third."""
-    reader_con = cur.cursor()  # the rows stream on their own cursor while ``cur`` writes the table
-    calc = cur.cursor()  # and the figures are computed (and the side tables written) on this one meanwhile
-    firsts: list[pa.Array] = []  # the trip_id of every trip's first row (check: each trip once)
-    state = {"unordered": False}
+    drop the table) as soon as the rows are seen not to hold each trip together in stop_sequence order."""
+    reader_con = cur.cursor()  # the rows stream on their own cursor while ``cur`` computes and writes each batch
     try:
         reader = reader_con.sql(query).to_arrow_reader(batch_rows)
-
-        def figures():
-            """Yield each batch's figures (the side tables' rows written)."""
-            carry: pa.Table | None = None
-            offset = 0
-            for batch in itertools.chain(_batches(reader, batch_rows), [None]):
-                if batch is None:
-                    part, carry = carry, None
-                else:
-                    tb = batch if carry is None else pa.concat_tables([carry, batch])
-                    cut = _last_trip_start(tb)
-                    part, carry = tb.slice(0, cut), tb.slice(cut)
-                if part is None or part.num_rows == 0:
-                    continue
-                part = part.combine_chunks()
-                start = _trip_starts(part)
-                part = _looked_up(part, start, lookups)
-                if check:
-                    seq = _nums(part.column("stop_sequence"))
-                    firsts.append(part.column("trip_id").filter(_arr(start)))
-                    if (np.diff(seq)[~start[1:]] <= 0).any():
-                        state["unordered"] = True
-                        raise _Unordered
-                fig = _figures(calc, part, start, offset)
-                _write(calc, table, fig, create=offset == 0)
-                offset += part.num_rows
-                yield fig[""]
-            if offset == 0:  # no row: the tables empty, with their columns
-                empty = _looked_up(pa.Table.from_batches([], reader.schema), np.zeros(0, bool), lookups)
-                fig = _figures(calc, empty, np.zeros(0, bool), 0)
-                _write(calc, table, fig, create=True)
-                yield fig[""]
-
-        made = figures()
-        try:
-            head = next(made)
-        except _Unordered:
-            _drop(calc, table)
-            return False
-        stream = pa.RecordBatchReader.from_batches(head.schema, itertools.chain(
-            head.to_batches(), (b for fig in made for b in fig.to_batches())))
-        cur.register("_stop_pass_part", stream)
-        try:
-            cur.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM _stop_pass_part")
-        except duckdb.Error:
-            if not state["unordered"]:
-                raise
-            _drop(calc, table)
-            return False
-        finally:
-            cur.unregister("_stop_pass_part")
+        carry: pa.Table | None = None
+        offset = 0
+        created = False
+        firsts: list[pa.Array] = []  # the trip_id of every trip's first row (check: each trip once)
+        for batch in itertools.chain(_batches(reader, batch_rows), [None]):
+            if batch is None:
+                part, carry = carry, None
+            else:
+                tb = batch if carry is None else pa.concat_tables([carry, batch])
+                cut = _last_trip_start(tb)
+                part, carry = tb.slice(0, cut), tb.slice(cut)
+            if part is None or (part.num_rows == 0 and created):
+                continue
+            part = part.combine_chunks()
+            start = _trip_starts(part)
+            part = _looked_up(part, start, lookups)
+            if check and part.num_rows:
+                seq = _nums(part.column("stop_sequence"))
+                firsts.append(part.column("trip_id").filter(_arr(start)))
+                if (np.diff(seq)[~start[1:]] <= 0).any():
+                    _drop(cur, table, created)
+                    return False
+            _write(cur, table, _figures(cur, part, start, offset), create=not created)
+            created = True
+            offset += part.num_rows
+        if not created:
+            empty = _looked_up(pa.Table.from_batches([], reader.schema), np.zeros(0, bool), lookups)
+            _write(cur, table, _figures(cur, empty, np.zeros(0, bool), 0), create=True)
         if check and firsts:
             ids = pa.concat_arrays([_one(f) for f in firsts])
             if pc.count_distinct(ids).as_py() != len(ids):
-                _drop(calc, table)
+                _drop(cur, table, created)
                 return False
         return True
     finally:
-        calc.close()
         reader_con.close()
 
 
-def _drop(cur: duckdb.DuckDBPyConnection, table: str) -> None:
-    for suffix in ("", *SIDES):
-        cur.execute(f"DROP TABLE IF EXISTS {table}{suffix}")
+def _drop(cur: duckdb.DuckDBPyConnection, table: str, created: bool) -> None:
+    if created:
+        for suffix in ("", *SIDES):
+            cur.execute(f"DROP TABLE IF EXISTS {table}{suffix}")
 
 
 def _trip_starts(tb: pa.Table) -> np.ndarray:
@@ -223,19 +190,18 @@ def _last_trip_start(tb: pa.Table) -> int:
 
 
 def _write(cur: duckdb.DuckDBPyConnection, table: str, figures: dict[str, pa.Table], *, create: bool) -> None:
-    """Create (or append to) the side tables of ``table``: ``figures`` holds their rows by suffix (the pass's own, under
-    ``""``, goes into the CREATE TABLE that reads the stream)."""
+    """Create (or append to) ``table`` and its side tables: ``figures`` holds their rows by suffix."""
     for suffix, rows in figures.items():
-        if not suffix or (not create and not rows.num_rows):
+        if not create and not rows.num_rows:
             continue
-        cur.register("_stop_pass_side", rows)
+        cur.register("_stop_pass_part", rows)
         try:
             if create:
-                cur.execute(f"CREATE OR REPLACE TABLE {table}{suffix} AS SELECT * FROM _stop_pass_side")
+                cur.execute(f"CREATE OR REPLACE TABLE {table}{suffix} AS SELECT * FROM _stop_pass_part")
             else:
-                cur.execute(f"INSERT INTO {table}{suffix} SELECT * FROM _stop_pass_side")
+                cur.execute(f"INSERT INTO {table}{suffix} SELECT * FROM _stop_pass_part")
         finally:
-            cur.unregister("_stop_pass_side")
+            cur.unregister("_stop_pass_part")
 
 
 def _arr(values: np.ndarray, valid: np.ndarray | None = None) -> pa.Array:

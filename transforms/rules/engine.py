@@ -569,6 +569,10 @@ def _run(con: duckdb.DuckDBPyConnection, present: frozenset[str], rules, *, vali
             cur.close()
         for name in state:
             con.execute(f"DROP TABLE IF EXISTS _shared_{name}")
+        # and what a builder made beside its table for rules not run (the stop-time pass's side tables)
+        for (left,) in con.execute("SELECT table_name FROM duckdb_tables() WHERE table_name LIKE '\\_shared\\_%' ESCAPE '\\' "
+                                   "AND NOT temporary AND database_name = current_database()").fetchall():
+            con.execute(f"DROP TABLE IF EXISTS {_q(left)}")
     if failed:
         raise failed[0]
     tables: list[pa.Table] = []

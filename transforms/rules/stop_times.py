@@ -49,7 +49,7 @@ def stop_pass(ctx: Context) -> str:
     (stop_times_pass.COLUMNS; each trip's rows together in stop_sequence order, ``r - i`` the same on all of them): built
     once per run and shared by the rules, of this module and others, that read a trip in stop_sequence order."""
     return ctx.shared("stop_pass", _pass_sql(), build=partial(stop_times_pass.build, rows=_PASS_ROWS, located=_located(),
-                                                                routes=_ROUTED))
+                                                                routes=_TRIP_FACTS))
 
 
 def pass_holds_all(ctx: Context) -> str:
@@ -58,26 +58,30 @@ def pass_holds_all(ctx: Context) -> str:
     return f"((SELECT count(*) FROM stop_times) = (SELECT count(*) FROM {stop_pass(ctx)}))"
 
 
-#: The stop times the pass reads (a trip and a stop_sequence) and each trip's route_type (a trip without a route is not in it).
+#: The stop times the pass reads (a trip and a stop_sequence), and each trip's route_type, whether it has a route (``routed``)
+#: and its shape's number in :data:`SHAPE_KEYS` (``shape_k``).
 _PASS_ROWS = ("SELECT trip_id, _line, stop_id, stop_sequence, arrival_time, departure_time, shape_dist_traveled FROM stop_times "
               "WHERE trip_id IS NOT NULL AND stop_sequence IS NOT NULL")
-_ROUTED = "SELECT t.trip_id, r.route_type FROM trips t JOIN routes r ON r.route_id = t.route_id"
+#: Every shape_id of trips.txt (shape_id) and its number (shape_k): a rule groups the pass by that integer and names the
+#: shapes of its few groups, instead of joining every stop time to trips for its shape_id.
+SHAPE_KEYS = ("SELECT shape_id, CAST(row_number() OVER (ORDER BY shape_id) AS INTEGER) AS shape_k "
+              "FROM (SELECT DISTINCT shape_id FROM trips WHERE shape_id IS NOT NULL)")
+_TRIP_FACTS = ("SELECT t.trip_id, r.route_type, r.route_id IS NOT NULL AS routed, k.shape_k FROM trips t "
+               f"LEFT JOIN routes r ON r.route_id = t.route_id LEFT JOIN ({SHAPE_KEYS}) k ON k.shape_id = t.shape_id")
 
 
 def _pass_source() -> str:
     """Return SQL of the stop times of the pass with their coordinates (or their parent station's) and their trip's
-    route_type (``routed``: the trip has a route)."""
+    route_type (``routed``: the trip has a route) and shape_k."""
     return (
-        f"WITH loc AS ({_located()}), rt AS ({_ROUTED}) "
-        "SELECT st.*, l.lat, l.lon, rt.route_type, rt.trip_id IS NOT NULL AS routed "
+        f"WITH loc AS ({_located()}), rt AS ({_TRIP_FACTS}) "
+        "SELECT st.*, l.lat, l.lon, rt.route_type, coalesce(rt.routed, false) AS routed, rt.shape_k "
         f"FROM ({_PASS_ROWS}) st LEFT JOIN loc l ON l.stop_id = st.stop_id LEFT JOIN rt ON rt.trip_id = st.trip_id"
     )
 
 
-def _pass_sql() -> str:
-    """Return the definition of the shared ``stop_pass`` table in SQL (windows; stop_times_pass.build makes the same rows
-    in one pass, its running distance cum_m added stop by stop where DuckDB's window sum may group the additions
-    otherwise, so the two can differ in the last bits)."""
+def _wide_sql() -> str:
+    """Return SQL of every figure of the pass and of its side tables per stop time, in trip order (windows)."""
     wp = "(w ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)"
     runs = (
         f"WITH o AS (SELECT s.*, CAST(row_number() OVER (ORDER BY trip_id, stop_sequence) - 1 AS INTEGER) AS r FROM ({_pass_source()}) s), "
@@ -94,14 +98,44 @@ def _pass_sql() -> str:
         "WHEN w.prev_dep = w.arrival_time AND w.arrival_time = w.departure_time THEN 0 ELSE 1 END AS starts "
         "FROM w LEFT JOIN o t ON t.r = w.t_r) "
         "SELECT r, trip_id, _line, stop_id, stop_sequence, arrival_time, departure_time, shape_dist_traveled, lat IS NOT NULL AS located, "
-        "route_type, routed, i, CASE WHEN lat IS NOT NULL THEN row_number() OVER (PARTITION BY trip_id, stop_id ORDER BY stop_sequence) = 1 "
+        "route_type, routed, shape_k, i, CASE WHEN lat IS NOT NULL THEN row_number() OVER (PARTITION BY trip_id, stop_id ORDER BY stop_sequence) = 1 "
         "END AS first_visit, p_dep, p_lat IS NOT NULL AS p_located, leg_m, sum(leg_m) OVER v AS cum_m, prev_dep, "
-        "prev_dep_seq, prev_dist, prev_dist_seq, t_r, t_dep, t_located, t_m, CAST(sum(starts) OVER v AS INTEGER) AS run "
+        "prev_dep_seq, prev_dist, prev_dist_seq, t_r, t_dep, t_located, t_m, coalesce(t_r = r - 1, false) AS t_prev, "
+        "CAST(sum(starts) OVER v AS INTEGER) AS run "
         "FROM x WINDOW v AS (PARTITION BY trip_id ORDER BY stop_sequence ROWS UNBOUNDED PRECEDING)"
     )
     trip_m = "last_value(cum_m) OVER (PARTITION BY trip_id ORDER BY r ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING) AS trip_m"
-    cols = ", ".join(trip_m if c == "trip_m" else c for c in stop_times_pass.COLUMNS if c != "run_n")
-    return f"SELECT {cols}, CAST(count(*) OVER (PARTITION BY trip_id, run) AS INTEGER) AS run_n FROM ({runs}) ORDER BY r"
+    return f"SELECT * EXCLUDE (run), {trip_m}, run, CAST(count(*) OVER (PARTITION BY trip_id, run) AS INTEGER) AS run_n FROM ({runs})"
+
+
+def _pass_sql() -> str:
+    """Return the definition of the shared ``stop_pass`` table in SQL (windows; stop_times_pass.build makes the same rows
+    in one pass, its running distance cum_m added stop by stop where DuckDB's window sum may group the additions
+    otherwise, so the two can differ in the last bits)."""
+    return f"SELECT {', '.join(stop_times_pass.COLUMNS)} FROM ({_wide_sql()}) ORDER BY r"
+
+
+#: Which rows of the pass each side table (stop_times_pass.SIDES) holds.
+_SIDE_ROWS = {"_back": "arrival_time < prev_dep", "_dist": "shape_dist_traveled <= prev_dist",
+              "_timed": "t_r IS NOT NULL AND NOT t_prev"}
+
+
+def _side_sql(suffix: str) -> str:
+    """Return the definition of the side table ``suffix`` of the pass in SQL."""
+    return (f"SELECT {', '.join(stop_times_pass.SIDES[suffix])} FROM ({_wide_sql()}) WHERE {_SIDE_ROWS[suffix]} ORDER BY r")
+
+
+def side(ctx: Context, suffix: str) -> str:
+    """Return the relation of the side table ``suffix`` (stop_times_pass.SIDES) of :func:`stop_pass`: in run_rules made
+    by the pass's build, beside it."""
+    stop_pass(ctx)  # asked for first, so that run_rules builds the pass (and so this table) before it
+    return ctx.shared(f"stop_pass{suffix}", _side_sql(suffix), build=_made_with_the_pass)
+
+
+def _made_with_the_pass(cur, table: str) -> None:
+    """Check that the side table ``table`` exists: stop_times_pass.build made it with the pass."""
+    if not cur.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [table]).fetchall()[0][0]:
+        raise RuntimeError(f"{table} was not made with the stop-time pass")
 
 
 def _at(ctx: Context, rel: str, col: str) -> str:
@@ -116,7 +150,7 @@ def _arrival_before_previous_departure(ctx: Context) -> str:
         "SELECT 'stop_times.txt' AS file, _line AS line, 'arrival_time' AS field, gtfs_time(arrival_time) AS value, "
         "'trip_id ' || trip_id || ' arrives at stop_sequence ' || stop_sequence || ' at ' || gtfs_time(arrival_time) || "
         "', before it departs from stop_sequence ' || prev_dep_seq || ' at ' || gtfs_time(prev_dep) AS message "
-        f"FROM {stop_pass(ctx)} WHERE arrival_time < prev_dep"
+        f"FROM {side(ctx, '_back')} WHERE arrival_time < prev_dep"
     )
 
 
@@ -179,7 +213,7 @@ def _decreasing_distance(ctx: Context) -> str:
         "'trip_id ' || trip_id || ': stop_id ' || coalesce(stop_id, '') || ' (stop_sequence ' || stop_sequence || ') has shape_dist_traveled ' || "
         "shape_dist_traveled || CASE WHEN shape_dist_traveled = prev_dist THEN ', equal to' ELSE ', less than' END || "
         "' the ' || prev_dist || ' of stop_sequence ' || prev_dist_seq AS message "
-        f"FROM {stop_pass(ctx)} WHERE shape_dist_traveled <= prev_dist"
+        f"FROM {side(ctx, '_dist')} WHERE shape_dist_traveled <= prev_dist"
     )
 
 
@@ -299,12 +333,15 @@ def _too_fast_travel(ctx: Context) -> str:
     fv_lim = _case(speeds, FV_DEFAULT_MAX_SPEED, "route_type")
     md_secs = _md_seconds("a_dep", "b_arr")
     # a stop time with both times and the previous one with both times in its trip (t_r)
+    # where that is the previous stop time (t_prev), its figures are the pass's p_dep, p_located and leg_m; else the side
+    # table _timed holds them
+    pick = ("SELECT trip_id, _line, {t_r} AS t_r, {t_dep} AS a_dep, stop_id AS b_stop, stop_sequence AS b_seq, "
+            f"arrival_time AS b_arr, route_type, {{t_m}} * {6378135.0 / 6371008.8} AS d, arrival_time - {{t_dep}} AS secs, r, "
+            f"{fv_lim} AS lim, {_md_limit(ctx, 'route_type')} AS md_lim FROM {{rel}} "
+            "WHERE {only}routed AND arrival_time IS NOT NULL AND departure_time IS NOT NULL AND {t_dep} IS NOT NULL AND {t_located} AND located")
     return (
-        "WITH pairs AS (SELECT trip_id, _line, t_r, t_dep AS a_dep, stop_id AS b_stop, stop_sequence AS b_seq, "
-        f"arrival_time AS b_arr, route_type, t_m * {6378135.0 / 6371008.8} AS d, "
-        " arrival_time - t_dep AS secs, r, "
-        f"{fv_lim} AS lim, {_md_limit(ctx, 'route_type')} AS md_lim FROM {stop_pass(ctx)} "
-        "WHERE routed AND arrival_time IS NOT NULL AND departure_time IS NOT NULL AND t_dep IS NOT NULL AND t_located AND located), "
+        f"WITH pairs AS ({pick.format(t_r='r - 1', t_dep='p_dep', t_m='leg_m', t_located='p_located', rel=stop_pass(ctx), only='t_prev AND ')} "
+        f"UNION ALL {pick.format(t_r='t_r', t_dep='t_dep', t_m='t_m', t_located='t_located', rel=side(ctx, '_timed'), only='')}), "
         "fast AS (SELECT *, CASE WHEN secs > 0 THEN d / 1000.0 * 3600 / secs END AS kmh FROM pairs "
         "WHERE (secs > 0 AND d / 1000.0 * 3600 / secs > lim) OR (secs = 0 AND (a_dep % 60 <> 0 OR d / 1000.0 * 60 > lim))) "
         "SELECT 'stop_times.txt' AS file, _line AS line, 'arrival_time' AS field, gtfs_time(b_arr) AS value, "

@@ -18,16 +18,29 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-#: The columns of the table, in order: the stop time (``located``: it has coordinates; ``routed``: its trip has a route),
+#: The columns of the table, in order: the stop time (without shape_dist_traveled, which only the side table ``_dist``
+#: reads; ``located``: it has coordinates; ``routed``: its trip has a route; ``shape_k``: its trip's shape by number,
+#: stop_times.SHAPE_KEYS),
 #: its position ``r`` in the pass and ``i`` in its trip, ``first_visit``: whether it is its trip's first stop time at its stop
 #: (NULL when not located); the previous stop time's departure, whether it is located and
-#: the distance from it (``leg_m``, 0 without coordinates), the running sum ``cum_m`` and its trip's total ``trip_m``; the last
-#: departure and shape_dist_traveled before it and their stop_sequence; the previous stop time with both times (``t_r``,
-#: its departure, whether located, the distance from it ``t_m``); ``run``: the number of the same-time run it is in (0: before
-#: the trip's first stop time with both times) and ``run_n`` the stop times in that run.
-COLUMNS = ("r", "trip_id", "_line", "stop_id", "stop_sequence", "arrival_time", "departure_time", "shape_dist_traveled",
-           "located", "route_type", "routed", "i", "first_visit", "p_dep", "p_located", "leg_m", "cum_m", "prev_dep",
-           "trip_m", "prev_dep_seq", "prev_dist", "prev_dist_seq", "t_r", "t_dep", "t_located", "t_m", "run", "run_n")
+#: the distance from it (``leg_m``, 0 without coordinates), the running sum ``cum_m`` and its trip's total ``trip_m``;
+#: ``t_prev``: whether the previous stop time is the last one before it with both times; ``run``: the number of the
+#: same-time run it is in (0: before the trip's first stop time with both times) and ``run_n`` the stop times in that run.
+COLUMNS = ("r", "trip_id", "_line", "stop_id", "stop_sequence", "arrival_time", "departure_time", "located", "route_type",
+           "routed", "shape_k", "i", "first_visit", "p_dep", "p_located", "leg_m", "cum_m", "trip_m", "t_prev", "run", "run_n")
+
+#: The side tables made with the pass (its name and the suffix), each the few rows its one reader can report with the
+#: figures only that reader needs, so the 7M-row pass does not carry them on every row (bench/README.md, session 15):
+#: ``_back``: the stop times that arrive before the last departure before them (``prev_dep``, at ``prev_dep_seq``);
+#: ``_dist``: those whose shape_dist_traveled is not above the last one before them (``prev_dist`` at ``prev_dist_seq``);
+#: ``_timed``: those after a stop time with both times (``t_r``, its departure ``t_dep``, whether it is located and the
+#: distance from it ``t_m``) that is not the previous one (where it is, ``t_prev``, those are p_dep, p_located, leg_m).
+SIDES = {
+    "_back": ("trip_id", "_line", "stop_sequence", "arrival_time", "prev_dep", "prev_dep_seq"),
+    "_dist": ("trip_id", "_line", "stop_id", "stop_sequence", "shape_dist_traveled", "prev_dist", "prev_dist_seq"),
+    "_timed": ("r", "trip_id", "_line", "stop_id", "stop_sequence", "arrival_time", "departure_time", "route_type", "routed",
+               "located", "t_r", "t_dep", "t_located", "t_m"),
+}
 
 #: Rows per batch read from the sort (a batch is cut at its last trip's start, which goes on with the next batch).
 BATCH_ROWS = 1 << 18
@@ -37,22 +50,22 @@ LONG_TRIP = 4096
 
 def build(cur: duckdb.DuckDBPyConnection, table: str, *, rows: str, located: str, routes: str,
           batch_rows: int = BATCH_ROWS) -> None:
-    """Create ``table`` (:data:`COLUMNS`) from ``rows``, a SELECT of trip_id, _line, stop_id, stop_sequence, arrival_time,
+    """Create ``table`` (:data:`COLUMNS`) and its side tables (:data:`SIDES`) from ``rows``, a SELECT of trip_id, _line, stop_id, stop_sequence, arrival_time,
     departure_time, shape_dist_traveled with trip_id and stop_sequence never NULL and unique together (canonical
-    stop_times); ``located`` gives each stop_id's lat and lon, ``routes`` each trip_id's route_type (a trip
-    not there is not ``routed``), each key at most once.
+    stop_times); ``located`` gives each stop_id's lat and lon, ``routes`` each trip_id's route_type, routed and shape_k (a
+    trip not there is not ``routed``), each key at most once.
 
     The rows are first read in their table's order (a feed's file usually holds each trip on consecutive lines in
     stop_sequence order, and then no sort is needed); if a trip's rows turn out not to be together and in order, then
     the table is made again from the rows sorted by (trip_id, stop_sequence). ``r`` is the position in the order used."""
     lookups = (cur.sql(f"SELECT stop_id, lat, lon FROM ({located}) WHERE stop_id IS NOT NULL").to_arrow_table(),
-               cur.sql(f"SELECT trip_id, route_type FROM ({routes}) WHERE trip_id IS NOT NULL").to_arrow_table())
+               cur.sql(f"SELECT trip_id, route_type, routed, shape_k FROM ({routes}) WHERE trip_id IS NOT NULL").to_arrow_table())
     if not _fill(cur, table, rows, lookups, batch_rows, check=True):
         _fill(cur, table, f"SELECT * FROM ({rows}) ORDER BY trip_id, stop_sequence", lookups, batch_rows, check=False)
 
 
 def _looked_up(tb: pa.Table, start: np.ndarray, lookups: tuple[pa.Table, pa.Table]) -> pa.Table:
-    """Return ``tb`` with lat, lon (by stop_id), route_type and routed (by trip_id, looked up once per trip:
+    """Return ``tb`` with lat, lon (by stop_id), route_type, routed and shape_k (by trip_id, looked up once per trip:
     ``start`` marks where each begins): a LEFT JOIN on unique keys."""
     loc, rt = lookups
     at = pc.index_in(tb.column("stop_id"), value_set=loc.column("stop_id"), skip_nulls=True)
@@ -63,7 +76,8 @@ def _looked_up(tb: pa.Table, start: np.ndarray, lookups: tuple[pa.Table, pa.Tabl
     return (tb.append_column("lat", pc.take(loc.column("lat"), at)).append_column("lon", pc.take(loc.column("lon"), at))
             .append_column("_stop_k", at)
             .append_column("route_type", pc.take(rt.column("route_type"), on))
-            .append_column("routed", pc.is_valid(on)))
+            .append_column("routed", _arr(_bools(pc.take(rt.column("routed"), on))))  # NULL (no trip) as False
+            .append_column("shape_k", pc.take(rt.column("shape_k"), on)))
 
 
 def _first_rows(ids: pa.Array, keys: pa.Array) -> np.ndarray:
@@ -131,7 +145,8 @@ def _fill(cur: duckdb.DuckDBPyConnection, table: str, query: str, lookups: tuple
 
 def _drop(cur: duckdb.DuckDBPyConnection, table: str, created: bool) -> None:
     if created:
-        cur.execute(f"DROP TABLE IF EXISTS {table}")
+        for suffix in ("", *SIDES):
+            cur.execute(f"DROP TABLE IF EXISTS {table}{suffix}")
 
 
 def _trip_starts(tb: pa.Table) -> np.ndarray:
@@ -174,15 +189,19 @@ def _last_trip_start(tb: pa.Table) -> int:
         tail *= 4
 
 
-def _write(cur: duckdb.DuckDBPyConnection, table: str, figures: pa.Table, *, create: bool) -> None:
-    cur.register("_stop_pass_part", figures)
-    try:
-        if create:
-            cur.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM _stop_pass_part")
-        else:
-            cur.execute(f"INSERT INTO {table} SELECT * FROM _stop_pass_part")
-    finally:
-        cur.unregister("_stop_pass_part")
+def _write(cur: duckdb.DuckDBPyConnection, table: str, figures: dict[str, pa.Table], *, create: bool) -> None:
+    """Create (or append to) ``table`` and its side tables: ``figures`` holds their rows by suffix."""
+    for suffix, rows in figures.items():
+        if not create and not rows.num_rows:
+            continue
+        cur.register("_stop_pass_part", rows)
+        try:
+            if create:
+                cur.execute(f"CREATE OR REPLACE TABLE {table}{suffix} AS SELECT * FROM _stop_pass_part")
+            else:
+                cur.execute(f"INSERT INTO {table}{suffix} SELECT * FROM _stop_pass_part")
+        finally:
+            cur.unregister("_stop_pass_part")
 
 
 def _arr(values: np.ndarray, valid: np.ndarray | None = None) -> pa.Array:
@@ -234,9 +253,9 @@ def _valid(col: pa.ChunkedArray | pa.Array) -> np.ndarray:
     return _bools(pc.is_valid(col))
 
 
-def _figures(cur: duckdb.DuckDBPyConnection, tb: pa.Table, start: np.ndarray, offset: int) -> pa.Table:
-    """Return the :data:`COLUMNS` of ``tb``, whole trips each in stop_sequence order (``start``: where each begins), the
-    first row at position ``offset``."""
+def _figures(cur: duckdb.DuckDBPyConnection, tb: pa.Table, start: np.ndarray, offset: int) -> dict[str, pa.Table]:
+    """Return the :data:`COLUMNS` of ``tb`` (under ``""``) and the rows of each table of :data:`SIDES` (under its suffix),
+    whole trips each in stop_sequence order (``start``: where each begins), the first row at position ``offset``."""
     n = tb.num_rows
     if offset + n > np.iinfo(np.int32).max:  # positions are INTEGER; a feed that big was refused long before
         raise ValueError(f"stop_times has more than {np.iinfo(np.int32).max:,} rows")
@@ -257,20 +276,14 @@ def _figures(cur: duckdb.DuckDBPyConnection, tb: pa.Table, start: np.ndarray, of
     arr, dep = tb.column("arrival_time"), tb.column("departure_time")
     p = np.where(start, -1, ar - 1)
     pd, pt = before(_valid(dep)), before(_valid(arr) & _valid(dep))
-    pdist = before(_valid(tb.column("shape_dist_traveled")))
+    sdt = tb.column("shape_dist_traveled")
+    pdist = before(_valid(sdt))
+    prev_dep = take("departure_time", pd)
     x = pa.table({"k": _arr(ar), "lat": tb.column("lat"), "lon": tb.column("lon"), "p_lat": take("lat", p),
-                  "p_lon": take("lon", p), "t_lat": take("lat", pt), "t_lon": take("lon", pt),
-                  "t_prev": _arr((pt >= 0) & (pt == p)), "arr": arr, "dep": dep, "prev_dep": take("departure_time", pd)})
-    cur.register("_stop_pass_x", x)
-    try:  # the distances by the rules' own macro, so they are the SQL definition's to the last bit
-        m = cur.sql("SELECT k, coalesce(h, 0) AS leg_m, CASE WHEN t_prev THEN h ELSE haversine_m(t_lat, t_lon, lat, lon) END AS t_m, "
+                  "p_lon": take("lon", p), "arr": arr, "dep": dep, "prev_dep": prev_dep})
+    m = _by_k(cur, x, "SELECT k, coalesce(haversine_m(p_lat, p_lon, lat, lon), 0) AS leg_m, "
                     "CASE WHEN arr IS NULL OR dep IS NULL THEN 0 WHEN prev_dep = arr AND arr = dep THEN 0 ELSE 1 END AS starts "
-                    "FROM (SELECT *, haversine_m(p_lat, p_lon, lat, lon) AS h FROM _stop_pass_x)").to_arrow_table()
-    finally:
-        cur.unregister("_stop_pass_x")
-    k = _nums(m.column("k"))
-    if n and not (k[0] == 0 and (np.diff(k) == 1).all()):  # rows back in another order (preserve_insertion_order off)
-        m = m.take(_arr(np.argsort(k)))
+                    "FROM _stop_pass_x", n)
     leg = _nums(m.column("leg_m"))
     starts = _nums(m.column("starts")).astype(np.int64)
     runs = np.cumsum(starts)
@@ -281,22 +294,58 @@ def _figures(cur: duckdb.DuckDBPyConnection, tb: pa.Table, start: np.ndarray, of
     lengths = np.diff(np.append(starts_at, n))
     cum = _running_sum(leg, starts_at, lengths)
     located = _valid(tb.column("lat"))
+    t_prev = (pt >= 0) & (pt == p)
     cols = {
         "r": _arr((ar + offset).astype(np.int32)),
         "trip_id": tb.column("trip_id"), "_line": tb.column("_line"), "stop_id": tb.column("stop_id"),
         "stop_sequence": tb.column("stop_sequence"), "arrival_time": arr, "departure_time": dep,
-        "shape_dist_traveled": tb.column("shape_dist_traveled"),
-        "located": pc.is_valid(tb.column("lat")), "route_type": tb.column("route_type"),
-        "routed": tb.column("routed"), "i": _arr((ar - first + 1).astype(np.int32)),
+        "located": _arr(located), "route_type": tb.column("route_type"),
+        "routed": tb.column("routed"), "shape_k": tb.column("shape_k"), "i": _arr((ar - first + 1).astype(np.int32)),
         "first_visit": _arr(_first_visits(_nums(tb.column("_stop_k")), first, located), located),
         "p_dep": take("departure_time", p), "p_located": pc.is_valid(x.column("p_lat")),
         "leg_m": m.column("leg_m"), "cum_m": _arr(cum), "trip_m": _arr(cum[np.repeat(starts_at + lengths - 1, lengths)]),
-        "prev_dep": x.column("prev_dep"), "prev_dep_seq": take("stop_sequence", pd),
-        "prev_dist": take("shape_dist_traveled", pdist), "prev_dist_seq": take("stop_sequence", pdist),
-        "t_r": _arr((pt + offset).astype(np.int32), pt >= 0), "t_dep": take("departure_time", pt), "t_located": pc.is_valid(x.column("t_lat")),
-        "t_m": m.column("t_m"), "run": _arr(runs.astype(np.int32)), "run_n": _arr(run_n.astype(np.int32)),
+        "t_prev": _arr(t_prev), "run": _arr(runs.astype(np.int32)), "run_n": _arr(run_n.astype(np.int32)),
     }
-    return pa.table([cols[c] for c in COLUMNS], names=list(COLUMNS))
+    out = {"": pa.table([cols[c] for c in COLUMNS], names=list(COLUMNS))}
+    # the side tables: the few rows their one reader can report, with the figures only it reads
+    back = np.flatnonzero(_bools(pc.less(arr, prev_dep)))
+    out["_back"] = _side(tb, back, {"prev_dep": prev_dep.take(_arr(back)), "prev_dep_seq": take("stop_sequence", pd[back])},
+                         "_back")
+    d = _nums(sdt)
+    dist = np.flatnonzero(_valid(sdt) & (pdist >= 0) & (d <= d[np.maximum(pdist, 0)]))
+    out["_dist"] = _side(tb, dist, {"prev_dist": take("shape_dist_traveled", pdist[dist]),
+                                    "prev_dist_seq": take("stop_sequence", pdist[dist])}, "_dist")
+    timed = np.flatnonzero((pt >= 0) & ~t_prev)
+    tt = pt[timed]
+    y = pa.table({"k": _arr(np.arange(len(timed), dtype=np.int64)), "lat": tb.column("lat").take(_arr(timed)),
+                  "lon": tb.column("lon").take(_arr(timed)), "t_lat": take("lat", tt), "t_lon": take("lon", tt)})
+    t_m = _by_k(cur, y, "SELECT k, haversine_m(t_lat, t_lon, lat, lon) AS t_m FROM _stop_pass_x", len(timed)) if len(timed) else None
+    out["_timed"] = _side(tb, timed, {
+        "r": _arr((timed + offset).astype(np.int32)), "located": _arr(located[timed]),
+        "t_r": _arr((tt + offset).astype(np.int32)), "t_dep": take("departure_time", tt), "t_located": pc.is_valid(y.column("t_lat")),
+        "t_m": t_m.column("t_m") if t_m is not None else pa.nulls(0, pa.float64())}, "_timed")
+    return out
+
+
+def _side(tb: pa.Table, rows: np.ndarray, figures: dict[str, pa.Array], suffix: str) -> pa.Table:
+    """Return the side table ``suffix`` of :data:`SIDES`: its columns of ``tb`` at ``rows``, then ``figures``."""
+    picked = _arr(rows.astype(np.int64))
+    cols = {**{c: tb.column(c).take(picked) for c in SIDES[suffix] if c not in figures and c in tb.column_names}, **figures}
+    return pa.table([cols[c] for c in SIDES[suffix]], names=list(SIDES[suffix]))
+
+
+def _by_k(cur: duckdb.DuckDBPyConnection, x: pa.Table, sql: str, n: int) -> pa.Table:
+    """Return the rows of ``sql`` over ``x`` (registered as _stop_pass_x, its column k numbering its rows from 0) in k's
+    order: the distances by the rules' own macro, so they are the SQL definition's to the last bit."""
+    cur.register("_stop_pass_x", x)
+    try:
+        m = cur.sql(sql).to_arrow_table()
+    finally:
+        cur.unregister("_stop_pass_x")
+    k = _nums(m.column("k"))
+    if n and not (k[0] == 0 and (np.diff(k) == 1).all()):  # rows back in another order (preserve_insertion_order off)
+        m = m.take(_arr(np.argsort(k)))
+    return m
 
 
 def _first_visits(stop: np.ndarray, first: np.ndarray, located: np.ndarray) -> np.ndarray:

@@ -73,3 +73,47 @@ def test_stop_too_far_from_shape_counts_a_trip_calling_twice_once(tmp_path):
     hits = found(run(tmp_path, feed(**files), rule(RULES, "stop_too_far_from_shape")), "stop_too_far_from_shape")
     assert [(h["line"], h["value"]) for h in hits] == [(2, "S2")]
     assert "of the 2 trip(s) calling there (e.g. trip_id T1)" in hits[0]["message"], hits
+
+
+def test_stop_too_far_from_shape_groups_stop_times_by_shape_without_joining_each_to_trips(tmp_path):
+    """The stop-time pass carries each trip's shape by number, so the rule groups the stop times on it and names only the
+    groups' shapes: no join puts out a row per stop time (at ×16 all 7.1M stop times went through a join with trips, most of
+    the rule). A trip whose route is missing still counts (its shape is its trip's, not its route's), and two shapes stay
+    apart."""
+    from tests.transforms.rules._feed_b import DAY, tables
+    from transforms.rules import engine
+    import json
+
+    stops = "stop_id,stop_name,stop_lat,stop_lon\nS1,港前,43.30,141.40\nS2,駅前,43.31,141.43\n"
+    rows = "".join(f"T{t},08:00:00,08:00:00,S1,1,\nT{t},08:10:00,08:10:00,S2,2,\n" for t in range(40))
+    files = with_shape(LINE + "SH2,43.30,141.40,1,0\nSH2,43.31,141.41,2,1365\n", stops=stops, stop_times=rows)
+    files["trips"] = "route_id,service_id,trip_id,shape_id\n" + "".join(
+        f"{'R1' if t else 'NOROUTE'},WD,T{t},{'SH' if t % 2 else 'SH2'}\n" for t in range(40))
+    hits = found(run(tmp_path / "run", feed(**files), rule(RULES, "stop_too_far_from_shape")), "stop_too_far_from_shape")
+    assert sorted((h["value"], h["message"].split(" trip(s)")[0].split("of the ")[-1], h["message"].split("e.g. trip_id ")[1][:3])
+                  for h in hits) == [("S2", "20", "T0)"), ("S2", "20", "T1)")]
+
+    out, _ = tables(tmp_path, feed(**files))
+    con, present = engine.open_tables(out)
+
+    def materialise(name, sql, build=None):
+        (build or (lambda cur, table: engine._build_shared(cur, name, sql)))(con, f"_shared_{name}")
+        return f"_shared_{name}"
+
+    ctx = engine.Context(validation_date=DAY, profile="gtfs", present=present, materialise=materialise)
+    (picked,) = rule(RULES, "stop_too_far_from_shape")
+    sql = picked.sql(ctx)
+    profile = tmp_path / "profile.json"
+    con.execute("PRAGMA enable_profiling='json'")
+    con.execute(f"PRAGMA profiling_output='{profile}'")
+    con.execute(sql).fetchall()
+    con.execute("PRAGMA disable_profiling")
+
+    def joins(node):
+        if isinstance(node, list):
+            return [j for c in node for j in joins(c)]
+        mine = [node] if "JOIN" in str(node.get("type", node.get("name"))) else []
+        return mine + joins(node.get("children") or [])
+
+    out_rows = [int(j.get("intermediate_rows") or j.get("operator_cardinality") or 0) for j in joins(json.loads(profile.read_text())["operator"])]
+    assert max(out_rows) < 80, out_rows  # 80 stop times

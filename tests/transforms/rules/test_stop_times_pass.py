@@ -34,32 +34,44 @@ def _con(tmp_path, rows):
 
 
 def _built(con, batch_rows):
-    stop_times_pass.build(con, "built", rows=stop_times._PASS_ROWS, located=stop_times._located(), routes=stop_times._ROUTED,
+    stop_times_pass.build(con, "built", rows=stop_times._PASS_ROWS, located=stop_times._located(), routes=stop_times._TRIP_FACTS,
                           batch_rows=batch_rows)
-    return _rows(con, "built")
+    return _all_rows(con, "built")
 
 
-def _rows(con, table):
+def _defined(con):
+    """Create ``defined`` and its side tables from their SQL definitions."""
+    con.execute(f"CREATE TABLE defined AS {stop_times._pass_sql()}")
+    for suffix in stop_times_pass.SIDES:
+        con.execute(f"CREATE TABLE defined{suffix} AS {stop_times._side_sql(suffix)}")
+
+
+def _all_rows(con, table):
+    """Return the rows of ``table`` and of each of its side tables."""
+    return [_rows(con, table)] + [_rows(con, table + suffix, stop_times_pass.SIDES[suffix]) for suffix in stop_times_pass.SIDES]
+
+
+def _rows(con, table, columns=stop_times_pass.COLUMNS):
     """Return the rows by (trip_id, stop_sequence), positions as offsets (t_r - r), sums rounded to a micrometre."""
-    cols = [c for c in stop_times_pass.COLUMNS if c not in ("r", "t_r", "cum_m", "trip_m")]
-    return con.sql(f"SELECT {', '.join(cols)}, t_r - r, round(cum_m, 6), round(trip_m, 6) FROM {table} "
-                   "ORDER BY trip_id, stop_sequence").fetchall()
+    cols = [c for c in columns if c not in ("r", "t_r", "cum_m", "trip_m")]
+    more = [e for c, e in (("t_r", "t_r - r"), ("cum_m", "round(cum_m, 6)"), ("trip_m", "round(trip_m, 6)")) if c in columns]
+    return con.sql(f"SELECT {', '.join(cols + more)} FROM {table} ORDER BY trip_id, stop_sequence").fetchall()
 
 
 @pytest.mark.parametrize("batch_rows", [1, 3, 1 << 20])
 def test_the_pass_is_its_sql_definition_across_batches(tmp_path, batch_rows):
     con = _con(tmp_path, ROWS)
-    con.execute(f"CREATE TABLE defined AS {stop_times._pass_sql()}")
-    assert _built(con, batch_rows) == _rows(con, "defined")
+    _defined(con)
+    assert _built(con, batch_rows) == _all_rows(con, "defined")
     assert con.sql("SELECT count(*) FROM built").fetchall() == [(len(ROWS),)]
 
 
 def test_the_pass_does_not_rely_on_duckdb_keeping_row_order(tmp_path):
     con = _con(tmp_path, ROWS)
-    con.execute(f"CREATE TABLE defined AS {stop_times._pass_sql()}")
+    _defined(con)
     con.execute("SET preserve_insertion_order = false")
     try:
-        assert _built(con, 4) == _rows(con, "defined")
+        assert _built(con, 4) == _all_rows(con, "defined")
     finally:
         con.execute("RESET preserve_insertion_order")
 
@@ -67,8 +79,8 @@ def test_the_pass_does_not_rely_on_duckdb_keeping_row_order(tmp_path):
 def test_rows_out_of_trip_order_are_sorted_first(tmp_path):
     shuffled = ROWS[8:] + ROWS[3:8] + ROWS[:3]  # T1 split in two and its rows out of stop_sequence order
     con = _con(tmp_path, shuffled)
-    con.execute(f"CREATE TABLE defined AS {stop_times._pass_sql()}")
-    assert _built(con, 2) == _rows(con, "defined")
+    _defined(con)
+    assert _built(con, 2) == _all_rows(con, "defined")
     # sorted: positions follow (trip_id, stop_sequence)
     assert con.sql("SELECT list(trip_id ORDER BY r) = list(trip_id ORDER BY trip_id, stop_sequence) FROM built").fetchall() == [(True,)]
 
@@ -76,10 +88,14 @@ def test_rows_out_of_trip_order_are_sorted_first(tmp_path):
 def test_same_time_runs_and_previous_timed_stop(tmp_path):
     con = _con(tmp_path, ROWS)
     _built(con, 1 << 20)
-    got = dict(con.sql("SELECT stop_sequence, (run, run_n, prev_dep, t_dep) FROM built WHERE trip_id = 'T1'").fetchall())
+    got = dict(con.sql("SELECT stop_sequence, (run, run_n, t_prev) FROM built WHERE trip_id = 'T1'").fetchall())
     # S3 (08:05) starts a run that S4, S99, S6 (untimed) and S7 continue; S2 (untimed) continues S1's run
     assert [got[s][:2] for s in range(1, 9)] == [(1, 2), (1, 2), (2, 5), (2, 5), (2, 5), (2, 5), (2, 5), (3, 1)]
-    assert got[3][2:] == (8 * 3600, 8 * 3600) and got[7][2:] == (8 * 3600 + 300, 8 * 3600 + 300)
+    # the last stop time with both times before S3 is S1 and before S7 S99, not the previous one (untimed): the side
+    # table _timed holds those two with their departures; the others but S1 have it just before them
+    assert [s for s in range(1, 9) if got[s][2]] == [2, 4, 5, 6, 8]
+    timed = con.sql("SELECT stop_sequence, t_dep, t_r - r FROM built_timed WHERE trip_id = 'T1' ORDER BY r").fetchall()
+    assert timed == [(3, 8 * 3600, -2), (7, 8 * 3600 + 300, -2)]
 
 
 def test_running_sum_adds_stop_by_stop_past_the_long_trip_cut(monkeypatch):
@@ -96,6 +112,8 @@ def test_running_sum_adds_stop_by_stop_past_the_long_trip_cut(monkeypatch):
 
 def _sql_pass(cur: duckdb.DuckDBPyConnection, table: str, **_) -> None:
     cur.execute(f"CREATE TABLE {table} AS {stop_times._pass_sql()}")
+    for suffix in stop_times_pass.SIDES:
+        cur.execute(f"CREATE TABLE {table}{suffix} AS {stop_times._side_sql(suffix)}")
 
 
 @pytest.mark.parametrize("code,bad,good,named", CASES, ids=[c[0] for c in CASES])
@@ -136,8 +154,8 @@ def test_first_visit_marks_a_trips_first_call_at_each_located_stop(tmp_path, bat
             "T1,08:15:00,08:15:00,S99,4,,", "T1,08:20:00,08:20:00,S3,5,,", "T2,09:00:00,09:00:00,S1,1,,",
             "T2,09:10:00,09:10:00,S3,2,,", "T2,09:20:00,09:20:00,S1,3,,"]
     con = _con(tmp_path, rows)
-    con.execute(f"CREATE TABLE defined AS {stop_times._pass_sql()}")
-    assert _built(con, batch_rows) == _rows(con, "defined")
+    _defined(con)
+    assert _built(con, batch_rows) == _all_rows(con, "defined")
     assert con.sql("SELECT first_visit FROM built ORDER BY trip_id, stop_sequence").fetchall() == [
         (True,), (None,), (False,), (None,), (True,), (True,), (True,), (False,)]
 
@@ -154,3 +172,23 @@ def test_first_rows_is_index_in_looked_up_the_other_way_round():
         ids = pa.array([None if rnd.random() < 0.1 else f"t{rnd.randrange(45)}" for _ in range(rnd.randrange(0, 30))], pa.string())
         want = [-1 if v is None else v for v in pc.index_in(ids, value_set=keys, skip_nulls=True).to_pylist()]
         assert stop_times_pass._first_rows(ids, keys).tolist() == want
+
+
+def test_the_figures_one_rule_reads_are_kept_only_on_the_rows_it_can_report(tmp_path):
+    con = _con(tmp_path, ROWS)
+    _built(con, 3)
+    wide = {"shape_dist_traveled", "prev_dep", "prev_dep_seq", "prev_dist", "prev_dist_seq", "t_r", "t_dep", "t_located", "t_m"}
+    assert not wide & {c for (c,) in con.sql("SELECT column_name FROM duckdb_columns() WHERE table_name = 'built'").fetchall()}
+    # T2 arrives at 30 (07:59) before it left 20 (08:01); T1's S4 (1900) is not beyond S3's 2000; S3 and S7 of T1 are the
+    # stop times whose last timed stop time is not the previous one
+    assert con.sql("SELECT trip_id, stop_sequence, prev_dep_seq FROM built_back").fetchall() == [("T2", 30, 20)]
+    assert con.sql("SELECT trip_id, stop_sequence, prev_dist, prev_dist_seq FROM built_dist").fetchall() == [("T1", 4, 2000.0, 3)]
+    assert con.sql("SELECT trip_id, stop_sequence FROM built_timed ORDER BY r").fetchall() == [("T1", 3), ("T1", 7)]
+
+
+def test_side_tables_whose_rule_did_not_run_are_dropped(tmp_path):
+    out, _ = tables(tmp_path, feed(**CASES[0][1]))
+    con = duckdb.connect()
+    only = [r for r in RULES if r.code == "fast_travel_between_consecutive_stops"]  # reads the pass, no side table
+    engine.run_rules(out, rules=only, con=con)
+    assert con.sql("SELECT count(*) FROM duckdb_tables() WHERE table_name LIKE '%stop_pass%'").fetchall() == [(0,)]

@@ -414,38 +414,52 @@ def _warehouse_tables() -> list[tuple[str, str, list[tuple[str, str]]]]:
 #: columns, and a partition goes into the narrowest that holds every column it fills (the lake's statistics), the widest
 #: (every column) when none does. DuckDB's INSERT spends 0.3-0.5 CPU-s per 7M rows on each all-NULL VARCHAR or DOUBLE
 #: column it stores (an all-NULL INTEGER almost nothing), so a stop_times without Flex, ``_untyped`` and ``_extra`` values
-#: (and without stop headsigns and distances) is not made to store them. feed_id and feed_version are in every one.
+#: (and without stop headsigns and distances) is not made to store them. The narrower ones hold the version as a number
+#: ``_v`` (a constant INTEGER costs nothing to store, the constant texts feed_id and feed_version ~0.4 CPU-s each), which
+#: ``_<table>_versions`` maps to feed_id and feed_version; the widest holds them as the table did before.
 SPLIT: dict[tuple[str, str], tuple[tuple[str, tuple[str, ...]], ...]] = {
     ("gtfs", "stop_times"): (
-        ("narrow", ("feed_id", "feed_version", "_line", "trip_id", "arrival_time", "departure_time", "stop_id",
-                    "stop_sequence", "pickup_type", "drop_off_type", "continuous_pickup", "continuous_drop_off", "timepoint")),
-        ("classic", ("feed_id", "feed_version", "_line", "trip_id", "arrival_time", "departure_time", "stop_id",
-                     "stop_sequence", "stop_headsign", "pickup_type", "drop_off_type", "continuous_pickup",
-                     "continuous_drop_off", "shape_dist_traveled", "timepoint")),
+        ("narrow", ("_line", "trip_id", "arrival_time", "departure_time", "stop_id", "stop_sequence", "pickup_type",
+                    "drop_off_type", "continuous_pickup", "continuous_drop_off", "timepoint")),
+        ("classic", ("_line", "trip_id", "arrival_time", "departure_time", "stop_id", "stop_sequence", "stop_headsign",
+                     "pickup_type", "drop_off_type", "continuous_pickup", "continuous_drop_off", "shape_dist_traveled",
+                     "timepoint")),
     ),
 }
+_VERSION_KEY = ("feed_id", "feed_version")
 
 
 def _parts(schema: str, table: str, cols: list[tuple[str, str]]) -> list[tuple[str, list[tuple[str, str]]]]:
-    """Return the physical tables (name, columns in the table's order) of a warehouse table, narrowest first.
+    """Return the physical tables (name, columns in the table's order) holding a warehouse table's rows, narrowest first.
 
-    If the table is not split, then it is its one physical table, of the same name; else the widest is ``_<table>_wide``.
+    If the table is not split, then it is its one physical table, of the same name; else the narrower ones hold ``_v``
+    instead of feed_id and feed_version, and the widest is ``_<table>_wide``, of the table's columns.
     """
     if (schema, table) not in SPLIT:
         return [(table, cols)]
-    out = [(f"_{table}_{name}", [(c, t) for c, t in cols if c in keep]) for name, keep in SPLIT[(schema, table)]]
+    out = [(f"_{table}_{name}", [("_v", "INTEGER")] + [(c, t) for c, t in cols if c in keep])
+           for name, keep in SPLIT[(schema, table)]]
     return out + [(f"_{table}_wide", cols)]
 
 
+def _versions_table(table: str) -> tuple[str, list[tuple[str, str]]]:
+    """Return the name and columns of a split table's map of ``_v`` to feed_id and feed_version."""
+    return f"_{table}_versions", [("_v", "INTEGER"), ("feed_id", "VARCHAR"), ("feed_version", "VARCHAR")]
+
+
 def _stored_tables() -> list[tuple[str, str, list[tuple[str, str]]]]:
-    """Return (schema, table, columns) of every physical warehouse table: a split table's parts instead of it."""
-    return [(s, name, c) for s, t, cols in _warehouse_tables() for name, c in _parts(s, t, cols)]
+    """Return (schema, table, columns) of every physical warehouse table: a split table's parts and map instead of it."""
+    out = []
+    for s, t, cols in _warehouse_tables():
+        if (s, t) in SPLIT:
+            out.append((s, *_versions_table(t)))
+        out += [(s, name, c) for name, c in _parts(s, t, cols)]
+    return out
 
 
 def _narrowest(part: Path, parts: list[tuple[str, list[tuple[str, str]]]]) -> tuple[str, list[str] | None]:
     """Return the narrowest physical table holding every column of the lake Parquet file ``part`` that has a value in
-    some row (by the file's statistics), and the file's columns it holds but feed_id and feed_version (None for the
-    widest: all of them).
+    some row (by the file's statistics), and the file's columns it holds (None for the widest: all of them).
 
     If a column's null count is missing in some row group, then it counts as filled; if the file has a column the widest
     does not hold, or its footer cannot be read, then the widest (whose INSERT reports what is wrong, as before).
@@ -468,7 +482,7 @@ def _narrowest(part: Path, parts: list[tuple[str, list[tuple[str, str]]]]) -> tu
         return parts[-1][0], None
     filled = {n for n, k in zip(names, nulls) if k is None or k < md.num_rows}
     for name, cols in parts[:-1]:
-        if filled <= (held := {c for c, _ in cols} - {"feed_id", "feed_version"}) and (read := [c for c in names if c in held]):
+        if filled <= (held := {c for c, _ in cols} - {"_v"}) and (read := [c for c in names if c in held]):
             return name, read
     return parts[-1][0], None
 
@@ -491,11 +505,12 @@ def _view_statements() -> list[str]:
     ]
     for schema, table, cols in _warehouse_tables():  # a split table: the union of its parts, a missing column as NULL
         if len(parts := _parts(schema, table, cols)) > 1:
-            selects = []
-            for name, have in reversed(parts):
+            selects = [f"SELECT {', '.join(q(c) for c, _ in cols)} FROM {schema}.{q(parts[-1][0])}"]
+            for name, have in parts[:-1]:
                 held = {c for c, _ in have}
-                select = ", ".join(q(c) if c in held else f"NULL::{t} AS {q(c)}" for c, t in cols)
-                selects.append(f"SELECT {select} FROM {schema}.{q(name)}")
+                select = ", ".join(f"v.{q(c)}" if c in _VERSION_KEY else f"p.{q(c)}" if c in held else f"NULL::{t} AS {q(c)}"
+                                   for c, t in cols)
+                selects.append(f"SELECT {select} FROM {schema}.{q(name)} p JOIN {schema}.{q(_versions_table(table)[0])} v ON p._v = v._v")
             out.insert(0, f"CREATE OR REPLACE VIEW {schema}.{q(table)} AS {' UNION ALL '.join(selects)}")
     for schema, table, _ in _warehouse_tables():
         if schema == "gtfs":
@@ -625,6 +640,17 @@ def is_published(ws: Workspace, feed_id: str, feed_version: str) -> bool:
             con.close()
 
 
+def _delete_version(con: duckdb.DuckDBPyConnection, schema: str, table: str, parts: list, feed_id: str, feed_version: str) -> None:
+    """Delete a version's rows from the physical tables ``parts`` of a warehouse table (and its ``_v`` if split)."""
+    where, params = "feed_id = ? AND feed_version = ?", [feed_id, feed_version]
+    con.execute(f"DELETE FROM {schema}.{q(parts[-1][0])} WHERE {where}", params)
+    if len(parts) > 1:
+        versions = f"{schema}.{q(_versions_table(table)[0])}"
+        for name, _ in parts[:-1]:
+            con.execute(f"DELETE FROM {schema}.{q(name)} WHERE _v IN (SELECT _v FROM {versions} WHERE {where})", params)
+        con.execute(f"DELETE FROM {versions} WHERE {where}", params)
+
+
 def publish(ws: Workspace, feed_id: str, feed_version: str) -> dict:
     """Return row counts published for one feed version, loaded from the lake in one transaction.
 
@@ -642,18 +668,22 @@ def publish(ws: Workspace, feed_id: str, feed_version: str) -> dict:
             for schema, table, cols in _warehouse_tables():
                 parts = _parts(schema, table, cols)
                 if again:
-                    for name, _ in parts:
-                        con.execute(f"DELETE FROM {schema}.{q(name)} WHERE feed_id = ? AND feed_version = ?", [feed_id, feed_version])
+                    _delete_version(con, schema, table, parts, feed_id, feed_version)
                 part = ws.lake_partition(_lake_table(schema, table), feed_id, feed_version) / "part-0.parquet"
                 if not part.exists():
                     continue
                 name, read = (table, None) if len(parts) == 1 else _narrowest(part, parts)
-                # a split table's partition: only the columns of the narrowest part that holds its values
+                key, params = "?::VARCHAR AS feed_id, ?::VARCHAR AS feed_version", [feed_id, feed_version]
+                if read is not None:  # a split table's narrower part: only its columns, the version as its number
+                    versions = f"{schema}.{q(_versions_table(table)[0])}"
+                    v = con.execute(f"SELECT coalesce(max(_v), 0) + 1 FROM {versions}").fetchall()[0][0]
+                    con.execute(f"INSERT INTO {versions} VALUES (?, ?, ?)", [v, feed_id, feed_version])
+                    key, params = "?::INTEGER AS _v", [v]
                 select = "*" if read is None else ", ".join(map(q, read))
                 extra = ", ?::VARCHAR AS published_at" if table == "feed_versions" else ""
-                params = [feed_id, feed_version] + ([datetime.now(timezone.utc).isoformat(timespec="seconds")] if extra else [])
+                params += [datetime.now(timezone.utc).isoformat(timespec="seconds")] if extra else []
                 counts[f"{schema}.{table}"] = con.execute(
-                    f"INSERT INTO {schema}.{q(name)} BY NAME SELECT ?::VARCHAR AS feed_id, ?::VARCHAR AS feed_version, {select}{extra} "
+                    f"INSERT INTO {schema}.{q(name)} BY NAME SELECT {key}, {select}{extra} "
                     f"FROM read_parquet({lit(str(part))}, hive_partitioning=false)", params,
                 ).fetchall()[0][0]
                 if crash_at == table:

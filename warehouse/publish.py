@@ -552,6 +552,9 @@ def _at_layout(con: duckdb.DuckDBPyConnection, tables: list, fingerprint: str) -
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     """Create the warehouse schemas, tables and latest-version views when missing (new columns are added).
 
+    If a split table (``SPLIT``) is still one table (a warehouse made before the split), then it is renamed to its widest
+    part, which keeps its rows, and the view of the parts takes its name.
+
     If the warehouse is already at the current layout (the fingerprint of these tables and views,
     kept as the comment of meta.latest_versions, matches and every column and view is there), then
     nothing is run: two catalog queries instead of a check per table.

@@ -194,7 +194,7 @@ def copy_cost(ws, scale_mb: int) -> list[dict]:
             k = 0
             while big.stat().st_size < target * 1e6:
                 k += 1
-                con.execute(f"INSERT INTO gtfs.stop_times SELECT * REPLACE (feed_version || '-r{k}' AS feed_version) "
+                con.execute(f"INSERT INTO gtfs._stop_times_wide BY NAME SELECT * REPLACE (feed_version || '-r{k}' AS feed_version) "  # a part
                             "FROM gtfs.stop_times WHERE feed_version NOT LIKE '%-r%'")
                 con.execute("CHECKPOINT")
             con.close()

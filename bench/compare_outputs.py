@@ -59,8 +59,10 @@ def digest(feed: Path) -> dict:
                 d[f"export_parquet:{p.name}"] = _h(pq.read_table(p).to_pylist())
         con = duckdb.connect(str(ws.warehouse), read_only=True)
         # every warehouse table's rows as a bag (count and the sum of each row's hash, in DuckDB: ×16 has 7M rows)
-        for schema, table in con.sql("SELECT table_schema, table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE' "
-                                     "AND table_schema IN ('gtfs', 'quality', 'meta') ORDER BY 1, 2").fetchall():
+        # (a table stored in parts, e.g. gtfs.stop_times, is the view of them: digested under its name, not its parts)
+        for schema, table in con.sql("SELECT table_schema, table_name FROM information_schema.tables WHERE table_schema IN "
+                                     "('gtfs', 'quality', 'meta') AND (table_type = 'BASE TABLE' AND NOT starts_with(table_name, '_') "
+                                     "OR table_type = 'VIEW' AND table_schema = 'gtfs') ORDER BY 1, 2").fetchall():
             tcols = [c for (c,) in con.sql(f"SELECT column_name FROM information_schema.columns WHERE table_schema = '{schema}' "
                                            f"AND table_name = '{table}' ORDER BY ordinal_position").fetchall()
                      if c not in VOLATILE | {"published_at", "expectation_run_id"}]

@@ -410,6 +410,83 @@ def _warehouse_tables() -> list[tuple[str, str, list[tuple[str, str]]]]:
     return out
 
 
+#: Tables stored as several physical tables, ``gtfs.<table>`` being the view of their union: each narrower one holds fewer
+#: columns, and a partition goes into the narrowest that holds every column it fills (the lake's statistics), the widest
+#: (every column) when none does. DuckDB's INSERT spends 0.3-0.5 CPU-s per 7M rows on each all-NULL VARCHAR or DOUBLE
+#: column it stores (an all-NULL INTEGER almost nothing), so a stop_times without Flex, ``_untyped`` and ``_extra`` values
+#: (and without stop headsigns and distances) is not made to store them. The narrower ones hold the version as a number
+#: ``_v`` (a constant INTEGER costs nothing to store, the constant texts feed_id and feed_version ~0.4 CPU-s each), which
+#: ``_<table>_versions`` maps to feed_id and feed_version; the widest holds them as the table did before.
+SPLIT: dict[tuple[str, str], tuple[tuple[str, tuple[str, ...]], ...]] = {
+    ("gtfs", "stop_times"): (
+        ("narrow", ("_line", "trip_id", "arrival_time", "departure_time", "stop_id", "stop_sequence", "pickup_type",
+                    "drop_off_type", "continuous_pickup", "continuous_drop_off", "timepoint")),
+        ("classic", ("_line", "trip_id", "arrival_time", "departure_time", "stop_id", "stop_sequence", "stop_headsign",
+                     "pickup_type", "drop_off_type", "continuous_pickup", "continuous_drop_off", "shape_dist_traveled",
+                     "timepoint")),
+    ),
+}
+_VERSION_KEY = ("feed_id", "feed_version")
+
+
+def _parts(schema: str, table: str, cols: list[tuple[str, str]]) -> list[tuple[str, list[tuple[str, str]]]]:
+    """Return the physical tables (name, columns in the table's order) holding a warehouse table's rows, narrowest first.
+
+    If the table is not split, then it is its one physical table, of the same name; else the narrower ones hold ``_v``
+    instead of feed_id and feed_version, and the widest is ``_<table>_wide``, of the table's columns.
+    """
+    if (schema, table) not in SPLIT:
+        return [(table, cols)]
+    out = [(f"_{table}_{name}", [("_v", "INTEGER")] + [(c, t) for c, t in cols if c in keep])
+           for name, keep in SPLIT[(schema, table)]]
+    return out + [(f"_{table}_wide", cols)]
+
+
+def _versions_table(table: str) -> tuple[str, list[tuple[str, str]]]:
+    """Return the name and columns of a split table's map of ``_v`` to feed_id and feed_version."""
+    return f"_{table}_versions", [("_v", "INTEGER"), ("feed_id", "VARCHAR"), ("feed_version", "VARCHAR")]
+
+
+def _stored_tables() -> list[tuple[str, str, list[tuple[str, str]]]]:
+    """Return (schema, table, columns) of every physical warehouse table: a split table's parts and map instead of it."""
+    out = []
+    for s, t, cols in _warehouse_tables():
+        if (s, t) in SPLIT:
+            out.append((s, *_versions_table(t)))
+        out += [(s, name, c) for name, c in _parts(s, t, cols)]
+    return out
+
+
+def _narrowest(part: Path, parts: list[tuple[str, list[tuple[str, str]]]]) -> tuple[str, list[str] | None]:
+    """Return the narrowest physical table holding every column of the lake Parquet file ``part`` that has a value in
+    some row (by the file's statistics), and the file's columns it holds (None for the widest: all of them).
+
+    If a column's null count is missing in some row group, then it counts as filled; if the file has a column the widest
+    does not hold, or its footer cannot be read, then the widest (whose INSERT reports what is wrong, as before).
+    """
+    import pyarrow.parquet as pq
+
+    try:
+        md = pq.ParquetFile(part).metadata
+        names = md.schema.to_arrow_schema().names
+        nulls: list[int | None] = [0] * len(names)
+        for g in range(md.num_row_groups):
+            rg = md.row_group(g)
+            for i in range(len(names)):
+                st = rg.column(i).statistics
+                known = nulls[i] is not None and st is not None and st.has_null_count
+                nulls[i] = nulls[i] + st.null_count if known else None
+    except Exception:
+        return parts[-1][0], None
+    if not set(names) <= {c for c, _ in parts[-1][1]}:
+        return parts[-1][0], None
+    filled = {n for n, k in zip(names, nulls) if k is None or k < md.num_rows}
+    for name, cols in parts[:-1]:
+        if filled <= (held := {c for c, _ in cols} - {"_v"}) and (read := [c for c in names if c in held]):
+            return name, read
+    return parts[-1][0], None
+
+
 def _lake_table(schema: str, table: str) -> str:
     return {"gtfs": f"gtfs_{table}", "quality": f"quality_{table}", "meta": f"meta_{table}"}[schema]
 
@@ -426,6 +503,15 @@ def _view_statements() -> list[str]:
         f" SELECT feed_id, feed_version, row_number() OVER (PARTITION BY feed_id {order}) AS n"
         " FROM meta.feed_versions WHERE coalesce(policy_status, 'pass') <> 'blocked') WHERE n = 1",
     ]
+    for schema, table, cols in _warehouse_tables():  # a split table: the union of its parts, a missing column as NULL
+        if len(parts := _parts(schema, table, cols)) > 1:
+            selects = [f"SELECT {', '.join(q(c) for c, _ in cols)} FROM {schema}.{q(parts[-1][0])}"]
+            for name, have in parts[:-1]:
+                held = {c for c, _ in have}
+                select = ", ".join(f"v.{q(c)}" if c in _VERSION_KEY else f"p.{q(c)}" if c in held else f"NULL::{t} AS {q(c)}"
+                                   for c, t in cols)
+                selects.append(f"SELECT {select} FROM {schema}.{q(name)} p JOIN {schema}.{q(_versions_table(table)[0])} v ON p._v = v._v")
+            out.insert(0, f"CREATE OR REPLACE VIEW {schema}.{q(table)} AS {' UNION ALL '.join(selects)}")
     for schema, table, _ in _warehouse_tables():
         if schema == "gtfs":
             out.append(f"CREATE OR REPLACE VIEW gtfs_latest.{q(table)} AS SELECT t.* FROM gtfs.{q(table)} t "
@@ -448,28 +534,32 @@ def _layout_fingerprint(tables: list, views: list[str]) -> str:
 
 def _at_layout(con: duckdb.DuckDBPyConnection, tables: list, fingerprint: str) -> bool:
     """Return True if the warehouse was brought to this layout (fingerprint on meta.latest_versions) and still has every
-    table, with its number of columns at least, and view of it (one catalog query: the first one costs ~5 ms, a column
+    stored table (``tables``), with its number of columns at least, and view of it (one catalog query: the first one costs ~5 ms, a column
     listing ~5 ms more)."""
     rows = con.sql(
         "SELECT 't', schema_name, table_name, column_count, NULL FROM duckdb_tables() WHERE schema_name IN ('gtfs', 'meta', 'quality') "
-        "UNION ALL SELECT 'v', schema_name, view_name, NULL, comment FROM duckdb_views() WHERE schema_name IN ('gtfs_latest', 'meta')"
+        "UNION ALL SELECT 'v', schema_name, view_name, NULL, comment FROM duckdb_views() WHERE schema_name IN ('gtfs', 'gtfs_latest', 'meta')"
     ).fetchall()
     have = {(s, t): n for kind, s, t, n, _ in rows if kind == "t"}
     views = {(s, t): c for kind, s, t, _, c in rows if kind == "v"}
     if views.get(("meta", "latest_versions")) != fingerprint:
         return False
-    need_views = {("meta", "newest_versions"), ("meta", "latest_versions")} | {("gtfs_latest", t) for s, t, _ in tables if s == "gtfs"}
+    need_views = ({("meta", "newest_versions"), ("meta", "latest_versions")} | set(SPLIT)
+                  | {("gtfs_latest", t) for s, t, _ in _warehouse_tables() if s == "gtfs"})
     return all(have.get((s, t), -1) >= len(cols) for s, t, cols in tables) and need_views <= views.keys()
 
 
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     """Create the warehouse schemas, tables and latest-version views when missing (new columns are added).
 
+    If a split table (``SPLIT``) is still one table (a warehouse made before the split), then it is renamed to its widest
+    part, which keeps its rows, and the view of the parts takes its name.
+
     If the warehouse is already at the current layout (the fingerprint of these tables and views,
     kept as the comment of meta.latest_versions, matches and every column and view is there), then
     nothing is run: two catalog queries instead of a check per table.
     """
-    tables = _warehouse_tables()
+    tables = _stored_tables()
     views = _view_statements()
     fingerprint = _layout_fingerprint(tables, views)
     if _at_layout(con, tables, fingerprint):
@@ -487,6 +577,15 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
                 "SELECT table_schema, table_name, column_name FROM information_schema.columns "
                 "WHERE table_schema IN ('gtfs', 'meta', 'quality')").fetchall():
             have.setdefault((schema, table), set()).add(column)
+        kinds = dict(((s, t), k) for s, t, k in con.execute(
+            "SELECT table_schema, table_name, table_type FROM information_schema.tables "
+            "WHERE table_schema IN ('gtfs', 'meta', 'quality')").fetchall())
+        for schema, table in SPLIT:  # a warehouse of the layout before the split: its table is the widest
+            wide = f"_{table}_wide"
+            if kinds.get((schema, table)) == "BASE TABLE" and (schema, wide) not in have:
+                con.execute(f"ALTER TABLE {schema}.{q(table)} RENAME TO {q(wide)}")
+                have[(schema, wide)] = have.pop((schema, table))
+            have.pop((schema, table), None)  # the view of the parts (made below)
         for schema, table, cols in tables:
             if (schema, table) not in have:
                 con.execute(f"CREATE TABLE IF NOT EXISTS {schema}.{q(table)} ({', '.join(f'{q(c)} {t}' for c, t in cols)})")
@@ -515,7 +614,7 @@ _at_layout_here: set[tuple[str, int, str]] = set()
 
 def _ensure_schema_once(con: duckdb.DuckDBPyConnection, path: Path) -> None:
     """Run ensure_schema on ``con`` (the writer's file ``path``) unless this process already did on this very file."""
-    tables = _warehouse_tables()
+    tables = _stored_tables()
     key = (str(path), path.stat().st_ino if path.exists() else -1, _layout_fingerprint(tables, _view_statements()))
     if key in _at_layout_here:
         return
@@ -533,7 +632,7 @@ def is_published(ws: Workspace, feed_id: str, feed_version: str) -> bool:
             return False
         con = connect(ws, read_only=True)
         try:
-            tables = _warehouse_tables()
+            tables = _stored_tables()
             if not _at_layout(con, tables, _layout_fingerprint(tables, _view_statements())):
                 con.close()  # an earlier layout: brought to this one (writing), as publish would
                 con = connect(ws)
@@ -542,6 +641,17 @@ def is_published(ws: Workspace, feed_id: str, feed_version: str) -> bool:
                                     [feed_id, feed_version]).fetchall()[0][0])
         finally:
             con.close()
+
+
+def _delete_version(con: duckdb.DuckDBPyConnection, schema: str, table: str, parts: list, feed_id: str, feed_version: str) -> None:
+    """Delete a version's rows from the physical tables ``parts`` of a warehouse table (and its ``_v`` if split)."""
+    where, params = "feed_id = ? AND feed_version = ?", [feed_id, feed_version]
+    con.execute(f"DELETE FROM {schema}.{q(parts[-1][0])} WHERE {where}", params)
+    if len(parts) > 1:
+        versions = f"{schema}.{q(_versions_table(table)[0])}"
+        for name, _ in parts[:-1]:
+            con.execute(f"DELETE FROM {schema}.{q(name)} WHERE _v IN (SELECT _v FROM {versions} WHERE {where})", params)
+        con.execute(f"DELETE FROM {versions} WHERE {where}", params)
 
 
 def publish(ws: Workspace, feed_id: str, feed_version: str) -> dict:
@@ -559,16 +669,24 @@ def publish(ws: Workspace, feed_id: str, feed_version: str) -> dict:
             again = con.execute("SELECT count(*) FROM meta.feed_versions WHERE feed_id = ? AND feed_version = ?",
                                 [feed_id, feed_version]).fetchall()[0][0]
             for schema, table, cols in _warehouse_tables():
-                target = f"{schema}.{q(table)}"
+                parts = _parts(schema, table, cols)
                 if again:
-                    con.execute(f"DELETE FROM {target} WHERE feed_id = ? AND feed_version = ?", [feed_id, feed_version])
+                    _delete_version(con, schema, table, parts, feed_id, feed_version)
                 part = ws.lake_partition(_lake_table(schema, table), feed_id, feed_version) / "part-0.parquet"
                 if not part.exists():
                     continue
+                name, read = (table, None) if len(parts) == 1 else _narrowest(part, parts)
+                key, params = "?::VARCHAR AS feed_id, ?::VARCHAR AS feed_version", [feed_id, feed_version]
+                if read is not None:  # a split table's narrower part: only its columns, the version as its number
+                    versions = f"{schema}.{q(_versions_table(table)[0])}"
+                    v = con.execute(f"SELECT coalesce(max(_v), 0) + 1 FROM {versions}").fetchall()[0][0]
+                    con.execute(f"INSERT INTO {versions} VALUES (?, ?, ?)", [v, feed_id, feed_version])
+                    key, params = "?::INTEGER AS _v", [v]
+                select = "*" if read is None else ", ".join(map(q, read))
                 extra = ", ?::VARCHAR AS published_at" if table == "feed_versions" else ""
-                params = [feed_id, feed_version] + ([datetime.now(timezone.utc).isoformat(timespec="seconds")] if extra else [])
+                params += [datetime.now(timezone.utc).isoformat(timespec="seconds")] if extra else []
                 counts[f"{schema}.{table}"] = con.execute(
-                    f"INSERT INTO {target} BY NAME SELECT ?::VARCHAR AS feed_id, ?::VARCHAR AS feed_version, *{extra} "
+                    f"INSERT INTO {schema}.{q(name)} BY NAME SELECT {key}, {select}{extra} "
                     f"FROM read_parquet({lit(str(part))}, hive_partitioning=false)", params,
                 ).fetchall()[0][0]
                 if crash_at == table:

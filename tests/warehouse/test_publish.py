@@ -16,8 +16,10 @@ def dump(ws) -> dict:
     con = duckdb.connect(str(ws.warehouse), read_only=True)
     try:
         out = {}
-        for schema, table in con.execute(
-            "SELECT schema_name, table_name FROM duckdb_tables() WHERE schema_name IN ('gtfs','meta','quality') ORDER BY ALL"
+        for schema, table in con.execute(  # a table stored in parts (gtfs.stop_times): its view, not the parts
+            "SELECT table_schema, table_name FROM information_schema.tables WHERE table_schema IN ('gtfs','meta','quality') "
+            "AND (table_type = 'BASE TABLE' AND NOT starts_with(table_name, '_') OR table_type = 'VIEW' AND table_schema = 'gtfs') "
+            "ORDER BY ALL"
         ).fetchall():
             drop = (["published_at", "ingested_at", "fetched_at", "raw_path", "source"] if table == "feed_versions"
                     else ["run_at", "seconds"] if table == "expectation_results" else [])
@@ -160,3 +162,84 @@ def test_publish_lock_taken_again_in_the_same_thread_does_not_wait(ws):
 
     with writer_session(ws), publish_lock(ws), publish_lock(ws):
         pass
+
+
+def _part_counts(ws) -> dict:
+    con = duckdb.connect(str(ws.warehouse), read_only=True)
+    try:
+        return {t: con.execute(f"SELECT count(*) FROM gtfs.{t}").fetchall()[0][0]
+                for t in ("_stop_times_narrow", "_stop_times_classic", "_stop_times_wide")} | {
+            "versions": con.execute("SELECT count(*) FROM gtfs._stop_times_versions").fetchall()[0][0]}
+    finally:
+        con.close()
+
+
+def test_stop_times_go_to_the_narrowest_table_holding_their_filled_columns(ws, tmp_path):
+    """DuckDB spends CPU storing each all-NULL text column: a partition is stored without the columns it does not fill,
+    and gtfs.stop_times (a view of the parts) gives every column, NULL where the partition had none."""
+    from noriba.pipeline import run_feed
+
+    run_feed(make_spec("plain", write_feed(tmp_path / "plain", MINI_FEED)), ws)
+    assert _part_counts(ws) == {"_stop_times_narrow": 2, "_stop_times_classic": 0, "_stop_times_wide": 0, "versions": 1}
+    headsign = {**MINI_FEED, "stop_times.txt": "trip_id,arrival_time,departure_time,stop_id,stop_sequence,stop_headsign\n"
+                "T1,08:00:00,08:00:00,S1,1,港前\nT1,24:10:00,24:10:00,S2,2,\n"}
+    run_feed(make_spec("headsign", write_feed(tmp_path / "headsign", headsign)), ws)
+    assert _part_counts(ws) == {"_stop_times_narrow": 2, "_stop_times_classic": 2, "_stop_times_wide": 0, "versions": 2}
+    extra = {**MINI_FEED, "stop_times.txt": "trip_id,arrival_time,departure_time,stop_id,stop_sequence,my_note\n"
+             "T1,08:00:00,08:00:00,S1,1,x\nT1,24:10:00,24:10:00,S2,2,y\n"}
+    run_feed(make_spec("extra", write_feed(tmp_path / "extra", extra)), ws)
+    assert _part_counts(ws) == {"_stop_times_narrow": 2, "_stop_times_classic": 2, "_stop_times_wide": 2, "versions": 2}
+    con = duckdb.connect(str(ws.warehouse), read_only=True)
+    cols = [c for (c,) in con.execute("SELECT column_name FROM information_schema.columns WHERE table_schema = 'gtfs' "
+                                      "AND table_name = 'stop_times' ORDER BY ordinal_position").fetchall()]
+    from warehouse.publish import _warehouse_tables
+    assert cols == [c for s, t, cs in _warehouse_tables() if t == "stop_times" for c, _ in cs]
+    rows = con.execute("SELECT feed_id, _line, trip_id, arrival_time, stop_id, stop_sequence, stop_headsign, _extra IS NOT NULL "
+                       "FROM gtfs_latest.stop_times ORDER BY ALL").fetchall()
+    assert rows == [("extra", 2, "T1", 28800, "S1", 1, None, True), ("extra", 3, "T1", 87000, "S2", 2, None, True),
+                    ("headsign", 2, "T1", 28800, "S1", 1, "港前", False), ("headsign", 3, "T1", 87000, "S2", 2, None, False),
+                    ("plain", 2, "T1", 28800, "S1", 1, None, False), ("plain", 3, "T1", 87000, "S2", 2, None, False)]
+
+
+def test_publishing_a_version_again_replaces_its_rows_in_every_part(ws, tmp_path):
+    from noriba.pipeline import run_feed
+    from warehouse import publish
+
+    out = run_feed(make_spec("plain", write_feed(tmp_path / "plain", MINI_FEED)), ws)
+    first = dump(ws)
+    again = publish.publish(ws, "plain", out["feed_version"])
+    assert again["published"]["gtfs.stop_times"] == 2
+    assert _part_counts(ws) == {"_stop_times_narrow": 2, "_stop_times_classic": 0, "_stop_times_wide": 0, "versions": 1}
+    assert {k: v for k, v in dump(ws).items() if k != "meta.feed_versions"} == \
+        {k: v for k, v in first.items() if k != "meta.feed_versions"}
+
+
+def test_a_warehouse_of_the_layout_before_the_split_keeps_its_stop_times(ws, tmp_path):
+    """An existing warehouse's gtfs.stop_times table becomes the widest part: its rows stay readable, a version of it
+    published again is replaced, and new versions go to the narrow part."""
+    from noriba.pipeline import run_feed
+    from warehouse import publish
+
+    out = run_feed(make_spec("plain", write_feed(tmp_path / "plain", MINI_FEED)), ws)
+    writer = publish.writer_path(ws)
+    con = duckdb.connect(str(writer))  # back to the old layout: one stop_times table holding the version's rows
+    con.execute("CREATE TABLE gtfs.old AS SELECT * FROM gtfs.stop_times")
+    con.execute("DROP VIEW gtfs.stop_times")
+    for part in ("narrow", "classic", "wide", "versions"):
+        con.execute(f"DROP TABLE gtfs._stop_times_{part}")
+    con.execute("ALTER TABLE gtfs.old RENAME TO stop_times")
+    con.execute("COMMENT ON VIEW meta.latest_versions IS 'before the split'")
+    con.close()
+    publish._at_layout_here.clear()
+    assert publish.is_published(ws, "plain", out["feed_version"])  # brings the file to the current layout
+    con = duckdb.connect(str(writer), read_only=True)
+    assert con.execute("SELECT count(*) FROM gtfs._stop_times_wide").fetchall() == [(2,)]
+    assert con.execute("SELECT count(*) FROM gtfs_latest.stop_times").fetchall() == [(2,)]
+    assert con.execute("SELECT table_type FROM information_schema.tables WHERE table_schema = 'gtfs' "
+                       "AND table_name = 'stop_times'").fetchall() == [("VIEW",)]
+    con.close()
+    publish.publish(ws, "plain", out["feed_version"])
+    assert _part_counts(ws) == {"_stop_times_narrow": 2, "_stop_times_classic": 0, "_stop_times_wide": 0, "versions": 1}
+    changed = {**MINI_FEED, "stops.txt": MINI_FEED["stops.txt"].replace("港前", "港前東")}
+    run_feed(make_spec("plain", write_feed(tmp_path / "changed", changed)), ws)
+    assert _part_counts(ws) == {"_stop_times_narrow": 4, "_stop_times_classic": 0, "_stop_times_wide": 0, "versions": 2}

@@ -449,10 +449,12 @@ VOLATILE_COLUMNS = ("raw_path", "fetched_at", "ingested_at", "published_at", "bu
 
 
 def warehouse_checksums(db_path: Path) -> dict[str, tuple[int, int]]:
-    """Return {schema.table: (rows, checksum)} of every base table of a Noriba warehouse.
+    """Return {schema.table: (rows, checksum)} of every table of a Noriba warehouse.
 
     The checksum is the sum of a hash of each row, so row order does not matter; the columns of
-    ``VOLATILE_COLUMNS`` are left out, so two runs of the same inputs at different times compare equal.
+    ``VOLATILE_COLUMNS`` are left out, so two runs of the same inputs at different times compare equal. A table stored
+    in parts (gtfs.stop_times: a view over ``gtfs._stop_times_*``, warehouse/publish.SPLIT) is checksummed as its view:
+    its parts number the versions in the order they were published, which differs between runs of the same inputs.
     """
     import duckdb
 
@@ -460,7 +462,8 @@ def warehouse_checksums(db_path: Path) -> dict[str, tuple[int, int]]:
     try:
         out = {}
         tables = con.sql("SELECT table_schema, table_name FROM information_schema.tables "
-                         "WHERE table_type = 'BASE TABLE' ORDER BY 1, 2").fetchall()
+                         "WHERE table_type = 'BASE TABLE' AND NOT (table_schema = 'gtfs' AND starts_with(table_name, '_')) "
+                         "OR table_type = 'VIEW' AND table_schema = 'gtfs' ORDER BY 1, 2").fetchall()
         for schema, table in tables:
             cols = [c for (c,) in con.execute("SELECT column_name FROM information_schema.columns WHERE table_schema = ? "
                                               "AND table_name = ? ORDER BY ordinal_position", [schema, table]).fetchall()

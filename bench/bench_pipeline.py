@@ -105,6 +105,9 @@ elif what == "gtfs_guru_many":
         gtfs_guru.validate(os.path.join(arg, z), date=vdate)
     out = {"feeds": len(zips)}
 elif what == "noriba_run_many":  # `noriba run` of one spec per corpus feed, in this one process (the CLI's own code)
+    # its feed pool forks as the CLI's does: this process's only other thread is the peak sampler above, which holds no
+    # lock a worker needs (noriba.forking would otherwise choose a fork server, which the CLI does not)
+    os.environ["NORIBA_POOL_START"] = "fork"
     from pathlib import Path
     specs = Path(home) / "specs" / "feeds"
     specs.mkdir(parents=True)

@@ -49,3 +49,18 @@ def test_a_fork_server_pool_runs_noriba_code():
     with ProcessPoolExecutor(2, mp_context=pool_context(start_method="forkserver")) as pool:
         counts = [pool.submit(native_threads).result(timeout=120) for _ in range(2)]
     assert all(n >= 1 for n in counts), counts
+
+
+def test_the_start_method_can_be_set_and_a_wrong_one_is_refused_in_one_line(monkeypatch):
+    from noriba.forking import pool_context
+    from transforms.errors import InputError
+
+    monkeypatch.setenv("NORIBA_POOL_START", "spawn")
+    assert pool_context().get_start_method() == "spawn"
+    monkeypatch.setenv("NORIBA_POOL_START", "vfork")
+    try:
+        pool_context()
+    except InputError as exc:
+        assert "NORIBA_POOL_START='vfork' is not a start method here" in str(exc)
+    else:
+        raise AssertionError("no error")

@@ -6,6 +6,8 @@ import subprocess
 import sys
 import threading
 
+import pytest
+
 from tests.conftest import ROOT
 
 
@@ -58,9 +60,5 @@ def test_the_start_method_can_be_set_and_a_wrong_one_is_refused_in_one_line(monk
     monkeypatch.setenv("NORIBA_POOL_START", "spawn")
     assert pool_context().get_start_method() == "spawn"
     monkeypatch.setenv("NORIBA_POOL_START", "vfork")
-    try:
+    with pytest.raises(InputError, match="NORIBA_POOL_START='vfork' is not a start method here"):
         pool_context()
-    except InputError as exc:
-        assert "NORIBA_POOL_START='vfork' is not a start method here" in str(exc)
-    else:
-        raise AssertionError("no error")

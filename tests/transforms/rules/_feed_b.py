@@ -80,3 +80,20 @@ def largest_operator_rows(con, sql: str, profile: Path) -> int:
         return max(own, biggest(node.get("children") or []), biggest(node.get("operator") or []))
 
     return biggest(json.loads(profile.read_text()))
+
+
+def rule_statement(tmp_path: Path, files: dict[str, str], rules: list[Rule], code: str):
+    """Return (a connection holding the feed ``files``' tables and the shared tables rule ``code`` asks for, built at
+    once, the rule's statement over them)."""
+    from transforms.rules import engine
+
+    out, _ = tables(tmp_path, files)
+    con, present = engine.open_tables(out)
+
+    def materialise(name, sql, build=None):
+        (build or (lambda cur, table: engine._build_shared(cur, name, sql)))(con, f"_shared_{name}")
+        return f"_shared_{name}"
+
+    ctx = engine.Context(validation_date=DAY, profile="gtfs", present=present, materialise=materialise)
+    (picked,) = rule(rules, code)
+    return con, picked.sql(ctx)

@@ -80,9 +80,9 @@ def test_stop_too_far_from_shape_groups_stop_times_by_shape_without_joining_each
     groups' shapes: no join puts out a row per stop time (at ×16 all 7.1M stop times went through a join with trips, most of
     the rule). A trip whose route is missing still counts (its shape is its trip's, not its route's), and two shapes stay
     apart."""
-    from tests.transforms.rules._feed_b import DAY, tables
-    from transforms.rules import engine
     import json
+
+    from tests.transforms.rules._feed_b import rule_statement
 
     stops = "stop_id,stop_name,stop_lat,stop_lon\nS1,港前,43.30,141.40\nS2,駅前,43.31,141.43\n"
     rows = "".join(f"T{t},08:00:00,08:00:00,S1,1,\nT{t},08:10:00,08:10:00,S2,2,\n" for t in range(40))
@@ -93,16 +93,7 @@ def test_stop_too_far_from_shape_groups_stop_times_by_shape_without_joining_each
     assert sorted((h["value"], h["message"].split(" trip(s)")[0].split("of the ")[-1], h["message"].split("e.g. trip_id ")[1][:3])
                   for h in hits) == [("S2", "20", "T0)"), ("S2", "20", "T1)")]
 
-    out, _ = tables(tmp_path, feed(**files))
-    con, present = engine.open_tables(out)
-
-    def materialise(name, sql, build=None):
-        (build or (lambda cur, table: engine._build_shared(cur, name, sql)))(con, f"_shared_{name}")
-        return f"_shared_{name}"
-
-    ctx = engine.Context(validation_date=DAY, profile="gtfs", present=present, materialise=materialise)
-    (picked,) = rule(RULES, "stop_too_far_from_shape")
-    sql = picked.sql(ctx)
+    con, sql = rule_statement(tmp_path, feed(**files), RULES, "stop_too_far_from_shape")
     profile = tmp_path / "profile.json"
     con.execute("PRAGMA enable_profiling='json'")
     con.execute(f"PRAGMA profiling_output='{profile}'")

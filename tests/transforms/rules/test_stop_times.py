@@ -185,19 +185,9 @@ def test_far_stops_of_long_trips_are_found_as_the_window_finds_them(tmp_path):
 def _far_stops_statement(tmp_path, files: dict):
     """Return (a connection holding the feed ``files``' tables and the shared tables the rule asks for, the statement of
     fast_travel_between_far_stops over them)."""
-    from tests.transforms.rules._feed_b import DAY, tables
-    from transforms.rules import engine
+    from tests.transforms.rules._feed_b import rule_statement
 
-    out, _ = tables(tmp_path, files)
-    con, present = engine.open_tables(out)
-
-    def materialise(name, sql, build=None):
-        (build or (lambda cur, table: engine._build_shared(cur, name, sql)))(con, f"_shared_{name}")
-        return f"_shared_{name}"
-
-    ctx = engine.Context(validation_date=DAY, profile="gtfs", present=present, materialise=materialise)
-    (picked,) = rule(RULES, "fast_travel_between_far_stops")
-    return con, picked.sql(ctx)
+    return rule_statement(tmp_path, files, RULES, "fast_travel_between_far_stops")
 
 
 def test_far_stops_pairs_are_formed_from_the_ends_not_from_the_whole_trip(tmp_path):

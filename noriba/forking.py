@@ -32,17 +32,18 @@ def fork_is_safe() -> bool:
 
 
 def pool_context(*, start_method: str | None = None):
-    """Return the multiprocessing context for a pool of workers: ``start_method`` if given (or NORIBA_POOL_START); else "fork" when
-    :func:`fork_is_safe` (fast, and a worker sees the caller's state); else "forkserver" (a fork of a process whose
-    other threads hold a lock, an allocator's, DuckDB's or an I/O buffer's, leaves that lock held forever in the child,
-    which then hangs at its first use, and the pool's caller waits for it forever); "spawn" where neither exists."""
+    """Return the multiprocessing context for a pool of workers: ``start_method`` if given (or NORIBA_POOL_START);
+    else "fork" when :func:`fork_is_safe` (fast, and a worker sees the caller's state); else "forkserver" (a fork of a
+    process whose other threads hold a lock, an allocator's, DuckDB's or an I/O buffer's, leaves that lock held forever
+    in the child, which then hangs at its first use, and the pool's caller waits for it forever); "spawn" where neither
+    exists. If NORIBA_POOL_START names no start method of this system, then raise InputError."""
     methods = multiprocessing.get_all_start_methods()
     start_method = start_method or os.environ.get("NORIBA_POOL_START") or None
     if start_method is not None and start_method not in methods:
         from transforms.errors import InputError
 
-        raise InputError(f"NORIBA_POOL_START={start_method!r} is not a start method here: use one of {', '.join(methods)} "
-                         "(or leave it unset: Noriba forks when that is safe)")
+        raise InputError(f"NORIBA_POOL_START={start_method!r} is not a start method here: use one of "
+                         f"{', '.join(methods)} (or leave it unset: Noriba forks when that is safe)")
     if start_method is None:
         if "fork" in methods and fork_is_safe():
             start_method = "fork"

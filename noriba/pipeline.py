@@ -678,9 +678,9 @@ class FeedPool:
         from noriba.forking import pool_context
 
         gc.collect()  # DuckDB connections no longer referenced are closed (and their threads stopped) before the fork
-        # fork where this process runs one thread (the CLI: the workers start at once, before this process opens the
-        # warehouse, and do not import the caller's main script again); else a fork server's clean process (a caller
-        # with threads, e.g. a test runner or a service: a forked worker could hang on a lock one of them held)
+        # fork where that is safe (noriba.forking.fork_is_safe; the CLI: the workers start at once, before this process
+        # opens the warehouse, and do not import the caller's main script again); else a fork server's clean process (a
+        # caller with threads, e.g. a test runner or a service: a forked worker could hang on a lock one of them held)
         ctx = pool_context(start_method=self.start_method)
         self.queue = ctx.Queue()
         self.executor = ProcessPoolExecutor(max_workers=self.jobs, mp_context=ctx, initializer=_pool_worker_start,

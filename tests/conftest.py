@@ -49,7 +49,8 @@ def pytest_runtest_protocol(item, nextitem):
         threading.Thread(target=_watchdog, name="noriba-test-watchdog", daemon=True).start()
     marked = item.get_closest_marker("timeout")  # a module's own longer limit (pytest.mark.timeout) moves the hard one
     own = float(marked.args[0]) if marked and marked.args else 0.0
-    _running[item.nodeid] = (time.monotonic(), HARD_LIMIT_S + max(0.0, own - 900))
+    suite = float(item.config.getini("timeout") or 0)  # pyproject's per-test limit (pytest-timeout)
+    _running[item.nodeid] = (time.monotonic(), HARD_LIMIT_S + max(0.0, own - suite))
     try:
         yield
     finally:

@@ -438,10 +438,48 @@ def tasks_received(base: Path, worker: str) -> int:
         return sum(1 for line in f if b"] received" in line and b"execute_workload[" in line)
 
 
+def _descendants(pid: int) -> set[int]:
+    """Return the PIDs of every living process descended from ``pid`` (Airflow's task processes start their own process
+    group, so a worker's group does not hold them)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(") ", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(stat.parent.name))
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), ()):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def running_on(base: Path, worker: str, dag_id: str, run_id: str) -> list[tuple[str, int]]:
+    """Return (task_id, map_index) of the task instances of one run that are running now in the Celery worker ``worker``
+    (e.g. 'worker-1'): their process (task_instance.pid) descends from that worker."""
+    state = load_state(base.resolve())
+    rows = _query(state, "SELECT task_id, map_index, pid FROM task_instance WHERE dag_id = %s AND run_id = %s "
+                         "AND state = 'running' AND pid IS NOT NULL", (dag_id, run_id))
+    if not rows:
+        return []
+    mine = _descendants(state["processes"][worker])
+    return [(t, m) for t, m, pid in rows if pid in mine]
+
+
 def kill(base: Path, name: str) -> None:
-    """SIGKILL the process group of ``name`` (e.g. 'worker-1'), as a crash of that machine would."""
+    """SIGKILL ``name`` (e.g. 'worker-1'), its process group and every process descended from it (the task processes
+    it started, in groups of their own), as a crash of that machine would."""
     pid = load_state(base.resolve())["processes"][name]
+    below = _descendants(pid)
     _signal_group(pid, signal.SIGKILL)
+    for child in below:
+        try:
+            os.kill(child, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 #: Columns that differ between two runs of the same inputs (clock times, paths under NORIBA_HOME).

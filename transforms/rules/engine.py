@@ -63,6 +63,9 @@ class Context:
     params: dict = field(default_factory=dict)
     #: (table, column) of the columns known to hold no value (all NULL, by the Parquet footers): a scan may leave them out
     empty: frozenset[tuple[str, str]] = frozenset()
+    #: whether the feed is read from its files (not held in memory, HOLD_ROWS): a rule may then share one scan of a big
+    #: table with others through :meth:`shared` where that would cost a small feed's batched rule a statement of its own
+    large: bool = False
     #: (name, SELECT, build) -> relation: set by run_rules to build a table several rules read once per run
     materialise: Callable[..., str] | None = field(default=None, compare=False, repr=False)
 
@@ -496,7 +499,7 @@ def _run(con: duckdb.DuckDBPyConnection, present: frozenset[str], rules, *, vali
         return f"_shared_{name}"
 
     ctx = Context(validation_date=validation_date or date.today(), profile=profile, present=present, params=params or {},
-                  materialise=materialise, empty=empty)
+                  materialise=materialise, empty=empty, large=not batch)
     # Every query first (string building only), so that each shared table's readers are known.
     plans: list[tuple[Rule, str, tuple[str, ...], float]] = []
     for rule in rules:

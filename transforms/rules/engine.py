@@ -61,6 +61,11 @@ class Context:
     profile: str = "gtfs"
     present: frozenset[str] = frozenset()  # canonical tables the feed has
     params: dict = field(default_factory=dict)
+    #: (table, column) of the columns known to hold no value (all NULL, by the Parquet footers): a scan may leave them out
+    empty: frozenset[tuple[str, str]] = frozenset()
+    #: whether the feed is read from its files (not held in memory, HOLD_ROWS): a rule may then share one scan of a big
+    #: table with others through :meth:`shared` where that would cost a small feed's batched rule a statement of its own
+    large: bool = False
     #: (name, SELECT, build) -> relation: set by run_rules to build a table several rules read once per run
     materialise: Callable[..., str] | None = field(default=None, compare=False, repr=False)
 
@@ -69,6 +74,12 @@ class Context:
         then every table counts. A per-column scan leaves out the tables the feed lacks: they are empty, so the answer
         is the same and DuckDB plans less."""
         return not self.present or table in self.present
+
+    def filled(self, table: str, column: str) -> bool:
+        """Return whether ``column`` of ``table`` may hold a value. If the footers of its files say every row is NULL
+        there (a column the feed's header lacks), then False: a check that finds nothing on NULL need not read it
+        (stop_times' 5 empty text columns at Vilnius x16: ~0.2 CPU-s of new_line_in_value alone)."""
+        return (table, column) not in self.empty
 
     def param(self, name: str, default):
         return self.params.get(name, default)
@@ -140,17 +151,19 @@ def open_tables(tables_dir: Path, *, schema: Schema | None = None, con: duckdb.D
     The header columns are the view ``_columns`` (``tables_dir/_columns.parquet`` or
     ``files['_columns']``; an empty view when neither exists).
     """
-    con, present, _ = _open_tables(tables_dir, schema=schema, con=con, files=files, hold=0)
+    con, present, _, _ = _open_tables(tables_dir, schema=schema, con=con, files=files, hold=0)
     return con, present
 
 
 def _open_tables(tables_dir: Path | None, *, schema: Schema | None, con: duckdb.DuckDBPyConnection | None,
                  files: dict[str, list[str]] | None, hold: int,
-                 views_after: bool = True) -> tuple[duckdb.DuckDBPyConnection, frozenset[str], Callable[[], None]]:
-    """Return what :func:`open_tables` returns and what makes the views again: when the tables present hold at most
-    ``hold`` rows in all (their Parquet footers say), each is instead a table in DuckDB's memory under its name, read
-    once from its files in the same row order, until that is called; else the views are made and it is :func:`_NOT_HELD`.
-    If not ``views_after``, then that only drops the tables."""
+                 views_after: bool = True, empty: bool = False,
+                 ) -> tuple[duckdb.DuckDBPyConnection, frozenset[str], Callable[[], None], frozenset[tuple[str, str]]]:
+    """Return what :func:`open_tables` returns, what makes the views again and the empty columns: when the tables present
+    hold at most ``hold`` rows in all (their Parquet footers say), each is instead a table in DuckDB's memory under its
+    name, read once from its files in the same row order, until that is called; else the views are made and it is
+    :func:`_NOT_HELD`. If not ``views_after``, then that only drops the tables. If ``empty``, then the last item holds the
+    (table, column) every file of the table leaves NULL on every row (:meth:`Context.filled`); else it is empty."""
     from transforms.canonical import COLUMNS_SCHEMA, COLUMNS_TABLE
 
     schema = schema or load_schema()
@@ -165,7 +178,8 @@ def _open_tables(tables_dir: Path | None, *, schema: Schema | None, con: duckdb.
             plist = "[" + ", ".join("'" + p.replace("'", "''") + "'" for p in paths) + "]"
             sources[name] = f"SELECT * FROM read_parquet({plist}, hive_partitioning=false)"
     present = frozenset(n for n in sources if n != COLUMNS_TABLE)
-    held = sorted(sources) if hold > 0 and present and _parquet_rows(con, sources, files, tables_dir) <= hold else []
+    rows, nulls = _footers(con, sources, files, tables_dir) if present and (hold > 0 or empty) else (0, frozenset())
+    held = sorted(sources) if hold > 0 and present and rows <= hold else []
     made: list[str] = []
     try:
         for name in held:
@@ -189,22 +203,46 @@ def _open_tables(tables_dir: Path | None, *, schema: Schema | None, con: duckdb.
         sql_type = {pa.string(): "VARCHAR", pa.int32(): "INTEGER", pa.bool_(): "BOOLEAN"}
         cols = ", ".join(f"NULL::{sql_type[f.type]} AS {_q(f.name)}" for f in COLUMNS_SCHEMA)
         con.execute(f"CREATE OR REPLACE VIEW {COLUMNS_TABLE} AS SELECT {cols} WHERE false")
+    nulls = nulls if empty else frozenset()
     if not made:
-        return con, present, _NOT_HELD
-    return con, present, lambda: _put_back(con, made, sources if views_after else None)
+        return con, present, _NOT_HELD, nulls
+    return con, present, lambda: _put_back(con, made, sources if views_after else None), nulls
 
 
-def _parquet_rows(con: duckdb.DuckDBPyConnection, sources: dict[str, str], files: dict[str, list[str]] | None,
-                  tables_dir: Path | None) -> int:
-    """Return the rows of every file behind ``sources``, from the Parquet footers (or through DuckDB, for a path pyarrow
-    does not open: a remote one)."""
+def _footers(con: duckdb.DuckDBPyConnection, sources: dict[str, str], files: dict[str, list[str]] | None,
+             tables_dir: Path | None) -> tuple[int, frozenset[tuple[str, str]]]:
+    """Return the rows of every file behind ``sources`` and the (table, column) NULL on every row of every file of the
+    table, from the Parquet footers (a column whose statistics lack a null count counts as holding values). If pyarrow
+    does not open a path (a remote one), then the rows are counted through DuckDB and no column is known empty."""
     import pyarrow.parquet as pq
 
+    rows, nulls = 0, set()
     try:
-        return sum(pq.read_metadata(p).num_rows for name in sources
-                   for p in (files or {}).get(name) or [str(tables_dir / f"{name}.parquet")])
+        for name in sources:
+            counts: dict[str, int] = {}  # column -> NULLs in the files so far; a column missing from a file: left out
+            total = 0
+            paths = (files or {}).get(name) or [str(tables_dir / f"{name}.parquet")]
+            for k, p in enumerate(paths):
+                meta = pq.read_metadata(p)
+                total += meta.num_rows
+                here: dict[str, int] = {}
+                for g in range(meta.num_row_groups):
+                    rg = meta.row_group(g)
+                    for j in range(rg.num_columns):
+                        col = rg.column(j)
+                        stats = col.statistics
+                        n = stats.null_count if stats is not None and stats.has_null_count else -1
+                        key = col.path_in_schema
+                        here[key] = -1 if n < 0 or here.get(key, 0) < 0 else here.get(key, 0) + n
+                if not meta.num_row_groups:  # no row group: every column is empty
+                    here = dict.fromkeys(meta.schema.names, 0)
+                counts = here if k == 0 else {c: counts[c] + n for c, n in here.items() if c in counts and n >= 0 and counts[c] >= 0}
+            rows += total
+            nulls.update((name, c) for c, n in counts.items() if n == total)
     except (OSError, pa.ArrowException):
-        return con.execute("SELECT " + " + ".join(f"(SELECT count(*) FROM ({sql}))" for sql in sources.values())).fetchall()[0][0]
+        return (con.execute("SELECT " + " + ".join(f"(SELECT count(*) FROM ({sql}))" for sql in sources.values())).fetchall()[0][0],
+                frozenset())
+    return rows, frozenset(nulls)
 
 
 def _zones_overlap(a: bytes | None, b: bytes | None) -> bool | None:
@@ -312,8 +350,8 @@ def run_rules(
     from transforms.rules.registry import all_rules
 
     rules = all_rules() if rules is None else rules
-    con, present, release = _open_tables(tables_dir, schema=None, con=con, files=files, hold=_hold_rows(),
-                                         views_after=views_after)
+    con, present, release, empty = _open_tables(tables_dir, schema=None, con=con, files=files, hold=_hold_rows(),
+                                                views_after=views_after, empty=True)
     held = release is not _NOT_HELD
     try:
         restore = _bound_memory(con, _spill_dir(tables_dir))
@@ -326,7 +364,7 @@ def run_rules(
             if held and _workers() > 1:
                 threads = _one_thread_a_cursor(con)
             return _run(con, present, rules, validation_date=validation_date, profile=profile, params=params,
-                        sample_limit=sample_limit, progress=progress, batch=held)
+                        sample_limit=sample_limit, progress=progress, batch=held, empty=empty)
         finally:
             if threads is not None:
                 con.execute(f"SET threads = {int(threads)}")
@@ -447,7 +485,7 @@ def _pending(units: list[list[int]], uses: list[tuple[str, ...]], built: set[str
 
 
 def _run(con: duckdb.DuckDBPyConnection, present: frozenset[str], rules, *, validation_date, profile, params, sample_limit,
-         progress, batch: bool = False) -> RuleRun:
+         progress, batch: bool = False, empty: frozenset[tuple[str, str]] = frozenset()) -> RuleRun:
     shared: dict[str, str] = {}  # name -> SELECT
     builders: dict[str, Callable[[duckdb.DuckDBPyConnection, str], None]] = {}  # name -> what builds it instead
     using: list[str] = []  # the shared tables the rule whose query is being built asks for
@@ -461,7 +499,7 @@ def _run(con: duckdb.DuckDBPyConnection, present: frozenset[str], rules, *, vali
         return f"_shared_{name}"
 
     ctx = Context(validation_date=validation_date or date.today(), profile=profile, present=present, params=params or {},
-                  materialise=materialise)
+                  materialise=materialise, empty=empty, large=not batch)
     # Every query first (string building only), so that each shared table's readers are known.
     plans: list[tuple[Rule, str, tuple[str, ...], float]] = []
     for rule in rules:

@@ -62,11 +62,12 @@ def _q(name: str) -> str:
 def _scan(checks: list[tuple[Table, Field, str, str]], ctx: Context | None = None) -> str:
     """Return SQL over checks (table, field, bad-condition on v, message expression on v): one scan per table.
 
-    ``v`` in the condition and message stands for the field's value. Given ``ctx``, the tables the feed lacks are left out.
+    ``v`` in the condition and message stands for the field's value; a condition is never true on NULL. Given ``ctx``, the
+    tables the feed lacks and the columns it leaves NULL on every row (:meth:`Context.filled`) are left out.
     """
     by_table: dict[str, list[tuple[Table, Field, str, str]]] = {}
     for check in checks:
-        if ctx is not None and not ctx.has(check[0].name):
+        if ctx is not None and not (ctx.has(check[0].name) and ctx.filled(check[0].name, check[1].column)):
             continue
         by_table.setdefault(check[0].name, []).append(check)
     parts = []
@@ -239,7 +240,7 @@ def _non_ascii_id(ctx: Context) -> str:
         if not ctx.has(t.name):
             continue
         for f in t.fields:
-            if f.type != "id" or f.ref:
+            if f.type != "id" or f.ref or not ctx.filled(t.name, f.column):
                 continue
             col = _q(f.column)
             parts.append(

@@ -29,7 +29,7 @@ def _mixed_case(ctx: Context) -> str:
     values = " UNION ALL ".join(
         f"SELECT '{file}' AS file, _line, '{field}' AS field, trim({field}) AS v FROM {table} "
         f"WHERE {field} IS NOT NULL AND trim({field}) <> ''"
-        for table, file, field in MIXED_CASE_FIELDS if ctx.has(table))
+        for table, file, field in MIXED_CASE_FIELDS if ctx.has(table) and ctx.filled(table, field))
     if not values:
         return "SELECT NULL AS file, NULL AS line, NULL AS field, NULL AS value, NULL AS message WHERE false"
     # Each distinct value is tested once (a trip_headsign repeats on thousands of trips: Vilnius x16's 374k trips have a few
@@ -69,7 +69,7 @@ def _value_whitespace(ctx: Context) -> str:
     for table in load_schema().tables.values():
         if table.name not in ctx.present:
             continue
-        cols = [f for f in table.fields if f.type not in SQL_TYPES]
+        cols = [f for f in table.fields if f.type not in SQL_TYPES and ctx.filled(table.name, f.column)]
         if not cols:
             continue
         # every row tested by byte comparisons; the few rows found, column by column by the regular expression (the same

@@ -17,18 +17,20 @@ Distances use a local flat projection around each stop, as :func:`transforms.rul
 from __future__ import annotations
 
 from transforms.rules.engine import WARNING, Context, Rule
+from transforms.rules.trips import trip_facts
 
 MAX_M = 100.0
 LARGE_STATION_FACTOR = 4.0
 TOO_MANY_MATCHES = 20
 
 
-def _pairs_sql() -> str:
-    """Return the CTEs of :func:`_pairs` as one chain (pat, pairs, pt, seg)."""
+def _pairs_sql(facts: str | None = None) -> str:
+    """Return the CTEs of :func:`_pairs` as one chain (pat, pairs, pt, seg); ``facts``: the relation of trips.trip_facts
+    (trip_id, n_stop, f) when the run shares it."""
     return (
         "tp AS (SELECT t.trip_id, t.shape_id, r.route_type, t._line AS trip_line FROM trips t JOIN routes r USING (route_id) "
         "WHERE t.shape_id IN (SELECT shape_id FROM shapes)), "
-        f"{_pattern_keys()}, "
+        f"{_pattern_keys(facts)}, "
         "rep AS (SELECT key, min(trip_id) AS trip_id FROM pk GROUP BY key), "
         "pat AS (SELECT pk.key, pk.trip_id, pk.shape_id, pk.route_type, st.stop_id, st._line AS line, st.shape_dist_traveled AS sd, "
         "row_number() OVER (PARTITION BY pk.key ORDER BY st.stop_sequence) AS k, "
@@ -53,7 +55,7 @@ _KEY = ("hash(tp.shape_id, string_agg(st.stop_id || ':' || coalesce(CAST(st.shap
         "ORDER BY st.stop_sequence))")
 
 
-def _pattern_keys() -> str:
+def _pattern_keys(facts: str | None = None) -> str:
     """Return the CTE pk (trip_id, shape_id, route_type, key): every trip of tp with stop times and its :data:`_KEY`.
 
     The key's ordered aggregate is 2.1 CPU-s at Vilnius x16, so it is computed for one trip per class: trips with the same
@@ -64,10 +66,12 @@ def _pattern_keys() -> str:
     count and sum are taken from stop_times alone, then joined to tp (summed again: a trip twice in tp counts its stop
     times twice, as the join of every stop time did; 0.40 against 0.56 CPU-s at Vilnius x16)."""
     dist = "st.shape_dist_traveled"
+    per_trip = (f"(SELECT trip_id, n_stop AS n, f FROM {facts})" if facts else
+                "(SELECT trip_id, count(stop_id) AS n, sum(CAST(hash(stop_id, shape_dist_traveled, stop_sequence) AS HUGEINT)) "
+                "FILTER (WHERE stop_id IS NOT NULL) AS f FROM stop_times GROUP BY trip_id)")
     return (
         "fp AS (SELECT tp.trip_id, tp.shape_id, any_value(tp.route_type) AS route_type, CAST(sum(a.n) AS BIGINT) AS n, sum(a.f) AS f "
-        "FROM tp JOIN (SELECT trip_id, count(stop_id) AS n, sum(CAST(hash(stop_id, shape_dist_traveled, stop_sequence) AS HUGEINT)) "
-        "FILTER (WHERE stop_id IS NOT NULL) AS f FROM stop_times GROUP BY trip_id) a USING (trip_id) GROUP BY tp.trip_id, tp.shape_id), "
+        f"FROM tp JOIN {per_trip} a USING (trip_id) GROUP BY tp.trip_id, tp.shape_id), "
         "cls AS (SELECT trip_id, shape_id, route_type, n, min(trip_id) OVER (PARTITION BY shape_id, f, n) AS c FROM fp), "
         f"ck AS (SELECT tp.trip_id AS c, {_KEY} AS key FROM tp JOIN stop_times st USING (trip_id) "
         "WHERE tp.trip_id IN (SELECT c FROM cls) GROUP BY tp.trip_id, tp.shape_id), "
@@ -86,7 +90,10 @@ def _pairs(ctx: Context) -> str:
     """Return CTEs: pat (one row per distinct trip pattern and stop), pairs (shape_id, stop_id, lat, lon, maxd), seg.
 
     The three are built once per run and shared by the rules of this module (each reads every stop time once)."""
-    pat = ctx.shared("shape_match_pat", f"WITH {_pairs_sql()} SELECT * FROM pat")
+    facts = None
+    if ctx.large:  # the per-trip count and hash sum of the pattern classes, from the aggregate other rules share
+        facts = trip_facts(ctx, "trip_id, n_stop, f")
+    pat = ctx.shared("shape_match_pat", f"WITH {_pairs_sql(facts)} SELECT * FROM pat")
     pairs = ctx.shared("shape_match_pairs", f"WITH pat AS (SELECT * FROM {pat}), {_pairs_sql()[_pairs_sql().index('pairs AS'):]} SELECT * FROM pairs")
     seg = ctx.shared("shape_match_seg", f"WITH pairs AS (SELECT * FROM {pairs}), {_pairs_sql()[_pairs_sql().index('pt AS'):]} SELECT * FROM seg")
     return f"pat AS (SELECT * FROM {pat}), pairs AS (SELECT * FROM {pairs}), seg AS (SELECT * FROM {seg})"

@@ -279,13 +279,11 @@ def _figures(cur: duckdb.DuckDBPyConnection, tb: pa.Table, start: np.ndarray, of
     sdt = tb.column("shape_dist_traveled")
     pdist = before(_valid(sdt))
     prev_dep = take("departure_time", pd)
-    x = pa.table({"k": _arr(ar), "lat": tb.column("lat"), "lon": tb.column("lon"), "p_lat": take("lat", p),
-                  "p_lon": take("lon", p), "arr": arr, "dep": dep, "prev_dep": prev_dep})
-    m = _by_k(cur, x, "SELECT k, coalesce(haversine_m(p_lat, p_lon, lat, lon), 0) AS leg_m, "
-                    "CASE WHEN arr IS NULL OR dep IS NULL THEN 0 WHEN prev_dep = arr AND arr = dep THEN 0 ELSE 1 END AS starts "
-                    "FROM _stop_pass_x", n)
-    leg = _nums(m.column("leg_m"))
-    starts = _nums(m.column("starts")).astype(np.int64)
+    leg = _legs(cur, tb, p)
+    # 0 where either time is NULL, or where the previous departure, the arrival and the departure are equal; else 1
+    timed = _valid(arr) & _valid(dep)
+    same = (pd >= 0) & (_nums(dep)[np.maximum(pd, 0)] == _nums(arr)) & (_nums(arr) == _nums(dep))
+    starts = (timed & ~same).astype(np.int64)
     runs = np.cumsum(starts)
     runs -= (runs - starts)[first]
     segment = np.cumsum(starts | start)  # a run, or a trip's stop times before its first run
@@ -302,8 +300,8 @@ def _figures(cur: duckdb.DuckDBPyConnection, tb: pa.Table, start: np.ndarray, of
         "located": _arr(located), "route_type": tb.column("route_type"),
         "routed": tb.column("routed"), "shape_k": tb.column("shape_k"), "i": _arr((ar - first + 1).astype(np.int32)),
         "first_visit": _arr(_first_visits(_nums(tb.column("_stop_k")), first, located), located),
-        "p_dep": take("departure_time", p), "p_located": pc.is_valid(x.column("p_lat")),
-        "leg_m": m.column("leg_m"), "cum_m": _arr(cum), "trip_m": _arr(cum[np.repeat(starts_at + lengths - 1, lengths)]),
+        "p_dep": take("departure_time", p), "p_located": _arr(np.where(p >= 0, located[np.maximum(p, 0)], False)),
+        "leg_m": _arr(leg), "cum_m": _arr(cum), "trip_m": _arr(cum[np.repeat(starts_at + lengths - 1, lengths)]),
         "t_prev": _arr(t_prev), "run": _arr(runs.astype(np.int32)), "run_n": _arr(run_n.astype(np.int32)),
     }
     out = {"": pa.table([cols[c] for c in COLUMNS], names=list(COLUMNS))}
@@ -325,6 +323,35 @@ def _figures(cur: duckdb.DuckDBPyConnection, tb: pa.Table, start: np.ndarray, of
         "t_r": _arr((tt + offset).astype(np.int32)), "t_dep": take("departure_time", tt), "t_located": pc.is_valid(y.column("t_lat")),
         "t_m": t_m.column("t_m") if t_m is not None else pa.nulls(0, pa.float64())}, "_timed")
     return out
+
+
+def _legs(cur: duckdb.DuckDBPyConnection, tb: pa.Table, p: np.ndarray) -> np.ndarray:
+    """Return, per row of ``tb``, the distance from the stop time at row ``p`` (-1: none) by the rules' ``haversine_m``, 0
+    where either has no coordinates: computed once per distinct pair of stops (``_stop_k``), then spread to its rows. The
+    trips of a pattern repeat its legs (Vilnius x16: 7.1M legs of a few thousand pairs of stops), and the macro gives a pair
+    the same value on every row, so each value is the one the SQL definition gives that row."""
+    n = tb.num_rows
+    leg = np.zeros(n, np.float64)
+    stop = tb.column("_stop_k")
+    ok = _valid(stop) & _valid(tb.column("lat")) & _valid(tb.column("lon"))  # lat and lon are the stop's (``_stop_k``)
+    rows = np.flatnonzero((p >= 0) & ok & ok[np.maximum(p, 0)])
+    if not len(rows):
+        return leg
+    k = np.where(ok, _nums(stop), 0).astype(np.int64)  # (a NULL's value is undefined)
+    span = int(k.max()) + 1
+    codes = _arr(k[p[rows]] * span + k[rows])
+    pairs = pc.unique(codes)
+    which = _nums(pc.index_in(codes, value_set=pairs)).astype(np.int64)
+    u = _nums(pairs)
+    lat, lon = tb.column("lat"), tb.column("lon")
+    firsts = np.empty(len(u), np.int64)  # a row of each pair (any: its stops' coordinates are the same on every one)
+    firsts[which] = rows
+    at, prev = _arr(firsts), _arr(p[firsts])
+    x = pa.table({"k": _arr(np.arange(len(u), dtype=np.int64)), "lat": lat.take(at), "lon": lon.take(at),
+                  "p_lat": lat.take(prev), "p_lon": lon.take(prev)})
+    m = _by_k(cur, x, "SELECT k, coalesce(haversine_m(p_lat, p_lon, lat, lon), 0) AS leg_m FROM _stop_pass_x", len(u))
+    leg[rows] = _nums(m.column("leg_m"))[which]
+    return leg
 
 
 def _side(tb: pa.Table, rows: np.ndarray, figures: dict[str, pa.Array], suffix: str) -> pa.Table:

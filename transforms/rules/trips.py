@@ -6,33 +6,65 @@ from transforms.rules.calendar import service_days
 from transforms.rules.engine import ERROR, INFO, WARNING, Context, Rule
 
 
+#: Per trip_id of stop_times (one row for the NULL trip_id too): its stop times ``n``, the least stop_id ``min_stop``, the stop
+#: times with a stop_id ``n_stop`` and the sum ``f`` of their (stop_id, shape_dist_traveled, stop_sequence) hashes
+#: (shape_matching's pattern classes), the stop_id at its greatest stop_sequence ``last_stop``, its first and last time ``t0``,
+#: ``t1``. One aggregate for the five rules that each grouped 7M stop times by trip_id (Vilnius x16: 0.57-0.63 CPU-s, against
+#: 1.35 for the five; bench/README.md, session 16).
+TRIP_FACTS = (
+    "SELECT trip_id, count(*) AS n, min(stop_id) AS min_stop, count(stop_id) AS n_stop, "
+    "sum(CAST(hash(stop_id, shape_dist_traveled, stop_sequence) AS HUGEINT)) FILTER (WHERE stop_id IS NOT NULL) AS f, "
+    "arg_max(stop_id, stop_sequence) AS last_stop, min(coalesce(departure_time, arrival_time)) AS t0, "
+    "max(coalesce(arrival_time, departure_time)) AS t1 FROM stop_times GROUP BY trip_id"
+)
+
+
+def trip_facts(ctx: Context, columns: str) -> str:
+    """Return a relation of ``columns`` (a SELECT list over :data:`TRIP_FACTS`' names) per trip_id of stop_times, from the
+    table of every trip's facts shared by the run. For a large feed only (:attr:`Context.large`): a small feed's cheap rules
+    run batched, and a shared table would cost each a statement of its own, so they keep their own aggregates."""
+    return f"(SELECT {columns} FROM {ctx.shared('trip_facts', TRIP_FACTS)})"
+
+
 def _unusable_trip(ctx: Context) -> str:
+    if ctx.large:
+        counts = trip_facts(ctx, "trip_id, n, min_stop AS stop_id")
+    else:
+        counts = "(SELECT trip_id, count(*) AS n, min(stop_id) AS stop_id FROM stop_times GROUP BY trip_id)"
     return (
         "SELECT 'trips.txt' AS file, t._line AS line, 'trip_id' AS field, t.trip_id AS value, "
         "'trip_id ' || t.trip_id || ' has only one stop time (stop_id ' || coalesce(c.stop_id, '') || '), so riders cannot get on and off' AS message "
-        "FROM trips t JOIN (SELECT trip_id, count(*) AS n, min(stop_id) AS stop_id FROM stop_times GROUP BY trip_id) c USING (trip_id) WHERE c.n = 1"
+        f"FROM trips t JOIN {counts} c USING (trip_id) WHERE c.n = 1"
     )
 
 
 def _unused_trip(ctx: Context) -> str:
+    if ctx.large and ctx.has("stop_times"):
+        ids = f"SELECT trip_id FROM {trip_facts(ctx, 'trip_id')} WHERE trip_id IS NOT NULL"
+    else:
+        ids = "SELECT DISTINCT trip_id FROM stop_times WHERE trip_id IS NOT NULL"
     return (
         "SELECT 'trips.txt' AS file, _line AS line, 'trip_id' AS field, trip_id AS value, "
         "'trip_id ' || trip_id || ' (route_id ' || coalesce(route_id, '') || ') has no stop times in stop_times.txt' AS message "
-        "FROM trips WHERE trip_id NOT IN (SELECT DISTINCT trip_id FROM stop_times WHERE trip_id IS NOT NULL)"
+        f"FROM trips WHERE trip_id NOT IN ({ids})"
     )
 
 
-def _block_spans() -> str:
+def _block_spans(ctx: Context) -> str:
+    if ctx.large:
+        spans = trip_facts(ctx, "trip_id, t0, t1")
+    else:
+        spans = ("(SELECT trip_id, min(coalesce(departure_time, arrival_time)) AS t0, max(coalesce(arrival_time, departure_time)) AS t1 "
+                 "FROM stop_times GROUP BY trip_id)")
     return (
         "SELECT t.trip_id, t.block_id, t.service_id, t.route_id, t._line, s.t0, s.t1 FROM trips t "
-        "JOIN (SELECT trip_id, min(coalesce(departure_time, arrival_time)) AS t0, max(coalesce(arrival_time, departure_time)) AS t1 "
-        "FROM stop_times GROUP BY trip_id) s USING (trip_id) WHERE t.block_id IS NOT NULL AND s.t0 IS NOT NULL AND s.t1 IS NOT NULL"
+        f"JOIN {spans} s USING (trip_id) WHERE t.block_id IS NOT NULL AND s.t0 IS NOT NULL AND s.t1 IS NOT NULL"
     )
 
 
 def _block_overlap(ctx: Context) -> str:
     return (
-        f"WITH span AS ({_block_spans()}), "
+        f"WITH span AS ({_block_spans(ctx)}), "
         "pairs AS (SELECT a.trip_id AS a_id, a.service_id AS a_svc, a.t0 AS a0, a.t1 AS a1, b.trip_id AS b_id, b.service_id AS b_svc, "
         "b.t0 AS b0, b.t1 AS b1, b._line, b.block_id FROM span a JOIN span b ON a.block_id = b.block_id AND a.trip_id < b.trip_id "
         "AND a.t0 < b.t1 AND b.t0 < a.t1), "
@@ -60,12 +92,16 @@ def _headsign_matches_intermediate_stop(ctx: Context) -> str:
     # stops named as some headsign are joined to stop_times (a few ids, which DuckDB filters the scan by), and then the
     # trips on both trip and name: at ×16 the join of every stop time to all 1.4M (trip, stop of its headsign's name) pairs
     # was most of the rule (1.04 → 0.74 CPU-s).
+    if ctx.large:
+        last = f"SELECT trip_id, last_stop FROM {trip_facts(ctx, 'trip_id, last_stop')} WHERE trip_id IN (SELECT trip_id FROM named)"
+    else:
+        last = ("SELECT trip_id, arg_max(stop_id, stop_sequence) AS last_stop FROM stop_times "
+                "WHERE trip_id IN (SELECT trip_id FROM named) GROUP BY trip_id")
     return (
         "WITH hs AS (SELECT stop_id, stop_name FROM stops WHERE stop_name IN (SELECT trip_headsign FROM trips)), "
         "named AS (SELECT st.trip_id, st.stop_id FROM stop_times st JOIN hs s ON s.stop_id = st.stop_id "
         "JOIN trips t ON t.trip_id = st.trip_id AND t.trip_headsign = s.stop_name), "
-        "last AS (SELECT trip_id, arg_max(stop_id, stop_sequence) AS last_stop FROM stop_times "
-        "WHERE trip_id IN (SELECT trip_id FROM named) GROUP BY trip_id), "
+        f"last AS ({last}), "
         "mid AS (SELECT DISTINCT n.trip_id FROM named n JOIN last l USING (trip_id) WHERE n.stop_id <> l.last_stop) "
         "SELECT 'trips.txt' AS file, t._line AS line, 'trip_headsign' AS field, t.trip_headsign AS value, "
         "'trip_id ' || t.trip_id || ': trip_headsign ' || t.trip_headsign || ' is the name of a stop before the end of the trip' AS message "

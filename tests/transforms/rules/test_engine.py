@@ -423,3 +423,72 @@ def test_a_big_feeds_stop_time_pass_is_started_first_on_two_cursors(tmp_path, mo
         runs[workers] = run_rules(out, validation_date=date(2019, 6, 1), profile="gtfs-jp")
     assert "stop_pass" in started[:2], started[:5]  # the first statement one of the two cursors took
     assert runs["1"].counts and _answer(runs["1"]) == _answer(runs["2"])
+
+
+def test_per_column_scans_leave_out_the_columns_every_row_leaves_empty(tmp_path, monkeypatch):
+    from transforms.rules import engine
+    from transforms.rules.formats import RULES as FORMAT_RULES
+    from transforms.rules.mobilitydata_v8 import RULES as MD_RULES
+
+    scans = [r for r in FORMAT_RULES + MD_RULES if r.code in ("new_line_in_value", "leading_or_trailing_whitespaces")]
+    # stop_headsign is in no row (not in the header); stop_name is: a line break and a space in one value of S1
+    lines = {"stops.txt": "stop_id,stop_name,stop_lat,stop_lon\nS1,\" 港\n前\",43.30,141.40\nS2,駅前,43.31,141.41\n"}
+    out = _tables(tmp_path, {**MINI_FEED, **lines})
+    seen: list[frozenset] = []
+    real = engine._run
+    monkeypatch.setattr(engine, "_run", lambda *a, **k: seen.append(k["empty"]) or real(*a, **k))
+    for hold in ("0", "1000000"):  # read from the files, and held in memory
+        monkeypatch.setenv("NORIBA_RULES_HOLD_ROWS", hold)
+        r = run_rules(out, rules=scans, validation_date=date(2024, 1, 1))
+        assert r.counts == {("new_line_in_value", ERROR): 1, ("leading_or_trailing_whitespaces", WARNING): 1}
+    empty = seen[-1]
+    assert ("stop_times", "stop_headsign") in empty and ("stops", "stop_name") not in empty
+    assert ("stop_times", "trip_id") not in empty and ("stops", "stop_id") not in empty
+    ctx = Context(validation_date=date(2024, 1, 1), present=frozenset({"stops", "stop_times"}), empty=empty)
+    for rule in scans:
+        sql = rule.sql(ctx)
+        assert '"stop_headsign"' not in sql and '"stop_name"' in sql and '"trip_id"' in sql
+        assert '"stop_headsign"' in rule.sql(Context(validation_date=date(2024, 1, 1), present=ctx.present))
+
+
+def test_a_column_empty_in_one_file_of_a_table_and_filled_in_another_is_scanned(tmp_path):
+    import pyarrow.parquet as pq
+
+    from transforms.rules import engine
+
+    a, b = tmp_path / "a.parquet", tmp_path / "b.parquet"
+    pq.write_table(pa.table({"stop_id": ["S1", "S2"], "stop_desc": pa.array([None, None], pa.string())}), a)
+    pq.write_table(pa.table({"stop_id": ["S3"], "stop_desc": ["x"]}), b)
+    sources = {"stops": "SELECT 1"}
+    assert engine._footers(None, sources, {"stops": [str(a)]}, None) == (2, frozenset({("stops", "stop_desc")}))
+    assert engine._footers(None, sources, {"stops": [str(a), str(b)]}, None) == (3, frozenset())
+
+
+def test_a_large_feed_groups_stop_times_by_trip_once_for_the_rules_that_read_each_trips_figures(tmp_path, monkeypatch):
+    from transforms.rules import engine
+    from transforms.rules.registry import all_rules
+
+    codes = {"unusable_trip", "unused_trip", "block_trips_with_overlapping_stop_times", "trip_headsign_matches_intermediate_stop",
+             "stop_has_too_many_matches_for_shape", "stops_match_shape_out_of_order"}
+    rules = [r for r in all_rules() if r.code in codes]
+    files = {**MINI_FEED,
+             "stops.txt": "stop_id,stop_name,stop_lat,stop_lon\nS1,港前,43.30,141.40\nS2,駅前,43.31,141.41\nS3,終点,43.32,141.42\n",
+             "trips.txt": "route_id,service_id,trip_id,trip_headsign,block_id,shape_id\nR1,WD,T1,駅前,B,SH\nR1,WD,T2,,B,SH\n"
+                          "R1,WD,T3,,,\nR1,WD,T4,,,\n",
+             "stop_times.txt": "trip_id,arrival_time,departure_time,stop_id,stop_sequence\nT1,08:00:00,08:00:00,S1,1\n"
+                               "T1,08:10:00,08:10:00,S2,2\nT1,08:20:00,08:20:00,S3,3\nT2,08:05:00,08:05:00,S3,1\n"
+                               "T2,08:30:00,08:30:00,S1,2\nT3,09:00:00,09:00:00,S1,1\n",
+             "shapes.txt": "shape_id,shape_pt_lat,shape_pt_lon,shape_pt_sequence\nSH,43.30,141.40,1\nSH,43.32,141.42,2\n"}
+    out = _tables(tmp_path, files)
+    built: list[str] = []
+    real = engine._build_shared
+    monkeypatch.setattr(engine, "_build_shared", lambda cur, name, sql: built.append(name) or real(cur, name, sql))
+    runs = {}
+    for hold in ("1000000", "0"):  # held in memory (each rule its own aggregate), and read from the files (one shared)
+        monkeypatch.setenv("NORIBA_RULES_HOLD_ROWS", hold)
+        built.clear()
+        runs[hold] = run_rules(out, rules=rules, validation_date=date(2026, 6, 1), sample_limit=100)
+        assert built.count("trip_facts") == (hold == "0")
+    assert _answer(runs["0"]) == _answer(runs["1000000"])
+    assert {c for c, _ in runs["0"].counts} >= {"unusable_trip", "unused_trip", "block_trips_with_overlapping_stop_times",
+                                                 "trip_headsign_matches_intermediate_stop"}

@@ -192,3 +192,20 @@ def test_side_tables_whose_rule_did_not_run_are_dropped(tmp_path):
     only = [r for r in RULES if r.code == "fast_travel_between_consecutive_stops"]  # reads the pass, no side table
     engine.run_rules(out, rules=only, con=con)
     assert con.sql("SELECT count(*) FROM duckdb_tables() WHERE table_name LIKE '%stop_pass%'").fetchall() == [(0,)]
+
+
+def test_each_pair_of_stops_is_measured_once_and_every_leg_has_its_distance(tmp_path, monkeypatch):
+    # T1 and T5 call at S1, S3, S4 in turn: their legs are two pairs of stops; S99 has no coordinates (a leg of 0 m)
+    rows = ["T1,08:00:00,08:00:00,S1,1,,", "T1,08:05:00,08:05:00,S3,2,,", "T1,08:09:00,08:09:00,S4,3,,",
+            "T1,08:10:00,08:10:00,S99,4,,", "T5,09:00:00,09:00:00,S1,1,,", "T5,09:05:00,09:05:00,S3,2,,",
+            "T5,09:09:00,09:09:00,S4,3,,", "T3,09:00:00,09:00:00,S4,1,,", "T3,09:01:00,09:01:00,S3,2,,"]
+    con = _con(tmp_path, rows)
+    measured: list[int] = []
+    real = stop_times_pass._by_k
+    monkeypatch.setattr(stop_times_pass, "_by_k", lambda cur, x, sql, n: measured.append(x.num_rows) or real(cur, x, sql, n))
+    _defined(con)
+    assert _built(con, 1 << 20) == _all_rows(con, "defined")
+    # the last trip goes on with the next batch: T1 and T5 (S1-S3, S3-S4: 2 pairs for 4 legs), then T3 (S4-S3)
+    assert measured == [2, 1]
+    legs = dict(con.sql("SELECT trip_id || ':' || stop_sequence, leg_m FROM built").fetchall())
+    assert legs["T1:2"] == legs["T5:2"] > 0 and legs["T1:3"] == legs["T5:3"] > 0 and legs["T1:4"] == 0 and legs["T1:1"] == 0

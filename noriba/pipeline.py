@@ -145,7 +145,8 @@ def parse_validate(spec: FeedSpec, ws: Workspace, fetched: dict, *, progress: Pr
     rows_read = sum(f.csv.rows_in for f in feed.files.values())
     _say(progress, f"{spec.id}: typing and checking {rows_read:,} rows")
     con = duckdb.connect()
-    result = canonicalize(feed, schema=load_schema(), out_dir=tables_dir, profile=spec.profile, con=con)
+    # no t_<table> views after: the rules and the steps below read the files themselves
+    result = canonicalize(feed, schema=load_schema(), out_dir=tables_dir, profile=spec.profile, con=con, views_after=False)
     _keep(_plain_facts, (spec.id, version), {name: tf.verbatim for name, tf in feed.files.items() if tf.verbatim})
     _keep(_unique_keys, (spec.id, version), result.unique_keys)
     for tf in feed.files.values():  # typed and staged as Parquet: the rules and later steps read that, not the text

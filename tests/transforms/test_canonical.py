@@ -434,3 +434,16 @@ def test_dates_empty_files_and_unknown_columns_are_typed_in_arrow_with_the_sql_a
     assert [str(r["date"]) for r in arrow["calendar_dates"].to_pylist()] == ["2026-04-02", "2026-04-03"]  # a key: quarantined
     assert pq.ParquetFile(tmp_path / "arrow" / "out" / "transfers.parquet").metadata.num_row_groups == 0  # as DuckDB writes it
     assert arrow["agency"].column("_extra").to_pylist() == ['{"agency_offilcal_name":"港 \\"交通\\"\\\\"}']
+
+
+def test_duplicate_keys_are_found_the_same_by_the_arrow_hash_pass_and_by_sql(tmp_path, monkeypatch):
+    import transforms.canonical as canonical
+
+    files = {**MINI_FEED, "stops.txt": MINI_FEED["stops.txt"] + "S1,港前(重複),43.3,141.4\n",
+             "calendar_dates.txt": "service_id,date,exception_type\nWD,20260402,1\nWD,20260402,2\nWD,20260403,1\n"}
+    _, arrow_notices, arrow_quarantine = run(tmp_path / "arrow", files)
+    monkeypatch.setattr(canonical, "ARROW_KEY_ROWS", 0)  # every table too big for the hash pass: the SQL checks
+    _, sql_notices, sql_quarantine = run(tmp_path / "sql", files)
+    assert arrow_notices == sql_notices and arrow_quarantine == sql_quarantine
+    assert sorted((q["file"], q["line"]) for q in arrow_quarantine) == [("calendar_dates.txt", 3), ("stops.txt", 4)]
+    assert _tables(tmp_path / "arrow" / "out")["calendar_dates"].to_pylist() == _tables(tmp_path / "sql" / "out")["calendar_dates"].to_pylist()

@@ -159,7 +159,9 @@ def fast_numbers(text: pa.ChunkedArray | pa.Array, kind: str) -> pa.Array | pa.C
 
 
 #: Days in each month of a common year (index 0 unused).
-_MONTH_DAYS = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], dtype=np.int64)
+_MONTH_DAYS = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], dtype=np.int32)
+#: Values :func:`fast_dates` reads at a time (its temporaries: ~80 bytes a value).
+DATE_BLOCK = 1 << 18
 
 
 def fast_dates(text: pa.ChunkedArray | pa.Array) -> pa.Array | pa.ChunkedArray:
@@ -180,16 +182,18 @@ def fast_dates(text: pa.ChunkedArray | pa.Array) -> pa.Array | pa.ChunkedArray:
         lengths = np.diff(offsets)
         if arr.null_count:
             lengths = np.where(np.asarray(arr.is_null()), 0, lengths)
-        rows = np.flatnonzero(lengths == 8)
-        if rows.size:
+        candidates = np.flatnonzero(lengths == 8)
+        for at in range(0, candidates.size, DATE_BLOCK):  # a block at a time: the temporaries stay bounded
+            rows = candidates[at:at + DATE_BLOCK]
             start = offsets[:-1][rows]
-            digits = [(data[start + k] - np.uint8(48)).astype(np.int64) for k in range(8)]  # a byte below '0' wraps above 9
+            digits = [(data[start + k] - np.uint8(48)).astype(np.int32) for k in range(8)]  # a byte below '0' wraps above 9
             good = np.ones(rows.size, dtype=bool)
             for d in digits:
                 good &= d <= 9
             y = digits[0] * 1000 + digits[1] * 100 + digits[2] * 10 + digits[3]
             m = digits[4] * 10 + digits[5]
             d = digits[6] * 10 + digits[7]
+            del digits
             leap = (y % 4 == 0) & ((y % 100 != 0) | (y % 400 == 0))
             last = _MONTH_DAYS[np.clip(m, 0, 12)] + (leap & (m == 2))
             good &= (y >= 1000) & (m >= 1) & (m <= 12) & (d >= 1) & (d <= last)
@@ -665,6 +669,9 @@ _EXACT_KEY_TYPES = (pa.string(), pa.int32(), pa.date32())
 #: Most rows of a table whose key is checked for repeats by a hash pass in Arrow (memory: its hash table is not
 #: bounded as DuckDB's are); a bigger table's key is checked in SQL as before.
 ARROW_KEY_ROWS = 250_000
+#: Most rows of a table whose unknown columns' JSON (``_extra``) is made in memory for the Arrow path; a bigger table's
+#: is written by the SQL COPY as before (it streams).
+ARROW_EXTRA_ROWS = 250_000
 
 
 def _keys_distinct(t: pa.Table, columns: list[str]) -> bool:
@@ -854,7 +861,8 @@ def _type_table(st: _State, table: Table, tf, count: FileCount, columns: list[di
     path = st.out_dir / f"{table.name}.parquet"
     t = q("t_" + table.name)
     arrow_out = typed.out
-    if arrow_out is None and unknown and not fails:  # Arrow typed every value: only the unknown columns' JSON is SQL's
+    if arrow_out is None and unknown and not fails and typed.text.num_rows <= ARROW_EXTRA_ROWS:
+        # Arrow typed every value: only the unknown columns' JSON is SQL's (held in memory: a small table only)
         extra = con.sql(f"SELECT {_raw_json(unknown)} AS _extra FROM {use_raw()}").to_arrow_table().column(0)
         arrow_out = _assemble(table, typed.text, known, {k: fast_arrays[k] for k in clean}, extra=extra.cast(pa.string()))
     if arrow_out is not None:

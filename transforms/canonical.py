@@ -666,8 +666,8 @@ def _null_rows(t: pa.Table, columns: list[str]) -> int:
 
 #: Arrow types whose equality is DuckDB's (bytes, integers, days): a key of these is checked for repeats in Arrow.
 _EXACT_KEY_TYPES = (pa.string(), pa.int32(), pa.date32())
-#: Most rows of a table whose key is checked for repeats by a hash pass in Arrow (memory: its hash table is not
-#: bounded as DuckDB's are); a bigger table's key is checked in SQL as before.
+#: Most rows of a table whose key is checked for repeats in Arrow (memory: its hash table or sort is not bounded as
+#: DuckDB's are); a bigger table's key is checked in SQL as before.
 ARROW_KEY_ROWS = 250_000
 #: Most rows of a table whose unknown columns' JSON (``_extra``) is made in memory for the Arrow path; a bigger table's
 #: is written by the SQL COPY as before (it streams).
@@ -675,8 +675,9 @@ ARROW_EXTRA_ROWS = 250_000
 
 
 def _keys_distinct(t: pa.Table, columns: list[str]) -> bool:
-    """Return True when no two rows of ``t`` without a null in ``columns`` share their values (proven in Arrow, a hash
-    pass); False means 'check in SQL' (a repeat, or a column of a type not compared here)."""
+    """Return True when no two rows of ``t`` without a null in ``columns`` share their values (proven in Arrow: a hash
+    count of one column, a sort of several); False means 'check in SQL' (a repeat, a table over ARROW_KEY_ROWS, or a
+    column of a type not compared here)."""
     if not columns or t.num_rows > ARROW_KEY_ROWS or any(t.schema.field(c).type not in _EXACT_KEY_TYPES for c in columns):
         return False
     if _null_rows(t, columns):

@@ -145,7 +145,8 @@ def parse_validate(spec: FeedSpec, ws: Workspace, fetched: dict, *, progress: Pr
     rows_read = sum(f.csv.rows_in for f in feed.files.values())
     _say(progress, f"{spec.id}: typing and checking {rows_read:,} rows")
     con = duckdb.connect()
-    result = canonicalize(feed, schema=load_schema(), out_dir=tables_dir, profile=spec.profile, con=con)
+    # no t_<table> views after: the rules and the steps below read the files themselves
+    result = canonicalize(feed, schema=load_schema(), out_dir=tables_dir, profile=spec.profile, con=con, views_after=False)
     _keep(_plain_facts, (spec.id, version), {name: tf.verbatim for name, tf in feed.files.items() if tf.verbatim})
     _keep(_unique_keys, (spec.id, version), result.unique_keys)
     for tf in feed.files.values():  # typed and staged as Parquet: the rules and later steps read that, not the text
@@ -153,7 +154,8 @@ def parse_validate(spec: FeedSpec, ws: Workspace, fetched: dict, *, progress: Pr
     if rows_read >= GIVE_BACK_ROWS:
         give_back_memory()
     fault_point("parse")
-    if con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 't_other_files'").fetchall()[0][0]:
+    if any(not c.known and feed.files[name].csv.header for name, c in result.counts.items()):  # canonicalize kept them
+        # in t_other_files (a catalog query asking for it cost ~5 ms a feed)
         con.execute(f"COPY (SELECT * FROM t_other_files ORDER BY file_name, _line) TO {lit(str(staging / 'gtfs_other_files.parquet'))} (FORMAT parquet)")
     profile = "gtfs-jp" if spec.profile == "gtfs-jp" or any(n.endswith("_jp.txt") for n in feed.files) else "gtfs"
     if rules:

@@ -41,11 +41,17 @@ def write_lake_table(table: pa.Table, path: Path) -> None:
     zstd level 1 as the DuckDB path; integers delta-encoded (line numbers, times and sequences
     shrink ~3x and write faster than dictionary pages); strings dictionary-encoded, which
     pyarrow drops by itself for a column with too many distinct values.
+    A table of no rows is a file of no row group, as DuckDB's COPY writes it (pyarrow would write one empty row group
+    without statistics, whose columns warehouse.publish would count as filled).
     """
     ints = [f.name for f in table.schema if f.type == pa.int32()]
     strings = [f.name for f in table.schema if f.type == pa.string()]
-    pq.write_table(table, path, compression="zstd", compression_level=1, use_dictionary=strings,
-                   column_encoding={c: "DELTA_BINARY_PACKED" for c in ints})
+    options = {"compression": "zstd", "compression_level": 1, "use_dictionary": strings,
+               "column_encoding": {c: "DELTA_BINARY_PACKED" for c in ints}}
+    if not table.num_rows:
+        pq.ParquetWriter(path, table.schema, **options).close()
+        return
+    pq.write_table(table, path, **options)
 
 _TYPE_NOTICE = {
     "int": ("invalid_integer", "not a whole number"),
@@ -152,10 +158,61 @@ def fast_numbers(text: pa.ChunkedArray | pa.Array, kind: str) -> pa.Array | pa.C
     return out
 
 
+#: Days in each month of a common year (index 0 unused).
+_MONTH_DAYS = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], dtype=np.int32)
+#: Values :func:`fast_dates` reads at a time (its temporaries: ~80 bytes a value).
+DATE_BLOCK = 1 << 18
+
+
+def fast_dates(text: pa.ChunkedArray | pa.Array) -> pa.Array | pa.ChunkedArray:
+    """Return the date of each text value of exactly 8 ASCII digits 'YYYYMMDD' that names a real day of year 1000 to
+    9999; null where the form differs (empty, spaced, other digits, an impossible day): the SQL typing decides those.
+
+    Vectorised over the Arrow buffers like :func:`fast_times`.
+    """
+    if isinstance(text, pa.ChunkedArray):
+        return pa.chunked_array([fast_dates(c) for c in text.chunks], type=pa.date32())
+    arr = text
+    n = len(arr)
+    days = np.zeros(n, dtype=np.int32)
+    ok = np.zeros(n, dtype=bool)
+    if n and arr.type == pa.string() and arr.buffers()[2] is not None:
+        offsets = string_offsets(arr)
+        data = np.frombuffer(arr.buffers()[2], dtype=np.uint8)
+        lengths = np.diff(offsets)
+        if arr.null_count:
+            lengths = np.where(np.asarray(arr.is_null()), 0, lengths)
+        candidates = np.flatnonzero(lengths == 8)
+        for at in range(0, candidates.size, DATE_BLOCK):  # a block at a time: the temporaries stay bounded
+            rows = candidates[at:at + DATE_BLOCK]
+            start = offsets[:-1][rows]
+            digits = [(data[start + k] - np.uint8(48)).astype(np.int32) for k in range(8)]  # a byte below '0' wraps above 9
+            good = np.ones(rows.size, dtype=bool)
+            for d in digits:
+                good &= d <= 9
+            y = digits[0] * 1000 + digits[1] * 100 + digits[2] * 10 + digits[3]
+            m = digits[4] * 10 + digits[5]
+            d = digits[6] * 10 + digits[7]
+            del digits
+            leap = (y % 4 == 0) & ((y % 100 != 0) | (y % 400 == 0))
+            last = _MONTH_DAYS[np.clip(m, 0, 12)] + (leap & (m == 2))
+            good &= (y >= 1000) & (m >= 1) & (m <= 12) & (d >= 1) & (d <= last)
+            # days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil; y >= 1000 here)
+            yy = y - (m <= 2)
+            era, yoe = yy // 400, yy % 400
+            doy = (153 * ((m + 9) % 12) + 2) // 5 + d - 1
+            value = era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719468
+            days[rows] = np.where(good, value, 0).astype(np.int32)
+            ok[rows] = good
+    return pa.Array.from_buffers(pa.date32(), n, [pa.py_buffer(np.packbits(ok, bitorder="little")), pa.py_buffer(days)])
+
+
 def fast_values(f: Field, text: pa.ChunkedArray) -> pa.ChunkedArray | None:
     """Return field ``f``'s values typed in Arrow (None when only SQL types this kind of field)."""
     if f.type == "time":
         return fast_times(text)
+    if f.type == "date":
+        return fast_dates(text)
     if f.type in ("int", "enum"):
         return fast_numbers(text, "int")
     if f.type == "float":
@@ -173,7 +230,7 @@ def _empty_count(text: pa.ChunkedArray) -> int:
 PARALLEL_ROWS = 1 << 20
 
 #: Field types with an Arrow fast path.
-FAST_TYPES = ("time", "int", "enum", "float")
+FAST_TYPES = ("time", "int", "enum", "float", "date")
 
 
 def null_column(n: int, type_: pa.DataType) -> pa.Array:
@@ -363,16 +420,19 @@ def canonicalize(
     out_dir: Path,
     profile: str = "gtfs",
     con: duckdb.DuckDBPyConnection | None = None,
+    views_after: bool = True,
 ) -> Canonical:
     """Return row counts per file after writing ``out_dir/<table>.parquet`` for every canonical table.
 
     Rows whose key cannot be read, or that repeat a key, go to quarantine; every other
-    problem is a notice and the row is kept, with untypable text kept in ``_untyped``.
+    problem is a notice and the row is kept, with untypable text kept in ``_untyped``. ``con`` has a view
+    ``t_<table>`` of each table's file after; if not ``views_after``, then only of those its checks read in SQL (a
+    caller that reads the files itself saves making them).
     """
     con = con or duckdb.connect()
     out_dir.mkdir(parents=True, exist_ok=True)
     with _BackgroundWriter() as writer:
-        return _canonicalize(feed, schema, out_dir, profile, con, writer)
+        return _canonicalize(feed, schema, out_dir, profile, con, writer, views_after=views_after)
 
 
 class _BackgroundWriter:
@@ -429,9 +489,28 @@ class _State:
     distinct: dict[tuple[str, str], pa.Array] = field(default_factory=dict)
     #: table -> key columns deduplicated (Canonical.unique_keys); None for a table typed from two files
     unique: dict[str, tuple[str, ...] | None] = field(default_factory=dict)
+    #: table -> its fields absent from the header of the file it was typed from last (NULL in every row of t_<table>)
+    absent: dict[str, set[str]] = field(default_factory=dict)
+    #: table -> its canonical table in memory, registered as t_<table> only once a query reads it (:func:`_use`)
+    lazy: dict[str, pa.Table] = field(default_factory=dict)
+    #: tables whose t_<table> is registered from memory
+    registered: set[str] = field(default_factory=set)
 
 
-def _canonicalize(feed: TextFeed, schema: Schema, out_dir: Path, profile: str, con, writer: _BackgroundWriter) -> Canonical:
+def _use(st: _State, name: str) -> None:
+    """Register ``t_<name>`` from its table in memory if a query is about to read it and it is not registered yet.
+
+    Registering a table costs ~0.5-1 ms (its schema is converted), most of a small table's checks; most tables are
+    never read by a query (their checks are proven in Arrow).
+    """
+    t = st.lazy.pop(name, None)
+    if t is not None:
+        st.con.register("t_" + name, t)
+        st.registered.add(name)
+
+
+def _canonicalize(feed: TextFeed, schema: Schema, out_dir: Path, profile: str, con, writer: _BackgroundWriter, *,
+                  views_after: bool = True) -> Canonical:
     st = _State(con, _Sink(con, feed), writer, out_dir)
     result = Canonical()
     present: set[str] = set()
@@ -488,9 +567,13 @@ def _canonicalize(feed: TextFeed, schema: Schema, out_dir: Path, profile: str, c
     # the checks are done: t_<table> reads its Parquet from now on, so the in-memory tables can go (bounded memory
     # for the rules, publish and export that follow on the same connection)
     for name in st.arrow:
-        con.unregister("t_" + name)
-        con.execute(f"CREATE OR REPLACE VIEW {q('t_' + name)} AS SELECT * FROM read_parquet({lit(str(out_dir / (name + '.parquet')))})")
+        if name in st.registered:
+            con.unregister("t_" + name)
+        if views_after:
+            con.execute(f"CREATE OR REPLACE VIEW {q('t_' + name)} AS SELECT * FROM read_parquet({lit(str(out_dir / (name + '.parquet')))})")
     st.arrow.clear()
+    st.lazy.clear()
+    st.registered.clear()
     st.distinct.clear()
 
     result.tables.extend(t.name for t in schema.tables.values() if t.name in present)
@@ -567,6 +650,55 @@ def dup_free(con, t: str, table: Table) -> bool:
     return runs == groups and bad_steps == 0
 
 
+def _null_rows(t: pa.Table, columns: list[str]) -> int:
+    """Return how many rows of ``t`` have a null in any of ``columns`` (0 for none)."""
+    if not columns:
+        return 0
+    if len(columns) == 1:
+        return t.column(columns[0]).null_count
+    if not any(t.column(c).null_count for c in columns):
+        return 0
+    some = pc.is_null(t.column(columns[0]))
+    for c in columns[1:]:
+        some = pc.or_(some, pc.is_null(t.column(c)))
+    return int(pc.sum(some).as_py() or 0)
+
+
+#: Arrow types whose equality is DuckDB's (bytes, integers, days): a key of these is checked for repeats in Arrow.
+_EXACT_KEY_TYPES = (pa.string(), pa.int32(), pa.date32())
+#: Most rows of a table whose key is checked for repeats in Arrow (memory: its hash table or sort is not bounded as
+#: DuckDB's are); a bigger table's key is checked in SQL as before.
+ARROW_KEY_ROWS = 250_000
+#: Most rows of a table whose unknown columns' JSON (``_extra``) is made in memory for the Arrow path; a bigger table's
+#: is written by the SQL COPY as before (it streams).
+ARROW_EXTRA_ROWS = 250_000
+
+
+def _keys_distinct(t: pa.Table, columns: list[str]) -> bool:
+    """Return True when no two rows of ``t`` without a null in ``columns`` share their values (proven in Arrow: a hash
+    count of one column, a sort of several); False means 'check in SQL' (a repeat, a table over ARROW_KEY_ROWS, or a
+    column of a type not compared here)."""
+    if not columns or t.num_rows > ARROW_KEY_ROWS or any(t.schema.field(c).type not in _EXACT_KEY_TYPES for c in columns):
+        return False
+    if _null_rows(t, columns):
+        mask = pc.is_valid(t.column(columns[0]))
+        for c in columns[1:]:
+            mask = pc.and_(mask, pc.is_valid(t.column(c)))
+        t = t.filter(mask)
+    if t.num_rows < 2:
+        return True
+    if len(columns) == 1:
+        return pc.count_distinct(t.column(columns[0])).as_py() == t.num_rows
+    # sorted on the key, no two neighbours equal in every column (not Table.group_by: Acero starts a thread pool, ~16 ms)
+    order = pc.sort_indices(t, sort_keys=[(c, "ascending") for c in columns])
+    same = None
+    for c in columns:
+        col = t.column(c).take(order)
+        eq = pc.equal(col.slice(1), col.slice(0, t.num_rows - 1))
+        same = eq if same is None else pc.and_(same, eq)
+    return not pc.any(same).as_py()
+
+
 def run_groups(raw: pa.Table, group: str, number: str, *, typed: pa.ChunkedArray | None = None) -> pa.Array | None:
     """Return the distinct group ids when the raw text columns prove a (group, sequence) key unique, else None.
 
@@ -606,10 +738,12 @@ def run_groups(raw: pa.Table, group: str, number: str, *, typed: pa.ChunkedArray
     return firsts if len(pc.unique(firsts)) == len(firsts) else None  # else a group id comes back after another group
 
 
-def _assemble(table: Table, text: pa.Table, known: dict[str, str], typed: dict[str, pa.ChunkedArray]) -> pa.Table:
+def _assemble(table: Table, text: pa.Table, known: dict[str, str], typed: dict[str, pa.ChunkedArray],
+              extra: pa.ChunkedArray | None = None) -> pa.Table:
     """Return the canonical table of ``table`` from its text columns and the fields typed in Arrow (``typed``).
 
-    Text fields get NULL for empty values, absent fields typed NULLs; no value is copied.
+    Text fields get NULL for empty values, absent fields typed NULLs; no value is copied. ``_extra`` is ``extra`` (the
+    unknown columns' JSON, one value a row), else NULL.
     """
     n = text.num_rows
     cols = {"_line": text.column("_line")}
@@ -622,6 +756,8 @@ def _assemble(table: Table, text: pa.Table, known: dict[str, str], typed: dict[s
         else:
             cols[f.column] = null_if_empty(text.column(col))
     cols["_untyped"] = cols["_extra"] = null_column(n, pa.string())
+    if extra is not None:
+        cols["_extra"] = extra
     return pa.table(cols)
 
 
@@ -666,7 +802,7 @@ def _type_in_arrow(table: Table, tf, known: dict[str, str], unknown: list[tuple[
     """Return the file's times and numbers typed in Arrow, and its canonical table when nothing is left for SQL."""
     text = tf.csv.table
     fast, clean, arrays = {}, set(), {}
-    to_type = [f for f in table.fields if f.type in FAST_TYPES and f.name in known and text.num_rows]
+    to_type = [f for f in table.fields if f.type in FAST_TYPES and f.name in known]  # a file of no rows: all clean
 
     def type_one(f: Field):
         return fast_values(f, tf.csv.table.column(known[f.name]))
@@ -710,23 +846,36 @@ def _type_table(st: _State, table: Table, tf, count: FileCount, columns: list[di
     for f in table.fields:
         if f.required and f.name not in known and table.name != "translations":
             sink.findings.add("missing_required_column", ERROR, f"required column '{f.name}' is missing", file=file, line=tf.csv.header_line, field=f.name)
+    st.absent[table.name] = {f.name for f in table.fields if f.name not in known}
     raw = q("raw_" + table.name)
     typed = typed or _type_in_arrow(table, tf, known, unknown)
     fast, clean, fast_arrays = typed.fast, typed.clean, typed.arrays
-    con.register("raw_" + table.name, typed.text)
+    raw_registered = False
+
+    def use_raw() -> str:  # the text table is registered only for a query that reads it
+        nonlocal raw_registered
+        if not raw_registered:
+            con.register("raw_" + table.name, typed.text)
+            raw_registered = True
+        return raw
     fails = _sql_fields(table, known, clean)
     path = st.out_dir / f"{table.name}.parquet"
     t = q("t_" + table.name)
     arrow_out = typed.out
+    if arrow_out is None and unknown and not fails and typed.text.num_rows <= ARROW_EXTRA_ROWS:
+        # Arrow typed every value: only the unknown columns' JSON is SQL's (held in memory: a small table only)
+        extra = con.sql(f"SELECT {_raw_json(unknown)} AS _extra FROM {use_raw()}").to_arrow_table().column(0)
+        arrow_out = _assemble(table, typed.text, known, {k: fast_arrays[k] for k in clean}, extra=extra.cast(pa.string()))
     if arrow_out is not None:
-        con.register("t_" + table.name, arrow_out)
+        st.lazy[table.name] = arrow_out
     else:
-        _copy_typed(con, table, known, unknown, fast, clean, fails, raw, path)
+        st.lazy.pop(table.name, None)
+        _copy_typed(con, table, known, unknown, fast, clean, fails, use_raw(), path)
         con.execute(f"CREATE OR REPLACE VIEW {t} AS SELECT * FROM read_parquet({lit(str(path))})")
     raw_json = _raw_json(sorted([*known.items(), *unknown], key=lambda hc: int(hc[1][1:])))
 
     def raw_of(lines_sql: str) -> str:
-        return f"(SELECT _line, {raw_json} AS raw FROM {raw} WHERE _line IN ({lines_sql}))"
+        return f"(SELECT _line, {raw_json} AS raw FROM {use_raw()} WHERE _line IN ({lines_sql}))"
 
     def untyped_of(f: Field) -> str:
         return f"json_extract_string(_untyped, {lit('$.' + to_json_key(f.name))})"
@@ -734,9 +883,13 @@ def _type_table(st: _State, table: Table, tf, count: FileCount, columns: list[di
     hard_keys = [f for f in table.key if f.required]
     soft_required = [f for f in table.fields if f.required and not f.key and f.name in known]
     key_null = " OR ".join(f"{q(f.column)} IS NULL" for f in hard_keys) or "false"
-    aggs = [f"count(*) FILTER (WHERE _untyped IS NOT NULL)", f"count(*) FILTER (WHERE {key_null})"]
-    aggs += [f"count(*) FILTER (WHERE {q(f.column)} IS NULL)" for f in soft_required]
-    total, n_untyped, n_key_null, *n_empty = con.execute(f"SELECT count(*), {', '.join(aggs)} FROM {t}").fetchall()[0]
+    if arrow_out is not None:  # every value typed in Arrow (``_untyped`` is all null): the counts from the validity bitmaps
+        total, n_untyped, n_key_null = arrow_out.num_rows, 0, _null_rows(arrow_out, [f.column for f in hard_keys])
+        n_empty = [arrow_out.column(f.column).null_count for f in soft_required]
+    else:
+        aggs = [f"count(*) FILTER (WHERE _untyped IS NOT NULL)", f"count(*) FILTER (WHERE {key_null})"]
+        aggs += [f"count(*) FILTER (WHERE {q(f.column)} IS NULL)" for f in soft_required]
+        total, n_untyped, n_key_null, *n_empty = con.execute(f"SELECT count(*), {', '.join(aggs)} FROM {t}").fetchall()[0]
 
     # Typing failures: one notice per value.
     if n_untyped:
@@ -757,6 +910,7 @@ def _type_table(st: _State, table: Table, tf, count: FileCount, columns: list[di
         con.execute(f"INSERT INTO _drop {lines_sql}")
     # Quarantine: a key field that is required but empty or untypable.
     if n_key_null:
+        _use(st, table.name)
         empty = " OR ".join(
             f"({q(f.column)} IS NULL AND {untyped_of(f)} IS NULL)" if f in fails else f"{q(f.column)} IS NULL" for f in hard_keys
         )
@@ -783,7 +937,9 @@ def _type_table(st: _State, table: Table, tf, count: FileCount, columns: list[di
             groups = run_groups(tf.csv.table, g_col, n_col, typed=fast_arrays.get(table.key[1].name) if table.key[1].name in clean else None)
         if groups is not None:  # every group id once: what the reference check of that field needs
             st.distinct[(table.name, table.key[0].name)] = groups
-        if groups is not None or dup_free(con, t, table):
+        if groups is not None or (arrow_out is not None and _keys_distinct(arrow_out, [f.column for f in table.key])):
+            dup = 0
+        elif _use(st, table.name) or dup_free(con, t, table):
             dup = 0
         else:
             dup = con.execute(f"SELECT count(*) FROM (SELECT {keys} FROM {t} WHERE {not_null} GROUP BY ALL HAVING count(*) > 1)").fetchall()[0][0]
@@ -808,19 +964,23 @@ def _type_table(st: _State, table: Table, tf, count: FileCount, columns: list[di
     for f, n in zip(soft_required, n_empty):
         if not n:
             continue
+        _use(st, table.name)
         empty = f"{q(f.column)} IS NULL" + (f" AND {untyped_of(f)} IS NULL" if f in fails else "")
         kept = " AND _line NOT IN (SELECT _line FROM _drop)" if dropping else ""
         sink.notices(
             f"SELECT 'missing_required_field' AS code, 'ERROR' AS severity, {lit(file)} AS file, _line AS line, {lit(f.name)} AS field, "
             f"NULL AS value, {lit('required field ' + f.name + ' is empty')} AS message FROM {t} WHERE {empty}{kept}"
         )
-    con.unregister("raw_" + table.name)
+    if raw_registered:
+        con.unregister("raw_" + table.name)
     dropped = con.execute("SELECT count(DISTINCT _line) FROM _drop").fetchall()[0][0] if dropping else 0
     if arrow_out is not None:
         if dropped:
             lines = con.sql("SELECT DISTINCT _line FROM _drop").to_arrow_table().column(0)
             arrow_out = arrow_out.filter(pc.invert(pc.is_in(arrow_out.column("_line"), value_set=lines.combine_chunks())))
+            st.lazy.pop(table.name, None)
             con.register("t_" + table.name, arrow_out)
+            st.registered.add(table.name)
         if dropped or not typed.written:
             st.writer.write(arrow_out, path)
         st.arrow[table.name] = arrow_out
@@ -890,8 +1050,10 @@ def _check_references(st: _State, schema: Schema, present: set[str], *, empty: s
             else:
                 name = f"{ptable}.txt"
                 parents, target = [], f"{name} ({'not read' if name in unread else 'empty' if name in empty else 'missing'})"
-            if _all_found(st, table, f, parents):
-                continue
+            if f.name in st.absent.get(table.name, ()) or _all_found(st, table, f, parents):
+                continue  # a field absent from the header is NULL in every row: no value to look for
+            for name in (table.name, *(p for p, _ in parents)):
+                _use(st, name)
             child = q("t_" + table.name)
             parent_sql = " UNION ALL ".join(f"SELECT {q(k)} AS k FROM {q('t_' + p)}" for p, k in parents) or "SELECT NULL::VARCHAR AS k WHERE false"
             head, rest = lit(f"{f.name} '"), lit(f"' is not defined in {target} ({pfield})")

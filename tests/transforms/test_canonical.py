@@ -362,3 +362,94 @@ def test_nul_bytes_utf16_and_cr_only_files_end_with_notices_naming_the_file(tmp_
     assert got == {("invalid_character", "stops.txt", 2), ("non_utf8_encoding", "agency.txt", None),
                    ("invalid_line_ends", "routes.txt", 1)}
     assert [result.counts[f].accepted for f in ("agency.txt", "routes.txt", "stops.txt")] == [1, 1, 2] and adds_up(result)
+
+
+# Small feeds' fixed cost (session 16): dates, empty files and unknown columns typed in Arrow, no table registered
+# with DuckDB that no query reads. The answers must be the SQL typing's.
+
+def test_fast_dates_type_only_what_the_sql_typing_types_the_same(monkeypatch):
+    import random
+
+    import pyarrow as pa
+
+    import transforms.canonical as canonical
+    from transforms.canonical import fast_dates
+
+    rng = random.Random(7)
+    values = [f"{rng.randint(0, 9999):04d}{rng.randint(0, 13):02d}{rng.randint(0, 32):02d}" for _ in range(20000)]
+    values += ["20240229", "20230229", "19000229", "20000229", "10000101", "09991231", "99991231", "00000000",
+               "2024061", "202406011", " 20240601", "20240601 ", "２０２４０６０１", "2024-6-1", "", None]
+    arr = pa.chunked_array([pa.array(values[:7000], pa.string()), pa.array(values[7000:], pa.string()).slice(5)])
+    con = duckdb.connect()
+    whole = fast_dates(arr)
+    con.register("t", pa.table({"v": arr, "f": whole}))
+    sql = "CASE WHEN regexp_full_match(v, '\\s*\\d{8}\\s*') THEN CAST(try_strptime(trim(v), '%Y%m%d') AS DATE) END"
+    assert con.execute(f"SELECT count(*) FROM t WHERE f IS NOT NULL AND f IS DISTINCT FROM ({sql})").fetchall() == [(0,)]
+    typed = dict(con.execute("SELECT v, f::VARCHAR FROM t WHERE f IS NOT NULL").fetchall())
+    assert typed["20240229"] == "2024-02-29" and typed["10000101"] == "1000-01-01" and typed["99991231"] == "9999-12-31"
+    for v in ("20230229", "19000229", " 20240601", "２０２４０６０１", "2024061", "", None):
+        assert v not in typed
+    # a block at a time gives the same
+    monkeypatch.setattr(canonical, "DATE_BLOCK", 7)
+    assert fast_dates(arr).equals(whole)
+    # every plain date (8 digits, no space) of the sample is typed here, not left to SQL
+    left = con.execute(f"SELECT count(*) FROM t WHERE f IS NULL AND ({sql}) IS NOT NULL AND strlen(v) = 8 AND v >= '1000'").fetchall()
+    assert left == [(0,)]
+
+
+def test_dates_empty_files_and_unknown_columns_are_typed_in_arrow_with_the_sql_answers(tmp_path, monkeypatch):
+    import dataclasses
+
+    import transforms.canonical as canonical
+
+    files = {**MINI_FEED,
+             "agency.txt": "agency_id,agency_name,agency_url,agency_timezone,agency_offilcal_name\n"
+                           "A,みなと交通,https://example.jp,Asia/Tokyo,\"港 \"\"交通\"\"\\\"\n",
+             "calendar_dates.txt": "service_id,date,exception_type\nWD,20260402,1\nWD,20260230,2\nWD, 20260403 ,1\n",
+             "transfers.txt": "from_stop_id,to_stop_id,transfer_type,min_transfer_time\n",
+             "feed_info.txt": "feed_publisher_name,feed_publisher_url,feed_lang,feed_start_date,feed_end_date\nP,https://p.jp,ja,20260401,\n"}
+    registered = []
+    con = duckdb.connect()
+
+    class Spy:  # what canonicalize asks DuckDB to register
+        def __getattr__(self, name):
+            return getattr(con, name)
+
+        def register(self, name, table):
+            registered.append(name)
+            return con.register(name, table)
+
+    feed = GtfsAdapter().read(write_feed(tmp_path / "in", files))
+    canonicalize(feed, schema=load_schema(), out_dir=tmp_path / "arrow" / "out", con=Spy(), views_after=False)
+    # no query read the clean tables: none was registered, and no view of them is left
+    assert "t_stops" not in registered and "raw_stops" not in registered and "t_calendar_dates" not in registered
+    assert not con.execute("SELECT count(*) FROM duckdb_views() WHERE view_name = 't_stops'").fetchall()[0][0]
+    arrow_notices = feed.findings.notices_table().to_pylist()
+    typed_in_arrow = canonical._type_in_arrow
+    # every field left to SQL: the typing before the Arrow paths
+    monkeypatch.setattr(canonical, "_type_in_arrow", lambda *a: dataclasses.replace(typed_in_arrow(*a), out=None, clean=set()))
+    monkeypatch.setattr(canonical, "ARROW_EXTRA_ROWS", -1)  # the unknown columns' JSON by the SQL COPY too
+    _, sql_notices, _ = run(tmp_path / "sql", files)
+    arrow, sql = _tables(tmp_path / "arrow" / "out"), _tables(tmp_path / "sql" / "out")
+    assert arrow.keys() == sql.keys() and {"transfers", "calendar_dates", "feed_info"} <= arrow.keys()
+    for name in arrow:
+        assert arrow[name].schema.remove_metadata() == sql[name].schema.remove_metadata(), name
+        assert arrow[name].to_pylist() == sql[name].to_pylist(), name
+    assert arrow_notices == sql_notices
+    assert [n["line"] for n in arrow_notices if n["code"] == "invalid_date"] == [3]  # 20260230; ' 20260403 ' is SQL's
+    assert [str(r["date"]) for r in arrow["calendar_dates"].to_pylist()] == ["2026-04-02", "2026-04-03"]  # a key: quarantined
+    assert pq.ParquetFile(tmp_path / "arrow" / "out" / "transfers.parquet").metadata.num_row_groups == 0  # as DuckDB writes it
+    assert arrow["agency"].column("_extra").to_pylist() == ['{"agency_offilcal_name":"港 \\"交通\\"\\\\"}']
+
+
+def test_duplicate_keys_are_found_the_same_by_the_arrow_hash_pass_and_by_sql(tmp_path, monkeypatch):
+    import transforms.canonical as canonical
+
+    files = {**MINI_FEED, "stops.txt": MINI_FEED["stops.txt"] + "S1,港前(重複),43.3,141.4\n",
+             "calendar_dates.txt": "service_id,date,exception_type\nWD,20260402,1\nWD,20260402,2\nWD,20260403,1\n"}
+    _, arrow_notices, arrow_quarantine = run(tmp_path / "arrow", files)
+    monkeypatch.setattr(canonical, "ARROW_KEY_ROWS", 0)  # every table too big for the hash pass: the SQL checks
+    _, sql_notices, sql_quarantine = run(tmp_path / "sql", files)
+    assert arrow_notices == sql_notices and arrow_quarantine == sql_quarantine
+    assert sorted((q["file"], q["line"]) for q in arrow_quarantine) == [("calendar_dates.txt", 3), ("stops.txt", 4)]
+    assert _tables(tmp_path / "arrow" / "out")["calendar_dates"].to_pylist() == _tables(tmp_path / "sql" / "out")["calendar_dates"].to_pylist()

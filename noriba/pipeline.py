@@ -192,7 +192,9 @@ def parse_validate(spec: FeedSpec, ws: Workspace, fetched: dict, *, progress: Pr
         "source": fetched["source"],
         "raw_path": storage.location(ws, fetched["raw_path"]),
         "fetched_at": fetched["fetched_at"],
-        "ingested_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        # to the millisecond: the newest version is the one ingested last (gtfs_latest orders by this text), and two
+        # versions of a feed ingested within one second tied at seconds (then the version hash decided)
+        "ingested_at": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
         "kind": spec.kind,
         "profile": profile,
         "service_start": start,

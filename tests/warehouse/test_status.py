@@ -57,3 +57,33 @@ def test_hms_views_give_gtfs_times_beside_the_seconds_and_keep_hours_past_24(two
     assert st == [("S1", 8 * 3600, "08:00:00", "08:00:00"), ("S2", 24 * 3600 + 600, "24:10:00", "24:10:00")]
     assert n == len(st)
     assert fr == [("06:00:00", "25:30:00", 25 * 3600 + 1800)]
+
+
+def test_a_version_ingested_in_the_same_second_as_the_one_before_is_the_latest(tmp_path, monkeypatch):
+    """Two versions of a feed ingested within one second: the second is the latest (its ingested_at orders after),
+    whichever of their version hashes sorts first. At a second's resolution they tied and the hash decided."""
+    from datetime import datetime, timezone
+
+    import noriba.pipeline as pipeline
+    from noriba.pipeline import run_feed
+    from warehouse.workspace import Workspace
+
+    ticks = iter(range(1000, 10**6, 1000))
+
+    class SameSecond(datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return datetime(2026, 12, 7, 12, 0, 0, next(ticks), tzinfo=timezone.utc)
+
+    monkeypatch.setattr(pipeline, "datetime", SameSecond)
+    three = {**MINI_FEED, "stops.txt": MINI_FEED["stops.txt"] + "S3,港北,43.32,141.42\n", "frequencies.txt": FREQ}
+    for k, order in enumerate(((MINI_FEED, three), (three, MINI_FEED))):  # both orders: one had the hash against it
+        ws = Workspace(tmp_path / f"home{k}").ensure()
+        for i, files in enumerate(order):
+            run_feed(make_spec("port-bus", write_feed(tmp_path / f"in-{k}-{i}", files)), ws, export=False, contracts=False)
+        con = duckdb.connect(str(ws.warehouse), read_only=True)
+        try:
+            stops = con.execute("SELECT count(*) FROM gtfs_latest.stops").fetchall()[0][0]
+        finally:
+            con.close()
+        assert stops == order[-1]["stops.txt"].count("\n") - 1

@@ -53,6 +53,22 @@ def write_lake_table(table: pa.Table, path: Path) -> None:
         return
     pq.write_table(table, path, **options)
 
+def parquet_nulls(path: str | Path) -> tuple[int, dict[str, int | None]]:
+    """Return the rows of the Parquet file ``path`` and each column's NULLs, from its footer: None where some row group's
+    statistics lack a null count (unknown). A file of no row group has no NULL in any column. Raises what pyarrow raises
+    for a file it cannot read."""
+    md = pq.read_metadata(path)
+    nulls: dict[str, int | None] = dict.fromkeys(md.schema.names, 0)
+    for g in range(md.num_row_groups):
+        rg = md.row_group(g)
+        for j in range(rg.num_columns):
+            col = rg.column(j)
+            name, st = col.path_in_schema, col.statistics
+            known = nulls.get(name, 0) is not None and st is not None and st.has_null_count
+            nulls[name] = nulls.get(name, 0) + st.null_count if known else None
+    return md.num_rows, nulls
+
+
 _TYPE_NOTICE = {
     "int": ("invalid_integer", "not a whole number"),
     "enum": ("invalid_integer", "not a whole number"),
@@ -312,6 +328,8 @@ class Canonical:
     #: table -> its key's columns, for the tables whose written rows were deduplicated on their key here (first row wins):
     #: no two rows without a NULL in the key share it, so the data contracts need not count duplicates again
     unique_keys: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    #: the rows of files the schema does not know are in the connection's table ``t_other_files`` (:func:`_keep_unknown`)
+    other_files: bool = False
 
 
 #: ``_columns.parquet``: one row per column of every file's header, also when the file has no rows.
@@ -937,12 +955,11 @@ def _type_table(st: _State, table: Table, tf, count: FileCount, columns: list[di
             groups = run_groups(tf.csv.table, g_col, n_col, typed=fast_arrays.get(table.key[1].name) if table.key[1].name in clean else None)
         if groups is not None:  # every group id once: what the reference check of that field needs
             st.distinct[(table.name, table.key[0].name)] = groups
-        if groups is not None or (arrow_out is not None and _keys_distinct(arrow_out, [f.column for f in table.key])):
-            dup = 0
-        elif _use(st, table.name) or dup_free(con, t, table):
-            dup = 0
-        else:
-            dup = con.execute(f"SELECT count(*) FROM (SELECT {keys} FROM {t} WHERE {not_null} GROUP BY ALL HAVING count(*) > 1)").fetchall()[0][0]
+        dup = 0
+        if groups is None and not (arrow_out is not None and _keys_distinct(arrow_out, [f.column for f in table.key])):
+            _use(st, table.name)  # the SQL checks below read t_<table>
+            if not dup_free(con, t, table):
+                dup = con.execute(f"SELECT count(*) FROM (SELECT {keys} FROM {t} WHERE {not_null} GROUP BY ALL HAVING count(*) > 1)").fetchall()[0][0]
         if dup:
             con.execute(
                 f"CREATE OR REPLACE TEMP TABLE dups AS SELECT _line, first_line, {keys} FROM ("
@@ -1005,6 +1022,7 @@ def _keep_unknown(con, tf, out_dir: Path, result: Canonical, feed: TextFeed) -> 
         f"INSERT INTO t_other_files SELECT {lit(tf.name)}, _line, {lit(header)}, {_raw_json(cols)} FROM raw_other"
     )
     con.unregister("raw_other")
+    result.other_files = True
     result.counts[tf.name].accepted = tf.csv.table.num_rows
     result.counts[tf.name].quarantined = len(tf.csv.bad_rows)
 

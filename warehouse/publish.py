@@ -464,23 +464,16 @@ def _narrowest(part: Path, parts: list[tuple[str, list[tuple[str, str]]]]) -> tu
     If a column's null count is missing in some row group, then it counts as filled; if the file has a column the widest
     does not hold, or its footer cannot be read, then the widest (whose INSERT reports what is wrong, as before).
     """
-    import pyarrow.parquet as pq
+    from transforms.canonical import parquet_nulls
 
     try:
-        md = pq.ParquetFile(part).metadata
-        names = md.schema.to_arrow_schema().names
-        nulls: list[int | None] = [0] * len(names)
-        for g in range(md.num_row_groups):
-            rg = md.row_group(g)
-            for i in range(len(names)):
-                st = rg.column(i).statistics
-                known = nulls[i] is not None and st is not None and st.has_null_count
-                nulls[i] = nulls[i] + st.null_count if known else None
+        rows, nulls = parquet_nulls(part)
     except Exception:
         return parts[-1][0], None
+    names = list(nulls)
     if not set(names) <= {c for c, _ in parts[-1][1]}:
         return parts[-1][0], None
-    filled = {n for n, k in zip(names, nulls) if k is None or k < md.num_rows}
+    filled = {n for n, k in nulls.items() if k is None or k < rows}
     for name, cols in parts[:-1]:
         if filled <= (held := {c for c, _ in cols} - {"_v"}) and (read := [c for c in names if c in held]):
             return name, read

@@ -214,29 +214,19 @@ def _footers(con: duckdb.DuckDBPyConnection, sources: dict[str, str], files: dic
     """Return the rows of every file behind ``sources`` and the (table, column) NULL on every row of every file of the
     table, from the Parquet footers (a column whose statistics lack a null count counts as holding values). If pyarrow
     does not open a path (a remote one), then the rows are counted through DuckDB and no column is known empty."""
-    import pyarrow.parquet as pq
+    from transforms.canonical import parquet_nulls
 
     rows, nulls = 0, set()
     try:
         for name in sources:
-            counts: dict[str, int] = {}  # column -> NULLs in the files so far; a column missing from a file: left out
+            counts: dict[str, int] = {}  # column -> NULLs in the files so far; unknown, or missing from a file: left out
             total = 0
             paths = (files or {}).get(name) or [str(tables_dir / f"{name}.parquet")]
             for k, p in enumerate(paths):
-                meta = pq.read_metadata(p)
-                total += meta.num_rows
-                here: dict[str, int] = {}
-                for g in range(meta.num_row_groups):
-                    rg = meta.row_group(g)
-                    for j in range(rg.num_columns):
-                        col = rg.column(j)
-                        stats = col.statistics
-                        n = stats.null_count if stats is not None and stats.has_null_count else -1
-                        key = col.path_in_schema
-                        here[key] = -1 if n < 0 or here.get(key, 0) < 0 else here.get(key, 0) + n
-                if not meta.num_row_groups:  # no row group: every column is empty
-                    here = dict.fromkeys(meta.schema.names, 0)
-                counts = here if k == 0 else {c: counts[c] + n for c, n in here.items() if c in counts and n >= 0 and counts[c] >= 0}
+                n_rows, here = parquet_nulls(p)
+                total += n_rows
+                counts = {c: n for c, n in here.items() if n is not None} if k == 0 else \
+                    {c: counts[c] + n for c, n in here.items() if c in counts and n is not None}
             rows += total
             nulls.update((name, c) for c, n in counts.items() if n == total)
     except (OSError, pa.ArrowException):
